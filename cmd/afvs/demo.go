@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/internal/testnet"
+)
+
+// runDemo builds a lab of namespaces (client, director, three real servers
+// on a bridge, all in 198.18.0.0/15), runs afvs in it, sends real HTTP
+// requests to the VIP, prints who answered against the weights with the
+// director's counters, and removes everything. It does this for VS/DR (on
+// the built-in default config) and for VS/TUN.
+func runDemo(args []string) error {
+	fs := pflag.NewFlagSet("afvs demo", pflag.ContinueOnError)
+	n := fs.Int("requests", 3000, "HTTP requests per mode")
+	conc := fs.Int("concurrency", 8, "requests in flight")
+	modes := fs.StringSlice("modes", []string{"dr", "tun"}, "forwarding modes to show")
+	two := fs.Bool("two-interfaces", false, "director receives on eth0 and sends on eth1")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n < 1 || *conc < 1 {
+		return errors.New("--requests and --concurrency must be at least 1")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	for _, m := range *modes {
+		if m != "dr" && m != "tun" {
+			return fmt.Errorf("--modes %q: must be dr or tun", m)
+		}
+		if err := demoMode(self, m, *two, *n, *conc); err != nil {
+			return fmt.Errorf("%s demo: %w", strings.ToUpper(m), err)
+		}
+	}
+	fmt.Printf("demo finished in %.1fs; every namespace it made is gone\n", time.Since(start).Seconds())
+	return nil
+}
+
+func demoMode(self, mode string, two bool, n, conc int) error {
+	o := testnet.LabOptions{AFVS: self, Mode: mode, TwoInterfaces: two, Builtin: mode == "dr" && !two}
+	title := map[string]string{"dr": "VS/DR (MAC rewrite)", "tun": "VS/TUN (IPIP)"}[mode]
+	how := "lab config"
+	if o.Builtin {
+		how = "built-in default config"
+	}
+	fmt.Printf("\n== %s: afvs on its %s ==\n", title, how)
+	lab, err := testnet.NewLab(o)
+	if err != nil {
+		return err
+	}
+	defer lab.Close()
+	layout := "client, director and real servers share 198.18.0.0/24"
+	if two {
+		layout = "client on 198.18.0.0/24 -> director eth0; director eth1 -> real servers on 198.18.1.0/24"
+	}
+	fmt.Printf("lab: %s; VIP %s:%d routed to the director\n", layout, lab.VIP, lab.Port)
+	t0 := time.Now()
+	res := lab.Get(n, conc)
+	el := time.Since(t0)
+	fmt.Printf("sent %d HTTP requests from the client: %d answered, %d failed (%.1fs)\n", n, res.OK, res.Failed, el.Seconds())
+	for _, e := range res.Errors {
+		fmt.Printf("  error: %s\n", e)
+	}
+	total := 0
+	for _, w := range o.WeightsOrDefault() {
+		total += w
+	}
+	fmt.Printf("  %-6s %-13s %6s %8s %8s %8s\n", "server", "address", "weight", "answers", "share", "weight%")
+	for i, name := range lab.Names {
+		w := o.WeightsOrDefault()[i]
+		share := 0.0
+		if res.OK > 0 {
+			share = 100 * float64(res.By[name]) / float64(res.OK)
+		}
+		fmt.Printf("  %-6s %-13s %6d %8d %7.1f%% %7.1f%%\n", name, lab.RealAddrs[i], w, res.By[name], share, 100*float64(w)/float64(total))
+	}
+	c := lab.Control()
+	st, err := c.Status()
+	if err != nil {
+		return err
+	}
+	svcs, err := c.Services()
+	if err != nil {
+		return err
+	}
+	printCounters(st, svcs)
+	if res.Failed > 0 {
+		return fmt.Errorf("%d of %d requests failed", res.Failed, n)
+	}
+	return nil
+}
+
+func printCounters(st control.Status, svcs []control.Service) {
+	fmt.Printf("director: rx %d frames, tx %d frames, icmp sent %d; steering: redirected %d, passed to kernel %d\n",
+		st.RX, st.TX, st.ICMPSent, st.Steering["redirected"], st.Steering["passed"])
+	fmt.Printf("conntrack: %d entries of %d, inserted %d, evicted %d, refused %d\n", st.Table.Entries, st.Table.Capacity, st.Table.Inserted, st.Table.Evicted, st.Table.Refused)
+	var drops []string
+	for r, v := range st.Drops {
+		if v > 0 {
+			drops = append(drops, fmt.Sprintf("%s=%d", r, v))
+		}
+	}
+	sort.Strings(drops)
+	if len(drops) == 0 {
+		drops = []string{"none"}
+	}
+	fmt.Printf("drops: %s\n", strings.Join(drops, " "))
+	for _, s := range svcs {
+		fmt.Printf("service %s %s:%d %s: conns %d, in %d pkts / %d bytes, out %d pkts / %d bytes\n", strings.ToUpper(s.Proto), s.Address, s.Port, s.Scheduler,
+			s.Stats.Conns, s.Stats.InPkts, s.Stats.InBytes, s.Stats.OutPkts, s.Stats.OutBytes)
+		for _, r := range s.Reals {
+			fmt.Printf("  -> %s:%d %-6s w=%d conns %d in %d pkts active %d inactive %d\n", r.Address, r.Port, r.Forward, r.Weight, r.Stats.Conns, r.Stats.InPkts, r.Active, r.Inactive)
+		}
+	}
+}

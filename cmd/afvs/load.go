@@ -1,0 +1,119 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/afvs/afvs/config"
+)
+
+// builtinConfig is what `afvs run` uses without --config: one TCP service
+// on the demo lab's VIP, in DR mode, with three real servers of weights
+// 1, 2 and 3. Every address is in the RFC 2544 benchmark range.
+const builtinConfig = `
+interfaces: [eth0]
+services:
+  - proto: tcp
+    address: 198.19.0.1
+    port: 80
+    scheduler: wlc
+    forward: dr
+    reals:
+      - {address: 198.18.0.11, weight: 1}
+      - {address: 198.18.0.12, weight: 2}
+      - {address: 198.18.0.13, weight: 3}
+`
+
+// loadConfig reads a config file (YAML, TOML or JSON by extension) or the
+// built-in default, applies AFVS_* environment variables and the flags bound
+// in fs, rejects unknown keys, and validates the result.
+func loadConfig(path string, fs *pflag.FlagSet) (*config.Config, error) {
+	v := viper.New()
+	for k, val := range config.Defaults() {
+		v.SetDefault(k, val)
+	}
+	v.SetEnvPrefix("AFVS")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if path == "" {
+		v.SetConfigType("yaml")
+		if err := v.ReadConfig(strings.NewReader(builtinConfig)); err != nil {
+			return nil, fmt.Errorf("built-in config: %w", err)
+		}
+	} else {
+		switch strings.ToLower(filepath.Ext(path)) {
+		case ".yaml", ".yml", ".toml", ".json":
+		default:
+			return nil, fmt.Errorf("config %s: extension must be .yaml, .yml, .toml or .json", path)
+		}
+		v.SetConfigFile(path)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if fs != nil {
+		bind := map[string]string{"xdp-mode": "xdp_mode", "metrics": "metrics.address", "socket": "control.socket", "log-level": "log.level", "interface": "interfaces"}
+		for flag, key := range bind {
+			if f := fs.Lookup(flag); f != nil && f.Changed {
+				if err := v.BindPFlag(key, f); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	// Environment variables only reach keys viper knows; name them so
+	// AFVS_TABLE_CAPACITY and friends work without a file entry.
+	for _, k := range []string{"interfaces", "xdp_mode", "frames", "table.capacity", "table.templates", "timeouts.tcp", "timeouts.tcpfin", "timeouts.udp", "metrics.address", "control.socket", "log.level", "health.interval"} {
+		v.BindEnv(k)
+	}
+	var c config.Config
+	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(durationHook, mapstructure.StringToSliceHookFunc(","))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", cleanDecodeError(err))
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &c, nil
+}
+
+// durationHook accepts "90s" style strings and plain numbers of seconds.
+func durationHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf(time.Duration(0)) {
+		return data, nil
+	}
+	switch x := data.(type) {
+	case string:
+		if d, err := time.ParseDuration(x); err == nil {
+			return d, nil
+		}
+		var secs float64
+		if _, err := fmt.Sscanf(x, "%g", &secs); err == nil {
+			return time.Duration(secs * float64(time.Second)), nil
+		}
+		return nil, fmt.Errorf("%q: not a duration such as 90s or 2m", x)
+	case int:
+		return time.Duration(x) * time.Second, nil
+	case int64:
+		return time.Duration(x) * time.Second, nil
+	case float64:
+		return time.Duration(x * float64(time.Second)), nil
+	}
+	return data, nil
+}
+
+func cleanDecodeError(err error) error {
+	// mapstructure joins its complaints with newlines; one line reads better.
+	return errors.New(strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " "))
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/afvs/afvs/dataplane/nic"
+	"github.com/afvs/afvs/dataplane/xdpprog"
+)
+
+// runRealServer prepares this host as an LVS real server, as the LVS
+// manual prescribes, and undoes it on exit:
+//   - every VIP as a /32 on lo;
+//   - arp_ignore=1 and arp_announce=2, so the real server never answers or
+//     announces ARP for the VIP (the director owns it);
+//   - for VS/TUN, IPIP decapsulation: the kernel's tunl0 device when the
+//     kernel has one, otherwise an XDP program on --dev that strips the
+//     outer header of IPIP packets addressed to a VIP; rp_filter is relaxed
+//     because the inner source (the client) need not route back via --dev.
+//
+// With --http-name it also answers HTTP on every VIP with that name, which
+// the demo and the tests use to see which server answered.
+func runRealServer(args []string) error {
+	fs := pflag.NewFlagSet("afvs realserver", pflag.ContinueOnError)
+	vipsArg := fs.StringSlice("vip", nil, "virtual IP address(es) to accept (repeatable)")
+	mode := fs.String("mode", "dr", "forwarding method the director uses: dr or tun")
+	dev := fs.String("dev", "eth0", "interface the director's frames arrive on")
+	decap := fs.String("decap", "auto", "tun mode decapsulation: auto (kernel tunl0 if present, else xdp), xdp or kernel")
+	xdpMode := fs.String("xdp-mode", "auto", "XDP attach mode for the decapsulation program: auto, native or generic")
+	httpName := fs.String("http-name", "", "answer HTTP requests to the VIPs with this name (demo and tests)")
+	httpPort := fs.Int("http-port", 80, "port for --http-name")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(*vipsArg) == 0 {
+		return errors.New("--vip is required")
+	}
+	var vips []netip.Addr
+	for _, s := range *vipsArg {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			return fmt.Errorf("--vip %q: must be an IPv4 address", s)
+		}
+		vips = append(vips, a)
+	}
+	if *mode != "dr" && *mode != "tun" {
+		return fmt.Errorf("--mode %q: must be dr or tun", *mode)
+	}
+	if *decap != "auto" && *decap != "xdp" && *decap != "kernel" {
+		return fmt.Errorf("--decap %q: must be auto, xdp or kernel", *decap)
+	}
+	if *httpPort < 1 || *httpPort > 65535 {
+		return fmt.Errorf("--http-port %d: must be 1..65535", *httpPort)
+	}
+	xm, err := xdpprog.ParseMode(*xdpMode)
+	if err != nil {
+		return err
+	}
+	k := nic.Current()
+	ifc, err := k.Lookup(*dev)
+	if err != nil {
+		return err
+	}
+
+	var undo []func()
+	defer func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}()
+	setSysctl := func(key, val string) error {
+		path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+		old, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("sysctl %s: %w", key, err)
+		}
+		if err := os.WriteFile(path, []byte(val), 0o644); err != nil {
+			return fmt.Errorf("sysctl %s=%s: %w", key, val, err)
+		}
+		undo = append(undo, func() { os.WriteFile(path, old, 0o644) })
+		return nil
+	}
+	for _, kv := range [][2]string{
+		{"net.ipv4.conf.all.arp_ignore", "1"}, {"net.ipv4.conf.all.arp_announce", "2"},
+		{"net.ipv4.conf." + *dev + ".arp_ignore", "1"}, {"net.ipv4.conf." + *dev + ".arp_announce", "2"},
+	} {
+		if err := setSysctl(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	for _, v := range vips {
+		p := netip.PrefixFrom(v, 32)
+		added, err := k.AddAddr("lo", p)
+		if err != nil {
+			return err
+		}
+		if added {
+			undo = append(undo, func() { k.DelAddr("lo", p) })
+		}
+	}
+	how := "none (dr)"
+	if *mode == "tun" {
+		for _, key := range []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf." + *dev + ".rp_filter"} {
+			if err := setSysctl(key, "0"); err != nil {
+				return err
+			}
+		}
+		_, tunlErr := k.Lookup("tunl0")
+		useKernel := *decap == "kernel" || (*decap == "auto" && tunlErr == nil)
+		if useKernel {
+			if tunlErr != nil {
+				return fmt.Errorf("--decap kernel: this kernel has no tunl0 (ipip) device: %w", tunlErr)
+			}
+			if err := k.SetUp("tunl0"); err != nil {
+				return err
+			}
+			if err := setSysctl("net.ipv4.conf.tunl0.rp_filter", "0"); err != nil {
+				return err
+			}
+			how = "kernel tunl0"
+		} else {
+			prog, err := xdpprog.LoadDecap(vips)
+			if err != nil {
+				return err
+			}
+			undo = append(undo, func() { prog.Close() })
+			att, err := prog.Attach(ifc.Index, xm)
+			if err != nil {
+				return fmt.Errorf("attach decapsulation program to %s: %w", *dev, err)
+			}
+			undo = append(undo, func() { att.Close() })
+			how = "xdp on " + *dev + " (" + att.Mode().String() + ")"
+		}
+	}
+	if *httpName != "" {
+		name := *httpName
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			fmt.Fprintln(w, name)
+		})
+		for _, v := range vips {
+			l, err := net.Listen("tcp", netip.AddrPortFrom(v, uint16(*httpPort)).String())
+			if err != nil {
+				return fmt.Errorf("http on %s: %w", v, err)
+			}
+			srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+			go srv.Serve(l)
+			undo = append(undo, func() { srv.Close() })
+		}
+	}
+	fmt.Printf("realserver ready: vips=%s mode=%s decap=%s\n", strings.Join(*vipsArg, ","), *mode, how)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	return nil
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/afvs/afvs/config"
+	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/dataplane/xdpprog"
+	"github.com/afvs/afvs/vs"
+)
+
+func runDaemon(args []string) error {
+	fs := pflag.NewFlagSet("afvs run", pflag.ContinueOnError)
+	path := fs.String("config", "", "config file (.yaml, .toml or .json); without it the built-in default config is used")
+	fs.String("xdp-mode", "auto", "XDP attach mode: auto, native or generic")
+	fs.String("metrics", "", "metrics listen address ip:port (empty string disables)")
+	fs.String("socket", "", "control socket path")
+	fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.StringSlice("interface", nil, "interfaces that receive virtual-service traffic (overrides the config)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path, fs)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log.Level)
+	if *path == "" {
+		log.Info("no --config given: using the built-in default config", "service", "tcp 198.19.0.1:80 wlc", "reals", "198.18.0.11-13 weights 1,2,3 (DR)")
+	}
+	table, err := cfg.VS()
+	if err != nil {
+		return err
+	}
+	mode, err := xdpprog.ParseMode(cfg.XDPMode)
+	if err != nil {
+		return err
+	}
+	d, err := dataplane.NewDirector(directorOptions(cfg, mode, log), table)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+
+	reload := func() (*vs.Table, error) {
+		c, err := loadConfig(*path, fs)
+		if err != nil {
+			return nil, err
+		}
+		d.CT.SetTimeouts(c.Timeouts.TCP, c.Timeouts.TCPFin, c.Timeouts.UDP)
+		return c.VS()
+	}
+	srv := control.New(d, table, reload, func(st *control.Status) { fillStatus(d, st) })
+	stop := make(chan struct{})
+	defer close(stop)
+	go srv.RunEstimator(stop)
+
+	var servers []*http.Server
+	if cfg.Control.Socket != "" {
+		l, err := control.Listen(cfg.Control.Socket)
+		if err != nil {
+			return err
+		}
+		defer os.Remove(cfg.Control.Socket)
+		hs := &http.Server{Handler: srv.Handler(d.Loads), ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, hs)
+		go hs.Serve(control.RootOnly(l))
+		log.Info("control API listening", "socket", cfg.Control.Socket)
+	}
+	if cfg.Metrics.Address != "" {
+		l, err := net.Listen("tcp", cfg.Metrics.Address)
+		if err != nil {
+			return fmt.Errorf("metrics.address %s: %w", cfg.Metrics.Address, err)
+		}
+		hs := &http.Server{Handler: control.MetricsHandler(srv, metricsSource{d}), ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, hs)
+		go hs.Serve(l)
+		log.Info("metrics listening", "address", cfg.Metrics.Address)
+	}
+
+	d.Start()
+	log.Info("afvs running", "services", len(table.Services), "workers", len(d.Workers()))
+
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for s := range sig {
+		if s == syscall.SIGHUP {
+			if err := srv.Reload(); err != nil {
+				log.Error("reload", "err", err)
+			} else {
+				log.Info("reloaded configuration")
+			}
+			continue
+		}
+		log.Info("shutting down", "signal", s.String())
+		break
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, hs := range servers {
+		hs.Shutdown(ctx)
+	}
+	return nil
+}
+
+func directorOptions(cfg *config.Config, mode xdpprog.Mode, log *slog.Logger) dataplane.Options {
+	return dataplane.Options{
+		Interfaces: cfg.Interfaces, Mode: mode, CPUs: cfg.CPUs, Frames: cfg.Frames,
+		Capacity: cfg.Table.Capacity, Templates: cfg.Table.Templates,
+		TCP: cfg.Timeouts.TCP, TCPFin: cfg.Timeouts.TCPFin, UDP: cfg.Timeouts.UDP, Log: log,
+	}
+}
+
+func fillStatus(d *dataplane.Director, st *control.Status) {
+	if st.Steering == nil {
+		st.Steering = map[string]uint64{}
+	}
+	cs := d.CT.Stats()
+	st.Table = control.TableStatus{Entries: cs.Entries, Templates: cs.Templates, Capacity: cs.Capacity, Inserted: cs.Inserted, Expired: cs.Expired, Evicted: cs.Evicted, Refused: cs.Refused}
+	if s, err := d.Steering(); err == nil {
+		st.Steering["total"] = s.Total
+		st.Steering["redirected"] = s.Redirected
+		st.Steering["passed"] = s.Passed()
+		st.Steering["fragments"] = s.Fragments
+	}
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func runCheck(args []string) error {
+	fs := pflag.NewFlagSet("afvs check", pflag.ContinueOnError)
+	path := fs.String("config", "", "config file to validate")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return errors.New("--config FILE is required")
+	}
+	cfg, err := loadConfig(*path, nil)
+	if err != nil {
+		return err
+	}
+	t, _ := cfg.VS()
+	if _, err := dataplane.Build(t, dataplane.BuildOptions{Registry: dataplane.NewRegistry(), Resolver: dataplane.StaticResolver{}, Ifaces: []dataplane.Iface{{MTU: 1500}}}); err != nil {
+		return fmt.Errorf("config %s: %w", *path, err)
+	}
+	fmt.Printf("config %s: ok (%d services, %d interfaces)\n", *path, len(t.Services), len(cfg.Interfaces))
+	return nil
+}
+
+// metricsSource adapts the director to what the metrics collector reads.
+type metricsSource struct{ *dataplane.Director }
+
+func (m metricsSource) Loads() control.Loads { return m.Director.Loads }
+
+func (m metricsSource) TableStatus() control.TableStatus {
+	var st control.Status
+	fillStatus(m.Director, &st)
+	return st.Table
+}

@@ -1,0 +1,362 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/afvs/afvs/vs"
+)
+
+// Config is the whole daemon configuration.
+type Config struct {
+	// Interfaces receive virtual-service traffic: the steering program is
+	// attached to each and one worker serves each RX queue.
+	Interfaces []string `mapstructure:"interfaces"`
+	// XDPMode is auto (best the device supports), native or generic.
+	XDPMode string `mapstructure:"xdp_mode"`
+	// CPUs overrides the queue->CPU pinning: "ifname:queue" -> cpu.
+	CPUs map[string]int `mapstructure:"cpus"`
+	// Frames is the number of UMEM frames per socket.
+	Frames int `mapstructure:"frames"`
+
+	Table    TableConfig     `mapstructure:"table"`
+	Timeouts TimeoutsConfig  `mapstructure:"timeouts"`
+	Services []ServiceConfig `mapstructure:"services"`
+	Marks    []MarkConfig    `mapstructure:"marks"`
+	Health   HealthConfig    `mapstructure:"health"`
+	Metrics  MetricsConfig   `mapstructure:"metrics"`
+	Control  ControlConfig   `mapstructure:"control"`
+	Log      LogConfig       `mapstructure:"log"`
+}
+
+// TableConfig sizes the connection table.
+type TableConfig struct {
+	Capacity  int `mapstructure:"capacity"`
+	Templates int `mapstructure:"templates"`
+}
+
+// TimeoutsConfig are ipvsadm --set's three timeouts. Zero keeps the IPVS default.
+type TimeoutsConfig struct {
+	TCP    time.Duration `mapstructure:"tcp"`
+	TCPFin time.Duration `mapstructure:"tcpfin"`
+	UDP    time.Duration `mapstructure:"udp"`
+}
+
+// ServiceConfig is one virtual service.
+type ServiceConfig struct {
+	Proto      string       `mapstructure:"proto"`
+	Address    string       `mapstructure:"address"`
+	Port       int          `mapstructure:"port"`
+	FWMark     int          `mapstructure:"fwmark"`
+	Scheduler  string       `mapstructure:"scheduler"`
+	SchedFlags []string     `mapstructure:"sched_flags"`
+	Persistent int          `mapstructure:"persistent"` // seconds; 0 = off
+	Netmask    string       `mapstructure:"netmask"`
+	Forward    string       `mapstructure:"forward"` // default for the reals: dr or tun
+	Reals      []RealConfig `mapstructure:"reals"`
+}
+
+// RealConfig is one real server.
+type RealConfig struct {
+	Address string `mapstructure:"address"`
+	Port    int    `mapstructure:"port"` // 0 = the service's port
+	Weight  *int   `mapstructure:"weight"`
+	Forward string `mapstructure:"forward"`
+	Upper   int    `mapstructure:"upper"`
+	Lower   int    `mapstructure:"lower"`
+}
+
+// MarkConfig defines the firewall-mark group for -f MARK services.
+type MarkConfig struct {
+	Mark    int           `mapstructure:"mark"`
+	Name    string        `mapstructure:"name"`
+	Matches []MatchConfig `mapstructure:"matches"`
+}
+
+// MatchConfig is one (address, protocol, ports) of a mark group. Ports is
+// "80", "8000-8099" or empty for all ports.
+type MatchConfig struct {
+	Proto   string `mapstructure:"proto"`
+	Address string `mapstructure:"address"`
+	Ports   string `mapstructure:"ports"`
+}
+
+// HealthConfig configures real-server health checks.
+type HealthConfig struct {
+	Interval time.Duration `mapstructure:"interval"`
+	Timeout  time.Duration `mapstructure:"timeout"`
+	Rise     int           `mapstructure:"rise"`
+	Fall     int           `mapstructure:"fall"`
+}
+
+// MetricsConfig is where /metrics listens; empty disables it.
+type MetricsConfig struct {
+	Address string `mapstructure:"address"`
+}
+
+// ControlConfig is the control API's unix socket.
+type ControlConfig struct {
+	Socket string `mapstructure:"socket"`
+}
+
+// LogConfig sets the log level: debug, info, warn or error.
+type LogConfig struct {
+	Level string `mapstructure:"level"`
+}
+
+// Defaults are the built-in values every key starts from.
+func Defaults() map[string]any {
+	return map[string]any{
+		"xdp_mode":        "auto",
+		"frames":          4096,
+		"table.capacity":  1 << 20,
+		"table.templates": 1 << 16,
+		"health.interval": "0s",
+		"health.timeout":  "1s",
+		"health.rise":     2,
+		"health.fall":     3,
+		"metrics.address": "127.0.0.1:9469",
+		"control.socket":  "/run/afvs/afvs.sock",
+		"log.level":       "info",
+	}
+}
+
+// Limits on sizes, so a typo cannot ask for all memory.
+const (
+	MaxCapacity  = 1 << 26
+	MaxTemplates = 1 << 24
+	MaxFrames    = 1 << 18
+)
+
+// Validate checks everything that can be checked without the network and
+// returns the first problem, naming its key path.
+func (c *Config) Validate() error {
+	_, err := c.VS()
+	if err != nil {
+		return err
+	}
+	for i, name := range c.Interfaces {
+		if name == "" || len(name) > 15 || strings.ContainsAny(name, "/ \t") {
+			return fmt.Errorf("interfaces[%d]: %q: must be a Linux interface name (1-15 characters, no '/' or spaces)", i, name)
+		}
+	}
+	switch c.XDPMode {
+	case "auto", "native", "generic":
+	default:
+		return fmt.Errorf("xdp_mode: %q: must be auto, native or generic", c.XDPMode)
+	}
+	for k, cpu := range c.CPUs {
+		dev, q, ok := strings.Cut(k, ":")
+		if _, err := strconv.Atoi(q); !ok || dev == "" || err != nil {
+			return fmt.Errorf("cpus.%s: key must be interface:queue, e.g. eth0:0", k)
+		}
+		if cpu < 0 || cpu > 4095 {
+			return fmt.Errorf("cpus.%s: cpu %d: must be 0..4095", k, cpu)
+		}
+	}
+	if c.Frames < 64 || c.Frames > MaxFrames || c.Frames&(c.Frames-1) != 0 {
+		return fmt.Errorf("frames: %d: must be a power of two in 64..%d", c.Frames, MaxFrames)
+	}
+	if c.Table.Capacity < 1 || c.Table.Capacity > MaxCapacity {
+		return fmt.Errorf("table.capacity: %d: must be 1..%d", c.Table.Capacity, MaxCapacity)
+	}
+	if c.Table.Templates < 1 || c.Table.Templates > MaxTemplates {
+		return fmt.Errorf("table.templates: %d: must be 1..%d", c.Table.Templates, MaxTemplates)
+	}
+	for key, d := range map[string]time.Duration{"timeouts.tcp": c.Timeouts.TCP, "timeouts.tcpfin": c.Timeouts.TCPFin, "timeouts.udp": c.Timeouts.UDP} {
+		if d < 0 || (d > 0 && d < time.Second) {
+			return fmt.Errorf("%s: %s: must be 0 (default) or at least 1s", key, d)
+		}
+	}
+	if c.Health.Interval < 0 {
+		return fmt.Errorf("health.interval: %s: must not be negative", c.Health.Interval)
+	}
+	if c.Health.Interval > 0 {
+		if c.Health.Timeout <= 0 || c.Health.Timeout > c.Health.Interval {
+			return fmt.Errorf("health.timeout: %s: must be positive and at most health.interval (%s)", c.Health.Timeout, c.Health.Interval)
+		}
+		if c.Health.Rise < 1 || c.Health.Fall < 1 {
+			return fmt.Errorf("health.rise/fall: %d/%d: must be at least 1", c.Health.Rise, c.Health.Fall)
+		}
+	}
+	if c.Metrics.Address != "" {
+		if _, err := netip.ParseAddrPort(c.Metrics.Address); err != nil {
+			return fmt.Errorf("metrics.address: %q: must be ip:port (or empty to disable): %v", c.Metrics.Address, err)
+		}
+	}
+	if c.Control.Socket != "" && !strings.HasPrefix(c.Control.Socket, "/") {
+		return fmt.Errorf("control.socket: %q: must be an absolute path", c.Control.Socket)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q: must be debug, info, warn or error", c.Log.Level)
+	}
+	return nil
+}
+
+// VS converts the services and mark groups into the shared model, validating
+// each key on the way.
+func (c *Config) VS() (*vs.Table, error) {
+	t := &vs.Table{}
+	for i, m := range c.Marks {
+		p := fmt.Sprintf("marks[%d]", i)
+		if m.Mark < 1 || m.Mark > 1<<32-1 {
+			return nil, fmt.Errorf("%s.mark: %d: must be 1..4294967295", p, m.Mark)
+		}
+		g := vs.Mark{Mark: uint32(m.Mark), Name: m.Name}
+		for j, x := range m.Matches {
+			q := fmt.Sprintf("%s.matches[%d]", p, j)
+			proto, err := vs.ParseProto(x.Proto)
+			if err != nil {
+				return nil, fmt.Errorf("%s.proto: %w", q, err)
+			}
+			addr, err := parseAddr4(x.Address)
+			if err != nil {
+				return nil, fmt.Errorf("%s.address: %w", q, err)
+			}
+			lo, hi, err := parsePorts(x.Ports)
+			if err != nil {
+				return nil, fmt.Errorf("%s.ports: %w", q, err)
+			}
+			g.Matches = append(g.Matches, vs.Match{Proto: proto, Addr: addr, PortLo: lo, PortHi: hi})
+		}
+		t.Marks = append(t.Marks, g)
+	}
+	for i, sc := range c.Services {
+		s, err := sc.service(fmt.Sprintf("services[%d]", i))
+		if err != nil {
+			return nil, err
+		}
+		t.Services = append(t.Services, s)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("services: %w", err)
+	}
+	return t, nil
+}
+
+func (sc *ServiceConfig) service(p string) (vs.Service, error) {
+	var s vs.Service
+	if sc.FWMark != 0 {
+		if sc.FWMark < 0 || sc.FWMark > 1<<32-1 {
+			return s, fmt.Errorf("%s.fwmark: %d: must be 1..4294967295", p, sc.FWMark)
+		}
+		if sc.Address != "" || sc.Port != 0 {
+			return s, fmt.Errorf("%s: a fwmark service takes its addresses from marks; address and port must be empty", p)
+		}
+		s.FWMark = uint32(sc.FWMark)
+		if sc.Proto != "" {
+			proto, err := vs.ParseProto(sc.Proto)
+			if err != nil {
+				return s, fmt.Errorf("%s.proto: %w", p, err)
+			}
+			s.Proto = proto
+		}
+	} else {
+		proto, err := vs.ParseProto(sc.Proto)
+		if err != nil {
+			return s, fmt.Errorf("%s.proto: %w", p, err)
+		}
+		s.Proto = proto
+		if s.Addr, err = parseAddr4(sc.Address); err != nil {
+			return s, fmt.Errorf("%s.address: %w", p, err)
+		}
+		if sc.Port < 0 || sc.Port > 65535 {
+			return s, fmt.Errorf("%s.port: %d: must be 0..65535", p, sc.Port)
+		}
+		s.Port = uint16(sc.Port)
+	}
+	s.Sched = sc.Scheduler
+	s.SchedFlags = sc.SchedFlags
+	if sc.Persistent < 0 || sc.Persistent > 1<<31 {
+		return s, fmt.Errorf("%s.persistent: %d: must be 0 (off) or a timeout in seconds", p, sc.Persistent)
+	}
+	if sc.Persistent > 0 {
+		s.Persistent = true
+		s.Timeout = uint32(sc.Persistent)
+	}
+	if sc.Netmask != "" {
+		m, err := netip.ParseAddr(sc.Netmask)
+		if err != nil || !m.Is4() {
+			return s, fmt.Errorf("%s.netmask: %q: must be an IPv4 netmask such as 255.255.255.0", p, sc.Netmask)
+		}
+		if _, err := vs.MaskBits(m); err != nil {
+			return s, fmt.Errorf("%s.netmask: %w", p, err)
+		}
+		s.Netmask = m
+	}
+	defFwd, err := vs.ParseFwd(sc.Forward)
+	if err != nil {
+		return s, fmt.Errorf("%s.forward: %w", p, err)
+	}
+	for j, rc := range sc.Reals {
+		q := fmt.Sprintf("%s.reals[%d]", p, j)
+		r := vs.Real{Fwd: defFwd, Weight: 1}
+		if r.Addr, err = parseAddr4(rc.Address); err != nil {
+			return s, fmt.Errorf("%s.address: %w", q, err)
+		}
+		if rc.Port < 0 || rc.Port > 65535 {
+			return s, fmt.Errorf("%s.port: %d: must be 0..65535", q, rc.Port)
+		}
+		r.Port = uint16(rc.Port)
+		if r.Port == 0 {
+			r.Port = s.Port
+		}
+		if rc.Weight != nil {
+			if *rc.Weight < 0 || *rc.Weight > vs.MaxWeight {
+				return s, fmt.Errorf("%s.weight: %d: must be 0..%d", q, *rc.Weight, vs.MaxWeight)
+			}
+			r.Weight = int32(*rc.Weight)
+		}
+		if rc.Forward != "" {
+			if r.Fwd, err = vs.ParseFwd(rc.Forward); err != nil {
+				return s, fmt.Errorf("%s.forward: %w", q, err)
+			}
+		}
+		if rc.Upper < 0 || rc.Lower < 0 {
+			return s, fmt.Errorf("%s: thresholds upper=%d lower=%d: must not be negative", q, rc.Upper, rc.Lower)
+		}
+		r.Upper, r.Lower = uint32(rc.Upper), uint32(rc.Lower)
+		if err := r.Validate(); err != nil {
+			return s, fmt.Errorf("%s: %w", q, err)
+		}
+		s.Reals = append(s.Reals, r)
+	}
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		return s, fmt.Errorf("%s: %w", p, err)
+	}
+	return s, nil
+}
+
+func parseAddr4(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%q: not an IP address", s)
+	}
+	if !a.Is4() {
+		return netip.Addr{}, fmt.Errorf("%q: must be an IPv4 address", s)
+	}
+	return a, nil
+}
+
+func parsePorts(s string) (lo, hi uint16, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	a, b, isRange := strings.Cut(s, "-")
+	l, err1 := strconv.ParseUint(a, 10, 16)
+	h := l
+	var err2 error
+	if isRange {
+		h, err2 = strconv.ParseUint(b, 10, 16)
+	}
+	if err1 != nil || err2 != nil || l == 0 || h < l {
+		return 0, 0, fmt.Errorf("%q: must be a port (1-65535) or a range lo-hi", s)
+	}
+	return uint16(l), uint16(h), nil
+}

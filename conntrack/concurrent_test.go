@@ -1,0 +1,173 @@
+package conntrack
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestConcurrentHammer runs worker goroutines over one small table of
+// shared flows (so inserts race, entries are evicted and refused, and the
+// same flow is touched from several goroutines) while others advance the
+// clock, sweep, list and churn templates. Run it with -race. At the end
+// the hooks' counts must equal a recount of the table, the Stats must
+// balance, and expiring everything must bring every count to zero.
+func TestConcurrentHammer(t *testing.T) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	clk := &ManualClock{}
+	h := &countHooks{}
+	tbl := newTestTable(t, Config{Capacity: 200, Templates: 16, Clock: clk, Hooks: h})
+	const workers, ops, flows = 4, 12000, 400
+	var keys []Key
+	for i := range uint32(flows) {
+		keys = append(keys, v4Key(ProtoTCP, i%50, uint16(i), 80))
+	}
+	var tmplKeys []Key
+	for i := range uint32(50) {
+		tmplKeys = append(tmplKeys, v4Key(ProtoTCP, i, 0, 80))
+	}
+	var wg sync.WaitGroup
+	var stop atomic.Bool
+	var touched, full, exists atomic.Int64
+	for w := range workers {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(seed), uint64(w)))
+			for range ops {
+				i := r.IntN(flows)
+				k := &keys[i]
+				ev := Event(r.IntN(5))
+				if c, ok := tbl.Lookup(k); ok {
+					if tbl.Touch(&c, k, ev) == Hit {
+						touched.Add(1)
+					}
+					continue
+				}
+				var ref TemplateRef
+				dest := uint32(r.IntN(8))
+				if i%3 == 0 {
+					tk := &tmplKeys[i%50]
+					if d, tr, ok := tbl.LookupTemplate(tk); ok {
+						dest, ref = d, tr
+						if d == 7 {
+							tbl.DeleteTemplate(tr) // a quiesced server
+							ref = 0
+						}
+					} else if tr, res := tbl.InsertTemplate(tk, dest, 30*time.Second); res != Full {
+						ref = tr
+						if d, ok := tbl.Template(tr); ok {
+							dest = d
+						}
+					}
+				}
+				switch _, res := tbl.Insert(k, dest, 0, ref, ev); res {
+				case Full:
+					full.Add(1)
+				case Exists:
+					exists.Add(1)
+				}
+			}
+		})
+	}
+	var side sync.WaitGroup
+	side.Go(func() {
+		for !stop.Load() {
+			clk.Advance(200 * time.Millisecond)
+			tbl.Sweep(37)
+			runtime.Gosched()
+		}
+	})
+	side.Go(func() {
+		for !stop.Load() {
+			n := 0
+			tbl.Range(func(k Key, c Conn, _ time.Duration, tmpl bool) bool {
+				if !tmpl && c.State >= numStates {
+					t.Errorf("Range saw state %d", c.State)
+				}
+				n++
+				return true
+			})
+			if st := tbl.Stats(); st.Entries > st.Capacity {
+				t.Errorf("entries %d over capacity %d", st.Entries, st.Capacity)
+			}
+		}
+	})
+	wg.Wait()
+	stop.Store(true)
+	side.Wait()
+
+	st := tbl.Stats()
+	t.Logf("%v touched=%d full=%d exists=%d", st, touched.Load(), full.Load(), exists.Load())
+	if st.Inserted != st.Expired+st.Evicted+st.Reopened+st.Entries {
+		t.Fatalf("stats do not balance: %v", st)
+	}
+	if st.Refused != uint64(full.Load()) {
+		t.Fatalf("refused %d, Full returned %d times", st.Refused, full.Load())
+	}
+	if st.Evicted == 0 || st.Expired == 0 || st.Reopened == 0 || touched.Load() == 0 {
+		t.Fatalf("hammer missed a path: %v", st)
+	}
+	checkCounts(t, tbl, h)
+	// Expire everything: all counts must come back to exactly zero.
+	clk.Advance(time.Hour)
+	tbl.Sweep(tbl.Slots())
+	clk.Advance(time.Hour) // templates restart their timeout when released
+	tbl.Sweep(tbl.Slots())
+	st = tbl.Stats()
+	if st.Entries != 0 || st.Templates != 0 {
+		t.Fatalf("after expiring everything: %v", st)
+	}
+	for d := range 64 {
+		if a, i := h.active[d].Load(), h.inactive[d].Load(); a != 0 || i != 0 {
+			t.Fatalf("dest %d: %d active %d inactive left", d, a, i)
+		}
+	}
+}
+
+// TestSameFlowTwoQueues is the RSS change: two queues see the same new
+// flows at once. Exactly one insert wins per flow, the loser adopts the
+// winner's server, and every packet's transition is applied once.
+func TestSameFlowTwoQueues(t *testing.T) {
+	clk := &ManualClock{}
+	h := &countHooks{}
+	tbl := newTestTable(t, Config{Capacity: 10000, Clock: clk, Hooks: h})
+	const flows = 2000
+	var dests [2][flows]uint32
+	var inserted [2]int
+	var wg sync.WaitGroup
+	for q := range 2 {
+		wg.Go(func() {
+			for i := range uint32(flows) {
+				k := v4Key(ProtoTCP, i, 5000, 80)
+				c, ok := tbl.Lookup(&k)
+				if !ok {
+					var r InsertResult
+					c, r = tbl.Insert(&k, uint32(q), 0, 0, EvSyn)
+					if r == Inserted {
+						inserted[q]++
+					}
+				}
+				// Each queue applies one ACK: SYN_RECV -> ESTABLISHED
+				// once, the second is a no-op refresh.
+				tbl.Touch(&c, &k, EvAck)
+				dests[q][i] = c.Dest
+			}
+		})
+	}
+	wg.Wait()
+	if inserted[0]+inserted[1] != flows {
+		t.Fatalf("inserted %d+%d, want %d", inserted[0], inserted[1], flows)
+	}
+	for i := range flows {
+		if dests[0][i] != dests[1][i] {
+			t.Fatalf("flow %d went to %d on one queue and %d on the other", i, dests[0][i], dests[1][i])
+		}
+	}
+	if a := h.active[0].Load() + h.active[1].Load(); a != flows || h.inactive[0].Load()+h.inactive[1].Load() != 0 {
+		t.Fatalf("active %d, want %d", a, flows)
+	}
+	checkCounts(t, tbl, h)
+}

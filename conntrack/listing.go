@@ -1,0 +1,43 @@
+package conntrack
+
+import "time"
+
+// Range calls fn for every live connection and then every live template,
+// for `afvsadm -Lc`, until fn returns false. It reads the table while
+// workers use it, without stopping them: each entry it reports is
+// consistent in itself, but the whole listing is not one instant's view.
+// expiresIn is the time left before the entry expires; for a template
+// held by connections it is 0 once its own timeout has passed. A template
+// is reported with its Key (CPort 0) and Conn.State None; Touch on that
+// Conn reports Gone.
+func (t *Table) Range(fn func(k Key, c Conn, expiresIn time.Duration, template bool) bool) {
+	now := t.now()
+	left := func(at uint64) time.Duration {
+		if at <= now {
+			return 0
+		}
+		return time.Duration(at-now) * time.Millisecond
+	}
+	for i := range uint32(len(t.conns.entries)) {
+		w, v, ok := t.conns.snapshot(i, false)
+		if !ok || expired(v.meta, now) {
+			continue
+		}
+		if !fn(w.key(), v.conn(), left(payload(v.meta)), false) {
+			return
+		}
+	}
+	if t.tmpls == nil {
+		return
+	}
+	for i := range uint32(len(t.tmpls.entries)) {
+		w, v, ok := t.tmpls.snapshot(i, false)
+		if !ok || templateExpired(v.meta, v.since, now) {
+			continue
+		}
+		c := Conn{Dest: uint32(v.bind >> 32), State: None}
+		if !fn(w.key(), c, left(v.since), true) {
+			return
+		}
+	}
+}

@@ -1,0 +1,281 @@
+package conntrack
+
+import (
+	"math/bits"
+	"runtime"
+	"sync/atomic"
+)
+
+// bucketSlots is the number of entries one bucket header describes: 14
+// four-byte tags plus the used mask and the latch fill exactly one 64-byte
+// cache line, so a miss reads one line per candidate bucket.
+const bucketSlots = 14
+
+// bucket is the header of bucketSlots consecutive entries.
+type bucket struct {
+	// tags hold a 32-bit fragment of each slot's key hash (never 0 once
+	// written). They are hints: a reader trusts only the entry itself,
+	// and a stale tag costs one extra entry read.
+	tags [bucketSlots]atomic.Uint32
+	// used has bit i set while slot i is claimed. It is set after a claim
+	// and cleared after a release, so a clear bit always means a free
+	// slot; only the latch holder claims.
+	used atomic.Uint32
+	// latch serialises inserters whose keys hash to this bucket, which is
+	// what makes "insert if absent" exact across queues. Readers, Touch,
+	// Sweep and eviction never take it.
+	latch atomic.Uint32
+}
+
+// entry is one connection or template: eight 64-bit words, 64 bytes, one
+// cache line, no pointers. Every word is read and written atomically so a
+// reader racing a writer sees whole words; the meta word's generation
+// tells it whether the words it read belong to one lifetime.
+type entry struct {
+	caddr [2]atomic.Uint64
+	vaddr [2]atomic.Uint64
+	ports atomic.Uint64 // keyWords[4] | fwd<<fwdShift
+	meta  atomic.Uint64 // see the meta layout below
+	// since is a connection's creation time in table milliseconds (the age
+	// that orders eviction) or a template's expiry.
+	since atomic.Uint64
+	// bind is dest<<32 | TemplateRef for a connection, dest<<32 | timeout
+	// in milliseconds for a template.
+	bind atomic.Uint64
+}
+
+// The meta word: every change of an entry's life or state is one
+// compare-and-swap on it.
+//
+//	bits  0..39  payload: a connection's expiry (table ms), a template's control count
+//	bits 40..43  State
+//	bits 44..45  status: free, busy (being written), live, zombie (deleted template still in use)
+//	bits 46..63  generation, incremented on every release
+const (
+	payloadMask  = 1<<40 - 1
+	stateShift   = 40
+	statusShift  = 44
+	genShift     = 46
+	genMask      = 1<<18 - 1
+	identityMask = 1<<64 - 1<<statusShift // status and generation
+
+	statusFree   = 0
+	statusBusy   = 1
+	statusLive   = 2
+	statusZombie = 3
+)
+
+func payload(m uint64) uint64    { return m & payloadMask }
+func stateOf(m uint64) State     { return State(m >> stateShift & 0xf) }
+func status(m uint64) uint64     { return m >> statusShift & 3 }
+func generation(m uint64) uint64 { return m >> genShift }
+
+func makeMeta(gen, st uint64, s State, pl uint64) uint64 {
+	if pl > payloadMask {
+		pl = payloadMask
+	}
+	return (gen&genMask)<<genShift | st<<statusShift | uint64(s)<<stateShift | pl
+}
+
+// view is a consistent snapshot of one live entry.
+type view struct {
+	slot  uint32
+	meta  uint64
+	ports uint64
+	bind  uint64
+	since uint64
+}
+
+// store is a bounded hash table of entries in two flat, pointer-free
+// arrays allocated once. A key lives in one of two candidate buckets
+// (two-choice hashing keeps buckets evenly filled up to high load).
+type store struct {
+	buckets  []bucket
+	entries  []entry
+	nb       uint32
+	capacity int64
+	live     paddedInt64 // entries live or zombie, at most capacity
+	cursor   atomic.Uint64
+	_        [56]byte
+}
+
+type paddedInt64 struct {
+	atomic.Int64
+	_ [56]byte
+}
+
+// loadFactor sizes the slot arrays so the table at capacity is 80% full,
+// where two-choice buckets of 14 almost never overflow.
+const loadFactor = 0.8
+
+func newStore(capacity int) *store {
+	nb := int(float64(capacity)/(bucketSlots*loadFactor)) + 2
+	return &store{
+		buckets:  make([]bucket, nb),
+		entries:  make([]entry, nb*bucketSlots),
+		nb:       uint32(nb),
+		capacity: int64(capacity),
+	}
+}
+
+// place maps a hash to its two candidate buckets and its tag.
+func (s *store) place(h uint64) (b1, b2, tag uint32) {
+	b1 = uint32((h & 0xffff_ffff) * uint64(s.nb) >> 32)
+	h2 := h * 0x9e37_79b9_7f4a_7c15
+	b2 = uint32((h2 >> 32) * uint64(s.nb) >> 32)
+	if b2 == b1 {
+		b2++
+		if b2 == s.nb {
+			b2 = 0
+		}
+	}
+	return b1, b2, uint32(h>>32) | 1
+}
+
+// find looks for a live entry with key w in bucket b without any lock.
+// The entry's key words are bracketed by two loads of its meta word: if
+// status and generation did not change, the words belong to one lifetime.
+func (s *store) find(b, tag uint32, w *keyWords) (view, bool) {
+	bk := &s.buckets[b]
+	base := b * bucketSlots
+	for i := range uint32(bucketSlots) {
+		if bk.tags[i].Load() != tag {
+			continue
+		}
+		e := &s.entries[base+i]
+		for {
+			m1 := e.meta.Load()
+			if status(m1) != statusLive {
+				break
+			}
+			ports := e.ports.Load()
+			match := ports&keyMask == w[4] &&
+				e.caddr[0].Load() == w[0] && e.caddr[1].Load() == w[1] &&
+				e.vaddr[0].Load() == w[2] && e.vaddr[1].Load() == w[3]
+			bind := e.bind.Load()
+			since := e.since.Load()
+			m2 := e.meta.Load()
+			if m1&identityMask != m2&identityMask {
+				continue // reused while we read it: look again
+			}
+			if match {
+				return view{slot: base + i, meta: m2, ports: ports, bind: bind, since: since}, true
+			}
+			break
+		}
+	}
+	return view{}, false
+}
+
+// snapshot reads slot i if it is live (or a zombie, when zombies is set).
+func (s *store) snapshot(i uint32, zombies bool) (keyWords, view, bool) {
+	e := &s.entries[i]
+	for {
+		m1 := e.meta.Load()
+		st := status(m1)
+		if st != statusLive && !(zombies && st == statusZombie) {
+			return keyWords{}, view{}, false
+		}
+		w := keyWords{e.caddr[0].Load(), e.caddr[1].Load(), e.vaddr[0].Load(), e.vaddr[1].Load(), 0}
+		ports := e.ports.Load()
+		w[4] = ports & keyMask
+		bind := e.bind.Load()
+		since := e.since.Load()
+		m2 := e.meta.Load()
+		if m1&identityMask == m2&identityMask {
+			return w, view{slot: i, meta: m2, ports: ports, bind: bind, since: since}, true
+		}
+	}
+}
+
+func (s *store) lock(b1, b2 uint32) {
+	if b1 > b2 {
+		b1, b2 = b2, b1
+	}
+	s.buckets[b1].lock()
+	s.buckets[b2].lock()
+}
+
+func (s *store) unlock(b1, b2 uint32) {
+	s.buckets[b1].latch.Store(0)
+	s.buckets[b2].latch.Store(0)
+}
+
+// lock spins: the latch is held for the few dozen nanoseconds an insert
+// takes, so yielding after a short spin is enough on a preempted holder.
+func (b *bucket) lock() {
+	for i := 0; !b.latch.CompareAndSwap(0, 1); i++ {
+		if i >= 8 {
+			runtime.Gosched()
+		}
+	}
+}
+
+const fullMask = 1<<bucketSlots - 1
+
+// freeSlot picks a free slot in the emptier of the two buckets. The caller
+// holds both latches, so a clear used bit cannot be taken by anyone else.
+func (s *store) freeSlot(b1, b2 uint32) (uint32, bool) {
+	u1 := s.buckets[b1].used.Load() & fullMask
+	u2 := s.buckets[b2].used.Load() & fullMask
+	b, u := b1, u1
+	if bits.OnesCount32(u2) < bits.OnesCount32(u1) {
+		b, u = b2, u2
+	}
+	if u == fullMask {
+		return 0, false
+	}
+	return b*bucketSlots + uint32(bits.TrailingZeros32(^u)), true
+}
+
+// reserve takes one unit of capacity. It compares before it adds so the
+// count never reads above capacity, not even for a moment.
+func (s *store) reserve() bool {
+	for {
+		n := s.live.Load()
+		if n >= s.capacity {
+			return false
+		}
+		if s.live.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// publish fills a free slot the caller found with freeSlot (latches held,
+// capacity reserved) and makes it visible with one store of meta.
+func (s *store) publish(slot, tag uint32, w *keyWords, fwd uint8, since, bind uint64, st State, pl uint64) uint64 {
+	e := &s.entries[slot]
+	gen := generation(e.meta.Load())
+	e.meta.Store(makeMeta(gen, statusBusy, None, 0))
+	s.buckets[slot/bucketSlots].tags[slot%bucketSlots].Store(tag)
+	e.caddr[0].Store(w[0])
+	e.caddr[1].Store(w[1])
+	e.vaddr[0].Store(w[2])
+	e.vaddr[1].Store(w[3])
+	e.ports.Store(w[4] | uint64(fwd)<<fwdShift)
+	e.since.Store(since)
+	e.bind.Store(bind)
+	s.buckets[slot/bucketSlots].used.Or(1 << (slot % bucketSlots))
+	m := makeMeta(gen, statusLive, st, pl)
+	e.meta.Store(m)
+	return m
+}
+
+// release frees slot if its meta is still m. Exactly one caller wins for
+// a given lifetime; the winner owns the accounting for it and must have
+// read the entry's words before calling.
+func (s *store) release(slot uint32, m uint64) bool {
+	e := &s.entries[slot]
+	if !e.meta.CompareAndSwap(m, makeMeta(generation(m)+1, statusFree, None, 0)) {
+		return false
+	}
+	s.buckets[slot/bucketSlots].used.And(^uint32(1 << (slot % bucketSlots)))
+	s.live.Add(-1)
+	return true
+}
+
+// bytes is the memory the store holds.
+func (s *store) bytes() uintptr {
+	return uintptr(len(s.buckets))*sizeofBucket + uintptr(len(s.entries))*sizeofEntry
+}

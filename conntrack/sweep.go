@@ -1,0 +1,78 @@
+package conntrack
+
+// Sweep inspects the next max slots (connections, then templates, round
+// robin) and releases the entries that have expired, returning how many.
+// It is the table's only timer: there is none per entry, and a call costs
+// O(max) with no lock, so the control plane can run it from a ticker
+// while workers run. Entries that are expired but not yet swept are
+// invisible to lookups and are reused first by inserts, so the sweep rate
+// bounds only how soon Hooks hear of an expiry, not correctness. To visit
+// every slot once per period P, sweep Slots()*tick/P slots per tick.
+func (t *Table) Sweep(max int) int {
+	nc := uint64(len(t.conns.entries))
+	total := nc
+	if t.tmpls != nil {
+		total += uint64(len(t.tmpls.entries))
+	}
+	if max <= 0 {
+		return 0
+	}
+	n := uint64(max)
+	if n > total {
+		n = total
+	}
+	start := t.sweep.Add(n) - n
+	now := t.now()
+	expiredN := 0
+	for i := range n {
+		j := (start + i) % total
+		if j < nc {
+			if t.sweepConn(uint32(j), now) {
+				expiredN++
+			}
+		} else if t.sweepTemplate(uint32(j-nc), now) {
+			expiredN++
+		}
+	}
+	return expiredN
+}
+
+// Slots returns how many connection and template slots Sweep cycles
+// through.
+func (t *Table) Slots() int {
+	n := len(t.conns.entries)
+	if t.tmpls != nil {
+		n += len(t.tmpls.entries)
+	}
+	return n
+}
+
+func (t *Table) sweepConn(slot uint32, now uint64) bool {
+	e := &t.conns.entries[slot]
+	m := e.meta.Load()
+	if status(m) != statusLive || !expired(m, now) {
+		return false
+	}
+	bind := e.bind.Load()
+	if !t.conns.release(slot, m) {
+		return false
+	}
+	t.retire(slot, m, bind, now)
+	t.stats.at(slot).expired.Add(1)
+	return true
+}
+
+func (t *Table) sweepTemplate(slot uint32, now uint64) bool {
+	e := &t.tmpls.entries[slot]
+	// meta before since: putTemplate writes since before dropping the
+	// count to 0, so a zero count read here comes with a fresh expiry.
+	m := e.meta.Load()
+	st := status(m)
+	if st == statusZombie && payload(m) == 0 {
+		return t.tmpls.release(slot, m)
+	}
+	if st != statusLive || !templateExpired(m, e.since.Load(), now) {
+		return false
+	}
+	return t.tmpls.release(slot, m)
+}

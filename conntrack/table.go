@@ -1,0 +1,413 @@
+package conntrack
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+const (
+	sizeofEntry  = unsafe.Sizeof(entry{})
+	sizeofBucket = unsafe.Sizeof(bucket{})
+)
+
+// EntrySize returns the bytes one entry occupies in the slot array. The
+// whole table also spends one 64-byte bucket header per 14 slots and sizes
+// its slots for 80% load at capacity: Table.Bytes reports the total.
+func EntrySize() uintptr { return sizeofEntry }
+
+// Limits New enforces. Connection slots are addressed by 32-bit indexes,
+// templates by the low 24 bits of a TemplateRef.
+const (
+	MaxCapacity  = 1 << 30
+	MaxTemplates = 1 << 23
+)
+
+// Config sizes a Table. Everything is allocated by New; the table never
+// grows.
+type Config struct {
+	// Capacity is the most connections the table holds at once.
+	Capacity int
+	// Templates is the most persistence templates it holds; 0 disables
+	// persistence (InsertTemplate then reports Full).
+	Templates int
+	// Timeouts per state; the zero value means DefaultTimeouts.
+	Timeouts Timeouts
+	// Clock is read on every operation; nil means SystemClock.
+	Clock Clock
+	// Hooks receives per-real-server accounting; nil discards it.
+	Hooks Hooks
+}
+
+// Table is the connection table shared by every worker. Lookup, Touch,
+// Insert, the template calls, Sweep, Range and Stats are all safe for
+// concurrent use; none of them allocates.
+type Table struct {
+	conns    *store
+	tmpls    *store // nil when Config.Templates is 0
+	seed     seed
+	clock    Clock
+	base     time.Duration
+	hooks    Hooks
+	timeouts timeoutTable
+	sweep    atomic.Uint64 // next slot Sweep inspects
+	stats    stats
+}
+
+// New allocates a table. Validation errors name the field, the value and
+// the rule it broke.
+func New(cfg Config) (*Table, error) {
+	if cfg.Capacity < 1 || cfg.Capacity > MaxCapacity {
+		return nil, fmt.Errorf("conntrack config: capacity = %d: must be between 1 and %d", cfg.Capacity, MaxCapacity)
+	}
+	if cfg.Templates < 0 || cfg.Templates > MaxTemplates {
+		return nil, fmt.Errorf("conntrack config: templates = %d: must be between 0 and %d", cfg.Templates, MaxTemplates)
+	}
+	if cfg.Timeouts == (Timeouts{}) {
+		cfg.Timeouts = DefaultTimeouts()
+	}
+	if err := cfg.Timeouts.validate(); err != nil {
+		return nil, fmt.Errorf("conntrack config: %w", err)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock()
+	}
+	if cfg.Hooks == nil {
+		cfg.Hooks = noHooks{}
+	}
+	t := &Table{
+		conns: newStore(cfg.Capacity),
+		clock: cfg.Clock,
+		base:  cfg.Clock.Now(),
+		hooks: cfg.Hooks,
+	}
+	if cfg.Templates > 0 {
+		t.tmpls = newStore(cfg.Templates)
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("conntrack: hash seed: %w", err)
+	}
+	for i := range t.seed {
+		t.seed[i] = binary.LittleEndian.Uint64(b[i*8:]) | 1
+	}
+	t.timeouts.load(cfg.Timeouts)
+	return t, nil
+}
+
+// now is the table's time in milliseconds since New. A clock set before
+// the table's epoch reads as 0 rather than wrapping.
+func (t *Table) now() uint64 {
+	d := t.clock.Now() - t.base
+	if d < 0 {
+		return 0
+	}
+	return uint64(d / time.Millisecond)
+}
+
+// Bytes returns the memory the table allocated up front.
+func (t *Table) Bytes() uintptr {
+	n := t.conns.bytes()
+	if t.tmpls != nil {
+		n += t.tmpls.bytes()
+	}
+	return n
+}
+
+// Conn is a caller's copy of one connection: where its packets go and the
+// state they last left it in. ref names the entry's slot and lifetime so
+// Touch can find it again without hashing and can tell when it is gone;
+// it holds slot+1 so that the zero Conn names no entry.
+type Conn struct {
+	Dest  uint32
+	Fwd   uint8
+	State State
+	ref   uint64
+}
+
+func (v *view) conn() Conn {
+	return Conn{
+		Dest:  uint32(v.bind >> 32),
+		Fwd:   uint8(v.ports >> fwdShift),
+		State: stateOf(v.meta),
+		ref:   uint64(v.slot+1)<<32 | generation(v.meta),
+	}
+}
+
+// Result is what Touch did with a packet.
+type Result uint8
+
+const (
+	// Hit: the packet was applied; forward it to Conn.Dest.
+	Hit Result = iota
+	// Gone: the entry expired or was evicted since Lookup; treat the
+	// packet as a miss.
+	Gone
+	// Reopen: a SYN met TIME_WAIT or CLOSE; the old entry was released
+	// and the caller schedules the packet as a new connection.
+	Reopen
+)
+
+func (r Result) String() string {
+	switch r {
+	case Hit:
+		return "hit"
+	case Gone:
+		return "gone"
+	case Reopen:
+		return "reopen"
+	}
+	return "result(" + fmt.Sprint(uint8(r)) + ")"
+}
+
+// InsertResult is what Insert or InsertTemplate did.
+type InsertResult uint8
+
+const (
+	// Inserted: a new entry exists now.
+	Inserted InsertResult = iota
+	// Exists: the key was already there (another queue inserted it
+	// first); the returned value is that entry and the caller uses it.
+	Exists
+	// Full: no room even after evicting; the packet is dropped and
+	// counted in Stats.Refused.
+	Full
+	// Invalid: an argument broke a documented rule (a template timeout
+	// outside 1ms..MaxTimeout); nothing changed.
+	Invalid
+)
+
+func (r InsertResult) String() string {
+	switch r {
+	case Inserted:
+		return "inserted"
+	case Exists:
+		return "exists"
+	case Full:
+		return "full"
+	case Invalid:
+		return "invalid"
+	}
+	return "insertresult(" + fmt.Sprint(uint8(r)) + ")"
+}
+
+func expired(m, now uint64) bool { return now >= payload(m) }
+
+// Lookup finds the connection for k. It takes no lock, never returns an
+// expired entry and does not allocate.
+func (t *Table) Lookup(k *Key) (Conn, bool) {
+	w := k.words()
+	b1, b2, tag := t.conns.place(t.seed.hash(&w))
+	v, ok := t.conns.find(b1, tag, &w)
+	if !ok {
+		v, ok = t.conns.find(b2, tag, &w)
+	}
+	if !ok || expired(v.meta, t.now()) {
+		return Conn{}, false
+	}
+	return v.conn(), true
+}
+
+// Touch applies one packet of k with event ev to the connection c that
+// Lookup or Insert returned: it moves the state, refreshes the expiry and
+// reports active/inactive moves to Hooks, all with one compare-and-swap.
+// c.State is updated. When several queues touch one flow, each packet is
+// applied exactly once.
+func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
+	slot := uint32(c.ref>>32) - 1
+	if slot >= uint32(len(t.conns.entries)) {
+		return Gone
+	}
+	e := &t.conns.entries[slot]
+	gen := c.ref & genMask
+	now := t.now()
+	for {
+		m := e.meta.Load()
+		if status(m) != statusLive || generation(m) != gen {
+			return Gone
+		}
+		bind := e.bind.Load()
+		if expired(m, now) {
+			if t.conns.release(slot, m) {
+				t.retire(slot, m, bind, now)
+				t.stats.at(slot).expired.Add(1)
+				return Gone
+			}
+			continue
+		}
+		s := stateOf(m)
+		ns := s
+		if k.Proto == ProtoTCP && s != UDP {
+			if ev == EvSyn && (s == TimeWait || s == Close) {
+				if t.conns.release(slot, m) {
+					t.retire(slot, m, bind, now)
+					t.stats.at(slot).reopened.Add(1)
+					return Reopen
+				}
+				continue
+			}
+			ns = Next(s, ev)
+		}
+		nm := makeMeta(gen, statusLive, ns, now+t.timeouts.of(ns))
+		// Within one millisecond and one state there is nothing to
+		// write: skipping the store keeps a busy flow's line shared.
+		if nm == m || e.meta.CompareAndSwap(m, nm) {
+			if s.Active() != ns.Active() {
+				t.hooks.Transfer(uint32(bind>>32), ns.Active())
+			}
+			c.State = ns
+			return Hit
+		}
+	}
+}
+
+// retire does the accounting for a connection whose release this
+// goroutine won: Unbind and giving back its template.
+func (t *Table) retire(slot uint32, m, bind, now uint64) {
+	t.hooks.Unbind(uint32(bind>>32), stateOf(m).Active())
+	if ref := TemplateRef(bind); ref != 0 {
+		t.putTemplate(ref, now)
+	}
+}
+
+// initialState is the state a new connection starts in: the input-only
+// table applied to NONE for TCP, UDP for everything else.
+func initialState(proto uint8, ev Event) State {
+	if proto == ProtoTCP {
+		return Next(None, ev)
+	}
+	return UDP
+}
+
+// insertAttempts bounds the eviction loop: each round frees one entry,
+// and a round fails only when another inserter took the room first.
+const insertAttempts = 4
+
+// Insert adds the connection k -> dest, with forwarding method fwd, in the
+// state its first packet (event ev) puts it. If tmpl is not 0 the
+// connection holds that persistence template alive until it goes away; a
+// template that vanished meanwhile is not attached. When the table is
+// full Insert evicts, in this order, an expired entry and then the oldest
+// SYN_RECV or inactive one among the key's two buckets (or, when only the
+// capacity bound is hit, among a few buckets further on); if there is
+// none it refuses with Full and counts the refusal.
+func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Event) (Conn, InsertResult) {
+	w := k.words()
+	s := t.conns
+	b1, b2, tag := s.place(t.seed.hash(&w))
+	now := t.now()
+	s.lock(b1, b2)
+	for _, b := range [2]uint32{b1, b2} {
+		v, ok := s.find(b, tag, &w)
+		if !ok {
+			continue
+		}
+		if !expired(v.meta, now) {
+			s.unlock(b1, b2)
+			return v.conn(), Exists
+		}
+		if s.release(v.slot, v.meta) {
+			t.retire(v.slot, v.meta, v.bind, now)
+			t.stats.at(v.slot).expired.Add(1)
+		}
+		// Keys are unique while the latches are held, so there is no
+		// second copy to find.
+		break
+	}
+	slot, ok := t.makeRoom(b1, b2, now)
+	if !ok {
+		s.unlock(b1, b2)
+		t.stats.at(b1 * bucketSlots).refused.Add(1)
+		return Conn{}, Full
+	}
+	st := initialState(k.Proto, ev)
+	ref := uint32(0)
+	if tmpl != 0 && t.getTemplate(tmpl, now) {
+		ref = uint32(tmpl)
+	}
+	bind := uint64(dest)<<32 | uint64(ref)
+	// Bind precedes publication so no Transfer or Unbind of this entry
+	// can reach the hooks before it.
+	t.hooks.Bind(dest, st.Active())
+	m := s.publish(slot, tag, &w, fwd, now, bind, st, now+t.timeouts.of(st))
+	s.unlock(b1, b2)
+	t.stats.at(slot).inserted.Add(1)
+	v := view{slot: slot, meta: m, ports: w[4] | uint64(fwd)<<fwdShift, bind: bind}
+	return v.conn(), Inserted
+}
+
+// makeRoom finds a free slot in b1 or b2 and reserves a unit of capacity,
+// evicting as the eviction order allows. The caller holds both latches.
+func (t *Table) makeRoom(b1, b2 uint32, now uint64) (uint32, bool) {
+	s := t.conns
+	for range insertAttempts {
+		slot, free := s.freeSlot(b1, b2)
+		if free && s.reserve() {
+			return slot, true
+		}
+		v, ok := t.victimIn(b1, now, view{}, false)
+		v, ok = t.victimIn(b2, now, v, ok)
+		if !ok && free {
+			// The buckets have room but the table is at capacity: the
+			// victim may be anywhere, so look a bounded way further.
+			start := uint32(s.cursor.Add(evictScan) % uint64(s.nb))
+			for i := range uint32(evictScan) {
+				v, ok = t.victimIn((start+i)%s.nb, now, v, ok)
+			}
+		}
+		if !ok {
+			return 0, false
+		}
+		t.evict(v, now)
+	}
+	return 0, false
+}
+
+// evictScan is how many extra buckets one capacity eviction inspects.
+const evictScan = 8
+
+// victimIn returns the better eviction candidate between best and the
+// entries of bucket b: any expired entry beats a live one, and among live
+// evictable entries the oldest wins.
+func (t *Table) victimIn(b uint32, now uint64, best view, have bool) (view, bool) {
+	s := t.conns
+	if have && expired(best.meta, now) {
+		return best, true
+	}
+	used := s.buckets[b].used.Load() & fullMask
+	for used != 0 {
+		i := uint32(bits.TrailingZeros32(used))
+		used &= used - 1
+		_, v, ok := s.snapshot(b*bucketSlots+i, false)
+		if !ok {
+			continue
+		}
+		if expired(v.meta, now) {
+			return v, true
+		}
+		if !stateOf(v.meta).evictable() {
+			continue
+		}
+		if !have || v.since < best.since {
+			best, have = v, true
+		}
+	}
+	return best, have
+}
+
+// evict releases the victim if it is still what victimIn saw.
+func (t *Table) evict(v view, now uint64) {
+	if !t.conns.release(v.slot, v.meta) {
+		return
+	}
+	t.retire(v.slot, v.meta, v.bind, now)
+	if expired(v.meta, now) {
+		t.stats.at(v.slot).expired.Add(1)
+	} else {
+		t.stats.at(v.slot).evicted.Add(1)
+	}
+}

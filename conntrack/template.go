@@ -1,0 +1,230 @@
+package conntrack
+
+import (
+	"time"
+)
+
+// TemplateRef names a persistence template: its slot plus one in the low
+// 24 bits and the low 8 bits of its generation above them, so a stale ref
+// to a reused slot is refused (unless the slot was reused a multiple of
+// 256 times in between). 0 is no template.
+type TemplateRef uint32
+
+func makeTemplateRef(slot uint32, m uint64) TemplateRef {
+	return TemplateRef(generation(m)&0xff<<24 | uint64(slot+1))
+}
+
+// templateEntry resolves ref to its entry if the ref is well-formed.
+func (t *Table) templateEntry(ref TemplateRef) (uint32, *entry, bool) {
+	if t.tmpls == nil || ref == 0 {
+		return 0, nil, false
+	}
+	slot := uint32(ref&0xffffff) - 1
+	if slot >= uint32(len(t.tmpls.entries)) {
+		return 0, nil, false
+	}
+	return slot, &t.tmpls.entries[slot], true
+}
+
+func (ref TemplateRef) matches(m uint64) bool {
+	return generation(m)&0xff == uint64(ref>>24)
+}
+
+// A template is expired when nothing holds it (control count 0) and its
+// own timeout passed; while connections hold it, it stays.
+func templateExpired(m, expiry, now uint64) bool {
+	return payload(m) == 0 && now >= expiry
+}
+
+// LookupTemplate finds the persistence template for k (CPort 0, CAddr
+// already masked, VPort 0 for port-0 services). It takes no lock and never
+// returns an expired or deleted template.
+func (t *Table) LookupTemplate(k *Key) (dest uint32, ref TemplateRef, ok bool) {
+	if t.tmpls == nil {
+		return 0, 0, false
+	}
+	w := k.words()
+	b1, b2, tag := t.tmpls.place(t.seed.hash(&w))
+	v, found := t.tmpls.find(b1, tag, &w)
+	if !found {
+		v, found = t.tmpls.find(b2, tag, &w)
+	}
+	if !found || templateExpired(v.meta, v.since, t.now()) {
+		return 0, 0, false
+	}
+	return uint32(v.bind >> 32), makeTemplateRef(v.slot, v.meta), true
+}
+
+// Template returns the real server of a template that still exists
+// (including one deleted but still holding connections).
+func (t *Table) Template(ref TemplateRef) (dest uint32, ok bool) {
+	_, e, ok := t.templateEntry(ref)
+	if !ok {
+		return 0, false
+	}
+	m := e.meta.Load()
+	st := status(m)
+	bind := e.bind.Load()
+	if (st != statusLive && st != statusZombie) || !ref.matches(m) || e.meta.Load()&identityMask != m&identityMask {
+		return 0, false
+	}
+	return uint32(bind >> 32), true
+}
+
+// InsertTemplate records that clients matching k go to dest for timeout
+// after their last connection. If a live template for k exists it is
+// returned with Exists; when it has the same dest its expiry is refreshed,
+// otherwise the caller reads its dest with Template and follows it (another
+// queue chose first). Full means the template table has no expired entry
+// to reuse; Invalid means timeout is outside 1ms..MaxTimeout.
+func (t *Table) InsertTemplate(k *Key, dest uint32, timeout time.Duration) (TemplateRef, InsertResult) {
+	if timeout < time.Millisecond || timeout > MaxTimeout {
+		return 0, Invalid
+	}
+	s := t.tmpls
+	if s == nil {
+		return 0, Full
+	}
+	to := uint64(toMillis(timeout))
+	w := k.words()
+	b1, b2, tag := s.place(t.seed.hash(&w))
+	now := t.now()
+	s.lock(b1, b2)
+	defer s.unlock(b1, b2)
+	for _, b := range [2]uint32{b1, b2} {
+		v, ok := s.find(b, tag, &w)
+		if !ok {
+			continue
+		}
+		if !templateExpired(v.meta, v.since, now) {
+			e := &s.entries[v.slot]
+			if uint32(v.bind>>32) == dest {
+				e.bind.Store(uint64(dest)<<32 | to)
+				e.since.Store(now + to)
+			}
+			return makeTemplateRef(v.slot, v.meta), Exists
+		}
+		s.release(v.slot, v.meta)
+		break
+	}
+	slot, ok := t.templateRoom(b1, b2, now)
+	if !ok {
+		return 0, Full
+	}
+	m := s.publish(slot, tag, &w, 0, now+to, uint64(dest)<<32|to, None, 0)
+	return makeTemplateRef(slot, m), Inserted
+}
+
+// templateRoom finds a free slot and capacity for a template. Live
+// templates are never evicted (they carry persistence promises); only
+// expired ones are reused, from the key's buckets or a few further on.
+func (t *Table) templateRoom(b1, b2 uint32, now uint64) (uint32, bool) {
+	s := t.tmpls
+	for range insertAttempts {
+		slot, free := s.freeSlot(b1, b2)
+		if free && s.reserve() {
+			return slot, true
+		}
+		found := false
+		scan := func(b uint32) {
+			used := s.buckets[b].used.Load() & fullMask
+			for i := range uint32(bucketSlots) {
+				if found || used&(1<<i) == 0 {
+					continue
+				}
+				_, v, ok := s.snapshot(b*bucketSlots+i, false)
+				if ok && templateExpired(v.meta, v.since, now) && s.release(v.slot, v.meta) {
+					found = true
+				}
+			}
+		}
+		scan(b1)
+		scan(b2)
+		if !found && free {
+			start := uint32(s.cursor.Add(evictScan) % uint64(s.nb))
+			for i := range uint32(evictScan) {
+				scan((start + i) % s.nb)
+			}
+		}
+		if !found {
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// DeleteTemplate stops ref from matching new connections, as IPVS does
+// when a template's real server is removed or quiesced. Connections that
+// hold it keep it until they go; the slot is freed with the last of them.
+func (t *Table) DeleteTemplate(ref TemplateRef) {
+	slot, e, ok := t.templateEntry(ref)
+	if !ok {
+		return
+	}
+	for {
+		m := e.meta.Load()
+		if status(m) != statusLive || !ref.matches(m) {
+			return
+		}
+		if payload(m) == 0 {
+			if t.tmpls.release(slot, m) {
+				return
+			}
+			continue
+		}
+		if e.meta.CompareAndSwap(m, makeMeta(generation(m), statusZombie, None, payload(m))) {
+			return
+		}
+	}
+}
+
+// getTemplate adds a controlling connection to ref and restarts its
+// timeout, like IPVS's ip_vs_conn_put on a template. It fails if the
+// template expired or was deleted since the caller looked it up.
+func (t *Table) getTemplate(ref TemplateRef, now uint64) bool {
+	_, e, ok := t.templateEntry(ref)
+	if !ok {
+		return false
+	}
+	for {
+		m := e.meta.Load()
+		if status(m) != statusLive || !ref.matches(m) || templateExpired(m, e.since.Load(), now) {
+			return false
+		}
+		if e.meta.CompareAndSwap(m, m+1) {
+			e.since.Store(now + uint64(uint32(e.bind.Load())))
+			return true
+		}
+	}
+}
+
+// putTemplate drops one controlling connection from ref. The last one
+// restarts the template's own timeout (so persistence lasts a full
+// timeout after the client's last connection) before the count reaches 0,
+// which is what Sweep reads first. A deleted template is freed with its
+// last connection.
+func (t *Table) putTemplate(ref TemplateRef, now uint64) {
+	slot, e, ok := t.templateEntry(ref)
+	if !ok {
+		return
+	}
+	for {
+		m := e.meta.Load()
+		st := status(m)
+		if (st != statusLive && st != statusZombie) || !ref.matches(m) || payload(m) == 0 {
+			return
+		}
+		if payload(m) == 1 {
+			if st == statusZombie {
+				if t.tmpls.release(slot, m) {
+					return
+				}
+				continue
+			}
+			e.since.Store(now + uint64(uint32(e.bind.Load())))
+		}
+		if e.meta.CompareAndSwap(m, m-1) {
+			return
+		}
+	}
+}

@@ -1,0 +1,119 @@
+package control
+
+import (
+	"fmt"
+	"net/http"
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/afvs/afvs/dataplane"
+)
+
+// MetricsSource is what the collector reads at scrape time.
+type MetricsSource interface {
+	Director
+	Loads() Loads
+	TableStatus() TableStatus
+}
+
+// collector turns the director's counters into Prometheus metrics at scrape
+// time, so nothing on the hot path knows about Prometheus.
+type collector struct {
+	s   *Server
+	src MetricsSource
+}
+
+var (
+	descSvcConns  = prometheus.NewDesc("afvs_service_connections_total", "Connections scheduled for the virtual service.", []string{"service"}, nil)
+	descSvcPkts   = prometheus.NewDesc("afvs_service_packets_total", "Packets of the virtual service; in = received, out = sent on to real servers.", []string{"service", "direction"}, nil)
+	descSvcBytes  = prometheus.NewDesc("afvs_service_bytes_total", "Bytes of the virtual service; in = received, out = sent on.", []string{"service", "direction"}, nil)
+	descRealConns = prometheus.NewDesc("afvs_real_connections_total", "Connections scheduled to the real server.", []string{"service", "real"}, nil)
+	descRealPkts  = prometheus.NewDesc("afvs_real_packets_total", "Packets to the real server; in = received, out = sent on.", []string{"service", "real", "direction"}, nil)
+	descRealBytes = prometheus.NewDesc("afvs_real_bytes_total", "Bytes to the real server; in = received, out = sent on.", []string{"service", "real", "direction"}, nil)
+	descRealAct   = prometheus.NewDesc("afvs_real_active_connections", "ActiveConn as ipvsadm shows it.", []string{"service", "real"}, nil)
+	descRealInact = prometheus.NewDesc("afvs_real_inactive_connections", "InActConn as ipvsadm shows it.", []string{"service", "real"}, nil)
+	descRealW     = prometheus.NewDesc("afvs_real_weight", "Real server weight (0 = quiesced).", []string{"service", "real"}, nil)
+	descCTEntries = prometheus.NewDesc("afvs_conntrack_entries", "Connections in the table.", nil, nil)
+	descCTTmpl    = prometheus.NewDesc("afvs_conntrack_templates", "Persistence templates in the table.", nil, nil)
+	descCTCap     = prometheus.NewDesc("afvs_conntrack_capacity", "Configured connection table capacity.", nil, nil)
+	descCTEvict   = prometheus.NewDesc("afvs_conntrack_evictions_total", "Live connections evicted to make room.", nil, nil)
+	descCTRefused = prometheus.NewDesc("afvs_conntrack_refused_total", "New connections refused because the table was full.", nil, nil)
+	descCTExpired = prometheus.NewDesc("afvs_conntrack_expired_total", "Connections expired by timeout.", nil, nil)
+	descDrops     = prometheus.NewDesc("afvs_drops_total", "Frames dropped by the workers, by reason.", []string{"reason"}, nil)
+	descQRX       = prometheus.NewDesc("afvs_queue_rx_packets_total", "Frames received per queue.", []string{"dev", "queue"}, nil)
+	descQTX       = prometheus.NewDesc("afvs_queue_tx_packets_total", "Frames transmitted per queue.", []string{"dev", "queue"}, nil)
+	descQFull     = prometheus.NewDesc("afvs_queue_tx_ring_full_total", "Frames dropped because the TX ring was full, per queue.", []string{"dev", "queue"}, nil)
+	descQNoFrame  = prometheus.NewDesc("afvs_queue_no_free_frame_total", "Frames that found no free UMEM frame, per queue.", []string{"dev", "queue"}, nil)
+	descBuild     = prometheus.NewDesc("afvs_build_info", "Build information.", []string{"version", "goversion"}, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPkts, descSvcBytes, descRealConns, descRealPkts, descRealBytes, descRealAct, descRealInact, descRealW,
+		descCTEntries, descCTTmpl, descCTCap, descCTEvict, descCTRefused, descCTExpired, descDrops, descQRX, descQTX, descQFull, descQNoFrame, descBuild} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	for _, svc := range c.s.Services(c.src.Loads()) {
+		name := svcLabel(svc)
+		counter(descSvcConns, svc.Stats.Conns, name)
+		counter(descSvcPkts, svc.Stats.InPkts, name, "in")
+		counter(descSvcPkts, svc.Stats.OutPkts, name, "out")
+		counter(descSvcBytes, svc.Stats.InBytes, name, "in")
+		counter(descSvcBytes, svc.Stats.OutBytes, name, "out")
+		for _, r := range svc.Reals {
+			rn := fmt.Sprintf("%s:%d", r.Address, r.Port)
+			counter(descRealConns, r.Stats.Conns, name, rn)
+			counter(descRealPkts, r.Stats.InPkts, name, rn, "in")
+			counter(descRealPkts, r.Stats.OutPkts, name, rn, "out")
+			counter(descRealBytes, r.Stats.InBytes, name, rn, "in")
+			counter(descRealBytes, r.Stats.OutBytes, name, rn, "out")
+			gauge(descRealAct, float64(r.Active), name, rn)
+			gauge(descRealInact, float64(r.Inactive), name, rn)
+			gauge(descRealW, float64(r.Weight), name, rn)
+		}
+	}
+	ts := c.src.TableStatus()
+	gauge(descCTEntries, float64(ts.Entries))
+	gauge(descCTTmpl, float64(ts.Templates))
+	gauge(descCTCap, float64(ts.Capacity))
+	counter(descCTEvict, ts.Evicted)
+	counter(descCTRefused, ts.Refused)
+	counter(descCTExpired, ts.Expired)
+	for reason, n := range c.s.Status().Drops {
+		counter(descDrops, n, reason)
+	}
+	for _, w := range c.src.Workers() {
+		q := fmt.Sprint(w.Queue)
+		counter(descQRX, w.C.RX.Load(), w.Dev, q)
+		counter(descQTX, w.C.TX.Load(), w.Dev, q)
+		counter(descQFull, w.C.Drops[dataplane.DropTxRingFull].Load(), w.Dev, q)
+		counter(descQNoFrame, w.C.Drops[dataplane.DropNoFreeFrame].Load(), w.Dev, q)
+	}
+	gauge(descBuild, 1, Version, runtime.Version())
+}
+
+func svcLabel(s Service) string {
+	if s.FWMark != 0 {
+		return fmt.Sprintf("fwm:%d", s.FWMark)
+	}
+	return fmt.Sprintf("%s:%s:%d", s.Proto, s.Address, s.Port)
+}
+
+// MetricsHandler serves /metrics for the server's director.
+func MetricsHandler(s *Server, src MetricsSource) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{s, src})
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}

@@ -1,0 +1,54 @@
+package control
+
+import (
+	"net"
+
+	"golang.org/x/sys/unix"
+)
+
+// rootOnly closes connections from peers other than uid 0, checked with
+// SO_PEERCRED: a second lock behind the socket's 0600 mode, so a socket
+// whose mode was loosened by hand still refuses other users.
+type rootOnly struct {
+	net.Listener
+	allowed func(uid uint32) bool
+}
+
+// RootOnly wraps a unix listener so only root's connections are served.
+func RootOnly(l net.Listener) net.Listener {
+	return rootOnly{l, func(uid uint32) bool { return uid == 0 }}
+}
+
+func (l rootOnly) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		uc, ok := c.(*net.UnixConn)
+		if !ok {
+			return c, nil
+		}
+		if uid, ok := peerUID(uc); ok && l.allowed(uid) {
+			return c, nil
+		}
+		c.Write([]byte("HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 49\r\n\r\n{\"error\":\"Permission denied (you must be root)\"}\n"))
+		c.Close()
+	}
+}
+
+func peerUID(c *net.UnixConn) (uint32, bool) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var cred *unix.Ucred
+	var cerr error
+	raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	if cerr != nil || cred == nil {
+		return 0, false
+	}
+	return cred.Uid, true
+}

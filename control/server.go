@@ -1,0 +1,276 @@
+package control
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/internal/header"
+	"github.com/afvs/afvs/vs"
+)
+
+// Version is reported by /v1/status and in metrics; set at build time.
+var Version = "0.1.0"
+
+// Director is what the server needs from the dataplane. *dataplane.Director
+// implements it.
+type Director interface {
+	Apply(t *vs.Table) error
+	Snapshot() *dataplane.Snapshot
+	Counters() []*dataplane.Counters
+	Workers() []*dataplane.Worker
+}
+
+// Server serves the control API and owns the current table.
+type Server struct {
+	d      Director
+	reload func() (*vs.Table, error)
+	start  time.Time
+
+	mu    sync.Mutex // serialises changes
+	table *vs.Table
+
+	estMu   sync.Mutex
+	svcEst  map[uint32]*estimator
+	destEst map[uint32]*estimator
+
+	extra func(*Status) // fills conntrack and steering figures
+}
+
+// New returns a server for d, whose table in force is t. reload re-reads
+// the configuration for /v1/reload and SIGHUP; extra adds figures the
+// Director interface does not carry.
+func New(d Director, t *vs.Table, reload func() (*vs.Table, error), extra func(*Status)) *Server {
+	return &Server{d: d, table: t.Clone(), reload: reload, start: time.Now(), extra: extra,
+		svcEst: map[uint32]*estimator{}, destEst: map[uint32]*estimator{}}
+}
+
+// Table returns a copy of the table in force.
+func (s *Server) Table() *vs.Table {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.table.Clone()
+}
+
+// Update applies fn to a copy of the table and, if fn and the dataplane
+// accept the result, makes it current. Otherwise nothing changes.
+func (s *Server) Update(fn func(t *vs.Table) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.table.Clone()
+	if err := fn(t); err != nil {
+		return err
+	}
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	if err := s.d.Apply(t); err != nil {
+		return err
+	}
+	s.table = t
+	return nil
+}
+
+// Reload re-reads the configuration and swaps it in, or leaves the old one
+// running and says why.
+func (s *Server) Reload() error {
+	if s.reload == nil {
+		return fmt.Errorf("reload: no configuration source")
+	}
+	t, err := s.reload()
+	if err != nil {
+		return fmt.Errorf("reload refused, old configuration still running: %w", err)
+	}
+	if err := s.Update(func(cur *vs.Table) error { *cur = *t; return nil }); err != nil {
+		return fmt.Errorf("reload refused, old configuration still running: %w", err)
+	}
+	return nil
+}
+
+// RunEstimator samples the counters every 2 s until stop closes.
+func (s *Server) RunEstimator(stop <-chan struct{}) {
+	tick := time.NewTicker(estimatorSeconds * time.Second)
+	defer tick.Stop()
+	s.sampleRates()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			s.sampleRates()
+		}
+	}
+}
+
+func (s *Server) sampleRates() {
+	snap := s.d.Snapshot()
+	if snap == nil {
+		return
+	}
+	cs := s.d.Counters()
+	s.estMu.Lock()
+	defer s.estMu.Unlock()
+	for _, svc := range snap.Services {
+		e := s.svcEst[svc.ID]
+		if e == nil {
+			e = new(estimator)
+			s.svcEst[svc.ID] = e
+		}
+		e.sample(dataplane.SumTraffic(cs, func(c *dataplane.Counters) dataplane.Traffic { return c.Service(svc.ID) }))
+		for _, d := range svc.Dests {
+			e := s.destEst[d.ID]
+			if e == nil {
+				e = new(estimator)
+				s.destEst[d.ID] = e
+			}
+			e.sample(dataplane.SumTraffic(cs, func(c *dataplane.Counters) dataplane.Traffic { return c.Dest(d.ID) }))
+		}
+	}
+}
+
+func (s *Server) rate(m map[uint32]*estimator, id uint32) Rate {
+	s.estMu.Lock()
+	defer s.estMu.Unlock()
+	if e := m[id]; e != nil {
+		return e.rate()
+	}
+	return Rate{}
+}
+
+func traffic(t dataplane.Traffic) Traffic {
+	return Traffic{Conns: t.Conns, InPkts: t.InPkts, OutPkts: t.OutPkts, InBytes: t.InBytes, OutBytes: t.OutBytes}
+}
+
+// Status sums the workers' counters.
+func (s *Server) Status() Status {
+	st := Status{Version: Version, Uptime: time.Since(s.start).Seconds(), Drops: map[string]uint64{}, Steering: map[string]uint64{}}
+	var tot dataplane.Totals
+	for _, w := range s.d.Workers() {
+		tot.Add(w.C)
+		st.Workers = append(st.Workers, WorkerStatus{Dev: w.Dev, Queue: w.Queue, CPU: w.CPU, RX: w.C.RX.Load(), TX: w.C.TX.Load()})
+	}
+	st.RX, st.TX, st.RXBytes, st.TXBytes, st.ICMPSent = tot.RX, tot.TX, tot.RXBytes, tot.TXBytes, tot.ICMPSent
+	for i, n := range tot.Parse {
+		if i != int(header.OK) {
+			st.Drops[header.Reason(i).String()] = n
+		}
+	}
+	for i, n := range tot.Drops {
+		st.Drops[dataplane.Drop(i).String()] = n
+	}
+	if s.extra != nil {
+		s.extra(&st)
+	}
+	return st
+}
+
+// Loads is what Services needs for live connection counts.
+type Loads interface {
+	Active(id uint32) int32
+	Inactive(id uint32) int32
+	Overloaded(id uint32) bool
+}
+
+// Services lists the services with counters, rates and connection counts.
+func (s *Server) Services(loads Loads) []Service {
+	snap := s.d.Snapshot()
+	if snap == nil {
+		return nil
+	}
+	cs := s.d.Counters()
+	t := snap.Table
+	out := []Service{}
+	for i, vsvc := range t.Services {
+		csvc := &snap.Services[i]
+		o := Service{Proto: vsvc.Proto.String(), Port: vsvc.Port, FWMark: vsvc.FWMark, Scheduler: vsvc.Sched,
+			SchedFlags: vsvc.SchedFlags, Persistent: vsvc.Persistent, Timeout: vsvc.Timeout}
+		if vsvc.FWMark != 0 {
+			o.Proto = "fwm"
+		} else {
+			o.Address = vsvc.Addr.String()
+		}
+		if vsvc.Persistent {
+			o.Netmask = vsvc.Netmask.String()
+		}
+		o.Stats = traffic(dataplane.SumTraffic(cs, func(c *dataplane.Counters) dataplane.Traffic { return c.Service(csvc.ID) }))
+		o.Rate = s.rate(s.svcEst, csvc.ID)
+		for j, r := range vsvc.Reals {
+			d := &csvc.Dests[j]
+			or := Real{Address: r.Addr.String(), Port: r.Port, Forward: r.Fwd.String(), Weight: r.Weight, Upper: r.Upper, Lower: r.Lower, Resolved: d.HaveMAC}
+			if loads != nil {
+				or.Active, or.Inactive, or.Overloaded = loads.Active(d.ID), loads.Inactive(d.ID), loads.Overloaded(d.ID)
+			}
+			or.Stats = traffic(dataplane.SumTraffic(cs, func(c *dataplane.Counters) dataplane.Traffic { return c.Dest(d.ID) }))
+			or.Rate = s.rate(s.destEst, d.ID)
+			o.Reals = append(o.Reals, or)
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// Listen opens the unix socket at path with mode 0600, creating its
+// directory (0700) and replacing a stale socket.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("control socket %s: exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("control socket %s: another afvs is listening there", path)
+		}
+		os.Remove(path)
+	}
+	old := umask(0o177)
+	l, err := net.Listen("unix", path)
+	umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Handler returns the HTTP API.
+func (s *Server) Handler(loads Loads) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Status())
+	})
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Services(loads))
+	})
+	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.Reload(); err != nil {
+			writeJSON(w, http.StatusConflict, errorBody{err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"result": "reloaded"})
+	})
+	return mux
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

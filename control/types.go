@@ -1,0 +1,87 @@
+package control
+
+// Status is GET /v1/status: the director's counters.
+type Status struct {
+	Version  string            `json:"version"`
+	Uptime   float64           `json:"uptime_seconds"`
+	Workers  []WorkerStatus    `json:"workers"`
+	RX       uint64            `json:"rx_packets"`
+	TX       uint64            `json:"tx_packets"`
+	RXBytes  uint64            `json:"rx_bytes"`
+	TXBytes  uint64            `json:"tx_bytes"`
+	ICMPSent uint64            `json:"icmp_sent"`
+	Drops    map[string]uint64 `json:"drops"`
+	Steering map[string]uint64 `json:"steering"`
+	Table    TableStatus       `json:"conntrack"`
+}
+
+// WorkerStatus is one worker's view.
+type WorkerStatus struct {
+	Dev   string `json:"dev"`
+	Queue int    `json:"queue"`
+	CPU   int    `json:"cpu"`
+	RX    uint64 `json:"rx_packets"`
+	TX    uint64 `json:"tx_packets"`
+}
+
+// TableStatus is the connection table's occupancy.
+type TableStatus struct {
+	Entries   uint64 `json:"entries"`
+	Templates uint64 `json:"templates"`
+	Capacity  uint64 `json:"capacity"`
+	Inserted  uint64 `json:"inserted"`
+	Expired   uint64 `json:"expired"`
+	Evicted   uint64 `json:"evicted"`
+	Refused   uint64 `json:"refused"`
+}
+
+// Traffic mirrors IPVS's per-service and per-server counters.
+type Traffic struct {
+	Conns    uint64 `json:"conns"`
+	InPkts   uint64 `json:"in_packets"`
+	OutPkts  uint64 `json:"out_packets"`
+	InBytes  uint64 `json:"in_bytes"`
+	OutBytes uint64 `json:"out_bytes"`
+}
+
+// Rate is the estimated per-second rates, as IPVS's estimator.
+type Rate struct {
+	CPS    uint64 `json:"cps"`
+	InPPS  uint64 `json:"in_pps"`
+	OutPPS uint64 `json:"out_pps"`
+	InBPS  uint64 `json:"in_bps"`
+	OutBPS uint64 `json:"out_bps"`
+}
+
+// Service is one virtual service in GET /v1/services.
+type Service struct {
+	Proto      string   `json:"proto"` // tcp, udp, or fwm
+	Address    string   `json:"address,omitempty"`
+	Port       uint16   `json:"port"`
+	FWMark     uint32   `json:"fwmark,omitempty"`
+	Scheduler  string   `json:"scheduler"`
+	SchedFlags []string `json:"sched_flags,omitempty"`
+	Persistent bool     `json:"persistent"`
+	Timeout    uint32   `json:"timeout,omitempty"`
+	Netmask    string   `json:"netmask,omitempty"`
+	Stats      Traffic  `json:"stats"`
+	Rate       Rate     `json:"rate"`
+	Reals      []Real   `json:"reals"`
+}
+
+// Real is one real server in GET /v1/services.
+type Real struct {
+	Address      string  `json:"address"`
+	Port         uint16  `json:"port"`
+	Forward      string  `json:"forward"` // Route, Tunnel
+	Weight       int32   `json:"weight"`
+	Upper        uint32  `json:"upper_threshold"`
+	Lower        uint32  `json:"lower_threshold"`
+	Active       int32   `json:"active_conns"`
+	Inactive     int32   `json:"inactive_conns"`
+	PersistConns int32   `json:"persist_conns"`
+	Overloaded   bool    `json:"overloaded"`
+	Resolved     bool    `json:"neighbor_resolved"`
+	Stats        Traffic `json:"stats"`
+	Rate         Rate    `json:"rate"`
+}

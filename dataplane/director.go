@@ -1,0 +1,419 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/dataplane/nic"
+	"github.com/afvs/afvs/dataplane/xdpprog"
+	"github.com/afvs/afvs/dataplane/xsk"
+	"github.com/afvs/afvs/sched"
+	"github.com/afvs/afvs/vs"
+)
+
+// Options configure a Director.
+type Options struct {
+	Interfaces []string       // receive VIP traffic here
+	Mode       xdpprog.Mode   // XDP attach mode
+	CPUs       map[string]int // "dev:queue" -> cpu overrides
+	Frames     int            // UMEM frames per socket
+	Capacity   int            // connection table entries
+	Templates  int            // persistence templates
+	TCP        time.Duration  // --set tcp (0: IPVS default)
+	TCPFin     time.Duration
+	UDP        time.Duration
+	Sched      sched.Options
+	Log        *slog.Logger
+}
+
+// Director owns everything the daemon runs: the steering programs, the
+// AF_XDP sockets, the workers, the connection table, and the published
+// snapshot.
+type Director struct {
+	opt    Options
+	log    *slog.Logger
+	kernel *nic.Kernel
+	neigh  *nic.Neighbors
+
+	CT    *conntrack.Table
+	Loads *sched.Loads
+	reg   *Registry
+	snap  atomic.Pointer[Snapshot]
+
+	mu     sync.Mutex // serialises Apply and rebuilds
+	ifaces []Iface
+	slotOf map[int]int // ifindex -> slot
+	routes map[netip.Addr]Route
+
+	steer   []*xdpprog.Steering
+	attach  []xdpprog.Attachment
+	sockets []*xsk.Socket
+	workers []*Worker
+	wg      sync.WaitGroup
+	stop    chan struct{}
+	rebuild chan struct{}
+}
+
+// NewDirector opens the dataplane on the configured interfaces and the
+// egress interfaces that the initial table's real servers route through.
+// Nothing forwards until Start.
+func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
+	if len(opt.Interfaces) == 0 {
+		return nil, errors.New("interfaces: at least one interface is required")
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	d = &Director{opt: opt, log: opt.Log, reg: NewRegistry(), slotOf: map[int]int{}, routes: map[netip.Addr]Route{},
+		stop: make(chan struct{}), rebuild: make(chan struct{}, 1)}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if d.kernel, err = nic.Open(netns.None()); err != nil {
+		return nil, err
+	}
+	d.Loads = sched.NewLoads(MaxDests)
+	to := conntrack.DefaultTimeouts()
+	d.CT, err = conntrack.New(conntrack.Config{Capacity: opt.Capacity, Templates: opt.Templates, Timeouts: to, Clock: conntrack.SystemClock(), Hooks: d.Loads})
+	if err != nil {
+		return nil, fmt.Errorf("connection table: %w", err)
+	}
+	d.CT.SetTimeouts(opt.TCP, opt.TCPFin, opt.UDP)
+
+	// Ingress interfaces take the first slots.
+	type rxq struct {
+		slot, queue int
+		sock        *xsk.Socket
+	}
+	var queues []rxq
+	for _, name := range opt.Interfaces {
+		ifc, err := d.kernel.Lookup(name)
+		if err != nil {
+			return nil, err
+		}
+		if !ifc.IPv4.IsValid() {
+			return nil, fmt.Errorf("interface %s: has no IPv4 address", name)
+		}
+		slot := d.addIface(ifc)
+		st, err := xdpprog.LoadSteering(4096, max(ifc.RxQueues, 1))
+		if err != nil {
+			return nil, fmt.Errorf("interface %s: %w", name, err)
+		}
+		d.steer = append(d.steer, st)
+		for q := 0; q < max(ifc.RxQueues, 1); q++ {
+			so := xsk.DefaultOptions()
+			if opt.Frames > 0 {
+				so.NumFrames = opt.Frames
+			}
+			so.TxBudget = 256
+			s, err := xsk.Open(ifc.Index, q, so)
+			if err != nil {
+				return nil, fmt.Errorf("interface %s queue %d: %w", name, q, err)
+			}
+			d.sockets = append(d.sockets, s)
+			if err := st.RegisterSocket(q, s.FD()); err != nil {
+				return nil, fmt.Errorf("interface %s queue %d: %w", name, q, err)
+			}
+			queues = append(queues, rxq{slot, q, s})
+		}
+	}
+	nIngress := len(d.ifaces)
+	// Egress-only interfaces: wherever a real server routes.
+	for _, s := range t.Services {
+		for _, r := range s.Reals {
+			hop, err := d.kernel.Route(r.Addr)
+			if err != nil {
+				d.log.Warn("real server has no route; it is unreachable until one appears", "real", r.Addr, "err", err)
+				continue
+			}
+			if _, ok := d.slotOf[hop.Ifindex]; !ok {
+				ifc, err := d.kernel.Lookup(hop.Dev)
+				if err != nil {
+					return nil, err
+				}
+				d.addIface(ifc)
+			}
+		}
+	}
+	// One TX-only socket per egress queue, shared by workers round-robin.
+	egress := make([][]TxPort, len(d.ifaces))
+	for slot := nIngress; slot < len(d.ifaces); slot++ {
+		ifc, _ := d.kernel.Lookup(d.ifaces[slot].Name)
+		n := min(max(ifc.RxQueues, 1), len(queues))
+		for q := 0; q < n; q++ {
+			so := xsk.DefaultOptions()
+			so.RxSize, so.FillSize = 0, 0
+			so.NumFrames = 2048
+			so.TxBudget = 256
+			s, err := xsk.Open(ifc.Index, q, so)
+			if err != nil {
+				return nil, fmt.Errorf("egress interface %s queue %d: %w", ifc.Name, q, err)
+			}
+			d.sockets = append(d.sockets, s)
+			tp := TxPort{Port: s}
+			if len(queues) > n {
+				tp.Mu = new(sync.Mutex)
+			}
+			egress[slot] = append(egress[slot], tp)
+		}
+	}
+	// CPU plan per ingress interface.
+	for i, q := range queues {
+		ifc := d.ifaces[q.slot]
+		plan, err := d.kernel.PlanCPUs(ifc.Name, max(1, countQueues(queues, q.slot)), d.overrides(ifc.Name))
+		cpu := -1
+		reason := "not pinned"
+		if err != nil {
+			d.log.Warn("cannot plan cpu pinning", "dev", ifc.Name, "err", err)
+		} else {
+			for _, a := range plan {
+				if a.Queue == q.queue {
+					cpu, reason = a.CPU, a.Reason
+				}
+			}
+		}
+		d.log.Info("worker", "dev", ifc.Name, "queue", q.queue, "cpu", cpu, "why", reason)
+		tx := make([]TxPort, len(d.ifaces))
+		tx[q.slot] = TxPort{Port: q.sock}
+		for slot := nIngress; slot < len(d.ifaces); slot++ {
+			if ps := egress[slot]; len(ps) > 0 {
+				tx[slot] = ps[i%len(ps)]
+			}
+		}
+		c := new(Counters)
+		proc := NewProcessor(d.CT, c, q.slot)
+		w := NewWorker(q.queue, cpu, q.sock, q.slot, tx, &d.snap, proc, c, nic.Pin)
+		w.Dev = ifc.Name
+		d.workers = append(d.workers, w)
+	}
+	d.neigh, err = d.kernel.Neighbors(nic.NeighborsOptions{
+		OnChange: d.requestRebuild,
+		OnError:  func(err error) { d.log.Debug("neighbour", "err", err) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Apply(t); err != nil {
+		return nil, err
+	}
+	mode := opt.Mode
+	for i, st := range d.steer {
+		a, err := st.Attach(d.ifaces[i].Index, mode)
+		if err != nil {
+			return nil, fmt.Errorf("attach steering program to %s: %w", d.ifaces[i].Name, err)
+		}
+		d.attach = append(d.attach, a)
+		d.log.Info("steering program attached", "dev", d.ifaces[i].Name, "mode", a.Mode().String(), "link", "bpf_link")
+	}
+	return d, nil
+}
+
+func countQueues[T any](qs []T, _ int) int { return len(qs) }
+
+func (d *Director) overrides(dev string) map[int]int {
+	out := map[int]int{}
+	for k, cpu := range d.opt.CPUs {
+		var q int
+		if n, _ := fmt.Sscanf(k, dev+":%d", &q); n == 1 {
+			out[q] = cpu
+		}
+	}
+	return out
+}
+
+func (d *Director) addIface(ifc nic.Iface) int {
+	slot := len(d.ifaces)
+	var a [4]byte
+	if ifc.IPv4.IsValid() {
+		a = ifc.IPv4.As4()
+	}
+	d.ifaces = append(d.ifaces, Iface{Slot: slot, Index: ifc.Index, Name: ifc.Name, MAC: ifc.MAC, MTU: ifc.MTU, Addr: a})
+	d.slotOf[ifc.Index] = slot
+	return slot
+}
+
+// Route implements Resolver through the kernel's routing table.
+func (d *Director) Route(dst netip.Addr) (Route, error) {
+	hop, err := d.kernel.Route(dst)
+	if err != nil {
+		return Route{}, err
+	}
+	slot, ok := d.slotOf[hop.Ifindex]
+	if !ok {
+		return Route{}, fmt.Errorf("real server %s routes via %s, which has no afvs socket (restart afvs to add it)", dst, hop.Dev)
+	}
+	return Route{Slot: slot, NextHop: hop.NextHop}, nil
+}
+
+// Neighbor implements Resolver through the neighbour cache, and registers
+// the next hop so it is resolved and kept fresh.
+func (d *Director) Neighbor(slot int, nh netip.Addr) ([6]byte, bool) {
+	idx := d.ifaces[slot].Index
+	mac, ok := d.neigh.Lookup(idx, nh)
+	if !ok {
+		d.neigh.Want(idx, nh)
+	}
+	return mac, ok
+}
+
+// Apply compiles t and publishes it. The old snapshot stays in force if it
+// fails.
+func (d *Director) Apply(t *vs.Table) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.applyLocked(t)
+}
+
+func (d *Director) applyLocked(t *vs.Table) error {
+	snap, err := Build(t, BuildOptions{Registry: d.reg, Loads: d.Loads, Resolver: d, Ifaces: d.ifaces, Sched: d.opt.Sched, Prev: d.snap.Load()})
+	if err != nil {
+		return err
+	}
+	keys := snap.SteeringKeys()
+	sk := make([]xdpprog.ServiceKey, len(keys))
+	for i, k := range keys {
+		sk[i] = xdpprog.ServiceKey{Addr: k.Addr, Proto: k.Proto, Port: k.Port}
+	}
+	// Publish the snapshot before widening the steering set, so a newly
+	// steered frame always finds its service.
+	d.snap.Store(snap)
+	for i, st := range d.steer {
+		if err := st.SetServices(sk); err != nil {
+			return fmt.Errorf("steering on %s: %w", d.ifaces[i].Name, err)
+		}
+	}
+	return nil
+}
+
+// Snapshot returns the snapshot in force.
+func (d *Director) Snapshot() *Snapshot { return d.snap.Load() }
+
+func (d *Director) requestRebuild() {
+	select {
+	case d.rebuild <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs the workers and the housekeeping goroutines.
+func (d *Director) Start() {
+	for _, w := range d.workers {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			w.Run()
+			if err := w.PinError(); err != nil {
+				d.log.Warn("pin worker", "queue", w.Queue, "cpu", w.CPU, "err", err)
+			}
+		}()
+	}
+	d.wg.Add(1)
+	go d.housekeeping()
+}
+
+// housekeeping sweeps expired connections and rebuilds the snapshot when
+// neighbours change.
+func (d *Director) housekeeping() {
+	defer d.wg.Done()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-tick.C:
+			for d.CT.Sweep(4096) == 4096 {
+			}
+		case <-d.rebuild:
+			d.mu.Lock()
+			if s := d.snap.Load(); s != nil {
+				if err := d.applyLocked(s.Table); err != nil {
+					d.log.Warn("rebuild after neighbour change", "err", err)
+				}
+			}
+			d.mu.Unlock()
+		}
+	}
+}
+
+// Counters returns every worker's counters.
+func (d *Director) Counters() []*Counters {
+	out := make([]*Counters, len(d.workers))
+	for i, w := range d.workers {
+		out[i] = w.C
+	}
+	return out
+}
+
+// Workers returns the workers.
+func (d *Director) Workers() []*Worker { return d.workers }
+
+// Steering returns the steering programs' counters summed.
+func (d *Director) Steering() (xdpprog.StatsCounters, error) {
+	var t xdpprog.StatsCounters
+	for _, st := range d.steer {
+		s, err := st.Stats()
+		if err != nil {
+			return t, err
+		}
+		t = addSteer(t, s)
+	}
+	return t, nil
+}
+
+// Close stops the workers, detaches the programs and closes the sockets. It
+// is safe to call more than once and on a half-built Director.
+func (d *Director) Close() {
+	select {
+	case <-d.stop:
+	default:
+		close(d.stop)
+	}
+	for _, w := range d.workers {
+		w.Stop()
+	}
+	d.wg.Wait()
+	for _, a := range d.attach {
+		a.Close()
+	}
+	d.attach = nil
+	for _, st := range d.steer {
+		st.Close()
+	}
+	d.steer = nil
+	for _, s := range d.sockets {
+		s.Close()
+	}
+	d.sockets = nil
+	if d.neigh != nil {
+		d.neigh.Close()
+		d.neigh = nil
+	}
+	if d.kernel != nil {
+		d.kernel.Close()
+		d.kernel = nil
+	}
+}
+
+func addSteer(a, b xdpprog.StatsCounters) xdpprog.StatsCounters {
+	a.Total += b.Total
+	a.Redirected += b.Redirected
+	a.Fragments += b.Fragments
+	a.PassNotIPv4 += b.PassNotIPv4
+	a.PassTruncated += b.PassTruncated
+	a.PassBadHeader += b.PassBadHeader
+	a.PassNotL4 += b.PassNotL4
+	a.PassNoService += b.PassNoService
+	a.PassNoSocket += b.PassNoSocket
+	return a
+}

@@ -1,0 +1,26 @@
+// Package dataplane is the director's per-frame path and the workers that run
+// it.
+//
+// One Worker serves one NIC RX queue. It is locked to its OS thread and pinned
+// to the CPU that serves the queue's IRQ. Each turn of its loop it reaps the
+// TX completion ring, refills the fill ring, takes a batch of received frames,
+// loads the current Snapshot once, and runs every frame through Processor:
+//
+//	parse (internal/header) -> service lookup -> connection table (conntrack)
+//	-> on a miss, persistence template and scheduler (sched) -> encapsulation
+//	(encap) -> TX on the egress interface's socket.
+//
+// Frames the processor cannot forward are dropped and counted by Drop reason;
+// nothing on this path returns an error value or allocates. A frame is always
+// in exactly one place: the ring it came from, the worker's batch, a TX ring, or
+// the socket's free list (see package xsk).
+//
+// The control plane never edits what workers read. It compiles a vs.Table plus
+// the resolved neighbours into a new immutable Snapshot and publishes it with
+// an atomic pointer store; workers pick it up at their next batch. Schedulers
+// are rebuilt only when a service's real servers or weights change, so a
+// neighbour update does not reset a round-robin position.
+//
+// Counters are per worker (one writer each) and summed when read, so no
+// cache line is shared between queues on the hot path.
+package dataplane

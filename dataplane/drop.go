@@ -1,0 +1,51 @@
+package dataplane
+
+// Drop is why the processor dropped a frame after it parsed. Parse errors are
+// counted separately, by header.Reason.
+type Drop uint8
+
+const (
+	DropNoService          Drop = iota // no virtual service for dst addr/proto/port (table changed under the steering map)
+	DropNoConnection                   // TCP without SYN and no connection entry (IPVS ignores these)
+	DropNoDest                         // the scheduler found no available real server
+	DropDestUnavailable                // the connection's real server was deleted (IPVS drops and lets it expire)
+	DropTableFull                      // connection table full even after eviction
+	DropTemplateFull                   // persistence template table full
+	DropNeighborUnresolved             // next hop MAC not known yet: never sent to a zero MAC
+	DropNoEgress                       // real server's egress interface has no socket
+	DropFragNeeded                     // DF set and the tunnelled packet exceeds the egress MTU (ICMP sent)
+	DropTooBig                         // no DF, but tunnelled packet exceeds the egress MTU
+	DropNoHeadroom                     // encapsulation could not fit in the frame's chunk
+	DropTxRingFull                     // TX ring full
+	DropNoFreeFrame                    // no free frame for a copy to another interface or an ICMP reply
+	DropUnsupportedFwd                 // forwarding method this dataplane does not implement
+	numDrops
+)
+
+// NumDrops is the number of Drop values.
+const NumDrops = int(numDrops)
+
+var dropNames = [numDrops]string{
+	DropNoService:          "no_service",
+	DropNoConnection:       "no_connection",
+	DropNoDest:             "no_dest",
+	DropDestUnavailable:    "dest_unavailable",
+	DropTableFull:          "table_full",
+	DropTemplateFull:       "template_full",
+	DropNeighborUnresolved: "neighbor_unresolved",
+	DropNoEgress:           "no_egress",
+	DropFragNeeded:         "frag_needed",
+	DropTooBig:             "too_big",
+	DropNoHeadroom:         "no_headroom",
+	DropTxRingFull:         "tx_ring_full",
+	DropNoFreeFrame:        "no_free_frame",
+	DropUnsupportedFwd:     "unsupported_forwarding",
+}
+
+// String returns the stable metric label.
+func (d Drop) String() string {
+	if d < numDrops {
+		return dropNames[d]
+	}
+	return "unknown"
+}

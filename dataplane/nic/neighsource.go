@@ -1,0 +1,121 @@
+package nic
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// netlinkNeighSource is the NeighSource of a Kernel: an RTNLGRP_NEIGH
+// subscription in the Kernel's namespace, and RTM_NEWNEIGH with NTF_USE to
+// trigger resolution.
+type netlinkNeighSource struct {
+	k       *Kernel
+	onError func(error)
+}
+
+func (s *netlinkNeighSource) Subscribe(events chan<- NeighEvent, done <-chan struct{}) error {
+	updates := make(chan netlink.NeighUpdate, 256)
+	upDone := make(chan struct{})
+	opts := netlink.NeighSubscribeOptions{
+		ListExisting: true,
+		ErrorCallback: func(err error) {
+			select {
+			case <-upDone:
+				// Closing the socket on purpose makes Receive fail; not news.
+				return
+			default:
+			}
+			if s.onError != nil && !errors.Is(err, os.ErrClosed) {
+				s.onError(fmt.Errorf("neighbour subscription: %w", err))
+			}
+		},
+	}
+	if s.k.ns.IsOpen() {
+		ns := s.k.ns
+		opts.Namespace = &ns
+	}
+	if err := netlink.NeighSubscribeWithOptions(updates, upDone, opts); err != nil {
+		close(upDone)
+		return err
+	}
+	go func() {
+		defer close(events)
+		defer func() {
+			// Releases the netlink goroutines: one closes the socket, the
+			// other then fails its read and closes updates, which must be
+			// drained so that it never blocks on a send.
+			close(upDone)
+			for range updates {
+			}
+		}()
+		for {
+			select {
+			case <-done:
+				return
+			case u, ok := <-updates:
+				if !ok {
+					return
+				}
+				ev, ok := neighEventOf(u)
+				if !ok {
+					continue
+				}
+				select {
+				case events <- ev:
+				case <-done:
+					return
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+func neighEventOf(u netlink.NeighUpdate) (NeighEvent, bool) {
+	nb := u.Neigh
+	// The listing also returns AF_BRIDGE forwarding entries; only IP
+	// neighbours matter here.
+	if nb.Family != unix.AF_INET && nb.Family != unix.AF_INET6 {
+		return NeighEvent{}, false
+	}
+	ip, ok := netip.AddrFromSlice(nb.IP)
+	if !ok {
+		return NeighEvent{}, false
+	}
+	ev := NeighEvent{
+		Ifindex: nb.LinkIndex,
+		IP:      ip.Unmap(),
+		State:   uint16(nb.State),
+		Deleted: u.Type == unix.RTM_DELNEIGH,
+	}
+	if len(nb.HardwareAddr) == 6 {
+		copy(ev.MAC[:], nb.HardwareAddr)
+	}
+	return ev, true
+}
+
+// Resolve sends RTM_NEWNEIGH with NTF_USE. The kernel then creates the entry
+// if needed (NLM_F_CREATE) and runs neigh_event_send on it instead of setting
+// a state: a missing, FAILED or STALE entry starts probing exactly as if a
+// packet were queued to it, and no address is ever written by us.
+func (s *netlinkNeighSource) Resolve(ifindex int, ip netip.Addr) error {
+	family := netlink.FAMILY_V4
+	if ip.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	nb := &netlink.Neigh{
+		LinkIndex: ifindex,
+		Family:    family,
+		IP:        ip.AsSlice(),
+		Flags:     netlink.NTF_USE,
+	}
+	if err := s.k.h.NeighSet(nb); err != nil {
+		return fmt.Errorf("request resolution of %s on ifindex %d: %w", ip, ifindex, err)
+	}
+	return nil
+}

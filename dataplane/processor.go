@@ -1,0 +1,245 @@
+package dataplane
+
+import (
+	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/encap"
+	"github.com/afvs/afvs/internal/header"
+	"github.com/afvs/afvs/sched"
+	"github.com/afvs/afvs/vs"
+)
+
+// Verdict is what to do with a processed frame.
+type Verdict uint8
+
+const (
+	// VerdictDrop: the frame is dropped; the reason is already counted.
+	VerdictDrop Verdict = iota
+	// VerdictForward: the frame (possibly moved, see Out) goes out on Out.Slot.
+	VerdictForward
+	// VerdictReply: the frame is dropped and Processor.Reply() holds an ICMP
+	// error to send back out of the ingress interface.
+	VerdictReply
+)
+
+// Out locates a forwarded frame inside its buffer.
+type Out struct {
+	Off, Len int
+	Slot     int
+}
+
+// Processor runs the per-frame path for one worker (or one offline replay).
+// It is not safe for concurrent use: each worker owns one. Its scratch state
+// lives in the struct so that Process allocates nothing.
+type Processor struct {
+	ct      *conntrack.Table
+	c       *Counters
+	ingress int // slot of the interface frames arrive on, for ICMP replies
+	pkt     header.Packet
+	key     conntrack.Key
+	tkey    conntrack.Key
+	flow    sched.Flow
+	reply   [1600]byte
+	replyN  int
+	ipID    uint16
+}
+
+// NewProcessor returns a processor that counts into c and tracks
+// connections in ct. ingress is the slot of the receiving interface.
+func NewProcessor(ct *conntrack.Table, c *Counters, ingress int) *Processor {
+	return &Processor{ct: ct, c: c, ingress: ingress}
+}
+
+// Reply returns the ICMP frame built by the last Process call that returned
+// VerdictReply, ready to send on the ingress interface.
+func (p *Processor) Reply() []byte { return p.reply[:p.replyN] }
+
+// Process runs one frame, buf[off:off+n], through parse, connection table,
+// scheduler and encapsulation. buf is the frame's whole buffer (its UMEM
+// chunk); the room before off is headroom that VS/TUN prepends into.
+func (p *Processor) Process(s *Snapshot, buf []byte, off, n int) (Verdict, Out) {
+	frame := buf[off : off+n]
+	c := p.c
+	c.RX.Add(1)
+	c.RXBytes.Add(uint64(n))
+	pk := &p.pkt
+	if r := header.Parse(frame, pk); r != header.OK {
+		c.Parse[r].Add(1)
+		return VerdictDrop, Out{}
+	}
+	si, ok := s.lookup(pk.Dst, pk.Proto, pk.DstPort)
+	if !ok {
+		c.Drops[DropNoService].Add(1)
+		return VerdictDrop, Out{}
+	}
+	svc := &s.Services[si]
+
+	k := &p.key
+	k.CAddr, k.VAddr = pk.SrcMapped, pk.DstMapped
+	k.CPort, k.VPort, k.Proto = pk.SrcPort, pk.DstPort, pk.Proto
+	ev := conntrack.EvNone
+	if pk.Proto == header.ProtocolTCP {
+		ev = conntrack.EventOf(pk.TCPFlags)
+	}
+
+	var d *Dest
+	conn, hit := p.ct.Lookup(k)
+	if hit {
+		dd, live := s.dest(si, conn.Dest)
+		if !live {
+			// IPVS: the server is gone; drop without refreshing the entry
+			// so it expires, and never move it to another server.
+			c.Drops[DropDestUnavailable].Add(1)
+			return VerdictDrop, Out{}
+		}
+		switch p.ct.Touch(&conn, k, ev) {
+		case conntrack.Hit:
+			d = dd
+		default: // Gone or Reopen: schedule as a new connection
+			hit = false
+		}
+	}
+	if !hit {
+		if pk.Proto == header.ProtocolTCP && ev != conntrack.EvSyn {
+			c.Drops[DropNoConnection].Add(1)
+			return VerdictDrop, Out{}
+		}
+		var drop Drop
+		d, drop = p.schedule(s, si, svc, ev)
+		if d == nil {
+			c.Drops[drop].Add(1)
+			return VerdictDrop, Out{}
+		}
+	}
+	return p.emit(s, svc, d, buf, off, n)
+}
+
+// schedule picks a real server for a new connection, through the
+// persistence template when the service is persistent, and inserts the
+// connection. It follows ip_vs_schedule / ip_vs_sched_persist.
+func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.Event) (*Dest, Drop) {
+	pk := &p.pkt
+	f := &p.flow
+	f.Proto, f.CAddr, f.CPort, f.VAddr, f.VPort = pk.Proto, pk.SrcMapped, pk.SrcPort, pk.DstMapped, pk.DstPort
+
+	var tmpl conntrack.TemplateRef
+	var d *Dest
+	if svc.Persist > 0 {
+		t := &p.tkey
+		*t = conntrack.Key{Proto: pk.Proto}
+		t.CAddr = pk.SrcMapped
+		for i := 0; i < 4; i++ {
+			t.CAddr[12+i] &= svc.Mask[i]
+		}
+		switch {
+		case svc.Key.FWMark != 0:
+			// <IPPROTO_IP, caddr&mask, 0, fwmark, 0>
+			t.Proto = 0
+			m := svc.Key.FWMark
+			t.VAddr = [16]byte{10: 0xff, 11: 0xff, 12: byte(m >> 24), 13: byte(m >> 16), 14: byte(m >> 8), 15: byte(m)}
+		case svc.PortZero:
+			t.VAddr = pk.DstMapped // port 0: one template for every port of the VIP
+		default:
+			t.VAddr, t.VPort = pk.DstMapped, pk.DstPort
+		}
+		if id, ref, ok := p.ct.LookupTemplate(t); ok {
+			if dd, live := s.dest(si, id); live && dd.Weight > 0 {
+				d, tmpl = dd, ref
+			} else {
+				// The template's server is gone or quiesced: forget it
+				// and choose again.
+				p.ct.DeleteTemplate(ref)
+			}
+		}
+		if d == nil {
+			i := svc.Sched.Schedule(f)
+			if i < 0 {
+				return nil, DropNoDest
+			}
+			d = &svc.Dests[i]
+		}
+		ref, res := p.ct.InsertTemplate(t, d.ID, svc.Persist)
+		if res == conntrack.Full {
+			return nil, DropTemplateFull
+		}
+		tmpl = ref
+	} else {
+		i := svc.Sched.Schedule(f)
+		if i < 0 {
+			return nil, DropNoDest
+		}
+		d = &svc.Dests[i]
+	}
+	conn, res := p.ct.Insert(&p.key, d.ID, uint8(d.Fwd), tmpl, ev)
+	switch res {
+	case conntrack.Full:
+		return nil, DropTableFull
+	case conntrack.Exists:
+		// Another queue won the race for this flow: follow its choice.
+		dd, live := s.dest(si, conn.Dest)
+		if !live {
+			return nil, DropDestUnavailable
+		}
+		d = dd
+	default:
+		p.c.svc[svc.ID].conns.Add(1)
+		p.c.dest[d.ID].conns.Add(1)
+	}
+	return d, 0
+}
+
+// emit encapsulates the frame for d and counts it.
+func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n int) (Verdict, Out) {
+	c := p.c
+	pk := &p.pkt
+	c.svc[svc.ID].inPkts.Add(1)
+	c.svc[svc.ID].inBytes.Add(uint64(n))
+	c.dest[d.ID].inPkts.Add(1)
+	c.dest[d.ID].inBytes.Add(uint64(n))
+	if d.Slot < 0 || d.Slot >= len(s.Ifaces) {
+		c.Drops[DropNoEgress].Add(1)
+		return VerdictDrop, Out{}
+	}
+	if !d.HaveMAC {
+		c.Drops[DropNeighborUnresolved].Add(1)
+		return VerdictDrop, Out{}
+	}
+	eg := &s.Ifaces[d.Slot]
+	out := Out{Off: off, Len: n, Slot: d.Slot}
+	switch d.Fwd {
+	case vs.Route:
+		encap.DR(buf[off:off+n], d.MAC, eg.MAC)
+	case vs.Tunnel:
+		if int(pk.TotalLen)+encap.Overhead > eg.MTU {
+			if !pk.DF {
+				// IPVS would fragment the outer packet; afvs does not
+				// fragment on the hot path, so it counts the drop.
+				c.Drops[DropTooBig].Add(1)
+				return VerdictDrop, Out{}
+			}
+			c.Drops[DropFragNeeded].Add(1)
+			in := &s.Ifaces[p.ingress]
+			var srcMAC [6]byte
+			copy(srcMAC[:], buf[off+6:off+12])
+			p.replyN = encap.FragNeeded(p.reply[:], buf[off:off+n], pk, eg.MTU, in.MAC, srcMAC, pk.Dst)
+			if p.replyN == 0 {
+				return VerdictDrop, Out{}
+			}
+			c.ICMPSent.Add(1)
+			return VerdictReply, Out{}
+		}
+		no, nn, ok := encap.IPIP(buf, off, n, pk, eg.Addr, d.Addr, eg.MAC, d.MAC)
+		if !ok {
+			c.Drops[DropNoHeadroom].Add(1)
+			return VerdictDrop, Out{}
+		}
+		out.Off, out.Len = no, nn
+	default:
+		c.Drops[DropUnsupportedFwd].Add(1)
+		return VerdictDrop, Out{}
+	}
+	c.svc[svc.ID].outPkts.Add(1)
+	c.svc[svc.ID].outBytes.Add(uint64(out.Len))
+	c.dest[d.ID].outPkts.Add(1)
+	c.dest[d.ID].outBytes.Add(uint64(out.Len))
+	return VerdictForward, out
+}

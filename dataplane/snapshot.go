@@ -1,0 +1,277 @@
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/afvs/afvs/sched"
+	"github.com/afvs/afvs/vs"
+)
+
+// Iface is an interface the director can send on. Its Slot indexes the
+// workers' TX sockets, so slots are fixed for the daemon's lifetime.
+type Iface struct {
+	Slot  int
+	Index int
+	Name  string
+	MAC   [6]byte
+	MTU   int
+	Addr  [4]byte // the director's IPv4 address there: the outer source for VS/TUN
+}
+
+// Route is where a real server is reached: the egress slot and next hop.
+type Route struct {
+	Slot    int
+	NextHop netip.Addr
+}
+
+// Resolver answers the kernel questions a snapshot needs: the route to a
+// real server and the MAC of a next hop. Implementations must not block on
+// the network; an unknown neighbour is reported as not ok and resolved in the
+// background.
+type Resolver interface {
+	Route(dst netip.Addr) (Route, error)
+	Neighbor(slot int, nextHop netip.Addr) ([6]byte, bool)
+}
+
+type svcKey struct {
+	addr  [4]byte
+	port  uint16
+	proto uint8
+}
+
+// Snapshot is the immutable forwarding state the workers read. Build makes
+// one; nothing changes it afterwards.
+type Snapshot struct {
+	svcIndex   map[svcKey]int32
+	Services   []Service
+	Ifaces     []Iface
+	destLoc    []destLoc    // by dest ID: where it lives; svc = -1 when absent
+	Table      *vs.Table    // the model it was built from
+	Unresolved []netip.Addr // next hops without a MAC when built
+}
+
+type destLoc struct {
+	svc, idx int32
+}
+
+// Service is a compiled virtual service.
+type Service struct {
+	Key      vs.Key
+	ID       uint32
+	Sched    sched.Scheduler
+	schedSig string
+	Dests    []Dest
+	Persist  time.Duration // 0: not persistent
+	Mask     [4]byte
+	PortZero bool
+}
+
+// Dest is a compiled real server.
+type Dest struct {
+	ID      uint32
+	Addr    [4]byte
+	Port    uint16
+	Weight  int32
+	Fwd     vs.Fwd
+	Slot    int // egress slot, -1 if no route
+	NextHop netip.Addr
+	MAC     [6]byte
+	HaveMAC bool
+}
+
+// lookup finds the service for a destination, exact port first, then a
+// port-0 (all ports) service.
+func (s *Snapshot) lookup(addr [4]byte, proto uint8, port uint16) (int32, bool) {
+	if i, ok := s.svcIndex[svcKey{addr, port, proto}]; ok {
+		return i, true
+	}
+	i, ok := s.svcIndex[svcKey{addr, 0, proto}]
+	return i, ok
+}
+
+// dest returns the live real server with ID id in service svc, if any.
+func (s *Snapshot) dest(svc int32, id uint32) (*Dest, bool) {
+	if int(id) >= len(s.destLoc) {
+		return nil, false
+	}
+	l := s.destLoc[id]
+	if l.svc != svc {
+		return nil, false
+	}
+	return &s.Services[svc].Dests[l.idx], true
+}
+
+// ServiceByKey returns the compiled service for k.
+func (s *Snapshot) ServiceByKey(k vs.Key) (*Service, bool) {
+	for i := range s.Services {
+		if svcMapKey(s.Services[i].Key) == svcMapKey(k) {
+			return &s.Services[i], true
+		}
+	}
+	return nil, false
+}
+
+// BuildOptions are the inputs of Build besides the model.
+type BuildOptions struct {
+	Registry *Registry
+	Loads    *sched.Loads
+	Resolver Resolver
+	Ifaces   []Iface
+	Sched    sched.Options
+	Prev     *Snapshot // schedulers whose inputs did not change are kept
+}
+
+// maxServiceKeys bounds how many (addr, proto, port) keys firewall-mark
+// port ranges may expand to.
+const maxServiceKeys = 1 << 20
+
+// Build compiles t into a Snapshot. It fails, naming the service, when a
+// scheduler is unknown or IDs run out; a real server without a route is kept
+// but unreachable (its frames count as no_egress), because routes come and
+// go at run time.
+func Build(t *vs.Table, o BuildOptions) (*Snapshot, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	busy := func(id uint32) bool {
+		return o.Loads != nil && (o.Loads.Active(id) != 0 || o.Loads.Inactive(id) != 0)
+	}
+	svcIDs, destIDs, err := o.Registry.Assign(t, busy)
+	if err != nil {
+		return nil, err
+	}
+	snap := &Snapshot{
+		svcIndex: map[svcKey]int32{},
+		Ifaces:   o.Ifaces,
+		destLoc:  make([]destLoc, MaxDests),
+		Table:    t.Clone(),
+	}
+	for i := range snap.destLoc {
+		snap.destLoc[i].svc = -1
+	}
+	keys := 0
+	for si, s := range t.Services {
+		cs := Service{Key: s.Key, ID: svcIDs[svcMapKey(s.Key)], PortZero: s.FWMark == 0 && s.Port == 0}
+		if s.Persistent {
+			cs.Persist = time.Duration(s.Timeout) * time.Second
+			m := s.Netmask
+			if !m.IsValid() {
+				m = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+			}
+			cs.Mask = m.As4()
+		}
+		sds := make([]sched.Dest, 0, len(s.Reals))
+		for di, r := range s.Reals {
+			id := destIDs[DestKey{svcMapKey(s.Key), r.Addr, r.Port}]
+			d := Dest{ID: id, Addr: r.Addr.As4(), Port: r.Port, Weight: r.Weight, Fwd: r.Fwd, Slot: -1}
+			if o.Resolver != nil {
+				if rt, err := o.Resolver.Route(r.Addr); err == nil {
+					d.Slot, d.NextHop = rt.Slot, rt.NextHop
+					d.MAC, d.HaveMAC = o.Resolver.Neighbor(rt.Slot, rt.NextHop)
+					if !d.HaveMAC {
+						snap.Unresolved = append(snap.Unresolved, rt.NextHop)
+					}
+				}
+			}
+			if o.Loads != nil {
+				o.Loads.SetThresholds(id, r.Upper, r.Lower)
+			}
+			cs.Dests = append(cs.Dests, d)
+			snap.destLoc[id] = destLoc{int32(si), int32(di)}
+			sds = append(sds, sched.Dest{ID: id, Addr: r.Addr.As16(), Port: r.Port, Weight: r.Weight, Upper: r.Upper, Lower: r.Lower})
+		}
+		cs.schedSig = fmt.Sprint(s.Sched, s.SchedFlags, sds)
+		if o.Prev != nil {
+			if ps, ok := o.Prev.ServiceByKey(s.Key); ok && ps.schedSig == cs.schedSig {
+				cs.Sched = ps.Sched
+			}
+		}
+		if cs.Sched == nil {
+			var flags sched.Flags
+			if len(s.SchedFlags) > 0 {
+				if flags, err = sched.ParseFlags(s.Sched, joinFlags(s.SchedFlags)); err != nil {
+					return nil, fmt.Errorf("service %s: %w", s.Key, err)
+				}
+			}
+			sc, err := sched.New(s.Sched, sds, flags, o.Loads, o.Sched)
+			if err != nil {
+				return nil, fmt.Errorf("service %s: %w", s.Key, err)
+			}
+			cs.Sched = sc
+		}
+		snap.Services = append(snap.Services, cs)
+
+		add := func(k svcKey) error {
+			if prev, ok := snap.svcIndex[k]; ok && int(prev) != si {
+				return fmt.Errorf("service %s: %s:%d/%s is already served by %s", s.Key, netip.AddrFrom4(k.addr), k.port, vs.Proto(k.proto), t.Services[prev].Key)
+			}
+			keys++
+			if keys > maxServiceKeys {
+				return fmt.Errorf("service %s: firewall-mark port ranges expand to more than %d keys", s.Key, maxServiceKeys)
+			}
+			snap.svcIndex[k] = int32(si)
+			return nil
+		}
+		if s.FWMark == 0 {
+			if err := add(svcKey{s.Addr.As4(), s.Port, uint8(s.Proto)}); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		g, _ := t.MarkGroup(s.FWMark)
+		for _, m := range g.Matches {
+			if m.PortLo == 0 {
+				if err := add(svcKey{m.Addr.As4(), 0, uint8(m.Proto)}); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			for p := int(m.PortLo); p <= int(m.PortHi); p++ {
+				if err := add(svcKey{m.Addr.As4(), uint16(p), uint8(m.Proto)}); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return snap, nil
+}
+
+func joinFlags(f []string) string {
+	out := ""
+	for i, s := range f {
+		if i > 0 {
+			out += ","
+		}
+		out += s
+	}
+	return out
+}
+
+// SteeringKeys lists the (addr, proto, port) triples the XDP program must
+// redirect.
+func (s *Snapshot) SteeringKeys() []SteerKey {
+	out := make([]SteerKey, 0, len(s.svcIndex))
+	for k := range s.svcIndex {
+		out = append(out, SteerKey{Addr: netip.AddrFrom4(k.addr), Proto: k.proto, Port: k.port})
+	}
+	slices.SortFunc(out, func(a, b SteerKey) int {
+		if c := a.Addr.Compare(b.Addr); c != 0 {
+			return c
+		}
+		if a.Proto != b.Proto {
+			return int(a.Proto) - int(b.Proto)
+		}
+		return int(a.Port) - int(b.Port)
+	})
+	return out
+}
+
+// SteerKey is one redirect rule for the steering program.
+type SteerKey struct {
+	Addr  netip.Addr
+	Proto uint8
+	Port  uint16
+}

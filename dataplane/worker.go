@@ -1,0 +1,226 @@
+package dataplane
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/afvs/afvs/dataplane/xsk"
+)
+
+// Port is what a worker needs from an AF_XDP socket. *xsk.Socket implements
+// it; tests use an in-memory fake. A Port has one owner goroutine unless it
+// is wrapped by a shared TX port.
+type Port interface {
+	Fill() int
+	Receive(out []xsk.Desc) int
+	Release(addr uint64)
+	Alloc() (uint64, bool)
+	Transmit(descs []xsk.Desc) int
+	Kick() error
+	Complete() int
+	Wait(timeout time.Duration) error
+	UMEM() []byte
+	FrameSize() int
+	Headroom() int
+}
+
+// Batch is how many frames a worker takes per turn.
+const Batch = 64
+
+// TxPort is an egress socket as a worker sees it. Ports on the worker's own
+// receiving socket are exclusive; sockets on another interface may be shared
+// by several workers when that interface has fewer queues than there are
+// workers, and then Mu serialises them (only on the cross-interface path).
+type TxPort struct {
+	Port Port
+	Mu   *sync.Mutex
+}
+
+// Worker runs one RX queue.
+type Worker struct {
+	Dev   string
+	Queue int
+	CPU   int // -1: not pinned
+	rx    Port
+	slot  int // ingress slot
+	tx    []TxPort
+	snap  *atomic.Pointer[Snapshot]
+	proc  *Processor
+	C     *Counters
+
+	descs   [Batch]xsk.Desc
+	local   []xsk.Desc   // frames for the receiving socket's own TX ring
+	remote  [][]xsk.Desc // by slot: frames to copy to another socket
+	stop    atomic.Bool
+	pinErr  error
+	pinHook func(cpu int) error
+}
+
+// NewWorker makes a worker for rx, whose interface has slot ingress. tx is
+// indexed by slot; tx[ingress] must be rx itself.
+func NewWorker(queue, cpu int, rx Port, ingress int, tx []TxPort, snap *atomic.Pointer[Snapshot], proc *Processor, c *Counters, pin func(cpu int) error) *Worker {
+	w := &Worker{Queue: queue, CPU: cpu, rx: rx, slot: ingress, tx: tx, snap: snap, proc: proc, C: c, pinHook: pin}
+	w.local = make([]xsk.Desc, 0, 2*Batch)
+	w.remote = make([][]xsk.Desc, len(tx))
+	for i := range w.remote {
+		w.remote[i] = make([]xsk.Desc, 0, Batch)
+	}
+	return w
+}
+
+// Stop asks the worker loop to return after its current batch.
+func (w *Worker) Stop() { w.stop.Store(true) }
+
+// Poll runs one turn: reap completions, refill, receive a batch, process it,
+// transmit. It returns the number of frames received. Run calls it in a
+// loop; tests call it directly.
+func (w *Worker) Poll() int {
+	w.rx.Complete()
+	w.rx.Fill()
+	n := w.rx.Receive(w.descs[:])
+	if n == 0 {
+		return 0
+	}
+	snap := w.snap.Load()
+	umem := w.rx.UMEM()
+	fs := uint64(w.rx.FrameSize())
+	for i := 0; i < n; i++ {
+		d := w.descs[i]
+		base := d.Addr &^ (fs - 1)
+		buf := umem[base : base+fs]
+		v, out := w.proc.Process(snap, buf, int(d.Addr-base), int(d.Len))
+		switch v {
+		case VerdictForward:
+			nd := xsk.Desc{Addr: base + uint64(out.Off), Len: uint32(out.Len)}
+			if out.Slot == w.slot {
+				w.local = append(w.local, nd)
+			} else if out.Slot < len(w.tx) && w.tx[out.Slot].Port != nil {
+				w.remote[out.Slot] = append(w.remote[out.Slot], nd)
+			} else {
+				w.C.Drops[DropNoEgress].Add(1)
+				w.rx.Release(d.Addr)
+			}
+		case VerdictReply:
+			w.rx.Release(d.Addr)
+			w.sendReply(w.proc.Reply())
+		default:
+			w.rx.Release(d.Addr)
+		}
+	}
+	w.flush()
+	return n
+}
+
+// sendReply copies an ICMP reply into a fresh frame of the receiving socket.
+func (w *Worker) sendReply(b []byte) {
+	addr, ok := w.rx.Alloc()
+	if !ok {
+		w.C.Drops[DropNoFreeFrame].Add(1)
+		return
+	}
+	fs := uint64(w.rx.FrameSize())
+	off := uint64(w.rx.Headroom())
+	if off+uint64(len(b)) > fs {
+		off = 0
+	}
+	base := addr &^ (fs - 1)
+	copy(w.rx.UMEM()[base+off:], b)
+	w.local = append(w.local, xsk.Desc{Addr: base + off, Len: uint32(len(b))})
+}
+
+// flush transmits what the batch produced and counts what could not go.
+func (w *Worker) flush() {
+	if len(w.local) > 0 {
+		k := w.rx.Transmit(w.local)
+		for _, d := range w.local[k:] {
+			w.C.Drops[DropTxRingFull].Add(1)
+			w.rx.Release(d.Addr)
+		}
+		w.countTX(w.local[:k])
+		w.rx.Kick()
+		w.local = w.local[:0]
+	}
+	for slot, q := range w.remote {
+		if len(q) == 0 {
+			continue
+		}
+		w.copyOut(w.tx[slot], q)
+		for _, d := range q {
+			w.rx.Release(d.Addr)
+		}
+		w.remote[slot] = q[:0]
+	}
+}
+
+// copyOut copies frames of the receiving socket's UMEM into frames of
+// another interface's socket and sends them. AF_XDP sockets on different
+// devices do not share a UMEM here, so one copy per frame is the price of
+// the two-interface layout.
+func (w *Worker) copyOut(tp TxPort, q []xsk.Desc) {
+	if tp.Mu != nil {
+		tp.Mu.Lock()
+		defer tp.Mu.Unlock()
+	}
+	p := tp.Port
+	p.Complete()
+	src := w.rx.UMEM()
+	dst := p.UMEM()
+	fs := uint64(p.FrameSize())
+	out := w.descs[:0] // the RX batch is finished; reuse its array
+	for _, d := range q {
+		addr, ok := p.Alloc()
+		if !ok {
+			w.C.Drops[DropNoFreeFrame].Add(1)
+			continue
+		}
+		base := addr &^ (fs - 1)
+		off := uint64(p.Headroom())
+		if off+uint64(d.Len) > fs {
+			off = 0
+		}
+		copy(dst[base+off:base+off+uint64(d.Len)], src[d.Addr:d.Addr+uint64(d.Len)])
+		out = append(out, xsk.Desc{Addr: base + off, Len: d.Len})
+	}
+	k := p.Transmit(out)
+	for _, d := range out[k:] {
+		w.C.Drops[DropTxRingFull].Add(1)
+		p.Release(d.Addr)
+	}
+	w.countTX(out[:k])
+	p.Kick()
+}
+
+func (w *Worker) countTX(ds []xsk.Desc) {
+	var b uint64
+	for _, d := range ds {
+		b += uint64(d.Len)
+	}
+	w.C.TX.Add(uint64(len(ds)))
+	w.C.TXBytes.Add(b)
+}
+
+// Run pins the worker and polls until Stop. Call it on its own goroutine;
+// it locks that goroutine to its OS thread for its lifetime.
+func (w *Worker) Run() {
+	lockThread()
+	if w.CPU >= 0 && w.pinHook != nil {
+		w.pinErr = w.pinHook(w.CPU)
+	}
+	idle := 0
+	for !w.stop.Load() {
+		if w.Poll() > 0 {
+			idle = 0
+			continue
+		}
+		// Spin briefly, then sleep in poll(2) with a bound so Stop is seen.
+		idle++
+		if idle > 64 {
+			w.rx.Wait(20 * time.Millisecond)
+		}
+	}
+	w.rx.Complete()
+}
+
+// PinError reports why pinning failed, if it did.
+func (w *Worker) PinError() error { return w.pinErr }

@@ -1,0 +1,66 @@
+// Package xdpprog holds AFVS's XDP programs and their loaders. It is the
+// only package that imports cilium/ebpf. The programs are written as
+// cilium/ebpf asm instructions in Go and verified and loaded at run time,
+// so building AFVS needs no clang and the repository holds no object files.
+//
+// # Steering
+//
+// Steering runs on every receive queue of the director's client-facing
+// interface and decides, per frame, whether the userspace dataplane or the
+// kernel gets it. It parses Ethernet, at most one 802.1Q tag, the IPv4
+// header (version 4, IHL at least 5, header inside the frame) and the
+// TCP (20 bytes) or UDP (8 bytes) header, then looks up the destination in
+// the services hash map: first {addr, port, proto}, then {addr, 0, proto},
+// port 0 being a service on all ports. A hit calls
+// bpf_redirect_map(xsks, rx_queue_index, XDP_PASS): the frame goes to the
+// AF_XDP socket registered for the queue it arrived on, or, when no socket
+// is registered, to the kernel. Everything else - ARP, ICMP, IPv6, SSH,
+// health checks, other addresses and ports, frames cut short inside a
+// header - is XDP_PASS, so the host stays reachable while the director
+// runs. Non-first IPv4 fragments carry no ports; they match the key
+// {addr, 0, proto, flags=1} that SetServices writes for every VIP and
+// protocol, and are redirected so the worker can count them as fragment
+// drops. Map keys hold address and port in network order, as they sit in
+// the packet, so the program copies them without swapping bytes.
+//
+// # Counters
+//
+// Each program keeps its counters in a PERCPU_ARRAY with one slot: a block
+// of uint64 fields per CPU. The program looks the block up once per frame,
+// keeps the pointer on its stack, and increments fields with plain loads
+// and stores, which is safe because XDP runs with preemption disabled and
+// each CPU owns its copy. Every frame moves Total and exactly one outcome
+// counter, so the outcome counters explain every frame; Stats sums the
+// per-CPU copies.
+//
+// # Decapsulation for VS/TUN real servers
+//
+// This kernel has no ipip device, so a TUN-mode real server runs Decap on
+// its interface: an unfragmented IPv4 protocol-4 packet whose inner
+// destination is in the vips map loses its outer header. The program saves
+// the 14-byte Ethernet header on its stack, calls bpf_xdp_adjust_head to
+// drop Ethernet plus outer IPv4 header, and writes the Ethernet header back
+// in front of the inner packet, then returns XDP_PASS. The stack then sees
+// the client's original packet addressed to the VIP it holds on lo. Saving
+// the header before adjusting (rather than moving it first) means a helper
+// failure leaves the frame untouched.
+//
+// # Benchmark baselines
+//
+// DropSink counts packets and bytes and drops: on a benchmark's receiving
+// end it measures the offered load. RedirectAll sends every untagged IPv4
+// frame to its queue's socket, feeding the plain MAC-swapping forwarder
+// the director is compared with.
+//
+// # Attaching
+//
+// Attach goes through a bpf_link (BPF_LINK_CREATE), never the netlink
+// attach: the link lives exactly as long as the file descriptors referring
+// to it, so when the director exits, even by SIGKILL, the kernel detaches
+// the program and the interface is not black-holed. ModeAuto tries native
+// (driver) mode and falls back to generic; Attachment.Mode reports which
+// one took. The link is created in the network namespace of the calling
+// thread, which must be the namespace of the interface. Closing a loader
+// object (Steering, Decap, ...) does not detach its attachments: each
+// holds its own reference to the program.
+package xdpprog

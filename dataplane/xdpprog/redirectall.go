@@ -1,0 +1,136 @@
+package xdpprog
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+const (
+	redirTotal = iota
+	redirRedirected
+	redirPassNotIPv4
+	redirPassNoSocket
+	redirCounters
+)
+
+// RedirectAllStats are the redirect-all program's counters summed over
+// CPUs; Total == Redirected + PassNotIPv4 + PassNoSocket.
+type RedirectAllStats struct {
+	Total        uint64
+	Redirected   uint64
+	PassNotIPv4  uint64 // not an untagged IPv4 frame (ARP keeps working)
+	PassNoSocket uint64 // no socket registered for the receiving queue
+}
+
+// RedirectAll sends every untagged IPv4 frame to the AF_XDP socket of its
+// queue without looking further. It feeds the plain MAC-swapping forwarder
+// that benchmarks use as a baseline: the same rings and the same path as
+// the director, with none of its work.
+type RedirectAll struct {
+	prog  *ebpf.Program
+	xsks  *xskTable
+	stats *counters
+}
+
+// LoadRedirectAll loads the program with an xsks map for maxQueues queues.
+func LoadRedirectAll(maxQueues int) (*RedirectAll, error) {
+	r := &RedirectAll{}
+	if err := r.load(maxQueues); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("load redirect-all: %w", err)
+	}
+	return r, nil
+}
+
+func (r *RedirectAll) load(maxQueues int) error {
+	var err error
+	if r.xsks, err = newXSKTable("afvs_xsks_all", maxQueues); err != nil {
+		return err
+	}
+	if r.stats, err = newCounters("afvs_redir_st", redirCounters); err != nil {
+		return err
+	}
+	st := r.stats.m
+	b := newBuilder()
+	b.emit(asm.Mov.Reg(asm.R6, asm.R1))
+	b.loadCounters(st, xdpPass)
+	b.count(redirTotal)
+	b.emit(
+		// Untagged IPv4 only.
+		asm.LoadMem(asm.R7, asm.R6, xdpMdData, asm.Word),
+		asm.LoadMem(asm.R8, asm.R6, xdpMdDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R2, asm.R7),
+		asm.Add.Imm(asm.R2, ethLen),
+		asm.JGT.Reg(asm.R2, asm.R8, "not_ipv4"),
+		asm.LoadMem(asm.R3, asm.R7, 12, asm.Half),
+		asm.JNE.Imm(asm.R3, be16(0x0800), "not_ipv4"),
+		// Socket of the receiving queue, XDP_PASS if none.
+		asm.LoadMapPtr(asm.R1, r.xsks.m.FD()),
+		asm.LoadMem(asm.R2, asm.R6, xdpMdRxQueueIndex, asm.Word),
+		asm.Mov.Imm(asm.R3, xdpPass),
+		asm.FnRedirectMap.Call(),
+		asm.Mov.Reg(asm.R7, asm.R0),
+		asm.JNE.Imm(asm.R7, xdpRedirect, "no_socket"),
+	)
+	b.count(redirRedirected)
+	b.emit(asm.Mov.Reg(asm.R0, asm.R7), asm.Return())
+	b.passWith("no_socket", redirPassNoSocket)
+	b.passWith("not_ipv4", redirPassNotIPv4)
+	insns, err := b.finish()
+	if err != nil {
+		return err
+	}
+	r.prog, err = loadXDP("afvs_redir_all", insns)
+	return err
+}
+
+// RegisterSocket sends frames received on queue to the AF_XDP socket fd.
+func (r *RedirectAll) RegisterSocket(queue int, fd int) error {
+	return r.xsks.register(queue, fd)
+}
+
+// UnregisterSocket stops redirecting on queue; out-of-range queues are
+// ignored.
+func (r *RedirectAll) UnregisterSocket(queue int) {
+	_ = r.xsks.unregister(queue)
+}
+
+// Attach links the program to ifindex; see Attachment for its lifetime.
+func (r *RedirectAll) Attach(ifindex int, mode Mode) (Attachment, error) {
+	return attach(r.prog, ifindex, mode)
+}
+
+// Program exposes the loaded program, for BPF_PROG_TEST_RUN and benchmarks.
+func (r *RedirectAll) Program() *ebpf.Program { return r.prog }
+
+// Stats reads the counters summed over CPUs.
+func (r *RedirectAll) Stats() (RedirectAllStats, error) {
+	v, err := r.stats.read()
+	if err != nil {
+		return RedirectAllStats{}, fmt.Errorf("redirect-all stats: %w", err)
+	}
+	return RedirectAllStats{
+		Total:        v[redirTotal],
+		Redirected:   v[redirRedirected],
+		PassNotIPv4:  v[redirPassNotIPv4],
+		PassNoSocket: v[redirPassNoSocket],
+	}, nil
+}
+
+// Close unloads the program and its maps; attachments stay until closed.
+func (r *RedirectAll) Close() error {
+	var errs []error
+	if r.prog != nil {
+		errs = append(errs, r.prog.Close())
+	}
+	if r.xsks != nil {
+		errs = append(errs, r.xsks.close())
+	}
+	if r.stats != nil {
+		errs = append(errs, r.stats.close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,381 @@
+package xdpprog
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// ServiceKey names one virtual service the steering program matches: an
+// IPv4 VIP, a transport protocol (6 TCP, 17 UDP) and a port, where port 0
+// means every port of that VIP and protocol.
+type ServiceKey struct {
+	Addr  netip.Addr
+	Proto uint8
+	Port  uint16
+}
+
+func (k ServiceKey) String() string {
+	name := fmt.Sprintf("proto-%d", k.Proto)
+	switch k.Proto {
+	case ipProtoTCP:
+		name = "tcp"
+	case ipProtoUDP:
+		name = "udp"
+	}
+	return fmt.Sprintf("%s %s", name, netip.AddrPortFrom(k.Addr, k.Port))
+}
+
+// serviceEntry is the services map key exactly as the program builds it on
+// its stack: 8 bytes, address and port in network order.
+type serviceEntry struct {
+	Addr  [4]byte
+	Port  [2]byte
+	Proto uint8
+	Flags uint8
+}
+
+// flagAnyService marks the per-(addr, proto) key that non-first fragments
+// match: they carry no ports, yet belong to some service on that VIP.
+const flagAnyService = 1
+
+// Steering counter slots.
+const (
+	steerTotal = iota
+	steerRedirected
+	steerFragments
+	steerPassNotIPv4
+	steerPassTruncated
+	steerPassBadHeader
+	steerPassNotL4
+	steerPassNoService
+	steerPassNoSocket
+	steerCounters
+)
+
+// StatsCounters are the steering program's counters summed over CPUs.
+// Every frame is counted in Total and in exactly one of Redirected or a
+// Pass* reason, so Total == Redirected + Passed().
+type StatsCounters struct {
+	Total      uint64
+	Redirected uint64 // handed to the AF_XDP socket of the receiving queue
+	// Fragments are non-first IPv4 fragments to a VIP, matched by the
+	// any-service key; they are also in Redirected or PassNoSocket, and the
+	// worker drops them as fragments.
+	Fragments     uint64
+	PassNotIPv4   uint64 // ARP, IPv6, other ethertypes, stacked VLANs
+	PassTruncated uint64 // frame ends inside a header the program reads
+	PassBadHeader uint64 // IPv4 version not 4 or IHL below 5
+	PassNotL4     uint64 // IPv4 but neither TCP nor UDP (ICMP, ...)
+	PassNoService uint64 // TCP/UDP to no configured (addr, proto, port)
+	PassNoSocket  uint64 // matched, but no socket registered for the queue
+}
+
+// Passed is the number of frames left to the kernel stack.
+func (s StatsCounters) Passed() uint64 {
+	return s.PassNotIPv4 + s.PassTruncated + s.PassBadHeader + s.PassNotL4 + s.PassNoService + s.PassNoSocket
+}
+
+// Steering is the loaded steering program with its three maps. Its methods
+// may be called from several goroutines; SetServices calls are serialised.
+type Steering struct {
+	prog        *ebpf.Program
+	services    *ebpf.Map
+	xsks        *xskTable
+	stats       *counters
+	maxServices int
+
+	mu sync.Mutex // serialises SetServices
+}
+
+// LoadSteering creates the maps and loads the steering program. The
+// services map holds up to maxServices services (plus one any-service key
+// per distinct VIP and protocol); the xsks map holds maxQueues sockets.
+func LoadSteering(maxServices, maxQueues int) (*Steering, error) {
+	if maxServices < 1 {
+		return nil, fmt.Errorf("load steering: max services %d must be at least 1", maxServices)
+	}
+	if maxServices > 1<<24 {
+		return nil, fmt.Errorf("load steering: max services %d must be at most %d", maxServices, 1<<24)
+	}
+	s := &Steering{maxServices: maxServices}
+	err := s.load(maxQueues)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("load steering: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Steering) load(maxQueues int) error {
+	var err error
+	if s.xsks, err = newXSKTable("afvs_xsks", maxQueues); err != nil {
+		return err
+	}
+	if s.stats, err = newCounters("afvs_steer_st", steerCounters); err != nil {
+		return err
+	}
+	s.services, err = ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "afvs_services",
+		Type:       ebpf.Hash,
+		KeySize:    8,
+		ValueSize:  4,
+		MaxEntries: uint32(2 * s.maxServices),
+	})
+	if err != nil {
+		return fmt.Errorf("create services map for %d services: %w", s.maxServices, err)
+	}
+	insns, err := steeringProgram(s.services, s.xsks.m, s.stats.m)
+	if err != nil {
+		return err
+	}
+	s.prog, err = loadXDP("afvs_steer", insns)
+	return err
+}
+
+// steeringProgram emits the classifier. Registers: R6 ctx, R7 data,
+// R8 data_end, R9 the header being parsed. The lookup key is built at
+// slotKey as {addr[4], port[2], proto, flags}.
+func steeringProgram(services, xsks, stats *ebpf.Map) (asm.Instructions, error) {
+	b := newBuilder()
+	lookup := func() {
+		b.emit(
+			asm.LoadMapPtr(asm.R1, services.FD()),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, slotKey),
+			asm.FnMapLookupElem.Call(),
+		)
+	}
+
+	b.emit(asm.Mov.Reg(asm.R6, asm.R1))
+	b.loadCounters(stats, xdpPass)
+	b.count(steerTotal)
+	b.emit(
+		asm.LoadMem(asm.R7, asm.R6, xdpMdData, asm.Word),
+		asm.LoadMem(asm.R8, asm.R6, xdpMdDataEnd, asm.Word),
+		// Ethernet header present?
+		asm.Mov.Reg(asm.R2, asm.R7),
+		asm.Add.Imm(asm.R2, ethLen),
+		asm.JGT.Reg(asm.R2, asm.R8, "truncated"),
+		asm.LoadMem(asm.R3, asm.R7, 12, asm.Half),
+		asm.Mov.Reg(asm.R9, asm.R7),
+		asm.Add.Imm(asm.R9, ethLen),
+		// One 802.1Q tag: skip it and read the inner ethertype.
+		asm.JNE.Imm(asm.R3, be16(0x8100), "ethertype"),
+		asm.Mov.Reg(asm.R2, asm.R7),
+		asm.Add.Imm(asm.R2, ethLen+vlanLen),
+		asm.JGT.Reg(asm.R2, asm.R8, "truncated"),
+		asm.LoadMem(asm.R3, asm.R7, ethLen+2, asm.Half),
+		asm.Add.Imm(asm.R9, vlanLen),
+	)
+	b.label("ethertype")
+	b.emit(
+		asm.JNE.Imm(asm.R3, be16(0x0800), "not_ipv4"),
+		// Fixed IPv4 header present, version 4, IHL >= 5.
+		asm.Mov.Reg(asm.R2, asm.R9),
+		asm.Add.Imm(asm.R2, ipv4MinLen),
+		asm.JGT.Reg(asm.R2, asm.R8, "truncated"),
+		asm.LoadMem(asm.R3, asm.R9, ipOffVerIHL, asm.Byte),
+		asm.Mov.Reg(asm.R4, asm.R3),
+		asm.RSh.Imm(asm.R4, 4),
+		asm.JNE.Imm(asm.R4, 4, "bad_header"),
+		asm.And.Imm(asm.R3, 0x0f),
+		asm.JLT.Imm(asm.R3, 5, "bad_header"),
+		asm.LSh.Imm(asm.R3, 2), // header length in bytes, 20..60
+		// TCP or UDP only.
+		asm.LoadMem(asm.R5, asm.R9, ipOffProto, asm.Byte),
+		asm.JEq.Imm(asm.R5, ipProtoTCP, "l4"),
+		asm.JNE.Imm(asm.R5, ipProtoUDP, "not_l4"),
+	)
+	b.label("l4")
+	b.emit(
+		// Key: destination address, protocol, flags 0.
+		asm.LoadMem(asm.R4, asm.R9, ipOffDst, asm.Word),
+		asm.StoreMem(asm.RFP, slotKey, asm.R4, asm.Word),
+		asm.StoreMem(asm.RFP, slotKey+6, asm.R5, asm.Byte),
+		asm.StoreImm(asm.RFP, slotKey+7, 0, asm.Byte),
+		// Non-first fragments carry no ports.
+		asm.LoadMem(asm.R4, asm.R9, ipOffFrag, asm.Half),
+		asm.JSet.Imm(asm.R4, be16(0x1fff), "fragment"),
+		// Transport header present: 20 bytes for TCP, 8 for UDP.
+		asm.Add.Reg(asm.R9, asm.R3),
+		asm.Mov.Reg(asm.R2, asm.R9),
+		asm.Add.Imm(asm.R2, udpLen),
+		asm.JNE.Imm(asm.R5, ipProtoTCP, "l4_len"),
+		asm.Add.Imm(asm.R2, tcpMinLen-udpLen),
+	)
+	b.label("l4_len")
+	b.emit(
+		asm.JGT.Reg(asm.R2, asm.R8, "truncated"),
+		// Exact (addr, proto, port) first, then the all-ports service.
+		asm.LoadMem(asm.R4, asm.R9, l4OffDstPort, asm.Half),
+		asm.StoreMem(asm.RFP, slotKey+4, asm.R4, asm.Half),
+	)
+	lookup()
+	b.emit(
+		asm.JNE.Imm(asm.R0, 0, "match"),
+		asm.StoreImm(asm.RFP, slotKey+4, 0, asm.Half),
+	)
+	lookup()
+	b.emit(
+		asm.JNE.Imm(asm.R0, 0, "match"),
+		asm.Ja.Label("no_service"),
+	)
+
+	// Non-first fragment: the any-service key of this addr and protocol.
+	// The whole IPv4 header, options included, must still be present.
+	b.label("fragment")
+	b.emit(
+		asm.Mov.Reg(asm.R2, asm.R9),
+		asm.Add.Reg(asm.R2, asm.R3),
+		asm.JGT.Reg(asm.R2, asm.R8, "truncated"),
+		asm.StoreImm(asm.RFP, slotKey+4, 0, asm.Half),
+		asm.StoreImm(asm.RFP, slotKey+7, flagAnyService, asm.Byte),
+	)
+	lookup()
+	b.emit(asm.JEq.Imm(asm.R0, 0, "no_service"))
+	b.count(steerFragments)
+
+	// Redirect to the socket of the receiving queue, XDP_PASS if none.
+	b.label("match")
+	b.emit(
+		asm.LoadMapPtr(asm.R1, xsks.FD()),
+		asm.LoadMem(asm.R2, asm.R6, xdpMdRxQueueIndex, asm.Word),
+		asm.Mov.Imm(asm.R3, xdpPass),
+		asm.FnRedirectMap.Call(),
+		asm.Mov.Reg(asm.R7, asm.R0),
+		asm.JNE.Imm(asm.R7, xdpRedirect, "no_socket"),
+	)
+	b.count(steerRedirected)
+	b.emit(asm.Mov.Reg(asm.R0, asm.R7), asm.Return())
+
+	b.passWith("no_socket", steerPassNoSocket)
+	b.passWith("no_service", steerPassNoService)
+	b.passWith("not_ipv4", steerPassNotIPv4)
+	b.passWith("truncated", steerPassTruncated)
+	b.passWith("bad_header", steerPassBadHeader)
+	b.passWith("not_l4", steerPassNotL4)
+	return b.finish()
+}
+
+// SetServices replaces the set of matched services: keys no longer wanted
+// are deleted first, then the wanted ones are written, so a service present
+// before and after is matched throughout. The map value of a service is its
+// index in keys; the any-service key of a VIP and protocol carries the index
+// of the first service on them.
+func (s *Steering) SetServices(keys []ServiceKey) error {
+	want := make(map[serviceEntry]uint32, 2*len(keys))
+	distinct := 0
+	for i, k := range keys {
+		addr := k.Addr.Unmap()
+		if !addr.Is4() {
+			return fmt.Errorf("set services: service %d (%s): address must be IPv4", i, k)
+		}
+		if k.Proto != ipProtoTCP && k.Proto != ipProtoUDP {
+			return fmt.Errorf("set services: service %d (%s): protocol %d must be 6 (tcp) or 17 (udp)", i, k, k.Proto)
+		}
+		e := serviceEntry{Addr: addr.As4(), Port: [2]byte{byte(k.Port >> 8), byte(k.Port)}, Proto: k.Proto}
+		if _, dup := want[e]; !dup {
+			want[e] = uint32(i)
+			distinct++
+		}
+		anyKey := serviceEntry{Addr: e.Addr, Proto: e.Proto, Flags: flagAnyService}
+		if _, dup := want[anyKey]; !dup {
+			want[anyKey] = uint32(i)
+		}
+	}
+	if distinct > s.maxServices {
+		return fmt.Errorf("set services: %d distinct services exceed the maximum of %d", distinct, s.maxServices)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var (
+		stale []serviceEntry
+		key   serviceEntry
+		val   uint32
+	)
+	it := s.services.Iterate()
+	for it.Next(&key, &val) {
+		if _, ok := want[key]; !ok {
+			stale = append(stale, key)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("set services: list current services: %w", err)
+	}
+	for _, k := range stale {
+		if err := s.services.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("set services: delete %v: %w", k, err)
+		}
+	}
+	for k, v := range want {
+		if err := s.services.Put(k, v); err != nil {
+			return fmt.Errorf("set services: add %v: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// RegisterSocket makes frames matched on RX queue queue go to the AF_XDP
+// socket fd. The socket must be bound to that queue of the interface the
+// program is attached to, or the kernel drops what it redirects.
+func (s *Steering) RegisterSocket(queue int, fd int) error {
+	return s.xsks.register(queue, fd)
+}
+
+// UnregisterSocket stops redirecting on queue; its matched frames then go
+// to the kernel stack. An out-of-range or empty queue is ignored.
+func (s *Steering) UnregisterSocket(queue int) {
+	_ = s.xsks.unregister(queue)
+}
+
+// Attach links the program to ifindex; see Attachment for its lifetime.
+func (s *Steering) Attach(ifindex int, mode Mode) (Attachment, error) {
+	return attach(s.prog, ifindex, mode)
+}
+
+// Program exposes the loaded program, for BPF_PROG_TEST_RUN and benchmarks.
+func (s *Steering) Program() *ebpf.Program { return s.prog }
+
+// Stats reads the counters summed over CPUs.
+func (s *Steering) Stats() (StatsCounters, error) {
+	v, err := s.stats.read()
+	if err != nil {
+		return StatsCounters{}, fmt.Errorf("steering stats: %w", err)
+	}
+	return StatsCounters{
+		Total:         v[steerTotal],
+		Redirected:    v[steerRedirected],
+		Fragments:     v[steerFragments],
+		PassNotIPv4:   v[steerPassNotIPv4],
+		PassTruncated: v[steerPassTruncated],
+		PassBadHeader: v[steerPassBadHeader],
+		PassNotL4:     v[steerPassNotL4],
+		PassNoService: v[steerPassNoService],
+		PassNoSocket:  v[steerPassNoSocket],
+	}, nil
+}
+
+// Close unloads the program and its maps. Attachments hold their own
+// reference to the program and stay in effect until closed.
+func (s *Steering) Close() error {
+	var errs []error
+	if s.prog != nil {
+		errs = append(errs, s.prog.Close())
+	}
+	if s.services != nil {
+		errs = append(errs, s.services.Close())
+	}
+	if s.xsks != nil {
+		errs = append(errs, s.xsks.close())
+	}
+	if s.stats != nil {
+		errs = append(errs, s.stats.close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,335 @@
+package xdpprog
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/gopacket/layers"
+	"golang.org/x/sys/unix"
+)
+
+var vipAllPorts = netip.MustParseAddr("198.18.0.12")
+
+var testServices = []ServiceKey{
+	{Addr: vip, Proto: ipProtoTCP, Port: 80},
+	{Addr: vip, Proto: ipProtoUDP, Port: 53},
+	{Addr: vipAllPorts, Proto: ipProtoTCP, Port: 0},
+}
+
+func loadTestSteering(t *testing.T) *Steering {
+	t.Helper()
+	s, err := LoadSteering(16, 4)
+	if err != nil {
+		t.Fatalf("LoadSteering: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.SetServices(testServices); err != nil {
+		t.Fatalf("SetServices: %v", err)
+	}
+	return s
+}
+
+// xskSocket opens an unbound AF_XDP socket. The XSKMAP accepts it, and
+// bpf_redirect_map only looks the entry up, so under BPF_PROG_TEST_RUN a
+// registered socket turns a match into XDP_REDIRECT.
+func xskSocket(t *testing.T) int {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW, 0)
+	if err != nil {
+		t.Fatalf("open AF_XDP socket: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+type steeringCase struct {
+	name    string
+	frame   []byte
+	matched bool          // expect a redirect decision
+	reason  StatsCounters // for unmatched frames: which Pass* counter moves
+	frag    bool          // matched through the any-service key
+}
+
+func steeringCases(t testing.TB) []steeringCase {
+	tcp, udp := layers.IPProtocolTCP, layers.IPProtocolUDP
+	f := func(s frameSpec) []byte { return buildFrame(t, s) }
+	noService := StatsCounters{PassNoService: 1}
+
+	badIHL := f(frameSpec{dstPort: 80})
+	badIHL[ethLen] = 0x44
+	badVersion := f(frameSpec{dstPort: 80})
+	badVersion[ethLen] = 0x65
+	withOptions := withIPOptions(f(frameSpec{dstPort: 80}))
+
+	fragWithOptions := withIPOptions(f(frameSpec{fragOff: 7}))
+
+	return []steeringCase{
+		{name: "vip tcp port match", frame: f(frameSpec{dstPort: 80}), matched: true},
+		{name: "vip udp port match", frame: f(frameSpec{proto: udp, dstPort: 53}), matched: true},
+		{name: "port 0 service any tcp port", frame: f(frameSpec{dst: vipAllPorts, dstPort: 2222}), matched: true},
+		{name: "port 0 service port 80", frame: f(frameSpec{dst: vipAllPorts, dstPort: 80}), matched: true},
+		{name: "vlan tagged match", frame: f(frameSpec{vlan: 7, dstPort: 80}), matched: true},
+		{name: "ip options match", frame: withOptions, matched: true},
+		{name: "first fragment has ports", frame: f(frameSpec{dstPort: 80, moreFrags: true}), matched: true},
+		{name: "non-first fragment of vip", frame: f(frameSpec{fragOff: 185}), matched: true, frag: true},
+		{name: "non-first udp fragment of vip", frame: f(frameSpec{proto: udp, fragOff: 1}), matched: true, frag: true},
+		{name: "non-first fragment cut inside ip options", frame: fragWithOptions[:ethLen+ipv4MinLen+2], reason: StatsCounters{PassTruncated: 1}},
+		{name: "non-first fragment with ip options", frame: fragWithOptions, matched: true, frag: true},
+		{name: "non-first fragment of port 0 vip", frame: f(frameSpec{dst: vipAllPorts, fragOff: 3}), matched: true, frag: true},
+		{name: "wrong port", frame: f(frameSpec{dstPort: 81}), reason: noService},
+		{name: "ssh to vip", frame: f(frameSpec{dstPort: 22}), reason: noService},
+		{name: "wrong protocol for port", frame: f(frameSpec{proto: udp, dstPort: 80}), reason: noService},
+		{name: "port 0 service is tcp only", frame: f(frameSpec{dst: vipAllPorts, proto: udp, dstPort: 80}), reason: noService},
+		{name: "wrong address", frame: f(frameSpec{dst: otherAddr, dstPort: 80}), reason: noService},
+		{name: "vlan tagged wrong address", frame: f(frameSpec{vlan: 7, dst: otherAddr, dstPort: 80}), reason: noService},
+		{name: "non-first fragment other address", frame: f(frameSpec{dst: otherAddr, fragOff: 185}), reason: noService},
+		{name: "non-first icmp fragment of vip", frame: f(frameSpec{proto: layers.IPProtocolICMPv4, fragOff: 2}), reason: StatsCounters{PassNotL4: 1}},
+		{name: "arp", frame: arpFrame(t), reason: StatsCounters{PassNotIPv4: 1}},
+		{name: "ipv6", frame: ipv6Frame(t), reason: StatsCounters{PassNotIPv4: 1}},
+		{name: "icmp to vip", frame: f(frameSpec{proto: layers.IPProtocolICMPv4}), reason: StatsCounters{PassNotL4: 1}},
+		{name: "ihl 4", frame: badIHL, reason: StatsCounters{PassBadHeader: 1}},
+		{name: "version 6 in ipv4 ethertype", frame: badVersion, reason: StatsCounters{PassBadHeader: 1}},
+		{name: "udp header only", frame: f(frameSpec{proto: udp, dstPort: 53, payload: []byte{}}), matched: true},
+		{name: "tcp header only", frame: f(frameSpec{proto: tcp, dstPort: 80, payload: []byte{}}), matched: true},
+	}
+}
+
+func TestSteeringVerdicts(t *testing.T) {
+	for _, socket := range []bool{false, true} {
+		name := "socket=none"
+		if socket {
+			name = "socket=registered"
+		}
+		t.Run(name, func(t *testing.T) {
+			s := loadTestSteering(t)
+			if socket {
+				if err := s.RegisterSocket(0, xskSocket(t)); err != nil {
+					t.Fatalf("RegisterSocket: %v", err)
+				}
+			}
+			for _, tc := range steeringCases(t) {
+				t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+					want := tc.reason
+					wantVerdict := uint32(xdpPass)
+					if tc.matched {
+						want = StatsCounters{PassNoSocket: 1}
+						if socket {
+							want = StatsCounters{Redirected: 1}
+							wantVerdict = xdpRedirect
+						}
+						if tc.frag {
+							want.Fragments = 1
+						}
+					}
+					want.Total = 1
+					before := steeringStats(t, s)
+					verdict, out := runXDP(t, s.Program(), tc.frame)
+					checkVerdict(t, verdict, wantVerdict)
+					checkBytes(t, out, tc.frame)
+					if got := steeringStats(t, s).minus(before); got != want {
+						t.Errorf("counter delta %+v, want %+v", got, want)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestSteeringTruncated cuts matching frames at every length from the
+// Ethernet header up to one byte short of the transport header: none may
+// be redirected, all must be counted as truncated, and the full-header
+// length must match again.
+func TestSteeringTruncated(t *testing.T) {
+	s := loadTestSteering(t)
+	if err := s.RegisterSocket(0, xskSocket(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		spec      frameSpec
+		headerEnd int
+		frag      bool
+	}{
+		{"tcp", frameSpec{dstPort: 80}, ethLen + ipv4MinLen + tcpMinLen, false},
+		{"udp", frameSpec{proto: layers.IPProtocolUDP, dstPort: 53}, ethLen + ipv4MinLen + udpLen, false},
+		{"vlan_tcp", frameSpec{vlan: 100, dstPort: 80}, ethLen + vlanLen + ipv4MinLen + tcpMinLen, false},
+		{"fragment", frameSpec{fragOff: 100, payload: []byte{}}, ethLen + ipv4MinLen, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			full := buildFrame(t, tc.spec)
+			for n := ethLen; n <= tc.headerEnd; n++ {
+				in := full[:n:n]
+				before := steeringStats(t, s)
+				verdict, out := runXDP(t, s.Program(), in)
+				got := steeringStats(t, s).minus(before)
+				want, wantVerdict := StatsCounters{Total: 1, PassTruncated: 1}, uint32(xdpPass)
+				if n == tc.headerEnd {
+					want, wantVerdict = StatsCounters{Total: 1, Redirected: 1}, xdpRedirect
+					if tc.frag {
+						want.Fragments = 1
+					}
+				}
+				if verdict != wantVerdict || got != want {
+					t.Errorf("length %d: verdict %s, counters %+v; want %s, %+v", n, verdictName(verdict), got, verdictName(wantVerdict), want)
+				}
+				checkBytes(t, out, in)
+			}
+		})
+	}
+}
+
+func TestSteeringSetServicesReplaces(t *testing.T) {
+	s := loadTestSteering(t)
+	tcp80 := buildFrame(t, frameSpec{dstPort: 80})
+	other := buildFrame(t, frameSpec{dst: otherAddr, dstPort: 443})
+	frag := buildFrame(t, frameSpec{fragOff: 10})
+
+	decision := func(frame []byte) bool {
+		before := steeringStats(t, s)
+		runXDP(t, s.Program(), frame)
+		return steeringStats(t, s).minus(before).PassNoSocket == 1
+	}
+	if !decision(tcp80) || decision(other) || !decision(frag) {
+		t.Fatal("initial service set not in effect")
+	}
+	if err := s.SetServices([]ServiceKey{{Addr: otherAddr, Proto: ipProtoTCP, Port: 443}}); err != nil {
+		t.Fatal(err)
+	}
+	if decision(tcp80) {
+		t.Error("removed service tcp 198.18.0.10:80 still matched")
+	}
+	if decision(frag) {
+		t.Error("any-service key of removed vip still matched its fragments")
+	}
+	if !decision(other) {
+		t.Error("added service tcp 198.18.0.11:443 not matched")
+	}
+	entries := 0
+	var k serviceEntry
+	var v uint32
+	for it := s.services.Iterate(); it.Next(&k, &v); {
+		entries++
+	}
+	if entries != 2 {
+		t.Errorf("services map holds %d entries, want 2 (service and its any-service key)", entries)
+	}
+	if err := s.SetServices(nil); err != nil {
+		t.Fatal(err)
+	}
+	if decision(other) {
+		t.Error("empty service set still matches")
+	}
+}
+
+func TestSteeringRejectsBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		max, queues   int
+		wantSubstring string
+	}{
+		{"zero services", 0, 1, "max services 0"},
+		{"zero queues", 1, 0, "max queues 0"},
+	} {
+		if _, err := LoadSteering(tc.max, tc.queues); err == nil || !strings.Contains(err.Error(), tc.wantSubstring) {
+			t.Errorf("%s: error %v, want it to mention %q", tc.name, err, tc.wantSubstring)
+		}
+	}
+
+	s, err := LoadSteering(2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, tc := range []struct {
+		name          string
+		keys          []ServiceKey
+		wantSubstring string
+	}{
+		{"ipv6 vip", []ServiceKey{{Addr: netip.MustParseAddr("2001:2::1"), Proto: 6, Port: 80}}, "must be IPv4"},
+		{"invalid addr", []ServiceKey{{Proto: 6, Port: 80}}, "must be IPv4"},
+		{"sctp", []ServiceKey{{Addr: vip, Proto: 132, Port: 80}}, "protocol 132 must be 6 (tcp) or 17 (udp)"},
+		{"too many", []ServiceKey{{Addr: vip, Proto: 6, Port: 1}, {Addr: vip, Proto: 6, Port: 2}, {Addr: vip, Proto: 6, Port: 3}}, "3 distinct services exceed the maximum of 2"},
+	} {
+		if err := s.SetServices(tc.keys); err == nil || !strings.Contains(err.Error(), tc.wantSubstring) {
+			t.Errorf("%s: error %v, want it to mention %q", tc.name, err, tc.wantSubstring)
+		}
+	}
+	// Duplicates count once and an IPv4-mapped IPv6 address is accepted.
+	mapped := netip.AddrFrom16(vip.As16())
+	if err := s.SetServices([]ServiceKey{{Addr: vip, Proto: 6, Port: 1}, {Addr: mapped, Proto: 6, Port: 1}, {Addr: vip, Proto: 6, Port: 2}}); err != nil {
+		t.Errorf("duplicates within the limit rejected: %v", err)
+	}
+	for _, q := range []int{-1, 2} {
+		if err := s.RegisterSocket(q, 0); err == nil || !strings.Contains(err.Error(), "must be in [0, 2)") {
+			t.Errorf("RegisterSocket(%d): error %v, want queue range error", q, err)
+		}
+	}
+	if err := s.RegisterSocket(0, -1); err == nil || !strings.Contains(err.Error(), "fd -1") {
+		t.Errorf("RegisterSocket(0, -1): error %v, want fd error", err)
+	}
+	// A descriptor that is not an AF_XDP socket is refused by the kernel.
+	if err := s.RegisterSocket(0, 0); err == nil {
+		t.Error("RegisterSocket accepted stdin as an AF_XDP socket")
+	}
+	s.UnregisterSocket(1) // empty slot: no effect, no panic
+	s.UnregisterSocket(7) // out of range: ignored
+}
+
+// TestSteeringUnregisterSocket shows the fallback: once the socket of a
+// queue is removed, matched frames go back to the stack.
+func TestSteeringUnregisterSocket(t *testing.T) {
+	s := loadTestSteering(t)
+	frame := buildFrame(t, frameSpec{dstPort: 80})
+	if err := s.RegisterSocket(0, xskSocket(t)); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := runXDP(t, s.Program(), frame); v != xdpRedirect {
+		t.Fatalf("with socket: verdict %s, want XDP_REDIRECT", verdictName(v))
+	}
+	s.UnregisterSocket(0)
+	if v, _ := runXDP(t, s.Program(), frame); v != xdpPass {
+		t.Fatalf("after unregister: verdict %s, want XDP_PASS", verdictName(v))
+	}
+}
+
+func steeringStats(t testing.TB, s *Steering) StatsCounters {
+	t.Helper()
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Total != st.Redirected+st.Passed() {
+		t.Errorf("total %d != redirected %d + passed %d", st.Total, st.Redirected, st.Passed())
+	}
+	return st
+}
+
+func (s StatsCounters) minus(o StatsCounters) StatsCounters {
+	return StatsCounters{
+		Total:         s.Total - o.Total,
+		Redirected:    s.Redirected - o.Redirected,
+		Fragments:     s.Fragments - o.Fragments,
+		PassNotIPv4:   s.PassNotIPv4 - o.PassNotIPv4,
+		PassTruncated: s.PassTruncated - o.PassTruncated,
+		PassBadHeader: s.PassBadHeader - o.PassBadHeader,
+		PassNotL4:     s.PassNotL4 - o.PassNotL4,
+		PassNoService: s.PassNoService - o.PassNoService,
+		PassNoSocket:  s.PassNoSocket - o.PassNoSocket,
+	}
+}
+
+// withIPOptions inserts a 4-byte IPv4 option (NOP NOP NOP EOL) into an
+// untagged frame so that what follows the IPv4 header starts at a variable
+// offset; it fixes IHL, total length and the header checksum.
+func withIPOptions(frame []byte) []byte {
+	ip := ethLen
+	out := append(append(append([]byte(nil), frame[:ip+ipv4MinLen]...), 1, 1, 1, 0), frame[ip+ipv4MinLen:]...)
+	out[ip] = 0x46
+	total := uint16(out[ip+2])<<8 | uint16(out[ip+3]) + 4
+	out[ip+2], out[ip+3] = byte(total>>8), byte(total)
+	out[ip+10], out[ip+11] = 0, 0
+	sum := ^ipv4HeaderSum(out[ip : ip+24])
+	out[ip+10], out[ip+11] = byte(sum>>8), byte(sum)
+	return out
+}

@@ -1,0 +1,72 @@
+package xsk
+
+import "sync/atomic"
+
+// Counters are the owner-side events of one Socket since Open.
+type Counters struct {
+	// RX is frames taken from the RX ring by Receive.
+	RX uint64
+	// TX is frames queued to the TX ring by Transmit.
+	TX uint64
+	// Completed is frames the kernel finished sending, reaped by Complete.
+	Completed uint64
+	// Filled is frames moved into the fill ring.
+	Filled uint64
+	// FillEmpty counts Fill calls that found room in the fill ring but no
+	// free frame to put there: the worker holds or sends too many.
+	FillEmpty uint64
+	// TxFull counts Transmit calls that could not queue every frame
+	// because the TX ring was full.
+	TxFull uint64
+	// TxInvalid counts descriptors Transmit refused: a frame the caller
+	// does not own, or one that does not fit in its chunk.
+	TxInvalid uint64
+	// AllocEmpty counts Alloc calls that found no free frame.
+	AllocEmpty uint64
+	// BadRelease counts Release calls for a frame the caller does not
+	// own (a double release, or an address outside the UMEM); they are
+	// ignored so that a frame can never enter the free list twice.
+	BadRelease uint64
+	// Kicks is sendto calls made to start transmission.
+	Kicks uint64
+	// KickErrors counts kicks that failed with EAGAIN, ENOBUFS or EBUSY:
+	// the kernel could not take more right now, the frames stay queued.
+	// In copy mode EAGAIN also means the kick used up its TX budget with
+	// frames left in the ring, so a steady count here under load is
+	// normal; a worker just kicks again.
+	KickErrors uint64
+	// RxWakeups counts recvfrom calls made because the fill ring asked
+	// for a wakeup (drivers in need_wakeup mode).
+	RxWakeups uint64
+}
+
+// counters is the live form of Counters. Only the owner goroutine writes,
+// once per call that changed something, with an atomic store of load+n:
+// there is a single writer, so no read-modify-write instruction is needed,
+// and the store makes the value safe for any goroutine to read through
+// Socket.Counters at any time.
+type counters struct {
+	rx, tx, completed, filled    atomic.Uint64
+	fillEmpty, txFull, txInvalid atomic.Uint64
+	allocEmpty, badRelease       atomic.Uint64
+	kicks, kickErrors, rxWakeups atomic.Uint64
+}
+
+func add(c *atomic.Uint64, n uint64) { c.Store(c.Load() + n) }
+
+func (c *counters) snapshot() Counters {
+	return Counters{
+		RX:         c.rx.Load(),
+		TX:         c.tx.Load(),
+		Completed:  c.completed.Load(),
+		Filled:     c.filled.Load(),
+		FillEmpty:  c.fillEmpty.Load(),
+		TxFull:     c.txFull.Load(),
+		TxInvalid:  c.txInvalid.Load(),
+		AllocEmpty: c.allocEmpty.Load(),
+		BadRelease: c.badRelease.Load(),
+		Kicks:      c.kicks.Load(),
+		KickErrors: c.kickErrors.Load(),
+		RxWakeups:  c.rxWakeups.Load(),
+	}
+}

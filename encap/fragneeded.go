@@ -1,0 +1,120 @@
+package encap
+
+import "github.com/afvs/afvs/internal/header"
+
+// Limits of the fragmentation-needed reply.
+const (
+	// minHopMTU is the smallest MTU every IPv4 link must carry (RFC 791);
+	// IPVS drops rather than advertise less (ensure_mtu_is_adequate).
+	minHopMTU = 68
+	// quotedL4 is how much of the original datagram after its IP header an
+	// ICMP error quotes (RFC 792).
+	quotedL4 = 8
+	// icmpTOSPrecedence is IPTOS_PREC_INTERNETCONTROL, which Linux's
+	// icmp_send ORs into the TOS bits of the offending packet.
+	icmpTOSPrecedence = 0xc0
+	icmpTOSMask       = 0x1e // IPTOS_TOS_MASK
+)
+
+// NeedsFrag reports whether the packet p, once tunnelled, would exceed
+// egressMTU (the egress interface's L3 MTU) while its DF flag forbids
+// fragmenting it. A too-big packet without DF is not reported: IPVS would
+// fragment the outer packet, and the caller decides what to do instead.
+func NeedsFrag(p *header.Packet, egressMTU int) bool {
+	return p != nil && p.DF && int(p.TotalLen)+Overhead > egressMTU
+}
+
+// FragNeeded builds in out the ICMP destination-unreachable, fragmentation-
+// needed message (type 3, code 4, RFC 1191) that tells the client of frame in
+// (parsed into p) to send packets of at most mtu-20 bytes, mtu being the
+// egress interface's MTU towards the real server. It returns the length of
+// the frame written, or 0 if it cannot build one: out too small, p not
+// describing in, a hop MTU below 68 or above 65535, or a client address that
+// must not receive ICMP errors (RFC 1122 3.2.2: zero, loopback, multicast,
+// broadcast). out must not overlap in.
+//
+// The frame goes back the way in came: srcMAC is the director's interface
+// towards the client, dstMAC the client's (or gateway's) address, usually in's
+// source MAC, and a VLAN tag on in is repeated. routerAddr is the source
+// address. IPVS calls icmp_send while the packet still carries its input
+// route, which is local because the VIP is configured on the director, so
+// Linux uses the packet's destination, the VIP (p.Dst); pass that to behave
+// like IPVS.
+//
+// The IPv4 header follows icmp_send in TOS (the offending TOS bits with
+// precedence "internetwork control") and TTL 64. Unlike Linux it sets DF with
+// ID 0: the message is at most 110 bytes, so it never needs fragmenting, and
+// an atomic datagram needs no unique ID (RFC 6864). The quote is the inner IP
+// header with options plus the first 8 bytes of its payload.
+func FragNeeded(out []byte, in []byte, p *header.Packet, mtu int, srcMAC, dstMAC [6]byte, routerAddr [4]byte) int {
+	if p == nil {
+		return 0
+	}
+	l2 := p.L3
+	if l2 != header.EthernetLen && l2 != header.EthernetLen+header.VLANTagLen {
+		return 0
+	}
+	if p.HasVLAN != (l2 == header.EthernetLen+header.VLANTagLen) {
+		return 0
+	}
+	hopMTU := mtu - Overhead
+	if hopMTU < minHopMTU || hopMTU > 0xffff {
+		return 0
+	}
+	ihl := p.L4 - p.L3
+	if ihl < header.IPv4MinLen || ihl > header.IPv4MaxLen || p.End > len(in) || p.End < p.L4 {
+		return 0
+	}
+	if !unicast(p.Src) {
+		return 0
+	}
+	quote := ihl + min(quotedL4, p.End-p.L4)
+	ipLen := header.IPv4MinLen + header.ICMPv4Len + quote
+	frameLen := l2 + ipLen
+	if len(out) < frameLen {
+		return 0
+	}
+
+	eth := header.Ethernet(out[:l2])
+	eth.SetDstMAC(dstMAC)
+	eth.SetSrcMAC(srcMAC)
+	if p.HasVLAN {
+		eth.SetEtherType(header.EtherTypeVLAN)
+		eth.SetVLANTCI(p.VLANTCI)
+		eth.SetInnerEtherType(header.EtherTypeIPv4)
+	} else {
+		eth.SetEtherType(header.EtherTypeIPv4)
+	}
+
+	h := header.IPv4(out[l2 : l2+header.IPv4MinLen])
+	h.SetVersionIHL(header.IPv4MinLen)
+	h.SetTOS(p.TOS&icmpTOSMask | icmpTOSPrecedence)
+	h.SetTotalLength(uint16(ipLen))
+	h.SetID(0)
+	h.SetFlagsFragment(header.IPv4FlagDF)
+	h.SetTTL(OuterTTL)
+	h.SetProtocol(header.ProtocolICMP)
+	h.SetSrc(routerAddr)
+	h.SetDst(p.Src)
+	h.SetChecksum(0)
+	h.SetChecksum(h.CalculateChecksum())
+
+	icmpAt := l2 + header.IPv4MinLen
+	m := header.ICMPv4(out[icmpAt:frameLen])
+	m.SetType(header.ICMPv4DestUnreachable)
+	m.SetCode(header.ICMPv4FragNeeded)
+	m.SetMTU(uint16(hopMTU))
+	copy(m[header.ICMPv4Len:], in[p.L3:p.L3+quote])
+	m.SetChecksum(0)
+	m.SetChecksum(m.CalculateChecksum())
+	return frameLen
+}
+
+// unicast reports whether a may be the destination of an ICMP error.
+func unicast(a [4]byte) bool {
+	switch {
+	case a[0] == 0, a[0] == 127, a[0] >= 224:
+		return false
+	}
+	return true
+}

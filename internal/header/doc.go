@@ -1,0 +1,31 @@
+// Package header reads and writes Ethernet, 802.1Q, IPv4, TCP, UDP and ICMPv4
+// headers in place, over the byte slices the dataplane receives from AF_XDP.
+//
+// Each header is a named byte slice (Ethernet, IPv4, TCP, UDP, ICMPv4) whose
+// methods decode or encode one field at a fixed offset. Nothing is copied into a
+// struct and nothing is allocated: a worker handles millions of frames a second
+// and every frame lives in UMEM memory it does not own for long. The accessors
+// trust their caller about length; Parse is the one place that checks it, so
+// code that holds a Packet returned with OK may index the frame freely.
+//
+// Parse walks a frame once: Ethernet, at most one 802.1Q tag, IPv4, then TCP or
+// UDP. It records offsets and the fields the connection table and the
+// schedulers need in a caller-owned Packet, and returns a Reason. Any Reason but
+// OK means the director drops the frame and counts it under Reason.String(),
+// which is a stable snake_case name used as a metric label. The rules follow
+// what the Linux input path (ip_rcv_core, tcp_v4_rcv, __udp4_lib_rcv) enforces
+// before IPVS ever sees a packet, because IPVS relies on them:
+//
+//   - IPv4 options are allowed and skipped; the real server's stack handles them.
+//   - The IPv4 header checksum is verified (it is 20-60 bytes, cheap to sum),
+//     since Linux drops such packets before IPVS and we must not forward them.
+//   - TCP and UDP checksums are not verified: the director does not change the
+//     L4 header and the real server checks them end to end.
+//   - Fragments (MF set or a non-zero offset) are dropped: without the L4 ports
+//     of every fragment the director cannot schedule them consistently.
+//   - Ethernet padding after the IPv4 total length is tolerated and ignored.
+//
+// Checksum helpers compute the internet checksum (RFC 1071), the TCP/UDP
+// pseudo-header sum, and the incremental update of RFC 1624 equation 3, which
+// lets a rewrite of one field adjust a checksum without summing the packet again.
+package header

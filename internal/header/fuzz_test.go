@@ -1,0 +1,34 @@
+package header
+
+import "testing"
+
+// FuzzParse checks that Parse never panics, that it agrees with the gopacket
+// reference model, and that an OK Packet only points inside the frame.
+// The committed corpus in testdata/fuzz/FuzzParse covers each protocol shape.
+func FuzzParse(f *testing.F) {
+	f.Add(build(f, spec{sport: 1, dport: 80, syn: true}))
+	f.Add(build(f, spec{udp: true, vlan: true, ipOpts: routerAlert, payload: []byte("x")}))
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		var p Packet
+		got := Parse(frame, &p)
+		if int(got) >= NumReasons {
+			t.Fatalf("reason %d out of range", got)
+		}
+		want, wp := reference(frame)
+		if got != want {
+			t.Fatalf("Parse = %v, reference = %v", got, want)
+		}
+		if got != OK {
+			return
+		}
+		if p != wp {
+			t.Fatalf("Parse %+v\nreference %+v", p, wp)
+		}
+		if !(p.L3 < p.L4 && p.L4 < p.Payload && p.Payload <= p.End && p.End <= len(frame)) {
+			t.Fatalf("offsets out of order: %+v, frame %d bytes", p, len(frame))
+		}
+		if !p.IPv4(frame).IsChecksumValid() {
+			t.Fatal("OK with an invalid IPv4 checksum")
+		}
+	})
+}

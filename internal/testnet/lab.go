@@ -1,0 +1,431 @@
+package testnet
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/dataplane/nic"
+)
+
+// LabOptions shape a Lab.
+type LabOptions struct {
+	AFVS          string // path of the afvs binary (director and real servers run it)
+	Mode          string // "dr" or "tun"
+	TwoInterfaces bool   // director receives on eth0 and sends on eth1, as in the LVS manual
+	Weights       []int  // one per real server; default 1, 2, 3
+	Scheduler     string // default wlc
+	XDPMode       string // director's xdp_mode; default auto
+	NoDirector    bool   // build the network and real servers, but do not start afvs
+	Builtin       bool   // start afvs on its built-in default config (DR, one interface, weights 1,2,3)
+}
+
+// Lab is the demo's and the end-to-end tests' network:
+//
+//	one interface:  client, director and real servers on one bridge,
+//	                198.18.0.0/24; the VIP 198.19.0.1 is routed to the director.
+//	two interfaces: client and director eth0 on 198.18.0.0/24; director
+//	                eth1 and the real servers on 198.18.1.0/24. Real
+//	                servers answer the client through the client's own leg
+//	                on 198.18.1.0/24, never through the director.
+type Lab struct {
+	Net                      *Net
+	Opt                      LabOptions
+	Client, Director, Switch *NS
+	Reals                    []*NS
+	VIP                      netip.Addr
+	Port                     uint16
+	ClientAddr               netip.Addr
+	RealAddrs                []netip.Addr
+	Names                    []string
+	Dir                      string // scratch directory: config, socket, logs
+	ConfigPath               string
+	Socket                   string
+
+	mu     sync.Mutex
+	dirCmd *exec.Cmd
+	dirLog *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// NewLab builds the network, starts the real servers and (unless
+// NoDirector) the director, and waits until all of them are ready. On error
+// everything made so far is removed.
+func NewLab(o LabOptions) (l *Lab, err error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
+	if o.Mode == "" {
+		o.Mode = "dr"
+	}
+	if len(o.Weights) == 0 {
+		o.Weights = []int{1, 2, 3}
+	}
+	if o.Scheduler == "" {
+		o.Scheduler = "wlc"
+	}
+	if o.XDPMode == "" {
+		o.XDPMode = "auto"
+	}
+	dir, err := os.MkdirTemp("", "afvs-lab-")
+	if err != nil {
+		return nil, err
+	}
+	l = &Lab{Net: New(), Opt: o, VIP: netip.MustParseAddr("198.19.0.1"), Port: 80, ClientAddr: netip.MustParseAddr("198.18.0.10"),
+		Dir: dir, dirLog: &lockedBuffer{}}
+	l.ConfigPath = filepath.Join(dir, "afvs.yaml")
+	l.Socket = filepath.Join(dir, "afvs.sock")
+	defer func() {
+		if err != nil {
+			l.Close()
+			l = nil
+		}
+	}()
+	if err := l.build(); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(l.ConfigPath, []byte(l.Config()), 0o644); err != nil {
+		return nil, err
+	}
+	if !o.NoDirector {
+		if err := l.StartDirector(); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+func (l *Lab) build() error {
+	var err error
+	n := l.Net
+	if l.Switch, err = n.NS("sw"); err != nil {
+		return err
+	}
+	if l.Client, err = n.NS("client"); err != nil {
+		return err
+	}
+	if l.Director, err = n.NS("director"); err != nil {
+		return err
+	}
+	bridges := []string{"br0"}
+	if l.Opt.TwoInterfaces {
+		bridges = append(bridges, "br1")
+	}
+	for _, br := range bridges {
+		if err := l.Switch.IP("link", "add", br, "type", "bridge"); err != nil {
+			return err
+		}
+		if err := l.Switch.IP("link", "set", br, "up"); err != nil {
+			return err
+		}
+	}
+	port := 0
+	plug := func(ns *NS, dev, br, addr string) error {
+		port++
+		p := fmt.Sprintf("p%d", port)
+		if err := Veth(l.Switch, p, ns, dev); err != nil {
+			return err
+		}
+		if err := l.Switch.IP("link", "set", p, "master", br); err != nil {
+			return err
+		}
+		return ns.IP("addr", "add", addr, "dev", dev)
+	}
+	if err := plug(l.Client, "eth0", "br0", "198.18.0.10/24"); err != nil {
+		return err
+	}
+	if err := plug(l.Director, "eth0", "br0", "198.18.0.2/24"); err != nil {
+		return err
+	}
+	if err := l.Client.IP("route", "add", l.VIP.String()+"/32", "via", "198.18.0.2"); err != nil {
+		return err
+	}
+	realNet, realBr := "198.18.0", "br0"
+	if l.Opt.TwoInterfaces {
+		realNet, realBr = "198.18.1", "br1"
+		if err := plug(l.Director, "eth1", "br1", "198.18.1.1/24"); err != nil {
+			return err
+		}
+		// The client's second leg is the real servers' way back to it.
+		if err := plug(l.Client, "eth1", "br1", "198.18.1.10/24"); err != nil {
+			return err
+		}
+	}
+	for _, key := range []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter"} {
+		if err := l.Client.Sysctl(key, "0"); err != nil {
+			return err
+		}
+	}
+	for _, dev := range []string{"eth0", "eth1"} {
+		if dev == "eth1" && !l.Opt.TwoInterfaces {
+			break
+		}
+		l.Client.Sysctl("net.ipv4.conf."+dev+".rp_filter", "0")
+		// veth TX checksum offload leaves partial TCP checksums that a
+		// director intercepting frames with AF_XDP would forward broken.
+		if err := l.Client.Do(func() error { return nic.DisableTxChecksum(dev) }); err != nil {
+			return err
+		}
+	}
+	for i := range l.Opt.Weights {
+		name := fmt.Sprintf("rs%d", i+1)
+		ns, err := l.Net.NS(name)
+		if err != nil {
+			return err
+		}
+		addr := netip.MustParseAddr(fmt.Sprintf("%s.%d", realNet, 11+i))
+		if err := plug(ns, "eth0", realBr, addr.String()+"/24"); err != nil {
+			return err
+		}
+		if l.Opt.TwoInterfaces {
+			if err := ns.IP("route", "add", "198.18.0.0/24", "via", "198.18.1.10"); err != nil {
+				return err
+			}
+		}
+		l.Reals = append(l.Reals, ns)
+		l.RealAddrs = append(l.RealAddrs, addr)
+		l.Names = append(l.Names, name)
+		if err := l.startRealServer(ns, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Lab) startRealServer(ns *NS, name string) error {
+	cmd := ns.Command(l.Opt.AFVS, "realserver", "--vip", l.VIP.String(), "--mode", l.Opt.Mode, "--dev", "eth0", "--http-name", name, "--http-port", fmt.Sprint(l.Port))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := ns.Start(cmd); err != nil {
+		return fmt.Errorf("start realserver %s: %w", name, err)
+	}
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "realserver ready") {
+				ready <- nil
+				io.Copy(io.Discard, out)
+				return
+			}
+		}
+		ready <- fmt.Errorf("realserver %s exited before it was ready: %s", name, strings.TrimSpace(stderr.String()))
+	}()
+	select {
+	case err := <-ready:
+		return err
+	case <-time.After(15 * time.Second):
+		return fmt.Errorf("realserver %s: not ready after 15s: %s", name, stderr.String())
+	}
+}
+
+// Config is the director's config for this lab.
+func (l *Lab) Config() string {
+	var b strings.Builder
+	ifs := "[eth0]"
+	fmt.Fprintf(&b, "interfaces: %s\nxdp_mode: %s\nmetrics:\n  address: 127.0.0.1:9469\ncontrol:\n  socket: %s\ntable:\n  capacity: 65536\n", ifs, l.Opt.XDPMode, l.Socket)
+	fmt.Fprintf(&b, "services:\n  - proto: tcp\n    address: %s\n    port: %d\n    scheduler: %s\n    forward: %s\n    reals:\n", l.VIP, l.Port, l.Opt.Scheduler, l.Opt.Mode)
+	for i, a := range l.RealAddrs {
+		fmt.Fprintf(&b, "      - {address: %s, weight: %d}\n", a, l.Opt.Weights[i])
+	}
+	return b.String()
+}
+
+// StartDirector starts afvs in the director namespace and waits for its
+// control socket.
+func (l *Lab) StartDirector(extra ...string) error {
+	args := append([]string{"run", "--config", l.ConfigPath}, extra...)
+	if l.Opt.Builtin {
+		args = append([]string{"run", "--socket", l.Socket}, extra...)
+	}
+	cmd := l.Director.Command(l.Opt.AFVS, args...)
+	cmd.Stdout = l.dirLog
+	cmd.Stderr = l.dirLog
+	if err := l.Director.Start(cmd); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.dirCmd = cmd
+	l.mu.Unlock()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	c := control.NewClient(l.Socket)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("afvs exited during start-up:\n%s", l.DirectorLog())
+		default:
+		}
+		if _, err := c.Status(); err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("afvs did not open its control socket within 20s:\n%s", l.DirectorLog())
+}
+
+// DirectorProcess returns the running afvs process, if any.
+func (l *Lab) DirectorProcess() *os.Process {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dirCmd == nil {
+		return nil
+	}
+	return l.dirCmd.Process
+}
+
+// StopDirector sends sig to afvs and waits for it to exit.
+func (l *Lab) StopDirector(sig os.Signal) error {
+	p := l.DirectorProcess()
+	if p == nil {
+		return errors.New("director is not running")
+	}
+	if err := p.Signal(sig); err != nil {
+		return err
+	}
+	for i := 0; i < 200; i++ {
+		if p.Signal(syscall.Signal(0)) != nil || processGone(p.Pid) {
+			return nil
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return fmt.Errorf("afvs (pid %d) still running 5s after %v", p.Pid, sig)
+}
+
+func processGone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b))
+	return len(f) > 2 && f[2] == "Z"
+}
+
+// DirectorLog is what afvs printed so far.
+func (l *Lab) DirectorLog() string { return l.dirLog.String() }
+
+// Control returns a control API client for the lab's director.
+func (l *Lab) Control() *control.Client { return control.NewClient(l.Socket) }
+
+// Result is the outcome of a batch of HTTP requests.
+type Result struct {
+	OK, Failed int
+	By         map[string]int // answers by real-server name
+	Errors     []string       // the first few failures
+}
+
+// Get sends n HTTP/1.0 GETs to the VIP from the client, conc at a time,
+// each on its own TCP connection.
+func (l *Lab) Get(n, conc int) Result {
+	res := Result{By: map[string]int{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		next <- struct{}{}
+	}
+	close(next)
+	addr := netip.AddrPortFrom(l.VIP, l.Port).String()
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.Client.Do(func() error {
+				for range next {
+					name, err := getOnce(addr)
+					mu.Lock()
+					if err != nil {
+						res.Failed++
+						if len(res.Errors) < 5 {
+							res.Errors = append(res.Errors, err.Error())
+						}
+					} else {
+						res.OK++
+						res.By[name]++
+					}
+					mu.Unlock()
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+func getOnce(addr string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.0\r\nHost: vip\r\n\r\n"); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("status %s", resp.Status)
+	}
+	return strings.TrimSpace(string(body)), nil
+}
+
+// Close stops everything and deletes the namespaces and scratch files.
+func (l *Lab) Close() error {
+	if p := l.DirectorProcess(); p != nil {
+		l.StopDirector(os.Interrupt)
+	}
+	err := l.Net.Close()
+	os.RemoveAll(l.Dir)
+	return err
+}
+
+// WeightsOrDefault returns the real-server weights the lab uses.
+func (o LabOptions) WeightsOrDefault() []int {
+	if len(o.Weights) == 0 {
+		return []int{1, 2, 3}
+	}
+	return o.Weights
+}

@@ -1,0 +1,194 @@
+package testnet
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/vishvananda/netns"
+)
+
+var seq atomic.Int64
+
+// Net is a set of namespaces that live and die together.
+type Net struct {
+	Prefix string
+	mu     sync.Mutex
+	nss    []*NS
+	procs  []*exec.Cmd
+}
+
+// NS is one network namespace of a Net.
+type NS struct {
+	Name string // full name under /run/netns
+	Net  *Net
+}
+
+// New returns an empty Net with a unique prefix.
+func New() *Net {
+	return &Net{Prefix: fmt.Sprintf("afvs-%d-%d", os.Getpid(), seq.Add(1))}
+}
+
+// Available reports why namespaces cannot be made here, or nil.
+func Available() error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root to create network namespaces")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return fmt.Errorf("needs iproute2's ip command: %w", err)
+	}
+	return nil
+}
+
+// Run runs ip(8)-style commands and returns combined output on failure.
+func Run(args ...string) error {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// Output runs a command and returns its standard output.
+func Output(args ...string) (string, error) {
+	var stderr bytes.Buffer
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return string(out), nil
+}
+
+// NS creates a namespace called <prefix>-<name> with loopback up.
+func (n *Net) NS(name string) (*NS, error) {
+	full := n.Prefix + "-" + name
+	if err := Run("ip", "netns", "add", full); err != nil {
+		return nil, err
+	}
+	ns := &NS{Name: full, Net: n}
+	n.mu.Lock()
+	n.nss = append(n.nss, ns)
+	n.mu.Unlock()
+	if err := ns.IP("link", "set", "lo", "up"); err != nil {
+		return nil, err
+	}
+	return ns, nil
+}
+
+// IP runs "ip -n <ns> args...".
+func (ns *NS) IP(args ...string) error {
+	return Run(append([]string{"ip", "-n", ns.Name}, args...)...)
+}
+
+// Sysctl sets a sysctl inside the namespace.
+func (ns *NS) Sysctl(key, value string) error {
+	return ns.Do(func() error {
+		return os.WriteFile("/proc/sys/"+strings.ReplaceAll(key, ".", "/"), []byte(value), 0o644)
+	})
+}
+
+// Command returns a command that runs inside the namespace.
+func (ns *NS) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
+}
+
+// Start starts a long-running command in the namespace; Close kills it.
+func (ns *NS) Start(cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	ns.Net.mu.Lock()
+	ns.Net.procs = append(ns.Net.procs, cmd)
+	ns.Net.mu.Unlock()
+	return nil
+}
+
+// Do runs fn on a goroutine-locked OS thread that has entered the
+// namespace. Sockets fn creates belong to the namespace and keep working
+// after Do returns.
+func (ns *NS) Do(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		target, err := netns.GetFromName(ns.Name)
+		if err != nil {
+			errc <- fmt.Errorf("namespace %s: %w", ns.Name, err)
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			errc <- fmt.Errorf("enter namespace %s: %w", ns.Name, err)
+			return
+		}
+		err = fn()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		} // else: the thread stays locked and dies with this goroutine
+		errc <- err
+	}()
+	return <-errc
+}
+
+// Veth links namespace a (interface aName) with b (bName). Either may be a
+// bridge's namespace; the caller attaches ends to bridges with Master.
+func Veth(a *NS, aName string, b *NS, bName string) error {
+	tmp := fmt.Sprintf("afv%d", seq.Add(1))
+	if err := a.IP("link", "add", tmp, "type", "veth", "peer", "name", bName, "netns", b.Name); err != nil {
+		return err
+	}
+	if err := a.IP("link", "set", tmp, "name", aName); err != nil {
+		return err
+	}
+	if err := a.IP("link", "set", aName, "up"); err != nil {
+		return err
+	}
+	return b.IP("link", "set", bName, "up")
+}
+
+// Close kills started processes and deletes every namespace. It reports
+// the first error but always tries everything.
+func (n *Net) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range n.procs {
+		if p.Process != nil {
+			p.Process.Kill()
+			p.Wait()
+		}
+	}
+	n.procs = nil
+	var first error
+	for i := len(n.nss) - 1; i >= 0; i-- {
+		if err := Run("ip", "netns", "delete", n.nss[i].Name); err != nil && first == nil {
+			first = err
+		}
+	}
+	n.nss = nil
+	return first
+}
+
+// Leftovers lists namespaces under /run/netns that start with prefix, for
+// tests that prove cleanup.
+func Leftovers(prefix string) []string {
+	ents, _ := os.ReadDir("/run/netns")
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}

@@ -1,0 +1,393 @@
+package ipvsadm
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Kind is the command an ipvsadm command line asks for. Exactly one is
+// given per line; ipvsadm with no arguments at all means List.
+type Kind uint8
+
+const (
+	// List prints the table (-L, -l, --list, or no arguments).
+	List Kind = iota + 1
+	// AddService creates a virtual service (-A, --add-service).
+	AddService
+	// EditService replaces a virtual service's options (-E, --edit-service).
+	EditService
+	// DeleteService removes a virtual service (-D, --delete-service).
+	DeleteService
+	// Clear removes every virtual service (-C, --clear).
+	Clear
+	// Restore reads commands in -S format from stdin (-R, --restore).
+	Restore
+	// Save prints the table as commands (-S, --save).
+	Save
+	// AddServer adds a real server to a service (-a, --add-server).
+	AddServer
+	// EditServer replaces a real server's options (-e, --edit-server).
+	EditServer
+	// DeleteServer removes a real server (-d, --delete-server).
+	DeleteServer
+	// Zero zeroes counters of one or all services (-Z, --zero).
+	Zero
+	// SetTimeout sets the tcp, tcpfin and udp timeouts (--set).
+	SetTimeout
+	// Help prints the usage text (-h, --help).
+	Help
+	// Version prints the program version (-v, --version).
+	Version
+)
+
+var kindNames = [...]string{
+	List:          "list",
+	AddService:    "add-service",
+	EditService:   "edit-service",
+	DeleteService: "delete-service",
+	Clear:         "flush",
+	Restore:       "restore",
+	Save:          "save",
+	AddServer:     "add-server",
+	EditServer:    "edit-server",
+	DeleteServer:  "delete-server",
+	Zero:          "zero",
+	SetTimeout:    "set",
+	Help:          "help",
+	Version:       "version",
+}
+
+// String returns the name ipvsadm uses for the command in its messages.
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// flag is the short option of the commands Args renders with one.
+func (k Kind) flag() string {
+	switch k {
+	case AddService:
+		return "-A"
+	case EditService:
+		return "-E"
+	case AddServer:
+		return "-a"
+	case EditServer:
+		return "-e"
+	}
+	return "-d"
+}
+
+// Proto is the protocol of a virtual service. Firewall-mark services match
+// packets by mark, not by protocol, so FWM stands beside TCP and UDP.
+type Proto uint8
+
+const (
+	// TCP is a -t service.
+	TCP Proto = 6
+	// UDP is a -u service.
+	UDP Proto = 17
+	// FWM is a -f (firewall mark) service.
+	FWM Proto = 255
+)
+
+// String returns the protocol as the listing prints it.
+func (p Proto) String() string {
+	switch p {
+	case TCP:
+		return "TCP"
+	case UDP:
+		return "UDP"
+	case FWM:
+		return "FWM"
+	}
+	return "?"
+}
+
+// Fwd is a real server's packet-forwarding method.
+type Fwd uint8
+
+const (
+	// Route is direct routing (-g), the default.
+	Route Fwd = iota
+	// Tunnel is IP-in-IP (or GUE) encapsulation (-i).
+	Tunnel
+	// Masq is NAT (-m).
+	Masq
+	// Local is a real server on the director itself; IPVS picks it on
+	// its own when a -g server's address is local, so no option names it.
+	Local
+)
+
+// String returns the Forward column of the listing.
+func (f Fwd) String() string {
+	switch f {
+	case Route:
+		return "Route"
+	case Tunnel:
+		return "Tunnel"
+	case Masq:
+		return "Masq"
+	case Local:
+		return "Local"
+	}
+	return "?"
+}
+
+// flag returns the option -S writes for the method; a local server was
+// added with -g, so it is saved as one.
+func (f Fwd) flag() string {
+	switch f {
+	case Tunnel:
+		return "-i"
+	case Masq:
+		return "-m"
+	}
+	return "-g"
+}
+
+// TunType is the encapsulation of a Tunnel real server.
+type TunType uint8
+
+const (
+	// IPIP is plain IP-in-IP, the default.
+	IPIP TunType = iota
+	// GUE is generic UDP encapsulation; it needs a port.
+	GUE
+)
+
+// String returns the name --tun-type takes.
+func (t TunType) String() string {
+	if t == GUE {
+		return "gue"
+	}
+	return "ipip"
+}
+
+// TunCsum is the checksum mode of a GUE tunnel. The values follow the
+// kernel's flag bits so the lead can pass them through.
+type TunCsum uint8
+
+const (
+	// NoCsum sends GUE without a UDP checksum (--tun-nocsum), the default.
+	NoCsum TunCsum = iota
+	// Csum sends a UDP checksum (--tun-csum).
+	Csum
+	// RemCsum uses remote checksum offload (--tun-remcsum).
+	RemCsum
+)
+
+// TunnelInfo describes how a Tunnel real server is reached.
+type TunnelInfo struct {
+	Type TunType
+	Port uint16 // GUE destination port; 0 for IPIP
+	Csum TunCsum
+}
+
+// Virtual identifies a virtual service: protocol, address and port, or a
+// firewall mark.
+type Virtual struct {
+	Proto  Proto
+	Addr   netip.Addr // invalid for FWM services
+	Port   uint16     // 0 for FWM services
+	FWMark uint32     // non-zero only for FWM services
+	// IPv6 marks a firewall-mark service as IPv6 (-6). For address
+	// services the family follows Addr.
+	IPv6 bool
+}
+
+// Is6 reports whether the service is IPv6.
+func (v Virtual) Is6() bool {
+	if v.Proto == FWM {
+		return v.IPv6
+	}
+	return v.Addr.Is6()
+}
+
+// bits is the length of a full mask in the service's family, which is
+// also the default persistence granularity.
+func (v Virtual) bits() int {
+	if v.Is6() {
+		return 128
+	}
+	return 32
+}
+
+// flag returns the service as -S writes it: "-t addr:port", "-f 7 -6".
+func (v Virtual) flag() string {
+	switch v.Proto {
+	case FWM:
+		s := "-f " + strconv.FormatUint(uint64(v.FWMark), 10)
+		if v.IPv6 {
+			s += " -6"
+		}
+		return s
+	case UDP:
+		return "-u " + hostPort(v.Addr, v.Port)
+	}
+	return "-t " + hostPort(v.Addr, v.Port)
+}
+
+// hostPort formats an address and port numerically as ipvsadm does:
+// IPv6 addresses go in brackets.
+func hostPort(a netip.Addr, port uint16) string {
+	var b strings.Builder
+	if a.Is6() {
+		b.WriteByte('[')
+		b.WriteString(a.String())
+		b.WriteByte(']')
+	} else {
+		b.WriteString(a.String())
+	}
+	b.WriteByte(':')
+	b.WriteString(strconv.FormatUint(uint64(port), 10))
+	return b.String()
+}
+
+// ListOptions are the options of -L that change what is printed.
+type ListOptions struct {
+	Numeric        bool // -n; listings are always numeric in afvs
+	Connection     bool // -c
+	Timeout        bool // --timeout
+	Stats          bool // --stats
+	Rate           bool // --rate
+	Thresholds     bool // --thresholds
+	PersistentConn bool // --persistent-conn
+	NoSort         bool // --nosort
+	Exact          bool // --exact (-X)
+	TunInfo        bool // --tun-info
+}
+
+// Timeouts are the connection timeouts of --set, in seconds. Zero leaves a
+// value unchanged, as in IPVS.
+type Timeouts struct {
+	TCP    uint32
+	TCPFin uint32
+	UDP    uint32
+}
+
+// Command is one parsed ipvsadm command line. Fields a command does not
+// use keep ipvsadm's defaults: scheduler wlc, forwarding Route, weight 1,
+// full-length persistence mask.
+type Command struct {
+	Kind Kind
+
+	// HasService is false only for commands that may omit the service
+	// (-L, -Z) and did.
+	HasService bool
+	Service    Virtual
+
+	Sched      string   // scheduler name as given; "wlc" by default for -A/-E
+	SchedFlags []string // -b flags, deduplicated, in ipvsadm's print order
+	Persistent bool     // -p given
+	Timeout    uint32   // persistence timeout in seconds (-p [timeout], default 300)
+	Netmask    int      // persistence granularity as a prefix length (-M)
+	OnePacket  bool     // -o, UDP one-packet scheduling
+
+	// Server is the real server of -a, -e and -d. Its port defaults to
+	// the service port, and is forced to it for -g and -i, as IPVS cannot
+	// change the port without NAT.
+	Server netip.AddrPort
+	Fwd    Fwd
+	Weight int
+	Upper  uint32 // -x, 0 means no limit
+	Lower  uint32 // -y
+	Tunnel TunnelInfo
+
+	List ListOptions
+
+	// Timeouts holds the three values of --set.
+	Timeouts Timeouts
+}
+
+// Args renders the command as a canonical argument list that Parse turns
+// back into an equal Command.
+func (c *Command) Args() []string {
+	var a []string
+	switch c.Kind {
+	case AddService, EditService:
+		a = append(a, c.Kind.flag())
+		a = append(a, strings.Fields(c.Service.flag())...)
+		a = append(a, "-s", c.Sched)
+		if c.Persistent {
+			a = append(a, "-p", strconv.FormatUint(uint64(c.Timeout), 10))
+		}
+		if c.Netmask != c.Service.bits() {
+			a = append(a, "-M", maskString(c.Netmask, c.Service.Is6()))
+		}
+		if c.OnePacket {
+			a = append(a, "-o")
+		}
+		if len(c.SchedFlags) > 0 {
+			a = append(a, "-b", strings.Join(c.SchedFlags, ","))
+		}
+	case DeleteService:
+		a = append(a, "-D")
+		a = append(a, strings.Fields(c.Service.flag())...)
+	case Clear:
+		a = append(a, "-C")
+	case Restore:
+		a = append(a, "-R")
+	case Save:
+		a = append(a, "-S")
+		if c.List.Numeric {
+			a = append(a, "-n")
+		}
+	case AddServer, EditServer, DeleteServer:
+		a = append(a, c.Kind.flag())
+		a = append(a, strings.Fields(c.Service.flag())...)
+		a = append(a, "-r", hostPort(c.Server.Addr(), c.Server.Port()))
+		if c.Kind == DeleteServer {
+			break
+		}
+		a = append(a, c.Fwd.flag(), "-w", strconv.Itoa(c.Weight))
+		if c.Upper != 0 {
+			a = append(a, "-x", strconv.FormatUint(uint64(c.Upper), 10))
+		}
+		if c.Lower != 0 {
+			a = append(a, "-y", strconv.FormatUint(uint64(c.Lower), 10))
+		}
+		if c.Fwd == Tunnel && c.Tunnel.Type == GUE {
+			a = append(a, "--tun-type", "gue", "--tun-port", strconv.Itoa(int(c.Tunnel.Port)))
+			a = append(a, c.Tunnel.Csum.option())
+		}
+	case List:
+		a = append(a, "-L")
+		if c.HasService {
+			a = append(a, strings.Fields(c.Service.flag())...)
+		}
+		o := c.List
+		for _, f := range []struct {
+			on   bool
+			name string
+		}{
+			{o.Numeric, "-n"}, {o.Connection, "-c"}, {o.Timeout, "--timeout"},
+			{o.Stats, "--stats"}, {o.Rate, "--rate"}, {o.Thresholds, "--thresholds"},
+			{o.PersistentConn, "--persistent-conn"}, {o.NoSort, "--nosort"},
+			{o.Exact, "--exact"}, {o.TunInfo, "--tun-info"},
+		} {
+			if f.on {
+				a = append(a, f.name)
+			}
+		}
+	case Zero:
+		a = append(a, "-Z")
+		if c.HasService {
+			a = append(a, strings.Fields(c.Service.flag())...)
+		}
+	case SetTimeout:
+		t := c.Timeouts
+		a = append(a, "--set",
+			strconv.FormatUint(uint64(t.TCP), 10),
+			strconv.FormatUint(uint64(t.TCPFin), 10),
+			strconv.FormatUint(uint64(t.UDP), 10))
+	case Help:
+		a = append(a, "-h")
+	case Version:
+		a = append(a, "-v")
+	}
+	return a
+}

@@ -1,0 +1,488 @@
+package ipvsadm
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// maxTimeout is ipvsadm's ceiling for every timeout: 31 days.
+const maxTimeout = 86400 * 31
+
+// defaultPersistence is the timeout -p takes without a value, in seconds.
+const defaultPersistence = 300
+
+// schedFlagOrder is the order ipvsadm prints scheduler flags in, and the
+// only names -b accepts.
+var schedFlagOrder = []string{
+	"flag-1", "flag-2", "flag-3",
+	"sh-fallback", "sh-port", "mh-fallback", "mh-port",
+}
+
+// parser carries the state of one Parse call.
+type parser struct {
+	c       Command
+	cmdName string // spelling of the command option, for messages
+	seen    [numOpts]bool
+	want6   bool // -6 given
+
+	serverArg     string // -r argument, resolved once the service is known
+	netmaskArg    string // -M argument, resolved once the family is known
+	schedFlagsArg string // -b argument, checked against the final scheduler
+	positional    []string
+}
+
+// Parse parses one ipvsadm command line, without the program name.
+// It checks everything ipvsadm checks before talking to the kernel,
+// except that the scheduler name is left to the caller. Errors are single
+// lines worded like ipvsadm's, naming the offending value.
+func Parse(args []string) (*Command, error) {
+	p := parser{c: Command{Weight: 1, Fwd: Route, Netmask: 32}}
+	if len(args) == 0 {
+		p.c.Kind = List
+		return &p.c, nil
+	}
+	if err := p.scan(args); err != nil {
+		return nil, err
+	}
+	switch p.c.Kind {
+	case 0:
+		if len(p.positional) > 0 {
+			return nil, fmt.Errorf("no command specified: got %q where a command such as -A or -L belongs", p.positional[0])
+		}
+		return nil, errors.New("no command specified: a command such as -A or -L is needed")
+	case Help, Version:
+		return &p.c, nil
+	}
+	if err := p.finish(); err != nil {
+		return nil, err
+	}
+	return &p.c, nil
+}
+
+// scan walks the words as popt does: options may be bundled ("-Ln"),
+// option arguments may be attached ("-w5", "--weight=5"), "--" ends
+// options, and other words are collected as positional arguments.
+func (p *parser) scan(args []string) error {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			p.positional = append(p.positional, args[i+1:]...)
+			return nil
+		case strings.HasPrefix(a, "--"):
+			name, val, hasVal := strings.Cut(a[2:], "=")
+			sp := lookupLong(name)
+			if sp == nil || name == "" {
+				return fmt.Errorf("--%s: unknown option", name)
+			}
+			flag := "--" + name
+			if hasVal && val == "" && sp.arg != argNone {
+				return fmt.Errorf("%s=: empty argument", flag)
+			}
+			switch sp.arg {
+			case argNone:
+				if hasVal {
+					return fmt.Errorf("%s: option does not take an argument", flag)
+				}
+			case argRequired:
+				if !hasVal {
+					if i+1 >= len(args) {
+						return fmt.Errorf("%s: missing argument", flag)
+					}
+					i++
+					val = args[i]
+				}
+			case argOptional:
+				if !hasVal && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+					i++
+					val, hasVal = args[i], true
+				}
+				if !hasVal {
+					val = ""
+				}
+			}
+			if err := p.apply(sp, flag, val); err != nil {
+				return err
+			}
+		case len(a) > 1 && a[0] == '-':
+			for j := 1; j < len(a); j++ {
+				sp := lookupShort(a[j])
+				flag := "-" + string(a[j])
+				if sp == nil {
+					return fmt.Errorf("%q: unknown option", flag)
+				}
+				rest := a[j+1:]
+				val := ""
+				switch sp.arg {
+				case argRequired:
+					if rest == "" {
+						if i+1 >= len(args) {
+							return fmt.Errorf("%s: missing argument", flag)
+						}
+						i++
+						rest = args[i]
+					}
+					val, j = rest, len(a)
+				case argOptional:
+					if rest == "" && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+						i++
+						rest = args[i]
+					}
+					val, j = rest, len(a)
+				}
+				if err := p.apply(sp, flag, val); err != nil {
+					return err
+				}
+			}
+		default:
+			p.positional = append(p.positional, a)
+		}
+		if p.c.Kind == Help || p.c.Kind == Version {
+			// ipvsadm prints and exits the moment it sees these.
+			return nil
+		}
+	}
+	return nil
+}
+
+func (p *parser) apply(sp *spec, flag, val string) error {
+	if p.c.Kind == 0 && !sp.cmd {
+		return fmt.Errorf("%s given before any command: the first option must be a command such as -A or -L", flag)
+	}
+	return sp.apply(p, flag, val)
+}
+
+func (p *parser) setCommand(k Kind, name string) error {
+	if p.c.Kind != 0 {
+		return fmt.Errorf("multiple commands specified: %s and %s", p.cmdName, name)
+	}
+	p.c.Kind, p.cmdName = k, name
+	return nil
+}
+
+// set records an option, refusing a second occurrence as ipvsadm does.
+func (p *parser) set(id optID) error {
+	if p.seen[id] {
+		return fmt.Errorf("multiple '%s' options specified", optNames[id])
+	}
+	p.seen[id] = true
+	return nil
+}
+
+func (p *parser) service(name, val string) error {
+	if err := p.set(optService); err != nil {
+		return err
+	}
+	proto := TCP
+	if name == "-u" || name == "--udp-service" {
+		proto = UDP
+	}
+	ap, err := parseAddrPort(val)
+	if err != nil {
+		return fmt.Errorf("illegal virtual server address[:port] specified: %q: %w", val, err)
+	}
+	p.c.HasService = true
+	p.c.Service = Virtual{Proto: proto, Addr: ap.addr, Port: ap.port}
+	return nil
+}
+
+func (p *parser) fwmark(_, val string) error {
+	if err := p.set(optService); err != nil {
+		return err
+	}
+	n, ok := parseDecimal(val, 1<<32-1)
+	if !ok || n == 0 {
+		return fmt.Errorf("invalid fwmark value %q specified: a firewall mark is an integer in 1..4294967295", val)
+	}
+	p.c.HasService = true
+	p.c.Service = Virtual{Proto: FWM, FWMark: uint32(n)}
+	return nil
+}
+
+func (p *parser) scheduler(_, val string) error {
+	if err := p.set(optScheduler); err != nil {
+		return err
+	}
+	// IPVS keeps scheduler names in 16 bytes with a terminator.
+	if val == "" || len(val) > 15 {
+		return fmt.Errorf("illegal scheduler specified: %q must be 1 to 15 characters", val)
+	}
+	p.c.Sched = val
+	return nil
+}
+
+func (p *parser) persistent(_, val string) error {
+	if err := p.set(optPersistent); err != nil {
+		return err
+	}
+	p.c.Persistent = true
+	if val == "" {
+		p.c.Timeout = defaultPersistence
+		return nil
+	}
+	n, ok := parseDecimal(val, maxTimeout)
+	if !ok || n < 1 {
+		return fmt.Errorf("invalid timeout value %q specified: persistence timeout must be in 1..%d seconds", val, maxTimeout)
+	}
+	p.c.Timeout = uint32(n)
+	return nil
+}
+
+func (p *parser) netmask(_, val string) error {
+	if err := p.set(optNetmask); err != nil {
+		return err
+	}
+	p.netmaskArg = val
+	return nil
+}
+
+func (p *parser) server(_, val string) error {
+	if err := p.set(optServer); err != nil {
+		return err
+	}
+	p.serverArg = val
+	return nil
+}
+
+func (p *parser) weight(_, val string) error {
+	if err := p.set(optWeight); err != nil {
+		return err
+	}
+	n, ok := parseDecimal(val, 65535)
+	if !ok {
+		return fmt.Errorf("illegal weight specified: %q is not an integer in 0..65535", val)
+	}
+	p.c.Weight = int(n)
+	return nil
+}
+
+func (p *parser) threshold(name, val string) error {
+	id, field, label := optUThreshold, &p.c.Upper, "u_threshold"
+	if name == "-y" || name == "--l-threshold" {
+		id, field, label = optLThreshold, &p.c.Lower, "l_threshold"
+	}
+	if err := p.set(id); err != nil {
+		return err
+	}
+	n, ok := parseDecimal(val, 1<<31-1)
+	if !ok {
+		return fmt.Errorf("illegal %s specified: %q is not an integer in 0..2147483647", label, val)
+	}
+	*field = uint32(n)
+	return nil
+}
+
+func (p *parser) ipv6(_, _ string) error {
+	p.want6 = true
+	return nil
+}
+
+func (p *parser) onePacket(_, _ string) error {
+	if err := p.set(optOnePacket); err != nil {
+		return err
+	}
+	p.c.OnePacket = true
+	return nil
+}
+
+func (p *parser) schedFlags(_, val string) error {
+	if err := p.set(optSchedFlags); err != nil {
+		return err
+	}
+	p.schedFlagsArg = val
+	return nil
+}
+
+func (p *parser) tunType(_, val string) error {
+	if err := p.set(optTunType); err != nil {
+		return err
+	}
+	switch val {
+	case "ipip":
+		p.c.Tunnel.Type = IPIP
+	case "gue":
+		p.c.Tunnel.Type = GUE
+	default:
+		return fmt.Errorf("illegal tunnel type specified: %q is not one of ipip, gue", val)
+	}
+	return nil
+}
+
+func (p *parser) tunPort(_, val string) error {
+	if err := p.set(optTunPort); err != nil {
+		return err
+	}
+	n, ok := parseDecimal(val, 65535)
+	if !ok || n == 0 {
+		return fmt.Errorf("illegal tunnel port specified: %q is not an integer in 1..65535", val)
+	}
+	p.c.Tunnel.Port = uint16(n)
+	return nil
+}
+
+// finish applies the checks ipvsadm makes once all options are read, in
+// the same order, and fills in defaults that depend on several options.
+func (p *parser) finish() error {
+	c := &p.c
+	if c.Kind == SetTimeout {
+		if len(p.positional) < 3 {
+			return errors.New("--set option requires 3 timeout values")
+		}
+		var v [3]uint32
+		for i, s := range p.positional[:3] {
+			n, ok := parseDecimal(s, maxTimeout)
+			if !ok {
+				return fmt.Errorf("invalid timeout value %q specified: timeouts must be in 0..%d seconds", s, maxTimeout)
+			}
+			v[i] = uint32(n)
+		}
+		c.Timeouts = Timeouts{TCP: v[0], TCPFin: v[1], UDP: v[2]}
+		p.positional = p.positional[3:]
+	}
+	if len(p.positional) > 0 {
+		return fmt.Errorf("unexpected argument %s", p.positional[0])
+	}
+	if err := checkRules(c.Kind, &p.seen); err != nil {
+		return err
+	}
+	if p.want6 {
+		if c.Service.Proto != FWM {
+			return errors.New("-6 used without -f: only firewall-mark services take -6")
+		}
+		c.Service.IPv6 = true
+	}
+
+	c.Netmask = c.Service.bits()
+	if p.seen[optNetmask] {
+		n, err := parseNetmask(p.netmaskArg, c.Service.Is6())
+		if err != nil {
+			return err
+		}
+		c.Netmask = n
+	}
+
+	if c.Kind == AddService || c.Kind == EditService {
+		if c.Service.Proto != FWM && c.Service.Port == 0 && !c.Persistent {
+			return fmt.Errorf("Zero port specified for non-persistent service %s", hostPort(c.Service.Addr, 0))
+		}
+		if c.OnePacket && c.Service.Proto != FWM && c.Service.Proto != UDP {
+			return errors.New("One-Packet Scheduling is only for UDP virtual services")
+		}
+		if c.Sched == "" {
+			c.Sched = "wlc"
+		}
+	}
+
+	if p.seen[optServer] {
+		ap, err := parseAddrPort(p.serverArg)
+		if err != nil {
+			return fmt.Errorf("illegal real server address[:port] specified: %q: %w", p.serverArg, err)
+		}
+		port := ap.port
+		if !ap.hasPort {
+			port = c.Service.Port
+		}
+		c.Server = netip.AddrPortFrom(ap.addr, port)
+	}
+
+	if c.Kind == AddServer || c.Kind == EditServer {
+		if err := p.checkServer(); err != nil {
+			return err
+		}
+	}
+
+	if c.Kind == List {
+		o := c.List
+		if (o.Connection || o.Timeout) && (o.Stats || o.Rate || o.Thresholds) ||
+			o.Timeout && o.PersistentConn {
+			return errors.New("options conflicts in the list command")
+		}
+	}
+
+	if p.seen[optSchedFlags] {
+		flags, err := parseSchedFlags(c.Sched, p.schedFlagsArg)
+		if err != nil {
+			return err
+		}
+		c.SchedFlags = flags
+	}
+	return nil
+}
+
+// checkServer holds the rules for -a and -e that depend on the
+// forwarding method.
+func (p *parser) checkServer() error {
+	c := &p.c
+	if c.Service.Proto != FWM && (c.Fwd == Tunnel || c.Fwd == Route) {
+		// Without NAT the packet reaches the real server unchanged, so
+		// its port can only be the service port.
+		c.Server = netip.AddrPortFrom(c.Server.Addr(), c.Service.Port)
+	}
+	if c.Service.Proto != FWM && c.Server.Addr().Is6() != c.Service.Addr.Is6() && c.Fwd != Tunnel ||
+		c.Service.Proto == FWM && c.Server.Addr().Is6() != c.Service.IPv6 && c.Fwd != Tunnel {
+		return fmt.Errorf("Different address family is allowed only for tunneling servers: %s", c.Server.Addr())
+	}
+	tunOpts := p.seen[optTunType] || p.seen[optTunPort] || p.seen[optTunNoCsum] ||
+		p.seen[optTunCsum] || p.seen[optTunRemCsum]
+	if tunOpts && c.Fwd != Tunnel {
+		return errors.New("Tunnel options conflict with forward method")
+	}
+	csum := []optID{optTunNoCsum, optTunCsum, optTunRemCsum}
+	if c.Tunnel.Type == IPIP {
+		for _, id := range append([]optID{optTunPort}, csum...) {
+			if p.seen[id] {
+				return fmt.Errorf("Illegal '%s' option with the 'ipip' tunnel type", optNames[id])
+			}
+		}
+		return nil
+	}
+	if !p.seen[optTunPort] {
+		return errors.New("You need to supply the 'tun-port' option for the 'gue' tunnel type")
+	}
+	first := optID(numOpts)
+	for _, id := range csum {
+		if !p.seen[id] {
+			continue
+		}
+		if first != numOpts {
+			return fmt.Errorf("The option '%s' conflicts with the '%s' option in the 'gue' tunnel type", optNames[id], optNames[first])
+		}
+		first = id
+	}
+	return nil
+}
+
+// parseSchedFlags checks -b's comma-separated list against the scheduler
+// that will use it (wlc when none is given, as in ipvsadm) and returns it
+// deduplicated in print order.
+func parseSchedFlags(sched, arg string) ([]string, error) {
+	if sched == "" {
+		sched = "wlc"
+	}
+	var got []string
+	for f := range strings.SplitSeq(arg, ",") {
+		if f == "" {
+			continue
+		}
+		if !slices.Contains(schedFlagOrder, f) {
+			return nil, fmt.Errorf("invalid scheduler flag %q: must be one of %s", f, strings.Join(schedFlagOrder, ", "))
+		}
+		if prefix, _, _ := strings.Cut(f, "-"); (prefix == "sh" || prefix == "mh") && prefix != sched {
+			return nil, fmt.Errorf("incompatible scheduler flag %q: it needs the %s scheduler, not %s", f, prefix, sched)
+		}
+		got = append(got, f)
+	}
+	if len(got) == 0 {
+		return nil, fmt.Errorf("invalid scheduler flag %q: no flag given", arg)
+	}
+	var out []string
+	for _, f := range schedFlagOrder {
+		if slices.Contains(got, f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}

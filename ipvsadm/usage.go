@@ -1,0 +1,94 @@
+package ipvsadm
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// usageText is the -h text. The synopsis lines match ipvsadm's so that
+// operators recognise them; the rest is afvs's own wording and says which
+// of ipvsadm's features afvs does not carry.
+const usageText = `Usage:
+  %[1]s -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
+  %[1]s -D virtual-service
+  %[1]s -C
+  %[1]s -R
+  %[1]s -S [-n]
+  %[1]s -a|e virtual-service -r server-address [options]
+  %[1]s -d virtual-service -r server-address
+  %[1]s -L|l [virtual-service] [options]
+  %[1]s -Z [virtual-service]
+  %[1]s --set tcp tcpfin udp
+  %[1]s --start-daemon {master|backup} [daemon-options]
+  %[1]s --stop-daemon {master|backup}
+  %[1]s -h
+
+Commands (long or short form):
+  --add-service     -A        create a virtual service
+  --edit-service    -E        change a virtual service's options
+  --delete-service  -D        remove a virtual service and its real servers
+  --clear           -C        remove every virtual service
+  --restore         -R        read commands in --save format from stdin
+  --save            -S        print the table as commands for --restore
+  --add-server      -a        add a real server to a virtual service
+  --edit-server     -e        change a real server's options
+  --delete-server   -d        remove a real server
+  --list            -L|-l     show the table
+  --zero            -Z        reset the counters of one or all services
+  --set tcp tcpfin udp        set the connection timeouts in seconds
+  --help            -h        show this text
+  --version         -v        show the program version
+
+virtual-service, one of:
+  --tcp-service|-t  service-address   address[:port]; IPv6 as [address]:port
+  --udp-service|-u  service-address   address[:port]; IPv6 as [address]:port
+  --fwmark-service|-f fwmark          a firewall mark, 1 or more
+
+Options:
+  --ipv6         -6                   the firewall mark service is IPv6
+  --scheduler    -s scheduler         scheduling algorithm, wlc if not given
+  --persistent   -p [timeout]         keep a client on one real server for
+                                      timeout seconds (300 if not given)
+  --netmask      -M netmask           group clients by this mask for
+                                      persistence (prefix length for IPv6)
+  --sched-flags  -b flags             scheduler flags, comma separated
+  --ops          -o                   one-packet scheduling (UDP)
+  --real-server  -r server-address    address[:port] of the real server
+  --gatewaying   -g                   direct routing, the default
+  --ipip         -i                   IP-in-IP tunnelling
+  --masquerading -m                   NAT
+  --tun-type     type                 ipip (default) or gue
+  --tun-port     port                 GUE destination port
+  --tun-nocsum                        GUE without checksum
+  --tun-csum                          GUE with checksum
+  --tun-remcsum                       GUE with remote checksum offload
+  --weight       -w weight            share of new connections, 0..65535
+  --u-threshold  -x uthreshold        stop sending connections above this
+  --l-threshold  -y lthreshold        resume sending connections below this
+  --connection   -c                   list connections
+  --timeout                           list the timeouts (tcp tcpfin udp)
+  --stats                             list packet and byte counters
+  --rate                              list rates
+  --exact                             print counters in full
+  --thresholds                        list thresholds
+  --persistent-conn                   list persistent connections
+  --tun-info                          list tunnel settings
+  --nosort                            keep services and servers unsorted
+  --sort                              accepted for compatibility; sorting is the default
+  --numeric      -n                   print numbers, not names (afvs always does)
+
+Not supported by afvs: --start-daemon, --stop-daemon and their options
+(--daemon, --syncid, --sync-maxlen, --mcast-interface, --mcast-group,
+--mcast-port, --mcast-ttl), --pe and --sctp-service.
+`
+
+// Usage writes the -h text for the program named prog.
+func Usage(w io.Writer, prog string) error {
+	prog = strings.TrimSpace(prog)
+	if prog == "" {
+		prog = "afvsadm"
+	}
+	_, err := fmt.Fprintf(w, usageText, prog)
+	return err
+}

@@ -1,0 +1,440 @@
+package vs
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Proto is the IP protocol number of a service.
+type Proto uint8
+
+const (
+	TCP Proto = 6
+	UDP Proto = 17
+)
+
+func (p Proto) String() string {
+	switch p {
+	case TCP:
+		return "tcp"
+	case UDP:
+		return "udp"
+	}
+	return fmt.Sprintf("proto(%d)", uint8(p))
+}
+
+// ParseProto accepts "tcp" and "udp" in any case.
+func ParseProto(s string) (Proto, error) {
+	switch strings.ToLower(s) {
+	case "tcp":
+		return TCP, nil
+	case "udp":
+		return UDP, nil
+	}
+	return 0, fmt.Errorf("protocol %q: must be tcp or udp", s)
+}
+
+// Fwd is a real server's forwarding method, as ipvsadm's -g, -i and -m.
+type Fwd uint8
+
+const (
+	Route  Fwd = iota // VS/DR, -g: rewrite the MAC only
+	Tunnel            // VS/TUN, -i: IPIP encapsulation
+	Masq              // VS/NAT, -m: not forwarded by afvs; accepted so saved tables round-trip
+	Local             // the real server is the director itself
+)
+
+// String gives ipvsadm's name for the method, as in the Forward column.
+func (f Fwd) String() string {
+	switch f {
+	case Route:
+		return "Route"
+	case Tunnel:
+		return "Tunnel"
+	case Masq:
+		return "Masq"
+	case Local:
+		return "Local"
+	}
+	return fmt.Sprintf("Fwd(%d)", uint8(f))
+}
+
+// ParseFwd accepts the config names dr/route/g, tun/tunnel/ipip/i and
+// nat/masq/m.
+func ParseFwd(s string) (Fwd, error) {
+	switch strings.ToLower(s) {
+	case "dr", "route", "g", "gatewaying", "":
+		return Route, nil
+	case "tun", "tunnel", "ipip", "i":
+		return Tunnel, nil
+	case "nat", "masq", "masquerading", "m":
+		return Masq, nil
+	}
+	return 0, fmt.Errorf("forward %q: must be dr, tun or nat", s)
+}
+
+// DefaultPersistTimeout is the -p timeout when none is given (seconds), as
+// the LVS manual and ipvsadm use.
+const DefaultPersistTimeout = 300
+
+// MaxWeight is the largest weight ipvsadm accepts.
+const MaxWeight = 65535
+
+// Key identifies a service: a protocol, address and port, or a firewall mark.
+type Key struct {
+	Proto  Proto
+	Addr   netip.Addr
+	Port   uint16
+	FWMark uint32
+}
+
+func (k Key) String() string {
+	if k.FWMark != 0 {
+		return fmt.Sprintf("FWM %d", k.FWMark)
+	}
+	return fmt.Sprintf("%s %s", strings.ToUpper(k.Proto.String()), netip.AddrPortFrom(k.Addr, k.Port))
+}
+
+// Service is one virtual service and its real servers.
+type Service struct {
+	Key
+	Sched      string   // scheduler name, e.g. "wlc"
+	SchedFlags []string // -b flags, e.g. "sh-port"
+	Persistent bool
+	Timeout    uint32     // persistence timeout in seconds
+	Netmask    netip.Addr // persistence granularity; 255.255.255.255 by default
+	Reals      []Real
+}
+
+// Real is a real server of a service.
+type Real struct {
+	Addr   netip.Addr
+	Port   uint16
+	Fwd    Fwd
+	Weight int32
+	Upper  uint32 // -x: connection count above which the server is overloaded
+	Lower  uint32 // -y: connection count below which it is no longer overloaded
+}
+
+// AddrPort is the real server's address and port.
+func (r Real) AddrPort() netip.AddrPort { return netip.AddrPortFrom(r.Addr, r.Port) }
+
+// Match is one (address, protocol, port range) that belongs to a firewall-mark
+// group. PortLo = PortHi = 0 matches every port.
+type Match struct {
+	Proto  Proto
+	Addr   netip.Addr
+	PortLo uint16
+	PortHi uint16
+}
+
+// Mark is a named group of matches that together form the firewall-mark
+// service -f Mark. It stands in for the iptables mangle rules an IPVS setup
+// would use to set the mark.
+type Mark struct {
+	Mark    uint32
+	Name    string
+	Matches []Match
+}
+
+// Table is the whole virtual-server configuration.
+type Table struct {
+	Services []Service
+	Marks    []Mark
+}
+
+// Errors with ipvsadm's wording, so scripts and people see what they know.
+var (
+	ErrServiceExists = errors.New("Service already exists")
+	ErrNoService     = errors.New("No such service")
+	ErrServiceUndef  = errors.New("Service not defined")
+	ErrDestExists    = errors.New("Destination already exists")
+	ErrNoDest        = errors.New("No such destination")
+)
+
+// Clone returns a deep copy.
+func (t *Table) Clone() *Table {
+	c := &Table{Services: make([]Service, len(t.Services)), Marks: make([]Mark, len(t.Marks))}
+	for i, s := range t.Services {
+		s.SchedFlags = slices.Clone(s.SchedFlags)
+		s.Reals = slices.Clone(s.Reals)
+		c.Services[i] = s
+	}
+	for i, m := range t.Marks {
+		m.Matches = slices.Clone(m.Matches)
+		c.Marks[i] = m
+	}
+	return c
+}
+
+// Find returns the index of the service with key k, or -1.
+func (t *Table) Find(k Key) int {
+	for i := range t.Services {
+		if sameKey(t.Services[i].Key, k) {
+			return i
+		}
+	}
+	return -1
+}
+
+func sameKey(a, b Key) bool {
+	if a.FWMark != 0 || b.FWMark != 0 {
+		return a.FWMark == b.FWMark
+	}
+	return a.Proto == b.Proto && a.Addr == b.Addr && a.Port == b.Port
+}
+
+// FindReal returns the index of real server addr:port in s, or -1.
+func (s *Service) FindReal(addr netip.Addr, port uint16) int {
+	for i := range s.Reals {
+		if s.Reals[i].Addr == addr && s.Reals[i].Port == port {
+			return i
+		}
+	}
+	return -1
+}
+
+// Normalize fills in ipvsadm's defaults: scheduler wlc, persistence timeout
+// 300 s when persistent without one, netmask /32.
+func (s *Service) Normalize() {
+	if s.Sched == "" {
+		s.Sched = "wlc"
+	}
+	if s.Persistent && s.Timeout == 0 {
+		s.Timeout = DefaultPersistTimeout
+	}
+	if !s.Netmask.IsValid() {
+		s.Netmask = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	}
+}
+
+// AddService adds s; it fails with ErrServiceExists if its key is taken.
+func (t *Table) AddService(s Service) error {
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if t.Find(s.Key) >= 0 {
+		return ErrServiceExists
+	}
+	s.Reals = slices.Clone(s.Reals)
+	t.Services = append(t.Services, s)
+	return nil
+}
+
+// EditService replaces the settings (not the real servers) of an existing
+// service, as ipvsadm -E does.
+func (t *Table) EditService(s Service) error {
+	i := t.Find(s.Key)
+	if i < 0 {
+		return ErrNoService
+	}
+	s.Normalize()
+	s.Reals = t.Services[i].Reals
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	t.Services[i] = s
+	return nil
+}
+
+// DeleteService removes the service with key k.
+func (t *Table) DeleteService(k Key) error {
+	i := t.Find(k)
+	if i < 0 {
+		return ErrNoService
+	}
+	t.Services = slices.Delete(t.Services, i, i+1)
+	return nil
+}
+
+// AddReal adds r to the service with key k.
+func (t *Table) AddReal(k Key, r Real) error {
+	i := t.Find(k)
+	if i < 0 {
+		return ErrServiceUndef
+	}
+	s := &t.Services[i]
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	if s.FindReal(r.Addr, r.Port) >= 0 {
+		return ErrDestExists
+	}
+	s.Reals = append(s.Reals, r)
+	return nil
+}
+
+// EditReal changes forwarding method, weight and thresholds of a real server.
+func (t *Table) EditReal(k Key, r Real) error {
+	i := t.Find(k)
+	if i < 0 {
+		return ErrServiceUndef
+	}
+	s := &t.Services[i]
+	j := s.FindReal(r.Addr, r.Port)
+	if j < 0 {
+		return ErrNoDest
+	}
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	s.Reals[j] = r
+	return nil
+}
+
+// DeleteReal removes a real server.
+func (t *Table) DeleteReal(k Key, addr netip.Addr, port uint16) error {
+	i := t.Find(k)
+	if i < 0 {
+		return ErrServiceUndef
+	}
+	s := &t.Services[i]
+	j := s.FindReal(addr, port)
+	if j < 0 {
+		return ErrNoDest
+	}
+	s.Reals = slices.Delete(s.Reals, j, j+1)
+	return nil
+}
+
+// Validate checks one service on its own (without its real servers' uniqueness
+// across services, which needs the table).
+func (s *Service) Validate() error {
+	if s.FWMark == 0 {
+		if s.Proto != TCP && s.Proto != UDP {
+			return fmt.Errorf("service %s: protocol must be tcp or udp", s.Key)
+		}
+		if !s.Addr.IsValid() {
+			return fmt.Errorf("service %s: address is missing", s.Key)
+		}
+		if !s.Addr.Is4() {
+			return fmt.Errorf("service %s: address %s: only IPv4 services are forwarded", s.Key, s.Addr)
+		}
+		if s.Port == 0 && !s.Persistent {
+			return fmt.Errorf("service %s: port 0 (all ports) requires persistence (-p), as in ipvsadm", s.Key)
+		}
+	}
+	if s.Netmask.IsValid() {
+		if !s.Netmask.Is4() {
+			return fmt.Errorf("service %s: netmask %s: must be an IPv4 mask", s.Key, s.Netmask)
+		}
+		if _, err := MaskBits(s.Netmask); err != nil {
+			return fmt.Errorf("service %s: %w", s.Key, err)
+		}
+	}
+	for _, r := range s.Reals {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("service %s: %w", s.Key, err)
+		}
+	}
+	return nil
+}
+
+// MaskBits returns the prefix length of a contiguous IPv4 netmask.
+func MaskBits(m netip.Addr) (int, error) {
+	b := m.As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	n := 0
+	for n < 32 && v&(1<<(31-n)) != 0 {
+		n++
+	}
+	if n < 32 && v<<n != 0 {
+		return 0, fmt.Errorf("netmask %s: ones must be contiguous", m)
+	}
+	return n, nil
+}
+
+// Validate checks a real server.
+func (r *Real) Validate() error {
+	if !r.Addr.IsValid() {
+		return fmt.Errorf("real server: address is missing")
+	}
+	if !r.Addr.Is4() {
+		return fmt.Errorf("real server %s: only IPv4 real servers are forwarded", r.Addr)
+	}
+	if r.Weight < 0 || r.Weight > MaxWeight {
+		return fmt.Errorf("real server %s: weight %d: must be 0..%d", r.AddrPort(), r.Weight, MaxWeight)
+	}
+	if r.Lower > r.Upper && r.Upper != 0 {
+		return fmt.Errorf("real server %s: lower threshold %d: must not exceed upper threshold %d", r.AddrPort(), r.Lower, r.Upper)
+	}
+	if r.Fwd == Masq {
+		return fmt.Errorf("real server %s: forwarding method masquerading (-m): afvs forwards with -g (DR) and -i (TUN) only", r.AddrPort())
+	}
+	if r.Fwd == Local {
+		return fmt.Errorf("real server %s: local forwarding: afvs does not deliver to the director itself", r.AddrPort())
+	}
+	return nil
+}
+
+// Validate checks the whole table: each service, the uniqueness of keys, and
+// that every firewall-mark service has its group and no two groups overlap.
+func (t *Table) Validate() error {
+	seen := map[Key]bool{}
+	for i := range t.Services {
+		s := &t.Services[i]
+		if err := s.Validate(); err != nil {
+			return err
+		}
+		k := s.Key
+		if k.FWMark != 0 {
+			k = Key{FWMark: k.FWMark}
+		}
+		if seen[k] {
+			return fmt.Errorf("service %s: %w", s.Key, ErrServiceExists)
+		}
+		seen[k] = true
+		for j, r := range s.Reals {
+			if s.FindReal(r.Addr, r.Port) != j {
+				return fmt.Errorf("service %s: real server %s: %w", s.Key, r.AddrPort(), ErrDestExists)
+			}
+		}
+		if s.FWMark != 0 && t.markIndex(s.FWMark) < 0 {
+			return fmt.Errorf("service FWM %d: no firewall-mark group defines mark %d (add it under marks)", s.FWMark, s.FWMark)
+		}
+	}
+	for i, m := range t.Marks {
+		if m.Mark == 0 {
+			return fmt.Errorf("marks[%d]: mark 0: must be 1 or more", i)
+		}
+		if len(m.Matches) == 0 {
+			return fmt.Errorf("marks[%d] (mark %d): has no matches", i, m.Mark)
+		}
+		for j, x := range m.Matches {
+			if x.Proto != TCP && x.Proto != UDP {
+				return fmt.Errorf("marks[%d].matches[%d]: protocol must be tcp or udp", i, j)
+			}
+			if !x.Addr.Is4() {
+				return fmt.Errorf("marks[%d].matches[%d]: address %s: must be IPv4", i, j, x.Addr)
+			}
+			if x.PortHi < x.PortLo {
+				return fmt.Errorf("marks[%d].matches[%d]: port range %d-%d: high end below low end", i, j, x.PortLo, x.PortHi)
+			}
+		}
+		if t.markIndex(m.Mark) != i {
+			return fmt.Errorf("marks[%d]: mark %d is defined twice", i, m.Mark)
+		}
+	}
+	return nil
+}
+
+func (t *Table) markIndex(mark uint32) int {
+	for i := range t.Marks {
+		if t.Marks[i].Mark == mark {
+			return i
+		}
+	}
+	return -1
+}
+
+// MarkGroup returns the group for mark, if any.
+func (t *Table) MarkGroup(mark uint32) (Mark, bool) {
+	if i := t.markIndex(mark); i >= 0 {
+		return t.Marks[i], true
+	}
+	return Mark{}, false
+}
