@@ -349,7 +349,7 @@ func (t *Table) makeRoom(b1, b2 uint32, now uint64) (uint32, bool) {
 		if free && s.reserve() {
 			return slot, true
 		}
-		v, ok := t.victimIn(b1, now, view{}, false)
+		v, ok := t.victimIn(b1, now, victim{}, false)
 		v, ok = t.victimIn(b2, now, v, ok)
 		if !ok && free {
 			// The buckets have room but the table is at capacity: the
@@ -370,41 +370,58 @@ func (t *Table) makeRoom(b1, b2 uint32, now uint64) (uint32, bool) {
 // evictScan is how many extra buckets one capacity eviction inspects.
 const evictScan = 8
 
+// victim is an eviction candidate: its slot, the meta word it was chosen
+// by and its age. Eviction is a CAS from that meta word, so a candidate
+// touched since it was chosen is left alone.
+type victim struct {
+	slot  uint32
+	meta  uint64
+	since uint64
+}
+
 // victimIn returns the better eviction candidate between best and the
 // entries of bucket b: any expired entry beats a live one, and among live
-// evictable entries the oldest wins.
-func (t *Table) victimIn(b uint32, now uint64, best view, have bool) (view, bool) {
+// evictable entries the oldest wins. It reads two words per entry.
+func (t *Table) victimIn(b uint32, now uint64, best victim, have bool) (victim, bool) {
 	s := t.conns
 	if have && expired(best.meta, now) {
 		return best, true
 	}
 	used := s.buckets[b].used.Load() & fullMask
+	base := b * bucketSlots
 	for used != 0 {
-		i := uint32(bits.TrailingZeros32(used))
+		slot := base + uint32(bits.TrailingZeros32(used))
 		used &= used - 1
-		_, v, ok := s.snapshot(b*bucketSlots+i, false)
-		if !ok {
+		e := &s.entries[slot]
+		m := e.meta.Load()
+		if status(m) != statusLive {
 			continue
 		}
-		if expired(v.meta, now) {
-			return v, true
+		if expired(m, now) {
+			return victim{slot: slot, meta: m}, true
 		}
-		if !stateOf(v.meta).evictable() {
+		if !stateOf(m).evictable() {
 			continue
 		}
-		if !have || v.since < best.since {
-			best, have = v, true
+		since := e.since.Load()
+		if e.meta.Load()&identityMask != m&identityMask {
+			continue
+		}
+		if !have || since < best.since {
+			best, have = victim{slot: slot, meta: m, since: since}, true
 		}
 	}
 	return best, have
 }
 
-// evict releases the victim if it is still what victimIn saw.
-func (t *Table) evict(v view, now uint64) {
+// evict releases the victim if it is still what victimIn saw. The bind
+// word read before the CAS belongs to that lifetime if the CAS succeeds.
+func (t *Table) evict(v victim, now uint64) {
+	bind := t.conns.entries[v.slot].bind.Load()
 	if !t.conns.release(v.slot, v.meta) {
 		return
 	}
-	t.retire(v.slot, v.meta, v.bind, now)
+	t.retire(v.slot, v.meta, bind, now)
 	if expired(v.meta, now) {
 		t.stats.at(v.slot).expired.Add(1)
 	} else {

@@ -96,3 +96,27 @@ func (c *Client) Services() ([]Service, error) {
 	err := c.Do("GET", "/v1/services", nil, &s)
 	return s, err
 }
+
+// Conns returns GET /v1/conns.
+func (c *Client) Conns() ([]Conn, error) {
+	var s []Conn
+	err := c.Do("GET", "/v1/conns", nil, &s)
+	return s, err
+}
+
+// Timeouts returns GET /v1/timeouts.
+func (c *Client) Timeouts() (Timeouts, error) {
+	var t Timeouts
+	err := c.Do("GET", "/v1/timeouts", nil, &t)
+	return t, err
+}
+
+// Commands applies ipvsadm command lines atomically.
+func (c *Client) Commands(lines [][]string) error {
+	return c.Do("POST", "/v1/commands", CommandsRequest{Commands: lines}, nil)
+}
+
+// Reload asks the daemon to re-read its configuration.
+func (c *Client) Reload() error {
+	return c.Do("POST", "/v1/reload", nil, nil)
+}

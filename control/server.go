@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/internal/header"
 	"github.com/afvs/afvs/vs"
@@ -41,14 +42,29 @@ type Server struct {
 	destEst map[uint32]*estimator
 
 	extra func(*Status) // fills conntrack and steering figures
+	ct    ConnTable
+
+	zeroMu   sync.Mutex
+	svcBase  map[uint32]dataplane.Traffic
+	destBase map[uint32]dataplane.Traffic
+}
+
+// ConnTable is the connection table as the control plane sees it;
+// *conntrack.Table implements it.
+type ConnTable interface {
+	Range(fn func(k conntrack.Key, c conntrack.Conn, expiresIn time.Duration, template bool) bool)
+	SetTimeouts(tcp, tcpfin, udp time.Duration)
+	TimeoutsSet() (tcp, tcpfin, udp time.Duration)
+	Stats() conntrack.Stats
 }
 
 // New returns a server for d, whose table in force is t. reload re-reads
 // the configuration for /v1/reload and SIGHUP; extra adds figures the
 // Director interface does not carry.
-func New(d Director, t *vs.Table, reload func() (*vs.Table, error), extra func(*Status)) *Server {
-	return &Server{d: d, table: t.Clone(), reload: reload, start: time.Now(), extra: extra,
-		svcEst: map[uint32]*estimator{}, destEst: map[uint32]*estimator{}}
+func New(d Director, ct ConnTable, t *vs.Table, reload func() (*vs.Table, error), extra func(*Status)) *Server {
+	return &Server{d: d, ct: ct, table: t.Clone(), reload: reload, start: time.Now(), extra: extra,
+		svcEst: map[uint32]*estimator{}, destEst: map[uint32]*estimator{},
+		svcBase: map[uint32]dataplane.Traffic{}, destBase: map[uint32]dataplane.Traffic{}}
 }
 
 // Table returns a copy of the table in force.
@@ -186,6 +202,7 @@ func (s *Server) Services(loads Loads) []Service {
 	cs := s.d.Counters()
 	t := snap.Table
 	out := []Service{}
+	persist := s.templateCounts()
 	for i, vsvc := range t.Services {
 		csvc := &snap.Services[i]
 		o := Service{Proto: vsvc.Proto.String(), Port: vsvc.Port, FWMark: vsvc.FWMark, Scheduler: vsvc.Sched,
@@ -198,7 +215,7 @@ func (s *Server) Services(loads Loads) []Service {
 		if vsvc.Persistent {
 			o.Netmask = vsvc.Netmask.String()
 		}
-		o.Stats = traffic(dataplane.SumTraffic(cs, func(c *dataplane.Counters) dataplane.Traffic { return c.Service(csvc.ID) }))
+		o.Stats = traffic(s.since(s.svcBase, csvc.ID, dataplane.SumTraffic(cs, func(c *dataplane.Counters) dataplane.Traffic { return c.Service(csvc.ID) })))
 		o.Rate = s.rate(s.svcEst, csvc.ID)
 		for j, r := range vsvc.Reals {
 			d := &csvc.Dests[j]
@@ -206,7 +223,8 @@ func (s *Server) Services(loads Loads) []Service {
 			if loads != nil {
 				or.Active, or.Inactive, or.Overloaded = loads.Active(d.ID), loads.Inactive(d.ID), loads.Overloaded(d.ID)
 			}
-			or.Stats = traffic(dataplane.SumTraffic(cs, func(c *dataplane.Counters) dataplane.Traffic { return c.Dest(d.ID) }))
+			or.Stats = traffic(s.since(s.destBase, d.ID, dataplane.SumTraffic(cs, func(c *dataplane.Counters) dataplane.Traffic { return c.Dest(d.ID) })))
+			or.PersistConns = int32(persist[d.ID])
 			or.Rate = s.rate(s.destEst, d.ID)
 			o.Reals = append(o.Reals, or)
 		}
@@ -252,6 +270,13 @@ func (s *Server) Handler(loads Loads) http.Handler {
 	})
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Services(loads))
+	})
+	mux.HandleFunc("POST /v1/commands", s.commandsHandler)
+	mux.HandleFunc("GET /v1/conns", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Conns())
+	})
+	mux.HandleFunc("GET /v1/timeouts", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.TimeoutsNow())
 	})
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.Reload(); err != nil {

@@ -72,11 +72,12 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	d = &Director{opt: opt, log: opt.Log, reg: NewRegistry(), slotOf: map[int]int{}, routes: map[netip.Addr]Route{},
+	dir := &Director{opt: opt, log: opt.Log, reg: NewRegistry(), slotOf: map[int]int{}, routes: map[netip.Addr]Route{},
 		stop: make(chan struct{}), rebuild: make(chan struct{}, 1)}
+	d = dir
 	defer func() {
 		if err != nil {
-			d.Close()
+			dir.Close()
 		}
 	}()
 	if d.kernel, err = nic.Open(netns.None()); err != nil {
@@ -152,7 +153,7 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 		n := min(max(ifc.RxQueues, 1), len(queues))
 		for q := 0; q < n; q++ {
 			so := xsk.DefaultOptions()
-			so.RxSize, so.FillSize = 0, 0
+			so.RxSize, so.FillSize = 0, 64 // the kernel wants a fill ring on every UMEM; it stays empty
 			so.NumFrames = 2048
 			so.TxBudget = 256
 			s, err := xsk.Open(ifc.Index, q, so)

@@ -104,6 +104,17 @@ func (s *Snapshot) dest(svc int32, id uint32) (*Dest, bool) {
 	return &s.Services[svc].Dests[l.idx], true
 }
 
+// DestByID returns the real server with ID id and its service, if it is in
+// this snapshot.
+func (s *Snapshot) DestByID(id uint32) (*Service, *Dest, bool) {
+	if int(id) >= len(s.destLoc) || s.destLoc[id].svc < 0 {
+		return nil, nil, false
+	}
+	l := s.destLoc[id]
+	svc := &s.Services[l.svc]
+	return svc, &svc.Dests[l.idx], true
+}
+
 // ServiceByKey returns the compiled service for k.
 func (s *Snapshot) ServiceByKey(k vs.Key) (*Service, bool) {
 	for i := range s.Services {

@@ -150,3 +150,19 @@ func TestLBLCExpiry(t *testing.T) {
 		t.Fatalf("after expiry pick %d, want 1 (wlc)", got)
 	}
 }
+
+// BenchmarkScan is the kernel's linear least-connection loop (the
+// reference the tree replaces), for a same-run ratio against
+// BenchmarkSchedule/sched=wlc.
+func BenchmarkScan(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("sched=wlc/dests=%d", n), func(b *testing.B) {
+			fx := newFixture(b, "wlc", n, 0)
+			lc := fx.s.(*LeastConn)
+			b.ReportAllocs()
+			for b.Loop() {
+				lc.scan()
+			}
+		})
+	}
+}

@@ -31,10 +31,10 @@ type Cache struct {
 	// entries counts as the kernel does: lblc never decrements it when it
 	// replaces an entry, only collection does.
 	entries   atomic.Int64
-	rover     int   // guarded by mu
-	counter   int   // guarded by mu
+	rover     int // guarded by mu
+	counter   int // guarded by mu
 	nextCheck atomic.Int64
-	expire    time.Duration
+	expire    time.Duration // guarded by mu
 	// weights remembers the last configured weight of every dest ID ever in
 	// the service, because lblcr's set_max still reads the weight of a dest
 	// that was deleted (the kernel's trashed dest keeps it).
@@ -58,7 +58,10 @@ type destSet struct {
 
 func newCache(expire time.Duration, now int64, prev *Cache) *Cache {
 	if prev != nil {
+		// Workers may be running the timer on prev right now.
+		prev.mu.Lock()
 		prev.expire = expire
+		prev.mu.Unlock()
 		return prev
 	}
 	c := &Cache{expire: expire}

@@ -79,6 +79,7 @@ func TestNewErrors(t *testing.T) {
 		{"wlc", []Dest{{ID: 1}, {ID: 1}}, 0, loads, "id 1 already used by dest 0"},
 		{"wlc", []Dest{{ID: 1, Weight: -2}}, 0, loads, "weight -2: must be >= 0"},
 		{"wlc", []Dest{{ID: 1, Upper: 3, Lower: 5}}, 0, loads, "lower threshold 5 above upper threshold 3"},
+		{"wlc", []Dest{{ID: 1, Lower: 2}}, 0, loads, "lower threshold 2 above upper threshold 0"},
 		{"wlc", nil, 0x40, loads, "unknown bits 0x40"},
 		{"wlc", nil, 0, nil, "nil loads"},
 	}

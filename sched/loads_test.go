@@ -18,7 +18,7 @@ func TestOverloadHysteresis(t *testing.T) {
 	}{
 		{"upper only: clear below 3/4", 4, 0, []op{
 			{true, true, false}, {true, false, false}, {true, true, false}, {true, true, true}, // 4 >= 4
-			{false, true, true},  // 3*4 = 12 < 12? no
+			{false, true, true},   // 3*4 = 12 < 12? no
 			{false, false, false}, // 2*4 = 8 < 12
 		}},
 		{"upper and lower", 3, 1, []op{

@@ -118,7 +118,9 @@ func New(name string, dests []Dest, flags Flags, loads *Loads, opt Options) (Sch
 		if d.Weight < 0 {
 			return nil, fmt.Errorf("scheduler %s: dest %d: weight %d: must be >= 0", name, i, d.Weight)
 		}
-		if d.Lower > d.Upper && d.Upper != 0 {
+		if d.Lower > d.Upper {
+			// ip_vs_add_dest/ip_vs_edit_dest reject this even with no upper
+			// threshold.
 			return nil, fmt.Errorf("scheduler %s: dest %d: lower threshold %d above upper threshold %d", name, i, d.Lower, d.Upper)
 		}
 		b.ids[i] = d.ID
@@ -129,12 +131,14 @@ func New(name string, dests []Dest, flags Flags, loads *Loads, opt Options) (Sch
 	if f := flags &^ (FlagSched1 | FlagSched2 | FlagSched3); f != 0 {
 		return nil, fmt.Errorf("scheduler %s: flags %#x: unknown bits %#x", name, uint32(flags), uint32(f))
 	}
-	for _, d := range dests {
-		loads.SetThresholds(d.ID, d.Upper, d.Lower)
-	}
 	s, err := build(b, flags, &opt)
 	if err != nil {
 		return nil, fmt.Errorf("scheduler %s: %w", name, err)
+	}
+	// After the build, so a failed New leaves the counters alone; the new
+	// trees are attached already and see any flag this clears.
+	for _, d := range dests {
+		loads.SetThresholds(d.ID, d.Upper, d.Lower)
 	}
 	if opt.Prev != nil {
 		Release(opt.Prev)
@@ -177,3 +181,6 @@ func prevOf[T any](opt *Options) (T, bool) {
 }
 
 func durationOf(ns int64) time.Duration { return time.Duration(ns) }
+
+// destID maps a pick back to its Loads ID.
+func (b *base) destID(i int) uint32 { return b.ids[i] }

@@ -20,7 +20,7 @@ type WRR struct {
 	state atomic.Uint64
 }
 
-func pack(cl, cw int32) uint64        { return uint64(uint32(cl+1))<<32 | uint64(uint32(cw)) }
+func pack(cl, cw int32) uint64       { return uint64(uint32(cl+1))<<32 | uint64(uint32(cw)) }
 func unpack(v uint64) (cl, cw int32) { return int32(uint32(v>>32)) - 1, int32(uint32(v)) }
 
 func gcd(a, b int32) int32 {

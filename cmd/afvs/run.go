@@ -62,7 +62,7 @@ func runDaemon(args []string) error {
 		d.CT.SetTimeouts(c.Timeouts.TCP, c.Timeouts.TCPFin, c.Timeouts.UDP)
 		return c.VS()
 	}
-	srv := control.New(d, table, reload, func(st *control.Status) { fillStatus(d, st) })
+	srv := control.New(d, d.CT, table, reload, func(st *control.Status) { fillStatus(d, st) })
 	stop := make(chan struct{})
 	defer close(stop)
 	go srv.RunEstimator(stop)

@@ -64,7 +64,7 @@ func attachHelper(nsName, ifName string) error {
 	if err != nil {
 		return err
 	}
-	info, err := s.Program().Info()
+	info, err := s.program().Info()
 	if err != nil {
 		return err
 	}
@@ -128,9 +128,9 @@ func TestAttachmentModes(t *testing.T) {
 				t.Errorf("attached in %s mode, want %s", a.Mode(), tc.want)
 			}
 			x := p.xdpState(t)
-			if !x.Attached || x.ProgId != progID(t, s.Program()) || x.AttachMode != uint32(tc.attached) {
+			if !x.Attached || x.ProgId != progID(t, s.program()) || x.AttachMode != uint32(tc.attached) {
 				t.Errorf("kernel reports attached=%v prog=%d mode=%d, want prog %d mode %d",
-					x.Attached, x.ProgId, x.AttachMode, progID(t, s.Program()), tc.attached)
+					x.Attached, x.ProgId, x.AttachMode, progID(t, s.program()), tc.attached)
 			}
 
 			if err := p.udpReaches(t, servicePort); err != nil {

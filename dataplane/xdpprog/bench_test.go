@@ -45,7 +45,7 @@ func BenchmarkPrograms(b *testing.B) {
 	}
 	defer sink.Close()
 	udp64 := buildFrame(b, frameSpec{proto: layers.IPProtocolUDP, dstPort: 53, payload: make([]byte, 18)})
-	b.Run("prog=dropsink", func(b *testing.B) { benchProgram(b, sink.Program(), udp64, xdpDrop) })
+	b.Run("prog=dropsink", func(b *testing.B) { benchProgram(b, sink.program(), udp64, xdpDrop) })
 
 	for _, n := range []int{1, 1000} {
 		s, err := LoadSteering(n+1, 1)
@@ -69,7 +69,7 @@ func BenchmarkPrograms(b *testing.B) {
 			{"arp", arpFrame(b)},
 		} {
 			b.Run(fmt.Sprintf("prog=steering/services=%d/frame=%s", n, fr.name), func(b *testing.B) {
-				benchProgram(b, s.Program(), fr.frame, xdpPass)
+				benchProgram(b, s.program(), fr.frame, xdpPass)
 			})
 		}
 	}
@@ -80,6 +80,6 @@ func BenchmarkPrograms(b *testing.B) {
 	}
 	defer d.Close()
 	ipip := ipipFrame(b, udp64[ethLen:], false)
-	b.Run("prog=decap/frame=ipip", func(b *testing.B) { benchProgram(b, d.Program(), ipip, xdpPass) })
-	b.Run("prog=decap/frame=plain", func(b *testing.B) { benchProgram(b, d.Program(), udp64, xdpPass) })
+	b.Run("prog=decap/frame=ipip", func(b *testing.B) { benchProgram(b, d.program(), ipip, xdpPass) })
+	b.Run("prog=decap/frame=plain", func(b *testing.B) { benchProgram(b, d.program(), udp64, xdpPass) })
 }

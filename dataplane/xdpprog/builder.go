@@ -31,7 +31,7 @@ const (
 // slotCounter; the two never overlap.
 const (
 	slotKey     = -8  // 8 bytes: services key or vips key
-	slotCounter = -16 // 4 bytes: index into the stats array
+	slotCounter = -16 // 4 bytes: key 0 of the counter map
 	slotScratch = -24 // 8 bytes: a value kept across a helper call
 	slotEth     = -40 // 16 bytes: a saved Ethernet header (14 used)
 	slotStats   = -48 // 8 bytes: pointer to this CPU's counter block

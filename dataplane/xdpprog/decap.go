@@ -196,8 +196,9 @@ func (d *Decap) Attach(ifindex int, mode Mode) (Attachment, error) {
 	return attach(d.prog, ifindex, mode)
 }
 
-// Program exposes the loaded program, for BPF_PROG_TEST_RUN and benchmarks.
-func (d *Decap) Program() *ebpf.Program { return d.prog }
+// program is the loaded program, for BPF_PROG_TEST_RUN in tests; it stays
+// unexported so that no other package needs to import cilium/ebpf.
+func (d *Decap) program() *ebpf.Program { return d.prog }
 
 // Stats reads the counters summed over CPUs.
 func (d *Decap) Stats() (DecapStats, error) {

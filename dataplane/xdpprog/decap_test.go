@@ -72,7 +72,7 @@ func TestDecapVerdicts(t *testing.T) {
 			}
 			tc.want.Total = 1
 			before := decapStats(t, d)
-			verdict, out := runXDP(t, d.Program(), tc.in)
+			verdict, out := runXDP(t, d.program(), tc.in)
 			checkVerdict(t, verdict, xdpPass)
 			checkBytes(t, out, want)
 			if got := decapStats(t, d).minus(before); got != tc.want {
@@ -87,7 +87,7 @@ func TestDecapVerdicts(t *testing.T) {
 // IPv4 header, which is what the real server's stack will check.
 func TestDecapOutputParses(t *testing.T) {
 	d := loadTestDecap(t)
-	_, out := runXDP(t, d.Program(), ipipFrame(t, innerPacket(t, frameSpec{dstPort: 80}), true))
+	_, out := runXDP(t, d.program(), ipipFrame(t, innerPacket(t, frameSpec{dstPort: 80}), true))
 	p := decodeFrame(t, out)
 	ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
 	tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
@@ -117,14 +117,14 @@ func TestDecapTruncated(t *testing.T) {
 	for n := ethLen; n < end; n++ {
 		in := full[:n:n]
 		before := decapStats(t, d)
-		verdict, out := runXDP(t, d.Program(), in)
+		verdict, out := runXDP(t, d.program(), in)
 		got := decapStats(t, d).minus(before)
 		if verdict != xdpPass || got != (DecapStats{Total: 1, PassTruncated: 1}) {
 			t.Errorf("length %d: verdict %s, counters %+v; want XDP_PASS and truncated", n, verdictName(verdict), got)
 		}
 		checkBytes(t, out, in)
 	}
-	verdict, out := runXDP(t, d.Program(), full[:end])
+	verdict, out := runXDP(t, d.program(), full[:end])
 	checkVerdict(t, verdict, xdpPass)
 	if len(out) != end-ipv4MinLen {
 		t.Errorf("inner header only: output %d bytes, want %d", len(out), end-ipv4MinLen)

@@ -63,8 +63,9 @@ func (d *DropSink) Attach(ifindex int, mode Mode) (Attachment, error) {
 	return attach(d.prog, ifindex, mode)
 }
 
-// Program exposes the loaded program, for BPF_PROG_TEST_RUN and benchmarks.
-func (d *DropSink) Program() *ebpf.Program { return d.prog }
+// program is the loaded program, for BPF_PROG_TEST_RUN in tests; it stays
+// unexported so that no other package needs to import cilium/ebpf.
+func (d *DropSink) program() *ebpf.Program { return d.prog }
 
 // Stats reads the counters summed over CPUs.
 func (d *DropSink) Stats() (DropSinkStats, error) {

@@ -16,7 +16,7 @@ func TestDropSinkCounts(t *testing.T) {
 	}
 	var wantBytes uint64
 	for _, f := range frames {
-		verdict, out := runXDP(t, d.Program(), f)
+		verdict, out := runXDP(t, d.program(), f)
 		checkVerdict(t, verdict, xdpDrop)
 		checkBytes(t, out, f)
 		wantBytes += uint64(len(f))

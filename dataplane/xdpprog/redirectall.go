@@ -103,8 +103,9 @@ func (r *RedirectAll) Attach(ifindex int, mode Mode) (Attachment, error) {
 	return attach(r.prog, ifindex, mode)
 }
 
-// Program exposes the loaded program, for BPF_PROG_TEST_RUN and benchmarks.
-func (r *RedirectAll) Program() *ebpf.Program { return r.prog }
+// program is the loaded program, for BPF_PROG_TEST_RUN in tests; it stays
+// unexported so that no other package needs to import cilium/ebpf.
+func (r *RedirectAll) program() *ebpf.Program { return r.prog }
 
 // Stats reads the counters summed over CPUs.
 func (r *RedirectAll) Stats() (RedirectAllStats, error) {

@@ -37,7 +37,7 @@ func TestRedirectAll(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			verdict, out := runXDP(t, r.Program(), step.frame)
+			verdict, out := runXDP(t, r.program(), step.frame)
 			checkVerdict(t, verdict, step.out)
 			checkBytes(t, out, step.frame)
 			after, err := r.Stats()

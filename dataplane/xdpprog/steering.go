@@ -339,8 +339,9 @@ func (s *Steering) Attach(ifindex int, mode Mode) (Attachment, error) {
 	return attach(s.prog, ifindex, mode)
 }
 
-// Program exposes the loaded program, for BPF_PROG_TEST_RUN and benchmarks.
-func (s *Steering) Program() *ebpf.Program { return s.prog }
+// program is the loaded program, for BPF_PROG_TEST_RUN in tests; it stays
+// unexported so that no other package needs to import cilium/ebpf.
+func (s *Steering) program() *ebpf.Program { return s.prog }
 
 // Stats reads the counters summed over CPUs.
 func (s *Steering) Stats() (StatsCounters, error) {

@@ -98,7 +98,7 @@ func FuzzSteering(f *testing.F) {
 			t.Skip("BPF_PROG_TEST_RUN needs an Ethernet header; longer frames add nothing")
 		}
 		before := steeringStats(t, s)
-		verdict, out := runXDP(t, s.Program(), frame)
+		verdict, out := runXDP(t, s.program(), frame)
 		checkVerdict(t, verdict, xdpPass)
 		checkBytes(t, out, frame)
 		if got, want := steeringStats(t, s).minus(before), refSteer(frame, testServices); got != want {

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
@@ -124,7 +125,7 @@ func TestSteeringVerdicts(t *testing.T) {
 					}
 					want.Total = 1
 					before := steeringStats(t, s)
-					verdict, out := runXDP(t, s.Program(), tc.frame)
+					verdict, out := runXDP(t, s.program(), tc.frame)
 					checkVerdict(t, verdict, wantVerdict)
 					checkBytes(t, out, tc.frame)
 					if got := steeringStats(t, s).minus(before); got != want {
@@ -161,7 +162,7 @@ func TestSteeringTruncated(t *testing.T) {
 			for n := ethLen; n <= tc.headerEnd; n++ {
 				in := full[:n:n]
 				before := steeringStats(t, s)
-				verdict, out := runXDP(t, s.Program(), in)
+				verdict, out := runXDP(t, s.program(), in)
 				got := steeringStats(t, s).minus(before)
 				want, wantVerdict := StatsCounters{Total: 1, PassTruncated: 1}, uint32(xdpPass)
 				if n == tc.headerEnd {
@@ -187,7 +188,7 @@ func TestSteeringSetServicesReplaces(t *testing.T) {
 
 	decision := func(frame []byte) bool {
 		before := steeringStats(t, s)
-		runXDP(t, s.Program(), frame)
+		runXDP(t, s.program(), frame)
 		return steeringStats(t, s).minus(before).PassNoSocket == 1
 	}
 	if !decision(tcp80) || decision(other) || !decision(frag) {
@@ -284,11 +285,11 @@ func TestSteeringUnregisterSocket(t *testing.T) {
 	if err := s.RegisterSocket(0, xskSocket(t)); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := runXDP(t, s.Program(), frame); v != xdpRedirect {
+	if v, _ := runXDP(t, s.program(), frame); v != xdpRedirect {
 		t.Fatalf("with socket: verdict %s, want XDP_REDIRECT", verdictName(v))
 	}
 	s.UnregisterSocket(0)
-	if v, _ := runXDP(t, s.Program(), frame); v != xdpPass {
+	if v, _ := runXDP(t, s.program(), frame); v != xdpPass {
 		t.Fatalf("after unregister: verdict %s, want XDP_PASS", verdictName(v))
 	}
 }
@@ -332,4 +333,103 @@ func withIPOptions(frame []byte) []byte {
 	sum := ^ipv4HeaderSum(out[ip : ip+24])
 	out[ip+10], out[ip+11] = byte(sum>>8), byte(sum)
 	return out
+}
+
+// TestSteeringConcurrentControl exercises the control-plane methods from
+// several goroutines (run with -race), then checks that the map holds
+// exactly the last set applied, with each service's index as its value.
+func TestSteeringConcurrentControl(t *testing.T) {
+	s := loadTestSteering(t)
+	fd := xskSocket(t)
+	setA := testServices
+	setB := []ServiceKey{{Addr: otherAddr, Proto: ipProtoUDP, Port: 9}, {Addr: vip, Proto: ipProtoTCP, Port: 443}}
+	done := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			for i := range 50 {
+				set := setA
+				if (g+i)%2 == 0 {
+					set = setB
+				}
+				if err := s.SetServices(set); err != nil {
+					done <- err
+					return
+				}
+				if _, err := s.Stats(); err != nil {
+					done <- err
+					return
+				}
+				if err := s.RegisterSocket(g, fd); err != nil {
+					done <- err
+					return
+				}
+				s.UnregisterSocket(g)
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetServices(setB); err != nil {
+		t.Fatal(err)
+	}
+	got := map[serviceEntry]uint32{}
+	var k serviceEntry
+	var v uint32
+	it := s.services.Iterate()
+	for it.Next(&k, &v) {
+		got[k] = v
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[serviceEntry]uint32{
+		{Addr: otherAddr.As4(), Port: [2]byte{0, 9}, Proto: ipProtoUDP}:           0,
+		{Addr: otherAddr.As4(), Proto: ipProtoUDP, Flags: flagAnyService}:         0,
+		{Addr: vip.As4(), Port: [2]byte{443 >> 8, 443 & 0xff}, Proto: ipProtoTCP}: 1,
+		{Addr: vip.As4(), Proto: ipProtoTCP, Flags: flagAnyService}:               1,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("services map %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if gv, ok := got[k]; !ok || gv != v {
+			t.Errorf("services map entry %+v = %d (present %v), want %d", k, gv, ok, v)
+		}
+	}
+}
+
+// TestSteeringClosedSocketFallsBack shows that a worker that dies (its
+// socket released) does not black-hole its queue: the kernel drops the
+// XSKMAP entry and matched frames go to the stack again.
+func TestSteeringClosedSocketFallsBack(t *testing.T) {
+	s := loadTestSteering(t)
+	frame := buildFrame(t, frameSpec{dstPort: 80})
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RegisterSocket(0, fd); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	if v, _ := runXDP(t, s.program(), frame); v != xdpRedirect {
+		t.Fatalf("with socket: verdict %s, want XDP_REDIRECT", verdictName(v))
+	}
+	unix.Close(fd)
+	// Socket release can be deferred past close(2) by RCU; allow a moment.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		v, _ := runXDP(t, s.program(), frame)
+		if v == xdpPass {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after closing the socket: verdict %s, want XDP_PASS", verdictName(v))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -33,8 +33,9 @@ func newXSKTable(name string, maxQueues int) (*xskTable, error) {
 	return &xskTable{m: m, maxQueues: maxQueues}, nil
 }
 
-// register points queue at the AF_XDP socket fd. The kernel keeps its own
-// reference to the socket, so closing fd alone does not remove the entry.
+// register points queue at the AF_XDP socket fd. The map does not keep the
+// socket alive: when the socket is released the kernel drops the entry, and
+// the queue falls back to XDP_PASS.
 func (x *xskTable) register(queue, fd int) error {
 	if queue < 0 || queue >= x.maxQueues {
 		return fmt.Errorf("register socket for queue %d: queue must be in [0, %d)", queue, x.maxQueues)

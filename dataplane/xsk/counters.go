@@ -27,13 +27,11 @@ type Counters struct {
 	// own (a double release, or an address outside the UMEM); they are
 	// ignored so that a frame can never enter the free list twice.
 	BadRelease uint64
-	// Kicks is sendto calls made to start transmission.
+	// Kicks is sendto calls made to start or continue transmission.
 	Kicks uint64
-	// KickErrors counts kicks that failed with EAGAIN, ENOBUFS or EBUSY:
-	// the kernel could not take more right now, the frames stay queued.
-	// In copy mode EAGAIN also means the kick used up its TX budget with
-	// frames left in the ring, so a steady count here under load is
-	// normal; a worker just kicks again.
+	// KickErrors counts Kick calls where the kernel took no frame at all
+	// (EAGAIN, ENOBUFS or EBUSY without progress): the device queue or
+	// the completion ring is full. The frames stay queued.
 	KickErrors uint64
 	// RxWakeups counts recvfrom calls made because the fill ring asked
 	// for a wakeup (drivers in need_wakeup mode).

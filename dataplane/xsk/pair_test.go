@@ -53,27 +53,25 @@ func newPair(t testing.TB) *pair {
 		t.Fatalf("get current netns: %v", err)
 	}
 	defer orig.Close()
-	for _, ns := range []struct {
-		h    *netns.NsHandle
-		name string
-	}{{&p.nsA, "xsktest-a-" + id}, {&p.nsB, "xsktest-b-" + id}} {
-		h, err := netns.NewNamed(ns.name)
+	// The namespaces are anonymous: they live exactly as long as the
+	// handles and sockets that refer to them, so nothing can outlive the
+	// test, and no bind mount under /run/netns can be caught by another
+	// process remounting that directory.
+	for _, h := range []*netns.NsHandle{&p.nsA, &p.nsB} {
+		ns, err := netns.New()
 		if err != nil {
 			netns.Set(orig)
-			t.Fatalf("create netns %s: %v", ns.name, err)
+			t.Fatalf("create netns: %v", err)
 		}
-		*ns.h = h
-		name := ns.name
-		t.Cleanup(func() {
-			h.Close()
-			if err := netns.DeleteNamed(name); err != nil {
-				t.Errorf("delete netns %s: %v", name, err)
-			}
-		})
+		*h = ns
+		t.Cleanup(func() { ns.Close() })
 		// Quiet IPv6 router and neighbour solicitations, which would
 		// otherwise land in the sockets under test.
 		os.WriteFile("/proc/sys/net/ipv6/conf/all/disable_ipv6", []byte("1"), 0)
 		os.WriteFile("/proc/sys/net/ipv6/conf/default/disable_ipv6", []byte("1"), 0)
+		if err := netns.Set(orig); err != nil {
+			t.Fatalf("return to original netns: %v", err)
+		}
 	}
 	if err := netns.Set(orig); err != nil {
 		t.Fatalf("return to original netns: %v", err)
@@ -98,6 +96,21 @@ func newPair(t testing.TB) *pair {
 	if err := hA.LinkAdd(veth); err != nil {
 		t.Fatalf("add veth %s/%s: %v", p.nameA, p.nameB, err)
 	}
+	// Delete the veth explicitly too, so that it goes even if a leaked
+	// socket kept a namespace alive.
+	t.Cleanup(func() {
+		h, err := netlink.NewHandleAt(p.nsA)
+		if err != nil {
+			t.Errorf("netlink handle to delete %s: %v", p.nameA, err)
+			return
+		}
+		defer h.Close()
+		if l, err := h.LinkByName(p.nameA); err == nil {
+			if err := h.LinkDel(l); err != nil {
+				t.Errorf("delete veth %s: %v", p.nameA, err)
+			}
+		}
+	})
 	for _, e := range []struct {
 		h    *netlink.Handle
 		name string

@@ -249,12 +249,19 @@ func (s *Socket) Fill() int {
 		add(&s.c.fillEmpty, 1)
 		return 0
 	}
-	prod := s.fill.cachedProd
+	// Locals keep the loop in registers: the compiler would otherwise
+	// reload every field through s on each iteration.
+	ents, mask, prod := s.fill.ents, s.fill.mask, s.fill.cachedProd
+	free, place, shift := s.frames.free, s.frames.place, s.frames.shift
+	top := len(free)
 	for i := 0; i < n; i++ {
-		addr, _ := s.frames.pop(placeFill)
-		s.fill.ents[prod&s.fill.mask] = addr
+		top--
+		addr := free[top]
+		place[addr>>shift] = placeFill
+		ents[prod&mask] = addr
 		prod++
 	}
+	s.frames.free = free[:top]
 	s.fill.cachedProd = prod
 	s.fill.publishProducer()
 	add(&s.c.filled, uint64(n))
@@ -279,18 +286,23 @@ func (s *Socket) Receive(out []Desc) int {
 		}
 		return 0
 	}
-	cons := s.rx.cachedCons
+	ents, mask, cons := s.rx.ents, s.rx.mask, s.rx.cachedCons
+	place, shift, size := s.frames.place, s.frames.shift, s.frames.size
+	out = out[:n]
 	got := 0
 	for i := 0; i < n; i++ {
-		d := s.rx.ents[cons&s.rx.mask]
+		d := &ents[cons&mask]
 		cons++
 		// The kernel only returns frames we filled; a frame in any other
 		// place would mean memory corruption, and handing it out would
 		// let two owners write it.
-		if s.frames.move(d.Addr, placeFill, placeCaller) {
-			out[got] = Desc{Addr: d.Addr, Len: d.Len}
-			got++
+		c := d.Addr >> shift
+		if d.Addr >= size || place[c] != placeFill {
+			continue
 		}
+		place[c] = placeCaller
+		out[got] = Desc{Addr: d.Addr, Len: d.Len}
+		got++
 	}
 	s.rx.cachedCons = cons
 	s.rx.publishConsumer()
@@ -329,17 +341,18 @@ func (s *Socket) Transmit(descs []Desc) int {
 	}
 	room := int(s.tx.free(uint32(len(descs))))
 	n := min(room, len(descs))
-	prod := s.tx.cachedProd
-	fs := s.frames.mask + 1
+	ents, mask, prod := s.tx.ents, s.tx.mask, s.tx.cachedProd
+	place, shift, size, fmask := s.frames.place, s.frames.shift, s.frames.size, s.frames.mask
 	queued := 0
 	for ; queued < n; queued++ {
 		d := descs[queued]
-		if d.Len == 0 || (d.Addr&s.frames.mask)+uint64(d.Len) > fs ||
-			!s.frames.move(d.Addr, placeCaller, placeTx) {
+		c := d.Addr >> shift
+		if d.Len == 0 || d.Addr >= size || (d.Addr&fmask)+uint64(d.Len) > fmask+1 || place[c] != placeCaller {
 			add(&s.c.txInvalid, 1)
 			break
 		}
-		s.tx.ents[prod&s.tx.mask] = unix.XDPDesc{Addr: d.Addr, Len: d.Len}
+		place[c] = placeTx
+		ents[prod&mask] = unix.XDPDesc{Addr: d.Addr, Len: d.Len}
 		prod++
 	}
 	if queued == n && n < len(descs) {
@@ -353,35 +366,45 @@ func (s *Socket) Transmit(descs []Desc) int {
 	return queued
 }
 
-// Kick asks the kernel to send what the TX ring holds. It makes the
-// sendto only when frames are waiting and the kernel set need_wakeup on
-// the TX ring (copy mode always does; zero-copy drivers only when idle).
-// EAGAIN, ENOBUFS and EBUSY mean the kernel could not take more now; they
-// are counted as KickErrors and the frames stay queued for the next kick.
-// Other errors (the device went away) are returned.
+// Kick asks the kernel to send what the TX ring holds. It makes a sendto
+// only when frames are waiting and the kernel set need_wakeup on the TX
+// ring (copy mode always does; zero-copy drivers only when idle). In copy
+// mode one sendto sends at most TxBudget frames (32 by default) and then
+// fails with EAGAIN, so Kick repeats the sendto while the kernel keeps
+// taking frames, up to maxKicks times. When the kernel takes nothing
+// (EAGAIN, ENOBUFS or EBUSY with no progress: the device queue or the
+// completion ring is full) the frames stay queued for the next Kick, and
+// KickErrors counts it. Other errors (the device went away) are returned.
 func (s *Socket) Kick() error {
 	if s.tx.ents == nil {
 		return nil
 	}
-	if s.tx.cachedProd == atomic.LoadUint32(s.tx.consumer) || !s.tx.needWakeup() {
-		return nil
-	}
-	add(&s.c.kicks, 1)
-	for {
+	cons := atomic.LoadUint32(s.tx.consumer)
+	for try := 0; try < maxKicks; try++ {
+		if s.tx.cachedProd == cons || !s.tx.needWakeup() {
+			return nil
+		}
+		add(&s.c.kicks, 1)
 		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
-		case 0:
-			return nil
-		case unix.EINTR:
-			continue
+		case 0, unix.EINTR:
 		case unix.EAGAIN, unix.ENOBUFS, unix.EBUSY:
-			add(&s.c.kickErrors, 1)
-			return nil
+			now := atomic.LoadUint32(s.tx.consumer)
+			if now == cons {
+				add(&s.c.kickErrors, 1)
+				return nil
+			}
 		default:
 			return fmt.Errorf("kick tx on xsk fd %d: %w", s.fd, errno)
 		}
+		cons = atomic.LoadUint32(s.tx.consumer)
 	}
+	return nil
 }
+
+// maxKicks bounds the sendto calls of one Kick, so that a worker returns
+// to its receive side even when the TX ring is long and the budget small.
+const maxKicks = 8
 
 // Complete reaps the completion ring: every frame the kernel finished
 // sending goes back to the free list. It returns how many.
@@ -390,9 +413,9 @@ func (s *Socket) Complete() int {
 	if n == 0 {
 		return 0
 	}
-	cons := s.comp.cachedCons
+	ents, mask, cons := s.comp.ents, s.comp.mask, s.comp.cachedCons
 	for i := uint32(0); i < n; i++ {
-		s.frames.push(s.comp.ents[cons&s.comp.mask], placeTx)
+		s.frames.push(ents[cons&mask], placeTx)
 		cons++
 	}
 	s.comp.cachedCons = cons

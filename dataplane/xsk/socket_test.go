@@ -621,3 +621,41 @@ func TestFillEmpty(t *testing.T) {
 	}
 	checkAccount(t, s)
 }
+
+// TestKickPastBudget queues more frames than one copy-mode sendto may send
+// (32 by default) and checks that a single Kick sends them all.
+func TestKickPastBudget(t *testing.T) {
+	p := newPair(t)
+	s := openA(t, p, testOptions())
+	rx := openPacket(t, p.nsB, p.ifB)
+	const n = 200
+	descs := make([]Desc, 0, n)
+	for i := uint32(0); i < n; i++ {
+		addr, ok := s.Alloc()
+		if !ok {
+			t.Fatalf("alloc frame %d", i)
+		}
+		writeTestFrame(s.Chunk(addr)[:60], p.macB, p.macA, i)
+		descs = append(descs, Desc{Addr: addr, Len: 60})
+	}
+	if q := s.Transmit(descs); q != n {
+		t.Fatalf("Transmit queued %d of %d", q, n)
+	}
+	if err := s.Kick(); err != nil {
+		t.Fatalf("kick: %v", err)
+	}
+	if a := s.Account(); a.TxRing != 0 {
+		t.Fatalf("%d frames still in the TX ring after one Kick; counters %+v", a.TxRing, s.Counters())
+	}
+	if c := s.Counters(); c.Kicks < n/32 || c.KickErrors != 0 {
+		t.Errorf("counters %+v: want at least %d sendto calls and no kick errors", c, n/32)
+	}
+	buf := make([]byte, 2048)
+	for i := 0; i < n; i++ {
+		if rx.recv(t, buf) == nil {
+			t.Fatalf("peer received %d of %d frames", i, n)
+		}
+	}
+	drainTx(t, s)
+	checkAccount(t, s)
+}

@@ -100,14 +100,14 @@ func NewLab(o LabOptions) (l *Lab, err error) {
 	if err != nil {
 		return nil, err
 	}
-	l = &Lab{Net: New(), Opt: o, VIP: netip.MustParseAddr("198.19.0.1"), Port: 80, ClientAddr: netip.MustParseAddr("198.18.0.10"),
+	lab := &Lab{Net: New(), Opt: o, VIP: netip.MustParseAddr("198.19.0.1"), Port: 80, ClientAddr: netip.MustParseAddr("198.18.0.10"),
 		Dir: dir, dirLog: &lockedBuffer{}}
+	l = lab
 	l.ConfigPath = filepath.Join(dir, "afvs.yaml")
 	l.Socket = filepath.Join(dir, "afvs.sock")
 	defer func() {
 		if err != nil {
-			l.Close()
-			l = nil
+			lab.Close()
 		}
 	}()
 	if err := l.build(); err != nil {

@@ -1,0 +1,42 @@
+# AFVS: the AF_XDP Virtual Server.
+#
+#   make demo    build afvs and run the VS/DR and VS/TUN demo in namespaces (root)
+#   make test    install what the tests need, then run every test (root for the
+#                namespace, XDP and AF_XDP tests)
+#   make bench   packet-rate benchmark in namespaces, plus the Go micro-benchmarks
+
+GO      ?= go
+BIN     := bin
+PKGS    := ./...
+
+.PHONY: all build deps demo test test-short bench bench-go vet lint clean
+
+all: build
+
+# Debian packages the demo and tests use: iproute2 (ip netns, ip link).
+deps:
+	@command -v ip >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq iproute2; }
+	@$(GO) mod download
+
+build: deps
+	$(GO) build -o $(BIN)/afvs ./cmd/afvs
+	$(GO) build -o $(BIN)/afvsadm ./cmd/afvsadm
+
+demo: build
+	./$(BIN)/afvs demo
+
+vet:
+	$(GO) vet $(PKGS)
+
+test: deps vet
+	$(GO) test -count=1 -timeout 12m $(PKGS)
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+bench: build
+	./$(BIN)/afvs bench
+	$(GO) test -run '^$$' -bench . -benchtime 200000x ./dataplane/ ./sched/ ./conntrack/ ./internal/header/ ./encap/
+
+clean:
+	rm -rf $(BIN)

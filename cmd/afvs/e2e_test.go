@@ -1,0 +1,365 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/internal/testnet"
+)
+
+// binDir holds afvs and afvsadm built once for the end-to-end tests.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "afvs-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var buildOnce sync.Once
+var buildErr error
+
+func binaries(t *testing.T) (afvs, afvsadm string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		for _, b := range []string{"afvs", "afvsadm"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, b), "github.com/afvs/afvs/cmd/"+b).CombinedOutput()
+			if err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", b, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "afvs"), filepath.Join(binDir, "afvsadm")
+}
+
+// privileged skips a test that needs root only outside CI; in CI (as root)
+// it must run.
+func privileged(t *testing.T) {
+	t.Helper()
+	if err := testnet.Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI must run privileged tests: %v", err)
+		}
+		t.Skipf("privileged test: %v", err)
+	}
+}
+
+func newLab(t *testing.T, o testnet.LabOptions) *testnet.Lab {
+	t.Helper()
+	privileged(t)
+	o.AFVS, _ = binaries(t)
+	lab, err := testnet.NewLab(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := lab.Net.Prefix
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("director log:\n%s", lab.DirectorLog())
+		}
+		if err := lab.Close(); err != nil {
+			t.Errorf("lab cleanup: %v", err)
+		}
+		if left := testnet.Leftovers(prefix); len(left) > 0 {
+			t.Errorf("namespaces left behind: %v", left)
+		}
+	})
+	return lab
+}
+
+// capture counts, in the client's namespace, TCP frames coming from the VIP
+// and records their source MACs: replies in DR and TUN must come straight
+// from the real servers, never from the director.
+type capture struct {
+	mu   sync.Mutex
+	macs map[[6]byte]int
+	fd   int
+	done chan struct{}
+}
+
+func startCapture(t *testing.T, lab *testnet.Lab, dev string) *capture {
+	t.Helper()
+	c := &capture{macs: map[[6]byte]int{}, done: make(chan struct{})}
+	err := lab.Client.Do(func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_IP)))
+		if err != nil {
+			return err
+		}
+		ifi, err := net.InterfaceByName(dev)
+		if err != nil {
+			unix.Close(fd)
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifi.Index}); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000})
+		c.fd = fd
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("capture on client %s: %v", dev, err)
+	}
+	vip := lab.VIP.As4()
+	go func() {
+		defer close(c.done)
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := unix.Recvfrom(c.fd, buf, 0)
+			if err != nil {
+				if err == unix.EAGAIN || err == unix.EINTR {
+					continue
+				}
+				return
+			}
+			f := buf[:n]
+			if n < 34 || f[23] != 6 || [4]byte(f[26:30]) != vip {
+				continue
+			}
+			c.mu.Lock()
+			c.macs[[6]byte(f[6:12])]++
+			c.mu.Unlock()
+		}
+	}()
+	t.Cleanup(c.stop)
+	return c
+}
+
+func (c *capture) stop() {
+	if c.fd > 0 {
+		unix.Shutdown(c.fd, unix.SHUT_RDWR)
+		unix.Close(c.fd)
+		c.fd = -1
+		<-c.done
+	}
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func macOf(t *testing.T, ns *testnet.NS, dev string) [6]byte {
+	t.Helper()
+	var mac [6]byte
+	err := ns.Do(func() error {
+		ifi, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		copy(mac[:], ifi.HardwareAddr)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
+
+// TestEndToEnd sends real HTTP through the director in DR and TUN mode, in
+// the one-interface and the two-interface layout.
+func TestEndToEnd(t *testing.T) {
+	for _, layout := range []string{"one", "two"} {
+		for _, mode := range []string{"dr", "tun"} {
+			t.Run("layout="+layout+"/mode="+mode, func(t *testing.T) {
+				lab := newLab(t, testnet.LabOptions{Mode: mode, TwoInterfaces: layout == "two", Scheduler: "wrr", Weights: []int{1, 2, 3}})
+				replyDev := "eth0"
+				if layout == "two" {
+					replyDev = "eth1"
+				}
+				capt := startCapture(t, lab, replyDev)
+				const n = 600
+				res := lab.Get(n, 6)
+				capt.stop()
+				if res.Failed != 0 || res.OK != n {
+					t.Fatalf("%d of %d requests failed: %v", res.Failed, n, res.Errors)
+				}
+				// wrr hands out connections in exact weight proportion; allow
+				// 2%% of n for SYN retransmits and ordering at the edges.
+				for i, name := range lab.Names {
+					want := float64(n) * float64(lab.Opt.Weights[i]) / 6
+					if got := float64(res.By[name]); math.Abs(got-want) > 0.02*n {
+						t.Errorf("%s (weight %d) answered %v, want %v ± %v", name, lab.Opt.Weights[i], got, want, 0.02*n)
+					}
+				}
+				// Replies bypass the director: every reply frame the client saw
+				// came from a real server's MAC.
+				dirMACs := map[[6]byte]bool{macOf(t, lab.Director, "eth0"): true}
+				if layout == "two" {
+					dirMACs[macOf(t, lab.Director, "eth1")] = true
+				}
+				realMACs := map[[6]byte]bool{}
+				for _, ns := range lab.Reals {
+					realMACs[macOf(t, ns, "eth0")] = true
+				}
+				replies := 0
+				for mac, k := range capt.macs {
+					if dirMACs[mac] {
+						t.Errorf("client received %d reply frames from the director's MAC %x", k, mac)
+					}
+					if !realMACs[mac] {
+						t.Errorf("client received %d reply frames from unknown MAC %x", k, mac)
+					}
+					replies += k
+				}
+				if replies < n*3 {
+					t.Errorf("captured only %d reply frames from the VIP for %d requests", replies, n)
+				}
+				// The director transmitted exactly what it forwarded to real
+				// servers: its TX counters hold no reply traffic.
+				st, err := lab.Control().Status()
+				if err != nil {
+					t.Fatal(err)
+				}
+				svcs, err := lab.Control().Services()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out uint64
+				for _, r := range svcs[0].Reals {
+					out += r.Stats.OutPkts
+				}
+				if st.TX != out || st.TX == 0 {
+					t.Errorf("director TX %d frames, but forwarded %d to real servers", st.TX, out)
+				}
+				if svcs[0].Stats.Conns < n {
+					t.Errorf("service counted %d connections for %d requests", svcs[0].Stats.Conns, n)
+				}
+				t.Logf("%s/%s: %v; director rx %d tx %d; client saw %d reply frames, none from the director", layout, mode, res.By, st.RX, st.TX, replies)
+			})
+		}
+	}
+}
+
+// linkHasXDP reports whether dev in ns has an XDP program attached.
+func linkHasXDP(t *testing.T, ns *testnet.NS, dev string) bool {
+	t.Helper()
+	out, err := testnet.Output("ip", "-n", ns.Name, "-d", "link", "show", dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Contains(out, "prog/xdp") || strings.Contains(out, " xdp")
+}
+
+// listenOnDirector opens a TCP listener on the director's own address, to
+// show the interface still delivers the director's own traffic.
+func listenOnDirector(t *testing.T, lab *testnet.Lab) net.Listener {
+	t.Helper()
+	var l net.Listener
+	err := lab.Director.Do(func() error {
+		var err error
+		l, err = net.Listen("tcp", "198.18.0.2:2222")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("director\n"))
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func dialDirector(lab *testnet.Lab) error {
+	return lab.Client.Do(func() error {
+		c, err := net.DialTimeout("tcp", "198.18.0.2:2222", 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		b := make([]byte, 16)
+		n, err := c.Read(b)
+		if err != nil {
+			return err
+		}
+		if string(b[:n]) != "director\n" {
+			return fmt.Errorf("unexpected answer %q", b[:n])
+		}
+		return nil
+	})
+}
+
+// TestSIGKILLLeavesNoBlackHole kills afvs with SIGKILL: the XDP program
+// goes with it (bpf_link), and the interface keeps passing traffic.
+func TestSIGKILLLeavesNoBlackHole(t *testing.T) {
+	lab := newLab(t, testnet.LabOptions{Mode: "dr"})
+	listenOnDirector(t, lab)
+	if res := lab.Get(20, 2); res.OK != 20 {
+		t.Fatalf("before kill: %d of 20 requests answered: %v", res.OK, res.Errors)
+	}
+	if !linkHasXDP(t, lab.Director, "eth0") {
+		t.Fatal("afvs is running but eth0 shows no XDP program")
+	}
+	if err := dialDirector(lab); err != nil {
+		t.Fatalf("director's own TCP port unreachable while afvs runs: %v", err)
+	}
+	if err := lab.StopDirector(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for linkHasXDP(t, lab.Director, "eth0") {
+		if time.Now().After(deadline) {
+			t.Fatal("XDP program still attached 5s after SIGKILL: the interface is black-holed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := dialDirector(lab); err != nil {
+		t.Fatalf("after SIGKILL the director's interface does not pass traffic: %v", err)
+	}
+}
+
+// TestCleanStop stops afvs with SIGTERM: it exits, detaches, and removes
+// its control socket.
+func TestCleanStop(t *testing.T) {
+	lab := newLab(t, testnet.LabOptions{Mode: "tun"})
+	if res := lab.Get(20, 2); res.OK != 20 {
+		t.Fatalf("%d of 20 answered: %v", res.OK, res.Errors)
+	}
+	p := lab.DirectorProcess()
+	if err := lab.StopDirector(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if linkHasXDP(t, lab.Director, "eth0") {
+		t.Error("XDP program left on eth0 after SIGTERM")
+	}
+	if _, err := os.Stat(lab.Socket); !os.IsNotExist(err) {
+		t.Errorf("control socket %s left behind (%v)", lab.Socket, err)
+	}
+	if !strings.Contains(lab.DirectorLog(), "shutting down") {
+		t.Errorf("afvs (pid %d) did not log a clean shutdown:\n%s", p.Pid, lab.DirectorLog())
+	}
+	if _, err := control.NewClient(lab.Socket).Status(); err == nil {
+		t.Error("control API still answers after SIGTERM")
+	}
+	_ = netip.Addr{}
+}

@@ -1,0 +1,113 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/afvs/afvs/ipvsadm"
+	"github.com/afvs/afvs/sched"
+	"github.com/afvs/afvs/vs"
+)
+
+// ErrSchedNotFound is ipvsadm's wording for an unknown scheduler.
+var ErrSchedNotFound = errors.New("Scheduler not found")
+
+// ServiceKey converts ipvsadm's service address into the model's key.
+func ServiceKey(v ipvsadm.Virtual) vs.Key {
+	if v.Proto == ipvsadm.FWM {
+		return vs.Key{FWMark: v.FWMark}
+	}
+	return vs.Key{Proto: vs.Proto(v.Proto), Addr: v.Addr, Port: v.Port}
+}
+
+// ApplyCommand applies one table-changing ipvsadm command to t. Commands
+// that do not change the table (list, save, zero, set) are the caller's.
+func ApplyCommand(t *vs.Table, c *ipvsadm.Command) error {
+	switch c.Kind {
+	case ipvsadm.AddService, ipvsadm.EditService:
+		s, err := service(t, c)
+		if err != nil {
+			return err
+		}
+		if c.Kind == ipvsadm.AddService {
+			return t.AddService(s)
+		}
+		return t.EditService(s)
+	case ipvsadm.DeleteService:
+		return t.DeleteService(ServiceKey(c.Service))
+	case ipvsadm.Clear:
+		t.Services = nil
+		return nil
+	case ipvsadm.AddServer, ipvsadm.EditServer:
+		r, err := real(c)
+		if err != nil {
+			return err
+		}
+		if c.Kind == ipvsadm.AddServer {
+			return t.AddReal(ServiceKey(c.Service), r)
+		}
+		return t.EditReal(ServiceKey(c.Service), r)
+	case ipvsadm.DeleteServer:
+		return t.DeleteReal(ServiceKey(c.Service), c.Server.Addr(), c.Server.Port())
+	}
+	return fmt.Errorf("command %s does not change the service table", c.Kind)
+}
+
+func service(t *vs.Table, c *ipvsadm.Command) (vs.Service, error) {
+	s := vs.Service{Key: ServiceKey(c.Service), Sched: c.Sched, SchedFlags: slices.Clone(c.SchedFlags), Persistent: c.Persistent, Timeout: c.Timeout}
+	if !slices.Contains(sched.Names(), c.Sched) {
+		return s, fmt.Errorf("%w: %q (afvs knows %s)", ErrSchedNotFound, c.Sched, strings.Join(sched.Names(), ", "))
+	}
+	if len(c.SchedFlags) > 0 {
+		if _, err := sched.ParseFlags(c.Sched, strings.Join(c.SchedFlags, ",")); err != nil {
+			return s, err
+		}
+	}
+	if c.OnePacket {
+		return s, fmt.Errorf("-o (one-packet scheduling): not supported by afvs")
+	}
+	if c.Service.Is6() {
+		return s, fmt.Errorf("%s: Operation not supported with IPv6 (afvs forwards IPv4 services)", c.Service.Addr)
+	}
+	if c.Service.Proto == ipvsadm.FWM {
+		if _, ok := t.MarkGroup(c.Service.FWMark); !ok {
+			return s, fmt.Errorf("fwmark %d: no firewall-mark group defines it; afvs takes mark groups (address, protocol, ports) from the marks section of its config", c.Service.FWMark)
+		}
+	}
+	if c.Persistent {
+		bits := c.Netmask
+		if bits < 0 || bits > 32 {
+			return s, fmt.Errorf("netmask /%d: must be 0..32 for IPv4", bits)
+		}
+		var m [4]byte
+		for i := 0; i < bits; i++ {
+			m[i/8] |= 0x80 >> (i % 8)
+		}
+		s.Netmask = netip.AddrFrom4(m)
+	}
+	return s, nil
+}
+
+func real(c *ipvsadm.Command) (vs.Real, error) {
+	r := vs.Real{Addr: c.Server.Addr(), Port: c.Server.Port(), Weight: int32(c.Weight), Upper: c.Upper, Lower: c.Lower}
+	switch c.Fwd {
+	case ipvsadm.Route:
+		r.Fwd = vs.Route
+	case ipvsadm.Tunnel:
+		if c.Tunnel.Type != ipvsadm.IPIP {
+			return r, fmt.Errorf("real server %s: tunnel type %s: afvs tunnels with ipip only", c.Server, c.Tunnel.Type)
+		}
+		r.Fwd = vs.Tunnel
+	case ipvsadm.Masq:
+		r.Fwd = vs.Masq
+	case ipvsadm.Local:
+		r.Fwd = vs.Local
+	}
+	if c.Service.Proto != ipvsadm.FWM && r.Port == 0 {
+		r.Port = c.Service.Port
+	}
+	return r, r.Validate()
+}

@@ -1,0 +1,188 @@
+package control
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/ipvsadm"
+	"github.com/afvs/afvs/vs"
+)
+
+// CommandsRequest is POST /v1/commands: ipvsadm command lines (without
+// the program name), applied together or not at all.
+type CommandsRequest struct {
+	Commands [][]string `json:"commands"`
+}
+
+// Conn is one entry of GET /v1/conns, as ipvsadm -Lc shows it.
+type Conn struct {
+	Proto    string  `json:"proto"`
+	Client   string  `json:"client"`
+	Virtual  string  `json:"virtual"`
+	Dest     string  `json:"dest"`
+	State    string  `json:"state"`
+	Expires  float64 `json:"expires_seconds"`
+	Template bool    `json:"template"`
+}
+
+// Timeouts is GET/PUT /v1/timeouts, in seconds.
+type Timeouts struct {
+	TCP    uint32 `json:"tcp"`
+	TCPFin uint32 `json:"tcpfin"`
+	UDP    uint32 `json:"udp"`
+}
+
+// Commands parses and applies ipvsadm command lines atomically: every
+// table change goes to one copy, which is published only if all of them
+// and the dataplane accept it. --set and -Z take effect only then too.
+func (s *Server) Commands(lines [][]string) error {
+	var cmds []*ipvsadm.Command
+	for i, line := range lines {
+		c, err := ipvsadm.Parse(line)
+		if err != nil {
+			if len(lines) > 1 {
+				return fmt.Errorf("command %d: %w", i+1, err)
+			}
+			return err
+		}
+		cmds = append(cmds, c)
+	}
+	var zero []*ipvsadm.Command
+	var set *ipvsadm.Command
+	err := s.Update(func(t *vs.Table) error {
+		for i, c := range cmds {
+			switch c.Kind {
+			case ipvsadm.Zero:
+				if c.HasService && t.Find(ServiceKey(c.Service)) < 0 {
+					return ipvsadm.ErrNoService
+				}
+				zero = append(zero, c)
+			case ipvsadm.SetTimeout:
+				set = c
+			case ipvsadm.List, ipvsadm.Save, ipvsadm.Help, ipvsadm.Version, ipvsadm.Restore:
+				return fmt.Errorf("command %d (%s): not a change; run it with afvsadm", i+1, c.Kind)
+			default:
+				if err := ApplyCommand(t, c); err != nil {
+					if len(cmds) > 1 {
+						return fmt.Errorf("command %d: %w", i+1, err)
+					}
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if set != nil {
+		sec := func(v uint32) time.Duration { return time.Duration(v) * time.Second }
+		s.ct.SetTimeouts(sec(set.Timeouts.TCP), sec(set.Timeouts.TCPFin), sec(set.Timeouts.UDP))
+	}
+	for _, z := range zero {
+		s.zero(z)
+	}
+	return nil
+}
+
+// zero makes the counters of one service (or all) read zero from now on.
+// Worker counters are never written by the control plane; a base is kept
+// and subtracted instead.
+func (s *Server) zero(c *ipvsadm.Command) {
+	snap := s.d.Snapshot()
+	cs := s.d.Counters()
+	s.zeroMu.Lock()
+	defer s.zeroMu.Unlock()
+	for _, svc := range snap.Services {
+		if c.HasService && svcMapKey(svc.Key) != svcMapKey(ServiceKey(c.Service)) {
+			continue
+		}
+		s.svcBase[svc.ID] = dataplane.SumTraffic(cs, func(c *dataplane.Counters) dataplane.Traffic { return c.Service(svc.ID) })
+		for _, d := range svc.Dests {
+			s.destBase[d.ID] = dataplane.SumTraffic(cs, func(c *dataplane.Counters) dataplane.Traffic { return c.Dest(d.ID) })
+		}
+	}
+}
+
+func svcMapKey(k vs.Key) vs.Key {
+	if k.FWMark != 0 {
+		return vs.Key{FWMark: k.FWMark}
+	}
+	return k
+}
+
+// since subtracts a -Z base.
+func (s *Server) since(base map[uint32]dataplane.Traffic, id uint32, t dataplane.Traffic) dataplane.Traffic {
+	s.zeroMu.Lock()
+	b, ok := base[id]
+	s.zeroMu.Unlock()
+	if !ok {
+		return t
+	}
+	return dataplane.Traffic{Conns: t.Conns - b.Conns, InPkts: t.InPkts - b.InPkts, OutPkts: t.OutPkts - b.OutPkts, InBytes: t.InBytes - b.InBytes, OutBytes: t.OutBytes - b.OutBytes}
+}
+
+// templateCounts counts persistence templates per real server, for
+// ipvsadm --persistent-conn.
+func (s *Server) templateCounts() map[uint32]int {
+	out := map[uint32]int{}
+	if s.ct == nil {
+		return out
+	}
+	s.ct.Range(func(_ conntrack.Key, c conntrack.Conn, _ time.Duration, template bool) bool {
+		if template {
+			out[c.Dest]++
+		}
+		return true
+	})
+	return out
+}
+
+// Conns lists the connection table, templates included.
+func (s *Server) Conns() []Conn {
+	out := []Conn{}
+	snap := s.d.Snapshot()
+	if s.ct == nil || snap == nil {
+		return out
+	}
+	addr := func(a [16]byte, port uint16) string {
+		return netip.AddrPortFrom(netip.AddrFrom16(a).Unmap(), port).String()
+	}
+	s.ct.Range(func(k conntrack.Key, c conntrack.Conn, exp time.Duration, template bool) bool {
+		o := Conn{Proto: vs.Proto(k.Proto).String(), Client: addr(k.CAddr, k.CPort), Virtual: addr(k.VAddr, k.VPort),
+			State: c.State.String(), Expires: exp.Seconds(), Template: template, Dest: "0.0.0.0:0"}
+		if k.Proto == 0 {
+			o.Proto = "ip"
+		}
+		if _, d, ok := snap.DestByID(c.Dest); ok {
+			o.Dest = netip.AddrPortFrom(netip.AddrFrom4(d.Addr), d.Port).String()
+		}
+		out = append(out, o)
+		return true
+	})
+	return out
+}
+
+// TimeoutsNow reports the three ipvsadm timeouts.
+func (s *Server) TimeoutsNow() Timeouts {
+	tcp, fin, udp := s.ct.TimeoutsSet()
+	return Timeouts{uint32(tcp / time.Second), uint32(fin / time.Second), uint32(udp / time.Second)}
+}
+
+func (s *Server) commandsHandler(w http.ResponseWriter, r *http.Request) {
+	var req CommandsRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{fmt.Sprintf("request body: %v", err)})
+		return
+	}
+	if err := s.Commands(req.Commands); err != nil {
+		writeJSON(w, http.StatusConflict, errorBody{err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"applied": len(req.Commands)})
+}
