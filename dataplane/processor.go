@@ -40,7 +40,20 @@ type Processor struct {
 	flow    sched.Flow
 	reply   [1600]byte
 	replyN  int
-	ipID    uint16
+
+	// Last describes the scheduling decision of the last Process call, for
+	// the simulator and tests: they observe the real path instead of
+	// re-implementing it.
+	Last Decision
+}
+
+// Decision is what Process decided for a frame's connection.
+type Decision struct {
+	New      bool   // a new connection was scheduled (or a SYN reopened one)
+	Dest     uint32 // the chosen real server's ID, when Found
+	Found    bool   // a real server was chosen
+	Template bool   // the choice came from a persistence template
+	Drop     Drop   // why not, when New and !Found
 }
 
 // NewProcessor returns a processor that counts into c and tracks
@@ -81,6 +94,7 @@ func (p *Processor) Process(s *Snapshot, buf []byte, off, n int) (Verdict, Out) 
 		ev = conntrack.EventOf(pk.TCPFlags)
 	}
 
+	p.Last = Decision{}
 	var d *Dest
 	conn, hit := p.ct.Lookup(k)
 	if hit {
@@ -105,10 +119,13 @@ func (p *Processor) Process(s *Snapshot, buf []byte, off, n int) (Verdict, Out) 
 		}
 		var drop Drop
 		d, drop = p.schedule(s, si, svc, ev)
+		p.Last.New = true
 		if d == nil {
+			p.Last.Drop = drop
 			c.Drops[drop].Add(1)
 			return VerdictDrop, Out{}
 		}
+		p.Last.Found, p.Last.Dest = true, d.ID
 	}
 	return p.emit(s, svc, d, buf, off, n)
 }
@@ -144,6 +161,7 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 		if id, ref, ok := p.ct.LookupTemplate(t); ok {
 			if dd, live := s.dest(si, id); live && dd.Weight > 0 {
 				d, tmpl = dd, ref
+				p.Last.Template = true
 			} else {
 				// The template's server is gone or quiesced: forget it
 				// and choose again.

@@ -95,7 +95,7 @@ func TestProcessDR(t *testing.T) {
 		buf := chunk(f)
 		v, out := r.p.Process(r.snap, buf, headroom, len(f))
 		if v != VerdictForward {
-			t.Fatalf("frame %d: verdict %d, drops %v", i, v, r.c.Drops)
+			t.Fatalf("frame %d: verdict %d", i, v)
 		}
 		got := buf[out.Off : out.Off+out.Len]
 		if out.Off != headroom || out.Len != len(f) {
