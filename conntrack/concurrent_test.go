@@ -36,7 +36,10 @@ func TestConcurrentHammer(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(seed), uint64(w)))
-			for range ops {
+			for op := range ops {
+				if op%64 == 0 {
+					clk.Advance(500 * time.Millisecond)
+				}
 				i := r.IntN(flows)
 				k := &keys[i]
 				ev := Event(r.IntN(5))

@@ -80,6 +80,14 @@ func TestConcurrentRebuild(t *testing.T) {
 				}
 				cur.Store(&published{s, len(ds)})
 			}
+			stop.Store(true)
+			wg.Wait()
+			// Quiescent again: the last tree must agree with the scan.
+			if lc, ok := cur.Load().s.(*LeastConn); ok {
+				if got, want := lc.t.best(), lc.scan(); got != want {
+					t.Fatalf("tree root %d after concurrent rebuilds, scan %d", got, want)
+				}
+			}
 		})
 	}
 }

@@ -1,5 +1,7 @@
 package sched
 
+import "time"
+
 // LBLC is locality-based least-connection, following
 // net/netfilter/ipvs/ip_vs_lblc.c: the packet's destination address (a
 // cache cluster's origin server) sticks to the dest cached for it, unless
@@ -16,12 +18,15 @@ type LBLC struct {
 	now   func() int64
 }
 
-func newLBLCBase(b *base, opt *Options, expire func(*Options) int64, prevCache *Cache) (*Cache, *LeastConn, func() int64) {
-	now := func() int64 { return int64(opt.Now()) }
+// newLocality builds what lblc and lblcr share: the cache (taken over from
+// the previous scheduler, if any), the wlc tree for misses, and the clock.
+func newLocality(b *base, opt *Options, expire time.Duration, prev *Cache) (*Cache, *LeastConn, func() int64) {
+	clock := opt.Now
+	now := func() int64 { return int64(clock()) }
 	wb := *b
 	wb.name = "wlc"
 	w, _ := newLeastConn(&wb, 0, opt)
-	c := newCache(durationOf(expire(opt)), now(), prevCache)
+	c := newCache(expire, now(), prev)
 	c.remember(b)
 	return c, w.(*LeastConn), now
 }
@@ -31,7 +36,7 @@ func newLBLC(b *base, _ Flags, opt *Options) (Scheduler, error) {
 	if p, ok := prevOf[*LBLC](opt); ok {
 		prev = p.cache
 	}
-	c, w, now := newLBLCBase(b, opt, func(o *Options) int64 { return int64(o.LBLCExpiration) }, prev)
+	c, w, now := newLocality(b, opt, opt.LBLCExpiration, prev)
 	return &LBLC{base: *b, cache: c, wlc: w, now: now}, nil
 }
 

@@ -22,7 +22,7 @@ func newLBLCR(b *base, _ Flags, opt *Options) (Scheduler, error) {
 	if p, ok := prevOf[*LBLCR](opt); ok {
 		prev = p.cache
 	}
-	c, w, now := newLBLCBase(b, opt, func(o *Options) int64 { return int64(o.LBLCRExpiration) }, prev)
+	c, w, now := newLocality(b, opt, opt.LBLCRExpiration, prev)
 	return &LBLCR{base: *b, cache: c, wlc: w, now: now, exp: int64(opt.LBLCRExpiration)}, nil
 }
 

@@ -15,8 +15,8 @@ type Scheduler interface {
 	// Schedule returns an index into the dests slice the scheduler was built
 	// with, or -1 if no dest may take the connection. It is safe for
 	// concurrent use by several workers and allocates nothing (lblc and
-	// lblcr allocate only when they create a cache entry, where the kernel
-	// kmallocs one).
+	// lblcr allocate only when they create or change a cache entry, where
+	// the kernel kmallocs).
 	Schedule(f *Flow) int
 }
 
@@ -127,6 +127,9 @@ func New(name string, dests []Dest, flags Flags, loads *Loads, opt Options) (Sch
 		b.weights[i] = d.Weight
 	}
 	b.index = seen
+	if opt.LBLCExpiration < 0 || opt.LBLCRExpiration < 0 {
+		return nil, fmt.Errorf("scheduler %s: expiration %v/%v: must not be negative", name, opt.LBLCExpiration, opt.LBLCRExpiration)
+	}
 	opt.fill()
 	if f := flags &^ (FlagSched1 | FlagSched2 | FlagSched3); f != 0 {
 		return nil, fmt.Errorf("scheduler %s: flags %#x: unknown bits %#x", name, uint32(flags), uint32(f))
@@ -174,13 +177,11 @@ func (b *base) active(i int) int64 { return int64(b.loads.d[b.ids[i]].active.Loa
 
 func (b *base) overhead(i int) int64 { return b.loads.overhead(b.ids[i]) }
 
-// prevBase returns the base of a previous scheduler of the same kind, if any.
+// prevOf returns Options.Prev as a T if it is one, for carrying state over.
 func prevOf[T any](opt *Options) (T, bool) {
 	p, ok := opt.Prev.(T)
 	return p, ok
 }
-
-func durationOf(ns int64) time.Duration { return time.Duration(ns) }
 
 // destID maps a pick back to its Loads ID.
 func (b *base) destID(i int) uint32 { return b.ids[i] }

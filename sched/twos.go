@@ -20,20 +20,24 @@ func newTwos(b *base, _ Flags, opt *Options) (Scheduler, error) {
 
 func (s *Twos) Schedule(*Flow) int {
 	var total int32
-	any := false
+	lastOK := -1
 	for i, w := range s.weights {
 		if w > 0 && !s.overloaded(i) {
 			total += w
-			any = true
+			lastOK = i
 		}
 	}
-	if !any {
+	if lastOK < 0 {
 		return -1
 	}
 	total++
 	r1 := int32(s.rand(uint32(total)))
 	r2 := int32(s.rand(uint32(total)))
-	c1, c2 := -1, -1
+	// As in the kernel, choice1 starts as the last available dest; a draw
+	// always lands before the list ends, so this only matters to a Rand
+	// that breaks its contract.
+	c1, c2 := lastOK, -1
+	found1 := false
 	var w1, w2, o1, o2 int32
 	for i, w := range s.weights {
 		if w <= 0 || s.overloaded(i) {
@@ -41,13 +45,13 @@ func (s *Twos) Schedule(*Flow) int {
 		}
 		r1 -= w
 		r2 -= w
-		if r1 <= 0 && c1 < 0 {
-			c1, w1, o1 = i, w, int32(s.overhead(i))
+		if r1 <= 0 && !found1 {
+			c1, w1, o1, found1 = i, w, int32(s.overhead(i)), true
 		}
 		if r2 <= 0 && c2 < 0 {
 			c2, w2, o2 = i, w, int32(s.overhead(i))
 		}
-		if c1 >= 0 && c2 >= 0 {
+		if found1 && c2 >= 0 {
 			break
 		}
 	}

@@ -1,0 +1,197 @@
+package conntrack
+
+import (
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var benchSizes = []struct {
+	name string
+	n    uint32
+}{{"1K", 1_000}, {"1M", 1_000_000}, {"10M", 10_000_000}}
+
+// benchKey writes the i-th benchmark flow into k in place, so generating a
+// key costs the same few stores at every table size.
+func benchKey(k *Key, i uint32) {
+	k.CAddr = [16]byte{10: 0xff, 11: 0xff, 12: 198, 13: 18 + byte(i>>23&1), 14: byte(i >> 15), 15: byte(i >> 7)}
+	k.VAddr = [16]byte{10: 0xff, 11: 0xff, 12: 198, 13: 19, 14: 255, 15: 1}
+	k.CPort = 1024 + uint16(i&127)
+	k.VPort = 80
+	k.Proto = ProtoTCP
+}
+
+// pick is a multiplicative-congruential index into [0, n): random enough
+// to defeat the caches, cheap enough not to matter.
+func pick(x *uint64, n uint32) uint32 {
+	*x = *x*6364136223846793005 + 1442695040888963407
+	return uint32((*x >> 32) * uint64(n) >> 32)
+}
+
+var benchCache = map[string]*Table{}
+
+// benchTable returns a table of capacity n filled with n connections that
+// first saw ev (EvAck: ESTABLISHED; EvSyn: evictable SYN_RECV), built once
+// per process: filling 10M entries takes seconds.
+func benchTable(b *testing.B, n uint32, ev Event) *Table {
+	name := string(rune('0'+ev)) + "/" + time.Duration(n).String()
+	if t, ok := benchCache[name]; ok {
+		return t
+	}
+	tbl := newTestTable(b, Config{Capacity: int(n), Clock: &ManualClock{}})
+	var k Key
+	for i := range n {
+		benchKey(&k, i)
+		if _, r := tbl.Insert(&k, i%1000, 0, 0, ev); r != Inserted {
+			b.Fatalf("fill %d/%d: %v", i, n, r)
+		}
+	}
+	benchCache[name] = tbl
+	return tbl
+}
+
+func BenchmarkLookup(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run("entries="+size.name, func(b *testing.B) {
+			tbl := benchTable(b, size.n, EvAck)
+			b.Run("op=hit", func(b *testing.B) {
+				var k Key
+				x := uint64(1)
+				b.ReportAllocs()
+				for b.Loop() {
+					benchKey(&k, pick(&x, size.n))
+					if _, ok := tbl.Lookup(&k); !ok {
+						b.Fatal("miss")
+					}
+				}
+				// bytes/entry: the table's whole allocation over its capacity.
+				b.ReportMetric(float64(tbl.Bytes())/float64(size.n), "bytes/entry")
+			})
+			b.Run("op=miss", func(b *testing.B) {
+				var k Key
+				x := uint64(1)
+				b.ReportAllocs()
+				for b.Loop() {
+					benchKey(&k, pick(&x, size.n))
+					k.VPort = 81
+					if _, ok := tbl.Lookup(&k); ok {
+						b.Fatal("hit")
+					}
+				}
+			})
+			b.Run("op=packet", func(b *testing.B) {
+				// The per-packet cost of a known flow: Lookup then Touch.
+				var k Key
+				x := uint64(1)
+				b.ReportAllocs()
+				for b.Loop() {
+					benchKey(&k, pick(&x, size.n))
+					c, _ := tbl.Lookup(&k)
+					if tbl.Touch(&c, &k, EvAck) != Hit {
+						b.Fatal("touch missed")
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkInsert measures a new connection against a full table of
+// SYN_RECV entries, the steady state of a busy director or a SYN flood:
+// every insert evicts the oldest candidate in the key's buckets.
+func BenchmarkInsert(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run("entries="+size.name, func(b *testing.B) {
+			tbl := benchTable(b, size.n, EvSyn)
+			n := uint64(0)
+			b.ReportAllocs()
+			for b.Loop() {
+				n++
+				k := v6Key(ProtoTCP, n<<20|uint64(size.n), 80)
+				if _, r := tbl.Insert(&k, 1, 0, 0, EvSyn); r != Inserted {
+					b.Fatalf("insert: %v", r)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkGCPause measures the stop-the-world pauses of a full GC cycle
+// with the table alive: the table is pointer-free, so the collector never
+// scans it and the pause should not depend on its size.
+func BenchmarkGCPause(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run("entries="+size.name, func(b *testing.B) {
+			tbl := benchTable(b, size.n, EvAck)
+			var st debug.GCStats
+			var worst time.Duration
+			for b.Loop() {
+				runtime.GC()
+				debug.ReadGCStats(&st)
+				if len(st.Pause) > 0 && st.Pause[0] > worst {
+					worst = st.Pause[0]
+				}
+			}
+			runtime.KeepAlive(tbl)
+			// max-pause-µs: the longest total stop-the-world time of one cycle.
+			b.ReportMetric(float64(worst)/float64(time.Microsecond), "max-pause-µs")
+		})
+	}
+}
+
+// BenchmarkParallel compares the two designs for queue workers: one
+// shared table (chosen) against a table per queue, on the per-packet path
+// at 1M flows, plus the worst case of the shared design, every queue
+// hammering one flow.
+func BenchmarkParallel(b *testing.B) {
+	const n = 1_000_000
+	b.Run("design=shared", func(b *testing.B) {
+		tbl := benchTable(b, n, EvAck)
+		var seeds atomic.Uint64
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			x := seeds.Add(1)
+			var k Key
+			for pb.Next() {
+				benchKey(&k, pick(&x, n))
+				c, _ := tbl.Lookup(&k)
+				tbl.Touch(&c, &k, EvAck)
+			}
+		})
+	})
+	b.Run("design=perqueue", func(b *testing.B) {
+		tables := []*Table{benchTable(b, n, EvAck), benchTable(b, n+1, EvAck)}
+		var seeds atomic.Uint64
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			x := seeds.Add(1)
+			tbl := tables[x%2]
+			var k Key
+			for pb.Next() {
+				benchKey(&k, pick(&x, n))
+				c, _ := tbl.Lookup(&k)
+				tbl.Touch(&c, &k, EvAck)
+			}
+		})
+	})
+	b.Run("design=shared/flows=1", func(b *testing.B) {
+		clk := &ManualClock{}
+		tbl := newTestTable(b, Config{Capacity: 1000, Clock: clk})
+		var k0 Key
+		benchKey(&k0, 7)
+		tbl.Insert(&k0, 1, 0, 0, EvAck)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			var k Key
+			benchKey(&k, 7)
+			for pb.Next() {
+				c, _ := tbl.Lookup(&k)
+				// Move the clock so every Touch really writes the entry.
+				clk.Advance(time.Millisecond)
+				tbl.Touch(&c, &k, EvAck)
+			}
+		})
+	})
+}

@@ -1,0 +1,52 @@
+package controltest
+
+import (
+	"errors"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/vs"
+)
+
+// Served is a control API running for a test.
+type Served struct {
+	Director *Director
+	Server   *control.Server
+	Socket   string
+	// Reload is what POST /v1/reload loads; tests replace it to model a
+	// changed or broken configuration file.
+	Reload func() (*vs.Table, error)
+}
+
+// Serve starts the control API for a fresh Director on a unix socket in
+// t.TempDir(). The socket is not wrapped in control.RootOnly, so the test
+// need not run as root; RootOnly has tests of its own.
+func Serve(t testing.TB) *Served {
+	t.Helper()
+	d, err := NewDirector(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Served{Director: d, Socket: filepath.Join(t.TempDir(), "afvs.sock")}
+	s.Reload = func() (*vs.Table, error) { return nil, errors.New("no configuration file in this test") }
+	s.Server = control.New(d, d.CT, &vs.Table{}, func() (*vs.Table, error) { return s.Reload() },
+		func(st *control.Status) { st.Table = d.TableStatus() })
+	l, err := control.Listen(s.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: s.Server.Handler(d.Loads()), ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); hs.Serve(l) }()
+	t.Cleanup(func() {
+		hs.Close()
+		<-done
+	})
+	return s
+}
+
+// Client returns a control API client for the served socket.
+func (s *Served) Client() *control.Client { return control.NewClient(s.Socket) }
