@@ -23,8 +23,6 @@ type Frame struct {
 const (
 	ethLen      = 14
 	ipv4Len     = 20
-	udpLen      = 8
-	minFrameLen = ethLen + ipv4Len + udpLen
 	// MinFrameLen is the shortest Ethernet frame without FCS (64 with it).
 	MinFrameLen = 60
 	// MaxFrameLen keeps a test frame inside one Ethernet MTU.

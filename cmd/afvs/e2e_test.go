@@ -363,3 +363,33 @@ func TestCleanStop(t *testing.T) {
 	}
 	_ = netip.Addr{}
 }
+
+// TestTunnelFragNeeded: with the director's egress MTU below what the
+// client sends, a DF packet cannot be tunnelled; afvs answers with ICMP
+// fragmentation-needed carrying the right MTU, the client lowers its path
+// MTU, and the large request still goes through.
+func TestTunnelFragNeeded(t *testing.T) {
+	lab := newLab(t, testnet.LabOptions{Mode: "tun", TwoInterfaces: true, EgressMTU: 1400, Weights: []int{1}})
+	name, err := lab.Post(20000)
+	if err != nil {
+		t.Fatalf("large POST through a 1400-byte egress MTU failed: %v", err)
+	}
+	if name != "rs1" {
+		t.Fatalf("answered by %q", name)
+	}
+	st, err := lab.Control().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ICMPSent == 0 || st.Drops["frag_needed"] == 0 {
+		t.Fatalf("no ICMP fragmentation-needed sent (icmp %d, frag_needed drops %d)", st.ICMPSent, st.Drops["frag_needed"])
+	}
+	// The client learnt the tunnel's inner MTU, 1400 - 20.
+	out, err := testnet.Output("ip", "-n", lab.Client.Name, "route", "get", lab.VIP.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "mtu 1380") {
+		t.Fatalf("client's route to the VIP has no learnt MTU 1380:\n%s", out)
+	}
+}

@@ -31,6 +31,7 @@ type LabOptions struct {
 	XDPMode       string // director's xdp_mode; default auto
 	NoDirector    bool   // build the network and real servers, but do not start afvs
 	Builtin       bool   // start afvs on its built-in default config (DR, one interface, weights 1,2,3)
+	EgressMTU     int    // MTU of the director's eth1 (two-interface layout), to provoke fragmentation-needed
 }
 
 // Lab is the demo's and the end-to-end tests' network:
@@ -174,6 +175,11 @@ func (l *Lab) build() error {
 		realNet, realBr = "198.18.1", "br1"
 		if err := plug(l.Director, "eth1", "br1", "198.18.1.1/24"); err != nil {
 			return err
+		}
+		if l.Opt.EgressMTU > 0 {
+			if err := l.Director.IP("link", "set", "eth1", "mtu", fmt.Sprint(l.Opt.EgressMTU)); err != nil {
+				return err
+			}
 		}
 		// The client's second leg is the real servers' way back to it.
 		if err := plug(l.Client, "eth1", "br1", "198.18.1.10/24"); err != nil {
@@ -387,14 +393,32 @@ func (l *Lab) Get(n, conc int) Result {
 	return res
 }
 
-func getOnce(addr string) (string, error) {
+// Post sends one HTTP/1.0 POST with a body of size bytes from the client
+// and returns the name of the real server that answered.
+func (l *Lab) Post(size int) (string, error) {
+	var name string
+	err := l.Client.Do(func() error {
+		var err error
+		name, err = request(netip.AddrPortFrom(l.VIP, l.Port).String(), size)
+		return err
+	})
+	return name, err
+}
+
+func getOnce(addr string) (string, error) { return request(addr, 0) }
+
+func request(addr string, body int) (string, error) {
 	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c, "GET / HTTP/1.0\r\nHost: vip\r\n\r\n"); err != nil {
+	req := "GET / HTTP/1.0\r\nHost: vip\r\n\r\n"
+	if body > 0 {
+		req = fmt.Sprintf("POST / HTTP/1.0\r\nHost: vip\r\nContent-Length: %d\r\n\r\n%s", body, strings.Repeat("x", body))
+	}
+	if _, err := io.WriteString(c, req); err != nil {
 		return "", err
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -402,14 +426,14 @@ func getOnce(addr string) (string, error) {
 		return "", err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	answer, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return "", err
 	}
 	if resp.StatusCode != 200 {
 		return "", fmt.Errorf("status %s", resp.Status)
 	}
-	return strings.TrimSpace(string(body)), nil
+	return strings.TrimSpace(string(answer)), nil
 }
 
 // Close stops everything and deletes the namespaces and scratch files.
