@@ -257,7 +257,7 @@ func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
 		// write: skipping the store keeps a busy flow's line shared.
 		if nm == m || e.meta.CompareAndSwap(m, nm) {
 			if s.Active() != ns.Active() {
-				_ = bind
+				t.hooks.Transfer(uint32(bind>>32), ns.Active())
 			}
 			c.State = ns
 			return Hit

@@ -164,6 +164,14 @@ func Build(t *vs.Table, o BuildOptions) (*Snapshot, error) {
 		snap.destLoc[i].svc = -1
 	}
 	keys := 0
+	type pendingSched struct {
+		svc   int
+		name  string
+		dests []sched.Dest
+		flags sched.Flags
+		prev  sched.Scheduler
+	}
+	var pending []pendingSched
 	for si, s := range t.Services {
 		cs := Service{Key: s.Key, ID: svcIDs[svcMapKey(s.Key)], PortZero: s.FWMark == 0 && s.Port == 0}
 		if s.Persistent {
@@ -195,9 +203,16 @@ func Build(t *vs.Table, o BuildOptions) (*Snapshot, error) {
 			sds = append(sds, sched.Dest{ID: id, Addr: r.Addr.As16(), Port: r.Port, Weight: r.Weight, Upper: r.Upper, Lower: r.Lower})
 		}
 		cs.schedSig = fmt.Sprint(s.Sched, s.SchedFlags, sds)
+		var prevSched sched.Scheduler
 		if o.Prev != nil {
-			if ps, ok := o.Prev.ServiceByKey(s.Key); ok && ps.schedSig == cs.schedSig {
-				cs.Sched = ps.Sched
+			if ps, ok := o.Prev.ServiceByKey(s.Key); ok {
+				if ps.schedSig == cs.schedSig {
+					cs.Sched = ps.Sched
+				} else if ps.Sched != nil && ps.Sched.Name() == s.Sched {
+					// IPVS keeps a scheduler's state (rr position, wrr
+					// weight, lblc cache, mh's last weights) across edits.
+					prevSched = ps.Sched
+				}
 			}
 		}
 		if cs.Sched == nil {
@@ -207,11 +222,7 @@ func Build(t *vs.Table, o BuildOptions) (*Snapshot, error) {
 					return nil, fmt.Errorf("service %s: %w", s.Key, err)
 				}
 			}
-			sc, err := sched.New(s.Sched, sds, flags, o.Loads, o.Sched)
-			if err != nil {
-				return nil, fmt.Errorf("service %s: %w", s.Key, err)
-			}
-			cs.Sched = sc
+			pending = append(pending, pendingSched{svc: si, name: s.Sched, dests: sds, flags: flags, prev: prevSched})
 		}
 		snap.Services = append(snap.Services, cs)
 
@@ -244,6 +255,44 @@ func Build(t *vs.Table, o BuildOptions) (*Snapshot, error) {
 				if err := add(svcKey{m.Addr.As4(), uint16(p), uint8(m.Proto)}); err != nil {
 					return nil, err
 				}
+			}
+		}
+	}
+	// Build the schedulers last. A trial build without the predecessor
+	// first, so that a failure cannot leave a scheduler of the snapshot
+	// still in force detached from its state.
+	for _, ps := range pending {
+		if ps.prev == nil {
+			continue
+		}
+		trial, err := sched.New(ps.name, ps.dests, ps.flags, o.Loads, o.Sched)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", t.Services[ps.svc].Key, err)
+		}
+		sched.Release(trial)
+	}
+	for i, ps := range pending {
+		so := o.Sched
+		so.Prev = ps.prev
+		sc, err := sched.New(ps.name, ps.dests, ps.flags, o.Loads, so)
+		if err != nil {
+			for _, done := range pending[:i] {
+				sched.Release(snap.Services[done.svc].Sched)
+			}
+			return nil, fmt.Errorf("service %s: %w", t.Services[ps.svc].Key, err)
+		}
+		snap.Services[ps.svc].Sched = sc
+	}
+	// Detach schedulers of the previous snapshot that nothing carries on,
+	// so the load hooks stop updating them.
+	if o.Prev != nil {
+		kept := map[sched.Scheduler]bool{}
+		for _, cs := range snap.Services {
+			kept[cs.Sched] = true
+		}
+		for _, ps := range o.Prev.Services {
+			if ps.Sched != nil && !kept[ps.Sched] {
+				sched.Release(ps.Sched)
 			}
 		}
 	}

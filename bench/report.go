@@ -1,0 +1,141 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is one scenario's measurement.
+type Result struct {
+	Scenario Scenario `json:"scenario"`
+	// Sent is frames the generator's kernel completed.
+	Sent uint64 `json:"sent"`
+	// Received is frames the drop sink counted during the run.
+	Received uint64 `json:"received"`
+	// Seconds is how long the generator sent.
+	Seconds float64 `json:"seconds"`
+	// SentMpps and Mpps are Sent and Received per second, in millions.
+	SentMpps float64 `json:"sent_mpps"`
+	Mpps     float64 `json:"mpps"`
+	// VsOffered and VsBaseline are Mpps over the offered-load and the
+	// baseline forwarder's Mpps of the same run; nil when that scenario
+	// was not run or failed.
+	VsOffered  *float64 `json:"vs_offered,omitempty"`
+	VsBaseline *float64 `json:"vs_baseline,omitempty"`
+	// ForwarderRX and ForwarderTX are the forwarder's own counters
+	// (the baseline's, or afvs's from its control API); zero for offered.
+	ForwarderRX uint64 `json:"forwarder_rx,omitempty"`
+	ForwarderTX uint64 `json:"forwarder_tx,omitempty"`
+	// SinkBytes is the bytes the sink counted; over Received it shows
+	// the frame size that arrived (60, or 80 with an IPIP header).
+	SinkBytes uint64 `json:"sink_bytes"`
+	// Error says why the scenario failed; its numbers are then zero.
+	Error string `json:"error,omitempty"`
+}
+
+// Report is one run of the harness.
+type Report struct {
+	Duration time.Duration `json:"-"`
+	// DurationSeconds is the per-scenario duration asked for.
+	DurationSeconds float64 `json:"duration_seconds"`
+	Flows           int     `json:"flows"`
+	// FrameLen is without FCS: 60 is the 64-byte minimum frame.
+	FrameLen int `json:"frame_len"`
+	CPUs     int `json:"cpus"`
+	// LoadAvg is /proc/loadavg before the run, to judge how busy the
+	// machine was.
+	LoadAvg [3]float64 `json:"loadavg"`
+	Results []Result   `json:"results"`
+}
+
+// Failed reports whether any scenario failed.
+func (r *Report) Failed() bool {
+	for _, res := range r.Results {
+		if res.Error != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// computeRatios sets every result's ratios from the offered and baseline
+// results of the same report.
+func (r *Report) computeRatios() {
+	ref := func(s Scenario) float64 {
+		for _, res := range r.Results {
+			if res.Scenario == s && res.Error == "" {
+				return res.Mpps
+			}
+		}
+		return 0
+	}
+	offered, base := ref(Offered), ref(Baseline)
+	for i := range r.Results {
+		res := &r.Results[i]
+		res.VsOffered, res.VsBaseline = nil, nil
+		if res.Error != "" {
+			continue
+		}
+		if offered > 0 {
+			v := res.Mpps / offered
+			res.VsOffered = &v
+		}
+		if base > 0 {
+			v := res.Mpps / base
+			res.VsBaseline = &v
+		}
+	}
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("write report json: %w", err)
+	}
+	return nil
+}
+
+// WriteTable writes the report as an aligned table, failed scenarios with
+// their error.
+func (r *Report) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "afvs bench: %d-byte UDP frames (%d with FCS), %d flows, %s per scenario, %d CPUs, load %.2f %.2f %.2f\n",
+		r.FrameLen, r.FrameLen+4, r.Flows, r.Duration, r.CPUs, r.LoadAvg[0], r.LoadAvg[1], r.LoadAvg[2])
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "scenario\tsent\treceived\tsent Mpps\tsink Mpps\tvs offered\tvs baseline\tfwd rx\tfwd tx\t\n")
+	var errs []Result
+	for _, res := range r.Results {
+		if res.Error != "" {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.Scenario)
+			errs = append(errs, res)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t\n", res.Scenario, res.Sent, res.Received, res.SentMpps, res.Mpps,
+			ratio(res.VsOffered), ratio(res.VsBaseline), count(res.ForwarderRX, res.Scenario), count(res.ForwarderTX, res.Scenario))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write report table: %w", err)
+	}
+	for _, res := range errs {
+		fmt.Fprintf(w, "%s failed: %s\n", res.Scenario, res.Error)
+	}
+	return nil
+}
+
+func ratio(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", *v)
+}
+
+func count(v uint64, s Scenario) string {
+	if s == Offered {
+		return "-"
+	}
+	return fmt.Sprint(v)
+}

@@ -1,0 +1,336 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/afvs/afvs/dataplane/xdpprog"
+	"github.com/afvs/afvs/dataplane/xsk"
+	"github.com/afvs/afvs/internal/testnet"
+)
+
+// Options shape a run of the harness.
+type Options struct {
+	// Duration is how long the generator sends in each scenario.
+	Duration time.Duration
+	// Flows is how many UDP source ports the generator cycles through.
+	Flows int
+	// Scenarios to run, in order; empty means AllScenarios.
+	Scenarios []Scenario
+	// AFVS is the path of the afvs binary, needed by dr and tun.
+	AFVS string
+	// Log, when set, hears one line per scenario as it starts and ends.
+	Log io.Writer
+}
+
+// Limits on Options.
+const (
+	MinDuration = 100 * time.Millisecond
+	MaxDuration = 10 * time.Minute
+)
+
+// Validate reports the first option that breaks a rule.
+func (o Options) Validate() error {
+	if o.Duration < MinDuration || o.Duration > MaxDuration {
+		return fmt.Errorf("duration %s: must be from %s to %s", o.Duration, MinDuration, MaxDuration)
+	}
+	if o.Flows < 1 || o.Flows > MaxFlows {
+		return fmt.Errorf("flows %d: must be from 1 to %d", o.Flows, MaxFlows)
+	}
+	seen := map[Scenario]bool{}
+	for _, s := range o.Scenarios {
+		if !slices.Contains(AllScenarios, s) {
+			return fmt.Errorf("scenario %q: must be one of offered, baseline, dr, tun", s)
+		}
+		if seen[s] {
+			return fmt.Errorf("scenario %q: listed twice", s)
+		}
+		seen[s] = true
+		if s.needsAFVS() && o.AFVS == "" {
+			return fmt.Errorf("scenario %s: needs the afvs binary path (Options.AFVS)", s)
+		}
+	}
+	return nil
+}
+
+// Run measures every scenario, each in its own namespaces, and returns the
+// report. A failing scenario is reported in its Result and does not stop
+// the others; Run itself fails only on bad options or when namespaces
+// cannot be made here.
+func Run(o Options) (*Report, error) {
+	if len(o.Scenarios) == 0 {
+		o.Scenarios = AllScenarios
+	}
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	if err := testnet.Available(); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	rep := &Report{Duration: o.Duration, DurationSeconds: o.Duration.Seconds(), Flows: o.Flows, FrameLen: MinFrameLen,
+		CPUs: runtime.NumCPU(), LoadAvg: loadAvg()}
+	for _, s := range o.Scenarios {
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, "bench: %s: running for %s\n", s, o.Duration)
+		}
+		res := runScenario(s, o)
+		if o.Log != nil {
+			if res.Error != "" {
+				fmt.Fprintf(o.Log, "bench: %s: failed: %s\n", s, res.Error)
+			} else {
+				fmt.Fprintf(o.Log, "bench: %s: %.3f Mpps at the sink\n", s, res.Mpps)
+			}
+		}
+		rep.Results = append(rep.Results, res)
+	}
+	rep.computeRatios()
+	return rep, nil
+}
+
+// runScenario builds the scenario's network, measures, and removes the
+// network whatever happened.
+func runScenario(s Scenario, o Options) Result {
+	res := Result{Scenario: s}
+	t, err := newTopology(string(s))
+	if err == nil {
+		err = measure(t, s, o, &res)
+		if cerr := t.close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove namespaces: %w", cerr))
+		}
+	}
+	if err != nil {
+		res = Result{Scenario: s, Error: err.Error()}
+	}
+	return res
+}
+
+// forwarderCounts reads a forwarder's RX and TX counters after the run.
+type forwarderCounts func() (rx, tx uint64, err error)
+
+func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
+	var closers []func() error
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			if cerr := closers[i](); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+		}
+	}()
+
+	// The sink: on the director's ingress for the offered load, on the
+	// real server's interface otherwise.
+	sinkAt := t.sinkIf
+	if s == Offered {
+		sinkAt = t.dirIn
+	}
+	sink, err := xdpprog.LoadDropSink()
+	if err != nil {
+		return err
+	}
+	closers = append(closers, sink.Close)
+	var att xdpprog.Attachment
+	if err := sinkAt.ns.Do(func() (err error) { att, err = sink.Attach(sinkAt.index, xdpprog.ModeAuto); return err }); err != nil {
+		return fmt.Errorf("attach drop sink to %s: %w", sinkAt.name, err)
+	}
+	closers = append(closers, att.Close)
+
+	var counts forwarderCounts
+	switch s {
+	case Baseline:
+		f, stop, err := startBaseline(t)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, stop)
+		counts = func() (uint64, uint64, error) { st := f.Stats(); return st.Received, st.Forwarded, nil }
+	case DR, TUN:
+		d, err := startDirector(t, o.AFVS, string(s), o.Flows)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, d.stop)
+		counts = func() (uint64, uint64, error) {
+			st, err := d.status()
+			return st.RX, st.TX, err
+		}
+	}
+
+	var gen *Generator
+	if err := t.gen.Do(func() (err error) { gen, err = NewGenerator(t.genIf.index, t.frame(), o.Flows); return err }); err != nil {
+		return err
+	}
+	closers = append(closers, gen.Close)
+
+	if err := warmUp(gen, sink); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	var rx0, tx0 uint64
+	if counts != nil {
+		if rx0, tx0, err = counts(); err != nil {
+			return fmt.Errorf("forwarder counters: %w", err)
+		}
+	}
+	before, err := sink.Stats()
+	if err != nil {
+		return err
+	}
+	gs, err := runGenerator(gen, o.Duration)
+	if err != nil {
+		return err
+	}
+	time.Sleep(settleTime)
+	after, err := sink.Stats()
+	if err != nil {
+		return err
+	}
+	if counts != nil {
+		rx1, tx1, err := counts()
+		if err != nil {
+			return fmt.Errorf("forwarder counters: %w", err)
+		}
+		res.ForwarderRX, res.ForwarderTX = rx1-rx0, tx1-tx0
+	}
+	res.Sent = gs.Sent
+	res.Received = after.Packets - before.Packets
+	res.SinkBytes = after.Bytes - before.Bytes
+	res.Seconds = gs.Elapsed.Seconds()
+	res.SentMpps = float64(res.Sent) / res.Seconds / 1e6
+	res.Mpps = float64(res.Received) / res.Seconds / 1e6
+	if res.Received == 0 {
+		return fmt.Errorf("the sink counted nothing of %d frames sent", res.Sent)
+	}
+	return nil
+}
+
+// settleTime lets frames still in a forwarder's rings reach the sink
+// before it is read; it is not part of the measured time, so a forwarder
+// with deep queues gains at most a ring's worth of frames.
+const settleTime = 200 * time.Millisecond
+
+// runGenerator runs the generator on its own locked thread, so that the Go
+// scheduler does not move it while it sends.
+func runGenerator(g *Generator, d time.Duration) (GeneratorStats, error) {
+	type out struct {
+		st  GeneratorStats
+		err error
+	}
+	c := make(chan out, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		st, err := g.Run(d)
+		c <- out{st, err}
+	}()
+	r := <-c
+	return r.st, r.err
+}
+
+// warmUp sends short bursts until the sink counts something, so that
+// start-up (neighbour resolution, the first flows' connection entries,
+// page faults in the rings) stays out of the measurement, then lets the
+// path drain.
+func warmUp(g *Generator, sink *xdpprog.DropSink) error {
+	const burst, limit = 50 * time.Millisecond, 10 * time.Second
+	st0, err := sink.Stats()
+	if err != nil {
+		return err
+	}
+	var sent uint64
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); {
+		gs, err := runGenerator(g, burst)
+		if err != nil {
+			return err
+		}
+		sent += gs.Sent
+		time.Sleep(settleTime)
+		st, err := sink.Stats()
+		if err != nil {
+			return err
+		}
+		if st.Packets > st0.Packets {
+			return nil
+		}
+	}
+	return fmt.Errorf("the sink counted nothing of %d frames sent in %s", sent, limit)
+}
+
+// startBaseline opens the baseline forwarder on the director: redirect
+// everything IPv4 on eth0 to one socket, send through a TX-only socket on
+// eth1, sized like the director's own sockets.
+func startBaseline(t *topology) (f *Forwarder, stop func() error, err error) {
+	var closers []func() error
+	stop = func() error {
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i]())
+		}
+		return errors.Join(errs...)
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	prog, err := xdpprog.LoadRedirectAll(1)
+	if err != nil {
+		return nil, stop, err
+	}
+	closers = append(closers, prog.Close)
+	var rx, tx *xsk.Socket
+	err = t.dir.Do(func() error {
+		ro := xsk.DefaultOptions()
+		ro.TxBudget = 256
+		var err error
+		if rx, err = xsk.Open(t.dirIn.index, 0, ro); err != nil {
+			return fmt.Errorf("baseline rx: %w", err)
+		}
+		closers = append(closers, rx.Close)
+		to := xsk.DefaultOptions()
+		to.RxSize, to.FillSize, to.NumFrames, to.TxBudget = 0, 64, 2048, 256
+		if tx, err = xsk.Open(t.dirOut.index, 0, to); err != nil {
+			return fmt.Errorf("baseline tx: %w", err)
+		}
+		closers = append(closers, tx.Close)
+		if err := prog.RegisterSocket(0, rx.FD()); err != nil {
+			return err
+		}
+		a, err := prog.Attach(t.dirIn.index, xdpprog.ModeAuto)
+		if err != nil {
+			return fmt.Errorf("attach redirect-all to %s: %w", t.dirIn.name, err)
+		}
+		closers = append(closers, a.Close)
+		return nil
+	})
+	if err != nil {
+		return nil, stop, err
+	}
+	f = NewForwarder(rx, tx, t.sinkIf.mac, t.dirOut.mac)
+	done := make(chan struct{})
+	go func() { f.Run(); close(done) }()
+	// Stop the loop before the sockets close under it.
+	closers = append(closers, func() error { f.Stop(); <-done; return nil })
+	return f, stop, nil
+}
+
+// loadAvg reads the 1, 5 and 15 minute load averages; zeros if unreadable.
+func loadAvg() [3]float64 {
+	var out [3]float64
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return out
+	}
+	for i, f := range strings.Fields(string(b)) {
+		if i == 3 {
+			break
+		}
+		out[i], _ = strconv.ParseFloat(f, 64)
+	}
+	return out
+}

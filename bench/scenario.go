@@ -1,0 +1,49 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Scenario is one measured path.
+type Scenario string
+
+const (
+	// Offered: the generator straight into a drop sink on the director's
+	// ingress interface: what the path carries with no forwarder.
+	Offered Scenario = "offered"
+	// Baseline: the plain MAC-rewriting AF_XDP forwarder on the director.
+	Baseline Scenario = "baseline"
+	// DR: afvs run forwarding in VS/DR mode.
+	DR Scenario = "dr"
+	// TUN: afvs run forwarding in VS/TUN (IPIP) mode.
+	TUN Scenario = "tun"
+)
+
+// AllScenarios is every scenario in the order the harness runs them.
+var AllScenarios = []Scenario{Offered, Baseline, DR, TUN}
+
+// needsAFVS reports whether the scenario runs the afvs binary.
+func (s Scenario) needsAFVS() bool { return s == DR || s == TUN }
+
+// ParseScenarios reads a comma-separated list such as "offered,dr". An
+// empty string or "all" selects every scenario.
+func ParseScenarios(s string) ([]Scenario, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "all" {
+		return slices.Clone(AllScenarios), nil
+	}
+	var out []Scenario
+	for _, f := range strings.Split(s, ",") {
+		sc := Scenario(strings.TrimSpace(f))
+		if !slices.Contains(AllScenarios, sc) {
+			return nil, fmt.Errorf("scenario %q: must be one of offered, baseline, dr, tun (or all)", f)
+		}
+		if slices.Contains(out, sc) {
+			return nil, fmt.Errorf("scenario %q: listed twice", f)
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// base is the table every bad command is tried against.
+const base = `-A -t 198.19.0.1:80 -s wlc
+-a -t 198.19.0.1:80 -r 198.18.0.11:80 -g -w 1
+-a -t 198.19.0.1:80 -r 198.18.0.12:80 -i -w 2
+-A -u 198.19.0.2:53 -s rr -p 60
+`
+
+// checkRefused runs afvsadm and checks the bad-input contract: a non-zero
+// exit, exactly one line on stderr that contains want, nothing on stdout,
+// and a table that neither -S nor the dataplane saw change.
+func checkRefused(t *testing.T, applied func() int64, stdin, want string, args ...string) {
+	t.Helper()
+	before := mustAdm(t, "-S", "-n")
+	n := applied()
+	out, errOut, code := adm(t, stdin, args...)
+	t.Logf("afvsadm %s: %s", strings.Join(args, " "), strings.TrimSpace(errOut))
+	if code == 0 {
+		t.Errorf("exit 0, want non-zero")
+	}
+	if strings.Count(errOut, "\n") != 1 || !strings.HasSuffix(errOut, "\n") {
+		t.Errorf("stderr is not one line: %q", errOut)
+	}
+	if !strings.Contains(errOut, want) {
+		t.Errorf("stderr %q does not say %q", errOut, want)
+	}
+	if out != "" {
+		t.Errorf("stdout %q, want nothing", out)
+	}
+	if after := mustAdm(t, "-S", "-n"); after != before {
+		t.Errorf("table changed:\n%s\nwas\n%s", after, before)
+	}
+	if applied() != n {
+		t.Errorf("the dataplane was handed %d new tables", applied()-n)
+	}
+}
+
+func TestBadCommandLines(t *testing.T) {
+	for _, tc := range []struct {
+		name, cmd, want string
+	}{
+		{"unknown scheduler", "-A -t 198.19.0.9:80 -s nosuch", "Scheduler not found"},
+		{"unknown scheduler on edit", "-E -t 198.19.0.1:80 -s nosuch", "Scheduler not found"},
+		{"bad address", "-A -t 198.19.0.300:80 -s rr", "198.19.0.300"},
+		{"bad port", "-A -t 198.19.0.9:99999 -s rr", "99999"},
+		{"missing -t", "-A -s rr", "service"},
+		{"missing -r", "-a -t 198.19.0.1:80 -w 1", "server"},
+		{"add to missing service", "-a -t 198.19.0.99:80 -r 198.18.0.11 -g", "Service not defined"},
+		{"duplicate service", "-A -t 198.19.0.1:80 -s rr", "Service already exists"},
+		{"duplicate real server", "-a -t 198.19.0.1:80 -r 198.18.0.11:80 -g", "Destination already exists"},
+		{"weight too big", "-a -t 198.19.0.1:80 -r 198.18.0.13 -w 65536", "65536"},
+		{"weight negative", "-a -t 198.19.0.1:80 -r 198.18.0.13 -w -1", "-1"},
+		{"weight not a number", "-e -t 198.19.0.1:80 -r 198.18.0.11 -w heavy", "heavy"},
+		{"masquerading", "-a -t 198.19.0.1:80 -r 198.18.0.13 -m", "masquerading"},
+		{"masquerading on edit", "-e -t 198.19.0.1:80 -r 198.18.0.11 -m -w 1", "masquerading"},
+		{"edit missing real server", "-e -t 198.19.0.1:80 -r 198.18.0.99 -w 1", "No such destination"},
+		{"delete missing real server", "-d -t 198.19.0.1:80 -r 198.18.0.99", "No such destination"},
+		{"delete missing service", "-D -t 198.19.0.99:80", "No such service"},
+		{"edit missing service", "-E -t 198.19.0.99:80 -s rr", "No such service"},
+		{"zero missing service", "-Z -t 198.19.0.99:80", "No such service"},
+		{"bad netmask", "-A -t 198.19.0.9:80 -s rr -p -M 255.0.255.0", "255.0.255.0"},
+		{"thresholds reversed", "-a -t 198.19.0.1:80 -r 198.18.0.13 -x 10 -y 20", "threshold"},
+		{"unknown option", "-A -t 198.19.0.9:80 --bogus", "bogus"},
+		{"two commands", "-A -D -t 198.19.0.9:80", "-D"},
+		{"firewall mark without group", "-A -f 7 -s rr", "fwmark 7"},
+		{"IPv6 service", "-A -t [2001:2::1]:80 -s rr", "IPv6"},
+		{"one-packet scheduling", "-A -u 198.19.0.9:53 -s rr -o", "one-packet"},
+		{"bad sched flag", "-A -t 198.19.0.9:80 -s rr -b sh-port", "sh-port"},
+		{"port 0 without persistence", "-A -t 198.19.0.9:0 -s rr", "non-persistent"},
+		{"set with two values", "--set 1 2", "--set"},
+		{"set not a number", "--set 1 x 3", "x"},
+		{"restore with arguments", "-R -t 198.19.0.1:80", "service-address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := serve(t)
+			mustRestore(t, base)
+			checkRefused(t, s.Director.Applied, "", tc.want, sh(tc.cmd)...)
+		})
+	}
+}
+
+func TestBadRestoreChangesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name, stdin, want string
+	}{
+		{"unparsable line", "-A -t 198.19.0.7:80 -s rr\n-a -t 198.19.0.7:80 -r 198.18.0.11 -w 1\n-a -t 198.19.0.7:80 -r 198.18.0.300\n", "line 3"},
+		{"line the table refuses", "-A -t 198.19.0.7:80 -s rr\n-a -t 198.19.0.7:80 -r 198.18.0.11 -w 1\n-D -t 198.19.0.1:80\n-A -t 198.19.0.1:80 -s nosuch\n", "command 4"},
+		{"duplicate inside the stream", "-A -t 198.19.0.7:80 -s rr\n-A -t 198.19.0.7:80 -s wlc\n", "Service already exists"},
+		{"clear then a bad line", "-C\n-A -t 198.19.0.7:80 -s rr\n-a -t 198.19.0.8:80 -r 198.18.0.11\n", "Service not defined"},
+		{"listing inside the stream", "-A -t 198.19.0.7:80 -s rr\n-L -n\n", "not a change"},
+		{"nested restore", "-A -t 198.19.0.7:80 -s rr\n-R\n", "nested"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := serve(t)
+			mustRestore(t, base)
+			checkRefused(t, s.Director.Applied, tc.stdin, tc.want, "-R")
+		})
+	}
+}
+
+func TestDataplaneRefusalChangesNothing(t *testing.T) {
+	s := serve(t)
+	mustRestore(t, base)
+	s.Director.RefuseApply(errString("Memory allocation problem"))
+	checkRefused(t, func() int64 { return 0 }, "", "Memory allocation problem", sh("-a -t 198.19.0.1:80 -r 198.18.0.13 -g -w 1")...)
+	s.Director.RefuseApply(nil)
+	mustAdm(t, sh("-a -t 198.19.0.1:80 -r 198.18.0.13 -g -w 1")...)
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+func TestUnreachableDaemon(t *testing.T) {
+	t.Setenv("AFVS_SOCKET", t.TempDir()+"/none.sock")
+	for _, args := range [][]string{{"-L", "-n"}, {"-A", "-t", "198.19.0.1:80"}, {"-R"}} {
+		out, errOut, code := adm(t, "-C\n", args...)
+		if code == 0 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "cannot reach afvs") {
+			t.Errorf("afvsadm %v without a daemon: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+}

@@ -1,0 +1,52 @@
+// Package sim is the scheduler simulator behind `afvs sim`: it replays a
+// connection trace through the very code the director runs, so that what a
+// researcher measures offline is what the dataplane would have done.
+//
+// Every trace event becomes a minimal Ethernet/IPv4/TCP or UDP frame, with a
+// valid IPv4 header checksum, written into one reused buffer and handed to
+// dataplane.Processor.Process: the same parse, connection table, persistence
+// templates and scheduler as a worker, against a dataplane.Snapshot built by
+// dataplane.Build. The simulator only reads Processor.Last to learn what was
+// decided; it never chooses a real server itself. Admin events are parsed
+// with the ipvsadm parser, applied with control.ApplyCommand to a copy of
+// the service table, and published as a new snapshot built with the same
+// ID registry and load counters, as the control plane does live.
+//
+// Time comes from a conntrack.ManualClock set to each event's time_ms, and
+// the connection table is swept the way the daemon's housekeeping does it
+// (4096 slots per 50 ms tick), so expiry, and therefore the active and
+// inactive counts the least-connection schedulers read, follow the trace's
+// clock. Idle stretches are not swept tick by tick: once the ticks missed
+// add up to a whole pass over the table, one pass stands in for them, which
+// is what lets a day of trace run in seconds.
+//
+// Observation goes through the table's hooks: a thin wrapper forwards every
+// Bind, Transfer and Unbind to sched.Loads unchanged and, after each
+// increase, reads Loads.Active of that server for its peak. Active counts
+// only rise inside Bind and Transfer, so this equals sampling every server
+// after every event without the per-event cost. The plot samples every
+// server's Active at most MaxSamples times, halving its resolution when the
+// trace is longer than that.
+//
+// For each admin event the summary reports how many flows and persistence
+// templates "moved". Moved is defined by a probe, not by the live path,
+// because on the live path an existing connection never moves: IPVS keeps
+// it on its server or, if the server was deleted, drops its packets (those
+// are reported as orphaned). The probe takes the connections (and,
+// separately, the templates) alive just before the event, sorted by key,
+// and schedules each of them as a new connection, in that order, on a
+// freshly built copy of its service, once with the table before the event
+// and once with the table after it; each probe starts from zero load and
+// counts its own picks as active connections. A flow moved when the two
+// probes send it to different real servers (or one of them finds none).
+// For hash schedulers (sh, dh, mh) this is exactly the share of flows a
+// stateless director would remap; for rr, wrr and the least-connection
+// family it is the change in the assignment the scheduler would make from
+// the same starting state. Templates are probed with their own key: the
+// client address masked by the service's netmask and port 0.
+//
+// The workload generator writes traces in the same format: Poisson
+// arrivals, exponential, lognormal or Pareto connection durations with a
+// given mean, a client population, and a matching config whose real servers
+// have heterogeneous weights. It is seeded, so one seed is one trace.
+package sim

@@ -1,0 +1,78 @@
+package sim
+
+import (
+	"encoding/binary"
+
+	"github.com/afvs/afvs/internal/header"
+)
+
+// Frame sizes: the processor reads only headers, so frames carry no payload.
+const (
+	chunkSize = 2048 // one UMEM chunk, as a worker would see it
+	headroom  = 256  // room VS/TUN prepends its outer header into
+	tcpLen    = 20
+	udpLen    = 8
+)
+
+// Both MACs are locally administered; the director does not check the
+// destination MAC, but a frame that looks real keeps the parse honest.
+var (
+	directorMAC = [6]byte{0x02, 0, 0, 0, 0, 0x01}
+	clientMAC   = [6]byte{0x02, 0, 0, 0, 0, 0x02}
+)
+
+// writeFrame writes the frame for packet event ev at buf[headroom:] and
+// returns its length. buf must hold chunkSize bytes. The IPv4 header
+// checksum is computed, because the parser rejects a bad one; so is the
+// TCP or UDP checksum, so the frame is what a client would have sent.
+func writeFrame(buf []byte, ev *Event) int {
+	b := buf[headroom:chunkSize]
+	eth := header.Ethernet(b[:header.EthernetLen])
+	eth.SetDstMAC(directorMAC)
+	eth.SetSrcMAC(clientMAC)
+	eth.SetEtherType(header.EtherTypeIPv4)
+
+	l4 := tcpLen
+	if ev.Proto == header.ProtocolUDP {
+		l4 = udpLen
+	}
+	ip := header.IPv4(b[header.EthernetLen : header.EthernetLen+header.IPv4MinLen])
+	ip.SetVersionIHL(header.IPv4MinLen)
+	ip.SetTOS(0)
+	ip.SetTotalLength(uint16(header.IPv4MinLen + l4))
+	ip.SetID(0)
+	ip.SetFlagsFragment(header.IPv4FlagDF)
+	ip.SetTTL(64)
+	ip.SetProtocol(ev.Proto)
+	ip.SetSrc(ev.Client)
+	ip.SetDst(ev.VIP)
+	ip.SetChecksum(0)
+	ip.SetChecksum(ip.CalculateChecksum())
+
+	t := b[header.EthernetLen+header.IPv4MinLen : header.EthernetLen+header.IPv4MinLen+l4]
+	binary.BigEndian.PutUint16(t[0:2], ev.CPort)
+	binary.BigEndian.PutUint16(t[2:4], ev.VPort)
+	if ev.Proto == header.ProtocolUDP {
+		binary.BigEndian.PutUint16(t[4:6], udpLen)
+		binary.BigEndian.PutUint16(t[6:8], 0)
+	} else {
+		binary.BigEndian.PutUint32(t[4:8], 1)  // sequence number
+		binary.BigEndian.PutUint32(t[8:12], 0) // acknowledgment number
+		t[12] = (tcpLen / 4) << 4
+		t[13] = ev.Flags
+		binary.BigEndian.PutUint16(t[14:16], 65535) // window
+		binary.BigEndian.PutUint16(t[16:18], 0)
+		binary.BigEndian.PutUint16(t[18:20], 0) // urgent pointer
+	}
+	sum := header.PseudoHeaderChecksum(ev.Proto, ev.Client, ev.VIP, uint16(l4))
+	ck := ^header.Checksum(t, sum)
+	if ev.Proto == header.ProtocolUDP && ck == 0 {
+		ck = 0xffff // RFC 768: a computed zero is sent as all ones
+	}
+	off := 16
+	if ev.Proto == header.ProtocolUDP {
+		off = 6
+	}
+	binary.BigEndian.PutUint16(t[off:off+2], ck)
+	return header.EthernetLen + header.IPv4MinLen + l4
+}
