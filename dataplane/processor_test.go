@@ -339,3 +339,51 @@ func BenchmarkProcess(b *testing.B) {
 		}
 	})
 }
+
+func TestProcessFirewallMarkAndPortZero(t *testing.T) {
+	// A firewall-mark group: TCP 198.19.0.1 ports 8000-8002 and UDP 198.19.0.2
+	// any port, served as one persistent service.
+	tbl := &vs.Table{Marks: []vs.Mark{{Mark: 5, Matches: []vs.Match{
+		{Proto: vs.TCP, Addr: vip, PortLo: 8000, PortHi: 8002},
+		{Proto: vs.UDP, Addr: netip.MustParseAddr("198.19.0.2")},
+	}}}}
+	s := vs.Service{Key: vs.Key{FWMark: 5}, Sched: "rr", Persistent: true, Timeout: 60}
+	for i := 0; i < 3; i++ {
+		s.Reals = append(s.Reals, vs.Real{Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(11 + i)}), Fwd: vs.Route, Weight: 1})
+	}
+	if err := tbl.AddService(s); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, tbl, 1024)
+	keys := r.snap.SteeringKeys()
+	if len(keys) != 4 {
+		t.Fatalf("steering keys %v, want 3 TCP ports and one UDP port-0 key", keys)
+	}
+	frame := func(port uint16) []byte {
+		f := tcpFrame(t, [4]byte{198, 18, 0, 10}, 3333, true, false, false, true, 0)
+		f[36], f[37] = byte(port>>8), byte(port)
+		return f
+	}
+	var first [6]byte
+	for i, port := range []uint16{8000, 8001, 8002} {
+		f := frame(port)
+		buf := chunk(f)
+		v, out := r.p.Process(r.snap, buf, headroom, len(f))
+		if v != VerdictForward {
+			t.Fatalf("port %d: verdict %d", port, v)
+		}
+		m := [6]byte(buf[out.Off : out.Off+6])
+		if i == 0 {
+			first = m
+		} else if m != first {
+			t.Fatalf("port %d went to %x, not %x: one template covers the whole mark", port, m, first)
+		}
+		if !r.p.Last.New || (i > 0 && !r.p.Last.Template) {
+			t.Fatalf("port %d: decision %+v", port, r.p.Last)
+		}
+	}
+	f := frame(8003)
+	if v, _ := r.p.Process(r.snap, chunk(f), headroom, len(f)); v != VerdictDrop || r.c.Drops[DropNoService].Load() != 1 {
+		t.Fatalf("port outside the mark's range: verdict %d", v)
+	}
+}

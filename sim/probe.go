@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"cmp"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"time"
@@ -169,3 +170,13 @@ func (s *simulator) probe(t *vs.Table, entries []liveEntry) ([]netip.AddrPort, e
 	}
 	return out, nil
 }
+
+// probeRand gives both probes of an event the same draws, so twos' random
+// choices do not show up as movement.
+type probeRand struct{ r *rand.Rand }
+
+func newProbeRand(seed uint64) *probeRand {
+	return &probeRand{rand.New(rand.NewPCG(seed, ^seed))}
+}
+
+func (p *probeRand) uint32n(n uint32) uint32 { return p.r.Uint32N(n) }

@@ -1,0 +1,105 @@
+package bench
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/afvs/afvs/internal/testnet"
+)
+
+// privileged skips a test that needs root only outside CI; in CI it must
+// run.
+func privileged(t *testing.T) {
+	t.Helper()
+	if err := testnet.Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI must run privileged tests: %v", err)
+		}
+		t.Skipf("privileged test: %v", err)
+	}
+}
+
+// buildAFVS builds the afvs binary the dr and tun scenarios run.
+func buildAFVS(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "afvs")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/afvs/afvs/cmd/afvs").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build afvs: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestRunAllScenarios runs every scenario briefly and checks that the
+// numbers hang together and that nothing is left behind.
+func TestRunAllScenarios(t *testing.T) {
+	privileged(t)
+	afvs := buildAFVS(t)
+	t.Cleanup(func() {
+		if left := testnet.Leftovers(Prefix()); len(left) > 0 {
+			t.Errorf("namespaces left behind: %v", left)
+			for _, ns := range left {
+				testnet.Run("ip", "netns", "delete", ns)
+			}
+		}
+	})
+	var log strings.Builder
+	rep, err := Run(Options{Duration: 500 * time.Millisecond, Flows: 256, AFVS: afvs, Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	rep.WriteTable(&table)
+	t.Logf("\n%s%s", log.String(), table.String())
+
+	if len(rep.Results) != len(AllScenarios) {
+		t.Fatalf("got %d results, want %d", len(rep.Results), len(AllScenarios))
+	}
+	mpps := map[Scenario]float64{}
+	for i, res := range rep.Results {
+		if res.Scenario != AllScenarios[i] {
+			t.Errorf("result %d is %s, want %s", i, res.Scenario, AllScenarios[i])
+		}
+		if res.Error != "" {
+			t.Errorf("%s failed: %s", res.Scenario, res.Error)
+			continue
+		}
+		mpps[res.Scenario] = res.Mpps
+		if res.Received == 0 || res.Received > res.Sent {
+			t.Errorf("%s: received %d of %d sent: want 0 < received <= sent", res.Scenario, res.Received, res.Sent)
+		}
+		if res.Seconds < 0.5 || res.Seconds > 1 {
+			t.Errorf("%s: generator ran %.3fs, want about 0.5s", res.Scenario, res.Seconds)
+		}
+		// Every frame is 60 bytes as sent; VS/TUN adds a 20-byte IPIP
+		// header.
+		wantLen := uint64(60)
+		if res.Scenario == TUN {
+			wantLen = 80
+		}
+		if res.SinkBytes != wantLen*res.Received {
+			t.Errorf("%s: sink counted %d bytes for %d frames, want %d each", res.Scenario, res.SinkBytes, res.Received, wantLen)
+		}
+		if res.Scenario != Offered && res.ForwarderTX < res.Received {
+			t.Errorf("%s: forwarder sent %d, sink received more (%d)", res.Scenario, res.ForwarderTX, res.Received)
+		}
+	}
+	for _, res := range rep.Results {
+		if res.Error != "" {
+			continue
+		}
+		if res.VsOffered == nil || *res.VsOffered != res.Mpps/mpps[Offered] {
+			t.Errorf("%s: vs offered %v, want %v / %v", res.Scenario, res.VsOffered, res.Mpps, mpps[Offered])
+		}
+		if res.VsBaseline == nil || *res.VsBaseline != res.Mpps/mpps[Baseline] {
+			t.Errorf("%s: vs baseline %v, want %v / %v", res.Scenario, res.VsBaseline, res.Mpps, mpps[Baseline])
+		}
+	}
+	if left := testnet.Leftovers(Prefix()); len(left) > 0 {
+		t.Errorf("namespaces left after Run: %v", left)
+	}
+}

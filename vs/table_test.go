@@ -1,0 +1,111 @@
+package vs
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+var vip = netip.MustParseAddr("198.19.0.1")
+
+func svc(port uint16) Service {
+	return Service{Key: Key{Proto: TCP, Addr: vip, Port: port}, Sched: "wlc"}
+}
+
+func real(last byte, w int32) Real {
+	return Real{Addr: netip.AddrFrom4([4]byte{198, 18, 0, last}), Port: 80, Weight: w}
+}
+
+func TestTableEditsFollowIpvsadm(t *testing.T) {
+	var tb Table
+	if err := tb.AddService(svc(80)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.AddService(svc(80)); !errors.Is(err, ErrServiceExists) {
+		t.Fatalf("duplicate service: %v", err)
+	}
+	if err := tb.AddReal(Key{Proto: TCP, Addr: vip, Port: 81}, real(11, 1)); !errors.Is(err, ErrServiceUndef) {
+		t.Fatalf("real to missing service: %v", err)
+	}
+	k := svc(80).Key
+	if err := tb.AddReal(k, real(11, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.AddReal(k, real(11, 5)); !errors.Is(err, ErrDestExists) {
+		t.Fatalf("duplicate real: %v", err)
+	}
+	if err := tb.EditReal(k, real(12, 1)); !errors.Is(err, ErrNoDest) {
+		t.Fatalf("edit missing real: %v", err)
+	}
+	if err := tb.EditReal(k, real(11, 7)); err != nil || tb.Services[0].Reals[0].Weight != 7 {
+		t.Fatalf("edit real: %v %+v", err, tb.Services[0].Reals)
+	}
+	e := svc(80)
+	e.Sched = "rr"
+	if err := tb.EditService(e); err != nil || tb.Services[0].Sched != "rr" || len(tb.Services[0].Reals) != 1 {
+		t.Fatalf("edit service must keep the reals: %v %+v", err, tb.Services[0])
+	}
+	if err := tb.DeleteReal(k, real(11, 0).Addr, 80); err != nil || len(tb.Services[0].Reals) != 0 {
+		t.Fatalf("delete real: %v", err)
+	}
+	if err := tb.DeleteService(Key{Proto: UDP, Addr: vip, Port: 80}); !errors.Is(err, ErrNoService) {
+		t.Fatalf("delete missing service: %v", err)
+	}
+	if err := tb.DeleteService(k); err != nil || len(tb.Services) != 0 {
+		t.Fatalf("delete service: %v", err)
+	}
+}
+
+func TestValidateNamesTheRule(t *testing.T) {
+	cases := []struct {
+		name string
+		s    Service
+		want string
+	}{
+		{"zero port without persistence", svc(0), "requires persistence"},
+		{"ipv6", Service{Key: Key{Proto: TCP, Addr: netip.MustParseAddr("2001:2::1"), Port: 80}}, "only IPv4"},
+		{"weight", Service{Key: svc(80).Key, Reals: []Real{real(11, 70000)}}, "weight 70000: must be 0..65535"},
+		{"masq", Service{Key: svc(80).Key, Reals: []Real{{Addr: real(11, 1).Addr, Port: 80, Fwd: Masq, Weight: 1}}}, "masquerading"},
+		{"thresholds", Service{Key: svc(80).Key, Reals: []Real{{Addr: real(11, 1).Addr, Port: 80, Weight: 1, Upper: 10, Lower: 20}}}, "lower threshold 20"},
+		{"netmask", Service{Key: svc(80).Key, Persistent: true, Netmask: netip.MustParseAddr("255.0.255.0")}, "contiguous"},
+	}
+	for _, c := range cases {
+		var tb Table
+		err := tb.AddService(c.s)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want it to mention %q", c.name, err, c.want)
+		}
+		if len(tb.Services) != 0 {
+			t.Errorf("%s: refused service was added", c.name)
+		}
+	}
+}
+
+func TestMarksValidate(t *testing.T) {
+	tb := Table{Services: []Service{{Key: Key{FWMark: 7}, Sched: "rr"}}}
+	if err := tb.Validate(); err == nil || !strings.Contains(err.Error(), "no firewall-mark group") {
+		t.Fatalf("fwmark without a group: %v", err)
+	}
+	tb.Marks = []Mark{{Mark: 7, Matches: []Match{{Proto: TCP, Addr: vip, PortLo: 90, PortHi: 80}}}}
+	if err := tb.Validate(); err == nil || !strings.Contains(err.Error(), "high end below low end") {
+		t.Fatalf("reversed range: %v", err)
+	}
+	tb.Marks[0].Matches[0].PortHi = 100
+	if err := tb.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c := tb.Clone()
+	c.Marks[0].Matches[0].PortLo = 1
+	if tb.Marks[0].Matches[0].PortLo != 90 {
+		t.Fatal("Clone shares the matches slice")
+	}
+}
+
+func TestMaskBits(t *testing.T) {
+	for m, want := range map[string]int{"255.255.255.255": 32, "255.255.255.0": 24, "0.0.0.0": 0, "255.255.128.0": 17} {
+		if got, err := MaskBits(netip.MustParseAddr(m)); err != nil || got != want {
+			t.Errorf("MaskBits(%s) = %d, %v; want %d", m, got, err, want)
+		}
+	}
+}
