@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"fmt"
 	"runtime"
 	"sync/atomic"
 	"time"
 
+	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xsk"
 )
 
@@ -21,6 +23,9 @@ const fwdBatch = 64
 // Poll, Run and Stop follow the worker's contract: Poll and Run belong to
 // one goroutine; Stop and Stats may be called from any.
 type Forwarder struct {
+	// CPU, when not negative, is where Run pins its thread, as the
+	// director pins its workers; NewForwarder leaves it at -1.
+	CPU    int
 	rx     rxPort
 	tx     txPort
 	dstMAC [6]byte
@@ -48,7 +53,7 @@ func NewForwarder(rx *xsk.Socket, tx *xsk.Socket, dst, src [6]byte) *Forwarder {
 }
 
 func newForwarder(rx rxPort, tx txPort, dst, src [6]byte) *Forwarder {
-	return &Forwarder{rx: rx, tx: tx, dstMAC: dst, srcMAC: src}
+	return &Forwarder{CPU: -1, rx: rx, tx: tx, dstMAC: dst, srcMAC: src}
 }
 
 // Poll runs one turn and returns how many frames it received.
@@ -98,10 +103,19 @@ func (f *Forwarder) Poll() int {
 }
 
 // Run polls until Stop, spinning while frames come and sleeping in poll(2)
-// when idle, as the director's workers do.
-func (f *Forwarder) Run() {
+// when idle, as the director's workers do. It fails only when it cannot
+// pin its thread to CPU.
+func (f *Forwarder) Run() error {
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	// A pinned thread is not handed back to the scheduler: it exits with
+	// the goroutine.
+	if f.CPU >= 0 {
+		if err := nic.Pin(f.CPU); err != nil {
+			return fmt.Errorf("baseline forwarder: %w", err)
+		}
+	} else {
+		defer runtime.UnlockOSThread()
+	}
 	idle := 0
 	for !f.stop.Load() {
 		if f.Poll() > 0 {
@@ -114,6 +128,7 @@ func (f *Forwarder) Run() {
 		}
 	}
 	f.tx.Complete()
+	return nil
 }
 
 // Stop makes Run return after its current turn.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xdpprog"
 	"github.com/afvs/afvs/dataplane/xsk"
 	"github.com/afvs/afvs/internal/testnet"
@@ -312,10 +313,27 @@ func startBaseline(t *topology) (f *Forwarder, stop func() error, err error) {
 		return nil, stop, err
 	}
 	f = NewForwarder(rx, tx, t.sinkIf.mac, t.dirOut.mac)
-	done := make(chan struct{})
-	go func() { f.Run(); close(done) }()
+	// Pin it where afvs would pin its worker for the same queue, so that
+	// the baseline and the director share the CPU layout.
+	err = t.dir.Do(func() error {
+		plan, err := nic.PlanCPUs(t.dirIn.name, 1, nil)
+		if err != nil {
+			return fmt.Errorf("plan baseline cpu: %w", err)
+		}
+		for _, a := range plan {
+			if a.Queue == 0 {
+				f.CPU = a.CPU
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, stop, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.Run() }()
 	// Stop the loop before the sockets close under it.
-	closers = append(closers, func() error { f.Stop(); <-done; return nil })
+	closers = append(closers, func() error { f.Stop(); return <-done })
 	return f, stop, nil
 }
 
