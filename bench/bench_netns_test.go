@@ -69,22 +69,28 @@ func TestRunAllScenarios(t *testing.T) {
 			continue
 		}
 		mpps[res.Scenario] = res.Mpps
+		if res.Rounds != 1 || res.MppsMin != res.Mpps || res.MppsMax != res.Mpps {
+			t.Errorf("%s: rounds %d, min %v, max %v: want one round whose rate is both", res.Scenario, res.Rounds, res.MppsMin, res.MppsMax)
+		}
 		if res.Received == 0 || res.Received > res.Sent {
 			t.Errorf("%s: received %d of %d sent: want 0 < received <= sent", res.Scenario, res.Received, res.Sent)
 		}
-		if res.Seconds < 0.5 || res.Seconds > 1 {
+		if res.Seconds < 0.5 || res.Seconds > 2 {
 			t.Errorf("%s: generator ran %.3fs, want about 0.5s", res.Scenario, res.Seconds)
 		}
 		// Every frame is 60 bytes as sent; VS/TUN adds a 20-byte IPIP
-		// header.
-		wantLen := uint64(60)
+		// header. The sink counts whatever arrives, and the director's
+		// kernel now and then sends a frame of its own (a 42-byte ARP was
+		// seen once in a 0.5s run), so a few strays are tolerated.
+		const strays = 3
+		wantLen := int64(60)
 		if res.Scenario == TUN {
 			wantLen = 80
 		}
-		if res.SinkBytes != wantLen*res.Received {
+		if d := int64(res.SinkBytes) - wantLen*int64(res.Received); d < -strays*wantLen || d > strays*wantLen {
 			t.Errorf("%s: sink counted %d bytes for %d frames, want %d each", res.Scenario, res.SinkBytes, res.Received, wantLen)
 		}
-		if res.Scenario != Offered && res.ForwarderTX < res.Received {
+		if res.Scenario != Offered && res.Received > res.ForwarderTX+strays {
 			t.Errorf("%s: forwarder sent %d, sink received more (%d)", res.Scenario, res.ForwarderTX, res.Received)
 		}
 	}
@@ -101,5 +107,33 @@ func TestRunAllScenarios(t *testing.T) {
 	}
 	if left := testnet.Leftovers(Prefix()); len(left) > 0 {
 		t.Errorf("namespaces left after Run: %v", left)
+	}
+}
+
+// TestFailingScenarioDoesNotStopOthers gives the director scenario a
+// binary that cannot start: it must fail alone, with its cause, and leave
+// nothing behind.
+func TestFailingScenarioDoesNotStopOthers(t *testing.T) {
+	privileged(t)
+	bogus := filepath.Join(t.TempDir(), "no-such-afvs")
+	rep, err := Run(Options{Duration: 200 * time.Millisecond, Flows: 16, Scenarios: []Scenario{DR, Offered}, AFVS: bogus})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr, off := rep.Results[0], rep.Results[1]
+	if dr.Error == "" || !strings.Contains(dr.Error, "afvs exited during start-up") {
+		t.Errorf("dr error %q, want afvs's start-up failure", dr.Error)
+	}
+	if dr.Received != 0 || dr.VsOffered != nil {
+		t.Errorf("failed dr carries numbers: %+v", dr)
+	}
+	if off.Error != "" || off.Received == 0 {
+		t.Errorf("offered after a failed scenario: %+v", off)
+	}
+	if !rep.Failed() {
+		t.Error("Failed() = false")
+	}
+	if left := testnet.Leftovers(Prefix()); len(left) > 0 {
+		t.Errorf("namespaces left after a failed scenario: %v", left)
 	}
 }

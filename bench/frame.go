@@ -21,8 +21,8 @@ type Frame struct {
 
 // Frame layout offsets; the generator rewrites the source port in place.
 const (
-	ethLen      = 14
-	ipv4Len     = 20
+	ethLen  = 14
+	ipv4Len = 20
 	// MinFrameLen is the shortest Ethernet frame without FCS (64 with it).
 	MinFrameLen = 60
 	// MaxFrameLen keeps a test frame inside one Ethernet MTU.

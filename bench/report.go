@@ -25,6 +25,12 @@ type Result struct {
 	// was not run or failed.
 	VsOffered  *float64 `json:"vs_offered,omitempty"`
 	VsBaseline *float64 `json:"vs_baseline,omitempty"`
+	// Rounds is how many times the scenario ran; the numbers above are
+	// from the round with the median Mpps, and MppsMin and MppsMax
+	// bound all rounds.
+	Rounds  int     `json:"rounds"`
+	MppsMin float64 `json:"mpps_min"`
+	MppsMax float64 `json:"mpps_max"`
 	// ForwarderRX and ForwarderTX are the forwarder's own counters
 	// (the baseline's, or afvs's from its control API); zero for offered.
 	ForwarderRX uint64 `json:"forwarder_rx,omitempty"`
@@ -45,6 +51,8 @@ type Report struct {
 	// FrameLen is without FCS: 60 is the 64-byte minimum frame.
 	FrameLen int `json:"frame_len"`
 	CPUs     int `json:"cpus"`
+	// Rounds is how many times each scenario ran, interleaved.
+	Rounds int `json:"rounds"`
 	// LoadAvg is /proc/loadavg before the run, to judge how busy the
 	// machine was.
 	LoadAvg [3]float64 `json:"loadavg"`
@@ -103,18 +111,26 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // WriteTable writes the report as an aligned table, failed scenarios with
 // their error.
 func (r *Report) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "afvs bench: %d-byte UDP frames (%d with FCS), %d flows, %s per scenario, %d CPUs, load %.2f %.2f %.2f\n",
-		r.FrameLen, r.FrameLen+4, r.Flows, r.Duration, r.CPUs, r.LoadAvg[0], r.LoadAvg[1], r.LoadAvg[2])
+	rounds := ""
+	if r.Rounds > 1 {
+		rounds = fmt.Sprintf(", median of %d interleaved rounds", r.Rounds)
+	}
+	fmt.Fprintf(w, "afvs bench: %d-byte UDP frames (%d with FCS), %d flows, %s per scenario%s, %d CPUs, load %.2f %.2f %.2f\n",
+		r.FrameLen, r.FrameLen+4, r.Flows, r.Duration, rounds, r.CPUs, r.LoadAvg[0], r.LoadAvg[1], r.LoadAvg[2])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\tsent\treceived\tsent Mpps\tsink Mpps\tvs offered\tvs baseline\tfwd rx\tfwd tx\t\n")
+	fmt.Fprintf(tw, "scenario\tsent\treceived\tsent Mpps\tsink Mpps\tmin-max\tvs offered\tvs baseline\tfwd rx\tfwd tx\t\n")
 	var errs []Result
 	for _, res := range r.Results {
 		if res.Error != "" {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.Scenario)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.Scenario)
 			errs = append(errs, res)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t\n", res.Scenario, res.Sent, res.Received, res.SentMpps, res.Mpps,
+		spread := "-"
+		if res.Rounds > 1 {
+			spread = fmt.Sprintf("%.3f-%.3f", res.MppsMin, res.MppsMax)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t\n", res.Scenario, res.Sent, res.Received, res.SentMpps, res.Mpps, spread,
 			ratio(res.VsOffered), ratio(res.VsBaseline), count(res.ForwarderRX, res.Scenario), count(res.ForwarderTX, res.Scenario))
 	}
 	if err := tw.Flush(); err != nil {

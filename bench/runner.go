@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,10 @@ type Options struct {
 	Scenarios []Scenario
 	// AFVS is the path of the afvs binary, needed by dr and tun.
 	AFVS string
+	// Rounds repeats every scenario, the scenarios interleaved round by
+	// round so that a change in the machine's load falls on all of them;
+	// each result is the round with the median rate. Zero means 1.
+	Rounds int
 	// Log, when set, hears one line per scenario as it starts and ends.
 	Log io.Writer
 }
@@ -35,6 +40,7 @@ type Options struct {
 const (
 	MinDuration = 100 * time.Millisecond
 	MaxDuration = 10 * time.Minute
+	MaxRounds   = 100
 )
 
 // Validate reports the first option that breaks a rule.
@@ -44,6 +50,9 @@ func (o Options) Validate() error {
 	}
 	if o.Flows < 1 || o.Flows > MaxFlows {
 		return fmt.Errorf("flows %d: must be from 1 to %d", o.Flows, MaxFlows)
+	}
+	if o.Rounds < 0 || o.Rounds > MaxRounds {
+		return fmt.Errorf("rounds %d: must be from 0 (meaning 1) to %d", o.Rounds, MaxRounds)
 	}
 	seen := map[Scenario]bool{}
 	for _, s := range o.Scenarios {
@@ -77,22 +86,51 @@ func Run(o Options) (*Report, error) {
 	}
 	rep := &Report{Duration: o.Duration, DurationSeconds: o.Duration.Seconds(), Flows: o.Flows, FrameLen: MinFrameLen,
 		CPUs: runtime.NumCPU(), LoadAvg: loadAvg()}
-	for _, s := range o.Scenarios {
-		if o.Log != nil {
-			fmt.Fprintf(o.Log, "bench: %s: running for %s\n", s, o.Duration)
-		}
-		res := runScenario(s, o)
-		if o.Log != nil {
-			if res.Error != "" {
-				fmt.Fprintf(o.Log, "bench: %s: failed: %s\n", s, res.Error)
-			} else {
-				fmt.Fprintf(o.Log, "bench: %s: %.3f Mpps at the sink\n", s, res.Mpps)
+	rounds := max(o.Rounds, 1)
+	rep.Rounds = rounds
+	byScenario := make([][]Result, len(o.Scenarios))
+	for r := 1; r <= rounds; r++ {
+		for i, s := range o.Scenarios {
+			if o.Log != nil {
+				fmt.Fprintf(o.Log, "bench: round %d/%d: %s: running for %s\n", r, rounds, s, o.Duration)
 			}
+			res := runScenario(s, o)
+			if o.Log != nil {
+				if res.Error != "" {
+					fmt.Fprintf(o.Log, "bench: round %d/%d: %s: failed: %s\n", r, rounds, s, res.Error)
+				} else {
+					fmt.Fprintf(o.Log, "bench: round %d/%d: %s: %.3f Mpps at the sink\n", r, rounds, s, res.Mpps)
+				}
+			}
+			byScenario[i] = append(byScenario[i], res)
 		}
-		rep.Results = append(rep.Results, res)
+	}
+	for _, rs := range byScenario {
+		rep.Results = append(rep.Results, medianResult(rs))
 	}
 	rep.computeRatios()
 	return rep, nil
+}
+
+// medianResult is the round with the median sink rate (the lower of the
+// two middle ones for an even count), with the spread of all rounds. A
+// scenario that failed in any round is reported as failed: a rate from
+// the rounds that happened to work would look better than the path is.
+func medianResult(rs []Result) Result {
+	for i, r := range rs {
+		if r.Error != "" {
+			if len(rs) > 1 {
+				r.Error = fmt.Sprintf("round %d: %s", i+1, r.Error)
+			}
+			return r
+		}
+	}
+	sorted := slices.Clone(rs)
+	slices.SortStableFunc(sorted, func(a, b Result) int { return cmp.Compare(a.Mpps, b.Mpps) })
+	m := sorted[(len(sorted)-1)/2]
+	m.Rounds = len(rs)
+	m.MppsMin, m.MppsMax = sorted[0].Mpps, sorted[len(sorted)-1].Mpps
+	return m
 }
 
 // runScenario builds the scenario's network, measures, and removes the
@@ -145,18 +183,25 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 	var counts forwarderCounts
 	switch s {
 	case Baseline:
-		f, stop, err := startBaseline(t)
-		if err != nil {
-			return err
+		f, stop, serr := startBaseline(t)
+		if serr != nil {
+			return serr
 		}
 		closers = append(closers, stop)
 		counts = func() (uint64, uint64, error) { st := f.Stats(); return st.Received, st.Forwarded, nil }
 	case DR, TUN:
-		d, err := startDirector(t, o.AFVS, string(s), o.Flows)
-		if err != nil {
-			return err
+		d, serr := startDirector(t, o.AFVS, string(s), o.Flows)
+		if serr != nil {
+			return serr
 		}
 		closers = append(closers, d.stop)
+		// A director that runs but forwards nothing explains itself in
+		// its log.
+		defer func() {
+			if err != nil {
+				err = fmt.Errorf("%w\nafvs log: %s", err, d.log.tail())
+			}
+		}()
 		counts = func() (uint64, uint64, error) {
 			st, err := d.status()
 			return st.RX, st.TX, err

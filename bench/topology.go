@@ -50,10 +50,10 @@ type link struct {
 // IPv6 is off in every namespace so that no router solicitation or MLD
 // report lands on a counted interface.
 type topology struct {
-	net                 *testnet.Net
-	gen, dir, sink      *testnet.NS
+	net                  *testnet.Net
+	gen, dir, sink       *testnet.NS
 	genIf, dirIn, dirOut link
-	sinkIf              link
+	sinkIf               link
 }
 
 // newTopology builds the network for one scenario. On error it removes

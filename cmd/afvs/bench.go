@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -16,9 +17,13 @@ func runBench(args []string) error {
 	fs := pflag.NewFlagSet("afvs bench", pflag.ContinueOnError)
 	duration := fs.Duration("duration", 3*time.Second, "how long the generator sends in each scenario")
 	flows := fs.Int("flows", 1024, "UDP source ports the generator cycles through (one flow each)")
+	rounds := fs.Int("rounds", 1, "run every scenario this many times, interleaved, and report the median")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	scenarios := fs.String("scenarios", "all", "comma-separated scenarios: offered, baseline, dr, tun (or all)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -32,7 +37,7 @@ func runBench(args []string) error {
 	if err != nil {
 		return fmt.Errorf("find the afvs binary for the director scenarios: %w", err)
 	}
-	rep, err := bench.Run(bench.Options{Duration: *duration, Flows: *flows, Scenarios: sc, AFVS: self, Log: os.Stderr})
+	rep, err := bench.Run(bench.Options{Duration: *duration, Flows: *flows, Scenarios: sc, Rounds: *rounds, AFVS: self, Log: os.Stderr})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@
 //	afvs check --config FILE       validate a config without touching the network
 //	afvs realserver ...            prepare a real server (VIP on lo, ARP sysctls, IPIP decap)
 //	afvs replay ...                push a pcap through the dataplane offline
+//	afvs sim ...                   scheduler simulator on traces or generated workloads
+//	afvs bench ...                 packet-rate benchmark in namespaces
 //	afvs demo                      build a namespace lab and show VS/DR and VS/TUN working
 package main
 
@@ -25,6 +27,8 @@ func init() {
 		{"check", "validate a config file without touching the network", runCheck},
 		{"realserver", "set up a real server: VIP on lo, ARP sysctls, IPIP decapsulation", runRealServer},
 		{"replay", "push a pcap through parse, conntrack, sched and encap offline", runReplay},
+		{"sim", "run a connection trace through the schedulers and the connection table", runSim},
+		{"bench", "measure packet rates in namespaces: afvs DR/TUN against baselines", runBench},
 		{"demo", "build a lab of namespaces and show VS/DR and VS/TUN forwarding", runDemo},
 	}
 }

@@ -1,0 +1,60 @@
+// Package bench is the packet-rate benchmark harness behind "afvs bench"
+// and "make bench". It measures, in one run and on one path, how many
+// minimum-size UDP frames per second reach a sink with no forwarder, with a
+// plain AF_XDP forwarder, and with afvs in VS/DR and VS/TUN mode, and
+// prints each rate with its ratio to the first two.
+//
+// # The path
+//
+// Every scenario builds its own three namespaces, named after Prefix, and
+// removes them when it ends, whether it worked or not:
+//
+//	gen eth0 --veth-- eth0 dir eth1 --veth-- eth0 sink
+//	198.18.0.2        198.18.0.1  198.18.1.1    198.18.1.2
+//
+// The generator is Go on an AF_XDP TX-only socket in copy mode on gen's
+// eth0. Every UMEM chunk holds the same 60-byte Ethernet/IPv4/UDP frame to
+// the VIP 198.19.0.1 port 9 (64 bytes with the FCS a veth does not carry);
+// per frame it only rewrites the UDP source port, cycling through Flows
+// ports so the director sees that many flows, and patches the checksum.
+// It sends as fast as the kernel completes frames for a fixed time. Copy
+// mode TX goes through the device's normal transmit path, so a veth peer
+// receives it whether or not that peer runs XDP.
+//
+// The sink is xdpprog's drop sink: an XDP program that counts and drops
+// every frame. Its packet counter, read before and after the run, is the
+// measurement. Because it drops ARP as well, the sink never answers for
+// 198.18.1.2; the director namespace instead holds a permanent neighbour
+// entry for it, which afvs's neighbour cache accepts like any resolved
+// one. IPv6 is disabled in every namespace so that no router solicitation
+// or MLD report is counted.
+//
+// # The scenarios
+//
+//   - offered: the sink sits on the director's eth0, the generator's next
+//     hop. No forwarder can deliver more than this.
+//   - baseline: RedirectAll on dir eth0 feeds one AF_XDP socket; a Go loop
+//     copies each frame into a TX-only socket on eth1, rewrites both MACs
+//     and sends it. This is the director's two-interface path (the same
+//     socket sizes, batch, CPU pinning and cross-UMEM copy) with no
+//     parsing, connection table or scheduling.
+//   - dr and tun: the real "afvs run" binary in the director namespace,
+//     with a config of one UDP service whose only real server is the sink.
+//
+// Before measuring, each scenario sends short bursts until the sink has
+// counted something, so start-up (attach, neighbour lookup, the first
+// connection entries) stays out of the figures. After the timed run the
+// harness waits settleTime before reading the sink, so frames still in a
+// forwarder's rings are counted; rates divide by the generator's sending
+// time only.
+//
+// # Reading the numbers
+//
+// On a veth every frame costs CPU on both sides of the pair, and the
+// generator, the forwarder and the sink's softirq share the same cores, so
+// the figures are only comparable within one run, as ratios. The report
+// records the CPU count and the load average at the start of the run for
+// that reason. With Rounds above one, the scenarios run interleaved round
+// after round and each reports its median round with the spread, so a
+// burst of load from elsewhere does not fall on one scenario alone.
+package bench

@@ -1,0 +1,229 @@
+package bench
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket/layers"
+)
+
+func TestGeneratorCyclesFlows(t *testing.T) {
+	const flows = 5
+	p := newFakePort(64, 2048)
+	p.keep = true
+	g, err := newGenerator(p, testFrame, flows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two steps of at most 64 frames each, the fake completing between.
+	total := 0
+	for range 2 {
+		n, err := g.Step()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+	}
+	if total != 128 || len(p.sent) != 128 {
+		t.Fatalf("queued %d, fake saw %d, want 128 each", total, len(p.sent))
+	}
+	for i, b := range p.sent {
+		_, _, udp := decode(t, b)
+		if want := FirstSourcePort + i%flows; int(udp.SrcPort) != want {
+			t.Fatalf("frame %d: source port %d, want %d", i, udp.SrcPort, want)
+		}
+		if len(b) != MinFrameLen {
+			t.Fatalf("frame %d: %d bytes, want %d", i, len(b), MinFrameLen)
+		}
+	}
+	if g.sent != 64 {
+		t.Errorf("sent %d after the second step's reap, want 64", g.sent)
+	}
+}
+
+func TestGeneratorReleasesRefused(t *testing.T) {
+	p := newFakePort(512, 2048)
+	p.txCap = 10
+	g, err := newGenerator(p, testFrame, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := g.Step()
+	if err != nil || n != 10 {
+		t.Fatalf("Step = %d, %v; want 10 queued", n, err)
+	}
+	// Every chunk is either free or in flight: none leaked.
+	if got := len(p.free) + len(p.inFlight); got != 512 {
+		t.Errorf("free %d + in flight %d = %d chunks, want 512", len(p.free), len(p.inFlight), got)
+	}
+}
+
+func TestGeneratorRun(t *testing.T) {
+	p := newFakePort(1024, 2048)
+	g, err := newGenerator(p, testFrame, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := g.Run(20 * time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Sent == 0 || st.Sent != st.Queued || st.Sent != uint64(p.nSent) {
+		t.Errorf("sent %d, queued %d, fake transmitted %d: want equal and positive", st.Sent, st.Queued, p.nSent)
+	}
+	if st.Elapsed < 20*time.Millisecond {
+		t.Errorf("elapsed %s, want at least the 20ms asked for", st.Elapsed)
+	}
+}
+
+func TestGeneratorRejects(t *testing.T) {
+	for _, c := range []struct {
+		flows int
+		len   int
+		fs    int
+		want  string
+	}{
+		{0, 60, 2048, "flows 0"},
+		{MaxFlows + 1, 60, 2048, fmt.Sprintf("flows %d", MaxFlows+1)},
+		{1, 1514, 1024, "frame length 1514: must fit the 1024-byte"},
+		{1, 59, 2048, "frame length 59"},
+	} {
+		f := testFrame
+		f.Len = c.len
+		_, err := newGenerator(newFakePort(4, c.fs), f, c.flows)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("flows %d len %d: error %v, want one containing %q", c.flows, c.len, err, c.want)
+		}
+	}
+}
+
+func TestGeneratorStepAllocs(t *testing.T) {
+	p := newFakePort(4096, 2048)
+	g, err := newGenerator(p, testFrame, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Step() // grow the fake's slices to their working size
+	if a := testing.AllocsPerRun(100, func() { g.Step() }); a != 0 {
+		t.Errorf("Step allocates %v times per batch, want 0", a)
+	}
+}
+
+func TestForwarderRewritesAndCopies(t *testing.T) {
+	rx, tx := newFakePort(64, 2048), newFakePort(64, 2048)
+	tx.keep = true
+	dst, src := [6]byte{0x02, 0xaa, 0, 0, 0, 1}, [6]byte{0x02, 0xbb, 0, 0, 0, 2}
+	f := newForwarder(rx, tx, dst, src)
+	in := make([]byte, MinFrameLen)
+	if _, err := testFrame.Build(in); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		rx.deliver(in)
+	}
+	if n := f.Poll(); n != 3 {
+		t.Fatalf("Poll = %d, want 3", n)
+	}
+	if len(tx.sent) != 3 {
+		t.Fatalf("sent %d frames, want 3", len(tx.sent))
+	}
+	for _, b := range tx.sent {
+		eth, _, udp := decode(t, b)
+		if [6]byte(eth.DstMAC) != dst || [6]byte(eth.SrcMAC) != src {
+			t.Errorf("macs %v -> %v, want %x -> %x", eth.SrcMAC, eth.DstMAC, src, dst)
+		}
+		if udp.SrcPort != layers.UDPPort(testFrame.SrcPort) {
+			t.Errorf("payload changed: source port %d", udp.SrcPort)
+		}
+	}
+	if st := f.Stats(); st.Received != 3 || st.Forwarded != 3 || st.Dropped != 0 {
+		t.Errorf("stats %+v, want 3 received and forwarded", st)
+	}
+	if len(rx.free) != 64 {
+		t.Errorf("rx free list has %d of 64 chunks: received frames were not released", len(rx.free))
+	}
+}
+
+func TestForwarderCountsDrops(t *testing.T) {
+	rx, tx := newFakePort(64, 2048), newFakePort(2, 2048)
+	f := newForwarder(rx, tx, [6]byte{}, [6]byte{})
+	in := make([]byte, MinFrameLen)
+	testFrame.Build(in)
+	for range 5 {
+		rx.deliver(in)
+	}
+	f.Poll()
+	if st := f.Stats(); st.Received != 5 || st.Forwarded != 2 || st.Dropped != 3 {
+		t.Errorf("stats %+v, want 5 received, 2 forwarded, 3 dropped", st)
+	}
+	if len(rx.free) != 64 {
+		t.Errorf("rx free list has %d of 64 chunks", len(rx.free))
+	}
+}
+
+func TestForwarderPollAllocs(t *testing.T) {
+	rx, tx := newFakePort(256, 2048), newFakePort(256, 2048)
+	f := newForwarder(rx, tx, [6]byte{1}, [6]byte{2})
+	in := make([]byte, MinFrameLen)
+	testFrame.Build(in)
+	batch := func() {
+		for range fwdBatch {
+			rx.deliver(in)
+		}
+		f.Poll()
+	}
+	batch()
+	if a := testing.AllocsPerRun(100, batch); a != 0 {
+		t.Errorf("Poll allocates %v times per batch, want 0", a)
+	}
+}
+
+// BenchmarkGeneratorStep measures the generator's own cost per batch on a
+// fake socket: the ceiling its Go code puts on the offered load.
+func BenchmarkGeneratorStep(b *testing.B) {
+	for _, flows := range []int{1, 1024, 60000} {
+		b.Run(fmt.Sprintf("flows=%d", flows), func(b *testing.B) {
+			p := newFakePort(4096, 2048)
+			g, err := newGenerator(p, testFrame, flows)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			frames := 0
+			for b.Loop() {
+				n, _ := g.Step()
+				frames += n
+			}
+			// frames/s: frames the generator's code can prepare and queue
+			// per second with a socket that costs nothing.
+			b.ReportMetric(float64(frames)/b.Elapsed().Seconds(), "frames/s")
+		})
+	}
+}
+
+// BenchmarkForwarderPoll measures the baseline forwarder's per-batch cost
+// on fake sockets.
+func BenchmarkForwarderPoll(b *testing.B) {
+	for _, size := range []int{60, 1514} {
+		b.Run(fmt.Sprintf("len=%d", size), func(b *testing.B) {
+			rx, tx := newFakePort(256, 2048), newFakePort(256, 2048)
+			f := newForwarder(rx, tx, [6]byte{1}, [6]byte{2})
+			fr := testFrame
+			fr.Len = size
+			in := make([]byte, size)
+			fr.Build(in)
+			b.ReportAllocs()
+			for b.Loop() {
+				rx.rxq = rx.rxq[:0]
+				for range fwdBatch {
+					rx.deliver(in)
+				}
+				f.Poll()
+			}
+			// frames/s: frames forwarded per second, fake rings included.
+			b.ReportMetric(float64(b.N*fwdBatch)/b.Elapsed().Seconds(), "frames/s")
+		})
+	}
+}

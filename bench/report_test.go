@@ -1,0 +1,252 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sampleReport() *Report {
+	r := &Report{Duration: 3 * time.Second, DurationSeconds: 3, Flows: 1024, FrameLen: 60, CPUs: 2, LoadAvg: [3]float64{1.5, 1, 0.5},
+		Results: []Result{
+			{Scenario: Offered, Sent: 6_000_000, Received: 6_000_000, Seconds: 3, SentMpps: 2, Mpps: 2, SinkBytes: 360_000_000},
+			{Scenario: Baseline, Sent: 3_000_000, Received: 2_400_000, Seconds: 3, SentMpps: 1, Mpps: 0.8, ForwarderRX: 2_500_000, ForwarderTX: 2_400_000},
+			{Scenario: DR, Sent: 3_000_000, Received: 1_200_000, Seconds: 3, SentMpps: 1, Mpps: 0.4, ForwarderRX: 1_300_000, ForwarderTX: 1_200_000},
+			{Scenario: TUN, Error: "afvs exited during start-up: boom"},
+		}}
+	r.computeRatios()
+	return r
+}
+
+func TestComputeRatios(t *testing.T) {
+	r := sampleReport()
+	want := map[Scenario][2]float64{Offered: {1, 2.5}, Baseline: {0.4, 1}, DR: {0.2, 0.5}}
+	for _, res := range r.Results {
+		w, ok := want[res.Scenario]
+		if !ok {
+			if res.VsOffered != nil || res.VsBaseline != nil {
+				t.Errorf("%s failed but has ratios %v %v", res.Scenario, res.VsOffered, res.VsBaseline)
+			}
+			continue
+		}
+		if res.VsOffered == nil || res.VsBaseline == nil {
+			t.Fatalf("%s: missing ratio", res.Scenario)
+		}
+		if math.Abs(*res.VsOffered-w[0]) > 1e-12 || math.Abs(*res.VsBaseline-w[1]) > 1e-12 {
+			t.Errorf("%s: ratios %.3f %.3f, want %.3f %.3f", res.Scenario, *res.VsOffered, *res.VsBaseline, w[0], w[1])
+		}
+	}
+	// Without a baseline in the run there is nothing to divide by.
+	r.Results[1].Error = "failed"
+	r.computeRatios()
+	for _, res := range r.Results {
+		if res.VsBaseline != nil {
+			t.Errorf("%s: vs baseline %v with no baseline in the run", res.Scenario, *res.VsBaseline)
+		}
+	}
+	if !r.Failed() {
+		t.Error("Failed() = false with failed scenarios")
+	}
+}
+
+func TestWriteTable(t *testing.T) {
+	var b bytes.Buffer
+	if err := sampleReport().WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	t.Logf("\n%s", out)
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) != 7 {
+		t.Fatalf("got %d lines, want title, header, 4 rows and 1 error line", len(lines))
+	}
+	for _, want := range []string{"60-byte UDP frames (64 with FCS)", "1024 flows", "3s per scenario", "2 CPUs", "load 1.50 1.00 0.50"} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("title %q lacks %q", lines[0], want)
+		}
+	}
+	rows := map[string][]string{}
+	for _, l := range lines[2:6] {
+		f := strings.Fields(l)
+		rows[f[0]] = f
+	}
+	check := func(s string, want ...string) {
+		t.Helper()
+		got := rows[s]
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("row %s = %q, want %q", s, got, want)
+		}
+	}
+	check("offered", "offered", "6000000", "6000000", "2.000", "2.000", "-", "1.00", "2.50", "-", "-")
+	check("baseline", "baseline", "3000000", "2400000", "1.000", "0.800", "-", "0.40", "1.00", "2500000", "2400000")
+	check("dr", "dr", "3000000", "1200000", "1.000", "0.400", "-", "0.20", "0.50", "1300000", "1200000")
+	check("tun", "tun", "-", "-", "-", "-", "-", "-", "-", "-", "-")
+	if lines[6] != "tun failed: afvs exited during start-up: boom" {
+		t.Errorf("error line %q", lines[6])
+	}
+}
+
+func TestWriteTableRounds(t *testing.T) {
+	r := sampleReport()
+	r.Rounds = 3
+	r.Results[2].Rounds, r.Results[2].MppsMin, r.Results[2].MppsMax = 3, 0.35, 0.5
+	var b bytes.Buffer
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.Contains(out, "per scenario, median of 3 interleaved rounds,") {
+		t.Errorf("title lacks the rounds:\n%s", out)
+	}
+	if !strings.Contains(out, " 0.400  0.350-0.500  ") {
+		t.Errorf("dr row lacks its spread:\n%s", out)
+	}
+}
+
+func TestMedianResult(t *testing.T) {
+	rs := []Result{{Scenario: DR, Mpps: 0.5, Sent: 5}, {Scenario: DR, Mpps: 0.3, Sent: 3}, {Scenario: DR, Mpps: 0.9, Sent: 9}, {Scenario: DR, Mpps: 0.4, Sent: 4}}
+	m := medianResult(rs)
+	// Sorted 0.3 0.4 0.5 0.9: the lower middle is 0.4, and its own counts
+	// come with it.
+	if m.Mpps != 0.4 || m.Sent != 4 || m.Rounds != 4 || m.MppsMin != 0.3 || m.MppsMax != 0.9 {
+		t.Errorf("median %+v", m)
+	}
+	if m := medianResult(rs[:3]); m.Mpps != 0.5 || m.Sent != 5 {
+		t.Errorf("median of three %+v, want the 0.5 round", m)
+	}
+	rs[2] = Result{Scenario: DR, Error: "boom"}
+	if m := medianResult(rs); m.Error != "round 3: boom" || m.Mpps != 0 {
+		t.Errorf("a failed round must fail the scenario: %+v", m)
+	}
+	if m := medianResult([]Result{{Scenario: TUN, Error: "boom"}}); m.Error != "boom" {
+		t.Errorf("single failed round: %+v", m)
+	}
+}
+
+func TestWriteJSON(t *testing.T) {
+	var b bytes.Buffer
+	if err := sampleReport().WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Duration float64    `json:"duration_seconds"`
+		Flows    int        `json:"flows"`
+		FrameLen int        `json:"frame_len"`
+		LoadAvg  [3]float64 `json:"loadavg"`
+		Results  []map[string]any
+	}
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	if got.Duration != 3 || got.Flows != 1024 || got.FrameLen != 60 || got.LoadAvg[0] != 1.5 || len(got.Results) != 4 {
+		t.Fatalf("header fields wrong: %+v", got)
+	}
+	dr := got.Results[2]
+	if dr["scenario"] != "dr" || dr["mpps"] != 0.4 || dr["sent"] != 3e6 || dr["received"] != 1.2e6 || dr["forwarder_tx"] != 1.2e6 {
+		t.Errorf("dr result %v", dr)
+	}
+	if v, ok := dr["vs_offered"].(float64); !ok || math.Abs(v-0.2) > 1e-12 {
+		t.Errorf("dr vs_offered %v", dr["vs_offered"])
+	}
+	tun := got.Results[3]
+	if tun["error"] != "afvs exited during start-up: boom" {
+		t.Errorf("tun error %v", tun["error"])
+	}
+	if _, ok := tun["vs_offered"]; ok {
+		t.Errorf("failed tun has a ratio: %v", tun)
+	}
+}
+
+func TestParseScenarios(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want string
+		err  string
+	}{
+		{"", "offered baseline dr tun", ""},
+		{"all", "offered baseline dr tun", ""},
+		{"dr, offered", "dr offered", ""},
+		{"tun", "tun", ""},
+		{"dr,fast", "", `scenario "fast": must be one of`},
+		{"dr,dr", "", `scenario "dr": listed twice`},
+		{"dr,", "", `scenario "": must be one of`},
+	} {
+		got, err := ParseScenarios(c.in)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: error %v, want %q", c.in, err, c.err)
+			}
+			continue
+		}
+		var s []string
+		for _, sc := range got {
+			s = append(s, string(sc))
+		}
+		if err != nil || strings.Join(s, " ") != c.want {
+			t.Errorf("%q = %v, %v; want %s", c.in, s, err, c.want)
+		}
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	ok := Options{Duration: time.Second, Flows: 10, Scenarios: AllScenarios, AFVS: "/bin/afvs"}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		mod  func(*Options)
+		want string
+	}{
+		{func(o *Options) { o.Duration = 10 * time.Millisecond }, "duration 10ms: must be from 100ms"},
+		{func(o *Options) { o.Duration = time.Hour }, "duration 1h0m0s"},
+		{func(o *Options) { o.Flows = 0 }, "flows 0: must be from 1 to 64512"},
+		{func(o *Options) { o.Flows = 70000 }, "flows 70000"},
+		{func(o *Options) { o.Scenarios = []Scenario{"fast"} }, `scenario "fast"`},
+		{func(o *Options) { o.Scenarios = []Scenario{DR, DR} }, `scenario "dr": listed twice`},
+		{func(o *Options) { o.AFVS = "" }, "scenario dr: needs the afvs binary"},
+		{func(o *Options) { o.Rounds = -1 }, "rounds -1: must be from 0"},
+		{func(o *Options) { o.Rounds = 101 }, "rounds 101"},
+	} {
+		o := ok
+		c.mod(&o)
+		if err := o.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %v, want one containing %q", err, c.want)
+		}
+	}
+	o := ok
+	o.AFVS, o.Scenarios = "", []Scenario{Offered, Baseline}
+	if err := o.Validate(); err != nil {
+		t.Errorf("offered and baseline need no afvs binary: %v", err)
+	}
+	if _, err := Run(Options{Duration: time.Second, Flows: -1}); err == nil || !strings.Contains(err.Error(), "flows -1") {
+		t.Errorf("Run with bad options: %v", err)
+	}
+}
+
+// TestDirectorConfigAccepted checks the configs the dr and tun scenarios
+// write against afvs's own validation, without root.
+func TestDirectorConfigAccepted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds afvs")
+	}
+	afvs := buildAFVS(t)
+	for _, mode := range []string{"dr", "tun"} {
+		path := filepath.Join(t.TempDir(), "afvs.yaml")
+		cfg := directorConfig(mode, "/tmp/afvs-bench-test.sock", 40000)
+		if !strings.Contains(cfg, "capacity: 131072") || !strings.Contains(cfg, "forward: "+mode) {
+			t.Errorf("%s config:\n%s", mode, cfg)
+		}
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(afvs, "check", "--config", path).CombinedOutput(); err != nil {
+			t.Errorf("afvs check rejects the %s config: %v\n%s\n%s", mode, err, out, cfg)
+		}
+	}
+}
