@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"runtime"
 	"sync/atomic"
+	"unsafe"
 )
 
 // bucketSlots is the number of entries one bucket header describes: 14
@@ -108,14 +109,30 @@ type paddedInt64 struct {
 // where two-choice buckets of 14 almost never overflow.
 const loadFactor = 0.8
 
+func bucketsFor(capacity int) int {
+	return int(float64(capacity)/(bucketSlots*loadFactor)) + 2
+}
+
+// storeBytes is what newStore(capacity) allocates.
+func storeBytes(capacity int) uint64 {
+	if capacity == 0 {
+		return 0
+	}
+	nb := uint64(bucketsFor(capacity))
+	return nb*uint64(sizeofBucket) + nb*bucketSlots*uint64(sizeofEntry)
+}
+
 func newStore(capacity int) *store {
-	nb := int(float64(capacity)/(bucketSlots*loadFactor)) + 2
-	return &store{
+	nb := bucketsFor(capacity)
+	s := &store{
 		buckets:  make([]bucket, nb),
 		entries:  make([]entry, nb*bucketSlots),
 		nb:       uint32(nb),
 		capacity: int64(capacity),
 	}
+	adviseHuge(unsafe.Pointer(&s.buckets[0]), uintptr(nb)*sizeofBucket)
+	adviseHuge(unsafe.Pointer(&s.entries[0]), uintptr(nb)*bucketSlots*sizeofEntry)
+	return s
 }
 
 // place maps a hash to its two candidate buckets and its tag.
@@ -135,10 +152,14 @@ func (s *store) place(h uint64) (b1, b2, tag uint32) {
 // find looks for a live entry with key w in bucket b without any lock.
 // The entry's key words are bracketed by two loads of its meta word: if
 // status and generation did not change, the words belong to one lifetime.
-func (s *store) find(b, tag uint32, w *keyWords) (view, bool) {
+// Only slots set in used (the bucket's used mask as the caller loaded it)
+// are examined: a slot claimed after that load is an insert that had not
+// finished when the lookup started.
+func (s *store) find(b, used, tag uint32, w *keyWords) (view, bool) {
 	bk := &s.buckets[b]
 	base := b * bucketSlots
-	for i := range uint32(bucketSlots) {
+	for used &= fullMask; used != 0; used &= used - 1 {
+		i := uint32(bits.TrailingZeros32(used))
 		if bk.tags[i].Load() != tag {
 			continue
 		}

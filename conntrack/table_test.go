@@ -26,6 +26,13 @@ func TestNewValidation(t *testing.T) {
 		{"negative timeout", Config{Capacity: 10, Timeouts: bad}, "timeouts.CloseWait = -1s: must be between 1ms and"},
 		{"timeout too long", Config{Capacity: 10, Timeouts: huge}, "timeouts.UDP ="},
 	}
+	if ram := physicalMemory(); ram > 0 && ram < storeBytes(MaxCapacity) {
+		tests = append(tests, struct {
+			name string
+			cfg  Config
+			want string
+		}{"more than the RAM", Config{Capacity: MaxCapacity}, "more than the machine's"})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tbl, err := New(tt.cfg)
@@ -458,8 +465,11 @@ func TestEntrySize(t *testing.T) {
 	if sizeofBucket != 64 {
 		t.Fatalf("bucket header is %d bytes, want 64", sizeofBucket)
 	}
-	tbl := newTestTable(t, Config{Capacity: 1 << 20})
-	per := float64(tbl.Bytes()) / (1 << 20)
+	tbl := newTestTable(t, Config{Capacity: 1 << 20, Templates: 1000})
+	if got, want := uint64(tbl.Bytes()), storeBytes(1<<20)+storeBytes(1000); got != want {
+		t.Fatalf("Bytes() = %d, storeBytes predicted %d", got, want)
+	}
+	per := float64(tbl.conns.bytes()) / (1 << 20)
 	t.Logf("bytes per connection at capacity, headers and slack included: %.1f", per)
 	if per > 90 {
 		t.Fatalf("%.1f bytes per connection, want under 90", per)

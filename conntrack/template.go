@@ -45,9 +45,12 @@ func (t *Table) LookupTemplate(k *Key) (dest uint32, ref TemplateRef, ok bool) {
 	}
 	w := k.words()
 	b1, b2, tag := t.tmpls.place(t.seed.hash(&w))
-	v, found := t.tmpls.find(b1, tag, &w)
+	s := t.tmpls
+	u1 := s.buckets[b1].used.Load()
+	u2 := s.buckets[b2].used.Load()
+	v, found := s.find(b1, u1, tag, &w)
 	if !found {
-		v, found = t.tmpls.find(b2, tag, &w)
+		v, found = s.find(b2, u2, tag, &w)
 	}
 	if !found || templateExpired(v.meta, v.since, t.now()) {
 		return 0, 0, false
@@ -92,7 +95,7 @@ func (t *Table) InsertTemplate(k *Key, dest uint32, timeout time.Duration) (Temp
 	s.lock(b1, b2)
 	defer s.unlock(b1, b2)
 	for _, b := range [2]uint32{b1, b2} {
-		v, ok := s.find(b, tag, &w)
+		v, ok := s.find(b, s.buckets[b].used.Load(), tag, &w)
 		if !ok {
 			continue
 		}

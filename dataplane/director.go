@@ -333,8 +333,10 @@ func (d *Director) housekeeping() {
 		case <-d.stop:
 			return
 		case <-tick.C:
-			for d.CT.Sweep(4096) == 4096 {
-			}
+			// Visit every slot about once a second, so the load counters
+			// the least-connection schedulers read hear of expiries
+			// promptly (lookups never see expired entries regardless).
+			d.CT.Sweep(max(d.CT.Slots()/20, 1024))
 		case <-d.rebuild:
 			d.mu.Lock()
 			if s := d.snap.Load(); s != nil {

@@ -176,8 +176,17 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 			d = &svc.Dests[i]
 		}
 		ref, res := p.ct.InsertTemplate(t, d.ID, svc.Persist)
-		if res == conntrack.Full {
+		switch res {
+		case conntrack.Full, conntrack.Invalid:
 			return nil, DropTemplateFull
+		case conntrack.Exists:
+			// Another queue made the template first: follow its choice so
+			// the client sticks to one server.
+			if id, ok := p.ct.Template(ref); ok && id != d.ID {
+				if dd, live := s.dest(si, id); live {
+					d = dd
+				}
+			}
 		}
 		tmpl = ref
 	} else {
