@@ -3,10 +3,12 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -227,9 +229,20 @@ func (c *Config) VS() (*vs.Table, error) {
 		t.Marks = append(t.Marks, g)
 	}
 	for i, sc := range c.Services {
-		s, err := sc.service(fmt.Sprintf("services[%d]", i))
+		p := fmt.Sprintf("services[%d]", i)
+		s, err := sc.service(p)
 		if err != nil {
 			return nil, err
+		}
+		if s.FWMark != 0 {
+			if _, ok := t.MarkGroup(s.FWMark); !ok {
+				return nil, fmt.Errorf("%s.fwmark: %d: no entry under marks defines this mark", p, s.FWMark)
+			}
+		}
+		// Checked here rather than left to Table.Validate so the error
+		// names both entries by their key paths.
+		if j := t.Find(s.Key); j >= 0 {
+			return nil, fmt.Errorf("%s: service %s: %w (services[%d] has the same key)", p, s.Key, vs.ErrServiceExists, j)
 		}
 		t.Services = append(t.Services, s)
 	}
@@ -271,7 +284,18 @@ func (sc *ServiceConfig) service(p string) (vs.Service, error) {
 		s.Port = uint16(sc.Port)
 	}
 	s.Sched = sc.Scheduler
+	if s.Sched == "" {
+		s.Sched = "wlc"
+	}
+	if !slices.Contains(sched.Names(), s.Sched) {
+		return s, fmt.Errorf("%s.scheduler: %q: must be one of %s", p, sc.Scheduler, strings.Join(sched.Names(), ", "))
+	}
 	s.SchedFlags = sc.SchedFlags
+	if len(sc.SchedFlags) > 0 {
+		if _, err := sched.ParseFlags(s.Sched, strings.Join(sc.SchedFlags, ",")); err != nil {
+			return s, fmt.Errorf("%s.sched_flags: %w", p, err)
+		}
+	}
 	if sc.Persistent < 0 || sc.Persistent > 1<<31 {
 		return s, fmt.Errorf("%s.persistent: %d: must be 0 (off) or a timeout in seconds", p, sc.Persistent)
 	}
@@ -323,6 +347,9 @@ func (sc *ServiceConfig) service(p string) (vs.Service, error) {
 		r.Upper, r.Lower = uint32(rc.Upper), uint32(rc.Lower)
 		if err := r.Validate(); err != nil {
 			return s, fmt.Errorf("%s: %w", q, err)
+		}
+		if k := s.FindReal(r.Addr, r.Port); k >= 0 {
+			return s, fmt.Errorf("%s: real server %s: %w (%s.reals[%d] has the same address and port)", q, r.AddrPort(), vs.ErrDestExists, p, k)
 		}
 		s.Reals = append(s.Reals, r)
 	}

@@ -1,7 +1,11 @@
 package control
 
 import (
+	"bufio"
+	"io"
 	"net"
+	"net/http"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,9 +36,26 @@ func (l rootOnly) Accept() (net.Conn, error) {
 		if uid, ok := peerUID(uc); ok && l.allowed(uid) {
 			return c, nil
 		}
-		c.Write([]byte("HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 49\r\n\r\n{\"error\":\"Permission denied (you must be root)\"}\n"))
-		c.Close()
+		go refuse(uc)
 	}
+}
+
+// refusal is the whole answer to a refused peer.
+const refusal = "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 49\r\n\r\n" +
+	`{"error":"Permission denied (you must be root)"}` + "\n"
+
+// refuse answers a refused peer off the accept loop, so a slow one cannot
+// hold up root's connections. It reads the request first: closing a
+// socket with unread data makes the kernel reset it, and the client would
+// see a broken pipe instead of the reason.
+func refuse(c *net.UnixConn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if req, err := http.ReadRequest(bufio.NewReader(io.LimitReader(c, 64<<10))); err == nil {
+		io.Copy(io.Discard, io.LimitReader(req.Body, 64<<10))
+	}
+	c.Write([]byte(refusal))
+	c.CloseWrite()
 }
 
 func peerUID(c *net.UnixConn) (uint32, bool) {

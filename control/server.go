@@ -31,8 +31,10 @@ type Director interface {
 // Server serves the control API and owns the current table.
 type Server struct {
 	d      Director
-	reload func() (*vs.Table, error)
+	reload func() (*vs.Table, func(), error)
 	start  time.Time
+
+	reloadMu sync.Mutex // one reload at a time: SIGHUP and /v1/reload may race
 
 	mu    sync.Mutex // serialises changes
 	table *vs.Table
@@ -59,9 +61,11 @@ type ConnTable interface {
 }
 
 // New returns a server for d, whose table in force is t. reload re-reads
-// the configuration for /v1/reload and SIGHUP; extra adds figures the
-// Director interface does not carry.
-func New(d Director, ct ConnTable, t *vs.Table, reload func() (*vs.Table, error), extra func(*Status)) *Server {
+// the configuration for /v1/reload and SIGHUP: it returns the new table and
+// a commit function (or nil) that puts the rest of the configuration in
+// force, called only once the table has been accepted, so a refused reload
+// changes nothing. extra adds figures the Director interface does not carry.
+func New(d Director, ct ConnTable, t *vs.Table, reload func() (*vs.Table, func(), error), extra func(*Status)) *Server {
 	return &Server{d: d, ct: ct, table: t.Clone(), reload: reload, start: time.Now(), extra: extra,
 		svcEst: map[uint32]*estimator{}, destEst: map[uint32]*estimator{},
 		svcBase: map[uint32]dataplane.Traffic{}, destBase: map[uint32]dataplane.Traffic{}}
@@ -99,12 +103,20 @@ func (s *Server) Reload() error {
 	if s.reload == nil {
 		return fmt.Errorf("reload: no configuration source")
 	}
-	t, err := s.reload()
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	t, commit, err := s.reload()
 	if err != nil {
 		return fmt.Errorf("reload refused, old configuration still running: %w", err)
 	}
-	if err := s.Update(func(cur *vs.Table) error { *cur = *t; return nil }); err != nil {
+	if t == nil {
+		return fmt.Errorf("reload refused, old configuration still running: the configuration source gave no table")
+	}
+	if err := s.Update(func(cur *vs.Table) error { *cur = *t.Clone(); return nil }); err != nil {
 		return fmt.Errorf("reload refused, old configuration still running: %w", err)
+	}
+	if commit != nil {
+		commit()
 	}
 	return nil
 }
@@ -113,18 +125,20 @@ func (s *Server) Reload() error {
 func (s *Server) RunEstimator(stop <-chan struct{}) {
 	tick := time.NewTicker(estimatorSeconds * time.Second)
 	defer tick.Stop()
-	s.sampleRates()
+	s.SampleRates()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-tick.C:
-			s.sampleRates()
+			s.SampleRates()
 		}
 	}
 }
 
-func (s *Server) sampleRates() {
+// SampleRates feeds every estimator the counters read now. RunEstimator
+// calls it every 2 s; the rates it yields assume that period.
+func (s *Server) SampleRates() {
 	snap := s.d.Snapshot()
 	if snap == nil {
 		return

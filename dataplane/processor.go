@@ -218,10 +218,13 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n int) (Verdict, Out) {
 	c := p.c
 	pk := &p.pkt
+	// Bytes are counted at the IP layer, as IPVS counts skb->len: no
+	// Ethernet header or padding in, and the outer header included out.
+	ipLen := uint64(pk.TotalLen)
 	c.svc[svc.ID].inPkts.Add(1)
-	c.svc[svc.ID].inBytes.Add(uint64(n))
+	c.svc[svc.ID].inBytes.Add(ipLen)
 	c.dest[d.ID].inPkts.Add(1)
-	c.dest[d.ID].inBytes.Add(uint64(n))
+	c.dest[d.ID].inBytes.Add(ipLen)
 	if d.Slot < 0 || d.Slot >= len(s.Ifaces) {
 		c.Drops[DropNoEgress].Add(1)
 		return VerdictDrop, Out{}
@@ -264,9 +267,12 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 		c.Drops[DropUnsupportedFwd].Add(1)
 		return VerdictDrop, Out{}
 	}
+	if d.Fwd == vs.Tunnel {
+		ipLen += encap.Overhead
+	}
 	c.svc[svc.ID].outPkts.Add(1)
-	c.svc[svc.ID].outBytes.Add(uint64(out.Len))
+	c.svc[svc.ID].outBytes.Add(ipLen)
 	c.dest[d.ID].outPkts.Add(1)
-	c.dest[d.ID].outBytes.Add(uint64(out.Len))
+	c.dest[d.ID].outBytes.Add(ipLen)
 	return VerdictForward, out
 }

@@ -12,13 +12,18 @@
 // the service table, and published as a new snapshot built with the same
 // ID registry and load counters, as the control plane does live.
 //
-// Time comes from a conntrack.ManualClock set to each event's time_ms, and
-// the connection table is swept the way the daemon's housekeeping does it
-// (4096 slots per 50 ms tick), so expiry, and therefore the active and
-// inactive counts the least-connection schedulers read, follow the trace's
-// clock. Idle stretches are not swept tick by tick: once the ticks missed
-// add up to a whole pass over the table, one pass stands in for them, which
-// is what lets a day of trace run in seconds.
+// Time comes from a conntrack.ManualClock set to each event's time_ms. The
+// connection table is swept whole at every multiple of Options.SweepEvery
+// (2 s by default) of trace time, with the clock set to that instant, so an
+// expiry reaches the active and inactive counts the least-connection
+// schedulers read, and starts a persistence template's own timeout, at most
+// that late; IPVS's per-connection timers are exact, the daemon's
+// housekeeping needs Slots/81920 s (about 17 s at its default size) for a
+// full cycle. A quiet stretch is not
+// swept boundary by boundary: the simulator stops sweeping while the table
+// is empty and otherwise asks the table (Range) when its next entry expires
+// and jumps to the boundary after it. That is what lets a day of trace run
+// in seconds.
 //
 // Observation goes through the table's hooks: a thin wrapper forwards every
 // Bind, Transfer and Unbind to sched.Loads unchanged and, after each

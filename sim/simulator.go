@@ -22,9 +22,12 @@ import (
 
 // Options tune a simulation; the zero value is usable.
 type Options struct {
-	// Capacity is the connection table size; default 1<<16.
+	// Capacity is the connection table size; default 1<<14. Every sweep
+	// visits every slot, so a table sized to the trace's concurrency, not
+	// the daemon's, keeps long traces fast; a table too small shows up as
+	// table_full drops in the summary.
 	Capacity int
-	// Templates is the persistence template table size; default 1<<16.
+	// Templates is the persistence template table size; default 1<<12.
 	Templates int
 	// Timeouts per TCP state and for UDP; the zero value means IPVS's.
 	Timeouts conntrack.Timeouts
@@ -36,14 +39,14 @@ type Options struct {
 	// MaxSamples bounds the points per server kept for the plot; default
 	// 2048.
 	MaxSamples int
+	// SweepEvery is how often, in trace time, the whole connection table
+	// is swept; default 2s. An expiry is seen at most this late. IPVS's
+	// per-connection timers are exact; the daemon's housekeeping sweeps
+	// 81920 slots a second, a full cycle of about 17 s at its default
+	// table size, and the order depends on the table's random hash seed,
+	// so no run of it is reproducible. A fixed cadence is.
+	SweepEvery time.Duration
 }
-
-// The daemon's housekeeping sweeps this many slots per tick (see
-// dataplane.Director.housekeeping); the simulator does the same.
-const (
-	sweepTick  = 50 * time.Millisecond
-	sweepBatch = 4096
-)
 
 // Run replays trace through the dataplane's processor with t as the initial
 // service table, writes one decision line per new connection to out, and
@@ -91,6 +94,8 @@ type simulator struct {
 	srvIndex map[serverKey]int
 	owner    []int32 // dest ID -> server record, -1 none
 
+	every int64 // SweepEvery in ms
+
 	series series
 	sum    Summary
 }
@@ -120,13 +125,19 @@ type serverRec struct {
 
 func newSimulator(t *vs.Table, opt Options) (*simulator, error) {
 	if opt.Capacity == 0 {
-		opt.Capacity = 1 << 16
+		opt.Capacity = 1 << 14
 	}
 	if opt.Templates == 0 {
-		opt.Templates = 1 << 16
+		opt.Templates = 1 << 12
 	}
 	if opt.MaxSamples == 0 {
 		opt.MaxSamples = 2048
+	}
+	if opt.SweepEvery == 0 {
+		opt.SweepEvery = 2 * time.Second
+	}
+	if opt.SweepEvery < time.Millisecond {
+		return nil, fmt.Errorf("sim options: sweep every %v: must be at least 1ms", opt.SweepEvery)
 	}
 	if opt.MaxSamples < 2 {
 		return nil, fmt.Errorf("sim options: max samples %d: must be at least 2", opt.MaxSamples)
@@ -136,6 +147,7 @@ func newSimulator(t *vs.Table, opt Options) (*simulator, error) {
 	}
 	s := &simulator{
 		opt:      opt,
+		every:    opt.SweepEvery.Milliseconds(),
 		clock:    &conntrack.ManualClock{},
 		loads:    sched.NewLoads(dataplane.MaxDests),
 		reg:      dataplane.NewRegistry(),
@@ -288,32 +300,62 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-// advance moves the clock to ms and sweeps as the daemon would have in
-// between: sweepBatch slots per sweepTick, continuing while a whole batch
-// was expired. Once the missed ticks would cover the table, one full pass
-// stands in for them.
+// advance moves the clock to ms, sweeping the whole table at every
+// multiple of SweepEvery passed on the way, with the clock set to that
+// instant, so an expiry reaches the load counters (and starts a template's
+// own timeout) at most SweepEvery late. Across a long quiet stretch it does
+// not stop at every boundary: it stops when the table is empty, and
+// otherwise asks the table (Range) when its next entry expires and jumps to
+// the boundary after that.
 func (s *simulator) advance(ms int64) {
 	if !s.seen {
 		s.seen = true
 		s.sum.Start = ms
+		s.now = ms
 	}
-	prev := s.now
+	every := s.every
+	b := (s.now/every + 1) * every // next sweep boundary
+	for b <= ms {
+		if st := s.ct.Stats(); st.Entries == 0 && st.Templates == 0 {
+			break
+		}
+		s.clock.Set(time.Duration(b) * time.Millisecond)
+		s.ct.Sweep(s.ct.Slots())
+		next := b + every
+		if ms-next >= 2*every {
+			// Range hides expired entries, so it is asked only after
+			// the sweep has released them.
+			e, ok := s.nextExpiry()
+			if !ok {
+				break
+			}
+			next = max(next, (e+every-1)/every*every)
+		}
+		b = next
+	}
 	s.now = ms
 	s.sum.End = ms
 	s.clock.Set(time.Duration(ms) * time.Millisecond)
-	ticks := ms/sweepTick.Milliseconds() - prev/sweepTick.Milliseconds()
-	if ticks <= 0 {
-		return
-	}
-	slots := s.ct.Slots()
-	if ticks*sweepBatch >= int64(slots) {
-		s.ct.Sweep(slots)
-		return
-	}
-	for range ticks {
-		for s.ct.Sweep(sweepBatch) == sweepBatch {
+}
+
+// nextExpiry returns when (ms) the earliest entry alive now will expire. Templates still held by connections report no time of their own
+// and are skipped: they can only go once those connections do.
+func (s *simulator) nextExpiry() (int64, bool) {
+	at := s.clock.Now().Milliseconds()
+	var next time.Duration = -1
+	s.ct.Range(func(_ conntrack.Key, _ conntrack.Conn, left time.Duration, tmpl bool) bool {
+		if tmpl && left == 0 {
+			return true
 		}
+		if next < 0 || left < next {
+			next = left
+		}
+		return true
+	})
+	if next < 0 {
+		return 0, false
 	}
+	return at + int64((next+time.Millisecond-1)/time.Millisecond), true
 }
 
 // packet runs one packet event through the processor and writes a decision
@@ -321,6 +363,10 @@ func (s *simulator) advance(ms int64) {
 func (s *simulator) packet(ev *Event, w *bufio.Writer) {
 	s.sum.Packets++
 	n := writeFrame(s.buf, ev)
+	// Process leaves Last alone when it drops a frame before looking up a
+	// connection (no such service), so clear it rather than report the
+	// previous packet's decision twice.
+	s.p.Last = dataplane.Decision{}
 	s.p.Process(s.snap, s.buf, headroom, n)
 	d := &s.p.Last
 	if !d.New {

@@ -66,7 +66,7 @@ type Imbalance struct {
 // Series is active connections per server, sampled over time.
 type Series struct {
 	TimesMS []int64
-	Servers []string  // "svc -> addr:port"
+	Servers []string  // "addr:port", or "service -> addr:port" with several services
 	Active  [][]int32 // [server][sample]
 }
 
@@ -111,7 +111,11 @@ func (s *simulator) summary() *Summary {
 		ss.Imbalance = imbalance(ratios)
 		sum.Services = append(sum.Services, ss)
 		for _, ri := range sr.servers {
-			sum.Series.Servers = append(sum.Series.Servers, fmt.Sprintf("%s -> %s", sr.key, s.servers[ri].addr))
+			name := s.servers[ri].addr.String()
+			if len(s.services) > 1 {
+				name = fmt.Sprintf("%s -> %s", sr.key, name)
+			}
+			sum.Series.Servers = append(sum.Series.Servers, name)
 			sum.Series.Active = append(sum.Series.Active, s.series.active[ri])
 		}
 	}

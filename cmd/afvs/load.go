@@ -3,8 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,7 +80,7 @@ func loadConfig(path string, fs *pflag.FlagSet) (*config.Config, error) {
 	var c config.Config
 	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = true
-		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(durationHook, mapstructure.StringToSliceHookFunc(","))
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(durationHook, intHook, mapstructure.StringToSliceHookFunc(","))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", cleanDecodeError(err))
@@ -89,6 +92,7 @@ func loadConfig(path string, fs *pflag.FlagSet) (*config.Config, error) {
 }
 
 // durationHook accepts "90s" style strings and plain numbers of seconds.
+// The whole string must parse: "15 minutes" is an error, not 15 seconds.
 func durationHook(from, to reflect.Type, data any) (any, error) {
 	if to != reflect.TypeOf(time.Duration(0)) {
 		return data, nil
@@ -98,11 +102,10 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 		if d, err := time.ParseDuration(x); err == nil {
 			return d, nil
 		}
-		var secs float64
-		if _, err := fmt.Sscanf(x, "%g", &secs); err == nil {
+		if secs, err := strconv.ParseFloat(x, 64); err == nil && !math.IsNaN(secs) && !math.IsInf(secs, 0) {
 			return time.Duration(secs * float64(time.Second)), nil
 		}
-		return nil, fmt.Errorf("%q: not a duration such as 90s or 2m", x)
+		return nil, fmt.Errorf("%q: not a duration such as 90s or 2m, or a number of seconds", x)
 	case int:
 		return time.Duration(x) * time.Second, nil
 	case int64:
@@ -113,7 +116,54 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 	return data, nil
 }
 
+// intHook parses integers given as strings (environment variables always
+// are) itself, so a bad one is reported with its value; mapstructure's own
+// message gives only strconv's "invalid syntax".
+func intHook(from, to reflect.Type, data any) (any, error) {
+	x, ok := data.(string)
+	if !ok || to.Kind() != reflect.Int || to == reflect.TypeOf(time.Duration(0)) {
+		return data, nil
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(x), 0, 64)
+	if err != nil {
+		return nil, fmt.Errorf("%q: not an integer", x)
+	}
+	return int(n), nil
+}
+
+// mapstructure's phrasing, rewritten so every complaint starts with its
+// key path as the config package's own errors do.
+var (
+	decodePreamble = regexp.MustCompile(`^decoding failed due to the following error\(s\):\s*`)
+	invalidKeys    = regexp.MustCompile(`^'([^']*)' has invalid keys: (.*)$`)
+	quotedPath     = regexp.MustCompile(`^'([^']*)' `)
+)
+
+// keyPath renders a key under a mapstructure path ("" is the top level).
+func keyPath(parent, key string) string {
+	if parent == "" {
+		return key
+	}
+	return parent + "." + key
+}
+
 func cleanDecodeError(err error) error {
-	// mapstructure joins its complaints with newlines; one line reads better.
-	return errors.New(strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " "))
+	// mapstructure lists its complaints one per line after a preamble; one
+	// line reads better.
+	msg := decodePreamble.ReplaceAllString(strings.TrimSpace(err.Error()), "")
+	var parts []string
+	for _, l := range strings.Split(msg, "\n") {
+		l = strings.Join(strings.Fields(l), " ")
+		if l == "" {
+			continue
+		}
+		if m := invalidKeys.FindStringSubmatch(l); m != nil {
+			for _, k := range strings.Split(m[2], ", ") {
+				parts = append(parts, fmt.Sprintf("%s: unknown key (not part of the afvs configuration)", keyPath(m[1], k)))
+			}
+			continue
+		}
+		parts = append(parts, quotedPath.ReplaceAllString(l, "$1: "))
+	}
+	return errors.New(strings.Join(parts, "; "))
 }

@@ -25,6 +25,7 @@ func init() {
 	commands = []command{
 		{"run", "run the director (the default command)", runDaemon},
 		{"check", "validate a config file without touching the network", runCheck},
+		{"reload", "ask the running daemon to re-read its config", runReload},
 		{"realserver", "set up a real server: VIP on lo, ARP sysctls, IPIP decapsulation", runRealServer},
 		{"replay", "push a pcap through parse, conntrack, sched and encap offline", runReplay},
 		{"sim", "run a connection trace through the schedulers and the connection table", runSim},

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/afvs/afvs/control"
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/xdpprog"
+	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -54,13 +57,24 @@ func runDaemon(args []string) error {
 	}
 	defer d.Close()
 
-	reload := func() (*vs.Table, error) {
+	reload := func() (*vs.Table, func(), error) {
 		c, err := loadConfig(*path, fs)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		d.CT.SetTimeouts(c.Timeouts.TCP, c.Timeouts.TCPFin, c.Timeouts.UDP)
-		return c.VS()
+		t, err := c.VS()
+		if err != nil {
+			return nil, nil, err
+		}
+		// Interfaces, sockets and table sizes are fixed at start-up; say
+		// so rather than ignore a change silently.
+		for _, k := range restartOnly(cfg, c) {
+			log.Warn("reload: this setting takes effect only at restart", "key", k)
+		}
+		// Timeouts change only once the table is accepted: a refused reload
+		// must leave everything as it was.
+		commit := func() { d.CT.SetTimeouts(c.Timeouts.TCP, c.Timeouts.TCPFin, c.Timeouts.UDP) }
+		return t, commit, nil
 	}
 	srv := control.New(d, d.CT, table, reload, func(st *control.Status) { fillStatus(d, st) })
 	stop := make(chan struct{})
@@ -115,6 +129,34 @@ func runDaemon(args []string) error {
 	return nil
 }
 
+// restartOnly names the settings that differ between the running config
+// and a reloaded one but cannot change without a restart.
+func restartOnly(old, cur *config.Config) []string {
+	var keys []string
+	if !slices.Equal(old.Interfaces, cur.Interfaces) {
+		keys = append(keys, "interfaces")
+	}
+	if old.XDPMode != cur.XDPMode {
+		keys = append(keys, "xdp_mode")
+	}
+	if !maps.Equal(old.CPUs, cur.CPUs) {
+		keys = append(keys, "cpus")
+	}
+	if old.Frames != cur.Frames {
+		keys = append(keys, "frames")
+	}
+	if old.Table != cur.Table {
+		keys = append(keys, "table")
+	}
+	if old.Metrics != cur.Metrics {
+		keys = append(keys, "metrics")
+	}
+	if old.Control != cur.Control {
+		keys = append(keys, "control")
+	}
+	return keys
+}
+
 func directorOptions(cfg *config.Config, mode xdpprog.Mode, log *slog.Logger) dataplane.Options {
 	return dataplane.Options{
 		Interfaces: cfg.Interfaces, Mode: mode, CPUs: cfg.CPUs, Frames: cfg.Frames,
@@ -158,8 +200,16 @@ func runCheck(args []string) error {
 	if err != nil {
 		return err
 	}
-	t, _ := cfg.VS()
-	if _, err := dataplane.Build(t, dataplane.BuildOptions{Registry: dataplane.NewRegistry(), Resolver: dataplane.StaticResolver{}, Ifaces: []dataplane.Iface{{MTU: 1500}}}); err != nil {
+	t, err := cfg.VS()
+	if err != nil {
+		return fmt.Errorf("config %s: %w", *path, err)
+	}
+	// Compile the table as the daemon would, so schedulers reject what
+	// they would reject at start-up; the resolver is static, so nothing
+	// touches the network.
+	bo := dataplane.BuildOptions{Registry: dataplane.NewRegistry(), Loads: sched.NewLoads(dataplane.MaxDests),
+		Resolver: dataplane.StaticResolver{}, Ifaces: []dataplane.Iface{{MTU: 1500}}}
+	if _, err := dataplane.Build(t, bo); err != nil {
 		return fmt.Errorf("config %s: %w", *path, err)
 	}
 	fmt.Printf("config %s: ok (%d services, %d interfaces)\n", *path, len(t.Services), len(cfg.Interfaces))
@@ -175,4 +225,39 @@ func (m metricsSource) TableStatus() control.TableStatus {
 	var st control.Status
 	fillStatus(m.Director, &st)
 	return st.Table
+}
+
+// runReload is `afvs reload`: ask the running daemon to re-read its
+// configuration, as SIGHUP does, and report whether it took. The socket
+// comes from --socket, else from --config's control.socket, else the
+// default.
+func runReload(args []string) error {
+	fs := pflag.NewFlagSet("afvs reload", pflag.ContinueOnError)
+	path := fs.String("config", "", "config file whose control.socket to use")
+	sock := fs.String("socket", "", "control socket path (overrides --config)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: reload takes only --config and --socket", fs.Arg(0))
+	}
+	s := *sock
+	if s == "" && *path != "" {
+		cfg, err := loadConfig(*path, nil)
+		if err != nil {
+			return err
+		}
+		s = cfg.Control.Socket
+	}
+	if s == "" {
+		s = os.Getenv("AFVS_SOCKET")
+	}
+	if s == "" {
+		s = control.DefaultSocket
+	}
+	if err := control.NewClient(s).Reload(); err != nil {
+		return err
+	}
+	fmt.Println("afvs: configuration reloaded")
+	return nil
 }

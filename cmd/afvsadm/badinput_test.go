@@ -1,6 +1,10 @@
 package main
 
 import (
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -90,8 +94,8 @@ func TestBadRestoreChangesNothing(t *testing.T) {
 		name, stdin, want string
 	}{
 		{"unparsable line", "-A -t 198.19.0.7:80 -s rr\n-a -t 198.19.0.7:80 -r 198.18.0.11 -w 1\n-a -t 198.19.0.7:80 -r 198.18.0.300\n", "line 3"},
-		{"line the table refuses", "-A -t 198.19.0.7:80 -s rr\n-a -t 198.19.0.7:80 -r 198.18.0.11 -w 1\n-D -t 198.19.0.1:80\n-A -t 198.19.0.1:80 -s nosuch\n", "command 4"},
-		{"duplicate inside the stream", "-A -t 198.19.0.7:80 -s rr\n-A -t 198.19.0.7:80 -s wlc\n", "Service already exists"},
+		{"line the table refuses", "# comment\n-A -t 198.19.0.7:80 -s rr\n\n-a -t 198.19.0.7:80 -r 198.18.0.11 -w 1 # weight\n-D -t 198.19.0.1:80\n/sbin/ipvsadm -A -t 198.19.0.1:80 -s nosuch\n", "restore line 6: Scheduler not found"},
+		{"duplicate inside the stream", "-A -t 198.19.0.7:80 -s rr\n-A -t 198.19.0.7:80 -s wlc\n", "restore line 2: Service already exists"},
 		{"clear then a bad line", "-C\n-A -t 198.19.0.7:80 -s rr\n-a -t 198.19.0.8:80 -r 198.18.0.11\n", "Service not defined"},
 		{"listing inside the stream", "-A -t 198.19.0.7:80 -s rr\n-L -n\n", "not a change"},
 		{"nested restore", "-A -t 198.19.0.7:80 -s rr\n-R\n", "nested"},
@@ -124,5 +128,36 @@ func TestUnreachableDaemon(t *testing.T) {
 		if code == 0 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "cannot reach afvs") {
 			t.Errorf("afvsadm %v without a daemon: exit %d, stdout %q, stderr %q", args, code, out, errOut)
 		}
+	}
+}
+
+// A daemon that answers nonsense gets an error, not a panic.
+func TestMalformedDaemonAnswers(t *testing.T) {
+	for _, tc := range []struct{ name, services, conns string }{
+		{"service address", `[{"proto":"tcp","address":"nowhere","port":80,"scheduler":"rr","reals":[]}]`, `[]`},
+		{"netmask", `[{"proto":"tcp","address":"198.19.0.1","port":80,"scheduler":"rr","persistent":true,"netmask":"2001:2::","reals":[]}]`, `[]`},
+		{"real address", `[{"proto":"tcp","address":"198.19.0.1","port":80,"scheduler":"rr","reals":[{"address":"x"}]}]`, `[]`},
+		{"connection", `[]`, `[{"proto":"tcp","client":"1.2.3.4","virtual":"198.19.0.1:80","dest":"198.18.0.11:80","state":"NONE"}]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "fake.sock")
+			l, err := net.Listen("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{}`) })
+			mux.HandleFunc("GET /v1/timeouts", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{}`) })
+			mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, tc.services) })
+			mux.HandleFunc("GET /v1/conns", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, tc.conns) })
+			hs := &http.Server{Handler: mux}
+			go hs.Serve(l)
+			t.Cleanup(func() { hs.Close() })
+			t.Setenv("AFVS_SOCKET", sock)
+			out, errOut, code := adm(t, "", "-L", "-n", "-c")
+			if code == 0 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "afvs sent a bad") {
+				t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+			}
+		})
 	}
 }

@@ -5,10 +5,14 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"path"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,7 +54,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case ipvsadm.Restore:
-		cmds, err := ipvsadm.ParseRestore(stdin)
+		in, err := io.ReadAll(io.LimitReader(stdin, maxRestore+1))
+		if err == nil && len(in) > maxRestore {
+			err = fmt.Errorf("restore: input larger than %d bytes", maxRestore)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, oneLine(err))
+			return 1
+		}
+		cmds, err := ipvsadm.ParseRestore(bytes.NewReader(in))
 		if err != nil {
 			fmt.Fprintln(stderr, oneLine(err))
 			return 1
@@ -60,7 +72,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			lines[i] = x.Args()
 		}
 		if err := c.Commands(lines); err != nil {
-			fmt.Fprintln(stderr, oneLine(err))
+			fmt.Fprintln(stderr, oneLine(restoreLine(err, in)))
 			return 1
 		}
 		return 0
@@ -70,6 +82,40 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// maxRestore bounds what -R reads; a saved table of the largest size afvs
+// holds is far smaller.
+const maxRestore = 64 << 20
+
+// serverCommand is how the daemon names a command of a batch.
+var serverCommand = regexp.MustCompile(`^command (\d+)(\b.*)$`)
+
+// restoreLine turns the daemon's "command N" into "restore line L", the
+// line of the input that held the N-th command, as ParseRestore counts
+// commands: comments and blank lines hold none.
+func restoreLine(err error, in []byte) error {
+	m := serverCommand.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	n, _ := strconv.Atoi(m[1])
+	for i, line := range strings.Split(string(in), "\n") {
+		if j := strings.IndexByte(line, '#'); j >= 0 {
+			line = line[:j]
+		}
+		words := strings.Fields(line)
+		if len(words) > 0 && (path.Base(words[0]) == "ipvsadm" || path.Base(words[0]) == "afvsadm") {
+			words = words[1:]
+		}
+		if len(words) == 0 {
+			continue
+		}
+		if n--; n == 0 {
+			return fmt.Errorf("restore line %d%s", i+1, m[2])
+		}
+	}
+	return err
 }
 
 func oneLine(err error) string {
@@ -92,6 +138,23 @@ func snapshot(c *control.Client, cmd *ipvsadm.Command) (*ipvsadm.Snapshot, error
 	if err != nil {
 		return nil, err
 	}
+	// The daemon's answers are parsed, not trusted: a mismatched daemon
+	// gets an error naming the field, never a panic.
+	var perr error
+	addr := func(what, v string) netip.Addr {
+		a, err := netip.ParseAddr(v)
+		if err != nil && perr == nil {
+			perr = fmt.Errorf("afvs sent a bad %s %q: %w", what, v, err)
+		}
+		return a
+	}
+	addrPort := func(what, v string) netip.AddrPort {
+		a, err := netip.ParseAddrPort(v)
+		if err != nil && perr == nil {
+			perr = fmt.Errorf("afvs sent a bad %s %q: %w", what, v, err)
+		}
+		return a
+	}
 	for _, s := range svcs {
 		o := ipvsadm.Service{Sched: s.Scheduler, SchedFlags: s.SchedFlags, Persistent: s.Persistent, Timeout: s.Timeout, Netmask: 32,
 			Stats: ipvsadm.Stats(s.Stats), Rate: ipvsadm.Rate(s.Rate)}
@@ -99,22 +162,25 @@ func snapshot(c *control.Client, cmd *ipvsadm.Command) (*ipvsadm.Snapshot, error
 		case "fwm":
 			o.Virtual = ipvsadm.Virtual{Proto: ipvsadm.FWM, FWMark: s.FWMark}
 		case "udp":
-			o.Virtual = ipvsadm.Virtual{Proto: ipvsadm.UDP, Addr: netip.MustParseAddr(s.Address), Port: s.Port}
+			o.Virtual = ipvsadm.Virtual{Proto: ipvsadm.UDP, Addr: addr("service address", s.Address), Port: s.Port}
 		default:
-			o.Virtual = ipvsadm.Virtual{Proto: ipvsadm.TCP, Addr: netip.MustParseAddr(s.Address), Port: s.Port}
+			o.Virtual = ipvsadm.Virtual{Proto: ipvsadm.TCP, Addr: addr("service address", s.Address), Port: s.Port}
 		}
 		if s.Netmask != "" {
-			m := netip.MustParseAddr(s.Netmask).As4()
-			bits := 0
-			for _, b := range m {
-				for ; b&0x80 != 0; b <<= 1 {
-					bits++
+			if m := addr("netmask", s.Netmask); m.Is4() {
+				bits := 0
+				for _, b := range m.As4() {
+					for ; b&0x80 != 0; b <<= 1 {
+						bits++
+					}
 				}
+				o.Netmask = bits
+			} else if perr == nil {
+				perr = fmt.Errorf("afvs sent a bad netmask %q: not IPv4", s.Netmask)
 			}
-			o.Netmask = bits
 		}
 		for _, r := range s.Reals {
-			d := ipvsadm.Dest{Addr: netip.MustParseAddr(r.Address), Port: r.Port, Weight: int(r.Weight), Upper: r.Upper, Lower: r.Lower,
+			d := ipvsadm.Dest{Addr: addr("real server address", r.Address), Port: r.Port, Weight: int(r.Weight), Upper: r.Upper, Lower: r.Lower,
 				Active: uint32(max(r.Active, 0)), Inactive: uint32(max(r.Inactive, 0)), PersistConns: uint32(max(r.PersistConns, 0)),
 				Stats: ipvsadm.Stats(r.Stats), Rate: ipvsadm.Rate(r.Rate)}
 			switch r.Forward {
@@ -138,7 +204,7 @@ func snapshot(c *control.Client, cmd *ipvsadm.Command) (*ipvsadm.Snapshot, error
 		}
 		for _, x := range conns {
 			k := ipvsadm.Conn{State: x.State, Expires: time.Duration(x.Expires * float64(time.Second)),
-				Client: netip.MustParseAddrPort(x.Client), Virtual: netip.MustParseAddrPort(x.Virtual), Dest: netip.MustParseAddrPort(x.Dest)}
+				Client: addrPort("client", x.Client), Virtual: addrPort("virtual", x.Virtual), Dest: addrPort("destination", x.Dest)}
 			switch x.Proto {
 			case "udp":
 				k.Proto = ipvsadm.UDP
@@ -149,6 +215,9 @@ func snapshot(c *control.Client, cmd *ipvsadm.Command) (*ipvsadm.Snapshot, error
 			}
 			snap.Conns = append(snap.Conns, k)
 		}
+	}
+	if perr != nil {
+		return nil, perr
 	}
 	return snap, nil
 }

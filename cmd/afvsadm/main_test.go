@@ -187,18 +187,17 @@ func TestStatsConnsAndZero(t *testing.T) {
 	if v := s.Director.Feed(segment(t, "198.18.0.10", 50000, "198.19.0.5", true, 0)); v != dataplane.VerdictForward {
 		t.Fatalf("verdict %v", v)
 	}
-	// Bytes are frame bytes: a SYN is 60 (54 padded to Ethernet's
-	// minimum), a segment with 100 bytes of data 154; per connection 2
-	// packets and 214 bytes, in and out alike, as DR forwards the frame
-	// as it came.
+	// Bytes are IP-layer bytes, as IPVS counts them: a SYN is 40, a
+	// segment with 100 bytes of data 140; per connection 2 packets and 180
+	// bytes, in and out alike, as DR forwards the packet as it came.
 	want := "IP Virtual Server version 1.2.1 (size=4096)\n" +
 		"Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n" +
 		"  -> RemoteAddress:Port\n" +
-		"TCP  198.19.0.1:80                       4        8        8      856      856\n" +
-		"  -> 198.18.0.11:80                      2        4        4      428      428\n" +
-		"  -> 198.18.0.12:80                      2        4        4      428      428\n" +
-		"TCP  198.19.0.5:80                       1        1        1       60       60\n" +
-		"  -> 198.18.0.13:80                      1        1        1       60       60\n"
+		"TCP  198.19.0.1:80                       4        8        8      720      720\n" +
+		"  -> 198.18.0.11:80                      2        4        4      360      360\n" +
+		"  -> 198.18.0.12:80                      2        4        4      360      360\n" +
+		"TCP  198.19.0.5:80                       1        1        1       40       40\n" +
+		"  -> 198.18.0.13:80                      1        1        1       40       40\n"
 	if got := mustAdm(t, "-L", "-n", "--stats"); got != want {
 		t.Fatalf("--stats printed\n%s\nwant\n%s", got, want)
 	}
@@ -229,7 +228,7 @@ func TestStatsConnsAndZero(t *testing.T) {
 	mustAdm(t, "-Z", "-t", "198.19.0.5:80")
 	got := mustAdm(t, "-L", "-n", "--stats")
 	if !strings.Contains(got, "TCP  198.19.0.5:80                       0        0        0        0        0\n") ||
-		!strings.Contains(got, "TCP  198.19.0.1:80                       4        8        8      856      856\n") {
+		!strings.Contains(got, "TCP  198.19.0.1:80                       4        8        8      720      720\n") {
 		t.Errorf("-Z -t 198.19.0.5:80 should zero that service only:\n%s", got)
 	}
 	mustAdm(t, "-Z")
@@ -240,7 +239,32 @@ func TestStatsConnsAndZero(t *testing.T) {
 	// Counting goes on from zero.
 	s.Director.Feed(segment(t, "198.18.0.10", 40000, "198.19.0.1", false, 100))
 	got = mustAdm(t, "-L", "-n", "--stats", "-t", "198.19.0.1:80")
-	if !strings.Contains(got, "TCP  198.19.0.1:80                       0        1        1      154      154\n") {
+	if !strings.Contains(got, "TCP  198.19.0.1:80                       0        1        1      140      140\n") {
 		t.Errorf("after -Z and one more segment:\n%s", got)
+	}
+}
+
+// TestRate samples the estimator around 100 new connections, as two ticks
+// 2 s apart would, and checks --rate against the IPVS arithmetic: growth 100
+// in 2 s is 100<<9 = 51200, a quarter of it 12800, read as
+// (12800+0x1FF)>>10 = 12 per second; 100 SYNs of 40 IP bytes are 4000<<4 =
+// 64000, a quarter 16000, read as (16000+0xF)>>5 = 500 bytes per second.
+func TestRate(t *testing.T) {
+	s := serve(t)
+	mustRestore(t, "-A -t 198.19.0.1:80 -s rr\n-a -t 198.19.0.1:80 -r 198.18.0.11 -g -w 1\n")
+	s.Server.SampleRates()
+	for i := range 100 {
+		if v := s.Director.Feed(segment(t, "198.18.0.10", uint16(30000+i), "198.19.0.1", true, 0)); v != dataplane.VerdictForward {
+			t.Fatalf("verdict %v", v)
+		}
+	}
+	want := "IP Virtual Server version 1.2.1 (size=4096)\n" +
+		"Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n" +
+		"  -> RemoteAddress:Port\n" +
+		"TCP  198.19.0.1:80                      12       12       12      500      500\n" +
+		"  -> 198.18.0.11:80                     12       12       12      500      500\n"
+	s.Server.SampleRates()
+	if got := mustAdm(t, "-L", "-n", "--rate"); got != want {
+		t.Errorf("--rate printed\n%s\nwant\n%s", got, want)
 	}
 }

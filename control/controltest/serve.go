@@ -16,9 +16,9 @@ type Served struct {
 	Director *Director
 	Server   *control.Server
 	Socket   string
-	// Reload is what POST /v1/reload loads; tests replace it to model a
-	// changed or broken configuration file.
-	Reload func() (*vs.Table, error)
+	// Reload is what POST /v1/reload loads, as control.New takes it; tests
+	// replace it to model a changed or broken configuration file.
+	Reload func() (*vs.Table, func(), error)
 }
 
 // Serve starts the control API for a fresh Director on a unix socket in
@@ -31,8 +31,8 @@ func Serve(t testing.TB) *Served {
 		t.Fatal(err)
 	}
 	s := &Served{Director: d, Socket: filepath.Join(t.TempDir(), "afvs.sock")}
-	s.Reload = func() (*vs.Table, error) { return nil, errors.New("no configuration file in this test") }
-	s.Server = control.New(d, d.CT, &vs.Table{}, func() (*vs.Table, error) { return s.Reload() },
+	s.Reload = func() (*vs.Table, func(), error) { return nil, nil, errors.New("no configuration file in this test") }
+	s.Server = control.New(d, d.CT, &vs.Table{}, func() (*vs.Table, func(), error) { return s.Reload() },
 		func(st *control.Status) { st.Table = d.TableStatus() })
 	l, err := control.Listen(s.Socket)
 	if err != nil {

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+const goodYAML = `
+interfaces: [eth0, eth1]
+xdp_mode: native
+cpus: {"eth0:0": 1}
+table: {capacity: 100000, templates: 1000}
+timeouts: {tcp: 15m, tcpfin: 2m, udp: 300}
+metrics: {address: "127.0.0.1:9470"}
+control: {socket: /run/afvs/test.sock}
+health: {interval: 2s, timeout: 500ms, rise: 2, fall: 3}
+marks:
+  - mark: 7
+    name: web
+    matches: [{proto: tcp, address: 198.19.0.7, ports: "8000-8099"}]
+services:
+  - proto: tcp
+    address: 198.19.0.1
+    port: 80
+    scheduler: wlc
+    persistent: 300
+    netmask: 255.255.255.0
+    forward: dr
+    reals:
+      - {address: 198.18.0.11, weight: 1}
+      - {address: 198.18.0.12, weight: 0, forward: tun, upper: 100, lower: 50}
+  - proto: udp
+    address: 198.19.0.2
+    port: 53
+    scheduler: sh
+    sched_flags: [sh-port]
+    reals: [{address: 198.18.0.13}]
+  - fwmark: 7
+    scheduler: rr
+    reals: [{address: 198.18.0.14}]
+`
+
+const goodTOML = `
+interfaces = ["eth0"]
+[table]
+capacity = 5000
+[[services]]
+proto = "tcp"
+address = "198.19.0.1"
+port = 80
+scheduler = "rr"
+  [[services.reals]]
+  address = "198.18.0.11"
+  weight = 2
+`
+
+const goodJSON = `{"interfaces": ["eth0"], "timeouts": {"tcp": "90s"},
+ "services": [{"proto": "tcp", "address": "198.19.0.1", "port": 443, "scheduler": "mh", "sched_flags": ["mh-port"],
+   "reals": [{"address": "198.18.0.11", "weight": 65535}, {"address": "198.18.0.12", "forward": "tun"}]}]}`
+
+func writeConfig(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCheckGoodConfigs(t *testing.T) {
+	for _, tc := range []struct{ name, text string }{
+		{"afvs.yaml", goodYAML}, {"afvs.yml", "interfaces: [eth0]\n"}, {"afvs.toml", goodTOML}, {"afvs.json", goodJSON},
+	} {
+		if err := runCheck([]string{"--config", writeConfig(t, tc.name, tc.text)}); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	c, err := loadConfig(writeConfig(t, "afvs.yaml", goodYAML), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Timeouts.TCP != 15*time.Minute || c.Timeouts.UDP != 300*time.Second || c.Health.Timeout != 500*time.Millisecond ||
+		c.Table.Capacity != 100000 || c.CPUs["eth0:0"] != 1 || len(c.Services) != 3 || *c.Services[0].Reals[1].Weight != 0 {
+		t.Errorf("decoded %+v", c)
+	}
+	tbl, err := c.VS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := tbl.Services[0].Reals[1]; r.Weight != 0 || r.Fwd.String() != "Tunnel" || r.Upper != 100 || r.Port != 80 {
+		t.Errorf("real server decoded as %+v", r)
+	}
+	if r := tbl.Services[1].Reals[0]; r.Weight != 1 || r.Fwd.String() != "Route" {
+		t.Errorf("defaults: real server decoded as %+v, want weight 1, Route", r)
+	}
+}
+
+// Each bad config must be refused with an error that names the key path,
+// the bad value and the rule.
+func TestCheckBadConfigs(t *testing.T) {
+	svc := func(extra string) string {
+		return "interfaces: [eth0]\nservices:\n  - proto: tcp\n    address: 198.19.0.1\n    port: 80\n    scheduler: rr\n" + extra
+	}
+	for _, tc := range []struct {
+		name, file, text string
+		want             []string
+	}{
+		{"unknown top-level key", "a.yaml", "interfaces: [eth0]\ninterface: eth1\n", []string{"config: interface: unknown key"}},
+		{"unknown nested key", "a.yaml", "interfaces: [eth0]\ntable: {capacty: 10}\n", []string{"table.capacty: unknown key"}},
+		{"unknown service key", "a.yaml", svc("    weight: 3\n"), []string{"services[0].weight: unknown key"}},
+		{"bad service address", "a.yaml", "interfaces: [eth0]\nservices: [{proto: tcp, address: 198.19.0.300, port: 80, scheduler: rr}]\n", []string{"services[0].address", "198.19.0.300", "not an IP address"}},
+		{"IPv6 service address", "a.yaml", "interfaces: [eth0]\nservices: [{proto: tcp, address: \"2001:2::1\", port: 80, scheduler: rr}]\n", []string{"services[0].address", "2001:2::1", "IPv4"}},
+		{"bad real address", "a.yaml", svc("    reals: [{address: 198.18.0.x}]\n"), []string{"services[0].reals[0].address", "198.18.0.x", "not an IP address"}},
+		{"weight too big", "a.yaml", svc("    reals: [{address: 198.18.0.11, weight: 70000}]\n"), []string{"services[0].reals[0].weight", "70000", "0..65535"}},
+		{"weight negative", "a.json", `{"interfaces":["eth0"],"services":[{"proto":"tcp","address":"198.19.0.1","port":80,"scheduler":"rr","reals":[{"address":"198.18.0.11","weight":-1}]}]}`, []string{"services[0].reals[0].weight", "-1", "0..65535"}},
+		{"bad scheduler", "a.yaml", "interfaces: [eth0]\nservices: [{proto: tcp, address: 198.19.0.1, port: 80, scheduler: fastest}]\n", []string{"services[0].scheduler", "fastest", "must be one of"}},
+		{"bad netmask", "a.yaml", svc("    persistent: 60\n    netmask: 255.0.255.0\n"), []string{"services[0].netmask", "255.0.255.0", "contiguous"}},
+		{"netmask not an address", "a.yaml", svc("    persistent: 60\n    netmask: /24\n"), []string{"services[0].netmask", "/24", "IPv4 netmask"}},
+		{"duplicate service", "a.yaml", svc("  - {proto: tcp, address: 198.19.0.1, port: 80, scheduler: wlc}\n"), []string{"services[1]", "198.19.0.1:80", "already exists"}},
+		{"duplicate real", "a.yaml", svc("    reals: [{address: 198.18.0.11}, {address: 198.18.0.11, port: 80}]\n"), []string{"services[0].reals[1]", "198.18.0.11:80", "already exists"}},
+		{"bad duration", "a.yaml", "interfaces: [eth0]\ntimeouts: {tcp: 15 minutes}\n", []string{"timeouts.tcp: \"15 minutes\"", "duration"}},
+		{"duration too small", "a.yaml", "interfaces: [eth0]\ntimeouts: {udp: 10ms}\n", []string{"timeouts.udp", "10ms", "at least 1s"}},
+		{"bad health duration", "a.toml", "interfaces = [\"eth0\"]\n[health]\ninterval = \"soon\"\n", []string{"health.interval", "soon", "duration"}},
+		{"bad protocol", "a.yaml", "interfaces: [eth0]\nservices: [{proto: sctp, address: 198.19.0.1, port: 80}]\n", []string{"services[0].proto", "sctp", "tcp or udp"}},
+		{"bad port", "a.json", `{"interfaces":["eth0"],"services":[{"proto":"tcp","address":"198.19.0.1","port":70000}]}`, []string{"services[0].port", "70000", "0..65535"}},
+		{"masquerading", "a.yaml", svc("    forward: nat\n    reals: [{address: 198.18.0.11}]\n"), []string{"services[0].reals[0]", "masquerading"}},
+		{"bad forward", "a.yaml", svc("    forward: carrier-pigeon\n"), []string{"services[0].forward", "carrier-pigeon", "dr, tun"}},
+		{"bad metrics address", "a.yaml", "interfaces: [eth0]\nmetrics: {address: localhost}\n", []string{"metrics.address", "localhost", "ip:port"}},
+		{"relative socket", "a.yaml", "interfaces: [eth0]\ncontrol: {socket: afvs.sock}\n", []string{"control.socket", "afvs.sock", "absolute"}},
+		{"capacity too big", "a.yaml", "interfaces: [eth0]\ntable: {capacity: 1000000000}\n", []string{"table.capacity", "1000000000", "must be 1.."}},
+		{"bad xdp mode", "a.yaml", "interfaces: [eth0]\nxdp_mode: turbo\n", []string{"xdp_mode", "turbo", "auto, native or generic"}},
+		{"bad interface", "a.yaml", "interfaces: [\"eth0/1\"]\n", []string{"interfaces[0]", "eth0/1", "interface name"}},
+		{"fwmark without group", "a.yaml", "interfaces: [eth0]\nservices: [{fwmark: 9, scheduler: rr}]\n", []string{"services[0].fwmark", "9", "marks"}},
+		{"bad mark ports", "a.yaml", "interfaces: [eth0]\nmarks: [{mark: 1, matches: [{proto: tcp, address: 198.19.0.1, ports: 90-80}]}]\n", []string{"marks[0].matches[0].ports", "90-80", "range"}},
+		{"bad sched flag", "a.yaml", svc("    sched_flags: [sh-port]\n"), []string{"services[0]", "sh-port"}},
+		{"not YAML", "a.yaml", "interfaces: [eth0\n", []string{"a.yaml"}},
+		{"wrong type", "a.yaml", "interfaces: [eth0]\nframes: many\n", []string{"frames: \"many\"", "integer"}},
+		{"unknown extension", "a.ini", "interfaces=eth0\n", []string{"a.ini", "extension"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := runCheck([]string{"--config", writeConfig(t, tc.file, tc.text)})
+			if err == nil {
+				t.Fatalf("accepted:\n%s", tc.text)
+			}
+			t.Log(err)
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckNeedsConfig(t *testing.T) {
+	if err := runCheck(nil); err == nil || !strings.Contains(err.Error(), "--config") {
+		t.Errorf("check without --config: %v", err)
+	}
+	if err := runCheck([]string{"--config", filepath.Join(t.TempDir(), "missing.yaml")}); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("check of a missing file: %v", err)
+	}
+}
+
+func TestEnvironmentAndFlagOverrides(t *testing.T) {
+	path := writeConfig(t, "afvs.yaml", goodYAML)
+	t.Setenv("AFVS_TABLE_CAPACITY", "1234")
+	t.Setenv("AFVS_TIMEOUTS_UDP", "45s")
+	t.Setenv("AFVS_METRICS_ADDRESS", "127.0.0.1:9999")
+	t.Setenv("AFVS_LOG_LEVEL", "debug")
+	t.Setenv("AFVS_INTERFACES", "veth7")
+	c, err := loadConfig(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Table.Capacity != 1234 || c.Timeouts.UDP != 45*time.Second || c.Metrics.Address != "127.0.0.1:9999" || c.Log.Level != "debug" ||
+		len(c.Interfaces) != 1 || c.Interfaces[0] != "veth7" {
+		t.Errorf("environment not applied: capacity %d udp %v metrics %q log %q interfaces %v", c.Table.Capacity, c.Timeouts.UDP, c.Metrics.Address, c.Log.Level, c.Interfaces)
+	}
+	if c.Table.Templates != 1000 || c.Timeouts.TCP != 15*time.Minute {
+		t.Errorf("keys without an override lost their file values: %+v %+v", c.Table, c.Timeouts)
+	}
+	// Flags beat the environment.
+	fs := pflag.NewFlagSet("afvs run", pflag.ContinueOnError)
+	fs.String("xdp-mode", "auto", "")
+	fs.String("metrics", "", "")
+	fs.String("socket", "", "")
+	fs.String("log-level", "info", "")
+	fs.StringSlice("interface", nil, "")
+	if err := fs.Parse([]string{"--metrics", "127.0.0.1:7000", "--socket", "/tmp/x.sock", "--interface", "a0,b0", "--xdp-mode", "generic"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err = loadConfig(path, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Metrics.Address != "127.0.0.1:7000" || c.Control.Socket != "/tmp/x.sock" || c.XDPMode != "generic" || strings.Join(c.Interfaces, ",") != "a0,b0" || c.Log.Level != "debug" {
+		t.Errorf("flags not applied: %+v", c)
+	}
+	// A bad value from the environment is refused like one from the file.
+	t.Setenv("AFVS_TABLE_CAPACITY", "0")
+	if _, err := loadConfig(path, nil); err == nil || !strings.Contains(err.Error(), "table.capacity: 0") {
+		t.Errorf("AFVS_TABLE_CAPACITY=0: %v", err)
+	}
+	t.Setenv("AFVS_TABLE_CAPACITY", "lots")
+	if _, err := loadConfig(path, nil); err == nil || !strings.Contains(err.Error(), "lots") {
+		t.Errorf("AFVS_TABLE_CAPACITY=lots: %v", err)
+	}
+}

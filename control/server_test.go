@@ -1,0 +1,267 @@
+package control_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http/httptest"
+	"net/netip"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
+	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/control/controltest"
+	"github.com/afvs/afvs/vs"
+)
+
+func frame(t *testing.T, sport uint16, syn bool, payload int) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x10}, DstMAC: net.HardwareAddr(controltest.DirectorMAC[:]), EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.IP{198, 18, 0, 10}, DstIP: net.IP{198, 19, 0, 1}}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 80, SYN: syn, ACK: !syn, Window: 1000}
+	tcp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp, gopacket.Payload(make([]byte, payload))); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func commands(t *testing.T, s *controltest.Served, lines ...string) {
+	t.Helper()
+	var cmds [][]string
+	for _, l := range lines {
+		cmds = append(cmds, strings.Fields(l))
+	}
+	if err := s.Client().Commands(cmds); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	s := controltest.Serve(t)
+	commands(t, s, "-A -t 198.19.0.1:80 -s rr", "-a -t 198.19.0.1:80 -r 198.18.0.11 -g -w 3", "-a -t 198.19.0.1:80 -r 198.18.0.12 -i -w 1")
+	for i := range 3 {
+		s.Director.Feed(frame(t, uint16(1000+i), true, 0))
+		s.Director.Feed(frame(t, uint16(1000+i), false, 100))
+	}
+	s.Director.Feed(frame(t, 2000, false, 10)) // no connection, not a SYN: dropped
+	rec := httptest.NewRecorder()
+	control.MetricsHandler(s.Server, s.Director).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	text := string(body)
+	if rec.Code != 200 {
+		t.Fatalf("/metrics answered %d:\n%s", rec.Code, text)
+	}
+	for _, name := range []string{"afvs_service_connections_total", "afvs_service_packets_total", "afvs_service_bytes_total",
+		"afvs_real_connections_total", "afvs_real_packets_total", "afvs_real_bytes_total", "afvs_real_active_connections",
+		"afvs_real_inactive_connections", "afvs_real_weight", "afvs_conntrack_entries", "afvs_conntrack_templates",
+		"afvs_conntrack_capacity", "afvs_conntrack_evictions_total", "afvs_conntrack_refused_total", "afvs_conntrack_expired_total",
+		"afvs_drops_total", "afvs_queue_rx_packets_total", "afvs_queue_tx_packets_total", "afvs_queue_tx_ring_full_total",
+		"afvs_queue_no_free_frame_total", "afvs_build_info"} {
+		if !regexp.MustCompile(`(?m)^# TYPE ` + name + ` (counter|gauge)$`).MatchString(text) {
+			t.Errorf("metric %s missing", name)
+		}
+	}
+	// rr over two servers: connections 1, 2, 3 go to .11, .12, .11.
+	for _, line := range []string{
+		`afvs_service_connections_total{service="tcp:198.19.0.1:80"} 3`,
+		`afvs_service_packets_total{direction="in",service="tcp:198.19.0.1:80"} 6`,
+		`afvs_service_packets_total{direction="out",service="tcp:198.19.0.1:80"} 6`,
+		`afvs_real_connections_total{real="198.18.0.11:80",service="tcp:198.19.0.1:80"} 2`,
+		`afvs_real_connections_total{real="198.18.0.12:80",service="tcp:198.19.0.1:80"} 1`,
+		`afvs_real_active_connections{real="198.18.0.11:80",service="tcp:198.19.0.1:80"} 2`,
+		`afvs_real_weight{real="198.18.0.11:80",service="tcp:198.19.0.1:80"} 3`,
+		`afvs_real_weight{real="198.18.0.12:80",service="tcp:198.19.0.1:80"} 1`,
+		`afvs_conntrack_entries 3`,
+		`afvs_conntrack_capacity 4096`,
+		`afvs_queue_rx_packets_total{dev="fake0",queue="0"} 7`,
+		`afvs_drops_total{reason="no_connection"} 1`,
+		`afvs_drops_total{reason="no_service"} 0`,
+	} {
+		if !strings.Contains(text, "\n"+line+"\n") {
+			t.Errorf("metrics lack %q", line)
+		}
+	}
+	// Bytes are IP-layer bytes, as IPVS counts them. VS/TUN adds a 20-byte
+	// outer header to each packet it sends on: in 40 + 140, out 60 + 160.
+	in := regexp.MustCompile(`afvs_real_bytes_total\{direction="in",real="198.18.0.12:80",service="tcp:198.19.0.1:80"\} (\d+)`).FindStringSubmatch(text)
+	out := regexp.MustCompile(`afvs_real_bytes_total\{direction="out",real="198.18.0.12:80",service="tcp:198.19.0.1:80"\} (\d+)`).FindStringSubmatch(text)
+	if in == nil || out == nil || in[1] != "180" || out[1] != "220" {
+		t.Errorf("tunnel real bytes in %v out %v, want 180 and 220", in, out)
+	}
+	if !regexp.MustCompile(`afvs_build_info\{goversion="go[^"]+",version="` + regexp.QuoteMeta(control.Version) + `"\} 1`).MatchString(text) {
+		t.Error("build info missing or wrong")
+	}
+}
+
+func TestCommandsAreAtomic(t *testing.T) {
+	s := controltest.Serve(t)
+	commands(t, s, "-A -t 198.19.0.1:80 -s rr", "-a -t 198.19.0.1:80 -r 198.18.0.11 -g -w 1")
+	before := s.Server.Table()
+	n := s.Director.Applied()
+	err := s.Client().Commands([][]string{
+		strings.Fields("-a -t 198.19.0.1:80 -r 198.18.0.12 -g -w 1"),
+		strings.Fields("--set 10 10 10"),
+		strings.Fields("-Z"),
+		strings.Fields("-D -t 198.19.0.1:80"),
+		strings.Fields("-a -t 198.19.0.1:80 -r 198.18.0.13 -g -w 1"), // service just deleted
+	})
+	if err == nil || !strings.Contains(err.Error(), "command 5: Service not defined") {
+		t.Fatalf("batch with a bad fifth command: %v", err)
+	}
+	if got := s.Server.Table(); !equalTables(got, before) {
+		t.Errorf("table changed: %+v, was %+v", got, before)
+	}
+	if s.Director.Applied() != n {
+		t.Error("the dataplane saw a table from a refused batch")
+	}
+	if to, _ := s.Client().Timeouts(); to != (control.Timeouts{TCP: 900, TCPFin: 120, UDP: 300}) {
+		t.Errorf("--set of a refused batch took effect: %+v", to)
+	}
+}
+
+func equalTables(a, b *vs.Table) bool {
+	if len(a.Services) != len(b.Services) {
+		return false
+	}
+	for i := range a.Services {
+		x, y := a.Services[i], b.Services[i]
+		if x.Key != y.Key || x.Sched != y.Sched || len(x.Reals) != len(y.Reals) {
+			return false
+		}
+		for j := range x.Reals {
+			if x.Reals[j] != y.Reals[j] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func TestReload(t *testing.T) {
+	s := controltest.Serve(t)
+	commands(t, s, "-A -t 198.19.0.1:80 -s rr", "-a -t 198.19.0.1:80 -r 198.18.0.11 -g -w 1")
+	good := &vs.Table{}
+	svc := vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 80}, Sched: "wrr", Reals: []vs.Real{
+		{Addr: netip.MustParseAddr("198.18.0.11"), Port: 80, Weight: 5}, {Addr: netip.MustParseAddr("198.18.0.12"), Port: 80, Weight: 1}}}
+	if err := good.AddService(svc); err != nil {
+		t.Fatal(err)
+	}
+	commits := 0
+	commit := func() { commits++ }
+	s.Reload = func() (*vs.Table, func(), error) { return good, commit, nil }
+	if err := s.Client().Reload(); err != nil {
+		t.Fatalf("good reload: %v", err)
+	}
+	if commits != 1 {
+		t.Fatalf("good reload committed %d times", commits)
+	}
+	if got := s.Server.Table(); !equalTables(got, good) {
+		t.Fatalf("after reload the table is %+v", got)
+	}
+	for _, tc := range []struct {
+		name   string
+		reload func() (*vs.Table, func(), error)
+		want   string
+	}{
+		{"bad file", func() (*vs.Table, func(), error) {
+			return nil, commit, errors.New("services[0].scheduler: \"nosuch\": unknown")
+		}, "nosuch"},
+		{"inconsistent table", func() (*vs.Table, func(), error) {
+			bad := good.Clone()
+			bad.Services = append(bad.Services, bad.Services[0])
+			return bad, commit, nil
+		}, "Service already exists"},
+		{"dataplane refuses", func() (*vs.Table, func(), error) {
+			s.Director.RefuseApply(errors.New("Memory allocation problem"))
+			return good, commit, nil
+		}, "Memory allocation problem"},
+		{"no table", func() (*vs.Table, func(), error) { return nil, commit, nil }, "no table"},
+	} {
+		s.Reload = tc.reload
+		n := s.Director.Applied()
+		err := s.Client().Reload()
+		if err == nil || !strings.Contains(err.Error(), "old configuration still running") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: reload answered %v", tc.name, err)
+		}
+		if got := s.Server.Table(); !equalTables(got, good) || s.Director.Applied() != n {
+			t.Errorf("%s: a failed reload changed the table", tc.name)
+		}
+		if commits != 1 {
+			t.Errorf("%s: a failed reload committed the rest of its configuration", tc.name)
+		}
+		s.Director.RefuseApply(nil)
+	}
+}
+
+// TestConcurrentUse drives the server as the daemon does: a worker
+// counting frames while commands, reloads, listings, scrapes and
+// estimator samples run. Run with -race.
+func TestConcurrentUse(t *testing.T) {
+	s := controltest.Serve(t)
+	commands(t, s, "-A -t 198.19.0.1:80 -s wlc", "-a -t 198.19.0.1:80 -r 198.18.0.11 -g -w 1", "-a -t 198.19.0.1:80 -r 198.18.0.12 -g -w 1")
+	s.Reload = func() (*vs.Table, func(), error) { return s.Server.Table(), nil, nil }
+	frames := make([][]byte, 64)
+	for i := range frames {
+		frames[i] = frame(t, uint16(3000+i), true, 0)
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	loop := func(fn func(i int) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := fn(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	var fed atomic.Int64
+	loop(func(i int) error { s.Director.Feed(frames[i%len(frames)]); fed.Add(1); return nil })
+	loop(func(i int) error {
+		return s.Client().Commands([][]string{strings.Fields(fmt.Sprintf("-e -t 198.19.0.1:80 -r 198.18.0.12 -g -w %d", i%5))})
+	})
+	loop(func(i int) error { return s.Client().Reload() })
+	loop(func(i int) error { s.Server.SampleRates(); _, err := s.Client().Services(); return err })
+	loop(func(i int) error {
+		rec := httptest.NewRecorder()
+		control.MetricsHandler(s.Server, s.Director).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if rec.Code != 200 {
+			return fmt.Errorf("/metrics answered %d", rec.Code)
+		}
+		_, err := s.Client().Conns()
+		return err
+	})
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	svcs, err := s.Client().Services()
+	if err != nil || len(svcs) != 1 || len(svcs[0].Reals) != 2 {
+		t.Fatalf("after the storm: %+v, %v", svcs, err)
+	}
+	if got := svcs[0].Stats.InPkts; got != uint64(fed.Load()) {
+		t.Errorf("service counted %d packets, %d were fed", got, fed.Load())
+	}
+}

@@ -1,0 +1,60 @@
+package sim
+
+import (
+	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// checkFrame decodes the frame for ev with gopacket and checks addresses,
+// ports, flags and both checksums against gopacket's own computation.
+func checkFrame(t *testing.T, ev *Event) {
+	t.Helper()
+	buf := make([]byte, chunkSize)
+	n := writeFrame(buf, ev)
+	frame := buf[headroom : headroom+n]
+	pkt := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default)
+	ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	if ip == nil {
+		t.Fatalf("no IPv4 layer in %v", pkt)
+	}
+	if ip.SrcIP.To4()[3] != ev.Client[3] || ip.DstIP.To4()[0] != ev.VIP[0] || uint8(ip.Protocol) != ev.Proto {
+		t.Fatalf("ip %v", ip)
+	}
+	// Recompute with gopacket and compare the bytes.
+	ip2 := *ip
+	opts := gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}
+	sb := gopacket.NewSerializeBuffer()
+	var l4 gopacket.SerializableLayer
+	if ev.Proto == 6 {
+		tcp := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if uint16(tcp.SrcPort) != ev.CPort || uint16(tcp.DstPort) != ev.VPort || !tcp.SYN || !tcp.ACK || tcp.FIN {
+			t.Fatalf("tcp %v", tcp)
+		}
+		tcp2 := *tcp
+		tcp2.SetNetworkLayerForChecksum(&ip2)
+		l4 = &tcp2
+	} else {
+		udp := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
+		if uint16(udp.SrcPort) != ev.CPort || uint16(udp.DstPort) != ev.VPort {
+			t.Fatalf("udp %v", udp)
+		}
+		udp2 := *udp
+		udp2.SetNetworkLayerForChecksum(&ip2)
+		l4 = &udp2
+	}
+	eth := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	if err := gopacket.SerializeLayers(sb, opts, eth, &ip2, l4); err != nil {
+		t.Fatal(err)
+	}
+	// gopacket pads to Ethernet's 60-byte minimum; the director reads
+	// lengths from the IPv4 header, so the simulator does not pad.
+	want := sb.Bytes()
+	if len(want) > n {
+		want = want[:n]
+	}
+	if got := frame; string(got) != string(want) {
+		t.Fatalf("frame\n%x\ngopacket recomputed\n%x", got, want)
+	}
+}
