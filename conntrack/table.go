@@ -208,15 +208,7 @@ func (t *Table) Lookup(k *Key) (Conn, bool) {
 	w := k.words()
 	s := t.conns
 	b1, b2, tag := s.place(t.seed.hash(&w))
-	// Both headers are loaded before either is scanned so their cache
-	// misses overlap: a lookup waits for about two memory round trips
-	// (the headers, then the entry) instead of three.
-	u1 := s.buckets[b1].used.Load()
-	u2 := s.buckets[b2].used.Load()
-	v, ok := s.find(b1, u1, tag, &w)
-	if !ok {
-		v, ok = s.find(b2, u2, tag, &w)
-	}
+	v, ok := s.lookup(b1, b2, tag, &w)
 	if !ok || expired(v.meta, t.now()) {
 		return Conn{}, false
 	}

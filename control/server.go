@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/afvs/afvs/conntrack"
@@ -45,6 +46,8 @@ type Server struct {
 
 	extra func(*Status) // fills conntrack and steering figures
 	ct    ConnTable
+
+	health atomic.Pointer[health] // nil when health checks are off
 
 	zeroMu   sync.Mutex
 	svcBase  map[uint32]dataplane.Traffic
@@ -90,7 +93,7 @@ func (s *Server) Update(fn func(t *vs.Table) error) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	if err := s.d.Apply(t); err != nil {
+	if err := s.d.Apply(s.effective(t)); err != nil {
 		return err
 	}
 	s.table = t
@@ -233,7 +236,7 @@ func (s *Server) Services(loads Loads) []Service {
 		o.Rate = s.rate(s.svcEst, csvc.ID)
 		for j, r := range vsvc.Reals {
 			d := &csvc.Dests[j]
-			or := Real{Address: r.Addr.String(), Port: r.Port, Forward: r.Fwd.String(), Weight: r.Weight, Upper: r.Upper, Lower: r.Lower, Resolved: d.HaveMAC}
+			or := Real{Address: r.Addr.String(), Port: r.Port, Forward: r.Fwd.String(), Weight: r.Weight, Upper: r.Upper, Lower: r.Lower, Resolved: d.HaveMAC, Up: s.Up(r.AddrPort())}
 			if loads != nil {
 				or.Active, or.Inactive, or.Overloaded = loads.Active(d.ID), loads.Inactive(d.ID), loads.Overloaded(d.ID)
 			}

@@ -82,6 +82,7 @@ type Real struct {
 	PersistConns int32   `json:"persist_conns"`
 	Overloaded   bool    `json:"overloaded"`
 	Resolved     bool    `json:"neighbor_resolved"`
+	Up           bool    `json:"up"` // health check passes (or checks are off)
 	Stats        Traffic `json:"stats"`
 	Rate         Rate    `json:"rate"`
 }

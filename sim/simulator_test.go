@@ -505,3 +505,28 @@ func TestParseAdminKeepsCommas(t *testing.T) {
 		t.Fatalf("summary %+v", sum.Services)
 	}
 }
+
+func TestDeletedAndReAdded(t *testing.T) {
+	// .2 takes two connections, is deleted (its flows orphaned, still
+	// counted active until they expire) and added again with weight 1:
+	// one server row, its connections and peak kept across the gap.
+	trace := syns(0, 4) + `10,admin,-d -t 198.19.0.1:80 -r 198.18.1.2:80
+20,admin,-a -t 198.19.0.1:80 -r 198.18.1.2:80 -w 1
+` + syns(30, 2)
+	out, sum := run(t, table(t, vs.TCP, "rr", 1, 1), trace, Options{})
+	// rr's position was on .2; deleting it moves the position back to .1
+	// (ip_vs_rr_del_dest), so the re-added .2 is next.
+	if !strings.HasSuffix(out, "30,tcp,198.18.64.31,40000,198.19.0.1,80,198.18.1.2:80\n31,tcp,198.18.64.32,40000,198.19.0.1,80,198.18.1.1:80\n") {
+		t.Errorf("decisions:\n%s", out)
+	}
+	ss := sum.Services[0].Servers
+	if len(ss) != 2 || ss[1].Conns != 3 || ss[1].PeakActive != 2 || !ss[1].Present {
+		t.Errorf("servers %+v", ss)
+	}
+	if a := sum.AdminEvents[0]; a.Flows != 4 || a.FlowsOrphaned != 2 {
+		t.Errorf("delete: %+v", a)
+	}
+	if a := sum.AdminEvents[1]; a.Flows != 2 || a.FlowsOrphaned != 0 {
+		t.Errorf("add: %+v (the orphans are no longer counted)", a)
+	}
+}

@@ -84,9 +84,12 @@ func (s *simulator) summary() *Summary {
 			sum.Drops[dataplane.Drop(i).String()] = n
 		}
 	}
-	for i, r := range s.servers {
-		if s.owner[r.id] == int32(i) {
-			r.peak = max(r.peak, s.hooks.peak[r.id])
+	// A server may have held several IDs (deleted and added again); each
+	// ID's peak belongs to the server that owns it now.
+	for id, ri := range s.owner {
+		if ri >= 0 {
+			r := s.servers[ri]
+			r.peak = max(r.peak, s.hooks.peak[id])
 		}
 	}
 	for _, sr := range s.services {

@@ -393,3 +393,37 @@ func TestTunnelFragNeeded(t *testing.T) {
 		t.Fatalf("client's route to the VIP has no learnt MTU 1380:\n%s", out)
 	}
 }
+
+// TestHealthChecks: a real server that stops answering is quiesced by the
+// health checks, so new requests all succeed on the others.
+func TestHealthChecks(t *testing.T) {
+	lab := newLab(t, testnet.LabOptions{Mode: "dr", Scheduler: "rr", Weights: []int{1, 1, 1},
+		Health: "{interval: 100ms, timeout: 80ms, rise: 1, fall: 2}"})
+	if res := lab.Get(30, 3); res.OK != 30 || res.By["rs1"] != 10 {
+		t.Fatalf("before: %+v", res)
+	}
+	if err := lab.StopReal(0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		svcs, err := lab.Control().Services()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !svcs[0].Reals[0].Up && svcs[0].Reals[0].Weight == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rs1 not quiesced 5s after it stopped: %+v", svcs[0].Reals[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	res := lab.Get(60, 3)
+	if res.OK != 60 || res.By["rs1"] != 0 {
+		t.Fatalf("after rs1 went down: %+v", res)
+	}
+	if !strings.Contains(lab.DirectorLog(), "real server down") {
+		t.Errorf("afvs did not log the transition:\n%s", lab.DirectorLog())
+	}
+}

@@ -148,15 +148,15 @@ func runRealServer(args []string) error {
 			w.Header().Set("Content-Type", "text/plain")
 			fmt.Fprintln(w, name)
 		})
-		for _, v := range vips {
-			l, err := net.Listen("tcp", netip.AddrPortFrom(v, uint16(*httpPort)).String())
-			if err != nil {
-				return fmt.Errorf("http on %s: %w", v, err)
-			}
-			srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-			go srv.Serve(l)
-			undo = append(undo, func() { srv.Close() })
+		// Listen on every address: clients reach the VIP, and the
+		// director's health checks reach the real server's own address.
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", *httpPort))
+		if err != nil {
+			return fmt.Errorf("http on port %d: %w", *httpPort, err)
 		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(l)
+		undo = append(undo, func() { srv.Close() })
 	}
 	fmt.Printf("realserver ready: vips=%s mode=%s decap=%s\n", strings.Join(*vipsArg, ","), *mode, how)
 	sig := make(chan os.Signal, 1)

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"slices"
@@ -80,6 +81,19 @@ func runDaemon(args []string) error {
 	stop := make(chan struct{})
 	defer close(stop)
 	go srv.RunEstimator(stop)
+	if cfg.Health.Interval > 0 {
+		go srv.RunHealth(control.HealthOptions{
+			Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, Rise: cfg.Health.Rise, Fall: cfg.Health.Fall,
+			OnChange: func(a netip.AddrPort, up bool) {
+				if up {
+					log.Info("real server up: weight restored", "real", a)
+				} else {
+					log.Warn("real server down: quiesced (weight 0)", "real", a)
+				}
+			},
+		}, stop)
+		log.Info("health checks on", "interval", cfg.Health.Interval, "rise", cfg.Health.Rise, "fall", cfg.Health.Fall)
+	}
 
 	var servers []*http.Server
 	if cfg.Control.Socket != "" {

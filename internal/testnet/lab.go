@@ -32,6 +32,7 @@ type LabOptions struct {
 	NoDirector    bool   // build the network and real servers, but do not start afvs
 	Builtin       bool   // start afvs on its built-in default config (DR, one interface, weights 1,2,3)
 	EgressMTU     int    // MTU of the director's eth1 (two-interface layout), to provoke fragmentation-needed
+	Health        string // health section of the director's config (YAML flow map), e.g. {interval: 200ms, timeout: 100ms, rise: 1, fall: 2}
 }
 
 // Lab is the demo's and the end-to-end tests' network:
@@ -56,8 +57,9 @@ type Lab struct {
 	ConfigPath               string
 	Socket                   string
 
-	mu     sync.Mutex
-	dirCmd *exec.Cmd
+	mu        sync.Mutex
+	realProcs []*exec.Cmd
+	dirCmd    *exec.Cmd
 	dirLog *lockedBuffer
 }
 
@@ -238,6 +240,9 @@ func (l *Lab) startRealServer(ns *NS, name string) error {
 	if err := ns.Start(cmd); err != nil {
 		return fmt.Errorf("start realserver %s: %w", name, err)
 	}
+	l.mu.Lock()
+	l.realProcs = append(l.realProcs, cmd)
+	l.mu.Unlock()
 	ready := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -263,6 +268,9 @@ func (l *Lab) Config() string {
 	var b strings.Builder
 	ifs := "[eth0]"
 	fmt.Fprintf(&b, "interfaces: %s\nxdp_mode: %s\nmetrics:\n  address: 127.0.0.1:9469\ncontrol:\n  socket: %s\ntable:\n  capacity: 65536\n", ifs, l.Opt.XDPMode, l.Socket)
+	if l.Opt.Health != "" {
+		fmt.Fprintf(&b, "health: %s\n", l.Opt.Health)
+	}
 	fmt.Fprintf(&b, "services:\n  - proto: tcp\n    address: %s\n    port: %d\n    scheduler: %s\n    forward: %s\n    reals:\n", l.VIP, l.Port, l.Opt.Scheduler, l.Opt.Mode)
 	for i, a := range l.RealAddrs {
 		fmt.Fprintf(&b, "      - {address: %s, weight: %d}\n", a, l.Opt.Weights[i])
@@ -302,6 +310,24 @@ func (l *Lab) StartDirector(extra ...string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("afvs did not open its control socket within 20s:\n%s", l.DirectorLog())
+}
+
+// StopReal stops real server i's afvs realserver process (its HTTP server
+// and VIP go with it), as a crash of that server would.
+func (l *Lab) StopReal(i int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if i < 0 || i >= len(l.realProcs) {
+		return fmt.Errorf("no real server %d", i)
+	}
+	p := l.realProcs[i].Process
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	for k := 0; k < 200 && !processGone(p.Pid); k++ {
+		time.Sleep(25 * time.Millisecond)
+	}
+	return nil
 }
 
 // DirectorProcess returns the running afvs process, if any.

@@ -1,0 +1,179 @@
+package control
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/afvs/afvs/vs"
+)
+
+// HealthOptions configure real-server health checks, in the manner of
+// keepalived's TCP_CHECK with inhibit_on_failure: every Interval each real
+// server gets a TCP connect to its address and port; Fall failures in a row
+// quiesce it (weight 0 in the dataplane: no new connections, existing ones
+// continue), Rise successes in a row bring its configured weight back.
+type HealthOptions struct {
+	Interval, Timeout time.Duration
+	Rise, Fall        int
+	// Dial checks one real server; nil means a TCP connect.
+	Dial func(ctx context.Context, addr netip.AddrPort) error
+	// OnChange hears every up/down transition, for logging.
+	OnChange func(addr netip.AddrPort, up bool)
+}
+
+type health struct {
+	opt   HealthOptions
+	mu    sync.Mutex
+	state map[netip.AddrPort]*checkState
+}
+
+type checkState struct {
+	up         bool
+	succ, fail int
+}
+
+func tcpDial(ctx context.Context, addr netip.AddrPort) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr.String())
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// down reports whether addr is known to be down. Unknown servers are up:
+// a server is innocent until Fall checks fail.
+func (h *health) down(addr netip.AddrPort) bool {
+	if h == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st, ok := h.state[addr]
+	return ok && !st.up
+}
+
+// effective returns t with the weight of every down real server set to 0.
+func (s *Server) effective(t *vs.Table) *vs.Table {
+	h := s.health.Load()
+	if h == nil {
+		return t
+	}
+	e := t.Clone()
+	for i := range e.Services {
+		for j := range e.Services[i].Reals {
+			r := &e.Services[i].Reals[j]
+			if h.down(r.AddrPort()) {
+				r.Weight = 0
+			}
+		}
+	}
+	return e
+}
+
+// Up reports the health of a real server: true when checks are off, the
+// server has not been checked yet, or it passes.
+func (s *Server) Up(addr netip.AddrPort) bool { return !s.health.Load().down(addr) }
+
+// RunHealth checks every real server of the configured table until stop
+// closes, and republishes the table whenever a server goes up or down.
+func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
+	if opt.Interval <= 0 {
+		return
+	}
+	if opt.Dial == nil {
+		opt.Dial = tcpDial
+	}
+	if opt.Rise < 1 {
+		opt.Rise = 1
+	}
+	if opt.Fall < 1 {
+		opt.Fall = 1
+	}
+	if opt.Timeout <= 0 || opt.Timeout > opt.Interval {
+		opt.Timeout = opt.Interval
+	}
+	h := &health{opt: opt, state: map[netip.AddrPort]*checkState{}}
+	s.health.Store(h)
+	tick := time.NewTicker(opt.Interval)
+	defer tick.Stop()
+	for {
+		if h.round(s) {
+			s.republish()
+		}
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// round checks every real server once, concurrently, and reports whether
+// any changed state.
+func (h *health) round(s *Server) bool {
+	targets := map[netip.AddrPort]bool{}
+	for _, svc := range s.Table().Services {
+		for _, r := range svc.Reals {
+			targets[r.AddrPort()] = true
+		}
+	}
+	type result struct {
+		addr netip.AddrPort
+		ok   bool
+	}
+	res := make(chan result, len(targets))
+	for a := range targets {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), h.opt.Timeout)
+			defer cancel()
+			res <- result{a, h.opt.Dial(ctx, a) == nil}
+		}()
+	}
+	changed := false
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for range targets {
+		r := <-res
+		st := h.state[r.addr]
+		if st == nil {
+			st = &checkState{up: true}
+			h.state[r.addr] = st
+		}
+		if r.ok {
+			st.succ, st.fail = st.succ+1, 0
+			if !st.up && st.succ >= h.opt.Rise {
+				st.up, changed = true, true
+				h.notify(r.addr, true)
+			}
+		} else {
+			st.fail, st.succ = st.fail+1, 0
+			if st.up && st.fail >= h.opt.Fall {
+				st.up, changed = false, true
+				h.notify(r.addr, false)
+			}
+		}
+	}
+	for a := range h.state {
+		if !targets[a] {
+			delete(h.state, a)
+		}
+	}
+	return changed
+}
+
+func (h *health) notify(a netip.AddrPort, up bool) {
+	if h.opt.OnChange != nil {
+		h.opt.OnChange(a, up)
+	}
+}
+
+// republish applies the configured table again with the current health.
+func (s *Server) republish() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.d.Apply(s.effective(s.table))
+}
