@@ -134,6 +134,28 @@ func TestRunDecisions(t *testing.T) {
 100001,tcp,198.18.64.3,40000,198.19.0.1,80,198.18.1.2:80
 `,
 	}, {
+		// A port-0 service is persistent across every port of the VIP:
+		// one template per client, whichever port it connects to.
+		name: "persistence port 0",
+		tbl: func() *vs.Table {
+			tb := table(t, vs.TCP, "rr", 1, 1)
+			tb.Services[0].Port, tb.Services[0].Persistent, tb.Services[0].Timeout = 0, true, 300
+			for i := range tb.Services[0].Reals {
+				tb.Services[0].Reals[i].Port = 0
+			}
+			return tb
+		}(),
+		trace: `0,tcp,198.18.64.1,40000,198.19.0.1,80,S
+1,tcp,198.18.64.1,40001,198.19.0.1,443,S
+2,tcp,198.18.64.2,40000,198.19.0.1,443,S
+3,tcp,198.18.64.2,40001,198.19.0.1,22,S
+`,
+		want: `0,tcp,198.18.64.1,40000,198.19.0.1,80,198.18.1.1:0
+1,tcp,198.18.64.1,40001,198.19.0.1,443,198.18.1.1:0
+2,tcp,198.18.64.2,40000,198.19.0.1,443,198.18.1.2:0
+3,tcp,198.18.64.2,40001,198.19.0.1,22,198.18.1.2:0
+`,
+	}, {
 		// Weight 0 quiesces: the existing flow to .2 keeps flowing
 		// (no drop), new connections skip it.
 		name: "weight 0 quiesces mid-trace",

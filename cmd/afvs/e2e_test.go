@@ -180,10 +180,17 @@ func macOf(t *testing.T, ns *testnet.NS, dev string) [6]byte {
 // TestEndToEnd sends real HTTP through the director in DR and TUN mode, in
 // the one-interface and the two-interface layout.
 func TestEndToEnd(t *testing.T) {
-	for _, layout := range []string{"one", "two"} {
-		for _, mode := range []string{"dr", "tun"} {
-			t.Run("layout="+layout+"/mode="+mode, func(t *testing.T) {
-				lab := newLab(t, testnet.LabOptions{Mode: mode, TwoInterfaces: layout == "two", Scheduler: "wrr", Weights: []int{1, 2, 3}})
+	type variant struct{ layout, mode, xdp string }
+	variants := []variant{{"one", "dr", "auto"}, {"one", "tun", "auto"}, {"two", "dr", "auto"}, {"two", "tun", "auto"}, {"one", "dr", "generic"}}
+	for _, v := range variants {
+		layout, mode := v.layout, v.mode
+		{
+			t.Run("layout="+layout+"/mode="+mode+"/xdp="+v.xdp, func(t *testing.T) {
+				lab := newLab(t, testnet.LabOptions{Mode: mode, TwoInterfaces: layout == "two", Scheduler: "wrr", Weights: []int{1, 2, 3}, XDPMode: v.xdp})
+				wantMode := map[string]string{"auto": "mode=native", "generic": "mode=generic"}[v.xdp]
+				if !strings.Contains(lab.DirectorLog(), wantMode) {
+					t.Errorf("steering program not attached with %s (auto picks native on veth):\n%s", wantMode, lab.DirectorLog())
+				}
 				replyDev := "eth0"
 				if layout == "two" {
 					replyDev = "eth1"

@@ -1,0 +1,252 @@
+package conntrack
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// randomTable fills a table with connections in every kind of lifetime a
+// lookup must tell apart: live in several states and timeouts, expired
+// but not swept, reopened by a SYN (released) and reinserted elsewhere,
+// and never inserted. It returns the table and a pool of keys that mixes
+// them all.
+func randomTable(t *testing.T, rng *rand.Rand, capacity int) (*Table, *ManualClock, []Key) {
+	t.Helper()
+	clk := &ManualClock{}
+	tbl := newTestTable(t, Config{Capacity: capacity, Clock: clk, Hooks: &countHooks{}})
+	pool := make([]Key, 0, capacity*3/2)
+	for i := range capacity * 3 / 2 {
+		var k Key
+		proto := uint8(ProtoTCP)
+		if rng.IntN(4) == 0 {
+			proto = ProtoUDP
+		}
+		if rng.IntN(2) == 0 {
+			k = v4Key(proto, uint32(i), uint16(1024+rng.IntN(60000)), 80)
+		} else {
+			k = v6Key(proto, uint64(i)<<20|rng.Uint64N(1<<20), 443)
+		}
+		pool = append(pool, k)
+	}
+	events := []Event{EvSyn, EvAck, EvFin, EvNone}
+	for i := range pool[:capacity] {
+		k := &pool[i]
+		c, r := tbl.Insert(k, uint32(rng.IntN(64)), uint8(rng.IntN(2)), 0, events[rng.IntN(len(events))])
+		if r != Inserted {
+			t.Fatalf("insert %v: %v", k, r)
+		}
+		switch rng.IntN(8) {
+		case 0: // FIN then SYN: TIME_WAIT reopened, the entry released
+			tbl.Touch(&c, k, EvFin)
+			tbl.Touch(&c, k, EvFin)
+			if tbl.Touch(&c, k, EvSyn) == Reopen && rng.IntN(2) == 0 {
+				tbl.Insert(k, uint32(rng.IntN(64)), 0, 0, EvSyn) // a new lifetime, maybe another slot
+			}
+		case 1: // a RST: CLOSE, 10 s
+			tbl.Touch(&c, k, EvRst)
+		}
+		// Spread creation times so that one clock reading expires some
+		// entries of every state and keeps others.
+		clk.Advance(time.Duration(rng.IntN(200)) * time.Millisecond)
+	}
+	return tbl, clk, pool
+}
+
+// TestLookupBatchMatchesLookup compares LookupBatch with one Lookup per key
+// on random tables, at clock readings that expire more and more entries,
+// for batch lengths on both sides of the chunk size and with duplicates.
+func TestLookupBatchMatchesLookup(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for round := range 3 {
+		tbl, clk, pool := randomTable(t, rng, 2000)
+		keys := make([]Key, 3*batchChunk+7)
+		out := make([]Conn, len(keys))
+		found := make([]bool, len(keys))
+		hits, misses := 0, 0
+		for step := range 60 {
+			clk.Advance(time.Duration(rng.IntN(3000)) * time.Millisecond)
+			n := rng.IntN(len(keys) + 1)
+			for i := range keys[:n] {
+				keys[i] = pool[rng.IntN(len(pool))]
+				// Stale answers from the last call must be overwritten.
+				out[i], found[i] = Conn{Dest: 9999, ref: 1}, !found[i]
+			}
+			if got := tbl.LookupBatch(keys[:n], out, found); got != n {
+				t.Fatalf("round %d step %d: LookupBatch returned %d, want %d", round, step, got, n)
+			}
+			for i := range keys[:n] {
+				want, ok := tbl.Lookup(&keys[i])
+				if found[i] != ok || out[i] != want {
+					t.Fatalf("round %d step %d key %d %v: batch %+v %v, lookup %+v %v", round, step, i, keys[i], out[i], found[i], want, ok)
+				}
+				if ok {
+					hits++
+				} else {
+					misses++
+				}
+			}
+		}
+		// The test is worth something only if both answers occurred often.
+		if hits < 1000 || misses < 1000 {
+			t.Fatalf("round %d: %d hits, %d misses: the random tables do not exercise both", round, hits, misses)
+		}
+	}
+}
+
+func TestLookupBatchShortSlices(t *testing.T) {
+	tbl := newTestTable(t, Config{Capacity: 100, Clock: &ManualClock{}})
+	keys := []Key{v4Key(ProtoTCP, 1, 1000, 80), v4Key(ProtoTCP, 2, 1000, 80), v4Key(ProtoTCP, 3, 1000, 80)}
+	for i := range keys {
+		tbl.Insert(&keys[i], uint32(i), 0, 0, EvAck)
+	}
+	out := make([]Conn, 2)
+	found := make([]bool, 3)
+	if n := tbl.LookupBatch(keys, out, found); n != 2 || !found[0] || !found[1] || found[2] {
+		t.Fatalf("3 keys, 2 outs: n = %d, found %v; want 2, [true true false]", n, found)
+	}
+	if out[1].Dest != 1 {
+		t.Fatalf("key 1 -> dest %d, want 1", out[1].Dest)
+	}
+	if n := tbl.LookupBatch(nil, nil, nil); n != 0 {
+		t.Fatalf("empty batch: n = %d", n)
+	}
+}
+
+func TestLookupBatchAllocs(t *testing.T) {
+	tbl := newTestTable(t, Config{Capacity: 1000, Clock: &ManualClock{}})
+	keys := make([]Key, 100)
+	for i := range keys {
+		keys[i] = v4Key(ProtoTCP, uint32(i), 1000, 80)
+		if i%2 == 0 {
+			tbl.Insert(&keys[i], 1, 0, 0, EvAck)
+		}
+	}
+	out := make([]Conn, len(keys))
+	found := make([]bool, len(keys))
+	if a := testing.AllocsPerRun(100, func() { tbl.LookupBatch(keys, out, found) }); a != 0 {
+		t.Fatalf("%v allocations per batch of %d", a, len(keys))
+	}
+}
+
+// TestLookupBatchConcurrent runs batched readers against writers that
+// insert, reopen and expire the same keys. A key's dest is a function of
+// the key, so any answer assembled from two lifetimes of a slot, or from
+// another key's entry, shows as a wrong dest.
+func TestLookupBatchConcurrent(t *testing.T) {
+	clk := &ManualClock{}
+	tbl := newTestTable(t, Config{Capacity: 512, Clock: clk})
+	const nkeys = 600 // more than fit: inserts evict and refuse too
+	keys := make([]Key, nkeys)
+	for i := range keys {
+		keys[i] = v6Key(ProtoTCP, uint64(i)*7919, 80)
+	}
+	destOf := func(i int) uint32 { return uint32(i%61) + 1 }
+	rounds := 50000
+	if raceEnabled {
+		rounds = 2000
+	}
+	var stop atomic.Bool
+	var writers, readers sync.WaitGroup
+	for w := range 2 {
+		writers.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 2))
+			for r := 0; r < rounds; r++ {
+				i := rng.IntN(nkeys)
+				c, res := tbl.Insert(&keys[i], destOf(i), 0, 0, EvSyn)
+				if res == Full {
+					continue
+				}
+				switch rng.IntN(3) {
+				case 0:
+					tbl.Touch(&c, &keys[i], EvFin)
+					tbl.Touch(&c, &keys[i], EvSyn) // SYN_RECV+FIN: TW; then SYN reopens
+				case 1:
+					clk.Advance(time.Duration(rng.IntN(100)) * time.Millisecond)
+				}
+				if r%64 == 0 {
+					tbl.Sweep(256)
+				}
+			}
+		})
+	}
+	var bad atomic.Int64
+	var seen atomic.Int64
+	for range 2 {
+		readers.Go(func() {
+			batch := make([]Key, 80)
+			idx := make([]int, len(batch))
+			out := make([]Conn, len(batch))
+			found := make([]bool, len(batch))
+			rng := rand.New(rand.NewPCG(7, 7))
+			for !stop.Load() {
+				for j := range batch {
+					idx[j] = rng.IntN(nkeys)
+					batch[j] = keys[idx[j]]
+				}
+				tbl.LookupBatch(batch, out, found)
+				for j := range batch {
+					if !found[j] {
+						continue
+					}
+					seen.Add(1)
+					if out[j].Dest != destOf(idx[j]) {
+						bad.Add(1)
+					}
+				}
+			}
+		})
+	}
+	// Readers run until the writers are done.
+	writers.Wait()
+	stop.Store(true)
+	readers.Wait()
+	if seen.Load() < 1000 {
+		t.Fatalf("only %d batched hits: the readers barely overlapped the writers", seen.Load())
+	}
+	if bad.Load() != 0 {
+		t.Fatalf("%d of %d batched hits returned another key's dest", bad.Load(), seen.Load())
+	}
+}
+
+// BenchmarkLookupBatch is BenchmarkLookup's hit and miss in batches of 64
+// keys, the dataplane's batch size, on the same tables and key sequences.
+func BenchmarkLookupBatch(b *testing.B) {
+	const batch = 64
+	for _, size := range benchSizes {
+		b.Run("entries="+size.name, func(b *testing.B) {
+			tbl := benchTable(b, size.n, EvAck)
+			for _, op := range []string{"hit", "miss"} {
+				b.Run("op="+op, func(b *testing.B) {
+					var keys [batch]Key
+					var out [batch]Conn
+					var found [batch]bool
+					x := uint64(1)
+					want := op == "hit"
+					b.ReportAllocs()
+					for b.Loop() {
+						for i := range keys {
+							benchKey(&keys[i], pick(&x, size.n))
+							if !want {
+								keys[i].VPort = 81
+							}
+						}
+						tbl.LookupBatch(keys[:], out[:], found[:])
+						for i := range found {
+							if found[i] != want {
+								b.Fatalf("key %v: found %v", keys[i], found[i])
+							}
+						}
+					}
+					// ns/key: the batch's time over its keys, comparable
+					// with BenchmarkLookup's ns/op.
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/key")
+				})
+			}
+		})
+	}
+}
