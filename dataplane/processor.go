@@ -71,6 +71,7 @@ func (p *Processor) Reply() []byte { return p.reply[:p.replyN] }
 // chunk); the room before off is headroom that VS/TUN prepends into.
 func (p *Processor) Process(s *Snapshot, buf []byte, off, n int) (Verdict, Out) {
 	frame := buf[off : off+n]
+	p.Last = Decision{}
 	c := p.c
 	c.RX.Add(1)
 	c.RXBytes.Add(uint64(n))
@@ -94,7 +95,6 @@ func (p *Processor) Process(s *Snapshot, buf []byte, off, n int) (Verdict, Out) 
 		ev = conntrack.EventOf(pk.TCPFlags)
 	}
 
-	p.Last = Decision{}
 	var d *Dest
 	conn, hit := p.ct.Lookup(k)
 	if hit {

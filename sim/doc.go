@@ -2,6 +2,18 @@
 // connection trace through the very code the director runs, so that what a
 // researcher measures offline is what the dataplane would have done.
 //
+// The trace has one event per line, time_ms,proto,client_ip,client_port,
+// vip,vport,flags, with proto tcp or udp and flags any of S, A, F, R for
+// TCP and - for UDP; admin events are time_ms,admin,<ipvsadm arguments>
+// (the rest of the line, commas included); lines starting with # are
+// comments. Times must not decrease. The output, a public contract, has one
+// line per new connection (including those a persistence template decided):
+// time_ms,proto,client_ip,client_port,vip,vport,real_ip:real_port, or - as
+// the real server when the connection was dropped. Packets of existing
+// connections, and packets dropped before any connection exists (a non-SYN
+// TCP packet without one, a VIP no service has), write nothing; the summary
+// counts them by drop reason.
+//
 // Every trace event becomes a minimal Ethernet/IPv4/TCP or UDP frame, with a
 // valid IPv4 header checksum, written into one reused buffer and handed to
 // dataplane.Processor.Process: the same parse, connection table, persistence
