@@ -250,3 +250,21 @@ func BenchmarkLookupBatch(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkZZPasses(b *testing.B) {
+	tbl := benchTable(b, 10_000_000, EvAck)
+	var keys [64]Key
+	var out [64]Conn
+	var found [64]bool
+	x := uint64(1)
+	PassNs = [3]int64{}
+	for b.Loop() {
+		for i := range keys {
+			benchKey(&keys[i], pick(&x, 10_000_000))
+		}
+		tbl.LookupBatch(keys[:], out[:], found[:])
+	}
+	for i := range PassNs {
+		b.ReportMetric(float64(PassNs[i])/float64(b.N*64), "p"+string(rune('1'+i))+"ns/key")
+	}
+}

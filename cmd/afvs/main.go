@@ -10,8 +10,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+
+	"github.com/spf13/pflag"
 )
 
 type command struct {
@@ -55,6 +58,9 @@ func main() {
 	for _, c := range commands {
 		if c.name == name {
 			if err := c.run(args); err != nil {
+				if errors.Is(err, pflag.ErrHelp) {
+					return
+				}
 				fmt.Fprintf(os.Stderr, "afvs %s: %v\n", name, err)
 				os.Exit(1)
 			}
