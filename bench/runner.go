@@ -84,6 +84,7 @@ func Run(o Options) (*Report, error) {
 	if err := testnet.Available(); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
+	testnet.ReapStale()
 	rep := &Report{Duration: o.Duration, DurationSeconds: o.Duration.Seconds(), Flows: o.Flows, FrameLen: MinFrameLen,
 		CPUs: runtime.NumCPU(), LoadAvg: loadAvg()}
 	rounds := max(o.Rounds, 1)

@@ -1,11 +1,6 @@
 package conntrack
 
-import (
-"math/bits"
-"time"
-)
-var PassNs [3]int64
-
+import "math/bits"
 
 // batchChunk is how many keys LookupBatch carries through its phases at
 // once. Its scratch lives on the stack; 64 keys touch at most 128 header
@@ -53,7 +48,6 @@ func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
 	keys = keys[:min(len(keys), batchChunk)]
 	out = out[:len(keys)]
 	found = found[:len(keys)]
-	t0 := time.Now()
 	// Pass 1: hash, and start the header misses of every key.
 	for i := range keys {
 		ws[i] = keys[i].words()
@@ -62,8 +56,6 @@ func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
 		s.buckets[b1].used.Load()
 		s.buckets[b2].used.Load()
 	}
-	t1 := time.Now()
-	PassNs[0] += int64(t1.Sub(t0))
 	// Pass 2: start the entry misses of the slots whose tags match.
 	for i := range keys {
 		p := &pl[i]
@@ -71,8 +63,6 @@ func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
 			s.touch(p.b2, p.tag)
 		}
 	}
-	t2 := time.Now()
-	PassNs[1] += int64(t2.Sub(t1))
 	// Pass 3: the lookups proper, on cached lines. As in Lookup, the clock
 	// is read after the entries, so an entry judged live was live when it
 	// was read; one reading serves the whole chunk.
@@ -90,7 +80,6 @@ func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
 		}
 		out[i] = vs[i].conn()
 	}
-	PassNs[2] += int64(time.Since(t2))
 }
 
 // touch loads the meta word of the first used slot of bucket b whose tag

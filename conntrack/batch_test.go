@@ -253,18 +253,114 @@ func BenchmarkLookupBatch(b *testing.B) {
 
 func BenchmarkZZPasses(b *testing.B) {
 	tbl := benchTable(b, 10_000_000, EvAck)
+	s := tbl.conns
 	var keys [64]Key
-	var out [64]Conn
-	var found [64]bool
+	var ws [64]keyWords
+	var pl [64]placement
 	x := uint64(1)
-	PassNs = [3]int64{}
-	for b.Loop() {
-		for i := range keys {
-			benchKey(&keys[i], pick(&x, 10_000_000))
+	for i := range keys {
+		benchKey(&keys[i], pick(&x, 10_000_000))
+	}
+	b.Run("v=full", func(b *testing.B) {
+		for b.Loop() {
+			for i := range keys {
+				keys[i].CPort = uint16(x); x++
+			}
+			for i := range keys {
+				ws[i] = keys[i].words()
+				b1, b2, tag := s.place(tbl.seed.hash(&ws[i]))
+				pl[i] = placement{b1, b2, tag}
+				s.buckets[b1].used.Load()
+				s.buckets[b2].used.Load()
+			}
 		}
-		tbl.LookupBatch(keys[:], out[:], found[:])
-	}
-	for i := range PassNs {
-		b.ReportMetric(float64(PassNs[i])/float64(b.N*64), "p"+string(rune('1'+i))+"ns/key")
-	}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
+	})
+	b.Run("v=nolist", func(b *testing.B) {
+		for b.Loop() {
+			for i := range keys {
+				keys[i].CPort = uint16(x); x++
+			}
+			for i := range keys {
+				ws[i] = keys[i].words()
+				b1, b2, tag := s.place(tbl.seed.hash(&ws[i]))
+				pl[i] = placement{b1, b2, tag}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
+	})
+	b.Run("v=b1only", func(b *testing.B) {
+		for b.Loop() {
+			for i := range keys {
+				keys[i].CPort = uint16(x); x++
+			}
+			for i := range keys {
+				ws[i] = keys[i].words()
+				b1, b2, tag := s.place(tbl.seed.hash(&ws[i]))
+				pl[i] = placement{b1, b2, tag}
+				s.buckets[b1].used.Load()
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
+	})
+	b.Run("v=hashonly", func(b *testing.B) {
+		for b.Loop() {
+			for range keys {
+				x = x*6364136223846793005 + 1442695040888963407
+				w := keyWords{x, 2, 3, 4, 5}
+				b1, _, _ := s.place(tbl.seed.hash(&w))
+				s.buckets[b1].used.Load()
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
+	})
+	b.Run("v=inline", func(b *testing.B) {
+		sd := tbl.seed
+		for b.Loop() {
+			for range keys {
+				x = x*6364136223846793005 + 1442695040888963407
+				h := mix(x^sd[0], 2^sd[1])
+				h = mix(h^3, 4^sd[2])
+				h = mix(h^5, sd[3])
+				b1 := uint32((h & 0xffffffff) * uint64(s.nb) >> 32)
+				s.buckets[b1].used.Load()
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
+	})
+	b.Run("v=lcgmix", func(b *testing.B) {
+		for b.Loop() {
+			for range keys {
+				x = x*6364136223846793005 + 1442695040888963407
+				h := x ^ x>>29
+				h *= 0xbf58476d1ce4e5b9
+				h ^= h >> 32
+				b1 := uint32((h & 0xffffffff) * uint64(s.nb) >> 32)
+				s.buckets[b1].used.Load()
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
+	})
+	b.Run("v=lcg2", func(b *testing.B) {
+		for b.Loop() {
+			for range keys {
+				x = x*6364136223846793005 + 1442695040888963407
+				b1 := uint32((x >> 32) * uint64(s.nb) >> 32)
+				b2 := uint32((x & 0xffffffff) * uint64(s.nb) >> 32)
+				s.buckets[b1].used.Load()
+				s.buckets[b2].used.Load()
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
+	})
+	b.Run("v=lcg", func(b *testing.B) {
+		for b.Loop() {
+			for range keys {
+				x = x*6364136223846793005 + 1442695040888963407
+				b1 := uint32((x >> 32) * uint64(s.nb) >> 32)
+				s.buckets[b1].used.Load()
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
+	})
 }

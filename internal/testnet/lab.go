@@ -87,6 +87,7 @@ func NewLab(o LabOptions) (l *Lab, err error) {
 	if err := Available(); err != nil {
 		return nil, err
 	}
+	ReapStale()
 	if o.Mode == "" {
 		o.Mode = "dr"
 	}

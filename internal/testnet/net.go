@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -187,6 +188,32 @@ func Leftovers(prefix string) []string {
 	var out []string
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// ReapStale deletes namespaces that an earlier run of a test, the demo or
+// the benchmark left behind when it was killed before it could clean up:
+// names "<prefix>-<pid>-..." (prefix afvs or afvsb) whose pid is no longer
+// running. It returns the names it removed.
+func ReapStale() []string {
+	ents, _ := os.ReadDir("/run/netns")
+	var out []string
+	for _, e := range ents {
+		parts := strings.SplitN(e.Name(), "-", 3)
+		if len(parts) < 3 || (parts[0] != "afvs" && parts[0] != "afvsb") {
+			continue
+		}
+		pid, err := strconv.Atoi(parts[1])
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue // still running: not ours to touch
+		}
+		if Run("ip", "netns", "delete", e.Name()) == nil {
 			out = append(out, e.Name())
 		}
 	}

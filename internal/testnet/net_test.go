@@ -1,0 +1,50 @@
+package testnet
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestReapStaleRemovesDeadOwnersOnly(t *testing.T) {
+	if err := Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	// A process that has exited: its pid names a dead owner.
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := cmd.Process.Pid
+	stale := "afvs-" + itoa(dead) + "-1-stale"
+	live := New() // our own pid: must survive
+	if err := Run("ip", "netns", "add", stale); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Run("ip", "netns", "delete", stale) })
+	ns, err := live.NS("keep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { live.Close() })
+	got := ReapStale()
+	if len(got) == 0 || !strings.Contains(strings.Join(got, " "), stale) {
+		t.Fatalf("ReapStale removed %v, want %s", got, stale)
+	}
+	if len(Leftovers(ns.Name)) != 1 {
+		t.Fatalf("ReapStale removed the live namespace %s", ns.Name)
+	}
+}
+
+func itoa(n int) string {
+	b := []byte{}
+	for n > 0 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+		n /= 10
+	}
+	return string(b)
+}
