@@ -98,6 +98,49 @@ func TestLookupBatchMatchesLookup(t *testing.T) {
 	}
 }
 
+// TestLookupBatchTagCollision forges the worst tags a key can meet: every
+// other slot of both its buckets, used or free, carries its tag, so the
+// candidate LookupBatch picks is usually some other entry (or an empty
+// slot) and it must fall back to the full scan.
+func TestLookupBatchTagCollision(t *testing.T) {
+	tbl := newTestTable(t, Config{Capacity: 200, Clock: &ManualClock{}})
+	s := tbl.conns
+	keys := make([]Key, 150)
+	for i := range keys {
+		keys[i] = v4Key(ProtoUDP, uint32(i), 53, 53)
+		if i%3 != 0 { // every third key stays missing
+			tbl.Insert(&keys[i], uint32(i), 0, 0, EvNone)
+		}
+	}
+	out := make([]Conn, 1)
+	found := make([]bool, 1)
+	for i := range keys {
+		w := keys[i].words()
+		b1, b2, tag := s.place(tbl.seed.hash(&w))
+		want, ok := tbl.Lookup(&keys[i])
+		var saved [2][bucketSlots]uint32
+		for bi, b := range []uint32{b1, b2} {
+			for j := range uint32(bucketSlots) {
+				saved[bi][j] = s.buckets[b].tags[j].Load()
+				if ok && b*bucketSlots+j == uint32(want.ref>>32)-1 {
+					continue
+				}
+				s.buckets[b].tags[j].Store(tag)
+			}
+		}
+		tbl.LookupBatch(keys[i:i+1], out, found)
+		if found[0] != ok || out[0] != want {
+			t.Fatalf("key %d %v with forged tags: batch %+v %v, lookup %+v %v", i, keys[i], out[0], found[0], want, ok)
+		}
+		// The other keys' lookups rely on their true tags.
+		for bi, b := range []uint32{b1, b2} {
+			for j := range bucketSlots {
+				s.buckets[b].tags[j].Store(saved[bi][j])
+			}
+		}
+	}
+}
+
 func TestLookupBatchShortSlices(t *testing.T) {
 	tbl := newTestTable(t, Config{Capacity: 100, Clock: &ManualClock{}})
 	keys := []Key{v4Key(ProtoTCP, 1, 1000, 80), v4Key(ProtoTCP, 2, 1000, 80), v4Key(ProtoTCP, 3, 1000, 80)}
@@ -249,118 +292,4 @@ func BenchmarkLookupBatch(b *testing.B) {
 			}
 		})
 	}
-}
-
-func BenchmarkZZPasses(b *testing.B) {
-	tbl := benchTable(b, 10_000_000, EvAck)
-	s := tbl.conns
-	var keys [64]Key
-	var ws [64]keyWords
-	var pl [64]placement
-	x := uint64(1)
-	for i := range keys {
-		benchKey(&keys[i], pick(&x, 10_000_000))
-	}
-	b.Run("v=full", func(b *testing.B) {
-		for b.Loop() {
-			for i := range keys {
-				keys[i].CPort = uint16(x); x++
-			}
-			for i := range keys {
-				ws[i] = keys[i].words()
-				b1, b2, tag := s.place(tbl.seed.hash(&ws[i]))
-				pl[i] = placement{b1, b2, tag}
-				s.buckets[b1].used.Load()
-				s.buckets[b2].used.Load()
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
-	})
-	b.Run("v=nolist", func(b *testing.B) {
-		for b.Loop() {
-			for i := range keys {
-				keys[i].CPort = uint16(x); x++
-			}
-			for i := range keys {
-				ws[i] = keys[i].words()
-				b1, b2, tag := s.place(tbl.seed.hash(&ws[i]))
-				pl[i] = placement{b1, b2, tag}
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
-	})
-	b.Run("v=b1only", func(b *testing.B) {
-		for b.Loop() {
-			for i := range keys {
-				keys[i].CPort = uint16(x); x++
-			}
-			for i := range keys {
-				ws[i] = keys[i].words()
-				b1, b2, tag := s.place(tbl.seed.hash(&ws[i]))
-				pl[i] = placement{b1, b2, tag}
-				s.buckets[b1].used.Load()
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
-	})
-	b.Run("v=hashonly", func(b *testing.B) {
-		for b.Loop() {
-			for range keys {
-				x = x*6364136223846793005 + 1442695040888963407
-				w := keyWords{x, 2, 3, 4, 5}
-				b1, _, _ := s.place(tbl.seed.hash(&w))
-				s.buckets[b1].used.Load()
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
-	})
-	b.Run("v=inline", func(b *testing.B) {
-		sd := tbl.seed
-		for b.Loop() {
-			for range keys {
-				x = x*6364136223846793005 + 1442695040888963407
-				h := mix(x^sd[0], 2^sd[1])
-				h = mix(h^3, 4^sd[2])
-				h = mix(h^5, sd[3])
-				b1 := uint32((h & 0xffffffff) * uint64(s.nb) >> 32)
-				s.buckets[b1].used.Load()
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
-	})
-	b.Run("v=lcgmix", func(b *testing.B) {
-		for b.Loop() {
-			for range keys {
-				x = x*6364136223846793005 + 1442695040888963407
-				h := x ^ x>>29
-				h *= 0xbf58476d1ce4e5b9
-				h ^= h >> 32
-				b1 := uint32((h & 0xffffffff) * uint64(s.nb) >> 32)
-				s.buckets[b1].used.Load()
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
-	})
-	b.Run("v=lcg2", func(b *testing.B) {
-		for b.Loop() {
-			for range keys {
-				x = x*6364136223846793005 + 1442695040888963407
-				b1 := uint32((x >> 32) * uint64(s.nb) >> 32)
-				b2 := uint32((x & 0xffffffff) * uint64(s.nb) >> 32)
-				s.buckets[b1].used.Load()
-				s.buckets[b2].used.Load()
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
-	})
-	b.Run("v=lcg", func(b *testing.B) {
-		for b.Loop() {
-			for range keys {
-				x = x*6364136223846793005 + 1442695040888963407
-				b1 := uint32((x >> 32) * uint64(s.nb) >> 32)
-				s.buckets[b1].used.Load()
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/key")
-	})
 }

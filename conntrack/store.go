@@ -150,8 +150,6 @@ func (s *store) place(h uint64) (b1, b2, tag uint32) {
 }
 
 // find looks for a live entry with key w in bucket b without any lock.
-// The entry's key words are bracketed by two loads of its meta word: if
-// status and generation did not change, the words belong to one lifetime.
 // Only slots set in used (the bucket's used mask as the caller loaded it)
 // are examined: a slot claimed after that load is an insert that had not
 // finished when the lookup started.
@@ -163,29 +161,38 @@ func (s *store) find(b, used, tag uint32, w *keyWords) (view, bool) {
 		if bk.tags[i].Load() != tag {
 			continue
 		}
-		e := &s.entries[base+i]
-		for {
-			m1 := e.meta.Load()
-			if status(m1) != statusLive {
-				break
-			}
-			ports := e.ports.Load()
-			match := ports&keyMask == w[4] &&
-				e.caddr[0].Load() == w[0] && e.caddr[1].Load() == w[1] &&
-				e.vaddr[0].Load() == w[2] && e.vaddr[1].Load() == w[3]
-			bind := e.bind.Load()
-			since := e.since.Load()
-			m2 := e.meta.Load()
-			if m1&identityMask != m2&identityMask {
-				continue // reused while we read it: look again
-			}
-			if match {
-				return view{slot: base + i, meta: m2, ports: ports, bind: bind, since: since}, true
-			}
-			break
+		if v, ok := s.match(base+i, w); ok {
+			return v, true
 		}
 	}
 	return view{}, false
+}
+
+// match reads slot if it is a live entry with key w. The entry's key words
+// are bracketed by two loads of its meta word: if status and generation
+// did not change, the words belong to one lifetime.
+func (s *store) match(slot uint32, w *keyWords) (view, bool) {
+	e := &s.entries[slot]
+	for {
+		m1 := e.meta.Load()
+		if status(m1) != statusLive {
+			return view{}, false
+		}
+		ports := e.ports.Load()
+		match := ports&keyMask == w[4] &&
+			e.caddr[0].Load() == w[0] && e.caddr[1].Load() == w[1] &&
+			e.vaddr[0].Load() == w[2] && e.vaddr[1].Load() == w[3]
+		bind := e.bind.Load()
+		since := e.since.Load()
+		m2 := e.meta.Load()
+		if m1&identityMask != m2&identityMask {
+			continue // reused while we read it: look again
+		}
+		if !match {
+			return view{}, false
+		}
+		return view{slot: slot, meta: m2, ports: ports, bind: bind, since: since}, true
+	}
 }
 
 // lookup finds a live entry with key w in its candidate buckets b1 and b2,

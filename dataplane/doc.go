@@ -10,6 +10,13 @@
 //	-> on a miss, persistence template and scheduler (sched) -> encapsulation
 //	(encap) -> TX on the egress interface's socket.
 //
+// A batch is processed in three passes so that connection-table cache misses
+// overlap instead of adding up: parse every frame and build its key, look
+// all keys up at once (conntrack.LookupBatch touches every bucket header,
+// then every candidate entry, before it compares anything), then run each
+// frame through the rest of the path. At 1M flows this makes a frame about
+// 2.5x cheaper than looking each one up on its own (BenchmarkWorkerPoll).
+//
 // Frames the processor cannot forward are dropped and counted by Drop reason;
 // nothing on this path returns an error value or allocates. A frame is always
 // in exactly one place: the ring it came from, the worker's batch, a TX ring, or

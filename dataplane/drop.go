@@ -19,6 +19,7 @@ const (
 	DropTxRingFull                     // TX ring full
 	DropNoFreeFrame                    // no free frame for a copy to another interface or an ICMP reply
 	DropUnsupportedFwd                 // forwarding method this dataplane does not implement
+	DropBadDescriptor                  // an RX descriptor outside its UMEM chunk
 	numDrops
 )
 
@@ -40,6 +41,7 @@ var dropNames = [numDrops]string{
 	DropTxRingFull:         "tx_ring_full",
 	DropNoFreeFrame:        "no_free_frame",
 	DropUnsupportedFwd:     "unsupported_forwarding",
+	DropBadDescriptor:      "bad_descriptor",
 }
 
 // String returns the stable metric label.

@@ -41,6 +41,13 @@ type Processor struct {
 	reply   [1600]byte
 	replyN  int
 
+	// Scratch for LookupBatch: the keys of a batch's parsed frames, where
+	// each came from, and the table's answers.
+	bkeys  [Batch]conntrack.Key
+	bidx   [Batch]uint8
+	bconns [Batch]conntrack.Conn
+	bfound [Batch]bool
+
 	// Last describes the scheduling decision of the last Process call, for
 	// the simulator and tests: they observe the real path instead of
 	// re-implementing it.
@@ -66,17 +73,79 @@ func NewProcessor(ct *conntrack.Table, c *Counters, ingress int) *Processor {
 // VerdictReply, ready to send on the ingress interface.
 func (p *Processor) Reply() []byte { return p.reply[:p.replyN] }
 
+// Parsed is one frame as the worker's pre-pass leaves it: its headers
+// and, once LookupBatch has run, its connection. ProcessParsed takes it
+// instead of parsing and looking up again.
+type Parsed struct {
+	Pkt    header.Packet
+	Reason header.Reason
+	conn   conntrack.Conn
+	hit    bool // the batched lookup found conn
+	looked bool // LookupBatch answered for this frame
+}
+
+// Parse parses frame into f, ready for LookupBatch and ProcessParsed.
+func (p *Processor) Parse(frame []byte, f *Parsed) {
+	f.Reason = header.Parse(frame, &f.Pkt)
+	f.looked = false
+}
+
+// LookupBatch looks up the connections of every frame in fs that parsed,
+// with one conntrack.Table.LookupBatch per Batch frames, so that the
+// table's cache misses for the whole batch overlap instead of being paid
+// one frame at a time inside ProcessParsed.
+func (p *Processor) LookupBatch(fs []Parsed) {
+	for len(fs) > 0 {
+		chunk := fs[:min(len(fs), Batch)]
+		fs = fs[len(chunk):]
+		m := 0
+		for i := range chunk {
+			if chunk[i].Reason != header.OK {
+				continue
+			}
+			keyOf(&chunk[i].Pkt, &p.bkeys[m])
+			p.bidx[m] = uint8(i)
+			m++
+		}
+		p.ct.LookupBatch(p.bkeys[:m], p.bconns[:m], p.bfound[:m])
+		for j := range m {
+			f := &chunk[p.bidx[j]]
+			f.conn, f.hit, f.looked = p.bconns[j], p.bfound[j], true
+		}
+	}
+}
+
+// keyOf is the connection-table key of a parsed packet.
+func keyOf(pk *header.Packet, k *conntrack.Key) {
+	k.CAddr, k.VAddr = pk.SrcMapped, pk.DstMapped
+	k.CPort, k.VPort, k.Proto = pk.SrcPort, pk.DstPort, pk.Proto
+}
+
 // Process runs one frame, buf[off:off+n], through parse, connection table,
 // scheduler and encapsulation. buf is the frame's whole buffer (its UMEM
 // chunk); the room before off is headroom that VS/TUN prepends into.
 func (p *Processor) Process(s *Snapshot, buf []byte, off, n int) (Verdict, Out) {
-	frame := buf[off : off+n]
-	p.Last = Decision{}
+	r := header.Parse(buf[off:off+n], &p.pkt)
+	return p.process(s, buf, off, n, r, nil)
+}
+
+// ProcessParsed is Process for a frame that Parse (and possibly
+// LookupBatch) already handled: f must describe buf[off:off+n]. The
+// verdict, the counters and Last are what Process would give.
+func (p *Processor) ProcessParsed(s *Snapshot, buf []byte, off, n int, f *Parsed) (Verdict, Out) {
+	p.pkt = f.Pkt
+	return p.process(s, buf, off, n, f.Reason, f)
+}
+
+// process is the path after parsing, shared by Process and ProcessParsed;
+// p.pkt holds the parsed headers when r is OK. f, when not nil, may carry
+// the frame's connection from LookupBatch.
+func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason, f *Parsed) (Verdict, Out) {
 	c := p.c
 	c.RX.Add(1)
 	c.RXBytes.Add(uint64(n))
 	pk := &p.pkt
-	if r := header.Parse(frame, pk); r != header.OK {
+	if r != header.OK {
 		c.Parse[r].Add(1)
 		return VerdictDrop, Out{}
 	}
@@ -88,18 +157,31 @@ func (p *Processor) Process(s *Snapshot, buf []byte, off, n int) (Verdict, Out) 
 	svc := &s.Services[si]
 
 	k := &p.key
-	k.CAddr, k.VAddr = pk.SrcMapped, pk.DstMapped
-	k.CPort, k.VPort, k.Proto = pk.SrcPort, pk.DstPort, pk.Proto
+	keyOf(pk, k)
 	ev := conntrack.EvNone
 	if pk.Proto == header.ProtocolTCP {
 		ev = conntrack.EventOf(pk.TCPFlags)
 	}
 
+	p.Last = Decision{}
 	var d *Dest
-	conn, hit := p.ct.Lookup(k)
-	if hit {
+	// A batched answer is used only when Touch confirms it is still the
+	// live entry (Hit). Otherwise an earlier frame of the same batch may
+	// have changed the flow since LookupBatch (inserted it, reopened it),
+	// so the frame is looked up again, exactly as Process would.
+	conn, hit := f.batched()
+	pre := hit
+	if !pre {
+		conn, hit = p.ct.Lookup(k)
+	}
+	for hit {
 		dd, live := s.dest(si, conn.Dest)
 		if !live {
+			if pre {
+				pre = false
+				conn, hit = p.ct.Lookup(k)
+				continue
+			}
 			// IPVS: the server is gone; drop without refreshing the entry
 			// so it expires, and never move it to another server.
 			c.Drops[DropDestUnavailable].Add(1)
@@ -108,9 +190,17 @@ func (p *Processor) Process(s *Snapshot, buf []byte, off, n int) (Verdict, Out) 
 		switch p.ct.Touch(&conn, k, ev) {
 		case conntrack.Hit:
 			d = dd
-		default: // Gone or Reopen: schedule as a new connection
+		case conntrack.Gone:
+			if pre {
+				pre = false
+				conn, hit = p.ct.Lookup(k)
+				continue
+			}
+			hit = false // schedule as a new connection
+		default: // Reopen: schedule as a new connection
 			hit = false
 		}
+		break
 	}
 	if !hit {
 		if pk.Proto == header.ProtocolTCP && ev != conntrack.EvSyn {
@@ -128,6 +218,14 @@ func (p *Processor) Process(s *Snapshot, buf []byte, off, n int) (Verdict, Out) 
 		p.Last.Found, p.Last.Dest = true, d.ID
 	}
 	return p.emit(s, svc, d, buf, off, n)
+}
+
+// batched returns the connection LookupBatch found for f, if it found one.
+func (f *Parsed) batched() (conntrack.Conn, bool) {
+	if f == nil || !f.looked || !f.hit {
+		return conntrack.Conn{}, false
+	}
+	return f.conn, true
 }
 
 // schedule picks a real server for a new connection, through the

@@ -229,3 +229,22 @@ func TestWorkerPollAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per batch of 64 frames", allocs)
 	}
 }
+
+func TestWorkerDropsBadDescriptors(t *testing.T) {
+	w, ps, r := newTestWorker(t, vs.Route, 1)
+	p := ps[0]
+	p.inject(tcpFrame(t, [4]byte{198, 18, 0, 10}, 1000, true, false, false, true, 0))
+	p.inject(tcpFrame(t, [4]byte{198, 18, 0, 10}, 1001, true, false, false, true, 0))
+	p.rx[0].Len = 4000 // runs past its 2048-byte chunk
+	w.Poll()
+	if got := r.c.Drops[DropBadDescriptor].Load(); got != 1 {
+		t.Fatalf("bad_descriptor = %d, want 1", got)
+	}
+	if r.c.TX.Load() != 1 {
+		t.Fatalf("the good frame was not forwarded: tx %d", r.c.TX.Load())
+	}
+	p.Complete()
+	if len(p.free) != 256 {
+		t.Fatalf("%d of 256 frames free", len(p.free))
+	}
+}
