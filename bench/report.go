@@ -35,6 +35,9 @@ type Result struct {
 	// (the baseline's, or afvs's from its control API); zero for offered.
 	ForwarderRX uint64 `json:"forwarder_rx,omitempty"`
 	ForwarderTX uint64 `json:"forwarder_tx,omitempty"`
+	// Drops are afvs's drop counters by reason over the measured run: why
+	// its RX and TX differ.
+	Drops map[string]uint64 `json:"drops,omitempty"`
 	// SinkBytes is the bytes the sink counted; over Received it shows
 	// the frame size that arrived (60, or 80 with an IPIP header).
 	SinkBytes uint64 `json:"sink_bytes"`

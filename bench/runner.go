@@ -100,7 +100,11 @@ func Run(o Options) (*Report, error) {
 				if res.Error != "" {
 					fmt.Fprintf(o.Log, "bench: round %d/%d: %s: failed: %s\n", r, rounds, s, res.Error)
 				} else {
-					fmt.Fprintf(o.Log, "bench: round %d/%d: %s: %.3f Mpps at the sink\n", r, rounds, s, res.Mpps)
+					fmt.Fprintf(o.Log, "bench: round %d/%d: %s: %.3f Mpps at the sink", r, rounds, s, res.Mpps)
+					if len(res.Drops) > 0 {
+						fmt.Fprintf(o.Log, " (afvs drops %v)", res.Drops)
+					}
+					fmt.Fprintln(o.Log)
 				}
 			}
 			byScenario[i] = append(byScenario[i], res)
@@ -182,6 +186,7 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 	closers = append(closers, att.Close)
 
 	var counts forwarderCounts
+	var drops map[string]uint64
 	switch s {
 	case Baseline:
 		f, stop, serr := startBaseline(t)
@@ -205,6 +210,7 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 		}()
 		counts = func() (uint64, uint64, error) {
 			st, err := d.status()
+			drops = st.Drops
 			return st.RX, st.TX, err
 		}
 	}
@@ -219,10 +225,12 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 	var rx0, tx0 uint64
+	var drops0 map[string]uint64
 	if counts != nil {
 		if rx0, tx0, err = counts(); err != nil {
 			return fmt.Errorf("forwarder counters: %w", err)
 		}
+		drops0 = drops
 	}
 	before, err := sink.Stats()
 	if err != nil {
@@ -243,6 +251,14 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 			return fmt.Errorf("forwarder counters: %w", err)
 		}
 		res.ForwarderRX, res.ForwarderTX = rx1-rx0, tx1-tx0
+		for k, v := range drops {
+			if d := v - drops0[k]; d > 0 {
+				if res.Drops == nil {
+					res.Drops = map[string]uint64{}
+				}
+				res.Drops[k] = d
+			}
+		}
 	}
 	res.Sent = gs.Sent
 	res.Received = after.Packets - before.Packets
