@@ -434,3 +434,34 @@ func TestHealthChecks(t *testing.T) {
 		t.Errorf("afvs did not log the transition:\n%s", lab.DirectorLog())
 	}
 }
+
+// TestMultiQueue: a director interface with two RX queues gets two workers,
+// each pinned, and traffic spread over them is forwarded correctly.
+func TestMultiQueue(t *testing.T) {
+	lab := newLab(t, testnet.LabOptions{Mode: "dr", Queues: 2, Scheduler: "wrr", Weights: []int{1, 1, 1}})
+	res := lab.Get(300, 6)
+	if res.OK != 300 {
+		t.Fatalf("%d of 300 answered: %v", res.OK, res.Errors)
+	}
+	st, err := lab.Control().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Workers) != 2 || st.Workers[0].Queue != 0 || st.Workers[1].Queue != 1 {
+		t.Fatalf("workers %+v, want one per queue 0 and 1", st.Workers)
+	}
+	log := lab.DirectorLog()
+	for _, q := range []string{"queue=0", "queue=1"} {
+		if !strings.Contains(log, q) {
+			t.Errorf("no pinning line for %s in the log:\n%s", q, log)
+		}
+	}
+	var rx uint64
+	for _, w := range st.Workers {
+		rx += w.RX
+	}
+	if rx != st.RX || st.TX != st.RX {
+		t.Errorf("workers rx %d, total rx %d, tx %d", rx, st.RX, st.TX)
+	}
+	t.Logf("queue 0 rx %d, queue 1 rx %d", st.Workers[0].RX, st.Workers[1].RX)
+}

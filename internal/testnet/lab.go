@@ -32,6 +32,7 @@ type LabOptions struct {
 	NoDirector    bool   // build the network and real servers, but do not start afvs
 	Builtin       bool   // start afvs on its built-in default config (DR, one interface, weights 1,2,3)
 	EgressMTU     int    // MTU of the director's eth1 (two-interface layout), to provoke fragmentation-needed
+	Queues        int    // RX/TX queues of the director's eth0 (one worker each); default 1
 	Health        string // health section of the director's config (YAML flow map), e.g. {interval: 200ms, timeout: 100ms, rise: 1, fall: 2}
 }
 
@@ -156,7 +157,11 @@ func (l *Lab) build() error {
 	plug := func(ns *NS, dev, br, addr string) error {
 		port++
 		p := fmt.Sprintf("p%d", port)
-		if err := Veth(l.Switch, p, ns, dev); err != nil {
+		queues := 1
+		if ns == l.Director && dev == "eth0" && l.Opt.Queues > 1 {
+			queues = l.Opt.Queues
+		}
+		if err := VethQueues(l.Switch, p, ns, dev, queues); err != nil {
 			return err
 		}
 		if err := l.Switch.IP("link", "set", p, "master", br); err != nil {

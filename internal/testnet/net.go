@@ -146,8 +146,18 @@ func (ns *NS) Do(fn func() error) error {
 // Veth links namespace a (interface aName) with b (bName). Either may be a
 // bridge's namespace; the caller attaches ends to bridges with Master.
 func Veth(a *NS, aName string, b *NS, bName string) error {
+	return VethQueues(a, aName, b, bName, 1)
+}
+
+// VethQueues is Veth with n TX and RX queues on each end, so that several
+// AF_XDP workers can serve one interface.
+func VethQueues(a *NS, aName string, b *NS, bName string, n int) error {
 	tmp := fmt.Sprintf("afv%d", seq.Add(1))
-	if err := a.IP("link", "add", tmp, "type", "veth", "peer", "name", bName, "netns", b.Name); err != nil {
+	q := []string{"numtxqueues", fmt.Sprint(n), "numrxqueues", fmt.Sprint(n)}
+	args := append([]string{"link", "add", tmp}, q...)
+	args = append(args, "type", "veth", "peer", "name", bName, "netns", b.Name)
+	args = append(args, q...)
+	if err := a.IP(args...); err != nil {
 		return err
 	}
 	if err := a.IP("link", "set", tmp, "name", aName); err != nil {
