@@ -9,7 +9,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build deps demo test test-short bench bench-go vet lint clean
+.PHONY: all build deps demo test test-race test-short bench vet clean
 
 all: build
 
@@ -30,6 +30,12 @@ vet:
 
 test: deps vet
 	$(GO) test -count=1 -timeout 12m $(PKGS)
+
+# The race detector over the packages and over the daemon itself in the
+# end-to-end tests (slower; not part of CI's time budget).
+test-race: deps
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	AFVS_E2E_RACE=1 $(GO) test -count=1 ./cmd/afvs/
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

@@ -42,7 +42,13 @@ func binaries(t *testing.T) (afvs, afvsadm string) {
 	t.Helper()
 	buildOnce.Do(func() {
 		for _, b := range []string{"afvs", "afvsadm"} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, b), "github.com/afvs/afvs/cmd/"+b).CombinedOutput()
+			args := []string{"build", "-o", filepath.Join(binDir, b)}
+			if os.Getenv("AFVS_E2E_RACE") != "" {
+				// The daemon and tools under the race detector; newLab's
+				// cleanup fails the test on any report in afvs's log.
+				args = append(args, "-race")
+			}
+			out, err := exec.Command("go", append(args, "github.com/afvs/afvs/cmd/"+b)...).CombinedOutput()
 			if err != nil {
 				buildErr = fmt.Errorf("build %s: %v\n%s", b, err, out)
 				return
@@ -77,6 +83,9 @@ func newLab(t *testing.T, o testnet.LabOptions) *testnet.Lab {
 	}
 	prefix := lab.Net.Prefix
 	t.Cleanup(func() {
+		if strings.Contains(lab.DirectorLog(), "DATA RACE") {
+			t.Errorf("the race detector fired in afvs")
+		}
 		if t.Failed() {
 			t.Logf("director log:\n%s", lab.DirectorLog())
 		}

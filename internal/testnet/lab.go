@@ -237,13 +237,19 @@ func (l *Lab) build() error {
 
 func (l *Lab) startRealServer(ns *NS, name string) error {
 	cmd := ns.Command(l.Opt.AFVS, "realserver", "--vip", l.VIP.String(), "--mode", l.Opt.Mode, "--dev", "eth0", "--http-name", name, "--http-port", fmt.Sprint(l.Port))
-	out, err := cmd.StdoutPipe()
+	// An os.Pipe of our own rather than StdoutPipe: the Net runs Wait
+	// while we still read, and Wait would close a StdoutPipe under us.
+	out, pw, err := os.Pipe()
 	if err != nil {
 		return err
 	}
+	cmd.Stdout = pw
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
-	if err := ns.Start(cmd); err != nil {
+	_, err = ns.Start(cmd)
+	pw.Close()
+	if err != nil {
+		out.Close()
 		return fmt.Errorf("start realserver %s: %w", name, err)
 	}
 	l.mu.Lock()
@@ -256,9 +262,11 @@ func (l *Lab) startRealServer(ns *NS, name string) error {
 			if strings.HasPrefix(sc.Text(), "realserver ready") {
 				ready <- nil
 				io.Copy(io.Discard, out)
+				out.Close()
 				return
 			}
 		}
+		out.Close()
 		ready <- fmt.Errorf("realserver %s exited before it was ready: %s", name, strings.TrimSpace(stderr.String()))
 	}()
 	select {
@@ -294,14 +302,13 @@ func (l *Lab) StartDirector(extra ...string) error {
 	cmd := l.Director.Command(l.Opt.AFVS, args...)
 	cmd.Stdout = l.dirLog
 	cmd.Stderr = l.dirLog
-	if err := l.Director.Start(cmd); err != nil {
+	exited, err := l.Director.Start(cmd)
+	if err != nil {
 		return err
 	}
 	l.mu.Lock()
 	l.dirCmd = cmd
 	l.mu.Unlock()
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
 	c := control.NewClient(l.Socket)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {

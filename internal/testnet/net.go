@@ -21,7 +21,14 @@ type Net struct {
 	Prefix string
 	mu     sync.Mutex
 	nss    []*NS
-	procs  []*exec.Cmd
+	procs  []proc
+}
+
+// proc is a started command and the channel closed when its single Wait
+// (run by the Net) returns.
+type proc struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 // NS is one network namespace of a Net.
@@ -101,14 +108,18 @@ func (ns *NS) Command(name string, args ...string) *exec.Cmd {
 }
 
 // Start starts a long-running command in the namespace; Close kills it.
-func (ns *NS) Start(cmd *exec.Cmd) error {
+// The Net waits for the command; the returned channel closes when it has
+// exited (callers must not call cmd.Wait themselves).
+func (ns *NS) Start(cmd *exec.Cmd) (<-chan struct{}, error) {
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
 	}
+	p := proc{cmd: cmd, exited: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.exited) }()
 	ns.Net.mu.Lock()
-	ns.Net.procs = append(ns.Net.procs, cmd)
+	ns.Net.procs = append(ns.Net.procs, p)
 	ns.Net.mu.Unlock()
-	return nil
+	return p.exited, nil
 }
 
 // Do runs fn on a goroutine-locked OS thread that has entered the
@@ -175,10 +186,8 @@ func (n *Net) Close() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, p := range n.procs {
-		if p.Process != nil {
-			p.Process.Kill()
-			p.Wait()
-		}
+		p.cmd.Process.Kill()
+		<-p.exited
 	}
 	n.procs = nil
 	var first error
