@@ -12,6 +12,7 @@ import (
 
 	"github.com/afvs/afvs/control"
 	"github.com/afvs/afvs/internal/testnet"
+	"github.com/afvs/afvs/ipvsadm"
 )
 
 // runDemo builds a lab of namespaces (client, director, three real servers
@@ -91,18 +92,20 @@ func demoMode(self, mode string, two bool, n, conc int) error {
 	if err != nil {
 		return err
 	}
-	svcs, err := c.Services()
-	if err != nil {
-		return err
+	printCounters(st)
+	fmt.Println("$ afvsadm -L -n --stats")
+	if snap, err := c.IpvsadmSnapshot(false); err == nil {
+		if cmd, err := ipvsadm.Parse([]string{"-L", "-n", "--stats"}); err == nil {
+			snap.Write(os.Stdout, cmd)
+		}
 	}
-	printCounters(st, svcs)
 	if res.Failed > 0 {
 		return fmt.Errorf("%d of %d requests failed", res.Failed, n)
 	}
 	return nil
 }
 
-func printCounters(st control.Status, svcs []control.Service) {
+func printCounters(st control.Status) {
 	fmt.Printf("director: rx %d frames, tx %d frames, icmp sent %d; steering: redirected %d, passed to kernel %d\n",
 		st.RX, st.TX, st.ICMPSent, st.Steering["redirected"], st.Steering["passed"])
 	fmt.Printf("conntrack: %d entries of %d, inserted %d, evicted %d, refused %d\n", st.Table.Entries, st.Table.Capacity, st.Table.Inserted, st.Table.Evicted, st.Table.Refused)
@@ -117,11 +120,4 @@ func printCounters(st control.Status, svcs []control.Service) {
 		drops = []string{"none"}
 	}
 	fmt.Printf("drops: %s\n", strings.Join(drops, " "))
-	for _, s := range svcs {
-		fmt.Printf("service %s %s:%d %s: conns %d, in %d pkts / %d bytes, out %d pkts / %d bytes\n", strings.ToUpper(s.Proto), s.Address, s.Port, s.Scheduler,
-			s.Stats.Conns, s.Stats.InPkts, s.Stats.InBytes, s.Stats.OutPkts, s.Stats.OutBytes)
-		for _, r := range s.Reals {
-			fmt.Printf("  -> %s:%d %-6s w=%d conns %d in %d pkts active %d inactive %d\n", r.Address, r.Port, r.Forward, r.Weight, r.Stats.Conns, r.Stats.InPkts, r.Active, r.Inactive)
-		}
-	}
 }
