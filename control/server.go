@@ -186,7 +186,12 @@ func (s *Server) Status() Status {
 	var tot dataplane.Totals
 	for _, w := range s.d.Workers() {
 		tot.Add(w.C)
-		st.Workers = append(st.Workers, WorkerStatus{Dev: w.Dev, Queue: w.Queue, CPU: w.CPU, RX: w.C.RX.Load(), TX: w.C.TX.Load()})
+		ws := WorkerStatus{Dev: w.Dev, Queue: w.Queue, CPU: w.CPU, RX: w.C.RX.Load(), TX: w.C.TX.Load()}
+		if sc, ok := w.Sockets(); ok {
+			ws.FillEmpty, ws.TxRingFull, ws.KickErrors = sc.FillEmpty, sc.TxFull, sc.KickErrors
+			ws.RxDropped, ws.RxRingFull, ws.RxFillRingEmpty = sc.RxDropped, sc.RxRingFull, sc.RxFillRingEmpty
+		}
+		st.Workers = append(st.Workers, ws)
 	}
 	st.RX, st.TX, st.RXBytes, st.TXBytes, st.ICMPSent = tot.RX, tot.TX, tot.RXBytes, tot.TXBytes, tot.ICMPSent
 	for i, n := range tot.Parse {

@@ -22,6 +22,13 @@ type WorkerStatus struct {
 	CPU   int    `json:"cpu"`
 	RX    uint64 `json:"rx_packets"`
 	TX    uint64 `json:"tx_packets"`
+	// AF_XDP ring events of the worker's socket (zero on fakes).
+	FillEmpty       uint64 `json:"fill_ring_empty"`
+	TxRingFull      uint64 `json:"tx_ring_full"`
+	KickErrors      uint64 `json:"kick_errors"`
+	RxDropped       uint64 `json:"kernel_rx_dropped"`
+	RxRingFull      uint64 `json:"kernel_rx_ring_full"`
+	RxFillRingEmpty uint64 `json:"kernel_rx_fill_ring_empty"`
 }
 
 // TableStatus is the connection table's occupancy.

@@ -279,3 +279,29 @@ func (w *Worker) Run() {
 
 // PinError reports why pinning failed, if it did.
 func (w *Worker) PinError() error { return w.pinErr }
+
+// SocketCounters are the AF_XDP socket's own event counts for a worker's
+// receiving socket: ring events the dataplane counters do not see.
+type SocketCounters struct {
+	FillEmpty       uint64 // the fill ring could not be refilled: no free frame
+	TxFull          uint64 // the TX ring had no room
+	KickErrors      uint64 // a wake-up of the kernel's TX path failed
+	RxDropped       uint64 // kernel: frames dropped for other reasons
+	RxRingFull      uint64 // kernel: the RX ring was full
+	RxFillRingEmpty uint64 // kernel: a frame arrived with the fill ring empty
+}
+
+// Sockets reports the receiving socket's counters, when the port is a real
+// AF_XDP socket.
+func (w *Worker) Sockets() (SocketCounters, bool) {
+	s, ok := w.rx.(*xsk.Socket)
+	if !ok {
+		return SocketCounters{}, false
+	}
+	c := s.Counters()
+	out := SocketCounters{FillEmpty: c.FillEmpty, TxFull: c.TxFull, KickErrors: c.KickErrors}
+	if k, err := s.KernelStats(); err == nil {
+		out.RxDropped, out.RxRingFull, out.RxFillRingEmpty = k.RxDropped, k.RxRingFull, k.RxFillRingEmpty
+	}
+	return out, true
+}

@@ -235,6 +235,8 @@ func TestAfvsadmBuildsTheService(t *testing.T) {
 		fmt.Sprintf("afvs_service_packets_total{direction=\"in\",service=\"tcp:%s\"} %d\n", vip, svc[1]),
 		"afvs_build_info{",
 		"afvs_queue_rx_packets_total{dev=\"eth0\",queue=\"0\"}",
+		"afvs_queue_ring_events_total{dev=\"eth0\",event=\"fill_ring_empty\",queue=\"0\"} 0\n",
+		"afvs_queue_ring_events_total{dev=\"eth0\",event=\"rx_ring_full\",queue=\"0\"}",
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
