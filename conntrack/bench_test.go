@@ -140,6 +140,7 @@ func BenchmarkGCPause(b *testing.B) {
 			// (both phases); the max is reported too because the machine is
 			// shared and one preempted cycle says little about the table.
 			b.ReportMetric(float64(pauses[len(pauses)/2])/float64(time.Microsecond), "p50-pause-µs")
+			b.ReportMetric(float64(pauses[len(pauses)*99/100])/float64(time.Microsecond), "p99-pause-µs")
 			b.ReportMetric(float64(pauses[len(pauses)-1])/float64(time.Microsecond), "max-pause-µs")
 		})
 	}
