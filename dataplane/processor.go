@@ -48,6 +48,12 @@ type Processor struct {
 	bconns [Batch]conntrack.Conn
 	bfound [Batch]bool
 
+	// sh holds this processor's traffic counters as plain integers; the
+	// atomic Counters others read are brought up to date by Flush, once per
+	// batch in a worker, so a frame costs no atomic read-modify-write.
+	sh       shadow
+	deferred bool
+
 	// Last describes the scheduling decision of the last Process call, for
 	// the simulator and tests: they observe the real path instead of
 	// re-implementing it.
@@ -66,7 +72,10 @@ type Decision struct {
 // NewProcessor returns a processor that counts into c and tracks
 // connections in ct. ingress is the slot of the receiving interface.
 func NewProcessor(ct *conntrack.Table, c *Counters, ingress int) *Processor {
-	return &Processor{ct: ct, c: c, ingress: ingress}
+	p := &Processor{ct: ct, c: c, ingress: ingress}
+	p.sh.dirtySvc = make([]uint32, 0, MaxServices)
+	p.sh.dirtyDest = make([]uint32, 0, MaxDests)
+	return p
 }
 
 // Reply returns the ICMP frame built by the last Process call that returned
@@ -142,8 +151,11 @@ func (p *Processor) ProcessParsed(s *Snapshot, buf []byte, off, n int, f *Parsed
 // the frame's connection from LookupBatch.
 func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason, f *Parsed) (Verdict, Out) {
 	c := p.c
-	c.RX.Add(1)
-	c.RXBytes.Add(uint64(n))
+	p.sh.rx++
+	p.sh.rxBytes += uint64(n)
+	if !p.deferred {
+		defer p.Flush()
+	}
 	pk := &p.pkt
 	if r != header.OK {
 		c.Parse[r].Add(1)
@@ -306,8 +318,8 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 		}
 		d = dd
 	default:
-		p.c.svc[svc.ID].conns.Add(1)
-		p.c.dest[d.ID].conns.Add(1)
+		p.sh.svcT(svc.ID).Conns++
+		p.sh.destT(d.ID).Conns++
 	}
 	return d, 0
 }
@@ -319,10 +331,11 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 	// Bytes are counted at the IP layer, as IPVS counts skb->len: no
 	// Ethernet header or padding in, and the outer header included out.
 	ipLen := uint64(pk.TotalLen)
-	c.svc[svc.ID].inPkts.Add(1)
-	c.svc[svc.ID].inBytes.Add(ipLen)
-	c.dest[d.ID].inPkts.Add(1)
-	c.dest[d.ID].inBytes.Add(ipLen)
+	st, dt := p.sh.svcT(svc.ID), p.sh.destT(d.ID)
+	st.InPkts++
+	st.InBytes += ipLen
+	dt.InPkts++
+	dt.InBytes += ipLen
 	if d.Slot < 0 || d.Slot >= len(s.Ifaces) {
 		c.Drops[DropNoEgress].Add(1)
 		return VerdictDrop, Out{}
@@ -368,9 +381,9 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 	if d.Fwd == vs.Tunnel {
 		ipLen += encap.Overhead
 	}
-	c.svc[svc.ID].outPkts.Add(1)
-	c.svc[svc.ID].outBytes.Add(ipLen)
-	c.dest[d.ID].outPkts.Add(1)
-	c.dest[d.ID].outBytes.Add(ipLen)
+	st.OutPkts++
+	st.OutBytes += ipLen
+	dt.OutPkts++
+	dt.OutBytes += ipLen
 	return VerdictForward, out
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/internal/header"
 	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
@@ -331,7 +332,11 @@ func BenchmarkProcess(b *testing.B) {
 			copy(buf[headroom:], syn)
 			buf[headroom+28], buf[headroom+29] = byte(n>>16), byte(n>>8) // vary client address
 			buf[headroom+34], buf[headroom+35] = byte(n>>8), byte(n)
-			r.p.Process(r.snap, buf, headroom, len(syn))
+			ip := header.IPv4(buf[headroom+14 : headroom+34])
+			ip.SetChecksum(ip.CalculateChecksum())
+			if v, _ := r.p.Process(r.snap, buf, headroom, len(syn)); v != VerdictForward {
+				b.Fatalf("new flow %d dropped", n)
+			}
 			if n%(1<<18) == 0 {
 				r.clock.Advance(time.Hour)
 				r.ct.Sweep(1 << 22)

@@ -65,6 +65,7 @@ type Worker struct {
 // indexed by slot; tx[ingress] must be rx itself.
 func NewWorker(queue, cpu int, rx Port, ingress int, tx []TxPort, snap *atomic.Pointer[Snapshot], proc *Processor, c *Counters, pin func(cpu int) error) *Worker {
 	w := &Worker{Queue: queue, CPU: cpu, rx: rx, slot: ingress, tx: tx, snap: snap, proc: proc, C: c, pinHook: pin}
+	proc.SetBatching(true) // Poll publishes the counters once per batch
 	w.local = make([]xsk.Desc, 0, 2*Batch)
 	w.remote = make([][]xsk.Desc, len(tx))
 	for i := range w.remote {
@@ -186,6 +187,7 @@ func (w *Worker) sendReply(b []byte) {
 
 // flush transmits what the batch produced and counts what could not go.
 func (w *Worker) flush() {
+	w.proc.Flush()
 	if len(w.local) > 0 {
 		k := w.rx.Transmit(w.local)
 		for _, d := range w.local[k:] {

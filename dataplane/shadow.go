@@ -1,0 +1,63 @@
+package dataplane
+
+// shadow is a processor's private copy of its traffic counters. The hot
+// path increments plain integers here; Flush copies the ones a batch
+// touched into the atomic Counters that the control plane reads. Values are
+// absolute totals (this processor is their only writer), so a Flush is a
+// store, never a read-modify-write, and a reader sees each counter as of
+// the end of some batch.
+type shadow struct {
+	rx, rxBytes uint64
+	svc         [MaxServices]Traffic
+	dest        [MaxDests]Traffic
+	svcDirty    [MaxServices]bool
+	destDirty   [MaxDests]bool
+	dirtySvc    []uint32
+	dirtyDest   []uint32
+}
+
+func (s *shadow) svcT(id uint32) *Traffic {
+	if !s.svcDirty[id] {
+		s.svcDirty[id] = true
+		s.dirtySvc = append(s.dirtySvc, id)
+	}
+	return &s.svc[id]
+}
+
+func (s *shadow) destT(id uint32) *Traffic {
+	if !s.destDirty[id] {
+		s.destDirty[id] = true
+		s.dirtyDest = append(s.dirtyDest, id)
+	}
+	return &s.dest[id]
+}
+
+func (c *trafficCell) store(t *Traffic) {
+	c.conns.Store(t.Conns)
+	c.inPkts.Store(t.InPkts)
+	c.outPkts.Store(t.OutPkts)
+	c.inBytes.Store(t.InBytes)
+	c.outBytes.Store(t.OutBytes)
+}
+
+// Flush publishes the counters changed since the last Flush. A worker calls
+// it once per batch; a processor not in batch mode (replay, simulation,
+// tests) flushes after every frame on its own.
+func (p *Processor) Flush() {
+	s := &p.sh
+	p.c.RX.Store(s.rx)
+	p.c.RXBytes.Store(s.rxBytes)
+	for _, id := range s.dirtySvc {
+		p.c.svc[id].store(&s.svc[id])
+		s.svcDirty[id] = false
+	}
+	for _, id := range s.dirtyDest {
+		p.c.dest[id].store(&s.dest[id])
+		s.destDirty[id] = false
+	}
+	s.dirtySvc = s.dirtySvc[:0]
+	s.dirtyDest = s.dirtyDest[:0]
+}
+
+// SetBatching makes Process leave publishing to explicit Flush calls.
+func (p *Processor) SetBatching(on bool) { p.deferred = on }
