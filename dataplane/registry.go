@@ -17,9 +17,10 @@ type DestKey struct {
 
 // Registry hands out the small stable IDs that index per-worker counters and
 // the scheduler's load counters. A real server keeps its ID across reloads as
-// long as it stays in its service. A freed dest ID is reused only once no
-// connection is bound to it any more (busy reports that), so a late packet of
-// an old connection can never be counted against a new server.
+// long as it stays in its service. Freed IDs are reused only after every
+// fresh one has been handed out, and a freed dest ID only once no connection
+// is bound to it any more (busy reports that), so a late packet of an old
+// connection can never be counted against a new server.
 type Registry struct {
 	mu      sync.Mutex
 	svcs    map[vs.Key]uint32
@@ -100,16 +101,19 @@ func (r *Registry) Assign(t *vs.Table, busy func(id uint32) bool) (svc map[vs.Ke
 }
 
 func (r *Registry) alloc(free *[]uint32, next *uint32, max uint32, busy func(uint32) bool) (uint32, bool) {
+	// Fresh IDs first: a reused ID would show the traffic counters of the
+	// server that had it before, so freed IDs wait until the space is used
+	// up, and then only those with no connection left are taken.
+	if *next < max {
+		id := *next
+		*next++
+		return id, true
+	}
 	for i, id := range *free {
 		if busy == nil || !busy(id) {
 			*free = append((*free)[:i], (*free)[i+1:]...)
 			return id, true
 		}
 	}
-	if *next >= max {
-		return 0, false
-	}
-	id := *next
-	*next++
-	return id, true
+	return 0, false
 }
