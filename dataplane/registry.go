@@ -2,6 +2,8 @@ package dataplane
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"net/netip"
 	"sync"
 
@@ -49,6 +51,14 @@ func svcMapKey(k vs.Key) vs.Key {
 func (r *Registry) Assign(t *vs.Table, busy func(id uint32) bool) (svc map[vs.Key]uint32, dst map[DestKey]uint32, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// All or nothing: a refused table must leave the IDs of the table
+	// still in force untouched.
+	saved := Registry{svcs: maps.Clone(r.svcs), dests: maps.Clone(r.dests), freeSvc: slices.Clone(r.freeSvc), freeDst: slices.Clone(r.freeDst), nextSvc: r.nextSvc, nextDst: r.nextDst}
+	defer func() {
+		if err != nil {
+			r.svcs, r.dests, r.freeSvc, r.freeDst, r.nextSvc, r.nextDst = saved.svcs, saved.dests, saved.freeSvc, saved.freeDst, saved.nextSvc, saved.nextDst
+		}
+	}()
 	wantS := map[vs.Key]bool{}
 	wantD := map[DestKey]bool{}
 	for _, s := range t.Services {

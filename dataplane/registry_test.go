@@ -48,3 +48,23 @@ func TestRegistryReuseWaitsForConnections(t *testing.T) {
 		t.Fatalf("freed ID not reused once idle: %v %v", d, err)
 	}
 }
+
+func TestRegistryRefusalChangesNothing(t *testing.T) {
+	r := NewRegistry()
+	r.nextDst = MaxDests - 1
+	t1 := oneService(vs.Route, "rr", 1)
+	_, d1, _ := r.Assign(t1, nil)
+	t2 := oneService(vs.Route, "rr", 1, 1, 1) // needs two more IDs than exist
+	if _, _, err := r.Assign(t2, func(uint32) bool { return true }); err == nil {
+		t.Fatal("Assign beyond MaxDests succeeded")
+	}
+	_, d3, err := r.Assign(t1, nil)
+	if err != nil || len(d3) != 1 {
+		t.Fatal(err)
+	}
+	for k, v := range d1 {
+		if d3[k] != v {
+			t.Fatalf("a refused Assign changed %v's ID from %d to %d", k, v, d3[k])
+		}
+	}
+}
