@@ -171,7 +171,13 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 	// CPU plan per ingress interface.
 	for i, q := range queues {
 		ifc := d.ifaces[q.slot]
-		plan, err := d.kernel.PlanCPUs(ifc.Name, max(1, countQueues(queues, q.slot)), d.overrides(ifc.Name))
+		nq := 0
+		for _, o := range queues {
+			if o.slot == q.slot {
+				nq++
+			}
+		}
+		plan, err := d.kernel.PlanCPUs(ifc.Name, nq, d.overrides(ifc.Name))
 		cpu := -1
 		reason := "not pinned"
 		if err != nil {
@@ -219,7 +225,6 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 	return d, nil
 }
 
-func countQueues[T any](qs []T, _ int) int { return len(qs) }
 
 func (d *Director) overrides(dev string) map[int]int {
 	out := map[int]int{}
