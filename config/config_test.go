@@ -1,0 +1,69 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func base() Config {
+	c := Config{Interfaces: []string{"eth0"}, XDPMode: "auto", Frames: 4096, Table: TableConfig{Capacity: 1024, Templates: 64},
+		Metrics: MetricsConfig{Address: "127.0.0.1:9469"}, Control: ControlConfig{Socket: "/run/afvs/afvs.sock"}, Log: LogConfig{Level: "info"}}
+	w := 2
+	c.Services = []ServiceConfig{{Proto: "tcp", Address: "198.19.0.1", Port: 80, Scheduler: "wlc",
+		Reals: []RealConfig{{Address: "198.18.0.11", Weight: &w}, {Address: "198.18.0.12", Forward: "tun"}}}}
+	return c
+}
+
+func TestValidConfigConverts(t *testing.T) {
+	c := base()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := c.VS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := tbl.Services[0]
+	if s.Reals[0].Weight != 2 || s.Reals[1].Weight != 1 || s.Reals[1].Fwd.String() != "Tunnel" || s.Reals[0].Port != 80 {
+		t.Fatalf("reals %+v: weight default 1, port defaults to the service's", s.Reals)
+	}
+}
+
+func TestErrorsNameKeyValueAndRule(t *testing.T) {
+	bad := -3
+	cases := []struct {
+		name string
+		edit func(*Config)
+		want []string
+	}{
+		{"weight", func(c *Config) { c.Services[0].Reals[0].Weight = &bad }, []string{"services[0].reals[0].weight", "-3", "0..65535"}},
+		{"address", func(c *Config) { c.Services[0].Address = "198.19.0" }, []string{"services[0].address", "198.19.0", "not an IP"}},
+		{"proto", func(c *Config) { c.Services[0].Proto = "sctp" }, []string{"services[0].proto", "sctp", "tcp or udp"}},
+		{"forward", func(c *Config) { c.Services[0].Reals[1].Forward = "gre" }, []string{"services[0].reals[1].forward", "gre"}},
+		{"netmask", func(c *Config) { c.Services[0].Netmask = "255.0.255.0" }, []string{"services[0].netmask", "contiguous"}},
+		{"xdp mode", func(c *Config) { c.XDPMode = "fast" }, []string{"xdp_mode", "fast", "auto, native or generic"}},
+		{"frames", func(c *Config) { c.Frames = 1000 }, []string{"frames", "1000", "power of two"}},
+		{"capacity", func(c *Config) { c.Table.Capacity = 0 }, []string{"table.capacity", "0"}},
+		{"timeout", func(c *Config) { c.Timeouts.TCP = time.Millisecond }, []string{"timeouts.tcp", "1ms", "at least 1s"}},
+		{"cpus", func(c *Config) { c.CPUs = map[string]int{"eth0": 1} }, []string{"cpus.eth0", "interface:queue"}},
+		{"metrics", func(c *Config) { c.Metrics.Address = "localhost" }, []string{"metrics.address", "localhost"}},
+		{"socket", func(c *Config) { c.Control.Socket = "afvs.sock" }, []string{"control.socket", "absolute"}},
+		{"health", func(c *Config) { c.Health = HealthConfig{Interval: time.Second, Timeout: 2 * time.Second, Rise: 1, Fall: 1} }, []string{"health.timeout", "2s"}},
+		{"interface", func(c *Config) { c.Interfaces = []string{"a/b"} }, []string{"interfaces[0]", "a/b"}},
+	}
+	for _, tc := range cases {
+		c := base()
+		tc.edit(&c)
+		err := c.Validate()
+		if err == nil {
+			t.Errorf("%s: accepted", tc.name)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not mention %q", tc.name, err, w)
+			}
+		}
+	}
+}
