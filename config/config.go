@@ -92,6 +92,11 @@ type HealthConfig struct {
 	Timeout  time.Duration `mapstructure:"timeout"`
 	Rise     int           `mapstructure:"rise"`
 	Fall     int           `mapstructure:"fall"`
+	// Type is tcp (a connect, keepalived's TCP_CHECK) or http (a GET of
+	// Path that must answer Status, keepalived's HTTP_GET).
+	Type   string `mapstructure:"type"`
+	Path   string `mapstructure:"path"`
+	Status int    `mapstructure:"status"`
 }
 
 // MetricsConfig is where /metrics listens; empty disables it.
@@ -120,6 +125,9 @@ func Defaults() map[string]any {
 		"health.timeout":  "1s",
 		"health.rise":     2,
 		"health.fall":     3,
+		"health.type":     "tcp",
+		"health.path":     "/",
+		"health.status":   200,
 		"metrics.address": "127.0.0.1:9469",
 		"control.socket":  "/run/afvs/afvs.sock",
 		"log.level":       "info",
@@ -182,6 +190,18 @@ func (c *Config) Validate() error {
 		}
 		if c.Health.Rise < 1 || c.Health.Fall < 1 {
 			return fmt.Errorf("health.rise/fall: %d/%d: must be at least 1", c.Health.Rise, c.Health.Fall)
+		}
+		switch c.Health.Type {
+		case "tcp":
+		case "http":
+			if !strings.HasPrefix(c.Health.Path, "/") {
+				return fmt.Errorf("health.path: %q: must start with /", c.Health.Path)
+			}
+			if c.Health.Status < 100 || c.Health.Status > 599 {
+				return fmt.Errorf("health.status: %d: must be an HTTP status 100..599", c.Health.Status)
+			}
+		default:
+			return fmt.Errorf("health.type: %q: must be tcp or http", c.Health.Type)
 		}
 	}
 	if c.Metrics.Address != "" {

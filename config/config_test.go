@@ -49,7 +49,9 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 		{"cpus", func(c *Config) { c.CPUs = map[string]int{"eth0": 1} }, []string{"cpus.eth0", "interface:queue"}},
 		{"metrics", func(c *Config) { c.Metrics.Address = "localhost" }, []string{"metrics.address", "localhost"}},
 		{"socket", func(c *Config) { c.Control.Socket = "afvs.sock" }, []string{"control.socket", "absolute"}},
-		{"health", func(c *Config) { c.Health = HealthConfig{Interval: time.Second, Timeout: 2 * time.Second, Rise: 1, Fall: 1} }, []string{"health.timeout", "2s"}},
+		{"health", func(c *Config) {
+			c.Health = HealthConfig{Interval: time.Second, Timeout: 2 * time.Second, Rise: 1, Fall: 1}
+		}, []string{"health.timeout", "2s"}},
 		{"interface", func(c *Config) { c.Interfaces = []string{"a/b"} }, []string{"interfaces[0]", "a/b"}},
 	}
 	for _, tc := range cases {

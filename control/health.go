@@ -2,7 +2,10 @@ package control
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
@@ -18,7 +21,12 @@ import (
 type HealthOptions struct {
 	Interval, Timeout time.Duration
 	Rise, Fall        int
-	// Dial checks one real server; nil means a TCP connect.
+	// HTTPPath, when set, makes each check an HTTP GET of this path on the
+	// real server's address and port that must answer HTTPStatus
+	// (keepalived's HTTP_GET); otherwise a check is a TCP connect.
+	HTTPPath   string
+	HTTPStatus int
+	// Dial checks one real server; nil means the TCP or HTTP check above.
 	Dial func(ctx context.Context, addr netip.AddrPort) error
 	// OnChange hears every up/down transition, for logging.
 	OnChange func(addr netip.AddrPort, up bool)
@@ -33,6 +41,29 @@ type health struct {
 type checkState struct {
 	up         bool
 	succ, fail int
+}
+
+// HTTPCheck returns a check that GETs path and wants status.
+func HTTPCheck(path string, status int) func(ctx context.Context, addr netip.AddrPort) error {
+	tr := &http.Transport{DisableKeepAlives: true}
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return func(ctx context.Context, addr netip.AddrPort) error {
+		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr.String()+path, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("User-Agent", "afvs-healthcheck")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			return fmt.Errorf("GET %s on %s: status %d, want %d", path, addr, resp.StatusCode, status)
+		}
+		return nil
+	}
 }
 
 func tcpDial(ctx context.Context, addr netip.AddrPort) error {
@@ -86,6 +117,9 @@ func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
 	}
 	if opt.Dial == nil {
 		opt.Dial = tcpDial
+		if opt.HTTPPath != "" {
+			opt.Dial = HTTPCheck(opt.HTTPPath, opt.HTTPStatus)
+		}
 	}
 	if opt.Rise < 1 {
 		opt.Rise = 1

@@ -3,7 +3,10 @@ package control_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -92,4 +95,47 @@ func TestHealthQuiescesAndRestores(t *testing.T) {
 	if len(events) != 2 || events[0] != "198.18.0.12:80 down" || events[1] != "198.18.0.12:80 up" {
 		t.Fatalf("events %v", events)
 	}
+}
+
+func TestHTTPHealthCheck(t *testing.T) {
+	var mu sync.Mutex
+	status := 200
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path != "/healthz" {
+			w.WriteHeader(404)
+			return
+		}
+		w.WriteHeader(status)
+	}))
+	defer ts.Close()
+	addr := netip.MustParseAddrPort(strings.TrimPrefix(ts.URL, "http://"))
+	d, err := controltest.NewDirector(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl := &vs.Table{}
+	// The health check only needs the real server's address and port; a
+	// loopback HTTP server stands in for it.
+	s := vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 80}, Sched: "rr",
+		Reals: []vs.Real{{Addr: netip.MustParseAddr("198.18.0.11"), Port: 80, Weight: 1}}}
+	if err := tbl.AddService(s); err != nil {
+		t.Fatal(err)
+	}
+	srv := control.New(d, d.CT, tbl, nil, nil)
+	check := control.HTTPCheck("/healthz", 200)
+	if err := check(context.Background(), addr); err != nil {
+		t.Fatalf("healthy server failed: %v", err)
+	}
+	mu.Lock()
+	status = 503
+	mu.Unlock()
+	if err := check(context.Background(), addr); err == nil || !strings.Contains(err.Error(), "status 503, want 200") {
+		t.Fatalf("503 passed or unclear: %v", err)
+	}
+	if err := control.HTTPCheck("/other", 200)(context.Background(), addr); err == nil {
+		t.Fatal("404 passed")
+	}
+	_ = srv
 }

@@ -410,8 +410,14 @@ func TestTunnelFragNeeded(t *testing.T) {
 // TestHealthChecks: a real server that stops answering is quiesced by the
 // health checks, so new requests all succeed on the others.
 func TestHealthChecks(t *testing.T) {
+	for _, typ := range []string{"tcp", "http"} {
+		t.Run("type="+typ, func(t *testing.T) { testHealth(t, typ) })
+	}
+}
+
+func testHealth(t *testing.T, typ string) {
 	lab := newLab(t, testnet.LabOptions{Mode: "dr", Scheduler: "rr", Weights: []int{1, 1, 1},
-		Health: "{interval: 100ms, timeout: 80ms, rise: 1, fall: 2}"})
+		Health: "{type: " + typ + ", path: /, status: 200, interval: 100ms, timeout: 80ms, rise: 1, fall: 2}"})
 	if res := lab.Get(30, 3); res.OK != 30 || res.By["rs1"] != 10 {
 		t.Fatalf("before: %+v", res)
 	}

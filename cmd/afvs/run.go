@@ -84,6 +84,7 @@ func runDaemon(args []string) error {
 	if cfg.Health.Interval > 0 {
 		go srv.RunHealth(control.HealthOptions{
 			Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, Rise: cfg.Health.Rise, Fall: cfg.Health.Fall,
+			HTTPPath: map[bool]string{true: cfg.Health.Path}[cfg.Health.Type == "http"], HTTPStatus: cfg.Health.Status,
 			OnChange: func(a netip.AddrPort, up bool) {
 				if up {
 					log.Info("real server up: weight restored", "real", a)
@@ -92,7 +93,7 @@ func runDaemon(args []string) error {
 				}
 			},
 		}, stop)
-		log.Info("health checks on", "interval", cfg.Health.Interval, "rise", cfg.Health.Rise, "fall", cfg.Health.Fall)
+		log.Info("health checks on", "type", cfg.Health.Type, "interval", cfg.Health.Interval, "rise", cfg.Health.Rise, "fall", cfg.Health.Fall)
 	}
 
 	var servers []*http.Server
