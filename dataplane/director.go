@@ -225,7 +225,6 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 	return d, nil
 }
 
-
 func (d *Director) overrides(dev string) map[int]int {
 	out := map[int]int{}
 	for k, cpu := range d.opt.CPUs {

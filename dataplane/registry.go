@@ -3,8 +3,8 @@ package dataplane
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/afvs/afvs/vs"

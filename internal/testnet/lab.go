@@ -61,7 +61,7 @@ type Lab struct {
 	mu        sync.Mutex
 	realProcs []*exec.Cmd
 	dirCmd    *exec.Cmd
-	dirLog *lockedBuffer
+	dirLog    *lockedBuffer
 }
 
 type lockedBuffer struct {
