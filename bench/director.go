@@ -89,6 +89,9 @@ func (d *director) status() (control.Status, error) {
 // scratch directory either way.
 func (d *director) stop() error {
 	defer os.RemoveAll(d.dir)
+	if os.Getenv("AFVS_BENCH_LOG") != "" {
+		fmt.Fprintln(os.Stderr, d.log.tail())
+	}
 	if d.cmd == nil || d.cmd.Process == nil {
 		return nil
 	}
@@ -123,8 +126,8 @@ func (l *lockedBuffer) tail() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := strings.TrimSpace(l.b.String())
-	if len(s) > 2000 {
-		s = "..." + s[len(s)-2000:]
+	if len(s) > 20000 {
+		s = "..." + s[len(s)-20000:]
 	}
 	return s
 }

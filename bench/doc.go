@@ -57,4 +57,6 @@
 // that reason. With Rounds above one, the scenarios run interleaved round
 // after round and each reports its median round with the spread, so a
 // burst of load from elsewhere does not fall on one scenario alone.
+//
+// Setting AFVS_BENCH_LOG=1 prints each afvs scenario's own log when it stops.
 package bench

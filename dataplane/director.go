@@ -205,7 +205,7 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 	}
 	d.neigh, err = d.kernel.Neighbors(nic.NeighborsOptions{
 		OnChange: d.requestRebuild,
-		OnError:  func(err error) { d.log.Debug("neighbour", "err", err) },
+		OnError:  func(err error) { d.log.Warn("neighbour cache", "err", err) },
 	})
 	if err != nil {
 		return nil, err
@@ -283,6 +283,11 @@ func (d *Director) applyLocked(t *vs.Table) error {
 	snap, err := Build(t, BuildOptions{Registry: d.reg, Loads: d.Loads, Resolver: d, Ifaces: d.ifaces, Sched: d.opt.Sched, Prev: d.snap.Load()})
 	if err != nil {
 		return err
+	}
+	if prev := d.snap.Load(); len(snap.Unresolved) > 0 && (prev == nil || len(prev.Unresolved) != len(snap.Unresolved)) {
+		d.log.Warn("next hops without a MAC: their frames are dropped (neighbor_unresolved) until they resolve", "next_hops", fmt.Sprint(snap.Unresolved))
+	} else if prev != nil && len(prev.Unresolved) > 0 && len(snap.Unresolved) == 0 {
+		d.log.Info("every next hop resolved")
 	}
 	keys := snap.SteeringKeys()
 	sk := make([]xdpprog.ServiceKey, len(keys))

@@ -100,13 +100,29 @@ func neighEventOf(u netlink.NeighUpdate) (NeighEvent, bool) {
 }
 
 // Resolve sends RTM_NEWNEIGH with NTF_USE. The kernel then creates the entry
-// if needed (NLM_F_CREATE) and runs neigh_event_send on it instead of setting
-// a state: a missing, FAILED or STALE entry starts probing exactly as if a
-// packet were queued to it, and no address is ever written by us.
+// if needed (NLM_F_CREATE) and runs neigh_event_send on it: a missing, FAILED
+// or STALE entry starts probing exactly as if a packet were queued to it.
+//
+// The request also updates the entry's state (to none, then incomplete), so
+// it must never reach an entry that is fine as it is: measured here, a
+// PERMANENT entry an operator configured was turned INCOMPLETE and then
+// FAILED. Resolve therefore reads the kernel's entry first and leaves
+// permanent, noarp, reachable and in-progress entries alone.
 func (s *netlinkNeighSource) Resolve(ifindex int, ip netip.Addr) error {
 	family := netlink.FAMILY_V4
 	if ip.Is6() {
 		family = netlink.FAMILY_V6
+	}
+	if cur, err := s.k.h.NeighList(ifindex, family); err == nil {
+		for _, n := range cur {
+			a, ok := netip.AddrFromSlice(n.IP)
+			if !ok || a.Unmap() != ip.Unmap() {
+				continue
+			}
+			if uint16(n.State)&(NudPermanent|NudNoARP|NudReachable|NudIncomplete|NudDelay|NudProbe) != 0 {
+				return nil
+			}
+		}
 	}
 	nb := &netlink.Neigh{
 		LinkIndex: ifindex,
