@@ -1,27 +1,14 @@
 package bench
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
-	"time"
 
-	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/internal/testnet"
 )
-
-// director is an afvs run process in the topology's director namespace.
-type director struct {
-	cmd    *exec.Cmd
-	dir    string
-	socket string
-	log    *lockedBuffer
-	exited chan struct{}
-}
 
 // directorConfig is the afvs config for one forwarding mode: one UDP
 // service on the VIP with the sink as its only real server. afvs finds
@@ -44,90 +31,41 @@ func directorConfig(mode, socket string, flows int) string {
 }
 
 // startDirector writes the config and starts afvs, returning once its
-// control socket answers.
-func startDirector(t *topology, afvs, mode string, flows int) (d *director, err error) {
+// control socket answers. stop stops it and removes the scratch directory.
+func startDirector(t *topology, afvs, mode string, flows int) (d *testnet.Daemon, stop func() error, err error) {
 	tmp, err := os.MkdirTemp("", "afvs-bench-")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	d = &director{dir: tmp, socket: filepath.Join(tmp, "afvs.sock"), log: &lockedBuffer{}, exited: make(chan struct{})}
-	defer func() {
-		if err != nil {
-			d.stop()
-		}
-	}()
+	socket := filepath.Join(tmp, "afvs.sock")
 	cfg := filepath.Join(tmp, "afvs.yaml")
-	if err := os.WriteFile(cfg, []byte(directorConfig(mode, d.socket, flows)), 0o644); err != nil {
-		return d, err
+	if err := os.WriteFile(cfg, []byte(directorConfig(mode, socket, flows)), 0o644); err != nil {
+		os.RemoveAll(tmp)
+		return nil, nil, err
 	}
-	d.cmd = t.dir.Command(afvs, "run", "--config", cfg)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		return d, fmt.Errorf("start %s: %w", afvs, err)
-	}
-	go func() { d.cmd.Wait(); close(d.exited) }()
-	c := control.NewClient(d.socket)
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-d.exited:
-			return d, fmt.Errorf("afvs exited during start-up: %s", d.log.tail())
-		default:
+	d, err = testnet.StartDaemon(t.dir, afvs, socket, "run", "--config", cfg)
+	stop = func() error {
+		defer os.RemoveAll(tmp)
+		if d == nil {
+			return nil
 		}
-		if _, err := c.Status(); err == nil {
-			return d, nil
+		if os.Getenv("AFVS_BENCH_LOG") != "" {
+			fmt.Fprintln(os.Stderr, d.Log.String())
 		}
+		return d.Stop(syscall.SIGTERM)
 	}
-	return d, fmt.Errorf("afvs did not open its control socket within 20s: %s", d.log.tail())
-}
-
-// status reads the director's counters.
-func (d *director) status() (control.Status, error) {
-	return control.NewClient(d.socket).Status()
-}
-
-// stop sends SIGTERM, waits up to five seconds, then kills; it removes the
-// scratch directory either way.
-func (d *director) stop() error {
-	defer os.RemoveAll(d.dir)
-	if os.Getenv("AFVS_BENCH_LOG") != "" {
-		fmt.Fprintln(os.Stderr, d.log.tail())
+	if err != nil {
+		stop()
+		return nil, nil, err
 	}
-	if d.cmd == nil || d.cmd.Process == nil {
-		return nil
-	}
-	// The command is "ip netns exec ... afvs", which execs afvs in place, so
-	// the signal reaches afvs itself.
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-		return nil
-	case <-time.After(5 * time.Second):
-	}
-	d.cmd.Process.Kill()
-	<-d.exited
-	return errors.New("afvs did not stop within 5s of SIGTERM; killed")
+	return d, stop, nil
 }
 
-// lockedBuffer collects afvs's output from the exec package's copier
-// goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// tail is the last part of the output, enough to show why afvs failed.
-func (l *lockedBuffer) tail() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := strings.TrimSpace(l.b.String())
-	if len(s) > 20000 {
-		s = "..." + s[len(s)-20000:]
+// tail is the last part of afvs's output, enough to show why it failed.
+func tail(d *testnet.Daemon) string {
+	s := strings.TrimSpace(d.Log.String())
+	if len(s) > 4000 {
+		s = "..." + s[len(s)-4000:]
 	}
 	return s
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/afvs/afvs/control"
 	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xdpprog"
 	"github.com/afvs/afvs/dataplane/xsk"
@@ -196,20 +197,20 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 		closers = append(closers, stop)
 		counts = func() (uint64, uint64, error) { st := f.Stats(); return st.Received, st.Forwarded, nil }
 	case DR, TUN:
-		d, serr := startDirector(t, o.AFVS, string(s), o.Flows)
+		d, stop, serr := startDirector(t, o.AFVS, string(s), o.Flows)
 		if serr != nil {
 			return serr
 		}
-		closers = append(closers, d.stop)
+		closers = append(closers, stop)
 		// A director that runs but forwards nothing explains itself in
 		// its log.
 		defer func() {
 			if err != nil {
-				err = fmt.Errorf("%w\nafvs log: %s", err, d.log.tail())
+				err = fmt.Errorf("%w\nafvs log: %s", err, tail(d))
 			}
 		}()
 		counts = func() (uint64, uint64, error) {
-			st, err := d.status()
+			st, err := control.NewClient(d.Socket).Status()
 			drops = st.Drops
 			return st.RX, st.TX, err
 		}

@@ -51,7 +51,6 @@ type Director struct {
 	mu     sync.Mutex // serialises Apply and rebuilds
 	ifaces []Iface
 	slotOf map[int]int // ifindex -> slot
-	routes map[netip.Addr]Route
 
 	steer   []*xdpprog.Steering
 	attach  []xdpprog.Attachment
@@ -72,7 +71,7 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	dir := &Director{opt: opt, log: opt.Log, reg: NewRegistry(), slotOf: map[int]int{}, routes: map[netip.Addr]Route{},
+	dir := &Director{opt: opt, log: opt.Log, reg: NewRegistry(), slotOf: map[int]int{},
 		stop: make(chan struct{}), rebuild: make(chan struct{}, 1)}
 	d = dir
 	defer func() {

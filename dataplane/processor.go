@@ -33,8 +33,9 @@ type Out struct {
 type Processor struct {
 	ct      *conntrack.Table
 	c       *Counters
-	ingress int // slot of the interface frames arrive on, for ICMP replies
-	pkt     header.Packet
+	ingress int            // slot of the interface frames arrive on, for ICMP replies
+	pkt     header.Packet  // Process parses into this
+	pk      *header.Packet // the frame being processed: &pkt, or a Parsed's packet
 	key     conntrack.Key
 	tkey    conntrack.Key
 	flow    sched.Flow
@@ -135,6 +136,7 @@ func keyOf(pk *header.Packet, k *conntrack.Key) {
 // chunk); the room before off is headroom that VS/TUN prepends into.
 func (p *Processor) Process(s *Snapshot, buf []byte, off, n int) (Verdict, Out) {
 	r := header.Parse(buf[off:off+n], &p.pkt)
+	p.pk = &p.pkt
 	return p.process(s, buf, off, n, r, nil)
 }
 
@@ -142,12 +144,12 @@ func (p *Processor) Process(s *Snapshot, buf []byte, off, n int) (Verdict, Out) 
 // LookupBatch) already handled: f must describe buf[off:off+n]. The
 // verdict, the counters and Last are what Process would give.
 func (p *Processor) ProcessParsed(s *Snapshot, buf []byte, off, n int, f *Parsed) (Verdict, Out) {
-	p.pkt = f.Pkt
+	p.pk = &f.Pkt // no copy: f outlives the call
 	return p.process(s, buf, off, n, f.Reason, f)
 }
 
 // process is the path after parsing, shared by Process and ProcessParsed;
-// p.pkt holds the parsed headers when r is OK. f, when not nil, may carry
+// p.pk points at the parsed headers when r is OK. f, when not nil, may carry
 // the frame's connection from LookupBatch.
 func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason, f *Parsed) (Verdict, Out) {
 	c := p.c
@@ -156,7 +158,7 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 	if !p.deferred {
 		defer p.Flush()
 	}
-	pk := &p.pkt
+	pk := p.pk
 	if r != header.OK {
 		c.Parse[r].Add(1)
 		return VerdictDrop, Out{}
@@ -244,7 +246,7 @@ func (f *Parsed) batched() (conntrack.Conn, bool) {
 // persistence template when the service is persistent, and inserts the
 // connection. It follows ip_vs_schedule / ip_vs_sched_persist.
 func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.Event) (*Dest, Drop) {
-	pk := &p.pkt
+	pk := p.pk
 	f := &p.flow
 	f.Proto, f.CAddr, f.CPort, f.VAddr, f.VPort = pk.Proto, pk.SrcMapped, pk.SrcPort, pk.DstMapped, pk.DstPort
 
@@ -327,7 +329,7 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 // emit encapsulates the frame for d and counts it.
 func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n int) (Verdict, Out) {
 	c := p.c
-	pk := &p.pkt
+	pk := p.pk
 	// Bytes are counted at the IP layer, as IPVS counts skb->len: no
 	// Ethernet header or padding in, and the outer header included out.
 	ipLen := uint64(pk.TotalLen)

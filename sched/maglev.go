@@ -93,17 +93,7 @@ func (s *Maglev) populate() []int32 {
 	for i := range table {
 		table[i] = -1
 	}
-	var g, maxw int32
-	for _, w := range s.lastWeight {
-		if w > 0 {
-			if g > 0 {
-				g = gcd(w, g)
-			} else {
-				g = w
-			}
-			maxw = max(maxw, w)
-		}
-	}
+	g, maxw := weightGCD(s.lastWeight)
 	if g < 1 {
 		return table
 	}

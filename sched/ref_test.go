@@ -221,9 +221,8 @@ func (r *refRR) change(old, now []Dest) {
 
 // refWRR is ip_vs_wrr.c over an explicit list position.
 type refWRR struct {
-	cl             int // -1 = head
-	cw, mw, di     int
-	hasCW, started bool
+	cl         int // -1 = head
+	cw, mw, di int
 }
 
 func (r *refWRR) changed(ds []Dest) {

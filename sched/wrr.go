@@ -30,19 +30,26 @@ func gcd(a, b int32) int32 {
 	return a
 }
 
-func newWRR(b *base, _ Flags, opt *Options) (Scheduler, error) {
-	s := &WRR{base: *b}
-	var g, maxw int32
-	for _, w := range b.weights {
+// weightGCD returns the greatest common divisor and the maximum of the
+// positive weights (0, 0 when there are none), as ip_vs_wrr_gcd_weight and
+// ip_vs_wrr_max_weight compute them; ip_vs_mh.c derives its table the same way.
+func weightGCD(weights []int32) (g, maxw int32) {
+	for _, w := range weights {
 		if w > 0 {
 			if g > 0 {
 				g = gcd(w, g)
 			} else {
 				g = w
 			}
+			maxw = max(maxw, w)
 		}
-		maxw = max(maxw, w)
 	}
+	return g, maxw
+}
+
+func newWRR(b *base, _ Flags, opt *Options) (Scheduler, error) {
+	s := &WRR{base: *b}
+	g, maxw := weightGCD(b.weights)
 	if g == 0 {
 		g = 1
 	}

@@ -23,7 +23,6 @@ var (
 // "the usual": untagged Ethernet, IPv4 from the client to the VIP.
 type frameSpec struct {
 	vlan      uint16 // 802.1Q tag when non-zero
-	ethType   layers.EthernetType
 	dst       netip.Addr
 	proto     layers.IPProtocol
 	dstPort   uint16

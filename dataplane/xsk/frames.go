@@ -81,13 +81,3 @@ func (f *frames) push(addr uint64, from place) bool {
 	f.free = append(f.free, c<<f.shift)
 	return true
 }
-
-// move changes the place of the chunk holding addr from from to to.
-func (f *frames) move(addr uint64, from, to place) bool {
-	c, ok := f.chunk(addr)
-	if !ok || f.place[c] != from {
-		return false
-	}
-	f.place[c] = to
-	return true
-}

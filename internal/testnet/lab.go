@@ -2,7 +2,6 @@ package testnet
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -58,27 +56,10 @@ type Lab struct {
 	ConfigPath               string
 	Socket                   string
 
-	mu        sync.Mutex
-	realProcs []*exec.Cmd
-	dirCmd    *exec.Cmd
-	dirLog    *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	mu       sync.Mutex
+	realDone []<-chan struct{} // closed when real server i's process exits
+	realProc []*os.Process
+	director *Daemon
 }
 
 // NewLab builds the network, starts the real servers and (unless
@@ -106,7 +87,7 @@ func NewLab(o LabOptions) (l *Lab, err error) {
 		return nil, err
 	}
 	lab := &Lab{Net: New(), Opt: o, VIP: netip.MustParseAddr("198.19.0.1"), Port: 80, ClientAddr: netip.MustParseAddr("198.18.0.10"),
-		Dir: dir, dirLog: &lockedBuffer{}}
+		Dir: dir}
 	l = lab
 	l.ConfigPath = filepath.Join(dir, "afvs.yaml")
 	l.Socket = filepath.Join(dir, "afvs.sock")
@@ -244,16 +225,17 @@ func (l *Lab) startRealServer(ns *NS, name string) error {
 		return err
 	}
 	cmd.Stdout = pw
-	var stderr lockedBuffer
+	var stderr LogBuffer
 	cmd.Stderr = &stderr
-	_, err = ns.Start(cmd)
+	done, err := ns.Start(cmd)
 	pw.Close()
 	if err != nil {
 		out.Close()
 		return fmt.Errorf("start realserver %s: %w", name, err)
 	}
 	l.mu.Lock()
-	l.realProcs = append(l.realProcs, cmd)
+	l.realDone = append(l.realDone, done)
+	l.realProc = append(l.realProc, cmd.Process)
 	l.mu.Unlock()
 	ready := make(chan error, 1)
 	go func() {
@@ -299,30 +281,11 @@ func (l *Lab) StartDirector(extra ...string) error {
 	if l.Opt.Builtin {
 		args = append([]string{"run", "--socket", l.Socket}, extra...)
 	}
-	cmd := l.Director.Command(l.Opt.AFVS, args...)
-	cmd.Stdout = l.dirLog
-	cmd.Stderr = l.dirLog
-	exited, err := l.Director.Start(cmd)
-	if err != nil {
-		return err
-	}
+	d, err := StartDaemon(l.Director, l.Opt.AFVS, l.Socket, args...)
 	l.mu.Lock()
-	l.dirCmd = cmd
+	l.director = d
 	l.mu.Unlock()
-	c := control.NewClient(l.Socket)
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return fmt.Errorf("afvs exited during start-up:\n%s", l.DirectorLog())
-		default:
-		}
-		if _, err := c.Status(); err == nil {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("afvs did not open its control socket within 20s:\n%s", l.DirectorLog())
+	return err
 }
 
 // StopReal stops real server i's afvs realserver process (its HTTP server
@@ -330,58 +293,50 @@ func (l *Lab) StartDirector(extra ...string) error {
 func (l *Lab) StopReal(i int) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if i < 0 || i >= len(l.realProcs) {
+	if i < 0 || i >= len(l.realProc) {
 		return fmt.Errorf("no real server %d", i)
 	}
-	p := l.realProcs[i].Process
-	if err := p.Signal(syscall.SIGTERM); err != nil {
+	if err := l.realProc[i].Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
-	for k := 0; k < 200 && !processGone(p.Pid); k++ {
-		time.Sleep(25 * time.Millisecond)
+	select {
+	case <-l.realDone[i]:
+		return nil
+	case <-time.After(5 * time.Second):
+		return fmt.Errorf("real server %d still running 5s after SIGTERM", i)
+	}
+}
+
+func (l *Lab) daemon() *Daemon {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.director
+}
+
+// DirectorProcess returns the afvs process, if one was started.
+func (l *Lab) DirectorProcess() *os.Process {
+	if d := l.daemon(); d != nil {
+		return d.Process()
 	}
 	return nil
 }
 
-// DirectorProcess returns the running afvs process, if any.
-func (l *Lab) DirectorProcess() *os.Process {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.dirCmd == nil {
-		return nil
-	}
-	return l.dirCmd.Process
-}
-
 // StopDirector sends sig to afvs and waits for it to exit.
 func (l *Lab) StopDirector(sig os.Signal) error {
-	p := l.DirectorProcess()
-	if p == nil {
+	d := l.daemon()
+	if d == nil {
 		return errors.New("director is not running")
 	}
-	if err := p.Signal(sig); err != nil {
-		return err
-	}
-	for i := 0; i < 200; i++ {
-		if p.Signal(syscall.Signal(0)) != nil || processGone(p.Pid) {
-			return nil
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return fmt.Errorf("afvs (pid %d) still running 5s after %v", p.Pid, sig)
-}
-
-func processGone(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	f := strings.Fields(string(b))
-	return len(f) > 2 && f[2] == "Z"
+	return d.Stop(sig)
 }
 
 // DirectorLog is what afvs printed so far.
-func (l *Lab) DirectorLog() string { return l.dirLog.String() }
+func (l *Lab) DirectorLog() string {
+	if d := l.daemon(); d != nil {
+		return d.Log.String()
+	}
+	return ""
+}
 
 // Control returns a control API client for the lab's director.
 func (l *Lab) Control() *control.Client { return control.NewClient(l.Socket) }
@@ -477,8 +432,8 @@ func request(addr string, body int) (string, error) {
 
 // Close stops everything and deletes the namespaces and scratch files.
 func (l *Lab) Close() error {
-	if p := l.DirectorProcess(); p != nil {
-		l.StopDirector(os.Interrupt)
+	if d := l.daemon(); d != nil {
+		d.Stop(os.Interrupt)
 	}
 	err := l.Net.Close()
 	os.RemoveAll(l.Dir)

@@ -1,0 +1,95 @@
+package testnet
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/afvs/afvs/control"
+)
+
+// LogBuffer collects a process's output from the exec package's copier
+// goroutines and reads safely while they write.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Daemon is an `afvs run` process in a namespace of a Net, reachable on
+// its control socket. The Net kills it on Close if it still runs.
+type Daemon struct {
+	Socket string
+	Log    LogBuffer
+	proc   *os.Process
+	exited <-chan struct{}
+}
+
+// StartDaemon runs "afvs args..." in ns and returns once the control API
+// answers on socket, or with the daemon's output if it exits or stays
+// silent for 20 seconds.
+func StartDaemon(ns *NS, afvs, socket string, args ...string) (*Daemon, error) {
+	d := &Daemon{Socket: socket}
+	cmd := ns.Command(afvs, args...)
+	cmd.Stdout, cmd.Stderr = &d.Log, &d.Log
+	exited, err := ns.Start(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", afvs, err)
+	}
+	d.proc, d.exited = cmd.Process, exited
+	c := control.NewClient(socket)
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		select {
+		case <-exited:
+			return d, fmt.Errorf("afvs exited during start-up:\n%s", d.Log.String())
+		default:
+		}
+		if _, err := c.Status(); err == nil {
+			return d, nil
+		}
+	}
+	d.Stop(syscall.SIGKILL)
+	return d, fmt.Errorf("afvs did not open its control socket within 20s:\n%s", d.Log.String())
+}
+
+// Process is the afvs process ("ip netns exec" execs afvs in place, so
+// signals reach afvs itself).
+func (d *Daemon) Process() *os.Process { return d.proc }
+
+// Exited is closed once the process has exited.
+func (d *Daemon) Exited() <-chan struct{} { return d.exited }
+
+// Stop sends sig and waits up to five seconds for the exit; after that it
+// kills the process and says so.
+func (d *Daemon) Stop(sig os.Signal) error {
+	select {
+	case <-d.exited:
+		return nil
+	default:
+	}
+	if err := d.proc.Signal(sig); err != nil {
+		return err
+	}
+	select {
+	case <-d.exited:
+		return nil
+	case <-time.After(5 * time.Second):
+	}
+	d.proc.Kill()
+	<-d.exited
+	return fmt.Errorf("afvs (pid %d) still running 5s after %v; killed", d.proc.Pid, sig)
+}
