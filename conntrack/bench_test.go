@@ -1,9 +1,6 @@
 package conntrack
 
 import (
-	"runtime"
-	"runtime/debug"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -34,6 +31,15 @@ func pick(x *uint64, n uint32) uint32 {
 
 var benchCache = map[string]*Table{}
 
+// dropBenchTables closes the cached tables, for a benchmark that needs no
+// other table alive.
+func dropBenchTables() {
+	for name, t := range benchCache {
+		t.Close()
+		delete(benchCache, name)
+	}
+}
+
 // benchTable returns a table of capacity n filled with n connections that
 // first saw ev (EvAck: ESTABLISHED; EvSyn: evictable SYN_RECV), built once
 // per process: filling 10M entries takes seconds.
@@ -42,7 +48,11 @@ func benchTable(b *testing.B, n uint32, ev Event) *Table {
 	if t, ok := benchCache[name]; ok {
 		return t
 	}
-	tbl := newTestTable(b, Config{Capacity: int(n), Clock: &ManualClock{}})
+	// Not newTestTable: the table outlives the sub-benchmark that built it.
+	tbl, err := New(Config{Capacity: int(n), Clock: &ManualClock{}})
+	if err != nil {
+		b.Fatal(err)
+	}
 	var k Key
 	for i := range n {
 		benchKey(&k, i)
@@ -116,32 +126,6 @@ func BenchmarkInsert(b *testing.B) {
 					b.Fatalf("insert: %v", r)
 				}
 			}
-		})
-	}
-}
-
-// BenchmarkGCPause measures the stop-the-world pauses of a full GC cycle
-// with the table alive: the table is pointer-free, so the collector never
-// scans it and neither the pause nor the cycle should grow with its size.
-func BenchmarkGCPause(b *testing.B) {
-	for _, size := range benchSizes {
-		b.Run("entries="+size.name, func(b *testing.B) {
-			tbl := benchTable(b, size.n, EvAck)
-			var st debug.GCStats
-			var pauses []time.Duration
-			for b.Loop() {
-				runtime.GC()
-				debug.ReadGCStats(&st)
-				pauses = append(pauses, st.Pause[0])
-			}
-			runtime.KeepAlive(tbl)
-			slices.Sort(pauses)
-			// p50-pause-µs: the median stop-the-world time of one cycle
-			// (both phases); the max is reported too because the machine is
-			// shared and one preempted cycle says little about the table.
-			b.ReportMetric(float64(pauses[len(pauses)/2])/float64(time.Microsecond), "p50-pause-µs")
-			b.ReportMetric(float64(pauses[len(pauses)*99/100])/float64(time.Microsecond), "p99-pause-µs")
-			b.ReportMetric(float64(pauses[len(pauses)-1])/float64(time.Microsecond), "max-pause-µs")
 		})
 	}
 }

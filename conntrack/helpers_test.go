@@ -52,6 +52,7 @@ func newTestTable(t testing.TB, cfg Config) *Table {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	t.Cleanup(tbl.Close)
 	return tbl
 }
 

@@ -1,6 +1,9 @@
 package conntrack
 
-import "time"
+import (
+	"runtime"
+	"time"
+)
 
 // Range calls fn for every live connection and then every live template,
 // for `afvsadm -Lc`, until fn returns false. It reads the table while
@@ -11,6 +14,7 @@ import "time"
 // is reported with its Key (CPort 0) and Conn.State None; Touch on that
 // Conn reports Gone.
 func (t *Table) Range(fn func(k Key, c Conn, expiresIn time.Duration, template bool) bool) {
+	defer runtime.KeepAlive(t) // see newStore
 	now := t.now()
 	left := func(at uint64) time.Duration {
 		if at <= now {

@@ -88,8 +88,9 @@ type view struct {
 }
 
 // store is a bounded hash table of entries in two flat, pointer-free
-// arrays allocated once. A key lives in one of two candidate buckets
-// (two-choice hashing keeps buckets evenly filled up to high load).
+// arrays allocated once, in one region outside the Go heap (see region).
+// A key lives in one of two candidate buckets (two-choice hashing keeps
+// buckets evenly filled up to high load).
 type store struct {
 	buckets  []bucket
 	entries  []entry
@@ -97,6 +98,8 @@ type store struct {
 	capacity int64
 	live     paddedInt64 // entries live or zombie, at most capacity
 	cursor   atomic.Uint64
+	mem      region
+	cleanup  runtime.Cleanup
 	_        [56]byte
 }
 
@@ -122,17 +125,37 @@ func storeBytes(capacity int) uint64 {
 	return nb*uint64(sizeofBucket) + nb*bucketSlots*uint64(sizeofEntry)
 }
 
-func newStore(capacity int) *store {
+func newStore(capacity int) (*store, error) {
 	nb := bucketsFor(capacity)
+	headers := uintptr(nb) * sizeofBucket
+	mem, err := allocRegion(uintptr(storeBytes(capacity)))
+	if err != nil {
+		return nil, err
+	}
 	s := &store{
-		buckets:  make([]bucket, nb),
-		entries:  make([]entry, nb*bucketSlots),
+		buckets:  unsafe.Slice((*bucket)(unsafe.Pointer(&mem.mem[0])), nb),
+		entries:  unsafe.Slice((*entry)(unsafe.Pointer(&mem.mem[headers])), nb*bucketSlots),
 		nb:       uint32(nb),
 		capacity: int64(capacity),
+		mem:      mem,
 	}
-	adviseHuge(unsafe.Pointer(&s.buckets[0]), uintptr(nb)*sizeofBucket)
-	adviseHuge(unsafe.Pointer(&s.entries[0]), uintptr(nb)*bucketSlots*sizeofEntry)
-	return s
+	if mem.mapped() {
+		// A table its owner forgot to Close is unmapped once the
+		// collector finds it unreachable. Table's methods keep the Table
+		// alive while they run, so this cannot pull memory out from
+		// under a call in flight.
+		s.cleanup = runtime.AddCleanup(s, region.free, mem)
+	}
+	return s, nil
+}
+
+// close gives the region back. The store must not be used afterwards; its
+// arrays are emptied so that a stray call panics instead of faulting.
+func (s *store) close() {
+	s.cleanup.Stop()
+	s.mem.free()
+	s.mem = region{}
+	s.buckets, s.entries, s.nb = nil, nil, 0
 }
 
 // place maps a hash to its two candidate buckets and its tag.
@@ -317,6 +340,4 @@ func (s *store) release(slot uint32, m uint64) bool {
 }
 
 // bytes is the memory the store holds.
-func (s *store) bytes() uintptr {
-	return uintptr(len(s.buckets))*sizeofBucket + uintptr(len(s.entries))*sizeofEntry
-}
+func (s *store) bytes() uintptr { return uintptr(len(s.mem.mem)) }

@@ -1,5 +1,7 @@
 package conntrack
 
+import "runtime"
+
 // Sweep inspects the next max slots (connections, then templates, round
 // robin) and releases the entries that have expired, returning how many.
 // It is the table's only timer: there is none per entry, and a call costs
@@ -9,6 +11,7 @@ package conntrack
 // bounds only how soon Hooks hear of an expiry, not correctness. To visit
 // every slot once per period P, sweep Slots()*tick/P slots per tick.
 func (t *Table) Sweep(max int) int {
+	defer runtime.KeepAlive(t) // see newStore
 	nc := uint64(len(t.conns.entries))
 	total := nc
 	if t.tmpls != nil {

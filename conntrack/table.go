@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -56,6 +57,7 @@ type Table struct {
 	timeouts timeoutTable
 	sweep    atomic.Uint64 // next slot Sweep inspects
 	stats    stats
+	closed   atomic.Bool
 }
 
 // New allocates a table. Validation errors name the field, the value and
@@ -84,14 +86,21 @@ func New(cfg Config) (*Table, error) {
 	if cfg.Hooks == nil {
 		cfg.Hooks = noHooks{}
 	}
+	conns, err := newStore(cfg.Capacity)
+	if err != nil {
+		return nil, fmt.Errorf("conntrack config: capacity = %d: %w", cfg.Capacity, err)
+	}
 	t := &Table{
-		conns: newStore(cfg.Capacity),
+		conns: conns,
 		clock: cfg.Clock,
 		base:  cfg.Clock.Now(),
 		hooks: cfg.Hooks,
 	}
 	if cfg.Templates > 0 {
-		t.tmpls = newStore(cfg.Templates)
+		if t.tmpls, err = newStore(cfg.Templates); err != nil {
+			conns.close()
+			return nil, fmt.Errorf("conntrack config: templates = %d: %w", cfg.Templates, err)
+		}
 	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -112,6 +121,20 @@ func (t *Table) now() uint64 {
 		return 0
 	}
 	return uint64(d / time.Millisecond)
+}
+
+// Close gives the table's memory back at once instead of when the
+// collector finds the table unreachable. Nothing else may run on the table
+// during or after Close; a call made afterwards panics. Close is
+// idempotent.
+func (t *Table) Close() {
+	if !t.closed.CompareAndSwap(false, true) {
+		return
+	}
+	t.conns.close()
+	if t.tmpls != nil {
+		t.tmpls.close()
+	}
 }
 
 // Bytes returns the memory the table allocated up front.
@@ -205,6 +228,7 @@ func expired(m, now uint64) bool { return now >= payload(m) }
 // Lookup finds the connection for k. It takes no lock, never returns an
 // expired entry and does not allocate.
 func (t *Table) Lookup(k *Key) (Conn, bool) {
+	defer runtime.KeepAlive(t) // see newStore
 	w := k.words()
 	s := t.conns
 	b1, b2, tag := s.place(t.seed.hash(&w))
@@ -221,6 +245,7 @@ func (t *Table) Lookup(k *Key) (Conn, bool) {
 // c.State is updated. When several queues touch one flow, each packet is
 // applied exactly once.
 func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
+	defer runtime.KeepAlive(t) // see newStore
 	slot := uint32(c.ref>>32) - 1
 	if slot >= uint32(len(t.conns.entries)) {
 		return Gone
@@ -299,6 +324,7 @@ const insertAttempts = 4
 // capacity bound is hit, among a few buckets further on); if there is
 // none it refuses with Full and counts the refusal.
 func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Event) (Conn, InsertResult) {
+	defer runtime.KeepAlive(t) // see newStore
 	w := k.words()
 	s := t.conns
 	b1, b2, tag := s.place(t.seed.hash(&w))

@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"runtime"
 	"time"
 )
 
@@ -40,6 +41,7 @@ func templateExpired(m, expiry, now uint64) bool {
 // already masked, VPort 0 for port-0 services). It takes no lock and never
 // returns an expired or deleted template.
 func (t *Table) LookupTemplate(k *Key) (dest uint32, ref TemplateRef, ok bool) {
+	defer runtime.KeepAlive(t) // see newStore
 	if t.tmpls == nil {
 		return 0, 0, false
 	}
@@ -61,6 +63,7 @@ func (t *Table) LookupTemplate(k *Key) (dest uint32, ref TemplateRef, ok bool) {
 // Template returns the real server of a template that still exists
 // (including one deleted but still holding connections).
 func (t *Table) Template(ref TemplateRef) (dest uint32, ok bool) {
+	defer runtime.KeepAlive(t) // see newStore
 	_, e, ok := t.templateEntry(ref)
 	if !ok {
 		return 0, false
@@ -81,6 +84,7 @@ func (t *Table) Template(ref TemplateRef) (dest uint32, ok bool) {
 // queue chose first). Full means the template table has no expired entry
 // to reuse; Invalid means timeout is outside 1ms..MaxTimeout.
 func (t *Table) InsertTemplate(k *Key, dest uint32, timeout time.Duration) (TemplateRef, InsertResult) {
+	defer runtime.KeepAlive(t) // see newStore
 	if timeout < time.Millisecond || timeout > MaxTimeout {
 		return 0, Invalid
 	}
@@ -160,6 +164,7 @@ func (t *Table) templateRoom(b1, b2 uint32, now uint64) (uint32, bool) {
 // when a template's real server is removed or quiesced. Connections that
 // hold it keep it until they go; the slot is freed with the last of them.
 func (t *Table) DeleteTemplate(ref TemplateRef) {
+	defer runtime.KeepAlive(t) // see newStore
 	slot, e, ok := t.templateEntry(ref)
 	if !ok {
 		return

@@ -1,0 +1,61 @@
+package conntrack
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// BenchmarkMemoryFloor measures what the machine's memory allows, on a
+// region the size of a 10M-entry table, allocated like one (huge pages,
+// outside the heap), so the lookup benchmarks in the same run can be read
+// against it:
+//
+//   - access=dependent is a chain of random cache-line loads, each
+//     address read from the line before (a random cyclic permutation):
+//     one DRAM round trip per line, the least a single lookup at 10M
+//     entries can wait, whatever the table's layout.
+//   - access=independent loads random lines whose addresses do not depend
+//     on each other, as LookupBatch's passes do: the time per line when
+//     the core keeps as many misses in flight as it can.
+func BenchmarkMemoryFloor(b *testing.B) {
+	mem, err := allocRegion(uintptr(storeBytes(10_000_000)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mem.free()
+	lines := unsafe.Slice((*[16]uint32)(unsafe.Pointer(&mem.mem[0])), len(mem.mem)/64)
+	n := uint32(len(lines))
+	// Shuffle the lines and link each to the next, closing the list into
+	// one cycle: the chase visits every line once per lap and never
+	// settles into a short loop the caches could hold.
+	perm := make([]uint32, n)
+	for i := range perm {
+		perm[i] = uint32(i)
+	}
+	x := uint64(7)
+	for i := n - 1; i > 0; i-- {
+		j := pick(&x, i)
+		perm[i], perm[j] = perm[j], perm[i]
+	}
+	for i := range n {
+		lines[perm[i]][0] = perm[(i+1)%n]
+	}
+	perm = nil
+	b.Run("access=dependent", func(b *testing.B) {
+		p := uint32(0)
+		for b.Loop() {
+			p = lines[p][0]
+		}
+		sinkFloor = p
+	})
+	b.Run("access=independent", func(b *testing.B) {
+		x := uint64(1)
+		var sum uint32
+		for b.Loop() {
+			sum += lines[pick(&x, n)][0]
+		}
+		sinkFloor = sum
+	})
+}
+
+var sinkFloor uint32
