@@ -56,6 +56,24 @@ func BenchmarkMemoryFloor(b *testing.B) {
 		}
 		sinkFloor = sum
 	})
+	b.Run("access=prefetched", func(b *testing.B) {
+		x := uint64(1)
+		var sum uint32
+		var idx [64]uint32
+		var addrs [64]uintptr
+		for b.Loop() {
+			for i := range idx {
+				idx[i] = pick(&x, n)
+				addrs[i] = uintptr(unsafe.Pointer(&lines[idx[i]]))
+			}
+			prefetch(addrs[:])
+			for _, j := range idx {
+				sum += lines[j][0]
+			}
+		}
+		sinkFloor = sum
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/line")
+	})
 }
 
 var sinkFloor uint32
