@@ -47,8 +47,8 @@ test-short:
 bench: build
 	./$(BIN)/afvs bench --rounds 3
 	$(GO) test -run '^$$' -bench 'Process|WorkerPoll' -benchtime 300000x ./dataplane/
-	$(GO) test -run '^$$' -bench 'Lookup|Insert' -benchtime 100000x ./conntrack/
-	$(GO) test -run '^$$' -bench 'GCPause' -benchtime 3000x ./conntrack/
+	$(GO) test -run '^$$' -bench 'Lookup|Insert|MemoryFloor' -benchtime 100000x ./conntrack/
+	$(GO) test -run '^$$' -bench 'GCPause' -benchtime 2000x ./conntrack/
 	$(GO) test -run '^$$' -bench 'Schedule|Scan|Hooks' -benchtime 200000x ./sched/
 	$(GO) test -run '^$$' -bench 'MaglevBuild' -benchtime 20x ./sched/
 	$(GO) test -run '^$$' -bench 'Paired' -benchtime 2000x ./dataplane/xsk/
