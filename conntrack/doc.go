@@ -152,7 +152,9 @@
 // workers look up, meets it. A single Lookup cannot on this machine, nor
 // could any hash table: one dependent DRAM round trip at this size costs
 // 337-423 ns (the floor's dependent chain), already 4-5x a whole hit at
-// 1K, and a hit needs at least one.
+// 1K, and a hit needs at least one. In the dataplane, where the lookup
+// is one step of a frame's work, a frame through a worker costs 273 ns at
+// 10M flows against 195 ns at 1K (1.40x, dataplane's BenchmarkWorkerPoll).
 //
 // GC stop-the-world pauses in background cycles (BenchmarkGCPause, 2000
 // cycles per size, GOGC=1 so cycles come often, a goroutine looking up

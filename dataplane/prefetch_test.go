@@ -105,7 +105,7 @@ func BenchmarkWorkerPoll(b *testing.B) {
 	for _, size := range []struct {
 		name string
 		n    int
-	}{{"1K", 1_000}, {"1M", 1_000_000}} {
+	}{{"1K", 1_000}, {"1M", 1_000_000}, {"10M", 10_000_000}} {
 		b.Run("entries="+size.name, func(b *testing.B) {
 			r := newRig(b, oneService(vs.Route, "rr", 1, 1, 1, 1), size.n)
 			// Flow i is client 198.18.<i/60000>.10, port 1024 + i%60000;
