@@ -17,8 +17,9 @@
 // about 100 µs at 10M entries (the runtime's pause work grows with the
 // heap, not only with what it scans) and would let the heap goal grow by
 // the table's size. Table.Close unmaps at once; a table nobody closes is
-// unmapped when the collector finds it unreachable, and every method keeps
-// its Table alive while it runs so that cannot happen under a call. Under
+// unmapped when the collector finds it unreachable, and every method that
+// reads the arrays keeps its Table alive while it runs, so that cannot
+// happen under a call. Under
 // the race detector the arrays are an ordinary pointer-free Go allocation
 // instead, so the detector sees every access. The slot arrays are sized
 // for 80% load at Config.Capacity, and a live-entry counter enforces the
