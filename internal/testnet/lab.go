@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -57,6 +58,7 @@ type Lab struct {
 	Socket                   string
 
 	mu       sync.Mutex
+	nextPort atomic.Uint32     // see dial
 	realDone []<-chan struct{} // closed when real server i's process exits
 	realProc []*os.Process
 	director *Daemon
@@ -366,7 +368,7 @@ func (l *Lab) Get(n, conc int) Result {
 			defer wg.Done()
 			l.Client.Do(func() error {
 				for range next {
-					name, err := getOnce(addr)
+					name, err := l.request(addr, 0)
 					mu.Lock()
 					if err != nil {
 						res.Failed++
@@ -393,16 +395,41 @@ func (l *Lab) Post(size int) (string, error) {
 	var name string
 	err := l.Client.Do(func() error {
 		var err error
-		name, err = request(netip.AddrPortFrom(l.VIP, l.Port).String(), size)
+		name, err = l.request(netip.AddrPortFrom(l.VIP, l.Port).String(), size)
 		return err
 	})
 	return name, err
 }
 
-func getOnce(addr string) (string, error) { return request(addr, 0) }
+// Client ports dial hands out, one per connection, so that no two
+// connections of a lab share a 4-tuple.
+const (
+	firstClientPort = 20000
+	clientPorts     = 40000
+)
 
-func request(addr string, body int) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+// dial connects from a client port this lab has not used before. Left to
+// the kernel, a port is sometimes reused within seconds (its choice of
+// ephemeral port walks a sequence shared by every namespace, and the
+// tests' thousands of connections to one VIP wrap it), and a reused port
+// meets its old connection still in FIN_WAIT at the director. As in IPVS,
+// that SYN continues the old entry and the old server instead of counting
+// a new connection, which exact counts in tests cannot allow for.
+func (l *Lab) dial(addr string) (net.Conn, error) {
+	var err error
+	for range 64 {
+		port := firstClientPort + int(l.nextPort.Add(1)%clientPorts)
+		d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{Port: port}}
+		var c net.Conn
+		if c, err = d.Dial("tcp", addr); !errors.Is(err, syscall.EADDRINUSE) {
+			return c, err
+		}
+	}
+	return nil, err
+}
+
+func (l *Lab) request(addr string, body int) (string, error) {
+	c, err := l.dial(addr)
 	if err != nil {
 		return "", err
 	}
