@@ -46,7 +46,7 @@ func allocRegion(size uintptr) (region, error) {
 	off := (base+hugePageSize-1)&^(hugePageSize-1) - base
 	mem := full[off : off+size : off+size]
 	_ = syscall.Madvise(mem, syscall.MADV_HUGEPAGE)
-	if err := madvise(mem, madvPopulateWrite); err != nil {
+	if err := syscall.Madvise(mem, madvPopulateWrite); err != nil {
 		if !errors.Is(err, syscall.EINVAL) {
 			syscall.Munmap(full)
 			return region{}, fmt.Errorf("populating %d bytes: %w", size, err)
@@ -57,14 +57,6 @@ func allocRegion(size uintptr) (region, error) {
 		}
 	}
 	return region{mem: mem, full: full}, nil
-}
-
-func madvise(b []byte, advice int) error {
-	_, _, e := syscall.Syscall(syscall.SYS_MADVISE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(advice))
-	if e != 0 {
-		return e
-	}
-	return nil
 }
 
 // mapped reports whether free must be called to give the memory back.

@@ -33,9 +33,55 @@ func TestTableOutsideHeap(t *testing.T) {
 	if !offHeap && grew < int64(tbl.Bytes()) {
 		t.Fatalf("race build: the Go heap grew by %d bytes, less than the %d-byte table it should hold", grew, tbl.Bytes())
 	}
-	if p := uintptr(unsafe.Pointer(&tbl.conns.buckets[0])); offHeap && p%hugePageSize != 0 {
+	if !offHeap {
+		return
+	}
+	p := uintptr(unsafe.Pointer(&tbl.conns.buckets[0]))
+	if p%hugePageSize != 0 {
 		t.Fatalf("slot arrays at %#x, not aligned to %d for huge pages", p, hugePageSize)
 	}
+	// New faults the arrays in, so no packet pays a page fault later.
+	rss, huge := residentKB(t, p)
+	if want := uint64(tbl.conns.bytes()) / 1024; rss < want {
+		t.Fatalf("%d KiB of the %d KiB mapping are resident after New", rss, want)
+	}
+	t.Logf("resident %d KiB, of which %d KiB on huge pages", rss, huge)
+}
+
+// residentKB returns the Rss and AnonHugePages of the mapping holding addr,
+// from /proc/self/smaps.
+func residentKB(t *testing.T, addr uintptr) (rss, huge uint64) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Skipf("no /proc/self/smaps: %v", err)
+	}
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if lo, hi, ok := strings.Cut(f[0], "-"); ok && !strings.HasSuffix(f[0], ":") {
+			a, err1 := strconv.ParseUint(lo, 16, 64)
+			z, err2 := strconv.ParseUint(hi, 16, 64)
+			if err1 == nil && err2 == nil {
+				in = uint64(addr) >= a && uint64(addr) < z
+				continue
+			}
+		}
+		if !in || len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseUint(f[1], 10, 64)
+		switch f[0] {
+		case "Rss:":
+			rss = v
+		case "AnonHugePages:":
+			huge = v
+		}
+	}
+	return rss, huge
 }
 
 // mapped reports whether addr lies in one of the process's mappings.
