@@ -64,7 +64,7 @@ func TestMetrics(t *testing.T) {
 	for _, name := range []string{"afvs_service_connections_total", "afvs_service_packets_total", "afvs_service_bytes_total",
 		"afvs_real_connections_total", "afvs_real_packets_total", "afvs_real_bytes_total", "afvs_real_active_connections",
 		"afvs_real_inactive_connections", "afvs_real_weight", "afvs_conntrack_entries", "afvs_conntrack_templates",
-		"afvs_conntrack_capacity", "afvs_conntrack_evictions_total", "afvs_conntrack_refused_total", "afvs_conntrack_expired_total",
+		"afvs_conntrack_capacity", "afvs_conntrack_memory_bytes", "afvs_conntrack_evictions_total", "afvs_conntrack_refused_total", "afvs_conntrack_expired_total",
 		"afvs_drops_total", "afvs_queue_rx_packets_total", "afvs_queue_tx_packets_total", "afvs_queue_tx_ring_full_total",
 		"afvs_queue_no_free_frame_total", "afvs_build_info"} {
 		if !regexp.MustCompile(`(?m)^# TYPE ` + name + ` (counter|gauge)$`).MatchString(text) {
@@ -83,6 +83,7 @@ func TestMetrics(t *testing.T) {
 		`afvs_real_weight{real="198.18.0.12:80",service="tcp:198.19.0.1:80"} 1`,
 		`afvs_conntrack_entries 3`,
 		`afvs_conntrack_capacity 4096`,
+		fmt.Sprintf("afvs_conntrack_memory_bytes %d", s.Director.CT.Bytes()),
 		`afvs_queue_rx_packets_total{dev="fake0",queue="0"} 7`,
 		`afvs_drops_total{reason="no_connection"} 1`,
 		`afvs_drops_total{reason="no_service"} 0`,

@@ -40,6 +40,7 @@ type TableStatus struct {
 	Expired   uint64 `json:"expired"`
 	Evicted   uint64 `json:"evicted"`
 	Refused   uint64 `json:"refused"`
+	Bytes     uint64 `json:"bytes"` // memory the table holds, all of it allocated at start
 }
 
 // Traffic mirrors IPVS's per-service and per-server counters.

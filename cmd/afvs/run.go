@@ -185,7 +185,7 @@ func fillStatus(d *dataplane.Director, st *control.Status) {
 		st.Steering = map[string]uint64{}
 	}
 	cs := d.CT.Stats()
-	st.Table = control.TableStatus{Entries: cs.Entries, Templates: cs.Templates, Capacity: cs.Capacity, Inserted: cs.Inserted, Expired: cs.Expired, Evicted: cs.Evicted, Refused: cs.Refused}
+	st.Table = control.TableStatus{Entries: cs.Entries, Templates: cs.Templates, Capacity: cs.Capacity, Inserted: cs.Inserted, Expired: cs.Expired, Evicted: cs.Evicted, Refused: cs.Refused, Bytes: uint64(d.CT.Bytes())}
 	if s, err := d.Steering(); err == nil {
 		st.Steering["total"] = s.Total
 		st.Steering["redirected"] = s.Redirected

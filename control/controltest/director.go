@@ -100,7 +100,7 @@ func (d *Director) Loads() control.Loads { return d.loads }
 func (d *Director) TableStatus() control.TableStatus {
 	s := d.CT.Stats()
 	return control.TableStatus{Entries: s.Entries, Templates: s.Templates, Capacity: s.Capacity, Inserted: s.Inserted,
-		Expired: s.Expired, Evicted: s.Evicted, Refused: s.Refused}
+		Expired: s.Expired, Evicted: s.Evicted, Refused: s.Refused, Bytes: uint64(d.CT.Bytes())}
 }
 
 // headroom is the room before a frame that VS/TUN prepends into, as the
