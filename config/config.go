@@ -29,6 +29,7 @@ type Config struct {
 	Services []ServiceConfig `mapstructure:"services"`
 	Marks    []MarkConfig    `mapstructure:"marks"`
 	Health   HealthConfig    `mapstructure:"health"`
+	ICMP     ICMPConfig      `mapstructure:"icmp"`
 	Metrics  MetricsConfig   `mapstructure:"metrics"`
 	Control  ControlConfig   `mapstructure:"control"`
 	Log      LogConfig       `mapstructure:"log"`
@@ -109,6 +110,14 @@ type ControlConfig struct {
 	Socket string `mapstructure:"socket"`
 }
 
+// ICMPConfig limits the ICMP errors (fragmentation needed) the director
+// sends, all workers together, like Linux's icmp_msgs_per_sec and
+// icmp_msgs_burst.
+type ICMPConfig struct {
+	Rate  int `mapstructure:"rate"`  // messages a second
+	Burst int `mapstructure:"burst"` // messages at once
+}
+
 // LogConfig sets the log level: debug, info, warn or error.
 type LogConfig struct {
 	Level string `mapstructure:"level"`
@@ -128,6 +137,8 @@ func Defaults() map[string]any {
 		"health.type":     "tcp",
 		"health.path":     "/",
 		"health.status":   200,
+		"icmp.rate":       1000,
+		"icmp.burst":      50,
 		"metrics.address": "127.0.0.1:9469",
 		"control.socket":  "/run/afvs/afvs.sock",
 		"log.level":       "info",
@@ -136,6 +147,7 @@ func Defaults() map[string]any {
 
 // Limits on sizes, so a typo cannot ask for all memory.
 const (
+	MaxICMPRate  = 1_000_000
 	MaxCapacity  = 1 << 26
 	MaxTemplates = 1 << 24
 	MaxFrames    = 1 << 18
@@ -180,6 +192,12 @@ func (c *Config) Validate() error {
 		if d < 0 || (d > 0 && d < time.Second) {
 			return fmt.Errorf("%s: %s: must be 0 (default) or at least 1s", key, d)
 		}
+	}
+	if c.ICMP.Rate < 1 || c.ICMP.Rate > MaxICMPRate {
+		return fmt.Errorf("icmp.rate: %d: must be 1..%d messages a second", c.ICMP.Rate, MaxICMPRate)
+	}
+	if c.ICMP.Burst < 1 || c.ICMP.Burst > MaxICMPRate {
+		return fmt.Errorf("icmp.burst: %d: must be 1..%d", c.ICMP.Burst, MaxICMPRate)
 	}
 	if c.Health.Interval < 0 {
 		return fmt.Errorf("health.interval: %s: must not be negative", c.Health.Interval)

@@ -8,7 +8,7 @@ import (
 
 func base() Config {
 	c := Config{Interfaces: []string{"eth0"}, XDPMode: "auto", Frames: 4096, Table: TableConfig{Capacity: 1024, Templates: 64},
-		Metrics: MetricsConfig{Address: "127.0.0.1:9469"}, Control: ControlConfig{Socket: "/run/afvs/afvs.sock"}, Log: LogConfig{Level: "info"}}
+		ICMP: ICMPConfig{Rate: 1000, Burst: 50}, Metrics: MetricsConfig{Address: "127.0.0.1:9469"}, Control: ControlConfig{Socket: "/run/afvs/afvs.sock"}, Log: LogConfig{Level: "info"}}
 	w := 2
 	c.Services = []ServiceConfig{{Proto: "tcp", Address: "198.19.0.1", Port: 80, Scheduler: "wlc",
 		Reals: []RealConfig{{Address: "198.18.0.11", Weight: &w}, {Address: "198.18.0.12", Forward: "tun"}}}}
@@ -53,6 +53,8 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 			c.Health = HealthConfig{Interval: time.Second, Timeout: 2 * time.Second, Rise: 1, Fall: 1}
 		}, []string{"health.timeout", "2s"}},
 		{"interface", func(c *Config) { c.Interfaces = []string{"a/b"} }, []string{"interfaces[0]", "a/b"}},
+		{"icmp rate", func(c *Config) { c.ICMP.Rate = 0 }, []string{"icmp.rate", "0", "1..1000000"}},
+		{"icmp burst", func(c *Config) { c.ICMP.Burst = -1 }, []string{"icmp.burst", "-1", "1..1000000"}},
 	}
 	for _, tc := range cases {
 		c := base()

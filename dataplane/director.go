@@ -31,6 +31,8 @@ type Options struct {
 	TCPFin     time.Duration
 	UDP        time.Duration
 	Sched      sched.Options
+	ICMPRate   int // ICMP errors a second, all workers together (0: DefaultICMPRate)
+	ICMPBurst  int // and their burst (0: DefaultICMPBurst)
 	Log        *slog.Logger
 }
 
@@ -89,6 +91,16 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 		return nil, fmt.Errorf("connection table: %w", err)
 	}
 	d.CT.SetTimeouts(opt.TCP, opt.TCPFin, opt.UDP)
+	if opt.ICMPRate == 0 {
+		opt.ICMPRate = DefaultICMPRate
+	}
+	if opt.ICMPBurst == 0 {
+		opt.ICMPBurst = DefaultICMPBurst
+	}
+	icmp, err := NewICMPLimiter(opt.ICMPRate, opt.ICMPBurst, nil)
+	if err != nil {
+		return nil, err
+	}
 
 	// Ingress interfaces take the first slots.
 	type rxq struct {
@@ -198,6 +210,7 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 		}
 		c := new(Counters)
 		proc := NewProcessor(d.CT, c, q.slot)
+		proc.SetICMPLimiter(icmp)
 		w := NewWorker(q.queue, cpu, q.sock, q.slot, tx, &d.snap, proc, c, nic.Pin)
 		w.Dev = ifc.Name
 		d.workers = append(d.workers, w)

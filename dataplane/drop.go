@@ -20,6 +20,7 @@ const (
 	DropNoFreeFrame                    // no free frame for a copy to another interface or an ICMP reply
 	DropUnsupportedFwd                 // forwarding method this dataplane does not implement
 	DropBadDescriptor                  // an RX descriptor outside its UMEM chunk
+	DropICMPLimited                    // DF set and too big, as DropFragNeeded, but the ICMP rate limit held the reply back
 	numDrops
 )
 
@@ -42,6 +43,7 @@ var dropNames = [numDrops]string{
 	DropNoFreeFrame:        "no_free_frame",
 	DropUnsupportedFwd:     "unsupported_forwarding",
 	DropBadDescriptor:      "bad_descriptor",
+	DropICMPLimited:        "frag_needed_limited",
 }
 
 // String returns the stable metric label.

@@ -41,6 +41,7 @@ type Processor struct {
 	flow    sched.Flow
 	reply   [1600]byte
 	replyN  int
+	icmp    *ICMPLimiter // nil: no limit
 
 	// Scratch for LookupBatch: the keys of a batch's parsed frames, where
 	// each came from, and the table's answers.
@@ -78,6 +79,10 @@ func NewProcessor(ct *conntrack.Table, c *Counters, ingress int) *Processor {
 	p.sh.dirtyDest = make([]uint32, 0, MaxDests)
 	return p
 }
+
+// SetICMPLimiter makes the processor send ICMP errors only as l allows;
+// nil (the default) sends every one.
+func (p *Processor) SetICMPLimiter(l *ICMPLimiter) { p.icmp = l }
 
 // Reply returns the ICMP frame built by the last Process call that returned
 // VerdictReply, ready to send on the ingress interface.
@@ -357,6 +362,10 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 				// IPVS would fragment the outer packet; afvs does not
 				// fragment on the hot path, so it counts the drop.
 				c.Drops[DropTooBig].Add(1)
+				return VerdictDrop, Out{}
+			}
+			if !p.icmp.Allow() {
+				c.Drops[DropICMPLimited].Add(1)
 				return VerdictDrop, Out{}
 			}
 			c.Drops[DropFragNeeded].Add(1)

@@ -163,6 +163,9 @@ func restartOnly(old, cur *config.Config) []string {
 	if old.Table != cur.Table {
 		keys = append(keys, "table")
 	}
+	if old.ICMP != cur.ICMP {
+		keys = append(keys, "icmp")
+	}
 	if old.Metrics != cur.Metrics {
 		keys = append(keys, "metrics")
 	}
@@ -176,7 +179,8 @@ func directorOptions(cfg *config.Config, mode xdpprog.Mode, log *slog.Logger) da
 	return dataplane.Options{
 		Interfaces: cfg.Interfaces, Mode: mode, CPUs: cfg.CPUs, Frames: cfg.Frames,
 		Capacity: cfg.Table.Capacity, Templates: cfg.Table.Templates,
-		TCP: cfg.Timeouts.TCP, TCPFin: cfg.Timeouts.TCPFin, UDP: cfg.Timeouts.UDP, Log: log,
+		TCP: cfg.Timeouts.TCP, TCPFin: cfg.Timeouts.TCPFin, UDP: cfg.Timeouts.UDP,
+		ICMPRate: cfg.ICMP.Rate, ICMPBurst: cfg.ICMP.Burst, Log: log,
 	}
 }
 
