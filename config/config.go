@@ -93,11 +93,14 @@ type HealthConfig struct {
 	Timeout  time.Duration `mapstructure:"timeout"`
 	Rise     int           `mapstructure:"rise"`
 	Fall     int           `mapstructure:"fall"`
-	// Type is tcp (a connect, keepalived's TCP_CHECK) or http (a GET of
-	// Path that must answer Status, keepalived's HTTP_GET).
-	Type   string `mapstructure:"type"`
-	Path   string `mapstructure:"path"`
-	Status int    `mapstructure:"status"`
+	// Type is tcp (a connect, keepalived's TCP_CHECK), http (a GET of
+	// Path that must answer Status, keepalived's HTTP_GET) or exec (Command
+	// must exit 0, keepalived's MISC_CHECK; "{addr}" and "{port}" in its
+	// arguments become the real server's).
+	Type    string   `mapstructure:"type"`
+	Path    string   `mapstructure:"path"`
+	Status  int      `mapstructure:"status"`
+	Command []string `mapstructure:"command"`
 }
 
 // MetricsConfig is where /metrics listens; empty disables it.
@@ -218,8 +221,12 @@ func (c *Config) Validate() error {
 			if c.Health.Status < 100 || c.Health.Status > 599 {
 				return fmt.Errorf("health.status: %d: must be an HTTP status 100..599", c.Health.Status)
 			}
+		case "exec":
+			if len(c.Health.Command) == 0 || !strings.HasPrefix(c.Health.Command[0], "/") {
+				return fmt.Errorf("health.command: %q: health.type exec needs a program given by its absolute path, then its arguments", c.Health.Command)
+			}
 		default:
-			return fmt.Errorf("health.type: %q: must be tcp or http", c.Health.Type)
+			return fmt.Errorf("health.type: %q: must be tcp, http or exec", c.Health.Type)
 		}
 	}
 	if c.Metrics.Address != "" {

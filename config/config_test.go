@@ -53,6 +53,12 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 			c.Health = HealthConfig{Interval: time.Second, Timeout: 2 * time.Second, Rise: 1, Fall: 1}
 		}, []string{"health.timeout", "2s"}},
 		{"interface", func(c *Config) { c.Interfaces = []string{"a/b"} }, []string{"interfaces[0]", "a/b"}},
+		{"exec check", func(c *Config) {
+			c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "exec", Command: []string{"check.sh"}}
+		}, []string{"health.command", "check.sh", "absolute path"}},
+		{"exec check without command", func(c *Config) {
+			c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "exec"}
+		}, []string{"health.command", "absolute path"}},
 		{"icmp rate", func(c *Config) { c.ICMP.Rate = 0 }, []string{"icmp.rate", "0", "1..1000000"}},
 		{"icmp burst", func(c *Config) { c.ICMP.Burst = -1 }, []string{"icmp.burst", "-1", "1..1000000"}},
 	}

@@ -1,13 +1,20 @@
 package control
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/afvs/afvs/vs"
@@ -26,7 +33,10 @@ type HealthOptions struct {
 	// (keepalived's HTTP_GET); otherwise a check is a TCP connect.
 	HTTPPath   string
 	HTTPStatus int
-	// Dial checks one real server; nil means the TCP or HTTP check above.
+	// Command, when set, makes each check a program run (keepalived's
+	// MISC_CHECK); see ExecCheck. It takes precedence over HTTPPath.
+	Command []string
+	// Dial checks one real server; nil means one of the checks above.
 	Dial func(ctx context.Context, addr netip.AddrPort) error
 	// OnChange hears every up/down transition, for logging.
 	OnChange func(addr netip.AddrPort, up bool)
@@ -63,6 +73,45 @@ func HTTPCheck(path string, status int) func(ctx context.Context, addr netip.Add
 			return fmt.Errorf("GET %s on %s: status %d, want %d", path, addr, resp.StatusCode, status)
 		}
 		return nil
+	}
+}
+
+// ExecCheck returns a check that runs argv, as keepalived's MISC_CHECK
+// runs its misc_path: the real server is up when the program exits 0
+// before the check's timeout. In the arguments "{addr}" and "{port}"
+// become the real server's address and port; the environment also
+// carries them as AFVS_REAL_ADDR and AFVS_REAL_PORT. The program runs in a
+// process group of its own, and at the timeout the whole group is killed,
+// so a script's children cannot outlive the check.
+func ExecCheck(argv []string) func(ctx context.Context, addr netip.AddrPort) error {
+	return func(ctx context.Context, addr netip.AddrPort) error {
+		if len(argv) == 0 {
+			return errors.New("exec check: no command")
+		}
+		args := make([]string, len(argv))
+		for i, a := range argv {
+			a = strings.ReplaceAll(a, "{addr}", addr.Addr().String())
+			args[i] = strings.ReplaceAll(a, "{port}", strconv.Itoa(int(addr.Port())))
+		}
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), "AFVS_REAL_ADDR="+addr.Addr().String(), "AFVS_REAL_PORT="+strconv.Itoa(int(addr.Port())))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = time.Second
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s for %s: no answer before the timeout", args[0], addr)
+		}
+		msg := strings.TrimSpace(out.String())
+		if len(msg) > 200 {
+			msg = msg[:200]
+		}
+		return fmt.Errorf("%s for %s: %v: %s", args[0], addr, err, msg)
 	}
 }
 
@@ -116,9 +165,13 @@ func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
 		return
 	}
 	if opt.Dial == nil {
-		opt.Dial = tcpDial
-		if opt.HTTPPath != "" {
+		switch {
+		case opt.Command != nil:
+			opt.Dial = ExecCheck(opt.Command)
+		case opt.HTTPPath != "":
 			opt.Dial = HTTPCheck(opt.HTTPPath, opt.HTTPStatus)
+		default:
+			opt.Dial = tcpDial
 		}
 	}
 	if opt.Rise < 1 {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"reflect"
 	"slices"
 	"syscall"
 	"time"
@@ -85,6 +86,7 @@ func runDaemon(args []string) error {
 		go srv.RunHealth(control.HealthOptions{
 			Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, Rise: cfg.Health.Rise, Fall: cfg.Health.Fall,
 			HTTPPath: map[bool]string{true: cfg.Health.Path}[cfg.Health.Type == "http"], HTTPStatus: cfg.Health.Status,
+			Command: map[bool][]string{true: cfg.Health.Command}[cfg.Health.Type == "exec"],
 			OnChange: func(a netip.AddrPort, up bool) {
 				if up {
 					log.Info("real server up: weight restored", "real", a)
@@ -165,6 +167,9 @@ func restartOnly(old, cur *config.Config) []string {
 	}
 	if old.ICMP != cur.ICMP {
 		keys = append(keys, "icmp")
+	}
+	if !reflect.DeepEqual(old.Health, cur.Health) {
+		keys = append(keys, "health")
 	}
 	if old.Metrics != cur.Metrics {
 		keys = append(keys, "metrics")

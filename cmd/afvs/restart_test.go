@@ -1,0 +1,37 @@
+package main
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/afvs/afvs/config"
+)
+
+// TestRestartOnlyNamesWhatReloadCannotChange checks that a reload which
+// changes a start-time setting is told so, key by key.
+func TestRestartOnlyNamesWhatReloadCannotChange(t *testing.T) {
+	base := func() *config.Config {
+		return &config.Config{Interfaces: []string{"eth0"}, Frames: 4096,
+			Table:  config.TableConfig{Capacity: 1024, Templates: 64},
+			ICMP:   config.ICMPConfig{Rate: 1000, Burst: 50},
+			Health: config.HealthConfig{Interval: time.Second, Type: "exec", Command: []string{"/bin/true", "{addr}"}}}
+	}
+	if keys := restartOnly(base(), base()); len(keys) != 0 {
+		t.Fatalf("identical configs: %v", keys)
+	}
+	cur := base()
+	cur.ICMP.Rate = 10
+	cur.Health.Command = []string{"/bin/true", "{port}"}
+	cur.Table.Capacity = 2048
+	cur.Services = []config.ServiceConfig{{Proto: "tcp", Address: "198.19.0.1", Port: 80}}
+	keys := restartOnly(base(), cur)
+	for _, want := range []string{"icmp", "health", "table"} {
+		if !slices.Contains(keys, want) {
+			t.Errorf("restartOnly %v lacks %q", keys, want)
+		}
+	}
+	if slices.Contains(keys, "services") {
+		t.Errorf("services reload live, but restartOnly says %v", keys)
+	}
+}
