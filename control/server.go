@@ -193,7 +193,7 @@ func (s *Server) Status() Status {
 		}
 		st.Workers = append(st.Workers, ws)
 	}
-	st.RX, st.TX, st.RXBytes, st.TXBytes, st.ICMPSent = tot.RX, tot.TX, tot.RXBytes, tot.TXBytes, tot.ICMPSent
+	st.RX, st.TX, st.RXBytes, st.TXBytes, st.ICMPSent, st.Fragmented = tot.RX, tot.TX, tot.RXBytes, tot.TXBytes, tot.ICMPSent, tot.Fragmented
 	for i, n := range tot.Parse {
 		if i != int(header.OK) {
 			st.Drops[header.Reason(i).String()] = n

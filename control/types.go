@@ -2,17 +2,18 @@ package control
 
 // Status is GET /v1/status: the director's counters.
 type Status struct {
-	Version  string            `json:"version"`
-	Uptime   float64           `json:"uptime_seconds"`
-	Workers  []WorkerStatus    `json:"workers"`
-	RX       uint64            `json:"rx_packets"`
-	TX       uint64            `json:"tx_packets"`
-	RXBytes  uint64            `json:"rx_bytes"`
-	TXBytes  uint64            `json:"tx_bytes"`
-	ICMPSent uint64            `json:"icmp_sent"`
-	Drops    map[string]uint64 `json:"drops"`
-	Steering map[string]uint64 `json:"steering"`
-	Table    TableStatus       `json:"conntrack"`
+	Version    string            `json:"version"`
+	Uptime     float64           `json:"uptime_seconds"`
+	Workers    []WorkerStatus    `json:"workers"`
+	RX         uint64            `json:"rx_packets"`
+	TX         uint64            `json:"tx_packets"`
+	RXBytes    uint64            `json:"rx_bytes"`
+	TXBytes    uint64            `json:"tx_bytes"`
+	ICMPSent   uint64            `json:"icmp_sent"`
+	Fragmented uint64            `json:"fragmented"` // VS/TUN packets sent as two inner fragments
+	Drops      map[string]uint64 `json:"drops"`
+	Steering   map[string]uint64 `json:"steering"`
+	Table      TableStatus       `json:"conntrack"`
 }
 
 // WorkerStatus is one worker's view.

@@ -43,6 +43,7 @@ func (c *trafficCell) load() Traffic {
 type Counters struct {
 	RX, TX, RXBytes, TXBytes atomic.Uint64
 	ICMPSent                 atomic.Uint64
+	Fragmented               atomic.Uint64 // VS/TUN packets split in two inner fragments
 	Parse                    [header.NumReasons]atomic.Uint64
 	Drops                    [NumDrops]atomic.Uint64
 	svc                      [MaxServices]trafficCell
@@ -53,6 +54,7 @@ type Counters struct {
 // Totals is a sum of counters over workers.
 type Totals struct {
 	RX, TX, RXBytes, TXBytes, ICMPSent uint64
+	Fragmented                         uint64
 	Parse                              [header.NumReasons]uint64
 	Drops                              [NumDrops]uint64
 }
@@ -64,6 +66,7 @@ func (t *Totals) Add(c *Counters) {
 	t.RXBytes += c.RXBytes.Load()
 	t.TXBytes += c.TXBytes.Load()
 	t.ICMPSent += c.ICMPSent.Load()
+	t.Fragmented += c.Fragmented.Load()
 	for i := range c.Parse {
 		t.Parse[i] += c.Parse[i].Load()
 	}

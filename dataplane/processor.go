@@ -25,6 +25,9 @@ const (
 type Out struct {
 	Off, Len int
 	Slot     int
+	// Second: the frame is the first of two inner fragments, and
+	// Processor.Second() holds the other, a whole frame, for the same slot.
+	Second bool
 }
 
 // Processor runs the per-frame path for one worker (or one offline replay).
@@ -41,6 +44,8 @@ type Processor struct {
 	flow    sched.Flow
 	reply   [1600]byte
 	replyN  int
+	second  [maxFrame]byte // the second fragment of a split VS/TUN packet
+	secondN int
 	icmp    *ICMPLimiter // nil: no limit
 
 	// Scratch for LookupBatch: the keys of a batch's parsed frames, where
@@ -79,6 +84,13 @@ func NewProcessor(ct *conntrack.Table, c *Counters, ingress int) *Processor {
 	p.sh.dirtyDest = make([]uint32, 0, MaxDests)
 	return p
 }
+
+// maxFrame is the largest AF_XDP frame: one page.
+const maxFrame = 4096
+
+// Second returns the second fragment built by the last Process call whose
+// Out had Second set: a whole frame for the same slot as the first.
+func (p *Processor) Second() []byte { return p.second[:p.secondN] }
 
 // SetICMPLimiter makes the processor send ICMP errors only as l allows;
 // nil (the default) sends every one.
@@ -359,10 +371,20 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 	case vs.Tunnel:
 		if int(pk.TotalLen)+encap.Overhead > eg.MTU {
 			if !pk.DF {
-				// IPVS would fragment the outer packet; afvs does not
-				// fragment on the hot path, so it counts the drop.
-				c.Drops[DropTooBig].Add(1)
-				return VerdictDrop, Out{}
+				// Split the inner packet in two and tunnel both halves
+				// (see encap.FragmentIPIP); what two fragments cannot
+				// carry is dropped and counted.
+				no, nn, n2, ok := encap.FragmentIPIP(buf, off, n, pk, eg.MTU, eg.Addr, d.Addr, eg.MAC, d.MAC, p.second[:])
+				if !ok {
+					c.Drops[DropTooBig].Add(1)
+					return VerdictDrop, Out{}
+				}
+				p.secondN = n2
+				c.Fragmented.Add(1)
+				// Counted below as one packet out, as IPVS counts a
+				// packet before the kernel fragments it.
+				out.Off, out.Len, out.Second = no, nn, true
+				break
 			}
 			if !p.icmp.Allow() {
 				c.Drops[DropICMPLimited].Add(1)

@@ -191,10 +191,34 @@ func TestProcessTUNFragNeeded(t *testing.T) {
 	if mtu := uint16(icmp.Seq); mtu != 1480 {
 		t.Fatalf("next-hop MTU %d, want 1480", mtu)
 	}
-	// Without DF the packet cannot be tunnelled and is counted as too big.
+	// Without DF the inner packet is split in two fragments, each tunnelled
+	// (encap's tests check the fragments byte by byte).
 	g := tcpFrame(t, [4]byte{198, 18, 0, 10}, 5002, true, false, false, false, 1460)
+	buf := chunk(g)
+	v, out := r.p.Process(r.snap, buf, headroom, len(g))
+	if v != VerdictForward || !out.Second || r.c.Fragmented.Load() != 1 {
+		t.Fatalf("no-DF oversize: verdict %d, out %+v, fragmented %d", v, out, r.c.Fragmented.Load())
+	}
+	for i, f := range [][]byte{buf[out.Off : out.Off+out.Len], r.p.Second()} {
+		pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+		var ips []*layers.IPv4
+		for _, l := range pkt.Layers() {
+			if ip, ok := l.(*layers.IPv4); ok {
+				ips = append(ips, ip)
+			}
+		}
+		if len(ips) != 2 || ips[0].Protocol != layers.IPProtocolIPv4 || int(ips[0].Length) > 1500 {
+			t.Fatalf("fragment %d is not a tunnelled packet within the MTU: %v", i, pkt)
+		}
+		if mf := ips[1].Flags&layers.IPv4MoreFragments != 0; mf != (i == 0) {
+			t.Fatalf("fragment %d: MF %v", i, mf)
+		}
+	}
+	// What two fragments cannot carry is dropped as too big.
+	r.snap.Ifaces[0].MTU = 700
+	g = tcpFrame(t, [4]byte{198, 18, 0, 10}, 5003, true, false, false, false, 1460)
 	if v, _ := r.p.Process(r.snap, chunk(g), headroom, len(g)); v != VerdictDrop || r.c.Drops[DropTooBig].Load() != 1 {
-		t.Fatalf("no-DF oversize: verdict %d", v)
+		t.Fatalf("no-DF, three fragments' worth: verdict %d, too_big %d", v, r.c.Drops[DropTooBig].Load())
 	}
 }
 

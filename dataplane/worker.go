@@ -131,13 +131,17 @@ func (w *Worker) dispatch(d xsk.Desc, base uint64, v Verdict, out Out) {
 	switch v {
 	case VerdictForward:
 		nd := xsk.Desc{Addr: base + uint64(out.Off), Len: uint32(out.Len)}
-		if out.Slot == w.slot {
-			w.local = append(w.local, nd)
-		} else if out.Slot < len(w.tx) && w.tx[out.Slot].Port != nil {
-			w.remote[out.Slot] = append(w.remote[out.Slot], nd)
-		} else {
+		if !w.queue(out.Slot, nd) {
 			w.C.Drops[DropNoEgress].Add(1)
 			w.rx.Release(d.Addr)
+			return
+		}
+		if out.Second {
+			// The second fragment goes in a fresh frame of the receiving
+			// socket, after the first on the same queue.
+			if sd, ok := w.fresh(w.proc.Second()); ok {
+				w.queue(out.Slot, sd)
+			}
 		}
 	case VerdictReply:
 		w.rx.Release(d.Addr)
@@ -168,21 +172,47 @@ func (w *Worker) sanitize(n int, umemLen, fs uint64) int {
 	return k
 }
 
+// queue puts a frame of the receiving socket on the transmit queue for
+// slot, reporting false if the slot has no way out.
+func (w *Worker) queue(slot int, d xsk.Desc) bool {
+	switch {
+	case slot == w.slot:
+		w.local = append(w.local, d)
+	case slot < len(w.tx) && w.tx[slot].Port != nil:
+		w.remote[slot] = append(w.remote[slot], d)
+	default:
+		return false
+	}
+	return true
+}
+
 // sendReply copies an ICMP reply into a fresh frame of the receiving socket.
 func (w *Worker) sendReply(b []byte) {
+	if d, ok := w.fresh(b); ok {
+		w.local = append(w.local, d)
+	}
+}
+
+// fresh copies b into a free frame of the receiving socket, counting a
+// drop when there is none (or b does not fit one).
+func (w *Worker) fresh(b []byte) (xsk.Desc, bool) {
+	fs := uint64(w.rx.FrameSize())
+	if uint64(len(b)) > fs {
+		w.C.Drops[DropNoFreeFrame].Add(1)
+		return xsk.Desc{}, false
+	}
 	addr, ok := w.rx.Alloc()
 	if !ok {
 		w.C.Drops[DropNoFreeFrame].Add(1)
-		return
+		return xsk.Desc{}, false
 	}
-	fs := uint64(w.rx.FrameSize())
 	off := uint64(w.rx.Headroom())
 	if off+uint64(len(b)) > fs {
 		off = 0
 	}
 	base := addr &^ (fs - 1)
 	copy(w.rx.UMEM()[base+off:], b)
-	w.local = append(w.local, xsk.Desc{Addr: base + off, Len: uint32(len(b))})
+	return xsk.Desc{Addr: base + off, Len: uint32(len(b))}, true
 }
 
 // flush transmits what the batch produced and counts what could not go.

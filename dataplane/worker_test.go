@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/afvs/afvs/dataplane/xsk"
+	"github.com/afvs/afvs/internal/header"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -246,5 +247,36 @@ func TestWorkerDropsBadDescriptors(t *testing.T) {
 	p.Complete()
 	if len(p.free) != 256 {
 		t.Fatalf("%d of 256 frames free", len(p.free))
+	}
+}
+
+// TestWorkerSendsBothFragments sends oversized non-DF frames through a
+// TUN service: each leaves as two tunnelled fragments, the second in a
+// frame of its own, and every frame comes back to the free list.
+func TestWorkerSendsBothFragments(t *testing.T) {
+	w, ps, r := newTestWorker(t, vs.Tunnel, 1)
+	p := ps[0]
+	p.record = true
+	for i := 0; i < 10; i++ {
+		p.inject(tcpFrame(t, [4]byte{198, 18, 0, 10}, uint16(4000+i), true, false, false, false, 1460))
+	}
+	for w.Poll() > 0 {
+	}
+	p.Complete()
+	if got := len(p.sent); got != 20 || r.c.TX.Load() != 20 || r.c.Fragmented.Load() != 10 {
+		t.Fatalf("sent %d frames (tx %d, fragmented %d), want 20 from 10 packets", got, r.c.TX.Load(), r.c.Fragmented.Load())
+	}
+	for i, d := range p.sent {
+		f := p.umem[d.Addr : d.Addr+uint64(d.Len)]
+		inner := header.IPv4(f[14+20:])
+		if mf := inner.MF(); mf != (i%2 == 0) {
+			t.Fatalf("frame %d: inner MF %v; want first fragment, then second, per packet", i, mf)
+		}
+		if len(f) > 14+1500 {
+			t.Fatalf("frame %d is %d bytes, beyond the MTU", i, len(f))
+		}
+	}
+	if len(p.free) != 256 {
+		t.Fatalf("%d of 256 frames free after the fragments went out", len(p.free))
 	}
 }

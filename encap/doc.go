@@ -22,7 +22,9 @@
 // and answers the client with ICMP destination unreachable, fragmentation
 // needed, advertising the egress MTU minus the 20 bytes of outer header
 // (ensure_mtu_is_adequate in ip_vs_xmit.c calls icmp_send). NeedsFrag detects
-// that case and FragNeeded builds the reply frame.
+// that case and FragNeeded builds the reply frame. A packet without DF that
+// does not fit is split by FragmentIPIP into two inner fragments, each
+// tunnelled, which any real server reassembles after decapsulation.
 //
 // All functions are pure, allocate nothing, and never panic: a slice too short
 // or a Packet that does not describe the frame makes them report failure.

@@ -415,6 +415,30 @@ func TestTunnelFragNeeded(t *testing.T) {
 	}
 }
 
+// TestTunnelFragmentsWithoutDF: the same tunnel, but the client sends
+// without DF. Its full-size segments are split into two inner fragments,
+// each tunnelled; the real server decapsulates them with our XDP program
+// and its kernel reassembles the segment, so the large request goes
+// through with no ICMP at all.
+func TestTunnelFragmentsWithoutDF(t *testing.T) {
+	lab := newLab(t, testnet.LabOptions{Mode: "tun", TwoInterfaces: true, EgressMTU: 1400, Weights: []int{1}})
+	name, err := lab.PostNoDF(20000)
+	if err != nil {
+		t.Fatalf("large POST without DF through a 1400-byte egress MTU failed: %v", err)
+	}
+	if name != "rs1" {
+		t.Fatalf("answered by %q", name)
+	}
+	st, err := lab.Control().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Fragmented == 0 || st.ICMPSent != 0 || st.Drops["too_big"] != 0 {
+		t.Fatalf("fragmented %d, icmp sent %d, too_big drops %d: want fragments and no ICMP", st.Fragmented, st.ICMPSent, st.Drops["too_big"])
+	}
+	t.Logf("%d packets sent as two fragments", st.Fragmented)
+}
+
 // TestHealthChecks: a real server that stops answering is quiesced by the
 // health checks, so new requests all succeed on the others.
 func TestHealthChecks(t *testing.T) {

@@ -95,6 +95,12 @@ func Run(t *vs.Table, in io.Reader, out io.Writer, o Options) (Summary, error) {
 			if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ci.Timestamp, CaptureLength: len(frame), Length: len(frame)}, frame); err != nil {
 				return sum, err
 			}
+			if o.Second {
+				frame := p.Second()
+				if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ci.Timestamp, CaptureLength: len(frame), Length: len(frame)}, frame); err != nil {
+					return sum, err
+				}
+			}
 		case dataplane.VerdictReply:
 			sum.Replies++
 			frame := p.Reply()

@@ -368,7 +368,7 @@ func (l *Lab) Get(n, conc int) Result {
 			defer wg.Done()
 			l.Client.Do(func() error {
 				for range next {
-					name, err := l.request(addr, 0)
+					name, err := l.request(addr, 0, false)
 					mu.Lock()
 					if err != nil {
 						res.Failed++
@@ -391,11 +391,18 @@ func (l *Lab) Get(n, conc int) Result {
 
 // Post sends one HTTP/1.0 POST with a body of size bytes from the client
 // and returns the name of the real server that answered.
-func (l *Lab) Post(size int) (string, error) {
+func (l *Lab) Post(size int) (string, error) { return l.post(size, false) }
+
+// PostNoDF is Post from a socket that sends without DF (path MTU
+// discovery off, IP_PMTUDISC_DONT), as some UDP applications do: packets
+// too big for a tunnel must then be fragmented, not refused.
+func (l *Lab) PostNoDF(size int) (string, error) { return l.post(size, true) }
+
+func (l *Lab) post(size int, noDF bool) (string, error) {
 	var name string
 	err := l.Client.Do(func() error {
 		var err error
-		name, err = l.request(netip.AddrPortFrom(l.VIP, l.Port).String(), size)
+		name, err = l.request(netip.AddrPortFrom(l.VIP, l.Port).String(), size, noDF)
 		return err
 	})
 	return name, err
@@ -415,11 +422,20 @@ const (
 // meets its old connection still in FIN_WAIT at the director. As in IPVS,
 // that SYN continues the old entry and the old server instead of counting
 // a new connection, which exact counts in tests cannot allow for.
-func (l *Lab) dial(addr string) (net.Conn, error) {
+func (l *Lab) dial(addr string, noDF bool) (net.Conn, error) {
 	var err error
 	for range 64 {
 		port := firstClientPort + int(l.nextPort.Add(1)%clientPorts)
 		d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{Port: port}}
+		if noDF {
+			d.Control = func(_, _ string, c syscall.RawConn) error {
+				var serr error
+				err := c.Control(func(fd uintptr) {
+					serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_MTU_DISCOVER, syscall.IP_PMTUDISC_DONT)
+				})
+				return errors.Join(err, serr)
+			}
+		}
 		var c net.Conn
 		if c, err = d.Dial("tcp", addr); !errors.Is(err, syscall.EADDRINUSE) {
 			return c, err
@@ -428,8 +444,8 @@ func (l *Lab) dial(addr string) (net.Conn, error) {
 	return nil, err
 }
 
-func (l *Lab) request(addr string, body int) (string, error) {
-	c, err := l.dial(addr)
+func (l *Lab) request(addr string, body int, noDF bool) (string, error) {
+	c, err := l.dial(addr, noDF)
 	if err != nil {
 		return "", err
 	}
