@@ -94,7 +94,9 @@ type HealthConfig struct {
 	Rise     int           `mapstructure:"rise"`
 	Fall     int           `mapstructure:"fall"`
 	// Type is tcp (a connect, keepalived's TCP_CHECK), http (a GET of
-	// Path that must answer Status, keepalived's HTTP_GET) or exec (Command
+	// Path that must answer Status, keepalived's HTTP_GET), https (the same
+	// over TLS without certificate verification, keepalived's SSL_GET) or
+	// exec (Command
 	// must exit 0, keepalived's MISC_CHECK; "{addr}" and "{port}" in its
 	// arguments become the real server's).
 	Type    string   `mapstructure:"type"`
@@ -214,7 +216,7 @@ func (c *Config) Validate() error {
 		}
 		switch c.Health.Type {
 		case "tcp":
-		case "http":
+		case "http", "https":
 			if !strings.HasPrefix(c.Health.Path, "/") {
 				return fmt.Errorf("health.path: %q: must start with /", c.Health.Path)
 			}
@@ -226,7 +228,7 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("health.command: %q: health.type exec needs a program given by its absolute path, then its arguments", c.Health.Command)
 			}
 		default:
-			return fmt.Errorf("health.type: %q: must be tcp, http or exec", c.Health.Type)
+			return fmt.Errorf("health.type: %q: must be tcp, http, https or exec", c.Health.Type)
 		}
 	}
 	if c.Metrics.Address != "" {

@@ -3,6 +3,7 @@ package control
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,11 @@ type HealthOptions struct {
 	// (keepalived's HTTP_GET); otherwise a check is a TCP connect.
 	HTTPPath   string
 	HTTPStatus int
+	// HTTPS makes the HTTP check use TLS (keepalived's SSL_GET). As there,
+	// the server's certificate is not verified: the check asks whether the
+	// server answers, and real servers often carry certificates for the
+	// virtual service's name, not their own address.
+	HTTPS bool
 	// Command, when set, makes each check a program run (keepalived's
 	// MISC_CHECK); see ExecCheck. It takes precedence over HTTPPath.
 	Command []string
@@ -55,10 +61,20 @@ type checkState struct {
 
 // HTTPCheck returns a check that GETs path and wants status.
 func HTTPCheck(path string, status int) func(ctx context.Context, addr netip.AddrPort) error {
-	tr := &http.Transport{DisableKeepAlives: true}
+	return httpCheck("http", path, status)
+}
+
+// HTTPSCheck is HTTPCheck over TLS, without certificate verification (see
+// HealthOptions.HTTPS).
+func HTTPSCheck(path string, status int) func(ctx context.Context, addr netip.AddrPort) error {
+	return httpCheck("https", path, status)
+}
+
+func httpCheck(scheme, path string, status int) func(ctx context.Context, addr netip.AddrPort) error {
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return func(ctx context.Context, addr netip.AddrPort) error {
-		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr.String()+path, nil)
+		req, err := http.NewRequestWithContext(ctx, "GET", scheme+"://"+addr.String()+path, nil)
 		if err != nil {
 			return err
 		}
@@ -168,6 +184,8 @@ func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
 		switch {
 		case opt.Command != nil:
 			opt.Dial = ExecCheck(opt.Command)
+		case opt.HTTPPath != "" && opt.HTTPS:
+			opt.Dial = HTTPSCheck(opt.HTTPPath, opt.HTTPStatus)
 		case opt.HTTPPath != "":
 			opt.Dial = HTTPCheck(opt.HTTPPath, opt.HTTPStatus)
 		default:

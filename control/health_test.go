@@ -139,3 +139,35 @@ func TestHTTPHealthCheck(t *testing.T) {
 	}
 	_ = srv
 }
+
+// TestHTTPSCheck checks the TLS variant against a server with a
+// self-signed certificate, which keepalived's SSL_GET would also accept.
+func TestHTTPSCheck(t *testing.T) {
+	var mu sync.Mutex
+	status := 200
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path != "/healthz" {
+			w.WriteHeader(404)
+			return
+		}
+		w.WriteHeader(status)
+	}))
+	defer ts.Close()
+	addr := netip.MustParseAddrPort(strings.TrimPrefix(ts.URL, "https://"))
+	check := control.HTTPSCheck("/healthz", 200)
+	if err := check(context.Background(), addr); err != nil {
+		t.Fatalf("healthy TLS server failed: %v", err)
+	}
+	mu.Lock()
+	status = 500
+	mu.Unlock()
+	if err := check(context.Background(), addr); err == nil || !strings.Contains(err.Error(), "status 500") {
+		t.Fatalf("500 passed or unclear: %v", err)
+	}
+	// Plain HTTP to a TLS port fails.
+	if err := control.HTTPCheck("/healthz", 200)(context.Background(), addr); err == nil {
+		t.Fatal("plain HTTP to a TLS server passed")
+	}
+}

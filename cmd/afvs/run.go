@@ -85,7 +85,8 @@ func runDaemon(args []string) error {
 	if cfg.Health.Interval > 0 {
 		go srv.RunHealth(control.HealthOptions{
 			Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, Rise: cfg.Health.Rise, Fall: cfg.Health.Fall,
-			HTTPPath: map[bool]string{true: cfg.Health.Path}[cfg.Health.Type == "http"], HTTPStatus: cfg.Health.Status,
+			HTTPPath: map[bool]string{true: cfg.Health.Path}[cfg.Health.Type == "http" || cfg.Health.Type == "https"], HTTPStatus: cfg.Health.Status,
+			HTTPS:   cfg.Health.Type == "https",
 			Command: map[bool][]string{true: cfg.Health.Command}[cfg.Health.Type == "exec"],
 			OnChange: func(a netip.AddrPort, up bool) {
 				if up {
