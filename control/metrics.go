@@ -43,6 +43,8 @@ var (
 	descCTRefused = prometheus.NewDesc("afvs_conntrack_refused_total", "New connections refused because the table was full.", nil, nil)
 	descCTExpired = prometheus.NewDesc("afvs_conntrack_expired_total", "Connections expired by timeout.", nil, nil)
 	descDrops     = prometheus.NewDesc("afvs_drops_total", "Frames dropped by the workers, by reason.", []string{"reason"}, nil)
+	descICMP      = prometheus.NewDesc("afvs_icmp_sent_total", "ICMP fragmentation-needed replies sent.", nil, nil)
+	descFrag      = prometheus.NewDesc("afvs_fragmented_total", "VS/TUN packets without DF sent as two inner fragments.", nil, nil)
 	descQRX       = prometheus.NewDesc("afvs_queue_rx_packets_total", "Frames received per queue.", []string{"dev", "queue"}, nil)
 	descQTX       = prometheus.NewDesc("afvs_queue_tx_packets_total", "Frames transmitted per queue.", []string{"dev", "queue"}, nil)
 	descQFull     = prometheus.NewDesc("afvs_queue_tx_ring_full_total", "Frames dropped because the TX ring was full, per queue.", []string{"dev", "queue"}, nil)
@@ -53,7 +55,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPkts, descSvcBytes, descRealConns, descRealPkts, descRealBytes, descRealAct, descRealInact, descRealW,
-		descCTEntries, descCTTmpl, descCTCap, descCTEvict, descCTRefused, descCTExpired, descDrops, descQRX, descQTX, descQFull, descQNoFrame, descQRing, descBuild} {
+		descCTEntries, descCTTmpl, descCTCap, descCTBytes, descCTEvict, descCTRefused, descCTExpired, descDrops, descICMP, descFrag, descQRX, descQTX, descQFull, descQNoFrame, descQRing, descBuild} {
 		ch <- d
 	}
 }
@@ -92,9 +94,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCTEvict, ts.Evicted)
 	counter(descCTRefused, ts.Refused)
 	counter(descCTExpired, ts.Expired)
-	for reason, n := range c.s.Status().Drops {
+	st := c.s.Status()
+	for reason, n := range st.Drops {
 		counter(descDrops, n, reason)
 	}
+	counter(descICMP, st.ICMPSent)
+	counter(descFrag, st.Fragmented)
 	for _, w := range c.src.Workers() {
 		q := fmt.Sprint(w.Queue)
 		counter(descQRX, w.C.RX.Load(), w.Dev, q)
