@@ -574,10 +574,7 @@ func TestZeroAllocs(t *testing.T) {
 		s.Fill()
 		k := s.Receive(batch)
 		rx += k
-		out = out[:0]
-		for _, d := range batch[:k] {
-			out = append(out, d)
-		}
+		out = append(out[:0], batch[:k]...)
 		for len(out) < cap(out) {
 			addr, ok := s.Alloc()
 			if !ok {
