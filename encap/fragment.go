@@ -13,7 +13,7 @@ import "github.com/afvs/afvs/internal/header"
 // packet instead; that needs the real server to reassemble before it
 // decapsulates, which an XDP decapsulator cannot.
 //
-// ok is false, and buf and second are unchanged, when two fragments are
+// ok is false, and buf is unchanged (second may have been written), when two fragments are
 // not enough, when the inner header has options (which fragmentation
 // would have to sort into copied and uncopied), when the inner packet has
 // DF set or is already a fragment, or when anything IPIP refuses.
@@ -23,7 +23,7 @@ func FragmentIPIP(buf []byte, off, n int, p *header.Packet, mtu int, outerSrc, o
 	}
 	l2 := p.L3
 	inner := int(p.TotalLen)
-	if inner < header.IPv4MinLen || p.End != l2+inner {
+	if (l2 != header.EthernetLen && l2 != header.EthernetLen+header.VLANTagLen) || inner < header.IPv4MinLen || p.End != l2+inner {
 		return off, n, 0, false
 	}
 	ip := header.IPv4(buf[off+l2 : off+l2+inner])
