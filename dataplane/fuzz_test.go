@@ -15,6 +15,8 @@ func FuzzProcess(f *testing.F) {
 	f.Add(tcpFrame(f, [4]byte{198, 18, 0, 10}, 1000, false, true, true, false, 1400), uint8(1))
 	f.Add([]byte{0x01, 0x02}, uint8(2))
 	f.Add(make([]byte, 1514), uint8(3))
+	// A full-size SYN without DF to the TUN service: split in two.
+	f.Add(tcpFrame(f, [4]byte{198, 18, 0, 11}, 1001, true, false, false, false, 1460), uint8(1))
 	rigs := map[vs.Fwd]*rig{}
 	for _, fwd := range []vs.Fwd{vs.Route, vs.Tunnel} {
 		tbl := oneService(fwd, "wlc", 1, 2)
@@ -45,6 +47,9 @@ func FuzzProcess(f *testing.F) {
 		}
 		if v == VerdictReply && len(r.p.Reply()) == 0 {
 			t.Fatal("reply verdict without a reply")
+		}
+		if v == VerdictForward && out.Second && (len(r.p.Second()) == 0 || len(r.p.Second()) > len(frame)) {
+			t.Fatalf("second fragment of %d bytes for a %d-byte frame", len(r.p.Second()), len(frame))
 		}
 	})
 }
