@@ -42,8 +42,13 @@ type HealthOptions struct {
 	// Command, when set, makes each check a program run (keepalived's
 	// MISC_CHECK); see ExecCheck. It takes precedence over HTTPPath.
 	Command []string
-	// Dial checks one real server; nil means one of the checks above.
+	// Dial checks one real server of a TCP or firewall-mark service; nil
+	// means one of the checks above.
 	Dial func(ctx context.Context, addr netip.AddrPort) error
+	// UDPDial checks one real server of a UDP service; nil means UDPCheck,
+	// or the Command when there is one. A TCP connect or an HTTP GET would
+	// find nothing listening on a UDP port and quiesce a healthy server.
+	UDPDial func(ctx context.Context, addr netip.AddrPort) error
 	// OnChange hears every up/down transition, for logging.
 	OnChange func(addr netip.AddrPort, up bool)
 }
@@ -51,7 +56,26 @@ type HealthOptions struct {
 type health struct {
 	opt   HealthOptions
 	mu    sync.Mutex
-	state map[netip.AddrPort]*checkState
+	state map[target]*checkState
+}
+
+// target is one thing to check: a real server's address and port, for a
+// protocol. A server behind a TCP and a UDP service is two targets.
+type target struct {
+	proto vs.Proto
+	addr  netip.AddrPort
+}
+
+// targetOf names the check of real server r of service svc. Firewall-mark
+// services are checked like TCP ones. ok is false for a real server with
+// port 0 (it takes the client's port): there is no port to check, so it
+// counts as up, unless the check is a command, which decides for itself.
+func (h *health) targetOf(svc *vs.Service, r *vs.Real) (target, bool) {
+	t := target{proto: svc.Key.Proto, addr: r.AddrPort()}
+	if t.proto != vs.UDP {
+		t.proto = vs.TCP
+	}
+	return t, r.Port != 0 || h.opt.Command != nil
 }
 
 type checkState struct {
@@ -131,6 +155,34 @@ func ExecCheck(argv []string) func(ctx context.Context, addr netip.AddrPort) err
 	}
 }
 
+// UDPCheck is keepalived's UDP_CHECK: it sends one datagram to the real
+// server and fails only if an ICMP port-unreachable comes back; a reply or
+// silence until the timeout passes. (Most UDP services do not answer an
+// unknown datagram, so silence must count as alive.)
+func UDPCheck(ctx context.Context, addr netip.AddrPort) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "udp", addr.String())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Second)
+	}
+	c.SetDeadline(deadline)
+	if _, err := c.Write([]byte("afvs-healthcheck\n")); err != nil {
+		return err
+	}
+	var b [1]byte
+	_, err = c.Read(b[:])
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		return nil
+	}
+	return fmt.Errorf("UDP %s: %w", addr, err)
+}
+
 func tcpDial(ctx context.Context, addr netip.AddrPort) error {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr.String())
@@ -140,15 +192,19 @@ func tcpDial(ctx context.Context, addr netip.AddrPort) error {
 	return c.Close()
 }
 
-// down reports whether addr is known to be down. Unknown servers are up:
-// a server is innocent until Fall checks fail.
-func (h *health) down(addr netip.AddrPort) bool {
+// down reports whether real server r of svc is known to be down. Unknown
+// servers are up: a server is innocent until Fall checks fail.
+func (h *health) down(svc *vs.Service, r *vs.Real) bool {
 	if h == nil {
+		return false
+	}
+	t, checked := h.targetOf(svc, r)
+	if !checked {
 		return false
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st, ok := h.state[addr]
+	st, ok := h.state[t]
 	return ok && !st.up
 }
 
@@ -160,9 +216,10 @@ func (s *Server) effective(t *vs.Table) *vs.Table {
 	}
 	e := t.Clone()
 	for i := range e.Services {
-		for j := range e.Services[i].Reals {
-			r := &e.Services[i].Reals[j]
-			if h.down(r.AddrPort()) {
+		svc := &e.Services[i]
+		for j := range svc.Reals {
+			r := &svc.Reals[j]
+			if h.down(svc, r) {
 				r.Weight = 0
 			}
 		}
@@ -170,9 +227,9 @@ func (s *Server) effective(t *vs.Table) *vs.Table {
 	return e
 }
 
-// Up reports the health of a real server: true when checks are off, the
-// server has not been checked yet, or it passes.
-func (s *Server) Up(addr netip.AddrPort) bool { return !s.health.Load().down(addr) }
+// Up reports the health of real server r of svc: true when checks are
+// off, the server has not been checked yet (or cannot be), or it passes.
+func (s *Server) Up(svc *vs.Service, r *vs.Real) bool { return !s.health.Load().down(svc, r) }
 
 // RunHealth checks every real server of the configured table until stop
 // closes, and republishes the table whenever a server goes up or down.
@@ -192,6 +249,12 @@ func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
 			opt.Dial = tcpDial
 		}
 	}
+	if opt.UDPDial == nil {
+		opt.UDPDial = UDPCheck
+		if opt.Command != nil {
+			opt.UDPDial = opt.Dial
+		}
+	}
 	if opt.Rise < 1 {
 		opt.Rise = 1
 	}
@@ -201,7 +264,7 @@ func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
 	if opt.Timeout <= 0 || opt.Timeout > opt.Interval {
 		opt.Timeout = opt.Interval
 	}
-	h := &health{opt: opt, state: map[netip.AddrPort]*checkState{}}
+	h := &health{opt: opt, state: map[target]*checkState{}}
 	s.health.Store(h)
 	tick := time.NewTicker(opt.Interval)
 	defer tick.Stop()
@@ -220,22 +283,30 @@ func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
 // round checks every real server once, concurrently, and reports whether
 // any changed state.
 func (h *health) round(s *Server) bool {
-	targets := map[netip.AddrPort]bool{}
-	for _, svc := range s.Table().Services {
-		for _, r := range svc.Reals {
-			targets[r.AddrPort()] = true
+	targets := map[target]bool{}
+	tbl := s.Table()
+	for i := range tbl.Services {
+		svc := &tbl.Services[i]
+		for j := range svc.Reals {
+			if t, ok := h.targetOf(svc, &svc.Reals[j]); ok {
+				targets[t] = true
+			}
 		}
 	}
 	type result struct {
-		addr netip.AddrPort
-		ok   bool
+		t  target
+		ok bool
 	}
 	res := make(chan result, len(targets))
-	for a := range targets {
+	for t := range targets {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), h.opt.Timeout)
 			defer cancel()
-			res <- result{a, h.opt.Dial(ctx, a) == nil}
+			check := h.opt.Dial
+			if t.proto == vs.UDP {
+				check = h.opt.UDPDial
+			}
+			res <- result{t, check(ctx, t.addr) == nil}
 		}()
 	}
 	changed := false
@@ -243,22 +314,22 @@ func (h *health) round(s *Server) bool {
 	defer h.mu.Unlock()
 	for range targets {
 		r := <-res
-		st := h.state[r.addr]
+		st := h.state[r.t]
 		if st == nil {
 			st = &checkState{up: true}
-			h.state[r.addr] = st
+			h.state[r.t] = st
 		}
 		if r.ok {
 			st.succ, st.fail = st.succ+1, 0
 			if !st.up && st.succ >= h.opt.Rise {
 				st.up, changed = true, true
-				h.notify(r.addr, true)
+				h.notify(r.t.addr, true)
 			}
 		} else {
 			st.fail, st.succ = st.fail+1, 0
 			if st.up && st.fail >= h.opt.Fall {
 				st.up, changed = false, true
-				h.notify(r.addr, false)
+				h.notify(r.t.addr, false)
 			}
 		}
 	}

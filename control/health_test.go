@@ -3,6 +3,7 @@ package control_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -79,7 +80,7 @@ func TestHealthQuiescesAndRestores(t *testing.T) {
 	failing[rs2] = true
 	mu.Unlock()
 	wait(0)
-	if srv.Up(rs2) {
+	if srv.Up(&tbl.Services[0], &tbl.Services[0].Reals[1]) {
 		t.Fatal("Up reports a quiesced server as up")
 	}
 	// The configured table keeps the weight; only the dataplane sees 0.
@@ -169,5 +170,103 @@ func TestHTTPSCheck(t *testing.T) {
 	// Plain HTTP to a TLS port fails.
 	if err := control.HTTPCheck("/healthz", 200)(context.Background(), addr); err == nil {
 		t.Fatal("plain HTTP to a TLS server passed")
+	}
+}
+
+// TestUDPCheck runs keepalived's UDP_CHECK semantics on loopback: a port
+// with a listener passes (silence is not failure), a closed port fails on
+// the ICMP port-unreachable.
+func TestUDPCheck(t *testing.T) {
+	l, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := l.LocalAddr().(*net.UDPAddr).AddrPort()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := control.UDPCheck(ctx, open); err != nil {
+		t.Fatalf("a silent UDP listener failed: %v", err)
+	}
+	l.Close()
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := control.UDPCheck(ctx, open); err == nil {
+		t.Fatal("a closed UDP port passed")
+	}
+}
+
+// TestHealthChecksByProtocol: a real server behind a TCP and a UDP service
+// is checked once per protocol, each with its own check, and a failure
+// quiesces it only in the service of that protocol. A port-0 real server
+// has no port to check and stays up.
+func TestHealthChecksByProtocol(t *testing.T) {
+	d, err := controltest.NewDirector(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := netip.MustParseAddr("198.18.0.11")
+	tbl := &vs.Table{}
+	for _, k := range []vs.Key{
+		{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 53},
+		{Proto: vs.UDP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 53},
+	} {
+		if err := tbl.AddService(vs.Service{Key: k, Sched: "rr", Reals: []vs.Real{{Addr: rs, Port: 53, Weight: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tbl.AddService(vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.2"), Port: 0}, Sched: "rr",
+		Persistent: true, Timeout: 300, Netmask: netip.MustParseAddr("255.255.255.255"),
+		Reals: []vs.Real{{Addr: netip.MustParseAddr("198.18.0.12"), Port: 0, Weight: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Apply(tbl); err != nil {
+		t.Fatal(err)
+	}
+	srv := control.New(d, d.CT, tbl, nil, nil)
+	var mu sync.Mutex
+	calls := map[string]int{}
+	record := func(kind string, fail bool) func(context.Context, netip.AddrPort) error {
+		return func(_ context.Context, a netip.AddrPort) error {
+			mu.Lock()
+			calls[kind+" "+a.String()]++
+			mu.Unlock()
+			if fail {
+				return errors.New("down")
+			}
+			return nil
+		}
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		srv.RunHealth(control.HealthOptions{Interval: 5 * time.Millisecond, Timeout: 5 * time.Millisecond, Rise: 1, Fall: 1,
+			Dial: record("tcp", false), UDPDial: record("udp", true)}, stop)
+		close(done)
+	}()
+	defer func() { close(stop); <-done }()
+	weights := func() [3]int32 {
+		var w [3]int32
+		for i, s := range d.Snapshot().Table.Services {
+			w[i] = s.Reals[0].Weight
+		}
+		return w
+	}
+	for deadline := time.Now().Add(5 * time.Second); weights() != [3]int32{1, 0, 1}; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("weights %v, want the UDP service's server quiesced only", weights())
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls["tcp 198.18.0.11:53"] == 0 || calls["udp 198.18.0.11:53"] == 0 {
+		t.Fatalf("checks made: %v", calls)
+	}
+	for k := range calls {
+		if strings.Contains(k, "198.18.0.12") {
+			t.Fatalf("a port-0 real server was checked: %v", calls)
+		}
+	}
+	if !srv.Up(&tbl.Services[0], &tbl.Services[0].Reals[0]) || srv.Up(&tbl.Services[1], &tbl.Services[1].Reals[0]) {
+		t.Fatal("Up does not tell the protocols apart")
 	}
 }

@@ -241,7 +241,7 @@ func (s *Server) Services(loads Loads) []Service {
 		o.Rate = s.rate(s.svcEst, csvc.ID)
 		for j, r := range vsvc.Reals {
 			d := &csvc.Dests[j]
-			or := Real{Address: r.Addr.String(), Port: r.Port, Forward: r.Fwd.String(), Weight: r.Weight, Upper: r.Upper, Lower: r.Lower, Resolved: d.HaveMAC, Up: s.Up(r.AddrPort())}
+			or := Real{Address: r.Addr.String(), Port: r.Port, Forward: r.Fwd.String(), Weight: r.Weight, Upper: r.Upper, Lower: r.Lower, Resolved: d.HaveMAC, Up: s.Up(&vsvc, &vsvc.Reals[j])}
 			if loads != nil {
 				or.Active, or.Inactive, or.Overloaded = loads.Active(d.ID), loads.Inactive(d.ID), loads.Overloaded(d.ID)
 			}
