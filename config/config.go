@@ -60,6 +60,65 @@ type ServiceConfig struct {
 	Netmask    string       `mapstructure:"netmask"`
 	Forward    string       `mapstructure:"forward"` // default for the reals: dr or tun
 	Reals      []RealConfig `mapstructure:"reals"`
+	// Health, when set, is this service's own check (a keepalived
+	// virtual_server's checker); interval, timeout, rise and fall stay
+	// those of the top-level health section, which must be on.
+	Health *ServiceHealth `mapstructure:"health"`
+}
+
+// ServiceHealth is one service's check: Type as in HealthConfig, plus udp
+// (keepalived's UDP_CHECK), and Port, checked instead of each real
+// server's own (keepalived's connect_port; needed for port-0 servers).
+type ServiceHealth struct {
+	Type    string   `mapstructure:"type"`
+	Path    string   `mapstructure:"path"`
+	Status  int      `mapstructure:"status"`
+	Command []string `mapstructure:"command"`
+	Port    int      `mapstructure:"port"`
+}
+
+// ServiceHealth returns the services that have a check of their own, by
+// service key.
+func (c *Config) ServiceHealth() (map[vs.Key]ServiceHealth, error) {
+	m := map[vs.Key]ServiceHealth{}
+	for i, sc := range c.Services {
+		if sc.Health == nil {
+			continue
+		}
+		s, err := sc.service(fmt.Sprintf("services[%d]", i))
+		if err != nil {
+			return nil, err
+		}
+		m[s.Key] = *sc.Health
+	}
+	return m, nil
+}
+
+// validate checks a service's own health check; p is its key path.
+func (h *ServiceHealth) validate(p string, checksOn bool) error {
+	if !checksOn {
+		return fmt.Errorf("%s: a service's own check needs health checks on (health.interval above 0)", p)
+	}
+	if h.Port < 0 || h.Port > 65535 {
+		return fmt.Errorf("%s.port: %d: must be 0..65535 (0: each real server's own port)", p, h.Port)
+	}
+	switch h.Type {
+	case "tcp", "udp":
+	case "http", "https":
+		if h.Path != "" && !strings.HasPrefix(h.Path, "/") {
+			return fmt.Errorf("%s.path: %q: must start with /", p, h.Path)
+		}
+		if h.Status != 0 && (h.Status < 100 || h.Status > 599) {
+			return fmt.Errorf("%s.status: %d: must be an HTTP status 100..599", p, h.Status)
+		}
+	case "exec":
+		if len(h.Command) == 0 || !strings.HasPrefix(h.Command[0], "/") {
+			return fmt.Errorf("%s.command: %q: type exec needs a program given by its absolute path, then its arguments", p, h.Command)
+		}
+	default:
+		return fmt.Errorf("%s.type: %q: must be tcp, udp, http, https or exec", p, h.Type)
+	}
+	return nil
 }
 
 // RealConfig is one real server.
@@ -229,6 +288,13 @@ func (c *Config) Validate() error {
 			}
 		default:
 			return fmt.Errorf("health.type: %q: must be tcp, http, https or exec", c.Health.Type)
+		}
+	}
+	for i, sc := range c.Services {
+		if sc.Health != nil {
+			if err := sc.Health.validate(fmt.Sprintf("services[%d].health", i), c.Health.Interval > 0); err != nil {
+				return err
+			}
 		}
 	}
 	if c.Metrics.Address != "" {

@@ -59,6 +59,15 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 		{"exec check without command", func(c *Config) {
 			c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "exec"}
 		}, []string{"health.command", "absolute path"}},
+		{"service check type", func(c *Config) {
+			c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "tcp"}
+			c.Services[0].Health = &ServiceHealth{Type: "smtp"}
+		}, []string{"services[0].health.type", "smtp", "tcp, udp, http, https or exec"}},
+		{"service check port", func(c *Config) {
+			c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "tcp"}
+			c.Services[0].Health = &ServiceHealth{Type: "tcp", Port: 70000}
+		}, []string{"services[0].health.port", "70000", "0..65535"}},
+		{"service check without checks on", func(c *Config) { c.Services[0].Health = &ServiceHealth{Type: "tcp"} }, []string{"services[0].health", "health.interval"}},
 		{"icmp rate", func(c *Config) { c.ICMP.Rate = 0 }, []string{"icmp.rate", "0", "1..1000000"}},
 		{"icmp burst", func(c *Config) { c.ICMP.Burst = -1 }, []string{"icmp.burst", "-1", "1..1000000"}},
 	}

@@ -49,8 +49,26 @@ type HealthOptions struct {
 	// or the Command when there is one. A TCP connect or an HTTP GET would
 	// find nothing listening on a UDP port and quiesce a healthy server.
 	UDPDial func(ctx context.Context, addr netip.AddrPort) error
+	// ForService, when set, may give a service a check of its own (a
+	// keepalived virtual_server's checker); it is asked on every round, so
+	// it can follow reloads.
+	ForService func(k vs.Key) (ServiceCheck, bool)
 	// OnChange hears every up/down transition, for logging.
 	OnChange func(addr netip.AddrPort, up bool)
+}
+
+// ServiceCheck is one service's own health check.
+type ServiceCheck struct {
+	// Dial checks one real server; nil keeps the default for the
+	// service's protocol.
+	Dial func(ctx context.Context, addr netip.AddrPort) error
+	// Port, when not 0, is checked instead of the real server's port
+	// (keepalived's connect_port), which also lets real servers with port
+	// 0 be checked.
+	Port uint16
+	// Exec says Dial runs a command, which is run even for a real server
+	// with no port.
+	Exec bool
 }
 
 type health struct {
@@ -59,23 +77,44 @@ type health struct {
 	state map[target]*checkState
 }
 
-// target is one thing to check: a real server's address and port, for a
-// protocol. A server behind a TCP and a UDP service is two targets.
+// target is one thing to check: a real server of a service, as
+// keepalived checks each real_server of each virtual_server. A server
+// behind a TCP and a UDP service, or behind two services with different
+// checks, is two targets.
 type target struct {
-	proto vs.Proto
-	addr  netip.AddrPort
+	svc  vs.Key
+	addr netip.AddrPort
 }
 
-// targetOf names the check of real server r of service svc. Firewall-mark
-// services are checked like TCP ones. ok is false for a real server with
-// port 0 (it takes the client's port): there is no port to check, so it
-// counts as up, unless the check is a command, which decides for itself.
-func (h *health) targetOf(svc *vs.Service, r *vs.Real) (target, bool) {
-	t := target{proto: svc.Key.Proto, addr: r.AddrPort()}
-	if t.proto != vs.UDP {
-		t.proto = vs.TCP
+// probe is how a target is checked: which check, against which address.
+type probe struct {
+	dial func(ctx context.Context, addr netip.AddrPort) error
+	addr netip.AddrPort
+}
+
+// plan names the check of real server r of service svc. UDP services get
+// UDPDial, others (TCP, firewall marks) Dial, unless the service has a
+// check of its own. ok is false when there is no port to check (a real
+// server with port 0 takes the client's port, and no check port is set):
+// the server then counts as up, unless the check is a command, which
+// decides for itself.
+func (h *health) plan(svc *vs.Service, r *vs.Real) (target, probe, bool) {
+	dial, exec := h.opt.Dial, h.opt.Command != nil
+	if svc.Key.Proto == vs.UDP {
+		dial = h.opt.UDPDial
 	}
-	return t, r.Port != 0 || h.opt.Command != nil
+	port := r.Port
+	if h.opt.ForService != nil {
+		if c, ok := h.opt.ForService(svc.Key); ok {
+			if c.Dial != nil {
+				dial, exec = c.Dial, c.Exec
+			}
+			if c.Port != 0 {
+				port = c.Port
+			}
+		}
+	}
+	return target{svc.Key, r.AddrPort()}, probe{dial, netip.AddrPortFrom(r.Addr, port)}, port != 0 || exec
 }
 
 type checkState struct {
@@ -183,7 +222,8 @@ func UDPCheck(ctx context.Context, addr netip.AddrPort) error {
 	return fmt.Errorf("UDP %s: %w", addr, err)
 }
 
-func tcpDial(ctx context.Context, addr netip.AddrPort) error {
+// TCPCheck is keepalived's TCP_CHECK: a connect.
+func TCPCheck(ctx context.Context, addr netip.AddrPort) error {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr.String())
 	if err != nil {
@@ -198,7 +238,7 @@ func (h *health) down(svc *vs.Service, r *vs.Real) bool {
 	if h == nil {
 		return false
 	}
-	t, checked := h.targetOf(svc, r)
+	t, _, checked := h.plan(svc, r)
 	if !checked {
 		return false
 	}
@@ -246,7 +286,7 @@ func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
 		case opt.HTTPPath != "":
 			opt.Dial = HTTPCheck(opt.HTTPPath, opt.HTTPStatus)
 		default:
-			opt.Dial = tcpDial
+			opt.Dial = TCPCheck
 		}
 	}
 	if opt.UDPDial == nil {
@@ -283,13 +323,13 @@ func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
 // round checks every real server once, concurrently, and reports whether
 // any changed state.
 func (h *health) round(s *Server) bool {
-	targets := map[target]bool{}
+	targets := map[target]probe{}
 	tbl := s.Table()
 	for i := range tbl.Services {
 		svc := &tbl.Services[i]
 		for j := range svc.Reals {
-			if t, ok := h.targetOf(svc, &svc.Reals[j]); ok {
-				targets[t] = true
+			if t, p, ok := h.plan(svc, &svc.Reals[j]); ok {
+				targets[t] = p
 			}
 		}
 	}
@@ -298,15 +338,11 @@ func (h *health) round(s *Server) bool {
 		ok bool
 	}
 	res := make(chan result, len(targets))
-	for t := range targets {
+	for t, p := range targets {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), h.opt.Timeout)
 			defer cancel()
-			check := h.opt.Dial
-			if t.proto == vs.UDP {
-				check = h.opt.UDPDial
-			}
-			res <- result{t, check(ctx, t.addr) == nil}
+			res <- result{t, p.dial(ctx, p.addr) == nil}
 		}()
 	}
 	changed := false
@@ -333,9 +369,9 @@ func (h *health) round(s *Server) bool {
 			}
 		}
 	}
-	for a := range h.state {
-		if !targets[a] {
-			delete(h.state, a)
+	for t := range h.state {
+		if _, ok := targets[t]; !ok {
+			delete(h.state, t)
 		}
 	}
 	return changed

@@ -3,6 +3,7 @@ package control_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -200,50 +201,17 @@ func TestUDPCheck(t *testing.T) {
 // quiesces it only in the service of that protocol. A port-0 real server
 // has no port to check and stays up.
 func TestHealthChecksByProtocol(t *testing.T) {
-	d, err := controltest.NewDirector(4096)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rs := netip.MustParseAddr("198.18.0.11")
-	tbl := &vs.Table{}
+	var svcs []vs.Service
 	for _, k := range []vs.Key{
 		{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 53},
 		{Proto: vs.UDP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 53},
 	} {
-		if err := tbl.AddService(vs.Service{Key: k, Sched: "rr", Reals: []vs.Real{{Addr: rs, Port: 53, Weight: 1}}}); err != nil {
-			t.Fatal(err)
-		}
+		svcs = append(svcs, vs.Service{Key: k, Sched: "rr", Reals: []vs.Real{{Addr: rs, Port: 53, Weight: 1}}})
 	}
-	if err := tbl.AddService(vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.2"), Port: 0}, Sched: "rr",
-		Persistent: true, Timeout: 300, Netmask: netip.MustParseAddr("255.255.255.255"),
-		Reals: []vs.Real{{Addr: netip.MustParseAddr("198.18.0.12"), Port: 0, Weight: 1}}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Apply(tbl); err != nil {
-		t.Fatal(err)
-	}
-	srv := control.New(d, d.CT, tbl, nil, nil)
-	var mu sync.Mutex
-	calls := map[string]int{}
-	record := func(kind string, fail bool) func(context.Context, netip.AddrPort) error {
-		return func(_ context.Context, a netip.AddrPort) error {
-			mu.Lock()
-			calls[kind+" "+a.String()]++
-			mu.Unlock()
-			if fail {
-				return errors.New("down")
-			}
-			return nil
-		}
-	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		srv.RunHealth(control.HealthOptions{Interval: 5 * time.Millisecond, Timeout: 5 * time.Millisecond, Rise: 1, Fall: 1,
-			Dial: record("tcp", false), UDPDial: record("udp", true)}, stop)
-		close(done)
-	}()
-	defer func() { close(stop); <-done }()
+	d, srv, tbl := healthServer(t, append(svcs, portZeroService())...)
+	rec := &recorder{calls: map[string]int{}}
+	runHealth(t, srv, control.HealthOptions{Dial: rec.check("tcp", false), UDPDial: rec.check("udp", true)})
 	weights := func() [3]int32 {
 		var w [3]int32
 		for i, s := range d.Snapshot().Table.Services {
@@ -256,8 +224,7 @@ func TestHealthChecksByProtocol(t *testing.T) {
 			t.Fatalf("weights %v, want the UDP service's server quiesced only", weights())
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	calls := rec.snapshot()
 	if calls["tcp 198.18.0.11:53"] == 0 || calls["udp 198.18.0.11:53"] == 0 {
 		t.Fatalf("checks made: %v", calls)
 	}
@@ -269,4 +236,97 @@ func TestHealthChecksByProtocol(t *testing.T) {
 	if !srv.Up(&tbl.Services[0], &tbl.Services[0].Reals[0]) || srv.Up(&tbl.Services[1], &tbl.Services[1].Reals[0]) {
 		t.Fatal("Up does not tell the protocols apart")
 	}
+}
+
+// TestHealthServiceCheck gives one service a check of its own on another
+// port (keepalived's connect_port): its real servers, even one with port
+// 0, are checked there with that check, while the other service keeps the
+// default check on the real servers' own ports.
+func TestHealthServiceCheck(t *testing.T) {
+	web := vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 80}
+	zero := portZeroService()
+	all := zero.Key
+	d, srv, _ := healthServer(t, vs.Service{Key: web, Sched: "rr", Reals: []vs.Real{{Addr: netip.MustParseAddr("198.18.0.11"), Port: 80, Weight: 1}}}, zero)
+	rec := &recorder{calls: map[string]int{}}
+	own := control.ServiceCheck{Dial: rec.check("own", true), Port: 8080}
+	runHealth(t, srv, control.HealthOptions{Dial: rec.check("default", false),
+		ForService: func(k vs.Key) (control.ServiceCheck, bool) { return own, k == all }})
+	for deadline := time.Now().Add(5 * time.Second); d.Snapshot().Table.Services[1].Reals[0].Weight != 0; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the port-0 server with its own check was not quiesced; checks %v", rec.snapshot())
+		}
+	}
+	calls := rec.snapshot()
+	if calls["own 198.18.0.12:8080"] == 0 || calls["default 198.18.0.11:80"] == 0 || len(calls) != 2 {
+		t.Fatalf("checks made: %v", calls)
+	}
+	if d.Snapshot().Table.Services[0].Reals[0].Weight != 1 {
+		t.Fatal("the default-checked service was quiesced")
+	}
+}
+
+// recorder counts the checks made, by kind and address.
+type recorder struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+// check returns a check that records its calls and passes or fails.
+func (r *recorder) check(kind string, fail bool) func(context.Context, netip.AddrPort) error {
+	return func(_ context.Context, a netip.AddrPort) error {
+		r.mu.Lock()
+		r.calls[kind+" "+a.String()]++
+		r.mu.Unlock()
+		if fail {
+			return errors.New("down")
+		}
+		return nil
+	}
+}
+
+func (r *recorder) snapshot() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.calls)
+}
+
+// runHealth runs fast health checks (5 ms rounds, one result decides) on
+// srv until the test ends.
+func runHealth(t *testing.T, srv *control.Server, opt control.HealthOptions) {
+	opt.Interval, opt.Timeout, opt.Rise, opt.Fall = 5*time.Millisecond, 5*time.Millisecond, 1, 1
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		srv.RunHealth(opt, stop)
+		close(done)
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+}
+
+// healthServer applies svcs to an in-memory director and returns it with
+// a control server over the same table.
+func healthServer(t *testing.T, svcs ...vs.Service) (*controltest.Director, *control.Server, *vs.Table) {
+	t.Helper()
+	d, err := controltest.NewDirector(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl := &vs.Table{}
+	for _, s := range svcs {
+		if err := tbl.AddService(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Apply(tbl); err != nil {
+		t.Fatal(err)
+	}
+	return d, control.New(d, d.CT, tbl, nil, nil), tbl
+}
+
+// portZeroService is a persistent all-ports service whose one real server
+// has port 0, so a check has no port of its own to go to.
+func portZeroService() vs.Service {
+	return vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.2"), Port: 0}, Sched: "rr",
+		Persistent: true, Timeout: 300, Netmask: netip.MustParseAddr("255.255.255.255"),
+		Reals: []vs.Real{{Addr: netip.MustParseAddr("198.18.0.12"), Port: 0, Weight: 1}}}
 }

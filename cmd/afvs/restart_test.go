@@ -35,3 +35,26 @@ func TestRestartOnlyNamesWhatReloadCannotChange(t *testing.T) {
 		t.Errorf("services reload live, but restartOnly says %v", keys)
 	}
 }
+
+// TestServiceChecks builds the control plane's per-service checks from a
+// config: only the service with a health section gets one, with its port.
+func TestServiceChecks(t *testing.T) {
+	w := 1
+	c := &config.Config{Services: []config.ServiceConfig{
+		{Proto: "tcp", Address: "198.19.0.1", Port: 80, Scheduler: "rr", Reals: []config.RealConfig{{Address: "198.18.0.11", Weight: &w}}},
+		{Proto: "udp", Address: "198.19.0.1", Port: 53, Scheduler: "rr", Reals: []config.RealConfig{{Address: "198.18.0.11", Weight: &w}},
+			Health: &config.ServiceHealth{Type: "exec", Command: []string{"/bin/true"}, Port: 5353}},
+	}}
+	m, err := serviceChecks(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 1 {
+		t.Fatalf("%d services with their own check, want 1", len(m))
+	}
+	for k, sc := range m {
+		if k.Proto.String() != "udp" || k.Port != 53 || sc.Port != 5353 || !sc.Exec || sc.Dial == nil {
+			t.Fatalf("service %v: check %+v", k, sc)
+		}
+	}
+}

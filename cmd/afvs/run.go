@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"reflect"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,12 +60,22 @@ func runDaemon(args []string) error {
 	}
 	defer d.Close()
 
+	var checks atomic.Pointer[map[vs.Key]control.ServiceCheck]
+	cm, err := serviceChecks(cfg)
+	if err != nil {
+		return err
+	}
+	checks.Store(&cm)
 	reload := func() (*vs.Table, func(), error) {
 		c, err := loadConfig(*path, fs)
 		if err != nil {
 			return nil, nil, err
 		}
 		t, err := c.VS()
+		if err != nil {
+			return nil, nil, err
+		}
+		cm, err := serviceChecks(c)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -75,7 +86,10 @@ func runDaemon(args []string) error {
 		}
 		// Timeouts change only once the table is accepted: a refused reload
 		// must leave everything as it was.
-		commit := func() { d.CT.SetTimeouts(c.Timeouts.TCP, c.Timeouts.TCPFin, c.Timeouts.UDP) }
+		commit := func() {
+			d.CT.SetTimeouts(c.Timeouts.TCP, c.Timeouts.TCPFin, c.Timeouts.UDP)
+			checks.Store(&cm)
+		}
 		return t, commit, nil
 	}
 	srv := control.New(d, d.CT, table, reload, func(st *control.Status) { fillStatus(d, st) })
@@ -88,6 +102,10 @@ func runDaemon(args []string) error {
 			HTTPPath: map[bool]string{true: cfg.Health.Path}[cfg.Health.Type == "http" || cfg.Health.Type == "https"], HTTPStatus: cfg.Health.Status,
 			HTTPS:   cfg.Health.Type == "https",
 			Command: map[bool][]string{true: cfg.Health.Command}[cfg.Health.Type == "exec"],
+			ForService: func(k vs.Key) (control.ServiceCheck, bool) {
+				c, ok := (*checks.Load())[k]
+				return c, ok
+			},
 			OnChange: func(a netip.AddrPort, up bool) {
 				if up {
 					log.Info("real server up: weight restored", "real", a)
