@@ -442,18 +442,39 @@ func TestTunnelFragmentsWithoutDF(t *testing.T) {
 // TestHealthChecks: a real server that stops answering is quiesced by the
 // health checks, so new requests all succeed on the others.
 func TestHealthChecks(t *testing.T) {
-	for _, typ := range []string{"tcp", "http"} {
+	for _, typ := range []string{"tcp", "http", "exec"} {
 		t.Run("type="+typ, func(t *testing.T) { testHealth(t, typ) })
 	}
 }
 
 func testHealth(t *testing.T, typ string) {
+	check := "type: " + typ + ", path: /, status: 200"
+	// The exec check is a script that passes while a flag file for the
+	// real server exists. rs1 keeps running and only loses its flag, so
+	// only the command can quiesce it: that shows the daemon runs it, with
+	// the server's address.
+	flags := t.TempDir()
+	if typ == "exec" {
+		check = `type: exec, command: [/bin/sh, -c, "test -e ` + flags + `/up-$AFVS_REAL_ADDR"]`
+		for _, a := range []string{"198.18.0.11", "198.18.0.12", "198.18.0.13"} {
+			if err := os.WriteFile(filepath.Join(flags, "up-"+a), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	lab := newLab(t, testnet.LabOptions{Mode: "dr", Scheduler: "rr", Weights: []int{1, 1, 1},
-		Health: "{type: " + typ + ", path: /, status: 200, interval: 100ms, timeout: 80ms, rise: 1, fall: 2}"})
+		Health: "{" + check + ", interval: 100ms, timeout: 80ms, rise: 1, fall: 2}"})
+	if typ == "exec" && lab.RealAddrs[0].String() != "198.18.0.11" {
+		t.Fatalf("the lab's first real server is %s; the flag files assume 198.18.0.11", lab.RealAddrs[0])
+	}
 	if res := lab.Get(30, 3); res.OK != 30 || res.By["rs1"] != 10 {
 		t.Fatalf("before: %+v", res)
 	}
-	if err := lab.StopReal(0); err != nil {
+	if typ == "exec" {
+		if err := os.Remove(filepath.Join(flags, "up-198.18.0.11")); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := lab.StopReal(0); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
