@@ -343,6 +343,27 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 	return d, 0
 }
 
+// fragNeeded answers frame, too big to forward with DF set, with ICMP
+// fragmentation-needed advertising mtu minus a tunnel header, unless the
+// ICMP rate limit holds it back.
+func (p *Processor) fragNeeded(s *Snapshot, frame []byte, mtu int) (Verdict, Out) {
+	c := p.c
+	if !p.icmp.Allow() {
+		c.Drops[DropICMPLimited].Add(1)
+		return VerdictDrop, Out{}
+	}
+	c.Drops[DropFragNeeded].Add(1)
+	in := &s.Ifaces[p.ingress]
+	var srcMAC [6]byte
+	copy(srcMAC[:], frame[6:12])
+	p.replyN = encap.FragNeeded(p.reply[:], frame, p.pk, mtu, in.MAC, srcMAC, p.pk.Dst)
+	if p.replyN == 0 {
+		return VerdictDrop, Out{}
+	}
+	c.ICMPSent.Add(1)
+	return VerdictReply, Out{}
+}
+
 // emit encapsulates the frame for d and counts it.
 func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n int) (Verdict, Out) {
 	c := p.c
@@ -365,41 +386,44 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 	}
 	eg := &s.Ifaces[d.Slot]
 	out := Out{Off: off, Len: n, Slot: d.Slot}
+	// A packet too big for the egress MTU is, with DF, answered with ICMP
+	// fragmentation-needed; without DF it is split in two fragments (see
+	// encap.FragmentDR and FragmentIPIP), and what two fragments cannot
+	// carry is dropped and counted. A split packet is counted below as one
+	// packet out, as IPVS counts a packet before the kernel fragments it.
 	switch d.Fwd {
 	case vs.Route:
+		if int(pk.TotalLen) > eg.MTU {
+			if pk.DF {
+				// FragNeeded advertises its mtu minus a tunnel header;
+				// DR adds none.
+				return p.fragNeeded(s, buf[off:off+n], eg.MTU+encap.Overhead)
+			}
+			n1, n2, ok := encap.FragmentDR(buf, off, n, pk, eg.MTU, eg.MAC, d.MAC, p.second[:])
+			if !ok {
+				c.Drops[DropTooBig].Add(1)
+				return VerdictDrop, Out{}
+			}
+			p.secondN = n2
+			c.Fragmented.Add(1)
+			out.Len, out.Second = n1, true
+			break
+		}
 		encap.DR(buf[off:off+n], d.MAC, eg.MAC)
 	case vs.Tunnel:
 		if int(pk.TotalLen)+encap.Overhead > eg.MTU {
-			if !pk.DF {
-				// Split the inner packet in two and tunnel both halves
-				// (see encap.FragmentIPIP); what two fragments cannot
-				// carry is dropped and counted.
-				no, nn, n2, ok := encap.FragmentIPIP(buf, off, n, pk, eg.MTU, eg.Addr, d.Addr, eg.MAC, d.MAC, p.second[:])
-				if !ok {
-					c.Drops[DropTooBig].Add(1)
-					return VerdictDrop, Out{}
-				}
-				p.secondN = n2
-				c.Fragmented.Add(1)
-				// Counted below as one packet out, as IPVS counts a
-				// packet before the kernel fragments it.
-				out.Off, out.Len, out.Second = no, nn, true
-				break
+			if pk.DF {
+				return p.fragNeeded(s, buf[off:off+n], eg.MTU)
 			}
-			if !p.icmp.Allow() {
-				c.Drops[DropICMPLimited].Add(1)
+			no, nn, n2, ok := encap.FragmentIPIP(buf, off, n, pk, eg.MTU, eg.Addr, d.Addr, eg.MAC, d.MAC, p.second[:])
+			if !ok {
+				c.Drops[DropTooBig].Add(1)
 				return VerdictDrop, Out{}
 			}
-			c.Drops[DropFragNeeded].Add(1)
-			in := &s.Ifaces[p.ingress]
-			var srcMAC [6]byte
-			copy(srcMAC[:], buf[off+6:off+12])
-			p.replyN = encap.FragNeeded(p.reply[:], buf[off:off+n], pk, eg.MTU, in.MAC, srcMAC, pk.Dst)
-			if p.replyN == 0 {
-				return VerdictDrop, Out{}
-			}
-			c.ICMPSent.Add(1)
-			return VerdictReply, Out{}
+			p.secondN = n2
+			c.Fragmented.Add(1)
+			out.Off, out.Len, out.Second = no, nn, true
+			break
 		}
 		no, nn, ok := encap.IPIP(buf, off, n, pk, eg.Addr, d.Addr, eg.MAC, d.MAC)
 		if !ok {

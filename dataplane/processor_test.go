@@ -416,3 +416,41 @@ func TestProcessFirewallMarkAndPortZero(t *testing.T) {
 		t.Fatalf("port outside the mark's range: verdict %d", v)
 	}
 }
+
+// TestProcessDRTooBig: DR has no tunnel overhead, but the egress interface
+// may have a smaller MTU than the client's path (the two-interface
+// layout). A DF packet over it gets ICMP fragmentation-needed with the
+// egress MTU itself; one without DF leaves as two fragments within it.
+func TestProcessDRTooBig(t *testing.T) {
+	r := newRig(t, oneService(vs.Route, "rr", 1), 1024)
+	r.snap.Ifaces[0].MTU = 1400
+	f := tcpFrame(t, [4]byte{198, 18, 0, 10}, 5101, true, false, false, true, 1460)
+	if v, _ := r.p.Process(r.snap, chunk(f), headroom, len(f)); v != VerdictReply {
+		t.Fatalf("DF over the MTU: verdict %d, want an ICMP reply", v)
+	}
+	pkt := gopacket.NewPacket(r.p.Reply(), layers.LayerTypeEthernet, gopacket.Default)
+	icmp, _ := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	if icmp == nil || icmp.TypeCode != layers.CreateICMPv4TypeCode(3, 4) || uint16(icmp.Seq) != 1400 {
+		t.Fatalf("reply is not fragmentation-needed with MTU 1400: %v", pkt)
+	}
+	g := tcpFrame(t, [4]byte{198, 18, 0, 10}, 5102, true, false, false, false, 1460)
+	buf := chunk(g)
+	v, out := r.p.Process(r.snap, buf, headroom, len(g))
+	if v != VerdictForward || !out.Second {
+		t.Fatalf("no DF over the MTU: verdict %d, out %+v", v, out)
+	}
+	for i, fr := range [][]byte{buf[out.Off : out.Off+out.Len], r.p.Second()} {
+		ip, _ := gopacket.NewPacket(fr, layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		if ip == nil || int(ip.Length) > 1400 || (ip.Flags&layers.IPv4MoreFragments != 0) != (i == 0) {
+			t.Fatalf("fragment %d: %+v", i, ip)
+		}
+		if [6]byte(fr[0:6]) == ([6]byte{}) {
+			t.Fatalf("fragment %d has no destination MAC", i)
+		}
+	}
+	// Within the MTU nothing changes: one frame, MACs rewritten.
+	h := tcpFrame(t, [4]byte{198, 18, 0, 10}, 5103, true, false, false, false, 1000)
+	if v, out := r.p.Process(r.snap, chunk(h), headroom, len(h)); v != VerdictForward || out.Second {
+		t.Fatalf("within the MTU: verdict %d, out %+v", v, out)
+	}
+}

@@ -24,7 +24,8 @@
 // (ensure_mtu_is_adequate in ip_vs_xmit.c calls icmp_send). NeedsFrag detects
 // that case and FragNeeded builds the reply frame. A packet without DF that
 // does not fit is split by FragmentIPIP into two inner fragments, each
-// tunnelled, which any real server reassembles after decapsulation.
+// tunnelled, which any real server reassembles after decapsulation;
+// FragmentDR does the same for DR, where only the egress MTU matters.
 //
 // All functions are pure, allocate nothing, and never panic: a slice too short
 // or a Packet that does not describe the frame makes them report failure.

@@ -123,3 +123,51 @@ func TestFragmentIPIPAllocs(t *testing.T) {
 		t.Fatalf("%v allocs per call", a)
 	}
 }
+
+func TestFragmentDR(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		s    spec
+		mtu  int
+	}{
+		{"tcp 1500 at MTU 1400", spec{payload: 1460, id: 99}, 1400},
+		{"vlan udp at MTU 1000", spec{vlan: true, vlanID: 3, udp: true, payload: 1200, id: 5}, 1000},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			orig := build(t, c.s)
+			p := parse(t, orig)
+			buf := append([]byte(nil), orig...)
+			second := make([]byte, 2048)
+			n1, n2, ok := FragmentDR(buf, 0, len(buf), &p, c.mtu, egressMAC, rsMAC, second)
+			if !ok {
+				t.Fatal("refused")
+			}
+			var payload []byte
+			for i, f := range [][]byte{buf[:n1], second[:n2]} {
+				pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+				eth := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+				ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+				if ip == nil || [6]byte(eth.DstMAC) != rsMAC || [6]byte(eth.SrcMAC) != egressMAC {
+					t.Fatalf("fragment %d: %v", i, pkt)
+				}
+				if int(ip.Length) > c.mtu || sum16(ip.Contents) != 0xffff || ip.Id != c.s.id {
+					t.Fatalf("fragment %d: length %d (MTU %d), id %d", i, ip.Length, c.mtu, ip.Id)
+				}
+				if mf := ip.Flags&layers.IPv4MoreFragments != 0; mf != (i == 0) || int(ip.FragOffset)*8 != len(payload) {
+					t.Fatalf("fragment %d: MF %v at offset %d after %d bytes", i, mf, int(ip.FragOffset)*8, len(payload))
+				}
+				payload = append(payload, ip.Payload...)
+			}
+			if !bytes.Equal(payload, orig[p.L3+header.IPv4MinLen:p.End]) {
+				t.Fatal("reassembled payload differs from the packet sent")
+			}
+		})
+	}
+	// DF set: not fragmented, frame untouched.
+	orig := build(t, spec{df: true, payload: 1460})
+	p := parse(t, orig)
+	buf := append([]byte(nil), orig...)
+	if _, _, ok := FragmentDR(buf, 0, len(buf), &p, 1400, egressMAC, rsMAC, make([]byte, 2048)); ok || !bytes.Equal(buf, orig) {
+		t.Fatal("a DF packet was fragmented or changed")
+	}
+}

@@ -53,23 +53,37 @@ func FuzzIPIP(f *testing.F) {
 		buf = bytes.Clone(before)
 		second := make([]byte, int(tail)*8)
 		mtu := 68 + int(off)*6
-		fo, fn, n2, ok := FragmentIPIP(buf, int(off), len(frame), &p, mtu, directorIP, rsIP, egressMAC, rsMAC, second)
-		if !ok {
+		if fo, fn, n2, ok := FragmentIPIP(buf, int(off), len(frame), &p, mtu, directorIP, rsIP, egressMAC, rsMAC, second); !ok {
 			if !bytes.Equal(buf, before) {
 				t.Fatal("fragmentation refused but wrote to buf")
 			}
+		} else {
+			f1 := header.IPv4(buf[fo+p.L3+20 : fo+fn])
+			f2 := header.IPv4(second[p.L3+20 : n2])
+			if !f1.IsChecksumValid() || !f2.IsChecksumValid() || !f1.MF() || f2.MF() || f2.FragmentOffset() != len(f1.Payload()) {
+				t.Fatalf("bad fragments: % x / % x", f1[:20], f2[:20])
+			}
+			if fn-p.L3 > mtu || n2-p.L3 > mtu {
+				t.Fatalf("fragments of %d and %d bytes over MTU %d", fn-p.L3, n2-p.L3, mtu)
+			}
+			if got := append(bytes.Clone(f1.Payload()), f2.Payload()...); !bytes.Equal(got, frame[p.L3+20:p.End]) {
+				t.Fatal("reassembled payload differs")
+			}
+		}
+
+		// FragmentDR on the same input: the same promises, no tunnel.
+		buf = bytes.Clone(before)
+		dn1, dn2, ok := FragmentDR(buf, int(off), len(frame), &p, mtu, egressMAC, rsMAC, second)
+		if !ok {
+			if !bytes.Equal(buf, before) {
+				t.Fatal("DR fragmentation refused but wrote to buf")
+			}
 			return
 		}
-		f1 := header.IPv4(buf[fo+p.L3+20 : fo+fn])
-		f2 := header.IPv4(second[p.L3+20 : n2])
-		if !f1.IsChecksumValid() || !f2.IsChecksumValid() || !f1.MF() || f2.MF() || f2.FragmentOffset() != len(f1.Payload()) {
-			t.Fatalf("bad fragments: % x / % x", f1[:20], f2[:20])
-		}
-		if fn-p.L3 > mtu || n2-p.L3 > mtu {
-			t.Fatalf("fragments of %d and %d bytes over MTU %d", fn-p.L3, n2-p.L3, mtu)
-		}
-		if got := append(bytes.Clone(f1.Payload()), f2.Payload()...); !bytes.Equal(got, frame[p.L3+20:p.End]) {
-			t.Fatal("reassembled payload differs")
+		d1 := header.IPv4(buf[int(off)+p.L3 : int(off)+dn1])
+		d2 := header.IPv4(second[p.L3:dn2])
+		if got := append(bytes.Clone(d1.Payload()), d2.Payload()...); !bytes.Equal(got, frame[p.L3+20:p.End]) || dn1-p.L3 > mtu || dn2-p.L3 > mtu {
+			t.Fatal("DR fragments do not reassemble into the packet within the MTU")
 		}
 	})
 }

@@ -439,6 +439,35 @@ func TestTunnelFragmentsWithoutDF(t *testing.T) {
 	t.Logf("%d packets sent as two fragments", st.Fragmented)
 }
 
+// TestDRSmallerEgressMTU: in the two-interface layout the real servers'
+// side may have a smaller MTU than the clients'. DR adds no header, but a
+// full-size packet still does not fit: with DF the client is told the
+// egress MTU and lowers its path MTU; without DF the packet leaves as two
+// fragments that the real server's kernel reassembles.
+func TestDRSmallerEgressMTU(t *testing.T) {
+	lab := newLab(t, testnet.LabOptions{Mode: "dr", TwoInterfaces: true, EgressMTU: 1400, Weights: []int{1}})
+	if _, err := lab.PostNoDF(20000); err != nil {
+		t.Fatalf("large POST without DF through a 1400-byte DR egress failed: %v", err)
+	}
+	if _, err := lab.Post(20000); err != nil {
+		t.Fatalf("large POST with DF through a 1400-byte DR egress failed: %v", err)
+	}
+	st, err := lab.Control().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Fragmented == 0 || st.ICMPSent == 0 || st.Drops["too_big"] != 0 {
+		t.Fatalf("fragmented %d, icmp sent %d, too_big %d: want both paths taken", st.Fragmented, st.ICMPSent, st.Drops["too_big"])
+	}
+	out, err := testnet.Output("ip", "-n", lab.Client.Name, "route", "get", lab.VIP.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "mtu 1400") {
+		t.Fatalf("client's route to the VIP has no learnt MTU 1400:\n%s", out)
+	}
+}
+
 // TestHealthChecks: a real server that stops answering is quiesced by the
 // health checks, so new requests all succeed on the others.
 func TestHealthChecks(t *testing.T) {
