@@ -64,6 +64,10 @@ type ServiceConfig struct {
 	// virtual_server's checker); interval, timeout, rise and fall stay
 	// those of the top-level health section, which must be on.
 	Health *ServiceHealth `mapstructure:"health"`
+	// Sorry is keepalived's sorry_server: a real server that takes the
+	// service's new connections while health checks find every one of
+	// its real servers down. It needs health checks on.
+	Sorry *RealConfig `mapstructure:"sorry"`
 }
 
 // ServiceHealth is one service's check: Type as in HealthConfig, plus udp
@@ -90,6 +94,37 @@ func (c *Config) ServiceHealth() (map[vs.Key]ServiceHealth, error) {
 			return nil, err
 		}
 		m[s.Key] = *sc.Health
+	}
+	return m, nil
+}
+
+// SorryServers returns the services' sorry servers, by service key.
+func (c *Config) SorryServers() (map[vs.Key]vs.Real, error) {
+	m := map[vs.Key]vs.Real{}
+	for i, sc := range c.Services {
+		if sc.Sorry == nil {
+			continue
+		}
+		p := fmt.Sprintf("services[%d]", i)
+		s, err := sc.service(p)
+		if err != nil {
+			return nil, err
+		}
+		fwd, err := vs.ParseFwd(sc.Forward)
+		if err != nil {
+			return nil, fmt.Errorf("%s.forward: %w", p, err)
+		}
+		r, err := sc.Sorry.real(p+".sorry", fwd, s.Port)
+		if err != nil {
+			return nil, err
+		}
+		if r.Weight == 0 {
+			r.Weight = 1 // a sorry server at weight 0 would take nothing
+		}
+		if s.FindReal(r.Addr, r.Port) >= 0 {
+			return nil, fmt.Errorf("%s.sorry: %s is one of the service's real servers", p, r.AddrPort())
+		}
+		m[s.Key] = r
 	}
 	return m, nil
 }
@@ -296,6 +331,12 @@ func (c *Config) Validate() error {
 				return err
 			}
 		}
+		if sc.Sorry != nil && c.Health.Interval <= 0 {
+			return fmt.Errorf("services[%d].sorry: a sorry server needs health checks on (health.interval above 0)", i)
+		}
+	}
+	if _, err := c.SorryServers(); err != nil {
+		return err
 	}
 	if c.Metrics.Address != "" {
 		if _, err := netip.ParseAddrPort(c.Metrics.Address); err != nil {
@@ -365,6 +406,42 @@ func (c *Config) VS() (*vs.Table, error) {
 	return t, nil
 }
 
+// real converts one real server's config; q is its key path, fwd the
+// service's default forwarding method and port the service's port.
+func (rc *RealConfig) real(q string, fwd vs.Fwd, port uint16) (vs.Real, error) {
+	r := vs.Real{Fwd: fwd, Weight: 1}
+	var err error
+	if r.Addr, err = parseAddr4(rc.Address); err != nil {
+		return r, fmt.Errorf("%s.address: %w", q, err)
+	}
+	if rc.Port < 0 || rc.Port > 65535 {
+		return r, fmt.Errorf("%s.port: %d: must be 0..65535", q, rc.Port)
+	}
+	r.Port = uint16(rc.Port)
+	if r.Port == 0 {
+		r.Port = port
+	}
+	if rc.Weight != nil {
+		if *rc.Weight < 0 || *rc.Weight > vs.MaxWeight {
+			return r, fmt.Errorf("%s.weight: %d: must be 0..%d", q, *rc.Weight, vs.MaxWeight)
+		}
+		r.Weight = int32(*rc.Weight)
+	}
+	if rc.Forward != "" {
+		if r.Fwd, err = vs.ParseFwd(rc.Forward); err != nil {
+			return r, fmt.Errorf("%s.forward: %w", q, err)
+		}
+	}
+	if rc.Upper < 0 || rc.Lower < 0 {
+		return r, fmt.Errorf("%s: thresholds upper=%d lower=%d: must not be negative", q, rc.Upper, rc.Lower)
+	}
+	r.Upper, r.Lower = uint32(rc.Upper), uint32(rc.Lower)
+	if err := r.Validate(); err != nil {
+		return r, fmt.Errorf("%s: %w", q, err)
+	}
+	return r, nil
+}
+
 func (sc *ServiceConfig) service(p string) (vs.Service, error) {
 	var s vs.Service
 	if sc.FWMark != 0 {
@@ -432,34 +509,9 @@ func (sc *ServiceConfig) service(p string) (vs.Service, error) {
 	}
 	for j, rc := range sc.Reals {
 		q := fmt.Sprintf("%s.reals[%d]", p, j)
-		r := vs.Real{Fwd: defFwd, Weight: 1}
-		if r.Addr, err = parseAddr4(rc.Address); err != nil {
-			return s, fmt.Errorf("%s.address: %w", q, err)
-		}
-		if rc.Port < 0 || rc.Port > 65535 {
-			return s, fmt.Errorf("%s.port: %d: must be 0..65535", q, rc.Port)
-		}
-		r.Port = uint16(rc.Port)
-		if r.Port == 0 {
-			r.Port = s.Port
-		}
-		if rc.Weight != nil {
-			if *rc.Weight < 0 || *rc.Weight > vs.MaxWeight {
-				return s, fmt.Errorf("%s.weight: %d: must be 0..%d", q, *rc.Weight, vs.MaxWeight)
-			}
-			r.Weight = int32(*rc.Weight)
-		}
-		if rc.Forward != "" {
-			if r.Fwd, err = vs.ParseFwd(rc.Forward); err != nil {
-				return s, fmt.Errorf("%s.forward: %w", q, err)
-			}
-		}
-		if rc.Upper < 0 || rc.Lower < 0 {
-			return s, fmt.Errorf("%s: thresholds upper=%d lower=%d: must not be negative", q, rc.Upper, rc.Lower)
-		}
-		r.Upper, r.Lower = uint32(rc.Upper), uint32(rc.Lower)
-		if err := r.Validate(); err != nil {
-			return s, fmt.Errorf("%s: %w", q, err)
+		r, err := rc.real(q, defFwd, s.Port)
+		if err != nil {
+			return s, err
 		}
 		if k := s.FindReal(r.Addr, r.Port); k >= 0 {
 			return s, fmt.Errorf("%s: real server %s: %w (%s.reals[%d] has the same address and port)", q, r.AddrPort(), vs.ErrDestExists, p, k)

@@ -68,6 +68,15 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 			c.Services[0].Health = &ServiceHealth{Type: "tcp", Port: 70000}
 		}, []string{"services[0].health.port", "70000", "0..65535"}},
 		{"service check without checks on", func(c *Config) { c.Services[0].Health = &ServiceHealth{Type: "tcp"} }, []string{"services[0].health", "health.interval"}},
+		{"sorry without checks", func(c *Config) { c.Services[0].Sorry = &RealConfig{Address: "198.18.0.99"} }, []string{"services[0].sorry", "health.interval"}},
+		{"sorry address", func(c *Config) {
+			c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "tcp"}
+			c.Services[0].Sorry = &RealConfig{Address: "198.18.0"}
+		}, []string{"services[0].sorry.address", "198.18.0"}},
+		{"sorry is a real", func(c *Config) {
+			c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "tcp"}
+			c.Services[0].Sorry = &RealConfig{Address: "198.18.0.11"}
+		}, []string{"services[0].sorry", "198.18.0.11:80", "one of the service's real servers"}},
 		{"icmp rate", func(c *Config) { c.ICMP.Rate = 0 }, []string{"icmp.rate", "0", "1..1000000"}},
 		{"icmp burst", func(c *Config) { c.ICMP.Burst = -1 }, []string{"icmp.burst", "-1", "1..1000000"}},
 	}

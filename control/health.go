@@ -53,6 +53,12 @@ type HealthOptions struct {
 	// keepalived virtual_server's checker); it is asked on every round, so
 	// it can follow reloads.
 	ForService func(k vs.Key) (ServiceCheck, bool)
+	// Sorry, when set, may name a service's sorry server (keepalived's
+	// sorry_server): while the checks find every real server of the
+	// service down, the dataplane gets it as an extra real server, so new
+	// connections are answered instead of dropped. Asked on every
+	// publication, so it can follow reloads.
+	Sorry func(k vs.Key) (vs.Real, bool)
 	// OnChange hears every up/down transition, for logging.
 	OnChange func(addr netip.AddrPort, up bool)
 }
@@ -257,10 +263,17 @@ func (s *Server) effective(t *vs.Table) *vs.Table {
 	e := t.Clone()
 	for i := range e.Services {
 		svc := &e.Services[i]
+		down := 0
 		for j := range svc.Reals {
 			r := &svc.Reals[j]
 			if h.down(svc, r) {
 				r.Weight = 0
+				down++
+			}
+		}
+		if down > 0 && down == len(svc.Reals) && h.opt.Sorry != nil {
+			if sorry, ok := h.opt.Sorry(svc.Key); ok && svc.FindReal(sorry.Addr, sorry.Port) < 0 {
+				svc.Reals = append(svc.Reals, sorry)
 			}
 		}
 	}

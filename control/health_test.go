@@ -330,3 +330,57 @@ func portZeroService() vs.Service {
 		Persistent: true, Timeout: 300, Netmask: netip.MustParseAddr("255.255.255.255"),
 		Reals: []vs.Real{{Addr: netip.MustParseAddr("198.18.0.12"), Port: 0, Weight: 1}}}
 }
+
+// TestHealthSorryServer: while every real server of a service is down the
+// dataplane gets the sorry server; when one comes back it goes away.
+func TestHealthSorryServer(t *testing.T) {
+	web := vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 80}
+	var reals []vs.Real
+	for _, a := range []string{"198.18.0.11", "198.18.0.12"} {
+		reals = append(reals, vs.Real{Addr: netip.MustParseAddr(a), Port: 80, Weight: 1})
+	}
+	d, srv, tbl := healthServer(t, vs.Service{Key: web, Sched: "rr", Reals: reals})
+	sorry := vs.Real{Addr: netip.MustParseAddr("198.18.0.99"), Port: 80, Weight: 1}
+	var mu sync.Mutex
+	failing := map[netip.AddrPort]bool{}
+	runHealth(t, srv, control.HealthOptions{
+		Dial: func(_ context.Context, a netip.AddrPort) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if failing[a] {
+				return errors.New("down")
+			}
+			return nil
+		},
+		Sorry: func(k vs.Key) (vs.Real, bool) { return sorry, k == web }})
+	dataplaneReals := func() map[string]int32 {
+		m := map[string]int32{}
+		for _, r := range d.Snapshot().Table.Services[0].Reals {
+			m[r.AddrPort().String()] = r.Weight
+		}
+		return m
+	}
+	waitFor := func(want map[string]int32) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !maps.Equal(dataplaneReals(), want); time.Sleep(2 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("dataplane reals %v, want %v", dataplaneReals(), want)
+			}
+		}
+	}
+	mu.Lock()
+	failing[reals[0].AddrPort()] = true
+	mu.Unlock()
+	waitFor(map[string]int32{"198.18.0.11:80": 0, "198.18.0.12:80": 1})
+	mu.Lock()
+	failing[reals[1].AddrPort()] = true
+	mu.Unlock()
+	waitFor(map[string]int32{"198.18.0.11:80": 0, "198.18.0.12:80": 0, "198.18.0.99:80": 1})
+	if len(tbl.Services[0].Reals) != 2 {
+		t.Fatal("the sorry server leaked into the configured table")
+	}
+	mu.Lock()
+	failing[reals[0].AddrPort()] = false
+	mu.Unlock()
+	waitFor(map[string]int32{"198.18.0.11:80": 1, "198.18.0.12:80": 0})
+}

@@ -439,6 +439,39 @@ func TestTunnelFragmentsWithoutDF(t *testing.T) {
 	t.Logf("%d packets sent as two fragments", st.Fragmented)
 }
 
+// TestSorryServer: when health checks find every real server down, the
+// sorry server (rs3 here) answers instead, and not before.
+func TestSorryServer(t *testing.T) {
+	lab := newLab(t, testnet.LabOptions{Mode: "dr", Scheduler: "rr", Weights: []int{1, 1, 1}, SorryLast: true,
+		Health: "{type: tcp, interval: 100ms, timeout: 80ms, rise: 1, fall: 2}"})
+	if res := lab.Get(20, 2); res.OK != 20 || res.By["rs3"] != 0 {
+		t.Fatalf("with its real servers up, the sorry server answered: %+v", res)
+	}
+	for i := range 2 {
+		if err := lab.StopReal(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The listing shows what the dataplane has: the sorry server appears
+	// once both real servers are found down.
+	sorry := lab.RealAddrs[2].String()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		svcs, err := lab.Control().Services()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rs := svcs[0].Reals; len(rs) == 3 && rs[2].Address == sorry && rs[2].Weight == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no sorry server 5s after both real servers stopped: %+v", svcs[0].Reals)
+		}
+	}
+	if res := lab.Get(10, 2); res.OK != 10 || res.By["rs3"] != 10 {
+		t.Fatalf("with both real servers down: %+v", res)
+	}
+}
+
 // TestDRSmallerEgressMTU: in the two-interface layout the real servers'
 // side may have a smaller MTU than the clients'. DR adds no header, but a
 // full-size packet still does not fit: with DF the client is told the

@@ -66,6 +66,12 @@ func runDaemon(args []string) error {
 		return err
 	}
 	checks.Store(&cm)
+	var sorry atomic.Pointer[map[vs.Key]vs.Real]
+	sm, err := cfg.SorryServers()
+	if err != nil {
+		return err
+	}
+	sorry.Store(&sm)
 	reload := func() (*vs.Table, func(), error) {
 		c, err := loadConfig(*path, fs)
 		if err != nil {
@@ -79,6 +85,10 @@ func runDaemon(args []string) error {
 		if err != nil {
 			return nil, nil, err
 		}
+		sm, err := c.SorryServers()
+		if err != nil {
+			return nil, nil, err
+		}
 		// Interfaces, sockets and table sizes are fixed at start-up; say
 		// so rather than ignore a change silently.
 		for _, k := range restartOnly(cfg, c) {
@@ -89,6 +99,7 @@ func runDaemon(args []string) error {
 		commit := func() {
 			d.CT.SetTimeouts(c.Timeouts.TCP, c.Timeouts.TCPFin, c.Timeouts.UDP)
 			checks.Store(&cm)
+			sorry.Store(&sm)
 		}
 		return t, commit, nil
 	}
@@ -105,6 +116,10 @@ func runDaemon(args []string) error {
 			ForService: func(k vs.Key) (control.ServiceCheck, bool) {
 				c, ok := (*checks.Load())[k]
 				return c, ok
+			},
+			Sorry: func(k vs.Key) (vs.Real, bool) {
+				r, ok := (*sorry.Load())[k]
+				return r, ok
 			},
 			OnChange: func(a netip.AddrPort, up bool) {
 				if up {

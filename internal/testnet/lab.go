@@ -33,6 +33,7 @@ type LabOptions struct {
 	EgressMTU     int    // MTU of the director's eth1 (two-interface layout), to provoke fragmentation-needed
 	Queues        int    // RX/TX queues of the director's eth0 (one worker each); default 1
 	Health        string // health section of the director's config (YAML flow map), e.g. {interval: 200ms, timeout: 100ms, rise: 1, fall: 2}
+	SorryLast     bool   // the last real server is the service's sorry server, not one of its real servers
 }
 
 // Lab is the demo's and the end-to-end tests' network:
@@ -270,8 +271,15 @@ func (l *Lab) Config() string {
 		fmt.Fprintf(&b, "health: %s\n", l.Opt.Health)
 	}
 	fmt.Fprintf(&b, "services:\n  - proto: tcp\n    address: %s\n    port: %d\n    scheduler: %s\n    forward: %s\n    reals:\n", l.VIP, l.Port, l.Opt.Scheduler, l.Opt.Mode)
-	for i, a := range l.RealAddrs {
+	reals := l.RealAddrs
+	if l.Opt.SorryLast {
+		reals = reals[:len(reals)-1]
+	}
+	for i, a := range reals {
 		fmt.Fprintf(&b, "      - {address: %s, weight: %d}\n", a, l.Opt.Weights[i])
+	}
+	if l.Opt.SorryLast {
+		fmt.Fprintf(&b, "    sorry: {address: %s}\n", l.RealAddrs[len(l.RealAddrs)-1])
 	}
 	return b.String()
 }
