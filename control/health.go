@@ -22,8 +22,9 @@ import (
 )
 
 // HealthOptions configure real-server health checks, in the manner of
-// keepalived's TCP_CHECK with inhibit_on_failure: every Interval each real
-// server gets a TCP connect to its address and port; Fall failures in a row
+// keepalived's checkers with inhibit_on_failure: every Interval each real
+// server of each service gets its check (by default a TCP connect to its
+// address and port, a UDP probe for UDP services); Fall failures in a row
 // quiesce it (weight 0 in the dataplane: no new connections, existing ones
 // continue), Rise successes in a row bring its configured weight back.
 type HealthOptions struct {
