@@ -215,6 +215,11 @@ type ControlConfig struct {
 type ICMPConfig struct {
 	Rate  int `mapstructure:"rate"`  // messages a second
 	Burst int `mapstructure:"burst"` // messages at once
+	// HostInterval and HostBurst limit the messages to each client, as
+	// Linux's icmp_ratelimit does: one per HostInterval in bursts of
+	// HostBurst; an interval of 0 turns the per-client limit off.
+	HostInterval time.Duration `mapstructure:"host_interval"`
+	HostBurst    int           `mapstructure:"host_burst"`
 }
 
 // LogConfig sets the log level: debug, info, warn or error.
@@ -225,22 +230,24 @@ type LogConfig struct {
 // Defaults are the built-in values every key starts from.
 func Defaults() map[string]any {
 	return map[string]any{
-		"xdp_mode":        "auto",
-		"frames":          4096,
-		"table.capacity":  1 << 20,
-		"table.templates": 1 << 16,
-		"health.interval": "0s",
-		"health.timeout":  "1s",
-		"health.rise":     2,
-		"health.fall":     3,
-		"health.type":     "tcp",
-		"health.path":     "/",
-		"health.status":   200,
-		"icmp.rate":       1000,
-		"icmp.burst":      50,
-		"metrics.address": "127.0.0.1:9469",
-		"control.socket":  "/run/afvs/afvs.sock",
-		"log.level":       "info",
+		"xdp_mode":           "auto",
+		"frames":             4096,
+		"table.capacity":     1 << 20,
+		"table.templates":    1 << 16,
+		"health.interval":    "0s",
+		"health.timeout":     "1s",
+		"health.rise":        2,
+		"health.fall":        3,
+		"health.type":        "tcp",
+		"health.path":        "/",
+		"health.status":      200,
+		"icmp.rate":          1000,
+		"icmp.burst":         50,
+		"icmp.host_interval": "1s",
+		"icmp.host_burst":    6,
+		"metrics.address":    "127.0.0.1:9469",
+		"control.socket":     "/run/afvs/afvs.sock",
+		"log.level":          "info",
 	}
 }
 
@@ -297,6 +304,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ICMP.Burst < 1 || c.ICMP.Burst > MaxICMPRate {
 		return fmt.Errorf("icmp.burst: %d: must be 1..%d", c.ICMP.Burst, MaxICMPRate)
+	}
+	if c.ICMP.HostInterval < 0 || c.ICMP.HostInterval > time.Hour {
+		return fmt.Errorf("icmp.host_interval: %s: must be 0 (off) to 1h", c.ICMP.HostInterval)
+	}
+	if c.ICMP.HostBurst < 1 || c.ICMP.HostBurst > MaxICMPRate {
+		return fmt.Errorf("icmp.host_burst: %d: must be 1..%d", c.ICMP.HostBurst, MaxICMPRate)
 	}
 	if c.Health.Interval < 0 {
 		return fmt.Errorf("health.interval: %s: must not be negative", c.Health.Interval)

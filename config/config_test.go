@@ -8,7 +8,7 @@ import (
 
 func base() Config {
 	c := Config{Interfaces: []string{"eth0"}, XDPMode: "auto", Frames: 4096, Table: TableConfig{Capacity: 1024, Templates: 64},
-		ICMP: ICMPConfig{Rate: 1000, Burst: 50}, Metrics: MetricsConfig{Address: "127.0.0.1:9469"}, Control: ControlConfig{Socket: "/run/afvs/afvs.sock"}, Log: LogConfig{Level: "info"}}
+		ICMP: ICMPConfig{Rate: 1000, Burst: 50, HostInterval: time.Second, HostBurst: 6}, Metrics: MetricsConfig{Address: "127.0.0.1:9469"}, Control: ControlConfig{Socket: "/run/afvs/afvs.sock"}, Log: LogConfig{Level: "info"}}
 	w := 2
 	c.Services = []ServiceConfig{{Proto: "tcp", Address: "198.19.0.1", Port: 80, Scheduler: "wlc",
 		Reals: []RealConfig{{Address: "198.18.0.11", Weight: &w}, {Address: "198.18.0.12", Forward: "tun"}}}}
@@ -78,6 +78,7 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 			c.Services[0].Sorry = &RealConfig{Address: "198.18.0.11"}
 		}, []string{"services[0].sorry", "198.18.0.11:80", "one of the service's real servers"}},
 		{"icmp rate", func(c *Config) { c.ICMP.Rate = 0 }, []string{"icmp.rate", "0", "1..1000000"}},
+		{"icmp host interval", func(c *Config) { c.ICMP.HostInterval = -time.Second }, []string{"icmp.host_interval", "-1s", "0 (off) to 1h"}},
 		{"icmp burst", func(c *Config) { c.ICMP.Burst = -1 }, []string{"icmp.burst", "-1", "1..1000000"}},
 	}
 	for _, tc := range cases {

@@ -33,7 +33,12 @@ type Options struct {
 	Sched      sched.Options
 	ICMPRate   int // ICMP errors a second, all workers together (0: DefaultICMPRate)
 	ICMPBurst  int // and their burst (0: DefaultICMPBurst)
-	Log        *slog.Logger
+	// ICMPHostEvery limits the ICMP errors to one destination to one per
+	// ICMPHostEvery, in bursts of ICMPHostBurst (0: the defaults; a
+	// negative interval turns the per-destination limit off).
+	ICMPHostEvery time.Duration
+	ICMPHostBurst int
+	Log           *slog.Logger
 }
 
 // Director owns everything the daemon runs: the steering programs, the
@@ -99,6 +104,15 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 	}
 	icmp, err := NewICMPLimiter(opt.ICMPRate, opt.ICMPBurst, nil)
 	if err != nil {
+		return nil, err
+	}
+	if opt.ICMPHostEvery == 0 {
+		opt.ICMPHostEvery = DefaultICMPHostEvery
+	}
+	if opt.ICMPHostBurst == 0 {
+		opt.ICMPHostBurst = DefaultICMPHostBurst
+	}
+	if err := icmp.LimitPerHost(max(opt.ICMPHostEvery, 0), opt.ICMPHostBurst); err != nil {
 		return nil, err
 	}
 

@@ -8,12 +8,23 @@ import (
 	"github.com/afvs/afvs/conntrack"
 )
 
-// ICMP rate-limit defaults, Linux's net.ipv4.icmp_msgs_per_sec and
-// icmp_msgs_burst.
+// ICMP rate-limit defaults: Linux's net.ipv4.icmp_msgs_per_sec and
+// icmp_msgs_burst for the whole director, and its net.ipv4.icmp_ratelimit
+// (1 s) with a burst of 6 (XRLIM_BURST_FACTOR) for each destination.
 const (
-	DefaultICMPRate  = 1000
-	DefaultICMPBurst = 50
-	MaxICMPRate      = 1_000_000
+	DefaultICMPRate      = 1000
+	DefaultICMPBurst     = 50
+	DefaultICMPHostEvery = time.Second
+	DefaultICMPHostBurst = 6
+	MaxICMPRate          = 1_000_000
+)
+
+// icmpHostSlots is the size of the per-destination table: destinations
+// hash into it, so two that collide share a budget. It is fixed, so a
+// flood from many sources costs no memory.
+const (
+	icmpHostBits  = 12
+	icmpHostSlots = 1 << icmpHostBits
 )
 
 // ICMPLimiter caps the ICMP errors the director sends, as Linux caps a
@@ -26,10 +37,25 @@ const (
 // that time is less than Burst intervals ahead. A nil limiter allows
 // everything (replay and the simulator run without one).
 type ICMPLimiter struct {
-	clock    conntrack.Clock
-	interval int64 // ns per token
-	ahead    int64 // how far the full time may run ahead of now: (burst-1) intervals
-	full     atomic.Int64
+	clock conntrack.Clock
+	all   gcra
+	// hosts limits each destination, as Linux's icmp_ratelimit does; nil
+	// when off.
+	hosts    *[icmpHostSlots]atomic.Int64
+	hostRate gcraRate
+	hashSeed uint32
+}
+
+// gcraRate is a bucket's shape: ns per token, and how far its full time
+// may run ahead of now, (burst-1) intervals.
+type gcraRate struct {
+	interval, ahead int64
+}
+
+// gcra is one bucket: the time at which it would be full again.
+type gcra struct {
+	gcraRate
+	full atomic.Int64
 }
 
 // NewICMPLimiter returns a limiter allowing rate messages a second with
@@ -45,21 +71,54 @@ func NewICMPLimiter(rate, burst int, clock conntrack.Clock) (*ICMPLimiter, error
 		clock = conntrack.SystemClock()
 	}
 	iv := int64(time.Second) / int64(rate)
-	return &ICMPLimiter{clock: clock, interval: iv, ahead: int64(burst-1) * iv}, nil
+	l := &ICMPLimiter{clock: clock}
+	l.all.gcraRate = gcraRate{interval: iv, ahead: int64(burst-1) * iv}
+	return l, nil
 }
 
-// Allow takes a token if there is one.
-func (l *ICMPLimiter) Allow() bool {
+// LimitPerHost also limits the messages to each destination to one every
+// every, in bursts of burst; every 0 turns that off.
+func (l *ICMPLimiter) LimitPerHost(every time.Duration, burst int) error {
+	if every < 0 || every > time.Hour {
+		return fmt.Errorf("icmp host interval %s: must be 0 (off) to 1h", every)
+	}
+	if burst < 1 || burst > MaxICMPRate {
+		return fmt.Errorf("icmp host burst %d: must be 1..%d", burst, MaxICMPRate)
+	}
+	if every == 0 {
+		l.hosts = nil
+		return nil
+	}
+	l.hosts = new([icmpHostSlots]atomic.Int64)
+	l.hostRate = gcraRate{interval: int64(every), ahead: int64(burst-1) * int64(every)}
+	l.hashSeed = uint32(time.Now().UnixNano()) | 1
+	return nil
+}
+
+// Allow takes a token for a message to dst if the destination's bucket
+// and the director's both have one.
+func (l *ICMPLimiter) Allow(dst [4]byte) bool {
 	if l == nil {
 		return true
 	}
 	now := int64(l.clock.Now())
-	for {
-		full := l.full.Load()
-		if full-now > l.ahead {
+	if l.hosts != nil {
+		h := (uint32(dst[0])<<24 | uint32(dst[1])<<16 | uint32(dst[2])<<8 | uint32(dst[3])) * l.hashSeed * 0x9e3779b1
+		if !take(&l.hosts[h>>(32-icmpHostBits)], l.hostRate, now) {
 			return false
 		}
-		if l.full.CompareAndSwap(full, max(full, now)+l.interval) {
+	}
+	return take(&l.all.full, l.all.gcraRate, now)
+}
+
+// take takes one token from the bucket whose full time is full.
+func take(full *atomic.Int64, r gcraRate, now int64) bool {
+	for {
+		f := full.Load()
+		if f-now > r.ahead {
+			return false
+		}
+		if full.CompareAndSwap(f, max(f, now)+r.interval) {
 			return true
 		}
 	}

@@ -19,7 +19,7 @@ func TestICMPLimiterBurstThenRate(t *testing.T) {
 	allowed := func(n int) int {
 		k := 0
 		for range n {
-			if l.Allow() {
+			if l.Allow([4]byte{198, 18, 0, 10}) {
 				k++
 			}
 		}
@@ -51,7 +51,7 @@ func TestICMPLimiterBurstThenRate(t *testing.T) {
 		t.Fatalf("%d allowed over 10 s at 10/s", total)
 	}
 	var nl *ICMPLimiter
-	if !nl.Allow() {
+	if !nl.Allow([4]byte{198, 18, 0, 10}) {
 		t.Fatal("a nil limiter must allow everything")
 	}
 }
@@ -78,7 +78,7 @@ func TestICMPLimiterShared(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 1000 {
-				if l.Allow() {
+				if l.Allow([4]byte{198, 18, 0, 10}) {
 					got.Add(1)
 				}
 			}
@@ -120,5 +120,49 @@ func TestProcessICMPRateLimited(t *testing.T) {
 	f := tcpFrame(t, [4]byte{198, 18, 0, 10}, 6100, true, false, false, true, 1460)
 	if v, _ := r.p.Process(r.snap, chunk(f), headroom, len(f)); v != VerdictReply {
 		t.Fatalf("a second later: verdict %d, want a reply", v)
+	}
+}
+
+// TestICMPLimiterPerHost: with a per-destination limit one client gets its
+// own burst and rate, and does not use up another client's.
+func TestICMPLimiterPerHost(t *testing.T) {
+	clk := &conntrack.ManualClock{}
+	l, err := NewICMPLimiter(1000, 1000, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.LimitPerHost(time.Second, 6); err != nil {
+		t.Fatal(err)
+	}
+	a, b := [4]byte{198, 18, 0, 10}, [4]byte{198, 18, 0, 11}
+	count := func(dst [4]byte, n int) int {
+		k := 0
+		for range n {
+			if l.Allow(dst) {
+				k++
+			}
+		}
+		return k
+	}
+	if got := count(a, 20); got != 6 {
+		t.Fatalf("client a got %d of 20 at once, want its burst of 6", got)
+	}
+	if got := count(b, 20); got != 6 {
+		t.Fatalf("client b got %d of 20 after a used its burst, want 6 of its own", got)
+	}
+	clk.Advance(time.Second)
+	if got := count(a, 5); got != 1 {
+		t.Fatalf("a second later client a got %d, want 1", got)
+	}
+	for _, bad := range []struct {
+		every time.Duration
+		burst int
+	}{{-time.Second, 6}, {2 * time.Hour, 6}, {time.Second, 0}} {
+		if err := l.LimitPerHost(bad.every, bad.burst); err == nil {
+			t.Errorf("LimitPerHost(%s, %d) accepted", bad.every, bad.burst)
+		}
+	}
+	if err := l.LimitPerHost(0, 1); err != nil || count(a, 50) != 50 {
+		t.Fatal("an interval of 0 does not turn the per-host limit off")
 	}
 }

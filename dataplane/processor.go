@@ -348,7 +348,7 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 // ICMP rate limit holds it back.
 func (p *Processor) fragNeeded(s *Snapshot, frame []byte, mtu int) (Verdict, Out) {
 	c := p.c
-	if !p.icmp.Allow() {
+	if !p.icmp.Allow(p.pk.Src) {
 		c.Drops[DropICMPLimited].Add(1)
 		return VerdictDrop, Out{}
 	}

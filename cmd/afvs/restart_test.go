@@ -14,7 +14,7 @@ func TestRestartOnlyNamesWhatReloadCannotChange(t *testing.T) {
 	base := func() *config.Config {
 		return &config.Config{Interfaces: []string{"eth0"}, Frames: 4096,
 			Table:  config.TableConfig{Capacity: 1024, Templates: 64},
-			ICMP:   config.ICMPConfig{Rate: 1000, Burst: 50},
+			ICMP:   config.ICMPConfig{Rate: 1000, Burst: 50, HostInterval: time.Second, HostBurst: 6},
 			Health: config.HealthConfig{Interval: time.Second, Type: "exec", Command: []string{"/bin/true", "{addr}"}}}
 	}
 	if keys := restartOnly(base(), base()); len(keys) != 0 {

@@ -219,7 +219,8 @@ func directorOptions(cfg *config.Config, mode xdpprog.Mode, log *slog.Logger) da
 		Interfaces: cfg.Interfaces, Mode: mode, CPUs: cfg.CPUs, Frames: cfg.Frames,
 		Capacity: cfg.Table.Capacity, Templates: cfg.Table.Templates,
 		TCP: cfg.Timeouts.TCP, TCPFin: cfg.Timeouts.TCPFin, UDP: cfg.Timeouts.UDP,
-		ICMPRate: cfg.ICMP.Rate, ICMPBurst: cfg.ICMP.Burst, Log: log,
+		ICMPRate: cfg.ICMP.Rate, ICMPBurst: cfg.ICMP.Burst,
+		ICMPHostEvery: hostEvery(cfg.ICMP.HostInterval), ICMPHostBurst: cfg.ICMP.HostBurst, Log: log,
 	}
 }
 
@@ -318,4 +319,13 @@ func runReload(args []string) error {
 	}
 	fmt.Println("afvs: configuration reloaded")
 	return nil
+}
+
+// hostEvery maps the config's per-client ICMP interval, where 0 means off,
+// onto dataplane.Options', where 0 means the default and below 0 off.
+func hostEvery(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
