@@ -48,11 +48,11 @@ type placement struct {
 // finished before LookupBatch was called is always seen, and one that
 // races with the call may or may not be, as with Lookup.
 func (t *Table) LookupBatch(keys []Key, out []Conn, found []bool) int {
-	defer runtime.KeepAlive(t) // see newStore
 	n := min(len(keys), len(out), len(found))
 	for i := 0; i < n; i += batchChunk {
 		t.lookupChunk(keys[i:min(i+batchChunk, n)], out[i:], found[i:])
 	}
+	runtime.KeepAlive(t) // see newStore
 	return n
 }
 

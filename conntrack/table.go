@@ -228,14 +228,15 @@ func expired(m, now uint64) bool { return now >= payload(m) }
 // Lookup finds the connection for k. It takes no lock, never returns an
 // expired entry and does not allocate.
 func (t *Table) Lookup(k *Key) (Conn, bool) {
-	defer runtime.KeepAlive(t) // see newStore
 	w := k.words()
 	s := t.conns
 	b1, b2, tag := s.place(t.seed.hash(&w))
 	v, ok := s.lookup(b1, b2, tag, &w)
 	if !ok || expired(v.meta, t.now()) {
+		runtime.KeepAlive(t) // see newStore
 		return Conn{}, false
 	}
+	runtime.KeepAlive(t) // see newStore
 	return v.conn(), true
 }
 
@@ -245,9 +246,9 @@ func (t *Table) Lookup(k *Key) (Conn, bool) {
 // c.State is updated. When several queues touch one flow, each packet is
 // applied exactly once.
 func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
-	defer runtime.KeepAlive(t) // see newStore
 	slot := uint32(c.ref>>32) - 1
 	if slot >= uint32(len(t.conns.entries)) {
+		runtime.KeepAlive(t) // see newStore
 		return Gone
 	}
 	e := &t.conns.entries[slot]
@@ -256,6 +257,7 @@ func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
 	for {
 		m := e.meta.Load()
 		if status(m) != statusLive || generation(m) != gen {
+			runtime.KeepAlive(t) // see newStore
 			return Gone
 		}
 		bind := e.bind.Load()
@@ -263,6 +265,7 @@ func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
 			if t.conns.release(slot, m) {
 				t.retire(slot, m, bind, now)
 				t.stats.at(slot).expired.Add(1)
+				runtime.KeepAlive(t) // see newStore
 				return Gone
 			}
 			continue
@@ -274,6 +277,7 @@ func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
 				if t.conns.release(slot, m) {
 					t.retire(slot, m, bind, now)
 					t.stats.at(slot).reopened.Add(1)
+					runtime.KeepAlive(t) // see newStore
 					return Reopen
 				}
 				continue
@@ -288,6 +292,7 @@ func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
 				t.hooks.Transfer(uint32(bind>>32), ns.Active())
 			}
 			c.State = ns
+			runtime.KeepAlive(t) // see newStore
 			return Hit
 		}
 	}
@@ -324,7 +329,6 @@ const insertAttempts = 4
 // capacity bound is hit, among a few buckets further on); if there is
 // none it refuses with Full and counts the refusal.
 func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Event) (Conn, InsertResult) {
-	defer runtime.KeepAlive(t) // see newStore
 	w := k.words()
 	s := t.conns
 	b1, b2, tag := s.place(t.seed.hash(&w))
@@ -337,6 +341,7 @@ func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Even
 		}
 		if !expired(v.meta, now) {
 			s.unlock(b1, b2)
+			runtime.KeepAlive(t) // see newStore
 			return v.conn(), Exists
 		}
 		if s.release(v.slot, v.meta) {
@@ -351,6 +356,7 @@ func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Even
 	if !ok {
 		s.unlock(b1, b2)
 		t.stats.at(b1 * bucketSlots).refused.Add(1)
+		runtime.KeepAlive(t) // see newStore
 		return Conn{}, Full
 	}
 	st := initialState(k.Proto, ev)
@@ -366,6 +372,7 @@ func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Even
 	s.unlock(b1, b2)
 	t.stats.at(slot).inserted.Add(1)
 	v := view{slot: slot, meta: m, ports: w[4] | uint64(fwd)<<fwdShift, bind: bind}
+	runtime.KeepAlive(t) // see newStore
 	return v.conn(), Inserted
 }
 

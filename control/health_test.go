@@ -19,22 +19,11 @@ import (
 )
 
 func TestHealthQuiescesAndRestores(t *testing.T) {
-	d, err := controltest.NewDirector(4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbl := &vs.Table{}
 	s := vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 80}, Sched: "wrr"}
 	for i, w := range []int32{1, 2} {
 		s.Reals = append(s.Reals, vs.Real{Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(11 + i)}), Port: 80, Weight: w})
 	}
-	if err := tbl.AddService(s); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Apply(tbl); err != nil {
-		t.Fatal(err)
-	}
-	srv := control.New(d, d.CT, tbl, nil, nil)
+	d, srv, tbl := healthServer(t, s)
 	var mu sync.Mutex
 	failing := map[netip.AddrPort]bool{}
 	var events []string
@@ -100,54 +89,47 @@ func TestHealthQuiescesAndRestores(t *testing.T) {
 }
 
 func TestHTTPHealthCheck(t *testing.T) {
-	var mu sync.Mutex
-	status := 200
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		if r.URL.Path != "/healthz" {
-			w.WriteHeader(404)
-			return
-		}
-		w.WriteHeader(status)
-	}))
-	defer ts.Close()
-	addr := netip.MustParseAddrPort(strings.TrimPrefix(ts.URL, "http://"))
-	d, err := controltest.NewDirector(4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbl := &vs.Table{}
-	// The health check only needs the real server's address and port; a
-	// loopback HTTP server stands in for it.
-	s := vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 80}, Sched: "rr",
-		Reals: []vs.Real{{Addr: netip.MustParseAddr("198.18.0.11"), Port: 80, Weight: 1}}}
-	if err := tbl.AddService(s); err != nil {
-		t.Fatal(err)
-	}
-	srv := control.New(d, d.CT, tbl, nil, nil)
+	// The check only needs the real server's address and port; a loopback
+	// HTTP server stands in for it.
+	addr, setStatus := healthzServer(t, false)
 	check := control.HTTPCheck("/healthz", 200)
 	if err := check(context.Background(), addr); err != nil {
 		t.Fatalf("healthy server failed: %v", err)
 	}
-	mu.Lock()
-	status = 503
-	mu.Unlock()
+	setStatus(503)
 	if err := check(context.Background(), addr); err == nil || !strings.Contains(err.Error(), "status 503, want 200") {
 		t.Fatalf("503 passed or unclear: %v", err)
 	}
 	if err := control.HTTPCheck("/other", 200)(context.Background(), addr); err == nil {
 		t.Fatal("404 passed")
 	}
-	_ = srv
 }
 
 // TestHTTPSCheck checks the TLS variant against a server with a
 // self-signed certificate, which keepalived's SSL_GET would also accept.
 func TestHTTPSCheck(t *testing.T) {
+	addr, setStatus := healthzServer(t, true)
+	check := control.HTTPSCheck("/healthz", 200)
+	if err := check(context.Background(), addr); err != nil {
+		t.Fatalf("healthy TLS server failed: %v", err)
+	}
+	setStatus(500)
+	if err := check(context.Background(), addr); err == nil || !strings.Contains(err.Error(), "status 500") {
+		t.Fatalf("500 passed or unclear: %v", err)
+	}
+	// Plain HTTP to a TLS port fails.
+	if err := control.HTTPCheck("/healthz", 200)(context.Background(), addr); err == nil {
+		t.Fatal("plain HTTP to a TLS server passed")
+	}
+}
+
+// healthzServer runs a loopback HTTP (or, with useTLS, HTTPS) server that
+// answers /healthz with a status the test sets (200 at first) and
+// anything else with 404.
+func healthzServer(t *testing.T, useTLS bool) (netip.AddrPort, func(int)) {
 	var mu sync.Mutex
 	status := 200
-	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
 		if r.URL.Path != "/healthz" {
@@ -156,21 +138,16 @@ func TestHTTPSCheck(t *testing.T) {
 		}
 		w.WriteHeader(status)
 	}))
-	defer ts.Close()
-	addr := netip.MustParseAddrPort(strings.TrimPrefix(ts.URL, "https://"))
-	check := control.HTTPSCheck("/healthz", 200)
-	if err := check(context.Background(), addr); err != nil {
-		t.Fatalf("healthy TLS server failed: %v", err)
+	if useTLS {
+		ts.StartTLS()
+	} else {
+		ts.Start()
 	}
-	mu.Lock()
-	status = 500
-	mu.Unlock()
-	if err := check(context.Background(), addr); err == nil || !strings.Contains(err.Error(), "status 500") {
-		t.Fatalf("500 passed or unclear: %v", err)
-	}
-	// Plain HTTP to a TLS port fails.
-	if err := control.HTTPCheck("/healthz", 200)(context.Background(), addr); err == nil {
-		t.Fatal("plain HTTP to a TLS server passed")
+	t.Cleanup(ts.Close)
+	return netip.MustParseAddrPort(ts.Listener.Addr().String()), func(s int) {
+		mu.Lock()
+		status = s
+		mu.Unlock()
 	}
 }
 

@@ -160,6 +160,25 @@ func (b *builder) loadCounters(stats *ebpf.Map, onFail int32) {
 // count adds one to counter idx. It clobbers R1 and R2 only. Each CPU has
 // its own block and XDP runs with preemption off, so a plain
 // load/add/store is race-free.
+// frameStart is how every program here begins: keep the context in R6,
+// set up the counters (onFail is the verdict if that fails), count the
+// frame under total, load data and data_end into R7 and R8, and jump to
+// short unless a whole Ethernet header is there; the ethertype is left in
+// R3.
+func (b *builder) frameStart(stats *ebpf.Map, onFail int32, total uint32, short string) {
+	b.emit(asm.Mov.Reg(asm.R6, asm.R1))
+	b.loadCounters(stats, onFail)
+	b.count(total)
+	b.emit(
+		asm.LoadMem(asm.R7, asm.R6, xdpMdData, asm.Word),
+		asm.LoadMem(asm.R8, asm.R6, xdpMdDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R2, asm.R7),
+		asm.Add.Imm(asm.R2, ethLen),
+		asm.JGT.Reg(asm.R2, asm.R8, short),
+		asm.LoadMem(asm.R3, asm.R7, 12, asm.Half),
+	)
+}
+
 func (b *builder) count(idx uint32) {
 	b.increment(idx, asm.Add.Imm(asm.R2, 1))
 }

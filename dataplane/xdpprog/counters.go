@@ -51,5 +51,3 @@ func (c *counters) read() ([]uint64, error) {
 	}
 	return out, nil
 }
-
-func (c *counters) close() error { return c.m.Close() }

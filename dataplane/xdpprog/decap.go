@@ -42,9 +42,8 @@ type DecapStats struct {
 // packet the client sent, so the local stack (which holds the VIP on lo)
 // accepts it.
 type Decap struct {
-	prog  *ebpf.Program
-	vips  *ebpf.Map
-	stats *counters
+	loaded
+	vips *ebpf.Map
 }
 
 // LoadDecap loads the decapsulation program for the given VIPs.
@@ -105,17 +104,9 @@ func (d *Decap) load(set map[[4]byte]bool) error {
 // a move, the frame would be half rewritten; this way it is untouched.
 func decapProgram(vips, stats *ebpf.Map) (asm.Instructions, error) {
 	b := newBuilder()
-	b.emit(asm.Mov.Reg(asm.R6, asm.R1))
-	b.loadCounters(stats, xdpPass)
-	b.count(decapTotal)
+	b.frameStart(stats, xdpPass, decapTotal, "truncated")
 	b.emit(
-		asm.LoadMem(asm.R7, asm.R6, xdpMdData, asm.Word),
-		asm.LoadMem(asm.R8, asm.R6, xdpMdDataEnd, asm.Word),
-		// Ethernet + IPv4 ethertype.
-		asm.Mov.Reg(asm.R2, asm.R7),
-		asm.Add.Imm(asm.R2, ethLen),
-		asm.JGT.Reg(asm.R2, asm.R8, "truncated"),
-		asm.LoadMem(asm.R3, asm.R7, 12, asm.Half),
+		// IPv4 ethertype.
 		asm.JNE.Imm(asm.R3, be16(0x0800), "not_ipip"),
 		// Outer fixed header: version 4, IHL >= 5, protocol 4, unfragmented.
 		asm.Mov.Reg(asm.R2, asm.R7),
@@ -191,15 +182,6 @@ func decapProgram(vips, stats *ebpf.Map) (asm.Instructions, error) {
 	return b.finish()
 }
 
-// Attach links the program to ifindex; see Attachment for its lifetime.
-func (d *Decap) Attach(ifindex int, mode Mode) (Attachment, error) {
-	return attach(d.prog, ifindex, mode)
-}
-
-// program is the loaded program, for BPF_PROG_TEST_RUN in tests; it stays
-// unexported so that no other package needs to import cilium/ebpf.
-func (d *Decap) program() *ebpf.Program { return d.prog }
-
 // Stats reads the counters summed over CPUs.
 func (d *Decap) Stats() (DecapStats, error) {
 	v, err := d.stats.read()
@@ -219,16 +201,4 @@ func (d *Decap) Stats() (DecapStats, error) {
 }
 
 // Close unloads the program and its maps; attachments stay until closed.
-func (d *Decap) Close() error {
-	var errs []error
-	if d.prog != nil {
-		errs = append(errs, d.prog.Close())
-	}
-	if d.vips != nil {
-		errs = append(errs, d.vips.Close())
-	}
-	if d.stats != nil {
-		errs = append(errs, d.stats.close())
-	}
-	return errors.Join(errs...)
-}
+func (d *Decap) Close() error { return d.close(d.vips) }

@@ -1,10 +1,8 @@
 package xdpprog
 
 import (
-	"errors"
 	"fmt"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 )
 
@@ -24,8 +22,7 @@ type DropSinkStats struct {
 // offers. On a benchmark's receiving end it measures the offered load: no
 // forwarder can deliver more than the sink counts.
 type DropSink struct {
-	prog  *ebpf.Program
-	stats *counters
+	loaded
 }
 
 // LoadDropSink loads the counting XDP_DROP program.
@@ -58,15 +55,6 @@ func LoadDropSink() (*DropSink, error) {
 	return d, nil
 }
 
-// Attach links the program to ifindex; see Attachment for its lifetime.
-func (d *DropSink) Attach(ifindex int, mode Mode) (Attachment, error) {
-	return attach(d.prog, ifindex, mode)
-}
-
-// program is the loaded program, for BPF_PROG_TEST_RUN in tests; it stays
-// unexported so that no other package needs to import cilium/ebpf.
-func (d *DropSink) program() *ebpf.Program { return d.prog }
-
 // Stats reads the counters summed over CPUs.
 func (d *DropSink) Stats() (DropSinkStats, error) {
 	v, err := d.stats.read()
@@ -77,13 +65,4 @@ func (d *DropSink) Stats() (DropSinkStats, error) {
 }
 
 // Close unloads the program and its map; attachments stay until closed.
-func (d *DropSink) Close() error {
-	var errs []error
-	if d.prog != nil {
-		errs = append(errs, d.prog.Close())
-	}
-	if d.stats != nil {
-		errs = append(errs, d.stats.close())
-	}
-	return errors.Join(errs...)
-}
+func (d *DropSink) Close() error { return d.close() }

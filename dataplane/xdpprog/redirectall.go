@@ -1,10 +1,8 @@
 package xdpprog
 
 import (
-	"errors"
 	"fmt"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 )
 
@@ -30,9 +28,8 @@ type RedirectAllStats struct {
 // that benchmarks use as a baseline: the same rings and the same path as
 // the director, with none of its work.
 type RedirectAll struct {
-	prog  *ebpf.Program
-	xsks  *xskTable
-	stats *counters
+	loaded
+	xsks *xskTable
 }
 
 // LoadRedirectAll loads the program with an xsks map for maxQueues queues.
@@ -55,17 +52,9 @@ func (r *RedirectAll) load(maxQueues int) error {
 	}
 	st := r.stats.m
 	b := newBuilder()
-	b.emit(asm.Mov.Reg(asm.R6, asm.R1))
-	b.loadCounters(st, xdpPass)
-	b.count(redirTotal)
+	b.frameStart(st, xdpPass, redirTotal, "not_ipv4")
 	b.emit(
 		// Untagged IPv4 only.
-		asm.LoadMem(asm.R7, asm.R6, xdpMdData, asm.Word),
-		asm.LoadMem(asm.R8, asm.R6, xdpMdDataEnd, asm.Word),
-		asm.Mov.Reg(asm.R2, asm.R7),
-		asm.Add.Imm(asm.R2, ethLen),
-		asm.JGT.Reg(asm.R2, asm.R8, "not_ipv4"),
-		asm.LoadMem(asm.R3, asm.R7, 12, asm.Half),
 		asm.JNE.Imm(asm.R3, be16(0x0800), "not_ipv4"),
 		// Socket of the receiving queue, XDP_PASS if none.
 		asm.LoadMapPtr(asm.R1, r.xsks.m.FD()),
@@ -98,15 +87,6 @@ func (r *RedirectAll) UnregisterSocket(queue int) {
 	_ = r.xsks.unregister(queue)
 }
 
-// Attach links the program to ifindex; see Attachment for its lifetime.
-func (r *RedirectAll) Attach(ifindex int, mode Mode) (Attachment, error) {
-	return attach(r.prog, ifindex, mode)
-}
-
-// program is the loaded program, for BPF_PROG_TEST_RUN in tests; it stays
-// unexported so that no other package needs to import cilium/ebpf.
-func (r *RedirectAll) program() *ebpf.Program { return r.prog }
-
 // Stats reads the counters summed over CPUs.
 func (r *RedirectAll) Stats() (RedirectAllStats, error) {
 	v, err := r.stats.read()
@@ -122,16 +102,4 @@ func (r *RedirectAll) Stats() (RedirectAllStats, error) {
 }
 
 // Close unloads the program and its maps; attachments stay until closed.
-func (r *RedirectAll) Close() error {
-	var errs []error
-	if r.prog != nil {
-		errs = append(errs, r.prog.Close())
-	}
-	if r.xsks != nil {
-		errs = append(errs, r.xsks.close())
-	}
-	if r.stats != nil {
-		errs = append(errs, r.stats.close())
-	}
-	return errors.Join(errs...)
-}
+func (r *RedirectAll) Close() error { return r.close(r.xsks.mapOrNil()) }

@@ -83,10 +83,9 @@ func (s StatsCounters) Passed() uint64 {
 // Steering is the loaded steering program with its three maps. Its methods
 // may be called from several goroutines; SetServices calls are serialised.
 type Steering struct {
-	prog        *ebpf.Program
+	loaded
 	services    *ebpf.Map
 	xsks        *xskTable
-	stats       *counters
 	maxServices int
 
 	mu sync.Mutex // serialises SetServices
@@ -151,17 +150,8 @@ func steeringProgram(services, xsks, stats *ebpf.Map) (asm.Instructions, error) 
 		)
 	}
 
-	b.emit(asm.Mov.Reg(asm.R6, asm.R1))
-	b.loadCounters(stats, xdpPass)
-	b.count(steerTotal)
+	b.frameStart(stats, xdpPass, steerTotal, "truncated")
 	b.emit(
-		asm.LoadMem(asm.R7, asm.R6, xdpMdData, asm.Word),
-		asm.LoadMem(asm.R8, asm.R6, xdpMdDataEnd, asm.Word),
-		// Ethernet header present?
-		asm.Mov.Reg(asm.R2, asm.R7),
-		asm.Add.Imm(asm.R2, ethLen),
-		asm.JGT.Reg(asm.R2, asm.R8, "truncated"),
-		asm.LoadMem(asm.R3, asm.R7, 12, asm.Half),
 		asm.Mov.Reg(asm.R9, asm.R7),
 		asm.Add.Imm(asm.R9, ethLen),
 		// One 802.1Q tag: skip it and read the inner ethertype.
@@ -334,15 +324,6 @@ func (s *Steering) UnregisterSocket(queue int) {
 	_ = s.xsks.unregister(queue)
 }
 
-// Attach links the program to ifindex; see Attachment for its lifetime.
-func (s *Steering) Attach(ifindex int, mode Mode) (Attachment, error) {
-	return attach(s.prog, ifindex, mode)
-}
-
-// program is the loaded program, for BPF_PROG_TEST_RUN in tests; it stays
-// unexported so that no other package needs to import cilium/ebpf.
-func (s *Steering) program() *ebpf.Program { return s.prog }
-
 // Stats reads the counters summed over CPUs.
 func (s *Steering) Stats() (StatsCounters, error) {
 	v, err := s.stats.read()
@@ -364,19 +345,4 @@ func (s *Steering) Stats() (StatsCounters, error) {
 
 // Close unloads the program and its maps. Attachments hold their own
 // reference to the program and stay in effect until closed.
-func (s *Steering) Close() error {
-	var errs []error
-	if s.prog != nil {
-		errs = append(errs, s.prog.Close())
-	}
-	if s.services != nil {
-		errs = append(errs, s.services.Close())
-	}
-	if s.xsks != nil {
-		errs = append(errs, s.xsks.close())
-	}
-	if s.stats != nil {
-		errs = append(errs, s.stats.close())
-	}
-	return errors.Join(errs...)
-}
+func (s *Steering) Close() error { return s.close(s.services, s.xsks.mapOrNil()) }

@@ -61,4 +61,10 @@ func (x *xskTable) unregister(queue int) error {
 	return nil
 }
 
-func (x *xskTable) close() error { return x.m.Close() }
+// mapOrNil is the table's map, or nil if the table was never created.
+func (x *xskTable) mapOrNil() *ebpf.Map {
+	if x == nil {
+		return nil
+	}
+	return x.m
+}

@@ -107,7 +107,10 @@ type txRig struct {
 	descs []Desc
 }
 
-func newTxRig(b *testing.B, rc ringCase) *txRig {
+// openOnPair makes a veth pair whose B end drops what it receives in XDP
+// and opens rc's ring layer on its A end with the default options, closed
+// when the benchmark ends.
+func openOnPair(b *testing.B, rc ringCase) (*pair, ringUnderTest, Options) {
 	p := newPair(b)
 	attachDrop(b, p)
 	opt := DefaultOptions()
@@ -118,6 +121,11 @@ func newTxRig(b *testing.B, rc ringCase) *txRig {
 		b.Fatalf("open: %v", err)
 	}
 	b.Cleanup(func() { r.Close() })
+	return p, r, opt
+}
+
+func newTxRig(b *testing.B, rc ringCase) *txRig {
+	p, r, opt := openOnPair(b, rc)
 	umem := umemOf(r, opt.NumFrames, opt.FrameSize)
 	for off := 0; off < len(umem); off += opt.FrameSize {
 		writeTestFrame(umem[off:off+60], p.macB, p.macA, uint32(off/opt.FrameSize))
@@ -156,25 +164,33 @@ func BenchmarkTransmitCompletePaired(b *testing.B) {
 				own = newTxRig(b, ringCases[2])
 			}
 			base := newTxRig(b, ringCases[0])
-			hOwn, hBase := newDurHist(100*time.Nanosecond), newDurHist(100*time.Nanosecond)
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				first, second, h1, h2 := own, base, hOwn, hBase
-				if i%2 == 1 {
-					first, second, h1, h2 = base, own, hBase, hOwn
-				}
-				i++
-				t0 := time.Now()
-				first.batch(b)
-				tm := time.Now()
-				second.batch(b)
-				h1.add(tm.Sub(t0))
-				h2.add(time.Since(tm))
-			}
-			reportPaired(b, hOwn, hBase)
+			runPaired(b, 100*time.Nanosecond, func() { own.batch(b) }, func() { base.batch(b) }, nil)
 		})
 	}
+}
+
+// runPaired times own and base one batch each per op, alternating which
+// goes first, so that load from the rest of the machine falls on both
+// alike, and reports each one's median batch time (reportPaired). prepare,
+// if not nil, runs untimed before each pair. bucket is the resolution of
+// the timing histograms.
+func runPaired(b *testing.B, bucket time.Duration, own, base, prepare func()) {
+	hs := [2]*durHist{newDurHist(bucket), newDurHist(bucket)}
+	steps := [2]func(){own, base}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if prepare != nil {
+			prepare()
+		}
+		first, second := i%2, 1-i%2
+		t0 := time.Now()
+		steps[first]()
+		tm := time.Now()
+		steps[second]()
+		hs[first].add(tm.Sub(t0))
+		hs[second].add(time.Since(tm))
+	}
+	reportPaired(b, hs[0], hs[1])
 }
 
 // reportPaired reports the median batch time of each layer and their
@@ -219,24 +235,16 @@ type rxRig struct {
 }
 
 func newRxRig(b *testing.B, rc ringCase) *rxRig {
-	p := newPair(b)
 	// Frames forwarded back to B end in an XDP_DROP there rather than in
 	// B's stack.
-	attachDrop(b, p)
-	opt := DefaultOptions()
-	var r ringUnderTest
-	var err error
-	in(b, p.nsA, func() { r, err = rc.open(p.ifA, opt) })
-	if err != nil {
-		b.Fatalf("open: %v", err)
-	}
-	b.Cleanup(func() { r.Close() })
+	p, r, _ := openOnPair(b, rc)
 	attachRedirect(b, p, r.FD())
 	r.Fill()
 
 	gopt := DefaultOptions()
 	gopt.RxSize, gopt.Copy, gopt.TxBudget = 0, true, 512
 	var g *Socket
+	var err error
 	in(b, p.nsB, func() { g, err = Open(p.ifB, 0, gopt) })
 	if err != nil {
 		b.Fatalf("open generator: %v", err)
@@ -318,28 +326,18 @@ func BenchmarkReceiveRefillPaired(b *testing.B) {
 	base := newRxRig(b, ringCases[0])
 	own.top(b, rxBurst)
 	base.top(b, rxBurst)
-	hOwn, hBase := newDurHist(10*time.Nanosecond), newDurHist(10*time.Nanosecond)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		for _, g := range []*rxRig{own, base} {
-			if g.pending() < benchBatch {
-				g.top(b, rxBurst)
-			}
-		}
-		first, second, h1, h2 := own, base, hOwn, hBase
-		if i%2 == 1 {
-			first, second, h1, h2 = base, own, hBase, hOwn
-		}
-		i++
-		t0 := time.Now()
-		first.receive(b)
-		tm := time.Now()
-		second.receive(b)
-		h1.add(tm.Sub(t0))
-		h2.add(time.Since(tm))
+	runPaired(b, 10*time.Nanosecond, func() { own.receive(b) }, func() { base.receive(b) }, func() {
+		own.refillIfLow(b)
+		base.refillIfLow(b)
+	})
+}
+
+// refillIfLow reloads the RX ring with a generator burst when less than a
+// batch is pending.
+func (g *rxRig) refillIfLow(b *testing.B) {
+	if g.pending() < benchBatch {
+		g.top(b, rxBurst)
 	}
-	reportPaired(b, hOwn, hBase)
 }
 
 // forward is the director's cycle on one socket: take a batch of 64 from
@@ -377,28 +375,10 @@ func BenchmarkForwardPaired(b *testing.B) {
 			base := newRxRig(b, rcs[1])
 			own.top(b, rxBurst)
 			base.top(b, rxBurst)
-			hOwn, hBase := newDurHist(100*time.Nanosecond), newDurHist(100*time.Nanosecond)
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				for _, g := range []*rxRig{own, base} {
-					if g.pending() < benchBatch {
-						g.top(b, rxBurst)
-					}
-				}
-				first, second, h1, h2 := own, base, hOwn, hBase
-				if i%2 == 1 {
-					first, second, h1, h2 = base, own, hBase, hOwn
-				}
-				i++
-				t0 := time.Now()
-				first.forward(b)
-				tm := time.Now()
-				second.forward(b)
-				h1.add(tm.Sub(t0))
-				h2.add(time.Since(tm))
-			}
-			reportPaired(b, hOwn, hBase)
+			runPaired(b, 100*time.Nanosecond, func() { own.forward(b) }, func() { base.forward(b) }, func() {
+				own.refillIfLow(b)
+				base.refillIfLow(b)
+			})
 		})
 	}
 }
