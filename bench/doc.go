@@ -1,4 +1,4 @@
-// Package bench is the packet-rate benchmark harness behind "afvs bench"
+// Package bench is the packet-rate benchmark harness behind "afvs-lab bench"
 // and "make bench". It measures, in one run and on one path, how many
 // minimum-size UDP frames per second reach a sink with no forwarder, with a
 // plain AF_XDP forwarder, and with afvs in VS/DR and VS/TUN mode, and

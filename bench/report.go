@@ -118,7 +118,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.Rounds > 1 {
 		rounds = fmt.Sprintf(", median of %d interleaved rounds", r.Rounds)
 	}
-	fmt.Fprintf(w, "afvs bench: %d-byte UDP frames (%d with FCS), %d flows, %s per scenario%s, %d CPUs, load %.2f %.2f %.2f\n",
+	fmt.Fprintf(w, "afvs-lab bench: %d-byte UDP frames (%d with FCS), %d flows, %s per scenario%s, %d CPUs, load %.2f %.2f %.2f\n",
 		r.FrameLen, r.FrameLen+4, r.Flows, r.Duration, rounds, r.CPUs, r.LoadAvg[0], r.LoadAvg[1], r.LoadAvg[2])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "scenario\tsent\treceived\tsent Mpps\tsink Mpps\tmin-max\tvs offered\tvs baseline\tfwd rx\tfwd tx\t\n")

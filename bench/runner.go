@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xdpprog"
 	"github.com/afvs/afvs/dataplane/xsk"
@@ -210,7 +210,7 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 			}
 		}()
 		counts = func() (uint64, uint64, error) {
-			st, err := control.NewClient(d.Socket).Status()
+			st, err := api.NewClient(d.Socket).Status()
 			drops = st.Drops
 			return st.RX, st.TX, err
 		}

@@ -8,34 +8,12 @@ import (
 	"time"
 
 	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/ipvsadm"
+	"github.com/afvs/afvs/ipvsadm/apply"
 	"github.com/afvs/afvs/vs"
 )
-
-// CommandsRequest is POST /v1/commands: ipvsadm command lines (without
-// the program name), applied together or not at all.
-type CommandsRequest struct {
-	Commands [][]string `json:"commands"`
-}
-
-// Conn is one entry of GET /v1/conns, as ipvsadm -Lc shows it.
-type Conn struct {
-	Proto    string  `json:"proto"`
-	Client   string  `json:"client"`
-	Virtual  string  `json:"virtual"`
-	Dest     string  `json:"dest"`
-	State    string  `json:"state"`
-	Expires  float64 `json:"expires_seconds"`
-	Template bool    `json:"template"`
-}
-
-// Timeouts is GET/PUT /v1/timeouts, in seconds.
-type Timeouts struct {
-	TCP    uint32 `json:"tcp"`
-	TCPFin uint32 `json:"tcpfin"`
-	UDP    uint32 `json:"udp"`
-}
 
 // Commands parses and applies ipvsadm command lines atomically: every
 // table change goes to one copy, which is published only if all of them
@@ -58,7 +36,7 @@ func (s *Server) Commands(lines [][]string) error {
 		for i, c := range cmds {
 			switch c.Kind {
 			case ipvsadm.Zero:
-				if c.HasService && t.Find(ServiceKey(c.Service)) < 0 {
+				if c.HasService && t.Find(apply.ServiceKey(c.Service)) < 0 {
 					return ipvsadm.ErrNoService
 				}
 				zero = append(zero, c)
@@ -67,7 +45,7 @@ func (s *Server) Commands(lines [][]string) error {
 			case ipvsadm.List, ipvsadm.Save, ipvsadm.Help, ipvsadm.Version, ipvsadm.Restore:
 				return fmt.Errorf("command %d (%s): not a change; run it with afvsadm", i+1, c.Kind)
 			default:
-				if err := ApplyCommand(t, c); err != nil {
+				if err := apply.Command(t, c); err != nil {
 					if len(cmds) > 1 {
 						return fmt.Errorf("command %d: %w", i+1, err)
 					}
@@ -99,7 +77,7 @@ func (s *Server) zero(c *ipvsadm.Command) {
 	s.zeroMu.Lock()
 	defer s.zeroMu.Unlock()
 	for _, svc := range snap.Services {
-		if c.HasService && svcMapKey(svc.Key) != svcMapKey(ServiceKey(c.Service)) {
+		if c.HasService && svcMapKey(svc.Key) != svcMapKey(apply.ServiceKey(c.Service)) {
 			continue
 		}
 		s.svcBase[svc.ID] = dataplane.SumTraffic(cs, func(c *dataplane.Counters) dataplane.Traffic { return c.Service(svc.ID) })
@@ -144,8 +122,8 @@ func (s *Server) templateCounts() map[uint32]int {
 }
 
 // Conns lists the connection table, templates included.
-func (s *Server) Conns() []Conn {
-	out := []Conn{}
+func (s *Server) Conns() []api.Conn {
+	out := []api.Conn{}
 	snap := s.d.Snapshot()
 	if s.ct == nil || snap == nil {
 		return out
@@ -154,7 +132,7 @@ func (s *Server) Conns() []Conn {
 		return netip.AddrPortFrom(netip.AddrFrom16(a).Unmap(), port).String()
 	}
 	s.ct.Range(func(k conntrack.Key, c conntrack.Conn, exp time.Duration, template bool) bool {
-		o := Conn{Proto: vs.Proto(k.Proto).String(), Client: addr(k.CAddr, k.CPort), Virtual: addr(k.VAddr, k.VPort),
+		o := api.Conn{Proto: vs.Proto(k.Proto).String(), Client: addr(k.CAddr, k.CPort), Virtual: addr(k.VAddr, k.VPort),
 			State: c.State.String(), Expires: exp.Seconds(), Template: template, Dest: "0.0.0.0:0"}
 		if k.Proto == 0 {
 			o.Proto = "ip"
@@ -169,19 +147,19 @@ func (s *Server) Conns() []Conn {
 }
 
 // TimeoutsNow reports the three ipvsadm timeouts.
-func (s *Server) TimeoutsNow() Timeouts {
+func (s *Server) TimeoutsNow() api.Timeouts {
 	tcp, fin, udp := s.ct.TimeoutsSet()
-	return Timeouts{uint32(tcp / time.Second), uint32(fin / time.Second), uint32(udp / time.Second)}
+	return api.Timeouts{TCP: uint32(tcp / time.Second), TCPFin: uint32(fin / time.Second), UDP: uint32(udp / time.Second)}
 }
 
 func (s *Server) commandsHandler(w http.ResponseWriter, r *http.Request) {
-	var req CommandsRequest
+	var req api.CommandsRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20)).Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody{fmt.Sprintf("request body: %v", err)})
+		writeJSON(w, http.StatusBadRequest, api.ErrorBody{Error: fmt.Sprintf("request body: %v", err)})
 		return
 	}
 	if err := s.Commands(req.Commands); err != nil {
-		writeJSON(w, http.StatusConflict, errorBody{err.Error()})
+		writeJSON(w, http.StatusConflict, api.ErrorBody{Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"applied": len(req.Commands)})

@@ -1,6 +1,9 @@
 package control
 
-import "github.com/afvs/afvs/dataplane"
+import (
+	"github.com/afvs/afvs/control/api"
+	"github.com/afvs/afvs/dataplane"
+)
 
 // estimator follows IPVS's rate estimator (net/netfilter/ipvs/ip_vs_est.c):
 // every 2 seconds it takes the counters' growth, scales it to a per-second
@@ -37,8 +40,8 @@ func (e *estimator) sample(t dataplane.Traffic) {
 }
 
 // rate rounds the estimates as ip_vs_read_estimator does.
-func (e *estimator) rate() Rate {
+func (e *estimator) rate() api.Rate {
 	r10 := func(x int64) uint64 { return uint64((x + 0x1FF) >> 10) }
 	r5 := func(x int64) uint64 { return uint64((x + 0xF) >> 5) }
-	return Rate{CPS: r10(e.cps), InPPS: r10(e.inpps), OutPPS: r10(e.outpps), InBPS: r5(e.inbps), OutBPS: r5(e.outbps)}
+	return api.Rate{CPS: r10(e.cps), InPPS: r10(e.inpps), OutPPS: r10(e.outpps), InBPS: r5(e.inbps), OutBPS: r5(e.outbps)}
 }

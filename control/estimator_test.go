@@ -3,6 +3,7 @@ package control
 import (
 	"testing"
 
+	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/dataplane"
 )
 
@@ -16,7 +17,7 @@ func TestEstimatorMatchesIPVS(t *testing.T) {
 		return dataplane.Traffic{Conns: conns, InPkts: pkts, OutPkts: pkts / 2, InBytes: bytes, OutBytes: bytes / 2}
 	}
 	e.sample(at(1000, 5000, 1_000_000)) // primes: no rate from the first reading
-	if r := e.rate(); r != (Rate{}) {
+	if r := e.rate(); r != (api.Rate{}) {
 		t.Fatalf("after the first sample: %+v, want zero", r)
 	}
 	// 100 conns, 1000 packets (500 out), 100000 bytes (50000 out) in 2 s:
@@ -28,7 +29,7 @@ func TestEstimatorMatchesIPVS(t *testing.T) {
 	// outpps: 500<<9 = 256000, est 64000, (64000+511)>>10 = 62.
 	// inbps: 100000<<4 = 1600000, est 400000, (400000+15)>>5 = 12500.
 	// outbps: 50000<<4 = 800000, est 200000, 6250.
-	want := Rate{CPS: 12, InPPS: 125, OutPPS: 62, InBPS: 12500, OutBPS: 6250}
+	want := api.Rate{CPS: 12, InPPS: 125, OutPPS: 62, InBPS: 12500, OutBPS: 6250}
 	if r := e.rate(); r != want {
 		t.Fatalf("after one interval: %+v, want %+v", r, want)
 	}
@@ -38,7 +39,7 @@ func TestEstimatorMatchesIPVS(t *testing.T) {
 	// outpps: 64000 + 48000 = 112000, (112511)>>10 = 109.
 	// inbps: 400000 + 300000 = 700000, (700015)>>5 = 21875.
 	// outbps: 200000 + 150000 = 350000, (350015)>>5 = 10937.
-	want = Rate{CPS: 22, InPPS: 219, OutPPS: 109, InBPS: 21875, OutBPS: 10937}
+	want = api.Rate{CPS: 22, InPPS: 219, OutPPS: 109, InBPS: 21875, OutBPS: 10937}
 	if r := e.rate(); r != want {
 		t.Fatalf("after two intervals: %+v, want %+v", r, want)
 	}
@@ -48,7 +49,7 @@ func TestEstimatorMatchesIPVS(t *testing.T) {
 		c, p, b = c+100, p+1000, b+100_000
 		e.sample(at(c, p, b))
 	}
-	want = Rate{CPS: 50, InPPS: 500, OutPPS: 250, InBPS: 50000, OutBPS: 25000}
+	want = api.Rate{CPS: 50, InPPS: 500, OutPPS: 250, InBPS: 50000, OutBPS: 25000}
 	if r := e.rate(); r != want {
 		t.Fatalf("steady: %+v, want %+v", r, want)
 	}
@@ -61,7 +62,7 @@ func TestEstimatorMatchesIPVS(t *testing.T) {
 	for range 60 {
 		e.sample(at(c, p, b))
 	}
-	if r := e.rate(); r != (Rate{}) {
+	if r := e.rate(); r != (api.Rate{}) {
 		t.Fatalf("long idle: %+v, want zero", r)
 	}
 }

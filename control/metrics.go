@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/dataplane"
 )
 
@@ -15,7 +16,7 @@ import (
 type MetricsSource interface {
 	Director
 	Loads() Loads
-	TableStatus() TableStatus
+	TableStatus() api.TableStatus
 }
 
 // collector turns the director's counters into Prometheus metrics at scrape
@@ -113,10 +114,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	gauge(descBuild, 1, Version, runtime.Version())
+	gauge(descBuild, 1, api.Version, runtime.Version())
 }
 
-func svcLabel(s Service) string {
+func svcLabel(s api.Service) string {
 	if s.FWMark != 0 {
 		return fmt.Sprintf("fwm:%d", s.FWMark)
 	}

@@ -8,12 +8,14 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/afvs/afvs/control/api"
 )
 
 func serveMux(t *testing.T, l net.Listener) {
 	t.Helper()
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, Status{Version: Version}) })
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, api.Status{Version: api.Version}) })
 	hs := &http.Server{Handler: mux}
 	go hs.Serve(l)
 	t.Cleanup(func() { hs.Close() })
@@ -39,14 +41,14 @@ func TestRootOnlyRefusesOtherUIDs(t *testing.T) {
 				t.Fatal(err)
 			}
 			serveMux(t, rootOnly{l, tc.allowed})
-			_, err = NewClient(sock).Status()
+			_, err = api.NewClient(sock).Status()
 			if !tc.refused {
 				if err != nil {
 					t.Fatalf("allowed peer refused: %v", err)
 				}
 				return
 			}
-			ae, ok := err.(*APIError)
+			ae, ok := err.(*api.APIError)
 			if !ok || ae.Status != http.StatusForbidden || !strings.Contains(ae.Message, "Permission denied") {
 				t.Fatalf("refused peer got %v (%T), want 403 Permission denied", err, err)
 			}

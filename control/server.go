@@ -12,13 +12,11 @@ import (
 	"time"
 
 	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/internal/header"
 	"github.com/afvs/afvs/vs"
 )
-
-// Version is reported by /v1/status and in metrics; set at build time.
-var Version = "0.1.0"
 
 // Director is what the server needs from the dataplane. *dataplane.Director
 // implements it.
@@ -44,7 +42,7 @@ type Server struct {
 	svcEst  map[uint32]*estimator
 	destEst map[uint32]*estimator
 
-	extra func(*Status) // fills conntrack and steering figures
+	extra func(*api.Status) // fills conntrack and steering figures
 	ct    ConnTable
 
 	health atomic.Pointer[health] // nil when health checks are off
@@ -68,7 +66,7 @@ type ConnTable interface {
 // a commit function (or nil) that puts the rest of the configuration in
 // force, called only once the table has been accepted, so a refused reload
 // changes nothing. extra adds figures the Director interface does not carry.
-func New(d Director, ct ConnTable, t *vs.Table, reload func() (*vs.Table, func(), error), extra func(*Status)) *Server {
+func New(d Director, ct ConnTable, t *vs.Table, reload func() (*vs.Table, func(), error), extra func(*api.Status)) *Server {
 	return &Server{d: d, ct: ct, table: t.Clone(), reload: reload, start: time.Now(), extra: extra,
 		svcEst: map[uint32]*estimator{}, destEst: map[uint32]*estimator{},
 		svcBase: map[uint32]dataplane.Traffic{}, destBase: map[uint32]dataplane.Traffic{}}
@@ -167,26 +165,26 @@ func (s *Server) SampleRates() {
 	}
 }
 
-func (s *Server) rate(m map[uint32]*estimator, id uint32) Rate {
+func (s *Server) rate(m map[uint32]*estimator, id uint32) api.Rate {
 	s.estMu.Lock()
 	defer s.estMu.Unlock()
 	if e := m[id]; e != nil {
 		return e.rate()
 	}
-	return Rate{}
+	return api.Rate{}
 }
 
-func traffic(t dataplane.Traffic) Traffic {
-	return Traffic{Conns: t.Conns, InPkts: t.InPkts, OutPkts: t.OutPkts, InBytes: t.InBytes, OutBytes: t.OutBytes}
+func traffic(t dataplane.Traffic) api.Traffic {
+	return api.Traffic{Conns: t.Conns, InPkts: t.InPkts, OutPkts: t.OutPkts, InBytes: t.InBytes, OutBytes: t.OutBytes}
 }
 
 // Status sums the workers' counters.
-func (s *Server) Status() Status {
-	st := Status{Version: Version, Uptime: time.Since(s.start).Seconds(), Drops: map[string]uint64{}, Steering: map[string]uint64{}}
+func (s *Server) Status() api.Status {
+	st := api.Status{Version: api.Version, Uptime: time.Since(s.start).Seconds(), Drops: map[string]uint64{}, Steering: map[string]uint64{}}
 	var tot dataplane.Totals
 	for _, w := range s.d.Workers() {
 		tot.Add(w.C)
-		ws := WorkerStatus{Dev: w.Dev, Queue: w.Queue, CPU: w.CPU, RX: w.C.RX.Load(), TX: w.C.TX.Load()}
+		ws := api.WorkerStatus{Dev: w.Dev, Queue: w.Queue, CPU: w.CPU, RX: w.C.RX.Load(), TX: w.C.TX.Load()}
 		if sc, ok := w.Sockets(); ok {
 			ws.FillEmpty, ws.TxRingFull, ws.KickErrors = sc.FillEmpty, sc.TxFull, sc.KickErrors
 			ws.RxDropped, ws.RxRingFull, ws.RxFillRingEmpty = sc.RxDropped, sc.RxRingFull, sc.RxFillRingEmpty
@@ -216,18 +214,18 @@ type Loads interface {
 }
 
 // Services lists the services with counters, rates and connection counts.
-func (s *Server) Services(loads Loads) []Service {
+func (s *Server) Services(loads Loads) []api.Service {
 	snap := s.d.Snapshot()
 	if snap == nil {
 		return nil
 	}
 	cs := s.d.Counters()
 	t := snap.Table
-	out := []Service{}
+	out := []api.Service{}
 	persist := s.templateCounts()
 	for i, vsvc := range t.Services {
 		csvc := &snap.Services[i]
-		o := Service{Proto: vsvc.Proto.String(), Port: vsvc.Port, FWMark: vsvc.FWMark, Scheduler: vsvc.Sched,
+		o := api.Service{Proto: vsvc.Proto.String(), Port: vsvc.Port, FWMark: vsvc.FWMark, Scheduler: vsvc.Sched,
 			SchedFlags: vsvc.SchedFlags, Persistent: vsvc.Persistent, Timeout: vsvc.Timeout}
 		if vsvc.FWMark != 0 {
 			o.Proto = "fwm"
@@ -241,7 +239,7 @@ func (s *Server) Services(loads Loads) []Service {
 		o.Rate = s.rate(s.svcEst, csvc.ID)
 		for j, r := range vsvc.Reals {
 			d := &csvc.Dests[j]
-			or := Real{Address: r.Addr.String(), Port: r.Port, Forward: r.Fwd.String(), Weight: r.Weight, Upper: r.Upper, Lower: r.Lower, Resolved: d.HaveMAC, Up: s.Up(&vsvc, &vsvc.Reals[j])}
+			or := api.Real{Address: r.Addr.String(), Port: r.Port, Forward: r.Fwd.String(), Weight: r.Weight, Upper: r.Upper, Lower: r.Lower, Resolved: d.HaveMAC, Up: s.Up(&vsvc, &vsvc.Reals[j])}
 			if loads != nil {
 				or.Active, or.Inactive, or.Overloaded = loads.Active(d.ID), loads.Inactive(d.ID), loads.Overloaded(d.ID)
 			}
@@ -302,16 +300,12 @@ func (s *Server) Handler(loads Loads) http.Handler {
 	})
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.Reload(); err != nil {
-			writeJSON(w, http.StatusConflict, errorBody{err.Error()})
+			writeJSON(w, http.StatusConflict, api.ErrorBody{Error: err.Error()})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"result": "reloaded"})
 	})
 	return mux
-}
-
-type errorBody struct {
-	Error string `json:"error"`
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

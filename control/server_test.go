@@ -18,6 +18,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/control/controltest"
 	"github.com/afvs/afvs/vs"
 )
@@ -99,7 +100,7 @@ func TestMetrics(t *testing.T) {
 	if in == nil || out == nil || in[1] != "180" || out[1] != "220" {
 		t.Errorf("tunnel real bytes in %v out %v, want 180 and 220", in, out)
 	}
-	if !regexp.MustCompile(`afvs_build_info\{goversion="go[^"]+",version="` + regexp.QuoteMeta(control.Version) + `"\} 1`).MatchString(text) {
+	if !regexp.MustCompile(`afvs_build_info\{goversion="go[^"]+",version="` + regexp.QuoteMeta(api.Version) + `"\} 1`).MatchString(text) {
 		t.Error("build info missing or wrong")
 	}
 }
@@ -125,7 +126,7 @@ func TestCommandsAreAtomic(t *testing.T) {
 	if s.Director.Applied() != n {
 		t.Error("the dataplane saw a table from a refused batch")
 	}
-	if to, _ := s.Client().Timeouts(); to != (control.Timeouts{TCP: 900, TCPFin: 120, UDP: 300}) {
+	if to, _ := s.Client().Timeouts(); to != (api.Timeouts{TCP: 900, TCPFin: 120, UDP: 300}) {
 		t.Errorf("--set of a refused batch took effect: %+v", to)
 	}
 }

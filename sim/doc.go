@@ -1,4 +1,4 @@
-// Package sim is the scheduler simulator behind `afvs sim`: it replays a
+// Package sim is the scheduler simulator behind `afvs-lab sim`: it replays a
 // connection trace through the very code the director runs, so that what a
 // researcher measures offline is what the dataplane would have done.
 //
@@ -20,7 +20,7 @@
 // templates and scheduler as a worker, against a dataplane.Snapshot built by
 // dataplane.Build. The simulator only reads Processor.Last to learn what was
 // decided; it never chooses a real server itself. Admin events are parsed
-// with the ipvsadm parser, applied with control.ApplyCommand to a copy of
+// with the ipvsadm parser, applied with apply.Command to a copy of
 // the service table, and published as a new snapshot built with the same
 // ID registry and load counters, as the control plane does live.
 //

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/afvs/afvs/conntrack"
-	"github.com/afvs/afvs/control"
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/internal/header"
 	"github.com/afvs/afvs/ipvsadm"
+	"github.com/afvs/afvs/ipvsadm/apply"
 	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
@@ -425,7 +425,7 @@ func (s *simulator) admin(ev *Event) error {
 		return nil
 	}
 	next := s.table.Clone()
-	if err := control.ApplyCommand(next, cmd); err != nil {
+	if err := apply.Command(next, cmd); err != nil {
 		return fmt.Errorf("trace line %d: admin %q: %w", ev.Line, ev.Admin, err)
 	}
 	before := s.liveSet()

@@ -163,7 +163,7 @@ func Generate(out io.Writer, w Workload) (GenStats, error) {
 	}
 	r := rand.New(rand.NewPCG(w.Seed, w.Seed^0xda3e39cb94b95bdb))
 	bw := bufio.NewWriterSize(out, 64<<10)
-	fmt.Fprintf(bw, "# afvs sim --generate seed=%d rate=%g/s length=%v dist=%s mean=%v shape=%g clients=%d proto=%s vip=%s packets=%d\n",
+	fmt.Fprintf(bw, "# afvs-lab sim --generate seed=%d rate=%g/s length=%v dist=%s mean=%v shape=%g clients=%d proto=%s vip=%s packets=%d\n",
 		w.Seed, w.Rate, w.Length, w.Dist, w.MeanDuration, w.Shape, w.Clients, w.Proto, w.VIP, w.Packets)
 	fmt.Fprintf(bw, "# time_ms,proto,client_ip,client_port,vip,vport,flags\n")
 	vip := w.VIP.Addr().As4()
@@ -258,7 +258,7 @@ func WriteConfig(out io.Writer, w Workload) error {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# afvs sim --generate: %d real servers, weights %v\n", w.Servers, w.Weights)
+	fmt.Fprintf(&b, "# afvs-lab sim --generate: %d real servers, weights %v\n", w.Servers, w.Weights)
 	fmt.Fprintf(&b, "interfaces: [sim0]\nservices:\n  - proto: %s\n    address: %s\n    port: %d\n    scheduler: %s\n    forward: dr\n    reals:\n",
 		w.Proto, w.VIP.Addr(), w.VIP.Port(), w.Scheduler)
 	for i := range w.Servers {

@@ -30,7 +30,7 @@ func TestGenerateDeterministicBySeed(t *testing.T) {
 	if bytes.Equal(a, gen(w)) {
 		t.Fatal("different seeds, same trace")
 	}
-	if !bytes.HasPrefix(a, []byte("# afvs sim --generate seed=42 ")) {
+	if !bytes.HasPrefix(a, []byte("# afvs-lab sim --generate seed=42 ")) {
 		t.Fatalf("trace does not record its seed: %.80s", a)
 	}
 }

@@ -9,16 +9,18 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/afvs/afvs/bench"
+	"github.com/afvs/afvs/internal/testnet"
 )
 
-// runBench is "afvs bench": the packet-rate benchmark in namespaces. It runs
-// this very binary as the director for the dr and tun scenarios.
+// runBench is "afvs-lab bench": the packet-rate benchmark in namespaces. It
+// runs the afvs daemon binary as the director for the dr and tun scenarios.
 func runBench(args []string) error {
-	fs := pflag.NewFlagSet("afvs bench", pflag.ContinueOnError)
+	fs := pflag.NewFlagSet("afvs-lab bench", pflag.ContinueOnError)
 	duration := fs.Duration("duration", 3*time.Second, "how long the generator sends in each scenario")
 	flows := fs.Int("flows", 1024, "UDP source ports the generator cycles through (one flow each)")
 	rounds := fs.Int("rounds", 1, "run every scenario this many times, interleaved, and report the median")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
+	afvs := fs.String("afvs", "", "the afvs daemon binary for the dr and tun scenarios (default: afvs next to afvs-lab, else on $PATH)")
 	scenarios := fs.String("scenarios", "all", "comma-separated scenarios: offered, baseline, dr, tun (or all)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -33,11 +35,16 @@ func runBench(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--scenarios: %w", err)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find the afvs binary for the director scenarios: %w", err)
+	var daemon string
+	for _, s := range sc {
+		if s == bench.DR || s == bench.TUN {
+			if daemon, err = testnet.DaemonBinary(*afvs); err != nil {
+				return fmt.Errorf("scenario %s: %w", s, err)
+			}
+			break
+		}
 	}
-	rep, err := bench.Run(bench.Options{Duration: *duration, Flows: *flows, Scenarios: sc, Rounds: *rounds, AFVS: self, Log: os.Stderr})
+	rep, err := bench.Run(bench.Options{Duration: *duration, Flows: *flows, Scenarios: sc, Rounds: *rounds, AFVS: daemon, Log: os.Stderr})
 	if err != nil {
 		return err
 	}

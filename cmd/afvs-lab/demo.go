@@ -10,29 +10,30 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/internal/testnet"
 	"github.com/afvs/afvs/ipvsadm"
 )
 
 // runDemo builds a lab of namespaces (client, director, three real servers
-// on a bridge, all in 198.18.0.0/15), runs afvs in it, sends real HTTP
+// on a bridge, all in 198.18.0.0/15), runs the afvs daemon in it, sends real HTTP
 // requests to the VIP, prints who answered against the weights with the
 // director's counters, and removes everything. It does this for VS/DR (on
 // the built-in default config) and for VS/TUN.
 func runDemo(args []string) error {
-	fs := pflag.NewFlagSet("afvs demo", pflag.ContinueOnError)
+	fs := pflag.NewFlagSet("afvs-lab demo", pflag.ContinueOnError)
 	n := fs.Int("requests", 3000, "HTTP requests per mode")
 	conc := fs.Int("concurrency", 8, "requests in flight")
 	modes := fs.StringSlice("modes", []string{"dr", "tun"}, "forwarding modes to show")
 	two := fs.Bool("two-interfaces", false, "director receives on eth0 and sends on eth1")
+	afvs := fs.String("afvs", "", "the afvs daemon binary (default: afvs next to afvs-lab, else on $PATH)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *n < 1 || *conc < 1 {
 		return errors.New("--requests and --concurrency must be at least 1")
 	}
-	self, err := os.Executable()
+	daemon, err := testnet.DaemonBinary(*afvs)
 	if err != nil {
 		return err
 	}
@@ -41,7 +42,7 @@ func runDemo(args []string) error {
 		if m != "dr" && m != "tun" {
 			return fmt.Errorf("--modes %q: must be dr or tun", m)
 		}
-		if err := demoMode(self, m, *two, *n, *conc); err != nil {
+		if err := demoMode(daemon, m, *two, *n, *conc); err != nil {
 			return fmt.Errorf("%s demo: %w", strings.ToUpper(m), err)
 		}
 	}
@@ -49,8 +50,8 @@ func runDemo(args []string) error {
 	return nil
 }
 
-func demoMode(self, mode string, two bool, n, conc int) error {
-	o := testnet.LabOptions{AFVS: self, Mode: mode, TwoInterfaces: two, Builtin: mode == "dr" && !two}
+func demoMode(daemon, mode string, two bool, n, conc int) error {
+	o := testnet.LabOptions{AFVS: daemon, Mode: mode, TwoInterfaces: two, Builtin: mode == "dr" && !two}
 	title := map[string]string{"dr": "VS/DR (MAC rewrite)", "tun": "VS/TUN (IPIP)"}[mode]
 	how := "lab config"
 	if o.Builtin {
@@ -105,7 +106,7 @@ func demoMode(self, mode string, two bool, n, conc int) error {
 	return nil
 }
 
-func printCounters(st control.Status) {
+func printCounters(st api.Status) {
 	fmt.Printf("director: rx %d frames, tx %d frames, icmp sent %d; steering: redirected %d, passed to kernel %d\n",
 		st.RX, st.TX, st.ICMPSent, st.Steering["redirected"], st.Steering["passed"])
 	fmt.Printf("conntrack: %d entries of %d, inserted %d, evicted %d, refused %d\n", st.Table.Entries, st.Table.Capacity, st.Table.Inserted, st.Table.Evicted, st.Table.Refused)

@@ -12,10 +12,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/afvs/afvs/dataplane/replay"
+	"github.com/afvs/afvs/internal/configfile"
 )
 
 func runReplay(args []string) error {
-	fs := pflag.NewFlagSet("afvs replay", pflag.ContinueOnError)
+	fs := pflag.NewFlagSet("afvs-lab replay", pflag.ContinueOnError)
 	path := fs.String("config", "", "config file with the services (the built-in default without it)")
 	inPath := fs.String("in", "", "input pcap (Ethernet)")
 	outPath := fs.String("out", "", "output pcap: the frames the director would transmit")
@@ -29,7 +30,7 @@ func runReplay(args []string) error {
 	if *inPath == "" || *outPath == "" {
 		return errors.New("--in and --out are required")
 	}
-	cfg, err := loadConfig(*path, nil)
+	cfg, err := configfile.Load(*path, nil)
 	if err != nil {
 		return err
 	}

@@ -13,13 +13,14 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/internal/configfile"
 	"github.com/afvs/afvs/sim"
 )
 
-// runSim is `afvs sim`: replay a trace through the dataplane's scheduling
+// runSim is `afvs-lab sim`: replay a trace through the dataplane's scheduling
 // path offline, or (--generate) write a synthetic trace and config first.
 func runSim(args []string) error {
-	fs := pflag.NewFlagSet("afvs sim", pflag.ContinueOnError)
+	fs := pflag.NewFlagSet("afvs-lab sim", pflag.ContinueOnError)
 	cfgPath := fs.String("config", "", "config file with the services (the built-in default without it)")
 	tracePath := fs.String("trace", "", "trace CSV to replay; with --generate, the trace to write")
 	outPath := fs.String("out", "", "decisions CSV to write, one line per new connection")
@@ -69,11 +70,11 @@ func runSim(args []string) error {
 			}
 			w.Weights = append(w.Weights, n)
 		}
-		fmt.Fprintf(os.Stderr, "afvs sim: generating with seed %d\n", *seed)
+		fmt.Fprintf(os.Stderr, "afvs-lab sim: generating with seed %d\n", *seed)
 		if err := simWriteFile(*tracePath, func(f io.Writer) error {
 			st, err := sim.Generate(f, w)
 			if err == nil {
-				fmt.Fprintf(os.Stderr, "afvs sim: %s: %d connections, %d lines\n", *tracePath, st.Conns, st.Lines)
+				fmt.Fprintf(os.Stderr, "afvs-lab sim: %s: %d connections, %d lines\n", *tracePath, st.Conns, st.Lines)
 			}
 			return err
 		}); err != nil {
@@ -94,7 +95,7 @@ func runSim(args []string) error {
 	if *outPath == "" {
 		return errors.New("--out is required")
 	}
-	cfg, err := loadConfig(*cfgPath, nil)
+	cfg, err := configfile.Load(*cfgPath, nil)
 	if err != nil {
 		return err
 	}
@@ -133,10 +134,10 @@ func runSim(args []string) error {
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "afvs sim: %d events (%d ms of trace) in %v\n", sum.Packets+sum.Admin, sum.End-sum.Start, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "afvs-lab sim: %d events (%d ms of trace) in %v\n", sum.Packets+sum.Admin, sum.End-sum.Start, time.Since(start).Round(time.Millisecond))
 	for _, r := range []string{"table_full", "template_full"} {
 		if n := sum.Drops[r]; n > 0 {
-			fmt.Fprintf(os.Stderr, "afvs sim: warning: %d packets dropped as %s: raise --capacity or --templates\n", n, r)
+			fmt.Fprintf(os.Stderr, "afvs-lab sim: warning: %d packets dropped as %s: raise --capacity or --templates\n", n, r)
 		}
 	}
 	switch *summaryPath {

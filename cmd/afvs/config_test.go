@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/afvs/afvs/internal/configfile"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -80,7 +82,7 @@ func TestCheckGoodConfigs(t *testing.T) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
 	}
-	c, err := loadConfig(writeConfig(t, "afvs.yaml", goodYAML), nil)
+	c, err := configfile.Load(writeConfig(t, "afvs.yaml", goodYAML), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +178,7 @@ func TestEnvironmentAndFlagOverrides(t *testing.T) {
 	t.Setenv("AFVS_METRICS_ADDRESS", "127.0.0.1:9999")
 	t.Setenv("AFVS_LOG_LEVEL", "debug")
 	t.Setenv("AFVS_INTERFACES", "veth7")
-	c, err := loadConfig(path, nil)
+	c, err := configfile.Load(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +199,7 @@ func TestEnvironmentAndFlagOverrides(t *testing.T) {
 	if err := fs.Parse([]string{"--metrics", "127.0.0.1:7000", "--socket", "/tmp/x.sock", "--interface", "a0,b0", "--xdp-mode", "generic"}); err != nil {
 		t.Fatal(err)
 	}
-	c, err = loadConfig(path, fs)
+	c, err = configfile.Load(path, fs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,11 +208,11 @@ func TestEnvironmentAndFlagOverrides(t *testing.T) {
 	}
 	// A bad value from the environment is refused like one from the file.
 	t.Setenv("AFVS_TABLE_CAPACITY", "0")
-	if _, err := loadConfig(path, nil); err == nil || !strings.Contains(err.Error(), "table.capacity: 0") {
+	if _, err := configfile.Load(path, nil); err == nil || !strings.Contains(err.Error(), "table.capacity: 0") {
 		t.Errorf("AFVS_TABLE_CAPACITY=0: %v", err)
 	}
 	t.Setenv("AFVS_TABLE_CAPACITY", "lots")
-	if _, err := loadConfig(path, nil); err == nil || !strings.Contains(err.Error(), "lots") {
+	if _, err := configfile.Load(path, nil); err == nil || !strings.Contains(err.Error(), "lots") {
 		t.Errorf("AFVS_TABLE_CAPACITY=lots: %v", err)
 	}
 }

@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/internal/testnet"
 )
 
@@ -379,7 +379,7 @@ func TestCleanStop(t *testing.T) {
 	if !strings.Contains(lab.DirectorLog(), "shutting down") {
 		t.Errorf("afvs (pid %d) did not log a clean shutdown:\n%s", p.Pid, lab.DirectorLog())
 	}
-	if _, err := control.NewClient(lab.Socket).Status(); err == nil {
+	if _, err := api.NewClient(lab.Socket).Status(); err == nil {
 		t.Error("control API still answers after SIGTERM")
 	}
 	_ = netip.Addr{}
@@ -598,9 +598,9 @@ func TestMultiQueue(t *testing.T) {
 // quiesced reads the director's status once it has stopped changing: the
 // last segments of closed connections may still be on their way when the
 // client has its answers.
-func quiesced(t *testing.T, lab *testnet.Lab) control.Status {
+func quiesced(t *testing.T, lab *testnet.Lab) api.Status {
 	t.Helper()
-	var prev control.Status
+	var prev api.Status
 	for i := 0; i < 40; i++ {
 		st, err := lab.Control().Status()
 		if err != nil {

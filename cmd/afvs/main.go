@@ -1,18 +1,22 @@
-// Command afvs is the AF_XDP Virtual Server daemon and its tools.
+// Command afvs is the AF_XDP Virtual Server daemon.
 //
 //	afvs [run] [--config FILE]     run the director (built-in default config without --config)
 //	afvs check --config FILE       validate a config without touching the network
+//	afvs reload                    ask the running daemon to re-read its config
 //	afvs realserver ...            prepare a real server (VIP on lo, ARP sysctls, IPIP decap)
-//	afvs replay ...                push a pcap through the dataplane offline
-//	afvs sim ...                   scheduler simulator on traces or generated workloads
-//	afvs bench ...                 packet-rate benchmark in namespaces
-//	afvs demo                      build a namespace lab and show VS/DR and VS/TUN working
+//
+// The lab and research tools (demo, bench, sim, replay) are a separate
+// command, afvs-lab, so that the daemon links none of their dependencies;
+// asked for one of them, afvs says so.
 package main
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/spf13/pflag"
 )
@@ -30,44 +34,51 @@ func init() {
 		{"check", "validate a config file without touching the network", runCheck},
 		{"reload", "ask the running daemon to re-read its config", runReload},
 		{"realserver", "set up a real server: VIP on lo, ARP sysctls, IPIP decapsulation", runRealServer},
-		{"replay", "push a pcap through parse, conntrack, sched and encap offline", runReplay},
-		{"sim", "run a connection trace through the schedulers and the connection table", runSim},
-		{"bench", "measure packet rates in namespaces: afvs DR/TUN against baselines", runBench},
-		{"demo", "build a lab of namespaces and show VS/DR and VS/TUN forwarding", runDemo},
 	}
 }
 
-func usage() {
-	fmt.Fprintf(os.Stderr, "usage: afvs [command] [flags]\n\ncommands:\n")
+// labCommands moved to afvs-lab.
+var labCommands = []string{"demo", "bench", "sim", "replay"}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: afvs [command] [flags]\n\ncommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-11s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(os.Stderr, "\nRun 'afvs COMMAND --help' for a command's flags.\n")
+	fmt.Fprintf(w, "\nRun 'afvs COMMAND --help' for a command's flags.\nThe lab tools (%s) are afvs-lab's commands.\n", strings.Join(labCommands, ", "))
 }
 
 func main() {
-	args := os.Args[1:]
+	os.Exit(dispatch(os.Args[1:], os.Stderr))
+}
+
+// dispatch runs the command args name and returns the exit status.
+func dispatch(args []string, stderr io.Writer) int {
 	name := "run"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		name, args = args[0], args[1:]
 	}
 	if name == "help" || (len(args) == 0 && name == "-h") {
-		usage()
-		return
+		usage(stderr)
+		return 0
 	}
 	for _, c := range commands {
 		if c.name == name {
 			if err := c.run(args); err != nil {
 				if errors.Is(err, pflag.ErrHelp) {
-					return
+					return 0
 				}
-				fmt.Fprintf(os.Stderr, "afvs %s: %v\n", name, err)
-				os.Exit(1)
+				fmt.Fprintf(stderr, "afvs %s: %v\n", name, err)
+				return 1
 			}
-			return
+			return 0
 		}
 	}
-	fmt.Fprintf(os.Stderr, "afvs: unknown command %q\n", name)
-	usage()
-	os.Exit(2)
+	if slices.Contains(labCommands, name) {
+		fmt.Fprintf(stderr, "afvs: %q moved to the lab tools: run \"afvs-lab %s\" (make build puts bin/afvs-lab next to bin/afvs)\n", name, name)
+		return 2
+	}
+	fmt.Fprintf(stderr, "afvs: unknown command %q\n", name)
+	usage(stderr)
+	return 2
 }

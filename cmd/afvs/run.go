@@ -21,8 +21,10 @@ import (
 
 	"github.com/afvs/afvs/config"
 	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/xdpprog"
+	"github.com/afvs/afvs/internal/configfile"
 	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
@@ -38,7 +40,7 @@ func runDaemon(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path, fs)
+	cfg, err := configfile.Load(*path, fs)
 	if err != nil {
 		return err
 	}
@@ -73,7 +75,7 @@ func runDaemon(args []string) error {
 	}
 	sorry.Store(&sm)
 	reload := func() (*vs.Table, func(), error) {
-		c, err := loadConfig(*path, fs)
+		c, err := configfile.Load(*path, fs)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -103,7 +105,7 @@ func runDaemon(args []string) error {
 		}
 		return t, commit, nil
 	}
-	srv := control.New(d, d.CT, table, reload, func(st *control.Status) { fillStatus(d, st) })
+	srv := control.New(d, d.CT, table, reload, func(st *api.Status) { fillStatus(d, st) })
 	stop := make(chan struct{})
 	defer close(stop)
 	go srv.RunEstimator(stop)
@@ -224,12 +226,12 @@ func directorOptions(cfg *config.Config, mode xdpprog.Mode, log *slog.Logger) da
 	}
 }
 
-func fillStatus(d *dataplane.Director, st *control.Status) {
+func fillStatus(d *dataplane.Director, st *api.Status) {
 	if st.Steering == nil {
 		st.Steering = map[string]uint64{}
 	}
 	cs := d.CT.Stats()
-	st.Table = control.TableStatus{Entries: cs.Entries, Templates: cs.Templates, Capacity: cs.Capacity, Inserted: cs.Inserted, Expired: cs.Expired, Evicted: cs.Evicted, Refused: cs.Refused, Bytes: uint64(d.CT.Bytes())}
+	st.Table = api.TableStatus{Entries: cs.Entries, Templates: cs.Templates, Capacity: cs.Capacity, Inserted: cs.Inserted, Expired: cs.Expired, Evicted: cs.Evicted, Refused: cs.Refused, Bytes: uint64(d.CT.Bytes())}
 	if s, err := d.Steering(); err == nil {
 		st.Steering["total"] = s.Total
 		st.Steering["redirected"] = s.Redirected
@@ -255,7 +257,7 @@ func runCheck(args []string) error {
 	if *path == "" {
 		return errors.New("--config FILE is required")
 	}
-	cfg, err := loadConfig(*path, nil)
+	cfg, err := configfile.Load(*path, nil)
 	if err != nil {
 		return err
 	}
@@ -280,8 +282,8 @@ type metricsSource struct{ *dataplane.Director }
 
 func (m metricsSource) Loads() control.Loads { return m.Director.Loads }
 
-func (m metricsSource) TableStatus() control.TableStatus {
-	var st control.Status
+func (m metricsSource) TableStatus() api.TableStatus {
+	var st api.Status
 	fillStatus(m.Director, &st)
 	return st.Table
 }
@@ -302,7 +304,7 @@ func runReload(args []string) error {
 	}
 	s := *sock
 	if s == "" && *path != "" {
-		cfg, err := loadConfig(*path, nil)
+		cfg, err := configfile.Load(*path, nil)
 		if err != nil {
 			return err
 		}
@@ -312,9 +314,9 @@ func runReload(args []string) error {
 		s = os.Getenv("AFVS_SOCKET")
 	}
 	if s == "" {
-		s = control.DefaultSocket
+		s = api.DefaultSocket
 	}
-	if err := control.NewClient(s).Reload(); err != nil {
+	if err := api.NewClient(s).Reload(); err != nil {
 		return err
 	}
 	fmt.Println("afvs: configuration reloaded")

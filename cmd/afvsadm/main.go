@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/ipvsadm"
 )
 
@@ -30,15 +30,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	sock := os.Getenv("AFVS_SOCKET")
 	if sock == "" {
-		sock = control.DefaultSocket
+		sock = api.DefaultSocket
 	}
-	c := control.NewClient(sock)
+	c := api.NewClient(sock)
 	switch cmd.Kind {
 	case ipvsadm.Help:
 		ipvsadm.Usage(stdout, "afvsadm")
 		return 0
 	case ipvsadm.Version:
-		fmt.Fprintf(stdout, "afvsadm %s (ipvsadm v1.31 command line and output)\n", control.Version)
+		fmt.Fprintf(stdout, "afvsadm %s (ipvsadm v1.31 command line and output)\n", api.Version)
 		return 0
 	case ipvsadm.List, ipvsadm.Save:
 		snap, err := c.IpvsadmSnapshot(cmd.List.Connection)

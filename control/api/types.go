@@ -1,4 +1,4 @@
-package control
+package api
 
 // Status is GET /v1/status: the director's counters.
 type Status struct {
@@ -95,3 +95,37 @@ type Real struct {
 	Stats        Traffic `json:"stats"`
 	Rate         Rate    `json:"rate"`
 }
+
+// CommandsRequest is POST /v1/commands: ipvsadm command lines (without
+// the program name), applied together or not at all.
+type CommandsRequest struct {
+	Commands [][]string `json:"commands"`
+}
+
+// Conn is one entry of GET /v1/conns, as ipvsadm -Lc shows it.
+type Conn struct {
+	Proto    string  `json:"proto"`
+	Client   string  `json:"client"`
+	Virtual  string  `json:"virtual"`
+	Dest     string  `json:"dest"`
+	State    string  `json:"state"`
+	Expires  float64 `json:"expires_seconds"`
+	Template bool    `json:"template"`
+}
+
+// Timeouts is GET/PUT /v1/timeouts, in seconds.
+type Timeouts struct {
+	TCP    uint32 `json:"tcp"`
+	TCPFin uint32 `json:"tcpfin"`
+	UDP    uint32 `json:"udp"`
+}
+
+// ErrorBody is every error reply: a 4xx status with {"error": "..."}.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+// Version is the daemon's version, reported by /v1/status, in metrics and
+// by afvsadm --version; set at build time with
+// -ldflags "-X github.com/afvs/afvs/control/api.Version=...".
+var Version = "0.1.0"

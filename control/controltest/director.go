@@ -7,6 +7,7 @@ import (
 
 	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
@@ -97,9 +98,9 @@ func (d *Director) Workers() []*dataplane.Worker { return []*dataplane.Worker{d.
 func (d *Director) Loads() control.Loads { return d.loads }
 
 // TableStatus reports the connection table's occupancy.
-func (d *Director) TableStatus() control.TableStatus {
+func (d *Director) TableStatus() api.TableStatus {
 	s := d.CT.Stats()
-	return control.TableStatus{Entries: s.Entries, Templates: s.Templates, Capacity: s.Capacity, Inserted: s.Inserted,
+	return api.TableStatus{Entries: s.Entries, Templates: s.Templates, Capacity: s.Capacity, Inserted: s.Inserted,
 		Expired: s.Expired, Evicted: s.Evicted, Refused: s.Refused, Bytes: uint64(d.CT.Bytes())}
 }
 

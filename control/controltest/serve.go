@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -33,7 +34,7 @@ func Serve(t testing.TB) *Served {
 	s := &Served{Director: d, Socket: filepath.Join(t.TempDir(), "afvs.sock")}
 	s.Reload = func() (*vs.Table, func(), error) { return nil, nil, errors.New("no configuration file in this test") }
 	s.Server = control.New(d, d.CT, &vs.Table{}, func() (*vs.Table, func(), error) { return s.Reload() },
-		func(st *control.Status) { st.Table = d.TableStatus() })
+		func(st *api.Status) { st.Table = d.TableStatus() })
 	l, err := control.Listen(s.Socket)
 	if err != nil {
 		t.Fatal(err)
@@ -49,4 +50,4 @@ func Serve(t testing.TB) *Served {
 }
 
 // Client returns a control API client for the served socket.
-func (s *Served) Client() *control.Client { return control.NewClient(s.Socket) }
+func (s *Served) Client() *api.Client { return api.NewClient(s.Socket) }

@@ -47,6 +47,8 @@
 // its queue. Counters are written once per call with atomic stores so
 // that a metrics goroutine may read them at any time.
 //
-// Baseline wraps github.com/asavie/xdp, which this package alone imports,
-// so that benchmarks can compare the two ring layers on the same workload.
+// The benchmarks compare Socket with a Baseline that wraps
+// github.com/asavie/xdp on the same workload. Baseline lives in a test
+// file, so only this package's tests import that library; the production
+// package and every binary built from it do not.
 package xsk

@@ -1,4 +1,9 @@
-package main
+// Package configfile reads afvs's configuration: a YAML, TOML or JSON file
+// (or the built-in default), AFVS_* environment variables and the daemon's
+// command-line flags, into a validated config.Config. It is viper's only
+// home, shared by the daemon (cmd/afvs) and the lab tools (cmd/afvs-lab)
+// so both read a config file the same way.
+package configfile
 
 import (
 	"errors"
@@ -18,10 +23,10 @@ import (
 	"github.com/afvs/afvs/config"
 )
 
-// builtinConfig is what `afvs run` uses without --config: one TCP service
+// Builtin is what `afvs run` uses without --config: one TCP service
 // on the demo lab's VIP, in DR mode, with three real servers of weights
 // 1, 2 and 3. Every address is in the RFC 2544 benchmark range.
-const builtinConfig = `
+const Builtin = `
 interfaces: [eth0]
 services:
   - proto: tcp
@@ -35,10 +40,11 @@ services:
       - {address: 198.18.0.13, weight: 3}
 `
 
-// loadConfig reads a config file (YAML, TOML or JSON by extension) or the
-// built-in default, applies AFVS_* environment variables and the flags bound
-// in fs, rejects unknown keys, and validates the result.
-func loadConfig(path string, fs *pflag.FlagSet) (*config.Config, error) {
+// Load reads a config file (YAML, TOML or JSON by extension) or, for an
+// empty path, the built-in default; applies AFVS_* environment variables
+// and the flags of fs that are set (xdp-mode, metrics, socket, log-level,
+// interface); rejects unknown keys; and validates the result.
+func Load(path string, fs *pflag.FlagSet) (*config.Config, error) {
 	v := viper.New()
 	for k, val := range config.Defaults() {
 		v.SetDefault(k, val)
@@ -48,7 +54,7 @@ func loadConfig(path string, fs *pflag.FlagSet) (*config.Config, error) {
 	v.AutomaticEnv()
 	if path == "" {
 		v.SetConfigType("yaml")
-		if err := v.ReadConfig(strings.NewReader(builtinConfig)); err != nil {
+		if err := v.ReadConfig(strings.NewReader(Builtin)); err != nil {
 			return nil, fmt.Errorf("built-in config: %w", err)
 		}
 	} else {

@@ -2,13 +2,17 @@ package testnet
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/control/api"
 )
 
 // LogBuffer collects a process's output from the exec package's copier
@@ -28,6 +32,55 @@ func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// DaemonBinary finds the afvs daemon binary a lab runs as its director and
+// real servers (the lab tools live in a separate binary, afvs-lab): path
+// itself if it is not empty; else "afvs" in the directory of the running
+// executable, where `make build` puts afvs and afvs-lab side by side; else
+// "afvs" on $PATH. The result must be an executable regular file.
+func DaemonBinary(path string) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		self = ""
+	}
+	return daemonBinary(path, self)
+}
+
+func daemonBinary(path, self string) (string, error) {
+	if path != "" {
+		if err := isExecutable(path); err != nil {
+			return "", fmt.Errorf("afvs binary %s: %w", path, err)
+		}
+		return path, nil
+	}
+	var tried []string
+	if self != "" {
+		sibling := filepath.Join(filepath.Dir(self), "afvs")
+		if isExecutable(sibling) == nil {
+			return sibling, nil
+		}
+		tried = append(tried, sibling)
+	}
+	if p, err := exec.LookPath("afvs"); err == nil {
+		return p, nil
+	}
+	tried = append(tried, "afvs on $PATH")
+	return "", fmt.Errorf("no afvs daemon binary found (tried %s); build it with `make build` or name it with --afvs", strings.Join(tried, ", "))
+}
+
+func isExecutable(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return errors.New("not a regular file")
+	}
+	if fi.Mode().Perm()&0o111 == 0 {
+		return errors.New("not executable")
+	}
+	return nil
 }
 
 // Daemon is an `afvs run` process in a namespace of a Net, reachable on
@@ -51,7 +104,7 @@ func StartDaemon(ns *NS, afvs, socket string, args ...string) (*Daemon, error) {
 		return nil, fmt.Errorf("start %s: %w", afvs, err)
 	}
 	d.proc, d.exited = cmd.Process, exited
-	c := control.NewClient(socket)
+	c := api.NewClient(socket)
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		select {
 		case <-exited:

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/afvs/afvs/control"
+	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/dataplane/nic"
 )
 
@@ -349,7 +349,7 @@ func (l *Lab) DirectorLog() string {
 }
 
 // Control returns a control API client for the lab's director.
-func (l *Lab) Control() *control.Client { return control.NewClient(l.Socket) }
+func (l *Lab) Control() *api.Client { return api.NewClient(l.Socket) }
 
 // Result is the outcome of a batch of HTTP requests.
 type Result struct {

@@ -1,4 +1,4 @@
-package control
+package apply
 
 import (
 	"errors"
@@ -23,9 +23,9 @@ func ServiceKey(v ipvsadm.Virtual) vs.Key {
 	return vs.Key{Proto: vs.Proto(v.Proto), Addr: v.Addr, Port: v.Port}
 }
 
-// ApplyCommand applies one table-changing ipvsadm command to t. Commands
+// Command applies one table-changing ipvsadm command to t. Commands
 // that do not change the table (list, save, zero, set) are the caller's.
-func ApplyCommand(t *vs.Table, c *ipvsadm.Command) error {
+func Command(t *vs.Table, c *ipvsadm.Command) error {
 	switch c.Kind {
 	case ipvsadm.AddService, ipvsadm.EditService:
 		s, err := service(t, c)

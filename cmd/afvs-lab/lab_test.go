@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+
+	"github.com/afvs/afvs/internal/testnet"
+)
+
+// TestDispatch: afvs-lab runs its four commands and, asked for a daemon
+// command, names the afvs command to run instead.
+func TestDispatch(t *testing.T) {
+	for _, c := range []string{"run", "check", "reload", "realserver"} {
+		var out bytes.Buffer
+		if code := run([]string{c}, &out); code != 2 || !strings.Contains(out.String(), `run "afvs `+c+`"`) {
+			t.Errorf("afvs-lab %s: exit %d, %q; want 2 and a pointer to afvs %s", c, code, out.String(), c)
+		}
+	}
+	var out bytes.Buffer
+	if code := run([]string{"frobnicate"}, &out); code != 2 || !strings.Contains(out.String(), `unknown command "frobnicate"`) {
+		t.Errorf("afvs-lab frobnicate: exit %d, %q", code, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"help"}, &out); code != 0 {
+		t.Errorf("afvs-lab help: exit %d", code)
+	}
+	for _, c := range []string{"demo", "bench", "sim", "replay"} {
+		if !strings.Contains(out.String(), "\n  "+c+" ") {
+			t.Errorf("usage does not list %s:\n%s", c, out.String())
+		}
+	}
+	// A lab command's own errors come back as exit status 1.
+	out.Reset()
+	if code := run([]string{"sim"}, &out); code != 1 || !strings.Contains(out.String(), "afvs-lab sim: --trace is required") {
+		t.Errorf("afvs-lab sim without --trace: exit %d, %q", code, out.String())
+	}
+}
+
+// TestSimOnAGeneratedWorkload runs `afvs-lab sim` on a workload it
+// generates, without root: the simulator works from the lab binary with
+// the config file reader it shares with the daemon.
+func TestSimOnAGeneratedWorkload(t *testing.T) {
+	dir := t.TempDir()
+	trace, cfg, dec := filepath.Join(dir, "trace.csv"), filepath.Join(dir, "gen.yaml"), filepath.Join(dir, "out.csv")
+	if err := runSim([]string{"--generate", "--trace", trace, "--gen-config", cfg, "--seed", "7", "--rate", "50", "--length", "2s"}); err != nil {
+		t.Fatal(err)
+	}
+	sum := filepath.Join(dir, "summary.txt")
+	if err := runSim([]string{"--config", cfg, "--trace", trace, "--out", dec, "--summary", sum}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(b), "\n"); lines < 50 {
+		t.Errorf("decisions: %d lines for about 100 generated connections", lines)
+	}
+	if s, err := os.ReadFile(sum); err != nil || len(s) == 0 {
+		t.Errorf("summary: %q, %v", s, err)
+	}
+	// The config reader rejects what afvs check rejects.
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("servics: []\n"), 0o644)
+	if err := runSim([]string{"--config", bad, "--trace", trace, "--out", dec}); err == nil || !strings.Contains(err.Error(), "servics: unknown key") {
+		t.Errorf("sim with a misspelt key: %v", err)
+	}
+}
+
+// TestReplayForwardsASyn pushes one TCP SYN to the built-in config's VIP
+// through `afvs-lab replay` and reads the forwarded frame back: rewritten
+// to the chosen real server's MAC, as VS/DR does.
+func TestReplayForwardsASyn(t *testing.T) {
+	dir := t.TempDir()
+	in, outPath := filepath.Join(dir, "in.pcap"), filepath.Join(dir, "out.pcap")
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.IP{198, 18, 0, 10}, DstIP: net.IP{198, 19, 0, 1}}
+	tcp := &layers.TCP{SrcPort: 40000, DstPort: 80, SYN: true, Seq: 1, Window: 1024}
+	tcp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp); err != nil {
+		t.Fatal(err)
+	}
+	var pcap bytes.Buffer
+	w := pcapgo.NewWriter(&pcap)
+	w.WriteFileHeader(65535, layers.LinkTypeEthernet)
+	w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(buf.Bytes()), Length: len(buf.Bytes())}, buf.Bytes())
+	if err := os.WriteFile(in, pcap.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := runReplay([]string{"--in", in, "--out", outPath, "--neigh", "198.18.0.11=02:00:00:00:00:11", "--neigh", "198.18.0.12=02:00:00:00:00:12", "--neigh", "198.18.0.13=02:00:00:00:00:13"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _, err := r.ReadPacketData()
+	if err != nil {
+		t.Fatalf("no forwarded frame: %v", err)
+	}
+	p := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.Default)
+	e, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	got, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	if e == nil || got == nil || !bytes.HasPrefix(e.DstMAC, []byte{2, 0, 0, 0, 0}) || e.DstMAC[5] < 0x11 || e.DstMAC[5] > 0x13 || !got.DstIP.Equal(ip.DstIP) {
+		t.Errorf("forwarded frame is not the SYN rewritten to a real server's MAC: %v", p)
+	}
+	if _, _, err := r.ReadPacketData(); err == nil {
+		t.Errorf("more than one frame out for one in")
+	}
+}
+
+// TestDemoRunsTheDaemonBinary builds afvs and afvs-lab side by side, as
+// `make build` does, and runs a short `afvs-lab demo`: afvs-lab finds the
+// afvs next to it and runs it as the director and the real servers.
+func TestDemoRunsTheDaemonBinary(t *testing.T) {
+	if err := testnet.Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI must run privileged tests: %v", err)
+		}
+		t.Skipf("privileged test: %v", err)
+	}
+	if testing.Short() {
+		t.Skip("builds two binaries and a namespace lab")
+	}
+	bin := t.TempDir()
+	for _, b := range []string{"afvs", "afvs-lab"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(bin, b), "github.com/afvs/afvs/cmd/"+b).CombinedOutput()
+		if err != nil {
+			t.Fatalf("build %s: %v\n%s", b, err, out)
+		}
+	}
+	cmd := exec.Command(filepath.Join(bin, "afvs-lab"), "demo", "--modes", "dr", "--requests", "120", "--concurrency", "4")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		err = fmt.Errorf("still running after 2 minutes: %v", <-done)
+	}
+	// The demo removes its namespaces itself; whatever a killed demo left
+	// is this test's to remove.
+	prefix := fmt.Sprintf("afvs-%d-", cmd.Process.Pid)
+	if left := testnet.Leftovers(prefix); len(left) > 0 {
+		testnet.ReapStale()
+		t.Errorf("the demo left namespaces behind: %v", left)
+	}
+	if err != nil {
+		t.Fatalf("afvs-lab demo: %v\n%s", err, out.String())
+	}
+	if !regexp.MustCompile(`sent 120 HTTP requests from the client: 120 answered, 0 failed`).MatchString(out.String()) ||
+		!strings.Contains(out.String(), "TCP  198.19.0.1:80") {
+		t.Errorf("afvs-lab demo output lacks the answers or the listing:\n%s", out.String())
+	}
+}
