@@ -1,6 +1,7 @@
 # AFVS: the AF_XDP Virtual Server.
 #
-#   make demo    build afvs and run the VS/DR and VS/TUN demo in namespaces (root)
+#   make demo    build the binaries and run the VS/DR and VS/TUN demo in
+#                namespaces (root)
 #   make test    install what the tests need, then run every test (root for the
 #                namespace, XDP and AF_XDP tests)
 #   make bench   packet-rate benchmark in namespaces, plus the Go micro-benchmarks
@@ -18,12 +19,15 @@ deps:
 	@command -v ip >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq iproute2; }
 	@$(GO) mod download
 
+# afvs is the daemon, afvsadm its ipvsadm-style client, afvs-lab the lab
+# and research tools (demo, bench, sim, replay), which run bin/afvs.
 build: deps
 	$(GO) build -o $(BIN)/afvs ./cmd/afvs
 	$(GO) build -o $(BIN)/afvsadm ./cmd/afvsadm
+	$(GO) build -o $(BIN)/afvs-lab ./cmd/afvs-lab
 
 demo: build
-	./$(BIN)/afvs demo
+	./$(BIN)/afvs-lab demo
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -45,7 +49,7 @@ test-short:
 # Packet rates in namespaces (root), then the micro-benchmarks whose figures
 # the README quotes. Compare figures only within one run.
 bench: build
-	./$(BIN)/afvs bench --rounds 3
+	./$(BIN)/afvs-lab bench --rounds 3
 	$(GO) test -run '^$$' -bench 'Process|WorkerPoll' -benchtime 300000x ./dataplane/
 	$(GO) test -run '^$$' -bench 'Lookup|Insert|MemoryFloor' -benchtime 100000x ./conntrack/
 	$(GO) test -run '^$$' -bench 'GCPause' -benchtime 2000x ./conntrack/

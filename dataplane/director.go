@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xdpprog"
@@ -86,9 +84,7 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 			dir.Close()
 		}
 	}()
-	if d.kernel, err = nic.Open(netns.None()); err != nil {
-		return nil, err
-	}
+	d.kernel = nic.Current()
 	d.Loads = sched.NewLoads(MaxDests)
 	to := conntrack.DefaultTimeouts()
 	d.CT, err = conntrack.New(conntrack.Config{Capacity: opt.Capacity, Templates: opt.Templates, Timeouts: to, Clock: conntrack.SystemClock(), Hooks: d.Loads})

@@ -96,3 +96,38 @@ func (k *Kernel) inNamespace(fn func() error) error {
 	}
 	return ferr
 }
+
+// DoIn runs fn on a new goroutine whose OS thread has entered the network
+// namespace called name (a file under /run/netns, as `ip netns add`
+// makes it), and waits for it. Sockets fn creates belong to that namespace
+// and keep working after DoIn returns. If the thread cannot return to its
+// own namespace it stays locked, so the runtime retires it with the
+// goroutine instead of reusing it.
+func DoIn(name string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("get current namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		target, err := netns.GetFromName(name)
+		if err != nil {
+			errc <- fmt.Errorf("namespace %s: %w", name, err)
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			errc <- fmt.Errorf("enter namespace %s: %w", name, err)
+			return
+		}
+		err = fn()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
+}

@@ -1,10 +1,13 @@
 package nic
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -146,4 +149,47 @@ func mustCIDR(t *testing.T, s string) *net.IPNet {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestDoIn: fn runs inside the named namespace (it sees that namespace's
+// veth pair and not the caller's interfaces), the caller's thread never
+// moves, and an unknown name is an error that names it.
+func TestDoIn(t *testing.T) {
+	requireRoot(t)
+	tn := newTestNS(t)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "afvsdoin0"}, PeerName: "afvsdoin1"}
+	if err := tn.h.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	before, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer before.Close()
+	var inside []string
+	err = DoIn(tn.name, func() error {
+		ifs, err := net.Interfaces()
+		for _, i := range ifs {
+			inside = append(inside, i.Name)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(inside)
+	if !slices.Equal(inside, []string{"afvsdoin0", "afvsdoin1", "lo"}) {
+		t.Errorf("interfaces seen inside %s: %v, want lo and the veth pair", tn.name, inside)
+	}
+	if _, err := net.InterfaceByName("afvsdoin0"); err == nil {
+		t.Errorf("the namespace's veth is visible outside it")
+	}
+	want := errors.New("from fn")
+	if err := DoIn(tn.name, func() error { return want }); err != want {
+		t.Errorf("fn's error came back as %v", err)
+	}
+	missing := tn.name + "-missing"
+	if err := DoIn(missing, func() error { t.Error("fn ran without its namespace"); return nil }); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("unknown namespace: %v", err)
+	}
 }

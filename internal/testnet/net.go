@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/vishvananda/netns"
+	"github.com/afvs/afvs/dataplane/nic"
 )
 
 var seq atomic.Int64
@@ -126,32 +125,7 @@ func (ns *NS) Start(cmd *exec.Cmd) (<-chan struct{}, error) {
 // namespace. Sockets fn creates belong to the namespace and keep working
 // after Do returns.
 func (ns *NS) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(ns.Name)
-		if err != nil {
-			errc <- fmt.Errorf("namespace %s: %w", ns.Name, err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- fmt.Errorf("enter namespace %s: %w", ns.Name, err)
-			return
-		}
-		err = fn()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		} // else: the thread stays locked and dies with this goroutine
-		errc <- err
-	}()
-	return <-errc
+	return nic.DoIn(ns.Name, fn)
 }
 
 // Veth links namespace a (interface aName) with b (bName). Either may be a
