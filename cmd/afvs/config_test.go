@@ -5,11 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/afvs/afvs/internal/configfile"
 	"time"
 
-	"github.com/spf13/pflag"
+	"github.com/afvs/afvs/internal/configfile"
 )
 
 const goodYAML = `
@@ -168,51 +166,5 @@ func TestCheckNeedsConfig(t *testing.T) {
 	}
 	if err := runCheck([]string{"--config", filepath.Join(t.TempDir(), "missing.yaml")}); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
 		t.Errorf("check of a missing file: %v", err)
-	}
-}
-
-func TestEnvironmentAndFlagOverrides(t *testing.T) {
-	path := writeConfig(t, "afvs.yaml", goodYAML)
-	t.Setenv("AFVS_TABLE_CAPACITY", "1234")
-	t.Setenv("AFVS_TIMEOUTS_UDP", "45s")
-	t.Setenv("AFVS_METRICS_ADDRESS", "127.0.0.1:9999")
-	t.Setenv("AFVS_LOG_LEVEL", "debug")
-	t.Setenv("AFVS_INTERFACES", "veth7")
-	c, err := configfile.Load(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Table.Capacity != 1234 || c.Timeouts.UDP != 45*time.Second || c.Metrics.Address != "127.0.0.1:9999" || c.Log.Level != "debug" ||
-		len(c.Interfaces) != 1 || c.Interfaces[0] != "veth7" {
-		t.Errorf("environment not applied: capacity %d udp %v metrics %q log %q interfaces %v", c.Table.Capacity, c.Timeouts.UDP, c.Metrics.Address, c.Log.Level, c.Interfaces)
-	}
-	if c.Table.Templates != 1000 || c.Timeouts.TCP != 15*time.Minute {
-		t.Errorf("keys without an override lost their file values: %+v %+v", c.Table, c.Timeouts)
-	}
-	// Flags beat the environment.
-	fs := pflag.NewFlagSet("afvs run", pflag.ContinueOnError)
-	fs.String("xdp-mode", "auto", "")
-	fs.String("metrics", "", "")
-	fs.String("socket", "", "")
-	fs.String("log-level", "info", "")
-	fs.StringSlice("interface", nil, "")
-	if err := fs.Parse([]string{"--metrics", "127.0.0.1:7000", "--socket", "/tmp/x.sock", "--interface", "a0,b0", "--xdp-mode", "generic"}); err != nil {
-		t.Fatal(err)
-	}
-	c, err = configfile.Load(path, fs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Metrics.Address != "127.0.0.1:7000" || c.Control.Socket != "/tmp/x.sock" || c.XDPMode != "generic" || strings.Join(c.Interfaces, ",") != "a0,b0" || c.Log.Level != "debug" {
-		t.Errorf("flags not applied: %+v", c)
-	}
-	// A bad value from the environment is refused like one from the file.
-	t.Setenv("AFVS_TABLE_CAPACITY", "0")
-	if _, err := configfile.Load(path, nil); err == nil || !strings.Contains(err.Error(), "table.capacity: 0") {
-		t.Errorf("AFVS_TABLE_CAPACITY=0: %v", err)
-	}
-	t.Setenv("AFVS_TABLE_CAPACITY", "lots")
-	if _, err := configfile.Load(path, nil); err == nil || !strings.Contains(err.Error(), "lots") {
-		t.Errorf("AFVS_TABLE_CAPACITY=lots: %v", err)
 	}
 }
