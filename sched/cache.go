@@ -70,7 +70,9 @@ func newCache(expire time.Duration, now int64, prev *Cache) *Cache {
 	return c
 }
 
-func cacheHash(a *[16]byte) uint32 { return goldenMul(fold(a)) & (cacheSize - 1) }
+// cacheHash is ip_vs_lblc_hashkey and ip_vs_lblcr_hashkey: hash_32 of the
+// folded address, IP_VS_LBLC_TAB_BITS wide.
+func cacheHash(a *[16]byte) uint32 { return hash32(fold(a), cacheBits) }
 
 // remember records the current weights for later set_max calls. Slow path.
 func (c *Cache) remember(b *base) {

@@ -56,11 +56,8 @@ func fold(a *[16]byte) uint32 {
 		binary.BigEndian.Uint32(a[8:12]) ^ binary.BigEndian.Uint32(a[12:16])
 }
 
-// goldenMul is the multiplicative hash IPVS uses for dh, lblc and lblcr
-// (Knuth's 2654435761); only the low bits are kept, so 32-bit wrap-around
-// gives the same bucket as the kernel's unsigned long product.
-func goldenMul(x uint32) uint32 { return x * 2654435761 }
-
-// hash32 is the kernel's hash_32(): multiply by GOLDEN_RATIO_32, keep the
-// top bits.
+// hash32 is the kernel's hash_32() (include/linux/hash.h): multiply by
+// GOLDEN_RATIO_32 in 32 bits and keep the top bits. Mainline's dh, sh, lblc
+// and lblcr all hash with it (older kernels kept the low bits of a product
+// with 2654435761 for dh, lblc and lblcr instead).
 func hash32(v uint32, bits uint) uint32 { return (v * 0x61C88647) >> (32 - bits) }

@@ -319,7 +319,7 @@ func refDH(ds []refDest, daddr [16]byte) int {
 	if len(ds) == 0 {
 		return -1
 	}
-	bucket := int((uint64(refFold(daddr)) * 2654435761) & 255)
+	bucket := int(refHash32(refFold(daddr))) // ip_vs_dh_hashkey: hash_32(addr, 8)
 	d := bucket % len(ds)
 	if ds[d].w <= 0 || ds[d].over {
 		return -1

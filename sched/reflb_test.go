@@ -27,7 +27,8 @@ func newRefCache(now, expire int64) *refCache {
 }
 
 func (c *refCache) bucket(k [16]byte) int {
-	return int((uint64(refFold(k)) * 2654435761) & 1023)
+	// ip_vs_lblc_hashkey / ip_vs_lblcr_hashkey: hash_32(addr, 10).
+	return int(uint32(uint64(refFold(k))*0x61C88647) >> 22)
 }
 
 func (c *refCache) get(k [16]byte) *refEntry {
