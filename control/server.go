@@ -15,6 +15,7 @@ import (
 	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/internal/header"
+	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -113,7 +114,12 @@ func (s *Server) Reload() error {
 	if t == nil {
 		return fmt.Errorf("reload refused, old configuration still running: the configuration source gave no table")
 	}
-	if err := s.Update(func(cur *vs.Table) error { *cur = *t.Clone(); return nil }); err != nil {
+	if err := s.Update(func(cur *vs.Table) error {
+		next := t.Clone()
+		next.KeepDestOrder(cur)
+		*cur = *next
+		return nil
+	}); err != nil {
 		return fmt.Errorf("reload refused, old configuration still running: %w", err)
 	}
 	if commit != nil {
@@ -237,9 +243,12 @@ func (s *Server) Services(loads Loads) []api.Service {
 		}
 		o.Stats = traffic(s.since(s.svcBase, csvc.ID, dataplane.SumTraffic(cs, func(c *dataplane.Counters) dataplane.Traffic { return c.Service(csvc.ID) })))
 		o.Rate = s.rate(s.svcEst, csvc.ID)
-		for j, r := range vsvc.Reals {
-			d := &csvc.Dests[j]
-			or := api.Real{Address: r.Addr.String(), Port: r.Port, Forward: r.Fwd.String(), Weight: r.Weight, Upper: r.Upper, Lower: r.Lower, Resolved: d.HaveMAC, Up: s.Up(&vsvc, &vsvc.Reals[j])}
+		// The compiled dests, and so this list, are in the kernel's order
+		// (newest first): what ipvsadm's netlink dump returns.
+		reals := sched.KernelOrder(vsvc.Reals)
+		for j := range reals {
+			r, d := &reals[j], &csvc.Dests[j]
+			or := api.Real{Address: r.Addr.String(), Port: r.Port, Forward: r.Fwd.String(), Weight: r.Weight, Upper: r.Upper, Lower: r.Lower, Resolved: d.HaveMAC, Up: s.Up(&vsvc, r)}
 			if loads != nil {
 				or.Active, or.Inactive, or.Overloaded = loads.Active(d.ID), loads.Inactive(d.ID), loads.Overloaded(d.ID)
 			}

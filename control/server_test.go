@@ -49,7 +49,8 @@ func commands(t *testing.T, s *controltest.Served, lines ...string) {
 
 func TestMetrics(t *testing.T) {
 	s := controltest.Serve(t)
-	commands(t, s, "-A -t 198.19.0.1:80 -s rr", "-a -t 198.19.0.1:80 -r 198.18.0.11 -g -w 3", "-a -t 198.19.0.1:80 -r 198.18.0.12 -i -w 1")
+	// Added .12 then .11: the kernel's list is newest first, so rr starts at .11.
+	commands(t, s, "-A -t 198.19.0.1:80 -s rr", "-a -t 198.19.0.1:80 -r 198.18.0.12 -i -w 1", "-a -t 198.19.0.1:80 -r 198.18.0.11 -g -w 3")
 	for i := range 3 {
 		s.Director.Feed(frame(t, uint16(1000+i), true, 0))
 		s.Director.Feed(frame(t, uint16(1000+i), false, 100))

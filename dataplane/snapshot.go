@@ -183,7 +183,9 @@ func Build(t *vs.Table, o BuildOptions) (*Snapshot, error) {
 			cs.Mask = m.As4()
 		}
 		sds := make([]sched.Dest, 0, len(s.Reals))
-		for di, r := range s.Reals {
+		// Dests compile in the kernel's list order, newest first, which
+		// every scheduler's tie-breaks follow (see sched.KernelOrder).
+		for di, r := range sched.KernelOrder(s.Reals) {
 			id := destIDs[DestKey{svcMapKey(s.Key), r.Addr, r.Port}]
 			d := Dest{ID: id, Addr: r.Addr.As4(), Port: r.Port, Weight: r.Weight, Fwd: r.Fwd, Slot: -1}
 			if o.Resolver != nil {

@@ -31,7 +31,13 @@ type harness struct {
 	rng   *rand.Rand
 	loads *Loads
 	model []modelLoad
+	// added is the model's -a order (vs.Table's reals); dests is what the
+	// scheduler is built from, KernelOrder(added); klist is the kernel
+	// model's svc->destinations, kept by kAddDest/kDelDest/kEditDest
+	// independently of KernelOrder.
+	added []Dest
 	dests []Dest
+	klist []Dest
 	conns []conn
 	next  uint32
 	now   time.Duration
@@ -61,7 +67,7 @@ func newHarness(t *testing.T, name string, flags Flags, seed uint64) *harness {
 	h.refDraw = rand.New(rand.NewPCG(seed, 99)).Uint32N
 	n := 1 + h.rng.IntN(24)
 	for range n {
-		h.dests = append(h.dests, h.newDest())
+		h.addDest(h.newDest())
 	}
 	h.cache = newRefCache(0, int64(24*time.Hour))
 	if name == "lblcr" {
@@ -105,6 +111,7 @@ func (h *harness) weight() int32 {
 // kernel's transition to the references.
 func (h *harness) rebuild(old []Dest) {
 	h.t.Helper()
+	h.dests = KernelOrder(h.added)
 	for _, d := range h.dests {
 		m := &h.model[d.ID]
 		if d.Upper == 0 || d.Upper > m.upper {
@@ -126,13 +133,13 @@ func (h *harness) rebuild(old []Dest) {
 	}
 	h.s = s
 	if old != nil {
-		h.rr.change(old, h.dests)
+		h.rr.change(old, h.klist)
 	}
-	h.wrr.changed(h.dests)
-	ds := snapshot(h.dests, h.loads)
+	h.wrr.changed(h.klist)
+	ds := snapshot(h.klist, h.loads)
 	h.shTable = refSHTable(ds)
 	last := make([]int32, len(ds))
-	for i, d := range h.dests {
+	for i, d := range h.klist {
 		last[i] = h.lastW[d.ID]
 	}
 	if h.name == "mh" {
@@ -152,8 +159,9 @@ func (h *harness) flow() Flow {
 	return f
 }
 
+// ref returns the kernel model's pick as an index into klist.
 func (h *harness) ref(f Flow) int {
-	ds := snapshot(h.dests, h.loads)
+	ds := snapshot(h.klist, h.loads)
 	switch h.name {
 	case "rr":
 		return h.rr.pick(ds)
@@ -226,24 +234,39 @@ func (h *harness) unbind(i int) {
 	}
 }
 
+// addDest is -a: appended to the model, linked at the head of the
+// kernel model's list.
+func (h *harness) addDest(d Dest) {
+	h.added = append(h.added, d)
+	h.klist = kAddDest(h.klist, d)
+}
+
+// admin makes one ipvsadm change (-a, -d, or -e of thresholds or weight)
+// to both the model and the kernel model, then rebuilds.
 func (h *harness) admin() {
-	old := slices.Clone(h.dests)
+	old := slices.Clone(h.klist)
+	i := h.rng.IntN(len(h.added))
+	id := h.added[i].ID
 	switch k := h.rng.IntN(4); {
-	case k == 0 && len(h.dests) < 40 && int(h.next) < maxIDs:
-		d := h.newDest()
-		h.dests = append(h.dests, d)
-	case k == 1 && len(h.dests) > 1:
-		i := h.rng.IntN(len(h.dests))
-		h.dests = slices.Delete(h.dests, i, i+1)
+	case k == 0 && len(h.added) < 40 && int(h.next) < maxIDs:
+		h.addDest(h.newDest())
+	case k == 1 && len(h.added) > 1:
+		h.added = slices.Delete(h.added, i, i+1)
+		h.klist = kDelDest(h.klist, id)
 	case k == 2:
-		i := h.rng.IntN(len(h.dests))
-		h.dests[i].Upper = uint32(h.rng.IntN(6))
-		h.dests[i].Lower = 0
-		if h.dests[i].Upper > 0 {
-			h.dests[i].Lower = uint32(h.rng.IntN(int(h.dests[i].Upper) + 1))
+		upper := uint32(h.rng.IntN(6))
+		lower := uint32(0)
+		if upper > 0 {
+			lower = uint32(h.rng.IntN(int(upper) + 1))
 		}
+		edit := func(d *Dest) { d.Upper, d.Lower = upper, lower }
+		edit(&h.added[i])
+		h.klist = kEditDest(h.klist, id, edit)
 	default:
-		h.dests[h.rng.IntN(len(h.dests))].Weight = h.weight()
+		w := h.weight()
+		edit := func(d *Dest) { d.Weight = w }
+		edit(&h.added[i])
+		h.klist = kEditDest(h.klist, id, edit)
 	}
 	h.rebuild(old)
 }
@@ -256,8 +279,15 @@ func (h *harness) run(steps int) {
 			f := h.flow()
 			got := h.s.Schedule(&f)
 			want := h.ref(f)
-			if got != want {
-				h.t.Fatalf("step %d: %s picked %d, reference %d; dests %+v loads %+v", step, h.name, got, want, h.dests, snapshot(h.dests, h.loads))
+			gotID, wantID := int64(-1), int64(-1)
+			if got >= 0 {
+				gotID = int64(h.dests[got].ID)
+			}
+			if want >= 0 {
+				wantID = int64(h.klist[want].ID)
+			}
+			if gotID != wantID {
+				h.t.Fatalf("step %d: %s picked dest id %d, kernel model %d; scheduler's dests %+v kernel list %+v loads %+v", step, h.name, gotID, wantID, h.dests, h.klist, snapshot(h.klist, h.loads))
 			}
 			if got >= 0 {
 				h.bind(h.dests[got].ID, h.rng.IntN(3) != 0)

@@ -14,6 +14,17 @@
 // compare-and-swap; where it takes the lock only to insert (lblc, lblcr) a
 // mutex is taken only then, and lookups stay lock-free.
 //
+// Dest order matters: every tie-break and the sh, dh and mh tables follow
+// the order of the dests given to New, which must be the kernel's
+// svc->destinations order. The kernel inserts each new dest at the head of
+// that list, so it is the reverse of the -a order. afvs keeps the -a order
+// in its model (vs.Table, and a config file's reals list, which acts as if
+// each real server were added with -a in file order) and KernelOrder turns
+// it into the scheduler's order where the dataplane compiles a service. An
+// edit (-e) keeps a dest's place in the model, and a reload keeps the place
+// of every dest it keeps (the kernel would not re-add it) and adds new ones
+// after them, so a dest only moves to the head by being added.
+//
 // Live load lives in Loads, indexed by a dest ID that is unique across all
 // services: active and inactive connection counts and IPVS's overload flag,
 // which the -x/-y thresholds set and clear with the hysteresis of

@@ -2,6 +2,7 @@ package sched
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -57,4 +58,33 @@ func TestIPVSLBLCHashkey(t *testing.T) {
 			t.Errorf("lblc: daddr %s: bucket %d, want %d", c.addr, got, c.bucket)
 		}
 	}
+}
+
+// The kernel model's svc->destinations, written from ip_vs_ctl.c without
+// KernelOrder: __ip_vs_update_dest links a new dest at the head
+// (list_add_rcu), ip_vs_edit_dest changes it where it stands, and
+// __ip_vs_unlink_dest takes it out (list_del_rcu).
+
+func kAddDest(list []Dest, d Dest) []Dest {
+	return append([]Dest{d}, list...)
+}
+
+func kDelDest(list []Dest, id uint32) []Dest {
+	out := make([]Dest, 0, len(list))
+	for _, d := range list {
+		if d.ID != id {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func kEditDest(list []Dest, id uint32, edit func(*Dest)) []Dest {
+	out := slices.Clone(list)
+	for i := range out {
+		if out[i].ID == id {
+			edit(&out[i])
+		}
+	}
+	return out
 }

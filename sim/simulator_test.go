@@ -19,8 +19,10 @@ var vip = netip.MustParseAddr("198.19.0.1")
 func table(t testing.TB, proto vs.Proto, schedName string, weights ...int32) *vs.Table {
 	t.Helper()
 	s := vs.Service{Key: vs.Key{Proto: proto, Addr: vip, Port: 80}, Sched: schedName}
-	for i, w := range weights {
-		s.Reals = append(s.Reals, vs.Real{Addr: netip.AddrFrom4([4]byte{198, 18, 1, byte(1 + i)}), Port: 80, Weight: w})
+	// Added last first: the kernel's list is newest first, so the
+	// schedulers meet 198.18.1.1, .2, .3 in that order, weights[0] first.
+	for i := len(weights) - 1; i >= 0; i-- {
+		s.Reals = append(s.Reals, vs.Real{Addr: netip.AddrFrom4([4]byte{198, 18, 1, byte(1 + i)}), Port: 80, Weight: weights[i]})
 	}
 	tb := &vs.Table{}
 	if err := tb.AddService(s); err != nil {
@@ -239,8 +241,9 @@ func TestRunDecisions(t *testing.T) {
 		tbl:  table(t, vs.TCP, "wlc", 1),
 		trace: syns(0, 2) + `5,admin,-a -t 198.19.0.1:80 -r 198.18.1.2:80 -w 1
 ` + syns(10, 3),
+		// .2 goes to the head of the list, so it wins the tie at 2:2 too.
 		want: decisions(0, 2, func(int) string { return "198.18.1.1:80" }) +
-			decisions(10, 3, func(i int) string { return "198.18.1." + string("221"[i]) + ":80" }),
+			decisions(10, 3, func(i int) string { return "198.18.1.2:80" }),
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

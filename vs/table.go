@@ -301,6 +301,47 @@ func (t *Table) DeleteReal(k Key, addr netip.Addr, port uint16) error {
 	return nil
 }
 
+// KeepDestOrder reorders the real servers of t, a table about to replace
+// prev (a reload), so that each service keeps the order of addition prev
+// had: the real servers prev already had come first, in prev's order, and
+// the new ones follow in t's order, as if each were added with -a. IPVS
+// keeps its list order across a reload that keeps a dest, because nothing
+// re-adds it; the order matters to every scheduler (see sched.KernelOrder).
+func (t *Table) KeepDestOrder(prev *Table) {
+	for i := range t.Services {
+		s := &t.Services[i]
+		j := prev.Find(s.Key)
+		if j < 0 {
+			continue
+		}
+		old := &prev.Services[j]
+		if s.hasDuplicateReal() {
+			continue // left for Validate to refuse, unchanged
+		}
+		out := make([]Real, 0, len(s.Reals))
+		for _, r := range old.Reals {
+			if k := s.FindReal(r.Addr, r.Port); k >= 0 {
+				out = append(out, s.Reals[k])
+			}
+		}
+		for _, r := range s.Reals {
+			if old.FindReal(r.Addr, r.Port) < 0 {
+				out = append(out, r)
+			}
+		}
+		s.Reals = out
+	}
+}
+
+func (s *Service) hasDuplicateReal() bool {
+	for j, r := range s.Reals {
+		if s.FindReal(r.Addr, r.Port) != j {
+			return true
+		}
+	}
+	return false
+}
+
 // Validate checks one service on its own (without its real servers' uniqueness
 // across services, which needs the table).
 func (s *Service) Validate() error {

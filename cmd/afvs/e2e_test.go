@@ -460,7 +460,9 @@ func TestSorryServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rs := svcs[0].Reals; len(rs) == 3 && rs[2].Address == sorry && rs[2].Weight == 1 {
+		// Listed in the kernel's order, newest first: the sorry server,
+		// added last, comes first.
+		if rs := svcs[0].Reals; len(rs) == 3 && rs[0].Address == sorry && rs[0].Weight == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -545,11 +547,16 @@ func testHealth(t *testing.T, typ string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !svcs[0].Reals[0].Up && svcs[0].Reals[0].Weight == 0 {
+		// Listed in the kernel's order, newest first: rs1 is last.
+		rs1 := svcs[0].Reals[len(svcs[0].Reals)-1]
+		if rs1.Address != lab.RealAddrs[0].String() {
+			t.Fatalf("last listed real server is %s, want rs1 (%s): %+v", rs1.Address, lab.RealAddrs[0], svcs[0].Reals)
+		}
+		if !rs1.Up && rs1.Weight == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rs1 not quiesced 5s after it stopped: %+v", svcs[0].Reals[0])
+			t.Fatalf("rs1 not quiesced 5s after it stopped: %+v", rs1)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
