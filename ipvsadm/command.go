@@ -283,7 +283,7 @@ type Command struct {
 	Sched      string   // scheduler name as given; "wlc" by default for -A/-E
 	SchedFlags []string // -b flags, deduplicated, in ipvsadm's print order
 	Persistent bool     // -p given
-	Timeout    uint32   // persistence timeout in seconds (-p [timeout], default 300)
+	Timeout    uint32   // persistence timeout in seconds (-p [timeout], default 360)
 	Netmask    int      // persistence granularity as a prefix length (-M)
 	OnePacket  bool     // -o, UDP one-packet scheduling
 

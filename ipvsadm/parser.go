@@ -11,8 +11,11 @@ import (
 // maxTimeout is ipvsadm's ceiling for every timeout: 31 days.
 const maxTimeout = 86400 * 31
 
-// defaultPersistence is the timeout -p takes without a value, in seconds.
-const defaultPersistence = 300
+// defaultPersistence is the timeout -p takes without a value, in seconds:
+// libipvs's IPVS_SVC_PERSISTENT_TIMEOUT, 6*60, which parse_timeout in
+// ipvsadm.c returns for a bare -p. The man page and the LVS manual say
+// 300; ipvsadm sends and lists 360.
+const defaultPersistence = 6 * 60
 
 // schedFlagOrder is the order ipvsadm prints scheduler flags in, and the
 // only names -b accepts.

@@ -49,7 +49,7 @@ Options:
   --ipv6         -6                   the firewall mark service is IPv6
   --scheduler    -s scheduler         scheduling algorithm, wlc if not given
   --persistent   -p [timeout]         keep a client on one real server for
-                                      timeout seconds (300 if not given)
+                                      timeout seconds (360 if not given)
   --netmask      -M netmask           group clients by this mask for
                                       persistence (prefix length for IPv6)
   --sched-flags  -b flags             scheduler flags, comma separated

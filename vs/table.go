@@ -76,9 +76,10 @@ func ParseFwd(s string) (Fwd, error) {
 	return 0, fmt.Errorf("forward %q: must be dr, tun or nat", s)
 }
 
-// DefaultPersistTimeout is the -p timeout when none is given (seconds), as
-// the LVS manual and ipvsadm use.
-const DefaultPersistTimeout = 300
+// DefaultPersistTimeout is the -p timeout when none is given (seconds):
+// libipvs's IPVS_SVC_PERSISTENT_TIMEOUT, 6*60, which ipvsadm sends for a
+// bare -p (its man page and the LVS manual say 300).
+const DefaultPersistTimeout = 6 * 60
 
 // MaxWeight is the largest weight ipvsadm accepts.
 const MaxWeight = 65535
@@ -198,7 +199,7 @@ func (s *Service) FindReal(addr netip.Addr, port uint16) int {
 }
 
 // Normalize fills in ipvsadm's defaults: scheduler wlc, persistence timeout
-// 300 s when persistent without one, netmask /32.
+// DefaultPersistTimeout when persistent without one, netmask /32.
 func (s *Service) Normalize() {
 	if s.Sched == "" {
 		s.Sched = "wlc"
