@@ -402,4 +402,5 @@ func (s *Server) republish() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.d.Apply(s.effective(s.table))
+	s.rememberDests(s.d.Snapshot())
 }

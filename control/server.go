@@ -51,6 +51,8 @@ type Server struct {
 	zeroMu   sync.Mutex
 	svcBase  map[uint32]dataplane.Traffic
 	destBase map[uint32]dataplane.Traffic
+
+	destAddr sync.Map // dest ID -> netip.AddrPort last published; see rememberDests
 }
 
 // ConnTable is the connection table as the control plane sees it;
@@ -95,6 +97,7 @@ func (s *Server) Update(fn func(t *vs.Table) error) error {
 	if err := s.d.Apply(s.effective(t)); err != nil {
 		return err
 	}
+	s.rememberDests(s.d.Snapshot())
 	s.table = t
 	return nil
 }

@@ -86,6 +86,9 @@ func (k Kind) flag() string {
 type Proto uint8
 
 const (
+	// IP is IPPROTO_IP: the kernel lists a firewall-mark service's
+	// persistence templates with it ("IP" in -L -c).
+	IP Proto = 0
 	// TCP is a -t service.
 	TCP Proto = 6
 	// UDP is a -u service.
@@ -103,6 +106,8 @@ func (p Proto) String() string {
 		return "UDP"
 	case FWM:
 		return "FWM"
+	case IP:
+		return "IP"
 	}
 	return "?"
 }
@@ -157,12 +162,18 @@ const (
 	IPIP TunType = iota
 	// GUE is generic UDP encapsulation; it needs a port.
 	GUE
+	// GRE is GRE encapsulation, with or without a checksum. ipvsadm 1.31
+	// accepts it; afvs refuses it when the command is applied.
+	GRE
 )
 
 // String returns the name --tun-type takes.
 func (t TunType) String() string {
-	if t == GUE {
+	switch t {
+	case GUE:
 		return "gue"
+	case GRE:
+		return "gre"
 	}
 	return "ipip"
 }
@@ -217,10 +228,12 @@ func (v Virtual) bits() int {
 }
 
 // flag returns the service as -S writes it: "-t addr:port", "-f 7 -6".
+// ipvsadm prints the mark with %d, so marks from 2^31 on come out negative
+// ("-f -1" for 4294967295); the parser reads them back.
 func (v Virtual) flag() string {
 	switch v.Proto {
 	case FWM:
-		s := "-f " + strconv.FormatUint(uint64(v.FWMark), 10)
+		s := "-f " + strconv.Itoa(int(int32(v.FWMark)))
 		if v.IPv6 {
 			s += " -6"
 		}
@@ -259,6 +272,7 @@ type ListOptions struct {
 	NoSort         bool // --nosort
 	Exact          bool // --exact (-X)
 	TunInfo        bool // --tun-info
+	Daemon         bool // --daemon: list the sync daemons (afvs runs none)
 }
 
 // Timeouts are the connection timeouts of --set, in seconds. Zero leaves a
@@ -354,6 +368,9 @@ func (c *Command) Args() []string {
 			a = append(a, "--tun-type", "gue", "--tun-port", strconv.Itoa(int(c.Tunnel.Port)))
 			a = append(a, c.Tunnel.Csum.option())
 		}
+		if c.Fwd == Tunnel && c.Tunnel.Type == GRE {
+			a = append(a, "--tun-type", "gre", c.Tunnel.Csum.option())
+		}
 	case List:
 		a = append(a, "-L")
 		if c.HasService {
@@ -367,7 +384,7 @@ func (c *Command) Args() []string {
 			{o.Numeric, "-n"}, {o.Connection, "-c"}, {o.Timeout, "--timeout"},
 			{o.Stats, "--stats"}, {o.Rate, "--rate"}, {o.Thresholds, "--thresholds"},
 			{o.PersistentConn, "--persistent-conn"}, {o.NoSort, "--nosort"},
-			{o.Exact, "--exact"}, {o.TunInfo, "--tun-info"},
+			{o.Exact, "--exact"}, {o.TunInfo, "--tun-info"}, {o.Daemon, "--daemon"},
 		} {
 			if f.on {
 				a = append(a, f.name)

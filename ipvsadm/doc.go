@@ -25,5 +25,8 @@
 // fixed-width columns, IPv4 names cut to the column width, counters
 // shortened to K, M, G or T past 10^8 unless --exact is given, services
 // sorted by mark, family, protocol, address and port, and real servers by
-// address and port. Addresses are always printed numerically, as with -n.
+// address and port, with ipvsadm's own comparators and glibc's merge sort,
+// quirks included (keys 2^31 or more apart compare the wrong way, marks
+// from 2^31 on print negative), scheduler flags named by bit after the
+// scheduler. Addresses are always printed numerically, as with -n.
 package ipvsadm

@@ -29,6 +29,10 @@ func (s *Snapshot) Write(w io.Writer, c *Command) error {
 		return s.WriteService(w, c.Service, c.List)
 	case c.List.Timeout:
 		return s.WriteTimeouts(w)
+	case c.List.Daemon:
+		// ipvsadm's list_daemon prints a line per running sync daemon;
+		// afvs runs none, so there is nothing to print.
+		return nil
 	}
 	return s.WriteList(w, c.List)
 }
@@ -127,7 +131,8 @@ func appendTitle(b []byte, o ListOptions) []byte {
 // whole, so long IPv6 names push the later columns right.
 func serviceName(v *Virtual) string {
 	if v.Proto == FWM {
-		s := "FWM  " + strconv.FormatUint(uint64(v.FWMark), 10)
+		// "FWM  %d": marks from 2^31 on print negative.
+		s := "FWM  " + strconv.Itoa(int(int32(v.FWMark)))
 		if v.IPv6 {
 			s += " IPv6"
 		}
@@ -163,9 +168,9 @@ func appendService(b []byte, svc *Service, o ListOptions) []byte {
 		b = append(b, name...)
 		b = append(b, ' ')
 		b = append(b, svc.Sched...)
-		if len(svc.SchedFlags) > 0 {
+		if f := schedFlagsText(svc.Sched, svc.SchedFlags); f != "" {
 			b = append(b, " ("...)
-			b = append(b, strings.Join(svc.SchedFlags, ",")...)
+			b = append(b, f...)
 			b = append(b, ')')
 		}
 		if svc.Persistent {
@@ -277,4 +282,35 @@ func appendLargenum(b []byte, v uint64, exact bool) []byte {
 		return fmt.Appendf(b, "%8dG", v/1_000_000_000)
 	}
 	return fmt.Appendf(b, "%8dT", v/1_000_000_000_000)
+}
+
+// schedFlagsText is ipvsadm's print_sched_flags: the service's flag bits,
+// named after its scheduler and joined by commas. ipvsadm keeps bits, not
+// the words given to -b, so sh and mh call IP_VS_SVC_F_SCHED1 and SCHED2
+// fallback and port whichever name set them (-s sh -b flag-1,flag-2 lists
+// as sh-fallback,sh-port), every other scheduler flag-1 and flag-2, and
+// SCHED3 is flag-3 everywhere.
+func schedFlagsText(sched string, flags []string) string {
+	var set [3]bool
+	for _, f := range flags {
+		switch f {
+		case "flag-1", "sh-fallback", "mh-fallback":
+			set[0] = true
+		case "flag-2", "sh-port", "mh-port":
+			set[1] = true
+		case "flag-3":
+			set[2] = true
+		}
+	}
+	names := [3]string{"flag-1", "flag-2", "flag-3"}
+	if sched == "sh" || sched == "mh" {
+		names[0], names[1] = sched+"-fallback", sched+"-port"
+	}
+	var out []string
+	for i, on := range set {
+		if on {
+			out = append(out, names[i])
+		}
+	}
+	return strings.Join(out, ",")
 }

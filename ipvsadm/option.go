@@ -27,6 +27,7 @@ const (
 	optUThreshold
 	optLThreshold
 	optTimeout
+	optDaemon
 	optStats
 	optRate
 	optThresholds
@@ -47,7 +48,7 @@ const (
 var optNames = [numOpts]string{
 	"numeric", "connection", "service-address", "scheduler", "persistent",
 	"netmask", "real-server", "forwarding-method", "weight", "u-threshold",
-	"l-threshold", "timeout", "stats", "rate", "thresholds",
+	"l-threshold", "timeout", "daemon", "stats", "rate", "thresholds",
 	"persistent-conn", "nosort", "exact", "ops", "sched-flags",
 	"tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum",
 	"tun-remcsum",
@@ -58,20 +59,20 @@ var optNames = [numOpts]string{
 // Columns follow optID. It encodes the same legality as ipvsadm 1.31;
 // Help and Version are absent because they end parsing at once.
 var rules = map[Kind]string{
-	// columns: n c t|u|f s p M r g|i|m w x y timeout stats rate thresholds
+	// columns: n c t|u|f s p M r g|i|m w x y timeout daemon stats rate thresholds
 	// persistent-conn nosort exact o b tun-info tun-type tun-port nocsum csum remcsum
-	AddService:    "xx+   xxxxxxxxxxxx  xxxxxx",
-	EditService:   "xx+   xxxxxxxxxxxx  xxxxxx",
-	DeleteService: "xx+xxxxxxxxxxxxxxxxxxxxxxx",
-	Clear:         "xxxxxxxxxxxxxxxxxxxxxxxxxx",
-	List:          " 11xxxxxxxx1      xx xxxxx",
-	AddServer:     "xx+xxx+    xxxxxxxxxx     ",
-	EditServer:    "xx+xxx+    xxxxxxxxxx     ",
-	DeleteServer:  "xx+xxx+xxxxxxxxxxxxxxxxxxx",
-	SetTimeout:    "xxxxxxxxxxxxxxxxxxxxxxxxxx",
-	Restore:       "xxxxxxxxxxxxxxxxxxxxxxxxxx",
-	Save:          " xxxxxxxxxxxxxxxxxxxxxxxxx",
-	Zero:          "xx xxxxxxxxxxxxxxxxxxxxxxx",
+	AddService:    "xx+   xxxxxxxxxxxxx  xxxxxx",
+	EditService:   "xx+   xxxxxxxxxxxxx  xxxxxx",
+	DeleteService: "xx+xxxxxxxxxxxxxxxxxxxxxxxx",
+	Clear:         "xxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	List:          " 11xxxxxxxx11      xx xxxxx",
+	AddServer:     "xx+xxx+    xxxxxxxxxxx     ",
+	EditServer:    "xx+xxx+    xxxxxxxxxxx     ",
+	DeleteServer:  "xx+xxx+xxxxxxxxxxxxxxxxxxxx",
+	SetTimeout:    "xxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	Restore:       "xxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	Save:          " xxxxxxxxxxxxxxxxxxxxxxxxxx",
+	Zero:          "xx xxxxxxxxxxxxxxxxxxxxxxxx",
 }
 
 // checkRules applies the rules table the way ipvsadm does: the first
@@ -159,7 +160,9 @@ var specs = []spec{
 	{"mcast-interface", 0, argRequired, false, unsupported("the connection sync daemon")},
 	{"syncid", 0, argRequired, false, unsupported("the connection sync daemon")},
 	{"timeout", 0, argNone, false, listFlag(optTimeout, func(o *ListOptions) *bool { return &o.Timeout })},
-	{"daemon", 0, argNone, false, unsupported("the connection sync daemon")},
+	// -L --daemon lists the sync daemons: afvs has none, so it prints
+	// nothing, as ipvsadm does on a kernel without a running daemon.
+	{"daemon", 0, argNone, false, listFlag(optDaemon, func(o *ListOptions) *bool { return &o.Daemon })},
 	{"stats", 0, argNone, false, listFlag(optStats, func(o *ListOptions) *bool { return &o.Stats })},
 	{"rate", 0, argNone, false, listFlag(optRate, func(o *ListOptions) *bool { return &o.Rate })},
 	{"thresholds", 0, argNone, false, listFlag(optThresholds, func(o *ListOptions) *bool { return &o.Thresholds })},

@@ -139,6 +139,9 @@ func (p *parser) scan(args []string) error {
 				if err := p.apply(sp, flag, val); err != nil {
 					return err
 				}
+				if p.c.Kind == Help || p.c.Kind == Version {
+					return nil // as below: -hX is -h
+				}
 			}
 		default:
 			p.positional = append(p.positional, a)
@@ -196,9 +199,16 @@ func (p *parser) fwmark(_, val string) error {
 	if err := p.set(optService); err != nil {
 		return err
 	}
-	n, ok := parseDecimal(val, 1<<32-1)
+	// ipvsadm reads the mark with strtoul, which takes a minus sign and
+	// negates, and keeps it as unsigned int: "-1" is 4294967295. That is
+	// how its own -S output (marks of 2^31 or more print signed) restores.
+	digits, neg := strings.CutPrefix(val, "-")
+	n, ok := parseDecimal(digits, 1<<32-1)
+	if neg {
+		n = uint64(-uint32(n))
+	}
 	if !ok || n == 0 {
-		return fmt.Errorf("invalid fwmark value %q specified: a firewall mark is an integer in 1..4294967295", val)
+		return fmt.Errorf("invalid fwmark value %q specified: a firewall mark is an integer in 1..4294967295 (or -2147483648..-1, as -S prints marks from 2^31 on)", val)
 	}
 	p.c.HasService = true
 	p.c.Service = Virtual{Proto: FWM, FWMark: uint32(n)}
@@ -308,8 +318,10 @@ func (p *parser) tunType(_, val string) error {
 		p.c.Tunnel.Type = IPIP
 	case "gue":
 		p.c.Tunnel.Type = GUE
+	case "gre":
+		p.c.Tunnel.Type = GRE
 	default:
-		return fmt.Errorf("illegal tunnel type specified: %q is not one of ipip, gue", val)
+		return fmt.Errorf("illegal tunnel type specified: %q is not one of ipip, gue, gre", val)
 	}
 	return nil
 }
@@ -442,7 +454,16 @@ func (p *parser) checkServer() error {
 		}
 		return nil
 	}
-	if !p.seen[optTunPort] {
+	name := c.Tunnel.Type.String()
+	if c.Tunnel.Type == GRE {
+		// GRE has a checksum option but no port and no remote checksum
+		// offload.
+		for _, id := range []optID{optTunPort, optTunRemCsum} {
+			if p.seen[id] {
+				return fmt.Errorf("Illegal '%s' option with the 'gre' tunnel type", optNames[id])
+			}
+		}
+	} else if !p.seen[optTunPort] {
 		return errors.New("You need to supply the 'tun-port' option for the 'gue' tunnel type")
 	}
 	first := optID(numOpts)
@@ -451,7 +472,7 @@ func (p *parser) checkServer() error {
 			continue
 		}
 		if first != numOpts {
-			return fmt.Errorf("The option '%s' conflicts with the '%s' option in the 'gue' tunnel type", optNames[id], optNames[first])
+			return fmt.Errorf("The option '%s' conflicts with the '%s' option in the '%s' tunnel type", optNames[id], optNames[first], name)
 		}
 		first = id
 	}

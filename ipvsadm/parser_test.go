@@ -239,7 +239,6 @@ func TestParseNotSupported(t *testing.T) {
 		"--start-daemon master",
 		"--stop-daemon backup",
 		"--start-daemon master --mcast-interface eth0",
-		"-L --daemon",
 		"-A -t 198.19.0.1:80 -p --pe sip",
 		"-A --sctp-service 198.19.0.1:80",
 		"-L --syncid 3",

@@ -3,7 +3,6 @@ package ipvsadm
 import (
 	"fmt"
 	"io"
-	"strings"
 )
 
 // WriteSave prints the table as the commands that rebuild it, as
@@ -26,9 +25,9 @@ func (s *Snapshot) WriteSave(w io.Writer) error {
 		if svc.OnePacket {
 			b = append(b, " -o"...)
 		}
-		if len(svc.SchedFlags) > 0 {
+		if f := schedFlagsText(svc.Sched, svc.SchedFlags); f != "" {
 			b = append(b, " -b "...)
-			b = append(b, strings.Join(svc.SchedFlags, ",")...)
+			b = append(b, f...)
 		}
 		b = append(b, '\n')
 		for _, d := range sortedDests(svc, true) {

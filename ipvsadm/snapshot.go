@@ -1,9 +1,8 @@
 package ipvsadm
 
 import (
-	"cmp"
+	"encoding/binary"
 	"net/netip"
-	"slices"
 	"time"
 )
 
@@ -86,58 +85,133 @@ type Conn struct {
 	PEData string
 }
 
-// family orders IPv4 before IPv6, as AF_INET < AF_INET6.
-func family(a netip.Addr) int {
-	if a.Is6() {
-		return 1
+// The listing order is ipvsadm 1.31's: libipvs's ipvs_cmp_services and
+// ipvs_cmp_dests under glibc's qsort, which for tables of this size is a
+// stable top-down merge sort (msort_with_tmp). The comparators subtract
+// two unsigned 32-bit keys and keep the result as a signed int, so two
+// keys 2^31 or more apart compare the "wrong" way: 172.16.x, 192.168.x and
+// 198.19.x sort before 10.x, and firewall marks of 2^31 or more before
+// every other service. Such a comparison is not transitive (10.x <
+// 100.64.x < 192.168.x < 10.x), and then the result depends on the input
+// order; the caller passes the order the kernel's dump gives (real servers
+// newest first), so the result is what ipvsadm prints.
+
+// wrapDiff is (int)(a - b) for unsigned a and b, as C computes it.
+func wrapDiff(a, b uint32) int { return int(int32(a - b)) }
+
+// addrWords returns the address as ipvsadm sees it in union nf_inet_addr:
+// four host-order words, an IPv4 address in the first.
+func addrWords(a netip.Addr) [4]uint32 {
+	var w [4]uint32
+	if a.Is4() {
+		b := a.As4()
+		w[0] = binary.BigEndian.Uint32(b[:])
+		return w
 	}
-	return 0
+	if a.IsValid() {
+		b := a.As16()
+		for i := range w {
+			w[i] = binary.BigEndian.Uint32(b[4*i:])
+		}
+	}
+	return w
 }
 
-// compareServices is the order of ipvsadm's listing: firewall mark,
-// family, protocol, address, port. Address services have mark 0 and so
-// come before all firewall-mark services.
+// cmpAddr compares as ipvs_cmp_services and ipvs_cmp_dests do: all four
+// words while they are equal when the first operand is IPv6, else the
+// first word only.
+func cmpAddr(v6 bool, a, b netip.Addr) int {
+	wa, wb := addrWords(a), addrWords(b)
+	if !v6 {
+		return wrapDiff(wa[0], wb[0])
+	}
+	r := 0
+	for i := 0; r == 0 && i < 4; i++ {
+		r = wrapDiff(wa[i], wb[i])
+	}
+	return r
+}
+
+// afNumber is the address family as ipvsadm compares it.
+func afNumber(v6 bool) int {
+	if v6 {
+		return 10 // AF_INET6
+	}
+	return 2 // AF_INET
+}
+
+// compareServices is ipvs_cmp_services: mark, family, protocol, address,
+// port. A firewall-mark service comes from the netlink dump with protocol,
+// address and port 0.
 func compareServices(a, b *Service) int {
-	if c := cmp.Compare(a.FWMark, b.FWMark); c != 0 {
-		return c
+	if r := wrapDiff(a.FWMark, b.FWMark); r != 0 {
+		return r
 	}
-	if c := cmp.Compare(boolInt(a.Is6()), boolInt(b.Is6())); c != 0 {
-		return c
+	if r := afNumber(a.Is6()) - afNumber(b.Is6()); r != 0 {
+		return r
 	}
-	if c := cmp.Compare(protoNumber(a.Proto), protoNumber(b.Proto)); c != 0 {
-		return c
+	if r := int(protoNumber(a.Proto)) - int(protoNumber(b.Proto)); r != 0 {
+		return r
 	}
-	if c := a.Addr.Compare(b.Addr); c != 0 {
-		return c
+	if r := cmpAddr(a.Is6(), a.Addr, b.Addr); r != 0 {
+		return r
 	}
-	return cmp.Compare(a.Port, b.Port)
+	return int(a.Port) - int(b.Port)
 }
 
-// compareDests orders real servers by address, then port.
+// compareDests is ipvs_cmp_dests: address (by the first dest's family),
+// then port.
 func compareDests(a, b *Dest) int {
-	if c := cmp.Compare(family(a.Addr), family(b.Addr)); c != 0 {
-		return c
+	if r := cmpAddr(a.Addr.Is6(), a.Addr, b.Addr); r != 0 {
+		return r
 	}
-	if c := a.Addr.Compare(b.Addr); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Port, b.Port)
+	return int(a.Port) - int(b.Port)
 }
 
-// protoNumber maps FWM to TCP, since IPVS stores firewall-mark services
-// with protocol TCP and sorts them so.
+// protoNumber is the protocol of a service as ipvsadm holds it: 0 for a
+// firewall-mark service, whose dump carries no protocol.
 func protoNumber(p Proto) Proto {
 	if p == FWM {
-		return TCP
+		return 0
 	}
 	return p
 }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
+// mergeSort sorts s as glibc's msort_with_tmp does: split into n/2 and the
+// rest, sort both, merge taking from the first half while cmp <= 0. With a
+// comparator that is not transitive only this exact procedure gives
+// ipvsadm's order.
+func mergeSort[T any](s []T, cmp func(a, b T) int) {
+	if len(s) <= 1 {
+		return
 	}
-	return 0
+	tmp := make([]T, len(s))
+	msort(s, tmp, cmp)
+}
+
+func msort[T any](b, tmp []T, cmp func(a, b T) int) {
+	n := len(b)
+	if n <= 1 {
+		return
+	}
+	n1 := n / 2
+	b1, b2 := b[:n1], b[n1:]
+	msort(b1, tmp, cmp)
+	msort(b2, tmp, cmp)
+	out := tmp[:0]
+	i, j := 0, 0
+	for i < len(b1) && j < len(b2) {
+		if cmp(b1[i], b2[j]) <= 0 {
+			out = append(out, b1[i])
+			i++
+		} else {
+			out = append(out, b2[j])
+			j++
+		}
+	}
+	out = append(out, b1[i:]...)
+	// What is left of b2 is already in place at the end of b.
+	copy(b, out)
 }
 
 // sortedServices returns pointers to the services in listing order,
@@ -148,7 +222,7 @@ func (s *Snapshot) sortedServices(sorted bool) []*Service {
 		out[i] = &s.Services[i]
 	}
 	if sorted {
-		slices.SortStableFunc(out, compareServices)
+		mergeSort(out, compareServices)
 	}
 	return out
 }
@@ -160,7 +234,7 @@ func sortedDests(svc *Service, sorted bool) []*Dest {
 		out[i] = &svc.Dests[i]
 	}
 	if sorted {
-		slices.SortStableFunc(out, compareDests)
+		mergeSort(out, compareDests)
 	}
 	return out
 }

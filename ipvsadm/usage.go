@@ -58,7 +58,8 @@ Options:
   --gatewaying   -g                   direct routing, the default
   --ipip         -i                   IP-in-IP tunnelling
   --masquerading -m                   NAT
-  --tun-type     type                 ipip (default) or gue
+  --tun-type     type                 ipip (default), gue or gre; afvs
+                                      forwards with ipip only
   --tun-port     port                 GUE destination port
   --tun-nocsum                        GUE without checksum
   --tun-csum                          GUE with checksum
@@ -74,12 +75,13 @@ Options:
   --thresholds                        list thresholds
   --persistent-conn                   list persistent connections
   --tun-info                          list tunnel settings
+  --daemon                            list the sync daemons (afvs has none)
   --nosort                            keep services and servers unsorted
   --sort                              accepted for compatibility; sorting is the default
   --numeric      -n                   print numbers, not names (afvs always does)
 
 Not supported by afvs: --start-daemon, --stop-daemon and their options
-(--daemon, --syncid, --sync-maxlen, --mcast-interface, --mcast-group,
+(--syncid, --sync-maxlen, --mcast-interface, --mcast-group,
 --mcast-port, --mcast-ttl), --pe and --sctp-service.
 `
 

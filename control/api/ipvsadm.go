@@ -98,8 +98,12 @@ func (c *Client) IpvsadmSnapshot(conns bool) (*ipvsadm.Snapshot, error) {
 				k.Proto = ipvsadm.UDP
 			case "tcp":
 				k.Proto = ipvsadm.TCP
+			case "ip":
+				k.Proto = ipvsadm.IP // a firewall-mark service's template
 			default:
-				k.Proto = ipvsadm.Proto(0)
+				if perr == nil {
+					perr = fmt.Errorf("afvs sent a bad connection protocol %q", x.Proto)
+				}
 			}
 			snap.Conns = append(snap.Conns, k)
 		}

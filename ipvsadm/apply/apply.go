@@ -70,7 +70,11 @@ func service(t *vs.Table, c *ipvsadm.Command) (vs.Service, error) {
 		return s, fmt.Errorf("-o (one-packet scheduling): not supported by afvs")
 	}
 	if c.Service.Is6() {
-		return s, fmt.Errorf("%s: Operation not supported with IPv6 (afvs forwards IPv4 services)", c.Service.Addr)
+		name := c.Service.Addr.String()
+		if c.Service.Proto == ipvsadm.FWM {
+			name = fmt.Sprintf("fwmark %d -6", c.Service.FWMark)
+		}
+		return s, fmt.Errorf("%s: Operation not supported with IPv6 (afvs forwards IPv4 services)", name)
 	}
 	if c.Service.Proto == ipvsadm.FWM {
 		if _, ok := t.MarkGroup(c.Service.FWMark); !ok {

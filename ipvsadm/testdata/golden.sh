@@ -242,3 +242,47 @@ printf "Timeout (tcp tcpfin udp): %d %d %d\n" 900 120 300 > timeout.golden
 	printf -- "-a %s -r %s %s -w %d\n" "-f 7" 198.18.3.3:0 -g 1
 	printf -- "-A %s -s %s\n" "-f 9 -6" wrr
 } > save.golden
+
+# quirkFixture in ipvs131_test.go: ipvsadm 1.31's comparators
+# (ipvs_cmp_services, ipvs_cmp_dests) subtract unsigned keys into a signed
+# int, and glibc's qsort is a top-down merge sort (msort_with_tmp). The
+# order below was worked out with a separate model of both (a Python
+# transcription, not the Go code): marks 3000000000 and 4294967295 are
+# 2^31 or more above 0 and 7, so they sort first; 172.16.x, 192.168.x and
+# 198.19.x are 2^31 or more above 10.x, so they sort before it. The real
+# servers 10.0.0.2, 100.64.0.1 and 192.168.0.1 compare in a cycle; the
+# kernel dumps them newest first (192.168.0.1, 100.64.0.1, 10.0.0.2, added
+# in the reverse order), and the merge sort of that gives 192.168.0.1,
+# 10.0.0.2, 100.64.0.1. Marks print with %d. Flags print by bit under the
+# scheduler's names (print_sched_flags): sh given flag-1,flag-2 prints
+# sh-fallback,sh-port; mh given flag-1 prints mh-fallback.
+Q1=$(printf "FWM  %d" -1294967296)
+Q2=$(printf "FWM  %d" -1)
+{
+	header
+	normal_title
+	printf "%s %s" "$Q1" rr; printf " (%s)" flag-3; printf "\n"
+	printf "%s %s\n" "$Q2" wlc
+	printf "%s %s\n" "$(printf "%-4s %s" TCP 172.16.0.1:80)" wlc
+	printf "%s %s" "$(printf "%-4s %s" TCP 192.168.1.1:443)" mh; printf " (%s)" mh-fallback; printf "\n"
+	printf "%s %s\n" "$(printf "%-4s %s" TCP 198.19.0.1:80)" wlc
+	printf "%s %s\n" "$(printf "%-4s %s" TCP 10.0.0.1:80)" rr
+	dest 192.168.0.1:80 Route 1 0 0
+	dest 10.0.0.2:80 Route 1 0 0
+	dest 100.64.0.1:80 Route 1 0 0
+	printf "%s %s\n" "$(printf "%-4s %s" UDP 10.0.0.1:53)" wlc
+	printf "%s %s" "$(printf "FWM  %d" 7)" sh; printf " (%s)" sh-fallback,sh-port; printf "\n"
+} > quirks_list.golden
+{
+	printf -- "-A %s -s %s" "-f -1294967296" rr; printf " -b %s" flag-3; printf "\n"
+	printf -- "-A %s -s %s\n" "-f -1" wlc
+	printf -- "-A %s -s %s\n" "-t 172.16.0.1:80" wlc
+	printf -- "-A %s -s %s" "-t 192.168.1.1:443" mh; printf " -b %s" mh-fallback; printf "\n"
+	printf -- "-A %s -s %s\n" "-t 198.19.0.1:80" wlc
+	printf -- "-A %s -s %s\n" "-t 10.0.0.1:80" rr
+	printf -- "-a %s -r %s %s -w %d\n" "-t 10.0.0.1:80" 192.168.0.1:80 -g 1
+	printf -- "-a %s -r %s %s -w %d\n" "-t 10.0.0.1:80" 10.0.0.2:80 -g 1
+	printf -- "-a %s -r %s %s -w %d\n" "-t 10.0.0.1:80" 100.64.0.1:80 -g 1
+	printf -- "-A %s -s %s\n" "-u 10.0.0.1:53" wlc
+	printf -- "-A %s -s %s" "-f 7" sh; printf " -b %s" sh-fallback,sh-port; printf "\n"
+} > quirks_save.golden
