@@ -22,8 +22,9 @@
 // each real server were added with -a in file order) and KernelOrder turns
 // it into the scheduler's order where the dataplane compiles a service. An
 // edit (-e) keeps a dest's place in the model, and a reload keeps the place
-// of every dest it keeps (the kernel would not re-add it) and adds new ones
-// after them, so a dest only moves to the head by being added.
+// of every dest it keeps (the kernel would not re-add it) and appends new
+// ones to the -a order in file order (vs.Table.KeepDestOrder), so a dest
+// reaches the head of the kernel's list only by being added.
 //
 // Live load lives in Loads, indexed by a dest ID that is unique across all
 // services: active and inactive connection counts and IPVS's overload flag,
