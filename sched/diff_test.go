@@ -247,7 +247,9 @@ func (h *harness) admin() {
 	old := slices.Clone(h.klist)
 	i := h.rng.IntN(len(h.added))
 	id := h.added[i].ID
-	switch k := h.rng.IntN(4); {
+	switch k := h.rng.IntN(5); {
+	case k == 4:
+		h.reload()
 	case k == 0 && len(h.added) < 40 && int(h.next) < maxIDs:
 		h.addDest(h.newDest())
 	case k == 1 && len(h.added) > 1:

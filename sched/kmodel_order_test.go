@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/afvs/afvs/vs"
 )
 
 // TestIPVSDHHashkey checks dh's bucket against ip_vs_dh_hashkey in
@@ -87,4 +89,50 @@ func kEditDest(list []Dest, id uint32, edit func(*Dest)) []Dest {
 		}
 	}
 	return out
+}
+
+// reload models a configuration reload: the new file lists a random
+// subset of the dests in a random order, maybe with new ones among them.
+// The model takes it through vs.Table.KeepDestOrder, as the control
+// server does; the kernel model deletes the dests the file dropped and
+// adds the new ones in file order (what keepalived or ipvsadm would do),
+// leaving the kept ones where they are.
+func (h *harness) reload() {
+	file := slices.Clone(h.added)
+	h.rng.Shuffle(len(file), func(i, j int) { file[i], file[j] = file[j], file[i] })
+	file = file[:1+h.rng.IntN(len(file))]
+	for n := h.rng.IntN(3); n > 0 && len(h.added)+n < 40 && int(h.next) < maxIDs; n-- {
+		d := h.newDest()
+		file = slices.Insert(file, h.rng.IntN(len(file)+1), d)
+	}
+	toTable := func(ds []Dest) *vs.Table {
+		svc := vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 80}}
+		for _, d := range ds {
+			svc.Reals = append(svc.Reals, vs.Real{Addr: netip.AddrFrom16(d.Addr), Port: d.Port})
+		}
+		return &vs.Table{Services: []vs.Service{svc}}
+	}
+	byAddr := map[netip.AddrPort]Dest{}
+	for _, d := range file {
+		byAddr[netip.AddrPortFrom(netip.AddrFrom16(d.Addr), d.Port)] = d
+	}
+	next := toTable(file)
+	next.KeepDestOrder(toTable(h.added))
+	h.added = h.added[:0]
+	for _, r := range next.Services[0].Reals {
+		h.added = append(h.added, byAddr[r.AddrPort()])
+	}
+	in := func(list []Dest, id uint32) bool {
+		return slices.ContainsFunc(list, func(d Dest) bool { return d.ID == id })
+	}
+	for _, d := range slices.Clone(h.klist) {
+		if !in(file, d.ID) {
+			h.klist = kDelDest(h.klist, d.ID)
+		}
+	}
+	for _, d := range file {
+		if !in(h.klist, d.ID) {
+			h.klist = kAddDest(h.klist, d)
+		}
+	}
 }
