@@ -12,9 +12,9 @@ import (
 	"github.com/afvs/afvs/vs"
 )
 
-// rrPicks feeds n SYNs from new client ports and returns the real server
+// picks feeds n SYNs from new client ports and returns the real server
 // each connection went to, in order.
-func rrPicks(t *testing.T, s *controltest.Served, sport uint16, n int) []string {
+func picks(t *testing.T, s *controltest.Served, sport uint16, n int) []string {
 	t.Helper()
 	for i := range n {
 		s.Director.Feed(frame(t, sport+uint16(i), true, 0))
@@ -71,7 +71,7 @@ func TestIPVSUpdateDestHeadInsert(t *testing.T) {
 		"-a -t 198.19.0.1:80 -r 198.18.0.12 -g -w 1",
 		"-a -t 198.19.0.1:80 -r 198.18.0.13 -g -w 1",
 		"-a -t 198.19.0.1:80 -r 198.18.0.14 -g -w 1")
-	if got, want := strings.Join(rrPicks(t, s, 1000, 4), " "), "198.18.0.14 198.18.0.13 198.18.0.12 198.18.0.11"; got != want {
+	if got, want := strings.Join(picks(t, s, 1000, 4), " "), "198.18.0.14 198.18.0.13 198.18.0.12 198.18.0.11"; got != want {
 		t.Fatalf("rr picked %s, want %s (the kernel's list is newest first)", got, want)
 	}
 	if got, want := nosortDests(t, s), "198.18.0.14 198.18.0.13 198.18.0.12 198.18.0.11"; got != want {
@@ -114,7 +114,21 @@ func TestIPVSUpdateDestReloadKeepsPlace(t *testing.T) {
 	if got, want := nosortDests(t, s), "198.18.0.14 198.18.0.15 198.18.0.13 198.18.0.11"; got != want {
 		t.Fatalf("after reload: %s, want %s", got, want)
 	}
-	if got, want := strings.Join(rrPicks(t, s, 2000, 4), " "), "198.18.0.14 198.18.0.15 198.18.0.13 198.18.0.11"; got != want {
+	if got, want := strings.Join(picks(t, s, 2000, 4), " "), "198.18.0.14 198.18.0.15 198.18.0.13 198.18.0.11"; got != want {
 		t.Fatalf("rr after reload picked %s, want %s", got, want)
+	}
+}
+
+// TestIPVSDHReassignHeadFirst: ip_vs_dh_reassign deals the 256 buckets
+// round-robin starting at the head of svc->destinations, the dest added
+// last. 198.19.0.1 hashes to bucket 67 (hash_32(0xC6130001, 8)); with .11
+// then .12 added the list is .12, .11, so odd buckets belong to .11.
+func TestIPVSDHReassignHeadFirst(t *testing.T) {
+	s := controltest.Serve(t)
+	commands(t, s, "-A -t 198.19.0.1:80 -s dh",
+		"-a -t 198.19.0.1:80 -r 198.18.0.11 -g -w 1",
+		"-a -t 198.19.0.1:80 -r 198.18.0.12 -g -w 1")
+	if got := picks(t, s, 3000, 2); strings.Join(got, " ") != "198.18.0.11 198.18.0.11" {
+		t.Fatalf("dh sent 198.19.0.1 to %v, want 198.18.0.11 (bucket 67 of list .12, .11)", got)
 	}
 }
