@@ -136,6 +136,9 @@ func TestParseTunTypeGRE(t *testing.T) {
 		"-a -t 198.19.0.1:80 -r 198.18.0.11 -i --tun-type gre --tun-port 6080":         "Illegal 'tun-port' option with the 'gre' tunnel type",
 		"-a -t 198.19.0.1:80 -r 198.18.0.11 -i --tun-type gre --tun-remcsum":           "Illegal 'tun-remcsum' option with the 'gre' tunnel type",
 		"-a -t 198.19.0.1:80 -r 198.18.0.11 -i --tun-type gre --tun-csum --tun-nocsum": "The option 'tun-csum' conflicts with the 'tun-nocsum' option in the 'gre' tunnel type",
+		// tunnel_opt_check walks the options in column order, so the
+		// conflict is found before the illegal --tun-remcsum.
+		"-a -t 198.19.0.1:80 -r 198.18.0.11 -i --tun-type gre --tun-remcsum --tun-csum --tun-nocsum": "The option 'tun-csum' conflicts with the 'tun-nocsum' option in the 'gre' tunnel type",
 	} {
 		if _, err := Parse(strings.Fields(args)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", args, err, want)

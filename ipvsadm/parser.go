@@ -445,36 +445,26 @@ func (p *parser) checkServer() error {
 	if tunOpts && c.Fwd != Tunnel {
 		return errors.New("Tunnel options conflict with forward method")
 	}
-	csum := []optID{optTunNoCsum, optTunCsum, optTunRemCsum}
-	if c.Tunnel.Type == IPIP {
-		for _, id := range append([]optID{optTunPort}, csum...) {
-			if p.seen[id] {
-				return fmt.Errorf("Illegal '%s' option with the 'ipip' tunnel type", optNames[id])
-			}
-		}
-		return nil
-	}
-	name := c.Tunnel.Type.String()
-	if c.Tunnel.Type == GRE {
-		// GRE has a checksum option but no port and no remote checksum
-		// offload.
-		for _, id := range []optID{optTunPort, optTunRemCsum} {
-			if p.seen[id] {
-				return fmt.Errorf("Illegal '%s' option with the 'gre' tunnel type", optNames[id])
-			}
-		}
-	} else if !p.seen[optTunPort] {
-		return errors.New("You need to supply the 'tun-port' option for the 'gue' tunnel type")
-	}
+	// ipvsadm's tunnel_opt_check walks tun-port, tun-nocsum, tun-csum and
+	// tun-remcsum in that order against its tunnel_types_v_options row:
+	// '+' compulsory, 'x' illegal, '1' at most one of them.
+	opts := [...]optID{optTunPort, optTunNoCsum, optTunCsum, optTunRemCsum}
+	rows := map[TunType]string{IPIP: "xxxx", GUE: "+111", GRE: "x11x"}
+	row, name := rows[c.Tunnel.Type], c.Tunnel.Type.String()
 	first := optID(numOpts)
-	for _, id := range csum {
-		if !p.seen[id] {
-			continue
-		}
-		if first != numOpts {
+	for j, id := range opts {
+		switch {
+		case !p.seen[id]:
+			if row[j] == '+' {
+				return fmt.Errorf("You need to supply the '%s' option for the '%s' tunnel type", optNames[id], name)
+			}
+		case row[j] == 'x':
+			return fmt.Errorf("Illegal '%s' option with the '%s' tunnel type", optNames[id], name)
+		case row[j] == '1' && first != numOpts:
 			return fmt.Errorf("The option '%s' conflicts with the '%s' option in the '%s' tunnel type", optNames[id], optNames[first], name)
+		case row[j] == '1':
+			first = id
 		}
-		first = id
 	}
 	return nil
 }
