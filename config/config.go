@@ -48,6 +48,12 @@ type TimeoutsConfig struct {
 	UDP    time.Duration `mapstructure:"udp"`
 }
 
+// Persistence is a service's persistent key: a timeout in seconds, 0 for
+// off. The loader also takes a boolean: true is a bare -p, whose timeout
+// is vs.DefaultPersistTimeout (libipvs's IPVS_SVC_PERSISTENT_TIMEOUT, 360),
+// and false is off.
+type Persistence int
+
 // ServiceConfig is one virtual service.
 type ServiceConfig struct {
 	Proto      string       `mapstructure:"proto"`
@@ -56,7 +62,7 @@ type ServiceConfig struct {
 	FWMark     int          `mapstructure:"fwmark"`
 	Scheduler  string       `mapstructure:"scheduler"`
 	SchedFlags []string     `mapstructure:"sched_flags"`
-	Persistent int          `mapstructure:"persistent"` // seconds; 0 = off
+	Persistent Persistence  `mapstructure:"persistent"` // seconds; 0 = off
 	Netmask    string       `mapstructure:"netmask"`
 	Forward    string       `mapstructure:"forward"` // default for the reals: dr or tun
 	Reals      []RealConfig `mapstructure:"reals"`

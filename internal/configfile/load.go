@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/afvs/afvs/config"
+	"github.com/afvs/afvs/vs"
 )
 
 // Builtin is what `afvs run` uses without --config: one TCP service
@@ -86,7 +87,7 @@ func Load(path string, fs *pflag.FlagSet) (*config.Config, error) {
 	var c config.Config
 	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = true
-		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(durationHook, intHook, mapstructure.StringToSliceHookFunc(","))
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(durationHook, persistenceHook, intHook, mapstructure.StringToSliceHookFunc(","))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", cleanDecodeError(err))
@@ -118,6 +119,22 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 		return time.Duration(x) * time.Second, nil
 	case float64:
 		return time.Duration(x * float64(time.Second)), nil
+	}
+	return data, nil
+}
+
+// persistenceHook reads persistent: true as a bare -p (360 s, what
+// ipvsadm sends) and false as off. Without it the weak decoding would make
+// true a timeout of one second.
+func persistenceHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf(config.Persistence(0)) {
+		return data, nil
+	}
+	if b, ok := data.(bool); ok {
+		if b {
+			return config.Persistence(vs.DefaultPersistTimeout), nil
+		}
+		return config.Persistence(0), nil
 	}
 	return data, nil
 }

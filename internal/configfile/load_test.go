@@ -91,3 +91,28 @@ func TestBuiltinAndExtensions(t *testing.T) {
 		t.Errorf("Load(%s): %v", ini, err)
 	}
 }
+
+// TestPersistentTrue: persistent: true is a bare -p, 360 s as ipvsadm
+// sends it (IPVS_SVC_PERSISTENT_TIMEOUT), not the one second a weak
+// bool-to-int decoding gives; false is off; a number is seconds.
+func TestPersistentTrue(t *testing.T) {
+	for text, want := range map[string]uint32{"true": 360, "false": 0, "600": 600, `"30"`: 30} {
+		path := filepath.Join(t.TempDir(), "afvs.yaml")
+		body := "interfaces: [eth0]\nservices:\n  - proto: tcp\n    address: 198.19.0.1\n    port: 80\n" +
+			"    persistent: " + text + "\n    reals: [{address: 198.18.0.11}]\n"
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(path, nil)
+		if err != nil {
+			t.Fatalf("persistent: %s: %v", text, err)
+		}
+		tbl, err := c.VS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := tbl.Services[0]; s.Timeout != want || s.Persistent != (want != 0) {
+			t.Errorf("persistent: %s: persistent %v timeout %d, want %d", text, s.Persistent, s.Timeout, want)
+		}
+	}
+}
