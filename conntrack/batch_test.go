@@ -42,8 +42,11 @@ func randomTable(t *testing.T, rng *rand.Rand, capacity int) (*Table, *ManualClo
 		case 0: // FIN then SYN: TIME_WAIT reopened, the entry released
 			tbl.Touch(&c, k, EvFin)
 			tbl.Touch(&c, k, EvFin)
-			if tbl.Touch(&c, k, EvSyn) == Reopen && rng.IntN(2) == 0 {
-				tbl.Insert(k, uint32(rng.IntN(64)), 0, 0, EvSyn) // a new lifetime, maybe another slot
+			if tbl.Touch(&c, k, EvSyn) == Reopen {
+				if rng.IntN(2) == 0 {
+					tbl.Insert(k, uint32(rng.IntN(64)), 0, 0, EvSyn) // a new lifetime, maybe another slot
+				}
+				tbl.Retire(&c)
 			}
 		case 1: // a RST: CLOSE, 10 s
 			tbl.Touch(&c, k, EvRst)
@@ -207,7 +210,9 @@ func TestLookupBatchConcurrent(t *testing.T) {
 				switch rng.IntN(3) {
 				case 0:
 					tbl.Touch(&c, &keys[i], EvFin)
-					tbl.Touch(&c, &keys[i], EvSyn) // SYN_RECV+FIN: TW; then SYN reopens
+					if tbl.Touch(&c, &keys[i], EvSyn) == Reopen { // SYN_RECV+FIN: TW; then SYN reopens
+						tbl.Retire(&c)
+					}
 				case 1:
 					clk.Advance(time.Duration(rng.IntN(100)) * time.Millisecond)
 				}

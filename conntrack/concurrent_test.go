@@ -44,8 +44,11 @@ func TestConcurrentHammer(t *testing.T) {
 				k := &keys[i]
 				ev := Event(r.IntN(5))
 				if c, ok := tbl.Lookup(k); ok {
-					if tbl.Touch(&c, k, ev) == Hit {
+					switch tbl.Touch(&c, k, ev) {
+					case Hit:
 						touched.Add(1)
+					case Reopen:
+						tbl.Retire(&c)
 					}
 					continue
 				}

@@ -18,7 +18,7 @@ import (
 //     on each other, as LookupBatch's passes do: the time per line when
 //     the core keeps as many misses in flight as it can.
 func BenchmarkMemoryFloor(b *testing.B) {
-	mem, err := allocRegion(uintptr(storeBytes(10_000_000)))
+	mem, err := allocRegion(uintptr(storeBytes(10_000_000, false)))
 	if err != nil {
 		b.Fatal(err)
 	}

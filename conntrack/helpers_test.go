@@ -66,6 +66,7 @@ func forceState(t *testing.T, tbl *Table, c *Conn, s State) {
 	if !e.meta.CompareAndSwap(m, makeMeta(generation(m), statusLive, s, now+tbl.timeouts.of(s))) {
 		t.Fatal("forceState: entry changed")
 	}
+	tbl.conns.lowerDue(uint32(c.ref>>32)-1, now+tbl.timeouts.of(s))
 	if m := stateOf(m); m.Active() != s.Active() {
 		tbl.hooks.Transfer(c.Dest, s.Active())
 	}

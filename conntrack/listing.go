@@ -9,8 +9,8 @@ import (
 // for `afvsadm -Lc`, until fn returns false. It reads the table while
 // workers use it, without stopping them: each entry it reports is
 // consistent in itself, but the whole listing is not one instant's view.
-// expiresIn is the time left before the entry expires; for a template
-// held by connections it is 0 once its own timeout has passed. A template
+// expiresIn is the time left before the entry expires or, for a template
+// that controls connections, before its timer next fires. A template
 // is reported with its Key (CPort 0) and Conn.State None; Touch on that
 // Conn reports Gone.
 func (t *Table) Range(fn func(k Key, c Conn, expiresIn time.Duration, template bool) bool) {
@@ -40,7 +40,13 @@ func (t *Table) Range(fn func(k Key, c Conn, expiresIn time.Duration, template b
 			continue
 		}
 		c := Conn{Dest: uint32(v.bind >> 32), State: None}
-		if !fn(w.key(), c, left(v.since), true) {
+		at := v.since
+		if payload(v.meta) > 0 {
+			// Its timer re-arms itself every 60 s while it controls
+			// connections.
+			at = firing(v.since, now+1)
+		}
+		if !fn(w.key(), c, left(at), true) {
 			return
 		}
 	}

@@ -115,6 +115,7 @@ func TestModel(t *testing.T) {
 					if r != Reopen {
 						rt.Fatalf("SYN on %v = %v, want reopen", mc.state, r)
 					}
+					tbl.Retire(&c)
 					return
 				}
 				if k.Proto == ProtoTCP {

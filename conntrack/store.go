@@ -94,6 +94,8 @@ type view struct {
 type store struct {
 	buckets  []bucket
 	entries  []entry
+	due      []atomic.Uint32 // expiry index, connections only; see expiry.go
+	gdue     []atomic.Uint32
 	nb       uint32
 	capacity int64
 	live     paddedInt64 // entries live or zombie, at most capacity
@@ -116,19 +118,25 @@ func bucketsFor(capacity int) int {
 	return int(float64(capacity)/(bucketSlots*loadFactor)) + 2
 }
 
-// storeBytes is what newStore(capacity) allocates.
-func storeBytes(capacity int) uint64 {
+// storeBytes is what newStore(capacity, index) allocates.
+func storeBytes(capacity int, index bool) uint64 {
 	if capacity == 0 {
 		return 0
 	}
 	nb := uint64(bucketsFor(capacity))
-	return nb*uint64(sizeofBucket) + nb*bucketSlots*uint64(sizeofEntry)
+	n := nb*uint64(sizeofBucket) + nb*bucketSlots*uint64(sizeofEntry)
+	if index {
+		n += 4 * (nb*bucketSlots + uint64(dueGroups(int(nb))))
+	}
+	return n
 }
 
-func newStore(capacity int) (*store, error) {
+// newStore allocates a store; index adds the expiry index (expiry.go)
+// after the entries, in the same region.
+func newStore(capacity int, index bool) (*store, error) {
 	nb := bucketsFor(capacity)
 	headers := uintptr(nb) * sizeofBucket
-	mem, err := allocRegion(uintptr(storeBytes(capacity)))
+	mem, err := allocRegion(uintptr(storeBytes(capacity, index)))
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +146,18 @@ func newStore(capacity int) (*store, error) {
 		nb:       uint32(nb),
 		capacity: int64(capacity),
 		mem:      mem,
+	}
+	if index {
+		off := headers + uintptr(nb)*bucketSlots*sizeofEntry
+		s.due = unsafe.Slice((*atomic.Uint32)(unsafe.Pointer(&mem.mem[off])), nb*bucketSlots)
+		off += uintptr(nb) * bucketSlots * 4
+		s.gdue = unsafe.Slice((*atomic.Uint32)(unsafe.Pointer(&mem.mem[off])), dueGroups(nb))
+		for i := range s.due {
+			s.due[i].Store(noDue)
+		}
+		for i := range s.gdue {
+			s.gdue[i].Store(noDue)
+		}
 	}
 	if mem.mapped() {
 		// A table its owner forgot to Close is unmapped once the
@@ -156,6 +176,7 @@ func (s *store) close() {
 	s.mem.free()
 	s.mem = region{}
 	s.buckets, s.entries, s.nb = nil, nil, 0
+	s.due, s.gdue = nil, nil
 }
 
 // place maps a hash to its two candidate buckets and its tag.
@@ -321,6 +342,9 @@ func (s *store) publish(slot, tag uint32, w *keyWords, fwd uint8, since, bind ui
 	e.since.Store(since)
 	e.bind.Store(bind)
 	s.buckets[slot/bucketSlots].used.Or(1 << (slot % bucketSlots))
+	if s.due != nil {
+		s.setDue(slot, pl)
+	}
 	m := makeMeta(gen, statusLive, st, pl)
 	e.meta.Store(m)
 	return m
@@ -333,6 +357,11 @@ func (s *store) release(slot uint32, m uint64) bool {
 	e := &s.entries[slot]
 	if !e.meta.CompareAndSwap(m, makeMeta(generation(m)+1, statusFree, None, 0)) {
 		return false
+	}
+	if s.due != nil {
+		// Before the used bit clears: only then may an inserter take the
+		// slot and file its own expiry.
+		s.due[slot].Store(noDue)
 	}
 	s.buckets[slot/bucketSlots].used.And(^uint32(1 << (slot % bucketSlots)))
 	s.live.Add(-1)

@@ -60,7 +60,7 @@ func (t *Table) sweepConn(slot uint32, now uint64) bool {
 	if !t.conns.release(slot, m) {
 		return false
 	}
-	t.retire(slot, m, bind, now)
+	t.retire(m, bind, payload(m))
 	t.stats.at(slot).expired.Add(1)
 	return true
 }

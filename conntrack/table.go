@@ -56,6 +56,8 @@ type Table struct {
 	hooks    Hooks
 	timeouts timeoutTable
 	sweep    atomic.Uint64 // next slot Sweep inspects
+	tsweep   atomic.Uint64 // next template slot SweepTemplates inspects
+	sys      atomic.Uint32 // Sysctls, packed
 	stats    stats
 	closed   atomic.Bool
 }
@@ -71,7 +73,7 @@ func New(cfg Config) (*Table, error) {
 	}
 	// An allocation the machine cannot hold would kill the process instead
 	// of failing, so the size is checked against the RAM first.
-	if need, ram := storeBytes(cfg.Capacity)+storeBytes(cfg.Templates), physicalMemory(); ram > 0 && need > ram {
+	if need, ram := storeBytes(cfg.Capacity, true)+storeBytes(cfg.Templates, false), physicalMemory(); ram > 0 && need > ram {
 		return nil, fmt.Errorf("conntrack config: capacity = %d, templates = %d: need %d bytes, more than the machine's %d", cfg.Capacity, cfg.Templates, need, ram)
 	}
 	if cfg.Timeouts == (Timeouts{}) {
@@ -86,7 +88,7 @@ func New(cfg Config) (*Table, error) {
 	if cfg.Hooks == nil {
 		cfg.Hooks = noHooks{}
 	}
-	conns, err := newStore(cfg.Capacity)
+	conns, err := newStore(cfg.Capacity, true)
 	if err != nil {
 		return nil, fmt.Errorf("conntrack config: capacity = %d: %w", cfg.Capacity, err)
 	}
@@ -97,7 +99,7 @@ func New(cfg Config) (*Table, error) {
 		hooks: cfg.Hooks,
 	}
 	if cfg.Templates > 0 {
-		if t.tmpls, err = newStore(cfg.Templates); err != nil {
+		if t.tmpls, err = newStore(cfg.Templates, false); err != nil {
 			conns.close()
 			return nil, fmt.Errorf("conntrack config: templates = %d: %w", cfg.Templates, err)
 		}
@@ -110,6 +112,7 @@ func New(cfg Config) (*Table, error) {
 		t.seed[i] = binary.LittleEndian.Uint64(b[i*8:]) | 1
 	}
 	t.timeouts.load(cfg.Timeouts)
+	t.sys.Store(DefaultSysctls().pack())
 	return t, nil
 }
 
@@ -154,14 +157,20 @@ type Conn struct {
 	Dest  uint32
 	Fwd   uint8
 	State State
+	tmpl  TemplateRef // the template that controls it, 0 if none
 	ref   uint64
 }
+
+// Controlled reports whether a persistence template controls c (IPVS's
+// cp->control).
+func (c *Conn) Controlled() bool { return c.tmpl != 0 }
 
 func (v *view) conn() Conn {
 	return Conn{
 		Dest:  uint32(v.bind >> 32),
 		Fwd:   uint8(v.ports >> fwdShift),
 		State: stateOf(v.meta),
+		tmpl:  TemplateRef(v.bind),
 		ref:   uint64(v.slot+1)<<32 | generation(v.meta),
 	}
 }
@@ -175,8 +184,13 @@ const (
 	// Gone: the entry expired or was evicted since Lookup; treat the
 	// packet as a miss.
 	Gone
-	// Reopen: a SYN met TIME_WAIT or CLOSE; the old entry was released
-	// and the caller schedules the packet as a new connection.
+	// Reopen: a SYN met a connection that IPVS's is_new_conn_expected
+	// lets go (see Sysctls.ConnReuseMode). The entry was released at once,
+	// so the key is free, but its accounting is not done: the caller
+	// schedules the packet as a new connection and then calls Retire, so
+	// that the scheduler and the threshold check still count the old
+	// connection, as the kernel's ip_vs_conn_expire_now leaves the unbind
+	// to a timer that runs after the packet.
 	Reopen
 )
 
@@ -263,7 +277,7 @@ func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
 		bind := e.bind.Load()
 		if expired(m, now) {
 			if t.conns.release(slot, m) {
-				t.retire(slot, m, bind, now)
+				t.retire(m, bind, payload(m))
 				t.stats.at(slot).expired.Add(1)
 				runtime.KeepAlive(t) // see newStore
 				return Gone
@@ -273,10 +287,10 @@ func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
 		s := stateOf(m)
 		ns := s
 		if k.Proto == ProtoTCP && s != UDP {
-			if ev == EvSyn && (s == TimeWait || s == Close) {
+			if ev == EvSyn && t.newConnExpected(s, TemplateRef(bind) != 0) {
 				if t.conns.release(slot, m) {
-					t.retire(slot, m, bind, now)
 					t.stats.at(slot).reopened.Add(1)
+					c.State, c.tmpl = s, TemplateRef(bind)
 					runtime.KeepAlive(t) // see newStore
 					return Reopen
 				}
@@ -288,6 +302,12 @@ func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
 		// Within one millisecond and one state there is nothing to
 		// write: skipping the store keeps a busy flow's line shared.
 		if nm == m || e.meta.CompareAndSwap(m, nm) {
+			if nm != m && payload(nm) < payload(m) {
+				// The expiry moved earlier (a shorter state's timeout,
+				// or ipvsadm --set lowered one): the expiry index must
+				// not promise a later second.
+				t.conns.lowerDue(slot, payload(nm))
+			}
 			if s.Active() != ns.Active() {
 				t.hooks.Transfer(uint32(bind>>32), ns.Active())
 			}
@@ -299,11 +319,52 @@ func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
 }
 
 // retire does the accounting for a connection whose release this
-// goroutine won: Unbind and giving back its template.
-func (t *Table) retire(slot uint32, m, bind, now uint64) {
+// goroutine won: Unbind and giving back its template. at is when the
+// connection went, in table milliseconds: its expiry when it expired
+// (however late it is swept), the present otherwise.
+func (t *Table) retire(m, bind, at uint64) {
 	t.hooks.Unbind(uint32(bind>>32), stateOf(m).Active())
 	if ref := TemplateRef(bind); ref != 0 {
-		t.putTemplate(ref, now)
+		t.putTemplate(ref, at)
+	}
+}
+
+// ExpireNow releases c's entry at once if it is still the lifetime c
+// names, like IPVS's ip_vs_conn_expire_now, and reports whether this call
+// released it. As with Reopen the key is free at once and the accounting
+// (Unbind, the template's control count) waits for Retire, which the
+// caller makes after the packet that caused it has been scheduled. c.State
+// becomes the state the entry was released in.
+func (t *Table) ExpireNow(c *Conn) bool {
+	defer runtime.KeepAlive(t) // see newStore
+	slot := uint32(c.ref>>32) - 1
+	if slot >= uint32(len(t.conns.entries)) {
+		return false
+	}
+	e := &t.conns.entries[slot]
+	for {
+		m := e.meta.Load()
+		if status(m) != statusLive || generation(m) != c.ref&genMask {
+			return false
+		}
+		bind := e.bind.Load()
+		if t.conns.release(slot, m) {
+			t.stats.at(slot).expired.Add(1)
+			c.State, c.Dest, c.tmpl = stateOf(m), uint32(bind>>32), TemplateRef(bind)
+			return true
+		}
+	}
+}
+
+// Retire does the accounting of a connection that Touch answered with
+// Reopen or ExpireNow released: Unbind from its real server in the class
+// of the state it left in, and one control fewer on its template. Each
+// such connection must be retired exactly once.
+func (t *Table) Retire(c *Conn) {
+	defer runtime.KeepAlive(t) // see newStore
+	t.hooks.Unbind(c.Dest, c.State.Active())
+	if c.tmpl != 0 {
+		t.putTemplate(c.tmpl, t.now())
 	}
 }
 
@@ -345,7 +406,7 @@ func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Even
 			return v.conn(), Exists
 		}
 		if s.release(v.slot, v.meta) {
-			t.retire(v.slot, v.meta, v.bind, now)
+			t.retire(v.meta, v.bind, payload(v.meta))
 			t.stats.at(v.slot).expired.Add(1)
 		}
 		// Keys are unique while the latches are held, so there is no
@@ -457,7 +518,11 @@ func (t *Table) evict(v victim, now uint64) {
 	if !t.conns.release(v.slot, v.meta) {
 		return
 	}
-	t.retire(v.slot, v.meta, bind, now)
+	at := now
+	if expired(v.meta, now) {
+		at = payload(v.meta)
+	}
+	t.retire(v.meta, bind, at)
 	if expired(v.meta, now) {
 		t.stats.at(v.slot).expired.Add(1)
 	} else {

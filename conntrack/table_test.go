@@ -26,7 +26,7 @@ func TestNewValidation(t *testing.T) {
 		{"negative timeout", Config{Capacity: 10, Timeouts: bad}, "timeouts.CloseWait = -1s: must be between 1ms and"},
 		{"timeout too long", Config{Capacity: 10, Timeouts: huge}, "timeouts.UDP ="},
 	}
-	if ram := physicalMemory(); ram > 0 && ram < storeBytes(MaxCapacity) {
+	if ram := physicalMemory(); ram > 0 && ram < storeBytes(MaxCapacity, true) {
 		tests = append(tests, struct {
 			name string
 			cfg  Config
@@ -122,12 +122,19 @@ func TestInsertLookupTouch(t *testing.T) {
 	if r := tbl.Touch(&forged, &k, EvAck); r != Gone {
 		t.Fatalf("Touch on forged Conn = %v, want gone", r)
 	}
-	if h.inactive[7].Load() != 0 {
-		t.Fatalf("inactive after reopen = %d", h.inactive[7].Load())
+	// ip_vs_conn_expire_now: the old connection still counts while the
+	// SYN that reopened it is scheduled, and leaves only at Retire.
+	if h.inactive[7].Load() != 1 {
+		t.Fatalf("inactive after reopen, before the new decision = %d, want 1", h.inactive[7].Load())
 	}
+	old := c
 	c, r = tbl.Insert(&k, 8, 0, 0, EvSyn)
 	if r != Inserted || c.Dest != 8 {
 		t.Fatalf("reinsert = %+v %v", c, r)
+	}
+	tbl.Retire(&old)
+	if h.inactive[7].Load() != 0 {
+		t.Fatalf("inactive after Retire = %d", h.inactive[7].Load())
 	}
 	st := tbl.Stats()
 	if st.Entries != 1 || st.Inserted != 2 || st.Reopened != 1 || st.Capacity != 100 {
@@ -466,13 +473,13 @@ func TestEntrySize(t *testing.T) {
 		t.Fatalf("bucket header is %d bytes, want 64", sizeofBucket)
 	}
 	tbl := newTestTable(t, Config{Capacity: 1 << 20, Templates: 1000})
-	if got, want := uint64(tbl.Bytes()), storeBytes(1<<20)+storeBytes(1000); got != want {
+	if got, want := uint64(tbl.Bytes()), storeBytes(1<<20, true)+storeBytes(1000, false); got != want {
 		t.Fatalf("Bytes() = %d, storeBytes predicted %d", got, want)
 	}
 	per := float64(tbl.conns.bytes()) / (1 << 20)
 	t.Logf("bytes per connection at capacity, headers and slack included: %.1f", per)
-	if per > 90 {
-		t.Fatalf("%.1f bytes per connection, want under 90", per)
+	if per > 91 {
+		t.Fatalf("%.1f bytes per connection, want under 91", per)
 	}
 }
 

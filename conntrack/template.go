@@ -77,12 +77,16 @@ func (t *Table) Template(ref TemplateRef) (dest uint32, ok bool) {
 	return uint32(bind >> 32), true
 }
 
-// InsertTemplate records that clients matching k go to dest for timeout
-// after their last connection. If a live template for k exists it is
-// returned with Exists; when it has the same dest its expiry is refreshed,
-// otherwise the caller reads its dest with Template and follows it (another
-// queue chose first). Full means the template table has no expired entry
-// to reuse; Invalid means timeout is outside 1ms..MaxTimeout.
+// InsertTemplate records that clients matching k go to dest, with the
+// service's persistence timeout fixed for the template's life (a later
+// change of the service's timeout does not reach it, as in IPVS). Its
+// timer runs from now; each connection created through it (Insert with
+// its ref) re-arms it to that moment plus the timeout, as
+// ip_vs_sched_persist does, and nothing else does. If a live template for
+// k exists it is returned with Exists and left as it is; the caller reads
+// its dest with Template and follows it (another queue chose first). Full
+// means the template table has no expired entry to reuse; Invalid means
+// timeout is outside 1ms..MaxTimeout.
 func (t *Table) InsertTemplate(k *Key, dest uint32, timeout time.Duration) (TemplateRef, InsertResult) {
 	defer runtime.KeepAlive(t) // see newStore
 	if timeout < time.Millisecond || timeout > MaxTimeout {
@@ -104,11 +108,6 @@ func (t *Table) InsertTemplate(k *Key, dest uint32, timeout time.Duration) (Temp
 			continue
 		}
 		if !templateExpired(v.meta, v.since, now) {
-			e := &s.entries[v.slot]
-			if uint32(v.bind>>32) == dest {
-				e.bind.Store(uint64(dest)<<32 | to)
-				e.since.Store(now + to)
-			}
 			return makeTemplateRef(v.slot, v.meta), Exists
 		}
 		s.release(v.slot, v.meta)
@@ -186,9 +185,17 @@ func (t *Table) DeleteTemplate(ref TemplateRef) {
 	}
 }
 
-// getTemplate adds a controlling connection to ref and restarts its
-// timeout, like IPVS's ip_vs_conn_put on a template. It fails if the
-// template expired or was deleted since the caller looked it up.
+// rearmMillis is how long ip_vs_conn_expire re-arms the timer of a
+// template that still controls connections when it fires (60 s); from
+// then on that is also the template's timeout.
+const rearmMillis = 60_000
+
+// getTemplate adds a controlling connection to ref and re-arms its timer
+// to now plus its timeout, like ip_vs_control_add and ip_vs_conn_put in
+// ip_vs_sched_persist. It fails if the template expired or was deleted
+// since the caller looked it up. A timer that ran out while the template
+// controlled connections fired then, in the kernel, and re-armed itself
+// with 60 s, which became the template's timeout; that is applied here.
 func (t *Table) getTemplate(ref TemplateRef, now uint64) bool {
 	_, e, ok := t.templateEntry(ref)
 	if !ok {
@@ -196,22 +203,32 @@ func (t *Table) getTemplate(ref TemplateRef, now uint64) bool {
 	}
 	for {
 		m := e.meta.Load()
-		if status(m) != statusLive || !ref.matches(m) || templateExpired(m, e.since.Load(), now) {
+		since := e.since.Load()
+		if status(m) != statusLive || !ref.matches(m) || templateExpired(m, since, now) {
 			return false
 		}
 		if e.meta.CompareAndSwap(m, m+1) {
-			e.since.Store(now + uint64(uint32(e.bind.Load())))
+			bind := e.bind.Load()
+			to := uint64(uint32(bind))
+			if payload(m) > 0 && since <= now {
+				to = rearmMillis
+				e.bind.Store(bind&^0xffff_ffff | to)
+			}
+			e.since.Store(now + to)
 			return true
 		}
 	}
 }
 
-// putTemplate drops one controlling connection from ref. The last one
-// restarts the template's own timeout (so persistence lasts a full
-// timeout after the client's last connection) before the count reaches 0,
-// which is what Sweep reads first. A deleted template is freed with its
-// last connection.
-func (t *Table) putTemplate(ref TemplateRef, now uint64) {
+// putTemplate drops one controlling connection from ref, as
+// ip_vs_control_del: it does not touch the template's timer. at is when
+// the connection went. If the template's timer ran out before that while
+// it still controlled connections, it fired and re-armed itself every 60
+// s (ip_vs_conn_expire's expire_later); the timer is brought to the first
+// of those firings not before at, so that a template left with no
+// connection expires when the kernel's would. A deleted template is
+// freed with its last connection.
+func (t *Table) putTemplate(ref TemplateRef, at uint64) {
 	slot, e, ok := t.templateEntry(ref)
 	if !ok {
 		return
@@ -222,17 +239,30 @@ func (t *Table) putTemplate(ref TemplateRef, now uint64) {
 		if (st != statusLive && st != statusZombie) || !ref.matches(m) || payload(m) == 0 {
 			return
 		}
-		if payload(m) == 1 {
-			if st == statusZombie {
-				if t.tmpls.release(slot, m) {
-					return
-				}
-				continue
+		if payload(m) == 1 && st == statusZombie {
+			if t.tmpls.release(slot, m) {
+				return
 			}
-			e.since.Store(now + uint64(uint32(e.bind.Load())))
+			continue
+		}
+		if since := e.since.Load(); since < at {
+			e.since.Store(firing(since, at))
+			if bind := e.bind.Load(); uint32(bind) != rearmMillis {
+				e.bind.Store(bind&^0xffff_ffff | rearmMillis)
+			}
 		}
 		if e.meta.CompareAndSwap(m, m-1) {
 			return
 		}
 	}
+}
+
+// firing returns the first time not before at at which a timer that fired
+// at since and re-armed itself every rearmMillis fires.
+func firing(since, at uint64) uint64 {
+	if at <= since {
+		return since
+	}
+	k := (at - since + rearmMillis - 1) / rearmMillis
+	return since + k*rearmMillis
 }

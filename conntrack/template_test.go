@@ -48,18 +48,21 @@ func TestTemplateLifecycle(t *testing.T) {
 	if _, _, ok := tbl.LookupTemplate(&tk); !ok {
 		t.Fatal("template expired while controlling a live connection")
 	}
-	// When the connection goes, the template lives one more timeout.
+	// The template's timer ran out at 300 s while it controlled the
+	// connection: it re-armed itself every 60 s (ip_vs_conn_expire), and
+	// when the connection goes at 1300 s it runs out at its next firing,
+	// 1320 s, not a full timeout after the connection.
 	clk.Advance(901 * time.Second)
 	if n := tbl.Sweep(tbl.Slots()); n != 1 {
 		t.Fatalf("sweep expired %d, want the connection only", n)
 	}
-	clk.Advance(299 * time.Second)
+	clk.Set(1320*time.Second - time.Millisecond)
 	if _, _, ok := tbl.LookupTemplate(&tk); !ok {
-		t.Fatal("template gone before its timeout after the last connection")
+		t.Fatal("template gone before its 60 s re-arm ran out")
 	}
-	clk.Advance(time.Second)
+	clk.Set(1320 * time.Second)
 	if _, _, ok := tbl.LookupTemplate(&tk); ok {
-		t.Fatal("template outlived its timeout")
+		t.Fatal("template outlived its 60 s re-arm")
 	}
 	if n := tbl.Sweep(tbl.Slots()); n != 1 {
 		t.Fatalf("sweep expired %d, want the template", n)
@@ -77,33 +80,139 @@ func TestTemplateLifecycle(t *testing.T) {
 	}
 }
 
-func TestTemplateRefresh(t *testing.T) {
+// TestSchedPersistRearmsTemplate follows ip_vs_sched_persist: a
+// template's timer is re-armed to now plus its timeout only when a
+// connection is created through it, and that timeout is the one it was
+// made with. Finding it again (InsertTemplate answering Exists, another
+// queue's choice) changes nothing, not even with another timeout (a later
+// ipvsadm -E -p).
+func TestSchedPersistRearmsTemplate(t *testing.T) {
 	clk := &ManualClock{}
-	tbl := newTestTable(t, Config{Capacity: 10, Templates: 10, Clock: clk})
+	to := DefaultTimeouts()
+	to.UDP = time.Second
+	tbl := newTestTable(t, Config{Capacity: 10, Templates: 10, Clock: clk, Timeouts: to})
 	tk := v4Key(ProtoUDP, 1, 0, 0) // port-0 service
 	ref, _ := tbl.InsertTemplate(&tk, 1, 10*time.Second)
 	clk.Advance(9 * time.Second)
-	if r2, r := tbl.InsertTemplate(&tk, 1, 10*time.Second); r != Exists || r2 != ref {
-		t.Fatalf("refresh = %v %v", r2, r)
-	}
-	clk.Advance(9 * time.Second)
-	if _, _, ok := tbl.LookupTemplate(&tk); !ok {
-		t.Fatal("refreshed template expired")
+	if r2, r := tbl.InsertTemplate(&tk, 1, 100*time.Second); r != Exists || r2 != ref {
+		t.Fatalf("second insert = %v %v", r2, r)
 	}
 	clk.Advance(time.Second)
 	if _, _, ok := tbl.LookupTemplate(&tk); ok {
-		t.Fatal("template outlived its refreshed timeout")
+		t.Fatal("InsertTemplate on an existing template re-armed or changed it")
 	}
-	// An expired template is replaced, possibly by another server.
-	ref2, r := tbl.InsertTemplate(&tk, 2, 10*time.Second)
-	if r != Inserted || ref2 == ref {
-		t.Fatalf("insert over expired = %v %v", ref2, r)
+	ref, _ = tbl.InsertTemplate(&tk, 2, 10*time.Second)
+	clk.Advance(5 * time.Second)
+	k := v4Key(ProtoUDP, 1, 1000, 53)
+	if _, r := tbl.Insert(&k, 2, 0, ref, EvNone); r != Inserted {
+		t.Fatalf("insert = %v", r)
 	}
-	if d, _, _ := tbl.LookupTemplate(&tk); d != 2 {
-		t.Fatalf("dest %d, want 2", d)
+	// Created at 10 s, re-armed at 15 s by the connection: it runs out at
+	// 25 s. The connection (1 s) went at 16 s without touching it.
+	clk.Set(25*time.Second - time.Millisecond)
+	tbl.ExpireDue()
+	if d, _, ok := tbl.LookupTemplate(&tk); !ok || d != 2 {
+		t.Fatal("template re-armed by a new connection expired early")
 	}
-	if st := tbl.Stats(); st.Templates != 1 {
+	clk.Set(25 * time.Second)
+	if _, _, ok := tbl.LookupTemplate(&tk); ok {
+		t.Fatal("template outlived its re-armed timer")
+	}
+	if st := tbl.Stats(); st.Templates != 1 || st.Entries != 0 {
 		t.Fatalf("stats %v", st)
+	}
+}
+
+// TestControlDelKeepsTemplateTimer follows ip_vs_control_del in
+// ip_vs_conn_expire: a controlled connection that expires only drops the
+// template's control count; the template's timer runs on from when the
+// last connection was made through it.
+func TestControlDelKeepsTemplateTimer(t *testing.T) {
+	clk := &ManualClock{}
+	to := DefaultTimeouts()
+	to.UDP = 10 * time.Second
+	tbl := newTestTable(t, Config{Capacity: 10, Templates: 10, Clock: clk, Timeouts: to})
+	tk := v4Key(ProtoUDP, 1, 0, 0)
+	ref, _ := tbl.InsertTemplate(&tk, 1, 100*time.Second)
+	k := v4Key(ProtoUDP, 1, 1000, 53)
+	tbl.Insert(&k, 1, 0, ref, EvNone)
+	clk.Set(50 * time.Second)
+	if n := tbl.ExpireDue(); n != 1 {
+		t.Fatalf("ExpireDue = %d, want the connection", n)
+	}
+	clk.Set(100*time.Second - time.Millisecond)
+	if _, _, ok := tbl.LookupTemplate(&tk); !ok {
+		t.Fatal("template gone early")
+	}
+	clk.Set(100 * time.Second)
+	if _, _, ok := tbl.LookupTemplate(&tk); ok {
+		t.Fatal("the controlled connection's expiry restarted the template's timer")
+	}
+}
+
+// TestConnExpireRearmsTemplate60s follows ip_vs_conn_expire's
+// expire_later: a template whose timer runs out while it controls
+// connections is re-armed for 60 s, and 60 s is its timeout from then on,
+// also for the re-arm of a later connection through it.
+func TestConnExpireRearmsTemplate60s(t *testing.T) {
+	clk := &ManualClock{}
+	to := DefaultTimeouts()
+	to.UDP = 1000 * time.Second
+	tbl := newTestTable(t, Config{Capacity: 10, Templates: 10, Clock: clk, Timeouts: to})
+	tk := v4Key(ProtoUDP, 1, 0, 0)
+	ref, _ := tbl.InsertTemplate(&tk, 1, 100*time.Second)
+	k1 := v4Key(ProtoUDP, 1, 1000, 53)
+	tbl.Insert(&k1, 1, 0, ref, EvNone) // conn until 1000 s, template armed to 100 s
+	clk.Set(130 * time.Second)         // fired at 100 s, re-armed to 160 s with timeout 60 s
+	_, ref2, ok := tbl.LookupTemplate(&tk)
+	if !ok || ref2 != ref {
+		t.Fatal("template controlling a connection is gone")
+	}
+	k2 := v4Key(ProtoUDP, 1, 1001, 53)
+	tbl.Insert(&k2, 1, 0, ref, EvNone) // conn until 1130 s, template re-armed 130+60
+	var left time.Duration
+	tbl.Range(func(_ Key, _ Conn, l time.Duration, tmpl bool) bool {
+		if tmpl {
+			left = l
+		}
+		return true
+	})
+	if left != 60*time.Second {
+		t.Fatalf("template timer after a new connection: %v left, want 60s (the re-armed timeout, not the 100 s it was made with)", left)
+	}
+	// Both connections go (1000 s, 1130 s); the timer kept firing every
+	// 60 s from 190 s: 1090, 1150. It runs out at 1150 s.
+	clk.Set(1150*time.Second - time.Millisecond)
+	if n := tbl.ExpireDue(); n != 2 {
+		t.Fatalf("ExpireDue = %d, want 2", n)
+	}
+	if _, _, ok := tbl.LookupTemplate(&tk); !ok {
+		t.Fatal("template gone before its 60 s firing")
+	}
+	clk.Set(1150 * time.Second)
+	if _, _, ok := tbl.LookupTemplate(&tk); ok {
+		t.Fatal("template outlived its firing after its last connection")
+	}
+}
+
+// TestTemplateTimerTieGoesToConnection: a template whose timer fires the
+// same millisecond as its last connection's expires with it (the
+// connection's timer is taken first).
+func TestTemplateTimerTieGoesToConnection(t *testing.T) {
+	clk := &ManualClock{}
+	to := DefaultTimeouts()
+	to.UDP = 100 * time.Second
+	tbl := newTestTable(t, Config{Capacity: 10, Templates: 10, Clock: clk, Timeouts: to})
+	tk := v4Key(ProtoUDP, 1, 0, 0)
+	ref, _ := tbl.InsertTemplate(&tk, 1, 100*time.Second)
+	k := v4Key(ProtoUDP, 1, 1000, 53)
+	tbl.Insert(&k, 1, 0, ref, EvNone)
+	clk.Set(100 * time.Second)
+	if n := tbl.ExpireDue(); n != 1 {
+		t.Fatalf("ExpireDue = %d", n)
+	}
+	if _, _, ok := tbl.LookupTemplate(&tk); ok {
+		t.Fatal("template outlived a timer that ran out with its last connection")
 	}
 }
 
@@ -137,11 +246,16 @@ func TestTemplateDelete(t *testing.T) {
 	if d, _, ok := tbl.LookupTemplate(&tk); !ok || d != 2 {
 		t.Fatal("second delete of an old ref hit the new template")
 	}
-	// The connection ends: the zombie goes with it.
+	// The connection ends: the zombie goes with it. (A SYN would not end
+	// it: a controlled connection is never reopened.)
 	tbl.Touch(&c, &k, EvRst)
-	if r := tbl.Touch(&c, &k, EvSyn); r != Reopen {
-		t.Fatalf("reopen = %v", r)
+	if !tbl.ExpireNow(&c) {
+		t.Fatal("ExpireNow lost")
 	}
+	if st := tbl.Stats(); st.Templates != 2 {
+		t.Fatalf("template freed before the connection was retired: %v", st)
+	}
+	tbl.Retire(&c)
 	if st := tbl.Stats(); st.Templates != 1 {
 		t.Fatalf("zombie template not freed: %v", st)
 	}
