@@ -364,10 +364,14 @@ func (d *Director) housekeeping() {
 		case <-d.stop:
 			return
 		case <-tick.C:
-			// Visit every slot about once a second, so the load counters
-			// the least-connection schedulers read hear of expiries
-			// promptly (lookups never see expired entries regardless).
-			d.CT.Sweep(max(d.CT.Slots()/20, 1024))
+			// Release every connection due by now through the expiry
+			// index, so the load counters the least-connection
+			// schedulers read hear of an expiry within a tick, as they
+			// would from IPVS's per-connection timers (lookups never see
+			// expired entries regardless). Templates' slots are freed by
+			// a slower cycle: lookups already judge them by time.
+			d.CT.ExpireDue()
+			d.CT.SweepTemplates(1024)
 		case <-d.rebuild:
 			d.mu.Lock()
 			if s := d.snap.Load(); s != nil {

@@ -61,6 +61,12 @@ type Processor struct {
 	sh       shadow
 	deferred bool
 
+	// old is a connection this frame expired (a reused port, a gone
+	// server): released from the table but still counted until
+	// retireExpired, after the frame's new connection is scheduled.
+	old     conntrack.Conn
+	pending bool
+
 	// Last describes the scheduling decision of the last Process call, for
 	// the simulator and tests: they observe the real path instead of
 	// re-implementing it.
@@ -207,16 +213,35 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 	}
 	for hit {
 		dd, live := s.dest(si, conn.Dest)
+		if !live && pre {
+			pre = false
+			conn, hit = p.ct.Lookup(k)
+			continue
+		}
+		// ip_vs_in_hook's port-reuse block runs before its server check:
+		// a SYN that may start a new connection is scheduled afresh even
+		// when the old one's server is gone.
+		if ev == conntrack.EvSyn && p.reschedule(&conn, dd, live) {
+			hit = false
+			break
+		}
 		if !live {
-			if pre {
-				pre = false
-				conn, hit = p.ct.Lookup(k)
-				continue
+			// The server is gone. IPVS drops without refreshing the entry
+			// so it expires, and never moves it to another server; with
+			// expire_nodest_conn it expires the entry now and treats the
+			// packet as having none.
+			if !p.ct.Sysctls().ExpireNodestConn {
+				c.Drops[DropDestUnavailable].Add(1)
+				return VerdictDrop, Out{}
 			}
-			// IPVS: the server is gone; drop without refreshing the entry
-			// so it expires, and never move it to another server.
-			c.Drops[DropDestUnavailable].Add(1)
-			return VerdictDrop, Out{}
+			p.expireNow(&conn)
+			if pk.Proto == header.ProtocolTCP && ev != conntrack.EvSyn {
+				p.retireExpired()
+				c.Drops[DropDestUnavailable].Add(1)
+				return VerdictDrop, Out{}
+			}
+			hit = false
+			break
 		}
 		switch p.ct.Touch(&conn, k, ev) {
 		case conntrack.Hit:
@@ -228,7 +253,8 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 				continue
 			}
 			hit = false // schedule as a new connection
-		default: // Reopen: schedule as a new connection
+		default: // Reopen: schedule as a new connection, then retire the old
+			p.old, p.pending = conn, true
 			hit = false
 		}
 		break
@@ -240,6 +266,10 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 		}
 		var drop Drop
 		d, drop = p.schedule(s, si, svc, ev)
+		// The old connection leaves its server's counters only now, after
+		// the new decision, as its expired timer runs after the packet in
+		// IPVS (ip_vs_conn_expire_now, then ip_vs_unbind_dest).
+		p.retireExpired()
 		p.Last.New = true
 		if d == nil {
 			p.Last.Drop = drop
@@ -249,6 +279,41 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 		p.Last.Found, p.Last.Dest = true, d.ID
 	}
 	return p.emit(s, svc, d, buf, off, n)
+}
+
+// reschedule is the port-reuse block of ip_vs_in_hook for a SYN on an
+// existing connection: with conn_reuse_mode not 0, the connection is
+// expired now and the SYN scheduled afresh when expire_nodest_conn is set
+// and its server has weight 0, or when is_new_conn_expected (TIME_WAIT or
+// CLOSE, FIN_WAIT with bit 2, never a controlled connection). The old
+// connection's accounting waits for retireExpired.
+func (p *Processor) reschedule(conn *conntrack.Conn, d *Dest, live bool) bool {
+	sys := p.ct.Sysctls()
+	if sys.ConnReuseMode == 0 {
+		return false
+	}
+	if !(sys.ExpireNodestConn && live && d.Weight == 0) && !p.ct.NewConnExpected(conn) {
+		return false
+	}
+	p.expireNow(conn)
+	return true
+}
+
+// expireNow releases conn's entry (ip_vs_conn_expire_now) and keeps it
+// for retireExpired, unless another queue released it first.
+func (p *Processor) expireNow(conn *conntrack.Conn) {
+	if p.ct.ExpireNow(conn) {
+		p.old, p.pending = *conn, true
+	}
+}
+
+// retireExpired does the accounting of the connection this packet
+// expired, if any.
+func (p *Processor) retireExpired() {
+	if p.pending {
+		p.pending = false
+		p.ct.Retire(&p.old)
+	}
 }
 
 // batched returns the connection LookupBatch found for f, if it found one.
@@ -288,12 +353,14 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 			t.VAddr, t.VPort = pk.DstMapped, pk.DstPort
 		}
 		if id, ref, ok := p.ct.LookupTemplate(t); ok {
-			if dd, live := s.dest(si, id); live && dd.Weight > 0 {
+			// ip_vs_check_template: a template is dropped only when its
+			// server is gone, or has weight 0 and
+			// expire_quiescent_template is set. By default a quiesced
+			// server keeps its persistent clients.
+			if dd, live := s.dest(si, id); live && (dd.Weight > 0 || !p.ct.Sysctls().ExpireQuiescentTemplate) {
 				d, tmpl = dd, ref
 				p.Last.Template = true
 			} else {
-				// The template's server is gone or quiesced: forget it
-				// and choose again.
 				p.ct.DeleteTemplate(ref)
 			}
 		}
@@ -303,21 +370,22 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 				return nil, DropNoDest
 			}
 			d = &svc.Dests[i]
-		}
-		ref, res := p.ct.InsertTemplate(t, d.ID, svc.Persist)
-		switch res {
-		case conntrack.Full, conntrack.Invalid:
-			return nil, DropTemplateFull
-		case conntrack.Exists:
-			// Another queue made the template first: follow its choice so
-			// the client sticks to one server.
-			if id, ok := p.ct.Template(ref); ok && id != d.ID {
-				if dd, live := s.dest(si, id); live {
-					d = dd
+			ref, res := p.ct.InsertTemplate(t, d.ID, svc.Persist)
+			switch res {
+			case conntrack.Full, conntrack.Invalid:
+				return nil, DropTemplateFull
+			case conntrack.Exists:
+				// Another queue made the template first: follow its
+				// choice so the client sticks to one server.
+				if id, ok := p.ct.Template(ref); ok && id != d.ID {
+					if dd, live := s.dest(si, id); live {
+						d = dd
+					}
 				}
 			}
+			tmpl = ref
 		}
-		tmpl = ref
+		// Insert re-arms the template's timer (ip_vs_sched_persist).
 	} else {
 		i := svc.Sched.Schedule(f)
 		if i < 0 {

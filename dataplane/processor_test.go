@@ -244,7 +244,10 @@ func TestProcessPersistence(t *testing.T) {
 			t.Fatalf("client %d of the same /24 went to %x, not %x", i, m, first)
 		}
 	}
-	// Quiesce that server: the template is not reused for new connections.
+	// Quiesce that server. ip_vs_check_template keeps a template to a
+	// weight-0 server unless expire_quiescent_template is set: by default
+	// new connections of the /24 still go there; with the sysctl the
+	// template is dropped and the next one is scheduled afresh.
 	for i := range tbl.Services[0].Reals {
 		if SyntheticMAC(tbl.Services[0].Reals[i].Addr) == first {
 			tbl.Services[0].Reals[i].Weight = 0
@@ -257,8 +260,18 @@ func TestProcessPersistence(t *testing.T) {
 	r.snap = snap
 	f := tcpFrame(t, [4]byte{198, 18, 0, 99}, 3000, true, false, false, true, 0)
 	buf := chunk(f)
-	if v, out := r.p.Process(r.snap, buf, headroom, len(f)); v != VerdictForward || [6]byte(buf[out.Off:out.Off+6]) == first {
-		t.Fatalf("new connection after quiescing went to the quiesced server (verdict %d)", v)
+	if v, out := r.p.Process(r.snap, buf, headroom, len(f)); v != VerdictForward || [6]byte(buf[out.Off:out.Off+6]) != first || !r.p.Last.Template {
+		t.Fatalf("expire_quiescent_template=0: new connection of a persistent client left the quiesced server (verdict %d, %+v)", v, r.p.Last)
+	}
+	sys := conntrack.DefaultSysctls()
+	sys.ExpireQuiescentTemplate = true
+	if err := r.ct.SetSysctls(sys); err != nil {
+		t.Fatal(err)
+	}
+	f = tcpFrame(t, [4]byte{198, 18, 0, 98}, 3001, true, false, false, true, 0)
+	buf = chunk(f)
+	if v, out := r.p.Process(r.snap, buf, headroom, len(f)); v != VerdictForward || [6]byte(buf[out.Off:out.Off+6]) == first || r.p.Last.Template {
+		t.Fatalf("expire_quiescent_template=1: new connection went to the quiesced server (verdict %d, %+v)", v, r.p.Last)
 	}
 }
 
