@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
@@ -26,6 +27,7 @@ type Config struct {
 
 	Table    TableConfig     `mapstructure:"table"`
 	Timeouts TimeoutsConfig  `mapstructure:"timeouts"`
+	IPVS     IPVSConfig      `mapstructure:"ipvs"`
 	Services []ServiceConfig `mapstructure:"services"`
 	Marks    []MarkConfig    `mapstructure:"marks"`
 	Health   HealthConfig    `mapstructure:"health"`
@@ -53,6 +55,35 @@ type TimeoutsConfig struct {
 // is vs.DefaultPersistTimeout (libipvs's IPVS_SVC_PERSISTENT_TIMEOUT, 360),
 // and false is off.
 type Persistence int
+
+// IPVSConfig holds the IPVS sysctls (net.ipv4.vs.*) that shape a
+// connection's life, with the kernel's names, values and defaults; see
+// conntrack.Sysctls for what each does. A reload applies them from the
+// next packet.
+type IPVSConfig struct {
+	// ConnReuseMode: 0 off; 1 (default) a SYN on an uncontrolled TIME_WAIT
+	// or CLOSE entry is scheduled as a new connection; 2 or 3 also on a
+	// FIN_WAIT entry (every DR/TUN one).
+	ConnReuseMode int `mapstructure:"conn_reuse_mode"`
+	// ExpireNodestConn: 1 expires an entry whose real server is gone at
+	// its next packet (and reschedules a SYN to a weight-0 server); 0
+	// (default) drops such packets and lets the entry time out.
+	ExpireNodestConn int `mapstructure:"expire_nodest_conn"`
+	// ExpireQuiescentTemplate: 1 drops a persistence template whose real
+	// server has weight 0 at its next use; 0 (default) keeps sending its
+	// clients there until it expires.
+	ExpireQuiescentTemplate int `mapstructure:"expire_quiescent_template"`
+}
+
+// Sysctls converts the ipvs section for the connection table. Validate
+// has checked it.
+func (c *Config) Sysctls() conntrack.Sysctls {
+	return conntrack.Sysctls{
+		ConnReuseMode:           c.IPVS.ConnReuseMode,
+		ExpireNodestConn:        c.IPVS.ExpireNodestConn != 0,
+		ExpireQuiescentTemplate: c.IPVS.ExpireQuiescentTemplate != 0,
+	}
+}
 
 // ServiceConfig is one virtual service.
 type ServiceConfig struct {
@@ -236,24 +267,25 @@ type LogConfig struct {
 // Defaults are the built-in values every key starts from.
 func Defaults() map[string]any {
 	return map[string]any{
-		"xdp_mode":           "auto",
-		"frames":             4096,
-		"table.capacity":     1 << 20,
-		"table.templates":    1 << 16,
-		"health.interval":    "0s",
-		"health.timeout":     "1s",
-		"health.rise":        2,
-		"health.fall":        3,
-		"health.type":        "tcp",
-		"health.path":        "/",
-		"health.status":      200,
-		"icmp.rate":          1000,
-		"icmp.burst":         50,
-		"icmp.host_interval": "1s",
-		"icmp.host_burst":    6,
-		"metrics.address":    "127.0.0.1:9469",
-		"control.socket":     "/run/afvs/afvs.sock",
-		"log.level":          "info",
+		"xdp_mode":             "auto",
+		"frames":               4096,
+		"table.capacity":       1 << 20,
+		"table.templates":      1 << 16,
+		"health.interval":      "0s",
+		"health.timeout":       "1s",
+		"health.rise":          2,
+		"health.fall":          3,
+		"health.type":          "tcp",
+		"health.path":          "/",
+		"health.status":        200,
+		"ipvs.conn_reuse_mode": 1,
+		"icmp.rate":            1000,
+		"icmp.burst":           50,
+		"icmp.host_interval":   "1s",
+		"icmp.host_burst":      6,
+		"metrics.address":      "127.0.0.1:9469",
+		"control.socket":       "/run/afvs/afvs.sock",
+		"log.level":            "info",
 	}
 }
 
@@ -303,6 +335,14 @@ func (c *Config) Validate() error {
 	for key, d := range map[string]time.Duration{"timeouts.tcp": c.Timeouts.TCP, "timeouts.tcpfin": c.Timeouts.TCPFin, "timeouts.udp": c.Timeouts.UDP} {
 		if d < 0 || (d > 0 && d < time.Second) {
 			return fmt.Errorf("%s: %s: must be 0 (default) or at least 1s", key, d)
+		}
+	}
+	if c.IPVS.ConnReuseMode < 0 || c.IPVS.ConnReuseMode > 3 {
+		return fmt.Errorf("ipvs.conn_reuse_mode: %d: must be 0..3 (0 off, 1 reschedule a SYN on TIME_WAIT/CLOSE, 2 or 3 also on FIN_WAIT)", c.IPVS.ConnReuseMode)
+	}
+	for key, v := range map[string]int{"ipvs.expire_nodest_conn": c.IPVS.ExpireNodestConn, "ipvs.expire_quiescent_template": c.IPVS.ExpireQuiescentTemplate} {
+		if v != 0 && v != 1 {
+			return fmt.Errorf("%s: %d: must be 0 or 1", key, v)
 		}
 	}
 	if c.ICMP.Rate < 1 || c.ICMP.Rate > MaxICMPRate {

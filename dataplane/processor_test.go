@@ -227,7 +227,7 @@ func TestProcessPersistence(t *testing.T) {
 	tbl.Services[0].Persistent = true
 	tbl.Services[0].Timeout = 300
 	tbl.Services[0].Netmask = netip.MustParseAddr("255.255.255.0")
-	r := newRig(t, tbl, 1024)
+	r := newLifeRig(t, tbl)
 	var first [6]byte
 	for i := 0; i < 9; i++ {
 		// Different clients of one /24, different ports: one server.
@@ -253,11 +253,7 @@ func TestProcessPersistence(t *testing.T) {
 			tbl.Services[0].Reals[i].Weight = 0
 		}
 	}
-	snap, err := Build(tbl, BuildOptions{Registry: NewRegistry(), Loads: r.loads, Resolver: StaticResolver{}, Ifaces: r.snap.Ifaces})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.snap = snap
+	r.rebuild(t, tbl) // same registry: the servers keep their IDs
 	f := tcpFrame(t, [4]byte{198, 18, 0, 99}, 3000, true, false, false, true, 0)
 	buf := chunk(f)
 	if v, out := r.p.Process(r.snap, buf, headroom, len(f)); v != VerdictForward || [6]byte(buf[out.Off:out.Off+6]) != first || !r.p.Last.Template {

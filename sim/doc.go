@@ -24,18 +24,15 @@
 // the service table, and published as a new snapshot built with the same
 // ID registry and load counters, as the control plane does live.
 //
-// Time comes from a conntrack.ManualClock set to each event's time_ms. The
-// connection table is swept whole at every multiple of Options.SweepEvery
-// (2 s by default) of trace time, with the clock set to that instant, so an
-// expiry reaches the active and inactive counts the least-connection
-// schedulers read, and starts a persistence template's own timeout, at most
-// that late; IPVS's per-connection timers are exact, the daemon's
-// housekeeping needs Slots/81920 s (about 17 s at its default size) for a
-// full cycle. A quiet stretch is not
-// swept boundary by boundary: the simulator stops sweeping while the table
-// is empty and otherwise asks the table (Range) when its next entry expires
-// and jumps to the boundary after it. That is what lets a day of trace run
-// in seconds.
+// Time comes from a conntrack.ManualClock set to each event's time_ms.
+// Before each event the simulator releases every connection whose timeout
+// has passed (conntrack.Table.ExpireDue, the daemon's own expiry path), so
+// a connection leaves the active and inactive counts the least-connection
+// schedulers read exactly at its expiry millisecond as far as any event
+// can tell, as IPVS's per-connection timers would have it; a persistence
+// template gives back a control as of its connection's expiry time. The
+// IPVS sysctls come from Options.Sysctls (afvs sim takes the config's ipvs
+// section).
 //
 // Observation goes through the table's hooks: a thin wrapper forwards every
 // Bind, Transfer and Unbind to sched.Loads unchanged and, after each

@@ -39,13 +39,8 @@ type Options struct {
 	// MaxSamples bounds the points per server kept for the plot; default
 	// 2048.
 	MaxSamples int
-	// SweepEvery is how often, in trace time, the whole connection table
-	// is swept; default 2s. An expiry is seen at most this late. IPVS's
-	// per-connection timers are exact; the daemon's housekeeping sweeps
-	// 81920 slots a second, a full cycle of about 17 s at its default
-	// table size, and the order depends on the table's random hash seed,
-	// so no run of it is reproducible. A fixed cadence is.
-	SweepEvery time.Duration
+	// Sysctls are the IPVS sysctls; nil means the kernel's defaults.
+	Sysctls *conntrack.Sysctls
 }
 
 // Run replays trace through the dataplane's processor with t as the initial
@@ -94,8 +89,6 @@ type simulator struct {
 	srvIndex map[serverKey]int
 	owner    []int32 // dest ID -> server record, -1 none
 
-	every int64 // SweepEvery in ms
-
 	series series
 	sum    Summary
 }
@@ -133,12 +126,6 @@ func newSimulator(t *vs.Table, opt Options) (*simulator, error) {
 	if opt.MaxSamples == 0 {
 		opt.MaxSamples = 2048
 	}
-	if opt.SweepEvery == 0 {
-		opt.SweepEvery = 2 * time.Second
-	}
-	if opt.SweepEvery < time.Millisecond {
-		return nil, fmt.Errorf("sim options: sweep every %v: must be at least 1ms", opt.SweepEvery)
-	}
 	if opt.MaxSamples < 2 {
 		return nil, fmt.Errorf("sim options: max samples %d: must be at least 2", opt.MaxSamples)
 	}
@@ -147,7 +134,6 @@ func newSimulator(t *vs.Table, opt Options) (*simulator, error) {
 	}
 	s := &simulator{
 		opt:      opt,
-		every:    opt.SweepEvery.Milliseconds(),
 		clock:    &conntrack.ManualClock{},
 		loads:    sched.NewLoads(dataplane.MaxDests),
 		reg:      dataplane.NewRegistry(),
@@ -172,6 +158,12 @@ func newSimulator(t *vs.Table, opt Options) (*simulator, error) {
 	s.ct, err = conntrack.New(conntrack.Config{Capacity: opt.Capacity, Templates: opt.Templates, Timeouts: opt.Timeouts, Clock: s.clock, Hooks: s.hooks})
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
+	}
+	if opt.Sysctls != nil {
+		if err := s.ct.SetSysctls(*opt.Sysctls); err != nil {
+			s.ct.Close()
+			return nil, fmt.Errorf("sim: %w", err)
+		}
 	}
 	s.p = dataplane.NewProcessor(s.ct, s.c, 0)
 	s.series.max = opt.MaxSamples
@@ -300,62 +292,18 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-// advance moves the clock to ms, sweeping the whole table at every
-// multiple of SweepEvery passed on the way, with the clock set to that
-// instant, so an expiry reaches the load counters (and starts a template's
-// own timeout) at most SweepEvery late. Across a long quiet stretch it does
-// not stop at every boundary: it stops when the table is empty, and
-// otherwise asks the table (Range) when its next entry expires and jumps to
-// the boundary after that.
+// advance moves the clock to ms and releases every connection whose
+// timeout has passed by then, as their timers would have, so the load
+// counters the next event meets are exact.
 func (s *simulator) advance(ms int64) {
 	if !s.seen {
 		s.seen = true
 		s.sum.Start = ms
-		s.now = ms
-	}
-	every := s.every
-	b := (s.now/every + 1) * every // next sweep boundary
-	for b <= ms {
-		if st := s.ct.Stats(); st.Entries == 0 && st.Templates == 0 {
-			break
-		}
-		s.clock.Set(time.Duration(b) * time.Millisecond)
-		s.ct.Sweep(s.ct.Slots())
-		next := b + every
-		if ms-next >= 2*every {
-			// Range hides expired entries, so it is asked only after
-			// the sweep has released them.
-			e, ok := s.nextExpiry()
-			if !ok {
-				break
-			}
-			next = max(next, (e+every-1)/every*every)
-		}
-		b = next
 	}
 	s.now = ms
 	s.sum.End = ms
 	s.clock.Set(time.Duration(ms) * time.Millisecond)
-}
-
-// nextExpiry returns when (ms) the earliest entry alive now will expire. Templates still held by connections report no time of their own
-// and are skipped: they can only go once those connections do.
-func (s *simulator) nextExpiry() (int64, bool) {
-	at := s.clock.Now().Milliseconds()
-	var next time.Duration = -1
-	s.ct.Range(func(_ conntrack.Key, _ conntrack.Conn, left time.Duration, tmpl bool) bool {
-		if tmpl && left == 0 {
-			return true
-		}
-		if next < 0 || left < next {
-			next = left
-		}
-		return true
-	})
-	if next < 0 {
-		return 0, false
-	}
-	return at + int64((next+time.Millisecond-1)/time.Millisecond), true
+	s.ct.ExpireDue()
 }
 
 // packet runs one packet event through the processor and writes a decision

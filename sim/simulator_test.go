@@ -8,7 +8,9 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -553,5 +555,47 @@ func TestDeletedAndReAdded(t *testing.T) {
 	}
 	if a := sum.AdminEvents[1]; a.Flows != 2 || a.FlowsOrphaned != 0 {
 		t.Errorf("add: %+v (the orphans are no longer counted)", a)
+	}
+}
+
+// TestConnExpireExactInSim follows ip_vs_conn_expire's per-connection
+// timers: the simulator releases a connection at its expiry millisecond,
+// so lc at 1000 ms sees the first connection (SYN_RECV, 1 s here) gone.
+// Three SYNs at 0, 1, 2 ms put two connections on the first server and
+// one on the second; at 1000 ms the first has expired and the servers
+// tie, so the fourth goes to the first server again (with an expiry seen
+// late it would see 2 against 1 and pick the second).
+func TestConnExpireExactInSim(t *testing.T) {
+	to := conntrack.DefaultTimeouts()
+	to.SynRecv = time.Second
+	trace := syns(0, 3) + "1000,tcp,198.18.64.9,40000,198.19.0.1,80,S\n"
+	out, _ := run(t, table(t, vs.TCP, "lc", 1, 1), trace, Options{Timeouts: to})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("decisions:\n%s", out)
+	}
+	first := lines[0][strings.LastIndexByte(lines[0], ',')+1:]
+	if got := lines[3][strings.LastIndexByte(lines[3], ',')+1:]; got != first {
+		t.Fatalf("at 1000 ms lc chose %s, want %s (the connection that expired at 1000 ms still counted):\n%s", got, first, out)
+	}
+}
+
+// TestSimTakesSysctls: the simulator runs the processor under the sysctls
+// it is given; with conn_reuse_mode 0 a SYN on a TIME_WAIT connection is
+// no new decision.
+func TestSimTakesSysctls(t *testing.T) {
+	trace := "0,tcp,198.18.64.1,40000,198.19.0.1,80,S\n1,tcp,198.18.64.1,40000,198.19.0.1,80,F\n2,tcp,198.18.64.1,40000,198.19.0.1,80,S\n"
+	out, _ := run(t, table(t, vs.TCP, "rr", 1, 1), trace, Options{})
+	if n := strings.Count(out, "\n"); n != 2 {
+		t.Fatalf("default conn_reuse_mode 1: %d decisions, want 2:\n%s", n, out)
+	}
+	off := conntrack.Sysctls{}
+	out, _ = run(t, table(t, vs.TCP, "rr", 1, 1), trace, Options{Sysctls: &off})
+	if n := strings.Count(out, "\n"); n != 1 {
+		t.Fatalf("conn_reuse_mode 0: %d decisions, want 1:\n%s", n, out)
+	}
+	bad := conntrack.Sysctls{ConnReuseMode: 9}
+	if _, err := Run(table(t, vs.TCP, "rr", 1), strings.NewReader(""), io.Discard, Options{Sysctls: &bad}); err == nil || !strings.Contains(err.Error(), "conn_reuse_mode = 9") {
+		t.Fatalf("bad sysctls: %v", err)
 	}
 }

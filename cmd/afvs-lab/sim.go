@@ -109,7 +109,8 @@ func runSim(args []string) error {
 	if *templates < 1 || *templates > conntrack.MaxTemplates {
 		return fmt.Errorf("--templates %d: must be 1..%d", *templates, conntrack.MaxTemplates)
 	}
-	opt := sim.Options{Capacity: *capacity, Templates: *templates, Seed: *seed}
+	sys := cfg.Sysctls()
+	opt := sim.Options{Capacity: *capacity, Templates: *templates, Seed: *seed, Sysctls: &sys}
 	opt.Timeouts = conntrack.DefaultTimeouts()
 	if cfg.Timeouts.TCP > 0 {
 		opt.Timeouts.Established = cfg.Timeouts.TCP

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/internal/configfile"
 )
 
@@ -88,6 +89,26 @@ func TestCheckGoodConfigs(t *testing.T) {
 		c.Table.Capacity != 100000 || c.CPUs["eth0:0"] != 1 || len(c.Services) != 3 || *c.Services[0].Reals[1].Weight != 0 {
 		t.Errorf("decoded %+v", c)
 	}
+	// The IPVS sysctls default to the kernel's: conn_reuse_mode 1,
+	// expire_nodest_conn 0, expire_quiescent_template 0.
+	if got := c.Sysctls(); got != conntrack.DefaultSysctls() {
+		t.Errorf("default sysctls %+v", got)
+	}
+	c2, err := configfile.Load(writeConfig(t, "afvs.yaml", "interfaces: [eth0]\nipvs: {conn_reuse_mode: 3, expire_nodest_conn: 1, expire_quiescent_template: 1}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c2.Sysctls(); got != (conntrack.Sysctls{ConnReuseMode: 3, ExpireNodestConn: true, ExpireQuiescentTemplate: true}) {
+		t.Errorf("ipvs section decoded as %+v", got)
+	}
+	t.Setenv("AFVS_IPVS_CONN_REUSE_MODE", "0")
+	c3, err := configfile.Load(writeConfig(t, "afvs.yaml", "interfaces: [eth0]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c3.IPVS.ConnReuseMode != 0 {
+		t.Errorf("AFVS_IPVS_CONN_REUSE_MODE=0 gave conn_reuse_mode %d", c3.IPVS.ConnReuseMode)
+	}
 	tbl, err := c.VS()
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +146,10 @@ func TestCheckBadConfigs(t *testing.T) {
 		{"duplicate real", "a.yaml", svc("    reals: [{address: 198.18.0.11}, {address: 198.18.0.11, port: 80}]\n"), []string{"services[0].reals[1]", "198.18.0.11:80", "already exists"}},
 		{"bad duration", "a.yaml", "interfaces: [eth0]\ntimeouts: {tcp: 15 minutes}\n", []string{"timeouts.tcp: \"15 minutes\"", "duration"}},
 		{"duration too small", "a.yaml", "interfaces: [eth0]\ntimeouts: {udp: 10ms}\n", []string{"timeouts.udp", "10ms", "at least 1s"}},
+		{"conn_reuse_mode out of range", "a.yaml", "interfaces: [eth0]\nipvs: {conn_reuse_mode: 4}\n", []string{"ipvs.conn_reuse_mode", "4", "0..3"}},
+		{"expire_nodest_conn not 0/1", "a.yaml", "interfaces: [eth0]\nipvs: {expire_nodest_conn: 2}\n", []string{"ipvs.expire_nodest_conn", "2", "0 or 1"}},
+		{"expire_quiescent_template not 0/1", "a.yaml", "interfaces: [eth0]\nipvs: {expire_quiescent_template: -1}\n", []string{"ipvs.expire_quiescent_template", "-1", "0 or 1"}},
+		{"unknown ipvs key", "a.yaml", "interfaces: [eth0]\nipvs: {conn_reuse: 1}\n", []string{"ipvs.conn_reuse: unknown key"}},
 		{"bad health duration", "a.toml", "interfaces = [\"eth0\"]\n[health]\ninterval = \"soon\"\n", []string{"health.interval", "soon", "duration"}},
 		{"bad protocol", "a.yaml", "interfaces: [eth0]\nservices: [{proto: sctp, address: 198.19.0.1, port: 80}]\n", []string{"services[0].proto", "sctp", "tcp or udp"}},
 		{"bad port", "a.json", `{"interfaces":["eth0"],"services":[{"proto":"tcp","address":"198.19.0.1","port":70000}]}`, []string{"services[0].port", "70000", "0..65535"}},

@@ -60,6 +60,10 @@ func runDaemon(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := d.CT.SetSysctls(cfg.Sysctls()); err != nil {
+		d.Close()
+		return err
+	}
 	defer d.Close()
 
 	var checks atomic.Pointer[map[vs.Key]control.ServiceCheck]
@@ -100,6 +104,7 @@ func runDaemon(args []string) error {
 		// must leave everything as it was.
 		commit := func() {
 			d.CT.SetTimeouts(c.Timeouts.TCP, c.Timeouts.TCPFin, c.Timeouts.UDP)
+			d.CT.SetSysctls(c.Sysctls()) // validated with the config
 			checks.Store(&cm)
 			sorry.Store(&sm)
 		}
