@@ -41,6 +41,9 @@ type Options struct {
 	MaxSamples int
 	// Sysctls are the IPVS sysctls; nil means the kernel's defaults.
 	Sysctls *conntrack.Sysctls
+	// Observe, if set, is called after every event with what it did and
+	// every real server's counters (see Step).
+	Observe func(*Step)
 }
 
 // Run replays trace through the dataplane's processor with t as the initial
@@ -91,6 +94,7 @@ type simulator struct {
 
 	series series
 	sum    Summary
+	step   Step
 }
 
 type serverKey struct {
@@ -275,6 +279,9 @@ func (s *simulator) run(trace io.Reader, w *bufio.Writer) error {
 			s.packet(&ev, w)
 		}
 		s.series.sample(ev.TimeMS, s)
+		if s.opt.Observe != nil {
+			s.observe(&ev)
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read trace after line %d: %w", n, err)
