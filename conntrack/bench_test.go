@@ -185,3 +185,61 @@ func BenchmarkParallel(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkHousekeeping is one housekeeping tick of the daemon on a full
+// table of ESTABLISHED connections of which none is due: op=sweep is the
+// slot sweep it ran before (a twentieth of the slots a tick, so every
+// slot once a second), op=expiredue the expiry index's scan, which finds
+// a connection as soon as it is due instead. op=expire releases 1000 due
+// connections a tick through the index (fresh ones are inserted between
+// ticks), the cost per released connection.
+func BenchmarkHousekeeping(b *testing.B) {
+	for _, size := range benchSizes[1:] {
+		b.Run("entries="+size.name, func(b *testing.B) {
+			tbl := benchTable(b, size.n, EvAck)
+			b.Run("op=sweep", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					tbl.Sweep(max(tbl.Slots()/20, 1024))
+				}
+			})
+			b.Run("op=expiredue", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					tbl.ExpireDue()
+				}
+			})
+		})
+	}
+	b.Run("op=expire", func(b *testing.B) {
+		clk := &ManualClock{}
+		tbl, err := New(Config{Capacity: 1_000_000, Clock: clk})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer tbl.Close()
+		var k Key
+		for i := range uint32(900_000) {
+			benchKey(&k, i)
+			tbl.Insert(&k, i%1000, 0, 0, EvAck)
+		}
+		n := uint64(0)
+		released := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			for range 1000 {
+				n++
+				k := v6Key(ProtoUDP, n, 53)
+				tbl.Insert(&k, 1, 0, 0, EvNone) // UDP: due in 300 s
+			}
+			clk.Advance(300 * time.Second)
+			b.StartTimer()
+			released += tbl.ExpireDue()
+			b.StopTimer()
+			clk.Advance(-300 * time.Second)
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(max(released, 1)), "ns/expired")
+	})
+}

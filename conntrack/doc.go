@@ -23,8 +23,9 @@
 // the race detector the arrays are an ordinary pointer-free Go allocation
 // instead, so the detector sees every access. The slot arrays are sized
 // for 80% load at Config.Capacity, and a live-entry counter enforces the
-// capacity exactly; with headers and slack a connection costs 85.7 bytes
-// (EntrySize, the entry alone, is 64; IPVS spends 128).
+// capacity exactly; with headers, slack and the expiry index (4 bytes a
+// slot) a connection costs 90.8 bytes (EntrySize, the entry alone, is 64;
+// IPVS spends 128).
 //
 // A key hashes (a wyhash-style multiply mix with a random per-table seed,
 // so a flood cannot be aimed at a few buckets) to two candidate buckets
@@ -82,12 +83,25 @@
 //
 // # Expiry and eviction
 //
-// There are no timers. An entry stores its expiry; Lookup, Touch and Range
-// treat an expired entry as absent, and Insert reuses it. Sweep releases
-// expired entries incrementally (O(n) per call, no lock) so the Hooks learn
-// of expiries; it is safe to run beside the workers. Time comes from a
-// Clock: SystemClock is a 1 ms coarse clock (one atomic load per read),
-// ManualClock lets tests run hours of timeouts in milliseconds.
+// There is no timer per entry. An entry stores its expiry; Lookup, Touch
+// and Range treat an expired entry as absent, and Insert reuses it.
+// ExpireDue releases every connection whose expiry has passed, as IPVS's
+// per-connection timers would, through an expiry index of lower-bound
+// seconds per slot and per group of 56 slots (expiry.go), so the Hooks
+// learn of an expiry as soon as it is called, for a cost of one word read
+// per 56 slots plus the expiries; it takes no lock and is safe beside the
+// workers. A connection expired this way (or lazily, or by eviction of an
+// expired entry) gives back its template as of its expiry time, however
+// late it is released. Sweep, a plain incremental slot scan, and
+// SweepTemplates free the rest. Time comes from a Clock: SystemClock is a
+// 1 ms coarse clock (one atomic load per read), ManualClock lets tests
+// run hours of timeouts in milliseconds.
+//
+// A SYN that IPVS's is_new_conn_expected lets go (Sysctls.ConnReuseMode)
+// releases the entry at once (Touch answers Reopen) but leaves its
+// accounting to Retire, which the caller makes after scheduling the new
+// connection, as ip_vs_conn_expire_now leaves the unbind to a timer that
+// runs after the packet; ExpireNow does the same for expire_nodest_conn.
 //
 // When an insert finds no room (the table at capacity, or both candidate
 // buckets full) it evicts, in IPVS's spirit: first an expired entry, then
@@ -103,11 +117,16 @@
 // Templates live in a second, smaller store of the same layout, shared by
 // all queues. A template's meta payload is its control count (IPVS's
 // n_control): a connection inserted with a TemplateRef increments it with
-// a CAS that fails if the template expired or was deleted, and releasing
-// the connection decrements it, restarting the template's timeout with
-// the last one. A template with a non-zero count never expires.
-// DeleteTemplate (server gone or quiesced) stops it matching at once; it is
-// freed with its last connection.
+// a CAS that fails if the template expired or was deleted, and re-arms
+// the template's timer to now plus its timeout (ip_vs_sched_persist);
+// releasing the connection only decrements it. The timeout is fixed when
+// the template is made. A timer that runs out while the count is not zero
+// re-arms itself for 60 s, which becomes the template's timeout, as
+// ip_vs_conn_expire does; the table applies such firings when it next
+// looks at the template, from the times alone, so the result does not
+// depend on when it looks. DeleteTemplate (server gone, or quiesced with
+// expire_quiescent_template) stops it matching at once; it is freed with
+// its last connection.
 //
 // # Batched lookups
 //
@@ -142,7 +161,7 @@
 //	lookup miss, batched   52.1 ns      55.8 ns      65.5 ns
 //	Lookup+Touch           91.9 ns      410 ns       769 ns
 //	insert (evicting)       249 ns      979 ns      1655 ns
-//	bytes/entry            87.4         85.7         85.7
+//	bytes/entry            92.5         90.8         90.8
 //	allocs/op              0            0            0
 //
 // In alternating runs on a quieter machine the batched hit was 61-62 ns

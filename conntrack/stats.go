@@ -13,10 +13,10 @@ type Stats struct {
 	Templates uint64 // persistence templates in the table now
 	Capacity  uint64 // Config.Capacity
 	Inserted  uint64 // connections ever inserted
-	Expired   uint64 // connections released by their timeout (by Sweep, Touch, Insert or eviction)
+	Expired   uint64 // connections released by their timeout (ExpireDue, Sweep, Touch, Insert, eviction) or ExpireNow
 	Evicted   uint64 // live connections dropped to make room
 	Refused   uint64 // inserts refused for lack of room: dropped packets
-	Reopened  uint64 // connections released by a SYN in TIME_WAIT or CLOSE
+	Reopened  uint64 // connections released by a SYN that may reuse their port (Touch's Reopen)
 }
 
 // statStripes spreads the counters over cache lines so queues inserting

@@ -4,12 +4,10 @@ import "runtime"
 
 // Sweep inspects the next max slots (connections, then templates, round
 // robin) and releases the entries that have expired, returning how many.
-// It is the table's only timer: there is none per entry, and a call costs
-// O(max) with no lock, so the control plane can run it from a ticker
-// while workers run. Entries that are expired but not yet swept are
-// invisible to lookups and are reused first by inserts, so the sweep rate
-// bounds only how soon Hooks hear of an expiry, not correctness. To visit
-// every slot once per period P, sweep Slots()*tick/P slots per tick.
+// A call costs O(max) with no lock. ExpireDue is the prompt way to release
+// due connections; Sweep visits every slot in turn whatever is due.
+// Entries that are expired but not yet released are invisible to lookups
+// and are reused first by inserts.
 func (t *Table) Sweep(max int) int {
 	defer runtime.KeepAlive(t) // see newStore
 	nc := uint64(len(t.conns.entries))
