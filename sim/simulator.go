@@ -22,10 +22,10 @@ import (
 
 // Options tune a simulation; the zero value is usable.
 type Options struct {
-	// Capacity is the connection table size; default 1<<14. Every sweep
-	// visits every slot, so a table sized to the trace's concurrency, not
-	// the daemon's, keeps long traces fast; a table too small shows up as
-	// table_full drops in the summary.
+	// Capacity is the connection table size; default 1<<14. The expiry
+	// scan before each event reads one word per 56 slots, so a table sized
+	// to the trace's concurrency, not the daemon's, keeps long traces
+	// fast; a table too small shows up as table_full drops in the summary.
 	Capacity int
 	// Templates is the persistence template table size; default 1<<12.
 	Templates int

@@ -26,7 +26,7 @@ func runSim(args []string) error {
 	outPath := fs.String("out", "", "decisions CSV to write, one line per new connection")
 	summaryPath := fs.String("summary", "", "write the summary here ('-' for stdout)")
 	plotPath := fs.String("plot", "", "write a PNG of active connections per real server over time")
-	capacity := fs.Int("capacity", 1<<14, "connection table size: the trace's concurrent connections, not the daemon's table.capacity (every sweep visits every slot)")
+	capacity := fs.Int("capacity", 1<<14, "connection table size: the trace's concurrent connections, not the daemon's table.capacity (the expiry scan before each event grows with it)")
 	templates := fs.Int("templates", 1<<12, "persistence template table size")
 	seed := fs.Uint64("seed", 0, "seed for randomized choices (twos) and, with --generate, for the workload (0: from the clock)")
 
