@@ -88,6 +88,12 @@ func TestConcurrentHammer(t *testing.T) {
 	})
 	side.Go(func() {
 		for !stop.Load() {
+			tbl.ExpireDue()
+			runtime.Gosched()
+		}
+	})
+	side.Go(func() {
+		for !stop.Load() {
 			n := 0
 			tbl.Range(func(k Key, c Conn, _ time.Duration, tmpl bool) bool {
 				if !tmpl && c.State >= numStates {
@@ -117,10 +123,27 @@ func TestConcurrentHammer(t *testing.T) {
 		t.Fatalf("hammer missed a path: %v", st)
 	}
 	checkCounts(t, tbl, h)
-	// Expire everything: all counts must come back to exactly zero.
+	// The expiry index holds lower bounds after all the races: every live
+	// entry's due second is no later than its expiry, and its group's
+	// bound no later than that.
+	s := tbl.conns
+	for slot := range uint32(len(s.entries)) {
+		m := s.entries[slot].meta.Load()
+		if status(m) != statusLive {
+			continue
+		}
+		if d, g := s.due[slot].Load(), s.gdue[slot/dueGroupSlots].Load(); d > dueSec(payload(m)) || g > d {
+			t.Fatalf("slot %d expires at %d ms (second %d) but the index says %d, group %d", slot, payload(m), dueSec(payload(m)), d, g)
+		}
+	}
+	// Expire everything: ExpireDue alone must release every connection,
+	// and all counts must come back to exactly zero.
 	clk.Advance(time.Hour)
-	tbl.Sweep(tbl.Slots())
-	clk.Advance(time.Hour) // templates restart their timeout when released
+	tbl.ExpireDue()
+	if st := tbl.Stats(); st.Entries != 0 {
+		t.Fatalf("ExpireDue left %d expired connections: %v", st.Entries, st)
+	}
+	clk.Advance(time.Hour)
 	tbl.Sweep(tbl.Slots())
 	st = tbl.Stats()
 	if st.Entries != 0 || st.Templates != 0 {
