@@ -303,6 +303,10 @@ func (m *kModel) admin(args string) {
 	if f[1] == "-u" {
 		p = vs.UDP
 	}
+	if f[0] == "-E" { // -E -t vip:port -s lc -p T: only the service's timeout
+		m.svcs[p].persist = int64(mustAtoi(f[len(f)-1])) * 1000
+		return
+	}
 	a := netip.MustParseAddrPort(f[4])
 	switch f[0] {
 	case "-e":
@@ -505,6 +509,11 @@ func TestKernelLifecycleTargeted(t *testing.T) {
 		{"template timers", 7, []string{c(0, "1,40000", "S"), c(1, "1,40000", "A"), c(6000, "1,40001", "S"),
 			c(6500, "1,40001", "A"), c(13500, "1,40002", "S"), c(14000, "1,40000", "A"), c(20000, "1,40000", "A"),
 			c(30000, "1,40003", "S"), c(80000, "1,40004", "S"), c(150000, "1,40005", "S")}},
+		// Point 5: a template keeps the timeout it was made with when the
+		// service's changes (-E -p).
+		{"template timeout fixed", 7, []string{c(0, "1,40000", "S"), c(1, "1,40000", "A"), c(2, "1,40000", "R"),
+			"1000,admin,-E -t 198.19.0.1:80 -s lc -p 100", c(2000, "1,40001", "S"), c(2001, "1,40001", "A"), c(2002, "1,40001", "R"),
+			c(5000, "2,40000", "S"), c(5001, "2,40000", "A"), c(9500, "1,40002", "S")}},
 		// Point 6: a template to a quiesced server keeps being used.
 		{"quiesced template", 7, []string{c(0, "1,40000", "S"), "1,admin,-e -t 198.19.0.1:80 -r 198.18.1.1:80 -w 0",
 			"2,admin,-e -t 198.19.0.1:80 -r 198.18.1.2:80 -w 0", c(3, "1,40001", "S"), c(4, "2,40001", "S")}},
