@@ -199,3 +199,32 @@ func TestReuseAllocs(t *testing.T) {
 		t.Fatalf("%v allocs per SYN/FIN reuse cycle", n)
 	}
 }
+
+// TestUnbindDestOverloadAfterReuse follows ip_vs_unbind_dest's overload
+// re-check running from the old connection's timer, after the packet: a
+// lone server at its upper threshold (-x 1) with one TIME_WAIT
+// connection is still overloaded when a SYN reuses that port, so the SYN
+// finds no server; once the old connection has gone, the flag clears.
+func TestUnbindDestOverloadAfterReuse(t *testing.T) {
+	tbl := oneService(vs.Route, "lc", 1)
+	tbl.Services[0].Reals[0].Upper = 1
+	r := newLifeRig(t, tbl)
+	if v, _ := r.send(t, 1000, true, false, false); v != VerdictForward {
+		t.Fatal("first SYN dropped")
+	}
+	r.send(t, 1000, false, false, true) // TIME_WAIT; the server stays at its threshold
+	id := r.snap.Services[0].Dests[0].ID
+	if !r.loads.Overloaded(id) {
+		t.Fatal("server at -x 1 with one connection is not overloaded")
+	}
+	v, _ := r.send(t, 1000, true, false, false)
+	if v != VerdictDrop || !r.p.Last.New || r.p.Last.Found || r.p.Last.Drop != DropNoDest {
+		t.Fatalf("SYN reusing the port of the overloaded server's only connection: verdict %d %+v; want no server", v, r.p.Last)
+	}
+	if r.loads.Overloaded(id) || r.loads.Inactive(id) != 0 {
+		t.Fatal("the old connection's unbind did not clear the overload after the packet")
+	}
+	if v, _ := r.send(t, 1000, true, false, false); v != VerdictForward {
+		t.Fatalf("the retried SYN: verdict %d", v)
+	}
+}
