@@ -42,6 +42,12 @@ type Config struct {
 	Clock Clock
 	// Hooks receives per-real-server accounting; nil discards it.
 	Hooks Hooks
+	// HashKey, when set, keys the table's hash instead of a random key
+	// from crypto/rand. Which entry a full bucket evicts follows the hash,
+	// so a simulator that must give the same output for the same input
+	// sets it; a daemon leaves it nil, so that nobody outside can predict
+	// where a flow lands.
+	HashKey *[32]byte
 }
 
 // Table is the connection table shared by every worker. Lookup, Touch,
@@ -105,7 +111,9 @@ func New(cfg Config) (*Table, error) {
 		}
 	}
 	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	if cfg.HashKey != nil {
+		b = *cfg.HashKey
+	} else if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("conntrack: hash seed: %w", err)
 	}
 	for i := range t.seed {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -33,8 +34,9 @@ type Options struct {
 	Timeouts conntrack.Timeouts
 	// MaglevSize is mh's table size (a prime); 0 means 65537.
 	MaglevSize int
-	// Seed drives the only randomness a scheduler has (twos' two choices),
-	// so one seed gives one output.
+	// Seed drives all the randomness of a run (twos' two choices and the
+	// connection table's hash key, which decides evictions in a full
+	// table), so one seed gives one output.
 	Seed uint64
 	// MaxSamples bounds the points per server kept for the plot; default
 	// 2048.
@@ -158,8 +160,14 @@ func newSimulator(t *vs.Table, opt Options) (*simulator, error) {
 		Now:        s.clock.Now,
 		Rand:       func(n uint32) uint32 { return rng.Uint32N(n) },
 	}
+	// The table's hash key comes from the seed too: eviction in a full
+	// table follows the hash, so a random key would make runs differ.
+	var key [32]byte
+	for i := 0; i < len(key); i += 8 {
+		binary.LittleEndian.PutUint64(key[i:], rng.Uint64())
+	}
 	var err error
-	s.ct, err = conntrack.New(conntrack.Config{Capacity: opt.Capacity, Templates: opt.Templates, Timeouts: opt.Timeouts, Clock: s.clock, Hooks: s.hooks})
+	s.ct, err = conntrack.New(conntrack.Config{Capacity: opt.Capacity, Templates: opt.Templates, Timeouts: opt.Timeouts, Clock: s.clock, Hooks: s.hooks, HashKey: &key})
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
