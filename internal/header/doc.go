@@ -16,7 +16,14 @@
 // what the Linux input path (ip_rcv_core, tcp_v4_rcv, __udp4_lib_rcv) enforces
 // before IPVS ever sees a packet, because IPVS relies on them:
 //
-//   - IPv4 options are allowed and skipped; the real server's stack handles them.
+//   - IPv4 options are allowed and skipped; the real server's stack handles
+//     them. Their lengths are walked as ip_options_compile walks them: an
+//     option (other than End of Options List and No Operation) whose length
+//     byte is missing, below 2, or runs past the header is malformed.
+//   - A source address no host may use (0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4,
+//     240.0.0.0/4 with 255.255.255.255) is a martian source, which Linux's
+//     routing input drops. TTL 0 is dropped too: no host may send it (RFC
+//     1122 3.2.1.7) and no router may pass it on.
 //   - The IPv4 header checksum is verified (it is 20-60 bytes, cheap to sum),
 //     since Linux drops such packets before IPVS and we must not forward them.
 //   - TCP and UDP checksums are not verified: the director does not change the

@@ -17,6 +17,12 @@ const (
 	ProtocolUDP  uint8 = 17
 )
 
+// IPv4 option types with no length byte (RFC 791).
+const (
+	IPv4OptEOL uint8 = 0 // End of Options List
+	IPv4OptNOP uint8 = 1 // No Operation
+)
+
 // Flag bits in the flags/fragment-offset word.
 const (
 	IPv4FlagDF         uint16 = 0x4000 // don't fragment

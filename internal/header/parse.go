@@ -48,6 +48,15 @@ func Parse(frame []byte, p *Packet) Reason {
 	if !IPv4(frame[l3 : l3+hl]).IsChecksumValid() {
 		return BadChecksum
 	}
+	if hl > IPv4MinLen && !optionsValid(frame[l3+IPv4MinLen:l3+hl]) {
+		return BadIPOptions
+	}
+	if martian(ip[12]) {
+		return MartianSource
+	}
+	if ip.TTL() == 0 {
+		return TTLZero
+	}
 	ff := ip.FlagsFragment()
 	if ff&(IPv4FlagMF|IPv4FragOffsetMask) != 0 {
 		return Fragment
@@ -99,3 +108,37 @@ func Parse(frame []byte, p *Packet) Reason {
 	}
 	return OK
 }
+
+// optionsValid walks the IPv4 options in opts as ip_options_compile does:
+// End of Options List ends the walk, No Operation is one byte, and every
+// other option carries its own length in its second byte, which must be at
+// least 2 (type and length) and must not run past the header. The contents
+// of an option are the real server's business and are not checked.
+func optionsValid(opts []byte) bool {
+	for i := 0; i < len(opts); {
+		switch opts[i] {
+		case IPv4OptEOL:
+			return true
+		case IPv4OptNOP:
+			i++
+		default:
+			if i+1 >= len(opts) {
+				return false // no room for the length byte
+			}
+			n := int(opts[i+1])
+			if n < 2 || n > len(opts)-i {
+				return false
+			}
+			i += n
+		}
+	}
+	return true
+}
+
+// martian reports whether an IPv4 source address whose first byte is a
+// belongs to a block no host may send from: "this network" 0.0.0.0/8,
+// loopback 127.0.0.0/8, multicast 224.0.0.0/4 and the reserved
+// 240.0.0.0/4, which holds the limited broadcast 255.255.255.255. Linux
+// (ip_route_input_slow) drops these as martian sources before IPVS sees
+// them. All four are whole /8 or wider blocks, so the first byte decides.
+func martian(a byte) bool { return a == 0 || a == 127 || a >= 224 }

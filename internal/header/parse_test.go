@@ -115,6 +115,31 @@ func TestParseFixtures(t *testing.T) {
 		{"frame_cut_short", edit(t, tcp, false, func(b []byte, _ int) []byte { return b[:len(b)-1] }), BadTotalLength, nil},
 		{"bad_checksum", edit(t, tcp, false, func(b []byte, l3 int) []byte { b[l3+10] ^= 0x01; return b }), BadChecksum, nil},
 		{"bad_checksum_options", edit(t, spec{ipOpts: routerAlert}, false, func(b []byte, l3 int) []byte { b[l3+22] ^= 0x80; return b }), BadChecksum, nil},
+		{"options_nops", withOpts(t, 1, 1, 1, 1), OK, nil},
+		{"options_eol_then_anything", withOpts(t, 0, 0x94, 0xff, 0xff), OK, nil},
+		{"options_length_2", withOpts(t, 0x1e, 2, 1, 0), OK, nil},
+		{"options_nop_then_fit", withOpts(t, 1, 0x1e, 3, 0), OK, nil},
+		{"options_length_0", withOpts(t, 0x94, 0, 0, 0), BadIPOptions, nil},
+		{"options_length_1", withOpts(t, 0x94, 1, 0, 0), BadIPOptions, nil},
+		{"options_length_past_header", withOpts(t, 0x94, 5, 0, 0), BadIPOptions, nil},
+		{"options_second_past_header", withOpts(t, 0x1e, 2, 0x94, 3), BadIPOptions, nil},
+		{"options_no_length_byte", withOpts(t, 1, 1, 1, 0x94), BadIPOptions, nil},
+		{"options_255", edit(t, spec{ipOpts: routerAlert}, true, func(b []byte, l3 int) []byte { b[l3+21] = 255; return b }), BadIPOptions, nil},
+		{"source_0.0.0.0", withSrc(t, 0, 0, 0, 0), MartianSource, nil},
+		{"source_0.1.2.3", withSrc(t, 0, 1, 2, 3), MartianSource, nil},
+		{"source_127.0.0.1", withSrc(t, 127, 0, 0, 1), MartianSource, nil},
+		{"source_127.255.255.255", withSrc(t, 127, 255, 255, 255), MartianSource, nil},
+		{"source_224.0.0.1", withSrc(t, 224, 0, 0, 1), MartianSource, nil},
+		{"source_239.255.255.255", withSrc(t, 239, 255, 255, 255), MartianSource, nil},
+		{"source_240.0.0.1", withSrc(t, 240, 0, 0, 1), MartianSource, nil},
+		{"source_255.255.255.255", withSrc(t, 255, 255, 255, 255), MartianSource, nil},
+		{"source_1.0.0.0", withSrc(t, 1, 0, 0, 0), OK, nil},
+		{"source_126.255.255.255", withSrc(t, 126, 255, 255, 255), OK, nil},
+		{"source_128.0.0.0", withSrc(t, 128, 0, 0, 0), OK, nil},
+		{"source_223.255.255.255", withSrc(t, 223, 255, 255, 255), OK, nil},
+		{"ttl_0", edit(t, tcp, true, func(b []byte, l3 int) []byte { b[l3+8] = 0; return b }), TTLZero, nil},
+		{"ttl_1", edit(t, tcp, true, func(b []byte, l3 int) []byte { b[l3+8] = 1; return b }), OK, nil},
+		{"ttl_0_vlan_udp", edit(t, spec{vlan: true, udp: true}, true, func(b []byte, l3 int) []byte { b[l3+8] = 0; return b }), TTLZero, nil},
 		{"fragment_mf", edit(t, tcp, true, func(b []byte, l3 int) []byte { put16(b, l3+6, 0x2000); return b }), Fragment, nil},
 		{"fragment_offset", edit(t, tcp, true, func(b []byte, l3 int) []byte { put16(b, l3+6, 0x0001); return b }), Fragment, nil},
 		{"fragment_offset_df", edit(t, tcp, true, func(b []byte, l3 int) []byte { put16(b, l3+6, 0x4100); return b }), Fragment, nil},
@@ -147,6 +172,24 @@ func TestParseFixtures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withOpts is a TCP segment whose 4 bytes of IPv4 options are o, with a
+// valid header checksum.
+func withOpts(t *testing.T, o ...byte) []byte {
+	return edit(t, spec{ipOpts: routerAlert, sport: 1, dport: 80}, true, func(b []byte, l3 int) []byte {
+		copy(b[l3+20:l3+24], o)
+		return b
+	})
+}
+
+// withSrc is a TCP SYN from source a.b.c.d (set after building: build
+// takes a zero source for "the default").
+func withSrc(t *testing.T, a, b, c, d byte) []byte {
+	return edit(t, spec{sport: 1, dport: 80, syn: true}, true, func(f []byte, l3 int) []byte {
+		copy(f[l3+12:l3+16], []byte{a, b, c, d})
+		return f
+	})
 }
 
 func ethMACBytes(t *testing.T, e *layers.Ethernet) []byte {
@@ -195,7 +238,7 @@ func randomFrame(t testing.TB, r *rand.Rand) []byte {
 // corrupt damages f in one of the ways a wire or a bad sender would, and
 // sometimes repairs the IPv4 checksum so that later checks get exercised.
 func corrupt(r *rand.Rand, f []byte) []byte {
-	switch r.IntN(4) {
+	switch r.IntN(7) {
 	case 0: // truncate
 		return f[:r.IntN(len(f)+1)]
 	case 1: // flip bits in the headers
@@ -206,23 +249,42 @@ func corrupt(r *rand.Rand, f []byte) []byte {
 	case 2: // a random header byte
 		f[r.IntN(min(len(f), 70))] = byte(r.Uint32())
 	case 3: // a field of interest set to a random value
-		l3 := 14
-		if binary.BigEndian.Uint16(f[12:]) == 0x8100 {
-			l3 = 18
-		}
+		l3 := l3Of(f)
 		at := []int{12, l3, l3 + 2, l3 + 6, l3 + 9, l3 + 20 + 4, l3 + 20 + 12}[r.IntN(7)]
 		if at+1 < len(f) {
 			f[at], f[at+1] = byte(r.Uint32()), byte(r.Uint32())
 		}
+	case 4: // random IPv4 option bytes, mostly small values
+		if l3 := l3Of(f); len(f) > l3 {
+			hl := int(f[l3]&0x0f) * 4
+			for i := l3 + 20; i < l3+hl && i < len(f); i++ {
+				f[i] = byte(r.IntN(8))
+				if r.IntN(4) == 0 {
+					f[i] = byte(r.Uint32())
+				}
+			}
+		}
+	case 5: // a source address near or in a martian block
+		if l3 := l3Of(f); len(f) > l3+12 {
+			f[l3+12] = []byte{0, 1, 126, 127, 128, 223, 224, 239, 240, 255}[r.IntN(10)]
+		}
+	case 6: // TTL 0 or 1
+		if l3 := l3Of(f); len(f) > l3+8 {
+			f[l3+8] = byte(r.IntN(2))
+		}
 	}
 	if r.IntN(2) == 0 {
-		l3 := 14
-		if len(f) >= 14 && binary.BigEndian.Uint16(f[12:]) == 0x8100 {
-			l3 = 18
-		}
-		fixIPChecksum(f, l3)
+		fixIPChecksum(f, l3Of(f))
 	}
 	return f
+}
+
+// l3Of is where the IPv4 header of a test frame starts.
+func l3Of(f []byte) int {
+	if len(f) >= 14 && binary.BigEndian.Uint16(f[12:]) == 0x8100 {
+		return 18
+	}
+	return 14
 }
 
 // TestParseDifferential compares Parse with the gopacket reference model on
@@ -254,7 +316,7 @@ func TestParseDifferential(t *testing.T) {
 	}
 	t.Log(seen.String())
 	// The corruptions must reach deep checks, or the comparison proves little.
-	for _, r := range []Reason{OK, TruncatedEthernet, TruncatedIP, BadTotalLength, BadChecksum, Fragment, BadVersion, BadIHL} {
+	for _, r := range []Reason{OK, TruncatedEthernet, TruncatedIP, BadTotalLength, BadChecksum, Fragment, BadVersion, BadIHL, BadIPOptions, MartianSource, TTLZero} {
 		if counts[r] == 0 {
 			t.Errorf("no frame hit %v", r)
 		}
@@ -270,7 +332,8 @@ func TestReasonString(t *testing.T) {
 		}
 		seen[s] = true
 	}
-	if OK.String() != "ok" || Fragment.String() != "fragment" || BadTCPOffset.String() != "bad_tcp_offset" {
+	if OK.String() != "ok" || Fragment.String() != "fragment" || BadTCPOffset.String() != "bad_tcp_offset" ||
+		BadIPOptions.String() != "bad_ip_options" || MartianSource.String() != "martian_source" || TTLZero.String() != "ttl_zero" {
 		t.Error("metric names changed")
 	}
 	if s := Reason(NumReasons).String(); s != "unknown_reason" {
@@ -283,6 +346,9 @@ func TestParseAllocs(t *testing.T) {
 		build(t, spec{sport: 1, dport: 80, syn: true}),
 		build(t, spec{udp: true, vlan: true, ipOpts: routerAlert}),
 		build(t, spec{})[:30],
+		withOpts(t, 1, 0x1e, 3, 0),
+		withOpts(t, 0x94, 5, 0, 0),
+		withSrc(t, 255, 255, 255, 255),
 	}
 	var p Packet
 	for _, f := range frames {

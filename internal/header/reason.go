@@ -14,6 +14,9 @@ const (
 	BadIHL                   // IHL below 5
 	BadTotalLength           // total length shorter than the header or longer than the frame
 	BadChecksum              // IPv4 header checksum does not verify
+	BadIPOptions             // an IPv4 option's length is below 2 or runs past the header
+	MartianSource            // source no host may use: 0/8, 127/8, 224/4, 240/4 (with 255.255.255.255)
+	TTLZero                  // time to live 0: no router may forward it
 	Fragment                 // MF set or fragment offset non-zero
 	UnknownProtocol          // neither TCP nor UDP
 	TruncatedL4              // IP payload shorter than the TCP or UDP header
@@ -34,6 +37,9 @@ var reasonNames = [numReasons]string{
 	BadIHL:            "bad_ihl",
 	BadTotalLength:    "bad_total_length",
 	BadChecksum:       "bad_checksum",
+	BadIPOptions:      "bad_ip_options",
+	MartianSource:     "martian_source",
+	TTLZero:           "ttl_zero",
 	Fragment:          "fragment",
 	UnknownProtocol:   "unknown_protocol",
 	TruncatedL4:       "truncated_l4",

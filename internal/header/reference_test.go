@@ -2,6 +2,7 @@ package header
 
 import (
 	"encoding/binary"
+	"net/netip"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -62,6 +63,18 @@ func reference(frame []byte) (Reason, Packet) {
 	if refChecksum(data[:hl]) != 0xffff {
 		return BadChecksum, p
 	}
+	if !refOptionsValid(data[:rawLen]) {
+		return BadIPOptions, p
+	}
+	src, _ := netip.AddrFromSlice(ip.SrcIP)
+	for _, m := range martianBlocks {
+		if m.Contains(src) {
+			return MartianSource, p
+		}
+	}
+	if ip.TTL == 0 {
+		return TTLZero, p
+	}
 	if ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0 {
 		return Fragment, p
 	}
@@ -108,4 +121,38 @@ func reference(frame []byte) (Reason, Packet) {
 		return UnknownProtocol, p
 	}
 	return OK, p
+}
+
+// martianBlocks are the source blocks no host may use.
+var martianBlocks = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("224.0.0.0/4"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("255.255.255.255/32"),
+}
+
+// refOptionsValid lets gopacket walk the options of pkt, an IPv4 packet
+// whose header and total length are known to be sound. gopacket refuses an
+// option of length 2, which Linux's ip_options_compile accepts (type and
+// length, no data), so each such option gopacket stops at is replaced by two
+// No Operation bytes, which occupy the same two bytes, and the walk is
+// repeated. Any other gopacket option error is a malformed option.
+func refOptionsValid(pkt []byte) bool {
+	b := append([]byte(nil), pkt...)
+	hl := int(b[0]&0x0f) * 4
+	for {
+		var ip layers.IPv4
+		if ip.DecodeFromBytes(b, gopacket.NilDecodeFeedback) == nil {
+			return true
+		}
+		at := 20
+		for _, o := range ip.Options {
+			at += int(o.OptionLength)
+		}
+		if at+1 >= hl || b[at+1] != 2 {
+			return false
+		}
+		b[at], b[at+1] = 1, 1
+	}
 }
