@@ -28,11 +28,11 @@ type collector struct {
 
 var (
 	descSvcConns  = prometheus.NewDesc("afvs_service_connections_total", "Connections scheduled for the virtual service.", []string{"service"}, nil)
-	descSvcPkts   = prometheus.NewDesc("afvs_service_packets_total", "Packets of the virtual service; in = received, out = sent on to real servers.", []string{"service", "direction"}, nil)
-	descSvcBytes  = prometheus.NewDesc("afvs_service_bytes_total", "Bytes of the virtual service; in = received, out = sent on.", []string{"service", "direction"}, nil)
+	descSvcPkts   = prometheus.NewDesc("afvs_service_packets_total", "Packets of the virtual service, as ipvsadm --stats counts them: in = from clients, passed to real servers; out = replies passing the director (none with DR and TUN).", []string{"service", "direction"}, nil)
+	descSvcBytes  = prometheus.NewDesc("afvs_service_bytes_total", "IP-layer bytes of the virtual service, as ipvsadm --stats counts them: in = from clients; out = replies passing the director (none with DR and TUN).", []string{"service", "direction"}, nil)
 	descRealConns = prometheus.NewDesc("afvs_real_connections_total", "Connections scheduled to the real server.", []string{"service", "real"}, nil)
-	descRealPkts  = prometheus.NewDesc("afvs_real_packets_total", "Packets to the real server; in = received, out = sent on.", []string{"service", "real", "direction"}, nil)
-	descRealBytes = prometheus.NewDesc("afvs_real_bytes_total", "Bytes to the real server; in = received, out = sent on.", []string{"service", "real", "direction"}, nil)
+	descRealPkts  = prometheus.NewDesc("afvs_real_packets_total", "Packets of the real server, as ipvsadm --stats counts them: in = from clients, passed to it; out = its replies passing the director (none with DR and TUN).", []string{"service", "real", "direction"}, nil)
+	descRealBytes = prometheus.NewDesc("afvs_real_bytes_total", "IP-layer bytes of the real server, as ipvsadm --stats counts them: in = from clients; out = its replies passing the director (none with DR and TUN).", []string{"service", "real", "direction"}, nil)
 	descRealAct   = prometheus.NewDesc("afvs_real_active_connections", "ActiveConn as ipvsadm shows it.", []string{"service", "real"}, nil)
 	descRealInact = prometheus.NewDesc("afvs_real_inactive_connections", "InActConn as ipvsadm shows it.", []string{"service", "real"}, nil)
 	descRealW     = prometheus.NewDesc("afvs_real_weight", "Real server weight (0 = quiesced).", []string{"service", "real"}, nil)

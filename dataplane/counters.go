@@ -14,8 +14,13 @@ const (
 )
 
 // Traffic counts one service's or real server's traffic, as IPVS's
-// ip_vs_stats: connections, packets and bytes in (received by the director)
-// and out (sent on by the director to the real server).
+// ip_vs_stats: connections scheduled, packets and IP-layer bytes in (from
+// clients, counted when the director passes them to a real server, as
+// ip_vs_in_stats) and out (replies from real servers that pass the director
+// on their way to clients, as ip_vs_out_stats). With DR and TUN replies go
+// from the real server to the client directly, so out stays 0, as Linux's
+// ipvsadm -L --stats shows for such services; the director's own frame
+// counts (Counters.TX) say what it sent to the real servers.
 type Traffic struct {
 	Conns, InPkts, OutPkts, InBytes, OutBytes uint64
 }

@@ -436,8 +436,12 @@ func (p *Processor) fragNeeded(s *Snapshot, frame []byte, mtu int) (Verdict, Out
 func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n int) (Verdict, Out) {
 	c := p.c
 	pk := p.pk
-	// Bytes are counted at the IP layer, as IPVS counts skb->len: no
-	// Ethernet header or padding in, and the outer header included out.
+	// ip_vs_in_stats: a packet is counted in once its connection is known
+	// and its server is available, before the transmitter can still fail,
+	// and its bytes are skb->len at the IP layer (the total length: no
+	// Ethernet header, no padding). Nothing is counted out: IPVS counts out
+	// (ip_vs_out_stats) only replies that come back through the director,
+	// and with DR and TUN the real servers answer the clients directly.
 	ipLen := uint64(pk.TotalLen)
 	st, dt := p.sh.svcT(svc.ID), p.sh.destT(d.ID)
 	st.InPkts++
@@ -457,8 +461,8 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 	// A packet too big for the egress MTU is, with DF, answered with ICMP
 	// fragmentation-needed; without DF it is split in two fragments (see
 	// encap.FragmentDR and FragmentIPIP), and what two fragments cannot
-	// carry is dropped and counted. A split packet is counted below as one
-	// packet out, as IPVS counts a packet before the kernel fragments it.
+	// carry is dropped and counted. A split packet was counted above as one
+	// packet in, as IPVS counts a packet before the kernel fragments it.
 	switch d.Fwd {
 	case vs.Route:
 		if int(pk.TotalLen) > eg.MTU {
@@ -503,12 +507,5 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 		c.Drops[DropUnsupportedFwd].Add(1)
 		return VerdictDrop, Out{}
 	}
-	if d.Fwd == vs.Tunnel {
-		ipLen += encap.Overhead
-	}
-	st.OutPkts++
-	st.OutBytes += ipLen
-	dt.OutPkts++
-	dt.OutBytes += ipLen
 	return VerdictForward, out
 }
