@@ -297,6 +297,10 @@ const (
 	MaxFrames    = 1 << 18
 )
 
+// MaxSocketPath is the longest path a unix socket can be bound to: struct
+// sockaddr_un's sun_path is 108 bytes, NUL included.
+const MaxSocketPath = 107
+
 // Validate checks everything that can be checked without the network and
 // returns the first problem, naming its key path.
 func (c *Config) Validate() error {
@@ -405,6 +409,9 @@ func (c *Config) Validate() error {
 	if c.Control.Socket != "" && !strings.HasPrefix(c.Control.Socket, "/") {
 		return fmt.Errorf("control.socket: %q: must be an absolute path", c.Control.Socket)
 	}
+	if n := len(c.Control.Socket); n > MaxSocketPath {
+		return fmt.Errorf("control.socket: %q: %d bytes: a unix socket path holds at most %d (sun_path is %d bytes with its terminating NUL)", c.Control.Socket, n, MaxSocketPath, MaxSocketPath+1)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -416,6 +423,9 @@ func (c *Config) Validate() error {
 // VS converts the services and mark groups into the shared model, validating
 // each key on the way.
 func (c *Config) VS() (*vs.Table, error) {
+	if err := c.checkSizes(); err != nil {
+		return nil, err
+	}
 	t := &vs.Table{}
 	for i, m := range c.Marks {
 		p := fmt.Sprintf("marks[%d]", i)
@@ -423,6 +433,7 @@ func (c *Config) VS() (*vs.Table, error) {
 			return nil, fmt.Errorf("%s.mark: %d: must be 1..4294967295", p, m.Mark)
 		}
 		g := vs.Mark{Mark: uint32(m.Mark), Name: m.Name}
+		keys := 0
 		for j, x := range m.Matches {
 			q := fmt.Sprintf("%s.matches[%d]", p, j)
 			proto, err := vs.ParseProto(x.Proto)
@@ -438,9 +449,21 @@ func (c *Config) VS() (*vs.Table, error) {
 				return nil, fmt.Errorf("%s.ports: %w", q, err)
 			}
 			g.Matches = append(g.Matches, vs.Match{Proto: proto, Addr: addr, PortLo: lo, PortHi: hi})
+			if lo == 0 {
+				keys++ // port 0: one key for every port
+			} else {
+				keys += int(hi-lo) + 1
+			}
+		}
+		if keys > vs.MaxMarkKeys {
+			return nil, fmt.Errorf("%s.matches: the port ranges expand to %d (address, protocol, port) keys: more than %d", p, keys, vs.MaxMarkKeys)
 		}
 		t.Marks = append(t.Marks, g)
 	}
+	// Service keys are found through a map (a firewall-mark service's key
+	// is its mark alone, as vs.Table.Find compares them), so many services
+	// are checked in linear time.
+	index := make(map[vs.Key]int, len(c.Services))
 	for i, sc := range c.Services {
 		p := fmt.Sprintf("services[%d]", i)
 		s, err := sc.service(p)
@@ -454,15 +477,42 @@ func (c *Config) VS() (*vs.Table, error) {
 		}
 		// Checked here rather than left to Table.Validate so the error
 		// names both entries by their key paths.
-		if j := t.Find(s.Key); j >= 0 {
+		k := s.Key
+		if k.FWMark != 0 {
+			k = vs.Key{FWMark: k.FWMark}
+		}
+		if j, dup := index[k]; dup {
 			return nil, fmt.Errorf("%s: service %s: %w (services[%d] has the same key)", p, s.Key, vs.ErrServiceExists, j)
 		}
+		index[k] = i
 		t.Services = append(t.Services, s)
 	}
 	if err := t.Validate(); err != nil {
 		return nil, fmt.Errorf("services: %w", err)
 	}
 	return t, nil
+}
+
+// checkSizes refuses a configuration larger than the director can put in
+// force, naming the key, before anything is converted.
+func (c *Config) checkSizes() error {
+	if n := len(c.Services); n > vs.MaxServices {
+		return fmt.Errorf("services: %d services: more than %d, the most afvs serves", n, vs.MaxServices)
+	}
+	if n := len(c.Marks); n > vs.MaxServices {
+		return fmt.Errorf("marks: %d firewall-mark groups: more than %d, one for each service afvs can serve", n, vs.MaxServices)
+	}
+	dests := 0
+	for _, sc := range c.Services {
+		dests += len(sc.Reals)
+		if sc.Sorry != nil {
+			dests++
+		}
+	}
+	if dests > vs.MaxDests {
+		return fmt.Errorf("services: %d real servers in all (sorry servers included): more than %d, the most afvs serves", dests, vs.MaxDests)
+	}
+	return nil
 }
 
 // real converts one real server's config; q is its key path, fwd the
@@ -566,15 +616,23 @@ func (sc *ServiceConfig) service(p string) (vs.Service, error) {
 	if err != nil {
 		return s, fmt.Errorf("%s.forward: %w", p, err)
 	}
+	if len(sc.Reals) > vs.MaxDests {
+		return s, fmt.Errorf("%s.reals: %d real servers: more than %d, the most afvs serves", p, len(sc.Reals), vs.MaxDests)
+	}
+	// Duplicates are found through a map, so a service with many real
+	// servers is checked in linear time.
+	index := make(map[netip.AddrPort]int, len(sc.Reals))
+	s.Reals = make([]vs.Real, 0, len(sc.Reals))
 	for j, rc := range sc.Reals {
 		q := fmt.Sprintf("%s.reals[%d]", p, j)
 		r, err := rc.real(q, defFwd, s.Port)
 		if err != nil {
 			return s, err
 		}
-		if k := s.FindReal(r.Addr, r.Port); k >= 0 {
+		if k, dup := index[r.AddrPort()]; dup {
 			return s, fmt.Errorf("%s: real server %s: %w (%s.reals[%d] has the same address and port)", q, r.AddrPort(), vs.ErrDestExists, p, k)
 		}
+		index[r.AddrPort()] = j
 		s.Reals = append(s.Reals, r)
 	}
 	s.Normalize()

@@ -4,13 +4,14 @@ import (
 	"sync/atomic"
 
 	"github.com/afvs/afvs/internal/header"
+	"github.com/afvs/afvs/vs"
 )
 
 // Capacity limits of the per-worker counter arrays: every service and real
 // server gets a stable small ID (see Registry).
 const (
-	MaxServices = 1024
-	MaxDests    = 8192
+	MaxServices = vs.MaxServices
+	MaxDests    = vs.MaxDests
 )
 
 // Traffic counts one service's or real server's traffic, as IPVS's

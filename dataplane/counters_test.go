@@ -142,3 +142,12 @@ func TestProcessDropsFramesNoHostMaySend(t *testing.T) {
 		}
 	}
 }
+
+// TestLimitsAreTheModels: the config loader refuses a table past vs's
+// limits, naming the key, so the dataplane's own limits must be the same.
+func TestLimitsAreTheModels(t *testing.T) {
+	if MaxServices != vs.MaxServices || MaxDests != vs.MaxDests || maxServiceKeys != vs.MaxMarkKeys {
+		t.Errorf("dataplane limits %d services, %d dests, %d mark keys; vs says %d, %d, %d",
+			MaxServices, MaxDests, maxServiceKeys, vs.MaxServices, vs.MaxDests, vs.MaxMarkKeys)
+	}
+}

@@ -430,10 +430,8 @@ func (t *Table) Validate() error {
 			return fmt.Errorf("service %s: %w", s.Key, ErrServiceExists)
 		}
 		seen[k] = true
-		for j, r := range s.Reals {
-			if s.FindReal(r.Addr, r.Port) != j {
-				return fmt.Errorf("service %s: real server %s: %w", s.Key, r.AddrPort(), ErrDestExists)
-			}
+		if err := s.uniqueReals(); err != nil {
+			return err
 		}
 		if s.FWMark != 0 && t.markIndex(s.FWMark) < 0 {
 			return fmt.Errorf("service FWM %d: no firewall-mark group defines mark %d (add it under marks)", s.FWMark, s.FWMark)
@@ -460,6 +458,20 @@ func (t *Table) Validate() error {
 		if t.markIndex(m.Mark) != i {
 			return fmt.Errorf("marks[%d]: mark %d is defined twice", i, m.Mark)
 		}
+	}
+	return nil
+}
+
+// uniqueReals checks that no two real servers of s share an address and
+// port, in time linear in their number.
+func (s *Service) uniqueReals() error {
+	seen := make(map[netip.AddrPort]struct{}, len(s.Reals))
+	for _, r := range s.Reals {
+		ap := r.AddrPort()
+		if _, dup := seen[ap]; dup {
+			return fmt.Errorf("service %s: real server %s: %w", s.Key, ap, ErrDestExists)
+		}
+		seen[ap] = struct{}{}
 	}
 	return nil
 }
