@@ -6,9 +6,12 @@
 package configfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -64,8 +67,12 @@ func Load(path string, fs *pflag.FlagSet) (*config.Config, error) {
 		default:
 			return nil, fmt.Errorf("config %s: extension must be .yaml, .yml, .toml or .json", path)
 		}
-		v.SetConfigFile(path)
-		if err := v.ReadInConfig(); err != nil {
+		b, err := readBounded(path, MaxConfigBytes)
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		v.SetConfigType(configType(path))
+		if err := v.ReadConfig(bytes.NewReader(b)); err != nil {
 			return nil, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
@@ -87,7 +94,13 @@ func Load(path string, fs *pflag.FlagSet) (*config.Config, error) {
 	var c config.Config
 	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = true
-		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(durationHook, persistenceHook, intHook, mapstructure.StringToSliceHookFunc(","))
+		// viper decodes loosely by default: 42 becomes the interface list
+		// ["42"], 80.5 the port 80 and true the weight 1. Strings are
+		// still parsed by the hooks below, since environment variables
+		// and flags are always strings, but a value of the wrong type in
+		// a file is an error that names its key.
+		dc.WeaklyTypedInput = false
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(durationHook, persistenceHook, intHook, boolHook, mapstructure.StringToSliceHookFunc(","))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", cleanDecodeError(err))
@@ -124,8 +137,8 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 }
 
 // persistenceHook reads persistent: true as a bare -p (360 s, what
-// ipvsadm sends) and false as off. Without it the weak decoding would make
-// true a timeout of one second.
+// ipvsadm sends) and false as off; any other boolean where an integer
+// belongs is refused (see intHook).
 func persistenceHook(from, to reflect.Type, data any) (any, error) {
 	if to != reflect.TypeOf(config.Persistence(0)) {
 		return data, nil
@@ -139,19 +152,83 @@ func persistenceHook(from, to reflect.Type, data any) (any, error) {
 	return data, nil
 }
 
-// intHook parses integers given as strings (environment variables always
-// are) itself, so a bad one is reported with its value; mapstructure's own
-// message gives only strconv's "invalid syntax".
+// intHook decodes integers strictly. Strings (environment variables
+// always are) are parsed here, so a bad one is reported with its value;
+// mapstructure's own message gives only strconv's "invalid syntax". A
+// number with a fraction is refused (mapstructure would truncate 80.5 to
+// 80), while a whole one is accepted, since JSON has only floating-point
+// numbers; a boolean or anything else is left for mapstructure to refuse.
 func intHook(from, to reflect.Type, data any) (any, error) {
-	x, ok := data.(string)
-	if !ok || to.Kind() != reflect.Int || to == reflect.TypeOf(time.Duration(0)) {
+	if to.Kind() != reflect.Int || to == reflect.TypeOf(time.Duration(0)) {
 		return data, nil
 	}
-	n, err := strconv.ParseInt(strings.TrimSpace(x), 0, 64)
-	if err != nil {
-		return nil, fmt.Errorf("%q: not an integer", x)
+	switch x := data.(type) {
+	case string:
+		n, err := strconv.ParseInt(strings.TrimSpace(x), 0, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q: not an integer", x)
+		}
+		return int(n), nil
+	case float64:
+		if x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+			return nil, fmt.Errorf("%v: not an integer", x)
+		}
+		return int(x), nil
+	case float32:
+		return intHook(from, to, float64(x))
+	case bool:
+		return nil, fmt.Errorf("%v: a boolean where an integer belongs", x)
 	}
-	return int(n), nil
+	return data, nil
+}
+
+// boolHook parses booleans given as strings (environment variables) with
+// strconv.ParseBool; every other type goes to mapstructure, which refuses
+// anything but a boolean.
+func boolHook(from, to reflect.Type, data any) (any, error) {
+	x, ok := data.(string)
+	if !ok || to.Kind() != reflect.Bool {
+		return data, nil
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(x))
+	if err != nil {
+		return nil, fmt.Errorf("%q: not a boolean (true or false)", x)
+	}
+	return b, nil
+}
+
+// MaxConfigBytes bounds what a config file may hold. The largest table
+// afvs serves (vs.MaxServices services, vs.MaxDests real servers) takes a
+// small fraction of it even written out one key per line with comments.
+const MaxConfigBytes = 4 << 20
+
+// readBounded reads the file at path, refusing it once it has given more
+// than limit bytes, so that a config path that leads to /dev/zero, a pipe
+// or a huge file fails at once with an error instead of eating memory.
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes, the limit for a config file", limit)
+	}
+	return b, nil
+}
+
+// configType is viper's name for the format of the config file at path,
+// from its extension (already checked to be one of the four).
+func configType(path string) string {
+	ext := strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), ".")
+	if ext == "yml" {
+		return "yaml"
+	}
+	return ext
 }
 
 // mapstructure's phrasing, rewritten so every complaint starts with its
@@ -186,7 +263,39 @@ func cleanDecodeError(err error) error {
 			}
 			continue
 		}
-		parts = append(parts, quotedPath.ReplaceAllString(l, "$1: "))
+		l = quotedPath.ReplaceAllString(l, "$1: ")
+		if m := wrongType.FindStringSubmatch(l); m != nil {
+			l = m[1] + typeWord(m[3]) + " where " + typeWord(m[2]) + " belongs"
+		} else if m := notList.FindStringSubmatch(l); m != nil {
+			l = m[1] + typeWord(m[2]) + " where a list belongs"
+		}
+		parts = append(parts, l)
 	}
 	return errors.New(strings.Join(parts, "; "))
+}
+
+// mapstructure's complaints about a value of the wrong type, after the
+// key path has been moved to the front.
+var (
+	wrongType = regexp.MustCompile(`^(.*: )expected type '([^']*)', got unconvertible type '([^']*)'.*$`)
+	notList   = regexp.MustCompile(`^(.*: )source data must be an array or slice, got (\S+)$`)
+)
+
+// typeWord names a Go type (or reflect kind) as the config author knows it.
+func typeWord(t string) string {
+	switch {
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "bool":
+		return "a boolean"
+	case t == "string":
+		return "a string"
+	case t == "time.Duration":
+		return "a duration"
+	case strings.HasPrefix(t, "[]"), t == "slice", t == "array":
+		return "a list"
+	case strings.HasPrefix(t, "map"), t == "map", t == "struct":
+		return "a map"
+	}
+	return "a " + t
 }
