@@ -2,6 +2,7 @@ package control
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -157,7 +158,12 @@ func (s *Server) TimeoutsNow() api.Timeouts {
 
 func (s *Server) commandsHandler(w http.ResponseWriter, r *http.Request) {
 	var req api.CommandsRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20)).Decode(&req); err != nil {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, api.MaxCommandsBytes)).Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, api.ErrorBody{Error: fmt.Sprintf("request body: larger than %d bytes, the limit for a batch of commands", api.MaxCommandsBytes)})
+			return
+		}
 		writeJSON(w, http.StatusBadRequest, api.ErrorBody{Error: fmt.Sprintf("request body: %v", err)})
 		return
 	}

@@ -19,6 +19,8 @@ type rootOnly struct {
 }
 
 // RootOnly wraps a unix listener so only root's connections are served.
+// The listener may be one LimitConns returned: the check sees the unix
+// socket under its connections.
 func RootOnly(l net.Listener) net.Listener {
 	return rootOnly{l, func(uid uint32) bool { return uid == 0 }}
 }
@@ -30,13 +32,16 @@ func (l rootOnly) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		uc, ok := c.(*net.UnixConn)
+		if w, wrapped := c.(interface{ unwrap() net.Conn }); wrapped {
+			uc, ok = w.unwrap().(*net.UnixConn)
+		}
 		if !ok {
 			return c, nil
 		}
 		if uid, ok := peerUID(uc); ok && l.allowed(uid) {
 			return c, nil
 		}
-		go refuse(uc)
+		go refuse(c, uc)
 	}
 }
 
@@ -47,15 +52,17 @@ const refusal = "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nCon
 // refuse answers a refused peer off the accept loop, so a slow one cannot
 // hold up root's connections. It reads the request first: closing a
 // socket with unread data makes the kernel reset it, and the client would
-// see a broken pipe instead of the reason.
-func refuse(c *net.UnixConn) {
+// see a broken pipe instead of the reason. c is the connection as
+// accepted (it may hold a LimitConns slot until closed), uc the unix
+// socket under it.
+func refuse(c net.Conn, uc *net.UnixConn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Second))
 	if req, err := http.ReadRequest(bufio.NewReader(io.LimitReader(c, 64<<10))); err == nil {
 		io.Copy(io.Discard, io.LimitReader(req.Body, 64<<10))
 	}
 	c.Write([]byte(refusal))
-	c.CloseWrite()
+	uc.CloseWrite()
 }
 
 func peerUID(c *net.UnixConn) (uint32, bool) {

@@ -146,9 +146,12 @@ func runDaemon(args []string) error {
 			return err
 		}
 		defer os.Remove(cfg.Control.Socket)
-		hs := &http.Server{Handler: srv.Handler(d.Loads), ReadHeaderTimeout: 5 * time.Second}
+		lim := control.DefaultHTTPLimits
+		hs := control.NewHTTPServer(srv.Handler(d.Loads), lim)
 		servers = append(servers, hs)
-		go hs.Serve(control.RootOnly(l))
+		// The cap is under the peer check, so refused peers hold slots
+		// too until they are answered: a flood of them stays bounded.
+		go hs.Serve(control.RootOnly(control.LimitConns(l, lim.MaxConns)))
 		log.Info("control API listening", "socket", cfg.Control.Socket)
 	}
 	if cfg.Metrics.Address != "" {
@@ -156,9 +159,9 @@ func runDaemon(args []string) error {
 		if err != nil {
 			return fmt.Errorf("metrics.address %s: %w", cfg.Metrics.Address, err)
 		}
-		hs := &http.Server{Handler: control.MetricsHandler(srv, metricsSource{d}), ReadHeaderTimeout: 5 * time.Second}
+		hs := control.NewHTTPServer(control.MetricsHandler(srv, metricsSource{d}), control.DefaultHTTPLimits)
 		servers = append(servers, hs)
-		go hs.Serve(l)
+		go hs.Serve(control.LimitConns(l, control.DefaultHTTPLimits.MaxConns))
 		log.Info("metrics listening", "address", cfg.Metrics.Address)
 	}
 

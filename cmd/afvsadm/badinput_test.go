@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/afvs/afvs/control/api"
 )
 
 // base is the table every bad command is tried against.
@@ -159,5 +162,34 @@ func TestMalformedDaemonAnswers(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
 			}
 		})
+	}
+}
+
+// TestRestoreSizeLimit: -R refuses input past maxRestore (here an endless
+// stream of comment lines, which would parse to nothing), naming the
+// limit, and changes nothing; the daemon refuses a batch past its own
+// limit the same way, naming it.
+func TestRestoreSizeLimit(t *testing.T) {
+	s := serve(t)
+	mustRestore(t, base)
+	line := "# " + strings.Repeat("x", 97) + "\n"
+	big := strings.Repeat(line, maxRestore/len(line)+1)
+	checkRefused(t, s.Director.Applied, big, fmt.Sprintf("larger than %d bytes", maxRestore), "-R")
+	// Just under the limit, the same comments restore (to nothing).
+	mustRestore(t, big[:maxRestore-maxRestore%len(line)])
+
+	body := `{"commands": [["-C"]], "pad": "` + strings.Repeat("x", api.MaxCommandsBytes) + `"}`
+	hc := http.Client{Transport: &http.Transport{Dial: func(_, _ string) (net.Conn, error) { return net.Dial("unix", s.Socket) }}}
+	resp, err := hc.Post("http://afvs/v1/commands", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(msg), fmt.Sprintf("larger than %d bytes", api.MaxCommandsBytes)) {
+		t.Errorf("a batch over the daemon's limit: %s %s", resp.Status, msg)
+	}
+	if got := mustAdm(t, "-S", "-n"); !strings.Contains(got, "198.19.0.1:80") {
+		t.Errorf("the table changed:\n%s", got)
 	}
 }

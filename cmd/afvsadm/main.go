@@ -54,7 +54,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case ipvsadm.Restore:
 		in, err := io.ReadAll(io.LimitReader(stdin, maxRestore+1))
 		if err == nil && len(in) > maxRestore {
-			err = fmt.Errorf("restore: input larger than %d bytes", maxRestore)
+			err = fmt.Errorf("restore: input larger than %d bytes, the most afvsadm -R reads", maxRestore)
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, oneLine(err))
@@ -83,8 +83,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // maxRestore bounds what -R reads; a saved table of the largest size afvs
-// holds is far smaller.
-const maxRestore = 64 << 20
+// holds is far smaller. It is half what the daemon takes in one batch,
+// since the batch's JSON is larger than the text: each word gains quotes
+// and a comma, which at most doubles the shortest, so whatever afvsadm
+// reads the daemon accepts.
+const maxRestore = api.MaxCommandsBytes / 2
 
 // serverCommand is how the daemon names a command of a batch.
 var serverCommand = regexp.MustCompile(`^command (\d+)(\b.*)$`)

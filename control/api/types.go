@@ -102,6 +102,11 @@ type CommandsRequest struct {
 	Commands [][]string `json:"commands"`
 }
 
+// MaxCommandsBytes bounds the body of a POST /v1/commands (afvsadm -R
+// sends a whole table as one batch); the largest table afvs serves takes
+// a small fraction of it.
+const MaxCommandsBytes = 8 << 20
+
 // Conn is one entry of GET /v1/conns, as ipvsadm -Lc shows it.
 type Conn struct {
 	Proto    string  `json:"proto"`

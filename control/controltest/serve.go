@@ -2,10 +2,8 @@ package controltest
 
 import (
 	"errors"
-	"net/http"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/afvs/afvs/control"
 	"github.com/afvs/afvs/control/api"
@@ -39,9 +37,9 @@ func Serve(t testing.TB) *Served {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: s.Server.Handler(d.Loads()), ReadHeaderTimeout: 5 * time.Second}
+	hs := control.NewHTTPServer(s.Server.Handler(d.Loads()), control.DefaultHTTPLimits)
 	done := make(chan struct{})
-	go func() { defer close(done); hs.Serve(l) }()
+	go func() { defer close(done); hs.Serve(control.LimitConns(l, control.DefaultHTTPLimits.MaxConns)) }()
 	t.Cleanup(func() {
 		hs.Close()
 		<-done
