@@ -308,3 +308,33 @@ func TestRulesComplete(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpAndVersionEndParsing: ipvsadm prints help or its version and
+// exits at the letter, as popt hands it over, also inside a bundle or
+// with words after it: what follows ("-hX", "-vLn --frob") is never
+// looked at, so the command equals a bare -h or -v and renders and
+// reparses to it, the property FuzzParse checks. FuzzParse found "-hX"
+// parsing to help with --exact set, which Args dropped; the case is kept
+// in its corpus (help_bundle_hX).
+func TestHelpAndVersionEndParsing(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want Kind
+	}{
+		{"-hX", Help}, {"-hn", Help}, {"-hL", Help}, {"-hZZ", Help}, {"-h -X", Help}, {"--help -X", Help},
+		{"-vX", Version}, {"-vLn --frob", Version}, {"--version -n", Version},
+	} {
+		c, err := Parse(strings.Fields(tc.line))
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tc.line, err)
+			continue
+		}
+		if want := base(tc.want); !reflect.DeepEqual(*c, want) {
+			t.Errorf("Parse(%q) = %+v, want a bare %v", tc.line, *c, tc.want)
+		}
+		back, err := Parse(c.Args())
+		if err != nil || !reflect.DeepEqual(back, c) {
+			t.Errorf("Parse(%q) renders as %q, which reparses to %+v, %v", tc.line, c.Args(), back, err)
+		}
+	}
+}
