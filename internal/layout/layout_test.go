@@ -86,7 +86,7 @@ var lab = []string{mod + "/internal/testnet", mod + "/bench", mod + "/sim", mod 
 
 // TestImportRules checks the direct imports of every package.
 func TestImportRules(t *testing.T) {
-	leaves := []string{mod + "/conntrack", mod + "/sched", mod + "/encap", mod + "/internal/header", mod + "/vs"}
+	leaves := []string{mod + "/conntrack", mod + "/sched", mod + "/encap", mod + "/internal/header", mod + "/vs", mod + "/ipvssync"}
 	ps := packages(t)
 	used := map[string]bool{} // "dep home" pairs in use, to find dead homes
 	for _, p := range ps {
