@@ -45,6 +45,8 @@ func (s *Server) Commands(lines [][]string) error {
 				set = c
 			case ipvsadm.List, ipvsadm.Save, ipvsadm.Help, ipvsadm.Version, ipvsadm.Restore:
 				return fmt.Errorf("command %d (%s): not a change; run it with afvsadm", i+1, c.Kind)
+			case ipvsadm.StartDaemon, ipvsadm.StopDaemon:
+				return fmt.Errorf("command %d (--%s %s): connection sync is not implemented in the daemon yet", i+1, c.Kind, c.Daemon.State)
 			default:
 				if err := apply.Command(t, c); err != nil {
 					if len(cmds) > 1 {

@@ -143,6 +143,27 @@ func TestCommandsAreAtomic(t *testing.T) {
 	}
 }
 
+// TestSyncDaemonRefused checks that the daemon refuses the sync daemon's
+// commands clearly, and that a batch holding one changes nothing.
+func TestSyncDaemonRefused(t *testing.T) {
+	s := controltest.Serve(t)
+	commands(t, s, "-A -t 198.19.0.1:80 -s rr")
+	before := s.Server.Table()
+	for _, line := range []string{"--start-daemon master --mcast-interface eth0 --syncid 3", "--stop-daemon backup"} {
+		err := s.Client().Commands([][]string{
+			strings.Fields("-a -t 198.19.0.1:80 -r 198.18.0.12 -g -w 1"),
+			strings.Fields(line),
+		})
+		if err == nil || !strings.Contains(err.Error(), "connection sync is not implemented in the daemon yet") ||
+			!strings.Contains(err.Error(), "command 2 (--"+strings.Fields(line)[0][2:]+" "+strings.Fields(line)[1]+")") {
+			t.Errorf("%s: %v", line, err)
+		}
+	}
+	if got := s.Server.Table(); !equalTables(got, before) {
+		t.Errorf("a refused batch changed the table: %+v", got)
+	}
+}
+
 func equalTables(a, b *vs.Table) bool {
 	if len(a.Services) != len(b.Services) {
 		return false

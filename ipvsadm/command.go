@@ -39,6 +39,10 @@ const (
 	Help
 	// Version prints the program version (-v, --version).
 	Version
+	// StartDaemon starts a connection sync daemon (--start-daemon).
+	StartDaemon
+	// StopDaemon stops a connection sync daemon (--stop-daemon).
+	StopDaemon
 )
 
 var kindNames = [...]string{
@@ -56,6 +60,8 @@ var kindNames = [...]string{
 	SetTimeout:    "set",
 	Help:          "help",
 	Version:       "version",
+	StartDaemon:   "start-daemon",
+	StopDaemon:    "stop-daemon",
 }
 
 // String returns the name ipvsadm uses for the command in its messages.
@@ -272,7 +278,47 @@ type ListOptions struct {
 	NoSort         bool // --nosort
 	Exact          bool // --exact (-X)
 	TunInfo        bool // --tun-info
-	Daemon         bool // --daemon: list the sync daemons (afvs runs none)
+	Daemon         bool // --daemon
+}
+
+// DaemonState is a sync daemon's role; the values are the kernel's
+// IP_VS_STATE_MASTER and IP_VS_STATE_BACKUP bits.
+type DaemonState uint8
+
+const (
+	// Master sends the director's connections.
+	Master DaemonState = 1
+	// Backup receives a master's connections.
+	Backup DaemonState = 2
+)
+
+// String returns the word --start-daemon takes and the listing prints.
+func (s DaemonState) String() string {
+	switch s {
+	case Master:
+		return "master"
+	case Backup:
+		return "backup"
+	}
+	return "daemon(" + strconv.Itoa(int(s)) + ")"
+}
+
+// defaultMcastIfn is the interface ipvsadm names when --start-daemon is
+// given no --mcast-interface.
+const defaultMcastIfn = "eth0"
+
+// Daemon is a connection sync daemon's settings, as --start-daemon gives
+// them and -L --daemon prints them (libipvs's ipvs_daemon_t). Zero values
+// are "not given": the daemon then uses the kernel's defaults (group
+// 224.0.0.81, port 8848, TTL 1, maximum length from the MTU).
+type Daemon struct {
+	State      DaemonState
+	McastIfn   string     // --mcast-interface, "eth0" by default
+	SyncID     uint8      // --syncid, 0 by default
+	SyncMaxlen uint16     // --sync-maxlen
+	McastGroup netip.Addr // --mcast-group; invalid when not given
+	McastPort  uint16     // --mcast-port
+	McastTTL   uint8      // --mcast-ttl
 }
 
 // Timeouts are the connection timeouts of --set, in seconds. Zero leaves a
@@ -315,6 +361,10 @@ type Command struct {
 
 	// Timeouts holds the three values of --set.
 	Timeouts Timeouts
+
+	// Daemon is the sync daemon of --start-daemon and --stop-daemon
+	// (which uses only its State).
+	Daemon Daemon
 }
 
 // Args renders the command as a canonical argument list that Parse turns
@@ -401,6 +451,29 @@ func (c *Command) Args() []string {
 			strconv.FormatUint(uint64(t.TCP), 10),
 			strconv.FormatUint(uint64(t.TCPFin), 10),
 			strconv.FormatUint(uint64(t.UDP), 10))
+	case StartDaemon:
+		d := c.Daemon
+		a = append(a, "--start-daemon", d.State.String(), "--mcast-interface", d.McastIfn)
+		if d.SyncID != 0 {
+			a = append(a, "--syncid", strconv.Itoa(int(d.SyncID)))
+		}
+		if d.SyncMaxlen != 0 {
+			a = append(a, "--sync-maxlen", strconv.Itoa(int(d.SyncMaxlen)))
+		}
+		if d.McastGroup.IsValid() {
+			a = append(a, "--mcast-group", d.McastGroup.String())
+		}
+		if d.McastPort != 0 {
+			a = append(a, "--mcast-port", strconv.Itoa(int(d.McastPort)))
+		}
+		if d.McastTTL != 0 {
+			a = append(a, "--mcast-ttl", strconv.Itoa(int(d.McastTTL)))
+		}
+	case StopDaemon:
+		a = append(a, "--stop-daemon", c.Daemon.State.String())
+		if c.Daemon.SyncID != 0 {
+			a = append(a, "--syncid", strconv.Itoa(int(c.Daemon.SyncID)))
+		}
 	case Help:
 		a = append(a, "-h")
 	case Version:

@@ -14,8 +14,9 @@
 // needs persistence, -g and -i servers inherit the service port, only
 // tunnels may mix address families, and so on. Checks that need the
 // running table (does the service exist, is the scheduler known) are the
-// caller's. Options ipvsadm has but afvs cannot honour, such as the sync
-// daemon, fail with an error wrapping ErrNotSupported.
+// caller's. Options ipvsadm has but afvs cannot honour, such as
+// persistence engines, fail with an error wrapping ErrNotSupported. The
+// sync daemon's commands and options are parsed into Command.Daemon.
 //
 // ParseRestore reads the -S format line by line with the same parser,
 // so a saved table and a hand-written script restore alike.

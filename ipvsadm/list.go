@@ -30,9 +30,7 @@ func (s *Snapshot) Write(w io.Writer, c *Command) error {
 	case c.List.Timeout:
 		return s.WriteTimeouts(w)
 	case c.List.Daemon:
-		// ipvsadm's list_daemon prints a line per running sync daemon;
-		// afvs runs none, so there is nothing to print.
-		return nil
+		return WriteDaemons(w, s.Daemons)
 	}
 	return s.WriteList(w, c.List)
 }
@@ -58,6 +56,37 @@ func (s *Snapshot) WriteService(w io.Writer, v Virtual, o ListOptions) error {
 	}
 	b := appendTitle(nil, o)
 	b = appendService(b, svc, o)
+	_, err := w.Write(b)
+	return err
+}
+
+// WriteDaemons prints the -L --daemon listing as ipvsadm 1.31's
+// list_daemon does: one line per running daemon, the master's first (the
+// order the kernel reports them in), and each optional value only when it
+// is set. With no daemon it prints nothing.
+func WriteDaemons(w io.Writer, ds []Daemon) error {
+	var b []byte
+	for _, state := range []DaemonState{Master, Backup} {
+		for _, d := range ds {
+			if d.State != state {
+				continue
+			}
+			b = fmt.Appendf(b, "%s sync daemon (mcast=%s, syncid=%d", d.State, d.McastIfn, d.SyncID)
+			if d.SyncMaxlen != 0 {
+				b = fmt.Appendf(b, ", maxlen=%d", d.SyncMaxlen)
+			}
+			if d.McastGroup.IsValid() {
+				b = fmt.Appendf(b, ", group=%s", d.McastGroup)
+			}
+			if d.McastPort != 0 {
+				b = fmt.Appendf(b, ", port=%d", d.McastPort)
+			}
+			if d.McastTTL != 0 {
+				b = fmt.Appendf(b, ", ttl=%d", d.McastTTL)
+			}
+			b = append(b, ")\n"...)
+		}
+	}
 	_, err := w.Write(b)
 	return err
 }

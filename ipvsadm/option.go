@@ -6,7 +6,7 @@ import (
 )
 
 // ErrNotSupported marks options that ipvsadm has but afvs cannot honour,
-// such as the connection sync daemon. Callers can test for it with
+// such as persistence engines. Callers can test for it with
 // errors.Is to tell "cannot apply" from "malformed".
 var ErrNotSupported = errors.New("not supported by afvs")
 
@@ -26,6 +26,7 @@ const (
 	optWeight
 	optUThreshold
 	optLThreshold
+	optMcast
 	optTimeout
 	optDaemon
 	optStats
@@ -33,9 +34,14 @@ const (
 	optThresholds
 	optPersistentConn
 	optNoSort
+	optSyncID
 	optExact
 	optOnePacket
 	optSchedFlags
+	optMcastGroup
+	optMcastPort
+	optMcastTTL
+	optSyncMaxlen
 	optTunInfo
 	optTunType
 	optTunPort
@@ -48,31 +54,37 @@ const (
 var optNames = [numOpts]string{
 	"numeric", "connection", "service-address", "scheduler", "persistent",
 	"netmask", "real-server", "forwarding-method", "weight", "u-threshold",
-	"l-threshold", "timeout", "daemon", "stats", "rate", "thresholds",
-	"persistent-conn", "nosort", "exact", "ops", "sched-flags",
+	"l-threshold", "mcast-interface", "timeout", "daemon", "stats", "rate",
+	"thresholds", "persistent-conn", "nosort", "syncid", "exact", "ops",
+	"sched-flags", "mcast-group", "mcast-port", "mcast-ttl", "sync-maxlen",
 	"tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum",
 	"tun-remcsum",
 }
 
 // rules says, per command, which options are compulsory ('+'), illegal
 // ('x'), optional (' ') or mutually exclusive with each other ('1').
-// Columns follow optID. It encodes the same legality as ipvsadm 1.31;
+// Columns follow optID. It encodes the same legality as ipvsadm 1.31
+// (whose table also has a --pe column; afvs refuses --pe while parsing);
 // Help and Version are absent because they end parsing at once.
 var rules = map[Kind]string{
-	// columns: n c t|u|f s p M r g|i|m w x y timeout daemon stats rate thresholds
-	// persistent-conn nosort exact o b tun-info tun-type tun-port nocsum csum remcsum
-	AddService:    "xx+   xxxxxxxxxxxxx  xxxxxx",
-	EditService:   "xx+   xxxxxxxxxxxxx  xxxxxx",
-	DeleteService: "xx+xxxxxxxxxxxxxxxxxxxxxxxx",
-	Clear:         "xxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	List:          " 11xxxxxxxx11      xx xxxxx",
-	AddServer:     "xx+xxx+    xxxxxxxxxxx     ",
-	EditServer:    "xx+xxx+    xxxxxxxxxxx     ",
-	DeleteServer:  "xx+xxx+xxxxxxxxxxxxxxxxxxxx",
-	SetTimeout:    "xxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	Restore:       "xxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	Save:          " xxxxxxxxxxxxxxxxxxxxxxxxxx",
-	Zero:          "xx xxxxxxxxxxxxxxxxxxxxxxxx",
+	// columns: n c t|u|f s p M r g|i|m w x y mcast-interface timeout daemon
+	// stats rate thresholds persistent-conn nosort syncid exact o b
+	// mcast-group mcast-port mcast-ttl sync-maxlen
+	// tun-info tun-type tun-port nocsum csum remcsum
+	AddService:    "xx+   xxxxxxxxxxxxxxx  xxxxxxxxxx",
+	EditService:   "xx+   xxxxxxxxxxxxxxx  xxxxxxxxxx",
+	DeleteService: "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	Clear:         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	List:          " 11xxxxxxxxx11       xxxxxx xxxxx",
+	AddServer:     "xx+xxx+    xxxxxxxxxxxxxxxxx     ",
+	EditServer:    "xx+xxx+    xxxxxxxxxxxxxxxxx     ",
+	DeleteServer:  "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxx",
+	SetTimeout:    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	StartDaemon:   "xxxxxxxxxxx xxxxxxx xxx    xxxxxx",
+	StopDaemon:    "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxx",
+	Restore:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	Save:          " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	Zero:          "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 }
 
 // checkRules applies the rules table the way ipvsadm does: the first
@@ -139,8 +151,8 @@ var specs = []spec{
 	{"version", 'v', argNone, true, command(Version)},
 	{"restore", 'R', argNone, true, command(Restore)},
 	{"save", 'S', argNone, true, command(Save)},
-	{"start-daemon", 0, argRequired, true, unsupported("the connection sync daemon")},
-	{"stop-daemon", 0, argRequired, true, unsupported("the connection sync daemon")},
+	{"start-daemon", 0, argRequired, true, (*parser).daemonCommand},
+	{"stop-daemon", 0, argRequired, true, (*parser).daemonCommand},
 	{"tcp-service", 't', argRequired, false, (*parser).service},
 	{"udp-service", 'u', argRequired, false, (*parser).service},
 	{"sctp-service", 0, argRequired, false, unsupported("SCTP services")},
@@ -157,11 +169,9 @@ var specs = []spec{
 	{"l-threshold", 'y', argRequired, false, (*parser).threshold},
 	{"numeric", 'n', argNone, false, listFlag(optNumeric, func(o *ListOptions) *bool { return &o.Numeric })},
 	{"connection", 'c', argNone, false, listFlag(optConnection, func(o *ListOptions) *bool { return &o.Connection })},
-	{"mcast-interface", 0, argRequired, false, unsupported("the connection sync daemon")},
-	{"syncid", 0, argRequired, false, unsupported("the connection sync daemon")},
+	{"mcast-interface", 0, argRequired, false, (*parser).mcastInterface},
+	{"syncid", 0, argRequired, false, (*parser).syncID},
 	{"timeout", 0, argNone, false, listFlag(optTimeout, func(o *ListOptions) *bool { return &o.Timeout })},
-	// -L --daemon lists the sync daemons: afvs has none, so it prints
-	// nothing, as ipvsadm does on a kernel without a running daemon.
 	{"daemon", 0, argNone, false, listFlag(optDaemon, func(o *ListOptions) *bool { return &o.Daemon })},
 	{"stats", 0, argNone, false, listFlag(optStats, func(o *ListOptions) *bool { return &o.Stats })},
 	{"rate", 0, argNone, false, listFlag(optRate, func(o *ListOptions) *bool { return &o.Rate })},
@@ -175,10 +185,10 @@ var specs = []spec{
 	{"ops", 'o', argNone, false, (*parser).onePacket},
 	{"pe", 0, argRequired, false, unsupported("persistence engines")},
 	{"sched-flags", 'b', argRequired, false, (*parser).schedFlags},
-	{"mcast-group", 0, argRequired, false, unsupported("the connection sync daemon")},
-	{"mcast-port", 0, argRequired, false, unsupported("the connection sync daemon")},
-	{"mcast-ttl", 0, argRequired, false, unsupported("the connection sync daemon")},
-	{"sync-maxlen", 0, argRequired, false, unsupported("the connection sync daemon")},
+	{"mcast-group", 0, argRequired, false, (*parser).mcastGroup},
+	{"mcast-port", 0, argRequired, false, (*parser).mcastPort},
+	{"mcast-ttl", 0, argRequired, false, (*parser).mcastTTL},
+	{"sync-maxlen", 0, argRequired, false, (*parser).syncMaxlen},
 	{"tun-info", 0, argNone, false, listFlag(optTunInfo, func(o *ListOptions) *bool { return &o.TunInfo })},
 	{"tun-type", 0, argRequired, false, (*parser).tunType},
 	{"tun-port", 0, argRequired, false, (*parser).tunPort},

@@ -338,6 +338,113 @@ func (p *parser) tunPort(_, val string) error {
 	return nil
 }
 
+// daemonCommand is --start-daemon and --stop-daemon: the command and its
+// master|backup argument.
+func (p *parser) daemonCommand(name, val string) error {
+	k, what := StartDaemon, "start-daemon parameter"
+	if name == "--stop-daemon" {
+		// ipvsadm 1.31 words this message so.
+		k, what = StopDaemon, "start_daemon"
+	}
+	if err := p.setCommand(k, name); err != nil {
+		return err
+	}
+	switch val {
+	case "master":
+		p.c.Daemon.State = Master
+	case "backup":
+		p.c.Daemon.State = Backup
+	default:
+		return fmt.Errorf("illegal %s specified: %q is not master or backup", what, val)
+	}
+	return nil
+}
+
+// ifNameMax is the longest interface name the kernel takes
+// (IP_VS_IFNAME_MAXLEN less the terminator).
+const ifNameMax = 15
+
+func (p *parser) mcastInterface(_, val string) error {
+	if err := p.set(optMcast); err != nil {
+		return err
+	}
+	// ipvsadm cuts a long name to 15 bytes and the kernel then finds no
+	// such device; refuse it instead.
+	if val == "" || len(val) > ifNameMax || strings.ContainsAny(val, "/: \t\n") || val == "." || val == ".." {
+		return fmt.Errorf("illegal mcast-interface specified: %q is not an interface name of 1 to %d characters", val, ifNameMax)
+	}
+	p.c.Daemon.McastIfn = val
+	return nil
+}
+
+func (p *parser) syncID(_, val string) error {
+	if err := p.set(optSyncID); err != nil {
+		return err
+	}
+	n, ok := parseDecimal(val, 255)
+	if !ok {
+		return fmt.Errorf("illegal syncid specified: %q is not an integer in 0..255", val)
+	}
+	p.c.Daemon.SyncID = uint8(n)
+	return nil
+}
+
+func (p *parser) mcastGroup(_, val string) error {
+	if err := p.set(optMcastGroup); err != nil {
+		return err
+	}
+	a, err := netip.ParseAddr(val)
+	if strings.Contains(val, ":") {
+		if err != nil || !a.Is6() || a.Zone() != "" || !a.IsMulticast() {
+			return fmt.Errorf("invalid IPv6 mcast-group `%s': not an IPv6 multicast address", val)
+		}
+	} else if err != nil || !a.Is4() || !a.IsMulticast() {
+		return fmt.Errorf("invalid IPv4 mcast-group `%s': not an IPv4 multicast address (224.0.0.0/4)", val)
+	}
+	p.c.Daemon.McastGroup = a
+	return nil
+}
+
+func (p *parser) mcastPort(_, val string) error {
+	if err := p.set(optMcastPort); err != nil {
+		return err
+	}
+	n, ok := parseDecimal(val, 65535)
+	if !ok || n < 1 {
+		return fmt.Errorf("illegal mcast-port specified: %q is not an integer in 1..65535", val)
+	}
+	p.c.Daemon.McastPort = uint16(n)
+	return nil
+}
+
+func (p *parser) mcastTTL(_, val string) error {
+	if err := p.set(optMcastTTL); err != nil {
+		return err
+	}
+	n, ok := parseDecimal(val, 255)
+	if !ok || n < 1 {
+		return fmt.Errorf("illegal mcast-ttl specified: %q is not an integer in 1..255", val)
+	}
+	p.c.Daemon.McastTTL = uint8(n)
+	return nil
+}
+
+// maxSyncMaxlen is ipvsadm's ceiling for --sync-maxlen: a UDP payload in
+// an IPv4 datagram.
+const maxSyncMaxlen = 65535 - 20 - 8
+
+func (p *parser) syncMaxlen(_, val string) error {
+	if err := p.set(optSyncMaxlen); err != nil {
+		return err
+	}
+	n, ok := parseDecimal(val, maxSyncMaxlen)
+	if !ok || n < 1 {
+		return fmt.Errorf("illegal sync-maxlen specified: %q is not an integer in 1..%d", val, maxSyncMaxlen)
+	}
+	p.c.Daemon.SyncMaxlen = uint16(n)
+	return nil
+}
+
 // finish applies the checks ipvsadm makes once all options are read, in
 // the same order, and fills in defaults that depend on several options.
 func (p *parser) finish() error {
@@ -409,10 +516,14 @@ func (p *parser) finish() error {
 		}
 	}
 
+	if c.Kind == StartDaemon && c.Daemon.McastIfn == "" {
+		c.Daemon.McastIfn = defaultMcastIfn
+	}
+
 	if c.Kind == List {
 		o := c.List
-		if (o.Connection || o.Timeout) && (o.Stats || o.Rate || o.Thresholds) ||
-			o.Timeout && o.PersistentConn {
+		if (o.Connection || o.Timeout || o.Daemon) && (o.Stats || o.Rate || o.Thresholds) ||
+			(o.Timeout || o.Daemon) && o.PersistentConn {
 			return errors.New("options conflicts in the list command")
 		}
 	}

@@ -18,6 +18,9 @@ type Snapshot struct {
 	Services []Service
 	Conns    []Conn
 	Timeouts Timeouts
+	// Daemons are the running sync daemons, at most a master and a
+	// backup, with the values they run with.
+	Daemons []Daemon
 }
 
 // Stats are cumulative counters of a service or real server. Out counters

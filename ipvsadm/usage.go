@@ -37,6 +37,8 @@ Commands (long or short form):
   --list            -L|-l     show the table
   --zero            -Z        reset the counters of one or all services
   --set tcp tcpfin udp        set the connection timeouts in seconds
+  --start-daemon              start a connection sync daemon
+  --stop-daemon               stop a connection sync daemon
   --help            -h        show this text
   --version         -v        show the program version
 
@@ -80,9 +82,16 @@ Options:
   --sort                              accepted for compatibility; sorting is the default
   --numeric      -n                   print numbers, not names (afvs always does)
 
-Not supported by afvs: --start-daemon, --stop-daemon and their options
-(--syncid, --sync-maxlen, --mcast-interface, --mcast-group,
---mcast-port, --mcast-ttl), --pe and --sctp-service.
+Daemon options:
+  --syncid sid                        syncid for connection sync (default 0: a backup takes any)
+  --sync-maxlen length                largest sync message (default: from the MTU, 1472)
+  --mcast-interface interface         interface for connection sync (default eth0)
+  --mcast-group address               IPv4 or IPv6 group (default 224.0.0.81)
+  --mcast-port port                   UDP port (default 8848)
+  --mcast-ttl ttl                     multicast TTL (default 1)
+
+Not supported by afvs: --pe and --sctp-service. The daemon does not run
+connection sync yet: it refuses --start-daemon and --stop-daemon.
 `
 
 // Usage writes the -h text for the program named prog.
