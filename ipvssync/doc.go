@@ -36,5 +36,12 @@
 //
 // Needed models ip_vs_sync_conn_needed: given a connection's protocol,
 // state, flags, packet count and last sync time, and the sync sysctls,
-// whether the master sends it now.
+// whether the master sends it now. As in ip_vs_sync_conn, the caller
+// never offers one-packet connections (FlagOnePacket), and after sending
+// a connection offers its controlling template too.
+//
+// Record and Queue are the hand-over from the dataplane to a sender: a
+// fixed-size, pointer-free record per connection to send, and a bounded
+// single-producer, single-consumer ring that a worker pushes into without
+// locking or allocating, dropping and counting when it is full.
 package ipvssync
