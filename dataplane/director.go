@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -301,30 +302,93 @@ func (d *Director) Apply(t *vs.Table) error {
 	return d.applyLocked(t)
 }
 
+// applyLocked puts t in force whole or not at all: compile (nothing
+// changes), widen the steering set to the old and new keys, commit the
+// plan, publish the snapshot, then narrow the steering set to the new
+// keys. Until the commit every step can still fail and leaves everything as
+// it was; after it nothing fails (a failed narrowing only leaves stale keys
+// steered, dropped as no_service, and is retried).
 func (d *Director) applyLocked(t *vs.Table) error {
-	snap, err := Build(t, BuildOptions{Registry: d.reg, Loads: d.Loads, Resolver: d, Ifaces: d.ifaces, Sched: d.opt.Sched, Prev: d.snap.Load()})
+	prev := d.snap.Load()
+	plan, err := Compile(t, BuildOptions{Registry: d.reg, Loads: d.Loads, Resolver: d, Ifaces: d.ifaces, Sched: d.opt.Sched, Prev: prev, Busy: d.busy()})
 	if err != nil {
 		return err
 	}
-	if prev := d.snap.Load(); len(snap.Unresolved) > 0 && (prev == nil || len(prev.Unresolved) != len(snap.Unresolved)) {
+	snap := plan.Snap
+	sk := steerKeys(snap.SteeringKeys())
+	var old []xdpprog.ServiceKey
+	if prev != nil {
+		old = steerKeys(prev.SteeringKeys())
+	}
+	// Widen first, so a newly steered frame always finds its service in
+	// the snapshot; if the union does not fit, the new set alone.
+	if err := d.setSteering(append(slices.Clip(old), sk...)); err != nil {
+		if err := d.setSteering(sk); err != nil {
+			if rerr := d.setSteering(old); rerr != nil {
+				d.log.Error("steering: cannot restore the keys in force", "err", rerr)
+			}
+			plan.Abort()
+			return err
+		}
+	}
+	if err := plan.Commit(); err != nil {
+		d.setSteering(old)
+		return err
+	}
+	d.snap.Store(snap)
+	for _, k := range plan.IDs.Revived {
+		d.log.Info("real server taken back from the trash with its connections", "service", k.Svc.String(), "real", netip.AddrPortFrom(k.Addr, k.Port).String())
+	}
+	if err := d.setSteering(sk); err != nil {
+		d.log.Warn("steering: stale services still steered (dropped as no_service) until the next rebuild", "err", err)
+		d.requestRebuild()
+	}
+	if len(snap.Unresolved) > 0 && (prev == nil || len(prev.Unresolved) != len(snap.Unresolved)) {
 		d.log.Warn("next hops without a MAC: their frames are dropped (neighbor_unresolved) until they resolve", "next_hops", fmt.Sprint(snap.Unresolved))
 	} else if prev != nil && len(prev.Unresolved) > 0 && len(snap.Unresolved) == 0 {
 		d.log.Info("every next hop resolved")
 	}
-	keys := snap.SteeringKeys()
+	return nil
+}
+
+func steerKeys(keys []SteerKey) []xdpprog.ServiceKey {
 	sk := make([]xdpprog.ServiceKey, len(keys))
 	for i, k := range keys {
 		sk[i] = xdpprog.ServiceKey{Addr: k.Addr, Proto: k.Proto, Port: k.Port}
 	}
-	// Publish the snapshot before widening the steering set, so a newly
-	// steered frame always finds its service.
-	d.snap.Store(snap)
+	return sk
+}
+
+// setSteering gives every steering program keys.
+func (d *Director) setSteering(keys []xdpprog.ServiceKey) error {
 	for i, st := range d.steer {
-		if err := st.SetServices(sk); err != nil {
+		if err := st.SetServices(keys); err != nil {
 			return fmt.Errorf("steering on %s: %w", d.ifaces[i].Name, err)
 		}
 	}
 	return nil
+}
+
+// busy reports whether a dest ID is still referenced, as a dest's refcnt
+// counts its connections and templates: by the load counters, and by the
+// templates, which are counted once per call of the returned function.
+func (d *Director) busy() func(id uint32) bool {
+	var tmpl map[uint32]bool
+	return func(id uint32) bool {
+		if d.Loads.Active(id) != 0 || d.Loads.Inactive(id) != 0 {
+			return true
+		}
+		if tmpl == nil {
+			tmpl = map[uint32]bool{}
+			d.CT.Range(func(_ conntrack.Key, c conntrack.Conn, _ time.Duration, template bool) bool {
+				if template {
+					tmpl[c.Dest] = true
+				}
+				return true
+			})
+		}
+		return tmpl[id]
+	}
 }
 
 // Snapshot returns the snapshot in force.
@@ -372,6 +436,13 @@ func (d *Director) housekeeping() {
 			// a slower cycle: lookups already judge them by time.
 			d.CT.ExpireDue()
 			d.CT.SweepTemplates(1024)
+			if at, ok := d.reg.NextTrashRound(); ok && d.reg.now() >= at {
+				d.mu.Lock()
+				if freed := d.reg.ExpireTrash(d.busy()); len(freed) > 0 {
+					d.log.Debug("real servers freed from the trash", "ids", fmt.Sprint(freed))
+				}
+				d.mu.Unlock()
+			}
 		case <-d.rebuild:
 			d.mu.Lock()
 			if s := d.snap.Load(); s != nil {

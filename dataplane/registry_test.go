@@ -34,7 +34,7 @@ func TestRegistryIDs(t *testing.T) {
 
 func TestRegistryReuseWaitsForConnections(t *testing.T) {
 	r := NewRegistry()
-	r.nextDst = MaxDests - 1 // one fresh ID left
+	r.st.nextDst = MaxDests - 1 // one fresh ID left
 	t1 := oneService(vs.Route, "rr", 1)
 	_, d1, _ := r.Assign(t1, nil)
 	old := d1[DestKey{svcMapKey(t1.Services[0].Key), netip.MustParseAddr("198.18.0.11"), 80}]
@@ -51,7 +51,7 @@ func TestRegistryReuseWaitsForConnections(t *testing.T) {
 
 func TestRegistryRefusalChangesNothing(t *testing.T) {
 	r := NewRegistry()
-	r.nextDst = MaxDests - 1
+	r.st.nextDst = MaxDests - 1
 	t1 := oneService(vs.Route, "rr", 1)
 	_, d1, _ := r.Assign(t1, nil)
 	t2 := oneService(vs.Route, "rr", 1, 1, 1) // needs two more IDs than exist

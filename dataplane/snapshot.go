@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -133,27 +134,70 @@ type BuildOptions struct {
 	Ifaces   []Iface
 	Sched    sched.Options
 	Prev     *Snapshot // schedulers whose inputs did not change are kept
+	// Busy reports whether a dest ID still has connections or templates,
+	// so its ID is not reused yet; nil means it has connections in Loads.
+	Busy func(id uint32) bool
 }
 
 // maxServiceKeys bounds how many (addr, proto, port) keys firewall-mark
 // port ranges may expand to.
 const maxServiceKeys = 1 << 20
 
-// Build compiles t into a Snapshot. It fails, naming the service, when a
-// scheduler is unknown or IDs run out; a real server without a route is kept
-// but unreachable (its frames count as no_egress), because routes come and
-// go at run time.
+// Build compiles t and commits the result: Compile, then Plan.Commit.
 func Build(t *vs.Table, o BuildOptions) (*Snapshot, error) {
-	if err := t.Validate(); err != nil {
-		return nil, err
-	}
-	busy := func(id uint32) bool {
-		return o.Loads != nil && (o.Loads.Active(id) != 0 || o.Loads.Inactive(id) != 0)
-	}
-	svcIDs, destIDs, err := o.Registry.Assign(t, busy)
+	p, err := Compile(t, o)
 	if err != nil {
 		return nil, err
 	}
+	if err := p.Commit(); err != nil {
+		return nil, err
+	}
+	return p.Snap, nil
+}
+
+// Plan is a compiled table that is not in force yet. Commit puts what it
+// needs in force (IDs, thresholds, schedulers); the caller then publishes
+// Snap. Abort drops it, leaving everything as it was.
+type Plan struct {
+	Snap *Snapshot
+	// IDs is the registry's part: which real servers it revives from the
+	// trash, moves there, or restarts the counters of.
+	IDs *IDPlan
+
+	reg        *Registry
+	loads      *sched.Loads
+	prev       *Snapshot
+	fresh      []sched.Scheduler // compiled for this plan
+	thresholds []threshold
+	done       bool
+}
+
+type threshold struct {
+	id           uint32
+	upper, lower uint32
+}
+
+// Compile compiles t into a Plan without changing anything in force: the
+// registry, the load counters' thresholds and the previous snapshot's
+// schedulers are left alone until Plan.Commit. It fails, naming the
+// service, when a scheduler is unknown, keys collide or IDs run out; a real
+// server without a route is kept but unreachable (its frames count as
+// no_egress), because routes come and go at run time.
+func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	busy := o.Busy
+	if busy == nil {
+		busy = func(id uint32) bool {
+			return o.Loads != nil && (o.Loads.Active(id) != 0 || o.Loads.Inactive(id) != 0)
+		}
+	}
+	ids, err := o.Registry.Plan(t, busy)
+	if err != nil {
+		return nil, err
+	}
+	svcIDs, destIDs := ids.Svc, ids.Dest
 	snap := &Snapshot{
 		svcIndex: map[svcKey]int32{},
 		Ifaces:   o.Ifaces,
@@ -163,6 +207,12 @@ func Build(t *vs.Table, o BuildOptions) (*Snapshot, error) {
 	for i := range snap.destLoc {
 		snap.destLoc[i].svc = -1
 	}
+	p := &Plan{Snap: snap, IDs: ids, reg: o.Registry, loads: o.Loads, prev: o.Prev}
+	defer func() {
+		if err != nil {
+			p.Abort()
+		}
+	}()
 	keys := 0
 	type pendingSched struct {
 		svc   int
@@ -197,9 +247,7 @@ func Build(t *vs.Table, o BuildOptions) (*Snapshot, error) {
 					}
 				}
 			}
-			if o.Loads != nil {
-				o.Loads.SetThresholds(id, r.Upper, r.Lower)
-			}
+			p.thresholds = append(p.thresholds, threshold{id, r.Upper, r.Lower})
 			cs.Dests = append(cs.Dests, d)
 			snap.destLoc[id] = destLoc{int32(si), int32(di)}
 			sds = append(sds, sched.Dest{ID: id, Addr: r.Addr.As16(), Port: r.Port, Weight: r.Weight, Upper: r.Upper, Lower: r.Lower})
@@ -253,52 +301,76 @@ func Build(t *vs.Table, o BuildOptions) (*Snapshot, error) {
 				}
 				continue
 			}
-			for p := int(m.PortLo); p <= int(m.PortHi); p++ {
-				if err := add(svcKey{m.Addr.As4(), uint16(p), uint8(m.Proto)}); err != nil {
+			for port := int(m.PortLo); port <= int(m.PortHi); port++ {
+				if err := add(svcKey{m.Addr.As4(), uint16(port), uint8(m.Proto)}); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
-	// Build the schedulers last. A trial build without the predecessor
-	// first, so that a failure cannot leave a scheduler of the snapshot
-	// still in force detached from its state.
+	// Build the schedulers last. Compiling one reads its predecessor's
+	// state but leaves it in force; Commit detaches the predecessors.
 	for _, ps := range pending {
-		if ps.prev == nil {
-			continue
-		}
-		trial, err := sched.New(ps.name, ps.dests, ps.flags, o.Loads, o.Sched)
-		if err != nil {
-			return nil, fmt.Errorf("service %s: %w", t.Services[ps.svc].Key, err)
-		}
-		sched.Release(trial)
-	}
-	for i, ps := range pending {
 		so := o.Sched
 		so.Prev = ps.prev
-		sc, err := sched.New(ps.name, ps.dests, ps.flags, o.Loads, so)
+		sc, err := sched.Compile(ps.name, ps.dests, ps.flags, o.Loads, so)
 		if err != nil {
-			for _, done := range pending[:i] {
-				sched.Release(snap.Services[done.svc].Sched)
-			}
 			return nil, fmt.Errorf("service %s: %w", t.Services[ps.svc].Key, err)
 		}
 		snap.Services[ps.svc].Sched = sc
+		p.fresh = append(p.fresh, sc)
 	}
-	// Detach schedulers of the previous snapshot that nothing carries on,
-	// so the load hooks stop updating them.
-	if o.Prev != nil {
+	return p, nil
+}
+
+// Commit puts p in force: the registry takes its IDs (and trash), the load
+// counters its -x/-y thresholds, and the previous snapshot's schedulers
+// that p does not carry on are detached from the load counters. The caller
+// publishes p.Snap next. It fails, changing nothing, only when the registry
+// changed since Compile (callers serialise their changes, so this means a
+// bug); p is then aborted.
+func (p *Plan) Commit() error {
+	if p.done {
+		return errors.New("plan already committed or aborted")
+	}
+	if err := p.reg.Commit(p.IDs); err != nil {
+		p.Abort()
+		return err
+	}
+	p.done = true
+	if p.loads != nil {
+		for _, th := range p.thresholds {
+			p.loads.SetThresholds(th.id, th.upper, th.lower)
+		}
+	}
+	for _, sc := range p.fresh {
+		sched.Install(sc, nil)
+	}
+	if p.prev != nil {
 		kept := map[sched.Scheduler]bool{}
-		for _, cs := range snap.Services {
+		for _, cs := range p.Snap.Services {
 			kept[cs.Sched] = true
 		}
-		for _, ps := range o.Prev.Services {
+		for _, ps := range p.prev.Services {
 			if ps.Sched != nil && !kept[ps.Sched] {
 				sched.Release(ps.Sched)
 			}
 		}
 	}
-	return snap, nil
+	return nil
+}
+
+// Abort drops an uncommitted plan: the schedulers compiled for it stop
+// following the load counters. Aborting twice, or after Commit, does
+// nothing.
+func (p *Plan) Abort() {
+	if p.done {
+		return
+	}
+	p.done = true
+	for _, sc := range p.fresh {
+		sched.Release(sc)
+	}
 }
 
 func joinFlags(f []string) string {

@@ -96,8 +96,23 @@ func Names() []string {
 
 // New builds scheduler name over dests. It validates the dests, installs
 // their -x/-y thresholds into loads (as editing a dest does in IPVS), and may
-// be slow (mh builds its table here); Schedule is the fast part.
+// be slow (mh builds its table here); Schedule is the fast part. It is
+// Compile followed by Install.
 func New(name string, dests []Dest, flags Flags, loads *Loads, opt Options) (Scheduler, error) {
+	s, err := Compile(name, dests, flags, loads, opt)
+	if err != nil {
+		return nil, err
+	}
+	Install(s, opt.Prev)
+	return s, nil
+}
+
+// Compile builds scheduler name over dests like New, but changes nothing
+// that is in force: it reads Options.Prev's state without detaching it and
+// leaves the thresholds in loads alone. The new scheduler already follows
+// the load counters; a compiled scheduler that is not put in force must be
+// given to Release, one that is to Install.
+func Compile(name string, dests []Dest, flags Flags, loads *Loads, opt Options) (Scheduler, error) {
 	build, ok := builders[name]
 	if !ok {
 		return nil, fmt.Errorf("scheduler %q: unknown (known: %s)", name, strings.Join(Names(), ", "))
@@ -138,15 +153,23 @@ func New(name string, dests []Dest, flags Flags, loads *Loads, opt Options) (Sch
 	if err != nil {
 		return nil, fmt.Errorf("scheduler %s: %w", name, err)
 	}
-	// After the build, so a failed New leaves the counters alone; the new
-	// trees are attached already and see any flag this clears.
-	for _, d := range dests {
-		loads.SetThresholds(d.ID, d.Upper, d.Lower)
-	}
-	if opt.Prev != nil {
-		Release(opt.Prev)
-	}
 	return s, nil
+}
+
+// Install puts a scheduler made by Compile in force: it installs its dests'
+// -x/-y thresholds into the load counters and detaches prev (the scheduler
+// it replaces, or nil) from them. The new scheduler's trees are attached
+// already and see any overload flag this clears.
+func Install(s Scheduler, prev Scheduler) {
+	if b, ok := s.(interface{ baseOf() *base }); ok {
+		bb := b.baseOf()
+		for _, d := range bb.dests {
+			bb.loads.SetThresholds(d.ID, d.Upper, d.Lower)
+		}
+	}
+	if prev != nil && prev != s {
+		Release(prev)
+	}
 }
 
 // Release detaches s from the load counters it watches (lc, wlc, sed, nq,
@@ -170,6 +193,8 @@ type base struct {
 }
 
 func (b *base) Name() string { return b.name }
+
+func (b *base) baseOf() *base { return b }
 
 func (b *base) overloaded(i int) bool { return b.loads.d[b.ids[i]].overload.Load() }
 

@@ -142,7 +142,6 @@ func newSimulator(t *vs.Table, opt Options) (*simulator, error) {
 		opt:      opt,
 		clock:    &conntrack.ManualClock{},
 		loads:    sched.NewLoads(dataplane.MaxDests),
-		reg:      dataplane.NewRegistry(),
 		c:        new(dataplane.Counters),
 		buf:      make([]byte, chunkSize),
 		svcIndex: map[vs.Key]int{},
@@ -150,6 +149,7 @@ func newSimulator(t *vs.Table, opt Options) (*simulator, error) {
 		owner:    make([]int32, dataplane.MaxDests),
 		iface:    []dataplane.Iface{{Slot: 0, Index: 1, Name: "sim0", MAC: directorMAC, MTU: 1500, Addr: [4]byte{198, 18, 0, 1}}},
 	}
+	s.reg = dataplane.NewRegistryClock(s.clock.Now)
 	for i := range s.owner {
 		s.owner[i] = -1
 	}
@@ -315,10 +315,43 @@ func (s *simulator) advance(ms int64) {
 		s.seen = true
 		s.sum.Start = ms
 	}
+	// The trash timer's rounds due on the way, each at its own time and
+	// with the connections alive then, as the kernel's timer fires.
+	end := time.Duration(ms) * time.Millisecond
+	for {
+		at, ok := s.reg.NextTrashRound()
+		if !ok || at > end {
+			break
+		}
+		if at > s.clock.Now() {
+			s.clock.Set(at)
+		}
+		s.ct.ExpireDue()
+		s.expireTrash()
+	}
 	s.now = ms
 	s.sum.End = ms
 	s.clock.Set(time.Duration(ms) * time.Millisecond)
 	s.ct.ExpireDue()
+	s.expireTrash()
+}
+
+// expireTrash runs the registry's trash timer rounds due by now, with the
+// connections and templates alive now as each dest's references.
+func (s *simulator) expireTrash() {
+	if at, ok := s.reg.NextTrashRound(); !ok || s.clock.Now() < at {
+		return
+	}
+	tmpl := map[uint32]bool{}
+	s.ct.Range(func(_ conntrack.Key, c conntrack.Conn, _ time.Duration, template bool) bool {
+		if template {
+			tmpl[c.Dest] = true
+		}
+		return true
+	})
+	s.reg.ExpireTrash(func(id uint32) bool {
+		return s.loads.Active(id) != 0 || s.loads.Inactive(id) != 0 || tmpl[id]
+	})
 }
 
 // packet runs one packet event through the processor and writes a decision
