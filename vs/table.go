@@ -459,6 +459,57 @@ func (t *Table) Validate() error {
 			return fmt.Errorf("marks[%d]: mark %d is defined twice", i, m.Mark)
 		}
 	}
+	return t.checkMarkOverlap()
+}
+
+// checkMarkOverlap refuses two groups that match the same (address,
+// protocol, port): a packet can carry only one mark. Port ranges are
+// sorted per address and protocol, so the check is O(n log n).
+func (t *Table) checkMarkOverlap() error {
+	type span struct {
+		lo, hi     int
+		group, idx int
+	}
+	type ap struct {
+		addr  netip.Addr
+		proto Proto
+	}
+	spans := map[ap][]span{}
+	for i, m := range t.Marks {
+		for j, x := range m.Matches {
+			lo, hi := int(x.PortLo), int(x.PortHi)
+			if lo == 0 && hi == 0 {
+				hi = 65535 // every port
+			}
+			k := ap{x.Addr, x.Proto}
+			spans[k] = append(spans[k], span{lo, hi, i, j})
+		}
+	}
+	for k, ss := range spans {
+		slices.SortFunc(ss, func(a, b span) int {
+			if a.lo != b.lo {
+				return a.lo - b.lo
+			}
+			return a.hi - b.hi
+		})
+		// Track the span reaching furthest so far; another group's span
+		// starting at or before its end overlaps it.
+		far := ss[0]
+		for _, s := range ss[1:] {
+			if s.lo <= far.hi && s.group != far.group {
+				a, b := far, s
+				if a.group > b.group || (a.group == b.group && a.idx > b.idx) {
+					a, b = b, a
+				}
+				port := max(a.lo, b.lo)
+				return fmt.Errorf("marks[%d].matches[%d] (mark %d) and marks[%d].matches[%d] (mark %d) overlap at %s %s port %d: a packet carries one firewall mark",
+					a.group, a.idx, t.Marks[a.group].Mark, b.group, b.idx, t.Marks[b.group].Mark, k.proto, k.addr, port)
+			}
+			if s.hi > far.hi {
+				far = s
+			}
+		}
+	}
 	return nil
 }
 

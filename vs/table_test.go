@@ -109,3 +109,34 @@ func TestMaskBits(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateMarkOverlap: Validate refuses two firewall-mark groups that
+// match the same address, protocol and port, as its doc says; disjoint
+// ranges, other protocols and overlaps within one group pass.
+func TestValidateMarkOverlap(t *testing.T) {
+	other := netip.MustParseAddr("198.19.0.2")
+	m := func(mark uint32, ms ...Match) Mark { return Mark{Mark: mark, Matches: ms} }
+	cases := []struct {
+		name  string
+		marks []Mark
+		want  string // "" = valid
+	}{
+		{"disjoint", []Mark{m(1, Match{TCP, vip, 80, 89}), m(2, Match{TCP, vip, 90, 99})}, ""},
+		{"other proto", []Mark{m(1, Match{TCP, vip, 80, 89}), m(2, Match{UDP, vip, 80, 89})}, ""},
+		{"other addr", []Mark{m(1, Match{TCP, vip, 0, 0}), m(2, Match{TCP, other, 80, 80})}, ""},
+		{"same group", []Mark{m(1, Match{TCP, vip, 80, 89}, Match{TCP, vip, 85, 95})}, ""},
+		{"ranges", []Mark{m(1, Match{TCP, vip, 80, 89}), m(2, Match{TCP, vip, 89, 99})}, "marks[0].matches[0] (mark 1) and marks[1].matches[0] (mark 2) overlap at tcp 198.19.0.1 port 89"},
+		{"all ports", []Mark{m(1, Match{UDP, vip, 5000, 5000}), m(2, Match{UDP, vip, 0, 0})}, "marks[0].matches[0] (mark 1) and marks[1].matches[0] (mark 2) overlap at udp 198.19.0.1 port 5000"},
+		{"hidden behind a long range", []Mark{m(1, Match{TCP, vip, 1, 100}, Match{TCP, vip, 10, 20}), m(3, Match{TCP, vip, 200, 300}), m(2, Match{TCP, vip, 50, 60})}, "marks[0].matches[0] (mark 1) and marks[2].matches[0] (mark 2) overlap at tcp 198.19.0.1 port 50"},
+	}
+	for _, tc := range cases {
+		tb := Table{Marks: tc.marks}
+		err := tb.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+}
