@@ -68,25 +68,36 @@ type Table struct {
 	closed   atomic.Bool
 }
 
-// New allocates a table. Validation errors name the field, the value and
-// the rule it broke.
-func New(cfg Config) (*Table, error) {
+// CheckConfig reports what New would refuse in cfg, without allocating.
+// Errors name the field, the value and the rule it broke.
+func CheckConfig(cfg Config) error {
 	if cfg.Capacity < 1 || cfg.Capacity > MaxCapacity {
-		return nil, fmt.Errorf("conntrack config: capacity = %d: must be between 1 and %d", cfg.Capacity, MaxCapacity)
+		return fmt.Errorf("conntrack config: capacity = %d: must be between 1 and %d", cfg.Capacity, MaxCapacity)
 	}
 	if cfg.Templates < 0 || cfg.Templates > MaxTemplates {
-		return nil, fmt.Errorf("conntrack config: templates = %d: must be between 0 and %d", cfg.Templates, MaxTemplates)
+		return fmt.Errorf("conntrack config: templates = %d: must be between 0 and %d", cfg.Templates, MaxTemplates)
 	}
 	// An allocation the machine cannot hold would kill the process instead
 	// of failing, so the size is checked against the RAM first.
 	if need, ram := storeBytes(cfg.Capacity, true)+storeBytes(cfg.Templates, false), physicalMemory(); ram > 0 && need > ram {
-		return nil, fmt.Errorf("conntrack config: capacity = %d, templates = %d: need %d bytes, more than the machine's %d", cfg.Capacity, cfg.Templates, need, ram)
+		return fmt.Errorf("conntrack config: capacity = %d, templates = %d: need %d bytes, more than the machine's %d", cfg.Capacity, cfg.Templates, need, ram)
+	}
+	if cfg.Timeouts != (Timeouts{}) {
+		if err := cfg.Timeouts.validate(); err != nil {
+			return fmt.Errorf("conntrack config: %w", err)
+		}
+	}
+	return nil
+}
+
+// New allocates a table. Validation errors name the field, the value and
+// the rule it broke (see CheckConfig).
+func New(cfg Config) (*Table, error) {
+	if err := CheckConfig(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Timeouts == (Timeouts{}) {
 		cfg.Timeouts = DefaultTimeouts()
-	}
-	if err := cfg.Timeouts.validate(); err != nil {
-		return nil, fmt.Errorf("conntrack config: %w", err)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock()

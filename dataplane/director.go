@@ -71,8 +71,8 @@ type Director struct {
 // egress interfaces that the initial table's real servers route through.
 // Nothing forwards until Start.
 func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
-	if len(opt.Interfaces) == 0 {
-		return nil, errors.New("interfaces: at least one interface is required")
+	if err := CheckOptions(opt); err != nil {
+		return nil, err
 	}
 	if opt.Log == nil {
 		opt.Log = slog.Default()
@@ -128,7 +128,7 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 			return nil, fmt.Errorf("interface %s: has no IPv4 address", name)
 		}
 		slot := d.addIface(ifc)
-		st, err := xdpprog.LoadSteering(4096, max(ifc.RxQueues, 1))
+		st, err := xdpprog.LoadSteering(MaxSteeringKeys, max(ifc.RxQueues, 1))
 		if err != nil {
 			return nil, fmt.Errorf("interface %s: %w", name, err)
 		}
@@ -248,6 +248,50 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 	return d, nil
 }
 
+// MaxSteeringKeys is how many (address, protocol, port) keys the steering
+// programs' service map holds.
+const MaxSteeringKeys = 4096
+
+// CheckOptions reports what NewDirector would refuse in opt before it
+// touches the network: no interface, ICMP limits, or a connection table
+// the limits or the machine's memory refuse.
+func CheckOptions(opt Options) error {
+	if len(opt.Interfaces) == 0 {
+		return errors.New("interfaces: at least one interface is required")
+	}
+	rate, burst := opt.ICMPRate, opt.ICMPBurst
+	if rate == 0 {
+		rate = DefaultICMPRate
+	}
+	if burst == 0 {
+		burst = DefaultICMPBurst
+	}
+	icmp, err := NewICMPLimiter(rate, burst, nil)
+	if err != nil {
+		return err
+	}
+	every, hb := opt.ICMPHostEvery, opt.ICMPHostBurst
+	if every == 0 {
+		every = DefaultICMPHostEvery
+	}
+	if hb == 0 {
+		hb = DefaultICMPHostBurst
+	}
+	if err := icmp.LimitPerHost(max(every, 0), hb); err != nil {
+		return err
+	}
+	return conntrack.CheckConfig(conntrack.Config{Capacity: opt.Capacity, Templates: opt.Templates})
+}
+
+// CheckSteering reports a snapshot with more steering keys than the
+// steering map holds.
+func (s *Snapshot) CheckSteering() error {
+	if n := len(s.svcIndex); n > MaxSteeringKeys {
+		return fmt.Errorf("services: %d (address, protocol, port) keys to steer, firewall-mark port ranges included: the steering map holds %d", n, MaxSteeringKeys)
+	}
+	return nil
+}
+
 func (d *Director) overrides(dev string) map[int]int {
 	out := map[int]int{}
 	for k, cpu := range d.opt.CPUs {
@@ -315,6 +359,10 @@ func (d *Director) applyLocked(t *vs.Table) error {
 		return err
 	}
 	snap := plan.Snap
+	if err := snap.CheckSteering(); err != nil {
+		plan.Abort()
+		return err
+	}
 	sk := steerKeys(snap.SteeringKeys())
 	var old []xdpprog.ServiceKey
 	if prev != nil {

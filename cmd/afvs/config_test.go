@@ -166,6 +166,11 @@ func TestCheckBadConfigs(t *testing.T) {
 		{"not YAML", "a.yaml", "interfaces: [eth0\n", []string{"a.yaml"}},
 		{"wrong type", "a.yaml", "interfaces: [eth0]\nframes: many\n", []string{"frames: \"many\"", "integer"}},
 		{"unknown extension", "a.ini", "interfaces=eth0\n", []string{"a.ini", "extension"}},
+		// What `afvs run` refuses before it touches the network.
+		{"no interfaces", "a.yaml", "interfaces: []\nservices: [{proto: tcp, address: 198.19.0.1, port: 80, scheduler: rr}]\n", []string{"interfaces", "at least one interface"}},
+		{"no interfaces key", "a.yaml", "services: [{proto: tcp, address: 198.19.0.1, port: 80, scheduler: rr}]\n", []string{"interfaces", "at least one interface"}},
+		{"too many steering keys", "a.yaml", "interfaces: [eth0]\nmarks: [{mark: 1, matches: [{proto: tcp, address: 198.19.0.1, ports: 1-5000}]}]\nservices: [{fwmark: 1, scheduler: rr}]\n", []string{"5000", "steering map holds 4096"}},
+		{"overlapping marks", "a.yaml", "interfaces: [eth0]\nmarks: [{mark: 1, matches: [{proto: tcp, address: 198.19.0.1, ports: 80-90}]}, {mark: 2, matches: [{proto: tcp, address: 198.19.0.1, ports: \"90\"}]}]\n", []string{"mark 1", "mark 2", "overlap", "port 90"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := runCheck([]string{"--config", writeConfig(t, tc.file, tc.text)})
@@ -191,5 +196,30 @@ func TestCheckNeedsConfig(t *testing.T) {
 	}
 	if err := runCheck([]string{"--config", filepath.Join(t.TempDir(), "missing.yaml")}); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
 		t.Errorf("check of a missing file: %v", err)
+	}
+}
+
+// TestCheckRefusesWhatRunRefuses: configs that `afvs run` refuses before
+// it opens anything are refused by `afvs check` with the same error (the
+// interface named here does not exist, so a run that got further would
+// fail on it instead, touching nothing).
+func TestCheckRefusesWhatRunRefuses(t *testing.T) {
+	for name, tc := range map[string]struct{ text, want string }{
+		"no interfaces": {"interfaces: []\nservices: [{proto: tcp, address: 198.19.0.1, port: 80, scheduler: rr}]\n", "at least one interface"},
+		"steering keys": {"interfaces: [afvsnone0]\ncontrol: {socket: \"\"}\nmetrics: {address: \"\"}\nmarks: [{mark: 1, matches: [{proto: udp, address: 198.19.0.1, ports: 1-4097}]}]\nservices: [{fwmark: 1, scheduler: rr}]\n", "steering map holds 4096"},
+		"overlap":       {"interfaces: [afvsnone0]\ncontrol: {socket: \"\"}\nmetrics: {address: \"\"}\nmarks: [{mark: 1, matches: [{proto: tcp, address: 198.19.0.1}]}, {mark: 2, matches: [{proto: tcp, address: 198.19.0.1, ports: \"443\"}]}]\n", "overlap at tcp 198.19.0.1 port 443"},
+		"sched flags":   {"interfaces: [afvsnone0]\ncontrol: {socket: \"\"}\nmetrics: {address: \"\"}\nservices: [{proto: tcp, address: 198.19.0.1, port: 80, scheduler: mh, sched_flags: [sh-port]}]\n", "sh-port"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := writeConfig(t, "a.yaml", tc.text)
+			runErr := runDaemon([]string{"--config", f})
+			checkErr := runCheck([]string{"--config", f})
+			if runErr == nil || checkErr == nil {
+				t.Fatalf("run: %v; check: %v", runErr, checkErr)
+			}
+			if !strings.Contains(checkErr.Error(), runErr.Error()) || !strings.Contains(runErr.Error(), tc.want) {
+				t.Fatalf("check says %q, run says %q; want both to say %q", checkErr, runErr, tc.want)
+			}
+		})
 	}
 }

@@ -48,11 +48,7 @@ func runDaemon(args []string) error {
 	if *path == "" {
 		log.Info("no --config given: using the built-in default config", "service", "tcp 198.19.0.1:80 wlc", "reals", "198.18.0.11-13 weights 1,2,3 (DR)")
 	}
-	table, err := cfg.VS()
-	if err != nil {
-		return err
-	}
-	mode, err := xdpprog.ParseMode(cfg.XDPMode)
+	table, mode, err := preflight(cfg)
 	if err != nil {
 		return err
 	}
@@ -269,20 +265,49 @@ func runCheck(args []string) error {
 	if err != nil {
 		return err
 	}
-	t, err := cfg.VS()
+	t, _, err := preflight(cfg)
 	if err != nil {
-		return fmt.Errorf("config %s: %w", *path, err)
-	}
-	// Compile the table as the daemon would, so schedulers reject what
-	// they would reject at start-up; the resolver is static, so nothing
-	// touches the network.
-	bo := dataplane.BuildOptions{Registry: dataplane.NewRegistry(), Loads: sched.NewLoads(dataplane.MaxDests),
-		Resolver: dataplane.StaticResolver{}, Ifaces: []dataplane.Iface{{MTU: 1500}}}
-	if _, err := dataplane.Build(t, bo); err != nil {
 		return fmt.Errorf("config %s: %w", *path, err)
 	}
 	fmt.Printf("config %s: ok (%d services, %d interfaces)\n", *path, len(t.Services), len(cfg.Interfaces))
 	return nil
+}
+
+// preflight makes every check of the configuration that `afvs run` makes
+// before it touches the network, so that `afvs check` refuses what run
+// would: the table, the XDP mode, the director's options (interfaces, ICMP
+// limits, connection table size), the health checks and sorry servers, and
+// the table compiled as the daemon's first apply compiles it, with a static
+// resolver, and held to the steering map's size.
+func preflight(cfg *config.Config) (*vs.Table, xdpprog.Mode, error) {
+	t, err := cfg.VS()
+	if err != nil {
+		return nil, 0, err
+	}
+	mode, err := xdpprog.ParseMode(cfg.XDPMode)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := dataplane.CheckOptions(directorOptions(cfg, mode, nil)); err != nil {
+		return nil, 0, err
+	}
+	if _, err := serviceChecks(cfg); err != nil {
+		return nil, 0, err
+	}
+	if _, err := cfg.SorryServers(); err != nil {
+		return nil, 0, err
+	}
+	bo := dataplane.BuildOptions{Registry: dataplane.NewRegistry(), Loads: sched.NewLoads(dataplane.MaxDests),
+		Resolver: dataplane.StaticResolver{}, Ifaces: []dataplane.Iface{{MTU: 1500}}}
+	p, err := dataplane.Compile(t, bo)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer p.Abort()
+	if err := p.Snap.CheckSteering(); err != nil {
+		return nil, 0, err
+	}
+	return t, mode, nil
 }
 
 // metricsSource adapts the director to what the metrics collector reads.
