@@ -234,6 +234,11 @@ type HealthConfig struct {
 	Path    string   `mapstructure:"path"`
 	Status  int      `mapstructure:"status"`
 	Command []string `mapstructure:"command"`
+	// OnFailure is what a failed real server gets, keepalived's choice:
+	// quiesce (weight 0, keepalived's inhibit_on_failure: established
+	// connections continue, no new ones) or remove (taken out of the
+	// service, to the trash, so its connections resume when it returns).
+	OnFailure string `mapstructure:"on_failure"`
 }
 
 // MetricsConfig is where /metrics listens; empty disables it.
@@ -278,6 +283,7 @@ func Defaults() map[string]any {
 		"health.type":          "tcp",
 		"health.path":          "/",
 		"health.status":        200,
+		"health.on_failure":    "quiesce",
 		"ipvs.conn_reuse_mode": 1,
 		"icmp.rate":            1000,
 		"icmp.burst":           50,
@@ -386,6 +392,11 @@ func (c *Config) Validate() error {
 			}
 		default:
 			return fmt.Errorf("health.type: %q: must be tcp, http, https or exec", c.Health.Type)
+		}
+		switch c.Health.OnFailure {
+		case "", "quiesce", "remove": // "" is the zero value: quiesce
+		default:
+			return fmt.Errorf("health.on_failure: %q: must be quiesce (weight 0) or remove (out of the service until it recovers)", c.Health.OnFailure)
 		}
 	}
 	for i, sc := range c.Services {

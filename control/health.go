@@ -22,11 +22,12 @@ import (
 )
 
 // HealthOptions configure real-server health checks, in the manner of
-// keepalived's checkers with inhibit_on_failure: every Interval each real
-// server of each service gets its check (by default a TCP connect to its
-// address and port, a UDP probe for UDP services); Fall failures in a row
-// quiesce it (weight 0 in the dataplane: no new connections, existing ones
-// continue), Rise successes in a row bring its configured weight back.
+// keepalived's checkers: every Interval each real server of each service
+// gets its check (by default a TCP connect to its address and port, a UDP
+// probe for UDP services); Fall failures in a row quiesce it (weight 0 in
+// the dataplane: no new connections, existing ones continue, keepalived's
+// inhibit_on_failure) or, with Remove, take it out of the service; Rise
+// successes in a row bring it back with its configured weight.
 type HealthOptions struct {
 	Interval, Timeout time.Duration
 	Rise, Fall        int
@@ -60,6 +61,12 @@ type HealthOptions struct {
 	// connections are answered instead of dropped. Asked on every
 	// publication, so it can follow reloads.
 	Sorry func(k vs.Key) (vs.Real, bool)
+	// Remove makes a failed real server leave the dataplane and the
+	// listings instead of being quiesced, keepalived's choice without
+	// inhibit_on_failure. It goes to the trash like a deleted one, so its
+	// connections stay bound to it; when it recovers it is taken back with
+	// them (ip_vs_trash_get_dest) and its configured weight.
+	Remove bool
 	// OnChange hears every up/down transition, for logging.
 	OnChange func(addr netip.AddrPort, up bool)
 }
@@ -255,7 +262,8 @@ func (h *health) down(svc *vs.Service, r *vs.Real) bool {
 	return ok && !st.up
 }
 
-// effective returns t with the weight of every down real server set to 0.
+// effective returns t with every down real server quiesced (weight 0) or,
+// with HealthOptions.Remove, left out.
 func (s *Server) effective(t *vs.Table) *vs.Table {
 	h := s.health.Load()
 	if h == nil {
@@ -264,15 +272,21 @@ func (s *Server) effective(t *vs.Table) *vs.Table {
 	e := t.Clone()
 	for i := range e.Services {
 		svc := &e.Services[i]
-		down := 0
+		down, n := 0, len(svc.Reals)
+		kept := svc.Reals[:0]
 		for j := range svc.Reals {
-			r := &svc.Reals[j]
-			if h.down(svc, r) {
-				r.Weight = 0
+			r := svc.Reals[j]
+			if h.down(svc, &r) {
 				down++
+				if h.opt.Remove {
+					continue
+				}
+				r.Weight = 0
 			}
+			kept = append(kept, r)
 		}
-		if down > 0 && down == len(svc.Reals) && h.opt.Sorry != nil {
+		svc.Reals = kept
+		if down > 0 && down == n && h.opt.Sorry != nil {
 			if sorry, ok := h.opt.Sorry(svc.Key); ok && svc.FindReal(sorry.Addr, sorry.Port) < 0 {
 				svc.Reals = append(svc.Reals, sorry)
 			}

@@ -1,9 +1,15 @@
 package control_test
 
 import (
+	"context"
+	"errors"
+	"maps"
 	"net/netip"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/afvs/afvs/control"
 	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/control/controltest"
 	"github.com/afvs/afvs/dataplane"
@@ -109,4 +115,86 @@ func TestReloadRestoresTrashedDest(t *testing.T) {
 	load(less)
 	load(full)
 	resume(t, s, ports, "after a reload without .12 and one with it")
+}
+
+// TestHealthOnFailureRemove: with HealthOptions.Remove (health.on_failure:
+// remove) a failed real server leaves the dataplane and the listing, as
+// keepalived without inhibit_on_failure deletes it; its connections wait
+// in the trash and forward again, counted as its own, when it recovers.
+func TestHealthOnFailureRemove(t *testing.T) {
+	web := vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 80}
+	var reals []vs.Real
+	for _, a := range []string{"198.18.0.11", "198.18.0.12"} {
+		reals = append(reals, vs.Real{Addr: netip.MustParseAddr(a), Port: 80, Weight: 1})
+	}
+	d, srv, _ := healthServer(t, vs.Service{Key: web, Sched: "rr", Reals: reals})
+	var mu sync.Mutex
+	failing := map[netip.AddrPort]bool{}
+	runHealth(t, srv, control.HealthOptions{Remove: true,
+		Dial: func(_ context.Context, a netip.AddrPort) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if failing[a] {
+				return errors.New("down")
+			}
+			return nil
+		}})
+	listed := func() map[string]int32 {
+		m := map[string]int32{}
+		for _, s := range srv.Services(d.Loads()) {
+			for _, r := range s.Reals {
+				m[r.Address] = r.Active
+			}
+		}
+		return m
+	}
+	waitFor := func(want map[string]int32) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !maps.Equal(listed(), want); time.Sleep(2 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("listed reals (active connections) %v, want %v", listed(), want)
+			}
+		}
+	}
+	var ports []uint16
+	for i := range 12 {
+		p := uint16(4000 + i)
+		d.Feed(frame(t, p, true, 0))
+		if d.Feed(frame(t, p, false, 100)) != dataplane.VerdictForward {
+			t.Fatalf("session %d not forwarded", i)
+		}
+		ports = append(ports, p)
+	}
+	waitFor(map[string]int32{"198.18.0.11": 6, "198.18.0.12": 6})
+
+	mu.Lock()
+	failing[reals[1].AddrPort()] = true
+	mu.Unlock()
+	waitFor(map[string]int32{"198.18.0.11": 6})
+	if w := d.Snapshot().Table.Services[0].Reals; len(w) != 1 || w[0].Weight != 1 {
+		t.Fatalf("dataplane reals while .12 is down: %+v", w)
+	}
+	// While removed, its connections have no server (IPVS drops them).
+	dropped := 0
+	for _, p := range ports {
+		if d.Feed(frame(t, p, false, 100)) != dataplane.VerdictForward {
+			dropped++
+		}
+	}
+	if dropped != 6 {
+		t.Fatalf("%d sessions dropped while .12 was removed, want its 6", dropped)
+	}
+
+	mu.Lock()
+	failing[reals[1].AddrPort()] = false
+	mu.Unlock()
+	waitFor(map[string]int32{"198.18.0.11": 6, "198.18.0.12": 6})
+	for i, p := range ports {
+		if d.Feed(frame(t, p, false, 100)) != dataplane.VerdictForward {
+			t.Fatalf("session %d not forwarded after .12 recovered", i)
+		}
+	}
+	if w := d.Snapshot().Table.Services[0].Reals; len(w) != 2 || w[1].Weight != 1 {
+		t.Fatalf("dataplane reals after recovery: %+v", w)
+	}
 }

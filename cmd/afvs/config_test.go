@@ -166,6 +166,7 @@ func TestCheckBadConfigs(t *testing.T) {
 		{"not YAML", "a.yaml", "interfaces: [eth0\n", []string{"a.yaml"}},
 		{"wrong type", "a.yaml", "interfaces: [eth0]\nframes: many\n", []string{"frames: \"many\"", "integer"}},
 		{"unknown extension", "a.ini", "interfaces=eth0\n", []string{"a.ini", "extension"}},
+		{"bad on_failure", "a.yaml", "interfaces: [eth0]\nhealth: {interval: 2s, on_failure: delete}\n", []string{"health.on_failure", "delete", "quiesce", "remove"}},
 		// What `afvs run` refuses before it touches the network.
 		{"no interfaces", "a.yaml", "interfaces: []\nservices: [{proto: tcp, address: 198.19.0.1, port: 80, scheduler: rr}]\n", []string{"interfaces", "at least one interface"}},
 		{"no interfaces key", "a.yaml", "services: [{proto: tcp, address: 198.19.0.1, port: 80, scheduler: rr}]\n", []string{"interfaces", "at least one interface"}},

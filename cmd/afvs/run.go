@@ -115,6 +115,7 @@ func runDaemon(args []string) error {
 			Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, Rise: cfg.Health.Rise, Fall: cfg.Health.Fall,
 			HTTPPath: map[bool]string{true: cfg.Health.Path}[cfg.Health.Type == "http" || cfg.Health.Type == "https"], HTTPStatus: cfg.Health.Status,
 			HTTPS:   cfg.Health.Type == "https",
+			Remove:  cfg.Health.OnFailure == "remove",
 			Command: map[bool][]string{true: cfg.Health.Command}[cfg.Health.Type == "exec"],
 			ForService: func(k vs.Key) (control.ServiceCheck, bool) {
 				c, ok := (*checks.Load())[k]
@@ -125,9 +126,12 @@ func runDaemon(args []string) error {
 				return r, ok
 			},
 			OnChange: func(a netip.AddrPort, up bool) {
-				if up {
-					log.Info("real server up: weight restored", "real", a)
-				} else {
+				switch {
+				case up:
+					log.Info("real server up: back with its configured weight", "real", a)
+				case cfg.Health.OnFailure == "remove":
+					log.Warn("real server down: removed from its service (its connections wait in the trash)", "real", a)
+				default:
 					log.Warn("real server down: quiesced (weight 0)", "real", a)
 				}
 			},
