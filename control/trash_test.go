@@ -198,3 +198,30 @@ func TestHealthOnFailureRemove(t *testing.T) {
 		t.Fatalf("dataplane reals after recovery: %+v", w)
 	}
 }
+
+// TestRefusedReloadKeepsIDs is the issue's §2 scenario: a reload that drops
+// a real server is refused late (a plain service collides with a
+// firewall-mark group's port, found only when the keys are compiled); the
+// next rebuild of the table in force, as a neighbour change triggers,
+// must not give the untouched server a new ID, or its established
+// sessions are dropped as dest_unavailable.
+func TestRefusedReloadKeepsIDs(t *testing.T) {
+	s := controltest.Serve(t)
+	commands(t, s, "-A -t 198.19.0.1:80 -s rr", "-a -t 198.19.0.1:80 -r 198.18.0.11 -g", "-a -t 198.19.0.1:80 -r 198.18.0.12 -g")
+	ports := keepAlive(t, s, 12)
+	bad := s.Server.Table()
+	bad.Services[0].Reals = bad.Services[0].Reals[:1]
+	bad.Marks = []vs.Mark{{Mark: 5, Matches: []vs.Match{{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), PortLo: 80, PortHi: 80}}}}
+	if err := bad.AddService(vs.Service{Key: vs.Key{FWMark: 5}, Sched: "rr"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Reload = func() (*vs.Table, func(), error) { return bad, nil, nil }
+	if err := s.Client().Reload(); err == nil {
+		t.Fatal("a reload whose service collides with a mark group was accepted")
+	}
+	// The neighbour-change rebuild republishes the table in force.
+	if err := s.Director.Apply(s.Server.Table()); err != nil {
+		t.Fatal(err)
+	}
+	resume(t, s, ports, "after a refused reload and a rebuild")
+}
