@@ -427,16 +427,22 @@ func (d *Director) busy() func(id uint32) bool {
 			return true
 		}
 		if tmpl == nil {
-			tmpl = map[uint32]bool{}
-			d.CT.Range(func(_ conntrack.Key, c conntrack.Conn, _ time.Duration, template bool) bool {
-				if template {
-					tmpl[c.Dest] = true
-				}
-				return true
-			})
+			tmpl = d.templateRefs()
 		}
 		return tmpl[id]
 	}
+}
+
+// templateRefs lists the dest IDs persistence templates point to.
+func (d *Director) templateRefs() map[uint32]bool {
+	tmpl := map[uint32]bool{}
+	d.CT.Range(func(_ conntrack.Key, c conntrack.Conn, _ time.Duration, template bool) bool {
+		if template {
+			tmpl[c.Dest] = true
+		}
+		return true
+	})
+	return tmpl
 }
 
 // Snapshot returns the snapshot in force.
@@ -485,11 +491,17 @@ func (d *Director) housekeeping() {
 			d.CT.ExpireDue()
 			d.CT.SweepTemplates(1024)
 			if at, ok := d.reg.NextTrashRound(); ok && d.reg.now() >= at {
+				// Count the templates before taking the lock: a walk of
+				// the whole table should not hold up a change.
+				tmpl := d.templateRefs()
 				d.mu.Lock()
-				if freed := d.reg.ExpireTrash(d.busy()); len(freed) > 0 {
+				freed := d.reg.ExpireTrash(func(id uint32) bool {
+					return d.Loads.Active(id) != 0 || d.Loads.Inactive(id) != 0 || tmpl[id]
+				})
+				d.mu.Unlock()
+				if len(freed) > 0 {
 					d.log.Debug("real servers freed from the trash", "ids", fmt.Sprint(freed))
 				}
-				d.mu.Unlock()
 			}
 		case <-d.rebuild:
 			d.mu.Lock()
