@@ -90,6 +90,25 @@ func (s *Server) zero(c *ipvsadm.Command) {
 	}
 }
 
+// destSince is a real server's traffic t since its counters were last
+// zeroed: by -Z, or by the dataplane when the dest came back from the
+// trash into a re-created service or its ID passed to a new server. Both
+// bases are readings of the same monotonic counters, so the later one is
+// the larger in every field.
+func (s *Server) destSince(snap *dataplane.Snapshot, id uint32, t dataplane.Traffic) dataplane.Traffic {
+	s.zeroMu.Lock()
+	b, ok := s.destBase[id]
+	s.zeroMu.Unlock()
+	if r, restarted := snap.RestartBase(id); restarted {
+		b = dataplane.Traffic{Conns: max(b.Conns, r.Conns), InPkts: max(b.InPkts, r.InPkts), OutPkts: max(b.OutPkts, r.OutPkts), InBytes: max(b.InBytes, r.InBytes), OutBytes: max(b.OutBytes, r.OutBytes)}
+		ok = true
+	}
+	if !ok {
+		return t
+	}
+	return dataplane.Traffic{Conns: t.Conns - b.Conns, InPkts: t.InPkts - b.InPkts, OutPkts: t.OutPkts - b.OutPkts, InBytes: t.InBytes - b.InBytes, OutBytes: t.OutBytes - b.OutBytes}
+}
+
 func svcMapKey(k vs.Key) vs.Key {
 	if k.FWMark != 0 {
 		return vs.Key{FWMark: k.FWMark}

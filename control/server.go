@@ -255,7 +255,7 @@ func (s *Server) Services(loads Loads) []api.Service {
 			if loads != nil {
 				or.Active, or.Inactive, or.Overloaded = loads.Active(d.ID), loads.Inactive(d.ID), loads.Overloaded(d.ID)
 			}
-			or.Stats = traffic(s.since(s.destBase, d.ID, dataplane.SumTraffic(cs, func(c *dataplane.Counters) dataplane.Traffic { return c.Dest(d.ID) })))
+			or.Stats = traffic(s.destSince(snap, d.ID, dataplane.SumTraffic(cs, func(c *dataplane.Counters) dataplane.Traffic { return c.Dest(d.ID) })))
 			or.PersistConns = int32(persist[d.ID])
 			or.Rate = s.rate(s.destEst, d.ID)
 			o.Reals = append(o.Reals, or)

@@ -225,3 +225,39 @@ func TestRefusedReloadKeepsIDs(t *testing.T) {
 	}
 	resume(t, s, ports, "after a refused reload and a rebuild")
 }
+
+// TestIPVSUpdateDestZeroStats: a dest taken back from the trash into the
+// same service keeps its traffic stats; one taken back into a re-created
+// service starts them from 0 (__ip_vs_update_dest: ip_vs_zero_stats when
+// dest->svc changes), while its connection counts carry over.
+func TestIPVSUpdateDestZeroStats(t *testing.T) {
+	s := controltest.Serve(t)
+	commands(t, s, "-A -t 198.19.0.1:80 -s rr", "-a -t 198.19.0.1:80 -r 198.18.0.11 -g")
+	keepAlive(t, s, 3)
+	if r := realOf(t, s, "198.18.0.11"); r.Stats.Conns != 3 || r.Active != 3 {
+		t.Fatalf("setup: %+v", r)
+	}
+	commands(t, s, "-d -t 198.19.0.1:80 -r 198.18.0.11", "-a -t 198.19.0.1:80 -r 198.18.0.11 -g")
+	if r := realOf(t, s, "198.18.0.11"); r.Stats.Conns != 3 || r.Stats.InPkts != 6 || r.Active != 3 {
+		t.Fatalf("after -d/-a in the same service: conns %d, inpkts %d, active %d; want 3, 6, 3", r.Stats.Conns, r.Stats.InPkts, r.Active)
+	}
+	// Each its own change, as separate afvsadm runs are (one -R batch
+	// applies whole, so within it the service never goes away).
+	commands(t, s, "-D -t 198.19.0.1:80")
+	commands(t, s, "-A -t 198.19.0.1:80 -s rr")
+	commands(t, s, "-a -t 198.19.0.1:80 -r 198.18.0.11 -g")
+	if r := realOf(t, s, "198.18.0.11"); r.Stats.Conns != 0 || r.Stats.InPkts != 0 || r.Active != 3 {
+		t.Fatalf("after -D/-A: conns %d, inpkts %d, active %d; want 0, 0, 3", r.Stats.Conns, r.Stats.InPkts, r.Active)
+	}
+	s.Director.Feed(frame(t, 5000, true, 0))
+	s.Director.Feed(frame(t, 3000, false, 100)) // an old session, now counted again
+	if r := realOf(t, s, "198.18.0.11"); r.Stats.Conns != 1 || r.Stats.InPkts != 2 || r.Active != 4 {
+		t.Fatalf("after a new connection and a packet: conns %d, inpkts %d, active %d; want 1, 2, 4", r.Stats.Conns, r.Stats.InPkts, r.Active)
+	}
+	// -Z after the restart counts from then.
+	commands(t, s, "-Z")
+	s.Director.Feed(frame(t, 3001, false, 100))
+	if r := realOf(t, s, "198.18.0.11"); r.Stats.Conns != 0 || r.Stats.InPkts != 1 {
+		t.Fatalf("after -Z and a packet: conns %d, inpkts %d; want 0, 1", r.Stats.Conns, r.Stats.InPkts)
+	}
+}

@@ -354,7 +354,10 @@ func (d *Director) Apply(t *vs.Table) error {
 // steered, dropped as no_service, and is retried).
 func (d *Director) applyLocked(t *vs.Table) error {
 	prev := d.snap.Load()
-	plan, err := Compile(t, BuildOptions{Registry: d.reg, Loads: d.Loads, Resolver: d, Ifaces: d.ifaces, Sched: d.opt.Sched, Prev: prev, Busy: d.busy()})
+	plan, err := Compile(t, BuildOptions{Registry: d.reg, Loads: d.Loads, Resolver: d, Ifaces: d.ifaces, Sched: d.opt.Sched, Prev: prev, Busy: d.busy(),
+		Traffic: func(id uint32) Traffic {
+			return SumTraffic(d.Counters(), func(c *Counters) Traffic { return c.Dest(id) })
+		}})
 	if err != nil {
 		return err
 	}

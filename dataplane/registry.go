@@ -118,10 +118,11 @@ type IDPlan struct {
 	Revived []DestKey
 	// Trashed lists the real servers this plan moves to the trash.
 	Trashed []DestKey
-	// Restarted lists the IDs of revived real servers whose service was
-	// deleted and created again meanwhile: __ip_vs_update_dest zeroes the
-	// traffic counters of a dest that comes back into another service
-	// (its connection counts stay).
+	// Restarted lists the IDs whose traffic counters start again from 0:
+	// revived real servers whose service was deleted and created again
+	// meanwhile (__ip_vs_update_dest zeroes the stats of a dest that comes
+	// back into another service; its connection counts stay), and IDs
+	// that served an earlier, freed real server and now serve a new one.
 	Restarted []uint32
 	next      regState
 	gen       uint64
@@ -179,7 +180,7 @@ func (r *Registry) Plan(t *vs.Table, busy func(id uint32) bool) (*IDPlan, error)
 		if _, ok := st.svcs[k]; ok {
 			continue
 		}
-		id, ok := st.alloc(&st.freeSvc, &st.nextSvc, MaxServices, nil, false)
+		id, _, ok := st.alloc(&st.freeSvc, &st.nextSvc, MaxServices, nil, false)
 		if !ok {
 			return nil, fmt.Errorf("service %s: more than %d services: Memory allocation problem", k, MaxServices)
 		}
@@ -203,9 +204,12 @@ func (r *Registry) Plan(t *vs.Table, busy func(id uint32) bool) (*IDPlan, error)
 				}
 				continue
 			}
-			id, ok := st.alloc(&st.freeDst, &st.nextDst, MaxDests, busy, true)
+			id, fresh, ok := st.alloc(&st.freeDst, &st.nextDst, MaxDests, busy, true)
 			if !ok {
 				return nil, fmt.Errorf("real server %s: more than %d real servers (or all freed IDs still have connections): Memory allocation problem", netip.AddrPortFrom(k.Addr, k.Port), MaxDests)
+			}
+			if !fresh {
+				p.Restarted = append(p.Restarted, id)
 			}
 			st.dests[k] = id
 		}
@@ -240,23 +244,24 @@ func (r *Registry) Assign(t *vs.Table, busy func(id uint32) bool) (svc map[vs.Ke
 	return p.Svc, p.Dest, nil
 }
 
-func (s *regState) alloc(free *[]uint32, next *uint32, max uint32, busy func(uint32) bool, trash bool) (uint32, bool) {
-	// Fresh IDs first: a reused ID would show the traffic counters of the
-	// server that had it before, so freed IDs wait until the space is used
-	// up, and then only those with no connection left are taken.
+func (s *regState) alloc(free *[]uint32, next *uint32, max uint32, busy func(uint32) bool, trash bool) (id uint32, fresh, ok bool) {
+	// Fresh IDs first: a reused ID's counters go on from the server that
+	// had it before (Restarted marks them for the listings), so freed IDs
+	// wait until the space is used up, and then only those with no
+	// connection left are taken.
 	if *next < max {
 		id := *next
 		*next++
-		return id, true
+		return id, true, true
 	}
 	for i, id := range *free {
 		if busy == nil || !busy(id) {
 			*free = append((*free)[:i], (*free)[i+1:]...)
-			return id, true
+			return id, false, true
 		}
 	}
 	if !trash {
-		return 0, false
+		return 0, false, false
 	}
 	// Out of IDs: give up the oldest trash entry without references.
 	var victim DestKey
@@ -267,10 +272,10 @@ func (s *regState) alloc(free *[]uint32, next *uint32, max uint32, busy func(uin
 		}
 	}
 	if best == nil {
-		return 0, false
+		return 0, false, false
 	}
 	delete(s.trash, victim)
-	return best.id, true
+	return best.id, false, true
 }
 
 // ExpireTrash runs the trash timer's rounds due by now, as

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -52,6 +53,18 @@ type Snapshot struct {
 	destLoc    []destLoc    // by dest ID: where it lives; svc = -1 when absent
 	Table      *vs.Table    // the model it was built from
 	Unresolved []netip.Addr // next hops without a MAC when built
+	// destBase holds, by dest ID, the traffic counted when the ID's
+	// counters last restarted (IDPlan.Restarted); the listings count from
+	// there. Carried from snapshot to snapshot.
+	destBase map[uint32]Traffic
+}
+
+// RestartBase returns the traffic counted for dest ID id before its
+// counters last restarted (IDPlan.Restarted), if they did: ipvsadm's stats
+// count from there.
+func (s *Snapshot) RestartBase(id uint32) (Traffic, bool) {
+	b, ok := s.destBase[id]
+	return b, ok
 }
 
 type destLoc struct {
@@ -137,6 +150,9 @@ type BuildOptions struct {
 	// Busy reports whether a dest ID still has connections or templates,
 	// so its ID is not reused yet; nil means it has connections in Loads.
 	Busy func(id uint32) bool
+	// Traffic reads a dest ID's traffic counters now, so the snapshot can
+	// note where restarted counters start; with nil they are not noted.
+	Traffic func(id uint32) Traffic
 }
 
 // maxServiceKeys bounds how many (addr, proto, port) keys firewall-mark
@@ -206,6 +222,17 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 	}
 	for i := range snap.destLoc {
 		snap.destLoc[i].svc = -1
+	}
+	snap.destBase = map[uint32]Traffic{}
+	if o.Prev != nil {
+		snap.destBase = maps.Clone(o.Prev.destBase)
+	}
+	for _, id := range ids.Restarted {
+		if o.Traffic != nil {
+			snap.destBase[id] = o.Traffic(id)
+		} else {
+			delete(snap.destBase, id)
+		}
 	}
 	p := &Plan{Snap: snap, IDs: ids, reg: o.Registry, loads: o.Loads, prev: o.Prev}
 	defer func() {

@@ -199,12 +199,12 @@ func TestIPVSDestTrashExpire(t *testing.T) {
 	if err := tbl.AddReal(tbl.Services[0].Key, vs.Real{Addr: netip.MustParseAddr("198.18.0.99"), Port: 80, Weight: 1}); err != nil {
 		t.Fatal(err)
 	}
-	_, d3, err := r.Assign(tbl, isBusy)
+	p3, err := r.Plan(tbl, isBusy)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := destID(t, d3, tbl, 0, 2); got != b && got != c {
-		t.Fatalf("with fresh IDs gone, new dest got %d, want a freed one (%d or %d)", got, b, c)
+	if got := destID(t, p3.Dest, tbl, 0, 2); (got != b && got != c) || !slices.Equal(p3.Restarted, []uint32{got}) {
+		t.Fatalf("with fresh IDs gone, new dest got %d (restarted %v), want a freed one (%d or %d), restarted", got, p3.Restarted, b, c)
 	}
 }
 

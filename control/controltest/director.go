@@ -63,7 +63,7 @@ func (d *Director) Apply(t *vs.Table) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	snap, err := dataplane.Build(t, dataplane.BuildOptions{Registry: d.reg, Loads: d.loads, Resolver: dataplane.StaticResolver{},
-		Ifaces: d.ifaces, Prev: d.snap.Load()})
+		Ifaces: d.ifaces, Prev: d.snap.Load(), Traffic: d.worker.C.Dest})
 	if err != nil {
 		return err
 	}
