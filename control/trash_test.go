@@ -261,3 +261,31 @@ func TestIPVSUpdateDestZeroStats(t *testing.T) {
 		t.Fatalf("after -Z and a packet: conns %d, inpkts %d; want 0, 1", r.Stats.Conns, r.Stats.InPkts)
 	}
 }
+
+// TestTrashKeepsPersistCounts: a persistent service's template holds its
+// dest like a connection does, so the dest revived from the trash lists
+// its template (ipvsadm --persistent-conn) and connections again, and a
+// new connection of the same client follows the template to it.
+func TestTrashKeepsPersistCounts(t *testing.T) {
+	s := controltest.Serve(t)
+	commands(t, s, "-A -t 198.19.0.1:80 -s rr -p 300", "-a -t 198.19.0.1:80 -r 198.18.0.11 -g", "-a -t 198.19.0.1:80 -r 198.18.0.12 -g")
+	keepAlive(t, s, 4) // one client: one template, every connection on one server
+	var on string
+	for _, a := range []string{"198.18.0.11", "198.18.0.12"} {
+		if r := realOf(t, s, a); r.Active == 4 && r.PersistConns == 1 {
+			on = a
+		}
+	}
+	if on == "" {
+		t.Fatal("the four connections are not on one server with one template")
+	}
+	commands(t, s, "-d -t 198.19.0.1:80 -r "+on)
+	commands(t, s, "-a -t 198.19.0.1:80 -r "+on+" -g")
+	if r := realOf(t, s, on); r.Active != 4 || r.PersistConns != 1 {
+		t.Fatalf("revived %s lists %d active and %d templates, want 4 and 1", on, r.Active, r.PersistConns)
+	}
+	s.Director.Feed(frame(t, 6000, true, 0))
+	if r := realOf(t, s, on); r.Active != 5 {
+		t.Fatalf("a new connection of the client did not follow its template to %s: %+v", on, r)
+	}
+}
