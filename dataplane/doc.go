@@ -28,6 +28,13 @@
 // are rebuilt only when a service's real servers or weights change, so a
 // neighbour update does not reset a round-robin position.
 //
+// A change applies whole or not at all: Compile works everything out
+// without changing what is in force (IDs, thresholds, schedulers), the
+// steering set is widened, and only then does Plan.Commit put the IDs and
+// thresholds in force and the snapshot get published. A real server that
+// leaves keeps its ID in the Registry's trash, as IPVS's dest_trash keeps
+// the dest, so its connections find it again if it comes back.
+//
 // Counters are per worker (one writer each) and summed when read, so no
 // cache line is shared between queues on the hot path.
 package dataplane

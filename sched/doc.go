@@ -9,7 +9,10 @@
 // lblc/lblcr cache. The control plane builds a new Scheduler off the hot path
 // with New whenever dests or weights change and publishes it atomically;
 // passing the old one as Options.Prev carries over what IPVS itself keeps
-// across such a change. Workers call Schedule concurrently. Where the kernel
+// across such a change. New is Compile, which changes nothing in force, then
+// Install, which installs the thresholds and detaches the old scheduler, so
+// a change refused between the two leaves the scheduler in force as it was.
+// Workers call Schedule concurrently. Where the kernel
 // takes svc->sched_lock per pick (rr, wrr) the state is one word updated by
 // compare-and-swap; where it takes the lock only to insert (lblc, lblcr) a
 // mutex is taken only then, and lookups stay lock-free.
