@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"net/netip"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,8 +68,26 @@ func TestKeepAliveAcrossDelAndAdd(t *testing.T) {
 	}
 	time.Sleep(3500 * time.Millisecond)
 	ka.waitReqs(t, r+120)
+	r = ka.check(t, "after a reload without rs2 and one with it")
+
+	// The issue's §2 scenario: a reload without rs2 that is refused late
+	// (its firewall-mark group collides with the service's port, found
+	// when the keys are compiled), then a neighbour change, whose rebuild
+	// must keep rs2's ID. (The trash alone would now give the ID back
+	// too; TestCompileRefusedChangesNothing checks that the refused table
+	// leaves the registry and the thresholds untouched.)
+	bad := serviceConfig(lab, "rr", 1, -1) + fmt.Sprintf("  - {fwmark: 5, scheduler: rr}\nmarks: [{mark: 5, matches: [{proto: tcp, address: %s, ports: \"%d\"}]}]\n", lab.VIP, lab.Port)
+	writeLabConfig(t, lab, bad)
+	if err := lab.Control().Reload(); err == nil || !strings.Contains(err.Error(), "already served by") {
+		t.Fatalf("reload of a colliding mark group answered %v", err)
+	}
+	if err := lab.Director.IP("neigh", "add", "198.18.0.250", "lladdr", "02:00:00:00:00:fa", "dev", "eth0", "nud", "permanent"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3500 * time.Millisecond)
+	ka.waitReqs(t, r+120)
 	ka.halt()
-	total := ka.check(t, "after a reload without rs2 and one with it")
+	total := ka.check(t, "after a refused reload and a neighbour change")
 	if st, err := lab.Control().Status(); err != nil {
 		t.Fatal(err)
 	} else {
