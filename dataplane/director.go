@@ -390,9 +390,11 @@ func (d *Director) applyLocked(t *vs.Table) error {
 	for _, k := range plan.IDs.Revived {
 		d.log.Info("real server taken back from the trash with its connections", "service", k.Svc.String(), "real", netip.AddrPortFrom(k.Addr, k.Port).String())
 	}
-	if err := d.setSteering(sk); err != nil {
-		d.log.Warn("steering: stale services still steered (dropped as no_service) until the next rebuild", "err", err)
-		d.requestRebuild()
+	if !subset(old, sk) {
+		if err := d.setSteering(sk); err != nil {
+			d.log.Warn("steering: stale services still steered (dropped as no_service) until the next rebuild", "err", err)
+			d.requestRebuild()
+		}
 	}
 	if len(snap.Unresolved) > 0 && (prev == nil || len(prev.Unresolved) != len(snap.Unresolved)) {
 		d.log.Warn("next hops without a MAC: their frames are dropped (neighbor_unresolved) until they resolve", "next_hops", fmt.Sprint(snap.Unresolved))
@@ -408,6 +410,20 @@ func steerKeys(keys []SteerKey) []xdpprog.ServiceKey {
 		sk[i] = xdpprog.ServiceKey{Addr: k.Addr, Proto: k.Proto, Port: k.Port}
 	}
 	return sk
+}
+
+// subset reports whether every key of a is in b.
+func subset(a, b []xdpprog.ServiceKey) bool {
+	in := make(map[xdpprog.ServiceKey]bool, len(b))
+	for _, k := range b {
+		in[k] = true
+	}
+	for _, k := range a {
+		if !in[k] {
+			return false
+		}
+	}
+	return true
 }
 
 // setSteering gives every steering program keys.
