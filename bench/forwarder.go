@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"sync/atomic"
-	"time"
 
+	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xsk"
 )
@@ -116,17 +116,7 @@ func (f *Forwarder) Run() error {
 	} else {
 		defer runtime.UnlockOSThread()
 	}
-	idle := 0
-	for !f.stop.Load() {
-		if f.Poll() > 0 {
-			idle = 0
-			continue
-		}
-		idle++
-		if idle > 64 {
-			f.rx.Wait(20 * time.Millisecond)
-		}
-	}
+	dataplane.Spin(&f.stop, f.Poll, f.rx.Wait)
 	f.tx.Complete()
 	return nil
 }

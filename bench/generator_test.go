@@ -7,12 +7,21 @@ import (
 	"time"
 
 	"github.com/google/gopacket/layers"
+
+	"github.com/afvs/afvs/dataplane/xsk/xsktest"
 )
+
+// newFakePort is an in-memory socket whose contract violations fail t.
+func newFakePort(t testing.TB, frames, fs int) *xsktest.Port {
+	p := xsktest.New(frames, fs)
+	p.Misuse = func(msg string) { t.Error(msg) }
+	return p
+}
 
 func TestGeneratorCyclesFlows(t *testing.T) {
 	const flows = 5
-	p := newFakePort(64, 2048)
-	p.keep = true
+	p := newFakePort(t, 64, 2048)
+	p.Record = true
 	g, err := newGenerator(p, testFrame, flows)
 	if err != nil {
 		t.Fatal(err)
@@ -26,10 +35,11 @@ func TestGeneratorCyclesFlows(t *testing.T) {
 		}
 		total += n
 	}
-	if total != 128 || len(p.sent) != 128 {
-		t.Fatalf("queued %d, fake saw %d, want 128 each", total, len(p.sent))
+	if total != 128 || len(p.Recorded()) != 128 {
+		t.Fatalf("queued %d, fake saw %d, want 128 each", total, len(p.Recorded()))
 	}
-	for i, b := range p.sent {
+	for i, s := range p.Recorded() {
+		b := s.Frame
 		_, _, udp := decode(t, b)
 		if want := FirstSourcePort + i%flows; int(udp.SrcPort) != want {
 			t.Fatalf("frame %d: source port %d, want %d", i, udp.SrcPort, want)
@@ -44,8 +54,8 @@ func TestGeneratorCyclesFlows(t *testing.T) {
 }
 
 func TestGeneratorReleasesRefused(t *testing.T) {
-	p := newFakePort(512, 2048)
-	p.txCap = 10
+	p := newFakePort(t, 512, 2048)
+	p.TxCap = 10
 	g, err := newGenerator(p, testFrame, 100)
 	if err != nil {
 		t.Fatal(err)
@@ -55,13 +65,13 @@ func TestGeneratorReleasesRefused(t *testing.T) {
 		t.Fatalf("Step = %d, %v; want 10 queued", n, err)
 	}
 	// Every chunk is either free or in flight: none leaked.
-	if got := len(p.free) + len(p.inFlight); got != 512 {
-		t.Errorf("free %d + in flight %d = %d chunks, want 512", len(p.free), len(p.inFlight), got)
+	if got := p.Free() + p.InFlight(); got != 512 {
+		t.Errorf("free %d + in flight %d = %d chunks, want 512", p.Free(), p.InFlight(), got)
 	}
 }
 
 func TestGeneratorRun(t *testing.T) {
-	p := newFakePort(1024, 2048)
+	p := newFakePort(t, 1024, 2048)
 	g, err := newGenerator(p, testFrame, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -70,8 +80,8 @@ func TestGeneratorRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Sent == 0 || st.Sent != st.Queued || st.Sent != uint64(p.nSent) {
-		t.Errorf("sent %d, queued %d, fake transmitted %d: want equal and positive", st.Sent, st.Queued, p.nSent)
+	if st.Sent == 0 || st.Sent != st.Queued || st.Sent != uint64(p.Transmitted()) {
+		t.Errorf("sent %d, queued %d, fake transmitted %d: want equal and positive", st.Sent, st.Queued, p.Transmitted())
 	}
 	if st.Elapsed < 20*time.Millisecond {
 		t.Errorf("elapsed %s, want at least the 20ms asked for", st.Elapsed)
@@ -92,7 +102,7 @@ func TestGeneratorRejects(t *testing.T) {
 	} {
 		f := testFrame
 		f.Len = c.len
-		_, err := newGenerator(newFakePort(4, c.fs), f, c.flows)
+		_, err := newGenerator(newFakePort(t, 4, c.fs), f, c.flows)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("flows %d len %d: error %v, want one containing %q", c.flows, c.len, err, c.want)
 		}
@@ -100,7 +110,7 @@ func TestGeneratorRejects(t *testing.T) {
 }
 
 func TestGeneratorStepAllocs(t *testing.T) {
-	p := newFakePort(4096, 2048)
+	p := newFakePort(t, 4096, 2048)
 	g, err := newGenerator(p, testFrame, 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -112,8 +122,8 @@ func TestGeneratorStepAllocs(t *testing.T) {
 }
 
 func TestForwarderRewritesAndCopies(t *testing.T) {
-	rx, tx := newFakePort(64, 2048), newFakePort(64, 2048)
-	tx.keep = true
+	rx, tx := newFakePort(t, 64, 2048), newFakePort(t, 64, 2048)
+	tx.Record = true
 	dst, src := [6]byte{0x02, 0xaa, 0, 0, 0, 1}, [6]byte{0x02, 0xbb, 0, 0, 0, 2}
 	f := newForwarder(rx, tx, dst, src)
 	in := make([]byte, MinFrameLen)
@@ -121,16 +131,16 @@ func TestForwarderRewritesAndCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		rx.deliver(in)
+		rx.Deliver(in)
 	}
 	if n := f.Poll(); n != 3 {
 		t.Fatalf("Poll = %d, want 3", n)
 	}
-	if len(tx.sent) != 3 {
-		t.Fatalf("sent %d frames, want 3", len(tx.sent))
+	if len(tx.Recorded()) != 3 {
+		t.Fatalf("sent %d frames, want 3", len(tx.Recorded()))
 	}
-	for _, b := range tx.sent {
-		eth, _, udp := decode(t, b)
+	for _, s := range tx.Recorded() {
+		eth, _, udp := decode(t, s.Frame)
 		if [6]byte(eth.DstMAC) != dst || [6]byte(eth.SrcMAC) != src {
 			t.Errorf("macs %v -> %v, want %x -> %x", eth.SrcMAC, eth.DstMAC, src, dst)
 		}
@@ -141,36 +151,36 @@ func TestForwarderRewritesAndCopies(t *testing.T) {
 	if st := f.Stats(); st.Received != 3 || st.Forwarded != 3 || st.Dropped != 0 {
 		t.Errorf("stats %+v, want 3 received and forwarded", st)
 	}
-	if len(rx.free) != 64 {
-		t.Errorf("rx free list has %d of 64 chunks: received frames were not released", len(rx.free))
+	if rx.Free() != 64 {
+		t.Errorf("rx free list has %d of 64 chunks: received frames were not released", rx.Free())
 	}
 }
 
 func TestForwarderCountsDrops(t *testing.T) {
-	rx, tx := newFakePort(64, 2048), newFakePort(2, 2048)
+	rx, tx := newFakePort(t, 64, 2048), newFakePort(t, 2, 2048)
 	f := newForwarder(rx, tx, [6]byte{}, [6]byte{})
 	in := make([]byte, MinFrameLen)
 	testFrame.Build(in)
 	for range 5 {
-		rx.deliver(in)
+		rx.Deliver(in)
 	}
 	f.Poll()
 	if st := f.Stats(); st.Received != 5 || st.Forwarded != 2 || st.Dropped != 3 {
 		t.Errorf("stats %+v, want 5 received, 2 forwarded, 3 dropped", st)
 	}
-	if len(rx.free) != 64 {
-		t.Errorf("rx free list has %d of 64 chunks", len(rx.free))
+	if rx.Free() != 64 {
+		t.Errorf("rx free list has %d of 64 chunks", rx.Free())
 	}
 }
 
 func TestForwarderPollAllocs(t *testing.T) {
-	rx, tx := newFakePort(256, 2048), newFakePort(256, 2048)
+	rx, tx := newFakePort(t, 256, 2048), newFakePort(t, 256, 2048)
 	f := newForwarder(rx, tx, [6]byte{1}, [6]byte{2})
 	in := make([]byte, MinFrameLen)
 	testFrame.Build(in)
 	batch := func() {
 		for range fwdBatch {
-			rx.deliver(in)
+			rx.Deliver(in)
 		}
 		f.Poll()
 	}
@@ -185,7 +195,7 @@ func TestForwarderPollAllocs(t *testing.T) {
 func BenchmarkGeneratorStep(b *testing.B) {
 	for _, flows := range []int{1, 1024, 60000} {
 		b.Run(fmt.Sprintf("flows=%d", flows), func(b *testing.B) {
-			p := newFakePort(4096, 2048)
+			p := newFakePort(b, 4096, 2048)
 			g, err := newGenerator(p, testFrame, flows)
 			if err != nil {
 				b.Fatal(err)
@@ -208,7 +218,7 @@ func BenchmarkGeneratorStep(b *testing.B) {
 func BenchmarkForwarderPoll(b *testing.B) {
 	for _, size := range []int{60, 1514} {
 		b.Run(fmt.Sprintf("len=%d", size), func(b *testing.B) {
-			rx, tx := newFakePort(256, 2048), newFakePort(256, 2048)
+			rx, tx := newFakePort(b, 256, 2048), newFakePort(b, 256, 2048)
 			f := newForwarder(rx, tx, [6]byte{1}, [6]byte{2})
 			fr := testFrame
 			fr.Len = size
@@ -216,9 +226,9 @@ func BenchmarkForwarderPoll(b *testing.B) {
 			fr.Build(in)
 			b.ReportAllocs()
 			for b.Loop() {
-				rx.rxq = rx.rxq[:0]
+				rx.DropReceived()
 				for range fwdBatch {
-					rx.deliver(in)
+					rx.Deliver(in)
 				}
 				f.Poll()
 			}

@@ -38,16 +38,22 @@ type Options struct {
 	ICMPHostEvery time.Duration
 	ICMPHostBurst int
 	Log           *slog.Logger
+	// Platform performs the privileged operations; nil means Kernel().
+	// The Director closes what it opened through it, not the Platform.
+	Platform Platform
+	// Clock is the connection table's clock; nil means the system clock.
+	Clock conntrack.Clock
 }
 
 // Director owns everything the daemon runs: the steering programs, the
 // AF_XDP sockets, the workers, the connection table, and the published
 // snapshot.
 type Director struct {
-	opt    Options
-	log    *slog.Logger
-	kernel *nic.Kernel
-	neigh  *nic.Neighbors
+	opt   Options
+	log   *slog.Logger
+	plat  Platform
+	neigh Neighbors
+	icmp  *ICMPLimiter
 
 	CT    *conntrack.Table
 	Loads *sched.Loads
@@ -58,18 +64,27 @@ type Director struct {
 	ifaces []Iface
 	slotOf map[int]int // ifindex -> slot
 
-	steer   []*xdpprog.Steering
-	attach  []xdpprog.Attachment
-	sockets []*xsk.Socket
+	steer   []Steering   // by ingress slot
+	attach  []Attachment // by ingress slot, once attached
+	queues  []rxQueue    // one per worker
+	egress  [][]TxPort   // by slot: the egress-only TX sockets
+	sockets []Socket
 	workers []*Worker
 	wg      sync.WaitGroup
 	stop    chan struct{}
 	rebuild chan struct{}
 }
 
+// rxQueue is one receiving socket: an ingress interface's queue.
+type rxQueue struct {
+	slot, queue int
+	sock        Socket
+}
+
 // NewDirector opens the dataplane on the configured interfaces and the
 // egress interfaces that the initial table's real servers route through.
-// Nothing forwards until Start.
+// Nothing forwards until Start. The phases run in order; a failure in any
+// closes what the earlier ones opened.
 func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 	if err := CheckOptions(opt); err != nil {
 		return nil, err
@@ -77,129 +92,177 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	dir := &Director{opt: opt, log: opt.Log, reg: NewRegistry(), slotOf: map[int]int{},
+	if opt.Platform == nil {
+		opt.Platform = Kernel()
+	}
+	if opt.Clock == nil {
+		opt.Clock = conntrack.SystemClock()
+	}
+	d = &Director{opt: opt, log: opt.Log, plat: opt.Platform, reg: NewRegistry(), slotOf: map[int]int{},
 		stop: make(chan struct{}), rebuild: make(chan struct{}, 1)}
-	d = dir
 	defer func() {
 		if err != nil {
-			dir.Close()
+			d.Close()
+			d = nil
 		}
 	}()
-	d.kernel = nic.Current()
-	d.Loads = sched.NewLoads(MaxDests)
-	to := conntrack.DefaultTimeouts()
-	d.CT, err = conntrack.New(conntrack.Config{Capacity: opt.Capacity, Templates: opt.Templates, Timeouts: to, Clock: conntrack.SystemClock(), Hooks: d.Loads})
-	if err != nil {
-		return nil, fmt.Errorf("connection table: %w", err)
+	phases := []struct {
+		name string
+		run  func() error
+	}{
+		{"connection table", d.openTable},
+		{"icmp limiter", d.openICMP},
+		{"ingress", d.openIngress},
+		{"egress", func() error { return d.openEgress(t) }},
+		{"workers", d.makeWorkers},
+		{"neighbours", d.watchNeighbors},
+		{"apply", func() error { return d.Apply(t) }},
+		{"attach", d.attachSteering},
 	}
-	d.CT.SetTimeouts(opt.TCP, opt.TCPFin, opt.UDP)
-	if opt.ICMPRate == 0 {
-		opt.ICMPRate = DefaultICMPRate
-	}
-	if opt.ICMPBurst == 0 {
-		opt.ICMPBurst = DefaultICMPBurst
-	}
-	icmp, err := NewICMPLimiter(opt.ICMPRate, opt.ICMPBurst, nil)
-	if err != nil {
-		return nil, err
-	}
-	if opt.ICMPHostEvery == 0 {
-		opt.ICMPHostEvery = DefaultICMPHostEvery
-	}
-	if opt.ICMPHostBurst == 0 {
-		opt.ICMPHostBurst = DefaultICMPHostBurst
-	}
-	if err := icmp.LimitPerHost(max(opt.ICMPHostEvery, 0), opt.ICMPHostBurst); err != nil {
-		return nil, err
-	}
-
-	// Ingress interfaces take the first slots.
-	type rxq struct {
-		slot, queue int
-		sock        *xsk.Socket
-	}
-	var queues []rxq
-	for _, name := range opt.Interfaces {
-		ifc, err := d.kernel.Lookup(name)
-		if err != nil {
+	for _, ph := range phases {
+		if err := ph.run(); err != nil {
 			return nil, err
 		}
+	}
+	return d, nil
+}
+
+// openTable makes the connection table and the schedulers' load counters.
+func (d *Director) openTable() error {
+	d.Loads = sched.NewLoads(MaxDests)
+	ct, err := conntrack.New(conntrack.Config{Capacity: d.opt.Capacity, Templates: d.opt.Templates,
+		Timeouts: conntrack.DefaultTimeouts(), Clock: d.opt.Clock, Hooks: d.Loads})
+	if err != nil {
+		return fmt.Errorf("connection table: %w", err)
+	}
+	d.CT = ct
+	d.CT.SetTimeouts(d.opt.TCP, d.opt.TCPFin, d.opt.UDP)
+	return nil
+}
+
+// openICMP makes the ICMP error limiter the workers share.
+func (d *Director) openICMP() error {
+	o := &d.opt
+	if o.ICMPRate == 0 {
+		o.ICMPRate = DefaultICMPRate
+	}
+	if o.ICMPBurst == 0 {
+		o.ICMPBurst = DefaultICMPBurst
+	}
+	icmp, err := NewICMPLimiter(o.ICMPRate, o.ICMPBurst, nil)
+	if err != nil {
+		return err
+	}
+	if o.ICMPHostEvery == 0 {
+		o.ICMPHostEvery = DefaultICMPHostEvery
+	}
+	if o.ICMPHostBurst == 0 {
+		o.ICMPHostBurst = DefaultICMPHostBurst
+	}
+	if err := icmp.LimitPerHost(max(o.ICMPHostEvery, 0), o.ICMPHostBurst); err != nil {
+		return err
+	}
+	d.icmp = icmp
+	return nil
+}
+
+// openIngress gives each configured interface a slot, a steering program,
+// and one receiving socket per RX queue registered with it. Ingress
+// interfaces take the first slots.
+func (d *Director) openIngress() error {
+	for _, name := range d.opt.Interfaces {
+		ifc, err := d.plat.Lookup(name)
+		if err != nil {
+			return err
+		}
 		if !ifc.IPv4.IsValid() {
-			return nil, fmt.Errorf("interface %s: has no IPv4 address", name)
+			return fmt.Errorf("interface %s: has no IPv4 address", name)
 		}
 		slot := d.addIface(ifc)
-		st, err := xdpprog.LoadSteering(MaxSteeringKeys, max(ifc.RxQueues, 1))
+		st, err := d.plat.LoadSteering(MaxSteeringKeys, max(ifc.RxQueues, 1))
 		if err != nil {
-			return nil, fmt.Errorf("interface %s: %w", name, err)
+			return fmt.Errorf("interface %s: %w", name, err)
 		}
 		d.steer = append(d.steer, st)
 		for q := 0; q < max(ifc.RxQueues, 1); q++ {
 			so := xsk.DefaultOptions()
-			if opt.Frames > 0 {
-				so.NumFrames = opt.Frames
+			if d.opt.Frames > 0 {
+				so.NumFrames = d.opt.Frames
 			}
 			so.TxBudget = 256
-			s, err := xsk.Open(ifc.Index, q, so)
+			s, err := d.plat.OpenSocket(ifc.Index, q, so)
 			if err != nil {
-				return nil, fmt.Errorf("interface %s queue %d: %w", name, q, err)
+				return fmt.Errorf("interface %s queue %d: %w", name, q, err)
 			}
 			d.sockets = append(d.sockets, s)
-			if err := st.RegisterSocket(q, s.FD()); err != nil {
-				return nil, fmt.Errorf("interface %s queue %d: %w", name, q, err)
+			if err := st.RegisterSocket(q, s); err != nil {
+				return fmt.Errorf("interface %s queue %d: %w", name, q, err)
 			}
-			queues = append(queues, rxq{slot, q, s})
+			d.queues = append(d.queues, rxQueue{slot, q, s})
 		}
 	}
+	return nil
+}
+
+// openEgress gives every interface that a real server of t routes through
+// a slot and TX-only sockets: one per egress queue, shared by the workers
+// round-robin.
+func (d *Director) openEgress(t *vs.Table) error {
 	nIngress := len(d.ifaces)
-	// Egress-only interfaces: wherever a real server routes.
 	for _, s := range t.Services {
 		for _, r := range s.Reals {
-			hop, err := d.kernel.Route(r.Addr)
+			hop, err := d.plat.Route(r.Addr)
 			if err != nil {
 				d.log.Warn("real server has no route; it is unreachable until one appears", "real", r.Addr, "err", err)
 				continue
 			}
 			if _, ok := d.slotOf[hop.Ifindex]; !ok {
-				ifc, err := d.kernel.Lookup(hop.Dev)
+				ifc, err := d.plat.Lookup(hop.Dev)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				d.addIface(ifc)
 			}
 		}
 	}
-	// One TX-only socket per egress queue, shared by workers round-robin.
-	egress := make([][]TxPort, len(d.ifaces))
+	d.egress = make([][]TxPort, len(d.ifaces))
 	for slot := nIngress; slot < len(d.ifaces); slot++ {
-		ifc, _ := d.kernel.Lookup(d.ifaces[slot].Name)
-		n := min(max(ifc.RxQueues, 1), len(queues))
+		ifc, err := d.plat.Lookup(d.ifaces[slot].Name)
+		if err != nil {
+			return err
+		}
+		n := min(max(ifc.RxQueues, 1), len(d.queues))
 		for q := 0; q < n; q++ {
 			so := xsk.DefaultOptions()
 			so.RxSize, so.FillSize = 0, 64 // the kernel wants a fill ring on every UMEM; it stays empty
 			so.NumFrames = 2048
 			so.TxBudget = 256
-			s, err := xsk.Open(ifc.Index, q, so)
+			s, err := d.plat.OpenSocket(ifc.Index, q, so)
 			if err != nil {
-				return nil, fmt.Errorf("egress interface %s queue %d: %w", ifc.Name, q, err)
+				return fmt.Errorf("egress interface %s queue %d: %w", ifc.Name, q, err)
 			}
 			d.sockets = append(d.sockets, s)
 			tp := TxPort{Port: s}
-			if len(queues) > n {
+			if len(d.queues) > n {
 				tp.Mu = new(sync.Mutex)
 			}
-			egress[slot] = append(egress[slot], tp)
+			d.egress[slot] = append(d.egress[slot], tp)
 		}
 	}
-	// CPU plan per ingress interface.
-	for i, q := range queues {
+	return nil
+}
+
+// makeWorkers plans a CPU for each receiving socket and makes its worker.
+func (d *Director) makeWorkers() error {
+	for i, q := range d.queues {
 		ifc := d.ifaces[q.slot]
 		nq := 0
-		for _, o := range queues {
+		for _, o := range d.queues {
 			if o.slot == q.slot {
 				nq++
 			}
 		}
-		plan, err := d.kernel.PlanCPUs(ifc.Name, nq, d.overrides(ifc.Name))
+		plan, err := d.plat.PlanCPUs(ifc.Name, nq, d.overrides(ifc.Name))
 		cpu := -1
 		reason := "not pinned"
 		if err != nil {
@@ -212,40 +275,56 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 			}
 		}
 		d.log.Info("worker", "dev", ifc.Name, "queue", q.queue, "cpu", cpu, "why", reason)
-		tx := make([]TxPort, len(d.ifaces))
-		tx[q.slot] = TxPort{Port: q.sock}
-		for slot := nIngress; slot < len(d.ifaces); slot++ {
-			if ps := egress[slot]; len(ps) > 0 {
-				tx[slot] = ps[i%len(ps)]
-			}
-		}
 		c := new(Counters)
 		proc := NewProcessor(d.CT, c, q.slot)
-		proc.SetICMPLimiter(icmp)
-		w := NewWorker(q.queue, cpu, q.sock, q.slot, tx, &d.snap, proc, c, nic.Pin)
+		proc.SetICMPLimiter(d.icmp)
+		w := NewWorker(q.queue, cpu, q.sock, q.slot, d.txFor(i), &d.snap, proc, c, d.plat.Pin)
 		w.Dev = ifc.Name
 		d.workers = append(d.workers, w)
 	}
-	d.neigh, err = d.kernel.Neighbors(nic.NeighborsOptions{
+	return nil
+}
+
+// txFor is worker i's TX table: its own receiving socket on its ingress
+// slot, and its share of every egress slot's sockets.
+func (d *Director) txFor(i int) []TxPort {
+	q := d.queues[i]
+	tx := make([]TxPort, len(d.ifaces))
+	tx[q.slot] = TxPort{Port: q.sock}
+	for slot, ps := range d.egress {
+		if len(ps) > 0 {
+			tx[slot] = ps[i%len(ps)]
+		}
+	}
+	return tx
+}
+
+// watchNeighbors starts the neighbour cache; a change rebuilds the
+// snapshot.
+func (d *Director) watchNeighbors() error {
+	n, err := d.plat.Neighbors(nic.NeighborsOptions{
 		OnChange: d.requestRebuild,
 		OnError:  func(err error) { d.log.Warn("neighbour cache", "err", err) },
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := d.Apply(t); err != nil {
-		return nil, err
-	}
-	mode := opt.Mode
+	d.neigh = n
+	return nil
+}
+
+// attachSteering attaches each ingress interface's steering program, last,
+// once the snapshot and the sockets are ready for what it redirects.
+func (d *Director) attachSteering() error {
 	for i, st := range d.steer {
-		a, err := st.Attach(d.ifaces[i].Index, mode)
+		a, err := st.Attach(d.ifaces[i].Index, d.opt.Mode)
 		if err != nil {
-			return nil, fmt.Errorf("attach steering program to %s: %w", d.ifaces[i].Name, err)
+			return fmt.Errorf("attach steering program to %s: %w", d.ifaces[i].Name, err)
 		}
 		d.attach = append(d.attach, a)
 		d.log.Info("steering program attached", "dev", d.ifaces[i].Name, "mode", a.Mode().String(), "link", "bpf_link")
 	}
-	return d, nil
+	return nil
 }
 
 // MaxSteeringKeys is how many (address, protocol, port) keys the steering
@@ -316,7 +395,7 @@ func (d *Director) addIface(ifc nic.Iface) int {
 
 // Route implements Resolver through the kernel's routing table.
 func (d *Director) Route(dst netip.Addr) (Route, error) {
-	hop, err := d.kernel.Route(dst)
+	hop, err := d.plat.Route(dst)
 	if err != nil {
 		return Route{}, err
 	}
@@ -586,10 +665,6 @@ func (d *Director) Close() {
 	if d.neigh != nil {
 		d.neigh.Close()
 		d.neigh = nil
-	}
-	if d.kernel != nil {
-		d.kernel.Close()
-		d.kernel = nil
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/afvs/afvs/dataplane/xsk/xsktest"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -41,32 +42,31 @@ func TestWorkerPrefetchMatchesProcess(t *testing.T) {
 		},
 	}
 	var ws [2]*Worker
-	var ports [2]*fakePort
+	var ports [2]*xsktest.Port
 	var rigs [2]*rig
 	for i := range ws {
 		w, ps, r := newTestWorker(t, vs.Route, 1)
 		w.noPrefetch = i == 1
-		ps[0].record = true
+		ps[0].Record = true
 		ws[i], ports[i], rigs[i] = w, ps[0], r
 	}
 	for bi, batch := range batches {
 		for i := range ws {
 			for _, f := range batch {
-				ports[i].inject(tcpFrame(t, [4]byte{198, 18, 0, f.client}, f.sport, f.syn, f.ack, f.fin, true, 0))
+				ports[i].Deliver(tcpFrame(t, [4]byte{198, 18, 0, f.client}, f.sport, f.syn, f.ack, f.fin, true, 0))
 			}
-			ports[i].inject([]byte{1, 2, 3}) // a runt
+			ports[i].Deliver([]byte{1, 2, 3}) // a runt
 			if n := ws[i].Poll(); n != len(batch)+1 {
 				t.Fatalf("batch %d: worker %d polled %d frames, want %d", bi, i, n, len(batch)+1)
 			}
 			ports[i].Complete()
 		}
-		on, off := ports[0].sent, ports[1].sent
+		on, off := ports[0].Recorded(), ports[1].Recorded()
 		if len(on) != len(off) {
 			t.Fatalf("batch %d: %d frames sent with the pre-pass, %d without", bi, len(on), len(off))
 		}
 		for j := range on {
-			a := ports[0].umem[on[j].Addr : on[j].Addr+uint64(on[j].Len)]
-			b := ports[1].umem[off[j].Addr : off[j].Addr+uint64(off[j].Len)]
+			a, b := on[j].Frame, off[j].Frame
 			if !bytes.Equal(a, b) {
 				t.Fatalf("batch %d: frame %d differs:\n% x\n% x", bi, j, a, b)
 			}
@@ -74,7 +74,8 @@ func TestWorkerPrefetchMatchesProcess(t *testing.T) {
 		if a, b := snapshotCounters(rigs[0].c), snapshotCounters(rigs[1].c); a != b {
 			t.Fatalf("batch %d: counters differ:\nprefetch %+v\nplain    %+v", bi, a, b)
 		}
-		ports[0].sent, ports[1].sent = ports[0].sent[:0], ports[1].sent[:0]
+		ports[0].ResetRecorded()
+		ports[1].ResetRecorded()
 	}
 	// The batches must have exercised the stale cases, not only hits.
 	c := rigs[0].c
@@ -147,7 +148,7 @@ func BenchmarkWorkerPoll(b *testing.B) {
 							i := int((x >> 32) * uint64(size.n) >> 32)
 							f := acks[i/60000]
 							setPort(f, i)
-							p.inject(f)
+							p.Deliver(f)
 						}
 						w.Poll()
 						p.Complete()

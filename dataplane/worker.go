@@ -294,19 +294,26 @@ func (w *Worker) Run() {
 	if w.CPU >= 0 && w.pinHook != nil {
 		w.pinErr = w.pinHook(w.CPU)
 	}
+	Spin(&w.stop, w.Poll, w.rx.Wait)
+	w.rx.Complete()
+}
+
+// Spin is a polling loop: it calls poll until stop is set, again at once
+// while poll finds frames and, after a short run of empty turns, only once
+// wait (poll(2) on a socket) returns, which it bounds so stop is seen. The
+// workers and the bench package's baseline forwarder share it.
+func Spin(stop *atomic.Bool, poll func() int, wait func(time.Duration) error) {
 	idle := 0
-	for !w.stop.Load() {
-		if w.Poll() > 0 {
+	for !stop.Load() {
+		if poll() > 0 {
 			idle = 0
 			continue
 		}
-		// Spin briefly, then sleep in poll(2) with a bound so Stop is seen.
 		idle++
 		if idle > 64 {
-			w.rx.Wait(20 * time.Millisecond)
+			wait(20 * time.Millisecond)
 		}
 	}
-	w.rx.Complete()
 }
 
 // PinError reports why pinning failed, if it did.

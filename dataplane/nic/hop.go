@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"golang.org/x/sys/unix"
 )
 
 // Hop is how the kernel would send a packet to one destination: out of
@@ -20,6 +22,9 @@ type Hop struct {
 	Src netip.Addr
 	// MTU is the route's MTU metric when set, the interface MTU otherwise.
 	MTU int
+	// Local reports that dst is an address of this host (a route of type
+	// local): the kernel delivers such packets to itself, on loopback.
+	Local bool
 }
 
 // Route asks the caller's namespace how it reaches dst.
@@ -51,7 +56,7 @@ func (k *Kernel) Route(dst netip.Addr) (Hop, error) {
 	if err != nil {
 		return Hop{}, fmt.Errorf("route to %s: interface %d: %w", dst, r.LinkIndex, err)
 	}
-	hop := Hop{Ifindex: r.LinkIndex, Dev: link.Attrs().Name, NextHop: dst, MTU: link.Attrs().MTU}
+	hop := Hop{Ifindex: r.LinkIndex, Dev: link.Attrs().Name, NextHop: dst, MTU: link.Attrs().MTU, Local: r.Type == unix.RTN_LOCAL}
 	if gw, ok := netip.AddrFromSlice(r.Gw); ok && !gw.Unmap().IsUnspecified() {
 		hop.NextHop = gw.Unmap()
 	}

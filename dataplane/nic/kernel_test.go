@@ -118,6 +118,10 @@ func TestKernelRoute(t *testing.T) {
 			t.Errorf("Route(%s) = %+v, want %+v", tc.dst, hop, want)
 		}
 	}
+	// The director's own address routes through lo, as a local route.
+	if hop, err := k.Route(netip.MustParseAddr("198.18.0.1")); err != nil || !hop.Local || hop.Dev != "lo" {
+		t.Errorf("Route(own address) = %+v, %v; want a local hop on lo", hop, err)
+	}
 
 	bad := map[string]string{
 		"198.20.9.9": "no route to 198.20.9.9",

@@ -1,0 +1,375 @@
+// Package xsktest is an in-memory AF_XDP socket for tests and benchmarks:
+// the one fake port behind the dataplane's workers, the bench package's
+// generator and forwarder, and the sockets of dataplane/platformtest.
+//
+// A Port has a UMEM of fixed-size chunks, like an xsk.Socket, and tracks
+// where every chunk is: free, received (waiting on the RX ring), with the
+// user, on the TX ring, or sent (waiting for Complete). Every method checks
+// that the chunk it is given is where the contract says it must be, so a
+// user that releases a frame twice, transmits a frame it does not own or
+// loses one fails the test instead of corrupting memory quietly.
+package xsktest
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/afvs/afvs/dataplane/xsk"
+)
+
+// Where a chunk is.
+const (
+	placeFree uint8 = iota // on the free list (the fill ring, for a real socket)
+	placeRX                // received, waiting for Receive
+	placeUser              // with the user: received and not yet released, or allocated
+	placeTX                // on the TX ring, not yet kicked
+	placeSent              // kicked, waiting for Complete
+)
+
+var placeName = [...]string{"free", "received", "with the user", "on the TX ring", "sent"}
+
+// Headroom is the room a Port leaves before every received frame, as an
+// AF_XDP socket's XDP headroom does.
+const Headroom = 256
+
+// Port is an in-memory AF_XDP socket. It implements the port interfaces of
+// the dataplane and bench packages.
+//
+// The socket methods (Fill, Receive, Release, Alloc, Transmit, Kick,
+// Complete, Wait) belong to one goroutine at a time, as a real socket's
+// rings do. Deliver, the inspection methods and the exported fields' reads
+// after a run may be used from other goroutines: a mutex guards the state.
+type Port struct {
+	// TxCap is how many frames the TX ring holds (transmitted and not yet
+	// completed); 0 means as many as there are chunks. Set it before use.
+	TxCap int
+	// Record keeps a copy of every frame Transmit accepts, in Sent.
+	Record bool
+	// Wire, when set, is called by Kick for every frame it sends, outside
+	// the port's lock, with the frame in the port's UMEM: it must copy what
+	// it keeps before it returns. platformtest uses it to carry frames to
+	// other ports.
+	Wire func(frame []byte)
+	// Misuse is called when the user breaks the socket contract (a frame
+	// released twice, a descriptor outside the UMEM); nil means panic.
+	Misuse func(msg string)
+
+	mu       sync.Mutex
+	umem     []byte
+	fs       int
+	place    []uint8 // by chunk index
+	free     []uint64
+	rx       []xsk.Desc
+	ring     []xsk.Desc // transmitted, not kicked
+	sent     []xsk.Desc // kicked, not completed
+	kicking  []xsk.Desc // Kick's scratch: what it hands to Wire
+	ready    chan struct{}
+	closed   bool
+	recorded []Sent
+	nSent    int
+	kicks    int
+	dropped  int
+}
+
+// Sent is a frame a Port transmitted: its descriptor and a copy of its
+// bytes.
+type Sent struct {
+	Desc  xsk.Desc
+	Frame []byte
+}
+
+// New returns a Port of frames chunks of frameSize bytes, every chunk
+// free. frameSize must be a power of two.
+func New(frames, frameSize int) *Port {
+	if frames <= 0 || frameSize <= 0 || frameSize&(frameSize-1) != 0 {
+		panic(fmt.Sprintf("xsktest: %d frames of %d bytes: need a positive count and a power-of-two size", frames, frameSize))
+	}
+	p := &Port{umem: make([]byte, frames*frameSize), fs: frameSize, place: make([]uint8, frames),
+		free: make([]uint64, 0, frames), rx: make([]xsk.Desc, 0, frames), ring: make([]xsk.Desc, 0, frames),
+		sent: make([]xsk.Desc, 0, frames), kicking: make([]xsk.Desc, 0, frames), ready: make(chan struct{}, 1)}
+	for i := frames - 1; i >= 0; i-- {
+		p.free = append(p.free, uint64(i*frameSize))
+	}
+	return p
+}
+
+func (p *Port) misuse(format string, args ...any) {
+	msg := fmt.Sprintf("xsktest: "+format, args...)
+	if p.Misuse != nil {
+		p.Misuse(msg)
+		return
+	}
+	panic(msg)
+}
+
+// move checks that the chunk holding addr is at from and puts it at to.
+func (p *Port) move(addr uint64, from, to uint8) bool {
+	if addr >= uint64(len(p.umem)) {
+		p.misuse("address %#x is outside the %d-byte UMEM", addr, len(p.umem))
+		return false
+	}
+	i := addr / uint64(p.fs)
+	if p.place[i] != from {
+		p.misuse("frame %#x is %s, not %s (moving it to %s)", i*uint64(p.fs), placeName[p.place[i]], placeName[from], placeName[to])
+		return false
+	}
+	p.place[i] = to
+	return true
+}
+
+func (p *Port) chunk(addr uint64) uint64 { return addr &^ uint64(p.fs-1) }
+
+// Deliver queues frame as received, at Headroom in a free chunk, as the
+// kernel does when a frame is redirected to the socket. It reports false,
+// and counts a drop, when no chunk is free, the frame does not fit one, or
+// the port is closed.
+func (p *Port) Deliver(frame []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || len(p.free) == 0 || Headroom+len(frame) > p.fs {
+		p.dropped++
+		return false
+	}
+	a := p.free[len(p.free)-1]
+	p.free = p.free[:len(p.free)-1]
+	p.move(a, placeFree, placeRX)
+	copy(p.umem[a+Headroom:], frame)
+	p.rx = append(p.rx, xsk.Desc{Addr: a + Headroom, Len: uint32(len(frame))})
+	select {
+	case p.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// Fill gives free chunks to the kernel for receiving. The fake receives
+// into its free list directly, so there is nothing to do; it returns 0.
+func (p *Port) Fill() int { return 0 }
+
+// Receive moves up to len(out) received frames to the user, oldest first,
+// and returns how many. The user owns them until Release or Transmit.
+func (p *Port) Receive(out []xsk.Desc) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := copy(out, p.rx)
+	for _, d := range out[:n] {
+		p.move(d.Addr, placeRX, placeUser)
+	}
+	// Shift rather than reslice, so the queue keeps its capacity and the
+	// fake allocates nothing in the steady state.
+	m := copy(p.rx, p.rx[n:])
+	p.rx = p.rx[:m]
+	return n
+}
+
+// Release returns the chunk holding addr, which the user owns, to the free
+// list.
+func (p *Port) Release(addr uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.move(addr, placeUser, placeFree) {
+		p.free = append(p.free, p.chunk(addr))
+	}
+}
+
+// Alloc takes a free chunk for the user to build a frame in and returns
+// its start; false when none is free.
+func (p *Port) Alloc() (uint64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) == 0 {
+		return 0, false
+	}
+	a := p.free[len(p.free)-1]
+	p.free = p.free[:len(p.free)-1]
+	p.move(a, placeFree, placeUser)
+	return a, true
+}
+
+// Transmit puts frames the user owns on the TX ring, in order, until the
+// ring is full, and returns how many it took; the user keeps the rest.
+// Nothing leaves before Kick.
+func (p *Port) Transmit(descs []xsk.Desc) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	limit := p.TxCap
+	if limit <= 0 {
+		limit = len(p.place)
+	}
+	n := 0
+	for _, d := range descs {
+		if len(p.ring)+len(p.sent) >= limit {
+			break
+		}
+		if d.Addr+uint64(d.Len) > uint64(len(p.umem)) || d.Addr-p.chunk(d.Addr)+uint64(d.Len) > uint64(p.fs) {
+			p.misuse("descriptor %#x+%d runs past its chunk", d.Addr, d.Len)
+			break
+		}
+		if !p.move(d.Addr, placeUser, placeTX) {
+			break
+		}
+		if p.Record {
+			p.recorded = append(p.recorded, Sent{Desc: d, Frame: append([]byte(nil), p.umem[d.Addr:d.Addr+uint64(d.Len)]...)})
+		}
+		p.ring = append(p.ring, d)
+		n++
+	}
+	p.nSent += n
+	return n
+}
+
+// Kick sends what is on the TX ring: each frame goes to Wire, if set, and
+// waits for Complete to return its chunk.
+func (p *Port) Kick() error {
+	p.mu.Lock()
+	p.kicks++
+	p.kicking = append(p.kicking[:0], p.ring...)
+	for _, d := range p.ring {
+		p.move(d.Addr, placeTX, placeSent)
+	}
+	p.sent = append(p.sent, p.ring...)
+	p.ring = p.ring[:0]
+	wire := p.Wire
+	p.mu.Unlock()
+	if wire != nil {
+		// The chunks are sent, so nothing else writes them until the
+		// owner's next Complete.
+		for _, d := range p.kicking {
+			wire(p.umem[d.Addr : d.Addr+uint64(d.Len)])
+		}
+	}
+	return nil
+}
+
+// Complete returns the chunks of sent frames to the free list and says how
+// many.
+func (p *Port) Complete() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.sent)
+	for _, d := range p.sent {
+		p.move(d.Addr, placeSent, placeFree)
+		p.free = append(p.free, p.chunk(d.Addr))
+	}
+	p.sent = p.sent[:0]
+	return n
+}
+
+// Wait blocks until a frame is waiting for Receive or timeout passes.
+func (p *Port) Wait(timeout time.Duration) error {
+	p.mu.Lock()
+	n := len(p.rx)
+	p.mu.Unlock()
+	if n > 0 {
+		return nil
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-p.ready:
+	case <-t.C:
+	}
+	return nil
+}
+
+// UMEM returns the port's memory.
+func (p *Port) UMEM() []byte { return p.umem }
+
+// FrameSize returns the chunk size.
+func (p *Port) FrameSize() int { return p.fs }
+
+// Headroom returns the room left before received frames.
+func (p *Port) Headroom() int { return Headroom }
+
+// Close makes Deliver refuse frames. It does not check for lost chunks; Leaks
+// does.
+func (p *Port) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	return nil
+}
+
+// Free counts the free chunks.
+func (p *Port) Free() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.free)
+}
+
+// Frames counts every chunk of the UMEM.
+func (p *Port) Frames() int { return len(p.place) }
+
+// Pending counts received frames not yet taken by Receive.
+func (p *Port) Pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.rx)
+}
+
+// InFlight counts frames on the TX ring or sent and not yet completed.
+func (p *Port) InFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.ring) + len(p.sent)
+}
+
+// Recorded returns the frames transmitted while Record was set, oldest
+// first.
+func (p *Port) Recorded() []Sent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Sent(nil), p.recorded...)
+}
+
+// Transmitted counts the frames Transmit accepted.
+func (p *Port) Transmitted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.nSent
+}
+
+// Kicks counts the calls to Kick.
+func (p *Port) Kicks() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.kicks
+}
+
+// Dropped counts the frames Deliver refused.
+func (p *Port) Dropped() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropped
+}
+
+// DropReceived discards the frames waiting for Receive, returning their
+// chunks to the free list.
+func (p *Port) DropReceived() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, d := range p.rx {
+		p.move(d.Addr, placeRX, placeFree)
+		p.free = append(p.free, p.chunk(d.Addr))
+	}
+	p.rx = p.rx[:0]
+}
+
+// Frame returns the bytes a descriptor of this port points at.
+func (p *Port) Frame(d xsk.Desc) []byte { return p.umem[d.Addr : d.Addr+uint64(d.Len)] }
+
+// SetRXLen changes the length of the i-th received frame not yet taken, so
+// a test can hand the user a descriptor the kernel would never produce.
+func (p *Port) SetRXLen(i int, n uint32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rx[i].Len = n
+}
+
+// ResetRecorded forgets the recorded frames.
+func (p *Port) ResetRecorded() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.recorded = p.recorded[:0]
+}
