@@ -288,6 +288,7 @@ func healthServer(t *testing.T, svcs ...vs.Service) (*controltest.Director, *con
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(d.Close)
 	tbl := &vs.Table{}
 	for _, s := range svcs {
 		if err := tbl.AddService(s); err != nil {

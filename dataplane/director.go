@@ -98,12 +98,12 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 	if opt.Clock == nil {
 		opt.Clock = conntrack.SystemClock()
 	}
-	d = &Director{opt: opt, log: opt.Log, plat: opt.Platform, reg: NewRegistry(), slotOf: map[int]int{},
+	dir := &Director{opt: opt, log: opt.Log, plat: opt.Platform, reg: NewRegistry(), slotOf: map[int]int{},
 		stop: make(chan struct{}), rebuild: make(chan struct{}, 1)}
+	d = dir
 	defer func() {
 		if err != nil {
-			d.Close()
-			d = nil
+			dir.Close()
 		}
 	}()
 	phases := []struct {

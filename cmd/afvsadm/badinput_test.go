@@ -115,7 +115,7 @@ func TestDataplaneRefusalChangesNothing(t *testing.T) {
 	s := serve(t)
 	mustRestore(t, base)
 	s.Director.RefuseApply(errString("Memory allocation problem"))
-	checkRefused(t, func() int64 { return 0 }, "", "Memory allocation problem", sh("-a -t 198.19.0.1:80 -r 198.18.0.13 -g -w 1")...)
+	checkRefused(t, s.Director.Applied, "", "Memory allocation problem", sh("-a -t 198.19.0.1:80 -r 198.18.0.13 -g -w 1")...)
 	s.Director.RefuseApply(nil)
 	mustAdm(t, sh("-a -t 198.19.0.1:80 -r 198.18.0.13 -g -w 1")...)
 }

@@ -2,32 +2,29 @@ package controltest
 
 import (
 	"fmt"
+	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
-	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/control"
 	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/dataplane"
-	"github.com/afvs/afvs/sched"
+	"github.com/afvs/afvs/dataplane/platformtest"
 	"github.com/afvs/afvs/vs"
 )
 
-// Director is an in-memory dataplane with one worker. Apply and Snapshot
-// are safe for concurrent use; Feed must not be called concurrently with
-// itself, as a worker's processor belongs to one goroutine.
+// Director is the real dataplane.Director on an in-memory platform: one
+// interface, fake0, with one queue and so one worker, on a simulated
+// segment where every address answers ARP. Apply and Snapshot are safe for
+// concurrent use; Feed serialises itself.
 type Director struct {
-	CT *conntrack.Table
+	*dataplane.Director
 
-	loads   *sched.Loads
-	mu      sync.Mutex // serialises Apply, as the real director does
-	reg     *dataplane.Registry
-	snap    atomic.Pointer[dataplane.Snapshot]
-	ifaces  []dataplane.Iface
-	worker  *dataplane.Worker
-	proc    *dataplane.Processor
+	host    *platformtest.Host
+	client  *platformtest.Iface // where Feed's frames come from
+	feedMu  sync.Mutex
 	applied atomic.Int64
-	refuse  atomic.Pointer[error]
 }
 
 // DirectorMAC and DirectorAddr are the fake's one interface, slot 0.
@@ -37,65 +34,44 @@ var (
 )
 
 // NewDirector returns a director with a connection table of capacity
-// entries and the empty table in force.
+// entries and the empty table in force. Its workers are not started: Feed
+// runs the one worker's loop once per frame, on the caller's goroutine.
 func NewDirector(capacity int) (*Director, error) {
-	loads := sched.NewLoads(dataplane.MaxDests)
-	ct, err := conntrack.New(conntrack.Config{Capacity: capacity, Templates: 1024, Hooks: loads})
+	n := platformtest.NewNetwork()
+	host := n.AddHost("director")
+	host.ProxyARP = true
+	host.AddIface("fake0", DirectorMAC, netip.PrefixFrom(netip.AddrFrom4(DirectorAddr), 24), "lan", 1)
+	// Every real server is reached on-link through fake0, whatever its
+	// address, as dataplane.StaticResolver has it.
+	host.AddRoute(netip.MustParsePrefix("0.0.0.0/0"), "fake0", netip.Addr{})
+	client := n.AddHost("client").AddIface("eth0", [6]byte{0x02, 0, 0, 0, 0, 0x10}, netip.MustParsePrefix("198.18.0.10/24"), "lan", 1)
+	dd, err := dataplane.NewDirector(dataplane.Options{Interfaces: []string{"fake0"}, Capacity: capacity, Templates: 1024,
+		Frames: 512, Platform: host, Log: slog.New(slog.DiscardHandler)}, &vs.Table{})
 	if err != nil {
 		return nil, fmt.Errorf("fake director: %w", err)
 	}
-	c := new(dataplane.Counters)
-	d := &Director{CT: ct, loads: loads, reg: dataplane.NewRegistry(),
-		ifaces: []dataplane.Iface{{Slot: 0, Index: 1, Name: "fake0", MAC: DirectorMAC, MTU: 1500, Addr: DirectorAddr}},
-		proc:   dataplane.NewProcessor(ct, c, 0)}
-	d.worker = &dataplane.Worker{Dev: "fake0", Queue: 0, CPU: -1, C: c}
-	if err := d.Apply(&vs.Table{}); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return &Director{Director: dd, host: host, client: client}, nil
 }
 
-// Apply compiles t and publishes it, or leaves the old snapshot in force.
+// Apply is the Director's Apply, counted when it succeeds.
 func (d *Director) Apply(t *vs.Table) error {
-	if p := d.refuse.Load(); p != nil {
-		return *p
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	snap, err := dataplane.Build(t, dataplane.BuildOptions{Registry: d.reg, Loads: d.loads, Resolver: dataplane.StaticResolver{},
-		Ifaces: d.ifaces, Prev: d.snap.Load(), Traffic: d.worker.C.Dest})
-	if err != nil {
+	if err := d.Director.Apply(t); err != nil {
 		return err
 	}
-	d.snap.Store(snap)
 	d.applied.Add(1)
 	return nil
 }
 
-// Applied counts the tables Apply published.
+// Applied counts the tables the director accepted.
 func (d *Director) Applied() int64 { return d.applied.Load() }
 
-// RefuseApply makes every later Apply fail with err (nil: accept again), to
-// stand for a dataplane that rejects a table the model accepted.
-func (d *Director) RefuseApply(err error) {
-	if err == nil {
-		d.refuse.Store(nil)
-		return
-	}
-	d.refuse.Store(&err)
-}
-
-// Snapshot returns the snapshot in force.
-func (d *Director) Snapshot() *dataplane.Snapshot { return d.snap.Load() }
-
-// Counters returns the one worker's counters.
-func (d *Director) Counters() []*dataplane.Counters { return []*dataplane.Counters{d.worker.C} }
-
-// Workers returns the one worker.
-func (d *Director) Workers() []*dataplane.Worker { return []*dataplane.Worker{d.worker} }
+// RefuseApply makes the steering program refuse every later service set
+// with err (nil: accept again), as a full map would, so the director's
+// Apply fails on its own path.
+func (d *Director) RefuseApply(err error) { d.host.FailSteering(err) }
 
 // Loads gives the live connection counts per real server.
-func (d *Director) Loads() control.Loads { return d.loads }
+func (d *Director) Loads() control.Loads { return d.Director.Loads }
 
 // TableStatus reports the connection table's occupancy.
 func (d *Director) TableStatus() api.TableStatus {
@@ -104,15 +80,24 @@ func (d *Director) TableStatus() api.TableStatus {
 		Expired: s.Expired, Evicted: s.Evicted, Refused: s.Refused, Bytes: uint64(d.CT.Bytes())}
 }
 
-// headroom is the room before a frame that VS/TUN prepends into, as the
-// AF_XDP sockets leave it.
-const headroom = 256
-
-// Feed runs one Ethernet frame through the worker's processor, as if it had
-// arrived on fake0, and returns the verdict.
+// Feed sends one Ethernet frame from a client on fake0's segment, runs the
+// worker once, and returns what became of the frame: VerdictForward when
+// the worker sent it on, VerdictReply when it answered with ICMP, and
+// VerdictDrop otherwise (also when the steering program left the frame to
+// the kernel).
 func (d *Director) Feed(frame []byte) dataplane.Verdict {
-	buf := make([]byte, headroom+len(frame)+64)
-	copy(buf[headroom:], frame)
-	v, _ := d.proc.Process(d.snap.Load(), buf, headroom, len(frame))
-	return v
+	d.feedMu.Lock()
+	defer d.feedMu.Unlock()
+	w := d.Workers()[0]
+	tx, icmp := w.C.TX.Load(), w.C.ICMPSent.Load()
+	d.client.Send(frame)
+	w.Poll()
+	d.client.Recv() // ICMP replies; nobody reads them
+	switch {
+	case w.C.ICMPSent.Load() > icmp:
+		return dataplane.VerdictReply
+	case w.C.TX.Load() > tx:
+		return dataplane.VerdictForward
+	}
+	return dataplane.VerdictDrop
 }

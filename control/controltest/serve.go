@@ -29,6 +29,7 @@ func Serve(t testing.TB) *Served {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(d.Close)
 	s := &Served{Director: d, Socket: filepath.Join(t.TempDir(), "afvs.sock")}
 	s.Reload = func() (*vs.Table, func(), error) { return nil, nil, errors.New("no configuration file in this test") }
 	s.Server = control.New(d, d.CT, &vs.Table{}, func() (*vs.Table, func(), error) { return s.Reload() },
