@@ -252,6 +252,7 @@ func (s *Server) Services(loads Loads) []api.Service {
 		for j := range reals {
 			r, d := &reals[j], &csvc.Dests[j]
 			or := api.Real{Address: r.Addr.String(), Port: r.Port, Forward: r.Fwd.String(), Weight: r.Weight, Upper: r.Upper, Lower: r.Lower, Resolved: d.HaveMAC, Up: s.Up(&vsvc, r)}
+			or.Reachable, or.Status = reachability(d)
 			if loads != nil {
 				or.Active, or.Inactive, or.Overloaded = loads.Active(d.ID), loads.Inactive(d.ID), loads.Overloaded(d.ID)
 			}
@@ -263,6 +264,20 @@ func (s *Server) Services(loads Loads) []api.Service {
 		out = append(out, o)
 	}
 	return out
+}
+
+// reachability says whether the director can send to a compiled real
+// server and, if not, why.
+func reachability(d *dataplane.Dest) (bool, string) {
+	switch {
+	case d.Unreachable != "":
+		return false, "unreachable: " + d.Unreachable
+	case d.Slot < 0:
+		return false, "unreachable: no route"
+	case !d.HaveMAC:
+		return false, fmt.Sprintf("unreachable: next hop %s has no MAC yet", d.NextHop)
+	}
+	return true, "ok"
 }
 
 // Listen opens the unix socket at path with mode 0600, creating its

@@ -300,3 +300,27 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("service counted %d packets, %d were fed", got, fed.Load())
 	}
 }
+
+// TestListingShowsUnreachable: a real server the director has no route to
+// is accepted, listed as unreachable with the reason, and refused when it
+// is an address of the director itself.
+func TestListingShowsUnreachable(t *testing.T) {
+	s := controltest.Serve(t)
+	s.Director.Host().DelRoute(netip.MustParsePrefix("0.0.0.0/0"))
+	commands(t, s, "-A -t 198.19.0.1:80 -s rr", "-a -t 198.19.0.1:80 -r 198.18.0.11 -g -w 1", "-a -t 198.19.0.1:80 -r 198.19.9.9 -g -w 1")
+	svcs, err := s.Client().Services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range svcs[0].Reals {
+		got[r.Address] = fmt.Sprint(r.Reachable, " ", r.Status)
+	}
+	if got["198.18.0.11"] != "true ok" || !strings.HasPrefix(got["198.19.9.9"], "false unreachable: no route to 198.19.9.9") {
+		t.Errorf("listing says %q", got)
+	}
+	err = s.Client().Commands([][]string{strings.Fields("-a -t 198.19.0.1:80 -r 198.18.0.2 -g -w 1")})
+	if err == nil || !strings.Contains(err.Error(), "198.18.0.2") || !strings.Contains(err.Error(), "address of this host") {
+		t.Fatalf("a real server on the director's own address: %v", err)
+	}
+}

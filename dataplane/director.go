@@ -64,15 +64,26 @@ type Director struct {
 	ifaces []Iface
 	slotOf map[int]int // ifindex -> slot
 
-	steer   []Steering   // by ingress slot
-	attach  []Attachment // by ingress slot, once attached
-	queues  []rxQueue    // one per worker
-	egress  [][]TxPort   // by slot: the egress-only TX sockets
+	steer    []Steering   // by ingress slot
+	attach   []Attachment // by ingress slot, once attached
+	queues   []rxQueue    // one per worker
+	nIngress int          // ingress interfaces take slots 0..nIngress-1
+	egress   map[int]*egressSlot
+	sockets  []Socket // the receiving sockets
+	workers  []*Worker
+	wg       sync.WaitGroup
+	stop     chan struct{}
+	rebuild  chan struct{}
+}
+
+// egressSlot is an interface the director only sends on: TX-only sockets,
+// one per queue (at most one per worker), shared by the workers
+// round-robin. It is opened when a real server first routes through the
+// interface and closed when none does any more.
+type egressSlot struct {
+	dev     string
 	sockets []Socket
-	workers []*Worker
-	wg      sync.WaitGroup
-	stop    chan struct{}
-	rebuild chan struct{}
+	ports   []TxPort
 }
 
 // rxQueue is one receiving socket: an ingress interface's queue.
@@ -99,7 +110,7 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 		opt.Clock = conntrack.SystemClock()
 	}
 	dir := &Director{opt: opt, log: opt.Log, plat: opt.Platform, reg: NewRegistry(), slotOf: map[int]int{},
-		stop: make(chan struct{}), rebuild: make(chan struct{}, 1)}
+		egress: map[int]*egressSlot{}, stop: make(chan struct{}), rebuild: make(chan struct{}, 1)}
 	d = dir
 	defer func() {
 		if err != nil {
@@ -113,10 +124,10 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 		{"connection table", d.openTable},
 		{"icmp limiter", d.openICMP},
 		{"ingress", d.openIngress},
-		{"egress", func() error { return d.openEgress(t) }},
 		{"workers", d.makeWorkers},
 		{"neighbours", d.watchNeighbors},
-		{"apply", func() error { return d.Apply(t) }},
+		{"apply", func() error { return d.Apply(t) }}, // opens the egress interfaces t needs
+
 		{"attach", d.attachSteering},
 	}
 	for _, ph := range phases {
@@ -201,55 +212,115 @@ func (d *Director) openIngress() error {
 			d.queues = append(d.queues, rxQueue{slot, q, s})
 		}
 	}
+	d.nIngress = len(d.ifaces)
 	return nil
 }
 
-// openEgress gives every interface that a real server of t routes through
-// a slot and TX-only sockets: one per egress queue, shared by the workers
-// round-robin.
-func (d *Director) openEgress(t *vs.Table) error {
-	nIngress := len(d.ifaces)
+// prepareEgress opens the egress interfaces t's real servers route
+// through and the daemon has not opened yet. It refuses a real server on
+// an address of this host. A real server without a route is left to Build,
+// which keeps it unreachable until a route appears.
+func (d *Director) prepareEgress(t *vs.Table) error {
 	for _, s := range t.Services {
 		for _, r := range s.Reals {
 			hop, err := d.plat.Route(r.Addr)
 			if err != nil {
-				d.log.Warn("real server has no route; it is unreachable until one appears", "real", r.Addr, "err", err)
 				continue
 			}
-			if _, ok := d.slotOf[hop.Ifindex]; !ok {
-				ifc, err := d.plat.Lookup(hop.Dev)
-				if err != nil {
-					return err
-				}
-				d.addIface(ifc)
+			if hop.Local {
+				return fmt.Errorf("real server %s of service %s: it is an address of this host, and afvs cannot forward to itself (no local-node forwarding)", r.Addr, s.Key)
 			}
-		}
-	}
-	d.egress = make([][]TxPort, len(d.ifaces))
-	for slot := nIngress; slot < len(d.ifaces); slot++ {
-		ifc, err := d.plat.Lookup(d.ifaces[slot].Name)
-		if err != nil {
-			return err
-		}
-		n := min(max(ifc.RxQueues, 1), len(d.queues))
-		for q := 0; q < n; q++ {
-			so := xsk.DefaultOptions()
-			so.RxSize, so.FillSize = 0, 64 // the kernel wants a fill ring on every UMEM; it stays empty
-			so.NumFrames = 2048
-			so.TxBudget = 256
-			s, err := d.plat.OpenSocket(ifc.Index, q, so)
-			if err != nil {
-				return fmt.Errorf("egress interface %s queue %d: %w", ifc.Name, q, err)
+			if slot, ok := d.slotOf[hop.Ifindex]; ok && (slot < d.nIngress || d.egress[slot] != nil) {
+				continue
 			}
-			d.sockets = append(d.sockets, s)
-			tp := TxPort{Port: s}
-			if len(d.queues) > n {
-				tp.Mu = new(sync.Mutex)
+			if err := d.openEgress(hop.Dev); err != nil {
+				return fmt.Errorf("real server %s of service %s routes via %s: %w", r.Addr, s.Key, hop.Dev, err)
 			}
-			d.egress[slot] = append(d.egress[slot], tp)
 		}
 	}
 	return nil
+}
+
+// openEgress gives the interface dev a slot, if it has none, and TX-only
+// sockets, and hands them to the workers.
+func (d *Director) openEgress(dev string) error {
+	ifc, err := d.plat.Lookup(dev)
+	if err != nil {
+		return err
+	}
+	if len(d.queues) == 0 {
+		return errors.New("no workers to send with")
+	}
+	es := &egressSlot{dev: ifc.Name}
+	n := min(max(ifc.RxQueues, 1), len(d.queues))
+	for q := 0; q < n; q++ {
+		so := xsk.DefaultOptions()
+		so.RxSize, so.FillSize = 0, 64 // the kernel wants a fill ring on every UMEM; it stays empty
+		so.NumFrames = 2048
+		so.TxBudget = 256
+		s, err := d.plat.OpenSocket(ifc.Index, q, so)
+		if err != nil {
+			for _, s := range es.sockets {
+				s.Close()
+			}
+			return fmt.Errorf("egress interface %s queue %d: %w", ifc.Name, q, err)
+		}
+		es.sockets = append(es.sockets, s)
+		tp := TxPort{Port: s}
+		if len(d.queues) > n {
+			tp.Mu = new(sync.Mutex)
+		}
+		es.ports = append(es.ports, tp)
+	}
+	slot, ok := d.slotOf[ifc.Index]
+	if !ok {
+		slot = d.addIface(ifc)
+	}
+	d.egress[slot] = es
+	d.publishTX()
+	d.log.Info("egress interface opened", "dev", ifc.Name, "slot", slot, "sockets", n)
+	return nil
+}
+
+// closeUnusedEgress closes the egress interfaces no real server of the
+// snapshot in force routes through. The workers get TX tables without
+// them and finish the batches that may still use them first.
+func (d *Director) closeUnusedEgress() {
+	used := map[int]bool{}
+	if s := d.snap.Load(); s != nil {
+		for i := range s.Services {
+			for _, ds := range s.Services[i].Dests {
+				used[ds.Slot] = true
+			}
+		}
+	}
+	var gone []*egressSlot
+	for slot, es := range d.egress {
+		if !used[slot] {
+			gone = append(gone, es)
+			delete(d.egress, slot)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	d.publishTX()
+	for _, w := range d.workers {
+		w.Quiet()
+	}
+	for _, es := range gone {
+		for _, s := range es.sockets {
+			s.Close()
+		}
+		d.log.Info("egress interface closed: no real server routes through it", "dev", es.dev)
+	}
+}
+
+// publishTX gives every worker its TX table for the open interfaces.
+func (d *Director) publishTX() {
+	for i, w := range d.workers {
+		w.SetTX(d.txFor(i))
+	}
 }
 
 // makeWorkers plans a CPU for each receiving socket and makes its worker.
@@ -291,10 +362,11 @@ func (d *Director) txFor(i int) []TxPort {
 	q := d.queues[i]
 	tx := make([]TxPort, len(d.ifaces))
 	tx[q.slot] = TxPort{Port: q.sock}
-	for slot, ps := range d.egress {
-		if len(ps) > 0 {
-			tx[slot] = ps[i%len(ps)]
+	for slot, es := range d.egress {
+		for len(tx) <= slot {
+			tx = append(tx, TxPort{})
 		}
+		tx[slot] = es.ports[i%len(es.ports)]
 	}
 	return tx
 }
@@ -399,9 +471,12 @@ func (d *Director) Route(dst netip.Addr) (Route, error) {
 	if err != nil {
 		return Route{}, err
 	}
+	if hop.Local {
+		return Route{}, fmt.Errorf("%s is an address of this host", dst)
+	}
 	slot, ok := d.slotOf[hop.Ifindex]
-	if !ok {
-		return Route{}, fmt.Errorf("real server %s routes via %s, which has no afvs socket (restart afvs to add it)", dst, hop.Dev)
+	if !ok || (slot >= d.nIngress && d.egress[slot] == nil) {
+		return Route{}, fmt.Errorf("%s routes via %s, which afvs has not opened", dst, hop.Dev)
 	}
 	return Route{Slot: slot, NextHop: hop.NextHop}, nil
 }
@@ -425,13 +500,64 @@ func (d *Director) Apply(t *vs.Table) error {
 	return d.applyLocked(t)
 }
 
-// applyLocked puts t in force whole or not at all: compile (nothing
+// applyLocked opens the egress interfaces t needs, compiles and publishes
+// it, and then closes the egress interfaces nothing routes through any
+// more, also when t was refused (it may have opened one).
+func (d *Director) applyLocked(t *vs.Table) error {
+	defer d.closeUnusedEgress()
+	if err := d.prepareEgress(t); err != nil {
+		return err
+	}
+	prev := d.snap.Load()
+	if err := d.publishLocked(t); err != nil {
+		return err
+	}
+	d.logReachability(prev, d.snap.Load())
+	return nil
+}
+
+// logReachability logs the real servers that became unreachable, with the
+// reason, and those reachable again.
+func (d *Director) logReachability(prev, cur *Snapshot) {
+	was := map[netip.Addr]string{}
+	if prev != nil {
+		for _, s := range prev.Services {
+			for _, ds := range s.Dests {
+				if ds.Unreachable != "" {
+					was[netip.AddrFrom4(ds.Addr)] = ds.Unreachable
+				}
+			}
+		}
+	}
+	now := map[netip.Addr]string{}
+	for _, s := range cur.Services {
+		for _, ds := range s.Dests {
+			a := netip.AddrFrom4(ds.Addr)
+			if ds.Unreachable == "" || now[a] != "" {
+				continue
+			}
+			now[a] = ds.Unreachable
+			if was[a] != ds.Unreachable {
+				d.log.Warn("real server unreachable: its frames are dropped (no_egress) until a route appears", "real", a, "why", ds.Unreachable)
+			}
+		}
+	}
+	for a := range was {
+		if now[a] == "" && slices.ContainsFunc(cur.Services, func(s Service) bool {
+			return slices.ContainsFunc(s.Dests, func(ds Dest) bool { return netip.AddrFrom4(ds.Addr) == a })
+		}) {
+			d.log.Info("real server reachable again", "real", a)
+		}
+	}
+}
+
+// publishLocked puts t in force whole or not at all: compile (nothing
 // changes), widen the steering set to the old and new keys, commit the
 // plan, publish the snapshot, then narrow the steering set to the new
 // keys. Until the commit every step can still fail and leaves everything as
 // it was; after it nothing fails (a failed narrowing only leaves stale keys
 // steered, dropped as no_service, and is retried).
-func (d *Director) applyLocked(t *vs.Table) error {
+func (d *Director) publishLocked(t *vs.Table) error {
 	prev := d.snap.Load()
 	plan, err := Compile(t, BuildOptions{Registry: d.reg, Loads: d.Loads, Resolver: d, Ifaces: d.ifaces, Sched: d.opt.Sched, Prev: prev, Busy: d.busy(),
 		Traffic: func(id uint32) Traffic {
@@ -575,6 +701,7 @@ func (d *Director) housekeeping() {
 	defer d.wg.Done()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	ticks := 0
 	for {
 		select {
 		case <-d.stop:
@@ -601,11 +728,16 @@ func (d *Director) housekeeping() {
 					d.log.Debug("real servers freed from the trash", "ids", fmt.Sprint(freed))
 				}
 			}
+			// Once a second, look again for routes to unreachable real
+			// servers: no event announces a new route.
+			if ticks++; ticks%20 == 0 && d.Snapshot().hasUnreachable() {
+				d.requestRebuild()
+			}
 		case <-d.rebuild:
 			d.mu.Lock()
 			if s := d.snap.Load(); s != nil {
 				if err := d.applyLocked(s.Table); err != nil {
-					d.log.Warn("rebuild after neighbour change", "err", err)
+					d.log.Warn("rebuild after a neighbour or route change", "err", err)
 				}
 			}
 			d.mu.Unlock()
@@ -662,6 +794,12 @@ func (d *Director) Close() {
 		s.Close()
 	}
 	d.sockets = nil
+	for slot, es := range d.egress {
+		for _, s := range es.sockets {
+			s.Close()
+		}
+		delete(d.egress, slot)
+	}
 	if d.neigh != nil {
 		d.neigh.Close()
 		d.neigh = nil

@@ -409,3 +409,102 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestDirectorOpensEgressAtRunTime: a director started with no services
+// opens an egress interface when a real server added later routes
+// through it, forwards through it, and closes it once no real server
+// does; adding one back opens it again.
+func TestDirectorOpensEgressAtRunTime(t *testing.T) {
+	l := newLab(t, true, "198.18.1.11")
+	d := l.start([]string{"eth0"}, &vs.Table{})
+	if n := l.dir.Sockets("eth1"); n != 0 {
+		t.Fatalf("%d sockets on eth1 with no services", n)
+	}
+	tb := table(t, service("rr", vs.Route, "198.18.1.11"))
+	for round := range 2 {
+		if err := d.Apply(tb); err != nil {
+			t.Fatal(err)
+		}
+		if n := l.dir.Sockets("eth1"); n != 1 {
+			t.Fatalf("round %d: %d sockets on eth1 after a real server behind it was added, want 1", round, n)
+		}
+		resolved(t, d)
+		l.client.Send(syn(t, dirMAC, vip, uint16(6000+round)))
+		got := l.collect(1)
+		eth, _, _ := decode(t, got["198.18.1.11"][0])
+		if [6]byte(eth.SrcMAC) != dirMAC1 {
+			t.Fatalf("round %d: frame left with source MAC %s, want eth1's", round, eth.SrcMAC)
+		}
+		if err := d.Apply(table(t, service("rr", vs.Route))); err != nil {
+			t.Fatal(err)
+		}
+		if n := l.dir.Sockets("eth1"); n != 0 {
+			t.Fatalf("round %d: %d sockets on eth1 after its last real server left, want 0", round, n)
+		}
+	}
+	if c := d.Counters()[0].Drops[dataplane.DropNoEgress].Load(); c != 0 {
+		t.Errorf("%d frames dropped as no_egress", c)
+	}
+	log := l.log.String()
+	if strings.Count(log, "egress interface opened") != 2 || strings.Count(log, "egress interface closed") != 2 {
+		t.Errorf("want two opens and two closes of eth1 in the log:\n%s", log)
+	}
+}
+
+// TestDirectorRefusesLocalReal: a real server on an address of the
+// director itself is refused, naming it, and nothing changes.
+func TestDirectorRefusesLocalReal(t *testing.T) {
+	l := newLab(t, false, "198.18.0.11")
+	d := l.start([]string{"eth0"}, table(t, service("rr", vs.Route, "198.18.0.11")))
+	before := d.Snapshot()
+	err := d.Apply(table(t, service("rr", vs.Route, "198.18.0.11", "198.18.0.2")))
+	if err == nil || !strings.Contains(err.Error(), "real server 198.18.0.2 of service TCP 198.19.0.1:80: it is an address of this host") {
+		t.Fatalf("Apply with the director's own address as a real server: %v", err)
+	}
+	if d.Snapshot() != before {
+		t.Fatal("the refused table was put in force")
+	}
+	// At start-up too: the director does not start.
+	other := l.net.AddHost("other")
+	other.AddIface("eth0", [6]byte{2, 0, 0, 0, 0, 3}, netip.MustParsePrefix("198.18.0.3/24"), "lan", 1)
+	_, err = dataplane.NewDirector(dataplane.Options{Interfaces: []string{"eth0"}, Capacity: 1024, Templates: 64, Frames: 512,
+		Platform: other, Log: slog.New(slog.DiscardHandler)}, table(t, service("rr", vs.Route, "198.18.0.3")))
+	if err == nil || !strings.Contains(err.Error(), "real server 198.18.0.3 of service TCP 198.19.0.1:80: it is an address of this host") {
+		t.Fatalf("NewDirector with its own address as a real server: %v", err)
+	}
+	if s, p := other.Open(); s != 0 || p != 0 {
+		t.Fatalf("%d sockets and %d programs left open", s, p)
+	}
+}
+
+// TestDirectorUnreachableReal: a real server with no route is accepted,
+// shown unreachable with the reason and logged; when a route appears, the
+// director picks it up on its own, opens the egress interface and
+// forwards.
+func TestDirectorUnreachableReal(t *testing.T) {
+	l := newLab(t, true)
+	far := "198.19.200.5"
+	l.hosts[far] = l.net.AddHost("far")
+	l.reals[far] = l.hosts[far].AddIface("eth0", [6]byte{2, 0, 0, 0, 0xee, 0x55}, netip.MustParsePrefix(far+"/24"), "back", 1)
+	d := l.start([]string{"eth0"}, table(t, service("rr", vs.Route, far)))
+	ds := d.Snapshot().Services[0].Dests[0]
+	if ds.Slot != -1 || !strings.Contains(ds.Unreachable, "no route to "+far) {
+		t.Fatalf("dest %+v: want no slot and the reason", ds)
+	}
+	if !strings.Contains(l.log.String(), "real server unreachable") || !strings.Contains(l.log.String(), "no route to "+far) {
+		t.Fatalf("no warning about the unreachable real server:\n%s", l.log.String())
+	}
+	// The real server is on-link behind eth1 once the route says so.
+	l.dir.AddRoute(netip.MustParsePrefix("198.19.200.0/24"), "eth1", netip.Addr{})
+	if !platformtest.Eventually(3*time.Second, func() bool {
+		ds := d.Snapshot().Services[0].Dests[0]
+		return ds.Slot >= 0 && ds.HaveMAC
+	}) {
+		t.Fatalf("the director never picked up the new route: %+v", d.Snapshot().Services[0].Dests[0])
+	}
+	l.client.Send(syn(t, dirMAC, vip, 7000))
+	l.collect(1)
+	if !strings.Contains(l.log.String(), "real server reachable again") {
+		t.Errorf("no log line for the real server becoming reachable:\n%s", l.log.String())
+	}
+}

@@ -94,6 +94,8 @@ type Dest struct {
 	NextHop netip.Addr
 	MAC     [6]byte
 	HaveMAC bool
+	// Unreachable says why the real server has no egress (Slot -1).
+	Unreachable string
 }
 
 // lookup finds the service for a destination, exact port first, then a
@@ -127,6 +129,21 @@ func (s *Snapshot) DestByID(id uint32) (*Service, *Dest, bool) {
 	l := s.destLoc[id]
 	svc := &s.Services[l.svc]
 	return svc, &svc.Dests[l.idx], true
+}
+
+// hasUnreachable reports whether a real server of s has no egress.
+func (s *Snapshot) hasUnreachable() bool {
+	if s == nil {
+		return false
+	}
+	for i := range s.Services {
+		for _, d := range s.Services[i].Dests {
+			if d.Unreachable != "" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ServiceByKey returns the compiled service for k.
@@ -272,6 +289,8 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 					if !d.HaveMAC {
 						snap.Unresolved = append(snap.Unresolved, rt.NextHop)
 					}
+				} else {
+					d.Unreachable = err.Error()
 				}
 			}
 			p.thresholds = append(p.thresholds, threshold{id, r.Upper, r.Lower})

@@ -43,8 +43,10 @@ type Worker struct {
 	Queue int
 	CPU   int // -1: not pinned
 	rx    Port
-	slot  int // ingress slot
-	tx    []TxPort
+	slot  int                      // ingress slot
+	tx    []TxPort                 // the TX table of the current batch
+	txt   atomic.Pointer[[]TxPort] // the TX table in force (SetTX)
+	polls atomic.Uint64            // odd while Poll runs
 	snap  *atomic.Pointer[Snapshot]
 	proc  *Processor
 	C     *Counters
@@ -67,11 +69,35 @@ func NewWorker(queue, cpu int, rx Port, ingress int, tx []TxPort, snap *atomic.P
 	w := &Worker{Queue: queue, CPU: cpu, rx: rx, slot: ingress, tx: tx, snap: snap, proc: proc, C: c, pinHook: pin}
 	proc.SetBatching(true) // Poll publishes the counters once per batch
 	w.local = make([]xsk.Desc, 0, 2*Batch)
-	w.remote = make([][]xsk.Desc, len(tx))
-	for i := range w.remote {
-		w.remote[i] = make([]xsk.Desc, 0, Batch)
-	}
+	w.SetTX(tx)
+	w.growRemote()
 	return w
+}
+
+// SetTX replaces the worker's TX table (indexed by slot; tx[ingress] must
+// be the receiving socket) from any goroutine. The worker takes it up at
+// its next batch; once Quiet has returned, no batch uses the old table.
+func (w *Worker) SetTX(tx []TxPort) { w.txt.Store(&tx) }
+
+// Quiet waits until the worker is not in the middle of a batch that
+// started before it was called, so that a TX port SetTX removed may be
+// closed.
+func (w *Worker) Quiet() {
+	v := w.polls.Load()
+	if v%2 == 0 {
+		return
+	}
+	for w.polls.Load() == v {
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+// growRemote gives every slot of the TX table a queue; it allocates only
+// when the table has grown.
+func (w *Worker) growRemote() {
+	for len(w.remote) < len(w.tx) {
+		w.remote = append(w.remote, make([]xsk.Desc, 0, Batch))
+	}
 }
 
 // Stop asks the worker loop to return after its current batch.
@@ -81,6 +107,17 @@ func (w *Worker) Stop() { w.stop.Store(true) }
 // transmit. It returns the number of frames received. Run calls it in a
 // loop; tests call it directly.
 func (w *Worker) Poll() int {
+	w.polls.Add(1)
+	w.tx = *w.txt.Load()
+	if len(w.remote) < len(w.tx) {
+		w.growRemote()
+	}
+	n := w.poll()
+	w.polls.Add(1)
+	return n
+}
+
+func (w *Worker) poll() int {
 	w.rx.Complete()
 	w.rx.Fill()
 	n := w.rx.Receive(w.descs[:])

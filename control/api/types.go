@@ -80,20 +80,24 @@ type Service struct {
 
 // Real is one real server in GET /v1/services.
 type Real struct {
-	Address      string  `json:"address"`
-	Port         uint16  `json:"port"`
-	Forward      string  `json:"forward"` // Route, Tunnel
-	Weight       int32   `json:"weight"`
-	Upper        uint32  `json:"upper_threshold"`
-	Lower        uint32  `json:"lower_threshold"`
-	Active       int32   `json:"active_conns"`
-	Inactive     int32   `json:"inactive_conns"`
-	PersistConns int32   `json:"persist_conns"`
-	Overloaded   bool    `json:"overloaded"`
-	Resolved     bool    `json:"neighbor_resolved"`
-	Up           bool    `json:"up"` // health check passes (or checks are off)
-	Stats        Traffic `json:"stats"`
-	Rate         Rate    `json:"rate"`
+	Address      string `json:"address"`
+	Port         uint16 `json:"port"`
+	Forward      string `json:"forward"` // Route, Tunnel
+	Weight       int32  `json:"weight"`
+	Upper        uint32 `json:"upper_threshold"`
+	Lower        uint32 `json:"lower_threshold"`
+	Active       int32  `json:"active_conns"`
+	Inactive     int32  `json:"inactive_conns"`
+	PersistConns int32  `json:"persist_conns"`
+	Overloaded   bool   `json:"overloaded"`
+	Resolved     bool   `json:"neighbor_resolved"`
+	// Reachable is false while the director cannot send to the real server
+	// (no route, or no MAC for the next hop); Status then says why.
+	Reachable bool    `json:"reachable"`
+	Status    string  `json:"status"`
+	Up        bool    `json:"up"` // health check passes (or checks are off)
+	Stats     Traffic `json:"stats"`
+	Rate      Rate    `json:"rate"`
 }
 
 // CommandsRequest is POST /v1/commands: ipvsadm command lines (without

@@ -70,6 +70,10 @@ func (d *Director) Applied() int64 { return d.applied.Load() }
 // Apply fails on its own path.
 func (d *Director) RefuseApply(err error) { d.host.FailSteering(err) }
 
+// Host is the fake platform the director runs on, for tests that change
+// its routes or neighbours.
+func (d *Director) Host() *platformtest.Host { return d.host }
+
 // Loads gives the live connection counts per real server.
 func (d *Director) Loads() control.Loads { return d.Director.Loads }
 
