@@ -37,4 +37,15 @@
 //
 // Counters are per worker (one writer each) and summed when read, so no
 // cache line is shared between queues on the hot path.
+//
+// The Director reaches the kernel only through a Platform: interfaces,
+// routes, neighbours, CPU plans and pinning, AF_XDP sockets, and the XDP
+// programs. Kernel() is the real one; dataplane/platformtest simulates
+// hosts on Ethernet segments, so Directors run in unit tests without root.
+// Egress interfaces (those real servers route through but that receive no
+// VIP traffic) are opened when a table first needs one, with TX-only
+// sockets shared by the workers, and closed when no real server routes
+// through them: the workers get a new TX table (Worker.SetTX) and finish
+// the batch that may still use the old one (Worker.Quiet) before the
+// sockets close.
 package dataplane

@@ -69,8 +69,6 @@ type Neighbors interface {
 	// Want registers a next hop the dataplane needs: it is resolved in
 	// the background and kept fresh; OnChange reports the result.
 	Want(ifindex int, ip netip.Addr) error
-	// Forget drops a next hop registered with Want.
-	Forget(ifindex int, ip netip.Addr)
 	// Close stops the cache and waits for its goroutines.
 	Close()
 }

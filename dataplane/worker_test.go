@@ -211,3 +211,51 @@ func TestSpinWaitsOnlyWhenIdle(t *testing.T) {
 		t.Fatalf("%d polls, %d waits; want 69 and 2", polls, waits)
 	}
 }
+
+// TestWorkerTakesNewTXTable: a TX table given with SetTX is used from the
+// next batch: frames for a slot it adds go out there, frames for a slot
+// it removes are dropped as no_egress, and once the table has grown the
+// batches allocate nothing.
+func TestWorkerTakesNewTXTable(t *testing.T) {
+	w, ps, r := newTestWorker(t, vs.Route, 1)
+	s := *r.snap
+	s.Services = append([]Service(nil), r.snap.Services...)
+	s.Services[0].Dests = append([]Dest(nil), s.Services[0].Dests...)
+	for i := range s.Services[0].Dests {
+		s.Services[0].Dests[i].Slot = 1
+	}
+	s.Ifaces = append(s.Ifaces, Iface{Slot: 1, Index: 2, Name: "eth1", MAC: [6]byte{2, 0, 0, 0, 1, 1}, MTU: 1500, Addr: [4]byte{198, 18, 1, 1}})
+	w.snap.Store(&s)
+	send := func(port uint16) {
+		ps[0].Deliver(tcpFrame(t, [4]byte{198, 18, 0, 10}, port, true, false, false, true, 0))
+		w.Poll()
+	}
+	send(5000)
+	if got := r.c.Drops[DropNoEgress].Load(); got != 1 {
+		t.Fatalf("no_egress = %d before slot 1 has a port, want 1", got)
+	}
+	eth1 := newFakePort(t, 256)
+	w.SetTX([]TxPort{{Port: ps[0]}, {Port: eth1}})
+	w.Quiet()
+	send(5001)
+	if eth1.InFlight() != 1 {
+		t.Fatalf("eth1 sent %d frames after SetTX, want 1", eth1.InFlight())
+	}
+	frame := tcpFrame(t, [4]byte{198, 18, 0, 10}, 5001, false, true, false, true, 0)
+	tx := r.c.TX.Load()
+	if a := testing.AllocsPerRun(100, func() {
+		ps[0].Deliver(frame)
+		w.Poll()
+		eth1.Complete()
+	}); a != 0 {
+		t.Errorf("%v allocations per batch with the grown table", a)
+	}
+	if r.c.TX.Load()-tx != 101 {
+		t.Fatalf("%d of 101 frames of the established flow went out on eth1", r.c.TX.Load()-tx)
+	}
+	w.SetTX([]TxPort{{Port: ps[0]}, {}})
+	send(5003)
+	if got := r.c.Drops[DropNoEgress].Load(); got != 2 {
+		t.Fatalf("no_egress = %d after slot 1 lost its port, want 2", got)
+	}
+}

@@ -388,19 +388,17 @@ func (d *decap) strip(f []byte) []byte {
 // Want resolves an address that an interface on the same segment holds, as
 // ARP would, and OnChange runs on the cache's own goroutine.
 type neighbors struct {
-	host   *Host
-	opts   nic.NeighborsOptions
-	wake   chan struct{}
-	done   chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	wanted map[neighKey]bool
+	host *Host
+	opts nic.NeighborsOptions
+	wake chan struct{}
+	done chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
 }
 
 // Neighbors implements dataplane.Platform.
 func (h *Host) Neighbors(opts nic.NeighborsOptions) (dataplane.Neighbors, error) {
-	n := &neighbors{host: h, opts: opts, wake: make(chan struct{}, 1), done: make(chan struct{}), wanted: map[neighKey]bool{}}
+	n := &neighbors{host: h, opts: opts, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	h.mu.Lock()
 	h.caches = append(h.caches, n)
 	h.mu.Unlock()
@@ -444,9 +442,6 @@ func (n *neighbors) Lookup(ifindex int, ip netip.Addr) ([6]byte, bool) {
 func (n *neighbors) Want(ifindex int, ip netip.Addr) error {
 	ip = ip.Unmap()
 	key := neighKey{ifindex, ip}
-	n.mu.Lock()
-	n.wanted[key] = true
-	n.mu.Unlock()
 	h := n.host
 	ifc := h.byIndex(ifindex)
 	if ifc == nil {
@@ -481,12 +476,6 @@ func (n *neighbors) Want(ifindex int, ip netip.Addr) error {
 		n.notify()
 	}
 	return nil
-}
-
-func (n *neighbors) Forget(ifindex int, ip netip.Addr) {
-	n.mu.Lock()
-	delete(n.wanted, neighKey{ifindex, ip.Unmap()})
-	n.mu.Unlock()
 }
 
 func (n *neighbors) Close() {
