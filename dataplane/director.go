@@ -69,11 +69,14 @@ type Director struct {
 	queues   []rxQueue    // one per worker
 	nIngress int          // ingress interfaces take slots 0..nIngress-1
 	egress   map[int]*egressSlot
-	sockets  []Socket // the receiving sockets
-	workers  []*Worker
-	wg       sync.WaitGroup
-	stop     chan struct{}
-	rebuild  chan struct{}
+	// sharedWarned are the real servers already logged as routed via
+	// another ingress interface.
+	sharedWarned map[netip.Addr]bool
+	sockets      []Socket // the receiving sockets
+	workers      []*Worker
+	wg           sync.WaitGroup
+	stop         chan struct{}
+	rebuild      chan struct{}
 }
 
 // egressSlot is an interface the director only sends on: TX-only sockets,
@@ -110,7 +113,7 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 		opt.Clock = conntrack.SystemClock()
 	}
 	dir := &Director{opt: opt, log: opt.Log, plat: opt.Platform, reg: NewRegistry(), slotOf: map[int]int{},
-		egress: map[int]*egressSlot{}, stop: make(chan struct{}), rebuild: make(chan struct{}, 1)}
+		egress: map[int]*egressSlot{}, sharedWarned: map[netip.Addr]bool{}, stop: make(chan struct{}), rebuild: make(chan struct{}, 1)}
 	d = dir
 	defer func() {
 		if err != nil {
@@ -230,7 +233,15 @@ func (d *Director) prepareEgress(t *vs.Table) error {
 			if hop.Local {
 				return fmt.Errorf("real server %s of service %s: it is an address of this host, and afvs cannot forward to itself (no local-node forwarding)", r.Addr, s.Key)
 			}
-			if slot, ok := d.slotOf[hop.Ifindex]; ok && (slot < d.nIngress || d.egress[slot] != nil) {
+			if slot, ok := d.slotOf[hop.Ifindex]; ok && slot < d.nIngress {
+				if d.nIngress > 1 && !d.sharedWarned[r.Addr] {
+					d.sharedWarned[r.Addr] = true
+					d.log.Warn("real server routes via an interface that receives VIP traffic: only that interface's workers can send to it; frames arriving on the others are dropped (no_egress)",
+						"real", r.Addr, "dev", hop.Dev)
+				}
+				continue
+			}
+			if slot, ok := d.slotOf[hop.Ifindex]; ok && d.egress[slot] != nil {
 				continue
 			}
 			if err := d.openEgress(hop.Dev); err != nil {

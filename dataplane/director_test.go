@@ -508,3 +508,21 @@ func TestDirectorUnreachableReal(t *testing.T) {
 		t.Errorf("no log line for the real server becoming reachable:\n%s", l.log.String())
 	}
 }
+
+// TestDirectorWarnsAboutAnotherIngress: with two receiving interfaces, a
+// real server behind the second can be sent to only by its own workers;
+// the director says so once, naming the server and the interface.
+func TestDirectorWarnsAboutAnotherIngress(t *testing.T) {
+	l := newLab(t, true, "198.18.1.11")
+	tb := table(t, service("rr", vs.Route, "198.18.1.11"))
+	d := l.start([]string{"eth0", "eth1"}, tb)
+	if err := d.Apply(tb); err != nil {
+		t.Fatal(err)
+	}
+	if c := strings.Count(l.log.String(), "only that interface's workers can send to it"); c != 1 {
+		t.Fatalf("warned %d times, want once:\n%s", c, l.log.String())
+	}
+	if !strings.Contains(l.log.String(), "real=198.18.1.11 dev=eth1") {
+		t.Errorf("the warning does not name the server and eth1:\n%s", l.log.String())
+	}
+}
