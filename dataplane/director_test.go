@@ -192,6 +192,10 @@ func TestDirectorForwardsDR(t *testing.T) {
 	if tx != 10 {
 		t.Errorf("workers sent %d frames, want 10", tx)
 	}
+	// The one worker runs on the CPU the platform planned for queue 0.
+	if w := d.Workers()[0]; w.CPU != 0 || !platformtest.Eventually(time.Second, func() bool { return len(l.dir.Pins()) == 1 }) || l.dir.Pins()[0] != 0 {
+		t.Errorf("worker cpu %d, pins %v; want it pinned to cpu 0", w.CPU, l.dir.Pins())
+	}
 }
 
 // TestDirectorApplyAndReload changes the table at run time: a new VIP is
