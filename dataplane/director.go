@@ -72,11 +72,14 @@ type Director struct {
 	// sharedWarned are the real servers already logged as routed via
 	// another ingress interface.
 	sharedWarned map[netip.Addr]bool
-	sockets      []Socket // the receiving sockets
-	workers      []*Worker
-	wg           sync.WaitGroup
-	stop         chan struct{}
-	rebuild      chan struct{}
+	// hops are the routes of the Apply in progress, looked up once by
+	// prepareEgress and read by Route while the table compiles.
+	hops    map[netip.Addr]hopResult
+	sockets []Socket // the receiving sockets
+	workers []*Worker
+	wg      sync.WaitGroup
+	stop    chan struct{}
+	rebuild chan struct{}
 }
 
 // egressSlot is an interface the director only sends on: TX-only sockets,
@@ -224,9 +227,14 @@ func (d *Director) openIngress() error {
 // an address of this host. A real server without a route is left to Build,
 // which keeps it unreachable until a route appears.
 func (d *Director) prepareEgress(t *vs.Table) error {
+	d.hops = map[netip.Addr]hopResult{}
 	for _, s := range t.Services {
 		for _, r := range s.Reals {
+			if _, done := d.hops[r.Addr]; done {
+				continue
+			}
 			hop, err := d.plat.Route(r.Addr)
+			d.hops[r.Addr] = hopResult{hop, err}
 			if err != nil {
 				continue
 			}
@@ -249,7 +257,60 @@ func (d *Director) prepareEgress(t *vs.Table) error {
 			}
 		}
 	}
+	d.awaitNewNextHops()
 	return nil
+}
+
+// hopResult is a route looked up once per Apply.
+type hopResult struct {
+	hop nic.Hop
+	err error
+}
+
+// newHopWait bounds how long Apply waits for the MACs of next hops the
+// snapshot in force does not use yet.
+const newHopWait = 200 * time.Millisecond
+
+// awaitNewNextHops asks for the MACs of the next hops that no real server
+// of the snapshot in force uses, and waits a moment for them, so that a
+// real server just added is not published unresolved (its first frames
+// would be dropped as neighbor_unresolved, where the kernel's IPVS queues
+// them until ARP answers). Next hops already in use are not waited for: a
+// dead neighbour must not slow every rebuild.
+func (d *Director) awaitNewNextHops() {
+	if d.neigh == nil {
+		return
+	}
+	known := map[netip.Addr]bool{}
+	if s := d.snap.Load(); s != nil {
+		for i := range s.Services {
+			for _, ds := range s.Services[i].Dests {
+				known[ds.NextHop] = true
+			}
+		}
+	}
+	type want struct {
+		ifindex int
+		nh      netip.Addr
+	}
+	var pending []want
+	for _, h := range d.hops {
+		if h.err != nil || h.hop.Local || known[h.hop.NextHop] {
+			continue
+		}
+		known[h.hop.NextHop] = true
+		if _, ok := d.neigh.Lookup(h.hop.Ifindex, h.hop.NextHop); !ok {
+			d.neigh.Want(h.hop.Ifindex, h.hop.NextHop)
+			pending = append(pending, want{h.hop.Ifindex, h.hop.NextHop})
+		}
+	}
+	for end := time.Now().Add(newHopWait); len(pending) > 0 && time.Now().Before(end); {
+		time.Sleep(2 * time.Millisecond)
+		pending = slices.DeleteFunc(pending, func(w want) bool {
+			_, ok := d.neigh.Lookup(w.ifindex, w.nh)
+			return ok
+		})
+	}
 }
 
 // openEgress gives the interface dev a slot, if it has none, and TX-only
@@ -478,7 +539,11 @@ func (d *Director) addIface(ifc nic.Iface) int {
 
 // Route implements Resolver through the kernel's routing table.
 func (d *Director) Route(dst netip.Addr) (Route, error) {
-	hop, err := d.plat.Route(dst)
+	h, ok := d.hops[dst]
+	if !ok {
+		h.hop, h.err = d.plat.Route(dst)
+	}
+	hop, err := h.hop, h.err
 	if err != nil {
 		return Route{}, err
 	}
@@ -516,6 +581,7 @@ func (d *Director) Apply(t *vs.Table) error {
 // more, also when t was refused (it may have opened one).
 func (d *Director) applyLocked(t *vs.Table) error {
 	defer d.closeUnusedEgress()
+	defer func() { d.hops = nil }()
 	if err := d.prepareEgress(t); err != nil {
 		return err
 	}

@@ -530,3 +530,32 @@ func TestDirectorWarnsAboutAnotherIngress(t *testing.T) {
 		t.Errorf("the warning does not name the server and eth1:\n%s", l.log.String())
 	}
 }
+
+// TestDirectorWaitsForNewNextHops: a real server added at run time is
+// published with its MAC when its neighbour answers at once, so its first
+// frames are not dropped as neighbor_unresolved; a next hop that never
+// answers delays only the Apply that introduced it.
+func TestDirectorWaitsForNewNextHops(t *testing.T) {
+	l := newLab(t, false, "198.18.0.11", "198.18.0.12")
+	d := l.start([]string{"eth0"}, table(t, service("rr", vs.Route, "198.18.0.11")))
+	if err := d.Apply(table(t, service("rr", vs.Route, "198.18.0.11", "198.18.0.12"))); err != nil {
+		t.Fatal(err)
+	}
+	if u := d.Snapshot().Unresolved; len(u) != 0 {
+		t.Fatalf("the new real server was published without its MAC: unresolved %v", u)
+	}
+	// 198.18.0.99 is on-link but nobody holds it.
+	dead := table(t, service("rr", vs.Route, "198.18.0.11", "198.18.0.12", "198.18.0.99"))
+	start := time.Now()
+	if err := d.Apply(dead); err != nil {
+		t.Fatal(err)
+	}
+	first := time.Since(start)
+	start = time.Now()
+	if err := d.Apply(dead); err != nil {
+		t.Fatal(err)
+	}
+	if again := time.Since(start); first < 150*time.Millisecond || again > first/2 {
+		t.Errorf("Apply with a silent new next hop took %v, the next Apply %v; want it to wait the first time only", first, again)
+	}
+}
