@@ -1,0 +1,22 @@
+package layout
+
+import "testing"
+
+const testsupport = mod + "/internal/testsupport"
+
+// TestTestSupportOnlyInTests: internal/testsupport links the testing
+// package and gopacket; only tests may import it.
+func TestTestSupportOnlyInTests(t *testing.T) {
+	found := false
+	for _, p := range packages(t) {
+		found = found || p.ImportPath == testsupport
+		for _, imp := range p.Imports {
+			if imp == testsupport {
+				t.Errorf("%s imports %s; only tests may", p.ImportPath, testsupport)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("go list does not list %s", testsupport)
+	}
+}
