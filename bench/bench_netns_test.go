@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -9,19 +8,8 @@ import (
 	"time"
 
 	"github.com/afvs/afvs/internal/testnet"
+	"github.com/afvs/afvs/internal/testsupport"
 )
-
-// privileged skips a test that needs root only outside CI; in CI it must
-// run.
-func privileged(t *testing.T) {
-	t.Helper()
-	if err := testnet.Available(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI must run privileged tests: %v", err)
-		}
-		t.Skipf("privileged test: %v", err)
-	}
-}
 
 // buildAFVS builds the afvs binary the dr and tun scenarios run.
 func buildAFVS(t *testing.T) string {
@@ -37,7 +25,7 @@ func buildAFVS(t *testing.T) string {
 // TestRunAllScenarios runs every scenario briefly and checks that the
 // numbers hang together and that nothing is left behind.
 func TestRunAllScenarios(t *testing.T) {
-	privileged(t)
+	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute)
 	afvs := buildAFVS(t)
 	t.Cleanup(func() {
 		if left := testnet.Leftovers(Prefix()); len(left) > 0 {
@@ -114,7 +102,7 @@ func TestRunAllScenarios(t *testing.T) {
 // binary that cannot start: it must fail alone, with its cause, and leave
 // nothing behind.
 func TestFailingScenarioDoesNotStopOthers(t *testing.T) {
-	privileged(t)
+	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute)
 	bogus := filepath.Join(t.TempDir(), "no-such-afvs")
 	rep, err := Run(Options{Duration: 200 * time.Millisecond, Flows: 16, Scenarios: []Scenario{DR, Offered}, AFVS: bogus})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/internal/testnet"
+	"github.com/afvs/afvs/internal/testsupport"
 )
 
 // binDir holds afvs and afvsadm built once for the end-to-end tests.
@@ -62,21 +63,9 @@ func binaries(t *testing.T) (afvs, afvsadm string) {
 	return filepath.Join(binDir, "afvs"), filepath.Join(binDir, "afvsadm")
 }
 
-// privileged skips a test that needs root only outside CI; in CI (as root)
-// it must run.
-func privileged(t *testing.T) {
-	t.Helper()
-	if err := testnet.Available(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI must run privileged tests: %v", err)
-		}
-		t.Skipf("privileged test: %v", err)
-	}
-}
-
 func newLab(t *testing.T, o testnet.LabOptions) *testnet.Lab {
 	t.Helper()
-	privileged(t)
+	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute)
 	o.AFVS, _ = binaries(t)
 	lab, err := testnet.NewLab(o)
 	if err != nil {

@@ -8,12 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
 
 func TestKernelLookup(t *testing.T) {
-	requireRoot(t)
+	testsupport.RequirePrivileged(t, testsupport.NetNS)
 	a, b := newTestNS(t), newTestNS(t)
 	la, _ := veth(t, a, b, 3)
 	link, err := a.h.LinkByName(la.name)
@@ -82,7 +83,7 @@ func TestLookupHostSysfs(t *testing.T) {
 }
 
 func TestKernelRoute(t *testing.T) {
-	requireRoot(t)
+	testsupport.RequirePrivileged(t, testsupport.NetNS)
 	a, b := newTestNS(t), newTestNS(t)
 	la, _ := veth(t, a, b, 1)
 	addAddr(t, a, la, "198.18.0.1/24")
@@ -139,7 +140,7 @@ func TestKernelRoute(t *testing.T) {
 }
 
 func TestKernelPlanCPUsVeth(t *testing.T) {
-	requireRoot(t)
+	testsupport.RequirePrivileged(t, testsupport.NetNS)
 	a, b := newTestNS(t), newTestNS(t)
 	la, _ := veth(t, a, b, 2)
 	k := a.kernel(t)
@@ -163,7 +164,7 @@ func TestKernelPlanCPUsVeth(t *testing.T) {
 }
 
 func TestDisableTxChecksum(t *testing.T) {
-	requireRoot(t)
+	testsupport.RequirePrivileged(t, testsupport.NetNS)
 	a, b := newTestNS(t), newTestNS(t)
 	la, lb := veth(t, a, b, 1)
 	k := a.kernel(t)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/vishvananda/netlink"
 )
 
@@ -36,7 +37,7 @@ func kernelNeighState(t *testing.T, tn *testNS, ifindex int, ip netip.Addr) (int
 }
 
 func TestNeighborsKernel(t *testing.T) {
-	requireRoot(t)
+	testsupport.RequirePrivileged(t, testsupport.NetNS)
 	goroutines := runtime.NumGoroutine()
 	a, b := newTestNS(t), newTestNS(t)
 	la, lb := veth(t, a, b, 1)

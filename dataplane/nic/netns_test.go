@@ -17,15 +17,6 @@ import (
 
 var testSeq atomic.Int32
 
-// requireRoot skips tests that build namespaces when not run as root; that
-// is the only missing prerequisite they tolerate.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) to create network namespaces")
-	}
-}
-
 // testNS is a named network namespace of one test, with a netlink handle in
 // it; both are removed in t.Cleanup whether the test passes or not.
 type testNS struct {

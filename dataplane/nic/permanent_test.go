@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/vishvananda/netns"
 )
 
@@ -17,12 +18,7 @@ import (
 // NTF_USE request to such an entry turns it INCOMPLETE, then FAILED, and
 // the director dropped traffic until it was fixed.)
 func TestWantLeavesPermanentEntriesAlone(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI must run privileged tests as root")
-		}
-		t.Skip("needs root for a network namespace")
-	}
+	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute)
 	name := fmt.Sprintf("afvs-nic-perm-%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)

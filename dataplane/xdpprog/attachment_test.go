@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -95,6 +96,7 @@ func progID(t *testing.T, p *ebpf.Program) uint32 {
 // what the kernel reports, that traffic still flows (no socket: every
 // match falls back to XDP_PASS), and that Close detaches.
 func TestAttachmentModes(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	for _, tc := range []struct {
 		mode     Mode
 		want     Mode
@@ -153,6 +155,7 @@ func TestAttachmentModes(t *testing.T) {
 }
 
 func TestAttachRejectsBadInput(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	d, err := LoadDropSink()
 	if err != nil {
 		t.Fatal(err)
@@ -181,6 +184,7 @@ func TestAttachRejectsBadInput(t *testing.T) {
 // Steering to a veth and SIGKILLs it: the bpf_link dies with the process,
 // the veth is left without a program and traffic keeps flowing.
 func TestAttachmentDiesWithProcess(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	p := newVethPair(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnvNS+"="+p.nsBName, helperEnvIf+"="+p.ifB)

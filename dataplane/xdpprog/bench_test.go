@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/cilium/ebpf"
 	"github.com/google/gopacket/layers"
 )
@@ -39,6 +40,7 @@ func benchProgram(b *testing.B, prog *ebpf.Program, frame []byte, want uint32) {
 // BenchmarkPrograms compares the per-frame cost of the programs, with the
 // drop sink (one counter pair, no parsing) as the floor.
 func BenchmarkPrograms(b *testing.B) {
+	testsupport.RequirePrivileged(b)
 	sink, err := LoadDropSink()
 	if err != nil {
 		b.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/google/gopacket/layers"
 )
 
@@ -25,6 +26,7 @@ func innerPacket(t *testing.T, spec frameSpec) []byte {
 }
 
 func TestDecapVerdicts(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	d := loadTestDecap(t)
 	inner := innerPacket(t, frameSpec{dstPort: 80})
 	plain := ipipFrame(t, inner, false)
@@ -86,6 +88,7 @@ func TestDecapVerdicts(t *testing.T) {
 // decode as Ethernet/IPv4/TCP with the client's addresses and a valid
 // IPv4 header, which is what the real server's stack will check.
 func TestDecapOutputParses(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	d := loadTestDecap(t)
 	_, out := runXDP(t, d.program(), ipipFrame(t, innerPacket(t, frameSpec{dstPort: 80}), true))
 	p := decodeFrame(t, out)
@@ -111,6 +114,7 @@ func TestDecapOutputParses(t *testing.T) {
 // TestDecapTruncated cuts an IPIP frame at every length up to the end of
 // the inner IPv4 header: no cut may be modified or fail verification.
 func TestDecapTruncated(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	d := loadTestDecap(t)
 	full := ipipFrame(t, innerPacket(t, frameSpec{dstPort: 80}), false)
 	end := ethLen + 2*ipv4MinLen
@@ -132,6 +136,7 @@ func TestDecapTruncated(t *testing.T) {
 }
 
 func TestDecapRejectsBadInput(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	for _, tc := range []struct {
 		name string
 		vips []netip.Addr

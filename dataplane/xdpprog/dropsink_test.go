@@ -1,8 +1,13 @@
 package xdpprog
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/afvs/afvs/internal/testsupport"
+)
 
 func TestDropSinkCounts(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	d, err := LoadDropSink()
 	if err != nil {
 		t.Fatalf("LoadDropSink: %v", err)

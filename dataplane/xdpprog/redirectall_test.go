@@ -4,10 +4,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/google/gopacket/layers"
 )
 
 func TestRedirectAll(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	r, err := LoadRedirectAll(2)
 	if err != nil {
 		t.Fatalf("LoadRedirectAll: %v", err)

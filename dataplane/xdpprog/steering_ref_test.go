@@ -3,6 +3,8 @@ package xdpprog
 import (
 	"encoding/binary"
 	"testing"
+
+	"github.com/afvs/afvs/internal/testsupport"
 )
 
 // refSteer is a reference model of the steering decision written straight
@@ -82,6 +84,7 @@ func refSteer(f []byte, services []ServiceKey) StatsCounters {
 // frame: verdict, output bytes and counter delta must agree. The seeds are
 // the fixture frames; mutations explore the header edges around them.
 func FuzzSteering(f *testing.F) {
+	testsupport.RequirePrivileged(f)
 	for _, tc := range steeringCases(f) {
 		f.Add(tc.frame)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
 )
@@ -97,6 +98,7 @@ func steeringCases(t testing.TB) []steeringCase {
 }
 
 func TestSteeringVerdicts(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	for _, socket := range []bool{false, true} {
 		name := "socket=none"
 		if socket {
@@ -142,6 +144,7 @@ func TestSteeringVerdicts(t *testing.T) {
 // be redirected, all must be counted as truncated, and the full-header
 // length must match again.
 func TestSteeringTruncated(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	s := loadTestSteering(t)
 	if err := s.RegisterSocket(0, xskSocket(t)); err != nil {
 		t.Fatal(err)
@@ -181,6 +184,7 @@ func TestSteeringTruncated(t *testing.T) {
 }
 
 func TestSteeringSetServicesReplaces(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	s := loadTestSteering(t)
 	tcp80 := buildFrame(t, frameSpec{dstPort: 80})
 	other := buildFrame(t, frameSpec{dst: otherAddr, dstPort: 443})
@@ -224,6 +228,7 @@ func TestSteeringSetServicesReplaces(t *testing.T) {
 }
 
 func TestSteeringRejectsBadInput(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	for _, tc := range []struct {
 		name          string
 		max, queues   int
@@ -280,6 +285,7 @@ func TestSteeringRejectsBadInput(t *testing.T) {
 // TestSteeringUnregisterSocket shows the fallback: once the socket of a
 // queue is removed, matched frames go back to the stack.
 func TestSteeringUnregisterSocket(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	s := loadTestSteering(t)
 	frame := buildFrame(t, frameSpec{dstPort: 80})
 	if err := s.RegisterSocket(0, xskSocket(t)); err != nil {
@@ -339,6 +345,7 @@ func withIPOptions(frame []byte) []byte {
 // several goroutines (run with -race), then checks that the map holds
 // exactly the last set applied, with each service's index as its value.
 func TestSteeringConcurrentControl(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	s := loadTestSteering(t)
 	fd := xskSocket(t)
 	setA := testServices
@@ -406,6 +413,7 @@ func TestSteeringConcurrentControl(t *testing.T) {
 // socket released) does not black-hole its queue: the kernel drops the
 // XSKMAP entry and matched frames go to the stack again.
 func TestSteeringClosedSocketFallsBack(t *testing.T) {
+	testsupport.RequirePrivileged(t)
 	s := loadTestSteering(t)
 	frame := buildFrame(t, frameSpec{dstPort: 80})
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW, 0)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -25,20 +26,11 @@ type nsHandle = netns.NsHandle
 
 var pairSeq atomic.Uint32
 
-// needRoot skips tests that need CAP_NET_ADMIN and CAP_BPF; everything else
-// about the kernel is required, so a missing feature fails the test.
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces and AF_XDP sockets")
-	}
-}
-
 // newPair creates the namespaces and the veth pair, and removes them when
 // the test ends however it ends.
 func newPair(t testing.TB) *pair {
 	t.Helper()
-	needRoot(t)
+	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.AFXDP)
 	id := fmt.Sprintf("%d%d", os.Getpid()%100000, pairSeq.Add(1))
 	p := &pair{
 		macA:  net.HardwareAddr{0x02, 0x58, 0x53, 0x4b, 0x00, 0x0a},

@@ -1,18 +1,14 @@
 package testnet
 
 import (
-	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/afvs/afvs/internal/testsupport"
 )
 
 func TestReapStaleRemovesDeadOwnersOnly(t *testing.T) {
-	if err := Available(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute)
 	// A process that has exited: its pid names a dead owner.
 	cmd := exec.Command("true")
 	if err := cmd.Run(); err != nil {
