@@ -114,10 +114,23 @@ func TestBadRestoreChangesNothing(t *testing.T) {
 func TestDataplaneRefusalChangesNothing(t *testing.T) {
 	s := serve(t)
 	mustRestore(t, base)
+	snap := s.Director.Snapshot()
 	s.Director.RefuseApply(errString("Memory allocation problem"))
 	checkRefused(t, s.Director.Applied, "", "Memory allocation problem", sh("-a -t 198.19.0.1:80 -r 198.18.0.13 -g -w 1")...)
+	if s.Director.Snapshot() != snap {
+		t.Errorf("the refused change replaced the dataplane's snapshot")
+	}
+	// The same change, accepted, is applied exactly once: the counter and
+	// the snapshot checkRefused watched do move when a table lands.
 	s.Director.RefuseApply(nil)
+	n := s.Director.Applied()
 	mustAdm(t, sh("-a -t 198.19.0.1:80 -r 198.18.0.13 -g -w 1")...)
+	if got := s.Director.Applied() - n; got != 1 {
+		t.Errorf("an accepted change handed the dataplane %d tables, want 1", got)
+	}
+	if s.Director.Snapshot() == snap {
+		t.Errorf("an accepted change left the old snapshot in force")
+	}
 }
 
 type errString string
