@@ -67,7 +67,7 @@ var homes = map[string][]string{
 	"github.com/vishvananda/netns":        {mod + "/dataplane/nic"},
 	"github.com/spf13/viper":              {mod + "/internal/configfile"},
 	"github.com/go-viper/mapstructure":    {mod + "/internal/configfile"},
-	"github.com/google/gopacket":          {mod + "/dataplane/replay"}, // offline tools only, never the hot path
+	"github.com/google/gopacket":          {mod + "/dataplane/replay", testsupport, testsupport + "/checker"}, // offline tools and tests' packet builder, never the hot path
 	"github.com/prometheus/client_golang": {mod + "/control"},
 	"gonum.org/v1/plot":                   {mod + "/sim"},
 	"pgregory.net/rapid":                  nil,
