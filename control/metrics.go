@@ -50,13 +50,14 @@ var (
 	descQTX       = prometheus.NewDesc("afvs_queue_tx_packets_total", "Frames transmitted per queue.", []string{"dev", "queue"}, nil)
 	descQFull     = prometheus.NewDesc("afvs_queue_tx_ring_full_total", "Frames dropped because the TX ring was full, per queue.", []string{"dev", "queue"}, nil)
 	descQNoFrame  = prometheus.NewDesc("afvs_queue_no_free_frame_total", "Frames that found no free UMEM frame, per queue.", []string{"dev", "queue"}, nil)
+	descQPortErr  = prometheus.NewDesc("afvs_queue_port_errors_total", "Kick or Wait calls on a queue's sockets that failed, per queue.", []string{"dev", "queue"}, nil)
 	descQRing     = prometheus.NewDesc("afvs_queue_ring_events_total", "AF_XDP ring events per queue: fill_ring_empty, tx_ring_full, kick_errors, and the kernel's rx_dropped, rx_ring_full, rx_fill_ring_empty.", []string{"dev", "queue", "event"}, nil)
 	descBuild     = prometheus.NewDesc("afvs_build_info", "Build information.", []string{"version", "goversion"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPkts, descSvcBytes, descRealConns, descRealPkts, descRealBytes, descRealAct, descRealInact, descRealW,
-		descCTEntries, descCTTmpl, descCTCap, descCTBytes, descCTEvict, descCTRefused, descCTExpired, descDrops, descICMP, descFrag, descQRX, descQTX, descQFull, descQNoFrame, descQRing, descBuild} {
+		descCTEntries, descCTTmpl, descCTCap, descCTBytes, descCTEvict, descCTRefused, descCTExpired, descDrops, descICMP, descFrag, descQRX, descQTX, descQFull, descQNoFrame, descQPortErr, descQRing, descBuild} {
 		ch <- d
 	}
 }
@@ -107,6 +108,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descQTX, w.C.TX.Load(), w.Dev, q)
 		counter(descQFull, w.C.Drops[dataplane.DropTxRingFull].Load(), w.Dev, q)
 		counter(descQNoFrame, w.C.Drops[dataplane.DropNoFreeFrame].Load(), w.Dev, q)
+		counter(descQPortErr, w.C.PortErrors.Load(), w.Dev, q)
 		if sc, ok := w.Sockets(); ok {
 			for ev, v := range map[string]uint64{"fill_ring_empty": sc.FillEmpty, "tx_ring_full": sc.TxFull, "kick_errors": sc.KickErrors,
 				"rx_dropped": sc.RxDropped, "rx_ring_full": sc.RxRingFull, "rx_fill_ring_empty": sc.RxFillRingEmpty} {

@@ -75,7 +75,7 @@ func TestMetrics(t *testing.T) {
 		"afvs_real_inactive_connections", "afvs_real_weight", "afvs_conntrack_entries", "afvs_conntrack_templates",
 		"afvs_conntrack_capacity", "afvs_conntrack_memory_bytes", "afvs_conntrack_evictions_total", "afvs_conntrack_refused_total", "afvs_conntrack_expired_total",
 		"afvs_drops_total", "afvs_icmp_sent_total", "afvs_fragmented_total", "afvs_queue_rx_packets_total", "afvs_queue_tx_packets_total", "afvs_queue_tx_ring_full_total",
-		"afvs_queue_no_free_frame_total", "afvs_build_info"} {
+		"afvs_queue_no_free_frame_total", "afvs_queue_port_errors_total", "afvs_build_info"} {
 		if !regexp.MustCompile(`(?m)^# TYPE ` + name + ` (counter|gauge)$`).MatchString(text) {
 			t.Errorf("metric %s missing", name)
 		}

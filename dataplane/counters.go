@@ -50,6 +50,7 @@ type Counters struct {
 	RX, TX, RXBytes, TXBytes atomic.Uint64
 	ICMPSent                 atomic.Uint64
 	Fragmented               atomic.Uint64 // VS/TUN packets split in two inner fragments
+	PortErrors               atomic.Uint64 // Kick or Wait on a socket failed (the device went away)
 	Parse                    [header.NumReasons]atomic.Uint64
 	Drops                    [NumDrops]atomic.Uint64
 	svc                      [MaxServices]trafficCell
@@ -61,6 +62,7 @@ type Counters struct {
 type Totals struct {
 	RX, TX, RXBytes, TXBytes, ICMPSent uint64
 	Fragmented                         uint64
+	PortErrors                         uint64
 	Parse                              [header.NumReasons]uint64
 	Drops                              [NumDrops]uint64
 }
@@ -73,6 +75,7 @@ func (t *Totals) Add(c *Counters) {
 	t.TXBytes += c.TXBytes.Load()
 	t.ICMPSent += c.ICMPSent.Load()
 	t.Fragmented += c.Fragmented.Load()
+	t.PortErrors += c.PortErrors.Load()
 	for i := range c.Parse {
 		t.Parse[i] += c.Parse[i].Load()
 	}

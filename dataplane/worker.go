@@ -262,7 +262,7 @@ func (w *Worker) flush() {
 			w.rx.Release(d.Addr)
 		}
 		w.countTX(w.local[:k])
-		w.rx.Kick()
+		w.kick(w.rx)
 		w.local = w.local[:0]
 	}
 	for slot, q := range w.remote {
@@ -312,7 +312,17 @@ func (w *Worker) copyOut(tp TxPort, q []xsk.Desc) {
 		p.Release(d.Addr)
 	}
 	w.countTX(out[:k])
-	p.Kick()
+	w.kick(p)
+}
+
+// kick asks the kernel to send what p's TX ring holds. The socket itself
+// counts a kernel that took nothing (the frames stay queued); an error is
+// the device gone, counted here so the worker carries on with its other
+// sockets.
+func (w *Worker) kick(p Port) {
+	if err := p.Kick(); err != nil {
+		w.C.PortErrors.Add(1)
+	}
 }
 
 func (w *Worker) countTX(ds []xsk.Desc) {
@@ -324,6 +334,9 @@ func (w *Worker) countTX(ds []xsk.Desc) {
 	w.C.TXBytes.Add(b)
 }
 
+// waitBound is the longest a worker sleeps in Wait, so that it sees Stop.
+const waitBound = 20 * time.Millisecond
+
 // Run pins the worker and polls until Stop. Call it on its own goroutine;
 // it locks that goroutine to its OS thread for its lifetime.
 func (w *Worker) Run() {
@@ -331,14 +344,24 @@ func (w *Worker) Run() {
 	if w.CPU >= 0 && w.pinHook != nil {
 		w.pinErr = w.pinHook(w.CPU)
 	}
-	Spin(&w.stop, w.Poll, w.rx.Wait)
+	Spin(&w.stop, w.Poll, w.wait)
 	w.rx.Complete()
+}
+
+// wait is the receiving socket's Wait, with a failure counted.
+func (w *Worker) wait(d time.Duration) error {
+	err := w.rx.Wait(d)
+	if err != nil {
+		w.C.PortErrors.Add(1)
+	}
+	return err
 }
 
 // Spin is a polling loop: it calls poll until stop is set, again at once
 // while poll finds frames and, after a short run of empty turns, only once
-// wait (poll(2) on a socket) returns, which it bounds so stop is seen. The
-// workers and the bench package's baseline forwarder share it.
+// wait (poll(2) on a socket) returns, which it bounds so stop is seen; a
+// wait that fails is replaced by a sleep of the same bound. The workers
+// and the bench package's baseline forwarder share it.
 func Spin(stop *atomic.Bool, poll func() int, wait func(time.Duration) error) {
 	idle := 0
 	for !stop.Load() {
@@ -348,7 +371,12 @@ func Spin(stop *atomic.Bool, poll func() int, wait func(time.Duration) error) {
 		}
 		idle++
 		if idle > 64 {
-			wait(20 * time.Millisecond)
+			if err := wait(waitBound); err != nil {
+				// The socket cannot be polled: sleep the bound instead,
+				// so stop is still seen and a broken socket does not
+				// spin a CPU.
+				time.Sleep(waitBound)
+			}
 		}
 	}
 }
