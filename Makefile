@@ -5,12 +5,16 @@
 #   make test    install what the tests need, then run every test (root for the
 #                namespace, XDP and AF_XDP tests)
 #   make bench   packet-rate benchmark in namespaces, plus the Go micro-benchmarks
+#   make lint    golangci-lint with .golangci.yaml (builds the pinned version
+#                from tools/go.mod into bin/ the first time)
+#   make fuzz    every fuzz target in turn, FUZZTIME each (default 30s), then
+#                executions per target
 
 GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build deps demo test test-race test-short bench vet clean
+.PHONY: all build deps demo test test-race test-short bench vet lint fuzz clean
 
 all: build
 
@@ -33,6 +37,22 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+# golangci-lint is pinned in tools/go.mod, a module of its own so the main
+# module's go.mod lists only what AFVS links; go install builds it from the
+# module proxy. A version change in tools/go.mod rebuilds it.
+GOLANGCI := $(BIN)/golangci-lint
+$(GOLANGCI): tools/go.mod tools/go.sum
+	cd tools && GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+	@touch $@
+
+lint: $(GOLANGCI)
+	$(GOLANGCI) run ./...
+
+FUZZTIME         ?= 30s
+FUZZMINIMIZETIME ?= 2s
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZMINIMIZETIME=$(FUZZMINIMIZETIME) ./tools/fuzz.sh
 
 test: deps vet
 	$(GO) test -count=1 -timeout 12m $(PKGS)

@@ -55,7 +55,7 @@ func startDirector(t *topology, afvs, mode string, flows int) (d *testnet.Daemon
 		return d.Stop(syscall.SIGTERM)
 	}
 	if err != nil {
-		stop()
+		_ = stop()
 		return nil, nil, err
 	}
 	return d, stop, nil

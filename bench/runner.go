@@ -339,7 +339,7 @@ func startBaseline(t *topology) (f *Forwarder, stop func() error, err error) {
 	}
 	defer func() {
 		if err != nil {
-			stop()
+			_ = stop()
 		}
 	}()
 	prog, err := xdpprog.LoadRedirectAll(1)

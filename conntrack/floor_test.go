@@ -40,7 +40,6 @@ func BenchmarkMemoryFloor(b *testing.B) {
 	for i := range n {
 		lines[perm[i]][0] = perm[(i+1)%n]
 	}
-	perm = nil
 	b.Run("access=dependent", func(b *testing.B) {
 		p := uint32(0)
 		for b.Loop() {

@@ -48,7 +48,7 @@ func allocRegion(size uintptr) (region, error) {
 	_ = syscall.Madvise(mem, syscall.MADV_HUGEPAGE)
 	if err := syscall.Madvise(mem, madvPopulateWrite); err != nil {
 		if !errors.Is(err, syscall.EINVAL) {
-			syscall.Munmap(full)
+			_ = syscall.Munmap(full)
 			return region{}, fmt.Errorf("populating %d bytes: %w", size, err)
 		}
 		// An older kernel: touch every page instead.
@@ -64,6 +64,6 @@ func (r region) mapped() bool { return r.full != nil }
 
 func (r region) free() {
 	if r.full != nil {
-		syscall.Munmap(r.full)
+		_ = syscall.Munmap(r.full)
 	}
 }

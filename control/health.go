@@ -160,7 +160,7 @@ func httpCheck(scheme, path string, status int) func(ctx context.Context, addr n
 		if err != nil {
 			return err
 		}
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
 		if resp.StatusCode != status {
 			return fmt.Errorf("GET %s on %s: status %d, want %d", path, addr, resp.StatusCode, status)
@@ -223,7 +223,7 @@ func UDPCheck(ctx context.Context, addr netip.AddrPort) error {
 	if !ok {
 		deadline = time.Now().Add(time.Second)
 	}
-	c.SetDeadline(deadline)
+	_ = c.SetDeadline(deadline)
 	if _, err := c.Write([]byte("afvs-healthcheck\n")); err != nil {
 		return err
 	}
@@ -415,6 +415,6 @@ func (h *health) notify(a netip.AddrPort, up bool) {
 func (s *Server) republish() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.d.Apply(s.effective(s.table))
+	_ = s.d.Apply(s.effective(s.table))
 	s.rememberDests(s.d.Snapshot())
 }

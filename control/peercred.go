@@ -57,12 +57,12 @@ const refusal = "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nCon
 // socket under it.
 func refuse(c net.Conn, uc *net.UnixConn) {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
 	if req, err := http.ReadRequest(bufio.NewReader(io.LimitReader(c, 64<<10))); err == nil {
-		io.Copy(io.Discard, io.LimitReader(req.Body, 64<<10))
+		_, _ = io.Copy(io.Discard, io.LimitReader(req.Body, 64<<10))
 	}
-	c.Write([]byte(refusal))
-	uc.CloseWrite()
+	_, _ = c.Write([]byte(refusal))
+	_ = uc.CloseWrite()
 }
 
 func peerUID(c *net.UnixConn) (uint32, bool) {
@@ -72,10 +72,10 @@ func peerUID(c *net.UnixConn) (uint32, bool) {
 	}
 	var cred *unix.Ucred
 	var cerr error
-	raw.Control(func(fd uintptr) {
+	err = raw.Control(func(fd uintptr) {
 		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 	})
-	if cerr != nil || cred == nil {
+	if err != nil || cerr != nil || cred == nil {
 		return 0, false
 	}
 	return cred.Uid, true

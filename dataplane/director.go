@@ -563,7 +563,7 @@ func (d *Director) Neighbor(slot int, nh netip.Addr) ([6]byte, bool) {
 	idx := d.ifaces[slot].Index
 	mac, ok := d.neigh.Lookup(idx, nh)
 	if !ok {
-		d.neigh.Want(idx, nh)
+		_ = d.neigh.Want(idx, nh) // the next Apply or neighbour event asks again
 	}
 	return mac, ok
 }

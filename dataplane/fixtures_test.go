@@ -96,7 +96,7 @@ func newFxRig(t testing.TB, capacity, templates int) *fxRig {
 // apply builds tbl into the snapshot in force, as a reload does.
 func (r *fxRig) apply(t testing.TB, tbl *vs.Table) {
 	t.Helper()
-	var d4 [4]byte = fxDir.As4()
+	d4 := fxDir.As4()
 	snap, err := Build(tbl, BuildOptions{Registry: r.reg, Loads: r.loads, Prev: r.snap,
 		Resolver: StaticResolver{MACs: map[netip.Addr][6]byte{fxRSUnres: {}}},
 		Ifaces:   []Iface{{Slot: 0, Index: 1, Name: "eth0", MAC: [6]byte(fxDirMAC), MTU: 1500, Addr: d4}}})

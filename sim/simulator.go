@@ -402,7 +402,7 @@ func (s *simulator) packet(ev *Event, w *bufio.Writer) {
 		s.sum.Dropped++
 	}
 	b = append(b, '\n')
-	w.Write(b) // a write error stays in w and is reported by Flush
+	_, _ = w.Write(b) // a write error stays in w and is reported by Flush
 	s.line = b
 }
 

@@ -186,7 +186,7 @@ func Generate(out io.Writer, w Workload) (GenStats, error) {
 		line = append(line, ',')
 		line = append(line, p.flags...)
 		line = append(line, '\n')
-		bw.Write(line)
+		_, _ = bw.Write(line)
 		st.Lines++
 	}
 	push := func(p pending) {

@@ -97,7 +97,7 @@ func demoMode(daemon, mode string, two bool, n, conc int) error {
 	fmt.Println("$ afvsadm -L -n --stats")
 	if snap, err := c.IpvsadmSnapshot(false); err == nil {
 		if cmd, err := ipvsadm.Parse([]string{"-L", "-n", "--stats"}); err == nil {
-			snap.Write(os.Stdout, cmd)
+			_ = snap.Write(os.Stdout, cmd)
 		}
 	}
 	if res.Failed > 0 {

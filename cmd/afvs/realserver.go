@@ -88,7 +88,7 @@ func runRealServer(args []string) error {
 		if err := os.WriteFile(path, []byte(val), 0o644); err != nil {
 			return fmt.Errorf("sysctl %s=%s: %w", key, val, err)
 		}
-		undo = append(undo, func() { os.WriteFile(path, old, 0o644) })
+		undo = append(undo, func() { _ = os.WriteFile(path, old, 0o644) })
 		return nil
 	}
 	for _, kv := range [][2]string{
@@ -106,7 +106,7 @@ func runRealServer(args []string) error {
 			return err
 		}
 		if added {
-			undo = append(undo, func() { k.DelAddr("lo", p) })
+			undo = append(undo, func() { _ = k.DelAddr("lo", p) })
 		}
 	}
 	how := "none (dr)"
@@ -156,7 +156,7 @@ func runRealServer(args []string) error {
 			return fmt.Errorf("http on port %d: %w", *httpPort, err)
 		}
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(l)
+		go func() { _ = srv.Serve(l) }() // returns when the listener closes
 		undo = append(undo, func() { srv.Close() })
 	}
 	fmt.Printf("realserver ready: vips=%s mode=%s decap=%s\n", strings.Join(*vipsArg, ","), *mode, how)

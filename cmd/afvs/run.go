@@ -151,7 +151,7 @@ func runDaemon(args []string) error {
 		servers = append(servers, hs)
 		// The cap is under the peer check, so refused peers hold slots
 		// too until they are answered: a flood of them stays bounded.
-		go hs.Serve(control.RootOnly(control.LimitConns(l, lim.MaxConns)))
+		go func() { _ = hs.Serve(control.RootOnly(control.LimitConns(l, lim.MaxConns))) }() // returns at Shutdown
 		log.Info("control API listening", "socket", cfg.Control.Socket)
 	}
 	if cfg.Metrics.Address != "" {
@@ -161,7 +161,7 @@ func runDaemon(args []string) error {
 		}
 		hs := control.NewHTTPServer(control.MetricsHandler(srv, metricsSource{d}), control.DefaultHTTPLimits)
 		servers = append(servers, hs)
-		go hs.Serve(control.LimitConns(l, control.DefaultHTTPLimits.MaxConns))
+		go func() { _ = hs.Serve(control.LimitConns(l, control.DefaultHTTPLimits.MaxConns)) }() // returns at Shutdown
 		log.Info("metrics listening", "address", cfg.Metrics.Address)
 	}
 
@@ -185,7 +185,7 @@ func runDaemon(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, hs := range servers {
-		hs.Shutdown(ctx)
+		_ = hs.Shutdown(ctx) // best effort on the way out
 	}
 	return nil
 }

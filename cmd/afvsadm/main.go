@@ -35,7 +35,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c := api.NewClient(sock)
 	switch cmd.Kind {
 	case ipvsadm.Help:
-		ipvsadm.Usage(stdout, "afvsadm")
+		_ = ipvsadm.Usage(stdout, "afvsadm")
 		return 0
 	case ipvsadm.Version:
 		fmt.Fprintf(stdout, "afvsadm %s (ipvsadm v1.31 command line and output)\n", api.Version)

@@ -40,7 +40,7 @@ func Serve(t testing.TB) *Served {
 	}
 	hs := control.NewHTTPServer(s.Server.Handler(d.Loads()), control.DefaultHTTPLimits)
 	done := make(chan struct{})
-	go func() { defer close(done); hs.Serve(control.LimitConns(l, control.DefaultHTTPLimits.MaxConns)) }()
+	go func() { defer close(done); _ = hs.Serve(control.LimitConns(l, control.DefaultHTTPLimits.MaxConns)) }()
 	t.Cleanup(func() {
 		hs.Close()
 		<-done

@@ -281,7 +281,7 @@ func (s *Socket) Receive(out []Desc) int {
 	n := min(int(s.rx.avail(uint32(len(out)))), len(out))
 	if n == 0 {
 		if s.fill.needWakeup() {
-			unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+			_, _, _ = unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 			add(&s.c.rxWakeups, 1)
 		}
 		return 0

@@ -115,7 +115,7 @@ func StartDaemon(ns *NS, afvs, socket string, args ...string) (*Daemon, error) {
 			return d, nil
 		}
 	}
-	d.Stop(syscall.SIGKILL)
+	_ = d.Stop(syscall.SIGKILL)
 	return d, fmt.Errorf("afvs did not open its control socket within 20s:\n%s", d.Log.String())
 }
 
@@ -142,7 +142,7 @@ func (d *Daemon) Stop(sig os.Signal) error {
 		return nil
 	case <-time.After(5 * time.Second):
 	}
-	d.proc.Kill()
+	_ = d.proc.Kill()
 	<-d.exited
 	return fmt.Errorf("afvs (pid %d) still running 5s after %v; killed", d.proc.Pid, sig)
 }

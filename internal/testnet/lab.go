@@ -187,7 +187,7 @@ func (l *Lab) build() error {
 		if dev == "eth1" && !l.Opt.TwoInterfaces {
 			break
 		}
-		l.Client.Sysctl("net.ipv4.conf."+dev+".rp_filter", "0")
+		_ = l.Client.Sysctl("net.ipv4.conf."+dev+".rp_filter", "0")
 		// veth TX checksum offload leaves partial TCP checksums that a
 		// director intercepting frames with AF_XDP would forward broken.
 		if err := l.Client.Do(func() error { return nic.DisableTxChecksum(dev) }); err != nil {
@@ -246,7 +246,7 @@ func (l *Lab) startRealServer(ns *NS, name string) error {
 		for sc.Scan() {
 			if strings.HasPrefix(sc.Text(), "realserver ready") {
 				ready <- nil
-				io.Copy(io.Discard, out)
+				_, _ = io.Copy(io.Discard, out)
 				out.Close()
 				return
 			}
@@ -374,7 +374,7 @@ func (l *Lab) Get(n, conc int) Result {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.Client.Do(func() error {
+			_ = l.Client.Do(func() error {
 				for range next {
 					name, err := l.request(addr, 0, false)
 					mu.Lock()
@@ -458,7 +458,7 @@ func (l *Lab) request(addr string, body int, noDF bool) (string, error) {
 		return "", err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	req := "GET / HTTP/1.0\r\nHost: vip\r\n\r\n"
 	if body > 0 {
 		req = fmt.Sprintf("POST / HTTP/1.0\r\nHost: vip\r\nContent-Length: %d\r\n\r\n%s", body, strings.Repeat("x", body))
@@ -484,7 +484,7 @@ func (l *Lab) request(addr string, body int, noDF bool) (string, error) {
 // Close stops everything and deletes the namespaces and scratch files.
 func (l *Lab) Close() error {
 	if d := l.daemon(); d != nil {
-		d.Stop(os.Interrupt)
+		_ = d.Stop(os.Interrupt)
 	}
 	err := l.Net.Close()
 	os.RemoveAll(l.Dir)

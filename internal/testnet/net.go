@@ -114,7 +114,7 @@ func (ns *NS) Start(cmd *exec.Cmd) (<-chan struct{}, error) {
 		return nil, err
 	}
 	p := proc{cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.exited) }()
+	go func() { _ = cmd.Wait(); close(p.exited) }()
 	ns.Net.mu.Lock()
 	ns.Net.procs = append(ns.Net.procs, p)
 	ns.Net.mu.Unlock()
@@ -160,7 +160,7 @@ func (n *Net) Close() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, p := range n.procs {
-		p.cmd.Process.Kill()
+		_ = p.cmd.Process.Kill()
 		<-p.exited
 	}
 	n.procs = nil
