@@ -13,10 +13,9 @@
 // MiB, advised onto transparent huge pages and faulted in by New, so no
 // packet ever pays a page fault. The collector neither scans nor sweeps
 // that memory and does not count it in the heap it paces itself by: a
-// table on the heap raised the median stop-the-world pause from 25 to
-// about 100 µs at 10M entries (the runtime's pause work grows with the
-// heap, not only with what it scans) and would let the heap goal grow by
-// the table's size. Table.Close unmaps at once; a table nobody closes is
+// table on the heap lengthens the stop-the-world pauses (the runtime's
+// pause work grows with the heap, not only with what it scans) and would
+// let the heap goal grow by the table's size. Table.Close unmaps at once; a table nobody closes is
 // unmapped when the collector finds it unreachable, and every method that
 // reads the arrays keeps its Table alive while it runs, so that cannot
 // happen under a call. Under
@@ -68,18 +67,13 @@
 //
 // A table per queue would make updates owner-only, but a flow moved to
 // another queue by an RSS change must still be found, so every miss would
-// have to probe the other queues' tables (a miss costs 233 ns at 1M entries
-// here, paid N-1 times per new connection) and templates would be shared
-// anyway. The shared table's fast path writes nothing on most packets and
-// takes no lock, so the remaining question was whether sharing costs
-// throughput. Measured on this 2-core VM (BenchmarkParallel, Lookup+Touch
-// on 1M flows per table, medians of 5 runs, the machine shared with other
-// jobs): shared 430 ns/op, per-queue 1575 ns/op (two tables double the
-// working set that misses the caches); the runs spread by 2x, so the
-// result is "sharing costs nothing measurable", not a 3.7x win. The worst
-// case of sharing, both queues hammering one flow with a write per packet,
-// costs 164 ns/op (median) against 78 ns for an uncontended packet at 1K
-// entries. Hence one shared table.
+// have to probe the other queues' tables (a miss paid N-1 times per new
+// connection) and templates would be shared anyway. The shared table's
+// fast path writes nothing on most packets and takes no lock, and N
+// tables multiply the working set that misses the caches, so sharing
+// costs no throughput: BenchmarkParallel compares the two, and its worst
+// case, both queues writing one flow on every packet, against an
+// uncontended packet. Hence one shared table.
 //
 // # Expiry and eviction
 //
@@ -131,9 +125,9 @@
 // # Batched lookups
 //
 // At millions of entries a Lookup is two dependent DRAM round trips (the
-// overlapped bucket headers, then the entry), and one round trip costs
-// about 350 ns on this VM, while independent line loads complete one per
-// 18-25 ns when many are in flight (BenchmarkMemoryFloor). LookupBatch,
+// overlapped bucket headers, then the entry), while independent line
+// loads, many in flight at once, complete an order of magnitude faster
+// each (BenchmarkMemoryFloor measures both). LookupBatch,
 // which the dataplane calls once per batch of 64 frames, turns latency
 // into throughput the way DPDK's and VPP's bulk lookups do. It works in
 // stages over two groups of 32 keys: hash a group and prefetch both
@@ -143,54 +137,14 @@
 // works on the other. The prefetches are PREFETCHT0 instructions in a
 // few lines of amd64 assembly (prefetch_amd64.s; Go has no prefetch
 // intrinsic): a load that misses holds its place in the core's window
-// until DRAM answers, a prefetch retires at once. Plain loads in
-// separate passes, the first version, cost 126-128 ns a hit at 10M
-// entries against 106-109 ns for the pipeline, in alternating runs. A key
-// whose tags match nowhere is a miss without reading any entry.
+// until DRAM answers, a prefetch retires at once, which is why plain
+// loads in separate passes, the first version, were slower than the
+// pipeline. A key whose tags match nowhere is a miss without reading any
+// entry.
 //
 // # Figures
 //
-// go test -bench 'Lookup|Insert|MemoryFloor|GCPause' on a 2-core Oxide VM
-// (AMD Turin-like) shared with other tenants; compare within one run
-// only. Batched figures are per key, in batches of 64:
-//
-//	                      entries=1K   entries=1M   entries=10M
-//	lookup hit             79.5 ns      373 ns       725 ns   (10M/1K = 9.1x)
-//	lookup hit, batched    61.5 ns      73.0 ns      119 ns   (10M/1K = 1.93x)
-//	lookup miss            68.1 ns      145 ns       250 ns
-//	lookup miss, batched   52.1 ns      55.8 ns      65.5 ns
-//	Lookup+Touch           91.9 ns      410 ns       769 ns
-//	insert (evicting)       249 ns      979 ns      1655 ns
-//	bytes/entry            92.5         90.8         90.8
-//	allocs/op              0            0            0
-//
-// In alternating runs on a quieter machine the batched hit was 61-62 ns
-// at 1K and 106-109 ns at 10M (1.75x); the 10M figure moves with the
-// neighbours' memory traffic (the floor benchmark's independent-line cost
-// ranged from 18 to 40 ns between runs). Issue 3 asks that a hit at 10M
-// cost no more than 2x a hit at 1K. The batched hit, which is how the
-// workers look up, meets it. A single Lookup cannot on this machine, nor
-// could any hash table: one dependent DRAM round trip at this size costs
-// 337-423 ns (the floor's dependent chain), already 4-5x a whole hit at
-// 1K, and a hit needs at least one. In the dataplane, where the lookup
-// is one step of a frame's work, a frame through a worker costs 273 ns at
-// 10M flows against 195 ns at 1K (1.40x, dataplane's BenchmarkWorkerPoll).
-//
-// GC stop-the-world pauses in background cycles (BenchmarkGCPause, 2000
-// cycles per size, GOGC=1 so cycles come often, a goroutine looking up
-// the table throughout):
-//
-//	                      no table   entries=1K   entries=1M   entries=10M
-//	p50                    14 µs      14 µs        20 µs        41 µs
-//	p99                    229 µs     115 µs       229 µs       229 µs
-//	max (bucket's edge)    0.66 ms    0.39 ms      0.52 ms      0.92-1.05 ms
-//
-// Over four more runs of 2000 cycles each, no pause at 10M reached 1 ms
-// while the no-table control had five that did: every long pause was
-// spent in the stopping phase, waiting for a thread the hypervisor had
-// descheduled, which no data structure controls. The median grows a
-// little with the table because a goroutine reading at random through
-// hundreds of megabytes evicts the runtime's own data from the caches (1M
-// and 10M cost the same); with the table on the Go heap it had grown to
-// about 100 µs (see Layout).
+// The README's benchmark section has the measured costs of lookups,
+// inserts, batched lookups and GC pauses by table size, from
+// go test -bench 'Lookup|Insert|MemoryFloor|GCPause|Parallel'.
 package conntrack
