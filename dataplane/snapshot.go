@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/afvs/afvs/sched"
@@ -314,7 +315,7 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 		if cs.Sched == nil {
 			var flags sched.Flags
 			if len(s.SchedFlags) > 0 {
-				if flags, err = sched.ParseFlags(s.Sched, joinFlags(s.SchedFlags)); err != nil {
+				if flags, err = sched.ParseFlags(s.Sched, strings.Join(s.SchedFlags, ",")); err != nil {
 					return nil, fmt.Errorf("service %s: %w", s.Key, err)
 				}
 			}
@@ -417,17 +418,6 @@ func (p *Plan) Abort() {
 	for _, sc := range p.fresh {
 		sched.Release(sc)
 	}
-}
-
-func joinFlags(f []string) string {
-	out := ""
-	for i, s := range f {
-		if i > 0 {
-			out += ","
-		}
-		out += s
-	}
-	return out
 }
 
 // SteeringKeys lists the (addr, proto, port) triples the XDP program must
