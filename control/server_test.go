@@ -14,27 +14,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-
 	"github.com/afvs/afvs/control"
 	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/control/controltest"
 	"github.com/afvs/afvs/internal/header"
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/afvs/afvs/vs"
 )
 
 func frame(t *testing.T, sport uint16, syn bool, payload int) []byte {
 	t.Helper()
-	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x10}, DstMAC: net.HardwareAddr(controltest.DirectorMAC[:]), EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.IP{198, 18, 0, 10}, DstIP: net.IP{198, 19, 0, 1}}
-	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 80, SYN: syn, ACK: !syn, Window: 1000}
-	tcp.SetNetworkLayerForChecksum(ip)
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp, gopacket.Payload(make([]byte, payload))); err != nil {
-		t.Fatal(err)
+	flags := testsupport.ACK
+	if syn {
+		flags = testsupport.SYN
 	}
-	return buf.Bytes()
+	return testsupport.Build(t, testsupport.Eth(net.HardwareAddr{2, 0, 0, 0, 0, 0x10}, controltest.DirectorMAC[:]),
+		testsupport.IPv4(netip.MustParseAddr("198.18.0.10"), netip.MustParseAddr("198.19.0.1")),
+		testsupport.TCP(sport, 80, flags), testsupport.Payload(payload))
 }
 
 func commands(t *testing.T, s *controltest.Served, lines ...string) {

@@ -3,15 +3,14 @@ package main
 import (
 	"bytes"
 	"net"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-
 	"github.com/afvs/afvs/control/controltest"
 	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/internal/testsupport"
 )
 
 // serve starts the control API over the in-memory director and points
@@ -160,15 +159,13 @@ func TestSetTimeouts(t *testing.T) {
 // segment builds a client's TCP segment to vip:80.
 func segment(t *testing.T, client string, sport uint16, vip string, syn bool, payload int) []byte {
 	t.Helper()
-	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x10}, DstMAC: net.HardwareAddr(controltest.DirectorMAC[:]), EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.ParseIP(client).To4(), DstIP: net.ParseIP(vip).To4()}
-	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 80, SYN: syn, ACK: !syn, Seq: 1, Window: 1000}
-	tcp.SetNetworkLayerForChecksum(ip)
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp, gopacket.Payload(make([]byte, payload))); err != nil {
-		t.Fatal(err)
+	flags := testsupport.ACK
+	if syn {
+		flags = testsupport.SYN
 	}
-	return buf.Bytes()
+	return testsupport.Build(t, testsupport.Eth(net.HardwareAddr{2, 0, 0, 0, 0, 0x10}, controltest.DirectorMAC[:]),
+		testsupport.IPv4(netip.MustParseAddr(client), netip.MustParseAddr(vip)),
+		testsupport.TCP(sport, 80, flags), testsupport.Payload(payload))
 }
 
 func TestStatsConnsAndZero(t *testing.T) {
