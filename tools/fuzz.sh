@@ -3,7 +3,9 @@
 # a short minimisation time (the default 60 s per new input starves the
 # engine on targets whose inputs are whole frames), and ends with one line
 # per target: executions, average executions per second, new interesting inputs.
-# A crash stops the run with the failing input saved under testdata/fuzz.
+# A failing target is reported in the summary, its input saved under
+# testdata/fuzz, and the run goes on to the next target; the script then
+# exits non-zero. FUZZPKGS limits the run to some packages (default ./...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -12,13 +14,16 @@ FUZZMINIMIZETIME=${FUZZMINIMIZETIME:-2s}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 summary=()
-for pkg in $($GO list ./...); do
+failed=0
+for pkg in $($GO list ${FUZZPKGS:-./...}); do
 	for target in $($GO test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
 		echo "== $pkg $target ($FUZZTIME, minimise $FUZZMINIMIZETIME)"
 		if ! $GO test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" \
 			-fuzzminimizetime "$FUZZMINIMIZETIME" "$pkg" 2>&1 | tee "$log"; then
-			echo "fuzz: $pkg $target FAILED" >&2
-			exit 1
+			failed=1
+			summary+=("$(printf '%-32s %-18s FAILED: %s' "${pkg#github.com/afvs/afvs/}" "$target" \
+				"$(grep -m1 'Failing input written to' "$log" | sed 's/^ *//')")")
+			continue
 		fi
 		# The engine's last progress line (its rate is over the last interval;
 		# the average over the whole run is execs/elapsed): "fuzz: elapsed: 30s, execs: N (R/sec), new interesting: K (total: T)".
@@ -40,3 +45,4 @@ done
 echo
 echo "fuzz summary (FUZZTIME=$FUZZTIME, FUZZMINIMIZETIME=$FUZZMINIMIZETIME, GOMAXPROCS=${GOMAXPROCS:-$(nproc)}):"
 printf '%s\n' "${summary[@]}"
+exit $failed
