@@ -70,7 +70,9 @@ func (c *Client) Do(method, path string, body, out any) error {
 		return fmt.Errorf("cannot reach afvs at %s: %w", c.Socket, err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(timeout))
+	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return fmt.Errorf("cannot reach afvs at %s: %w", c.Socket, err)
+	}
 	var req bytes.Buffer
 	fmt.Fprintf(&req, "%s %s HTTP/1.0\r\nHost: afvs\r\nUser-Agent: afvs-client\r\n", method, path)
 	if payload != nil {
