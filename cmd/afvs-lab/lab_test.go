@@ -17,6 +17,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/afvs/afvs/internal/testnet"
+	"github.com/afvs/afvs/internal/testsupport"
 )
 
 // TestDispatch: afvs-lab runs its four commands and, asked for a daemon
@@ -131,12 +132,7 @@ func TestReplayForwardsASyn(t *testing.T) {
 // `make build` does, and runs a short `afvs-lab demo`: afvs-lab finds the
 // afvs next to it and runs it as the director and the real servers.
 func TestDemoRunsTheDaemonBinary(t *testing.T) {
-	if err := testnet.Available(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI must run privileged tests: %v", err)
-		}
-		t.Skipf("privileged test: %v", err)
-	}
+	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute)
 	if testing.Short() {
 		t.Skip("builds two binaries and a namespace lab")
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -146,12 +147,7 @@ func mustCIDR(t *testing.T, s string) *net.IPNet {
 // veth pair and not the caller's interfaces), the caller's thread never
 // moves, and an unknown name is an error that names it.
 func TestDoIn(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI must run privileged tests: needs root to create network namespaces")
-		}
-		t.Skip("needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) to create network namespaces")
-	}
+	testsupport.RequirePrivileged(t, testsupport.NetNS)
 	tn := newTestNS(t)
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "afvsdoin0"}, PeerName: "afvsdoin1"}
 	if err := tn.h.LinkAdd(veth); err != nil {
