@@ -11,9 +11,9 @@ import (
 
 	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/internal/header"
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
-	"github.com/afvs/afvs/internal/testsupport"
 )
 
 var (
