@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/afvs/afvs/internal/header"
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 )
@@ -49,25 +50,17 @@ func build(t testing.TB, s spec) []byte {
 	ls = append(ls, ip)
 	if s.udp {
 		ip.Protocol = layers.IPProtocolUDP
-		u := &layers.UDP{SrcPort: 40000, DstPort: 7000}
-		_ = u.SetNetworkLayerForChecksum(ip)
-		ls = append(ls, u)
+		ls = append(ls, &layers.UDP{SrcPort: 40000, DstPort: 7000})
 	} else {
 		ip.Protocol = layers.IPProtocolTCP
-		tc := &layers.TCP{SrcPort: 40000, DstPort: 80, Seq: 77, ACK: true, PSH: true, Ack: 88, Window: 1000}
-		_ = tc.SetNetworkLayerForChecksum(ip)
-		ls = append(ls, tc)
+		ls = append(ls, &layers.TCP{SrcPort: 40000, DstPort: 80, Seq: 77, ACK: true, PSH: true, Ack: 88, Window: 1000})
 	}
 	pl := make([]byte, s.payload)
 	for i := range pl {
 		pl[i] = byte(i*13 + 1)
 	}
 	ls = append(ls, gopacket.Payload(pl))
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
-		t.Fatal(err)
-	}
-	return append([]byte(nil), buf.Bytes()...)
+	return testsupport.Build(t, ls...)
 }
 
 func parse(t testing.TB, frame []byte) header.Packet {

@@ -4,6 +4,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 )
@@ -63,27 +64,14 @@ func build(t testing.TB, s spec) []byte {
 	ls = append(ls, ip)
 	if s.udp {
 		ip.Protocol = layers.IPProtocolUDP
-		u := &layers.UDP{SrcPort: layers.UDPPort(s.sport), DstPort: layers.UDPPort(s.dport)}
-		if err := u.SetNetworkLayerForChecksum(ip); err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, u)
+		ls = append(ls, &layers.UDP{SrcPort: layers.UDPPort(s.sport), DstPort: layers.UDPPort(s.dport)})
 	} else {
 		ip.Protocol = layers.IPProtocolTCP
-		tc := &layers.TCP{SrcPort: layers.TCPPort(s.sport), DstPort: layers.TCPPort(s.dport),
-			Seq: 1000, Ack: 2000, SYN: s.syn, ACK: s.ack, Window: 65535, Options: s.tcpOpts}
-		if err := tc.SetNetworkLayerForChecksum(ip); err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, tc)
+		ls = append(ls, &layers.TCP{SrcPort: layers.TCPPort(s.sport), DstPort: layers.TCPPort(s.dport),
+			Seq: 1000, Ack: 2000, SYN: s.syn, ACK: s.ack, Window: 65535, Options: s.tcpOpts})
 	}
 	ls = append(ls, gopacket.Payload(s.payload))
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
-		t.Fatal(err)
-	}
-	out := append([]byte(nil), buf.Bytes()...)
-	return append(out, make([]byte, s.pad)...)
+	return append(testsupport.Build(t, ls...), make([]byte, s.pad)...)
 }
 
 // refChecksum is the RFC 1071 sum written the slow, obvious way.
