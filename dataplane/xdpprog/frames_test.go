@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 )
@@ -64,17 +65,9 @@ func buildFrame(t testing.TB, spec frameSpec) []byte {
 	case spec.fragOff != 0:
 		// A non-first fragment: only payload follows the IPv4 header.
 	case spec.proto == layers.IPProtocolTCP:
-		tcp := &layers.TCP{SrcPort: 40000, DstPort: layers.TCPPort(spec.dstPort), SYN: true, Window: 1024}
-		if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, tcp)
+		ls = append(ls, &layers.TCP{SrcPort: 40000, DstPort: layers.TCPPort(spec.dstPort), SYN: true, Window: 1024})
 	case spec.proto == layers.IPProtocolUDP:
-		udp := &layers.UDP{SrcPort: 40000, DstPort: layers.UDPPort(spec.dstPort)}
-		if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, udp)
+		ls = append(ls, &layers.UDP{SrcPort: 40000, DstPort: layers.UDPPort(spec.dstPort)})
 	case spec.proto == layers.IPProtocolICMPv4:
 		ls = append(ls, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 1, Seq: 1})
 	}
@@ -84,12 +77,7 @@ func buildFrame(t testing.TB, spec frameSpec) []byte {
 
 func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 	t.Helper()
-	buf := gopacket.NewSerializeBuffer()
-	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
-	if err := gopacket.SerializeLayers(buf, opts, ls...); err != nil {
-		t.Fatalf("serialize: %v", err)
-	}
-	return append([]byte(nil), buf.Bytes()...)
+	return testsupport.Build(t, ls...)
 }
 
 func arpFrame(t testing.TB) []byte {
