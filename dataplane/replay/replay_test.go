@@ -12,6 +12,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -27,11 +28,7 @@ var (
 
 func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
 	t.Helper()
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
-		t.Fatal(err)
-	}
-	return append([]byte(nil), buf.Bytes()...)
+	return testsupport.Build(t, ls...)
 }
 
 // clientPkt is the IPv4 packet (no Ethernet) a client sends to the VIP.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 )
@@ -31,11 +32,7 @@ func put16(b []byte, at int, v uint16) { binary.BigEndian.PutUint16(b[at:], v) }
 
 func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 	t.Helper()
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testsupport.Build(t, ls...)
 }
 
 var routerAlert = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}}
