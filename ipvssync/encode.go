@@ -117,7 +117,7 @@ func (e *Encoder) Append(c *Conn) error {
 	}
 	if len(c.PEName) > 0 {
 		p[o], p[o+1] = optPEName, byte(len(c.PEName))
-		o += 2 + copy(p[o+2:], c.PEName)
+		copy(p[o+2:], c.PEName) // the last option: o is not needed after it
 	}
 	e.buf = b
 	e.buf[4]++

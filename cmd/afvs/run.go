@@ -100,7 +100,9 @@ func runDaemon(args []string) error {
 		// must leave everything as it was.
 		commit := func() {
 			d.CT.SetTimeouts(c.Timeouts.TCP, c.Timeouts.TCPFin, c.Timeouts.UDP)
-			d.CT.SetSysctls(c.Sysctls()) // validated with the config
+			if err := d.CT.SetSysctls(c.Sysctls()); err != nil { // validated with the config: should not happen
+				log.Error("reload: ipvs settings not applied", "err", err)
+			}
 			checks.Store(&cm)
 			sorry.Store(&sm)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -192,7 +193,9 @@ func TestRestoreSizeLimit(t *testing.T) {
 	mustRestore(t, big[:maxRestore-maxRestore%len(line)])
 
 	body := `{"commands": [["-C"]], "pad": "` + strings.Repeat("x", api.MaxCommandsBytes) + `"}`
-	hc := http.Client{Transport: &http.Transport{Dial: func(_, _ string) (net.Conn, error) { return net.Dial("unix", s.Socket) }}}
+	hc := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return new(net.Dialer).DialContext(ctx, "unix", s.Socket)
+	}}}
 	resp, err := hc.Post("http://afvs/v1/commands", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
