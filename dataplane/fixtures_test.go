@@ -314,6 +314,10 @@ func fixtures(t testing.TB) []fixture {
 			verdict: VerdictDrop, parse: header.BadTotalLength},
 		{name: "bad IPv4 checksum", in: corrupt(seg(t, fxVIPDR, 80), 22, func(b byte) byte { return b - 1 }),
 			verdict: VerdictDrop, parse: header.BadChecksum},
+		{name: "IP option running past the header", in: badOption(t), verdict: VerdictDrop, parse: header.BadIPOptions},
+		{name: "martian source", in: seg(t, fxVIPDR, 80, fxFrom(netip.MustParseAddr("127.0.0.1"))),
+			verdict: VerdictDrop, parse: header.MartianSource},
+		{name: "TTL 0", in: withIPChecksum(corrupt(seg(t, fxVIPDR, 80), 14+8, set(0))), verdict: VerdictDrop, parse: header.TTLZero},
 		{name: "fragment", in: withIPChecksum(corrupt(seg(t, fxVIPDR, 80), 20, set(0x20))), verdict: VerdictDrop, parse: header.Fragment},
 		{name: "ICMP to a VIP", in: ts.Build(t, ts.Eth(fxClientMAC, fxDirMAC), ipHeader(fxVIPDR, true),
 			&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0)}, ts.Payload(8)), verdict: VerdictDrop, parse: header.UnknownProtocol},
@@ -372,6 +376,17 @@ func withOptions(t testing.TB, f []byte) []byte {
 	ip := ipHeader(fxVIPDR, false)
 	ip.Options = []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 0}} // NOP NOP NOP EOL
 	return ts.Build(t, ts.Eth(fxClientMAC, fxDirMAC), ip, ts.TCP(40000, 80, ts.SYN), ts.Payload(1500-24-20+1))
+}
+
+// badOption is a SYN whose one IPv4 option (a timestamp) claims 8 bytes
+// where the header has 4 left.
+func badOption(t testing.TB) []byte {
+	t.Helper()
+	ip := ipHeader(fxVIPDR, true)
+	ip.Options = []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 0}} // NOP NOP NOP EOL
+	f := ts.Build(t, ts.Eth(fxClientMAC, fxDirMAC), ip, ts.TCP(40000, 80, ts.SYN), ts.Payload(10))
+	f[14+20], f[14+21] = 68, 8
+	return withIPChecksum(f)
 }
 
 // truncatedL4 is an IPv4 packet whose payload, 10 bytes, is shorter than
