@@ -665,7 +665,9 @@ func (d *Director) publishLocked(t *vs.Table) error {
 		}
 	}
 	if err := plan.Commit(); err != nil {
-		d.setSteering(old)
+		if rerr := d.setSteering(old); rerr != nil {
+			d.log.Error("steering: cannot restore the keys in force", "err", rerr)
+		}
 		return err
 	}
 	d.snap.Store(snap)
