@@ -300,7 +300,10 @@ func (d *Director) awaitNewNextHops() {
 		}
 		known[h.hop.NextHop] = true
 		if _, ok := d.neigh.Lookup(h.hop.Ifindex, h.hop.NextHop); !ok {
-			d.neigh.Want(h.hop.Ifindex, h.hop.NextHop)
+			// A failed ask leaves the hop unresolved (its frames count as
+			// neighbor_unresolved) until the next Apply asks again; the
+			// wait below is bounded either way.
+			_ = d.neigh.Want(h.hop.Ifindex, h.hop.NextHop)
 			pending = append(pending, want{h.hop.Ifindex, h.hop.NextHop})
 		}
 	}
