@@ -69,6 +69,10 @@ type HealthOptions struct {
 	Remove bool
 	// OnChange hears every up/down transition, for logging.
 	OnChange func(addr netip.AddrPort, up bool)
+	// OnApplyError hears a refused republish: the checks changed a real
+	// server's state but the director kept the table in force. The next
+	// round tries again until the director accepts it.
+	OnApplyError func(err error)
 }
 
 // ServiceCheck is one service's own health check.
@@ -336,9 +340,14 @@ func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
 	s.health.Store(h)
 	tick := time.NewTicker(opt.Interval)
 	defer tick.Stop()
+	pending := false // a change the director has refused so far
 	for {
-		if h.round(s) {
-			s.republish()
+		if h.round(s) || pending {
+			err := s.republish()
+			pending = err != nil
+			if err != nil && opt.OnApplyError != nil {
+				opt.OnApplyError(err)
+			}
 		}
 		select {
 		case <-stop:
@@ -412,9 +421,12 @@ func (h *health) notify(a netip.AddrPort, up bool) {
 }
 
 // republish applies the configured table again with the current health.
-func (s *Server) republish() {
+func (s *Server) republish() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_ = s.d.Apply(s.effective(s.table))
+	if err := s.d.Apply(s.effective(s.table)); err != nil {
+		return err
+	}
 	s.rememberDests(s.d.Snapshot())
+	return nil
 }

@@ -362,3 +362,74 @@ func TestHealthSorryServer(t *testing.T) {
 	mu.Unlock()
 	waitFor(map[string]int32{"198.18.0.11:80": 1, "198.18.0.12:80": 0})
 }
+
+// TestHealthRefusedApplyIsReportedAndRetried: when the director refuses
+// the table a health change produces, the refusal is reported (not
+// dropped), the dataplane keeps its table, and the change is applied once
+// the director accepts again.
+func TestHealthRefusedApplyIsReportedAndRetried(t *testing.T) {
+	s := vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 80}, Sched: "wrr"}
+	for i, w := range []int32{1, 2} {
+		s.Reals = append(s.Reals, vs.Real{Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(11 + i)}), Port: 80, Weight: w})
+	}
+	d, srv, _ := healthServer(t, s)
+	rs2 := netip.MustParseAddrPort("198.18.0.12:80")
+	var mu sync.Mutex
+	var refusals []error
+	dial := func(ctx context.Context, a netip.AddrPort) error {
+		if a == rs2 {
+			return errors.New("connection refused")
+		}
+		return nil
+	}
+	refused := errors.New("steering map full")
+	d.RefuseApply(refused)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		srv.RunHealth(control.HealthOptions{Interval: 5 * time.Millisecond, Timeout: 5 * time.Millisecond, Rise: 1, Fall: 1, Dial: dial,
+			OnApplyError: func(err error) {
+				mu.Lock()
+				refusals = append(refusals, err)
+				mu.Unlock()
+			}}, stop)
+		close(done)
+	}()
+	defer func() { close(stop); <-done }()
+	weightOf := func() int32 {
+		for _, r := range d.Snapshot().Table.Services[0].Reals {
+			if r.AddrPort() == rs2 {
+				return r.Weight
+			}
+		}
+		return -1
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(refusals)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("refused apply reported %d times, want at least 2 (one, then a retry)", n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	mu.Lock()
+	if !errors.Is(refusals[0], refused) {
+		t.Errorf("reported %v, want the director's %v", refusals[0], refused)
+	}
+	mu.Unlock()
+	if w := weightOf(); w != 2 {
+		t.Fatalf("dataplane weight of %s is %d while the director refuses, want the old 2", rs2, w)
+	}
+	d.RefuseApply(nil)
+	for weightOf() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the director accepts again, weight of %s is %d, want 0", rs2, weightOf())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

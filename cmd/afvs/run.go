@@ -137,6 +137,9 @@ func runDaemon(args []string) error {
 					log.Warn("real server down: quiesced (weight 0)", "real", a)
 				}
 			},
+			OnApplyError: func(err error) {
+				log.Error("health: the director refused the new table; the dataplane keeps the old one, retried every interval", "err", err)
+			},
 		}, stop)
 		log.Info("health checks on", "type", cfg.Health.Type, "interval", cfg.Health.Interval, "rise", cfg.Health.Rise, "fall", cfg.Health.Fall)
 	}
