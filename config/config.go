@@ -73,6 +73,10 @@ type IPVSConfig struct {
 	// server has weight 0 at its next use; 0 (default) keeps sending its
 	// clients there until it expires.
 	ExpireQuiescentTemplate int `mapstructure:"expire_quiescent_template"`
+	// SloppyTCP: 1 lets any TCP packet but a RST without a connection
+	// entry create one (a director taking over connections it never saw
+	// open); 0 (default) only a SYN. UDP packets always create entries.
+	SloppyTCP int `mapstructure:"sloppy_tcp"`
 }
 
 // Sysctls converts the ipvs section for the connection table. Validate
@@ -82,6 +86,7 @@ func (c *Config) Sysctls() conntrack.Sysctls {
 		ConnReuseMode:           c.IPVS.ConnReuseMode,
 		ExpireNodestConn:        c.IPVS.ExpireNodestConn != 0,
 		ExpireQuiescentTemplate: c.IPVS.ExpireQuiescentTemplate != 0,
+		SloppyTCP:               c.IPVS.SloppyTCP != 0,
 	}
 }
 
@@ -350,7 +355,7 @@ func (c *Config) Validate() error {
 	if c.IPVS.ConnReuseMode < 0 || c.IPVS.ConnReuseMode > 3 {
 		return fmt.Errorf("ipvs.conn_reuse_mode: %d: must be 0..3 (0 off, 1 reschedule a SYN on TIME_WAIT/CLOSE, 2 or 3 also on FIN_WAIT)", c.IPVS.ConnReuseMode)
 	}
-	for key, v := range map[string]int{"ipvs.expire_nodest_conn": c.IPVS.ExpireNodestConn, "ipvs.expire_quiescent_template": c.IPVS.ExpireQuiescentTemplate} {
+	for key, v := range map[string]int{"ipvs.expire_nodest_conn": c.IPVS.ExpireNodestConn, "ipvs.expire_quiescent_template": c.IPVS.ExpireQuiescentTemplate, "ipvs.sloppy_tcp": c.IPVS.SloppyTCP} {
 		if v != 0 && v != 1 {
 			return fmt.Errorf("%s: %d: must be 0 or 1", key, v)
 		}

@@ -22,8 +22,8 @@ type Sysctls struct {
 	ConnReuseMode int
 	// ExpireNodestConn is expire_nodest_conn. When set, a packet of an
 	// entry whose real server is no longer available expires the entry at
-	// once (a SYN, or any UDP packet, is then scheduled afresh; other TCP
-	// packets are dropped), and with ConnReuseMode non-zero a SYN of an
+	// once (a SYN, any UDP packet, or with SloppyTCP any TCP packet but a
+	// RST, is then scheduled afresh; other TCP packets are dropped), and with ConnReuseMode non-zero a SYN of an
 	// entry whose server has weight 0 is rescheduled. When clear such
 	// packets are dropped and the entry runs out its timeout. Kernel
 	// default 0.
@@ -34,10 +34,21 @@ type Sysctls struct {
 	// afresh. When clear such a template keeps sending its clients to the
 	// quiesced server until it expires. Kernel default 0.
 	ExpireQuiescentTemplate bool
+	// SloppyTCP is sloppy_tcp. When set, any TCP packet without an entry
+	// except a RST is scheduled and creates one, as tcp_conn_schedule
+	// does, instead of only a SYN; the entry starts in the state that
+	// packet's flag takes NONE to (an ACK: ESTABLISHED, a FIN: CLOSE, no
+	// flag: NONE). It lets a director take over connections it never saw
+	// open (a failover whose sync missed them); with a consistent
+	// scheduler (mh, sh) they reach the same real server. With
+	// ExpireNodestConn it also reschedules a non-SYN packet of an entry
+	// whose server is gone. Kernel default 0. UDP needs no such switch:
+	// every UDP packet without an entry is scheduled (udp_conn_schedule).
+	SloppyTCP bool
 }
 
 // DefaultSysctls returns the kernel's defaults: conn_reuse_mode 1,
-// expire_nodest_conn 0, expire_quiescent_template 0.
+// expire_nodest_conn 0, expire_quiescent_template 0, sloppy_tcp 0.
 func DefaultSysctls() Sysctls { return Sysctls{ConnReuseMode: 1} }
 
 // Validate reports a value outside what the kernel defines, naming the
@@ -53,6 +64,7 @@ const (
 	sysReuseMask      = 3
 	sysExpireNodest   = 1 << 2
 	sysExpireQuiesced = 1 << 3
+	sysSloppyTCP      = 1 << 4
 )
 
 func (s Sysctls) pack() uint32 {
@@ -63,6 +75,9 @@ func (s Sysctls) pack() uint32 {
 	if s.ExpireQuiescentTemplate {
 		v |= sysExpireQuiesced
 	}
+	if s.SloppyTCP {
+		v |= sysSloppyTCP
+	}
 	return v
 }
 
@@ -71,6 +86,7 @@ func unpackSysctls(v uint32) Sysctls {
 		ConnReuseMode:           int(v & sysReuseMask),
 		ExpireNodestConn:        v&sysExpireNodest != 0,
 		ExpireQuiescentTemplate: v&sysExpireQuiesced != 0,
+		SloppyTCP:               v&sysSloppyTCP != 0,
 	}
 }
 

@@ -6,7 +6,7 @@ type Drop uint8
 
 const (
 	DropNoService          Drop = iota // no virtual service for dst addr/proto/port (table changed under the steering map)
-	DropNoConnection                   // TCP without SYN and no connection entry (IPVS ignores these)
+	DropNoConnection                   // TCP without SYN (without sloppy_tcp) or a RST, and no connection entry (IPVS ignores these)
 	DropNoDest                         // the scheduler found no available real server
 	DropDestUnavailable                // the connection's real server was deleted (IPVS drops and lets it expire)
 	DropTableFull                      // connection table full even after eviction

@@ -235,7 +235,7 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 				return VerdictDrop, Out{}
 			}
 			p.expireNow(&conn)
-			if pk.Proto == header.ProtocolTCP && ev != conntrack.EvSyn {
+			if !p.mayCreate(pk.Proto, ev) {
 				p.retireExpired()
 				c.Drops[DropDestUnavailable].Add(1)
 				return VerdictDrop, Out{}
@@ -260,7 +260,7 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 		break
 	}
 	if !hit {
-		if pk.Proto == header.ProtocolTCP && ev != conntrack.EvSyn {
+		if !p.mayCreate(pk.Proto, ev) {
 			c.Drops[DropNoConnection].Add(1)
 			return VerdictDrop, Out{}
 		}
@@ -279,6 +279,17 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 		p.Last.Found, p.Last.Dest = true, d.ID
 	}
 	return p.emit(s, svc, d, buf, off, n)
+}
+
+// mayCreate is tcp_conn_schedule's gate for a packet without a usable
+// entry: a TCP packet creates a connection when it is a SYN, or with
+// sloppy_tcp when it is anything but a RST; every other protocol's packet
+// always does (udp_conn_schedule has no gate).
+func (p *Processor) mayCreate(proto uint8, ev conntrack.Event) bool {
+	if proto != header.ProtocolTCP || ev == conntrack.EvSyn {
+		return true
+	}
+	return ev != conntrack.EvRst && p.ct.Sysctls().SloppyTCP
 }
 
 // reschedule is the port-reuse block of ip_vs_in_hook for a SYN on an

@@ -11,8 +11,8 @@
 // time_ms,proto,client_ip,client_port,vip,vport,real_ip:real_port, or - as
 // the real server when the connection was dropped. Packets of existing
 // connections, and packets dropped before any connection exists (a non-SYN
-// TCP packet without one, a VIP no service has), write nothing; the summary
-// counts them by drop reason.
+// TCP packet without one, unless sloppy_tcp lets it make one; a VIP no
+// service has), write nothing; the summary counts them by drop reason.
 //
 // Every trace event becomes a minimal Ethernet/IPv4/TCP or UDP frame, with a
 // valid IPv4 header checksum, written into one reused buffer and handed to

@@ -634,3 +634,42 @@ func TestFullTableSameSeedSameOutput(t *testing.T) {
 		t.Fatalf("summary names no server:\n%s", sum1)
 	}
 }
+
+// TestSimSloppyTCPFailover replays a failover: the same mh table on two
+// simulated directors. Connections opened with SYNs on the first continue
+// on the second with only their ACKs: with sloppy_tcp each ACK is a new
+// decision naming the real server the SYN got on the first director, and
+// without it every ACK is dropped as no_connection and decides nothing.
+func TestSimSloppyTCPFailover(t *testing.T) {
+	const n = 40
+	var syn, ack strings.Builder
+	for i := range n {
+		c := "198.18.64." + itoa(i+1) + "," + itoa(41000+i) + ",198.19.0.1,80,"
+		syn.WriteString(itoa(i) + ",tcp," + c + "S\n")
+		ack.WriteString(itoa(i) + ",tcp," + c + "A\n")
+	}
+	master, _ := run(t, table(t, vs.TCP, "mh", 1, 1, 1), syn.String(), Options{})
+	if got := strings.Count(master, "\n"); got != n {
+		t.Fatalf("master: %d decisions, want %d:\n%s", got, n, master)
+	}
+	servers := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(master), "\n") {
+		servers[l[strings.LastIndexByte(l, ',')+1:]] = true
+	}
+	if len(servers) < 2 || servers["-"] {
+		t.Fatalf("mh spread the flows over %v; the test needs at least two servers:\n%s", servers, master)
+	}
+	sloppy := conntrack.DefaultSysctls()
+	sloppy.SloppyTCP = true
+	backup, _ := run(t, table(t, vs.TCP, "mh", 1, 1, 1), ack.String(), Options{Sysctls: &sloppy})
+	if backup != master {
+		t.Fatalf("sloppy_tcp backup decided\n%s\nthe master decided\n%s", backup, master)
+	}
+	strict, sum := run(t, table(t, vs.TCP, "mh", 1, 1, 1), ack.String(), Options{})
+	if strict != "" {
+		t.Fatalf("without sloppy_tcp the ACKs decided:\n%s", strict)
+	}
+	if got := sum.Drops["no_connection"]; got != n {
+		t.Fatalf("without sloppy_tcp: no_connection = %d, want %d (summary %+v)", got, n, sum.Drops)
+	}
+}

@@ -94,11 +94,11 @@ func TestCheckGoodConfigs(t *testing.T) {
 	if got := c.Sysctls(); got != conntrack.DefaultSysctls() {
 		t.Errorf("default sysctls %+v", got)
 	}
-	c2, err := configfile.Load(writeConfig(t, "afvs.yaml", "interfaces: [eth0]\nipvs: {conn_reuse_mode: 3, expire_nodest_conn: 1, expire_quiescent_template: 1}\n"), nil)
+	c2, err := configfile.Load(writeConfig(t, "afvs.yaml", "interfaces: [eth0]\nipvs: {conn_reuse_mode: 3, expire_nodest_conn: 1, expire_quiescent_template: 1, sloppy_tcp: 1}\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c2.Sysctls(); got != (conntrack.Sysctls{ConnReuseMode: 3, ExpireNodestConn: true, ExpireQuiescentTemplate: true}) {
+	if got := c2.Sysctls(); got != (conntrack.Sysctls{ConnReuseMode: 3, ExpireNodestConn: true, ExpireQuiescentTemplate: true, SloppyTCP: true}) {
 		t.Errorf("ipvs section decoded as %+v", got)
 	}
 	t.Setenv("AFVS_IPVS_CONN_REUSE_MODE", "0")
@@ -108,6 +108,14 @@ func TestCheckGoodConfigs(t *testing.T) {
 	}
 	if c3.IPVS.ConnReuseMode != 0 {
 		t.Errorf("AFVS_IPVS_CONN_REUSE_MODE=0 gave conn_reuse_mode %d", c3.IPVS.ConnReuseMode)
+	}
+	t.Setenv("AFVS_IPVS_SLOPPY_TCP", "1")
+	c4, err := configfile.Load(writeConfig(t, "afvs.yaml", "interfaces: [eth0]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c4.Sysctls().SloppyTCP {
+		t.Errorf("AFVS_IPVS_SLOPPY_TCP=1 gave %+v", c4.Sysctls())
 	}
 	tbl, err := c.VS()
 	if err != nil {
@@ -149,6 +157,7 @@ func TestCheckBadConfigs(t *testing.T) {
 		{"conn_reuse_mode out of range", "a.yaml", "interfaces: [eth0]\nipvs: {conn_reuse_mode: 4}\n", []string{"ipvs.conn_reuse_mode", "4", "0..3"}},
 		{"expire_nodest_conn not 0/1", "a.yaml", "interfaces: [eth0]\nipvs: {expire_nodest_conn: 2}\n", []string{"ipvs.expire_nodest_conn", "2", "0 or 1"}},
 		{"expire_quiescent_template not 0/1", "a.yaml", "interfaces: [eth0]\nipvs: {expire_quiescent_template: -1}\n", []string{"ipvs.expire_quiescent_template", "-1", "0 or 1"}},
+		{"sloppy_tcp not 0/1", "a.yaml", "interfaces: [eth0]\nipvs: {sloppy_tcp: 2}\n", []string{"ipvs.sloppy_tcp", "2", "0 or 1"}},
 		{"unknown ipvs key", "a.yaml", "interfaces: [eth0]\nipvs: {conn_reuse: 1}\n", []string{"ipvs.conn_reuse: unknown key"}},
 		{"bad health duration", "a.toml", "interfaces = [\"eth0\"]\n[health]\ninterval = \"soon\"\n", []string{"health.interval", "soon", "duration"}},
 		{"bad protocol", "a.yaml", "interfaces: [eth0]\nservices: [{proto: sctp, address: 198.19.0.1, port: 80}]\n", []string{"services[0].proto", "sctp", "tcp or udp"}},
