@@ -1,7 +1,10 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -24,6 +27,12 @@ type Config struct {
 	CPUs map[string]int `mapstructure:"cpus"`
 	// Frames is the number of UMEM frames per socket.
 	Frames int `mapstructure:"frames"`
+	// VIPMACs gives an interface one more destination MAC, besides its
+	// own, whose frames the steering program redirects: interface name ->
+	// a unicast MAC (a VRRP virtual MAC, say). Frames addressed to any
+	// other MAC go to the kernel, so a director forwards only traffic
+	// sent to it.
+	VIPMACs map[string]string `mapstructure:"vip_macs"`
 
 	Table    TableConfig     `mapstructure:"table"`
 	Timeouts TimeoutsConfig  `mapstructure:"timeouts"`
@@ -77,6 +86,35 @@ type IPVSConfig struct {
 	// entry create one (a director taking over connections it never saw
 	// open); 0 (default) only a SYN. UDP packets always create entries.
 	SloppyTCP int `mapstructure:"sloppy_tcp"`
+}
+
+// parseVIPMAC parses a configured owner MAC: six bytes, unicast, not
+// all zeros.
+func parseVIPMAC(s string) ([6]byte, error) {
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 {
+		return [6]byte{}, errors.New("must be an Ethernet MAC such as 00:00:5e:00:01:33")
+	}
+	m := [6]byte(hw)
+	if m == ([6]byte{}) {
+		return m, errors.New("must not be all zeros")
+	}
+	if m[0]&1 != 0 {
+		return m, errors.New("is a group (multicast or broadcast) address: must be unicast")
+	}
+	return m, nil
+}
+
+// VIPMACsByInterface converts vip_macs for the dataplane. Validate has
+// checked it.
+func (c *Config) VIPMACsByInterface() map[string][6]byte {
+	out := make(map[string][6]byte, len(c.VIPMACs))
+	for name, s := range c.VIPMACs {
+		if m, err := parseVIPMAC(s); err == nil {
+			out[name] = m
+		}
+	}
+	return out
 }
 
 // Sysctls converts the ipvs section for the connection table. Validate
@@ -336,6 +374,14 @@ func (c *Config) Validate() error {
 		}
 		if cpu < 0 || cpu > 4095 {
 			return fmt.Errorf("cpus.%s: cpu %d: must be 0..4095", k, cpu)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.VIPMACs)) {
+		if !slices.Contains(c.Interfaces, name) {
+			return fmt.Errorf("vip_macs.%s: not one of interfaces %v", name, c.Interfaces)
+		}
+		if _, err := parseVIPMAC(c.VIPMACs[name]); err != nil {
+			return fmt.Errorf("vip_macs.%s: %q: %w", name, c.VIPMACs[name], err)
 		}
 	}
 	if c.Frames < 64 || c.Frames > MaxFrames || c.Frames&(c.Frames-1) != 0 {

@@ -37,7 +37,11 @@ type Options struct {
 	// negative interval turns the per-destination limit off).
 	ICMPHostEvery time.Duration
 	ICMPHostBurst int
-	Log           *slog.Logger
+	// VIPMACs gives an interface one more destination MAC its steering
+	// program redirects, besides the interface's own (a VRRP virtual MAC
+	// the VIP answers with). Frames for any other MAC go to the kernel.
+	VIPMACs map[string][6]byte
+	Log     *slog.Logger
 	// Platform performs the privileged operations; nil means Kernel().
 	// The Director closes what it opened through it, not the Platform.
 	Platform Platform
@@ -201,6 +205,9 @@ func (d *Director) openIngress() error {
 			return fmt.Errorf("interface %s: %w", name, err)
 		}
 		d.steer = append(d.steer, st)
+		if err := st.SetOwnerMACs(ownerMACs(ifc.MAC, d.opt.VIPMACs, name)...); err != nil {
+			return fmt.Errorf("interface %s: %w", name, err)
+		}
 		for q := 0; q < max(ifc.RxQueues, 1); q++ {
 			so := xsk.DefaultOptions()
 			if d.opt.Frames > 0 {
@@ -888,6 +895,20 @@ func (d *Director) Close() {
 	}
 }
 
+// ownerMACs are the destination MACs the steering program on interface
+// name redirects: the interface's own, when it has one, and the configured
+// VIP MAC. With neither it redirects nothing, and SetOwnerMACs gets none.
+func ownerMACs(own [6]byte, vip map[string][6]byte, name string) [][6]byte {
+	var macs [][6]byte
+	if own != ([6]byte{}) {
+		macs = append(macs, own)
+	}
+	if m, ok := vip[name]; ok {
+		macs = append(macs, m)
+	}
+	return macs
+}
+
 func addSteer(a, b xdpprog.StatsCounters) xdpprog.StatsCounters {
 	a.Total += b.Total
 	a.Redirected += b.Redirected
@@ -898,5 +919,6 @@ func addSteer(a, b xdpprog.StatsCounters) xdpprog.StatsCounters {
 	a.PassNotL4 += b.PassNotL4
 	a.PassNoService += b.PassNoService
 	a.PassNoSocket += b.PassNoSocket
+	a.PassOtherMAC += b.PassOtherMAC
 	return a
 }

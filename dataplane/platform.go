@@ -89,6 +89,11 @@ type Steering interface {
 	RegisterSocket(queue int, s Socket) error
 	// SetServices replaces the service keys; on error the old set stays.
 	SetServices(keys []xdpprog.ServiceKey) error
+	// SetOwnerMACs sets the destination MACs (at most
+	// xdpprog.MaxOwnerMACs, unicast) whose matched frames are redirected;
+	// frames for any other MAC pass to the kernel. Until it is called
+	// nothing is redirected; on error the old set stays.
+	SetOwnerMACs(macs ...[6]byte) error
 	// Attach attaches the program to the interface ifindex.
 	Attach(ifindex int, mode xdpprog.Mode) (Attachment, error)
 	// Stats sums the program's counters.

@@ -109,6 +109,13 @@ func TestCheckGoodConfigs(t *testing.T) {
 	if c3.IPVS.ConnReuseMode != 0 {
 		t.Errorf("AFVS_IPVS_CONN_REUSE_MODE=0 gave conn_reuse_mode %d", c3.IPVS.ConnReuseMode)
 	}
+	c5, err := configfile.Load(writeConfig(t, "afvs.yaml", "interfaces: [eth0, eth1]\nvip_macs: {eth1: \"00:00:5E:00:01:33\"}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c5.VIPMACsByInterface(); len(got) != 1 || got["eth1"] != [6]byte{0, 0, 0x5e, 0, 1, 0x33} {
+		t.Errorf("vip_macs decoded as %v", got)
+	}
 	t.Setenv("AFVS_IPVS_SLOPPY_TCP", "1")
 	c4, err := configfile.Load(writeConfig(t, "afvs.yaml", "interfaces: [eth0]\n"), nil)
 	if err != nil {
@@ -158,6 +165,11 @@ func TestCheckBadConfigs(t *testing.T) {
 		{"expire_nodest_conn not 0/1", "a.yaml", "interfaces: [eth0]\nipvs: {expire_nodest_conn: 2}\n", []string{"ipvs.expire_nodest_conn", "2", "0 or 1"}},
 		{"expire_quiescent_template not 0/1", "a.yaml", "interfaces: [eth0]\nipvs: {expire_quiescent_template: -1}\n", []string{"ipvs.expire_quiescent_template", "-1", "0 or 1"}},
 		{"sloppy_tcp not 0/1", "a.yaml", "interfaces: [eth0]\nipvs: {sloppy_tcp: 2}\n", []string{"ipvs.sloppy_tcp", "2", "0 or 1"}},
+		{"vip_macs for another interface", "a.yaml", "interfaces: [eth0]\nvip_macs: {eth1: \"00:00:5e:00:01:33\"}\n", []string{"vip_macs.eth1", "not one of interfaces"}},
+		{"vip_macs not a MAC", "a.yaml", "interfaces: [eth0]\nvip_macs: {eth0: 00-00-5e}\n", []string{"vip_macs.eth0", "00-00-5e", "Ethernet MAC"}},
+		{"vip_macs multicast", "a.yaml", "interfaces: [eth0]\nvip_macs: {eth0: \"01:00:5e:00:00:01\"}\n", []string{"vip_macs.eth0", "01:00:5e:00:00:01", "unicast"}},
+		{"vip_macs zero", "a.yaml", "interfaces: [eth0]\nvip_macs: {eth0: \"00:00:00:00:00:00\"}\n", []string{"vip_macs.eth0", "all zeros"}},
+		{"vip_macs eui-64", "a.yaml", "interfaces: [eth0]\nvip_macs: {eth0: \"02:00:00:00:00:00:00:01\"}\n", []string{"vip_macs.eth0", "Ethernet MAC"}},
 		{"unknown ipvs key", "a.yaml", "interfaces: [eth0]\nipvs: {conn_reuse: 1}\n", []string{"ipvs.conn_reuse: unknown key"}},
 		{"bad health duration", "a.toml", "interfaces = [\"eth0\"]\n[health]\ninterval = \"soon\"\n", []string{"health.interval", "soon", "duration"}},
 		{"bad protocol", "a.yaml", "interfaces: [eth0]\nservices: [{proto: sctp, address: 198.19.0.1, port: 80}]\n", []string{"services[0].proto", "sctp", "tcp or udp"}},

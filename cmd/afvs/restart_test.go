@@ -24,9 +24,10 @@ func TestRestartOnlyNamesWhatReloadCannotChange(t *testing.T) {
 	cur.ICMP.Rate = 10
 	cur.Health.Command = []string{"/bin/true", "{port}"}
 	cur.Table.Capacity = 2048
+	cur.VIPMACs = map[string]string{"eth0": "00:00:5e:00:01:33"}
 	cur.Services = []config.ServiceConfig{{Proto: "tcp", Address: "198.19.0.1", Port: 80}}
 	keys := restartOnly(base(), cur)
-	for _, want := range []string{"icmp", "health", "table"} {
+	for _, want := range []string{"icmp", "health", "table", "vip_macs"} {
 		if !slices.Contains(keys, want) {
 			t.Errorf("restartOnly %v lacks %q", keys, want)
 		}

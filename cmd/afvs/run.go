@@ -226,6 +226,9 @@ func restartOnly(old, cur *config.Config) []string {
 	if old.Control != cur.Control {
 		keys = append(keys, "control")
 	}
+	if !maps.Equal(old.VIPMACs, cur.VIPMACs) {
+		keys = append(keys, "vip_macs")
+	}
 	return keys
 }
 
@@ -235,7 +238,8 @@ func directorOptions(cfg *config.Config, mode xdpprog.Mode, log *slog.Logger) da
 		Capacity: cfg.Table.Capacity, Templates: cfg.Table.Templates,
 		TCP: cfg.Timeouts.TCP, TCPFin: cfg.Timeouts.TCPFin, UDP: cfg.Timeouts.UDP,
 		ICMPRate: cfg.ICMP.Rate, ICMPBurst: cfg.ICMP.Burst,
-		ICMPHostEvery: hostEvery(cfg.ICMP.HostInterval), ICMPHostBurst: cfg.ICMP.HostBurst, Log: log,
+		ICMPHostEvery: hostEvery(cfg.ICMP.HostInterval), ICMPHostBurst: cfg.ICMP.HostBurst,
+		VIPMACs: cfg.VIPMACsByInterface(), Log: log,
 	}
 }
 
@@ -250,6 +254,7 @@ func fillStatus(d *dataplane.Director, st *api.Status) {
 		st.Steering["redirected"] = s.Redirected
 		st.Steering["passed"] = s.Passed()
 		st.Steering["fragments"] = s.Fragments
+		st.Steering["other_mac"] = s.PassOtherMAC
 	}
 }
 

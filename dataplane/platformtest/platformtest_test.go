@@ -49,6 +49,9 @@ func TestSteeringDecidesAndCounts(t *testing.T) {
 	ifc := h.AddIface("eth0", mac, netip.MustParsePrefix("198.18.0.2/24"), "lan", 1)
 	peer := n.AddHost("peer").AddIface("eth0", [6]byte{2, 0, 0, 0, 0, 9}, netip.MustParsePrefix("198.18.0.9/24"), "lan", 1)
 	st, _ := h.LoadSteering(16, 1)
+	if err := st.SetOwnerMACs(mac); err != nil {
+		t.Fatal(err)
+	}
 	s, err := h.OpenSocket(ifc.Index, 0, xsk.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
@@ -67,8 +70,9 @@ func TestSteeringDecidesAndCounts(t *testing.T) {
 	peer.Send(frame(t, mac, layers.EthernetTypeIPv4, layers.IPProtocolICMPv4, "198.19.0.1", 0)) // not L4
 	peer.Send(frame(t, mac, layers.EthernetTypeARP, 0, "", 0))                                  // not IPv4
 	peer.Send(frame(t, [6]byte{2, 0, 0, 0, 0, 0x77}, layers.EthernetTypeIPv4, layers.IPProtocolUDP, "198.19.0.1", 53))
+	peer.Send(frame(t, broadcast, layers.EthernetTypeIPv4, layers.IPProtocolUDP, "198.19.0.1", 53)) // not an owner MAC
 	got, _ := st.Stats()
-	want := xdpprog.StatsCounters{Total: 5, Redirected: 2, PassNoService: 1, PassNotL4: 1, PassNotIPv4: 1}
+	want := xdpprog.StatsCounters{Total: 6, Redirected: 2, PassNoService: 1, PassNotL4: 1, PassNotIPv4: 1, PassOtherMAC: 1}
 	if got != want {
 		t.Errorf("steering %+v, want %+v (a frame to another MAC never arrives)", got, want)
 	}
@@ -76,8 +80,11 @@ func TestSteeringDecidesAndCounts(t *testing.T) {
 	if k := s.Receive(ds[:]); k != 2 {
 		t.Errorf("socket received %d frames, want 2", k)
 	}
-	if k := len(ifc.Recv()); k != 3 {
-		t.Errorf("the stack got %d frames, want the 3 passed", k)
+	if k := len(ifc.Recv()); k != 4 {
+		t.Errorf("the stack got %d frames, want the 4 passed", k)
+	}
+	if err := st.SetOwnerMACs(broadcast); err == nil {
+		t.Error("SetOwnerMACs took the broadcast address")
 	}
 	h.FailSteering(errMapFull{})
 	if err := st.SetServices(nil); err == nil {

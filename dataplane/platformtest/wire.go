@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -91,6 +92,7 @@ type steering struct {
 	mu       sync.Mutex
 	keys     map[xdpprog.ServiceKey]bool
 	anyKey   map[[5]byte]bool // addr+proto: the key non-first fragments match
+	owners   [][6]byte        // destination MACs whose matched frames are redirected
 	socks    map[int]*socket
 	stats    xdpprog.StatsCounters
 	attached *Iface
@@ -148,6 +150,28 @@ func (s *steering) SetServices(keys []xdpprog.ServiceKey) error {
 	}
 	s.mu.Lock()
 	s.keys, s.anyKey = m, anyKey
+	s.mu.Unlock()
+	return nil
+}
+
+// SetOwnerMACs refuses what the real program refuses (a zero, a group,
+// or more than xdpprog.MaxOwnerMACs distinct MACs) and keeps the old set
+// then.
+func (s *steering) SetOwnerMACs(macs ...[6]byte) error {
+	var owners [][6]byte
+	for i, m := range macs {
+		if m == ([6]byte{}) || m[0]&1 != 0 {
+			return fmt.Errorf("set owner MACs: MAC %d (%x) must be a unicast Ethernet address", i, m)
+		}
+		if !slices.Contains(owners, m) {
+			owners = append(owners, m)
+		}
+	}
+	if len(owners) > xdpprog.MaxOwnerMACs {
+		return fmt.Errorf("set owner MACs: %d distinct MACs: at most %d", len(owners), xdpprog.MaxOwnerMACs)
+	}
+	s.mu.Lock()
+	s.owners = owners
 	s.mu.Unlock()
 	return nil
 }
@@ -245,6 +269,10 @@ func (s *steering) redirect(ifc *Iface, f []byte) bool {
 			c.PassNoService++
 			return false
 		}
+	}
+	if !slices.Contains(s.owners, [6]byte(f[:6])) {
+		c.PassOtherMAC++
+		return false
 	}
 	sock := s.socks[int(sport)%ifc.RxQueues]
 	if sock == nil {

@@ -59,6 +59,9 @@ func attachHelper(nsName, ifName string) error {
 		if err := s.SetServices(helperServices()); err != nil {
 			return err
 		}
+		if err := s.SetOwnerMACs([6]byte(ifi.HardwareAddr)); err != nil {
+			return err
+		}
 		a, err = s.Attach(ifi.Index, ModeAuto)
 		return err
 	})
@@ -114,6 +117,9 @@ func TestAttachmentModes(t *testing.T) {
 			}
 			defer s.Close()
 			if err := s.SetServices(helperServices()); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SetOwnerMACs(p.macB); err != nil {
 				t.Fatal(err)
 			}
 			var a Attachment

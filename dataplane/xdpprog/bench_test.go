@@ -62,6 +62,9 @@ func BenchmarkPrograms(b *testing.B) {
 		if err := s.SetServices(keys); err != nil {
 			b.Fatal(err)
 		}
+		if err := s.SetOwnerMACs([6]byte(macDirector)); err != nil {
+			b.Fatal(err)
+		}
 		for _, fr := range []struct {
 			name  string
 			frame []byte

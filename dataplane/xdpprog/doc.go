@@ -11,10 +11,17 @@
 // header (version 4, IHL at least 5, header inside the frame) and the
 // TCP (20 bytes) or UDP (8 bytes) header, then looks up the destination in
 // the services hash map: first {addr, port, proto}, then {addr, 0, proto},
-// port 0 being a service on all ports. A hit calls
-// bpf_redirect_map(xsks, rx_queue_index, XDP_PASS): the frame goes to the
-// AF_XDP socket registered for the queue it arrived on, or, when no socket
-// is registered, to the kernel. Everything else - ARP, ICMP, IPv6, SSH,
+// port 0 being a service on all ports. A hit is redirected only when the
+// frame's destination MAC is an owner MAC: the interface's own, or one more
+// the operator configured (SetOwnerMACs; the owners array map holds both
+// in one value, compared as a word and a half-word). Any other destination
+// - a unicast MAC a switch flooded to every port because it has not learnt
+// where it lives (a dead director's, right after a failover), a broadcast,
+// a multicast - is XDP_PASS, counted as PassOtherMAC, and the kernel drops
+// what is not for the host, so a director never forwards a frame sent to
+// another. An owner frame calls bpf_redirect_map(xsks, rx_queue_index,
+// XDP_PASS): it goes to the AF_XDP socket registered for the queue it
+// arrived on, or, when no socket is registered, to the kernel. Everything else - ARP, ICMP, IPv6, SSH,
 // health checks, other addresses and ports, frames cut short inside a
 // header - is XDP_PASS, so the host stays reachable while the director
 // runs. Non-first IPv4 fragments carry no ports; they match the key

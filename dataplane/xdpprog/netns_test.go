@@ -25,6 +25,7 @@ type vethPair struct {
 	addrA, addrB netip.Addr
 	hB           *netlink.Handle
 	idxB         int
+	macB         [6]byte
 }
 
 var (
@@ -80,6 +81,7 @@ func newVethPair(t *testing.T) *vethPair {
 		}
 		if side.name == p.ifB {
 			p.idxB = l.Attrs().Index
+			p.macB = [6]byte(l.Attrs().HardwareAddr)
 		}
 	}
 	return p

@@ -3,7 +3,9 @@ package xdpprog
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -54,8 +56,21 @@ const (
 	steerPassNotL4
 	steerPassNoService
 	steerPassNoSocket
+	steerPassOtherMAC
 	steerCounters
 )
+
+// MaxOwnerMACs is how many destination MACs a steering program redirects
+// frames for: the interface's own and one the operator configures.
+const MaxOwnerMACs = 2
+
+// ownerEntry is one owner MAC as the program reads it from the owners map:
+// the address in wire order, then a byte that is 1 when the slot is in use.
+type ownerEntry struct {
+	MAC  [6]byte
+	Used uint8
+	_    uint8
+}
 
 // StatsCounters are the steering program's counters summed over CPUs.
 // Every frame is counted in Total and in exactly one of Redirected or a
@@ -64,8 +79,8 @@ type StatsCounters struct {
 	Total      uint64
 	Redirected uint64 // handed to the AF_XDP socket of the receiving queue
 	// Fragments are non-first IPv4 fragments to a VIP, matched by the
-	// any-service key; they are also in Redirected or PassNoSocket, and the
-	// worker drops them as fragments.
+	// any-service key; they are also in Redirected, PassOtherMAC or
+	// PassNoSocket, and the worker drops them as fragments.
 	Fragments     uint64
 	PassNotIPv4   uint64 // ARP, IPv6, other ethertypes, stacked VLANs
 	PassTruncated uint64 // frame ends inside a header the program reads
@@ -73,18 +88,23 @@ type StatsCounters struct {
 	PassNotL4     uint64 // IPv4 but neither TCP nor UDP (ICMP, ...)
 	PassNoService uint64 // TCP/UDP to no configured (addr, proto, port)
 	PassNoSocket  uint64 // matched, but no socket registered for the queue
+	// PassOtherMAC: matched a service, but the destination MAC is none of
+	// the owner MACs (a frame a switch flooded, broadcast, multicast).
+	PassOtherMAC uint64
 }
 
 // Passed is the number of frames left to the kernel stack.
 func (s StatsCounters) Passed() uint64 {
-	return s.PassNotIPv4 + s.PassTruncated + s.PassBadHeader + s.PassNotL4 + s.PassNoService + s.PassNoSocket
+	return s.PassNotIPv4 + s.PassTruncated + s.PassBadHeader + s.PassNotL4 + s.PassNoService + s.PassNoSocket + s.PassOtherMAC
 }
 
-// Steering is the loaded steering program with its three maps. Its methods
+// Steering is the loaded steering program with its four maps. Its methods
 // may be called from several goroutines; SetServices calls are serialised.
+// Until SetOwnerMACs names at least one MAC it redirects nothing.
 type Steering struct {
 	loaded
 	services    *ebpf.Map
+	owners      *ebpf.Map
 	xsks        *xskTable
 	maxServices int
 
@@ -128,7 +148,17 @@ func (s *Steering) load(maxQueues int) error {
 	if err != nil {
 		return fmt.Errorf("create services map for %d services: %w", s.maxServices, err)
 	}
-	insns, err := steeringProgram(s.services, s.xsks.m, s.stats.m)
+	s.owners, err = ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "afvs_owners",
+		Type:       ebpf.Array,
+		KeySize:    4,
+		ValueSize:  uint32(MaxOwnerMACs * 8),
+		MaxEntries: 1,
+	})
+	if err != nil {
+		return fmt.Errorf("create owner MAC map: %w", err)
+	}
+	insns, err := steeringProgram(s.services, s.owners, s.xsks.m, s.stats.m)
 	if err != nil {
 		return err
 	}
@@ -139,7 +169,7 @@ func (s *Steering) load(maxQueues int) error {
 // steeringProgram emits the classifier. Registers: R6 ctx, R7 data,
 // R8 data_end, R9 the header being parsed. The lookup key is built at
 // slotKey as {addr[4], port[2], proto, flags}.
-func steeringProgram(services, xsks, stats *ebpf.Map) (asm.Instructions, error) {
+func steeringProgram(services, owners, xsks, stats *ebpf.Map) (asm.Instructions, error) {
 	b := newBuilder()
 	lookup := func() {
 		b.emit(
@@ -230,8 +260,39 @@ func steeringProgram(services, xsks, stats *ebpf.Map) (asm.Instructions, error) 
 	b.emit(asm.JEq.Imm(asm.R0, 0, "no_service"))
 	b.count(steerFragments)
 
-	// Redirect to the socket of the receiving queue, XDP_PASS if none.
+	// A matched frame is redirected only when its destination MAC is an
+	// owner MAC: the one value of the owners array holds MaxOwnerMACs
+	// slots of {mac[6], used, pad}. The frame's MAC is compared as a word
+	// and a half-word loaded the same way from both sides, so no byte
+	// order is involved.
 	b.label("match")
+	b.emit(
+		asm.StoreImm(asm.RFP, slotCounter, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, owners.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, slotCounter),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "other_mac"),
+		asm.LoadMem(asm.R2, asm.R7, 0, asm.Word),
+		asm.LoadMem(asm.R3, asm.R7, 4, asm.Half),
+	)
+	for i := range MaxOwnerMACs {
+		next := b.fresh("owner_next")
+		off := int16(i * 8)
+		b.emit(
+			asm.LoadMem(asm.R4, asm.R0, off+6, asm.Byte),
+			asm.JEq.Imm(asm.R4, 0, next),
+			asm.LoadMem(asm.R4, asm.R0, off, asm.Word),
+			asm.JNE.Reg(asm.R4, asm.R2, next),
+			asm.LoadMem(asm.R4, asm.R0, off+4, asm.Half),
+			asm.JEq.Reg(asm.R4, asm.R3, "owner"),
+		)
+		b.label(next)
+	}
+	b.emit(asm.Ja.Label("other_mac"))
+
+	// Redirect to the socket of the receiving queue, XDP_PASS if none.
+	b.label("owner")
 	b.emit(
 		asm.LoadMapPtr(asm.R1, xsks.FD()),
 		asm.LoadMem(asm.R2, asm.R6, xdpMdRxQueueIndex, asm.Word),
@@ -244,6 +305,7 @@ func steeringProgram(services, xsks, stats *ebpf.Map) (asm.Instructions, error) 
 	b.emit(asm.Mov.Reg(asm.R0, asm.R7), asm.Return())
 
 	b.passWith("no_socket", steerPassNoSocket)
+	b.passWith("other_mac", steerPassOtherMAC)
 	b.passWith("no_service", steerPassNoService)
 	b.passWith("not_ipv4", steerPassNotIPv4)
 	b.passWith("truncated", steerPassTruncated)
@@ -311,6 +373,40 @@ func (s *Steering) SetServices(keys []ServiceKey) error {
 	return nil
 }
 
+// SetOwnerMACs sets the destination MACs whose frames may be redirected:
+// the interface's own and, optionally, one more the operator configured
+// for the VIP (a VRRP virtual MAC, say). A frame that matches a service
+// but is addressed to any other MAC - one a switch flooded because it has
+// not learnt where that MAC lives, a broadcast, a multicast - passes to
+// the kernel, which drops frames not for the host, so a director never
+// forwards traffic meant for another. Each MAC must be unicast and not
+// all zeros; duplicates count once. A refused call changes nothing; an
+// empty list stops all redirection.
+func (s *Steering) SetOwnerMACs(macs ...[6]byte) error {
+	var v [MaxOwnerMACs]ownerEntry
+	n := 0
+	for i, m := range macs {
+		if m == ([6]byte{}) {
+			return fmt.Errorf("set owner MACs: MAC %d is all zeros: must be a unicast Ethernet address", i)
+		}
+		if m[0]&1 != 0 {
+			return fmt.Errorf("set owner MACs: MAC %d (%s) is a group (multicast or broadcast) address: must be unicast", i, net.HardwareAddr(m[:]))
+		}
+		if slices.ContainsFunc(v[:n], func(e ownerEntry) bool { return e.MAC == m }) {
+			continue
+		}
+		if n == MaxOwnerMACs {
+			return fmt.Errorf("set owner MACs: %d distinct MACs: at most %d (the interface's own and one configured)", n+1, MaxOwnerMACs)
+		}
+		v[n] = ownerEntry{MAC: m, Used: 1}
+		n++
+	}
+	if err := s.owners.Put(uint32(0), v); err != nil {
+		return fmt.Errorf("set owner MACs: %w", err)
+	}
+	return nil
+}
+
 // RegisterSocket makes frames matched on RX queue queue go to the AF_XDP
 // socket fd. The socket must be bound to that queue of the interface the
 // program is attached to, or the kernel drops what it redirects.
@@ -340,9 +436,10 @@ func (s *Steering) Stats() (StatsCounters, error) {
 		PassNotL4:     v[steerPassNotL4],
 		PassNoService: v[steerPassNoService],
 		PassNoSocket:  v[steerPassNoSocket],
+		PassOtherMAC:  v[steerPassOtherMAC],
 	}, nil
 }
 
 // Close unloads the program and its maps. Attachments hold their own
 // reference to the program and stay in effect until closed.
-func (s *Steering) Close() error { return s.close(s.services, s.xsks.mapOrNil()) }
+func (s *Steering) Close() error { return s.close(s.services, s.owners, s.xsks.mapOrNil()) }

@@ -10,9 +10,19 @@ import (
 // refSteer is a reference model of the steering decision written straight
 // from the specification in doc.go, byte offsets and all, without sharing
 // code with the program. It returns the counter delta one frame must cause
-// when no socket is registered.
-func refSteer(f []byte, services []ServiceKey) StatsCounters {
+// when no socket is registered and owners are the owner MACs.
+func refSteer(f []byte, services []ServiceKey, owners ...[6]byte) StatsCounters {
 	out := StatsCounters{Total: 1}
+	// A matched frame goes on only when its destination MAC is an owner's.
+	matched := func() {
+		for _, o := range owners {
+			if len(f) >= 6 && [6]byte(f[:6]) == o {
+				out.PassNoSocket = 1
+				return
+			}
+		}
+		out.PassOtherMAC = 1
+	}
 	has := func(addr [4]byte, proto uint8, port uint16, anyPort bool) bool {
 		for _, s := range services {
 			if s.Addr.Unmap().As4() == addr && s.Proto == proto && (anyPort || s.Port == port || s.Port == 0) {
@@ -58,7 +68,8 @@ func refSteer(f []byte, services []ServiceKey) StatsCounters {
 		case len(f) < l4:
 			out.PassTruncated = 1
 		case has(dst, proto, 0, true):
-			out.Fragments, out.PassNoSocket = 1, 1
+			out.Fragments = 1
+			matched()
 		default:
 			out.PassNoService = 1
 		}
@@ -73,7 +84,7 @@ func refSteer(f []byte, services []ServiceKey) StatsCounters {
 		return out
 	}
 	if has(dst, proto, binary.BigEndian.Uint16(f[l4+2:]), false) {
-		out.PassNoSocket = 1
+		matched()
 	} else {
 		out.PassNoService = 1
 	}
@@ -96,6 +107,9 @@ func FuzzSteering(f *testing.F) {
 	if err := s.SetServices(testServices); err != nil {
 		f.Fatal(err)
 	}
+	if err := s.SetOwnerMACs([6]byte(macDirector), vipMAC); err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		if len(frame) < ethLen || len(frame) > 1514 {
 			t.Skip("BPF_PROG_TEST_RUN needs an Ethernet header; longer frames add nothing")
@@ -104,7 +118,7 @@ func FuzzSteering(f *testing.F) {
 		verdict, out := runXDP(t, s.program(), frame)
 		checkVerdict(t, verdict, xdpPass)
 		checkBytes(t, out, frame)
-		if got, want := steeringStats(t, s).minus(before), refSteer(frame, testServices); got != want {
+		if got, want := steeringStats(t, s).minus(before), refSteer(frame, testServices, [6]byte(macDirector), vipMAC); got != want {
 			t.Errorf("frame %x: counter delta %+v, reference says %+v", frame, got, want)
 		}
 	})

@@ -29,6 +29,9 @@ func loadTestSteering(t *testing.T) *Steering {
 	if err := s.SetServices(testServices); err != nil {
 		t.Fatalf("SetServices: %v", err)
 	}
+	if err := s.SetOwnerMACs([6]byte(macDirector)); err != nil {
+		t.Fatalf("SetOwnerMACs: %v", err)
+	}
 	return s
 }
 
@@ -323,6 +326,7 @@ func (s StatsCounters) minus(o StatsCounters) StatsCounters {
 		PassNotL4:     s.PassNotL4 - o.PassNotL4,
 		PassNoService: s.PassNoService - o.PassNoService,
 		PassNoSocket:  s.PassNoSocket - o.PassNoSocket,
+		PassOtherMAC:  s.PassOtherMAC - o.PassOtherMAC,
 	}
 }
 
@@ -439,5 +443,120 @@ func TestSteeringClosedSocketFallsBack(t *testing.T) {
 			t.Fatalf("after closing the socket: verdict %s, want XDP_PASS", verdictName(v))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// vipMAC is an operator-configured owner MAC in the tests (a VRRP
+// virtual MAC, 00:00:5e:00:01:VRID).
+var vipMAC = [6]byte{0x00, 0x00, 0x5e, 0x00, 0x01, 0x33}
+
+// withDstMAC returns a copy of frame addressed to mac.
+func withDstMAC(frame []byte, mac [6]byte) []byte {
+	out := append([]byte(nil), frame...)
+	copy(out, mac[:])
+	return out
+}
+
+// TestSteeringOnlyOwnerMAC: a frame for a service is redirected only when
+// it is addressed to the interface's own MAC or the configured one; a
+// frame for another unicast MAC (one a switch flooded), a broadcast or a
+// multicast passes to the kernel and is counted as PassOtherMAC. Frames
+// that match no service keep their own reasons whatever their MAC.
+func TestSteeringOnlyOwnerMAC(t *testing.T) {
+	s := loadTestSteering(t)
+	if err := s.RegisterSocket(0, xskSocket(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetOwnerMACs([6]byte(macDirector), vipMAC); err != nil {
+		t.Fatal(err)
+	}
+	tcp80 := buildFrame(t, frameSpec{dstPort: 80})
+	frag := buildFrame(t, frameSpec{fragOff: 20})
+	redirected := StatsCounters{Total: 1, Redirected: 1}
+	other := StatsCounters{Total: 1, PassOtherMAC: 1}
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		want  StatsCounters
+	}{
+		{"own mac", withDstMAC(tcp80, [6]byte(macDirector)), redirected},
+		{"configured mac", withDstMAC(tcp80, vipMAC), redirected},
+		{"vlan tagged configured mac", withDstMAC(buildFrame(t, frameSpec{vlan: 5, dstPort: 80}), vipMAC), redirected},
+		{"other unicast mac", withDstMAC(tcp80, [6]byte{0x02, 0, 0, 0, 0, 0x99}), other},
+		{"own mac but one byte", withDstMAC(tcp80, [6]byte{0x02, 0, 0, 0, 0, 0x03}), other},
+		{"own mac's first four bytes only", withDstMAC(tcp80, [6]byte{0x02, 0, 0, 0, 0x01, 0x02}), other},
+		{"broadcast", withDstMAC(tcp80, [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}), other},
+		{"ipv4 multicast mac", withDstMAC(tcp80, [6]byte{0x01, 0x00, 0x5e, 0x00, 0x00, 0x51}), other},
+		{"fragment to other mac", withDstMAC(frag, [6]byte{0x02, 0, 0, 0, 0, 0x99}), StatsCounters{Total: 1, Fragments: 1, PassOtherMAC: 1}},
+		{"fragment to own mac", frag, StatsCounters{Total: 1, Fragments: 1, Redirected: 1}},
+		{"no service, other mac", withDstMAC(buildFrame(t, frameSpec{dstPort: 81}), [6]byte{0x02, 0, 0, 0, 0, 0x99}), StatsCounters{Total: 1, PassNoService: 1}},
+		{"arp broadcast", arpFrame(t), StatsCounters{Total: 1, PassNotIPv4: 1}},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			want := uint32(xdpPass)
+			if tc.want.Redirected == 1 {
+				want = xdpRedirect
+			}
+			before := steeringStats(t, s)
+			verdict, out := runXDP(t, s.program(), tc.frame)
+			checkVerdict(t, verdict, want)
+			checkBytes(t, out, tc.frame)
+			if got := steeringStats(t, s).minus(before); got != tc.want {
+				t.Errorf("counter delta %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+
+	// Dropping the configured MAC stops its redirection at once; with no
+	// owner MAC at all nothing is redirected.
+	if err := s.SetOwnerMACs([6]byte(macDirector)); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := runXDP(t, s.program(), withDstMAC(tcp80, vipMAC)); v != xdpPass {
+		t.Errorf("configured MAC removed: verdict %s, want XDP_PASS", verdictName(v))
+	}
+	if v, _ := runXDP(t, s.program(), tcp80); v != xdpRedirect {
+		t.Errorf("own MAC: verdict %s, want XDP_REDIRECT", verdictName(v))
+	}
+	if err := s.SetOwnerMACs(); err != nil {
+		t.Fatal(err)
+	}
+	before := steeringStats(t, s)
+	if v, _ := runXDP(t, s.program(), tcp80); v != xdpPass {
+		t.Errorf("no owner MAC: verdict %s, want XDP_PASS", verdictName(v))
+	}
+	if got := steeringStats(t, s).minus(before); got != other {
+		t.Errorf("no owner MAC: counter delta %+v, want %+v", got, other)
+	}
+}
+
+// TestSteeringOwnerMACsRejected: a zero, group or third distinct MAC is
+// refused with an error naming it, and the MACs in force stay.
+func TestSteeringOwnerMACsRejected(t *testing.T) {
+	s := loadTestSteering(t)
+	if err := s.RegisterSocket(0, xskSocket(t)); err != nil {
+		t.Fatal(err)
+	}
+	own := [6]byte(macDirector)
+	for _, tc := range []struct {
+		name string
+		macs [][6]byte
+		want string
+	}{
+		{"zero", [][6]byte{own, {}}, "MAC 1 is all zeros"},
+		{"broadcast", [][6]byte{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, "MAC 0 (ff:ff:ff:ff:ff:ff) is a group"},
+		{"multicast", [][6]byte{own, {0x01, 0x00, 0x5e, 0, 0, 1}}, "MAC 1 (01:00:5e:00:00:01) is a group"},
+		{"three", [][6]byte{own, vipMAC, {0x02, 0, 0, 0, 0, 7}}, "3 distinct MACs: at most 2"},
+	} {
+		if err := s.SetOwnerMACs(tc.macs...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want it to mention %q", tc.name, err, tc.want)
+		}
+		if v, _ := runXDP(t, s.program(), buildFrame(t, frameSpec{dstPort: 80})); v != xdpRedirect {
+			t.Fatalf("%s: a refused change altered the owner MACs (verdict %s)", tc.name, verdictName(v))
+		}
+	}
+	// Duplicates count once.
+	if err := s.SetOwnerMACs(own, own, vipMAC); err != nil {
+		t.Errorf("duplicate own MAC refused: %v", err)
 	}
 }
