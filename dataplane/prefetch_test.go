@@ -142,6 +142,7 @@ func BenchmarkWorkerPoll(b *testing.B) {
 					x := uint64(1)
 					tx := r.c.TX.Load()
 					b.ReportAllocs()
+					cpu := processCPU()
 					for b.Loop() {
 						for range Batch {
 							x = x*6364136223846793005 + 1442695040888963407
@@ -159,6 +160,7 @@ func BenchmarkWorkerPoll(b *testing.B) {
 					// ns/frame: one Poll's time over its 64 frames, injection
 					// into the fake port included.
 					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*Batch), "ns/frame")
+					reportCPUPerFrame(b, cpu, b.N*Batch)
 				})
 			}
 		})
