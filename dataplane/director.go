@@ -519,7 +519,7 @@ func CheckOptions(opt Options) error {
 // CheckSteering reports a snapshot with more steering keys than the
 // steering map holds.
 func (s *Snapshot) CheckSteering() error {
-	if n := len(s.svcIndex); n > MaxSteeringKeys {
+	if n := s.svcIndex.len(); n > MaxSteeringKeys {
 		return fmt.Errorf("services: %d (address, protocol, port) keys to steer, firewall-mark port ranges included: the steering map holds %d", n, MaxSteeringKeys)
 	}
 	return nil

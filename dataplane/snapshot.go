@@ -39,16 +39,10 @@ type Resolver interface {
 	Neighbor(slot int, nextHop netip.Addr) ([6]byte, bool)
 }
 
-type svcKey struct {
-	addr  [4]byte
-	port  uint16
-	proto uint8
-}
-
 // Snapshot is the immutable forwarding state the workers read. Build makes
 // one; nothing changes it afterwards.
 type Snapshot struct {
-	svcIndex   map[svcKey]int32
+	svcIndex   svcTable
 	Services   []Service
 	Ifaces     []Iface
 	destLoc    []destLoc    // by dest ID: where it lives; svc = -1 when absent
@@ -102,11 +96,7 @@ type Dest struct {
 // lookup finds the service for a destination, exact port first, then a
 // port-0 (all ports) service.
 func (s *Snapshot) lookup(addr [4]byte, proto uint8, port uint16) (int32, bool) {
-	if i, ok := s.svcIndex[svcKey{addr, port, proto}]; ok {
-		return i, true
-	}
-	i, ok := s.svcIndex[svcKey{addr, 0, proto}]
-	return i, ok
+	return s.svcIndex.lookup(addr, proto, port)
 }
 
 // dest returns the live real server with ID id in service svc, if any.
@@ -233,7 +223,7 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 	}
 	svcIDs, destIDs := ids.Svc, ids.Dest
 	snap := &Snapshot{
-		svcIndex: map[svcKey]int32{},
+		svcIndex: svcTable{},
 		Ifaces:   o.Ifaces,
 		destLoc:  make([]destLoc, MaxDests),
 		Table:    t.Clone(),
@@ -324,14 +314,14 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 		snap.Services = append(snap.Services, cs)
 
 		add := func(k svcKey) error {
-			if prev, ok := snap.svcIndex[k]; ok && int(prev) != si {
+			if prev, ok := snap.svcIndex.get(k); ok && int(prev) != si {
 				return fmt.Errorf("service %s: %s:%d/%s is already served by %s", s.Key, netip.AddrFrom4(k.addr), k.port, vs.Proto(k.proto), t.Services[prev].Key)
 			}
 			keys++
 			if keys > maxServiceKeys {
 				return fmt.Errorf("service %s: firewall-mark port ranges expand to more than %d keys", s.Key, maxServiceKeys)
 			}
-			snap.svcIndex[k] = int32(si)
+			snap.svcIndex.set(k, int32(si))
 			return nil
 		}
 		if s.FWMark == 0 {
@@ -423,10 +413,10 @@ func (p *Plan) Abort() {
 // SteeringKeys lists the (addr, proto, port) triples the XDP program must
 // redirect.
 func (s *Snapshot) SteeringKeys() []SteerKey {
-	out := make([]SteerKey, 0, len(s.svcIndex))
-	for k := range s.svcIndex {
+	out := make([]SteerKey, 0, s.svcIndex.len())
+	s.svcIndex.each(func(k svcKey, _ int32) {
 		out = append(out, SteerKey{Addr: netip.AddrFrom4(k.addr), Proto: k.proto, Port: k.port})
-	}
+	})
 	slices.SortFunc(out, func(a, b SteerKey) int {
 		if c := a.Addr.Compare(b.Addr); c != 0 {
 			return c
