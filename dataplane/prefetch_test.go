@@ -108,7 +108,10 @@ func BenchmarkWorkerPoll(b *testing.B) {
 		n    int
 	}{{"1K", 1_000}, {"1M", 1_000_000}, {"10M", 10_000_000}} {
 		b.Run("entries="+size.name, func(b *testing.B) {
-			r := newRig(b, oneService(vs.Route, "rr", 1, 1, 1, 1), size.n)
+			// A quarter of headroom: at exactly size.n entries, a flow
+			// whose two buckets are full evicts another (the table's hash
+			// key is random), and that flow's frames would be dropped.
+			r := newRig(b, oneService(vs.Route, "rr", 1, 1, 1, 1), size.n+size.n/4)
 			// Flow i is client 198.18.<i/60000>.10, port 1024 + i%60000;
 			// a flow's frames differ from its client's template only in the
 			// source port, which no checksum the parser verifies covers.
@@ -131,6 +134,9 @@ func BenchmarkWorkerPoll(b *testing.B) {
 				if v, _ := r.p.Process(r.snap, buf, headroom, len(f)); v != VerdictForward {
 					b.Fatalf("opening flow %d: verdict %d", i, v)
 				}
+			}
+			if st := r.ct.Stats(); st.Evicted != 0 || st.Refused != 0 {
+				b.Fatalf("opening %d flows: %s", size.n, st)
 			}
 			p := newFakePort(b, 256)
 			var snap atomic.Pointer[Snapshot]
