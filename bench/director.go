@@ -23,7 +23,7 @@ func directorConfig(mode, socket string, flows int) string {
 	fmt.Fprintf(&b, "interfaces: [%s]\nxdp_mode: auto\n", ingressName)
 	// Each namespace has its own loopback, so the default metrics port
 	// cannot clash with another afvs.
-	fmt.Fprintf(&b, "metrics:\n  address: 127.0.0.1:9469\ncontrol:\n  socket: %s\nlog:\n  level: warn\n", socket)
+	fmt.Fprintf(&b, "metrics:\n  address: 127.0.0.1:9469\ncontrol:\n  socket: %s\nlog:\n  level: info\n", socket)
 	fmt.Fprintf(&b, "table:\n  capacity: %d\n", capacity)
 	fmt.Fprintf(&b, "services:\n  - proto: udp\n    address: %s\n    port: %d\n    scheduler: rr\n    forward: %s\n", VIP, VIPPort, mode)
 	fmt.Fprintf(&b, "    reals:\n      - {address: %s, weight: 1}\n", SinkAddr)

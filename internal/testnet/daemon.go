@@ -93,8 +93,9 @@ type Daemon struct {
 }
 
 // StartDaemon runs "afvs args..." in ns and returns once the control API
-// answers on socket, or with the daemon's output if it exits or stays
-// silent for 20 seconds.
+// answers on socket and the start-up log has arrived in Log (so the
+// daemon must log at level info or finer), or with the daemon's output if
+// it exits or stays silent for 20 seconds.
 func StartDaemon(ns *NS, afvs, socket string, args ...string) (*Daemon, error) {
 	d := &Daemon{Socket: socket}
 	cmd := ns.Command(afvs, args...)
@@ -111,7 +112,11 @@ func StartDaemon(ns *NS, afvs, socket string, args ...string) (*Daemon, error) {
 			return d, fmt.Errorf("afvs exited during start-up:\n%s", d.Log.String())
 		default:
 		}
-		if _, err := c.Status(); err == nil {
+		// The log reaches d.Log through a pipe and a copying goroutine,
+		// so the socket may answer before the start-up lines arrive;
+		// "afvs running" is the last of them, written once the workers
+		// run. Tests read the log right after StartDaemon returns.
+		if _, err := c.Status(); err == nil && strings.Contains(d.Log.String(), "afvs running") {
 			return d, nil
 		}
 	}
