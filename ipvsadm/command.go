@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/afvs/afvs/vs"
 )
 
 // Kind is the command an ipvsadm command line asks for. Exactly one is
@@ -87,8 +89,10 @@ func (k Kind) flag() string {
 	return "-d"
 }
 
-// Proto is the protocol of a virtual service. Firewall-mark services match
-// packets by mark, not by protocol, so FWM stands beside TCP and UDP.
+// Proto is the protocol of a virtual service as ipvsadm holds it. TCP and
+// UDP are the model's protocols (vs.Proto, the IP protocol numbers);
+// firewall-mark services match packets by mark, not by protocol, so FWM
+// stands beside them, and IP names a firewall-mark service's templates.
 type Proto uint8
 
 const (
@@ -96,24 +100,34 @@ const (
 	// persistence templates with it ("IP" in -L -c).
 	IP Proto = 0
 	// TCP is a -t service.
-	TCP Proto = 6
+	TCP = Proto(vs.TCP)
 	// UDP is a -u service.
-	UDP Proto = 17
+	UDP = Proto(vs.UDP)
 	// FWM is a -f (firewall mark) service.
 	FWM Proto = 255
 )
 
-// String returns the protocol as the listing prints it.
+// VS returns the model's protocol of a TCP or UDP service; ok is false for
+// FWM and IP, which the model keys by mark instead.
+func (p Proto) VS() (proto vs.Proto, ok bool) {
+	switch p {
+	case TCP, UDP:
+		return vs.Proto(p), true
+	}
+	return 0, false
+}
+
+// String returns the protocol as the listing prints it: the model's name
+// in capitals for TCP and UDP.
 func (p Proto) String() string {
 	switch p {
-	case TCP:
-		return "TCP"
-	case UDP:
-		return "UDP"
 	case FWM:
 		return "FWM"
 	case IP:
 		return "IP"
+	}
+	if v, ok := p.VS(); ok {
+		return strings.ToUpper(v.String())
 	}
 	return "?"
 }

@@ -20,7 +20,8 @@ func ServiceKey(v ipvsadm.Virtual) vs.Key {
 	if v.Proto == ipvsadm.FWM {
 		return vs.Key{FWMark: v.FWMark}
 	}
-	return vs.Key{Proto: vs.Proto(v.Proto), Addr: v.Addr, Port: v.Port}
+	p, _ := v.Proto.VS()
+	return vs.Key{Proto: p, Addr: v.Addr, Port: v.Port}
 }
 
 // Command applies one table-changing ipvsadm command to t. Commands
