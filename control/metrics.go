@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/dataplane"
 )
@@ -17,6 +18,14 @@ type MetricsSource interface {
 	Director
 	Loads() Loads
 	TableStatus() api.TableStatus
+}
+
+// TableStatus reports the occupancy and counters of connection table ct,
+// as /v1/status and the metrics show them.
+func TableStatus(ct *conntrack.Table) api.TableStatus {
+	s := ct.Stats()
+	return api.TableStatus{Entries: s.Entries, Templates: s.Templates, Capacity: s.Capacity, Inserted: s.Inserted,
+		Expired: s.Expired, Evicted: s.Evicted, Refused: s.Refused, Bytes: uint64(ct.Bytes())}
 }
 
 // collector turns the director's counters into Prometheus metrics at scrape

@@ -247,8 +247,7 @@ func fillStatus(d *dataplane.Director, st *api.Status) {
 	if st.Steering == nil {
 		st.Steering = map[string]uint64{}
 	}
-	cs := d.CT.Stats()
-	st.Table = api.TableStatus{Entries: cs.Entries, Templates: cs.Templates, Capacity: cs.Capacity, Inserted: cs.Inserted, Expired: cs.Expired, Evicted: cs.Evicted, Refused: cs.Refused, Bytes: uint64(d.CT.Bytes())}
+	st.Table = control.TableStatus(d.CT)
 	if s, err := d.Steering(); err == nil {
 		st.Steering["total"] = s.Total
 		st.Steering["redirected"] = s.Redirected
@@ -329,11 +328,7 @@ type metricsSource struct{ *dataplane.Director }
 
 func (m metricsSource) Loads() control.Loads { return m.Director.Loads }
 
-func (m metricsSource) TableStatus() api.TableStatus {
-	var st api.Status
-	fillStatus(m.Director, &st)
-	return st.Table
-}
+func (m metricsSource) TableStatus() api.TableStatus { return control.TableStatus(m.CT) }
 
 // runReload is `afvs reload`: ask the running daemon to re-read its
 // configuration, as SIGHUP does, and report whether it took. The socket

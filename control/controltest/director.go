@@ -79,9 +79,7 @@ func (d *Director) Loads() control.Loads { return d.Director.Loads }
 
 // TableStatus reports the connection table's occupancy.
 func (d *Director) TableStatus() api.TableStatus {
-	s := d.CT.Stats()
-	return api.TableStatus{Entries: s.Entries, Templates: s.Templates, Capacity: s.Capacity, Inserted: s.Inserted,
-		Expired: s.Expired, Evicted: s.Evicted, Refused: s.Refused, Bytes: uint64(d.CT.Bytes())}
+	return control.TableStatus(d.CT)
 }
 
 // Feed sends one Ethernet frame from a client on fake0's segment, runs the
