@@ -648,8 +648,8 @@ func (sc *ServiceConfig) service(p string) (vs.Service, error) {
 	if s.Sched == "" {
 		s.Sched = "wlc"
 	}
-	if !slices.Contains(sched.Names(), s.Sched) {
-		return s, fmt.Errorf("%s.scheduler: %q: must be one of %s", p, sc.Scheduler, strings.Join(sched.Names(), ", "))
+	if vs.CheckSched(s.Sched) != nil {
+		return s, fmt.Errorf("%s.scheduler: %q: must be one of %s", p, sc.Scheduler, strings.Join(vs.SchedNames(), ", "))
 	}
 	s.SchedFlags = sc.SchedFlags
 	if len(sc.SchedFlags) > 0 {

@@ -84,7 +84,9 @@ var builders = map[string]builder{
 	"twos":  newTwos,
 }
 
-// Names lists the known schedulers, sorted.
+// Names lists the known schedulers, sorted. vs.SchedNames holds the same
+// list for validation (vs cannot import sched); a test in ipvsadm/apply
+// keeps the two equal.
 func Names() []string {
 	out := make([]string, 0, len(builders))
 	for n := range builders {

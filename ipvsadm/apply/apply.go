@@ -1,7 +1,6 @@
 package apply
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -12,8 +11,9 @@ import (
 	"github.com/afvs/afvs/vs"
 )
 
-// ErrSchedNotFound is ipvsadm's wording for an unknown scheduler.
-var ErrSchedNotFound = errors.New("Scheduler not found")
+// ErrSchedNotFound is ipvsadm's wording for an unknown scheduler; it is
+// vs.ErrSchedNotFound.
+var ErrSchedNotFound = vs.ErrSchedNotFound
 
 // ServiceKey converts ipvsadm's service address into the model's key.
 func ServiceKey(v ipvsadm.Virtual) vs.Key {
@@ -59,8 +59,8 @@ func Command(t *vs.Table, c *ipvsadm.Command) error {
 
 func service(t *vs.Table, c *ipvsadm.Command) (vs.Service, error) {
 	s := vs.Service{Key: ServiceKey(c.Service), Sched: c.Sched, SchedFlags: slices.Clone(c.SchedFlags), Persistent: c.Persistent, Timeout: c.Timeout}
-	if !slices.Contains(sched.Names(), c.Sched) {
-		return s, fmt.Errorf("%w: %q (afvs knows %s)", ErrSchedNotFound, c.Sched, strings.Join(sched.Names(), ", "))
+	if err := vs.CheckSched(c.Sched); err != nil {
+		return s, err
 	}
 	if len(c.SchedFlags) > 0 {
 		if _, err := sched.ParseFlags(c.Sched, strings.Join(c.SchedFlags, ",")); err != nil {
