@@ -132,39 +132,25 @@ func (p Proto) String() string {
 	return "?"
 }
 
-// Fwd is a real server's packet-forwarding method.
-type Fwd uint8
+// Fwd is a real server's packet-forwarding method: the model's, whose
+// String is the listing's Forward column.
+type Fwd = vs.Fwd
 
 const (
 	// Route is direct routing (-g), the default.
-	Route Fwd = iota
+	Route = vs.Route
 	// Tunnel is IP-in-IP (or GUE) encapsulation (-i).
-	Tunnel
+	Tunnel = vs.Tunnel
 	// Masq is NAT (-m).
-	Masq
+	Masq = vs.Masq
 	// Local is a real server on the director itself; IPVS picks it on
 	// its own when a -g server's address is local, so no option names it.
-	Local
+	Local = vs.Local
 )
 
-// String returns the Forward column of the listing.
-func (f Fwd) String() string {
-	switch f {
-	case Route:
-		return "Route"
-	case Tunnel:
-		return "Tunnel"
-	case Masq:
-		return "Masq"
-	case Local:
-		return "Local"
-	}
-	return "?"
-}
-
-// flag returns the option -S writes for the method; a local server was
+// fwdFlag returns the option -S writes for method f; a local server was
 // added with -g, so it is saved as one.
-func (f Fwd) flag() string {
+func fwdFlag(f Fwd) string {
 	switch f {
 	case Tunnel:
 		return "-i"
@@ -421,7 +407,7 @@ func (c *Command) Args() []string {
 		if c.Kind == DeleteServer {
 			break
 		}
-		a = append(a, c.Fwd.flag(), "-w", strconv.Itoa(c.Weight))
+		a = append(a, fwdFlag(c.Fwd), "-w", strconv.Itoa(c.Weight))
 		if c.Upper != 0 {
 			a = append(a, "-x", strconv.FormatUint(uint64(c.Upper), 10))
 		}

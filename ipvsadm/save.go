@@ -31,7 +31,7 @@ func (s *Snapshot) WriteSave(w io.Writer) error {
 		}
 		b = append(b, '\n')
 		for _, d := range sortedDests(svc, true) {
-			b = fmt.Appendf(b, "-a %s -r %s %s -w %d", name, hostPort(d.Addr, d.Port), d.Fwd.flag(), d.Weight)
+			b = fmt.Appendf(b, "-a %s -r %s %s -w %d", name, hostPort(d.Addr, d.Port), fwdFlag(d.Fwd), d.Weight)
 			if d.Fwd == Tunnel {
 				// ipvsadm 1.31 names the tunnel type of every -i server.
 				b = append(b, " --tun-type "...)

@@ -97,19 +97,9 @@ func service(t *vs.Table, c *ipvsadm.Command) (vs.Service, error) {
 }
 
 func real(c *ipvsadm.Command) (vs.Real, error) {
-	r := vs.Real{Addr: c.Server.Addr(), Port: c.Server.Port(), Weight: int32(c.Weight), Upper: c.Upper, Lower: c.Lower}
-	switch c.Fwd {
-	case ipvsadm.Route:
-		r.Fwd = vs.Route
-	case ipvsadm.Tunnel:
-		if c.Tunnel.Type != ipvsadm.IPIP {
-			return r, fmt.Errorf("real server %s: tunnel type %s: afvs tunnels with ipip only", c.Server, c.Tunnel.Type)
-		}
-		r.Fwd = vs.Tunnel
-	case ipvsadm.Masq:
-		r.Fwd = vs.Masq
-	case ipvsadm.Local:
-		r.Fwd = vs.Local
+	r := vs.Real{Addr: c.Server.Addr(), Port: c.Server.Port(), Fwd: c.Fwd, Weight: int32(c.Weight), Upper: c.Upper, Lower: c.Lower}
+	if c.Fwd == ipvsadm.Tunnel && c.Tunnel.Type != ipvsadm.IPIP {
+		return r, fmt.Errorf("real server %s: tunnel type %s: afvs tunnels with ipip only", c.Server, c.Tunnel.Type)
 	}
 	if c.Service.Proto != ipvsadm.FWM && r.Port == 0 {
 		r.Port = c.Service.Port

@@ -1,9 +1,12 @@
 package apply
 
 import (
+	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/afvs/afvs/ipvsadm"
 	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
@@ -14,5 +17,45 @@ import (
 func TestSchedNamesAgree(t *testing.T) {
 	if got, want := vs.SchedNames(), sched.Names(); !slices.Equal(got, want) {
 		t.Errorf("vs.SchedNames() = %v, sched.Names() = %v: add the scheduler to vs's list", got, want)
+	}
+}
+
+// TestRealForwarding adds one real server per forwarding option and checks
+// the model gets ipvsadm's method, and that masquerading (by the model)
+// and a GUE tunnel are refused.
+func TestRealForwarding(t *testing.T) {
+	tbl := &vs.Table{}
+	run := func(line string) error {
+		c, err := ipvsadm.Parse(strings.Fields(line))
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		return Command(tbl, c)
+	}
+	if err := run("-A -t 198.19.0.1:80 -s rr"); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []struct {
+		opt  string
+		want vs.Fwd
+	}{{"-g", vs.Route}, {"-i", vs.Tunnel}} {
+		addr := netip.AddrFrom4([4]byte{198, 18, 0, byte(11 + i)})
+		if err := run("-a -t 198.19.0.1:80 -r " + addr.String() + " " + c.opt); err != nil {
+			t.Fatalf("%s: %v", c.opt, err)
+		}
+		s := tbl.Services[0]
+		if j := s.FindReal(addr, 80); j < 0 || s.Reals[j].Fwd != c.want {
+			t.Errorf("%s: real servers %+v, want %s with %v", c.opt, s.Reals, addr, c.want)
+		}
+	}
+	if err := run("-a -t 198.19.0.1:80 -r 198.18.0.19 -m"); err == nil || !strings.Contains(err.Error(), "masquerading (-m)") {
+		t.Errorf("-m real server: %v, want the model's refusal of masquerading", err)
+	}
+	err := run("-a -t 198.19.0.1:80 -r 198.18.0.20 -i --tun-type gue --tun-port 6080")
+	if err == nil || !strings.Contains(err.Error(), "ipip only") {
+		t.Errorf("GUE real server: %v, want the ipip-only refusal", err)
+	}
+	if n := len(tbl.Services[0].Reals); n != 2 {
+		t.Errorf("%d real servers after the refusals, want 2", n)
 	}
 }
