@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"sync/atomic"
 
-	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xsk"
 )
@@ -116,7 +116,7 @@ func (f *Forwarder) Run() error {
 	} else {
 		defer runtime.UnlockOSThread()
 	}
-	dataplane.Spin(&f.stop, f.Poll, f.rx.Wait)
+	director.Spin(&f.stop, f.Poll, f.rx.Wait)
 	f.tx.Complete()
 	return nil
 }

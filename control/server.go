@@ -14,18 +14,19 @@ import (
 	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/internal/header"
 	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
 
-// Director is what the server needs from the dataplane. *dataplane.Director
+// Director is what the server needs from the dataplane. *director.Director
 // implements it.
 type Director interface {
 	Apply(t *vs.Table) error
 	Snapshot() *dataplane.Snapshot
 	Counters() []*dataplane.Counters
-	Workers() []*dataplane.Worker
+	Workers() []*director.Worker
 }
 
 // Server serves the control API and owns the current table.

@@ -21,6 +21,10 @@ const (
 	VerdictReply
 )
 
+// Batch is how many frames a worker takes per turn, and how many
+// LookupBatch looks up at once.
+const Batch = 64
+
 // Out locates a forwarded frame inside its buffer.
 type Out struct {
 	Off, Len int

@@ -317,6 +317,9 @@ func (r *Registry) ExpireTrash(busy func(id uint32) bool) []uint32 {
 	return freed
 }
 
+// Now reads the registry's clock, the time NextTrashRound is measured in.
+func (r *Registry) Now() time.Duration { return r.now() }
+
 // NextTrashRound reports when the trash timer fires next, if it is armed.
 func (r *Registry) NextTrashRound() (time.Duration, bool) {
 	r.mu.Lock()

@@ -122,8 +122,8 @@ func (s *Snapshot) DestByID(id uint32) (*Service, *Dest, bool) {
 	return svc, &svc.Dests[l.idx], true
 }
 
-// hasUnreachable reports whether a real server of s has no egress.
-func (s *Snapshot) hasUnreachable() bool {
+// HasUnreachable reports whether a real server of s has no egress.
+func (s *Snapshot) HasUnreachable() bool {
 	if s == nil {
 		return false
 	}

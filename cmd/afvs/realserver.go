@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xdpprog"
 )
@@ -130,7 +130,7 @@ func runRealServer(args []string) error {
 			}
 			how = "kernel tunl0"
 		} else {
-			prog, err := dataplane.Kernel().LoadDecap(vips)
+			prog, err := director.Kernel().LoadDecap(vips)
 			if err != nil {
 				return err
 			}

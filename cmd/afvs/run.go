@@ -23,6 +23,7 @@ import (
 	"github.com/afvs/afvs/control"
 	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/dataplane/xdpprog"
 	"github.com/afvs/afvs/internal/configfile"
 	"github.com/afvs/afvs/sched"
@@ -52,7 +53,7 @@ func runDaemon(args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := dataplane.NewDirector(directorOptions(cfg, mode, log), table)
+	d, err := director.New(directorOptions(cfg, mode, log), table)
 	if err != nil {
 		return err
 	}
@@ -232,8 +233,8 @@ func restartOnly(old, cur *config.Config) []string {
 	return keys
 }
 
-func directorOptions(cfg *config.Config, mode xdpprog.Mode, log *slog.Logger) dataplane.Options {
-	return dataplane.Options{
+func directorOptions(cfg *config.Config, mode xdpprog.Mode, log *slog.Logger) director.Options {
+	return director.Options{
 		Interfaces: cfg.Interfaces, Mode: mode, CPUs: cfg.CPUs, Frames: cfg.Frames,
 		Capacity: cfg.Table.Capacity, Templates: cfg.Table.Templates,
 		TCP: cfg.Timeouts.TCP, TCPFin: cfg.Timeouts.TCPFin, UDP: cfg.Timeouts.UDP,
@@ -243,7 +244,7 @@ func directorOptions(cfg *config.Config, mode xdpprog.Mode, log *slog.Logger) da
 	}
 }
 
-func fillStatus(d *dataplane.Director, st *api.Status) {
+func fillStatus(d *director.Director, st *api.Status) {
 	if st.Steering == nil {
 		st.Steering = map[string]uint64{}
 	}
@@ -301,7 +302,7 @@ func preflight(cfg *config.Config) (*vs.Table, xdpprog.Mode, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := dataplane.CheckOptions(directorOptions(cfg, mode, nil)); err != nil {
+	if err := director.CheckOptions(directorOptions(cfg, mode, nil)); err != nil {
 		return nil, 0, err
 	}
 	if _, err := serviceChecks(cfg); err != nil {
@@ -317,14 +318,14 @@ func preflight(cfg *config.Config) (*vs.Table, xdpprog.Mode, error) {
 		return nil, 0, err
 	}
 	defer p.Abort()
-	if err := p.Snap.CheckSteering(); err != nil {
+	if err := director.CheckSteering(p.Snap); err != nil {
 		return nil, 0, err
 	}
 	return t, mode, nil
 }
 
 // metricsSource adapts the director to what the metrics collector reads.
-type metricsSource struct{ *dataplane.Director }
+type metricsSource struct{ *director.Director }
 
 func (m metricsSource) Loads() control.Loads { return m.Director.Loads }
 
@@ -366,7 +367,7 @@ func runReload(args []string) error {
 }
 
 // hostEvery maps the config's per-client ICMP interval, where 0 means off,
-// onto dataplane.Options', where 0 means the default and below 0 off.
+// onto director.Options', where 0 means the default and below 0 off.
 func hostEvery(d time.Duration) time.Duration {
 	if d == 0 {
 		return -1

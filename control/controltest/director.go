@@ -10,16 +10,17 @@ import (
 	"github.com/afvs/afvs/control"
 	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/dataplane/platformtest"
 	"github.com/afvs/afvs/vs"
 )
 
-// Director is the real dataplane.Director on an in-memory platform: one
+// Director is the real director.Director on an in-memory platform: one
 // interface, fake0, with one queue and so one worker, on a simulated
 // segment where every address answers ARP. Apply and Snapshot are safe for
 // concurrent use; Feed serialises itself.
 type Director struct {
-	*dataplane.Director
+	*director.Director
 
 	host    *platformtest.Host
 	client  *platformtest.Iface // where Feed's frames come from
@@ -45,7 +46,7 @@ func NewDirector(capacity int) (*Director, error) {
 	// address, as dataplane.StaticResolver has it.
 	host.AddRoute(netip.MustParsePrefix("0.0.0.0/0"), "fake0", netip.Addr{})
 	client := n.AddHost("client").AddIface("eth0", [6]byte{0x02, 0, 0, 0, 0, 0x10}, netip.MustParsePrefix("198.18.0.10/24"), "lan", 1)
-	dd, err := dataplane.NewDirector(dataplane.Options{Interfaces: []string{"fake0"}, Capacity: capacity, Templates: 1024,
+	dd, err := director.New(director.Options{Interfaces: []string{"fake0"}, Capacity: capacity, Templates: 1024,
 		Frames: 512, Platform: host, Log: slog.New(slog.DiscardHandler)}, &vs.Table{})
 	if err != nil {
 		return nil, fmt.Errorf("fake director: %w", err)

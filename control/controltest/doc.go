@@ -2,7 +2,7 @@
 // the control plane and afvsadm can be tested end to end without root, XDP
 // or network namespaces.
 //
-// Director is the real dataplane.Director on a dataplane/platformtest
+// Director is the real director.Director on a dataplane/platformtest
 // host, so what the control tests exercise is the daemon's own Apply, its
 // snapshot compiler and its worker, not a copy. It satisfies
 // control.Director and control.MetricsSource. Feed sends a frame from a

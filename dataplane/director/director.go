@@ -1,4 +1,4 @@
-package dataplane
+package director
 
 import (
 	"errors"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xdpprog"
 	"github.com/afvs/afvs/dataplane/xsk"
@@ -57,15 +58,15 @@ type Director struct {
 	log   *slog.Logger
 	plat  Platform
 	neigh Neighbors
-	icmp  *ICMPLimiter
+	icmp  *dataplane.ICMPLimiter
 
 	CT    *conntrack.Table
 	Loads *sched.Loads
-	reg   *Registry
-	snap  atomic.Pointer[Snapshot]
+	reg   *dataplane.Registry
+	snap  atomic.Pointer[dataplane.Snapshot]
 
 	mu     sync.Mutex // serialises Apply and rebuilds
-	ifaces []Iface
+	ifaces []dataplane.Iface
 	slotOf map[int]int // ifindex -> slot
 
 	steer    []Steering   // by ingress slot
@@ -102,11 +103,11 @@ type rxQueue struct {
 	sock        Socket
 }
 
-// NewDirector opens the dataplane on the configured interfaces and the
+// New opens the dataplane on the configured interfaces and the
 // egress interfaces that the initial table's real servers route through.
 // Nothing forwards until Start. The phases run in order; a failure in any
 // closes what the earlier ones opened.
-func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
+func New(opt Options, t *vs.Table) (d *Director, err error) {
 	if err := CheckOptions(opt); err != nil {
 		return nil, err
 	}
@@ -119,7 +120,7 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 	if opt.Clock == nil {
 		opt.Clock = conntrack.SystemClock()
 	}
-	dir := &Director{opt: opt, log: opt.Log, plat: opt.Platform, reg: NewRegistry(), slotOf: map[int]int{},
+	dir := &Director{opt: opt, log: opt.Log, plat: opt.Platform, reg: dataplane.NewRegistry(), slotOf: map[int]int{},
 		egress: map[int]*egressSlot{}, sharedWarned: map[netip.Addr]bool{}, stop: make(chan struct{}), rebuild: make(chan struct{}, 1)}
 	d = dir
 	defer func() {
@@ -150,7 +151,7 @@ func NewDirector(opt Options, t *vs.Table) (d *Director, err error) {
 
 // openTable makes the connection table and the schedulers' load counters.
 func (d *Director) openTable() error {
-	d.Loads = sched.NewLoads(MaxDests)
+	d.Loads = sched.NewLoads(dataplane.MaxDests)
 	ct, err := conntrack.New(conntrack.Config{Capacity: d.opt.Capacity, Templates: d.opt.Templates,
 		Timeouts: conntrack.DefaultTimeouts(), Clock: d.opt.Clock, Hooks: d.Loads})
 	if err != nil {
@@ -165,20 +166,20 @@ func (d *Director) openTable() error {
 func (d *Director) openICMP() error {
 	o := &d.opt
 	if o.ICMPRate == 0 {
-		o.ICMPRate = DefaultICMPRate
+		o.ICMPRate = dataplane.DefaultICMPRate
 	}
 	if o.ICMPBurst == 0 {
-		o.ICMPBurst = DefaultICMPBurst
+		o.ICMPBurst = dataplane.DefaultICMPBurst
 	}
-	icmp, err := NewICMPLimiter(o.ICMPRate, o.ICMPBurst, nil)
+	icmp, err := dataplane.NewICMPLimiter(o.ICMPRate, o.ICMPBurst, nil)
 	if err != nil {
 		return err
 	}
 	if o.ICMPHostEvery == 0 {
-		o.ICMPHostEvery = DefaultICMPHostEvery
+		o.ICMPHostEvery = dataplane.DefaultICMPHostEvery
 	}
 	if o.ICMPHostBurst == 0 {
-		o.ICMPHostBurst = DefaultICMPHostBurst
+		o.ICMPHostBurst = dataplane.DefaultICMPHostBurst
 	}
 	if err := icmp.LimitPerHost(max(o.ICMPHostEvery, 0), o.ICMPHostBurst); err != nil {
 		return err
@@ -428,8 +429,8 @@ func (d *Director) makeWorkers() error {
 			}
 		}
 		d.log.Info("worker", "dev", ifc.Name, "queue", q.queue, "cpu", cpu, "why", reason)
-		c := new(Counters)
-		proc := NewProcessor(d.CT, c, q.slot)
+		c := new(dataplane.Counters)
+		proc := dataplane.NewProcessor(d.CT, c, q.slot)
 		proc.SetICMPLimiter(d.icmp)
 		w := NewWorker(q.queue, cpu, q.sock, q.slot, d.txFor(i), &d.snap, proc, c, d.plat.Pin)
 		w.Dev = ifc.Name
@@ -485,7 +486,7 @@ func (d *Director) attachSteering() error {
 // programs' service map holds.
 const MaxSteeringKeys = 4096
 
-// CheckOptions reports what NewDirector would refuse in opt before it
+// CheckOptions reports what New would refuse in opt before it
 // touches the network: no interface, ICMP limits, or a connection table
 // the limits or the machine's memory refuse.
 func CheckOptions(opt Options) error {
@@ -494,21 +495,21 @@ func CheckOptions(opt Options) error {
 	}
 	rate, burst := opt.ICMPRate, opt.ICMPBurst
 	if rate == 0 {
-		rate = DefaultICMPRate
+		rate = dataplane.DefaultICMPRate
 	}
 	if burst == 0 {
-		burst = DefaultICMPBurst
+		burst = dataplane.DefaultICMPBurst
 	}
-	icmp, err := NewICMPLimiter(rate, burst, nil)
+	icmp, err := dataplane.NewICMPLimiter(rate, burst, nil)
 	if err != nil {
 		return err
 	}
 	every, hb := opt.ICMPHostEvery, opt.ICMPHostBurst
 	if every == 0 {
-		every = DefaultICMPHostEvery
+		every = dataplane.DefaultICMPHostEvery
 	}
 	if hb == 0 {
-		hb = DefaultICMPHostBurst
+		hb = dataplane.DefaultICMPHostBurst
 	}
 	if err := icmp.LimitPerHost(max(every, 0), hb); err != nil {
 		return err
@@ -518,8 +519,8 @@ func CheckOptions(opt Options) error {
 
 // CheckSteering reports a snapshot with more steering keys than the
 // steering map holds.
-func (s *Snapshot) CheckSteering() error {
-	if n := s.svcIndex.len(); n > MaxSteeringKeys {
+func CheckSteering(s *dataplane.Snapshot) error {
+	if n := len(s.SteeringKeys()); n > MaxSteeringKeys {
 		return fmt.Errorf("services: %d (address, protocol, port) keys to steer, firewall-mark port ranges included: the steering map holds %d", n, MaxSteeringKeys)
 	}
 	return nil
@@ -542,29 +543,29 @@ func (d *Director) addIface(ifc nic.Iface) int {
 	if ifc.IPv4.IsValid() {
 		a = ifc.IPv4.As4()
 	}
-	d.ifaces = append(d.ifaces, Iface{Slot: slot, Index: ifc.Index, Name: ifc.Name, MAC: ifc.MAC, MTU: ifc.MTU, Addr: a})
+	d.ifaces = append(d.ifaces, dataplane.Iface{Slot: slot, Index: ifc.Index, Name: ifc.Name, MAC: ifc.MAC, MTU: ifc.MTU, Addr: a})
 	d.slotOf[ifc.Index] = slot
 	return slot
 }
 
 // Route implements Resolver through the kernel's routing table.
-func (d *Director) Route(dst netip.Addr) (Route, error) {
+func (d *Director) Route(dst netip.Addr) (dataplane.Route, error) {
 	h, ok := d.hops[dst]
 	if !ok {
 		h.hop, h.err = d.plat.Route(dst)
 	}
 	hop, err := h.hop, h.err
 	if err != nil {
-		return Route{}, err
+		return dataplane.Route{}, err
 	}
 	if hop.Local {
-		return Route{}, fmt.Errorf("%s is an address of this host", dst)
+		return dataplane.Route{}, fmt.Errorf("%s is an address of this host", dst)
 	}
 	slot, ok := d.slotOf[hop.Ifindex]
 	if !ok || (slot >= d.nIngress && d.egress[slot] == nil) {
-		return Route{}, fmt.Errorf("%s routes via %s, which afvs has not opened", dst, hop.Dev)
+		return dataplane.Route{}, fmt.Errorf("%s routes via %s, which afvs has not opened", dst, hop.Dev)
 	}
-	return Route{Slot: slot, NextHop: hop.NextHop}, nil
+	return dataplane.Route{Slot: slot, NextHop: hop.NextHop}, nil
 }
 
 // Neighbor implements Resolver through the neighbour cache, and registers
@@ -605,7 +606,7 @@ func (d *Director) applyLocked(t *vs.Table) error {
 
 // logReachability logs the real servers that became unreachable, with the
 // reason, and those reachable again.
-func (d *Director) logReachability(prev, cur *Snapshot) {
+func (d *Director) logReachability(prev, cur *dataplane.Snapshot) {
 	was := map[netip.Addr]string{}
 	if prev != nil {
 		for _, s := range prev.Services {
@@ -630,8 +631,8 @@ func (d *Director) logReachability(prev, cur *Snapshot) {
 		}
 	}
 	for a := range was {
-		if now[a] == "" && slices.ContainsFunc(cur.Services, func(s Service) bool {
-			return slices.ContainsFunc(s.Dests, func(ds Dest) bool { return netip.AddrFrom4(ds.Addr) == a })
+		if now[a] == "" && slices.ContainsFunc(cur.Services, func(s dataplane.Service) bool {
+			return slices.ContainsFunc(s.Dests, func(ds dataplane.Dest) bool { return netip.AddrFrom4(ds.Addr) == a })
 		}) {
 			d.log.Info("real server reachable again", "real", a)
 		}
@@ -646,15 +647,15 @@ func (d *Director) logReachability(prev, cur *Snapshot) {
 // steered, dropped as no_service, and is retried).
 func (d *Director) publishLocked(t *vs.Table) error {
 	prev := d.snap.Load()
-	plan, err := Compile(t, BuildOptions{Registry: d.reg, Loads: d.Loads, Resolver: d, Ifaces: d.ifaces, Sched: d.opt.Sched, Prev: prev, Busy: d.busy(),
-		Traffic: func(id uint32) Traffic {
-			return SumTraffic(d.Counters(), func(c *Counters) Traffic { return c.Dest(id) })
+	plan, err := dataplane.Compile(t, dataplane.BuildOptions{Registry: d.reg, Loads: d.Loads, Resolver: d, Ifaces: d.ifaces, Sched: d.opt.Sched, Prev: prev, Busy: d.busy(),
+		Traffic: func(id uint32) dataplane.Traffic {
+			return dataplane.SumTraffic(d.Counters(), func(c *dataplane.Counters) dataplane.Traffic { return c.Dest(id) })
 		}})
 	if err != nil {
 		return err
 	}
 	snap := plan.Snap
-	if err := snap.CheckSteering(); err != nil {
+	if err := CheckSteering(snap); err != nil {
 		plan.Abort()
 		return err
 	}
@@ -698,7 +699,7 @@ func (d *Director) publishLocked(t *vs.Table) error {
 	return nil
 }
 
-func steerKeys(keys []SteerKey) []xdpprog.ServiceKey {
+func steerKeys(keys []dataplane.SteerKey) []xdpprog.ServiceKey {
 	sk := make([]xdpprog.ServiceKey, len(keys))
 	for i, k := range keys {
 		sk[i] = xdpprog.ServiceKey{Addr: k.Addr, Proto: k.Proto, Port: k.Port}
@@ -759,7 +760,7 @@ func (d *Director) templateRefs() map[uint32]bool {
 }
 
 // Snapshot returns the snapshot in force.
-func (d *Director) Snapshot() *Snapshot { return d.snap.Load() }
+func (d *Director) Snapshot() *dataplane.Snapshot { return d.snap.Load() }
 
 func (d *Director) requestRebuild() {
 	select {
@@ -804,7 +805,7 @@ func (d *Director) housekeeping() {
 			// a slower cycle: lookups already judge them by time.
 			d.CT.ExpireDue()
 			d.CT.SweepTemplates(1024)
-			if at, ok := d.reg.NextTrashRound(); ok && d.reg.now() >= at {
+			if at, ok := d.reg.NextTrashRound(); ok && d.reg.Now() >= at {
 				// Count the templates before taking the lock: a walk of
 				// the whole table should not hold up a change.
 				tmpl := d.templateRefs()
@@ -819,7 +820,7 @@ func (d *Director) housekeeping() {
 			}
 			// Once a second, look again for routes to unreachable real
 			// servers: no event announces a new route.
-			if ticks++; ticks%20 == 0 && d.Snapshot().hasUnreachable() {
+			if ticks++; ticks%20 == 0 && d.Snapshot().HasUnreachable() {
 				d.requestRebuild()
 			}
 		case <-d.rebuild:
@@ -835,8 +836,8 @@ func (d *Director) housekeeping() {
 }
 
 // Counters returns every worker's counters.
-func (d *Director) Counters() []*Counters {
-	out := make([]*Counters, len(d.workers))
+func (d *Director) Counters() []*dataplane.Counters {
+	out := make([]*dataplane.Counters, len(d.workers))
 	for i, w := range d.workers {
 		out[i] = w.C
 	}

@@ -1,4 +1,4 @@
-package dataplane_test
+package director_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/dataplane/platformtest"
 	"github.com/afvs/afvs/vs"
 )
@@ -62,9 +63,9 @@ func newLab(t *testing.T, twoIfaces bool, reals ...string) *lab {
 }
 
 // start runs a director on the lab's director host.
-func (l *lab) start(ifaces []string, t *vs.Table) *dataplane.Director {
+func (l *lab) start(ifaces []string, t *vs.Table) *director.Director {
 	l.t.Helper()
-	d, err := dataplane.NewDirector(dataplane.Options{Interfaces: ifaces, Capacity: 4096, Templates: 1024, Frames: 512,
+	d, err := director.New(director.Options{Interfaces: ifaces, Capacity: 4096, Templates: 1024, Frames: 512,
 		Platform: l.dir, Log: slog.New(slog.NewTextHandler(l.log, nil))}, t)
 	if err != nil {
 		l.t.Fatal(err)
@@ -80,7 +81,7 @@ func (l *lab) start(ifaces []string, t *vs.Table) *dataplane.Director {
 }
 
 // resolved waits until the snapshot in force has every next hop's MAC.
-func resolved(t *testing.T, d *dataplane.Director) {
+func resolved(t *testing.T, d *director.Director) {
 	t.Helper()
 	if !platformtest.Eventually(2*time.Second, func() bool { s := d.Snapshot(); return s != nil && len(s.Unresolved) == 0 }) {
 		t.Fatalf("next hops still unresolved: %v", d.Snapshot().Unresolved)
@@ -327,7 +328,7 @@ func TestTwoDirectorsAgree(t *testing.T) {
 	hostB.AddIface("eth0", macB, netip.MustParsePrefix("198.18.0.3/24"), "lan", 1)
 	tb := table(t, service("sh", vs.Route, "198.18.0.11", "198.18.0.12", "198.18.0.13"))
 	a := l.start([]string{"eth0"}, tb)
-	b, err := dataplane.NewDirector(dataplane.Options{Interfaces: []string{"eth0"}, Capacity: 4096, Templates: 1024, Frames: 512,
+	b, err := director.New(director.Options{Interfaces: []string{"eth0"}, Capacity: 4096, Templates: 1024, Frames: 512,
 		Platform: hostB, Log: slog.New(slog.DiscardHandler)}, tb)
 	if err != nil {
 		t.Fatal(err)
@@ -386,7 +387,7 @@ func fixIPChecksum(f []byte) {
 func TestNewDirectorFailureClosesEverything(t *testing.T) {
 	l := newLab(t, false)
 	l.dir.AddIface("eth9", [6]byte{2, 9}, netip.Prefix{}, "lan", 1) // no IPv4 address
-	_, err := dataplane.NewDirector(dataplane.Options{Interfaces: []string{"eth0", "eth9"}, Capacity: 1024, Templates: 64, Frames: 512,
+	_, err := director.New(director.Options{Interfaces: []string{"eth0", "eth9"}, Capacity: 1024, Templates: 64, Frames: 512,
 		Platform: l.dir, Log: slog.New(slog.DiscardHandler)}, &vs.Table{})
 	if err == nil || !strings.Contains(err.Error(), "interface eth9: has no IPv4 address") {
 		t.Fatalf("NewDirector = %v", err)
@@ -471,7 +472,7 @@ func TestDirectorRefusesLocalReal(t *testing.T) {
 	// At start-up too: the director does not start.
 	other := l.net.AddHost("other")
 	other.AddIface("eth0", [6]byte{2, 0, 0, 0, 0, 3}, netip.MustParsePrefix("198.18.0.3/24"), "lan", 1)
-	_, err = dataplane.NewDirector(dataplane.Options{Interfaces: []string{"eth0"}, Capacity: 1024, Templates: 64, Frames: 512,
+	_, err = director.New(director.Options{Interfaces: []string{"eth0"}, Capacity: 1024, Templates: 64, Frames: 512,
 		Platform: other, Log: slog.New(slog.DiscardHandler)}, table(t, service("rr", vs.Route, "198.18.0.3")))
 	if err == nil || !strings.Contains(err.Error(), "real server 198.18.0.3 of service TCP 198.19.0.1:80: it is an address of this host") {
 		t.Fatalf("NewDirector with its own address as a real server: %v", err)

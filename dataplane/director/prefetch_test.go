@@ -1,10 +1,11 @@
-package dataplane
+package director
 
 import (
 	"bytes"
 	"sync/atomic"
 	"testing"
 
+	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/xsk/xsktest"
 	"github.com/afvs/afvs/vs"
 )
@@ -79,8 +80,8 @@ func TestWorkerPrefetchMatchesProcess(t *testing.T) {
 	}
 	// The batches must have exercised the stale cases, not only hits.
 	c := rigs[0].c
-	if c.Drops[DropNoConnection].Load() != 1 || c.TX.Load() < 15 {
-		t.Fatalf("no_connection = %d (want 1, the never-opened ACK), tx = %d", c.Drops[DropNoConnection].Load(), c.TX.Load())
+	if c.Drops[dataplane.DropNoConnection].Load() != 1 || c.TX.Load() < 15 {
+		t.Fatalf("no_connection = %d (want 1, the never-opened ACK), tx = %d", c.Drops[dataplane.DropNoConnection].Load(), c.TX.Load())
 	}
 }
 
@@ -90,7 +91,7 @@ type counterView struct {
 	drops                    [numDrops]uint64
 }
 
-func snapshotCounters(c *Counters) counterView {
+func snapshotCounters(c *dataplane.Counters) counterView {
 	v := counterView{rx: c.RX.Load(), rxBytes: c.RXBytes.Load(), tx: c.TX.Load(), txBytes: c.TXBytes.Load()}
 	for i := range v.drops {
 		v.drops[i] = c.Drops[i].Load()
@@ -131,7 +132,7 @@ func BenchmarkWorkerPoll(b *testing.B) {
 				f := syns[i/60000]
 				setPort(f, i)
 				copy(buf[headroom:], f)
-				if v, _ := r.p.Process(r.snap, buf, headroom, len(f)); v != VerdictForward {
+				if v, _ := r.p.Process(r.snap, buf, headroom, len(f)); v != dataplane.VerdictForward {
 					b.Fatalf("opening flow %d: verdict %d", i, v)
 				}
 			}
@@ -139,7 +140,7 @@ func BenchmarkWorkerPoll(b *testing.B) {
 				b.Fatalf("opening %d flows: %s", size.n, st)
 			}
 			p := newFakePort(b, 256)
-			var snap atomic.Pointer[Snapshot]
+			var snap atomic.Pointer[dataplane.Snapshot]
 			snap.Store(r.snap)
 			w := NewWorker(0, -1, p, 0, []TxPort{{Port: p}}, &snap, r.p, r.c, nil)
 			for _, mode := range []string{"off", "on"} {
@@ -150,7 +151,7 @@ func BenchmarkWorkerPoll(b *testing.B) {
 					b.ReportAllocs()
 					cpu := processCPU()
 					for b.Loop() {
-						for range Batch {
+						for range dataplane.Batch {
 							x = x*6364136223846793005 + 1442695040888963407
 							i := int((x >> 32) * uint64(size.n) >> 32)
 							f := acks[i/60000]
@@ -160,13 +161,13 @@ func BenchmarkWorkerPoll(b *testing.B) {
 						w.Poll()
 						p.Complete()
 					}
-					if got := r.c.TX.Load() - tx; got != uint64(b.N*Batch) {
-						b.Fatalf("%d of %d frames forwarded", got, b.N*Batch)
+					if got := r.c.TX.Load() - tx; got != uint64(b.N*dataplane.Batch) {
+						b.Fatalf("%d of %d frames forwarded", got, b.N*dataplane.Batch)
 					}
 					// ns/frame: one Poll's time over its 64 frames, injection
 					// into the fake port included.
-					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*Batch), "ns/frame")
-					reportCPUPerFrame(b, cpu, b.N*Batch)
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*dataplane.Batch), "ns/frame")
+					reportCPUPerFrame(b, cpu, b.N*dataplane.Batch)
 				})
 			}
 		})

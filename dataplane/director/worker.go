@@ -1,10 +1,11 @@
-package dataplane
+package director
 
 import (
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/xsk"
 )
 
@@ -25,9 +26,6 @@ type Port interface {
 	Headroom() int
 }
 
-// Batch is how many frames a worker takes per turn.
-const Batch = 64
-
 // TxPort is an egress socket as a worker sees it. Ports on the worker's own
 // receiving socket are exclusive; sockets on another interface may be shared
 // by several workers when that interface has fewer queues than there are
@@ -47,14 +45,14 @@ type Worker struct {
 	tx    []TxPort                 // the TX table of the current batch
 	txt   atomic.Pointer[[]TxPort] // the TX table in force (SetTX)
 	polls atomic.Uint64            // odd while Poll runs
-	snap  *atomic.Pointer[Snapshot]
-	proc  *Processor
-	C     *Counters
+	snap  *atomic.Pointer[dataplane.Snapshot]
+	proc  *dataplane.Processor
+	C     *dataplane.Counters
 
-	descs   [Batch]xsk.Desc
-	parsed  [Batch]Parsed // the batch after the pre-pass
-	local   []xsk.Desc    // frames for the receiving socket's own TX ring
-	remote  [][]xsk.Desc  // by slot: frames to copy to another socket
+	descs   [dataplane.Batch]xsk.Desc
+	parsed  [dataplane.Batch]dataplane.Parsed // the batch after the pre-pass
+	local   []xsk.Desc                        // frames for the receiving socket's own TX ring
+	remote  [][]xsk.Desc                      // by slot: frames to copy to another socket
 	stop    atomic.Bool
 	pinErr  error
 	pinHook func(cpu int) error
@@ -65,10 +63,10 @@ type Worker struct {
 
 // NewWorker makes a worker for rx, whose interface has slot ingress. tx is
 // indexed by slot; tx[ingress] must be rx itself.
-func NewWorker(queue, cpu int, rx Port, ingress int, tx []TxPort, snap *atomic.Pointer[Snapshot], proc *Processor, c *Counters, pin func(cpu int) error) *Worker {
+func NewWorker(queue, cpu int, rx Port, ingress int, tx []TxPort, snap *atomic.Pointer[dataplane.Snapshot], proc *dataplane.Processor, c *dataplane.Counters, pin func(cpu int) error) *Worker {
 	w := &Worker{Queue: queue, CPU: cpu, rx: rx, slot: ingress, tx: tx, snap: snap, proc: proc, C: c, pinHook: pin}
 	proc.SetBatching(true) // Poll publishes the counters once per batch
-	w.local = make([]xsk.Desc, 0, 2*Batch)
+	w.local = make([]xsk.Desc, 0, 2*dataplane.Batch)
 	w.SetTX(tx)
 	w.growRemote()
 	return w
@@ -96,7 +94,7 @@ func (w *Worker) Quiet() {
 // when the table has grown.
 func (w *Worker) growRemote() {
 	for len(w.remote) < len(w.tx) {
-		w.remote = append(w.remote, make([]xsk.Desc, 0, Batch))
+		w.remote = append(w.remote, make([]xsk.Desc, 0, dataplane.Batch))
 	}
 }
 
@@ -164,12 +162,12 @@ func (w *Worker) poll() int {
 }
 
 // dispatch queues a processed frame for transmission or releases it.
-func (w *Worker) dispatch(d xsk.Desc, base uint64, v Verdict, out Out) {
+func (w *Worker) dispatch(d xsk.Desc, base uint64, v dataplane.Verdict, out dataplane.Out) {
 	switch v {
-	case VerdictForward:
+	case dataplane.VerdictForward:
 		nd := xsk.Desc{Addr: base + uint64(out.Off), Len: uint32(out.Len)}
 		if !w.queue(out.Slot, nd) {
-			w.C.Drops[DropNoEgress].Add(1)
+			w.C.Drops[dataplane.DropNoEgress].Add(1)
 			w.rx.Release(d.Addr)
 			return
 		}
@@ -180,7 +178,7 @@ func (w *Worker) dispatch(d xsk.Desc, base uint64, v Verdict, out Out) {
 				w.queue(out.Slot, sd)
 			}
 		}
-	case VerdictReply:
+	case dataplane.VerdictReply:
 		w.rx.Release(d.Addr)
 		w.sendReply(w.proc.Reply())
 	default:
@@ -197,7 +195,7 @@ func (w *Worker) sanitize(n int, umemLen, fs uint64) int {
 		d := w.descs[i]
 		base := d.Addr &^ (fs - 1)
 		if d.Addr >= umemLen || d.Addr-base+uint64(d.Len) > fs {
-			w.C.Drops[DropBadDescriptor].Add(1)
+			w.C.Drops[dataplane.DropBadDescriptor].Add(1)
 			if d.Addr < umemLen {
 				w.rx.Release(d.Addr)
 			}
@@ -235,12 +233,12 @@ func (w *Worker) sendReply(b []byte) {
 func (w *Worker) fresh(b []byte) (xsk.Desc, bool) {
 	fs := uint64(w.rx.FrameSize())
 	if uint64(len(b)) > fs {
-		w.C.Drops[DropNoFreeFrame].Add(1)
+		w.C.Drops[dataplane.DropNoFreeFrame].Add(1)
 		return xsk.Desc{}, false
 	}
 	addr, ok := w.rx.Alloc()
 	if !ok {
-		w.C.Drops[DropNoFreeFrame].Add(1)
+		w.C.Drops[dataplane.DropNoFreeFrame].Add(1)
 		return xsk.Desc{}, false
 	}
 	off := uint64(w.rx.Headroom())
@@ -258,7 +256,7 @@ func (w *Worker) flush() {
 	if len(w.local) > 0 {
 		k := w.rx.Transmit(w.local)
 		for _, d := range w.local[k:] {
-			w.C.Drops[DropTxRingFull].Add(1)
+			w.C.Drops[dataplane.DropTxRingFull].Add(1)
 			w.rx.Release(d.Addr)
 		}
 		w.countTX(w.local[:k])
@@ -295,7 +293,7 @@ func (w *Worker) copyOut(tp TxPort, q []xsk.Desc) {
 	for _, d := range q {
 		addr, ok := p.Alloc()
 		if !ok {
-			w.C.Drops[DropNoFreeFrame].Add(1)
+			w.C.Drops[dataplane.DropNoFreeFrame].Add(1)
 			continue
 		}
 		base := addr &^ (fs - 1)
@@ -308,7 +306,7 @@ func (w *Worker) copyOut(tp TxPort, q []xsk.Desc) {
 	}
 	k := p.Transmit(out)
 	for _, d := range out[k:] {
-		w.C.Drops[DropTxRingFull].Add(1)
+		w.C.Drops[dataplane.DropTxRingFull].Add(1)
 		p.Release(d.Addr)
 	}
 	w.countTX(out[:k])

@@ -1,10 +1,11 @@
-package dataplane
+package director
 
 import (
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/xsk/xsktest"
 	"github.com/afvs/afvs/internal/header"
 	"github.com/afvs/afvs/vs"
@@ -27,7 +28,7 @@ func newTestWorker(t testing.TB, fwd vs.Fwd, ports int) (*Worker, []*xsktest.Por
 		ps = append(ps, p)
 		tx[i] = TxPort{Port: p}
 	}
-	var snap atomic.Pointer[Snapshot]
+	var snap atomic.Pointer[dataplane.Snapshot]
 	snap.Store(r.snap)
 	w := NewWorker(0, -1, ps[0], 0, tx, &snap, r.p, r.c, nil)
 	return w, ps, r
@@ -68,7 +69,7 @@ func TestWorkerTxRingFullIsCounted(t *testing.T) {
 		p.Deliver(tcpFrame(t, [4]byte{198, 18, 0, 10}, uint16(1000+i), true, false, false, true, 0))
 	}
 	w.Poll()
-	if got := r.c.Drops[DropTxRingFull].Load(); got != 20 {
+	if got := r.c.Drops[dataplane.DropTxRingFull].Load(); got != 20 {
 		t.Fatalf("tx_ring_full = %d, want 20", got)
 	}
 	p.Complete()
@@ -81,12 +82,12 @@ func TestWorkerCopiesToAnotherInterface(t *testing.T) {
 	w, ps, r := newTestWorker(t, vs.Route, 2)
 	// Route everything to slot 1 as if the real server were behind eth1.
 	s := *r.snap
-	s.Services = append([]Service(nil), r.snap.Services...)
-	s.Services[0].Dests = append([]Dest(nil), s.Services[0].Dests...)
+	s.Services = append([]dataplane.Service(nil), r.snap.Services...)
+	s.Services[0].Dests = append([]dataplane.Dest(nil), s.Services[0].Dests...)
 	for i := range s.Services[0].Dests {
 		s.Services[0].Dests[i].Slot = 1
 	}
-	s.Ifaces = append(s.Ifaces, Iface{Slot: 1, Index: 2, Name: "eth1", MAC: [6]byte{2, 0, 0, 0, 1, 1}, MTU: 1500, Addr: [4]byte{198, 18, 1, 1}})
+	s.Ifaces = append(s.Ifaces, dataplane.Iface{Slot: 1, Index: 2, Name: "eth1", MAC: [6]byte{2, 0, 0, 0, 1, 1}, MTU: 1500, Addr: [4]byte{198, 18, 1, 1}})
 	w.snap.Store(&s)
 	for i := 0; i < 40; i++ {
 		ps[0].Deliver(tcpFrame(t, [4]byte{198, 18, 0, 10}, uint16(2000+i), true, false, false, true, 0))
@@ -138,7 +139,7 @@ func TestWorkerDropsBadDescriptors(t *testing.T) {
 	p.Deliver(tcpFrame(t, [4]byte{198, 18, 0, 10}, 1001, true, false, false, true, 0))
 	p.SetRXLen(0, 4000) // runs past its 2048-byte chunk
 	w.Poll()
-	if got := r.c.Drops[DropBadDescriptor].Load(); got != 1 {
+	if got := r.c.Drops[dataplane.DropBadDescriptor].Load(); got != 1 {
 		t.Fatalf("bad_descriptor = %d, want 1", got)
 	}
 	if r.c.TX.Load() != 1 {
@@ -219,19 +220,19 @@ func TestSpinWaitsOnlyWhenIdle(t *testing.T) {
 func TestWorkerTakesNewTXTable(t *testing.T) {
 	w, ps, r := newTestWorker(t, vs.Route, 1)
 	s := *r.snap
-	s.Services = append([]Service(nil), r.snap.Services...)
-	s.Services[0].Dests = append([]Dest(nil), s.Services[0].Dests...)
+	s.Services = append([]dataplane.Service(nil), r.snap.Services...)
+	s.Services[0].Dests = append([]dataplane.Dest(nil), s.Services[0].Dests...)
 	for i := range s.Services[0].Dests {
 		s.Services[0].Dests[i].Slot = 1
 	}
-	s.Ifaces = append(s.Ifaces, Iface{Slot: 1, Index: 2, Name: "eth1", MAC: [6]byte{2, 0, 0, 0, 1, 1}, MTU: 1500, Addr: [4]byte{198, 18, 1, 1}})
+	s.Ifaces = append(s.Ifaces, dataplane.Iface{Slot: 1, Index: 2, Name: "eth1", MAC: [6]byte{2, 0, 0, 0, 1, 1}, MTU: 1500, Addr: [4]byte{198, 18, 1, 1}})
 	w.snap.Store(&s)
 	send := func(port uint16) {
 		ps[0].Deliver(tcpFrame(t, [4]byte{198, 18, 0, 10}, port, true, false, false, true, 0))
 		w.Poll()
 	}
 	send(5000)
-	if got := r.c.Drops[DropNoEgress].Load(); got != 1 {
+	if got := r.c.Drops[dataplane.DropNoEgress].Load(); got != 1 {
 		t.Fatalf("no_egress = %d before slot 1 has a port, want 1", got)
 	}
 	eth1 := newFakePort(t, 256)
@@ -255,7 +256,7 @@ func TestWorkerTakesNewTXTable(t *testing.T) {
 	}
 	w.SetTX([]TxPort{{Port: ps[0]}, {}})
 	send(5003)
-	if got := r.c.Drops[DropNoEgress].Load(); got != 2 {
+	if got := r.c.Drops[dataplane.DropNoEgress].Load(); got != 2 {
 		t.Fatalf("no_egress = %d after slot 1 lost its port, want 2", got)
 	}
 }

@@ -1,11 +1,11 @@
-// Package platformtest is an in-memory dataplane.Platform, in the spirit
+// Package platformtest is an in-memory director.Platform, in the spirit
 // of wireguard-go's conn/bindtest: a simulated network of hosts whose
 // interfaces exchange Ethernet frames, so a whole Director, two of them, or
 // a Director with its clients and real servers run in one test process
 // without root, XDP or namespaces.
 //
 // A Network holds segments (Ethernet broadcast domains, like a bridge).
-// A Host is one machine's view of it and implements dataplane.Platform: its
+// A Host is one machine's view of it and implements director.Platform: its
 // interfaces, routes and neighbour table, the AF_XDP sockets it opens
 // (xsktest.Ports) and the XDP programs it attaches. A frame sent out of an
 // interface, by a socket's Kick or by the host's stack (Iface.Send), reaches
@@ -30,7 +30,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xsk"
 	"github.com/afvs/afvs/dataplane/xsk/xsktest"
@@ -51,7 +51,7 @@ func NewNetwork() *Network {
 	return &Network{nextIndex: 1, ifaces: map[int]*Iface{}}
 }
 
-// Host is one machine on the network. It implements dataplane.Platform.
+// Host is one machine on the network. It implements director.Platform.
 type Host struct {
 	net  *Network
 	Name string
@@ -226,7 +226,7 @@ func (h *Host) Open() (sockets, programs int) {
 	return h.sockets, h.programs
 }
 
-// Lookup implements dataplane.Platform.
+// Lookup implements director.Platform.
 func (h *Host) Lookup(name string) (nic.Iface, error) {
 	ifc := h.Iface(name)
 	if ifc == nil {
@@ -245,7 +245,7 @@ func (h *Host) Lookup(name string) (nic.Iface, error) {
 	return out, nil
 }
 
-// Route implements dataplane.Platform: the longest matching prefix wins,
+// Route implements director.Platform: the longest matching prefix wins,
 // and h's own addresses route through lo as local.
 func (h *Host) Route(dst netip.Addr) (nic.Hop, error) {
 	if !dst.IsValid() {
@@ -284,7 +284,7 @@ func (h *Host) Route(dst netip.Addr) (nic.Hop, error) {
 	return hop, nil
 }
 
-// PlanCPUs implements dataplane.Platform: queue q runs on CPU q.
+// PlanCPUs implements director.Platform: queue q runs on CPU q.
 func (h *Host) PlanCPUs(dev string, queues int, override map[int]int) ([]nic.Assignment, error) {
 	if h.Iface(dev) == nil {
 		return nil, fmt.Errorf("plan cpus: no interface %s", dev)
@@ -300,7 +300,7 @@ func (h *Host) PlanCPUs(dev string, queues int, override map[int]int) ([]nic.Ass
 	return out, nil
 }
 
-// Pin implements dataplane.Platform: it records cpu and changes nothing.
+// Pin implements director.Platform: it records cpu and changes nothing.
 func (h *Host) Pin(cpu int) error {
 	h.mu.Lock()
 	h.pins = append(h.pins, cpu)
@@ -308,12 +308,12 @@ func (h *Host) Pin(cpu int) error {
 	return nil
 }
 
-// Close implements dataplane.Platform; a Host holds nothing to release.
+// Close implements director.Platform; a Host holds nothing to release.
 func (h *Host) Close() {}
 
-// OpenSocket implements dataplane.Platform with an xsktest.Port whose
+// OpenSocket implements director.Platform with an xsktest.Port whose
 // transmitted frames leave through the interface.
-func (h *Host) OpenSocket(ifindex, queue int, opt xsk.Options) (dataplane.Socket, error) {
+func (h *Host) OpenSocket(ifindex, queue int, opt xsk.Options) (director.Socket, error) {
 	ifc := h.byIndex(ifindex)
 	if ifc == nil {
 		return nil, fmt.Errorf("open socket: host %s has no interface %d", h.Name, ifindex)

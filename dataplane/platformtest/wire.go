@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xdpprog"
 	"github.com/afvs/afvs/internal/header"
@@ -99,8 +100,8 @@ type steering struct {
 	closed   bool
 }
 
-// LoadSteering implements dataplane.Platform.
-func (h *Host) LoadSteering(maxServices, maxQueues int) (dataplane.Steering, error) {
+// LoadSteering implements director.Platform.
+func (h *Host) LoadSteering(maxServices, maxQueues int) (director.Steering, error) {
 	if maxServices < 1 || maxQueues < 1 {
 		return nil, fmt.Errorf("load steering: max services %d and max queues %d must be at least 1", maxServices, maxQueues)
 	}
@@ -111,7 +112,7 @@ func (h *Host) LoadSteering(maxServices, maxQueues int) (dataplane.Steering, err
 		anyKey: map[[5]byte]bool{}, socks: map[int]*socket{}}, nil
 }
 
-func (s *steering) RegisterSocket(queue int, sock dataplane.Socket) error {
+func (s *steering) RegisterSocket(queue int, sock director.Socket) error {
 	ps, ok := sock.(*socket)
 	if !ok || ps.host != s.host {
 		return fmt.Errorf("register socket for queue %d: %T is not a socket of host %s", queue, sock, s.host.Name)
@@ -176,7 +177,7 @@ func (s *steering) SetOwnerMACs(macs ...[6]byte) error {
 	return nil
 }
 
-func (s *steering) Attach(ifindex int, mode xdpprog.Mode) (dataplane.Attachment, error) {
+func (s *steering) Attach(ifindex int, mode xdpprog.Mode) (director.Attachment, error) {
 	ifc := s.host.byIndex(ifindex)
 	if ifc == nil {
 		return nil, fmt.Errorf("attach: host %s has no interface %d", s.host.Name, ifindex)
@@ -316,8 +317,8 @@ type decap struct {
 	closed bool
 }
 
-// LoadDecap implements dataplane.Platform.
-func (h *Host) LoadDecap(vips []netip.Addr) (dataplane.Decap, error) {
+// LoadDecap implements director.Platform.
+func (h *Host) LoadDecap(vips []netip.Addr) (director.Decap, error) {
 	set := map[[4]byte]bool{}
 	for i, a := range vips {
 		if a = a.Unmap(); !a.Is4() {
@@ -334,7 +335,7 @@ func (h *Host) LoadDecap(vips []netip.Addr) (dataplane.Decap, error) {
 	return &decap{host: h, vips: set}, nil
 }
 
-func (d *decap) Attach(ifindex int, mode xdpprog.Mode) (dataplane.Attachment, error) {
+func (d *decap) Attach(ifindex int, mode xdpprog.Mode) (director.Attachment, error) {
 	ifc := d.host.byIndex(ifindex)
 	if ifc == nil {
 		return nil, fmt.Errorf("attach: host %s has no interface %d", d.host.Name, ifindex)
@@ -424,8 +425,8 @@ type neighbors struct {
 	wg   sync.WaitGroup
 }
 
-// Neighbors implements dataplane.Platform.
-func (h *Host) Neighbors(opts nic.NeighborsOptions) (dataplane.Neighbors, error) {
+// Neighbors implements director.Platform.
+func (h *Host) Neighbors(opts nic.NeighborsOptions) (director.Neighbors, error) {
 	n := &neighbors{host: h, opts: opts, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	h.mu.Lock()
 	h.caches = append(h.caches, n)

@@ -1,10 +1,11 @@
-package dataplane
+package director
 
 import (
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/xsk"
 	"github.com/afvs/afvs/dataplane/xsk/xsktest"
 )
@@ -16,7 +17,7 @@ import (
 // Receive, Transmit, Kick) and the benchmark's own Complete. It returns
 // how many frames went out.
 func portRoundTrip(p *xsktest.Port, descs []xsk.Desc, acks [][]byte, n int, x *uint64) int {
-	for range Batch {
+	for range dataplane.Batch {
 		*x = *x*6364136223846793005 + 1442695040888963407
 		i := int((*x >> 32) * uint64(n) >> 32)
 		f := acks[i/60000]
@@ -49,7 +50,7 @@ func BenchmarkTestPort(b *testing.B) {
 				acks[c] = tcpFrame(b, [4]byte{198, 18, byte(c), 10}, 0, false, true, false, true, 18)
 			}
 			p := newFakePort(b, 256)
-			descs := make([]xsk.Desc, Batch)
+			descs := make([]xsk.Desc, dataplane.Batch)
 			x := uint64(1)
 			sent := 0
 			b.ReportAllocs()
@@ -57,11 +58,11 @@ func BenchmarkTestPort(b *testing.B) {
 			for b.Loop() {
 				sent += portRoundTrip(p, descs, acks, size.n, &x)
 			}
-			reportCPUPerFrame(b, cpu, b.N*Batch)
-			if sent != b.N*Batch {
-				b.Fatalf("%d of %d frames went through the port", sent, b.N*Batch)
+			reportCPUPerFrame(b, cpu, b.N*dataplane.Batch)
+			if sent != b.N*dataplane.Batch {
+				b.Fatalf("%d of %d frames went through the port", sent, b.N*dataplane.Batch)
 			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*Batch), "ns/frame")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*dataplane.Batch), "ns/frame")
 		})
 	}
 }
@@ -73,11 +74,11 @@ func TestPortRoundTripMovesEveryFrame(t *testing.T) {
 	const frames = 256
 	p := newFakePort(t, frames)
 	acks := [][]byte{tcpFrame(t, [4]byte{198, 18, 0, 10}, 0, false, true, false, true, 18)}
-	descs := make([]xsk.Desc, Batch)
+	descs := make([]xsk.Desc, dataplane.Batch)
 	x := uint64(1)
 	for range 3 {
-		if got := portRoundTrip(p, descs, acks, 1000, &x); got != Batch {
-			t.Fatalf("%d frames went out, want %d", got, Batch)
+		if got := portRoundTrip(p, descs, acks, 1000, &x); got != dataplane.Batch {
+			t.Fatalf("%d frames went out, want %d", got, dataplane.Batch)
 		}
 	}
 	if n := p.Receive(descs); n != 0 {
