@@ -172,6 +172,9 @@ func TestBinaryDependencies(t *testing.T) {
 	forbid("cmd/afvs", slices.Concat(lab, []string{mod + "/dataplane/replay", "gonum.org", "github.com/google/gopacket"}))
 	// The simulator runs the processor, not the control server.
 	forbid("sim", []string{server, "github.com/prometheus", mod + "/internal/testnet", mod + "/bench"})
+	// It needs the processor (package dataplane), not the Director: none of
+	// the kernel-facing packages package dataplane/director brings in.
+	forbid("sim", []string{mod + "/dataplane/nic", mod + "/dataplane/xsk", mod + "/dataplane/xdpprog", "github.com/cilium/ebpf", "github.com/vishvananda"})
 }
 
 // TestAfvsadmSize builds afvsadm with default flags and holds it under the
