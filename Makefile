@@ -70,7 +70,7 @@ test-short:
 # the README quotes. Compare figures only within one run.
 bench: build
 	./$(BIN)/afvs-lab bench --rounds 3
-	$(GO) test -run '^$$' -bench 'Process|WorkerPoll' -benchtime 300000x ./dataplane/
+	$(GO) test -run '^$$' -bench 'Process|WorkerPoll' -benchtime 300000x ./dataplane/ ./dataplane/director/
 	$(GO) test -run '^$$' -bench 'Lookup|Insert|MemoryFloor' -benchtime 100000x ./conntrack/
 	$(GO) test -run '^$$' -bench 'GCPause' -benchtime 2000x ./conntrack/
 	$(GO) test -run '^$$' -bench 'Schedule|Scan|Hooks' -benchtime 200000x ./sched/

@@ -1,27 +1,27 @@
-// Package dataplane is the director's per-frame path and the workers that run
-// it.
+// Package dataplane is the director's per-frame path: the Processor that
+// decides each frame's fate, the Snapshot it reads, the Registry of
+// service and real-server IDs, the counters and drop reasons, and the ICMP
+// limiter. It touches no kernel interface, so the simulator (package sim)
+// and the pcap replay run exactly this code without the AF_XDP, XDP and
+// netlink packages. The Director, its Workers and the Platform they run on
+// live in package dataplane/director, which imports this one.
 //
-// One Worker serves one NIC RX queue. It is locked to its OS thread and pinned
-// to the CPU that serves the queue's IRQ. Each turn of its loop it reaps the
-// TX completion ring, refills the fill ring, takes a batch of received frames,
-// loads the current Snapshot once, and runs every frame through Processor:
+// A Processor runs every frame of a batch through:
 //
 //	parse (internal/header) -> service lookup -> connection table (conntrack)
 //	-> on a miss, persistence template and scheduler (sched) -> encapsulation
-//	(encap) -> TX on the egress interface's socket.
+//	(encap) -> a verdict and the frame's place in its buffer.
 //
 // A batch is processed in three passes so that connection-table cache misses
 // overlap instead of adding up: parse every frame and build its key, look
 // all keys up at once (conntrack.LookupBatch touches every bucket header,
 // then every candidate entry, before it compares anything), then run each
 // frame through the rest of the path. The gain grows with the table, as
-// more lookups miss the caches; BenchmarkWorkerPoll measures it with the
-// batched lookup on and off.
+// more lookups miss the caches; BenchmarkWorkerPoll in dataplane/director
+// measures it with the batched lookup on and off.
 //
 // Frames the processor cannot forward are dropped and counted by Drop reason;
-// nothing on this path returns an error value or allocates. A frame is always
-// in exactly one place: the ring it came from, the worker's batch, a TX ring, or
-// the socket's free list (see package xsk).
+// nothing on this path returns an error value or allocates.
 //
 // The control plane never edits what workers read. It compiles a vs.Table plus
 // the resolved neighbours into a new immutable Snapshot and publishes it with
@@ -38,15 +38,4 @@
 //
 // Counters are per worker (one writer each) and summed when read, so no
 // cache line is shared between queues on the hot path.
-//
-// The Director reaches the kernel only through a Platform: interfaces,
-// routes, neighbours, CPU plans and pinning, AF_XDP sockets, and the XDP
-// programs. Kernel() is the real one; dataplane/platformtest simulates
-// hosts on Ethernet segments, so Directors run in unit tests without root.
-// Egress interfaces (those real servers route through but that receive no
-// VIP traffic) are opened when a table first needs one, with TX-only
-// sockets shared by the workers, and closed when no real server routes
-// through them: the workers get a new TX table (Worker.SetTX) and finish
-// the batch that may still use the old one (Worker.Quiet) before the
-// sockets close.
 package dataplane

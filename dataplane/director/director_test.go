@@ -382,15 +382,15 @@ func fixIPChecksum(f []byte) {
 	ip[10], ip[11] = byte(c>>8), byte(c)
 }
 
-// TestNewDirectorFailureClosesEverything: a phase that fails closes what
+// TestNewFailureClosesEverything: a phase that fails closes what
 // the earlier phases opened.
-func TestNewDirectorFailureClosesEverything(t *testing.T) {
+func TestNewFailureClosesEverything(t *testing.T) {
 	l := newLab(t, false)
 	l.dir.AddIface("eth9", [6]byte{2, 9}, netip.Prefix{}, "lan", 1) // no IPv4 address
 	_, err := director.New(director.Options{Interfaces: []string{"eth0", "eth9"}, Capacity: 1024, Templates: 64, Frames: 512,
 		Platform: l.dir, Log: slog.New(slog.DiscardHandler)}, &vs.Table{})
 	if err == nil || !strings.Contains(err.Error(), "interface eth9: has no IPv4 address") {
-		t.Fatalf("NewDirector = %v", err)
+		t.Fatalf("New = %v", err)
 	}
 	if s, p := l.dir.Open(); s != 0 || p != 0 {
 		t.Fatalf("%d sockets and %d programs left open after the failure", s, p)
@@ -475,7 +475,7 @@ func TestDirectorRefusesLocalReal(t *testing.T) {
 	_, err = director.New(director.Options{Interfaces: []string{"eth0"}, Capacity: 1024, Templates: 64, Frames: 512,
 		Platform: other, Log: slog.New(slog.DiscardHandler)}, table(t, service("rr", vs.Route, "198.18.0.3")))
 	if err == nil || !strings.Contains(err.Error(), "real server 198.18.0.3 of service TCP 198.19.0.1:80: it is an address of this host") {
-		t.Fatalf("NewDirector with its own address as a real server: %v", err)
+		t.Fatalf("New with its own address as a real server: %v", err)
 	}
 	if s, p := other.Open(); s != 0 || p != 0 {
 		t.Fatalf("%d sockets and %d programs left open", s, p)

@@ -1,0 +1,31 @@
+// Package director runs the per-frame path of package dataplane on a host:
+// the Director opens the interfaces' AF_XDP sockets, loads and attaches the
+// steering program, resolves routes and neighbours, and starts one Worker
+// per NIC RX queue; all of it through a Platform.
+//
+// The cut between the two packages is the kernel: everything that needs
+// dataplane/nic, dataplane/xsk or dataplane/xdpprog (and through them
+// cilium/ebpf and netlink) is here, and package dataplane needs none of
+// them, so the simulator links the Director's forwarding code but not the
+// Director. The Director uses only package dataplane's exported API.
+//
+// One Worker serves one NIC RX queue. It is locked to its OS thread and pinned
+// to the CPU that serves the queue's IRQ. Each turn of its loop it reaps the
+// TX completion ring, refills the fill ring, takes a batch of received frames,
+// loads the current dataplane.Snapshot once, runs every frame through its
+// dataplane.Processor, and queues the forwarded ones on the egress
+// interface's socket. A frame is always in exactly one place: the ring it
+// came from, the worker's batch, a TX ring, or the socket's free list (see
+// package xsk).
+//
+// The Director reaches the kernel only through a Platform: interfaces,
+// routes, neighbours, CPU plans and pinning, AF_XDP sockets, and the XDP
+// programs. Kernel() is the real one; dataplane/platformtest simulates
+// hosts on Ethernet segments, so Directors run in unit tests without root.
+// Egress interfaces (those real servers route through but that receive no
+// VIP traffic) are opened when a table first needs one, with TX-only
+// sockets shared by the workers, and closed when no real server routes
+// through them: the workers get a new TX table (Worker.SetTX) and finish
+// the batch that may still use the old one (Worker.Quiet) before the
+// sockets close.
+package director
