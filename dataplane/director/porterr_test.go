@@ -1,10 +1,11 @@
-package dataplane
+package director
 
 import (
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/xsk/xsktest"
 	"github.com/afvs/afvs/vs"
 )
@@ -51,7 +52,7 @@ func TestWorkerCountsPortErrors(t *testing.T) {
 	if got := r.c.PortErrors.Load(); got < 3 {
 		t.Fatalf("port errors %d after an idle second on a broken socket, want at least 3", got)
 	}
-	var tot Totals
+	var tot dataplane.Totals
 	tot.Add(r.c)
 	if tot.PortErrors != r.c.PortErrors.Load() {
 		t.Fatalf("Totals.PortErrors %d, counter %d", tot.PortErrors, r.c.PortErrors.Load())

@@ -10,6 +10,7 @@ import (
 
 	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
@@ -75,18 +76,17 @@ func oneService(fwd vs.Fwd, schedName string, weights ...int32) *vs.Table {
 // tcpFrame builds an Ethernet/IPv4/TCP frame from client:sport to vip:80.
 func tcpFrame(t testing.TB, client [4]byte, sport uint16, syn, ack, fin, df bool, payload int) []byte {
 	t.Helper()
-	eth := &layers.Ethernet{SrcMAC: clientMAC, DstMAC: net.HardwareAddr(dirMAC[:]), EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, TOS: 0x10,
-		SrcIP: net.IP(client[:]), DstIP: net.IP(vip.AsSlice())}
+	ip := testsupport.IPv4(netip.AddrFrom4(client), vip)
+	ip.TOS = 0x10
 	if df {
 		ip.Flags = layers.IPv4DontFragment
 	}
-	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 80, SYN: syn, ACK: ack, FIN: fin, Seq: 1, Window: 1000}
-	tcp.SetNetworkLayerForChecksum(ip)
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
-		eth, ip, tcp, gopacket.Payload(make([]byte, payload))); err != nil {
-		t.Fatal(err)
+	var flags testsupport.TCPFlags
+	for f, on := range map[testsupport.TCPFlags]bool{testsupport.SYN: syn, testsupport.ACK: ack, testsupport.FIN: fin} {
+		if on {
+			flags |= f
+		}
 	}
-	return buf.Bytes()
+	return testsupport.Build(t, testsupport.Eth(clientMAC, dirMAC[:]), ip, testsupport.TCP(sport, 80, flags),
+		gopacket.Payload(make([]byte, payload)))
 }
