@@ -150,7 +150,7 @@ func (s *Server) Conns() []api.Conn {
 	if s.ct == nil || snap == nil {
 		return out
 	}
-	s.rememberDests(snap)
+	deleted := s.d.DeletedDests()
 	addr := func(a [16]byte, port uint16) string {
 		return netip.AddrPortFrom(netip.AddrFrom16(a).Unmap(), port).String()
 	}
@@ -162,8 +162,8 @@ func (s *Server) Conns() []api.Conn {
 		}
 		if _, d, ok := snap.DestByID(c.Dest); ok {
 			o.Dest = netip.AddrPortFrom(netip.AddrFrom4(d.Addr), d.Port).String()
-		} else if a, ok := s.destAddr.Load(c.Dest); ok {
-			o.Dest = a.(netip.AddrPort).String() // its server was deleted
+		} else if a, ok := deleted[c.Dest]; ok {
+			o.Dest = a.String() // its server was deleted
 		}
 		out = append(out, o)
 		return true
@@ -193,23 +193,4 @@ func (s *Server) commandsHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"applied": len(req.Commands)})
-}
-
-// rememberDests records the address of every real server in snap by dest
-// ID. IPVS keeps a connection's server address in the connection itself
-// (cp->daddr), so -L -c still shows it after the server is deleted; here a
-// connection holds only the dest ID, and this record answers for IDs the
-// snapshot no longer has. The registry gives an ID to another server only
-// once no connection is bound to it, so the last address seen for an ID is
-// the one its connections went to. It is called whenever the control plane
-// publishes a table and before each connection listing.
-func (s *Server) rememberDests(snap *dataplane.Snapshot) {
-	if snap == nil {
-		return
-	}
-	for i := range snap.Services {
-		for _, d := range snap.Services[i].Dests {
-			s.destAddr.Store(d.ID, netip.AddrPortFrom(netip.AddrFrom4(d.Addr), d.Port))
-		}
-	}
 }

@@ -427,6 +427,5 @@ func (s *Server) republish() error {
 	if err := s.d.Apply(s.effective(s.table)); err != nil {
 		return err
 	}
-	s.rememberDests(s.d.Snapshot())
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -27,6 +28,10 @@ type Director interface {
 	Snapshot() *dataplane.Snapshot
 	Counters() []*dataplane.Counters
 	Workers() []*director.Worker
+	// DeletedDests gives the address of every deleted real server whose
+	// connections are still in the table, by dest ID (IPVS keeps it in
+	// each connection, cp->daddr, so -L -c still shows it).
+	DeletedDests() map[uint32]netip.AddrPort
 }
 
 // Server serves the control API and owns the current table.
@@ -52,8 +57,6 @@ type Server struct {
 	zeroMu   sync.Mutex
 	svcBase  map[uint32]dataplane.Traffic
 	destBase map[uint32]dataplane.Traffic
-
-	destAddr sync.Map // dest ID -> netip.AddrPort last published; see rememberDests
 }
 
 // ConnTable is the connection table as the control plane sees it;
@@ -98,7 +101,6 @@ func (s *Server) Update(fn func(t *vs.Table) error) error {
 	if err := s.d.Apply(s.effective(t)); err != nil {
 		return err
 	}
-	s.rememberDests(s.d.Snapshot())
 	s.table = t
 	return nil
 }

@@ -339,6 +339,19 @@ func (r *Registry) Trashed(id uint32) (DestKey, bool) {
 	return DestKey{}, false
 }
 
+// TrashedAddrs returns the address and port of every real server in the
+// trash, by ID. A connection's ID is either in the table in force or here:
+// an entry leaves the trash only once no connection or template holds it.
+func (r *Registry) TrashedAddrs() map[uint32]netip.AddrPort {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[uint32]netip.AddrPort, len(r.st.trash))
+	for k, e := range r.st.trash {
+		out[e.id] = netip.AddrPortFrom(k.Addr, k.Port)
+	}
+	return out
+}
+
 // TrashLen is the number of real servers in the trash.
 func (r *Registry) TrashLen() int {
 	r.mu.Lock()

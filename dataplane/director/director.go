@@ -762,6 +762,11 @@ func (d *Director) templateRefs() map[uint32]bool {
 // Snapshot returns the snapshot in force.
 func (d *Director) Snapshot() *dataplane.Snapshot { return d.snap.Load() }
 
+// DeletedDests gives the address of every real server in the registry's
+// trash by dest ID: the deleted servers whose connections may still be in
+// the table.
+func (d *Director) DeletedDests() map[uint32]netip.AddrPort { return d.reg.TrashedAddrs() }
+
 func (d *Director) requestRebuild() {
 	select {
 	case d.rebuild <- struct{}{}:
