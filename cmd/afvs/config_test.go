@@ -194,21 +194,7 @@ func TestCheckBadConfigs(t *testing.T) {
 		{"too many steering keys", "a.yaml", "interfaces: [eth0]\nmarks: [{mark: 1, matches: [{proto: tcp, address: 198.19.0.1, ports: 1-5000}]}]\nservices: [{fwmark: 1, scheduler: rr}]\n", []string{"5000", "steering map holds 4096"}},
 		{"overlapping marks", "a.yaml", "interfaces: [eth0]\nmarks: [{mark: 1, matches: [{proto: tcp, address: 198.19.0.1, ports: 80-90}]}, {mark: 2, matches: [{proto: tcp, address: 198.19.0.1, ports: \"90\"}]}]\n", []string{"mark 1", "mark 2", "overlap", "port 90"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := runCheck([]string{"--config", writeConfig(t, tc.file, tc.text)})
-			if err == nil {
-				t.Fatalf("accepted:\n%s", tc.text)
-			}
-			t.Log(err)
-			if strings.Contains(err.Error(), "\n") {
-				t.Errorf("error spans lines: %q", err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkRefuses(t, tc.file, tc.text, tc.want) })
 	}
 }
 
@@ -243,5 +229,24 @@ func TestCheckRefusesWhatRunRefuses(t *testing.T) {
 				t.Fatalf("check says %q, run says %q; want both to say %q", checkErr, runErr, tc.want)
 			}
 		})
+	}
+}
+
+// checkRefuses runs afvs check on text, written to a file named file, and
+// requires a one-line error that mentions every string in want.
+func checkRefuses(t *testing.T, file, text string, want []string) {
+	t.Helper()
+	err := runCheck([]string{"--config", writeConfig(t, file, text)})
+	if err == nil {
+		t.Fatalf("accepted:\n%s", text)
+	}
+	t.Log(err)
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("error spans lines: %q", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
 	}
 }
