@@ -57,6 +57,7 @@ const (
 	steerPassNoService
 	steerPassNoSocket
 	steerPassOtherMAC
+	steerPassLocal
 	steerCounters
 )
 
@@ -91,11 +92,14 @@ type StatsCounters struct {
 	// PassOtherMAC: matched a service, but the destination MAC is none of
 	// the owner MACs (a frame a switch flooded, broadcast, multicast).
 	PassOtherMAC uint64
+	// PassLocal: a frame of a local-node connection (AllowLocal), left
+	// to the kernel stack so that the director's own socket gets it.
+	PassLocal uint64
 }
 
 // Passed is the number of frames left to the kernel stack.
 func (s StatsCounters) Passed() uint64 {
-	return s.PassNotIPv4 + s.PassTruncated + s.PassBadHeader + s.PassNotL4 + s.PassNoService + s.PassNoSocket + s.PassOtherMAC
+	return s.PassNotIPv4 + s.PassTruncated + s.PassBadHeader + s.PassNotL4 + s.PassNoService + s.PassNoSocket + s.PassOtherMAC + s.PassLocal
 }
 
 // Steering is the loaded steering program with its four maps. Its methods
@@ -107,6 +111,7 @@ type Steering struct {
 	owners      *ebpf.Map
 	xsks        *xskTable
 	maxServices int
+	local       localMaps
 
 	mu sync.Mutex // serialises SetServices
 }
@@ -158,7 +163,10 @@ func (s *Steering) load(maxQueues int) error {
 	if err != nil {
 		return fmt.Errorf("create owner MAC map: %w", err)
 	}
-	insns, err := steeringProgram(s.services, s.owners, s.xsks.m, s.stats.m)
+	if s.local, err = newLocalMaps(); err != nil {
+		return err
+	}
+	insns, err := steeringProgram(s.services, s.owners, s.xsks.m, s.stats.m, s.local)
 	if err != nil {
 		return err
 	}
@@ -169,7 +177,7 @@ func (s *Steering) load(maxQueues int) error {
 // steeringProgram emits the classifier. Registers: R6 ctx, R7 data,
 // R8 data_end, R9 the header being parsed. The lookup key is built at
 // slotKey as {addr[4], port[2], proto, flags}.
-func steeringProgram(services, owners, xsks, stats *ebpf.Map) (asm.Instructions, error) {
+func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps) (asm.Instructions, error) {
 	b := newBuilder()
 	lookup := func() {
 		b.emit(
@@ -218,6 +226,9 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map) (asm.Instructions,
 		asm.StoreMem(asm.RFP, slotKey, asm.R4, asm.Word),
 		asm.StoreMem(asm.RFP, slotKey+6, asm.R5, asm.Byte),
 		asm.StoreImm(asm.RFP, slotKey+7, 0, asm.Byte),
+	)
+	b.localKeyAddrs()
+	b.emit(
 		// Non-first fragments carry no ports.
 		asm.LoadMem(asm.R4, asm.R9, ipOffFrag, asm.Half),
 		asm.JSet.Imm(asm.R4, be16(0x1fff), "fragment"),
@@ -235,6 +246,7 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map) (asm.Instructions,
 		asm.LoadMem(asm.R4, asm.R9, l4OffDstPort, asm.Half),
 		asm.StoreMem(asm.RFP, slotKey+4, asm.R4, asm.Half),
 	)
+	b.localKeyPorts()
 	lookup()
 	b.emit(
 		asm.JNE.Imm(asm.R0, 0, "match"),
@@ -293,6 +305,8 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map) (asm.Instructions,
 
 	// Redirect to the socket of the receiving queue, XDP_PASS if none.
 	b.label("owner")
+	b.localPass(local, "redirect")
+	b.label("redirect")
 	b.emit(
 		asm.LoadMapPtr(asm.R1, xsks.FD()),
 		asm.LoadMem(asm.R2, asm.R6, xdpMdRxQueueIndex, asm.Word),
@@ -437,9 +451,12 @@ func (s *Steering) Stats() (StatsCounters, error) {
 		PassNoService: v[steerPassNoService],
 		PassNoSocket:  v[steerPassNoSocket],
 		PassOtherMAC:  v[steerPassOtherMAC],
+		PassLocal:     v[steerPassLocal],
 	}, nil
 }
 
 // Close unloads the program and its maps. Attachments hold their own
 // reference to the program and stay in effect until closed.
-func (s *Steering) Close() error { return s.close(s.services, s.owners, s.xsks.mapOrNil()) }
+func (s *Steering) Close() error {
+	return s.close(s.services, s.owners, s.xsks.mapOrNil(), s.local.flows, s.local.on)
+}

@@ -327,6 +327,7 @@ func (s StatsCounters) minus(o StatsCounters) StatsCounters {
 		PassNoService: s.PassNoService - o.PassNoService,
 		PassNoSocket:  s.PassNoSocket - o.PassNoSocket,
 		PassOtherMAC:  s.PassOtherMAC - o.PassOtherMAC,
+		PassLocal:     s.PassLocal - o.PassLocal,
 	}
 }
 

@@ -1,0 +1,274 @@
+package xdpprog
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
+)
+
+// MaxLocalFlows is how many local-node connections one steering program
+// passes to the kernel by itself. A connection that finds the map full is
+// still served: its frames keep reaching the worker, which hands each to
+// the kernel (see AllowLocal).
+const MaxLocalFlows = 65536
+
+// ErrLocalFull is AllowLocal's answer when the map holds MaxLocalFlows.
+var ErrLocalFull = errors.New("local-node flow map full")
+
+// LocalFlow is one local-node connection as the steering program matches
+// it: the client's address and port, the VIP and its port, the protocol.
+type LocalFlow struct {
+	Src, Dst         netip.Addr
+	SrcPort, DstPort uint16
+	Proto            uint8
+}
+
+func (f LocalFlow) String() string {
+	return fmt.Sprintf("%s %s -> %s", ServiceKey{Proto: f.Proto}.String()[:3],
+		netip.AddrPortFrom(f.Src, f.SrcPort), netip.AddrPortFrom(f.Dst, f.DstPort))
+}
+
+// localEntry is the flows map key as the program builds it on its stack:
+// addresses and ports in network order, then the protocol and padding.
+type localEntry struct {
+	Src, Dst         [4]byte
+	SrcPort, DstPort [2]byte
+	Proto            uint8
+	_                [3]byte
+}
+
+// LocalUse is what the program recorded for a local-node flow since the
+// last ResetLocalUse: frames, their IP-layer bytes (the IPv4 total
+// length), and the OR of the TCP flags bytes they carried.
+type LocalUse struct {
+	Pkts, Bytes uint64
+	TCPFlags    uint32
+	_           uint32
+}
+
+// localMaps are the steering program's local-node maps: flows (a hash of
+// LocalFlow keys, LocalUse values) and on, a one-word array that gates
+// the flows lookup so that a director with no local real server pays
+// nothing for it but one inlined array read.
+type localMaps struct {
+	flows *ebpf.Map
+	on    *ebpf.Map
+}
+
+func newLocalMaps() (localMaps, error) {
+	var l localMaps
+	var err error
+	l.flows, err = ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "afvs_local",
+		Type:       ebpf.Hash,
+		KeySize:    16,
+		ValueSize:  24,
+		MaxEntries: MaxLocalFlows,
+	})
+	if err != nil {
+		return l, fmt.Errorf("create local-node flow map for %d flows: %w", MaxLocalFlows, err)
+	}
+	l.on, err = ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "afvs_local_on",
+		Type:       ebpf.Array,
+		KeySize:    4,
+		ValueSize:  4,
+		MaxEntries: 1,
+	})
+	if err != nil {
+		l.flows.Close()
+		l.flows = nil
+		return l, fmt.Errorf("create local-node gate map: %w", err)
+	}
+	return l, nil
+}
+
+// Stack slots of the local-node key and the frame's IPv4 total length.
+const (
+	slotLocal    = -64 // 16 bytes: localEntry
+	slotLocalLen = -24 // 2 bytes (slotScratch): IPv4 total length, network order
+)
+
+// localKeyAddrs starts the flow key for every TCP/UDP frame, fragments
+// included, so that every path reaching localPass has it initialised.
+// R9 points at the IPv4 header; it clobbers R1 only.
+func (b *builder) localKeyAddrs() {
+	b.emit(
+		asm.LoadMem(asm.R1, asm.R9, 12, asm.Word),
+		asm.StoreMem(asm.RFP, slotLocal, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.R9, ipOffDst, asm.Word),
+		asm.StoreMem(asm.RFP, slotLocal+4, asm.R1, asm.Word),
+		asm.StoreImm(asm.RFP, slotLocal+8, 0, asm.Word),
+		asm.StoreMem(asm.RFP, slotLocal+12, asm.R5, asm.Byte),
+		asm.StoreImm(asm.RFP, slotLocal+13, 0, asm.Byte),
+		asm.StoreImm(asm.RFP, slotLocal+14, 0, asm.Half),
+		asm.LoadMem(asm.R1, asm.R9, 2, asm.Half),
+		asm.StoreMem(asm.RFP, slotLocalLen, asm.R1, asm.Half),
+	)
+}
+
+// localKeyPorts completes the key once the transport header is known to
+// be present: R9 points at it. It clobbers R1 only.
+func (b *builder) localKeyPorts() {
+	b.emit(
+		asm.LoadMem(asm.R1, asm.R9, 0, asm.Word),
+		asm.StoreMem(asm.RFP, slotLocal+8, asm.R1, asm.Word),
+	)
+}
+
+// localPass is the local-node check on the way to a redirect: when the
+// gate is on and the frame (not a non-first fragment) belongs to a flow
+// in the flows map, it adds the frame to the flow's LocalUse and returns
+// XDP_PASS, counted as PassLocal; otherwise it goes on at next. R9 points
+// at the transport header of a non-fragment; R6-R9 survive.
+func (b *builder) localPass(l localMaps, next string) {
+	b.emit(
+		asm.StoreImm(asm.RFP, slotCounter, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, l.on.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, slotCounter),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, next),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
+		asm.JEq.Imm(asm.R1, 0, next),
+		asm.LoadMem(asm.R1, asm.RFP, slotKey+7, asm.Byte),
+		asm.JNE.Imm(asm.R1, 0, next), // a non-first fragment: no ports
+		asm.LoadMapPtr(asm.R1, l.flows.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, slotLocal),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, next),
+		// Frames and bytes, atomically: a flow's frames may arrive on
+		// several CPUs.
+		asm.Mov.Imm(asm.R1, 1),
+		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, 0),
+		asm.LoadMem(asm.R1, asm.RFP, slotLocalLen, asm.Half),
+		asm.HostTo(asm.BE, asm.R1, asm.Half),
+		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, 8),
+	)
+	// The TCP flags byte (offset 13) ORed in, with a plain load and store:
+	// a flow's frames normally arrive on one queue (RSS hashes its
+	// addresses and ports), and a flag lost to a race on two CPUs only
+	// delays the state it reports. The header's 20 bytes were checked for
+	// TCP, but the verifier is shown the bound again.
+	done := b.fresh("local_done")
+	b.emit(
+		asm.LoadMem(asm.R1, asm.RFP, slotLocal+12, asm.Byte),
+		asm.JNE.Imm(asm.R1, ipProtoTCP, done),
+		asm.Mov.Reg(asm.R2, asm.R9),
+		asm.Add.Imm(asm.R2, 14),
+		asm.JGT.Reg(asm.R2, asm.R8, done),
+		asm.LoadMem(asm.R2, asm.R9, 13, asm.Byte),
+		asm.LoadMem(asm.R1, asm.R0, 16, asm.Word),
+		asm.Or.Reg(asm.R1, asm.R2),
+		asm.StoreMem(asm.R0, 16, asm.R1, asm.Word),
+	)
+	b.label(done)
+	b.count(steerPassLocal)
+	b.ret(xdpPass)
+}
+
+func localKey(f LocalFlow) (localEntry, error) {
+	src, dst := f.Src.Unmap(), f.Dst.Unmap()
+	if !src.Is4() || !dst.Is4() {
+		return localEntry{}, fmt.Errorf("local flow %s: addresses must be IPv4", f)
+	}
+	if f.Proto != ipProtoTCP && f.Proto != ipProtoUDP {
+		return localEntry{}, fmt.Errorf("local flow %s: protocol %d must be 6 (tcp) or 17 (udp)", f, f.Proto)
+	}
+	return localEntry{
+		Src: src.As4(), Dst: dst.As4(),
+		SrcPort: [2]byte{byte(f.SrcPort >> 8), byte(f.SrcPort)},
+		DstPort: [2]byte{byte(f.DstPort >> 8), byte(f.DstPort)},
+		Proto:   f.Proto,
+	}, nil
+}
+
+func (e localEntry) flow() LocalFlow {
+	return LocalFlow{
+		Src: netip.AddrFrom4(e.Src), Dst: netip.AddrFrom4(e.Dst),
+		SrcPort: uint16(e.SrcPort[0])<<8 | uint16(e.SrcPort[1]),
+		DstPort: uint16(e.DstPort[0])<<8 | uint16(e.DstPort[1]),
+		Proto:   e.Proto,
+	}
+}
+
+// SetLocal turns the local-node check on or off. Off, the program does
+// not look at the flows map at all.
+func (s *Steering) SetLocal(on bool) error {
+	v := uint32(0)
+	if on {
+		v = 1
+	}
+	if err := s.local.on.Put(uint32(0), v); err != nil {
+		return fmt.Errorf("set local-node gate: %w", err)
+	}
+	return nil
+}
+
+// AllowLocal makes the program pass f's frames to the kernel from now on
+// (one bpf(2) map update). It returns ErrLocalFull, changing nothing, when
+// the map holds MaxLocalFlows flows; a flow already present keeps its use.
+func (s *Steering) AllowLocal(f LocalFlow) error {
+	k, err := localKey(f)
+	if err != nil {
+		return err
+	}
+	err = s.local.flows.Update(k, LocalUse{}, ebpf.UpdateNoExist)
+	switch {
+	case err == nil, errors.Is(err, ebpf.ErrKeyExist):
+		return nil
+	case errors.Is(err, unix.E2BIG):
+		return ErrLocalFull
+	}
+	return fmt.Errorf("allow local flow %s: %w", f, err)
+}
+
+// ForgetLocal stops passing f; its frames reach the worker again. A flow
+// not in the map is ignored.
+func (s *Steering) ForgetLocal(f LocalFlow) error {
+	k, err := localKey(f)
+	if err != nil {
+		return err
+	}
+	if err := s.local.flows.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("forget local flow %s: %w", f, err)
+	}
+	return nil
+}
+
+// TakeLocalUse calls fn for every flow in the map with its use since the
+// last call, and resets the use it reported. Frames the program counts
+// between the read and the reset of one flow are lost to the report (the
+// reset is a map update, not an atomic exchange); the next frame of the
+// flow reports it again.
+func (s *Steering) TakeLocalUse(fn func(f LocalFlow, u LocalUse)) error {
+	var (
+		k localEntry
+		u LocalUse
+	)
+	type item struct {
+		k localEntry
+		u LocalUse
+	}
+	var seen []item
+	it := s.local.flows.Iterate()
+	for it.Next(&k, &u) {
+		seen = append(seen, item{k, u})
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("list local flows: %w", err)
+	}
+	for _, e := range seen {
+		if e.u != (LocalUse{}) {
+			// BPF_EXIST: a flow forgotten meanwhile stays forgotten.
+			_ = s.local.flows.Update(e.k, LocalUse{}, ebpf.UpdateExist)
+		}
+		fn(e.k.flow(), e.u)
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package xdpprog
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/afvs/afvs/internal/testsupport"
+	"github.com/google/gopacket/layers"
+)
+
+// TestSteeringLocalPass: a flow AllowLocal named passes to the kernel
+// (PassLocal) while the gate is on, its use is reported and reset by
+// TakeLocalUse, and every other frame - another client port, a non-first
+// fragment, the gate off, the flow forgotten - is redirected as before.
+func TestSteeringLocalPass(t *testing.T) {
+	testsupport.RequirePrivileged(t)
+	s := loadTestSteering(t)
+	if err := s.RegisterSocket(0, xskSocket(t)); err != nil {
+		t.Fatal(err)
+	}
+	syn := buildFrame(t, frameSpec{dstPort: 80})
+	dgram := buildFrame(t, frameSpec{proto: layers.IPProtocolUDP, dstPort: 53})
+	otherPort := buildFrame(t, frameSpec{dstPort: 80})
+	otherPort[ethLen+ipv4MinLen+1]++ // client port 40001
+	frag := buildFrame(t, frameSpec{fragOff: 10})
+	tcpFlow := LocalFlow{Src: clientAddr, Dst: vip, SrcPort: 40000, DstPort: 80, Proto: ipProtoTCP}
+	udpFlow := LocalFlow{Src: clientAddr, Dst: vip, SrcPort: 40000, DstPort: 53, Proto: ipProtoUDP}
+
+	run := func(step string, frame []byte, local bool) {
+		t.Helper()
+		before := steeringStats(t, s)
+		verdict, out := runXDP(t, s.program(), frame)
+		got := steeringStats(t, s).minus(before)
+		want, wantVerdict := StatsCounters{Total: 1, Redirected: 1}, uint32(xdpRedirect)
+		if local {
+			want, wantVerdict = StatsCounters{Total: 1, PassLocal: 1}, xdpPass
+		}
+		if frame[ethLen+6]&0x1f != 0 || frame[ethLen+7] != 0 {
+			want.Fragments = 1
+		}
+		if verdict != wantVerdict || got != want {
+			t.Errorf("%s: verdict %s, counters %+v; want %s, %+v", step, verdictName(verdict), got, verdictName(wantVerdict), want)
+		}
+		checkBytes(t, out, frame)
+	}
+
+	for _, f := range []LocalFlow{tcpFlow, udpFlow} {
+		if err := s.AllowLocal(f); err != nil {
+			t.Fatalf("AllowLocal(%s): %v", f, err)
+		}
+	}
+	run("gate off", syn, false)
+	if err := s.SetLocal(true); err != nil {
+		t.Fatal(err)
+	}
+	run("tcp flow", syn, true)
+	run("tcp flow again", syn, true)
+	run("udp flow", dgram, true)
+	run("other client port", otherPort, false)
+	run("non-first fragment", frag, false)
+
+	use := map[LocalFlow]LocalUse{}
+	take := func() {
+		t.Helper()
+		clear(use)
+		if err := s.TakeLocalUse(func(f LocalFlow, u LocalUse) { use[f] = u }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	take()
+	ipLen := func(frame []byte) uint64 { return uint64(frame[ethLen+2])<<8 | uint64(frame[ethLen+3]) }
+	synLen := ipLen(syn)
+	if got, want := use[tcpFlow], (LocalUse{Pkts: 2, Bytes: 2 * synLen, TCPFlags: 0x02}); got != want {
+		t.Errorf("tcp flow use %+v, want %+v", got, want)
+	}
+	if got, want := use[udpFlow], (LocalUse{Pkts: 1, Bytes: ipLen(dgram)}); got != want {
+		t.Errorf("udp flow use %+v, want %+v", got, want)
+	}
+	if len(use) != 2 {
+		t.Errorf("TakeLocalUse reported %d flows, want 2: %v", len(use), use)
+	}
+	take()
+	if use[tcpFlow] != (LocalUse{}) || use[udpFlow] != (LocalUse{}) {
+		t.Errorf("use not reset: %v", use)
+	}
+
+	if err := s.ForgetLocal(tcpFlow); err != nil {
+		t.Fatal(err)
+	}
+	run("tcp flow forgotten", syn, false)
+	run("udp flow kept", dgram, true)
+	if err := s.SetLocal(false); err != nil {
+		t.Fatal(err)
+	}
+	run("gate off again", dgram, false)
+
+	bad := []LocalFlow{
+		{Src: netip.MustParseAddr("2001:2::1"), Dst: vip, SrcPort: 1, DstPort: 80, Proto: ipProtoTCP},
+		{Src: clientAddr, Dst: vip, SrcPort: 1, DstPort: 80, Proto: 1},
+	}
+	for _, f := range bad {
+		if err := s.AllowLocal(f); err == nil {
+			t.Errorf("AllowLocal(%+v) accepted", f)
+		}
+	}
+}
+
+// TestSteeringLocalFull: the map takes MaxLocalFlows flows and then
+// refuses with ErrLocalFull, changing nothing; forgetting one makes room.
+func TestSteeringLocalFull(t *testing.T) {
+	testsupport.RequirePrivileged(t)
+	s, err := LoadSteering(4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f := LocalFlow{Src: clientAddr, Dst: vip, DstPort: 80, Proto: ipProtoTCP}
+	for i := range MaxLocalFlows {
+		f.Src = netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+		if err := s.AllowLocal(f); err != nil {
+			t.Fatalf("flow %d: %v", i, err)
+		}
+	}
+	extra := LocalFlow{Src: clientAddr, Dst: vip, SrcPort: 9, DstPort: 80, Proto: ipProtoTCP}
+	if err := s.AllowLocal(extra); !errors.Is(err, ErrLocalFull) {
+		t.Fatalf("flow %d: %v, want ErrLocalFull", MaxLocalFlows, err)
+	}
+	if err := s.AllowLocal(f); err != nil {
+		t.Errorf("a flow already present, map full: %v", err)
+	}
+	if err := s.ForgetLocal(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AllowLocal(extra); err != nil {
+		t.Errorf("after ForgetLocal: %v", err)
+	}
+}
