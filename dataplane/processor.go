@@ -19,6 +19,10 @@ const (
 	// VerdictReply: the frame is dropped and Processor.Reply() holds an ICMP
 	// error to send back out of the ingress interface.
 	VerdictReply
+	// VerdictLocal: the frame belongs to a connection of a local real
+	// server; Out.Off and Out.Len locate its IPv4 packet, for the
+	// director's own network stack (see local.go).
+	VerdictLocal
 )
 
 // Batch is how many frames a worker takes per turn, and how many
@@ -463,6 +467,9 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 	st.InBytes += ipLen
 	dt.InPkts++
 	dt.InBytes += ipLen
+	if d.Local {
+		return p.local(off)
+	}
 	if d.Slot < 0 || d.Slot >= len(s.Ifaces) {
 		c.Drops[DropNoEgress].Add(1)
 		return VerdictDrop, Out{}

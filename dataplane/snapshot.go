@@ -28,6 +28,9 @@ type Iface struct {
 type Route struct {
 	Slot    int
 	NextHop netip.Addr
+	// Local: the address is the director's own; its connections go to
+	// the director's network stack (Slot and NextHop unused).
+	Local bool
 }
 
 // Resolver answers the kernel questions a snapshot needs: the route to a
@@ -91,6 +94,9 @@ type Dest struct {
 	HaveMAC bool
 	// Unreachable says why the real server has no egress (Slot -1).
 	Unreachable string
+	// Local: the address is the director's own (IPVS's local node); its
+	// connections are delivered to the director's network stack.
+	Local bool
 }
 
 // lookup finds the service for a destination, exact port first, then a
@@ -274,7 +280,9 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 			id := destIDs[DestKey{svcMapKey(s.Key), r.Addr, r.Port}]
 			d := Dest{ID: id, Addr: r.Addr.As4(), Port: r.Port, Weight: r.Weight, Fwd: r.Fwd, Slot: -1}
 			if o.Resolver != nil {
-				if rt, err := o.Resolver.Route(r.Addr); err == nil {
+				if rt, err := o.Resolver.Route(r.Addr); err == nil && rt.Local {
+					d.Local = true
+				} else if err == nil {
 					d.Slot, d.NextHop = rt.Slot, rt.NextHop
 					d.MAC, d.HaveMAC = o.Resolver.Neighbor(rt.Slot, rt.NextHop)
 					if !d.HaveMAC {
