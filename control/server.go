@@ -204,6 +204,7 @@ func (s *Server) Status() api.Status {
 		st.Workers = append(st.Workers, ws)
 	}
 	st.RX, st.TX, st.RXBytes, st.TXBytes, st.ICMPSent, st.Fragmented = tot.RX, tot.TX, tot.RXBytes, tot.TXBytes, tot.ICMPSent, tot.Fragmented
+	st.Local = api.LocalStatus{Delivered: tot.LocalDelivered, Flows: tot.LocalFlows, Full: tot.LocalFull}
 	for i, n := range tot.Parse {
 		if i != int(header.OK) {
 			st.Drops[header.Reason(i).String()] = n
@@ -254,7 +255,14 @@ func (s *Server) Services(loads Loads) []api.Service {
 		reals := sched.KernelOrder(vsvc.Reals)
 		for j := range reals {
 			r, d := &reals[j], &csvc.Dests[j]
-			or := api.Real{Address: r.Addr.String(), Port: r.Port, Forward: r.Fwd.String(), Weight: r.Weight, Upper: r.Upper, Lower: r.Lower, Resolved: d.HaveMAC, Up: s.Up(&vsvc, r)}
+			fwd := r.Fwd
+			if d.Local {
+				// IPVS (before 2.6.37) made a dest on a local address
+				// IP_VS_CONN_F_LOCALNODE, whatever method it was added
+				// with; ipvsadm lists that as Local and saves it as -g.
+				fwd = vs.Local
+			}
+			or := api.Real{Address: r.Addr.String(), Port: r.Port, Forward: fwd.String(), Weight: r.Weight, Upper: r.Upper, Lower: r.Lower, Resolved: d.HaveMAC, Up: s.Up(&vsvc, r)}
 			or.Reachable, or.Status = reachability(d)
 			if loads != nil {
 				or.Active, or.Inactive, or.Overloaded = loads.Active(d.ID), loads.Inactive(d.ID), loads.Overloaded(d.ID)
@@ -273,6 +281,8 @@ func (s *Server) Services(loads Loads) []api.Service {
 // server and, if not, why.
 func reachability(d *dataplane.Dest) (bool, string) {
 	switch {
+	case d.Local:
+		return true, "ok: local node"
 	case d.Unreachable != "":
 		return false, "unreachable: " + d.Unreachable
 	case d.Slot < 0:

@@ -18,6 +18,7 @@ import (
 	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/control/controltest"
 	"github.com/afvs/afvs/internal/header"
+	"github.com/afvs/afvs/ipvsadm"
 	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/afvs/afvs/vs"
 )
@@ -298,25 +299,41 @@ func TestConcurrentUse(t *testing.T) {
 }
 
 // TestListingShowsUnreachable: a real server the director has no route to
-// is accepted, listed as unreachable with the reason, and refused when it
-// is an address of the director itself.
+// is accepted and listed as unreachable with the reason; one on an
+// address of the director itself is the local node: listed as Local, as
+// ipvsadm lists IP_VS_CONN_F_LOCALNODE, and saved with -g.
 func TestListingShowsUnreachable(t *testing.T) {
 	s := controltest.Serve(t)
 	s.Director.Host().DelRoute(netip.MustParsePrefix("0.0.0.0/0"))
-	commands(t, s, "-A -t 198.19.0.1:80 -s rr", "-a -t 198.19.0.1:80 -r 198.18.0.11 -g -w 1", "-a -t 198.19.0.1:80 -r 198.19.9.9 -g -w 1")
+	commands(t, s, "-A -t 198.19.0.1:80 -s rr", "-a -t 198.19.0.1:80 -r 198.18.0.11 -g -w 1", "-a -t 198.19.0.1:80 -r 198.19.9.9 -g -w 1",
+		"-a -t 198.19.0.1:80 -r 198.18.0.2 -i -w 1")
 	svcs, err := s.Client().Services()
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
 	for _, r := range svcs[0].Reals {
-		got[r.Address] = fmt.Sprint(r.Reachable, " ", r.Status)
+		got[r.Address] = fmt.Sprint(r.Forward, " ", r.Reachable, " ", r.Status)
 	}
-	if got["198.18.0.11"] != "true ok" || !strings.HasPrefix(got["198.19.9.9"], "false unreachable: no route to 198.19.9.9") {
+	if got["198.18.0.11"] != "Route true ok" || !strings.HasPrefix(got["198.19.9.9"], "Route false unreachable: no route to 198.19.9.9") ||
+		got["198.18.0.2"] != "Local true ok: local node" {
 		t.Errorf("listing says %q", got)
 	}
-	err = s.Client().Commands([][]string{strings.Fields("-a -t 198.19.0.1:80 -r 198.18.0.2 -g -w 1")})
-	if err == nil || !strings.Contains(err.Error(), "198.18.0.2") || !strings.Contains(err.Error(), "address of this host") {
-		t.Fatalf("a real server on the director's own address: %v", err)
+	snap, err := s.Client().IpvsadmSnapshot(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list, save strings.Builder
+	if err := snap.WriteList(&list, ipvsadm.ListOptions{Numeric: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := snap.WriteSave(&save); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(list.String(), "  -> 198.18.0.2:80                Local   1      0          0         \n") {
+		t.Errorf("afvsadm -L -n:\n%s", list.String())
+	}
+	if !strings.Contains(save.String(), "-a -t 198.19.0.1:80 -r 198.18.0.2:80 -g -w 1\n") {
+		t.Errorf("afvsadm -S -n:\n%s", save.String())
 	}
 }

@@ -51,6 +51,7 @@ type Counters struct {
 	ICMPSent                 atomic.Uint64
 	Fragmented               atomic.Uint64 // VS/TUN packets split in two inner fragments
 	PortErrors               atomic.Uint64 // Kick or Wait on a socket failed (the device went away)
+	Local                    LocalCounters
 	Parse                    [header.NumReasons]atomic.Uint64
 	Drops                    [NumDrops]atomic.Uint64
 	svc                      [MaxServices]trafficCell
@@ -63,6 +64,8 @@ type Totals struct {
 	RX, TX, RXBytes, TXBytes, ICMPSent uint64
 	Fragmented                         uint64
 	PortErrors                         uint64
+	LocalDelivered, LocalFlows         uint64
+	LocalFull                          uint64
 	Parse                              [header.NumReasons]uint64
 	Drops                              [NumDrops]uint64
 }
@@ -76,6 +79,9 @@ func (t *Totals) Add(c *Counters) {
 	t.ICMPSent += c.ICMPSent.Load()
 	t.Fragmented += c.Fragmented.Load()
 	t.PortErrors += c.PortErrors.Load()
+	t.LocalDelivered += c.Local.Delivered.Load()
+	t.LocalFlows += c.Local.Flows.Load()
+	t.LocalFull += c.Local.Full.Load()
 	for i := range c.Parse {
 		t.Parse[i] += c.Parse[i].Load()
 	}

@@ -21,6 +21,7 @@ const (
 	DropUnsupportedFwd                 // forwarding method this dataplane does not implement
 	DropBadDescriptor                  // an RX descriptor outside its UMEM chunk
 	DropICMPLimited                    // DF set and too big, as DropFragNeeded, but the ICMP rate limit held the reply back
+	DropLocalDeliver                   // the director's own stack did not take a local-node packet
 	numDrops
 )
 
@@ -44,6 +45,7 @@ var dropNames = [numDrops]string{
 	DropUnsupportedFwd:     "unsupported_forwarding",
 	DropBadDescriptor:      "bad_descriptor",
 	DropICMPLimited:        "frag_needed_limited",
+	DropLocalDeliver:       "local_deliver",
 }
 
 // String returns the stable metric label.

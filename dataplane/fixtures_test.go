@@ -469,9 +469,10 @@ func TestProcessFixtures(t *testing.T) {
 
 // TestFixturesCoverEveryDropAndReason: the table has a case for every drop
 // reason the processor itself decides and every parse reason; the worker
-// counts the others (TX ring full, no free frame, bad descriptor).
+// counts the others (TX ring full, no free frame, bad descriptor, a
+// local-node packet the director's stack refused).
 func TestFixturesCoverEveryDropAndReason(t *testing.T) {
-	drops := map[Drop]bool{DropTxRingFull: true, DropNoFreeFrame: true, DropBadDescriptor: true}
+	drops := map[Drop]bool{DropTxRingFull: true, DropNoFreeFrame: true, DropBadDescriptor: true, DropLocalDeliver: true}
 	reasons := map[header.Reason]bool{header.OK: true}
 	for _, fx := range fixtures(t) {
 		if fx.parse != header.OK {

@@ -1,5 +1,7 @@
 package dataplane
 
+import "sync/atomic"
+
 // The local node (IPVS's IP_VS_CONN_F_LOCALNODE): a real server whose
 // address is one of the director's own. IPVS hands such a connection's
 // packets to the local stack unchanged (ip_vs_null_xmit). Here the
@@ -36,4 +38,32 @@ func (s *Snapshot) HasLocal() bool {
 		}
 	}
 	return false
+}
+
+// LocalCounters count a worker's local-node work.
+type LocalCounters struct {
+	// Delivered: packets the worker handed to the director's stack (a
+	// connection's first, and any that reached the worker before or
+	// without the steering program's pass decision).
+	Delivered atomic.Uint64
+	// Flows: connections the steering program was told to pass.
+	Flows atomic.Uint64
+	// Full: connections the steering program's flow map had no room
+	// for (or refused); the worker delivers all their packets itself.
+	Full atomic.Uint64
+}
+
+// AddIn counts packets and IP-layer bytes in for service svc and real
+// server dest that the director saw without processing them: the local
+// node's frames the steering program passed to the kernel. Only a
+// Counters no Processor writes may take them (Flush stores over what
+// others add).
+func (c *Counters) AddIn(svc, dest uint32, pkts, bytes uint64) {
+	if svc >= MaxServices || dest >= MaxDests {
+		return
+	}
+	c.svc[svc].inPkts.Add(pkts)
+	c.svc[svc].inBytes.Add(bytes)
+	c.dest[dest].inPkts.Add(pkts)
+	c.dest[dest].inBytes.Add(bytes)
 }

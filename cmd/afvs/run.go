@@ -255,6 +255,7 @@ func fillStatus(d *director.Director, st *api.Status) {
 		st.Steering["passed"] = s.Passed()
 		st.Steering["fragments"] = s.Fragments
 		st.Steering["other_mac"] = s.PassOtherMAC
+		st.Steering["local"] = s.PassLocal
 	}
 }
 

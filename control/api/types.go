@@ -14,6 +14,16 @@ type Status struct {
 	Drops      map[string]uint64 `json:"drops"`
 	Steering   map[string]uint64 `json:"steering"`
 	Table      TableStatus       `json:"conntrack"`
+	Local      LocalStatus       `json:"local"`
+}
+
+// LocalStatus counts the workers' local-node work: packets they handed
+// to the director's own stack, connections the steering program was told
+// to pass, and connections its flow map had no room for.
+type LocalStatus struct {
+	Delivered uint64 `json:"delivered"`
+	Flows     uint64 `json:"flows"`
+	Full      uint64 `json:"map_full"`
 }
 
 // WorkerStatus is one worker's view.

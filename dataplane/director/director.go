@@ -82,6 +82,7 @@ type Director struct {
 	hops    map[netip.Addr]hopResult
 	sockets []Socket // the receiving sockets
 	workers []*Worker
+	local   localNode
 	wg      sync.WaitGroup
 	stop    chan struct{}
 	rebuild chan struct{}
@@ -247,7 +248,10 @@ func (d *Director) prepareEgress(t *vs.Table) error {
 				continue
 			}
 			if hop.Local {
-				return fmt.Errorf("real server %s of service %s: it is an address of this host, and afvs cannot forward to itself (no local-node forwarding)", r.Addr, s.Key)
+				if err := d.openLocal(r.Addr, s.Key.String()); err != nil {
+					return err
+				}
+				continue
 			}
 			if slot, ok := d.slotOf[hop.Ifindex]; ok && slot < d.nIngress {
 				if d.nIngress > 1 && !d.sharedWarned[r.Addr] {
@@ -434,6 +438,7 @@ func (d *Director) makeWorkers() error {
 		proc.SetICMPLimiter(d.icmp)
 		w := NewWorker(q.queue, cpu, q.sock, q.slot, d.txFor(i), &d.snap, proc, c, d.plat.Pin)
 		w.Dev = ifc.Name
+		w.localStack, w.localSteer = &d.local.stack, d.steer[q.slot]
 		d.workers = append(d.workers, w)
 	}
 	return nil
@@ -559,7 +564,7 @@ func (d *Director) Route(dst netip.Addr) (dataplane.Route, error) {
 		return dataplane.Route{}, err
 	}
 	if hop.Local {
-		return dataplane.Route{}, fmt.Errorf("%s is an address of this host", dst)
+		return dataplane.Route{Local: true}, nil
 	}
 	slot, ok := d.slotOf[hop.Ifindex]
 	if !ok || (slot >= d.nIngress && d.egress[slot] == nil) {
@@ -682,6 +687,7 @@ func (d *Director) publishLocked(t *vs.Table) error {
 		return err
 	}
 	d.snap.Store(snap)
+	d.setLocalGate(snap)
 	for _, k := range plan.IDs.Revived {
 		d.log.Info("real server taken back from the trash with its connections", "service", k.Svc.String(), "real", netip.AddrPortFrom(k.Addr, k.Port).String())
 	}
@@ -828,6 +834,9 @@ func (d *Director) housekeeping() {
 			if ticks++; ticks%20 == 0 && d.Snapshot().HasUnreachable() {
 				d.requestRebuild()
 			}
+			if ticks%20 == 0 {
+				d.sweepLocal()
+			}
 		case <-d.rebuild:
 			d.mu.Lock()
 			if s := d.snap.Load(); s != nil {
@@ -840,13 +849,15 @@ func (d *Director) housekeeping() {
 	}
 }
 
-// Counters returns every worker's counters.
+// Counters returns every worker's counters, and then the counters of
+// the local node's traffic that the steering program passed to the kernel.
 func (d *Director) Counters() []*dataplane.Counters {
-	out := make([]*dataplane.Counters, len(d.workers))
+	out := make([]*dataplane.Counters, len(d.workers), len(d.workers)+1)
 	for i, w := range d.workers {
 		out[i] = w.C
 	}
-	return out
+	// Last, the local node's frames that no worker saw (see local.go).
+	return append(out, &d.local.c)
 }
 
 // Workers returns the workers.
@@ -889,6 +900,9 @@ func (d *Director) Close() {
 		s.Close()
 	}
 	d.sockets = nil
+	if box := d.local.stack.Swap(nil); box != nil {
+		box.Close()
+	}
 	for slot, es := range d.egress {
 		for _, s := range es.sockets {
 			s.Close()
@@ -926,5 +940,6 @@ func addSteer(a, b xdpprog.StatsCounters) xdpprog.StatsCounters {
 	a.PassNoService += b.PassNoService
 	a.PassNoSocket += b.PassNoSocket
 	a.PassOtherMAC += b.PassOtherMAC
+	a.PassLocal += b.PassLocal
 	return a
 }

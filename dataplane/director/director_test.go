@@ -456,32 +456,6 @@ func TestDirectorOpensEgressAtRunTime(t *testing.T) {
 	}
 }
 
-// TestDirectorRefusesLocalReal: a real server on an address of the
-// director itself is refused, naming it, and nothing changes.
-func TestDirectorRefusesLocalReal(t *testing.T) {
-	l := newLab(t, false, "198.18.0.11")
-	d := l.start([]string{"eth0"}, table(t, service("rr", vs.Route, "198.18.0.11")))
-	before := d.Snapshot()
-	err := d.Apply(table(t, service("rr", vs.Route, "198.18.0.11", "198.18.0.2")))
-	if err == nil || !strings.Contains(err.Error(), "real server 198.18.0.2 of service TCP 198.19.0.1:80: it is an address of this host") {
-		t.Fatalf("Apply with the director's own address as a real server: %v", err)
-	}
-	if d.Snapshot() != before {
-		t.Fatal("the refused table was put in force")
-	}
-	// At start-up too: the director does not start.
-	other := l.net.AddHost("other")
-	other.AddIface("eth0", [6]byte{2, 0, 0, 0, 0, 3}, netip.MustParsePrefix("198.18.0.3/24"), "lan", 1)
-	_, err = director.New(director.Options{Interfaces: []string{"eth0"}, Capacity: 1024, Templates: 64, Frames: 512,
-		Platform: other, Log: slog.New(slog.DiscardHandler)}, table(t, service("rr", vs.Route, "198.18.0.3")))
-	if err == nil || !strings.Contains(err.Error(), "real server 198.18.0.3 of service TCP 198.19.0.1:80: it is an address of this host") {
-		t.Fatalf("New with its own address as a real server: %v", err)
-	}
-	if s, p := other.Open(); s != 0 || p != 0 {
-		t.Fatalf("%d sockets and %d programs left open", s, p)
-	}
-}
-
 // TestDirectorUnreachableReal: a real server with no route is accepted,
 // shown unreachable with the reason and logged; when a route appears, the
 // director picks it up on its own, opens the egress interface and

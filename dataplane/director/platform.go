@@ -57,6 +57,11 @@ type Platform interface {
 	// strips the outer header of IPIP packets addressed to one of vips.
 	LoadDecap(vips []netip.Addr) (Decap, error)
 
+	// OpenLocal opens the path by which the local node's packets reach
+	// this host's own network stack, as if they had arrived on an
+	// interface: a TUN device on the kernel (see nic.OpenTun).
+	OpenLocal() (LocalStack, error)
+
 	// Close releases what the platform itself holds. Sockets and
 	// programs it returned must be closed first.
 	Close()
@@ -98,7 +103,27 @@ type Steering interface {
 	Attach(ifindex int, mode xdpprog.Mode) (Attachment, error)
 	// Stats sums the program's counters.
 	Stats() (xdpprog.StatsCounters, error)
+	// SetLocal turns the local-node flow check on or off.
+	SetLocal(on bool) error
+	// AllowLocal passes f's frames to the kernel from now on;
+	// xdpprog.ErrLocalFull when the flow map is full.
+	AllowLocal(f xdpprog.LocalFlow) error
+	// ForgetLocal stops passing f.
+	ForgetLocal(f xdpprog.LocalFlow) error
+	// TakeLocalUse reports every passed flow's use since the last call
+	// and resets it.
+	TakeLocalUse(fn func(f xdpprog.LocalFlow, u xdpprog.LocalUse)) error
 	// Close unloads the program; attachments must be closed first.
+	Close() error
+}
+
+// LocalStack delivers IPv4 packets to this host's network stack.
+type LocalStack interface {
+	// Deliver hands one IPv4 packet to the stack; it must not allocate
+	// or keep pkt.
+	Deliver(pkt []byte) error
+	// Name is the device the packets arrive on.
+	Name() string
 	Close() error
 }
 

@@ -92,3 +92,23 @@ func (d kernelDecap) Attach(ifindex int, mode xdpprog.Mode) (Attachment, error) 
 	}
 	return a, nil
 }
+
+// OpenLocal opens a TUN device, afvsl0 or the next free number. It
+// refuses a host whose net.ipv4.conf.all.rp_filter is 1 (strict): the
+// kernel would drop every packet written into the device, whose clients
+// route out of another interface.
+func (kernelPlatform) OpenLocal() (LocalStack, error) {
+	if v, err := nic.RPFilterAll(); err == nil && v == 1 {
+		return nil, fmt.Errorf("local node: net.ipv4.conf.all.rp_filter is 1 (strict), so the kernel would drop the packets afvs hands it on a TUN device: set it to 0 or 2")
+	}
+	t, err := nic.OpenTun("afvsl%d")
+	if err != nil {
+		return nil, fmt.Errorf("local node: %w", err)
+	}
+	return kernelTun{t}, nil
+}
+
+type kernelTun struct{ *nic.Tun }
+
+func (t kernelTun) Deliver(pkt []byte) error { return t.Write(pkt) }
+func (t kernelTun) Name() string             { return t.Tun.Name }

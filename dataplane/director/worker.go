@@ -56,6 +56,10 @@ type Worker struct {
 	stop    atomic.Bool
 	pinErr  error
 	pinHook func(cpu int) error
+	// localStack and localSteer are the local node's paths (local.go):
+	// the director's stack and the ingress interface's steering program.
+	localStack *atomic.Pointer[localBox]
+	localSteer Steering
 	// noPrefetch makes Poll process frame by frame without the pre-pass,
 	// so tests and benchmarks can compare the two paths.
 	noPrefetch bool
@@ -181,6 +185,8 @@ func (w *Worker) dispatch(d xsk.Desc, base uint64, v dataplane.Verdict, out data
 	case dataplane.VerdictReply:
 		w.rx.Release(d.Addr)
 		w.sendReply(w.proc.Reply())
+	case dataplane.VerdictLocal:
+		w.deliverLocal(d, base, out)
 	default:
 		w.rx.Release(d.Addr)
 	}

@@ -66,6 +66,7 @@ type Host struct {
 	pins      []int
 	sockets   int // open sockets
 	programs  int // loaded programs
+	local     hostLocal
 	// ProxyARP makes every address resolve at once, to
 	// dataplane.SyntheticMAC, whether or not an interface holds it.
 	ProxyARP bool

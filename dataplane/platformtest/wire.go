@@ -98,6 +98,7 @@ type steering struct {
 	stats    xdpprog.StatsCounters
 	attached *Iface
 	closed   bool
+	local    localFlows
 }
 
 // LoadSteering implements director.Platform.
@@ -273,6 +274,10 @@ func (s *steering) redirect(ifc *Iface, f []byte) bool {
 	}
 	if !slices.Contains(s.owners, [6]byte(f[:6])) {
 		c.PassOtherMAC++
+		return false
+	}
+	if h.FlagsFragment()&header.IPv4FragOffsetMask == 0 && s.passLocal(h, ip[h.HeaderLen():]) {
+		c.PassLocal++
 		return false
 	}
 	sock := s.socks[int(sport)%ifc.RxQueues]
