@@ -13,7 +13,7 @@ import (
 // afvs has not opened), configures the whole service with afvsadm, and
 // passes HTTP through it: eth1 opens when the first real server behind it
 // is added, closes when the last leaves, and opens again on a restore.
-// A real server on the director's own address is refused.
+// A real server on the director's own address is the local node.
 func TestAfvsadmOpensEgress(t *testing.T) {
 	lab := newLab(t, testnet.LabOptions{Mode: "dr", TwoInterfaces: true, Weights: []int{1, 1}, NoDirector: true})
 	writeLabConfig(t, lab, emptyConfig(lab))
@@ -54,8 +54,13 @@ func TestAfvsadmOpensEgress(t *testing.T) {
 	if c := strings.Count(lab.DirectorLog(), "egress interface opened"); c != 2 {
 		t.Errorf("eth1 opened %d times, want 2", c)
 	}
-	_, errOut, err := afvsadm(t, lab, "", "-a", "-t", vip, "-r", "198.18.1.1", "-g", "-w", "1")
-	if err == nil || !strings.Contains(errOut, "198.18.1.1") || !strings.Contains(errOut, "address of this host") {
-		t.Errorf("a real server on the director's own address: %v: %s", err, errOut)
+	// The director's own address (its eth1) is the local node: accepted
+	// and listed as Local, opening no egress interface.
+	mustAfvsadm(t, lab, "-a", "-t", vip, "-r", "198.18.1.1", "-g", "-w", "1")
+	if out := mustAfvsadm(t, lab, "-L", "-n"); !strings.Contains(out, "  -> 198.18.1.1:80                Local   1      ") {
+		t.Errorf("the director's own address is not listed as Local:\n%s", out)
+	}
+	if c := strings.Count(lab.DirectorLog(), "egress interface opened"); c != 2 {
+		t.Errorf("eth1 opened %d times, want 2", c)
 	}
 }
