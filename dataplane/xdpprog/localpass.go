@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -197,6 +198,9 @@ func (e localEntry) flow() LocalFlow {
 	}
 }
 
+// zeroUse is a new flow's value; the kernel only reads it.
+var zeroUse LocalUse
+
 // SetLocal turns the local-node check on or off. Off, the program does
 // not look at the flows map at all.
 func (s *Steering) SetLocal(on bool) error {
@@ -218,7 +222,9 @@ func (s *Steering) AllowLocal(f LocalFlow) error {
 	if err != nil {
 		return err
 	}
-	err = s.local.flows.Update(k, LocalUse{}, ebpf.UpdateNoExist)
+	// Pointers, not values: cilium/ebpf then copies nothing and
+	// marshals nothing, so the update allocates only k's escape.
+	err = s.local.flows.Update(unsafe.Pointer(&k), unsafe.Pointer(&zeroUse), ebpf.UpdateNoExist)
 	switch {
 	case err == nil, errors.Is(err, ebpf.ErrKeyExist):
 		return nil
@@ -235,7 +241,7 @@ func (s *Steering) ForgetLocal(f LocalFlow) error {
 	if err != nil {
 		return err
 	}
-	if err := s.local.flows.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err := s.local.flows.Delete(unsafe.Pointer(&k)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("forget local flow %s: %w", f, err)
 	}
 	return nil
