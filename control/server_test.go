@@ -18,8 +18,8 @@ import (
 	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/control/controltest"
 	"github.com/afvs/afvs/internal/header"
-	"github.com/afvs/afvs/ipvsadm"
 	"github.com/afvs/afvs/internal/testsupport"
+	"github.com/afvs/afvs/ipvsadm"
 	"github.com/afvs/afvs/vs"
 )
 
