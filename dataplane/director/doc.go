@@ -28,4 +28,19 @@
 // through them: the workers get a new TX table (Worker.SetTX) and finish
 // the batch that may still use the old one (Worker.Quiet) before the
 // sockets close.
+//
+// # The local node
+//
+// A real server on one of the director's own addresses (IPVS's local
+// node) is served by the director's own network stack. The design,
+// chosen because a worker cannot hand an AF_XDP frame back to the kernel:
+// the worker schedules the connection as any other, writes its first
+// packet into a TUN device the Director owns (Platform.OpenLocal), and
+// before that adds the connection's 5-tuple to the steering program's
+// flow map, so that every later frame of the connection is passed to the
+// kernel by the program itself and never reaches a worker. Housekeeping
+// reads the map's per-flow use once a second to move the connection
+// table's state and counters and to forget flows whose connection has
+// expired. Frames a full map leaves with the worker still reach the stack
+// through the TUN device. local.go has the details.
 package director

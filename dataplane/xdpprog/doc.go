@@ -30,6 +30,18 @@
 // drops. Map keys hold address and port in network order, as they sit in
 // the packet, so the program copies them without swapping bytes.
 //
+// # Local-node flows
+//
+// Just before it would redirect a frame, the program checks a one-word
+// gate (afvs_local_on, set while some real server is the director's own
+// address) and, when it is on, looks the frame's 5-tuple up in the
+// afvs_local hash map (AllowLocal adds a connection of the local node,
+// ForgetLocal removes it). A hit is passed to the kernel (XDP_PASS,
+// counted as PassLocal) and adds one frame, its IPv4 total length and its
+// TCP flags byte (ORed) to the flow's value, which TakeLocalUse reads and
+// resets. Non-first fragments carry no ports and are never matched. The
+// map holds MaxLocalFlows flows; AllowLocal then answers ErrLocalFull.
+//
 // # Counters
 //
 // Each program keeps its counters in a PERCPU_ARRAY with one slot: a block
