@@ -60,6 +60,9 @@ func testLocalNode(t *testing.T, two bool) {
 		t.Fatal(err)
 	}
 	waitLog(t, lab, "local node", 1)
+	if strings.Contains(lab.DirectorLog(), "the VIP is not an address of this host") {
+		t.Errorf("a warning about the VIP, which is on the director's lo:\n%s", lab.DirectorLog())
+	}
 
 	const n = 400
 	res := lab.Get(n, 4)

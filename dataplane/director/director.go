@@ -77,6 +77,9 @@ type Director struct {
 	// sharedWarned are the real servers already logged as routed via
 	// another ingress interface.
 	sharedWarned map[netip.Addr]bool
+	// localVIPWarned are the services already logged as having a local
+	// real server but a VIP that is not local (local.go).
+	localVIPWarned map[vs.Key]bool
 	// hops are the routes of the Apply in progress, looked up once by
 	// prepareEgress and read by Route while the table compiles.
 	hops    map[netip.Addr]hopResult
@@ -251,6 +254,7 @@ func (d *Director) prepareEgress(t *vs.Table) error {
 				if err := d.openLocal(r.Addr, s.Key.String()); err != nil {
 					return err
 				}
+				d.checkLocalVIP(s)
 				continue
 			}
 			if slot, ok := d.slotOf[hop.Ifindex]; ok && slot < d.nIngress {

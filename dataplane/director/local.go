@@ -11,6 +11,7 @@ import (
 	"github.com/afvs/afvs/dataplane/xdpprog"
 	"github.com/afvs/afvs/dataplane/xsk"
 	"github.com/afvs/afvs/internal/header"
+	"github.com/afvs/afvs/vs"
 )
 
 // The local node. A real server whose address is the director's own is
@@ -85,6 +86,25 @@ func (d *Director) openLocal(real netip.Addr, svc string) error {
 	d.local.stack.Store(&localBox{st})
 	d.log.Info("local node: connections to real servers on this host's addresses go to its own stack", "dev", st.Name())
 	return nil
+}
+
+// checkLocalVIP warns, once per service, when a service with a local
+// real server has a VIP that is not an address of this host: the kernel
+// delivers to its own sockets only packets for its own addresses, so the
+// local node's connections would not reach the process listening there.
+func (d *Director) checkLocalVIP(s vs.Service) {
+	if s.FWMark != 0 || d.localVIPWarned[s.Key] {
+		return
+	}
+	if hop, err := d.plat.Route(s.Addr); err == nil && hop.Local {
+		return
+	}
+	if d.localVIPWarned == nil {
+		d.localVIPWarned = map[vs.Key]bool{}
+	}
+	d.localVIPWarned[s.Key] = true
+	d.log.Warn("local node: the VIP is not an address of this host, so the kernel will not deliver the local real server's connections to a local socket (add it to lo)",
+		"service", s.Key.String(), "vip", s.Addr)
 }
 
 // setLocalGate turns the steering programs' flow check on while a real

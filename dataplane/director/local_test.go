@@ -88,8 +88,12 @@ func TestDirectorLocalNode(t *testing.T) {
 	})
 	resolved(t, d)
 	id := localID(t, d)
-	if !strings.Contains(l.log.String(), "local node") {
+	if !strings.Contains(l.log.String(), "local node: connections to real servers on this host's addresses go to its own stack") {
 		t.Errorf("no log line about the local node:\n%s", l.log.String())
+	}
+	// The lab's VIP is routed to the director, not one of its addresses.
+	if strings.Count(l.log.String(), "local node: the VIP is not an address of this host") != 1 {
+		t.Errorf("want one warning about the VIP:\n%s", l.log.String())
 	}
 
 	// 8 connections: 6 to the real servers, 2 to the director itself.
