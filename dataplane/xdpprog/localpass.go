@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -247,34 +248,72 @@ func (s *Steering) ForgetLocal(f LocalFlow) error {
 	return nil
 }
 
+// takeBatch is how many flows one BPF_MAP_LOOKUP_BATCH reads: far more
+// than a hash bucket ever holds (a smaller batch than a bucket is
+// refused with ENOSPC).
+const takeBatch = 4096
+
+// localTake is TakeLocalUse's scratch, kept for the next call.
+type localTake struct {
+	mu   sync.Mutex
+	keys []localEntry
+	vals []LocalUse
+	used []localEntry
+	zero []LocalUse
+	seen []localItem
+}
+
+type localItem struct {
+	f LocalFlow
+	u LocalUse
+}
+
 // TakeLocalUse calls fn for every flow in the map with its use since the
-// last call, and resets the use it reported. Frames the program counts
-// between the read and the reset of one flow are lost to the report (the
-// reset is a map update, not an atomic exchange); the next frame of the
-// flow reports it again.
+// last call, and resets the use of those that were used. It reads the map
+// takeBatch flows per bpf(2) call and resets with one batch update. Frames
+// the program counts between the read and the reset of a flow are lost to
+// the report (the reset is a map update, not an atomic exchange); the
+// flow's next frame reports it again. fn runs after the map is read and
+// reset, so it may call ForgetLocal; ForgetLocal must not run on another
+// goroutine at the same time (see the reset).
 func (s *Steering) TakeLocalUse(fn func(f LocalFlow, u LocalUse)) error {
-	var (
-		k localEntry
-		u LocalUse
-	)
-	type item struct {
-		k localEntry
-		u LocalUse
+	t := &s.take
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.keys == nil {
+		t.keys, t.vals = make([]localEntry, takeBatch), make([]LocalUse, takeBatch)
 	}
-	var seen []item
-	it := s.local.flows.Iterate()
-	for it.Next(&k, &u) {
-		seen = append(seen, item{k, u})
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("list local flows: %w", err)
-	}
-	for _, e := range seen {
-		if e.u != (LocalUse{}) {
-			// BPF_EXIST: a flow forgotten meanwhile stays forgotten.
-			_ = s.local.flows.Update(e.k, LocalUse{}, ebpf.UpdateExist)
+	t.used, t.seen = t.used[:0], t.seen[:0]
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := s.local.flows.BatchLookup(&cursor, t.keys, t.vals, nil)
+		for i := range n {
+			t.seen = append(t.seen, localItem{t.keys[i].flow(), t.vals[i]})
+			if t.vals[i] != (LocalUse{}) {
+				t.used = append(t.used, t.keys[i])
+			}
 		}
-		fn(e.k.flow(), e.u)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("list local flows: %w", err)
+		}
+	}
+	for len(t.zero) < len(t.used) {
+		t.zero = append(t.zero, LocalUse{})
+	}
+	// Batch updates take no BPF_EXIST (the kernel allows only
+	// BPF_F_LOCK), so a flow ForgetLocal removed between the read and
+	// this reset would come back: callers forget flows only from fn,
+	// which runs after it, or from the same goroutine.
+	if len(t.used) > 0 {
+		if _, err := s.local.flows.BatchUpdate(t.used, t.zero[:len(t.used)], nil); err != nil {
+			return fmt.Errorf("reset local flow use: %w", err)
+		}
+	}
+	for _, e := range t.seen {
+		fn(e.f, e.u)
 	}
 	return nil
 }

@@ -230,3 +230,48 @@ func BenchmarkAllowLocal(b *testing.B) {
 	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
+
+// BenchmarkTakeLocalUse is housekeeping's once-a-second read of a full
+// flow map: every flow's use read, and reset where it was used.
+func BenchmarkTakeLocalUse(b *testing.B) {
+	testsupport.RequirePrivileged(b)
+	s, err := LoadSteering(4, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SetServices(testServices); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.SetOwnerMACs([6]byte(macDirector)); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.SetLocal(true); err != nil {
+		b.Fatal(err)
+	}
+	const flows = MaxLocalFlows
+	for i := range flows {
+		f := LocalFlow{Src: netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), Dst: vip, SrcPort: 40000, DstPort: 80, Proto: ipProtoTCP}
+		if err := s.AllowLocal(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	frame := buildFrame(b, frameSpec{dstPort: 80})
+	b.ReportAllocs()
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	for b.Loop() {
+		// One flow used since the last read (the frame's: 198.18.1.1).
+		runXDP(b, s.program(), frame)
+		n := 0
+		if err := s.TakeLocalUse(func(LocalFlow, LocalUse) { n++ }); err != nil {
+			b.Fatal(err)
+		}
+		if n != flows {
+			b.Fatalf("%d flows reported, want %d", n, flows)
+		}
+	}
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+}

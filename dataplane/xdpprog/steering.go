@@ -112,6 +112,7 @@ type Steering struct {
 	xsks        *xskTable
 	maxServices int
 	local       localMaps
+	take        localTake // TakeLocalUse's scratch
 
 	mu sync.Mutex // serialises SetServices
 }
