@@ -84,6 +84,8 @@ func testLocalNode(t *testing.T, two bool) {
 	if st.Steering["local"] < 3*n/4 {
 		t.Errorf("steering passed %d local-node frames, want at least %d", st.Steering["local"], 3*n/4)
 	}
+	t.Logf("%d connections, %d to the local node: workers received %d frames and handed %d to the director's stack; the steering program passed %d local-node frames to the kernel",
+		n, res.By["director"], st.RX, st.Local.Delivered, st.Steering["local"])
 	if st.Drops["no_egress"] != 0 || st.Drops["local_deliver"] != 0 {
 		t.Errorf("drops: %v", st.Drops)
 	}
