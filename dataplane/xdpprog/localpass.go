@@ -219,13 +219,16 @@ func (s *Steering) SetLocal(on bool) error {
 // (one bpf(2) map update). It returns ErrLocalFull, changing nothing, when
 // the map holds MaxLocalFlows flows; a flow already present keeps its use.
 func (s *Steering) AllowLocal(f LocalFlow) error {
-	k, err := localKey(f)
-	if err != nil {
+	k := localKeys.Get().(*localEntry)
+	defer localKeys.Put(k)
+	var err error
+	if *k, err = localKey(f); err != nil {
 		return err
 	}
-	// Pointers, not values: cilium/ebpf then copies nothing and
-	// marshals nothing, so the update allocates only k's escape.
-	err = s.local.flows.Update(unsafe.Pointer(&k), unsafe.Pointer(&zeroUse), ebpf.UpdateNoExist)
+	// Pointers, not values: cilium/ebpf then copies and marshals
+	// nothing, and the key comes from a pool, so a worker's update
+	// allocates nothing.
+	err = s.local.flows.Update(unsafe.Pointer(k), unsafe.Pointer(&zeroUse), ebpf.UpdateNoExist)
 	switch {
 	case err == nil, errors.Is(err, ebpf.ErrKeyExist):
 		return nil
@@ -235,14 +238,19 @@ func (s *Steering) AllowLocal(f LocalFlow) error {
 	return fmt.Errorf("allow local flow %s: %w", f, err)
 }
 
+// localKeys holds the keys AllowLocal and ForgetLocal pass to bpf(2).
+var localKeys = sync.Pool{New: func() any { return new(localEntry) }}
+
 // ForgetLocal stops passing f; its frames reach the worker again. A flow
 // not in the map is ignored.
 func (s *Steering) ForgetLocal(f LocalFlow) error {
-	k, err := localKey(f)
-	if err != nil {
+	k := localKeys.Get().(*localEntry)
+	defer localKeys.Put(k)
+	var err error
+	if *k, err = localKey(f); err != nil {
 		return err
 	}
-	if err := s.local.flows.Delete(unsafe.Pointer(&k)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err := s.local.flows.Delete(unsafe.Pointer(k)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("forget local flow %s: %w", f, err)
 	}
 	return nil

@@ -109,6 +109,30 @@ func TestSteeringLocalPass(t *testing.T) {
 	}
 }
 
+// TestAllowLocalAllocs: the bpf(2) update a worker makes for a new
+// local-node connection, and the delete, allocate nothing.
+func TestAllowLocalAllocs(t *testing.T) {
+	testsupport.RequirePrivileged(t)
+	s, err := LoadSteering(4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f := LocalFlow{Src: clientAddr, Dst: vip, DstPort: 80, Proto: ipProtoTCP}
+	allocs := testing.AllocsPerRun(200, func() {
+		f.SrcPort++
+		if err := s.AllowLocal(f); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ForgetLocal(f); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per AllowLocal and ForgetLocal", allocs)
+	}
+}
+
 // TestSteeringLocalFull: the map takes MaxLocalFlows flows and then
 // refuses with ErrLocalFull, changing nothing; forgetting one makes room.
 func TestSteeringLocalFull(t *testing.T) {
