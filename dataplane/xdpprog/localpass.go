@@ -70,6 +70,9 @@ func newLocalMaps() (localMaps, error) {
 		KeySize:    16,
 		ValueSize:  24,
 		MaxEntries: MaxLocalFlows,
+		// Elements are allocated as flows arrive, not up front: a
+		// director without a local real server keeps none.
+		Flags: unix.BPF_F_NO_PREALLOC,
 	})
 	if err != nil {
 		return l, fmt.Errorf("create local-node flow map for %d flows: %w", MaxLocalFlows, err)
