@@ -61,12 +61,13 @@ var (
 	descQNoFrame  = prometheus.NewDesc("afvs_queue_no_free_frame_total", "Frames that found no free UMEM frame, per queue.", []string{"dev", "queue"}, nil)
 	descQPortErr  = prometheus.NewDesc("afvs_queue_port_errors_total", "Kick or Wait calls on a queue's sockets that failed, per queue.", []string{"dev", "queue"}, nil)
 	descQRing     = prometheus.NewDesc("afvs_queue_ring_events_total", "AF_XDP ring events per queue: fill_ring_empty, tx_ring_full, kick_errors, and the kernel's rx_dropped, rx_ring_full, rx_fill_ring_empty.", []string{"dev", "queue", "event"}, nil)
+	descLocal     = prometheus.NewDesc("afvs_local_total", "Local-node work of the workers: packets delivered to the director's own stack, connections whose later frames the steering program passes to the kernel, and connections its flow map had no room for.", []string{"event"}, nil)
 	descBuild     = prometheus.NewDesc("afvs_build_info", "Build information.", []string{"version", "goversion"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPkts, descSvcBytes, descRealConns, descRealPkts, descRealBytes, descRealAct, descRealInact, descRealW,
-		descCTEntries, descCTTmpl, descCTCap, descCTBytes, descCTEvict, descCTRefused, descCTExpired, descDrops, descICMP, descFrag, descQRX, descQTX, descQFull, descQNoFrame, descQPortErr, descQRing, descBuild} {
+		descCTEntries, descCTTmpl, descCTCap, descCTBytes, descCTEvict, descCTRefused, descCTExpired, descDrops, descICMP, descFrag, descQRX, descQTX, descQFull, descQNoFrame, descQPortErr, descQRing, descLocal, descBuild} {
 		ch <- d
 	}
 }
@@ -111,6 +112,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descICMP, st.ICMPSent)
 	counter(descFrag, st.Fragmented)
+	counter(descLocal, st.Local.Delivered, "delivered")
+	counter(descLocal, st.Local.Flows, "flows")
+	counter(descLocal, st.Local.Full, "map_full")
 	for _, w := range c.src.Workers() {
 		q := fmt.Sprint(w.Queue)
 		counter(descQRX, w.C.RX.Load(), w.Dev, q)

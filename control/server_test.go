@@ -45,6 +45,34 @@ func commands(t *testing.T, s *controltest.Served, lines ...string) {
 	}
 }
 
+// TestMetricsLocal: the local node's work is in /metrics and
+// /v1/status: a connection to the director's own address is one flow and
+// one packet delivered to its stack.
+func TestMetricsLocal(t *testing.T) {
+	s := controltest.Serve(t)
+	commands(t, s, "-A -t 198.19.0.1:80 -s rr", "-a -t 198.19.0.1:80 -r 198.18.0.2 -g -w 1")
+	s.Director.Feed(frame(t, 1000, true, 0))
+	rec := httptest.NewRecorder()
+	control.MetricsHandler(s.Server, s.Director).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, line := range []string{`afvs_local_total{event="delivered"} 1`, `afvs_local_total{event="flows"} 1`, `afvs_local_total{event="map_full"} 0`,
+		`afvs_drops_total{reason="local_deliver"} 0`, `afvs_drops_total{reason="no_egress"} 0`} {
+		if !strings.Contains(string(body), "\n"+line+"\n") {
+			t.Errorf("metrics lack %q", line)
+		}
+	}
+	st, err := s.Client().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Local != (api.LocalStatus{Delivered: 1, Flows: 1}) {
+		t.Errorf("status local %+v, want 1 delivered, 1 flow", st.Local)
+	}
+	if n := len(s.Director.Host().LocalRecv()); n != 1 {
+		t.Errorf("the director's stack got %d packets, want 1", n)
+	}
+}
+
 func TestMetrics(t *testing.T) {
 	s := controltest.Serve(t)
 	// Added .12 then .11: the kernel's list is newest first, so rr starts at .11.
