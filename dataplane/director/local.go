@@ -46,12 +46,15 @@ import (
 // Once a second housekeeping takes each program's flow use
 // (TakeLocalUse): a flow whose connection has expired, or whose real
 // server is no longer local, is forgotten, and its next frame reaches a
-// worker like any other; a flow that was used moves its connection
-// through IPVS's input-only TCP states (a RST, else a FIN, else an ACK)
-// and refreshes its timer, as the kernel's ip_vs_in would for those
-// packets, and its frames and bytes are added to the service's and real
-// server's InPkts and InBytes. States therefore move at most once a
-// second, and ActiveConn/InActConn follow within a second.
+// worker like any other; a flow that was used feeds its connection's
+// input-only TCP state machine an ACK, a FIN and a RST, each if one of
+// its frames carried it and in that order (the order a connection sends
+// them), which also refreshes its timer, as the kernel's ip_vs_in would
+// for those packets; and its frames and bytes are added to the service's
+// and real server's InPkts and InBytes. States therefore move at most
+// once a second, and ActiveConn/InActConn follow within a second. A SYN
+// that reuses the 5-tuple of a flow still in the map goes to the kernel
+// with the rest, so conn_reuse_mode's rescheduling does not apply to it.
 //
 // The flow map is bounded (xdpprog.MaxLocalFlows per ingress interface),
 // and the program checks it only while some real server is local (a
