@@ -325,6 +325,19 @@ func fixtures(t testing.TB) []fixture {
 		{name: "TCP data offset 4", in: corrupt(seg(t, fxVIPDR, 80), 14+20+12, set(0x40)), verdict: VerdictDrop, parse: header.BadTCPOffset},
 		{name: "UDP length 7", in: corrupt(corrupt(dgram(t, fxVIPDR, 53), 14+20+4, set(0)), 14+20+5, set(7)),
 			verdict: VerdictDrop, parse: header.BadUDPLength},
+
+		// IPv6: parsed, then dropped; the processor does not forward IPv6 yet.
+		{name: "IPv6 TCP SYN: no service", in: seg6(t, fxClient6, fxVIP6, 80), verdict: VerdictDrop, drop: DropNoService},
+		{name: "IPv6 to ::ffff:198.19.0.1", in: seg6(t, fxClient6, netip.MustParseAddr("::ffff:198.19.0.1"), 80),
+			verdict: VerdictDrop, parse: header.MartianDestination},
+		{name: "IPv6 hop-by-hop after another header", in: seg6(t, fxClient6, fxVIP6, 80, ext6{60, fxPad6}, ext6{0, fxPad6}),
+			verdict: VerdictDrop, parse: header.BadExtHeader},
+		{name: "IPv6 five extension headers", in: seg6(t, fxClient6, fxVIP6, 80, ext6{60, fxPad6}, ext6{60, fxPad6}, ext6{60, fxPad6},
+			ext6{60, fxPad6}, ext6{60, fxPad6}), verdict: VerdictDrop, parse: header.TooManyExtHeaders},
+		{name: "IPv6 fragment", in: seg6(t, fxClient6, fxVIP6, 80, ext6{44, []byte{0, 1, 0, 0, 0, 7}}),
+			verdict: VerdictDrop, parse: header.IPv6Fragment},
+		{name: "IPv6 AH", in: seg6(t, fxClient6, fxVIP6, 80, ext6{51, make([]byte, 14)}),
+			verdict: VerdictDrop, parse: header.UnknownNextHeader},
 	}
 }
 

@@ -63,3 +63,15 @@ func ChecksumUpdateAddr(check uint16, old, new [4]byte) uint16 {
 		uint64(binary.BigEndian.Uint16(new[0:2])) + uint64(binary.BigEndian.Uint16(new[2:4]))
 	return ^fold(sum)
 }
+
+// PseudoHeaderChecksumIPv6 returns the partial sum of the IPv6 pseudo-header
+// (RFC 8200 section 8.1) that TCP, UDP and ICMPv6 checksums cover: source,
+// destination, upper-layer length and next header.
+func PseudoHeaderChecksumIPv6(proto uint8, src, dst [16]byte, l4Len uint32) uint16 {
+	var sum uint64
+	for i := 0; i < 16; i += 2 {
+		sum += uint64(binary.BigEndian.Uint16(src[i:])) + uint64(binary.BigEndian.Uint16(dst[i:]))
+	}
+	sum += uint64(l4Len>>16) + uint64(l4Len&0xffff) + uint64(proto)
+	return fold(sum)
+}

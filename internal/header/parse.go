@@ -22,6 +22,9 @@ func Parse(frame []byte, p *Packet) Reason {
 		l3 += VLANTagLen
 	}
 	if et != EtherTypeIPv4 {
+		if et == EtherTypeIPv6 {
+			return parseIPv6(frame, l3, p)
+		}
 		return NotIPv4
 	}
 	p.L3 = l3

@@ -38,6 +38,9 @@ func reference(frame []byte) (Reason, Packet) {
 		data = q.Payload
 		p.L3 = 18
 	}
+	if et == layers.EthernetTypeIPv6 {
+		return reference6(frame, p)
+	}
 	if et != layers.EthernetTypeIPv4 {
 		return NotIPv4, p
 	}
@@ -92,21 +95,7 @@ func reference(frame []byte) (Reason, Packet) {
 	l4 := data[hl:rawLen]
 	switch ip.Protocol {
 	case layers.IPProtocolTCP:
-		var tcp layers.TCP
-		if len(l4) < 20 {
-			return TruncatedL4, p
-		}
-		_ = tcp.DecodeFromBytes(l4, df) // option errors are not ours
-		if tcp.DataOffset < 5 || int(tcp.DataOffset)*4 > len(l4) {
-			return BadTCPOffset, p
-		}
-		p.SrcPort, p.DstPort = uint16(tcp.SrcPort), uint16(tcp.DstPort)
-		for i, b := range []bool{tcp.FIN, tcp.SYN, tcp.RST, tcp.PSH, tcp.ACK, tcp.URG, tcp.ECE, tcp.CWR} {
-			if b {
-				p.TCPFlags |= 1 << i
-			}
-		}
-		p.Payload = p.L4 + int(tcp.DataOffset)*4
+		return refTCP(l4, p)
 	case layers.IPProtocolUDP:
 		var udp layers.UDP
 		if err := udp.DecodeFromBytes(l4, df); err != nil && len(l4) < 8 {
@@ -120,6 +109,26 @@ func reference(frame []byte) (Reason, Packet) {
 	default:
 		return UnknownProtocol, p
 	}
+	return OK, p
+}
+
+// refTCP decodes the TCP header l4 into p, whose L4 is set.
+func refTCP(l4 []byte, p Packet) (Reason, Packet) {
+	var tcp layers.TCP
+	if len(l4) < 20 {
+		return TruncatedL4, p
+	}
+	_ = tcp.DecodeFromBytes(l4, gopacket.NilDecodeFeedback) // option errors are not ours
+	if tcp.DataOffset < 5 || int(tcp.DataOffset)*4 > len(l4) {
+		return BadTCPOffset, p
+	}
+	p.SrcPort, p.DstPort = uint16(tcp.SrcPort), uint16(tcp.DstPort)
+	for i, b := range []bool{tcp.FIN, tcp.SYN, tcp.RST, tcp.PSH, tcp.ACK, tcp.URG, tcp.ECE, tcp.CWR} {
+		if b {
+			p.TCPFlags |= 1 << i
+		}
+	}
+	p.Payload = p.L4 + int(tcp.DataOffset)*4
 	return OK, p
 }
 

@@ -12,12 +12,13 @@ import (
 // Build serialises layers, outermost first, into one packet with lengths
 // and checksums computed. It links the layers as a stack does: an
 // Ethernet or Dot1Q type left zero takes the next layer's EtherType, an
-// IPv4 protocol left zero takes the next layer's protocol (IPIP for an
-// inner IPv4), and TCP and UDP checksum over the nearest IPv4 before them.
+// IPv4 protocol or IPv6 next header left zero takes the next layer's
+// protocol (IPIP for an inner IPv4, 41 for an inner IPv6), and TCP, UDP and
+// ICMPv6 checksum over the nearest IPv4 or IPv6 before them.
 // A gopacket.Payload may end the list.
 func Build(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 	t.Helper()
-	var ip *layers.IPv4
+	var ip gopacket.NetworkLayer
 	for i, l := range ls {
 		var next gopacket.SerializableLayer
 		if i+1 < len(ls) {
@@ -43,6 +44,20 @@ func Build(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 				l.Protocol = ipProto(next)
 			}
 			ip = l
+		case *layers.IPv6:
+			if l.Version == 0 {
+				l.Version = 6
+			}
+			if l.NextHeader == 0 && l.HopByHop == nil {
+				l.NextHeader = ipProto(next)
+			}
+			ip = l
+		case *layers.ICMPv6:
+			if ip != nil {
+				if err := l.SetNetworkLayerForChecksum(ip); err != nil {
+					t.Fatalf("testsupport.Build: %v", err)
+				}
+			}
 		case *layers.TCP:
 			if ip != nil {
 				if err := l.SetNetworkLayerForChecksum(ip); err != nil {
@@ -88,6 +103,10 @@ func ipProto(next gopacket.SerializableLayer) layers.IPProtocol {
 		return layers.IPProtocolICMPv4
 	case *layers.IPv4:
 		return layers.IPProtocolIPv4
+	case *layers.IPv6:
+		return layers.IPProtocolIPv6
+	case *layers.ICMPv6:
+		return layers.IPProtocolICMPv6
 	}
 	return 0
 }
