@@ -48,12 +48,30 @@ func isV4Mapped(a *[16]byte) bool {
 // fold reduces an address to 32 bits the way every IPVS hash scheduler does:
 // the IPv4 address itself, or the XOR of the four words of an IPv6 address,
 // both as host-order integers (ntohl of the big-endian words).
+//
+// The kernel folds by the service's family (svc->af), not the address's.
+// For client and destination addresses, which are of the service's family,
+// that is the same thing. It differs only for a tunnel dest of the other
+// family, which only mh hashes (ip_vs_mh_permutate): see foldAs.
 func fold(a *[16]byte) uint32 {
 	if isV4Mapped(a) {
 		return binary.BigEndian.Uint32(a[12:16])
 	}
 	return binary.BigEndian.Uint32(a[0:4]) ^ binary.BigEndian.Uint32(a[4:8]) ^
 		binary.BigEndian.Uint32(a[8:12]) ^ binary.BigEndian.Uint32(a[12:16])
+}
+
+// foldAs is fold as an IPVS hashkey function with af = IPv6 when v6 and
+// IPv4 otherwise computes it for address a. The kernel keeps an address in a
+// union nf_inet_addr: an IPv4 one in its first word with the others zero.
+// So an IPv6 service folds an IPv4 dest to the IPv4 address (XOR with
+// zeros), as fold does, while an IPv4 service reads only the first word of
+// an IPv6 dest (addr->ip).
+func foldAs(v6 bool, a *[16]byte) uint32 {
+	if !v6 && !isV4Mapped(a) {
+		return binary.BigEndian.Uint32(a[0:4])
+	}
+	return fold(a)
 }
 
 // hash32 is the kernel's hash_32() (include/linux/hash.h): multiply by

@@ -36,6 +36,7 @@ type Maglev struct {
 	base
 	fallback, port bool
 	size           uint32
+	v6             bool // the service is IPv6: how dest addresses fold
 	table          []int32
 	lastWeight     []int32
 }
@@ -65,6 +66,7 @@ func newMH(b *base, flags Flags, opt *Options) (Scheduler, error) {
 		fallback:   flags&FlagMHFallback != 0,
 		port:       flags&FlagMHPort != 0,
 		size:       uint32(m),
+		v6:         opt.IPv6,
 		lastWeight: make([]int32, len(b.ids)),
 	}
 	prev, _ := prevOf[*Maglev](opt)
@@ -82,8 +84,17 @@ func newMH(b *base, flags Flags, opt *Options) (Scheduler, error) {
 	return s, nil
 }
 
+// hash is ip_vs_mh_hashkey for a client address, which is of the
+// service's family, so fold agrees with the kernel's svc->af fold.
 func (s *Maglev) hash(addr *[16]byte, port uint16, key uint64, offset uint32) uint32 {
 	return hsiphash32(offset+uint32(port)+fold(addr), key, key)
+}
+
+// destHash is ip_vs_mh_hashkey for a dest, which may be a tunnel dest of the
+// other family: it folds as the service's family (ip_vs_mh_permutate passes
+// svc->af).
+func (s *Maglev) destHash(addr *[16]byte, port uint16, key uint64) uint32 {
+	return hsiphash32(uint32(port)+foldAs(s.v6, addr), key, key)
 }
 
 // populate is ip_vs_mh_permutate + ip_vs_mh_populate.
@@ -105,8 +116,8 @@ func (s *Maglev) populate() []int32 {
 	turns := make([]int32, n)
 	for i := range n {
 		d := &s.dests[i]
-		perm[i] = s.hash(&d.Addr, d.Port, mhKey1, 0) % m
-		skip[i] = s.hash(&d.Addr, d.Port, mhKey2, 0)%(m-1) + 1
+		perm[i] = s.destHash(&d.Addr, d.Port, mhKey1) % m
+		skip[i] = s.destHash(&d.Addr, d.Port, mhKey2)%(m-1) + 1
 		lw := s.lastWeight[i]
 		turns[i] = (lw / g) >> shift
 		if turns[i] == 0 && lw != 0 {

@@ -428,8 +428,22 @@ func refHsip(v uint32, key uint64) uint32 {
 	return uint32(sipHash(1, 3, key, key, b[:]))
 }
 
-// ip_vs_mh.c: permutate + populate over last weights.
+// ip_vs_mh.c: permutate + populate over last weights, for an IPv4 service
+// (the differential and fuzz tests' VIPs are IPv4): ip_vs_mh_hashkey with
+// AF_INET reads addr->ip, the first word of the union nf_inet_addr, which
+// holds an IPv4 dest's address and an IPv6 tunnel dest's first 32 bits.
 func refMHTable(ds []refDest, last []int32, m int) []int {
+	return refMHTableAs(ds, last, m, func(a [16]byte) uint32 {
+		if ad := netip.AddrFrom16(a); !ad.Is4In6() {
+			return binary.BigEndian.Uint32(a[:4])
+		}
+		return refFold(a)
+	})
+}
+
+// refMHTableAs is refMHTable with the dests' addresses folded by fold, the
+// hashkey's treatment of the service's family.
+func refMHTableAs(ds []refDest, last []int32, m int, fold func([16]byte) uint32) []int {
 	tbl := make([]int, m)
 	for i := range tbl {
 		tbl[i] = -1
@@ -461,8 +475,8 @@ func refMHTable(ds []refDest, last []int32, m int) []int {
 	type setup struct{ perm, skip, turns int }
 	st := make([]setup, len(ds))
 	for i, d := range ds {
-		st[i].perm = int(refHsip(uint32(d.port)+refFold(d.addr), mhKey1) % uint32(m))
-		st[i].skip = int(refHsip(uint32(d.port)+refFold(d.addr), mhKey2)%uint32(m-1)) + 1
+		st[i].perm = int(refHsip(uint32(d.port)+fold(d.addr), mhKey1) % uint32(m))
+		st[i].skip = int(refHsip(uint32(d.port)+fold(d.addr), mhKey2)%uint32(m-1)) + 1
 		st[i].turns = int((last[i] / g) >> shift)
 		if st[i].turns == 0 && last[i] != 0 {
 			st[i].turns = 1

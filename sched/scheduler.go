@@ -37,6 +37,11 @@ type Options struct {
 	// Rand returns a uniform integer in [0, n); twos draws its two choices
 	// with it. Default: math/rand/v2, which is safe for concurrent use.
 	Rand func(n uint32) uint32
+	// IPv6 is the service's family: false for an IPv4 service (the zero
+	// value), true for an IPv6 one. mh hashes a dest's address folded by
+	// the service's family, as ip_vs_mh_permutate does, which matters for a
+	// tunnel dest of the other family.
+	IPv6 bool
 	// Prev is the scheduler this one replaces, when the control plane
 	// rebuilds a service after a dest or weight change. New carries over what
 	// IPVS keeps across such a change (rr position, wrr current weight, the
