@@ -27,6 +27,15 @@
 // tunnelled, which any real server reassembles after decapsulation;
 // FragmentDR does the same for DR, where only the egress MTU matters.
 //
+// IPv6 has the same shapes (tun6.go, packettoobig.go): IP6IP6 tunnels an
+// IPv6 packet to an IPv6 real server, and for the mixed-family tunnel dests
+// IPVS accepts, IP4IP6 an IPv4 packet to an IPv6 one and IP6IP4 an IPv6
+// packet to an IPv4 one, each in place in the headroom as IPIP is. Their
+// outer headers take the inner TOS or traffic class and TTL or hop limit, as
+// ip_vs_prepare_tunneled_skb does. IPv6 is never fragmented on the way, so
+// an IPv6 packet that does not fit is always refused with an ICMPv6 Packet
+// Too Big (NeedsPacketTooBig, PacketTooBig), never split.
+//
 // All functions are pure, allocate nothing, and never panic: a slice too short
 // or a Packet that does not describe the frame makes them report failure.
 // They take a header.Packet produced by header.Parse on the same frame.
