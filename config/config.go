@@ -134,11 +134,12 @@ type ServiceConfig struct {
 	Address    string       `mapstructure:"address"`
 	Port       int          `mapstructure:"port"`
 	FWMark     int          `mapstructure:"fwmark"`
+	IPv6       bool         `mapstructure:"ipv6"` // a fwmark service of the IPv6 family (ipvsadm -f N -6)
 	Scheduler  string       `mapstructure:"scheduler"`
 	SchedFlags []string     `mapstructure:"sched_flags"`
 	Persistent Persistence  `mapstructure:"persistent"` // seconds; 0 = off
-	Netmask    string       `mapstructure:"netmask"`
-	Forward    string       `mapstructure:"forward"` // default for the reals: dr or tun
+	Netmask    string       `mapstructure:"netmask"`    // IPv4: a dotted mask; IPv6: a prefix length, as ipvsadm's -M
+	Forward    string       `mapstructure:"forward"`    // default for the reals: dr or tun
 	Reals      []RealConfig `mapstructure:"reals"`
 	// Health, when set, is this service's own check (a keepalived
 	// virtual_server's checker); interval, timeout, rise and fall stay
@@ -502,7 +503,7 @@ func (c *Config) VS() (*vs.Table, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s.proto: %w", q, err)
 			}
-			addr, err := parseAddr4(x.Address)
+			addr, err := parseAddr(x.Address)
 			if err != nil {
 				return nil, fmt.Errorf("%s.address: %w", q, err)
 			}
@@ -541,7 +542,7 @@ func (c *Config) VS() (*vs.Table, error) {
 		// names both entries by their key paths.
 		k := s.Key
 		if k.FWMark != 0 {
-			k = vs.Key{FWMark: k.FWMark}
+			k = vs.Key{FWMark: k.FWMark, IPv6: k.IPv6}
 		}
 		if j, dup := index[k]; dup {
 			return nil, fmt.Errorf("%s: service %s: %w (services[%d] has the same key)", p, s.Key, vs.ErrServiceExists, j)
@@ -582,7 +583,7 @@ func (c *Config) checkSizes() error {
 func (rc *RealConfig) real(q string, fwd vs.Fwd, port uint16) (vs.Real, error) {
 	r := vs.Real{Fwd: fwd, Weight: 1}
 	var err error
-	if r.Addr, err = parseAddr4(rc.Address); err != nil {
+	if r.Addr, err = parseAddr(rc.Address); err != nil {
 		return r, fmt.Errorf("%s.address: %w", q, err)
 	}
 	if rc.Port < 0 || rc.Port > 65535 {
@@ -623,6 +624,7 @@ func (sc *ServiceConfig) service(p string) (vs.Service, error) {
 			return s, fmt.Errorf("%s: a fwmark service takes its addresses from marks; address and port must be empty", p)
 		}
 		s.FWMark = uint32(sc.FWMark)
+		s.IPv6 = sc.IPv6
 		if sc.Proto != "" {
 			proto, err := vs.ParseProto(sc.Proto)
 			if err != nil {
@@ -636,7 +638,10 @@ func (sc *ServiceConfig) service(p string) (vs.Service, error) {
 			return s, fmt.Errorf("%s.proto: %w", p, err)
 		}
 		s.Proto = proto
-		if s.Addr, err = parseAddr4(sc.Address); err != nil {
+		if sc.IPv6 {
+			return s, fmt.Errorf("%s.ipv6: only a fwmark service takes it; an address service's family is its address's", p)
+		}
+		if s.Addr, err = parseAddr(sc.Address); err != nil {
 			return s, fmt.Errorf("%s.address: %w", p, err)
 		}
 		if sc.Port < 0 || sc.Port > 65535 {
@@ -664,7 +669,14 @@ func (sc *ServiceConfig) service(p string) (vs.Service, error) {
 		s.Persistent = true
 		s.Timeout = uint32(sc.Persistent)
 	}
-	if sc.Netmask != "" {
+	if sc.Netmask != "" && s.Is6() {
+		// ipvsadm's -M for an IPv6 service: a prefix length 1..128.
+		bits, err := strconv.Atoi(strings.TrimPrefix(sc.Netmask, "/"))
+		if err != nil || bits < 1 || bits > 128 {
+			return s, fmt.Errorf("%s.netmask: %q: an IPv6 service's netmask is a prefix length 1..128, such as 64", p, sc.Netmask)
+		}
+		s.Netmask = vs.PrefixMask(bits, true)
+	} else if sc.Netmask != "" {
 		m, err := netip.ParseAddr(sc.Netmask)
 		if err != nil || !m.Is4() {
 			return s, fmt.Errorf("%s.netmask: %q: must be an IPv4 netmask such as 255.255.255.0", p, sc.Netmask)
@@ -704,13 +716,15 @@ func (sc *ServiceConfig) service(p string) (vs.Service, error) {
 	return s, nil
 }
 
-func parseAddr4(s string) (netip.Addr, error) {
+// parseAddr reads an IPv4 or IPv6 address, refusing the IPv4-mapped form
+// and zones, which name no service or real server.
+func parseAddr(s string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("%q: not an IP address", s)
 	}
-	if !a.Is4() {
-		return netip.Addr{}, fmt.Errorf("%q: must be an IPv4 address", s)
+	if a.Is4In6() || a.Zone() != "" {
+		return netip.Addr{}, fmt.Errorf("%q: must be a plain IPv4 or IPv6 address (no IPv4-mapped form, no zone)", s)
 	}
 	return a, nil
 }

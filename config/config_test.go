@@ -96,3 +96,31 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 		}
 	}
 }
+
+// TestIPv6ConfigConverts: the config describes IPv6 services as IPVS
+// models them: IPv6 reals, a mixed-family tunnel real, -M as a prefix
+// length, and a firewall-mark service of the IPv6 family. (The daemon
+// refuses to forward them; that is dataplane.CheckForwardable's test.)
+func TestIPv6ConfigConverts(t *testing.T) {
+	c := base()
+	c.Services = append(c.Services,
+		ServiceConfig{Proto: "tcp", Address: "2001:2::1", Port: 443, Scheduler: "mh", Persistent: 300, Netmask: "64",
+			Reals: []RealConfig{{Address: "2001:2::11"}, {Address: "198.18.0.21", Forward: "tun"}}},
+		ServiceConfig{FWMark: 5, IPv6: true, Scheduler: "rr"})
+	c.Marks = []MarkConfig{{Mark: 5, Matches: []MatchConfig{{Proto: "tcp", Address: "2001:2::5", Ports: "80"}}}}
+	tbl, err := c.VS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := tbl.Services[1]
+	if s.Addr.String() != "2001:2::1" || s.Netmask.String() != "ffff:ffff:ffff:ffff::" || len(s.Reals) != 2 ||
+		s.Reals[0].Addr.String() != "2001:2::11" || s.Reals[0].Port != 443 || s.Reals[1].Fwd.String() != "Tunnel" {
+		t.Errorf("IPv6 service %+v", s)
+	}
+	if f := tbl.Services[2]; f.FWMark != 5 || !f.IPv6 || f.Key.String() != "FWM 5 IPv6" || f.Netmask.String() != "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" {
+		t.Errorf("IPv6 fwmark service %+v", f)
+	}
+	if m := tbl.Marks[0].Matches[0]; m.Addr.String() != "2001:2::5" {
+		t.Errorf("IPv6 mark match %+v", m)
+	}
+}

@@ -111,7 +111,7 @@ func (s *Server) destSince(snap *dataplane.Snapshot, id uint32, t dataplane.Traf
 
 func svcMapKey(k vs.Key) vs.Key {
 	if k.FWMark != 0 {
-		return vs.Key{FWMark: k.FWMark}
+		return vs.Key{FWMark: k.FWMark, IPv6: k.IPv6}
 	}
 	return k
 }

@@ -242,6 +242,7 @@ func (s *Server) Services(loads Loads) []api.Service {
 			SchedFlags: vsvc.SchedFlags, Persistent: vsvc.Persistent, Timeout: vsvc.Timeout}
 		if vsvc.FWMark != 0 {
 			o.Proto = "fwm"
+			o.IPv6 = vsvc.IPv6
 		} else {
 			o.Address = vsvc.Addr.String()
 		}

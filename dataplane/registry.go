@@ -104,7 +104,7 @@ func NewRegistryClock(now func() time.Duration) *Registry {
 
 func svcMapKey(k vs.Key) vs.Key {
 	if k.FWMark != 0 {
-		return vs.Key{FWMark: k.FWMark}
+		return vs.Key{FWMark: k.FWMark, IPv6: k.IPv6}
 	}
 	return k
 }

@@ -217,6 +217,9 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
+	if err := CheckForwardable(t); err != nil {
+		return nil, err
+	}
 	busy := o.Busy
 	if busy == nil {
 		busy = func(id uint32) bool {

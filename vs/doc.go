@@ -9,6 +9,10 @@
 // refused as a whole. Callers that share a Table copy it with Clone, edit the
 // copy, and publish the result.
 //
-// Addresses are netip.Addr here; only IPv4 services are forwarded by the
-// dataplane today, and Validate says so for IPv6.
+// Addresses are netip.Addr here, of either family, with IPVS's rules: a
+// real server's family may differ from its service's only for a tunnel (-i)
+// real server, and an IPv6 service's persistence netmask is a prefix. The
+// model accepts IPv6 services; the dataplane does not forward them yet, and
+// dataplane.Compile, which every path into the daemon goes through, refuses
+// them by name.
 package vs

@@ -84,16 +84,30 @@ const DefaultPersistTimeout = 6 * 60
 // MaxWeight is the largest weight ipvsadm accepts.
 const MaxWeight = 65535
 
-// Key identifies a service: a protocol, address and port, or a firewall mark.
+// Key identifies a service: a protocol, address and port, or a firewall mark
+// and a family. IPVS keys firewall-mark services by (family, mark), so FWM 1
+// and FWM 1 IPv6 (ipvsadm -f 1 -6) are two services.
 type Key struct {
 	Proto  Proto
 	Addr   netip.Addr
 	Port   uint16
 	FWMark uint32
+	IPv6   bool // a firewall-mark service of the IPv6 family; address services follow Addr
+}
+
+// Is6 reports whether the service is of the IPv6 family.
+func (k Key) Is6() bool {
+	if k.FWMark != 0 {
+		return k.IPv6
+	}
+	return k.Addr.Is6()
 }
 
 func (k Key) String() string {
 	if k.FWMark != 0 {
+		if k.IPv6 {
+			return fmt.Sprintf("FWM %d IPv6", k.FWMark)
+		}
 		return fmt.Sprintf("FWM %d", k.FWMark)
 	}
 	return fmt.Sprintf("%s %s", strings.ToUpper(k.Proto.String()), netip.AddrPortFrom(k.Addr, k.Port))
@@ -106,7 +120,7 @@ type Service struct {
 	SchedFlags []string // -b flags, e.g. "sh-port"
 	Persistent bool
 	Timeout    uint32     // persistence timeout in seconds
-	Netmask    netip.Addr // persistence granularity; 255.255.255.255 by default
+	Netmask    netip.Addr // persistence granularity: a contiguous mask of the service's family, all ones by default (IPv6: a prefix, ipvsadm's -M 64)
 	Reals      []Real
 }
 
@@ -183,7 +197,7 @@ func (t *Table) Find(k Key) int {
 
 func sameKey(a, b Key) bool {
 	if a.FWMark != 0 || b.FWMark != 0 {
-		return a.FWMark == b.FWMark
+		return a.FWMark == b.FWMark && a.IPv6 == b.IPv6
 	}
 	return a.Proto == b.Proto && a.Addr == b.Addr && a.Port == b.Port
 }
@@ -199,7 +213,8 @@ func (s *Service) FindReal(addr netip.Addr, port uint16) int {
 }
 
 // Normalize fills in ipvsadm's defaults: scheduler wlc, persistence timeout
-// DefaultPersistTimeout when persistent without one, netmask /32.
+// DefaultPersistTimeout when persistent without one, netmask /32 (/128 for
+// an IPv6 service).
 func (s *Service) Normalize() {
 	if s.Sched == "" {
 		s.Sched = "wlc"
@@ -208,8 +223,32 @@ func (s *Service) Normalize() {
 		s.Timeout = DefaultPersistTimeout
 	}
 	if !s.Netmask.IsValid() {
-		s.Netmask = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+		s.Netmask = FullMask(s.Is6())
 	}
+}
+
+// FullMask is the all-ones netmask of a family: 255.255.255.255, or
+// ffff:...:ffff (/128) for IPv6.
+func FullMask(ipv6 bool) netip.Addr {
+	if ipv6 {
+		return netip.AddrFrom16([16]byte{0: 0xff, 1: 0xff, 2: 0xff, 3: 0xff, 4: 0xff, 5: 0xff, 6: 0xff, 7: 0xff,
+			8: 0xff, 9: 0xff, 10: 0xff, 11: 0xff, 12: 0xff, 13: 0xff, 14: 0xff, 15: 0xff})
+	}
+	return netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
+// PrefixMask is the netmask of a family with the first bits ones: how
+// ipvsadm's -M 64 of an IPv6 service (a prefix length, as the kernel keeps
+// svc->netmask for AF_INET6) reads as an address.
+func PrefixMask(bits int, ipv6 bool) netip.Addr {
+	var b [16]byte
+	for i := 0; i < bits && i < 128; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	if ipv6 {
+		return netip.AddrFrom16(b)
+	}
+	return netip.AddrFrom4([4]byte(b[:4]))
 }
 
 // AddService adds s; it fails with ErrServiceExists if its key is taken.
@@ -262,6 +301,9 @@ func (t *Table) AddReal(k Key, r Real) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
+	if err := s.checkFamily(r); err != nil {
+		return err
+	}
 	if s.FindReal(r.Addr, r.Port) >= 0 {
 		return ErrDestExists
 	}
@@ -281,6 +323,9 @@ func (t *Table) EditReal(k Key, r Real) error {
 		return ErrNoDest
 	}
 	if err := r.Validate(); err != nil {
+		return err
+	}
+	if err := s.checkFamily(r); err != nil {
 		return err
 	}
 	s.Reals[j] = r
@@ -353,16 +398,20 @@ func (s *Service) Validate() error {
 		if !s.Addr.IsValid() {
 			return fmt.Errorf("service %s: address is missing", s.Key)
 		}
-		if !s.Addr.Is4() {
-			return fmt.Errorf("service %s: address %s: only IPv4 services are forwarded", s.Key, s.Addr)
+		if s.Addr.Is4In6() || s.Addr.Zone() != "" {
+			return fmt.Errorf("service %s: address %s: must be a plain IPv4 or IPv6 address (no IPv4-mapped form, no zone)", s.Key, s.Addr)
 		}
 		if s.Port == 0 && !s.Persistent {
 			return fmt.Errorf("service %s: port 0 (all ports) requires persistence (-p), as in ipvsadm", s.Key)
 		}
 	}
 	if s.Netmask.IsValid() {
-		if !s.Netmask.Is4() {
-			return fmt.Errorf("service %s: netmask %s: must be an IPv4 mask", s.Key, s.Netmask)
+		if s.Netmask.Is6() != s.Is6() || s.Netmask.Is4In6() {
+			fam := "IPv4"
+			if s.Is6() {
+				fam = "IPv6"
+			}
+			return fmt.Errorf("service %s: netmask %s: must be an %s mask, as the service", s.Key, s.Netmask, fam)
 		}
 		if _, err := MaskBits(s.Netmask); err != nil {
 			return fmt.Errorf("service %s: %w", s.Key, err)
@@ -372,20 +421,35 @@ func (s *Service) Validate() error {
 		if err := r.Validate(); err != nil {
 			return fmt.Errorf("service %s: %w", s.Key, err)
 		}
+		if err := s.checkFamily(r); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// MaskBits returns the prefix length of a contiguous IPv4 netmask.
+// checkFamily checks r's family against the service's. IPVS
+// (ip_vs_genl_set_cmd) lets a real server's family differ from its
+// service's only when it is a tunnel (-i) dest.
+func (s *Service) checkFamily(r Real) error {
+	if r.Addr.Is6() != s.Is6() && r.Fwd != Tunnel {
+		return fmt.Errorf("service %s: real server %s: its address family differs from the service's, which IPVS allows only for tunnel (-i) real servers", s.Key, r.AddrPort())
+	}
+	return nil
+}
+
+// MaskBits returns the prefix length of a contiguous netmask of either
+// family.
 func MaskBits(m netip.Addr) (int, error) {
-	b := m.As4()
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	b := m.AsSlice()
 	n := 0
-	for n < 32 && v&(1<<(31-n)) != 0 {
+	for n < len(b)*8 && b[n/8]&(0x80>>(n%8)) != 0 {
 		n++
 	}
-	if n < 32 && v<<n != 0 {
-		return 0, fmt.Errorf("netmask %s: ones must be contiguous", m)
+	for i := n; i < len(b)*8; i++ {
+		if b[i/8]&(0x80>>(i%8)) != 0 {
+			return 0, fmt.Errorf("netmask %s: ones must be contiguous", m)
+		}
 	}
 	return n, nil
 }
@@ -395,8 +459,8 @@ func (r *Real) Validate() error {
 	if !r.Addr.IsValid() {
 		return fmt.Errorf("real server: address is missing")
 	}
-	if !r.Addr.Is4() {
-		return fmt.Errorf("real server %s: only IPv4 real servers are forwarded", r.Addr)
+	if r.Addr.Is4In6() || r.Addr.Zone() != "" {
+		return fmt.Errorf("real server %s: must be a plain IPv4 or IPv6 address (no IPv4-mapped form, no zone)", r.AddrPort())
 	}
 	if r.Weight < 0 || r.Weight > MaxWeight {
 		return fmt.Errorf("real server %s: weight %d: must be 0..%d", r.AddrPort(), r.Weight, MaxWeight)
@@ -424,7 +488,7 @@ func (t *Table) Validate() error {
 		}
 		k := s.Key
 		if k.FWMark != 0 {
-			k = Key{FWMark: k.FWMark}
+			k = Key{FWMark: k.FWMark, IPv6: k.IPv6}
 		}
 		if seen[k] {
 			return fmt.Errorf("service %s: %w", s.Key, ErrServiceExists)
@@ -448,8 +512,8 @@ func (t *Table) Validate() error {
 			if x.Proto != TCP && x.Proto != UDP {
 				return fmt.Errorf("marks[%d].matches[%d]: protocol must be tcp or udp", i, j)
 			}
-			if !x.Addr.Is4() {
-				return fmt.Errorf("marks[%d].matches[%d]: address %s: must be IPv4", i, j, x.Addr)
+			if !x.Addr.IsValid() || x.Addr.Is4In6() || x.Addr.Zone() != "" {
+				return fmt.Errorf("marks[%d].matches[%d]: address %s: must be a plain IPv4 or IPv6 address", i, j, x.Addr)
 			}
 			if x.PortHi < x.PortLo {
 				return fmt.Errorf("marks[%d].matches[%d]: port range %d-%d: high end below low end", i, j, x.PortLo, x.PortHi)

@@ -64,7 +64,13 @@ func TestValidateNamesTheRule(t *testing.T) {
 		want string
 	}{
 		{"zero port without persistence", svc(0), "requires persistence"},
-		{"ipv6", Service{Key: Key{Proto: TCP, Addr: netip.MustParseAddr("2001:2::1"), Port: 80}}, "only IPv4"},
+		{"ipv4-mapped", Service{Key: Key{Proto: TCP, Addr: netip.MustParseAddr("::ffff:198.19.0.1"), Port: 80}}, "no IPv4-mapped form"},
+		{"ipv6 dr real of an ipv4 service", Service{Key: svc(80).Key, Reals: []Real{{Addr: netip.MustParseAddr("2001:2::11"), Port: 80, Weight: 1}}},
+			"real server [2001:2::11]:80: its address family differs from the service's, which IPVS allows only for tunnel (-i) real servers"},
+		{"ipv4 dr real of an ipv6 service", Service{Key: v6svc(80).Key, Reals: []Real{real(11, 1)}}, "service TCP [2001:2::1]:80: real server 198.18.0.11:80: its address family differs"},
+		{"ipv4 netmask on an ipv6 service", Service{Key: v6svc(80).Key, Persistent: true, Netmask: netip.MustParseAddr("255.255.255.0")}, "must be an IPv6 mask"},
+		{"ipv6 netmask on an ipv4 service", Service{Key: svc(80).Key, Persistent: true, Netmask: PrefixMask(64, true)}, "must be an IPv4 mask"},
+		{"ipv6 netmask not contiguous", Service{Key: v6svc(80).Key, Persistent: true, Netmask: netip.MustParseAddr("ffff::ffff")}, "contiguous"},
 		{"weight", Service{Key: svc(80).Key, Reals: []Real{real(11, 70000)}}, "weight 70000: must be 0..65535"},
 		{"masq", Service{Key: svc(80).Key, Reals: []Real{{Addr: real(11, 1).Addr, Port: 80, Fwd: Masq, Weight: 1}}}, "masquerading"},
 		{"thresholds", Service{Key: svc(80).Key, Reals: []Real{{Addr: real(11, 1).Addr, Port: 80, Weight: 1, Upper: 10, Lower: 20}}}, "lower threshold 20"},
@@ -103,7 +109,8 @@ func TestMarksValidate(t *testing.T) {
 }
 
 func TestMaskBits(t *testing.T) {
-	for m, want := range map[string]int{"255.255.255.255": 32, "255.255.255.0": 24, "0.0.0.0": 0, "255.255.128.0": 17} {
+	for m, want := range map[string]int{"255.255.255.255": 32, "255.255.255.0": 24, "0.0.0.0": 0, "255.255.128.0": 17,
+		"ffff:ffff:ffff:ffff::": 64, "::": 0, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff": 128, "ffff:fe00::": 23} {
 		if got, err := MaskBits(netip.MustParseAddr(m)); err != nil || got != want {
 			t.Errorf("MaskBits(%s) = %d, %v; want %d", m, got, err, want)
 		}
@@ -137,6 +144,87 @@ func TestValidateMarkOverlap(t *testing.T) {
 			t.Errorf("%s: refused: %v", tc.name, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+var vip6 = netip.MustParseAddr("2001:2::1")
+
+func v6svc(port uint16) Service {
+	return Service{Key: Key{Proto: TCP, Addr: vip6, Port: port}, Sched: "wlc"}
+}
+
+// TestIPv6Model: the model holds IPv6 services, IPv6 reals, mixed-family
+// tunnel reals (and only those, as ip_vs_genl_set_cmd allows), IPv6
+// firewall-mark services next to IPv4 ones of the same mark, and an IPv6
+// persistence netmask that defaults to /128.
+func TestIPv6Model(t *testing.T) {
+	var tb Table
+	s := v6svc(80)
+	s.Persistent = true
+	if err := tb.AddService(s); err != nil {
+		t.Fatal(err)
+	}
+	if got := tb.Services[0].Netmask; got != FullMask(true) {
+		t.Errorf("default IPv6 netmask %s, want /128", got)
+	}
+	k := s.Key
+	r6 := Real{Addr: netip.MustParseAddr("2001:2::11"), Port: 80, Weight: 1}
+	if err := tb.AddReal(k, r6); err != nil {
+		t.Fatal(err)
+	}
+	r4 := Real{Addr: netip.MustParseAddr("198.18.0.11"), Port: 80, Weight: 1}
+	if err := tb.AddReal(k, r4); err == nil || !strings.Contains(err.Error(), "only for tunnel (-i)") {
+		t.Errorf("IPv4 DR real of an IPv6 service: %v", err)
+	}
+	r4.Fwd = Tunnel
+	if err := tb.AddReal(k, r4); err != nil {
+		t.Fatalf("IPv4 tunnel real of an IPv6 service: %v", err)
+	}
+	r4.Fwd = Route
+	if err := tb.EditReal(k, r4); err == nil || len(tb.Services[0].Reals) != 2 || tb.Services[0].Reals[1].Fwd != Tunnel {
+		t.Errorf("editing the tunnel real to DR: %v, reals %+v", err, tb.Services[0].Reals)
+	}
+	e := s
+	e.Netmask = PrefixMask(64, true)
+	if err := tb.EditService(e); err != nil || tb.Services[0].Netmask != netip.MustParseAddr("ffff:ffff:ffff:ffff::") {
+		t.Errorf("-M 64: %v %s", err, tb.Services[0].Netmask)
+	}
+	if err := tb.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// An IPv4 service with an IPv6 tunnel real.
+	if err := tb.AddService(Service{Key: svc(80).Key, Reals: []Real{{Addr: r6.Addr, Port: 80, Fwd: Tunnel, Weight: 1}}}); err != nil {
+		t.Fatalf("IPv6 tunnel real of an IPv4 service: %v", err)
+	}
+	// FWM 1 and FWM 1 IPv6 are two services.
+	tb.Marks = []Mark{{Mark: 1, Matches: []Match{{Proto: TCP, Addr: vip6, PortLo: 443, PortHi: 443}}}}
+	if err := tb.AddService(Service{Key: Key{FWMark: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.AddService(Service{Key: Key{FWMark: 1, IPv6: true}}); err != nil {
+		t.Fatalf("FWM 1 IPv6 next to FWM 1: %v", err)
+	}
+	if err := tb.AddService(Service{Key: Key{FWMark: 1, IPv6: true}}); !errors.Is(err, ErrServiceExists) {
+		t.Errorf("FWM 1 IPv6 twice: %v", err)
+	}
+	if i := tb.Find(Key{FWMark: 1, IPv6: true}); i < 0 || tb.Services[i].Netmask != FullMask(true) || tb.Services[i].Key.String() != "FWM 1 IPv6" {
+		t.Errorf("FWM 1 IPv6: index %d", i)
+	}
+	if err := tb.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPrefixMask(t *testing.T) {
+	for _, c := range []struct {
+		bits int
+		v6   bool
+		want string
+	}{{64, true, "ffff:ffff:ffff:ffff::"}, {128, true, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}, {1, true, "8000::"},
+		{24, false, "255.255.255.0"}, {32, false, "255.255.255.255"}, {0, false, "0.0.0.0"}} {
+		if got := PrefixMask(c.bits, c.v6); got != netip.MustParseAddr(c.want) {
+			t.Errorf("PrefixMask(%d, %v) = %s, want %s", c.bits, c.v6, got, c.want)
 		}
 	}
 }

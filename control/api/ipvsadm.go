@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/afvs/afvs/ipvsadm"
+	"github.com/afvs/afvs/vs"
 )
 
 // IpvsadmSnapshot fetches from the daemon what an ipvsadm listing or save
@@ -48,24 +49,24 @@ func (c *Client) IpvsadmSnapshot(conns bool) (*ipvsadm.Snapshot, error) {
 			Stats: ipvsadm.Stats(s.Stats), Rate: ipvsadm.Rate(s.Rate)}
 		switch s.Proto {
 		case "fwm":
-			o.Virtual = ipvsadm.Virtual{Proto: ipvsadm.FWM, FWMark: s.FWMark}
+			o.Virtual = ipvsadm.Virtual{Proto: ipvsadm.FWM, FWMark: s.FWMark, IPv6: s.IPv6}
 		case "udp":
 			o.Virtual = ipvsadm.Virtual{Proto: ipvsadm.UDP, Addr: addr("service address", s.Address), Port: s.Port}
 		default:
 			o.Virtual = ipvsadm.Virtual{Proto: ipvsadm.TCP, Addr: addr("service address", s.Address), Port: s.Port}
 		}
+		if o.Virtual.Is6() {
+			o.Netmask = 128
+		}
 		if s.Netmask != "" {
-			if m := addr("netmask", s.Netmask); m.Is4() {
-				bits := 0
-				for _, b := range m.As4() {
-					for ; b&0x80 != 0; b <<= 1 {
-						bits++
-					}
-				}
-				o.Netmask = bits
-			} else if perr == nil {
-				perr = fmt.Errorf("afvs sent a bad netmask %q: not IPv4", s.Netmask)
+			// A contiguous mask of the service's family: dotted for IPv4,
+			// an IPv6 prefix mask for IPv6 (listed as -M's prefix length).
+			m := addr("netmask", s.Netmask)
+			bits, err := vs.MaskBits(m)
+			if m.IsValid() && (err != nil || m.Is6() != o.Virtual.Is6()) && perr == nil {
+				perr = fmt.Errorf("afvs sent a bad netmask %q for service %s", s.Netmask, o.Virtual.Addr)
 			}
+			o.Netmask = bits
 		}
 		for _, r := range s.Reals {
 			d := ipvsadm.Dest{Addr: addr("real server address", r.Address), Port: r.Port, Weight: int(r.Weight), Upper: r.Upper, Lower: r.Lower,

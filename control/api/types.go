@@ -78,6 +78,7 @@ type Service struct {
 	Address    string   `json:"address,omitempty"`
 	Port       uint16   `json:"port"`
 	FWMark     uint32   `json:"fwmark,omitempty"`
+	IPv6       bool     `json:"ipv6,omitempty"` // a firewall-mark service of the IPv6 family
 	Scheduler  string   `json:"scheduler"`
 	SchedFlags []string `json:"sched_flags,omitempty"`
 	Persistent bool     `json:"persistent"`

@@ -2,7 +2,6 @@ package apply
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 
@@ -18,7 +17,7 @@ var ErrSchedNotFound = vs.ErrSchedNotFound
 // ServiceKey converts ipvsadm's service address into the model's key.
 func ServiceKey(v ipvsadm.Virtual) vs.Key {
 	if v.Proto == ipvsadm.FWM {
-		return vs.Key{FWMark: v.FWMark}
+		return vs.Key{FWMark: v.FWMark, IPv6: v.IPv6}
 	}
 	p, _ := v.Proto.VS()
 	return vs.Key{Proto: p, Addr: v.Addr, Port: v.Port}
@@ -70,28 +69,20 @@ func service(t *vs.Table, c *ipvsadm.Command) (vs.Service, error) {
 	if c.OnePacket {
 		return s, fmt.Errorf("-o (one-packet scheduling): not supported by afvs")
 	}
-	if c.Service.Is6() {
-		name := c.Service.Addr.String()
-		if c.Service.Proto == ipvsadm.FWM {
-			name = fmt.Sprintf("fwmark %d -6", c.Service.FWMark)
-		}
-		return s, fmt.Errorf("%s: Operation not supported with IPv6 (afvs forwards IPv4 services)", name)
-	}
 	if c.Service.Proto == ipvsadm.FWM {
 		if _, ok := t.MarkGroup(c.Service.FWMark); !ok {
 			return s, fmt.Errorf("fwmark %d: no firewall-mark group defines it; afvs takes mark groups (address, protocol, ports) from the marks section of its config", c.Service.FWMark)
 		}
 	}
 	if c.Persistent {
-		bits := c.Netmask
-		if bits < 0 || bits > 32 {
+		bits, ipv6 := c.Netmask, c.Service.Is6()
+		if ipv6 && (bits < 1 || bits > 128) {
+			return s, fmt.Errorf("netmask /%d: must be 1..128 for IPv6", bits)
+		}
+		if !ipv6 && (bits < 0 || bits > 32) {
 			return s, fmt.Errorf("netmask /%d: must be 0..32 for IPv4", bits)
 		}
-		var m [4]byte
-		for i := 0; i < bits; i++ {
-			m[i/8] |= 0x80 >> (i % 8)
-		}
-		s.Netmask = netip.AddrFrom4(m)
+		s.Netmask = vs.PrefixMask(bits, ipv6)
 	}
 	return s, nil
 }

@@ -59,3 +59,34 @@ func TestRealForwarding(t *testing.T) {
 		t.Errorf("%d real servers after the refusals, want 2", n)
 	}
 }
+
+// TestIPv6Commands: ipvsadm's IPv6 commands reach the model as IPVS keeps
+// them: an IPv6 service with -M 64 as a /64 mask, IPv6 real servers, a
+// mixed-family tunnel dest, and -f N -6 as its own service next to -f N.
+func TestIPv6Commands(t *testing.T) {
+	tbl := &vs.Table{Marks: []vs.Mark{{Mark: 7, Matches: []vs.Match{{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.7")}}}}}
+	for _, line := range []string{
+		"-A -t [2001:2::1]:443 -s mh -p 600 -M 64",
+		"-a -t [2001:2::1]:443 -r 2001:2::11 -g -w 2",
+		"-a -t [2001:2::1]:443 -r 198.18.0.21 -i",
+		"-A -f 7 -s rr",
+		"-A -f 7 -6 -s rr -p -M 48",
+	} {
+		c, err := ipvsadm.Parse(strings.Fields(line))
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if err := Command(tbl, c); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+	}
+	s := tbl.Services[tbl.Find(vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("2001:2::1"), Port: 443})]
+	if s.Netmask != netip.MustParseAddr("ffff:ffff:ffff:ffff::") || s.Timeout != 600 || len(s.Reals) != 2 ||
+		s.Reals[0].Port != 443 || s.Reals[0].Weight != 2 || s.Reals[1].Fwd != vs.Tunnel || !s.Reals[1].Addr.Is4() {
+		t.Errorf("IPv6 service %+v", s)
+	}
+	i4, i6 := tbl.Find(vs.Key{FWMark: 7}), tbl.Find(vs.Key{FWMark: 7, IPv6: true})
+	if i4 < 0 || i6 < 0 || i4 == i6 || tbl.Services[i6].Netmask != netip.MustParseAddr("ffff:ffff:ffff::") || tbl.Services[i4].Netmask != netip.MustParseAddr("255.255.255.255") {
+		t.Errorf("FWM 7 at %d, FWM 7 IPv6 at %d: %+v", i4, i6, tbl.Services)
+	}
+}

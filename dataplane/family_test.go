@@ -1,0 +1,66 @@
+package dataplane
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/afvs/afvs/sched"
+	"github.com/afvs/afvs/vs"
+)
+
+// TestCompileRefusesIPv6: the model accepts IPv6 services, IPv6 tunnel
+// dests and IPv6 mark matches; Compile, which every apply goes through,
+// refuses each by name, and the IPv4 table still compiles with the same
+// registry after the refusal.
+func TestCompileRefusesIPv6(t *testing.T) {
+	a := netip.MustParseAddr
+	v4 := vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: a("198.19.0.1"), Port: 80}, Sched: "rr",
+		Reals: []vs.Real{{Addr: a("198.18.0.11"), Port: 80, Weight: 1}}}
+	for _, c := range []struct {
+		name string
+		edit func(*vs.Table)
+		want string
+	}{
+		{"ipv6 service", func(t *vs.Table) {
+			t.Services = append(t.Services, vs.Service{Key: vs.Key{Proto: vs.UDP, Addr: a("2001:2::1"), Port: 53}, Sched: "rr"})
+		}, "service UDP [2001:2::1]:53: IPv6 forwarding is not implemented yet"},
+		{"ipv6 fwmark service", func(t *vs.Table) {
+			t.Marks = []vs.Mark{{Mark: 3, Matches: []vs.Match{{Proto: vs.TCP, Addr: a("198.19.0.3")}}}}
+			t.Services = append(t.Services, vs.Service{Key: vs.Key{FWMark: 3, IPv6: true}, Sched: "rr"})
+		}, "service FWM 3 IPv6: IPv6 forwarding is not implemented yet"},
+		{"ipv6 tunnel dest", func(t *vs.Table) {
+			t.Services[0].Reals = append(t.Services[0].Reals, vs.Real{Addr: a("2001:2::11"), Port: 80, Fwd: vs.Tunnel, Weight: 1})
+		}, "service TCP 198.19.0.1:80: real server [2001:2::11]:80: tunnelling to an IPv6 real server is not implemented yet"},
+		{"ipv6 mark match", func(t *vs.Table) {
+			t.Marks = []vs.Mark{{Mark: 3, Matches: []vs.Match{{Proto: vs.TCP, Addr: a("2001:2::3")}}}}
+			t.Services = append(t.Services, vs.Service{Key: vs.Key{FWMark: 3}, Sched: "rr"})
+		}, "marks[0].matches[0] (mark 3): address 2001:2::3: IPv6 forwarding is not implemented yet"},
+	} {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			tbl := &vs.Table{Services: []vs.Service{v4}}
+			tbl.Services[0].Reals = append([]vs.Real(nil), v4.Reals...)
+			c.edit(tbl)
+			for i := range tbl.Services {
+				tbl.Services[i].Normalize()
+			}
+			if err := tbl.Validate(); err != nil {
+				t.Fatalf("the model refuses it: %v", err)
+			}
+			reg := NewRegistry()
+			bo := BuildOptions{Registry: reg, Loads: sched.NewLoads(MaxDests), Resolver: StaticResolver{}, Ifaces: []Iface{{MTU: 1500}}}
+			if p, err := Compile(tbl, bo); err == nil || !strings.Contains(err.Error(), c.want) {
+				if p != nil {
+					p.Abort()
+				}
+				t.Fatalf("Compile: %v, want %q", err, c.want)
+			}
+			ok := &vs.Table{Services: []vs.Service{v4}}
+			p, err := Compile(ok, bo)
+			if err != nil {
+				t.Fatalf("the IPv4 table after the refusal: %v", err)
+			}
+			p.Abort()
+		})
+	}
+}
