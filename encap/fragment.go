@@ -16,7 +16,8 @@ import "github.com/afvs/afvs/internal/header"
 // ok is false, and buf is unchanged (second may have been written), when
 // two fragments are not enough, when the inner header has options (which
 // fragmentation would have to sort into copied and uncopied), when the
-// inner packet has DF set or is already a fragment, or when anything IPIP
+// inner packet has DF set or is already a fragment, for an IPv6 packet
+// (never fragmented on the way: see PacketTooBig), or when anything IPIP
 // refuses.
 func FragmentIPIP(buf []byte, off, n int, p *header.Packet, mtu int, outerSrc, outerDst [4]byte, srcMAC, dstMAC [6]byte, second []byte) (newOff, newN, secondN int, ok bool) {
 	if len(second) < Overhead {
@@ -64,7 +65,7 @@ func FragmentDR(buf []byte, off, n int, p *header.Packet, mtu int, srcMAC, dstMA
 // two frames; saved is buf's IP header as it was, for a caller that must
 // undo the split. Nothing is written unless ok.
 func split(buf []byte, off, n int, p *header.Packet, ipMTU int, dst []byte) (n1, n2 int, p1, p2 header.Packet, saved [header.IPv4MinLen]byte, ok bool) {
-	if p == nil || p.DF || off < 0 || n < 0 || off > len(buf) || n > len(buf)-off || p.End > n {
+	if p == nil || p.IPv6 || p.DF || off < 0 || n < 0 || off > len(buf) || n > len(buf)-off || p.End > n {
 		return
 	}
 	l2 := p.L3

@@ -19,9 +19,10 @@ const (
 // NeedsFrag reports whether the packet p, once tunnelled, would exceed
 // egressMTU (the egress interface's L3 MTU) while its DF flag forbids
 // fragmenting it. A too-big packet without DF is not reported: IPVS would
-// fragment the outer packet, and the caller decides what to do instead.
+// fragment the outer packet, and the caller decides what to do instead. It
+// is false for an IPv6 packet, which NeedsPacketTooBig answers for.
 func NeedsFrag(p *header.Packet, egressMTU int) bool {
-	return p != nil && p.DF && int(p.TotalLen)+Overhead > egressMTU
+	return p != nil && !p.IPv6 && p.DF && int(p.TotalLen)+Overhead > egressMTU
 }
 
 // FragNeeded builds in out the ICMP destination-unreachable, fragmentation-
@@ -29,7 +30,8 @@ func NeedsFrag(p *header.Packet, egressMTU int) bool {
 // (parsed into p) to send packets of at most mtu-20 bytes, mtu being the
 // egress interface's MTU towards the real server. It returns the length of
 // the frame written, or 0 if it cannot build one: out too small, p not
-// describing in, a hop MTU below 68 or above 65535, or a client address that
+// describing an IPv4 frame in (PacketTooBig answers IPv6), a hop MTU below
+// 68 or above 65535, or a client address that
 // must not receive ICMP errors (RFC 1122 3.2.2: zero, loopback, multicast,
 // broadcast). out must not overlap in.
 //
@@ -47,7 +49,7 @@ func NeedsFrag(p *header.Packet, egressMTU int) bool {
 // an atomic datagram needs no unique ID (RFC 6864). The quote is the inner IP
 // header with options plus the first 8 bytes of its payload.
 func FragNeeded(out []byte, in []byte, p *header.Packet, mtu int, srcMAC, dstMAC [6]byte, routerAddr [4]byte) int {
-	if p == nil {
+	if p == nil || p.IPv6 {
 		return 0
 	}
 	l2 := p.L3

@@ -22,7 +22,8 @@ const (
 // packet stays exactly where it was. With less, the new frame starts at 0 and
 // the inner packet is shifted right, which needs room after it. ok is false,
 // and buf is unchanged, when it does not fit, when the arguments do not
-// describe a parsed frame, or when the result would exceed 65535 bytes.
+// describe a parsed IPv4 frame (IP6IP4 tunnels IPv6 over IPv4), or when the
+// result would exceed 65535 bytes.
 //
 // Identification: when the inner packet has DF set the outer one is an atomic
 // datagram (RFC 6864 section 4.1) and its ID is 0, which is what Linux's
@@ -32,7 +33,7 @@ const (
 // to one real server could then share an outer ID if both are fragmented
 // downstream; the reassembly checksum catches a mismatch.
 func IPIP(buf []byte, off, n int, p *header.Packet, outerSrc, outerDst [4]byte, srcMAC, dstMAC [6]byte) (newOff, newN int, ok bool) {
-	if p == nil || off < 0 || n < 0 || off > len(buf) || n > len(buf)-off {
+	if p == nil || p.IPv6 || off < 0 || n < 0 || off > len(buf) || n > len(buf)-off {
 		return off, n, false
 	}
 	l2 := p.L3

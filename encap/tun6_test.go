@@ -360,3 +360,74 @@ func TestPacketTooBigAllocs(t *testing.T) {
 		t.Errorf("PacketTooBig allocates %v times", n)
 	}
 }
+
+// TestIPv4FunctionsRefuseIPv6: now that Parse returns IPv6 packets, the
+// IPv4-only functions refuse them instead of treating their header as IPv4:
+// IPIP would have wrapped an IPv6 packet as protocol 4, NeedsFrag would
+// have asked for an ICMPv4 reply.
+func TestIPv4FunctionsRefuseIPv6(t *testing.T) {
+	frame := build6(t, spec6{payload: 1000})
+	p := parse(t, frame)
+	second := make([]byte, 2000)
+	buf := inFrame(frame, headroom)
+	before := bytes.Clone(buf)
+	if _, _, ok := IPIP(buf, headroom, len(frame), &p, directorIP, rsIP, egressMAC, rsMAC); ok || !bytes.Equal(buf, before) {
+		t.Error("IPIP took an IPv6 packet")
+	}
+	if NeedsFrag(&p, 600) {
+		t.Error("NeedsFrag for an IPv6 packet")
+	}
+	if n := FragNeeded(make([]byte, 200), frame, &p, 600, directorMAC, clientMAC, vip); n != 0 {
+		t.Error("FragNeeded built a reply to an IPv6 packet")
+	}
+	p.DF = false // the fragmenters must not rely on IPv6's DF to refuse
+	if _, _, _, ok := FragmentIPIP(buf, headroom, len(frame), &p, 600, directorIP, rsIP, egressMAC, rsMAC, second); ok || !bytes.Equal(buf, before) {
+		t.Error("FragmentIPIP took an IPv6 packet")
+	}
+	if _, _, ok := FragmentDR(buf, headroom, len(frame), &p, 600, egressMAC, rsMAC, second); ok || !bytes.Equal(buf, before) {
+		t.Error("FragmentDR took an IPv6 packet")
+	}
+}
+
+// FuzzTunnels6 feeds arbitrary frames, offsets and buffer sizes to the IPv6
+// encapsulations and PacketTooBig, with the Packet from Parse. They must
+// never panic; a refusal must leave buf alone; an accepted encapsulation
+// carries the original IP packet unchanged behind an outer header whose
+// length field counts it.
+func FuzzTunnels6(f *testing.F) {
+	f.Add(build6(f, spec6{payload: 10}), uint8(40), uint8(0), uint8(0))
+	f.Add(build6(f, spec6{vlan: true, dstOpts: true}), uint8(3), uint8(30), uint8(1))
+	f.Add(build(f, spec{payload: 10}), uint8(60), uint8(0), uint8(2))
+	f.Fuzz(func(t *testing.T, frame []byte, off, tail, which uint8) {
+		var p header.Packet
+		if header.Parse(frame, &p) != header.OK {
+			return
+		}
+		buf := make([]byte, int(off)+len(frame)+int(tail))
+		copy(buf[off:], frame)
+		before := bytes.Clone(buf)
+		c := tunCases[int(which)%len(tunCases)]
+		newOff, newN, ok := c.run(buf, int(off), len(frame), &p)
+		if !ok {
+			if !bytes.Equal(buf, before) {
+				t.Fatal("refused but wrote to buf")
+			}
+		} else {
+			out := buf[newOff : newOff+newN]
+			if !bytes.Equal(out[p.L3+c.overhead:], frame[p.L3:p.End]) {
+				t.Fatalf("%s: inner packet changed", c.name)
+			}
+			if c.outer6 && int(header.IPv6(out[p.L3:]).PayloadLength()) != p.End-p.L3 {
+				t.Fatalf("%s: payload length", c.name)
+			}
+			if !c.outer6 && (!header.IPv4(out[p.L3:]).IsChecksumValid() || int(header.IPv4(out[p.L3:]).TotalLength()) != newN-p.L3) {
+				t.Fatalf("%s: outer IPv4 header % x", c.name, out[p.L3:p.L3+20])
+			}
+		}
+		out := make([]byte, int(tail)*8)
+		if n := PacketTooBig(out, frame, &p, 1280+int(off), directorMAC, clientMAC, vip6); n > len(out) {
+			t.Fatalf("PacketTooBig returned %d for a %d-byte out", n, len(out))
+		}
+		NeedsPacketTooBig(&p, 1280+int(off), int(tail))
+	})
+}
