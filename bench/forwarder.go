@@ -116,7 +116,7 @@ func (f *Forwarder) Run() error {
 	} else {
 		defer runtime.UnlockOSThread()
 	}
-	director.Spin(&f.stop, f.Poll, f.rx.Wait)
+	director.Spin(&f.stop, director.DefaultPoll(), f.Poll, f.rx.Wait)
 	f.tx.Complete()
 	return nil
 }

@@ -41,6 +41,7 @@ type Config struct {
 	Marks    []MarkConfig    `mapstructure:"marks"`
 	Health   HealthConfig    `mapstructure:"health"`
 	ICMP     ICMPConfig      `mapstructure:"icmp"`
+	Poll     PollConfig      `mapstructure:"poll"`
 	Metrics  MetricsConfig   `mapstructure:"metrics"`
 	Control  ControlConfig   `mapstructure:"control"`
 	Log      LogConfig       `mapstructure:"log"`
@@ -308,6 +309,18 @@ type ICMPConfig struct {
 	HostBurst    int           `mapstructure:"host_burst"`
 }
 
+// PollConfig is how the workers wait for frames. Mode adaptive
+// busy-polls while frames arrive and for Spin after the last one, then
+// sleeps in poll(2); busy never sleeps; sleep sleeps whenever the RX ring
+// is empty. A reload applies it.
+type PollConfig struct {
+	Mode string        `mapstructure:"mode"`
+	Spin time.Duration `mapstructure:"spin"`
+}
+
+// MaxPollSpin bounds poll.spin.
+const MaxPollSpin = time.Second
+
 // LogConfig sets the log level: debug, info, warn or error.
 type LogConfig struct {
 	Level string `mapstructure:"level"`
@@ -333,6 +346,8 @@ func Defaults() map[string]any {
 		"icmp.burst":           50,
 		"icmp.host_interval":   "1s",
 		"icmp.host_burst":      6,
+		"poll.mode":            "adaptive",
+		"poll.spin":            "50us",
 		"metrics.address":      "127.0.0.1:9469",
 		"control.socket":       "/run/afvs/afvs.sock",
 		"log.level":            "info",
@@ -418,6 +433,14 @@ func (c *Config) Validate() error {
 	}
 	if c.ICMP.HostBurst < 1 || c.ICMP.HostBurst > MaxICMPRate {
 		return fmt.Errorf("icmp.host_burst: %d: must be 1..%d", c.ICMP.HostBurst, MaxICMPRate)
+	}
+	switch c.Poll.Mode {
+	case "adaptive", "busy", "sleep":
+	default:
+		return fmt.Errorf("poll.mode: %q: must be adaptive (busy-poll, then sleep after poll.spin without frames), busy (never sleep) or sleep", c.Poll.Mode)
+	}
+	if c.Poll.Spin < 0 || c.Poll.Spin > MaxPollSpin {
+		return fmt.Errorf("poll.spin: %s: must be from 0 to %s", c.Poll.Spin, MaxPollSpin)
 	}
 	if c.Health.Interval < 0 {
 		return fmt.Errorf("health.interval: %s: must not be negative", c.Health.Interval)

@@ -8,7 +8,7 @@ import (
 
 func base() Config {
 	c := Config{Interfaces: []string{"eth0"}, XDPMode: "auto", Frames: 4096, Table: TableConfig{Capacity: 1024, Templates: 64},
-		ICMP: ICMPConfig{Rate: 1000, Burst: 50, HostInterval: time.Second, HostBurst: 6}, Metrics: MetricsConfig{Address: "127.0.0.1:9469"}, Control: ControlConfig{Socket: "/run/afvs/afvs.sock"}, Log: LogConfig{Level: "info"}}
+		ICMP: ICMPConfig{Rate: 1000, Burst: 50, HostInterval: time.Second, HostBurst: 6}, Poll: PollConfig{Mode: "adaptive", Spin: 50 * time.Microsecond}, Metrics: MetricsConfig{Address: "127.0.0.1:9469"}, Control: ControlConfig{Socket: "/run/afvs/afvs.sock"}, Log: LogConfig{Level: "info"}}
 	w := 2
 	c.Services = []ServiceConfig{{Proto: "tcp", Address: "198.19.0.1", Port: 80, Scheduler: "wlc",
 		Reals: []RealConfig{{Address: "198.18.0.11", Weight: &w}, {Address: "198.18.0.12", Forward: "tun"}}}}
@@ -80,6 +80,10 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 		{"icmp rate", func(c *Config) { c.ICMP.Rate = 0 }, []string{"icmp.rate", "0", "1..1000000"}},
 		{"icmp host interval", func(c *Config) { c.ICMP.HostInterval = -time.Second }, []string{"icmp.host_interval", "-1s", "0 (off) to 1h"}},
 		{"icmp burst", func(c *Config) { c.ICMP.Burst = -1 }, []string{"icmp.burst", "-1", "1..1000000"}},
+		{"poll mode", func(c *Config) { c.Poll.Mode = "spin" }, []string{"poll.mode", `"spin"`, "adaptive", "busy", "sleep"}},
+		{"poll mode empty", func(c *Config) { c.Poll.Mode = "" }, []string{"poll.mode", `""`}},
+		{"poll spin negative", func(c *Config) { c.Poll.Spin = -time.Microsecond }, []string{"poll.spin", "-1µs", "0 to 1s"}},
+		{"poll spin too long", func(c *Config) { c.Poll.Spin = 2 * time.Second }, []string{"poll.spin", "2s", "0 to 1s"}},
 	}
 	for _, tc := range cases {
 		c := base()

@@ -196,7 +196,11 @@ func (s *Server) Status() api.Status {
 	var tot dataplane.Totals
 	for _, w := range s.d.Workers() {
 		tot.Add(w.C)
-		ws := api.WorkerStatus{Dev: w.Dev, Queue: w.Queue, CPU: w.CPU, RX: w.C.RX.Load(), TX: w.C.TX.Load()}
+		ws := api.WorkerStatus{Dev: w.Dev, Queue: w.Queue, CPU: w.CPU, RX: w.C.RX.Load(), TX: w.C.TX.Load(),
+			Poll: w.PollConfig().String(), PollSleeps: w.Sleeps()}
+		if b, ok := w.BusyPoll(); ok {
+			ws.BusyPoll = b.String()
+		}
 		if sc, ok := w.Sockets(); ok {
 			ws.FillEmpty, ws.TxRingFull, ws.KickErrors = sc.FillEmpty, sc.TxFull, sc.KickErrors
 			ws.RxDropped, ws.RxRingFull, ws.RxFillRingEmpty = sc.RxDropped, sc.RxRingFull, sc.RxFillRingEmpty

@@ -17,6 +17,7 @@ import (
 	"github.com/afvs/afvs/control"
 	"github.com/afvs/afvs/control/api"
 	"github.com/afvs/afvs/control/controltest"
+	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/internal/header"
 	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/afvs/afvs/ipvsadm"
@@ -363,5 +364,24 @@ func TestListingShowsUnreachable(t *testing.T) {
 	}
 	if !strings.Contains(save.String(), "-a -t 198.19.0.1:80 -r 198.18.0.2:80 -g -w 1\n") {
 		t.Errorf("afvsadm -S -n:\n%s", save.String())
+	}
+}
+
+// TestStatusShowsPollMode: /v1/status says each worker's poll mode, and a
+// change of mode shows at once.
+func TestStatusShowsPollMode(t *testing.T) {
+	s := controltest.Serve(t)
+	st, err := s.Client().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Workers) != 1 || st.Workers[0].Poll != "adaptive spin=50µs" || st.Workers[0].BusyPoll != "" {
+		t.Fatalf("workers %+v: want one, polling adaptive spin=50µs, no busy-poll options on the in-memory port", st.Workers)
+	}
+	if err := s.Director.SetPoll(director.PollConfig{Mode: director.PollSleep}); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Server.Status(); st.Workers[0].Poll != "sleep" {
+		t.Errorf("after SetPoll(sleep) the status says %q", st.Workers[0].Poll)
 	}
 }

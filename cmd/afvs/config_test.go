@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/internal/configfile"
 )
 
@@ -124,6 +125,17 @@ func TestCheckGoodConfigs(t *testing.T) {
 	if !c4.Sysctls().SloppyTCP {
 		t.Errorf("AFVS_IPVS_SLOPPY_TCP=1 gave %+v", c4.Sysctls())
 	}
+	// poll: adaptive with a 50us spin unless set; a spin in any unit.
+	if got := *pollConfig(c3); got != (director.PollConfig{Mode: director.PollAdaptive, Spin: 50 * time.Microsecond}) {
+		t.Errorf("default poll decoded as %+v", got)
+	}
+	c6, err := configfile.Load(writeConfig(t, "afvs.yaml", "interfaces: [eth0]\npoll: {mode: busy, spin: 1ms}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := *pollConfig(c6); got != (director.PollConfig{Mode: director.PollBusy, Spin: time.Millisecond}) {
+		t.Errorf("poll decoded as %+v", got)
+	}
 	tbl, err := c.VS()
 	if err != nil {
 		t.Fatal(err)
@@ -194,6 +206,9 @@ func TestCheckBadConfigs(t *testing.T) {
 		{"not YAML", "a.yaml", "interfaces: [eth0\n", []string{"a.yaml"}},
 		{"wrong type", "a.yaml", "interfaces: [eth0]\nframes: many\n", []string{"frames: \"many\"", "integer"}},
 		{"unknown extension", "a.ini", "interfaces=eth0\n", []string{"a.ini", "extension"}},
+		{"bad poll mode", "a.yaml", "interfaces: [eth0]\npoll: {mode: turbo}\n", []string{"poll.mode", "turbo", "adaptive", "busy", "sleep"}},
+		{"bad poll spin", "a.yaml", "interfaces: [eth0]\npoll: {mode: adaptive, spin: 5s}\n", []string{"poll.spin", "5s", "0 to 1s"}},
+		{"unknown poll key", "a.yaml", "interfaces: [eth0]\npoll: {mode: busy, budget: 64}\n", []string{"poll.budget: unknown key"}},
 		{"bad on_failure", "a.yaml", "interfaces: [eth0]\nhealth: {interval: 2s, on_failure: delete}\n", []string{"health.on_failure", "delete", "quiesce", "remove"}},
 		// What `afvs run` refuses before it touches the network.
 		{"no interfaces", "a.yaml", "interfaces: []\nservices: [{proto: tcp, address: 198.19.0.1, port: 80, scheduler: rr}]\n", []string{"interfaces", "at least one interface"}},

@@ -106,6 +106,9 @@ func runDaemon(args []string) error {
 			}
 			checks.Store(&cm)
 			sorry.Store(&sm)
+			if err := d.SetPoll(*pollConfig(c)); err != nil { // validated with the config: should not happen
+				log.Error("reload: poll settings not applied", "err", err)
+			}
 		}
 		return t, commit, nil
 	}
@@ -240,8 +243,18 @@ func directorOptions(cfg *config.Config, mode xdpprog.Mode, log *slog.Logger) di
 		TCP: cfg.Timeouts.TCP, TCPFin: cfg.Timeouts.TCPFin, UDP: cfg.Timeouts.UDP,
 		ICMPRate: cfg.ICMP.Rate, ICMPBurst: cfg.ICMP.Burst,
 		ICMPHostEvery: hostEvery(cfg.ICMP.HostInterval), ICMPHostBurst: cfg.ICMP.HostBurst,
-		VIPMACs: cfg.VIPMACsByInterface(), Log: log,
+		VIPMACs: cfg.VIPMACsByInterface(), Poll: pollConfig(cfg), Log: log,
 	}
+}
+
+// pollConfig converts the poll section; Validate has checked it, and
+// CheckOptions checks the result again.
+func pollConfig(cfg *config.Config) *director.PollConfig {
+	m, err := director.ParsePollMode(cfg.Poll.Mode)
+	if err != nil {
+		m = director.PollMode(255) // refused by CheckOptions, naming poll.mode
+	}
+	return &director.PollConfig{Mode: m, Spin: cfg.Poll.Spin}
 }
 
 func fillStatus(d *director.Director, st *api.Status) {

@@ -40,6 +40,13 @@ type WorkerStatus struct {
 	RxDropped       uint64 `json:"kernel_rx_dropped"`
 	RxRingFull      uint64 `json:"kernel_rx_ring_full"`
 	RxFillRingEmpty uint64 `json:"kernel_rx_fill_ring_empty"`
+	// Poll is the worker's poll mode ("adaptive spin=50µs", "busy",
+	// "sleep"), BusyPoll the busy-poll socket options the kernel accepted
+	// ("prefer,usecs=20,budget=64", "off"; empty on fakes), and PollSleeps
+	// how many times the worker slept in poll(2).
+	Poll       string `json:"poll"`
+	BusyPoll   string `json:"busy_poll,omitempty"`
+	PollSleeps uint64 `json:"poll_sleeps"`
 }
 
 // TableStatus is the connection table's occupancy.

@@ -42,7 +42,10 @@ type Options struct {
 	// program redirects, besides the interface's own (a VRRP virtual MAC
 	// the VIP answers with). Frames for any other MAC go to the kernel.
 	VIPMACs map[string][6]byte
-	Log     *slog.Logger
+	// Poll is the workers' poll mode; nil means DefaultPoll. SetPoll
+	// changes it while the director runs.
+	Poll *PollConfig
+	Log  *slog.Logger
 	// Platform performs the privileged operations; nil means Kernel().
 	// The Director closes what it opened through it, not the Platform.
 	Platform Platform
@@ -444,7 +447,44 @@ func (d *Director) makeWorkers() error {
 		w.Dev = ifc.Name
 		w.localStack, w.localSteer = &d.local.stack, d.steer[q.slot]
 		d.workers = append(d.workers, w)
+		// The worker does not run yet: set its socket options here so the
+		// log says what is in force from the first frame.
+		pc := d.pollConfig()
+		w.SetPoll(pc)
+		w.applyPoll(w.pollCfg.Load())
+		bp := "none (in-memory port)"
+		if b, ok := w.BusyPoll(); ok {
+			bp = b.String()
+		}
+		d.log.Info("worker poll mode", "dev", ifc.Name, "queue", q.queue, "poll", pc.String(), "busy_poll", bp)
 	}
+	return nil
+}
+
+// pollConfig is the poll mode in force.
+func (d *Director) pollConfig() PollConfig {
+	if d.opt.Poll == nil {
+		return DefaultPoll()
+	}
+	return *d.opt.Poll
+}
+
+// SetPoll changes every worker's poll mode. A mode it refuses changes
+// nothing. Workers take the new mode at their next empty turn.
+func (d *Director) SetPoll(c PollConfig) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pollConfig() == c {
+		return nil
+	}
+	d.opt.Poll = &c
+	for _, w := range d.workers {
+		w.SetPoll(c)
+	}
+	d.log.Info("workers' poll mode changed", "poll", c.String())
 	return nil
 }
 
@@ -501,6 +541,11 @@ const MaxSteeringKeys = 4096
 func CheckOptions(opt Options) error {
 	if len(opt.Interfaces) == 0 {
 		return errors.New("interfaces: at least one interface is required")
+	}
+	if opt.Poll != nil {
+		if err := opt.Poll.Validate(); err != nil {
+			return err
+		}
 	}
 	rate, burst := opt.ICMPRate, opt.ICMPBurst
 	if rate == 0 {

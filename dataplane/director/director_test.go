@@ -534,3 +534,47 @@ func TestDirectorWaitsForNewNextHops(t *testing.T) {
 		t.Errorf("Apply with a silent new next hop took %v, the next Apply %v; want it to wait the first time only", first, again)
 	}
 }
+
+// TestDirectorPollMode: the configured poll mode reaches every worker and
+// the log, SetPoll changes it while the director forwards, and a mode
+// SetPoll refuses changes nothing.
+func TestDirectorPollMode(t *testing.T) {
+	l := newLab(t, false, "198.18.0.11")
+	sleep := director.PollConfig{Mode: director.PollSleep}
+	d, err := director.New(director.Options{Interfaces: []string{"eth0"}, Capacity: 4096, Templates: 1024, Frames: 512,
+		Poll: &sleep, Platform: l.dir, Log: slog.New(slog.NewTextHandler(l.log, nil))}, table(t, service("rr", vs.Route, "198.18.0.11")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Start()
+	defer d.Close()
+	resolved(t, d)
+	if got := d.Workers()[0].PollConfig(); got != sleep {
+		t.Errorf("worker poll %v, want sleep", got)
+	}
+	if !strings.Contains(l.log.String(), "poll=sleep") {
+		t.Errorf("the log does not say the poll mode:\n%s", l.log)
+	}
+	busy := director.PollConfig{Mode: director.PollBusy}
+	if err := d.SetPoll(busy); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Workers()[0].PollConfig(); got != busy {
+		t.Errorf("after SetPoll(busy): worker poll %v", got)
+	}
+	bad := director.PollConfig{Mode: director.PollAdaptive, Spin: 3 * time.Second}
+	if err := d.SetPoll(bad); err == nil || !strings.Contains(err.Error(), "poll.spin: 3s") {
+		t.Errorf("SetPoll(spin 3s) = %v, want an error naming poll.spin", err)
+	}
+	if got := d.Workers()[0].PollConfig(); got != busy {
+		t.Errorf("a refused SetPoll left the worker at %v", got)
+	}
+	l.client.Send(syn(t, dirMAC, vip, 3000))
+	if got := l.collect(1); len(got["198.18.0.11"]) != 1 {
+		t.Errorf("in busy mode the real server got %d frames, want 1", len(got["198.18.0.11"]))
+	}
+	if _, err := director.New(director.Options{Interfaces: []string{"eth0"}, Capacity: 4096, Templates: 1024, Frames: 512,
+		Poll: &bad, Platform: l.dir}, &vs.Table{}); err == nil || !strings.Contains(err.Error(), "poll.spin") {
+		t.Errorf("New with spin 3s = %v, want an error naming poll.spin", err)
+	}
+}

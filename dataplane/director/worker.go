@@ -54,6 +54,11 @@ type Worker struct {
 	local   []xsk.Desc                        // frames for the receiving socket's own TX ring
 	remote  [][]xsk.Desc                      // by slot: frames to copy to another socket
 	stop    atomic.Bool
+	pollCfg atomic.Pointer[PollConfig] // the mode in force (SetPoll)
+	applied *PollConfig                // the mode the socket options follow
+	busy    atomic.Pointer[xsk.BusyPoll]
+	sleeps  atomic.Uint64 // waits in poll(2)
+	tid     atomic.Int32  // the worker's OS thread, once Run has started
 	pinErr  error
 	pinHook func(cpu int) error
 	// localStack and localSteer are the local node's paths (local.go):
@@ -69,6 +74,7 @@ type Worker struct {
 // indexed by slot; tx[ingress] must be rx itself.
 func NewWorker(queue, cpu int, rx Port, ingress int, tx []TxPort, snap *atomic.Pointer[dataplane.Snapshot], proc *dataplane.Processor, c *dataplane.Counters, pin func(cpu int) error) *Worker {
 	w := &Worker{Queue: queue, CPU: cpu, rx: rx, slot: ingress, tx: tx, snap: snap, proc: proc, C: c, pinHook: pin}
+	w.SetPoll(DefaultPoll())
 	proc.SetBatching(true) // Poll publishes the counters once per batch
 	w.local = make([]xsk.Desc, 0, 2*dataplane.Batch)
 	w.SetTX(tx)
@@ -110,6 +116,9 @@ func (w *Worker) Stop() { w.stop.Store(true) }
 // loop; tests call it directly.
 func (w *Worker) Poll() int {
 	w.polls.Add(1)
+	if c := w.pollCfg.Load(); c != w.applied {
+		w.applyPoll(c)
+	}
 	w.tx = *w.txt.Load()
 	if len(w.remote) < len(w.tx) {
 		w.growRemote()
@@ -341,16 +350,69 @@ func (w *Worker) countTX(ds []xsk.Desc) {
 // waitBound is the longest a worker sleeps in Wait, so that it sees Stop.
 const waitBound = 20 * time.Millisecond
 
-// Run pins the worker and polls until Stop. Call it on its own goroutine;
-// it locks that goroutine to its OS thread for its lifetime.
+// Run pins the worker and polls until Stop, waiting as its poll mode says
+// (SetPoll). Call it on its own goroutine; it locks that goroutine to its
+// OS thread for its lifetime and names the thread afvs-worker.
 func (w *Worker) Run() {
 	lockThread()
+	w.tid.Store(int32(nameThread(WorkerThreadName)))
 	if w.CPU >= 0 && w.pinHook != nil {
 		w.pinErr = w.pinHook(w.CPU)
 	}
-	Spin(&w.stop, w.Poll, w.wait)
+	l := Loop{Stop: &w.stop, Config: &w.pollCfg, Poll: w.Poll, Wait: w.wait, Sleeps: &w.sleeps}
+	l.Run()
 	w.rx.Complete()
 }
+
+// SetPoll changes the worker's poll mode from any goroutine. The loop
+// follows it at its next empty turn; the socket's busy-poll options
+// (xsk.Socket.SetBusyPoll: on in the busy and adaptive modes, off in
+// sleep) follow at the next Poll, on the worker's own goroutine.
+func (w *Worker) SetPoll(c PollConfig) { w.pollCfg.Store(&c) }
+
+// PollConfig is the poll mode in force.
+func (w *Worker) PollConfig() PollConfig { return *w.pollCfg.Load() }
+
+// busyPollUsecs and busyPollBudget are the busy-poll socket options a
+// worker asks for: a NAPI poll of one batch per system call.
+const (
+	busyPollUsecs  = 20
+	busyPollBudget = dataplane.Batch
+)
+
+// applyPoll sets the receiving socket's busy-poll options for c, when the
+// port is a real socket and c changes whether they are wanted.
+func (w *Worker) applyPoll(c *PollConfig) {
+	want := c.Mode != PollSleep
+	w.applied = c
+	bp, ok := w.rx.(interface {
+		SetBusyPoll(on bool, usecs, budget int) xsk.BusyPoll
+		BusyPoll() xsk.BusyPoll
+	})
+	if !ok {
+		return
+	}
+	if cur := w.busy.Load(); cur != nil && (*cur).On() == want {
+		return
+	}
+	b := bp.SetBusyPoll(want, busyPollUsecs, busyPollBudget)
+	w.busy.Store(&b)
+}
+
+// BusyPoll reports the busy-poll socket options in force on the receiving
+// socket; ok is false on a port that has none (an in-memory one).
+func (w *Worker) BusyPoll() (b xsk.BusyPoll, ok bool) {
+	if p := w.busy.Load(); p != nil {
+		return *p, true
+	}
+	return xsk.BusyPoll{}, false
+}
+
+// Sleeps counts the worker's waits in poll(2).
+func (w *Worker) Sleeps() uint64 { return w.sleeps.Load() }
+
+// ThreadID is the worker's OS thread id once Run has started, else 0.
+func (w *Worker) ThreadID() int { return int(w.tid.Load()) }
 
 // wait is the receiving socket's Wait, with a failure counted.
 func (w *Worker) wait(d time.Duration) error {
@@ -359,30 +421,6 @@ func (w *Worker) wait(d time.Duration) error {
 		w.C.PortErrors.Add(1)
 	}
 	return err
-}
-
-// Spin is a polling loop: it calls poll until stop is set, again at once
-// while poll finds frames and, after a short run of empty turns, only once
-// wait (poll(2) on a socket) returns, which it bounds so stop is seen; a
-// wait that fails is replaced by a sleep of the same bound. The workers
-// and the bench package's baseline forwarder share it.
-func Spin(stop *atomic.Bool, poll func() int, wait func(time.Duration) error) {
-	idle := 0
-	for !stop.Load() {
-		if poll() > 0 {
-			idle = 0
-			continue
-		}
-		idle++
-		if idle > 64 {
-			if err := wait(waitBound); err != nil {
-				// The socket cannot be polled: sleep the bound instead,
-				// so stop is still seen and a broken socket does not
-				// spin a CPU.
-				time.Sleep(waitBound)
-			}
-		}
-	}
 }
 
 // PinError reports why pinning failed, if it did.

@@ -3,7 +3,6 @@ package director
 import (
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/xsk/xsktest"
@@ -179,37 +178,6 @@ func TestWorkerSendsBothFragments(t *testing.T) {
 	}
 	if p.Free() != 256 {
 		t.Fatalf("%d of 256 frames free after the fragments went out", p.Free())
-	}
-}
-
-// TestSpinWaitsOnlyWhenIdle: Spin polls again at once while frames come,
-// sleeps in wait only after a run of empty turns, and returns on stop.
-func TestSpinWaitsOnlyWhenIdle(t *testing.T) {
-	var stop atomic.Bool
-	polls, waits := 0, 0
-	poll := func() int {
-		polls++
-		if polls <= 3 {
-			return 1
-		}
-		return 0
-	}
-	wait := func(d time.Duration) error {
-		waits++
-		if d <= 0 {
-			t.Errorf("wait(%v): the sleep must be bounded and positive", d)
-		}
-		if polls < 3+65 {
-			t.Errorf("wait after %d polls: only %d were empty", polls, polls-3)
-		}
-		if waits == 2 {
-			stop.Store(true)
-		}
-		return nil
-	}
-	Spin(&stop, poll, wait)
-	if waits != 2 || polls != 3+66 {
-		t.Fatalf("%d polls, %d waits; want 69 and 2", polls, waits)
 	}
 }
 

@@ -40,6 +40,7 @@ type Socket struct {
 	headroom uint64
 	zeroCopy bool
 	txBudget int
+	busyPoll BusyPoll
 }
 
 // Open creates an AF_XDP socket with a fresh UMEM and binds it to queue of
@@ -272,15 +273,16 @@ func (s *Socket) Fill() int {
 // until it passes it to Transmit or Release.
 //
 // When nothing has arrived and the kernel asked for a wakeup on the fill
-// ring (zero-copy drivers in need_wakeup mode), Receive makes one
-// non-blocking recvfrom so that the driver starts using the filled frames.
+// ring (zero-copy drivers in need_wakeup mode), or busy polling is on
+// (SetBusyPoll), Receive makes one non-blocking recvfrom so that the
+// driver starts using the filled frames or the kernel polls the device.
 func (s *Socket) Receive(out []Desc) int {
 	if s.rx.ents == nil || len(out) == 0 {
 		return 0
 	}
 	n := min(int(s.rx.avail(uint32(len(out)))), len(out))
 	if n == 0 {
-		if s.fill.needWakeup() {
+		if s.fill.needWakeup() || s.busyPoll.On() {
 			_, _, _ = unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 			add(&s.c.rxWakeups, 1)
 		}
