@@ -35,6 +35,11 @@ func TestRestartOnlyNamesWhatReloadCannotChange(t *testing.T) {
 	if slices.Contains(keys, "services") {
 		t.Errorf("services reload live, but restartOnly says %v", keys)
 	}
+	cur = base()
+	cur.Poll = config.PollConfig{Mode: "busy", Spin: time.Millisecond}
+	if keys := restartOnly(base(), cur); len(keys) != 0 {
+		t.Errorf("poll reloads live (Director.SetPoll), but restartOnly says %v", keys)
+	}
 }
 
 // TestServiceChecks builds the control plane's per-service checks from a
