@@ -14,7 +14,8 @@ import (
 // service on the VIP with the sink as its only real server. afvs finds
 // the egress interface (eth1) through the route to the sink, and the
 // sink's MAC through the permanent neighbour entry.
-func directorConfig(mode, socket string, flows int) string {
+// poll, when set, is the config's poll section (such as "{mode: busy}").
+func directorConfig(mode, socket string, flows int, poll string) string {
 	capacity := 1 << 16
 	for capacity < 2*flows {
 		capacity <<= 1
@@ -25,6 +26,9 @@ func directorConfig(mode, socket string, flows int) string {
 	// cannot clash with another afvs.
 	fmt.Fprintf(&b, "metrics:\n  address: 127.0.0.1:9469\ncontrol:\n  socket: %s\nlog:\n  level: info\n", socket)
 	fmt.Fprintf(&b, "table:\n  capacity: %d\n", capacity)
+	if poll != "" {
+		fmt.Fprintf(&b, "poll: %s\n", poll)
+	}
 	fmt.Fprintf(&b, "services:\n  - proto: udp\n    address: %s\n    port: %d\n    scheduler: rr\n    forward: %s\n", VIP, VIPPort, mode)
 	fmt.Fprintf(&b, "    reals:\n      - {address: %s, weight: 1}\n", SinkAddr)
 	return b.String()
@@ -33,15 +37,29 @@ func directorConfig(mode, socket string, flows int) string {
 // startDirector writes the config and starts afvs, returning once its
 // control socket answers. stop stops it and removes the scratch directory.
 func startDirector(t *topology, afvs, mode string, flows int) (d *testnet.Daemon, stop func() error, err error) {
+	d, _, stop, err = startDirectorPoll(t, afvs, mode, flows, "")
+	return d, stop, err
+}
+
+// startDirectorPoll is startDirector with a poll section; it also
+// returns a function that rewrites the config with another poll section
+// and has afvs reload it (SIGHUP).
+func startDirectorPoll(t *topology, afvs, mode string, flows int, poll string) (d *testnet.Daemon, reload func(poll string) error, stop func() error, err error) {
 	tmp, err := os.MkdirTemp("", "afvs-bench-")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	socket := filepath.Join(tmp, "afvs.sock")
 	cfg := filepath.Join(tmp, "afvs.yaml")
-	if err := os.WriteFile(cfg, []byte(directorConfig(mode, socket, flows)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(directorConfig(mode, socket, flows, poll)), 0o644); err != nil {
 		os.RemoveAll(tmp)
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	reload = func(poll string) error {
+		if err := os.WriteFile(cfg, []byte(directorConfig(mode, socket, flows, poll)), 0o644); err != nil {
+			return err
+		}
+		return d.Process().Signal(syscall.SIGHUP)
 	}
 	d, err = testnet.StartDaemon(t.dir, afvs, socket, "run", "--config", cfg)
 	stop = func() error {
@@ -56,9 +74,9 @@ func startDirector(t *topology, afvs, mode string, flows int) (d *testnet.Daemon
 	}
 	if err != nil {
 		_ = stop()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return d, stop, nil
+	return d, reload, stop, nil
 }
 
 // tail is the last part of afvs's output, enough to show why it failed.

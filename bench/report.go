@@ -41,6 +41,9 @@ type Result struct {
 	// SinkBytes is the bytes the sink counted; over Received it shows
 	// the frame size that arrived (60, or 80 with an IPIP header).
 	SinkBytes uint64 `json:"sink_bytes"`
+	// Latency is the latency scenario's paths; the rate fields are then
+	// zero.
+	Latency []LatencyPath `json:"latency,omitempty"`
 	// Error says why the scenario failed; its numbers are then zero.
 	Error string `json:"error,omitempty"`
 }
@@ -68,6 +71,11 @@ func (r *Report) Failed() bool {
 		if res.Error != "" {
 			return true
 		}
+		for _, p := range res.Latency {
+			if p.Error != "" {
+				return true
+			}
+		}
 	}
 	return false
 }
@@ -87,7 +95,7 @@ func (r *Report) computeRatios() {
 	for i := range r.Results {
 		res := &r.Results[i]
 		res.VsOffered, res.VsBaseline = nil, nil
-		if res.Error != "" {
+		if res.Error != "" || res.Scenario == Latency {
 			continue
 		}
 		if offered > 0 {
@@ -123,7 +131,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "scenario\tsent\treceived\tsent Mpps\tsink Mpps\tmin-max\tvs offered\tvs baseline\tfwd rx\tfwd tx\t\n")
 	var errs []Result
+	var lat []LatencyPath
 	for _, res := range r.Results {
+		if res.Scenario == Latency && res.Error == "" {
+			lat = res.Latency
+			continue
+		}
 		if res.Error != "" {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.Scenario)
 			errs = append(errs, res)
@@ -138,6 +151,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report table: %w", err)
+	}
+	if len(lat) > 0 {
+		if err := writeLatency(w, lat); err != nil {
+			return err
+		}
 	}
 	for _, res := range errs {
 		fmt.Fprintf(w, "%s failed: %s\n", res.Scenario, res.Error)
@@ -157,4 +175,47 @@ func count(v uint64, s Scenario) string {
 		return "-"
 	}
 	return fmt.Sprint(v)
+}
+
+// writeLatency writes the latency scenario's paths as a table.
+func writeLatency(w io.Writer, paths []LatencyPath) error {
+	fmt.Fprintf(w, "latency: UDP request/response, one at a time, %s apart; round trips in us; added = less the direct path's\n", LatencyGap)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "path\tpoll\tbusy poll\tsamples\tlost\tp50\tp90\tp99\tadded p50\tadded p90\tadded p99\tidle cpu\t\n")
+	var errs []LatencyPath
+	for _, p := range paths {
+		poll, bp := dash(p.Poll), dash(p.BusyPoll)
+		if p.Error != "" {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", p.Path, poll, bp)
+			errs = append(errs, p)
+			continue
+		}
+		idle := "-"
+		if p.IdleCPU != nil {
+			idle = fmt.Sprintf("%.1f%%", 100**p.IdleCPU)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t\n", p.Path, poll, bp, p.Samples, p.Lost,
+			p.P50, p.P90, p.P99, us(p.Added50), us(p.Added90), us(p.Added99), idle)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write latency table: %w", err)
+	}
+	for _, p := range errs {
+		fmt.Fprintf(w, "latency %s %s failed: %s\n", p.Path, p.Poll, p.Error)
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func us(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", *v)
 }

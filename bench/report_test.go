@@ -236,10 +236,11 @@ func TestDirectorConfigAccepted(t *testing.T) {
 		t.Skip("builds afvs")
 	}
 	afvs := buildAFVS(t)
-	for _, mode := range []string{"dr", "tun"} {
+	for _, tc := range []struct{ mode, poll string }{{"dr", ""}, {"tun", ""}, {"dr", pollYAML(LatencyPolls[0])}, {"dr", pollYAML(LatencyPolls[1])}, {"dr", pollYAML(LatencyPolls[2])}} {
+		mode := tc.mode
 		path := filepath.Join(t.TempDir(), "afvs.yaml")
-		cfg := directorConfig(mode, "/tmp/afvs-bench-test.sock", 40000)
-		if !strings.Contains(cfg, "capacity: 131072") || !strings.Contains(cfg, "forward: "+mode) {
+		cfg := directorConfig(mode, "/tmp/afvs-bench-test.sock", 40000, tc.poll)
+		if !strings.Contains(cfg, "capacity: 131072") || !strings.Contains(cfg, "forward: "+mode) || !strings.Contains(cfg, tc.poll) {
 			t.Errorf("%s config:\n%s", mode, cfg)
 		}
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {

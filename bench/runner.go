@@ -58,7 +58,7 @@ func (o Options) Validate() error {
 	seen := map[Scenario]bool{}
 	for _, s := range o.Scenarios {
 		if !slices.Contains(AllScenarios, s) {
-			return fmt.Errorf("scenario %q: must be one of offered, baseline, dr, tun", s)
+			return fmt.Errorf("scenario %q: must be one of %s", s, scenarioNames())
 		}
 		if seen[s] {
 			return fmt.Errorf("scenario %q: listed twice", s)
@@ -100,6 +100,10 @@ func Run(o Options) (*Report, error) {
 			if o.Log != nil {
 				if res.Error != "" {
 					fmt.Fprintf(o.Log, "bench: round %d/%d: %s: failed: %s\n", r, rounds, s, res.Error)
+				} else if s == Latency {
+					for _, p := range res.Latency {
+						fmt.Fprintf(o.Log, "bench: round %d/%d: latency %s %s: p50 %.1f p90 %.1f p99 %.1f us %s\n", r, rounds, p.Path, p.Poll, p.P50, p.P90, p.P99, p.Error)
+					}
 				} else {
 					fmt.Fprintf(o.Log, "bench: round %d/%d: %s: %.3f Mpps at the sink", r, rounds, s, res.Mpps)
 					if len(res.Drops) > 0 {
@@ -143,6 +147,14 @@ func medianResult(rs []Result) Result {
 // network whatever happened.
 func runScenario(s Scenario, o Options) Result {
 	res := Result{Scenario: s}
+	if s == Latency {
+		paths, err := runLatency(o)
+		if err != nil {
+			return Result{Scenario: s, Error: err.Error()}
+		}
+		res.Latency = paths
+		return res
+	}
 	t, err := newTopology(string(s))
 	if err == nil {
 		err = measure(t, s, o, &res)

@@ -19,13 +19,29 @@ const (
 	DR Scenario = "dr"
 	// TUN: afvs run forwarding in VS/TUN (IPIP) mode.
 	TUN Scenario = "tun"
+	// Latency: UDP request/response round trips at low load, direct and
+	// through afvs in VS/DR mode in each poll mode, with the idle CPU
+	// cost of each mode.
+	Latency Scenario = "latency"
 )
 
 // AllScenarios is every scenario in the order the harness runs them.
-var AllScenarios = []Scenario{Offered, Baseline, DR, TUN}
+var AllScenarios = []Scenario{Offered, Baseline, DR, TUN, Latency}
+
+// scenarioNames lists AllScenarios for error messages.
+func scenarioNames() string {
+	var b strings.Builder
+	for i, s := range AllScenarios {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(string(s))
+	}
+	return b.String()
+}
 
 // needsAFVS reports whether the scenario runs the afvs binary.
-func (s Scenario) needsAFVS() bool { return s == DR || s == TUN }
+func (s Scenario) needsAFVS() bool { return s == DR || s == TUN || s == Latency }
 
 // ParseScenarios reads a comma-separated list such as "offered,dr". An
 // empty string or "all" selects every scenario.
@@ -38,7 +54,7 @@ func ParseScenarios(s string) ([]Scenario, error) {
 	for _, f := range strings.Split(s, ",") {
 		sc := Scenario(strings.TrimSpace(f))
 		if !slices.Contains(AllScenarios, sc) {
-			return nil, fmt.Errorf("scenario %q: must be one of offered, baseline, dr, tun (or all)", f)
+			return nil, fmt.Errorf("scenario %q: must be one of %s (or all)", f, scenarioNames())
 		}
 		if slices.Contains(out, sc) {
 			return nil, fmt.Errorf("scenario %q: listed twice", f)

@@ -1,0 +1,107 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/afvs/afvs/internal/testnet"
+	"github.com/afvs/afvs/internal/testsupport"
+)
+
+// TestLatencyScenario runs the latency scenario briefly: every path must
+// answer nearly every request with sane percentiles, afvs must run each
+// poll mode (reloaded live) and report its idle CPU: busy keeps a CPU
+// busy, sleep leaves it idle.
+func TestLatencyScenario(t *testing.T) {
+	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute)
+	afvs := buildAFVS(t)
+	t.Cleanup(func() {
+		if left := testnet.Leftovers(Prefix()); len(left) > 0 {
+			t.Errorf("namespaces left behind: %v", left)
+			for _, ns := range left {
+				testnet.Run("ip", "netns", "delete", ns)
+			}
+		}
+	})
+	rep, err := Run(Options{Duration: 300 * time.Millisecond, Flows: 16, Scenarios: []Scenario{Latency}, AFVS: afvs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", table.String())
+	checkLatency(t, rep)
+}
+
+func checkLatency(t *testing.T, rep *Report) {
+	t.Helper()
+	var res *Result
+	for i := range rep.Results {
+		if rep.Results[i].Scenario == Latency {
+			res = &rep.Results[i]
+		}
+	}
+	if res == nil || res.Error != "" {
+		t.Fatalf("latency result %+v", res)
+	}
+	want := []string{"direct"}
+	for _, c := range LatencyPolls {
+		want = append(want, "afvs-dr "+c.String())
+	}
+	if len(res.Latency) != len(want) {
+		t.Fatalf("%d latency paths, want %v", len(res.Latency), want)
+	}
+	for i, p := range res.Latency {
+		if got := strings.TrimSpace(p.Path + " " + p.Poll); got != want[i] {
+			t.Errorf("path %d is %q, want %q", i, got, want[i])
+		}
+		if p.Error != "" {
+			t.Errorf("%s %s: %s", p.Path, p.Poll, p.Error)
+			continue
+		}
+		if p.Samples < 200 || p.Lost > p.Samples/20 {
+			t.Errorf("%s %s: %d answered, %d lost", p.Path, p.Poll, p.Samples, p.Lost)
+		}
+		if !(0 < p.P50 && p.P50 <= p.P90 && p.P90 <= p.P99) || p.P99 > 1e6*latencyTimeout.Seconds() {
+			t.Errorf("%s %s: p50 %v p90 %v p99 %v us: want 0 < p50 <= p90 <= p99 < the timeout", p.Path, p.Poll, p.P50, p.P90, p.P99)
+		}
+		if i == 0 {
+			if p.Added50 != nil || p.IdleCPU != nil {
+				t.Errorf("direct: added %v, idle cpu %v: want neither", p.Added50, p.IdleCPU)
+			}
+			continue
+		}
+		if p.Added50 == nil || *p.Added50 != p.P50-res.Latency[0].P50 || *p.Added99 != p.P99-res.Latency[0].P99 {
+			t.Errorf("%s %s: added p50 %v, want p50 less direct's", p.Path, p.Poll, p.Added50)
+		}
+		if p.IdleCPU == nil {
+			t.Errorf("%s %s: no idle cpu", p.Path, p.Poll)
+			continue
+		}
+		switch p.Poll {
+		case "busy":
+			// On a loaded machine the busy worker gets only its share
+			// of a CPU, but never the nothing a sleeping one uses.
+			if *p.IdleCPU < 0.03 {
+				t.Errorf("busy: idle cpu %.3f: a busy worker uses its CPU", *p.IdleCPU)
+			}
+			if p.BusyPoll == "" {
+				t.Errorf("busy: no busy_poll status")
+			}
+		case "sleep":
+			if *p.IdleCPU > 0.05 {
+				t.Errorf("sleep: idle cpu %.3f: a sleeping worker uses none", *p.IdleCPU)
+			}
+			if p.BusyPoll != "off" {
+				t.Errorf("sleep: busy_poll %q, want off", p.BusyPoll)
+			}
+		default:
+			if *p.IdleCPU > 0.05 {
+				t.Errorf("adaptive: idle cpu %.3f: an idle worker sleeps after the spin", *p.IdleCPU)
+			}
+		}
+	}
+}
