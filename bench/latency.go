@@ -101,6 +101,16 @@ func runLatency(o Options) (paths []LatencyPath, err error) {
 	measureLatency(t, ServerAddr, n, &direct)
 	paths = append(paths, direct)
 	paths = append(paths, latencyAFVS(t, o, n)...)
+	kx := LatencyPath{Path: "kernel-xdp-dr"}
+	if _, stop, err := startKernelXDP(t, "dr", 16); err != nil {
+		kx.Error = err.Error()
+	} else {
+		measureLatency(t, VIP, n, &kx)
+		if err := stop(); err != nil && kx.Error == "" {
+			kx.Error = err.Error()
+		}
+	}
+	paths = append(paths, kx)
 	for i := range paths {
 		p := &paths[i]
 		if i == 0 || p.Error != "" || direct.Error != "" {

@@ -3,39 +3,12 @@ package bench
 import (
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/afvs/afvs/internal/testnet"
-	"github.com/afvs/afvs/internal/testsupport"
 )
 
-// TestLatencyScenario runs the latency scenario briefly: every path must
-// answer nearly every request with sane percentiles, afvs must run each
-// poll mode (reloaded live) and report its idle CPU: busy keeps a CPU
-// busy, sleep leaves it idle.
-func TestLatencyScenario(t *testing.T) {
-	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute)
-	afvs := buildAFVS(t)
-	t.Cleanup(func() {
-		if left := testnet.Leftovers(Prefix()); len(left) > 0 {
-			t.Errorf("namespaces left behind: %v", left)
-			for _, ns := range left {
-				testnet.Run("ip", "netns", "delete", ns)
-			}
-		}
-	})
-	rep, err := Run(Options{Duration: 300 * time.Millisecond, Flows: 16, Scenarios: []Scenario{Latency}, AFVS: afvs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var table strings.Builder
-	if err := rep.WriteTable(&table); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("\n%s", table.String())
-	checkLatency(t, rep)
-}
-
+// checkLatency checks the latency scenario of a report (TestRunAllScenarios
+// runs it): every path must answer nearly every request with sane
+// percentiles; afvs must run each poll mode (reloaded live) and report
+// its idle CPU: busy keeps a CPU busy, adaptive and sleep leave it idle.
 func checkLatency(t *testing.T, rep *Report) {
 	t.Helper()
 	var res *Result
@@ -51,6 +24,7 @@ func checkLatency(t *testing.T, rep *Report) {
 	for _, c := range LatencyPolls {
 		want = append(want, "afvs-dr "+c.String())
 	}
+	want = append(want, "kernel-xdp-dr")
 	if len(res.Latency) != len(want) {
 		t.Fatalf("%d latency paths, want %v", len(res.Latency), want)
 	}
@@ -76,6 +50,12 @@ func checkLatency(t *testing.T, rep *Report) {
 		}
 		if p.Added50 == nil || *p.Added50 != p.P50-res.Latency[0].P50 || *p.Added99 != p.P99-res.Latency[0].P99 {
 			t.Errorf("%s %s: added p50 %v, want p50 less direct's", p.Path, p.Poll, p.Added50)
+		}
+		if p.Path == "kernel-xdp-dr" {
+			if p.IdleCPU != nil || p.Poll != "" {
+				t.Errorf("kernel-xdp-dr: idle cpu %v, poll %q: it has neither", p.IdleCPU, p.Poll)
+			}
+			continue
 		}
 		if p.IdleCPU == nil {
 			t.Errorf("%s %s: no idle cpu", p.Path, p.Poll)

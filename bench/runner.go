@@ -208,6 +208,18 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 		}
 		closers = append(closers, stop)
 		counts = func() (uint64, uint64, error) { st := f.Stats(); return st.Received, st.Forwarded, nil }
+	case KernelXDPDR, KernelXDPTUN:
+		mode := map[Scenario]string{KernelXDPDR: "dr", KernelXDPTUN: "tun"}[s]
+		lb, stop, serr := startKernelXDP(t, mode, o.Flows)
+		if serr != nil {
+			return serr
+		}
+		closers = append(closers, stop)
+		counts = func() (uint64, uint64, error) {
+			st, err := lb.Stats()
+			drops = map[string]uint64{"no_real": st.DropNoReal, "adjust_failed": st.DropAdjustFailed, "no_egress": st.DropNoEgress, "passed": st.PassNotService}
+			return st.Total, st.DR + st.Tunnel, err
+		}
 	case DR, TUN:
 		d, stop, serr := startDirector(t, o.AFVS, string(s), o.Flows)
 		if serr != nil {

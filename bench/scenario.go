@@ -19,14 +19,19 @@ const (
 	DR Scenario = "dr"
 	// TUN: afvs run forwarding in VS/TUN (IPIP) mode.
 	TUN Scenario = "tun"
+	// KernelXDPDR and KernelXDPTUN: the in-kernel XDP load balancer
+	// (xdpprog.KernelLB) on the director's eth0, forwarding by MAC rewrite
+	// or IPIP through XDP_REDIRECT: what a Katran user gets.
+	KernelXDPDR  Scenario = "kernel-xdp-dr"
+	KernelXDPTUN Scenario = "kernel-xdp-tun"
 	// Latency: UDP request/response round trips at low load, direct and
-	// through afvs in VS/DR mode in each poll mode, with the idle CPU
-	// cost of each mode.
+	// through afvs in VS/DR mode in each poll mode (with the idle CPU cost
+	// of each mode) and through the kernel XDP load balancer.
 	Latency Scenario = "latency"
 )
 
 // AllScenarios is every scenario in the order the harness runs them.
-var AllScenarios = []Scenario{Offered, Baseline, DR, TUN, Latency}
+var AllScenarios = []Scenario{Offered, Baseline, DR, TUN, KernelXDPDR, KernelXDPTUN, Latency}
 
 // scenarioNames lists AllScenarios for error messages.
 func scenarioNames() string {

@@ -41,7 +41,8 @@ type KernelLBStats struct {
 // KernelLBOptions configure a KernelLB.
 type KernelLBOptions struct {
 	// EgressIfindex is where forwarded frames leave (XDP_REDIRECT through
-	// a DEVMAP); EgressMAC is its MAC, the frames' new source.
+	// a DEVMAP), in the network namespace of the thread that calls
+	// LoadKernelLB; EgressMAC is its MAC, the frames' new source.
 	EgressIfindex int
 	EgressMAC     [6]byte
 	// TunnelSource is the outer source address of IPIP frames.
