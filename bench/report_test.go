@@ -169,11 +169,12 @@ func TestParseScenarios(t *testing.T) {
 		want string
 		err  string
 	}{
-		{"", "offered baseline dr tun", ""},
-		{"all", "offered baseline dr tun", ""},
+		{"", "offered baseline dr tun kernel-xdp-dr kernel-xdp-tun latency", ""},
+		{"all", "offered baseline dr tun kernel-xdp-dr kernel-xdp-tun latency", ""},
 		{"dr, offered", "dr offered", ""},
+		{"latency,kernel-xdp-tun", "latency kernel-xdp-tun", ""},
 		{"tun", "tun", ""},
-		{"dr,fast", "", `scenario "fast": must be one of`},
+		{"dr,fast", "", `scenario "fast": must be one of offered, baseline, dr, tun, kernel-xdp-dr, kernel-xdp-tun, latency`},
 		{"dr,dr", "", `scenario "dr": listed twice`},
 		{"dr,", "", `scenario "": must be one of`},
 	} {
@@ -249,5 +250,54 @@ func TestDirectorConfigAccepted(t *testing.T) {
 		if out, err := exec.Command(afvs, "check", "--config", path).CombinedOutput(); err != nil {
 			t.Errorf("afvs check rejects the %s config: %v\n%s\n%s", mode, err, out, cfg)
 		}
+	}
+}
+
+// TestWriteLatency: the latency scenario prints as its own table, with
+// added latency and idle CPU where they apply, gets no rate ratios, and a
+// failed path fails the report.
+func TestWriteLatency(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	r := &Report{Duration: time.Second, Flows: 16, FrameLen: 60, CPUs: 2, Results: []Result{
+		{Scenario: Offered, Sent: 100, Received: 100, Seconds: 1, Mpps: 1e-4},
+		{Scenario: Latency, Latency: []LatencyPath{
+			{Path: "direct", Samples: 1000, P50: 25, P90: 40, P99: 76},
+			{Path: "afvs-dr", Poll: "busy", BusyPoll: "prefer,usecs=20,budget=64", Samples: 999, Lost: 1, P50: 30.5, P90: 50, P99: 90,
+				Added50: f(5.5), Added90: f(10), Added99: f(14), IdleCPU: f(0.987)},
+		}},
+	}}
+	r.computeRatios()
+	if r.Results[1].VsOffered != nil {
+		t.Errorf("latency got a rate ratio %v", *r.Results[1].VsOffered)
+	}
+	if r.Failed() {
+		t.Error("Failed() with every path measured")
+	}
+	var b bytes.Buffer
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	t.Logf("\n%s", out)
+	for _, want := range []string{"latency: UDP request/response", "added p50", "idle cpu",
+		"afvs-dr  busy  prefer,usecs=20,budget=64  999  1  30.5  50.0  90.0  5.5  10.0  14.0  98.7%",
+		"direct  -  -  1000  0  25.0  40.0  76.0  -  -  -  -"} {
+		if !strings.Contains(strings.Join(strings.Fields(out), "  "), strings.Join(strings.Fields(want), "  ")) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "\n   latency ") {
+		t.Errorf("the latency scenario appears as a rate row")
+	}
+	r.Results[1].Latency[1].Error = "afvs did not answer"
+	if !r.Failed() {
+		t.Error("Failed() = false with a failed latency path")
+	}
+	b.Reset()
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "latency afvs-dr busy failed: afvs did not answer") {
+		t.Errorf("failed path not explained:\n%s", b.String())
 	}
 }
