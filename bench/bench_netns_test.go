@@ -88,6 +88,19 @@ func TestRunAllScenarios(t *testing.T) {
 		if res.Scenario != Offered && res.Received > res.ForwarderTX+strays {
 			t.Errorf("%s: forwarder sent %d, sink received more (%d)", res.Scenario, res.ForwarderTX, res.Received)
 		}
+		// Connection tables: the warm-up opens every flow, so a run
+		// opens at most the few whose first frame was lost; in new-flows
+		// every frame forwarded is a new connection.
+		switch res.Scenario {
+		case DR, TUN, KernelXDPDR, KernelXDPTUN:
+			if res.FlowsOpen < 256*9/10 || res.FlowsOpen > 256+strays || res.Inserted > 256-res.FlowsOpen+strays {
+				t.Errorf("%s: %d flows open before the run, %d opened during it: want about 256 before, the rest during", res.Scenario, res.FlowsOpen, res.Inserted)
+			}
+		case NewFlows:
+			if res.Inserted < res.ForwarderTX*9/10 || res.Inserted > res.ForwarderRX || res.NewConnsPerSec != float64(res.Inserted)/res.Seconds {
+				t.Errorf("new-flows: %d connections inserted (%.0f/s) for %d frames received, %d forwarded", res.Inserted, res.NewConnsPerSec, res.ForwarderRX, res.ForwarderTX)
+			}
+		}
 	}
 	for _, res := range rep.Results {
 		if res.Error != "" || res.Scenario == Latency {

@@ -98,3 +98,18 @@ func SetSourcePort(b []byte, port uint16) {
 	binary.BigEndian.PutUint16(b[offSrcPort:], port)
 	binary.BigEndian.PutUint16(b[offUDPSum:], header.ChecksumUpdate16(sum, old, port))
 }
+
+// SetSourceAddr rewrites the IPv4 source address of a frame made by Build
+// and patches the IPv4 and UDP checksums incrementally.
+func SetSourceAddr(b []byte, addr [4]byte) {
+	const offSrc, offIPSum = ethLen + 12, ethLen + 10
+	old := [4]byte(b[offSrc : offSrc+4])
+	if old == addr {
+		return
+	}
+	copy(b[offSrc:], addr[:])
+	ipSum := binary.BigEndian.Uint16(b[offIPSum:])
+	binary.BigEndian.PutUint16(b[offIPSum:], header.ChecksumUpdateAddr(ipSum, old, addr))
+	udpSum := binary.BigEndian.Uint16(b[offUDPSum:])
+	binary.BigEndian.PutUint16(b[offUDPSum:], header.ChecksumUpdateAddr(udpSum, old, addr))
+}

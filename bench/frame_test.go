@@ -124,3 +124,21 @@ func TestFrameRejects(t *testing.T) {
 		t.Errorf("short buffer: error %v", err)
 	}
 }
+
+// TestSetSourceAddr: the address changes and both checksums stay right
+// (decode recomputes them with gopacket).
+func TestSetSourceAddr(t *testing.T) {
+	buf := make([]byte, MinFrameLen)
+	if _, err := testFrame.Build(buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"198.18.128.0", "198.18.129.3", "198.18.255.255", testFrame.Src.String()} {
+		addr := netip.MustParseAddr(a)
+		SetSourceAddr(buf, addr.As4())
+		SetSourcePort(buf, 4321)
+		_, ip, _ := decode(t, buf)
+		if !ip.SrcIP.Equal(addr.AsSlice()) {
+			t.Errorf("source %s, want %s", ip.SrcIP, addr)
+		}
+	}
+}

@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/afvs/afvs/dataplane/xsk"
@@ -13,11 +15,29 @@ import (
 const genBatch = 256
 
 // FirstSourcePort is the source port of flow 0; flow i uses
-// FirstSourcePort+i.
+// FirstSourcePort + i%PortsPerSource.
 const FirstSourcePort = 1024
 
-// MaxFlows is how many distinct source ports fit above FirstSourcePort.
-const MaxFlows = 65536 - FirstSourcePort
+// PortsPerSource is how many distinct source ports fit above
+// FirstSourcePort: the flows of one source address.
+const PortsPerSource = 65536 - FirstSourcePort
+
+// MaxFlows is the most flows the generator cycles through: 16M.
+const MaxFlows = 1 << 24
+
+// FlowSources is where the source addresses of flows past the first
+// PortsPerSource begin: flow i with i/PortsPerSource = a > 0 comes from
+// FlowSources + a-1 (inside 198.18.128.0/17, apart from the benchmark's
+// own segments); flows of address 0 come from the frame's own source.
+var FlowSources = netip.MustParseAddr("198.18.128.0")
+
+// flowSource is the source address of address group a > 0.
+func flowSource(a int) [4]byte {
+	b := FlowSources.As4()
+	v := binary.BigEndian.Uint32(b[:]) + uint32(a-1)
+	binary.BigEndian.PutUint32(b[:], v)
+	return b
+}
 
 // Generator sends one template frame from many UDP source ports as fast as
 // an AF_XDP TX-only socket lets it.
@@ -30,7 +50,8 @@ type Generator struct {
 	sock     *xsk.Socket // nil when port is a fake
 	frameLen uint32
 	flows    int
-	next     int // next flow index
+	src      [4]byte // the template's source address
+	next     int     // next flow index
 	descs    [genBatch]xsk.Desc
 	queued   uint64
 	sent     uint64
@@ -82,7 +103,7 @@ func newGenerator(p txPort, f Frame, flows int) (*Generator, error) {
 			return nil, fmt.Errorf("generator: %w", err)
 		}
 	}
-	return &Generator{port: p, frameLen: uint32(f.Len), flows: flows}, nil
+	return &Generator{port: p, frameLen: uint32(f.Len), flows: flows, src: f.Src.As4()}, nil
 }
 
 // Step runs one turn: reap completions, take up to a batch of free chunks,
@@ -98,7 +119,15 @@ func (g *Generator) Step() (int, error) {
 		if !ok {
 			break
 		}
-		SetSourcePort(umem[addr:addr+uint64(g.frameLen)], uint16(FirstSourcePort+g.next))
+		b := umem[addr : addr+uint64(g.frameLen)]
+		SetSourcePort(b, uint16(FirstSourcePort+g.next%PortsPerSource))
+		if g.flows > PortsPerSource {
+			src := g.src
+			if a := g.next / PortsPerSource; a > 0 {
+				src = flowSource(a)
+			}
+			SetSourceAddr(b, src)
+		}
 		g.next++
 		if g.next == g.flows {
 			g.next = 0
@@ -114,6 +143,35 @@ func (g *Generator) Step() (int, error) {
 		return q, fmt.Errorf("generator: %w", err)
 	}
 	return q, nil
+}
+
+// Open sends one frame of every flow, at most burst frames a millisecond
+// so that a slower forwarder can keep up, and reports what it sent. A run
+// after it finds every flow the forwarder took open.
+func (g *Generator) Open(burst int) (GeneratorStats, error) {
+	sent0, queued0 := g.sent, g.queued
+	start := time.Now()
+	target := g.queued + uint64(g.flows)
+	var err error
+	for g.queued < target && err == nil {
+		next := min(g.queued+uint64(burst), target)
+		for g.queued < next && err == nil {
+			var q int
+			q, err = g.Step()
+			if q == 0 && err == nil {
+				time.Sleep(50 * time.Microsecond) // the ring is full: let the kernel send
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for end := time.Now().Add(drainTime); g.sent < g.queued && time.Now().Before(end); time.Sleep(100 * time.Microsecond) {
+		g.sent += uint64(g.port.Complete())
+		if kerr := g.port.Kick(); kerr != nil {
+			err = errors.Join(err, kerr)
+			break
+		}
+	}
+	return GeneratorStats{Sent: g.sent - sent0, Queued: g.queued - queued0, Elapsed: time.Since(start)}, err
 }
 
 // drainTime bounds how long Run waits for the kernel to complete what is

@@ -237,3 +237,60 @@ func BenchmarkForwarderPoll(b *testing.B) {
 		})
 	}
 }
+
+// TestGeneratorManyFlows: past PortsPerSource flows the generator moves on
+// to the next source address, and wraps back to the frame's own.
+func TestGeneratorManyFlows(t *testing.T) {
+	const flows = PortsPerSource + 100
+	p := newFakePort(t, 64, 2048)
+	p.Record = true
+	g, err := newGenerator(p, testFrame, flows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(i int, b []byte) {
+		t.Helper()
+		_, ip, udp := decode(t, b)
+		flow := i % flows
+		wantSrc := testFrame.Src
+		if flow >= PortsPerSource {
+			wantSrc = FlowSources
+		}
+		if int(udp.SrcPort) != FirstSourcePort+flow%PortsPerSource || !ip.SrcIP.Equal(wantSrc.AsSlice()) {
+			t.Fatalf("frame %d: from %s:%d, want %s:%d", i, ip.SrcIP, udp.SrcPort, wantSrc, FirstSourcePort+flow%PortsPerSource)
+		}
+	}
+	sent := 0
+	for sent < flows+200 {
+		n, err := g.Step()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := p.Recorded()
+		// Check the frames around the address changes; decoding every
+		// one would make the test slow for nothing.
+		for i := sent; i < sent+n; i++ {
+			if i < 3 || (i >= PortsPerSource-3 && i <= PortsPerSource+3) || i >= flows-3 {
+				check(i, rec[i-sent].Frame)
+			}
+		}
+		sent += n
+		p.ResetRecorded()
+	}
+}
+
+// TestGeneratorOpen: Open sends one frame of every flow.
+func TestGeneratorOpen(t *testing.T) {
+	p := newFakePort(t, 64, 2048)
+	g, err := newGenerator(p, testFrame, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := g.Open(256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Queued < 1000 || st.Queued >= 1000+genBatch || st.Sent != st.Queued {
+		t.Errorf("Open queued %d, sent %d: want all 1000 flows once (a batch over at most)", st.Queued, st.Sent)
+	}
+}

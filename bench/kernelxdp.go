@@ -20,7 +20,7 @@ func startKernelXDP(t *topology, mode string, flows int) (lb *xdpprog.KernelLB, 
 	// thread that fills it: the director's.
 	err = t.dir.Do(func() (err error) {
 		lb, err = xdpprog.LoadKernelLB(xdpprog.KernelLBOptions{EgressIfindex: t.dirOut.index, EgressMAC: t.dirOut.mac,
-			TunnelSource: DirOutAddr, MaxFlows: max(2*flows, 1024)})
+			TunnelSource: DirOutAddr, MaxFlows: max(flows+flows/4, 1024)})
 		return err
 	})
 	if err != nil {

@@ -41,6 +41,15 @@ type Result struct {
 	// SinkBytes is the bytes the sink counted; over Received it shows
 	// the frame size that arrived (60, or 80 with an IPIP header).
 	SinkBytes uint64 `json:"sink_bytes"`
+	// FlowsOpen is the connections the forwarder (afvs, or the kernel XDP
+	// load balancer) had opened when the measured run began: after the
+	// warm-up that sends every flow a frame, Flows unless frames were
+	// lost. Inserted is those it opened during the run, and
+	// NewConnsPerSec that over Seconds: in the new-flows scenario, every
+	// frame forwarded.
+	FlowsOpen      uint64  `json:"flows_open,omitempty"`
+	Inserted       uint64  `json:"conns_inserted,omitempty"`
+	NewConnsPerSec float64 `json:"new_conns_per_sec,omitempty"`
 	// Latency is the latency scenario's paths; the rate fields are then
 	// zero.
 	Latency []LatencyPath `json:"latency,omitempty"`
@@ -129,7 +138,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "afvs-lab bench: %d-byte UDP frames (%d with FCS), %d flows, %s per scenario%s, %d CPUs, load %.2f %.2f %.2f\n",
 		r.FrameLen, r.FrameLen+4, r.Flows, r.Duration, rounds, r.CPUs, r.LoadAvg[0], r.LoadAvg[1], r.LoadAvg[2])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\tsent\treceived\tsent Mpps\tsink Mpps\tmin-max\tvs offered\tvs baseline\tfwd rx\tfwd tx\t\n")
+	fmt.Fprintf(tw, "scenario\tsent\treceived\tsent Mpps\tsink Mpps\tmin-max\tvs offered\tvs baseline\tfwd rx\tfwd tx\tflows open\tnew conn/s\t\n")
 	var errs []Result
 	var lat []LatencyPath
 	for _, res := range r.Results {
@@ -138,7 +147,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			continue
 		}
 		if res.Error != "" {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.Scenario)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.Scenario)
 			errs = append(errs, res)
 			continue
 		}
@@ -146,8 +155,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if res.Rounds > 1 {
 			spread = fmt.Sprintf("%.3f-%.3f", res.MppsMin, res.MppsMax)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t\n", res.Scenario, res.Sent, res.Received, res.SentMpps, res.Mpps, spread,
-			ratio(res.VsOffered), ratio(res.VsBaseline), count(res.ForwarderRX, res.Scenario), count(res.ForwarderTX, res.Scenario))
+		open, conns := "-", "-"
+		if res.FlowsOpen > 0 || res.Inserted > 0 {
+			open, conns = fmt.Sprint(res.FlowsOpen), fmt.Sprintf("%.0f", res.NewConnsPerSec)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", res.Scenario, res.Sent, res.Received, res.SentMpps, res.Mpps, spread,
+			ratio(res.VsOffered), ratio(res.VsBaseline), count(res.ForwarderRX, res.Scenario), count(res.ForwarderTX, res.Scenario), open, conns)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report table: %w", err)

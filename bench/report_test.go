@@ -17,7 +17,7 @@ func sampleReport() *Report {
 		Results: []Result{
 			{Scenario: Offered, Sent: 6_000_000, Received: 6_000_000, Seconds: 3, SentMpps: 2, Mpps: 2, SinkBytes: 360_000_000},
 			{Scenario: Baseline, Sent: 3_000_000, Received: 2_400_000, Seconds: 3, SentMpps: 1, Mpps: 0.8, ForwarderRX: 2_500_000, ForwarderTX: 2_400_000},
-			{Scenario: DR, Sent: 3_000_000, Received: 1_200_000, Seconds: 3, SentMpps: 1, Mpps: 0.4, ForwarderRX: 1_300_000, ForwarderTX: 1_200_000},
+			{Scenario: DR, Sent: 3_000_000, Received: 1_200_000, Seconds: 3, SentMpps: 1, Mpps: 0.4, ForwarderRX: 1_300_000, ForwarderTX: 1_200_000, FlowsOpen: 1024},
 			{Scenario: TUN, Error: "afvs exited during start-up: boom"},
 		}}
 	r.computeRatios()
@@ -83,10 +83,10 @@ func TestWriteTable(t *testing.T) {
 			t.Errorf("row %s = %q, want %q", s, got, want)
 		}
 	}
-	check("offered", "offered", "6000000", "6000000", "2.000", "2.000", "-", "1.00", "2.50", "-", "-")
-	check("baseline", "baseline", "3000000", "2400000", "1.000", "0.800", "-", "0.40", "1.00", "2500000", "2400000")
-	check("dr", "dr", "3000000", "1200000", "1.000", "0.400", "-", "0.20", "0.50", "1300000", "1200000")
-	check("tun", "tun", "-", "-", "-", "-", "-", "-", "-", "-", "-")
+	check("offered", "offered", "6000000", "6000000", "2.000", "2.000", "-", "1.00", "2.50", "-", "-", "-", "-")
+	check("baseline", "baseline", "3000000", "2400000", "1.000", "0.800", "-", "0.40", "1.00", "2500000", "2400000", "-", "-")
+	check("dr", "dr", "3000000", "1200000", "1.000", "0.400", "-", "0.20", "0.50", "1300000", "1200000", "1024", "0")
+	check("tun", "tun", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-")
 	if lines[6] != "tun failed: afvs exited during start-up: boom" {
 		t.Errorf("error line %q", lines[6])
 	}
@@ -169,12 +169,12 @@ func TestParseScenarios(t *testing.T) {
 		want string
 		err  string
 	}{
-		{"", "offered baseline dr tun kernel-xdp-dr kernel-xdp-tun latency", ""},
-		{"all", "offered baseline dr tun kernel-xdp-dr kernel-xdp-tun latency", ""},
+		{"", "offered baseline dr tun kernel-xdp-dr kernel-xdp-tun new-flows latency", ""},
+		{"all", "offered baseline dr tun kernel-xdp-dr kernel-xdp-tun new-flows latency", ""},
 		{"dr, offered", "dr offered", ""},
 		{"latency,kernel-xdp-tun", "latency kernel-xdp-tun", ""},
 		{"tun", "tun", ""},
-		{"dr,fast", "", `scenario "fast": must be one of offered, baseline, dr, tun, kernel-xdp-dr, kernel-xdp-tun, latency`},
+		{"dr,fast", "", `scenario "fast": must be one of offered, baseline, dr, tun, kernel-xdp-dr, kernel-xdp-tun, new-flows, latency`},
 		{"dr,dr", "", `scenario "dr": listed twice`},
 		{"dr,", "", `scenario "": must be one of`},
 	} {
@@ -206,8 +206,8 @@ func TestOptionsValidate(t *testing.T) {
 	}{
 		{func(o *Options) { o.Duration = 10 * time.Millisecond }, "duration 10ms: must be from 100ms"},
 		{func(o *Options) { o.Duration = time.Hour }, "duration 1h0m0s"},
-		{func(o *Options) { o.Flows = 0 }, "flows 0: must be from 1 to 64512"},
-		{func(o *Options) { o.Flows = 70000 }, "flows 70000"},
+		{func(o *Options) { o.Flows = 0 }, "flows 0: must be from 1 to 16777216"},
+		{func(o *Options) { o.Flows = 1<<24 + 1 }, "flows 16777217"},
 		{func(o *Options) { o.Scenarios = []Scenario{"fast"} }, `scenario "fast"`},
 		{func(o *Options) { o.Scenarios = []Scenario{DR, DR} }, `scenario "dr": listed twice`},
 		{func(o *Options) { o.AFVS = "" }, "scenario dr: needs the afvs binary"},

@@ -171,6 +171,11 @@ func runScenario(s Scenario, o Options) Result {
 // forwarderCounts reads a forwarder's RX and TX counters after the run.
 type forwarderCounts func() (rx, tx uint64, err error)
 
+// newFlowsTable is the connection table afvs gets in the new-flows
+// scenario: room for every connection a run of a few seconds opens on
+// this path, without mapping a table for all MaxFlows.
+const newFlowsTable = 1 << 21
+
 func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 	var closers []func() error
 	defer func() {
@@ -200,6 +205,13 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 
 	var counts forwarderCounts
 	var drops map[string]uint64
+	// inserted reads the connections the forwarder has opened, where it
+	// keeps a table.
+	var inserted func() uint64
+	flows := o.Flows
+	if s == NewFlows {
+		flows = MaxFlows
+	}
 	switch s {
 	case Baseline:
 		f, stop, serr := startBaseline(t)
@@ -220,8 +232,13 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 			drops = map[string]uint64{"no_real": st.DropNoReal, "adjust_failed": st.DropAdjustFailed, "no_egress": st.DropNoEgress, "passed": st.PassNotService}
 			return st.Total, st.DR + st.Tunnel, err
 		}
-	case DR, TUN:
-		d, stop, serr := startDirector(t, o.AFVS, string(s), o.Flows)
+		inserted = func() uint64 { st, _ := lb.Stats(); return st.NewFlows }
+	case DR, TUN, NewFlows:
+		mode, tableFlows := string(s), o.Flows
+		if s == NewFlows {
+			mode, tableFlows = "dr", newFlowsTable/2
+		}
+		d, stop, serr := startDirector(t, o.AFVS, mode, tableFlows)
 		if serr != nil {
 			return serr
 		}
@@ -238,16 +255,31 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 			drops = st.Drops
 			return st.RX, st.TX, err
 		}
+		inserted = func() uint64 { st, _ := api.NewClient(d.Socket).Status(); return st.Table.Inserted }
 	}
 
 	var gen *Generator
-	if err := t.gen.Do(func() (err error) { gen, err = NewGenerator(t.genIf.index, t.frame(), o.Flows); return err }); err != nil {
+	if err := t.gen.Do(func() (err error) { gen, err = NewGenerator(t.genIf.index, t.frame(), flows); return err }); err != nil {
 		return err
 	}
 	closers = append(closers, gen.Close)
 
 	if err := warmUp(gen, sink); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
+	}
+	// Every flow gets its first frame before the measurement, so that
+	// the run measures lookups of open flows, not their setup; the
+	// new-flows scenario measures the setup, so it opens none.
+	if s != NewFlows {
+		if _, err := gen.Open(openBurst); err != nil {
+			return fmt.Errorf("open %d flows: %w", flows, err)
+		}
+		time.Sleep(settleTime)
+	}
+	var ins0 uint64
+	if inserted != nil {
+		ins0 = inserted()
+		res.FlowsOpen = ins0
 	}
 	var rx0, tx0 uint64
 	var drops0 map[string]uint64
@@ -285,17 +317,25 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 			}
 		}
 	}
+	if inserted != nil {
+		res.Inserted = inserted() - ins0
+	}
 	res.Sent = gs.Sent
 	res.Received = after.Packets - before.Packets
 	res.SinkBytes = after.Bytes - before.Bytes
 	res.Seconds = gs.Elapsed.Seconds()
 	res.SentMpps = float64(res.Sent) / res.Seconds / 1e6
 	res.Mpps = float64(res.Received) / res.Seconds / 1e6
+	res.NewConnsPerSec = float64(res.Inserted) / res.Seconds
 	if res.Received == 0 {
 		return fmt.Errorf("the sink counted nothing of %d frames sent", res.Sent)
 	}
 	return nil
 }
+
+// openBurst is the most frames Generator.Open sends a millisecond: about
+// what afvs forwards here, so that few flows are lost before they open.
+const openBurst = 512
 
 // settleTime lets frames still in a forwarder's rings reach the sink
 // before it is read; it is not part of the measured time, so a forwarder

@@ -24,6 +24,10 @@ const (
 	// or IPIP through XDP_REDIRECT: what a Katran user gets.
 	KernelXDPDR  Scenario = "kernel-xdp-dr"
 	KernelXDPTUN Scenario = "kernel-xdp-tun"
+	// NewFlows: afvs in VS/DR mode with every frame a new flow (the
+	// generator cycles through MaxFlows, more than a run sends): new
+	// connections per second, scheduling and insertion included.
+	NewFlows Scenario = "new-flows"
 	// Latency: UDP request/response round trips at low load, direct and
 	// through afvs in VS/DR mode in each poll mode (with the idle CPU cost
 	// of each mode) and through the kernel XDP load balancer.
@@ -31,7 +35,7 @@ const (
 )
 
 // AllScenarios is every scenario in the order the harness runs them.
-var AllScenarios = []Scenario{Offered, Baseline, DR, TUN, KernelXDPDR, KernelXDPTUN, Latency}
+var AllScenarios = []Scenario{Offered, Baseline, DR, TUN, KernelXDPDR, KernelXDPTUN, NewFlows, Latency}
 
 // scenarioNames lists AllScenarios for error messages.
 func scenarioNames() string {
@@ -46,7 +50,7 @@ func scenarioNames() string {
 }
 
 // needsAFVS reports whether the scenario runs the afvs binary.
-func (s Scenario) needsAFVS() bool { return s == DR || s == TUN || s == Latency }
+func (s Scenario) needsAFVS() bool { return s == DR || s == TUN || s == NewFlows || s == Latency }
 
 // ParseScenarios reads a comma-separated list such as "offered,dr". An
 // empty string or "all" selects every scenario.

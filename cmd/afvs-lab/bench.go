@@ -17,7 +17,7 @@ import (
 func runBench(args []string) error {
 	fs := pflag.NewFlagSet("afvs-lab bench", pflag.ContinueOnError)
 	duration := fs.Duration("duration", 3*time.Second, "how long the generator sends in each scenario")
-	flows := fs.Int("flows", 1024, "UDP source ports the generator cycles through (one flow each)")
+	flows := fs.Int("flows", 1024, "flows the generator cycles through, up to 16M (UDP source ports, then source addresses); each gets a frame before the measurement")
 	rounds := fs.Int("rounds", 1, "run every scenario this many times, interleaved, and report the median")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	afvs := fs.String("afvs", "", "the afvs daemon binary for the dr, tun and latency scenarios (default: afvs next to afvs-lab, else on $PATH)")

@@ -56,7 +56,7 @@ type KernelLBOptions struct {
 const (
 	MaxKernelLBReals    = 1024
 	MaxKernelLBServices = 256
-	maxKernelLBFlows    = 1 << 24
+	maxKernelLBFlows    = 1 << 25
 )
 
 // KernelLBReal is a real server as the kernel load balancer forwards to
