@@ -1,0 +1,129 @@
+package director
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/vs"
+)
+
+// parallelWorker is one worker of BenchmarkTwoWorkers with its own port,
+// processor, counters and frame templates, over the shared table.
+type parallelWorker struct {
+	w    *Worker
+	p    interface{ Complete() int }
+	c    *dataplane.Counters
+	acks [][]byte
+	x    uint64
+	k, n int // this worker's flows are those i with i%n == k
+	size int
+}
+
+// batches runs n batches: 64 frames of this worker's established flows,
+// one Poll.
+func (pw *parallelWorker) batches(n int, deliver func([]byte)) {
+	for range n {
+		for range dataplane.Batch {
+			pw.x = pw.x*6364136223846793005 + 1442695040888963407
+			i := int((pw.x>>32)*uint64(pw.size)>>32)/pw.n*pw.n + pw.k
+			if i >= pw.size {
+				i = pw.k
+			}
+			f := pw.acks[i/60000]
+			pt := 1024 + i%60000
+			f[34], f[35] = byte(pt>>8), byte(pt)
+			deliver(f)
+		}
+		pw.w.Poll()
+		pw.p.Complete()
+	}
+}
+
+// BenchmarkTwoWorkers measures one worker alone, then two workers on two
+// goroutines locked to their threads at once, each with its own
+// in-memory port, processor and counters, over one shared connection
+// table of established flows (each worker's flows its own, as RSS would
+// spread them). It reports both rates in ns per frame of the aggregate
+// and their ratio, speedup, from the same run: 2 means no contention
+// between the workers. On a machine with fewer than two idle CPUs the
+// two workers share one and the ratio says nothing.
+func BenchmarkTwoWorkers(b *testing.B) {
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{"1K", 1_000}, {"1M", 1_000_000}} {
+		b.Run("entries="+size.name, func(b *testing.B) {
+			r := newRig(b, oneService(vs.Route, "rr", 1, 1, 1, 1), size.n+size.n/4)
+			clients := size.n/60000 + 1
+			syns := make([][]byte, clients)
+			for c := range clients {
+				syns[c] = tcpFrame(b, [4]byte{198, 18, byte(c), 10}, 0, true, false, false, true, 0)
+			}
+			buf := make([]byte, 2048)
+			for i := range size.n {
+				f := syns[i/60000]
+				pt := 1024 + i%60000
+				f[34], f[35] = byte(pt>>8), byte(pt)
+				copy(buf[headroom:], f)
+				if v, _ := r.p.Process(r.snap, buf, headroom, len(f)); v != dataplane.VerdictForward {
+					b.Fatalf("opening flow %d: verdict %d", i, v)
+				}
+			}
+			var snap atomic.Pointer[dataplane.Snapshot]
+			snap.Store(r.snap)
+			mk := func(k, n int) (*parallelWorker, func([]byte)) {
+				c := new(dataplane.Counters)
+				proc := dataplane.NewProcessor(r.ct, c, 0)
+				p := newFakePort(b, 256)
+				pw := &parallelWorker{w: NewWorker(k, -1, p, 0, []TxPort{{Port: p}}, &snap, proc, c, nil), p: p, c: c,
+					x: uint64(k + 1), k: k, n: n, size: size.n}
+				for cl := range clients {
+					pw.acks = append(pw.acks, tcpFrame(b, [4]byte{198, 18, byte(cl), 10}, 0, false, true, false, true, 18))
+				}
+				return pw, func(f []byte) { p.Deliver(f) }
+			}
+			one, d1 := mk(0, 1)
+			two0, d20 := mk(0, 2)
+			two1, d21 := mk(1, 2)
+			b.ReportAllocs()
+			var t1, t2 time.Duration
+			for b.Loop() {
+				// b.Loop times the whole; the two phases are timed apart.
+				s := time.Now()
+				one.batches(1, d1)
+				t1 += time.Since(s)
+			}
+			n := b.N
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for _, w := range []struct {
+				pw *parallelWorker
+				d  func([]byte)
+			}{{two0, d20}, {two1, d21}} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					runtime.LockOSThread()
+					defer runtime.UnlockOSThread()
+					<-start
+					w.pw.batches(n, w.d)
+				}()
+			}
+			s := time.Now()
+			close(start)
+			wg.Wait()
+			t2 = time.Since(s)
+			frames := uint64(n * dataplane.Batch)
+			if one.c.TX.Load() != frames || two0.c.TX.Load() != frames || two1.c.TX.Load() != frames {
+				b.Fatalf("forwarded %d (one worker), %d and %d (two), want %d each", one.c.TX.Load(), two0.c.TX.Load(), two1.c.TX.Load(), frames)
+			}
+			b.ReportMetric(float64(t1.Nanoseconds())/float64(frames), "ns/frame-1w")
+			b.ReportMetric(float64(t2.Nanoseconds())/float64(2*frames), "ns/frame-2w")
+			b.ReportMetric(2*float64(t1)/float64(t2), "speedup")
+		})
+	}
+}
