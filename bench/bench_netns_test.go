@@ -36,7 +36,7 @@ func TestRunAllScenarios(t *testing.T) {
 		}
 	})
 	var log strings.Builder
-	rep, err := Run(Options{Duration: 500 * time.Millisecond, Flows: 256, AFVS: afvs, Log: &log})
+	rep, err := Run(Options{Duration: 300 * time.Millisecond, Flows: 256, AFVS: afvs, Log: &log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +70,8 @@ func TestRunAllScenarios(t *testing.T) {
 		if res.Received == 0 || res.Received > res.Sent {
 			t.Errorf("%s: received %d of %d sent: want 0 < received <= sent", res.Scenario, res.Received, res.Sent)
 		}
-		if res.Seconds < 0.5 || res.Seconds > 2 {
-			t.Errorf("%s: generator ran %.3fs, want about 0.5s", res.Scenario, res.Seconds)
+		if res.Seconds < 0.3 || res.Seconds > 2 {
+			t.Errorf("%s: generator ran %.3fs, want about 0.3s", res.Scenario, res.Seconds)
 		}
 		// Every frame is 60 bytes as sent; VS/TUN adds a 20-byte IPIP
 		// header. The sink counts whatever arrives, and the director's
@@ -92,6 +92,16 @@ func TestRunAllScenarios(t *testing.T) {
 		// opens at most the few whose first frame was lost; in new-flows
 		// every frame forwarded is a new connection.
 		switch res.Scenario {
+		case DR2Q:
+			if len(res.WorkerRX) != 2 || res.WorkerRX[0] == 0 || res.WorkerRX[1] == 0 || res.WorkerRX[0]+res.WorkerRX[1] != res.ForwarderRX {
+				t.Errorf("dr-2q: workers received %v of %d: want two workers, each fed", res.WorkerRX, res.ForwarderRX)
+			}
+			if res.VsDR == nil || *res.VsDR != res.Mpps/mpps[DR] {
+				t.Errorf("dr-2q: vs dr %v, want %v / %v", res.VsDR, res.Mpps, mpps[DR])
+			}
+			if res.FlowsOpen < 2*256*9/10 || res.FlowsOpen > 2*256+strays {
+				t.Errorf("dr-2q: %d flows open, want about 512 (256 per generator)", res.FlowsOpen)
+			}
 		case DR, TUN, KernelXDPDR, KernelXDPTUN:
 			if res.FlowsOpen < 256*9/10 || res.FlowsOpen > 256+strays || res.Inserted > 256-res.FlowsOpen+strays {
 				t.Errorf("%s: %d flows open before the run, %d opened during it: want about 256 before, the rest during", res.Scenario, res.FlowsOpen, res.Inserted)

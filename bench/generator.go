@@ -68,15 +68,15 @@ type GeneratorStats struct {
 	Elapsed time.Duration
 }
 
-// NewGenerator opens a TX-only AF_XDP socket on queue 0 of ifindex in the
+// NewGenerator opens a TX-only AF_XDP socket on queue of ifindex in the
 // calling thread's network namespace and fills its UMEM with f.
-func NewGenerator(ifindex int, f Frame, flows int) (*Generator, error) {
+func NewGenerator(ifindex, queue int, f Frame, flows int) (*Generator, error) {
 	opt := xsk.DefaultOptions()
 	// The kernel wants a fill ring on every UMEM even when nothing is
 	// received; it stays empty.
 	opt.RxSize, opt.FillSize = 0, 64
 	opt.Copy, opt.TxBudget = true, genBatch
-	s, err := xsk.Open(ifindex, 0, opt)
+	s, err := xsk.Open(ifindex, queue, opt)
 	if err != nil {
 		return nil, fmt.Errorf("generator: %w", err)
 	}

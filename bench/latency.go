@@ -23,7 +23,9 @@ import (
 
 // LatencyPath is one path of the latency scenario: round-trip times of
 // UDP requests from the generator's namespace answered by a server in the
-// sink's, at low load (one request at a time, LatencyGap apart).
+// sink's, at low load (one request at a time, LatencyGap apart). The
+// direct path's requests alternate with every other path's; its row sums
+// them all.
 type LatencyPath struct {
 	// Path is direct (the kernel routes the request to the server's own
 	// address), afvs-dr (afvs forwards it to the VIP in VS/DR mode) or
@@ -41,8 +43,9 @@ type LatencyPath struct {
 	P50 float64 `json:"p50_us"`
 	P90 float64 `json:"p90_us"`
 	P99 float64 `json:"p99_us"`
-	// Added50, Added90 and Added99 are the percentiles less the direct
-	// path's of the same run: what the load balancer adds.
+	// Added50, Added90 and Added99 are the percentiles less those of the
+	// direct-path requests sent alternately with this path's: what the
+	// load balancer adds.
 	Added50 *float64 `json:"added_p50_us,omitempty"`
 	Added90 *float64 `json:"added_p90_us,omitempty"`
 	Added99 *float64 `json:"added_p99_us,omitempty"`
@@ -81,7 +84,7 @@ func pollYAML(c director.PollConfig) string {
 // first, then afvs in each poll mode, then the kernel XDP load balancer.
 // A path that fails carries its error; the others still run.
 func runLatency(o Options) (paths []LatencyPath, err error) {
-	t, err := newTopology(string(Latency))
+	t, err := newTopology(string(Latency), 1)
 	if err != nil {
 		return nil, err
 	}
@@ -97,34 +100,33 @@ func runLatency(o Options) (paths []LatencyPath, err error) {
 	defer stopServer()
 	n := max(int(o.Duration/LatencyGap), 50)
 
-	direct := LatencyPath{Path: "direct"}
-	measureLatency(t, ServerAddr, n, &direct)
-	paths = append(paths, direct)
-	paths = append(paths, latencyAFVS(t, o, n)...)
+	// Every path's requests alternate with requests on the direct path;
+	// the direct row is all of those.
+	var directRTTs []time.Duration
+	paths = append(paths, LatencyPath{Path: "direct"})
+	paths = append(paths, latencyAFVS(t, o, n, &directRTTs)...)
 	kx := LatencyPath{Path: "kernel-xdp-dr"}
 	if _, stop, err := startKernelXDP(t, "dr", 16); err != nil {
 		kx.Error = err.Error()
 	} else {
-		measureLatency(t, VIP, n, &kx)
+		measureLatency(t, VIP, n, &kx, &directRTTs)
 		if err := stop(); err != nil && kx.Error == "" {
 			kx.Error = err.Error()
 		}
 	}
 	paths = append(paths, kx)
-	for i := range paths {
-		p := &paths[i]
-		if i == 0 || p.Error != "" || direct.Error != "" {
-			continue
-		}
-		a50, a90, a99 := p.P50-direct.P50, p.P90-direct.P90, p.P99-direct.P99
-		p.Added50, p.Added90, p.Added99 = &a50, &a90, &a99
+	d := &paths[0]
+	if d.Samples = len(directRTTs); d.Samples == 0 {
+		d.Error = "no path was measured"
+	} else {
+		d.P50, d.P90, d.P99 = percentile(directRTTs, 0.50), percentile(directRTTs, 0.90), percentile(directRTTs, 0.99)
 	}
 	return paths, nil
 }
 
 // latencyAFVS runs afvs once and measures it in every poll mode of
 // LatencyPolls, reloading its config between them.
-func latencyAFVS(t *topology, o Options, n int) []LatencyPath {
+func latencyAFVS(t *topology, o Options, n int, direct *[]time.Duration) []LatencyPath {
 	var out []LatencyPath
 	fail := func(err error) []LatencyPath {
 		for _, c := range LatencyPolls[len(out):] {
@@ -151,7 +153,7 @@ func latencyAFVS(t *topology, o Options, n int) []LatencyPath {
 		if _, err := awaitPoll(client, c.String()); err != nil {
 			return fail(fmt.Errorf("%w\nafvs log: %s", err, tail(d)))
 		}
-		measureLatency(t, VIP, n, &p)
+		measureLatency(t, VIP, n, &p, direct)
 		// The worker sets its socket's busy-poll options at its first
 		// turn in the new mode: read them once it has served requests.
 		if st, err := client.Status(); err == nil && len(st.Workers) > 0 {
@@ -344,74 +346,93 @@ func echo(fd int, quit *atomic.Bool) {
 }
 
 // measureLatency sends n requests from the generator's namespace to
-// dst:VIPPort one at a time and fills p's percentiles, or its error.
-func measureLatency(t *topology, dst netip.Addr, n int, p *LatencyPath) {
-	var fd int
-	err := t.gen.Do(func() (err error) {
-		fd, err = udpSocket()
+// dst:VIPPort and n to the server's own address (the direct path), one at
+// a time and alternating, so that both see the same moments of the
+// machine's load. It fills p's percentiles and, against the direct
+// requests of the same run, its added latency, or its error; it appends
+// the direct round trips to direct.
+func measureLatency(t *topology, dst netip.Addr, n int, p *LatencyPath, direct *[]time.Duration) {
+	var fds [2]int
+	for i, a := range []netip.Addr{dst, ServerAddr} {
+		err := t.gen.Do(func() (err error) {
+			fds[i], err = udpSocket()
+			if err != nil {
+				return err
+			}
+			return unix.Connect(fds[i], &unix.SockaddrInet4{Addr: a.As4(), Port: int(VIPPort)})
+		})
 		if err != nil {
-			return err
+			p.Error = fmt.Sprintf("client socket to %s: %v", a, err)
+			return
 		}
-		return unix.Connect(fd, &unix.SockaddrInet4{Addr: dst.As4(), Port: int(VIPPort)})
-	})
-	if err != nil {
-		p.Error = fmt.Sprintf("client socket to %s: %v", dst, err)
-		return
+		defer unix.Close(fds[i])
 	}
-	defer unix.Close(fd)
-	rtts, lost, err := pingPong(fd, n)
-	p.Samples, p.Lost = len(rtts), lost
-	if err != nil {
+	rtts, lost, err := pingPong(fds, n)
+	p.Samples, p.Lost = len(rtts[0]), lost[0]
+	*direct = append(*direct, rtts[1]...)
+	switch {
+	case err != nil:
 		p.Error = err.Error()
+	case len(rtts[0]) < n/2:
+		p.Error = fmt.Sprintf("%d of %d requests to %s answered", len(rtts[0]), n, dst)
+	case len(rtts[1]) < n/2:
+		p.Error = fmt.Sprintf("direct path: %d of %d requests to %s answered", len(rtts[1]), n, ServerAddr)
+	}
+	if p.Error != "" {
 		return
 	}
-	if len(rtts) < n/2 {
-		p.Error = fmt.Sprintf("%d of %d requests to %s answered", len(rtts), n, dst)
-		return
+	p.P50, p.P90, p.P99 = percentile(rtts[0], 0.50), percentile(rtts[0], 0.90), percentile(rtts[0], 0.99)
+	if dst != ServerAddr {
+		a50, a90, a99 := p.P50-percentile(rtts[1], 0.50), p.P90-percentile(rtts[1], 0.90), p.P99-percentile(rtts[1], 0.99)
+		p.Added50, p.Added90, p.Added99 = &a50, &a90, &a99
 	}
-	p.P50, p.P90, p.P99 = percentile(rtts, 0.50), percentile(rtts, 0.90), percentile(rtts, 0.99)
 }
 
-// pingPong sends n numbered requests on the connected socket fd, each
-// after the answer to the last (or its timeout) and a pause of LatencyGap,
-// and returns the round trips of those answered. It runs on a locked
-// thread so that the timing is the kernel's wake-up, not the scheduler's.
-func pingPong(fd, n int) (rtts []time.Duration, lost int, err error) {
+// pingPong sends n numbered requests on each connected socket of fds,
+// alternating, each after the answer to the last (or its timeout) and a
+// pause of LatencyGap, and returns the round trips of those answered and
+// the count lost, by socket. It runs on a locked thread so that the
+// timing is the kernel's wake-up, not the scheduler's.
+func pingPong(fds [2]int, n int) (rtts [2][]time.Duration, lost [2]int, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	req := make([]byte, 18) // a 60-byte frame with the headers
 	resp := make([]byte, 2048)
-	rtts = make([]time.Duration, 0, n)
+	for i := range rtts {
+		rtts[i] = make([]time.Duration, 0, n)
+	}
 	// A few requests first, unmeasured: ARP, the first connection entry
 	// and cold caches are not what this measures.
 	for seq := uint64(0); seq < uint64(n)+10; seq++ {
-		binary.BigEndian.PutUint64(req, seq)
-		t0 := time.Now()
-		if _, err := unix.Write(fd, req); err != nil {
-			return rtts, lost, fmt.Errorf("send request %d: %w", seq, err)
-		}
-		for {
-			m, err := unix.Read(fd, resp)
-			if err != nil {
-				if err == unix.EINTR {
-					continue
+		for i, fd := range fds {
+			binary.BigEndian.PutUint64(req, seq)
+			t0 := time.Now()
+			if _, err := unix.Write(fd, req); err != nil {
+				return rtts, lost, fmt.Errorf("send request %d: %w", seq, err)
+			}
+			for {
+				m, err := unix.Read(fd, resp)
+				if err != nil {
+					if err == unix.EINTR {
+						continue
+					}
+					lost[i]++
+					break
 				}
-				lost++
+				if m < 8 || binary.BigEndian.Uint64(resp) != seq {
+					continue // a late answer to an earlier request
+				}
+				if seq >= 10 {
+					rtts[i] = append(rtts[i], time.Since(t0))
+				}
 				break
 			}
-			if m < 8 || binary.BigEndian.Uint64(resp) != seq {
-				continue // a late answer to an earlier request
+			// A path that answers nothing fails in a few timeouts, not n.
+			if lost[i] > 10 && lost[i] > len(rtts[i]) {
+				return rtts, lost, fmt.Errorf("%d of the first %d requests to socket %d unanswered (%s each)", lost[i], seq+1, i, latencyTimeout)
 			}
-			if seq >= 10 {
-				rtts = append(rtts, time.Since(t0))
-			}
-			break
+			time.Sleep(LatencyGap)
 		}
-		// A path that answers nothing fails in a few timeouts, not n.
-		if lost > 10 && lost > len(rtts) {
-			return rtts, lost, fmt.Errorf("%d of the first %d requests unanswered (%s each)", lost, seq+1, latencyTimeout)
-		}
-		time.Sleep(LatencyGap)
 	}
 	return rtts, lost, nil
 }

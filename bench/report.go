@@ -41,6 +41,12 @@ type Result struct {
 	// SinkBytes is the bytes the sink counted; over Received it shows
 	// the frame size that arrived (60, or 80 with an IPIP header).
 	SinkBytes uint64 `json:"sink_bytes"`
+	// WorkerRX is what each of afvs's workers received during the run,
+	// when it has more than one; VsDR is Mpps over the dr scenario's of
+	// the same run, for dr-2q: the rate of two queues and two workers as
+	// a ratio to one.
+	WorkerRX []uint64 `json:"worker_rx,omitempty"`
+	VsDR     *float64 `json:"vs_dr,omitempty"`
 	// FlowsOpen is the connections the forwarder (afvs, or the kernel XDP
 	// load balancer) had opened when the measured run began: after the
 	// warm-up that sends every flow a frame, Flows unless frames were
@@ -100,10 +106,14 @@ func (r *Report) computeRatios() {
 		}
 		return 0
 	}
-	offered, base := ref(Offered), ref(Baseline)
+	offered, base, dr := ref(Offered), ref(Baseline), ref(DR)
 	for i := range r.Results {
 		res := &r.Results[i]
-		res.VsOffered, res.VsBaseline = nil, nil
+		res.VsOffered, res.VsBaseline, res.VsDR = nil, nil, nil
+		if res.Scenario == DR2Q && res.Error == "" && dr > 0 {
+			v := res.Mpps / dr
+			res.VsDR = &v
+		}
 		if res.Error != "" || res.Scenario == Latency {
 			continue
 		}
@@ -165,6 +175,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report table: %w", err)
 	}
+	for _, res := range r.Results {
+		if res.VsDR != nil {
+			fmt.Fprintf(w, "%s: two queues, two workers (received %v): %.2f× dr\n", res.Scenario, res.WorkerRX, *res.VsDR)
+		}
+	}
 	if len(lat) > 0 {
 		if err := writeLatency(w, lat); err != nil {
 			return err
@@ -192,7 +207,7 @@ func count(v uint64, s Scenario) string {
 
 // writeLatency writes the latency scenario's paths as a table.
 func writeLatency(w io.Writer, paths []LatencyPath) error {
-	fmt.Fprintf(w, "latency: UDP request/response, one at a time, %s apart; round trips in us; added = less the direct path's\n", LatencyGap)
+	fmt.Fprintf(w, "latency: UDP request/response, one at a time, %s apart; round trips in us; added = less the direct-path requests sent alternately with the path's\n", LatencyGap)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "path\tpoll\tbusy poll\tsamples\tlost\tp50\tp90\tp99\tadded p50\tadded p90\tadded p99\tidle cpu\t\n")
 	var errs []LatencyPath

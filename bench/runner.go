@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"runtime"
 	"slices"
@@ -155,7 +156,11 @@ func runScenario(s Scenario, o Options) Result {
 		res.Latency = paths
 		return res
 	}
-	t, err := newTopology(string(s))
+	queues := 1
+	if s == DR2Q {
+		queues = 2
+	}
+	t, err := newTopology(string(s), queues)
 	if err == nil {
 		err = measure(t, s, o, &res)
 		if cerr := t.close(); cerr != nil {
@@ -205,6 +210,7 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 
 	var counts forwarderCounts
 	var drops map[string]uint64
+	var workerRX []uint64 // afvs: frames each worker received, by the last counts
 	// inserted reads the connections the forwarder has opened, where it
 	// keeps a table.
 	var inserted func() uint64
@@ -233,10 +239,13 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 			return st.Total, st.DR + st.Tunnel, err
 		}
 		inserted = func() uint64 { st, _ := lb.Stats(); return st.NewFlows }
-	case DR, TUN, NewFlows:
+	case DR, TUN, NewFlows, DR2Q:
 		mode, tableFlows := string(s), o.Flows
-		if s == NewFlows {
+		switch s {
+		case NewFlows:
 			mode, tableFlows = "dr", newFlowsTable/2
+		case DR2Q:
+			mode, tableFlows = "dr", 2*o.Flows
 		}
 		d, stop, serr := startDirector(t, o.AFVS, mode, tableFlows)
 		if serr != nil {
@@ -253,16 +262,33 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 		counts = func() (uint64, uint64, error) {
 			st, err := api.NewClient(d.Socket).Status()
 			drops = st.Drops
+			workerRX = workerRX[:0]
+			for _, w := range st.Workers {
+				workerRX = append(workerRX, w.RX)
+			}
 			return st.RX, st.TX, err
 		}
 		inserted = func() uint64 { st, _ := api.NewClient(d.Socket).Status(); return st.Table.Inserted }
 	}
 
-	var gen *Generator
-	if err := t.gen.Do(func() (err error) { gen, err = NewGenerator(t.genIf.index, t.frame(), flows); return err }); err != nil {
-		return err
+	// One generator per queue: the veth hands a frame sent on queue q to
+	// the peer's receive queue q, so each of the director's workers gets
+	// the frames of one generator, with flows of its own (generator q
+	// sends from GenAddr + q).
+	var gens []*Generator
+	for q := range t.queues {
+		f := t.frame()
+		a := f.Src.As4()
+		a[3] += byte(q)
+		f.Src = netip.AddrFrom4(a)
+		var g *Generator
+		if err := t.gen.Do(func() (err error) { g, err = NewGenerator(t.genIf.index, q, f, flows); return err }); err != nil {
+			return err
+		}
+		closers = append(closers, g.Close)
+		gens = append(gens, g)
 	}
-	closers = append(closers, gen.Close)
+	gen := gens[0]
 
 	if err := warmUp(gen, sink); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
@@ -271,8 +297,10 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 	// the run measures lookups of open flows, not their setup; the
 	// new-flows scenario measures the setup, so it opens none.
 	if s != NewFlows {
-		if _, err := gen.Open(openBurst); err != nil {
-			return fmt.Errorf("open %d flows: %w", flows, err)
+		for _, g := range gens {
+			if _, err := g.Open(openBurst); err != nil {
+				return fmt.Errorf("open %d flows: %w", flows, err)
+			}
 		}
 		time.Sleep(settleTime)
 	}
@@ -289,11 +317,12 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 		}
 		drops0 = drops
 	}
+	workerRX0 := slices.Clone(workerRX)
 	before, err := sink.Stats()
 	if err != nil {
 		return err
 	}
-	gs, err := runGenerator(gen, o.Duration)
+	gs, err := runGenerators(gens, o.Duration)
 	if err != nil {
 		return err
 	}
@@ -308,6 +337,11 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 			return fmt.Errorf("forwarder counters: %w", err)
 		}
 		res.ForwarderRX, res.ForwarderTX = rx1-rx0, tx1-tx0
+		if len(workerRX) > 1 && len(workerRX0) == len(workerRX) {
+			for i := range workerRX {
+				res.WorkerRX = append(res.WorkerRX, workerRX[i]-workerRX0[i])
+			}
+		}
 		for k, v := range drops {
 			if d := v - drops0[k]; d > 0 {
 				if res.Drops == nil {
@@ -358,6 +392,35 @@ func runGenerator(g *Generator, d time.Duration) (GeneratorStats, error) {
 	}()
 	r := <-c
 	return r.st, r.err
+}
+
+// runGenerators runs every generator at once, each on its own locked
+// thread, and sums what they sent; Elapsed is the longest run.
+func runGenerators(gs []*Generator, d time.Duration) (GeneratorStats, error) {
+	if len(gs) == 1 {
+		return runGenerator(gs[0], d)
+	}
+	type out struct {
+		st  GeneratorStats
+		err error
+	}
+	c := make(chan out, len(gs))
+	for _, g := range gs {
+		go func() {
+			st, err := runGenerator(g, d)
+			c <- out{st, err}
+		}()
+	}
+	var sum GeneratorStats
+	var errs []error
+	for range gs {
+		r := <-c
+		sum.Sent += r.st.Sent
+		sum.Queued += r.st.Queued
+		sum.Elapsed = max(sum.Elapsed, r.st.Elapsed)
+		errs = append(errs, r.err)
+	}
+	return sum, errors.Join(errs...)
 }
 
 // warmUp sends short bursts until the sink counts something, so that

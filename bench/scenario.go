@@ -24,6 +24,9 @@ const (
 	// or IPIP through XDP_REDIRECT: what a Katran user gets.
 	KernelXDPDR  Scenario = "kernel-xdp-dr"
 	KernelXDPTUN Scenario = "kernel-xdp-tun"
+	// DR2Q: afvs in VS/DR mode on veths with two queues: two workers,
+	// each fed by a generator of its own on the matching queue.
+	DR2Q Scenario = "dr-2q"
 	// NewFlows: afvs in VS/DR mode with every frame a new flow (the
 	// generator cycles through MaxFlows, more than a run sends): new
 	// connections per second, scheduling and insertion included.
@@ -35,7 +38,7 @@ const (
 )
 
 // AllScenarios is every scenario in the order the harness runs them.
-var AllScenarios = []Scenario{Offered, Baseline, DR, TUN, KernelXDPDR, KernelXDPTUN, NewFlows, Latency}
+var AllScenarios = []Scenario{Offered, Baseline, DR, TUN, DR2Q, KernelXDPDR, KernelXDPTUN, NewFlows, Latency}
 
 // scenarioNames lists AllScenarios for error messages.
 func scenarioNames() string {
@@ -50,7 +53,9 @@ func scenarioNames() string {
 }
 
 // needsAFVS reports whether the scenario runs the afvs binary.
-func (s Scenario) needsAFVS() bool { return s == DR || s == TUN || s == NewFlows || s == Latency }
+func (s Scenario) needsAFVS() bool {
+	return s == DR || s == TUN || s == DR2Q || s == NewFlows || s == Latency
+}
 
 // ParseScenarios reads a comma-separated list such as "offered,dr". An
 // empty string or "all" selects every scenario.

@@ -54,13 +54,14 @@ type topology struct {
 	gen, dir, sink       *testnet.NS
 	genIf, dirIn, dirOut link
 	sinkIf               link
+	queues               int // TX and RX queues of every veth
 }
 
-// newTopology builds the network for one scenario. On error it removes
-// what it made.
-func newTopology(scenario string) (t *topology, err error) {
+// newTopology builds the network for one scenario, each veth with queues
+// TX and RX queues. On error it removes what it made.
+func newTopology(scenario string, queues int) (t *topology, err error) {
 	n := &testnet.Net{Prefix: fmt.Sprintf("%s%d-%s", Prefix(), netSeq.Add(1), scenario)}
-	t = &topology{net: n}
+	t = &topology{net: n, queues: queues}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -82,10 +83,10 @@ func newTopology(scenario string) (t *topology, err error) {
 		}
 		*p.dst = ns
 	}
-	if err := testnet.Veth(t.gen, ingressName, t.dir, ingressName); err != nil {
+	if err := testnet.VethQueues(t.gen, ingressName, t.dir, ingressName, queues); err != nil {
 		return nil, err
 	}
-	if err := testnet.Veth(t.dir, egressName, t.sink, ingressName); err != nil {
+	if err := testnet.VethQueues(t.dir, egressName, t.sink, ingressName, queues); err != nil {
 		return nil, err
 	}
 	addrs := []struct {
