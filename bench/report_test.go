@@ -169,12 +169,12 @@ func TestParseScenarios(t *testing.T) {
 		want string
 		err  string
 	}{
-		{"", "offered baseline dr tun kernel-xdp-dr kernel-xdp-tun new-flows latency", ""},
-		{"all", "offered baseline dr tun kernel-xdp-dr kernel-xdp-tun new-flows latency", ""},
+		{"", "offered baseline dr tun dr-2q kernel-xdp-dr kernel-xdp-tun new-flows latency", ""},
+		{"all", "offered baseline dr tun dr-2q kernel-xdp-dr kernel-xdp-tun new-flows latency", ""},
 		{"dr, offered", "dr offered", ""},
 		{"latency,kernel-xdp-tun", "latency kernel-xdp-tun", ""},
 		{"tun", "tun", ""},
-		{"dr,fast", "", `scenario "fast": must be one of offered, baseline, dr, tun, kernel-xdp-dr, kernel-xdp-tun, new-flows, latency`},
+		{"dr,fast", "", `scenario "fast": must be one of offered, baseline, dr, tun, dr-2q, kernel-xdp-dr, kernel-xdp-tun, new-flows, latency`},
 		{"dr,dr", "", `scenario "dr": listed twice`},
 		{"dr,", "", `scenario "": must be one of`},
 	} {

@@ -20,8 +20,8 @@ func runBench(args []string) error {
 	flows := fs.Int("flows", 1024, "flows the generator cycles through, up to 16M (UDP source ports, then source addresses); each gets a frame before the measurement")
 	rounds := fs.Int("rounds", 1, "run every scenario this many times, interleaved, and report the median")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
-	afvs := fs.String("afvs", "", "the afvs daemon binary for the dr, tun and latency scenarios (default: afvs next to afvs-lab, else on $PATH)")
-	scenarios := fs.String("scenarios", "all", "comma-separated scenarios: offered, baseline, dr, tun, kernel-xdp-dr, kernel-xdp-tun, latency (or all)")
+	afvs := fs.String("afvs", "", "the afvs daemon binary for the scenarios that run it (default: afvs next to afvs-lab, else on $PATH)")
+	scenarios := fs.String("scenarios", "all", "comma-separated scenarios: offered, baseline, dr, tun, dr-2q, kernel-xdp-dr, kernel-xdp-tun, new-flows, latency (or all)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
@@ -37,7 +37,7 @@ func runBench(args []string) error {
 	}
 	var daemon string
 	for _, s := range sc {
-		if s == bench.DR || s == bench.TUN || s == bench.Latency {
+		if s == bench.DR || s == bench.TUN || s == bench.DR2Q || s == bench.NewFlows || s == bench.Latency {
 			if daemon, err = testnet.DaemonBinary(*afvs); err != nil {
 				return fmt.Errorf("scenario %s: %w", s, err)
 			}
