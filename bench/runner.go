@@ -65,7 +65,7 @@ func (o Options) Validate() error {
 			return fmt.Errorf("scenario %q: listed twice", s)
 		}
 		seen[s] = true
-		if s.needsAFVS() && o.AFVS == "" {
+		if s.NeedsAFVS() && o.AFVS == "" {
 			return fmt.Errorf("scenario %s: needs the afvs binary path (Options.AFVS)", s)
 		}
 	}

@@ -52,8 +52,8 @@ func scenarioNames() string {
 	return b.String()
 }
 
-// needsAFVS reports whether the scenario runs the afvs binary.
-func (s Scenario) needsAFVS() bool {
+// NeedsAFVS reports whether the scenario runs the afvs binary.
+func (s Scenario) NeedsAFVS() bool {
 	return s == DR || s == TUN || s == DR2Q || s == NewFlows || s == Latency
 }
 

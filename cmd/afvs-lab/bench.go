@@ -37,7 +37,7 @@ func runBench(args []string) error {
 	}
 	var daemon string
 	for _, s := range sc {
-		if s == bench.DR || s == bench.TUN || s == bench.DR2Q || s == bench.NewFlows || s == bench.Latency {
+		if s.NeedsAFVS() {
 			if daemon, err = testnet.DaemonBinary(*afvs); err != nil {
 				return fmt.Errorf("scenario %s: %w", s, err)
 			}
