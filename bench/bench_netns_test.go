@@ -3,6 +3,7 @@ package bench
 import (
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +154,40 @@ func TestFailingScenarioDoesNotStopOthers(t *testing.T) {
 	}
 	if left := testnet.Leftovers(Prefix()); len(left) > 0 {
 		t.Errorf("namespaces left after a failed scenario: %v", left)
+	}
+}
+
+// TestThreadedPlacement runs two scenarios in both placements: the
+// threaded ones must have threaded NAPI on the director's receiving
+// interface, a pinned generator, and ratios against their own placement.
+func TestThreadedPlacement(t *testing.T) {
+	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute)
+	afvs := buildAFVS(t)
+	rep, err := Run(Options{Duration: 300 * time.Millisecond, Flows: 64, Scenarios: []Scenario{Offered, DR}, AFVS: afvs, Threaded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	rep.WriteTable(&table)
+	t.Logf("\n%s", table.String())
+	want := []string{"offered", "offered@threaded", "dr", "dr@threaded"}
+	if len(rep.Results) != len(want) {
+		t.Fatalf("%d results, want %v", len(rep.Results), want)
+	}
+	for i, res := range rep.Results {
+		if res.name() != want[i] || res.Error != "" {
+			t.Errorf("result %d: %s %q, want %s", i, res.name(), res.Error, want[i])
+			continue
+		}
+		threaded := res.Placement == PlacementThreaded
+		if threaded != (res.GeneratorCPU != nil) || threaded != slices.Contains(res.Threaded, "dir/eth0") {
+			t.Errorf("%s: threaded napi %v, generator cpu %v", res.name(), res.Threaded, res.GeneratorCPU)
+		}
+		if res.VsOffered == nil || *res.VsOffered != res.Mpps/rep.Results[i%2].Mpps {
+			t.Errorf("%s: vs offered %v, want against offered of its own placement", res.name(), res.VsOffered)
+		}
+	}
+	if !strings.Contains(table.String(), "@threaded: threaded NAPI on [") {
+		t.Errorf("the table does not say what the threaded placement did")
 	}
 }

@@ -46,6 +46,9 @@ func flowSource(a int) [4]byte {
 // costs only the two-byte source port (and its checksum patch) per frame:
 // no copying, no allocation. A Generator is owned by one goroutine.
 type Generator struct {
+	// CPU, when not negative, is the CPU the harness pins the
+	// generator's thread to while it runs.
+	CPU      int
 	port     txPort
 	sock     *xsk.Socket // nil when port is a fake
 	frameLen uint32
@@ -103,7 +106,7 @@ func newGenerator(p txPort, f Frame, flows int) (*Generator, error) {
 			return nil, fmt.Errorf("generator: %w", err)
 		}
 	}
-	return &Generator{port: p, frameLen: uint32(f.Len), flows: flows, src: f.Src.As4()}, nil
+	return &Generator{CPU: -1, port: p, frameLen: uint32(f.Len), flows: flows, src: f.Src.As4()}, nil
 }
 
 // Step runs one turn: reap completions, take up to a batch of free chunks,

@@ -11,6 +11,12 @@ import (
 // Result is one scenario's measurement.
 type Result struct {
 	Scenario Scenario `json:"scenario"`
+	// Placement is PlacementDefault, or PlacementThreaded with Threaded
+	// the namespace/interface pairs given threaded NAPI and GeneratorCPU
+	// the CPU the generator was pinned to.
+	Placement    string   `json:"placement"`
+	Threaded     []string `json:"threaded_napi,omitempty"`
+	GeneratorCPU *int     `json:"generator_cpu,omitempty"`
 	// Sent is frames the generator's kernel completed.
 	Sent uint64 `json:"sent"`
 	// Received is frames the drop sink counted during the run.
@@ -98,17 +104,17 @@ func (r *Report) Failed() bool {
 // computeRatios sets every result's ratios from the offered and baseline
 // results of the same report.
 func (r *Report) computeRatios() {
-	ref := func(s Scenario) float64 {
+	ref := func(s Scenario, placement string) float64 {
 		for _, res := range r.Results {
-			if res.Scenario == s && res.Error == "" {
+			if res.Scenario == s && res.Placement == placement && res.Error == "" {
 				return res.Mpps
 			}
 		}
 		return 0
 	}
-	offered, base, dr := ref(Offered), ref(Baseline), ref(DR)
 	for i := range r.Results {
 		res := &r.Results[i]
+		offered, base, dr := ref(Offered, res.Placement), ref(Baseline, res.Placement), ref(DR, res.Placement)
 		res.VsOffered, res.VsBaseline, res.VsDR = nil, nil, nil
 		if res.Scenario == DR2Q && res.Error == "" && dr > 0 {
 			v := res.Mpps / dr
@@ -157,7 +163,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			continue
 		}
 		if res.Error != "" {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.Scenario)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.name())
 			errs = append(errs, res)
 			continue
 		}
@@ -169,7 +175,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if res.FlowsOpen > 0 || res.Inserted > 0 {
 			open, conns = fmt.Sprint(res.FlowsOpen), fmt.Sprintf("%.0f", res.NewConnsPerSec)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", res.Scenario, res.Sent, res.Received, res.SentMpps, res.Mpps, spread,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", res.name(), res.Sent, res.Received, res.SentMpps, res.Mpps, spread,
 			ratio(res.VsOffered), ratio(res.VsBaseline), count(res.ForwarderRX, res.Scenario), count(res.ForwarderTX, res.Scenario), open, conns)
 	}
 	if err := tw.Flush(); err != nil {
@@ -177,7 +183,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	for _, res := range r.Results {
 		if res.VsDR != nil {
-			fmt.Fprintf(w, "%s: two queues, two workers (received %v): %.2f× dr\n", res.Scenario, res.WorkerRX, *res.VsDR)
+			fmt.Fprintf(w, "%s: two queues, two workers (received %v): %.2f× dr\n", res.name(), res.WorkerRX, *res.VsDR)
 		}
 	}
 	if len(lat) > 0 {
@@ -185,8 +191,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 			return err
 		}
 	}
+	for _, res := range r.Results {
+		if res.Placement == PlacementThreaded && res.Error == "" {
+			fmt.Fprintf(w, "@threaded: threaded NAPI on %v, generator on cpu %d\n", res.Threaded, *res.GeneratorCPU)
+			break
+		}
+	}
 	for _, res := range errs {
-		fmt.Fprintf(w, "%s failed: %s\n", res.Scenario, res.Error)
+		fmt.Fprintf(w, "%s failed: %s\n", res.name(), res.Error)
 	}
 	return nil
 }
@@ -246,4 +258,13 @@ func us(v *float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f", *v)
+}
+
+// name is the scenario's name in the table: with "@threaded" for that
+// placement.
+func (r Result) name() string {
+	if r.Placement == PlacementThreaded {
+		return string(r.Scenario) + "@" + PlacementThreaded
+	}
+	return string(r.Scenario)
 }

@@ -36,6 +36,11 @@ type Options struct {
 	Rounds int
 	// Log, when set, hears one line per scenario as it starts and ends.
 	Log io.Writer
+	// Threaded also runs every rate scenario with each receive path on a
+	// CPU of its own: threaded NAPI on every veth end that has a NAPI
+	// context (those that run XDP), and the generator pinned to the last
+	// CPU. Those results have Placement "threaded".
+	Threaded bool
 }
 
 // Limits on Options.
@@ -91,22 +96,38 @@ func Run(o Options) (*Report, error) {
 		CPUs: runtime.NumCPU(), LoadAvg: loadAvg()}
 	rounds := max(o.Rounds, 1)
 	rep.Rounds = rounds
-	byScenario := make([][]Result, len(o.Scenarios))
+	type spec struct {
+		s        Scenario
+		threaded bool
+	}
+	var specs []spec
+	for _, s := range o.Scenarios {
+		specs = append(specs, spec{s, false})
+		if o.Threaded && s != Latency {
+			specs = append(specs, spec{s, true})
+		}
+	}
+	byScenario := make([][]Result, len(specs))
 	for r := 1; r <= rounds; r++ {
-		for i, s := range o.Scenarios {
-			if o.Log != nil {
-				fmt.Fprintf(o.Log, "bench: round %d/%d: %s: running for %s\n", r, rounds, s, o.Duration)
+		for i, sp := range specs {
+			s := sp.s
+			name := string(s)
+			if sp.threaded {
+				name += "@" + PlacementThreaded
 			}
-			res := runScenario(s, o)
+			if o.Log != nil {
+				fmt.Fprintf(o.Log, "bench: round %d/%d: %s: running for %s\n", r, rounds, name, o.Duration)
+			}
+			res := runScenario(s, o, sp.threaded)
 			if o.Log != nil {
 				if res.Error != "" {
-					fmt.Fprintf(o.Log, "bench: round %d/%d: %s: failed: %s\n", r, rounds, s, res.Error)
+					fmt.Fprintf(o.Log, "bench: round %d/%d: %s: failed: %s\n", r, rounds, name, res.Error)
 				} else if s == Latency {
 					for _, p := range res.Latency {
 						fmt.Fprintf(o.Log, "bench: round %d/%d: latency %s %s: p50 %.1f p90 %.1f p99 %.1f us %s\n", r, rounds, p.Path, p.Poll, p.P50, p.P90, p.P99, p.Error)
 					}
 				} else {
-					fmt.Fprintf(o.Log, "bench: round %d/%d: %s: %.3f Mpps at the sink", r, rounds, s, res.Mpps)
+					fmt.Fprintf(o.Log, "bench: round %d/%d: %s: %.3f Mpps at the sink", r, rounds, name, res.Mpps)
 					if len(res.Drops) > 0 {
 						fmt.Fprintf(o.Log, " (afvs drops %v)", res.Drops)
 					}
@@ -146,12 +167,15 @@ func medianResult(rs []Result) Result {
 
 // runScenario builds the scenario's network, measures, and removes the
 // network whatever happened.
-func runScenario(s Scenario, o Options) Result {
-	res := Result{Scenario: s}
+func runScenario(s Scenario, o Options, threaded bool) Result {
+	res := Result{Scenario: s, Placement: PlacementDefault}
+	if threaded {
+		res.Placement = PlacementThreaded
+	}
 	if s == Latency {
 		paths, err := runLatency(o)
 		if err != nil {
-			return Result{Scenario: s, Error: err.Error()}
+			return Result{Scenario: s, Placement: res.Placement, Error: err.Error()}
 		}
 		res.Latency = paths
 		return res
@@ -162,13 +186,13 @@ func runScenario(s Scenario, o Options) Result {
 	}
 	t, err := newTopology(string(s), queues)
 	if err == nil {
-		err = measure(t, s, o, &res)
+		err = measure(t, s, o, threaded, &res)
 		if cerr := t.close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("remove namespaces: %w", cerr))
 		}
 	}
 	if err != nil {
-		res = Result{Scenario: s, Error: err.Error()}
+		res = Result{Scenario: s, Placement: res.Placement, Error: err.Error()}
 	}
 	return res
 }
@@ -181,7 +205,7 @@ type forwarderCounts func() (rx, tx uint64, err error)
 // this path, without mapping a table for all MaxFlows.
 const newFlowsTable = 1 << 21
 
-func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
+func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (err error) {
 	var closers []func() error
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -289,6 +313,16 @@ func measure(t *topology, s Scenario, o Options, res *Result) (err error) {
 		gens = append(gens, g)
 	}
 	gen := gens[0]
+	if threaded {
+		if res.Threaded, err = threadNAPI(t); err != nil {
+			return err
+		}
+		cpu := runtime.NumCPU() - 1
+		res.GeneratorCPU = &cpu
+		for _, g := range gens {
+			g.CPU = cpu
+		}
+	}
 
 	if err := warmUp(gen, sink); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
@@ -386,7 +420,16 @@ func runGenerator(g *Generator, d time.Duration) (GeneratorStats, error) {
 	c := make(chan out, 1)
 	go func() {
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
+		if g.CPU >= 0 {
+			// A pinned thread is never unlocked: it exits with the
+			// goroutine instead of carrying its affinity to others.
+			if err := nic.Pin(g.CPU); err != nil {
+				c <- out{err: fmt.Errorf("pin generator to cpu %d: %w", g.CPU, err)}
+				return
+			}
+		} else {
+			defer runtime.UnlockOSThread()
+		}
 		st, err := g.Run(d)
 		c <- out{st, err}
 	}()
@@ -421,6 +464,39 @@ func runGenerators(gs []*Generator, d time.Duration) (GeneratorStats, error) {
 		errs = append(errs, r.err)
 	}
 	return sum, errors.Join(errs...)
+}
+
+// Placements of a result.
+const (
+	PlacementDefault  = "default"
+	PlacementThreaded = "threaded"
+)
+
+// threadNAPI turns threaded NAPI on for every veth end of t that has a
+// NAPI context (a veth has one while it runs XDP: the director's eth0
+// and the sink's here), so that each receive path runs in a kernel thread
+// the scheduler can put on a CPU of its own, and returns them as ns/dev.
+// It writes /sys/class/net/DEV/threaded through "ip netns exec", whose
+// sysfs shows the namespace's devices.
+func threadNAPI(t *topology) ([]string, error) {
+	var on []string
+	for _, l := range []link{t.genIf, t.dirIn, t.dirOut, t.sinkIf} {
+		path := "/sys/class/net/" + l.name + "/threaded"
+		// A device without NAPI refuses (EOPNOTSUPP): that end has no
+		// receive path of its own to move.
+		if err := l.ns.Command("sh", "-c", "echo 1 > "+path).Run(); err != nil {
+			continue
+		}
+		out, err := l.ns.Command("cat", path).Output()
+		if err != nil || strings.TrimSpace(string(out)) != "1" {
+			return on, fmt.Errorf("threaded napi on %s in %s: wrote 1, reads %q (%v)", l.name, l.ns.Name, out, err)
+		}
+		on = append(on, l.ns.Name[strings.LastIndex(l.ns.Name, "-")+1:]+"/"+l.name)
+	}
+	if len(on) == 0 {
+		return nil, errors.New("threaded napi: no interface of the path has a NAPI context")
+	}
+	return on, nil
 }
 
 // warmUp sends short bursts until the sink counts something, so that

@@ -20,6 +20,7 @@ func runBench(args []string) error {
 	flows := fs.Int("flows", 1024, "flows the generator cycles through, up to 16M (UDP source ports, then source addresses); each gets a frame before the measurement")
 	rounds := fs.Int("rounds", 1, "run every scenario this many times, interleaved, and report the median")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
+	threaded := fs.Bool("threaded", false, "also run every rate scenario with each receive path on a CPU of its own (threaded NAPI, the generator pinned), reported as SCENARIO@threaded")
 	afvs := fs.String("afvs", "", "the afvs daemon binary for the scenarios that run it (default: afvs next to afvs-lab, else on $PATH)")
 	scenarios := fs.String("scenarios", "all", "comma-separated scenarios: offered, baseline, dr, tun, dr-2q, kernel-xdp-dr, kernel-xdp-tun, new-flows, latency (or all)")
 	if err := fs.Parse(args); err != nil {
@@ -44,7 +45,7 @@ func runBench(args []string) error {
 			break
 		}
 	}
-	rep, err := bench.Run(bench.Options{Duration: *duration, Flows: *flows, Scenarios: sc, Rounds: *rounds, AFVS: daemon, Log: os.Stderr})
+	rep, err := bench.Run(bench.Options{Duration: *duration, Flows: *flows, Scenarios: sc, Rounds: *rounds, AFVS: daemon, Log: os.Stderr, Threaded: *threaded})
 	if err != nil {
 		return err
 	}
