@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"image/png"
 	"math"
 	"os"
 	"os/exec"
@@ -299,5 +300,33 @@ func TestWriteLatency(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "latency afvs-dr busy failed: afvs did not answer") {
 		t.Errorf("failed path not explained:\n%s", b.String())
+	}
+}
+
+// TestWritePlot draws a report with rates in two placements and latency
+// paths, and refuses one with nothing measured.
+func TestWritePlot(t *testing.T) {
+	r := sampleReport()
+	thr := r.Results[2]
+	thr.Placement = PlacementThreaded
+	r.Results = append(r.Results, thr, Result{Scenario: Latency, Latency: []LatencyPath{
+		{Path: "direct", P50: 25, P90: 40, P99: 76},
+		{Path: "afvs-dr", Poll: "adaptive spin=50µs", P50: 30, P90: 50, P99: 90},
+		{Path: "kernel-xdp-dr", Error: "failed"},
+	}})
+	var b bytes.Buffer
+	if err := r.WritePlot(&b); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&b)
+	if err != nil {
+		t.Fatalf("not a PNG: %v", err)
+	}
+	if img.Bounds().Dy() < img.Bounds().Dx()/2 {
+		t.Errorf("image %v: want two panels one above the other", img.Bounds())
+	}
+	bad := &Report{Results: []Result{{Scenario: DR, Error: "boom"}}}
+	if err := bad.WritePlot(&b); err == nil || !strings.Contains(err.Error(), "no measured scenario") {
+		t.Errorf("plot of a failed report: %v", err)
 	}
 }

@@ -173,3 +173,22 @@ func TestDemoRunsTheDaemonBinary(t *testing.T) {
 		t.Errorf("afvs-lab demo output lacks the answers or the listing:\n%s", out.String())
 	}
 }
+
+// TestBenchRefusesBadFlags: flags bench cannot honour are refused before
+// any namespace is made.
+func TestBenchRefusesBadFlags(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--plot", dir + "/chart.svg"}, "must end in .png"},
+		{[]string{"--plot", dir + "/none/chart.png"}, "directory " + dir + "/none does not exist"},
+		{[]string{"--scenarios", "dr,warp"}, `scenario "warp"`},
+		{[]string{"now"}, `unexpected argument "now"`},
+	} {
+		if err := runBench(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("bench %v = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
