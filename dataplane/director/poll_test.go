@@ -266,3 +266,32 @@ func TestWorkerIdleCPU(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkerPollAllocatesNothingAfterSetPoll: a change of mode is taken up
+// by the next Poll, and batches allocate nothing, that one included.
+func TestWorkerPollAllocatesNothingAfterSetPoll(t *testing.T) {
+	w, ps, r := newTestWorker(t, vs.Route, 1)
+	frame := tcpFrame(t, [4]byte{198, 18, 0, 10}, 5000, true, false, false, true, 0)
+	ps[0].Deliver(frame)
+	w.Poll()
+	ps[0].Complete()
+	modes := []PollConfig{{Mode: PollBusy}, {Mode: PollSleep}, {Mode: PollAdaptive, Spin: time.Millisecond}}
+	cfgs := make([]*PollConfig, len(modes))
+	for i := range modes {
+		cfgs[i] = &modes[i]
+	}
+	i := 0
+	tx := r.c.TX.Load()
+	if a := testing.AllocsPerRun(100, func() {
+		w.pollCfg.Store(cfgs[i%len(cfgs)]) // SetPoll without its own allocation
+		i++
+		ps[0].Deliver(frame)
+		w.Poll()
+		ps[0].Complete()
+	}); a != 0 {
+		t.Errorf("%v allocations per batch with the mode changing every batch", a)
+	}
+	if r.c.TX.Load()-tx != 101 || w.applied != w.pollCfg.Load() {
+		t.Errorf("%d frames forwarded, mode applied %v of %v", r.c.TX.Load()-tx, w.applied, w.pollCfg.Load())
+	}
+}

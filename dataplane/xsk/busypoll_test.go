@@ -58,6 +58,9 @@ func TestBusyPoll(t *testing.T) {
 	if w := s.Counters().RxWakeups - w0; w != 1 {
 		t.Errorf("an empty Receive with busy polling made %d recvfrom calls, want 1", w)
 	}
+	if a := testing.AllocsPerRun(100, func() { s.Receive(out[:]) }); a != 0 {
+		t.Errorf("an empty Receive with busy polling allocates %v times", a)
+	}
 
 	tx := openPacket(t, p.nsB, p.ifB)
 	const n = 10
