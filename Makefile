@@ -71,6 +71,7 @@ test-short:
 bench: build
 	./$(BIN)/afvs-lab bench --rounds 3
 	$(GO) test -run '^$$' -bench 'Process|WorkerPoll' -benchtime 300000x ./dataplane/ ./dataplane/director/
+	$(GO) test -run '^$$' -bench 'WorkerNewConns|TwoWorkers|TestPort' -benchtime 20000x ./dataplane/director/
 	$(GO) test -run '^$$' -bench 'Lookup|Insert|MemoryFloor' -benchtime 100000x ./conntrack/
 	$(GO) test -run '^$$' -bench 'GCPause' -benchtime 2000x ./conntrack/
 	$(GO) test -run '^$$' -bench 'Schedule|Scan|Hooks' -benchtime 200000x ./sched/

@@ -45,7 +45,8 @@ func WriteBarCharts(w io.Writer, charts []BarChart) error {
 		p.Y.Min = 0
 		p.Legend.Top = true
 		p.NominalX(c.Labels...)
-		width := vg.Points(48 / float64(len(c.Series)))
+		// A group's bars share a width that leaves a gap between groups.
+		width := vg.Points(min(90, 500/float64(len(c.Labels))) / float64(len(c.Series)))
 		for j, s := range c.Series {
 			if len(s.Values) != len(c.Labels) {
 				return fmt.Errorf("plot %q: series %q has %d values for %d labels", c.Title, s.Name, len(s.Values), len(c.Labels))
