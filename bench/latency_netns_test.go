@@ -83,6 +83,13 @@ func checkLatency(t *testing.T, rep *Report) {
 			if p.BusyPoll == "" {
 				t.Errorf("busy: no busy_poll status")
 			}
+		case "sleep":
+			if *p.IdleCPU > 0.05 {
+				t.Errorf("sleep: idle cpu %.3f: a sleeping worker uses none", *p.IdleCPU)
+			}
+			if p.BusyPoll != "off" {
+				t.Errorf("sleep: busy_poll %q, want off", p.BusyPoll)
+			}
 		default:
 			if *p.IdleCPU > 0.05 {
 				t.Errorf("adaptive: idle cpu %.3f: an idle worker sleeps after the spin", *p.IdleCPU)

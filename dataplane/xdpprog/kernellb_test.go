@@ -2,7 +2,6 @@ package xdpprog
 
 import (
 	"bytes"
-	"net/netip"
 	"strings"
 	"testing"
 
@@ -15,7 +14,6 @@ var (
 	macEgress = [6]byte{0x02, 0, 0, 0, 0, 0x03}
 	macReal1  = [6]byte{0x02, 0, 0, 0, 0xee, 1}
 	macReal2  = [6]byte{0x02, 0, 0, 0, 0xee, 2}
-	realIP2   = netip.MustParseAddr("198.18.2.3")
 )
 
 func loadTestKernelLB(t *testing.T, maxFlows int) *KernelLB {
