@@ -112,12 +112,15 @@ func newGenerator(p txPort, f Frame, flows int) (*Generator, error) {
 // Step runs one turn: reap completions, take up to a batch of free chunks,
 // give each the next flow's source port, queue them and kick. It returns
 // how many frames it queued.
-func (g *Generator) Step() (int, error) {
+func (g *Generator) Step() (int, error) { return g.step(len(g.descs)) }
+
+// step is Step queueing at most max frames.
+func (g *Generator) step(max int) (int, error) {
 	p := g.port
 	g.sent += uint64(p.Complete())
 	umem := p.UMEM()
 	n := 0
-	for ; n < len(g.descs); n++ {
+	for ; n < len(g.descs) && n < max; n++ {
 		addr, ok := p.Alloc()
 		if !ok {
 			break
@@ -152,15 +155,23 @@ func (g *Generator) Step() (int, error) {
 // so that a slower forwarder can keep up, and reports what it sent. A run
 // after it finds every flow the forwarder took open.
 func (g *Generator) Open(burst int) (GeneratorStats, error) {
+	return g.OpenRange(0, g.flows, burst)
+}
+
+// OpenRange sends one frame of each flow from from to from+n-1 (modulo
+// the flow count), at most burst frames a millisecond, and leaves the
+// generator's cycle after them.
+func (g *Generator) OpenRange(from, n, burst int) (GeneratorStats, error) {
 	sent0, queued0 := g.sent, g.queued
 	start := time.Now()
-	target := g.queued + uint64(g.flows)
+	g.next = from % g.flows
+	target := g.queued + uint64(n)
 	var err error
 	for g.queued < target && err == nil {
 		next := min(g.queued+uint64(burst), target)
 		for g.queued < next && err == nil {
 			var q int
-			q, err = g.Step()
+			q, err = g.step(int(next - g.queued))
 			if q == 0 && err == nil {
 				time.Sleep(50 * time.Microsecond) // the ring is full: let the kernel send
 			}

@@ -294,3 +294,28 @@ func TestGeneratorOpen(t *testing.T) {
 		t.Errorf("Open queued %d, sent %d: want all 1000 flows once (a batch over at most)", st.Queued, st.Sent)
 	}
 }
+
+// TestGeneratorOpenRange: OpenRange sends exactly the flows asked for,
+// from any start, wrapping at the flow count.
+func TestGeneratorOpenRange(t *testing.T) {
+	p := newFakePort(t, 64, 2048)
+	p.Record = true
+	g, err := newGenerator(p, testFrame, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := g.OpenRange(90, 20, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := p.Recorded()
+	if st.Queued != 20 || len(rec) != 20 {
+		t.Fatalf("queued %d, recorded %d: want 20", st.Queued, len(rec))
+	}
+	for i, s := range rec {
+		_, _, udp := decode(t, s.Frame)
+		if want := FirstSourcePort + (90+i)%100; int(udp.SrcPort) != want {
+			t.Errorf("frame %d: source port %d, want %d", i, udp.SrcPort, want)
+		}
+	}
+}
