@@ -33,8 +33,9 @@ type Counters struct {
 	// (EAGAIN, ENOBUFS or EBUSY without progress): the device queue or
 	// the completion ring is full. The frames stay queued.
 	KickErrors uint64
-	// RxWakeups counts recvfrom calls made because the fill ring asked
-	// for a wakeup (drivers in need_wakeup mode).
+	// RxWakeups counts recvfrom calls an empty Receive made: because the
+	// fill ring asked for a wakeup (drivers in need_wakeup mode), or to
+	// busy-poll the device (SetBusyPoll).
 	RxWakeups uint64
 }
 
