@@ -13,12 +13,13 @@ import "github.com/afvs/afvs/internal/header"
 // packet instead; that needs the real server to reassemble before it
 // decapsulates, which an XDP decapsulator cannot.
 //
+// An inner packet that is already a fragment is split into two fragments
+// of the same datagram, at its offset, the second keeping its MF flag.
 // ok is false, and buf is unchanged (second may have been written), when
 // two fragments are not enough, when the inner header has options (which
 // fragmentation would have to sort into copied and uncopied), when the
-// inner packet has DF set or is already a fragment, for an IPv6 packet
-// (never fragmented on the way: see PacketTooBig), or when anything IPIP
-// refuses.
+// inner packet has DF set, for an IPv6 packet (never fragmented on the
+// way: see PacketTooBig), or when anything IPIP refuses.
 func FragmentIPIP(buf []byte, off, n int, p *header.Packet, mtu int, outerSrc, outerDst [4]byte, srcMAC, dstMAC [6]byte, second []byte) (newOff, newN, secondN int, ok bool) {
 	if len(second) < Overhead {
 		return off, n, 0, false
@@ -75,15 +76,19 @@ func split(buf []byte, off, n int, p *header.Packet, ipMTU int, dst []byte) (n1,
 	}
 	ip := header.IPv4(buf[off+l2 : off+l2+inner])
 	hl := ip.HeaderLen()
-	if hl != header.IPv4MinLen || ip.FlagsFragment()&(header.IPv4FlagMF|header.IPv4FragOffsetMask) != 0 {
+	if hl != header.IPv4MinLen {
 		return
 	}
+	// A packet that is itself a fragment is split as a router would: the
+	// pieces start at its offset, and the last keeps its MF flag.
+	ff := ip.FlagsFragment()
+	base, lastMF := ff&header.IPv4FragOffsetMask, ff&header.IPv4FlagMF
 	// Payload per fragment: what fits under the MTU, in 8-byte units for
 	// every fragment but the last.
 	room := ipMTU - hl
 	first := room &^ 7
 	rest := inner - hl - first
-	if first <= 0 || rest <= 0 || rest > room {
+	if first <= 0 || rest <= 0 || rest > room || int(base)+first/8 > int(header.IPv4FragOffsetMask) {
 		return
 	}
 	n2 = l2 + hl + rest
@@ -93,13 +98,13 @@ func split(buf []byte, off, n int, p *header.Packet, ipMTU int, dst []byte) (n1,
 	f2 := dst[:n2]
 	copy(f2[:l2+hl], buf[off:off+l2+hl])
 	copy(f2[l2+hl:], buf[off+l2+hl+first:off+l2+inner])
-	setFragment(header.IPv4(f2[l2:]), hl+rest, uint16(first/8))
+	setFragment(header.IPv4(f2[l2:]), hl+rest, lastMF|(base+uint16(first/8)))
 	p2 = *p
 	p2.TotalLen, p2.End = uint16(hl+rest), n2
 	// The first fragment, in place: the same header with MF set, cut
 	// after its share of the payload.
 	saved = [header.IPv4MinLen]byte(ip[:header.IPv4MinLen])
-	setFragment(ip, hl+first, header.IPv4FlagMF)
+	setFragment(ip, hl+first, header.IPv4FlagMF|base)
 	p1 = *p
 	p1.TotalLen, p1.End = uint16(hl+first), l2+hl+first
 	return l2 + hl + first, n2, p1, p2, saved, true

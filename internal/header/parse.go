@@ -1,9 +1,12 @@
 package header
 
 // Parse decodes frame into p and reports whether the director can forward it.
-// It allocates nothing and reads each header byte at most a few times. On any
-// Reason but OK the contents of p are unspecified. See the package doc for
-// which malformations are dropped and why.
+// It allocates nothing and reads each header byte at most a few times. On
+// Fragment and UnknownProtocol the IPv4 fields of p (L3, L4, End, TotalLen,
+// TOS, DF, ID, the addresses and Proto) are filled, so that ParseFragment
+// and ParseICMPError can read on; on any other Reason but OK the contents
+// of p are unspecified. See the package doc for which malformations are
+// dropped and why.
 func Parse(frame []byte, p *Packet) Reason {
 	*p = Packet{}
 	if len(frame) < EthernetLen {
@@ -61,9 +64,6 @@ func Parse(frame []byte, p *Packet) Reason {
 		return TTLZero
 	}
 	ff := ip.FlagsFragment()
-	if ff&(IPv4FlagMF|IPv4FragOffsetMask) != 0 {
-		return Fragment
-	}
 
 	p.End = l3 + total
 	p.TotalLen = uint16(total)
@@ -79,6 +79,9 @@ func Parse(frame []byte, p *Packet) Reason {
 	l4 := l3 + hl
 	l4Len := total - hl
 	p.L4 = l4
+	if ff&(IPv4FlagMF|IPv4FragOffsetMask) != 0 {
+		return Fragment // ParseFragment reads on
+	}
 	switch p.Proto {
 	case ProtocolTCP:
 		if l4Len < TCPMinLen {

@@ -28,6 +28,13 @@ const (
 	TooManyExtHeaders         // more than MaxIPv6ExtHeaders IPv6 extension headers
 	IPv6Fragment              // an IPv6 Fragment header
 	UnknownNextHeader         // an IPv6 next header that is neither a walked extension header nor TCP, UDP or ICMPv6
+	// Reasons of ParseICMPError, for ICMP messages to a VIP.
+	ICMPNotError      // an ICMP type IPVS does not relate to a connection (echo, redirect, parameter problem, ...)
+	ICMPTruncated     // shorter than the ICMP header, the quoted IPv4 header and its ports
+	ICMPBadChecksum   // the ICMP checksum does not verify
+	ICMPBadInner      // the quoted header is not IPv4 with an IHL of at least 5
+	ICMPInnerNotL4    // the quoted packet is neither TCP nor UDP
+	ICMPInnerFragment // the quoted packet is a non-first fragment: it has no ports
 	numReasons
 )
 
@@ -56,6 +63,12 @@ var reasonNames = [numReasons]string{
 	TooManyExtHeaders:  "too_many_ext_headers",
 	IPv6Fragment:       "ipv6_fragment",
 	UnknownNextHeader:  "unknown_next_header",
+	ICMPNotError:       "icmp_not_error",
+	ICMPTruncated:      "icmp_truncated",
+	ICMPBadChecksum:    "icmp_bad_checksum",
+	ICMPBadInner:       "icmp_bad_inner",
+	ICMPInnerNotL4:     "icmp_inner_not_l4",
+	ICMPInnerFragment:  "icmp_inner_fragment",
 }
 
 // String returns the stable snake_case name used as a metric label.
