@@ -49,6 +49,7 @@ func (c *trafficCell) load() Traffic {
 type Counters struct {
 	RX, TX, RXBytes, TXBytes atomic.Uint64
 	ICMPSent                 atomic.Uint64
+	ICMPForwarded            atomic.Uint64 // ICMP errors passed to the real server of the connection they quote
 	Fragmented               atomic.Uint64 // VS/TUN packets split in two inner fragments
 	PortErrors               atomic.Uint64 // Kick or Wait on a socket failed (the device went away)
 	Local                    LocalCounters
@@ -63,6 +64,7 @@ type Counters struct {
 type Totals struct {
 	RX, TX, RXBytes, TXBytes, ICMPSent uint64
 	Fragmented                         uint64
+	ICMPForwarded                      uint64
 	PortErrors                         uint64
 	LocalDelivered, LocalFlows         uint64
 	LocalFull                          uint64
@@ -78,6 +80,7 @@ func (t *Totals) Add(c *Counters) {
 	t.TXBytes += c.TXBytes.Load()
 	t.ICMPSent += c.ICMPSent.Load()
 	t.Fragmented += c.Fragmented.Load()
+	t.ICMPForwarded += c.ICMPForwarded.Load()
 	t.PortErrors += c.PortErrors.Load()
 	t.LocalDelivered += c.Local.Delivered.Load()
 	t.LocalFlows += c.Local.Flows.Load()

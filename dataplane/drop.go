@@ -22,6 +22,10 @@ const (
 	DropBadDescriptor                  // an RX descriptor outside its UMEM chunk
 	DropICMPLimited                    // DF set and too big, as DropFragNeeded, but the ICMP rate limit held the reply back
 	DropLocalDeliver                   // the director's own stack did not take a local-node packet
+	DropICMPUnmatched                  // an ICMP error quoting a virtual service's packet of no known connection
+	DropICMPForwardLimited             // an ICMP error for a real server held back by the forwarding rate limit
+	DropFragHoldFull                   // a later fragment came before its first and every hold slot was taken
+	DropFragTimeout                    // a held fragment whose first fragment did not come in time
 	numDrops
 )
 
@@ -46,6 +50,10 @@ var dropNames = [numDrops]string{
 	DropBadDescriptor:      "bad_descriptor",
 	DropICMPLimited:        "frag_needed_limited",
 	DropLocalDeliver:       "local_deliver",
+	DropICMPUnmatched:      "icmp_unmatched",
+	DropICMPForwardLimited: "icmp_forward_limited",
+	DropFragHoldFull:       "fragment_hold_full",
+	DropFragTimeout:        "fragment_timeout",
 }
 
 // String returns the stable metric label.

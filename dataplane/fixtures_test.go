@@ -71,6 +71,7 @@ func fixtureTable(t testing.TB) *vs.Table {
 
 // fxRig is a processor on the fixture configuration.
 type fxRig struct {
+	clock *conntrack.ManualClock
 	ct    *conntrack.Table
 	loads *sched.Loads
 	c     *Counters
@@ -81,10 +82,10 @@ type fxRig struct {
 
 func newFxRig(t testing.TB, capacity, templates int) *fxRig {
 	t.Helper()
-	r := &fxRig{loads: sched.NewLoads(MaxDests), c: new(Counters), reg: NewRegistry()}
+	r := &fxRig{loads: sched.NewLoads(MaxDests), c: new(Counters), reg: NewRegistry(), clock: &conntrack.ManualClock{}}
 	var err error
 	r.ct, err = conntrack.New(conntrack.Config{Capacity: capacity, Templates: templates, Timeouts: conntrack.DefaultTimeouts(),
-		Clock: &conntrack.ManualClock{}, Hooks: r.loads})
+		Clock: r.clock, Hooks: r.loads})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,10 +236,11 @@ type fixture struct {
 	// noHeadroom runs the frame in a buffer of its own size, with no room
 	// before or after it.
 	noHeadroom bool
-	// icmpLimited runs with an ICMP limiter whose one token is spent.
-	icmpLimited bool
-	capacity    int // connection table capacity; 0: 1024
-	templates   int // persistence template capacity; 0: 64
+	// icmpLimited runs with an ICMP limiter whose one token is spent;
+	// icmpFwdLimited, the same for forwarded ICMP errors.
+	icmpLimited, icmpFwdLimited bool
+	capacity                    int // connection table capacity; 0: 1024
+	templates                   int // persistence template capacity; 0: 64
 
 	verdict Verdict
 	drop    Drop          // the drop counter moved, for VerdictDrop and VerdictReply (DropFragNeeded)
@@ -251,7 +253,7 @@ const noDrop = Drop(255)
 
 func fixtures(t testing.TB) []fixture {
 	big := fxPayload(1500 - 40 + 1) // a TCP packet one byte over the MTU
-	return []fixture{
+	return append([]fixture{
 		// Forwarding methods.
 		{name: "DR TCP SYN", in: seg(t, fxVIPDR, 80), verdict: VerdictForward, drop: noDrop,
 			out: dr(fxRSDR, fromClient(fxVIPDR, 80, c.TCP)...)},
@@ -318,9 +320,6 @@ func fixtures(t testing.TB) []fixture {
 		{name: "martian source", in: seg(t, fxVIPDR, 80, fxFrom(netip.MustParseAddr("127.0.0.1"))),
 			verdict: VerdictDrop, parse: header.MartianSource},
 		{name: "TTL 0", in: withIPChecksum(corrupt(seg(t, fxVIPDR, 80), 14+8, set(0))), verdict: VerdictDrop, parse: header.TTLZero},
-		{name: "fragment", in: withIPChecksum(corrupt(seg(t, fxVIPDR, 80), 20, set(0x20))), verdict: VerdictDrop, parse: header.Fragment},
-		{name: "ICMP to a VIP", in: ts.Build(t, ts.Eth(fxClientMAC, fxDirMAC), ipHeader(fxVIPDR, true),
-			&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0)}, ts.Payload(8)), verdict: VerdictDrop, parse: header.UnknownProtocol},
 		{name: "TCP header cut short", in: truncatedL4(t), verdict: VerdictDrop, parse: header.TruncatedL4},
 		{name: "TCP data offset 4", in: corrupt(seg(t, fxVIPDR, 80), 14+20+12, set(0x40)), verdict: VerdictDrop, parse: header.BadTCPOffset},
 		{name: "UDP length 7", in: corrupt(corrupt(dgram(t, fxVIPDR, 53), 14+20+4, set(0)), 14+20+5, set(7)),
@@ -338,7 +337,7 @@ func fixtures(t testing.TB) []fixture {
 			verdict: VerdictDrop, parse: header.IPv6Fragment},
 		{name: "IPv6 AH", in: seg6(t, fxClient6, fxVIP6, 80, ext6{51, make([]byte, 14)}),
 			verdict: VerdictDrop, parse: header.UnknownNextHeader},
-	}
+	}, icmpFragFixtures(t)...)
 }
 
 // sendFirst processes fs, each forwarded, before the case's frame.
@@ -434,6 +433,14 @@ func TestProcessFixtures(t *testing.T) {
 				l.Allow(fxClient.As4()) // spend the one token
 				r.p.SetICMPLimiter(l)
 			}
+			if fx.icmpFwdLimited {
+				l, err := NewICMPLimiter(1, 1, &conntrack.ManualClock{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				l.Allow(fxRouter.As4()) // spend the one token
+				r.p.SetICMPForwardLimiter(l)
+			}
 			if fx.prep != nil {
 				fx.prep(t, r)
 			}
@@ -467,7 +474,7 @@ func TestProcessFixtures(t *testing.T) {
 					t.Errorf("parse reason %s moved by %d, want %d", header.Reason(rs), got, want)
 				}
 			}
-			if fx.verdict != VerdictDrop {
+			if fx.verdict == VerdictForward || fx.verdict == VerdictReply {
 				c.Frame(t, out, fx.out...)
 			}
 			if (second != nil) != (fx.second != nil) {
@@ -486,7 +493,9 @@ func TestProcessFixtures(t *testing.T) {
 // local-node packet the director's stack refused).
 func TestFixturesCoverEveryDropAndReason(t *testing.T) {
 	drops := map[Drop]bool{DropTxRingFull: true, DropNoFreeFrame: true, DropBadDescriptor: true, DropLocalDeliver: true}
-	reasons := map[header.Reason]bool{header.OK: true}
+	// Fragment is Parse's signal for the fragment path (frag.go), which
+	// counts by the reasons ParseFragment and the forwarding path give.
+	reasons := map[header.Reason]bool{header.OK: true, header.Fragment: true}
 	for _, fx := range fixtures(t) {
 		if fx.parse != header.OK {
 			reasons[fx.parse] = true

@@ -23,6 +23,9 @@ const (
 	// server; Out.Off and Out.Len locate its IPv4 packet, for the
 	// director's own network stack (see local.go).
 	VerdictLocal
+	// VerdictHeld: the frame is released, but the processor kept a copy
+	// (a later fragment waiting for its first; see Processor.Released).
+	VerdictHeld
 )
 
 // Batch is how many frames a worker takes per turn, and how many
@@ -55,6 +58,13 @@ type Processor struct {
 	second  [maxFrame]byte // the second fragment of a split VS/TUN packet
 	secondN int
 	icmp    *ICMPLimiter // nil: no limit
+
+	// ICMP errors forwarded to real servers (icmperr.go) and IPv4
+	// fragments (frag.go).
+	icmpFwd *ICMPLimiter // nil: no limit
+	icmpErr header.ICMPError
+	frag    *fragTable
+	dest    *Dest // the real server forward last passed to emit
 
 	// Scratch for LookupBatch: the keys of a batch's parsed frames, where
 	// each came from, and the table's answers.
@@ -93,7 +103,7 @@ type Decision struct {
 // NewProcessor returns a processor that counts into c and tracks
 // connections in ct. ingress is the slot of the receiving interface.
 func NewProcessor(ct *conntrack.Table, c *Counters, ingress int) *Processor {
-	p := &Processor{ct: ct, c: c, ingress: ingress}
+	p := &Processor{ct: ct, c: c, ingress: ingress, frag: newFragTable()}
 	p.sh.dirtySvc = make([]uint32, 0, MaxServices)
 	p.sh.dirtyDest = make([]uint32, 0, MaxDests)
 	return p
@@ -189,11 +199,26 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 	if !p.deferred {
 		defer p.Flush()
 	}
-	pk := p.pk
+	if p.frag.relN != 0 {
+		p.dropUnreleased()
+	}
 	if r != header.OK {
+		switch {
+		case r == header.Fragment:
+			return p.fragment(s, buf, off, n)
+		case r == header.UnknownProtocol && p.pk.Proto == header.ProtocolICMP:
+			return p.icmpError(s, buf, off, n)
+		}
 		c.Parse[r].Add(1)
 		return VerdictDrop, Out{}
 	}
+	return p.forward(s, buf, off, n, f)
+}
+
+// forward is the path of a packet with ports: its service, its connection
+// (looked up, or scheduled), and emit.
+func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Verdict, Out) {
+	c, pk := p.c, p.pk
 	si, ok := s.lookup(pk.Dst, pk.Proto, pk.DstPort)
 	if !ok {
 		c.Drops[DropNoService].Add(1)
@@ -286,6 +311,7 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 		}
 		p.Last.Found, p.Last.Dest = true, d.ID
 	}
+	p.dest = d
 	return p.emit(s, svc, d, buf, off, n)
 }
 

@@ -57,11 +57,12 @@ type Options struct {
 // AF_XDP sockets, the workers, the connection table, and the published
 // snapshot.
 type Director struct {
-	opt   Options
-	log   *slog.Logger
-	plat  Platform
-	neigh Neighbors
-	icmp  *dataplane.ICMPLimiter
+	opt     Options
+	log     *slog.Logger
+	plat    Platform
+	neigh   Neighbors
+	icmp    *dataplane.ICMPLimiter
+	icmpFwd *dataplane.ICMPLimiter // ICMP errors forwarded to real servers
 
 	CT    *conntrack.Table
 	Loads *sched.Loads
@@ -192,6 +193,12 @@ func (d *Director) openICMP() error {
 		return err
 	}
 	d.icmp = icmp
+	// ICMP errors forwarded to real servers have a budget of their own,
+	// at the same director-wide rate; no per-host limit, since one router
+	// may rightly report on many clients' connections.
+	if d.icmpFwd, err = dataplane.NewICMPLimiter(o.ICMPRate, o.ICMPBurst, nil); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -443,6 +450,7 @@ func (d *Director) makeWorkers() error {
 		c := new(dataplane.Counters)
 		proc := dataplane.NewProcessor(d.CT, c, q.slot)
 		proc.SetICMPLimiter(d.icmp)
+		proc.SetICMPForwardLimiter(d.icmpFwd)
 		w := NewWorker(q.queue, cpu, q.sock, q.slot, d.txFor(i), &d.snap, proc, c, d.plat.Pin)
 		w.Dev = ifc.Name
 		w.localStack, w.localSteer = &d.local.stack, d.steer[q.slot]

@@ -191,6 +191,7 @@ func (w *Worker) dispatch(d xsk.Desc, base uint64, v dataplane.Verdict, out data
 				w.queue(out.Slot, sd)
 			}
 		}
+		w.releaseHeld()
 	case dataplane.VerdictReply:
 		w.rx.Release(d.Addr)
 		w.sendReply(w.proc.Reply())
@@ -198,6 +199,32 @@ func (w *Worker) dispatch(d xsk.Desc, base uint64, v dataplane.Verdict, out data
 		w.deliverLocal(d, base, out)
 	default:
 		w.rx.Release(d.Addr)
+	}
+}
+
+// releaseHeld sends the fragments the processor held until the first
+// fragment it just forwarded came, each in a fresh frame of the receiving
+// socket, after that first fragment.
+func (w *Worker) releaseHeld() {
+	for {
+		b, second, slot, ok := w.proc.Released()
+		if !ok {
+			return
+		}
+		d, ok := w.fresh(b)
+		if !ok {
+			continue
+		}
+		if !w.queue(slot, d) {
+			w.C.Drops[dataplane.DropNoEgress].Add(1)
+			w.rx.Release(d.Addr)
+			continue
+		}
+		if second != nil {
+			if sd, ok := w.fresh(second); ok {
+				w.queue(slot, sd)
+			}
+		}
 	}
 }
 

@@ -44,12 +44,14 @@ const (
 	ipv4MinLen   = 20
 	tcpMinLen    = 20
 	udpLen       = 8
+	ipProtoICMP  = 1
 	ipProtoIPIP  = 4
 	ipProtoTCP   = 6
 	ipProtoUDP   = 17
 	ipOffVerIHL  = 0
 	ipOffFrag    = 6
 	ipOffProto   = 9
+	ipOffSrc     = 12
 	ipOffDst     = 16
 	l4OffDstPort = 2
 )

@@ -21,13 +21,20 @@
 // what is not for the host, so a director never forwards a frame sent to
 // another. An owner frame calls bpf_redirect_map(xsks, rx_queue_index,
 // XDP_PASS): it goes to the AF_XDP socket registered for the queue it
-// arrived on, or, when no socket is registered, to the kernel. Everything else - ARP, ICMP, IPv6, SSH,
-// health checks, other addresses and ports, frames cut short inside a
-// header - is XDP_PASS, so the host stays reachable while the director
-// runs. Non-first IPv4 fragments carry no ports; they match the key
-// {addr, 0, proto, flags=1} that SetServices writes for every VIP and
-// protocol, and are redirected so the worker can count them as fragment
-// drops. Map keys hold address and port in network order, as they sit in
+// arrived on, or, when no socket is registered, to the kernel. Everything else - ARP, ICMP other than
+// the errors below, IPv6, SSH, health checks, other addresses and ports,
+// frames cut short inside a header - is XDP_PASS, so the host stays
+// reachable while the director runs. Non-first IPv4 fragments carry no
+// ports; they match the key {addr, 0, proto, flags=1} that SetServices
+// writes for every VIP and protocol, and are redirected so the worker can
+// send them after their first fragment. An ICMP error that IPVS relates to
+// a connection (destination unreachable, source quench, time exceeded),
+// not itself fragmented, quoting an IPv4 TCP or UDP packet (not a
+// non-first fragment) whose source is the message's destination, is
+// looked up by the quoted source address, protocol and port: the reply of
+// a virtual service that a router sent back toward the VIP. It is
+// redirected like the service's own traffic, so the worker can pass it to
+// the connection's real server. Map keys hold address and port in network order, as they sit in
 // the packet, so the program copies them without swapping bytes.
 //
 // # Local-node flows

@@ -58,6 +58,7 @@ const (
 	steerPassNoSocket
 	steerPassOtherMAC
 	steerPassLocal
+	steerICMPErrors
 	steerCounters
 )
 
@@ -95,6 +96,11 @@ type StatsCounters struct {
 	// PassLocal: a frame of a local-node connection (AllowLocal), left
 	// to the kernel stack so that the director's own socket gets it.
 	PassLocal uint64
+	// ICMPErrors are ICMP errors (destination unreachable, source quench,
+	// time exceeded) to a VIP quoting a packet from a service's VIP and
+	// port; they are also in Redirected, PassOtherMAC or PassNoSocket,
+	// and the worker forwards them to the connection's real server.
+	ICMPErrors uint64
 }
 
 // Passed is the number of frames left to the kernel stack.
@@ -217,6 +223,7 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps) (
 		asm.LSh.Imm(asm.R3, 2), // header length in bytes, 20..60
 		// TCP or UDP only.
 		asm.LoadMem(asm.R5, asm.R9, ipOffProto, asm.Byte),
+		asm.JEq.Imm(asm.R5, ipProtoICMP, "icmp"),
 		asm.JEq.Imm(asm.R5, ipProtoTCP, "l4"),
 		asm.JNE.Imm(asm.R5, ipProtoUDP, "not_l4"),
 	)
@@ -326,6 +333,7 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps) (
 	b.passWith("truncated", steerPassTruncated)
 	b.passWith("bad_header", steerPassBadHeader)
 	b.passWith("not_l4", steerPassNotL4)
+	steeringICMP(b, lookup)
 	return b.finish()
 }
 
@@ -453,6 +461,7 @@ func (s *Steering) Stats() (StatsCounters, error) {
 		PassNoSocket:  v[steerPassNoSocket],
 		PassOtherMAC:  v[steerPassOtherMAC],
 		PassLocal:     v[steerPassLocal],
+		ICMPErrors:    v[steerICMPErrors],
 	}, nil
 }
 

@@ -57,6 +57,10 @@ func refSteer(f []byte, services []ServiceKey, owners ...[6]byte) StatsCounters 
 		return out
 	}
 	proto := f[l3+9]
+	if proto == 1 {
+		refSteerICMP(f, l3, ihl, &out, has, matched)
+		return out
+	}
 	if proto != 6 && proto != 17 {
 		out.PassNotL4 = 1
 		return out
@@ -89,6 +93,56 @@ func refSteer(f []byte, services []ServiceKey, owners ...[6]byte) StatsCounters 
 		out.PassNoService = 1
 	}
 	return out
+}
+
+// refSteerICMP is the reference for an ICMP frame whose IPv4 header,
+// ihl words long, starts at l3 (whole, but not necessarily in the frame):
+// an unfragmented error (type 3, 4 or 11) quoting an IPv4 TCP or UDP
+// packet, not a non-first fragment, from the message's destination, whose
+// quoted source address, protocol and port is a service.
+func refSteerICMP(f []byte, l3, ihl int, out *StatsCounters, has func([4]byte, uint8, uint16, bool) bool, matched func()) {
+	if binary.BigEndian.Uint16(f[l3+6:])&0x3fff != 0 {
+		out.PassNotL4 = 1
+		return
+	}
+	dst := [4]byte(f[l3+16 : l3+20])
+	ic := l3 + 4*ihl
+	if len(f) < ic+8 {
+		out.PassTruncated = 1
+		return
+	}
+	if t := f[ic]; t != 3 && t != 4 && t != 11 {
+		out.PassNotL4 = 1
+		return
+	}
+	q := ic + 8
+	if len(f) < q+20 {
+		out.PassTruncated = 1
+		return
+	}
+	qihl := int(f[q] & 0x0f)
+	qproto := f[q+9]
+	switch {
+	case f[q]>>4 != 4 || qihl < 5, qproto != 6 && qproto != 17, binary.BigEndian.Uint16(f[q+6:])&0x1fff != 0:
+		out.PassNotL4 = 1
+		return
+	}
+	src := [4]byte(f[q+12 : q+16])
+	if src != dst {
+		out.PassNoService = 1
+		return
+	}
+	ports := q + 4*qihl
+	if len(f) < ports+4 {
+		out.PassTruncated = 1
+		return
+	}
+	if has(src, qproto, binary.BigEndian.Uint16(f[ports:]), false) {
+		out.ICMPErrors = 1
+		matched()
+	} else {
+		out.PassNoService = 1
+	}
 }
 
 // FuzzSteering runs the loaded program and the reference model on the same

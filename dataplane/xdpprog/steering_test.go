@@ -54,6 +54,7 @@ type steeringCase struct {
 	matched bool          // expect a redirect decision
 	reason  StatsCounters // for unmatched frames: which Pass* counter moves
 	frag    bool          // matched through the any-service key
+	icmp    bool          // matched as an ICMP error quoting a service's packet
 }
 
 func steeringCases(t testing.TB) []steeringCase {
@@ -69,7 +70,7 @@ func steeringCases(t testing.TB) []steeringCase {
 
 	fragWithOptions := withIPOptions(f(frameSpec{fragOff: 7}))
 
-	return []steeringCase{
+	return append([]steeringCase{
 		{name: "vip tcp port match", frame: f(frameSpec{dstPort: 80}), matched: true},
 		{name: "vip udp port match", frame: f(frameSpec{proto: udp, dstPort: 53}), matched: true},
 		{name: "port 0 service any tcp port", frame: f(frameSpec{dst: vipAllPorts, dstPort: 2222}), matched: true},
@@ -97,7 +98,7 @@ func steeringCases(t testing.TB) []steeringCase {
 		{name: "version 6 in ipv4 ethertype", frame: badVersion, reason: StatsCounters{PassBadHeader: 1}},
 		{name: "udp header only", frame: f(frameSpec{proto: udp, dstPort: 53, payload: []byte{}}), matched: true},
 		{name: "tcp header only", frame: f(frameSpec{proto: tcp, dstPort: 80, payload: []byte{}}), matched: true},
-	}
+	}, icmpSteeringCases(t)...)
 }
 
 func TestSteeringVerdicts(t *testing.T) {
@@ -126,6 +127,9 @@ func TestSteeringVerdicts(t *testing.T) {
 						}
 						if tc.frag {
 							want.Fragments = 1
+						}
+						if tc.icmp {
+							want.ICMPErrors = 1
 						}
 					}
 					want.Total = 1
@@ -328,6 +332,7 @@ func (s StatsCounters) minus(o StatsCounters) StatsCounters {
 		PassNoSocket:  s.PassNoSocket - o.PassNoSocket,
 		PassOtherMAC:  s.PassOtherMAC - o.PassOtherMAC,
 		PassLocal:     s.PassLocal - o.PassLocal,
+		ICMPErrors:    s.ICMPErrors - o.ICMPErrors,
 	}
 }
 
