@@ -55,6 +55,7 @@ var (
 	descDrops     = prometheus.NewDesc("afvs_drops_total", "Frames dropped by the workers, by reason.", []string{"reason"}, nil)
 	descICMP      = prometheus.NewDesc("afvs_icmp_sent_total", "ICMP fragmentation-needed replies sent.", nil, nil)
 	descFrag      = prometheus.NewDesc("afvs_fragmented_total", "VS/TUN packets without DF sent as two inner fragments.", nil, nil)
+	descICMPFwd   = prometheus.NewDesc("afvs_icmp_forwarded_total", "ICMP errors passed to the real server of the connection they quote.", nil, nil)
 	descQRX       = prometheus.NewDesc("afvs_queue_rx_packets_total", "Frames received per queue.", []string{"dev", "queue"}, nil)
 	descQTX       = prometheus.NewDesc("afvs_queue_tx_packets_total", "Frames transmitted per queue.", []string{"dev", "queue"}, nil)
 	descQFull     = prometheus.NewDesc("afvs_queue_tx_ring_full_total", "Frames dropped because the TX ring was full, per queue.", []string{"dev", "queue"}, nil)
@@ -67,7 +68,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPkts, descSvcBytes, descRealConns, descRealPkts, descRealBytes, descRealAct, descRealInact, descRealW,
-		descCTEntries, descCTTmpl, descCTCap, descCTBytes, descCTEvict, descCTRefused, descCTExpired, descDrops, descICMP, descFrag, descQRX, descQTX, descQFull, descQNoFrame, descQPortErr, descQRing, descLocal, descBuild} {
+		descCTEntries, descCTTmpl, descCTCap, descCTBytes, descCTEvict, descCTRefused, descCTExpired, descDrops, descICMP, descFrag, descICMPFwd, descQRX, descQTX, descQFull, descQNoFrame, descQPortErr, descQRing, descLocal, descBuild} {
 		ch <- d
 	}
 }
@@ -115,6 +116,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descLocal, st.Local.Delivered, "delivered")
 	counter(descLocal, st.Local.Flows, "flows")
 	counter(descLocal, st.Local.Full, "map_full")
+	counter(descICMPFwd, st.ICMPForwarded)
 	for _, w := range c.src.Workers() {
 		q := fmt.Sprint(w.Queue)
 		counter(descQRX, w.C.RX.Load(), w.Dev, q)

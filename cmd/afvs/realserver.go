@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +20,9 @@ import (
 	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xdpprog"
 )
+
+// maxHTTPBytes caps the ?bytes=N of the test HTTP answer.
+const maxHTTPBytes = 64 << 20
 
 // runRealServer prepares this host as an LVS real server, as the LVS
 // manual prescribes, and undoes it on exit:
@@ -148,6 +153,10 @@ func runRealServer(args []string) error {
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain")
 			fmt.Fprintln(w, name)
+			// ?bytes=N adds N bytes, for tests of large replies.
+			if n, err := strconv.Atoi(r.URL.Query().Get("bytes")); err == nil && n > 0 && n <= maxHTTPBytes {
+				_, _ = w.Write(bytes.Repeat([]byte{'x'}, n))
+			}
 		})
 		// Listen on every address: clients reach the VIP, and the
 		// director's health checks reach the real server's own address.

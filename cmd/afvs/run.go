@@ -267,6 +267,7 @@ func fillStatus(d *director.Director, st *api.Status) {
 		st.Steering["redirected"] = s.Redirected
 		st.Steering["passed"] = s.Passed()
 		st.Steering["fragments"] = s.Fragments
+		st.Steering["icmp_errors"] = s.ICMPErrors
 		st.Steering["other_mac"] = s.PassOtherMAC
 		st.Steering["local"] = s.PassLocal
 	}

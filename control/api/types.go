@@ -2,19 +2,22 @@ package api
 
 // Status is GET /v1/status: the director's counters.
 type Status struct {
-	Version    string            `json:"version"`
-	Uptime     float64           `json:"uptime_seconds"`
-	Workers    []WorkerStatus    `json:"workers"`
-	RX         uint64            `json:"rx_packets"`
-	TX         uint64            `json:"tx_packets"`
-	RXBytes    uint64            `json:"rx_bytes"`
-	TXBytes    uint64            `json:"tx_bytes"`
-	ICMPSent   uint64            `json:"icmp_sent"`
-	Fragmented uint64            `json:"fragmented"` // VS/TUN packets sent as two inner fragments
-	Drops      map[string]uint64 `json:"drops"`
-	Steering   map[string]uint64 `json:"steering"`
-	Table      TableStatus       `json:"conntrack"`
-	Local      LocalStatus       `json:"local"`
+	Version    string         `json:"version"`
+	Uptime     float64        `json:"uptime_seconds"`
+	Workers    []WorkerStatus `json:"workers"`
+	RX         uint64         `json:"rx_packets"`
+	TX         uint64         `json:"tx_packets"`
+	RXBytes    uint64         `json:"rx_bytes"`
+	TXBytes    uint64         `json:"tx_bytes"`
+	ICMPSent   uint64         `json:"icmp_sent"`
+	Fragmented uint64         `json:"fragmented"` // VS/TUN packets sent as two inner fragments
+	// ICMPForwarded: ICMP errors passed to the real server of the
+	// connection they quote.
+	ICMPForwarded uint64            `json:"icmp_forwarded"`
+	Drops         map[string]uint64 `json:"drops"`
+	Steering      map[string]uint64 `json:"steering"`
+	Table         TableStatus       `json:"conntrack"`
+	Local         LocalStatus       `json:"local"`
 }
 
 // LocalStatus counts the workers' local-node work: packets they handed

@@ -34,6 +34,8 @@ type LabOptions struct {
 	Queues        int    // RX/TX queues of the director's eth0 (one worker each); default 1
 	Health        string // health section of the director's config (YAML flow map), e.g. {interval: 200ms, timeout: 100ms, rise: 1, fall: 2}
 	SorryLast     bool   // the last real server is the service's sorry server, not one of its real servers
+	UDPPort       uint16 // also a UDP service on this port of the VIP, with the same real servers
+	ReplyMTU      int    // one-interface layout: replies reach the client through a router whose link to it has this MTU (see buildReplyRouter)
 }
 
 // Lab is the demo's and the end-to-end tests' network:
@@ -216,6 +218,9 @@ func (l *Lab) build() error {
 			return err
 		}
 	}
+	if l.Opt.ReplyMTU > 0 {
+		return l.buildReplyRouter()
+	}
 	return nil
 }
 
@@ -280,6 +285,12 @@ func (l *Lab) Config() string {
 	}
 	if l.Opt.SorryLast {
 		fmt.Fprintf(&b, "    sorry: {address: %s}\n", l.RealAddrs[len(l.RealAddrs)-1])
+	}
+	if l.Opt.UDPPort != 0 {
+		fmt.Fprintf(&b, "  - proto: udp\n    address: %s\n    port: %d\n    scheduler: %s\n    forward: %s\n    reals:\n", l.VIP, l.Opt.UDPPort, l.Opt.Scheduler, l.Opt.Mode)
+		for i, a := range reals {
+			fmt.Fprintf(&b, "      - {address: %s, weight: %d}\n", a, l.Opt.Weights[i])
+		}
 	}
 	return b.String()
 }
@@ -434,7 +445,7 @@ func (l *Lab) dial(addr string, noDF bool) (net.Conn, error) {
 	var err error
 	for range 64 {
 		port := firstClientPort + int(l.nextPort.Add(1)%clientPorts)
-		d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{Port: port}}
+		d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{IP: l.clientSource(), Port: port}}
 		if noDF {
 			d.Control = func(_, _ string, c syscall.RawConn) error {
 				var serr error
