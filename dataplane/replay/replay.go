@@ -88,29 +88,46 @@ func Run(t *vs.Table, in io.Reader, out io.Writer, o Options) (Summary, error) {
 		clock.Set(ci.Timestamp.Sub(first))
 		n := copy(buf[headroom:], data)
 		v, o := p.Process(snap, buf, headroom, n)
+		write := func(frame []byte) error {
+			return w.WritePacket(gopacket.CaptureInfo{Timestamp: ci.Timestamp, CaptureLength: len(frame), Length: len(frame)}, frame)
+		}
 		switch v {
 		case dataplane.VerdictForward:
 			sum.Forwarded++
-			frame := buf[o.Off : o.Off+o.Len]
-			if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ci.Timestamp, CaptureLength: len(frame), Length: len(frame)}, frame); err != nil {
+			if err := write(buf[o.Off : o.Off+o.Len]); err != nil {
 				return sum, err
 			}
 			if o.Second {
-				frame := p.Second()
-				if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ci.Timestamp, CaptureLength: len(frame), Length: len(frame)}, frame); err != nil {
+				if err := write(p.Second()); err != nil {
 					return sum, err
+				}
+			}
+			// Fragments held until this first fragment came follow it.
+			for {
+				frame, second, _, ok := p.Released()
+				if !ok {
+					break
+				}
+				sum.Forwarded++
+				if err := write(frame); err != nil {
+					return sum, err
+				}
+				if second != nil {
+					if err := write(second); err != nil {
+						return sum, err
+					}
 				}
 			}
 		case dataplane.VerdictReply:
 			sum.Replies++
-			frame := p.Reply()
-			if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ci.Timestamp, CaptureLength: len(frame), Length: len(frame)}, frame); err != nil {
+			if err := write(p.Reply()); err != nil {
 				return sum, err
 			}
-		default:
-			sum.Dropped++
 		}
 	}
+	// Dropped is every frame that did not go out: dropped, or a fragment
+	// still held for a first fragment that never came.
+	sum.Dropped = sum.In - sum.Forwarded - sum.Replies
 	for i := range c.Parse {
 		if n := c.Parse[i].Load(); n > 0 && i != int(header.OK) {
 			sum.Drops[header.Reason(i).String()] = n

@@ -94,6 +94,7 @@ func TestFixtures(t *testing.T) {
 		&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4, Operation: 1,
 			SourceHwAddress: clientMAC, SourceProtAddress: client, DstHwAddress: make([]byte, 6), DstProtAddress: vip})
 	big := serialize(t, withEth(clientMAC, dirMAC, clientLayers("tcp", 40002, true, false, 1460))...)
+	frags, fragsDR := udpFragments(t)
 
 	fixtures := []fixture{
 		{name: "dr/syn-then-ack", table: table(vs.Route, vs.TCP, 80), in: [][]byte{synIn, ackIn}, out: [][]byte{synDR, ackDR}},
@@ -104,6 +105,9 @@ func TestFixtures(t *testing.T) {
 		{name: "dr/truncated", table: table(vs.Route, vs.TCP, 80), in: [][]byte{synIn[:30]}, drops: map[string]uint64{"truncated_ip": 1}},
 		{name: "dr/wrong-port", table: table(vs.Route, vs.TCP, 8080), in: [][]byte{synIn}, drops: map[string]uint64{"no_service": 1}},
 		{name: "tun/df-too-big-gets-icmp", table: table(vs.Tunnel, vs.TCP, 80), in: [][]byte{big}, replies: 1, drops: map[string]uint64{"frag_needed": 1}},
+		// A later fragment before its first waits for it, then follows it.
+		{name: "dr/udp-fragments-out-of-order", table: table(vs.Route, vs.UDP, 53), in: [][]byte{frags[1], frags[0], frags[2]},
+			out: [][]byte{fragsDR[0], fragsDR[1], fragsDR[2]}},
 	}
 	for _, f := range fixtures {
 		t.Run(f.name, func(t *testing.T) {
@@ -163,6 +167,25 @@ func TestFixtures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// udpFragments is a 3000-byte UDP datagram to the VIP cut into three
+// fragments, as the client sends them and as DR sends them on.
+func udpFragments(t *testing.T) (in, dr [][]byte) {
+	ls := clientLayers("udp", 5353, false, false, 3000)
+	ls[0].(*layers.IPv4).Flags = 0
+	whole := serialize(t, ls...)
+	for off := 20; off < len(whole); off += 1480 {
+		end := min(off+1480, len(whole))
+		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 63, TOS: 0x28, Id: 7, Protocol: layers.IPProtocolUDP, SrcIP: client, DstIP: vip,
+			FragOffset: uint16((off - 20) / 8)}
+		if end < len(whole) {
+			ip.Flags = layers.IPv4MoreFragments
+		}
+		in = append(in, serialize(t, withEth(clientMAC, dirMAC, []gopacket.SerializableLayer{ip, gopacket.Payload(whole[off:end])})...))
+		dr = append(dr, serialize(t, withEth(dirMAC, rsMAC, []gopacket.SerializableLayer{ip, gopacket.Payload(whole[off:end])})...))
+	}
+	return in, dr
 }
 
 func TestRunRejectsBadInput(t *testing.T) {
