@@ -20,6 +20,15 @@
 // more lookups miss the caches; BenchmarkWorkerPoll in dataplane/director
 // measures it with the batched lookup on and off.
 //
+// Two kinds of frame take a side path after parsing. An ICMP error quoting
+// a virtual service's reply goes to the real server of the connection it
+// is about, found from the quoted tuple reversed (icmperr.go). An IPv4
+// fragment is forwarded without reassembly: the first, which carries the
+// ports, is scheduled as any packet and its decision kept in a small fixed
+// table keyed by source, destination, protocol and IP ID; later fragments
+// follow it, and one that comes before its first is held in a fixed set of
+// slots until the first releases it or its time runs out (frag.go).
+//
 // Frames the processor cannot forward are dropped and counted by Drop reason;
 // nothing on this path returns an error value or allocates.
 //

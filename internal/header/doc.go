@@ -31,8 +31,13 @@
 //     since Linux drops such packets before IPVS and we must not forward them.
 //   - TCP and UDP checksums are not verified: the director does not change the
 //     L4 header and the real server checks them end to end.
-//   - Fragments (MF set or a non-zero offset) are dropped: without the L4 ports
-//     of every fragment the director cannot schedule them consistently.
+//   - Fragments (MF set or a non-zero offset) are reported as Fragment, with
+//     the IPv4 fields filled: ParseFragment then reads the first fragment's
+//     ports (its UDP length may exceed it) or none for a later one, and the
+//     dataplane makes a later fragment follow its first.
+//   - ICMP is reported as UnknownProtocol with the IPv4 fields filled:
+//     ParseICMPError then reads an error's quoted packet with the checks of
+//     IPVS's ip_vs_in_icmp.
 //   - Ethernet padding after the IPv4 total length is tolerated and ignored.
 //
 // IPv6 follows ip6_rcv_core, which is all Linux runs before IPVS's hook
