@@ -15,35 +15,41 @@ import (
 
 // TestPathMTUDiscoveryThroughTheDirector: a router between the real
 // server and the client has a 1400-byte link to the client. The real
-// server's full-size DR replies do not fit; the router sends ICMP
+// server's full-size replies do not fit; the router sends ICMP
 // fragmentation needed to their source, the VIP, which leads to the
-// director. The director passes it to the real server of the connection,
-// whose kernel lowers its path MTU, so a large HTTP response arrives
-// whole. Without that the ICMP ends in the director's kernel, the real
-// server keeps retransmitting 1500-byte segments and the transfer stalls.
+// director. The director passes it to the real server of the connection
+// (by DR, or tunnelled by TUN), whose kernel lowers its path MTU, so a
+// large HTTP response arrives whole. Without that the ICMP ends in the
+// director's kernel, the real server keeps retransmitting 1500-byte
+// segments and the transfer stalls.
 func TestPathMTUDiscoveryThroughTheDirector(t *testing.T) {
-	lab := newLab(t, testnet.LabOptions{Mode: "dr", Weights: []int{1}, ReplyMTU: 1400})
-	const size = 200000
-	n, err := lab.Download(size, 10*time.Second)
-	if err != nil || n < size {
-		t.Fatalf("downloaded %d of %d bytes through a 1400-byte reply path: %v", n, size, err)
+	for _, mode := range []string{"dr", "tun"} {
+		t.Run(mode, func(t *testing.T) {
+			lab := newLab(t, testnet.LabOptions{Mode: mode, Weights: []int{1}, ReplyMTU: 1400})
+			const size = 200000
+			n, err := lab.Download(size, 10*time.Second)
+			if err != nil || n < size {
+				t.Fatalf("downloaded %d of %d bytes through a 1400-byte reply path: %v", n, size, err)
+			}
+			st, err := lab.Control().Status()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.ICMPForwarded == 0 || st.Steering["icmp_errors"] == 0 {
+				t.Fatalf("no ICMP error forwarded to the real server (forwarded %d, steered %d, drops %v)",
+					st.ICMPForwarded, st.Steering["icmp_errors"], st.Drops)
+			}
+			// The real server learnt the router's MTU toward the client.
+			out, err := testnet.Output("ip", "-n", lab.Reals[0].Name, "route", "get", "198.18.2.10", "from", lab.VIP.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out, "mtu 1400") {
+				t.Fatalf("real server has no learnt MTU 1400 toward the client:\n%s", out)
+			}
+			t.Logf("%d ICMP errors forwarded", st.ICMPForwarded)
+		})
 	}
-	st, err := lab.Control().Status()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.ICMPForwarded == 0 {
-		t.Fatalf("no ICMP error forwarded to the real server (drops %v)", st.Drops)
-	}
-	// The real server learnt the router's MTU toward the client.
-	out, err := testnet.Output("ip", "-n", lab.Reals[0].Name, "route", "get", "198.18.2.10", "from", lab.VIP.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out, "mtu 1400") {
-		t.Fatalf("real server has no learnt MTU 1400 toward the client:\n%s", out)
-	}
-	t.Logf("%d ICMP errors forwarded", st.ICMPForwarded)
 }
 
 // TestLargeUDPFragments: UDP datagrams larger than the MTU reach the VIP as

@@ -998,5 +998,6 @@ func addSteer(a, b xdpprog.StatsCounters) xdpprog.StatsCounters {
 	a.PassNoSocket += b.PassNoSocket
 	a.PassOtherMAC += b.PassOtherMAC
 	a.PassLocal += b.PassLocal
+	a.ICMPErrors += b.ICMPErrors
 	return a
 }
