@@ -322,3 +322,18 @@ func BenchmarkICMPAndFragments(b *testing.B) {
 		}
 	})
 }
+
+// TestHeldFragmentExpiresWithoutMoreFragments: a held fragment whose time
+// ran out is dropped and counted at the next frame of any kind (Flush),
+// not only at the next fragment.
+func TestHeldFragmentExpiresWithoutMoreFragments(t *testing.T) {
+	r := newFxRig(t, 1024, 64)
+	mustHold(t, r, bigDgram(t, fxVIPDR, 12)[1])
+	r.clock.Advance(FragHoldTime + 1)
+	mustForward(t, r, seg(t, fxVIPDR, 80))
+	var tot Totals
+	tot.Add(r.c)
+	if tot.Drops[DropFragTimeout] != 1 || r.p.FragStats().Held != 0 {
+		t.Fatalf("timeout drops %d, held %d", tot.Drops[DropFragTimeout], r.p.FragStats().Held)
+	}
+}

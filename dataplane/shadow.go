@@ -42,8 +42,13 @@ func (c *trafficCell) store(t *Traffic) {
 
 // Flush publishes the counters changed since the last Flush. A worker calls
 // it once per batch; a processor not in batch mode (replay, simulation,
-// tests) flushes after every frame on its own.
+// tests) flushes after every frame on its own. It also drops the held
+// fragments whose time ran out, so they are counted without waiting for
+// another fragment.
 func (p *Processor) Flush() {
+	if p.frag.nheld > 0 {
+		p.expireHeld(p.ct.Now())
+	}
 	s := &p.sh
 	p.c.RX.Store(s.rx)
 	p.c.RXBytes.Store(s.rxBytes)
