@@ -144,6 +144,7 @@ func (t *fragTable) insert(k *fragKey, dport uint16, dest uint32, now time.Durat
 // reassembled packet; its bytes are every fragment's IP length.
 func (p *Processor) fragment(s *Snapshot, buf []byte, off, n int) (Verdict, Out) {
 	c, t := p.c, p.frag
+	p.Last = Decision{}
 	first, r := header.ParseFragment(buf[off:off+n], p.pk)
 	if r != header.OK {
 		c.Parse[r].Add(1)
@@ -157,7 +158,7 @@ func (p *Processor) fragment(s *Snapshot, buf []byte, off, n int) (Verdict, Out)
 	if first {
 		p.dest = nil
 		v, out := p.forward(s, buf, off, n, nil)
-		if v != VerdictForward || p.dest == nil {
+		if (v != VerdictForward && v != VerdictLocal) || p.dest == nil {
 			return v, out
 		}
 		t.insert(&k, p.pk.DstPort, p.dest.ID, now)
@@ -192,6 +193,7 @@ func (p *Processor) later(s *Snapshot, e *fragEntry, buf []byte, off, n int) (Ve
 		return VerdictDrop, Out{}
 	}
 	svc := &s.Services[si]
+	p.Last = Decision{} // the datagram's first fragment made the decision
 	v, out := p.emit(s, svc, d, buf, off, n)
 	// emit counted a packet in; the datagram's first fragment already did.
 	p.sh.svcT(svc.ID).InPkts--
@@ -254,13 +256,19 @@ func (t *fragTable) releasing(i int) bool {
 	return false
 }
 
+// LocalSlot is the slot Released gives a fragment for a local real
+// server: its frame is then the IPv4 packet, for the director's own stack,
+// as Out locates it with VerdictLocal.
+const LocalSlot = -1
+
 // Released returns the next held fragment that the last Process call
 // released (its first fragment came and was forwarded), made ready for its
 // real server as that one was: the frame, the second frame when it had to
-// be split for the tunnel (else nil), and the slot both go out on. ok is
-// false when there are no more. The slices are valid until the next call;
-// fragments a caller does not collect before its next Process are dropped
-// and counted as DropFragTimeout.
+// be split for the tunnel (else nil), and the slot both go out on
+// (LocalSlot for a local real server). ok is false when there are no
+// more. The slices are valid until the next call; fragments a caller does
+// not collect before its next Process are dropped and counted as
+// DropFragTimeout.
 func (p *Processor) Released() (frame, second []byte, slot int, ok bool) {
 	t := p.frag
 	for t.relPos < t.relN {
@@ -272,7 +280,9 @@ func (p *Processor) Released() (frame, second []byte, slot int, ok bool) {
 		p.pk = &h.pkt
 		v, out := p.later(t.relSnap, &t.relEntry, h.buf[:], fragHeadroom, h.n)
 		p.pk = saved
-		if v != VerdictForward {
+		if v == VerdictLocal {
+			out.Slot = LocalSlot
+		} else if v != VerdictForward {
 			continue
 		}
 		frame = h.buf[out.Off : out.Off+out.Len]

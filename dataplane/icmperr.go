@@ -68,6 +68,7 @@ func (p *Processor) icmpError(s *Snapshot, buf []byte, off, n int) (Verdict, Out
 		c.Drops[DropICMPUnmatched].Add(1)
 		return VerdictDrop, Out{}
 	}
+	p.Last = Decision{} // no scheduling: the error belongs to a connection
 	si, d, drop := p.ICMPConnection(s, e)
 	if d == nil {
 		c.Drops[drop].Add(1)
@@ -77,8 +78,10 @@ func (p *Processor) icmpError(s *Snapshot, buf []byte, off, n int) (Verdict, Out
 		c.Drops[DropICMPForwardLimited].Add(1)
 		return VerdictDrop, Out{}
 	}
+	// A local real server's error goes to the director's own stack
+	// (VerdictLocal), whose socket the connection is.
 	v, out := p.emit(s, &s.Services[si], d, buf, off, n)
-	if v == VerdictForward {
+	if v == VerdictForward || v == VerdictLocal {
 		c.ICMPForwarded.Add(1)
 	}
 	return v, out

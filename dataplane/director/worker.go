@@ -211,6 +211,10 @@ func (w *Worker) releaseHeld() {
 		if !ok {
 			return
 		}
+		if slot == dataplane.LocalSlot {
+			w.deliverHeldLocal(b)
+			continue
+		}
 		d, ok := w.fresh(b)
 		if !ok {
 			continue
@@ -226,6 +230,17 @@ func (w *Worker) releaseHeld() {
 			}
 		}
 	}
+}
+
+// deliverHeldLocal gives a released fragment's IPv4 packet for a local
+// real server to the director's own stack, as deliverLocal does a frame's.
+func (w *Worker) deliverHeldLocal(pkt []byte) {
+	box := w.localStack.Load()
+	if box == nil || box.Deliver(pkt) != nil {
+		w.C.Drops[dataplane.DropLocalDeliver].Add(1)
+		return
+	}
+	w.C.Local.Delivered.Add(1)
 }
 
 // sanitize drops descriptors that do not lie inside one chunk of the UMEM.

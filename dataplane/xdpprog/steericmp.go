@@ -12,6 +12,9 @@ const (
 	quotedPortsLen       = 4
 	ipFragMFOffsetMask   = 0x3fff
 	ipFragOffsetMaskHost = 0x1fff
+	// flagICMPError marks the services key of a matched ICMP error once
+	// its lookups are done.
+	flagICMPError = 2
 )
 
 // steeringICMP emits the "icmp" block of the steering program, entered
@@ -87,5 +90,11 @@ func steeringICMP(b *builder, lookup func()) {
 	b.emit(asm.JEq.Imm(asm.R0, 0, "no_service"))
 	b.label(matched)
 	b.count(steerICMPErrors)
-	b.emit(asm.Ja.Label("match"))
+	b.emit(
+		// Not a flow with ports of its own: the local-node check skips a
+		// frame whose key has a flag, so it never reads a flow key this
+		// path did not build, and the worker gets every ICMP error.
+		asm.StoreImm(asm.RFP, slotKey+7, flagICMPError, asm.Byte),
+		asm.Ja.Label("match"),
+	)
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/afvs/afvs/internal/testsupport"
 )
 
 // icmpSpec describes an ICMP error a router sends toward the VIP about a
@@ -97,5 +99,37 @@ func icmpSteeringCases(t testing.TB) []steeringCase {
 		{name: "icmp non-first fragment", frame: f(icmpSpec{outerFragOff: 2}), reason: notL4},
 		{name: "icmp quoting no ports", frame: f(icmpSpec{cut: 2}), reason: StatsCounters{PassTruncated: 1}},
 		{name: "icmp quoting header cut", frame: f(icmpSpec{cut: -10}), reason: StatsCounters{PassTruncated: 1}},
+	}
+}
+
+// TestSteeringICMPErrorIsNeverLocalPass: with the local-node check on and
+// a local flow's frame just steered (its flow key left on the program's
+// stack), an ICMP error is redirected to the worker, never passed as the
+// local flow's frame: the local-node check must not read a key the ICMP
+// path did not build.
+func TestSteeringICMPErrorIsNeverLocalPass(t *testing.T) {
+	testsupport.RequirePrivileged(t)
+	s := loadTestSteering(t)
+	if err := s.RegisterSocket(0, xskSocket(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AllowLocal(LocalFlow{Src: clientAddr, Dst: vip, SrcPort: 40000, DstPort: 80, Proto: ipProtoTCP}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetLocal(true); err != nil {
+		t.Fatal(err)
+	}
+	syn := buildFrame(t, frameSpec{dstPort: 80})
+	icmp := icmpErrorFrame(t, icmpSpec{})
+	for i := range 20 {
+		if v, _ := runXDP(t, s.program(), syn); v != xdpPass {
+			t.Fatalf("round %d: the local flow's frame: verdict %s", i, verdictName(v))
+		}
+		before := steeringStats(t, s)
+		v, _ := runXDP(t, s.program(), icmp)
+		got := steeringStats(t, s).minus(before)
+		if want := (StatsCounters{Total: 1, Redirected: 1, ICMPErrors: 1}); v != xdpRedirect || got != want {
+			t.Fatalf("round %d: ICMP error: verdict %s, counters %+v; want XDP_REDIRECT, %+v", i, verdictName(v), got, want)
+		}
 	}
 }
