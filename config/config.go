@@ -140,7 +140,7 @@ type ServiceConfig struct {
 	SchedFlags []string     `mapstructure:"sched_flags"`
 	Persistent Persistence  `mapstructure:"persistent"` // seconds; 0 = off
 	Netmask    string       `mapstructure:"netmask"`    // IPv4: a dotted mask; IPv6: a prefix length, as ipvsadm's -M
-	Forward    string       `mapstructure:"forward"`    // default for the reals: dr or tun
+	Forward    string       `mapstructure:"forward"`    // default for the reals: dr, tun or nat
 	Reals      []RealConfig `mapstructure:"reals"`
 	// Health, when set, is this service's own check (a keepalived
 	// virtual_server's checker); interval, timeout, rise and fall stay
@@ -725,6 +725,11 @@ func (sc *ServiceConfig) service(p string) (vs.Service, error) {
 		r, err := rc.real(q, defFwd, s.Port)
 		if err != nil {
 			return s, err
+		}
+		// ipvsadm sets a -g or -i server's port to the service's: the
+		// packet reaches it unchanged. Only NAT rewrites the port.
+		if s.FWMark == 0 && r.Fwd != vs.Masq && r.Port != s.Port {
+			return s, fmt.Errorf("%s.port: %d: only a nat real server's port may differ from the service's (%d); dr and tun deliver the packet unchanged", q, r.Port, s.Port)
 		}
 		if k, dup := index[r.AddrPort()]; dup {
 			return s, fmt.Errorf("%s: real server %s: %w (%s.reals[%d] has the same address and port)", q, r.AddrPort(), vs.ErrDestExists, p, k)

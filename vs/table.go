@@ -43,7 +43,7 @@ type Fwd uint8
 const (
 	Route  Fwd = iota // VS/DR, -g: rewrite the MAC only
 	Tunnel            // VS/TUN, -i: IPIP encapsulation
-	Masq              // VS/NAT, -m: not forwarded by afvs; accepted so saved tables round-trip
+	Masq              // VS/NAT, -m: destination and reply addresses and ports rewritten
 	Local             // the real server is the director itself
 )
 
@@ -467,9 +467,6 @@ func (r *Real) Validate() error {
 	}
 	if r.Lower > r.Upper && r.Upper != 0 {
 		return fmt.Errorf("real server %s: lower threshold %d: must not exceed upper threshold %d", r.AddrPort(), r.Lower, r.Upper)
-	}
-	if r.Fwd == Masq {
-		return fmt.Errorf("real server %s: forwarding method masquerading (-m): afvs forwards with -g (DR) and -i (TUN) only", r.AddrPort())
 	}
 	if r.Fwd == Local {
 		return fmt.Errorf("real server %s: local forwarding: afvs does not deliver to the director itself", r.AddrPort())

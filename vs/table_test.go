@@ -72,7 +72,6 @@ func TestValidateNamesTheRule(t *testing.T) {
 		{"ipv6 netmask on an ipv4 service", Service{Key: svc(80).Key, Persistent: true, Netmask: PrefixMask(64, true)}, "must be an IPv4 mask"},
 		{"ipv6 netmask not contiguous", Service{Key: v6svc(80).Key, Persistent: true, Netmask: netip.MustParseAddr("ffff::ffff")}, "contiguous"},
 		{"weight", Service{Key: svc(80).Key, Reals: []Real{real(11, 70000)}}, "weight 70000: must be 0..65535"},
-		{"masq", Service{Key: svc(80).Key, Reals: []Real{{Addr: real(11, 1).Addr, Port: 80, Fwd: Masq, Weight: 1}}}, "masquerading"},
 		{"thresholds", Service{Key: svc(80).Key, Reals: []Real{{Addr: real(11, 1).Addr, Port: 80, Weight: 1, Upper: 10, Lower: 20}}}, "lower threshold 20"},
 		{"netmask", Service{Key: svc(80).Key, Persistent: true, Netmask: netip.MustParseAddr("255.0.255.0")}, "contiguous"},
 	}

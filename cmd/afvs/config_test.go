@@ -193,7 +193,7 @@ func TestCheckBadConfigs(t *testing.T) {
 		{"bad health duration", "a.toml", "interfaces = [\"eth0\"]\n[health]\ninterval = \"soon\"\n", []string{"health.interval", "soon", "duration"}},
 		{"bad protocol", "a.yaml", "interfaces: [eth0]\nservices: [{proto: sctp, address: 198.19.0.1, port: 80}]\n", []string{"services[0].proto", "sctp", "tcp or udp"}},
 		{"bad port", "a.json", `{"interfaces":["eth0"],"services":[{"proto":"tcp","address":"198.19.0.1","port":70000}]}`, []string{"services[0].port", "70000", "0..65535"}},
-		{"masquerading", "a.yaml", svc("    forward: nat\n    reals: [{address: 198.18.0.11}]\n"), []string{"services[0].reals[0]", "masquerading"}},
+		{"dr real on another port", "a.yaml", svc("    reals: [{address: 198.18.0.11, port: 8080}]\n"), []string{"services[0].reals[0].port", "8080", "only a nat real server"}},
 		{"bad forward", "a.yaml", svc("    forward: carrier-pigeon\n"), []string{"services[0].forward", "carrier-pigeon", "dr, tun"}},
 		{"bad metrics address", "a.yaml", "interfaces: [eth0]\nmetrics: {address: localhost}\n", []string{"metrics.address", "localhost", "ip:port"}},
 		{"relative socket", "a.yaml", "interfaces: [eth0]\ncontrol: {socket: afvs.sock}\n", []string{"control.socket", "afvs.sock", "absolute"}},

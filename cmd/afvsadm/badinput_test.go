@@ -65,8 +65,6 @@ func TestBadCommandLines(t *testing.T) {
 		{"weight too big", "-a -t 198.19.0.1:80 -r 198.18.0.13 -w 65536", "65536"},
 		{"weight negative", "-a -t 198.19.0.1:80 -r 198.18.0.13 -w -1", "-1"},
 		{"weight not a number", "-e -t 198.19.0.1:80 -r 198.18.0.11 -w heavy", "heavy"},
-		{"masquerading", "-a -t 198.19.0.1:80 -r 198.18.0.13 -m", "masquerading"},
-		{"masquerading on edit", "-e -t 198.19.0.1:80 -r 198.18.0.11 -m -w 1", "masquerading"},
 		{"edit missing real server", "-e -t 198.19.0.1:80 -r 198.18.0.99 -w 1", "No such destination"},
 		{"delete missing real server", "-d -t 198.19.0.1:80 -r 198.18.0.99", "No such destination"},
 		{"delete missing service", "-D -t 198.19.0.99:80", "No such service"},

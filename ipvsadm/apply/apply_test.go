@@ -48,15 +48,27 @@ func TestRealForwarding(t *testing.T) {
 			t.Errorf("%s: real servers %+v, want %s with %v", c.opt, s.Reals, addr, c.want)
 		}
 	}
-	if err := run("-a -t 198.19.0.1:80 -r 198.18.0.19 -m"); err == nil || !strings.Contains(err.Error(), "masquerading (-m)") {
-		t.Errorf("-m real server: %v, want the model's refusal of masquerading", err)
+	// NAT keeps the real server's own port; -g and -i take the service's,
+	// as ipvsadm sets it for them.
+	if err := run("-a -t 198.19.0.1:80 -r 198.18.0.19:8080 -m"); err != nil {
+		t.Fatalf("-m real server: %v", err)
+	}
+	if err := run("-a -t 198.19.0.1:80 -r 198.18.0.21:8080 -g"); err != nil {
+		t.Fatalf("-g real server with a port: %v", err)
+	}
+	s := tbl.Services[0]
+	if j := s.FindReal(netip.MustParseAddr("198.18.0.19"), 8080); j < 0 || s.Reals[j].Fwd != vs.Masq {
+		t.Errorf("real servers %+v, want 198.18.0.19:8080 Masq", s.Reals)
+	}
+	if j := s.FindReal(netip.MustParseAddr("198.18.0.21"), 80); j < 0 || s.Reals[j].Fwd != vs.Route {
+		t.Errorf("real servers %+v, want 198.18.0.21:80 Route (the port of a -g server is the service's)", s.Reals)
 	}
 	err := run("-a -t 198.19.0.1:80 -r 198.18.0.20 -i --tun-type gue --tun-port 6080")
 	if err == nil || !strings.Contains(err.Error(), "ipip only") {
 		t.Errorf("GUE real server: %v, want the ipip-only refusal", err)
 	}
-	if n := len(tbl.Services[0].Reals); n != 2 {
-		t.Errorf("%d real servers after the refusals, want 2", n)
+	if n := len(tbl.Services[0].Reals); n != 4 {
+		t.Errorf("%d real servers after the refusal, want 4", n)
 	}
 }
 
