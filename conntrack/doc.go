@@ -1,9 +1,23 @@
 // Package conntrack is the director's connection table: for every frame it
 // answers which real server a flow belongs to, and it keeps the per-server
 // ActiveConn/InActConn counts the least-connection schedulers read. It
-// follows IPVS's behaviour (the input-only TCP state machine, its
-// timeouts, persistence templates, drop_entry-style eviction) in a layout
-// that is lock-free for readers, bounded and invisible to the GC.
+// follows IPVS's behaviour (the TCP state machine, input-only for VS/DR
+// and VS/TUN and both directions for VS/NAT, its per-state timeouts,
+// persistence templates, drop_entry-style eviction) in a layout that is
+// lock-free for readers, bounded and invisible to the GC.
+//
+// # VS/NAT: both directions
+//
+// A VS/NAT connection's client packets move its state by tcp_states'
+// INPUT table (Touch, for a Conn whose Fwd is FwdMasq) and its real
+// server's replies by the OUTPUT table (TouchReply), as set_tcp_state does
+// for a connection without IP_VS_CONN_F_NOOUTPUT; every other connection
+// keeps the input-only table. Replies find their connection through a
+// reverse index (reverse.go): a second bounded store keyed by the reply's
+// (client, real server) tuple whose entries point at the connection's slot
+// and generation, so a reply costs one lock-free lookup plus one read of
+// the connection's own entry, and an index entry whose connection has gone
+// is simply not answered, reclaimed by later inserts and by Sweep.
 //
 // # Layout
 //

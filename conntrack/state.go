@@ -124,3 +124,66 @@ func Next(s State, ev Event) State {
 	}
 	return inputTable[ev-EvSyn][s]
 }
+
+// Dir is the direction a packet travels relative to its connection, and
+// so which half of IPVS's tcp_states it moves the state by
+// (tcp_state_off in ip_vs_proto_tcp.c).
+type Dir uint8
+
+const (
+	// DirInputOnly: a client packet of a connection whose replies never
+	// pass the director (VS/DR, VS/TUN; IPVS's IP_VS_CONN_F_NOOUTPUT).
+	// This is Next's table.
+	DirInputOnly Dir = iota
+	// DirInput: a client packet of a VS/NAT connection.
+	DirInput
+	// DirOutput: a real server's reply of a VS/NAT connection.
+	DirOutput
+)
+
+// fullInputTable is tcp_states' "INPUT" half, used for the client packets
+// of connections whose replies the director sees too. It differs from the
+// input-only table where a reply is expected to carry the news: a client
+// FIN on ESTABLISHED is CLOSE_WAIT (the server has not closed yet) and a
+// RST on SYNACK goes back to SYN_RECV.
+var fullInputTable = [4][SynAck + 1]State{
+	//        NONE ES   SS   SR   FW   TW   CL   CW   LA   LI   SA
+	/*syn*/ {sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR},
+	/*fin*/ {sCL, sCW, sSS, sTW, sTW, sTW, sCL, sCW, sLA, sLI, sTW},
+	/*ack*/ {sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES},
+	/*rst*/ {sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sSR},
+}
+
+// outputTable is tcp_states' "OUTPUT" half: the real server's packets of
+// a VS/NAT connection (its SYN-ACK is a SYN event, as EventOf ranks
+// flags).
+var outputTable = [4][SynAck + 1]State{
+	//        NONE ES   SS   SR   FW   TW   CL   CW   LA   LI   SA
+	/*syn*/ {sSS, sES, sSS, sSR, sSS, sSS, sSS, sSS, sSS, sLI, sSR},
+	/*fin*/ {sTW, sFW, sSS, sTW, sFW, sTW, sCL, sTW, sLA, sLI, sTW},
+	/*ack*/ {sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sLA, sES, sES},
+	/*rst*/ {sCL, sCL, sSS, sCL, sCL, sTW, sCL, sCL, sCL, sCL, sCL},
+}
+
+// NextDir is Next for a TCP packet travelling in direction d:
+// DirInputOnly is exactly Next. In the two NAT directions a packet with
+// none of SYN, FIN, ACK and RST moves the connection to CLOSE, as
+// set_tcp_state does when tcp_state_idx finds no flag.
+func NextDir(s State, ev Event, d Dir) State {
+	if d == DirInputOnly {
+		return Next(s, ev)
+	}
+	if s > SynAck || ev > EvRst {
+		return s
+	}
+	if ev == EvNone {
+		return Close
+	}
+	switch d {
+	case DirInput:
+		return fullInputTable[ev-EvSyn][s]
+	case DirOutput:
+		return outputTable[ev-EvSyn][s]
+	}
+	return inputTable[ev-EvSyn][s]
+}

@@ -35,6 +35,9 @@ func (t *Table) Sweep(max int) int {
 			expiredN++
 		}
 	}
+	if t.rev != nil {
+		t.sweepReverse(n)
+	}
 	return expiredN
 }
 

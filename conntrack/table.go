@@ -36,6 +36,9 @@ type Config struct {
 	// Templates is the most persistence templates it holds; 0 disables
 	// persistence (InsertTemplate then reports Full).
 	Templates int
+	// Reverse is how many VS/NAT reply keys the reverse index holds
+	// (reverse.go); 0: no index, and InsertReply always fails.
+	Reverse int
 	// Timeouts per state; the zero value means DefaultTimeouts.
 	Timeouts Timeouts
 	// Clock is read on every operation; nil means SystemClock.
@@ -56,6 +59,8 @@ type Config struct {
 type Table struct {
 	conns    *store
 	tmpls    *store // nil when Config.Templates is 0
+	rev      *store // the NAT reverse index; nil when Config.Reverse is 0
+	rsweep   atomic.Uint64
 	seed     seed
 	clock    Clock
 	base     time.Duration
@@ -77,10 +82,13 @@ func CheckConfig(cfg Config) error {
 	if cfg.Templates < 0 || cfg.Templates > MaxTemplates {
 		return fmt.Errorf("conntrack config: templates = %d: must be between 0 and %d", cfg.Templates, MaxTemplates)
 	}
+	if cfg.Reverse < 0 || cfg.Reverse > MaxCapacity {
+		return fmt.Errorf("conntrack config: reverse = %d: must be between 0 and %d", cfg.Reverse, MaxCapacity)
+	}
 	// An allocation the machine cannot hold would kill the process instead
 	// of failing, so the size is checked against the RAM first.
-	if need, ram := storeBytes(cfg.Capacity, true)+storeBytes(cfg.Templates, false), physicalMemory(); ram > 0 && need > ram {
-		return fmt.Errorf("conntrack config: capacity = %d, templates = %d: need %d bytes, more than the machine's %d", cfg.Capacity, cfg.Templates, need, ram)
+	if need, ram := storeBytes(cfg.Capacity, true)+storeBytes(cfg.Templates, false)+storeBytes(cfg.Reverse, false), physicalMemory(); ram > 0 && need > ram {
+		return fmt.Errorf("conntrack config: capacity = %d, templates = %d, reverse = %d: need %d bytes, more than the machine's %d", cfg.Capacity, cfg.Templates, cfg.Reverse, need, ram)
 	}
 	if cfg.Timeouts != (Timeouts{}) {
 		if err := cfg.Timeouts.validate(); err != nil {
@@ -121,6 +129,12 @@ func New(cfg Config) (*Table, error) {
 			return nil, fmt.Errorf("conntrack config: templates = %d: %w", cfg.Templates, err)
 		}
 	}
+	if cfg.Reverse > 0 {
+		if t.rev, err = newStore(cfg.Reverse, false); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("conntrack config: reverse = %d: %w", cfg.Reverse, err)
+		}
+	}
 	var b [32]byte
 	if cfg.HashKey != nil {
 		b = *cfg.HashKey
@@ -157,6 +171,9 @@ func (t *Table) Close() {
 	if t.tmpls != nil {
 		t.tmpls.close()
 	}
+	if t.rev != nil {
+		t.rev.close()
+	}
 }
 
 // Bytes returns the memory the table allocated up front.
@@ -164,6 +181,9 @@ func (t *Table) Bytes() uintptr {
 	n := t.conns.bytes()
 	if t.tmpls != nil {
 		n += t.tmpls.bytes()
+	}
+	if t.rev != nil {
+		n += t.rev.bytes()
 	}
 	return n
 }
@@ -279,6 +299,16 @@ func (t *Table) Lookup(k *Key) (Conn, bool) {
 // c.State is updated. When several queues touch one flow, each packet is
 // applied exactly once.
 func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
+	dir := DirInputOnly
+	if c.Fwd == FwdMasq {
+		dir = DirInput
+	}
+	return t.touch(c, k.Proto, ev, dir)
+}
+
+// touch is Touch for a packet travelling in direction dir. Only client
+// packets (not DirOutput) may reopen a connection.
+func (t *Table) touch(c *Conn, proto uint8, ev Event, dir Dir) Result {
 	slot := uint32(c.ref>>32) - 1
 	if slot >= uint32(len(t.conns.entries)) {
 		runtime.KeepAlive(t) // see newStore
@@ -305,8 +335,8 @@ func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
 		}
 		s := stateOf(m)
 		ns := s
-		if k.Proto == ProtoTCP && s != UDP {
-			if ev == EvSyn && t.newConnExpected(s, TemplateRef(bind) != 0) {
+		if proto == ProtoTCP && s != UDP {
+			if ev == EvSyn && dir != DirOutput && t.newConnExpected(s, TemplateRef(bind) != 0) {
 				if t.conns.release(slot, m) {
 					t.stats.at(slot).reopened.Add(1)
 					c.State, c.tmpl = s, TemplateRef(bind)
@@ -315,7 +345,7 @@ func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
 				}
 				continue
 			}
-			ns = Next(s, ev)
+			ns = NextDir(s, ev, dir)
 		}
 		nm := makeMeta(gen, statusLive, ns, now+t.timeouts.of(ns))
 		// Within one millisecond and one state there is nothing to
