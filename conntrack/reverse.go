@@ -198,6 +198,15 @@ func (t *Table) TouchReply(c *Conn, proto uint8, ev Event) Result {
 	return t.touch(c, proto, ev, DirOutput)
 }
 
+// SweepReverse releases up to n reverse-index entries whose connections
+// are gone, from a rotating cursor; it takes no lock.
+func (t *Table) SweepReverse(n int) {
+	defer runtime.KeepAlive(t) // see newStore
+	if t.rev != nil && n > 0 {
+		t.sweepReverse(uint64(n))
+	}
+}
+
 // sweepReverse releases up to n index entries, from a rotating cursor,
 // whose connections are gone.
 func (t *Table) sweepReverse(n uint64) {

@@ -26,6 +26,7 @@ const (
 	DropICMPForwardLimited             // an ICMP error for a real server held back by the forwarding rate limit
 	DropFragHoldFull                   // a later fragment came before its first and every hold slot was taken
 	DropFragTimeout                    // a held fragment whose first fragment did not come in time
+	DropReplyNoConnection              // a frame from a VS/NAT real server that belongs to no connection
 	numDrops
 )
 
@@ -54,6 +55,7 @@ var dropNames = [numDrops]string{
 	DropICMPForwardLimited: "icmp_forward_limited",
 	DropFragHoldFull:       "fragment_hold_full",
 	DropFragTimeout:        "fragment_timeout",
+	DropReplyNoConnection:  "reply_no_connection",
 }
 
 // String returns the stable metric label.

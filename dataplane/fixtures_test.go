@@ -29,6 +29,7 @@ import (
 //	198.19.0.3 tcp/80           no real server with weight
 //	198.19.0.4 tcp/443          DR, persistent 300 s -> 198.18.0.41
 //	198.19.0.5 tcp/80           DR -> 198.18.0.51, whose MAC is unresolved
+//	198.19.0.6 tcp/80, udp/53   NAT -> 198.18.2.61:8080, :5353 (nat_test.go)
 var (
 	fxDirMAC    = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x02}
 	fxClientMAC = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x10}
@@ -66,6 +67,8 @@ func fixtureTable(t testing.TB) *vs.Table {
 	add(vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: fxVIPPers, Port: 443}, Sched: "rr", Persistent: true, Timeout: 300,
 		Reals: real(fxRSPers, 443, vs.Route, 1)})
 	add(vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: fxVIPUnres, Port: 80}, Sched: "rr", Reals: real(fxRSUnres, 80, vs.Route, 1)})
+	add(vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: fxVIPNAT, Port: 80}, Sched: "rr", Reals: real(fxRSNAT, 8080, vs.Masq, 1)})
+	add(vs.Service{Key: vs.Key{Proto: vs.UDP, Addr: fxVIPNAT, Port: 53}, Sched: "rr", Reals: real(fxRSNAT, 5353, vs.Masq, 1)})
 	return tbl
 }
 
@@ -84,7 +87,7 @@ func newFxRig(t testing.TB, capacity, templates int) *fxRig {
 	t.Helper()
 	r := &fxRig{loads: sched.NewLoads(MaxDests), c: new(Counters), reg: NewRegistry(), clock: &conntrack.ManualClock{}}
 	var err error
-	r.ct, err = conntrack.New(conntrack.Config{Capacity: capacity, Templates: templates, Timeouts: conntrack.DefaultTimeouts(),
+	r.ct, err = conntrack.New(conntrack.Config{Capacity: capacity, Templates: templates, Reverse: capacity, Timeouts: conntrack.DefaultTimeouts(),
 		Clock: r.clock, Hooks: r.loads})
 	if err != nil {
 		t.Fatal(err)
@@ -252,6 +255,10 @@ type fixture struct {
 const noDrop = Drop(255)
 
 func fixtures(t testing.TB) []fixture {
+	return append(baseFixtures(t), natFixtures(t)...)
+}
+
+func baseFixtures(t testing.TB) []fixture {
 	big := fxPayload(1500 - 40 + 1) // a TCP packet one byte over the MTU
 	return append([]fixture{
 		// Forwarding methods.
@@ -300,7 +307,7 @@ func fixtures(t testing.TB) []fixture {
 		{name: "neighbour unresolved", in: seg(t, fxVIPUnres, 80), verdict: VerdictDrop, drop: DropNeighborUnresolved},
 		{name: "egress interface gone", prep: setDest(func(d *Dest) { d.Slot = 7 }), in: seg(t, fxVIPDR, 80),
 			verdict: VerdictDrop, drop: DropNoEgress},
-		{name: "forwarding method not implemented", prep: setDest(func(d *Dest) { d.Fwd = vs.Masq }), in: seg(t, fxVIPDR, 80),
+		{name: "forwarding method not implemented", prep: setDest(func(d *Dest) { d.Fwd = vs.Fwd(200) }), in: seg(t, fxVIPDR, 80),
 			verdict: VerdictDrop, drop: DropUnsupportedFwd},
 
 		// Parse errors, counted by header.Reason.

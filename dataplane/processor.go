@@ -52,6 +52,8 @@ type Processor struct {
 	pk      *header.Packet // the frame being processed: &pkt, or a Parsed's packet
 	key     conntrack.Key
 	tkey    conntrack.Key
+	rkey    conntrack.Key // a VS/NAT reply key (nat.go)
+	frame   []byte        // the frame being processed
 	flow    sched.Flow
 	reply   [1600]byte
 	replyN  int
@@ -219,8 +221,12 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 // (looked up, or scheduled), and emit.
 func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Verdict, Out) {
 	c, pk := p.c, p.pk
+	p.frame = buf[off : off+n]
 	si, ok := s.lookup(pk.Dst, pk.Proto, pk.DstPort)
 	if !ok {
+		if s.natSource(pk.Src, pk.Proto, pk.SrcPort) {
+			return p.processReply(s, buf, off, n)
+		}
 		c.Drops[DropNoService].Add(1)
 		return VerdictDrop, Out{}
 	}
@@ -450,6 +456,13 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 		}
 		d = dd
 	default:
+		if d.Fwd == vs.Masq && !p.fileReply(&conn, d) {
+			// No room to find its replies by: the connection cannot work.
+			if p.ct.ExpireNow(&conn) {
+				p.ct.Retire(&conn)
+			}
+			return nil, DropTableFull
+		}
 		p.sh.svcT(svc.ID).Conns++
 		p.sh.destT(d.ID).Conns++
 	}
@@ -484,9 +497,9 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 	// ip_vs_in_stats: a packet is counted in once its connection is known
 	// and its server is available, before the transmitter can still fail,
 	// and its bytes are skb->len at the IP layer (the total length: no
-	// Ethernet header, no padding). Nothing is counted out: IPVS counts out
-	// (ip_vs_out_stats) only replies that come back through the director,
-	// and with DR and TUN the real servers answer the clients directly.
+	// Ethernet header, no padding). IPVS counts out (ip_vs_out_stats) only
+	// replies that come back through the director: VS/NAT's (nat.go); with
+	// DR and TUN the real servers answer the clients directly.
 	ipLen := uint64(pk.TotalLen)
 	st, dt := p.sh.svcT(svc.ID), p.sh.destT(d.ID)
 	st.InPkts++
@@ -551,6 +564,8 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 			return VerdictDrop, Out{}
 		}
 		out.Off, out.Len = no, nn
+	case vs.Masq:
+		return p.dnat(s, d, eg, buf, off, n, out)
 	default:
 		c.Drops[DropUnsupportedFwd].Add(1)
 		return VerdictDrop, Out{}

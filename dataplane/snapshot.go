@@ -46,6 +46,7 @@ type Resolver interface {
 // one; nothing changes it afterwards.
 type Snapshot struct {
 	svcIndex   svcTable
+	natSrc     svcTable // (address, protocol, port) of every VS/NAT real server: see nat.go
 	Services   []Service
 	Ifaces     []Iface
 	destLoc    []destLoc    // by dest ID: where it lives; svc = -1 when absent
@@ -323,6 +324,7 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 			pending = append(pending, pendingSched{svc: si, name: s.Sched, dests: sds, flags: flags, prev: prevSched})
 		}
 		snap.Services = append(snap.Services, cs)
+		snap.addNATSources(t, &s, int32(si))
 
 		add := func(k svcKey) error {
 			if prev, ok := snap.svcIndex.get(k); ok && int(prev) != si {
@@ -428,6 +430,9 @@ func (s *Snapshot) SteeringKeys() []SteerKey {
 	s.svcIndex.each(func(k svcKey, _ int32) {
 		out = append(out, SteerKey{Addr: netip.AddrFrom4(k.addr), Proto: k.proto, Port: k.port})
 	})
+	s.natSrc.each(func(k svcKey, _ int32) {
+		out = append(out, SteerKey{Addr: netip.AddrFrom4(k.addr), Proto: k.proto, Port: k.port, Source: true})
+	})
 	slices.SortFunc(out, func(a, b SteerKey) int {
 		if c := a.Addr.Compare(b.Addr); c != 0 {
 			return c
@@ -435,14 +440,26 @@ func (s *Snapshot) SteeringKeys() []SteerKey {
 		if a.Proto != b.Proto {
 			return int(a.Proto) - int(b.Proto)
 		}
-		return int(a.Port) - int(b.Port)
+		if a.Port != b.Port {
+			return int(a.Port) - int(b.Port)
+		}
+		if a.Source != b.Source {
+			if a.Source {
+				return 1
+			}
+			return -1
+		}
+		return 0
 	})
 	return out
 }
 
-// SteerKey is one redirect rule for the steering program.
+// SteerKey is one redirect rule for the steering program: frames to
+// (Addr, Proto, Port), or with Source, frames from there (the replies of
+// a VS/NAT real server).
 type SteerKey struct {
-	Addr  netip.Addr
-	Proto uint8
-	Port  uint16
+	Addr   netip.Addr
+	Proto  uint8
+	Port   uint16
+	Source bool
 }

@@ -167,7 +167,7 @@ func newSimulator(t *vs.Table, opt Options) (*simulator, error) {
 		binary.LittleEndian.PutUint64(key[i:], rng.Uint64())
 	}
 	var err error
-	s.ct, err = conntrack.New(conntrack.Config{Capacity: opt.Capacity, Templates: opt.Templates, Timeouts: opt.Timeouts, Clock: s.clock, Hooks: s.hooks, HashKey: &key})
+	s.ct, err = conntrack.New(conntrack.Config{Capacity: opt.Capacity, Templates: opt.Templates, Reverse: opt.Capacity, Timeouts: opt.Timeouts, Clock: s.clock, Hooks: s.hooks, HashKey: &key})
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}

@@ -69,9 +69,10 @@ type Director struct {
 	reg   *dataplane.Registry
 	snap  atomic.Pointer[dataplane.Snapshot]
 
-	mu     sync.Mutex // serialises Apply and rebuilds
-	ifaces []dataplane.Iface
-	slotOf map[int]int // ifindex -> slot
+	mu       sync.Mutex // serialises Apply and rebuilds
+	ifaces   []dataplane.Iface
+	natLocal []xdpprog.ServiceKey // the director's addresses in the steering keys (nat.go)
+	slotOf   map[int]int          // ifindex -> slot
 
 	steer    []Steering   // by ingress slot
 	attach   []Attachment // by ingress slot, once attached
@@ -160,7 +161,9 @@ func New(opt Options, t *vs.Table) (d *Director, err error) {
 // openTable makes the connection table and the schedulers' load counters.
 func (d *Director) openTable() error {
 	d.Loads = sched.NewLoads(dataplane.MaxDests)
-	ct, err := conntrack.New(conntrack.Config{Capacity: d.opt.Capacity, Templates: d.opt.Templates,
+	// The reverse index finds VS/NAT replies; it is as big as the table
+	// so that every connection may be a NAT one.
+	ct, err := conntrack.New(conntrack.Config{Capacity: d.opt.Capacity, Templates: d.opt.Templates, Reverse: d.opt.Capacity,
 		Timeouts: conntrack.DefaultTimeouts(), Clock: d.opt.Clock, Hooks: d.Loads})
 	if err != nil {
 		return fmt.Errorf("connection table: %w", err)
@@ -576,7 +579,7 @@ func CheckOptions(opt Options) error {
 	if err := icmp.LimitPerHost(max(every, 0), hb); err != nil {
 		return err
 	}
-	return conntrack.CheckConfig(conntrack.Config{Capacity: opt.Capacity, Templates: opt.Templates})
+	return conntrack.CheckConfig(conntrack.Config{Capacity: opt.Capacity, Templates: opt.Templates, Reverse: opt.Capacity})
 }
 
 // CheckSteering reports a snapshot with more steering keys than the
@@ -721,10 +724,10 @@ func (d *Director) publishLocked(t *vs.Table) error {
 		plan.Abort()
 		return err
 	}
-	sk := steerKeys(snap.SteeringKeys())
+	sk := append(steerKeys(snap.SteeringKeys()), d.localKeys(snap)...)
 	var old []xdpprog.ServiceKey
 	if prev != nil {
-		old = steerKeys(prev.SteeringKeys())
+		old = append(steerKeys(prev.SteeringKeys()), d.natLocal...)
 	}
 	// Widen first, so a newly steered frame always finds its service in
 	// the snapshot; if the union does not fit, the new set alone.
@@ -745,6 +748,7 @@ func (d *Director) publishLocked(t *vs.Table) error {
 	}
 	d.snap.Store(snap)
 	d.setLocalGate(snap)
+	d.natLocal = sk[len(snap.SteeringKeys()):]
 	for _, k := range plan.IDs.Revived {
 		d.log.Info("real server taken back from the trash with its connections", "service", k.Svc.String(), "real", netip.AddrPortFrom(k.Addr, k.Port).String())
 	}
@@ -765,7 +769,7 @@ func (d *Director) publishLocked(t *vs.Table) error {
 func steerKeys(keys []dataplane.SteerKey) []xdpprog.ServiceKey {
 	sk := make([]xdpprog.ServiceKey, len(keys))
 	for i, k := range keys {
-		sk[i] = xdpprog.ServiceKey{Addr: k.Addr, Proto: k.Proto, Port: k.Port}
+		sk[i] = xdpprog.ServiceKey{Addr: k.Addr, Proto: k.Proto, Port: k.Port, Source: k.Source}
 	}
 	return sk
 }
@@ -873,6 +877,7 @@ func (d *Director) housekeeping() {
 			// a slower cycle: lookups already judge them by time.
 			d.CT.ExpireDue()
 			d.CT.SweepTemplates(1024)
+			d.CT.SweepReverse(1024)
 			if at, ok := d.reg.NextTrashRound(); ok && d.reg.Now() >= at {
 				// Count the templates before taking the lock: a walk of
 				// the whole table should not hold up a change.

@@ -147,6 +147,9 @@ func (s *steering) SetServices(keys []xdpprog.ServiceKey) error {
 			return fmt.Errorf("set services: %s: address must be IPv4", k)
 		}
 		m[k] = true
+		if k.Source || k.Local {
+			continue
+		}
 		a := k.Addr.As4()
 		anyKey[[5]byte{a[0], a[1], a[2], a[3], k.Proto}] = true
 	}
@@ -267,7 +270,10 @@ func (s *steering) redirect(ifc *Iface, f []byte) bool {
 		sport = binary.BigEndian.Uint16(l4[0:2])
 		dport := binary.BigEndian.Uint16(l4[2:4])
 		a := netip.AddrFrom4(dst)
-		if !s.keys[xdpprog.ServiceKey{Addr: a, Proto: proto, Port: dport}] && !s.keys[xdpprog.ServiceKey{Addr: a, Proto: proto}] {
+		src := netip.AddrFrom4(h.Src())
+		reply := !s.keys[xdpprog.ServiceKey{Addr: a, Local: true}] &&
+			(s.keys[xdpprog.ServiceKey{Addr: src, Proto: proto, Port: sport, Source: true}] || s.keys[xdpprog.ServiceKey{Addr: src, Proto: proto, Source: true}])
+		if !s.keys[xdpprog.ServiceKey{Addr: a, Proto: proto, Port: dport}] && !s.keys[xdpprog.ServiceKey{Addr: a, Proto: proto}] && !reply {
 			c.PassNoService++
 			return false
 		}

@@ -59,7 +59,7 @@ func Run(t *vs.Table, in io.Reader, out io.Writer, o Options) (Summary, error) {
 	}
 	clock := &conntrack.ManualClock{}
 	loads := sched.NewLoads(dataplane.MaxDests)
-	ct, err := conntrack.New(conntrack.Config{Capacity: o.Capacity, Templates: o.Capacity, Timeouts: conntrack.DefaultTimeouts(), Clock: clock, Hooks: loads})
+	ct, err := conntrack.New(conntrack.Config{Capacity: o.Capacity, Templates: o.Capacity, Reverse: o.Capacity, Timeouts: conntrack.DefaultTimeouts(), Clock: clock, Hooks: loads})
 	if err != nil {
 		return sum, err
 	}

@@ -35,6 +35,7 @@ const (
 	slotScratch = -24 // 8 bytes: a value kept across a helper call
 	slotEth     = -40 // 16 bytes: a saved Ethernet header (14 used)
 	slotStats   = -48 // 8 bytes: pointer to this CPU's counter block
+	slotSource  = -72 // 8 bytes: a VS/NAT reply's source key (steering)
 )
 
 // Header sizes and field offsets used by the parsers.

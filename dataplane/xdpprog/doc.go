@@ -49,6 +49,16 @@
 // resets. Non-first fragments carry no ports and are never matched. The
 // map holds MaxLocalFlows flows; AllowLocal then answers ErrLocalFull.
 //
+// # VS/NAT replies
+//
+// A frame to no service may be a VS/NAT real server's reply: the program
+// then looks up its source, {saddr, sport, proto, flags=2} and
+// {saddr, 0, proto, flags=2}, and a hit goes the way of a service match
+// (owner MAC, socket) unless the destination is one of the director's own
+// addresses, {daddr, 0, 0, flags=4}: replies to the director's own
+// connections to a real server, such as its health checks, stay the
+// kernel's.
+//
 // # Counters
 //
 // Each program keeps its counters in a PERCPU_ARRAY with one slot: a block

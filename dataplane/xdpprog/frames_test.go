@@ -25,6 +25,8 @@ var (
 type frameSpec struct {
 	vlan      uint16 // 802.1Q tag when non-zero
 	dst       netip.Addr
+	src       netip.Addr // default clientAddr
+	srcPort   uint16     // default 40000
 	proto     layers.IPProtocol
 	dstPort   uint16
 	fragOff   uint16 // in 8-byte units
@@ -42,6 +44,12 @@ func buildFrame(t testing.TB, spec frameSpec) []byte {
 	if spec.proto == 0 {
 		spec.proto = layers.IPProtocolTCP
 	}
+	if !spec.src.IsValid() {
+		spec.src = clientAddr
+	}
+	if spec.srcPort == 0 {
+		spec.srcPort = 40000
+	}
 	if spec.payload == nil {
 		spec.payload = []byte("hello")
 	}
@@ -54,7 +62,7 @@ func buildFrame(t testing.TB, spec frameSpec) []byte {
 	}
 	ip := &layers.IPv4{
 		Version: 4, IHL: 5, TTL: 64, Protocol: spec.proto,
-		SrcIP: clientAddr.AsSlice(), DstIP: spec.dst.AsSlice(),
+		SrcIP: spec.src.AsSlice(), DstIP: spec.dst.AsSlice(),
 		FragOffset: spec.fragOff,
 	}
 	if spec.moreFrags {
@@ -65,9 +73,9 @@ func buildFrame(t testing.TB, spec frameSpec) []byte {
 	case spec.fragOff != 0:
 		// A non-first fragment: only payload follows the IPv4 header.
 	case spec.proto == layers.IPProtocolTCP:
-		ls = append(ls, &layers.TCP{SrcPort: 40000, DstPort: layers.TCPPort(spec.dstPort), SYN: true, Window: 1024})
+		ls = append(ls, &layers.TCP{SrcPort: layers.TCPPort(spec.srcPort), DstPort: layers.TCPPort(spec.dstPort), SYN: true, Window: 1024})
 	case spec.proto == layers.IPProtocolUDP:
-		ls = append(ls, &layers.UDP{SrcPort: 40000, DstPort: layers.UDPPort(spec.dstPort)})
+		ls = append(ls, &layers.UDP{SrcPort: layers.UDPPort(spec.srcPort), DstPort: layers.UDPPort(spec.dstPort)})
 	case spec.proto == layers.IPProtocolICMPv4:
 		ls = append(ls, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 1, Seq: 1})
 	}

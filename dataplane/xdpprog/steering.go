@@ -14,14 +14,27 @@ import (
 
 // ServiceKey names one virtual service the steering program matches: an
 // IPv4 VIP, a transport protocol (6 TCP, 17 UDP) and a port, where port 0
-// means every port of that VIP and protocol.
+// means every port of that VIP and protocol. With Source it names a VS/NAT
+// real server instead, whose frames (matched by source address, protocol
+// and port) are redirected unless they are addressed to one of the
+// director's own addresses; with Local it names such an address (Proto
+// and Port unused), so that replies to the director's own connections to
+// a real server (health checks) reach the kernel.
 type ServiceKey struct {
-	Addr  netip.Addr
-	Proto uint8
-	Port  uint16
+	Addr   netip.Addr
+	Proto  uint8
+	Port   uint16
+	Source bool
+	Local  bool
 }
 
 func (k ServiceKey) String() string {
+	if k.Local {
+		return "local " + k.Addr.String()
+	}
+	if k.Source {
+		return "source " + ServiceKey{Addr: k.Addr, Proto: k.Proto, Port: k.Port}.String()
+	}
 	name := fmt.Sprintf("proto-%d", k.Proto)
 	switch k.Proto {
 	case ipProtoTCP:
@@ -44,6 +57,13 @@ type serviceEntry struct {
 // flagAnyService marks the per-(addr, proto) key that non-first fragments
 // match: they carry no ports, yet belong to some service on that VIP.
 const flagAnyService = 1
+
+// flagSource marks a VS/NAT real server's key, {saddr, sport, proto}, and
+// flagLocal a director address, {addr, 0, 0}.
+const (
+	flagSource = 2
+	flagLocal  = 4
+)
 
 // Steering counter slots.
 const (
@@ -186,14 +206,15 @@ func (s *Steering) load(maxQueues int) error {
 // slotKey as {addr[4], port[2], proto, flags}.
 func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps) (asm.Instructions, error) {
 	b := newBuilder()
-	lookup := func() {
+	lookupAt := func(slot int32) {
 		b.emit(
 			asm.LoadMapPtr(asm.R1, services.FD()),
 			asm.Mov.Reg(asm.R2, asm.RFP),
-			asm.Add.Imm(asm.R2, slotKey),
+			asm.Add.Imm(asm.R2, slot),
 			asm.FnMapLookupElem.Call(),
 		)
 	}
+	lookup := func() { lookupAt(slotKey) }
 
 	b.frameStart(stats, xdpPass, steerTotal, "truncated")
 	b.emit(
@@ -237,6 +258,12 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps) (
 	)
 	b.localKeyAddrs()
 	b.emit(
+		// The source key of a VS/NAT reply, {saddr, sport, proto,
+		// flagSource}, kept at slotSource; the port comes below.
+		asm.LoadMem(asm.R4, asm.R9, ipOffSrc, asm.Word),
+		asm.StoreMem(asm.RFP, slotSource, asm.R4, asm.Word),
+		asm.StoreMem(asm.RFP, slotSource+6, asm.R5, asm.Byte),
+		asm.StoreImm(asm.RFP, slotSource+7, flagSource, asm.Byte),
 		// Non-first fragments carry no ports.
 		asm.LoadMem(asm.R4, asm.R9, ipOffFrag, asm.Half),
 		asm.JSet.Imm(asm.R4, be16(0x1fff), "fragment"),
@@ -253,6 +280,8 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps) (
 		// Exact (addr, proto, port) first, then the all-ports service.
 		asm.LoadMem(asm.R4, asm.R9, l4OffDstPort, asm.Half),
 		asm.StoreMem(asm.RFP, slotKey+4, asm.R4, asm.Half),
+		asm.LoadMem(asm.R4, asm.R9, 0, asm.Half),
+		asm.StoreMem(asm.RFP, slotSource+4, asm.R4, asm.Half),
 	)
 	b.localKeyPorts()
 	lookup()
@@ -261,9 +290,28 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps) (
 		asm.StoreImm(asm.RFP, slotKey+4, 0, asm.Half),
 	)
 	lookup()
+	b.emit(asm.JNE.Imm(asm.R0, 0, "match"))
+	// No service: a reply of a VS/NAT real server, by its source, exact
+	// port first, then a real server on every port.
+	lookupAt(slotSource)
 	b.emit(
-		asm.JNE.Imm(asm.R0, 0, "match"),
-		asm.Ja.Label("no_service"),
+		asm.JNE.Imm(asm.R0, 0, "source"),
+		asm.StoreImm(asm.RFP, slotSource+4, 0, asm.Half),
+	)
+	lookupAt(slotSource)
+	b.emit(asm.JEq.Imm(asm.R0, 0, "no_service"))
+	// ...unless it is addressed to the director itself: slotKey still
+	// holds the destination address.
+	b.label("source")
+	b.emit(
+		asm.StoreImm(asm.RFP, slotKey+4, 0, asm.Half),
+		asm.StoreImm(asm.RFP, slotKey+6, 0, asm.Byte),
+		asm.StoreImm(asm.RFP, slotKey+7, flagLocal, asm.Byte),
+	)
+	lookup()
+	b.emit(
+		asm.JNE.Imm(asm.R0, 0, "no_service"),
+		asm.Ja.Label("match"),
 	)
 
 	// Non-first fragment: the any-service key of this addr and protocol.
@@ -350,13 +398,27 @@ func (s *Steering) SetServices(keys []ServiceKey) error {
 		if !addr.Is4() {
 			return fmt.Errorf("set services: service %d (%s): address must be IPv4", i, k)
 		}
+		if k.Local {
+			e := serviceEntry{Addr: addr.As4(), Flags: flagLocal}
+			if _, dup := want[e]; !dup {
+				want[e] = uint32(i)
+				distinct++
+			}
+			continue
+		}
 		if k.Proto != ipProtoTCP && k.Proto != ipProtoUDP {
 			return fmt.Errorf("set services: service %d (%s): protocol %d must be 6 (tcp) or 17 (udp)", i, k, k.Proto)
 		}
 		e := serviceEntry{Addr: addr.As4(), Port: [2]byte{byte(k.Port >> 8), byte(k.Port)}, Proto: k.Proto}
+		if k.Source {
+			e.Flags = flagSource
+		}
 		if _, dup := want[e]; !dup {
 			want[e] = uint32(i)
 			distinct++
+		}
+		if k.Source {
+			continue
 		}
 		anyKey := serviceEntry{Addr: e.Addr, Proto: e.Proto, Flags: flagAnyService}
 		if _, dup := want[anyKey]; !dup {

@@ -25,7 +25,21 @@ func refSteer(f []byte, services []ServiceKey, owners ...[6]byte) StatsCounters 
 	}
 	has := func(addr [4]byte, proto uint8, port uint16, anyPort bool) bool {
 		for _, s := range services {
-			if s.Addr.Unmap().As4() == addr && s.Proto == proto && (anyPort || s.Port == port || s.Port == 0) {
+			if !s.Source && !s.Local && s.Addr.Unmap().As4() == addr && s.Proto == proto && (anyPort || s.Port == port || s.Port == 0) {
+				return true
+			}
+		}
+		return false
+	}
+	// A VS/NAT real server's frame, by its source, not to the director.
+	reply := func(src, dst [4]byte, proto uint8, sport uint16) bool {
+		for _, s := range services {
+			if s.Local && s.Addr.Unmap().As4() == dst {
+				return false
+			}
+		}
+		for _, s := range services {
+			if s.Source && s.Addr.Unmap().As4() == src && s.Proto == proto && (s.Port == sport || s.Port == 0) {
 				return true
 			}
 		}
@@ -87,7 +101,8 @@ func refSteer(f []byte, services []ServiceKey, owners ...[6]byte) StatsCounters 
 		out.PassTruncated = 1
 		return out
 	}
-	if has(dst, proto, binary.BigEndian.Uint16(f[l4+2:]), false) {
+	if has(dst, proto, binary.BigEndian.Uint16(f[l4+2:]), false) ||
+		reply([4]byte(f[l3+12:l3+16]), dst, proto, binary.BigEndian.Uint16(f[l4:])) {
 		matched()
 	} else {
 		out.PassNoService = 1

@@ -17,6 +17,11 @@ var testServices = []ServiceKey{
 	{Addr: vip, Proto: ipProtoTCP, Port: 80},
 	{Addr: vip, Proto: ipProtoUDP, Port: 53},
 	{Addr: vipAllPorts, Proto: ipProtoTCP, Port: 0},
+	// VS/NAT real servers, by source: one TCP port, UDP on every port;
+	// and the director's own address, whose frames stay the kernel's.
+	{Addr: realIP, Proto: ipProtoTCP, Port: 8080, Source: true},
+	{Addr: realIP, Proto: ipProtoUDP, Port: 0, Source: true},
+	{Addr: directorIP, Local: true},
 }
 
 func loadTestSteering(t *testing.T) *Steering {
@@ -98,6 +103,11 @@ func steeringCases(t testing.TB) []steeringCase {
 		{name: "version 6 in ipv4 ethertype", frame: badVersion, reason: StatsCounters{PassBadHeader: 1}},
 		{name: "udp header only", frame: f(frameSpec{proto: udp, dstPort: 53, payload: []byte{}}), matched: true},
 		{name: "tcp header only", frame: f(frameSpec{proto: tcp, dstPort: 80, payload: []byte{}}), matched: true},
+		{name: "nat reply", frame: f(frameSpec{src: realIP, srcPort: 8080, dst: clientAddr, dstPort: 40000}), matched: true},
+		{name: "nat reply from another port", frame: f(frameSpec{src: realIP, srcPort: 8081, dst: clientAddr, dstPort: 40000}), reason: noService},
+		{name: "nat reply udp any port", frame: f(frameSpec{proto: udp, src: realIP, srcPort: 5353, dst: clientAddr, dstPort: 40000}), matched: true},
+		{name: "nat real server answers the director", frame: f(frameSpec{src: realIP, srcPort: 8080, dst: directorIP, dstPort: 40000}), reason: noService},
+		{name: "nat reply cut in the tcp header", frame: f(frameSpec{src: realIP, srcPort: 8080, dst: clientAddr, dstPort: 40000})[:ethLen+ipv4MinLen+10], reason: StatsCounters{PassTruncated: 1}},
 	}, icmpSteeringCases(t)...)
 }
 

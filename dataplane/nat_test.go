@@ -1,0 +1,211 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"testing"
+
+	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/internal/header"
+	ts "github.com/afvs/afvs/internal/testsupport"
+	c "github.com/afvs/afvs/internal/testsupport/checker"
+)
+
+var (
+	fxVIPNAT = netip.MustParseAddr("198.19.0.6")
+	fxRSNAT  = netip.MustParseAddr("198.18.2.61")
+)
+
+// fromRS is a frame the NAT real server sends the client: a reply from
+// its port sport to the client's port 40000.
+func fromRS(t testing.TB, sport uint16, flags ts.TCPFlags, opts ...fxOpt) []byte {
+	t.Helper()
+	f := fxFrame{sport: 40000, client: fxClient, df: true, payload: 10}
+	for _, o := range opts {
+		o(&f)
+	}
+	return ts.Build(t, ts.Eth(fxMAC(fxRSNAT), fxDirMAC), ipHeaderFrom(fxRSNAT, f.client, f.df), ts.TCP(sport, f.sport, flags), ts.Payload(f.payload))
+}
+
+func udpFromRS(t testing.TB, sport uint16) []byte {
+	t.Helper()
+	return ts.Build(t, ts.Eth(fxMAC(fxRSNAT), fxDirMAC), ipHeaderFrom(fxRSNAT, fxClient, true), ts.UDP(sport, 40000), ts.Payload(10))
+}
+
+// dnat is the client's packet as the NAT real server must get it: to its
+// address and port, everything else as the client sent it; the checker
+// verifies the IP and TCP/UDP checksums in full.
+func dnat(rport uint16, proto func(...c.Checker) c.Checker, more ...c.Checker) []c.Checker {
+	return []c.Checker{c.SrcMAC(fxDirMAC), c.DstMAC(fxMAC(fxRSNAT)),
+		c.IPv4(c.SrcAddr(fxClient), c.DstAddr(fxRSNAT), c.TTL(64), c.TOS(0x10), c.ID(4242), c.NotTunnelled(),
+			proto(append([]c.Checker{c.SrcPort(40000), c.DstPort(rport), c.Payload(ts.Payload(10))}, more...)...))}
+}
+
+// snat is the real server's reply as the client must get it: from the
+// VIP and the service's port, to the MAC the client's packets came from.
+func snat(vport uint16, proto func(...c.Checker) c.Checker, more ...c.Checker) []c.Checker {
+	return []c.Checker{c.SrcMAC(fxDirMAC), c.DstMAC(fxClientMAC),
+		c.IPv4(c.SrcAddr(fxVIPNAT), c.DstAddr(fxClient), c.TTL(64), c.TOS(0x10), c.ID(4242),
+			proto(append([]c.Checker{c.SrcPort(vport), c.DstPort(40000), c.Payload(ts.Payload(10))}, more...)...))}
+}
+
+func natFixtures(t testing.TB) []fixture {
+	big := fxPayload(1500 - 40 + 1)
+	return []fixture{
+		{name: "NAT TCP SYN: to the real server's address and port", in: seg(t, fxVIPNAT, 80), verdict: VerdictForward, drop: noDrop,
+			out: dnat(8080, c.TCP, c.TCPFlags(ts.SYN))},
+		{name: "NAT reply SYN-ACK: from the VIP and service port", prep: sendFirst(seg(t, fxVIPNAT, 80)),
+			in: fromRS(t, 8080, ts.SYN|ts.ACK), verdict: VerdictForward, drop: noDrop, out: snat(80, c.TCP, c.TCPFlags(ts.SYN|ts.ACK))},
+		{name: "NAT established ACK", prep: sendFirst(seg(t, fxVIPNAT, 80), fromRS(t, 8080, ts.SYN|ts.ACK)),
+			in: seg(t, fxVIPNAT, 80, fxFlags(ts.ACK)), verdict: VerdictForward, drop: noDrop, out: dnat(8080, c.TCP, c.TCPFlags(ts.ACK))},
+		{name: "NAT UDP", in: dgram(t, fxVIPNAT, 53), verdict: VerdictForward, drop: noDrop, out: dnat(5353, c.UDP)},
+		{name: "NAT UDP reply", prep: sendFirst(dgram(t, fxVIPNAT, 53)), in: udpFromRS(t, 5353), verdict: VerdictForward, drop: noDrop,
+			out: snat(53, c.UDP)},
+		{name: "NAT reply without a connection", in: fromRS(t, 8080, ts.ACK), verdict: VerdictDrop, drop: DropReplyNoConnection},
+		{name: "NAT reply to another client port", prep: sendFirst(seg(t, fxVIPNAT, 80)),
+			in: fromRS(t, 8080, ts.ACK, fxSport(40001)), verdict: VerdictDrop, drop: DropReplyNoConnection},
+		{name: "NAT DF over MTU: ICMP quotes the client's packet", in: seg(t, fxVIPNAT, 80, big), verdict: VerdictReply,
+			drop: DropFragNeeded, out: fragNeeded(fxVIPNAT, 1500, 80)},
+		{name: "NAT no DF over MTU: two rewritten fragments", in: seg(t, fxVIPNAT, 80, big, noDF), verdict: VerdictForward, drop: noDrop,
+			out:    []c.Checker{c.DstMAC(fxMAC(fxRSNAT)), c.IPv4(c.SrcAddr(fxClient), c.DstAddr(fxRSNAT), c.MoreFragments(true))},
+			second: []c.Checker{c.DstMAC(fxMAC(fxRSNAT)), c.IPv4(c.DstAddr(fxRSNAT), c.MoreFragments(false))}},
+	}
+}
+
+// TestNATStateAndCounters: a whole TCP exchange through a NAT service
+// moves the connection by IPVS's INPUT and OUTPUT tables (the server's
+// SYN-ACK keeps SYN_RECV, the client's ACK makes it ESTABLISHED, a client
+// FIN is CLOSE_WAIT), and the replies count as OutPkts/OutBytes of the
+// service and the real server, IP-layer bytes, as in IPVS.
+func TestNATStateAndCounters(t *testing.T) {
+	r := newFxRig(t, 1024, 64)
+	key := conntrack.Key{CAddr: fxClient.As16(), VAddr: fxVIPNAT.As16(), CPort: 40000, VPort: 80, Proto: 6}
+	steps := []struct {
+		in    []byte
+		state conntrack.State
+	}{
+		{seg(t, fxVIPNAT, 80), conntrack.SynRecv},
+		{fromRS(t, 8080, ts.SYN|ts.ACK), conntrack.SynRecv},
+		{seg(t, fxVIPNAT, 80, fxFlags(ts.ACK)), conntrack.Established},
+		{fromRS(t, 8080, ts.ACK), conntrack.Established},
+		{seg(t, fxVIPNAT, 80, fxFlags(ts.FIN|ts.ACK)), conntrack.CloseWait},
+		{fromRS(t, 8080, ts.FIN|ts.ACK), conntrack.TimeWait},
+	}
+	var outBytes uint64
+	for i, s := range steps {
+		if v, _, _ := r.run(s.in, 256); v != VerdictForward {
+			t.Fatalf("step %d: verdict %d", i, v)
+		}
+		if i%2 == 1 {
+			outBytes += uint64(len(s.in) - 14)
+		}
+		cn, ok := r.ct.Lookup(&key)
+		if !ok || cn.State != s.state {
+			t.Fatalf("step %d: state %v (found %v), want %v", i, cn.State, ok, s.state)
+		}
+	}
+	svc, ok := r.snap.ServiceByKey(r.snap.Services[len(r.snap.Services)-2].Key)
+	if !ok || svc.Key.Addr != fxVIPNAT {
+		t.Fatal("NAT service not found")
+	}
+	st, dt := r.c.Service(svc.ID), r.c.Dest(svc.Dests[0].ID)
+	if st.OutPkts != 3 || st.OutBytes != outBytes || dt.OutPkts != 3 || dt.OutBytes != outBytes || st.InPkts != 3 || st.Conns != 1 {
+		t.Fatalf("service %+v, dest %+v: want 3 in, 3 out of %d bytes, 1 conn", st, dt, outBytes)
+	}
+}
+
+// TestNATUDPChecksumZero: a UDP datagram sent without a checksum (0)
+// keeps none in both directions; one with a checksum gets it updated,
+// and an update that makes it 0 sends 0xffff (RFC 768).
+func TestNATUDPChecksumZero(t *testing.T) {
+	r := newFxRig(t, 1024, 64)
+	noSum := func(f []byte) []byte {
+		f = append([]byte(nil), f...)
+		f[14+20+6], f[14+20+7] = 0, 0
+		return f
+	}
+	v, out, _ := r.run(noSum(dgram(t, fxVIPNAT, 53)), 256)
+	if v != VerdictForward || binary.BigEndian.Uint16(out[14+20+6:]) != 0 || binary.BigEndian.Uint16(out[14+20+2:]) != 5353 {
+		t.Fatalf("client datagram without checksum: verdict %d, out %x", v, out)
+	}
+	if !header.IPv4(out[14:]).IsChecksumValid() {
+		t.Fatal("IP checksum wrong after the rewrite")
+	}
+	v, out, _ = r.run(noSum(udpFromRS(t, 5353)), 256)
+	if v != VerdictForward || binary.BigEndian.Uint16(out[14+20+6:]) != 0 || binary.BigEndian.Uint16(out[14+20:]) != 53 {
+		t.Fatalf("reply without checksum: verdict %d, out %x", v, out)
+	}
+
+	// Find a payload whose datagram, after the rewrite, sums to exactly
+	// zero: the one case where the update must write 0xffff.
+	var pk header.Packet
+	for w := 0; w < 1<<16; w++ {
+		f := ts.Build(t, ts.Eth(fxClientMAC, fxDirMAC), ipHeader(fxVIPNAT, true), ts.UDP(40000, 53), ts.RawPayload([]byte{byte(w >> 8), byte(w)}))
+		if header.Parse(f, &pk) != header.OK {
+			t.Fatal("parse")
+		}
+		want := f[:0:0]
+		want = append(want, f...)
+		copy(want[14+16:], fxRSNAT.AsSlice())
+		binary.BigEndian.PutUint16(want[14+20+2:], 5353)
+		want[14+20+6], want[14+20+7] = 0, 0
+		l4 := want[14+20 : 14+20+8+2] // not the Ethernet padding
+		sum := header.Checksum(l4, header.PseudoHeaderChecksum(17, fxClient.As4(), fxRSNAT.As4(), uint16(len(l4))))
+		if ^sum != 0 {
+			continue
+		}
+		rewrite(f, &pk, true, fxRSNAT.As4(), 5353)
+		if got := binary.BigEndian.Uint16(f[14+20+6:]); got != 0xffff {
+			t.Fatalf("payload %#04x: checksum %#04x after the rewrite, want 0xffff", w, got)
+		}
+		c.Frame(t, f, c.IPv4(c.UDP(c.DstPort(5353))))
+		return
+	}
+	t.Fatal("no payload makes the rewritten checksum 0")
+}
+
+// TestNATAllocs: neither direction of an established NAT flow allocates.
+func TestNATAllocs(t *testing.T) {
+	r := newFxRig(t, 1024, 64)
+	for _, f := range [][]byte{seg(t, fxVIPNAT, 80), fromRS(t, 8080, ts.SYN|ts.ACK), seg(t, fxVIPNAT, 80, fxFlags(ts.ACK))} {
+		if v, _, _ := r.run(f, 256); v != VerdictForward {
+			t.Fatal("handshake")
+		}
+	}
+	b := make([]byte, 2048)
+	for name, f := range map[string][]byte{"in": seg(t, fxVIPNAT, 80, fxFlags(ts.ACK)), "out": fromRS(t, 8080, ts.ACK)} {
+		allocs := testing.AllocsPerRun(1000, func() {
+			copy(b[256:], f)
+			if v, _ := r.p.Process(r.snap, b, 256, len(f)); v != VerdictForward {
+				t.Fatalf("%s: dropped", name)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocs per frame", name, allocs)
+		}
+	}
+}
+
+// TestNATSteeringKeys: the snapshot asks the steering program for the
+// NAT real server's replies by source, besides the services.
+func TestNATSteeringKeys(t *testing.T) {
+	r := newFxRig(t, 1024, 64)
+	want := map[SteerKey]bool{
+		{Addr: fxRSNAT, Proto: 6, Port: 8080, Source: true}:  true,
+		{Addr: fxRSNAT, Proto: 17, Port: 5353, Source: true}: true,
+		{Addr: fxVIPNAT, Proto: 6, Port: 80}:                 true,
+	}
+	n := 0
+	for _, k := range r.snap.SteeringKeys() {
+		if k.Source {
+			n++
+		}
+		delete(want, k)
+	}
+	if len(want) != 0 || n != 2 {
+		t.Fatalf("missing keys %v; %d source keys, want 2", want, n)
+	}
+	if !r.snap.HasNAT() {
+		t.Fatal("HasNAT false")
+	}
+}
