@@ -58,9 +58,10 @@ func TestInsertLookupTouch(t *testing.T) {
 	if _, ok := tbl.Lookup(&k); ok {
 		t.Fatal("lookup in empty table hit")
 	}
-	c, r := tbl.Insert(&k, 7, 2, 0, EvSyn)
-	if r != Inserted || c.Dest != 7 || c.Fwd != 2 || c.State != SynRecv {
-		t.Fatalf("Insert = %+v, %v; want dest 7 fwd 2 SYN_RECV inserted", c, r)
+	// fwd 3 is input-only (FwdMasq, 2, would take the NAT tables).
+	c, r := tbl.Insert(&k, 7, 3, 0, EvSyn)
+	if r != Inserted || c.Dest != 7 || c.Fwd != 3 || c.State != SynRecv {
+		t.Fatalf("Insert = %+v, %v; want dest 7 fwd 3 SYN_RECV inserted", c, r)
 	}
 	if h.active[7].Load() != 1 || h.inactive[7].Load() != 0 {
 		t.Fatalf("after SYN: active %d inactive %d, want 1 0", h.active[7].Load(), h.inactive[7].Load())

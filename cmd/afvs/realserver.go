@@ -32,14 +32,20 @@ const maxHTTPBytes = 64 << 20
 //   - for VS/TUN, IPIP decapsulation: the kernel's tunl0 device when the
 //     kernel has one, otherwise an XDP program on --dev that strips the
 //     outer header of IPIP packets addressed to a VIP; rp_filter is relaxed
-//     because the inner source (the client) need not route back via --dev.
+//     because the inner source (the client) need not route back via --dev;
+//   - for VS/NAT, no VIP and no ARP settings: the director rewrites the
+//     destination to the real server's own address. What it needs is its
+//     replies going back through the director: with --gateway the default
+//     route becomes the director (the old one comes back on exit);
+//     without, an existing default route is required and reported.
 //
 // With --http-name it also answers HTTP on every VIP with that name, which
 // the demo and the tests use to see which server answered.
 func runRealServer(args []string) error {
 	fs := pflag.NewFlagSet("afvs realserver", pflag.ContinueOnError)
 	vipsArg := fs.StringSlice("vip", nil, "virtual IP address(es) to accept (repeatable)")
-	mode := fs.String("mode", "dr", "forwarding method the director uses: dr or tun")
+	mode := fs.String("mode", "dr", "forwarding method the director uses: dr, tun or nat")
+	gateway := fs.String("gateway", "", "nat mode: make this address (the director) the default route")
 	dev := fs.String("dev", "eth0", "interface the director's frames arrive on")
 	decap := fs.String("decap", "auto", "tun mode decapsulation: auto (kernel tunl0 if present, else xdp), xdp or kernel")
 	xdpMode := fs.String("xdp-mode", "auto", "XDP attach mode for the decapsulation program: auto, native or generic")
@@ -48,8 +54,18 @@ func runRealServer(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if len(*vipsArg) == 0 {
+	if *mode != "dr" && *mode != "tun" && *mode != "nat" {
+		return fmt.Errorf("--mode %q: must be dr, tun or nat", *mode)
+	}
+	if *mode == "nat" {
+		if len(*vipsArg) > 0 {
+			return errors.New("--vip: a VS/NAT real server needs no VIP (the director rewrites the destination to its own address)")
+		}
+	} else if len(*vipsArg) == 0 {
 		return errors.New("--vip is required")
+	}
+	if *gateway != "" && *mode != "nat" {
+		return fmt.Errorf("--gateway %s: only for --mode nat", *gateway)
 	}
 	var vips []netip.Addr
 	for _, s := range *vipsArg {
@@ -58,9 +74,6 @@ func runRealServer(args []string) error {
 			return fmt.Errorf("--vip %q: must be an IPv4 address", s)
 		}
 		vips = append(vips, a)
-	}
-	if *mode != "dr" && *mode != "tun" {
-		return fmt.Errorf("--mode %q: must be dr or tun", *mode)
 	}
 	if *decap != "auto" && *decap != "xdp" && *decap != "kernel" {
 		return fmt.Errorf("--decap %q: must be auto, xdp or kernel", *decap)
@@ -96,6 +109,13 @@ func runRealServer(args []string) error {
 		undo = append(undo, func() { _ = os.WriteFile(path, old, 0o644) })
 		return nil
 	}
+	how := "none (dr)"
+	if *mode == "nat" {
+		if how, err = natRoute(k, *dev, *gateway, &undo); err != nil {
+			return err
+		}
+		return serveRealServer(*httpName, *httpPort, *vipsArg, *mode, how, &undo)
+	}
 	for _, kv := range [][2]string{
 		{"net.ipv4.conf.all.arp_ignore", "1"}, {"net.ipv4.conf.all.arp_announce", "2"},
 		{"net.ipv4.conf." + *dev + ".arp_ignore", "1"}, {"net.ipv4.conf." + *dev + ".arp_announce", "2"},
@@ -114,7 +134,6 @@ func runRealServer(args []string) error {
 			undo = append(undo, func() { _ = k.DelAddr("lo", p) })
 		}
 	}
-	how := "none (dr)"
 	if *mode == "tun" {
 		for _, key := range []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf." + *dev + ".rp_filter"} {
 			if err := setSysctl(key, "0"); err != nil {
@@ -148,8 +167,45 @@ func runRealServer(args []string) error {
 			how = "xdp on " + *dev + " (" + att.Mode().String() + ")"
 		}
 	}
-	if *httpName != "" {
-		name := *httpName
+	return serveRealServer(*httpName, *httpPort, *vipsArg, *mode, how, &undo)
+}
+
+// natRoute makes or checks a VS/NAT real server's default route: via
+// gateway on dev when gateway is set, restoring the old one through undo;
+// otherwise an existing default route is required.
+func natRoute(k *nic.Kernel, dev, gateway string, undo *[]func()) (string, error) {
+	oldGW, oldDev, had, err := k.DefaultRoute()
+	if err != nil {
+		return "", err
+	}
+	if gateway == "" {
+		if !had {
+			return "", errors.New("--mode nat: no default route: a VS/NAT real server's replies must go back through the director (give --gateway DIRECTOR)")
+		}
+		return "default via " + oldGW.String() + " dev " + oldDev + " (unchanged)", nil
+	}
+	gw, err := netip.ParseAddr(gateway)
+	if err != nil || !gw.Is4() {
+		return "", fmt.Errorf("--gateway %q: must be an IPv4 address", gateway)
+	}
+	if err := k.ReplaceDefaultRoute(dev, gw); err != nil {
+		return "", err
+	}
+	*undo = append(*undo, func() {
+		if had {
+			_ = k.ReplaceDefaultRoute(oldDev, oldGW)
+		} else {
+			_ = k.DeleteDefaultRoute(dev, gw)
+		}
+	})
+	return "default via " + gw.String() + " dev " + dev, nil
+}
+
+// serveRealServer answers HTTP with name (when set), reports the real
+// server ready and waits for SIGTERM or SIGINT.
+func serveRealServer(httpName string, httpPort int, vips []string, mode, how string, undo *[]func()) error {
+	if httpName != "" {
+		name := httpName
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain")
 			fmt.Fprintln(w, name)
@@ -160,15 +216,19 @@ func runRealServer(args []string) error {
 		})
 		// Listen on every address: clients reach the VIP, and the
 		// director's health checks reach the real server's own address.
-		l, err := net.Listen("tcp", fmt.Sprintf(":%d", *httpPort))
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", httpPort))
 		if err != nil {
-			return fmt.Errorf("http on port %d: %w", *httpPort, err)
+			return fmt.Errorf("http on port %d: %w", httpPort, err)
 		}
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(l) }() // returns when the listener closes
-		undo = append(undo, func() { srv.Close() })
+		*undo = append(*undo, func() { srv.Close() })
 	}
-	fmt.Printf("realserver ready: vips=%s mode=%s decap=%s\n", strings.Join(*vipsArg, ","), *mode, how)
+	if mode == "nat" {
+		fmt.Printf("realserver ready: mode=nat route=%s\n", how)
+	} else {
+		fmt.Printf("realserver ready: vips=%s mode=%s decap=%s\n", strings.Join(vips, ","), mode, how)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig

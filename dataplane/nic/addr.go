@@ -49,3 +49,58 @@ func (k *Kernel) SetUp(dev string) error {
 	}
 	return k.h.LinkSetUp(link)
 }
+
+// DefaultRoute returns the gateway of the IPv4 default route, if there is
+// one with a gateway.
+func (k *Kernel) DefaultRoute() (gw netip.Addr, dev string, ok bool, err error) {
+	routes, err := k.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: nil}, netlink.RT_FILTER_DST)
+	if err != nil {
+		return netip.Addr{}, "", false, fmt.Errorf("list default routes: %w", err)
+	}
+	for _, r := range routes {
+		if r.Dst != nil && !(r.Dst.IP.IsUnspecified() && isZeroMask(r.Dst.Mask)) {
+			continue
+		}
+		a, aok := netip.AddrFromSlice(r.Gw)
+		if !aok {
+			continue
+		}
+		name := ""
+		if l, err := k.h.LinkByIndex(r.LinkIndex); err == nil {
+			name = l.Attrs().Name
+		}
+		return a.Unmap(), name, true, nil
+	}
+	return netip.Addr{}, "", false, nil
+}
+
+func isZeroMask(m net.IPMask) bool {
+	ones, _ := m.Size()
+	return ones == 0
+}
+
+// ReplaceDefaultRoute makes gw on dev the IPv4 default route (a VS/NAT
+// real server's way back to its clients through the director).
+func (k *Kernel) ReplaceDefaultRoute(dev string, gw netip.Addr) error {
+	link, err := k.h.LinkByName(dev)
+	if err != nil {
+		return fmt.Errorf("interface %s: %w", dev, err)
+	}
+	r := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.AsSlice(),
+		Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}}
+	if err := k.h.RouteReplace(r); err != nil {
+		return fmt.Errorf("default route via %s dev %s: %w", gw, dev, err)
+	}
+	return nil
+}
+
+// DeleteDefaultRoute removes the IPv4 default route via gw on dev.
+func (k *Kernel) DeleteDefaultRoute(dev string, gw netip.Addr) error {
+	link, err := k.h.LinkByName(dev)
+	if err != nil {
+		return fmt.Errorf("interface %s: %w", dev, err)
+	}
+	r := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.AsSlice(),
+		Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}}
+	return k.h.RouteDel(r)
+}

@@ -23,7 +23,7 @@ import (
 // LabOptions shape a Lab.
 type LabOptions struct {
 	AFVS          string // path of the afvs binary (director and real servers run it)
-	Mode          string // "dr" or "tun"
+	Mode          string // "dr", "tun" or "nat"
 	TwoInterfaces bool   // director receives on eth0 and sends on eth1, as in the LVS manual
 	Weights       []int  // one per real server; default 1, 2, 3
 	Scheduler     string // default wlc
@@ -46,6 +46,13 @@ type LabOptions struct {
 //	                eth1 and the real servers on 198.18.1.0/24. Real
 //	                servers answer the client through the client's own leg
 //	                on 198.18.1.0/24, never through the director.
+//	VS/NAT (Mode "nat", one interface): the real servers sit on the same
+//	                bridge in 198.18.2.0/24, listen on port 8080 (the
+//	                service is port 80), hold no VIP, and have the
+//	                director's 198.18.2.1 (a second address on its eth0)
+//	                as their default route; the client has no route to
+//	                them. The director does not forward in the kernel
+//	                (net.ipv4.ip_forward=0): every reply passes afvs.
 type Lab struct {
 	Net                      *Net
 	Opt                      LabOptions
@@ -165,6 +172,19 @@ func (l *Lab) build() error {
 		return err
 	}
 	realNet, realBr := "198.18.0", "br0"
+	nat := l.Opt.Mode == "nat"
+	if nat {
+		if l.Opt.TwoInterfaces {
+			return errors.New("lab: VS/NAT runs in the one-interface layout only")
+		}
+		realNet = "198.18.2"
+		if err := l.Director.IP("addr", "add", "198.18.2.1/24", "dev", "eth0"); err != nil {
+			return err
+		}
+		if err := l.Director.Sysctl("net.ipv4.ip_forward", "0"); err != nil {
+			return err
+		}
+	}
 	if l.Opt.TwoInterfaces {
 		realNet, realBr = "198.18.1", "br1"
 		if err := plug(l.Director, "eth1", "br1", "198.18.1.1/24"); err != nil {
@@ -211,6 +231,14 @@ func (l *Lab) build() error {
 				return err
 			}
 		}
+		if nat {
+			// The director rewrites the replies' addresses and ports and
+			// updates their checksums incrementally; a partial checksum
+			// left by veth's TX offload would stay wrong.
+			if err := ns.Do(func() error { return nic.DisableTxChecksum("eth0") }); err != nil {
+				return err
+			}
+		}
 		l.Reals = append(l.Reals, ns)
 		l.RealAddrs = append(l.RealAddrs, addr)
 		l.Names = append(l.Names, name)
@@ -225,7 +253,11 @@ func (l *Lab) build() error {
 }
 
 func (l *Lab) startRealServer(ns *NS, name string) error {
-	cmd := ns.Command(l.Opt.AFVS, "realserver", "--vip", l.VIP.String(), "--mode", l.Opt.Mode, "--dev", "eth0", "--http-name", name, "--http-port", fmt.Sprint(l.Port))
+	args := []string{"realserver", "--vip", l.VIP.String(), "--mode", l.Opt.Mode, "--dev", "eth0", "--http-name", name, "--http-port", fmt.Sprint(l.Port)}
+	if l.Opt.Mode == "nat" {
+		args = []string{"realserver", "--mode", "nat", "--gateway", "198.18.2.1", "--dev", "eth0", "--http-name", name, "--http-port", fmt.Sprint(NATPort)}
+	}
+	cmd := ns.Command(l.Opt.AFVS, args...)
 	// An os.Pipe of our own rather than StdoutPipe: the Net runs Wait
 	// while we still read, and Wait would close a StdoutPipe under us.
 	out, pw, err := os.Pipe()
@@ -267,6 +299,10 @@ func (l *Lab) startRealServer(ns *NS, name string) error {
 	}
 }
 
+// NATPort is the port the real servers of a VS/NAT lab listen on: the
+// director maps the service's port 80 to it.
+const NATPort = 8080
+
 // Config is the director's config for this lab.
 func (l *Lab) Config() string {
 	var b strings.Builder
@@ -281,6 +317,10 @@ func (l *Lab) Config() string {
 		reals = reals[:len(reals)-1]
 	}
 	for i, a := range reals {
+		if l.Opt.Mode == "nat" {
+			fmt.Fprintf(&b, "      - {address: %s, port: %d, weight: %d}\n", a, NATPort, l.Opt.Weights[i])
+			continue
+		}
 		fmt.Fprintf(&b, "      - {address: %s, weight: %d}\n", a, l.Opt.Weights[i])
 	}
 	if l.Opt.SorryLast {
@@ -405,6 +445,52 @@ func (l *Lab) Get(n, conc int) Result {
 		}()
 	}
 	wg.Wait()
+	return res
+}
+
+// GetKeepAlive sends n HTTP/1.1 GETs to the VIP from the client, one
+// after another on one kept-alive TCP connection, and returns who
+// answered.
+func (l *Lab) GetKeepAlive(n int) Result {
+	res := Result{By: map[string]int{}}
+	fail := func(err error) {
+		res.Failed++
+		if len(res.Errors) < 5 {
+			res.Errors = append(res.Errors, err.Error())
+		}
+	}
+	err := l.Client.Do(func() error {
+		c, err := l.dial(netip.AddrPortFrom(l.VIP, l.Port).String(), false)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for range n {
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: vip\r\n\r\n"); err != nil {
+				return err
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				return err
+			}
+			answer, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != 200 || resp.Close {
+				return fmt.Errorf("status %s, close %v", resp.Status, resp.Close)
+			}
+			res.OK++
+			res.By[strings.TrimSpace(string(answer))]++
+		}
+		return nil
+	})
+	if err != nil {
+		fail(err)
+	}
 	return res
 }
 
