@@ -369,8 +369,11 @@ const MaxSocketPath = 107
 // Validate checks everything that can be checked without the network and
 // returns the first problem, naming its key path.
 func (c *Config) Validate() error {
-	_, err := c.VS()
+	t, err := c.VS()
 	if err != nil {
+		return err
+	}
+	if err := c.checkNATLayout(t); err != nil {
 		return err
 	}
 	for i, name := range c.Interfaces {
@@ -772,4 +775,26 @@ func parsePorts(s string) (lo, hi uint16, err error) {
 		return 0, 0, fmt.Errorf("%q: must be a port (1-65535) or a range lo-hi", s)
 	}
 	return uint16(l), uint16(h), nil
+}
+
+// checkNATLayout refuses VS/NAT real servers with more than one
+// interface. A NAT real server's replies must come back to afvs on the
+// interface its clients' packets arrive on: a worker sends only on its
+// own receiving interface (or on interfaces nobody receives on), so the
+// LVS manual's two-interface NAT layout (clients on eth0, real servers on
+// eth1, both receiving) cannot carry the two directions. One interface
+// facing clients and real servers (the real servers' default route via
+// the director's address there) is the supported layout.
+func (c *Config) checkNATLayout(t *vs.Table) error {
+	if len(c.Interfaces) < 2 {
+		return nil
+	}
+	for i, s := range t.Services {
+		for _, r := range s.Reals {
+			if r.Fwd == vs.Masq {
+				return fmt.Errorf("services[%d] (%s): real server %s: forward nat with %d interfaces: VS/NAT needs one interface facing both the clients and the real servers (the two-interface NAT layout is not supported)", i, s.Key, r.AddrPort(), len(c.Interfaces))
+			}
+		}
+	}
+	return nil
 }

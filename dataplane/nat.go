@@ -3,6 +3,7 @@ package dataplane
 import (
 	"encoding/binary"
 	"net/netip"
+	"strconv"
 
 	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/encap"
@@ -35,6 +36,16 @@ import (
 //   - A reply without a connection is dropped and counted as
 //     reply_no_connection (IPVS would hand it to the stack, which has no
 //     use for it on a director that does not route).
+
+// natEgressOnly says why a VS/NAT real server reached through an
+// interface afvs does not receive on is unreachable.
+func natEgressOnly(slot int, ifs []Iface) string {
+	name := "slot " + strconv.Itoa(slot)
+	if slot >= 0 && slot < len(ifs) {
+		name = ifs[slot].Name
+	}
+	return "VS/NAT real server routes via " + name + ", an interface afvs only sends on: its replies would reach the kernel, not afvs (put the real servers behind a receiving interface)"
+}
 
 // natSource reports whether addr:port/proto is a VS/NAT real server.
 func (s *Snapshot) natSource(addr [4]byte, proto uint8, port uint16) bool {

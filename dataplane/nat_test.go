@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/afvs/afvs/internal/header"
 	ts "github.com/afvs/afvs/internal/testsupport"
 	c "github.com/afvs/afvs/internal/testsupport/checker"
+	"github.com/afvs/afvs/sched"
+	"github.com/afvs/afvs/vs"
 )
 
 var (
@@ -277,4 +280,32 @@ func BenchmarkNATRatio(b *testing.B) {
 	b.ReportMetric(ns(best[2]), "NAT-out-ns/frame")
 	b.ReportMetric(ns(best[1])/ns(best[0]), "in/DR")
 	b.ReportMetric(ns(best[2])/ns(best[0]), "out/DR")
+}
+
+// egressOnly routes everything through slot 1, an interface afvs only
+// sends on.
+type egressOnly struct{ StaticResolver }
+
+func (egressOnly) Route(dst netip.Addr) (Route, error) {
+	return Route{Slot: 1, NextHop: dst, EgressOnly: true}, nil
+}
+
+// TestNATRealServerBehindEgressOnlyInterface: a NAT real server reached
+// through an interface afvs does not receive on is unreachable, with the
+// reason, as its replies could never come back to afvs; a DR one there is
+// fine.
+func TestNATRealServerBehindEgressOnlyInterface(t *testing.T) {
+	snap, err := Build(fixtureTable(t), BuildOptions{Registry: NewRegistry(), Loads: sched.NewLoads(MaxDests), Resolver: egressOnly{},
+		Ifaces: []Iface{{Slot: 0, Name: "eth0", MTU: 1500}, {Slot: 1, Name: "eth1", MTU: 1500}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range snap.Services {
+		for _, d := range s.Dests {
+			nat := d.Fwd == vs.Masq
+			if nat != (d.Unreachable != "") || nat && (d.Slot != -1 || !strings.Contains(d.Unreachable, "eth1, an interface afvs only sends on")) {
+				t.Errorf("%v %v: slot %d, unreachable %q", s.Key, d.Fwd, d.Slot, d.Unreachable)
+			}
+		}
+	}
 }

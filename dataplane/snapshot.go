@@ -31,6 +31,10 @@ type Route struct {
 	// Local: the address is the director's own; its connections go to
 	// the director's network stack (Slot and NextHop unused).
 	Local bool
+	// EgressOnly: the slot's interface only sends (afvs does not receive
+	// on it), so a VS/NAT real server there could not send its replies
+	// back to afvs.
+	EgressOnly bool
 }
 
 // Resolver answers the kernel questions a snapshot needs: the route to a
@@ -286,6 +290,8 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 			if o.Resolver != nil {
 				if rt, err := o.Resolver.Route(r.Addr); err == nil && rt.Local {
 					d.Local = true
+				} else if err == nil && r.Fwd == vs.Masq && rt.EgressOnly {
+					d.Unreachable = natEgressOnly(rt.Slot, o.Ifaces)
 				} else if err == nil {
 					d.Slot, d.NextHop = rt.Slot, rt.NextHop
 					d.MAC, d.HaveMAC = o.Resolver.Neighbor(rt.Slot, rt.NextHop)

@@ -630,7 +630,7 @@ func (d *Director) Route(dst netip.Addr) (dataplane.Route, error) {
 	if !ok || (slot >= d.nIngress && d.egress[slot] == nil) {
 		return dataplane.Route{}, fmt.Errorf("%s routes via %s, which afvs has not opened", dst, hop.Dev)
 	}
-	return dataplane.Route{Slot: slot, NextHop: hop.NextHop}, nil
+	return dataplane.Route{Slot: slot, NextHop: hop.NextHop, EgressOnly: slot >= d.nIngress}, nil
 }
 
 // Neighbor implements Resolver through the neighbour cache, and registers
