@@ -49,6 +49,15 @@ func clientLayers(proto string, sport uint16, syn, ack bool, payload int) []gopa
 	return []gopacket.SerializableLayer{ip, l4, gopacket.Payload(bytes.Repeat([]byte{0xab}, payload))}
 }
 
+// natLayers is a TCP packet src:sport -> dst:dport as the VS/NAT
+// fixtures need it, its checksums computed in full by gopacket.
+func natLayers(src, dst net.IP, sport, dport uint16, syn, ack bool, payload int) []gopacket.SerializableLayer {
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 63, TOS: 0x28, Flags: layers.IPv4DontFragment, Id: 7, SrcIP: src, DstIP: dst, Protocol: layers.IPProtocolTCP}
+	tc := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), SYN: syn, ACK: ack, Seq: 100, Window: 512}
+	tc.SetNetworkLayerForChecksum(ip)
+	return []gopacket.SerializableLayer{ip, tc, gopacket.Payload(bytes.Repeat([]byte{0xab}, payload))}
+}
+
 func withEth(src, dst net.HardwareAddr, ls []gopacket.SerializableLayer) []gopacket.SerializableLayer {
 	return append([]gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: src, DstMAC: dst, EthernetType: layers.EthernetTypeIPv4}}, ls...)
 }
@@ -96,7 +105,26 @@ func TestFixtures(t *testing.T) {
 	big := serialize(t, withEth(clientMAC, dirMAC, clientLayers("tcp", 40002, true, false, 1460))...)
 	frags, fragsDR := udpFragments(t)
 
+	// VS/NAT: the service's port 80 is the real server's 8080; its
+	// replies come back through the director. The expected frames are
+	// built with checksums computed in full, so byte equality shows the
+	// incremental updates right.
+	natTable := &vs.Table{}
+	if err := natTable.AddService(vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: netip.AddrFrom4([4]byte(vip)), Port: 80}, Sched: "rr",
+		Reals: []vs.Real{{Addr: netip.AddrFrom4([4]byte(rsAddr)), Port: 8080, Fwd: vs.Masq, Weight: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	synNAT := serialize(t, withEth(dirMAC, rsMAC, natLayers(client, rsAddr, 40000, 8080, true, false, 0))...)
+	synAckIn := serialize(t, withEth(rsMAC, dirMAC, natLayers(rsAddr, client, 8080, 40000, true, true, 0))...)
+	synAckOut := serialize(t, withEth(dirMAC, clientMAC, natLayers(vip, client, 80, 40000, true, true, 0))...)
+	ackNAT := serialize(t, withEth(dirMAC, rsMAC, natLayers(client, rsAddr, 40000, 8080, false, true, 32))...)
+	dataIn := serialize(t, withEth(rsMAC, dirMAC, natLayers(rsAddr, client, 8080, 40000, false, true, 700))...)
+	dataOut := serialize(t, withEth(dirMAC, clientMAC, natLayers(vip, client, 80, 40000, false, true, 700))...)
+
 	fixtures := []fixture{
+		{name: "nat/both-directions", table: natTable, in: [][]byte{synIn, synAckIn, ackIn, dataIn},
+			out: [][]byte{synNAT, synAckOut, ackNAT, dataOut}},
+		{name: "nat/reply-without-connection", table: natTable, in: [][]byte{dataIn}, drops: map[string]uint64{"reply_no_connection": 1}},
 		{name: "dr/syn-then-ack", table: table(vs.Route, vs.TCP, 80), in: [][]byte{synIn, ackIn}, out: [][]byte{synDR, ackDR}},
 		{name: "tun/syn-then-ack", table: table(vs.Tunnel, vs.TCP, 80), in: [][]byte{synIn, ackIn}, out: [][]byte{synTUN, ackTUN}},
 		{name: "tun/udp", table: table(vs.Tunnel, vs.UDP, 53), in: [][]byte{udpIn}, out: [][]byte{udpTUN}},
