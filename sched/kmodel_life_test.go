@@ -82,6 +82,7 @@ type kService struct {
 }
 
 type kModel struct {
+	nat      bool // every real server is VS/NAT: tcp_states' INPUT and OUTPUT halves
 	sys      conntrack.Sysctls
 	timeouts [12]int64 // ms by conntrack.State
 	svcs     map[vs.Proto]*kService
@@ -109,6 +110,7 @@ func newKModel(tb *vs.Table, sys conntrack.Sysctls, to conntrack.Timeouts) *kMod
 			ks.mask = netip.PrefixFrom(kVIP, bits)
 		}
 		for _, r := range s.Reals {
+			m.nat = r.Fwd == vs.Masq
 			ks.dests = append(ks.dests, &kDest{addr: netip.AddrPortFrom(r.Addr, r.Port), weight: r.Weight, available: true})
 		}
 		m.svcs[s.Key.Proto] = ks
@@ -201,10 +203,14 @@ func (m *kModel) lc(p vs.Proto) *kDest {
 
 // packet is ip_vs_in_hook for one packet; it returns whether a
 // connection was scheduled and where.
-func (m *kModel) packet(now int64, p vs.Proto, client netip.AddrPort, flags uint8) (bool, *kDest) {
+func (m *kModel) packet(now int64, p vs.Proto, client netip.AddrPort, flags uint8, reply bool) (bool, *kDest) {
 	ev := conntrack.EvNone
 	if p == vs.TCP {
 		ev = conntrack.EventOf(flags)
+	}
+	if reply {
+		m.reply(now, p, client, ev)
+		return false, nil
 	}
 	syn := ev == conntrack.EvSyn // is_new_conn
 	k := kConnKey{p, client}
@@ -237,6 +243,9 @@ func (m *kModel) packet(now int64, p vs.Proto, client netip.AddrPort, flags uint
 		ns := cp.state
 		if p == vs.TCP {
 			ns = conntrack.Next(cp.state, ev)
+			if m.nat {
+				ns = conntrack.NextDir(cp.state, ev, conntrack.DirInput)
+			}
 		}
 		if ns.Active() != cp.state.Active() {
 			if ns.Active() {
@@ -294,6 +303,31 @@ func (m *kModel) packet(now int64, p vs.Proto, client netip.AddrPort, flags uint
 		ct.expires = now + ct.timeout
 	}
 	return true, d
+}
+
+// reply is ip_vs_out_hook for a real server's packet back to client: a
+// VS/NAT connection's state moves by the OUTPUT table and its timer
+// restarts, whether its server is still in the table or not; without a
+// connection (or with DR) the packet is not IPVS's.
+func (m *kModel) reply(now int64, p vs.Proto, client netip.AddrPort, ev conntrack.Event) {
+	cp := m.lookup(kConnKey{p, client})
+	if cp == nil || !m.nat {
+		return
+	}
+	ns := cp.state
+	if p == vs.TCP {
+		ns = conntrack.NextDir(cp.state, ev, conntrack.DirOutput)
+	}
+	if ns.Active() != cp.state.Active() {
+		if ns.Active() {
+			cp.dest.inactive--
+			cp.dest.active++
+		} else {
+			cp.dest.active--
+			cp.dest.inactive++
+		}
+	}
+	cp.state, cp.expires = ns, now+m.timeouts[ns]
 }
 
 // admin applies the three admin commands the workloads use.
@@ -356,11 +390,12 @@ func diffRun(t *testing.T, name string, tb *vs.Table, trace []string, sys conntr
 				p = vs.UDP
 			}
 			var flags uint8
+			reply := strings.HasPrefix(f[6], "<")
 			for i := range len(f[6]) {
 				flags |= flagBits[f[6][i]]
 			}
 			client := netip.AddrPortFrom(netip.MustParseAddr(f[2]), uint16(mustAtoi(f[3])))
-			isNew, d := m.packet(st.TimeMS, p, client, flags)
+			isNew, d := m.packet(st.TimeMS, p, client, flags, reply)
 			var want netip.AddrPort
 			if d != nil {
 				want = d.addr
@@ -443,10 +478,22 @@ var kSysctls = []conntrack.Sysctls{
 // reused), every TCP flag, UDP, quiescing and restoring servers, and
 // deleting one for good.
 func randomTrace(rng *rand.Rand, n int, udp bool, servers int) []string {
+	return randomTraceOf(rng, n, udp, servers, false)
+}
+
+// randomTraceOf is randomTrace; with nat, its servers are VS/NAT ones (-e
+// keeps -m) and the real servers' replies ("<" flags) join the client
+// packets.
+func randomTraceOf(rng *rand.Rand, n int, udp bool, servers int, nat bool) []string {
 	var tr []string
 	now := 0
 	deleted := map[int]bool{}
 	flags := []string{"S", "S", "A", "A", "A", "F", "FA", "R", "SA"}
+	fwd := ""
+	if nat {
+		flags = append(flags, "<SA", "<SA", "<A", "<A", "<A", "<F", "<FA", "<R", "<S", "<AR")
+		fwd = " -m"
+	}
 	for range n {
 		now += rng.IntN(700)
 		if rng.IntN(40) == 0 {
@@ -460,13 +507,17 @@ func randomTrace(rng *rand.Rand, n int, udp bool, servers int) []string {
 				deleted[i] = true
 				tr = append(tr, fmt.Sprintf("%d,admin,-d -t 198.19.0.1:80 -r %s", now, rs))
 			default:
-				tr = append(tr, fmt.Sprintf("%d,admin,-e -t 198.19.0.1:80 -r %s -w %d", now, rs, rng.IntN(2)))
+				tr = append(tr, fmt.Sprintf("%d,admin,-e -t 198.19.0.1:80 -r %s -w %d%s", now, rs, rng.IntN(2), fwd))
 			}
 			continue
 		}
 		client := fmt.Sprintf("198.18.64.%d,%d", 1+rng.IntN(6), 40000+rng.IntN(3))
 		if udp && rng.IntN(4) == 0 {
-			tr = append(tr, fmt.Sprintf("%d,udp,%s,198.19.0.1,80,-", now, client))
+			dir := "-"
+			if nat && rng.IntN(2) == 0 {
+				dir = "<-"
+			}
+			tr = append(tr, fmt.Sprintf("%d,udp,%s,198.19.0.1,80,%s", now, client, dir))
 			continue
 		}
 		tr = append(tr, fmt.Sprintf("%d,tcp,%s,198.19.0.1,80,%s", now, client, flags[rng.IntN(len(flags))]))
@@ -483,6 +534,30 @@ func TestKernelLifecycleRandom(t *testing.T) {
 		for _, sys := range kSysctls {
 			diffRun(t, fmt.Sprintf("seed %d plain", seed), kTable(t, 0, "", seed%2 == 0, 1, 1, 1), tr, sys, kTimeouts())
 			diffRun(t, fmt.Sprintf("seed %d persistent", seed), kTable(t, 7, "255.255.255.252", seed%2 == 0, 1, 1, 1), tr, sys, kTimeouts())
+		}
+	}
+}
+
+// TestKernelLifecycleNAT runs random workloads of VS/NAT services, the
+// real servers' replies included, against the model's INPUT and OUTPUT
+// transitions, under each sysctl combination: every decision and every
+// active/inactive count must agree after every event.
+func TestKernelLifecycleNAT(t *testing.T) {
+	for seed := range uint64(8) {
+		rng := rand.New(rand.NewPCG(seed, 77))
+		udp := seed%2 == 0
+		tr := randomTraceOf(rng, 600, udp, 3, true)
+		for _, sys := range kSysctls {
+			plain, pers := kTable(t, 0, "", udp, 1, 1, 1), kTable(t, 7, "255.255.255.252", udp, 1, 1, 1)
+			for _, tb := range []*vs.Table{plain, pers} {
+				for i := range tb.Services {
+					for j := range tb.Services[i].Reals {
+						tb.Services[i].Reals[j].Fwd = vs.Masq
+					}
+				}
+			}
+			diffRun(t, fmt.Sprintf("seed %d nat", seed), plain, tr, sys, kTimeouts())
+			diffRun(t, fmt.Sprintf("seed %d nat persistent", seed), pers, tr, sys, kTimeouts())
 		}
 	}
 }

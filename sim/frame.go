@@ -26,6 +26,12 @@ var (
 // checksum is computed, because the parser rejects a bad one; so is the
 // TCP or UDP checksum, so the frame is what a client would have sent.
 func writeFrame(buf []byte, ev *Event) int {
+	return writePacket(buf, ev.Proto, ev.Client, ev.CPort, ev.VIP, ev.VPort, ev.Flags)
+}
+
+// writePacket writes a frame from src:sport to dst:dport as writeFrame
+// does: a client's packet, or a real server's reply.
+func writePacket(buf []byte, proto uint8, src [4]byte, sport uint16, dst [4]byte, dport uint16, flags uint8) int {
 	b := buf[headroom:chunkSize]
 	eth := header.Ethernet(b[:header.EthernetLen])
 	eth.SetDstMAC(directorMAC)
@@ -33,7 +39,7 @@ func writeFrame(buf []byte, ev *Event) int {
 	eth.SetEtherType(header.EtherTypeIPv4)
 
 	l4 := tcpLen
-	if ev.Proto == header.ProtocolUDP {
+	if proto == header.ProtocolUDP {
 		l4 = udpLen
 	}
 	ip := header.IPv4(b[header.EthernetLen : header.EthernetLen+header.IPv4MinLen])
@@ -43,34 +49,34 @@ func writeFrame(buf []byte, ev *Event) int {
 	ip.SetID(0)
 	ip.SetFlagsFragment(header.IPv4FlagDF)
 	ip.SetTTL(64)
-	ip.SetProtocol(ev.Proto)
-	ip.SetSrc(ev.Client)
-	ip.SetDst(ev.VIP)
+	ip.SetProtocol(proto)
+	ip.SetSrc(src)
+	ip.SetDst(dst)
 	ip.SetChecksum(0)
 	ip.SetChecksum(ip.CalculateChecksum())
 
 	t := b[header.EthernetLen+header.IPv4MinLen : header.EthernetLen+header.IPv4MinLen+l4]
-	binary.BigEndian.PutUint16(t[0:2], ev.CPort)
-	binary.BigEndian.PutUint16(t[2:4], ev.VPort)
-	if ev.Proto == header.ProtocolUDP {
+	binary.BigEndian.PutUint16(t[0:2], sport)
+	binary.BigEndian.PutUint16(t[2:4], dport)
+	if proto == header.ProtocolUDP {
 		binary.BigEndian.PutUint16(t[4:6], udpLen)
 		binary.BigEndian.PutUint16(t[6:8], 0)
 	} else {
 		binary.BigEndian.PutUint32(t[4:8], 1)  // sequence number
 		binary.BigEndian.PutUint32(t[8:12], 0) // acknowledgment number
 		t[12] = (tcpLen / 4) << 4
-		t[13] = ev.Flags
+		t[13] = flags
 		binary.BigEndian.PutUint16(t[14:16], 65535) // window
 		binary.BigEndian.PutUint16(t[16:18], 0)
 		binary.BigEndian.PutUint16(t[18:20], 0) // urgent pointer
 	}
-	sum := header.PseudoHeaderChecksum(ev.Proto, ev.Client, ev.VIP, uint16(l4))
+	sum := header.PseudoHeaderChecksum(proto, src, dst, uint16(l4))
 	ck := ^header.Checksum(t, sum)
-	if ev.Proto == header.ProtocolUDP && ck == 0 {
+	if proto == header.ProtocolUDP && ck == 0 {
 		ck = 0xffff // RFC 768: a computed zero is sent as all ones
 	}
 	off := 16
-	if ev.Proto == header.ProtocolUDP {
+	if proto == header.ProtocolUDP {
 		off = 6
 	}
 	binary.BigEndian.PutUint16(t[off:off+2], ck)

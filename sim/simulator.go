@@ -358,6 +358,10 @@ func (s *simulator) expireTrash() {
 // line when it opened a connection.
 func (s *simulator) packet(ev *Event, w *bufio.Writer) {
 	s.sum.Packets++
+	if ev.Reply {
+		s.reply(ev)
+		return
+	}
 	n := writeFrame(s.buf, ev)
 	// Process leaves Last alone when it drops a frame before looking up a
 	// connection (no such service), so clear it rather than report the
@@ -404,6 +408,28 @@ func (s *simulator) packet(ev *Event, w *bufio.Writer) {
 	b = append(b, '\n')
 	_, _ = w.Write(b) // a write error stays in w and is reported by Flush
 	s.line = b
+}
+
+// reply runs the real server's reply of ev's flow through the processor:
+// from the flow's real server (its port, or the flow's for a port-0
+// server) to the client. Only a VS/NAT connection takes it; any other is
+// dropped and counted, as a director that never sees DR or TUN replies
+// would have no use for one. It writes no decision line.
+func (s *simulator) reply(ev *Event) {
+	k := conntrack.Key{Proto: ev.Proto, CPort: ev.CPort, VPort: ev.VPort,
+		CAddr: netip.AddrFrom4(ev.Client).As16(), VAddr: netip.AddrFrom4(ev.VIP).As16()}
+	src, sport := ev.VIP, ev.VPort
+	if c, ok := s.ct.Lookup(&k); ok {
+		if _, d, ok := s.snap.DestByID(c.Dest); ok {
+			src = d.Addr
+			if d.Port != 0 {
+				sport = d.Port
+			}
+		}
+	}
+	n := writePacket(s.buf, ev.Proto, src, sport, ev.Client, ev.CPort, ev.Flags)
+	s.p.Last = dataplane.Decision{}
+	s.p.Process(s.snap, s.buf, headroom, n)
 }
 
 // admin applies an admin event: parse as ipvsadm, apply to a copy of the

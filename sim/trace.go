@@ -20,6 +20,10 @@ type Event struct {
 	VIP    [4]byte
 	VPort  uint16
 	Flags  uint8 // TCP flag bits (header.TCPFlag*); 0 for UDP
+	// Reply: the flow's real server sent this packet back to the client
+	// (flags written with a leading '<', "<SA" or "<-"): it passes the
+	// director only for a VS/NAT real server.
+	Reply bool
 }
 
 // parseEvent parses one non-comment, non-blank trace line. It does not
@@ -81,6 +85,9 @@ func parseEvent(line []byte, n int, ev *Event) error {
 		return fmt.Errorf("trace line %d: vport %q: must be 1..65535", n, f[5])
 	}
 	flags := bytes.TrimSpace(f[6])
+	if len(flags) > 0 && flags[0] == '<' {
+		ev.Reply, flags = true, flags[1:]
+	}
 	if ev.Proto == header.ProtocolUDP {
 		if string(flags) != "-" {
 			return fmt.Errorf("trace line %d: flags %q: must be - for udp", n, flags)
@@ -88,7 +95,7 @@ func parseEvent(line []byte, n int, ev *Event) error {
 		return nil
 	}
 	if ev.Flags, ok = parseTCPFlags(flags); !ok {
-		return fmt.Errorf("trace line %d: flags %q: must be one or more of S, A, F, R, each at most once, for tcp", n, flags)
+		return fmt.Errorf("trace line %d: flags %q: must be one or more of S, A, F, R, each at most once, for tcp (a leading < marks the real server's reply)", n, flags)
 	}
 	return nil
 }
