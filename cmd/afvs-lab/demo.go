@@ -19,12 +19,13 @@ import (
 // on a bridge, all in 198.18.0.0/15), runs the afvs daemon in it, sends real HTTP
 // requests to the VIP, prints who answered against the weights with the
 // director's counters, and removes everything. It does this for VS/DR (on
-// the built-in default config) and for VS/TUN.
+// the built-in default config), for VS/TUN and for VS/NAT (real servers
+// without a VIP behind port 8080, their default route via the director).
 func runDemo(args []string) error {
 	fs := pflag.NewFlagSet("afvs-lab demo", pflag.ContinueOnError)
 	n := fs.Int("requests", 3000, "HTTP requests per mode")
 	conc := fs.Int("concurrency", 8, "requests in flight")
-	modes := fs.StringSlice("modes", []string{"dr", "tun"}, "forwarding modes to show")
+	modes := fs.StringSlice("modes", []string{"dr", "tun", "nat"}, "forwarding modes to show: dr, tun, nat")
 	two := fs.Bool("two-interfaces", false, "director receives on eth0 and sends on eth1")
 	afvs := fs.String("afvs", "", "the afvs daemon binary (default: afvs next to afvs-lab, else on $PATH)")
 	if err := fs.Parse(args); err != nil {
@@ -39,8 +40,12 @@ func runDemo(args []string) error {
 	}
 	start := time.Now()
 	for _, m := range *modes {
-		if m != "dr" && m != "tun" {
-			return fmt.Errorf("--modes %q: must be dr or tun", m)
+		if m != "dr" && m != "tun" && m != "nat" {
+			return fmt.Errorf("--modes %q: must be dr, tun or nat", m)
+		}
+		if m == "nat" && *two {
+			fmt.Println("\n== VS/NAT: skipped with --two-interfaces (VS/NAT runs with one interface facing clients and real servers) ==")
+			continue
 		}
 		if err := demoMode(daemon, m, *two, *n, *conc); err != nil {
 			return fmt.Errorf("%s demo: %w", strings.ToUpper(m), err)
@@ -52,7 +57,7 @@ func runDemo(args []string) error {
 
 func demoMode(daemon, mode string, two bool, n, conc int) error {
 	o := testnet.LabOptions{AFVS: daemon, Mode: mode, TwoInterfaces: two, Builtin: mode == "dr" && !two}
-	title := map[string]string{"dr": "VS/DR (MAC rewrite)", "tun": "VS/TUN (IPIP)"}[mode]
+	title := map[string]string{"dr": "VS/DR (MAC rewrite)", "tun": "VS/TUN (IPIP)", "nat": "VS/NAT (address and port rewrite, both directions)"}[mode]
 	how := "lab config"
 	if o.Builtin {
 		how = "built-in default config"
@@ -66,6 +71,9 @@ func demoMode(daemon, mode string, two bool, n, conc int) error {
 	layout := "client, director and real servers share 198.18.0.0/24"
 	if two {
 		layout = "client on 198.18.0.0/24 -> director eth0; director eth1 -> real servers on 198.18.1.0/24"
+	}
+	if mode == "nat" {
+		layout = fmt.Sprintf("client 198.18.0.10; real servers on 198.18.2.0/24 (no VIP, port %d, default route via the director's 198.18.2.1); director ip_forward=0", testnet.NATPort)
 	}
 	fmt.Printf("lab: %s; VIP %s:%d routed to the director\n", layout, lab.VIP, lab.Port)
 	t0 := time.Now()
