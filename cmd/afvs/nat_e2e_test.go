@@ -1,8 +1,14 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
+	"io"
 	"math"
+	"net"
+	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -121,6 +127,12 @@ func TestNATEndToEnd(t *testing.T) {
 	if st.Drops["reply_no_connection"] != 0 {
 		t.Errorf("replies without a connection: %d", st.Drops["reply_no_connection"])
 	}
+	// Prometheus counts the same replies out.
+	metrics := scrape(t, lab)
+	wantLine := regexp.MustCompile(`(?m)^afvs_service_packets_total\{[^}]*direction="out"[^}]*\} ` + strconv.FormatUint(s.OutPkts, 10) + `$`)
+	if !wantLine.MatchString(metrics) {
+		t.Errorf("metrics lack afvs_service_packets_total{direction=\"out\"} %d:\n%s", s.OutPkts, grepLines(metrics, "afvs_service_packets_total"))
+	}
 	listing := mustAfvsadm(t, lab, "-L", "-n", "--stats")
 	for _, want := range []string{"TCP  198.19.0.1:80", "-> 198.18.2.11:8080", strconv.FormatUint(s.OutPkts, 10)} {
 		if !strings.Contains(listing, want) {
@@ -128,4 +140,42 @@ func TestNATEndToEnd(t *testing.T) {
 		}
 	}
 	t.Logf("nat: %v, keep-alive %v; director rx %d tx %d; in %d out %d; client saw %d replies\n%s", res.By, ka.By, st.RX, st.TX, in, out, replies, listing)
+}
+
+// scrape reads the director's /metrics from inside its namespace.
+func scrape(t *testing.T, lab *testnet.Lab) string {
+	t.Helper()
+	var body string
+	err := lab.Director.Do(func() error {
+		c, err := net.Dial("tcp", "127.0.0.1:9469")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, err := fmt.Fprint(c, "GET /metrics HTTP/1.0\r\nHost: afvs\r\n\r\n"); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		body = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("scrape metrics: %v", err)
+	}
+	return body
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
