@@ -255,7 +255,7 @@ type fixture struct {
 const noDrop = Drop(255)
 
 func fixtures(t testing.TB) []fixture {
-	return append(baseFixtures(t), natFixtures(t)...)
+	return append(append(baseFixtures(t), natFixtures(t)...), natICMPFixtures(t)...)
 }
 
 func baseFixtures(t testing.TB) []fixture {

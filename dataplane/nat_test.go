@@ -3,10 +3,14 @@ package dataplane
 import (
 	"encoding/binary"
 	"math"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 
 	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/internal/header"
@@ -307,5 +311,50 @@ func TestNATRealServerBehindEgressOnlyInterface(t *testing.T) {
 				t.Errorf("%v %v: slot %d, unreachable %q", s.Key, d.Fwd, d.Slot, d.Unreachable)
 			}
 		}
+	}
+}
+
+// natICMPFrame is an ICMP error type/code from src to dst (MACs from -> to)
+// quoting the IPv4 header and first 8 bytes of embedded, as routers do.
+func natICMPFrame(t testing.TB, from, to net.HardwareAddr, src, dst netip.Addr, typ, code uint8, embedded []byte) []byte {
+	t.Helper()
+	return ts.Build(t, ts.Eth(from, to), ipHeaderFrom(src, dst, false),
+		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, code), Seq: 1400}, ts.RawPayload(embedded[:28]))
+}
+
+// ipPacket is the IPv4 packet (no Ethernet header) of layers.
+func ipPacket(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
+	t.Helper()
+	return ts.Build(t, ls...)
+}
+
+func natICMPFixtures(t testing.TB) []fixture {
+	// What the real server got: client:40000 -> RIP:5353 (UDP), or
+	// client:40000 -> RIP:8080 (TCP).
+	toRSUDP := ipPacket(t, ipHeaderFrom(fxClient, fxRSNAT, true), ts.UDP(40000, 5353), ts.Payload(10))
+	toRSTCP := ipPacket(t, ipHeaderFrom(fxClient, fxRSNAT, true), ts.TCP(40000, 8080, ts.ACK), ts.Payload(10))
+	// What the client got: VIP:80 -> client:40000.
+	toClient := ipPacket(t, ipHeaderFrom(fxVIPNAT, fxClient, true), ts.TCP(80, 40000, ts.SYN|ts.ACK), ts.Payload(10))
+	router := netip.MustParseAddr("198.18.0.1")
+	badSum := natICMPFrame(t, fxMAC(fxRSNAT), fxDirMAC, fxRSNAT, fxClient, 3, 3, toRSUDP)
+	badSum[14+20+2]++ // the ICMP checksum
+	return []fixture{
+		{name: "NAT ICMP port unreachable from the real server", prep: sendFirst(dgram(t, fxVIPNAT, 53)),
+			in: natICMPFrame(t, fxMAC(fxRSNAT), fxDirMAC, fxRSNAT, fxClient, 3, 3, toRSUDP), verdict: VerdictForward, drop: noDrop,
+			out: []c.Checker{c.SrcMAC(fxDirMAC), c.DstMAC(fxClientMAC), c.IPv4(c.SrcAddr(fxVIPNAT), c.DstAddr(fxClient),
+				c.ICMPv4(c.ICMPType(3, 3), c.Embedded(c.SrcAddr(fxClient), c.DstAddr(fxVIPNAT), c.SrcPort(40000), c.DstPort(53))))}},
+		{name: "NAT ICMP time exceeded from a router on the real servers' side", prep: sendFirst(seg(t, fxVIPNAT, 80)),
+			in: natICMPFrame(t, fxMAC(router), fxDirMAC, router, fxClient, 11, 0, toRSTCP), verdict: VerdictForward, drop: noDrop,
+			out: []c.Checker{c.DstMAC(fxClientMAC), c.IPv4(c.SrcAddr(fxVIPNAT), c.DstAddr(fxClient),
+				c.ICMPv4(c.ICMPType(11, 0), c.Embedded(c.SrcAddr(fxClient), c.DstAddr(fxVIPNAT), c.SrcPort(40000), c.DstPort(80))))}},
+		{name: "NAT ICMP fragmentation needed from the client's side", prep: sendFirst(seg(t, fxVIPNAT, 80)),
+			in: natICMPFrame(t, fxClientMAC, fxDirMAC, fxClient, fxVIPNAT, 3, 4, toClient), verdict: VerdictForward, drop: noDrop,
+			out: []c.Checker{c.SrcMAC(fxDirMAC), c.DstMAC(fxMAC(fxRSNAT)), c.IPv4(c.SrcAddr(fxClient), c.DstAddr(fxRSNAT),
+				c.ICMPv4(c.ICMPType(3, 4), c.ICMPMTU(1400), c.Embedded(c.SrcAddr(fxRSNAT), c.DstAddr(fxClient), c.SrcPort(8080), c.DstPort(40000))))}},
+		{name: "NAT ICMP with a bad checksum", prep: sendFirst(dgram(t, fxVIPNAT, 53)), in: badSum,
+			verdict: VerdictDrop, parse: header.BadChecksum},
+		// Not a NAT connection's: the DR/TUN ICMP path's to judge.
+		{name: "NAT ICMP about no connection", in: natICMPFrame(t, fxMAC(fxRSNAT), fxDirMAC, fxRSNAT, fxClient, 3, 3, toRSUDP),
+			verdict: VerdictDrop, drop: DropICMPUnmatched},
 	}
 }

@@ -209,6 +209,13 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 		case r == header.Fragment:
 			return p.fragment(s, buf, off, n)
 		case r == header.UnknownProtocol && p.pk.Proto == header.ProtocolICMP:
+			// An ICMP error about a VS/NAT connection is translated
+			// (nat_icmp.go); any other goes the DR/TUN way.
+			if s.HasNAT() {
+				if v, o, ok := p.natICMP(s, buf, off, n); ok {
+					return v, o
+				}
+			}
 			return p.icmpError(s, buf, off, n)
 		}
 		c.Parse[r].Add(1)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -11,7 +12,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/afvs/afvs/internal/testnet"
 )
@@ -138,6 +141,38 @@ func TestNATEndToEnd(t *testing.T) {
 		if !strings.Contains(listing, want) {
 			t.Errorf("afvsadm -L -n --stats lacks %q:\n%s", want, listing)
 		}
+	}
+	// ICMP: a UDP service whose real server has nothing on the port. The
+	// real server's port unreachable (about client -> RIP:5353) comes back
+	// through the director translated (about client -> VIP:53), so the
+	// client's connected socket sees the refusal.
+	mustAfvsadm(t, lab, "-A", "-u", "198.19.0.1:53", "-s", "rr")
+	mustAfvsadm(t, lab, "-a", "-u", "198.19.0.1:53", "-r", lab.RealAddrs[0].String()+":5353", "-m")
+	var udpErr error
+	err = lab.Client.Do(func() error {
+		c, err := net.Dial("udp", "198.19.0.1:53")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for range 20 { // the first datagrams may meet the table's reload
+			if _, err := c.Write([]byte("ping")); err != nil {
+				udpErr = err
+				return nil
+			}
+			_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if _, err := c.Read(make([]byte, 16)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				udpErr = err
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(udpErr, syscall.ECONNREFUSED) {
+		t.Errorf("UDP to a NAT real server's closed port: %v, want the translated port unreachable (connection refused)", udpErr)
 	}
 	t.Logf("nat: %v, keep-alive %v; director rx %d tx %d; in %d out %d; client saw %d replies\n%s", res.By, ka.By, st.RX, st.TX, in, out, replies, listing)
 }

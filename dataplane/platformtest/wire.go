@@ -249,11 +249,22 @@ func (s *steering) redirect(ifc *Iface, f []byte) bool {
 		return false
 	}
 	proto := h.Protocol()
-	if proto != 6 && proto != 17 {
+	dst := h.Dst()
+	icmpNAT := false
+	if proto == 1 {
+		// ICMP from a VS/NAT real server, not to the director itself.
+		for k := range s.keys {
+			icmpNAT = icmpNAT || k.Source && k.Addr == netip.AddrFrom4(h.Src())
+		}
+		if icmpNAT && s.keys[xdpprog.ServiceKey{Addr: netip.AddrFrom4(dst), Local: true}] {
+			c.PassNoService++
+			return false
+		}
+	}
+	if proto != 6 && proto != 17 && !icmpNAT {
 		c.PassNotL4++
 		return false
 	}
-	dst := h.Dst()
 	var sport uint16
 	if h.FlagsFragment()&header.IPv4FragOffsetMask != 0 {
 		if !s.anyKey[[5]byte{dst[0], dst[1], dst[2], dst[3], proto}] {
@@ -261,7 +272,7 @@ func (s *steering) redirect(ifc *Iface, f []byte) bool {
 			return false
 		}
 		c.Fragments++
-	} else {
+	} else if !icmpNAT {
 		if len(ip) < h.HeaderLen()+4 {
 			c.PassTruncated++
 			return false

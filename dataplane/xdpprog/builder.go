@@ -30,12 +30,13 @@ const (
 // every program builds its lookup key at slotKey and its counter index at
 // slotCounter; the two never overlap.
 const (
-	slotKey     = -8  // 8 bytes: services key or vips key
-	slotCounter = -16 // 4 bytes: key 0 of the counter map
-	slotScratch = -24 // 8 bytes: a value kept across a helper call
-	slotEth     = -40 // 16 bytes: a saved Ethernet header (14 used)
-	slotStats   = -48 // 8 bytes: pointer to this CPU's counter block
-	slotSource  = -72 // 8 bytes: a VS/NAT reply's source key (steering)
+	slotKey       = -8  // 8 bytes: services key or vips key
+	slotCounter   = -16 // 4 bytes: key 0 of the counter map
+	slotScratch   = -24 // 8 bytes: a value kept across a helper call
+	slotEth       = -40 // 16 bytes: a saved Ethernet header (14 used)
+	slotStats     = -48 // 8 bytes: pointer to this CPU's counter block
+	slotSource    = -72 // 8 bytes: a VS/NAT reply's source key (steering)
+	slotSourceIHL = -80 // 8 bytes: the IPv4 header length across the ICMP source lookup
 )
 
 // Header sizes and field offsets used by the parsers.

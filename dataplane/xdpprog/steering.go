@@ -244,9 +244,27 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps) (
 		asm.LSh.Imm(asm.R3, 2), // header length in bytes, 20..60
 		// TCP or UDP only.
 		asm.LoadMem(asm.R5, asm.R9, ipOffProto, asm.Byte),
-		asm.JEq.Imm(asm.R5, ipProtoICMP, "icmp"),
 		asm.JEq.Imm(asm.R5, ipProtoTCP, "l4"),
-		asm.JNE.Imm(asm.R5, ipProtoUDP, "not_l4"),
+		asm.JEq.Imm(asm.R5, ipProtoUDP, "l4"),
+		asm.JNE.Imm(asm.R5, ipProtoICMP, "not_l4"),
+		// ICMP from a VS/NAT real server (an error about a packet the
+		// director sent it): {saddr, 0, 1, flagSource}, unless it is to
+		// the director itself (slotKey holds the destination for that).
+		// Any other ICMP message: the "icmp" block (steericmp.go).
+		asm.LoadMem(asm.R4, asm.R9, ipOffSrc, asm.Word),
+		asm.StoreMem(asm.RFP, slotSource, asm.R4, asm.Word),
+		asm.StoreImm(asm.RFP, slotSource+4, 0, asm.Half),
+		asm.StoreImm(asm.RFP, slotSource+6, ipProtoICMP, asm.Byte),
+		asm.StoreImm(asm.RFP, slotSource+7, flagSource, asm.Byte),
+		asm.LoadMem(asm.R4, asm.R9, ipOffDst, asm.Word),
+		asm.StoreMem(asm.RFP, slotKey, asm.R4, asm.Word),
+		asm.StoreMem(asm.RFP, slotSourceIHL, asm.R3, asm.DWord), // across the call
+	)
+	lookupAt(slotSource)
+	b.emit(
+		asm.LoadMem(asm.R3, asm.RFP, slotSourceIHL, asm.DWord),
+		asm.JEq.Imm(asm.R0, 0, "icmp"),
+		asm.Ja.Label("source"),
 	)
 	b.label("l4")
 	b.emit(
@@ -418,6 +436,11 @@ func (s *Steering) SetServices(keys []ServiceKey) error {
 			distinct++
 		}
 		if k.Source {
+			// ICMP errors from the real server's address.
+			ic := serviceEntry{Addr: e.Addr, Proto: ipProtoICMP, Flags: flagSource}
+			if _, dup := want[ic]; !dup {
+				want[ic] = uint32(i)
+			}
 			continue
 		}
 		anyKey := serviceEntry{Addr: e.Addr, Proto: e.Proto, Flags: flagAnyService}

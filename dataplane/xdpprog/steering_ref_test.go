@@ -39,7 +39,7 @@ func refSteer(f []byte, services []ServiceKey, owners ...[6]byte) StatsCounters 
 			}
 		}
 		for _, s := range services {
-			if s.Source && s.Addr.Unmap().As4() == src && s.Proto == proto && (s.Port == sport || s.Port == 0) {
+			if s.Source && s.Addr.Unmap().As4() == src && (proto == 0 || s.Proto == proto && (s.Port == sport || s.Port == 0)) {
 				return true
 			}
 		}
@@ -72,7 +72,21 @@ func refSteer(f []byte, services []ServiceKey, owners ...[6]byte) StatsCounters 
 	}
 	proto := f[l3+9]
 	if proto == 1 {
-		refSteerICMP(f, l3, ihl, &out, has, matched)
+		// ICMP from a VS/NAT real server's address goes the way of its
+		// replies; any other ICMP is refSteerICMP's.
+		src, dst := [4]byte(f[l3+12:l3+16]), [4]byte(f[l3+16:l3+20])
+		natSrc := false
+		for _, s := range services {
+			natSrc = natSrc || s.Source && s.Addr.Unmap().As4() == src
+		}
+		switch {
+		case !natSrc:
+			refSteerICMP(f, l3, ihl, &out, has, matched)
+		case reply(src, dst, 0, 0):
+			matched()
+		default:
+			out.PassNoService = 1
+		}
 		return out
 	}
 	if proto != 6 && proto != 17 {

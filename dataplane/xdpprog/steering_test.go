@@ -107,6 +107,8 @@ func steeringCases(t testing.TB) []steeringCase {
 		{name: "nat reply from another port", frame: f(frameSpec{src: realIP, srcPort: 8081, dst: clientAddr, dstPort: 40000}), reason: noService},
 		{name: "nat reply udp any port", frame: f(frameSpec{proto: udp, src: realIP, srcPort: 5353, dst: clientAddr, dstPort: 40000}), matched: true},
 		{name: "nat real server answers the director", frame: f(frameSpec{src: realIP, srcPort: 8080, dst: directorIP, dstPort: 40000}), reason: noService},
+		{name: "icmp from a nat real server", frame: f(frameSpec{proto: layers.IPProtocolICMPv4, src: realIP, dst: clientAddr}), matched: true},
+		{name: "icmp from a nat real server to the director", frame: f(frameSpec{proto: layers.IPProtocolICMPv4, src: realIP, dst: directorIP}), reason: noService},
 		{name: "nat reply cut in the tcp header", frame: f(frameSpec{src: realIP, srcPort: 8080, dst: clientAddr, dstPort: 40000})[:ethLen+ipv4MinLen+10], reason: StatsCounters{PassTruncated: 1}},
 	}, icmpSteeringCases(t)...)
 }
