@@ -68,7 +68,7 @@ func l4Valid(frame []byte, pk *header.Packet) bool {
 	return header.Checksum(l4, ps) == 0xffff
 }
 
-// FuzzReply feeds arbitrary frames to the VS/NAT paths of the fixture
+// FuzzReply feeds arbitrary frames, ICMP errors among them, to the VS/NAT paths of the fixture
 // configuration, most of them made to come from the NAT real server (sel
 // bit 0 writes its address and port 8080 over the frame's source) so that
 // they reach the reply path and its reverse index, with a few NAT
@@ -82,6 +82,9 @@ func FuzzReply(f *testing.F) {
 	f.Add(seg(f, fxVIPNAT, 80, fxFlags(ts.ACK)), uint8(0))
 	f.Add(dgram(f, fxVIPNAT, 53), uint8(0))
 	f.Add([]byte{0x01}, uint8(1))
+	for _, fx := range natICMPFixtures(f) {
+		f.Add(fx.in, uint8(0))
+	}
 	r := newFxRig(f, 1024, 64)
 	for _, fr := range [][]byte{seg(f, fxVIPNAT, 80), seg(f, fxVIPNAT, 80, fxSport(40001)), dgram(f, fxVIPNAT, 53)} {
 		if v, _, _ := r.run(fr, 256); v != VerdictForward {
@@ -101,7 +104,9 @@ func FuzzReply(f *testing.F) {
 			fr[14+20], fr[14+21] = 8080>>8, 8080&0xff
 			withIPChecksum(fr)
 		}
-		inOK := header.Parse(fr, &in) == header.OK && l4Valid(fr, &in)
+		pr := header.Parse(fr, &in)
+		inOK := pr == header.OK && l4Valid(fr, &in)
+		icmpOK := pr == header.UnknownProtocol && in.Proto == header.ProtocolICMP && icmpValid(fr[in.L4:in.End])
 		copy(buf[256:], fr)
 		before := r.c.RX.Load()
 		v, o := r.p.Process(r.snap, buf, 256, len(fr))
@@ -118,6 +123,11 @@ func FuzzReply(f *testing.F) {
 		if inOK && !o.Second {
 			if rs := header.Parse(res, &out); rs != header.OK || !l4Valid(res, &out) {
 				t.Fatalf("a right frame came out wrong (%v): in %x out %x", rs, fr, res)
+			}
+		}
+		if icmpOK {
+			if rs := header.Parse(res, &out); rs != header.UnknownProtocol || !icmpValid(res[out.L4:out.End]) {
+				t.Fatalf("a right ICMP error came out wrong (%v): in %x out %x", rs, fr, res)
 			}
 		}
 	})
