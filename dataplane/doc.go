@@ -29,6 +29,22 @@
 // follow it, and one that comes before its first is held in a fixed set of
 // slots until the first releases it or its time runs out (frag.go).
 //
+// VS/NAT (nat.go, nat_icmp.go) adds the reverse direction. A client
+// packet of a NAT connection is rewritten to the real server's address
+// and port; a frame to no service whose source is a NAT real server
+// (address, protocol, port, filed in the snapshot and in the steering
+// program's map) is a reply. A reply finds its connection through the
+// connection table's reverse index: a second bounded, lock-free store
+// keyed by the reply's tuple whose entries point at the connection's
+// slot and generation, so a reply is one hashed lookup plus one read of
+// the connection's entry, never a second full lookup, and an entry whose
+// connection has gone answers nothing (conntrack's package doc has the
+// details). The index entry also records the interface and MAC the
+// client's first packet came from, where replies go back without a route
+// lookup. Checksums are updated incrementally, never summed over the
+// payload; ICMP errors about NAT connections are translated both ways as
+// ip_vs_nat_icmp does.
+//
 // Frames the processor cannot forward are dropped and counted by Drop reason;
 // nothing on this path returns an error value or allocates.
 //

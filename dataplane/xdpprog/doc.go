@@ -57,7 +57,9 @@
 // (owner MAC, socket) unless the destination is one of the director's own
 // addresses, {daddr, 0, 0, flags=4}: replies to the director's own
 // connections to a real server, such as its health checks, stay the
-// kernel's.
+// kernel's. ICMP from a NAT real server's address, {saddr, 0, 1,
+// flags=2}, goes the same way, so its errors about the connections reach
+// the dataplane to be translated.
 //
 // # Counters
 //
