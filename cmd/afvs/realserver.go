@@ -64,8 +64,15 @@ func runRealServer(args []string) error {
 	} else if len(*vipsArg) == 0 {
 		return errors.New("--vip is required")
 	}
-	if *gateway != "" && *mode != "nat" {
-		return fmt.Errorf("--gateway %s: only for --mode nat", *gateway)
+	var gw netip.Addr
+	if *gateway != "" {
+		if *mode != "nat" {
+			return fmt.Errorf("--gateway %s: only for --mode nat", *gateway)
+		}
+		var err error
+		if gw, err = netip.ParseAddr(*gateway); err != nil || !gw.Is4() {
+			return fmt.Errorf("--gateway %q: must be an IPv4 address", *gateway)
+		}
 	}
 	var vips []netip.Addr
 	for _, s := range *vipsArg {
@@ -111,7 +118,7 @@ func runRealServer(args []string) error {
 	}
 	how := "none (dr)"
 	if *mode == "nat" {
-		if how, err = natRoute(k, *dev, *gateway, &undo); err != nil {
+		if how, err = natRoute(k, *dev, gw, &undo); err != nil {
 			return err
 		}
 		return serveRealServer(*httpName, *httpPort, *vipsArg, *mode, how, &undo)
@@ -173,20 +180,16 @@ func runRealServer(args []string) error {
 // natRoute makes or checks a VS/NAT real server's default route: via
 // gateway on dev when gateway is set, restoring the old one through undo;
 // otherwise an existing default route is required.
-func natRoute(k *nic.Kernel, dev, gateway string, undo *[]func()) (string, error) {
+func natRoute(k *nic.Kernel, dev string, gw netip.Addr, undo *[]func()) (string, error) {
 	oldGW, oldDev, had, err := k.DefaultRoute()
 	if err != nil {
 		return "", err
 	}
-	if gateway == "" {
+	if !gw.IsValid() {
 		if !had {
 			return "", errors.New("--mode nat: no default route: a VS/NAT real server's replies must go back through the director (give --gateway DIRECTOR)")
 		}
 		return "default via " + oldGW.String() + " dev " + oldDev + " (unchanged)", nil
-	}
-	gw, err := netip.ParseAddr(gateway)
-	if err != nil || !gw.Is4() {
-		return "", fmt.Errorf("--gateway %q: must be an IPv4 address", gateway)
 	}
 	if err := k.ReplaceDefaultRoute(dev, gw); err != nil {
 		return "", err

@@ -103,7 +103,7 @@ type Service struct {
 type Real struct {
 	Address      string `json:"address"`
 	Port         uint16 `json:"port"`
-	Forward      string `json:"forward"` // Route, Tunnel
+	Forward      string `json:"forward"` // Route, Tunnel, Masq
 	Weight       int32  `json:"weight"`
 	Upper        uint32 `json:"upper_threshold"`
 	Lower        uint32 `json:"lower_threshold"`

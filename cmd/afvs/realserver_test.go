@@ -1,0 +1,28 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestRealServerNATFlags: --mode nat takes no VIP, --gateway only with
+// nat and only an IPv4 address; each refusal names the flag and the rule
+// before anything on the host changes.
+func TestRealServerNATFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--mode", "nat", "--vip", "198.19.0.1"}, "needs no VIP"},
+		{[]string{"--mode", "dr", "--vip", "198.19.0.1", "--gateway", "198.18.2.1"}, "only for --mode nat"},
+		{[]string{"--mode", "nat", "--gateway", "2001:2::1"}, `--gateway "2001:2::1": must be an IPv4 address`},
+		{[]string{"--mode", "nat", "--gateway", "director"}, `--gateway "director"`},
+		{[]string{"--mode", "masq"}, "must be dr, tun or nat"},
+		{[]string{"--mode", "dr"}, "--vip is required"},
+	} {
+		err := runRealServer(tc.args)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("afvs realserver %s: %v, want %q", strings.Join(tc.args, " "), err, tc.want)
+		}
+	}
+}
