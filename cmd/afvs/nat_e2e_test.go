@@ -142,6 +142,11 @@ func TestNATEndToEnd(t *testing.T) {
 			t.Errorf("afvsadm -L -n --stats lacks %q:\n%s", want, listing)
 		}
 	}
+	// The connection listing names each real server with its own port.
+	if conns := mustAfvsadm(t, lab, "-L", "-n", "-c"); !strings.Contains(conns, "198.19.0.1:80") || !strings.Contains(conns, ":8080") {
+		t.Errorf("afvsadm -L -n -c does not list the NAT connections with the real servers' port:\n%.2000s", conns)
+	}
+
 	// ICMP: a UDP service whose real server has nothing on the port. The
 	// real server's port unreachable (about client -> RIP:5353) comes back
 	// through the director translated (about client -> VIP:53), so the
