@@ -51,6 +51,10 @@ type Config struct {
 type TableConfig struct {
 	Capacity  int `mapstructure:"capacity"`
 	Templates int `mapstructure:"templates"`
+	// NAT keeps the VS/NAT reply index beside the table, sized like it
+	// and mapped at start; false saves that memory and refuses VS/NAT
+	// real servers.
+	NAT bool `mapstructure:"nat"`
 }
 
 // TimeoutsConfig are ipvsadm --set's three timeouts. Zero keeps the IPVS default.
@@ -333,6 +337,7 @@ func Defaults() map[string]any {
 		"frames":               4096,
 		"table.capacity":       1 << 20,
 		"table.templates":      1 << 16,
+		"table.nat":            true,
 		"health.interval":      "0s",
 		"health.timeout":       "1s",
 		"health.rise":          2,
@@ -786,6 +791,13 @@ func parsePorts(s string) (lo, hi uint16, err error) {
 // facing clients and real servers (the real servers' default route via
 // the director's address there) is the supported layout.
 func (c *Config) checkNATLayout(t *vs.Table) error {
+	for i, s := range t.Services {
+		for _, r := range s.Reals {
+			if r.Fwd == vs.Masq && !c.Table.NAT {
+				return fmt.Errorf("services[%d] (%s): real server %s: forward nat needs table.nat: true (the VS/NAT reply index)", i, s.Key, r.AddrPort())
+			}
+		}
+	}
 	if len(c.Interfaces) < 2 {
 		return nil
 	}

@@ -239,7 +239,7 @@ func restartOnly(old, cur *config.Config) []string {
 func directorOptions(cfg *config.Config, mode xdpprog.Mode, log *slog.Logger) director.Options {
 	return director.Options{
 		Interfaces: cfg.Interfaces, Mode: mode, CPUs: cfg.CPUs, Frames: cfg.Frames,
-		Capacity: cfg.Table.Capacity, Templates: cfg.Table.Templates,
+		Capacity: cfg.Table.Capacity, Templates: cfg.Table.Templates, NoNAT: !cfg.Table.NAT,
 		TCP: cfg.Timeouts.TCP, TCPFin: cfg.Timeouts.TCPFin, UDP: cfg.Timeouts.UDP,
 		ICMPRate: cfg.ICMP.Rate, ICMPBurst: cfg.ICMP.Burst,
 		ICMPHostEvery: hostEvery(cfg.ICMP.HostInterval), ICMPHostBurst: cfg.ICMP.HostBurst,

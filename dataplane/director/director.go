@@ -27,6 +27,7 @@ type Options struct {
 	Frames     int            // UMEM frames per socket
 	Capacity   int            // connection table entries
 	Templates  int            // persistence templates
+	NoNAT      bool           // no VS/NAT reply index (saves its memory; -m is refused)
 	TCP        time.Duration  // --set tcp (0: IPVS default)
 	TCPFin     time.Duration
 	UDP        time.Duration
@@ -161,9 +162,7 @@ func New(opt Options, t *vs.Table) (d *Director, err error) {
 // openTable makes the connection table and the schedulers' load counters.
 func (d *Director) openTable() error {
 	d.Loads = sched.NewLoads(dataplane.MaxDests)
-	// The reverse index finds VS/NAT replies; it is as big as the table
-	// so that every connection may be a NAT one.
-	ct, err := conntrack.New(conntrack.Config{Capacity: d.opt.Capacity, Templates: d.opt.Templates, Reverse: d.opt.Capacity,
+	ct, err := conntrack.New(conntrack.Config{Capacity: d.opt.Capacity, Templates: d.opt.Templates, Reverse: natIndex(d.opt),
 		Timeouts: conntrack.DefaultTimeouts(), Clock: d.opt.Clock, Hooks: d.Loads})
 	if err != nil {
 		return fmt.Errorf("connection table: %w", err)
@@ -579,7 +578,7 @@ func CheckOptions(opt Options) error {
 	if err := icmp.LimitPerHost(max(every, 0), hb); err != nil {
 		return err
 	}
-	return conntrack.CheckConfig(conntrack.Config{Capacity: opt.Capacity, Templates: opt.Templates, Reverse: opt.Capacity})
+	return conntrack.CheckConfig(conntrack.Config{Capacity: opt.Capacity, Templates: opt.Templates, Reverse: natIndex(opt)})
 }
 
 // CheckSteering reports a snapshot with more steering keys than the
@@ -711,6 +710,9 @@ func (d *Director) logReachability(prev, cur *dataplane.Snapshot) {
 // it was; after it nothing fails (a failed narrowing only leaves stale keys
 // steered, dropped as no_service, and is retried).
 func (d *Director) publishLocked(t *vs.Table) error {
+	if err := d.checkNAT(t); err != nil {
+		return err
+	}
 	prev := d.snap.Load()
 	plan, err := dataplane.Compile(t, dataplane.BuildOptions{Registry: d.reg, Loads: d.Loads, Resolver: d, Ifaces: d.ifaces, Sched: d.opt.Sched, Prev: prev, Busy: d.busy(),
 		Traffic: func(id uint32) dataplane.Traffic {

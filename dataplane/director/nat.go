@@ -1,10 +1,12 @@
 package director
 
 import (
+	"fmt"
 	"net/netip"
 
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/xdpprog"
+	"github.com/afvs/afvs/vs"
 )
 
 // localKeys lists, when snap has VS/NAT real servers, the director's own
@@ -33,4 +35,28 @@ func (d *Director) localKeys(snap *dataplane.Snapshot) []xdpprog.ServiceKey {
 		}
 	}
 	return out
+}
+
+// natIndex is the size of the connection table's VS/NAT reply index: as
+// big as the table, so that every connection may be a NAT one, or none.
+func natIndex(o Options) int {
+	if o.NoNAT {
+		return 0
+	}
+	return o.Capacity
+}
+
+// checkNAT refuses VS/NAT real servers when the table has no reply index.
+func (d *Director) checkNAT(t *vs.Table) error {
+	if !d.opt.NoNAT {
+		return nil
+	}
+	for _, s := range t.Services {
+		for _, r := range s.Reals {
+			if r.Fwd == vs.Masq {
+				return fmt.Errorf("service %s: real server %s: forwarding method masquerading (-m) needs the VS/NAT reply index, which this director was started without (table.nat: false)", s.Key, r.AddrPort())
+			}
+		}
+	}
+	return nil
 }

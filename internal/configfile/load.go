@@ -88,7 +88,7 @@ func Load(path string, fs *pflag.FlagSet) (*config.Config, error) {
 	}
 	// Environment variables only reach keys viper knows; name them so
 	// AFVS_TABLE_CAPACITY and friends work without a file entry.
-	for _, k := range []string{"interfaces", "xdp_mode", "frames", "table.capacity", "table.templates", "timeouts.tcp", "timeouts.tcpfin", "timeouts.udp", "ipvs.conn_reuse_mode", "ipvs.expire_nodest_conn", "ipvs.expire_quiescent_template", "ipvs.sloppy_tcp", "metrics.address", "control.socket", "log.level", "health.interval"} {
+	for _, k := range []string{"interfaces", "xdp_mode", "frames", "table.capacity", "table.templates", "table.nat", "timeouts.tcp", "timeouts.tcpfin", "timeouts.udp", "ipvs.conn_reuse_mode", "ipvs.expire_nodest_conn", "ipvs.expire_quiescent_template", "ipvs.sloppy_tcp", "metrics.address", "control.socket", "log.level", "health.interval"} {
 		_ = v.BindEnv(k) // fails only without a key, and k is never empty
 	}
 	var c config.Config
