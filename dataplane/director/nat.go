@@ -46,16 +46,23 @@ func natIndex(o Options) int {
 	return o.Capacity
 }
 
-// checkNAT refuses VS/NAT real servers when the table has no reply index.
+// checkNAT refuses VS/NAT real servers when the table has no reply index,
+// or when the director receives on more than one interface (config's
+// checkNATLayout says why), so that afvsadm cannot add what afvs check
+// refuses.
 func (d *Director) checkNAT(t *vs.Table) error {
-	if !d.opt.NoNAT {
+	if !d.opt.NoNAT && d.nIngress < 2 {
 		return nil
 	}
 	for _, s := range t.Services {
 		for _, r := range s.Reals {
-			if r.Fwd == vs.Masq {
+			if r.Fwd != vs.Masq {
+				continue
+			}
+			if d.opt.NoNAT {
 				return fmt.Errorf("service %s: real server %s: forwarding method masquerading (-m) needs the VS/NAT reply index, which this director was started without (table.nat: false)", s.Key, r.AddrPort())
 			}
+			return fmt.Errorf("service %s: real server %s: forwarding method masquerading (-m) with %d receiving interfaces: VS/NAT needs one interface facing both the clients and the real servers", s.Key, r.AddrPort(), d.nIngress)
 		}
 	}
 	return nil

@@ -97,3 +97,19 @@ func TestDirectorWithoutNATIndex(t *testing.T) {
 		t.Fatalf("Apply of a NAT server without the index: %v", err)
 	}
 }
+
+// TestDirectorNATOneInterface: with two receiving interfaces a change
+// that adds a VS/NAT real server is refused, as afvs check refuses the
+// config, and changes nothing.
+func TestDirectorNATOneInterface(t *testing.T) {
+	l := newLab(t, true, "198.18.1.11")
+	d := l.start([]string{"eth0", "eth1"}, table(t, service("rr", vs.Route, "198.18.1.11")))
+	before := d.Snapshot()
+	err := d.Apply(table(t, service("rr", vs.Masq, "198.18.1.11")))
+	if err == nil || !strings.Contains(err.Error(), "2 receiving interfaces") {
+		t.Fatalf("Apply of a NAT server with two interfaces: %v", err)
+	}
+	if d.Snapshot() != before {
+		t.Error("the refused change replaced the snapshot")
+	}
+}
