@@ -211,7 +211,7 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 		case r == header.UnknownProtocol && p.pk.Proto == header.ProtocolICMP:
 			// An ICMP error about a VS/NAT connection is translated
 			// (nat_icmp.go); any other goes the DR/TUN way.
-			if s.HasNAT() {
+			if !p.pk.IPv6 && s.HasNAT() {
 				if v, o, ok := p.natICMP(s, buf, off, n); ok {
 					return v, o
 				}
@@ -231,7 +231,7 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 	p.frame = buf[off : off+n]
 	si, ok := s.lookup(pk.Dst, pk.Proto, pk.DstPort)
 	if !ok {
-		if s.natSource(pk.Src, pk.Proto, pk.SrcPort) {
+		if !pk.IPv6 && s.natSource(pk.Src, pk.Proto, pk.SrcPort) {
 			return p.processReply(s, buf, off, n)
 		}
 		c.Drops[DropNoService].Add(1)
