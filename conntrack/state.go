@@ -45,11 +45,11 @@ func (s State) Active() bool {
 }
 
 // evictable reports whether the eviction order may drop a live connection
-// in state s to make room: half-open SYN_RECV entries (the SYN flood) and
-// everything not counted active. Established connections are never
-// sacrificed to a flood.
+// in state s to make room: half-open SYN_RECV entries (the SYN flood),
+// SYNACK ones (where secure_tcp puts a SYN), and everything not counted
+// active. Established connections are never sacrificed to a flood.
 func (s State) evictable() bool {
-	return s == SynRecv || !s.Active()
+	return s == SynRecv || s == SynAck || !s.Active()
 }
 
 // Event is the input a packet feeds the state machine.

@@ -100,7 +100,7 @@ func TestStateNamesAndActive(t *testing.T) {
 		if s.Active() != active[s] {
 			t.Errorf("%v.Active() = %v, want %v", s, s.Active(), active[s])
 		}
-		if wantEv := s == SynRecv || !active[s]; s.evictable() != wantEv {
+		if wantEv := s == SynRecv || s == SynAck || !active[s]; s.evictable() != wantEv {
 			t.Errorf("%v.evictable() = %v, want %v", s, s.evictable(), wantEv)
 		}
 	}

@@ -71,6 +71,7 @@ type Table struct {
 	sys      atomic.Uint32 // Sysctls, packed
 	stats    stats
 	closed   atomic.Bool
+	def      defense // drop_entry, drop_packet, secure_tcp: see defense.go
 }
 
 // CheckConfig reports what New would refuse in cfg, without allocating.
@@ -146,6 +147,7 @@ func New(cfg Config) (*Table, error) {
 	}
 	t.timeouts.load(cfg.Timeouts)
 	t.sys.Store(DefaultSysctls().pack())
+	t.def.lv.d, t.def.free = DefaultDefense(), uint64(cfg.Capacity)
 	return t, nil
 }
 
@@ -345,7 +347,7 @@ func (t *Table) touch(c *Conn, proto uint8, ev Event, dir Dir) Result {
 				}
 				continue
 			}
-			ns = NextDir(s, ev, dir)
+			ns = t.nextState(s, ev, dir)
 		}
 		nm := makeMeta(gen, statusLive, ns, now+t.timeouts.of(ns))
 		// Within one millisecond and one state there is nothing to
@@ -361,6 +363,7 @@ func (t *Table) touch(c *Conn, proto uint8, ev Event, dir Dir) Result {
 				t.hooks.Transfer(uint32(bind>>32), ns.Active())
 			}
 			c.State = ns
+			countPacket(e)       // drop_entry's in_pkts; stops writing past 8
 			runtime.KeepAlive(t) // see newStore
 			return Hit
 		}
@@ -470,6 +473,9 @@ func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Even
 		return Conn{}, Full
 	}
 	st := initialState(k.Proto, ev)
+	if k.Proto == ProtoTCP && t.secureTCP() {
+		st = NextSecure(None, ev)
+	}
 	ref := uint32(0)
 	if tmpl != 0 && t.getTemplate(tmpl, now) {
 		ref = uint32(tmpl)
