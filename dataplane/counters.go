@@ -55,6 +55,7 @@ type Counters struct {
 	Local                    LocalCounters
 	Parse                    [header.NumReasons]atomic.Uint64
 	Drops                    [NumDrops]atomic.Uint64
+	SYNDrops                 [NumDrops]atomic.Uint64 // the TCP SYNs among the drops of packets that would open a connection
 	svc                      [MaxServices]trafficCell
 	dest                     [MaxDests]trafficCell
 	_                        [64]byte
@@ -70,6 +71,7 @@ type Totals struct {
 	LocalFull                          uint64
 	Parse                              [header.NumReasons]uint64
 	Drops                              [NumDrops]uint64
+	SYNDrops                           [NumDrops]uint64
 }
 
 // Add sums c into t.
@@ -90,6 +92,7 @@ func (t *Totals) Add(c *Counters) {
 	}
 	for i := range c.Drops {
 		t.Drops[i] += c.Drops[i].Load()
+		t.SYNDrops[i] += c.SYNDrops[i].Load()
 	}
 }
 

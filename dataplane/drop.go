@@ -27,6 +27,9 @@ const (
 	DropFragHoldFull                   // a later fragment came before its first and every hold slot was taken
 	DropFragTimeout                    // a held fragment whose first fragment did not come in time
 	DropReplyNoConnection              // a frame from a VS/NAT real server that belongs to no connection
+	DropSYNRateSource                  // a new TCP connection over its client address's SYN rate (defense.syn_rate_per_source)
+	DropSYNRateService                 // a new TCP connection over its service's SYN rate (defense.syn_rate_per_service)
+	DropDefensePacket                  // a new connection dropped by IPVS's drop_packet defence (ipvs.drop_packet)
 	numDrops
 )
 
@@ -56,6 +59,9 @@ var dropNames = [numDrops]string{
 	DropFragHoldFull:       "fragment_hold_full",
 	DropFragTimeout:        "fragment_timeout",
 	DropReplyNoConnection:  "reply_no_connection",
+	DropSYNRateSource:      "syn_rate_source",
+	DropSYNRateService:     "syn_rate_service",
+	DropDefensePacket:      "drop_packet",
 }
 
 // String returns the stable metric label.

@@ -310,6 +310,14 @@ func baseFixtures(t testing.TB) []fixture {
 		{name: "forwarding method not implemented", prep: setDest(func(d *Dest) { d.Fwd = vs.Fwd(200) }), in: seg(t, fxVIPDR, 80),
 			verdict: VerdictDrop, drop: DropUnsupportedFwd},
 
+		// The flood defences (defense.go).
+		{name: "SYN over its source's rate", prep: withSYNLimits(SYNLimits{PerSource: 1, Burst: 1}, seg(t, fxVIPDR, 80)),
+			in: seg(t, fxVIPDR, 80, fxSport(40001)), verdict: VerdictDrop, drop: DropSYNRateSource},
+		{name: "SYN over its service's rate", prep: withSYNLimits(SYNLimits{PerService: 1, Burst: 1}, seg(t, fxVIPDR, 80)),
+			in: seg(t, fxVIPDR, 80, fxFrom(netip.MustParseAddr("198.18.0.12"))), verdict: VerdictDrop, drop: DropSYNRateService},
+		{name: "drop_packet always on, rate 1", prep: withDefense(conntrack.Defense{DropPacket: 3, AmDropRate: 1}),
+			in: dgram(t, fxVIPDR, 53), verdict: VerdictDrop, drop: DropDefensePacket},
+
 		// Parse errors, counted by header.Reason.
 		{name: "empty frame", in: nil, verdict: VerdictDrop, parse: header.TruncatedEthernet},
 		{name: "ARP", in: ts.Build(t, ts.Eth(fxClientMAC, fxDirMAC), &layers.ARP{AddrType: layers.LinkTypeEthernet,
@@ -345,6 +353,30 @@ func baseFixtures(t testing.TB) []fixture {
 		{name: "IPv6 AH", in: seg6(t, fxClient6, fxVIP6, 80, ext6{51, make([]byte, 14)}),
 			verdict: VerdictDrop, parse: header.UnknownNextHeader},
 	}, icmpFragFixtures(t)...)
+}
+
+// withSYNLimits gives the processor a SYN limiter with limits l, then
+// sends fs.
+func withSYNLimits(l SYNLimits, fs ...[]byte) func(testing.TB, *fxRig) {
+	return func(t testing.TB, r *fxRig) {
+		t.Helper()
+		lim, err := NewSYNLimiter(l, &conntrack.ManualClock{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.p.SetSYNLimiter(lim, nil)
+		sendFirst(fs...)(t, r)
+	}
+}
+
+// withDefense sets the table's IPVS defences.
+func withDefense(d conntrack.Defense) func(testing.TB, *fxRig) {
+	return func(t testing.TB, r *fxRig) {
+		t.Helper()
+		if err := r.ct.SetDefense(d); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // sendFirst processes fs, each forwarded, before the case's frame.

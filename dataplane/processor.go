@@ -60,6 +60,8 @@ type Processor struct {
 	second  [maxFrame]byte // the second fragment of a split VS/TUN packet
 	secondN int
 	icmp    *ICMPLimiter // nil: no limit
+	syn     *SYNLimiter  // nil: no SYN rate limits (defense.go)
+	blocker Blocker      // hears of sources far over their SYN rate; nil: none
 
 	// ICMP errors forwarded to real servers (icmperr.go) and IPv4
 	// fragments (frag.go).
@@ -310,6 +312,10 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 			c.Drops[DropNoConnection].Add(1)
 			return VerdictDrop, Out{}
 		}
+		if !p.admit(svc) { // SYN rate limits and drop_packet: defense.go
+			p.retireExpired()
+			return VerdictDrop, Out{}
+		}
 		var drop Drop
 		d, drop = p.schedule(s, si, svc, ev)
 		// The old connection leaves its server's counters only now, after
@@ -319,7 +325,7 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 		p.Last.New = true
 		if d == nil {
 			p.Last.Drop = drop
-			c.Drops[drop].Add(1)
+			p.dropNew(drop)
 			return VerdictDrop, Out{}
 		}
 		p.Last.Found, p.Last.Dest = true, d.ID

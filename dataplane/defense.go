@@ -1,0 +1,227 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/internal/header"
+)
+
+// SYN rate limits: the most new connections a second a source or a
+// service may be given, and the largest burst.
+const (
+	MaxSYNRate  = 100_000_000
+	MaxSYNBurst = 1_000_000
+)
+
+// synSrcBits sizes the per-source table: sources hash into it with a
+// random key, so two that collide share a budget, and a flood from any
+// number of sources costs no memory.
+const (
+	synSrcBits  = 16
+	synSrcSlots = 1 << synSrcBits
+)
+
+// SYNLimits configure a SYNLimiter. A rate of 0 turns that limit off.
+type SYNLimits struct {
+	PerSource  int // new TCP connections a second from one client address
+	PerService int // new TCP connections a second to one virtual service
+	Burst      int // bucket depth of both; 0 means one second's worth of each rate
+	// BlockFactor makes a source whose demand runs BlockFactor times its
+	// rate (over one burst's time) a candidate for the blocklist that
+	// Blocked reports; 0 never blocks.
+	BlockFactor int
+}
+
+// Validate names the bad value and its rule.
+func (l SYNLimits) Validate() error {
+	if l.PerSource < 0 || l.PerSource > MaxSYNRate {
+		return fmt.Errorf("defense.syn_rate_per_source = %d: must be 0 (off) to %d new connections a second", l.PerSource, MaxSYNRate)
+	}
+	if l.PerService < 0 || l.PerService > MaxSYNRate {
+		return fmt.Errorf("defense.syn_rate_per_service = %d: must be 0 (off) to %d new connections a second", l.PerService, MaxSYNRate)
+	}
+	if l.Burst < 0 || l.Burst > MaxSYNBurst {
+		return fmt.Errorf("defense.burst = %d: must be 0 (one second of the rate) to %d", l.Burst, MaxSYNBurst)
+	}
+	if l.BlockFactor < 0 || l.BlockFactor > 1000 {
+		return fmt.Errorf("defense.block_factor = %d: must be 0 (never block) to 1000", l.BlockFactor)
+	}
+	return nil
+}
+
+// SYNLimiter limits the new TCP connections each client address and each
+// virtual service may open a second, with the same generic cell rate
+// algorithm as ICMPLimiter: one atomic word per bucket holds the time at
+// which it would be full again. The buckets sit in fixed arrays (sources
+// hashed into synSrcSlots, services by ID), so it allocates nothing and
+// its memory does not depend on the traffic. Every worker shares one.
+//
+// A source's bucket keeps counting what it is refused, up to a cap, so a
+// source that keeps asking far beyond its rate stays refused until it
+// slows down, and Blocked tells the caller when it asks BlockFactor times
+// its rate: the caller may then drop it earlier (the XDP blocklist).
+type SYNLimiter struct {
+	clock  conntrack.Clock
+	lim    SYNLimits
+	src    *[synSrcSlots]atomic.Int64 // nil when PerSource is 0
+	srcR   gcraRate
+	svc    *[MaxServices]atomic.Int64 // nil when PerService is 0
+	svcR   gcraRate
+	block  int64 // how far past its burst a source's full time may run before it is blocked
+	debt   int64 // how far past its burst a refused source's full time may be pushed
+	k0, k1 uint64
+}
+
+// NewSYNLimiter returns a limiter for l, or an error naming the bad value.
+// A nil clock means the system clock.
+func NewSYNLimiter(l SYNLimits, clock conntrack.Clock) (*SYNLimiter, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	if clock == nil {
+		clock = conntrack.SystemClock()
+	}
+	s := &SYNLimiter{clock: clock, lim: l, k0: rand.Uint64() | 1, k1: rand.Uint64() | 1}
+	shape := func(rate int) gcraRate {
+		burst := l.Burst
+		if burst == 0 {
+			burst = max(rate, 1)
+		}
+		iv := max(int64(time.Second)/int64(rate), 1)
+		return gcraRate{interval: iv, ahead: int64(burst-1) * iv}
+	}
+	if l.PerSource > 0 {
+		s.src = new([synSrcSlots]atomic.Int64)
+		s.srcR = shape(l.PerSource)
+		window := s.srcR.ahead + s.srcR.interval // one burst's time
+		s.debt = window
+		if l.BlockFactor > 0 {
+			// Asking f times the rate over one burst's time runs the
+			// full time (f-1) windows past the burst.
+			s.block = int64(l.BlockFactor-1) * window
+			s.debt = max(s.debt, s.block+window)
+		}
+	}
+	if l.PerService > 0 {
+		s.svc = new([MaxServices]atomic.Int64)
+		s.svcR = shape(l.PerService)
+	}
+	return s, nil
+}
+
+// Limits returns the limits the limiter enforces.
+func (s *SYNLimiter) Limits() SYNLimits { return s.lim }
+
+// synVerdict is what the limiter says of one new connection.
+type synVerdict uint8
+
+const (
+	synAllow synVerdict = iota
+	synSourceLimited
+	synSourceBlocked // limited, and far enough over to block
+	synServiceLimited
+)
+
+// admit takes a token from src's bucket and then from service svcID's.
+func (s *SYNLimiter) admit(src *[16]byte, svcID uint32) synVerdict {
+	now := int64(s.clock.Now())
+	if s.src != nil {
+		b := &s.src[s.slot(src)]
+		if v := s.takeSource(b, now); v != synAllow {
+			return v
+		}
+	}
+	if s.svc != nil && svcID < MaxServices {
+		if !take(&s.svc[svcID], s.svcR, now) {
+			return synServiceLimited
+		}
+	}
+	return synAllow
+}
+
+// takeSource is take for a source's bucket, except that a refusal also
+// moves the full time on, up to the debt cap: the bucket measures the
+// demand, not only what was granted.
+func (s *SYNLimiter) takeSource(full *atomic.Int64, now int64) synVerdict {
+	r := s.srcR
+	for {
+		f := full.Load()
+		over := f - now - r.ahead
+		nf := max(f, now) + r.interval
+		v := synAllow
+		if over > 0 {
+			v = synSourceLimited
+			if s.block > 0 && over > s.block {
+				v = synSourceBlocked
+			}
+			if over > s.debt {
+				return v // at the cap: nothing to write
+			}
+		}
+		if full.CompareAndSwap(f, nf) {
+			return v
+		}
+	}
+}
+
+func (s *SYNLimiter) slot(a *[16]byte) uint32 {
+	h := (binary.LittleEndian.Uint64(a[0:8])^s.k0)*0x9e3779b97f4a7c15 ^ (binary.LittleEndian.Uint64(a[8:16])^s.k1)*0xc2b2ae3d27d4eb4f
+	h ^= h >> 29
+	return uint32(h*0x94d049bb133111eb>>(64-synSrcBits)) & (synSrcSlots - 1)
+}
+
+// Blocker receives the sources a SYNLimiter finds far over their rate.
+// Block must not block or allocate on the packet path: the XDP blocklist
+// queues them for a goroutine that writes the map.
+type Blocker interface {
+	Block(src [16]byte)
+}
+
+// SetSYNLimiter makes the processor limit new TCP connections as l says;
+// nil (the default) limits none. b, when not nil, hears of sources far
+// over their rate.
+func (p *Processor) SetSYNLimiter(l *SYNLimiter, b Blocker) { p.syn, p.blocker = l, b }
+
+// admit is the defence's gate for a packet about to be scheduled as a new
+// connection: the SYN rate limits (TCP only), then IPVS's drop_packet,
+// which drops one such packet in the drop rate, TCP or not, as
+// tcp_conn_schedule and udp_conn_schedule call ip_vs_todrop. It reports
+// whether the packet may go on, and otherwise counts it.
+func (p *Processor) admit(svc *Service) bool {
+	pk := p.pk
+	if p.syn != nil && pk.Proto == header.ProtocolTCP {
+		switch p.syn.admit(&pk.SrcMapped, svc.ID) {
+		case synSourceBlocked:
+			if p.blocker != nil {
+				p.blocker.Block(pk.SrcMapped)
+			}
+			p.dropNew(DropSYNRateSource)
+			return false
+		case synSourceLimited:
+			p.dropNew(DropSYNRateSource)
+			return false
+		case synServiceLimited:
+			p.dropNew(DropSYNRateService)
+			return false
+		}
+	}
+	if p.ct.ToDropPacket() {
+		p.dropNew(DropDefensePacket)
+		return false
+	}
+	return true
+}
+
+// dropNew counts a dropped packet that would have opened a connection:
+// in the drops by reason and, for a TCP SYN, in the SYN drops too.
+func (p *Processor) dropNew(d Drop) {
+	p.c.Drops[d].Add(1)
+	if p.pk.Proto == header.ProtocolTCP && conntrack.EventOf(p.pk.TCPFlags) == conntrack.EvSyn {
+		p.c.SYNDrops[d].Add(1)
+	}
+}
