@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
@@ -42,6 +43,7 @@ type Config struct {
 	Health   HealthConfig    `mapstructure:"health"`
 	ICMP     ICMPConfig      `mapstructure:"icmp"`
 	Poll     PollConfig      `mapstructure:"poll"`
+	Defense  DefenseConfig   `mapstructure:"defense"`
 	Metrics  MetricsConfig   `mapstructure:"metrics"`
 	Control  ControlConfig   `mapstructure:"control"`
 	Log      LogConfig       `mapstructure:"log"`
@@ -91,6 +93,44 @@ type IPVSConfig struct {
 	// entry create one (a director taking over connections it never saw
 	// open); 0 (default) only a SYN. UDP packets always create entries.
 	SloppyTCP int `mapstructure:"sloppy_tcp"`
+	// DropEntry, DropPacket and SecureTCP are IPVS's flood defences
+	// (drop_entry, drop_packet, secure_tcp): 0 off (default), 1 automatic
+	// while the connection table has fewer than AmemThresh free entries,
+	// 3 always; see conntrack.Defense. A reload applies them.
+	DropEntry  int `mapstructure:"drop_entry"`
+	DropPacket int `mapstructure:"drop_packet"`
+	SecureTCP  int `mapstructure:"secure_tcp"`
+	// AmemThresh is the free-entry threshold of the automatic modes
+	// (IPVS's amemthresh, there in pages; default 1024 entries).
+	AmemThresh int `mapstructure:"amemthresh"`
+	// AmDropRate is drop_packet's rate in mode 3: one new connection in
+	// this many is dropped (am_droprate, default 10).
+	AmDropRate int `mapstructure:"am_droprate"`
+}
+
+// DefenseConfig limits the new TCP connections a second each client
+// address and each virtual service may open (0: no limit), with buckets
+// of Burst (0: one second of the rate). A source asking BlockFactor times
+// its rate is dropped in the XDP program for BlockTimeout (0: never). A
+// reload applies them.
+type DefenseConfig struct {
+	SYNRatePerSource  int `mapstructure:"syn_rate_per_source"`
+	SYNRatePerService int `mapstructure:"syn_rate_per_service"`
+	Burst             int `mapstructure:"burst"`
+	BlockFactor       int `mapstructure:"block_factor"`
+}
+
+// IPVSDefense converts the ipvs section's defences for the connection
+// table. Validate has checked them.
+func (c *Config) IPVSDefense() conntrack.Defense {
+	return conntrack.Defense{DropEntry: c.IPVS.DropEntry, DropPacket: c.IPVS.DropPacket, SecureTCP: c.IPVS.SecureTCP,
+		AmemThresh: c.IPVS.AmemThresh, AmDropRate: c.IPVS.AmDropRate}
+}
+
+// SYNLimits converts the defense section for the workers' SYN limiter.
+func (c *Config) SYNLimits() dataplane.SYNLimits {
+	return dataplane.SYNLimits{PerSource: c.Defense.SYNRatePerSource, PerService: c.Defense.SYNRatePerService,
+		Burst: c.Defense.Burst, BlockFactor: c.Defense.BlockFactor}
 }
 
 // parseVIPMAC parses a configured owner MAC: six bytes, unicast, not
@@ -347,6 +387,8 @@ func Defaults() map[string]any {
 		"health.status":        200,
 		"health.on_failure":    "quiesce",
 		"ipvs.conn_reuse_mode": 1,
+		"ipvs.amemthresh":      conntrack.DefaultAmemThresh,
+		"ipvs.am_droprate":     conntrack.DefaultAmDropRate,
 		"icmp.rate":            1000,
 		"icmp.burst":           50,
 		"icmp.host_interval":   "1s",
@@ -429,6 +471,12 @@ func (c *Config) Validate() error {
 		if v != 0 && v != 1 {
 			return fmt.Errorf("%s: %d: must be 0 or 1", key, v)
 		}
+	}
+	if err := c.IPVSDefense().Validate(); err != nil {
+		return fmt.Errorf("ipvs.%w", err)
+	}
+	if err := c.SYNLimits().Validate(); err != nil {
+		return err
 	}
 	if c.ICMP.Rate < 1 || c.ICMP.Rate > MaxICMPRate {
 		return fmt.Errorf("icmp.rate: %d: must be 1..%d messages a second", c.ICMP.Rate, MaxICMPRate)

@@ -84,6 +84,11 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 		{"poll mode empty", func(c *Config) { c.Poll.Mode = "" }, []string{"poll.mode", `""`}},
 		{"poll spin negative", func(c *Config) { c.Poll.Spin = -time.Microsecond }, []string{"poll.spin", "-1µs", "0 to 1s"}},
 		{"poll spin too long", func(c *Config) { c.Poll.Spin = 2 * time.Second }, []string{"poll.spin", "2s", "0 to 1s"}},
+		{"drop_entry", func(c *Config) { c.IPVS.DropEntry = 4 }, []string{"ipvs.drop_entry", "4", "0 to 3"}},
+		{"secure_tcp", func(c *Config) { c.IPVS.SecureTCP = -1 }, []string{"ipvs.secure_tcp", "-1", "0 to 3"}},
+		{"amemthresh", func(c *Config) { c.IPVS.AmemThresh = -2 }, []string{"ipvs.amemthresh", "-2"}},
+		{"syn rate", func(c *Config) { c.Defense.SYNRatePerSource = -1 }, []string{"defense.syn_rate_per_source", "-1"}},
+		{"syn burst", func(c *Config) { c.Defense.Burst = 2_000_000 }, []string{"defense.burst", "2000000"}},
 	}
 	for _, tc := range cases {
 		c := base()
@@ -126,5 +131,20 @@ func TestIPv6ConfigConverts(t *testing.T) {
 	}
 	if m := tbl.Marks[0].Matches[0]; m.Addr.String() != "2001:2::5" {
 		t.Errorf("IPv6 mark match %+v", m)
+	}
+}
+
+func TestDefenseConverts(t *testing.T) {
+	c := base()
+	c.IPVS = IPVSConfig{ConnReuseMode: 1, DropEntry: 1, DropPacket: 2, SecureTCP: 3, AmemThresh: 500, AmDropRate: 7}
+	c.Defense = DefenseConfig{SYNRatePerSource: 20, SYNRatePerService: 1000, Burst: 40, BlockFactor: 10}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if d := c.IPVSDefense(); d.DropEntry != 1 || d.DropPacket != 2 || d.SecureTCP != 3 || d.AmemThresh != 500 || d.AmDropRate != 7 {
+		t.Fatalf("ipvs defence %+v", d)
+	}
+	if l := c.SYNLimits(); l.PerSource != 20 || l.PerService != 1000 || l.Burst != 40 || l.BlockFactor != 10 {
+		t.Fatalf("SYN limits %+v", l)
 	}
 }

@@ -28,6 +28,16 @@ func TableStatus(ct *conntrack.Table) api.TableStatus {
 		Expired: s.Expired, Evicted: s.Evicted, Refused: s.Refused, Bytes: uint64(ct.Bytes())}
 }
 
+// DefenseStatus reports the flood defence of connection table ct and the
+// SYN limits l, as /v1/status and the metrics show them.
+func DefenseStatus(ct *conntrack.Table, l dataplane.SYNLimits) *api.DefenseStatus {
+	d := ct.Defense()
+	return &api.DefenseStatus{DropEntry: d.DropEntry, DropPacket: d.DropPacket, SecureTCP: d.SecureTCP,
+		DropEntryOn: d.DropEntryOn, DropRate: d.DropRate, SecureTCPOn: d.SecureTCPOn, FreeEntries: d.Free,
+		AmemThresh: d.AmemThresh, EntriesDropped: d.Dropped,
+		SYNRateSource: l.PerSource, SYNRateService: l.PerService, SYNBurst: l.Burst}
+}
+
 // collector turns the director's counters into Prometheus metrics at scrape
 // time, so nothing on the hot path knows about Prometheus.
 type collector struct {
@@ -63,12 +73,20 @@ var (
 	descQPortErr  = prometheus.NewDesc("afvs_queue_port_errors_total", "Kick or Wait calls on a queue's sockets that failed, per queue.", []string{"dev", "queue"}, nil)
 	descQRing     = prometheus.NewDesc("afvs_queue_ring_events_total", "AF_XDP ring events per queue: fill_ring_empty, tx_ring_full, kick_errors, and the kernel's rx_dropped, rx_ring_full, rx_fill_ring_empty.", []string{"dev", "queue", "event"}, nil)
 	descLocal     = prometheus.NewDesc("afvs_local_total", "Local-node work of the workers: packets delivered to the director's own stack, connections whose later frames the steering program passes to the kernel, and connections its flow map had no room for.", []string{"event"}, nil)
+	descSYNDrops  = prometheus.NewDesc("afvs_syn_drops_total", "TCP SYNs dropped instead of opening a connection, by reason (also counted in afvs_drops_total).", []string{"reason"}, nil)
+	descDefLevel  = prometheus.NewDesc("afvs_defense_level", "IPVS defence values as the kernel shows them: 0 off, 1 automatic and idle, 2 automatic and on, 3 always on.", []string{"strategy"}, nil)
+	descDefOn     = prometheus.NewDesc("afvs_defense_active", "1 while the IPVS defence acts.", []string{"strategy"}, nil)
+	descDefRate   = prometheus.NewDesc("afvs_defense_drop_rate", "drop_packet drops one new connection in this many; 0 drops none.", nil, nil)
+	descDefFree   = prometheus.NewDesc("afvs_conntrack_free_entries", "Free connection entries at the defence's last update (the automatic modes act below afvs_defense_amemthresh).", nil, nil)
+	descDefThresh = prometheus.NewDesc("afvs_defense_amemthresh", "Free-entry threshold of the automatic defences.", nil, nil)
+	descDefDrop   = prometheus.NewDesc("afvs_defense_entries_dropped_total", "Connection entries dropped by drop_entry.", nil, nil)
 	descBuild     = prometheus.NewDesc("afvs_build_info", "Build information.", []string{"version", "goversion"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPkts, descSvcBytes, descRealConns, descRealPkts, descRealBytes, descRealAct, descRealInact, descRealW,
-		descCTEntries, descCTTmpl, descCTCap, descCTBytes, descCTEvict, descCTRefused, descCTExpired, descDrops, descICMP, descFrag, descICMPFwd, descQRX, descQTX, descQFull, descQNoFrame, descQPortErr, descQRing, descLocal, descBuild} {
+		descCTEntries, descCTTmpl, descCTCap, descCTBytes, descCTEvict, descCTRefused, descCTExpired, descDrops, descICMP, descFrag, descICMPFwd, descQRX, descQTX, descQFull, descQNoFrame, descQPortErr, descQRing, descLocal, descBuild,
+		descSYNDrops, descDefLevel, descDefOn, descDefRate, descDefFree, descDefThresh, descDefDrop} {
 		ch <- d
 	}
 }
@@ -110,6 +128,24 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.Status()
 	for reason, n := range st.Drops {
 		counter(descDrops, n, reason)
+	}
+	for reason, n := range st.SYNDrops {
+		counter(descSYNDrops, n, reason)
+	}
+	if d := st.Defense; d != nil {
+		b := map[bool]float64{true: 1}
+		for _, x := range []struct {
+			name  string
+			level int
+			on    bool
+		}{{"drop_entry", d.DropEntry, d.DropEntryOn}, {"drop_packet", d.DropPacket, d.DropRate > 0}, {"secure_tcp", d.SecureTCP, d.SecureTCPOn}} {
+			gauge(descDefLevel, float64(x.level), x.name)
+			gauge(descDefOn, b[x.on], x.name)
+		}
+		gauge(descDefRate, float64(d.DropRate))
+		gauge(descDefFree, float64(d.FreeEntries))
+		gauge(descDefThresh, float64(d.AmemThresh))
+		counter(descDefDrop, d.EntriesDropped)
 	}
 	counter(descICMP, st.ICMPSent)
 	counter(descFrag, st.Fragmented)

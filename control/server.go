@@ -217,6 +217,12 @@ func (s *Server) Status() api.Status {
 	}
 	for i, n := range tot.Drops {
 		st.Drops[dataplane.Drop(i).String()] = n
+		if m := tot.SYNDrops[i]; m != 0 {
+			if st.SYNDrops == nil {
+				st.SYNDrops = map[string]uint64{}
+			}
+			st.SYNDrops[dataplane.Drop(i).String()] = m
+		}
 	}
 	if s.extra != nil {
 		s.extra(&st)

@@ -59,14 +59,21 @@ func (l SYNLimits) Validate() error {
 // algorithm as ICMPLimiter: one atomic word per bucket holds the time at
 // which it would be full again. The buckets sit in fixed arrays (sources
 // hashed into synSrcSlots, services by ID), so it allocates nothing and
-// its memory does not depend on the traffic. Every worker shares one.
+// its memory does not depend on the traffic. Every worker shares one, and
+// Set changes its limits while they run (a reload), starting from full
+// buckets.
 //
 // A source's bucket keeps counting what it is refused, up to a cap, so a
 // source that keeps asking far beyond its rate stays refused until it
-// slows down, and Blocked tells the caller when it asks BlockFactor times
-// its rate: the caller may then drop it earlier (the XDP blocklist).
+// slows down, and admit says when it asks BlockFactor times its rate: the
+// caller may then drop it earlier (the XDP blocklist).
 type SYNLimiter struct {
-	clock  conntrack.Clock
+	clock conntrack.Clock
+	st    atomic.Pointer[synTables] // nil: no limit
+}
+
+// synTables are one setting's buckets and shapes.
+type synTables struct {
 	lim    SYNLimits
 	src    *[synSrcSlots]atomic.Int64 // nil when PerSource is 0
 	srcR   gcraRate
@@ -80,13 +87,26 @@ type SYNLimiter struct {
 // NewSYNLimiter returns a limiter for l, or an error naming the bad value.
 // A nil clock means the system clock.
 func NewSYNLimiter(l SYNLimits, clock conntrack.Clock) (*SYNLimiter, error) {
-	if err := l.Validate(); err != nil {
-		return nil, err
-	}
 	if clock == nil {
 		clock = conntrack.SystemClock()
 	}
-	s := &SYNLimiter{clock: clock, lim: l, k0: rand.Uint64() | 1, k1: rand.Uint64() | 1}
+	s := &SYNLimiter{clock: clock}
+	if err := s.Set(l); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Set replaces the limits; an invalid value changes nothing.
+func (s *SYNLimiter) Set(l SYNLimits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	if l.PerSource == 0 && l.PerService == 0 {
+		s.st.Store(nil)
+		return nil
+	}
+	t := &synTables{lim: l, k0: rand.Uint64() | 1, k1: rand.Uint64() | 1}
 	shape := func(rate int) gcraRate {
 		burst := l.Burst
 		if burst == 0 {
@@ -96,26 +116,32 @@ func NewSYNLimiter(l SYNLimits, clock conntrack.Clock) (*SYNLimiter, error) {
 		return gcraRate{interval: iv, ahead: int64(burst-1) * iv}
 	}
 	if l.PerSource > 0 {
-		s.src = new([synSrcSlots]atomic.Int64)
-		s.srcR = shape(l.PerSource)
-		window := s.srcR.ahead + s.srcR.interval // one burst's time
-		s.debt = window
+		t.src = new([synSrcSlots]atomic.Int64)
+		t.srcR = shape(l.PerSource)
+		window := t.srcR.ahead + t.srcR.interval // one burst's time
+		t.debt = window
 		if l.BlockFactor > 0 {
 			// Asking f times the rate over one burst's time runs the
 			// full time (f-1) windows past the burst.
-			s.block = int64(l.BlockFactor-1) * window
-			s.debt = max(s.debt, s.block+window)
+			t.block = int64(l.BlockFactor-1) * window
+			t.debt = max(t.debt, t.block+window)
 		}
 	}
 	if l.PerService > 0 {
-		s.svc = new([MaxServices]atomic.Int64)
-		s.svcR = shape(l.PerService)
+		t.svc = new([MaxServices]atomic.Int64)
+		t.svcR = shape(l.PerService)
 	}
-	return s, nil
+	s.st.Store(t)
+	return nil
 }
 
 // Limits returns the limits the limiter enforces.
-func (s *SYNLimiter) Limits() SYNLimits { return s.lim }
+func (s *SYNLimiter) Limits() SYNLimits {
+	if t := s.st.Load(); t != nil {
+		return t.lim
+	}
+	return SYNLimits{}
+}
 
 // synVerdict is what the limiter says of one new connection.
 type synVerdict uint8
@@ -129,15 +155,18 @@ const (
 
 // admit takes a token from src's bucket and then from service svcID's.
 func (s *SYNLimiter) admit(src *[16]byte, svcID uint32) synVerdict {
+	t := s.st.Load()
+	if t == nil {
+		return synAllow
+	}
 	now := int64(s.clock.Now())
-	if s.src != nil {
-		b := &s.src[s.slot(src)]
-		if v := s.takeSource(b, now); v != synAllow {
+	if t.src != nil {
+		if v := t.takeSource(&t.src[t.slot(src)], now); v != synAllow {
 			return v
 		}
 	}
-	if s.svc != nil && svcID < MaxServices {
-		if !take(&s.svc[svcID], s.svcR, now) {
+	if t.svc != nil && svcID < MaxServices {
+		if !take(&t.svc[svcID], t.svcR, now) {
 			return synServiceLimited
 		}
 	}
@@ -147,7 +176,7 @@ func (s *SYNLimiter) admit(src *[16]byte, svcID uint32) synVerdict {
 // takeSource is take for a source's bucket, except that a refusal also
 // moves the full time on, up to the debt cap: the bucket measures the
 // demand, not only what was granted.
-func (s *SYNLimiter) takeSource(full *atomic.Int64, now int64) synVerdict {
+func (s *synTables) takeSource(full *atomic.Int64, now int64) synVerdict {
 	r := s.srcR
 	for {
 		f := full.Load()
@@ -169,7 +198,7 @@ func (s *SYNLimiter) takeSource(full *atomic.Int64, now int64) synVerdict {
 	}
 }
 
-func (s *SYNLimiter) slot(a *[16]byte) uint32 {
+func (s *synTables) slot(a *[16]byte) uint32 {
 	h := (binary.LittleEndian.Uint64(a[0:8])^s.k0)*0x9e3779b97f4a7c15 ^ (binary.LittleEndian.Uint64(a[8:16])^s.k1)*0xc2b2ae3d27d4eb4f
 	h ^= h >> 29
 	return uint32(h*0x94d049bb133111eb>>(64-synSrcBits)) & (synSrcSlots - 1)

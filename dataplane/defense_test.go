@@ -18,7 +18,7 @@ func src16(a [4]byte) [16]byte { return netip.AddrFrom4(a).As16() }
 func otherSource(l *SYNLimiter, a [16]byte) [16]byte {
 	for i := byte(1); ; i++ {
 		b := src16([4]byte{198, 18, 7, i})
-		if l.slot(&b) != l.slot(&a) {
+		if l.st.Load().slot(&b) != l.st.Load().slot(&a) {
 			return b
 		}
 	}
@@ -199,7 +199,7 @@ func TestProcessSYNDefence(t *testing.T) {
 	// service one token, which another source gets.
 	r.clock.Advance(400 * time.Millisecond)
 	b, a16 := src16([4]byte{198, 18, 0, 11}), src16(a)
-	if l.slot(&b) == l.slot(&a16) {
+	if l.st.Load().slot(&b) == l.st.Load().slot(&a16) {
 		t.Skip("the two test sources share a bucket under this run's hash key")
 	}
 	if n := verdicts([4]byte{198, 18, 0, 11}, 2, true); n != 1 {
@@ -331,4 +331,41 @@ func BenchmarkSYN(b *testing.B) {
 			l.admit(&a, 1)
 		}
 	})
+}
+
+// TestSYNLimiterSet: a reload's new limits apply at once, a refused one
+// changes nothing, and zero rates turn the limiter off.
+func TestSYNLimiterSet(t *testing.T) {
+	clk := &conntrack.ManualClock{}
+	l, err := NewSYNLimiter(SYNLimits{PerSource: 1, Burst: 1}, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := src16([4]byte{198, 18, 0, 10})
+	l.admit(&a, 0)
+	if v := l.admit(&a, 0); v != synSourceLimited {
+		t.Fatalf("second SYN at 1/s: %v", v)
+	}
+	if err := l.Set(SYNLimits{PerSource: -5}); err == nil {
+		t.Fatal("a negative rate was accepted")
+	}
+	if got := l.Limits(); got != (SYNLimits{PerSource: 1, Burst: 1}) {
+		t.Fatalf("a refused Set changed the limits to %+v", got)
+	}
+	if err := l.Set(SYNLimits{PerSource: 100, Burst: 3}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if v := l.admit(&a, 0); v != synAllow {
+			t.Fatalf("SYN %d under the new burst of 3: %v", i, v)
+		}
+	}
+	if err := l.Set(SYNLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if v := l.admit(&a, 0); v != synAllow {
+			t.Fatalf("limits off: %v", v)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/internal/configfile"
 )
@@ -102,6 +103,21 @@ func TestCheckGoodConfigs(t *testing.T) {
 	if got := c2.Sysctls(); got != (conntrack.Sysctls{ConnReuseMode: 3, ExpireNodestConn: true, ExpireQuiescentTemplate: true, SloppyTCP: true}) {
 		t.Errorf("ipvs section decoded as %+v", got)
 	}
+	// The defences default to the kernel's: all off, amemthresh 1024,
+	// am_droprate 10; and no SYN limit.
+	if got := c.IPVSDefense(); got != conntrack.DefaultDefense() || c.SYNLimits() != (dataplane.SYNLimits{}) {
+		t.Errorf("default defence %+v, SYN limits %+v", got, c.SYNLimits())
+	}
+	cd, err := configfile.Load(writeConfig(t, "afvs.yaml", "interfaces: [eth0]\nipvs: {drop_entry: 1, drop_packet: 2, secure_tcp: 3, amemthresh: 100, am_droprate: 4}\ndefense: {syn_rate_per_source: 50, syn_rate_per_service: 5000, burst: 20, block_factor: 8}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cd.IPVSDefense(); got != (conntrack.Defense{DropEntry: 1, DropPacket: 2, SecureTCP: 3, AmemThresh: 100, AmDropRate: 4}) {
+		t.Errorf("ipvs defence decoded as %+v", got)
+	}
+	if got := cd.SYNLimits(); got != (dataplane.SYNLimits{PerSource: 50, PerService: 5000, Burst: 20, BlockFactor: 8}) {
+		t.Errorf("defense section decoded as %+v", got)
+	}
 	t.Setenv("AFVS_IPVS_CONN_REUSE_MODE", "0")
 	c3, err := configfile.Load(writeConfig(t, "afvs.yaml", "interfaces: [eth0]\n"), nil)
 	if err != nil {
@@ -189,6 +205,11 @@ func TestCheckBadConfigs(t *testing.T) {
 		{"vip_macs multicast", "a.yaml", "interfaces: [eth0]\nvip_macs: {eth0: \"01:00:5e:00:00:01\"}\n", []string{"vip_macs.eth0", "01:00:5e:00:00:01", "unicast"}},
 		{"vip_macs zero", "a.yaml", "interfaces: [eth0]\nvip_macs: {eth0: \"00:00:00:00:00:00\"}\n", []string{"vip_macs.eth0", "all zeros"}},
 		{"vip_macs eui-64", "a.yaml", "interfaces: [eth0]\nvip_macs: {eth0: \"02:00:00:00:00:00:00:01\"}\n", []string{"vip_macs.eth0", "Ethernet MAC"}},
+		{"drop_entry out of range", "a.yaml", "interfaces: [eth0]\nipvs: {drop_entry: 4}\n", []string{"ipvs.drop_entry", "4", "0 to 3"}},
+		{"amemthresh negative", "a.yaml", "interfaces: [eth0]\nipvs: {amemthresh: -1}\n", []string{"ipvs.amemthresh", "-1"}},
+		{"syn rate negative", "a.yaml", "interfaces: [eth0]\ndefense: {syn_rate_per_source: -10}\n", []string{"defense.syn_rate_per_source", "-10"}},
+		{"syn burst not a number", "a.yaml", "interfaces: [eth0]\ndefense: {burst: lots}\n", []string{"defense.burst", "lots"}},
+		{"unknown defense key", "a.yaml", "interfaces: [eth0]\ndefense: {syn_rate: 10}\n", []string{"defense.syn_rate: unknown key"}},
 		{"unknown ipvs key", "a.yaml", "interfaces: [eth0]\nipvs: {conn_reuse: 1}\n", []string{"ipvs.conn_reuse: unknown key"}},
 		{"bad health duration", "a.toml", "interfaces = [\"eth0\"]\n[health]\ninterval = \"soon\"\n", []string{"health.interval", "soon", "duration"}},
 		{"bad protocol", "a.yaml", "interfaces: [eth0]\nservices: [{proto: sctp, address: 198.19.0.1, port: 80}]\n", []string{"services[0].proto", "sctp", "tcp or udp"}},

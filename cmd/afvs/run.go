@@ -61,6 +61,10 @@ func runDaemon(args []string) error {
 		d.Close()
 		return err
 	}
+	if err := d.CT.SetDefense(cfg.IPVSDefense()); err != nil {
+		d.Close()
+		return err
+	}
 	defer d.Close()
 
 	var checks atomic.Pointer[map[vs.Key]control.ServiceCheck]
@@ -103,6 +107,14 @@ func runDaemon(args []string) error {
 			d.CT.SetTimeouts(c.Timeouts.TCP, c.Timeouts.TCPFin, c.Timeouts.UDP)
 			if err := d.CT.SetSysctls(c.Sysctls()); err != nil { // validated with the config: should not happen
 				log.Error("reload: ipvs settings not applied", "err", err)
+			}
+			if err := d.CT.SetDefense(c.IPVSDefense()); err != nil { // validated too
+				log.Error("reload: ipvs defence settings not applied", "err", err)
+			}
+			if c.SYNLimits() != d.SYNLimits() {
+				if err := d.SetSYNLimits(c.SYNLimits()); err != nil { // validated too
+					log.Error("reload: defense settings not applied", "err", err)
+				}
 			}
 			checks.Store(&cm)
 			sorry.Store(&sm)
@@ -243,7 +255,7 @@ func directorOptions(cfg *config.Config, mode xdpprog.Mode, log *slog.Logger) di
 		TCP: cfg.Timeouts.TCP, TCPFin: cfg.Timeouts.TCPFin, UDP: cfg.Timeouts.UDP,
 		ICMPRate: cfg.ICMP.Rate, ICMPBurst: cfg.ICMP.Burst,
 		ICMPHostEvery: hostEvery(cfg.ICMP.HostInterval), ICMPHostBurst: cfg.ICMP.HostBurst,
-		VIPMACs: cfg.VIPMACsByInterface(), Poll: pollConfig(cfg), Log: log,
+		VIPMACs: cfg.VIPMACsByInterface(), Poll: pollConfig(cfg), SYN: cfg.SYNLimits(), Log: log,
 	}
 }
 
@@ -262,6 +274,7 @@ func fillStatus(d *director.Director, st *api.Status) {
 		st.Steering = map[string]uint64{}
 	}
 	st.Table = control.TableStatus(d.CT)
+	st.Defense = control.DefenseStatus(d.CT, d.SYNLimits())
 	if s, err := d.Steering(); err == nil {
 		st.Steering["total"] = s.Total
 		st.Steering["redirected"] = s.Redirected

@@ -15,9 +15,13 @@ type Status struct {
 	// connection they quote.
 	ICMPForwarded uint64            `json:"icmp_forwarded"`
 	Drops         map[string]uint64 `json:"drops"`
-	Steering      map[string]uint64 `json:"steering"`
-	Table         TableStatus       `json:"conntrack"`
-	Local         LocalStatus       `json:"local"`
+	// SYNDrops are the TCP SYNs among the drops of packets that would
+	// have opened a connection, by reason; reasons with none are left out.
+	SYNDrops map[string]uint64 `json:"syn_drops,omitempty"`
+	Steering map[string]uint64 `json:"steering"`
+	Table    TableStatus       `json:"conntrack"`
+	Local    LocalStatus       `json:"local"`
+	Defense  *DefenseStatus    `json:"defense,omitempty"`
 }
 
 // LocalStatus counts the workers' local-node work: packets they handed
@@ -27,6 +31,25 @@ type LocalStatus struct {
 	Delivered uint64 `json:"delivered"`
 	Flows     uint64 `json:"flows"`
 	Full      uint64 `json:"map_full"`
+}
+
+// DefenseStatus is the flood defence as it stands: IPVS's three
+// strategies with their values as the kernel would show them now (1 or 2
+// in the automatic modes: 2 while on), what acts, and the table fill that
+// decided it; and the SYN rate limits in force.
+type DefenseStatus struct {
+	DropEntry      int    `json:"drop_entry"`
+	DropPacket     int    `json:"drop_packet"`
+	SecureTCP      int    `json:"secure_tcp"`
+	DropEntryOn    bool   `json:"drop_entry_on"`
+	DropRate       int    `json:"drop_rate"` // drop_packet drops one new connection in this many; 0: none
+	SecureTCPOn    bool   `json:"secure_tcp_on"`
+	FreeEntries    uint64 `json:"free_entries"`
+	AmemThresh     int    `json:"amemthresh"`
+	EntriesDropped uint64 `json:"entries_dropped"` // by drop_entry
+	SYNRateSource  int    `json:"syn_rate_per_source"`
+	SYNRateService int    `json:"syn_rate_per_service"`
+	SYNBurst       int    `json:"syn_burst"`
 }
 
 // WorkerStatus is one worker's view.

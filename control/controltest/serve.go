@@ -33,7 +33,10 @@ func Serve(t testing.TB) *Served {
 	s := &Served{Director: d, Socket: filepath.Join(t.TempDir(), "afvs.sock")}
 	s.Reload = func() (*vs.Table, func(), error) { return nil, nil, errors.New("no configuration file in this test") }
 	s.Server = control.New(d, d.CT, &vs.Table{}, func() (*vs.Table, func(), error) { return s.Reload() },
-		func(st *api.Status) { st.Table = d.TableStatus() })
+		func(st *api.Status) {
+			st.Table = d.TableStatus()
+			st.Defense = control.DefenseStatus(d.CT, d.SYNLimits())
+		})
 	l, err := control.Listen(s.Socket)
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,10 @@ type Options struct {
 	// Poll is the workers' poll mode; nil means DefaultPoll. SetPoll
 	// changes it while the director runs.
 	Poll *PollConfig
-	Log  *slog.Logger
+	// SYN limits the new TCP connections per client address and per
+	// service (all zero: no limit); SetSYNLimits changes them later.
+	SYN dataplane.SYNLimits
+	Log *slog.Logger
 	// Platform performs the privileged operations; nil means Kernel().
 	// The Director closes what it opened through it, not the Platform.
 	Platform Platform
@@ -64,6 +67,7 @@ type Director struct {
 	neigh   Neighbors
 	icmp    *dataplane.ICMPLimiter
 	icmpFwd *dataplane.ICMPLimiter // ICMP errors forwarded to real servers
+	syn     *dataplane.SYNLimiter
 
 	CT    *conntrack.Table
 	Loads *sched.Loads
@@ -201,8 +205,16 @@ func (d *Director) openICMP() error {
 	if d.icmpFwd, err = dataplane.NewICMPLimiter(o.ICMPRate, o.ICMPBurst, nil); err != nil {
 		return err
 	}
-	return nil
+	d.syn, err = dataplane.NewSYNLimiter(o.SYN, nil)
+	return err
 }
+
+// SetSYNLimits changes the SYN rate limits the workers apply, from their
+// next new connection, with full buckets. Invalid limits change nothing.
+func (d *Director) SetSYNLimits(l dataplane.SYNLimits) error { return d.syn.Set(l) }
+
+// SYNLimits returns the SYN rate limits in force.
+func (d *Director) SYNLimits() dataplane.SYNLimits { return d.syn.Limits() }
 
 // openIngress gives each configured interface a slot, a steering program,
 // and one receiving socket per RX queue registered with it. Ingress
@@ -453,6 +465,7 @@ func (d *Director) makeWorkers() error {
 		proc := dataplane.NewProcessor(d.CT, c, q.slot)
 		proc.SetICMPLimiter(d.icmp)
 		proc.SetICMPForwardLimiter(d.icmpFwd)
+		proc.SetSYNLimiter(d.syn, nil)
 		w := NewWorker(q.queue, cpu, q.sock, q.slot, d.txFor(i), &d.snap, proc, c, d.plat.Pin)
 		w.Dev = ifc.Name
 		w.localStack, w.localSteer = &d.local.stack, d.steer[q.slot]
@@ -576,6 +589,9 @@ func CheckOptions(opt Options) error {
 		hb = dataplane.DefaultICMPHostBurst
 	}
 	if err := icmp.LimitPerHost(max(every, 0), hb); err != nil {
+		return err
+	}
+	if err := opt.SYN.Validate(); err != nil {
 		return err
 	}
 	return conntrack.CheckConfig(conntrack.Config{Capacity: opt.Capacity, Templates: opt.Templates, Reverse: natIndex(opt)})
@@ -894,9 +910,14 @@ func (d *Director) housekeeping() {
 				}
 			}
 			// Once a second, look again for routes to unreachable real
-			// servers: no event announces a new route.
-			if ticks++; ticks%20 == 0 && d.Snapshot().HasUnreachable() {
-				d.requestRebuild()
+			// servers: no event announces a new route; and run IPVS's
+			// defense_work_handler (levels from the table's fill, then
+			// drop_entry while on).
+			if ticks++; ticks%20 == 0 {
+				d.CT.DefenseTick()
+				if d.Snapshot().HasUnreachable() {
+					d.requestRebuild()
+				}
 			}
 			if ticks%20 == 0 {
 				d.sweepLocal()

@@ -1,0 +1,62 @@
+package director_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/dataplane/platformtest"
+	"github.com/afvs/afvs/vs"
+)
+
+// TestDirectorDefense: the housekeeping runs IPVS's defence work once a
+// second, so an automatic defence turns on when the table fills past
+// amemthresh (here: always, the threshold is above the capacity) and
+// drop_entry clears half-open entries; and the workers apply the SYN
+// limits, which SetSYNLimits changes at run time.
+func TestDirectorDefense(t *testing.T) {
+	l := newLab(t, false, "198.18.0.11")
+	d := l.start([]string{"eth0"}, table(t, service("rr", vs.Route, "198.18.0.11")))
+	resolved(t, d)
+	if err := d.SetSYNLimits(dataplane.SYNLimits{PerSource: 1, Burst: 3}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		l.client.Send(syn(t, dirMAC, vip, uint16(1000+i)))
+	}
+	l.collect(3)
+	if !platformtest.Eventually(2*time.Second, func() bool {
+		var n uint64
+		for _, c := range d.Counters() {
+			n += c.SYNDrops[dataplane.DropSYNRateSource].Load()
+		}
+		return n == 7
+	}) {
+		t.Fatal("7 SYNs over the source's burst of 3 not counted as syn_rate_source")
+	}
+	if err := d.SetSYNLimits(dataplane.SYNLimits{PerSource: -1}); err == nil {
+		t.Fatal("a negative rate was accepted")
+	}
+	if got := d.SYNLimits(); got != (dataplane.SYNLimits{PerSource: 1, Burst: 3}) {
+		t.Fatalf("a refused SetSYNLimits changed the limits to %+v", got)
+	}
+	// Automatic drop_entry, with amemthresh just at the free entries:
+	// no pressure yet. One more connection makes some, and the
+	// housekeeping's next defence work turns drop_entry on.
+	if err := d.SetSYNLimits(dataplane.SYNLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	free := int(d.CT.Stats().Capacity - d.CT.Stats().Entries)
+	if err := d.CT.SetDefense(conntrack.Defense{DropEntry: 1, AmemThresh: free}); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.CT.Defense(); st.DropEntry != 1 || st.DropEntryOn {
+		t.Fatalf("free entries at the threshold: %+v", st)
+	}
+	l.client.Send(syn(t, dirMAC, vip, 2000))
+	l.collect(1)
+	if !platformtest.Eventually(5*time.Second, func() bool { st := d.CT.Defense(); return st.DropEntry == 2 && st.DropEntryOn }) {
+		t.Fatalf("one entry under the threshold: the housekeeping did not turn drop_entry on: %+v", d.CT.Defense())
+	}
+}
