@@ -111,13 +111,15 @@ type IPVSConfig struct {
 // DefenseConfig limits the new TCP connections a second each client
 // address and each virtual service may open (0: no limit), with buckets
 // of Burst (0: one second of the rate). A source asking BlockFactor times
-// its rate is dropped in the XDP program for BlockTimeout (0: never). A
-// reload applies them.
+// its rate (0: never) is dropped in the steering program for BlockFor
+// (0: never). A reload applies them, except BlockFor, which takes effect
+// at restart.
 type DefenseConfig struct {
-	SYNRatePerSource  int `mapstructure:"syn_rate_per_source"`
-	SYNRatePerService int `mapstructure:"syn_rate_per_service"`
-	Burst             int `mapstructure:"burst"`
-	BlockFactor       int `mapstructure:"block_factor"`
+	SYNRatePerSource  int           `mapstructure:"syn_rate_per_source"`
+	SYNRatePerService int           `mapstructure:"syn_rate_per_service"`
+	Burst             int           `mapstructure:"burst"`
+	BlockFactor       int           `mapstructure:"block_factor"`
+	BlockFor          time.Duration `mapstructure:"block_for"`
 }
 
 // IPVSDefense converts the ipvs section's defences for the connection
@@ -389,6 +391,7 @@ func Defaults() map[string]any {
 		"ipvs.conn_reuse_mode": 1,
 		"ipvs.amemthresh":      conntrack.DefaultAmemThresh,
 		"ipvs.am_droprate":     conntrack.DefaultAmDropRate,
+		"defense.block_for":    "60s",
 		"icmp.rate":            1000,
 		"icmp.burst":           50,
 		"icmp.host_interval":   "1s",
@@ -477,6 +480,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.SYNLimits().Validate(); err != nil {
 		return err
+	}
+	if c.Defense.BlockFor < 0 || c.Defense.BlockFor > 24*time.Hour {
+		return fmt.Errorf("defense.block_for: %s: must be 0 (never block) to 24h", c.Defense.BlockFor)
 	}
 	if c.ICMP.Rate < 1 || c.ICMP.Rate > MaxICMPRate {
 		return fmt.Errorf("icmp.rate: %d: must be 1..%d messages a second", c.ICMP.Rate, MaxICMPRate)

@@ -89,6 +89,7 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 		{"amemthresh", func(c *Config) { c.IPVS.AmemThresh = -2 }, []string{"ipvs.amemthresh", "-2"}},
 		{"syn rate", func(c *Config) { c.Defense.SYNRatePerSource = -1 }, []string{"defense.syn_rate_per_source", "-1"}},
 		{"syn burst", func(c *Config) { c.Defense.Burst = 2_000_000 }, []string{"defense.burst", "2000000"}},
+		{"block_for", func(c *Config) { c.Defense.BlockFor = 25 * time.Hour }, []string{"defense.block_for", "25h0m0s", "24h"}},
 	}
 	for _, tc := range cases {
 		c := base()

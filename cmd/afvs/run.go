@@ -245,6 +245,9 @@ func restartOnly(old, cur *config.Config) []string {
 	if !maps.Equal(old.VIPMACs, cur.VIPMACs) {
 		keys = append(keys, "vip_macs")
 	}
+	if old.Defense.BlockFor != cur.Defense.BlockFor {
+		keys = append(keys, "defense.block_for")
+	}
 	return keys
 }
 
@@ -255,7 +258,7 @@ func directorOptions(cfg *config.Config, mode xdpprog.Mode, log *slog.Logger) di
 		TCP: cfg.Timeouts.TCP, TCPFin: cfg.Timeouts.TCPFin, UDP: cfg.Timeouts.UDP,
 		ICMPRate: cfg.ICMP.Rate, ICMPBurst: cfg.ICMP.Burst,
 		ICMPHostEvery: hostEvery(cfg.ICMP.HostInterval), ICMPHostBurst: cfg.ICMP.HostBurst,
-		VIPMACs: cfg.VIPMACsByInterface(), Poll: pollConfig(cfg), SYN: cfg.SYNLimits(), Log: log,
+		VIPMACs: cfg.VIPMACsByInterface(), Poll: pollConfig(cfg), SYN: cfg.SYNLimits(), BlockFor: cfg.Defense.BlockFor, Log: log,
 	}
 }
 
@@ -283,6 +286,7 @@ func fillStatus(d *director.Director, st *api.Status) {
 		st.Steering["icmp_errors"] = s.ICMPErrors
 		st.Steering["other_mac"] = s.PassOtherMAC
 		st.Steering["local"] = s.PassLocal
+		st.Steering["blocked"] = s.Blocked
 	}
 }
 

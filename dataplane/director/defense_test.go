@@ -1,11 +1,14 @@
 package director_test
 
 import (
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/dataplane/platformtest"
 	"github.com/afvs/afvs/vs"
 )
@@ -58,5 +61,47 @@ func TestDirectorDefense(t *testing.T) {
 	l.collect(1)
 	if !platformtest.Eventually(5*time.Second, func() bool { st := d.CT.Defense(); return st.DropEntry == 2 && st.DropEntryOn }) {
 		t.Fatalf("one entry under the threshold: the housekeeping did not turn drop_entry on: %+v", d.CT.Defense())
+	}
+}
+
+// TestDirectorBlocklist: a source far over its SYN rate is put in the
+// steering program's blocklist, whose drops then keep its frames from
+// the workers.
+func TestDirectorBlocklist(t *testing.T) {
+	l := newLab(t, false, "198.18.0.11")
+	d, err := director.New(director.Options{Interfaces: []string{"eth0"}, Capacity: 4096, Templates: 1024, Frames: 512,
+		SYN: dataplane.SYNLimits{PerSource: 1, Burst: 2, BlockFactor: 3}, BlockFor: time.Minute,
+		Platform: l.dir, Log: slog.New(slog.NewTextHandler(l.log, nil))}, table(t, service("rr", vs.Route, "198.18.0.11")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Start()
+	t.Cleanup(d.Close)
+	resolved(t, d)
+	for i := range 20 {
+		l.client.Send(syn(t, dirMAC, vip, uint16(1000+i)))
+	}
+	if !platformtest.Eventually(2*time.Second, func() bool { return d.Blocks() == 1 }) {
+		t.Fatalf("%d blocks, want the one source blocked once", d.Blocks())
+	}
+	// The writer runs beside the workers: wait until it has written,
+	// then everything from the source stops in the steering program.
+	if !platformtest.Eventually(2*time.Second, func() bool {
+		l.client.Send(syn(t, dirMAC, vip, 3000))
+		st, _ := d.Steering()
+		return st.Blocked > 0
+	}) {
+		t.Fatal("the blocked source's SYNs still reach the workers")
+	}
+	st, _ := d.Steering()
+	var rx uint64
+	for _, c := range d.Counters() {
+		rx += c.RX.Load()
+	}
+	if st.Redirected != rx || st.Total != st.Redirected+st.Blocked+st.Passed() {
+		t.Fatalf("steering %+v, workers received %d", st, rx)
+	}
+	if !strings.Contains(l.log.String(), "source blocked in XDP") {
+		t.Fatalf("no log line for the block:\n%s", l.log.String())
 	}
 }

@@ -49,7 +49,11 @@ type Options struct {
 	// SYN limits the new TCP connections per client address and per
 	// service (all zero: no limit); SetSYNLimits changes them later.
 	SYN dataplane.SYNLimits
-	Log *slog.Logger
+	// BlockFor is how long the steering programs drop a source the SYN
+	// limiter finds SYN.BlockFactor times over its rate (the XDP
+	// blocklist); 0 never blocks.
+	BlockFor time.Duration
+	Log      *slog.Logger
 	// Platform performs the privileged operations; nil means Kernel().
 	// The Director closes what it opened through it, not the Platform.
 	Platform Platform
@@ -68,6 +72,8 @@ type Director struct {
 	icmp    *dataplane.ICMPLimiter
 	icmpFwd *dataplane.ICMPLimiter // ICMP errors forwarded to real servers
 	syn     *dataplane.SYNLimiter
+	block   *blocker      // nil when BlockFor is 0; blocklist.go
+	blocks  atomic.Uint64 // sources put in the blocklist
 
 	CT    *conntrack.Table
 	Loads *sched.Loads
@@ -465,7 +471,14 @@ func (d *Director) makeWorkers() error {
 		proc := dataplane.NewProcessor(d.CT, c, q.slot)
 		proc.SetICMPLimiter(d.icmp)
 		proc.SetICMPForwardLimiter(d.icmpFwd)
-		proc.SetSYNLimiter(d.syn, nil)
+		if d.opt.BlockFor > 0 {
+			if d.block == nil {
+				d.block = &blocker{ch: make(chan [16]byte, blockQueue)}
+			}
+			proc.SetSYNLimiter(d.syn, d.block)
+		} else {
+			proc.SetSYNLimiter(d.syn, nil)
+		}
 		w := NewWorker(q.queue, cpu, q.sock, q.slot, d.txFor(i), &d.snap, proc, c, d.plat.Pin)
 		w.Dev = ifc.Name
 		w.localStack, w.localSteer = &d.local.stack, d.steer[q.slot]
@@ -593,6 +606,9 @@ func CheckOptions(opt Options) error {
 	}
 	if err := opt.SYN.Validate(); err != nil {
 		return err
+	}
+	if opt.BlockFor < 0 || opt.BlockFor > xdpprog.MaxBlockFor {
+		return fmt.Errorf("defense.block_for = %s: must be 0 (never block) to %s", opt.BlockFor, xdpprog.MaxBlockFor)
 	}
 	return conntrack.CheckConfig(conntrack.Config{Capacity: opt.Capacity, Templates: opt.Templates, Reverse: natIndex(opt)})
 }
@@ -873,6 +889,10 @@ func (d *Director) Start() {
 	}
 	d.wg.Add(1)
 	go d.housekeeping()
+	if d.block != nil {
+		d.wg.Add(1)
+		go d.runBlocklist()
+	}
 }
 
 // housekeeping sweeps expired connections and rebuilds the snapshot when
@@ -1027,5 +1047,6 @@ func addSteer(a, b xdpprog.StatsCounters) xdpprog.StatsCounters {
 	a.PassOtherMAC += b.PassOtherMAC
 	a.PassLocal += b.PassLocal
 	a.ICMPErrors += b.ICMPErrors
+	a.Blocked += b.Blocked
 	return a
 }

@@ -2,6 +2,7 @@ package director
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xdpprog"
@@ -101,6 +102,9 @@ type Steering interface {
 	SetOwnerMACs(macs ...[6]byte) error
 	// Attach attaches the program to the interface ifindex.
 	Attach(ifindex int, mode xdpprog.Mode) (Attachment, error)
+	// Block drops src's frames that would be redirected, in the
+	// program, for d (the blocklist; IPv4 sources only).
+	Block(src netip.Addr, d time.Duration) error
 	// Stats sums the program's counters.
 	Stats() (xdpprog.StatsCounters, error)
 	// SetLocal turns the local-node flow check on or off.

@@ -95,6 +95,7 @@ type steering struct {
 	anyKey   map[[5]byte]bool // addr+proto: the key non-first fragments match
 	owners   [][6]byte        // destination MACs whose matched frames are redirected
 	socks    map[int]*socket
+	blocked  map[[4]byte]time.Time // source -> end of its block, as the blocklist map
 	stats    xdpprog.StatsCounters
 	attached *Iface
 	closed   bool
@@ -204,6 +205,22 @@ func (s *steering) Attach(ifindex int, mode xdpprog.Mode) (director.Attachment, 
 	}}, nil
 }
 
+// Block refuses what the real program's Block refuses and otherwise
+// drops src's redirectable frames for d, counted as Blocked.
+func (s *steering) Block(src netip.Addr, d time.Duration) error {
+	src = src.Unmap()
+	if !src.Is4() || d <= 0 || d > xdpprog.MaxBlockFor {
+		return fmt.Errorf("block %s for %s: an IPv4 source, for more than 0 and at most %s", src, d, xdpprog.MaxBlockFor)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.blocked == nil {
+		s.blocked = map[[4]byte]time.Time{}
+	}
+	s.blocked[src.As4()] = time.Now().Add(d)
+	return nil
+}
+
 func (s *steering) Stats() (xdpprog.StatsCounters, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -296,6 +313,10 @@ func (s *steering) redirect(ifc *Iface, f []byte) bool {
 	if h.FlagsFragment()&header.IPv4FragOffsetMask == 0 && s.passLocal(h, ip[h.HeaderLen():]) {
 		c.PassLocal++
 		return false
+	}
+	if end, ok := s.blocked[h.Src()]; ok && time.Now().Before(end) {
+		c.Blocked++
+		return true // dropped in XDP
 	}
 	sock := s.socks[int(sport)%ifc.RxQueues]
 	if sock == nil {

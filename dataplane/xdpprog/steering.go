@@ -79,6 +79,7 @@ const (
 	steerPassOtherMAC
 	steerPassLocal
 	steerICMPErrors
+	steerBlocked
 	steerCounters
 )
 
@@ -121,9 +122,15 @@ type StatsCounters struct {
 	// port; they are also in Redirected, PassOtherMAC or PassNoSocket,
 	// and the worker forwards them to the connection's real server.
 	ICMPErrors uint64
+	// Blocked: matched and for an owner MAC, but from a source in the
+	// blocklist (see Block): dropped in XDP. Total == Redirected + Blocked
+	// + Passed().
+	Blocked uint64
 }
 
-// Passed is the number of frames left to the kernel stack.
+// Passed is the number of frames left to the kernel stack. Every frame is
+// counted in Total and in exactly one of Redirected, Blocked or a Pass*
+// reason.
 func (s StatsCounters) Passed() uint64 {
 	return s.PassNotIPv4 + s.PassTruncated + s.PassBadHeader + s.PassNotL4 + s.PassNoService + s.PassNoSocket + s.PassOtherMAC + s.PassLocal
 }
@@ -135,6 +142,7 @@ type Steering struct {
 	loaded
 	services    *ebpf.Map
 	owners      *ebpf.Map
+	blocked     *ebpf.Map // blocklist.go
 	xsks        *xskTable
 	maxServices int
 	local       localMaps
@@ -193,7 +201,10 @@ func (s *Steering) load(maxQueues int) error {
 	if s.local, err = newLocalMaps(); err != nil {
 		return err
 	}
-	insns, err := steeringProgram(s.services, s.owners, s.xsks.m, s.stats.m, s.local)
+	if s.blocked, err = newBlocklist(); err != nil {
+		return err
+	}
+	insns, err := steeringProgram(s.services, s.owners, s.xsks.m, s.stats.m, s.local, s.blocked)
 	if err != nil {
 		return err
 	}
@@ -204,7 +215,7 @@ func (s *Steering) load(maxQueues int) error {
 // steeringProgram emits the classifier. Registers: R6 ctx, R7 data,
 // R8 data_end, R9 the header being parsed. The lookup key is built at
 // slotKey as {addr[4], port[2], proto, flags}.
-func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps) (asm.Instructions, error) {
+func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps, blocked *ebpf.Map) (asm.Instructions, error) {
 	b := newBuilder()
 	lookupAt := func(slot int32) {
 		b.emit(
@@ -274,7 +285,7 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps) (
 		asm.StoreMem(asm.RFP, slotKey+6, asm.R5, asm.Byte),
 		asm.StoreImm(asm.RFP, slotKey+7, 0, asm.Byte),
 	)
-	b.localKeyAddrs()
+	b.localKeyAddrs() // its key starts with the source, which the blocklist looks up too
 	b.emit(
 		// The source key of a VS/NAT reply, {saddr, sport, proto,
 		// flagSource}, kept at slotSource; the port comes below.
@@ -377,10 +388,12 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps) (
 	}
 	b.emit(asm.Ja.Label("other_mac"))
 
-	// Redirect to the socket of the receiving queue, XDP_PASS if none.
+	// Drop what the blocklist holds; redirect the rest to the socket of
+	// the receiving queue, XDP_PASS if none.
 	b.label("owner")
 	b.localPass(local, "redirect")
 	b.label("redirect")
+	b.dropBlocked(blocked, steerBlocked)
 	b.emit(
 		asm.LoadMapPtr(asm.R1, xsks.FD()),
 		asm.LoadMem(asm.R2, asm.R6, xdpMdRxQueueIndex, asm.Word),
@@ -547,11 +560,12 @@ func (s *Steering) Stats() (StatsCounters, error) {
 		PassOtherMAC:  v[steerPassOtherMAC],
 		PassLocal:     v[steerPassLocal],
 		ICMPErrors:    v[steerICMPErrors],
+		Blocked:       v[steerBlocked],
 	}, nil
 }
 
 // Close unloads the program and its maps. Attachments hold their own
 // reference to the program and stay in effect until closed.
 func (s *Steering) Close() error {
-	return s.close(s.services, s.owners, s.xsks.mapOrNil(), s.local.flows, s.local.on)
+	return s.close(s.services, s.owners, s.blocked, s.xsks.mapOrNil(), s.local.flows, s.local.on)
 }
