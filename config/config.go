@@ -28,6 +28,8 @@ type Config struct {
 	CPUs map[string]int `mapstructure:"cpus"`
 	// Frames is the number of UMEM frames per socket.
 	Frames int `mapstructure:"frames"`
+	// Rings sizes each socket's RX and fill rings.
+	Rings RingsConfig `mapstructure:"rings"`
 	// VIPMACs gives an interface one more destination MAC, besides its
 	// own, whose frames the steering program redirects: interface name ->
 	// a unicast MAC (a VRRP virtual MAC, say). Frames addressed to any
@@ -47,6 +49,18 @@ type Config struct {
 	Metrics  MetricsConfig   `mapstructure:"metrics"`
 	Control  ControlConfig   `mapstructure:"control"`
 	Log      LogConfig       `mapstructure:"log"`
+}
+
+// RingsConfig sizes an AF_XDP socket's RX ring (frames the kernel has
+// received and the worker not yet taken) and fill ring (empty frames
+// handed to the kernel to receive into), in descriptors: powers of two
+// of at least 64 and at most frames. The kernel drops a frame when the
+// RX ring is full (kernel_rx_ring_full) or the fill ring empty
+// (kernel_rx_fill_ring_empty), so together they bound the burst a
+// worker absorbs while busy. 0 keeps the default, 2048.
+type RingsConfig struct {
+	RX   int `mapstructure:"rx"`
+	Fill int `mapstructure:"fill"`
 }
 
 // TableConfig sizes the connection table.
@@ -455,6 +469,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Frames < 64 || c.Frames > MaxFrames || c.Frames&(c.Frames-1) != 0 {
 		return fmt.Errorf("frames: %d: must be a power of two in 64..%d", c.Frames, MaxFrames)
+	}
+	for key, n := range map[string]int{"rings.rx": c.Rings.RX, "rings.fill": c.Rings.Fill} {
+		if n != 0 && (n < 64 || n > c.Frames || n&(n-1) != 0) {
+			return fmt.Errorf("%s: %d: must be 0 (default) or a power of two from 64 to frames (%d)", key, n, c.Frames)
+		}
 	}
 	if c.Table.Capacity < 1 || c.Table.Capacity > MaxCapacity {
 		return fmt.Errorf("table.capacity: %d: must be 1..%d", c.Table.Capacity, MaxCapacity)

@@ -89,6 +89,8 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 		{"amemthresh", func(c *Config) { c.IPVS.AmemThresh = -2 }, []string{"ipvs.amemthresh", "-2"}},
 		{"syn rate", func(c *Config) { c.Defense.SYNRatePerSource = -1 }, []string{"defense.syn_rate_per_source", "-1"}},
 		{"syn burst", func(c *Config) { c.Defense.Burst = 2_000_000 }, []string{"defense.burst", "2000000"}},
+		{"rings.rx", func(c *Config) { c.Rings.RX = 3000 }, []string{"rings.rx", "3000", "power of two"}},
+		{"rings.fill", func(c *Config) { c.Rings.Fill = 8192 }, []string{"rings.fill", "8192", "frames (4096)"}},
 		{"block_for", func(c *Config) { c.Defense.BlockFor = 25 * time.Hour }, []string{"defense.block_for", "25h0m0s", "24h"}},
 	}
 	for _, tc := range cases {

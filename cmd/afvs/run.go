@@ -227,6 +227,9 @@ func restartOnly(old, cur *config.Config) []string {
 	if old.Frames != cur.Frames {
 		keys = append(keys, "frames")
 	}
+	if old.Rings != cur.Rings {
+		keys = append(keys, "rings")
+	}
 	if old.Table != cur.Table {
 		keys = append(keys, "table")
 	}
@@ -253,7 +256,7 @@ func restartOnly(old, cur *config.Config) []string {
 
 func directorOptions(cfg *config.Config, mode xdpprog.Mode, log *slog.Logger) director.Options {
 	return director.Options{
-		Interfaces: cfg.Interfaces, Mode: mode, CPUs: cfg.CPUs, Frames: cfg.Frames,
+		Interfaces: cfg.Interfaces, Mode: mode, CPUs: cfg.CPUs, Frames: cfg.Frames, RxRing: cfg.Rings.RX, FillRing: cfg.Rings.Fill,
 		Capacity: cfg.Table.Capacity, Templates: cfg.Table.Templates, NoNAT: !cfg.Table.NAT,
 		TCP: cfg.Timeouts.TCP, TCPFin: cfg.Timeouts.TCPFin, UDP: cfg.Timeouts.UDP,
 		ICMPRate: cfg.ICMP.Rate, ICMPBurst: cfg.ICMP.Burst,

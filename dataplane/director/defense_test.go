@@ -105,3 +105,24 @@ func TestDirectorBlocklist(t *testing.T) {
 		t.Fatalf("no log line for the block:\n%s", l.log.String())
 	}
 }
+
+// TestDirectorRingSizes: the RX and fill ring sizes reach the sockets,
+// and a size the kernel would refuse fails New naming it.
+func TestDirectorRingSizes(t *testing.T) {
+	l := newLab(t, false, "198.18.0.11")
+	d, err := director.New(director.Options{Interfaces: []string{"eth0"}, Capacity: 64, Templates: 16, Frames: 1024,
+		RxRing: 512, FillRing: 256, Platform: l.dir, Log: slog.New(slog.DiscardHandler)}, table(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	opts := l.dir.SocketOptions()
+	if len(opts) != 1 || opts[0].RxSize != 512 || opts[0].FillSize != 256 || opts[0].NumFrames != 1024 {
+		t.Fatalf("socket options %+v, want rx 512, fill 256, 1024 frames", opts)
+	}
+	_, err = director.New(director.Options{Interfaces: []string{"eth0"}, Capacity: 64, Templates: 16, Frames: 1024,
+		RxRing: 100, Platform: l.dir, Log: slog.New(slog.DiscardHandler)}, table(t))
+	if err == nil || !strings.Contains(err.Error(), "rx size 100") {
+		t.Fatalf("rx ring 100: %v, want an error naming it", err)
+	}
+}

@@ -25,6 +25,8 @@ type Options struct {
 	Mode       xdpprog.Mode   // XDP attach mode
 	CPUs       map[string]int // "dev:queue" -> cpu overrides
 	Frames     int            // UMEM frames per socket
+	RxRing     int            // RX ring size per socket (0: xsk's default)
+	FillRing   int            // fill ring size per socket (0: xsk's default)
 	Capacity   int            // connection table entries
 	Templates  int            // persistence templates
 	NoNAT      bool           // no VS/NAT reply index (saves its memory; -m is refused)
@@ -247,6 +249,12 @@ func (d *Director) openIngress() error {
 			so := xsk.DefaultOptions()
 			if d.opt.Frames > 0 {
 				so.NumFrames = d.opt.Frames
+			}
+			if d.opt.RxRing > 0 {
+				so.RxSize = d.opt.RxRing
+			}
+			if d.opt.FillRing > 0 {
+				so.FillSize = d.opt.FillRing
 			}
 			so.TxBudget = 256
 			s, err := d.plat.OpenSocket(ifc.Index, q, so)

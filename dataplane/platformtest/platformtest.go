@@ -64,8 +64,9 @@ type Host struct {
 	caches    []*neighbors
 	failSteer error
 	pins      []int
-	sockets   int // open sockets
-	programs  int // loaded programs
+	sockets   int           // open sockets
+	sockOpts  []xsk.Options // the options of every socket opened, in order
+	programs  int           // loaded programs
 	local     hostLocal
 	// ProxyARP makes every address resolve at once, to
 	// dataplane.SyntheticMAC, whether or not an interface holds it.
@@ -331,9 +332,17 @@ func (h *Host) OpenSocket(ifindex, queue int, opt xsk.Options) (director.Socket,
 	s := &socket{Port: p, host: h, ifc: ifc, queue: queue, rx: opt.RxSize > 0}
 	h.mu.Lock()
 	h.sockets++
+	h.sockOpts = append(h.sockOpts, opt)
 	ifc.open++
 	h.mu.Unlock()
 	return s, nil
+}
+
+// SocketOptions returns the options of every socket h opened, in order.
+func (h *Host) SocketOptions() []xsk.Options {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]xsk.Options(nil), h.sockOpts...)
 }
 
 func (h *Host) byIndex(ifindex int) *Iface {
