@@ -74,14 +74,18 @@ type SYNLimiter struct {
 
 // synTables are one setting's buckets and shapes.
 type synTables struct {
-	lim    SYNLimits
-	src    *[synSrcSlots]atomic.Int64 // nil when PerSource is 0
-	srcR   gcraRate
-	svc    *[MaxServices]atomic.Int64 // nil when PerService is 0
-	svcR   gcraRate
-	block  int64 // how far past its burst a source's full time may run before it is blocked
-	debt   int64 // how far past its burst a refused source's full time may be pushed
-	k0, k1 uint64
+	lim  SYNLimits
+	src  *[synSrcSlots]atomic.Int64 // nil when PerSource is 0
+	srcR gcraRate
+	svc  *[MaxServices]atomic.Int64 // nil when PerService is 0
+	svcR gcraRate
+	// trusted holds, per source slot, when a source last completed a
+	// handshake (SYN_RECV or SYNACK to ESTABLISHED): such a source is not
+	// held to the service's rate for TrustFor. Nil when PerService is 0.
+	trusted *[synSrcSlots]atomic.Int64
+	block   int64 // how far past its burst a source's full time may run before it is blocked
+	debt    int64 // how far past its burst a refused source's full time may be pushed
+	k0, k1  uint64
 }
 
 // NewSYNLimiter returns a limiter for l, or an error naming the bad value.
@@ -130,6 +134,7 @@ func (s *SYNLimiter) Set(l SYNLimits) error {
 	if l.PerService > 0 {
 		t.svc = new([MaxServices]atomic.Int64)
 		t.svcR = shape(l.PerService)
+		t.trusted = new([synSrcSlots]atomic.Int64)
 	}
 	s.st.Store(t)
 	return nil
@@ -153,24 +158,59 @@ const (
 	synServiceLimited
 )
 
-// admit takes a token from src's bucket and then from service svcID's.
+// TrustFor is how long a client address that completed a TCP handshake
+// through the director is exempt from the per-service SYN rate. A
+// spoofed source never sees the real server's SYN-ACK, so it cannot
+// complete one: under a flood from random sources the service's budget
+// goes to unknown sources while known clients keep connecting.
+const TrustFor = time.Minute
+
+// admit takes a token from src's bucket and then, unless src is
+// trusted, from service svcID's.
 func (s *SYNLimiter) admit(src *[16]byte, svcID uint32) synVerdict {
 	t := s.st.Load()
 	if t == nil {
 		return synAllow
 	}
 	now := int64(s.clock.Now())
+	slot := t.slot(src)
 	if t.src != nil {
-		if v := t.takeSource(&t.src[t.slot(src)], now); v != synAllow {
+		if v := t.takeSource(&t.src[slot], now); v != synAllow {
 			return v
 		}
 	}
 	if t.svc != nil && svcID < MaxServices {
+		if at := t.trusted[slot].Load(); at != 0 && now-at < int64(TrustFor) {
+			return synAllow
+		}
 		if !take(&t.svc[svcID], t.svcR, now) {
 			return synServiceLimited
 		}
 	}
 	return synAllow
+}
+
+// trust records that src completed a handshake now.
+func (s *SYNLimiter) trust(src *[16]byte) {
+	t := s.st.Load()
+	if t == nil || t.trusted == nil {
+		return
+	}
+	now := int64(s.clock.Now())
+	b := &t.trusted[t.slot(src)]
+	// Within a second of the last mark there is nothing to write: a
+	// busy client does not bounce the line between workers.
+	if at := b.Load(); at == 0 || now-at > int64(time.Second) {
+		b.Store(max(now, 1)) // 0 means never
+	}
+}
+
+// noteHandshake tells the SYN limiter when a packet completed its
+// connection's handshake: the state went from half-open to ESTABLISHED.
+func (p *Processor) noteHandshake(was, now conntrack.State) {
+	if p.syn != nil && now == conntrack.Established && (was == conntrack.SynRecv || was == conntrack.SynAck) {
+		p.syn.trust(&p.pk.SrcMapped)
+	}
 }
 
 // takeSource is take for a source's bucket, except that a refusal also

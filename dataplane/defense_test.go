@@ -369,3 +369,44 @@ func TestSYNLimiterSet(t *testing.T) {
 		}
 	}
 }
+
+// TestProcessTrustedSourceSkipsServiceRate: a client that completed a
+// handshake is not held to the service's SYN rate for TrustFor, while a
+// source that never did (a spoofed one) is.
+func TestProcessTrustedSourceSkipsServiceRate(t *testing.T) {
+	r := newRig(t, oneService(vs.Route, "rr", 1), 1024)
+	l, err := NewSYNLimiter(SYNLimits{PerService: 1, Burst: 1}, r.clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.p.SetSYNLimiter(l, nil)
+	send := func(client [4]byte, port uint16, syn bool) Verdict {
+		f := tcpFrame(t, client, port, syn, !syn, false, true, 0)
+		v, _ := r.p.Process(r.snap, chunk(f), headroom, len(f))
+		return v
+	}
+	known, spoofed := [4]byte{198, 18, 0, 10}, [4]byte{198, 18, 200, 7}
+	k16, s16 := src16(known), src16(spoofed)
+	if l.st.Load().slot(&k16) == l.st.Load().slot(&s16) {
+		t.Skip("the two test sources share a slot under this run's hash key")
+	}
+	if v := send(known, 1000, true); v != VerdictForward {
+		t.Fatalf("first SYN: verdict %d", v)
+	}
+	if v := send(known, 1000, false); v != VerdictForward { // the handshake's ACK
+		t.Fatalf("ACK: verdict %d", v)
+	}
+	for i := range 5 {
+		if v := send(known, uint16(1001+i), true); v != VerdictForward {
+			t.Fatalf("SYN %d of a client that completed a handshake: verdict %d, want it past the service's rate", i, v)
+		}
+	}
+	if v := send(spoofed, 2000, true); v != VerdictDrop || r.c.Drops[DropSYNRateService].Load() != 1 {
+		t.Fatalf("a source that never completed a handshake: verdict %d, %d service drops", v, r.c.Drops[DropSYNRateService].Load())
+	}
+	r.clock.Advance(TrustFor + time.Second)
+	send(known, 3000, true) // the service's one new token
+	if v := send(known, 3001, true); v != VerdictDrop {
+		t.Fatalf("after TrustFor without a handshake: verdict %d, want the service's rate again", v)
+	}
+}

@@ -291,9 +291,11 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 			hit = false
 			break
 		}
+		was := conn.State
 		switch p.ct.Touch(&conn, k, ev) {
 		case conntrack.Hit:
 			d = dd
+			p.noteHandshake(was, conn.State) // defense.go
 		case conntrack.Gone:
 			if pre {
 				pre = false
