@@ -77,8 +77,16 @@ type synTables struct {
 	lim  SYNLimits
 	src  *[synSrcSlots]atomic.Int64 // nil when PerSource is 0
 	srcR gcraRate
-	svc  *[MaxServices]atomic.Int64 // nil when PerService is 0
-	svcR gcraRate
+	// blockTag holds, per source slot, a tag of the last source refused
+	// as far over the rate. Sources share a slot when their hashes
+	// collide, so the slot's demand is theirs together: a source is
+	// reported for the blocklist only when the slot's previous such
+	// refusal was its own too, which a flooding source's next SYN
+	// nearly always is and a source that merely shares its slot almost
+	// never is. Nil when PerSource is 0.
+	blockTag *[synSrcSlots]atomic.Uint32
+	svc      *[MaxServices]atomic.Int64 // nil when PerService is 0
+	svcR     gcraRate
 	// trusted holds, per source slot, when a source last completed a
 	// handshake (SYN_RECV or SYNACK to ESTABLISHED): such a source is not
 	// held to the service's rate for TrustFor. Nil when PerService is 0.
@@ -121,6 +129,7 @@ func (s *SYNLimiter) Set(l SYNLimits) error {
 	}
 	if l.PerSource > 0 {
 		t.src = new([synSrcSlots]atomic.Int64)
+		t.blockTag = new([synSrcSlots]atomic.Uint32)
 		t.srcR = shape(l.PerSource)
 		window := t.srcR.ahead + t.srcR.interval // one burst's time
 		t.debt = window
@@ -175,7 +184,11 @@ func (s *SYNLimiter) admit(src *[16]byte, svcID uint32) synVerdict {
 	now := int64(s.clock.Now())
 	slot := t.slot(src)
 	if t.src != nil {
-		if v := t.takeSource(&t.src[slot], now); v != synAllow {
+		v := t.takeSource(&t.src[slot], now)
+		if v == synSourceBlocked && !t.sameBlocked(slot, src) {
+			v = synSourceLimited
+		}
+		if v != synAllow {
 			return v
 		}
 	}
@@ -188,6 +201,14 @@ func (s *SYNLimiter) admit(src *[16]byte, svcID uint32) synVerdict {
 		}
 	}
 	return synAllow
+}
+
+// sameBlocked records src as the slot's last source refused far over
+// the rate and reports whether the one before was src too.
+func (s *synTables) sameBlocked(slot uint32, src *[16]byte) bool {
+	h := binary.LittleEndian.Uint64(src[0:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(src[8:16])*0xc2b2ae3d27d4eb4f
+	tag := uint32(h>>32) | 1 // 0: none yet
+	return s.blockTag[slot].Swap(tag) == tag
 }
 
 // trust records that src completed a handshake now.

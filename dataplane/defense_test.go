@@ -410,3 +410,37 @@ func TestProcessTrustedSourceSkipsServiceRate(t *testing.T) {
 		t.Fatalf("after TrustFor without a handshake: verdict %d, want the service's rate again", v)
 	}
 }
+
+// TestSYNLimiterBlocksOnlyTheFlooder: a source that shares its bucket
+// with a flooding one (their hashes collide) is refused with it, but
+// only the flooder is reported for the blocklist.
+func TestSYNLimiterBlocksOnlyTheFlooder(t *testing.T) {
+	clk := &conntrack.ManualClock{}
+	l, err := NewSYNLimiter(SYNLimits{PerSource: 10, Burst: 10, BlockFactor: 2}, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := l.st.Load()
+	hot := src16([4]byte{198, 18, 0, 66})
+	var mate [16]byte
+	for i := uint32(0); ; i++ {
+		mate = src16([4]byte{198, 19, byte(i >> 16), byte(i >> 8)})
+		mate[15] = byte(i)
+		if mate != hot && tb.slot(&mate) == tb.slot(&hot) {
+			break
+		}
+	}
+	for range 200 {
+		l.admit(&hot, 0)
+	}
+	if v := l.admit(&hot, 0); v != synSourceBlocked {
+		t.Fatalf("the flooder: %v, want blocked", v)
+	}
+	if v := l.admit(&mate, 0); v != synSourceLimited {
+		t.Fatalf("a source sharing the flooder's bucket: %v, want limited, not blocked", v)
+	}
+	l.admit(&hot, 0)
+	if v := l.admit(&hot, 0); v != synSourceBlocked {
+		t.Fatalf("the flooder again: %v, want blocked", v)
+	}
+}
