@@ -210,6 +210,29 @@ type ServiceConfig struct {
 	// service's new connections while health checks find every one of
 	// its real servers down. It needs health checks on.
 	Sorry *RealConfig `mapstructure:"sorry"`
+	// SYNRate, when above 0, is this service's limit of new TCP
+	// connections a second, instead of defense.syn_rate_per_service.
+	SYNRate int `mapstructure:"syn_rate"`
+}
+
+// SYNServiceRates returns the services' own SYN rates, by service key.
+func (c *Config) SYNServiceRates() (map[vs.Key]int, error) {
+	m := map[vs.Key]int{}
+	for i, sc := range c.Services {
+		p := fmt.Sprintf("services[%d]", i)
+		if sc.SYNRate < 0 || sc.SYNRate > dataplane.MaxSYNRate {
+			return nil, fmt.Errorf("%s.syn_rate: %d: must be 0 (defense.syn_rate_per_service) to %d new connections a second", p, sc.SYNRate, dataplane.MaxSYNRate)
+		}
+		if sc.SYNRate == 0 {
+			continue
+		}
+		s, err := sc.service(p)
+		if err != nil {
+			return nil, err
+		}
+		m[s.Key] = sc.SYNRate
+	}
+	return m, nil
 }
 
 // ServiceHealth is one service's check: Type as in HealthConfig, plus udp
@@ -498,6 +521,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("ipvs.%w", err)
 	}
 	if err := c.SYNLimits().Validate(); err != nil {
+		return err
+	}
+	if _, err := c.SYNServiceRates(); err != nil {
 		return err
 	}
 	if c.Defense.BlockFor < 0 || c.Defense.BlockFor > 24*time.Hour {

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/afvs/afvs/vs"
 )
 
 func base() Config {
@@ -91,6 +94,7 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 		{"syn burst", func(c *Config) { c.Defense.Burst = 2_000_000 }, []string{"defense.burst", "2000000"}},
 		{"rings.rx", func(c *Config) { c.Rings.RX = 3000 }, []string{"rings.rx", "3000", "power of two"}},
 		{"rings.fill", func(c *Config) { c.Rings.Fill = 8192 }, []string{"rings.fill", "8192", "frames (4096)"}},
+		{"service syn_rate", func(c *Config) { c.Services[0].SYNRate = -4 }, []string{"services[0].syn_rate", "-4"}},
 		{"block_for", func(c *Config) { c.Defense.BlockFor = 25 * time.Hour }, []string{"defense.block_for", "25h0m0s", "24h"}},
 	}
 	for _, tc := range cases {
@@ -146,6 +150,10 @@ func TestDefenseConverts(t *testing.T) {
 	}
 	if d := c.IPVSDefense(); d.DropEntry != 1 || d.DropPacket != 2 || d.SecureTCP != 3 || d.AmemThresh != 500 || d.AmDropRate != 7 {
 		t.Fatalf("ipvs defence %+v", d)
+	}
+	c.Services[0].SYNRate = 300
+	if m, err := c.SYNServiceRates(); err != nil || len(m) != 1 || m[vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 80}] != 300 {
+		t.Fatalf("service SYN rates %v, %v", m, err)
 	}
 	if l := c.SYNLimits(); l.PerSource != 20 || l.PerService != 1000 || l.Burst != 40 || l.BlockFactor != 10 {
 		t.Fatalf("SYN limits %+v", l)

@@ -3,12 +3,15 @@ package dataplane
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/internal/header"
+	"github.com/afvs/afvs/vs"
 )
 
 // SYN rate limits: the most new connections a second a source or a
@@ -70,6 +73,10 @@ func (l SYNLimits) Validate() error {
 type SYNLimiter struct {
 	clock conntrack.Clock
 	st    atomic.Pointer[synTables] // nil: no limit
+
+	mu        sync.Mutex // serialises Set, SetServiceRates and Apply
+	overrides map[vs.Key]int
+	snap      *Snapshot // the last snapshot Apply saw
 }
 
 // synTables are one setting's buckets and shapes.
@@ -85,8 +92,12 @@ type synTables struct {
 	// nearly always is and a source that merely shares its slot almost
 	// never is. Nil when PerSource is 0.
 	blockTag *[synSrcSlots]atomic.Uint32
-	svc      *[MaxServices]atomic.Int64 // nil when PerService is 0
+	svc      *[MaxServices]atomic.Int64 // nil when no service is limited
 	svcR     gcraRate
+	// svcShape is each service ID's shape when some service has a rate
+	// of its own (SetServiceRates); nil: every one has svcR. A shape
+	// with interval 0 is no limit. Never written once published.
+	svcShape *[MaxServices]gcraRate
 	// trusted holds, per source slot, when a source last completed a
 	// handshake (SYN_RECV or SYNACK to ESTABLISHED): such a source is not
 	// held to the service's rate for TrustFor. Nil when PerService is 0.
@@ -109,28 +120,23 @@ func NewSYNLimiter(l SYNLimits, clock conntrack.Clock) (*SYNLimiter, error) {
 	return s, nil
 }
 
-// Set replaces the limits; an invalid value changes nothing.
+// Set replaces the limits; an invalid value changes nothing. Buckets
+// start full.
 func (s *SYNLimiter) Set(l SYNLimits) error {
 	if err := l.Validate(); err != nil {
 		return err
 	}
-	if l.PerSource == 0 && l.PerService == 0 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l.PerSource == 0 && l.PerService == 0 && len(s.overrides) == 0 {
 		s.st.Store(nil)
 		return nil
 	}
 	t := &synTables{lim: l, k0: rand.Uint64() | 1, k1: rand.Uint64() | 1}
-	shape := func(rate int) gcraRate {
-		burst := l.Burst
-		if burst == 0 {
-			burst = max(rate, 1)
-		}
-		iv := max(int64(time.Second)/int64(rate), 1)
-		return gcraRate{interval: iv, ahead: int64(burst-1) * iv}
-	}
 	if l.PerSource > 0 {
 		t.src = new([synSrcSlots]atomic.Int64)
 		t.blockTag = new([synSrcSlots]atomic.Uint32)
-		t.srcR = shape(l.PerSource)
+		t.srcR = l.shape(l.PerSource)
 		window := t.srcR.ahead + t.srcR.interval // one burst's time
 		t.debt = window
 		if l.BlockFactor > 0 {
@@ -141,12 +147,82 @@ func (s *SYNLimiter) Set(l SYNLimits) error {
 		}
 	}
 	if l.PerService > 0 {
-		t.svc = new([MaxServices]atomic.Int64)
-		t.svcR = shape(l.PerService)
-		t.trusted = new([synSrcSlots]atomic.Int64)
+		t.svcR = l.shape(l.PerService)
 	}
-	s.st.Store(t)
+	s.publishLocked(t)
 	return nil
+}
+
+// shape is a bucket of rate a second, burst deep (a second of the rate
+// when Burst is 0).
+func (l SYNLimits) shape(rate int) gcraRate {
+	burst := l.Burst
+	if burst == 0 {
+		burst = max(rate, 1)
+	}
+	iv := max(int64(time.Second)/int64(rate), 1)
+	return gcraRate{interval: iv, ahead: int64(burst-1) * iv}
+}
+
+// SetServiceRates gives services a SYN rate of their own instead of
+// PerService (a service's syn_rate); services not in rates keep
+// PerService. It applies to the snapshot Apply last saw and to every
+// later one. An invalid rate changes nothing.
+func (s *SYNLimiter) SetServiceRates(rates map[vs.Key]int) error {
+	for k, r := range rates {
+		if r < 1 || r > MaxSYNRate {
+			return fmt.Errorf("syn_rate of service %s = %d: must be 1 to %d new connections a second", k, r, MaxSYNRate)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.overrides = maps.Clone(rates)
+	t := s.st.Load()
+	if t == nil {
+		if len(rates) == 0 {
+			return nil
+		}
+		t = &synTables{k0: rand.Uint64() | 1, k1: rand.Uint64() | 1}
+	}
+	s.publishLocked(t)
+	return nil
+}
+
+// Apply maps the services' own rates onto the service IDs of snap, the
+// snapshot the workers are about to use.
+func (s *SYNLimiter) Apply(snap *Snapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snap = snap
+	if t := s.st.Load(); t != nil {
+		s.publishLocked(t)
+	}
+}
+
+// publishLocked publishes a copy of t (sharing its buckets) with the
+// per-service shapes for the overrides and the last snapshot, and the
+// service buckets that any limited service needs.
+func (s *SYNLimiter) publishLocked(t *synTables) {
+	nt := *t
+	nt.svcShape = nil
+	if len(s.overrides) > 0 && s.snap != nil {
+		shapes := new([MaxServices]gcraRate)
+		for i := range shapes {
+			shapes[i] = nt.svcR
+		}
+		for i := range s.snap.Services {
+			svc := &s.snap.Services[i]
+			if r, ok := s.overrides[svc.Key]; ok && svc.ID < MaxServices {
+				shapes[svc.ID] = nt.lim.shape(r)
+			}
+		}
+		nt.svcShape = shapes
+	}
+	if nt.svc == nil && (nt.svcR.interval != 0 || nt.svcShape != nil) {
+		nt.svc = new([MaxServices]atomic.Int64)
+		nt.trusted = new([synSrcSlots]atomic.Int64)
+	}
+	s.st.Store(&nt)
 }
 
 // Limits returns the limits the limiter enforces.
@@ -193,10 +269,17 @@ func (s *SYNLimiter) admit(src *[16]byte, svcID uint32) synVerdict {
 		}
 	}
 	if t.svc != nil && svcID < MaxServices {
+		r := t.svcR
+		if t.svcShape != nil {
+			r = t.svcShape[svcID]
+		}
+		if r.interval == 0 {
+			return synAllow // this service has no SYN rate
+		}
 		if at := t.trusted[slot].Load(); at != 0 && now-at < int64(TrustFor) {
 			return synAllow
 		}
-		if !take(&t.svc[svcID], t.svcR, now) {
+		if !take(&t.svc[svcID], r, now) {
 			return synServiceLimited
 		}
 	}

@@ -444,3 +444,65 @@ func TestSYNLimiterBlocksOnlyTheFlooder(t *testing.T) {
 		t.Fatalf("the flooder again: %v, want blocked", v)
 	}
 }
+
+// TestSYNLimiterServiceRates: a service with a rate of its own is held to
+// it, another keeps syn_rate_per_service, and the rates follow the
+// service IDs of the snapshot applied, including a service that has one
+// while the default is off.
+func TestSYNLimiterServiceRates(t *testing.T) {
+	tbl := oneService(vs.Route, "rr", 1)
+	other := vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: vip, Port: 81}, Sched: "rr",
+		Reals: []vs.Real{{Addr: netip.MustParseAddr("198.18.0.11"), Port: 81, Fwd: vs.Route, Weight: 1}}}
+	if err := tbl.AddService(other); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, tbl, 1024)
+	l, err := NewSYNLimiter(SYNLimits{PerService: 3, Burst: 1}, r.clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.p.SetSYNLimiter(l, nil)
+	if err := l.SetServiceRates(map[vs.Key]int{other.Key: 0}); err == nil || !strings.Contains(err.Error(), "= 0") {
+		t.Fatalf("rate 0: %v, want refused", err)
+	}
+	if err := l.SetServiceRates(map[vs.Key]int{other.Key: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	l.Apply(r.snap)
+	sport := uint16(5000)
+	forwarded := func(port uint16, n int) int {
+		fwd := 0
+		for i := range n {
+			sport++ // a new connection each time
+			f := tcpFrame(t, [4]byte{198, 18, 3, byte(i)}, sport, true, false, false, true, 0)
+			f[14+20+2], f[14+20+3] = byte(port>>8), byte(port) // destination port
+			if v, _ := r.p.Process(r.snap, chunk(f), headroom, len(f)); v == VerdictForward {
+				fwd++
+			}
+		}
+		return fwd
+	}
+	if n := forwarded(80, 5); n != 1 {
+		t.Fatalf("port 80 (syn_rate_per_service 3, burst 1): %d of 5 forwarded, want 1", n)
+	}
+	if n := forwarded(81, 5); n != 1 {
+		t.Fatalf("port 81 (its own rate 1000, burst 1): %d of 5 forwarded, want 1", n)
+	}
+	r.clock.Advance(10 * time.Millisecond) // 10 tokens at 1000/s, none at 3/s
+	if n := forwarded(81, 5); n != 1 {
+		t.Fatalf("port 81 after 10ms: %d of 5 forwarded, want its one-deep bucket refilled", n)
+	}
+	if n := forwarded(80, 5); n != 0 {
+		t.Fatalf("port 80 after 10ms: %d forwarded, want none", n)
+	}
+	// Default off: only the service with a rate of its own is limited.
+	if err := l.Set(SYNLimits{Burst: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if n := forwarded(80, 5); n != 5 {
+		t.Fatalf("port 80 without a rate: %d of 5 forwarded", n)
+	}
+	if n := forwarded(81, 5); n != 2 {
+		t.Fatalf("port 81 with its own rate, burst 2: %d of 5 forwarded", n)
+	}
+}

@@ -209,6 +209,7 @@ func TestCheckBadConfigs(t *testing.T) {
 		{"amemthresh negative", "a.yaml", "interfaces: [eth0]\nipvs: {amemthresh: -1}\n", []string{"ipvs.amemthresh", "-1"}},
 		{"syn rate negative", "a.yaml", "interfaces: [eth0]\ndefense: {syn_rate_per_source: -10}\n", []string{"defense.syn_rate_per_source", "-10"}},
 		{"syn burst not a number", "a.yaml", "interfaces: [eth0]\ndefense: {burst: lots}\n", []string{"defense.burst", "lots"}},
+		{"service syn_rate negative", "a.yaml", svc("    syn_rate: -1\n"), []string{"services[0].syn_rate", "-1"}},
 		{"unknown defense key", "a.yaml", "interfaces: [eth0]\ndefense: {syn_rate: 10}\n", []string{"defense.syn_rate: unknown key"}},
 		{"unknown ipvs key", "a.yaml", "interfaces: [eth0]\nipvs: {conn_reuse: 1}\n", []string{"ipvs.conn_reuse: unknown key"}},
 		{"bad health duration", "a.toml", "interfaces = [\"eth0\"]\n[health]\ninterval = \"soon\"\n", []string{"health.interval", "soon", "duration"}},

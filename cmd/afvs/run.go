@@ -65,6 +65,14 @@ func runDaemon(args []string) error {
 		d.Close()
 		return err
 	}
+	rates, err := cfg.SYNServiceRates()
+	if err == nil {
+		err = d.SetSYNServiceRates(rates)
+	}
+	if err != nil {
+		d.Close()
+		return err
+	}
 	defer d.Close()
 
 	var checks atomic.Pointer[map[vs.Key]control.ServiceCheck]
@@ -96,6 +104,10 @@ func runDaemon(args []string) error {
 		if err != nil {
 			return nil, nil, err
 		}
+		rates, err := c.SYNServiceRates()
+		if err != nil {
+			return nil, nil, err
+		}
 		// Interfaces, sockets and table sizes are fixed at start-up; say
 		// so rather than ignore a change silently.
 		for _, k := range restartOnly(cfg, c) {
@@ -110,6 +122,9 @@ func runDaemon(args []string) error {
 			}
 			if err := d.CT.SetDefense(c.IPVSDefense()); err != nil { // validated too
 				log.Error("reload: ipvs defence settings not applied", "err", err)
+			}
+			if err := d.SetSYNServiceRates(rates); err != nil { // validated too
+				log.Error("reload: services' syn_rate not applied", "err", err)
 			}
 			if c.SYNLimits() != d.SYNLimits() {
 				if err := d.SetSYNLimits(c.SYNLimits()); err != nil { // validated too

@@ -221,6 +221,12 @@ func (d *Director) openICMP() error {
 // next new connection, with full buckets. Invalid limits change nothing.
 func (d *Director) SetSYNLimits(l dataplane.SYNLimits) error { return d.syn.Set(l) }
 
+// SetSYNServiceRates gives services SYN rates of their own, by key,
+// instead of SYN.PerService. Invalid rates change nothing.
+func (d *Director) SetSYNServiceRates(rates map[vs.Key]int) error {
+	return d.syn.SetServiceRates(rates)
+}
+
 // SYNLimits returns the SYN rate limits in force.
 func (d *Director) SYNLimits() dataplane.SYNLimits { return d.syn.Limits() }
 
@@ -788,6 +794,7 @@ func (d *Director) publishLocked(t *vs.Table) error {
 		}
 		return err
 	}
+	d.syn.Apply(snap) // services' own SYN rates follow their IDs
 	d.snap.Store(snap)
 	d.setLocalGate(snap)
 	d.natLocal = sk[len(snap.SteeringKeys()):]
