@@ -318,6 +318,29 @@ func BenchmarkSYN(b *testing.B) {
 			}
 		})
 	}
+	// A flood source over its rate: every SYN refused by the limiter,
+	// before the table.
+	b.Run("limits=refused", func(b *testing.B) {
+		r := newRig(b, oneService(vs.Route, "wlc", 1, 2, 3), 1<<16)
+		l, err := NewSYNLimiter(SYNLimits{PerSource: 1, Burst: 1}, r.clock)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.p.SetSYNLimiter(l, nil)
+		syn := tcpFrame(b, [4]byte{198, 18, 0, 10}, 0, true, false, false, true, 0)
+		buf := make([]byte, 2048)
+		var n uint16
+		b.ReportAllocs()
+		for b.Loop() {
+			n++
+			copy(buf[headroom:], syn)
+			buf[headroom+34], buf[headroom+35] = byte(n>>8), byte(n)
+			r.p.Process(r.snap, buf, headroom, len(syn))
+		}
+		if r.c.Drops[DropSYNRateSource].Load() == 0 {
+			b.Fatal("nothing refused")
+		}
+	})
 	b.Run("admit-only", func(b *testing.B) {
 		l, err := NewSYNLimiter(SYNLimits{PerSource: 1000, PerService: 100000, Burst: 100}, conntrack.SystemClock())
 		if err != nil {

@@ -77,6 +77,15 @@ func BenchmarkPrograms(b *testing.B) {
 				benchProgram(b, s.program(), fr.frame, xdpPass)
 			})
 		}
+		// A source in the blocklist: dropped at the end of the match path,
+		// before the redirect.
+		b.Run(fmt.Sprintf("prog=steering/services=%d/frame=blocked", n), func(b *testing.B) {
+			if err := s.Block(clientAddr, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+			defer s.Unblock(clientAddr)
+			benchProgram(b, s.program(), udp64, xdpDrop)
+		})
 	}
 
 	d, err := LoadDecap([]netip.Addr{vip})
