@@ -113,12 +113,23 @@
 //
 // When an insert finds no room (the table at capacity, or both candidate
 // buckets full) it evicts, in IPVS's spirit: first an expired entry, then
-// the oldest SYN_RECV or inactive entry, from the key's two buckets or,
-// when only the capacity bound is hit, from 8 more buckets on a rotating
-// cursor. ESTABLISHED, SYN_SENT and SYNACK connections are never evicted.
+// the oldest half-open (SYN_RECV, or SYNACK, where secure_tcp puts a SYN)
+// or inactive entry, from the key's two buckets or, when only the
+// capacity bound is hit, from 8 more buckets on a rotating cursor.
+// ESTABLISHED and SYN_SENT connections are never evicted.
 // With nothing evictable the insert is refused and counted (Stats.Refused).
 // "Oldest" is by creation time among those candidates, a bounded sample
 // like IPVS's drop_entry, not a global order.
+//
+// # Flood defence
+//
+// Defense holds IPVS's drop_entry, drop_packet and secure_tcp with the
+// kernel's values and transitions (update_defense_level), the pressure
+// being free entries below amemthresh; DefenseTick is the kernel's
+// once-a-second defence work, ToDropPacket its ip_vs_todrop, and
+// secure_tcp switches Touch and Insert to tcp_states_dos's input-only
+// table. drop_entry needs each entry's packet count up to 9, kept in
+// spare low bits of the ports word and no longer written once past 8.
 //
 // # Persistence templates
 //
