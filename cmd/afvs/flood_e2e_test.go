@@ -231,7 +231,7 @@ func TestSYNFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	heavy := []netip.Addr{netip.MustParseAddr("198.18.100.1"), netip.MustParseAddr("198.18.100.2"), netip.MustParseAddr("198.18.100.3")}
+	heavy := []netip.Addr{netip.MustParseAddr("198.18.100.1"), netip.MustParseAddr("198.18.100.2")}
 	fl := newSYNFlooder(t, lab.Client, "eth0", macOf(t, lab.Client, "eth0"), macOf(t, lab.Director, "eth0"), lab.VIP, lab.Port, heavy)
 
 	stop := make(chan struct{})
@@ -336,8 +336,8 @@ func TestSYNFlood(t *testing.T) {
 	if conns > limit {
 		t.Errorf("%d connections passed to the real servers in %.1fs, over the service's limit %d", conns, elapsed.Seconds(), limit)
 	}
-	if sent < 10*limit {
-		t.Errorf("the flood offered only %d SYNs, not enough to exceed the limits", sent)
+	if sent < 3*limit {
+		t.Errorf("the flood offered only %d SYNs, not enough to exceed the limits several times over", sent)
 	}
 	if blocked == 0 {
 		t.Error("no frame of the heavy sources was dropped by the XDP blocklist")
