@@ -15,10 +15,10 @@ type kernelDefense struct {
 	dropEntrySysctl, dropPacketSysctl, secureTCPSysctl int
 	amemthresh, amDroprate                             int
 
-	dropentry               int
-	dropRate, dropCounter   int
-	oldSecureTCP            int
-	secureTable, everChange bool
+	dropentry             int
+	dropRate, dropCounter int
+	oldSecureTCP          int
+	secureTable           bool
 }
 
 func (k *kernelDefense) update(availmem int) {
