@@ -344,20 +344,22 @@ func TestDropEntry(t *testing.T) {
 		t.Fatalf("before 60 s idle: %d busy and %d idle ESTABLISHED entries of 500 each survive, want all", b, i)
 	}
 	clk.Advance(61 * time.Second)
-	for range 400 {
+	// A two-packet entry goes at about every second visit, and a bucket
+	// is visited once in 32 ticks: after 1500 ticks one survives with
+	// odds of about e^-23.
+	for range 1500 {
 		tbl.DefenseTick()
 	}
 	if n := alive(busy); n != 500 {
 		t.Fatalf("%d of 500 ESTABLISHED entries with more than 8 packets survive, want all (todrop_entry spares them)", n)
 	}
-	// Two packets: todrop_entry drops every second candidate it meets.
-	if n := alive(idle); n == 500 || n == 0 {
-		t.Fatalf("%d of 500 idle two-packet entries survive: drop_entry should drop about half of those it visits", n)
+	if n := alive(idle); n != 0 {
+		t.Fatalf("%d of 500 idle two-packet entries survive 1500 ticks after 60 s of silence, want none", n)
 	}
 	if st := tbl.Defense(); st.Dropped < 1000 {
 		t.Fatalf("Dropped = %d, want at least the 1000 half-open entries", st.Dropped)
 	}
-	if st := tbl.Stats(); st.Entries != uint64(alive(busy)+alive(idle)) {
+	if st := tbl.Stats(); st.Entries != uint64(alive(busy)) {
 		t.Fatalf("table holds %d entries, lookups find %d", st.Entries, alive(busy)+alive(idle))
 	}
 }
@@ -378,5 +380,37 @@ func TestSynAckEvictable(t *testing.T) {
 	k := v4Key(ProtoTCP, 999, 9, 80)
 	if _, res := tbl.Insert(&k, 1, 0, 0, EvSyn); res != Inserted {
 		t.Fatalf("a full table of SYNACK entries refused a new connection: %v", res)
+	}
+}
+
+// TestTodropEntryRate: todrop_entry drops an idle entry with i packets
+// once in i of the times it meets one, and never one refreshed within
+// 60 s or with more than 8 packets.
+func TestTodropEntryRate(t *testing.T) {
+	clk := new(ManualClock)
+	tbl := newTestTable(t, Config{Capacity: 10, Clock: clk})
+	clk.Advance(time.Hour)
+	now := tbl.now()
+	est := tbl.timeouts.of(Established)
+	idle := makeMeta(0, statusLive, Established, now-61_000+est)  // refreshed 61 s ago
+	fresh := makeMeta(0, statusLive, Established, now-59_000+est) // 59 s ago
+	for i := 1; i <= 9; i++ {
+		ports := uint64(i - 1) // the count excludes the first packet
+		drops := 0
+		for range 36 {
+			if tbl.todropEntry(idle, ports, now) {
+				drops++
+			}
+			if tbl.todropEntry(fresh, ports, now) {
+				t.Fatalf("%d packets, refreshed 59 s ago: dropped", i)
+			}
+		}
+		want := 0
+		if i <= 8 {
+			want = (36 + i - 1) / i // the first one met goes, then every i-th
+		}
+		if drops != want {
+			t.Errorf("%d packets: %d of 36 dropped, want %d", i, drops, want)
+		}
 	}
 }
