@@ -71,7 +71,8 @@ type Table struct {
 	sys      atomic.Uint32 // Sysctls, packed
 	stats    stats
 	closed   atomic.Bool
-	def      defense // drop_entry, drop_packet, secure_tcp: see defense.go
+	def      defense                    // drop_entry, drop_packet, secure_tcp: see defense.go
+	sync     atomic.Pointer[syncArrays] // nil until EnableSync (sync.go)
 }
 
 // CheckConfig reports what New would refuse in cfg, without allocating.
@@ -485,6 +486,9 @@ func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Even
 	// can reach the hooks before it.
 	t.hooks.Bind(dest, st.Active())
 	m := s.publish(slot, tag, &w, fwd, now, bind, st, now+t.timeouts.of(st))
+	if a := t.sync.Load(); a != nil {
+		resetSync(a.conns, slot, now)
+	}
 	s.unlock(b1, b2)
 	t.stats.at(slot).inserted.Add(1)
 	v := view{slot: slot, meta: m, ports: w[4] | uint64(fwd)<<fwdShift, bind: bind}

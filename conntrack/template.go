@@ -118,6 +118,9 @@ func (t *Table) InsertTemplate(k *Key, dest uint32, timeout time.Duration) (Temp
 		return 0, Full
 	}
 	m := s.publish(slot, tag, &w, 0, now+to, uint64(dest)<<32|to, None, 0)
+	if a := t.sync.Load(); a != nil {
+		resetSync(a.tmpls, slot, now)
+	}
 	return makeTemplateRef(slot, m), Inserted
 }
 

@@ -1,9 +1,12 @@
 package dataplane
 
 import (
+	"sync/atomic"
+
 	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/encap"
 	"github.com/afvs/afvs/internal/header"
+	"github.com/afvs/afvs/ipvssync"
 	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
@@ -88,6 +91,13 @@ type Processor struct {
 	// retireExpired, after the frame's new connection is scheduled.
 	old     conntrack.Conn
 	pending bool
+
+	// sync is where connections to sync go while a sync master runs (nil
+	// otherwise: one atomic load per frame); rec is the record being
+	// filled, and sconn the connection schedule made or found.
+	sync  atomic.Pointer[SyncSink]
+	rec   ipvssync.Record
+	sconn conntrack.Conn
 
 	// Last describes the scheduling decision of the last Process call, for
 	// the simulator and tests: they observe the real path instead of
@@ -296,6 +306,7 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 		case conntrack.Hit:
 			d = dd
 			p.noteHandshake(was, conn.State) // defense.go
+			p.sconn = conn
 		case conntrack.Gone:
 			if pre {
 				pre = false
@@ -333,6 +344,9 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 		p.Last.Found, p.Last.Dest = true, d.ID
 	}
 	p.dest = d
+	if sk := p.sync.Load(); sk != nil {
+		p.syncConn(sk, s, svc, d, &p.sconn)
+	}
 	return p.emit(s, svc, d, buf, off, n)
 }
 
@@ -460,6 +474,7 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 		d = &svc.Dests[i]
 	}
 	conn, res := p.ct.Insert(&p.key, d.ID, uint8(d.Fwd), tmpl, ev)
+	p.sconn = conn
 	switch res {
 	case conntrack.Full:
 		return nil, DropTableFull

@@ -62,6 +62,9 @@ func (p *Processor) Flush() {
 	}
 	s.dirtySvc = s.dirtySvc[:0]
 	s.dirtyDest = s.dirtyDest[:0]
+	if sk := p.sync.Load(); sk != nil {
+		sk.Queue.Publish()
+	}
 }
 
 // SetBatching makes Process leave publishing to explicit Flush calls.

@@ -1,0 +1,326 @@
+package conntrack
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Connection sync (IPVS's ip_vs_sync.c) needs three things per entry that
+// the 64-byte entry has no room for: the incoming packet count (in_pkts),
+// the state last sent (old_state) and when the copy last sent runs out on
+// the backup (sync_endtime). They live in a side array of one word per
+// slot, for connections and for templates, allocated by EnableSync the
+// first time a sync master starts, so a director that never syncs spends
+// nothing on them. The dataplane decides with them; the table only stores
+// them and resets a slot's word when an entry is made in it.
+
+// SyncInfo is one entry's sync bookkeeping.
+type SyncInfo struct {
+	// Pkts is the entry's incoming packet count (24 bits; the caller keeps
+	// it within MaxSyncPkts).
+	Pkts uint32
+	// OldState is the state the entry was last sent in: a State for a
+	// connection, IPVS's template state for a template.
+	OldState uint8
+	// EndTime is when the copy last sent expires on the backup, in table
+	// milliseconds (NowMillis), with a retry count in its low two bits.
+	EndTime uint64
+}
+
+// MaxSyncPkts is the largest packet count a SyncInfo holds.
+const MaxSyncPkts = 1<<24 - 1
+
+// The packed word: EndTime in bits 0..35 (2^36 ms is over two years),
+// OldState in 36..39, Pkts in 40..63.
+const syncEndMask = 1<<36 - 1
+
+func (s SyncInfo) pack() uint64 {
+	return uint64(min(s.Pkts, MaxSyncPkts))<<40 | uint64(s.OldState&0xf)<<36 | s.EndTime&syncEndMask
+}
+
+func unpackSync(w uint64) SyncInfo {
+	return SyncInfo{Pkts: uint32(w >> 40), OldState: uint8(w >> 36 & 0xf), EndTime: w & syncEndMask}
+}
+
+// syncArrays are the side arrays, indexed by slot.
+type syncArrays struct {
+	conns []atomic.Uint64
+	tmpls []atomic.Uint64
+}
+
+// syncMu serialises EnableSync's one allocation.
+var syncMu sync.Mutex
+
+// EnableSync allocates the per-entry sync words (8 bytes per connection
+// and template slot) if they are not there yet. Entries made before it
+// start with a zero word. It is idempotent and safe beside the workers.
+func (t *Table) EnableSync() {
+	syncMu.Lock()
+	defer syncMu.Unlock()
+	if t.sync.Load() != nil {
+		return
+	}
+	a := &syncArrays{conns: make([]atomic.Uint64, len(t.conns.entries))}
+	if t.tmpls != nil {
+		a.tmpls = make([]atomic.Uint64, len(t.tmpls.entries))
+	}
+	t.sync.Store(a)
+}
+
+// NowMillis is the table's clock: milliseconds since New.
+func (t *Table) NowMillis() uint64 { return t.now() }
+
+// Timeout is the table's timeout for state s now.
+func (t *Table) Timeout(s State) time.Duration {
+	return time.Duration(t.timeouts.of(s)) * time.Millisecond
+}
+
+// resetSync starts a new entry's word: no packet, state NONE, and the end
+// time its creation, rounded down to a multiple of 4 as the kernel's
+// ip_vs_conn_new sets sync_endtime.
+func resetSync(a []atomic.Uint64, slot uint32, now uint64) {
+	a[slot].Store(SyncInfo{EndTime: now &^ 3}.pack())
+}
+
+// SyncInfo returns the sync word of c's entry and its raw value for
+// SetSyncInfo; ok is false when EnableSync has not run or c names no
+// entry.
+func (t *Table) SyncInfo(c *Conn) (info SyncInfo, raw uint64, ok bool) {
+	defer runtime.KeepAlive(t) // see newStore
+	a := t.sync.Load()
+	slot := uint32(c.ref>>32) - 1
+	if a == nil || slot >= uint32(len(a.conns)) {
+		return SyncInfo{}, 0, false
+	}
+	raw = a.conns[slot].Load()
+	return unpackSync(raw), raw, true
+}
+
+// SetSyncInfo replaces c's sync word with info if it still holds raw,
+// and reports whether it did (another queue may have counted a packet of
+// the same flow meanwhile; the caller reads again).
+func (t *Table) SetSyncInfo(c *Conn, raw uint64, info SyncInfo) bool {
+	defer runtime.KeepAlive(t) // see newStore
+	a := t.sync.Load()
+	slot := uint32(c.ref>>32) - 1
+	if a == nil || slot >= uint32(len(a.conns)) {
+		return false
+	}
+	return a.conns[slot].CompareAndSwap(raw, info.pack())
+}
+
+// TemplateSyncInfo is SyncInfo for the template ref names.
+func (t *Table) TemplateSyncInfo(ref TemplateRef) (info SyncInfo, raw uint64, ok bool) {
+	defer runtime.KeepAlive(t) // see newStore
+	a := t.sync.Load()
+	slot := uint32(ref&0xffffff) - 1
+	if a == nil || ref == 0 || slot >= uint32(len(a.tmpls)) {
+		return SyncInfo{}, 0, false
+	}
+	raw = a.tmpls[slot].Load()
+	return unpackSync(raw), raw, true
+}
+
+// SetTemplateSyncInfo is SetSyncInfo for the template ref names.
+func (t *Table) SetTemplateSyncInfo(ref TemplateRef, raw uint64, info SyncInfo) bool {
+	defer runtime.KeepAlive(t) // see newStore
+	a := t.sync.Load()
+	slot := uint32(ref&0xffffff) - 1
+	if a == nil || ref == 0 || slot >= uint32(len(a.tmpls)) {
+		return false
+	}
+	return a.tmpls[slot].CompareAndSwap(raw, info.pack())
+}
+
+// Template returns the persistence template that controls c, 0 if none.
+func (c *Conn) Template() TemplateRef { return c.tmpl }
+
+// TemplateInfo returns a live template's key, real server and timeout
+// (what a sync message carries for it).
+func (t *Table) TemplateInfo(ref TemplateRef) (k Key, dest uint32, timeout time.Duration, ok bool) {
+	defer runtime.KeepAlive(t) // see newStore
+	slot, _, ok := t.templateEntry(ref)
+	if !ok {
+		return Key{}, 0, 0, false
+	}
+	w, v, ok := t.tmpls.snapshot(slot, true)
+	if !ok || !ref.matches(v.meta) {
+		return Key{}, 0, 0, false
+	}
+	return w.key(), uint32(v.bind >> 32), time.Duration(uint32(v.bind)) * time.Millisecond, true
+}
+
+// SyncResult is what SyncConn or SyncTemplate did with a received entry.
+type SyncResult uint8
+
+const (
+	// SyncInserted: a new entry was made.
+	SyncInserted SyncResult = iota
+	// SyncUpdated: the entry existed; its state and timer were refreshed.
+	SyncUpdated
+	// SyncStale: the entry exists with another real server and the
+	// message says the sender's copy is inactive: it describes the
+	// connection the entry replaced, and is ignored (ip_vs_proc_conn).
+	SyncStale
+	// SyncFull: no room; nothing changed.
+	SyncFull
+	// SyncInvalid: a timeout outside 1ms..MaxTimeout; nothing changed.
+	SyncInvalid
+)
+
+func (r SyncResult) String() string {
+	switch r {
+	case SyncInserted:
+		return "inserted"
+	case SyncUpdated:
+		return "updated"
+	case SyncStale:
+		return "stale"
+	case SyncFull:
+		return "full"
+	case SyncInvalid:
+		return "invalid"
+	}
+	return "syncresult(?)"
+}
+
+// SyncConn installs a connection a sync master sent, as a backup's
+// ip_vs_proc_conn does: an entry for k with another real server is
+// replaced, unless inactive says the message is about the connection that
+// entry replaced (then it is ignored); an entry with the same real server
+// takes state st and runs out timeout from now; otherwise a new entry is
+// made in state st with that timeout, bound to dest with forwarding method
+// fwd, controlled by no template (the kernel does not link synced
+// connections to their templates). The real server's active and inactive
+// counts follow through Hooks as for any entry. info becomes the entry's
+// sync word when EnableSync has run. Safe beside the workers.
+func (t *Table) SyncConn(k *Key, dest uint32, fwd uint8, st State, timeout time.Duration, inactive bool, info SyncInfo) SyncResult {
+	defer runtime.KeepAlive(t) // see newStore
+	if timeout < time.Millisecond || timeout > MaxTimeout {
+		return SyncInvalid
+	}
+	to := uint64(toMillis(timeout))
+	w := k.words()
+	s := t.conns
+	b1, b2, tag := s.place(t.seed.hash(&w))
+	now := t.now()
+	s.lock(b1, b2)
+	defer s.unlock(b1, b2)
+	for _, b := range [2]uint32{b1, b2} {
+		v, ok := s.find(b, s.buckets[b].used.Load(), tag, &w)
+		if !ok {
+			continue
+		}
+		if expired(v.meta, now) {
+			if s.release(v.slot, v.meta) {
+				t.retire(v.meta, v.bind, payload(v.meta))
+				t.stats.at(v.slot).expired.Add(1)
+			}
+			break
+		}
+		if uint32(v.bind>>32) != dest {
+			if inactive {
+				return SyncStale
+			}
+			// ip_vs_conn_expire_now: the master now sends this flow
+			// elsewhere.
+			if s.release(v.slot, v.meta) {
+				t.retire(v.meta, v.bind, now)
+				t.stats.at(v.slot).expired.Add(1)
+			}
+			break
+		}
+		if t.syncUpdate(v.slot, st, now+to) {
+			t.setSync(v.slot, info)
+			return SyncUpdated
+		}
+		// Released under us (a worker saw it expire): make a new one.
+		break
+	}
+	slot, ok := t.makeRoom(b1, b2, now)
+	if !ok {
+		t.stats.at(b1 * bucketSlots).refused.Add(1)
+		return SyncFull
+	}
+	t.hooks.Bind(dest, st.Active())
+	s.publish(slot, tag, &w, fwd, now, uint64(dest)<<32, st, now+to)
+	t.stats.at(slot).inserted.Add(1)
+	t.setSync(slot, info)
+	return SyncInserted
+}
+
+// syncUpdate moves a live entry to state st with expiry exp, reporting
+// an active/inactive move to Hooks. It fails if the entry was released.
+func (t *Table) syncUpdate(slot uint32, st State, exp uint64) bool {
+	e := &t.conns.entries[slot]
+	for {
+		m := e.meta.Load()
+		if status(m) != statusLive {
+			return false
+		}
+		nm := makeMeta(generation(m), statusLive, st, exp)
+		if !e.meta.CompareAndSwap(m, nm) {
+			continue
+		}
+		if payload(nm) < payload(m) {
+			t.conns.lowerDue(slot, payload(nm))
+		}
+		if old := stateOf(m); old.Active() != st.Active() {
+			t.hooks.Transfer(uint32(e.bind.Load()>>32), st.Active())
+		}
+		return true
+	}
+}
+
+func (t *Table) setSync(slot uint32, info SyncInfo) {
+	if a := t.sync.Load(); a != nil {
+		a.conns[slot].Store(info.pack())
+	}
+}
+
+// SyncTemplate installs a persistence template a sync master sent: an
+// existing live template for k keeps its real server and has its timer
+// set to timeout from now, with timeout as its new timeout (the kernel
+// sets cp->timeout and re-arms the timer); otherwise a new template for
+// dest is made with that timeout.
+func (t *Table) SyncTemplate(k *Key, dest uint32, timeout time.Duration) (TemplateRef, SyncResult) {
+	defer runtime.KeepAlive(t) // see newStore
+	if timeout < time.Millisecond || timeout > MaxTimeout {
+		return 0, SyncInvalid
+	}
+	s := t.tmpls
+	if s == nil {
+		return 0, SyncFull
+	}
+	to := uint64(toMillis(timeout))
+	w := k.words()
+	b1, b2, tag := s.place(t.seed.hash(&w))
+	now := t.now()
+	s.lock(b1, b2)
+	defer s.unlock(b1, b2)
+	for _, b := range [2]uint32{b1, b2} {
+		v, ok := s.find(b, s.buckets[b].used.Load(), tag, &w)
+		if !ok {
+			continue
+		}
+		if !templateExpired(v.meta, v.since, now) {
+			e := &s.entries[v.slot]
+			e.bind.Store(v.bind&^0xffff_ffff | to)
+			e.since.Store(now + to)
+			return makeTemplateRef(v.slot, v.meta), SyncUpdated
+		}
+		s.release(v.slot, v.meta)
+		break
+	}
+	slot, ok := t.templateRoom(b1, b2, now)
+	if !ok {
+		return 0, SyncFull
+	}
+	m := s.publish(slot, tag, &w, 0, now+to, uint64(dest)<<32|to, None, 0)
+	if a := t.sync.Load(); a != nil {
+		resetSync(a.tmpls, slot, now)
+	}
+	return makeTemplateRef(slot, m), SyncInserted
+}

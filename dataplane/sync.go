@@ -1,0 +1,265 @@
+package dataplane
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/ipvssync"
+	"github.com/afvs/afvs/vs"
+)
+
+// SyncSink is where a processor hands the connections connection sync
+// must send while a sync master runs: its own single-producer queue, which
+// the master drains, and the sync sysctls that decide when. It is
+// immutable once set; SetSync swaps it whole.
+type SyncSink struct {
+	Queue    *ipvssync.Queue
+	Settings ipvssync.Settings
+}
+
+// SetSync makes the processor offer connections to sk (nil: stop). Any
+// goroutine may call it; the worker sees it at its next frame. The
+// connection table must have had EnableSync called.
+func (p *Processor) SetSync(sk *SyncSink) { p.sync.Store(sk) }
+
+// ipvsState is a table state as a sync entry numbers it: TCP states are
+// IPVS's own numbers, and UDP has one state, 0 (IP_VS_UDP_S_NORMAL).
+func ipvsState(s conntrack.State) uint16 {
+	if s == conntrack.UDP {
+		return 0
+	}
+	return uint16(s)
+}
+
+// fwdFlags is a forwarding method as IP_VS_CONN_F_* bits.
+func fwdFlags(f vs.Fwd) uint32 {
+	switch f {
+	case vs.Tunnel:
+		return ipvssync.FlagTunnel
+	case vs.Masq:
+		return ipvssync.FlagMasq
+	case vs.Local:
+		return ipvssync.FlagLocalNode
+	}
+	return ipvssync.FlagDRoute
+}
+
+// nextPkts counts one more packet, keeping the count within what the
+// table stores without changing it modulo the sync period (the only way
+// ip_vs_sync_conn_needed reads it when the period is set).
+func nextPkts(n uint32, period int) uint32 {
+	n++
+	if n > conntrack.MaxSyncPkts {
+		if period > 0 {
+			n %= uint32(period)
+		} else {
+			n = conntrack.MaxSyncPkts
+		}
+	}
+	return n
+}
+
+// syncConn is ip_vs_sync_conn's caller in ip_vs_in_hook: it counts the
+// packet on c, asks ipvssync.Needed whether the master sends c now and,
+// if so, queues c and then the template that controls it (when Needed
+// agrees for the template too), as the kernel walks cp->control. A full
+// queue drops the record and counts it. Nothing here allocates.
+func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c *conntrack.Conn) {
+	ct := p.ct
+	now := ipvssync.Ticks(ct.NowMillis())
+	to := ct.Timeout(c.State)
+	ci := ipvssync.ConnInfo{
+		Protocol: p.key.Proto, State: ipvsState(c.State),
+		Timeout: ipvssync.Ticks(to / time.Millisecond), InPersistence: c.Template() != 0,
+	}
+	if !c.State.Active() {
+		ci.Flags = ipvssync.FlagInactive
+	}
+	for {
+		info, raw, ok := ct.SyncInfo(c)
+		if !ok {
+			return
+		}
+		pkts := nextPkts(info.Pkts, sk.Settings.Period)
+		st := ipvssync.SyncState{OldState: uint16(info.OldState), EndTime: ipvssync.Ticks(info.EndTime)}
+		send := ipvssync.Needed(&sk.Settings, &ci, &st, int(pkts), now)
+		if !ct.SetSyncInfo(c, raw, conntrack.SyncInfo{Pkts: pkts, OldState: uint8(st.OldState), EndTime: uint64(st.EndTime)}) {
+			continue // another queue counted a packet of this flow: again
+		}
+		if !send {
+			return
+		}
+		break
+	}
+	r := &p.rec
+	*r = ipvssync.Record{
+		Flags: fwdFlags(d.Fwd) | ci.Flags, FWMark: svc.Key.FWMark, Timeout: uint32(to / time.Second),
+		CPort: p.key.CPort, VPort: p.key.VPort, DPort: d.Port,
+		State: ci.State, Protocol: p.key.Proto,
+	}
+	copy(r.CAddr[:4], p.key.CAddr[12:])
+	copy(r.VAddr[:4], p.key.VAddr[12:])
+	copy(r.DAddr[:4], d.Addr[:])
+	sk.Queue.Push(r)
+	if ref := c.Template(); ref != 0 {
+		p.syncTemplate(sk, s, svc, ref, now)
+	}
+}
+
+// syncTemplate offers the template ref after a connection it controls
+// was sent, with the template's own packet count incremented.
+func (p *Processor) syncTemplate(sk *SyncSink, s *Snapshot, svc *Service, ref conntrack.TemplateRef, now ipvssync.Ticks) {
+	ct := p.ct
+	k, dest, to, ok := ct.TemplateInfo(ref)
+	if !ok {
+		return
+	}
+	_, d, ok := s.DestByID(dest)
+	if !ok {
+		return
+	}
+	ci := ipvssync.ConnInfo{Protocol: k.Proto, Flags: ipvssync.FlagTemplate, Timeout: ipvssync.Ticks(to / time.Millisecond)}
+	for {
+		info, raw, ok := ct.TemplateSyncInfo(ref)
+		if !ok {
+			return
+		}
+		pkts := nextPkts(info.Pkts, sk.Settings.Period)
+		st := ipvssync.SyncState{OldState: uint16(info.OldState), EndTime: ipvssync.Ticks(info.EndTime)}
+		send := ipvssync.Needed(&sk.Settings, &ci, &st, int(pkts), now)
+		if !ct.SetTemplateSyncInfo(ref, raw, conntrack.SyncInfo{Pkts: pkts, OldState: uint8(st.OldState), EndTime: uint64(st.EndTime)}) {
+			continue
+		}
+		if !send {
+			return
+		}
+		break
+	}
+	r := &p.rec
+	*r = ipvssync.Record{
+		Flags: fwdFlags(d.Fwd) | ipvssync.FlagTemplate, FWMark: svc.Key.FWMark, Timeout: uint32(to / time.Second),
+		CPort: k.CPort, VPort: k.VPort, DPort: d.Port, Protocol: k.Proto,
+	}
+	copy(r.CAddr[:4], k.CAddr[12:])
+	copy(r.VAddr[:4], k.VAddr[12:])
+	copy(r.DAddr[:4], d.Addr[:])
+	sk.Queue.Push(r)
+}
+
+// SyncDrop is why a backup did not install a received entry.
+type SyncDrop uint8
+
+// Install drop reasons.
+const (
+	SyncOK SyncDrop = iota
+	// SyncUnknownService: no service matches the entry's protocol,
+	// virtual address and port (or firewall mark).
+	SyncUnknownService
+	// SyncUnknownDest: the service has no real server at the entry's
+	// address and port.
+	SyncUnknownDest
+	// SyncUnsupported: an IPv6 entry, or a protocol other than TCP and
+	// UDP: the dataplane does not forward them.
+	SyncUnsupported
+	// SyncTableFull: the connection or template table had no room.
+	SyncTableFull
+	// SyncStaleEntry: an inactive copy of a connection the backup already
+	// holds with another real server; ignored, as the kernel does.
+	SyncStaleEntry
+	// NumSyncDrops bounds the reasons.
+	NumSyncDrops
+)
+
+var syncDropNames = [NumSyncDrops]string{
+	SyncOK: "ok", SyncUnknownService: "unknown_service", SyncUnknownDest: "unknown_dest",
+	SyncUnsupported: "unsupported", SyncTableFull: "table_full", SyncStaleEntry: "stale",
+}
+
+// String is the reason's counter label.
+func (r SyncDrop) String() string {
+	if r < NumSyncDrops {
+		return syncDropNames[r]
+	}
+	return "syncdrop(?)"
+}
+
+// defaultTemplateTimeout is what ip_vs_proc_conn gives a template whose
+// entry carries no timeout (3 minutes).
+const defaultTemplateTimeout = 3 * time.Minute
+
+// InstallSynced installs one entry a sync master sent into ct, as a
+// backup's ip_vs_proc_conn does: the real server is looked up by the
+// entry's service (protocol, virtual address and port, or firewall mark)
+// and its own address and port in snapshot s; a template becomes a
+// persistence template, a connection an entry in the state sent with the
+// timeout sent (the state's timeout when 0), its packet count set to the
+// sync threshold and its last sent state to its state, so that this
+// director, as a master later, syncs it as the kernel would. Bad or
+// unknown entries change nothing and return why.
+func InstallSynced(s *Snapshot, ct *conntrack.Table, c *ipvssync.Conn, threshold int) (conntrack.SyncResult, SyncDrop) {
+	if c.IPv6() {
+		return 0, SyncUnsupported
+	}
+	template := c.Flags&ipvssync.FlagTemplate != 0
+	if !template && c.Protocol != ipvssync.ProtoTCP && c.Protocol != ipvssync.ProtoUDP {
+		return 0, SyncUnsupported
+	}
+	var svc *Service
+	va := c.VAddr.As4()
+	if c.FWMark != 0 {
+		sv, ok := s.ServiceByKey(vs.Key{FWMark: c.FWMark})
+		if !ok {
+			return 0, SyncUnknownService
+		}
+		svc = sv
+	} else {
+		si, ok := s.lookup(va, c.Protocol, c.VPort)
+		if !ok {
+			return 0, SyncUnknownService
+		}
+		svc = &s.Services[si]
+	}
+	da := c.DAddr.As4()
+	var d *Dest
+	for i := range svc.Dests {
+		if svc.Dests[i].Addr == da && svc.Dests[i].Port == c.DPort {
+			d = &svc.Dests[i]
+			break
+		}
+	}
+	if d == nil {
+		return 0, SyncUnknownDest
+	}
+	k := conntrack.Key{
+		CAddr: netip.AddrFrom4(c.CAddr.As4()).As16(), VAddr: netip.AddrFrom4(va).As16(),
+		CPort: c.CPort, VPort: c.VPort, Proto: c.Protocol,
+	}
+	timeout := time.Duration(c.Timeout) * time.Second
+	if template {
+		if timeout == 0 {
+			timeout = defaultTemplateTimeout
+		}
+		_, r := ct.SyncTemplate(&k, d.ID, min(timeout, conntrack.MaxTimeout))
+		if r == conntrack.SyncFull {
+			return r, SyncTableFull
+		}
+		return r, SyncOK
+	}
+	st := conntrack.UDP
+	if c.Protocol == ipvssync.ProtoTCP {
+		st = conntrack.State(c.State)
+	}
+	if timeout == 0 {
+		timeout = ct.Timeout(st)
+	}
+	info := conntrack.SyncInfo{Pkts: uint32(max(0, min(threshold, conntrack.MaxSyncPkts))), OldState: uint8(ipvsState(st)), EndTime: ct.NowMillis() &^ 3}
+	r := ct.SyncConn(&k, d.ID, uint8(d.Fwd), st, min(timeout, conntrack.MaxTimeout), c.Flags&ipvssync.FlagInactive != 0, info)
+	switch r {
+	case conntrack.SyncFull:
+		return r, SyncTableFull
+	case conntrack.SyncStale:
+		return r, SyncStaleEntry
+	}
+	return r, SyncOK
+}
