@@ -13,6 +13,8 @@ import (
 
 	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/ipvsadm"
+	"github.com/afvs/afvs/ipvssync"
 	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
@@ -49,6 +51,100 @@ type Config struct {
 	Metrics  MetricsConfig   `mapstructure:"metrics"`
 	Control  ControlConfig   `mapstructure:"control"`
 	Log      LogConfig       `mapstructure:"log"`
+	Sync     SyncConfig      `mapstructure:"sync"`
+}
+
+// SyncConfig is connection sync (ipvsadm --start-daemon): a master, a
+// backup, or both, each enabled by naming its interface. Start and every
+// reload put it in force; afvsadm --start-daemon and --stop-daemon change
+// it at run time until the next reload.
+type SyncConfig struct {
+	Master SyncDaemonConfig `mapstructure:"master"`
+	Backup SyncDaemonConfig `mapstructure:"backup"`
+	// FlushInterval is how long a master holds a partly filled message
+	// before sending it (the kernel's IPVS_SYNC_FLUSH_TIME, 2s).
+	FlushInterval time.Duration `mapstructure:"flush_interval"`
+}
+
+// SyncDaemonConfig is one sync daemon, with ipvsadm's option names; 0 or
+// "" takes the kernel's default.
+type SyncDaemonConfig struct {
+	Interface string `mapstructure:"interface"` // --mcast-interface; "" = this daemon is off
+	SyncID    int    `mapstructure:"syncid"`    // --syncid, 0..255
+	MaxLen    int    `mapstructure:"maxlen"`    // --sync-maxlen, 0 (from the MTU) or 1..65507
+	Group     string `mapstructure:"group"`     // --mcast-group, default 224.0.0.81
+	Port      int    `mapstructure:"port"`      // --mcast-port, default 8848
+	TTL       int    `mapstructure:"ttl"`       // --mcast-ttl, 1..255, default 1
+}
+
+// Daemon converts a configured daemon for the sync daemon's manager;
+// ok is false when it is off. Validate has checked it.
+func (d SyncDaemonConfig) Daemon(state ipvsadm.DaemonState) (ipvsadm.Daemon, bool) {
+	if d.Interface == "" {
+		return ipvsadm.Daemon{}, false
+	}
+	out := ipvsadm.Daemon{State: state, McastIfn: d.Interface, SyncID: uint8(d.SyncID), SyncMaxlen: uint16(d.MaxLen),
+		McastPort: uint16(d.Port), McastTTL: uint8(d.TTL)}
+	if g, err := netip.ParseAddr(d.Group); err == nil {
+		out.McastGroup = g
+	}
+	return out, true
+}
+
+// SyncDaemons lists the configured daemons, master first.
+func (c *Config) SyncDaemons() []ipvsadm.Daemon {
+	var out []ipvsadm.Daemon
+	if d, ok := c.Sync.Master.Daemon(ipvsadm.Master); ok {
+		out = append(out, d)
+	}
+	if d, ok := c.Sync.Backup.Daemon(ipvsadm.Backup); ok {
+		out = append(out, d)
+	}
+	return out
+}
+
+// SyncSettings converts the ipvs section's sync sysctls. Validate has
+// checked them.
+func (c *Config) SyncSettings() ipvssync.Settings {
+	s := ipvssync.DefaultSettings
+	if len(c.IPVS.SyncThreshold) == 2 {
+		s.Threshold, s.Period = c.IPVS.SyncThreshold[0], c.IPVS.SyncThreshold[1]
+	}
+	s.RefreshPeriod = ipvssync.Ticks(c.IPVS.SyncRefreshPeriod / time.Millisecond)
+	s.Retries = c.IPVS.SyncRetries
+	s.PersistMode = c.IPVS.SyncPersistMode != 0
+	return s
+}
+
+func (d SyncDaemonConfig) validate(key string) error {
+	if d.Interface == "" {
+		if d != (SyncDaemonConfig{}) {
+			return fmt.Errorf("%s.interface: required when any other %s key is set", key, key)
+		}
+		return nil
+	}
+	if len(d.Interface) > 15 || strings.ContainsAny(d.Interface, "/ \t") {
+		return fmt.Errorf("%s.interface: %q: must be a Linux interface name (1-15 characters, no '/' or spaces)", key, d.Interface)
+	}
+	if d.SyncID < 0 || d.SyncID > 255 {
+		return fmt.Errorf("%s.syncid: %d: must be 0..255", key, d.SyncID)
+	}
+	if d.MaxLen < 0 || d.MaxLen > 65507 {
+		return fmt.Errorf("%s.maxlen: %d: must be 0 (from the MTU) or 1..65507", key, d.MaxLen)
+	}
+	if d.Group != "" {
+		g, err := netip.ParseAddr(d.Group)
+		if err != nil || !g.Is4() || !g.IsMulticast() {
+			return fmt.Errorf("%s.group: %q: must be an IPv4 multicast address such as 224.0.0.81", key, d.Group)
+		}
+	}
+	if d.Port < 0 || d.Port > 65535 {
+		return fmt.Errorf("%s.port: %d: must be 0 (8848) or 1..65535", key, d.Port)
+	}
+	if d.TTL < 0 || d.TTL > 255 {
+		return fmt.Errorf("%s.ttl: %d: must be 0 (1) or 1..255", key, d.TTL)
+	}
+	return nil
 }
 
 // RingsConfig sizes an AF_XDP socket's RX ring (frames the kernel has
@@ -120,6 +216,20 @@ type IPVSConfig struct {
 	// AmDropRate is drop_packet's rate in mode 3: one new connection in
 	// this many is dropped (am_droprate, default 10).
 	AmDropRate int `mapstructure:"am_droprate"`
+	// SyncThreshold is sync_threshold, [threshold, period]: a sync master
+	// sends a connection when its packet count modulo period equals
+	// threshold (period 0: once, at threshold). Default [3, 50].
+	SyncThreshold []int `mapstructure:"sync_threshold"`
+	// SyncRefreshPeriod is sync_refresh_period: with it, an unchanged
+	// connection is sent again only when its copy on the backup would
+	// run out sooner than this; 0 (default) off.
+	SyncRefreshPeriod time.Duration `mapstructure:"sync_refresh_period"`
+	// SyncRetries is sync_retries, 0..3: re-sends of a connection the
+	// refresh period holds back.
+	SyncRetries int `mapstructure:"sync_retries"`
+	// SyncPersistMode is sync_persist_mode: 1 sends only the templates of
+	// persistent connections, not the connections.
+	SyncPersistMode int `mapstructure:"sync_persist_mode"`
 }
 
 // DefenseConfig limits the new TCP connections a second each client
@@ -429,6 +539,7 @@ func Defaults() map[string]any {
 		"ipvs.amemthresh":      conntrack.DefaultAmemThresh,
 		"ipvs.am_droprate":     conntrack.DefaultAmDropRate,
 		"defense.block_for":    "60s",
+		"ipvs.sync_threshold":  []int{3, 50},
 		"icmp.rate":            1000,
 		"icmp.burst":           50,
 		"icmp.host_interval":   "1s",
@@ -528,6 +639,27 @@ func (c *Config) Validate() error {
 	}
 	if c.Defense.BlockFor < 0 || c.Defense.BlockFor > 24*time.Hour {
 		return fmt.Errorf("defense.block_for: %s: must be 0 (never block) to 24h", c.Defense.BlockFor)
+	}
+	if t := c.IPVS.SyncThreshold; len(t) != 2 || t[0] < 0 || t[1] < 0 || (t[1] > 0 && t[0] >= t[1]) || t[0] > conntrack.MaxSyncPkts || t[1] > conntrack.MaxSyncPkts {
+		return fmt.Errorf("ipvs.sync_threshold: %v: must be [threshold, period] with 0 <= threshold < period, or period 0", t)
+	}
+	if d := c.IPVS.SyncRefreshPeriod; d < 0 || d > conntrack.MaxTimeout {
+		return fmt.Errorf("ipvs.sync_refresh_period: %s: must be 0 (off) to %s", d, conntrack.MaxTimeout)
+	}
+	if c.IPVS.SyncRetries < 0 || c.IPVS.SyncRetries > 3 {
+		return fmt.Errorf("ipvs.sync_retries: %d: must be 0..3", c.IPVS.SyncRetries)
+	}
+	if v := c.IPVS.SyncPersistMode; v != 0 && v != 1 {
+		return fmt.Errorf("ipvs.sync_persist_mode: %d: must be 0 or 1", v)
+	}
+	if err := c.Sync.Master.validate("sync.master"); err != nil {
+		return err
+	}
+	if err := c.Sync.Backup.validate("sync.backup"); err != nil {
+		return err
+	}
+	if d := c.Sync.FlushInterval; d < 0 || d > time.Minute {
+		return fmt.Errorf("sync.flush_interval: %s: must be 0 (2s) to 1m", d)
 	}
 	if c.ICMP.Rate < 1 || c.ICMP.Rate > MaxICMPRate {
 		return fmt.Errorf("icmp.rate: %d: must be 1..%d messages a second", c.ICMP.Rate, MaxICMPRate)

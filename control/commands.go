@@ -31,6 +31,15 @@ func (s *Server) Commands(lines [][]string) error {
 		}
 		cmds = append(cmds, c)
 	}
+	for i, c := range cmds {
+		if c.Kind != ipvsadm.StartDaemon && c.Kind != ipvsadm.StopDaemon {
+			continue
+		}
+		if len(cmds) > 1 {
+			return fmt.Errorf("command %d (--%s %s): a sync daemon command must be alone in its batch", i+1, c.Kind, c.Daemon.State)
+		}
+		return s.daemonCommand(c)
+	}
 	var zero []*ipvsadm.Command
 	var set *ipvsadm.Command
 	err := s.Update(func(t *vs.Table) error {
@@ -45,8 +54,6 @@ func (s *Server) Commands(lines [][]string) error {
 				set = c
 			case ipvsadm.List, ipvsadm.Save, ipvsadm.Help, ipvsadm.Version, ipvsadm.Restore:
 				return fmt.Errorf("command %d (%s): not a change; run it with afvsadm", i+1, c.Kind)
-			case ipvsadm.StartDaemon, ipvsadm.StopDaemon:
-				return fmt.Errorf("command %d (--%s %s): connection sync is not implemented in the daemon yet", i+1, c.Kind, c.Daemon.State)
 			default:
 				if err := apply.Command(t, c); err != nil {
 					if len(cmds) > 1 {
@@ -69,6 +76,18 @@ func (s *Server) Commands(lines [][]string) error {
 		s.zero(z)
 	}
 	return nil
+}
+
+// daemonCommand starts or stops a sync daemon, with the kernel's answers
+// for a role already running or not running, in ipvsadm's words.
+func (s *Server) daemonCommand(c *ipvsadm.Command) error {
+	if s.sync == nil {
+		return fmt.Errorf("--%s %s: connection sync is not available in this daemon", c.Kind, c.Daemon.State)
+	}
+	if c.Kind == ipvsadm.StartDaemon {
+		return s.sync.Start(c.Daemon)
+	}
+	return s.sync.Stop(c.Daemon.State)
 }
 
 // zero makes the counters of one service (or all) read zero from now on.

@@ -80,12 +80,18 @@ var (
 	descDefFree   = prometheus.NewDesc("afvs_conntrack_free_entries", "Free connection entries at the defence's last update (the automatic modes act below afvs_defense_amemthresh).", nil, nil)
 	descDefThresh = prometheus.NewDesc("afvs_defense_amemthresh", "Free-entry threshold of the automatic defences.", nil, nil)
 	descDefDrop   = prometheus.NewDesc("afvs_defense_entries_dropped_total", "Connection entries dropped by drop_entry.", nil, nil)
+	descSyncMsgs  = prometheus.NewDesc("afvs_sync_messages_total", "Connection-sync messages (datagrams): sent by the master, received and accepted by the backup.", []string{"direction"}, nil)
+	descSyncEnts  = prometheus.NewDesc("afvs_sync_entries_total", "Connection-sync entries: sent by the master, received by the backup.", []string{"direction"}, nil)
+	descSyncInst  = prometheus.NewDesc("afvs_sync_installed_total", "Entries the sync backup installed: made new, or refreshed an existing entry.", []string{"result"}, nil)
+	descSyncDrops = prometheus.NewDesc("afvs_sync_drops_total", "Connection-sync messages and entries dropped, by reason (queue_full: records the workers could not queue; send_error, receive_error: socket errors).", []string{"reason"}, nil)
+	descSyncRun   = prometheus.NewDesc("afvs_sync_daemon_running", "1 while the sync daemon of this role runs.", []string{"state"}, nil)
 	descBuild     = prometheus.NewDesc("afvs_build_info", "Build information.", []string{"version", "goversion"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPkts, descSvcBytes, descRealConns, descRealPkts, descRealBytes, descRealAct, descRealInact, descRealW,
-		descCTEntries, descCTTmpl, descCTCap, descCTBytes, descCTEvict, descCTRefused, descCTExpired, descDrops, descICMP, descFrag, descICMPFwd, descQRX, descQTX, descQFull, descQNoFrame, descQPortErr, descQRing, descLocal, descBuild,
+		descCTEntries, descCTTmpl, descCTCap, descCTBytes, descCTEvict, descCTRefused, descCTExpired, descDrops, descICMP, descFrag, descICMPFwd, descQRX, descQTX, descQFull, descQNoFrame, descQPortErr, descQRing, descLocal,
+		descSyncMsgs, descSyncEnts, descSyncInst, descSyncDrops, descSyncRun, descBuild,
 		descSYNDrops, descDefLevel, descDefOn, descDefRate, descDefFree, descDefThresh, descDefDrop} {
 		ch <- d
 	}
@@ -166,6 +172,26 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				counter(descQRing, v, w.Dev, q, ev)
 			}
 		}
+	}
+	sy := st.Sync
+	counter(descSyncMsgs, sy.SentMessages, "sent")
+	counter(descSyncMsgs, sy.RecvMessages, "received")
+	counter(descSyncEnts, sy.SentEntries, "sent")
+	counter(descSyncEnts, sy.RecvEntries, "received")
+	counter(descSyncInst, sy.Installed, "inserted")
+	counter(descSyncInst, sy.Updated, "updated")
+	for reason, n := range sy.Drops {
+		counter(descSyncDrops, n, reason)
+	}
+	counter(descSyncDrops, sy.QueueFull, "queue_full")
+	counter(descSyncDrops, sy.SendErrors, "send_error")
+	counter(descSyncDrops, sy.ReceiveErrors, "receive_error")
+	running := map[string]float64{"master": 0, "backup": 0}
+	for _, d := range sy.Daemons {
+		running[d.State] = 1
+	}
+	for state, v := range running {
+		gauge(descSyncRun, v, state)
 	}
 	gauge(descBuild, 1, api.Version, runtime.Version())
 }

@@ -17,7 +17,9 @@ import (
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/internal/header"
+	"github.com/afvs/afvs/ipvsadm"
 	"github.com/afvs/afvs/sched"
+	"github.com/afvs/afvs/syncd"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -57,7 +59,22 @@ type Server struct {
 	zeroMu   sync.Mutex
 	svcBase  map[uint32]dataplane.Traffic
 	destBase map[uint32]dataplane.Traffic
+
+	sync SyncDaemons // nil: connection sync is not available
 }
+
+// SyncDaemons is the connection-sync daemon as the control plane drives
+// it; *syncd.Manager implements it.
+type SyncDaemons interface {
+	Start(d ipvsadm.Daemon) error
+	Stop(state ipvsadm.DaemonState) error
+	Daemons() []ipvsadm.Daemon
+	Stats() syncd.Stats
+}
+
+// SetSync gives the server the sync daemon that --start-daemon and
+// --stop-daemon drive. Call it before serving.
+func (s *Server) SetSync(d SyncDaemons) { s.sync = d }
 
 // ConnTable is the connection table as the control plane sees it;
 // *conntrack.Table implements it.
@@ -224,10 +241,31 @@ func (s *Server) Status() api.Status {
 			st.SYNDrops[dataplane.Drop(i).String()] = m
 		}
 	}
+	st.Sync = s.syncStatus()
 	if s.extra != nil {
 		s.extra(&st)
 	}
 	return st
+}
+
+// syncStatus reports the sync daemons and their counters.
+func (s *Server) syncStatus() api.SyncStatus {
+	out := api.SyncStatus{Daemons: []api.SyncDaemon{}, Drops: map[string]uint64{}}
+	if s.sync == nil {
+		return out
+	}
+	for _, d := range s.sync.Daemons() {
+		o := api.SyncDaemon{State: d.State.String(), Interface: d.McastIfn, SyncID: d.SyncID, MaxLen: d.SyncMaxlen, Port: d.McastPort, TTL: d.McastTTL}
+		if d.McastGroup.IsValid() {
+			o.Group = d.McastGroup.String()
+		}
+		out.Daemons = append(out.Daemons, o)
+	}
+	st := s.sync.Stats()
+	out.SentMessages, out.SentEntries, out.SendErrors, out.QueueFull = st.SentMessages, st.SentEntries, st.SendErrors, st.QueueFull
+	out.RecvMessages, out.RecvEntries, out.Installed, out.Updated, out.ReceiveErrors = st.RecvMessages, st.RecvEntries, st.Installed, st.Updated, st.ReceiveErrors
+	out.Drops = st.Drops
+	return out
 }
 
 // Loads is what Services needs for live connection counts.

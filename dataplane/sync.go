@@ -23,6 +23,9 @@ type SyncSink struct {
 // connection table must have had EnableSync called.
 func (p *Processor) SetSync(sk *SyncSink) { p.sync.Store(sk) }
 
+// Sync returns the sink in force, nil when none.
+func (p *Processor) Sync() *SyncSink { return p.sync.Load() }
+
 // ipvsState is a table state as a sync entry numbers it: TCP states are
 // IPVS's own numbers, and UDP has one state, 0 (IP_VS_UDP_S_NORMAL).
 func ipvsState(s conntrack.State) uint16 {

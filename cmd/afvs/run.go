@@ -26,7 +26,9 @@ import (
 	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/dataplane/xdpprog"
 	"github.com/afvs/afvs/internal/configfile"
+	"github.com/afvs/afvs/ipvsadm"
 	"github.com/afvs/afvs/sched"
+	"github.com/afvs/afvs/syncd"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -75,6 +77,13 @@ func runDaemon(args []string) error {
 	}
 	defer d.Close()
 
+	// The sync daemon: what --start-daemon starts, and the config's
+	// sync section at start and at reloads that change it.
+	syncs := syncd.New(d, syncOptions(cfg, log))
+	defer syncs.Close()
+	var syncCfg atomic.Pointer[*config.Config]
+	syncCfg.Store(&cfg)
+
 	var checks atomic.Pointer[map[vs.Key]control.ServiceCheck]
 	cm, err := serviceChecks(cfg)
 	if err != nil {
@@ -117,6 +126,13 @@ func runDaemon(args []string) error {
 		// must leave everything as it was.
 		commit := func() {
 			d.CT.SetTimeouts(c.Timeouts.TCP, c.Timeouts.TCPFin, c.Timeouts.UDP)
+			syncs.SetOptions(syncOptions(c, log))
+			if prev := *syncCfg.Load(); !reflect.DeepEqual(prev.Sync, c.Sync) {
+				for _, err := range reloadSync(syncs, prev, c) {
+					log.Error("reload: sync daemon", "err", err)
+				}
+			}
+			syncCfg.Store(&c)
 			if err := d.CT.SetSysctls(c.Sysctls()); err != nil { // validated with the config: should not happen
 				log.Error("reload: ipvs settings not applied", "err", err)
 			}
@@ -140,6 +156,7 @@ func runDaemon(args []string) error {
 		return t, commit, nil
 	}
 	srv := control.New(d, d.CT, table, reload, func(st *api.Status) { fillStatus(d, st) })
+	srv.SetSync(syncs)
 	stop := make(chan struct{})
 	defer close(stop)
 	go srv.RunEstimator(stop)
@@ -202,6 +219,11 @@ func runDaemon(args []string) error {
 	}
 
 	d.Start()
+	for _, sd := range cfg.SyncDaemons() {
+		if err := syncs.Start(sd); err != nil {
+			return fmt.Errorf("sync.%s: %w", sd.State, err)
+		}
+	}
 	log.Info("afvs running", "services", len(table.Services), "workers", len(d.Workers()))
 
 	sig := make(chan os.Signal, 4)
@@ -224,6 +246,40 @@ func runDaemon(args []string) error {
 		_ = hs.Shutdown(ctx) // best effort on the way out
 	}
 	return nil
+}
+
+// syncOptions are the sync daemon's settings from a config.
+func syncOptions(c *config.Config, log *slog.Logger) syncd.Options {
+	return syncd.Options{Settings: c.SyncSettings(), FlushAfter: c.Sync.FlushInterval, Log: log}
+}
+
+// reloadSync puts a reloaded sync section in force: each role whose
+// configuration changed is stopped (whatever afvsadm made of it since)
+// and started again if the new config names it. A role whose
+// configuration did not change keeps what afvsadm made of it, so a
+// reload does not undo a failover's role switch.
+func reloadSync(sm *syncd.Manager, prev, cur *config.Config) []error {
+	var errs []error
+	for _, role := range []struct {
+		state     ipvsadm.DaemonState
+		old, next config.SyncDaemonConfig
+	}{
+		{ipvsadm.Master, prev.Sync.Master, cur.Sync.Master},
+		{ipvsadm.Backup, prev.Sync.Backup, cur.Sync.Backup},
+	} {
+		if role.old == role.next {
+			continue
+		}
+		if err := sm.Stop(role.state); err != nil && !errors.Is(err, syncd.ErrNotRunning) {
+			errs = append(errs, err)
+		}
+		if d, ok := role.next.Daemon(role.state); ok {
+			if err := sm.Start(d); err != nil {
+				errs = append(errs, fmt.Errorf("sync.%s: %w", role.state, err))
+			}
+		}
+	}
+	return errs
 }
 
 // restartOnly names the settings that differ between the running config
@@ -360,6 +416,11 @@ func preflight(cfg *config.Config) (*vs.Table, xdpprog.Mode, error) {
 	}
 	if _, err := cfg.SorryServers(); err != nil {
 		return nil, 0, err
+	}
+	for _, sd := range cfg.SyncDaemons() {
+		if err := syncd.Check(sd); err != nil {
+			return nil, 0, fmt.Errorf("config: sync.%s: %w", sd.State, err)
+		}
 	}
 	bo := dataplane.BuildOptions{Registry: dataplane.NewRegistry(), Loads: sched.NewLoads(dataplane.MaxDests),
 		Resolver: dataplane.StaticResolver{}, Ifaces: []dataplane.Iface{{MTU: 1500}}}

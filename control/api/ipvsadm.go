@@ -18,6 +18,25 @@ func (c *Client) IpvsadmSnapshot(conns bool) (*ipvsadm.Snapshot, error) {
 		return nil, err
 	}
 	snap := &ipvsadm.Snapshot{Size: int(st.Table.Capacity)}
+	for _, d := range st.Sync.Daemons {
+		o := ipvsadm.Daemon{McastIfn: d.Interface, SyncID: d.SyncID, SyncMaxlen: d.MaxLen, McastPort: d.Port, McastTTL: d.TTL}
+		switch d.State {
+		case "master":
+			o.State = ipvsadm.Master
+		case "backup":
+			o.State = ipvsadm.Backup
+		default:
+			return nil, fmt.Errorf("afvs sent a bad sync daemon state %q", d.State)
+		}
+		if d.Group != "" {
+			g, err := netip.ParseAddr(d.Group)
+			if err != nil {
+				return nil, fmt.Errorf("afvs sent a bad sync group %q: %w", d.Group, err)
+			}
+			o.McastGroup = g
+		}
+		snap.Daemons = append(snap.Daemons, o)
+	}
 	to, err := c.Timeouts()
 	if err != nil {
 		return nil, err

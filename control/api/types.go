@@ -22,6 +22,7 @@ type Status struct {
 	Table    TableStatus       `json:"conntrack"`
 	Local    LocalStatus       `json:"local"`
 	Defense  *DefenseStatus    `json:"defense,omitempty"`
+	Sync     SyncStatus        `json:"sync"`
 }
 
 // LocalStatus counts the workers' local-node work: packets they handed
@@ -50,6 +51,32 @@ type DefenseStatus struct {
 	SYNRateSource  int    `json:"syn_rate_per_source"`
 	SYNRateService int    `json:"syn_rate_per_service"`
 	SYNBurst       int    `json:"syn_burst"`
+}
+
+// SyncStatus is the connection-sync daemon: what runs and its counters.
+type SyncStatus struct {
+	Daemons       []SyncDaemon      `json:"daemons"`
+	SentMessages  uint64            `json:"sent_messages"`
+	SentEntries   uint64            `json:"sent_entries"`
+	SendErrors    uint64            `json:"send_errors"`
+	QueueFull     uint64            `json:"queue_full"` // records the workers dropped: their sync queue was full
+	RecvMessages  uint64            `json:"received_messages"`
+	RecvEntries   uint64            `json:"received_entries"`
+	Installed     uint64            `json:"installed"` // entries a backup made
+	Updated       uint64            `json:"updated"`   // entries a backup refreshed
+	ReceiveErrors uint64            `json:"receive_errors"`
+	Drops         map[string]uint64 `json:"drops"` // messages and entries dropped, by reason
+}
+
+// SyncDaemon is one running sync daemon with the values it runs with.
+type SyncDaemon struct {
+	State     string `json:"state"` // master or backup
+	Interface string `json:"mcast_interface"`
+	SyncID    uint8  `json:"syncid"`
+	MaxLen    uint16 `json:"sync_maxlen"`
+	Group     string `json:"mcast_group"`
+	Port      uint16 `json:"mcast_port"`
+	TTL       uint8  `json:"mcast_ttl"`
 }
 
 // WorkerStatus is one worker's view.

@@ -1,0 +1,401 @@
+package syncd
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/internal/testnet"
+	"github.com/afvs/afvs/internal/testsupport"
+	"github.com/afvs/afvs/ipvsadm"
+	"github.com/afvs/afvs/ipvssync"
+)
+
+// fakeHost stands in for the director: StartSync hands out queues the
+// test pushes into as a worker would, and InstallSynced records what a
+// backup installs.
+type fakeHost struct {
+	mu        sync.Mutex
+	queues    []*ipvssync.Queue
+	stopped   int
+	installed []ipvssync.Conn
+	drop      func(c *ipvssync.Conn) dataplane.SyncDrop
+}
+
+func (h *fakeHost) StartSync(_ ipvssync.Settings, capacity int) ([]*ipvssync.Queue, error) {
+	q, err := ipvssync.NewQueue(capacity)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.queues = []*ipvssync.Queue{q}
+	return h.queues, nil
+}
+
+func (h *fakeHost) SetSyncSettings(ipvssync.Settings) {}
+
+func (h *fakeHost) StopSync() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopped++
+}
+
+func (h *fakeHost) InstallSynced(c *ipvssync.Conn, _ int) (conntrack.SyncResult, dataplane.SyncDrop) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.drop != nil {
+		if r := h.drop(c); r != dataplane.SyncOK {
+			return 0, r
+		}
+	}
+	h.installed = append(h.installed, *c)
+	return conntrack.SyncInserted, dataplane.SyncOK
+}
+
+func (h *fakeHost) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.installed)
+}
+
+// pair is two namespaces joined by a veth, master side 198.18.77.1 and
+// backup side 198.18.77.2, with a third namespace on a second interface
+// of the backup's (198.18.78.0/24) that is not the sync interface.
+type pair struct {
+	a, b, c *testnet.NS
+}
+
+func newPair(t *testing.T) *pair {
+	t.Helper()
+	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute)
+	n := testnet.New()
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("removing namespaces: %v", err)
+		}
+	})
+	p := &pair{}
+	var err error
+	for _, x := range []struct {
+		ns   **testnet.NS
+		name string
+	}{{&p.a, "sa"}, {&p.b, "sb"}, {&p.c, "sc"}} {
+		if *x.ns, err = n.NS(x.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testnet.Veth(p.a, "synca", p.b, "syncb"); err != nil {
+		t.Fatal(err)
+	}
+	if err := testnet.Veth(p.c, "otherc", p.b, "otherb"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ns         *testnet.NS
+		dev, addr  string
+		multicastR bool
+	}{{p.a, "synca", "198.18.77.1/24", true}, {p.b, "syncb", "198.18.77.2/24", false}, {p.c, "otherc", "198.18.78.1/24", true}, {p.b, "otherb", "198.18.78.2/24", false}} {
+		if err := c.ns.IP("addr", "add", c.addr, "dev", c.dev); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ns.IP("link", "set", c.dev, "up"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+// in runs fn in ns's network namespace (sockets made there stay there).
+func in(t *testing.T, ns *testnet.NS, fn func() error) {
+	t.Helper()
+	if err := ns.Do(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func record(i int) ipvssync.Record {
+	c := ipvssync.Conn{
+		Protocol: ipvssync.ProtoTCP, Flags: ipvssync.FlagDRoute, State: ipvssync.TCPEstablished,
+		CPort: uint16(10000 + i), VPort: 80, DPort: 80, Timeout: 900,
+		CAddr: netip.AddrFrom4([4]byte{198, 18, 1, byte(i)}), VAddr: netip.MustParseAddr("198.19.0.1"), DAddr: netip.MustParseAddr("198.18.0.11"),
+	}
+	var r ipvssync.Record
+	r.Set(&c)
+	return r
+}
+
+// TestMasterToBackup: records a worker queues reach the backup in
+// another namespace, packed into messages no longer than sync-maxlen,
+// in order, each entry intact; the counters agree on both sides.
+func TestMasterToBackup(t *testing.T) {
+	p := newPair(t)
+	mh, bh := &fakeHost{}, &fakeHost{}
+	master := New(mh, Options{FlushAfter: 50 * time.Millisecond})
+	backup := New(bh, Options{})
+	t.Cleanup(master.Close)
+	t.Cleanup(backup.Close)
+	// maxlen 200: a header and 5 entries of 36 bytes (188) fit, 6 do not.
+	in(t, p.b, func() error {
+		return backup.Start(ipvsadm.Daemon{State: ipvsadm.Backup, McastIfn: "syncb", SyncID: 9})
+	})
+	in(t, p.a, func() error {
+		return master.Start(ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "synca", SyncID: 9, SyncMaxlen: 200})
+	})
+	const n = 23
+	q := mh.queues[0]
+	for i := range n {
+		r := record(i)
+		if !q.Push(&r) {
+			t.Fatal("queue full")
+		}
+	}
+	q.Publish()
+	waitFor(t, "the backup to install every entry", func() bool { return bh.count() == n })
+	bh.mu.Lock()
+	for i, c := range bh.installed {
+		var want ipvssync.Conn
+		r := record(i)
+		r.Conn(&want)
+		if c.CAddr != want.CAddr || c.CPort != want.CPort || c.State != want.State || c.Timeout != want.Timeout || c.Flags != want.Flags || c.DAddr != want.DAddr {
+			t.Errorf("entry %d: got %+v, want %+v", i, c, want)
+		}
+	}
+	bh.mu.Unlock()
+	ms, bs := master.Stats(), backup.Stats()
+	// 23 entries at 5 a message: 4 full messages and one of 3, flushed
+	// after FlushAfter.
+	if ms.SentEntries != n || ms.SentMessages != 5 || ms.SendErrors != 0 {
+		t.Errorf("master stats %+v: want 23 entries in 5 messages", ms)
+	}
+	if bs.RecvMessages != 5 || bs.RecvEntries != n || bs.Installed != n {
+		t.Errorf("backup stats %+v: want 5 messages, 23 entries installed", bs)
+	}
+	ds := master.Daemons()
+	if len(ds) != 1 || ds[0].SyncMaxlen != 200 || ds[0].McastGroup != ipvssync.DefaultGroup || ds[0].McastPort != 8848 || ds[0].McastTTL != 1 {
+		t.Errorf("master daemons %+v", ds)
+	}
+	bd := backup.Daemons()
+	// A backup's maxlen comes from the interface MTU (1500) less 28.
+	if len(bd) != 1 || bd[0].SyncMaxlen != 1472 || bd[0].State != ipvsadm.Backup {
+		t.Errorf("backup daemons %+v", bd)
+	}
+}
+
+// send writes raw datagrams to the sync group from ns out of dev.
+func send(t *testing.T, ns *testnet.NS, dev string, msgs ...[]byte) {
+	t.Helper()
+	in(t, ns, func() error {
+		ifc, err := iface(dev)
+		if err != nil {
+			return err
+		}
+		c, err := openSender(ifc, ipvssync.DefaultGroup, ipvssync.DefaultPort, 1)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for _, m := range msgs {
+			if _, err := c.Write(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func message(t *testing.T, syncID uint8, conns ...ipvssync.Conn) []byte {
+	t.Helper()
+	buf := make([]byte, 2000)
+	e, err := ipvssync.NewEncoder(buf, 1472, syncID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range conns {
+		if err := e.Append(&conns[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return append([]byte(nil), e.Bytes()...)
+}
+
+// TestBackupDropsBadMessages: malformed datagrams through the socket are
+// dropped and counted by reason, and entries the host refuses are counted
+// by its reason; good ones around them are installed.
+func TestBackupDropsBadMessages(t *testing.T) {
+	p := newPair(t)
+	bh := &fakeHost{drop: func(c *ipvssync.Conn) dataplane.SyncDrop {
+		if c.DPort == 81 {
+			return dataplane.SyncUnknownDest
+		}
+		return dataplane.SyncOK
+	}}
+	backup := New(bh, Options{})
+	t.Cleanup(backup.Close)
+	in(t, p.b, func() error {
+		return backup.Start(ipvsadm.Daemon{State: ipvsadm.Backup, McastIfn: "syncb", SyncID: 5})
+	})
+	var good, unknown ipvssync.Conn
+	r := record(1)
+	r.Conn(&good)
+	unknown = good
+	unknown.DPort = 81
+	ok := message(t, 5, good)
+	wrongID := message(t, 6, good)
+	badVersion := append([]byte(nil), ok...)
+	badVersion[5] = 2
+	truncated := append([]byte(nil), ok[:20]...)
+	truncated[3] = 20 // size field matches, the entry runs past the end
+	v0 := []byte{1, 5, 0, 4}
+	send(t, p.a, "synca", wrongID, badVersion, truncated, v0, message(t, 5, unknown, good), ok)
+	waitFor(t, "two good entries", func() bool { return bh.count() == 2 })
+	waitFor(t, "the counters", func() bool { return backup.Stats().RecvMessages == 2 })
+	st := backup.Stats()
+	for reason, want := range map[string]uint64{"wrong_syncid": 1, "wrong_version": 1, "truncated": 1, "version0": 1, "unknown_dest": 1} {
+		if st.Drops[reason] != want {
+			t.Errorf("drops[%s] = %d, want %d (all: %v)", reason, st.Drops[reason], want, st.Drops)
+		}
+	}
+	if st.RecvEntries != 3 || st.Installed != 2 {
+		t.Errorf("received %d entries, installed %d; want 3 and 2", st.RecvEntries, st.Installed)
+	}
+}
+
+// TestBackupHearsOnlyItsInterface: the backup's socket is bound to the
+// sync interface and joined the group there only, so sync messages that
+// arrive on another interface of the same host are never read.
+func TestBackupHearsOnlyItsInterface(t *testing.T) {
+	p := newPair(t)
+	bh := &fakeHost{}
+	backup := New(bh, Options{})
+	t.Cleanup(backup.Close)
+	in(t, p.b, func() error {
+		return backup.Start(ipvsadm.Daemon{State: ipvsadm.Backup, McastIfn: "syncb"})
+	})
+	var c ipvssync.Conn
+	r := record(2)
+	r.Conn(&c)
+	msg := message(t, 0, c)
+	// A listener on the other interface shows the datagrams do arrive
+	// on that host, so their absence at the backup is its binding.
+	heard := make(chan struct{}, 8)
+	in(t, p.b, func() error {
+		ifc, err := iface("otherb")
+		if err != nil {
+			return err
+		}
+		l, err := openReceiver(ifc, ipvssync.DefaultGroup, ipvssync.DefaultPort)
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			buf := make([]byte, 2000)
+			for {
+				if _, err := l.Read(buf); err != nil {
+					return
+				}
+				heard <- struct{}{}
+			}
+		}()
+		return nil
+	})
+	send(t, p.c, "otherc", msg, msg, msg)
+	select {
+	case <-heard:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other interface's listener heard nothing: the test network is broken")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if st := backup.Stats(); st.RecvMessages != 0 || bh.count() != 0 {
+		t.Fatalf("the backup on syncb read messages sent to otherb: %+v", st)
+	}
+	send(t, p.a, "synca", msg)
+	waitFor(t, "the message on the sync interface", func() bool { return bh.count() == 1 })
+}
+
+// TestStartStop: the kernel's answers in ipvsadm's words for a role
+// already running or not running, an unknown interface refused with
+// nothing started, and master and backup at once.
+func TestStartStop(t *testing.T) {
+	p := newPair(t)
+	h := &fakeHost{}
+	m := New(h, Options{})
+	t.Cleanup(m.Close)
+	in(t, p.b, func() error {
+		if err := m.Start(ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "nosuchdev0"}); err == nil || !strings.Contains(err.Error(), `"nosuchdev0"`) {
+			t.Errorf("unknown interface: %v", err)
+		}
+		if len(m.Daemons()) != 0 {
+			t.Errorf("a refused start left %v running", m.Daemons())
+		}
+		if err := m.Stop(ipvsadm.Master); !errors.Is(err, ErrNotRunning) || err.Error() != "No daemon is running" {
+			t.Errorf("stop with none running: %v", err)
+		}
+		for _, s := range []ipvsadm.DaemonState{ipvsadm.Master, ipvsadm.Backup} {
+			if err := m.Start(ipvsadm.Daemon{State: s, McastIfn: "syncb", SyncID: 3}); err != nil {
+				return err
+			}
+		}
+		if err := m.Start(ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "syncb"}); !errors.Is(err, ErrRunning) || err.Error() != "Daemon has already run" {
+			t.Errorf("second master: %v", err)
+		}
+		if len(m.Daemons()) != 2 {
+			t.Errorf("daemons %v: want master and backup", m.Daemons())
+		}
+		if err := m.Stop(ipvsadm.Master); err != nil {
+			return err
+		}
+		if ds := m.Daemons(); len(ds) != 1 || ds[0].State != ipvsadm.Backup || h.stopped != 1 {
+			t.Errorf("after stopping the master: %v, host stopped %d times", ds, h.stopped)
+		}
+		// The role switch a notify script makes.
+		if err := m.Stop(ipvsadm.Backup); err != nil {
+			return err
+		}
+		return m.Start(ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "syncb"})
+	})
+	if ds := m.Daemons(); len(ds) != 1 || ds[0].State != ipvsadm.Master {
+		t.Errorf("after the switch: %v", ds)
+	}
+}
+
+// TestCheck refuses what Start would, without opening anything.
+func TestCheck(t *testing.T) {
+	for _, tc := range []struct {
+		d    ipvsadm.Daemon
+		want string
+	}{
+		{ipvsadm.Daemon{State: 7, McastIfn: "lo"}, "must be master or backup"},
+		{ipvsadm.Daemon{State: ipvsadm.Master}, "mcast-interface is required"},
+		{ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "lo", McastGroup: netip.MustParseAddr("198.18.0.1")}, "must be an IPv4 multicast address"},
+		{ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "lo", McastGroup: netip.MustParseAddr("ff02::1")}, "IPv6 sync groups are not supported"},
+		{ipvsadm.Daemon{State: ipvsadm.Backup, McastIfn: "nosuchdev0"}, `mcast-interface "nosuchdev0": no such device`},
+	} {
+		if err := Check(tc.d); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Check(%+v) = %v, want %q", tc.d, err, tc.want)
+		}
+	}
+	if _, err := net.InterfaceByName("lo"); err == nil {
+		if err := Check(ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "lo"}); err != nil {
+			t.Errorf("Check on lo: %v", err)
+		}
+	}
+}
