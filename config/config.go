@@ -218,7 +218,8 @@ type IPVSConfig struct {
 	AmDropRate int `mapstructure:"am_droprate"`
 	// SyncThreshold is sync_threshold, [threshold, period]: a sync master
 	// sends a connection when its packet count modulo period equals
-	// threshold (period 0: once, at threshold). Default [3, 50].
+	// threshold (period 0: once, at threshold). Default (and empty)
+	// [3, 50].
 	SyncThreshold []int `mapstructure:"sync_threshold"`
 	// SyncRefreshPeriod is sync_refresh_period: with it, an unchanged
 	// connection is sent again only when its copy on the backup would
@@ -640,7 +641,7 @@ func (c *Config) Validate() error {
 	if c.Defense.BlockFor < 0 || c.Defense.BlockFor > 24*time.Hour {
 		return fmt.Errorf("defense.block_for: %s: must be 0 (never block) to 24h", c.Defense.BlockFor)
 	}
-	if t := c.IPVS.SyncThreshold; len(t) != 2 || t[0] < 0 || t[1] < 0 || (t[1] > 0 && t[0] >= t[1]) || t[0] > conntrack.MaxSyncPkts || t[1] > conntrack.MaxSyncPkts {
+	if t := c.IPVS.SyncThreshold; len(t) != 0 && (len(t) != 2 || t[0] < 0 || t[1] < 0 || (t[1] > 0 && t[0] >= t[1]) || t[0] > conntrack.MaxSyncPkts || t[1] > conntrack.MaxSyncPkts) {
 		return fmt.Errorf("ipvs.sync_threshold: %v: must be [threshold, period] with 0 <= threshold < period, or period 0", t)
 	}
 	if d := c.IPVS.SyncRefreshPeriod; d < 0 || d > conntrack.MaxTimeout {

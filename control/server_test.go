@@ -169,24 +169,44 @@ func TestCommandsAreAtomic(t *testing.T) {
 	}
 }
 
-// TestSyncDaemonRefused checks that the daemon refuses the sync daemon's
-// commands clearly, and that a batch holding one changes nothing.
-func TestSyncDaemonRefused(t *testing.T) {
+// TestSyncDaemonCommands: --start-daemon and --stop-daemon drive the
+// sync daemon; one in a batch with table changes is refused whole, and
+// the refusal changes nothing.
+func TestSyncDaemonCommands(t *testing.T) {
 	s := controltest.Serve(t)
 	commands(t, s, "-A -t 198.19.0.1:80 -s rr")
 	before := s.Server.Table()
-	for _, line := range []string{"--start-daemon master --mcast-interface eth0 --syncid 3", "--stop-daemon backup"} {
+	for _, line := range []string{"--start-daemon master --mcast-interface lo --syncid 3", "--stop-daemon backup"} {
 		err := s.Client().Commands([][]string{
 			strings.Fields("-a -t 198.19.0.1:80 -r 198.18.0.12 -g -w 1"),
 			strings.Fields(line),
 		})
-		if err == nil || !strings.Contains(err.Error(), "connection sync is not implemented in the daemon yet") ||
+		if err == nil || !strings.Contains(err.Error(), "a sync daemon command must be alone in its batch") ||
 			!strings.Contains(err.Error(), "command 2 (--"+strings.Fields(line)[0][2:]+" "+strings.Fields(line)[1]+")") {
 			t.Errorf("%s: %v", line, err)
 		}
 	}
 	if got := s.Server.Table(); !equalTables(got, before) {
 		t.Errorf("a refused batch changed the table: %+v", got)
+	}
+	if len(s.Sync.Daemons()) != 0 {
+		t.Errorf("a refused batch started %v", s.Sync.Daemons())
+	}
+	commands(t, s, "--start-daemon master --mcast-interface lo --syncid 3")
+	st, err := s.Client().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := api.SyncDaemon{State: "master", Interface: "lo", SyncID: 3, MaxLen: 1472, Group: "224.0.0.81", Port: 8848, TTL: 1}
+	if len(st.Sync.Daemons) != 1 || st.Sync.Daemons[0] != want {
+		t.Errorf("status sync daemons %+v, want [%+v]", st.Sync.Daemons, want)
+	}
+	if err := s.Client().Commands([][]string{strings.Fields("--start-daemon master --mcast-interface lo")}); err == nil || err.Error() != "Daemon has already run" {
+		t.Errorf("second master: %v", err)
+	}
+	commands(t, s, "--stop-daemon master")
+	if err := s.Client().Commands([][]string{strings.Fields("--stop-daemon master")}); err == nil || err.Error() != "No daemon is running" {
+		t.Errorf("stop again: %v", err)
 	}
 }
 

@@ -77,7 +77,7 @@ Options:
   --thresholds                        list thresholds
   --persistent-conn                   list persistent connections
   --tun-info                          list tunnel settings
-  --daemon                            list the sync daemons (afvs has none)
+  --daemon                            list the running sync daemons
   --nosort                            keep services and servers unsorted
   --sort                              accepted for compatibility; sorting is the default
   --numeric      -n                   print numbers, not names (afvs always does)
@@ -86,12 +86,12 @@ Daemon options:
   --syncid sid                        syncid for connection sync (default 0: a backup takes any)
   --sync-maxlen length                largest sync message (default: from the MTU, 1472)
   --mcast-interface interface         interface for connection sync (default eth0)
-  --mcast-group address               IPv4 or IPv6 group (default 224.0.0.81)
+  --mcast-group address               IPv4 group (default 224.0.0.81; IPv6 is refused)
   --mcast-port port                   UDP port (default 8848)
   --mcast-ttl ttl                     multicast TTL (default 1)
 
-Not supported by afvs: --pe and --sctp-service. The daemon does not run
-connection sync yet: it refuses --start-daemon and --stop-daemon.
+Not supported by afvs: --pe and --sctp-service. Connection sync runs in
+the daemon (IPVS sync protocol version 1, IPv4 multicast groups only).
 `
 
 // Usage writes the -h text for the program named prog.

@@ -5,21 +5,32 @@ import (
 	"testing"
 )
 
-// TestSyncDaemonCommands: afvsadm parses the sync daemon's commands as
-// ipvsadm does; the daemon refuses to start or stop one (connection sync
-// is not in it yet), and -L --daemon lists no daemon.
+// TestSyncDaemonCommands: afvsadm starts and stops the daemon's sync
+// daemons as ipvsadm does, -L --daemon lists them as ipvsadm 1.31 prints
+// the kernel's, and the kernel's refusals come out in ipvsadm's words.
 func TestSyncDaemonCommands(t *testing.T) {
 	serve(t)
 	if out := mustAdm(t, "-L", "--daemon"); out != "" {
 		t.Errorf("-L --daemon with no sync daemon printed %q", out)
+	}
+	// As the kernel, a running role is refused before the interface is
+	// looked at; with none running an unknown interface is refused.
+	if out, errOut, code := adm(t, "", "--start-daemon", "backup", "--mcast-interface", "nosuchdev0"); code != 1 || out != "" || !strings.Contains(errOut, `mcast-interface "nosuchdev0": no such device`) {
+		t.Errorf("unknown interface: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	mustAdm(t, "--start-daemon", "backup", "--mcast-interface", "lo", "--syncid", "9", "--mcast-port", "18848")
+	mustAdm(t, "--start-daemon", "master", "--mcast-interface", "lo", "--syncid", "3", "--sync-maxlen", "1000", "--mcast-ttl", "2")
+	want := "master sync daemon (mcast=lo, syncid=3, maxlen=1000, group=224.0.0.81, port=8848, ttl=2)\n" +
+		"backup sync daemon (mcast=lo, syncid=9, maxlen=65507, group=224.0.0.81, port=18848, ttl=1)\n"
+	if out := mustAdm(t, "-L", "--daemon"); out != want {
+		t.Errorf("-L --daemon printed\n%s\nwant\n%s", out, want)
 	}
 	for _, tc := range []struct {
 		args string
 		code int
 		want string
 	}{
-		{"--start-daemon master --mcast-interface eth0 --syncid 3", 1, "connection sync is not implemented in the daemon yet"},
-		{"--stop-daemon backup", 1, "connection sync is not implemented in the daemon yet"},
+		{"--start-daemon master --mcast-interface lo", 1, "Daemon has already run"},
 		{"--start-daemon leader", 2, `illegal start-daemon parameter specified: "leader"`},
 		{"--start-daemon master --mcast-ttl 0", 2, `illegal mcast-ttl specified: "0"`},
 	} {
@@ -27,5 +38,13 @@ func TestSyncDaemonCommands(t *testing.T) {
 		if code != tc.code || out != "" || !strings.Contains(errOut, tc.want) {
 			t.Errorf("afvsadm %s: exit %d, stdout %q, stderr %q; want exit %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
 		}
+	}
+	mustAdm(t, "--stop-daemon", "master")
+	if out := mustAdm(t, "-L", "--daemon"); !strings.HasPrefix(out, "backup sync daemon") || strings.Contains(out, "master") {
+		t.Errorf("after --stop-daemon master: %q", out)
+	}
+	mustAdm(t, "--stop-daemon", "backup")
+	if out, errOut, code := adm(t, "", "--stop-daemon", "backup"); code != 1 || out != "" || errOut != "No daemon is running\n" {
+		t.Errorf("--stop-daemon with none running: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

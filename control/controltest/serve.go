@@ -2,11 +2,13 @@ package controltest
 
 import (
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"testing"
 
 	"github.com/afvs/afvs/control"
 	"github.com/afvs/afvs/control/api"
+	"github.com/afvs/afvs/syncd"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -18,6 +20,9 @@ type Served struct {
 	// Reload is what POST /v1/reload loads, as control.New takes it; tests
 	// replace it to model a changed or broken configuration file.
 	Reload func() (*vs.Table, func(), error)
+	// Sync is the connection-sync daemon --start-daemon drives, on the
+	// host's real interfaces (lo works).
+	Sync *syncd.Manager
 }
 
 // Serve starts the control API for a fresh Director on a unix socket in
@@ -37,6 +42,9 @@ func Serve(t testing.TB) *Served {
 			st.Table = d.TableStatus()
 			st.Defense = control.DefenseStatus(d.CT, d.SYNLimits())
 		})
+	s.Sync = syncd.New(d, syncd.Options{Log: slog.New(slog.DiscardHandler)})
+	t.Cleanup(s.Sync.Close)
+	s.Server.SetSync(s.Sync)
 	l, err := control.Listen(s.Socket)
 	if err != nil {
 		t.Fatal(err)

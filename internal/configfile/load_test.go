@@ -1,13 +1,19 @@
 package configfile
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/afvs/afvs/config"
+	"github.com/afvs/afvs/ipvsadm"
+	"github.com/afvs/afvs/ipvssync"
 )
 
 const fileYAML = `
@@ -113,6 +119,57 @@ func TestPersistentTrue(t *testing.T) {
 		}
 		if s := tbl.Services[0]; s.Timeout != want || s.Persistent != (want != 0) {
 			t.Errorf("persistent: %s: persistent %v timeout %d, want %d", text, s.Persistent, s.Timeout, want)
+		}
+	}
+}
+
+// TestSyncKeys: the sync section and the sync sysctls load into what the
+// sync daemon runs with, and each bad value is refused naming its key.
+func TestSyncKeys(t *testing.T) {
+	load := func(extra string) (*config.Config, error) {
+		path := filepath.Join(t.TempDir(), "afvs.yaml")
+		if err := os.WriteFile(path, []byte(fileYAML+extra), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return Load(path, nil)
+	}
+	c, err := load("sync:\n  master: {interface: eth1, syncid: 7, maxlen: 1400, group: 239.1.2.3, port: 9000, ttl: 2}\n  backup: {interface: eth2}\n  flush_interval: 500ms\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := c.SyncDaemons()
+	want := []ipvsadm.Daemon{
+		{State: ipvsadm.Master, McastIfn: "eth1", SyncID: 7, SyncMaxlen: 1400, McastGroup: netip.MustParseAddr("239.1.2.3"), McastPort: 9000, McastTTL: 2},
+		{State: ipvsadm.Backup, McastIfn: "eth2"},
+	}
+	if !reflect.DeepEqual(ds, want) || c.Sync.FlushInterval != 500*time.Millisecond {
+		t.Errorf("daemons %+v flush %v, want %+v and 500ms", ds, c.Sync.FlushInterval, want)
+	}
+	if s := c.SyncSettings(); s != ipvssync.DefaultSettings {
+		t.Errorf("default sync settings %+v, want the kernel's %+v", s, ipvssync.DefaultSettings)
+	}
+	c, err = load("ipvs: {sync_threshold: [0, 0], sync_refresh_period: 10s, sync_retries: 2, sync_persist_mode: 1}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, w := c.SyncSettings(), (ipvssync.Settings{Threshold: 0, Period: 0, RefreshPeriod: 10 * ipvssync.HZ, Retries: 2, PersistMode: true}); s != w {
+		t.Errorf("sync settings %+v, want %+v", s, w)
+	}
+	for _, tc := range []struct{ extra, want string }{
+		{"sync: {master: {syncid: 3}}\n", "sync.master.interface: required"},
+		{"sync: {backup: {interface: eth1, syncid: 256}}\n", "sync.backup.syncid: 256: must be 0..255"},
+		{"sync: {master: {interface: eth1, maxlen: 70000}}\n", "sync.master.maxlen: 70000"},
+		{"sync: {master: {interface: eth1, group: 198.18.0.1}}\n", `sync.master.group: "198.18.0.1": must be an IPv4 multicast address`},
+		{"sync: {master: {interface: eth1, ttl: 300}}\n", "sync.master.ttl: 300: must be 0 (1) or 1..255"},
+		{"sync: {master: {interface: eth1, mtu: 9000}}\n", "mtu"},
+		{"sync: {flush_interval: 2h}\n", "sync.flush_interval: 2h0m0s"},
+		{"ipvs: {sync_threshold: [50, 3]}\n", "ipvs.sync_threshold: [50 3]"},
+		{"ipvs: {sync_threshold: [3]}\n", "ipvs.sync_threshold: [3]"},
+		{"ipvs: {sync_retries: 4}\n", "ipvs.sync_retries: 4: must be 0..3"},
+		{"ipvs: {sync_persist_mode: 2}\n", "ipvs.sync_persist_mode: 2: must be 0 or 1"},
+	} {
+		if _, err := load(tc.extra); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want an error containing %q", tc.extra, err, tc.want)
 		}
 	}
 }
