@@ -1,0 +1,198 @@
+package conntrack
+
+import (
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestSyncConnRules follows ip_vs_proc_conn: a new entry in the state
+// and with the timeout sent; a refresh of the same flow to the same real
+// server moves state and timer; an inactive copy naming another server
+// is stale and ignored; an active one replaces the entry.
+func TestSyncConnRules(t *testing.T) {
+	clk := &ManualClock{}
+	h := &countHooks{}
+	tbl := newTestTable(t, Config{Capacity: 64, Templates: 8, Clock: clk, Hooks: h})
+	tbl.EnableSync()
+	k := v4Key(ProtoTCP, 1, 40000, 80)
+	info := SyncInfo{Pkts: 3, OldState: uint8(Established), EndTime: 0}
+	if r := tbl.SyncConn(&k, 5, 1, Established, 30*time.Second, false, info); r != SyncInserted {
+		t.Fatalf("first: %v", r)
+	}
+	c, ok := tbl.Lookup(&k)
+	if !ok || c.Dest != 5 || c.State != Established || c.Fwd != 1 || c.Controlled() {
+		t.Fatalf("installed %+v %v", c, ok)
+	}
+	if got, _, _ := tbl.SyncInfo(&c); got != info {
+		t.Errorf("sync word %+v, want %+v", got, info)
+	}
+	if h.active[5].Load() != 1 || h.inactive[5].Load() != 0 {
+		t.Errorf("dest 5 active/inactive %d/%d, want 1/0", h.active[5].Load(), h.inactive[5].Load())
+	}
+	// The timeout sent, not the state's 900 s: gone after 30 s.
+	clk.Advance(29 * time.Second)
+	if _, ok := tbl.Lookup(&k); !ok {
+		t.Fatal("expired before its synced timeout")
+	}
+	// A refresh: FIN_WAIT with 120 s from now; the count moves to
+	// inactive.
+	if r := tbl.SyncConn(&k, 5, 1, FinWait, 120*time.Second, true, info); r != SyncUpdated {
+		t.Fatalf("refresh: %v", r)
+	}
+	clk.Advance(100 * time.Second)
+	if c, ok := tbl.Lookup(&k); !ok || c.State != FinWait {
+		t.Fatalf("after refresh: %+v %v", c, ok)
+	}
+	if h.active[5].Load() != 0 || h.inactive[5].Load() != 1 {
+		t.Errorf("after refresh dest 5 active/inactive %d/%d, want 0/1", h.active[5].Load(), h.inactive[5].Load())
+	}
+	// Another server, inactive: the message is about the connection this
+	// entry replaced.
+	if r := tbl.SyncConn(&k, 6, 1, Close, 10*time.Second, true, info); r != SyncStale {
+		t.Fatalf("stale: %v", r)
+	}
+	if c, _ := tbl.Lookup(&k); c.Dest != 5 {
+		t.Fatalf("a stale message moved the entry to %d", c.Dest)
+	}
+	// Another server, active: the master moved the flow; replace.
+	if r := tbl.SyncConn(&k, 6, 1, Established, 900*time.Second, false, info); r != SyncInserted {
+		t.Fatalf("replace: %v", r)
+	}
+	if c, _ := tbl.Lookup(&k); c.Dest != 6 || c.State != Established {
+		t.Fatalf("replaced entry %+v", c)
+	}
+	checkCounts(t, tbl, h)
+	if r := tbl.SyncConn(&k, 6, 1, Established, 0, false, info); r != SyncInvalid {
+		t.Errorf("zero timeout: %v", r)
+	}
+	// Workers forward a synced entry like any other: Touch hits.
+	c, _ = tbl.Lookup(&k)
+	if r := tbl.Touch(&c, &k, EvAck); r != Hit {
+		t.Errorf("Touch on a synced entry: %v", r)
+	}
+}
+
+// TestSyncTemplate: a synced template is found by its key with its real
+// server; a refresh keeps the server and sets the timer and the timeout.
+func TestSyncTemplate(t *testing.T) {
+	clk := &ManualClock{}
+	tbl := newTestTable(t, Config{Capacity: 64, Templates: 8, Clock: clk})
+	k := v4Key(ProtoTCP, 7, 0, 80)
+	if _, r := tbl.SyncTemplate(&k, 3, 300*time.Second); r != SyncInserted {
+		t.Fatalf("first: %v", r)
+	}
+	d, ref, ok := tbl.LookupTemplate(&k)
+	if !ok || d != 3 {
+		t.Fatalf("template dest %d %v", d, ok)
+	}
+	if kk, dest, to, ok := tbl.TemplateInfo(ref); !ok || kk != k || dest != 3 || to != 300*time.Second {
+		t.Errorf("TemplateInfo %v %d %v %v", kk, dest, to, ok)
+	}
+	clk.Advance(250 * time.Second)
+	if _, r := tbl.SyncTemplate(&k, 4, 100*time.Second); r != SyncUpdated {
+		t.Fatalf("refresh: %v", r)
+	}
+	clk.Advance(90 * time.Second) // 340 s: past the first timeout, within the refresh
+	d, ref, ok = tbl.LookupTemplate(&k)
+	if !ok || d != 3 {
+		t.Fatalf("after refresh: dest %d %v (the server must stay 3)", d, ok)
+	}
+	if _, _, to, _ := tbl.TemplateInfo(ref); to != 100*time.Second {
+		t.Errorf("refreshed timeout %v, want 100s", to)
+	}
+	clk.Advance(11 * time.Second)
+	if _, _, ok := tbl.LookupTemplate(&k); ok {
+		t.Error("template outlived its synced timeout")
+	}
+}
+
+// TestSyncWords: a new entry's word starts at zero packets with its
+// creation time, rounded down to 4 ms, as the end time; SetSyncInfo is a
+// compare-and-swap; templates have their own words.
+func TestSyncWords(t *testing.T) {
+	clk := &ManualClock{}
+	tbl := newTestTable(t, Config{Capacity: 64, Templates: 8, Clock: clk})
+	k := v4Key(ProtoTCP, 2, 1000, 80)
+	c0, _ := tbl.Insert(&k, 1, 0, 0, EvSyn)
+	if _, _, ok := tbl.SyncInfo(&c0); ok {
+		t.Fatal("sync words before EnableSync")
+	}
+	tbl.EnableSync()
+	tbl.EnableSync() // idempotent
+	clk.Advance(1007 * time.Millisecond)
+	k2 := v4Key(ProtoTCP, 3, 1000, 80)
+	c, _ := tbl.Insert(&k2, 1, 0, 0, EvSyn)
+	info, raw, ok := tbl.SyncInfo(&c)
+	if !ok || info != (SyncInfo{EndTime: 1004}) {
+		t.Fatalf("new entry's word %+v %v", info, ok)
+	}
+	next := SyncInfo{Pkts: MaxSyncPkts, OldState: uint8(SynAck), EndTime: 1<<36 - 4}
+	if !tbl.SetSyncInfo(&c, raw, next) || tbl.SetSyncInfo(&c, raw, SyncInfo{}) {
+		t.Fatal("SetSyncInfo is not a compare-and-swap")
+	}
+	if got, _, _ := tbl.SyncInfo(&c); got != next {
+		t.Errorf("word %+v, want %+v", got, next)
+	}
+	tk := v4Key(ProtoTCP, 4, 0, 80)
+	ref, _ := tbl.InsertTemplate(&tk, 1, time.Minute)
+	ti, traw, ok := tbl.TemplateSyncInfo(ref)
+	if !ok || ti != (SyncInfo{EndTime: 1004}) {
+		t.Fatalf("template word %+v %v", ti, ok)
+	}
+	if !tbl.SetTemplateSyncInfo(ref, traw, SyncInfo{Pkts: 1}) {
+		t.Fatal("SetTemplateSyncInfo failed")
+	}
+	if got, _, _ := tbl.SyncInfo(&c); got != next {
+		t.Error("a template's word is the connection's")
+	}
+}
+
+// TestSyncConnConcurrent installs synced entries while workers insert,
+// touch and look up the same flows: afterwards every key has one entry
+// and the hooks' counts match the table. Run it with -race.
+func TestSyncConnConcurrent(t *testing.T) {
+	h := &countHooks{}
+	tbl := newTestTable(t, Config{Capacity: 4096, Templates: 64, Hooks: h})
+	tbl.EnableSync()
+	const keys = 200
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			for range 5000 {
+				k := v4Key(ProtoTCP, uint32(r.IntN(keys)), 2000, 80)
+				dest := uint32(1 + r.IntN(3))
+				if g%2 == 0 {
+					st := []State{Established, FinWait, Close, SynRecv}[r.IntN(4)]
+					tbl.SyncConn(&k, dest, 0, st, time.Minute, !st.Active(), SyncInfo{Pkts: 3})
+					continue
+				}
+				c, ok := tbl.Lookup(&k)
+				if !ok {
+					c, _ = tbl.Insert(&k, dest, 0, 0, EvSyn)
+				}
+				if tbl.Touch(&c, &k, []Event{EvAck, EvFin, EvSyn}[r.IntN(3)]) == Reopen {
+					tbl.Retire(&c) // as the dataplane does after scheduling afresh
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[Key]int{}
+	tbl.Range(func(k Key, _ Conn, _ time.Duration, tmpl bool) bool {
+		if !tmpl {
+			seen[k]++
+		}
+		return true
+	})
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("%v: %d entries", k, n)
+		}
+	}
+	checkCounts(t, tbl, h)
+}
