@@ -118,6 +118,18 @@ func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
 				}
 				vs[i], found[i] = v, ok
 			}
+			// The packet will read and write its entry's sync word
+			// while a sync master runs: start that miss now too.
+			if a := t.sync.Load(); a != nil {
+				k := 0
+				for i := g * batchGroup; i < min(g*batchGroup+batchGroup, n); i++ {
+					if found[i] {
+						addrs[k] = uintptr(unsafe.Pointer(&a.conns[vs[i].slot]))
+						k++
+					}
+				}
+				prefetch(addrs[:k])
+			}
 		}
 	}
 	// As in Lookup, the clock is read after the entries, so an entry

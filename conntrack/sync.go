@@ -1,10 +1,12 @@
 package conntrack
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Connection sync (IPVS's ip_vs_sync.c) needs three things per entry that
@@ -14,7 +16,10 @@ import (
 // slot, for connections and for templates, allocated by EnableSync the
 // first time a sync master starts, so a director that never syncs spends
 // nothing on them. The dataplane decides with them; the table only stores
-// them and resets a slot's word when an entry is made in it.
+// them and resets a slot's word when an entry is made in it. Like the
+// slot arrays they live outside the Go heap, faulted in when allocated,
+// and LookupBatch prefetches the words of the entries it finds while
+// they are in use, so a frame does not wait for a second miss.
 
 // SyncInfo is one entry's sync bookkeeping.
 type SyncInfo struct {
@@ -44,10 +49,12 @@ func unpackSync(w uint64) SyncInfo {
 	return SyncInfo{Pkts: uint32(w >> 40), OldState: uint8(w >> 36 & 0xf), EndTime: w & syncEndMask}
 }
 
-// syncArrays are the side arrays, indexed by slot.
+// syncArrays are the side arrays, indexed by slot, in one region.
 type syncArrays struct {
-	conns []atomic.Uint64
-	tmpls []atomic.Uint64
+	conns   []atomic.Uint64
+	tmpls   []atomic.Uint64
+	mem     region
+	cleanup runtime.Cleanup
 }
 
 // syncMu serialises EnableSync's one allocation.
@@ -55,18 +62,38 @@ var syncMu sync.Mutex
 
 // EnableSync allocates the per-entry sync words (8 bytes per connection
 // and template slot) if they are not there yet. Entries made before it
-// start with a zero word. It is idempotent and safe beside the workers.
-func (t *Table) EnableSync() {
+// start with a zero word. It is idempotent and safe beside the workers;
+// the words are freed with the table.
+func (t *Table) EnableSync() error {
+	defer runtime.KeepAlive(t) // see newStore
 	syncMu.Lock()
 	defer syncMu.Unlock()
 	if t.sync.Load() != nil {
-		return
+		return nil
 	}
-	a := &syncArrays{conns: make([]atomic.Uint64, len(t.conns.entries))}
+	nc, nt := len(t.conns.entries), 0
 	if t.tmpls != nil {
-		a.tmpls = make([]atomic.Uint64, len(t.tmpls.entries))
+		nt = len(t.tmpls.entries)
+	}
+	mem, err := allocRegion(uintptr(8 * (nc + nt)))
+	if err != nil {
+		return fmt.Errorf("conntrack: sync words for %d slots: %w", nc+nt, err)
+	}
+	words := unsafe.Slice((*atomic.Uint64)(unsafe.Pointer(&mem.mem[0])), nc+nt)
+	a := &syncArrays{conns: words[:nc:nc], tmpls: words[nc:], mem: mem}
+	if mem.mapped() {
+		a.cleanup = runtime.AddCleanup(a, region.free, mem)
 	}
 	t.sync.Store(a)
+	return nil
+}
+
+// closeSync frees the sync words; Close calls it.
+func (t *Table) closeSync() {
+	if a := t.sync.Swap(nil); a != nil {
+		a.cleanup.Stop()
+		a.mem.free()
+	}
 }
 
 // NowMillis is the table's clock: milliseconds since New.

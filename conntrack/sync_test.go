@@ -15,7 +15,9 @@ func TestSyncConnRules(t *testing.T) {
 	clk := &ManualClock{}
 	h := &countHooks{}
 	tbl := newTestTable(t, Config{Capacity: 64, Templates: 8, Clock: clk, Hooks: h})
-	tbl.EnableSync()
+	if err := tbl.EnableSync(); err != nil {
+		t.Fatal(err)
+	}
 	k := v4Key(ProtoTCP, 1, 40000, 80)
 	info := SyncInfo{Pkts: 3, OldState: uint8(Established), EndTime: 0}
 	if r := tbl.SyncConn(&k, 5, 1, Established, 30*time.Second, false, info); r != SyncInserted {
@@ -119,8 +121,12 @@ func TestSyncWords(t *testing.T) {
 	if _, _, ok := tbl.SyncInfo(&c0); ok {
 		t.Fatal("sync words before EnableSync")
 	}
-	tbl.EnableSync()
-	tbl.EnableSync() // idempotent
+	if err := tbl.EnableSync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tbl.EnableSync(); err != nil { // idempotent
+		t.Fatal(err)
+	}
 	clk.Advance(1007 * time.Millisecond)
 	k2 := v4Key(ProtoTCP, 3, 1000, 80)
 	c, _ := tbl.Insert(&k2, 1, 0, 0, EvSyn)
@@ -155,7 +161,9 @@ func TestSyncWords(t *testing.T) {
 func TestSyncConnConcurrent(t *testing.T) {
 	h := &countHooks{}
 	tbl := newTestTable(t, Config{Capacity: 4096, Templates: 64, Hooks: h})
-	tbl.EnableSync()
+	if err := tbl.EnableSync(); err != nil {
+		t.Fatal(err)
+	}
 	const keys = 200
 	var wg sync.WaitGroup
 	for g := range 4 {

@@ -170,6 +170,7 @@ func (t *Table) Close() {
 	if !t.closed.CompareAndSwap(false, true) {
 		return
 	}
+	t.closeSync()
 	t.conns.close()
 	if t.tmpls != nil {
 		t.tmpls.close()

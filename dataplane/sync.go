@@ -63,11 +63,14 @@ func nextPkts(n uint32, period int) uint32 {
 	return n
 }
 
-// syncConn is ip_vs_sync_conn's caller in ip_vs_in_hook: it counts the
+// syncConn is ip_vs_sync_conn as ip_vs_in_hook calls it: it counts the
 // packet on c, asks ipvssync.Needed whether the master sends c now and,
-// if so, queues c and then the template that controls it (when Needed
-// agrees for the template too), as the kernel walks cp->control. A full
-// queue drops the record and counts it. Nothing here allocates.
+// if so, queues it; then, as the kernel walks cp->control whether or not
+// the connection was sent, it counts the packet on the controlling
+// template and queues that when Needed says so (with the default
+// sync_threshold and no sync_refresh_period, a template is due at every
+// packet of its connections, as in the kernel). A full queue drops the
+// record and counts it. Nothing here allocates.
 func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c *conntrack.Conn) {
 	ct := p.ct
 	now := ipvssync.Ticks(ct.NowMillis())
@@ -79,6 +82,7 @@ func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c
 	if !c.State.Active() {
 		ci.Flags = ipvssync.FlagInactive
 	}
+	send := false
 	for {
 		info, raw, ok := ct.SyncInfo(c)
 		if !ok {
@@ -86,15 +90,24 @@ func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c
 		}
 		pkts := nextPkts(info.Pkts, sk.Settings.Period)
 		st := ipvssync.SyncState{OldState: uint16(info.OldState), EndTime: ipvssync.Ticks(info.EndTime)}
-		send := ipvssync.Needed(&sk.Settings, &ci, &st, int(pkts), now)
-		if !ct.SetSyncInfo(c, raw, conntrack.SyncInfo{Pkts: pkts, OldState: uint8(st.OldState), EndTime: uint64(st.EndTime)}) {
-			continue // another queue counted a packet of this flow: again
+		send = ipvssync.Needed(&sk.Settings, &ci, &st, int(pkts), now)
+		if ct.SetSyncInfo(c, raw, conntrack.SyncInfo{Pkts: pkts, OldState: uint8(st.OldState), EndTime: uint64(st.EndTime)}) {
+			break
 		}
-		if !send {
-			return
-		}
-		break
+		// Another queue counted a packet of this flow meanwhile: again.
 	}
+	if send {
+		p.queueConn(sk, svc, d, &ci, to)
+	}
+	// The kernel's "control:" label: the controlling template is
+	// considered whether or not the connection was sent.
+	if ref := c.Template(); ref != 0 {
+		p.syncTemplate(sk, s, svc, ref, now)
+	}
+}
+
+// queueConn queues the frame's connection.
+func (p *Processor) queueConn(sk *SyncSink, svc *Service, d *Dest, ci *ipvssync.ConnInfo, to time.Duration) {
 	r := &p.rec
 	*r = ipvssync.Record{
 		Flags: fwdFlags(d.Fwd) | ci.Flags, FWMark: svc.Key.FWMark, Timeout: uint32(to / time.Second),
@@ -105,13 +118,10 @@ func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c
 	copy(r.VAddr[:4], p.key.VAddr[12:])
 	copy(r.DAddr[:4], d.Addr[:])
 	sk.Queue.Push(r)
-	if ref := c.Template(); ref != 0 {
-		p.syncTemplate(sk, s, svc, ref, now)
-	}
 }
 
-// syncTemplate offers the template ref after a connection it controls
-// was sent, with the template's own packet count incremented.
+// syncTemplate offers the template ref, with its own packet count
+// incremented, after a packet of a connection it controls.
 func (p *Processor) syncTemplate(sk *SyncSink, s *Snapshot, svc *Service, ref conntrack.TemplateRef, now ipvssync.Ticks) {
 	ct := p.ct
 	k, dest, to, ok := ct.TemplateInfo(ref)

@@ -37,8 +37,8 @@
 // Needed models ip_vs_sync_conn_needed: given a connection's protocol,
 // state, flags, packet count and last sync time, and the sync sysctls,
 // whether the master sends it now. As in ip_vs_sync_conn, the caller
-// never offers one-packet connections (FlagOnePacket), and after sending
-// a connection offers its controlling template too.
+// never offers one-packet connections (FlagOnePacket), and after offering
+// a connection, sent or not, offers its controlling template too.
 //
 // Record and Queue are the hand-over from the dataplane to a sender: a
 // fixed-size, pointer-free record per connection to send, and a bounded

@@ -11,7 +11,9 @@ import (
 // master to drain. It allocates the table's per-entry sync words the first
 // time.
 func (d *Director) StartSync(s ipvssync.Settings, capacity int) ([]*ipvssync.Queue, error) {
-	d.CT.EnableSync()
+	if err := d.CT.EnableSync(); err != nil {
+		return nil, err
+	}
 	qs := make([]*ipvssync.Queue, len(d.workers))
 	for i := range d.workers {
 		q, err := ipvssync.NewQueue(capacity)
