@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/afvs/afvs/control/api"
+	"github.com/afvs/afvs/internal/testnet"
+	"github.com/afvs/afvs/internal/testsupport"
+)
+
+// syncConfig is the lab's rr service for a director with control socket
+// socket and the given sync section.
+func syncConfig(lab *testnet.Lab, socket, sync string) string {
+	cfg := serviceConfig(lab, "rr", 1, 1, 1)
+	cfg = strings.Replace(cfg, "control: {socket: "+lab.Socket+"}", "control: {socket: "+socket+"}", 1)
+	return cfg + sync
+}
+
+// admAt runs the built afvsadm against the daemon at socket.
+func admAt(t *testing.T, socket string, args ...string) string {
+	t.Helper()
+	_, bin := binaries(t)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "AFVS_SOCKET="+socket)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Run(); err != nil || e.Len() > 0 {
+		t.Fatalf("afvsadm %s: %v: %s", strings.Join(args, " "), err, e.String())
+	}
+	return o.String()
+}
+
+// connLines is afvsadm -L -c -n without the header and the expire
+// column: protocol, state, source, virtual and destination of each entry,
+// sorted.
+func connLines(out string) []string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n")[2:] {
+		f := strings.Fields(l)
+		if len(f) == 6 {
+			lines = append(lines, strings.Join([]string{f[0], f[2], f[3], f[4], f[5]}, " "))
+		}
+	}
+	slices.Sort(lines)
+	return lines
+}
+
+// TestSyncTwoDaemons: two `afvs run` directors on one LAN, the first a
+// sync master, the second a sync backup, both configured by their config
+// files. Connections the master carries appear in the backup's
+// `afvsadm -L -c` with the same state and real server, its real servers'
+// ActiveConn counts match, and both list their daemons as ipvsadm does.
+// Then the roles switch at run time with afvsadm, as a notify script
+// switches them.
+func TestSyncTwoDaemons(t *testing.T) {
+	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute)
+	lab := newLab(t, testnet.LabOptions{NoDirector: true, Scheduler: "rr", Weights: []int{1, 1, 1}})
+	afvs, _ := binaries(t)
+	// The backup director: a second namespace on the lab's bridge.
+	b, err := lab.Net.NS("director2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testnet.Veth(lab.Switch, "pd2", b, "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Switch.IP("link", "set", "pd2", "master", "br0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.IP("addr", "add", "198.18.0.3/24", "dev", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	writeLabConfig(t, lab, syncConfig(lab, lab.Socket, "sync: {master: {interface: eth0, syncid: 7}, flush_interval: 100ms}\n"))
+	if err := lab.StartDirector(); err != nil {
+		t.Fatal(err)
+	}
+	bSocket := filepath.Join(lab.Dir, "afvs2.sock")
+	bConfig := filepath.Join(lab.Dir, "afvs2.yaml")
+	if err := os.WriteFile(bConfig, []byte(syncConfig(lab, bSocket, "sync: {backup: {interface: eth0, syncid: 7}}\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bd, err := testnet.StartDaemon(b, afvs, bSocket, "run", "--config", bConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("backup director log:\n%s", bd.Log.String())
+		}
+		_ = bd.Stop(syscall.SIGTERM)
+	})
+	if got, want := admAt(t, lab.Socket, "-L", "--daemon"), "master sync daemon (mcast=eth0, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"; got != want {
+		t.Errorf("master -L --daemon: %q, want %q", got, want)
+	}
+	if got, want := admAt(t, bSocket, "-L", "--daemon"), "backup sync daemon (mcast=eth0, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"; got != want {
+		t.Errorf("backup -L --daemon: %q, want %q", got, want)
+	}
+
+	const n = 12
+	ka := startKeepAlive(t, lab, n)
+	var m, bk []string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		m = connLines(admAt(t, lab.Socket, "-L", "-c", "-n"))
+		bk = connLines(admAt(t, bSocket, "-L", "-c", "-n"))
+		if len(m) == n && slices.Equal(m, bk) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the backup's connections never matched the master's:\nmaster:\n%s\nbackup:\n%s", strings.Join(m, "\n"), strings.Join(bk, "\n"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, l := range bk {
+		if !strings.HasPrefix(l, "TCP ESTABLISHED ") {
+			t.Errorf("backup entry %q: want an established TCP connection", l)
+		}
+	}
+	// ActiveConn per real server, as -L -n shows it, is the same.
+	if ml, bl := admAt(t, lab.Socket, "-L", "-n"), admAt(t, bSocket, "-L", "-n"); ml != bl {
+		t.Errorf("-L -n differs:\nmaster:\n%s\nbackup:\n%s", ml, bl)
+	}
+	mst, err := lab.Control().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bst, err := api.NewClient(bSocket).Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mst.Sync.SentMessages == 0 || mst.Sync.SentEntries < n || bst.Sync.RecvMessages == 0 || bst.Sync.Installed < n {
+		t.Errorf("sync counters: master sent %d messages / %d entries, backup received %d messages, installed %d",
+			mst.Sync.SentMessages, mst.Sync.SentEntries, bst.Sync.RecvMessages, bst.Sync.Installed)
+	}
+	for reason, v := range bst.Sync.Drops {
+		if v != 0 {
+			t.Errorf("backup dropped %d as %s", v, reason)
+		}
+	}
+	ka.halt()
+	if len(ka.errs) > 0 {
+		t.Errorf("keep-alive connections failed: %v", ka.errs)
+	}
+
+	// The notify script's switch: the backup becomes master, the master
+	// backup; both at run time, no reload.
+	admAt(t, bSocket, "--stop-daemon", "backup")
+	admAt(t, bSocket, "--start-daemon", "master", "--mcast-interface", "eth0", "--syncid", "7")
+	admAt(t, lab.Socket, "--stop-daemon", "master")
+	admAt(t, lab.Socket, "--start-daemon", "backup", "--mcast-interface", "eth0", "--syncid", "7")
+	if got := admAt(t, bSocket, "-L", "--daemon"); !strings.HasPrefix(got, "master sync daemon (mcast=eth0, syncid=7") {
+		t.Errorf("after the switch the second director lists %q", got)
+	}
+	if got := admAt(t, lab.Socket, "-L", "--daemon"); !strings.HasPrefix(got, "backup sync daemon (mcast=eth0, syncid=7") {
+		t.Errorf("after the switch the first director lists %q", got)
+	}
+}
