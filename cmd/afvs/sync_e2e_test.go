@@ -58,8 +58,9 @@ func connLines(out string) []string {
 // files. Connections the master carries appear in the backup's
 // `afvsadm -L -c` with the same state and real server, its real servers'
 // ActiveConn counts match, and both list their daemons as ipvsadm does.
-// Then the roles switch at run time with afvsadm, as a notify script
-// switches them.
+// When the client's route to the VIP moves to the backup, the backup
+// carries every connection on to the same real server. Then the roles
+// switch at run time with afvsadm, as a notify script switches them.
 func TestSyncTwoDaemons(t *testing.T) {
 	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute)
 	lab := newLab(t, testnet.LabOptions{NoDirector: true, Scheduler: "rr", Weights: []int{1, 1, 1}})
@@ -145,9 +146,38 @@ func TestSyncTwoDaemons(t *testing.T) {
 			t.Errorf("backup dropped %d as %s", v, reason)
 		}
 	}
+
+	// Takeover: the client's route to the VIP moves to the backup, as a
+	// VRRP failover moves the VIP. The backup forwards the synced
+	// connections at once, to the same real servers (sloppy_tcp is off:
+	// an unknown ACK would be dropped).
+	if err := lab.Client.IP("route", "replace", lab.VIP.String()+"/32", "via", "198.18.0.3"); err != nil {
+		t.Fatal(err)
+	}
+	ka.mu.Lock()
+	reqs := ka.reqs
+	ka.mu.Unlock()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ka.mu.Lock()
+		done := ka.reqs-reqs >= 5*n
+		ka.mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the keep-alive connections stalled after the takeover")
+		}
+	}
 	ka.halt()
-	if len(ka.errs) > 0 {
-		t.Errorf("keep-alive connections failed: %v", ka.errs)
+	if len(ka.errs) > 0 || len(ka.moved) > 0 {
+		t.Errorf("after the takeover: errors %v, moved %v", ka.errs, ka.moved)
+	}
+	bst, err = api.NewClient(bSocket).Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bst.TX < 5*n || bst.Drops["no_connection"] != 0 {
+		t.Errorf("backup forwarded %d frames, dropped %d as no_connection; want >= %d and 0", bst.TX, bst.Drops["no_connection"], 5*n)
 	}
 
 	// The notify script's switch: the backup becomes master, the master
