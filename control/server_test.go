@@ -78,6 +78,7 @@ func TestMetrics(t *testing.T) {
 	s := controltest.Serve(t)
 	// Added .12 then .11: the kernel's list is newest first, so rr starts at .11.
 	commands(t, s, "-A -t 198.19.0.1:80 -s rr", "-a -t 198.19.0.1:80 -r 198.18.0.12 -i -w 1", "-a -t 198.19.0.1:80 -r 198.18.0.11 -g -w 3")
+	commands(t, s, "--start-daemon master --mcast-interface lo")
 	for i := range 3 {
 		s.Director.Feed(frame(t, uint16(1000+i), true, 0))
 		s.Director.Feed(frame(t, uint16(1000+i), false, 100))
@@ -101,7 +102,8 @@ func TestMetrics(t *testing.T) {
 		"afvs_real_inactive_connections", "afvs_real_weight", "afvs_conntrack_entries", "afvs_conntrack_templates",
 		"afvs_conntrack_capacity", "afvs_conntrack_memory_bytes", "afvs_conntrack_evictions_total", "afvs_conntrack_refused_total", "afvs_conntrack_expired_total",
 		"afvs_drops_total", "afvs_icmp_sent_total", "afvs_fragmented_total", "afvs_queue_rx_packets_total", "afvs_queue_tx_packets_total", "afvs_queue_tx_ring_full_total",
-		"afvs_queue_no_free_frame_total", "afvs_queue_port_errors_total", "afvs_build_info"} {
+		"afvs_queue_no_free_frame_total", "afvs_queue_port_errors_total", "afvs_build_info",
+		"afvs_sync_messages_total", "afvs_sync_entries_total", "afvs_sync_installed_total", "afvs_sync_drops_total", "afvs_sync_daemon_running"} {
 		if !regexp.MustCompile(`(?m)^# TYPE ` + name + ` (counter|gauge)$`).MatchString(text) {
 			t.Errorf("metric %s missing", name)
 		}
@@ -125,6 +127,12 @@ func TestMetrics(t *testing.T) {
 		`afvs_drops_total{reason="ttl_zero"} 0`,
 		`afvs_drops_total{reason="bad_ip_options"} 0`,
 		`afvs_drops_total{reason="no_service"} 0`,
+		`afvs_sync_daemon_running{state="master"} 1`,
+		`afvs_sync_daemon_running{state="backup"} 0`,
+		`afvs_sync_messages_total{direction="received"} 0`,
+		`afvs_sync_drops_total{reason="wrong_syncid"} 0`,
+		`afvs_sync_drops_total{reason="queue_full"} 0`,
+		`afvs_sync_drops_total{reason="unknown_dest"} 0`,
 	} {
 		if !strings.Contains(text, "\n"+line+"\n") {
 			t.Errorf("metrics lack %q", line)

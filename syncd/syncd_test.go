@@ -2,6 +2,7 @@ package syncd
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -247,7 +248,8 @@ func TestBackupDropsBadMessages(t *testing.T) {
 		}
 		return dataplane.SyncOK
 	}}
-	backup := New(bh, Options{})
+	var logs testnet.LogBuffer
+	backup := New(bh, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	t.Cleanup(backup.Close)
 	in(t, p.b, func() error {
 		return backup.Start(ipvsadm.Daemon{State: ipvsadm.Backup, McastIfn: "syncb", SyncID: 5})
@@ -275,6 +277,11 @@ func TestBackupDropsBadMessages(t *testing.T) {
 	}
 	if st.RecvEntries != 3 || st.Installed != 2 {
 		t.Errorf("received %d entries, installed %d; want 3 and 2", st.RecvEntries, st.Installed)
+	}
+	// The unknown real server is logged, naming it (the log line is
+	// rate-limited to one per 5 s).
+	if l := logs.String(); !strings.Contains(l, "sync backup: entries dropped") || !strings.Contains(l, "unknown_dest") || !strings.Contains(l, "198.18.0.11:81") {
+		t.Errorf("log %q: want a line naming the dropped entry", l)
 	}
 }
 

@@ -240,6 +240,9 @@ func TestCheckBadConfigs(t *testing.T) {
 		{"no interfaces", "a.yaml", "interfaces: []\nservices: [{proto: tcp, address: 198.19.0.1, port: 80, scheduler: rr}]\n", []string{"interfaces", "at least one interface"}},
 		{"no interfaces key", "a.yaml", "services: [{proto: tcp, address: 198.19.0.1, port: 80, scheduler: rr}]\n", []string{"interfaces", "at least one interface"}},
 		{"too many steering keys", "a.yaml", "interfaces: [eth0]\nmarks: [{mark: 1, matches: [{proto: tcp, address: 198.19.0.1, ports: 1-5000}]}]\nservices: [{fwmark: 1, scheduler: rr}]\n", []string{"5000", "steering map holds 4096"}},
+		{"sync interface missing", "a.yaml", "interfaces: [eth0]\nsync: {backup: {interface: nosuchdev0}}\n", []string{"sync.backup", `mcast-interface "nosuchdev0": no such device`}},
+		{"sync group not multicast", "a.yaml", "interfaces: [eth0]\nsync: {master: {interface: lo, group: 198.18.0.1}}\n", []string{"sync.master.group", "198.18.0.1", "multicast"}},
+		{"sync_threshold reversed", "a.yaml", "interfaces: [eth0]\nipvs: {sync_threshold: [50, 3]}\n", []string{"ipvs.sync_threshold", "[50 3]"}},
 		{"overlapping marks", "a.yaml", "interfaces: [eth0]\nmarks: [{mark: 1, matches: [{proto: tcp, address: 198.19.0.1, ports: 80-90}]}, {mark: 2, matches: [{proto: tcp, address: 198.19.0.1, ports: \"90\"}]}]\n", []string{"mark 1", "mark 2", "overlap", "port 90"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkRefuses(t, tc.file, tc.text, tc.want) })
