@@ -17,8 +17,8 @@ import (
 type nullHost struct{}
 
 func (nullHost) StartSync(ipvssync.Settings, int) ([]*ipvssync.Queue, error) { return nil, nil }
-func (nullHost) SetSyncSettings(ipvssync.Settings)                             {}
-func (nullHost) StopSync()                                                     {}
+func (nullHost) SetSyncSettings(ipvssync.Settings)                           {}
+func (nullHost) StopSync()                                                   {}
 func (nullHost) InstallSynced(*ipvssync.Conn, int) (conntrack.SyncResult, dataplane.SyncDrop) {
 	return conntrack.SyncInserted, dataplane.SyncOK
 }
