@@ -235,6 +235,10 @@ func (t *Table) SyncConn(k *Key, dest uint32, fwd uint8, st State, timeout time.
 	now := t.now()
 	s.lock(b1, b2)
 	defer s.unlock(b1, b2)
+	// The latches keep other inserters out, but workers still touch,
+	// expire and release the entry; each step below that loses such a
+	// race looks again.
+find:
 	for _, b := range [2]uint32{b1, b2} {
 		v, ok := s.find(b, s.buckets[b].used.Load(), tag, &w)
 		if !ok {
@@ -245,7 +249,7 @@ func (t *Table) SyncConn(k *Key, dest uint32, fwd uint8, st State, timeout time.
 				t.retire(v.meta, v.bind, payload(v.meta))
 				t.stats.at(v.slot).expired.Add(1)
 			}
-			break
+			goto find // released by us or a worker, or touched since
 		}
 		if uint32(v.bind>>32) != dest {
 			if inactive {
@@ -253,10 +257,7 @@ func (t *Table) SyncConn(k *Key, dest uint32, fwd uint8, st State, timeout time.
 			}
 			// ip_vs_conn_expire_now: the master now sends this flow
 			// elsewhere.
-			if s.release(v.slot, v.meta) {
-				t.retire(v.meta, v.bind, now)
-				t.stats.at(v.slot).expired.Add(1)
-			}
+			t.releaseLive(v.slot, generation(v.meta), now)
 			break
 		}
 		if t.syncUpdate(v.slot, st, now+to) {
@@ -276,6 +277,26 @@ func (t *Table) SyncConn(k *Key, dest uint32, fwd uint8, st State, timeout time.
 	t.stats.at(slot).inserted.Add(1)
 	t.setSync(slot, info)
 	return SyncInserted
+}
+
+// releaseLive releases the live entry in slot if it is still the
+// lifetime gen names, retrying while workers change its state, and does
+// its accounting. A worker may release it first; then there is nothing
+// left to do.
+func (t *Table) releaseLive(slot uint32, gen, now uint64) {
+	e := &t.conns.entries[slot]
+	for {
+		m := e.meta.Load()
+		if status(m) != statusLive || generation(m) != gen {
+			return
+		}
+		bind := e.bind.Load()
+		if t.conns.release(slot, m) {
+			t.retire(m, bind, now)
+			t.stats.at(slot).expired.Add(1)
+			return
+		}
+	}
 }
 
 // syncUpdate moves a live entry to state st with expiry exp, reporting
