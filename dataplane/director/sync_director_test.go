@@ -1,0 +1,100 @@
+package director_test
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
+	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/dataplane/platformtest"
+	"github.com/afvs/afvs/ipvssync"
+	"github.com/afvs/afvs/vs"
+)
+
+// segment is a TCP segment from the client's sport to vip:80 with the
+// given flags, addressed to the director's MAC.
+func segment(t *testing.T, sport uint16, synFlag, ack bool) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr(clientMAC[:]), DstMAC: net.HardwareAddr(dirMAC[:]), EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, Flags: layers.IPv4DontFragment,
+		SrcIP: net.IPv4(198, 18, 0, 10), DstIP: vip.AsSlice()}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 80, SYN: synFlag, ACK: ack, Seq: 1, Window: 1000}
+	tcp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestDirectorSync: StartSync gives the running workers queues and the
+// settings decide what they queue; SetSyncSettings changes them at once;
+// StopSync stops the queuing; InstallSynced puts an entry in the table
+// that the workers forward.
+func TestDirectorSync(t *testing.T) {
+	l := newLab(t, false, "198.18.0.11")
+	d := l.start([]string{"eth0"}, table(t, service("rr", vs.Route, "198.18.0.11")))
+	resolved(t, d)
+	qs, err := d.StartSync(ipvssync.Settings{Threshold: 2}, 64)
+	if err != nil || len(qs) != 1 {
+		t.Fatalf("StartSync: %d queues, %v", len(qs), err)
+	}
+	q := qs[0]
+	var rec ipvssync.Record
+	popped := func(want int) bool {
+		n := 0
+		ok := platformtest.Eventually(2*time.Second, func() bool {
+			for q.Pop(&rec) {
+				n++
+			}
+			return n >= want
+		})
+		time.Sleep(20 * time.Millisecond)
+		for q.Pop(&rec) {
+			n++
+		}
+		return ok && n == want
+	}
+	open := func(sport uint16, acks int) {
+		l.client.Send(segment(t, sport, true, false))
+		for range acks {
+			l.client.Send(segment(t, sport, false, true))
+		}
+		l.collect(1 + acks)
+	}
+	// sync_threshold "2 0": sent at the 2nd packet (the first ACK).
+	open(6000, 2)
+	if !popped(1) || rec.CPort != 6000 || rec.State != ipvssync.TCPEstablished {
+		t.Fatalf("threshold 2: record %+v", rec)
+	}
+	// Threshold 3 from now: the 2nd packet no longer sends, the 3rd does.
+	d.SetSyncSettings(ipvssync.Settings{Threshold: 3})
+	open(6001, 1)
+	if !popped(0) {
+		t.Fatal("threshold 3 sent at the 2nd packet")
+	}
+	l.client.Send(segment(t, 6001, false, true))
+	l.collect(1)
+	if !popped(1) || rec.CPort != 6001 {
+		t.Fatalf("threshold 3: record %+v", rec)
+	}
+	d.StopSync()
+	open(6002, 3)
+	if !popped(0) {
+		t.Fatal("records queued after StopSync")
+	}
+	// A synced connection the director never saw: forwarded at once.
+	c := ipvssync.Conn{Protocol: ipvssync.ProtoTCP, Flags: ipvssync.FlagDRoute, State: ipvssync.TCPEstablished, CPort: 6100, VPort: 80, DPort: 80,
+		Timeout: 900, CAddr: netip.MustParseAddr("198.18.0.10"), VAddr: vip, DAddr: netip.MustParseAddr("198.18.0.11")}
+	if _, drop := d.InstallSynced(&c, 3); drop != dataplane.SyncOK {
+		t.Fatalf("InstallSynced: %v", drop)
+	}
+	l.client.Send(segment(t, 6100, false, true))
+	if got := l.collect(1); len(got["198.18.0.11"]) != 1 {
+		t.Fatalf("the synced connection's ACK reached %v", got)
+	}
+}
