@@ -332,8 +332,9 @@ func (t *Table) setSync(slot uint32, info SyncInfo) {
 // existing live template for k keeps its real server and has its timer
 // set to timeout from now, with timeout as its new timeout (the kernel
 // sets cp->timeout and re-arms the timer); otherwise a new template for
-// dest is made with that timeout.
-func (t *Table) SyncTemplate(k *Key, dest uint32, timeout time.Duration) (TemplateRef, SyncResult) {
+// dest is made with that timeout. info becomes its sync word when
+// EnableSync has run.
+func (t *Table) SyncTemplate(k *Key, dest uint32, timeout time.Duration, info SyncInfo) (TemplateRef, SyncResult) {
 	defer runtime.KeepAlive(t) // see newStore
 	if timeout < time.Millisecond || timeout > MaxTimeout {
 		return 0, SyncInvalid
@@ -357,6 +358,9 @@ func (t *Table) SyncTemplate(k *Key, dest uint32, timeout time.Duration) (Templa
 			e := &s.entries[v.slot]
 			e.bind.Store(v.bind&^0xffff_ffff | to)
 			e.since.Store(now + to)
+			if a := t.sync.Load(); a != nil {
+				a.tmpls[v.slot].Store(info.pack())
+			}
 			return makeTemplateRef(v.slot, v.meta), SyncUpdated
 		}
 		s.release(v.slot, v.meta)
@@ -368,7 +372,7 @@ func (t *Table) SyncTemplate(k *Key, dest uint32, timeout time.Duration) (Templa
 	}
 	m := s.publish(slot, tag, &w, 0, now+to, uint64(dest)<<32|to, None, 0)
 	if a := t.sync.Load(); a != nil {
-		resetSync(a.tmpls, slot, now)
+		a.tmpls[slot].Store(info.pack())
 	}
 	return makeTemplateRef(slot, m), SyncInserted
 }

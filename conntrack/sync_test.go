@@ -81,9 +81,17 @@ func TestSyncConnRules(t *testing.T) {
 func TestSyncTemplate(t *testing.T) {
 	clk := &ManualClock{}
 	tbl := newTestTable(t, Config{Capacity: 64, Templates: 8, Clock: clk})
+	if err := tbl.EnableSync(); err != nil {
+		t.Fatal(err)
+	}
 	k := v4Key(ProtoTCP, 7, 0, 80)
-	if _, r := tbl.SyncTemplate(&k, 3, 300*time.Second); r != SyncInserted {
+	r0, r := tbl.SyncTemplate(&k, 3, 300*time.Second, SyncInfo{Pkts: 3})
+	if r != SyncInserted {
 		t.Fatalf("first: %v", r)
+	}
+	// ip_vs_proc_conn sets in_pkts to sync_threshold, templates too.
+	if info, _, _ := tbl.TemplateSyncInfo(r0); info != (SyncInfo{Pkts: 3}) {
+		t.Errorf("template sync word %+v, want 3 packets", info)
 	}
 	d, ref, ok := tbl.LookupTemplate(&k)
 	if !ok || d != 3 {
@@ -93,7 +101,7 @@ func TestSyncTemplate(t *testing.T) {
 		t.Errorf("TemplateInfo %v %d %v %v", kk, dest, to, ok)
 	}
 	clk.Advance(250 * time.Second)
-	if _, r := tbl.SyncTemplate(&k, 4, 100*time.Second); r != SyncUpdated {
+	if _, r := tbl.SyncTemplate(&k, 4, 100*time.Second, SyncInfo{Pkts: 3}); r != SyncUpdated {
 		t.Fatalf("refresh: %v", r)
 	}
 	clk.Advance(90 * time.Second) // 340 s: past the first timeout, within the refresh

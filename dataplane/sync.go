@@ -253,7 +253,8 @@ func InstallSynced(s *Snapshot, ct *conntrack.Table, c *ipvssync.Conn, threshold
 		if timeout == 0 {
 			timeout = defaultTemplateTimeout
 		}
-		_, r := ct.SyncTemplate(&k, d.ID, min(timeout, conntrack.MaxTimeout))
+		info := conntrack.SyncInfo{Pkts: uint32(max(0, min(threshold, conntrack.MaxSyncPkts))), EndTime: ct.NowMillis() &^ 3}
+		_, r := ct.SyncTemplate(&k, d.ID, min(timeout, conntrack.MaxTimeout), info)
 		if r == conntrack.SyncFull {
 			return r, SyncTableFull
 		}
