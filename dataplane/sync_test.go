@@ -336,3 +336,38 @@ func TestSyncMasterToBackupTables(t *testing.T) {
 		}
 	}
 }
+
+// FuzzInstallSynced feeds arbitrary datagrams through the decoder into a
+// backup's table: nothing panics, and every entry the table holds
+// afterwards names a real server of the snapshot.
+func FuzzInstallSynced(f *testing.F) {
+	buf := make([]byte, 2000)
+	enc, _ := ipvssync.NewEncoder(buf, 1472, 0)
+	ip := netip.MustParseAddr
+	for _, c := range []ipvssync.Conn{
+		{Protocol: ipvssync.ProtoTCP, Flags: ipvssync.FlagDRoute, State: ipvssync.TCPEstablished, CPort: 5000, VPort: 80, DPort: 80, Timeout: 900, CAddr: ip("198.18.0.10"), VAddr: vip, DAddr: ip("198.18.0.11")},
+		{Protocol: ipvssync.ProtoTCP, Flags: ipvssync.FlagDRoute | ipvssync.FlagTemplate, VPort: 80, DPort: 80, Timeout: 300, CAddr: ip("198.18.0.10"), VAddr: vip, DAddr: ip("198.18.0.11")},
+		{Protocol: ipvssync.ProtoTCP, Flags: ipvssync.FlagDRoute | ipvssync.FlagInactive, State: ipvssync.TCPFinWait, CPort: 5000, VPort: 80, DPort: 80, Timeout: 0, CAddr: ip("198.18.0.10"), VAddr: vip, DAddr: ip("198.18.0.12")},
+	} {
+		if err := enc.Append(&c); err != nil {
+			f.Fatal(err)
+		}
+	}
+	f.Add(append([]byte(nil), enc.Bytes()...))
+	tbl := oneService(vs.Route, "rr", 1, 1)
+	tbl.Services[0].Persistent, tbl.Services[0].Timeout = true, 300
+	r := newRig(f, tbl, 1024)
+	if err := r.ct.EnableSync(); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		var dec ipvssync.Decoder
+		_ = dec.Decode(msg, func(c *ipvssync.Conn) { InstallSynced(r.snap, r.ct, c, 3) })
+		r.ct.Range(func(k conntrack.Key, c conntrack.Conn, _ time.Duration, _ bool) bool {
+			if _, _, ok := r.snap.DestByID(c.Dest); !ok {
+				t.Fatalf("%v: dest %d is not in the snapshot", k, c.Dest)
+			}
+			return true
+		})
+	})
+}
