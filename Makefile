@@ -18,9 +18,11 @@ PKGS    := ./...
 
 all: build
 
-# Debian packages the demo and tests use: iproute2 (ip netns, ip link).
+# Debian packages the demo and tests use: iproute2 (ip netns, ip link) and
+# keepalived (VRRP for the HA pair's tests and `afvs-lab demo --ha`).
 deps:
 	@command -v ip >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq iproute2; }
+	@command -v keepalived >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq keepalived; }
 	@$(GO) mod download
 
 # afvs is the daemon, afvsadm its ipvsadm-style client, afvs-lab the lab

@@ -29,6 +29,12 @@ var (
 		_, err := exec.LookPath("ip")
 		return err
 	}}
+	// Keepalived is Debian's keepalived, which the HA tests run for VRRP
+	// (`make deps` installs it).
+	Keepalived = Feature{"keepalived (apt-get install keepalived)", func() error {
+		_, err := exec.LookPath("keepalived")
+		return err
+	}}
 	// NetNS is support for network namespaces (CONFIG_NET_NS).
 	NetNS = Feature{"network namespaces", func() error {
 		_, err := os.Stat("/proc/self/ns/net")

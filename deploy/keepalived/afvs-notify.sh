@@ -1,0 +1,90 @@
+#!/bin/sh
+# afvs-notify.sh: keepalived's notify script for an AFVS director.
+#
+# keepalived runs it as "afvs-notify.sh TYPE NAME STATE PRIORITY" each
+# time the VRRP instance changes state. It switches afvs's connection sync
+# daemon to follow the VRRP role, as keepalived's own lvs_sync_daemon does
+# for IPVS:
+#
+#   MASTER               stop the backup sync daemon, start the master one
+#   BACKUP, FAULT, STOP  stop the master sync daemon, start the backup one
+#
+# and logs what it did (syslog tag afvs-notify, or LOG_FILE). Settings come
+# from afvs-notify.env next to this script (or $AFVS_NOTIFY_ENV); with
+# SYNC_INTERFACE empty, sync is off and the script only logs the state.
+
+set -u
+
+env_file=${AFVS_NOTIFY_ENV:-$(dirname "$0")/afvs-notify.env}
+if [ -r "$env_file" ]; then
+	# shellcheck disable=SC1090
+	. "$env_file"
+fi
+AFVSADM=${AFVSADM:-afvsadm}
+SYNC_INTERFACE=${SYNC_INTERFACE:-}
+SYNC_ID=${SYNC_ID:-0}
+SYNC_OPTIONS=${SYNC_OPTIONS:-}
+LOG_FILE=${LOG_FILE:-}
+if [ -n "${AFVS_SOCKET:-}" ]; then
+	export AFVS_SOCKET
+fi
+
+log() {
+	if [ -n "$LOG_FILE" ]; then
+		printf '%s afvs-notify[%d]: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" "$$" "$*" >>"$LOG_FILE"
+	else
+		logger -t afvs-notify -- "$*"
+	fi
+}
+
+# adm runs afvsadm and logs the command and, when it fails, its output.
+adm() {
+	out=$("$AFVSADM" "$@" 2>&1)
+	code=$?
+	if [ "$code" -eq 0 ]; then
+		log "afvsadm $*: ok"
+	else
+		log "afvsadm $*: exit $code: $out"
+	fi
+	return "$code"
+}
+
+if [ $# -lt 3 ]; then
+	log "usage: $0 TYPE NAME STATE [PRIORITY] (got: $*)"
+	exit 2
+fi
+state=$3
+case $state in
+MASTER) role=master other=backup ;;
+BACKUP | FAULT | STOP) role=backup other=master ;;
+*)
+	log "$1 $2: unknown state $state: nothing changed"
+	exit 2
+	;;
+esac
+log "$1 $2 is $state (priority ${4:-unknown}): sync role $role"
+
+if [ -z "$SYNC_INTERFACE" ]; then
+	log "connection sync is off (SYNC_INTERFACE is empty): nothing to switch"
+	exit 0
+fi
+
+# What runs now, as ipvsadm -L --daemon prints it: one line per daemon,
+# "master sync daemon (mcast=eth0, syncid=51)".
+running=$("$AFVSADM" -L --daemon 2>&1) || {
+	log "afvsadm -L --daemon failed: $running"
+	exit 1
+}
+status=0
+case $running in
+*"$other sync daemon"*) adm --stop-daemon "$other" || status=1 ;;
+esac
+case $running in
+*"$role sync daemon"*) log "$role sync daemon already running" ;;
+*)
+	# SYNC_OPTIONS is split into words on purpose: --sync-maxlen N etc.
+	# shellcheck disable=SC2086
+	adm --start-daemon "$role" --mcast-interface "$SYNC_INTERFACE" --syncid "$SYNC_ID" $SYNC_OPTIONS || status=1
+	;;
+esac
+exit $status

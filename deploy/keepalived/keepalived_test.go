@@ -1,0 +1,210 @@
+package keepalived
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// fakeAdm is an afvsadm stand-in for the notify script: it appends its
+// arguments to $CALLS, answers -L --daemon from $RUNNING, and fails
+// --start-daemon when $FAIL_START is set.
+const fakeAdm = `#!/bin/sh
+echo "$*" >>"$CALLS"
+case "$*" in
+"-L --daemon") cat "$RUNNING" ;;
+--start-daemon*) if [ -n "${FAIL_START:-}" ]; then echo "afvsadm: $FAIL_START" >&2; exit 1; fi ;;
+esac
+`
+
+type notifyRun struct {
+	calls []string
+	log   string
+	code  int
+}
+
+// runNotify runs the shipped notify script as keepalived would, with the
+// shipped settings file changed only in its values.
+func runNotify(t *testing.T, syncIf, running, failStart string, args ...string) notifyRun {
+	t.Helper()
+	dir := t.TempDir()
+	script, err := Files.ReadFile(Notify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, Notify), script, 0o755))
+	env, err := Files.ReadFile(NotifyEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm, calls, log, run := filepath.Join(dir, "afvsadm"), filepath.Join(dir, "calls"), filepath.Join(dir, "notify.log"), filepath.Join(dir, "running")
+	must(t, os.WriteFile(adm, []byte(fakeAdm), 0o755))
+	must(t, os.WriteFile(run, []byte(running), 0o644))
+	set := map[string]string{"AFVSADM": adm, "SYNC_INTERFACE": syncIf, "LOG_FILE": log, "SYNC_OPTIONS": "--sync-maxlen 1472"}
+	lines := strings.Split(string(env), "\n")
+	for i, l := range lines {
+		if name, _, ok := strings.Cut(l, "="); ok {
+			if v, ok := set[name]; ok {
+				lines[i] = name + "='" + v + "'"
+				delete(set, name)
+			}
+		}
+	}
+	if len(set) > 0 {
+		t.Fatalf("%s lacks the settings %v", NotifyEnv, set)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, NotifyEnv), []byte(strings.Join(lines, "\n")), 0o644))
+	cmd := exec.Command(filepath.Join(dir, Notify), args...)
+	cmd.Env = append(os.Environ(), "CALLS="+calls, "RUNNING="+run, "FAIL_START="+failStart)
+	out, err := cmd.CombinedOutput()
+	r := notifyRun{}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %s: %v", Notify, err)
+	}
+	if len(out) > 0 {
+		t.Errorf("%s wrote to its output (keepalived discards it; it must log): %q", Notify, out)
+	}
+	if b, err := os.ReadFile(calls); err == nil {
+		r.calls = strings.Split(strings.TrimSpace(string(b)), "\n")
+	}
+	b, _ := os.ReadFile(log)
+	r.log = string(b)
+	return r
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNotifySwitchesSyncRole: the notify script follows keepalived's
+// state with the sync daemon: MASTER stops a running backup daemon and
+// starts the master one, BACKUP and FAULT the other way round; a daemon
+// already in the right role is left alone; with sync off, or for a state
+// it does not know, it runs nothing.
+func TestNotifySwitchesSyncRole(t *testing.T) {
+	const backupRunning = "backup sync daemon (mcast=eth0, syncid=51)\n"
+	const masterRunning = "master sync daemon (mcast=eth0, syncid=51)\n"
+	for _, tc := range []struct {
+		name, syncIf, running, failStart string
+		args                             []string
+		code                             int
+		calls                            []string
+		logs                             []string
+	}{
+		{"master from backup", "eth0", backupRunning, "", []string{"INSTANCE", "AFVS", "MASTER", "150"}, 0,
+			[]string{"-L --daemon", "--stop-daemon backup", "--start-daemon master --mcast-interface eth0 --syncid 51 --sync-maxlen 1472"},
+			[]string{"INSTANCE AFVS is MASTER (priority 150): sync role master", "afvsadm --stop-daemon backup: ok", "afvsadm --start-daemon master --mcast-interface eth0 --syncid 51 --sync-maxlen 1472: ok"}},
+		{"backup at start", "eth0", "", "", []string{"INSTANCE", "AFVS", "BACKUP", "100"}, 0,
+			[]string{"-L --daemon", "--start-daemon backup --mcast-interface eth0 --syncid 51 --sync-maxlen 1472"},
+			[]string{"AFVS is BACKUP (priority 100): sync role backup", "--start-daemon backup --mcast-interface eth0 --syncid 51 --sync-maxlen 1472: ok"}},
+		{"fault from master", "eth0", masterRunning, "", []string{"INSTANCE", "AFVS", "FAULT", "150"}, 0,
+			[]string{"-L --daemon", "--stop-daemon master", "--start-daemon backup --mcast-interface eth0 --syncid 51 --sync-maxlen 1472"},
+			[]string{"AFVS is FAULT", "--stop-daemon master: ok"}},
+		{"master already", "eth0", masterRunning, "", []string{"INSTANCE", "AFVS", "MASTER", "150"}, 0,
+			[]string{"-L --daemon"}, []string{"master sync daemon already running"}},
+		{"start refused", "eth0", "", "connection sync is not implemented", []string{"INSTANCE", "AFVS", "MASTER", "150"}, 1,
+			[]string{"-L --daemon", "--start-daemon master --mcast-interface eth0 --syncid 51 --sync-maxlen 1472"},
+			[]string{"--start-daemon master --mcast-interface eth0 --syncid 51 --sync-maxlen 1472: exit 1: afvsadm: connection sync is not implemented"}},
+		{"sync off", "", backupRunning, "", []string{"INSTANCE", "AFVS", "MASTER", "150"}, 0,
+			nil, []string{"AFVS is MASTER", "connection sync is off (SYNC_INTERFACE is empty): nothing to switch"}},
+		{"unknown state", "eth0", "", "", []string{"INSTANCE", "AFVS", "SLEEPY", "150"}, 2,
+			nil, []string{"INSTANCE AFVS: unknown state SLEEPY: nothing changed"}},
+		{"no arguments", "eth0", "", "", nil, 2, nil, []string{"usage:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runNotify(t, tc.syncIf, tc.running, tc.failStart, tc.args...)
+			if r.code != tc.code || strings.Join(r.calls, "|") != strings.Join(tc.calls, "|") {
+				t.Errorf("exit %d, afvsadm calls %q; want exit %d, %q\nlog:\n%s", r.code, r.calls, tc.code, tc.calls, r.log)
+			}
+			for _, want := range tc.logs {
+				if !strings.Contains(r.log, want) {
+					t.Errorf("log lacks %q:\n%s", want, r.log)
+				}
+			}
+		})
+	}
+}
+
+// keyword returns the word after the first line of a config that starts
+// with key ("" for a bare keyword).
+func keyword(conf, key string) string {
+	m := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(key) + `(?:[ \t]+(\S+))?[ \t]*(?:$|[ \t])`).FindStringSubmatch(conf)
+	if m == nil {
+		return "<missing>"
+	}
+	return m[1]
+}
+
+// uncomment drops a config's comment lines.
+func uncomment(conf string) string {
+	var keep []string
+	for _, l := range strings.Split(conf, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// TestConfigs checks the properties the README promises of the shipped
+// keepalived configs, and has keepalived check them (keepalived -t) where
+// it is installed (CI installs it: make deps).
+func TestConfigs(t *testing.T) {
+	master, err := Files.ReadFile(MasterConf)
+	must(t, err)
+	backup, err := Files.ReadFile(BackupConf)
+	must(t, err)
+	m, b := uncomment(string(master)), uncomment(string(backup))
+	for name, c := range map[string]string{MasterConf: m, BackupConf: b} {
+		for key, want := range map[string]string{"state": "BACKUP", "nopreempt": "", "vrrp_version": "3", "interface": "eth0",
+			"virtual_router_id": "51", "notify": NotifyPath, "198.18.0.1/24": "dev", "enable_script_security": ""} {
+			if got := keyword(c, key); got != want {
+				t.Errorf("%s: %s %q; want %q", name, key, got, want)
+			}
+		}
+		adv, err := strconv.ParseFloat(keyword(c, "advert_int"), 64)
+		if err != nil || adv <= 0 || adv > 0.25 {
+			t.Errorf("%s: advert_int %q: want a short VRRPv3 interval (at most 0.25s) so that failover takes well under a second", name, keyword(c, "advert_int"))
+		}
+		for _, banned := range []string{"virtual_server", "use_vmac", "lvs_sync_daemon"} {
+			if strings.Contains(c, banned) {
+				t.Errorf("%s uses %s: keepalived only does VRRP here", name, banned)
+			}
+		}
+	}
+	if pm, pb := keyword(m, "priority"), keyword(b, "priority"); pm <= pb || len(pm) != len(pb) {
+		t.Errorf("priorities: master %s, backup %s; want the master's higher", pm, pb)
+	}
+	if keyword(m, "router_id") == keyword(b, "router_id") {
+		t.Errorf("both configs have router_id %s", keyword(m, "router_id"))
+	}
+	kd, err := exec.LookPath("keepalived")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("keepalived is not installed (make deps installs it): %v", err)
+		}
+		t.Skipf("keepalived -t not run: %v", err)
+	}
+	for _, name := range []string{MasterConf, BackupConf} {
+		// The notify script must exist for keepalived's script checks.
+		dir := t.TempDir()
+		script, _ := Files.ReadFile(Notify)
+		notify := filepath.Join(dir, Notify)
+		must(t, os.WriteFile(notify, script, 0o755))
+		c, _ := Files.ReadFile(name)
+		conf := filepath.Join(dir, name)
+		must(t, os.WriteFile(conf, []byte(strings.ReplaceAll(string(c), NotifyPath, notify)), 0o644))
+		if out, err := exec.Command(kd, "-t", "-f", conf).CombinedOutput(); err != nil {
+			t.Errorf("keepalived -t -f %s: %v\n%s", name, err, out)
+		}
+	}
+}
