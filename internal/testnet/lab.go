@@ -253,16 +253,36 @@ func (l *Lab) build() error {
 }
 
 func (l *Lab) startRealServer(ns *NS, name string) error {
-	args := []string{"realserver", "--vip", l.VIP.String(), "--mode", l.Opt.Mode, "--dev", "eth0", "--http-name", name, "--http-port", fmt.Sprint(l.Port)}
+	args := realServerArgs(l.Opt.Mode, l.VIP, l.Port, name)
 	if l.Opt.Mode == "nat" {
 		args = []string{"realserver", "--mode", "nat", "--gateway", "198.18.2.1", "--dev", "eth0", "--http-name", name, "--http-port", fmt.Sprint(NATPort)}
 	}
-	cmd := ns.Command(l.Opt.AFVS, args...)
+	done, proc, err := startRealServer(ns, l.Opt.AFVS, args, name)
+	if proc != nil {
+		l.mu.Lock()
+		l.realDone = append(l.realDone, done)
+		l.realProc = append(l.realProc, proc)
+		l.mu.Unlock()
+	}
+	return err
+}
+
+// realServerArgs are the arguments of `afvs realserver` for a DR or TUN
+// real server of vip answering HTTP on port with name.
+func realServerArgs(mode string, vip netip.Addr, port uint16, name string) []string {
+	return []string{"realserver", "--vip", vip.String(), "--mode", mode, "--dev", "eth0", "--http-name", name, "--http-port", fmt.Sprint(port)}
+}
+
+// startRealServer runs `afvs realserver` with args in ns and waits until
+// it is ready. The process is the Net's to kill; proc is nil when it did
+// not start.
+func startRealServer(ns *NS, afvs string, args []string, name string) (<-chan struct{}, *os.Process, error) {
+	cmd := ns.Command(afvs, args...)
 	// An os.Pipe of our own rather than StdoutPipe: the Net runs Wait
 	// while we still read, and Wait would close a StdoutPipe under us.
 	out, pw, err := os.Pipe()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	cmd.Stdout = pw
 	var stderr LogBuffer
@@ -271,12 +291,8 @@ func (l *Lab) startRealServer(ns *NS, name string) error {
 	pw.Close()
 	if err != nil {
 		out.Close()
-		return fmt.Errorf("start realserver %s: %w", name, err)
+		return nil, nil, fmt.Errorf("start realserver %s: %w", name, err)
 	}
-	l.mu.Lock()
-	l.realDone = append(l.realDone, done)
-	l.realProc = append(l.realProc, cmd.Process)
-	l.mu.Unlock()
 	ready := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -293,9 +309,9 @@ func (l *Lab) startRealServer(ns *NS, name string) error {
 	}()
 	select {
 	case err := <-ready:
-		return err
+		return done, cmd.Process, err
 	case <-time.After(15 * time.Second):
-		return fmt.Errorf("realserver %s: not ready after 15s: %s", name, stderr.String())
+		return done, cmd.Process, fmt.Errorf("realserver %s: not ready after 15s: %s", name, stderr.String())
 	}
 }
 

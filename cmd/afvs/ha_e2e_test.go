@@ -1,0 +1,190 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/afvs/afvs/internal/testnet"
+	"github.com/afvs/afvs/internal/testsupport"
+)
+
+// The HA pair's end-to-end tests: two directors running afvs and Debian's
+// keepalived with the shipped deploy/keepalived files, a client holding
+// long-lived HTTP keep-alive connections, and a SIGKILL of the master's
+// afvs and keepalived.
+
+const (
+	haConns    = 50
+	haInterval = 200 * time.Millisecond
+	// haTimeout is how long a held connection waits for one answer: long
+	// enough for TCP's retransmissions (200 ms, then 400 ms, ...) to reach
+	// the new owner, so a connection that survives is never counted as
+	// broken for being slow.
+	haTimeout = 5 * time.Second
+	// haNewConn is the bound: the VIP answers a new connection via
+	// the backup within this long after the kill.
+	haNewConn = time.Second
+)
+
+func newHALab(t *testing.T, o testnet.HAOptions) *testnet.HALab {
+	t.Helper()
+	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute, testsupport.Keepalived)
+	o.AFVS, o.AFVSADM = binaries(t)
+	h, err := testnet.NewHALab(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := h.Net.Prefix
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, d := range h.Directors {
+				log := ""
+				if dm := d.Daemon(); dm != nil {
+					log = dm.Log.String()
+				}
+				t.Logf("director %s: afvs log:\n%s\nkeepalived log:\n%s\nnotify log:\n%s", d.Name, tail(log, 40), tail(d.KeepalivedLog(), 40), d.Notifications())
+			}
+		}
+		if err := h.Close(); err != nil {
+			t.Errorf("HA lab cleanup: %v", err)
+		}
+		if left := testnet.Leftovers(prefix); len(left) > 0 {
+			t.Errorf("namespaces left behind: %v", left)
+		}
+	})
+	return h
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// haRun is one failover under load.
+type haRun struct {
+	f       testnet.Failover
+	hold    *testnet.Holder
+	settled time.Time // from here on every frame goes to the new owner
+	deadHit int64     // frames to the VIP reaching the dead director after settled
+}
+
+// failover holds haConns connections, checks that A owns the next hop and
+// forwards them, SIGKILLs A's afvs and keepalived, and checks that B takes
+// over and a new connection is answered within haNewConn. It then lets
+// the held connections run for three seconds and counts the frames to the
+// VIP that still reach A meanwhile. The holder keeps running.
+func failover(t *testing.T, h *testnet.HALab) *haRun {
+	t.Helper()
+	a, b := h.Directors[0], h.Directors[1]
+	if own, err := h.Owner(); err != nil || own != 0 {
+		t.Fatalf("before the kill: owner %d, %v; want director A", own, err)
+	}
+	hold, err := h.Hold(haConns, haInterval, haTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hold.Stop() })
+	dead, err := h.CountVIPFrames(a.NS, "eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Stop()
+	time.Sleep(time.Second)
+	// While A's afvs runs, its XDP program takes the frames before the
+	// packet socket could see them; B's sees none at all.
+	if st, err := a.Control().Status(); err != nil || st.Steering["redirected"] < haConns {
+		t.Fatalf("master A redirected %d frames (%v) in a second of %d connections", st.Steering["redirected"], err, haConns)
+	}
+	st, err := b.Control().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Steering["redirected"] != 0 {
+		t.Errorf("backup B redirected %d frames before the kill: a backup must forward nothing", st.Steering["redirected"])
+	}
+	r := &haRun{hold: hold}
+	r.f, err = h.KillOwner(3 * time.Second)
+	if err != nil {
+		t.Fatalf("failover: %v", err)
+	}
+	if r.f.Killed != a || r.f.Took != b {
+		t.Fatalf("killed %s, %s took over; want A killed and B taking over", r.f.Killed.Name, r.f.Took.Name)
+	}
+	t.Logf("failover: B holds %s %v after the kill; a new connection was answered (by %s) after %v",
+		h.NextHop, r.f.Takeover.Round(time.Millisecond), r.f.Answer, r.f.Gap.Round(time.Millisecond))
+	if r.f.Gap > haNewConn {
+		t.Errorf("the VIP answered a new connection %v after the kill; want within %v", r.f.Gap, haNewConn)
+	}
+	// The client's retransmissions sent before the gratuitous ARP went
+	// to A; give those in flight half a second to land.
+	time.Sleep(500 * time.Millisecond)
+	r.settled = time.Now()
+	before := dead.Count()
+	// Until the gratuitous ARP, the client's frames still went to A,
+	// whose kernel (no XDP program any more) the count sees.
+	if before == 0 {
+		t.Errorf("no frame to the VIP reached the dead director A between the kill and the takeover: the count cannot see traffic")
+	}
+	time.Sleep(3 * time.Second)
+	r.deadHit = dead.Count() - before
+	if r.deadHit != 0 {
+		t.Errorf("the dead director A still received %d frames to the VIP in the 3s after the takeover settled", r.deadHit)
+	}
+	st, err = b.Control().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Steering["redirected"] == 0 || st.TX == 0 {
+		t.Errorf("director B forwarded nothing after the takeover: steering %v, tx %d", st.Steering, st.TX)
+	}
+	return r
+}
+
+// survived checks that every held connection got answers after settled,
+// from the real server it started with, with no failure.
+func (r *haRun) survived(t *testing.T, conns []testnet.HeldConn) {
+	t.Helper()
+	s := testnet.Summarize(conns, r.settled)
+	if s.Survived != haConns || s.Failed != 0 || s.Switched != 0 {
+		t.Errorf("of %d connections %d survived, %d failed (%d with a reset), %d answered by another real server; want all to survive:\n%s",
+			s.Total, s.Survived, s.Failed, s.Resets, s.Switched, strings.Join(s.FirstErrors, "\n"))
+	}
+}
+
+// TestHAFailoverConsistentScheduler: with sync off, mh on both directors
+// and sloppy_tcp on, the backup has never heard of the connections, yet
+// every one survives the master's SIGKILL: B creates an entry from the
+// first non-SYN packet and mh sends it to the same real server.
+func TestHAFailoverConsistentScheduler(t *testing.T) {
+	h := newHALab(t, testnet.HAOptions{Scheduler: "mh", SloppyTCP: true})
+	r := failover(t, h)
+	r.survived(t, r.hold.Stop())
+	if n := h.Directors[1].Notifications(); !strings.Contains(n, "AFVS is MASTER") || !strings.Contains(n, "connection sync is off") {
+		t.Errorf("B's notify script did not log its MASTER state with sync off:\n%s", n)
+	}
+}
+
+// TestHAFailoverWithoutSyncBreaks is the proof that the failover test can
+// fail: with sync off, rr on both directors and sloppy_tcp off, B drops
+// every packet of the connections it never saw open (no_connection), and
+// all of them break, while new connections work through B.
+func TestHAFailoverWithoutSyncBreaks(t *testing.T) {
+	h := newHALab(t, testnet.HAOptions{Scheduler: "rr"})
+	r := failover(t, h)
+	s := testnet.Summarize(r.hold.Stop(), r.settled)
+	if s.Failed != haConns || s.Survived != 0 {
+		t.Errorf("without sync and with rr, %d of %d connections survived and %d failed; want all to break", s.Survived, s.Total, s.Failed)
+	}
+	st, err := h.Directors[1].Control().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Drops["no_connection"] == 0 {
+		t.Errorf("B dropped no packets as no_connection: drops %v", st.Drops)
+	}
+}

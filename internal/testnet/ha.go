@@ -1,0 +1,894 @@
+package testnet
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/afvs/afvs/control/api"
+	"github.com/afvs/afvs/dataplane/nic"
+	"github.com/afvs/afvs/deploy/keepalived"
+)
+
+// HAOptions shape an HALab.
+type HAOptions struct {
+	AFVS       string // afvs binary: the directors and the real servers run it
+	AFVSADM    string // afvsadm binary the notify script runs; default: afvsadm next to AFVS
+	Keepalived string // keepalived binary; default: keepalived on $PATH
+	Scheduler  string // both directors' scheduler; default mh
+	SloppyTCP  bool   // ipvs.sloppy_tcp: 1 on both directors
+	Sync       bool   // the notify script runs afvs's connection sync daemon on eth0
+	SyncID     int    // the pair's sync ID; default 51
+}
+
+// HALab is an HA pair of directors on one LAN with the client and three
+// DR real servers, all on one bridge in 198.18.0.0/24:
+//
+//	client 198.18.0.10        routes the VIP 198.19.0.1 via 198.18.0.1
+//	director A 198.18.0.2     afvs + keepalived with keepalived-master.conf
+//	director B 198.18.0.3     afvs + keepalived with keepalived-backup.conf
+//	rs1..rs3 198.18.0.11-13   afvs realserver (VIP on lo), HTTP on port 80
+//
+// keepalived runs the shipped configs of deploy/keepalived, with only the
+// notify script's path changed, and moves 198.18.0.1 between the
+// directors; the notify script (also the shipped one) switches the sync
+// daemon's role. A is started first and becomes master; B joins as
+// backup.
+type HALab struct {
+	Net            *Net
+	Opt            HAOptions
+	Switch, Client *NS
+	Directors      []*HADirector // A (priority 150), then B (priority 100)
+	Reals          []*NS
+	RealAddrs      []netip.Addr
+	Names          []string
+	VIP            netip.Addr
+	Port           uint16
+	NextHop        netip.Addr // keepalived's virtual_ipaddress, the VIP's next hop
+	ClientAddr     netip.Addr
+	Dir            string
+
+	nextPort atomic.Uint32
+}
+
+// HADirector is one director of an HALab.
+type HADirector struct {
+	Name           string // "A" or "B"
+	NS             *NS
+	Addr           netip.Addr
+	Dir            string // this director's scratch directory
+	ConfigPath     string // afvs's config
+	Socket         string // afvs's control socket
+	KeepalivedConf string
+	NotifyLog      string // where the notify script logs
+
+	lab *HALab
+	mu  sync.Mutex
+	afv *Daemon
+	ka  *kaProc
+}
+
+// kaProc is a running keepalived: the parent, its VRRP child and the
+// notify scripts they run share the process group pgid.
+type kaProc struct {
+	pgid   int
+	exited <-chan struct{}
+	log    *LogBuffer
+}
+
+// haAdvert is the VRRP instance name of the shipped configs.
+const haInstance = "AFVS"
+
+// NewHALab builds the network, starts the real servers, afvs on both
+// directors and keepalived on A, waits until A holds the next hop, then
+// starts keepalived on B and waits until it is backup. On error
+// everything made so far is removed.
+func NewHALab(o HAOptions) (h *HALab, err error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
+	ReapStale()
+	if o.Scheduler == "" {
+		o.Scheduler = "mh"
+	}
+	if o.SyncID == 0 {
+		o.SyncID = 51
+	}
+	if o.Keepalived == "" {
+		p, err := exec.LookPath("keepalived")
+		if err != nil {
+			return nil, fmt.Errorf("needs Debian's keepalived (apt-get install keepalived; `make deps` does): %w", err)
+		}
+		o.Keepalived = p
+	}
+	if o.AFVSADM == "" {
+		o.AFVSADM = filepath.Join(filepath.Dir(o.AFVS), "afvsadm")
+	}
+	if err := isExecutable(o.AFVSADM); err != nil {
+		return nil, fmt.Errorf("afvsadm binary %s: %w", o.AFVSADM, err)
+	}
+	dir, err := os.MkdirTemp("", "afvs-ha-")
+	if err != nil {
+		return nil, err
+	}
+	lab := &HALab{Net: New(), Opt: o, VIP: netip.MustParseAddr("198.19.0.1"), Port: 80,
+		NextHop: netip.MustParseAddr("198.18.0.1"), ClientAddr: netip.MustParseAddr("198.18.0.10"), Dir: dir}
+	defer func() {
+		if err != nil {
+			lab.Close()
+		}
+	}()
+	if err := lab.build(); err != nil {
+		return lab, err
+	}
+	for i, d := range lab.Directors {
+		if err := d.writeFiles([]string{keepalived.MasterConf, keepalived.BackupConf}[i]); err != nil {
+			return lab, err
+		}
+		if err := d.StartAFVS(); err != nil {
+			return lab, err
+		}
+	}
+	a, b := lab.Directors[0], lab.Directors[1]
+	if err := a.StartKeepalived(); err != nil {
+		return lab, err
+	}
+	if err := a.WaitOwns(true, 10*time.Second); err != nil {
+		return lab, err
+	}
+	if err := b.StartKeepalived(); err != nil {
+		return lab, err
+	}
+	if err := b.WaitNotify(haInstance+" is BACKUP", 10*time.Second); err != nil {
+		return lab, err
+	}
+	if o.Sync {
+		if err := a.WaitNotify("--start-daemon master --mcast-interface eth0", 5*time.Second); err != nil {
+			return lab, err
+		}
+		if err := b.WaitNotify("--start-daemon backup --mcast-interface eth0", 5*time.Second); err != nil {
+			return lab, err
+		}
+	}
+	return lab, nil
+}
+
+func (h *HALab) build() error {
+	var err error
+	n := h.Net
+	if h.Switch, err = n.NS("sw"); err != nil {
+		return err
+	}
+	if err := h.Switch.IP("link", "add", "br0", "type", "bridge"); err != nil {
+		return err
+	}
+	if err := h.Switch.IP("link", "set", "br0", "up"); err != nil {
+		return err
+	}
+	port := 0
+	plug := func(ns *NS, addr netip.Addr) error {
+		port++
+		p := fmt.Sprintf("p%d", port)
+		if err := Veth(h.Switch, p, ns, "eth0"); err != nil {
+			return err
+		}
+		if err := h.Switch.IP("link", "set", p, "master", "br0"); err != nil {
+			return err
+		}
+		return ns.IP("addr", "add", addr.String()+"/24", "dev", "eth0")
+	}
+	if h.Client, err = n.NS("client"); err != nil {
+		return err
+	}
+	if err := plug(h.Client, h.ClientAddr); err != nil {
+		return err
+	}
+	if err := h.Client.IP("route", "add", h.VIP.String()+"/32", "via", h.NextHop.String()); err != nil {
+		return err
+	}
+	for _, key := range []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter", "net.ipv4.conf.eth0.rp_filter"} {
+		if err := h.Client.Sysctl(key, "0"); err != nil {
+			return err
+		}
+	}
+	// veth TX checksum offload leaves partial TCP checksums that a
+	// director intercepting frames with AF_XDP would forward broken.
+	if err := h.Client.Do(func() error { return nic.DisableTxChecksum("eth0") }); err != nil {
+		return err
+	}
+	for i, name := range []string{"A", "B"} {
+		ns, err := n.NS("dir" + strings.ToLower(name))
+		if err != nil {
+			return err
+		}
+		addr := netip.AddrFrom4([4]byte{198, 18, 0, byte(2 + i)})
+		if err := plug(ns, addr); err != nil {
+			return err
+		}
+		ddir := filepath.Join(h.Dir, name)
+		if err := os.Mkdir(ddir, 0o700); err != nil {
+			return err
+		}
+		h.Directors = append(h.Directors, &HADirector{Name: name, NS: ns, Addr: addr, Dir: ddir, lab: h,
+			ConfigPath: filepath.Join(ddir, "afvs.yaml"), Socket: filepath.Join(ddir, "afvs.sock"),
+			KeepalivedConf: filepath.Join(ddir, "keepalived.conf"), NotifyLog: filepath.Join(ddir, "notify.log")})
+	}
+	for i := range 3 {
+		name := fmt.Sprintf("rs%d", i+1)
+		ns, err := n.NS(name)
+		if err != nil {
+			return err
+		}
+		addr := netip.AddrFrom4([4]byte{198, 18, 0, byte(11 + i)})
+		if err := plug(ns, addr); err != nil {
+			return err
+		}
+		h.Reals = append(h.Reals, ns)
+		h.RealAddrs = append(h.RealAddrs, addr)
+		h.Names = append(h.Names, name)
+		if _, _, err := startRealServer(ns, h.Opt.AFVS, realServerArgs("dr", h.VIP, h.Port, name), name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Config is the afvs config both directors run: the same service and
+// real servers, so that a consistent scheduler picks the same server on
+// either.
+func (h *HALab) Config(socket string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "interfaces: [eth0]\nmetrics:\n  address: 127.0.0.1:9469\ncontrol:\n  socket: %s\ntable:\n  capacity: 65536\n", socket)
+	if h.Opt.SloppyTCP {
+		b.WriteString("ipvs:\n  sloppy_tcp: 1\n")
+	}
+	fmt.Fprintf(&b, "services:\n  - proto: tcp\n    address: %s\n    port: %d\n    scheduler: %s\n    forward: dr\n    reals:\n", h.VIP, h.Port, h.Opt.Scheduler)
+	for i, a := range h.RealAddrs {
+		fmt.Fprintf(&b, "      - {address: %s, weight: %d}\n", a, i+1)
+	}
+	return b.String()
+}
+
+// writeFiles writes afvs's config and the shipped keepalived files, the
+// config conf with the notify script's path changed to this director's
+// copy, and the script's settings pointed at this director's afvsadm,
+// socket and log.
+func (d *HADirector) writeFiles(conf string) error {
+	h := d.lab
+	if err := os.WriteFile(d.ConfigPath, []byte(h.Config(d.Socket)), 0o600); err != nil {
+		return err
+	}
+	ka, err := keepalived.Files.ReadFile(conf)
+	if err != nil {
+		return err
+	}
+	notify := filepath.Join(d.Dir, keepalived.Notify)
+	if !strings.Contains(string(ka), keepalived.NotifyPath) {
+		return fmt.Errorf("%s does not call %s", conf, keepalived.NotifyPath)
+	}
+	if err := os.WriteFile(d.KeepalivedConf, []byte(strings.ReplaceAll(string(ka), keepalived.NotifyPath, notify)), 0o600); err != nil {
+		return err
+	}
+	script, err := keepalived.Files.ReadFile(keepalived.Notify)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(notify, script, 0o700); err != nil {
+		return err
+	}
+	env, err := keepalived.Files.ReadFile(keepalived.NotifyEnv)
+	if err != nil {
+		return err
+	}
+	syncIf := ""
+	if h.Opt.Sync {
+		syncIf = "eth0"
+	}
+	settings := map[string]string{"AFVSADM": h.Opt.AFVSADM, "AFVS_SOCKET": d.Socket, "SYNC_INTERFACE": syncIf,
+		"SYNC_ID": fmt.Sprint(h.Opt.SyncID), "LOG_FILE": d.NotifyLog}
+	out, err := setShellVars(string(env), settings)
+	if err != nil {
+		return fmt.Errorf("%s: %w", keepalived.NotifyEnv, err)
+	}
+	return os.WriteFile(filepath.Join(d.Dir, keepalived.NotifyEnv), []byte(out), 0o600)
+}
+
+// setShellVars replaces the values of the NAME=value lines of a shell
+// fragment; each name must have a line.
+func setShellVars(s string, vars map[string]string) (string, error) {
+	lines := strings.Split(s, "\n")
+	seen := map[string]bool{}
+	for i, line := range lines {
+		name, _, ok := strings.Cut(line, "=")
+		if v, want := vars[name]; ok && want {
+			lines[i] = name + "='" + v + "'"
+			seen[name] = true
+		}
+	}
+	for name := range vars {
+		if !seen[name] {
+			return "", fmt.Errorf("no %s= line", name)
+		}
+	}
+	return strings.Join(lines, "\n"), nil
+}
+
+// StartAFVS starts afvs on the director and waits for its control socket.
+func (d *HADirector) StartAFVS() error {
+	dm, err := StartDaemon(d.NS, d.lab.Opt.AFVS, d.Socket, "run", "--config", d.ConfigPath)
+	d.mu.Lock()
+	d.afv = dm
+	d.mu.Unlock()
+	return err
+}
+
+// StartKeepalived starts keepalived (VRRP only, in the foreground,
+// logging to KeepalivedLog) in its own process group.
+func (d *HADirector) StartKeepalived() error {
+	cmd := d.NS.Command(d.lab.Opt.Keepalived, "--vrrp", "--dont-fork", "--log-console", "--log-detail", "--no-syslog",
+		"-f", d.KeepalivedConf, "-p", filepath.Join(d.Dir, "keepalived.pid"), "-r", filepath.Join(d.Dir, "vrrp.pid"))
+	log := &LogBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	exited, err := d.NS.Start(cmd)
+	if err != nil {
+		return fmt.Errorf("director %s: start keepalived: %w", d.Name, err)
+	}
+	// ip netns exec execs keepalived in place: its pid leads the group.
+	d.mu.Lock()
+	d.ka = &kaProc{pgid: cmd.Process.Pid, exited: exited, log: log}
+	d.mu.Unlock()
+	return nil
+}
+
+// Daemon is the director's current afvs.
+func (d *HADirector) Daemon() *Daemon {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.afv
+}
+
+// Control returns a control API client for the director's afvs.
+func (d *HADirector) Control() *api.Client { return api.NewClient(d.Socket) }
+
+// KeepalivedLog is what keepalived printed so far (all its starts).
+func (d *HADirector) KeepalivedLog() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ka == nil {
+		return ""
+	}
+	return d.ka.log.String()
+}
+
+// Notifications is what the notify script logged so far.
+func (d *HADirector) Notifications() string {
+	b, _ := os.ReadFile(d.NotifyLog)
+	return string(b)
+}
+
+// WaitNotify waits until the notify script has logged a line containing
+// s, and returns the log in its error after timeout.
+func (d *HADirector) WaitNotify(s string, timeout time.Duration) error {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(d.Notifications(), s) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("director %s: the notify script did not log %q within %v; it logged:\n%s\nkeepalived:\n%s", d.Name, s, timeout, d.Notifications(), d.KeepalivedLog())
+		}
+	}
+}
+
+// Owns reports whether the director holds the next hop (keepalived's
+// virtual_ipaddress) on eth0.
+func (d *HADirector) Owns() (bool, error) {
+	own := false
+	err := d.NS.Do(func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr() == d.lab.NextHop {
+				own = true
+			}
+		}
+		return nil
+	})
+	return own, err
+}
+
+// WaitOwns waits until Owns reports want.
+func (d *HADirector) WaitOwns(want bool, timeout time.Duration) error {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(10 * time.Millisecond) {
+		own, err := d.Owns()
+		if err != nil {
+			return err
+		}
+		if own == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("director %s: holds %s = %v after %v; keepalived:\n%s", d.Name, d.lab.NextHop, own, timeout, d.KeepalivedLog())
+		}
+	}
+}
+
+// signalKill sends SIGKILL to keepalived's whole process group and to
+// afvs, back to back, as a crash of both would.
+func (d *HADirector) signalKill() (waits []<-chan struct{}, err error) {
+	d.mu.Lock()
+	ka, dm := d.ka, d.afv
+	d.mu.Unlock()
+	var errs []error
+	if ka != nil {
+		errs = append(errs, syscall.Kill(-ka.pgid, syscall.SIGKILL))
+		waits = append(waits, ka.exited)
+	}
+	if dm != nil {
+		errs = append(errs, dm.Process().Kill())
+		waits = append(waits, dm.Exited())
+	}
+	return waits, errors.Join(errs...)
+}
+
+// Kill sends SIGKILL to the director's keepalived (its process group) and
+// afvs, and waits until both have exited.
+func (d *HADirector) Kill() error {
+	waits, err := d.signalKill()
+	if err != nil {
+		return err
+	}
+	return waitAll(waits, 5*time.Second)
+}
+
+func waitAll(waits []<-chan struct{}, timeout time.Duration) error {
+	deadline := time.After(timeout)
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-deadline:
+			return fmt.Errorf("still running %v after SIGKILL", timeout)
+		}
+	}
+	return nil
+}
+
+// Owner returns the index of the director that holds the next hop, or -1.
+func (h *HALab) Owner() (int, error) {
+	owner := -1
+	for i, d := range h.Directors {
+		own, err := d.Owns()
+		if err != nil {
+			return -1, err
+		}
+		if own {
+			if owner >= 0 {
+				return -1, fmt.Errorf("directors %s and %s both hold %s", h.Directors[owner].Name, d.Name, h.NextHop)
+			}
+			owner = i
+		}
+	}
+	return owner, nil
+}
+
+// Failover is what KillOwner saw.
+type Failover struct {
+	Killed, Took *HADirector
+	At           time.Time     // when the SIGKILLs were sent
+	Takeover     time.Duration // until Took held the next hop
+	Gap          time.Duration // until a new connection to the VIP was answered
+	Answer       string        // the real server that answered it
+}
+
+// KillOwner SIGKILLs the owner's keepalived and afvs, and measures until
+// the other director holds the next hop and until a new connection to the
+// VIP is answered, each within limit.
+func (h *HALab) KillOwner(limit time.Duration) (Failover, error) {
+	i, err := h.Owner()
+	if err != nil {
+		return Failover{}, err
+	}
+	if i < 0 {
+		return Failover{}, errors.New("no director holds the next hop")
+	}
+	f := Failover{Killed: h.Directors[i], Took: h.Directors[1-i]}
+	f.At = time.Now()
+	waits, err := f.Killed.signalKill()
+	if err != nil {
+		return f, err
+	}
+	type answer struct {
+		at   time.Time
+		name string
+		err  error
+	}
+	first := make(chan answer, 1)
+	go func() {
+		at, name, err := h.firstAnswer(f.At.Add(limit))
+		first <- answer{at, name, err}
+	}()
+	if err := waitAll(waits, 5*time.Second); err != nil {
+		return f, fmt.Errorf("director %s: %w", f.Killed.Name, err)
+	}
+	if err := f.Took.WaitOwns(true, time.Until(f.At.Add(limit))); err != nil {
+		return f, err
+	}
+	f.Takeover = time.Since(f.At)
+	a := <-first
+	if a.err != nil {
+		return f, a.err
+	}
+	f.Gap, f.Answer = a.at.Sub(f.At), a.name
+	return f, nil
+}
+
+// firstAnswer opens a new connection to the VIP every 20 ms, each with one
+// second to be answered, and returns when the first is, or at deadline.
+func (h *HALab) firstAnswer(deadline time.Time) (time.Time, string, error) {
+	type answer struct {
+		at   time.Time
+		name string
+	}
+	got := make(chan answer, 1)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(done); wg.Wait() }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr atomic.Value
+	for {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name, err := h.get(time.Second)
+			if err != nil {
+				lastErr.Store(err.Error())
+				return
+			}
+			select {
+			case got <- answer{time.Now(), name}:
+			default:
+			}
+		}()
+		select {
+		case a := <-got:
+			return a.at, a.name, nil
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			select {
+			case a := <-got:
+				return a.at, a.name, nil
+			case <-time.After(time.Second):
+			}
+			return time.Time{}, "", fmt.Errorf("no new connection to %s:%d was answered by %v (last error: %v)", h.VIP, h.Port, deadline.Format(time.StampMilli), lastErr.Load())
+		}
+	}
+}
+
+// dial opens a TCP connection to the VIP from the client, from a client
+// port this lab has not used before (see Lab.dial).
+func (h *HALab) dial(timeout time.Duration) (net.Conn, error) {
+	var c net.Conn
+	err := h.Client.Do(func() error {
+		var err error
+		for range 64 {
+			port := firstClientPort + int(h.nextPort.Add(1)%clientPorts)
+			d := net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{Port: port}}
+			if c, err = d.Dial("tcp", netip.AddrPortFrom(h.VIP, h.Port).String()); !errors.Is(err, syscall.EADDRINUSE) {
+				return err
+			}
+		}
+		return err
+	})
+	return c, err
+}
+
+// get sends one HTTP/1.0 GET on a new connection and returns the name of
+// the real server that answered.
+func (h *HALab) get(timeout time.Duration) (string, error) {
+	start := time.Now()
+	c, err := h.dial(timeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(start.Add(timeout))
+	req, _ := http.NewRequest(http.MethodGet, "http://"+h.VIP.String()+"/", nil)
+	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.0", 1, 0
+	return roundTrip(c, bufio.NewReader(c), req)
+}
+
+// roundTrip writes req on c and reads the answer, a real server's name.
+func roundTrip(c net.Conn, br *bufio.Reader, req *http.Request) (string, error) {
+	if err := req.Write(c); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return "", err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %s", resp.Status)
+	}
+	return strings.TrimSpace(string(body)), nil
+}
+
+// HeldConn is one long-lived connection of a Holder.
+type HeldConn struct {
+	Port     int       // the client's port
+	Server   string    // the real server that answered its first request
+	Answers  int       // requests answered
+	LastOK   time.Time // when the last answer came
+	Err      error     // the first failure, after which the connection was closed
+	ErrAt    time.Time
+	Switched string // a later answer from another real server, if any
+}
+
+// Reset reports whether the connection failed with a reset.
+func (c HeldConn) Reset() bool { return errors.Is(c.Err, syscall.ECONNRESET) }
+
+// Holder keeps HTTP/1.1 keep-alive connections to the VIP, each sending
+// a request at a fixed interval on its one TCP connection. A failed
+// request ends its connection: no retry, no new connection, so every
+// failure counts.
+type Holder struct {
+	mu    sync.Mutex
+	conns []*HeldConn
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// Hold opens n connections, sends each a first request, and then a
+// request every interval on each, allowing timeout for each answer.
+func (h *HALab) Hold(n int, interval, timeout time.Duration) (*Holder, error) {
+	hd := &Holder{stop: make(chan struct{})}
+	type opened struct {
+		c  net.Conn
+		br *bufio.Reader
+		hc *HeldConn
+	}
+	var all []opened
+	for range n {
+		c, err := h.dial(3 * time.Second)
+		if err != nil {
+			for _, o := range all {
+				o.c.Close()
+			}
+			return nil, fmt.Errorf("connection %d of %d: %w", len(all)+1, n, err)
+		}
+		o := opened{c: c, br: bufio.NewReader(c), hc: &HeldConn{Port: c.LocalAddr().(*net.TCPAddr).Port}}
+		all = append(all, o)
+		_ = c.SetDeadline(time.Now().Add(timeout))
+		name, err := roundTrip(c, o.br, hd.request(h))
+		if err != nil {
+			for _, o := range all {
+				o.c.Close()
+			}
+			return nil, fmt.Errorf("first request on connection %d of %d: %w", len(all), n, err)
+		}
+		o.hc.Server, o.hc.Answers, o.hc.LastOK = name, 1, time.Now()
+	}
+	for i, o := range all {
+		hd.conns = append(hd.conns, o.hc)
+		hd.wg.Add(1)
+		go func() {
+			defer hd.wg.Done()
+			defer o.c.Close()
+			// Spread the connections' requests over the interval.
+			t := time.NewTimer(interval * time.Duration(i) / time.Duration(n))
+			defer t.Stop()
+			for {
+				select {
+				case <-hd.stop:
+					return
+				case <-t.C:
+				}
+				t.Reset(interval)
+				_ = o.c.SetDeadline(time.Now().Add(timeout))
+				name, err := roundTrip(o.c, o.br, hd.request(h))
+				hd.mu.Lock()
+				if err != nil {
+					o.hc.Err, o.hc.ErrAt = err, time.Now()
+				} else {
+					o.hc.Answers++
+					o.hc.LastOK = time.Now()
+					if name != o.hc.Server && o.hc.Switched == "" {
+						o.hc.Switched = name
+					}
+				}
+				hd.mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	return hd, nil
+}
+
+func (hd *Holder) request(h *HALab) *http.Request {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+h.VIP.String()+"/", nil)
+	return req
+}
+
+// Conns returns a copy of the connections' state now.
+func (hd *Holder) Conns() []HeldConn {
+	hd.mu.Lock()
+	defer hd.mu.Unlock()
+	out := make([]HeldConn, len(hd.conns))
+	for i, c := range hd.conns {
+		out[i] = *c
+	}
+	return out
+}
+
+// Stop ends every connection's loop, closes the connections and returns
+// their final state. A request in flight finishes first (or times out).
+func (hd *Holder) Stop() []HeldConn {
+	select {
+	case <-hd.stop:
+	default:
+		close(hd.stop)
+	}
+	hd.wg.Wait()
+	return hd.Conns()
+}
+
+// HeldSummary counts a Holder's connections.
+type HeldSummary struct {
+	Total, Survived, Failed, Resets, Switched int
+	FirstErrors                               []string // a few failures, with their connection
+}
+
+// Summarize counts connections that kept answering from their first real
+// server with an answer after since (survivors), failed, failed with a
+// reset, or were answered by another real server.
+func Summarize(conns []HeldConn, since time.Time) HeldSummary {
+	s := HeldSummary{Total: len(conns)}
+	for _, c := range conns {
+		switch {
+		case c.Err != nil:
+			s.Failed++
+			if c.Reset() {
+				s.Resets++
+			}
+			if len(s.FirstErrors) < 5 {
+				s.FirstErrors = append(s.FirstErrors, fmt.Sprintf("port %d (%s): %v", c.Port, c.Server, c.Err))
+			}
+		case c.Switched != "":
+			s.Switched++
+			if len(s.FirstErrors) < 5 {
+				s.FirstErrors = append(s.FirstErrors, fmt.Sprintf("port %d: answered by %s, then by %s", c.Port, c.Server, c.Switched))
+			}
+		case c.LastOK.After(since):
+			s.Survived++
+		}
+	}
+	return s
+}
+
+// FrameCounter counts, on one interface of a namespace, the TCP frames to
+// the VIP's port that arrive there.
+type FrameCounter struct {
+	n        atomic.Int64
+	fd       int
+	stopping atomic.Bool
+	done     chan struct{}
+}
+
+// CountVIPFrames starts a FrameCounter on dev in ns.
+func (h *HALab) CountVIPFrames(ns *NS, dev string) (*FrameCounter, error) {
+	fc := &FrameCounter{done: make(chan struct{})}
+	const proto = uint16(unix.ETH_P_IP>>8 | unix.ETH_P_IP&0xff<<8) // htons(ETH_P_IP)
+	err := ns.Do(func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(proto))
+		if err != nil {
+			return err
+		}
+		ifi, err := net.InterfaceByName(dev)
+		if err == nil {
+			err = unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: proto, Ifindex: ifi.Index})
+		}
+		if err == nil {
+			err = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000})
+		}
+		if err != nil {
+			unix.Close(fd)
+			return err
+		}
+		fc.fd = fd
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count frames on %s %s: %w", ns.Name, dev, err)
+	}
+	vip, port := h.VIP.As4(), h.Port
+	go func() {
+		defer close(fc.done)
+		buf := make([]byte, 2048)
+		for !fc.stopping.Load() {
+			n, from, err := unix.Recvfrom(fc.fd, buf, 0)
+			if err != nil {
+				if err == unix.EAGAIN || err == unix.EINTR {
+					continue
+				}
+				return
+			}
+			if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+				continue
+			}
+			// Ethernet, IPv4 (protocol 6, destination the VIP), TCP
+			// destination port after the IP header.
+			f := buf[:n]
+			if n < 34 || f[23] != 6 || [4]byte(f[30:34]) != vip {
+				continue
+			}
+			ihl := int(f[14]&0x0f) * 4
+			if n < 14+ihl+4 || uint16(f[14+ihl+2])<<8|uint16(f[14+ihl+3]) != port {
+				continue
+			}
+			fc.n.Add(1)
+		}
+	}()
+	return fc, nil
+}
+
+// Count is the number of frames counted so far.
+func (fc *FrameCounter) Count() int64 { return fc.n.Load() }
+
+// Stop ends the count; the socket closes after the reader has returned.
+func (fc *FrameCounter) Stop() {
+	if !fc.stopping.Swap(true) {
+		<-fc.done
+		unix.Close(fc.fd)
+	}
+}
+
+// Close kills keepalived and afvs on both directors and removes the
+// network and the scratch files.
+func (h *HALab) Close() error {
+	for _, d := range h.Directors {
+		d.mu.Lock()
+		ka, dm := d.ka, d.afv
+		d.mu.Unlock()
+		if ka != nil {
+			_ = syscall.Kill(-ka.pgid, syscall.SIGKILL)
+			select {
+			case <-ka.exited:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		if dm != nil {
+			_ = dm.Stop(os.Interrupt)
+		}
+	}
+	err := h.Net.Close()
+	os.RemoveAll(h.Dir)
+	return err
+}
