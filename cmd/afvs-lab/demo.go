@@ -21,6 +21,7 @@ import (
 // director's counters, and removes everything. It does this for VS/DR (on
 // the built-in default config), for VS/TUN and for VS/NAT (real servers
 // without a VIP behind port 8080, their default route via the director).
+// With --ha it shows an HA pair's failover instead (runHADemo).
 func runDemo(args []string) error {
 	fs := pflag.NewFlagSet("afvs-lab demo", pflag.ContinueOnError)
 	n := fs.Int("requests", 3000, "HTTP requests per mode")
@@ -28,8 +29,25 @@ func runDemo(args []string) error {
 	modes := fs.StringSlice("modes", []string{"dr", "tun", "nat"}, "forwarding modes to show: dr, tun, nat")
 	two := fs.Bool("two-interfaces", false, "director receives on eth0 and sends on eth1")
 	afvs := fs.String("afvs", "", "the afvs daemon binary (default: afvs next to afvs-lab, else on $PATH)")
+	ha := fs.Bool("ha", false, "show an HA pair instead: two directors with keepalived, the master killed under load")
+	haConns := fs.Int("conns", 50, "--ha: keep-alive connections held through the failover")
+	haRounds := fs.Int("rounds", 1, "--ha: failovers, each on a fresh lab; more than one prints the median and maximum")
+	haSched := fs.String("scheduler", "mh", "--ha: both directors' scheduler")
+	haSloppy := fs.Bool("sloppy-tcp", true, "--ha: ipvs.sloppy_tcp on both directors")
+	haSync := fs.Bool("sync", false, "--ha: connection sync, switched by keepalived's notify script")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *ha {
+		if *haConns < 1 || *haConns > 1000 || *haRounds < 1 {
+			return errors.New("--conns must be 1..1000 and --rounds at least 1")
+		}
+		daemon, err := testnet.DaemonBinary(*afvs)
+		if err != nil {
+			return err
+		}
+		return runHADemo(haDemo{daemon: daemon, conns: *haConns, rounds: *haRounds, scheduler: *haSched,
+			sloppy: *haSloppy, sync: *haSync, settle: 3 * time.Second})
 	}
 	if *n < 1 || *conc < 1 {
 		return errors.New("--requests and --concurrency must be at least 1")

@@ -192,3 +192,54 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoHA runs `afvs-lab demo --ha` as the README shows it: two
+// directors with keepalived, the master killed under load, and the
+// takeover, the gap and the survivors printed; it must leave nothing
+// behind.
+func TestDemoHA(t *testing.T) {
+	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute, testsupport.Keepalived)
+	if testing.Short() {
+		t.Skip("builds three binaries and an HA lab")
+	}
+	bin := t.TempDir()
+	for _, b := range []string{"afvs", "afvsadm", "afvs-lab"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(bin, b), "github.com/afvs/afvs/cmd/"+b).CombinedOutput()
+		if err != nil {
+			t.Fatalf("build %s: %v\n%s", b, err, out)
+		}
+	}
+	cmd := exec.Command(filepath.Join(bin, "afvs-lab"), "demo", "--ha", "--conns", "20")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		err = fmt.Errorf("still running after 2 minutes: %v", <-done)
+	}
+	prefix := fmt.Sprintf("afvs-%d-", cmd.Process.Pid)
+	if left := testnet.Leftovers(prefix); len(left) > 0 {
+		testnet.ReapStale()
+		t.Errorf("the demo left namespaces behind: %v", left)
+	}
+	if err != nil {
+		t.Fatalf("afvs-lab demo --ha: %v\n%s", err, out.String())
+	}
+	for _, re := range []string{
+		`keepalived: director A holds 198\.18\.0\.1 \(MASTER\), director B is BACKUP`,
+		`killed director A's afvs and keepalived \(SIGKILL\)`,
+		`director B holds 198\.18\.0\.1 after \d+ ms; the VIP answered a new connection after \d+ ms \(rs\d\)`,
+		`survivors: 20 of 20 connections kept answering from their real server \(0 failed, 0 with a reset, 0 moved to another server\)`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out.String()) {
+			t.Errorf("afvs-lab demo --ha output lacks %s:\n%s", re, out.String())
+		}
+	}
+}

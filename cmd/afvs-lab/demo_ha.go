@@ -1,0 +1,148 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/afvs/afvs/internal/testnet"
+)
+
+// haDemo is `afvs-lab demo --ha`'s settings.
+type haDemo struct {
+	daemon    string
+	conns     int
+	rounds    int
+	scheduler string
+	sloppy    bool
+	sync      bool
+	settle    time.Duration // how long the connections run after the takeover
+}
+
+// haRound is one failover's figures.
+type haRound struct {
+	takeover, gap            time.Duration
+	survived, failed, resets int
+	switched                 int
+}
+
+// runHADemo builds the HA lab (two directors with afvs and keepalived),
+// holds keep-alive connections, kills the master's afvs and keepalived,
+// and prints the takeover, the gap until a new connection is answered and
+// the survivors; with rounds > 1 it does so on a fresh lab each round and
+// ends with the median and maximum.
+func runHADemo(o haDemo) error {
+	start := time.Now()
+	var rounds []haRound
+	for i := range o.rounds {
+		if o.rounds > 1 {
+			fmt.Printf("\n-- round %d of %d --\n", i+1, o.rounds)
+		}
+		r, err := haDemoRound(o, i == 0)
+		if err != nil {
+			return err
+		}
+		rounds = append(rounds, r)
+	}
+	if o.rounds > 1 {
+		gaps := make([]time.Duration, 0, len(rounds))
+		takes := make([]time.Duration, 0, len(rounds))
+		all, surv := 0, 0
+		for _, r := range rounds {
+			gaps, takes = append(gaps, r.gap), append(takes, r.takeover)
+			all += o.conns
+			surv += r.survived
+		}
+		fmt.Printf("\nover %d rounds: takeover median %d ms, max %d ms; gap to a new connection's answer median %d ms, max %d ms; %d of %d connections survived\n",
+			len(rounds), median(takes).Milliseconds(), slices.Max(takes).Milliseconds(), median(gaps).Milliseconds(), slices.Max(gaps).Milliseconds(), surv, all)
+	}
+	fmt.Printf("demo finished in %.1fs; every namespace and process it made is gone\n", time.Since(start).Seconds())
+	for _, r := range rounds {
+		if r.survived != o.conns && o.expectSurvival() {
+			return fmt.Errorf("%d of %d connections did not survive a failover", o.conns-r.survived, o.conns)
+		}
+	}
+	return nil
+}
+
+// expectSurvival: with sync, or sloppy_tcp and a consistent scheduler,
+// every connection should survive.
+func (o haDemo) expectSurvival() bool {
+	return o.sync || (o.sloppy && (o.scheduler == "mh" || o.scheduler == "sh"))
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func haDemoRound(o haDemo, verbose bool) (haRound, error) {
+	var r haRound
+	if verbose {
+		fmt.Printf("\n== HA pair: two directors, each running afvs and keepalived (VRRPv3, deploy/keepalived) ==\n")
+	}
+	h, err := testnet.NewHALab(testnet.HAOptions{AFVS: o.daemon, Scheduler: o.scheduler, SloppyTCP: o.sloppy, Sync: o.sync})
+	if err != nil {
+		return r, err
+	}
+	defer h.Close()
+	a, b := h.Directors[0], h.Directors[1]
+	if verbose {
+		fmt.Printf("lab: client %s, director A %s, director B %s, real servers %s-%s on one bridge; VIP %s:%d routed via %s, the address keepalived moves\n",
+			h.ClientAddr, a.Addr, b.Addr, h.RealAddrs[0], h.RealAddrs[len(h.RealAddrs)-1], h.VIP, h.Port, h.NextHop)
+		fmt.Printf("both directors: scheduler %s, sloppy_tcp %s, connection sync %s\n", o.scheduler, onOff(o.sloppy), onOff(o.sync))
+	}
+	owner, err := h.Owner()
+	if err != nil {
+		return r, err
+	}
+	if owner != 0 {
+		return r, errors.New("director A does not hold the next hop after start-up")
+	}
+	fmt.Printf("keepalived: director A holds %s (MASTER), director B is BACKUP\n", h.NextHop)
+	hold, err := h.Hold(o.conns, 200*time.Millisecond, 5*time.Second)
+	if err != nil {
+		return r, err
+	}
+	defer hold.Stop()
+	fmt.Printf("holding %d HTTP keep-alive connections to the VIP, a request every 200ms on each\n", o.conns)
+	time.Sleep(time.Second)
+	f, err := h.KillOwner(5 * time.Second)
+	if err != nil {
+		return r, fmt.Errorf("failover: %w", err)
+	}
+	r.takeover, r.gap = f.Takeover, f.Gap
+	fmt.Printf("killed director %s's afvs and keepalived (SIGKILL)\n", f.Killed.Name)
+	fmt.Printf("director %s holds %s after %d ms; the VIP answered a new connection after %d ms (%s)\n",
+		f.Took.Name, h.NextHop, f.Takeover.Milliseconds(), f.Gap.Milliseconds(), f.Answer)
+	settled := time.Now().Add(500 * time.Millisecond)
+	time.Sleep(o.settle)
+	s := testnet.Summarize(hold.Stop(), settled)
+	r.survived, r.failed, r.resets, r.switched = s.Survived, s.Failed, s.Resets, s.Switched
+	fmt.Printf("survivors: %d of %d connections kept answering from their real server (%d failed, %d with a reset, %d moved to another server)\n",
+		s.Survived, s.Total, s.Failed, s.Resets, s.Switched)
+	for _, e := range s.FirstErrors {
+		fmt.Printf("  %s\n", e)
+	}
+	if verbose {
+		st, err := f.Took.Control().Status()
+		if err != nil {
+			return r, err
+		}
+		fmt.Printf("director %s after the failover:\n", f.Took.Name)
+		printCounters(st)
+	}
+	return r, nil
+}
