@@ -74,11 +74,12 @@ type haRun struct {
 }
 
 // failover holds haConns connections, checks that A owns the next hop and
-// forwards them, SIGKILLs A's afvs and keepalived, and checks that B takes
-// over and a new connection is answered within haNewConn. It then lets
-// the held connections run for three seconds and counts the frames to the
-// VIP that still reach A meanwhile. The holder keeps running.
-func failover(t *testing.T, h *testnet.HALab) *haRun {
+// forwards them, SIGKILLs A's afvs and keepalived (or, with cut, takes
+// its link down at the switch), and checks that B takes over and a new
+// connection is answered within haNewConn. It then lets the held
+// connections run for three seconds and checks that A carries nothing
+// meanwhile. The holder keeps running.
+func failover(t *testing.T, h *testnet.HALab, cut bool) *haRun {
 	t.Helper()
 	a, b := h.Directors[0], h.Directors[1]
 	if own, err := h.Owner(); err != nil || own != 0 {
@@ -108,14 +109,18 @@ func failover(t *testing.T, h *testnet.HALab) *haRun {
 		t.Errorf("backup B redirected %d frames before the kill: a backup must forward nothing", st.Steering["redirected"])
 	}
 	r := &haRun{hold: hold}
-	r.f, err = h.KillOwner(3 * time.Second)
+	if cut {
+		r.f, err = h.CutOwner(3 * time.Second)
+	} else {
+		r.f, err = h.KillOwner(3 * time.Second)
+	}
 	if err != nil {
 		t.Fatalf("failover: %v", err)
 	}
 	if r.f.Killed != a || r.f.Took != b {
 		t.Fatalf("killed %s, %s took over; want A killed and B taking over", r.f.Killed.Name, r.f.Took.Name)
 	}
-	t.Logf("failover: B holds %s %v after the kill; a new connection was answered (by %s) after %v",
+	t.Logf("failover: B holds %s %v after A failed; a new connection was answered (by %s) after %v",
 		h.NextHop, r.f.Takeover.Round(time.Millisecond), r.f.Answer, r.f.Gap.Round(time.Millisecond))
 	if r.f.Gap > haNewConn {
 		t.Errorf("the VIP answered a new connection %v after the kill; want within %v", r.f.Gap, haNewConn)
@@ -125,19 +130,44 @@ func failover(t *testing.T, h *testnet.HALab) *haRun {
 	time.Sleep(500 * time.Millisecond)
 	r.settled = time.Now()
 	before := dead.Count()
-	// Until the gratuitous ARP, the client's frames still went to A,
-	// whose kernel (no XDP program any more) the count sees.
-	if before == 0 {
+	// Until the gratuitous ARP, the client's frames still went to A. A
+	// killed A's kernel (no XDP program any more) shows them to the
+	// count; a cut-off A receives nothing, and the switch, which forgot
+	// A's MAC with its port, floods them to B.
+	if !cut && before == 0 {
 		t.Errorf("no frame to the VIP reached the dead director A between the kill and the takeover: the count cannot see traffic")
+	}
+	var aRedirected uint64
+	if cut {
+		st, err := a.Control().Status()
+		if err != nil {
+			t.Fatalf("the cut-off director A's afvs: %v", err)
+		}
+		aRedirected = st.Steering["redirected"]
 	}
 	time.Sleep(3 * time.Second)
 	r.deadHit = dead.Count() - before
 	if r.deadHit != 0 {
-		t.Errorf("the dead director A still received %d frames to the VIP in the 3s after the takeover settled", r.deadHit)
+		t.Errorf("the failed director A still received %d frames to the VIP in the 3s after the takeover settled", r.deadHit)
+	}
+	if cut {
+		st, err := a.Control().Status()
+		if err != nil {
+			t.Fatalf("the cut-off director A's afvs: %v", err)
+		}
+		if st.Steering["redirected"] != aRedirected {
+			t.Errorf("the cut-off director A redirected %d more frames after the takeover settled", st.Steering["redirected"]-aRedirected)
+		}
 	}
 	st, err = b.Control().Status()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cut && st.Steering["other_mac"] == 0 {
+		t.Errorf("B saw no frame for A's MAC: the switch should have flooded them to B once A's port went down (steering %v)", st.Steering)
+	}
+	if st.Steering["redirected"] > st.RX {
+		t.Errorf("B redirected %d frames but received %d", st.Steering["redirected"], st.RX)
 	}
 	if st.Steering["redirected"] == 0 || st.TX == 0 {
 		t.Errorf("director B forwarded nothing after the takeover: steering %v, tx %d", st.Steering, st.TX)
@@ -162,7 +192,7 @@ func (r *haRun) survived(t *testing.T, conns []testnet.HeldConn) {
 // first non-SYN packet and mh sends it to the same real server.
 func TestHAFailoverConsistentScheduler(t *testing.T) {
 	h := newHALab(t, testnet.HAOptions{Scheduler: "mh", SloppyTCP: true})
-	r := failover(t, h)
+	r := failover(t, h, false)
 	r.survived(t, r.hold.Stop())
 	if n := h.Directors[1].Notifications(); !strings.Contains(n, "AFVS is MASTER") || !strings.Contains(n, "connection sync is off") {
 		t.Errorf("B's notify script did not log its MASTER state with sync off:\n%s", n)
@@ -175,7 +205,7 @@ func TestHAFailoverConsistentScheduler(t *testing.T) {
 // all of them break, while new connections work through B.
 func TestHAFailoverWithoutSyncBreaks(t *testing.T) {
 	h := newHALab(t, testnet.HAOptions{Scheduler: "rr"})
-	r := failover(t, h)
+	r := failover(t, h, false)
 	s := testnet.Summarize(r.hold.Stop(), r.settled)
 	if s.Failed != haConns || s.Survived != 0 {
 		t.Errorf("without sync and with rr, %d of %d connections survived and %d failed; want all to break", s.Survived, s.Total, s.Failed)
@@ -186,5 +216,19 @@ func TestHAFailoverWithoutSyncBreaks(t *testing.T) {
 	}
 	if st.Drops["no_connection"] == 0 {
 		t.Errorf("B dropped no packets as no_connection: drops %v", st.Drops)
+	}
+}
+
+// TestHAFailoverLinkDown: the master's link goes down at the switch while
+// its afvs and keepalived run on. B takes over within the same bounds,
+// the frames the switch floods to B for A's MAC meanwhile are passed to
+// B's kernel, not forwarded, and with mh and sloppy_tcp every connection
+// survives.
+func TestHAFailoverLinkDown(t *testing.T) {
+	h := newHALab(t, testnet.HAOptions{Scheduler: "mh", SloppyTCP: true})
+	r := failover(t, h, true)
+	r.survived(t, r.hold.Stop())
+	if n := h.Directors[0].Notifications(); !strings.Contains(n, "AFVS is FAULT") {
+		t.Errorf("A's notify script did not log FAULT when its link went down:\n%s", n)
 	}
 }

@@ -75,6 +75,7 @@ type HADirector struct {
 	Socket         string // afvs's control socket
 	KeepalivedConf string
 	NotifyLog      string // where the notify script logs
+	SwitchPort     string // its port on the bridge, in the switch namespace
 
 	lab *HALab
 	mu  sync.Mutex
@@ -179,7 +180,7 @@ func (h *HALab) build() error {
 	if err := h.Switch.IP("link", "set", "br0", "up"); err != nil {
 		return err
 	}
-	port := 0
+	port, lastPort := 0, ""
 	plug := func(ns *NS, addr netip.Addr) error {
 		port++
 		p := fmt.Sprintf("p%d", port)
@@ -189,6 +190,7 @@ func (h *HALab) build() error {
 		if err := h.Switch.IP("link", "set", p, "master", "br0"); err != nil {
 			return err
 		}
+		lastPort = p
 		return ns.IP("addr", "add", addr.String()+"/24", "dev", "eth0")
 	}
 	if h.Client, err = n.NS("client"); err != nil {
@@ -223,7 +225,7 @@ func (h *HALab) build() error {
 		if err := os.Mkdir(ddir, 0o700); err != nil {
 			return err
 		}
-		h.Directors = append(h.Directors, &HADirector{Name: name, NS: ns, Addr: addr, Dir: ddir, lab: h,
+		h.Directors = append(h.Directors, &HADirector{Name: name, NS: ns, Addr: addr, Dir: ddir, lab: h, SwitchPort: lastPort,
 			ConfigPath: filepath.Join(ddir, "afvs.yaml"), Socket: filepath.Join(ddir, "afvs.sock"),
 			KeepalivedConf: filepath.Join(ddir, "keepalived.conf"), NotifyLog: filepath.Join(ddir, "notify.log")})
 	}
@@ -491,10 +493,10 @@ func (h *HALab) Owner() (int, error) {
 	return owner, nil
 }
 
-// Failover is what KillOwner saw.
+// Failover is what KillOwner or CutOwner saw.
 type Failover struct {
-	Killed, Took *HADirector
-	At           time.Time     // when the SIGKILLs were sent
+	Killed, Took *HADirector   // the director that failed, and the one that took over
+	At           time.Time     // when the SIGKILLs were sent or the link went down
 	Takeover     time.Duration // until Took held the next hop
 	Gap          time.Duration // until a new connection to the VIP was answered
 	Answer       string        // the real server that answered it
@@ -504,6 +506,19 @@ type Failover struct {
 // the other director holds the next hop and until a new connection to the
 // VIP is answered, each within limit.
 func (h *HALab) KillOwner(limit time.Duration) (Failover, error) {
+	return h.failOwner(limit, (*HADirector).signalKill)
+}
+
+// CutOwner takes the owner's link down at the switch (its bridge port),
+// as a pulled cable would: keepalived and afvs keep running there, cut
+// off. It measures as KillOwner does.
+func (h *HALab) CutOwner(limit time.Duration) (Failover, error) {
+	return h.failOwner(limit, func(d *HADirector) ([]<-chan struct{}, error) {
+		return nil, h.Switch.IP("link", "set", d.SwitchPort, "down")
+	})
+}
+
+func (h *HALab) failOwner(limit time.Duration, fail func(*HADirector) ([]<-chan struct{}, error)) (Failover, error) {
 	i, err := h.Owner()
 	if err != nil {
 		return Failover{}, err
@@ -513,7 +528,7 @@ func (h *HALab) KillOwner(limit time.Duration) (Failover, error) {
 	}
 	f := Failover{Killed: h.Directors[i], Took: h.Directors[1-i]}
 	f.At = time.Now()
-	waits, err := f.Killed.signalKill()
+	waits, err := fail(f.Killed)
 	if err != nil {
 		return f, err
 	}
