@@ -108,6 +108,9 @@ func failover(t *testing.T, h *testnet.HALab, cut bool) *haRun {
 	if st.Steering["redirected"] != 0 {
 		t.Errorf("backup B redirected %d frames before the kill: a backup must forward nothing", st.Steering["redirected"])
 	}
+	if h.Opt.Sync {
+		waitSynced(t, b, haConns)
+	}
 	r := &haRun{hold: hold}
 	if cut {
 		r.f, err = h.CutOwner(3 * time.Second)
@@ -175,6 +178,31 @@ func failover(t *testing.T, h *testnet.HALab, cut bool) *haRun {
 	return r
 }
 
+// waitSynced waits until d's connection table holds at least n
+// ESTABLISHED connections to the VIP, which only the sync daemon puts
+// there on a director that forwards nothing.
+func waitSynced(t *testing.T, d *testnet.HADirector, n int) {
+	t.Helper()
+	got := 0
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		conns, err := d.Control().Conns()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = 0
+		for _, c := range conns {
+			if !c.Template && c.State == "ESTABLISHED" && strings.HasPrefix(c.Virtual, "198.19.0.1:") {
+				got++
+			}
+		}
+		if got >= n {
+			return
+		}
+	}
+	st, _ := d.Control().Status()
+	t.Fatalf("director %s holds %d established connections to the VIP after 15s, want %d from the sync daemon; sync status %+v", d.Name, got, n, st.Sync)
+}
+
 // survived checks that every held connection got answers after settled,
 // from the real server it started with, with no failure.
 func (r *haRun) survived(t *testing.T, conns []testnet.HeldConn) {
@@ -231,4 +259,73 @@ func TestHAFailoverLinkDown(t *testing.T) {
 	if n := h.Directors[0].Notifications(); !strings.Contains(n, "AFVS is FAULT") {
 		t.Errorf("A's notify script did not log FAULT when its link went down:\n%s", n)
 	}
+}
+
+// TestHAFailoverWithSync: with connection sync on (the notify script runs
+// the master daemon on A and the backup on B), rr on both directors and
+// sloppy_tcp off, B learns every connection from A's sync messages, and
+// all of them survive A's SIGKILL through their own real server. Without
+// sync the same set-up breaks every one (TestHAFailoverWithoutSyncBreaks).
+func TestHAFailoverWithSync(t *testing.T) {
+	h := newHALab(t, testnet.HAOptions{Scheduler: "rr", Sync: true})
+	r := failover(t, h, false)
+	r.survived(t, r.hold.Stop())
+	b := h.Directors[1]
+	if err := b.WaitSyncRole(0, "master"); err != nil {
+		t.Errorf("B's notify script did not switch it to the master sync role: %v", err)
+	}
+	st, err := b.Control().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Sync.Installed < haConns || st.Drops["no_connection"] != 0 {
+		t.Errorf("B installed %d synced entries and dropped %d packets as no_connection; want at least %d and none", st.Sync.Installed, st.Drops["no_connection"], haConns)
+	}
+}
+
+// TestHAOldMasterRejoins: after a failover with sync on, the old master A
+// comes back (afvs and keepalived restarted). With nopreempt it rejoins
+// as backup, its notify script starts the backup sync daemon, it receives
+// B's connections, and nothing established breaks; then B is killed in
+// turn and A, from what it received, carries every connection on.
+func TestHAOldMasterRejoins(t *testing.T) {
+	h := newHALab(t, testnet.HAOptions{Scheduler: "rr", Sync: true})
+	a, b := h.Directors[0], h.Directors[1]
+	r := failover(t, h, false)
+	mark := a.NotifyMark()
+	if err := a.StartAFVS(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.StartKeepalived(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitNotify(mark, "AFVS is BACKUP", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitSyncRole(mark, "backup"); err != nil {
+		t.Fatal(err)
+	}
+	// Several of B's advert intervals: A must not take the address back.
+	time.Sleep(time.Second)
+	if own, err := h.Owner(); err != nil || own != 1 {
+		t.Fatalf("after A rejoined: owner %d, %v; want B to keep the address (nopreempt)", own, err)
+	}
+	if strings.Contains(a.Notifications()[mark:], "AFVS is MASTER") {
+		t.Errorf("the returning A became master:\n%s", a.Notifications()[mark:])
+	}
+	waitSynced(t, a, haConns)
+	if s := testnet.Summarize(r.hold.Conns(), time.Time{}); s.Failed != 0 || s.Switched != 0 {
+		t.Errorf("A's return broke connections: %d failed, %d switched:\n%s", s.Failed, s.Switched, strings.Join(s.FirstErrors, "\n"))
+	}
+	f, err := h.KillOwner(3 * time.Second)
+	if err != nil {
+		t.Fatalf("second failover: %v", err)
+	}
+	if f.Killed != b || f.Took != a || f.Gap > haNewConn {
+		t.Errorf("second failover: %s killed, %s took over, new connection answered after %v; want B, A, within %v", f.Killed.Name, f.Took.Name, f.Gap, haNewConn)
+	}
+	settled := time.Now().Add(500 * time.Millisecond)
+	time.Sleep(3 * time.Second)
+	r.settled = settled
+	r.survived(t, r.hold.Stop())
 }

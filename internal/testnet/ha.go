@@ -91,7 +91,7 @@ type kaProc struct {
 	log    *LogBuffer
 }
 
-// haAdvert is the VRRP instance name of the shipped configs.
+// haInstance is the VRRP instance name of the shipped configs.
 const haInstance = "AFVS"
 
 // NewHALab builds the network, starts the real servers, afvs on both
@@ -154,18 +154,24 @@ func NewHALab(o HAOptions) (h *HALab, err error) {
 	if err := b.StartKeepalived(); err != nil {
 		return lab, err
 	}
-	if err := b.WaitNotify(haInstance+" is BACKUP", 10*time.Second); err != nil {
+	if err := b.WaitNotify(0, haInstance+" is BACKUP", 10*time.Second); err != nil {
 		return lab, err
 	}
 	if o.Sync {
-		if err := a.WaitNotify("--start-daemon master --mcast-interface eth0", 5*time.Second); err != nil {
+		if err := a.WaitSyncRole(0, "master"); err != nil {
 			return lab, err
 		}
-		if err := b.WaitNotify("--start-daemon backup --mcast-interface eth0", 5*time.Second); err != nil {
+		if err := b.WaitSyncRole(0, "backup"); err != nil {
 			return lab, err
 		}
 	}
 	return lab, nil
+}
+
+// WaitSyncRole waits until the notify script has started the sync daemon
+// in role (master or backup) after mark.
+func (d *HADirector) WaitSyncRole(mark int, role string) error {
+	return d.WaitNotify(mark, fmt.Sprintf("afvsadm --start-daemon %s --mcast-interface eth0 --syncid %d: ok", role, d.lab.Opt.SyncID), 5*time.Second)
 }
 
 func (h *HALab) build() error {
@@ -383,11 +389,15 @@ func (d *HADirector) Notifications() string {
 	return string(b)
 }
 
-// WaitNotify waits until the notify script has logged a line containing
-// s, and returns the log in its error after timeout.
-func (d *HADirector) WaitNotify(s string, timeout time.Duration) error {
+// NotifyMark is the notify log's length now, for WaitNotify to look only
+// at what comes after it.
+func (d *HADirector) NotifyMark() int { return len(d.Notifications()) }
+
+// WaitNotify waits until the notify script has logged, after mark, a line
+// containing s, and returns the log in its error after timeout.
+func (d *HADirector) WaitNotify(mark int, s string, timeout time.Duration) error {
 	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
-		if strings.Contains(d.Notifications(), s) {
+		if n := d.Notifications(); len(n) >= mark && strings.Contains(n[mark:], s) {
 			return nil
 		}
 		if time.Now().After(deadline) {
