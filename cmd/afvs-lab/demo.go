@@ -32,22 +32,23 @@ func runDemo(args []string) error {
 	ha := fs.Bool("ha", false, "show an HA pair instead: two directors with keepalived, the master killed under load")
 	haConns := fs.Int("conns", 50, "--ha: keep-alive connections held through the failover")
 	haRounds := fs.Int("rounds", 1, "--ha: failovers, each on a fresh lab; more than one prints the median and maximum")
-	haSched := fs.String("scheduler", "mh", "--ha: both directors' scheduler")
-	haSloppy := fs.Bool("sloppy-tcp", true, "--ha: ipvs.sloppy_tcp on both directors")
-	haSync := fs.Bool("sync", false, "--ha: connection sync, switched by keepalived's notify script")
+	haSched := fs.String("scheduler", "rr", "--ha: both directors' scheduler")
+	haSloppy := fs.Bool("sloppy-tcp", false, "--ha: ipvs.sloppy_tcp on both directors")
+	haSync := fs.Bool("sync", true, "--ha: connection sync, switched by keepalived's notify script")
+	haWindow := fs.Duration("sync-window", 3*time.Second, "--ha with --sync: how long to read the sync counters before the kill")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *ha {
-		if *haConns < 1 || *haConns > 1000 || *haRounds < 1 {
-			return errors.New("--conns must be 1..1000 and --rounds at least 1")
+		if *haConns < 1 || *haConns > 1000 || *haRounds < 1 || *haWindow < 100*time.Millisecond {
+			return errors.New("--conns must be 1..1000, --rounds at least 1 and --sync-window at least 100ms")
 		}
 		daemon, err := testnet.DaemonBinary(*afvs)
 		if err != nil {
 			return err
 		}
 		return runHADemo(haDemo{daemon: daemon, conns: *haConns, rounds: *haRounds, scheduler: *haSched,
-			sloppy: *haSloppy, sync: *haSync, settle: 3 * time.Second})
+			sloppy: *haSloppy, sync: *haSync, settle: 3 * time.Second, window: *haWindow})
 	}
 	if *n < 1 || *conc < 1 {
 		return errors.New("--requests and --concurrency must be at least 1")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/afvs/afvs/internal/testnet"
@@ -18,6 +19,7 @@ type haDemo struct {
 	sloppy    bool
 	sync      bool
 	settle    time.Duration // how long the connections run after the takeover
+	window    time.Duration // how long the sync counters are read before the kill
 }
 
 // haRound is one failover's figures.
@@ -25,6 +27,7 @@ type haRound struct {
 	takeover, gap            time.Duration
 	survived, failed, resets int
 	switched                 int
+	syncRate                 float64 // sync messages per second from A
 }
 
 // runHADemo builds the HA lab (two directors with afvs and keepalived),
@@ -49,13 +52,19 @@ func runHADemo(o haDemo) error {
 		gaps := make([]time.Duration, 0, len(rounds))
 		takes := make([]time.Duration, 0, len(rounds))
 		all, surv := 0, 0
+		var rates []float64
 		for _, r := range rounds {
 			gaps, takes = append(gaps, r.gap), append(takes, r.takeover)
 			all += o.conns
 			surv += r.survived
+			rates = append(rates, r.syncRate)
 		}
 		fmt.Printf("\nover %d rounds: takeover median %d ms, max %d ms; gap to a new connection's answer median %d ms, max %d ms; %d of %d connections survived\n",
 			len(rounds), median(takes).Milliseconds(), slices.Max(takes).Milliseconds(), median(gaps).Milliseconds(), slices.Max(gaps).Milliseconds(), surv, all)
+		if o.sync {
+			slices.Sort(rates)
+			fmt.Printf("sync messages per second from the master at this load: median %.1f, min %.1f, max %.1f\n", rates[len(rates)/2], rates[0], rates[len(rates)-1])
+		}
 	}
 	fmt.Printf("demo finished in %.1fs; every namespace and process it made is gone\n", time.Since(start).Seconds())
 	for _, r := range rounds {
@@ -88,6 +97,50 @@ func onOff(b bool) string {
 	return "off"
 }
 
+// haSyncRate reads the sync counters of master a and backup b over d
+// while the held connections run, prints them, and returns a's messages
+// per second.
+func haSyncRate(a, b *testnet.HADirector, d time.Duration) (float64, error) {
+	sa0, err := a.Control().Status()
+	if err != nil {
+		return 0, err
+	}
+	sb0, err := b.Control().Status()
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	time.Sleep(d)
+	sa1, err := a.Control().Status()
+	if err != nil {
+		return 0, err
+	}
+	sb1, err := b.Control().Status()
+	if err != nil {
+		return 0, err
+	}
+	el := time.Since(t0).Seconds()
+	msgs := sa1.Sync.SentMessages - sa0.Sync.SentMessages
+	rate := float64(msgs) / el
+	fmt.Printf("connection sync over %.1fs: A sent %d messages (%.1f/s) with %d entries; B received %d messages, installed %d entries and refreshed %d\n",
+		el, msgs, rate, sa1.Sync.SentEntries-sa0.Sync.SentEntries, sb1.Sync.RecvMessages-sb0.Sync.RecvMessages,
+		sb1.Sync.Installed-sb0.Sync.Installed, sb1.Sync.Updated-sb0.Sync.Updated)
+	var drops []string
+	for r, v := range sb1.Sync.Drops {
+		if v > sb0.Sync.Drops[r] {
+			drops = append(drops, fmt.Sprintf("%s=%d", r, v-sb0.Sync.Drops[r]))
+		}
+	}
+	if e := sb1.Sync.ReceiveErrors - sb0.Sync.ReceiveErrors; e > 0 {
+		drops = append(drops, fmt.Sprintf("receive_errors=%d", e))
+	}
+	if len(drops) > 0 {
+		slices.Sort(drops)
+		fmt.Printf("  B's sync drops: %s\n", strings.Join(drops, " "))
+	}
+	return rate, nil
+}
+
 func haDemoRound(o haDemo, verbose bool) (haRound, error) {
 	var r haRound
 	if verbose {
@@ -118,7 +171,13 @@ func haDemoRound(o haDemo, verbose bool) (haRound, error) {
 	}
 	defer hold.Stop()
 	fmt.Printf("holding %d HTTP keep-alive connections to the VIP, a request every 200ms on each\n", o.conns)
-	time.Sleep(time.Second)
+	if o.sync {
+		if r.syncRate, err = haSyncRate(a, b, o.window); err != nil {
+			return r, err
+		}
+	} else {
+		time.Sleep(time.Second)
+	}
 	f, err := h.KillOwner(5 * time.Second)
 	if err != nil {
 		return r, fmt.Errorf("failover: %w", err)

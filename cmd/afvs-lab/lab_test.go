@@ -194,9 +194,9 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 }
 
 // TestDemoHA runs `afvs-lab demo --ha` as the README shows it: two
-// directors with keepalived, the master killed under load, and the
-// takeover, the gap and the survivors printed; it must leave nothing
-// behind.
+// directors with keepalived and connection sync, the master killed under
+// load, and the sync counters, the takeover, the gap and the survivors
+// printed; it must leave nothing behind.
 func TestDemoHA(t *testing.T) {
 	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute, testsupport.Keepalived)
 	if testing.Short() {
@@ -233,13 +233,25 @@ func TestDemoHA(t *testing.T) {
 		t.Fatalf("afvs-lab demo --ha: %v\n%s", err, out.String())
 	}
 	for _, re := range []string{
+		`both directors: scheduler rr, sloppy_tcp off, connection sync on`,
 		`keepalived: director A holds 198\.18\.0\.1 \(MASTER\), director B is BACKUP`,
+		`connection sync over \d+\.\ds: A sent \d+ messages \(\d+\.\d/s\) with \d+ entries; B received \d+ messages`,
 		`killed director A's afvs and keepalived \(SIGKILL\)`,
 		`director B holds 198\.18\.0\.1 after \d+ ms; the VIP answered a new connection after \d+ ms \(rs\d\)`,
 		`survivors: 20 of 20 connections kept answering from their real server \(0 failed, 0 with a reset, 0 moved to another server\)`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out.String()) {
 			t.Errorf("afvs-lab demo --ha output lacks %s:\n%s", re, out.String())
+		}
+	}
+}
+
+// TestDemoHAFlags: bad --ha settings are refused before anything is built.
+func TestDemoHAFlags(t *testing.T) {
+	for _, args := range [][]string{{"--ha", "--conns", "0"}, {"--ha", "--rounds", "0"}, {"--ha", "--sync-window", "1ms"}} {
+		var out bytes.Buffer
+		if code := run(append([]string{"demo"}, args...), &out); code != 1 || !strings.Contains(out.String(), "--conns must be 1..1000, --rounds at least 1 and --sync-window at least 100ms") {
+			t.Errorf("afvs-lab demo %v: exit %d, %q", args, code, out.String())
 		}
 	}
 }

@@ -12,6 +12,11 @@
 # and logs what it did (syslog tag afvs-notify, or LOG_FILE). Settings come
 # from afvs-notify.env next to this script (or $AFVS_NOTIFY_ENV); with
 # SYNC_INTERFACE empty, sync is off and the script only logs the state.
+#
+# keepalived does not wait for one notification's script before it runs
+# the next (BACKUP at start-up and MASTER a few adverts later, say), so
+# each run holds LOCK_FILE (flock) while it looks and switches: runs take
+# their turns in the order they started, and the last state wins.
 
 set -u
 
@@ -25,6 +30,7 @@ SYNC_INTERFACE=${SYNC_INTERFACE:-}
 SYNC_ID=${SYNC_ID:-0}
 SYNC_OPTIONS=${SYNC_OPTIONS:-}
 LOG_FILE=${LOG_FILE:-}
+LOCK_FILE=${LOCK_FILE:-/run/afvs-notify.lock}
 if [ -n "${AFVS_SOCKET:-}" ]; then
 	export AFVS_SOCKET
 fi
@@ -62,6 +68,11 @@ BACKUP | FAULT | STOP) role=backup other=master ;;
 	exit 2
 	;;
 esac
+# Held until the script exits: fd 9 stays open.
+if ! { exec 9>>"$LOCK_FILE"; } 2>/dev/null || ! flock -w 30 9; then
+	log "$1 $2 is $state: could not lock $LOCK_FILE: nothing changed"
+	exit 1
+fi
 log "$1 $2 is $state (priority ${4:-unknown}): sync role $role"
 
 if [ -z "$SYNC_INTERFACE" ]; then

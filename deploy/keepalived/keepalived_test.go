@@ -1,6 +1,7 @@
 package keepalived
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,30 +9,37 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeAdm is an afvsadm stand-in for the notify script: it appends its
-// arguments to $CALLS, answers -L --daemon from $RUNNING, and fails
+// arguments to $CALLS, keeps the running daemons in $RUNNING (answering
+// -L --daemon from it, after $LIST_DELAY seconds), and fails
 // --start-daemon when $FAIL_START is set.
 const fakeAdm = `#!/bin/sh
 echo "$*" >>"$CALLS"
 case "$*" in
-"-L --daemon") cat "$RUNNING" ;;
---start-daemon*) if [ -n "${FAIL_START:-}" ]; then echo "afvsadm: $FAIL_START" >&2; exit 1; fi ;;
+"-L --daemon") cat "$RUNNING"; sleep "${LIST_DELAY:-0}" ;;
+--start-daemon*)
+	if [ -n "${FAIL_START:-}" ]; then echo "afvsadm: $FAIL_START" >&2; exit 1; fi
+	echo "$2 sync daemon (mcast=$4, syncid=$6)" >>"$RUNNING" ;;
+--stop-daemon*)
+	grep -v "^$2 sync daemon" "$RUNNING" >"$RUNNING.new"
+	mv "$RUNNING.new" "$RUNNING" ;;
 esac
 `
 
-type notifyRun struct {
-	calls []string
-	log   string
-	code  int
+// notifySetup is the shipped notify script installed in a directory with
+// the shipped settings file, changed only in its values, and fakeAdm.
+type notifySetup struct {
+	dir, calls, log, running string
+	env                      []string
 }
 
-// runNotify runs the shipped notify script as keepalived would, with the
-// shipped settings file changed only in its values.
-func runNotify(t *testing.T, syncIf, running, failStart string, args ...string) notifyRun {
+func newNotify(t *testing.T, syncIf, running, failStart string) *notifySetup {
 	t.Helper()
 	dir := t.TempDir()
+	n := &notifySetup{dir: dir, calls: filepath.Join(dir, "calls"), log: filepath.Join(dir, "notify.log"), running: filepath.Join(dir, "running")}
 	script, err := Files.ReadFile(Notify)
 	if err != nil {
 		t.Fatal(err)
@@ -41,10 +49,11 @@ func runNotify(t *testing.T, syncIf, running, failStart string, args ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	adm, calls, log, run := filepath.Join(dir, "afvsadm"), filepath.Join(dir, "calls"), filepath.Join(dir, "notify.log"), filepath.Join(dir, "running")
+	adm := filepath.Join(dir, "afvsadm")
 	must(t, os.WriteFile(adm, []byte(fakeAdm), 0o755))
-	must(t, os.WriteFile(run, []byte(running), 0o644))
-	set := map[string]string{"AFVSADM": adm, "SYNC_INTERFACE": syncIf, "LOG_FILE": log, "SYNC_OPTIONS": "--sync-maxlen 1472"}
+	must(t, os.WriteFile(n.running, []byte(running), 0o644))
+	set := map[string]string{"AFVSADM": adm, "SYNC_INTERFACE": syncIf, "LOG_FILE": n.log, "SYNC_OPTIONS": "--sync-maxlen 1472",
+		"LOCK_FILE": filepath.Join(dir, "lock")}
 	lines := strings.Split(string(env), "\n")
 	for i, l := range lines {
 		if name, _, ok := strings.Cut(l, "="); ok {
@@ -58,9 +67,33 @@ func runNotify(t *testing.T, syncIf, running, failStart string, args ...string) 
 		t.Fatalf("%s lacks the settings %v", NotifyEnv, set)
 	}
 	must(t, os.WriteFile(filepath.Join(dir, NotifyEnv), []byte(strings.Join(lines, "\n")), 0o644))
-	cmd := exec.Command(filepath.Join(dir, Notify), args...)
-	cmd.Env = append(os.Environ(), "CALLS="+calls, "RUNNING="+run, "FAIL_START="+failStart)
-	out, err := cmd.CombinedOutput()
+	n.env = append(os.Environ(), "CALLS="+n.calls, "RUNNING="+n.running, "FAIL_START="+failStart)
+	return n
+}
+
+// command is the notify script run as keepalived runs it.
+func (n *notifySetup) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(n.dir, Notify), args...)
+	cmd.Env = n.env
+	return cmd
+}
+
+func (n *notifySetup) read(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+type notifyRun struct {
+	calls []string
+	log   string
+	code  int
+}
+
+// runNotify runs the notify script once with args.
+func runNotify(t *testing.T, syncIf, running, failStart string, args ...string) notifyRun {
+	t.Helper()
+	n := newNotify(t, syncIf, running, failStart)
+	out, err := n.command(args...).CombinedOutput()
 	r := notifyRun{}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
@@ -70,11 +103,10 @@ func runNotify(t *testing.T, syncIf, running, failStart string, args ...string) 
 	if len(out) > 0 {
 		t.Errorf("%s wrote to its output (keepalived discards it; it must log): %q", Notify, out)
 	}
-	if b, err := os.ReadFile(calls); err == nil {
-		r.calls = strings.Split(strings.TrimSpace(string(b)), "\n")
+	if c := strings.TrimSpace(n.read(n.calls)); c != "" {
+		r.calls = strings.Split(c, "\n")
 	}
-	b, _ := os.ReadFile(log)
-	r.log = string(b)
+	r.log = n.read(n.log)
 	return r
 }
 
@@ -134,6 +166,37 @@ func TestNotifySwitchesSyncRole(t *testing.T) {
 	}
 }
 
+// TestNotifyRunsTakeTurns: keepalived starts the MASTER notification's
+// script while the BACKUP one still runs. The runs take turns on the
+// lock, so the second sees the daemon the first started and the last
+// state wins: only the master sync daemon runs at the end. Without the
+// lock both would find nothing running and each start its own role.
+func TestNotifyRunsTakeTurns(t *testing.T) {
+	n := newNotify(t, "eth0", "", "")
+	n.env = append(n.env, "LIST_DELAY=0.5")
+	first := n.command("INSTANCE", "AFVS", "BACKUP", "150")
+	must(t, first.Start())
+	// The first run holds the lock once it has asked what runs.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(n.read(n.calls), "-L --daemon"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first run never asked afvsadm what runs; log:\n%s", n.read(n.log))
+		}
+	}
+	second := n.command("INSTANCE", "AFVS", "MASTER", "150")
+	must(t, second.Start())
+	if err := errors.Join(first.Wait(), second.Wait()); err != nil {
+		t.Fatalf("%v; log:\n%s", err, n.read(n.log))
+	}
+	if got, want := n.read(n.running), "master sync daemon (mcast=eth0, syncid=51)\n"; got != want {
+		t.Errorf("running at the end: %q; want %q\ncalls:\n%s", got, want, n.read(n.calls))
+	}
+	want := []string{"-L --daemon", "--start-daemon backup --mcast-interface eth0 --syncid 51 --sync-maxlen 1472",
+		"-L --daemon", "--stop-daemon backup", "--start-daemon master --mcast-interface eth0 --syncid 51 --sync-maxlen 1472"}
+	if got := strings.Split(strings.TrimSpace(n.read(n.calls)), "\n"); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("afvsadm calls %q; want %q", got, want)
+	}
+}
+
 // keyword returns the word after the first line of a config that starts
 // with key ("" for a bare keyword).
 func keyword(conf, key string) string {
@@ -166,7 +229,7 @@ func TestConfigs(t *testing.T) {
 	m, b := uncomment(string(master)), uncomment(string(backup))
 	for name, c := range map[string]string{MasterConf: m, BackupConf: b} {
 		for key, want := range map[string]string{"state": "BACKUP", "nopreempt": "", "vrrp_version": "3", "interface": "eth0",
-			"virtual_router_id": "51", "notify": NotifyPath, "198.18.0.1/24": "dev", "enable_script_security": ""} {
+			"virtual_router_id": "51", "notify": NotifyPath, "198.18.0.1/24": "dev", "enable_script_security": "", "vrrp_rt_priority": "50"} {
 			if got := keyword(c, key); got != want {
 				t.Errorf("%s: %s %q; want %q", name, key, got, want)
 			}

@@ -307,7 +307,7 @@ func (d *HADirector) writeFiles(conf string) error {
 		syncIf = "eth0"
 	}
 	settings := map[string]string{"AFVSADM": h.Opt.AFVSADM, "AFVS_SOCKET": d.Socket, "SYNC_INTERFACE": syncIf,
-		"SYNC_ID": fmt.Sprint(h.Opt.SyncID), "LOG_FILE": d.NotifyLog}
+		"SYNC_ID": fmt.Sprint(h.Opt.SyncID), "LOG_FILE": d.NotifyLog, "LOCK_FILE": filepath.Join(d.Dir, "notify.lock")}
 	out, err := setShellVars(string(env), settings)
 	if err != nil {
 		return fmt.Errorf("%s: %w", keepalived.NotifyEnv, err)
