@@ -229,7 +229,7 @@ func TestConfigs(t *testing.T) {
 	m, b := uncomment(string(master)), uncomment(string(backup))
 	for name, c := range map[string]string{MasterConf: m, BackupConf: b} {
 		for key, want := range map[string]string{"state": "BACKUP", "nopreempt": "", "vrrp_version": "3", "interface": "eth0",
-			"virtual_router_id": "51", "notify": NotifyPath, "198.18.0.1/24": "dev", "enable_script_security": "", "vrrp_rt_priority": "50"} {
+			"virtual_router_id": "51", "notify": NotifyPath, "198.18.0.1/24": "dev", "enable_script_security": "", "vrrp_rt_priority": "50", "vrrp_higher_prio_send_advert": ""} {
 			if got := keyword(c, key); got != want {
 				t.Errorf("%s: %s %q; want %q", name, key, got, want)
 			}

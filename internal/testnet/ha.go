@@ -567,48 +567,121 @@ func (h *HALab) failOwner(limit time.Duration, fail func(*HADirector) ([]<-chan 
 	return f, nil
 }
 
-// firstAnswer opens a new connection to the VIP every 20 ms, each with one
-// second to be answered, and returns when the first is, or at deadline.
+// firstAnswer starts a new connection to the VIP every 10 ms, each with
+// one second to be answered, and returns when the first handshake
+// completes (the real server's SYN-ACK, through whichever director
+// forwarded the SYN), or at deadline; then it sends an HTTP request on
+// that connection for the real server's name. The probing runs on one OS
+// thread raised to real-time priority (SCHED_FIFO) in the client's
+// namespace, with non-blocking sockets and poll(2), so that a busy machine
+// delays neither the SYNs nor the moment their answer is seen.
 func (h *HALab) firstAnswer(deadline time.Time) (time.Time, string, error) {
-	type answer struct {
-		at   time.Time
-		name string
-	}
-	got := make(chan answer, 1)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	defer func() { close(done); wg.Wait() }()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	var lastErr atomic.Value
-	for {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			name, err := h.get(time.Second)
-			if err != nil {
-				lastErr.Store(err.Error())
-				return
-			}
-			select {
-			case got <- answer{time.Now(), name}:
-			default:
+	var at time.Time
+	connected := -1
+	var lastErr error
+	err := h.Client.Do(func() error {
+		// The thread goes back to the runtime's pool afterwards: it gets
+		// its own scheduling back first.
+		old, err := unix.SchedGetAttr(0, 0)
+		if err != nil {
+			return err
+		}
+		if err := unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 10}, 0); err != nil {
+			return fmt.Errorf("real-time priority for the prober: %w", err)
+		}
+		defer unix.SchedSetAttr(0, old, 0)
+		type probe struct {
+			fd    int
+			start time.Time
+		}
+		var probes []probe
+		defer func() {
+			for _, p := range probes {
+				if p.fd != connected {
+					unix.Close(p.fd)
+				}
 			}
 		}()
-		select {
-		case a := <-got:
-			return a.at, a.name, nil
-		case <-tick.C:
-		}
-		if time.Now().After(deadline) {
-			select {
-			case a := <-got:
-				return a.at, a.name, nil
-			case <-time.After(time.Second):
+		vip := &unix.SockaddrInet4{Port: int(h.Port), Addr: h.VIP.As4()}
+		next := time.Now()
+		for time.Now().Before(deadline) {
+			if now := time.Now(); !now.Before(next) {
+				next = now.Add(10 * time.Millisecond)
+				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+				if err != nil {
+					return err
+				}
+				port := firstClientPort + int(h.nextPort.Add(1)%clientPorts)
+				if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port}); err != nil {
+					unix.Close(fd)
+					lastErr = err
+					continue
+				}
+				if err := unix.Connect(fd, vip); err != nil && err != unix.EINPROGRESS {
+					unix.Close(fd)
+					lastErr = err
+					continue
+				}
+				probes = append(probes, probe{fd, now})
 			}
-			return time.Time{}, "", fmt.Errorf("no new connection to %s:%d was answered by %v (last error: %v)", h.VIP, h.Port, deadline.Format(time.StampMilli), lastErr.Load())
+			// Give up on probes older than a second (their SYN would be
+			// retransmitted only now) and wait for the others.
+			live := probes[:0]
+			for _, p := range probes {
+				if time.Since(p.start) > time.Second {
+					unix.Close(p.fd)
+					lastErr = errors.New("no SYN-ACK within 1s")
+					continue
+				}
+				live = append(live, p)
+			}
+			probes = live
+			pfds := make([]unix.PollFd, len(probes))
+			for i, p := range probes {
+				pfds[i] = unix.PollFd{Fd: int32(p.fd), Events: unix.POLLOUT}
+			}
+			wait := max(time.Until(next), 0)
+			if _, err := unix.Poll(pfds, int(wait.Milliseconds())+1); err != nil && err != unix.EINTR {
+				return err
+			}
+			now := time.Now()
+			for i, pfd := range pfds {
+				if pfd.Revents == 0 {
+					continue
+				}
+				soErr, err := unix.GetsockoptInt(probes[i].fd, unix.SOL_SOCKET, unix.SO_ERROR)
+				if err == nil && soErr == 0 && pfd.Revents&unix.POLLOUT != 0 {
+					at, connected = now, probes[i].fd
+					return nil
+				}
+				if soErr != 0 {
+					lastErr = syscall.Errno(soErr)
+				}
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, "", err
 	}
+	if connected < 0 {
+		return time.Time{}, "", fmt.Errorf("no new connection to %s:%d was answered by %v (last error: %v)", h.VIP, h.Port, deadline.Format(time.StampMilli), lastErr)
+	}
+	f := os.NewFile(uintptr(connected), "probe")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return time.Time{}, "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	req, _ := http.NewRequest(http.MethodGet, "http://"+h.VIP.String()+"/", nil)
+	req.Close = true
+	name, err := roundTrip(c, bufio.NewReader(c), req)
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("the first connection answered through the new owner, but its HTTP request failed: %w", err)
+	}
+	return at, name, nil
 }
 
 // dial opens a TCP connection to the VIP from the client, from a client
@@ -627,21 +700,6 @@ func (h *HALab) dial(timeout time.Duration) (net.Conn, error) {
 		return err
 	})
 	return c, err
-}
-
-// get sends one HTTP/1.0 GET on a new connection and returns the name of
-// the real server that answered.
-func (h *HALab) get(timeout time.Duration) (string, error) {
-	start := time.Now()
-	c, err := h.dial(timeout)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(start.Add(timeout))
-	req, _ := http.NewRequest(http.MethodGet, "http://"+h.VIP.String()+"/", nil)
-	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.0", 1, 0
-	return roundTrip(c, bufio.NewReader(c), req)
 }
 
 // roundTrip writes req on c and reads the answer, a real server's name.
