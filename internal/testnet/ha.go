@@ -351,7 +351,10 @@ func (d *HADirector) StartKeepalived() error {
 		"-f", d.KeepalivedConf, "-p", filepath.Join(d.Dir, "keepalived.pid"), "-r", filepath.Join(d.Dir, "vrrp.pid"))
 	log := &LogBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so that a kill reaches the VRRP child and the
+	// notify scripts too; and killed with the lab's process should that
+	// die before it can clean up (a test binary's time-out, say).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	exited, err := d.NS.Start(cmd)
 	if err != nil {
 		return fmt.Errorf("director %s: start keepalived: %w", d.Name, err)
