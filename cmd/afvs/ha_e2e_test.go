@@ -169,9 +169,6 @@ func failover(t *testing.T, h *testnet.HALab, cut bool) *haRun {
 	if cut && st.Steering["other_mac"] == 0 {
 		t.Errorf("B saw no frame for A's MAC: the switch should have flooded them to B once A's port went down (steering %v)", st.Steering)
 	}
-	if st.Steering["redirected"] > st.RX {
-		t.Errorf("B redirected %d frames but received %d", st.Steering["redirected"], st.RX)
-	}
 	if st.Steering["redirected"] == 0 || st.TX == 0 {
 		t.Errorf("director B forwarded nothing after the takeover: steering %v, tx %d", st.Steering, st.TX)
 	}
