@@ -592,7 +592,7 @@ func (h *HALab) firstAnswer(deadline time.Time) (time.Time, string, error) {
 		if err := unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 10}, 0); err != nil {
 			return fmt.Errorf("real-time priority for the prober: %w", err)
 		}
-		defer unix.SchedSetAttr(0, old, 0)
+		defer func() { _ = unix.SchedSetAttr(0, old, 0) }()
 		type probe struct {
 			fd    int
 			start time.Time
