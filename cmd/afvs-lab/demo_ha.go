@@ -122,9 +122,9 @@ func haSyncRate(a, b *testnet.HADirector, d time.Duration) (float64, error) {
 	el := time.Since(t0).Seconds()
 	msgs := sa1.Sync.SentMessages - sa0.Sync.SentMessages
 	rate := float64(msgs) / el
-	fmt.Printf("connection sync over %.1fs: A sent %d messages (%.1f/s) with %d entries; B received %d messages, installed %d entries and refreshed %d\n",
-		el, msgs, rate, sa1.Sync.SentEntries-sa0.Sync.SentEntries, sb1.Sync.RecvMessages-sb0.Sync.RecvMessages,
-		sb1.Sync.Installed-sb0.Sync.Installed, sb1.Sync.Updated-sb0.Sync.Updated)
+	fmt.Printf("connection sync over %.1fs: A sent %s (%.1f/s) with %s; B received %s, installed %s and refreshed %d\n",
+		el, plural(msgs, "message"), rate, plural(sa1.Sync.SentEntries-sa0.Sync.SentEntries, "entry"), plural(sb1.Sync.RecvMessages-sb0.Sync.RecvMessages, "message"),
+		plural(sb1.Sync.Installed-sb0.Sync.Installed, "entry"), sb1.Sync.Updated-sb0.Sync.Updated)
 	var drops []string
 	for r, v := range sb1.Sync.Drops {
 		if v > sb0.Sync.Drops[r] {
@@ -204,4 +204,15 @@ func haDemoRound(o haDemo, verbose bool) (haRound, error) {
 		printCounters(st)
 	}
 	return r, nil
+}
+
+// plural is "1 message", "2 messages", "1 entry", "3 entries".
+func plural(n uint64, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	if strings.HasSuffix(word, "y") {
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(word, "y"))
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
