@@ -278,6 +278,25 @@ func TestHAFailoverWithSync(t *testing.T) {
 	if st.Sync.Installed < haConns || st.Drops["no_connection"] != 0 {
 		t.Errorf("B installed %d synced entries and dropped %d packets as no_connection; want at least %d and none", st.Sync.Installed, st.Drops["no_connection"], haConns)
 	}
+	checkSyncRoles(t, b, 0, "master")
+}
+
+// checkSyncRoles checks that d runs exactly the sync daemon of role, and
+// that its notify script stopped the other one after mark (it found it in
+// afvsadm -L --daemon's listing).
+func checkSyncRoles(t *testing.T, d *testnet.HADirector, mark int, role string) {
+	t.Helper()
+	other := map[string]string{"master": "backup", "backup": "master"}[role]
+	if err := d.WaitNotify(mark, "afvsadm --stop-daemon "+other+": ok", 5*time.Second); err != nil {
+		t.Error(err)
+	}
+	st, err := d.Control().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Sync.Daemons) != 1 || st.Sync.Daemons[0].State != role || st.Sync.Daemons[0].Interface != "eth0" || st.Sync.Daemons[0].SyncID != 51 {
+		t.Errorf("director %s runs sync daemons %+v; want the %s one alone on eth0 with syncid 51", d.Name, st.Sync.Daemons, role)
+	}
 }
 
 // TestHAOldMasterRejoins: after a failover with sync on, the old master A
@@ -314,6 +333,7 @@ func TestHAOldMasterRejoins(t *testing.T) {
 	if s := testnet.Summarize(r.hold.Conns(), time.Time{}); s.Failed != 0 || s.Switched != 0 {
 		t.Errorf("A's return broke connections: %d failed, %d switched:\n%s", s.Failed, s.Switched, strings.Join(s.FirstErrors, "\n"))
 	}
+	mark = a.NotifyMark()
 	f, err := h.KillOwner(3 * time.Second)
 	if err != nil {
 		t.Fatalf("second failover: %v", err)
@@ -325,4 +345,5 @@ func TestHAOldMasterRejoins(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	r.settled = settled
 	r.survived(t, r.hold.Stop())
+	checkSyncRoles(t, a, mark, "master")
 }
