@@ -197,6 +197,47 @@ func TestNotifyRunsTakeTurns(t *testing.T) {
 	}
 }
 
+// TestCheckScript: afvs-check.sh passes while afvsadm reaches afvs and
+// fails when it does not, with the socket from the settings file.
+func TestCheckScript(t *testing.T) {
+	n := newNotify(t, "eth0", "", "")
+	script, err := Files.ReadFile(Check)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(n.dir, Check), script, 0o755))
+	// A stand-in afvsadm that reaches afvs only when the socket named in
+	// the settings file exists.
+	sock := filepath.Join(n.dir, "afvs.sock")
+	adm := "#!/bin/sh\necho \"$AFVS_SOCKET $*\" >>\"$CALLS\"\ntest -e \"$AFVS_SOCKET\"\n"
+	must(t, os.WriteFile(filepath.Join(n.dir, "afvsadm"), []byte(adm), 0o755))
+	env := n.read(filepath.Join(n.dir, NotifyEnv))
+	env = regexp.MustCompile(`(?m)^AFVS_SOCKET=.*$`).ReplaceAllString(env, "AFVS_SOCKET='"+sock+"'")
+	must(t, os.WriteFile(filepath.Join(n.dir, NotifyEnv), []byte(env), 0o644))
+	check := func() int {
+		cmd := exec.Command(filepath.Join(n.dir, Check))
+		cmd.Env = n.env
+		out, err := cmd.CombinedOutput()
+		if len(out) > 0 {
+			t.Errorf("%s printed %q", Check, out)
+		}
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	}
+	if code := check(); code == 0 {
+		t.Errorf("%s passed with afvs down", Check)
+	}
+	must(t, os.WriteFile(sock, nil, 0o600))
+	if code := check(); code != 0 {
+		t.Errorf("%s failed (exit %d) with afvs up", Check, code)
+	}
+	if calls := n.read(n.calls); strings.Count(calls, sock+" -L --daemon\n") != 2 {
+		t.Errorf("afvsadm calls %q; want two -L --daemon on %s", calls, sock)
+	}
+}
+
 // keyword returns the word after the first line of a config that starts
 // with key ("" for a bare keyword).
 func keyword(conf, key string) string {
@@ -229,7 +270,8 @@ func TestConfigs(t *testing.T) {
 	m, b := uncomment(string(master)), uncomment(string(backup))
 	for name, c := range map[string]string{MasterConf: m, BackupConf: b} {
 		for key, want := range map[string]string{"state": "BACKUP", "nopreempt": "", "vrrp_version": "3", "interface": "eth0",
-			"virtual_router_id": "51", "notify": NotifyPath, "198.18.0.1/24": "dev", "enable_script_security": "", "vrrp_rt_priority": "50", "vrrp_higher_prio_send_advert": ""} {
+			"virtual_router_id": "51", "notify": NotifyPath, "198.18.0.1/24": "dev", "enable_script_security": "", "vrrp_rt_priority": "50", "vrrp_higher_prio_send_advert": "",
+			"script": CheckPath, "afvs_alive": "", "fall": "1"} {
 			if got := keyword(c, key); got != want {
 				t.Errorf("%s: %s %q; want %q", name, key, got, want)
 			}
@@ -258,14 +300,15 @@ func TestConfigs(t *testing.T) {
 		t.Skipf("keepalived -t not run: %v", err)
 	}
 	for _, name := range []string{MasterConf, BackupConf} {
-		// The notify script must exist for keepalived's script checks.
+		// The scripts must exist for keepalived's script checks.
 		dir := t.TempDir()
-		script, _ := Files.ReadFile(Notify)
-		notify := filepath.Join(dir, Notify)
-		must(t, os.WriteFile(notify, script, 0o755))
+		for _, s := range []string{Notify, Check} {
+			script, _ := Files.ReadFile(s)
+			must(t, os.WriteFile(filepath.Join(dir, s), script, 0o755))
+		}
 		c, _ := Files.ReadFile(name)
 		conf := filepath.Join(dir, name)
-		must(t, os.WriteFile(conf, []byte(strings.ReplaceAll(string(c), NotifyPath, notify)), 0o644))
+		must(t, os.WriteFile(conf, []byte(strings.ReplaceAll(string(c), Dir, dir+"/")), 0o644))
 		if out, err := exec.Command(kd, "-t", "-f", conf).CombinedOutput(); err != nil {
 			t.Errorf("keepalived -t -f %s: %v\n%s", name, err, out)
 		}

@@ -44,7 +44,7 @@ type HAOptions struct {
 //	rs1..rs3 198.18.0.11-13   afvs realserver (VIP on lo), HTTP on port 80
 //
 // keepalived runs the shipped configs of deploy/keepalived, with only the
-// notify script's path changed, and moves 198.18.0.1 between the
+// scripts' directory changed, and moves 198.18.0.1 between the
 // directors; the notify script (also the shipped one) switches the sync
 // daemon's role. A is started first and becomes master; B joins as
 // backup.
@@ -271,10 +271,10 @@ func (h *HALab) Config(socket string) string {
 	return b.String()
 }
 
-// writeFiles writes afvs's config and the shipped keepalived files, the
-// config conf with the notify script's path changed to this director's
-// copy, and the script's settings pointed at this director's afvsadm,
-// socket and log.
+// writeFiles writes afvs's config and the shipped keepalived files: the
+// config conf with the scripts' directory changed to this director's, and
+// the scripts' settings pointed at this director's afvsadm, socket, log
+// and lock.
 func (d *HADirector) writeFiles(conf string) error {
 	h := d.lab
 	if err := os.WriteFile(d.ConfigPath, []byte(h.Config(d.Socket)), 0o600); err != nil {
@@ -284,19 +284,22 @@ func (d *HADirector) writeFiles(conf string) error {
 	if err != nil {
 		return err
 	}
-	notify := filepath.Join(d.Dir, keepalived.Notify)
-	if !strings.Contains(string(ka), keepalived.NotifyPath) {
-		return fmt.Errorf("%s does not call %s", conf, keepalived.NotifyPath)
+	for _, p := range []string{keepalived.NotifyPath, keepalived.CheckPath} {
+		if !strings.Contains(string(ka), p) {
+			return fmt.Errorf("%s does not call %s", conf, p)
+		}
 	}
-	if err := os.WriteFile(d.KeepalivedConf, []byte(strings.ReplaceAll(string(ka), keepalived.NotifyPath, notify)), 0o600); err != nil {
+	if err := os.WriteFile(d.KeepalivedConf, []byte(strings.ReplaceAll(string(ka), keepalived.Dir, d.Dir+"/")), 0o600); err != nil {
 		return err
 	}
-	script, err := keepalived.Files.ReadFile(keepalived.Notify)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(notify, script, 0o700); err != nil {
-		return err
+	for _, name := range []string{keepalived.Notify, keepalived.Check} {
+		script, err := keepalived.Files.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(d.Dir, name), script, 0o700); err != nil {
+			return err
+		}
 	}
 	env, err := keepalived.Files.ReadFile(keepalived.NotifyEnv)
 	if err != nil {
@@ -528,6 +531,19 @@ func (h *HALab) KillOwner(limit time.Duration) (Failover, error) {
 func (h *HALab) CutOwner(limit time.Duration) (Failover, error) {
 	return h.failOwner(limit, func(d *HADirector) ([]<-chan struct{}, error) {
 		return nil, h.Switch.IP("link", "set", d.SwitchPort, "down")
+	})
+}
+
+// CrashOwnerAFVS SIGKILLs only the owner's afvs. keepalived runs on and
+// must notice through the shipped vrrp_script (afvs-check.sh), go to
+// FAULT and give the address up. It measures as KillOwner does.
+func (h *HALab) CrashOwnerAFVS(limit time.Duration) (Failover, error) {
+	return h.failOwner(limit, func(d *HADirector) ([]<-chan struct{}, error) {
+		dm := d.Daemon()
+		if dm == nil {
+			return nil, fmt.Errorf("director %s runs no afvs", d.Name)
+		}
+		return []<-chan struct{}{dm.Exited()}, dm.Process().Kill()
 	})
 }
 
