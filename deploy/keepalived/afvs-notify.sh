@@ -14,9 +14,14 @@
 # SYNC_INTERFACE empty, sync is off and the script only logs the state.
 #
 # keepalived does not wait for one notification's script before it runs
-# the next (BACKUP at start-up and MASTER a few adverts later, say), so
-# each run holds LOCK_FILE (flock) while it looks and switches: runs take
-# their turns in the order they started, and the last state wins.
+# the next (BACKUP at start-up and MASTER a few adverts later, say), and
+# on a busy machine a later run can overtake an earlier one. So each run
+# holds LOCK_FILE (flock) while it looks and switches, and takes the role
+# from what is true when it holds the lock: master while this director
+# holds VRRP_ADDRESS on VRRP_INTERFACE (keepalived adds it before the
+# MASTER notification and removes it before the others), backup
+# otherwise. Whichever run comes last then leaves the right role. With
+# VRRP_ADDRESS empty the STATE argument decides.
 
 set -u
 
@@ -31,6 +36,8 @@ SYNC_ID=${SYNC_ID:-0}
 SYNC_OPTIONS=${SYNC_OPTIONS:-}
 LOG_FILE=${LOG_FILE:-}
 LOCK_FILE=${LOCK_FILE:-/run/afvs-notify.lock}
+VRRP_INTERFACE=${VRRP_INTERFACE:-}
+VRRP_ADDRESS=${VRRP_ADDRESS:-}
 if [ -n "${AFVS_SOCKET:-}" ]; then
 	export AFVS_SOCKET
 fi
@@ -72,6 +79,19 @@ esac
 if ! { exec 9>>"$LOCK_FILE"; } 2>/dev/null || ! flock -w 30 9; then
 	log "$1 $2 is $state: could not lock $LOCK_FILE: nothing changed"
 	exit 1
+fi
+if [ -n "$VRRP_ADDRESS" ]; then
+	if held=$(ip -o addr show dev "$VRRP_INTERFACE" to "$VRRP_ADDRESS/32" 2>&1); then
+		now=backup
+		[ -n "$held" ] && now=master
+		if [ "$now" != "$role" ]; then
+			log "$1 $2 was $state, but $VRRP_ADDRESS is$([ $now = backup ] && echo " not") on $VRRP_INTERFACE now: a later notification overtook this one"
+			role=$now
+			other=$([ "$now" = master ] && echo backup || echo master)
+		fi
+	else
+		log "ip addr show dev $VRRP_INTERFACE failed: $held: going by the state"
+	fi
 fi
 log "$1 $2 is $state (priority ${4:-unknown}): sync role $role"
 

@@ -52,8 +52,10 @@ func newNotify(t *testing.T, syncIf, running, failStart string) *notifySetup {
 	adm := filepath.Join(dir, "afvsadm")
 	must(t, os.WriteFile(adm, []byte(fakeAdm), 0o755))
 	must(t, os.WriteFile(n.running, []byte(running), 0o644))
+	// VRRP_ADDRESS empty: the STATE argument decides (TestNotifyFollowsTheAddress
+	// sets it).
 	set := map[string]string{"AFVSADM": adm, "SYNC_INTERFACE": syncIf, "LOG_FILE": n.log, "SYNC_OPTIONS": "--sync-maxlen 1472",
-		"LOCK_FILE": filepath.Join(dir, "lock")}
+		"LOCK_FILE": filepath.Join(dir, "lock"), "VRRP_ADDRESS": ""}
 	lines := strings.Split(string(env), "\n")
 	for i, l := range lines {
 		if name, _, ok := strings.Cut(l, "="); ok {
@@ -235,6 +237,69 @@ func TestCheckScript(t *testing.T) {
 	}
 	if calls := n.read(n.calls); strings.Count(calls, sock+" -L --daemon\n") != 2 {
 		t.Errorf("afvsadm calls %q; want two -L --daemon on %s", calls, sock)
+	}
+}
+
+// fakeIP is an ip(8) stand-in: "ip -o addr show dev IF to ADDR/32" prints
+// $HELD's content (a line when the address is held), or fails when $HELD
+// is missing.
+const fakeIP = `#!/bin/sh
+echo "$*" >>"$IP_CALLS"
+cat "$HELD"
+`
+
+// TestNotifyFollowsTheAddress: with the shipped VRRP_ADDRESS, a run takes
+// the role from whether the director holds the address when it runs, so
+// a notification that a later one overtook does not undo it.
+func TestNotifyFollowsTheAddress(t *testing.T) {
+	for _, tc := range []struct {
+		name, state, held string
+		heldMissing       bool
+		running           string
+		calls, logs       []string
+	}{
+		{"master, overtaken by backup", "MASTER", "", false, "",
+			[]string{"-L --daemon", "--start-daemon backup --mcast-interface eth0 --syncid 51 --sync-maxlen 1472"},
+			[]string{"AFVS was MASTER, but 198.18.0.1 is not on eth0 now: a later notification overtook this one", "AFVS is MASTER (priority 150): sync role backup"}},
+		{"backup, overtaken by master", "BACKUP", "2: eth0    inet 198.18.0.1/24 scope global secondary eth0\n", false, "backup sync daemon (mcast=eth0, syncid=51)\n",
+			[]string{"-L --daemon", "--stop-daemon backup", "--start-daemon master --mcast-interface eth0 --syncid 51 --sync-maxlen 1472"},
+			[]string{"AFVS was BACKUP, but 198.18.0.1 is on eth0 now", "sync role master"}},
+		{"master, holds it", "MASTER", "2: eth0    inet 198.18.0.1/24 scope global secondary eth0\n", false, "",
+			[]string{"-L --daemon", "--start-daemon master --mcast-interface eth0 --syncid 51 --sync-maxlen 1472"},
+			[]string{"AFVS is MASTER (priority 150): sync role master"}},
+		{"ip fails", "MASTER", "", true, "",
+			[]string{"-L --daemon", "--start-daemon master --mcast-interface eth0 --syncid 51 --sync-maxlen 1472"},
+			[]string{"ip addr show dev eth0 failed", "going by the state", "sync role master"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNotify(t, "eth0", tc.running, "")
+			env := n.read(filepath.Join(n.dir, NotifyEnv))
+			env = regexp.MustCompile(`(?m)^VRRP_ADDRESS=.*$`).ReplaceAllString(env, "VRRP_ADDRESS=198.18.0.1")
+			must(t, os.WriteFile(filepath.Join(n.dir, NotifyEnv), []byte(env), 0o644))
+			bin := filepath.Join(n.dir, "bin")
+			must(t, os.Mkdir(bin, 0o755))
+			must(t, os.WriteFile(filepath.Join(bin, "ip"), []byte(fakeIP), 0o755))
+			held, ipCalls := filepath.Join(n.dir, "held"), filepath.Join(n.dir, "ip-calls")
+			if !tc.heldMissing {
+				must(t, os.WriteFile(held, []byte(tc.held), 0o644))
+			}
+			n.env = append(n.env, "PATH="+bin+":"+os.Getenv("PATH"), "HELD="+held, "IP_CALLS="+ipCalls)
+			out, err := n.command("INSTANCE", "AFVS", tc.state, "150").CombinedOutput()
+			if err != nil || len(out) > 0 {
+				t.Fatalf("%v, output %q; log:\n%s", err, out, n.read(n.log))
+			}
+			if got := strings.Split(strings.TrimSpace(n.read(n.calls)), "\n"); strings.Join(got, "|") != strings.Join(tc.calls, "|") {
+				t.Errorf("afvsadm calls %q; want %q\nlog:\n%s", got, tc.calls, n.read(n.log))
+			}
+			for _, want := range tc.logs {
+				if !strings.Contains(n.read(n.log), want) {
+					t.Errorf("log lacks %q:\n%s", want, n.read(n.log))
+				}
+			}
+			if got := n.read(ipCalls); got != "-o addr show dev eth0 to 198.18.0.1/32\n" {
+				t.Errorf("ip called as %q", got)
+			}
+		})
 	}
 }
 

@@ -158,14 +158,31 @@ func NewHALab(o HAOptions) (h *HALab, err error) {
 		return lab, err
 	}
 	if o.Sync {
-		if err := a.WaitSyncRole(0, "master"); err != nil {
+		if err := a.WaitSyncDaemons("master"); err != nil {
 			return lab, err
 		}
-		if err := b.WaitSyncRole(0, "backup"); err != nil {
+		if err := b.WaitSyncDaemons("backup"); err != nil {
 			return lab, err
 		}
 	}
 	return lab, nil
+}
+
+// WaitSyncDaemons waits until the director's afvs runs exactly the sync
+// daemon of role (the notify scripts may still be switching).
+func (d *HADirector) WaitSyncDaemons(role string) error {
+	var got []api.SyncDaemon
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		st, err := d.Control().Status()
+		if err != nil {
+			return err
+		}
+		got = st.Sync.Daemons
+		if len(got) == 1 && got[0].State == role {
+			return nil
+		}
+	}
+	return fmt.Errorf("director %s runs sync daemons %+v after 10s; want the %s one alone; notify log:\n%s", d.Name, got, role, d.Notifications())
 }
 
 // WaitSyncRole waits until the notify script has started the sync daemon
