@@ -175,7 +175,7 @@ func BenchmarkLocalPass(b *testing.B) {
 	frame := buildFrame(b, frameSpec{dstPort: 80})
 	flow := LocalFlow{Src: clientAddr, Dst: vip, SrcPort: 40000, DstPort: 80, Proto: ipProtoTCP}
 	for _, fill := range []int{1, 60000} {
-		s, err := LoadSteering(4, 1)
+		s, err := LoadSteering(16, 1)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -259,7 +259,7 @@ func BenchmarkAllowLocal(b *testing.B) {
 // flow map: every flow's use read, and reset where it was used.
 func BenchmarkTakeLocalUse(b *testing.B) {
 	testsupport.RequirePrivileged(b)
-	s, err := LoadSteering(4, 1)
+	s, err := LoadSteering(16, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
