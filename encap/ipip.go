@@ -6,8 +6,10 @@ import "github.com/afvs/afvs/internal/header"
 const (
 	// Overhead is what IPIP adds to a packet: one IPv4 header without options.
 	Overhead = header.IPv4MinLen
-	// OuterTTL is the outer header's TTL; IPVS uses the route's default, 64
-	// on Linux (ip_default_ttl).
+	// OuterTTL is the TTL of the IPv4 headers the director writes for
+	// itself (the ICMP fragmentation-needed reply): Linux's ip_default_ttl.
+	// A VS/TUN outer header takes the inner packet's TTL instead, as
+	// ip_vs_tunnel_xmit does.
 	OuterTTL = 64
 )
 
@@ -74,7 +76,7 @@ func IPIP(buf []byte, off, n int, p *header.Packet, outerSrc, outerDst [4]byte, 
 		ff = header.IPv4FlagDF
 	}
 	h.SetFlagsFragment(ff)
-	h.SetTTL(OuterTTL)
+	h.SetTTL(header.IPv4(buf[ipAt : ipAt+inner]).TTL())
 	h.SetProtocol(header.ProtocolIPIP)
 	h.SetSrc(outerSrc)
 	h.SetDst(outerDst)

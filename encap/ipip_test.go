@@ -59,7 +59,7 @@ func checkIPIP(t *testing.T, out, orig []byte, s spec) {
 		wantFlags, wantID = layers.IPv4DontFragment, 0
 	}
 	if outer.Version != 4 || outer.IHL != 5 || outer.TOS != s.tos || int(outer.Length) != len(inner)+20 ||
-		outer.Id != wantID || outer.Flags != wantFlags || outer.FragOffset != 0 || outer.TTL != 64 ||
+		outer.Id != wantID || outer.Flags != wantFlags || outer.FragOffset != 0 || outer.TTL != in.TTL ||
 		outer.Protocol != layers.IPProtocolIPv4 || !outer.SrcIP.Equal(directorIP[:]) || !outer.DstIP.Equal(rsIP[:]) {
 		t.Errorf("outer header: %+v", outer)
 	}

@@ -63,10 +63,11 @@ func withEth(src, dst net.HardwareAddr, ls []gopacket.SerializableLayer) []gopac
 }
 
 // tunnelled is the expected VS/TUN output, built independently of encap:
-// an outer IPv4 header (director -> real server, proto 4, TTL 64, the inner
-// TOS and DF, ID 0 with DF) around the client's unchanged packet.
+// an outer IPv4 header (director -> real server, proto 4, the inner TTL,
+// TOS and DF, as ip_vs_tunnel_xmit copies them, ID 0 with DF) around the
+// client's unchanged packet.
 func tunnelled(t *testing.T, inner []byte) []byte {
-	outer := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, TOS: 0x28, Flags: layers.IPv4DontFragment, Protocol: layers.IPProtocolIPv4, SrcIP: dirAddr, DstIP: rsAddr}
+	outer := &layers.IPv4{Version: 4, IHL: 5, TTL: inner[8], TOS: 0x28, Flags: layers.IPv4DontFragment, Protocol: layers.IPProtocolIPv4, SrcIP: dirAddr, DstIP: rsAddr}
 	return serialize(t, &layers.Ethernet{SrcMAC: dirMAC, DstMAC: rsMAC, EthernetType: layers.EthernetTypeIPv4}, outer, gopacket.Payload(inner))
 }
 
