@@ -141,37 +141,9 @@ func decapProgram(vips, stats *ebpf.Map) (asm.Instructions, error) {
 		asm.Add.Imm(asm.R2, slotKey),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "not_vip"),
-		// Save the Ethernet header, drop the outer IPv4 header.
-		asm.LoadMem(asm.R1, asm.R7, 0, asm.Word),
-		asm.StoreMem(asm.RFP, slotEth, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.R7, 4, asm.Word),
-		asm.StoreMem(asm.RFP, slotEth+4, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.R7, 8, asm.Word),
-		asm.StoreMem(asm.RFP, slotEth+8, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.R7, 12, asm.Half),
-		asm.StoreMem(asm.RFP, slotEth+12, asm.R1, asm.Half),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.LoadMem(asm.R2, asm.RFP, slotScratch, asm.DWord),
-		asm.FnXdpAdjustHead.Call(),
-		asm.JNE.Imm(asm.R0, 0, "adjust_failed"),
-		// The helper invalidated all packet pointers: reload, re-check,
-		// and write the saved Ethernet header in front of the inner packet.
-		asm.LoadMem(asm.R7, asm.R6, xdpMdData, asm.Word),
-		asm.LoadMem(asm.R8, asm.R6, xdpMdDataEnd, asm.Word),
-		asm.Mov.Reg(asm.R2, asm.R7),
-		asm.Add.Imm(asm.R2, ethLen),
-		asm.JGT.Reg(asm.R2, asm.R8, "adjust_failed"),
-		asm.LoadMem(asm.R1, asm.RFP, slotEth, asm.Word),
-		asm.StoreMem(asm.R7, 0, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.RFP, slotEth+4, asm.Word),
-		asm.StoreMem(asm.R7, 4, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.RFP, slotEth+8, asm.Word),
-		asm.StoreMem(asm.R7, 8, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.RFP, slotEth+12, asm.Half),
-		asm.StoreMem(asm.R7, 12, asm.R1, asm.Half),
 	)
-	b.count(decapDecapsulated)
-	b.ret(xdpPass)
+	// Drop the outer IPv4 header; the inner packet is IPv4 too.
+	emitStrip(b, 0x0800, decapDecapsulated)
 
 	b.passWith("not_ipip", decapPassNotIPIP)
 	b.passWith("not_vip", decapPassNotVIP)
