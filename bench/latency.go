@@ -69,9 +69,13 @@ const latencyTimeout = 200 * time.Millisecond
 var ServerAddr = SinkAddr
 
 // LatencyPolls are the poll modes the latency scenario runs afvs in, in
-// order (it reloads afvs between them).
+// order (it reloads afvs between them). Adaptive runs twice: with the
+// default spin, shorter than LatencyGap, so the worker sleeps before each
+// request; and with a spin longer than the gap, so it polls through the
+// whole run and still sleeps once the requests stop.
 var LatencyPolls = []director.PollConfig{
 	{Mode: director.PollAdaptive, Spin: director.DefaultSpin},
+	{Mode: director.PollAdaptive, Spin: 2 * LatencyGap},
 	{Mode: director.PollBusy},
 	{Mode: director.PollSleep},
 }

@@ -62,8 +62,10 @@ func (r *Report) WritePlot(w io.Writer) error {
 		ps := []sim.BarSeries{{Name: "p50"}, {Name: "p90"}, {Name: "p99"}}
 		for _, p := range lat {
 			label := p.Path
-			if f := strings.Fields(p.Poll); len(f) > 0 {
-				label += " " + f[0] // the mode, without its spin
+			if p.Poll != "" {
+				// "adaptive spin=50µs" as "adaptive 50µs": the
+				// scenario runs adaptive with more than one spin.
+				label += " " + strings.Replace(p.Poll, "spin=", "", 1)
 			}
 			c.Labels = append(c.Labels, label)
 			ps[0].Values = append(ps[0].Values, p.P50)
