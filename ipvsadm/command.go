@@ -256,7 +256,7 @@ func hostPort(a netip.Addr, port uint16) string {
 	var b strings.Builder
 	if a.Is6() {
 		b.WriteByte('[')
-		b.WriteString(a.String())
+		b.WriteString(ntop6(a))
 		b.WriteByte(']')
 	} else {
 		b.WriteString(a.String())
@@ -264,6 +264,25 @@ func hostPort(a netip.Addr, port uint16) string {
 	b.WriteByte(':')
 	b.WriteString(strconv.FormatUint(uint64(port), 10))
 	return b.String()
+}
+
+// ntop6 writes an IPv6 address as glibc's inet_ntop does, which ipvsadm
+// prints with. It is RFC 5952's text, as netip's, but for one case: when
+// the first six 16-bit words are 0 and the seventh is not (an
+// IPv4-compatible address, ::/96), inet_ntop6 writes the last 32 bits as
+// a dotted quad, "::192.0.2.1" where netip writes "::c000:201".
+// (::ffff:0:0/96, IPv4-mapped, is dotted by both.)
+func ntop6(a netip.Addr) string {
+	b := a.As16()
+	for _, x := range b[:12] {
+		if x != 0 {
+			return a.String()
+		}
+	}
+	if b[12] == 0 && b[13] == 0 {
+		return a.String()
+	}
+	return "::" + netip.AddrFrom4([4]byte(b[12:])).String()
 }
 
 // ListOptions are the options of -L that change what is printed.

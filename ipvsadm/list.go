@@ -174,11 +174,14 @@ func serviceName(v *Virtual) string {
 	return s
 }
 
-// destName is the first column of a real-server line, cut to 28 bytes for
-// IPv4 as ipvsadm does.
-func destName(d *Dest) string {
+// destName is the first column of a real-server line. ipvsadm names the
+// dest in its own family (e->af) but cuts the name to 28 bytes by the
+// service's (se->af != AF_INET6): the IPv6 real server of an IPv4 service
+// (a 4in6 tunnel) loses whatever is past 28 bytes, while the IPv6 real
+// servers of an IPv6 service are whole and push the later columns right.
+func destName(svc *Service, d *Dest) string {
 	s := hostPort(d.Addr, d.Port)
-	if !d.Addr.Is6() && len(s) > 28 {
+	if !svc.Is6() && len(s) > 28 {
 		s = s[:28]
 	}
 	return s
@@ -216,7 +219,7 @@ func appendService(b []byte, svc *Service, o ListOptions) []byte {
 	b = append(b, '\n')
 
 	for _, d := range sortedDests(svc, !o.NoSort) {
-		name := destName(d)
+		name := destName(svc, d)
 		switch {
 		case o.Stats:
 			b = fmt.Appendf(b, "  -> %-28s", name)

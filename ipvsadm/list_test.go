@@ -78,6 +78,10 @@ func fixture() *Snapshot {
 				State: "FIN_WAIT", Expires: 5 * time.Second},
 			{Proto: UDP, Client: ap("198.18.9.2:5353"), Virtual: ap("198.18.0.53:53"), Dest: ap("198.18.2.1:53"),
 				State: "UDP", Expires: 100 * time.Minute, PEName: "sip", PEData: "call-42"},
+			{Proto: TCP, Client: ap("198.18.9.3:40001"), Virtual: ap("198.19.0.1:80"), Dest: ap("[2001:2::1111:2222:3333:4444]:80"),
+				State: "SYN_RECV", Expires: 60 * time.Second},
+			{Proto: TCP, Client: ap("[2001:2:0:ffff:ffff:ffff:ffff:ffff]:65535"), Virtual: ap("[2001:2::10]:443"), Dest: ap("198.18.4.1:443"),
+				State: "ESTABLISHED", Expires: 59*time.Second + 999*time.Millisecond},
 		},
 	}
 }
@@ -239,6 +243,28 @@ func TestNames(t *testing.T) {
 	v6 := Virtual{Proto: TCP, Addr: netip.MustParseAddr("2001:2:ffff:ffff:ffff:ffff:ffff:ffff"), Port: 65535}
 	if got, want := serviceName(&v6), "TCP  [2001:2:ffff:ffff:ffff:ffff:ffff:ffff]:65535"; got != want {
 		t.Errorf("IPv6 serviceName = %q, want %q (never cut)", got, want)
+	}
+	// The IPv6 real server of an IPv4 service (a 4in6 tunnel) is cut at
+	// 28 bytes as ipvsadm cuts by the service's family; in an IPv6
+	// service it is whole.
+	long := Dest{Addr: netip.MustParseAddr("2001:2::1111:2222:3333:4444"), Port: 8080}
+	if got, want := destName(&Service{Virtual: v}, &long), "[2001:2::1111:2222:3333:4444"; got != want {
+		t.Errorf("IPv6 dest of an IPv4 service: destName = %q, want %q (cut at 28)", got, want)
+	}
+	if got, want := destName(&Service{Virtual: v6}, &long), "[2001:2::1111:2222:3333:4444]:8080"; got != want {
+		t.Errorf("IPv6 dest of an IPv6 service: destName = %q, want %q (never cut)", got, want)
+	}
+	// glibc's inet_ntop dots an IPv4-compatible address (::/96 with a
+	// non-zero seventh word) and an IPv4-mapped one; otherwise it is
+	// RFC 5952's text.
+	for in, want := range map[string]string{
+		"::192.0.2.1": "[::192.0.2.1]:80", "::1.0.0.0": "[::1.0.0.0]:80", "::ffff:192.0.2.1": "[::ffff:192.0.2.1]:80",
+		"::1": "[::1]:80", "::2:0": "[::0.2.0.0]:80", "::1:0:0": "[::1:0:0]:80", "2001:2::c000:201": "[2001:2::c000:201]:80",
+		"2001:2:0:1::1": "[2001:2:0:1::1]:80", "2001:2::1:0:0:1": "[2001:2::1:0:0:1]:80",
+	} {
+		if got := hostPort(netip.MustParseAddr(in), 80); got != want {
+			t.Errorf("hostPort(%s) = %q, want %q (inet_ntop's text)", in, got, want)
+		}
 	}
 	for bits, want := range map[int]string{0: "0.0.0.0", 1: "128.0.0.0", 24: "255.255.255.0", 32: "255.255.255.255", 40: "255.255.255.255"} {
 		if got := maskString(bits, false); got != want {

@@ -212,6 +212,11 @@ conn() { printf "%-3s %-6s %-11s %-18s %-18s %s\n" "$@"; }
 	conn TCP "$(printf "%02d:%02d" 14 59)" ESTABLISHED 198.18.9.1:40000 198.19.0.1:80 198.18.1.2:80
 	conn TCP "$(printf "%02d:%02d" 0 5)" FIN_WAIT "[2001:2::99]:50000" "[2001:2::10]:443" "[2001:2::1:1]:443"
 	conn UDP "$(printf "%02d:%02d" 100 0)" UDP 198.18.9.2:5353 198.18.0.53:53 198.18.2.1:53
+	# Mixed families (a 4in6 and a 6in4 tunnel): the kernel prints the
+	# destination in its own family (cp->daf) and ipvsadm names each
+	# address in its own.
+	conn TCP "$(printf "%02d:%02d" 1 0)" SYN_RECV 198.18.9.3:40001 198.19.0.1:80 "[2001:2::1111:2222:3333:4444]:80"
+	conn TCP "$(printf "%02d:%02d" 0 59)" ESTABLISHED "[2001:2:0:ffff:ffff:ffff:ffff:ffff]:65535" "[2001:2::10]:443" 198.18.4.1:443
 } > conns.golden
 
 # -L -c --persistent-conn adds the engine columns where a connection has one.
@@ -221,6 +226,8 @@ conn() { printf "%-3s %-6s %-11s %-18s %-18s %s\n" "$@"; }
 	conn TCP "$(printf "%02d:%02d" 14 59)" ESTABLISHED 198.18.9.1:40000 198.19.0.1:80 198.18.1.2:80
 	conn TCP "$(printf "%02d:%02d" 0 5)" FIN_WAIT "[2001:2::99]:50000" "[2001:2::10]:443" "[2001:2::1:1]:443"
 	printf "%-3s %-6s %-11s %-18s %-18s %-16s %-18s %s\n" UDP "$(printf "%02d:%02d" 100 0)" UDP 198.18.9.2:5353 198.18.0.53:53 198.18.2.1:53 sip call-42
+	conn TCP "$(printf "%02d:%02d" 1 0)" SYN_RECV 198.18.9.3:40001 198.19.0.1:80 "[2001:2::1111:2222:3333:4444]:80"
+	conn TCP "$(printf "%02d:%02d" 0 59)" ESTABLISHED "[2001:2:0:ffff:ffff:ffff:ffff:ffff]:65535" "[2001:2::10]:443" 198.18.4.1:443
 } > conns_pc.golden
 
 printf "Timeout (tcp tcpfin udp): %d %d %d\n" 900 120 300 > timeout.golden
