@@ -2,8 +2,10 @@ package control
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -112,7 +114,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSvcBytes, svc.Stats.InBytes, name, "in")
 		counter(descSvcBytes, svc.Stats.OutBytes, name, "out")
 		for _, r := range svc.Reals {
-			rn := fmt.Sprintf("%s:%d", r.Address, r.Port)
+			rn := realLabel(r)
 			counter(descRealConns, r.Stats.Conns, name, rn)
 			counter(descRealPkts, r.Stats.InPkts, name, rn, "in")
 			counter(descRealPkts, r.Stats.OutPkts, name, rn, "out")
@@ -196,11 +198,25 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descBuild, 1, api.Version, runtime.Version())
 }
 
+// svcLabel names a service in the metrics' service label:
+// "tcp:198.19.0.1:80", "tcp:[2001:2::1]:80" (an IPv6 address in brackets,
+// as ipvsadm prints it, so the port stays apart), "fwm:7", or "fwm:7:ipv6"
+// for the IPv6 firewall-mark service, which IPVS keys apart from the IPv4
+// one with the same mark.
 func svcLabel(s api.Service) string {
 	if s.FWMark != 0 {
+		if s.IPv6 {
+			return fmt.Sprintf("fwm:%d:ipv6", s.FWMark)
+		}
 		return fmt.Sprintf("fwm:%d", s.FWMark)
 	}
-	return fmt.Sprintf("%s:%s:%d", s.Proto, s.Address, s.Port)
+	return s.Proto + ":" + net.JoinHostPort(s.Address, strconv.Itoa(int(s.Port)))
+}
+
+// realLabel names a real server in the metrics' real label:
+// "198.18.0.11:80" or "[2001:2::11]:80".
+func realLabel(r api.Real) string {
+	return net.JoinHostPort(r.Address, strconv.Itoa(int(r.Port)))
 }
 
 // MetricsHandler serves /metrics for the server's director.
