@@ -468,7 +468,8 @@ type HealthConfig struct {
 	// over TLS without certificate verification, keepalived's SSL_GET) or
 	// exec (Command
 	// must exit 0, keepalived's MISC_CHECK; "{addr}" and "{port}" in its
-	// arguments become the real server's).
+	// arguments become the real server's, "{hostport}" both as a dial
+	// string, an IPv6 address in brackets).
 	Type    string   `mapstructure:"type"`
 	Path    string   `mapstructure:"path"`
 	Status  int      `mapstructure:"status"`

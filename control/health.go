@@ -176,8 +176,10 @@ func httpCheck(scheme, path string, status int) func(ctx context.Context, addr n
 // ExecCheck returns a check that runs argv, as keepalived's MISC_CHECK
 // runs its misc_path: the real server is up when the program exits 0
 // before the check's timeout. In the arguments "{addr}" and "{port}"
-// become the real server's address and port; the environment also
-// carries them as AFVS_REAL_ADDR and AFVS_REAL_PORT. The program runs in a
+// become the real server's address (bare, "2001:2::11" for IPv6) and
+// port, and "{hostport}" both as a dial string or URL authority takes
+// them ("198.18.0.11:80", "[2001:2::11]:80"); the environment also
+// carries the address and port as AFVS_REAL_ADDR and AFVS_REAL_PORT. The program runs in a
 // process group of its own, and at the timeout the whole group is killed,
 // so a script's children cannot outlive the check.
 func ExecCheck(argv []string) func(ctx context.Context, addr netip.AddrPort) error {
@@ -187,6 +189,7 @@ func ExecCheck(argv []string) func(ctx context.Context, addr netip.AddrPort) err
 		}
 		args := make([]string, len(argv))
 		for i, a := range argv {
+			a = strings.ReplaceAll(a, "{hostport}", addr.String())
 			a = strings.ReplaceAll(a, "{addr}", addr.Addr().String())
 			args[i] = strings.ReplaceAll(a, "{port}", strconv.Itoa(int(addr.Port())))
 		}
