@@ -400,6 +400,22 @@ func (c *Config) SorryServers() (map[vs.Key]vs.Real, error) {
 		if s.FindReal(r.Addr, r.Port) >= 0 {
 			return nil, fmt.Errorf("%s.sorry: %s is one of the service's real servers", p, r.AddrPort())
 		}
+		// It joins the service as one more real server, so the rules for
+		// real servers hold: only nat rewrites the port, and only a tunnel
+		// reaches a server of the other family.
+		if s.FWMark == 0 && r.Fwd != vs.Masq && r.Port != s.Port {
+			return nil, fmt.Errorf("%s.sorry.port: %d: only a nat real server's port may differ from the service's (%d); dr and tun deliver the packet unchanged", p, r.Port, s.Port)
+		}
+		// The dataplane gets it only when the checks find every real
+		// server down, so what it cannot forward is refused here, not then.
+		trial := s
+		trial.Reals = append(slices.Clone(s.Reals), r)
+		if err := trial.Validate(); err != nil {
+			return nil, fmt.Errorf("%s.sorry: %w", p, err)
+		}
+		if err := dataplane.CheckForwardable(&vs.Table{Services: []vs.Service{trial}}); err != nil {
+			return nil, fmt.Errorf("%s.sorry: %w", p, err)
+		}
 		m[s.Key] = r
 	}
 	return m, nil

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -80,6 +81,68 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 			c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "tcp"}
 			c.Services[0].Sorry = &RealConfig{Address: "198.18.0.11"}
 		}, []string{"services[0].sorry", "198.18.0.11:80", "one of the service's real servers"}},
+		// A sorry server joins its service as a real server: the family
+		// and port rules of real servers hold for it.
+		{"sorry of the other family", func(c *Config) {
+			c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "tcp"}
+			c.Services[0].Sorry = &RealConfig{Address: "2001:2::99"}
+		}, []string{"services[0].sorry", "[2001:2::99]:80", "family differs", "only for tunnel (-i)"}},
+		{"sorry of the other family in an IPv6 service", func(c *Config) {
+			c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "tcp"}
+			c.Services[0].Address, c.Services[0].Reals = "2001:2::1", []RealConfig{{Address: "2001:2::11"}}
+			c.Services[0].Sorry = &RealConfig{Address: "198.18.0.99", Forward: "nat"}
+		}, []string{"services[0].sorry", "198.18.0.99:80", "family differs", "only for tunnel (-i)"}},
+		{"sorry port with dr", func(c *Config) {
+			c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "tcp"}
+			c.Services[0].Sorry = &RealConfig{Address: "198.18.0.99", Port: 8080}
+		}, []string{"services[0].sorry.port", "8080", "only a nat real server's port"}},
+		// IPv6 services: every bad value is named with its rule.
+		{"IPv4 dr real in an IPv6 service", func(c *Config) { c.Services[0].Address = "2001:2::1" },
+			[]string{"services[0]", "service TCP [2001:2::1]:80", "real server 198.18.0.11:80", "family differs", "only for tunnel (-i)"}},
+		{"IPv4 nat real in an IPv6 service", func(c *Config) {
+			c.Table.NAT = true
+			c.Services[0].Address = "2001:2::1"
+			c.Services[0].Reals = []RealConfig{{Address: "198.18.0.11", Port: 8080, Forward: "nat"}}
+		}, []string{"services[0]", "real server 198.18.0.11:8080", "family differs", "only for tunnel (-i)"}},
+		{"IPv6 prefix length 129", func(c *Config) {
+			c.Services[0].Address, c.Services[0].Reals, c.Services[0].Persistent, c.Services[0].Netmask = "2001:2::1", nil, 60, "129"
+		}, []string{"services[0].netmask", `"129"`, "prefix length 1..128"}},
+		{"IPv6 prefix length 0", func(c *Config) {
+			c.Services[0].Address, c.Services[0].Reals, c.Services[0].Persistent, c.Services[0].Netmask = "2001:2::1", nil, 60, "0"
+		}, []string{"services[0].netmask", `"0"`, "prefix length 1..128"}},
+		{"IPv6 mask written as an address", func(c *Config) {
+			c.Services[0].Address, c.Services[0].Reals, c.Services[0].Persistent, c.Services[0].Netmask = "2001:2::1", nil, 60, "ffff:ffff:ffff:ffff::"
+		}, []string{"services[0].netmask", "ffff:ffff:ffff:ffff::", "prefix length 1..128, such as 64"}},
+		{"IPv6 fwmark service with an IPv4 mask", func(c *Config) {
+			c.Marks = []MarkConfig{{Mark: 1, Matches: []MatchConfig{{Proto: "tcp", Address: "2001:2::1", Ports: "80"}}}}
+			c.Services = []ServiceConfig{{FWMark: 1, IPv6: true, Scheduler: "rr", Persistent: 60, Netmask: "255.255.255.0"}}
+		}, []string{"services[0].netmask", "255.255.255.0", "prefix length"}},
+		{"IPv4 fwmark service with a prefix length", func(c *Config) {
+			c.Marks = []MarkConfig{{Mark: 1, Matches: []MatchConfig{{Proto: "tcp", Address: "198.19.0.1", Ports: "80"}}}}
+			c.Services = []ServiceConfig{{FWMark: 1, Scheduler: "rr", Persistent: 60, Netmask: "64"}}
+		}, []string{"services[0].netmask", `"64"`, "IPv4 netmask"}},
+		{"IPv6 real with a zone", func(c *Config) {
+			c.Services[0].Address, c.Services[0].Reals = "2001:2::1", []RealConfig{{Address: "fe80::11%eth0"}}
+		}, []string{"services[0].reals[0].address", "fe80::11%eth0", "no zone"}},
+		{"IPv4-mapped IPv6 real", func(c *Config) {
+			c.Services[0].Address, c.Services[0].Reals = "2001:2::1", []RealConfig{{Address: "::ffff:198.18.0.11"}}
+		}, []string{"services[0].reals[0].address", "::ffff:198.18.0.11", "IPv4-mapped"}},
+		{"IPv6 real port with dr", func(c *Config) {
+			c.Services[0].Address, c.Services[0].Reals = "2001:2::1", []RealConfig{{Address: "2001:2::11", Port: 8080}}
+		}, []string{"services[0].reals[0].port", "8080", "only a nat real server's port"}},
+		{"IPv6 duplicate real in another spelling", func(c *Config) {
+			c.Services[0].Address, c.Services[0].Reals = "2001:2::1", []RealConfig{{Address: "2001:2::11"}, {Address: "2001:2:0:0:0:0:0:11"}}
+		}, []string{"services[0].reals[1]", "[2001:2::11]:80", "already exists", "services[0].reals[0]"}},
+		{"IPv6 mark groups overlap", func(c *Config) {
+			c.Marks = []MarkConfig{{Mark: 1, Matches: []MatchConfig{{Proto: "tcp", Address: "2001:2::1", Ports: "80-90"}}},
+				{Mark: 2, Matches: []MatchConfig{{Proto: "tcp", Address: "2001:2:0::1", Ports: "85"}}}}
+			c.Services = []ServiceConfig{{FWMark: 1, IPv6: true, Scheduler: "rr"}}
+		}, []string{"marks[0].matches[0] (mark 1)", "marks[1].matches[0] (mark 2)", "2001:2::1 port 85"}},
+		{"IPv6 service check port", func(c *Config) {
+			c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "tcp"}
+			c.Services[0].Address, c.Services[0].Reals = "2001:2::1", []RealConfig{{Address: "2001:2::11"}}
+			c.Services[0].Health = &ServiceHealth{Type: "http", Path: "healthz"}
+		}, []string{"services[0].health.path", "healthz"}},
 		{"icmp rate", func(c *Config) { c.ICMP.Rate = 0 }, []string{"icmp.rate", "0", "1..1000000"}},
 		{"icmp host interval", func(c *Config) { c.ICMP.HostInterval = -time.Second }, []string{"icmp.host_interval", "-1s", "0 (off) to 1h"}},
 		{"icmp burst", func(c *Config) { c.ICMP.Burst = -1 }, []string{"icmp.burst", "-1", "1..1000000"}},
@@ -157,5 +220,37 @@ func TestDefenseConverts(t *testing.T) {
 	}
 	if l := c.SYNLimits(); l.PerSource != 20 || l.PerService != 1000 || l.Burst != 40 || l.BlockFactor != 10 {
 		t.Fatalf("SYN limits %+v", l)
+	}
+}
+
+// TestSorryServerForwardable: the dataplane gets a sorry server only when
+// the checks find every real server of its service down, so a sorry
+// server the dataplane cannot forward (dataplane.CheckForwardable: today
+// an IPv6 one behind a tunnel from an IPv4 service) must be refused with
+// the configuration, not by the director at that moment.
+func TestSorryServerForwardable(t *testing.T) {
+	c := base()
+	c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "tcp"}
+	c.Services[0].Sorry = &RealConfig{Address: "2001:2::99", Forward: "tun"}
+	tbl, err := c.VS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trial := tbl.Clone()
+	trial.Marks = nil
+	trial.Services = trial.Services[:1]
+	trial.Services[0].Reals = append(trial.Services[0].Reals, vs.Real{Addr: netip.MustParseAddr("2001:2::99"), Port: 80, Fwd: vs.Tunnel, Weight: 1})
+	want := dataplane.CheckForwardable(trial)
+	_, err = c.SorryServers()
+	switch {
+	case want == nil && err != nil:
+		t.Fatalf("the dataplane forwards the sorry server, but the config refuses it: %v", err)
+	case want != nil && (err == nil || !strings.Contains(err.Error(), "services[0].sorry: "+want.Error())):
+		t.Fatalf("sorry server: error %v, want services[0].sorry: %v", err, want)
+	}
+	if want != nil {
+		if err := c.Validate(); err == nil {
+			t.Fatal("Validate accepts the sorry server the dataplane cannot forward")
+		}
 	}
 }
