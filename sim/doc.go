@@ -4,18 +4,22 @@
 //
 // The trace has one event per line, time_ms,proto,client_ip,client_port,
 // vip,vport,flags, with proto tcp or udp and flags any of S, A, F, R for
-// TCP and - for UDP; admin events are time_ms,admin,<ipvsadm arguments>
+// TCP and - for UDP; client_ip and vip are both IPv4 (dotted quad) or both
+// IPv6 (as netip writes them, without brackets or zone:
+// 0,tcp,2001:2:0:64::1,40000,2001:2::1,80,S); admin events are time_ms,admin,<ipvsadm arguments>
 // (the rest of the line, commas included); lines starting with # are
 // comments. Times must not decrease. The output, a public contract, has one
 // line per new connection (including those a persistence template decided):
-// time_ms,proto,client_ip,client_port,vip,vport,real_ip:real_port, or - as
-// the real server when the connection was dropped. Packets of existing
+// time_ms,proto,client_ip,client_port,vip,vport,real_ip:real_port (an
+// IPv6 real server as [addr]:port), or - as the real server when the
+// connection was dropped. Packets of existing
 // connections, and packets dropped before any connection exists (a non-SYN
 // TCP packet without one, unless sloppy_tcp lets it make one; a VIP no
 // service has), write nothing; the summary counts them by drop reason.
 //
-// Every trace event becomes a minimal Ethernet/IPv4/TCP or UDP frame, with a
-// valid IPv4 header checksum, written into one reused buffer and handed to
+// Every trace event becomes a minimal Ethernet/IPv4 or IPv6/TCP or UDP
+// frame, with valid checksums (the IPv4 header's, and TCP's or UDP's over
+// the family's pseudo-header), written into one reused buffer and handed to
 // dataplane.Processor.Process: the same parse, connection table, persistence
 // templates and scheduler as a worker, against a dataplane.Snapshot built by
 // dataplane.Build. The simulator only reads Processor.Last to learn what was

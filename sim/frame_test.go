@@ -15,15 +15,29 @@ func checkFrame(t *testing.T, ev *Event) {
 	n := writeFrame(buf, ev)
 	frame := buf[headroom : headroom+n]
 	pkt := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default)
-	ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-	if ip == nil {
-		t.Fatalf("no IPv4 layer in %v", pkt)
-	}
-	if ip.SrcIP.To4()[3] != ev.Client[3] || ip.DstIP.To4()[0] != ev.VIP[0] || uint8(ip.Protocol) != ev.Proto {
-		t.Fatalf("ip %v", ip)
-	}
 	// Recompute with gopacket and compare the bytes.
-	ip2 := *ip
+	var ip2 gopacket.NetworkLayer
+	if ev.Client.Is6() {
+		ip, _ := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+		if ip == nil {
+			t.Fatalf("no IPv6 layer in %v", pkt)
+		}
+		if !ip.SrcIP.Equal(ev.Client.AsSlice()) || !ip.DstIP.Equal(ev.VIP.AsSlice()) || uint8(ip.NextHeader) != ev.Proto || ip.HopLimit != 64 {
+			t.Fatalf("ip %v", ip)
+		}
+		c := *ip
+		ip2 = &c
+	} else {
+		ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		if ip == nil {
+			t.Fatalf("no IPv4 layer in %v", pkt)
+		}
+		if !ip.SrcIP.Equal(ev.Client.AsSlice()) || !ip.DstIP.Equal(ev.VIP.AsSlice()) || uint8(ip.Protocol) != ev.Proto {
+			t.Fatalf("ip %v", ip)
+		}
+		c := *ip
+		ip2 = &c
+	}
 	opts := gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}
 	sb := gopacket.NewSerializeBuffer()
 	var l4 gopacket.SerializableLayer
@@ -33,7 +47,7 @@ func checkFrame(t *testing.T, ev *Event) {
 			t.Fatalf("tcp %v", tcp)
 		}
 		tcp2 := *tcp
-		tcp2.SetNetworkLayerForChecksum(&ip2)
+		tcp2.SetNetworkLayerForChecksum(ip2)
 		l4 = &tcp2
 	} else {
 		udp := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
@@ -41,15 +55,15 @@ func checkFrame(t *testing.T, ev *Event) {
 			t.Fatalf("udp %v", udp)
 		}
 		udp2 := *udp
-		udp2.SetNetworkLayerForChecksum(&ip2)
+		udp2.SetNetworkLayerForChecksum(ip2)
 		l4 = &udp2
 	}
 	eth := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
-	if err := gopacket.SerializeLayers(sb, opts, eth, &ip2, l4); err != nil {
+	if err := gopacket.SerializeLayers(sb, opts, eth, ip2.(gopacket.SerializableLayer), l4); err != nil {
 		t.Fatal(err)
 	}
 	// gopacket pads to Ethernet's 60-byte minimum; the director reads
-	// lengths from the IPv4 header, so the simulator does not pad.
+	// lengths from the IP header, so the simulator does not pad.
 	want := sb.Bytes()
 	if len(want) > n {
 		want = want[:n]

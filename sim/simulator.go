@@ -380,11 +380,11 @@ func (s *simulator) packet(ev *Event, w *bufio.Writer) {
 	} else {
 		b = append(b, ",tcp,"...)
 	}
-	b = netip.AddrFrom4(ev.Client).AppendTo(b)
+	b = ev.Client.AppendTo(b)
 	b = append(b, ',')
 	b = strconv.AppendUint(b, uint64(ev.CPort), 10)
 	b = append(b, ',')
-	b = netip.AddrFrom4(ev.VIP).AppendTo(b)
+	b = ev.VIP.AppendTo(b)
 	b = append(b, ',')
 	b = strconv.AppendUint(b, uint64(ev.VPort), 10)
 	b = append(b, ',')
@@ -417,11 +417,11 @@ func (s *simulator) packet(ev *Event, w *bufio.Writer) {
 // would have no use for one. It writes no decision line.
 func (s *simulator) reply(ev *Event) {
 	k := conntrack.Key{Proto: ev.Proto, CPort: ev.CPort, VPort: ev.VPort,
-		CAddr: netip.AddrFrom4(ev.Client).As16(), VAddr: netip.AddrFrom4(ev.VIP).As16()}
+		CAddr: ev.Client.As16(), VAddr: ev.VIP.As16()}
 	src, sport := ev.VIP, ev.VPort
 	if c, ok := s.ct.Lookup(&k); ok {
 		if _, d, ok := s.snap.DestByID(c.Dest); ok {
-			src = d.Addr
+			src = netip.AddrFrom4(d.Addr)
 			if d.Port != 0 {
 				sport = d.Port
 			}

@@ -21,7 +21,10 @@ func format(ev *Event) string {
 			flags += f.c
 		}
 	}
-	return fmt.Sprintf("%d,%s,%s,%d,%s,%d,%s", ev.TimeMS, proto, netip.AddrFrom4(ev.Client), ev.CPort, netip.AddrFrom4(ev.VIP), ev.VPort, flags)
+	if ev.Reply {
+		flags = "<" + flags
+	}
+	return fmt.Sprintf("%d,%s,%s,%d,%s,%d,%s", ev.TimeMS, proto, ev.Client, ev.CPort, ev.VIP, ev.VPort, flags)
 }
 
 // FuzzParseEvent: no input panics; an accepted packet line has a valid
@@ -40,6 +43,16 @@ func FuzzParseEvent(f *testing.F) {
 		"999999999999999,tcp,1.2.3.4,1,5.6.7.8,9,A",
 		",,,,,,",
 		"1,tcp,1.2.3.4,1,5.6.7.8,9,S,",
+		"3,tcp,2001:2:0:64::1,40000,2001:2::1,80,S",
+		"3,udp,::ffff:198.18.0.1,53,2001:2::1,53,-",
+		"3,tcp,2001:2::1.2.3.4,1,::,80,A",
+		"3,tcp,1:2:3:4:5:6:7:8,1,2001:2::1,80,<SA",
+		"3,tcp,2001:2::1,1,198.19.0.1,80,S",
+		"3,tcp,fe80::1%eth0,1,2001:2::1,80,S",
+		"3,tcp,2001:2:::1,1,2001:2::1,80,S",
+		"3,tcp,2001:00002::1,1,2001:2::1,80,S",
+		"3,tcp,1:2:3:4:5:6:7:8:9,1,2001:2::1,80,S",
+		"3,tcp,::1.2.3.4:5,1,2001:2::1,80,S",
 	} {
 		f.Add(s)
 	}
@@ -61,10 +74,13 @@ func FuzzParseEvent(f *testing.F) {
 		fields := strings.Split(line, ",")
 		for i, j := range []int{2, 4} {
 			a, perr := netip.ParseAddr(strings.TrimSpace(fields[j]))
-			want := [2][4]byte{ev.Client, ev.VIP}[i]
-			if perr != nil || !a.Is4() || a.As4() != want {
-				t.Fatalf("%q: address %q parsed as %v; netip says %v, %v", line, fields[j], want, a, perr)
+			got := [2]netip.Addr{ev.Client, ev.VIP}[i]
+			if perr != nil || a != got {
+				t.Fatalf("%q: address %q parsed as %v; netip says %v, %v", line, fields[j], got, a, perr)
 			}
+		}
+		if ev.Client.Is6() != ev.VIP.Is6() {
+			t.Fatalf("%q: accepted a client and a VIP of two families", line)
 		}
 		if ev.CPort == 0 || ev.VPort == 0 || (ev.Proto == 6) == (ev.Flags == 0) {
 			t.Fatalf("%q: accepted %+v", line, ev)
@@ -72,6 +88,26 @@ func FuzzParseEvent(f *testing.F) {
 		var back Event
 		if err := parseEvent([]byte(format(&ev)), 1, &back); err != nil || back != ev {
 			t.Fatalf("%q: canonical %q parses to %+v, %v", line, format(&ev), back, err)
+		}
+	})
+}
+
+// FuzzParseAddr: the trace's allocation-free address parser accepts
+// exactly what netip.ParseAddr accepts, zones aside, with the same result.
+func FuzzParseAddr(f *testing.F) {
+	for _, s := range []string{"198.18.0.1", "2001:2::1", "::", "::1", "1::", "::ffff:1.2.3.4", "1:2:3:4:5:6:1.2.3.4",
+		"1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8", "2001:2::1.2.3.4", "fe80::1%eth0", "1:::2", ":1::", "1::2::3",
+		"12345::", "::1.2.3", "1:2:3:4:5:6:7:1.2.3.4", "ABCD:ef01::", "0000:0000::0", "1.2.3.04", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseAddr([]byte(s))
+		want, err := netip.ParseAddr(s)
+		if err == nil && want.Zone() != "" {
+			err = fmt.Errorf("zone")
+		}
+		if ok != (err == nil) || (ok && got != want) {
+			t.Fatalf("%q: parseAddr %v, %v; netip %v, %v", s, got, ok, want, err)
 		}
 	})
 }

@@ -1,0 +1,89 @@
+package sim
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/sched"
+	"github.com/afvs/afvs/vs"
+)
+
+// TestIPv6Trace replays IPv6 clients against an IPv6 sh service. While the
+// dataplane cannot forward IPv6 (dataplane.CheckForwardable) the run is
+// refused naming the service. Once it can, every new connection is a
+// decision line with the IPv6 client and VIP as the trace wrote them and
+// the real server as [addr]:port, each client keeps its real server, and
+// the server is the one sh's IPv6 hashing picks for the client's address.
+func TestIPv6Trace(t *testing.T) {
+	vip := netip.MustParseAddr("2001:2::1")
+	svc := vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: vip, Port: 80}, Sched: "sh"}
+	for i := 1; i <= 3; i++ {
+		svc.Reals = append(svc.Reals, vs.Real{Addr: netip.MustParseAddr(fmt.Sprintf("2001:2::%x", 0x10+i)), Port: 80, Weight: 1})
+	}
+	tbl := &vs.Table{}
+	if err := tbl.AddService(svc); err != nil {
+		t.Fatal(err)
+	}
+	var trace strings.Builder
+	clients := []netip.Addr{}
+	for i := range 24 {
+		clients = append(clients, netip.MustParseAddr(fmt.Sprintf("2001:2:0:64::%x", 0x100+i*37)))
+	}
+	for round := range 2 {
+		for i, c := range clients {
+			fmt.Fprintf(&trace, "%d,tcp,%s,%d,%s,80,S\n", round*100+i, c, 40000+round, vip)
+		}
+	}
+	var out bytes.Buffer
+	sum, err := Run(tbl, strings.NewReader(trace.String()), &out, Options{})
+	if refusal := dataplane.CheckForwardable(tbl); refusal != nil {
+		if err == nil || !strings.Contains(err.Error(), "service TCP [2001:2::1]:80") {
+			t.Fatalf("an IPv6 service the dataplane refuses (%v): run error %v", refusal, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Conns != 2*len(clients) {
+		t.Fatalf("%d new connections, want %d:\n%s", sum.Conns, 2*len(clients), out.String())
+	}
+	// sh over the dests in the kernel's order, as the director builds it.
+	reals := sched.KernelOrder(svc.Reals)
+	dests := make([]sched.Dest, len(reals))
+	for i, r := range reals {
+		dests[i] = sched.Dest{ID: uint32(i + 1), Addr: r.Addr.As16(), Port: r.Port, Weight: r.Weight}
+	}
+	sh, err := sched.New("sh", dests, 0, sched.NewLoads(8), sched.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := map[netip.Addr]string{}
+	used := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) != 7 || f[1] != "tcp" || f[4] != "2001:2::1" || f[5] != "80" {
+			t.Fatalf("decision line %q", line)
+		}
+		c, err := netip.ParseAddr(f[2])
+		if err != nil || !c.Is6() {
+			t.Fatalf("decision line %q: client %q", line, f[2])
+		}
+		if prev, ok := first[c]; ok && prev != f[6] {
+			t.Errorf("client %s went to %s, then %s", c, prev, f[6])
+		}
+		first[c] = f[6]
+		used[f[6]] = true
+		j := sh.Schedule(&sched.Flow{Proto: 6, CAddr: c.As16(), CPort: 40000, VAddr: vip.As16(), VPort: 80})
+		if j < 0 || reals[j].AddrPort().String() != f[6] {
+			t.Errorf("client %s: the simulator chose %s, sh over IPv6 picks %d", c, f[6], j)
+		}
+	}
+	if len(used) < 2 {
+		t.Errorf("sh sent %d IPv6 clients to %d real server(s): %v", len(clients), len(used), used)
+	}
+}
