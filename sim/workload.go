@@ -34,7 +34,8 @@ type Workload struct {
 	// follows 1 ms after the SYN, the others spread over the duration.
 	Packets int
 	// Servers real servers with these weights (cycled when shorter), for
-	// WriteConfig; the addresses are 198.18.1.1, 198.18.1.2, ...
+	// WriteConfig; the addresses are 198.18.1.1, 198.18.1.2, ... for an
+	// IPv4 VIP and 2001:2::1:1, 2001:2::1:2, ... for an IPv6 one.
 	Servers   int
 	Weights   []int
 	Scheduler string // for WriteConfig; default wlc
@@ -44,8 +45,26 @@ type Workload struct {
 var Dists = []string{"exponential", "lognormal", "pareto"}
 
 // clientBase is where generated client addresses start: 198.18.64.0,
-// inside the RFC 2544 benchmark range.
-var clientBase = [4]byte{198, 18, 64, 0}
+// inside the RFC 2544 benchmark range; IPv6 clients are 2001:2:0:64::1
+// on, inside RFC 5180's benchmark range.
+var (
+	clientBase  = [4]byte{198, 18, 64, 0}
+	clientBase6 = netip.MustParseAddr("2001:2:0:64::").As16()
+)
+
+// clientAddr is generated client ci (0..65535) of the VIP's family.
+func clientAddr(ci int, v6 bool) netip.Addr {
+	if v6 {
+		a := clientBase6
+		n := uint32(ci) + 1
+		a[13], a[14], a[15] = byte(n>>16), byte(n>>8), byte(n)
+		return netip.AddrFrom16(a)
+	}
+	a := clientBase
+	a[2] += byte(ci >> 8)
+	a[3] = byte(ci)
+	return netip.AddrFrom4(a)
+}
 
 func (w *Workload) fill() error {
 	if w.Dist == "" {
@@ -95,8 +114,8 @@ func (w *Workload) fill() error {
 		return fmt.Errorf("workload: clients %d: must be 1..65536", w.Clients)
 	case w.Packets < 0 || w.Packets > 1000:
 		return fmt.Errorf("workload: packets %d: must be 0..1000", w.Packets)
-	case !w.VIP.Addr().Is4() || w.VIP.Port() == 0:
-		return fmt.Errorf("workload: vip %s: must be an IPv4 address with a non-zero port", w.VIP)
+	case !(w.VIP.Addr().Is4() || w.VIP.Addr().Is6() && !w.VIP.Addr().Is4In6() && w.VIP.Addr().Zone() == "") || w.VIP.Port() == 0:
+		return fmt.Errorf("workload: vip %s: must be an IPv4 or IPv6 address (no zone, not IPv4-mapped) with a non-zero port", w.VIP)
 	case w.Rate*w.Length.Seconds() > 1e8:
 		return fmt.Errorf("workload: rate %g over %v is %.3g connections: at most 1e8", w.Rate, w.Length, w.Rate*w.Length.Seconds())
 	}
@@ -125,7 +144,7 @@ func (w *Workload) duration(r *rand.Rand) float64 {
 type pending struct {
 	ms     int64
 	seq    uint64 // ties in time keep generation order, so output is stable
-	client [4]byte
+	client netip.Addr
 	port   uint16
 	flags  string
 }
@@ -166,7 +185,7 @@ func Generate(out io.Writer, w Workload) (GenStats, error) {
 	fmt.Fprintf(bw, "# afvs-lab sim --generate seed=%d rate=%g/s length=%v dist=%s mean=%v shape=%g clients=%d proto=%s vip=%s packets=%d\n",
 		w.Seed, w.Rate, w.Length, w.Dist, w.MeanDuration, w.Shape, w.Clients, w.Proto, w.VIP, w.Packets)
 	fmt.Fprintf(bw, "# time_ms,proto,client_ip,client_port,vip,vport,flags\n")
-	vip := w.VIP.Addr().As4()
+	vip := w.VIP.Addr()
 	nextPort := make([]uint16, w.Clients)
 	var h pendingHeap
 	var seq uint64
@@ -176,11 +195,11 @@ func Generate(out io.Writer, w Workload) (GenStats, error) {
 		line = append(line, ',')
 		line = append(line, w.Proto...)
 		line = append(line, ',')
-		line = netip.AddrFrom4(p.client).AppendTo(line)
+		line = p.client.AppendTo(line)
 		line = append(line, ',')
 		line = strconv.AppendUint(line, uint64(p.port), 10)
 		line = append(line, ',')
-		line = netip.AddrFrom4(vip).AppendTo(line)
+		line = vip.AppendTo(line)
 		line = append(line, ',')
 		line = strconv.AppendUint(line, uint64(w.VIP.Port()), 10)
 		line = append(line, ',')
@@ -207,9 +226,7 @@ func Generate(out io.Writer, w Workload) (GenStats, error) {
 		}
 		st.Conns++
 		ci := r.IntN(w.Clients)
-		client := clientBase
-		client[2] += byte(ci >> 8)
-		client[3] = byte(ci)
+		client := clientAddr(ci, vip.Is6())
 		// Ephemeral ports as Linux hands them out (32768-60999), one
 		// after another per client.
 		port := 32768 + nextPort[ci]
@@ -259,11 +276,24 @@ func WriteConfig(out io.Writer, w Workload) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# afvs-lab sim --generate: %d real servers, weights %v\n", w.Servers, w.Weights)
+	// IPv6 addresses are quoted: YAML would not read them as plain words
+	// in every position.
+	quote := func(a netip.Addr) string {
+		if a.Is6() {
+			return strconv.Quote(a.String())
+		}
+		return a.String()
+	}
 	fmt.Fprintf(&b, "interfaces: [sim0]\nservices:\n  - proto: %s\n    address: %s\n    port: %d\n    scheduler: %s\n    forward: dr\n    reals:\n",
-		w.Proto, w.VIP.Addr(), w.VIP.Port(), w.Scheduler)
+		w.Proto, quote(w.VIP.Addr()), w.VIP.Port(), w.Scheduler)
 	for i := range w.Servers {
-		a := [4]byte{198, 18, byte(1 + i/250), byte(1 + i%250)}
-		fmt.Fprintf(&b, "      - {address: %s, weight: %d}\n", netip.AddrFrom4(a), w.Weights[i%len(w.Weights)])
+		a := netip.AddrFrom4([4]byte{198, 18, byte(1 + i/250), byte(1 + i%250)})
+		if w.VIP.Addr().Is6() {
+			b6 := netip.MustParseAddr("2001:2::1:0").As16()
+			b6[14], b6[15] = byte((i+1)>>8), byte(i+1)
+			a = netip.AddrFrom16(b6)
+		}
+		fmt.Fprintf(&b, "      - {address: %s, weight: %d}\n", quote(a), w.Weights[i%len(w.Weights)])
 	}
 	_, err := io.WriteString(out, b.String())
 	return err

@@ -206,7 +206,9 @@ func TestWorkloadErrors(t *testing.T) {
 		{"rate", func(w *Workload) { w.Rate = math.NaN() }, "rate NaN"},
 		{"mean", func(w *Workload) { w.MeanDuration = 0 }, "mean duration 0s"},
 		{"clients", func(w *Workload) { w.Clients = 0 }, "clients 0"},
-		{"vip", func(w *Workload) { w.VIP = netip.MustParseAddrPort("[2001:2::1]:80") }, "vip [2001:2::1]:80"},
+		{"vip", func(w *Workload) { w.VIP = netip.MustParseAddrPort("[::ffff:198.19.0.1]:80") }, "vip [::ffff:198.19.0.1]:80"},
+		{"vip zone", func(w *Workload) { w.VIP = netip.MustParseAddrPort("[fe80::1%eth0]:80") }, "vip [fe80::1%eth0]:80"},
+		{"vip port", func(w *Workload) { w.VIP = netip.MustParseAddrPort("[2001:2::1]:0") }, "vip [2001:2::1]:0"},
 		{"huge", func(w *Workload) { w.Rate, w.Length = 1e6, time.Hour }, "at most 1e8"},
 	}
 	for _, c := range cases {
@@ -254,3 +256,46 @@ func stddev(xs []float64) float64 {
 }
 
 func normCDF(z float64) float64 { return 0.5 * math.Erfc(-z/math.Sqrt2) }
+
+// TestWorkloadIPv6: with an IPv6 VIP the generator writes IPv6 clients
+// (2001:2:0:64::1 on) that the trace parser reads back, and the config
+// has the IPv6 service and IPv6 real servers, quoted for YAML.
+func TestWorkloadIPv6(t *testing.T) {
+	w := Workload{Seed: 3, Length: 2 * time.Second, Rate: 200, MeanDuration: 100 * time.Millisecond, Clients: 70000 >> 2, Proto: "udp",
+		VIP: netip.MustParseAddrPort("[2001:2::1]:53"), Servers: 3, Weights: []int{1, 2}}
+	var b bytes.Buffer
+	st, err := Generate(&b, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client6 := netip.MustParsePrefix("2001:2:0:64::/64")
+	lines := 0
+	for i, line := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		var ev Event
+		if err := parseEvent([]byte(line), i+1, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if !client6.Contains(ev.Client) || ev.Client == client6.Addr() || ev.VIP != w.VIP.Addr() || ev.VPort != 53 || ev.Proto != 17 {
+			t.Fatalf("line %q parsed as %+v", line, ev)
+		}
+		lines++
+	}
+	if lines != st.Lines || st.Conns < 300 {
+		t.Fatalf("%d lines parsed, generator says %+v", lines, st)
+	}
+	if got, want := clientAddr(65535, true), netip.MustParseAddr("2001:2:0:64::1:0"); got != want {
+		t.Errorf("client 65535 is %s, want %s", got, want)
+	}
+	b.Reset()
+	if err := WriteConfig(&b, w); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`address: "2001:2::1"`, "port: 53", `{address: "2001:2::1:1", weight: 1}`, `{address: "2001:2::1:2", weight: 2}`, `{address: "2001:2::1:3", weight: 1}`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("config lacks %q:\n%s", want, b.String())
+		}
+	}
+}

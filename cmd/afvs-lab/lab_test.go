@@ -16,6 +16,8 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 
+	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/internal/configfile"
 	"github.com/afvs/afvs/internal/testnet"
 	"github.com/afvs/afvs/internal/testsupport"
 )
@@ -77,6 +79,50 @@ func TestSimOnAGeneratedWorkload(t *testing.T) {
 	os.WriteFile(bad, []byte("servics: []\n"), 0o644)
 	if err := runSim([]string{"--config", bad, "--trace", trace, "--out", dec}); err == nil || !strings.Contains(err.Error(), "servics: unknown key") {
 		t.Errorf("sim with a misspelt key: %v", err)
+	}
+}
+
+// TestSimGeneratedIPv6Workload: --generate with an IPv6 --vip writes an
+// IPv6 trace and a config the shared config reader takes (an IPv6 service
+// and real servers). Replaying it is refused naming the service while
+// the dataplane cannot forward IPv6, and gives IPv6 decision lines once
+// it can.
+func TestSimGeneratedIPv6Workload(t *testing.T) {
+	dir := t.TempDir()
+	trace, cfg, dec := filepath.Join(dir, "trace.csv"), filepath.Join(dir, "gen.yaml"), filepath.Join(dir, "out.csv")
+	if err := runSim([]string{"--generate", "--trace", trace, "--gen-config", cfg, "--seed", "7", "--rate", "50", "--length", "2s", "--vip", "[2001:2::1]:443", "--scheduler", "mh"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := configfile.Load(cfg, nil)
+	if err != nil {
+		t.Fatalf("the generated IPv6 config: %v", err)
+	}
+	tbl, err := c.VS()
+	if err != nil {
+		t.Fatalf("the generated IPv6 config: %v", err)
+	}
+	if s := tbl.Services[0]; s.Key.String() != "TCP [2001:2::1]:443" || len(s.Reals) == 0 || !s.Reals[0].Addr.Is6() {
+		t.Fatalf("generated service %+v", s)
+	}
+	err = runSim([]string{"--config", cfg, "--trace", trace, "--out", dec})
+	if refusal := dataplane.CheckForwardable(tbl); refusal != nil {
+		if err == nil || !strings.Contains(err.Error(), "service TCP [2001:2::1]:443") {
+			t.Fatalf("sim of an IPv6 service the dataplane refuses (%v): %v", refusal, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(b), "\n"); lines < 50 || !strings.Contains(string(b), ",2001:2:0:64::") || !strings.Contains(string(b), ",[2001:2::1:") {
+		t.Errorf("IPv6 decisions (%d lines):\n%.500s", lines, b)
+	}
+	if bad := []string{"--generate", "--trace", trace, "--gen-config", cfg, "--vip", "[fe80::1%eth0]:80"}; runSim(bad) == nil {
+		t.Error("--vip with a zone accepted")
 	}
 }
 

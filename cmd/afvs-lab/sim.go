@@ -39,7 +39,7 @@ func runSim(args []string) error {
 	shape := fs.Float64("shape", 0, "with --generate: lognormal sigma (default 1) or pareto alpha (default 2.5)")
 	clients := fs.Int("clients", 1000, "with --generate: number of client addresses")
 	proto := fs.String("proto", "tcp", "with --generate: tcp or udp")
-	vip := fs.String("vip", "198.19.0.1:80", "with --generate: the virtual service address:port")
+	vip := fs.String("vip", "198.19.0.1:80", "with --generate: the virtual service address:port ([addr]:port for IPv6: IPv6 clients and real servers)")
 	packets := fs.Int("packets", 2, "with --generate: packets per connection between its first and last")
 	servers := fs.Int("servers", 4, "with --gen-config: number of real servers")
 	weights := fs.String("weights", "1,2,3,4", "with --gen-config: real server weights (capacities), cycled")
@@ -162,8 +162,8 @@ func runSim(args []string) error {
 
 func simAddrPort(s string) (netip.AddrPort, error) {
 	ap, err := netip.ParseAddrPort(s)
-	if err != nil || !ap.Addr().Is4() || ap.Port() == 0 {
-		return ap, fmt.Errorf("%q: must be IPv4:port with a non-zero port", s)
+	if err != nil || ap.Addr().Zone() != "" || ap.Addr().Is4In6() || ap.Port() == 0 {
+		return ap, fmt.Errorf("%q: must be IPv4:port or [IPv6]:port with a non-zero port", s)
 	}
 	return ap, nil
 }
