@@ -37,7 +37,7 @@ func table6() *vs.Table {
 					{Addr: a("198.18.0.13"), Fwd: vs.Route, Weight: 2},
 					{Addr: a("2001:2::1111:2222:3333:4444"), Fwd: vs.Tunnel, Weight: 1},
 				}},
-			{Key: vs.Key{FWMark: 1, IPv6: true}, Sched: "wlc", Netmask: vs.FullMask(true),
+			{Key: vs.Key{FWMark: 1, IPv6: true}, Sched: "wlc", Persistent: true, Timeout: 600, Netmask: vs.PrefixMask(48, true),
 				Reals: []vs.Real{{Addr: a("2001:2::13"), Fwd: vs.Route, Weight: 4}}},
 		},
 		Marks: []vs.Mark{{Mark: 1, Matches: []vs.Match{
@@ -176,10 +176,32 @@ func TestIpvsadmListingIPv6API(t *testing.T) {
 		"FWM  1 wlc\n" +
 		"  -> 198.18.0.13:0                Route   2      50         5         \n" +
 		"  -> [2001:2::1111:2222:3333:4444 Tunnel  1      40         4         \n" +
-		"FWM  1 IPv6 wlc\n" +
+		"FWM  1 IPv6 wlc persistent 600 mask 48\n" +
 		"  -> [2001:2::13]:0               Route   4      60         6         \n"
 	if got := write("-L -n"); got != want {
 		t.Errorf("-L -n printed\n%s\nwant\n%s", got, want)
+	}
+	// One service, named as ipvsadm takes it: no version line.
+	wantOne := "Prot LocalAddress:Port Scheduler Flags\n" +
+		"  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n" +
+		"TCP  [2001:2::1]:80 rr persistent 300 mask 64\n" +
+		"  -> 198.18.0.12:80               Tunnel  1      20         2         \n" +
+		"  -> [2001:2::11]:80              Route   3      30         3         \n" +
+		"  -> [2001:2:0:ffff:ffff:ffff:ffff:ffff]:80 Route   2      10         1         \n"
+	if got := write("-L -n -t [2001:2::1]:80"); got != wantOne {
+		t.Errorf("-L -n -t [2001:2::1]:80 printed\n%s\nwant\n%s", got, wantOne)
+	}
+	if got, want := write("-L -n -f 1 -6"), "Prot LocalAddress:Port Scheduler Flags\n"+
+		"  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"+
+		"FWM  1 IPv6 wlc persistent 600 mask 48\n"+
+		"  -> [2001:2::13]:0               Route   4      60         6         \n"; got != want {
+		t.Errorf("-L -n -f 1 -6 printed\n%s\nwant\n%s", got, want)
+	}
+	// --thresholds and --persistent-conn: the IPv6 names push the
+	// columns in the same way.
+	if got := write("-L -n --persistent-conn"); !strings.Contains(got, "  -> [2001:2:0:ffff:ffff:ffff:ffff:ffff]:80 2         0           10         1         \n") ||
+		!strings.Contains(got, "  -> [2001:2::1111:2222:3333:4444 1         0           40         4         \n") {
+		t.Errorf("-L -n --persistent-conn printed\n%s", got)
 	}
 	wantSave := "-A -t [2001:2::1]:80 -s rr -p 300 -M 64\n" +
 		"-a -t [2001:2::1]:80 -r 198.18.0.12:80 -i -w 1 --tun-type ipip\n" +
@@ -188,7 +210,7 @@ func TestIpvsadmListingIPv6API(t *testing.T) {
 		"-A -f 1 -s wlc\n" +
 		"-a -f 1 -r 198.18.0.13:0 -g -w 2\n" +
 		"-a -f 1 -r [2001:2::1111:2222:3333:4444]:0 -i -w 1 --tun-type ipip\n" +
-		"-A -f 1 -6 -s wlc\n" +
+		"-A -f 1 -6 -s wlc -p 600 -M 48\n" +
 		"-a -f 1 -6 -r [2001:2::13]:0 -g -w 4\n"
 	if got := write("-S -n"); got != wantSave {
 		t.Errorf("-S -n printed\n%s\nwant\n%s", got, wantSave)
