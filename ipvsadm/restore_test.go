@@ -187,3 +187,51 @@ func TestRestoreGoldenSave(t *testing.T) {
 		t.Errorf("restored golden save differs from fixture:\n got %+v\nwant %+v", got, want)
 	}
 }
+
+// TestMixedFamilyRoundTrip: the tunnel dests of the other family (4in6:
+// an IPv6 real server of an IPv4 service; 6in4: the reverse), an IPv6
+// firewall-mark service with -M as a prefix length and an IPv4-compatible
+// address, which inet_ntop dots, come back from -S through -R unchanged;
+// -L cuts only the IPv6 name in the IPv4 service. (198.18.0.12 lists
+// before ::198.18.0.13: ipvs_cmp_dests takes the first dest's family and
+// subtracts the first 32 bits into a signed int.)
+func TestMixedFamilyRoundTrip(t *testing.T) {
+	in := "-A -t 198.19.0.1:80 -s rr\n" +
+		"-a -t 198.19.0.1:80 -r [2001:2::1111:2222:3333:4444]:80 -i -w 1 --tun-type ipip\n" +
+		"-A -t [2001:2::1]:443 -s sh -p 600 -M 56\n" +
+		"-a -t [2001:2::1]:443 -r 198.18.0.12:443 -i -w 2 --tun-type ipip\n" +
+		"-a -t [2001:2::1]:443 -r [::198.18.0.13]:443 -g -w 3\n" +
+		"-A -f 1 -6 -s wlc -p 300 -M 48\n" +
+		"-a -f 1 -6 -r 198.18.0.14:0 -i -w 4 --tun-type ipip\n"
+	cmds, err := ParseRestore(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := apply(t, cmds)
+	s.Size = 4096
+	var saved bytes.Buffer
+	if err := s.WriteSave(&saved); err != nil {
+		t.Fatal(err)
+	}
+	if saved.String() != in {
+		t.Errorf("-S after -R:\n%s\nwant\n%s", saved.String(), in)
+	}
+	var list bytes.Buffer
+	if err := s.WriteList(&list, ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := "IP Virtual Server version 1.2.1 (size=4096)\n" +
+		"Prot LocalAddress:Port Scheduler Flags\n" +
+		"  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n" +
+		"TCP  198.19.0.1:80 rr\n" +
+		"  -> [2001:2::1111:2222:3333:4444 Tunnel  1      0          0         \n" +
+		"TCP  [2001:2::1]:443 sh persistent 600 mask 56\n" +
+		"  -> 198.18.0.12:443              Tunnel  2      0          0         \n" +
+		"  -> [::198.18.0.13]:443          Route   3      0          0         \n" +
+		"FWM  1 IPv6 wlc persistent 300 mask 48\n" +
+		"  -> 198.18.0.14:0                Tunnel  4      0          0         \n"
+	if list.String() != want {
+		t.Errorf("-L -n:\n%s\nwant\n%s", list.String(), want)
+		diffLines(t, list.String(), want)
+	}
+}
