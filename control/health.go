@@ -177,11 +177,11 @@ func httpCheck(scheme, path string, status int) func(ctx context.Context, addr n
 // runs its misc_path: the real server is up when the program exits 0
 // before the check's timeout. In the arguments "{addr}" and "{port}"
 // become the real server's address (bare, "2001:2::11" for IPv6) and
-// port, and "{hostport}" both as a dial string or URL authority takes
+// port, and "{hostport}" both, as a dial string or URL authority takes
 // them ("198.18.0.11:80", "[2001:2::11]:80"); the environment also
-// carries the address and port as AFVS_REAL_ADDR and AFVS_REAL_PORT. The program runs in a
-// process group of its own, and at the timeout the whole group is killed,
-// so a script's children cannot outlive the check.
+// carries the address and port as AFVS_REAL_ADDR and AFVS_REAL_PORT. The
+// program runs in a process group of its own, and at the timeout the
+// whole group is killed, so a script's children cannot outlive the check.
 func ExecCheck(argv []string) func(ctx context.Context, addr netip.AddrPort) error {
 	return func(ctx context.Context, addr netip.AddrPort) error {
 		if len(argv) == 0 {
