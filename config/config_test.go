@@ -138,6 +138,14 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 				{Mark: 2, Matches: []MatchConfig{{Proto: "tcp", Address: "2001:2:0::1", Ports: "85"}}}}
 			c.Services = []ServiceConfig{{FWMark: 1, IPv6: true, Scheduler: "rr"}}
 		}, []string{"marks[0].matches[0] (mark 1)", "marks[1].matches[0] (mark 2)", "2001:2::1 port 85"}},
+		{"link-local IPv6 real", func(c *Config) {
+			c.Services[0].Address, c.Services[0].Reals = "2001:2::1", []RealConfig{{Address: "fe80::11"}}
+		}, []string{"services[0].reals[0]", "[fe80::11]:80", "link-local"}},
+		{"multicast IPv6 real", func(c *Config) {
+			c.Services[0].Address, c.Services[0].Reals = "2001:2::1", []RealConfig{{Address: "ff02::1"}}
+		}, []string{"services[0].reals[0]", "[ff02::1]:80", "multicast", "unicast"}},
+		{"multicast IPv4 real", func(c *Config) { c.Services[0].Reals[0].Address = "224.0.0.5" },
+			[]string{"services[0].reals[0]", "224.0.0.5:80", "multicast", "unicast"}},
 		{"IPv6 service check port", func(c *Config) {
 			c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "tcp"}
 			c.Services[0].Address, c.Services[0].Reals = "2001:2::1", []RealConfig{{Address: "2001:2::11"}}

@@ -462,6 +462,9 @@ func (r *Real) Validate() error {
 	if r.Addr.Is4In6() || r.Addr.Zone() != "" {
 		return fmt.Errorf("real server %s: must be a plain IPv4 or IPv6 address (no IPv4-mapped form, no zone)", r.AddrPort())
 	}
+	if err := checkUnicast(r.Addr); err != nil {
+		return fmt.Errorf("real server %s: %w", r.AddrPort(), err)
+	}
 	if r.Weight < 0 || r.Weight > MaxWeight {
 		return fmt.Errorf("real server %s: weight %d: must be 0..%d", r.AddrPort(), r.Weight, MaxWeight)
 	}
@@ -470,6 +473,28 @@ func (r *Real) Validate() error {
 	}
 	if r.Fwd == Local {
 		return fmt.Errorf("real server %s: local forwarding: afvs does not deliver to the director itself", r.AddrPort())
+	}
+	return nil
+}
+
+// checkUnicast refuses a real server address IPVS refuses
+// (ip_vs_new_dest, EINVAL): an IPv4 address the kernel does not type
+// unicast or local (multicast; 0.0.0.0/8 and 255.255.255.255, which it
+// types broadcast), and an IPv6 address that is not unicast (multicast,
+// ::) or is link-local. The kernel takes a link-local real server only
+// when it is one of the director's own addresses; afvs refuses it, as it
+// names no host without an interface.
+func checkUnicast(a netip.Addr) error {
+	const rule = "a real server must be a unicast address, as IPVS requires"
+	switch {
+	case a.IsMulticast():
+		return fmt.Errorf("a multicast address: %s", rule)
+	case a.Is4() && (a.As4()[0] == 0 || a == netip.AddrFrom4([4]byte{255, 255, 255, 255})):
+		return fmt.Errorf("a broadcast address (0.0.0.0/8 and 255.255.255.255 are): %s", rule)
+	case a.IsUnspecified():
+		return fmt.Errorf("the unspecified address: %s", rule)
+	case a.Is6() && a.IsLinkLocalUnicast():
+		return fmt.Errorf("a link-local address names no host without its interface (IPVS takes one only when it is the director's own); use a global or unique-local address")
 	}
 	return nil
 }

@@ -227,3 +227,69 @@ func TestPrefixMask(t *testing.T) {
 		}
 	}
 }
+
+// TestRealMustBeUnicast: real server addresses IPVS refuses in
+// ip_vs_new_dest are refused by name with the rule, in both families and
+// however the server arrives (a service's reals, -a), and a refused -a
+// changes nothing; unicast ones,
+// loopback (the local node) and IPv4-compatible IPv6 pass.
+func TestRealMustBeUnicast(t *testing.T) {
+	v6 := Service{Key: Key{Proto: TCP, Addr: netip.MustParseAddr("2001:2::1"), Port: 80}, Sched: "rr"}
+	for _, c := range []struct {
+		addr string
+		want string // "" = accepted
+	}{
+		{"224.0.0.1", "a multicast address"},
+		{"239.255.255.250", "a multicast address"},
+		{"0.0.0.0", "a broadcast address"},
+		{"0.1.2.3", "a broadcast address"},
+		{"255.255.255.255", "a broadcast address"},
+		{"ff02::1", "a multicast address"},
+		{"ff05::2", "a multicast address"},
+		{"::", "the unspecified address"},
+		{"fe80::11", "a link-local address"},
+		{"febf::1", "a link-local address"},
+		{"198.18.0.11", ""},
+		{"127.0.0.1", ""},
+		{"240.0.0.1", ""},
+		{"2001:2::11", ""},
+		{"fd00::11", ""},
+		{"::1", ""},
+		{"::198.18.0.11", ""},
+		{"fec0::1", ""},
+	} {
+		a := netip.MustParseAddr(c.addr)
+		s := svc(80)
+		if a.Is6() {
+			s = v6
+		}
+		r := Real{Addr: a, Port: 80, Weight: 1}
+		errs := []error{r.Validate()}
+		withReal := s
+		withReal.Reals = []Real{r}
+		errs = append(errs, (&Table{}).AddService(withReal))
+		tbl := &Table{}
+		if err := tbl.AddService(s); err != nil {
+			t.Fatal(err)
+		}
+		errs = append(errs, tbl.AddReal(s.Key, r))
+		ok := netip.MustParseAddr("2001:2::99")
+		if a.Is4() {
+			ok = netip.MustParseAddr("198.18.0.99")
+		}
+		if err := tbl.AddReal(s.Key, Real{Addr: ok, Port: 80, Weight: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if c.want != "" && len(tbl.Services[0].Reals) != 1 {
+			t.Errorf("%s: a refused -a changed the service: %+v", c.addr, tbl.Services[0].Reals)
+		}
+		for i, err := range errs {
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("%s (way %d): refused: %v", c.addr, i, err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.addr)):
+				t.Errorf("%s (way %d): error %v, want one naming it and saying %q", c.addr, i, err, c.want)
+			}
+		}
+	}
+}

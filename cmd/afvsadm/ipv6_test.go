@@ -49,3 +49,25 @@ func TestRestoreIPv6Refused(t *testing.T) {
 		t.Errorf("a refused batch reached the director (%d tables applied, was %d)", n, applied)
 	}
 }
+
+// TestAddRealNotUnicast: -a with a real server IPVS refuses (multicast,
+// broadcast, IPv6 link-local) fails naming it and the rule, and changes
+// nothing.
+func TestAddRealNotUnicast(t *testing.T) {
+	serve(t)
+	mustRestore(t, "-A -t 198.19.0.1:80 -s rr\n-a -t 198.19.0.1:80 -r 198.18.0.11 -g -w 1\n")
+	before := mustAdm(t, "-S", "-n")
+	for _, c := range []struct{ cmd, want string }{
+		{"-a -t 198.19.0.1:80 -r 224.0.0.5 -g", "real server 224.0.0.5:80: a multicast address"},
+		{"-a -t 198.19.0.1:80 -r 255.255.255.255 -g", "real server 255.255.255.255:80: a broadcast address"},
+		{"-a -t 198.19.0.1:80 -r [fe80::11]:80 -i", "real server [fe80::11]:80: a link-local address"},
+	} {
+		_, errOut, code := adm(t, "", sh(c.cmd)...)
+		if code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%s: exit %d, stderr %q; want %q", c.cmd, code, errOut, c.want)
+		}
+	}
+	if after := mustAdm(t, "-S", "-n"); after != before {
+		t.Errorf("refused commands changed the table:\n%s\nwas\n%s", after, before)
+	}
+}
