@@ -87,3 +87,48 @@ func TestIPv6Trace(t *testing.T) {
 		t.Errorf("sh sent %d IPv6 clients to %d real server(s): %v", len(clients), len(used), used)
 	}
 }
+
+// TestSummaryIPv6Columns: a service whose real servers have IPv6 names
+// longer than the column widens the column, so every row's figures line
+// up under the headings; an IPv4 service keeps the usual width.
+func TestSummaryIPv6Columns(t *testing.T) {
+	sum := &Summary{Services: []ServiceSummary{
+		{Key: vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("2001:2::1"), Port: 443}, Sched: "mh", Servers: []ServerSummary{
+			{Addr: netip.MustParseAddrPort("[2001:2:0:ffff:ffff:ffff:ffff:ffff]:443"), Weight: 1, Present: true, Conns: 5, Share: 0.5, WeightShare: 0.5},
+			{Addr: netip.MustParseAddrPort("[2001:2::11]:443"), Weight: 1, Present: true, Conns: 5, Share: 0.5, WeightShare: 0.5},
+		}},
+		{Key: vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 80}, Sched: "rr", Servers: []ServerSummary{
+			{Addr: netip.MustParseAddrPort("198.18.1.1:80"), Weight: 1, Present: true, Conns: 1, Share: 1, WeightShare: 1},
+		}},
+	}}
+	var b bytes.Buffer
+	if err := sum.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(b.String(), "\n")
+	var head, rows []string
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "  real server"):
+			head = append(head, l)
+		case strings.HasPrefix(l, "  [") || strings.HasPrefix(l, "  198."):
+			rows = append(rows, l)
+		}
+	}
+	if len(head) != 2 || len(rows) != 3 {
+		t.Fatalf("summary:\n%s", b.String())
+	}
+	// Each row ends where its heading ends: the columns are aligned.
+	for i, r := range rows {
+		h := head[0]
+		if i == 2 {
+			h = head[1]
+		}
+		if len(r) != len(h) {
+			t.Errorf("row %q does not line up under %q", r, h)
+		}
+	}
+	if w := strings.Index(head[1], "weight"); w != 2+22+1+1 {
+		t.Errorf("IPv4 service's heading %q: weight column at %d, want the usual %d", head[1], w, 26)
+	}
+}

@@ -163,13 +163,19 @@ func (sum *Summary) WriteText(w io.Writer) error {
 	}
 	for _, s := range sum.Services {
 		p.printf("\nservice %s (%s)\n", s.Key, s.Sched)
-		p.printf("  %-22s %7s %9s %7s %12s %11s\n", "real server", "weight", "conns", "share", "weight-share", "peak-active")
+		// The first column fits every IPv4 name; a longer (IPv6) one
+		// widens it for the whole service, so the columns stay aligned.
+		width := 22
+		for _, v := range s.Servers {
+			width = max(width, len(v.Addr.String()))
+		}
+		p.printf("  %-*s %7s %9s %7s %12s %11s\n", width, "real server", "weight", "conns", "share", "weight-share", "peak-active")
 		for _, v := range s.Servers {
 			wt := fmt.Sprint(v.Weight)
 			if !v.Present {
 				wt = "deleted"
 			}
-			p.printf("  %-22s %7s %9d %6.2f%% %11.2f%% %11d\n", v.Addr, wt, v.Conns, 100*v.Share, 100*v.WeightShare, v.PeakActive)
+			p.printf("  %-*s %7s %9d %6.2f%% %11.2f%% %11d\n", width, v.Addr, wt, v.Conns, 100*v.Share, 100*v.WeightShare, v.PeakActive)
 		}
 		p.printf("  imbalance (share / weight-share): max/mean %.4f  cv %.4f\n", s.Imbalance.MaxMean, s.Imbalance.CV)
 	}
