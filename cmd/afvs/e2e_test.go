@@ -528,10 +528,37 @@ func testHealth(t *testing.T, typ string) {
 			}
 		}
 	}
+	// A check that forks a shell can miss an 80 ms timeout on a loaded
+	// machine; fall 3 with a longer timeout still quiesces within the 5 s
+	// the test allows below.
+	timing := "interval: 100ms, timeout: 80ms, rise: 1, fall: 2"
+	if typ == "exec" {
+		timing = "interval: 300ms, timeout: 250ms, rise: 1, fall: 3"
+	}
 	lab := newLab(t, testnet.LabOptions{Mode: "dr", Scheduler: "rr", Weights: []int{1, 1, 1},
-		Health: "{" + check + ", interval: 100ms, timeout: 80ms, rise: 1, fall: 2}"})
+		Health: "{" + check + ", " + timing + "}"})
 	if typ == "exec" && lab.RealAddrs[0].String() != "198.18.0.11" {
 		t.Fatalf("the lab's first real server is %s; the flag files assume 198.18.0.11", lab.RealAddrs[0])
+	}
+	// rr spreads the requests evenly only over servers that are up: wait
+	// until the first checks have passed for all three.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		svcs, err := lab.Control().Services()
+		if err != nil {
+			t.Fatal(err)
+		}
+		up := 0
+		for _, r := range svcs[0].Reals {
+			if r.Up && r.Weight > 0 {
+				up++
+			}
+		}
+		if up == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not every real server up 10s after start: %+v", svcs[0].Reals)
+		}
 	}
 	if res := lab.Get(30, 3); res.OK != 30 || res.By["rs1"] != 10 {
 		t.Fatalf("before: %+v", res)
