@@ -298,3 +298,35 @@ func BenchmarkLookupBatch(b *testing.B) {
 		})
 	}
 }
+
+// TestPrefetchInsertChangesNothing prefetches keys present and absent, in
+// a table with room and in a full one, and requires the same stats and
+// answers afterwards and no allocation.
+func TestPrefetchInsertChangesNothing(t *testing.T) {
+	tbl := newTestTable(t, Config{Capacity: 64, Clock: &ManualClock{}})
+	keys := make([]Key, 128)
+	for i := range keys {
+		keys[i] = v4Key(ProtoTCP, uint32(i), 1000, 80)
+	}
+	for full := range 2 {
+		for i := range keys[:32+32*full] {
+			tbl.Insert(&keys[i], 1, 0, 0, EvSyn)
+		}
+		st := tbl.Stats()
+		if a := testing.AllocsPerRun(10, func() {
+			for i := range keys {
+				tbl.PrefetchInsert(&keys[i])
+			}
+		}); a != 0 {
+			t.Fatalf("%v allocations per %d prefetches", a, len(keys))
+		}
+		if got := tbl.Stats(); got != st {
+			t.Fatalf("full=%d: stats %v after prefetching, %v before", full, got, st)
+		}
+		for i := range keys {
+			if _, ok := tbl.Lookup(&keys[i]); ok != (i < 32+32*full) {
+				t.Fatalf("full=%d: key %d present=%v after prefetching", full, i, ok)
+			}
+		}
+	}
+}

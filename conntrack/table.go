@@ -506,6 +506,7 @@ func (t *Table) makeRoom(b1, b2 uint32, now uint64) (uint32, bool) {
 		if free && s.reserve() {
 			return slot, true
 		}
+		s.prefetchUsed(b1, b2)
 		v, ok := t.victimIn(b1, now, victim{}, false)
 		v, ok = t.victimIn(b2, now, v, ok)
 		if !ok && free {
@@ -522,6 +523,22 @@ func (t *Table) makeRoom(b1, b2 uint32, now uint64) (uint32, bool) {
 		t.evict(v, now)
 	}
 	return 0, false
+}
+
+// prefetchUsed starts loading the entries of b1's and b2's used slots,
+// which victimIn is about to read one after another: issued together,
+// their misses overlap instead of waiting on each other.
+func (s *store) prefetchUsed(b1, b2 uint32) {
+	var addrs [2 * bucketSlots]uintptr
+	a := 0
+	for _, b := range [2]uint32{b1, b2} {
+		base := b * bucketSlots
+		for used := s.buckets[b].used.Load() & fullMask; used != 0; used &= used - 1 {
+			addrs[a] = uintptr(unsafe.Pointer(&s.entries[base+uint32(bits.TrailingZeros32(used))]))
+			a++
+		}
+	}
+	prefetch(addrs[:a])
 }
 
 // evictScan is how many extra buckets one capacity eviction inspects.

@@ -79,6 +79,8 @@ type Processor struct {
 	bidx   [Batch]uint8
 	bconns [Batch]conntrack.Conn
 	bfound [Batch]bool
+	ins    insertLog     // keys inserted lately, to trust batched misses (batchmiss.go)
+	pkey   conntrack.Key // PrefetchInsert's scratch
 
 	// sh holds this processor's traffic counters as plain integers; the
 	// atomic Counters others read are brought up to date by Flush, once per
@@ -145,8 +147,9 @@ type Parsed struct {
 	Pkt    header.Packet
 	Reason header.Reason
 	conn   conntrack.Conn
-	hit    bool // the batched lookup found conn
-	looked bool // LookupBatch answered for this frame
+	hit    bool   // the batched lookup found conn
+	looked bool   // LookupBatch answered for this frame
+	seq    uint64 // the processor's insert count when LookupBatch answered
 }
 
 // Parse parses frame into f, ready for LookupBatch and ProcessParsed.
@@ -175,7 +178,7 @@ func (p *Processor) LookupBatch(fs []Parsed) {
 		p.ct.LookupBatch(p.bkeys[:m], p.bconns[:m], p.bfound[:m])
 		for j := range m {
 			f := &chunk[p.bidx[j]]
-			f.conn, f.hit, f.looked = p.bconns[j], p.bfound[j], true
+			f.conn, f.hit, f.looked, f.seq = p.bconns[j], p.bfound[j], true, p.ins.seq
 		}
 	}
 }
@@ -266,7 +269,7 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 	// so the frame is looked up again, exactly as Process would.
 	conn, hit := f.batched()
 	pre := hit
-	if !pre {
+	if !pre && !p.batchedMiss(f, k) {
 		conn, hit = p.ct.Lookup(k)
 	}
 	for hit {
@@ -473,6 +476,7 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 		}
 		d = &svc.Dests[i]
 	}
+	p.ins.add(fingerprint(&p.key))
 	conn, res := p.ct.Insert(&p.key, d.ID, uint8(d.Fwd), tmpl, ev)
 	p.sconn = conn
 	switch res {

@@ -164,7 +164,13 @@ func (w *Worker) poll() int {
 		w.proc.Parse(umem[base : base+fs][off:off+uint64(d.Len)], &w.parsed[i])
 	}
 	w.proc.LookupBatch(w.parsed[:n])
+	for i := 0; i < min(n, insertAhead); i++ {
+		w.proc.PrefetchInsert(&w.parsed[i])
+	}
 	for i := 0; i < n; i++ {
+		if i+insertAhead < n {
+			w.proc.PrefetchInsert(&w.parsed[i+insertAhead])
+		}
 		d := w.descs[i]
 		base := d.Addr &^ (fs - 1)
 		v, out := w.proc.ProcessParsed(snap, umem[base:base+fs], int(d.Addr-base), int(d.Len), &w.parsed[i])
@@ -173,6 +179,13 @@ func (w *Worker) poll() int {
 	w.flush()
 	return n
 }
+
+// insertAhead is how many frames ahead of the one it processes the worker
+// starts loading the table lines a new connection's insert will touch
+// (Processor.PrefetchInsert): far enough for the lines to arrive while the
+// frames in between are processed, near enough that they are still in the
+// cache when their insert runs.
+const insertAhead = 3
 
 // dispatch queues a processed frame for transmission or releases it.
 func (w *Worker) dispatch(d xsk.Desc, base uint64, v dataplane.Verdict, out dataplane.Out) {

@@ -1,0 +1,73 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"math/bits"
+
+	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/internal/header"
+)
+
+// insertLog remembers the keys a processor inserted lately, as
+// fingerprints numbered by a running count, so that a miss LookupBatch
+// answered can be trusted later in the batch: it still holds unless this
+// processor inserted the same key since (an earlier frame of the batch
+// opened the flow). Other queues' inserts race with the lookup itself, as
+// they do with Lookup, so they need no record.
+type insertLog struct {
+	seq uint64        // inserts so far
+	fp  [Batch]uint64 // fp[i%Batch]: the fingerprint of insert number i
+}
+
+// add records an insert of a key with fingerprint fp.
+func (l *insertLog) add(fp uint64) {
+	l.fp[l.seq%Batch] = fp
+	l.seq++
+}
+
+// since reports whether an insert numbered from or later may have been of
+// a key with fingerprint fp. Once more than Batch inserts have happened
+// since from the record is gone, and the answer is yes.
+func (l *insertLog) since(from, fp uint64) bool {
+	if l.seq-from > Batch {
+		return true
+	}
+	for i := from; i < l.seq; i++ {
+		if l.fp[i%Batch] == fp {
+			return true
+		}
+	}
+	return false
+}
+
+// fingerprint folds a key into 64 bits. Equal keys give equal
+// fingerprints; two keys that collide only cost a Lookup.
+func fingerprint(k *conntrack.Key) uint64 {
+	c := binary.LittleEndian.Uint64(k.CAddr[8:]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(k.CAddr[:8]), 23)
+	v := binary.LittleEndian.Uint64(k.VAddr[8:]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(k.VAddr[:8]), 41)
+	return c ^ bits.RotateLeft64(v, 29) ^ (uint64(k.CPort)<<48 | uint64(k.VPort)<<32 | uint64(k.Proto))
+}
+
+// batchedMiss reports whether f carries a miss from LookupBatch that still
+// holds for key k: this processor has inserted no key like k since. Then
+// the frame is a miss exactly as a Lookup now would say, and forward goes
+// straight to scheduling without walking the buckets again.
+func (p *Processor) batchedMiss(f *Parsed, k *conntrack.Key) bool {
+	return f != nil && f.looked && !f.hit && !p.ins.since(f.seq, fingerprint(k))
+}
+
+// PrefetchInsert starts loading, without waiting, the table lines the
+// insert of f's connection will touch, when f is a frame that LookupBatch
+// found no connection for and that may open one (anything but a TCP
+// segment without SYN). A worker calls it a few frames ahead of the frame
+// it processes. It changes nothing.
+func (p *Processor) PrefetchInsert(f *Parsed) {
+	if !f.looked || f.hit || f.Reason != header.OK {
+		return
+	}
+	if f.Pkt.Proto == header.ProtocolTCP && conntrack.EventOf(f.Pkt.TCPFlags) != conntrack.EvSyn {
+		return
+	}
+	keyOf(&f.Pkt, &p.pkey)
+	p.ct.PrefetchInsert(&p.pkey)
+}
