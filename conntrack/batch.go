@@ -188,19 +188,20 @@ func (t *Table) PrefetchInsert(k *Key) {
 	s := t.conns
 	b1, b2, _ := s.place(t.seed.hash(&w))
 	full := s.live.Load() >= s.capacity
-	var addrs [2*bucketSlots + 6]uintptr
+	var addrs [2*bucketSlots + 8]uintptr
 	a := 0
 	for _, b := range [2]uint32{b1, b2} {
 		base := b * bucketSlots
 		u := s.buckets[b].used.Load() & fullMask
+		if u != fullMask {
+			addrs[a] = uintptr(unsafe.Pointer(&s.entries[base+uint32(bits.TrailingZeros32(^u))]))
+			a++
+		}
 		if full || u == fullMask {
 			for ; u != 0; u &= u - 1 {
 				addrs[a] = uintptr(unsafe.Pointer(&s.entries[base+uint32(bits.TrailingZeros32(u))]))
 				a++
 			}
-		} else {
-			addrs[a] = uintptr(unsafe.Pointer(&s.entries[base+uint32(bits.TrailingZeros32(^u))]))
-			a++
 		}
 		if s.due != nil {
 			addrs[a] = uintptr(unsafe.Pointer(&s.due[base]))
