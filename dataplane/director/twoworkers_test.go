@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +22,17 @@ type parallelWorker struct {
 	x    uint64
 	k, n int // this worker's flows are those i with i%n == k
 	size int
+}
+
+// threadCPU is the CPU time the calling OS thread has used
+// (getrusage(RUSAGE_THREAD)); the caller must be locked to its thread.
+func threadCPU() time.Duration {
+	const rusageThread = 1 // RUSAGE_THREAD
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // batches runs n batches: 64 frames of this worker's established flows,
@@ -50,7 +62,11 @@ func (pw *parallelWorker) batches(n int, deliver func([]byte)) {
 // spread them). It reports both rates in ns per frame of the aggregate
 // and their ratio, speedup, from the same run: 2 means no contention
 // between the workers. On a machine with fewer than two idle CPUs the
-// two workers share one and the ratio says nothing.
+// two workers share one and the ratio says little; so each phase also
+// reports the CPU time its worker threads used per frame (cpu-ns/frame-1w,
+// cpu-ns/frame-2w), and their ratio, efficiency: 1 means that a frame
+// costs a worker as much CPU beside another worker as alone, which is what
+// cache lines bouncing between the two would break.
 func BenchmarkTwoWorkers(b *testing.B) {
 	for _, size := range []struct {
 		name string
@@ -91,14 +107,19 @@ func BenchmarkTwoWorkers(b *testing.B) {
 			two1, d21 := mk(1, 2)
 			b.ReportAllocs()
 			var t1, t2 time.Duration
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			c1 := threadCPU()
 			for b.Loop() {
 				// b.Loop times the whole; the two phases are timed apart.
 				s := time.Now()
 				one.batches(1, d1)
 				t1 += time.Since(s)
 			}
+			c1 = threadCPU() - c1
 			n := b.N
 			var wg sync.WaitGroup
+			var c2 atomic.Int64
 			start := make(chan struct{})
 			for _, w := range []struct {
 				pw *parallelWorker
@@ -110,7 +131,9 @@ func BenchmarkTwoWorkers(b *testing.B) {
 					runtime.LockOSThread()
 					defer runtime.UnlockOSThread()
 					<-start
+					c := threadCPU()
 					w.pw.batches(n, w.d)
+					c2.Add(int64(threadCPU() - c))
 				}()
 			}
 			s := time.Now()
@@ -124,6 +147,9 @@ func BenchmarkTwoWorkers(b *testing.B) {
 			b.ReportMetric(float64(t1.Nanoseconds())/float64(frames), "ns/frame-1w")
 			b.ReportMetric(float64(t2.Nanoseconds())/float64(2*frames), "ns/frame-2w")
 			b.ReportMetric(2*float64(t1)/float64(t2), "speedup")
+			b.ReportMetric(float64(c1.Nanoseconds())/float64(frames), "cpu-ns/frame-1w")
+			b.ReportMetric(float64(c2.Load())/float64(2*frames), "cpu-ns/frame-2w")
+			b.ReportMetric(2*float64(c1)/float64(c2.Load()), "efficiency")
 		})
 	}
 }
