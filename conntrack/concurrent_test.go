@@ -200,3 +200,69 @@ func TestSameFlowTwoQueues(t *testing.T) {
 	}
 	checkCounts(t, tbl, h)
 }
+
+// TestConcurrentEvictionKeepsRoom has goroutines insert new SYN_RECV
+// connections into a table at capacity, all evictable: every insert must
+// evict one and take its place. An insert that evicted a connection must
+// not then lose that room to a racing insert and be refused.
+func TestConcurrentEvictionKeepsRoom(t *testing.T) {
+	const capacity, workers, per = 64, 4, 20000
+	tbl := newTestTable(t, Config{Capacity: capacity, Clock: &ManualClock{}})
+	for i := range uint32(capacity) {
+		k := v4Key(ProtoTCP, i, 1000, 80)
+		if _, r := tbl.Insert(&k, 1, 0, 0, EvSyn); r != Inserted {
+			t.Fatalf("filling: insert %d = %v", i, r)
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range uint32(workers) {
+		wg.Go(func() {
+			for i := range uint32(per) {
+				k := v4Key(ProtoTCP, i%60000, uint16(2000+w), 80)
+				if _, r := tbl.Insert(&k, 1, 0, 0, EvSyn); r != Inserted {
+					t.Errorf("worker %d: insert %d = %v", w, i, r)
+					return
+				}
+				if i%256 == 0 {
+					runtime.Gosched()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st := tbl.Stats()
+	if st.Refused != 0 || st.Entries != capacity || st.Inserted != st.Evicted+st.Entries {
+		t.Fatalf("stats %v: want no refusal, %d entries, every insert past capacity evicting one", st, capacity)
+	}
+}
+
+// TestEvictionRoomNotStolen races another inserter into the moment after
+// an insert into a full table evicted: afterEvict tries to take a unit of
+// capacity, as a concurrent insert elsewhere in the table would. The room
+// the eviction made must stay with the insert that made it; before it did,
+// the unit went to the racer and the insert, after four evictions, was
+// refused.
+func TestEvictionRoomNotStolen(t *testing.T) {
+	const capacity = 32
+	tbl := newTestTable(t, Config{Capacity: capacity, Clock: &ManualClock{}})
+	for i := range uint32(capacity) {
+		k := v4Key(ProtoTCP, i, 1000, 80)
+		if _, r := tbl.Insert(&k, 1, 0, 0, EvSyn); r != Inserted {
+			t.Fatalf("filling: insert %d = %v", i, r)
+		}
+	}
+	stolen := 0
+	afterEvict = func() {
+		if tbl.conns.reserve() {
+			stolen++
+		}
+	}
+	defer func() { afterEvict = nil }()
+	k := v4Key(ProtoTCP, 1000, 2000, 80)
+	if _, r := tbl.Insert(&k, 1, 0, 0, EvSyn); r != Inserted {
+		t.Fatalf("insert into a full table with a racer = %v, want inserted (units taken by the racer: %d)", r, stolen)
+	}
+	if st := tbl.Stats(); stolen != 0 || st.Entries != capacity || st.Evicted != 1 || st.Refused != 0 {
+		t.Fatalf("racer took %d units; stats %v, want %d entries and one eviction", stolen, st, capacity)
+	}
+}

@@ -354,6 +354,17 @@ func (s *store) publish(slot, tag uint32, w *keyWords, fwd uint8, since, bind ui
 // a given lifetime; the winner owns the accounting for it and must have
 // read the entry's words before calling.
 func (s *store) release(slot uint32, m uint64) bool {
+	if !s.releaseKeep(slot, m) {
+		return false
+	}
+	s.live.Add(-1)
+	return true
+}
+
+// releaseKeep is release for a caller that keeps the entry's unit of
+// capacity, to insert in its place (makeRoom): the live count does not
+// move.
+func (s *store) releaseKeep(slot uint32, m uint64) bool {
 	e := &s.entries[slot]
 	if !e.meta.CompareAndSwap(m, makeMeta(generation(m)+1, statusFree, None, 0)) {
 		return false
@@ -364,7 +375,6 @@ func (s *store) release(slot uint32, m uint64) bool {
 		s.due[slot].Store(noDue)
 	}
 	s.buckets[slot/bucketSlots].used.And(^uint32(1 << (slot % bucketSlots)))
-	s.live.Add(-1)
 	return true
 }
 

@@ -499,6 +499,13 @@ func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Even
 
 // makeRoom finds a free slot in b1 or b2 and reserves a unit of capacity,
 // evicting as the eviction order allows. The caller holds both latches.
+//
+// An eviction hands the victim's unit of capacity straight to this insert
+// instead of giving it back to the table and reserving it again: another
+// queue inserting at capacity could take it in between, and the insert
+// would be refused although it had made room. The slot is then free for
+// certain: either the victim was in b1 or b2, or b1 or b2 already had a
+// free slot, and with both latches held nobody else claims one there.
 func (t *Table) makeRoom(b1, b2 uint32, now uint64) (uint32, bool) {
 	s := t.conns
 	for range insertAttempts {
@@ -520,10 +527,24 @@ func (t *Table) makeRoom(b1, b2 uint32, now uint64) (uint32, bool) {
 		if !ok {
 			return 0, false
 		}
-		t.evict(v, now)
+		if !t.evict(v, now) {
+			continue // touched or taken since victimIn chose it
+		}
+		if afterEvict != nil {
+			afterEvict()
+		}
+		if slot, free := s.freeSlot(b1, b2); free {
+			return slot, true
+		}
+		s.live.Add(-1) // unreachable (see above); the unit goes back
 	}
 	return 0, false
 }
+
+// afterEvict, when set, runs after makeRoom's eviction and before it
+// takes a slot, so that a test can race another inserter into that
+// moment.
+var afterEvict func()
 
 // prefetchUsed starts loading the entries of b1's and b2's used slots,
 // which victimIn is about to read one after another: issued together,
@@ -588,12 +609,14 @@ func (t *Table) victimIn(b uint32, now uint64, best victim, have bool) (victim, 
 	return best, have
 }
 
-// evict releases the victim if it is still what victimIn saw. The bind
-// word read before the CAS belongs to that lifetime if the CAS succeeds.
-func (t *Table) evict(v victim, now uint64) {
+// evict releases the victim if it is still what victimIn saw, and reports
+// whether it did. The victim's unit of capacity is not given back: the
+// caller inserts in its place. The bind word read before the CAS belongs
+// to that lifetime if the CAS succeeds.
+func (t *Table) evict(v victim, now uint64) bool {
 	bind := t.conns.entries[v.slot].bind.Load()
-	if !t.conns.release(v.slot, v.meta) {
-		return
+	if !t.conns.releaseKeep(v.slot, v.meta) {
+		return false
 	}
 	at := now
 	if expired(v.meta, now) {
@@ -605,4 +628,5 @@ func (t *Table) evict(v victim, now uint64) {
 	} else {
 		t.stats.at(v.slot).evicted.Add(1)
 	}
+	return true
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/dataplane/xsk/xsktest"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -105,51 +106,127 @@ func BenchmarkTwoWorkers(b *testing.B) {
 			one, d1 := mk(0, 1)
 			two0, d20 := mk(0, 2)
 			two1, d21 := mk(1, 2)
-			b.ReportAllocs()
-			var t1, t2 time.Duration
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			c1 := threadCPU()
-			for b.Loop() {
-				// b.Loop times the whole; the two phases are timed apart.
-				s := time.Now()
-				one.batches(1, d1)
-				t1 += time.Since(s)
-			}
-			c1 = threadCPU() - c1
+			ph := twoPhases(b, func(n int) { one.batches(n, d1) },
+				[2]func(int){func(n int) { two0.batches(n, d20) }, func(n int) { two1.batches(n, d21) }})
 			n := b.N
-			var wg sync.WaitGroup
-			var c2 atomic.Int64
-			start := make(chan struct{})
-			for _, w := range []struct {
-				pw *parallelWorker
-				d  func([]byte)
-			}{{two0, d20}, {two1, d21}} {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					runtime.LockOSThread()
-					defer runtime.UnlockOSThread()
-					<-start
-					c := threadCPU()
-					w.pw.batches(n, w.d)
-					c2.Add(int64(threadCPU() - c))
-				}()
-			}
-			s := time.Now()
-			close(start)
-			wg.Wait()
-			t2 = time.Since(s)
 			frames := uint64(n * dataplane.Batch)
 			if one.c.TX.Load() != frames || two0.c.TX.Load() != frames || two1.c.TX.Load() != frames {
 				b.Fatalf("forwarded %d (one worker), %d and %d (two), want %d each", one.c.TX.Load(), two0.c.TX.Load(), two1.c.TX.Load(), frames)
 			}
-			b.ReportMetric(float64(t1.Nanoseconds())/float64(frames), "ns/frame-1w")
-			b.ReportMetric(float64(t2.Nanoseconds())/float64(2*frames), "ns/frame-2w")
-			b.ReportMetric(2*float64(t1)/float64(t2), "speedup")
-			b.ReportMetric(float64(c1.Nanoseconds())/float64(frames), "cpu-ns/frame-1w")
-			b.ReportMetric(float64(c2.Load())/float64(2*frames), "cpu-ns/frame-2w")
-			b.ReportMetric(2*float64(c1)/float64(c2.Load()), "efficiency")
+			ph.report(b, frames)
 		})
 	}
+}
+
+// phases is what twoPhases measured.
+type phases struct {
+	t1, t2 time.Duration // wall time: one worker, two at once
+	c1, c2 time.Duration // CPU time of the worker threads in each phase
+}
+
+// twoPhases runs b.N batches of one worker on the benchmark goroutine,
+// then b.N batches of each of two workers on two goroutines at once, every
+// worker locked to its OS thread, and times each phase by the wall clock
+// and by its threads' CPU time.
+func twoPhases(b *testing.B, one func(n int), two [2]func(n int)) phases {
+	var ph phases
+	b.ReportAllocs()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c := threadCPU()
+	for b.Loop() {
+		// b.Loop times the whole; the two phases are timed apart.
+		s := time.Now()
+		one(1)
+		ph.t1 += time.Since(s)
+	}
+	ph.c1 = threadCPU() - c
+	n := b.N
+	var wg sync.WaitGroup
+	var c2 atomic.Int64
+	start := make(chan struct{})
+	for _, f := range two {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			<-start
+			c := threadCPU()
+			f(n)
+			c2.Add(int64(threadCPU() - c))
+		}()
+	}
+	s := time.Now()
+	close(start)
+	wg.Wait()
+	ph.t2 = time.Since(s)
+	ph.c2 = time.Duration(c2.Load())
+	return ph
+}
+
+// report reports the phases' rates over frames per worker, and their
+// ratios: speedup by the wall clock, efficiency by CPU time.
+func (ph phases) report(b *testing.B, frames uint64) {
+	b.ReportMetric(float64(ph.t1.Nanoseconds())/float64(frames), "ns/frame-1w")
+	b.ReportMetric(float64(ph.t2.Nanoseconds())/float64(2*frames), "ns/frame-2w")
+	b.ReportMetric(2*float64(ph.t1)/float64(ph.t2), "speedup")
+	b.ReportMetric(float64(ph.c1.Nanoseconds())/float64(frames), "cpu-ns/frame-1w")
+	b.ReportMetric(float64(ph.c2.Nanoseconds())/float64(2*frames), "cpu-ns/frame-2w")
+	b.ReportMetric(2*float64(ph.c1)/float64(ph.c2), "efficiency")
+}
+
+// BenchmarkTwoWorkersNewConns is BenchmarkTwoWorkers for new connections:
+// every frame is the SYN of a flow never seen, as in
+// BenchmarkWorkerNewConns, scheduled (rr over four real servers) and
+// inserted into one shared table of 1M connections that is at capacity,
+// so each insert evicts. The workers' flows are disjoint. What the two
+// workers share here is written on every connection: the table's
+// capacity count, its stats, the scheduler and the real servers' load
+// counters.
+func BenchmarkTwoWorkersNewConns(b *testing.B) {
+	const n = 1_000_000
+	r := newRig(b, oneService(vs.Route, "rr", 1, 1, 1, 1), n+n/4)
+	g := newNewConnFrames(b, 0)
+	buf := make([]byte, 2048)
+	for range n + n/4 {
+		f := g.next()
+		copy(buf[headroom:], f)
+		if v, _ := r.p.Process(r.snap, buf, headroom, len(f)); v != dataplane.VerdictForward {
+			b.Fatalf("opening flow %d: verdict %d", g.k, v)
+		}
+	}
+	var snap atomic.Pointer[dataplane.Snapshot]
+	snap.Store(r.snap)
+	type nw struct {
+		w *Worker
+		p *xsktest.Port
+		c *dataplane.Counters
+		g *newConnFrames
+	}
+	mk := func(first int) *nw {
+		c := new(dataplane.Counters)
+		p := newFakePort(b, 256)
+		return &nw{w: NewWorker(0, -1, p, 0, []TxPort{{Port: p}}, &snap, dataplane.NewProcessor(r.ct, c, 0), c, nil), p: p, c: c, g: newNewConnFrames(b, first)}
+	}
+	// Flow numbers far apart: each worker's flows are its own.
+	one, two0, two1 := mk(2_000_000), mk(2_600_000_000), mk(5_200_000_000)
+	run := func(x *nw) func(int) {
+		return func(k int) {
+			for range k {
+				for range dataplane.Batch {
+					x.p.Deliver(x.g.next())
+				}
+				x.w.Poll()
+				x.p.Complete()
+			}
+		}
+	}
+	ph := twoPhases(b, run(one), [2]func(int){run(two0), run(two1)})
+	frames := uint64(b.N * dataplane.Batch)
+	if one.c.TX.Load() != frames || two0.c.TX.Load() != frames || two1.c.TX.Load() != frames {
+		b.Fatalf("forwarded %d (one worker), %d and %d (two), want %d each; table full: %d, %d, %d; %s", one.c.TX.Load(), two0.c.TX.Load(), two1.c.TX.Load(), frames,
+			one.c.Drops[dataplane.DropTableFull].Load(), two0.c.Drops[dataplane.DropTableFull].Load(), two1.c.Drops[dataplane.DropTableFull].Load(), r.ct.Stats())
+	}
+	ph.report(b, frames)
 }
