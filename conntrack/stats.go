@@ -23,9 +23,12 @@ type Stats struct {
 // into different buckets do not bounce one line between cores.
 const statStripes = 16
 
+// counters is one stripe: 40 bytes of counters in 128, so that two
+// stripes are at least 88 bytes apart and never share a 64-byte line,
+// wherever the Table that holds them lands.
 type counters struct {
 	inserted, expired, evicted, refused, reopened atomic.Uint64
-	_                                             [24]byte
+	_                                             [88]byte
 }
 
 type stats [statStripes]counters

@@ -24,6 +24,10 @@ type destLoad struct {
 	// watch lists the least-connection trees that include this dest, so a
 	// counter change can refresh their path. Copy-on-write; read per hook.
 	watch atomic.Pointer[[]watch]
+	// The counters of two real servers never share a cache line (the
+	// array is page-aligned once it is large), so workers binding
+	// connections to different servers do not bounce one line.
+	_ [32]byte
 }
 
 type watch struct {

@@ -1,6 +1,9 @@
 package sched
 
-import "testing"
+import (
+	"testing"
+	"unsafe"
+)
 
 // TestOverloadHysteresis walks the -x/-y rules of ip_vs_bind_dest and
 // ip_vs_unbind_dest: set at total >= upper on bind; cleared on unbind below
@@ -79,5 +82,13 @@ func TestLoadsIgnoreBadIDs(t *testing.T) {
 	l.Reset(3)
 	if l.Active(7) != 0 || l.Overloaded(7) || NewLoads(-5).Len() != 0 {
 		t.Fatal("out-of-range id had an effect")
+	}
+}
+
+// TestDestLoadLine: one real server's counters fill a cache line, so that
+// two servers' counters never share one.
+func TestDestLoadLine(t *testing.T) {
+	if s := unsafe.Sizeof(destLoad{}); s != 64 {
+		t.Fatalf("destLoad is %d bytes, want 64", s)
 	}
 }

@@ -67,7 +67,8 @@ func (pw *parallelWorker) batches(n int, deliver func([]byte)) {
 // reports the CPU time its worker threads used per frame (cpu-ns/frame-1w,
 // cpu-ns/frame-2w), and their ratio, efficiency: 1 means that a frame
 // costs a worker as much CPU beside another worker as alone, which is what
-// cache lines bouncing between the two would break.
+// cache lines bouncing between the two would break, when they run at the
+// same time (corun: the share of their time they surely did).
 func BenchmarkTwoWorkers(b *testing.B) {
 	for _, size := range []struct {
 		name string
@@ -174,6 +175,11 @@ func (ph phases) report(b *testing.B, frames uint64) {
 	b.ReportMetric(float64(ph.c1.Nanoseconds())/float64(frames), "cpu-ns/frame-1w")
 	b.ReportMetric(float64(ph.c2.Nanoseconds())/float64(2*frames), "cpu-ns/frame-2w")
 	b.ReportMetric(2*float64(ph.c1)/float64(ph.c2), "efficiency")
+	// The two workers ran at the same time for at least c2-t2 of the
+	// wall time; corun is that as a share of one worker's CPU time. Near
+	// 0, the machine ran them one after the other, and efficiency cannot
+	// show lines they would contend for.
+	b.ReportMetric(max(0, float64(ph.c2-ph.t2))/(float64(ph.c2)/2), "corun")
 }
 
 // BenchmarkTwoWorkersNewConns is BenchmarkTwoWorkers for new connections:
