@@ -1031,29 +1031,17 @@ func parsePorts(s string) (lo, hi uint16, err error) {
 	return uint16(l), uint16(h), nil
 }
 
-// checkNATLayout refuses VS/NAT real servers with more than one
-// interface. A NAT real server's replies must come back to afvs on the
-// interface its clients' packets arrive on: a worker sends only on its
-// own receiving interface (or on interfaces nobody receives on), so the
-// LVS manual's two-interface NAT layout (clients on eth0, real servers on
-// eth1, both receiving) cannot carry the two directions. One interface
-// facing clients and real servers (the real servers' default route via
-// the director's address there) is the supported layout.
+// checkNATLayout refuses VS/NAT real servers when the connection table
+// has no VS/NAT reply index (table.nat: false). Any number of receiving
+// interfaces carries VS/NAT: one facing both the clients and the real
+// servers, or the LVS manual's layout with one facing the clients and
+// another the real servers (their replies arrive there and leave on the
+// clients' side).
 func (c *Config) checkNATLayout(t *vs.Table) error {
 	for i, s := range t.Services {
 		for _, r := range s.Reals {
 			if r.Fwd == vs.Masq && !c.Table.NAT {
 				return fmt.Errorf("services[%d] (%s): real server %s: forward nat needs table.nat: true (the VS/NAT reply index)", i, s.Key, r.AddrPort())
-			}
-		}
-	}
-	if len(c.Interfaces) < 2 {
-		return nil
-	}
-	for i, s := range t.Services {
-		for _, r := range s.Reals {
-			if r.Fwd == vs.Masq {
-				return fmt.Errorf("services[%d] (%s): real server %s: forward nat with %d interfaces: VS/NAT needs one interface facing both the clients and the real servers (the two-interface NAT layout is not supported)", i, s.Key, r.AddrPort(), len(c.Interfaces))
 			}
 		}
 	}

@@ -219,8 +219,6 @@ func TestCheckBadConfigs(t *testing.T) {
 		{"bad health duration", "a.toml", "interfaces = [\"eth0\"]\n[health]\ninterval = \"soon\"\n", []string{"health.interval", "soon", "duration"}},
 		{"bad protocol", "a.yaml", "interfaces: [eth0]\nservices: [{proto: sctp, address: 198.19.0.1, port: 80}]\n", []string{"services[0].proto", "sctp", "tcp or udp"}},
 		{"bad port", "a.json", `{"interfaces":["eth0"],"services":[{"proto":"tcp","address":"198.19.0.1","port":70000}]}`, []string{"services[0].port", "70000", "0..65535"}},
-		{"nat with two interfaces", "a.yaml", strings.Replace(svc("    forward: nat\n    reals: [{address: 198.18.2.11, port: 8080}]\n"), "[eth0]", "[eth0, eth1]", 1),
-			[]string{"services[0]", "198.18.2.11:8080", "forward nat with 2 interfaces", "two-interface NAT layout is not supported"}},
 		{"nat without its index", "a.yaml", strings.Replace(svc("    forward: nat\n    reals: [{address: 198.18.2.11, port: 8080}]\n"), "interfaces: [eth0]\n", "interfaces: [eth0]\ntable: {nat: false}\n", 1),
 			[]string{"services[0]", "198.18.2.11:8080", "forward nat needs table.nat: true"}},
 		{"dr real on another port", "a.yaml", svc("    reals: [{address: 198.18.0.11, port: 8080}]\n"), []string{"services[0].reals[0].port", "8080", "only a nat real server"}},

@@ -92,9 +92,6 @@ type Director struct {
 	queues   []rxQueue    // one per worker
 	nIngress int          // ingress interfaces take slots 0..nIngress-1
 	egress   map[int]*egressSlot
-	// sharedWarned are the real servers already logged as routed via
-	// another ingress interface.
-	sharedWarned map[netip.Addr]bool
 	// localVIPWarned are the services already logged as having a local
 	// real server but a VIP that is not local (local.go).
 	localVIPWarned map[vs.Key]bool
@@ -119,10 +116,13 @@ type egressSlot struct {
 	ports   []TxPort
 }
 
-// rxQueue is one receiving socket: an ingress interface's queue.
+// rxQueue is one receiving socket: an ingress interface's queue. With
+// more than one ingress interface the workers of the others transmit on it
+// too, and mu serialises them with its owner (sharedPort).
 type rxQueue struct {
 	slot, queue int
 	sock        Socket
+	mu          *sync.Mutex
 }
 
 // New opens the dataplane on the configured interfaces and the
@@ -143,7 +143,7 @@ func New(opt Options, t *vs.Table) (d *Director, err error) {
 		opt.Clock = conntrack.SystemClock()
 	}
 	dir := &Director{opt: opt, log: opt.Log, plat: opt.Platform, reg: dataplane.NewRegistry(), slotOf: map[int]int{},
-		egress: map[int]*egressSlot{}, sharedWarned: map[netip.Addr]bool{}, stop: make(chan struct{}), rebuild: make(chan struct{}, 1)}
+		egress: map[int]*egressSlot{}, stop: make(chan struct{}), rebuild: make(chan struct{}, 1)}
 	d = dir
 	defer func() {
 		if err != nil {
@@ -271,10 +271,15 @@ func (d *Director) openIngress() error {
 			if err := st.RegisterSocket(q, s); err != nil {
 				return fmt.Errorf("interface %s queue %d: %w", name, q, err)
 			}
-			d.queues = append(d.queues, rxQueue{slot, q, s})
+			d.queues = append(d.queues, rxQueue{slot: slot, queue: q, sock: s})
 		}
 	}
 	d.nIngress = len(d.ifaces)
+	if d.nIngress > 1 {
+		for i := range d.queues {
+			d.queues[i].mu = new(sync.Mutex)
+		}
+	}
 	return nil
 }
 
@@ -302,12 +307,7 @@ func (d *Director) prepareEgress(t *vs.Table) error {
 				continue
 			}
 			if slot, ok := d.slotOf[hop.Ifindex]; ok && slot < d.nIngress {
-				if d.nIngress > 1 && !d.sharedWarned[r.Addr] {
-					d.sharedWarned[r.Addr] = true
-					d.log.Warn("real server routes via an interface that receives VIP traffic: only that interface's workers can send to it; frames arriving on the others are dropped (no_egress)",
-						"real", r.Addr, "dev", hop.Dev)
-				}
-				continue
+				continue // every worker sends on every receiving interface (txFor)
 			}
 			if slot, ok := d.slotOf[hop.Ifindex]; ok && d.egress[slot] != nil {
 				continue
@@ -493,7 +493,11 @@ func (d *Director) makeWorkers() error {
 		} else {
 			proc.SetSYNLimiter(d.syn, nil)
 		}
-		w := NewWorker(q.queue, cpu, q.sock, q.slot, d.txFor(i), &d.snap, proc, c, d.plat.Pin)
+		var rx Port = q.sock
+		if q.mu != nil {
+			rx = sharedPort{q.sock, q.mu}
+		}
+		w := NewWorker(q.queue, cpu, rx, q.slot, d.txFor(i), &d.snap, proc, c, d.plat.Pin)
 		w.Dev = ifc.Name
 		w.localStack, w.localSteer = &d.local.stack, d.steer[q.slot]
 		d.workers = append(d.workers, w)
@@ -539,11 +543,28 @@ func (d *Director) SetPoll(c PollConfig) error {
 }
 
 // txFor is worker i's TX table: its own receiving socket on its ingress
-// slot, and its share of every egress slot's sockets.
+// slot, one receiving socket of every other ingress slot (taken under that
+// socket's lock, see sharedPort), and its share of every egress slot's
+// sockets.
 func (d *Director) txFor(i int) []TxPort {
 	q := d.queues[i]
 	tx := make([]TxPort, len(d.ifaces))
 	tx[q.slot] = TxPort{Port: q.sock}
+	for slot := 0; slot < d.nIngress; slot++ {
+		if slot == q.slot {
+			continue
+		}
+		var qs []rxQueue
+		for _, o := range d.queues {
+			if o.slot == slot {
+				qs = append(qs, o)
+			}
+		}
+		if len(qs) > 0 {
+			o := qs[i%len(qs)]
+			tx[slot] = TxPort{Port: o.sock, Mu: o.mu}
+		}
+	}
 	for slot, es := range d.egress {
 		for len(tx) <= slot {
 			tx = append(tx, TxPort{})

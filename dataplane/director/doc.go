@@ -29,6 +29,23 @@
 // the batch that may still use the old one (Worker.Quiet) before the
 // sockets close.
 //
+// # Sending on another receiving interface
+//
+// With more than one receiving interface every worker also sends on the
+// others: a VS/NAT reply arrives on the interface facing the real servers
+// and leaves on the one facing the clients (the LVS manual's
+// two-interface NAT layout), and a client frame may be for a real server
+// behind another receiving interface. The kernel allows one UMEM per
+// device queue unless sockets share it with XDP_SHARED_UMEM, and sockets
+// sharing a queue's UMEM share its fill and completion rings too, so a
+// second, send-only socket on a queue that already receives would still
+// share the receiving socket's rings with its owner. The choice: a worker
+// sends on one receiving socket of each other receiving interface, under
+// that socket's mutex; the socket's owner calls it through sharedPort,
+// which takes the same mutex around each call except the blocking Wait.
+// The frame is copied into the other socket's UMEM, as for a send-only
+// egress interface. Nothing locks with a single receiving interface.
+//
 // # The local node
 //
 // A real server on one of the director's own addresses (IPVS's local

@@ -47,11 +47,10 @@ func natIndex(o Options) int {
 }
 
 // checkNAT refuses VS/NAT real servers when the table has no reply index,
-// or when the director receives on more than one interface (config's
-// checkNATLayout says why), so that afvsadm cannot add what afvs check
-// refuses.
+// as config's checkNATLayout does, so that afvsadm cannot add what afvs
+// check refuses.
 func (d *Director) checkNAT(t *vs.Table) error {
-	if !d.opt.NoNAT && d.nIngress < 2 {
+	if !d.opt.NoNAT {
 		return nil
 	}
 	for _, s := range t.Services {
@@ -59,10 +58,7 @@ func (d *Director) checkNAT(t *vs.Table) error {
 			if r.Fwd != vs.Masq {
 				continue
 			}
-			if d.opt.NoNAT {
-				return fmt.Errorf("service %s: real server %s: forwarding method masquerading (-m) needs the VS/NAT reply index, which this director was started without (table.nat: false)", s.Key, r.AddrPort())
-			}
-			return fmt.Errorf("service %s: real server %s: forwarding method masquerading (-m) with %d receiving interfaces: VS/NAT needs one interface facing both the clients and the real servers", s.Key, r.AddrPort(), d.nIngress)
+			return fmt.Errorf("service %s: real server %s: forwarding method masquerading (-m) needs the VS/NAT reply index, which this director was started without (table.nat: false)", s.Key, r.AddrPort())
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/dataplane/platformtest"
 	"github.com/afvs/afvs/vs"
@@ -98,18 +99,50 @@ func TestDirectorWithoutNATIndex(t *testing.T) {
 	}
 }
 
-// TestDirectorNATOneInterface: with two receiving interfaces a change
-// that adds a VS/NAT real server is refused, as afvs check refuses the
-// config, and changes nothing.
-func TestDirectorNATOneInterface(t *testing.T) {
+// TestDirectorNATTwoInterfaces runs the LVS manual's two-interface NAT
+// layout: the director receives on eth0 (clients) and eth1 (real servers,
+// their default route via the director). The client's SYN, received on
+// eth0, leaves eth1 for the real server, rewritten to its address and
+// port 8080; the server's SYN-ACK, received on eth1, leaves eth0 for the
+// client from VIP:80. Each direction crosses from one interface's worker
+// to the other's receiving socket.
+func TestDirectorNATTwoInterfaces(t *testing.T) {
 	l := newLab(t, true, "198.18.1.11")
-	d := l.start([]string{"eth0", "eth1"}, table(t, service("rr", vs.Route, "198.18.1.11")))
-	before := d.Snapshot()
-	err := d.Apply(table(t, service("rr", vs.Masq, "198.18.1.11")))
-	if err == nil || !strings.Contains(err.Error(), "2 receiving interfaces") {
-		t.Fatalf("Apply of a NAT server with two interfaces: %v", err)
+	rip := netip.MustParseAddr("198.18.1.11")
+	svc := vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: vip, Port: 80}, Sched: "rr",
+		Reals: []vs.Real{{Addr: rip, Port: 8080, Weight: 1, Fwd: vs.Masq}}}
+	d := l.start([]string{"eth0", "eth1"}, table(t, svc))
+	resolved(t, d)
+	client := netip.MustParseAddr("198.18.0.10")
+	rs := l.reals["198.18.1.11"]
+	rsMAC := [6]byte{0x02, 0, 0, 0, 0xee, 1}
+	for i := range 3 {
+		port := uint16(1000 + i)
+		l.client.Send(syn(t, dirMAC, vip, port))
+		got := l.collect(1)["198.18.1.11"]
+		eth, ips, tcp := decode(t, got[0])
+		if [6]byte(eth.SrcMAC) != dirMAC1 || [6]byte(eth.DstMAC) != rsMAC || ips[0].SrcIP.String() != client.String() ||
+			ips[0].DstIP.String() != rip.String() || tcp.DstPort != 8080 || tcp.SrcPort != layers.TCPPort(port) {
+			t.Fatalf("real server got %s -> %s, %v:%d -> %v:%d; want eth1's MAC to its own, %v:%d -> %v:8080",
+				eth.SrcMAC, eth.DstMAC, ips[0].SrcIP, tcp.SrcPort, ips[0].DstIP, tcp.DstPort, client, port, rip)
+		}
+		rs.Send(tcpFrom(t, rsMAC, dirMAC1, rip, client, 8080, port, true))
+		var back [][]byte
+		platformtest.Eventually(2*time.Second, func() bool { back = append(back, l.client.Recv()...); return len(back) > 0 })
+		if len(back) != 1 {
+			t.Fatalf("client got %d frames, want the SYN-ACK", len(back))
+		}
+		eth, ips, tcp = decode(t, back[0])
+		if [6]byte(eth.SrcMAC) != dirMAC || [6]byte(eth.DstMAC) != clientMAC || ips[0].SrcIP.String() != vip.String() || tcp.SrcPort != 80 || tcp.DstPort != layers.TCPPort(port) {
+			t.Fatalf("client got %s -> %s, %v:%d -> %d; want eth0's MAC to its own, from %v:80", eth.SrcMAC, eth.DstMAC, ips[0].SrcIP, tcp.SrcPort, tcp.DstPort, vip)
+		}
 	}
-	if d.Snapshot() != before {
-		t.Error("the refused change replaced the snapshot")
+	var out, noEgress uint64
+	for _, c := range d.Counters() {
+		out += c.Service(d.Snapshot().Services[0].ID).OutPkts
+		noEgress += c.Drops[dataplane.DropNoEgress].Load()
+	}
+	if out != 3 || noEgress != 0 {
+		t.Errorf("service counted %d packets out and %d no_egress drops, want 3 and 0", out, noEgress)
 	}
 }

@@ -440,7 +440,7 @@ const (
 func (w *Worker) applyPoll(c *PollConfig) {
 	want := c.Mode != PollSleep
 	w.applied = c
-	bp, ok := w.rx.(interface {
+	bp, ok := bare(w.rx).(interface {
 		SetBusyPoll(on bool, usecs, budget int) xsk.BusyPoll
 		BusyPoll() xsk.BusyPoll
 	})
@@ -495,7 +495,7 @@ type SocketCounters struct {
 // Sockets reports the receiving socket's counters, when the port is a real
 // AF_XDP socket.
 func (w *Worker) Sockets() (SocketCounters, bool) {
-	s, ok := w.rx.(*xsk.Socket)
+	s, ok := bare(w.rx).(*xsk.Socket)
 	if !ok {
 		return SocketCounters{}, false
 	}

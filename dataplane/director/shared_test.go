@@ -1,0 +1,174 @@
+package director
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/dataplane/xsk/xsktest"
+	"github.com/afvs/afvs/vs"
+)
+
+// routeTo is r's snapshot with every dest behind slot out, and a second
+// interface eth1 at slot 1.
+func routeTo(r *rig, out int) *dataplane.Snapshot {
+	s := *r.snap
+	s.Services = append([]dataplane.Service(nil), r.snap.Services...)
+	s.Services[0].Dests = append([]dataplane.Dest(nil), s.Services[0].Dests...)
+	for i := range s.Services[0].Dests {
+		s.Services[0].Dests[i].Slot = out
+	}
+	s.Ifaces = append(append([]dataplane.Iface(nil), s.Ifaces...), dataplane.Iface{Slot: 1, Index: 2, Name: "eth1", MAC: [6]byte{2, 0, 0, 0, 1, 1}, MTU: 1500, Addr: [4]byte{198, 18, 1, 1}})
+	return &s
+}
+
+// crossPair is two workers, one per receiving interface (slots 0 and 1),
+// each sending every frame it receives out of the other's receiving
+// socket, as a director with two receiving interfaces sets them up.
+type crossPair struct {
+	w     [2]*Worker
+	ports [2]*xsktest.Port
+	rigs  [2]*rig
+}
+
+func newCrossPair(t testing.TB, flows int) *crossPair {
+	cp := &crossPair{}
+	var mu [2]sync.Mutex
+	for i := range 2 {
+		cp.ports[i] = newFakePort(t, 256)
+	}
+	for i := range 2 {
+		r := newRig(t, oneService(vs.Route, "rr", 1, 1), flows+flows/4+1024)
+		other := 1 - i
+		tx := make([]TxPort, 2)
+		tx[i] = TxPort{Port: cp.ports[i]}
+		tx[other] = TxPort{Port: cp.ports[other], Mu: &mu[other]}
+		var snap atomic.Pointer[dataplane.Snapshot]
+		snap.Store(routeTo(r, other))
+		cp.w[i] = NewWorker(0, -1, sharedPort{cp.ports[i], &mu[i]}, i, tx, &snap, r.p, r.c, nil)
+		cp.rigs[i] = r
+	}
+	return cp
+}
+
+// TestWorkersSendOnEachOthersSockets runs two workers at once, each
+// sending everything it receives out of the other's receiving socket (the
+// two directions of VS/NAT in the two-interface layout): every frame goes
+// out once, of the right socket, nothing is dropped, the workers never
+// block each other for good, and every frame ends free.
+func TestWorkersSendOnEachOthersSockets(t *testing.T) {
+	cp := newCrossPair(t, 0)
+	const rounds = 300
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			src := [4]byte{198, 18, byte(i), 10}
+			for n := range rounds {
+				for k := range 16 {
+					cp.ports[i].Deliver(tcpFrame(t, src, uint16(1024+(n*16+k)%4096), true, false, false, true, 0))
+				}
+				cp.w[i].Poll()
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range 2 {
+		cp.w[i].Poll() // reaps what the other worker sent on its socket
+		c := cp.rigs[i].c
+		if c.TX.Load() != rounds*16 || c.RX.Load() != rounds*16 {
+			t.Errorf("worker %d: rx %d tx %d, want %d each", i, c.RX.Load(), c.TX.Load(), rounds*16)
+		}
+		for r := range dataplane.NumDrops {
+			if n := c.Drops[r].Load(); n != 0 {
+				t.Errorf("worker %d: %d drops as %s", i, n, dataplane.Drop(r))
+			}
+		}
+		if cp.ports[i].InFlight() != 0 || cp.ports[i].Free() != 256 {
+			t.Errorf("port %d: %d in flight, %d of 256 free", i, cp.ports[i].InFlight(), cp.ports[i].Free())
+		}
+	}
+}
+
+// BenchmarkCrossTX compares, per frame of established flows, a worker
+// sending out of its own receiving socket (same) with one sending out of
+// another receiving interface's socket (cross: the frame is copied into
+// that socket's UMEM under its lock, and the worker's own socket is
+// called through its lock, as with two receiving interfaces). The kernel's
+// work per frame is not in either: the ports are in memory.
+func BenchmarkCrossTX(b *testing.B) {
+	const flows = 1000
+	acks := tcpFrame(b, [4]byte{198, 18, 0, 10}, 0, false, true, false, true, 18)
+	establish := func(b *testing.B, r *rig, s *dataplane.Snapshot) {
+		buf := make([]byte, 2048)
+		for i := range flows {
+			f := tcpFrame(b, [4]byte{198, 18, 0, 10}, uint16(1024+i), true, false, false, true, 0)
+			copy(buf[headroom:], f)
+			if v, _ := r.p.Process(s, buf, headroom, len(f)); v != dataplane.VerdictForward {
+				b.Fatalf("opening flow %d: verdict %d", i, v)
+			}
+		}
+	}
+	run := func(b *testing.B, w *Worker, in *xsktest.Port, out []*xsktest.Port, c *dataplane.Counters) {
+		x := uint64(1)
+		tx := c.TX.Load()
+		b.ReportAllocs()
+		for b.Loop() {
+			for range dataplane.Batch {
+				x = x*6364136223846793005 + 1442695040888963407
+				pt := 1024 + int((x>>32)*flows>>32)
+				acks[34], acks[35] = byte(pt>>8), byte(pt)
+				in.Deliver(acks)
+			}
+			w.Poll()
+			for _, p := range out {
+				p.Complete()
+			}
+		}
+		if got := c.TX.Load() - tx; got != uint64(b.N*dataplane.Batch) {
+			b.Fatalf("%d of %d frames sent", got, b.N*dataplane.Batch)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*dataplane.Batch), "ns/frame")
+	}
+	b.Run("tx=same", func(b *testing.B) {
+		r := newRig(b, oneService(vs.Route, "rr", 1, 1), 4*flows)
+		establish(b, r, r.snap)
+		p := newFakePort(b, 256)
+		var snap atomic.Pointer[dataplane.Snapshot]
+		snap.Store(r.snap)
+		w := NewWorker(0, -1, p, 0, []TxPort{{Port: p}}, &snap, r.p, r.c, nil)
+		run(b, w, p, []*xsktest.Port{p}, r.c)
+	})
+	b.Run("tx=cross", func(b *testing.B) {
+		cp := newCrossPair(b, 4*flows)
+		establish(b, cp.rigs[0], routeTo(cp.rigs[0], 1))
+		run(b, cp.w[0], cp.ports[0], []*xsktest.Port{cp.ports[0], cp.ports[1]}, cp.rigs[0].c)
+	})
+}
+
+// TestCrossTXAllocs: sending out of another receiving interface's socket
+// allocates nothing per batch.
+func TestCrossTXAllocs(t *testing.T) {
+	cp := newCrossPair(t, 0)
+	frames := make([][]byte, dataplane.Batch)
+	for i := range frames {
+		cp.ports[0].Deliver(tcpFrame(t, [4]byte{198, 18, 0, 10}, uint16(3000+i), true, false, false, true, 0))
+		frames[i] = tcpFrame(t, [4]byte{198, 18, 0, 10}, uint16(3000+i), false, true, false, true, 0)
+	}
+	cp.w[0].Poll()
+	allocs := testing.AllocsPerRun(200, func() {
+		for _, f := range frames {
+			cp.ports[0].Deliver(f)
+		}
+		cp.w[0].Poll()
+		cp.ports[1].Complete()
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per batch of %d frames", allocs, dataplane.Batch)
+	}
+	if tx := cp.rigs[0].c.TX.Load(); tx != 202*dataplane.Batch {
+		t.Fatalf("%d frames sent, want %d", tx, 202*dataplane.Batch)
+	}
+}
