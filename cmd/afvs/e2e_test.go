@@ -102,8 +102,16 @@ type capture struct {
 
 func startCapture(t *testing.T, lab *testnet.Lab, dev string) *capture {
 	t.Helper()
+	vip := lab.VIP.As4()
+	return captureIn(t, lab.Client, dev, func(f []byte) bool { return f[23] == 6 && [4]byte(f[26:30]) == vip })
+}
+
+// captureIn counts, by source MAC, the IPv4 frames ns receives on dev
+// that keep accepts (it sees frames of at least 34 bytes).
+func captureIn(t *testing.T, ns *testnet.NS, dev string, keep func(f []byte) bool) *capture {
+	t.Helper()
 	c := &capture{macs: map[[6]byte]int{}, done: make(chan struct{})}
-	err := lab.Client.Do(func() error {
+	err := ns.Do(func() error {
 		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_IP)))
 		if err != nil {
 			return err
@@ -122,9 +130,8 @@ func startCapture(t *testing.T, lab *testnet.Lab, dev string) *capture {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("capture on client %s: %v", dev, err)
+		t.Fatalf("capture on %s: %v", dev, err)
 	}
-	vip := lab.VIP.As4()
 	fd := c.fd
 	go func() {
 		defer close(c.done)
@@ -138,7 +145,7 @@ func startCapture(t *testing.T, lab *testnet.Lab, dev string) *capture {
 				return
 			}
 			f := buf[:n]
-			if n < 34 || f[23] != 6 || [4]byte(f[26:30]) != vip {
+			if n < 34 || !keep(f) {
 				continue
 			}
 			c.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"regexp"
 	"strconv"
@@ -147,14 +148,20 @@ func TestNATEndToEnd(t *testing.T) {
 		t.Errorf("afvsadm -L -n -c does not list the NAT connections with the real servers' port:\n%.2000s", conns)
 	}
 
-	// ICMP: a UDP service whose real server has nothing on the port. The
-	// real server's port unreachable (about client -> RIP:5353) comes back
-	// through the director translated (about client -> VIP:53), so the
-	// client's connected socket sees the refusal.
+	checkNATPortUnreachable(t, lab)
+	t.Logf("nat: %v, keep-alive %v; director rx %d tx %d; in %d out %d; client saw %d replies\n%s", res.By, ka.By, st.RX, st.TX, in, out, replies, listing)
+}
+
+// checkNATPortUnreachable adds a UDP service whose real server has
+// nothing on the port. The real server's port unreachable (about client
+// -> RIP:5353) comes back through the director translated (about client
+// -> VIP:53), so the client's connected socket sees the refusal.
+func checkNATPortUnreachable(t *testing.T, lab *testnet.Lab) {
+	t.Helper()
 	mustAfvsadm(t, lab, "-A", "-u", "198.19.0.1:53", "-s", "rr")
 	mustAfvsadm(t, lab, "-a", "-u", "198.19.0.1:53", "-r", lab.RealAddrs[0].String()+":5353", "-m")
 	var udpErr error
-	err = lab.Client.Do(func() error {
+	err := lab.Client.Do(func() error {
 		c, err := net.Dial("udp", "198.19.0.1:53")
 		if err != nil {
 			return err
@@ -179,7 +186,6 @@ func TestNATEndToEnd(t *testing.T) {
 	if !errors.Is(udpErr, syscall.ECONNREFUSED) {
 		t.Errorf("UDP to a NAT real server's closed port: %v, want the translated port unreachable (connection refused)", udpErr)
 	}
-	t.Logf("nat: %v, keep-alive %v; director rx %d tx %d; in %d out %d; client saw %d replies\n%s", res.By, ka.By, st.RX, st.TX, in, out, replies, listing)
 }
 
 // scrape reads the director's /metrics from inside its namespace.
@@ -218,4 +224,163 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestNATTwoInterfaces runs the LVS manual's VS/NAT layout: afvs receives
+// on eth0 (clients) and on eth1 (the real servers, whose default route is
+// the director's 198.18.2.1 there), and its kernel forwards nothing. The
+// daemon starts with no service and is configured with afvsadm; a real
+// server is added while requests flow, and none of them fails. Captures
+// on the client and on every real server show both directions leaving
+// the director's right interface (requests from eth1's MAC with the
+// client's address, to port 8080; replies from eth0's MAC, from VIP:80),
+// and afvsadm -L -n --stats counts the replies out.
+func TestNATTwoInterfaces(t *testing.T) {
+	lab := newLab(t, testnet.LabOptions{Mode: "nat", TwoInterfaces: true, Scheduler: "wrr", Weights: []int{1, 2, 3}, NoDirector: true,
+		Health: "{interval: 300ms, timeout: 200ms, rise: 1, fall: 2}"})
+	cfg := lab.Config()
+	cfg = cfg[:strings.Index(cfg, "services:")] // the operator adds them with afvsadm
+	if !strings.Contains(cfg, "interfaces: [eth0, eth1]") {
+		t.Fatalf("lab config does not receive on both interfaces:\n%s", cfg)
+	}
+	if err := os.WriteFile(lab.ConfigPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.StartDirector(); err != nil {
+		t.Fatal(err)
+	}
+	fwdBefore := forwarded(t, lab)
+	client := lab.ClientAddr.As4()
+	toReal := func(f []byte) bool {
+		return f[23] == 6 && [4]byte(f[26:30]) == client && f[36] == testnet.NATPort>>8 && f[37] == testnet.NATPort&0xff
+	}
+	capt := startCapture(t, lab, "eth0")
+	var rcapt []*capture
+	for _, ns := range lab.Reals {
+		rcapt = append(rcapt, captureIn(t, ns, "eth0", toReal))
+	}
+
+	vip := netip.AddrPortFrom(lab.VIP, lab.Port).String()
+	mustAfvsadm(t, lab, "-A", "-t", vip, "-s", "wrr")
+	for i := range 2 {
+		mustAfvsadm(t, lab, "-a", "-t", vip, "-r", lab.RealAddrs[i].String()+":8080", "-m", "-w", strconv.Itoa(lab.Opt.Weights[i]))
+	}
+	// Requests flow, new connections and a kept-alive one, while the
+	// third real server is added.
+	var flowing testnet.Result
+	flowing.By = map[string]int{}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, r := range []testnet.Result{lab.Get(30, 3), lab.GetKeepAlive(20)} {
+				flowing.OK += r.OK
+				flowing.Failed += r.Failed
+				flowing.Errors = append(flowing.Errors, r.Errors...)
+				for k, v := range r.By {
+					flowing.By[k] += v
+				}
+			}
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	mustAfvsadm(t, lab, "-a", "-t", vip, "-r", lab.RealAddrs[2].String()+":8080", "-m", "-w", strconv.Itoa(lab.Opt.Weights[2]))
+	time.Sleep(time.Second)
+	close(stop)
+	<-done
+	if flowing.Failed != 0 || flowing.By[lab.Names[2]] == 0 || flowing.OK < 100 {
+		t.Fatalf("while the table changed: %d answered, %d failed, by %v (want no failure and %s answering): %v",
+			flowing.OK, flowing.Failed, flowing.By, lab.Names[2], flowing.Errors)
+	}
+
+	// A new connection per request: wrr's exact shares.
+	const n = 600
+	res := lab.Get(n, 6)
+	if res.Failed != 0 || res.OK != n {
+		t.Fatalf("%d of %d requests failed: %v", res.Failed, n, res.Errors)
+	}
+	for i, name := range lab.Names {
+		want := float64(n) * float64(lab.Opt.Weights[i]) / 6
+		if got := float64(res.By[name]); math.Abs(got-want) > 0.02*n {
+			t.Errorf("%s (weight %d) answered %v, want %v ± %v", name, lab.Opt.Weights[i], got, want, 0.02*n)
+		}
+	}
+	const k = 300
+	ka := lab.GetKeepAlive(k)
+	if ka.Failed != 0 || ka.OK != k || len(ka.By) != 1 {
+		t.Fatalf("keep-alive: %d of %d answered, by %v: %v", ka.OK, k, ka.By, ka.Errors)
+	}
+	st := quiesced(t, lab)
+	capt.stop()
+	for _, c := range rcapt {
+		c.stop()
+	}
+
+	mac0, mac1 := macOf(t, lab.Director, "eth0"), macOf(t, lab.Director, "eth1")
+	replies, requests := 0, 0
+	for mac, c := range capt.macs {
+		if mac != mac0 {
+			t.Errorf("client received %d frames from the VIP from MAC %x, not the director's eth0 (%x)", c, mac, mac0)
+		}
+		replies += c
+	}
+	for i, rc := range rcapt {
+		for mac, c := range rc.macs {
+			if mac != mac1 {
+				t.Errorf("%s received %d frames from the client from MAC %x, not the director's eth1 (%x)", lab.Names[i], c, mac, mac1)
+			}
+			requests += c
+		}
+	}
+	total := n + k + flowing.OK
+	if replies < total*2 || requests < total*2 {
+		t.Fatalf("captured %d reply and %d request frames for %d requests", replies, requests, total)
+	}
+	if f := forwarded(t, lab); f != fwdBefore {
+		t.Errorf("the director's kernel forwarded %d packets", f-fwdBefore)
+	}
+
+	svcs, err := lab.Control().Services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in, out uint64
+	for _, r := range svcs[0].Reals {
+		if r.Forward != "Masq" || r.Port != testnet.NATPort {
+			t.Errorf("real server %s:%d listed as %s", r.Address, r.Port, r.Forward)
+		}
+		in += r.Stats.InPkts
+		out += r.Stats.OutPkts
+	}
+	// Every frame a capture saw is one the director counted (a capture
+	// may miss a few, never add any).
+	if float64(out) < float64(replies) || float64(out) > 1.01*float64(replies) {
+		t.Errorf("OutPkts %d, client captured %d replies from the VIP", out, replies)
+	}
+	if float64(in) < float64(requests) || float64(in) > 1.01*float64(requests) {
+		t.Errorf("InPkts %d, real servers captured %d requests from the client", in, requests)
+	}
+	if st.TX < in+out || st.RX < in+out {
+		t.Errorf("director rx %d tx %d, in %d + out %d", st.RX, st.TX, in, out)
+	}
+	for _, reason := range []string{"reply_no_connection", "no_egress", "no_free_frame", "tx_ring_full"} {
+		if st.Drops[reason] != 0 {
+			t.Errorf("%d frames dropped as %s", st.Drops[reason], reason)
+		}
+	}
+	listing := mustAfvsadm(t, lab, "-L", "-n", "--stats")
+	for _, want := range []string{"TCP  198.19.0.1:80", "-> 198.18.2.13:8080", strconv.FormatUint(svcs[0].Stats.OutPkts, 10)} {
+		if !strings.Contains(listing, want) {
+			t.Errorf("afvsadm -L -n --stats lacks %q:\n%s", want, listing)
+		}
+	}
+	checkNATPortUnreachable(t, lab)
+	t.Logf("nat, two interfaces: while changing %v, then %v, keep-alive %v; director rx %d tx %d; in %d out %d; captured %d requests, %d replies\n%s",
+		flowing.By, res.By, ka.By, st.RX, st.TX, in, out, requests, replies, listing)
 }

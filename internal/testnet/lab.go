@@ -46,6 +46,10 @@ type LabOptions struct {
 //	                eth1 and the real servers on 198.18.1.0/24. Real
 //	                servers answer the client through the client's own leg
 //	                on 198.18.1.0/24, never through the director.
+//	VS/NAT with two interfaces: as the one-interface NAT layout, but the
+//	                real servers sit on the director's eth1 (br1, the
+//	                director's 198.18.2.1 there), and afvs receives on
+//	                eth0 and eth1.
 //	VS/NAT (Mode "nat", one interface): the real servers sit on the same
 //	                bridge in 198.18.2.0/24, listen on port 8080 (the
 //	                service is port 80), hold no VIP, and have the
@@ -174,18 +178,22 @@ func (l *Lab) build() error {
 	realNet, realBr := "198.18.0", "br0"
 	nat := l.Opt.Mode == "nat"
 	if nat {
-		if l.Opt.TwoInterfaces {
-			return errors.New("lab: VS/NAT runs in the one-interface layout only")
-		}
 		realNet = "198.18.2"
-		if err := l.Director.IP("addr", "add", "198.18.2.1/24", "dev", "eth0"); err != nil {
+		if l.Opt.TwoInterfaces {
+			// The manual's NAT layout: the real servers behind the
+			// director's eth1, their gateway its 198.18.2.1 there.
+			realBr = "br1"
+			if err := plug(l.Director, "eth1", "br1", "198.18.2.1/24"); err != nil {
+				return err
+			}
+		} else if err := l.Director.IP("addr", "add", "198.18.2.1/24", "dev", "eth0"); err != nil {
 			return err
 		}
 		if err := l.Director.Sysctl("net.ipv4.ip_forward", "0"); err != nil {
 			return err
 		}
 	}
-	if l.Opt.TwoInterfaces {
+	if l.Opt.TwoInterfaces && !nat {
 		realNet, realBr = "198.18.1", "br1"
 		if err := plug(l.Director, "eth1", "br1", "198.18.1.1/24"); err != nil {
 			return err
@@ -206,7 +214,7 @@ func (l *Lab) build() error {
 		}
 	}
 	for _, dev := range []string{"eth0", "eth1"} {
-		if dev == "eth1" && !l.Opt.TwoInterfaces {
+		if dev == "eth1" && (!l.Opt.TwoInterfaces || nat) {
 			break
 		}
 		_ = l.Client.Sysctl("net.ipv4.conf."+dev+".rp_filter", "0")
@@ -226,7 +234,7 @@ func (l *Lab) build() error {
 		if err := plug(ns, "eth0", realBr, addr.String()+"/24"); err != nil {
 			return err
 		}
-		if l.Opt.TwoInterfaces {
+		if l.Opt.TwoInterfaces && !nat {
 			if err := ns.IP("route", "add", "198.18.0.0/24", "via", "198.18.1.10"); err != nil {
 				return err
 			}
@@ -323,6 +331,9 @@ const NATPort = 8080
 func (l *Lab) Config() string {
 	var b strings.Builder
 	ifs := "[eth0]"
+	if l.Opt.Mode == "nat" && l.Opt.TwoInterfaces {
+		ifs = "[eth0, eth1]" // both receive: requests on eth0, replies on eth1
+	}
 	fmt.Fprintf(&b, "interfaces: %s\nxdp_mode: %s\nmetrics:\n  address: 127.0.0.1:9469\ncontrol:\n  socket: %s\ntable:\n  capacity: 65536\n", ifs, l.Opt.XDPMode, l.Socket)
 	if l.Opt.Health != "" {
 		fmt.Fprintf(&b, "health: %s\n", l.Opt.Health)
