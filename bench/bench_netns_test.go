@@ -103,6 +103,18 @@ func TestRunAllScenarios(t *testing.T) {
 			if res.FlowsOpen < 2*256*9/10 || res.FlowsOpen > 2*256+strays {
 				t.Errorf("dr-2q: %d flows open, want about 512 (256 per generator)", res.FlowsOpen)
 			}
+		case NAT, NATReply:
+			if res.VsDR == nil || *res.VsDR != res.Mpps/mpps[DR] {
+				t.Errorf("%s: vs dr %v, want %v / %v", res.Scenario, res.VsDR, res.Mpps, mpps[DR])
+			}
+			// The reply direction opens nothing: every reply belongs to a
+			// flow the client's generator opened before the run.
+			if res.FlowsOpen < 256*9/10 || res.FlowsOpen > 256+strays || res.Inserted > 256-res.FlowsOpen+strays || (res.Scenario == NATReply && res.Inserted != 0) {
+				t.Errorf("%s: %d flows open before the run, %d opened during it: want about 256 before, the rest during", res.Scenario, res.FlowsOpen, res.Inserted)
+			}
+			if res.Drops["no_egress"] != 0 {
+				t.Errorf("%s: %d frames dropped as no_egress", res.Scenario, res.Drops["no_egress"])
+			}
 		case DR, TUN, KernelXDPDR, KernelXDPTUN:
 			if res.FlowsOpen < 256*9/10 || res.FlowsOpen > 256+strays || res.Inserted > 256-res.FlowsOpen+strays {
 				t.Errorf("%s: %d flows open before the run, %d opened during it: want about 256 before, the rest during", res.Scenario, res.FlowsOpen, res.Inserted)

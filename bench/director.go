@@ -13,7 +13,9 @@ import (
 // directorConfig is the afvs config for one forwarding mode: one UDP
 // service on the VIP with the sink as its only real server. afvs finds
 // the egress interface (eth1) through the route to the sink, and the
-// sink's MAC through the permanent neighbour entry.
+// sink's MAC through the permanent neighbour entry. In mode nat afvs
+// receives on eth1 too, where the real server's replies arrive, and the
+// real server listens on NATRealPort.
 // poll, when set, is the config's poll section (such as "{mode: busy}").
 func directorConfig(mode, socket string, flows int, poll string) string {
 	capacity := 1 << 16
@@ -21,7 +23,11 @@ func directorConfig(mode, socket string, flows int, poll string) string {
 		capacity <<= 1
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "interfaces: [%s]\nxdp_mode: auto\n", ingressName)
+	ifs := ingressName
+	if mode == "nat" {
+		ifs += ", " + egressName
+	}
+	fmt.Fprintf(&b, "interfaces: [%s]\nxdp_mode: auto\n", ifs)
 	// Each namespace has its own loopback, so the default metrics port
 	// cannot clash with another afvs.
 	fmt.Fprintf(&b, "metrics:\n  address: 127.0.0.1:9469\ncontrol:\n  socket: %s\nlog:\n  level: info\n", socket)
@@ -30,7 +36,11 @@ func directorConfig(mode, socket string, flows int, poll string) string {
 		fmt.Fprintf(&b, "poll: %s\n", poll)
 	}
 	fmt.Fprintf(&b, "services:\n  - proto: udp\n    address: %s\n    port: %d\n    scheduler: rr\n    forward: %s\n", VIP, VIPPort, mode)
-	fmt.Fprintf(&b, "    reals:\n      - {address: %s, weight: 1}\n", SinkAddr)
+	if mode == "nat" {
+		fmt.Fprintf(&b, "    reals:\n      - {address: %s, port: %d, weight: 1}\n", SinkAddr, NATRealPort)
+	} else {
+		fmt.Fprintf(&b, "    reals:\n      - {address: %s, weight: 1}\n", SinkAddr)
+	}
 	return b.String()
 }
 

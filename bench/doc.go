@@ -40,6 +40,14 @@
 //     parsing, connection table or scheduling.
 //   - dr and tun: the real "afvs run" binary in the director namespace,
 //     with a config of one UDP service whose only real server is the sink.
+//   - nat and nat-reply: afvs in VS/NAT mode, receiving on eth0 and eth1
+//     (the LVS manual's two-interface NAT layout), the sink its real
+//     server on port NATRealPort. nat measures the client -> real server
+//     direction. nat-reply opens every flow from the generator first, then
+//     measures the replies: a second generator (NewReplyGenerator) on the
+//     sink's eth0 sends each flow's reply from NATRealPort to the
+//     generator's port through the director's eth1, and the drop sink sits
+//     on the generator's eth0. Both report their rate over dr's.
 //
 // Before measuring, each scenario sends short bursts until the sink has
 // counted something, so start-up (attach, neighbour lookup, the first

@@ -29,7 +29,10 @@ const (
 	MaxFrameLen = 1514
 
 	offSrcPort = ethLen + ipv4Len
+	offDstPort = ethLen + ipv4Len + 2
 	offUDPSum  = ethLen + ipv4Len + 6
+	offSrc     = ethLen + 12
+	offDst     = ethLen + 16
 )
 
 // Validate reports the first field that breaks a rule.
@@ -92,22 +95,32 @@ func (f Frame) Build(dst []byte) (int, error) {
 // patches the UDP checksum incrementally, so that each frame can belong to
 // a different flow at the cost of a few stores. b must hold a whole frame
 // from Build; the generator guarantees it.
-func SetSourcePort(b []byte, port uint16) {
-	old := binary.BigEndian.Uint16(b[offSrcPort:])
+func SetSourcePort(b []byte, port uint16) { setPort(b, offSrcPort, port) }
+
+// SetDestPort is SetSourcePort for the UDP destination port.
+func SetDestPort(b []byte, port uint16) { setPort(b, offDstPort, port) }
+
+func setPort(b []byte, off int, port uint16) {
+	old := binary.BigEndian.Uint16(b[off:])
 	sum := binary.BigEndian.Uint16(b[offUDPSum:])
-	binary.BigEndian.PutUint16(b[offSrcPort:], port)
+	binary.BigEndian.PutUint16(b[off:], port)
 	binary.BigEndian.PutUint16(b[offUDPSum:], header.ChecksumUpdate16(sum, old, port))
 }
 
 // SetSourceAddr rewrites the IPv4 source address of a frame made by Build
 // and patches the IPv4 and UDP checksums incrementally.
-func SetSourceAddr(b []byte, addr [4]byte) {
-	const offSrc, offIPSum = ethLen + 12, ethLen + 10
-	old := [4]byte(b[offSrc : offSrc+4])
+func SetSourceAddr(b []byte, addr [4]byte) { setAddr(b, offSrc, addr) }
+
+// SetDestAddr is SetSourceAddr for the IPv4 destination address.
+func SetDestAddr(b []byte, addr [4]byte) { setAddr(b, offDst, addr) }
+
+func setAddr(b []byte, off int, addr [4]byte) {
+	const offIPSum = ethLen + 10
+	old := [4]byte(b[off : off+4])
 	if old == addr {
 		return
 	}
-	copy(b[offSrc:], addr[:])
+	copy(b[off:], addr[:])
 	ipSum := binary.BigEndian.Uint16(b[offIPSum:])
 	binary.BigEndian.PutUint16(b[offIPSum:], header.ChecksumUpdateAddr(ipSum, old, addr))
 	udpSum := binary.BigEndian.Uint16(b[offUDPSum:])

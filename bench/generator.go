@@ -53,11 +53,15 @@ type Generator struct {
 	sock     *xsk.Socket // nil when port is a fake
 	frameLen uint32
 	flows    int
-	src      [4]byte // the template's source address
-	next     int     // next flow index
-	descs    [genBatch]xsk.Desc
-	queued   uint64
-	sent     uint64
+	src      [4]byte // the template's address that flows past PortsPerSource change
+	// reply makes the flows differ in their destination (port, then
+	// address) instead of their source: the replies to another
+	// generator's flows (NewReplyGenerator).
+	reply  bool
+	next   int // next flow index
+	descs  [genBatch]xsk.Desc
+	queued uint64
+	sent   uint64
 }
 
 // GeneratorStats is what a run of the generator did.
@@ -90,6 +94,24 @@ func NewGenerator(ifindex, queue int, f Frame, flows int) (*Generator, error) {
 	}
 	g.sock = s
 	return g, nil
+}
+
+// NewReplyGenerator is NewGenerator for the replies to another
+// generator's flows: f goes from the server to the client, and flow i has
+// the destination port (past PortsPerSource flows, the destination
+// address too) that the other generator's flow i has as its source, so
+// that a VS/NAT director finds each frame's connection.
+func NewReplyGenerator(ifindex, queue int, f Frame, flows int) (*Generator, error) {
+	g, err := NewGenerator(ifindex, queue, f, flows)
+	if err != nil {
+		return nil, err
+	}
+	g.setReply(f)
+	return g, nil
+}
+
+func (g *Generator) setReply(f Frame) {
+	g.reply, g.src = true, f.Dst.As4()
 }
 
 func newGenerator(p txPort, f Frame, flows int) (*Generator, error) {
@@ -126,13 +148,22 @@ func (g *Generator) step(max int) (int, error) {
 			break
 		}
 		b := umem[addr : addr+uint64(g.frameLen)]
-		SetSourcePort(b, uint16(FirstSourcePort+g.next%PortsPerSource))
+		port := uint16(FirstSourcePort + g.next%PortsPerSource)
+		if g.reply {
+			SetDestPort(b, port)
+		} else {
+			SetSourcePort(b, port)
+		}
 		if g.flows > PortsPerSource {
-			src := g.src
-			if a := g.next / PortsPerSource; a > 0 {
-				src = flowSource(a)
+			a := g.src
+			if k := g.next / PortsPerSource; k > 0 {
+				a = flowSource(k)
 			}
-			SetSourceAddr(b, src)
+			if g.reply {
+				SetDestAddr(b, a)
+			} else {
+				SetSourceAddr(b, a)
+			}
 		}
 		g.next++
 		if g.next == g.flows {

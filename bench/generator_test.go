@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -317,5 +318,50 @@ func TestGeneratorOpenRange(t *testing.T) {
 		if want := FirstSourcePort + (90+i)%100; int(udp.SrcPort) != want {
 			t.Errorf("frame %d: source port %d, want %d", i, udp.SrcPort, want)
 		}
+	}
+}
+
+// TestReplyGeneratorMatchesFlows: a reply generator's flow i goes to the
+// address and port a forward generator's flow i comes from, past
+// PortsPerSource flows too, from the reply frame's own source, with both
+// checksums right.
+func TestReplyGeneratorMatchesFlows(t *testing.T) {
+	const flows = PortsPerSource + 100
+	reply := Frame{SrcMAC: testFrame.DstMAC, DstMAC: testFrame.SrcMAC, Src: netip.MustParseAddr("198.18.1.2"), Dst: testFrame.Src,
+		SrcPort: 8009, DstPort: FirstSourcePort, Len: MinFrameLen}
+	fp, rp := newFakePort(t, 64, 2048), newFakePort(t, 64, 2048)
+	fp.Record, rp.Record = true, true
+	fwd, err := newGenerator(fp, testFrame, flows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := newGenerator(rp, reply, flows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.setReply(reply)
+	sent := 0
+	for sent < flows+200 {
+		n, err := fwd.Step()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err := rep.Step(); err != nil || m != n {
+			t.Fatalf("reply generator queued %d (%v), forward %d", m, err, n)
+		}
+		fr, rr := fp.Recorded(), rp.Recorded()
+		for i := sent; i < sent+n; i++ {
+			if i >= 3 && (i < PortsPerSource-3 || i > PortsPerSource+3) && i < flows-3 {
+				continue
+			}
+			_, fip, fudp := decode(t, fr[i-sent].Frame)
+			_, rip, rudp := decode(t, rr[i-sent].Frame)
+			if !rip.DstIP.Equal(fip.SrcIP) || rudp.DstPort != fudp.SrcPort || rip.SrcIP.String() != "198.18.1.2" || rudp.SrcPort != 8009 {
+				t.Fatalf("flow %d: forward from %s:%d, reply %s:%d -> %s:%d", i, fip.SrcIP, fudp.SrcPort, rip.SrcIP, rudp.SrcPort, rip.DstIP, rudp.DstPort)
+			}
+		}
+		sent += n
+		fp.ResetRecorded()
+		rp.ResetRecorded()
 	}
 }

@@ -49,8 +49,8 @@ type Result struct {
 	SinkBytes uint64 `json:"sink_bytes"`
 	// WorkerRX is what each of afvs's workers received during the run,
 	// when it has more than one; VsDR is Mpps over the dr scenario's of
-	// the same run, for dr-2q: the rate of two queues and two workers as
-	// a ratio to one.
+	// the same run, for dr-2q (the rate of two queues and two workers as
+	// a ratio to one), nat and nat-reply.
 	WorkerRX []uint64 `json:"worker_rx,omitempty"`
 	VsDR     *float64 `json:"vs_dr,omitempty"`
 	// FlowsOpen is the connections the forwarder (afvs, or the kernel XDP
@@ -116,7 +116,7 @@ func (r *Report) computeRatios() {
 		res := &r.Results[i]
 		offered, base, dr := ref(Offered, res.Placement), ref(Baseline, res.Placement), ref(DR, res.Placement)
 		res.VsOffered, res.VsBaseline, res.VsDR = nil, nil, nil
-		if res.Scenario == DR2Q && res.Error == "" && dr > 0 {
+		if (res.Scenario == DR2Q || res.Scenario == NAT || res.Scenario == NATReply) && res.Error == "" && dr > 0 {
 			v := res.Mpps / dr
 			res.VsDR = &v
 		}
@@ -182,8 +182,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 		return fmt.Errorf("write report table: %w", err)
 	}
 	for _, res := range r.Results {
-		if res.VsDR != nil {
+		switch {
+		case res.VsDR == nil:
+		case res.Scenario == DR2Q:
 			fmt.Fprintf(w, "%s: two queues, two workers (received %v): %.2f× dr\n", res.name(), res.WorkerRX, *res.VsDR)
+		case res.Scenario == NAT:
+			fmt.Fprintf(w, "%s: VS/NAT client -> real server: %.2f× dr\n", res.name(), *res.VsDR)
+		case res.Scenario == NATReply:
+			fmt.Fprintf(w, "%s: VS/NAT real server -> client: %.2f× dr\n", res.name(), *res.VsDR)
 		}
 	}
 	if len(lat) > 0 {

@@ -56,6 +56,34 @@ func TestComputeRatios(t *testing.T) {
 	}
 }
 
+// TestNATRatios: nat and nat-reply get their rate over dr's of the same
+// run, printed under the table; without dr in the run they get none.
+func TestNATRatios(t *testing.T) {
+	r := sampleReport()
+	r.Results = append(r.Results, Result{Scenario: NAT, Sent: 3_000_000, Received: 900_000, Seconds: 3, Mpps: 0.3},
+		Result{Scenario: NATReply, Sent: 3_000_000, Received: 600_000, Seconds: 3, Mpps: 0.2})
+	r.computeRatios()
+	for i, want := range map[int]float64{4: 0.75, 5: 0.5} {
+		if v := r.Results[i].VsDR; v == nil || math.Abs(*v-want) > 1e-12 {
+			t.Errorf("%s: vs dr %v, want %v", r.Results[i].Scenario, v, want)
+		}
+	}
+	var b bytes.Buffer
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"nat: VS/NAT client -> real server: 0.75× dr", "nat-reply: VS/NAT real server -> client: 0.50× dr"} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("table lacks %q:\n%s", line, b.String())
+		}
+	}
+	r.Results[2].Error = "failed"
+	r.computeRatios()
+	if r.Results[4].VsDR != nil || r.Results[5].VsDR != nil {
+		t.Error("nat ratios without a dr result")
+	}
+}
+
 func TestWriteTable(t *testing.T) {
 	var b bytes.Buffer
 	if err := sampleReport().WriteTable(&b); err != nil {
@@ -170,12 +198,13 @@ func TestParseScenarios(t *testing.T) {
 		want string
 		err  string
 	}{
-		{"", "offered baseline dr tun dr-2q kernel-xdp-dr kernel-xdp-tun new-flows latency", ""},
-		{"all", "offered baseline dr tun dr-2q kernel-xdp-dr kernel-xdp-tun new-flows latency", ""},
+		{"", "offered baseline dr tun nat nat-reply dr-2q kernel-xdp-dr kernel-xdp-tun new-flows latency", ""},
+		{"all", "offered baseline dr tun nat nat-reply dr-2q kernel-xdp-dr kernel-xdp-tun new-flows latency", ""},
 		{"dr, offered", "dr offered", ""},
 		{"latency,kernel-xdp-tun", "latency kernel-xdp-tun", ""},
 		{"tun", "tun", ""},
-		{"dr,fast", "", `scenario "fast": must be one of offered, baseline, dr, tun, dr-2q, kernel-xdp-dr, kernel-xdp-tun, new-flows, latency`},
+		{"nat,dr,nat-reply", "nat dr nat-reply", ""},
+		{"dr,fast", "", `scenario "fast": must be one of offered, baseline, dr, tun, nat, nat-reply, dr-2q, kernel-xdp-dr, kernel-xdp-tun, new-flows, latency`},
 		{"dr,dr", "", `scenario "dr": listed twice`},
 		{"dr,", "", `scenario "": must be one of`},
 	} {
@@ -238,7 +267,7 @@ func TestDirectorConfigAccepted(t *testing.T) {
 		t.Skip("builds afvs")
 	}
 	afvs := buildAFVS(t)
-	for _, tc := range []struct{ mode, poll string }{{"dr", ""}, {"tun", ""}, {"dr", pollYAML(LatencyPolls[0])}, {"dr", pollYAML(LatencyPolls[1])}, {"dr", pollYAML(LatencyPolls[2])}} {
+	for _, tc := range []struct{ mode, poll string }{{"dr", ""}, {"tun", ""}, {"nat", ""}, {"dr", pollYAML(LatencyPolls[0])}, {"dr", pollYAML(LatencyPolls[1])}, {"dr", pollYAML(LatencyPolls[2])}} {
 		mode := tc.mode
 		path := filepath.Join(t.TempDir(), "afvs.yaml")
 		cfg := directorConfig(mode, "/tmp/afvs-bench-test.sock", 40000, tc.poll)

@@ -218,8 +218,23 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 	// The sink: on the director's ingress for the offered load, on the
 	// real server's interface otherwise.
 	sinkAt := t.sinkIf
-	if s == Offered {
+	switch s {
+	case Offered:
 		sinkAt = t.dirIn
+	case NATReply:
+		// The replies are counted on the client's side; the real
+		// server's side drops the frames that open the flows.
+		sinkAt = t.genIf
+		open, err := xdpprog.LoadDropSink()
+		if err != nil {
+			return err
+		}
+		closers = append(closers, open.Close)
+		var att xdpprog.Attachment
+		if err := t.sink.Do(func() (err error) { att, err = open.Attach(t.sinkIf.index, xdpprog.ModeAuto); return err }); err != nil {
+			return fmt.Errorf("attach drop sink to the real server's %s: %w", t.sinkIf.name, err)
+		}
+		closers = append(closers, att.Close)
 	}
 	sink, err := xdpprog.LoadDropSink()
 	if err != nil {
@@ -263,9 +278,11 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 			return st.Total, st.DR + st.Tunnel, err
 		}
 		inserted = func() uint64 { st, _ := lb.Stats(); return st.NewFlows }
-	case DR, TUN, NewFlows, DR2Q:
+	case DR, TUN, NewFlows, DR2Q, NAT, NATReply:
 		mode, tableFlows := string(s), o.Flows
 		switch s {
+		case NATReply:
+			mode = "nat"
 		case NewFlows:
 			mode, tableFlows = "dr", newFlowsTable/2
 		case DR2Q:
@@ -312,6 +329,22 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 		closers = append(closers, g.Close)
 		gens = append(gens, g)
 	}
+	if s == NATReply {
+		// Open every flow from the client's side, then measure their
+		// replies: a generator on the real server's side, whose flow i
+		// answers the client's flow i.
+		for _, g := range gens {
+			if err := openFlows(g, flows, inserted); err != nil {
+				return fmt.Errorf("open %d flows: %w", flows, err)
+			}
+		}
+		var rg *Generator
+		if err := t.sink.Do(func() (err error) { rg, err = NewReplyGenerator(t.sinkIf.index, 0, t.replyFrame(), flows); return err }); err != nil {
+			return err
+		}
+		closers = append(closers, rg.Close)
+		gens = []*Generator{rg}
+	}
 	gen := gens[0]
 	if threaded {
 		if res.Threaded, err = threadNAPI(t); err != nil {
@@ -330,7 +363,7 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 	// Every flow gets its first frame before the measurement, so that
 	// the run measures lookups of open flows, not their setup; the
 	// new-flows scenario measures the setup, so it opens none.
-	if s != NewFlows {
+	if s != NewFlows && s != NATReply {
 		for _, g := range gens {
 			if err := openFlows(g, flows, inserted); err != nil {
 				return fmt.Errorf("open %d flows: %w", flows, err)

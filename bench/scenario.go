@@ -19,6 +19,17 @@ const (
 	DR Scenario = "dr"
 	// TUN: afvs run forwarding in VS/TUN (IPIP) mode.
 	TUN Scenario = "tun"
+	// NAT: afvs in VS/NAT mode receiving on both of the director's
+	// interfaces (the LVS manual's two-interface NAT layout): the client
+	// -> real server direction, VIP:9 rewritten to the sink's address and
+	// NATRealPort.
+	NAT Scenario = "nat"
+	// NATReply: the same director, the real server -> client direction:
+	// with every flow opened by the client's generator, a second
+	// generator on the sink's side sends each flow's reply, from the
+	// sink's NATRealPort to the client's port, and a drop sink on the
+	// client's interface counts them, rewritten to come from VIP:9.
+	NATReply Scenario = "nat-reply"
 	// KernelXDPDR and KernelXDPTUN: the in-kernel XDP load balancer
 	// (xdpprog.KernelLB) on the director's eth0, forwarding by MAC rewrite
 	// or IPIP through XDP_REDIRECT: what a Katran user gets.
@@ -38,7 +49,7 @@ const (
 )
 
 // AllScenarios is every scenario in the order the harness runs them.
-var AllScenarios = []Scenario{Offered, Baseline, DR, TUN, DR2Q, KernelXDPDR, KernelXDPTUN, NewFlows, Latency}
+var AllScenarios = []Scenario{Offered, Baseline, DR, TUN, NAT, NATReply, DR2Q, KernelXDPDR, KernelXDPTUN, NewFlows, Latency}
 
 // scenarioNames lists AllScenarios for error messages.
 func scenarioNames() string {
@@ -54,7 +65,7 @@ func scenarioNames() string {
 
 // NeedsAFVS reports whether the scenario runs the afvs binary.
 func (s Scenario) NeedsAFVS() bool {
-	return s == DR || s == TUN || s == DR2Q || s == NewFlows || s == Latency
+	return s == DR || s == TUN || s == NAT || s == NATReply || s == DR2Q || s == NewFlows || s == Latency
 }
 
 // ParseScenarios reads a comma-separated list such as "offered,dr". An

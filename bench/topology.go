@@ -22,12 +22,15 @@ var netSeq atomic.Int64
 
 // Addresses of the benchmark network, all in 198.18.0.0/15.
 var (
-	GenAddr     = netip.MustParseAddr("198.18.0.2")
-	DirInAddr   = netip.MustParseAddr("198.18.0.1")
-	DirOutAddr  = netip.MustParseAddr("198.18.1.1")
-	SinkAddr    = netip.MustParseAddr("198.18.1.2")
-	VIP         = netip.MustParseAddr("198.19.0.1")
-	VIPPort     = uint16(9) // discard
+	GenAddr    = netip.MustParseAddr("198.18.0.2")
+	DirInAddr  = netip.MustParseAddr("198.18.0.1")
+	DirOutAddr = netip.MustParseAddr("198.18.1.1")
+	SinkAddr   = netip.MustParseAddr("198.18.1.2")
+	VIP        = netip.MustParseAddr("198.19.0.1")
+	VIPPort    = uint16(9) // discard
+	// NATRealPort is the real server's port in the VS/NAT scenarios: the
+	// director maps VIPPort to it and back.
+	NATRealPort = uint16(8009)
 	ingressName = "eth0"
 	egressName  = "eth1"
 )
@@ -126,6 +129,13 @@ func newTopology(scenario string, queues int) (t *topology, err error) {
 // the director's ingress interface.
 func (t *topology) frame() Frame {
 	return Frame{SrcMAC: t.genIf.mac, DstMAC: t.dirIn.mac, Src: GenAddr, Dst: VIP, DstPort: VIPPort, SrcPort: FirstSourcePort, Len: MinFrameLen}
+}
+
+// replyFrame is the VS/NAT real server's reply to the generator's frame:
+// from the sink's NATRealPort to the generator, through the director's
+// eth1 (NewReplyGenerator sets each flow's destination port).
+func (t *topology) replyFrame() Frame {
+	return Frame{SrcMAC: t.sinkIf.mac, DstMAC: t.dirOut.mac, Src: SinkAddr, Dst: GenAddr, SrcPort: NATRealPort, DstPort: FirstSourcePort, Len: MinFrameLen}
 }
 
 func (t *topology) close() error { return t.net.Close() }
