@@ -36,6 +36,10 @@ import (
 //   - A reply without a connection is dropped and counted as
 //     reply_no_connection (IPVS would hand it to the stack, which has no
 //     use for it on a director that does not route).
+//   - A reply too big for the client-facing MTU gets ICMP
+//     fragmentation-needed back to the real server when it has DF
+//     (replyFragNeeded), and is split in two fragments after the rewrite
+//     when it has not, as DR splits.
 
 // natEgressOnly says why a VS/NAT real server reached through an
 // interface afvs does not receive on is unreachable.
@@ -201,6 +205,17 @@ func (p *Processor) processReply(s *Snapshot, buf []byte, off, n int) (Verdict, 
 		c.Drops[DropReplyNoConnection].Add(1)
 		return VerdictDrop, Out{}
 	}
+	slot := int(r.Hop >> 48)
+	if slot >= len(s.Ifaces) {
+		c.Drops[DropNoEgress].Add(1)
+		return VerdictDrop, Out{}
+	}
+	eg := &s.Ifaces[slot]
+	frame := buf[off : off+n]
+	big := int(pk.TotalLen) > eg.MTU
+	if big && pk.DF {
+		return p.replyFragNeeded(s, frame, eg.MTU)
+	}
 	ev := conntrack.EvNone
 	if pk.Proto == header.ProtocolTCP {
 		ev = conntrack.EventOf(pk.TCPFlags)
@@ -219,21 +234,50 @@ func (p *Processor) processReply(s *Snapshot, buf []byte, off, n int) (Verdict, 
 		dt.OutPkts++
 		dt.OutBytes += ipLen
 	}
-	slot := int(r.Hop >> 48)
-	if slot >= len(s.Ifaces) {
-		c.Drops[DropNoEgress].Add(1)
-		return VerdictDrop, Out{}
-	}
-	eg := &s.Ifaces[slot]
-	if int(pk.TotalLen) > eg.MTU {
-		c.Drops[DropTooBig].Add(1)
-		return VerdictDrop, Out{}
-	}
-	frame := buf[off : off+n]
 	rewrite(frame, pk, false, [4]byte(r.VAddr[12:16]), r.VPort)
 	var mac [6]byte
 	binary.BigEndian.PutUint16(mac[0:2], uint16(r.Hop>>32))
 	binary.BigEndian.PutUint32(mac[2:6], uint32(r.Hop))
+	if big {
+		// No DF: the kernel's output path fragments the rewritten reply;
+		// split it in two as DR does (what two cannot carry is dropped).
+		n1, n2, ok := encap.FragmentDR(buf, off, n, pk, eg.MTU, eg.MAC, mac, p.second[:])
+		if !ok {
+			c.Drops[DropTooBig].Add(1)
+			return VerdictDrop, Out{}
+		}
+		p.secondN = n2
+		c.Fragmented.Add(1)
+		return VerdictForward, Out{Off: off, Len: n1, Slot: slot, Second: true}
+	}
 	encap.DR(frame, mac, eg.MAC)
 	return VerdictForward, Out{Off: off, Len: n, Slot: slot}
+}
+
+// replyFragNeeded answers a reply with DF set that is too big for the
+// client-facing MTU with ICMP fragmentation-needed to the real server, as
+// the kernel's ip_forward does: it checks the MTU before the FORWARD hook
+// where IPVS's handle_response runs, so the connection's state and the
+// out counters do not move, and the message quotes the reply as the real
+// server sent it (its own address and port, so its socket finds the
+// error). The source is the director's address on the interface the reply
+// came in on, where icmp_send's route back to the server leads. The
+// message goes out of that interface to the MAC the reply came from, and
+// the same rate limits as every ICMP error the director originates apply.
+func (p *Processor) replyFragNeeded(s *Snapshot, frame []byte, mtu int) (Verdict, Out) {
+	c := p.c
+	if !p.icmp.Allow(p.pk.Src) {
+		c.Drops[DropICMPLimited].Add(1)
+		return VerdictDrop, Out{}
+	}
+	c.Drops[DropFragNeeded].Add(1)
+	in := &s.Ifaces[p.ingress]
+	// FragNeeded advertises its mtu minus a tunnel header; a reply
+	// carries none.
+	p.replyN = encap.FragNeeded(p.reply[:], frame, p.pk, mtu+encap.Overhead, in.MAC, [6]byte(frame[6:12]), in.Addr)
+	if p.replyN == 0 {
+		return VerdictDrop, Out{}
+	}
+	c.ICMPSent.Add(1)
+	return VerdictReply, Out{}
 }

@@ -78,6 +78,18 @@ func natFixtures(t testing.TB) []fixture {
 		{name: "NAT no DF over MTU: two rewritten fragments", in: seg(t, fxVIPNAT, 80, big, noDF), verdict: VerdictForward, drop: noDrop,
 			out:    []c.Checker{c.DstMAC(fxMAC(fxRSNAT)), c.IPv4(c.SrcAddr(fxClient), c.DstAddr(fxRSNAT), c.MoreFragments(true))},
 			second: []c.Checker{c.DstMAC(fxMAC(fxRSNAT)), c.IPv4(c.DstAddr(fxRSNAT), c.MoreFragments(false))}},
+		{name: "NAT reply DF over MTU: ICMP to the real server quotes its reply", prep: sendFirst(seg(t, fxVIPNAT, 80)),
+			in: fromRS(t, 8080, ts.ACK, big), verdict: VerdictReply, drop: DropFragNeeded,
+			out: []c.Checker{c.SrcMAC(fxDirMAC), c.DstMAC(fxMAC(fxRSNAT)),
+				c.IPv4(c.SrcAddr(fxDir), c.DstAddr(fxRSNAT), c.ICMPv4(c.ICMPType(3, 4), c.ICMPMTU(1500),
+					c.Embedded(c.SrcAddr(fxRSNAT), c.DstAddr(fxClient), c.SrcPort(8080), c.DstPort(40000))))}},
+		{name: "NAT reply DF over MTU, ICMP rate limited", prep: sendFirst(seg(t, fxVIPNAT, 80)), icmpLimited: true,
+			in: fromRS(t, 8080, ts.ACK, big), verdict: VerdictDrop, drop: DropICMPLimited},
+		{name: "NAT reply no DF over MTU: two fragments from the VIP", prep: sendFirst(seg(t, fxVIPNAT, 80)),
+			in: fromRS(t, 8080, ts.ACK, big, noDF), verdict: VerdictForward, drop: noDrop,
+			out: []c.Checker{c.SrcMAC(fxDirMAC), c.DstMAC(fxClientMAC),
+				c.IPv4(c.SrcAddr(fxVIPNAT), c.DstAddr(fxClient), c.MoreFragments(true), c.FragmentOffset(0))},
+			second: []c.Checker{c.SrcMAC(fxDirMAC), c.DstMAC(fxClientMAC), c.IPv4(c.SrcAddr(fxVIPNAT), c.DstAddr(fxClient), c.MoreFragments(false))}},
 	}
 }
 
@@ -357,4 +369,57 @@ func natICMPFixtures(t testing.TB) []fixture {
 		{name: "NAT ICMP about no connection", in: natICMPFrame(t, fxMAC(fxRSNAT), fxDirMAC, fxRSNAT, fxClient, 3, 3, toRSUDP),
 			verdict: VerdictDrop, drop: DropICMPUnmatched},
 	}
+}
+
+// TestNATReplyTooBig: a reply with DF over the client-facing MTU is
+// answered before IPVS would see it (ip_forward's check precedes the
+// FORWARD hook): the connection's state and the out counters stay. One
+// without DF is counted out once, at its full length, and its two
+// fragments reassemble into the rewritten reply, checksums right.
+func TestNATReplyTooBig(t *testing.T) {
+	r := newFxRig(t, 1024, 64)
+	key := conntrack.Key{CAddr: fxClient.As16(), VAddr: fxVIPNAT.As16(), CPort: 40000, VPort: 80, Proto: 6}
+	if v, _, _ := r.run(seg(t, fxVIPNAT, 80), 256); v != VerdictForward {
+		t.Fatalf("SYN: verdict %d", v)
+	}
+	big := fxPayload(1500 - 40 + 1)
+	if v, _, _ := r.run(fromRS(t, 8080, ts.SYN|ts.ACK, big), 256); v != VerdictReply {
+		t.Fatalf("DF reply over the MTU: verdict %d, want the ICMP reply", v)
+	}
+	svc, _ := r.snap.ServiceByKey(vs.Key{Proto: vs.TCP, Addr: fxVIPNAT, Port: 80})
+	if st := r.c.Service(svc.ID); st.OutPkts != 0 {
+		t.Fatalf("a reply answered with ICMP counted %d out", st.OutPkts)
+	}
+	if cn, ok := r.ct.Lookup(&key); !ok || cn.State != conntrack.SynRecv {
+		t.Fatalf("state %v (found %v) after a refused reply, want SYN_RECV", cn.State, ok)
+	}
+	in := fromRS(t, 8080, ts.ACK, big, noDF)
+	v, first, second := r.run(in, 256)
+	if v != VerdictForward || second == nil {
+		t.Fatalf("reply without DF over the MTU: verdict %d, second fragment %v", v, second != nil)
+	}
+	if st := r.c.Service(svc.ID); st.OutPkts != 1 || st.OutBytes != uint64(len(in)-14) {
+		t.Fatalf("fragmented reply counted %d out, %d bytes; want 1 and %d", st.OutPkts, st.OutBytes, len(in)-14)
+	}
+	var ips [2]*layers.IPv4
+	for i, f := range [][]byte{first, second} {
+		p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+		ip, ok := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		if !ok {
+			t.Fatalf("fragment %d does not decode: %v", i, p)
+		}
+		ips[i] = ip
+	}
+	if int(ips[1].FragOffset)*8 != len(ips[0].Payload) {
+		t.Fatalf("second fragment at %d, first carries %d bytes", int(ips[1].FragOffset)*8, len(ips[0].Payload))
+	}
+	whole := *ips[0]
+	whole.Flags &^= layers.IPv4MoreFragments
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		&whole, gopacket.Payload(append(append([]byte(nil), ips[0].Payload...), ips[1].Payload...))); err != nil {
+		t.Fatal(err)
+	}
+	c.IPv4Packet(t, buf.Bytes(), c.IPv4(c.SrcAddr(fxVIPNAT), c.DstAddr(fxClient),
+		c.TCP(c.SrcPort(80), c.DstPort(40000), c.TCPFlags(ts.ACK), c.PayloadLen(1500-40+1))))
 }
