@@ -37,7 +37,7 @@ func TestBatchedMissGoesStale(t *testing.T) {
 		bufs[i] = chunk(f)
 		r.p.Parse(bufs[i][headroom:headroom+len(f)], &parsed[i])
 	}
-	r.p.LookupBatch(parsed)
+	r.p.LookupBatch(r.snap, parsed)
 	for i := range parsed {
 		if !parsed[i].looked || parsed[i].hit {
 			t.Fatalf("frame %d: batched lookup looked=%v hit=%v, want a miss", i, parsed[i].looked, parsed[i].hit)

@@ -60,6 +60,17 @@ func (s *Snapshot) natSource(addr [4]byte, proto uint8, port uint16) bool {
 	return ok
 }
 
+// natReply reports whether pk is a VS/NAT reply, as forward tells one:
+// from a NAT real server's address, protocol and port, to no virtual
+// service.
+func (s *Snapshot) natReply(pk *header.Packet) bool {
+	if pk.IPv6 || !s.natSource(pk.Src, pk.Proto, pk.SrcPort) {
+		return false
+	}
+	_, svc := s.lookup(pk.Dst, pk.Proto, pk.DstPort)
+	return !svc
+}
+
 // HasNAT reports whether any real server of s is a VS/NAT one.
 func (s *Snapshot) HasNAT() bool { return s != nil && s.natSrc.len() > 0 }
 

@@ -161,14 +161,17 @@ func (p *Processor) Parse(frame []byte, f *Parsed) {
 // LookupBatch looks up the connections of every frame in fs that parsed,
 // with one conntrack.Table.LookupBatch per Batch frames, so that the
 // table's cache misses for the whole batch overlap instead of being paid
-// one frame at a time inside ProcessParsed.
-func (p *Processor) LookupBatch(fs []Parsed) {
+// one frame at a time inside ProcessParsed. A VS/NAT reply in s (see
+// natReply) is left out: its forward key would only miss, and
+// ProcessParsed finds its connection through the reply index.
+func (p *Processor) LookupBatch(s *Snapshot, fs []Parsed) {
+	nat := s.HasNAT()
 	for len(fs) > 0 {
 		chunk := fs[:min(len(fs), Batch)]
 		fs = fs[len(chunk):]
 		m := 0
 		for i := range chunk {
-			if chunk[i].Reason != header.OK {
+			if chunk[i].Reason != header.OK || (nat && s.natReply(&chunk[i].Pkt)) {
 				continue
 			}
 			keyOf(&chunk[i].Pkt, &p.bkeys[m])

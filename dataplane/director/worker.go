@@ -163,7 +163,7 @@ func (w *Worker) poll() int {
 		off := d.Addr - base
 		w.proc.Parse(umem[base : base+fs][off:off+uint64(d.Len)], &w.parsed[i])
 	}
-	w.proc.LookupBatch(w.parsed[:n])
+	w.proc.LookupBatch(snap, w.parsed[:n])
 	for i := 0; i < min(n, insertAhead); i++ {
 		w.proc.PrefetchInsert(&w.parsed[i])
 	}
