@@ -27,7 +27,7 @@ func runDemo(args []string) error {
 	n := fs.Int("requests", 3000, "HTTP requests per mode")
 	conc := fs.Int("concurrency", 8, "requests in flight")
 	modes := fs.StringSlice("modes", []string{"dr", "tun", "nat"}, "forwarding modes to show: dr, tun, nat")
-	two := fs.Bool("two-interfaces", false, "director receives on eth0 and sends on eth1")
+	two := fs.Bool("two-interfaces", false, "director receives on eth0 and sends on eth1 (VS/NAT: receives on both, the replies arriving on eth1)")
 	afvs := fs.String("afvs", "", "the afvs daemon binary (default: afvs next to afvs-lab, else on $PATH)")
 	ha := fs.Bool("ha", false, "show an HA pair instead: two directors with keepalived, the master killed under load")
 	haConns := fs.Int("conns", 50, "--ha: keep-alive connections held through the failover")
@@ -62,10 +62,6 @@ func runDemo(args []string) error {
 		if m != "dr" && m != "tun" && m != "nat" {
 			return fmt.Errorf("--modes %q: must be dr, tun or nat", m)
 		}
-		if m == "nat" && *two {
-			fmt.Println("\n== VS/NAT: skipped with --two-interfaces (VS/NAT runs with one interface facing clients and real servers) ==")
-			continue
-		}
 		if err := demoMode(daemon, m, *two, *n, *conc); err != nil {
 			return fmt.Errorf("%s demo: %w", strings.ToUpper(m), err)
 		}
@@ -93,6 +89,9 @@ func demoMode(daemon, mode string, two bool, n, conc int) error {
 	}
 	if mode == "nat" {
 		layout = fmt.Sprintf("client 198.18.0.10; real servers on 198.18.2.0/24 (no VIP, port %d, default route via the director's 198.18.2.1); director ip_forward=0", testnet.NATPort)
+		if two {
+			layout = fmt.Sprintf("client on 198.18.0.0/24 -> director eth0; director eth1 (198.18.2.1, the real servers' default route) -> real servers on 198.18.2.0/24 (no VIP, port %d); afvs receives on both; director ip_forward=0", testnet.NATPort)
+		}
 	}
 	fmt.Printf("lab: %s; VIP %s:%d routed to the director\n", layout, lab.VIP, lab.Port)
 	t0 := time.Now()
