@@ -76,6 +76,19 @@ func (p sharedPort) Complete() int {
 // Wait does not lock: see sharedPort.
 func (p sharedPort) Wait(timeout time.Duration) error { return p.Port.Wait(timeout) }
 
+// releaseAll gives every frame of q back to p, taking a sharedPort's lock
+// once for all of them.
+func releaseAll(p Port, q []xsk.Desc) {
+	if s, ok := p.(sharedPort); ok {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		p = s.Port
+	}
+	for _, d := range q {
+		p.Release(d.Addr)
+	}
+}
+
 // bare is the socket under a sharedPort, or p itself.
 func bare(p Port) Port {
 	if s, ok := p.(sharedPort); ok {

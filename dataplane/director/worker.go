@@ -338,9 +338,7 @@ func (w *Worker) flush() {
 			continue
 		}
 		w.copyOut(w.tx[slot], q)
-		for _, d := range q {
-			w.rx.Release(d.Addr)
-		}
+		releaseAll(w.rx, q)
 		w.remote[slot] = q[:0]
 	}
 }
