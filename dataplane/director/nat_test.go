@@ -146,3 +146,78 @@ func TestDirectorNATTwoInterfaces(t *testing.T) {
 		t.Errorf("service counted %d packets out and %d no_egress drops, want 3 and 0", out, noEgress)
 	}
 }
+
+// bigReply is a real server's TCP reply of payload bytes, with or without
+// DF.
+func bigReply(t *testing.T, from, to [6]byte, src, dst netip.Addr, sport, dport uint16, payload int, df bool) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr(from[:]), DstMAC: net.HardwareAddr(to[:]), EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	if df {
+		ip.Flags = layers.IPv4DontFragment
+	}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), ACK: true, Seq: 1, Window: 1000}
+	tcp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp, gopacket.Payload(make([]byte, payload))); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestDirectorNATReplyTooBig: in the two-interface layout with a smaller
+// MTU on the clients' side, a real server's reply with DF that does not
+// fit gets ICMP fragmentation-needed back on eth1, from eth1's address,
+// quoting the reply; one without DF reaches the client in two fragments
+// from eth0.
+func TestDirectorNATReplyTooBig(t *testing.T) {
+	l := newLab(t, true, "198.18.1.11")
+	l.dir.Iface("eth0").MTU = 1400
+	rip := netip.MustParseAddr("198.18.1.11")
+	svc := vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: vip, Port: 80}, Sched: "rr",
+		Reals: []vs.Real{{Addr: rip, Port: 8080, Weight: 1, Fwd: vs.Masq}}}
+	d := l.start([]string{"eth0", "eth1"}, table(t, svc))
+	resolved(t, d)
+	client := netip.MustParseAddr("198.18.0.10")
+	rs := l.reals["198.18.1.11"]
+	rsMAC := [6]byte{0x02, 0, 0, 0, 0xee, 1}
+	l.client.Send(syn(t, dirMAC, vip, 1000))
+	l.collect(1)
+
+	rs.Send(bigReply(t, rsMAC, dirMAC1, rip, client, 8080, 1000, 1400, true))
+	var icmp [][]byte
+	platformtest.Eventually(2*time.Second, func() bool { icmp = append(icmp, rs.Recv()...); return len(icmp) > 0 })
+	if len(icmp) != 1 {
+		t.Fatalf("real server got %d frames, want the ICMP error", len(icmp))
+	}
+	p := gopacket.NewPacket(icmp[0], layers.LayerTypeEthernet, gopacket.Default)
+	eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	ic, _ := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	if eth == nil || ip == nil || ic == nil || [6]byte(eth.SrcMAC) != dirMAC1 || ip.SrcIP.String() != "198.18.1.2" || ip.DstIP.String() != rip.String() ||
+		ic.TypeCode != layers.CreateICMPv4TypeCode(3, 4) || ic.Seq != 1400 {
+		t.Fatalf("real server got %v; want fragmentation-needed (MTU 1400) from eth1's MAC and 198.18.1.2", p)
+	}
+	if q := ic.Payload; len(q) < 28 || netip.AddrFrom4([4]byte(q[12:16])) != rip || q[20] != 8080>>8 || q[21] != 8080&0xff {
+		t.Fatalf("the ICMP error quotes % x, want the real server's reply from %v:8080", q, rip)
+	}
+	if got := l.client.Recv(); len(got) != 0 {
+		t.Fatalf("client got %d frames of a reply that did not fit", len(got))
+	}
+
+	rs.Send(bigReply(t, rsMAC, dirMAC1, rip, client, 8080, 1000, 1400, false))
+	var back [][]byte
+	platformtest.Eventually(2*time.Second, func() bool { back = append(back, l.client.Recv()...); return len(back) >= 2 })
+	if len(back) != 2 {
+		t.Fatalf("client got %d frames, want two fragments", len(back))
+	}
+	for i, f := range back {
+		p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+		eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		if eth == nil || ip == nil || [6]byte(eth.SrcMAC) != dirMAC || ip.SrcIP.String() != vip.String() || int(ip.Length) > 1400 ||
+			(ip.Flags&layers.IPv4MoreFragments != 0) != (i == 0) {
+			t.Fatalf("fragment %d: %v; want from eth0's MAC and the VIP, at most 1400 bytes", i, p)
+		}
+	}
+}
