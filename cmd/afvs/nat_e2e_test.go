@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -267,8 +268,10 @@ func TestNATTwoInterfaces(t *testing.T) {
 	}
 	// Requests flow, new connections and a kept-alive one, while the
 	// third real server is added.
-	var flowing testnet.Result
-	flowing.By = map[string]int{}
+	var (
+		mu      sync.Mutex
+		flowing = testnet.Result{By: map[string]int{}}
+	)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -280,18 +283,29 @@ func TestNATTwoInterfaces(t *testing.T) {
 			default:
 			}
 			for _, r := range []testnet.Result{lab.Get(30, 3), lab.GetKeepAlive(20)} {
+				mu.Lock()
 				flowing.OK += r.OK
 				flowing.Failed += r.Failed
 				flowing.Errors = append(flowing.Errors, r.Errors...)
 				for k, v := range r.By {
 					flowing.By[k] += v
 				}
+				mu.Unlock()
 			}
 		}
 	}()
 	time.Sleep(500 * time.Millisecond)
 	mustAfvsadm(t, lab, "-a", "-t", vip, "-r", lab.RealAddrs[2].String()+":8080", "-m", "-w", strconv.Itoa(lab.Opt.Weights[2]))
-	time.Sleep(time.Second)
+	// Let requests flow a second more, and on a loaded machine until the
+	// new server has answered some (bounded).
+	for end, least := time.Now().Add(20*time.Second), time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		mu.Lock()
+		answered := flowing.By[lab.Names[2]]
+		mu.Unlock()
+		if answered > 0 && time.Now().After(least) {
+			break
+		}
+	}
 	close(stop)
 	<-done
 	if flowing.Failed != 0 || flowing.By[lab.Names[2]] == 0 || flowing.OK < 100 {
