@@ -34,6 +34,23 @@ func TestValidConfigConverts(t *testing.T) {
 	}
 }
 
+// TestNATTwoInterfaces: VS/NAT real servers are accepted with two
+// receiving interfaces (the LVS manual's NAT layout) and refused only
+// without the reply index, naming the server and the key.
+func TestNATTwoInterfaces(t *testing.T) {
+	c := base()
+	c.Interfaces = []string{"eth0", "eth1"}
+	c.Table.NAT = true
+	c.Services[0].Reals = []RealConfig{{Address: "198.18.2.11", Port: 8080, Forward: "nat"}}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("two interfaces and a NAT real server: %v", err)
+	}
+	c.Table.NAT = false
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "198.18.2.11:8080") || !strings.Contains(err.Error(), "table.nat: true") {
+		t.Fatalf("NAT without the reply index: %v", err)
+	}
+}
+
 func TestErrorsNameKeyValueAndRule(t *testing.T) {
 	bad := -3
 	cases := []struct {
@@ -260,22 +277,5 @@ func TestSorryServerForwardable(t *testing.T) {
 		if err := c.Validate(); err == nil {
 			t.Fatal("Validate accepts the sorry server the dataplane cannot forward")
 		}
-	}
-}
-
-// TestNATTwoInterfaces: VS/NAT real servers are accepted with two
-// receiving interfaces (the LVS manual's NAT layout) and refused only
-// without the reply index, naming the server and the key.
-func TestNATTwoInterfaces(t *testing.T) {
-	c := base()
-	c.Interfaces = []string{"eth0", "eth1"}
-	c.Table.NAT = true
-	c.Services[0].Reals = []RealConfig{{Address: "198.18.2.11", Port: 8080, Forward: "nat"}}
-	if err := c.Validate(); err != nil {
-		t.Fatalf("two interfaces and a NAT real server: %v", err)
-	}
-	c.Table.NAT = false
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "198.18.2.11:8080") || !strings.Contains(err.Error(), "table.nat: true") {
-		t.Fatalf("NAT without the reply index: %v", err)
 	}
 }

@@ -216,16 +216,10 @@ func (p *Processor) processReply(s *Snapshot, buf []byte, off, n int) (Verdict, 
 		c.Drops[DropReplyNoConnection].Add(1)
 		return VerdictDrop, Out{}
 	}
-	slot := int(r.Hop >> 48)
-	if slot >= len(s.Ifaces) {
-		c.Drops[DropNoEgress].Add(1)
-		return VerdictDrop, Out{}
-	}
-	eg := &s.Ifaces[slot]
-	frame := buf[off : off+n]
-	big := int(pk.TotalLen) > eg.MTU
-	if big && pk.DF {
-		return p.replyFragNeeded(s, frame, eg.MTU)
+	if pk.DF {
+		if eg := replyEgress(s, &r); eg != nil && int(pk.TotalLen) > eg.MTU {
+			return p.replyFragNeeded(s, buf[off:off+n], eg.MTU)
+		}
 	}
 	ev := conntrack.EvNone
 	if pk.Proto == header.ProtocolTCP {
@@ -245,6 +239,14 @@ func (p *Processor) processReply(s *Snapshot, buf []byte, off, n int) (Verdict, 
 		dt.OutPkts++
 		dt.OutBytes += ipLen
 	}
+	slot := int(r.Hop >> 48)
+	if slot >= len(s.Ifaces) {
+		c.Drops[DropNoEgress].Add(1)
+		return VerdictDrop, Out{}
+	}
+	eg := &s.Ifaces[slot]
+	big := int(pk.TotalLen) > eg.MTU // with DF, answered above
+	frame := buf[off : off+n]
 	rewrite(frame, pk, false, [4]byte(r.VAddr[12:16]), r.VPort)
 	var mac [6]byte
 	binary.BigEndian.PutUint16(mac[0:2], uint16(r.Hop>>32))
@@ -263,6 +265,15 @@ func (p *Processor) processReply(s *Snapshot, buf []byte, off, n int) (Verdict, 
 	}
 	encap.DR(frame, mac, eg.MAC)
 	return VerdictForward, Out{Off: off, Len: n, Slot: slot}
+}
+
+// replyEgress is the interface r's replies leave by, nil if the snapshot
+// has no such slot.
+func replyEgress(s *Snapshot, r *conntrack.Reply) *Iface {
+	if slot := int(r.Hop >> 48); slot < len(s.Ifaces) {
+		return &s.Ifaces[slot]
+	}
+	return nil
 }
 
 // replyFragNeeded answers a reply with DF set that is too big for the
