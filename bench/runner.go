@@ -338,6 +338,7 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 				return fmt.Errorf("open %d flows: %w", flows, err)
 			}
 		}
+		time.Sleep(settleTime)
 		var rg *Generator
 		if err := t.sink.Do(func() (err error) { rg, err = NewReplyGenerator(t.sinkIf.index, 0, t.replyFrame(), flows); return err }); err != nil {
 			return err
