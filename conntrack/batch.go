@@ -86,14 +86,21 @@ func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
 			prefetch(addrs[:a])
 		}
 		if g := step - 1; g >= 0 && g < groups {
-			// Stage 2: pick the candidate entry, prefetch it.
+			// Stage 2: pick the candidate entry, prefetch it, and,
+			// while a sync master runs, its sync word, which the packet
+			// will read and write.
 			a := 0
+			sa := t.sync.Load()
 			for i := g * batchGroup; i < min(g*batchGroup+batchGroup, n); i++ {
 				c := s.candidate(&pl[i])
 				cand[i] = c
 				if c != noCandidate {
 					addrs[a] = uintptr(unsafe.Pointer(&s.entries[c]))
 					a++
+					if sa != nil {
+						addrs[a] = uintptr(unsafe.Pointer(&sa.conns[c]))
+						a++
+					}
 				}
 			}
 			prefetch(addrs[:a])
@@ -117,18 +124,6 @@ func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
 					}
 				}
 				vs[i], found[i] = v, ok
-			}
-			// The packet will read and write its entry's sync word
-			// while a sync master runs: start that miss now too.
-			if a := t.sync.Load(); a != nil {
-				k := 0
-				for i := g * batchGroup; i < min(g*batchGroup+batchGroup, n); i++ {
-					if found[i] {
-						addrs[k] = uintptr(unsafe.Pointer(&a.conns[vs[i].slot]))
-						k++
-					}
-				}
-				prefetch(addrs[:k])
 			}
 		}
 	}

@@ -376,3 +376,41 @@ func (t *Table) SyncTemplate(k *Key, dest uint32, timeout time.Duration, info Sy
 	}
 	return makeTemplateRef(slot, m), SyncInserted
 }
+
+// SyncCount is the sync hook's common case: a packet that only counts.
+// It adds one to c's packet count (past MaxSyncPkts the count restarts
+// modulo period, which keeps every decision that reads it) and reports
+// true, unless the count reached is one a sync may be due at (n%period ==
+// due, or n == due when period is 0) or, when watch is set, the state last
+// sent is not st: then it changes nothing and reports false, and the
+// caller decides in full (SyncInfo, SetSyncInfo). It also reports false
+// when EnableSync has not run or c names no entry.
+func (t *Table) SyncCount(c *Conn, period, due uint32, st uint8, watch bool) bool {
+	a := t.sync.Load()
+	slot := uint32(c.ref>>32) - 1
+	if a == nil || slot >= uint32(len(a.conns)) {
+		runtime.KeepAlive(t) // see newStore
+		return false
+	}
+	w := &a.conns[slot]
+	for {
+		raw := w.Load()
+		n := uint32(raw>>40) + 1
+		if n > MaxSyncPkts {
+			if period == 0 {
+				n = MaxSyncPkts
+			} else {
+				n %= period
+			}
+		}
+		if period > 0 && n%period == due || period == 0 && n == due ||
+			watch && uint8(raw>>36&0xf) != st {
+			runtime.KeepAlive(t) // see newStore
+			return false
+		}
+		if w.CompareAndSwap(raw, raw&(1<<40-1)|uint64(n)<<40) {
+			runtime.KeepAlive(t) // see newStore
+			return true
+		}
+	}
+}

@@ -163,6 +163,80 @@ func TestSyncWords(t *testing.T) {
 	}
 }
 
+// TestSyncCount: SyncCount adds one packet when the count reached cannot
+// be due and leaves the word alone (reporting false) when it may be, when
+// the watched state is not the one last sent, and before EnableSync; past
+// MaxSyncPkts the count restarts modulo the period.
+func TestSyncCount(t *testing.T) {
+	clk := &ManualClock{}
+	tbl := newTestTable(t, Config{Capacity: 64, Clock: clk})
+	k := v4Key(ProtoTCP, 2, 1000, 80)
+	c, _ := tbl.Insert(&k, 1, 0, 0, EvSyn)
+	if tbl.SyncCount(&c, 50, 3, 0, false) {
+		t.Fatal("counted before EnableSync")
+	}
+	if err := tbl.EnableSync(); err != nil {
+		t.Fatal(err)
+	}
+	_, raw, _ := tbl.SyncInfo(&c)
+	if !tbl.SetSyncInfo(&c, raw, SyncInfo{Pkts: 1, OldState: uint8(Established), EndTime: 400}) {
+		t.Fatal("SetSyncInfo")
+	}
+	want := SyncInfo{Pkts: 2, OldState: uint8(Established), EndTime: 400}
+	if !tbl.SyncCount(&c, 50, 3, uint8(Established), true) {
+		t.Fatal("count 2 of period 50, threshold 3: not counted")
+	}
+	if got, _, _ := tbl.SyncInfo(&c); got != want {
+		t.Fatalf("word %+v, want %+v", got, want)
+	}
+	for _, tc := range []struct {
+		name        string
+		period, due uint32
+		st          uint8
+		watch       bool
+	}{
+		{"due at 3", 50, 3, 0, false},
+		{"due at 3 modulo 1", 1, 0, 0, false},
+		{"period 0, due at 3", 0, 3, 0, false},
+		{"state changed", 50, 7, uint8(FinWait), true},
+	} {
+		if tbl.SyncCount(&c, tc.period, tc.due, tc.st, tc.watch) {
+			t.Errorf("%s: counted", tc.name)
+		}
+		if got, _, _ := tbl.SyncInfo(&c); got != want {
+			t.Fatalf("%s: word %+v, want it unchanged (%+v)", tc.name, got, want)
+		}
+	}
+	// A changed state that is not watched does not stop the count.
+	if !tbl.SyncCount(&c, 0, 5, uint8(FinWait), false) {
+		t.Fatal("count 3, period 0, due at 5: not counted")
+	}
+	_, raw, _ = tbl.SyncInfo(&c)
+	if !tbl.SetSyncInfo(&c, raw, SyncInfo{Pkts: MaxSyncPkts}) {
+		t.Fatal("SetSyncInfo")
+	}
+	// 2^24 modulo 7 is 2; with period 0 the count stays at the top.
+	if !tbl.SyncCount(&c, 7, 3, 0, false) {
+		t.Fatal("wrap: not counted")
+	}
+	if got, _, _ := tbl.SyncInfo(&c); got.Pkts != (MaxSyncPkts+1)%7 {
+		t.Fatalf("count after the top %d, want %d", got.Pkts, (MaxSyncPkts+1)%7)
+	}
+	_, raw, _ = tbl.SyncInfo(&c)
+	tbl.SetSyncInfo(&c, raw, SyncInfo{Pkts: MaxSyncPkts})
+	if !tbl.SyncCount(&c, 0, 3, 0, false) {
+		t.Fatal("wrap, period 0: not counted")
+	}
+	if got, _, _ := tbl.SyncInfo(&c); got.Pkts != MaxSyncPkts {
+		t.Fatalf("count after the top with period 0: %d", got.Pkts)
+	}
+	// A connection that has gone names no word.
+	c0 := Conn{}
+	if tbl.SyncCount(&c0, 50, 3, 0, false) {
+		t.Fatal("counted for no entry")
+	}
+}
+
 // TestSyncConnConcurrent installs synced entries while workers insert,
 // touch and look up the same flows: afterwards every key has one entry
 // and the hooks' counts match the table. Run it with -race.

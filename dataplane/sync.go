@@ -72,6 +72,37 @@ func nextPkts(n uint32, period int) uint32 {
 // packet of its connections, as in the kernel). A full queue drops the
 // record and counts it. Nothing here allocates.
 func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c *conntrack.Conn) {
+	if p.countOnly(sk, c) {
+		if ref := c.Template(); ref != 0 {
+			p.syncTemplate(sk, s, svc, ref, ipvssync.Ticks(p.ct.NowMillis()))
+		}
+		return
+	}
+	p.syncDecide(sk, s, svc, d, c)
+}
+
+// countOnly is the hook's common case: most packets of a connection only
+// count. When the packet count alone can rule a sync out, that is when
+// sync_threshold's period is set (or neither it nor sync_refresh_period
+// is), ip_vs_sync_conn_needed answers no, changing nothing but the count,
+// for every count it does not test for, unless a TCP connection has
+// moved to a state other than ESTABLISHED since it was last sent (the
+// kernel's forced send). conntrack.SyncCount counts such packets with no
+// decision; for the others countOnly reports false and syncDecide runs
+// the kernel's whole rule.
+func (p *Processor) countOnly(sk *SyncSink, c *conntrack.Conn) bool {
+	set := &sk.Settings
+	period := uint32(max(set.Period, 0))
+	if period == 0 && set.RefreshPeriod != 0 {
+		return false
+	}
+	watch := p.key.Proto == ipvssync.ProtoTCP && c.State != conntrack.Established
+	return p.ct.SyncCount(c, period, uint32(set.Threshold), uint8(ipvsState(c.State)), watch)
+}
+
+// syncDecide is syncConn's full decision, for a packet countOnly could
+// not rule out.
+func (p *Processor) syncDecide(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c *conntrack.Conn) {
 	ct := p.ct
 	now := ipvssync.Ticks(ct.NowMillis())
 	to := ct.Timeout(c.State)
