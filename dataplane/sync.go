@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"math"
 	"net/netip"
 	"time"
 
@@ -16,12 +17,37 @@ import (
 type SyncSink struct {
 	Queue    *ipvssync.Queue
 	Settings ipvssync.Settings
+
+	// What SetSync derives from Settings for the hook's common case.
+	// When the packet count alone can rule a sync out (counted: the
+	// period of sync_threshold is set, or neither it nor
+	// sync_refresh_period is), ip_vs_sync_conn_needed answers no,
+	// changing nothing but the count, at every count other than the one
+	// it tests for (count modulo period == due, or count == due with
+	// period 0), unless a TCP connection has moved to a state other than
+	// ESTABLISHED since it was last sent (the kernel's forced send).
+	// conntrack.SyncCount counts such packets with no further decision;
+	// every other packet gets the kernel's whole rule (syncDecide).
+	period, due uint32
+	counted     bool
 }
 
 // SetSync makes the processor offer connections to sk (nil: stop). Any
 // goroutine may call it; the worker sees it at its next frame. The
-// connection table must have had EnableSync called.
-func (p *Processor) SetSync(sk *SyncSink) { p.sync.Store(sk) }
+// connection table must have had EnableSync called. The processor keeps
+// its own copy of *sk.
+func (p *Processor) SetSync(sk *SyncSink) {
+	if sk == nil {
+		p.sync.Store(nil)
+		return
+	}
+	c := &SyncSink{Queue: sk.Queue, Settings: sk.Settings}
+	c.period = uint32(max(sk.Settings.Period, 0))
+	c.due = uint32(sk.Settings.Threshold)
+	// A threshold no uint32 holds is left to the whole rule.
+	c.counted = (c.period > 0 || sk.Settings.RefreshPeriod == 0) && uint(sk.Settings.Threshold) <= math.MaxUint32
+	p.sync.Store(c)
+}
 
 // Sync returns the sink in force, nil when none.
 func (p *Processor) Sync() *SyncSink { return p.sync.Load() }
@@ -72,32 +98,21 @@ func nextPkts(n uint32, period int) uint32 {
 // packet of its connections, as in the kernel). A full queue drops the
 // record and counts it. Nothing here allocates.
 func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c *conntrack.Conn) {
-	if p.countOnly(sk, c) {
-		if ref := c.Template(); ref != 0 {
-			p.syncTemplate(sk, s, svc, ref, ipvssync.Ticks(p.ct.NowMillis()))
+	// The common case, a packet that only counts (see SyncSink.counted).
+	if sk.counted && p.ct.SyncCount(c, sk.period, sk.due, uint8(c.State), p.key.Proto == ipvssync.ProtoTCP && c.State != conntrack.Established) {
+		if c.Template() != 0 {
+			p.syncControl(sk, s, svc, c)
 		}
 		return
 	}
 	p.syncDecide(sk, s, svc, d, c)
 }
 
-// countOnly is the hook's common case: most packets of a connection only
-// count. When the packet count alone can rule a sync out, that is when
-// sync_threshold's period is set (or neither it nor sync_refresh_period
-// is), ip_vs_sync_conn_needed answers no, changing nothing but the count,
-// for every count it does not test for, unless a TCP connection has
-// moved to a state other than ESTABLISHED since it was last sent (the
-// kernel's forced send). conntrack.SyncCount counts such packets with no
-// decision; for the others countOnly reports false and syncDecide runs
-// the kernel's whole rule.
-func (p *Processor) countOnly(sk *SyncSink, c *conntrack.Conn) bool {
-	set := &sk.Settings
-	period := uint32(max(set.Period, 0))
-	if period == 0 && set.RefreshPeriod != 0 {
-		return false
-	}
-	watch := p.key.Proto == ipvssync.ProtoTCP && c.State != conntrack.Established
-	return p.ct.SyncCount(c, period, uint32(set.Threshold), uint8(ipvsState(c.State)), watch)
+// syncControl is the kernel's "control:" label for a packet that only
+// counted on its connection: the controlling template is considered all
+// the same.
+func (p *Processor) syncControl(sk *SyncSink, s *Snapshot, svc *Service, c *conntrack.Conn) {
+	p.syncTemplate(sk, s, svc, c.Template(), ipvssync.Ticks(p.ct.NowMillis()))
 }
 
 // syncDecide is syncConn's full decision, for a packet countOnly could

@@ -26,6 +26,7 @@ func TestSyncHookFollowsNeeded(t *testing.T) {
 		{Threshold: 6, Period: 7},
 		{Threshold: 3, Period: 0},
 		{Threshold: 9, Period: 4}, // a threshold the count modulo 4 never reaches
+		{Threshold: -1, Period: 5},
 		{Threshold: 3, Period: 50, RefreshPeriod: 20 * ipvssync.HZ, Retries: 2},
 		{Threshold: 0, Period: 0, RefreshPeriod: 2 * ipvssync.HZ, Retries: 1},
 		{Threshold: 2, Period: 5, PersistMode: true},
