@@ -46,6 +46,53 @@ type Reply struct {
 	Hop   uint64
 }
 
+// replyUnfiled, a bit of a connection's ports word below the key, marks a
+// VS/NAT connection installed by connection sync (SyncConn) whose reply
+// key is not in the reverse index yet: the backup that installed it does
+// not know where its replies must go (the client-side hop of the
+// master's first packet is not in a sync message), so the first client
+// packet after a takeover files it, and ReplyFiled clears the mark.
+const replyUnfiled = 1 << 8
+
+// ReplyPending reports whether c is a synced VS/NAT connection whose
+// reply key the caller must still file (InsertReply, then ReplyFiled).
+func (c *Conn) ReplyPending() bool { return c.unfiled }
+
+// ReplyFiled clears c's reply mark after its reply key was filed. It
+// changes nothing when c's entry has gone.
+func (t *Table) ReplyFiled(c *Conn) {
+	defer runtime.KeepAlive(t) // see newStore
+	slot := uint32(c.ref>>32) - 1
+	if slot >= uint32(len(t.conns.entries)) {
+		return
+	}
+	e := &t.conns.entries[slot]
+	gen := c.ref & genMask
+	for {
+		m := e.meta.Load()
+		if status(m) != statusLive || generation(m) != gen {
+			return
+		}
+		p := e.ports.Load()
+		if p&replyUnfiled == 0 {
+			c.unfiled = false
+			return
+		}
+		if !e.ports.CompareAndSwap(p, p&^replyUnfiled) {
+			continue
+		}
+		// If the slot was reused meanwhile the mark may have been a
+		// newer entry's: give it back (a spare mark only makes a client
+		// packet file the reply key again).
+		if m2 := e.meta.Load(); generation(m2) != gen {
+			e.ports.Or(replyUnfiled)
+			return
+		}
+		c.unfiled = false
+		return
+	}
+}
+
 // HasReverse reports whether the table has a reverse index for NAT
 // connections (Config.Reverse > 0).
 func (t *Table) HasReverse() bool { return t.rev != nil }

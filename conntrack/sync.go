@@ -273,7 +273,13 @@ find:
 		return SyncFull
 	}
 	t.hooks.Bind(dest, st.Active())
-	s.publish(slot, tag, &w, fwd, now, uint64(dest)<<32, st, now+to)
+	pw := w
+	if fwd == FwdMasq && t.rev != nil {
+		// Its replies have no reverse-index entry yet: the first client
+		// packet files one (ReplyPending).
+		pw[4] |= replyUnfiled
+	}
+	s.publish(slot, tag, &pw, fwd, now, uint64(dest)<<32, st, now+to)
 	t.stats.at(slot).inserted.Add(1)
 	t.setSync(slot, info)
 	return SyncInserted

@@ -200,8 +200,11 @@ type Conn struct {
 	Dest  uint32
 	Fwd   uint8
 	State State
-	tmpl  TemplateRef // the template that controls it, 0 if none
-	ref   uint64
+	// unfiled: a synced VS/NAT connection whose replies are not in the
+	// reverse index yet (ReplyPending).
+	unfiled bool
+	tmpl    TemplateRef // the template that controls it, 0 if none
+	ref     uint64
 }
 
 // Controlled reports whether a persistence template controls c (IPVS's
@@ -210,11 +213,12 @@ func (c *Conn) Controlled() bool { return c.tmpl != 0 }
 
 func (v *view) conn() Conn {
 	return Conn{
-		Dest:  uint32(v.bind >> 32),
-		Fwd:   uint8(v.ports >> fwdShift),
-		State: stateOf(v.meta),
-		tmpl:  TemplateRef(v.bind),
-		ref:   uint64(v.slot+1)<<32 | generation(v.meta),
+		Dest:    uint32(v.bind >> 32),
+		Fwd:     uint8(v.ports >> fwdShift),
+		State:   stateOf(v.meta),
+		unfiled: v.ports&replyUnfiled != 0,
+		tmpl:    TemplateRef(v.bind),
+		ref:     uint64(v.slot+1)<<32 | generation(v.meta),
 	}
 }
 

@@ -313,6 +313,9 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 			d = dd
 			p.noteHandshake(was, conn.State) // defense.go
 			p.sconn = conn
+			if conn.ReplyPending() {
+				p.fileSynced(&conn, d) // sync.go
+			}
 		case conntrack.Gone:
 			if pre {
 				pre = false

@@ -206,6 +206,19 @@ func (p *Processor) syncTemplate(sk *SyncSink, s *Snapshot, svc *Service, ref co
 	sk.Queue.Push(r)
 }
 
+// fileSynced files the reply key of a VS/NAT connection that connection
+// sync installed, at its first client packet here: the sync message does
+// not say where the master sent the replies, and this packet shows where
+// they go now (its interface and the MAC it came from), as the first
+// packet of a connection made here does. Until then its replies are
+// dropped as reply_no_connection. With no room in the reverse index the
+// mark stays and the next packet tries again.
+func (p *Processor) fileSynced(c *conntrack.Conn, d *Dest) {
+	if d.Fwd != vs.Masq || p.pk.IPv6 || p.fileReply(c, d) {
+		p.ct.ReplyFiled(c)
+	}
+}
+
 // SyncDrop is why a backup did not install a received entry.
 type SyncDrop uint8
 

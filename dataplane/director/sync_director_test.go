@@ -9,6 +9,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/afvs/afvs/conntrack"
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/platformtest"
 	"github.com/afvs/afvs/ipvssync"
@@ -96,5 +97,65 @@ func TestDirectorSync(t *testing.T) {
 	l.client.Send(segment(t, 6100, false, true))
 	if got := l.collect(1); len(got["198.18.0.11"]) != 1 {
 		t.Fatalf("the synced connection's ACK reached %v", got)
+	}
+}
+
+// TestDirectorSyncedNAT: a backup installs a VS/NAT connection it never
+// saw from a sync message. Its replies have no reverse-index entry until
+// a client packet shows where they go back to: a reply before that is
+// dropped and counted; the client's packet is rewritten to the real
+// server's port, and from then on the real server's replies are
+// rewritten to VIP:80 and sent to the client's MAC.
+func TestDirectorSyncedNAT(t *testing.T) {
+	l := newLab(t, false, "198.18.0.11")
+	svc := vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: vip, Port: 80}, Sched: "rr",
+		Reals: []vs.Real{{Addr: netip.MustParseAddr("198.18.0.11"), Port: 8080, Weight: 1, Fwd: vs.Masq}}}
+	d := l.start([]string{"eth0"}, table(t, svc))
+	resolved(t, d)
+	client, rip := netip.MustParseAddr("198.18.0.10"), netip.MustParseAddr("198.18.0.11")
+	c := ipvssync.Conn{Protocol: ipvssync.ProtoTCP, Flags: ipvssync.FlagMasq, State: ipvssync.TCPEstablished, CPort: 6200, VPort: 80, DPort: 8080,
+		Timeout: 900, CAddr: client, VAddr: vip, DAddr: rip}
+	if res, drop := d.InstallSynced(&c, 3); drop != dataplane.SyncOK || res != conntrack.SyncInserted {
+		t.Fatalf("InstallSynced: %v %v", res, drop)
+	}
+	rs := l.reals["198.18.0.11"]
+	rsMAC := [6]byte{0x02, 0, 0, 0, 0xee, 1}
+	replyDrops := func() uint64 {
+		var n uint64
+		for _, c := range d.Counters() {
+			n += c.Drops[dataplane.DropReplyNoConnection].Load()
+		}
+		return n
+	}
+	rs.Send(tcpFrom(t, rsMAC, dirMAC, rip, client, 8080, 6200, false))
+	if !platformtest.Eventually(2*time.Second, func() bool { return replyDrops() == 1 }) {
+		t.Fatalf("a reply before any client packet: %d reply_no_connection drops, want 1", replyDrops())
+	}
+	if got := l.client.Recv(); len(got) != 0 {
+		t.Fatalf("the client got %d frames before its first packet", len(got))
+	}
+	l.client.Send(segment(t, 6200, false, true))
+	got := l.collect(1)["198.18.0.11"]
+	if len(got) != 1 {
+		t.Fatalf("the real server got %d frames of the synced connection", len(got))
+	}
+	if _, ips, tcp := decode(t, got[0]); ips[0].DstIP.String() != "198.18.0.11" || tcp.DstPort != 8080 || tcp.SrcPort != 6200 {
+		t.Fatalf("real server got %v:%d from port %d, want 198.18.0.11:8080 from 6200", ips[0].DstIP, tcp.DstPort, tcp.SrcPort)
+	}
+	for i := range 2 {
+		rs.Send(tcpFrom(t, rsMAC, dirMAC, rip, client, 8080, 6200, false))
+		var back [][]byte
+		platformtest.Eventually(2*time.Second, func() bool { back = append(back, l.client.Recv()...); return len(back) > 0 })
+		if len(back) != 1 {
+			t.Fatalf("reply %d: the client got %d frames, want 1", i, len(back))
+		}
+		eth, ips, tcp := decode(t, back[0])
+		if [6]byte(eth.SrcMAC) != dirMAC || [6]byte(eth.DstMAC) != clientMAC || ips[0].SrcIP.String() != vip.String() ||
+			tcp.SrcPort != 80 || tcp.DstPort != 6200 {
+			t.Fatalf("reply %d: %s -> %s, %v:%d -> %d; want the director's MAC to the client's, from %v:80", i, eth.SrcMAC, eth.DstMAC, ips[0].SrcIP, tcp.SrcPort, tcp.DstPort, vip)
+		}
+	}
+	if n := replyDrops(); n != 1 {
+		t.Errorf("%d reply_no_connection drops, want only the first reply's", n)
 	}
 }
