@@ -286,3 +286,50 @@ func TestSyncConnConcurrent(t *testing.T) {
 	}
 	checkCounts(t, tbl, h)
 }
+
+// TestSyncConnNATReply: a VS/NAT connection SyncConn makes is marked for
+// its reply key to be filed (ReplyPending) when the table has a reverse
+// index, until ReplyFiled; other methods, updates of entries made here,
+// and tables without the index are not marked.
+func TestSyncConnNATReply(t *testing.T) {
+	tbl := newTestTable(t, Config{Capacity: 64, Reverse: 64, Clock: &ManualClock{}})
+	nat, dr, local := v4Key(ProtoTCP, 2, 1000, 80), v4Key(ProtoTCP, 3, 1000, 80), v4Key(ProtoTCP, 4, 1000, 80)
+	tbl.SyncConn(&nat, 1, FwdMasq, Established, time.Minute, false, SyncInfo{})
+	tbl.SyncConn(&dr, 1, 0, Established, time.Minute, false, SyncInfo{})
+	c, _ := tbl.Lookup(&nat)
+	if !c.ReplyPending() {
+		t.Fatal("a synced NAT connection is not marked")
+	}
+	if c2, _ := tbl.Lookup(&dr); c2.ReplyPending() {
+		t.Fatal("a synced DR connection is marked")
+	}
+	// A refresh keeps the mark; ReplyFiled clears it for good.
+	tbl.SyncConn(&nat, 1, FwdMasq, Established, time.Minute, false, SyncInfo{})
+	if c, _ = tbl.Lookup(&nat); !c.ReplyPending() {
+		t.Fatal("a refresh cleared the mark")
+	}
+	tbl.ReplyFiled(&c)
+	if c.ReplyPending() {
+		t.Fatal("ReplyFiled left the caller's copy marked")
+	}
+	if c, _ = tbl.Lookup(&nat); c.ReplyPending() || c.Fwd != FwdMasq {
+		t.Fatalf("after ReplyFiled: pending %v, fwd %d", c.ReplyPending(), c.Fwd)
+	}
+	tbl.SyncConn(&nat, 1, FwdMasq, Established, time.Minute, false, SyncInfo{})
+	if c, _ = tbl.Lookup(&nat); c.ReplyPending() {
+		t.Fatal("a refresh marked a filed connection again")
+	}
+	// A connection made here files its own reply key: never marked.
+	lc, _ := tbl.Insert(&local, 1, FwdMasq, 0, EvSyn)
+	if lc.ReplyPending() {
+		t.Fatal("a local NAT connection is marked")
+	}
+	// Without the index nothing is marked.
+	plain := newTestTable(t, Config{Capacity: 64, Clock: &ManualClock{}})
+	plain.SyncConn(&nat, 1, FwdMasq, Established, time.Minute, false, SyncInfo{})
+	if c, _ := plain.Lookup(&nat); c.ReplyPending() {
+		t.Fatal("marked in a table without a reverse index")
+	}
+	// A stale copy of a gone connection clears nothing.
+	tbl.ReplyFiled(&Conn{})
+}
