@@ -98,6 +98,14 @@ func nextPkts(n uint32, period int) uint32 {
 // packet of its connections, as in the kernel). A full queue drops the
 // record and counts it. Nothing here allocates.
 func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c *conntrack.Conn) {
+	if p.pk.IPv6 {
+		// A sync entry has one address family for all three addresses
+		// (struct ip_vs_sync_v6), and a real server here is IPv4: no
+		// entry can carry the connection. It is counted, never sent
+		// with its addresses cut to four bytes.
+		sk.Queue.Skip()
+		return
+	}
 	// The common case, a packet that only counts (see SyncSink.counted).
 	if sk.counted && p.ct.SyncCount(c, sk.period, sk.due, uint8(c.State), p.key.Proto == ipvssync.ProtoTCP && c.State != conntrack.Established) {
 		if c.Template() != 0 {

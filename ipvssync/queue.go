@@ -80,9 +80,11 @@ type Queue struct {
 	next      uint64        // producer: next slot to write
 	headCache uint64        // producer: last view of head
 	drops     uint64        // producer: drops not yet published
+	skips     uint64        // producer: skips not yet published
 	tail      atomic.Uint64 // published next; stored by Publish
 	dropped   atomic.Uint64 // published drops; stored by Publish
-	_         [cacheLine - 40]byte
+	skipped   atomic.Uint64 // published skips; stored by Publish
+	_         [cacheLine - 56]byte
 	head      atomic.Uint64 // consumer: next slot to read
 	tailCache uint64        // consumer: last view of tail
 	_         [cacheLine - 16]byte
@@ -118,8 +120,14 @@ func (q *Queue) Push(r *Record) bool {
 	return true
 }
 
-// Publish makes the records pushed so far visible to the consumer and
-// the drops so far to Dropped.
+// Skip counts a connection the producer decided not to offer because no
+// record can carry it (an IPv6 connection whose real server the
+// dataplane holds as IPv4), visible to Skipped after the next Publish.
+// Only the producer may call it.
+func (q *Queue) Skip() { q.skips++ }
+
+// Publish makes the records pushed so far visible to the consumer, the
+// drops so far to Dropped and the skips to Skipped.
 func (q *Queue) Publish() {
 	if q.tail.Load() != q.next {
 		q.tail.Store(q.next)
@@ -127,7 +135,14 @@ func (q *Queue) Publish() {
 	if q.dropped.Load() != q.drops {
 		q.dropped.Store(q.drops)
 	}
+	if q.skipped.Load() != q.skips {
+		q.skipped.Store(q.skips)
+	}
 }
+
+// Skipped is the number of connections the producer counted with Skip,
+// as of the last Publish. Any goroutine may read it.
+func (q *Queue) Skipped() uint64 { return q.skipped.Load() }
 
 // Pop copies the oldest published record into r. It returns false if
 // there is none. Only one goroutine may pop.

@@ -293,3 +293,21 @@ func BenchmarkEnqueue(b *testing.B) {
 		b.ReportMetric(float64(dropped)/float64(b.N), "drops/op")
 	})
 }
+
+// TestQueueSkip: skips count apart from drops and records, visible after
+// Publish.
+func TestQueueSkip(t *testing.T) {
+	q, err := NewQueue(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Skip()
+	q.Skip()
+	if q.Skipped() != 0 {
+		t.Fatal("skips visible before Publish")
+	}
+	q.Publish()
+	if q.Skipped() != 2 || q.Dropped() != 0 || q.Len() != 0 {
+		t.Fatalf("skipped %d, dropped %d, len %d; want 2, 0, 0", q.Skipped(), q.Dropped(), q.Len())
+	}
+}

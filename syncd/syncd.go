@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +77,10 @@ type Options struct {
 	Log        *slog.Logger
 }
 
+// UnsentIPv6 is the Stats.Drops reason of the connections a master's
+// workers did not offer because they are IPv6 (see Queue.Skip).
+const UnsentIPv6 = "unsent_ipv6"
+
 // Stats are the daemon's counters, cumulative over every master and
 // backup it has run.
 type Stats struct {
@@ -93,6 +98,7 @@ type Stats struct {
 
 type counters struct {
 	sentMsgs, sentEntries, sendErrs, queueFull atomic.Uint64
+	unsentIPv6                                 atomic.Uint64
 	recvMsgs, recvEntries, installed, updated  atomic.Uint64
 	recvErrs                                   atomic.Uint64
 	decode                                     [ipvssync.NumReasons]atomic.Uint64
@@ -253,13 +259,16 @@ func (m *Manager) Stats() Stats {
 		Drops: map[string]uint64{},
 	}
 	s.QueueFull = c.queueFull.Load()
+	unsent := c.unsentIPv6.Load()
 	m.mu.Lock()
 	if m.master != nil {
 		for _, q := range m.master.queues {
 			s.QueueFull += q.Dropped()
+			unsent += q.Skipped()
 		}
 	}
 	m.mu.Unlock()
+	s.Drops[UnsentIPv6] = unsent
 	for r := ipvssync.Reason(1); r < ipvssync.NumReasons; r++ {
 		s.Drops[r.String()] = c.decode[r].Load()
 	}
@@ -335,6 +344,7 @@ func (m *Manager) runMaster(ms *master, maxLen int, flushAfter time.Duration) {
 			}
 			for _, q := range ms.queues {
 				m.c.queueFull.Add(q.Dropped())
+				m.c.unsentIPv6.Add(q.Skipped())
 			}
 			return
 		case <-tick.C:
@@ -409,9 +419,13 @@ func (m *Manager) runBackup(b *backup, threshold int) {
 				m.c.installed.Add(1)
 			}
 			return
-		case dataplane.SyncUnknownService, dataplane.SyncUnknownDest:
+		case dataplane.SyncStaleEntry:
+			// The kernel ignores these silently: they describe a
+			// connection the backup already replaced.
+		default:
 			if first == "" {
-				first = fmt.Sprintf("%s: proto %d %s:%d -> %s:%d via %s:%d", r, c.Protocol, c.CAddr, c.CPort, c.VAddr, c.VPort, c.DAddr, c.DPort)
+				first = fmt.Sprintf("%s: proto %d %s -> %s via %s", r, c.Protocol,
+					netip.AddrPortFrom(c.CAddr, c.CPort), netip.AddrPortFrom(c.VAddr, c.VPort), netip.AddrPortFrom(c.DAddr, c.DPort))
 			}
 			unlogged++
 		}

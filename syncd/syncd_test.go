@@ -168,6 +168,9 @@ func TestMasterToBackup(t *testing.T) {
 			t.Fatal("queue full")
 		}
 	}
+	// Two IPv6 connections the workers could not offer (Queue.Skip).
+	q.Skip()
+	q.Skip()
 	q.Publish()
 	waitFor(t, "the backup to install every entry", func() bool { return bh.count() == n })
 	bh.mu.Lock()
@@ -185,6 +188,9 @@ func TestMasterToBackup(t *testing.T) {
 	// after FlushAfter.
 	if ms.SentEntries != n || ms.SentMessages != 5 || ms.SendErrors != 0 {
 		t.Errorf("master stats %+v: want 23 entries in 5 messages", ms)
+	}
+	if ms.Drops[UnsentIPv6] != 2 {
+		t.Errorf("master drops %v: want %s 2", ms.Drops, UnsentIPv6)
 	}
 	if bs.RecvMessages != 5 || bs.RecvEntries != n || bs.Installed != n {
 		t.Errorf("backup stats %+v: want 5 messages, 23 entries installed", bs)
@@ -282,6 +288,40 @@ func TestBackupDropsBadMessages(t *testing.T) {
 	// rate-limited to one per 5 s).
 	if l := logs.String(); !strings.Contains(l, "sync backup: entries dropped") || !strings.Contains(l, "unknown_dest") || !strings.Contains(l, "198.18.0.11:81") {
 		t.Errorf("log %q: want a line naming the dropped entry", l)
+	}
+}
+
+// TestBackupDropsIPv6: an IPv6 entry the host cannot install (the
+// dataplane does not forward IPv6: dataplane.InstallSynced answers
+// unsupported) is counted by that reason and logged by its addresses;
+// the IPv4 entry beside it is installed.
+func TestBackupDropsIPv6(t *testing.T) {
+	p := newPair(t)
+	bh := &fakeHost{drop: func(c *ipvssync.Conn) dataplane.SyncDrop {
+		if c.IPv6() {
+			return dataplane.SyncUnsupported
+		}
+		return dataplane.SyncOK
+	}}
+	var logs testnet.LogBuffer
+	backup := New(bh, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	t.Cleanup(backup.Close)
+	in(t, p.b, func() error {
+		return backup.Start(ipvsadm.Daemon{State: ipvsadm.Backup, McastIfn: "syncb", SyncID: 5})
+	})
+	var good ipvssync.Conn
+	r := record(1)
+	r.Conn(&good)
+	v6 := good
+	v6.CAddr, v6.VAddr, v6.DAddr = netip.MustParseAddr("2001:2::10"), netip.MustParseAddr("2001:2::1"), netip.MustParseAddr("2001:2::11")
+	send(t, p.a, "synca", message(t, 5, v6, good))
+	waitFor(t, "the IPv4 entry", func() bool { return bh.count() == 1 })
+	waitFor(t, "the counters", func() bool { return backup.Stats().RecvEntries == 2 })
+	if st := backup.Stats(); st.Drops["unsupported"] != 1 || st.Installed != 1 {
+		t.Errorf("drops %v, installed %d: want unsupported 1, installed 1", st.Drops, st.Installed)
+	}
+	if l := logs.String(); !strings.Contains(l, "unsupported") || !strings.Contains(l, "[2001:2::11]:80") {
+		t.Errorf("log %q: want a line naming the IPv6 entry", l)
 	}
 }
 
