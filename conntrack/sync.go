@@ -18,8 +18,10 @@ import (
 // nothing on them. The dataplane decides with them; the table only stores
 // them and resets a slot's word when an entry is made in it. Like the
 // slot arrays they live outside the Go heap, faulted in when allocated,
-// and LookupBatch prefetches the words of the entries it finds while
-// they are in use, so a frame does not wait for a second miss.
+// and while they are in use LookupBatch prefetches the word of each
+// candidate entry together with the entry, so a frame does not wait for
+// a second miss. Most packets only count (SyncCount); the full decision
+// reads and writes the word at the few that may be due.
 
 // SyncInfo is one entry's sync bookkeeping.
 type SyncInfo struct {

@@ -107,6 +107,9 @@ func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c
 		return
 	}
 	// The common case, a packet that only counts (see SyncSink.counted).
+	// Two queues may serve one flow: SyncCount and syncDecide update the
+	// flow's word by compare-and-swap, so no packet goes uncounted and
+	// each count is decided once, by the queue that reached it.
 	if sk.counted && p.ct.SyncCount(c, sk.period, sk.due, uint8(c.State), p.key.Proto == ipvssync.ProtoTCP && c.State != conntrack.Established) {
 		if c.Template() != 0 {
 			p.syncControl(sk, s, svc, c)
@@ -123,8 +126,8 @@ func (p *Processor) syncControl(sk *SyncSink, s *Snapshot, svc *Service, c *conn
 	p.syncTemplate(sk, s, svc, c.Template(), ipvssync.Ticks(p.ct.NowMillis()))
 }
 
-// syncDecide is syncConn's full decision, for a packet countOnly could
-// not rule out.
+// syncDecide is syncConn's full decision, for a packet the count alone
+// could not rule out: ip_vs_sync_conn_needed on the counted packet.
 func (p *Processor) syncDecide(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c *conntrack.Conn) {
 	ct := p.ct
 	now := ipvssync.Ticks(ct.NowMillis())

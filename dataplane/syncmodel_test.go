@@ -17,7 +17,8 @@ import (
 // queues a connection at exactly the packets where ipvssync.Needed,
 // asked at every packet with the connection's count, state and end time
 // as ip_vs_sync_conn asks ip_vs_sync_conn_needed, says yes. The
-// count-only shortcut (countOnly) must never change a decision.
+// count-only shortcut (conntrack.SyncCount) must never change a
+// decision.
 func TestSyncHookFollowsNeeded(t *testing.T) {
 	for _, set := range []ipvssync.Settings{
 		ipvssync.DefaultSettings,
