@@ -163,12 +163,23 @@ func (p *Processor) syncDecide(sk *SyncSink, s *Snapshot, svc *Service, d *Dest,
 	}
 }
 
+// connDPort is the port a connection to d is sent to, cp->dport in the
+// kernel: ip_vs_schedule creates it with the dest's port, or with the
+// packet's destination port when the dest has port 0 (a firewall-mark or
+// port-0 service). A template keeps the dest's own port.
+func connDPort(d *Dest, vport uint16) uint16 {
+	if d.Port != 0 {
+		return d.Port
+	}
+	return vport
+}
+
 // queueConn queues the frame's connection.
 func (p *Processor) queueConn(sk *SyncSink, svc *Service, d *Dest, ci *ipvssync.ConnInfo, to time.Duration) {
 	r := &p.rec
 	*r = ipvssync.Record{
 		Flags: fwdFlags(d.Fwd) | ci.Flags, FWMark: svc.Key.FWMark, Timeout: uint32(to / time.Second),
-		CPort: p.key.CPort, VPort: p.key.VPort, DPort: d.Port,
+		CPort: p.key.CPort, VPort: p.key.VPort, DPort: connDPort(d, p.key.VPort),
 		State: ci.State, Protocol: p.key.Proto,
 	}
 	copy(r.CAddr[:4], p.key.CAddr[12:])
@@ -303,14 +314,7 @@ func InstallSynced(s *Snapshot, ct *conntrack.Table, c *ipvssync.Conn, threshold
 		}
 		svc = &s.Services[si]
 	}
-	da := c.DAddr.As4()
-	var d *Dest
-	for i := range svc.Dests {
-		if svc.Dests[i].Addr == da && svc.Dests[i].Port == c.DPort {
-			d = &svc.Dests[i]
-			break
-		}
-	}
+	d := syncDest(svc, c)
 	if d == nil {
 		return 0, SyncUnknownDest
 	}
@@ -346,4 +350,30 @@ func InstallSynced(s *Snapshot, ct *conntrack.Table, c *ipvssync.Conn, threshold
 		return r, SyncStaleEntry
 	}
 	return r, SyncOK
+}
+
+// syncDest finds a synced connection's real server as ip_vs_find_dest
+// does: by address and the entry's dport, which for a firewall-mark
+// service not forwarded by masquerading is 0; failing that, by address and
+// (that port XOR dport), which finds a port-0 dest for a connection its
+// master sent with the packet's port, and a dest with the entry's port for
+// such a firewall-mark connection.
+func syncDest(svc *Service, c *ipvssync.Conn) *Dest {
+	da := c.DAddr.As4()
+	port := c.DPort
+	if c.FWMark != 0 && c.Flags&ipvssync.FlagFwdMask != ipvssync.FlagMasq {
+		port = 0
+	}
+	find := func(port uint16) *Dest {
+		for i := range svc.Dests {
+			if svc.Dests[i].Addr == da && svc.Dests[i].Port == port {
+				return &svc.Dests[i]
+			}
+		}
+		return nil
+	}
+	if d := find(port); d != nil {
+		return d
+	}
+	return find(port ^ c.DPort)
 }

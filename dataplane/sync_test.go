@@ -371,3 +371,61 @@ func FuzzInstallSynced(f *testing.F) {
 		})
 	})
 }
+
+// TestSyncPortZeroDest: a connection to a port-0 real server (a
+// firewall-mark service here) goes out with the port the packet was sent
+// to, as cp->dport is in the kernel, and a backup finds the port-0 dest
+// for it as ip_vs_find_dest does, also for a port-0 dest of a service
+// with a port (the XOR fallback).
+func TestSyncPortZeroDest(t *testing.T) {
+	tbl := &vs.Table{Marks: []vs.Mark{{Mark: 5, Matches: []vs.Match{{Proto: vs.TCP, Addr: vip, PortLo: 8000, PortHi: 8002}}}}}
+	s := vs.Service{Key: vs.Key{FWMark: 5}, Sched: "rr"}
+	s.Reals = append(s.Reals, vs.Real{Addr: netip.MustParseAddr("198.18.0.11"), Fwd: vs.Route, Weight: 1})
+	if err := tbl.AddService(s); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, tbl, 1024)
+	q := r.syncOn(t, ipvssync.DefaultSettings)
+	for i := 0; i < 3; i++ {
+		f := tcpFrame(t, [4]byte{198, 18, 0, 10}, 5000, i == 0, i > 0, false, true, 0)
+		f[36], f[37] = 8001>>8, 8001&0xff
+		if v, _ := r.sendFrame(t, f); v != VerdictForward {
+			t.Fatalf("packet %d: verdict %d", i, v)
+		}
+	}
+	r.p.Flush()
+	got := drain(q)
+	if len(got) != 1 {
+		t.Fatalf("%d records, want the 3rd packet's", len(got))
+	}
+	var c ipvssync.Conn
+	got[0].Conn(&c)
+	if c.DPort != 8001 || c.VPort != 8001 || c.FWMark != 5 {
+		t.Fatalf("record %+v: want dport 8001 (the packet's), vport 8001, fwmark 5", c)
+	}
+
+	b := newRig(t, tbl, 1024)
+	if err := b.ct.EnableSync(); err != nil {
+		t.Fatal(err)
+	}
+	if res, d := InstallSynced(b.snap, b.ct, &c, 3); d != SyncOK || res != conntrack.SyncInserted {
+		t.Fatalf("backup install of %+v: %v %v", c, res, d)
+	}
+
+	// A port-0 dest in a service with a port: the entry's dport finds
+	// none, its XOR with itself (0) finds it.
+	one := oneService(vs.Route, "rr", 1)
+	one.Services[0].Reals[0].Port = 0
+	svc := &newRig(t, one, 16).snap.Services[0]
+	for _, tc := range []struct {
+		c    ipvssync.Conn
+		want bool
+	}{
+		{ipvssync.Conn{DAddr: netip.MustParseAddr("198.18.0.11"), DPort: 80, Flags: ipvssync.FlagDRoute}, true},
+		{ipvssync.Conn{DAddr: netip.MustParseAddr("198.18.0.12"), DPort: 80, Flags: ipvssync.FlagDRoute}, false},
+	} {
+		if d := syncDest(svc, &tc.c); (d != nil) != tc.want {
+			t.Errorf("syncDest(%v:%d) = %v, want found %v", tc.c.DAddr, tc.c.DPort, d, tc.want)
+		}
+	}
+}
