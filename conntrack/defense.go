@@ -35,10 +35,13 @@ type Defense struct {
 	// the fuller the table, the more are dropped; mode 3 uses AmDropRate.
 	DropPacket int
 	// SecureTCP is secure_tcp: while on, TCP entries follow IPVS's
-	// tcp_states_dos table instead of tcp_states. For the input-only
-	// traffic a DR or TUN director sees, a SYN opens an entry in SYNACK
-	// rather than SYN_RECV (and a SYN on a closing entry moves it there),
-	// which drop_entry and the eviction order both treat as half-open.
+	// tcp_states_dos table instead of tcp_states, in all three halves.
+	// For the input-only traffic a DR or TUN director sees, a SYN opens
+	// an entry in SYNACK rather than SYN_RECV (and a SYN on a closing
+	// entry moves it there), which drop_entry and the eviction order both
+	// treat as half-open. A VS/NAT connection opens in SYN_RECV, the
+	// server's SYN-ACK moves it to SYNACK, and only the server's ACK
+	// establishes it: a client's ACK no longer does.
 	SecureTCP int
 	// AmemThresh is the free-entry threshold under which the automatic
 	// modes turn on (IPVS's amemthresh, there in pages; default 1024).
@@ -350,12 +353,14 @@ func countPacket(e *entry) {
 	}
 }
 
-// nextState is NextDir under the table's state table: tcp_states_dos's
-// input-only half for DR and TUN connections while secure_tcp is on. VS/NAT
-// connections keep tcp_states' INPUT and OUTPUT halves.
+// nextState is NextDir under the table's state table: while secure_tcp
+// is on, every direction follows its half of tcp_states_dos, as the
+// kernel's tcp_timeout_change swaps the whole table (set_tcp_state then
+// indexes it by the packet's direction: INPUT_ONLY for DR and TUN, INPUT
+// and OUTPUT for VS/NAT).
 func (t *Table) nextState(s State, ev Event, d Dir) State {
-	if d == DirInputOnly && t.secureTCP() {
-		return NextSecure(s, ev)
+	if t.secureTCP() {
+		return NextSecureDir(s, ev, d)
 	}
 	return NextDir(s, ev, d)
 }
@@ -367,6 +372,32 @@ var secureSyn = [SynAck + 1]State{
 	sSA, sES, sES, sSR, sSA, sSA, sSA, sSA, sSA, sSA, sSA,
 }
 
+// secureInputTable is tcp_states_dos's INPUT half, the client packets of
+// a VS/NAT connection under secure_tcp. It differs from tcp_states' INPUT
+// in the SYNACK column, which a client packet cannot leave except by a
+// RST, and in an ACK on SYN_RECV, which stays SYN_RECV: no client packet
+// establishes a connection; the server's ACK after its SYN-ACK does (the
+// OUTPUT half's ack row), so a flood of forged client ACKs never makes
+// entries ESTABLISHED.
+var secureInputTable = [4][SynAck + 1]State{
+	//        NONE ES   SS   SR   FW   TW   CL   CW   LA   LI   SA
+	/*syn*/ {sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSA},
+	/*fin*/ {sCL, sCW, sSS, sTW, sTW, sTW, sCL, sCW, sLA, sLI, sSA},
+	/*ack*/ {sES, sES, sSS, sSR, sFW, sTW, sCL, sCW, sCL, sLI, sSA},
+	/*rst*/ {sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL},
+}
+
+// secureOutputTable is tcp_states_dos's OUTPUT half: the server's SYN-ACK
+// moves SYN_RECV to SYNACK (and keeps it there) instead of keeping
+// SYN_RECV; its other rows equal tcp_states' OUTPUT.
+var secureOutputTable = [4][SynAck + 1]State{
+	//        NONE ES   SS   SR   FW   TW   CL   CW   LA   LI   SA
+	/*syn*/ {sSS, sES, sSS, sSA, sSS, sSS, sSS, sSS, sSS, sLI, sSA},
+	/*fin*/ {sTW, sFW, sSS, sTW, sFW, sTW, sCL, sTW, sLA, sLI, sTW},
+	/*ack*/ {sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sLA, sES, sES},
+	/*rst*/ {sCL, sCL, sSS, sCL, sCL, sTW, sCL, sCL, sCL, sCL, sCL},
+}
+
 // NextSecure is Next under secure_tcp: IPVS's tcp_states_dos input-only
 // table.
 func NextSecure(s State, ev Event) State {
@@ -374,4 +405,23 @@ func NextSecure(s State, ev Event) State {
 		return secureSyn[s]
 	}
 	return Next(s, ev)
+}
+
+// NextSecureDir is NextDir under secure_tcp: the half of tcp_states_dos
+// for direction d. As in NextDir, a NAT packet with none of the four
+// flags moves the connection to CLOSE.
+func NextSecureDir(s State, ev Event, d Dir) State {
+	if d == DirInputOnly {
+		return NextSecure(s, ev)
+	}
+	if s > SynAck || ev > EvRst {
+		return s
+	}
+	if ev == EvNone {
+		return Close
+	}
+	if d == DirOutput {
+		return secureOutputTable[ev-EvSyn][s]
+	}
+	return secureInputTable[ev-EvSyn][s]
 }

@@ -479,7 +479,10 @@ func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Even
 		return Conn{}, Full
 	}
 	st := initialState(k.Proto, ev)
-	if k.Proto == ProtoTCP && t.secureTCP() {
+	// Under secure_tcp a DR or TUN SYN opens in SYNACK; the NONE column
+	// of tcp_states_dos's INPUT half, which a VS/NAT connection starts
+	// from, equals tcp_states'.
+	if k.Proto == ProtoTCP && fwd != FwdMasq && t.secureTCP() {
 		st = NextSecure(None, ev)
 	}
 	ref := uint32(0)
