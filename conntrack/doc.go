@@ -127,8 +127,8 @@
 // kernel's values and transitions (update_defense_level), the pressure
 // being free entries below amemthresh; DefenseTick is the kernel's
 // once-a-second defence work, ToDropPacket its ip_vs_todrop, and
-// secure_tcp switches Touch and Insert to tcp_states_dos's input-only
-// table. drop_entry needs each entry's packet count up to 9, kept in
+// secure_tcp switches Touch, TouchReply and Insert to tcp_states_dos,
+// each direction to its half. drop_entry needs each entry's packet count up to 9, kept in
 // spare low bits of the ports word and no longer written once past 8.
 //
 // # Persistence templates
