@@ -58,8 +58,9 @@ type Config struct {
 // concurrent use; none of them allocates.
 type Table struct {
 	conns    *store
-	tmpls    *store // nil when Config.Templates is 0
-	rev      *store // the NAT reverse index; nil when Config.Reverse is 0
+	tmpls    *store    // nil when Config.Templates is 0
+	rev      *store    // the NAT reverse index; nil when Config.Reverse is 0
+	seq      []seqSlot // SYN proxy sequence state by slot (seqadj.go); nil without rev
 	rsweep   atomic.Uint64
 	seed     seed
 	clock    Clock
@@ -136,6 +137,7 @@ func New(cfg Config) (*Table, error) {
 			t.Close()
 			return nil, fmt.Errorf("conntrack config: reverse = %d: %w", cfg.Reverse, err)
 		}
+		t.seq = make([]seqSlot, len(conns.entries))
 	}
 	var b [32]byte
 	if cfg.HashKey != nil {

@@ -53,6 +53,7 @@ type Counters struct {
 	Fragmented               atomic.Uint64 // VS/TUN packets split in two inner fragments
 	PortErrors               atomic.Uint64 // Kick or Wait on a socket failed (the device went away)
 	Local                    LocalCounters
+	SYNProxy                 SYNProxyCounters
 	Parse                    [header.NumReasons]atomic.Uint64
 	Drops                    [NumDrops]atomic.Uint64
 	SYNDrops                 [NumDrops]atomic.Uint64 // the TCP SYNs among the drops of packets that would open a connection
@@ -69,6 +70,7 @@ type Totals struct {
 	PortErrors                         uint64
 	LocalDelivered, LocalFlows         uint64
 	LocalFull                          uint64
+	SYNProxy                           SYNProxyTotals
 	Parse                              [header.NumReasons]uint64
 	Drops                              [NumDrops]uint64
 	SYNDrops                           [NumDrops]uint64
@@ -87,6 +89,7 @@ func (t *Totals) Add(c *Counters) {
 	t.LocalDelivered += c.Local.Delivered.Load()
 	t.LocalFlows += c.Local.Flows.Load()
 	t.LocalFull += c.Local.Full.Load()
+	t.SYNProxy.add(&c.SYNProxy)
 	for i := range c.Parse {
 		t.Parse[i] += c.Parse[i].Load()
 	}
@@ -120,4 +123,26 @@ func SumTraffic(cs []*Counters, f func(*Counters) Traffic) Traffic {
 		t.add(&x)
 	}
 	return t
+}
+
+// SYNProxyCounters count the SYN proxy's work (synproxy.go).
+type SYNProxyCounters struct {
+	Cookies      atomic.Uint64 // SYN-ACKs with a cookie sent to clients
+	Opened       atomic.Uint64 // valid cookies: connections made, SYNs sent to real servers
+	Established  atomic.Uint64 // real servers' SYN-ACKs answered: connections translated from then on
+	Held         atomic.Uint64 // client segments held until their real server answered
+	HoldReplaced atomic.Uint64 // held segments dropped for a newer connection's in the same hold slot
+}
+
+// SYNProxyTotals is SYNProxyCounters summed over workers.
+type SYNProxyTotals struct {
+	Cookies, Opened, Established, Held, HoldReplaced uint64
+}
+
+func (t *SYNProxyTotals) add(c *SYNProxyCounters) {
+	t.Cookies += c.Cookies.Load()
+	t.Opened += c.Opened.Load()
+	t.Established += c.Established.Load()
+	t.Held += c.Held.Load()
+	t.HoldReplaced += c.HoldReplaced.Load()
 }

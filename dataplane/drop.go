@@ -30,6 +30,10 @@ const (
 	DropSYNRateSource                  // a new TCP connection over its client address's SYN rate (defense.syn_rate_per_source)
 	DropSYNRateService                 // a new TCP connection over its service's SYN rate (defense.syn_rate_per_service)
 	DropDefensePacket                  // a new connection dropped by IPVS's drop_packet defence (ipvs.drop_packet)
+	DropSYNProxyBadCookie              // an ACK to a SYN-proxied service that acknowledges no cookie the director made
+	DropSYNProxyExpired                // an ACK to a SYN-proxied service whose cookie is older than its validity
+	DropSYNProxyPending                // a packet of a SYN-proxied connection whose real server has not answered yet
+	DropSYNProxyNotNAT                 // a SYN-proxied connection scheduled to a real server that is not VS/NAT
 	numDrops
 )
 
@@ -62,6 +66,10 @@ var dropNames = [numDrops]string{
 	DropSYNRateSource:      "syn_rate_source",
 	DropSYNRateService:     "syn_rate_service",
 	DropDefensePacket:      "drop_packet",
+	DropSYNProxyBadCookie:  "synproxy_bad_cookie",
+	DropSYNProxyExpired:    "synproxy_cookie_expired",
+	DropSYNProxyPending:    "synproxy_pending",
+	DropSYNProxyNotNAT:     "synproxy_not_nat",
 }
 
 // String returns the stable metric label.

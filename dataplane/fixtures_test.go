@@ -255,7 +255,7 @@ type fixture struct {
 const noDrop = Drop(255)
 
 func fixtures(t testing.TB) []fixture {
-	return append(append(baseFixtures(t), natFixtures(t)...), natICMPFixtures(t)...)
+	return append(append(append(baseFixtures(t), natFixtures(t)...), natICMPFixtures(t)...), synProxyFixtures(t)...)
 }
 
 func baseFixtures(t testing.TB) []fixture {

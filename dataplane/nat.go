@@ -239,6 +239,11 @@ func (p *Processor) processReply(s *Snapshot, buf []byte, off, n int) (Verdict, 
 		dt.OutPkts++
 		dt.OutBytes += ipLen
 	}
+	if p.sp != nil && pk.Proto == header.ProtocolTCP && p.sp.active.Load() {
+		if v, o, done := p.synProxyServer(s, &r, buf, off, n); done { // synproxy.go
+			return v, o
+		}
+	}
 	slot := int(r.Hop >> 48)
 	if slot >= len(s.Ifaces) {
 		c.Drops[DropNoEgress].Add(1)

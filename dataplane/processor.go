@@ -62,9 +62,11 @@ type Processor struct {
 	replyN  int
 	second  [maxFrame]byte // the second fragment of a split VS/TUN packet
 	secondN int
-	icmp    *ICMPLimiter // nil: no limit
-	syn     *SYNLimiter  // nil: no SYN rate limits (defense.go)
-	blocker Blocker      // hears of sources far over their SYN rate; nil: none
+	icmp    *ICMPLimiter  // nil: no limit
+	syn     *SYNLimiter   // nil: no SYN rate limits (defense.go)
+	blocker Blocker       // hears of sources far over their SYN rate; nil: none
+	sp      *SYNProxy     // nil: no SYN proxy (synproxy.go)
+	hpkt    header.Packet // a held segment the SYN proxy sends on
 
 	// ICMP errors forwarded to real servers (icmperr.go) and IPv4
 	// fragments (frag.go).
@@ -330,6 +332,9 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 		break
 	}
 	if !hit {
+		if p.sp != nil && pk.Proto == header.ProtocolTCP && !pk.IPv6 && p.sp.Proxied(svc.ID) {
+			return p.synProxyNew(s, si, svc, buf, off, n) // synproxy.go
+		}
 		if !p.mayCreate(pk.Proto, ev) {
 			c.Drops[DropNoConnection].Add(1)
 			return VerdictDrop, Out{}
@@ -353,6 +358,11 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 		p.Last.Found, p.Last.Dest = true, d.ID
 	}
 	p.dest = d
+	if hit && p.sp != nil && d.Fwd == vs.Masq && pk.Proto == header.ProtocolTCP && p.sp.active.Load() {
+		if v, done := p.synProxyClient(); done { // synproxy.go
+			return v, Out{}
+		}
+	}
 	if sk := p.sync.Load(); sk != nil {
 		p.syncConn(sk, s, svc, d, &p.sconn)
 	}
