@@ -390,4 +390,3 @@ func TestSYNProxyNoAllocs(t *testing.T) {
 		}
 	}
 }
-
