@@ -245,6 +245,10 @@ type DefenseConfig struct {
 	Burst             int           `mapstructure:"burst"`
 	BlockFactor       int           `mapstructure:"block_factor"`
 	BlockFor          time.Duration `mapstructure:"block_for"`
+	// SYNProxy turns the SYN proxy on for every TCP IPv4 service whose
+	// real servers are all VS/NAT ones (dataplane/synproxy.go); a
+	// service's own syn_proxy wins over it.
+	SYNProxy bool `mapstructure:"syn_proxy"`
 }
 
 // IPVSDefense converts the ipvs section's defences for the connection
@@ -324,6 +328,38 @@ type ServiceConfig struct {
 	// SYNRate, when above 0, is this service's limit of new TCP
 	// connections a second, instead of defense.syn_rate_per_service.
 	SYNRate int `mapstructure:"syn_rate"`
+	// SYNProxy, when set, turns the SYN proxy on or off for this service
+	// instead of defense.syn_proxy. On needs a TCP (or firewall-mark)
+	// IPv4 service whose real servers are all VS/NAT ones.
+	SYNProxy *bool `mapstructure:"syn_proxy"`
+}
+
+// SYNProxyServices returns the services' own syn_proxy settings, by
+// service key, or an error naming a service that cannot be proxied.
+func (c *Config) SYNProxyServices() (map[vs.Key]bool, error) {
+	m := map[vs.Key]bool{}
+	for i, sc := range c.Services {
+		if sc.SYNProxy == nil {
+			continue
+		}
+		p := fmt.Sprintf("services[%d]", i)
+		s, err := sc.service(p)
+		if err != nil {
+			return nil, err
+		}
+		if *sc.SYNProxy {
+			if s.Is6() || (s.FWMark == 0 && s.Proto != vs.TCP) {
+				return nil, fmt.Errorf("%s.syn_proxy: true: the SYN proxy needs a TCP IPv4 service, not %s", p, s.Key)
+			}
+			for _, r := range s.Reals {
+				if r.Fwd != vs.Masq {
+					return nil, fmt.Errorf("%s.syn_proxy: true: the SYN proxy needs every real server to be nat; %s forwards by %s", p, netip.AddrPortFrom(r.Addr, r.Port), r.Fwd)
+				}
+			}
+		}
+		m[s.Key] = *sc.SYNProxy
+	}
+	return m, nil
 }
 
 // SYNServiceRates returns the services' own SYN rates, by service key.
@@ -653,6 +689,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if _, err := c.SYNServiceRates(); err != nil {
+		return err
+	}
+	if _, err := c.SYNProxyServices(); err != nil {
 		return err
 	}
 	if c.Defense.BlockFor < 0 || c.Defense.BlockFor > 24*time.Hour {

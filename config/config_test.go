@@ -184,6 +184,14 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 		{"rings.fill", func(c *Config) { c.Rings.Fill = 8192 }, []string{"rings.fill", "8192", "frames (4096)"}},
 		{"service syn_rate", func(c *Config) { c.Services[0].SYNRate = -4 }, []string{"services[0].syn_rate", "-4"}},
 		{"block_for", func(c *Config) { c.Defense.BlockFor = 25 * time.Hour }, []string{"defense.block_for", "25h0m0s", "24h"}},
+		{"syn_proxy on a DR service", func(c *Config) { on := true; c.Services[0].SYNProxy = &on },
+			[]string{"services[0].syn_proxy", "198.18.0.11:80", "Route", "nat"}},
+		{"syn_proxy on a UDP service", func(c *Config) {
+			on := true
+			c.Services[0].Proto, c.Services[0].SYNProxy, c.Services[0].Forward = "udp", &on, "nat"
+			c.Services[0].Reals[1].Forward = ""
+			c.Table.NAT = true
+		}, []string{"services[0].syn_proxy", "TCP IPv4", "UDP 198.19.0.1:80"}},
 	}
 	for _, tc := range cases {
 		c := base()
@@ -277,5 +285,26 @@ func TestSorryServerForwardable(t *testing.T) {
 		if err := c.Validate(); err == nil {
 			t.Fatal("Validate accepts the sorry server the dataplane cannot forward")
 		}
+	}
+}
+
+// TestSYNProxyConverts: defense.syn_proxy and a service's own syn_proxy
+// reach the dataplane's settings; off is accepted on any service.
+func TestSYNProxyConverts(t *testing.T) {
+	c := base()
+	c.Defense.SYNProxy = true
+	c.Table.NAT = true
+	off, on := false, true
+	c.Services[0].SYNProxy = &off
+	c.Services = append(c.Services, ServiceConfig{Proto: "tcp", Address: "198.19.0.2", Port: 80, Forward: "nat", SYNProxy: &on,
+		Reals: []RealConfig{{Address: "198.18.2.11", Port: 8080}}})
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.SYNProxyServices()
+	k0 := vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 80}
+	k1 := vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.2"), Port: 80}
+	if err != nil || len(m) != 2 || m[k0] || !m[k1] {
+		t.Fatalf("syn_proxy by service %v, %v", m, err)
 	}
 }

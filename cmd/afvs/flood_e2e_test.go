@@ -34,6 +34,8 @@ type synFlooder struct {
 	heavy    []netip.Addr
 	sent     atomic.Uint64
 	failed   atomic.Uint64
+	buf      []byte     // the frame being varied (send)
+	rng      *rand.Rand // send's sources and ports
 }
 
 // heavyEvery: one SYN in this many comes from a heavy source.
@@ -70,18 +72,26 @@ func newSYNFlooder(t *testing.T, ns *testnet.NS, dev string, src, dst [6]byte, v
 
 // run floods until stop is closed.
 func (f *synFlooder) run(stop <-chan struct{}) {
-	b := append([]byte(nil), f.template...)
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		f.send(256)
+	}
+}
+
+// send sends n SYNs.
+func (f *synFlooder) send(count int) {
+	if f.buf == nil {
+		f.buf = append([]byte(nil), f.template...)
+		f.rng = rand.New(rand.NewPCG(7, 11))
+	}
+	b, rng := f.buf, f.rng
 	ip := header.IPv4(b[14:34])
 	tcp := b[34:]
-	rng := rand.New(rand.NewPCG(7, 11))
-	for n := uint64(0); ; n++ {
-		if n%256 == 0 {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-		}
+	for n := f.sent.Load() + f.failed.Load(); count > 0; n, count = n+1, count-1 {
 		old := ip.Src()
 		var src [4]byte
 		if n%heavyEvery == 0 && len(f.heavy) > 0 {

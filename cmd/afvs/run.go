@@ -71,10 +71,15 @@ func runDaemon(args []string) error {
 	if err == nil {
 		err = d.SetSYNServiceRates(rates)
 	}
+	var proxied map[vs.Key]bool
+	if err == nil {
+		proxied, err = cfg.SYNProxyServices()
+	}
 	if err != nil {
 		d.Close()
 		return err
 	}
+	d.SetSYNProxy(cfg.Defense.SYNProxy, proxied)
 	defer d.Close()
 
 	// The sync daemon: what --start-daemon starts, and the config's
@@ -117,6 +122,10 @@ func runDaemon(args []string) error {
 		if err != nil {
 			return nil, nil, err
 		}
+		proxied, err := c.SYNProxyServices()
+		if err != nil {
+			return nil, nil, err
+		}
 		// Interfaces, sockets and table sizes are fixed at start-up; say
 		// so rather than ignore a change silently.
 		for _, k := range restartOnly(cfg, c) {
@@ -142,6 +151,7 @@ func runDaemon(args []string) error {
 			if err := d.SetSYNServiceRates(rates); err != nil { // validated too
 				log.Error("reload: services' syn_rate not applied", "err", err)
 			}
+			d.SetSYNProxy(c.Defense.SYNProxy, proxied)
 			if c.SYNLimits() != d.SYNLimits() {
 				if err := d.SetSYNLimits(c.SYNLimits()); err != nil { // validated too
 					log.Error("reload: defense settings not applied", "err", err)

@@ -74,8 +74,9 @@ type Director struct {
 	icmp    *dataplane.ICMPLimiter
 	icmpFwd *dataplane.ICMPLimiter // ICMP errors forwarded to real servers
 	syn     *dataplane.SYNLimiter
-	block   *blocker      // nil when BlockFor is 0; blocklist.go
-	blocks  atomic.Uint64 // sources put in the blocklist
+	sp      *dataplane.SYNProxy // the SYN proxy's cookie key, services and hold slots
+	block   *blocker            // nil when BlockFor is 0; blocklist.go
+	blocks  atomic.Uint64       // sources put in the blocklist
 
 	CT    *conntrack.Table
 	Loads *sched.Loads
@@ -214,8 +215,14 @@ func (d *Director) openICMP() error {
 		return err
 	}
 	d.syn, err = dataplane.NewSYNLimiter(o.SYN, nil)
+	d.sp = dataplane.NewSYNProxy()
 	return err
 }
+
+// SetSYNProxy says which services the SYN proxy serves: every eligible
+// one (TCP, IPv4, all real servers VS/NAT) when global is set, and
+// services' own settings over that.
+func (d *Director) SetSYNProxy(global bool, services map[vs.Key]bool) { d.sp.Set(global, services) }
 
 // SetSYNLimits changes the SYN rate limits the workers apply, from their
 // next new connection, with full buckets. Invalid limits change nothing.
@@ -485,6 +492,7 @@ func (d *Director) makeWorkers() error {
 		proc := dataplane.NewProcessor(d.CT, c, q.slot)
 		proc.SetICMPLimiter(d.icmp)
 		proc.SetICMPForwardLimiter(d.icmpFwd)
+		proc.SetSYNProxy(d.sp)
 		if d.opt.BlockFor > 0 {
 			if d.block == nil {
 				d.block = &blocker{ch: make(chan [16]byte, blockQueue)}
@@ -816,6 +824,7 @@ func (d *Director) publishLocked(t *vs.Table) error {
 		return err
 	}
 	d.syn.Apply(snap) // services' own SYN rates follow their IDs
+	d.sp.Apply(snap)  // and the proxied services theirs
 	d.snap.Store(snap)
 	d.setLocalGate(snap)
 	d.natLocal = sk[len(snap.SteeringKeys()):]
