@@ -227,6 +227,8 @@ func (s *Server) Status() api.Status {
 	st.RX, st.TX, st.RXBytes, st.TXBytes, st.ICMPSent, st.Fragmented = tot.RX, tot.TX, tot.RXBytes, tot.TXBytes, tot.ICMPSent, tot.Fragmented
 	st.Local = api.LocalStatus{Delivered: tot.LocalDelivered, Flows: tot.LocalFlows, Full: tot.LocalFull}
 	st.ICMPForwarded = tot.ICMPForwarded
+	sp := tot.SYNProxy
+	st.SYNProxy = api.SYNProxyStatus{Cookies: sp.Cookies, Opened: sp.Opened, Established: sp.Established, Held: sp.Held, HoldReplaced: sp.HoldReplaced}
 	for i, n := range tot.Parse {
 		if i != int(header.OK) {
 			st.Drops[header.Reason(i).String()] = n

@@ -293,6 +293,19 @@ func TestSYNProxyFlood(t *testing.T) {
 	if max := uint64(n + 1 + len(sessions) + int(total) + 16); st.Table.Entries > max {
 		t.Errorf("%d connection entries after the flood, more than the client's %d", st.Table.Entries, max)
 	}
+	// Each flood SYN that reached the worker got a cookie; each new
+	// connection was opened and established through the proxy.
+	sp, sp0 := st.SYNProxy, st0.SYNProxy
+	t.Logf("proxy: %+v (before the flood %+v)", sp, sp0)
+	if cookies := sp.Cookies - sp0.Cookies; cookies < sent/2 {
+		t.Errorf("%d cookies sent for %d flood SYNs", cookies, sent)
+	}
+	if opened := sp.Opened - sp0.Opened; opened < uint64(newOK.Load()) || sp.Established < sp.Opened-uint64(newFail.Load()) {
+		t.Errorf("proxy counters %+v before the flood %+v, for %d new connections", sp, sp0, newOK.Load())
+	}
+	if metrics := scrape(t, lab); !strings.Contains(metrics, fmt.Sprintf("afvs_syn_proxy_total{event=\"cookies\"} %d", sp.Cookies)) {
+		t.Errorf("metrics lack afvs_syn_proxy_total{event=\"cookies\"} %d:\n%s", sp.Cookies, grepLines(metrics, "afvs_syn_proxy"))
+	}
 	if st.Drops["synproxy_bad_cookie"]-st0.Drops["synproxy_bad_cookie"] != 0 {
 		t.Errorf("ACKs with bad cookies from a client that sent none: %d", st.Drops["synproxy_bad_cookie"])
 	}

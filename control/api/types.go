@@ -22,6 +22,7 @@ type Status struct {
 	Table    TableStatus       `json:"conntrack"`
 	Local    LocalStatus       `json:"local"`
 	Defense  *DefenseStatus    `json:"defense,omitempty"`
+	SYNProxy SYNProxyStatus    `json:"syn_proxy"`
 	Sync     SyncStatus        `json:"sync"`
 }
 
@@ -209,3 +210,15 @@ type ErrorBody struct {
 // by afvsadm --version; set at build time with
 // -ldflags "-X github.com/afvs/afvs/control/api.Version=...".
 var Version = "0.1.0"
+
+// SYNProxyStatus counts the SYN proxy's work: SYN-ACKs with a cookie
+// sent, valid cookies (connections made, SYNs sent to real servers),
+// real servers' SYN-ACKs answered, client segments held meanwhile, and
+// held segments given up for a newer connection's.
+type SYNProxyStatus struct {
+	Cookies      uint64 `json:"cookies"`
+	Opened       uint64 `json:"opened"`
+	Established  uint64 `json:"established"`
+	Held         uint64 `json:"held"`
+	HoldReplaced uint64 `json:"hold_replaced"`
+}
