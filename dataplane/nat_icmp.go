@@ -150,6 +150,9 @@ func (p *Processor) natICMP(s *Snapshot, buf []byte, off, n int) (Verdict, Out, 
 		return VerdictDrop, Out{}, true
 	}
 	natICMPRewrite(frame, pk, true, d.Addr, true, d.Addr, natPort(d, isport))
+	if proto == header.ProtocolTCP && p.sp != nil && p.sp.active.Load() {
+		p.synProxyICMP(&conn, frame) // synproxy.go
+	}
 	encap.DR(frame, d.MAC, eg.MAC)
 	return VerdictForward, Out{Off: off, Len: n, Slot: d.Slot}, true
 }

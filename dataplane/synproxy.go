@@ -611,3 +611,25 @@ func (p *Processor) heldToServer(d *Dest, eg *Iface, n int, delta uint32) bool {
 	encap.DR(f, d.MAC, eg.MAC)
 	return true
 }
+
+// synProxyICMP puts the sequence number of the reply an ICMP error from
+// the client's side quotes (seen by the client in the cookie's space)
+// back into the real server's space, so that the server's stack finds
+// it within its window and acts on the error (a fragmentation-needed
+// lowers its path MTU). The quoted TCP checksum is left alone, as the
+// rest of the quoted packet's rewrite leaves it; the ICMP checksum is
+// updated. frame's ICMP message has been rewritten for the server.
+func (p *Processor) synProxyICMP(conn *conntrack.Conn, frame []byte) {
+	sq, ok := p.ct.SeqOf(conn)
+	if !ok || sq.Pending {
+		return
+	}
+	pk := p.pk
+	msg := frame[pk.L4:pk.End]
+	in := header.IPv4(msg[header.ICMPv4Len:])
+	seq := header.ICMPv4Len + in.HeaderLen() + 4
+	if seq+4 > len(msg) {
+		return
+	}
+	add32(msg[seq:seq+4], msg[2:4], -sq.Delta)
+}

@@ -440,3 +440,34 @@ func BenchmarkSYNProxy(b *testing.B) {
 		})
 	}
 }
+
+// TestSYNProxyICMP: a fragmentation-needed from the client's side about
+// a reply of a proxied connection reaches the real server quoting the
+// reply's sequence number in the server's own space, with a right ICMP
+// checksum; without the proxy the number is quoted as it was.
+func TestSYNProxyICMP(t *testing.T) {
+	cookie := spCookie(0, 3)
+	for _, proxied := range []bool{true, false} {
+		r := newFxRig(t, 1024, 64)
+		seq := cookie + 1 // what the client saw
+		if proxied {
+			proxyOn(sendFirst(validACK(t), spFromRS(t, ts.SYN|ts.ACK, spSrvISN, spISN+1, 0)))(t, r)
+		} else {
+			sendFirst(spSeg(t, ts.SYN, spISN, 0, 0), spFromRS(t, ts.SYN|ts.ACK, spSrvISN, spISN+1, 0))(t, r)
+			seq = spSrvISN + 1
+		}
+		tcp := ts.TCP(80, 40000, ts.ACK)
+		tcp.Seq, tcp.Ack = seq, spISN+1
+		reply := ipPacket(t, ipHeaderFrom(fxVIPNAT, fxClient, true), tcp, ts.Payload(1400))
+		in := natICMPFrame(t, fxClientMAC, fxDirMAC, fxClient, fxVIPNAT, 3, 4, reply)
+		v, out, _ := r.run(in, 256)
+		if v != VerdictForward {
+			t.Fatalf("proxied %v: verdict %d", proxied, v)
+		}
+		c.Frame(t, out, c.DstMAC(fxMAC(fxRSNAT)), c.IPv4(c.DstAddr(fxRSNAT),
+			c.ICMPv4(c.ICMPType(3, 4), c.Embedded(c.SrcAddr(fxRSNAT), c.DstAddr(fxClient), c.SrcPort(8080), c.DstPort(40000)))))
+		if got := binary.BigEndian.Uint32(out[14+20+8+20+4:]); got != spSrvISN+1 {
+			t.Errorf("proxied %v: quoted sequence number %d, want the server's %d", proxied, got, spSrvISN+1)
+		}
+	}
+}
