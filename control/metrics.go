@@ -75,7 +75,7 @@ var (
 	descQPortErr  = prometheus.NewDesc("afvs_queue_port_errors_total", "Kick or Wait calls on a queue's sockets that failed, per queue.", []string{"dev", "queue"}, nil)
 	descQRing     = prometheus.NewDesc("afvs_queue_ring_events_total", "AF_XDP ring events per queue: fill_ring_empty, tx_ring_full, kick_errors, and the kernel's rx_dropped, rx_ring_full, rx_fill_ring_empty.", []string{"dev", "queue", "event"}, nil)
 	descLocal     = prometheus.NewDesc("afvs_local_total", "Local-node work of the workers: packets delivered to the director's own stack, connections whose later frames the steering program passes to the kernel, and connections its flow map had no room for.", []string{"event"}, nil)
-	descSYNProxy  = prometheus.NewDesc("afvs_syn_proxy_total", "SYN proxy work: cookies (SYN-ACKs with a cookie sent), opened (valid cookies: SYNs sent to real servers), established (real servers' SYN-ACKs answered), held (client segments held meanwhile), hold_replaced (held segments given up for a newer connection's).", []string{"event"}, nil)
+	descSYNProxy  = prometheus.NewDesc("afvs_syn_proxy_total", "SYN proxy work: cookies (SYN-ACKs with a cookie sent), opened (valid cookies: SYNs sent to real servers), established (real servers' SYN-ACKs answered), held (client segments held meanwhile), resent (SYNs sent again on a client's retransmission), hold_replaced (held segments given up for a newer connection's).", []string{"event"}, nil)
 	descSYNDrops  = prometheus.NewDesc("afvs_syn_drops_total", "TCP SYNs dropped instead of opening a connection, by reason (also counted in afvs_drops_total).", []string{"reason"}, nil)
 	descDefLevel  = prometheus.NewDesc("afvs_defense_level", "IPVS defence values as the kernel shows them: 0 off, 1 automatic and idle, 2 automatic and on, 3 always on.", []string{"strategy"}, nil)
 	descDefOn     = prometheus.NewDesc("afvs_defense_active", "1 while the IPVS defence acts.", []string{"strategy"}, nil)
@@ -163,7 +163,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descLocal, st.Local.Full, "map_full")
 	counter(descICMPFwd, st.ICMPForwarded)
 	for ev, v := range map[string]uint64{"cookies": st.SYNProxy.Cookies, "opened": st.SYNProxy.Opened, "established": st.SYNProxy.Established,
-		"held": st.SYNProxy.Held, "hold_replaced": st.SYNProxy.HoldReplaced} {
+		"held": st.SYNProxy.Held, "resent": st.SYNProxy.Resent, "hold_replaced": st.SYNProxy.HoldReplaced} {
 		counter(descSYNProxy, v, ev)
 	}
 	for _, w := range c.src.Workers() {

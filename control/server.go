@@ -228,7 +228,7 @@ func (s *Server) Status() api.Status {
 	st.Local = api.LocalStatus{Delivered: tot.LocalDelivered, Flows: tot.LocalFlows, Full: tot.LocalFull}
 	st.ICMPForwarded = tot.ICMPForwarded
 	sp := tot.SYNProxy
-	st.SYNProxy = api.SYNProxyStatus{Cookies: sp.Cookies, Opened: sp.Opened, Established: sp.Established, Held: sp.Held, HoldReplaced: sp.HoldReplaced}
+	st.SYNProxy = api.SYNProxyStatus{Cookies: sp.Cookies, Opened: sp.Opened, Established: sp.Established, Held: sp.Held, Resent: sp.Resent, HoldReplaced: sp.HoldReplaced}
 	for i, n := range tot.Parse {
 		if i != int(header.OK) {
 			st.Drops[header.Reason(i).String()] = n

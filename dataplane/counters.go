@@ -131,12 +131,13 @@ type SYNProxyCounters struct {
 	Opened       atomic.Uint64 // valid cookies: connections made, SYNs sent to real servers
 	Established  atomic.Uint64 // real servers' SYN-ACKs answered: connections translated from then on
 	Held         atomic.Uint64 // client segments held until their real server answered
+	Resent       atomic.Uint64 // SYNs sent again to a real server that had not answered
 	HoldReplaced atomic.Uint64 // held segments dropped for a newer connection's in the same hold slot
 }
 
 // SYNProxyTotals is SYNProxyCounters summed over workers.
 type SYNProxyTotals struct {
-	Cookies, Opened, Established, Held, HoldReplaced uint64
+	Cookies, Opened, Established, Held, Resent, HoldReplaced uint64
 }
 
 func (t *SYNProxyTotals) add(c *SYNProxyCounters) {
@@ -144,5 +145,6 @@ func (t *SYNProxyTotals) add(c *SYNProxyCounters) {
 	t.Opened += c.Opened.Load()
 	t.Established += c.Established.Load()
 	t.Held += c.Held.Load()
+	t.Resent += c.Resent.Load()
 	t.HoldReplaced += c.HoldReplaced.Load()
 }

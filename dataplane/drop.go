@@ -32,7 +32,7 @@ const (
 	DropDefensePacket                  // a new connection dropped by IPVS's drop_packet defence (ipvs.drop_packet)
 	DropSYNProxyBadCookie              // an ACK to a SYN-proxied service that acknowledges no cookie the director made
 	DropSYNProxyExpired                // an ACK to a SYN-proxied service whose cookie is older than its validity
-	DropSYNProxyPending                // a packet of a SYN-proxied connection whose real server has not answered yet
+	DropSYNProxyPending                // a SYN or RST from the client, or a packet but a SYN-ACK or RST from the server, of a SYN-proxied connection whose server has not answered yet
 	DropSYNProxyNotNAT                 // a SYN-proxied connection scheduled to a real server that is not VS/NAT
 	numDrops
 )

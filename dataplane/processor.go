@@ -359,8 +359,8 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 	}
 	p.dest = d
 	if hit && p.sp != nil && d.Fwd == vs.Masq && pk.Proto == header.ProtocolTCP && p.sp.active.Load() {
-		if v, done := p.synProxyClient(); done { // synproxy.go
-			return v, Out{}
+		if v, o, done := p.synProxyClient(s, d, buf, off); done { // synproxy.go
+			return v, o
 		}
 	}
 	if sk := p.sync.Load(); sk != nil {

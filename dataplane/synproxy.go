@@ -49,9 +49,11 @@ import (
 //
 // While the server's SYN-ACK is awaited, the client's first segment that
 // carries data is copied into one of 256 hold slots shared by the
-// workers (chosen by connection) and sent after the director's ACK;
-// other client packets of the connection are dropped (synproxy_pending)
-// and the client retransmits them.
+// workers (chosen by connection) and sent after the director's ACK. Any
+// other client packet of the connection (a retransmission: the client
+// sees no answer) is turned into the SYN again, since the director keeps
+// no timer to retransmit it; a client RST or SYN, and a server packet
+// other than its SYN-ACK or a RST, are dropped (synproxy_pending).
 //
 // TCP options: the director's SYN-ACK offers only an MSS (the ingress
 // interface's MTU less 40 bytes), and its SYN to the server carries only
@@ -403,6 +405,14 @@ func (p *Processor) synProxyOpen(s *Snapshot, si int32, svc *Service, buf []byte
 	dt.InPkts++
 	dt.InBytes += uint64(pk.TotalLen)
 
+	return p.synToServer(s, d, buf, off, isn, mss)
+}
+
+// synToServer rewrites the client's segment in buf at off, parsed as
+// p.pk, into the director's SYN to d: the client's ISN isn, the MSS of
+// index mss as its one option, the segment's own window.
+func (p *Processor) synToServer(s *Snapshot, d *Dest, buf []byte, off int, isn uint32, mss uint8) (Verdict, Out) {
+	c, pk := p.c, p.pk
 	eg, ok := p.egress(s, d)
 	if !ok {
 		return VerdictDrop, Out{}
@@ -498,30 +508,38 @@ func add32(b, sum []byte, d uint32) {
 }
 
 // synProxyClient runs a client packet of a proxied connection, before
-// it is rewritten for its real server: while the server's SYN-ACK is
-// awaited a data segment is held and anything else dropped; afterwards
-// its acknowledgement number is translated. done reports that the
-// packet's fate is decided (held or dropped).
-func (p *Processor) synProxyClient() (v Verdict, done bool) {
+// it is rewritten for its real server. While the server's SYN-ACK is
+// awaited, the first data segment is held; any other packet (the
+// client retransmitting, since its data or ACK seems lost) is turned
+// into the SYN again, which the director does not retransmit on its own,
+// so a lost SYN costs the client one retransmission, not the connection.
+// Afterwards the packet's acknowledgement number is translated. done
+// reports that the packet's fate is decided (held, or sent as the SYN).
+func (p *Processor) synProxyClient(s *Snapshot, d *Dest, buf []byte, off int) (Verdict, Out, bool) {
 	pk := p.pk
 	sq, ok := p.ct.SeqOf(&p.sconn)
 	if !ok {
-		return 0, false
+		return 0, Out{}, false
 	}
 	t := header.TCP(p.frame[pk.L4:pk.End])
 	if sq.Pending {
 		if pk.End > pk.Payload && p.sp.hold(&p.sconn, p.ct, p.frame[:pk.End], p.c) {
-			return VerdictHeld, true
+			return VerdictHeld, Out{}, true
 		}
 		if sq, ok = p.ct.SeqOf(&p.sconn); !ok || sq.Pending {
-			p.c.Drops[DropSYNProxyPending].Add(1)
-			return VerdictDrop, true
+			if t.Flags()&(header.TCPFlagRST|header.TCPFlagSYN) != 0 {
+				p.c.Drops[DropSYNProxyPending].Add(1)
+				return VerdictDrop, Out{}, true
+			}
+			p.c.SYNProxy.Resent.Add(1)
+			v, o := p.synToServer(s, d, buf, off, sq.ClientISN, uint8(sq.Cookie>>synHashBits&3))
+			return v, o, true
 		}
 	}
 	if t.Flags()&header.TCPFlagACK != 0 {
 		add32(t[8:12], t[16:18], -sq.Delta)
 	}
-	return 0, false
+	return 0, Out{}, false
 }
 
 // synProxyServer runs a packet from the real server of a proxied

@@ -106,8 +106,10 @@ func synProxyFixtures(t testing.TB) []fixture {
 			verdict: VerdictDrop, drop: DropSYNProxyBadCookie},
 		{name: "SYN proxy: an ACK of a cookie three periods old", prep: proxyOn(spAdvance(3 * synCookiePeriod)), in: validACK(t),
 			verdict: VerdictDrop, drop: DropSYNProxyExpired},
-		{name: "SYN proxy: a client ACK before the real server answered", prep: proxyOn(sendFirst(validACK(t))),
-			in: spSeg(t, ts.ACK, spISN+1, spCookie(0, 3)+1, 0), verdict: VerdictDrop, drop: DropSYNProxyPending},
+		{name: "SYN proxy: a client ACK before the real server answered sends the SYN again", prep: proxyOn(sendFirst(validACK(t))),
+			in: spSeg(t, ts.ACK, spISN+1, spCookie(0, 3)+1, 0), verdict: VerdictForward, drop: noDrop, out: toRS(ts.SYN)},
+		{name: "SYN proxy: a real server's ACK before its SYN-ACK", prep: proxyOn(sendFirst(validACK(t))),
+			in: spFromRS(t, ts.ACK, spSrvISN+1, spISN+1, 0), verdict: VerdictDrop, drop: DropSYNProxyPending},
 		{name: "SYN proxy: client data before the real server answered is held", prep: proxyOn(sendFirst(validACK(t))),
 			in: spSeg(t, ts.ACK|ts.PSH, spISN+1, spCookie(0, 3)+1, 10), verdict: VerdictHeld, drop: noDrop},
 		{name: "SYN proxy: the real server's SYN-ACK is answered with the client's ACK", prep: proxyOn(sendFirst(validACK(t))),
@@ -208,6 +210,16 @@ func TestSYNProxyHandshake(t *testing.T) {
 		t.Fatalf("early data: verdict %d, want held", v)
 	}
 
+	// The client's retransmission (its data seemed lost: the server has
+	// not answered) sends the server the same SYN again.
+	v, out, _ = r.run(spSeg(t, ts.ACK|ts.PSH, spISN+1, cookie+1, 10), 256)
+	if v != VerdictForward {
+		t.Fatalf("retransmitted data: verdict %d, want the SYN again", v)
+	}
+	c.Frame(t, out, c.DstMAC(fxMAC(fxRSNAT)), c.IPv4(c.SrcAddr(fxClient), c.DstAddr(fxRSNAT), c.TotalLength(44),
+		c.TCP(c.DstPort(8080), c.TCPFlags(ts.SYN), c.PayloadLen(0))))
+	onlyMSS(t, "SYN again", wantSeqAck(t, "SYN again", out, spISN, 0), 1460)
+
 	// 4. The server's SYN-ACK: answered with the ACK, then the held data,
 	// acknowledgement translated; nothing goes to the client.
 	v, out, second := r.run(spFromRS(t, ts.SYN|ts.ACK, spSrvISN, spISN+1, 0, mss1460), 256)
@@ -250,7 +262,7 @@ func TestSYNProxyHandshake(t *testing.T) {
 	}
 	var tot Totals
 	tot.Add(r.c)
-	if got := tot.SYNProxy; got != (SYNProxyTotals{Cookies: 2, Opened: 1, Established: 1, Held: 1}) {
+	if got := tot.SYNProxy; got != (SYNProxyTotals{Cookies: 2, Opened: 1, Established: 1, Held: 1, Resent: 1}) {
 		t.Fatalf("counters %+v", got)
 	}
 }

@@ -213,12 +213,14 @@ var Version = "0.1.0"
 
 // SYNProxyStatus counts the SYN proxy's work: SYN-ACKs with a cookie
 // sent, valid cookies (connections made, SYNs sent to real servers),
-// real servers' SYN-ACKs answered, client segments held meanwhile, and
+// real servers' SYN-ACKs answered, client segments held meanwhile, SYNs
+// sent again on a client's retransmission, and
 // held segments given up for a newer connection's.
 type SYNProxyStatus struct {
 	Cookies      uint64 `json:"cookies"`
 	Opened       uint64 `json:"opened"`
 	Established  uint64 `json:"established"`
 	Held         uint64 `json:"held"`
+	Resent       uint64 `json:"resent"`
 	HoldReplaced uint64 `json:"hold_replaced"`
 }
