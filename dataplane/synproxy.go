@@ -459,7 +459,7 @@ func (p *Processor) egress(s *Snapshot, d *Dest) (*Iface, bool) {
 // connection c, into c's hold slot, if the slot is free and c still
 // pending. It reports whether it did.
 func (sp *SYNProxy) hold(c *conntrack.Conn, ct *conntrack.Table, frame []byte, cs *Counters) bool {
-	h := &sp.slots[c.ID()%synHoldSlots]
+	h := &sp.slots[holdIndex(c.ID())]
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if sq, ok := ct.SeqOf(c); !ok || !sq.Pending || len(frame) > len(h.frame) {
@@ -484,7 +484,7 @@ func (sp *SYNProxy) hold(c *conntrack.Conn, ct *conntrack.Table, frame []byte, c
 // same time either lands before (and is moved) or sees the connection
 // established. It returns the held segment's length (0: none).
 func (sp *SYNProxy) establish(c *conntrack.Conn, ct *conntrack.Table, delta uint32, dst []byte) int {
-	h := &sp.slots[c.ID()%synHoldSlots]
+	h := &sp.slots[holdIndex(c.ID())]
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ct.SetSeq(c, conntrack.Seq{Delta: delta})
@@ -651,3 +651,7 @@ func (p *Processor) synProxyICMP(conn *conntrack.Conn, frame []byte) {
 	}
 	add32(msg[seq:seq+4], msg[2:4], -sq.Delta)
 }
+
+// holdIndex is the hold slot of the connection with ID id: a hash of its
+// entry's slot and generation.
+func holdIndex(id uint64) uint64 { return (id * 0x9e3779b97f4a7c15) >> 56 % synHoldSlots }

@@ -58,11 +58,26 @@ func spAdvance(d time.Duration) func(testing.TB, *fxRig) {
 
 var mss1460 = layers.TCPOption{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}}
 
+// fxPort is a TCP option standing for the client's port (40000 without
+// it): spSeg takes it out of the options.
+func fxPort(p uint16) layers.TCPOption {
+	return layers.TCPOption{OptionType: 255, OptionData: []byte{byte(p >> 8), byte(p)}}
+}
+
 // spSeg is a client segment to the NAT service.
 func spSeg(t testing.TB, flags ts.TCPFlags, seq, ack uint32, payload int, opts ...layers.TCPOption) []byte {
 	t.Helper()
-	tcp := ts.TCP(40000, 80, flags)
-	tcp.Seq, tcp.Ack, tcp.Options = seq, ack, opts
+	sport := uint16(40000)
+	var keep []layers.TCPOption
+	for _, o := range opts {
+		if o.OptionType == 255 {
+			sport = binary.BigEndian.Uint16(o.OptionData)
+			continue
+		}
+		keep = append(keep, o)
+	}
+	tcp := ts.TCP(sport, 80, flags)
+	tcp.Seq, tcp.Ack, tcp.Options = seq, ack, keep
 	return ts.Build(t, ts.Eth(fxClientMAC, fxDirMAC), ipHeader(fxVIPNAT, true), tcp, ts.Payload(payload))
 }
 
@@ -480,6 +495,38 @@ func TestSYNProxyICMP(t *testing.T) {
 			c.ICMPv4(c.ICMPType(3, 4), c.Embedded(c.SrcAddr(fxRSNAT), c.DstAddr(fxClient), c.SrcPort(8080), c.DstPort(40000)))))
 		if got := binary.BigEndian.Uint32(out[14+20+8+20+4:]); got != spSrvISN+1 {
 			t.Errorf("proxied %v: quoted sequence number %d, want the server's %d", proxied, got, spSrvISN+1)
+		}
+	}
+}
+
+// TestSYNProxyHoldSlots: connections in consecutive table slots with the
+// same generation, as a fresh table makes them, spread over the hold
+// slots, so that their early data segments do not push each other out.
+func TestSYNProxyHoldSlots(t *testing.T) {
+	used := map[uint64]bool{}
+	for i := range uint64(256) {
+		used[holdIndex((i+1)<<32|1)] = true
+	}
+	if len(used) < 128 {
+		t.Fatalf("256 connections share %d hold slots", len(used))
+	}
+	// Two pending connections, each with its data held: both delivered.
+	r := newFxRig(t, 1024, 64)
+	proxyOn()(t, r)
+	for _, port := range []uint16{40000, 40001} {
+		ck := testSYNProxy().Cookie(fxClient.As4(), fxVIPNAT.As4(), port, 80, spISN, 0, 3)
+		for _, f := range [][]byte{spSeg(t, ts.ACK, spISN+1, ck+1, 0, fxPort(port)), spSeg(t, ts.ACK|ts.PSH, spISN+1, ck+1, 10, fxPort(port))} {
+			if v, _, _ := r.run(f, 256); v != VerdictForward && v != VerdictHeld {
+				t.Fatalf("port %d: verdict %d", port, v)
+			}
+		}
+	}
+	for _, port := range []uint16{40000, 40001} {
+		tcp := ts.TCP(8080, port, ts.SYN|ts.ACK)
+		tcp.Seq, tcp.Ack = spSrvISN, spISN+1
+		f := ts.Build(t, ts.Eth(fxMAC(fxRSNAT), fxDirMAC), ipHeaderFrom(fxRSNAT, fxClient, true), tcp)
+		if _, _, second := r.run(f, 256); second == nil {
+			t.Fatalf("port %d: the held data was not sent", port)
 		}
 	}
 }
