@@ -25,9 +25,11 @@ const (
 // source is the message's destination (the VIP the error was sent back
 // to) and whose source address, protocol and port (or port 0) is a
 // service: then it jumps to "match", counted as ICMPErrors. The quoted
-// header must be whole, with the four bytes of ports after it. Any other
-// ICMP message passes as not_l4, or as no_service when the quoted packet
-// belongs to no service, or as truncated.
+// header must be whole, with the four bytes of ports after it. An error
+// quoting the director's own IPIP packet (VS/TUN) is matched by the
+// packet it carries (steeringICMPIPIP). Any other ICMP message passes as
+// not_l4, or as no_service when the quoted packet belongs to no service,
+// or as truncated.
 func steeringICMP(b *builder, lookup func()) {
 	b.label("icmp")
 	b.emit(
@@ -60,6 +62,7 @@ func steeringICMP(b *builder, lookup func()) {
 		asm.LSh.Imm(asm.R3, 2),
 		asm.LoadMem(asm.R5, asm.R9, ipOffProto, asm.Byte),
 		asm.JEq.Imm(asm.R5, ipProtoTCP, "icmp_l4"),
+		asm.JEq.Imm(asm.R5, ipProtoIPIP, "icmp_ipip"),
 		asm.JNE.Imm(asm.R5, ipProtoUDP, "not_l4"),
 	)
 	b.label("icmp_l4")
@@ -80,6 +83,7 @@ func steeringICMP(b *builder, lookup func()) {
 		asm.LoadMem(asm.R4, asm.R9, l4OffSrcPort, asm.Half),
 		asm.StoreMem(asm.RFP, slotKey+4, asm.R4, asm.Half),
 	)
+	b.label("icmp_lookup")
 	lookup()
 	matched := b.fresh("icmp_match")
 	b.emit(
@@ -96,5 +100,58 @@ func steeringICMP(b *builder, lookup func()) {
 		// path did not build, and the worker gets every ICMP error.
 		asm.StoreImm(asm.RFP, slotKey+7, flagICMPError, asm.Byte),
 		asm.Ja.Label("match"),
+	)
+	steeringICMPIPIP(b)
+}
+
+// steeringICMPIPIP emits the "icmp_ipip" block, entered from "icmp_error"
+// with R9 at the quoted IPv4 header, R3 its length and R4 the message's
+// destination: an error about a VS/TUN packet the director sent, which
+// ip_vs_in_icmp handles itself (it answers the client). The quoted outer
+// packet must not be a non-first fragment and must come from the
+// message's destination (the director's address, where the error was
+// sent back to); the packet it carries must be an IPv4 TCP or UDP packet,
+// not a non-first fragment, whose destination address, protocol and port
+// (or port 0) is a service; its header and the four bytes of ports after
+// it must be whole. Then it goes on as a matched error.
+func steeringICMPIPIP(b *builder) {
+	b.label("icmp_ipip")
+	b.emit(
+		asm.LoadMem(asm.R2, asm.R9, ipOffFrag, asm.Half),
+		asm.JSet.Imm(asm.R2, be16(ipFragOffsetMaskHost), "not_l4"),
+		asm.LoadMem(asm.R2, asm.R9, ipOffSrc, asm.Word),
+		asm.JNE.Reg(asm.R2, asm.R4, "no_service"),
+		asm.Add.Reg(asm.R9, asm.R3), // R9: the tunnelled IPv4 header
+		asm.Mov.Reg(asm.R2, asm.R9),
+		asm.Add.Imm(asm.R2, ipv4MinLen),
+		asm.JGT.Reg(asm.R2, asm.R8, "truncated"),
+		asm.LoadMem(asm.R3, asm.R9, ipOffVerIHL, asm.Byte),
+		asm.Mov.Reg(asm.R2, asm.R3),
+		asm.RSh.Imm(asm.R2, 4),
+		asm.JNE.Imm(asm.R2, 4, "not_l4"),
+		asm.And.Imm(asm.R3, 0x0f),
+		asm.JLT.Imm(asm.R3, 5, "not_l4"),
+		asm.LSh.Imm(asm.R3, 2),
+		asm.LoadMem(asm.R5, asm.R9, ipOffProto, asm.Byte),
+		asm.JEq.Imm(asm.R5, ipProtoTCP, "icmp_ipip_l4"),
+		asm.JNE.Imm(asm.R5, ipProtoUDP, "not_l4"),
+	)
+	b.label("icmp_ipip_l4")
+	b.emit(
+		asm.LoadMem(asm.R2, asm.R9, ipOffFrag, asm.Half),
+		asm.JSet.Imm(asm.R2, be16(ipFragOffsetMaskHost), "not_l4"),
+		// Key: the tunnelled packet's destination (the VIP), protocol,
+		// flags 0, and its destination port.
+		asm.LoadMem(asm.R2, asm.R9, ipOffDst, asm.Word),
+		asm.StoreMem(asm.RFP, slotKey, asm.R2, asm.Word),
+		asm.StoreMem(asm.RFP, slotKey+6, asm.R5, asm.Byte),
+		asm.StoreImm(asm.RFP, slotKey+7, 0, asm.Byte),
+		asm.Add.Reg(asm.R9, asm.R3),
+		asm.Mov.Reg(asm.R2, asm.R9),
+		asm.Add.Imm(asm.R2, quotedPortsLen),
+		asm.JGT.Reg(asm.R2, asm.R8, "truncated"),
+		asm.LoadMem(asm.R2, asm.R9, l4OffSrcPort+2, asm.Half),
+		asm.StoreMem(asm.RFP, slotKey+4, asm.R2, asm.Half),
+		asm.Ja.Label("icmp_lookup"),
 	)
 }

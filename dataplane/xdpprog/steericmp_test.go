@@ -74,9 +74,72 @@ func icmpErrorFrame(t testing.TB, s icmpSpec) []byte {
 		gopacket.Payload(quoted))
 }
 
+// ipipSpec describes an ICMP error a router between the director and a
+// VS/TUN real server sends the director about an IPIP packet it could
+// not forward: the zero value quotes the director's packet to realIP
+// carrying a TCP segment from the client to the VIP's port 80, with the
+// eight bytes of the tunnelled packet's TCP header after its IP header.
+type ipipSpec struct {
+	typ, code  uint8
+	dst        netip.Addr // the message's destination; default the director
+	outerSrc   netip.Addr // the quoted outer source; default the director
+	outerOff   uint16     // the quoted outer packet's fragment offset
+	innerDst   netip.Addr // default the VIP
+	innerProto layers.IPProtocol
+	innerPort  uint16 // the tunnelled packet's destination port; default 80
+	innerOff   uint16
+	innerVer   uint8 // version nibble; default 4
+	cut        int   // bytes after the tunnelled IP header; default 8
+}
+
+func ipipErrorFrame(t testing.TB, s ipipSpec) []byte {
+	t.Helper()
+	if s.typ == 0 {
+		s.typ, s.code = 3, 4
+	}
+	if !s.dst.IsValid() {
+		s.dst = directorIP
+	}
+	if !s.outerSrc.IsValid() {
+		s.outerSrc = directorIP
+	}
+	if !s.innerDst.IsValid() {
+		s.innerDst = vip
+	}
+	if s.innerProto == 0 {
+		s.innerProto = layers.IPProtocolTCP
+	}
+	if s.innerPort == 0 {
+		s.innerPort = 80
+	}
+	if s.cut == 0 {
+		s.cut = 8
+	}
+	inner := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: s.innerProto, Flags: layers.IPv4DontFragment,
+		SrcIP: clientAddr.AsSlice(), DstIP: s.innerDst.AsSlice(), FragOffset: s.innerOff}
+	var l4 gopacket.SerializableLayer = &layers.TCP{SrcPort: 40000, DstPort: layers.TCPPort(s.innerPort), ACK: true, Window: 1024}
+	if s.innerProto == layers.IPProtocolUDP {
+		l4 = &layers.UDP{SrcPort: 40000, DstPort: layers.UDPPort(s.innerPort)}
+	}
+	tunnelled := serialize(t, inner, l4, gopacket.Payload(make([]byte, 1400)))
+	if s.innerVer != 0 {
+		tunnelled[0] = s.innerVer<<4 | 5
+	}
+	tunnelled = tunnelled[:min(len(tunnelled), 20+s.cut)]
+	outer := serialize(t, &layers.IPv4{Version: 4, IHL: 5, TTL: 63, Protocol: layers.IPProtocolIPv4, Flags: layers.IPv4DontFragment,
+		SrcIP: s.outerSrc.AsSlice(), DstIP: realIP.AsSlice(), FragOffset: s.outerOff, Length: uint16(20 + 1460)})
+	return serialize(t,
+		&layers.Ethernet{SrcMAC: macClient, DstMAC: macDirector, EthernetType: layers.EthernetTypeIPv4},
+		&layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolICMPv4,
+			SrcIP: netip.MustParseAddr(routerAddr).AsSlice(), DstIP: s.dst.AsSlice()},
+		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(s.typ, s.code), Seq: 1400},
+		gopacket.Payload(append(outer[:20:20], tunnelled...)))
+}
+
 // icmpSteeringCases are the ICMP frames steeringCases adds.
 func icmpSteeringCases(t testing.TB) []steeringCase {
 	f := func(s icmpSpec) []byte { return icmpErrorFrame(t, s) }
+	g := func(s ipipSpec) []byte { return ipipErrorFrame(t, s) }
 	notL4 := StatsCounters{PassNotL4: 1}
 	noService := StatsCounters{PassNoService: 1}
 	return []steeringCase{
@@ -99,6 +162,19 @@ func icmpSteeringCases(t testing.TB) []steeringCase {
 		{name: "icmp non-first fragment", frame: f(icmpSpec{outerFragOff: 2}), reason: notL4},
 		{name: "icmp quoting no ports", frame: f(icmpSpec{cut: 2}), reason: StatsCounters{PassTruncated: 1}},
 		{name: "icmp quoting header cut", frame: f(icmpSpec{cut: -10}), reason: StatsCounters{PassTruncated: 1}},
+		// About the director's own IPIP packets (VS/TUN).
+		{name: "icmp frag needed about ipip", frame: g(ipipSpec{}), matched: true, icmp: true},
+		{name: "icmp time exceeded about ipip udp", frame: g(ipipSpec{typ: 11, innerProto: layers.IPProtocolUDP, innerPort: 53}), matched: true, icmp: true},
+		{name: "icmp about ipip to a port 0 service", frame: g(ipipSpec{innerDst: vipAllPorts, innerPort: 2222}), matched: true, icmp: true},
+		{name: "icmp about ipip not from the director", frame: g(ipipSpec{outerSrc: otherAddr}), reason: noService},
+		{name: "icmp about ipip to another port", frame: g(ipipSpec{innerPort: 81}), reason: noService},
+		{name: "icmp about ipip to another address", frame: g(ipipSpec{innerDst: otherAddr}), reason: noService},
+		{name: "icmp about an ipip non-first fragment", frame: g(ipipSpec{outerOff: 5}), reason: notL4},
+		{name: "icmp about ipip carrying a non-first fragment", frame: g(ipipSpec{innerOff: 5}), reason: notL4},
+		{name: "icmp about ipip carrying ipv6", frame: g(ipipSpec{innerVer: 6}), reason: notL4},
+		{name: "icmp about ipip carrying icmp", frame: g(ipipSpec{innerProto: layers.IPProtocolICMPv4}), reason: notL4},
+		{name: "icmp about ipip without ports", frame: g(ipipSpec{cut: 2}), reason: StatsCounters{PassTruncated: 1}},
+		{name: "icmp about ipip cut in the tunnelled header", frame: g(ipipSpec{cut: -4}), reason: StatsCounters{PassTruncated: 1}},
 	}
 }
 

@@ -128,7 +128,10 @@ func refSteer(f []byte, services []ServiceKey, owners ...[6]byte) StatsCounters 
 // ihl words long, starts at l3 (whole, but not necessarily in the frame):
 // an unfragmented error (type 3, 4 or 11) quoting an IPv4 TCP or UDP
 // packet, not a non-first fragment, from the message's destination, whose
-// quoted source address, protocol and port is a service.
+// quoted source address, protocol and port is a service; or quoting an
+// IPIP packet from the message's destination (the director's own VS/TUN
+// packet) that carries such a packet whose destination address, protocol
+// and port is a service.
 func refSteerICMP(f []byte, l3, ihl int, out *StatsCounters, has func([4]byte, uint8, uint16, bool) bool, matched func()) {
 	if binary.BigEndian.Uint16(f[l3+6:])&0x3fff != 0 {
 		out.PassNotL4 = 1
@@ -152,13 +155,41 @@ func refSteerICMP(f []byte, l3, ihl int, out *StatsCounters, has func([4]byte, u
 	qihl := int(f[q] & 0x0f)
 	qproto := f[q+9]
 	switch {
-	case f[q]>>4 != 4 || qihl < 5, qproto != 6 && qproto != 17, binary.BigEndian.Uint16(f[q+6:])&0x1fff != 0:
+	case f[q]>>4 != 4 || qihl < 5, qproto != 6 && qproto != 17 && qproto != 4, binary.BigEndian.Uint16(f[q+6:])&0x1fff != 0:
 		out.PassNotL4 = 1
 		return
 	}
 	src := [4]byte(f[q+12 : q+16])
 	if src != dst {
 		out.PassNoService = 1
+		return
+	}
+	if qproto == 4 {
+		// About the director's own IPIP packet: the tunnelled packet's
+		// destination, protocol and destination port must be a service.
+		in := q + 4*qihl
+		if len(f) < in+20 {
+			out.PassTruncated = 1
+			return
+		}
+		iihl := int(f[in] & 0x0f)
+		iproto := f[in+9]
+		switch {
+		case f[in]>>4 != 4 || iihl < 5, iproto != 6 && iproto != 17, binary.BigEndian.Uint16(f[in+6:])&0x1fff != 0:
+			out.PassNotL4 = 1
+			return
+		}
+		ports := in + 4*iihl
+		if len(f) < ports+4 {
+			out.PassTruncated = 1
+			return
+		}
+		if has([4]byte(f[in+16:in+20]), iproto, binary.BigEndian.Uint16(f[ports+2:]), false) {
+			out.ICMPErrors = 1
+			matched()
+		} else {
+			out.PassNoService = 1
+		}
 		return
 	}
 	ports := q + 4*qihl
