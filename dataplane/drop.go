@@ -34,6 +34,7 @@ const (
 	DropSYNProxyExpired                // an ACK to a SYN-proxied service whose cookie is older than its validity
 	DropSYNProxyPending                // a SYN or RST from the client, or a packet but a SYN-ACK or RST from the server, of a SYN-proxied connection whose server has not answered yet
 	DropSYNProxyNotNAT                 // a SYN-proxied connection scheduled to a real server that is not VS/NAT
+	DropICMPTunnelNoDF                 // a fragmentation-needed about a VS/TUN packet whose client did not set DF (IPVS answers nothing)
 	numDrops
 )
 
@@ -70,6 +71,7 @@ var dropNames = [numDrops]string{
 	DropSYNProxyExpired:    "synproxy_cookie_expired",
 	DropSYNProxyPending:    "synproxy_pending",
 	DropSYNProxyNotNAT:     "synproxy_not_nat",
+	DropICMPTunnelNoDF:     "icmp_tunnel_no_df",
 }
 
 // String returns the stable metric label.

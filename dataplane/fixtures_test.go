@@ -255,7 +255,7 @@ type fixture struct {
 const noDrop = Drop(255)
 
 func fixtures(t testing.TB) []fixture {
-	return append(append(append(baseFixtures(t), natFixtures(t)...), natICMPFixtures(t)...), synProxyFixtures(t)...)
+	return append(append(append(baseFixtures(t), natFixtures(t)...), natICMPFixtures(t)...), append(synProxyFixtures(t), icmpTunFixtures(t)...)...)
 }
 
 func baseFixtures(t testing.TB) []fixture {

@@ -67,6 +67,8 @@ type Processor struct {
 	blocker Blocker       // hears of sources far over their SYN rate; nil: none
 	sp      *SYNProxy     // nil: no SYN proxy (synproxy.go)
 	hpkt    header.Packet // a held segment the SYN proxy sends on
+	kernel  KernelSender  // sends ICMP answers through the director's stack (icmptun.go); nil: none
+	tunErr  header.ICMPTunnelError
 
 	// ICMP errors forwarded to real servers (icmperr.go) and IPv4
 	// fragments (frag.go).
@@ -235,6 +237,9 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 				if v, o, ok := p.natICMP(s, buf, off, n); ok {
 					return v, o
 				}
+			}
+			if header.QuotesIPIP(buf[off:off+n], p.pk) {
+				return p.icmpTunnel(s, buf, off, n) // icmptun.go
 			}
 			return p.icmpError(s, buf, off, n)
 		}

@@ -75,6 +75,7 @@ type Director struct {
 	icmpFwd *dataplane.ICMPLimiter // ICMP errors forwarded to real servers
 	syn     *dataplane.SYNLimiter
 	sp      *dataplane.SYNProxy // the SYN proxy's cookie key, services and hold slots
+	kernel  *rawSender          // ICMP answers through the stack (kernelsend.go); nil: none
 	block   *blocker            // nil when BlockFor is 0; blocklist.go
 	blocks  atomic.Uint64       // sources put in the blocklist
 
@@ -216,6 +217,12 @@ func (d *Director) openICMP() error {
 	}
 	d.syn, err = dataplane.NewSYNLimiter(o.SYN, nil)
 	d.sp = dataplane.NewSYNProxy()
+	if err == nil {
+		var rerr error
+		if d.kernel, rerr = newRawSender(); rerr != nil {
+			d.log.Warn("no raw socket: ICMP errors about the director's own IPIP packets will not be answered", "err", rerr)
+		}
+	}
 	return err
 }
 
@@ -493,6 +500,9 @@ func (d *Director) makeWorkers() error {
 		proc.SetICMPLimiter(d.icmp)
 		proc.SetICMPForwardLimiter(d.icmpFwd)
 		proc.SetSYNProxy(d.sp)
+		if d.kernel != nil {
+			proc.SetKernelSender(d.kernel)
+		}
 		if d.opt.BlockFor > 0 {
 			if d.block == nil {
 				d.block = &blocker{ch: make(chan [16]byte, blockQueue)}
@@ -1050,6 +1060,10 @@ func (d *Director) Close() {
 		s.Close()
 	}
 	d.sockets = nil
+	if d.kernel != nil {
+		d.kernel.Close()
+		d.kernel = nil
+	}
 	if box := d.local.stack.Swap(nil); box != nil {
 		box.Close()
 	}
