@@ -54,23 +54,12 @@ func ParseICMPError(frame []byte, p *Packet, e *ICMPError) Reason {
 		return ICMPNotError
 	}
 	q := msg[ICMPv4Len:]
-	if len(q) < IPv4MinLen {
-		return ICMPTruncated
+	in, hl, r := quotedL4(q)
+	if in != nil {
+		e.Proto = in.Protocol()
 	}
-	in := IPv4(q)
-	hl := in.HeaderLen()
-	if in.Version() != IPv4Version || hl < IPv4MinLen {
-		return ICMPBadInner
-	}
-	if len(q) < hl+4 {
-		return ICMPTruncated
-	}
-	e.Proto = in.Protocol()
-	if e.Proto != ProtocolTCP && e.Proto != ProtocolUDP {
-		return ICMPInnerNotL4
-	}
-	if in.FlagsFragment()&IPv4FragOffsetMask != 0 {
-		return ICMPInnerFragment
+	if r != OK {
+		return r
 	}
 	if Checksum(msg, 0) != 0xffff {
 		return ICMPBadChecksum
@@ -80,4 +69,30 @@ func ParseICMPError(frame []byte, p *Packet, e *ICMPError) Reason {
 	e.SrcPort = binary.BigEndian.Uint16(q[hl:])
 	e.DstPort = binary.BigEndian.Uint16(q[hl+2:])
 	return OK
+}
+
+// quotedL4 checks the IPv4 packet q that an ICMP error quotes, as
+// ip_vs_in_icmp does before it looks the connection up: a whole IPv4
+// header and the four bytes of ports after it, TCP or UDP, not a non-first
+// fragment. It returns the header and its length; the header is nil only
+// when it is truncated or not IPv4.
+func quotedL4(q []byte) (in IPv4, hl int, r Reason) {
+	if len(q) < IPv4MinLen {
+		return nil, 0, ICMPTruncated
+	}
+	in = IPv4(q)
+	hl = in.HeaderLen()
+	if in.Version() != IPv4Version || hl < IPv4MinLen {
+		return nil, 0, ICMPBadInner
+	}
+	if len(q) < hl+4 {
+		return nil, 0, ICMPTruncated
+	}
+	if p := in.Protocol(); p != ProtocolTCP && p != ProtocolUDP {
+		return in, hl, ICMPInnerNotL4
+	}
+	if in.FlagsFragment()&IPv4FragOffsetMask != 0 {
+		return in, hl, ICMPInnerFragment
+	}
+	return in, hl, OK
 }

@@ -61,20 +61,12 @@ func ParseICMPTunnelError(frame []byte, p *Packet, e *ICMPTunnelError) Reason {
 	if len(q) < ohl+IPv4MinLen {
 		return ICMPTruncated
 	}
-	in := IPv4(q[ohl:])
-	hl := in.HeaderLen()
-	if in.Version() != IPv4Version || hl < IPv4MinLen {
-		return ICMPBadInner
+	in, hl, r := quotedL4(q[ohl:])
+	if in != nil {
+		e.Proto = in.Protocol()
 	}
-	if len(in) < hl+4 {
-		return ICMPTruncated
-	}
-	e.Proto = in.Protocol()
-	if e.Proto != ProtocolTCP && e.Proto != ProtocolUDP {
-		return ICMPInnerNotL4
-	}
-	if in.FlagsFragment()&IPv4FragOffsetMask != 0 {
-		return ICMPInnerFragment
+	if r != OK {
+		return r
 	}
 	if Checksum(msg, 0) != 0xffff {
 		return ICMPBadChecksum
