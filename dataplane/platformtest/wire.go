@@ -144,6 +144,10 @@ func (s *steering) SetServices(keys []xdpprog.ServiceKey) error {
 	m := make(map[xdpprog.ServiceKey]bool, len(keys))
 	anyKey := map[[5]byte]bool{}
 	for _, k := range keys {
+		if k.Addr.Is6() && !k.Source && !k.Local {
+			m[k] = true // IPv6: redirect6
+			continue
+		}
 		if !k.Addr.Is4() {
 			return fmt.Errorf("set services: %s: address must be IPv4", k)
 		}
@@ -250,6 +254,9 @@ func (s *steering) redirect(ifc *Iface, f []byte) bool {
 	if len(f) < header.EthernetLen {
 		c.PassTruncated++
 		return false
+	}
+	if header.Ethernet(f).EtherType() == header.EtherTypeIPv6 {
+		return s.redirect6(ifc, f)
 	}
 	if header.Ethernet(f).EtherType() != header.EtherTypeIPv4 {
 		c.PassNotIPv4++

@@ -32,6 +32,8 @@ type frameSpec struct {
 	fragOff   uint16 // in 8-byte units
 	moreFrags bool
 	payload   []byte
+	ipv6      bool // an IPv6 frame: buildFrame6
+	ext       bool // IPv6: a destination options header before the transport
 }
 
 // buildFrame serialises spec with gopacket, computing lengths and
@@ -52,6 +54,9 @@ func buildFrame(t testing.TB, spec frameSpec) []byte {
 	}
 	if spec.payload == nil {
 		spec.payload = []byte("hello")
+	}
+	if spec.ipv6 {
+		return buildFrame6(t, spec)
 	}
 	eth := &layers.Ethernet{SrcMAC: macClient, DstMAC: macDirector, EthernetType: layers.EthernetTypeIPv4}
 	var ls []gopacket.SerializableLayer

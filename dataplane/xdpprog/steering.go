@@ -105,10 +105,10 @@ type StatsCounters struct {
 	// any-service key; they are also in Redirected, PassOtherMAC or
 	// PassNoSocket, and the worker drops them as fragments.
 	Fragments     uint64
-	PassNotIPv4   uint64 // ARP, IPv6, other ethertypes, stacked VLANs
+	PassNotIPv4   uint64 // ARP, other ethertypes, stacked VLANs
 	PassTruncated uint64 // frame ends inside a header the program reads
-	PassBadHeader uint64 // IPv4 version not 4 or IHL below 5
-	PassNotL4     uint64 // IPv4 but neither TCP nor UDP (ICMP, ...)
+	PassBadHeader uint64 // IPv4 version not 4 or IHL below 5; IPv6 version not 6
+	PassNotL4     uint64 // IPv4 or IPv6 but neither TCP nor UDP (ICMP, ICMPv6 with NDP and MLD, IPv6 extension headers, ...)
 	PassNoService uint64 // TCP/UDP to no configured (addr, proto, port)
 	PassNoSocket  uint64 // matched, but no socket registered for the queue
 	// PassOtherMAC: matched a service, but the destination MAC is none of
@@ -141,6 +141,7 @@ func (s StatsCounters) Passed() uint64 {
 type Steering struct {
 	loaded
 	services    *ebpf.Map
+	services6   *ebpf.Map // IPv6 services (steering6.go)
 	owners      *ebpf.Map
 	blocked     *ebpf.Map // blocklist.go
 	xsks        *xskTable
@@ -188,6 +189,9 @@ func (s *Steering) load(maxQueues int) error {
 	if err != nil {
 		return fmt.Errorf("create services map for %d services: %w", s.maxServices, err)
 	}
+	if s.services6, err = newServices6Map(s.maxServices); err != nil {
+		return err
+	}
 	s.owners, err = ebpf.NewMap(&ebpf.MapSpec{
 		Name:       "afvs_owners",
 		Type:       ebpf.Array,
@@ -204,7 +208,7 @@ func (s *Steering) load(maxQueues int) error {
 	if s.blocked, err = newBlocklist(); err != nil {
 		return err
 	}
-	insns, err := steeringProgram(s.services, s.owners, s.xsks.m, s.stats.m, s.local, s.blocked)
+	insns, err := steeringProgram(s.services, s.services6, s.owners, s.xsks.m, s.stats.m, s.local, s.blocked)
 	if err != nil {
 		return err
 	}
@@ -215,7 +219,7 @@ func (s *Steering) load(maxQueues int) error {
 // steeringProgram emits the classifier. Registers: R6 ctx, R7 data,
 // R8 data_end, R9 the header being parsed. The lookup key is built at
 // slotKey as {addr[4], port[2], proto, flags}.
-func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps, blocked *ebpf.Map) (asm.Instructions, error) {
+func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local localMaps, blocked *ebpf.Map) (asm.Instructions, error) {
 	b := newBuilder()
 	lookupAt := func(slot int32) {
 		b.emit(
@@ -241,6 +245,7 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps, b
 	)
 	b.label("ethertype")
 	b.emit(
+		asm.JEq.Imm(asm.R3, be16(0x86dd), "ipv6"),
 		asm.JNE.Imm(asm.R3, be16(0x0800), "not_ipv4"),
 		// Fixed IPv4 header present, version 4, IHL >= 5.
 		asm.Mov.Reg(asm.R2, asm.R9),
@@ -363,30 +368,7 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps, b
 	// and a half-word loaded the same way from both sides, so no byte
 	// order is involved.
 	b.label("match")
-	b.emit(
-		asm.StoreImm(asm.RFP, slotCounter, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, owners.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, slotCounter),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "other_mac"),
-		asm.LoadMem(asm.R2, asm.R7, 0, asm.Word),
-		asm.LoadMem(asm.R3, asm.R7, 4, asm.Half),
-	)
-	for i := range MaxOwnerMACs {
-		next := b.fresh("owner_next")
-		off := int16(i * 8)
-		b.emit(
-			asm.LoadMem(asm.R4, asm.R0, off+6, asm.Byte),
-			asm.JEq.Imm(asm.R4, 0, next),
-			asm.LoadMem(asm.R4, asm.R0, off, asm.Word),
-			asm.JNE.Reg(asm.R4, asm.R2, next),
-			asm.LoadMem(asm.R4, asm.R0, off+4, asm.Half),
-			asm.JEq.Reg(asm.R4, asm.R3, "owner"),
-		)
-		b.label(next)
-	}
-	b.emit(asm.Ja.Label("other_mac"))
+	ownerCheck(b, owners, "owner")
 
 	// Drop what the blocklist holds; redirect the rest to the socket of
 	// the receiving queue, XDP_PASS if none.
@@ -394,6 +376,7 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps, b
 	b.localPass(local, "redirect")
 	b.label("redirect")
 	b.dropBlocked(blocked, steerBlocked)
+	b.label("xsk") // an IPv6 frame's redirect (steering6.go)
 	b.emit(
 		asm.LoadMapPtr(asm.R1, xsks.FD()),
 		asm.LoadMem(asm.R2, asm.R6, xdpMdRxQueueIndex, asm.Word),
@@ -413,6 +396,7 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps, b
 	b.passWith("bad_header", steerPassBadHeader)
 	b.passWith("not_l4", steerPassNotL4)
 	steeringICMP(b, lookup)
+	steeringIPv6(b, services6, owners)
 	return b.finish()
 }
 
@@ -423,11 +407,20 @@ func steeringProgram(services, owners, xsks, stats *ebpf.Map, local localMaps, b
 // of the first service on them.
 func (s *Steering) SetServices(keys []ServiceKey) error {
 	want := make(map[serviceEntry]uint32, 2*len(keys))
+	want6 := map[serviceEntry6]uint32{}
 	distinct := 0
 	for i, k := range keys {
 		addr := k.Addr.Unmap()
 		if !addr.Is4() {
-			return fmt.Errorf("set services: service %d (%s): address must be IPv4", i, k)
+			e, err := entry6(i, k)
+			if err != nil {
+				return err
+			}
+			if _, dup := want6[e]; !dup {
+				want6[e] = uint32(i)
+				distinct++
+			}
+			continue
 		}
 		if k.Local {
 			e := serviceEntry{Addr: addr.As4(), Flags: flagLocal}
@@ -467,12 +460,21 @@ func (s *Steering) SetServices(keys []ServiceKey) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := syncMap(s.services, want); err != nil {
+		return err
+	}
+	return syncMap(s.services6, want6)
+}
+
+// syncMap makes m hold exactly want: the keys no longer wanted are deleted
+// first, then the wanted ones written.
+func syncMap[K comparable](m *ebpf.Map, want map[K]uint32) error {
 	var (
-		stale []serviceEntry
-		key   serviceEntry
+		stale []K
+		key   K
 		val   uint32
 	)
-	it := s.services.Iterate()
+	it := m.Iterate()
 	for it.Next(&key, &val) {
 		if _, ok := want[key]; !ok {
 			stale = append(stale, key)
@@ -482,12 +484,12 @@ func (s *Steering) SetServices(keys []ServiceKey) error {
 		return fmt.Errorf("set services: list current services: %w", err)
 	}
 	for _, k := range stale {
-		if err := s.services.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("set services: delete %v: %w", k, err)
 		}
 	}
 	for k, v := range want {
-		if err := s.services.Put(k, v); err != nil {
+		if err := m.Put(k, v); err != nil {
 			return fmt.Errorf("set services: add %v: %w", k, err)
 		}
 	}
@@ -567,5 +569,5 @@ func (s *Steering) Stats() (StatsCounters, error) {
 // Close unloads the program and its maps. Attachments hold their own
 // reference to the program and stay in effect until closed.
 func (s *Steering) Close() error {
-	return s.close(s.services, s.owners, s.blocked, s.xsks.mapOrNil(), s.local.flows, s.local.on)
+	return s.close(s.services, s.services6, s.owners, s.blocked, s.xsks.mapOrNil(), s.local.flows, s.local.on)
 }

@@ -25,7 +25,7 @@ func refSteer(f []byte, services []ServiceKey, owners ...[6]byte) StatsCounters 
 	}
 	has := func(addr [4]byte, proto uint8, port uint16, anyPort bool) bool {
 		for _, s := range services {
-			if !s.Source && !s.Local && s.Addr.Unmap().As4() == addr && s.Proto == proto && (anyPort || s.Port == port || s.Port == 0) {
+			if !s.Source && !s.Local && s.Addr.Unmap().Is4() && s.Addr.Unmap().As4() == addr && s.Proto == proto && (anyPort || s.Port == port || s.Port == 0) {
 				return true
 			}
 		}
@@ -34,12 +34,12 @@ func refSteer(f []byte, services []ServiceKey, owners ...[6]byte) StatsCounters 
 	// A VS/NAT real server's frame, by its source, not to the director.
 	reply := func(src, dst [4]byte, proto uint8, sport uint16) bool {
 		for _, s := range services {
-			if s.Local && s.Addr.Unmap().As4() == dst {
+			if s.Local && s.Addr.Unmap().Is4() && s.Addr.Unmap().As4() == dst {
 				return false
 			}
 		}
 		for _, s := range services {
-			if s.Source && s.Addr.Unmap().As4() == src && (proto == 0 || s.Proto == proto && (s.Port == sport || s.Port == 0)) {
+			if s.Source && s.Addr.Unmap().Is4() && s.Addr.Unmap().As4() == src && (proto == 0 || s.Proto == proto && (s.Port == sport || s.Port == 0)) {
 				return true
 			}
 		}
@@ -56,6 +56,10 @@ func refSteer(f []byte, services []ServiceKey, owners ...[6]byte) StatsCounters 
 			return out
 		}
 		etherType, l3 = binary.BigEndian.Uint16(f[16:]), 18
+	}
+	if etherType == 0x86dd {
+		refSteer6(f, l3, services, &out, matched)
+		return out
 	}
 	if etherType != 0x0800 {
 		out.PassNotIPv4 = 1
@@ -77,7 +81,7 @@ func refSteer(f []byte, services []ServiceKey, owners ...[6]byte) StatsCounters 
 		src, dst := [4]byte(f[l3+12:l3+16]), [4]byte(f[l3+16:l3+20])
 		natSrc := false
 		for _, s := range services {
-			natSrc = natSrc || s.Source && s.Addr.Unmap().As4() == src
+			natSrc = natSrc || s.Source && s.Addr.Unmap().Is4() && s.Addr.Unmap().As4() == src
 		}
 		switch {
 		case !natSrc:

@@ -22,6 +22,9 @@ var testServices = []ServiceKey{
 	{Addr: realIP, Proto: ipProtoTCP, Port: 8080, Source: true},
 	{Addr: realIP, Proto: ipProtoUDP, Port: 0, Source: true},
 	{Addr: directorIP, Local: true},
+	// IPv6 services (steering6_test.go).
+	{Addr: vip6, Proto: ipProtoTCP, Port: 80},
+	{Addr: vip6AllPorts, Proto: ipProtoUDP, Port: 0},
 }
 
 func loadTestSteering(t *testing.T) *Steering {
@@ -97,7 +100,8 @@ func steeringCases(t testing.TB) []steeringCase {
 		{name: "non-first fragment other address", frame: f(frameSpec{dst: otherAddr, fragOff: 185}), reason: noService},
 		{name: "non-first icmp fragment of vip", frame: f(frameSpec{proto: layers.IPProtocolICMPv4, fragOff: 2}), reason: StatsCounters{PassNotL4: 1}},
 		{name: "arp", frame: arpFrame(t), reason: StatsCounters{PassNotIPv4: 1}},
-		{name: "ipv6", frame: ipv6Frame(t), reason: StatsCounters{PassNotIPv4: 1}},
+		{name: "ipv6 to no service", frame: ipv6Frame(t), reason: noService},
+		{name: "ipv6 vip tcp port match", frame: buildFrame(t, frameSpec{ipv6: true, dst: vip6, proto: tcp, dstPort: 80}), matched: true},
 		{name: "icmp to vip", frame: f(frameSpec{proto: layers.IPProtocolICMPv4}), reason: StatsCounters{PassNotL4: 1}},
 		{name: "ihl 4", frame: badIHL, reason: StatsCounters{PassBadHeader: 1}},
 		{name: "version 6 in ipv4 ethertype", frame: badVersion, reason: StatsCounters{PassBadHeader: 1}},
@@ -110,7 +114,7 @@ func steeringCases(t testing.TB) []steeringCase {
 		{name: "icmp from a nat real server", frame: f(frameSpec{proto: layers.IPProtocolICMPv4, src: realIP, dst: clientAddr}), matched: true},
 		{name: "icmp from a nat real server to the director", frame: f(frameSpec{proto: layers.IPProtocolICMPv4, src: realIP, dst: directorIP}), reason: noService},
 		{name: "nat reply cut in the tcp header", frame: f(frameSpec{src: realIP, srcPort: 8080, dst: clientAddr, dstPort: 40000})[:ethLen+ipv4MinLen+10], reason: StatsCounters{PassTruncated: 1}},
-	}, icmpSteeringCases(t)...)
+	}, append(icmpSteeringCases(t), steering6Cases(t)...)...)
 }
 
 func TestSteeringVerdicts(t *testing.T) {
@@ -177,6 +181,8 @@ func TestSteeringTruncated(t *testing.T) {
 		{"tcp", frameSpec{dstPort: 80}, ethLen + ipv4MinLen + tcpMinLen, false},
 		{"udp", frameSpec{proto: layers.IPProtocolUDP, dstPort: 53}, ethLen + ipv4MinLen + udpLen, false},
 		{"vlan_tcp", frameSpec{vlan: 100, dstPort: 80}, ethLen + vlanLen + ipv4MinLen + tcpMinLen, false},
+		{"ipv6_tcp", frameSpec{ipv6: true, dst: vip6, dstPort: 80}, ethLen + 40 + tcpMinLen, false},
+		{"ipv6_vlan_udp", frameSpec{ipv6: true, vlan: 9, dst: vip6AllPorts, proto: layers.IPProtocolUDP, dstPort: 9}, ethLen + vlanLen + 40 + udpLen, false},
 		{"fragment", frameSpec{fragOff: 100, payload: []byte{}}, ethLen + ipv4MinLen, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -271,7 +277,8 @@ func TestSteeringRejectsBadInput(t *testing.T) {
 		keys          []ServiceKey
 		wantSubstring string
 	}{
-		{"ipv6 vip", []ServiceKey{{Addr: netip.MustParseAddr("2001:2::1"), Proto: 6, Port: 80}}, "must be IPv4"},
+		{"ipv6 nat source", []ServiceKey{{Addr: netip.MustParseAddr("2001:2::1"), Proto: 6, Port: 80, Source: true}}, "VS/NAT sources and local addresses must be IPv4"},
+		{"ipv6 icmp", []ServiceKey{{Addr: netip.MustParseAddr("2001:2::1"), Proto: 58}}, "protocol 58 must be 6 (tcp) or 17 (udp)"},
 		{"invalid addr", []ServiceKey{{Proto: 6, Port: 80}}, "must be IPv4"},
 		{"sctp", []ServiceKey{{Addr: vip, Proto: 132, Port: 80}}, "protocol 132 must be 6 (tcp) or 17 (udp)"},
 		{"too many", []ServiceKey{{Addr: vip, Proto: 6, Port: 1}, {Addr: vip, Proto: 6, Port: 2}, {Addr: vip, Proto: 6, Port: 3}}, "3 distinct services exceed the maximum of 2"},

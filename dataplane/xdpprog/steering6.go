@@ -1,0 +1,153 @@
+package xdpprog
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// IPv6 steering. An IPv6 frame whose next header after the fixed header
+// is TCP or UDP is looked up in a second hash map, keyed by the 16-byte
+// destination address, the destination port and the protocol (exact port
+// first, then port 0 for an all-ports service), and a match for an owner
+// MAC is redirected into the queue's socket. Every other IPv6 frame goes
+// to the kernel: ICMPv6 (neighbour discovery, MLD, errors), frames with
+// extension headers, fragments, and TCP or UDP to no IPv6 service; so
+// neighbour discovery for the VIP and the director's own addresses works
+// through a director as without it. The blocklist, VS/NAT sources and
+// local-node passes are IPv4-only, so a matched IPv6 frame skips them.
+
+// serviceEntry6 is the IPv6 services map key as the program builds it on
+// its stack: 20 bytes, address and port in network order.
+type serviceEntry6 struct {
+	Addr  [16]byte
+	Port  [2]byte
+	Proto uint8
+	Flags uint8 // 0: the program never sets one for IPv6
+}
+
+// slotSvc6 holds the IPv6 services key (20 of its 24 bytes), below the
+// slots the IPv4 path uses.
+const slotSvc6 = -104
+
+func newServices6Map(maxServices int) (*ebpf.Map, error) {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "afvs_services6",
+		Type:       ebpf.Hash,
+		KeySize:    20,
+		ValueSize:  4,
+		MaxEntries: uint32(maxServices),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create IPv6 services map for %d services: %w", maxServices, err)
+	}
+	return m, nil
+}
+
+// entry6 is the IPv6 services map key of k, the i-th key SetServices got.
+// Only plain services are IPv6: VS/NAT and the director's own addresses
+// are IPv4 only.
+func entry6(i int, k ServiceKey) (serviceEntry6, error) {
+	switch {
+	case !k.Addr.Is6() || k.Addr.Zone() != "":
+		return serviceEntry6{}, fmt.Errorf("set services: service %d (%s): address must be IPv4 or IPv6 without a zone", i, k)
+	case k.Source || k.Local:
+		return serviceEntry6{}, fmt.Errorf("set services: service %d (%s): VS/NAT sources and local addresses must be IPv4", i, k)
+	case k.Proto != ipProtoTCP && k.Proto != ipProtoUDP:
+		return serviceEntry6{}, fmt.Errorf("set services: service %d (%s): protocol %d must be 6 (tcp) or 17 (udp)", i, k, k.Proto)
+	}
+	return serviceEntry6{Addr: k.Addr.As16(), Port: [2]byte{byte(k.Port >> 8), byte(k.Port)}, Proto: k.Proto}, nil
+}
+
+// ownerCheck jumps to ok when the frame's destination MAC is an owner MAC,
+// and to other_mac when not: the one value of the owners array holds
+// MaxOwnerMACs slots of {mac[6], used, pad}. The frame's MAC is compared as
+// a word and a half-word loaded the same way from both sides, so no byte
+// order is involved.
+func ownerCheck(b *builder, owners *ebpf.Map, ok string) {
+	b.emit(
+		asm.StoreImm(asm.RFP, slotCounter, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, owners.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, slotCounter),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "other_mac"),
+		asm.LoadMem(asm.R2, asm.R7, 0, asm.Word),
+		asm.LoadMem(asm.R3, asm.R7, 4, asm.Half),
+	)
+	for i := range MaxOwnerMACs {
+		next := b.fresh("owner_next")
+		off := int16(i * 8)
+		b.emit(
+			asm.LoadMem(asm.R4, asm.R0, off+6, asm.Byte),
+			asm.JEq.Imm(asm.R4, 0, next),
+			asm.LoadMem(asm.R4, asm.R0, off, asm.Word),
+			asm.JNE.Reg(asm.R4, asm.R2, next),
+			asm.LoadMem(asm.R4, asm.R0, off+4, asm.Half),
+			asm.JEq.Reg(asm.R4, asm.R3, ok),
+		)
+		b.label(next)
+	}
+	b.emit(asm.Ja.Label("other_mac"))
+}
+
+// steeringIPv6 emits the "ipv6" block: R9 points at the IPv6 header.
+func steeringIPv6(b *builder, services6, owners *ebpf.Map) {
+	lookup6 := func() {
+		b.emit(
+			asm.LoadMapPtr(asm.R1, services6.FD()),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, slotSvc6),
+			asm.FnMapLookupElem.Call(),
+		)
+	}
+	b.label("ipv6")
+	b.emit(
+		asm.Mov.Reg(asm.R2, asm.R9),
+		asm.Add.Imm(asm.R2, ipv6Len),
+		asm.JGT.Reg(asm.R2, asm.R8, "truncated"),
+		asm.LoadMem(asm.R3, asm.R9, 0, asm.Byte),
+		asm.RSh.Imm(asm.R3, 4),
+		asm.JNE.Imm(asm.R3, 6, "bad_header"),
+		// TCP or UDP right after the fixed header; anything else
+		// (ICMPv6, extension headers, fragments) is the kernel's.
+		asm.LoadMem(asm.R5, asm.R9, ip6OffNext, asm.Byte),
+		asm.JEq.Imm(asm.R5, ipProtoTCP, "l4_6"),
+		asm.JNE.Imm(asm.R5, ipProtoUDP, "not_l4"),
+	)
+	b.label("l4_6")
+	// Key: {destination address, port, protocol, 0}.
+	for i := int16(0); i < 16; i += 4 {
+		b.emit(
+			asm.LoadMem(asm.R4, asm.R9, ip6OffDst+i, asm.Word),
+			asm.StoreMem(asm.RFP, slotSvc6+i, asm.R4, asm.Word),
+		)
+	}
+	b.emit(
+		asm.StoreMem(asm.RFP, slotSvc6+18, asm.R5, asm.Byte),
+		asm.StoreImm(asm.RFP, slotSvc6+19, 0, asm.Byte),
+		// Transport header present: 20 bytes for TCP, 8 for UDP.
+		asm.Add.Imm(asm.R9, ipv6Len),
+		asm.Mov.Reg(asm.R2, asm.R9),
+		asm.Add.Imm(asm.R2, udpLen),
+		asm.JNE.Imm(asm.R5, ipProtoTCP, "l4_6_len"),
+		asm.Add.Imm(asm.R2, tcpMinLen-udpLen),
+	)
+	b.label("l4_6_len")
+	b.emit(
+		asm.JGT.Reg(asm.R2, asm.R8, "truncated"),
+		asm.LoadMem(asm.R4, asm.R9, l4OffDstPort, asm.Half),
+		asm.StoreMem(asm.RFP, slotSvc6+16, asm.R4, asm.Half),
+	)
+	// Exact port first, then the all-ports service.
+	lookup6()
+	b.emit(
+		asm.JNE.Imm(asm.R0, 0, "match6"),
+		asm.StoreImm(asm.RFP, slotSvc6+16, 0, asm.Half),
+	)
+	lookup6()
+	b.emit(asm.JEq.Imm(asm.R0, 0, "no_service"))
+	b.label("match6")
+	ownerCheck(b, owners, "xsk")
+}

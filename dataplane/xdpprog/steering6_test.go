@@ -1,0 +1,128 @@
+package xdpprog
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// vip6AllPorts is an IPv6 VIP with a UDP service on every port; vip6
+// (decap46_test.go) has TCP port 80.
+var vip6AllPorts = netip.MustParseAddr("2001:2:0:1::12")
+
+// buildFrame6 is buildFrame for an IPv6 spec: from client6 (or an IPv6 spec.src)
+// to spec.dst, with a destination options header first when spec.ext.
+func buildFrame6(t testing.TB, spec frameSpec) []byte {
+	t.Helper()
+	if !spec.src.Is6() { // buildFrame's default is IPv4
+		spec.src = client6
+	}
+	eth := &layers.Ethernet{SrcMAC: macClient, DstMAC: macDirector}
+	ls := []gopacket.SerializableLayer{eth}
+	if spec.vlan != 0 {
+		ls = append(ls, &layers.Dot1Q{VLANIdentifier: spec.vlan})
+	}
+	ip := &layers.IPv6{HopLimit: 64, SrcIP: spec.src.AsSlice(), DstIP: spec.dst.AsSlice()}
+	ls = append(ls, ip)
+	if spec.ext {
+		ip.NextHeader = layers.IPProtocolIPv6Destination
+		opts := &layers.IPv6Destination{}
+		opts.NextHeader = spec.proto
+		opts.Options = []*layers.IPv6DestinationOption{{OptionType: 1, OptionData: make([]byte, 4)}} // PadN
+		ls = append(ls, opts)
+	}
+	switch spec.proto {
+	case layers.IPProtocolTCP:
+		ls = append(ls, &layers.TCP{SrcPort: 40000, DstPort: layers.TCPPort(spec.dstPort), SYN: true, Window: 1024})
+	case layers.IPProtocolUDP:
+		ls = append(ls, &layers.UDP{SrcPort: 40000, DstPort: layers.UDPPort(spec.dstPort)})
+	}
+	if spec.payload == nil {
+		spec.payload = []byte("hello")
+	}
+	ls = append(ls, gopacket.Payload(spec.payload))
+	return serialize(t, ls...)
+}
+
+// neighborSolicitation is an NDP neighbour solicitation for target from
+// client6: to target's solicited-node multicast group and MAC, or with
+// unicast, to target and the director's MAC (a reachability probe).
+func neighborSolicitation(t testing.TB, target netip.Addr, unicast bool) []byte {
+	t.Helper()
+	a := target.As16()
+	dst := netip.AddrFrom16([16]byte{0: 0xff, 1: 0x02, 11: 1, 12: 0xff, 13: a[13], 14: a[14], 15: a[15]})
+	mac := net.HardwareAddr{0x33, 0x33, 0xff, a[13], a[14], a[15]}
+	if unicast {
+		dst, mac = target, macDirector
+	}
+	ip := &layers.IPv6{HopLimit: 255, NextHeader: layers.IPProtocolICMPv6, SrcIP: client6.AsSlice(), DstIP: dst.AsSlice()}
+	icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeNeighborSolicitation, 0)}
+	if err := icmp.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatal(err)
+	}
+	ns := &layers.ICMPv6NeighborSolicitation{TargetAddress: target.AsSlice(),
+		Options: layers.ICMPv6Options{{Type: layers.ICMPv6OptSourceAddress, Data: macClient}}}
+	return serialize(t, &layers.Ethernet{SrcMAC: macClient, DstMAC: mac}, ip, icmp, ns)
+}
+
+// steering6Cases are the IPv6 frames of the steering table: services are
+// matched by their 16-byte address, protocol and port; everything else
+// IPv6, neighbour discovery first, goes to the kernel.
+func steering6Cases(t testing.TB) []steeringCase {
+	tcp, udp := layers.IPProtocolTCP, layers.IPProtocolUDP
+	f := func(s frameSpec) []byte { s.ipv6 = true; return buildFrame(t, s) }
+	badVersion := f(frameSpec{dst: vip6, proto: tcp, dstPort: 80})
+	badVersion[ethLen] = 0x40
+	return []steeringCase{
+		{name: "ipv6 vip udp any port", frame: f(frameSpec{dst: vip6AllPorts, proto: udp, dstPort: 5353}), matched: true},
+		{name: "ipv6 vlan tagged match", frame: f(frameSpec{vlan: 7, dst: vip6, proto: tcp, dstPort: 80}), matched: true},
+		{name: "ipv6 wrong port", frame: f(frameSpec{dst: vip6, proto: tcp, dstPort: 81}), reason: StatsCounters{PassNoService: 1}},
+		{name: "ipv6 port 0 service is udp only", frame: f(frameSpec{dst: vip6AllPorts, proto: tcp, dstPort: 80}), reason: StatsCounters{PassNoService: 1}},
+		{name: "ipv6 wrong address", frame: f(frameSpec{dst: netip.MustParseAddr("2001:2:0:1::11"), proto: tcp, dstPort: 80}), reason: StatsCounters{PassNoService: 1}},
+		{name: "ipv6 the IPv4 vip mapped", frame: f(frameSpec{dst: netip.AddrFrom16(vip.As16()), proto: tcp, dstPort: 80}), reason: StatsCounters{PassNoService: 1}},
+		{name: "ipv6 neighbour solicitation for the vip", frame: neighborSolicitation(t, vip6, false), reason: StatsCounters{PassNotL4: 1}},
+		{name: "ipv6 unicast neighbour solicitation to the vip", frame: neighborSolicitation(t, vip6, true), reason: StatsCounters{PassNotL4: 1}},
+		{name: "ipv6 extension header before tcp", frame: f(frameSpec{dst: vip6, proto: tcp, dstPort: 80, ext: true}), reason: StatsCounters{PassNotL4: 1}},
+		{name: "ipv6 version 4 in ipv6 ethertype", frame: badVersion, reason: StatsCounters{PassBadHeader: 1}},
+		{name: "ipv6 cut in the fixed header", frame: f(frameSpec{dst: vip6, proto: tcp, dstPort: 80})[:ethLen+39], reason: StatsCounters{PassTruncated: 1}},
+	}
+}
+
+// refSteer6 is refSteer for an IPv6 frame whose header starts at l3: TCP
+// or UDP right after the fixed header, to an IPv6 service's address,
+// protocol and port (or port 0).
+func refSteer6(f []byte, l3 int, services []ServiceKey, out *StatsCounters, matched func()) {
+	if len(f) < l3+40 {
+		out.PassTruncated = 1
+		return
+	}
+	if f[l3]>>4 != 6 {
+		out.PassBadHeader = 1
+		return
+	}
+	proto := f[l3+6]
+	if proto != 6 && proto != 17 {
+		out.PassNotL4 = 1
+		return
+	}
+	l4, need := l3+40, 8
+	if proto == 6 {
+		need = 20
+	}
+	if len(f) < l4+need {
+		out.PassTruncated = 1
+		return
+	}
+	dst, port := [16]byte(f[l3+24:l3+40]), binary.BigEndian.Uint16(f[l4+2:])
+	for _, s := range services {
+		if !s.Source && !s.Local && s.Addr.Is6() && !s.Addr.Is4In6() && s.Addr.As16() == dst && s.Proto == proto && (s.Port == port || s.Port == 0) {
+			matched()
+			return
+		}
+	}
+	out.PassNoService = 1
+}
