@@ -211,8 +211,8 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 
 // TestIPv6ConfigConverts: the config describes IPv6 services as IPVS
 // models them: IPv6 reals, a mixed-family tunnel real, -M as a prefix
-// length, and a firewall-mark service of the IPv6 family. (The daemon
-// refuses to forward them; that is dataplane.CheckForwardable's test.)
+// length, and a firewall-mark service of the IPv6 family. (What the
+// daemon refuses to forward is dataplane.CheckForwardable's test.)
 func TestIPv6ConfigConverts(t *testing.T) {
 	c := base()
 	c.Services = append(c.Services,

@@ -7,27 +7,26 @@ import (
 )
 
 // CheckForwardable refuses what the vs model accepts but this dataplane does
-// not forward yet: IPv6 services (address or firewall-mark), IPv6 real
-// servers (the mixed-family tunnel dests IPVS allows) and IPv6 firewall-mark
-// matches. Compile calls it, and every way into the daemon compiles the
-// table first (afvs run and afvs check, a reload, afvsadm through the
-// control API), so nothing IPv6 is accepted and then silently dropped. The
-// error names the service or match and the rule.
+// not forward: VS/NAT over IPv6 (an IPv6 service with a masquerading real
+// server; vs already keeps a NAT real server in its service's family).
+// Compile calls it, and every way into the daemon compiles the table first
+// (afvs run and afvs check, a reload, afvsadm through the control API), so
+// nothing is accepted and then silently dropped. The error names the
+// service and real server and the rule.
+//
+// Everything else IPv6 forwards: IPv6 services by address or firewall mark
+// with DR and tunnel real servers of either family (IPv6-in-IPv6,
+// IPv6-in-IPv4, and IPv4-in-IPv6 for an IPv4 service's IPv6 tunnel dest).
+// A firewall mark's matches feed the mark's service of their own family,
+// as IPVS looks a marked packet's service up by its family and mark.
 func CheckForwardable(t *vs.Table) error {
 	for _, s := range t.Services {
-		if s.Is6() {
-			return fmt.Errorf("service %s: IPv6 forwarding is not implemented yet (the IPv6 model, parser, schedulers and tunnels are; the dataplane does not forward IPv6)", s.Key)
+		if !s.Is6() {
+			continue
 		}
 		for _, r := range s.Reals {
-			if r.Addr.Is6() {
-				return fmt.Errorf("service %s: real server %s: tunnelling to an IPv6 real server is not implemented yet", s.Key, r.AddrPort())
-			}
-		}
-	}
-	for i, m := range t.Marks {
-		for j, x := range m.Matches {
-			if x.Addr.Is6() {
-				return fmt.Errorf("marks[%d].matches[%d] (mark %d): address %s: IPv6 forwarding is not implemented yet", i, j, m.Mark, x.Addr)
+			if r.Fwd == vs.Masq {
+				return fmt.Errorf("service %s: real server %s: VS/NAT over IPv6 is not implemented (IPv6 services forward by DR and tunnel)", s.Key, r.AddrPort())
 			}
 		}
 	}

@@ -111,6 +111,35 @@ func (l *ICMPLimiter) Allow(dst [4]byte) bool {
 	return take(&l.all.full, l.all.gcraRate, now)
 }
 
+// Allow6 is Allow for a message to an IPv6 destination, whose four words
+// fold into the per-destination hash; an IPv4-mapped address takes the
+// same budget as its IPv4 address.
+func (l *ICMPLimiter) Allow6(dst *[16]byte) bool {
+	if l == nil {
+		return true
+	}
+	if isMapped(dst) {
+		return l.Allow([4]byte(dst[12:]))
+	}
+	now := int64(l.clock.Now())
+	if l.hosts != nil {
+		var w uint32
+		for i := 0; i < 16; i += 4 {
+			w ^= uint32(dst[i])<<24 | uint32(dst[i+1])<<16 | uint32(dst[i+2])<<8 | uint32(dst[i+3])
+		}
+		h := w * l.hashSeed * 0x9e3779b1
+		if !take(&l.hosts[h>>(32-icmpHostBits)], l.hostRate, now) {
+			return false
+		}
+	}
+	return take(&l.all.full, l.all.gcraRate, now)
+}
+
+// isMapped reports whether a is an IPv4-mapped IPv6 address.
+func isMapped(a *[16]byte) bool {
+	return a[10] == 0xff && a[11] == 0xff && [10]byte(a[:10]) == [10]byte{}
+}
+
 // take takes one token from the bucket whose full time is full.
 func take(full *atomic.Int64, r gcraRate, now int64) bool {
 	for {

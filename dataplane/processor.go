@@ -76,6 +76,7 @@ type Processor struct {
 	icmpErr header.ICMPError
 	frag    *fragTable
 	dest    *Dest // the real server forward last passed to emit
+	v6      proc6 // IPv6 state (forward6.go)
 
 	// Scratch for LookupBatch: the keys of a batch's parsed frames, where
 	// each came from, and the table's answers.
@@ -254,7 +255,13 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Verdict, Out) {
 	c, pk := p.c, p.pk
 	p.frame = buf[off : off+n]
-	si, ok := s.lookup(pk.Dst, pk.Proto, pk.DstPort)
+	var si int32
+	var ok bool
+	if pk.IPv6 {
+		si, ok = s.lookup6(&pk.DstMapped, pk.Proto, pk.DstPort)
+	} else {
+		si, ok = s.lookup(pk.Dst, pk.Proto, pk.DstPort)
+	}
 	if !ok {
 		if !pk.IPv6 && s.natSource(pk.Src, pk.Proto, pk.SrcPort) {
 			return p.processReply(s, buf, off, n)
@@ -442,8 +449,14 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 		t := &p.tkey
 		*t = conntrack.Key{Proto: pk.Proto}
 		t.CAddr = pk.SrcMapped
-		for i := 0; i < 4; i++ {
-			t.CAddr[12+i] &= svc.Mask[i]
+		if pk.IPv6 {
+			for i := range t.CAddr {
+				t.CAddr[i] &= svc.Mask6[i]
+			}
+		} else {
+			for i := 0; i < 4; i++ {
+				t.CAddr[12+i] &= svc.Mask[i]
+			}
 		}
 		switch {
 		case svc.Key.FWMark != 0:
@@ -574,6 +587,9 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 	}
 	eg := &s.Ifaces[d.Slot]
 	out := Out{Off: off, Len: n, Slot: d.Slot}
+	if pk.IPv6 || d.Is6 {
+		return p.emit6(s, d, eg, buf, off, n, out)
+	}
 	// A packet too big for the egress MTU is, with DF, answered with ICMP
 	// fragmentation-needed; without DF it is split in two fragments (see
 	// encap.FragmentDR and FragmentIPIP), and what two fragments cannot

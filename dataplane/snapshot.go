@@ -22,6 +22,10 @@ type Iface struct {
 	MAC   [6]byte
 	MTU   int
 	Addr  [4]byte // the director's IPv4 address there: the outer source for VS/TUN
+	// Addr6 is the director's IPv6 address there, the outer source of
+	// IP6IP6 and IP4IP6 tunnels; HaveAddr6 says there is one.
+	Addr6     [16]byte
+	HaveAddr6 bool
 }
 
 // Route is where a real server is reached: the egress slot and next hop.
@@ -50,7 +54,8 @@ type Resolver interface {
 // one; nothing changes it afterwards.
 type Snapshot struct {
 	svcIndex   svcTable
-	natSrc     svcTable // (address, protocol, port) of every VS/NAT real server: see nat.go
+	svcIndex6  svcTable6 // IPv6 services (forward6.go)
+	natSrc     svcTable  // (address, protocol, port) of every VS/NAT real server: see nat.go
 	Services   []Service
 	Ifaces     []Iface
 	destLoc    []destLoc    // by dest ID: where it lives; svc = -1 when absent
@@ -83,6 +88,7 @@ type Service struct {
 	Dests    []Dest
 	Persist  time.Duration // 0: not persistent
 	Mask     [4]byte
+	Mask6    [16]byte // an IPv6 service's persistence mask (-M as a prefix)
 	PortZero bool
 }
 
@@ -90,6 +96,8 @@ type Service struct {
 type Dest struct {
 	ID      uint32
 	Addr    [4]byte
+	Addr6   [16]byte // an IPv6 real server's address, when Is6
+	Is6     bool
 	Port    uint16
 	Weight  int32
 	Fwd     vs.Fwd
@@ -275,18 +283,15 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 		cs := Service{Key: s.Key, ID: svcIDs[svcMapKey(s.Key)], PortZero: s.FWMark == 0 && s.Port == 0}
 		if s.Persistent {
 			cs.Persist = time.Duration(s.Timeout) * time.Second
-			m := s.Netmask
-			if !m.IsValid() {
-				m = netip.AddrFrom4([4]byte{255, 255, 255, 255})
-			}
-			cs.Mask = m.As4()
+			cs.Mask, cs.Mask6 = persistMasks(s.Netmask, s.Is6())
 		}
 		sds := make([]sched.Dest, 0, len(s.Reals))
 		// Dests compile in the kernel's list order, newest first, which
 		// every scheduler's tie-breaks follow (see sched.KernelOrder).
 		for di, r := range sched.KernelOrder(s.Reals) {
 			id := destIDs[DestKey{svcMapKey(s.Key), r.Addr, r.Port}]
-			d := Dest{ID: id, Addr: r.Addr.As4(), Port: r.Port, Weight: r.Weight, Fwd: r.Fwd, Slot: -1}
+			d := Dest{ID: id, Port: r.Port, Weight: r.Weight, Fwd: r.Fwd, Slot: -1}
+			d.setAddr(r.Addr)
 			if o.Resolver != nil {
 				if rt, err := o.Resolver.Route(r.Addr); err == nil && rt.Local {
 					d.Local = true
@@ -301,6 +306,7 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 				} else {
 					d.Unreachable = err.Error()
 				}
+				d.check6(s.Is6(), o.Ifaces) // forward6.go
 			}
 			p.thresholds = append(p.thresholds, threshold{id, r.Upper, r.Lower})
 			cs.Dests = append(cs.Dests, d)
@@ -332,33 +338,36 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 		snap.Services = append(snap.Services, cs)
 		snap.addNATSources(t, &s, int32(si))
 
-		add := func(k svcKey) error {
-			if prev, ok := snap.svcIndex.get(k); ok && int(prev) != si {
-				return fmt.Errorf("service %s: %s:%d/%s is already served by %s", s.Key, netip.AddrFrom4(k.addr), k.port, vs.Proto(k.proto), t.Services[prev].Key)
+		add := func(a netip.Addr, port uint16, proto uint8) error {
+			if prev, ok := snap.indexGet(a, proto, port); ok && int(prev) != si {
+				return fmt.Errorf("service %s: %s/%s is already served by %s", s.Key, netip.AddrPortFrom(a, port), vs.Proto(proto), t.Services[prev].Key)
 			}
 			keys++
 			if keys > maxServiceKeys {
 				return fmt.Errorf("service %s: firewall-mark port ranges expand to more than %d keys", s.Key, maxServiceKeys)
 			}
-			snap.svcIndex.set(k, int32(si))
+			snap.indexSet(a, proto, port, int32(si))
 			return nil
 		}
 		if s.FWMark == 0 {
-			if err := add(svcKey{s.Addr.As4(), s.Port, uint8(s.Proto)}); err != nil {
+			if err := add(s.Addr, s.Port, uint8(s.Proto)); err != nil {
 				return nil, err
 			}
 			continue
 		}
 		g, _ := t.MarkGroup(s.FWMark)
 		for _, m := range g.Matches {
+			if m.Addr.Is6() != s.Is6() {
+				continue // it feeds the mark's service of its own family
+			}
 			if m.PortLo == 0 {
-				if err := add(svcKey{m.Addr.As4(), 0, uint8(m.Proto)}); err != nil {
+				if err := add(m.Addr, 0, uint8(m.Proto)); err != nil {
 					return nil, err
 				}
 				continue
 			}
 			for port := int(m.PortLo); port <= int(m.PortHi); port++ {
-				if err := add(svcKey{m.Addr.As4(), uint16(port), uint8(m.Proto)}); err != nil {
+				if err := add(m.Addr, uint16(port), uint8(m.Proto)); err != nil {
 					return nil, err
 				}
 			}
@@ -369,6 +378,7 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 	for _, ps := range pending {
 		so := o.Sched
 		so.Prev = ps.prev
+		so.IPv6 = t.Services[ps.svc].Is6()
 		sc, err := sched.Compile(ps.name, ps.dests, ps.flags, o.Loads, so)
 		if err != nil {
 			return nil, fmt.Errorf("service %s: %w", t.Services[ps.svc].Key, err)
@@ -432,9 +442,12 @@ func (p *Plan) Abort() {
 // SteeringKeys lists the (addr, proto, port) triples the XDP program must
 // redirect.
 func (s *Snapshot) SteeringKeys() []SteerKey {
-	out := make([]SteerKey, 0, s.svcIndex.len())
+	out := make([]SteerKey, 0, s.svcIndex.len()+s.svcIndex6.len())
 	s.svcIndex.each(func(k svcKey, _ int32) {
 		out = append(out, SteerKey{Addr: netip.AddrFrom4(k.addr), Proto: k.proto, Port: k.port})
+	})
+	s.svcIndex6.each(func(k svcKey6, _ int32) {
+		out = append(out, SteerKey{Addr: netip.AddrFrom16(k.addr), Proto: k.proto, Port: k.port})
 	})
 	s.natSrc.each(func(k svcKey, _ int32) {
 		out = append(out, SteerKey{Addr: netip.AddrFrom4(k.addr), Proto: k.proto, Port: k.port, Source: true})

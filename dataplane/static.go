@@ -23,8 +23,9 @@ func (r StaticResolver) Neighbor(_ int, nh netip.Addr) ([6]byte, bool) {
 }
 
 // SyntheticMAC is a locally administered unicast MAC that embeds an IPv4
-// address, 02:00:a:b:c:d, so offline output names the server it went to.
+// address, 02:00:a:b:c:d, so offline output names the server it went to;
+// for an IPv6 address it embeds the last four bytes.
 func SyntheticMAC(a netip.Addr) [6]byte {
-	b := a.As4()
-	return [6]byte{0x02, 0x00, b[0], b[1], b[2], b[3]}
+	b := a.As16()
+	return [6]byte{0x02, 0x00, b[12], b[13], b[14], b[15]}
 }

@@ -98,11 +98,11 @@ func nextPkts(n uint32, period int) uint32 {
 // packet of its connections, as in the kernel). A full queue drops the
 // record and counts it. Nothing here allocates.
 func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c *conntrack.Conn) {
-	if p.pk.IPv6 {
+	if p.pk.IPv6 || d.Is6 {
 		// A sync entry has one address family for all three addresses
-		// (struct ip_vs_sync_v6), and a real server here is IPv4: no
-		// entry can carry the connection. It is counted, never sent
-		// with its addresses cut to four bytes.
+		// (struct ip_vs_sync_v6), and this master sends IPv4 entries
+		// only: an IPv6 connection, or an IPv4 one to an IPv6 tunnel
+		// dest, is counted, never sent with addresses cut to four bytes.
 		sk.Queue.Skip()
 		return
 	}
