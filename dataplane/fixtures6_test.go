@@ -8,9 +8,10 @@ import (
 	"github.com/google/gopacket/layers"
 )
 
-// IPv6 frames of the fixture table. The processor forwards IPv4 only: an
-// IPv6 frame that parses finds no service, and one that does not is counted
-// under its parse reason like any other.
+// IPv6 frames of the fixture table, whose IPv6 VIP fxVIP6 has no service
+// (the IPv6 services are forward6_test.go's): an IPv6 frame to it that
+// parses finds no service, and one that does not is counted under its parse
+// reason like any other.
 var (
 	fxClient6 = netip.MustParseAddr("2001:2::10")
 	fxVIP6    = netip.MustParseAddr("2001:2:0:1::1")

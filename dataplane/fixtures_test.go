@@ -340,7 +340,8 @@ func baseFixtures(t testing.TB) []fixture {
 		{name: "UDP length 7", in: corrupt(corrupt(dgram(t, fxVIPDR, 53), 14+20+4, set(0)), 14+20+5, set(7)),
 			verdict: VerdictDrop, parse: header.BadUDPLength},
 
-		// IPv6: parsed, then dropped; the processor does not forward IPv6 yet.
+		// IPv6 to a VIP without a service, and IPv6 parse errors
+		// (forward6_test.go forwards IPv6).
 		{name: "IPv6 TCP SYN: no service", in: seg6(t, fxClient6, fxVIP6, 80), verdict: VerdictDrop, drop: DropNoService},
 		{name: "IPv6 to ::ffff:198.19.0.1", in: seg6(t, fxClient6, netip.MustParseAddr("::ffff:198.19.0.1"), 80),
 			verdict: VerdictDrop, parse: header.MartianDestination},

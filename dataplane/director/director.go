@@ -693,6 +693,7 @@ func (d *Director) addIface(ifc nic.Iface) int {
 		a = ifc.IPv4.As4()
 	}
 	d.ifaces = append(d.ifaces, dataplane.Iface{Slot: slot, Index: ifc.Index, Name: ifc.Name, MAC: ifc.MAC, MTU: ifc.MTU, Addr: a})
+	setAddr6(&d.ifaces[slot], ifc) // platform6.go
 	d.slotOf[ifc.Index] = slot
 	return slot
 }

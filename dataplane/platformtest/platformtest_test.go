@@ -123,3 +123,72 @@ func TestRoute(t *testing.T) {
 		t.Errorf("Route without a route: %v", err)
 	}
 }
+
+// TestSteeringIPv6: the fake steering program redirects IPv6 TCP/UDP to an
+// IPv6 service key and passes neighbour discovery to the host's stack, as
+// the real program does.
+func TestSteeringIPv6(t *testing.T) {
+	n := NewNetwork()
+	n.Misuse = func(m string) { t.Error(m) }
+	mac := [6]byte{2, 0, 0, 0, 0, 2}
+	h := n.AddHost("dir")
+	ifc := h.AddIface("eth0", mac, netip.MustParsePrefix("2001:2::2/64"), "lan", 1)
+	peer := n.AddHost("peer").AddIface("eth0", [6]byte{2, 0, 0, 0, 0, 9}, netip.MustParsePrefix("2001:2::9/64"), "lan", 1)
+	st, _ := h.LoadSteering(16, 1)
+	if err := st.SetOwnerMACs(mac); err != nil {
+		t.Fatal(err)
+	}
+	s, err := h.OpenSocket(ifc.Index, 0, xsk.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RegisterSocket(0, s); err != nil {
+		t.Fatal(err)
+	}
+	vip := netip.MustParseAddr("2001:2:0:1::1")
+	if err := st.SetServices([]xdpprog.ServiceKey{{Addr: vip, Proto: 6, Port: 80}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetServices([]xdpprog.ServiceKey{{Addr: vip, Proto: 6, Port: 80, Source: true}}); err == nil {
+		t.Fatal("an IPv6 VS/NAT source key was taken")
+	}
+	if err := st.SetServices([]xdpprog.ServiceKey{{Addr: vip, Proto: 6, Port: 80}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Attach(ifc.Index, xdpprog.ModeAuto); err != nil {
+		t.Fatal(err)
+	}
+	frame6 := func(next layers.IPProtocol, port uint16) []byte {
+		ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: next, SrcIP: net.ParseIP("2001:2::9"), DstIP: vip.AsSlice()}
+		ls := []gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}, DstMAC: mac[:], EthernetType: layers.EthernetTypeIPv6}, ip}
+		if next == layers.IPProtocolTCP {
+			tcp := &layers.TCP{SrcPort: 1000, DstPort: layers.TCPPort(port), SYN: true}
+			tcp.SetNetworkLayerForChecksum(ip)
+			ls = append(ls, tcp)
+		} else {
+			icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeNeighborSolicitation, 0)}
+			icmp.SetNetworkLayerForChecksum(ip)
+			ls = append(ls, icmp, &layers.ICMPv6NeighborSolicitation{TargetAddress: vip.AsSlice()})
+		}
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	peer.Send(frame6(layers.IPProtocolTCP, 80))   // redirected
+	peer.Send(frame6(layers.IPProtocolTCP, 81))   // no service
+	peer.Send(frame6(layers.IPProtocolICMPv6, 0)) // neighbour solicitation: the kernel's
+	got, _ := st.Stats()
+	want := xdpprog.StatsCounters{Total: 3, Redirected: 1, PassNoService: 1, PassNotL4: 1}
+	if got != want {
+		t.Errorf("steering %+v, want %+v", got, want)
+	}
+	var ds [4]xsk.Desc
+	if k := s.Receive(ds[:]); k != 1 {
+		t.Errorf("socket received %d frames, want 1", k)
+	}
+	if k := len(ifc.Recv()); k != 2 {
+		t.Errorf("the stack got %d frames, want the 2 passed", k)
+	}
+}
