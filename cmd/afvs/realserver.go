@@ -16,7 +16,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xdpprog"
 )
@@ -26,13 +25,20 @@ const maxHTTPBytes = 64 << 20
 
 // runRealServer prepares this host as an LVS real server, as the LVS
 // manual prescribes, and undoes it on exit:
-//   - every VIP as a /32 on lo;
+//   - every VIP on lo, an IPv4 one as a /32 and an IPv6 one as a /128;
 //   - arp_ignore=1 and arp_announce=2, so the real server never answers or
-//     announces ARP for the VIP (the director owns it);
-//   - for VS/TUN, IPIP decapsulation: the kernel's tunl0 device when the
-//     kernel has one, otherwise an XDP program on --dev that strips the
-//     outer header of IPIP packets addressed to a VIP; rp_filter is relaxed
-//     because the inner source (the client) need not route back via --dev;
+//     announces ARP for an IPv4 VIP (the director owns it). An IPv6 VIP
+//     needs no setting: Linux answers a neighbour solicitation only for an
+//     address of the interface it arrived on (ndisc_recv_ns looks the
+//     target up with ipv6_get_ifaddr, strict), so a VIP on lo is never
+//     announced on --dev; IPv6 must be enabled on lo and --dev, which is
+//     checked;
+//   - for VS/TUN, decapsulation: the kernel's tunl0 device when the kernel
+//     has one and every VIP is IPv4 (--decap auto or kernel; it takes IPIP
+//     only), otherwise an XDP program on --dev (xdpprog.Decap46) that
+//     strips IPIP, IPv6-in-IPv4, IPv6-in-IPv6 and IPv4-in-IPv6 packets
+//     addressed to a VIP; rp_filter is relaxed because the inner source
+//     (the client) need not route back via --dev;
 //   - for VS/NAT, no VIP and no ARP settings: the director rewrites the
 //     destination to the real server's own address. What it needs is its
 //     replies going back through the director: with --gateway the default
@@ -47,7 +53,7 @@ func runRealServer(args []string) error {
 	mode := fs.String("mode", "dr", "forwarding method the director uses: dr, tun or nat")
 	gateway := fs.String("gateway", "", "nat mode: make this address (the director) the default route")
 	dev := fs.String("dev", "eth0", "interface the director's frames arrive on")
-	decap := fs.String("decap", "auto", "tun mode decapsulation: auto (kernel tunl0 if present, else xdp), xdp or kernel")
+	decap := fs.String("decap", "auto", "tun mode decapsulation: auto (kernel tunl0 if present and every VIP is IPv4, else xdp), xdp (IPIP, 6in4, 6in6 and 4in6) or kernel (IPIP)")
 	xdpMode := fs.String("xdp-mode", "auto", "XDP attach mode for the decapsulation program: auto, native or generic")
 	httpName := fs.String("http-name", "", "answer HTTP requests to the VIPs with this name (demo and tests)")
 	httpPort := fs.Int("http-port", 80, "port for --http-name")
@@ -75,15 +81,20 @@ func runRealServer(args []string) error {
 		}
 	}
 	var vips []netip.Addr
+	any6 := false
 	for _, s := range *vipsArg {
 		a, err := netip.ParseAddr(s)
-		if err != nil || !a.Is4() {
-			return fmt.Errorf("--vip %q: must be an IPv4 address", s)
+		if err != nil || a.Zone() != "" || a.Is4In6() || !a.IsGlobalUnicast() {
+			return fmt.Errorf("--vip %q: must be a unicast IPv4 or IPv6 address", s)
 		}
+		any6 = any6 || a.Is6()
 		vips = append(vips, a)
 	}
 	if *decap != "auto" && *decap != "xdp" && *decap != "kernel" {
 		return fmt.Errorf("--decap %q: must be auto, xdp or kernel", *decap)
+	}
+	if *mode == "tun" && *decap == "kernel" && any6 {
+		return errors.New("--decap kernel: tunl0 decapsulates IPIP only; an IPv6 VIP needs --decap xdp (or auto)")
 	}
 	if *httpPort < 1 || *httpPort > 65535 {
 		return fmt.Errorf("--http-port %d: must be 1..65535", *httpPort)
@@ -131,8 +142,13 @@ func runRealServer(args []string) error {
 			return err
 		}
 	}
+	if any6 {
+		if err := checkIPv6Enabled(*dev); err != nil {
+			return err
+		}
+	}
 	for _, v := range vips {
-		p := netip.PrefixFrom(v, 32)
+		p := netip.PrefixFrom(v, v.BitLen())
 		added, err := k.AddAddr("lo", p)
 		if err != nil {
 			return err
@@ -148,7 +164,7 @@ func runRealServer(args []string) error {
 			}
 		}
 		_, tunlErr := k.Lookup("tunl0")
-		useKernel := *decap == "kernel" || (*decap == "auto" && tunlErr == nil)
+		useKernel := *decap == "kernel" || (*decap == "auto" && tunlErr == nil && !any6)
 		if useKernel {
 			if tunlErr != nil {
 				return fmt.Errorf("--decap kernel: this kernel has no tunl0 (ipip) device: %w", tunlErr)
@@ -161,7 +177,7 @@ func runRealServer(args []string) error {
 			}
 			how = "kernel tunl0"
 		} else {
-			prog, err := director.Kernel().LoadDecap(vips)
+			prog, err := xdpprog.LoadDecap46(vips)
 			if err != nil {
 				return err
 			}
@@ -175,6 +191,23 @@ func runRealServer(args []string) error {
 		}
 	}
 	return serveRealServer(*httpName, *httpPort, *vipsArg, *mode, how, &undo)
+}
+
+// checkIPv6Enabled refuses a host where IPv6 is disabled on lo or dev: an
+// IPv6 VIP could not be added to lo, or its packets would not be taken on
+// dev. The error names the sysctl.
+func checkIPv6Enabled(dev string) error {
+	for _, d := range []string{"lo", dev} {
+		key := "net.ipv6.conf." + d + ".disable_ipv6"
+		b, err := os.ReadFile("/proc/sys/" + strings.ReplaceAll(key, ".", "/"))
+		if err != nil {
+			return fmt.Errorf("an IPv6 VIP needs IPv6: sysctl %s: %w", key, err)
+		}
+		if strings.TrimSpace(string(b)) != "0" {
+			return fmt.Errorf("an IPv6 VIP needs IPv6 on %s: sysctl %s is %s, must be 0", d, key, strings.TrimSpace(string(b)))
+		}
+	}
+	return nil
 }
 
 // natRoute makes or checks a VS/NAT real server's default route: via

@@ -6,8 +6,9 @@ import (
 )
 
 // TestRealServerNATFlags: --mode nat takes no VIP, --gateway only with
-// nat and only an IPv4 address; each refusal names the flag and the rule
-// before anything on the host changes.
+// nat and only an IPv4 address, a VIP is a unicast address of either
+// family and an IPv6 one cannot use the kernel's IPIP decapsulation; each
+// refusal names the flag and the rule before anything on the host changes.
 func TestRealServerNATFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -19,6 +20,10 @@ func TestRealServerNATFlags(t *testing.T) {
 		{[]string{"--mode", "nat", "--gateway", "director"}, `--gateway "director"`},
 		{[]string{"--mode", "masq"}, "must be dr, tun or nat"},
 		{[]string{"--mode", "dr"}, "--vip is required"},
+		{[]string{"--mode", "dr", "--vip", "fe80::1"}, `--vip "fe80::1": must be a unicast IPv4 or IPv6 address`},
+		{[]string{"--mode", "dr", "--vip", "ff02::1"}, `--vip "ff02::1": must be a unicast IPv4 or IPv6 address`},
+		{[]string{"--mode", "dr", "--vip", "::ffff:198.19.0.1"}, `--vip "::ffff:198.19.0.1": must be a unicast IPv4 or IPv6 address`},
+		{[]string{"--mode", "tun", "--vip", "2001:2:0:1::1", "--decap", "kernel"}, "tunl0 decapsulates IPIP only; an IPv6 VIP needs --decap xdp"},
 	} {
 		err := runRealServer(tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -36,6 +36,7 @@ type LabOptions struct {
 	SorryLast     bool   // the last real server is the service's sorry server, not one of its real servers
 	UDPPort       uint16 // also a UDP service on this port of the VIP, with the same real servers
 	ReplyMTU      int    // one-interface layout: replies reach the client through a router whose link to it has this MTU (see buildReplyRouter)
+	IPv6          bool   // a dual-stack lab with no services configured (lab6.go): afvsadm adds them
 }
 
 // Lab is the demo's and the end-to-end tests' network:
@@ -66,6 +67,7 @@ type Lab struct {
 	Port                     uint16
 	ClientAddr               netip.Addr
 	RealAddrs                []netip.Addr
+	RealAddrs6               []netip.Addr // the real servers' IPv6 addresses (LabOptions.IPv6)
 	Names                    []string
 	Dir                      string // scratch directory: config, socket, logs
 	ConfigPath               string
@@ -112,7 +114,11 @@ func NewLab(o LabOptions) (l *Lab, err error) {
 			lab.Close()
 		}
 	}()
-	if err := l.build(); err != nil {
+	build := l.build
+	if o.IPv6 {
+		build = l.build6
+	}
+	if err := build(); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(l.ConfigPath, []byte(l.Config()), 0o644); err != nil {
@@ -329,6 +335,9 @@ const NATPort = 8080
 
 // Config is the director's config for this lab.
 func (l *Lab) Config() string {
+	if l.Opt.IPv6 {
+		return l.config6()
+	}
 	var b strings.Builder
 	ifs := "[eth0]"
 	if l.Opt.Mode == "nat" && l.Opt.TwoInterfaces {
@@ -438,7 +447,10 @@ type Result struct {
 
 // Get sends n HTTP/1.0 GETs to the VIP from the client, conc at a time,
 // each on its own TCP connection.
-func (l *Lab) Get(n, conc int) Result {
+func (l *Lab) Get(n, conc int) Result { return l.GetFrom(l.VIP, n, conc) }
+
+// GetFrom is Get to vip (the lab's IPv4 or IPv6 VIP) on the lab's port.
+func (l *Lab) GetFrom(vip netip.Addr, n, conc int) Result {
 	res := Result{By: map[string]int{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -447,7 +459,7 @@ func (l *Lab) Get(n, conc int) Result {
 		next <- struct{}{}
 	}
 	close(next)
-	addr := netip.AddrPortFrom(l.VIP, l.Port).String()
+	addr := netip.AddrPortFrom(vip, l.Port).String()
 	for w := 0; w < conc; w++ {
 		wg.Add(1)
 		go func() {

@@ -1,0 +1,128 @@
+package testnet
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/afvs/afvs/dataplane/nic"
+)
+
+// VIP6 is the IPv6 VIP of a dual-stack lab (LabOptions.IPv6).
+var VIP6 = netip.MustParseAddr("2001:2:0:1::1")
+
+// build6 builds the dual-stack lab (LabOptions.IPv6), one interface: the
+// client, the director and the real servers on one bridge, in
+// 198.18.0.0/24 and 2001:2::/64 (client ::10, director ::2, real servers
+// ::11, ::12, ...); the VIPs 198.19.0.1 and 2001:2:0:1::1 are routed to
+// the director. The real servers run `afvs realserver` for both VIPs in
+// the lab's mode (dr or tun: for tun they decapsulate every family with
+// the XDP decapsulator). IPv6 addresses skip duplicate address detection
+// so that they are usable at once; neighbour discovery itself runs as
+// usual, through the director's steering program.
+func (l *Lab) build6() error {
+	if l.Opt.Mode != "dr" && l.Opt.Mode != "tun" {
+		return fmt.Errorf("lab: the IPv6 lab runs dr or tun, not %q", l.Opt.Mode)
+	}
+	if l.Opt.TwoInterfaces {
+		return fmt.Errorf("lab: the IPv6 lab has the one-interface layout only")
+	}
+	var err error
+	n := l.Net
+	if l.Switch, err = n.NS("sw"); err != nil {
+		return err
+	}
+	if l.Client, err = n.NS("client"); err != nil {
+		return err
+	}
+	if l.Director, err = n.NS("director"); err != nil {
+		return err
+	}
+	for _, args := range [][]string{{"link", "add", "br0", "type", "bridge", "mcast_snooping", "0"}, {"link", "set", "br0", "up"}} {
+		if err := l.Switch.IP(args...); err != nil {
+			return err
+		}
+	}
+	port := 0
+	plug := func(ns *NS, v4, v6 string) error {
+		port++
+		p := fmt.Sprintf("p%d", port)
+		if err := VethQueues(l.Switch, p, ns, "eth0", 1); err != nil {
+			return err
+		}
+		if err := l.Switch.IP("link", "set", p, "master", "br0"); err != nil {
+			return err
+		}
+		if err := ns.IP("addr", "add", v4, "dev", "eth0"); err != nil {
+			return err
+		}
+		return ns.IP("-6", "addr", "add", v6, "dev", "eth0", "nodad")
+	}
+	if err := plug(l.Client, "198.18.0.10/24", "2001:2::10/64"); err != nil {
+		return err
+	}
+	if err := plug(l.Director, "198.18.0.2/24", "2001:2::2/64"); err != nil {
+		return err
+	}
+	if err := l.Client.IP("route", "add", l.VIP.String()+"/32", "via", "198.18.0.2"); err != nil {
+		return err
+	}
+	if err := l.Client.IP("-6", "route", "add", VIP6.String()+"/128", "via", "2001:2::2"); err != nil {
+		return err
+	}
+	for _, key := range []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter", "net.ipv4.conf.eth0.rp_filter"} {
+		if err := l.Client.Sysctl(key, "0"); err != nil {
+			return err
+		}
+	}
+	// veth TX checksum offload leaves partial TCP checksums that a
+	// director intercepting frames with AF_XDP would forward broken.
+	if err := l.Client.Do(func() error { return nic.DisableTxChecksum("eth0") }); err != nil {
+		return err
+	}
+	for i := range l.Opt.Weights {
+		name := fmt.Sprintf("rs%d", i+1)
+		ns, err := l.Net.NS(name)
+		if err != nil {
+			return err
+		}
+		a4 := netip.MustParseAddr(fmt.Sprintf("198.18.0.%d", 11+i))
+		a6 := netip.MustParseAddr(fmt.Sprintf("2001:2::%x", 0x11+i))
+		if err := plug(ns, a4.String()+"/24", a6.String()+"/64"); err != nil {
+			return err
+		}
+		l.Reals = append(l.Reals, ns)
+		l.RealAddrs = append(l.RealAddrs, a4)
+		l.RealAddrs6 = append(l.RealAddrs6, a6)
+		l.Names = append(l.Names, name)
+		args := []string{"realserver", "--vip", l.VIP.String(), "--vip", VIP6.String(), "--mode", l.Opt.Mode, "--dev", "eth0",
+			"--http-name", name, "--http-port", fmt.Sprint(l.Port)}
+		if l.Opt.Mode == "tun" {
+			args = append(args, "--decap", "xdp")
+		}
+		done, proc, err := startRealServer(ns, l.Opt.AFVS, args, name)
+		if proc != nil {
+			l.mu.Lock()
+			l.realDone = append(l.realDone, done)
+			l.realProc = append(l.realProc, proc)
+			l.mu.Unlock()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Mark6 is the firewall mark of a dual-stack lab's mark group: TCP to
+// VIP6 port 80, for an IPv6 firewall-mark service (afvsadm -A -f 6 -6).
+const Mark6 = 6
+
+// config6 is the dual-stack lab's director config: no services (the
+// tests add them with afvsadm while afvs runs) and the Mark6 group.
+func (l *Lab) config6() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "interfaces: [eth0]\nxdp_mode: %s\nmetrics:\n  address: 127.0.0.1:9469\ncontrol:\n  socket: %s\ntable:\n  capacity: 65536\n", l.Opt.XDPMode, l.Socket)
+	fmt.Fprintf(&b, "marks: [{mark: %d, matches: [{proto: tcp, address: \"%s\", ports: \"%d\"}]}]\nservices: []\n", Mark6, VIP6, l.Port)
+	return b.String()
+}
