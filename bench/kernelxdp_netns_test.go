@@ -62,7 +62,7 @@ func TestKernelXDPForwardsFrames(t *testing.T) {
 			// A veth takes redirected frames only while its peer runs
 			// XDP: the decapsulator for an address nothing is sent to
 			// passes every frame up untouched.
-			other, err := xdpprog.LoadDecap([]netip.Addr{netip.MustParseAddr("198.19.0.99")})
+			other, err := xdpprog.LoadDecap46([]netip.Addr{netip.MustParseAddr("198.19.0.99")})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -275,7 +275,7 @@ func latencyNetwork(t *topology) (stop func(), err error) {
 	if err := t.gen.Do(func() error { return nic.DisableTxChecksum(ingressName) }); err != nil {
 		return nil, err
 	}
-	decap, err := xdpprog.LoadDecap([]netip.Addr{VIP})
+	decap, err := xdpprog.LoadDecap46([]netip.Addr{VIP})
 	if err != nil {
 		return nil, err
 	}

@@ -313,7 +313,7 @@ func TestDirectorEgressInterface(t *testing.T) {
 	}
 	// The tunnelled ones came with eth1's address as the outer source:
 	// the decapsulator stripped exactly those.
-	if st, _ := dc.Stats(); st.Decapsulated != 2 || st.Total != 2 {
+	if st, _ := dc.Stats(); st.IPIP != 2 || st.Total != 2 {
 		t.Errorf("decap %+v: want the 2 tunnelled frames stripped", st)
 	}
 }

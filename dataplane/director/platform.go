@@ -131,12 +131,12 @@ type LocalStack interface {
 	Close() error
 }
 
-// Decap is a loaded decapsulation program: *xdpprog.Decap on the kernel.
+// Decap is a loaded decapsulation program: *xdpprog.Decap46 on the kernel.
 type Decap interface {
 	// Attach attaches the program to the interface ifindex.
 	Attach(ifindex int, mode xdpprog.Mode) (Attachment, error)
 	// Stats reads the program's counters.
-	Stats() (xdpprog.DecapStats, error)
+	Stats() (xdpprog.Decap46Stats, error)
 	// Close unloads the program; attachments must be closed first.
 	Close() error
 }

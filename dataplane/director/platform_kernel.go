@@ -54,7 +54,7 @@ func (kernelPlatform) LoadSteering(maxServices, maxQueues int) (Steering, error)
 }
 
 func (kernelPlatform) LoadDecap(vips []netip.Addr) (Decap, error) {
-	d, err := xdpprog.LoadDecap(vips)
+	d, err := xdpprog.LoadDecap46(vips)
 	if err != nil {
 		return nil, err
 	}
@@ -83,10 +83,10 @@ func (s kernelSteering) Attach(ifindex int, mode xdpprog.Mode) (Attachment, erro
 	return a, nil
 }
 
-type kernelDecap struct{ *xdpprog.Decap }
+type kernelDecap struct{ *xdpprog.Decap46 }
 
 func (d kernelDecap) Attach(ifindex int, mode xdpprog.Mode) (Attachment, error) {
-	a, err := d.Decap.Attach(ifindex, mode)
+	a, err := d.Decap46.Attach(ifindex, mode)
 	if err != nil {
 		return nil, err
 	}

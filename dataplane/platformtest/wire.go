@@ -363,7 +363,7 @@ type decap struct {
 	vips map[[4]byte]bool
 
 	mu     sync.Mutex
-	stats  xdpprog.DecapStats
+	stats  xdpprog.Decap46Stats
 	closed bool
 }
 
@@ -405,7 +405,7 @@ func (d *decap) Attach(ifindex int, mode xdpprog.Mode) (director.Attachment, err
 	}}, nil
 }
 
-func (d *decap) Stats() (xdpprog.DecapStats, error) {
+func (d *decap) Stats() (xdpprog.Decap46Stats, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.stats, nil
@@ -431,12 +431,12 @@ func (d *decap) strip(f []byte) []byte {
 	c := &d.stats
 	c.Total++
 	if len(f) < header.EthernetLen+header.IPv4MinLen || header.Ethernet(f).EtherType() != header.EtherTypeIPv4 {
-		c.PassNotIPIP++
+		c.PassNotTunnel++
 		return f
 	}
 	outer := header.IPv4(f[header.EthernetLen:])
 	if outer.Protocol() != 4 {
-		c.PassNotIPIP++
+		c.PassNotTunnel++
 		return f
 	}
 	ohl := outer.HeaderLen()
@@ -457,7 +457,7 @@ func (d *decap) strip(f []byte) []byte {
 		c.PassNotVIP++
 		return f
 	}
-	c.Decapsulated++
+	c.IPIP++
 	out := make([]byte, 0, len(f)-ohl)
 	out = append(out, f[:header.EthernetLen]...)
 	return append(out, f[header.EthernetLen+ohl:]...)

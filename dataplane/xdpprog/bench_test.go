@@ -88,7 +88,7 @@ func BenchmarkPrograms(b *testing.B) {
 		})
 	}
 
-	d, err := LoadDecap([]netip.Addr{vip})
+	d, err := LoadDecap46([]netip.Addr{vip})
 	if err != nil {
 		b.Fatal(err)
 	}

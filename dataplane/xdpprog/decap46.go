@@ -67,8 +67,7 @@ func (s Decap46Stats) Decapsulated() uint64 { return s.IPIP + s.SixInFour + s.Si
 // holds the VIPs on lo) accepts the client's packet as if it had arrived
 // directly. Everything else passes untouched. The outer IPv6 header must be
 // followed directly by the inner packet, as the director sends it (no
-// extension headers). Frames with an 802.1Q tag pass untouched, as with
-// Decap.
+// extension headers). Frames with an 802.1Q tag pass untouched.
 type Decap46 struct {
 	loaded
 	vips4, vips6 *ebpf.Map

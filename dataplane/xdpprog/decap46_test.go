@@ -73,6 +73,12 @@ func stripped(frame, inner []byte) []byte {
 	return append(out, inner...)
 }
 
+// innerPacket is the client's packet as the director received it, without
+// its Ethernet header: what VS/TUN carries inside the outer header.
+func innerPacket(t *testing.T, spec frameSpec) []byte {
+	return buildFrame(t, spec)[ethLen:]
+}
+
 func TestDecap46Verdicts(t *testing.T) {
 	testsupport.RequirePrivileged(t)
 	d := loadTestDecap46(t)
@@ -85,6 +91,10 @@ func TestDecap46Verdicts(t *testing.T) {
 	frag6[ethLen+ip6OffNext] = ipProtoFrag6
 	badOuter6 := tunnel(t, true, in6)
 	badOuter6[ethLen] = 0x46
+	badInner4 := ipipFrame(t, append([]byte{0x65}, in4[1:]...), false)
+	badIHL := tunnel(t, false, in4)
+	badIHL[ethLen] = 0x43
+	fixIPv4Checksum(badIHL[ethLen : ethLen+ipv4MinLen])
 	for _, tc := range []struct {
 		name string
 		in   []byte
@@ -107,6 +117,8 @@ func TestDecap46Verdicts(t *testing.T) {
 		{"outer ipv4 fragment", frag4, nil, Decap46Stats{PassFragment: 1}},
 		{"outer ipv6 fragment header", frag6, nil, Decap46Stats{PassFragment: 1}},
 		{"outer ipv6 version 4", badOuter6, nil, Decap46Stats{PassBadHeader: 1}},
+		{"ipip carrying version 6", badInner4, nil, Decap46Stats{PassBadHeader: 1}},
+		{"outer ipv4 ihl 3", badIHL, nil, Decap46Stats{PassBadHeader: 1}},
 		{"protocol 41 carrying ipv4", tunnel(t, false, in4), nil, Decap46Stats{PassBadHeader: 1}},
 		{"next header 4 carrying ipv6", tunnel(t, true, in6), nil, Decap46Stats{PassBadHeader: 1}},
 	} {

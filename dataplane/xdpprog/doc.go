@@ -77,12 +77,14 @@
 //
 // # Decapsulation for VS/TUN real servers
 //
-// This kernel has no ipip device, so a TUN-mode real server runs Decap on
-// its interface: an unfragmented IPv4 protocol-4 packet whose inner
-// destination is in the vips map loses its outer header. The program saves
-// the 14-byte Ethernet header on its stack, calls bpf_xdp_adjust_head to
-// drop Ethernet plus outer IPv4 header, and writes the Ethernet header back
-// in front of the inner packet, then returns XDP_PASS. The stack then sees
+// This kernel has no ipip device, so a TUN-mode real server runs Decap46 on
+// its interface: an unfragmented IPv4 packet of protocol 4 (IPIP) or 41
+// (IPv6 in IPv4), or an IPv6 packet of next header 41 or 4, whose inner
+// destination is one of its VIPs (a map per family) loses its outer
+// header. The program saves the 14-byte Ethernet header on its stack, calls
+// bpf_xdp_adjust_head to drop Ethernet plus outer header, and writes the
+// Ethernet header back in front of the inner packet, with the inner
+// family's ethertype, then returns XDP_PASS. The stack then sees
 // the client's original packet addressed to the VIP it holds on lo. Saving
 // the header before adjusting (rather than moving it first) means a helper
 // failure leaves the frame untouched.
@@ -103,6 +105,6 @@
 // (driver) mode and falls back to generic; Attachment.Mode reports which
 // one took. The link is created in the network namespace of the calling
 // thread, which must be the namespace of the interface. Closing a loader
-// object (Steering, Decap, ...) does not detach its attachments: each
+// object (Steering, Decap46, ...) does not detach its attachments: each
 // holds its own reference to the program.
 package xdpprog
