@@ -180,7 +180,7 @@ func (s *Server) Conns() []api.Conn {
 			o.Proto = "ip"
 		}
 		if _, d, ok := snap.DestByID(c.Dest); ok {
-			o.Dest = netip.AddrPortFrom(netip.AddrFrom4(d.Addr), d.Port).String()
+			o.Dest = netip.AddrPortFrom(d.IP(), d.Port).String()
 		} else if a, ok := deleted[c.Dest]; ok {
 			o.Dest = a.String() // its server was deleted
 		}

@@ -92,6 +92,14 @@ func (d *Dest) setAddr(a netip.Addr) {
 	d.Addr = a.As4()
 }
 
+// IP is the real server's address, of its own family.
+func (d *Dest) IP() netip.Addr {
+	if d.Is6 {
+		return netip.AddrFrom16(d.Addr6)
+	}
+	return netip.AddrFrom4(d.Addr)
+}
+
 // check6 marks a real server unreachable, with the reason, when its
 // service or its own address is IPv6 and the dataplane cannot send to it:
 // a local-node real server over IPv6 (the director's stack is handed IPv4

@@ -540,7 +540,7 @@ func TestCompile6(t *testing.T) {
 		}
 	}
 	svc, _ := snap.ServiceByKey(vs.Key{Proto: vs.UDP, Addr: a("2001:2::4"), Port: 53})
-	if d := svc.Dests[0]; d.Slot != 0 || d.Unreachable != "" || !d.Is6 || d.Addr6 != a("2001:2::21").As16() {
+	if d := svc.Dests[0]; d.Slot != 0 || d.Unreachable != "" || !d.Is6 || d.IP() != a("2001:2::21") {
 		t.Fatalf("IPv6 tunnel dest %+v", d)
 	}
 	no6 := fxIfaces6()

@@ -149,6 +149,21 @@ func TestEndToEndIPv6Tunnels(t *testing.T) {
 		mustAfvsadm(t, lab, "-a", "-t", vip4, "-r", netip.AddrPortFrom(a, 80).String(), "-i")
 	}
 	get("IPv4 in IPv6", lab.VIP)
+	// The connection listing names the IPv6 real servers of the IPv4
+	// VIP's connections.
+	conns, seen := mustAfvsadm(t, lab, "-L", "-c", "-n"), 0
+	for _, line := range strings.Split(conns, "\n") {
+		if !strings.Contains(line, " "+vip4+" ") {
+			continue
+		}
+		seen++
+		if !strings.Contains(line, " [2001:2::1") {
+			t.Errorf("afvsadm -L -c -n: a connection to %s without its IPv6 real server: %q", vip4, line)
+		}
+	}
+	if seen == 0 {
+		t.Errorf("afvsadm -L -c -n lists no connection to %s:\n%s", vip4, conns)
+	}
 
 	st := quiesced(t, lab)
 	// neighbor_unresolved may count SYNs sent while a flushed neighbour
