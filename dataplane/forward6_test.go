@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/afvs/afvs/internal/header"
 	ts "github.com/afvs/afvs/internal/testsupport"
 	c "github.com/afvs/afvs/internal/testsupport/checker"
+	"github.com/afvs/afvs/ipvssync"
 	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
@@ -683,4 +685,100 @@ func BenchmarkProcess6Ratio(b *testing.B) {
 	b.ReportMetric(ns(best[3]), "TUN6-ns/frame")
 	b.ReportMetric(ns(best[1])/ns(best[0]), "DR6/DR4")
 	b.ReportMetric(ns(best[3])/ns(best[2]), "TUN6/TUN4")
+}
+
+// TestSync6NotQueued: the sync master queues IPv4 connections only (its
+// records carry IPv4 addresses here): an IPv6 connection and an IPv4
+// one to an IPv6 tunnel dest are forwarded but never queued, where the
+// same packets of an IPv4 connection are.
+func TestSync6NotQueued(t *testing.T) {
+	r := newFxRig6(t, 1024, 64)
+	if err := r.ct.EnableSync(); err != nil {
+		t.Fatal(err)
+	}
+	q, err := ipvssync.NewQueue(1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.p.SetSync(&SyncSink{Queue: q, Settings: ipvssync.DefaultSettings}) // a connection is queued at its 3rd packet
+	for _, c := range []struct {
+		name  string
+		syn   []byte
+		ack   []byte
+		queue bool
+	}{
+		{"IPv4 DR", seg(t, fxVIPDR, 80), seg(t, fxVIPDR, 80, fxFlags(ts.ACK)), true},
+		{"IPv6 DR", frame6(t, fxVIP6DR, 80), frame6(t, fxVIP6DR, 80, f6Flags(ts.ACK)), false},
+		{"IPv6 in IPv4", frame6(t, fxVIP6TUN4, 80), frame6(t, fxVIP6TUN4, 80, f6Flags(ts.ACK)), false},
+		{"IPv4 in IPv6", seg(t, fxVIP4TUN6, 80), seg(t, fxVIP4TUN6, 80, fxFlags(ts.ACK)), false},
+	} {
+		for _, f := range [][]byte{c.syn, c.ack, c.ack, c.ack} {
+			if v, _, _ := r.run(f, 256); v != VerdictForward {
+				t.Fatalf("%s: verdict %d", c.name, v)
+			}
+		}
+		r.p.Flush()
+		n := 0
+		var rec ipvssync.Record
+		for q.Pop(&rec) {
+			n++
+		}
+		if (n > 0) != c.queue {
+			t.Errorf("%s: %d records queued, want some: %v", c.name, n, c.queue)
+		}
+	}
+}
+
+// TestIP6IP4Identification: consecutive IPv6-in-IPv4 packets, whose outer
+// header has DF clear, carry different identifications.
+func TestIP6IP4Identification(t *testing.T) {
+	r := newFxRig6(t, 1024, 64)
+	seen := map[uint16]bool{}
+	for i := range 64 {
+		v, out, _ := r.run(frame6(t, fxVIP6TUN4, 80, f6Sport(uint16(30000+i))), 256)
+		if v != VerdictForward {
+			t.Fatalf("verdict %d", v)
+		}
+		id := binary.BigEndian.Uint16(out[14+4:])
+		if seen[id] {
+			t.Fatalf("packet %d repeats identification %d", i, id)
+		}
+		seen[id] = true
+	}
+}
+
+// TestCompile6LocalNode: a real server of an IPv6 service that is the
+// director's own address compiles unreachable, with the reason (the
+// director's stack is handed IPv4 packets only), so its frames count as
+// no_egress; an IPv4 service's local real server stays local.
+func TestCompile6LocalNode(t *testing.T) {
+	a := netip.MustParseAddr
+	tbl := &vs.Table{}
+	for _, s := range []vs.Service{
+		{Key: vs.Key{Proto: vs.TCP, Addr: fxVIP6DR, Port: 80}, Sched: "rr", Reals: []vs.Real{{Addr: fxDir6, Port: 80, Weight: 1}}},
+		{Key: vs.Key{Proto: vs.TCP, Addr: a("198.19.0.1"), Port: 80}, Sched: "rr", Reals: []vs.Real{{Addr: fxDir, Port: 80, Weight: 1}}},
+	} {
+		if err := tbl.AddService(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, local := range []netip.Addr{fxDir6, fxDir} {
+		snap, err := Build(tbl, BuildOptions{Registry: NewRegistry(), Loads: sched.NewLoads(MaxDests),
+			Resolver: localResolver{local: map[netip.Addr]bool{local: true}}, Ifaces: fxIfaces6()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range snap.Services {
+			d := s.Dests[0]
+			if d.IP() != local {
+				continue
+			}
+			if local.Is6() && (d.Local || d.Slot != -1 || !strings.Contains(d.Unreachable, "local-node real server of an IPv6 service")) {
+				t.Errorf("IPv6 local real server: local %v, slot %d, unreachable %q", d.Local, d.Slot, d.Unreachable)
+			}
+			if local.Is4() && (!d.Local || d.Unreachable != "") {
+				t.Errorf("IPv4 local real server: local %v, unreachable %q", d.Local, d.Unreachable)
+			}
+		}
+	}
 }
