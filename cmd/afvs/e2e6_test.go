@@ -20,15 +20,24 @@ import (
 // After the neighbour tables of every namespace are flushed mid-test,
 // connections work again: neighbour discovery passes through the
 // director's steering program to the kernels.
+//
+// In the two-interface layout the director receives on eth0 and sends on
+// eth1, whose IPv6 neighbours it resolves there.
 func TestEndToEndIPv6DR(t *testing.T) {
-	lab := newLab(t, testnet.LabOptions{Mode: "dr", IPv6: true, Weights: []int{1, 2, 3}})
+	for _, two := range []bool{false, true} {
+		t.Run(fmt.Sprintf("two_interfaces=%v", two), func(t *testing.T) { testIPv6DR(t, two) })
+	}
+}
+
+func testIPv6DR(t *testing.T, two bool) {
+	lab := newLab(t, testnet.LabOptions{Mode: "dr", IPv6: true, Weights: []int{1, 2, 3}, TwoInterfaces: two})
 	mark := fmt.Sprint(testnet.Mark6)
 	mustAfvsadm(t, lab, "-A", "-f", mark, "-6", "-s", "wrr")
 	for i, a := range lab.RealAddrs6 {
 		mustAfvsadm(t, lab, "-a", "-f", mark, "-6", "-r", netip.AddrPortFrom(a, 80).String(), "-g", "-w", fmt.Sprint(lab.Opt.Weights[i]))
 	}
 	list := mustAfvsadm(t, lab, "-L", "-n")
-	if !strings.Contains(list, "FWM  "+mark+" IPv6 wrr") || !strings.Contains(list, "-> [2001:2::13]:80") {
+	if !strings.Contains(list, "FWM  "+mark+" IPv6 wrr") || !strings.Contains(list, "-> ["+lab.RealAddrs6[2].String()+"]:80") {
 		t.Fatalf("afvsadm -L -n:\n%s", list)
 	}
 	const n = 300
@@ -66,7 +75,11 @@ func TestEndToEndIPv6DR(t *testing.T) {
 	// solicitations for it on eth0 (ndisc_recv_ns looks the target up on
 	// the receiving interface only): with the VIP made on-link at the
 	// client, its solicitations go unanswered and no real server's MAC
-	// is learnt.
+	// is learnt. (In the two-interface layout no real server is on the
+	// client's eth0 link.)
+	if two {
+		return
+	}
 	if err := lab.Client.IP("-6", "route", "replace", testnet.VIP6.String()+"/128", "dev", "eth0"); err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +126,17 @@ func flushNeighbours(t *testing.T, lab *testnet.Lab) {
 // servers while afvs runs, IPv6 in IPv4 to the same servers' IPv4
 // addresses, and IPv4 in IPv6 for the IPv4 VIP. The real servers
 // decapsulate all three with afvs's XDP decapsulator.
+//
+// In the two-interface layout the tunnels leave by eth1, from its own
+// addresses.
 func TestEndToEndIPv6Tunnels(t *testing.T) {
-	lab := newLab(t, testnet.LabOptions{Mode: "tun", IPv6: true, Weights: []int{1, 1, 1}})
+	for _, two := range []bool{false, true} {
+		t.Run(fmt.Sprintf("two_interfaces=%v", two), func(t *testing.T) { testIPv6Tunnels(t, two) })
+	}
+}
+
+func testIPv6Tunnels(t *testing.T, two bool) {
+	lab := newLab(t, testnet.LabOptions{Mode: "tun", IPv6: true, Weights: []int{1, 1, 1}, TwoInterfaces: two})
 	vip6 := netip.AddrPortFrom(testnet.VIP6, 80).String()
 	vip4 := netip.AddrPortFrom(lab.VIP, 80).String()
 	mustAfvsadm(t, lab, "-A", "-t", vip6, "-s", "rr")
@@ -157,7 +179,7 @@ func TestEndToEndIPv6Tunnels(t *testing.T) {
 			continue
 		}
 		seen++
-		if !strings.Contains(line, " [2001:2::1") {
+		if !strings.Contains(line, " ["+lab.RealAddrs6[0].String()) && !strings.Contains(line, " ["+lab.RealAddrs6[1].String()) && !strings.Contains(line, " ["+lab.RealAddrs6[2].String()) {
 			t.Errorf("afvsadm -L -c -n: a connection to %s without its IPv6 real server: %q", vip4, line)
 		}
 	}

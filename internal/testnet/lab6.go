@@ -11,11 +11,15 @@ import (
 // VIP6 is the IPv6 VIP of a dual-stack lab (LabOptions.IPv6).
 var VIP6 = netip.MustParseAddr("2001:2:0:1::1")
 
-// build6 builds the dual-stack lab (LabOptions.IPv6), one interface: the
+// build6 builds the dual-stack lab (LabOptions.IPv6). One interface: the
 // client, the director and the real servers on one bridge, in
 // 198.18.0.0/24 and 2001:2::/64 (client ::10, director ::2, real servers
-// ::11, ::12, ...); the VIPs 198.19.0.1 and 2001:2:0:1::1 are routed to
-// the director. The real servers run `afvs realserver` for both VIPs in
+// ::11, ::12, ...). Two interfaces: the client and the director's eth0
+// there; the director's eth1 (198.18.1.1, 2001:2:0:2::1) and the real
+// servers (198.18.1.11, 2001:2:0:2::11, ...) on a second bridge, where the
+// client's eth1 (198.18.1.10, 2001:2:0:2::10) is the real servers' way back
+// to it, never the director. The VIPs 198.19.0.1 and 2001:2:0:1::1 are
+// routed to the director. The real servers run `afvs realserver` for both VIPs in
 // the lab's mode (dr or tun: for tun they decapsulate every family with
 // the XDP decapsulator). IPv6 addresses skip duplicate address detection
 // so that they are usable at once; neighbour discovery itself runs as
@@ -23,9 +27,6 @@ var VIP6 = netip.MustParseAddr("2001:2:0:1::1")
 func (l *Lab) build6() error {
 	if l.Opt.Mode != "dr" && l.Opt.Mode != "tun" {
 		return fmt.Errorf("lab: the IPv6 lab runs dr or tun, not %q", l.Opt.Mode)
-	}
-	if l.Opt.TwoInterfaces {
-		return fmt.Errorf("lab: the IPv6 lab has the one-interface layout only")
 	}
 	var err error
 	n := l.Net
@@ -38,31 +39,47 @@ func (l *Lab) build6() error {
 	if l.Director, err = n.NS("director"); err != nil {
 		return err
 	}
-	for _, args := range [][]string{{"link", "add", "br0", "type", "bridge", "mcast_snooping", "0"}, {"link", "set", "br0", "up"}} {
-		if err := l.Switch.IP(args...); err != nil {
-			return err
+	bridges := []string{"br0"}
+	if l.Opt.TwoInterfaces {
+		bridges = append(bridges, "br1")
+	}
+	for _, br := range bridges {
+		for _, args := range [][]string{{"link", "add", br, "type", "bridge", "mcast_snooping", "0"}, {"link", "set", br, "up"}} {
+			if err := l.Switch.IP(args...); err != nil {
+				return err
+			}
 		}
 	}
 	port := 0
-	plug := func(ns *NS, v4, v6 string) error {
+	plug := func(ns *NS, dev, br, v4, v6 string) error {
 		port++
 		p := fmt.Sprintf("p%d", port)
-		if err := VethQueues(l.Switch, p, ns, "eth0", 1); err != nil {
+		if err := VethQueues(l.Switch, p, ns, dev, 1); err != nil {
 			return err
 		}
-		if err := l.Switch.IP("link", "set", p, "master", "br0"); err != nil {
+		if err := l.Switch.IP("link", "set", p, "master", br); err != nil {
 			return err
 		}
-		if err := ns.IP("addr", "add", v4, "dev", "eth0"); err != nil {
+		if err := ns.IP("addr", "add", v4, "dev", dev); err != nil {
 			return err
 		}
-		return ns.IP("-6", "addr", "add", v6, "dev", "eth0", "nodad")
+		return ns.IP("-6", "addr", "add", v6, "dev", dev, "nodad")
 	}
-	if err := plug(l.Client, "198.18.0.10/24", "2001:2::10/64"); err != nil {
+	if err := plug(l.Client, "eth0", "br0", "198.18.0.10/24", "2001:2::10/64"); err != nil {
 		return err
 	}
-	if err := plug(l.Director, "198.18.0.2/24", "2001:2::2/64"); err != nil {
+	if err := plug(l.Director, "eth0", "br0", "198.18.0.2/24", "2001:2::2/64"); err != nil {
 		return err
+	}
+	realBr, real4, real6 := "br0", "198.18.0.%d", "2001:2::%x"
+	if l.Opt.TwoInterfaces {
+		realBr, real4, real6 = "br1", "198.18.1.%d", "2001:2:0:2::%x"
+		if err := plug(l.Director, "eth1", "br1", "198.18.1.1/24", "2001:2:0:2::1/64"); err != nil {
+			return err
+		}
+		if err := plug(l.Client, "eth1", "br1", "198.18.1.10/24", "2001:2:0:2::10/64"); err != nil {
+			return err
+		}
 	}
 	if err := l.Client.IP("route", "add", l.VIP.String()+"/32", "via", "198.18.0.2"); err != nil {
 		return err
@@ -72,6 +89,11 @@ func (l *Lab) build6() error {
 	}
 	for _, key := range []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter", "net.ipv4.conf.eth0.rp_filter"} {
 		if err := l.Client.Sysctl(key, "0"); err != nil {
+			return err
+		}
+	}
+	if l.Opt.TwoInterfaces {
+		if err := l.Client.Sysctl("net.ipv4.conf.eth1.rp_filter", "0"); err != nil {
 			return err
 		}
 	}
@@ -86,10 +108,19 @@ func (l *Lab) build6() error {
 		if err != nil {
 			return err
 		}
-		a4 := netip.MustParseAddr(fmt.Sprintf("198.18.0.%d", 11+i))
-		a6 := netip.MustParseAddr(fmt.Sprintf("2001:2::%x", 0x11+i))
-		if err := plug(ns, a4.String()+"/24", a6.String()+"/64"); err != nil {
+		a4 := netip.MustParseAddr(fmt.Sprintf(real4, 11+i))
+		a6 := netip.MustParseAddr(fmt.Sprintf(real6, 0x11+i))
+		if err := plug(ns, "eth0", realBr, a4.String()+"/24", a6.String()+"/64"); err != nil {
 			return err
+		}
+		if l.Opt.TwoInterfaces {
+			// Back to the client through its own leg on br1.
+			if err := ns.IP("route", "add", "198.18.0.0/24", "via", "198.18.1.10"); err != nil {
+				return err
+			}
+			if err := ns.IP("-6", "route", "add", "2001:2::/64", "via", "2001:2:0:2::10"); err != nil {
+				return err
+			}
 		}
 		l.Reals = append(l.Reals, ns)
 		l.RealAddrs = append(l.RealAddrs, a4)
