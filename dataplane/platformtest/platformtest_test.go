@@ -161,6 +161,13 @@ func TestSteeringIPv6(t *testing.T) {
 	frame6 := func(next layers.IPProtocol, port uint16) []byte {
 		ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: next, SrcIP: net.ParseIP("2001:2::9"), DstIP: vip.AsSlice()}
 		ls := []gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}, DstMAC: mac[:], EthernetType: layers.EthernetTypeIPv6}, ip}
+		if next == layers.IPProtocolIPv6Destination {
+			opts := &layers.IPv6Destination{}
+			opts.NextHeader = layers.IPProtocolTCP
+			opts.Options = []*layers.IPv6DestinationOption{{OptionType: 1, OptionData: make([]byte, 4)}}
+			ls = append(ls, opts)
+			next = layers.IPProtocolTCP
+		}
 		if next == layers.IPProtocolTCP {
 			tcp := &layers.TCP{SrcPort: 1000, DstPort: layers.TCPPort(port), SYN: true}
 			tcp.SetNetworkLayerForChecksum(ip)
@@ -176,17 +183,18 @@ func TestSteeringIPv6(t *testing.T) {
 		}
 		return buf.Bytes()
 	}
-	peer.Send(frame6(layers.IPProtocolTCP, 80))   // redirected
-	peer.Send(frame6(layers.IPProtocolTCP, 81))   // no service
-	peer.Send(frame6(layers.IPProtocolICMPv6, 0)) // neighbour solicitation: the kernel's
+	peer.Send(frame6(layers.IPProtocolTCP, 80))             // redirected
+	peer.Send(frame6(layers.IPProtocolIPv6Destination, 80)) // redirected past a destination options header
+	peer.Send(frame6(layers.IPProtocolTCP, 81))             // no service
+	peer.Send(frame6(layers.IPProtocolICMPv6, 0))           // neighbour solicitation: the kernel's
 	got, _ := st.Stats()
-	want := xdpprog.StatsCounters{Total: 3, Redirected: 1, PassNoService: 1, PassNotL4: 1}
+	want := xdpprog.StatsCounters{Total: 4, Redirected: 2, PassNoService: 1, PassNotL4: 1}
 	if got != want {
 		t.Errorf("steering %+v, want %+v", got, want)
 	}
 	var ds [4]xsk.Desc
-	if k := s.Receive(ds[:]); k != 1 {
-		t.Errorf("socket received %d frames, want 1", k)
+	if k := s.Receive(ds[:]); k != 2 {
+		t.Errorf("socket received %d frames, want 2", k)
 	}
 	if k := len(ifc.Recv()); k != 2 {
 		t.Errorf("the stack got %d frames, want the 2 passed", k)

@@ -7,13 +7,14 @@ import (
 	"github.com/cilium/ebpf/asm"
 )
 
-// IPv6 steering. An IPv6 frame whose next header after the fixed header
-// is TCP or UDP is looked up in a second hash map, keyed by the 16-byte
-// destination address, the destination port and the protocol (exact port
-// first, then port 0 for an all-ports service), and a match for an owner
-// MAC is redirected into the queue's socket. Every other IPv6 frame goes
-// to the kernel: ICMPv6 (neighbour discovery, MLD, errors), frames with
-// extension headers, fragments, and TCP or UDP to no IPv6 service; so
+// IPv6 steering. An IPv6 frame whose upper-layer header is TCP or UDP,
+// after at most four extension headers (hop-by-hop first only, routing,
+// destination options), is looked up in a second hash map, keyed by the
+// 16-byte destination address, the destination port and the protocol
+// (exact port first, then port 0 for an all-ports service), and a match
+// for an owner MAC is redirected into the queue's socket. Every other IPv6
+// frame goes to the kernel: ICMPv6 (neighbour discovery, MLD, errors),
+// fragments, other next headers, and TCP or UDP to no IPv6 service; so
 // neighbour discovery for the VIP and the director's own addresses works
 // through a director as without it. The blocklist, VS/NAT sources and
 // local-node passes are IPv4-only, so a matched IPv6 frame skips them.
@@ -30,6 +31,15 @@ type serviceEntry6 struct {
 // slotSvc6 holds the IPv6 services key (20 of its 24 bytes), below the
 // slots the IPv4 path uses.
 const slotSvc6 = -104
+
+// IPv6 extension headers the program walks to reach TCP or UDP, and how
+// many at most: the userspace parser's limit (header.MaxIPv6ExtHeaders).
+const (
+	ipProtoHopByHop = 0
+	ipProtoRouting  = 43
+	ipProtoDestOpts = 60
+	maxExt6         = 4
+)
 
 func newServices6Map(maxServices int) (*ebpf.Map, error) {
 	m, err := ebpf.NewMap(&ebpf.MapSpec{
@@ -110,14 +120,9 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map) {
 		asm.LoadMem(asm.R3, asm.R9, 0, asm.Byte),
 		asm.RSh.Imm(asm.R3, 4),
 		asm.JNE.Imm(asm.R3, 6, "bad_header"),
-		// TCP or UDP right after the fixed header; anything else
-		// (ICMPv6, extension headers, fragments) is the kernel's.
-		asm.LoadMem(asm.R5, asm.R9, ip6OffNext, asm.Byte),
-		asm.JEq.Imm(asm.R5, ipProtoTCP, "l4_6"),
-		asm.JNE.Imm(asm.R5, ipProtoUDP, "not_l4"),
 	)
-	b.label("l4_6")
-	// Key: {destination address, port, protocol, 0}.
+	// Key: {destination address, port, protocol, 0}; the address first,
+	// while R9 still points at the fixed header.
 	for i := int16(0); i < 16; i += 4 {
 		b.emit(
 			asm.LoadMem(asm.R4, asm.R9, ip6OffDst+i, asm.Word),
@@ -125,10 +130,47 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map) {
 		)
 	}
 	b.emit(
+		asm.LoadMem(asm.R5, asm.R9, ip6OffNext, asm.Byte),
+		asm.Add.Imm(asm.R9, ipv6Len),
+	)
+	// Walk up to maxExt6 extension headers, unrolled: hop-by-hop only
+	// first, then routing and destination options, each (len+1)*8
+	// bytes, whose first 8 bytes must be in the frame. Anything else
+	// (ICMPv6, fragments, ...) is the kernel's.
+	for n := range maxExt6 {
+		ext := b.fresh("ext6")
+		b.emit(
+			asm.JEq.Imm(asm.R5, ipProtoTCP, "l4_6"),
+			asm.JEq.Imm(asm.R5, ipProtoUDP, "l4_6"),
+		)
+		if n == 0 {
+			b.emit(asm.JEq.Imm(asm.R5, ipProtoHopByHop, ext))
+		}
+		b.emit(
+			asm.JEq.Imm(asm.R5, ipProtoRouting, ext),
+			asm.JNE.Imm(asm.R5, ipProtoDestOpts, "not_l4"),
+		)
+		b.label(ext)
+		b.emit(
+			asm.Mov.Reg(asm.R2, asm.R9),
+			asm.Add.Imm(asm.R2, 8),
+			asm.JGT.Reg(asm.R2, asm.R8, "truncated"),
+			asm.LoadMem(asm.R5, asm.R9, 0, asm.Byte),
+			asm.LoadMem(asm.R4, asm.R9, 1, asm.Byte),
+			asm.Add.Imm(asm.R4, 1),
+			asm.LSh.Imm(asm.R4, 3),
+			asm.Add.Reg(asm.R9, asm.R4),
+		)
+	}
+	b.emit(
+		asm.JEq.Imm(asm.R5, ipProtoTCP, "l4_6"),
+		asm.JNE.Imm(asm.R5, ipProtoUDP, "not_l4"),
+	)
+	b.label("l4_6")
+	b.emit(
 		asm.StoreMem(asm.RFP, slotSvc6+18, asm.R5, asm.Byte),
 		asm.StoreImm(asm.RFP, slotSvc6+19, 0, asm.Byte),
 		// Transport header present: 20 bytes for TCP, 8 for UDP.
-		asm.Add.Imm(asm.R9, ipv6Len),
 		asm.Mov.Reg(asm.R2, asm.R9),
 		asm.Add.Imm(asm.R2, udpLen),
 		asm.JNE.Imm(asm.R5, ipProtoTCP, "l4_6_len"),

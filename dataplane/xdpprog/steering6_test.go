@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/afvs/afvs/internal/header"
 )
 
 // vip6AllPorts is an IPv6 VIP with a UDP service on every port; vip6
@@ -86,15 +88,46 @@ func steering6Cases(t testing.TB) []steeringCase {
 		{name: "ipv6 the IPv4 vip mapped", frame: f(frameSpec{dst: netip.AddrFrom16(vip.As16()), proto: tcp, dstPort: 80}), reason: StatsCounters{PassNoService: 1}},
 		{name: "ipv6 neighbour solicitation for the vip", frame: neighborSolicitation(t, vip6, false), reason: StatsCounters{PassNotL4: 1}},
 		{name: "ipv6 unicast neighbour solicitation to the vip", frame: neighborSolicitation(t, vip6, true), reason: StatsCounters{PassNotL4: 1}},
-		{name: "ipv6 extension header before tcp", frame: f(frameSpec{dst: vip6, proto: tcp, dstPort: 80, ext: true}), reason: StatsCounters{PassNotL4: 1}},
+		{name: "ipv6 destination options before tcp", frame: f(frameSpec{dst: vip6, proto: tcp, dstPort: 80, ext: true}), matched: true},
+		{name: "ipv6 hop-by-hop, routing, options, options before udp", frame: ext6Frame(t, udp, 0, 43, 60, 60), matched: true},
+		{name: "ipv6 five extension headers", frame: ext6Frame(t, udp, 60, 60, 60, 60, 60), reason: StatsCounters{PassNotL4: 1}},
+		{name: "ipv6 hop-by-hop second", frame: ext6Frame(t, udp, 60, 0), reason: StatsCounters{PassNotL4: 1}},
+		{name: "ipv6 fragment header", frame: ext6Frame(t, udp, 44), reason: StatsCounters{PassNotL4: 1}},
+		{name: "ipv6 cut in an extension header", frame: ext6Frame(t, udp, 60, 60)[:ethLen+40+8+4], reason: StatsCounters{PassTruncated: 1}},
+		{name: "ipv6 cut in tcp after an extension header", frame: f(frameSpec{dst: vip6, proto: tcp, dstPort: 80, ext: true})[:ethLen+40+8+19], reason: StatsCounters{PassTruncated: 1}},
 		{name: "ipv6 version 4 in ipv6 ethertype", frame: badVersion, reason: StatsCounters{PassBadHeader: 1}},
 		{name: "ipv6 cut in the fixed header", frame: f(frameSpec{dst: vip6, proto: tcp, dstPort: 80})[:ethLen+39], reason: StatsCounters{PassTruncated: 1}},
 	}
 }
 
+// ext6Frame is a UDP (or TCP) datagram to vip6's all-ports VIP (TCP: to
+// vip6 port 80) behind the extension headers exts, each 8 bytes (a PadN
+// option filling it), built by hand: gopacket serialises one of each
+// type at most.
+func ext6Frame(t testing.TB, proto layers.IPProtocol, exts ...uint8) []byte {
+	t.Helper()
+	dst := vip6AllPorts
+	if proto == layers.IPProtocolTCP {
+		dst = vip6
+	}
+	f := buildFrame(t, frameSpec{ipv6: true, dst: dst, proto: proto, dstPort: 80})
+	l4 := append([]byte(nil), f[ethLen+40:]...)
+	var chain []byte
+	next := uint8(proto)
+	for i := len(exts) - 1; i >= 0; i-- {
+		chain = append([]byte{next, 0, 1, 4, 0, 0, 0, 0}, chain...)
+		next = exts[i]
+	}
+	out := append(append(append([]byte(nil), f[:ethLen+40]...), chain...), l4...)
+	out[ethLen+6] = next
+	binary.BigEndian.PutUint16(out[ethLen+4:], uint16(len(chain)+len(l4)))
+	return out
+}
+
 // refSteer6 is refSteer for an IPv6 frame whose header starts at l3: TCP
-// or UDP right after the fixed header, to an IPv6 service's address,
-// protocol and port (or port 0).
+// or UDP after at most four extension headers (hop-by-hop only first,
+// routing, destination options), to an IPv6 service's address, protocol
+// and port (or port 0).
 func refSteer6(f []byte, l3 int, services []ServiceKey, out *StatsCounters, matched func()) {
 	if len(f) < l3+40 {
 		out.PassTruncated = 1
@@ -105,11 +138,20 @@ func refSteer6(f []byte, l3 int, services []ServiceKey, out *StatsCounters, matc
 		return
 	}
 	proto := f[l3+6]
-	if proto != 6 && proto != 17 {
-		out.PassNotL4 = 1
-		return
+	l4 := l3 + 40
+	for n := 0; proto != 6 && proto != 17; n++ {
+		if n == maxExt6 || proto != 43 && proto != 60 && (proto != 0 || n != 0) {
+			out.PassNotL4 = 1
+			return
+		}
+		if len(f) < l4+8 {
+			out.PassTruncated = 1
+			return
+		}
+		proto = f[l4]
+		l4 += (int(f[l4+1]) + 1) * 8
 	}
-	l4, need := l3+40, 8
+	need := 8
 	if proto == 6 {
 		need = 20
 	}
@@ -125,4 +167,12 @@ func refSteer6(f []byte, l3 int, services []ServiceKey, out *StatsCounters, matc
 		}
 	}
 	out.PassNoService = 1
+}
+
+// TestSteeringExtLimitIsTheParsers: the program walks as many IPv6
+// extension headers as the userspace parser accepts.
+func TestSteeringExtLimitIsTheParsers(t *testing.T) {
+	if maxExt6 != header.MaxIPv6ExtHeaders {
+		t.Fatalf("steering walks %d extension headers, the parser %d", maxExt6, header.MaxIPv6ExtHeaders)
+	}
 }
