@@ -196,3 +196,53 @@ func testIPv6Tunnels(t *testing.T, two bool) {
 		}
 	}
 }
+
+// TestHealthChecksIPv6: the daemon's HTTP health checks reach IPv6 real
+// servers at [address]:port; when one stops, it is quiesced and new
+// connections go to the others.
+func TestHealthChecksIPv6(t *testing.T) {
+	lab := newLab(t, testnet.LabOptions{Mode: "dr", IPv6: true, Weights: []int{1, 1, 1},
+		Health: "{type: http, path: /, status: 200, interval: 100ms, timeout: 80ms, rise: 1, fall: 2}"})
+	vip := netip.AddrPortFrom(testnet.VIP6, 80).String()
+	mustAfvsadm(t, lab, "-A", "-t", vip, "-s", "rr")
+	for _, a := range lab.RealAddrs6 {
+		mustAfvsadm(t, lab, "-a", "-t", vip, "-r", netip.AddrPortFrom(a, 80).String(), "-g")
+	}
+	rs1 := func() (up bool, weight int32) {
+		t.Helper()
+		svcs, err := lab.Control().Services()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range svcs[0].Reals {
+			if r.Address == lab.RealAddrs6[0].String() {
+				return r.Up, r.Weight
+			}
+		}
+		t.Fatalf("rs1 (%s) is not listed: %+v", lab.RealAddrs6[0], svcs[0].Reals)
+		return false, 0
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for up, _ := rs1(); !up; up, _ = rs1() {
+		if time.Now().After(deadline) {
+			t.Fatal("rs1 never checked up")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if res := lab.GetFrom(testnet.VIP6, 30, 3); res.OK != 30 || res.By["rs1"] != 10 {
+		t.Fatalf("before: %+v", res)
+	}
+	if err := lab.StopReal(0); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for up, w := rs1(); up || w != 0; up, w = rs1() {
+		if time.Now().After(deadline) {
+			t.Fatalf("rs1 not quiesced 5s after it stopped: up %v weight %d", up, w)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if res := lab.GetFrom(testnet.VIP6, 60, 3); res.OK != 60 || res.By["rs1"] != 0 {
+		t.Fatalf("after rs1 went down: %+v", res)
+	}
+}
