@@ -18,6 +18,11 @@ type blocker struct {
 }
 
 func (b *blocker) Block(src [16]byte) {
+	// The steering program's blocklist holds IPv4 sources; an IPv6 one
+	// stays under the processor's SYN limits (syn_rate_source drops).
+	if !mapped4(&src) {
+		return
+	}
 	select {
 	case b.ch <- src:
 	default:
