@@ -41,7 +41,7 @@ func (s *simulator) observe(ev *Event) {
 		st.New, st.Found = d.New, d.Found
 		if d.Found {
 			if _, dest, ok := s.snap.DestByID(d.Dest); ok {
-				st.Server = netip.AddrPortFrom(netip.AddrFrom4(dest.Addr), dest.Port)
+				st.Server = netip.AddrPortFrom(dest.IP(), dest.Port)
 			}
 		}
 	}
@@ -51,7 +51,7 @@ func (s *simulator) observe(ev *Event) {
 		for j := range svc.Dests {
 			d := &svc.Dests[j]
 			st.Dests = append(st.Dests, DestCount{
-				Service: svc.Key, Server: netip.AddrPortFrom(netip.AddrFrom4(d.Addr), d.Port), Weight: d.Weight,
+				Service: svc.Key, Server: netip.AddrPortFrom(d.IP(), d.Port), Weight: d.Weight,
 				Active: s.loads.Active(d.ID), Inactive: s.loads.Inactive(d.ID),
 			})
 		}

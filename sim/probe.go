@@ -166,7 +166,7 @@ func (s *simulator) probe(t *vs.Table, entries []liveEntry) ([]netip.AddrPort, e
 		}
 		d := &svc.Dests[j]
 		loads.Bind(d.ID, true)
-		out[i] = netip.AddrPortFrom(netip.AddrFrom4(d.Addr), d.Port)
+		out[i] = netip.AddrPortFrom(d.IP(), d.Port)
 	}
 	return out, nil
 }

@@ -211,7 +211,7 @@ func (s *simulator) publish(t *vs.Table) error {
 		sr.sched = cs.Sched.Name()
 		for j := range cs.Dests {
 			d := &cs.Dests[j]
-			k := serverKey{si, netip.AddrPortFrom(netip.AddrFrom4(d.Addr), d.Port)}
+			k := serverKey{si, netip.AddrPortFrom(d.IP(), d.Port)}
 			ri, ok := s.srvIndex[k]
 			if !ok {
 				ri = len(s.servers)
@@ -390,9 +390,7 @@ func (s *simulator) packet(ev *Event, w *bufio.Writer) {
 	b = append(b, ',')
 	if d.Found {
 		_, dest, _ := s.snap.DestByID(d.Dest)
-		b = netip.AddrFrom4(dest.Addr).AppendTo(b)
-		b = append(b, ':')
-		b = strconv.AppendUint(b, uint64(dest.Port), 10)
+		b = netip.AddrPortFrom(dest.IP(), dest.Port).AppendTo(b) // [addr]:port for IPv6
 		if d.Template {
 			s.sum.Templated++
 		}
@@ -421,7 +419,7 @@ func (s *simulator) reply(ev *Event) {
 	src, sport := ev.VIP, ev.VPort
 	if c, ok := s.ct.Lookup(&k); ok {
 		if _, d, ok := s.snap.DestByID(c.Dest); ok {
-			src = netip.AddrFrom4(d.Addr)
+			src = d.IP()
 			if d.Port != 0 {
 				sport = d.Port
 			}

@@ -762,7 +762,7 @@ func (d *Director) logReachability(prev, cur *dataplane.Snapshot) {
 		for _, s := range prev.Services {
 			for _, ds := range s.Dests {
 				if ds.Unreachable != "" {
-					was[netip.AddrFrom4(ds.Addr)] = ds.Unreachable
+					was[ds.IP()] = ds.Unreachable
 				}
 			}
 		}
@@ -770,7 +770,7 @@ func (d *Director) logReachability(prev, cur *dataplane.Snapshot) {
 	now := map[netip.Addr]string{}
 	for _, s := range cur.Services {
 		for _, ds := range s.Dests {
-			a := netip.AddrFrom4(ds.Addr)
+			a := ds.IP()
 			if ds.Unreachable == "" || now[a] != "" {
 				continue
 			}
@@ -782,7 +782,7 @@ func (d *Director) logReachability(prev, cur *dataplane.Snapshot) {
 	}
 	for a := range was {
 		if now[a] == "" && slices.ContainsFunc(cur.Services, func(s dataplane.Service) bool {
-			return slices.ContainsFunc(s.Dests, func(ds dataplane.Dest) bool { return netip.AddrFrom4(ds.Addr) == a })
+			return slices.ContainsFunc(s.Dests, func(ds dataplane.Dest) bool { return ds.IP() == a })
 		}) {
 			d.log.Info("real server reachable again", "real", a)
 		}
