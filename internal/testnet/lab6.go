@@ -150,14 +150,10 @@ func (l *Lab) build6() error {
 const Mark6 = 6
 
 // config6 is the dual-stack lab's director config: no services (the
-// tests add them with afvsadm while afvs runs), the Mark6 group and the
-// lab's health section.
+// tests add them with afvsadm while afvs runs) and the Mark6 group.
 func (l *Lab) config6() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "interfaces: [eth0]\nxdp_mode: %s\nmetrics:\n  address: 127.0.0.1:9469\ncontrol:\n  socket: %s\ntable:\n  capacity: 65536\n", l.Opt.XDPMode, l.Socket)
-	if l.Opt.Health != "" {
-		fmt.Fprintf(&b, "health: %s\n", l.Opt.Health)
-	}
 	fmt.Fprintf(&b, "marks: [{mark: %d, matches: [{proto: tcp, address: \"%s\", ports: \"%d\"}]}]\nservices: []\n", Mark6, VIP6, l.Port)
 	return b.String()
 }
