@@ -13,8 +13,8 @@ const (
 	DropTemplateFull                   // persistence template table full
 	DropNeighborUnresolved             // next hop MAC not known yet: never sent to a zero MAC
 	DropNoEgress                       // real server's egress interface has no socket
-	DropFragNeeded                     // DF set and the packet (tunnelled or not) exceeds the egress MTU (ICMP sent)
-	DropTooBig                         // no DF and over the egress MTU, but two fragments cannot carry it (or it has IP options)
+	DropFragNeeded                     // DF set (always, for IPv6) and the packet (tunnelled or not) exceeds the egress MTU (ICMP fragmentation-needed or ICMPv6 Packet Too Big sent)
+	DropTooBig                         // no DF and over the egress MTU, but two fragments cannot carry it (or it has IP options, or it needs an IPv6 tunnel); or an IPv6 tunnel's MTU is below 1280
 	DropNoHeadroom                     // encapsulation could not fit in the frame's chunk
 	DropTxRingFull                     // TX ring full
 	DropNoFreeFrame                    // no free frame for a copy to another interface or an ICMP reply
