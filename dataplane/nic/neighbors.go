@@ -50,8 +50,11 @@ type NeighSource interface {
 	// subscribes again.
 	Subscribe(events chan<- NeighEvent, done <-chan struct{}) error
 	// Resolve asks the kernel to start resolving ip on ifindex, creating the
-	// entry if needed, as a locally sent packet would.
-	Resolve(ifindex int, ip netip.Addr) error
+	// entry if needed, as a locally sent packet would. When the kernel
+	// already holds a usable entry with an address, it asks nothing and
+	// returns that entry as an event (have true), so that a cache which
+	// missed the event that made it usable catches up.
+	Resolve(ifindex int, ip netip.Addr) (cur NeighEvent, have bool, err error)
 }
 
 // NeighborsOptions tunes a Neighbors cache.
@@ -148,8 +151,33 @@ func (n *Neighbors) Want(ifindex int, ip netip.Addr) error {
 	if ok && !needsNudge(e.state) {
 		return nil
 	}
-	if err := n.src.Resolve(key.ifindex, key.ip); err != nil {
+	if err := n.resolve(key); err != nil {
 		return fmt.Errorf("want neighbour %s on ifindex %d: %w", key.ip, key.ifindex, err)
+	}
+	return nil
+}
+
+// resolve asks the source to resolve key and takes the kernel's usable
+// entry when the source reports one the cache does not hold as usable: its
+// event was lost (or never sent, as for a kernel entry that was usable all
+// along while the cache held it FAILED), and without this the cache would
+// keep the next hop unresolved for good, since a REACHABLE kernel entry is
+// never asked about again. Only an unusable cache entry is replaced, so an
+// answer that raced with a newer event cannot undo it, except in the same
+// narrow window in which it could also have gone the other way.
+func (n *Neighbors) resolve(key neighKey) error {
+	cur, have, err := n.src.Resolve(key.ifindex, key.ip)
+	if err != nil || !have || cur.Ifindex != key.ifindex || cur.IP.Unmap() != key.ip {
+		return err
+	}
+	n.mu.RLock()
+	e, ok := n.entries[key]
+	n.mu.RUnlock()
+	if ok && e.usable() {
+		return nil
+	}
+	if n.apply(cur) && n.opts.OnChange != nil {
+		n.opts.OnChange()
 	}
 	return nil
 }
@@ -333,7 +361,7 @@ func (n *Neighbors) refresh() {
 		}
 		n.mu.RUnlock()
 		for _, key := range due {
-			if err := n.src.Resolve(key.ifindex, key.ip); err != nil {
+			if err := n.resolve(key); err != nil {
 				n.reportError(fmt.Errorf("neighbors: resolve %s on ifindex %d: %w", key.ip, key.ifindex, err))
 			}
 		}

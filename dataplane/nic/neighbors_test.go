@@ -21,6 +21,9 @@ type fakeNeighSource struct {
 	failSubs   int // fail this many Subscribe calls
 	resolves   chan neighKey
 	resolveErr error
+	// kernel, when set, is the kernel's usable entry that Resolve reports
+	// (an entry whose event the cache never got).
+	kernel *NeighEvent
 }
 
 type fakeSub struct {
@@ -57,11 +60,14 @@ func (f *fakeNeighSource) Subscribe(events chan<- NeighEvent, done <-chan struct
 	return nil
 }
 
-func (f *fakeNeighSource) Resolve(ifindex int, ip netip.Addr) error {
+func (f *fakeNeighSource) Resolve(ifindex int, ip netip.Addr) (NeighEvent, bool, error) {
 	f.resolves <- neighKey{ifindex, ip}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.resolveErr
+	if k := f.kernel; k != nil && k.Ifindex == ifindex && k.IP == ip {
+		return *k, true, f.resolveErr
+	}
+	return NeighEvent{}, false, f.resolveErr
 }
 
 // emit delivers ev on the newest subscription.
@@ -290,6 +296,51 @@ func TestNeighborsRefreshStopsWhenReachable(t *testing.T) {
 	time.Sleep(80 * time.Millisecond)
 	if got := len(src.resolves); got != 0 {
 		t.Errorf("%d resolution requests after Forget", got)
+	}
+}
+
+// TestNeighborsCatchUpOnLostEvent: the cache holds a wanted next hop
+// FAILED while the kernel has it REACHABLE (the event that made it so was
+// lost, or the entry's change raced the cache's subscription). The refresh
+// asks the kernel, which reports its entry; the cache takes it, calls
+// OnChange, and stops asking. Before, Resolve saw the REACHABLE entry, did
+// nothing, and the next hop stayed unresolved for good.
+func TestNeighborsCatchUpOnLostEvent(t *testing.T) {
+	src := newFakeNeighSource(NeighEvent{Ifindex: 2, IP: ipA, State: NudFailed})
+	changed := make(chan struct{}, 16)
+	n, err := NewNeighbors(src, NeighborsOptions{Refresh: 10 * time.Millisecond, OnChange: func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	src.mu.Lock()
+	src.kernel = &NeighEvent{Ifindex: 2, IP: ipA, MAC: macA, State: NudReachable}
+	src.mu.Unlock()
+	if err := n.Want(2, ipA); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "the kernel's reachable entry", func() bool {
+		mac, ok := n.Lookup(2, ipA)
+		return ok && mac == macA
+	})
+	select {
+	case <-changed:
+	case <-time.After(time.Second):
+		t.Fatal("no OnChange when the cache caught up")
+	}
+	// A usable cache entry is not replaced by the kernel's answer.
+	src.mu.Lock()
+	src.kernel = &NeighEvent{Ifindex: 2, IP: ipA, MAC: [6]byte{2, 0, 0, 0, 0, 0x99}, State: NudStale}
+	src.mu.Unlock()
+	src.emit(NeighEvent{Ifindex: 2, IP: ipA, MAC: macA, State: NudStale})
+	time.Sleep(50 * time.Millisecond)
+	if mac, ok := n.Lookup(2, ipA); !ok || mac != macA {
+		t.Fatalf("lookup %x %v: a usable entry was replaced by a Resolve answer", mac, ok)
 	}
 }
 

@@ -108,22 +108,29 @@ func neighEventOf(u netlink.NeighUpdate) (NeighEvent, bool) {
 // PERMANENT entry an operator configured was turned INCOMPLETE and then
 // FAILED. Resolve therefore reads the kernel's entry first and leaves
 // permanent, noarp, reachable and in-progress entries alone.
-func (s *netlinkNeighSource) Resolve(ifindex int, ip netip.Addr) error {
+func (s *netlinkNeighSource) Resolve(ifindex int, ip netip.Addr) (NeighEvent, bool, error) {
 	family := netlink.FAMILY_V4
 	if ip.Is6() {
 		family = netlink.FAMILY_V6
 	}
+	var ev NeighEvent
+	have := false
 	if cur, err := s.k.h.NeighList(ifindex, family); err == nil {
 		for _, n := range cur {
 			a, ok := netip.AddrFromSlice(n.IP)
 			if !ok || a.Unmap() != ip.Unmap() {
 				continue
 			}
-			if uint16(n.State)&(NudPermanent|NudNoARP|NudReachable|NudIncomplete|NudDelay|NudProbe) != 0 {
-				return nil
+			st := uint16(n.State)
+			if st&nudUsable != 0 && len(n.HardwareAddr) == 6 {
+				ev, have = NeighEvent{Ifindex: ifindex, IP: ip.Unmap(), MAC: [6]byte(n.HardwareAddr), State: st}, true
+			}
+			if st&(NudPermanent|NudNoARP|NudReachable|NudIncomplete|NudDelay|NudProbe) != 0 {
+				return ev, have, nil
 			}
 		}
 	}
+	// Missing, STALE or FAILED: ask the kernel to (re)confirm it.
 	nb := &netlink.Neigh{
 		LinkIndex: ifindex,
 		Family:    family,
@@ -131,7 +138,7 @@ func (s *netlinkNeighSource) Resolve(ifindex int, ip netip.Addr) error {
 		Flags:     netlink.NTF_USE,
 	}
 	if err := s.k.h.NeighSet(nb); err != nil {
-		return fmt.Errorf("request resolution of %s on ifindex %d: %w", ip, ifindex, err)
+		return ev, have, fmt.Errorf("request resolution of %s on ifindex %d: %w", ip, ifindex, err)
 	}
-	return nil
+	return ev, have, nil
 }
