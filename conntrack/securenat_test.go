@@ -107,11 +107,9 @@ func TestSecureTCPNAT(t *testing.T) {
 			k := v4Key(ProtoTCP, uint32(9+n), 40000, 80)
 			rk := replyKey(k, netip.MustParseAddr("198.18.2.11"), 8080)
 			c, r := tbl.Insert(&k, 1, FwdMasq, 0, seq[0].ev)
-			want := None
+			want := NextDir(None, seq[0].ev, DirInput)
 			if secure {
 				want = model(None, seq[0].ev, DirInput)
-			} else {
-				want = NextDir(None, seq[0].ev, DirInput)
 			}
 			if r != Inserted || c.State != want {
 				t.Fatalf("secure=%v seq %d: insert %v in %v, want %v", secure, n, r, c.State, want)
