@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -20,13 +21,15 @@ import (
 // requests to the VIP, prints who answered against the weights with the
 // director's counters, and removes everything. It does this for VS/DR (on
 // the built-in default config), for VS/TUN and for VS/NAT (real servers
-// without a VIP behind port 8080, their default route via the director).
-// With --ha it shows an HA pair's failover instead (runHADemo).
+// without a VIP behind port 8080, their default route via the director),
+// and for VS/DR of IPv6 (dr6: the dual-stack lab, in 198.18.0.0/15 and
+// 2001:2::/48, with an IPv6 service added by afvsadm commands while afvs
+// runs). With --ha it shows an HA pair's failover instead (runHADemo).
 func runDemo(args []string) error {
 	fs := pflag.NewFlagSet("afvs-lab demo", pflag.ContinueOnError)
 	n := fs.Int("requests", 3000, "HTTP requests per mode")
 	conc := fs.Int("concurrency", 8, "requests in flight")
-	modes := fs.StringSlice("modes", []string{"dr", "tun", "nat"}, "forwarding modes to show: dr, tun, nat")
+	modes := fs.StringSlice("modes", []string{"dr", "tun", "nat", "dr6"}, "forwarding modes to show: dr, tun, nat, dr6 (VS/DR of an IPv6 VIP)")
 	two := fs.Bool("two-interfaces", false, "director receives on eth0 and sends on eth1 (VS/NAT: receives on both, the replies arriving on eth1)")
 	afvs := fs.String("afvs", "", "the afvs daemon binary (default: afvs next to afvs-lab, else on $PATH)")
 	ha := fs.Bool("ha", false, "show an HA pair instead: two directors with keepalived, the master killed under load")
@@ -53,15 +56,17 @@ func runDemo(args []string) error {
 	if *n < 1 || *conc < 1 {
 		return errors.New("--requests and --concurrency must be at least 1")
 	}
+	for _, m := range *modes {
+		if m != "dr" && m != "tun" && m != "nat" && m != "dr6" {
+			return fmt.Errorf("--modes %q: must be dr, tun, nat or dr6", m)
+		}
+	}
 	daemon, err := testnet.DaemonBinary(*afvs)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
 	for _, m := range *modes {
-		if m != "dr" && m != "tun" && m != "nat" {
-			return fmt.Errorf("--modes %q: must be dr, tun or nat", m)
-		}
 		if err := demoMode(daemon, m, *two, *n, *conc); err != nil {
 			return fmt.Errorf("%s demo: %w", strings.ToUpper(m), err)
 		}
@@ -71,6 +76,9 @@ func runDemo(args []string) error {
 }
 
 func demoMode(daemon, mode string, two bool, n, conc int) error {
+	if mode == "dr6" {
+		return demoDR6(daemon, two, n, conc)
+	}
 	o := testnet.LabOptions{AFVS: daemon, Mode: mode, TwoInterfaces: two, Builtin: mode == "dr" && !two}
 	title := map[string]string{"dr": "VS/DR (MAC rewrite)", "tun": "VS/TUN (IPIP)", "nat": "VS/NAT (address and port rewrite, both directions)"}[mode]
 	how := "lab config"
@@ -94,25 +102,74 @@ func demoMode(daemon, mode string, two bool, n, conc int) error {
 		}
 	}
 	fmt.Printf("lab: %s; VIP %s:%d routed to the director\n", layout, lab.VIP, lab.Port)
+	return demoTraffic(lab, lab.VIP, lab.RealAddrs, n, conc)
+}
+
+// demoDR6 is the dr6 run: the dual-stack lab's director starts with no
+// services, and the IPv6 service on the lab's IPv6 VIP, wrr with the
+// three real servers' IPv6 addresses by VS/DR, is added with afvsadm
+// commands, each printed and run as afvsadm runs it: parsed by the
+// ipvsadm command line, then sent to the daemon's control socket.
+func demoDR6(daemon string, two bool, n, conc int) error {
+	o := testnet.LabOptions{AFVS: daemon, Mode: "dr", IPv6: true, TwoInterfaces: two, Weights: []int{1, 2, 3}}
+	fmt.Printf("\n== VS/DR of IPv6 (MAC rewrite): afvs started with no services, afvsadm adds one ==\n")
+	lab, err := testnet.NewLab(o)
+	if err != nil {
+		return err
+	}
+	defer lab.Close()
+	layout := "dual-stack; client 2001:2::10, director 2001:2::2 and real servers share 2001:2::/64"
+	if two {
+		layout = "dual-stack; client on 2001:2::/64 -> director eth0; director eth1 -> real servers on 2001:2:0:2::/64"
+	}
+	fmt.Printf("lab: %s; VIP %s routed to the director; the real servers hold it on lo and do not answer neighbour discovery for it\n", layout, testnet.VIP6)
+	svc := netip.AddrPortFrom(testnet.VIP6, lab.Port).String()
+	cmds := [][]string{{"-A", "-t", svc, "-s", "wrr"}}
+	for i, a := range lab.RealAddrs6 {
+		cmds = append(cmds, []string{"-a", "-t", svc, "-r", netip.AddrPortFrom(a, lab.Port).String(), "-g", "-w", fmt.Sprint(o.Weights[i])})
+	}
+	c := lab.Control()
+	for _, args := range cmds {
+		fmt.Printf("$ afvsadm %s\n", strings.Join(args, " "))
+		if _, err := ipvsadm.Parse(args); err != nil {
+			return fmt.Errorf("afvsadm %s: %w", strings.Join(args, " "), err)
+		}
+		if err := c.Commands([][]string{args}); err != nil {
+			return fmt.Errorf("afvsadm %s: %w", strings.Join(args, " "), err)
+		}
+	}
+	return demoTraffic(lab, testnet.VIP6, lab.RealAddrs6, n, conc)
+}
+
+// demoTraffic sends n HTTP requests from the lab's client to vip, conc at
+// a time, and prints who answered (the real servers at addrs, by the
+// lab's names and weights) against the weights, the director's counters
+// and the afvsadm -L -n --stats listing. Any failed request is an error.
+func demoTraffic(lab *testnet.Lab, vip netip.Addr, addrs []netip.Addr, n, conc int) error {
 	t0 := time.Now()
-	res := lab.Get(n, conc)
+	res := lab.GetFrom(vip, n, conc)
 	el := time.Since(t0)
 	fmt.Printf("sent %d HTTP requests from the client: %d answered, %d failed (%.1fs)\n", n, res.OK, res.Failed, el.Seconds())
 	for _, e := range res.Errors {
 		fmt.Printf("  error: %s\n", e)
 	}
+	weights := lab.Opt.WeightsOrDefault()
 	total := 0
-	for _, w := range o.WeightsOrDefault() {
+	for _, w := range weights {
 		total += w
 	}
-	fmt.Printf("  %-6s %-13s %6s %8s %8s %8s\n", "server", "address", "weight", "answers", "share", "weight%")
+	aw := 13
+	for _, a := range addrs {
+		aw = max(aw, len(a.String()))
+	}
+	fmt.Printf("  %-6s %-*s %6s %8s %8s %8s\n", "server", aw, "address", "weight", "answers", "share", "weight%")
 	for i, name := range lab.Names {
-		w := o.WeightsOrDefault()[i]
+		w := weights[i]
 		share := 0.0
 		if res.OK > 0 {
 			share = 100 * float64(res.By[name]) / float64(res.OK)
 		}
-		fmt.Printf("  %-6s %-13s %6d %8d %7.1f%% %7.1f%%\n", name, lab.RealAddrs[i], w, res.By[name], share, 100*float64(w)/float64(total))
+		fmt.Printf("  %-6s %-*s %6d %8d %7.1f%% %7.1f%%\n", name, aw, addrs[i], w, res.By[name], share, 100*float64(w)/float64(total))
 	}
 	c := lab.Control()
 	st, err := c.Status()

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -175,8 +177,9 @@ func TestReplayForwardsASyn(t *testing.T) {
 }
 
 // TestDemoRunsTheDaemonBinary builds afvs and afvs-lab side by side, as
-// `make build` does, and runs a short `afvs-lab demo`: afvs-lab finds the
-// afvs next to it and runs it as the director and the real servers.
+// `make build` does, and runs a short `afvs-lab demo` of VS/DR over IPv4
+// and over IPv6 (dr6): afvs-lab finds the afvs next to it and runs it as
+// the director and the real servers.
 func TestDemoRunsTheDaemonBinary(t *testing.T) {
 	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute)
 	if testing.Short() {
@@ -189,7 +192,8 @@ func TestDemoRunsTheDaemonBinary(t *testing.T) {
 			t.Fatalf("build %s: %v\n%s", b, err, out)
 		}
 	}
-	cmd := exec.Command(filepath.Join(bin, "afvs-lab"), "demo", "--modes", "dr", "--requests", "120", "--concurrency", "4")
+	const n = 120
+	cmd := exec.Command(filepath.Join(bin, "afvs-lab"), "demo", "--modes", "dr,dr6", "--requests", fmt.Sprint(n), "--concurrency", "4")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -200,9 +204,9 @@ func TestDemoRunsTheDaemonBinary(t *testing.T) {
 	var err error
 	select {
 	case err = <-done:
-	case <-time.After(2 * time.Minute):
+	case <-time.After(3 * time.Minute):
 		cmd.Process.Kill()
-		err = fmt.Errorf("still running after 2 minutes: %v", <-done)
+		err = fmt.Errorf("still running after 3 minutes: %v", <-done)
 	}
 	// The demo removes its namespaces itself; whatever a killed demo left
 	// is this test's to remove.
@@ -214,9 +218,47 @@ func TestDemoRunsTheDaemonBinary(t *testing.T) {
 	if err != nil {
 		t.Fatalf("afvs-lab demo: %v\n%s", err, out.String())
 	}
-	if !regexp.MustCompile(`sent 120 HTTP requests from the client: 120 answered, 0 failed`).MatchString(out.String()) ||
-		!strings.Contains(out.String(), "TCP  198.19.0.1:80") {
+	v4, v6, ok := strings.Cut(out.String(), "== VS/DR of IPv6")
+	if !ok {
+		t.Fatalf("afvs-lab demo --modes dr,dr6 shows no IPv6 run:\n%s", out.String())
+	}
+	if !regexp.MustCompile(`sent 120 HTTP requests from the client: 120 answered, 0 failed`).MatchString(v4) ||
+		!strings.Contains(v4, "TCP  198.19.0.1:80") {
 		t.Errorf("afvs-lab demo output lacks the answers or the listing:\n%s", out.String())
+	}
+	// The IPv6 run: the service added by the afvsadm commands it prints,
+	// every request answered, by the three real servers in proportion to
+	// their weights 1, 2, 3 (wrr), and the IPv6 listing.
+	for _, want := range []string{
+		"$ afvsadm -A -t [2001:2:0:1::1]:80 -s wrr\n",
+		"$ afvsadm -a -t [2001:2:0:1::1]:80 -r [2001:2::13]:80 -g -w 3\n",
+		fmt.Sprintf("sent %d HTTP requests from the client: %d answered, 0 failed", n, n),
+		"TCP  [2001:2:0:1::1]:80",
+		"  -> [2001:2::11]:80",
+	} {
+		if !strings.Contains(v6, want) {
+			t.Errorf("the IPv6 run lacks %q:\n%s", want, v6)
+		}
+	}
+	for i, w := range []int{1, 2, 3} {
+		m := regexp.MustCompile(fmt.Sprintf(`(?m)^  rs%d +2001:2::1%d +%d +(\d+) `, i+1, i+1, w)).FindStringSubmatch(v6)
+		if m == nil {
+			t.Errorf("the IPv6 run has no answers row for rs%d:\n%s", i+1, v6)
+			continue
+		}
+		got, _ := strconv.Atoi(m[1])
+		if want := float64(n*w) / 6; math.Abs(float64(got)-want) > 0.02*n {
+			t.Errorf("IPv6 run: rs%d (weight %d) answered %d, want %v ± %v", i+1, w, got, want, 0.02*n)
+		}
+	}
+}
+
+// TestDemoRefusesBadModes: a mode the demo does not know is refused,
+// naming it and the modes there are, before any namespace is made.
+func TestDemoRefusesBadModes(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"demo", "--afvs", "/nonexistent/afvs", "--modes", "dr,dr7"}, &out); code != 1 || !strings.Contains(out.String(), `--modes "dr7": must be dr, tun, nat or dr6`) {
+		t.Errorf("afvs-lab demo --modes dr,dr7: exit %d, %q", code, out.String())
 	}
 }
 

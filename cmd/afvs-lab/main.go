@@ -3,7 +3,7 @@
 // (the namespace lab, the benchmark harness, the simulator's plots, pcap
 // handling):
 //
-//	afvs-lab demo                  build a namespace lab and show VS/DR and VS/TUN working
+//	afvs-lab demo                  build a namespace lab and show VS/DR (IPv4, IPv6), VS/TUN and VS/NAT working
 //	afvs-lab bench ...             packet-rate benchmark in namespaces
 //	afvs-lab sim ...               scheduler simulator on traces or generated workloads
 //	afvs-lab replay ...            push a pcap through the dataplane offline
@@ -31,7 +31,7 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"demo", "build a lab of namespaces and show VS/DR and VS/TUN forwarding", runDemo},
+		{"demo", "build a lab of namespaces and show VS/DR (IPv4, IPv6), VS/TUN and VS/NAT", runDemo},
 		{"bench", "measure packet rates in namespaces: afvs DR/TUN against baselines", runBench},
 		{"sim", "run a connection trace through the schedulers and the connection table", runSim},
 		{"replay", "push a pcap through parse, conntrack, sched and encap offline", runReplay},
