@@ -138,11 +138,7 @@ func (p *Processor) icmpTunnel(s *Snapshot, buf []byte, off, n int) (Verdict, Ou
 		return VerdictDrop, Out{}
 	}
 	c.ICMPSent.Add(1)
-	st, dt := p.sh.svcT(s.Services[si].ID), p.sh.destT(d.ID)
-	st.OutPkts++
-	st.OutBytes += uint64(m)
-	dt.OutPkts++
-	dt.OutBytes += uint64(m)
+	p.countOut(&s.Services[si], d, uint64(m))
 	return VerdictDrop, Out{}
 }
 

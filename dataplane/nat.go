@@ -232,12 +232,7 @@ func (p *Processor) processReply(s *Snapshot, buf []byte, off, n int) (Verdict, 
 	// ip_vs_out_stats: replies count out while the server is in the
 	// table; a deleted server's connections still carry their replies.
 	if svc, d, ok := s.DestByID(r.Conn.Dest); ok {
-		ipLen := uint64(pk.TotalLen)
-		st, dt := p.sh.svcT(svc.ID), p.sh.destT(d.ID)
-		st.OutPkts++
-		st.OutBytes += ipLen
-		dt.OutPkts++
-		dt.OutBytes += ipLen
+		p.countOut(svc, d, uint64(pk.TotalLen))
 	}
 	if p.sp != nil && pk.Proto == header.ProtocolTCP && p.sp.active.Load() {
 		if v, o, done := p.synProxyServer(s, &r, buf, off, n); done { // synproxy.go
@@ -292,19 +287,7 @@ func replyEgress(s *Snapshot, r *conntrack.Reply) *Iface {
 // message goes out of that interface to the MAC the reply came from, and
 // the same rate limits as every ICMP error the director originates apply.
 func (p *Processor) replyFragNeeded(s *Snapshot, frame []byte, mtu int) (Verdict, Out) {
-	c := p.c
-	if !p.icmp.Allow(p.pk.Src) {
-		c.Drops[DropICMPLimited].Add(1)
-		return VerdictDrop, Out{}
-	}
-	c.Drops[DropFragNeeded].Add(1)
-	in := &s.Ifaces[p.ingress]
 	// FragNeeded advertises its mtu minus a tunnel header; a reply
 	// carries none.
-	p.replyN = encap.FragNeeded(p.reply[:], frame, p.pk, mtu+encap.Overhead, in.MAC, [6]byte(frame[6:12]), in.Addr)
-	if p.replyN == 0 {
-		return VerdictDrop, Out{}
-	}
-	c.ICMPSent.Add(1)
-	return VerdictReply, Out{}
+	return p.fragNeededFrom(s, frame, mtu+encap.Overhead, s.Ifaces[p.ingress].Addr)
 }

@@ -83,12 +83,7 @@ func (p *Processor) natICMP(s *Snapshot, buf []byte, off, n int) (Verdict, Out, 
 		}
 		vip := [4]byte(r.VAddr[12:16])
 		if svc, d, ok := s.DestByID(r.Conn.Dest); ok {
-			ipLen := uint64(pk.TotalLen)
-			st, dt := p.sh.svcT(svc.ID), p.sh.destT(d.ID)
-			st.OutPkts++
-			st.OutBytes += ipLen
-			dt.OutPkts++
-			dt.OutBytes += ipLen
+			p.countOut(svc, d, uint64(pk.TotalLen))
 		}
 		slot := int(r.Hop >> 48)
 		if slot >= len(s.Ifaces) {

@@ -538,9 +538,16 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 }
 
 // fragNeeded answers frame, too big to forward with DF set, with ICMP
-// fragmentation-needed advertising mtu minus a tunnel header, unless the
-// ICMP rate limit holds it back.
+// fragmentation-needed from the VIP advertising mtu minus a tunnel header,
+// unless the ICMP rate limit holds it back.
 func (p *Processor) fragNeeded(s *Snapshot, frame []byte, mtu int) (Verdict, Out) {
+	return p.fragNeededFrom(s, frame, mtu, p.pk.Dst)
+}
+
+// fragNeededFrom is fragNeeded with the message's source address, the
+// router that could not forward: out of the ingress interface, back to
+// the MAC the frame came from, under the director's ICMP rate limits.
+func (p *Processor) fragNeededFrom(s *Snapshot, frame []byte, mtu int, router [4]byte) (Verdict, Out) {
 	c := p.c
 	if !p.icmp.Allow(p.pk.Src) {
 		c.Drops[DropICMPLimited].Add(1)
@@ -550,12 +557,22 @@ func (p *Processor) fragNeeded(s *Snapshot, frame []byte, mtu int) (Verdict, Out
 	in := &s.Ifaces[p.ingress]
 	var srcMAC [6]byte
 	copy(srcMAC[:], frame[6:12])
-	p.replyN = encap.FragNeeded(p.reply[:], frame, p.pk, mtu, in.MAC, srcMAC, p.pk.Dst)
+	p.replyN = encap.FragNeeded(p.reply[:], frame, p.pk, mtu, in.MAC, srcMAC, router)
 	if p.replyN == 0 {
 		return VerdictDrop, Out{}
 	}
 	c.ICMPSent.Add(1)
 	return VerdictReply, Out{}
+}
+
+// countOut counts a packet of ipLen bytes at the IP layer out of service
+// svc and real server d (ip_vs_out_stats).
+func (p *Processor) countOut(svc *Service, d *Dest, ipLen uint64) {
+	st, dt := p.sh.svcT(svc.ID), p.sh.destT(d.ID)
+	st.OutPkts++
+	st.OutBytes += ipLen
+	dt.OutPkts++
+	dt.OutBytes += ipLen
 }
 
 // emit encapsulates the frame for d and counts it.
