@@ -93,8 +93,9 @@
 //
 // DropSink counts packets and bytes and drops: on a benchmark's receiving
 // end it measures the offered load. RedirectAll sends every untagged IPv4
-// frame to its queue's socket, feeding the plain MAC-swapping forwarder
-// the director is compared with.
+// frame, and every untagged IPv6 frame carrying UDP, to its queue's
+// socket, feeding the plain MAC-swapping forwarder the director is
+// compared with.
 //
 // # Attaching
 //

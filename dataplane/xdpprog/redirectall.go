@@ -9,24 +9,29 @@ import (
 const (
 	redirTotal = iota
 	redirRedirected
-	redirPassNotIPv4
+	redirPassOther
 	redirPassNoSocket
 	redirCounters
 )
 
 // RedirectAllStats are the redirect-all program's counters summed over
-// CPUs; Total == Redirected + PassNotIPv4 + PassNoSocket.
+// CPUs; Total == Redirected + PassOther + PassNoSocket.
 type RedirectAllStats struct {
-	Total        uint64
-	Redirected   uint64
-	PassNotIPv4  uint64 // not an untagged IPv4 frame (ARP keeps working)
+	Total      uint64
+	Redirected uint64
+	// PassOther is neither an untagged IPv4 frame nor an untagged IPv6
+	// frame whose first next header is UDP: ARP, neighbour discovery and
+	// MLD keep working.
+	PassOther    uint64
 	PassNoSocket uint64 // no socket registered for the receiving queue
 }
 
-// RedirectAll sends every untagged IPv4 frame to the AF_XDP socket of its
-// queue without looking further. It feeds the plain MAC-swapping forwarder
-// that benchmarks use as a baseline: the same rings and the same path as
-// the director, with none of its work.
+// RedirectAll sends every untagged IPv4 frame, and every untagged IPv6
+// frame that carries UDP right after its fixed header, to the AF_XDP
+// socket of its queue without looking further. It feeds the plain
+// MAC-swapping forwarder that benchmarks use as a baseline: the same rings
+// and the same path as the director, with none of its work. ICMPv6 stays
+// with the kernel, so neighbour discovery is not swallowed.
 type RedirectAll struct {
 	loaded
 	xsks *xskTable
@@ -52,10 +57,19 @@ func (r *RedirectAll) load(maxQueues int) error {
 	}
 	st := r.stats.m
 	b := newBuilder()
-	b.frameStart(st, xdpPass, redirTotal, "not_ipv4")
+	b.frameStart(st, xdpPass, redirTotal, "other")
 	b.emit(
-		// Untagged IPv4 only.
-		asm.JNE.Imm(asm.R3, be16(0x0800), "not_ipv4"),
+		// Untagged IPv4, or untagged IPv6 with UDP as its next header.
+		asm.JEq.Imm(asm.R3, be16(0x0800), "redirect"),
+		asm.JNE.Imm(asm.R3, be16(0x86dd), "other"),
+		asm.Mov.Reg(asm.R2, asm.R7),
+		asm.Add.Imm(asm.R2, ethLen+ipv6Len),
+		asm.JGT.Reg(asm.R2, asm.R8, "other"),
+		asm.LoadMem(asm.R3, asm.R7, ethLen+ip6OffNext, asm.Byte),
+		asm.JNE.Imm(asm.R3, ipProtoUDP, "other"),
+	)
+	b.label("redirect")
+	b.emit(
 		// Socket of the receiving queue, XDP_PASS if none.
 		asm.LoadMapPtr(asm.R1, r.xsks.m.FD()),
 		asm.LoadMem(asm.R2, asm.R6, xdpMdRxQueueIndex, asm.Word),
@@ -67,7 +81,7 @@ func (r *RedirectAll) load(maxQueues int) error {
 	b.count(redirRedirected)
 	b.emit(asm.Mov.Reg(asm.R0, asm.R7), asm.Return())
 	b.passWith("no_socket", redirPassNoSocket)
-	b.passWith("not_ipv4", redirPassNotIPv4)
+	b.passWith("other", redirPassOther)
 	insns, err := b.finish()
 	if err != nil {
 		return err
@@ -96,7 +110,7 @@ func (r *RedirectAll) Stats() (RedirectAllStats, error) {
 	return RedirectAllStats{
 		Total:        v[redirTotal],
 		Redirected:   v[redirRedirected],
-		PassNotIPv4:  v[redirPassNotIPv4],
+		PassOther:    v[redirPassOther],
 		PassNoSocket: v[redirPassNoSocket],
 	}, nil
 }
