@@ -29,14 +29,31 @@ const MaxFlows = 1 << 24
 // PortsPerSource begin: flow i with i/PortsPerSource = a > 0 comes from
 // FlowSources + a-1 (inside 198.18.128.0/17, apart from the benchmark's
 // own segments); flows of address 0 come from the frame's own source.
+// Over IPv6 the frame's source keeps its upper 96 bits and takes
+// FlowSources6Low + a-1 as its low 32 (2001:2::8000:0 and up for the
+// benchmark's generator).
 var FlowSources = netip.MustParseAddr("198.18.128.0")
 
-// flowSource is the source address of address group a > 0.
-func flowSource(a int) [4]byte {
-	b := FlowSources.As4()
-	v := binary.BigEndian.Uint32(b[:]) + uint32(a-1)
-	binary.BigEndian.PutUint32(b[:], v)
+// FlowSources6Low is the low 32 bits of the first IPv6 flow source.
+const FlowSources6Low = 0x80000000
+
+// flowSource is the source address (its low 32 bits over IPv6) of address
+// group a > 0.
+func flowSource(v6 bool, a int) [4]byte {
+	var b [4]byte
+	v := uint32(FlowSources6Low)
+	if !v6 {
+		b = FlowSources.As4()
+		v = binary.BigEndian.Uint32(b[:])
+	}
+	binary.BigEndian.PutUint32(b[:], v+uint32(a-1))
 	return b
+}
+
+// low32 is the last four bytes of a, the part the generator rewrites.
+func low32(a netip.Addr) [4]byte {
+	b := a.As16()
+	return [4]byte(b[12:16])
 }
 
 // Generator sends one template frame from many UDP source ports as fast as
@@ -52,8 +69,11 @@ type Generator struct {
 	port     txPort
 	sock     *xsk.Socket // nil when port is a fake
 	frameLen uint32
+	layout   *layout // where the frame's family keeps what step rewrites
 	flows    int
-	src      [4]byte // the template's address that flows past PortsPerSource change
+	// src is the low 32 bits of the template's address that flows past
+	// PortsPerSource change (the whole address over IPv4).
+	src [4]byte
 	// reply makes the flows differ in their destination (port, then
 	// address) instead of their source: the replies to another
 	// generator's flows (NewReplyGenerator).
@@ -111,7 +131,7 @@ func NewReplyGenerator(ifindex, queue int, f Frame, flows int) (*Generator, erro
 }
 
 func (g *Generator) setReply(f Frame) {
-	g.reply, g.src = true, f.Dst.As4()
+	g.reply, g.src = true, low32(f.Dst)
 }
 
 func newGenerator(p txPort, f Frame, flows int) (*Generator, error) {
@@ -128,7 +148,11 @@ func newGenerator(p txPort, f Frame, flows int) (*Generator, error) {
 			return nil, fmt.Errorf("generator: %w", err)
 		}
 	}
-	return &Generator{CPU: -1, port: p, frameLen: uint32(f.Len), flows: flows, src: f.Src.As4()}, nil
+	l := &layout4
+	if f.Is6() {
+		l = &layout6
+	}
+	return &Generator{CPU: -1, port: p, frameLen: uint32(f.Len), layout: l, flows: flows, src: low32(f.Src)}, nil
 }
 
 // Step runs one turn: reap completions, take up to a batch of free chunks,
@@ -148,21 +172,22 @@ func (g *Generator) step(max int) (int, error) {
 			break
 		}
 		b := umem[addr : addr+uint64(g.frameLen)]
+		l := g.layout
 		port := uint16(FirstSourcePort + g.next%PortsPerSource)
 		if g.reply {
-			SetDestPort(b, port)
+			l.setPort(b, l.dstPort, port)
 		} else {
-			SetSourcePort(b, port)
+			l.setPort(b, l.srcPort, port)
 		}
 		if g.flows > PortsPerSource {
 			a := g.src
 			if k := g.next / PortsPerSource; k > 0 {
-				a = flowSource(k)
+				a = flowSource(l.v6, k)
 			}
 			if g.reply {
-				SetDestAddr(b, a)
+				l.setAddr(b, l.dst, a)
 			} else {
-				SetSourceAddr(b, a)
+				l.setAddr(b, l.src, a)
 			}
 		}
 		g.next++

@@ -365,3 +365,76 @@ func TestReplyGeneratorMatchesFlows(t *testing.T) {
 		rp.ResetRecorded()
 	}
 }
+
+// TestGeneratorIPv6: the generator sends the IPv6 frame, with its flows
+// in the source port and, past PortsPerSource, in the low 32 bits of the
+// source address, every frame's checksum right; and it does not allocate.
+func TestGeneratorIPv6(t *testing.T) {
+	const flows = PortsPerSource + 100
+	p := newFakePort(t, 64, 2048)
+	p.Record = true
+	g, err := newGenerator(p, testFrame6, flows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(i int, b []byte) {
+		t.Helper()
+		if len(b) != MinFrameLen6 {
+			t.Fatalf("frame %d: %d bytes, want %d", i, len(b), MinFrameLen6)
+		}
+		_, ip, udp := decode6(t, b)
+		flow := i % flows
+		wantSrc := testFrame6.Src
+		if flow >= PortsPerSource {
+			wantSrc = netip.MustParseAddr("2001:2::8000:0")
+		}
+		if int(udp.SrcPort) != FirstSourcePort+flow%PortsPerSource || !ip.SrcIP.Equal(wantSrc.AsSlice()) || !ip.DstIP.Equal(testFrame6.Dst.AsSlice()) {
+			t.Fatalf("frame %d: %s:%d -> %s, want %s:%d -> %s", i, ip.SrcIP, udp.SrcPort, ip.DstIP, wantSrc, FirstSourcePort+flow%PortsPerSource, testFrame6.Dst)
+		}
+	}
+	sent := 0
+	for sent < flows+200 {
+		n, err := g.Step()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := sent; i < sent+n; i++ {
+			if i < 3 || (i >= PortsPerSource-3 && i <= PortsPerSource+3) || i >= flows-3 {
+				check(i, p.Recorded()[i-sent].Frame)
+			}
+		}
+		sent += n
+		p.ResetRecorded()
+	}
+	p.Record = false
+	if a := testing.AllocsPerRun(100, func() { g.Step() }); a != 0 {
+		t.Errorf("Step allocates %v times per batch, want 0", a)
+	}
+}
+
+// TestReplyGeneratorIPv6: a reply generator's flows differ in the
+// destination port and address, over IPv6 as over IPv4.
+func TestReplyGeneratorIPv6(t *testing.T) {
+	const flows = PortsPerSource + 2
+	p := newFakePort(t, 64, 2048)
+	p.Record = true
+	f := testFrame6
+	f.Src, f.Dst = f.Dst, f.Src
+	g, err := newGenerator(p, f, flows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.setReply(f)
+	g.next = PortsPerSource - 1
+	if _, err := g.step(3); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"[2001:2::2]:65535", "[2001:2::8000:0]:1024", "[2001:2::8000:0]:1025"}
+	for i, r := range p.Recorded() {
+		_, ip, udp := decode6(t, r.Frame)
+		dst, _ := netip.AddrFromSlice(ip.DstIP)
+		if got := netip.AddrPortFrom(dst, uint16(udp.DstPort)).String(); got != want[i] || !ip.SrcIP.Equal(f.Src.AsSlice()) {
+			t.Errorf("frame %d: %s -> %s, want %s -> %s", i, ip.SrcIP, got, f.Src, want[i])
+		}
+	}
+}
