@@ -79,14 +79,20 @@ func TestRunAllScenarios(t *testing.T) {
 		// kernel now and then sends a frame of its own (a 42-byte ARP was
 		// seen once in a 0.5s run), so a few strays are tolerated.
 		const strays = 3
+		// Over IPv6 the frame is 62 bytes, and IPv6-in-IPv6 adds 40.
 		wantLen := int64(60)
-		if res.Scenario == TUN || res.Scenario == KernelXDPTUN {
+		switch res.Scenario {
+		case TUN, KernelXDPTUN:
 			wantLen = 80
+		case Offered6, Baseline6, DR6:
+			wantLen = 62
+		case TUN6:
+			wantLen = 102
 		}
 		if d := int64(res.SinkBytes) - wantLen*int64(res.Received); d < -strays*wantLen || d > strays*wantLen {
 			t.Errorf("%s: sink counted %d bytes for %d frames, want %d each", res.Scenario, res.SinkBytes, res.Received, wantLen)
 		}
-		if res.Scenario != Offered && res.Received > res.ForwarderTX+strays {
+		if res.Scenario.base() != Offered && res.Received > res.ForwarderTX+strays {
 			t.Errorf("%s: forwarder sent %d, sink received more (%d)", res.Scenario, res.ForwarderTX, res.Received)
 		}
 		// Connection tables: the warm-up opens every flow, so a run
@@ -116,7 +122,10 @@ func TestRunAllScenarios(t *testing.T) {
 			if res.Drops["no_egress"] != 0 {
 				t.Errorf("%s: %d frames dropped as no_egress", res.Scenario, res.Drops["no_egress"])
 			}
-		case DR, TUN, KernelXDPDR, KernelXDPTUN:
+		case DR, TUN, DR6, TUN6, KernelXDPDR, KernelXDPTUN:
+			// afvs opened a connection for every flow: the frames the
+			// sink counted (their size says IPv6, and IPv6-in-IPv6 for
+			// tun6) went through its table.
 			if res.FlowsOpen < 256*9/10 || res.FlowsOpen > 256+strays || res.Inserted > 256-res.FlowsOpen+strays {
 				t.Errorf("%s: %d flows open before the run, %d opened during it: want about 256 before, the rest during", res.Scenario, res.FlowsOpen, res.Inserted)
 			}
@@ -130,11 +139,31 @@ func TestRunAllScenarios(t *testing.T) {
 		if res.Error != "" || res.Scenario == Latency {
 			continue
 		}
-		if res.VsOffered == nil || *res.VsOffered != res.Mpps/mpps[Offered] {
-			t.Errorf("%s: vs offered %v, want %v / %v", res.Scenario, res.VsOffered, res.Mpps, mpps[Offered])
+		// IPv6 scenarios are measured against the IPv6 offered load and
+		// baseline, and against their IPv4 scenario of the same round.
+		offered, baseline := Offered, Baseline
+		if res.Scenario.IPv6() {
+			offered, baseline = Offered6, Baseline6
+			peer := res.Scenario.IPv4Peer()
+			if res.VsIPv4 == nil || *res.VsIPv4 != res.Mpps/mpps[peer] || len(res.VsIPv4Rounds) != 1 || res.VsIPv4Rounds[0] != *res.VsIPv4 {
+				t.Errorf("%s: vs ipv4 %v (rounds %v), want %v / %v", res.Scenario, res.VsIPv4, res.VsIPv4Rounds, res.Mpps, mpps[peer])
+			}
+		} else if res.VsIPv4 != nil {
+			t.Errorf("%s: an IPv4 scenario with vs ipv4 %v", res.Scenario, *res.VsIPv4)
 		}
-		if res.VsBaseline == nil || *res.VsBaseline != res.Mpps/mpps[Baseline] {
-			t.Errorf("%s: vs baseline %v, want %v / %v", res.Scenario, res.VsBaseline, res.Mpps, mpps[Baseline])
+		if res.VsOffered == nil || *res.VsOffered != res.Mpps/mpps[offered] {
+			t.Errorf("%s: vs offered %v, want %v / %v", res.Scenario, res.VsOffered, res.Mpps, mpps[offered])
+		}
+		if res.VsBaseline == nil || *res.VsBaseline != res.Mpps/mpps[baseline] {
+			t.Errorf("%s: vs baseline %v, want %v / %v", res.Scenario, res.VsBaseline, res.Mpps, mpps[baseline])
+		}
+	}
+	if rep.FrameLen6 != MinFrameLen6 {
+		t.Errorf("report frame_len6 %d, want %d", rep.FrameLen6, MinFrameLen6)
+	}
+	for _, s := range []string{"62 over IPv6 (66)", "dr6: IPv6, ", "tun6: IPv6, "} {
+		if !strings.Contains(table.String(), s) {
+			t.Errorf("table lacks %q", s)
 		}
 	}
 	if left := testnet.Leftovers(Prefix()); len(left) > 0 {

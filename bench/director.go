@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,13 @@ import (
 // real server listens on NATRealPort.
 // poll, when set, is the config's poll section (such as "{mode: busy}").
 func directorConfig(mode, socket string, flows int, poll string) string {
+	return directorConfigAddrs(mode, socket, flows, poll, VIP, SinkAddr)
+}
+
+// directorConfigAddrs is directorConfig with the VIP and the real
+// server's address given: IPv6 ones for the IPv6 scenarios (quoted, so
+// that no YAML reader takes the colons for anything else).
+func directorConfigAddrs(mode, socket string, flows int, poll string, vip, real netip.Addr) string {
 	capacity := 1 << 16
 	for capacity < 2*flows {
 		capacity <<= 1
@@ -35,11 +43,11 @@ func directorConfig(mode, socket string, flows int, poll string) string {
 	if poll != "" {
 		fmt.Fprintf(&b, "poll: %s\n", poll)
 	}
-	fmt.Fprintf(&b, "services:\n  - proto: udp\n    address: %s\n    port: %d\n    scheduler: rr\n    forward: %s\n", VIP, VIPPort, mode)
+	fmt.Fprintf(&b, "services:\n  - proto: udp\n    address: %q\n    port: %d\n    scheduler: rr\n    forward: %s\n", vip, VIPPort, mode)
 	if mode == "nat" {
-		fmt.Fprintf(&b, "    reals:\n      - {address: %s, port: %d, weight: 1}\n", SinkAddr, NATRealPort)
+		fmt.Fprintf(&b, "    reals:\n      - {address: %q, port: %d, weight: 1}\n", real, NATRealPort)
 	} else {
-		fmt.Fprintf(&b, "    reals:\n      - {address: %s, weight: 1}\n", SinkAddr)
+		fmt.Fprintf(&b, "    reals:\n      - {address: %q, weight: 1}\n", real)
 	}
 	return b.String()
 }
@@ -61,12 +69,15 @@ func startDirectorPoll(t *topology, afvs, mode string, flows int, poll string) (
 	}
 	socket := filepath.Join(tmp, "afvs.sock")
 	cfg := filepath.Join(tmp, "afvs.yaml")
-	if err := os.WriteFile(cfg, []byte(directorConfig(mode, socket, flows, poll)), 0o644); err != nil {
+	config := func(poll string) []byte {
+		return []byte(directorConfigAddrs(mode, socket, flows, poll, t.vip(), t.sinkAddr()))
+	}
+	if err := os.WriteFile(cfg, config(poll), 0o644); err != nil {
 		os.RemoveAll(tmp)
 		return nil, nil, nil, err
 	}
 	reload = func(poll string) error {
-		if err := os.WriteFile(cfg, []byte(directorConfig(mode, socket, flows, poll)), 0o644); err != nil {
+		if err := os.WriteFile(cfg, config(poll), 0o644); err != nil {
 			return err
 		}
 		return d.Process().Signal(syscall.SIGHUP)

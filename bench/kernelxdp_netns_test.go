@@ -50,7 +50,7 @@ func TestKernelXDPForwardsFrames(t *testing.T) {
 	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute)
 	for _, mode := range []string{"dr", "tun"} {
 		t.Run(mode, func(t *testing.T) {
-			top, err := newTopology("kxdp-"+mode, 1)
+			top, err := newTopology("kxdp-"+mode, 1, false)
 			if err != nil {
 				t.Fatal(err)
 			}

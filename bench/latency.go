@@ -88,7 +88,7 @@ func pollYAML(c director.PollConfig) string {
 // first, then afvs in each poll mode, then the kernel XDP load balancer.
 // A path that fails carries its error; the others still run.
 func runLatency(o Options) (paths []LatencyPath, err error) {
-	t, err := newTopology(string(Latency), 1)
+	t, err := newTopology(string(Latency), 1, false)
 	if err != nil {
 		return nil, err
 	}

@@ -15,47 +15,18 @@ import (
 // p99 round trips per path. Failed scenarios and paths are left out.
 func (r *Report) WritePlot(w io.Writer) error {
 	var charts []sim.BarChart
-	var labels, placements []string
-	rate := map[[2]string]float64{}
+	if c, ok := r.rateChart(); ok {
+		charts = append(charts, c)
+	}
 	var lat []LatencyPath
 	for _, res := range r.Results {
-		if res.Error != "" {
-			continue
-		}
-		if res.Scenario == Latency {
+		if res.Error == "" && res.Scenario == Latency {
 			for _, p := range res.Latency {
 				if p.Error == "" {
 					lat = append(lat, p)
 				}
 			}
-			continue
 		}
-		pl := res.Placement
-		if pl == "" {
-			pl = PlacementDefault
-		}
-		if !slices.Contains(labels, string(res.Scenario)) {
-			labels = append(labels, string(res.Scenario))
-		}
-		if !slices.Contains(placements, pl) {
-			placements = append(placements, pl)
-		}
-		rate[[2]string{string(res.Scenario), pl}] = res.Mpps
-	}
-	if len(labels) > 0 {
-		c := sim.BarChart{Title: "packet rate at the sink", YLabel: "Mpps", Labels: labels}
-		for _, pl := range placements {
-			s := sim.BarSeries{Name: pl}
-			for _, l := range labels {
-				v, ok := rate[[2]string{l, pl}]
-				if !ok {
-					v = math.NaN()
-				}
-				s.Values = append(s.Values, v)
-			}
-			c.Series = append(c.Series, s)
-		}
-		charts = append(charts, c)
 	}
 	if len(lat) > 0 {
 		c := sim.BarChart{Title: "UDP request/response round trip at low load", YLabel: "µs"}
@@ -79,4 +50,44 @@ func (r *Report) WritePlot(w io.Writer) error {
 		return errors.New("plot: the report has no measured scenario")
 	}
 	return sim.WriteBarCharts(w, charts)
+}
+
+// rateChart is the sink rate of every measured rate scenario in the
+// report's order (an IPv6 one beside its IPv4 one), a bar per placement;
+// false when there is none.
+func (r *Report) rateChart() (sim.BarChart, bool) {
+	var labels, placements []string
+	rate := map[[2]string]float64{}
+	for _, res := range r.Results {
+		if res.Error != "" || res.Scenario == Latency {
+			continue
+		}
+		pl := res.Placement
+		if pl == "" {
+			pl = PlacementDefault
+		}
+		if !slices.Contains(labels, string(res.Scenario)) {
+			labels = append(labels, string(res.Scenario))
+		}
+		if !slices.Contains(placements, pl) {
+			placements = append(placements, pl)
+		}
+		rate[[2]string{string(res.Scenario), pl}] = res.Mpps
+	}
+	if len(labels) == 0 {
+		return sim.BarChart{}, false
+	}
+	c := sim.BarChart{Title: "packet rate at the sink", YLabel: "Mpps", Labels: labels}
+	for _, pl := range placements {
+		s := sim.BarSeries{Name: pl}
+		for _, l := range labels {
+			v, ok := rate[[2]string{l, pl}]
+			if !ok {
+				v = math.NaN()
+			}
+			s.Values = append(s.Values, v)
+		}
+		c.Series = append(c.Series, s)
+	}
+	return c, true
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -53,6 +55,14 @@ type Result struct {
 	// a ratio to one), nat and nat-reply.
 	WorkerRX []uint64 `json:"worker_rx,omitempty"`
 	VsDR     *float64 `json:"vs_dr,omitempty"`
+	// VsIPv4 is an IPv6 scenario's rate over its IPv4 scenario's of the
+	// same placement (dr6 over dr): the median of the ratios of each
+	// round, both measured in it, which VsIPv4Rounds lists in round
+	// order. Its inverse is what an IPv6 frame costs the path as a ratio
+	// to an IPv4 one. Nil when the IPv4 scenario was not run or either
+	// failed.
+	VsIPv4       *float64  `json:"vs_ipv4,omitempty"`
+	VsIPv4Rounds []float64 `json:"vs_ipv4_rounds,omitempty"`
 	// FlowsOpen is the connections the forwarder (afvs, or the kernel XDP
 	// load balancer) had opened when the measured run began: after the
 	// warm-up that sends every flow a frame, Flows unless frames were
@@ -76,8 +86,11 @@ type Report struct {
 	DurationSeconds float64 `json:"duration_seconds"`
 	Flows           int     `json:"flows"`
 	// FrameLen is without FCS: 60 is the 64-byte minimum frame.
-	FrameLen int `json:"frame_len"`
-	CPUs     int `json:"cpus"`
+	// FrameLen6 is the IPv6 scenarios' frame, when the run has any: the
+	// shortest UDP frame over IPv6.
+	FrameLen  int `json:"frame_len"`
+	FrameLen6 int `json:"frame_len6,omitempty"`
+	CPUs      int `json:"cpus"`
 	// Rounds is how many times each scenario ran, interleaved.
 	Rounds int `json:"rounds"`
 	// LoadAvg is /proc/loadavg before the run, to judge how busy the
@@ -115,6 +128,10 @@ func (r *Report) computeRatios() {
 	for i := range r.Results {
 		res := &r.Results[i]
 		offered, base, dr := ref(Offered, res.Placement), ref(Baseline, res.Placement), ref(DR, res.Placement)
+		if res.Scenario.IPv6() {
+			// IPv6 frames against the IPv6 offered load and baseline.
+			offered, base = ref(Offered6, res.Placement), ref(Baseline6, res.Placement)
+		}
 		res.VsOffered, res.VsBaseline, res.VsDR = nil, nil, nil
 		if (res.Scenario == DR2Q || res.Scenario == NAT || res.Scenario == NATReply) && res.Error == "" && dr > 0 {
 			v := res.Mpps / dr
@@ -134,6 +151,26 @@ func (r *Report) computeRatios() {
 	}
 }
 
+// pairedRatio is the median over rounds of v6's rate over v4's in the
+// same round (the lower middle one for an even count), with the ratios in
+// round order; nil if either failed in any round or v4 counted nothing.
+func pairedRatio(v6, v4 []Result) (*float64, []float64) {
+	if len(v6) == 0 || len(v6) != len(v4) {
+		return nil, nil
+	}
+	var rs []float64
+	for i := range v6 {
+		if v6[i].Error != "" || v4[i].Error != "" || v4[i].Mpps <= 0 {
+			return nil, nil
+		}
+		rs = append(rs, v6[i].Mpps/v4[i].Mpps)
+	}
+	sorted := slices.Clone(rs)
+	slices.Sort(sorted)
+	m := sorted[(len(sorted)-1)/2]
+	return &m, rs
+}
+
 // WriteJSON writes the report as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
@@ -151,8 +188,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.Rounds > 1 {
 		rounds = fmt.Sprintf(", median of %d interleaved rounds", r.Rounds)
 	}
-	fmt.Fprintf(w, "afvs-lab bench: %d-byte UDP frames (%d with FCS), %d flows, %s per scenario%s, %d CPUs, load %.2f %.2f %.2f\n",
-		r.FrameLen, r.FrameLen+4, r.Flows, r.Duration, rounds, r.CPUs, r.LoadAvg[0], r.LoadAvg[1], r.LoadAvg[2])
+	frames := fmt.Sprintf("%d-byte UDP frames (%d with FCS)", r.FrameLen, r.FrameLen+4)
+	if r.FrameLen6 > 0 {
+		frames += fmt.Sprintf(", %d over IPv6 (%d)", r.FrameLen6, r.FrameLen6+4)
+	}
+	fmt.Fprintf(w, "afvs-lab bench: %s, %d flows, %s per scenario%s, %d CPUs, load %.2f %.2f %.2f\n",
+		frames, r.Flows, r.Duration, rounds, r.CPUs, r.LoadAvg[0], r.LoadAvg[1], r.LoadAvg[2])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "scenario\tsent\treceived\tsent Mpps\tsink Mpps\tmin-max\tvs offered\tvs baseline\tfwd rx\tfwd tx\tflows open\tnew conn/s\t\n")
 	var errs []Result
@@ -192,6 +233,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(w, "%s: VS/NAT real server -> client: %.2f× dr\n", res.name(), *res.VsDR)
 		}
 	}
+	for _, res := range r.Results {
+		if res.VsIPv4 != nil {
+			peer := Result{Scenario: res.Scenario.IPv4Peer(), Placement: res.Placement}
+			fmt.Fprintf(w, "%s: IPv6, %.2f× %s (median of %s), so an IPv6 frame costs this path %.2f× an IPv4 one\n",
+				res.name(), *res.VsIPv4, peer.name(), roundRatios(res.VsIPv4Rounds), 1 / *res.VsIPv4)
+		}
+	}
 	if len(lat) > 0 {
 		if err := writeLatency(w, lat); err != nil {
 			return err
@@ -209,6 +257,21 @@ func (r *Report) WriteTable(w io.Writer) error {
 	return nil
 }
 
+// roundRatios names the per-round ratios behind a median.
+func roundRatios(rs []float64) string {
+	if len(rs) == 1 {
+		return "one round"
+	}
+	var b strings.Builder
+	for i, v := range rs {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%.2f", v)
+	}
+	return "rounds " + b.String()
+}
+
 func ratio(v *float64) string {
 	if v == nil {
 		return "-"
@@ -217,7 +280,7 @@ func ratio(v *float64) string {
 }
 
 func count(v uint64, s Scenario) string {
-	if s == Offered {
+	if s.base() == Offered {
 		return "-"
 	}
 	return fmt.Sprint(v)

@@ -198,13 +198,14 @@ func TestParseScenarios(t *testing.T) {
 		want string
 		err  string
 	}{
-		{"", "offered baseline dr tun nat nat-reply dr-2q kernel-xdp-dr kernel-xdp-tun new-flows latency", ""},
-		{"all", "offered baseline dr tun nat nat-reply dr-2q kernel-xdp-dr kernel-xdp-tun new-flows latency", ""},
+		{"", "offered offered6 baseline baseline6 dr dr6 tun tun6 nat nat-reply dr-2q kernel-xdp-dr kernel-xdp-tun new-flows latency", ""},
+		{"all", "offered offered6 baseline baseline6 dr dr6 tun tun6 nat nat-reply dr-2q kernel-xdp-dr kernel-xdp-tun new-flows latency", ""},
+		{"dr6,tun6", "dr6 tun6", ""},
 		{"dr, offered", "dr offered", ""},
 		{"latency,kernel-xdp-tun", "latency kernel-xdp-tun", ""},
 		{"tun", "tun", ""},
 		{"nat,dr,nat-reply", "nat dr nat-reply", ""},
-		{"dr,fast", "", `scenario "fast": must be one of offered, baseline, dr, tun, nat, nat-reply, dr-2q, kernel-xdp-dr, kernel-xdp-tun, new-flows, latency`},
+		{"dr,fast", "", `scenario "fast": must be one of offered, offered6, baseline, baseline6, dr, dr6, tun, tun6, nat, nat-reply, dr-2q, kernel-xdp-dr, kernel-xdp-tun, new-flows, latency`},
 		{"dr,dr", "", `scenario "dr": listed twice`},
 		{"dr,", "", `scenario "": must be one of`},
 	} {
@@ -267,10 +268,20 @@ func TestDirectorConfigAccepted(t *testing.T) {
 		t.Skip("builds afvs")
 	}
 	afvs := buildAFVS(t)
-	for _, tc := range []struct{ mode, poll string }{{"dr", ""}, {"tun", ""}, {"nat", ""}, {"dr", pollYAML(LatencyPolls[0])}, {"dr", pollYAML(LatencyPolls[1])}, {"dr", pollYAML(LatencyPolls[2])}} {
+	for _, tc := range []struct {
+		mode, poll string
+		v6         bool
+	}{{"dr", "", false}, {"tun", "", false}, {"nat", "", false}, {"dr", "", true}, {"tun", "", true},
+		{"dr", pollYAML(LatencyPolls[0]), false}, {"dr", pollYAML(LatencyPolls[1]), false}, {"dr", pollYAML(LatencyPolls[2]), false}} {
 		mode := tc.mode
 		path := filepath.Join(t.TempDir(), "afvs.yaml")
 		cfg := directorConfig(mode, "/tmp/afvs-bench-test.sock", 40000, tc.poll)
+		if tc.v6 {
+			cfg = directorConfigAddrs(mode, "/tmp/afvs-bench-test.sock", 40000, tc.poll, VIP6, SinkAddr6)
+			if !strings.Contains(cfg, `address: "2001:2:0:100::1"`) || !strings.Contains(cfg, `{address: "2001:2:0:1::2", weight: 1}`) {
+				t.Errorf("%s IPv6 config lacks the IPv6 VIP or real server:\n%s", mode, cfg)
+			}
+		}
 		if !strings.Contains(cfg, "capacity: 131072") || !strings.Contains(cfg, "forward: "+mode) || !strings.Contains(cfg, tc.poll) {
 			t.Errorf("%s config:\n%s", mode, cfg)
 		}
@@ -357,5 +368,86 @@ func TestWritePlot(t *testing.T) {
 	bad := &Report{Results: []Result{{Scenario: DR, Error: "boom"}}}
 	if err := bad.WritePlot(&b); err == nil || !strings.Contains(err.Error(), "no measured scenario") {
 		t.Errorf("plot of a failed report: %v", err)
+	}
+}
+
+// TestIPv6Ratios: an IPv6 scenario is measured against the IPv6 offered
+// load and baseline, and against its IPv4 scenario round by round
+// (pairedRatio): the median of the rounds' ratios, printed under the
+// table with the cost ratio it implies.
+func TestIPv6Ratios(t *testing.T) {
+	r := sampleReport()
+	r.FrameLen6 = MinFrameLen6
+	r.Results = append(r.Results,
+		Result{Scenario: Offered6, Mpps: 1.6},
+		Result{Scenario: Baseline6, Mpps: 0.64},
+		Result{Scenario: DR6, Mpps: 0.32})
+	r.computeRatios()
+	dr6 := &r.Results[6]
+	if dr6.VsOffered == nil || math.Abs(*dr6.VsOffered-0.2) > 1e-12 || dr6.VsBaseline == nil || math.Abs(*dr6.VsBaseline-0.5) > 1e-12 {
+		t.Fatalf("dr6: vs offered %v, vs baseline %v: want 0.2 and 0.5 (against offered6 and baseline6)", dr6.VsOffered, dr6.VsBaseline)
+	}
+	if r.Results[2].VsBaseline == nil || *r.Results[2].VsBaseline != 0.5 {
+		t.Errorf("dr: vs baseline %v: want 0.5 (against the IPv4 baseline)", r.Results[2].VsBaseline)
+	}
+	rounds := func(mpps ...float64) []Result {
+		var rs []Result
+		for _, m := range mpps {
+			rs = append(rs, Result{Mpps: m})
+		}
+		return rs
+	}
+	// The rounds' own ratios, not the ratio of the medians: dr6's median
+	// round (0.40) over dr's (0.50) would say 0.80.
+	v, rs := pairedRatio(rounds(0.45, 0.40, 0.20), rounds(0.50, 0.40, 0.50))
+	if v == nil || math.Abs(*v-0.9) > 1e-12 || len(rs) != 3 || math.Abs(rs[2]-0.4) > 1e-12 {
+		t.Fatalf("pairedRatio = %v %v, want 0.9 [0.9 1 0.4]", v, rs)
+	}
+	dr6.VsIPv4, dr6.VsIPv4Rounds = v, rs
+	if v, _ := pairedRatio(rounds(0.4, 0.4), rounds(0.5, 0)); v != nil {
+		t.Errorf("pairedRatio with an IPv4 round that counted nothing = %v, want nil", *v)
+	}
+	failed := rounds(0.5, 0.5)
+	failed[1].Error = "boom"
+	if v, _ := pairedRatio(rounds(0.4, 0.4), failed); v != nil {
+		t.Errorf("pairedRatio with a failed round = %v, want nil", *v)
+	}
+	var b bytes.Buffer
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"60-byte UDP frames (64 with FCS), 62 over IPv6 (66),",
+		"dr6: IPv6, 0.90× dr (median of rounds 0.90 1.00 0.40), so an IPv6 frame costs this path 1.11× an IPv4 one"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+	if strings.Count(b.String(), "× an IPv4 one") != 1 {
+		t.Errorf("want one IPv4 comparison (dr6's; offered6 and baseline6 have none here):\n%s", b.String())
+	}
+}
+
+// TestPlotIPv6: the chart's rate panel has a bar for every IPv6 scenario,
+// beside its IPv4 one, and none for a failed one.
+func TestPlotIPv6(t *testing.T) {
+	r := sampleReport()
+	r.Results = []Result{r.Results[0], {Scenario: Offered6, Mpps: 1.9}, r.Results[2], {Scenario: DR6, Mpps: 0.38},
+		r.Results[3], {Scenario: TUN6, Error: "boom"}}
+	c, ok := r.rateChart()
+	if !ok {
+		t.Fatal("no rate chart")
+	}
+	if got := strings.Join(c.Labels, " "); got != "offered offered6 dr dr6" {
+		t.Errorf("labels %q, want offered offered6 dr dr6", got)
+	}
+	if len(c.Series) != 1 || len(c.Series[0].Values) != 4 || c.Series[0].Values[3] != 0.38 {
+		t.Errorf("series %+v, want one with dr6's 0.38 last", c.Series)
+	}
+	var b bytes.Buffer
+	if err := r.WritePlot(&b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := png.Decode(&b); err != nil {
+		t.Fatalf("not a PNG: %v", err)
 	}
 }

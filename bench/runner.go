@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"runtime"
 	"slices"
@@ -141,6 +140,15 @@ func Run(o Options) (*Report, error) {
 		rep.Results = append(rep.Results, medianResult(rs))
 	}
 	rep.computeRatios()
+	for i, sp := range specs {
+		if sp.s.IPv6() {
+			rep.FrameLen6 = MinFrameLen6
+		}
+		j := slices.IndexFunc(specs, func(o spec) bool { return o.s == sp.s.IPv4Peer() && o.threaded == sp.threaded })
+		if j >= 0 {
+			rep.Results[i].VsIPv4, rep.Results[i].VsIPv4Rounds = pairedRatio(byScenario[i], byScenario[j])
+		}
+	}
 	return rep, nil
 }
 
@@ -184,7 +192,7 @@ func runScenario(s Scenario, o Options, threaded bool) Result {
 	if s == DR2Q {
 		queues = 2
 	}
-	t, err := newTopology(string(s), queues)
+	t, err := newTopology(string(s), queues, s.IPv6())
 	if err == nil {
 		err = measure(t, s, o, threaded, &res)
 		if cerr := t.close(); cerr != nil {
@@ -218,7 +226,7 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 	// The sink: on the director's ingress for the offered load, on the
 	// real server's interface otherwise.
 	sinkAt := t.sinkIf
-	switch s {
+	switch s.base() {
 	case Offered:
 		sinkAt = t.dirIn
 	case NATReply:
@@ -257,7 +265,7 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 	if s == NewFlows {
 		flows = MaxFlows
 	}
-	switch s {
+	switch s.base() {
 	case Baseline:
 		f, stop, serr := startBaseline(t)
 		if serr != nil {
@@ -279,7 +287,7 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 		}
 		inserted = func() uint64 { st, _ := lb.Stats(); return st.NewFlows }
 	case DR, TUN, NewFlows, DR2Q, NAT, NATReply:
-		mode, tableFlows := string(s), o.Flows
+		mode, tableFlows := string(s.base()), o.Flows
 		switch s {
 		case NATReply:
 			mode = "nat"
@@ -319,9 +327,9 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 	var gens []*Generator
 	for q := range t.queues {
 		f := t.frame()
-		a := f.Src.As4()
-		a[3] += byte(q)
-		f.Src = netip.AddrFrom4(a)
+		for range q {
+			f.Src = f.Src.Next()
+		}
 		var g *Generator
 		if err := t.gen.Do(func() (err error) { g, err = NewGenerator(t.genIf.index, q, f, flows); return err }); err != nil {
 			return err
@@ -601,7 +609,7 @@ func warmUp(g *Generator, sink *xdpprog.DropSink) error {
 }
 
 // startBaseline opens the baseline forwarder on the director: redirect
-// everything IPv4 on eth0 to one socket, send through a TX-only socket on
+// everything IPv4 and all UDP over IPv6 on eth0 to one socket, send through a TX-only socket on
 // eth1, sized like the director's own sockets.
 func startBaseline(t *topology) (f *Forwarder, stop func() error, err error) {
 	var closers []func() error

@@ -19,6 +19,15 @@ const (
 	DR Scenario = "dr"
 	// TUN: afvs run forwarding in VS/TUN (IPIP) mode.
 	TUN Scenario = "tun"
+	// Offered6, Baseline6, DR6 and TUN6 are offered, baseline, dr and
+	// tun with IPv6 frames (MinFrameLen6 bytes) to an IPv6 VIP, whose
+	// real server is the sink's IPv6 address; tun6 sends IPv6-in-IPv6.
+	// Each is reported beside its IPv4 scenario, as a ratio from the
+	// same rounds.
+	Offered6  Scenario = "offered6"
+	Baseline6 Scenario = "baseline6"
+	DR6       Scenario = "dr6"
+	TUN6      Scenario = "tun6"
 	// NAT: afvs in VS/NAT mode receiving on both of the director's
 	// interfaces (the LVS manual's two-interface NAT layout): the client
 	// -> real server direction, VIP:9 rewritten to the sink's address and
@@ -49,7 +58,7 @@ const (
 )
 
 // AllScenarios is every scenario in the order the harness runs them.
-var AllScenarios = []Scenario{Offered, Baseline, DR, TUN, NAT, NATReply, DR2Q, KernelXDPDR, KernelXDPTUN, NewFlows, Latency}
+var AllScenarios = []Scenario{Offered, Offered6, Baseline, Baseline6, DR, DR6, TUN, TUN6, NAT, NATReply, DR2Q, KernelXDPDR, KernelXDPTUN, NewFlows, Latency}
 
 // scenarioNames lists AllScenarios for error messages.
 func scenarioNames() string {
@@ -65,7 +74,25 @@ func scenarioNames() string {
 
 // NeedsAFVS reports whether the scenario runs the afvs binary.
 func (s Scenario) NeedsAFVS() bool {
-	return s == DR || s == TUN || s == NAT || s == NATReply || s == DR2Q || s == NewFlows || s == Latency
+	return s == DR || s == TUN || s == DR6 || s == TUN6 || s == NAT || s == NATReply || s == DR2Q || s == NewFlows || s == Latency
+}
+
+// ipv4Peers maps each IPv6 scenario to its IPv4 one.
+var ipv4Peers = map[Scenario]Scenario{Offered6: Offered, Baseline6: Baseline, DR6: DR, TUN6: TUN}
+
+// IPv6 reports whether the scenario sends IPv6 frames.
+func (s Scenario) IPv6() bool { _, ok := ipv4Peers[s]; return ok }
+
+// IPv4Peer is the IPv4 scenario an IPv6 one is compared with; "" for the
+// others.
+func (s Scenario) IPv4Peer() Scenario { return ipv4Peers[s] }
+
+// base is the scenario with the family taken away: dr for dr6.
+func (s Scenario) base() Scenario {
+	if p := s.IPv4Peer(); p != "" {
+		return p
+	}
+	return s
 }
 
 // ParseScenarios reads a comma-separated list such as "offered,dr". An

@@ -35,6 +35,31 @@ var (
 	egressName  = "eth1"
 )
 
+// Addresses of the IPv6 scenarios, all in 2001:2::/48: the same segments
+// as above, 2001:2::/64 between the generator and the director and
+// 2001:2:0:1::/64 between the director and the sink.
+var (
+	GenAddr6    = netip.MustParseAddr("2001:2::2")
+	DirInAddr6  = netip.MustParseAddr("2001:2::1")
+	DirOutAddr6 = netip.MustParseAddr("2001:2:0:1::1")
+	SinkAddr6   = netip.MustParseAddr("2001:2:0:1::2")
+	VIP6        = netip.MustParseAddr("2001:2:0:100::1")
+)
+
+// dirIPv6Sysctls keep the director's kernel quiet on the IPv6 scenarios'
+// links, so that what the sink counts is what the forwarder sent: no
+// duplicate address detection or router solicitation, and the MLD reports
+// for the groups its addresses join all sent at once, while the topology
+// is built, rather than retransmitted up to a second later into the
+// measured run.
+var dirIPv6Sysctls = [][2]string{
+	{"net.ipv6.conf.default.accept_dad", "0"},
+	{"net.ipv6.conf.default.accept_ra", "0"},
+	{"net.ipv6.conf.default.router_solicitations", "0"},
+	{"net.ipv6.conf.default.mldv2_unsolicited_report_interval", "1"},
+	{"net.ipv6.conf.default.mldv1_unsolicited_report_interval", "1"},
+}
+
 // link is one end of a veth as the harness needs it.
 type link struct {
 	ns    *testnet.NS
@@ -51,20 +76,26 @@ type link struct {
 // The sink's interface drops everything in XDP, so it never answers ARP;
 // the director instead holds a permanent neighbour entry for 198.18.1.2.
 // IPv6 is off in every namespace so that no router solicitation or MLD
-// report lands on a counted interface.
+// report lands on a counted interface; except, for the IPv6 scenarios, in
+// the director's, whose interfaces then also have 2001:2::1/64 and
+// 2001:2:0:1::1/64 (without duplicate address detection) and a permanent
+// neighbour entry for the sink's 2001:2:0:1::2. The generator and the sink
+// need no IPv6 stack: one sends with AF_XDP, the other drops in XDP.
 type topology struct {
 	net                  *testnet.Net
 	gen, dir, sink       *testnet.NS
 	genIf, dirIn, dirOut link
 	sinkIf               link
-	queues               int // TX and RX queues of every veth
+	queues               int  // TX and RX queues of every veth
+	v6                   bool // the IPv6 scenarios' addresses and frames
 }
 
 // newTopology builds the network for one scenario, each veth with queues
-// TX and RX queues. On error it removes what it made.
-func newTopology(scenario string, queues int) (t *topology, err error) {
+// TX and RX queues, with the IPv6 addresses when v6. On error it removes
+// what it made.
+func newTopology(scenario string, queues int, v6 bool) (t *topology, err error) {
 	n := &testnet.Net{Prefix: fmt.Sprintf("%s%d-%s", Prefix(), netSeq.Add(1), scenario)}
-	t = &topology{net: n, queues: queues}
+	t = &topology{net: n, queues: queues, v6: v6}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -79,8 +110,12 @@ func newTopology(scenario string, queues int) (t *topology, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("namespace %s: %w", p.name, err)
 		}
-		for _, key := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"} {
-			if err := ns.Sysctl(key, "1"); err != nil {
+		sysctls := [][2]string{{"net.ipv6.conf.all.disable_ipv6", "1"}, {"net.ipv6.conf.default.disable_ipv6", "1"}}
+		if v6 && p.name == "dir" {
+			sysctls = dirIPv6Sysctls
+		}
+		for _, kv := range sysctls {
+			if err := ns.Sysctl(kv[0], kv[1]); err != nil {
 				return nil, fmt.Errorf("namespace %s: %w", p.name, err)
 			}
 		}
@@ -102,8 +137,19 @@ func newTopology(scenario string, queues int) (t *topology, err error) {
 		{t.dir, egressName, DirOutAddr},
 		{t.sink, ingressName, SinkAddr},
 	}
+	if v6 {
+		addrs = append(addrs, []struct {
+			ns   *testnet.NS
+			dev  string
+			addr netip.Addr
+		}{{t.dir, ingressName, DirInAddr6}, {t.dir, egressName, DirOutAddr6}}...)
+	}
 	for _, a := range addrs {
-		if err := a.ns.IP("addr", "add", a.addr.String()+"/24", "dev", a.dev); err != nil {
+		args := []string{"addr", "add", a.addr.String() + "/24", "dev", a.dev}
+		if a.addr.Is6() {
+			args = []string{"-6", "addr", "add", a.addr.String() + "/64", "dev", a.dev, "nodad"}
+		}
+		if err := a.ns.IP(args...); err != nil {
 			return nil, err
 		}
 	}
@@ -122,13 +168,38 @@ func newTopology(scenario string, queues int) (t *topology, err error) {
 	if err := t.dir.IP("neigh", "replace", SinkAddr.String(), "lladdr", mac, "dev", egressName, "nud", "permanent"); err != nil {
 		return nil, err
 	}
+	if v6 {
+		if err := t.dir.IP("-6", "neigh", "replace", SinkAddr6.String(), "lladdr", mac, "dev", egressName, "nud", "permanent"); err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
 }
 
 // frame is the generator's frame: from the generator to the VIP, through
-// the director's ingress interface.
+// the director's ingress interface; over IPv6 in an IPv6 topology, and
+// then the shortest IPv6 frame.
 func (t *topology) frame() Frame {
+	if t.v6 {
+		return Frame{SrcMAC: t.genIf.mac, DstMAC: t.dirIn.mac, Src: GenAddr6, Dst: VIP6, DstPort: VIPPort, SrcPort: FirstSourcePort, Len: MinFrameLen6}
+	}
 	return Frame{SrcMAC: t.genIf.mac, DstMAC: t.dirIn.mac, Src: GenAddr, Dst: VIP, DstPort: VIPPort, SrcPort: FirstSourcePort, Len: MinFrameLen}
+}
+
+// vip and sinkAddr are the service's VIP and its real server's address
+// in the topology's family.
+func (t *topology) vip() netip.Addr {
+	if t.v6 {
+		return VIP6
+	}
+	return VIP
+}
+
+func (t *topology) sinkAddr() netip.Addr {
+	if t.v6 {
+		return SinkAddr6
+	}
+	return SinkAddr
 }
 
 // replyFrame is the VS/NAT real server's reply to the generator's frame:

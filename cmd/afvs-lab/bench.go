@@ -25,7 +25,7 @@ func runBench(args []string) error {
 	plotFile := fs.String("plot", "", "also draw the rates and latency percentiles as a chart in this PNG file")
 	threaded := fs.Bool("threaded", false, "also run every rate scenario with each receive path on a CPU of its own (threaded NAPI, the generator pinned), reported as SCENARIO@threaded")
 	afvs := fs.String("afvs", "", "the afvs daemon binary for the scenarios that run it (default: afvs next to afvs-lab, else on $PATH)")
-	scenarios := fs.String("scenarios", "all", "comma-separated scenarios: offered, baseline, dr, tun, nat, nat-reply, dr-2q, kernel-xdp-dr, kernel-xdp-tun, new-flows, latency (or all)")
+	scenarios := fs.String("scenarios", "all", "comma-separated scenarios: offered, offered6, baseline, baseline6, dr, dr6, tun, tun6, nat, nat-reply, dr-2q, kernel-xdp-dr, kernel-xdp-tun, new-flows, latency (or all)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
