@@ -101,7 +101,11 @@ func neighEventOf(u netlink.NeighUpdate) (NeighEvent, bool) {
 
 // Resolve sends RTM_NEWNEIGH with NTF_USE. The kernel then creates the entry
 // if needed (NLM_F_CREATE) and runs neigh_event_send on it: a missing, FAILED
-// or STALE entry starts probing exactly as if a packet were queued to it.
+// or STALE entry starts probing exactly as if a packet were queued to it,
+// but one with no source address of its own: for IPv6 the kernel then
+// solicits from the device's link-local address, and sends nothing while
+// that address is in duplicate address detection, so Resolve solicits by
+// hand then (solicit6).
 //
 // The request also updates the entry's state (to none, then incomplete), so
 // it must never reach an entry that is fine as it is: measured here, a
@@ -139,6 +143,14 @@ func (s *netlinkNeighSource) Resolve(ifindex int, ip netip.Addr) (NeighEvent, bo
 	}
 	if err := s.k.h.NeighSet(nb); err != nil {
 		return ev, have, fmt.Errorf("request resolution of %s on ifindex %d: %w", ip, ifindex, err)
+	}
+	if family == netlink.FAMILY_V6 {
+		// The request made the entry INCOMPLETE; while the device's
+		// link-local address is in duplicate address detection the
+		// kernel solicits nothing for it, so solicit by hand.
+		if err := s.solicit6(ifindex, ip.Unmap()); err != nil {
+			return ev, have, err
+		}
 	}
 	return ev, have, nil
 }
