@@ -95,6 +95,11 @@ type Neighbors struct {
 	mu      sync.RWMutex
 	entries map[neighKey]neighEntry
 	wanted  map[neighKey]struct{}
+	// lost is poked when a wanted entry that was usable stops being so
+	// (deleted, as by a flush, or FAILED), so that the refresh asks for it
+	// again at once rather than at its next tick: the kernel, too,
+	// resolves at the first packet to it, not a second later.
+	lost chan struct{}
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -118,6 +123,7 @@ func NewNeighbors(src NeighSource, opts NeighborsOptions) (*Neighbors, error) {
 		opts:    opts,
 		entries: map[neighKey]neighEntry{},
 		wanted:  map[neighKey]struct{}{},
+		lost:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
 	events, subDone, err := n.subscribe()
@@ -327,6 +333,7 @@ func (n *Neighbors) apply(ev NeighEvent) bool {
 	old, had := n.entries[key]
 	if ev.Deleted {
 		delete(n.entries, key)
+		n.noteLost(key, had && old.usable())
 		return had && old.usable()
 	}
 	e := neighEntry{mac: ev.MAC, state: ev.State}
@@ -336,10 +343,24 @@ func (n *Neighbors) apply(ev NeighEvent) bool {
 	if !had {
 		return e.usable()
 	}
+	n.noteLost(key, old.usable() && !e.usable())
 	return old.usable() != e.usable() || (e.usable() && old.mac != e.mac)
 }
 
-// refresh re-requests resolution for wanted entries that need it.
+// noteLost pokes the refresh when a wanted entry was usable and is not
+// any more; n.mu is held.
+func (n *Neighbors) noteLost(key neighKey, lost bool) {
+	if _, ok := n.wanted[key]; !ok || !lost {
+		return
+	}
+	select {
+	case n.lost <- struct{}{}:
+	default:
+	}
+}
+
+// refresh re-requests resolution for wanted entries that need it, every
+// Refresh and as soon as a wanted entry is lost.
 func (n *Neighbors) refresh() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.opts.Refresh)
@@ -350,6 +371,7 @@ func (n *Neighbors) refresh() {
 		case <-n.done:
 			return
 		case <-t.C:
+		case <-n.lost:
 		}
 		due = due[:0]
 		n.mu.RLock()

@@ -124,3 +124,55 @@ func TestNeighborsKernel(t *testing.T) {
 	closed = true
 	eventually(t, 2*time.Second, "subscription goroutines to exit", func() bool { return runtime.NumGoroutine() <= goroutines })
 }
+
+// TestNeighborsKernelFlushedNeighbour: a wanted neighbour in use that the
+// kernel forgets (ip neigh flush, or an operator's delete) is resolved
+// again at once, as the kernel would at the next packet to it; the
+// refresh tick is an hour here, so waiting for it cannot pass. Over both
+// families.
+func TestNeighborsKernelFlushedNeighbour(t *testing.T) {
+	testsupport.RequirePrivileged(t, testsupport.NetNS)
+	a, b := newTestNS(t), newTestNS(t)
+	la, lb := veth(t, a, b, 1)
+	addAddr(t, a, la, "198.18.0.1/24")
+	addAddr(t, b, lb, "198.18.0.2/24")
+	addAddr(t, a, la, "2001:2::1/64")
+	addAddr(t, b, lb, "2001:2::2/64")
+	n, err := a.kernel(t).Neighbors(NeighborsOptions{Refresh: time.Hour, OnError: func(err error) { t.Logf("neighbors: %v", err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	for _, peer := range []netip.Addr{netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("2001:2::2")} {
+		if err := n.Want(la.index, peer); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "peer "+peer.String(), func() bool { _, ok := n.Lookup(la.index, peer); return ok })
+		if err := a.h.NeighDel(&netlink.Neigh{LinkIndex: la.index, IP: peer.AsSlice()}); err != nil {
+			t.Fatalf("delete the kernel's entry for %s: %v", peer, err)
+		}
+		// Nothing else in a's namespace sends to the peer: a kernel entry
+		// that comes back REACHABLE was asked for by the cache. (The
+		// cache's own unusable moment can be too short to observe.)
+		family := netlink.FAMILY_V4
+		if peer.Is6() {
+			family = netlink.FAMILY_V6
+		}
+		eventually(t, 10*time.Second, "the kernel to resolve "+peer.String()+" again", func() bool {
+			list, err := a.h.NeighList(la.index, family)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, nb := range list {
+				if got, ok := netip.AddrFromSlice(nb.IP); ok && got == peer {
+					return nb.State == NudReachable
+				}
+			}
+			return false
+		})
+		eventually(t, 10*time.Second, "peer "+peer.String()+" usable again", func() bool { _, ok := n.Lookup(la.index, peer); return ok })
+		if mac, _ := n.Lookup(la.index, peer); mac != lb.mac {
+			t.Errorf("%s: MAC %x, want %x", peer, mac, lb.mac)
+		}
+	}
+}

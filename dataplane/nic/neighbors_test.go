@@ -494,3 +494,63 @@ func BenchmarkNeighborsLookup(b *testing.B) {
 		})
 	}
 }
+
+// TestNeighborsAskAgainWhenLost: a wanted neighbour that was usable and is
+// deleted (as by a flush) or goes FAILED is asked for again at once, not
+// at the refresh's next tick (an hour here); an unwanted one, or one
+// that was never usable, is not.
+func TestNeighborsAskAgainWhenLost(t *testing.T) {
+	src := newFakeNeighSource()
+	n, err := NewNeighbors(src, NeighborsOptions{Refresh: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.Want(2, ipA); err != nil {
+		t.Fatal(err)
+	}
+	<-src.resolves
+	quiet := func(what string) {
+		t.Helper()
+		select {
+		case k := <-src.resolves:
+			t.Errorf("%s: resolution request for %v", what, k)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	asked := func(what string) {
+		t.Helper()
+		select {
+		case k := <-src.resolves:
+			if k != (neighKey{2, ipA}) {
+				t.Errorf("%s: asked for %v, want %v", what, k, neighKey{2, ipA})
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no resolution request", what)
+		}
+	}
+	reachable := func() {
+		t.Helper()
+		src.emit(NeighEvent{Ifindex: 2, IP: ipA, MAC: macA, State: NudReachable})
+		eventually(t, 5*time.Second, "reachable", func() bool { _, ok := n.Lookup(2, ipA); return ok })
+	}
+	// Never usable: FAILED from INCOMPLETE waits for the tick.
+	src.emit(NeighEvent{Ifindex: 2, IP: ipA, State: NudIncomplete})
+	src.emit(NeighEvent{Ifindex: 2, IP: ipA, State: NudFailed})
+	quiet("failed before it was ever usable")
+	reachable()
+	src.emit(NeighEvent{Ifindex: 2, IP: ipA, Deleted: true})
+	asked("deleted while usable")
+	reachable()
+	src.emit(NeighEvent{Ifindex: 2, IP: ipA, MAC: macA, State: NudFailed})
+	asked("failed while usable")
+	// Usable STALE is no loss; an unwanted neighbour is nobody's concern.
+	reachable()
+	src.emit(NeighEvent{Ifindex: 2, IP: ipA, MAC: macA, State: NudStale})
+	src.emit(NeighEvent{Ifindex: 2, IP: ipB, MAC: macB, State: NudReachable})
+	src.emit(NeighEvent{Ifindex: 2, IP: ipB, Deleted: true})
+	quiet("stale, or an unwanted neighbour deleted")
+	n.Forget(2, ipA)
+	src.emit(NeighEvent{Ifindex: 2, IP: ipA, Deleted: true})
+	quiet("deleted after Forget")
+}
