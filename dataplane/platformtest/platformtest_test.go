@@ -125,8 +125,9 @@ func TestRoute(t *testing.T) {
 }
 
 // TestSteeringIPv6: the fake steering program redirects IPv6 TCP/UDP to an
-// IPv6 service key and passes neighbour discovery to the host's stack, as
-// the real program does.
+// IPv6 service key, and from an IPv6 VS/NAT source key unless to a
+// director address, and passes neighbour discovery to the host's stack,
+// as the real program does.
 func TestSteeringIPv6(t *testing.T) {
 	n := NewNetwork()
 	n.Misuse = func(m string) { t.Error(m) }
@@ -149,8 +150,8 @@ func TestSteeringIPv6(t *testing.T) {
 	if err := st.SetServices([]xdpprog.ServiceKey{{Addr: vip, Proto: 6, Port: 80}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetServices([]xdpprog.ServiceKey{{Addr: vip, Proto: 6, Port: 80, Source: true}}); err == nil {
-		t.Fatal("an IPv6 VS/NAT source key was taken")
+	if err := st.SetServices([]xdpprog.ServiceKey{{Addr: vip, Proto: 6, Port: 80, Source: true}, {Addr: vip, Local: true}}); err != nil {
+		t.Fatalf("IPv6 VS/NAT source and local keys: %v", err)
 	}
 	if err := st.SetServices([]xdpprog.ServiceKey{{Addr: vip, Proto: 6, Port: 80}}); err != nil {
 		t.Fatal(err)
@@ -198,5 +199,21 @@ func TestSteeringIPv6(t *testing.T) {
 	}
 	if k := len(ifc.Recv()); k != 2 {
 		t.Errorf("the stack got %d frames, want the 2 passed", k)
+	}
+
+	// The peer as a VS/NAT real server on port 1000: its frame to no
+	// service is a reply, redirected, unless it is to a director address.
+	peer6 := netip.MustParseAddr("2001:2::9")
+	if err := st.SetServices([]xdpprog.ServiceKey{{Addr: vip, Proto: 6, Port: 80}, {Addr: peer6, Proto: 6, Port: 1000, Source: true}}); err != nil {
+		t.Fatal(err)
+	}
+	peer.Send(frame6(layers.IPProtocolTCP, 81)) // a reply
+	if err := st.SetServices([]xdpprog.ServiceKey{{Addr: vip, Proto: 6, Port: 80}, {Addr: peer6, Proto: 6, Port: 1000, Source: true}, {Addr: vip, Local: true}}); err != nil {
+		t.Fatal(err)
+	}
+	peer.Send(frame6(layers.IPProtocolTCP, 81)) // to the director: the kernel's
+	got2, _ := st.Stats()
+	if d := (xdpprog.StatsCounters{Total: got2.Total - got.Total, Redirected: got2.Redirected - got.Redirected, PassNoService: got2.PassNoService - got.PassNoService}); d != (xdpprog.StatsCounters{Total: 2, Redirected: 1, PassNoService: 1}) {
+		t.Errorf("NAT reply steering moved %+v, want one redirected and one no service", d)
 	}
 }

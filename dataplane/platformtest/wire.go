@@ -144,7 +144,7 @@ func (s *steering) SetServices(keys []xdpprog.ServiceKey) error {
 	m := make(map[xdpprog.ServiceKey]bool, len(keys))
 	anyKey := map[[5]byte]bool{}
 	for _, k := range keys {
-		if k.Addr.Is6() && !k.Source && !k.Local {
+		if k.Addr.Is6() {
 			m[k] = true // IPv6: redirect6
 			continue
 		}

@@ -14,8 +14,10 @@ import (
 // headers (hop-by-hop first only, routing, destination options), to an
 // IPv6 service's
 // address, protocol and port (or port 0), for an owner MAC, goes to the
-// queue's socket; everything else (neighbour discovery and all ICMPv6,
-// fragments) to the kernel. s.mu is held.
+// queue's socket, and so does one from a VS/NAT real server's address,
+// protocol and port, or an ICMPv6 error (type 1 to 127) from its address,
+// unless it is to a director address; everything else (neighbour
+// discovery and all other ICMPv6, fragments) to the kernel. s.mu is held.
 func (s *steering) redirect6(ifc *Iface, f []byte) bool {
 	c := &s.stats
 	ip := f[header.EthernetLen:]
@@ -27,8 +29,17 @@ func (s *steering) redirect6(ifc *Iface, f []byte) bool {
 		c.PassBadHeader++
 		return false
 	}
+	src, dst := netip.AddrFrom16([16]byte(ip[8:24])), netip.AddrFrom16([16]byte(ip[24:40]))
+	toDirector := s.keys[xdpprog.ServiceKey{Addr: dst, Local: true}]
 	proto, off := ip[6], header.IPv6Len
 	for n := 0; proto != header.ProtocolTCP && proto != header.ProtocolUDP; n++ {
+		if proto == header.ProtocolICMPv6 && len(ip) >= off+4 && ip[off] != 0 && ip[off] < 128 && s.natSource6(src) {
+			if toDirector {
+				c.PassNoService++
+				return false
+			}
+			return s.deliver6(ifc, f, 0)
+		}
 		ext := proto == header.ProtocolRouting || proto == header.ProtocolDestOpts || proto == header.ProtocolHopByHop && n == 0
 		if n == header.MaxIPv6ExtHeaders || !ext {
 			c.PassNotL4++
@@ -51,11 +62,30 @@ func (s *steering) redirect6(ifc *Iface, f []byte) bool {
 	}
 	l4 := ip[off:]
 	sport, dport := binary.BigEndian.Uint16(l4[0:2]), binary.BigEndian.Uint16(l4[2:4])
-	a := netip.AddrFrom16([16]byte(ip[24:40]))
-	if !s.keys[xdpprog.ServiceKey{Addr: a, Proto: proto, Port: dport}] && !s.keys[xdpprog.ServiceKey{Addr: a, Proto: proto}] {
+	reply := !toDirector && (s.keys[xdpprog.ServiceKey{Addr: src, Proto: proto, Port: sport, Source: true}] ||
+		s.keys[xdpprog.ServiceKey{Addr: src, Proto: proto, Source: true}])
+	if !s.keys[xdpprog.ServiceKey{Addr: dst, Proto: proto, Port: dport}] && !s.keys[xdpprog.ServiceKey{Addr: dst, Proto: proto}] && !reply {
 		c.PassNoService++
 		return false
 	}
+	return s.deliver6(ifc, f, sport)
+}
+
+// natSource6 reports whether a is a VS/NAT real server's address. s.mu is
+// held.
+func (s *steering) natSource6(a netip.Addr) bool {
+	for k := range s.keys {
+		if k.Source && k.Addr == a {
+			return true
+		}
+	}
+	return false
+}
+
+// deliver6 redirects a matched IPv6 frame for an owner MAC to the socket
+// of the queue its source port hashes to. s.mu is held.
+func (s *steering) deliver6(ifc *Iface, f []byte, sport uint16) bool {
+	c := &s.stats
 	if !slices.Contains(s.owners, [6]byte(f[:6])) {
 		c.PassOtherMAC++
 		return false

@@ -420,6 +420,12 @@ func (s *Steering) SetServices(keys []ServiceKey) error {
 				want6[e] = uint32(i)
 				distinct++
 			}
+			if k.Source { // ICMPv6 errors from the real server's address
+				ic := serviceEntry6{Addr: e.Addr, Proto: ipProtoICMPv6, Flags: flagSource}
+				if _, dup := want6[ic]; !dup {
+					want6[ic] = uint32(i)
+				}
+			}
 			continue
 		}
 		if k.Local {

@@ -16,8 +16,9 @@ import (
 // frame goes to the kernel: ICMPv6 (neighbour discovery, MLD, errors),
 // fragments, other next headers, and TCP or UDP to no IPv6 service; so
 // neighbour discovery for the VIP and the director's own addresses works
-// through a director as without it. The blocklist, VS/NAT sources and
-// local-node passes are IPv4-only, so a matched IPv6 frame skips them.
+// through a director as without it, except for a VS/NAT real server's
+// replies and ICMPv6 errors (steernat6.go). The blocklist and local-node
+// passes are IPv4-only, so a matched IPv6 frame skips them.
 
 // serviceEntry6 is the IPv6 services map key as the program builds it on
 // its stack: 20 bytes, address and port in network order.
@@ -25,7 +26,7 @@ type serviceEntry6 struct {
 	Addr  [16]byte
 	Port  [2]byte
 	Proto uint8
-	Flags uint8 // 0: the program never sets one for IPv6
+	Flags uint8 // 0, or flagSource or flagLocal (steernat6.go)
 }
 
 // slotSvc6 holds the IPv6 services key (20 of its 24 bytes), below the
@@ -47,7 +48,7 @@ func newServices6Map(maxServices int) (*ebpf.Map, error) {
 		Type:       ebpf.Hash,
 		KeySize:    20,
 		ValueSize:  4,
-		MaxEntries: uint32(maxServices),
+		MaxEntries: uint32(2 * maxServices), // with a NAT real server's ICMPv6 keys
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create IPv6 services map for %d services: %w", maxServices, err)
@@ -55,19 +56,23 @@ func newServices6Map(maxServices int) (*ebpf.Map, error) {
 	return m, nil
 }
 
-// entry6 is the IPv6 services map key of k, the i-th key SetServices got.
-// Only plain services are IPv6: VS/NAT and the director's own addresses
-// are IPv4 only.
+// entry6 is the IPv6 services map key of k, the i-th key SetServices got:
+// a service's, a VS/NAT real server's (flagSource) or a director
+// address's (flagLocal), as steernat6.go reads them.
 func entry6(i int, k ServiceKey) (serviceEntry6, error) {
 	switch {
 	case !k.Addr.Is6() || k.Addr.Zone() != "":
 		return serviceEntry6{}, fmt.Errorf("set services: service %d (%s): address must be IPv4 or IPv6 without a zone", i, k)
-	case k.Source || k.Local:
-		return serviceEntry6{}, fmt.Errorf("set services: service %d (%s): VS/NAT sources and local addresses must be IPv4", i, k)
+	case k.Local:
+		return serviceEntry6{Addr: k.Addr.As16(), Flags: flagLocal}, nil
 	case k.Proto != ipProtoTCP && k.Proto != ipProtoUDP:
 		return serviceEntry6{}, fmt.Errorf("set services: service %d (%s): protocol %d must be 6 (tcp) or 17 (udp)", i, k, k.Proto)
 	}
-	return serviceEntry6{Addr: k.Addr.As16(), Port: [2]byte{byte(k.Port >> 8), byte(k.Port)}, Proto: k.Proto}, nil
+	e := serviceEntry6{Addr: k.Addr.As16(), Port: [2]byte{byte(k.Port >> 8), byte(k.Port)}, Proto: k.Proto}
+	if k.Source {
+		e.Flags = flagSource
+	}
+	return e, nil
 }
 
 // ownerCheck jumps to ok when the frame's destination MAC is an owner MAC,
@@ -129,6 +134,7 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map) {
 			asm.StoreMem(asm.RFP, slotSvc6+i, asm.R4, asm.Word),
 		)
 	}
+	copySrc6(b) // the NAT source key's (steernat6.go)
 	b.emit(
 		asm.LoadMem(asm.R5, asm.R9, ip6OffNext, asm.Byte),
 		asm.Add.Imm(asm.R9, ipv6Len),
@@ -148,7 +154,7 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map) {
 		}
 		b.emit(
 			asm.JEq.Imm(asm.R5, ipProtoRouting, ext),
-			asm.JNE.Imm(asm.R5, ipProtoDestOpts, "not_l4"),
+			asm.JNE.Imm(asm.R5, ipProtoDestOpts, "not_l4_6"),
 		)
 		b.label(ext)
 		b.emit(
@@ -164,7 +170,7 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map) {
 	}
 	b.emit(
 		asm.JEq.Imm(asm.R5, ipProtoTCP, "l4_6"),
-		asm.JNE.Imm(asm.R5, ipProtoUDP, "not_l4"),
+		asm.JNE.Imm(asm.R5, ipProtoUDP, "not_l4_6"),
 	)
 	b.label("l4_6")
 	b.emit(
@@ -189,7 +195,8 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map) {
 		asm.StoreImm(asm.RFP, slotSvc6+16, 0, asm.Half),
 	)
 	lookup6()
-	b.emit(asm.JEq.Imm(asm.R0, 0, "no_service"))
+	b.emit(asm.JEq.Imm(asm.R0, 0, "nosvc6"))
 	b.label("match6")
 	ownerCheck(b, owners, "xsk")
+	steeringNAT6(b, services6)
 }

@@ -13,8 +13,22 @@ import (
 )
 
 // vip6AllPorts is an IPv6 VIP with a UDP service on every port; vip6
-// (decap46_test.go) has TCP port 80.
+// (decap46_test.go) has TCP port 80. The steering table makes
+// decap46_test.go's realIP6 a VS/NAT real server (TCP port 8080, UDP
+// every port) and directorIP6 the director's address.
 var vip6AllPorts = netip.MustParseAddr("2001:2:0:1::12")
+
+// icmp6Frame is an ICMPv6 message of type typ from src to dst, with eight
+// bytes of body.
+func icmp6Frame(t testing.TB, src, dst netip.Addr, typ uint8) []byte {
+	t.Helper()
+	ip := &layers.IPv6{HopLimit: 64, NextHeader: layers.IPProtocolICMPv6, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(typ, 0)}
+	if err := icmp.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatal(err)
+	}
+	return serialize(t, &layers.Ethernet{SrcMAC: macClient, DstMAC: macDirector, EthernetType: layers.EthernetTypeIPv6}, ip, icmp, gopacket.Payload(make([]byte, 8)))
+}
 
 // buildFrame6 is buildFrame for an IPv6 spec: from client6 (or an IPv6 spec.src)
 // to spec.dst, with a destination options header first when spec.ext.
@@ -39,9 +53,9 @@ func buildFrame6(t testing.TB, spec frameSpec) []byte {
 	}
 	switch spec.proto {
 	case layers.IPProtocolTCP:
-		ls = append(ls, &layers.TCP{SrcPort: 40000, DstPort: layers.TCPPort(spec.dstPort), SYN: true, Window: 1024})
+		ls = append(ls, &layers.TCP{SrcPort: layers.TCPPort(spec.srcPort), DstPort: layers.TCPPort(spec.dstPort), SYN: true, Window: 1024})
 	case layers.IPProtocolUDP:
-		ls = append(ls, &layers.UDP{SrcPort: 40000, DstPort: layers.UDPPort(spec.dstPort)})
+		ls = append(ls, &layers.UDP{SrcPort: layers.UDPPort(spec.srcPort), DstPort: layers.UDPPort(spec.dstPort)})
 	}
 	if spec.payload == nil {
 		spec.payload = []byte("hello")
@@ -97,6 +111,22 @@ func steering6Cases(t testing.TB) []steeringCase {
 		{name: "ipv6 cut in tcp after an extension header", frame: f(frameSpec{dst: vip6, proto: tcp, dstPort: 80, ext: true})[:ethLen+40+8+19], reason: StatsCounters{PassTruncated: 1}},
 		{name: "ipv6 version 4 in ipv6 ethertype", frame: badVersion, reason: StatsCounters{PassBadHeader: 1}},
 		{name: "ipv6 cut in the fixed header", frame: f(frameSpec{dst: vip6, proto: tcp, dstPort: 80})[:ethLen+39], reason: StatsCounters{PassTruncated: 1}},
+
+		// VS/NAT over IPv6: replies and ICMPv6 errors from a real server.
+		{name: "ipv6 nat reply", frame: f(frameSpec{src: realIP6, srcPort: 8080, dst: client6, proto: tcp, dstPort: 40000}), matched: true},
+		{name: "ipv6 nat reply after an extension header", frame: f(frameSpec{src: realIP6, srcPort: 8080, dst: client6, proto: tcp, dstPort: 40000, ext: true}), matched: true},
+		{name: "ipv6 nat reply from another port", frame: f(frameSpec{src: realIP6, srcPort: 8081, dst: client6, proto: tcp, dstPort: 40000}), reason: StatsCounters{PassNoService: 1}},
+		{name: "ipv6 nat reply udp any port", frame: f(frameSpec{src: realIP6, srcPort: 5353, dst: client6, proto: udp, dstPort: 40000}), matched: true},
+		{name: "ipv6 nat real server answers the director", frame: f(frameSpec{src: realIP6, srcPort: 8080, dst: directorIP6, proto: tcp, dstPort: 40000}), reason: StatsCounters{PassNoService: 1}},
+		{name: "ipv6 nat reply cut in tcp", frame: f(frameSpec{src: realIP6, srcPort: 8080, dst: client6, proto: tcp, dstPort: 40000})[:ethLen+40+19], reason: StatsCounters{PassTruncated: 1}},
+		{name: "icmpv6 error from a nat real server", frame: icmp6Frame(t, realIP6, client6, 1), matched: true},
+		{name: "icmpv6 packet too big from a nat real server", frame: icmp6Frame(t, realIP6, client6, 2), matched: true},
+		{name: "icmpv6 error from a nat real server to the director", frame: icmp6Frame(t, realIP6, directorIP6, 3), reason: StatsCounters{PassNoService: 1}},
+		{name: "icmpv6 echo from a nat real server", frame: icmp6Frame(t, realIP6, client6, 128), reason: StatsCounters{PassNotL4: 1}},
+		{name: "icmpv6 neighbour solicitation from a nat real server", frame: icmp6Frame(t, realIP6, directorIP6, 135), reason: StatsCounters{PassNotL4: 1}},
+		{name: "icmpv6 type 0 from a nat real server", frame: icmp6Frame(t, realIP6, client6, 0), reason: StatsCounters{PassNotL4: 1}},
+		{name: "icmpv6 error from another address", frame: icmp6Frame(t, client6, vip6, 1), reason: StatsCounters{PassNotL4: 1}},
+		{name: "icmpv6 from a nat real server cut in its header", frame: icmp6Frame(t, realIP6, client6, 1)[:ethLen+40+3], reason: StatsCounters{PassNotL4: 1}},
 	}
 }
 
@@ -127,8 +157,33 @@ func ext6Frame(t testing.TB, proto layers.IPProtocol, exts ...uint8) []byte {
 // refSteer6 is refSteer for an IPv6 frame whose header starts at l3: TCP
 // or UDP after at most four extension headers (hop-by-hop only first,
 // routing, destination options), to an IPv6 service's address, protocol
-// and port (or port 0).
+// and port (or port 0), or else from a VS/NAT real server's; or an ICMPv6
+// error (type 1 to 127) from a NAT real server's address. A frame from a
+// NAT real server to a director address is no service's.
 func refSteer6(f []byte, l3 int, services []ServiceKey, out *StatsCounters, matched func()) {
+	src, dst := [16]byte(f[min(len(f), l3+8):min(len(f), l3+24)]), [16]byte{}
+	if len(f) >= l3+40 {
+		dst = [16]byte(f[l3+24 : l3+40])
+	}
+	fromNAT := func(proto uint8, port uint16, anyPort bool) {
+		for _, s := range services {
+			if s.Local && s.Addr.Is6() && s.Addr.As16() == dst {
+				out.PassNoService = 1
+				return
+			}
+		}
+		for _, s := range services {
+			if s.Source && s.Addr.Is6() && s.Addr.As16() == src && (anyPort || s.Proto == proto && (s.Port == port || s.Port == 0)) {
+				matched()
+				return
+			}
+		}
+		if anyPort {
+			out.PassNotL4 = 1
+		} else {
+			out.PassNoService = 1
+		}
+	}
 	if len(f) < l3+40 {
 		out.PassTruncated = 1
 		return
@@ -140,6 +195,21 @@ func refSteer6(f []byte, l3 int, services []ServiceKey, out *StatsCounters, matc
 	proto := f[l3+6]
 	l4 := l3 + 40
 	for n := 0; proto != 6 && proto != 17; n++ {
+		if proto == 58 {
+			if len(f) < l4+4 || f[l4] == 0 || f[l4] >= 128 {
+				out.PassNotL4 = 1
+				return
+			}
+			// An error from a NAT real server's address, not to the director.
+			for _, s := range services {
+				if s.Source && s.Addr.Is6() && s.Addr.As16() == src {
+					fromNAT(58, 0, true)
+					return
+				}
+			}
+			out.PassNotL4 = 1
+			return
+		}
 		if n == maxExt6 || proto != 43 && proto != 60 && (proto != 0 || n != 0) {
 			out.PassNotL4 = 1
 			return
@@ -159,14 +229,14 @@ func refSteer6(f []byte, l3 int, services []ServiceKey, out *StatsCounters, matc
 		out.PassTruncated = 1
 		return
 	}
-	dst, port := [16]byte(f[l3+24:l3+40]), binary.BigEndian.Uint16(f[l4+2:])
+	port := binary.BigEndian.Uint16(f[l4+2:])
 	for _, s := range services {
 		if !s.Source && !s.Local && s.Addr.Is6() && !s.Addr.Is4In6() && s.Addr.As16() == dst && s.Proto == proto && (s.Port == port || s.Port == 0) {
 			matched()
 			return
 		}
 	}
-	out.PassNoService = 1
+	fromNAT(proto, binary.BigEndian.Uint16(f[l4:]), false)
 }
 
 // TestSteeringExtLimitIsTheParsers: the program walks as many IPv6

@@ -22,9 +22,13 @@ var testServices = []ServiceKey{
 	{Addr: realIP, Proto: ipProtoTCP, Port: 8080, Source: true},
 	{Addr: realIP, Proto: ipProtoUDP, Port: 0, Source: true},
 	{Addr: directorIP, Local: true},
-	// IPv6 services (steering6_test.go).
+	// IPv6 services, VS/NAT real servers and director address
+	// (steering6_test.go).
 	{Addr: vip6, Proto: ipProtoTCP, Port: 80},
 	{Addr: vip6AllPorts, Proto: ipProtoUDP, Port: 0},
+	{Addr: realIP6, Proto: ipProtoTCP, Port: 8080, Source: true},
+	{Addr: realIP6, Proto: ipProtoUDP, Port: 0, Source: true},
+	{Addr: directorIP6, Local: true},
 }
 
 func loadTestSteering(t *testing.T) *Steering {
@@ -277,7 +281,10 @@ func TestSteeringRejectsBadInput(t *testing.T) {
 		keys          []ServiceKey
 		wantSubstring string
 	}{
-		{"ipv6 nat source", []ServiceKey{{Addr: netip.MustParseAddr("2001:2::1"), Proto: 6, Port: 80, Source: true}}, "VS/NAT sources and local addresses must be IPv4"},
+		{"ipv6 nat source icmp", []ServiceKey{{Addr: netip.MustParseAddr("2001:2::1"), Proto: 58, Source: true}}, "protocol 58 must be 6 (tcp) or 17 (udp)"},
+		{"ipv6 nat sources too many", []ServiceKey{{Addr: netip.MustParseAddr("2001:2::1"), Proto: 6, Port: 80, Source: true},
+			{Addr: netip.MustParseAddr("2001:2::1"), Proto: 17, Port: 80, Source: true}, {Addr: netip.MustParseAddr("2001:2::2"), Local: true}},
+			"3 distinct services exceed the maximum of 2"},
 		{"ipv6 icmp", []ServiceKey{{Addr: netip.MustParseAddr("2001:2::1"), Proto: 58}}, "protocol 58 must be 6 (tcp) or 17 (udp)"},
 		{"invalid addr", []ServiceKey{{Proto: 6, Port: 80}}, "must be IPv4"},
 		{"sctp", []ServiceKey{{Addr: vip, Proto: 132, Port: 80}}, "protocol 132 must be 6 (tcp) or 17 (udp)"},

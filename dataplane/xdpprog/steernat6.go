@@ -1,0 +1,105 @@
+package xdpprog
+
+import (
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// IPv6 VS/NAT in the steering program: the IPv4 program's source keys in
+// the IPv6 services map. A VS/NAT real server's key is {saddr, sport,
+// proto, flagSource} (port 0: every port), with {saddr, 0, 58,
+// flagSource} for its ICMPv6 errors; a director address's key is {addr,
+// 0, 0, flagLocal}. An IPv6 TCP or UDP frame to no service whose source is
+// a NAT real server's address, protocol and port, and an ICMPv6 error
+// (type 1 to 127) from a NAT real server's address, are redirected like a
+// service's frame unless they are addressed to one of the director's own
+// addresses (its health checks' replies stay the kernel's). Informational
+// ICMPv6, neighbour discovery and MLD among them, never is.
+
+// slotSrc6 holds an IPv6 frame's source key (20 of its 24 bytes): its
+// source address is copied there with the destination address, while the
+// fixed header is at hand.
+const slotSrc6 = -128
+
+const (
+	ipProtoICMPv6 = 58
+	ip6OffSrc     = 8
+)
+
+// copySrc6 copies the source address of the IPv6 header R9 points at to
+// slotSrc6.
+func copySrc6(b *builder) {
+	for i := int16(0); i < 16; i += 4 {
+		b.emit(
+			asm.LoadMem(asm.R4, asm.R9, ip6OffSrc+i, asm.Word),
+			asm.StoreMem(asm.RFP, slotSrc6+i, asm.R4, asm.Word),
+		)
+	}
+}
+
+// steeringNAT6 emits the blocks the IPv6 path jumps to: "nosvc6", a TCP
+// or UDP frame (R9 at its transport header) to no IPv6 service;
+// "not_l4_6", a frame whose next header (R5) is neither TCP nor UDP nor
+// an extension header walked (R9 at it); and "source6", a frame from a
+// NAT real server whose destination address is still at slotSvc6.
+func steeringNAT6(b *builder, services6 *ebpf.Map) {
+	lookup := func(slot int32) {
+		b.emit(
+			asm.LoadMapPtr(asm.R1, services6.FD()),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, slot),
+			asm.FnMapLookupElem.Call(),
+		)
+	}
+	// {saddr, sport, proto, flagSource}: exact port first, then every
+	// port. The protocol is still in the service key.
+	b.label("nosvc6")
+	b.emit(
+		asm.LoadMem(asm.R4, asm.R9, 0, asm.Half),
+		asm.StoreMem(asm.RFP, slotSrc6+16, asm.R4, asm.Half),
+		asm.LoadMem(asm.R4, asm.RFP, slotSvc6+18, asm.Byte),
+		asm.StoreMem(asm.RFP, slotSrc6+18, asm.R4, asm.Byte),
+		asm.StoreImm(asm.RFP, slotSrc6+19, flagSource, asm.Byte),
+	)
+	lookup(slotSrc6)
+	b.emit(
+		asm.JNE.Imm(asm.R0, 0, "source6"),
+		asm.StoreImm(asm.RFP, slotSrc6+16, 0, asm.Half),
+	)
+	lookup(slotSrc6)
+	b.emit(
+		asm.JEq.Imm(asm.R0, 0, "no_service"),
+		asm.Ja.Label("source6"),
+	)
+
+	// ICMPv6: an error (type 1..127; its first four bytes present) from
+	// a NAT real server's address. Anything else stays not_l4.
+	b.label("not_l4_6")
+	b.emit(
+		asm.JNE.Imm(asm.R5, ipProtoICMPv6, "not_l4"),
+		asm.Mov.Reg(asm.R2, asm.R9),
+		asm.Add.Imm(asm.R2, 4),
+		asm.JGT.Reg(asm.R2, asm.R8, "not_l4"),
+		asm.LoadMem(asm.R4, asm.R9, 0, asm.Byte),
+		asm.JEq.Imm(asm.R4, 0, "not_l4"),
+		asm.JGE.Imm(asm.R4, 128, "not_l4"),
+		asm.StoreImm(asm.RFP, slotSrc6+16, 0, asm.Half),
+		asm.StoreImm(asm.RFP, slotSrc6+18, ipProtoICMPv6, asm.Byte),
+		asm.StoreImm(asm.RFP, slotSrc6+19, flagSource, asm.Byte),
+	)
+	lookup(slotSrc6)
+	b.emit(asm.JEq.Imm(asm.R0, 0, "not_l4"))
+
+	// ...unless it is addressed to the director: {daddr, 0, 0, flagLocal}.
+	b.label("source6")
+	b.emit(
+		asm.StoreImm(asm.RFP, slotSvc6+16, 0, asm.Half),
+		asm.StoreImm(asm.RFP, slotSvc6+18, 0, asm.Byte),
+		asm.StoreImm(asm.RFP, slotSvc6+19, flagLocal, asm.Byte),
+	)
+	lookup(slotSvc6)
+	b.emit(
+		asm.JNE.Imm(asm.R0, 0, "no_service"),
+		asm.Ja.Label("match6"),
+	)
+}
