@@ -449,9 +449,6 @@ func (c *Config) SorryServers() (map[vs.Key]vs.Real, error) {
 		if err := trial.Validate(); err != nil {
 			return nil, fmt.Errorf("%s.sorry: %w", p, err)
 		}
-		if err := dataplane.CheckForwardable(&vs.Table{Services: []vs.Service{trial}}); err != nil {
-			return nil, fmt.Errorf("%s.sorry: %w", p, err)
-		}
 		m[s.Key] = r
 	}
 	return m, nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -211,8 +212,7 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 
 // TestIPv6ConfigConverts: the config describes IPv6 services as IPVS
 // models them: IPv6 reals, a mixed-family tunnel real, -M as a prefix
-// length, and a firewall-mark service of the IPv6 family. (What the
-// daemon refuses to forward is dataplane.CheckForwardable's test.)
+// length, and a firewall-mark service of the IPv6 family.
 func TestIPv6ConfigConverts(t *testing.T) {
 	c := base()
 	c.Services = append(c.Services,
@@ -257,10 +257,10 @@ func TestDefenseConverts(t *testing.T) {
 }
 
 // TestSorryServerForwardable: the dataplane gets a sorry server only when
-// the checks find every real server of its service down, so a sorry
-// server the dataplane cannot forward (dataplane.CheckForwardable: today
-// an IPv6 one behind a tunnel from an IPv4 service) must be refused with
-// the configuration, not by the director at that moment.
+// the checks find every real server of its service down, so the
+// configuration is where one is refused; a sorry server of the other
+// family behind a tunnel (a mixed-family -i dest) and an IPv6 nat sorry
+// server of an IPv6 service are forwarded, so accepted.
 func TestSorryServerForwardable(t *testing.T) {
 	c := base()
 	c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "tcp"}
@@ -269,22 +269,25 @@ func TestSorryServerForwardable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trial := tbl.Clone()
-	trial.Marks = nil
-	trial.Services = trial.Services[:1]
-	trial.Services[0].Reals = append(trial.Services[0].Reals, vs.Real{Addr: netip.MustParseAddr("2001:2::99"), Port: 80, Fwd: vs.Tunnel, Weight: 1})
-	want := dataplane.CheckForwardable(trial)
-	_, err = c.SorryServers()
-	switch {
-	case want == nil && err != nil:
-		t.Fatalf("the dataplane forwards the sorry server, but the config refuses it: %v", err)
-	case want != nil && (err == nil || !strings.Contains(err.Error(), "services[0].sorry: "+want.Error())):
-		t.Fatalf("sorry server: error %v, want services[0].sorry: %v", err, want)
+	if _, err := dataplane.Build(tbl, dataplane.BuildOptions{Registry: dataplane.NewRegistry(), Loads: sched.NewLoads(dataplane.MaxDests)}); err != nil {
+		t.Fatalf("the dataplane refuses the table: %v", err)
 	}
-	if want != nil {
-		if err := c.Validate(); err == nil {
-			t.Fatal("Validate accepts the sorry server the dataplane cannot forward")
-		}
+	m, err := c.SorryServers()
+	if err != nil || m[tbl.Services[0].Key].Addr != netip.MustParseAddr("2001:2::99") {
+		t.Fatalf("sorry servers %v, %v: want the IPv6 tunnel one", m, err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.Services = append(c.Services, ServiceConfig{Proto: "tcp", Address: "2001:2::1", Port: 80, Forward: "nat",
+		Reals: []RealConfig{{Address: "2001:2::11", Port: 8080}}, Sorry: &RealConfig{Address: "2001:2::98", Port: 8081}})
+	c.Table.NAT = true
+	m, err = c.SorryServers()
+	if err != nil || m[vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("2001:2::1"), Port: 80}].Port != 8081 {
+		t.Fatalf("sorry servers %v, %v: want the IPv6 nat one on 8081", m, err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
 

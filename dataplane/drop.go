@@ -35,6 +35,7 @@ const (
 	DropSYNProxyPending                // a SYN or RST from the client, or a packet but a SYN-ACK or RST from the server, of a SYN-proxied connection whose server has not answered yet
 	DropSYNProxyNotNAT                 // a SYN-proxied connection scheduled to a real server that is not VS/NAT
 	DropICMPTunnelNoDF                 // a fragmentation-needed about a VS/TUN packet whose client did not set DF (IPVS answers nothing)
+	DropHopLimit                       // an IPv6 VS/NAT packet (or ICMPv6 error) with hop limit 1, which forwarding would take to 0
 	numDrops
 )
 
@@ -72,6 +73,7 @@ var dropNames = [numDrops]string{
 	DropSYNProxyPending:    "synproxy_pending",
 	DropSYNProxyNotNAT:     "synproxy_not_nat",
 	DropICMPTunnelNoDF:     "icmp_tunnel_no_df",
+	DropHopLimit:           "hop_limit_exceeded",
 }
 
 // String returns the stable metric label.

@@ -543,6 +543,9 @@ func TestFixturesCoverEveryDropAndReason(t *testing.T) {
 			drops[fx.drop] = true
 		}
 	}
+	for _, fx := range nat6Fixtures(t) { // nat6_test.go
+		drops[fx.drop] = true
+	}
 	for d := range NumDrops {
 		if !drops[Drop(d)] {
 			t.Errorf("no fixture for drop %s", Drop(d))

@@ -139,6 +139,9 @@ func (p *Processor) emit6(s *Snapshot, d *Dest, eg *Iface, buf []byte, off, n in
 		}
 		encap.DR(buf[off:off+n], d.MAC, eg.MAC)
 		return VerdictForward, out
+	case vs.Masq:
+		// vs keeps a NAT real server in its service's family.
+		return p.dnat6(s, d, eg, buf, off, n, out) // nat6.go
 	case vs.Tunnel:
 	default:
 		c.Drops[DropUnsupportedFwd].Add(1)
@@ -194,6 +197,12 @@ func (p *Processor) emit6(s *Snapshot, d *Dest, eg *Iface, buf []byte, off, n in
 // counts as fragNeeded does: frag_needed when sent, frag_needed_limited
 // when held back.
 func (p *Processor) packetTooBig(s *Snapshot, frame []byte, mtu int) (Verdict, Out) {
+	return p.packetTooBigFrom(s, frame, mtu, p.pk.DstMapped)
+}
+
+// packetTooBigFrom is packetTooBig with the message's source address, the
+// router that could not forward.
+func (p *Processor) packetTooBigFrom(s *Snapshot, frame []byte, mtu int, router [16]byte) (Verdict, Out) {
 	c := p.c
 	if mtu < encap.MinMTU6 {
 		c.Drops[DropTooBig].Add(1)
@@ -207,7 +216,7 @@ func (p *Processor) packetTooBig(s *Snapshot, frame []byte, mtu int) (Verdict, O
 	in := &s.Ifaces[p.ingress]
 	var srcMAC [6]byte
 	copy(srcMAC[:], frame[6:12])
-	p.replyN = encap.PacketTooBig(p.reply[:], frame, p.pk, mtu, in.MAC, srcMAC, p.pk.DstMapped)
+	p.replyN = encap.PacketTooBig(p.reply[:], frame, p.pk, mtu, in.MAC, srcMAC, router)
 	if p.replyN == 0 {
 		return VerdictDrop, Out{}
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -553,10 +554,13 @@ func TestCompile6(t *testing.T) {
 	}
 
 	nat := tbl.Clone()
-	nat.Services[2].Reals = []vs.Real{{Addr: a("2001:2::21"), Port: 53, Fwd: vs.Masq, Weight: 1}}
-	if _, err := Build(nat, BuildOptions{Registry: NewRegistry(), Loads: sched.NewLoads(MaxDests), Resolver: StaticResolver{}, Ifaces: fxIfaces6()}); err == nil ||
-		err.Error() != "service UDP [2001:2::4]:53: real server [2001:2::21]:53: VS/NAT over IPv6 is not implemented (IPv6 services forward by DR and tunnel)" {
+	nat.Services[2].Reals = []vs.Real{{Addr: a("2001:2::21"), Port: 5353, Fwd: vs.Masq, Weight: 1}}
+	ns, err := Build(nat, BuildOptions{Registry: NewRegistry(), Loads: sched.NewLoads(MaxDests), Resolver: StaticResolver{}, Ifaces: fxIfaces6()})
+	if err != nil {
 		t.Fatalf("NAT over IPv6: %v", err)
+	}
+	if !ns.HasNAT() || !slices.Contains(ns.SteeringKeys(), SteerKey{Addr: a("2001:2::21"), Proto: 17, Port: 5353, Source: true}) {
+		t.Fatalf("NAT over IPv6: steering keys %v, want the IPv6 real server's source key", ns.SteeringKeys())
 	}
 }
 

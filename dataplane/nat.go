@@ -64,7 +64,14 @@ func (s *Snapshot) natSource(addr [4]byte, proto uint8, port uint16) bool {
 // from a NAT real server's address, protocol and port, to no virtual
 // service.
 func (s *Snapshot) natReply(pk *header.Packet) bool {
-	if pk.IPv6 || !s.natSource(pk.Src, pk.Proto, pk.SrcPort) {
+	if pk.IPv6 {
+		if !s.natSource6(&pk.SrcMapped, pk.Proto, pk.SrcPort) {
+			return false
+		}
+		_, svc := s.lookup6(&pk.DstMapped, pk.Proto, pk.DstPort)
+		return !svc
+	}
+	if !s.natSource(pk.Src, pk.Proto, pk.SrcPort) {
 		return false
 	}
 	_, svc := s.lookup(pk.Dst, pk.Proto, pk.DstPort)
@@ -72,7 +79,7 @@ func (s *Snapshot) natReply(pk *header.Packet) bool {
 }
 
 // HasNAT reports whether any real server of s is a VS/NAT one.
-func (s *Snapshot) HasNAT() bool { return s != nil && s.natSrc.len() > 0 }
+func (s *Snapshot) HasNAT() bool { return s != nil && s.natSrc.len()+s.natSrc6.len() > 0 }
 
 // addNATSources files the (address, protocol, port) of each NAT real
 // server of svc, service index si: a firewall-mark service's servers once
@@ -95,7 +102,11 @@ func (s *Snapshot) addNATSources(t *vs.Table, svc *vs.Service, si int32) {
 			continue
 		}
 		for _, p := range protos[:n] {
-			s.natSrc.set(svcKey{r.Addr.As4(), r.Port, p}, si)
+			if r.Addr.Is6() {
+				s.natSrc6.set(svcKey6{r.Addr.As16(), r.Port, p}, si)
+			} else {
+				s.natSrc.set(svcKey{r.Addr.As4(), r.Port, p}, si)
+			}
 		}
 	}
 }
@@ -106,6 +117,9 @@ func (s *Snapshot) NATSources() []SteerKey {
 	var out []SteerKey
 	s.natSrc.each(func(k svcKey, _ int32) {
 		out = append(out, SteerKey{Addr: netip.AddrFrom4(k.addr), Proto: k.proto, Port: k.port, Source: true})
+	})
+	s.natSrc6.each(func(k svcKey6, _ int32) {
+		out = append(out, SteerKey{Addr: netip.AddrFrom16(k.addr), Proto: k.proto, Port: k.port, Source: true})
 	})
 	return out
 }
@@ -134,7 +148,7 @@ func (p *Processor) fileReply(conn *conntrack.Conn, d *Dest) bool {
 	pk := p.pk
 	rk := &p.rkey
 	rk.CAddr, rk.CPort, rk.Proto = pk.SrcMapped, pk.SrcPort, pk.Proto
-	rk.VAddr = [16]byte{10: 0xff, 11: 0xff, 12: d.Addr[0], 13: d.Addr[1], 14: d.Addr[2], 15: d.Addr[3]}
+	rk.VAddr = d.keyAddr()
 	rk.VPort = natPort(d, pk.DstPort)
 	return p.ct.InsertReply(rk, conn, hopOf(p.ingress, p.frame))
 }

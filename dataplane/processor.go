@@ -263,7 +263,11 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 		si, ok = s.lookup(pk.Dst, pk.Proto, pk.DstPort)
 	}
 	if !ok {
-		if !pk.IPv6 && s.natSource(pk.Src, pk.Proto, pk.SrcPort) {
+		if pk.IPv6 {
+			if v, o, done := p.nat6(s, buf, off, n); done { // nat6.go
+				return v, o
+			}
+		} else if s.natSource(pk.Src, pk.Proto, pk.SrcPort) {
 			return p.processReply(s, buf, off, n)
 		}
 		c.Drops[DropNoService].Add(1)

@@ -56,6 +56,7 @@ type Snapshot struct {
 	svcIndex   svcTable
 	svcIndex6  svcTable6 // IPv6 services (forward6.go)
 	natSrc     svcTable  // (address, protocol, port) of every VS/NAT real server: see nat.go
+	natSrc6    svcTable6 // the same of every IPv6 VS/NAT real server: see nat6.go
 	Services   []Service
 	Ifaces     []Iface
 	destLoc    []destLoc    // by dest ID: where it lives; svc = -1 when absent
@@ -228,9 +229,6 @@ type threshold struct {
 // no_egress), because routes come and go at run time.
 func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 	if err := t.Validate(); err != nil {
-		return nil, err
-	}
-	if err := CheckForwardable(t); err != nil {
 		return nil, err
 	}
 	busy := o.Busy
@@ -449,9 +447,7 @@ func (s *Snapshot) SteeringKeys() []SteerKey {
 	s.svcIndex6.each(func(k svcKey6, _ int32) {
 		out = append(out, SteerKey{Addr: netip.AddrFrom16(k.addr), Proto: k.proto, Port: k.port})
 	})
-	s.natSrc.each(func(k svcKey, _ int32) {
-		out = append(out, SteerKey{Addr: netip.AddrFrom4(k.addr), Proto: k.proto, Port: k.port, Source: true})
-	})
+	out = append(out, s.NATSources()...)
 	slices.SortFunc(out, func(a, b SteerKey) int {
 		if c := a.Addr.Compare(b.Addr); c != 0 {
 			return c

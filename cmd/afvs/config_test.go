@@ -178,7 +178,6 @@ func TestCheckBadConfigs(t *testing.T) {
 		{"unknown nested key", "a.yaml", "interfaces: [eth0]\ntable: {capacty: 10}\n", []string{"table.capacty: unknown key"}},
 		{"unknown service key", "a.yaml", svc("    weight: 3\n"), []string{"services[0].weight: unknown key"}},
 		{"bad service address", "a.yaml", "interfaces: [eth0]\nservices: [{proto: tcp, address: 198.19.0.300, port: 80, scheduler: rr}]\n", []string{"services[0].address", "198.19.0.300", "not an IP address"}},
-		{"IPv6 NAT real", "a.yaml", "interfaces: [eth0]\nservices: [{proto: tcp, address: \"2001:2::1\", port: 80, scheduler: rr, reals: [{address: \"2001:2::11\", port: 8080, forward: nat}]}]\n", []string{"service TCP [2001:2::1]:80: real server [2001:2::11]:8080: VS/NAT over IPv6 is not implemented"}},
 		{"IPv6 DR real of an IPv4 service", "a.yaml", svc("    reals: [{address: \"2001:2::11\"}]\n"), []string{"service TCP 198.19.0.1:80", "real server [2001:2::11]:80", "only for tunnel (-i)"}},
 		{"IPv4-mapped service address", "a.yaml", "interfaces: [eth0]\nservices: [{proto: tcp, address: \"::ffff:198.19.0.1\", port: 80, scheduler: rr}]\n", []string{"services[0].address", "::ffff:198.19.0.1", "IPv4-mapped"}},
 		{"IPv6 netmask not a prefix length", "a.yaml", "interfaces: [eth0]\nservices: [{proto: tcp, address: \"2001:2::1\", port: 80, scheduler: rr, persistent: 60, netmask: 255.255.255.0}]\n", []string{"services[0].netmask", "255.255.255.0", "prefix length 1..128"}},

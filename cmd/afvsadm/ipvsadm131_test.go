@@ -104,17 +104,14 @@ func TestListDaemonNone(t *testing.T) {
 	}
 }
 
-// TestErrorTexts: errors name what is wrong. An IPv6 service's NAT real
-// server fits the model, and the daemon refuses it by name (it does not
-// forward VS/NAT over IPv6); a DR real server of the other family is
-// refused as ipvsadm refuses it. --tun-type gre is valid ipvsadm 1.31,
+// TestErrorTexts: errors name what is wrong. A DR real server of the
+// other family is refused as ipvsadm refuses it. --tun-type gre is valid ipvsadm 1.31,
 // refused when applied like gue.
 func TestErrorTexts(t *testing.T) {
 	serve(t)
 	mustAdm(t, sh("-A -t 198.19.0.1:80 -s rr")...)
 	mustAdm(t, sh("-A -t [2001:2::1]:80 -s rr")...)
 	for _, c := range []struct{ cmd, want string }{
-		{"-a -t [2001:2::1]:80 -r [2001:2::11]:8080 -m", "service TCP [2001:2::1]:80: real server [2001:2::11]:8080: VS/NAT over IPv6 is not implemented"},
 		{"-A -f 3 -6", "fwmark 3: no firewall-mark group defines it"},
 		{"-a -t 198.19.0.1:80 -r [2001:2::11]:80 -g", "Different address family is allowed only for tunneling servers: 2001:2::11"}, // ipvsadm 1.31 checks this itself
 		{"-a -t 198.19.0.1:80 -r 198.18.0.11 -i --tun-type gre", "tunnel type gre: afvs tunnels with ipip only"},

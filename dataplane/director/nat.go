@@ -11,9 +11,9 @@ import (
 
 // localKeys lists, when snap has VS/NAT real servers, the director's own
 // addresses the steering programs must leave to the kernel even when a
-// frame comes from a NAT real server: each interface's address and the
-// source the kernel picks towards each NAT real server (the address its
-// health checks come from).
+// frame comes from a NAT real server: each interface's IPv4 and IPv6
+// address and the source the kernel picks towards each NAT real server
+// (the address its health checks come from).
 func (d *Director) localKeys(snap *dataplane.Snapshot) []xdpprog.ServiceKey {
 	if !snap.HasNAT() {
 		return nil
@@ -21,13 +21,16 @@ func (d *Director) localKeys(snap *dataplane.Snapshot) []xdpprog.ServiceKey {
 	var out []xdpprog.ServiceKey
 	seen := map[netip.Addr]bool{}
 	add := func(a netip.Addr) {
-		if a.IsValid() && a.Is4() && !a.IsUnspecified() && !seen[a] {
+		if a.IsValid() && !a.IsUnspecified() && !seen[a] {
 			seen[a] = true
 			out = append(out, xdpprog.ServiceKey{Addr: a, Local: true})
 		}
 	}
 	for _, ifc := range d.ifaces {
 		add(netip.AddrFrom4(ifc.Addr))
+		if ifc.HaveAddr6 {
+			add(netip.AddrFrom16(ifc.Addr6))
+		}
 	}
 	for _, k := range snap.NATSources() {
 		if h, err := d.plat.Route(k.Addr); err == nil {
