@@ -24,9 +24,20 @@ var VIP6 = netip.MustParseAddr("2001:2:0:1::1")
 // the XDP decapsulator). IPv6 addresses skip duplicate address detection
 // so that they are usable at once; neighbour discovery itself runs as
 // usual, through the director's steering program.
+//
+// VS/NAT (Mode "nat"), as the IPv4 NAT lab: the real servers sit in
+// 198.18.2.0/24 and 2001:2:0:3::/64 (::11, ::12, ...), on br0 with the
+// director's 198.18.2.1 and 2001:2:0:3::1 as second addresses of its eth0,
+// or with two interfaces on br1 behind the director's eth1 (those
+// addresses there; the client has no leg on br1). They hold no VIP,
+// listen on NATPort and route everything through the director (IPv4 by
+// `afvs realserver --gateway`, IPv6 by a default route the lab adds); the
+// client has no route to them, and the director's kernel forwards
+// neither family.
 func (l *Lab) build6() error {
-	if l.Opt.Mode != "dr" && l.Opt.Mode != "tun" {
-		return fmt.Errorf("lab: the IPv6 lab runs dr or tun, not %q", l.Opt.Mode)
+	nat := l.Opt.Mode == "nat"
+	if l.Opt.Mode != "dr" && l.Opt.Mode != "tun" && !nat {
+		return fmt.Errorf("lab: the IPv6 lab runs dr, tun or nat, not %q", l.Opt.Mode)
 	}
 	var err error
 	n := l.Net
@@ -72,7 +83,21 @@ func (l *Lab) build6() error {
 		return err
 	}
 	realBr, real4, real6 := "br0", "198.18.0.%d", "2001:2::%x"
-	if l.Opt.TwoInterfaces {
+	switch {
+	case nat && l.Opt.TwoInterfaces:
+		realBr, real4, real6 = "br1", "198.18.2.%d", "2001:2:0:3::%x"
+		if err := plug(l.Director, "eth1", "br1", "198.18.2.1/24", "2001:2:0:3::1/64"); err != nil {
+			return err
+		}
+	case nat:
+		real4, real6 = "198.18.2.%d", "2001:2:0:3::%x"
+		if err := l.Director.IP("addr", "add", "198.18.2.1/24", "dev", "eth0"); err != nil {
+			return err
+		}
+		if err := l.Director.IP("-6", "addr", "add", "2001:2:0:3::1/64", "dev", "eth0", "nodad"); err != nil {
+			return err
+		}
+	case l.Opt.TwoInterfaces:
 		realBr, real4, real6 = "br1", "198.18.1.%d", "2001:2:0:2::%x"
 		if err := plug(l.Director, "eth1", "br1", "198.18.1.1/24", "2001:2:0:2::1/64"); err != nil {
 			return err
@@ -92,7 +117,7 @@ func (l *Lab) build6() error {
 			return err
 		}
 	}
-	if l.Opt.TwoInterfaces {
+	if l.Opt.TwoInterfaces && !nat {
 		if err := l.Client.Sysctl("net.ipv4.conf.eth1.rp_filter", "0"); err != nil {
 			return err
 		}
@@ -101,6 +126,13 @@ func (l *Lab) build6() error {
 	// director intercepting frames with AF_XDP would forward broken.
 	if err := l.Client.Do(func() error { return nic.DisableTxChecksum("eth0") }); err != nil {
 		return err
+	}
+	if nat {
+		for _, key := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
+			if err := l.Director.Sysctl(key, "0"); err != nil {
+				return err
+			}
+		}
 	}
 	for i := range l.Opt.Weights {
 		name := fmt.Sprintf("rs%d", i+1)
@@ -113,7 +145,16 @@ func (l *Lab) build6() error {
 		if err := plug(ns, "eth0", realBr, a4.String()+"/24", a6.String()+"/64"); err != nil {
 			return err
 		}
-		if l.Opt.TwoInterfaces {
+		if nat {
+			// Replies go back through the director, whose checksum
+			// updates are incremental: no partial checksums from veth.
+			if err := ns.IP("-6", "route", "add", "default", "via", "2001:2:0:3::1", "dev", "eth0"); err != nil {
+				return err
+			}
+			if err := ns.Do(func() error { return nic.DisableTxChecksum("eth0") }); err != nil {
+				return err
+			}
+		} else if l.Opt.TwoInterfaces {
 			// Back to the client through its own leg on br1.
 			if err := ns.IP("route", "add", "198.18.0.0/24", "via", "198.18.1.10"); err != nil {
 				return err
@@ -128,6 +169,9 @@ func (l *Lab) build6() error {
 		l.Names = append(l.Names, name)
 		args := []string{"realserver", "--vip", l.VIP.String(), "--vip", VIP6.String(), "--mode", l.Opt.Mode, "--dev", "eth0",
 			"--http-name", name, "--http-port", fmt.Sprint(l.Port)}
+		if nat {
+			args = []string{"realserver", "--mode", "nat", "--gateway", "198.18.2.1", "--dev", "eth0", "--http-name", name, "--http-port", fmt.Sprint(NATPort)}
+		}
 		if l.Opt.Mode == "tun" {
 			args = append(args, "--decap", "xdp")
 		}
@@ -153,7 +197,11 @@ const Mark6 = 6
 // tests add them with afvsadm while afvs runs) and the Mark6 group.
 func (l *Lab) config6() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "interfaces: [eth0]\nxdp_mode: %s\nmetrics:\n  address: 127.0.0.1:9469\ncontrol:\n  socket: %s\ntable:\n  capacity: 65536\n", l.Opt.XDPMode, l.Socket)
+	ifs := "[eth0]"
+	if l.Opt.Mode == "nat" && l.Opt.TwoInterfaces {
+		ifs = "[eth0, eth1]" // both receive: requests on eth0, replies on eth1
+	}
+	fmt.Fprintf(&b, "interfaces: %s\nxdp_mode: %s\nmetrics:\n  address: 127.0.0.1:9469\ncontrol:\n  socket: %s\ntable:\n  capacity: 65536\n", ifs, l.Opt.XDPMode, l.Socket)
 	fmt.Fprintf(&b, "marks: [{mark: %d, matches: [{proto: tcp, address: \"%s\", ports: \"%d\"}]}]\nservices: []\n", Mark6, VIP6, l.Port)
 	return b.String()
 }
