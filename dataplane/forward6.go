@@ -102,9 +102,10 @@ func (d *Dest) IP() netip.Addr {
 
 // check6 marks a real server unreachable, with the reason, when its
 // service or its own address is IPv6 and the dataplane cannot send to it:
-// a local-node real server over IPv6 (the director's stack is handed IPv4
-// packets only), or a tunnel whose egress interface has no address of the
-// outer header's family to send from.
+// a tunnel whose egress interface has no address of the outer header's
+// family to send from. (A local-node real server takes the packet in its
+// own family, whatever its forwarding method, as ip_vs_null_xmit passes
+// it on unchanged.)
 func (d *Dest) check6(svc6 bool, ifaces []Iface) {
 	if !svc6 && !d.Is6 {
 		return
@@ -112,11 +113,7 @@ func (d *Dest) check6(svc6 bool, ifaces []Iface) {
 	unreachable := func(why string) {
 		d.Slot, d.Local, d.HaveMAC, d.Unreachable = -1, false, false, why
 	}
-	if d.Local {
-		unreachable("a local-node real server of an IPv6 service or with an IPv6 address is not implemented")
-		return
-	}
-	if d.Fwd != vs.Tunnel || d.Slot < 0 || d.Slot >= len(ifaces) {
+	if d.Local || d.Fwd != vs.Tunnel || d.Slot < 0 || d.Slot >= len(ifaces) {
 		return
 	}
 	eg := &ifaces[d.Slot]

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -752,9 +751,11 @@ func TestIP6IP4Identification(t *testing.T) {
 }
 
 // TestCompile6LocalNode: a real server of an IPv6 service that is the
-// director's own address compiles unreachable, with the reason (the
-// director's stack is handed IPv4 packets only), so its frames count as
-// no_egress; an IPv4 service's local real server stays local.
+// director's own address is the local node, as an IPv4 service's is: it
+// compiles local with no reason, and the processor answers VerdictLocal
+// with the frame's IPv6 packet unchanged (extension headers included),
+// for the connection's first packet and its later ones, and Flow names
+// the IPv6 connection.
 func TestCompile6LocalNode(t *testing.T) {
 	a := netip.MustParseAddr
 	tbl := &vs.Table{}
@@ -766,23 +767,33 @@ func TestCompile6LocalNode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, local := range []netip.Addr{fxDir6, fxDir} {
-		snap, err := Build(tbl, BuildOptions{Registry: NewRegistry(), Loads: sched.NewLoads(MaxDests),
-			Resolver: localResolver{local: map[netip.Addr]bool{local: true}}, Ifaces: fxIfaces6()})
-		if err != nil {
-			t.Fatal(err)
+	r := newFxRig(t, 64, 8)
+	snap, err := Build(tbl, BuildOptions{Registry: NewRegistry(), Loads: r.loads,
+		Resolver: localResolver{local: map[netip.Addr]bool{fxDir6: true, fxDir: true}}, Ifaces: fxIfaces6()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range snap.Services {
+		if d := s.Dests[0]; !d.Local || d.Unreachable != "" {
+			t.Errorf("%s: local real server %s: local %v, unreachable %q", s.Key, d.IP(), d.Local, d.Unreachable)
 		}
-		for _, s := range snap.Services {
-			d := s.Dests[0]
-			if d.IP() != local {
-				continue
-			}
-			if local.Is6() && (d.Local || d.Slot != -1 || !strings.Contains(d.Unreachable, "local-node real server of an IPv6 service")) {
-				t.Errorf("IPv6 local real server: local %v, slot %d, unreachable %q", d.Local, d.Slot, d.Unreachable)
-			}
-			if local.Is4() && (!d.Local || d.Unreachable != "") {
-				t.Errorf("IPv4 local real server: local %v, unreachable %q", d.Local, d.Unreachable)
-			}
+	}
+	r.snap = snap
+	for i, in := range [][]byte{frame6(t, fxVIP6DR, 80), seg6(t, fxClient6, fxVIP6DR, 80, ext6{60, fxPad6})} {
+		if i == 1 {
+			in[14+40+8+13] = byte(ts.ACK) // the same connection's next segment
+		}
+		buf := make([]byte, maxFrame)
+		copy(buf[256:], in)
+		v, out := r.p.Process(r.snap, buf, 256, len(in))
+		if v != VerdictLocal || !bytes.Equal(buf[out.Off:out.Off+out.Len], in[14:]) {
+			t.Fatalf("frame %d: verdict %d, out %x; want VerdictLocal with the IPv6 packet %x", i, v, buf[out.Off:out.Off+out.Len], in[14:])
+		}
+		if src, dst, sp, dp, proto := r.p.Flow(); src != fxClient6 || dst != fxVIP6DR || sp != 40000 || dp != 80 || proto != 6 {
+			t.Fatalf("frame %d: Flow() = %v %v %d %d %d", i, src, dst, sp, dp, proto)
+		}
+		if r.p.Last.New != (i == 0) {
+			t.Fatalf("frame %d: decision %+v", i, r.p.Last)
 		}
 	}
 }

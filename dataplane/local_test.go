@@ -95,7 +95,7 @@ func TestProcessLocal(t *testing.T) {
 			t.Fatalf("connection %d: Out is not the frame's IPv4 packet, unchanged", i)
 		}
 		src, dst, sp, dp, proto := r.p.Flow()
-		if src != client || dst != vip.As4() || sp != sport || dp != 80 || proto != 6 {
+		if src != netip.AddrFrom4(client) || dst != vip || sp != sport || dp != 80 || proto != 6 {
 			t.Fatalf("Flow() = %v %v %d %d %d", src, dst, sp, dp, proto)
 		}
 		ack := tcpFrame(t, client, sport, false, true, false, true, 100)

@@ -117,3 +117,70 @@ func testLocalNode(t *testing.T, two bool) {
 		t.Errorf("local node stats %v: want %d connections and the passed packets counted in:\n%s", in, n/4+2, stats)
 	}
 }
+
+// TestLocalNodeIPv6: the local node of an IPv6 service. The director
+// holds the IPv6 VIP on lo and a process there answers HTTP on
+// [VIP]:80; afvsadm -6 adds the service while afvs runs with three real
+// servers by DR and the director's own IPv6 address as a fourth. New
+// connections are answered by all four in equal shares: the director's
+// through the TUN device for their first packet (IPv6 written as is)
+// and the steering program's IPv6 flow map for the rest, and afvsadm
+// lists the director as Local. In both layouts of the LVS manual.
+func TestLocalNodeIPv6(t *testing.T) {
+	for _, two := range []bool{false, true} {
+		t.Run(fmt.Sprintf("two_interfaces=%v", two), func(t *testing.T) { testLocalNodeIPv6(t, two) })
+	}
+}
+
+func testLocalNodeIPv6(t *testing.T, two bool) {
+	lab := newLab(t, testnet.LabOptions{Mode: "dr", IPv6: true, Weights: []int{1, 1, 1}, TwoInterfaces: two})
+	if err := lab.Director.IP("-6", "addr", "add", testnet.VIP6.String()+"/128", "dev", "lo"); err != nil {
+		t.Fatal(err)
+	}
+	var l net.Listener
+	if err := lab.Director.Do(func() (err error) {
+		l, err = net.Listen("tcp", netip.AddrPortFrom(testnet.VIP6, lab.Port).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "director")
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+
+	vip := netip.AddrPortFrom(testnet.VIP6, lab.Port).String()
+	own := netip.MustParseAddr("2001:2::2")
+	mustAfvsadm(t, lab, "-A", "-t", vip, "-s", "rr")
+	for _, a := range append(append([]netip.Addr(nil), lab.RealAddrs6...), own) {
+		mustAfvsadm(t, lab, "-a", "-t", vip, "-r", netip.AddrPortFrom(a, lab.Port).String(), "-g")
+	}
+	waitLog(t, lab, "local node", 1)
+	if strings.Contains(lab.DirectorLog(), "the VIP is not an address of this host") {
+		t.Errorf("a warning about the VIP, which is on the director's lo:\n%s", lab.DirectorLog())
+	}
+	const n = 400
+	res := lab.GetFrom(testnet.VIP6, n, 4)
+	if res.Failed != 0 || res.OK != n {
+		t.Fatalf("%d of %d requests failed: %v", res.Failed, n, res.Errors)
+	}
+	checkShare(t, res, n, map[string]float64{"rs1": 0.25, "rs2": 0.25, "rs3": 0.25, "director": 0.25})
+
+	st, err := lab.Control().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Local.Flows != n/4 || st.Local.Full != 0 || st.Local.Delivered < n/4 || st.Local.Delivered > n/4+n/20 {
+		t.Errorf("local path: %+v; want %d flows, none refused, about as many packets delivered", st.Local, n/4)
+	}
+	if st.Steering["local"] < 3*n/4 {
+		t.Errorf("steering passed %d local-node frames, want at least %d", st.Steering["local"], 3*n/4)
+	}
+	if st.Drops["no_egress"] != 0 || st.Drops["local_deliver"] != 0 {
+		t.Errorf("drops: %v", st.Drops)
+	}
+	if out := mustAfvsadm(t, lab, "-L", "-n"); !strings.Contains(out, "  -> ["+own.String()+"]:80") || !strings.Contains(out, "Local") {
+		t.Errorf("afvsadm -L -n does not list the director as Local:\n%s", out)
+	}
+}

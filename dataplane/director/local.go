@@ -138,7 +138,7 @@ func (w *Worker) deliverLocal(d xsk.Desc, base uint64, out dataplane.Out) {
 	}
 	if w.proc.Last.New && w.localSteer != nil {
 		src, dst, sp, dp, proto := w.proc.Flow()
-		err := w.localSteer.AllowLocal(xdpprog.LocalFlow{Src: netip.AddrFrom4(src), Dst: netip.AddrFrom4(dst), SrcPort: sp, DstPort: dp, Proto: proto})
+		err := w.localSteer.AllowLocal(xdpprog.LocalFlow{Src: src, Dst: dst, SrcPort: sp, DstPort: dp, Proto: proto})
 		if err == nil {
 			w.C.Local.Flows.Add(1)
 		} else {

@@ -22,10 +22,15 @@ type Tun struct {
 
 // OpenTun creates a TUN device named after pattern (a "%d" in it is
 // replaced by the kernel with the first free number), brings it up, and
-// turns off reverse-path filtering and IPv6 on it: the packets written
-// into it come from clients whose route leaves through another
-// interface. The effective rp_filter is the larger of the device's and
-// "all"'s; RPFilterAll reports the latter.
+// turns off reverse-path filtering on it: the packets written into it
+// come from clients whose route leaves through another interface. The
+// effective rp_filter is the larger of the device's and "all"'s;
+// RPFilterAll reports the latter. IPv6 is on, so that the kernel takes
+// IPv6 packets too, but the device gets no address (addr_gen_mode 1: no
+// link-local, so no duplicate address detection or router solicitation
+// ever leaves it) and takes no router advertisements; the kernel delivers
+// an IPv6 packet for any of its own addresses whatever the interface it
+// came in on.
 func OpenTun(pattern string) (*Tun, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
@@ -51,7 +56,9 @@ func OpenTun(pattern string) (*Tun, error) {
 
 func (t *Tun) setUp() error {
 	for _, s := range []struct{ path, val string }{
-		{"/proc/sys/net/ipv6/conf/" + t.Name + "/disable_ipv6", "1"},
+		{"/proc/sys/net/ipv6/conf/" + t.Name + "/addr_gen_mode", "1"},
+		{"/proc/sys/net/ipv6/conf/" + t.Name + "/accept_ra", "0"},
+		{"/proc/sys/net/ipv6/conf/" + t.Name + "/disable_ipv6", "0"},
 		{"/proc/sys/net/ipv4/conf/" + t.Name + "/rp_filter", "0"},
 	} {
 		if err := os.WriteFile(s.path, []byte(s.val), 0); err != nil && !(errors.Is(err, os.ErrNotExist) && strings.Contains(s.path, "ipv6")) {
@@ -81,8 +88,8 @@ func RPFilterAll() (int, error) {
 	return v, err
 }
 
-// Write hands one IPv4 packet to the kernel, which receives it on the
-// device. It allocates nothing; a full backlog is an error (EAGAIN).
+// Write hands one IP packet (IPv4 or IPv6: the kernel reads the version)
+// to the kernel, which receives it on the device. It allocates nothing; a full backlog is an error (EAGAIN).
 func (t *Tun) Write(pkt []byte) error {
 	_, err := unix.Write(t.fd, pkt)
 	return err

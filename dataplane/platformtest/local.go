@@ -123,8 +123,8 @@ func (s *steering) SetLocal(on bool) error {
 }
 
 func (s *steering) AllowLocal(f xdpprog.LocalFlow) error {
-	if !f.Src.Is4() || !f.Dst.Is4() || (f.Proto != 6 && f.Proto != 17) {
-		return fmt.Errorf("local flow %s: must be IPv4 TCP or UDP", f)
+	if f.Src.Is4() != f.Dst.Is4() || f.Src.Is4In6() || f.Dst.Is4In6() || (f.Proto != 6 && f.Proto != 17) {
+		return fmt.Errorf("local flow %s: must be IPv4 or IPv6 TCP or UDP", f)
 	}
 	s.host.mu.Lock()
 	limit := s.host.local.limit
@@ -170,6 +170,26 @@ func (s *steering) TakeLocalUse(fn func(f xdpprog.LocalFlow, u xdpprog.LocalUse)
 		fn(e.f, e.u)
 	}
 	return nil
+}
+
+// passLocal6 is the program's local-node check for an IPv6 frame: ip its
+// IPv6 header, l4 its TCP or UDP header. s.mu is held.
+func (s *steering) passLocal6(ip header.IPv6, l4 []byte, proto uint8) bool {
+	if !s.local.on || len(s.local.flows) == 0 {
+		return false
+	}
+	f := xdpprog.LocalFlow{Src: netip.AddrFrom16(ip.Src()), Dst: netip.AddrFrom16(ip.Dst()),
+		SrcPort: binary.BigEndian.Uint16(l4[0:2]), DstPort: binary.BigEndian.Uint16(l4[2:4]), Proto: proto}
+	u, ok := s.local.flows[f]
+	if !ok {
+		return false
+	}
+	u.Pkts++
+	u.Bytes += uint64(header.IPv6Len) + uint64(ip.PayloadLength())
+	if proto == 6 && len(l4) >= 14 {
+		u.TCPFlags |= uint32(l4[13])
+	}
+	return true
 }
 
 // passLocal is the program's local-node check; s.mu is held.

@@ -38,7 +38,7 @@ func (s *steering) redirect6(ifc *Iface, f []byte) bool {
 				c.PassNoService++
 				return false
 			}
-			return s.deliver6(ifc, f, 0)
+			return s.deliver6(ifc, f, nil, 0)
 		}
 		ext := proto == header.ProtocolRouting || proto == header.ProtocolDestOpts || proto == header.ProtocolHopByHop && n == 0
 		if n == header.MaxIPv6ExtHeaders || !ext {
@@ -68,7 +68,7 @@ func (s *steering) redirect6(ifc *Iface, f []byte) bool {
 		c.PassNoService++
 		return false
 	}
-	return s.deliver6(ifc, f, sport)
+	return s.deliver6(ifc, f, l4, proto)
 }
 
 // natSource6 reports whether a is a VS/NAT real server's address. s.mu is
@@ -82,13 +82,23 @@ func (s *steering) natSource6(a netip.Addr) bool {
 	return false
 }
 
-// deliver6 redirects a matched IPv6 frame for an owner MAC to the socket
-// of the queue its source port hashes to. s.mu is held.
-func (s *steering) deliver6(ifc *Iface, f []byte, sport uint16) bool {
+// deliver6 redirects a matched IPv6 frame for an owner MAC, unless it
+// belongs to a local-node flow (l4, its TCP or UDP header, and proto:
+// nil for ICMPv6), to the socket of the queue its source port hashes to.
+// s.mu is held.
+func (s *steering) deliver6(ifc *Iface, f []byte, l4 []byte, proto uint8) bool {
 	c := &s.stats
 	if !slices.Contains(s.owners, [6]byte(f[:6])) {
 		c.PassOtherMAC++
 		return false
+	}
+	var sport uint16
+	if l4 != nil {
+		sport = binary.BigEndian.Uint16(l4[0:2])
+		if s.passLocal6(header.IPv6(f[header.EthernetLen:]), l4, proto) {
+			c.PassLocal++
+			return false
+		}
 	}
 	sock := s.socks[int(sport)%ifc.RxQueues]
 	if sock == nil {

@@ -53,12 +53,14 @@ type LocalUse struct {
 }
 
 // localMaps are the steering program's local-node maps: flows (a hash of
-// LocalFlow keys, LocalUse values) and on, a one-word array that gates
-// the flows lookup so that a director with no local real server pays
-// nothing for it but one inlined array read.
+// IPv4 LocalFlow keys, LocalUse values), flows6 (the same for IPv6 flows:
+// localpass6.go) and on, a one-word array that gates both lookups so that
+// a director with no local real server pays nothing for them but one
+// inlined array read.
 type localMaps struct {
-	flows *ebpf.Map
-	on    *ebpf.Map
+	flows  *ebpf.Map
+	flows6 *ebpf.Map
+	on     *ebpf.Map
 }
 
 func newLocalMaps() (localMaps, error) {
@@ -88,6 +90,12 @@ func newLocalMaps() (localMaps, error) {
 		l.flows.Close()
 		l.flows = nil
 		return l, fmt.Errorf("create local-node gate map: %w", err)
+	}
+	if l.flows6, err = newLocal6Map(); err != nil {
+		l.flows.Close()
+		l.on.Close()
+		l.flows, l.on = nil, nil
+		return l, err
 	}
 	return l, nil
 }
@@ -222,6 +230,9 @@ func (s *Steering) SetLocal(on bool) error {
 // (one bpf(2) map update). It returns ErrLocalFull, changing nothing, when
 // the map holds MaxLocalFlows flows; a flow already present keeps its use.
 func (s *Steering) AllowLocal(f LocalFlow) error {
+	if is6(f) {
+		return s.allowLocal6(f)
+	}
 	k := localKeys.Get().(*localEntry)
 	defer localKeys.Put(k)
 	var err error
@@ -247,6 +258,9 @@ var localKeys = sync.Pool{New: func() any { return new(localEntry) }}
 // ForgetLocal stops passing f; its frames reach the worker again. A flow
 // not in the map is ignored.
 func (s *Steering) ForgetLocal(f LocalFlow) error {
+	if is6(f) {
+		return s.forgetLocal6(f)
+	}
 	k := localKeys.Get().(*localEntry)
 	defer localKeys.Put(k)
 	var err error
@@ -267,11 +281,17 @@ const takeBatch = 4096
 // localTake is TakeLocalUse's scratch, kept for the next call.
 type localTake struct {
 	mu   sync.Mutex
-	keys []localEntry
-	vals []LocalUse
-	used []localEntry
-	zero []LocalUse
+	v4   takeScratch[localEntry]
+	v6   takeScratch[localEntry6]
 	seen []localItem
+}
+
+// takeScratch is one flow map's part of localTake.
+type takeScratch[K any] struct {
+	keys []K
+	vals []LocalUse
+	used []K
+	zero []LocalUse
 }
 
 type localItem struct {
@@ -279,27 +299,44 @@ type localItem struct {
 	u LocalUse
 }
 
-// TakeLocalUse calls fn for every flow in the map with its use since the
-// last call, and resets the use of those that were used. It reads the map
-// takeBatch flows per bpf(2) call and resets with one batch update. Frames
-// the program counts between the read and the reset of a flow are lost to
-// the report (the reset is a map update, not an atomic exchange); the
-// flow's next frame reports it again. fn runs after the map is read and
-// reset, so it may call ForgetLocal; ForgetLocal must not run on another
-// goroutine at the same time (see the reset).
+// TakeLocalUse calls fn for every flow in the maps (IPv4 and IPv6) with
+// its use since the last call, and resets the use of those that were
+// used. It reads each map takeBatch flows per bpf(2) call and resets with
+// one batch update. Frames the program counts between the read and the
+// reset of a flow are lost to the report (the reset is a map update, not
+// an atomic exchange); the flow's next frame reports it again. fn runs
+// after the maps are read and reset, so it may call ForgetLocal;
+// ForgetLocal must not run on another goroutine at the same time (see the
+// reset).
 func (s *Steering) TakeLocalUse(fn func(f LocalFlow, u LocalUse)) error {
 	t := &s.take
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.keys == nil {
-		t.keys, t.vals = make([]localEntry, takeBatch), make([]LocalUse, takeBatch)
+	t.seen = t.seen[:0]
+	if err := takeFrom(s.local.flows, &t.v4, localEntry.flow, &t.seen); err != nil {
+		return err
 	}
-	t.used, t.seen = t.used[:0], t.seen[:0]
+	if err := takeFrom(s.local.flows6, &t.v6, localEntry6.flow, &t.seen); err != nil {
+		return err
+	}
+	for _, e := range t.seen {
+		fn(e.f, e.u)
+	}
+	return nil
+}
+
+// takeFrom reads every flow of m into seen and resets the use of those
+// that were used.
+func takeFrom[K any](m *ebpf.Map, t *takeScratch[K], flow func(K) LocalFlow, seen *[]localItem) error {
+	if t.keys == nil {
+		t.keys, t.vals = make([]K, takeBatch), make([]LocalUse, takeBatch)
+	}
+	t.used = t.used[:0]
 	var cursor ebpf.MapBatchCursor
 	for {
-		n, err := s.local.flows.BatchLookup(&cursor, t.keys, t.vals, nil)
+		n, err := m.BatchLookup(&cursor, t.keys, t.vals, nil)
 		for i := range n {
-			t.seen = append(t.seen, localItem{t.keys[i].flow(), t.vals[i]})
+			*seen = append(*seen, localItem{flow(t.keys[i]), t.vals[i]})
 			if t.vals[i] != (LocalUse{}) {
 				t.used = append(t.used, t.keys[i])
 			}
@@ -319,12 +356,9 @@ func (s *Steering) TakeLocalUse(fn func(f LocalFlow, u LocalUse)) error {
 	// this reset would come back: callers forget flows only from fn,
 	// which runs after it, or from the same goroutine.
 	if len(t.used) > 0 {
-		if _, err := s.local.flows.BatchUpdate(t.used, t.zero[:len(t.used)], nil); err != nil {
+		if _, err := m.BatchUpdate(t.used, t.zero[:len(t.used)], nil); err != nil {
 			return fmt.Errorf("reset local flow use: %w", err)
 		}
-	}
-	for _, e := range t.seen {
-		fn(e.f, e.u)
 	}
 	return nil
 }

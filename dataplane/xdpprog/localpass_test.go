@@ -109,8 +109,78 @@ func TestSteeringLocalPass(t *testing.T) {
 	}
 }
 
+// TestSteeringLocalPass6: an IPv6 flow AllowLocal named passes to the
+// kernel (PassLocal) while the gate is on, behind extension headers too,
+// its use reported by TakeLocalUse (IP bytes: 40 plus the payload
+// length) beside the IPv4 flows'; another client port, the gate off and
+// the flow forgotten are redirected.
+func TestSteeringLocalPass6(t *testing.T) {
+	testsupport.RequirePrivileged(t)
+	s := loadTestSteering(t)
+	if err := s.RegisterSocket(0, xskSocket(t)); err != nil {
+		t.Fatal(err)
+	}
+	f6 := func(spec frameSpec) []byte { spec.ipv6 = true; return buildFrame(t, spec) }
+	syn := f6(frameSpec{dst: vip6, proto: layers.IPProtocolTCP, dstPort: 80})
+	synExt := f6(frameSpec{dst: vip6, proto: layers.IPProtocolTCP, dstPort: 80, ext: true})
+	dgram := f6(frameSpec{dst: vip6AllPorts, proto: layers.IPProtocolUDP, dstPort: 5353})
+	otherPort := f6(frameSpec{dst: vip6, proto: layers.IPProtocolTCP, dstPort: 80, srcPort: 40001})
+	tcpFlow := LocalFlow{Src: client6, Dst: vip6, SrcPort: 40000, DstPort: 80, Proto: ipProtoTCP}
+	udpFlow := LocalFlow{Src: client6, Dst: vip6AllPorts, SrcPort: 40000, DstPort: 5353, Proto: ipProtoUDP}
+	run := func(step string, frame []byte, local bool) {
+		t.Helper()
+		before := steeringStats(t, s)
+		verdict, out := runXDP(t, s.program(), frame)
+		got := steeringStats(t, s).minus(before)
+		want, wantVerdict := StatsCounters{Total: 1, Redirected: 1}, uint32(xdpRedirect)
+		if local {
+			want, wantVerdict = StatsCounters{Total: 1, PassLocal: 1}, xdpPass
+		}
+		if verdict != wantVerdict || got != want {
+			t.Errorf("%s: verdict %s, counters %+v; want %s, %+v", step, verdictName(verdict), got, verdictName(wantVerdict), want)
+		}
+		checkBytes(t, out, frame)
+	}
+	for _, f := range []LocalFlow{tcpFlow, udpFlow} {
+		if err := s.AllowLocal(f); err != nil {
+			t.Fatalf("AllowLocal(%s): %v", f, err)
+		}
+	}
+	run("gate off", syn, false)
+	if err := s.SetLocal(true); err != nil {
+		t.Fatal(err)
+	}
+	run("tcp flow", syn, true)
+	run("tcp flow behind a destination options header", synExt, true)
+	run("udp flow", dgram, true)
+	run("other client port", otherPort, false)
+	use := map[LocalFlow]LocalUse{}
+	if err := s.TakeLocalUse(func(f LocalFlow, u LocalUse) { use[f] = u }); err != nil {
+		t.Fatal(err)
+	}
+	ipLen := func(frame []byte) uint64 { return 40 + (uint64(frame[ethLen+4])<<8 | uint64(frame[ethLen+5])) }
+	if got, want := use[tcpFlow], (LocalUse{Pkts: 2, Bytes: ipLen(syn) + ipLen(synExt), TCPFlags: 0x02}); got != want {
+		t.Errorf("tcp flow use %+v, want %+v", got, want)
+	}
+	if got, want := use[udpFlow], (LocalUse{Pkts: 1, Bytes: ipLen(dgram)}); got != want {
+		t.Errorf("udp flow use %+v, want %+v", got, want)
+	}
+	if len(use) != 2 {
+		t.Errorf("TakeLocalUse reported %d flows, want 2: %v", len(use), use)
+	}
+	if err := s.ForgetLocal(tcpFlow); err != nil {
+		t.Fatal(err)
+	}
+	run("tcp flow forgotten", syn, false)
+	run("udp flow kept", dgram, true)
+	if err := s.AllowLocal(LocalFlow{Src: client6, Dst: vip6, SrcPort: 1, DstPort: 80, Proto: 58}); err == nil {
+		t.Error("AllowLocal of an ICMPv6 flow accepted")
+	}
+}
+
 // TestAllowLocalAllocs: the bpf(2) update a worker makes for a new
-// local-node connection, and the delete, allocate nothing.
+// local-node connection, and the delete, allocate nothing, for either
+// family.
 func TestAllowLocalAllocs(t *testing.T) {
 	testsupport.RequirePrivileged(t)
 	s, err := LoadSteering(4, 1)
@@ -118,18 +188,19 @@ func TestAllowLocalAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	f := LocalFlow{Src: clientAddr, Dst: vip, DstPort: 80, Proto: ipProtoTCP}
-	allocs := testing.AllocsPerRun(200, func() {
-		f.SrcPort++
-		if err := s.AllowLocal(f); err != nil {
-			t.Fatal(err)
+	for _, f := range []LocalFlow{{Src: clientAddr, Dst: vip, DstPort: 80, Proto: ipProtoTCP}, {Src: client6, Dst: vip6, DstPort: 80, Proto: ipProtoTCP}} {
+		allocs := testing.AllocsPerRun(200, func() {
+			f.SrcPort++
+			if err := s.AllowLocal(f); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.ForgetLocal(f); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per AllowLocal and ForgetLocal", f, allocs)
 		}
-		if err := s.ForgetLocal(f); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
-		t.Errorf("%v allocations per AllowLocal and ForgetLocal", allocs)
 	}
 }
 

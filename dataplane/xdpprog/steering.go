@@ -396,7 +396,7 @@ func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local l
 	b.passWith("bad_header", steerPassBadHeader)
 	b.passWith("not_l4", steerPassNotL4)
 	steeringICMP(b, lookup)
-	steeringIPv6(b, services6, owners)
+	steeringIPv6(b, services6, owners, local)
 	return b.finish()
 }
 
@@ -575,5 +575,5 @@ func (s *Steering) Stats() (StatsCounters, error) {
 // Close unloads the program and its maps. Attachments hold their own
 // reference to the program and stay in effect until closed.
 func (s *Steering) Close() error {
-	return s.close(s.services, s.services6, s.owners, s.blocked, s.xsks.mapOrNil(), s.local.flows, s.local.on)
+	return s.close(s.services, s.services6, s.owners, s.blocked, s.xsks.mapOrNil(), s.local.flows, s.local.flows6, s.local.on)
 }

@@ -17,8 +17,9 @@ import (
 // fragments, other next headers, and TCP or UDP to no IPv6 service; so
 // neighbour discovery for the VIP and the director's own addresses works
 // through a director as without it, except for a VS/NAT real server's
-// replies and ICMPv6 errors (steernat6.go). The blocklist and local-node
-// passes are IPv4-only, so a matched IPv6 frame skips them.
+// replies and ICMPv6 errors (steernat6.go). A matched frame of a
+// local-node flow goes to the kernel (localpass6.go); the blocklist is
+// IPv4-only, so a matched IPv6 frame skips it.
 
 // serviceEntry6 is the IPv6 services map key as the program builds it on
 // its stack: 20 bytes, address and port in network order.
@@ -108,7 +109,7 @@ func ownerCheck(b *builder, owners *ebpf.Map, ok string) {
 }
 
 // steeringIPv6 emits the "ipv6" block: R9 points at the IPv6 header.
-func steeringIPv6(b *builder, services6, owners *ebpf.Map) {
+func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps) {
 	lookup6 := func() {
 		b.emit(
 			asm.LoadMapPtr(asm.R1, services6.FD()),
@@ -135,6 +136,11 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map) {
 		)
 	}
 	copySrc6(b) // the NAT source key's (steernat6.go)
+	b.emit(
+		// The payload length, for a local-node flow's bytes.
+		asm.LoadMem(asm.R4, asm.R9, 4, asm.Half),
+		asm.StoreMem(asm.RFP, slotLocalLen, asm.R4, asm.Half),
+	)
 	b.emit(
 		asm.LoadMem(asm.R5, asm.R9, ip6OffNext, asm.Byte),
 		asm.Add.Imm(asm.R9, ipv6Len),
@@ -197,6 +203,8 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map) {
 	lookup6()
 	b.emit(asm.JEq.Imm(asm.R0, 0, "nosvc6"))
 	b.label("match6")
-	ownerCheck(b, owners, "xsk")
+	ownerCheck(b, owners, "owner6")
+	b.label("owner6")
+	localPass6(b, local, "xsk") // localpass6.go
 	steeringNAT6(b, services6)
 }
