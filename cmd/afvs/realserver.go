@@ -51,7 +51,7 @@ func runRealServer(args []string) error {
 	fs := pflag.NewFlagSet("afvs realserver", pflag.ContinueOnError)
 	vipsArg := fs.StringSlice("vip", nil, "virtual IP address(es) to accept (repeatable)")
 	mode := fs.String("mode", "dr", "forwarding method the director uses: dr, tun or nat")
-	gateway := fs.String("gateway", "", "nat mode: make this address (the director) the default route")
+	gateways := fs.StringSlice("gateway", nil, "nat mode: make this address (the director) the default route of its family (repeatable: an IPv4 and an IPv6 one)")
 	dev := fs.String("dev", "eth0", "interface the director's frames arrive on")
 	decap := fs.String("decap", "auto", "tun mode decapsulation: auto (kernel tunl0 if present and every VIP is IPv4, else xdp), xdp (IPIP, 6in4, 6in6 and 4in6) or kernel (IPIP)")
 	xdpMode := fs.String("xdp-mode", "auto", "XDP attach mode for the decapsulation program: auto, native or generic")
@@ -70,15 +70,21 @@ func runRealServer(args []string) error {
 	} else if len(*vipsArg) == 0 {
 		return errors.New("--vip is required")
 	}
-	var gw netip.Addr
-	if *gateway != "" {
+	var gws []netip.Addr
+	for _, g := range *gateways {
 		if *mode != "nat" {
-			return fmt.Errorf("--gateway %s: only for --mode nat", *gateway)
+			return fmt.Errorf("--gateway %s: only for --mode nat", g)
 		}
-		var err error
-		if gw, err = netip.ParseAddr(*gateway); err != nil || !gw.Is4() {
-			return fmt.Errorf("--gateway %q: must be an IPv4 address", *gateway)
+		gw, err := netip.ParseAddr(g)
+		if err != nil || gw.Zone() != "" || gw.Is4In6() || !gw.IsGlobalUnicast() {
+			return fmt.Errorf("--gateway %q: must be a unicast IPv4 or IPv6 address", g)
 		}
+		for _, o := range gws {
+			if o.Is6() == gw.Is6() {
+				return fmt.Errorf("--gateway %s: %s is the %s gateway already (one of each family)", gw, o, map[bool]string{false: "IPv4", true: "IPv6"}[o.Is6()])
+			}
+		}
+		gws = append(gws, gw)
 	}
 	var vips []netip.Addr
 	any6 := false
@@ -129,7 +135,7 @@ func runRealServer(args []string) error {
 	}
 	how := "none (dr)"
 	if *mode == "nat" {
-		if how, err = natRoute(k, *dev, gw, &undo); err != nil {
+		if how, err = natRoute(k, *dev, gws, &undo); err != nil {
 			return err
 		}
 		return serveRealServer(*httpName, *httpPort, *vipsArg, *mode, how, &undo)
@@ -210,31 +216,39 @@ func checkIPv6Enabled(dev string) error {
 	return nil
 }
 
-// natRoute makes or checks a VS/NAT real server's default route: via
-// gateway on dev when gateway is set, restoring the old one through undo;
-// otherwise an existing default route is required.
-func natRoute(k *nic.Kernel, dev string, gw netip.Addr, undo *[]func()) (string, error) {
-	oldGW, oldDev, had, err := k.DefaultRoute()
-	if err != nil {
-		return "", err
-	}
-	if !gw.IsValid() {
+// natRoute makes or checks a VS/NAT real server's default routes: via
+// each gateway on dev, in its family, restoring the old ones through
+// undo; with no gateway an existing IPv4 default route is required.
+func natRoute(k *nic.Kernel, dev string, gws []netip.Addr, undo *[]func()) (string, error) {
+	if len(gws) == 0 {
+		oldGW, oldDev, had, err := k.DefaultRoute(false)
+		if err != nil {
+			return "", err
+		}
 		if !had {
 			return "", errors.New("--mode nat: no default route: a VS/NAT real server's replies must go back through the director (give --gateway DIRECTOR)")
 		}
 		return "default via " + oldGW.String() + " dev " + oldDev + " (unchanged)", nil
 	}
-	if err := k.ReplaceDefaultRoute(dev, gw); err != nil {
-		return "", err
-	}
-	*undo = append(*undo, func() {
-		if had {
-			_ = k.ReplaceDefaultRoute(oldDev, oldGW)
-		} else {
-			_ = k.DeleteDefaultRoute(dev, gw)
+	var how []string
+	for _, gw := range gws {
+		oldGW, oldDev, had, err := k.DefaultRoute(gw.Is6())
+		if err != nil {
+			return "", err
 		}
-	})
-	return "default via " + gw.String() + " dev " + dev, nil
+		if err := k.ReplaceDefaultRoute(dev, gw); err != nil {
+			return "", err
+		}
+		*undo = append(*undo, func() {
+			if had {
+				_ = k.ReplaceDefaultRoute(oldDev, oldGW)
+			} else {
+				_ = k.DeleteDefaultRoute(dev, gw)
+			}
+		})
+		how = append(how, "default via "+gw.String()+" dev "+dev)
+	}
+	return strings.Join(how, ", "), nil
 }
 
 // serveRealServer answers HTTP with name (when set), reports the real

@@ -50,10 +50,14 @@ func (k *Kernel) SetUp(dev string) error {
 	return k.h.LinkSetUp(link)
 }
 
-// DefaultRoute returns the gateway of the IPv4 default route, if there is
-// one with a gateway.
-func (k *Kernel) DefaultRoute() (gw netip.Addr, dev string, ok bool, err error) {
-	routes, err := k.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: nil}, netlink.RT_FILTER_DST)
+// DefaultRoute returns the gateway of the IPv4 (or with ipv6, the IPv6)
+// default route, if there is one with a gateway.
+func (k *Kernel) DefaultRoute(ipv6 bool) (gw netip.Addr, dev string, ok bool, err error) {
+	family := netlink.FAMILY_V4
+	if ipv6 {
+		family = netlink.FAMILY_V6
+	}
+	routes, err := k.h.RouteListFiltered(family, &netlink.Route{Dst: nil}, netlink.RT_FILTER_DST)
 	if err != nil {
 		return netip.Addr{}, "", false, fmt.Errorf("list default routes: %w", err)
 	}
@@ -79,28 +83,37 @@ func isZeroMask(m net.IPMask) bool {
 	return ones == 0
 }
 
-// ReplaceDefaultRoute makes gw on dev the IPv4 default route (a VS/NAT
-// real server's way back to its clients through the director).
+// ReplaceDefaultRoute makes gw on dev the default route of gw's family (a
+// VS/NAT real server's way back to its clients through the director).
 func (k *Kernel) ReplaceDefaultRoute(dev string, gw netip.Addr) error {
-	link, err := k.h.LinkByName(dev)
+	r, err := k.defaultVia(dev, gw)
 	if err != nil {
-		return fmt.Errorf("interface %s: %w", dev, err)
+		return err
 	}
-	r := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.AsSlice(),
-		Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}}
 	if err := k.h.RouteReplace(r); err != nil {
 		return fmt.Errorf("default route via %s dev %s: %w", gw, dev, err)
 	}
 	return nil
 }
 
-// DeleteDefaultRoute removes the IPv4 default route via gw on dev.
+// DeleteDefaultRoute removes the default route via gw on dev.
 func (k *Kernel) DeleteDefaultRoute(dev string, gw netip.Addr) error {
+	r, err := k.defaultVia(dev, gw)
+	if err != nil {
+		return err
+	}
+	return k.h.RouteDel(r)
+}
+
+// defaultVia is the default route of gw's family via gw on dev.
+func (k *Kernel) defaultVia(dev string, gw netip.Addr) (*netlink.Route, error) {
 	link, err := k.h.LinkByName(dev)
 	if err != nil {
-		return fmt.Errorf("interface %s: %w", dev, err)
+		return nil, fmt.Errorf("interface %s: %w", dev, err)
 	}
-	r := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.AsSlice(),
-		Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}}
-	return k.h.RouteDel(r)
+	dst := &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+	if gw.Is6() {
+		dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+	}
+	return &netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.AsSlice(), Dst: dst}, nil
 }

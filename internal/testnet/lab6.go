@@ -30,10 +30,9 @@ var VIP6 = netip.MustParseAddr("2001:2:0:1::1")
 // director's 198.18.2.1 and 2001:2:0:3::1 as second addresses of its eth0,
 // or with two interfaces on br1 behind the director's eth1 (those
 // addresses there; the client has no leg on br1). They hold no VIP,
-// listen on NATPort and route everything through the director (IPv4 by
-// `afvs realserver --gateway`, IPv6 by a default route the lab adds); the
-// client has no route to them, and the director's kernel forwards
-// neither family.
+// listen on NATPort and route everything through the director (`afvs
+// realserver --gateway` for each family); the client has no route to
+// them, and the director's kernel forwards neither family.
 func (l *Lab) build6() error {
 	nat := l.Opt.Mode == "nat"
 	if l.Opt.Mode != "dr" && l.Opt.Mode != "tun" && !nat {
@@ -148,9 +147,6 @@ func (l *Lab) build6() error {
 		if nat {
 			// Replies go back through the director, whose checksum
 			// updates are incremental: no partial checksums from veth.
-			if err := ns.IP("-6", "route", "add", "default", "via", "2001:2:0:3::1", "dev", "eth0"); err != nil {
-				return err
-			}
 			if err := ns.Do(func() error { return nic.DisableTxChecksum("eth0") }); err != nil {
 				return err
 			}
@@ -170,7 +166,8 @@ func (l *Lab) build6() error {
 		args := []string{"realserver", "--vip", l.VIP.String(), "--vip", VIP6.String(), "--mode", l.Opt.Mode, "--dev", "eth0",
 			"--http-name", name, "--http-port", fmt.Sprint(l.Port)}
 		if nat {
-			args = []string{"realserver", "--mode", "nat", "--gateway", "198.18.2.1", "--dev", "eth0", "--http-name", name, "--http-port", fmt.Sprint(NATPort)}
+			args = []string{"realserver", "--mode", "nat", "--gateway", "198.18.2.1", "--gateway", "2001:2:0:3::1", "--dev", "eth0",
+				"--http-name", name, "--http-port", fmt.Sprint(NATPort)}
 		}
 		if l.Opt.Mode == "tun" {
 			args = append(args, "--decap", "xdp")
