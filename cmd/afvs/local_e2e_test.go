@@ -134,14 +134,23 @@ func TestLocalNodeIPv6(t *testing.T) {
 
 func testLocalNodeIPv6(t *testing.T, two bool) {
 	lab := newLab(t, testnet.LabOptions{Mode: "dr", IPv6: true, Weights: []int{1, 1, 1}, TwoInterfaces: two})
-	if err := lab.Director.IP("-6", "addr", "add", testnet.VIP6.String()+"/128", "dev", "lo"); err != nil {
+	if err := lab.Director.IP("-6", "addr", "add", testnet.VIP6.String()+"/128", "dev", "lo", "nodad"); err != nil {
 		t.Fatal(err)
 	}
+	// The kernel's addrconf work makes the address usable a moment
+	// after it is added.
 	var l net.Listener
-	if err := lab.Director.Do(func() (err error) {
-		l, err = net.Listen("tcp", netip.AddrPortFrom(testnet.VIP6, lab.Port).String())
-		return err
-	}); err != nil {
+	var err error
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err = lab.Director.Do(func() (err error) {
+			l, err = net.Listen("tcp", netip.AddrPortFrom(testnet.VIP6, lab.Port).String())
+			return err
+		})
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
