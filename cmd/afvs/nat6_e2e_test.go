@@ -43,10 +43,12 @@ func forwarded6(t *testing.T, lab *testnet.Lab) uint64 {
 // listen on 8080 for the service's port 80 and route through the
 // director; the director's kernel forwards neither family, so every reply
 // the client gets was rewritten by afvs (its Ip6OutForwDatagrams stays
-// still, and the replies count out). After the neighbour tables of every
-// namespace are flushed, connections work again: neighbour discovery
-// between the real servers and the director passes the steering program
-// to the kernels.
+// still, and the replies count out). Health checks (TCP to each real
+// server's [addr]:8080) keep the servers up: their replies, to the
+// director's own IPv6 address, reach its kernel, not afvs. After the
+// neighbour tables of every namespace are flushed, connections work
+// again: neighbour discovery between the real servers and the director
+// passes the steering program to the kernels.
 //
 // In the two-interface layout the real servers sit behind the director's
 // eth1: requests arrive on eth0 and leave on eth1, replies arrive on eth1
@@ -58,7 +60,8 @@ func TestEndToEndIPv6NAT(t *testing.T) {
 }
 
 func testIPv6NAT(t *testing.T, two bool) {
-	lab := newLab(t, testnet.LabOptions{Mode: "nat", IPv6: true, Weights: []int{1, 2, 3}, TwoInterfaces: two})
+	lab := newLab(t, testnet.LabOptions{Mode: "nat", IPv6: true, Weights: []int{1, 2, 3}, TwoInterfaces: two,
+		Health: "{interval: 300ms, timeout: 200ms, rise: 1, fall: 2}"})
 	vip := netip.AddrPortFrom(testnet.VIP6, 80).String()
 	mustAfvsadm(t, lab, "-A", "-t", vip, "-s", "wrr")
 	for i, a := range lab.RealAddrs6 {
@@ -110,6 +113,11 @@ func testIPv6NAT(t *testing.T, two bool) {
 	s := svcs[0].Stats
 	// Each request's connection carries at least a SYN-ACK, the response
 	// and a FIN back to the client.
+	for _, r := range svcs[0].Reals {
+		if !r.Up {
+			t.Errorf("real server [%s]:%d is down: its health checks' replies did not reach the director's kernel", r.Address, r.Port)
+		}
+	}
 	if s.Conns != 2*n || s.InPkts != in || s.OutPkts != out || out < 3*2*n {
 		t.Errorf("service conns %d in %d out %d; real servers in %d out %d; want %d connections, at least %d out", s.Conns, s.InPkts, s.OutPkts, in, out, 2*n, 3*2*n)
 	}

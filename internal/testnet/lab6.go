@@ -199,6 +199,9 @@ func (l *Lab) config6() string {
 		ifs = "[eth0, eth1]" // both receive: requests on eth0, replies on eth1
 	}
 	fmt.Fprintf(&b, "interfaces: %s\nxdp_mode: %s\nmetrics:\n  address: 127.0.0.1:9469\ncontrol:\n  socket: %s\ntable:\n  capacity: 65536\n", ifs, l.Opt.XDPMode, l.Socket)
+	if l.Opt.Health != "" {
+		fmt.Fprintf(&b, "health: %s\n", l.Opt.Health)
+	}
 	fmt.Fprintf(&b, "marks: [{mark: %d, matches: [{proto: tcp, address: \"%s\", ports: \"%d\"}]}]\nservices: []\n", Mark6, VIP6, l.Port)
 	return b.String()
 }
