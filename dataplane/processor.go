@@ -23,7 +23,7 @@ const (
 	// error to send back out of the ingress interface.
 	VerdictReply
 	// VerdictLocal: the frame belongs to a connection of a local real
-	// server; Out.Off and Out.Len locate its IPv4 packet, for the
+	// server; Out.Off and Out.Len locate its IP packet, for the
 	// director's own network stack (see local.go).
 	VerdictLocal
 	// VerdictHeld: the frame is released, but the processor kept a copy

@@ -25,8 +25,9 @@ import (
 //   - The first packet of a connection the scheduler gives to a local
 //     real server is still the worker's. The worker first adds the
 //     connection's 5-tuple to the steering program's flow map
-//     (Steering.AllowLocal, one bpf(2) map update) and then writes the
-//     packet's IPv4 part into a TUN device the director owns
+//     (Steering.AllowLocal, one bpf(2) map update; IPv4 and IPv6 flows
+//     have a map each) and then writes the packet's IP part, IPv4 or
+//     IPv6, into a TUN device the director owns
 //     (Platform.OpenLocal), from which the kernel receives it as if it
 //     had arrived there: one write(2). The map update comes first, so
 //     the answer to that packet cannot bring a next one before the
@@ -64,8 +65,9 @@ import (
 // The kernel must accept what the TUN device delivers: the VIP must be an
 // address of the director (on lo or an interface), as LVS requires, and
 // strict reverse-path filtering (rp_filter 1 on "all") is refused at
-// OpenLocal. Non-first IPv4 fragments are not passed (they carry no
-// ports) and are dropped by the workers as for every real server.
+// OpenLocal (IPv6 has none). Non-first IPv4 fragments are not passed
+// (they carry no ports) and are dropped by the workers as for every real
+// server; IPv6 fragments never reach a worker.
 
 // localNode is the Director's path to its own stack.
 type localNode struct {
@@ -126,7 +128,7 @@ func (d *Director) setLocalGate(snap *dataplane.Snapshot) {
 	d.local.on = on
 }
 
-// deliverLocal hands a local-node frame's IPv4 packet (out) to the
+// deliverLocal hands a local-node frame's IP packet (out) to the
 // director's stack, after asking the steering program to pass the rest
 // of a new connection itself.
 func (w *Worker) deliverLocal(d xsk.Desc, base uint64, out dataplane.Out) {
