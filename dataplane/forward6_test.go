@@ -17,7 +17,6 @@ import (
 	"github.com/afvs/afvs/internal/header"
 	ts "github.com/afvs/afvs/internal/testsupport"
 	c "github.com/afvs/afvs/internal/testsupport/checker"
-	"github.com/afvs/afvs/ipvssync"
 	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
@@ -688,48 +687,6 @@ func BenchmarkProcess6Ratio(b *testing.B) {
 	b.ReportMetric(ns(best[3]), "TUN6-ns/frame")
 	b.ReportMetric(ns(best[1])/ns(best[0]), "DR6/DR4")
 	b.ReportMetric(ns(best[3])/ns(best[2]), "TUN6/TUN4")
-}
-
-// TestSync6NotQueued: the sync master queues IPv4 connections only (its
-// records carry IPv4 addresses here): an IPv6 connection and an IPv4
-// one to an IPv6 tunnel dest are forwarded but never queued, where the
-// same packets of an IPv4 connection are.
-func TestSync6NotQueued(t *testing.T) {
-	r := newFxRig6(t, 1024, 64)
-	if err := r.ct.EnableSync(); err != nil {
-		t.Fatal(err)
-	}
-	q, err := ipvssync.NewQueue(1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.p.SetSync(&SyncSink{Queue: q, Settings: ipvssync.DefaultSettings}) // a connection is queued at its 3rd packet
-	for _, c := range []struct {
-		name  string
-		syn   []byte
-		ack   []byte
-		queue bool
-	}{
-		{"IPv4 DR", seg(t, fxVIPDR, 80), seg(t, fxVIPDR, 80, fxFlags(ts.ACK)), true},
-		{"IPv6 DR", frame6(t, fxVIP6DR, 80), frame6(t, fxVIP6DR, 80, f6Flags(ts.ACK)), false},
-		{"IPv6 in IPv4", frame6(t, fxVIP6TUN4, 80), frame6(t, fxVIP6TUN4, 80, f6Flags(ts.ACK)), false},
-		{"IPv4 in IPv6", seg(t, fxVIP4TUN6, 80), seg(t, fxVIP4TUN6, 80, fxFlags(ts.ACK)), false},
-	} {
-		for _, f := range [][]byte{c.syn, c.ack, c.ack, c.ack} {
-			if v, _, _ := r.run(f, 256); v != VerdictForward {
-				t.Fatalf("%s: verdict %d", c.name, v)
-			}
-		}
-		r.p.Flush()
-		n := 0
-		var rec ipvssync.Record
-		for q.Pop(&rec) {
-			n++
-		}
-		if (n > 0) != c.queue {
-			t.Errorf("%s: %d records queued, want some: %v", c.name, n, c.queue)
-		}
-	}
 }
 
 // TestIP6IP4Identification: consecutive IPv6-in-IPv4 packets, whose outer

@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"math"
-	"net/netip"
 	"time"
 
 	"github.com/afvs/afvs/conntrack"
@@ -98,14 +97,6 @@ func nextPkts(n uint32, period int) uint32 {
 // packet of its connections, as in the kernel). A full queue drops the
 // record and counts it. Nothing here allocates.
 func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c *conntrack.Conn) {
-	if p.pk.IPv6 || d.Is6 {
-		// A sync entry has one address family for all three addresses
-		// (struct ip_vs_sync_v6), and this master sends IPv4 entries
-		// only: an IPv6 connection, or an IPv4 one to an IPv6 tunnel
-		// dest, is counted, never sent with addresses cut to four bytes.
-		sk.Queue.Skip()
-		return
-	}
 	// The common case, a packet that only counts (see SyncSink.counted).
 	// Two queues may serve one flow: SyncCount and syncDecide update the
 	// flow's word by compare-and-swap, so no packet goes uncounted and
@@ -174,18 +165,41 @@ func connDPort(d *Dest, vport uint16) uint16 {
 	return vport
 }
 
-// queueConn queues the frame's connection.
+// queueConn queues the frame's connection, or counts it as unsent when
+// its real server's family is not the packet's (see setAddrs).
 func (p *Processor) queueConn(sk *SyncSink, svc *Service, d *Dest, ci *ipvssync.ConnInfo, to time.Duration) {
+	if p.pk.IPv6 != d.Is6 {
+		sk.Queue.Skip()
+		return
+	}
 	r := &p.rec
 	*r = ipvssync.Record{
 		Flags: fwdFlags(d.Fwd) | ci.Flags, FWMark: svc.Key.FWMark, Timeout: uint32(to / time.Second),
 		CPort: p.key.CPort, VPort: p.key.VPort, DPort: connDPort(d, p.key.VPort),
 		State: ci.State, Protocol: p.key.Proto,
 	}
-	copy(r.CAddr[:4], p.key.CAddr[12:])
-	copy(r.VAddr[:4], p.key.VAddr[12:])
-	copy(r.DAddr[:4], d.Addr[:])
+	setAddrs(r, &p.key, d)
 	sk.Queue.Push(r)
+}
+
+// setAddrs puts k's client and virtual addresses and d's address in r, in
+// the family of d, which the caller has checked is k's. A sync entry has
+// one family for all three addresses (struct ip_vs_sync_v4 or
+// ip_vs_sync_v6, typed by the connection's cp->af): the kernel's
+// ip_vs_sync_conn copies cp->daddr in that family even when the real
+// server's own family (cp->daf, a 4in6 or 6in4 tunnel dest) differs, so
+// its backup gets an address it cannot find, and ip_vs_proc_conn assumes
+// the two families equal. Such a connection is not sent here but counted
+// (Queue.Skip: the master's unsent_mixed_family).
+func setAddrs(r *ipvssync.Record, k *conntrack.Key, d *Dest) {
+	if d.Is6 {
+		r.IPv6 = true
+		r.CAddr, r.VAddr, r.DAddr = k.CAddr, k.VAddr, d.Addr6
+		return
+	}
+	copy(r.CAddr[:4], k.CAddr[12:])
+	copy(r.VAddr[:4], k.VAddr[12:])
+	copy(r.DAddr[:4], d.Addr[:])
 }
 
 // syncTemplate offers the template ref, with its own packet count
@@ -196,7 +210,7 @@ func (p *Processor) syncTemplate(sk *SyncSink, s *Snapshot, svc *Service, ref co
 	if !ok {
 		return
 	}
-	_, d, ok := s.DestByID(dest)
+	tsvc, d, ok := s.DestByID(dest)
 	if !ok {
 		return
 	}
@@ -217,14 +231,16 @@ func (p *Processor) syncTemplate(sk *SyncSink, s *Snapshot, svc *Service, ref co
 		}
 		break
 	}
+	if tsvc.Key.Is6() != d.Is6 {
+		sk.Queue.Skip() // a mixed-family dest: see setAddrs
+		return
+	}
 	r := &p.rec
 	*r = ipvssync.Record{
 		Flags: fwdFlags(d.Fwd) | ipvssync.FlagTemplate, FWMark: svc.Key.FWMark, Timeout: uint32(to / time.Second),
 		CPort: k.CPort, VPort: k.VPort, DPort: d.Port, Protocol: k.Proto,
 	}
-	copy(r.CAddr[:4], k.CAddr[12:])
-	copy(r.VAddr[:4], k.VAddr[12:])
-	copy(r.DAddr[:4], d.Addr[:])
+	setAddrs(r, &k, d)
 	sk.Queue.Push(r)
 }
 
@@ -253,7 +269,7 @@ const (
 	// SyncUnknownDest: the service has no real server at the entry's
 	// address and port.
 	SyncUnknownDest
-	// SyncUnsupported: an IPv6 entry, or a protocol other than TCP and
+	// SyncUnsupported: a connection of a protocol other than TCP and
 	// UDP: the dataplane does not forward them.
 	SyncUnsupported
 	// SyncTableFull: the connection or template table had no room.
@@ -292,34 +308,18 @@ const defaultTemplateTimeout = 3 * time.Minute
 // director, as a master later, syncs it as the kernel would. Bad or
 // unknown entries change nothing and return why.
 func InstallSynced(s *Snapshot, ct *conntrack.Table, c *ipvssync.Conn, threshold int) (conntrack.SyncResult, SyncDrop) {
-	if c.IPv6() {
-		return 0, SyncUnsupported
-	}
 	template := c.Flags&ipvssync.FlagTemplate != 0
 	if !template && c.Protocol != ipvssync.ProtoTCP && c.Protocol != ipvssync.ProtoUDP {
 		return 0, SyncUnsupported
 	}
-	var svc *Service
-	va := c.VAddr.As4()
-	if c.FWMark != 0 {
-		sv, ok := s.ServiceByKey(vs.Key{FWMark: c.FWMark})
-		if !ok {
-			return 0, SyncUnknownService
-		}
-		svc = sv
-	} else {
-		si, ok := s.lookup(va, c.Protocol, c.VPort)
-		if !ok {
-			return 0, SyncUnknownService
-		}
-		svc = &s.Services[si]
+	_, d, drop := syncTarget(s, c)
+	if drop != SyncOK {
+		return 0, drop
 	}
-	d := syncDest(svc, c)
-	if d == nil {
-		return 0, SyncUnknownDest
-	}
+	// The table's key form: an IPv4 address mapped (::ffff:a.b.c.d), an
+	// IPv6 one as it is.
 	k := conntrack.Key{
-		CAddr: netip.AddrFrom4(c.CAddr.As4()).As16(), VAddr: netip.AddrFrom4(va).As16(),
+		CAddr: c.CAddr.As16(), VAddr: c.VAddr.As16(),
 		CPort: c.CPort, VPort: c.VPort, Proto: c.Protocol,
 	}
 	timeout := time.Duration(c.Timeout) * time.Second
@@ -352,22 +352,68 @@ func InstallSynced(s *Snapshot, ct *conntrack.Table, c *ipvssync.Conn, threshold
 	return r, SyncOK
 }
 
+// syncTarget finds an entry's service and real server in s: the service
+// by the entry's family and its protocol, virtual address and port, or its
+// firewall mark (ip_vs_find_dest's ip_vs_service_find), then the real
+// server in it (syncDest).
+func syncTarget(s *Snapshot, c *ipvssync.Conn) (*Service, *Dest, SyncDrop) {
+	var svc *Service
+	switch {
+	case c.FWMark != 0:
+		sv, ok := s.ServiceByKey(vs.Key{FWMark: c.FWMark, IPv6: c.IPv6()})
+		if !ok {
+			return nil, nil, SyncUnknownService
+		}
+		svc = sv
+	case c.IPv6():
+		va := c.VAddr.As16()
+		si, ok := s.lookup6(&va, c.Protocol, c.VPort)
+		if !ok {
+			return nil, nil, SyncUnknownService
+		}
+		svc = &s.Services[si]
+	default:
+		si, ok := s.lookup(c.VAddr.As4(), c.Protocol, c.VPort)
+		if !ok {
+			return nil, nil, SyncUnknownService
+		}
+		svc = &s.Services[si]
+	}
+	d := syncDest(svc, c)
+	if d == nil {
+		return svc, nil, SyncUnknownDest
+	}
+	return svc, d, SyncOK
+}
+
 // syncDest finds a synced connection's real server as ip_vs_find_dest
-// does: by address and the entry's dport, which for a firewall-mark
-// service not forwarded by masquerading is 0; failing that, by address and
-// (that port XOR dport), which finds a port-0 dest for a connection its
-// master sent with the packet's port, and a dest with the entry's port for
-// such a firewall-mark connection.
+// does: by address (of the entry's family: the kernel's backup, too, looks
+// the dest up in the service's family) and the entry's dport, which for a
+// firewall-mark service not forwarded by masquerading is 0; failing that,
+// by address and (that port XOR dport), which finds a port-0 dest for a
+// connection its master sent with the packet's port, and a dest with the
+// entry's port for such a firewall-mark connection.
 func syncDest(svc *Service, c *ipvssync.Conn) *Dest {
-	da := c.DAddr.As4()
 	port := c.DPort
 	if c.FWMark != 0 && c.Flags&ipvssync.FlagFwdMask != ipvssync.FlagMasq {
 		port = 0
 	}
+	six := c.DAddr.Is6()
+	var da4 [4]byte
+	var da6 [16]byte
+	if six {
+		da6 = c.DAddr.As16()
+	} else {
+		da4 = c.DAddr.As4()
+	}
 	find := func(port uint16) *Dest {
 		for i := range svc.Dests {
-			if svc.Dests[i].Addr == da && svc.Dests[i].Port == port {
-				return &svc.Dests[i]
+			d := &svc.Dests[i]
+			if d.Is6 != six || d.Port != port {
+				continue
+			}
+			if six && d.Addr6 == da6 || !six && d.Addr == da4 {
+				return d
 			}
 		}
 		return nil

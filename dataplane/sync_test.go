@@ -204,9 +204,9 @@ func TestInstallSynced(t *testing.T) {
 		{"unknown dest", func(c *ipvssync.Conn) { c.DAddr = ip("198.18.0.99") }, SyncUnknownDest},
 		{"unknown dest port", func(c *ipvssync.Conn) { c.DPort = 8080 }, SyncUnknownDest},
 		{"sctp", func(c *ipvssync.Conn) { c.Protocol = ipvssync.ProtoSCTP }, SyncUnsupported},
-		{"ipv6", func(c *ipvssync.Conn) {
+		{"unknown ipv6 service", func(c *ipvssync.Conn) {
 			c.CAddr, c.VAddr, c.DAddr = ip("2001:2::1"), ip("2001:2::2"), ip("2001:2::3")
-		}, SyncUnsupported},
+		}, SyncUnknownService},
 	} {
 		c := base
 		tc.edit(&c)

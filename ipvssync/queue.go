@@ -121,8 +121,8 @@ func (q *Queue) Push(r *Record) bool {
 }
 
 // Skip counts a connection the producer decided not to offer because no
-// record can carry it (an IPv6 connection whose real server the
-// dataplane holds as IPv4), visible to Skipped after the next Publish.
+// record can carry it (one whose real server's address family is not its
+// client's), visible to Skipped after the next Publish.
 // Only the producer may call it.
 func (q *Queue) Skip() { q.skips++ }
 

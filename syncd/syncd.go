@@ -77,9 +77,12 @@ type Options struct {
 	Log        *slog.Logger
 }
 
-// UnsentIPv6 is the Stats.Drops reason of the connections a master's
-// workers did not offer because they are IPv6 (see Queue.Skip).
-const UnsentIPv6 = "unsent_ipv6"
+// UnsentMixedFamily is the Stats.Drops reason of the connections and
+// templates a master's workers did not offer, when due, because a sync
+// entry cannot carry them: their real server's address family is not
+// their client's (an IPv4 service's IPv6 tunnel dest or the reverse; see
+// Queue.Skip).
+const UnsentMixedFamily = "unsent_mixed_family"
 
 // Stats are the daemon's counters, cumulative over every master and
 // backup it has run.
@@ -98,7 +101,7 @@ type Stats struct {
 
 type counters struct {
 	sentMsgs, sentEntries, sendErrs, queueFull atomic.Uint64
-	unsentIPv6                                 atomic.Uint64
+	unsentMixed                                atomic.Uint64
 	recvMsgs, recvEntries, installed, updated  atomic.Uint64
 	recvErrs                                   atomic.Uint64
 	decode                                     [ipvssync.NumReasons]atomic.Uint64
@@ -259,7 +262,7 @@ func (m *Manager) Stats() Stats {
 		Drops: map[string]uint64{},
 	}
 	s.QueueFull = c.queueFull.Load()
-	unsent := c.unsentIPv6.Load()
+	unsent := c.unsentMixed.Load()
 	m.mu.Lock()
 	if m.master != nil {
 		for _, q := range m.master.queues {
@@ -268,7 +271,7 @@ func (m *Manager) Stats() Stats {
 		}
 	}
 	m.mu.Unlock()
-	s.Drops[UnsentIPv6] = unsent
+	s.Drops[UnsentMixedFamily] = unsent
 	for r := ipvssync.Reason(1); r < ipvssync.NumReasons; r++ {
 		s.Drops[r.String()] = c.decode[r].Load()
 	}
@@ -344,7 +347,7 @@ func (m *Manager) runMaster(ms *master, maxLen int, flushAfter time.Duration) {
 			}
 			for _, q := range ms.queues {
 				m.c.queueFull.Add(q.Dropped())
-				m.c.unsentIPv6.Add(q.Skipped())
+				m.c.unsentMixed.Add(q.Skipped())
 			}
 			return
 		case <-tick.C:

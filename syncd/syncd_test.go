@@ -168,7 +168,7 @@ func TestMasterToBackup(t *testing.T) {
 			t.Fatal("queue full")
 		}
 	}
-	// Two IPv6 connections the workers could not offer (Queue.Skip).
+	// Two mixed-family connections the workers could not offer (Queue.Skip).
 	q.Skip()
 	q.Skip()
 	q.Publish()
@@ -189,8 +189,8 @@ func TestMasterToBackup(t *testing.T) {
 	if ms.SentEntries != n || ms.SentMessages != 5 || ms.SendErrors != 0 {
 		t.Errorf("master stats %+v: want 23 entries in 5 messages", ms)
 	}
-	if ms.Drops[UnsentIPv6] != 2 {
-		t.Errorf("master drops %v: want %s 2", ms.Drops, UnsentIPv6)
+	if ms.Drops[UnsentMixedFamily] != 2 {
+		t.Errorf("master drops %v: want %s 2", ms.Drops, UnsentMixedFamily)
 	}
 	if bs.RecvMessages != 5 || bs.RecvEntries != n || bs.Installed != n {
 		t.Errorf("backup stats %+v: want 5 messages, 23 entries installed", bs)
