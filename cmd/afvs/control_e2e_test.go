@@ -259,8 +259,14 @@ type keepAlive struct {
 
 func startKeepAlive(t *testing.T, lab *testnet.Lab, conns int) *keepAlive {
 	t.Helper()
+	return startKeepAliveTo(t, lab, netip.AddrPortFrom(lab.VIP, lab.Port), conns)
+}
+
+// startKeepAliveTo is startKeepAlive to vip, e.g. the lab's IPv6 VIP.
+func startKeepAliveTo(t *testing.T, lab *testnet.Lab, vip netip.AddrPort, conns int) *keepAlive {
+	t.Helper()
 	k := &keepAlive{servers: make([]string, conns), stop: make(chan struct{})}
-	addr := netip.AddrPortFrom(lab.VIP, lab.Port).String()
+	addr := vip.String()
 	for i := range conns {
 		var c net.Conn
 		if err := lab.Client.Do(func() (err error) {
