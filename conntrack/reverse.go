@@ -48,14 +48,15 @@ type Reply struct {
 
 // replyUnfiled, a bit of a connection's ports word below the key, marks a
 // VS/NAT connection installed by connection sync (SyncConn) whose reply
-// key is not in the reverse index yet: the backup that installed it does
-// not know where its replies must go (the client-side hop of the
-// master's first packet is not in a sync message), so the first client
-// packet after a takeover files it, and ReplyFiled clears the mark.
+// key no client packet has filed yet: the client-side hop of the master's
+// first packet is not in a sync message, so the backup may file one from
+// its own route to the client (or none), and the first client packet
+// after a takeover files the hop it came by; ReplyFiled clears the mark.
 const replyUnfiled = 1 << 8
 
 // ReplyPending reports whether c is a synced VS/NAT connection whose
-// reply key the caller must still file (InsertReply, then ReplyFiled).
+// reply key no client packet has filed yet (the caller files it with
+// InsertReply, then ReplyFiled).
 func (c *Conn) ReplyPending() bool { return c.unfiled }
 
 // ReplyFiled clears c's reply mark after its reply key was filed. It

@@ -277,8 +277,7 @@ find:
 	t.hooks.Bind(dest, st.Active())
 	pw := w
 	if fwd == FwdMasq && t.rev != nil {
-		// Its replies have no reverse-index entry yet: the first client
-		// packet files one (ReplyPending).
+		// No client packet has filed its replies yet (ReplyPending).
 		pw[4] |= replyUnfiled
 	}
 	s.publish(slot, tag, &pw, fwd, now, uint64(dest)<<32, st, now+to)

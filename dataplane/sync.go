@@ -1,7 +1,9 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"math"
+	"net/netip"
 	"time"
 
 	"github.com/afvs/afvs/conntrack"
@@ -248,9 +250,10 @@ func (p *Processor) syncTemplate(sk *SyncSink, s *Snapshot, svc *Service, ref co
 // sync installed, at its first client packet here: the sync message does
 // not say where the master sent the replies, and this packet shows where
 // they go now (its interface and the MAC it came from), as the first
-// packet of a connection made here does. Until then its replies are
-// dropped as reply_no_connection. With no room in the reverse index the
-// mark stays and the next packet tries again.
+// packet of a connection made here does. Until then its replies go where
+// the backup's route to the client leads (SyncedReply), or, when that was
+// not known, are dropped as reply_no_connection. With no room in the
+// reverse index the mark stays and the next packet tries again.
 func (p *Processor) fileSynced(c *conntrack.Conn, d *Dest) {
 	if d.Fwd != vs.Masq || p.pk.IPv6 || p.fileReply(c, d) {
 		p.ct.ReplyFiled(c)
@@ -422,4 +425,55 @@ func syncDest(svc *Service, c *ipvssync.Conn) *Dest {
 		return d
 	}
 	return find(port ^ c.DPort)
+}
+
+// SyncedReply is a synced VS/NAT connection whose replies no client
+// packet has shown the way back for yet (conntrack.Conn.ReplyPending):
+// its reply key, what FileSyncedReply files, and the client address the
+// caller routes to.
+type SyncedReply struct {
+	Key    conntrack.Key // the connection's
+	Reply  conntrack.Key // its replies': client, real server address and port
+	Client netip.Addr
+}
+
+// PendingReply reports whether c, an entry InstallSynced installed in ct,
+// is a VS/NAT connection of s whose replies are not yet filed by a client
+// packet, and returns its keys.
+func PendingReply(s *Snapshot, ct *conntrack.Table, c *ipvssync.Conn) (SyncedReply, bool) {
+	if c.Flags&ipvssync.FlagTemplate != 0 || c.IPv6() || !ct.HasReverse() {
+		return SyncedReply{}, false
+	}
+	_, d, drop := syncTarget(s, c)
+	if drop != SyncOK || d.Fwd != vs.Masq {
+		return SyncedReply{}, false
+	}
+	r := SyncedReply{
+		Key:    conntrack.Key{CAddr: c.CAddr.As16(), VAddr: c.VAddr.As16(), CPort: c.CPort, VPort: c.VPort, Proto: c.Protocol},
+		Client: c.CAddr,
+	}
+	r.Reply = conntrack.Key{CAddr: r.Key.CAddr, CPort: c.CPort, Proto: c.Protocol,
+		VAddr: netip.AddrFrom4(d.Addr).As16(), VPort: natPort(d, c.VPort)}
+	conn, ok := ct.Lookup(&r.Key)
+	if !ok || !conn.ReplyPending() {
+		return SyncedReply{}, false
+	}
+	return r, true
+}
+
+// FileSyncedReply files r's reply key with the hop its replies take until
+// a client packet shows another: out of interface slot to mac, where a
+// route lookup for the client leads (ip_vs_nat_xmit's replies leave by
+// the director's routing table). The connection keeps its mark, so its
+// first client packet files the hop that packet came by, as for a
+// connection made here. It reports false when the connection has gone,
+// a client packet filed it meanwhile, or the reverse index has no room.
+func FileSyncedReply(ct *conntrack.Table, r *SyncedReply, slot int, mac [6]byte) bool {
+	conn, ok := ct.Lookup(&r.Key)
+	if !ok || !conn.ReplyPending() {
+		return false
+	}
+	var m [8]byte
+	copy(m[2:], mac[:])
+	return ct.InsertReply(&r.Reply, &conn, uint64(slot)<<48|binary.BigEndian.Uint64(m[:]))
 }

@@ -103,6 +103,7 @@ type Director struct {
 	sockets []Socket // the receiving sockets
 	workers []*Worker
 	local   localNode
+	sreply  syncReplies // syncreply.go
 	wg      sync.WaitGroup
 	stop    chan struct{}
 	rebuild chan struct{}
@@ -972,6 +973,7 @@ func (d *Director) housekeeping() {
 			d.CT.ExpireDue()
 			d.CT.SweepTemplates(1024)
 			d.CT.SweepReverse(1024)
+			d.retrySyncedReplies() // syncreply.go
 			if at, ok := d.reg.NextTrashRound(); ok && d.reg.Now() >= at {
 				// Count the templates before taking the lock: a walk of
 				// the whole table should not hold up a change.

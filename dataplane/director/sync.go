@@ -46,7 +46,16 @@ func (d *Director) StopSync() {
 }
 
 // InstallSynced installs an entry a sync master sent into the table, with
-// its real server looked up in the snapshot in force.
+// its real server looked up in the snapshot in force. A VS/NAT
+// connection's replies are filed by the route to its client
+// (syncreply.go), so they pass before its first client packet here.
 func (d *Director) InstallSynced(c *ipvssync.Conn, threshold int) (conntrack.SyncResult, dataplane.SyncDrop) {
-	return dataplane.InstallSynced(d.snap.Load(), d.CT, c, threshold)
+	snap := d.snap.Load()
+	res, drop := dataplane.InstallSynced(snap, d.CT, c, threshold)
+	if drop == dataplane.SyncOK {
+		if r, ok := dataplane.PendingReply(snap, d.CT, c); ok {
+			d.fileSyncedReply(snap, &r)
+		}
+	}
+	return res, drop
 }

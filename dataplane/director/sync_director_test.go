@@ -1,6 +1,7 @@
 package director_test
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -100,23 +101,29 @@ func TestDirectorSync(t *testing.T) {
 	}
 }
 
-// TestDirectorSyncedNAT: a backup installs a VS/NAT connection it never
-// saw from a sync message. Its replies have no reverse-index entry until
-// a client packet shows where they go back to: a reply before that is
-// dropped and counted; the client's packet is rewritten to the real
-// server's port, and from then on the real server's replies are
-// rewritten to VIP:80 and sent to the client's MAC.
+// TestDirectorSyncedNAT: a backup installs VS/NAT connections it never
+// saw from sync messages. Their replies are filed at once by the route to
+// the client (here on-link on eth0, its MAC resolved on demand: the first
+// connection waits for it, the second finds it known): a real server's
+// reply before any client packet is rewritten to VIP:80 and sent to the
+// client's MAC. The first client packet then files the hop it came by
+// (here a router's MAC in front of the client), and later replies go
+// there.
 func TestDirectorSyncedNAT(t *testing.T) {
 	l := newLab(t, false, "198.18.0.11")
+	router := l.net.AddHost("router").AddIface("eth0", [6]byte{0x02, 0, 0, 0, 0, 0x99}, netip.Prefix{}, "lan", 1)
 	svc := vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: vip, Port: 80}, Sched: "rr",
 		Reals: []vs.Real{{Addr: netip.MustParseAddr("198.18.0.11"), Port: 8080, Weight: 1, Fwd: vs.Masq}}}
 	d := l.start([]string{"eth0"}, table(t, svc))
 	resolved(t, d)
 	client, rip := netip.MustParseAddr("198.18.0.10"), netip.MustParseAddr("198.18.0.11")
-	c := ipvssync.Conn{Protocol: ipvssync.ProtoTCP, Flags: ipvssync.FlagMasq, State: ipvssync.TCPEstablished, CPort: 6200, VPort: 80, DPort: 8080,
-		Timeout: 900, CAddr: client, VAddr: vip, DAddr: rip}
-	if res, drop := d.InstallSynced(&c, 3); drop != dataplane.SyncOK || res != conntrack.SyncInserted {
-		t.Fatalf("InstallSynced: %v %v", res, drop)
+	install := func(cport uint16) {
+		t.Helper()
+		c := ipvssync.Conn{Protocol: ipvssync.ProtoTCP, Flags: ipvssync.FlagMasq, State: ipvssync.TCPEstablished, CPort: cport, VPort: 80, DPort: 8080,
+			Timeout: 900, CAddr: client, VAddr: vip, DAddr: rip}
+		if res, drop := d.InstallSynced(&c, 3); drop != dataplane.SyncOK || res != conntrack.SyncInserted {
+			t.Fatalf("InstallSynced: %v %v", res, drop)
+		}
 	}
 	rs := l.reals["198.18.0.11"]
 	rsMAC := [6]byte{0x02, 0, 0, 0, 0xee, 1}
@@ -127,14 +134,40 @@ func TestDirectorSyncedNAT(t *testing.T) {
 		}
 		return n
 	}
-	rs.Send(tcpFrom(t, rsMAC, dirMAC, rip, client, 8080, 6200, false))
-	if !platformtest.Eventually(2*time.Second, func() bool { return replyDrops() == 1 }) {
-		t.Fatalf("a reply before any client packet: %d reply_no_connection drops, want 1", replyDrops())
+	// reply sends a reply of connection cport and returns the one frame it
+	// became at to.
+	reply := func(cport uint16, to *platformtest.Iface, what string) {
+		t.Helper()
+		rs.Send(tcpFrom(t, rsMAC, dirMAC, rip, client, 8080, cport, false))
+		var back [][]byte
+		platformtest.Eventually(2*time.Second, func() bool { back = append(back, to.Recv()...); return len(back) > 0 })
+		if len(back) != 1 {
+			t.Fatalf("%s: %d frames arrived, want 1 (reply_no_connection drops %d)", what, len(back), replyDrops())
+		}
+		eth, ips, tcp := decode(t, back[0])
+		if [6]byte(eth.SrcMAC) != dirMAC || [6]byte(eth.DstMAC) != to.MAC || ips[0].SrcIP.String() != vip.String() ||
+			tcp.SrcPort != 80 || tcp.DstPort != layers.TCPPort(cport) {
+			t.Fatalf("%s: %s -> %s, %v:%d -> %d; want the director's MAC to %x, from %v:80 to %d", what, eth.SrcMAC, eth.DstMAC, ips[0].SrcIP, tcp.SrcPort, tcp.DstPort, to.MAC, vip, cport)
+		}
 	}
-	if got := l.client.Recv(); len(got) != 0 {
-		t.Fatalf("the client got %d frames before its first packet", len(got))
+	install(6200)
+	if !platformtest.Eventually(2*time.Second, func() bool { return d.CT.ReverseLen() == 1 }) {
+		t.Fatal("the first synced connection's replies were never filed")
 	}
-	l.client.Send(segment(t, 6200, false, true))
+	reply(6200, l.client, "a reply before any client packet")
+	// The client's MAC is known now: the next connection's replies are
+	// filed as it is installed.
+	install(6201)
+	if n := d.CT.ReverseLen(); n != 2 {
+		t.Fatalf("%d reply keys filed after the second install, want 2", n)
+	}
+	reply(6201, l.client, "the second connection's reply before any client packet")
+
+	// The first client packet, through a router: forwarded to the real
+	// server's port, and the replies follow it to the router's MAC.
+	f := segment(t, 6200, false, true)
+	copy(f[6:12], router.MAC[:])
+	router.Send(f)
 	got := l.collect(1)["198.18.0.11"]
 	if len(got) != 1 {
 		t.Fatalf("the real server got %d frames of the synced connection", len(got))
@@ -143,19 +176,9 @@ func TestDirectorSyncedNAT(t *testing.T) {
 		t.Fatalf("real server got %v:%d from port %d, want 198.18.0.11:8080 from 6200", ips[0].DstIP, tcp.DstPort, tcp.SrcPort)
 	}
 	for i := range 2 {
-		rs.Send(tcpFrom(t, rsMAC, dirMAC, rip, client, 8080, 6200, false))
-		var back [][]byte
-		platformtest.Eventually(2*time.Second, func() bool { back = append(back, l.client.Recv()...); return len(back) > 0 })
-		if len(back) != 1 {
-			t.Fatalf("reply %d: the client got %d frames, want 1", i, len(back))
-		}
-		eth, ips, tcp := decode(t, back[0])
-		if [6]byte(eth.SrcMAC) != dirMAC || [6]byte(eth.DstMAC) != clientMAC || ips[0].SrcIP.String() != vip.String() ||
-			tcp.SrcPort != 80 || tcp.DstPort != 6200 {
-			t.Fatalf("reply %d: %s -> %s, %v:%d -> %d; want the director's MAC to the client's, from %v:80", i, eth.SrcMAC, eth.DstMAC, ips[0].SrcIP, tcp.SrcPort, tcp.DstPort, vip)
-		}
+		reply(6200, router, fmt.Sprint("reply ", i, " after the client's packet"))
 	}
-	if n := replyDrops(); n != 1 {
-		t.Errorf("%d reply_no_connection drops, want only the first reply's", n)
+	if n := replyDrops(); n != 0 {
+		t.Errorf("%d reply_no_connection drops, want none", n)
 	}
 }
