@@ -16,8 +16,9 @@ import (
 
 // secondDirector adds a director namespace "director2" to lab's bridge
 // br0 (port pd2) with eth0 at addrs, and runs `afvs run` there on config
-// text cfg, with its own control socket. It returns the socket.
-func secondDirector(t *testing.T, lab *testnet.Lab, cfg func(socket string) string, addrs ...string) string {
+// text cfg, with its own control socket. It returns the socket and the
+// namespace.
+func secondDirector(t *testing.T, lab *testnet.Lab, cfg func(socket string) string, addrs ...string) (string, *testnet.NS) {
 	t.Helper()
 	afvs, _ := binaries(t)
 	b, err := lab.Net.NS("director2")
@@ -54,7 +55,7 @@ func secondDirector(t *testing.T, lab *testnet.Lab, cfg func(socket string) stri
 		}
 		_ = bd.Stop(syscall.SIGTERM)
 	})
-	return socket
+	return socket, b
 }
 
 // syncedLists waits until the backup's `afvsadm -L -c -n` lists the same n
@@ -113,7 +114,7 @@ func TestSyncIPv6Takeover(t *testing.T) {
 	if err := lab.StartDirector(); err != nil {
 		t.Fatal(err)
 	}
-	bSocket := secondDirector(t, lab, func(s string) string { return cfg(s, "sync: {backup: {interface: eth0, syncid: 6}}\n") },
+	bSocket, _ := secondDirector(t, lab, func(s string) string { return cfg(s, "sync: {backup: {interface: eth0, syncid: 6}}\n") },
 		"198.18.0.3/24", "2001:2::3/64")
 	vip := netip.AddrPortFrom(testnet.VIP6, lab.Port)
 	for _, socket := range []string{lab.Socket, bSocket} {
