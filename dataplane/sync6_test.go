@@ -284,3 +284,68 @@ func TestSync6HookAllocs(t *testing.T) {
 		t.Fatalf("%d records popped, the last %+v: want IPv6 records at every other frame and templates", popped, rec)
 	}
 }
+
+// TestFileSyncedReply: PendingReply picks a synced VS/NAT connection
+// whose replies no client packet has filed, with its reply key (client,
+// real server address and port), and nothing else: not a DR connection,
+// not a template, not an entry the table does not hold. FileSyncedReply
+// files it with the hop given, so a reply before any client packet is
+// rewritten and sent out of that slot to that MAC; the connection stays
+// pending, so the first client packet files its own hop, and then
+// PendingReply no longer picks it.
+func TestFileSyncedReply(t *testing.T) {
+	r := newFxRig(t, 1024, 64)
+	if err := r.ct.EnableSync(); err != nil {
+		t.Fatal(err)
+	}
+	nat := ipvssync.Conn{Protocol: ipvssync.ProtoTCP, Flags: ipvssync.FlagMasq, State: ipvssync.TCPEstablished, CPort: 40000, VPort: 80, DPort: 8080,
+		Timeout: 900, CAddr: fxClient, VAddr: fxVIPNAT, DAddr: fxRSNAT}
+	dr := ipvssync.Conn{Protocol: ipvssync.ProtoTCP, Flags: ipvssync.FlagDRoute, State: ipvssync.TCPEstablished, CPort: 40000, VPort: 80, DPort: 80,
+		Timeout: 900, CAddr: fxClient, VAddr: fxVIPDR, DAddr: fxRSDR}
+	if _, ok := PendingReply(r.snap, r.ct, &nat); ok {
+		t.Fatal("PendingReply picked a connection the table does not hold")
+	}
+	for _, c := range []*ipvssync.Conn{&nat, &dr} {
+		if _, d := InstallSynced(r.snap, r.ct, c, 3); d != SyncOK {
+			t.Fatalf("install %+v: %v", c, d)
+		}
+	}
+	tmpl := nat
+	tmpl.Flags |= ipvssync.FlagTemplate
+	for what, c := range map[string]*ipvssync.Conn{"DR": &dr, "template": &tmpl} {
+		if _, ok := PendingReply(r.snap, r.ct, c); ok {
+			t.Errorf("PendingReply picked a %s entry", what)
+		}
+	}
+	sr, ok := PendingReply(r.snap, r.ct, &nat)
+	if !ok {
+		t.Fatal("PendingReply did not pick the synced NAT connection")
+	}
+	if want := (conntrack.Key{CAddr: fxClient.As16(), CPort: 40000, VAddr: fxRSNAT.As16(), VPort: 8080, Proto: conntrack.ProtoTCP}); sr.Reply != want || sr.Client != fxClient {
+		t.Fatalf("reply key %v for client %v, want %v for %v", sr.Reply, sr.Client, want, fxClient)
+	}
+	router := [6]byte{0x02, 0, 0, 0, 0, 0x77}
+	if !FileSyncedReply(r.ct, &sr, 0, router) {
+		t.Fatal("FileSyncedReply refused")
+	}
+	v, out, _ := r.run(fromRS(t, 8080, ts.ACK), 256)
+	if v != VerdictForward || [6]byte(out[0:6]) != router || [6]byte(out[6:12]) != [6]byte(fxDirMAC) {
+		t.Fatalf("a reply before any client packet: verdict %d, frame %x; want it sent to %x", v, out, router)
+	}
+	if _, ok := PendingReply(r.snap, r.ct, &nat); !ok {
+		t.Fatal("after FileSyncedReply the connection must stay pending for its first client packet")
+	}
+	if v, _, _ := r.run(seg(t, fxVIPNAT, 80, fxFlags(ts.ACK)), 256); v != VerdictForward {
+		t.Fatalf("client packet: verdict %d", v)
+	}
+	if _, ok := PendingReply(r.snap, r.ct, &nat); ok {
+		t.Fatal("PendingReply picked a connection its client packet filed")
+	}
+	if FileSyncedReply(r.ct, &sr, 0, router) {
+		t.Fatal("FileSyncedReply overwrote the hop the client packet filed")
+	}
+	_, out, _ = r.run(fromRS(t, 8080, ts.ACK), 256)
+	if out == nil || [6]byte(out[0:6]) != [6]byte(fxClientMAC) {
+		t.Fatalf("a reply after the client packet: frame %x, want it sent to the client's MAC %v", out, fxClientMAC)
+	}
+}
