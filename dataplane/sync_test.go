@@ -348,6 +348,7 @@ func FuzzInstallSynced(f *testing.F) {
 		{Protocol: ipvssync.ProtoTCP, Flags: ipvssync.FlagDRoute, State: ipvssync.TCPEstablished, CPort: 5000, VPort: 80, DPort: 80, Timeout: 900, CAddr: ip("198.18.0.10"), VAddr: vip, DAddr: ip("198.18.0.11")},
 		{Protocol: ipvssync.ProtoTCP, Flags: ipvssync.FlagDRoute | ipvssync.FlagTemplate, VPort: 80, DPort: 80, Timeout: 300, CAddr: ip("198.18.0.10"), VAddr: vip, DAddr: ip("198.18.0.11")},
 		{Protocol: ipvssync.ProtoTCP, Flags: ipvssync.FlagDRoute | ipvssync.FlagInactive, State: ipvssync.TCPFinWait, CPort: 5000, VPort: 80, DPort: 80, Timeout: 0, CAddr: ip("198.18.0.10"), VAddr: vip, DAddr: ip("198.18.0.12")},
+		{Protocol: ipvssync.ProtoTCP, Flags: ipvssync.FlagDRoute, State: ipvssync.TCPEstablished, CPort: 5000, VPort: 80, DPort: 80, Timeout: 900, CAddr: ip("2001:2::10"), VAddr: ip("2001:2:0:1::1"), DAddr: ip("2001:2::11")},
 	} {
 		if err := enc.Append(&c); err != nil {
 			f.Fatal(err)
@@ -356,6 +357,10 @@ func FuzzInstallSynced(f *testing.F) {
 	f.Add(append([]byte(nil), enc.Bytes()...))
 	tbl := oneService(vs.Route, "rr", 1, 1)
 	tbl.Services[0].Persistent, tbl.Services[0].Timeout = true, 300
+	if err := tbl.AddService(vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: ip("2001:2:0:1::1"), Port: 80}, Sched: "rr",
+		Reals: []vs.Real{{Addr: ip("2001:2::11"), Port: 80, Fwd: vs.Route, Weight: 1}}}); err != nil {
+		f.Fatal(err)
+	}
 	r := newRig(f, tbl, 1024)
 	if err := r.ct.EnableSync(); err != nil {
 		f.Fatal(err)
