@@ -251,7 +251,7 @@ func (p *Processor) syncTemplate(sk *SyncSink, s *Snapshot, svc *Service, ref co
 // not say where the master sent the replies, and this packet shows where
 // they go now (its interface and the MAC it came from), as the first
 // packet of a connection made here does. Until then its replies go where
-// the backup's route to the client leads (SyncedReply), or, when that was
+// the backup's route to the client leads (FileSyncedReply), or, when that was
 // not known, are dropped as reply_no_connection. With no room in the
 // reverse index the mark stays and the next packet tries again.
 func (p *Processor) fileSynced(c *conntrack.Conn, d *Dest) {
@@ -473,7 +473,7 @@ func FileSyncedReply(ct *conntrack.Table, r *SyncedReply, slot int, mac [6]byte)
 	if !ok || !conn.ReplyPending() {
 		return false
 	}
-	var m [8]byte
+	var m [8]byte // the word hopOf packs from a client frame
 	copy(m[2:], mac[:])
 	return ct.InsertReply(&r.Reply, &conn, uint64(slot)<<48|binary.BigEndian.Uint64(m[:]))
 }
