@@ -281,9 +281,11 @@ func (s *store) lock(b1, b2 uint32) {
 	s.buckets[b2].lock()
 }
 
+// unlock releases both latches. A plain store releases a spin latch on
+// amd64: every store made under the latch is seen before it.
 func (s *store) unlock(b1, b2 uint32) {
-	s.buckets[b1].latch.Store(0)
-	s.buckets[b2].latch.Store(0)
+	storeRelaxed32(&s.buckets[b1].latch, 0)
+	storeRelaxed32(&s.buckets[b2].latch, 0)
 }
 
 // lock spins: the latch is held for the few dozen nanoseconds an insert
@@ -329,25 +331,31 @@ func (s *store) reserve() bool {
 
 // publish fills a free slot the caller found with freeSlot (latches held,
 // capacity reserved) and makes it visible with one store of meta.
+//
+// The slot is free and its used bit clear, so no other goroutine writes
+// its words or its tag while it is busy: the stores need ordering, not
+// atomicity against other writers, and are the relaxed ones of
+// publish_amd64.go. The used bit is an atomic OR because releases clear
+// other bits of the mask without the latch.
 func (s *store) publish(slot, tag uint32, w *keyWords, fwd uint8, since, bind uint64, st State, pl uint64) uint64 {
 	e := &s.entries[slot]
 	gen := generation(e.meta.Load())
-	e.meta.Store(makeMeta(gen, statusBusy, None, 0))
-	s.buckets[slot/bucketSlots].tags[slot%bucketSlots].Store(tag)
-	e.caddr[0].Store(w[0])
-	e.caddr[1].Store(w[1])
-	e.vaddr[0].Store(w[2])
-	e.vaddr[1].Store(w[3])
-	e.ports.Store(w[4] | uint64(fwd)<<fwdShift)
-	e.since.Store(since)
-	e.bind.Store(bind)
+	storeRelaxed64(&e.meta, makeMeta(gen, statusBusy, None, 0))
+	storeRelaxed32(&s.buckets[slot/bucketSlots].tags[slot%bucketSlots], tag)
+	storeWords(e, &entryWords{w[0], w[1], w[2], w[3], w[4] | uint64(fwd)<<fwdShift, since, bind})
 	s.buckets[slot/bucketSlots].used.Or(1 << (slot % bucketSlots))
 	if s.due != nil {
 		s.setDue(slot, pl)
 	}
 	m := makeMeta(gen, statusLive, st, pl)
-	e.meta.Store(m)
+	storeRelaxed64(&e.meta, m)
 	return m
+}
+
+// entryWords are the words of an entry that publish writes before its
+// meta word, in storeWords' order.
+type entryWords struct {
+	caddr0, caddr1, vaddr0, vaddr1, ports, since, bind uint64
 }
 
 // release frees slot if its meta is still m. Exactly one caller wins for
