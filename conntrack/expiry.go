@@ -70,7 +70,9 @@ func atomicMin(a *atomic.Uint32, v uint32) {
 // setDue files the expiry of a slot being published.
 func (s *store) setDue(slot uint32, exp uint64) {
 	sec := dueSec(exp)
-	s.due[slot].Store(sec)
+	// The slot is busy (see publish): a plain store, ordered by the
+	// atomic operations that follow.
+	storeRelaxed32(&s.due[slot], sec)
 	atomicMin(&s.gdue[slot/dueGroupSlots], sec)
 }
 

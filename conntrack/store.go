@@ -379,8 +379,10 @@ func (s *store) releaseKeep(slot uint32, m uint64) bool {
 	}
 	if s.due != nil {
 		// Before the used bit clears: only then may an inserter take the
-		// slot and file its own expiry.
-		s.due[slot].Store(noDue)
+		// slot and file its own expiry. A plain store is enough: the
+		// atomic AND below orders it, and the CAS above made this
+		// goroutine the only writer of the slot's lifetime.
+		storeRelaxed32(&s.due[slot], noDue)
 	}
 	s.buckets[slot/bucketSlots].used.And(^uint32(1 << (slot % bucketSlots)))
 	return true
