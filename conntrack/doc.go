@@ -49,8 +49,11 @@
 //
 // # Concurrency
 //
-// Every word of an entry is read and written with atomics. The meta word
-// packs status (free, busy, live, deleted-template), a generation bumped on
+// Every word of an entry is read and written with atomics, except that
+// publish, which fills a free slot no other goroutine may write, uses
+// plain stores on amd64 (publish_amd64.go: x86 keeps stores in order, so
+// they publish as release stores would, without Go's fencing XCHG). The
+// meta word packs status (free, busy, live, deleted-template), a generation bumped on
 // every release, the State and the expiry (milliseconds since New), so
 // that every change to a live entry is one compare-and-swap:
 //
