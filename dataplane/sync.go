@@ -253,9 +253,10 @@ func (p *Processor) syncTemplate(sk *SyncSink, s *Snapshot, svc *Service, ref co
 // packet of a connection made here does. Until then its replies go where
 // the backup's route to the client leads (FileSyncedReply), or, when that was
 // not known, are dropped as reply_no_connection. With no room in the
-// reverse index the mark stays and the next packet tries again.
+// reverse index the mark stays and the next packet tries again. Both
+// families file alike: the reverse index holds 16-byte addresses.
 func (p *Processor) fileSynced(c *conntrack.Conn, d *Dest) {
-	if d.Fwd != vs.Masq || p.pk.IPv6 || p.fileReply(c, d) {
+	if d.Fwd != vs.Masq || p.fileReply(c, d) {
 		p.ct.ReplyFiled(c)
 	}
 }
@@ -441,7 +442,7 @@ type SyncedReply struct {
 // is a VS/NAT connection of s whose replies are not yet filed by a client
 // packet, and returns its keys.
 func PendingReply(s *Snapshot, ct *conntrack.Table, c *ipvssync.Conn) (SyncedReply, bool) {
-	if c.Flags&ipvssync.FlagTemplate != 0 || c.IPv6() || !ct.HasReverse() {
+	if c.Flags&ipvssync.FlagTemplate != 0 || !ct.HasReverse() {
 		return SyncedReply{}, false
 	}
 	_, d, drop := syncTarget(s, c)
@@ -453,7 +454,7 @@ func PendingReply(s *Snapshot, ct *conntrack.Table, c *ipvssync.Conn) (SyncedRep
 		Client: c.CAddr,
 	}
 	r.Reply = conntrack.Key{CAddr: r.Key.CAddr, CPort: c.CPort, Proto: c.Protocol,
-		VAddr: netip.AddrFrom4(d.Addr).As16(), VPort: natPort(d, c.VPort)}
+		VAddr: d.keyAddr(), VPort: natPort(d, c.VPort)}
 	conn, ok := ct.Lookup(&r.Key)
 	if !ok || !conn.ReplyPending() {
 		return SyncedReply{}, false

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -347,5 +348,68 @@ func TestFileSyncedReply(t *testing.T) {
 	_, out, _ = r.run(fromRS(t, 8080, ts.ACK), 256)
 	if out == nil || [6]byte(out[0:6]) != [6]byte(fxClientMAC) {
 		t.Fatalf("a reply after the client packet: frame %x, want it sent to the client's MAC %v", out, fxClientMAC)
+	}
+}
+
+// TestFileSyncedReply6 is TestFileSyncedReply for a synced IPv6 VS/NAT
+// connection: PendingReply picks it with its IPv6 reply key (client, real
+// server's IPv6 address and port), FileSyncedReply files it, so a reply
+// before any client packet is rewritten to [VIP]:80 and sent to the hop
+// given; the first client packet files its own hop, and later replies go
+// to the client's MAC. A second connection, which no backup route filed,
+// gets its replies from its first client packet alone (none are dropped
+// as reply_no_connection).
+func TestFileSyncedReply6(t *testing.T) {
+	r := newNATRig6(t, 1024)
+	if err := r.ct.EnableSync(); err != nil {
+		t.Fatal(err)
+	}
+	synced := func(cport uint16) ipvssync.Conn {
+		return ipvssync.Conn{Protocol: ipvssync.ProtoTCP, Flags: ipvssync.FlagMasq, State: ipvssync.TCPEstablished, CPort: cport, VPort: 80,
+			DPort: 8080, Timeout: 900, CAddr: fxClient6, VAddr: fxVIP6NAT, DAddr: fxRS6NAT}
+	}
+	nat, other := synced(40000), synced(40001)
+	for _, c := range []*ipvssync.Conn{&nat, &other} {
+		if _, d := InstallSynced(r.snap, r.ct, c, 3); d != SyncOK {
+			t.Fatalf("install %+v: %v", c, d)
+		}
+	}
+	sr, ok := PendingReply(r.snap, r.ct, &nat)
+	if !ok {
+		t.Fatal("PendingReply did not pick the synced IPv6 NAT connection")
+	}
+	if want := (conntrack.Key{CAddr: fxClient6.As16(), CPort: 40000, VAddr: fxRS6NAT.As16(), VPort: 8080, Proto: conntrack.ProtoTCP}); sr.Reply != want || sr.Client != fxClient6 {
+		t.Fatalf("reply key %v for client %v, want %v for %v", sr.Reply, sr.Client, want, fxClient6)
+	}
+	router := [6]byte{0x02, 0, 0, 0, 0, 0x77}
+	if !FileSyncedReply(r.ct, &sr, 0, router) {
+		t.Fatal("FileSyncedReply refused")
+	}
+	want := toClient6(n6Flags(ts.ACK))
+	want.dstMAC = router[:]
+	if v, out, _ := r.run(fromRS6(n6Flags(ts.ACK)).build(t), 256); v != VerdictForward || !bytes.Equal(out, want.build(t)) {
+		t.Fatalf("a reply before any client packet: verdict %d, frame\n %x\nwant\n %x", v, out, want.build(t))
+	}
+	if _, ok := PendingReply(r.snap, r.ct, &nat); !ok {
+		t.Fatal("after FileSyncedReply the connection must stay pending for its first client packet")
+	}
+	for _, sport := range []uint16{40000, 40001} {
+		if v, out, _ := r.run(toVIP6(n6Flags(ts.ACK), n6Sport(sport)).build(t), 256); v != VerdictForward ||
+			!bytes.Equal(out, toRS6(n6Flags(ts.ACK), n6Sport(sport)).build(t)) {
+			t.Fatalf("client packet from port %d: verdict %d, frame %x", sport, v, out)
+		}
+	}
+	if _, ok := PendingReply(r.snap, r.ct, &nat); ok {
+		t.Fatal("PendingReply picked a connection its client packet filed")
+	}
+	if FileSyncedReply(r.ct, &sr, 0, router) {
+		t.Fatal("FileSyncedReply overwrote the hop the client packet filed")
+	}
+	for _, sport := range []uint16{40000, 40001} {
+		if v, out, _ := r.run(fromRS6(n6Flags(ts.ACK), n6Sport(sport)).build(t), 256); v != VerdictForward ||
+			!bytes.Equal(out, toClient6(n6Flags(ts.ACK), n6Sport(sport)).build(t)) {
+			t.Fatalf("reply to port %d after the client packet: verdict %d, frame %x (reply_no_connection %d)",
+				sport, v, out, r.c.Drops[DropReplyNoConnection].Load())
+		}
 	}
 }
