@@ -22,14 +22,16 @@ import (
 // director's counters, and removes everything. It does this for VS/DR (on
 // the built-in default config), for VS/TUN and for VS/NAT (real servers
 // without a VIP behind port 8080, their default route via the director),
-// and for VS/DR of IPv6 (dr6: the dual-stack lab, in 198.18.0.0/15 and
-// 2001:2::/48, with an IPv6 service added by afvsadm commands while afvs
-// runs). With --ha it shows an HA pair's failover instead (runHADemo).
+// and for IPv6 on the dual-stack lab (in 198.18.0.0/15 and 2001:2::/48,
+// with an IPv6 service added by afvsadm commands while afvs runs): VS/DR
+// (dr6), VS/TUN by IPv6-in-IPv6 (tun6) and VS/NAT (nat6). With --ha it
+// shows an HA pair's failover instead (runHADemo).
 func runDemo(args []string) error {
 	fs := pflag.NewFlagSet("afvs-lab demo", pflag.ContinueOnError)
 	n := fs.Int("requests", 3000, "HTTP requests per mode")
 	conc := fs.Int("concurrency", 8, "requests in flight")
-	modes := fs.StringSlice("modes", []string{"dr", "tun", "nat", "dr6"}, "forwarding modes to show: dr, tun, nat, dr6 (VS/DR of an IPv6 VIP)")
+	modes := fs.StringSlice("modes", []string{"dr", "tun", "nat", "dr6", "tun6", "nat6"},
+		"forwarding modes to show: dr, tun, nat, and dr6, tun6, nat6 (the same for an IPv6 VIP)")
 	two := fs.Bool("two-interfaces", false, "director receives on eth0 and sends on eth1 (VS/NAT: receives on both, the replies arriving on eth1)")
 	afvs := fs.String("afvs", "", "the afvs daemon binary (default: afvs next to afvs-lab, else on $PATH)")
 	ha := fs.Bool("ha", false, "show an HA pair instead: two directors with keepalived, the master killed under load")
@@ -57,8 +59,8 @@ func runDemo(args []string) error {
 		return errors.New("--requests and --concurrency must be at least 1")
 	}
 	for _, m := range *modes {
-		if m != "dr" && m != "tun" && m != "nat" && m != "dr6" {
-			return fmt.Errorf("--modes %q: must be dr, tun, nat or dr6", m)
+		if _, ok := demoTitles[m]; !ok {
+			return fmt.Errorf("--modes %q: must be dr, tun, nat, dr6, tun6 or nat6", m)
 		}
 	}
 	daemon, err := testnet.DaemonBinary(*afvs)
@@ -76,11 +78,11 @@ func runDemo(args []string) error {
 }
 
 func demoMode(daemon, mode string, two bool, n, conc int) error {
-	if mode == "dr6" {
-		return demoDR6(daemon, two, n, conc)
+	if m, ok := strings.CutSuffix(mode, "6"); ok {
+		return demo6(daemon, m, two, n, conc)
 	}
 	o := testnet.LabOptions{AFVS: daemon, Mode: mode, TwoInterfaces: two, Builtin: mode == "dr" && !two}
-	title := map[string]string{"dr": "VS/DR (MAC rewrite)", "tun": "VS/TUN (IPIP)", "nat": "VS/NAT (address and port rewrite, both directions)"}[mode]
+	title := demoTitles[mode]
 	how := "lab config"
 	if o.Builtin {
 		how = "built-in default config"
@@ -105,28 +107,58 @@ func demoMode(daemon, mode string, two bool, n, conc int) error {
 	return demoTraffic(lab, lab.VIP, lab.RealAddrs, n, conc)
 }
 
-// demoDR6 is the dr6 run: the dual-stack lab's director starts with no
-// services, and the IPv6 service on the lab's IPv6 VIP, wrr with the
-// three real servers' IPv6 addresses by VS/DR, is added with afvsadm
-// commands, each printed and run as afvsadm runs it: parsed by the
-// ipvsadm command line, then sent to the daemon's control socket.
-func demoDR6(daemon string, two bool, n, conc int) error {
-	o := testnet.LabOptions{AFVS: daemon, Mode: "dr", IPv6: true, TwoInterfaces: two, Weights: []int{1, 2, 3}}
-	fmt.Printf("\n== VS/DR of IPv6 (MAC rewrite): afvs started with no services, afvsadm adds one ==\n")
+// demoTitles names each mode's run.
+var demoTitles = map[string]string{
+	"dr":   "VS/DR (MAC rewrite)",
+	"tun":  "VS/TUN (IPIP)",
+	"nat":  "VS/NAT (address and port rewrite, both directions)",
+	"dr6":  "VS/DR of IPv6 (MAC rewrite)",
+	"tun6": "VS/TUN of IPv6 (IPv6-in-IPv6)",
+	"nat6": "VS/NAT of IPv6 (address and port rewrite, both directions)",
+}
+
+// demo6 is the run of an IPv6 mode (dr6, tun6, nat6; mode is dr, tun or
+// nat): the dual-stack lab's director starts with no services, and the
+// IPv6 service on the lab's IPv6 VIP, wrr with the three real servers'
+// IPv6 addresses forwarded by mode, is added with afvsadm commands, each
+// printed and run as afvsadm runs it: parsed by the ipvsadm command line,
+// then sent to the daemon's control socket. The real servers decapsulate
+// IPv6-in-IPv6 with afvs's XDP program (tun), or hold no VIP, listen on
+// testnet.NATPort and route through the director (nat).
+func demo6(daemon, mode string, two bool, n, conc int) error {
+	o := testnet.LabOptions{AFVS: daemon, Mode: mode, IPv6: true, TwoInterfaces: two, Weights: []int{1, 2, 3}}
+	fmt.Printf("\n== %s: afvs started with no services, afvsadm adds one ==\n", demoTitles[mode+"6"])
 	lab, err := testnet.NewLab(o)
 	if err != nil {
 		return err
 	}
 	defer lab.Close()
-	layout := "dual-stack; client 2001:2::10, director 2001:2::2 and real servers share 2001:2::/64"
-	if two {
-		layout = "dual-stack; client on 2001:2::/64 -> director eth0; director eth1 -> real servers on 2001:2:0:2::/64"
+	var layout string
+	port, flag := lab.Port, "-g"
+	switch {
+	case mode == "nat" && two:
+		layout = fmt.Sprintf("dual-stack; client on 2001:2::/64 -> director eth0; director eth1 (2001:2:0:3::1, the real servers' default route) -> real servers on 2001:2:0:3::/64 (no VIP, port %d); afvs receives on both; director forwarding=0; VIP %s routed to the director", testnet.NATPort, testnet.VIP6)
+	case mode == "nat":
+		layout = fmt.Sprintf("dual-stack; client 2001:2::10; real servers on 2001:2:0:3::/64 (no VIP, port %d, default route via the director's 2001:2:0:3::1); director forwarding=0; VIP %s routed to the director", testnet.NATPort, testnet.VIP6)
+	case two:
+		layout = fmt.Sprintf("dual-stack; client on 2001:2::/64 -> director eth0; director eth1 -> real servers on 2001:2:0:2::/64; VIP %s routed to the director", testnet.VIP6)
+	default:
+		layout = fmt.Sprintf("dual-stack; client 2001:2::10, director 2001:2::2 and real servers share 2001:2::/64; VIP %s routed to the director", testnet.VIP6)
 	}
-	fmt.Printf("lab: %s; VIP %s routed to the director; the real servers hold it on lo and do not answer neighbour discovery for it\n", layout, testnet.VIP6)
+	switch mode {
+	case "dr":
+		layout += "; the real servers hold it on lo and do not answer neighbour discovery for it"
+	case "tun":
+		layout += "; the real servers hold it on lo and strip IPv6-in-IPv6 with afvs's XDP decapsulator"
+		flag = "-i"
+	case "nat":
+		port, flag = testnet.NATPort, "-m"
+	}
+	fmt.Printf("lab: %s\n", layout)
 	svc := netip.AddrPortFrom(testnet.VIP6, lab.Port).String()
 	cmds := [][]string{{"-A", "-t", svc, "-s", "wrr"}}
 	for i, a := range lab.RealAddrs6 {
-		cmds = append(cmds, []string{"-a", "-t", svc, "-r", netip.AddrPortFrom(a, lab.Port).String(), "-g", "-w", fmt.Sprint(o.Weights[i])})
+		cmds = append(cmds, []string{"-a", "-t", svc, "-r", netip.AddrPortFrom(a, port).String(), flag, "-w", fmt.Sprint(o.Weights[i])})
 	}
 	c := lab.Control()
 	for _, args := range cmds {

@@ -171,8 +171,8 @@ func TestReplayForwardsASyn(t *testing.T) {
 
 // TestDemoRunsTheDaemonBinary builds afvs and afvs-lab side by side, as
 // `make build` does, and runs a short `afvs-lab demo` of VS/DR over IPv4
-// and over IPv6 (dr6): afvs-lab finds the afvs next to it and runs it as
-// the director and the real servers.
+// and of each IPv6 mode (dr6, tun6, nat6): afvs-lab finds the afvs next
+// to it and runs it as the director and the real servers.
 func TestDemoRunsTheDaemonBinary(t *testing.T) {
 	testsupport.RequirePrivileged(t, testsupport.NetNS, testsupport.IPRoute)
 	if testing.Short() {
@@ -186,7 +186,7 @@ func TestDemoRunsTheDaemonBinary(t *testing.T) {
 		}
 	}
 	const n = 120
-	cmd := exec.Command(filepath.Join(bin, "afvs-lab"), "demo", "--modes", "dr,dr6", "--requests", fmt.Sprint(n), "--concurrency", "4")
+	cmd := exec.Command(filepath.Join(bin, "afvs-lab"), "demo", "--modes", "dr,dr6,tun6,nat6", "--requests", fmt.Sprint(n), "--concurrency", "4")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -211,44 +211,62 @@ func TestDemoRunsTheDaemonBinary(t *testing.T) {
 	if err != nil {
 		t.Fatalf("afvs-lab demo: %v\n%s", err, out.String())
 	}
-	v4, v6, ok := strings.Cut(out.String(), "== VS/DR of IPv6")
-	if !ok {
-		t.Fatalf("afvs-lab demo --modes dr,dr6 shows no IPv6 run:\n%s", out.String())
+	runs := map[string]string{}
+	for _, sec := range strings.Split(out.String(), "\n== ")[1:] {
+		title, _, _ := strings.Cut(sec, " ==")
+		runs[title] = sec
 	}
+	v4 := runs["VS/DR (MAC rewrite): afvs on its built-in default config"]
 	if !regexp.MustCompile(`sent 120 HTTP requests from the client: 120 answered, 0 failed`).MatchString(v4) ||
 		!strings.Contains(v4, "TCP  198.19.0.1:80") {
-		t.Errorf("afvs-lab demo output lacks the answers or the listing:\n%s", out.String())
+		t.Errorf("afvs-lab demo output lacks the IPv4 run's answers or listing:\n%s", out.String())
 	}
-	// The IPv6 run: the service added by the afvsadm commands it prints,
-	// every request answered, by the three real servers in proportion to
-	// their weights 1, 2, 3 (wrr), and the IPv6 listing.
-	for _, want := range []string{
-		"$ afvsadm -A -t [2001:2:0:1::1]:80 -s wrr\n",
-		"$ afvsadm -a -t [2001:2:0:1::1]:80 -r [2001:2::13]:80 -g -w 3\n",
-		fmt.Sprintf("sent %d HTTP requests from the client: %d answered, 0 failed", n, n),
-		"TCP  [2001:2:0:1::1]:80",
-		"  -> [2001:2::11]:80",
+	// Each IPv6 run: the service added by the afvsadm commands it prints
+	// (the mode's forwarding flag; NAT real servers on their own port and
+	// subnet), every request answered, by the three real servers in
+	// proportion to their weights 1, 2, 3 (wrr), and the IPv6 listing.
+	for _, m := range []struct {
+		title, flag, subnet string
+		port                uint16
+	}{
+		{"VS/DR of IPv6 (MAC rewrite)", "-g", "2001:2::", 80},
+		{"VS/TUN of IPv6 (IPv6-in-IPv6)", "-i", "2001:2::", 80},
+		{"VS/NAT of IPv6 (address and port rewrite, both directions)", "-m", "2001:2:0:3::", testnet.NATPort},
 	} {
-		if !strings.Contains(v6, want) {
-			t.Errorf("the IPv6 run lacks %q:\n%s", want, v6)
-		}
-	}
-	// The real servers were added while the director's link-local
-	// address was still in duplicate address detection: their neighbour
-	// entries must still be resolved before the service goes live, so no
-	// first SYN is dropped for want of a MAC.
-	if strings.Contains(v6, "neighbor_unresolved") {
-		t.Errorf("the IPv6 run dropped frames for unresolved neighbours:\n%s", v6)
-	}
-	for i, w := range []int{1, 2, 3} {
-		m := regexp.MustCompile(fmt.Sprintf(`(?m)^  rs%d +2001:2::1%d +%d +(\d+) `, i+1, i+1, w)).FindStringSubmatch(v6)
-		if m == nil {
-			t.Errorf("the IPv6 run has no answers row for rs%d:\n%s", i+1, v6)
+		v6, ok := runs[m.title+": afvs started with no services, afvsadm adds one"]
+		if !ok {
+			t.Errorf("afvs-lab demo shows no %s run:\n%s", m.title, out.String())
 			continue
 		}
-		got, _ := strconv.Atoi(m[1])
-		if want := float64(n*w) / 6; math.Abs(float64(got)-want) > 0.02*n {
-			t.Errorf("IPv6 run: rs%d (weight %d) answered %d, want %v ± %v", i+1, w, got, want, 0.02*n)
+		for _, want := range []string{
+			"$ afvsadm -A -t [2001:2:0:1::1]:80 -s wrr\n",
+			fmt.Sprintf("$ afvsadm -a -t [2001:2:0:1::1]:80 -r [%s13]:%d %s -w 3\n", m.subnet, m.port, m.flag),
+			fmt.Sprintf("sent %d HTTP requests from the client: %d answered, 0 failed", n, n),
+			"TCP  [2001:2:0:1::1]:80",
+			fmt.Sprintf("  -> [%s11]:%d", m.subnet, m.port),
+		} {
+			if !strings.Contains(v6, want) {
+				t.Errorf("the %s run lacks %q:\n%s", m.title, want, v6)
+			}
+		}
+		// The real servers were added while the director's link-local
+		// address was still in duplicate address detection: their
+		// neighbour entries must still be resolved before the service
+		// goes live, so no first SYN is dropped for want of a MAC.
+		if strings.Contains(v6, "neighbor_unresolved") {
+			t.Errorf("the %s run dropped frames for unresolved neighbours:\n%s", m.title, v6)
+		}
+		for i, w := range []int{1, 2, 3} {
+			re := fmt.Sprintf(`(?m)^  rs%d +%s1%d +%d +(\d+) `, i+1, regexp.QuoteMeta(m.subnet), i+1, w)
+			got := regexp.MustCompile(re).FindStringSubmatch(v6)
+			if got == nil {
+				t.Errorf("the %s run has no answers row for rs%d:\n%s", m.title, i+1, v6)
+				continue
+			}
+			k, _ := strconv.Atoi(got[1])
+			if want := float64(n*w) / 6; math.Abs(float64(k)-want) > 0.02*n {
+				t.Errorf("%s run: rs%d (weight %d) answered %d, want %v ± %v", m.title, i+1, w, k, want, 0.02*n)
+			}
 		}
 	}
 }
@@ -257,7 +275,7 @@ func TestDemoRunsTheDaemonBinary(t *testing.T) {
 // naming it and the modes there are, before any namespace is made.
 func TestDemoRefusesBadModes(t *testing.T) {
 	var out bytes.Buffer
-	if code := run([]string{"demo", "--afvs", "/nonexistent/afvs", "--modes", "dr,dr7"}, &out); code != 1 || !strings.Contains(out.String(), `--modes "dr7": must be dr, tun, nat or dr6`) {
+	if code := run([]string{"demo", "--afvs", "/nonexistent/afvs", "--modes", "dr,dr7"}, &out); code != 1 || !strings.Contains(out.String(), `--modes "dr7": must be dr, tun, nat, dr6, tun6 or nat6`) {
 		t.Errorf("afvs-lab demo --modes dr,dr7: exit %d, %q", code, out.String())
 	}
 }
