@@ -27,6 +27,19 @@ func Checksum(b []byte, initial uint16) uint16 {
 	return fold(sum)
 }
 
+// headerChecksumValid reports whether an IPv4 header h (its whole length,
+// options included) sums to 0xffff. The common 20-byte header is summed as
+// two 8-byte words and one 4-byte word, without Checksum's loop.
+func headerChecksumValid(h []byte) bool {
+	if len(h) != IPv4MinLen {
+		return Checksum(h, 0) == 0xffff
+	}
+	a := binary.BigEndian.Uint64(h[0:8])
+	b := binary.BigEndian.Uint64(h[8:16])
+	c := uint64(binary.BigEndian.Uint32(h[16:20]))
+	return fold(a>>32+a&0xffffffff+b>>32+b&0xffffffff+c) == 0xffff
+}
+
 func fold(sum uint64) uint16 {
 	for sum > 0xffff {
 		sum = (sum >> 16) + (sum & 0xffff)

@@ -133,3 +133,43 @@ func BenchmarkChecksum(b *testing.B) {
 		})
 	}
 }
+
+// TestHeaderChecksumValidMatchesChecksum checks the 20-byte fast path
+// against Checksum on random headers, half of them given a valid checksum,
+// including the sums that fold to 0xffff from 0xffff words.
+func TestHeaderChecksumValidMatchesChecksum(t *testing.T) {
+	x := uint64(7)
+	valid := 0
+	for i := range 20000 {
+		h := make([]byte, IPv4MinLen)
+		for j := range h {
+			x = x*6364136223846793005 + 1442695040888963407
+			h[j] = byte(x >> 56)
+		}
+		switch i % 4 {
+		case 1:
+			h[10], h[11] = 0, 0
+			binary.BigEndian.PutUint16(h[10:12], ^Checksum(h, 0))
+		case 2:
+			for j := range h {
+				h[j] = 0xff
+			}
+		}
+		want := Checksum(h, 0) == 0xffff
+		if want {
+			valid++
+		}
+		if got := headerChecksumValid(h); got != want {
+			t.Fatalf("header % x: headerChecksumValid %v, Checksum says %v", h, got, want)
+		}
+	}
+	if valid < 5000 {
+		t.Fatalf("only %d valid headers: the test does not exercise the valid case", valid)
+	}
+	// An options header goes the general way.
+	h := build(t, spec{ipOpts: routerAlert, sport: 1, dport: 80})[EthernetLen:]
+	hl := IPv4(h).HeaderLen()
+	if !headerChecksumValid(h[:hl]) {
+		t.Fatal("a valid header with options judged invalid")
+	}
+}

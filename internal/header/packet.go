@@ -1,5 +1,7 @@
 package header
 
+import "encoding/binary"
+
 // Packet is what Parse learns about a frame. Offsets are from the start of the
 // frame passed to Parse, so they stay valid if the frame is later viewed
 // through another slice of the same memory at the same start. A Packet is a
@@ -39,7 +41,9 @@ func (p *Packet) IPv4(frame []byte) IPv4 { return IPv4(frame[p.L3:p.End]) }
 // from with OK.
 func (p *Packet) IPv6Header(frame []byte) IPv6 { return IPv6(frame[p.L3:p.End]) }
 
-// mapped returns a as an IPv4-mapped IPv6 address.
-func mapped(a [4]byte) [16]byte {
-	return [16]byte{10: 0xff, 11: 0xff, 12: a[0], 13: a[1], 14: a[2], 15: a[3]}
+// setMapped writes the IPv4-mapped form (::ffff:a.b.c.d) of the address at ip[0:4] into the
+// upper half of d, whose lower half must already be zero: one 8-byte
+// store, where building the array byte by byte costs a store per byte.
+func setMapped(d *[16]byte, ip []byte) {
+	binary.LittleEndian.PutUint64(d[8:16], 0xffff<<16|uint64(binary.LittleEndian.Uint32(ip[:4]))<<32)
 }

@@ -51,7 +51,7 @@ func Parse(frame []byte, p *Packet) Reason {
 	if total < hl || total > avail {
 		return BadTotalLength
 	}
-	if !IPv4(frame[l3 : l3+hl]).IsChecksumValid() {
+	if !headerChecksumValid(frame[l3 : l3+hl]) {
 		return BadChecksum
 	}
 	if hl > IPv4MinLen && !optionsValid(frame[l3+IPv4MinLen:l3+hl]) {
@@ -72,8 +72,8 @@ func Parse(frame []byte, p *Packet) Reason {
 	p.ID = ip.ID()
 	p.Src = ip.Src()
 	p.Dst = ip.Dst()
-	p.SrcMapped = mapped(p.Src)
-	p.DstMapped = mapped(p.Dst)
+	setMapped(&p.SrcMapped, ip[12:16]) // *p was zeroed above
+	setMapped(&p.DstMapped, ip[16:20])
 	p.Proto = ip.Protocol()
 
 	l4 := l3 + hl
