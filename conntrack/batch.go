@@ -3,6 +3,7 @@ package conntrack
 import (
 	"math/bits"
 	"runtime"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -61,7 +62,7 @@ func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
 		ws    [batchChunk]keyWords
 		pl    [batchChunk]placement
 		cand  [batchChunk]uint32
-		vs    [batchChunk]view
+		metas [batchChunk]uint64 // a found entry's meta word, for the expiry check
 		addrs [2 * batchGroup]uintptr
 	)
 	s := t.conns
@@ -123,7 +124,10 @@ func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
 						v, ok = s.lookup(p.b1, p.b2, p.tag, &ws[i])
 					}
 				}
-				vs[i], found[i] = v, ok
+				found[i] = ok
+				if ok {
+					out[i], metas[i] = v.conn(), v.meta
+				}
 			}
 		}
 	}
@@ -131,11 +135,9 @@ func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
 	// judged live was live when it was read; one reading serves the chunk.
 	now := t.now()
 	for i := range n {
-		if !found[i] || expired(vs[i].meta, now) {
+		if !found[i] || expired(metas[i], now) {
 			out[i], found[i] = Conn{}, false
-			continue
 		}
-		out[i] = vs[i].conn()
 	}
 }
 
@@ -158,15 +160,24 @@ func (s *store) candidate(p *placement) uint32 {
 // tagMatches returns the mask of the slots of bucket b whose tag is tag,
 // used or not, without a data-dependent branch: a stale tag only costs
 // LookupBatch a wasted load.
+//
+// It reads the tags two at a time, as seven 64-bit words (a bucket is
+// 64-byte aligned, so each pair is one aligned word), and finds the zero
+// 32-bit lanes of word^tag without a carry crossing between lanes: adding
+// 0x7fffffff to a lane's low 31 bits sets its top bit exactly when those
+// bits are not all zero.
 func (s *store) tagMatches(b, tag uint32) uint32 {
-	bk := &s.buckets[b]
-	var m uint32
-	for j := range bucketSlots {
-		x := bk.tags[j].Load() ^ tag
-		// (x-1)>>63 is 1 exactly when x is 0.
-		m |= uint32((uint64(x)-1)>>63) << j
+	w := (*[bucketSlots / 2]atomic.Uint64)(unsafe.Pointer(&s.buckets[b].tags))
+	t2 := uint64(tag) | uint64(tag)<<32
+	var acc uint64
+	for j := range bucketSlots / 2 {
+		x := w[j].Load() ^ t2
+		z := ^((x&0x7fffffff_7fffffff + 0x7fffffff_7fffffff) | x) & 0x80000000_80000000
+		// Lane 0's flag (bit 31) goes to bit 2j, lane 1's (bit 63) to
+		// bit 32+2j.
+		acc |= z >> (31 - 2*j)
 	}
-	return m
+	return uint32(acc) | uint32(acc>>32)<<1
 }
 
 // PrefetchInsert starts loading the cache lines that an Insert of k is

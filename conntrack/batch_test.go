@@ -330,3 +330,54 @@ func TestPrefetchInsertChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestTagMatchesAgainstOneByOne fills a bucket's tags with random values,
+// some equal to the probed tag, and requires tagMatches's word-at-a-time
+// mask to be the one the slot-by-slot comparison gives, for tags that
+// differ from the probe in one bit, in the top bit of a lane, or not at
+// all, and for unwritten (zero) tags.
+func TestTagMatchesAgainstOneByOne(t *testing.T) {
+	tbl := newTestTable(t, Config{Capacity: 64, Clock: &ManualClock{}})
+	s := tbl.conns
+	x := uint64(3)
+	rnd := func() uint32 {
+		x = x*6364136223846793005 + 1442695040888963407
+		return uint32(x >> 32)
+	}
+	matched := 0
+	for range 20000 {
+		tag := rnd() | 1
+		bk := &s.buckets[0]
+		for j := range bucketSlots {
+			var v uint32
+			switch rnd() % 6 {
+			case 0:
+				v = tag
+			case 1:
+				v = tag ^ 1<<(rnd()%32)
+			case 2:
+				v = tag ^ 0x8000_0000
+			case 3:
+				v = 0
+			default:
+				v = rnd()
+			}
+			bk.tags[j].Store(v)
+		}
+		var want uint32
+		for j := range bucketSlots {
+			if bk.tags[j].Load() == tag {
+				want |= 1 << j
+			}
+		}
+		if got := s.tagMatches(0, tag); got != want {
+			t.Fatalf("tag %#x: mask %014b, want %014b", tag, got, want)
+		}
+		if want != 0 {
+			matched++
+		}
+	}
+	if matched < 1000 {
+		t.Fatalf("only %d probes matched a slot", matched)
+	}
+}
