@@ -92,10 +92,10 @@ func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
 			// will read and write.
 			a := 0
 			sa := t.sync.Load()
-			for i := g * batchGroup; i < min(g*batchGroup+batchGroup, n); i++ {
-				c := s.candidate(&pl[i])
-				cand[i] = c
-				if c != noCandidate {
+			lo, hi := g*batchGroup, min(g*batchGroup+batchGroup, n)
+			s.candidates(pl[lo:hi], cand[lo:hi])
+			for i := lo; i < hi; i++ {
+				if c := cand[i]; c != noCandidate {
 					addrs[a] = uintptr(unsafe.Pointer(&s.entries[c]))
 					a++
 					if sa != nil {

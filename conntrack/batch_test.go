@@ -381,3 +381,59 @@ func TestTagMatchesAgainstOneByOne(t *testing.T) {
 		t.Fatalf("only %d probes matched a slot", matched)
 	}
 }
+
+// TestCandidatesMatchCandidate fills a table's bucket tags at random, some
+// equal to the probed tags, and requires store.candidates (the assembly
+// version on amd64) to pick, for every placement, the slot
+// store.candidate picks: first match in b1, else in b2, else none, with
+// the used and latch words after the tags never taken for a tag.
+func TestCandidatesMatchCandidate(t *testing.T) {
+	tbl := newTestTable(t, Config{Capacity: 1000, Clock: &ManualClock{}})
+	s := tbl.conns
+	x := uint64(5)
+	rnd := func() uint32 {
+		x = x*6364136223846793005 + 1442695040888963407
+		return uint32(x >> 32)
+	}
+	tags := [4]uint32{0x1001, 0x2001, 0xffff_ffff, 0x8000_0001}
+	for b := range s.buckets {
+		for j := range bucketSlots {
+			v := rnd()
+			if rnd()%3 == 0 {
+				v = tags[rnd()%4]
+			}
+			s.buckets[b].tags[j].Store(v)
+		}
+		// The words after the tags hold a probed tag's value: a lane
+		// past the 14th must not count.
+		s.buckets[b].used.Store(tags[rnd()%4])
+		s.buckets[b].latch.Store(tags[rnd()%4])
+	}
+	const n = 1000
+	pl := make([]placement, n)
+	for i := range pl {
+		b1 := rnd() % s.nb
+		b2 := rnd() % s.nb
+		pl[i] = placement{b1, b2, tags[rnd()%4]}
+	}
+	got := make([]uint32, n)
+	s.candidates(pl, got)
+	kinds := map[string]int{}
+	for i := range pl {
+		want := s.candidate(&pl[i])
+		if got[i] != want {
+			t.Fatalf("placement %+v: candidate %d, want %d", pl[i], got[i], want)
+		}
+		switch {
+		case want == noCandidate:
+			kinds["none"]++
+		case want/bucketSlots == pl[i].b1:
+			kinds["b1"]++
+		default:
+			kinds["b2"]++
+		}
+	}
+	if kinds["none"] == 0 || kinds["b1"] == 0 || kinds["b2"] == 0 {
+		t.Fatalf("the placements did not cover every case: %v", kinds)
+	}
+}
