@@ -116,18 +116,17 @@ func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
 				// before it is published and stays until the slot is
 				// reused. That is an answer Lookup could have given, so
 				// there is nothing more to read.
-				var v view
 				ok := false
 				if c := cand[i]; c != noCandidate {
-					if v, ok = s.match(c, &ws[i]); !ok {
+					if metas[i], ok = s.matchConn(c, &ws[i], &out[i]); !ok {
 						p := &pl[i]
-						v, ok = s.lookup(p.b1, p.b2, p.tag, &ws[i])
+						var v view
+						if v, ok = s.lookup(p.b1, p.b2, p.tag, &ws[i]); ok {
+							out[i], metas[i] = v.conn(), v.meta
+						}
 					}
 				}
 				found[i] = ok
-				if ok {
-					out[i], metas[i] = v.conn(), v.meta
-				}
 			}
 		}
 	}
@@ -138,6 +137,35 @@ func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
 		if !found[i] || expired(metas[i], now) {
 			out[i], found[i] = Conn{}, false
 		}
+	}
+}
+
+// matchConn is match for LookupBatch's last stage: when slot is a live
+// entry with key w it writes the connection straight into *c and returns
+// the entry's meta word, reading only the words a Conn needs (no view, no
+// creation time).
+func (s *store) matchConn(slot uint32, w *keyWords, c *Conn) (uint64, bool) {
+	e := &s.entries[slot]
+	for {
+		m1 := e.meta.Load()
+		if status(m1) != statusLive {
+			return 0, false
+		}
+		ports := e.ports.Load()
+		match := ports&keyMask == w[4] &&
+			e.caddr[0].Load() == w[0] && e.caddr[1].Load() == w[1] &&
+			e.vaddr[0].Load() == w[2] && e.vaddr[1].Load() == w[3]
+		bind := e.bind.Load()
+		m2 := e.meta.Load()
+		if m1&identityMask != m2&identityMask {
+			continue // reused while we read it: look again
+		}
+		if !match {
+			return 0, false
+		}
+		v := view{slot: slot, meta: m2, ports: ports, bind: bind}
+		*c = v.conn()
+		return m2, true
 	}
 }
 
