@@ -10,21 +10,36 @@ import (
 	"github.com/afvs/afvs/dataplane/xsk/xsktest"
 )
 
+// injectBatch delivers one batch of ACKs of established flows to p, as
+// the worker benchmarks do: flow i (of size) is client 198.18.<i/60000>.10
+// port 1024+i%60000, and a frame differs from its client's template in
+// acks only in the source port, which no checksum the parser verifies
+// covers. Flows are drawn at random from those i with i%n == k, so that n
+// workers get disjoint flows. The frames are written straight into the
+// port's chunks under one lock (xsktest.Port.DeliverFunc), so that the
+// injection costs little beside the worker.
+func injectBatch(p *xsktest.Port, acks [][]byte, x *uint64, size, k, n int) {
+	p.DeliverFunc(dataplane.Batch, func(_ int, buf []byte) int {
+		*x = *x*6364136223846793005 + 1442695040888963407
+		i := int((*x>>32)*uint64(size)>>32)/n*n + k
+		if i >= size {
+			i = k
+		}
+		l := copy(buf, acks[i/60000])
+		pt := 1024 + i%60000
+		buf[34], buf[35] = byte(pt>>8), byte(pt)
+		return l
+	})
+}
+
 // portRoundTrip does, for one batch, exactly the port work of
 // BenchmarkWorkerPoll's iteration with nothing of the worker's: the same
-// frame generation and injection, then the calls Worker.Poll makes on its
-// receiving socket for a batch it forwards in place (Complete, Fill,
-// Receive, Transmit, Kick) and the benchmark's own Complete. It returns
-// how many frames went out.
+// frame injection, then the calls Worker.Poll makes on its receiving
+// socket for a batch it forwards in place (Complete, Fill, Receive,
+// Transmit, Kick) and the benchmark's own Complete. It returns how many
+// frames went out.
 func portRoundTrip(p *xsktest.Port, descs []xsk.Desc, acks [][]byte, n int, x *uint64) int {
-	for range dataplane.Batch {
-		*x = *x*6364136223846793005 + 1442695040888963407
-		i := int((*x >> 32) * uint64(n) >> 32)
-		f := acks[i/60000]
-		pt := 1024 + i%60000
-		f[34], f[35] = byte(pt>>8), byte(pt)
-		p.Deliver(f)
-	}
+	injectBatch(p, acks, x, n, 0, 1)
 	p.Complete()
 	p.Fill()
 	got := p.Receive(descs)

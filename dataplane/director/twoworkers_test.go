@@ -17,7 +17,7 @@ import (
 // processor, counters and frame templates, over the shared table.
 type parallelWorker struct {
 	w    *Worker
-	p    interface{ Complete() int }
+	p    *xsktest.Port
 	c    *dataplane.Counters
 	acks [][]byte
 	x    uint64
@@ -38,19 +38,9 @@ func threadCPU() time.Duration {
 
 // batches runs n batches: 64 frames of this worker's established flows,
 // one Poll.
-func (pw *parallelWorker) batches(n int, deliver func([]byte)) {
+func (pw *parallelWorker) batches(n int) {
 	for range n {
-		for range dataplane.Batch {
-			pw.x = pw.x*6364136223846793005 + 1442695040888963407
-			i := int((pw.x>>32)*uint64(pw.size)>>32)/pw.n*pw.n + pw.k
-			if i >= pw.size {
-				i = pw.k
-			}
-			f := pw.acks[i/60000]
-			pt := 1024 + i%60000
-			f[34], f[35] = byte(pt>>8), byte(pt)
-			deliver(f)
-		}
+		injectBatch(pw.p, pw.acks, &pw.x, pw.size, pw.k, pw.n)
 		pw.w.Poll()
 		pw.p.Complete()
 	}
@@ -93,7 +83,7 @@ func BenchmarkTwoWorkers(b *testing.B) {
 			}
 			var snap atomic.Pointer[dataplane.Snapshot]
 			snap.Store(r.snap)
-			mk := func(k, n int) (*parallelWorker, func([]byte)) {
+			mk := func(k, n int) *parallelWorker {
 				c := new(dataplane.Counters)
 				proc := dataplane.NewProcessor(r.ct, c, 0)
 				p := newFakePort(b, 256)
@@ -102,13 +92,12 @@ func BenchmarkTwoWorkers(b *testing.B) {
 				for cl := range clients {
 					pw.acks = append(pw.acks, tcpFrame(b, [4]byte{198, 18, byte(cl), 10}, 0, false, true, false, true, 18))
 				}
-				return pw, func(f []byte) { p.Deliver(f) }
+				return pw
 			}
-			one, d1 := mk(0, 1)
-			two0, d20 := mk(0, 2)
-			two1, d21 := mk(1, 2)
-			ph := twoPhases(b, func(n int) { one.batches(n, d1) },
-				[2]func(int){func(n int) { two0.batches(n, d20) }, func(n int) { two1.batches(n, d21) }})
+			one := mk(0, 1)
+			two0 := mk(0, 2)
+			two1 := mk(1, 2)
+			ph := twoPhases(b, one.batches, [2]func(int){two0.batches, two1.batches})
 			n := b.N
 			frames := uint64(n * dataplane.Batch)
 			if one.c.TX.Load() != frames || two0.c.TX.Load() != frames || two1.c.TX.Load() != frames {

@@ -12,6 +12,7 @@ package xsktest
 
 import (
 	"fmt"
+	"math/bits"
 	"sync"
 	"time"
 
@@ -58,6 +59,7 @@ type Port struct {
 	mu       sync.Mutex
 	umem     []byte
 	fs       int
+	shift    uint    // log2(fs): a chunk's index is its address >> shift
 	place    []uint8 // by chunk index
 	free     []uint64
 	rx       []xsk.Desc
@@ -85,7 +87,7 @@ func New(frames, frameSize int) *Port {
 	if frames <= 0 || frameSize <= 0 || frameSize&(frameSize-1) != 0 {
 		panic(fmt.Sprintf("xsktest: %d frames of %d bytes: need a positive count and a power-of-two size", frames, frameSize))
 	}
-	p := &Port{umem: make([]byte, frames*frameSize), fs: frameSize, place: make([]uint8, frames),
+	p := &Port{umem: make([]byte, frames*frameSize), fs: frameSize, shift: uint(bits.TrailingZeros(uint(frameSize))), place: make([]uint8, frames),
 		free: make([]uint64, 0, frames), rx: make([]xsk.Desc, 0, frames), ring: make([]xsk.Desc, 0, frames),
 		sent: make([]xsk.Desc, 0, frames), kicking: make([]xsk.Desc, 0, frames), ready: make(chan struct{}, 1)}
 	for i := frames - 1; i >= 0; i-- {
@@ -109,7 +111,7 @@ func (p *Port) move(addr uint64, from, to uint8) bool {
 		p.misuse("address %#x is outside the %d-byte UMEM", addr, len(p.umem))
 		return false
 	}
-	i := addr / uint64(p.fs)
+	i := addr >> p.shift // a shift, not a 64-bit division: move runs five times a frame
 	if p.place[i] != from {
 		p.misuse("frame %#x is %s, not %s (moving it to %s)", i*uint64(p.fs), placeName[p.place[i]], placeName[from], placeName[to])
 		return false
@@ -136,11 +138,53 @@ func (p *Port) Deliver(frame []byte) bool {
 	p.move(a, placeFree, placeRX)
 	copy(p.umem[a+Headroom:], frame)
 	p.rx = append(p.rx, xsk.Desc{Addr: a + Headroom, Len: uint32(len(frame))})
-	select {
-	case p.ready <- struct{}{}:
-	default:
+	if len(p.rx) == 1 {
+		// Only a queue that was empty needs the signal: a Wait that
+		// found frames waiting returned without blocking, and one that
+		// blocks found the queue empty, so this delivery's signal or an
+		// earlier one that nobody took wakes it.
+		select {
+		case p.ready <- struct{}{}:
+		default:
+		}
 	}
 	return true
+}
+
+// DeliverFunc queues n frames as received, as n Deliver calls would, but
+// under one lock and without a copy: for the i-th it calls fill(i, buf)
+// with the free chunk's room after Headroom, and fill writes the frame
+// there and returns its length. It stops early, counting a drop, when no
+// chunk is free or a length does not fit, and returns how many it queued.
+// fill runs under the port's lock and must not call the port.
+func (p *Port) DeliverFunc(n int, fill func(i int, buf []byte) int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	was := len(p.rx)
+	k := 0
+	for ; k < n; k++ {
+		if p.closed || len(p.free) == 0 {
+			p.dropped++
+			break
+		}
+		a := p.free[len(p.free)-1]
+		buf := p.umem[a+Headroom : a+uint64(p.fs)]
+		l := fill(k, buf)
+		if l < 0 || l > len(buf) {
+			p.dropped++
+			break
+		}
+		p.free = p.free[:len(p.free)-1]
+		p.move(a, placeFree, placeRX)
+		p.rx = append(p.rx, xsk.Desc{Addr: a + Headroom, Len: uint32(l)})
+	}
+	if was == 0 && len(p.rx) > 0 {
+		select { // see Deliver
+		case p.ready <- struct{}{}:
+		default:
+		}
+	}
+	return k
 }
 
 // Fill gives free chunks to the kernel for receiving. The fake receives
