@@ -141,6 +141,11 @@ func (p *Processor) Second() []byte { return p.second[:p.secondN] }
 // nil (the default) sends every one.
 func (p *Processor) SetICMPLimiter(l *ICMPLimiter) { p.icmp = l }
 
+// HasReleased reports whether Released may have held fragments to give
+// back; when it is false Released would return none, so a worker skips
+// the call for the frames (nearly all) that released nothing.
+func (p *Processor) HasReleased() bool { return p.frag.relN != 0 }
+
 // Reply returns the ICMP frame built by the last Process call that returned
 // VerdictReply, ready to send on the ingress interface.
 func (p *Processor) Reply() []byte { return p.reply[:p.replyN] }
@@ -288,22 +293,26 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 	// live entry (Hit). Otherwise an earlier frame of the same batch may
 	// have changed the flow since LookupBatch (inserted it, reopened it),
 	// so the frame is looked up again, exactly as Process would.
-	conn, hit := f.batched()
+	// The connection is kept in p.sconn, where the sync and SYN proxy
+	// paths read it, rather than copied there from a local.
+	conn := &p.sconn
+	var hit bool
+	*conn, hit = f.batched()
 	pre := hit
 	if !pre && !p.batchedMiss(f, k) {
-		conn, hit = p.ct.Lookup(k)
+		*conn, hit = p.ct.Lookup(k)
 	}
 	for hit {
 		dd, live := s.dest(si, conn.Dest)
 		if !live && pre {
 			pre = false
-			conn, hit = p.ct.Lookup(k)
+			*conn, hit = p.ct.Lookup(k)
 			continue
 		}
 		// ip_vs_in_hook's port-reuse block runs before its server check:
 		// a SYN that may start a new connection is scheduled afresh even
 		// when the old one's server is gone.
-		if ev == conntrack.EvSyn && p.reschedule(&conn, dd, live) {
+		if ev == conntrack.EvSyn && p.reschedule(conn, dd, live) {
 			hit = false
 			break
 		}
@@ -316,7 +325,7 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 				c.Drops[DropDestUnavailable].Add(1)
 				return VerdictDrop, Out{}
 			}
-			p.expireNow(&conn)
+			p.expireNow(conn)
 			if !p.mayCreate(pk.Proto, ev) {
 				p.retireExpired()
 				c.Drops[DropDestUnavailable].Add(1)
@@ -326,23 +335,22 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 			break
 		}
 		was := conn.State
-		switch p.ct.Touch(&conn, k, ev) {
+		switch p.ct.Touch(conn, k, ev) {
 		case conntrack.Hit:
 			d = dd
 			p.noteHandshake(was, conn.State) // defense.go
-			p.sconn = conn
 			if conn.ReplyPending() {
-				p.fileSynced(&conn, d) // sync.go
+				p.fileSynced(conn, d) // sync.go
 			}
 		case conntrack.Gone:
 			if pre {
 				pre = false
-				conn, hit = p.ct.Lookup(k)
+				*conn, hit = p.ct.Lookup(k)
 				continue
 			}
 			hit = false // schedule as a new connection
 		default: // Reopen: schedule as a new connection, then retire the old
-			p.old, p.pending = conn, true
+			p.old, p.pending = *conn, true
 			hit = false
 		}
 		break

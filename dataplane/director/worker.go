@@ -204,7 +204,9 @@ func (w *Worker) dispatch(d xsk.Desc, base uint64, v dataplane.Verdict, out data
 				w.queue(out.Slot, sd)
 			}
 		}
-		w.releaseHeld()
+		if w.proc.HasReleased() {
+			w.releaseHeld()
+		}
 	case dataplane.VerdictReply:
 		w.rx.Release(d.Addr)
 		w.sendReply(w.proc.Reply())
