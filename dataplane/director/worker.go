@@ -7,6 +7,7 @@ import (
 
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/xsk"
+	"github.com/afvs/afvs/internal/header"
 )
 
 // Port is what a worker needs from an AF_XDP socket. *xsk.Socket implements
@@ -157,7 +158,13 @@ func (w *Worker) poll() int {
 	// connections at once, so that the connection table's cache misses
 	// (two dependent DRAM round trips per frame at millions of entries)
 	// overlap instead of stalling each frame in turn.
+	for i := 0; i < min(n, parseAhead); i++ {
+		header.Prefetch(umem[w.descs[i].Addr:])
+	}
 	for i := 0; i < n; i++ {
+		if i+parseAhead < n {
+			header.Prefetch(umem[w.descs[i+parseAhead].Addr:])
+		}
 		d := w.descs[i]
 		base := d.Addr &^ (fs - 1)
 		off := d.Addr - base
@@ -179,6 +186,10 @@ func (w *Worker) poll() int {
 	w.flush()
 	return n
 }
+
+// parseAhead is how many frames ahead of the one it parses the worker
+// starts loading a frame's headers (header.Prefetch).
+const parseAhead = 4
 
 // insertAhead is how many frames ahead of the one it processes the worker
 // starts loading the table lines a new connection's insert will touch
