@@ -49,6 +49,18 @@ func NeedsFrag(p *header.Packet, egressMTU int) bool {
 // an atomic datagram needs no unique ID (RFC 6864). The quote is the inner IP
 // header with options plus the first 8 bytes of its payload.
 func FragNeeded(out []byte, in []byte, p *header.Packet, mtu int, srcMAC, dstMAC [6]byte, routerAddr [4]byte) int {
+	hopMTU := mtu - Overhead
+	if hopMTU < minHopMTU || hopMTU > 0xffff {
+		return 0
+	}
+	return icmpError4(out, in, p, header.ICMPv4DestUnreachable, header.ICMPv4FragNeeded, uint32(hopMTU), srcMAC, dstMAC, routerAddr)
+}
+
+// icmpError4 builds in out the ICMP error of type typ and code with the
+// rest-of-header word rest about the IPv4 frame in, as FragNeeded describes
+// (addresses, MACs, VLAN tag, TOS, TTL, DF and the quote), and returns the
+// frame's length or 0.
+func icmpError4(out []byte, in []byte, p *header.Packet, typ, code uint8, rest uint32, srcMAC, dstMAC [6]byte, routerAddr [4]byte) int {
 	if p == nil || p.IPv6 {
 		return 0
 	}
@@ -57,10 +69,6 @@ func FragNeeded(out []byte, in []byte, p *header.Packet, mtu int, srcMAC, dstMAC
 		return 0
 	}
 	if p.HasVLAN != (l2 == header.EthernetLen+header.VLANTagLen) {
-		return 0
-	}
-	hopMTU := mtu - Overhead
-	if hopMTU < minHopMTU || hopMTU > 0xffff {
 		return 0
 	}
 	ihl := p.L4 - p.L3
@@ -103,9 +111,9 @@ func FragNeeded(out []byte, in []byte, p *header.Packet, mtu int, srcMAC, dstMAC
 
 	icmpAt := l2 + header.IPv4MinLen
 	m := header.ICMPv4(out[icmpAt:frameLen])
-	m.SetType(header.ICMPv4DestUnreachable)
-	m.SetCode(header.ICMPv4FragNeeded)
-	m.SetMTU(uint16(hopMTU))
+	m.SetType(typ)
+	m.SetCode(code)
+	m.SetRest(rest)
 	copy(m[header.ICMPv4Len:], in[p.L3:p.L3+quote])
 	m.SetChecksum(0)
 	m.SetChecksum(m.CalculateChecksum())

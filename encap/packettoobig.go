@@ -44,14 +44,22 @@ func NeedsPacketTooBig(p *header.Packet, egressMTU, overhead int) bool {
 // offending packet from its IPv6 header on, cut so that the reply fits in
 // 1280 bytes, and carries the ICMPv6 checksum over the pseudo-header.
 func PacketTooBig(out []byte, in []byte, p *header.Packet, mtu int, srcMAC, dstMAC [6]byte, routerAddr [16]byte) int {
+	if mtu < MinMTU6 || mtu > 0xffff {
+		return 0
+	}
+	return icmpError6(out, in, p, header.ICMPv6PacketTooBig, 0, uint32(mtu), srcMAC, dstMAC, routerAddr)
+}
+
+// icmpError6 builds in out the ICMPv6 error of type typ and code with the
+// 4-byte field rest about the IPv6 frame in, as PacketTooBig describes
+// (addresses, MACs, VLAN tag, hop limit and the quote), and returns the
+// frame's length or 0.
+func icmpError6(out []byte, in []byte, p *header.Packet, typ, code uint8, rest uint32, srcMAC, dstMAC [6]byte, routerAddr [16]byte) int {
 	if p == nil || !p.IPv6 {
 		return 0
 	}
 	l2 := p.L3
 	if l2 != header.EthernetLen && l2 != header.EthernetLen+header.VLANTagLen || p.HasVLAN != (l2 != header.EthernetLen) {
-		return 0
-	}
-	if mtu < MinMTU6 || mtu > 0xffff {
 		return 0
 	}
 	if p.End > len(in) || p.End-p.L3 < header.IPv6Len || p.SrcMapped == ([16]byte{}) {
@@ -78,9 +86,9 @@ func PacketTooBig(out []byte, in []byte, p *header.Packet, mtu int, srcMAC, dstM
 
 	icmpAt := l2 + header.IPv6Len
 	m := header.ICMPv6(out[icmpAt:frameLen])
-	m.SetType(header.ICMPv6PacketTooBig)
-	m.SetCode(0)
-	m.SetMTU(uint32(mtu))
+	m.SetType(typ)
+	m.SetCode(code)
+	m.SetMTU(rest)
 	copy(m[header.ICMPv6Len:], in[p.L3:p.L3+quote])
 	m.SetChecksum(0)
 	m.SetChecksum(m.CalculateChecksum(routerAddr, p.SrcMapped))
