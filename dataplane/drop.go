@@ -35,7 +35,8 @@ const (
 	DropSYNProxyPending                // a SYN or RST from the client, or a packet but a SYN-ACK or RST from the server, of a SYN-proxied connection whose server has not answered yet
 	DropSYNProxyNotNAT                 // a SYN-proxied connection scheduled to a real server that is not VS/NAT
 	DropICMPTunnelNoDF                 // a fragmentation-needed about a VS/TUN packet whose client did not set DF (IPVS answers nothing)
-	DropHopLimit                       // an IPv6 VS/NAT packet (or ICMPv6 error) with hop limit 1, which forwarding would take to 0
+	DropTTLExceeded                    // TTL (IPv6: hop limit) 1 or less on a packet to forward: ICMP Time Exceeded sent unless icmp_send would not answer it (an ICMP error, a later fragment)
+	DropTTLExceededLimited             // as DropTTLExceeded, but the ICMP rate limit held the Time Exceeded back
 	numDrops
 )
 
@@ -73,7 +74,8 @@ var dropNames = [numDrops]string{
 	DropSYNProxyPending:    "synproxy_pending",
 	DropSYNProxyNotNAT:     "synproxy_not_nat",
 	DropICMPTunnelNoDF:     "icmp_tunnel_no_df",
-	DropHopLimit:           "hop_limit_exceeded",
+	DropTTLExceeded:        "ttl_exceeded",
+	DropTTLExceededLimited: "ttl_exceeded_limited",
 }
 
 // String returns the stable metric label.

@@ -205,9 +205,11 @@ func withIPChecksum(f []byte) []byte {
 	return f
 }
 
-// Checks the DR and TUN outputs share: the client's packet, unchanged.
+// Checks the DR and TUN outputs share: the client's packet, unchanged but
+// for its TTL, one less than the client's 64 (decrement_ttl; the checker
+// verifies the header checksum the decrement updated).
 func fromClient(dst netip.Addr, dport uint16, proto func(...c.Checker) c.Checker) []c.Checker {
-	return []c.Checker{c.SrcAddr(fxClient), c.DstAddr(dst), c.TTL(64), c.TOS(0x10), c.ID(4242),
+	return []c.Checker{c.SrcAddr(fxClient), c.DstAddr(dst), c.TTL(63), c.TOS(0x10), c.ID(4242),
 		proto(c.SrcPort(40000), c.DstPort(dport), c.Payload(ts.Payload(10)))}
 }
 
@@ -215,11 +217,12 @@ func dr(rs netip.Addr, inner ...c.Checker) []c.Checker {
 	return []c.Checker{c.SrcMAC(fxDirMAC), c.DstMAC(fxMAC(rs)), c.IPv4(append(inner, c.NotTunnelled())...)}
 }
 
-// tun is a VS/TUN frame to rs: the outer header copies the inner's TOS and
-// DF, with the director's address and TTL 64.
+// tun is a VS/TUN frame to rs: the outer header copies the inner's TOS,
+// DF and TTL (the client's 64 less the director's hop), with the
+// director's address.
 func tun(rs netip.Addr, df bool, inner ...c.Checker) []c.Checker {
 	return []c.Checker{c.SrcMAC(fxDirMAC), c.DstMAC(fxMAC(rs)),
-		c.IPv4(c.SrcAddr(fxDir), c.DstAddr(rs), c.TTL(64), c.TOS(0x10), c.DontFragment(df), c.Protocol(layers.IPProtocolIPv4),
+		c.IPv4(c.SrcAddr(fxDir), c.DstAddr(rs), c.TTL(63), c.TOS(0x10), c.DontFragment(df), c.Protocol(layers.IPProtocolIPv4),
 			c.IPIP(inner...))}
 }
 
@@ -255,7 +258,8 @@ type fixture struct {
 const noDrop = Drop(255)
 
 func fixtures(t testing.TB) []fixture {
-	return append(append(append(baseFixtures(t), natFixtures(t)...), natICMPFixtures(t)...), append(synProxyFixtures(t), icmpTunFixtures(t)...)...)
+	fs := append(append(append(baseFixtures(t), natFixtures(t)...), natICMPFixtures(t)...), append(synProxyFixtures(t), icmpTunFixtures(t)...)...)
+	return append(fs, ttlFixtures(t)...) // ttl_test.go
 }
 
 func baseFixtures(t testing.TB) []fixture {

@@ -130,8 +130,25 @@ type outer struct {
 	src   netip.Addr
 }
 
+// afterHop is the IP packet of the frame in as the director forwards it:
+// its TTL or hop limit one less (decrement_ttl), and for IPv4 its header
+// checksum computed afresh, independently of the incremental update.
+func afterHop(in []byte) []byte {
+	ip := append([]byte(nil), in[14:]...)
+	if ip[0]>>4 == 6 {
+		ip[7]--
+		return ip
+	}
+	ip[8]--
+	h := header.IPv4(ip[:int(ip[0]&0xf)*4])
+	h.SetChecksum(0)
+	h.SetChecksum(h.CalculateChecksum())
+	return ip
+}
+
 // checkForwarded checks out against in as o describes, decoding out with
-// gopacket.
+// gopacket: the client's packet leaves with its TTL or hop limit one less,
+// and a tunnel's outer header copies the decremented value.
 func checkForwarded(t testing.TB, out, in []byte, o outer) {
 	t.Helper()
 	pkt := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
@@ -142,7 +159,7 @@ func checkForwarded(t testing.TB, out, in []byte, o outer) {
 	if !bytes.Equal(eth.SrcMAC, fxDirMAC) || !bytes.Equal(eth.DstMAC, fxMAC(o.rs)) {
 		t.Errorf("MACs %s -> %s, want %s -> %s", eth.SrcMAC, eth.DstMAC, fxDirMAC, fxMAC(o.rs))
 	}
-	inner := in[14:]
+	inner := afterHop(in)
 	innerV6 := in[14]>>4 == 6
 	var tc, hop uint8
 	if innerV6 {
@@ -201,7 +218,9 @@ func addr(b net.IP) netip.Addr {
 }
 
 // checkPTB checks out is ICMPv6 Packet Too Big from vip to the client,
-// advertising mtu and quoting in's IPv6 packet, with a right checksum.
+// advertising mtu and quoting in's IPv6 packet with its hop limit
+// decremented (decrement_ttl runs before the MTU check), with a right
+// checksum.
 func checkPTB(t testing.TB, out, in []byte, vip netip.Addr, mtu uint32) {
 	t.Helper()
 	pkt := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
@@ -224,7 +243,7 @@ func checkPTB(t testing.TB, out, in []byte, vip netip.Addr, mtu uint32) {
 	if got := binary.BigEndian.Uint32(body[:4]); got != mtu {
 		t.Errorf("MTU %d, want %d", got, mtu)
 	}
-	quote := in[14:]
+	quote := afterHop(in)
 	if len(quote) > 1280-48 {
 		quote = quote[:1280-48]
 	}

@@ -230,9 +230,15 @@ func (p *Processor) processReply(s *Snapshot, buf []byte, off, n int) (Verdict, 
 		c.Drops[DropReplyNoConnection].Add(1)
 		return VerdictDrop, Out{}
 	}
+	// ip_forward checks the TTL first, and decrements it after its MTU
+	// check, so fragmentation-needed quotes the reply as sent (ttl.go).
+	frame := buf[off : off+n]
+	if !p.ttlLeft(frame) {
+		return p.timeExceeded(s, frame, true), Out{}
+	}
 	if pk.DF {
 		if eg := replyEgress(s, &r); eg != nil && int(pk.TotalLen) > eg.MTU {
-			return p.replyFragNeeded(s, buf[off:off+n], eg.MTU)
+			return p.replyFragNeeded(s, frame, eg.MTU)
 		}
 	}
 	ev := conntrack.EvNone
@@ -248,6 +254,7 @@ func (p *Processor) processReply(s *Snapshot, buf []byte, off, n int) (Verdict, 
 	if svc, d, ok := s.DestByID(r.Conn.Dest); ok {
 		p.countOut(svc, d, uint64(pk.TotalLen))
 	}
+	p.decTTL(frame)
 	if p.sp != nil && pk.Proto == header.ProtocolTCP && p.sp.active.Load() {
 		if v, o, done := p.synProxyServer(s, &r, buf, off, n); done { // synproxy.go
 			return v, o
@@ -260,7 +267,6 @@ func (p *Processor) processReply(s *Snapshot, buf []byte, off, n int) (Verdict, 
 	}
 	eg := &s.Ifaces[slot]
 	big := int(pk.TotalLen) > eg.MTU // with DF, answered above
-	frame := buf[off : off+n]
 	rewrite(frame, pk, false, [4]byte(r.VAddr[12:16]), r.VPort)
 	var mac [6]byte
 	binary.BigEndian.PutUint16(mac[0:2], uint16(r.Hop>>32))

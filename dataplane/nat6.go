@@ -16,11 +16,11 @@ import (
 //     UDP checksum of 0 stays 0 and an update that makes it 0 sends
 //     0xffff, as udp_snat_handler and udp_dnat_handler do for either
 //     family.
-//   - The hop limit is decremented both ways: a client packet's by
-//     decrement_ttl in __ip_vs_get_out_rt_v6, a reply's by ip6_forward,
-//     which the reply passes before IPVS's FORWARD hook. A packet that
-//     arrives with hop limit 1 would have to be answered with Time
-//     Exceeded; it is dropped and counted as hop_limit_exceeded.
+//   - The hop limit is decremented both ways (ttl.go): a client packet's
+//     by decrement_ttl in __ip_vs_get_out_rt_v6 (in emit), a reply's by
+//     ip6_forward, which the reply passes before IPVS's FORWARD hook. A
+//     packet that arrives with hop limit 1 is answered with ICMPv6 Time
+//     Exceeded and counted as ttl_exceeded.
 //   - Nothing is fragmented. A client packet too big for the real
 //     server's MTU gets ICMPv6 Packet Too Big from the VIP, as
 //     ensure_mtu_is_adequate answers; a reply too big for the client's
@@ -98,35 +98,24 @@ func rewrite6(frame []byte, pk *header.Packet, dst bool, addr *[16]byte, port ui
 	}
 }
 
-// hopLimitLeft reports whether the IPv6 packet in frame may be forwarded
-// once more (its hop limit is above 1), and counts hop_limit_exceeded
-// when not.
+// hopLimitLeft reports whether the IPv6 ICMP error in frame may be
+// forwarded once more (its hop limit is above 1), and counts ttl_exceeded
+// when not: icmpv6_send never answers an error with an error.
 func (p *Processor) hopLimitLeft(frame []byte) bool {
-	if header.IPv6(frame[p.pk.L3:]).HopLimit() > 1 {
+	if p.ttlLeft(frame) {
 		return true
 	}
-	p.c.Drops[DropHopLimit].Add(1)
+	p.c.Drops[DropTTLExceeded].Add(1)
 	return false
 }
 
-// decHopLimit decrements the hop limit of the IPv6 packet in frame, which
-// hopLimitLeft passed. IPv6 has no header checksum to update.
-func (p *Processor) decHopLimit(frame []byte) {
-	ip := header.IPv6(frame[p.pk.L3:])
-	ip.SetHopLimit(ip.HopLimit() - 1)
-}
-
 // dnat6 forwards an IPv6 client packet to NAT real server d out of eg
-// (slot out.Slot): its hop limit decremented, then answered with Packet
-// Too Big when it does not fit (quoting it with the decremented hop
-// limit, as __ip_vs_get_out_rt_v6 runs decrement_ttl before
-// ensure_mtu_is_adequate), or rewritten to d's address and port.
+// (slot out.Slot), its hop limit already decremented by emit: answered
+// with Packet Too Big when it does not fit (quoting it with the
+// decremented hop limit, as __ip_vs_get_out_rt_v6 runs decrement_ttl
+// before ensure_mtu_is_adequate), or rewritten to d's address and port.
 func (p *Processor) dnat6(s *Snapshot, d *Dest, eg *Iface, buf []byte, off, n int, out Out) (Verdict, Out) {
 	frame := buf[off : off+n]
-	if !p.hopLimitLeft(frame) {
-		return VerdictDrop, Out{}
-	}
-	p.decHopLimit(frame)
 	if int(p.pk.TotalLen) > eg.MTU {
 		return p.packetTooBig(s, frame, eg.MTU)
 	}
@@ -149,8 +138,8 @@ func (p *Processor) processReply6(s *Snapshot, buf []byte, off, n int) (Verdict,
 	}
 	// ip6_forward's checks come before IPVS's FORWARD hook: the state and
 	// the counters do not move for a packet they refuse.
-	if !p.hopLimitLeft(frame) {
-		return VerdictDrop, Out{}
+	if !p.ttlLeft(frame) {
+		return p.timeExceeded(s, frame, true), Out{}
 	}
 	eg := replyEgress(s, &r)
 	if eg == nil {
@@ -172,7 +161,7 @@ func (p *Processor) processReply6(s *Snapshot, buf []byte, off, n int) (Verdict,
 		p.countOut(svc, d, uint64(pk.TotalLen))
 	}
 	rewrite6(frame, pk, false, &r.VAddr, r.VPort)
-	p.decHopLimit(frame)
+	p.decTTL(frame)
 	var mac [6]byte
 	binary.BigEndian.PutUint16(mac[0:2], uint16(r.Hop>>32))
 	binary.BigEndian.PutUint32(mac[2:6], uint32(r.Hop))

@@ -200,6 +200,8 @@ func nat6Fixtures(t testing.TB) []natFixture6 {
 	bigInAfterHop := append([]byte(nil), bigIn...)
 	bigInAfterHop[14+7]--
 	bigReply := fromRS6(n6Flags(ts.ACK), big).build(t)
+	hop1In := toVIP6(n6Hop(1)).build(t)
+	hop1Reply := fromRS6(n6Flags(ts.ACK), n6Hop(1)).build(t)
 	rsErr := func() []byte { // port unreachable from the real server about the SYN it got
 		return icmp6Err(t, fxMAC(fxRS6NAT), fxDirMAC, fxRS6NAT, fxClient6, 64, 1, 4, toRS6().build(t)[14:])
 	}
@@ -223,8 +225,19 @@ func nat6Fixtures(t testing.TB) []natFixture6 {
 		{name: "reply without a connection", in: fromRS6(n6Flags(ts.ACK)).build(t), verdict: VerdictDrop, drop: DropReplyNoConnection},
 		{name: "reply to another client port", prep: estab(), in: fromRS6(n6Flags(ts.ACK), n6Sport(40001)).build(t),
 			verdict: VerdictDrop, drop: DropReplyNoConnection},
-		{name: "client packet with hop limit 1", in: toVIP6(n6Hop(1)).build(t), verdict: VerdictDrop, drop: DropHopLimit},
-		{name: "reply with hop limit 1", prep: estab(), in: fromRS6(n6Flags(ts.ACK), n6Hop(1)).build(t), verdict: VerdictDrop, drop: DropHopLimit},
+		{name: "client packet with hop limit 1: Time Exceeded from the VIP", in: hop1In, verdict: VerdictReply, drop: DropTTLExceeded,
+			want: timeExceeded6(t, hop1In, fxVIP6NAT, fxClient6, fxClientMAC)},
+		{name: "client packet with hop limit 1, ICMP rate limited", in: hop1In, icmpLimited: true, verdict: VerdictDrop,
+			drop: DropTTLExceededLimited},
+		{name: "reply with hop limit 1: Time Exceeded to the real server from the director", prep: estab(), in: hop1Reply,
+			verdict: VerdictReply, drop: DropTTLExceeded, want: timeExceeded6(t, hop1Reply, fxDir6, fxRS6NAT, fxMAC(fxRS6NAT))},
+		{name: "reply with hop limit 1 over the MTU: hop limit checked first", prep: estab(),
+			in: fromRS6(n6Flags(ts.ACK), n6Hop(1), big).build(t), verdict: VerdictReply, drop: DropTTLExceeded,
+			check: func(t testing.TB, out []byte) {
+				if out[14+40] != 3 {
+					t.Errorf("ICMPv6 type %d, want Time Exceeded", out[14+40])
+				}
+			}},
 		{name: "client packet over the MTU: Packet Too Big from the VIP", in: bigIn, verdict: VerdictReply, drop: DropFragNeeded,
 			check: func(t testing.TB, out []byte) {
 				checkPTBFrom(t, out, bigInAfterHop, fxVIP6NAT, fxClient6, fxClientMAC, 1500)
@@ -245,7 +258,7 @@ func nat6Fixtures(t testing.TB) []natFixture6 {
 		{name: "ICMPv6 error with a bad checksum", prep: estab(), in: badSum, verdict: VerdictDrop, drop: noDrop, parse: header.BadChecksum},
 		{name: "ICMPv6 error from the real server with hop limit 1", prep: estab(),
 			in:      icmp6Err(t, fxMAC(fxRS6NAT), fxDirMAC, fxRS6NAT, fxClient6, 1, 1, 4, toRS6().build(t)[14:]),
-			verdict: VerdictDrop, drop: DropHopLimit},
+			verdict: VerdictDrop, drop: DropTTLExceeded},
 	}
 }
 

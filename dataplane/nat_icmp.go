@@ -82,6 +82,12 @@ func (p *Processor) natICMP(s *Snapshot, buf []byte, off, n int) (Verdict, Out, 
 			return VerdictDrop, Out{}, true
 		}
 		vip := [4]byte(r.VAddr[12:16])
+		// ip_forward's TTL check, before IPVS sees the error; an ICMP
+		// error is never answered with one (ttl.go).
+		if !p.ttlLeft(frame) {
+			p.c.Drops[DropTTLExceeded].Add(1)
+			return VerdictDrop, Out{}, true
+		}
 		if svc, d, ok := s.DestByID(r.Conn.Dest); ok {
 			p.countOut(svc, d, uint64(pk.TotalLen))
 		}
@@ -96,6 +102,7 @@ func (p *Processor) natICMP(s *Snapshot, buf []byte, off, n int) (Verdict, Out, 
 			return VerdictDrop, Out{}, true
 		}
 		natICMPRewrite(frame, pk, false, vip, false, vip, r.VPort)
+		p.decTTL(frame)
 		var mac [6]byte
 		binary.BigEndian.PutUint16(mac[0:2], uint16(r.Hop>>32))
 		binary.BigEndian.PutUint32(mac[2:6], uint32(r.Hop))
@@ -139,6 +146,13 @@ func (p *Processor) natICMP(s *Snapshot, buf []byte, off, n int) (Verdict, Out, 
 		p.c.Drops[DropNeighborUnresolved].Add(1)
 		return VerdictDrop, Out{}, true
 	}
+	// ip_vs_icmp_xmit's decrement_ttl, which answers no ICMP error
+	// (ttl.go).
+	if !p.ttlLeft(frame) {
+		p.c.Drops[DropTTLExceeded].Add(1)
+		return VerdictDrop, Out{}, true
+	}
+	p.decTTL(frame)
 	eg := &s.Ifaces[d.Slot]
 	if int(pk.TotalLen) > eg.MTU {
 		p.c.Drops[DropTooBig].Add(1)

@@ -46,7 +46,7 @@ func udpFromRS(t testing.TB, sport uint16) []byte {
 // verifies the IP and TCP/UDP checksums in full.
 func dnat(rport uint16, proto func(...c.Checker) c.Checker, more ...c.Checker) []c.Checker {
 	return []c.Checker{c.SrcMAC(fxDirMAC), c.DstMAC(fxMAC(fxRSNAT)),
-		c.IPv4(c.SrcAddr(fxClient), c.DstAddr(fxRSNAT), c.TTL(64), c.TOS(0x10), c.ID(4242), c.NotTunnelled(),
+		c.IPv4(c.SrcAddr(fxClient), c.DstAddr(fxRSNAT), c.TTL(63), c.TOS(0x10), c.ID(4242), c.NotTunnelled(),
 			proto(append([]c.Checker{c.SrcPort(40000), c.DstPort(rport), c.Payload(ts.Payload(10))}, more...)...))}
 }
 
@@ -54,7 +54,7 @@ func dnat(rport uint16, proto func(...c.Checker) c.Checker, more ...c.Checker) [
 // VIP and the service's port, to the MAC the client's packets came from.
 func snat(vport uint16, proto func(...c.Checker) c.Checker, more ...c.Checker) []c.Checker {
 	return []c.Checker{c.SrcMAC(fxDirMAC), c.DstMAC(fxClientMAC),
-		c.IPv4(c.SrcAddr(fxVIPNAT), c.DstAddr(fxClient), c.TTL(64), c.TOS(0x10), c.ID(4242),
+		c.IPv4(c.SrcAddr(fxVIPNAT), c.DstAddr(fxClient), c.TTL(63), c.TOS(0x10), c.ID(4242),
 			proto(append([]c.Checker{c.SrcPort(vport), c.DstPort(40000), c.Payload(ts.Payload(10))}, more...)...))}
 }
 

@@ -610,6 +610,11 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 		c.Drops[DropNoEgress].Add(1)
 		return VerdictDrop, Out{}
 	}
+	// decrement_ttl runs after the route lookup, before the neighbour
+	// and the MTU matter (ttl.go).
+	if v, ok := p.forwardTTL(s, buf[off:off+n]); !ok {
+		return v, Out{}
+	}
 	if !d.HaveMAC {
 		c.Drops[DropNeighborUnresolved].Add(1)
 		return VerdictDrop, Out{}

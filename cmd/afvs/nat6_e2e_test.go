@@ -124,7 +124,7 @@ func testIPv6NAT(t *testing.T, two bool) {
 	if st.TX < in+out-st.Drops["neighbor_unresolved"] {
 		t.Errorf("director tx %d, in %d + out %d; drops %v", st.TX, in, out, st.Drops)
 	}
-	for _, why := range []string{"reply_no_connection", "hop_limit_exceeded", "no_egress", "unsupported_forwarding", "frag_needed", "no_service"} {
+	for _, why := range []string{"reply_no_connection", "ttl_exceeded", "no_egress", "unsupported_forwarding", "frag_needed", "no_service"} {
 		if st.Drops[why] != 0 {
 			t.Errorf("drops %s: %d", why, st.Drops[why])
 		}
