@@ -280,3 +280,31 @@ func TestTTLAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalNodeKeepsTTL: the local node is exempt from decrement_ttl (its
+// packets are delivered, not forwarded): a packet with TTL 1 of a
+// connection to the director itself is handed to the stack unchanged,
+// while one to a remote real server is answered with Time Exceeded.
+func TestLocalNodeKeepsTTL(t *testing.T) {
+	r, _ := localRig(t)
+	var local, remote int
+	for i := range 8 {
+		syn := withTTL(tcpFrame(t, [4]byte{198, 18, 0, 10}, uint16(3000+i), true, false, false, true, 0), 1)
+		buf := chunk(syn)
+		v, out := r.p.Process(r.snap, buf, headroom, len(syn))
+		switch v {
+		case VerdictLocal:
+			local++
+			if !bytes.Equal(buf[out.Off:out.Off+out.Len], syn[14:14+40]) {
+				t.Fatalf("connection %d: the local node's packet changed", i)
+			}
+		case VerdictReply:
+			remote++
+		default:
+			t.Fatalf("connection %d: verdict %d", i, v)
+		}
+	}
+	if local == 0 || remote == 0 {
+		t.Fatalf("%d local, %d answered with Time Exceeded: want both", local, remote)
+	}
+}

@@ -58,6 +58,13 @@ func natLayers(src, dst net.IP, sport, dport uint16, syn, ack bool, payload int)
 	return []gopacket.SerializableLayer{ip, tc, gopacket.Payload(bytes.Repeat([]byte{0xab}, payload))}
 }
 
+// hopped is ls, an IPv4 packet's layers, as the director forwards it: its
+// TTL one less (decrement_ttl), its header checksum computed afresh.
+func hopped(ls []gopacket.SerializableLayer) []gopacket.SerializableLayer {
+	ls[0].(*layers.IPv4).TTL--
+	return ls
+}
+
 func withEth(src, dst net.HardwareAddr, ls []gopacket.SerializableLayer) []gopacket.SerializableLayer {
 	return append([]gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: src, DstMAC: dst, EthernetType: layers.EthernetTypeIPv4}}, ls...)
 }
@@ -95,11 +102,11 @@ func TestFixtures(t *testing.T) {
 	ackIn := serialize(t, withEth(clientMAC, dirMAC, clientLayers("tcp", 40000, false, true, 32))...)
 	strayAck := serialize(t, withEth(clientMAC, dirMAC, clientLayers("tcp", 40001, false, true, 0))...)
 	udpIn := serialize(t, withEth(clientMAC, dirMAC, clientLayers("udp", 5353, false, false, 20))...)
-	synDR := serialize(t, withEth(dirMAC, rsMAC, clientLayers("tcp", 40000, true, false, 0))...)
-	ackDR := serialize(t, withEth(dirMAC, rsMAC, clientLayers("tcp", 40000, false, true, 32))...)
-	synTUN := tunnelled(t, serialize(t, clientLayers("tcp", 40000, true, false, 0)...))
-	ackTUN := tunnelled(t, serialize(t, clientLayers("tcp", 40000, false, true, 32)...))
-	udpTUN := tunnelled(t, serialize(t, clientLayers("udp", 5353, false, false, 20)...))
+	synDR := serialize(t, withEth(dirMAC, rsMAC, hopped(clientLayers("tcp", 40000, true, false, 0)))...)
+	ackDR := serialize(t, withEth(dirMAC, rsMAC, hopped(clientLayers("tcp", 40000, false, true, 32)))...)
+	synTUN := tunnelled(t, serialize(t, hopped(clientLayers("tcp", 40000, true, false, 0))...))
+	ackTUN := tunnelled(t, serialize(t, hopped(clientLayers("tcp", 40000, false, true, 32))...))
+	udpTUN := tunnelled(t, serialize(t, hopped(clientLayers("udp", 5353, false, false, 20))...))
 	arp := serialize(t, &layers.Ethernet{SrcMAC: clientMAC, DstMAC: layers.EthernetBroadcast, EthernetType: layers.EthernetTypeARP},
 		&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4, Operation: 1,
 			SourceHwAddress: clientMAC, SourceProtAddress: client, DstHwAddress: make([]byte, 6), DstProtAddress: vip})
@@ -115,12 +122,12 @@ func TestFixtures(t *testing.T) {
 		Reals: []vs.Real{{Addr: netip.AddrFrom4([4]byte(rsAddr)), Port: 8080, Fwd: vs.Masq, Weight: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	synNAT := serialize(t, withEth(dirMAC, rsMAC, natLayers(client, rsAddr, 40000, 8080, true, false, 0))...)
+	synNAT := serialize(t, withEth(dirMAC, rsMAC, hopped(natLayers(client, rsAddr, 40000, 8080, true, false, 0)))...)
 	synAckIn := serialize(t, withEth(rsMAC, dirMAC, natLayers(rsAddr, client, 8080, 40000, true, true, 0))...)
-	synAckOut := serialize(t, withEth(dirMAC, clientMAC, natLayers(vip, client, 80, 40000, true, true, 0))...)
-	ackNAT := serialize(t, withEth(dirMAC, rsMAC, natLayers(client, rsAddr, 40000, 8080, false, true, 32))...)
+	synAckOut := serialize(t, withEth(dirMAC, clientMAC, hopped(natLayers(vip, client, 80, 40000, true, true, 0)))...)
+	ackNAT := serialize(t, withEth(dirMAC, rsMAC, hopped(natLayers(client, rsAddr, 40000, 8080, false, true, 32)))...)
 	dataIn := serialize(t, withEth(rsMAC, dirMAC, natLayers(rsAddr, client, 8080, 40000, false, true, 700))...)
-	dataOut := serialize(t, withEth(dirMAC, clientMAC, natLayers(vip, client, 80, 40000, false, true, 700))...)
+	dataOut := serialize(t, withEth(dirMAC, clientMAC, hopped(natLayers(vip, client, 80, 40000, false, true, 700)))...)
 
 	fixtures := []fixture{
 		{name: "nat/both-directions", table: natTable, in: [][]byte{synIn, synAckIn, ackIn, dataIn},
@@ -199,7 +206,8 @@ func TestFixtures(t *testing.T) {
 }
 
 // udpFragments is a 3000-byte UDP datagram to the VIP cut into three
-// fragments, as the client sends them and as DR sends them on.
+// fragments, as the client sends them and as DR sends them on (each with
+// its TTL one less).
 func udpFragments(t *testing.T) (in, dr [][]byte) {
 	ls := clientLayers("udp", 5353, false, false, 3000)
 	ls[0].(*layers.IPv4).Flags = 0
@@ -212,7 +220,7 @@ func udpFragments(t *testing.T) (in, dr [][]byte) {
 			ip.Flags = layers.IPv4MoreFragments
 		}
 		in = append(in, serialize(t, withEth(clientMAC, dirMAC, []gopacket.SerializableLayer{ip, gopacket.Payload(whole[off:end])})...))
-		dr = append(dr, serialize(t, withEth(dirMAC, rsMAC, []gopacket.SerializableLayer{ip, gopacket.Payload(whole[off:end])})...))
+		dr = append(dr, serialize(t, withEth(dirMAC, rsMAC, hopped([]gopacket.SerializableLayer{ip, gopacket.Payload(whole[off:end])}))...))
 	}
 	return in, dr
 }
