@@ -422,6 +422,9 @@ func TestTunnelFragNeeded(t *testing.T) {
 	if !strings.Contains(out, "mtu 1380") {
 		t.Fatalf("client's route to the VIP has no learnt MTU 1380:\n%s", out)
 	}
+	// The same lab, the director's other ICMP answer: Time Exceeded
+	// (ttl_e2e_test.go).
+	checkTimeExceeded(t, lab)
 }
 
 // TestTunnelFragmentsWithoutDF: the same tunnel, but the client sends
