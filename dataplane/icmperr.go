@@ -45,8 +45,10 @@ func (p *Processor) ICMPConnection(s *Snapshot, e *header.ICMPError) (int32, *De
 // icmpError handles an ICMP message to a VIP, which the steering program
 // redirects only when it is an error quoting a virtual service's packet.
 // As ip_vs_in_icmp does for a DR or TUN connection, the message goes
-// unchanged to the connection's real server with the connection's method
-// (a MAC rewrite, or IPIP), counted as a packet in; the real server's
+// unchanged but for its TTL, which emit decrements as ip_vs_icmp_xmit's
+// route lookup does (ttl.go; with TTL 1 it is dropped unanswered), to the
+// connection's real server with the connection's method (a MAC rewrite,
+// or IPIP), counted as a packet in; the real server's
 // stack then acts on it (a fragmentation-needed lowers its path MTU to
 // the client). The error must be addressed to the address it quotes as
 // the source, the VIP, as one sent back along the reply's path is.

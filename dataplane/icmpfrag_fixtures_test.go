@@ -73,10 +73,11 @@ func icmpAbout(t testing.TB, vip netip.Addr, vport uint16, opts ...icmpOpt) []by
 // with a 20-byte IP header.
 func badICMPChecksum(f []byte) []byte { return corrupt(f, 14+20+2, func(b byte) byte { return b ^ 1 }) }
 
-// icmpForwarded checks the message goes unchanged, from the router to the
-// VIP, quoting the reply to the client's port 40000.
+// icmpForwarded checks the message goes unchanged but for its TTL (one
+// less, ttl.go), from the router to the VIP, quoting the reply to the
+// client's port 40000.
 func icmpForwarded(vip netip.Addr, vport uint16, typ, code uint8) []c.Checker {
-	return []c.Checker{c.SrcAddr(fxRouter), c.DstAddr(vip), c.ICMPv4(c.ICMPType(typ, code),
+	return []c.Checker{c.SrcAddr(fxRouter), c.DstAddr(vip), c.TTL(63), c.ICMPv4(c.ICMPType(typ, code),
 		c.Embedded(c.SrcAddr(vip), c.DstAddr(fxClient), c.SrcPort(vport), c.DstPort(40000)))}
 }
 
