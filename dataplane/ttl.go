@@ -56,14 +56,18 @@ func (p *Processor) decTTL(frame []byte) {
 }
 
 // decTTL4 decrements the TTL of the IPv4 header ip, which must be above
-// 0, and updates its checksum for the change of the TTL and protocol word
-// (RFC 1624 equation 3, which never yields 0xffff for a header that
-// verifies, as a freshly computed checksum never is).
+// 0, and updates its checksum. The TTL is the high byte of its 16-bit
+// word, so the word's sum falls by 0x0100 and the checksum, its one's
+// complement, rises by 0x0100, with the carry folded back in (RFC 1624
+// equation 3). A result of 0xffff is written as 0x0000, as equation 3
+// and ip_decrease_ttl give it and as a checksum computed afresh is.
 func decTTL4(ip header.IPv4) {
-	ttl, proto := ip.TTL(), ip.Protocol()
-	old := uint16(ttl)<<8 | uint16(proto)
-	ip.SetChecksum(header.ChecksumUpdate16(ip.Checksum(), old, old-0x100))
-	ip.SetTTL(ttl - 1)
+	c := uint32(ip.Checksum()) + 0x0100
+	if c >= 0xffff {
+		c++ // the end-around carry; 0xffff becomes 0x0000
+	}
+	ip.SetChecksum(uint16(c))
+	ip.SetTTL(ip.TTL() - 1)
 }
 
 // forwardTTL is decrement_ttl for a packet to a real server: it

@@ -308,3 +308,34 @@ func TestLocalNodeKeepsTTL(t *testing.T) {
 		t.Fatalf("%d local, %d answered with Time Exceeded: want both", local, remote)
 	}
 }
+
+// BenchmarkForwardTTL is the cost decrement_ttl adds to a forwarded
+// packet: the check and the decrement of an IPv4 TTL with its checksum
+// update, and of an IPv6 hop limit.
+func BenchmarkForwardTTL(b *testing.B) {
+	for _, fc := range []struct {
+		name string
+		f    []byte
+	}{{"ipv4", seg(b, fxVIPDR, 80)}, {"ipv6", frame6(b, fxVIP6DR, 80)}} {
+		b.Run(fc.name, func(b *testing.B) {
+			r := newFxRig(b, 64, 8)
+			var pk header.Packet
+			if header.Parse(fc.f, &pk) != header.OK {
+				b.Fatal("frame does not parse")
+			}
+			r.p.pk = &pk
+			f := append([]byte(nil), fc.f...)
+			ttl := 14 + 8
+			if pk.IPv6 {
+				ttl = 14 + 7
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				f[ttl] = 64
+				if _, ok := r.p.forwardTTL(r.snap, f); !ok {
+					b.Fatal("dropped")
+				}
+			}
+		})
+	}
+}
