@@ -252,6 +252,9 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 		c.Parse[r].Add(1)
 		return VerdictDrop, Out{}
 	}
+	if p.pk.Proto == header.ProtocolICMPv6 && p.pk.IPv6 {
+		return p.icmpError6(s, buf, off, n) // icmperr6.go
+	}
 	return p.forward(s, buf, off, n, f)
 }
 
