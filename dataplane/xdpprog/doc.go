@@ -38,7 +38,12 @@
 // looked up by the quoted source address, protocol and port: the reply of
 // a virtual service that a router sent back toward the VIP. It is
 // redirected like the service's own traffic, so the worker can pass it to
-// the connection's real server. Map keys hold address and port in network order, as they sit in
+// the connection's real server. An ICMPv6 error to an IPv6 VIP
+// (destination unreachable, packet too big, time exceeded, parameter
+// problem) is matched the same way through its quoted IPv6 packet, whose
+// extension headers are walked as the packet's own are (steeringICMP6);
+// every informational ICMPv6 message, neighbour discovery and MLD among
+// them, is the kernel's. Map keys hold address and port in network order, as they sit in
 // the packet, so the program copies them without swapping bytes.
 //
 // # Local-node flows

@@ -118,8 +118,9 @@ type StatsCounters struct {
 	// to the kernel stack so that the director's own socket gets it.
 	PassLocal uint64
 	// ICMPErrors are ICMP errors (destination unreachable, source quench,
-	// time exceeded) to a VIP quoting a packet from a service's VIP and
-	// port; they are also in Redirected, PassOtherMAC or PassNoSocket,
+	// time exceeded) and ICMPv6 errors (destination unreachable, packet
+	// too big, time exceeded, parameter problem) to a VIP quoting a packet
+	// from a service's VIP and port; they are also in Redirected, PassOtherMAC or PassNoSocket,
 	// and the worker forwards them to the connection's real server.
 	ICMPErrors uint64
 	// Blocked: matched and for an owner MAC, but from a source in the

@@ -12,12 +12,13 @@ import (
 // destination options), is looked up in a second hash map, keyed by the
 // 16-byte destination address, the destination port and the protocol
 // (exact port first, then port 0 for an all-ports service), and a match
-// for an owner MAC is redirected into the queue's socket. Every other IPv6
-// frame goes to the kernel: ICMPv6 (neighbour discovery, MLD, errors),
-// fragments, other next headers, and TCP or UDP to no IPv6 service; so
-// neighbour discovery for the VIP and the director's own addresses works
-// through a director as without it, except for a VS/NAT real server's
-// replies and ICMPv6 errors (steernat6.go). A matched frame of a
+// for an owner MAC is redirected into the queue's socket, as are a VS/NAT
+// real server's replies and ICMPv6 errors (steernat6.go) and an ICMPv6
+// error about a service's reply (steericmp6.go). Every other IPv6 frame
+// goes to the kernel: every other ICMPv6 message (neighbour discovery,
+// MLD, echo), fragments, other next headers, and TCP or UDP to no IPv6
+// service; so neighbour discovery for the VIP and the director's own
+// addresses works through a director as without it. A matched frame of a
 // local-node flow goes to the kernel (localpass6.go); the blocklist is
 // IPv4-only, so a matched IPv6 frame skips it.
 
@@ -154,13 +155,14 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps) {
 		b.emit(
 			asm.JEq.Imm(asm.R5, ipProtoTCP, "l4_6"),
 			asm.JEq.Imm(asm.R5, ipProtoUDP, "l4_6"),
+			asm.JEq.Imm(asm.R5, ipProtoICMPv6, "icmp6"), // steericmp6.go
 		)
 		if n == 0 {
 			b.emit(asm.JEq.Imm(asm.R5, ipProtoHopByHop, ext))
 		}
 		b.emit(
 			asm.JEq.Imm(asm.R5, ipProtoRouting, ext),
-			asm.JNE.Imm(asm.R5, ipProtoDestOpts, "not_l4_6"),
+			asm.JNE.Imm(asm.R5, ipProtoDestOpts, "not_l4"),
 		)
 		b.label(ext)
 		b.emit(
@@ -176,7 +178,8 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps) {
 	}
 	b.emit(
 		asm.JEq.Imm(asm.R5, ipProtoTCP, "l4_6"),
-		asm.JNE.Imm(asm.R5, ipProtoUDP, "not_l4_6"),
+		asm.JEq.Imm(asm.R5, ipProtoICMPv6, "icmp6"),
+		asm.JNE.Imm(asm.R5, ipProtoUDP, "not_l4"),
 	)
 	b.label("l4_6")
 	b.emit(
@@ -207,4 +210,5 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps) {
 	b.label("owner6")
 	localPass6(b, local, "xsk") // localpass6.go
 	steeringNAT6(b, services6)
+	steeringICMP6(b, lookup6)
 }

@@ -121,12 +121,14 @@ func steering6Cases(t testing.TB) []steeringCase {
 		{name: "ipv6 nat reply cut in tcp", frame: f(frameSpec{src: realIP6, srcPort: 8080, dst: client6, proto: tcp, dstPort: 40000})[:ethLen+40+19], reason: StatsCounters{PassTruncated: 1}},
 		{name: "icmpv6 error from a nat real server", frame: icmp6Frame(t, realIP6, client6, 1), matched: true},
 		{name: "icmpv6 packet too big from a nat real server", frame: icmp6Frame(t, realIP6, client6, 2), matched: true},
-		{name: "icmpv6 error from a nat real server to the director", frame: icmp6Frame(t, realIP6, directorIP6, 3), reason: StatsCounters{PassNoService: 1}},
+		// icmp6Frame quotes 8 zero bytes: an error not taken by its
+		// source is cut in its quote (steericmp6.go).
+		{name: "icmpv6 error from a nat real server to the director", frame: icmp6Frame(t, realIP6, directorIP6, 3), reason: StatsCounters{PassTruncated: 1}},
 		{name: "icmpv6 echo from a nat real server", frame: icmp6Frame(t, realIP6, client6, 128), reason: StatsCounters{PassNotL4: 1}},
 		{name: "icmpv6 neighbour solicitation from a nat real server", frame: icmp6Frame(t, realIP6, directorIP6, 135), reason: StatsCounters{PassNotL4: 1}},
 		{name: "icmpv6 type 0 from a nat real server", frame: icmp6Frame(t, realIP6, client6, 0), reason: StatsCounters{PassNotL4: 1}},
-		{name: "icmpv6 error from another address", frame: icmp6Frame(t, client6, vip6, 1), reason: StatsCounters{PassNotL4: 1}},
-		{name: "icmpv6 from a nat real server cut in its header", frame: icmp6Frame(t, realIP6, client6, 1)[:ethLen+40+3], reason: StatsCounters{PassNotL4: 1}},
+		{name: "icmpv6 error from another address", frame: icmp6Frame(t, client6, vip6, 1), reason: StatsCounters{PassTruncated: 1}},
+		{name: "icmpv6 from a nat real server cut in its header", frame: icmp6Frame(t, realIP6, client6, 1)[:ethLen+40+3], reason: StatsCounters{PassTruncated: 1}},
 	}
 }
 
@@ -158,14 +160,15 @@ func ext6Frame(t testing.TB, proto layers.IPProtocol, exts ...uint8) []byte {
 // or UDP after at most four extension headers (hop-by-hop only first,
 // routing, destination options), to an IPv6 service's address, protocol
 // and port (or port 0), or else from a VS/NAT real server's; or an ICMPv6
-// error (type 1 to 127) from a NAT real server's address. A frame from a
-// NAT real server to a director address is no service's.
+// error (type 1 to 127) from a NAT real server's address, or else one
+// refSteerICMP6 takes by its quote. A frame from a NAT real server to a
+// director address is no service's.
 func refSteer6(f []byte, l3 int, services []ServiceKey, out *StatsCounters, matched func()) {
 	src, dst := [16]byte(f[min(len(f), l3+8):min(len(f), l3+24)]), [16]byte{}
 	if len(f) >= l3+40 {
 		dst = [16]byte(f[l3+24 : l3+40])
 	}
-	fromNAT := func(proto uint8, port uint16, anyPort bool) {
+	fromNAT := func(proto uint8, port uint16) {
 		for _, s := range services {
 			if s.Local && s.Addr.Is6() && s.Addr.As16() == dst {
 				out.PassNoService = 1
@@ -173,16 +176,12 @@ func refSteer6(f []byte, l3 int, services []ServiceKey, out *StatsCounters, matc
 			}
 		}
 		for _, s := range services {
-			if s.Source && s.Addr.Is6() && s.Addr.As16() == src && (anyPort || s.Proto == proto && (s.Port == port || s.Port == 0)) {
+			if s.Source && s.Addr.Is6() && s.Addr.As16() == src && s.Proto == proto && (s.Port == port || s.Port == 0) {
 				matched()
 				return
 			}
 		}
-		if anyPort {
-			out.PassNotL4 = 1
-		} else {
-			out.PassNoService = 1
-		}
+		out.PassNoService = 1
 	}
 	if len(f) < l3+40 {
 		out.PassTruncated = 1
@@ -196,18 +195,13 @@ func refSteer6(f []byte, l3 int, services []ServiceKey, out *StatsCounters, matc
 	l4 := l3 + 40
 	for n := 0; proto != 6 && proto != 17; n++ {
 		if proto == 58 {
-			if len(f) < l4+4 || f[l4] == 0 || f[l4] >= 128 {
-				out.PassNotL4 = 1
+			// An error from a NAT real server's address, not to the
+			// director; else it may be taken by its quote.
+			if len(f) >= l4+4 && f[l4] != 0 && f[l4] < 128 && fromNATICMP6(src, dst, services) {
+				matched()
 				return
 			}
-			// An error from a NAT real server's address, not to the director.
-			for _, s := range services {
-				if s.Source && s.Addr.Is6() && s.Addr.As16() == src {
-					fromNAT(58, 0, true)
-					return
-				}
-			}
-			out.PassNotL4 = 1
+			refSteerICMP6(f, l4, dst, services, out, matched)
 			return
 		}
 		if n == maxExt6 || proto != 43 && proto != 60 && (proto != 0 || n != 0) {
@@ -236,7 +230,24 @@ func refSteer6(f []byte, l3 int, services []ServiceKey, out *StatsCounters, matc
 			return
 		}
 	}
-	fromNAT(proto, binary.BigEndian.Uint16(f[l4:]), false)
+	fromNAT(proto, binary.BigEndian.Uint16(f[l4:]))
+}
+
+// fromNATICMP6 reports whether an ICMPv6 error from src to dst is a VS/NAT
+// real server's that the program takes by its source: src is a NAT real
+// server's address and dst none of the director's.
+func fromNATICMP6(src, dst [16]byte, services []ServiceKey) bool {
+	for _, s := range services {
+		if s.Local && s.Addr.Is6() && s.Addr.As16() == dst {
+			return false
+		}
+	}
+	for _, s := range services {
+		if s.Source && s.Addr.Is6() && s.Addr.As16() == src {
+			return true
+		}
+	}
+	return false
 }
 
 // TestSteeringExtLimitIsTheParsers: the program walks as many IPv6

@@ -118,7 +118,7 @@ func steeringCases(t testing.TB) []steeringCase {
 		{name: "icmp from a nat real server", frame: f(frameSpec{proto: layers.IPProtocolICMPv4, src: realIP, dst: clientAddr}), matched: true},
 		{name: "icmp from a nat real server to the director", frame: f(frameSpec{proto: layers.IPProtocolICMPv4, src: realIP, dst: directorIP}), reason: noService},
 		{name: "nat reply cut in the tcp header", frame: f(frameSpec{src: realIP, srcPort: 8080, dst: clientAddr, dstPort: 40000})[:ethLen+ipv4MinLen+10], reason: StatsCounters{PassTruncated: 1}},
-	}, append(icmpSteeringCases(t), steering6Cases(t)...)...)
+	}, append(append(icmpSteeringCases(t), steering6Cases(t)...), icmp6SteeringCases(t)...)...)
 }
 
 func TestSteeringVerdicts(t *testing.T) {

@@ -13,8 +13,10 @@ import (
 // a NAT real server's address, protocol and port, and an ICMPv6 error
 // (type 1 to 127) from a NAT real server's address, are redirected like a
 // service's frame unless they are addressed to one of the director's own
-// addresses (its health checks' replies stay the kernel's). Informational
-// ICMPv6, neighbour discovery and MLD among them, never is.
+// addresses (its health checks' replies stay the kernel's). An ICMPv6
+// error that is not taken so may still be taken by its quote
+// (steericmp6.go); informational ICMPv6, neighbour discovery and MLD among
+// them, never is.
 
 // slotSrc6 holds an IPv6 frame's source key (20 of its 24 bytes): its
 // source address is copied there with the destination address, while the
@@ -37,10 +39,20 @@ func copySrc6(b *builder) {
 	}
 }
 
+// setLocalKey6 turns the services key at slotSvc6, whose address is the
+// frame's destination, into a director address's: {daddr, 0, 0,
+// flagLocal}.
+func setLocalKey6(b *builder) {
+	b.emit(
+		asm.StoreImm(asm.RFP, slotSvc6+16, 0, asm.Half),
+		asm.StoreImm(asm.RFP, slotSvc6+18, 0, asm.Byte),
+		asm.StoreImm(asm.RFP, slotSvc6+19, flagLocal, asm.Byte),
+	)
+}
+
 // steeringNAT6 emits the blocks the IPv6 path jumps to: "nosvc6", a TCP
-// or UDP frame (R9 at its transport header) to no IPv6 service;
-// "not_l4_6", a frame whose next header (R5) is neither TCP nor UDP nor
-// an extension header walked (R9 at it); and "source6", a frame from a
+// or UDP frame (R9 at its transport header) to no IPv6 service; "icmp6",
+// an ICMPv6 message (R9 at its header); and "source6", a frame from a
 // NAT real server whose destination address is still at slotSvc6.
 func steeringNAT6(b *builder, services6 *ebpf.Map) {
 	lookup := func(slot int32) {
@@ -72,14 +84,16 @@ func steeringNAT6(b *builder, services6 *ebpf.Map) {
 		asm.Ja.Label("source6"),
 	)
 
-	// ICMPv6: an error (type 1..127; its first four bytes present) from
-	// a NAT real server's address. Anything else stays not_l4.
-	b.label("not_l4_6")
+	// ICMPv6 (R9 at its header): an error (type 1..127; its first four
+	// bytes present) from a NAT real server's address, unless it is
+	// addressed to the director. Informational messages pass; any other
+	// error goes on to "icmp6_quote" (steericmp6.go), which may still
+	// take it by its quote.
+	b.label("icmp6")
 	b.emit(
-		asm.JNE.Imm(asm.R5, ipProtoICMPv6, "not_l4"),
 		asm.Mov.Reg(asm.R2, asm.R9),
 		asm.Add.Imm(asm.R2, 4),
-		asm.JGT.Reg(asm.R2, asm.R8, "not_l4"),
+		asm.JGT.Reg(asm.R2, asm.R8, "icmp6_quote"),
 		asm.LoadMem(asm.R4, asm.R9, 0, asm.Byte),
 		asm.JEq.Imm(asm.R4, 0, "not_l4"),
 		asm.JGE.Imm(asm.R4, 128, "not_l4"),
@@ -88,15 +102,17 @@ func steeringNAT6(b *builder, services6 *ebpf.Map) {
 		asm.StoreImm(asm.RFP, slotSrc6+19, flagSource, asm.Byte),
 	)
 	lookup(slotSrc6)
-	b.emit(asm.JEq.Imm(asm.R0, 0, "not_l4"))
+	b.emit(asm.JEq.Imm(asm.R0, 0, "icmp6_quote"))
+	setLocalKey6(b)
+	lookup(slotSvc6)
+	b.emit(
+		asm.JNE.Imm(asm.R0, 0, "icmp6_quote"),
+		asm.Ja.Label("match6"),
+	)
 
 	// ...unless it is addressed to the director: {daddr, 0, 0, flagLocal}.
 	b.label("source6")
-	b.emit(
-		asm.StoreImm(asm.RFP, slotSvc6+16, 0, asm.Half),
-		asm.StoreImm(asm.RFP, slotSvc6+18, 0, asm.Byte),
-		asm.StoreImm(asm.RFP, slotSvc6+19, flagLocal, asm.Byte),
-	)
+	setLocalKey6(b)
 	lookup(slotSvc6)
 	b.emit(
 		asm.JNE.Imm(asm.R0, 0, "no_service"),
