@@ -66,6 +66,8 @@ func icmp6ErrorFrame(t testing.TB, s icmp6Spec) []byte {
 		l4 = &layers.UDP{SrcPort: layers.UDPPort(s.quotedPort), DstPort: 40000}
 	case layers.IPProtocolTCP:
 		l4 = &layers.TCP{SrcPort: layers.TCPPort(s.quotedPort), DstPort: 40000, ACK: true, Window: 1024}
+	case layers.IPProtocolIPv6: // the director's own 6in6 packet, carrying a client's
+		l4 = &layers.IPv6{HopLimit: 64, NextHeader: layers.IPProtocolTCP, SrcIP: client6.AsSlice(), DstIP: vip6.AsSlice()}
 	default:
 		l4 = &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(129, 0)}
 	}
@@ -128,6 +130,10 @@ func icmp6SteeringCases(t testing.TB) []steeringCase {
 		{name: "icmp6 quoting other address", frame: f(icmp6Spec{quotedSrc: netip.MustParseAddr("2001:2:0:1::99")}), reason: noService},
 		{name: "icmp6 to another address than quoted", frame: f(icmp6Spec{dst: vip6AllPorts}), reason: noService},
 		{name: "icmp6 quoting udp to a tcp service", frame: f(icmp6Spec{quotedProto: udp}), reason: noService},
+		// ip_vs_in_icmp_v6 has no tunnel branch (ip_vs_in_icmp's IPIP one is
+		// IPv4's): an error about the director's own IPv6 tunnel packet
+		// is the kernel's.
+		{name: "icmp6 about the director's 6in6 packet", frame: f(icmp6Spec{quotedSrc: netip.MustParseAddr("2001:2::2"), quotedProto: layers.IPProtocolIPv6}), reason: notL4},
 		{name: "icmp6 quoting icmp6", frame: f(icmp6Spec{quotedProto: layers.IPProtocolICMPv6}), reason: notL4},
 		{name: "icmp6 quoting version 4", frame: f(icmp6Spec{version: 4}), reason: notL4},
 		{name: "icmp6 quoting a non-first fragment", frame: f(icmp6Spec{exts: [][]byte{ext6Frag(3)}}), reason: notL4},
