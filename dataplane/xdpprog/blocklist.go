@@ -74,10 +74,13 @@ func monotonicNow() (time.Duration, error) {
 // Block makes the steering program drop every frame from src that it
 // would redirect, for d from now, counted as Blocked. Blocking a blocked
 // source again moves the end of its block. Errors name the bad value.
+//
+// An IPv6 source is blocked by its prefix of BlockPrefix6 bits
+// (blocklist6.go): every address in it is dropped.
 func (s *Steering) Block(src netip.Addr, d time.Duration) error {
 	src = src.Unmap()
-	if !src.Is4() {
-		return fmt.Errorf("block %s: the blocklist holds IPv4 sources", src)
+	if !src.IsValid() || src.Zone() != "" {
+		return fmt.Errorf("block %s: must be an IPv4 or IPv6 address without a zone", src)
 	}
 	if d <= 0 || d > MaxBlockFor {
 		return fmt.Errorf("block %s for %s: must be more than 0 and at most %s", src, d, MaxBlockFor)
@@ -86,15 +89,30 @@ func (s *Steering) Block(src netip.Addr, d time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("block %s: %w", src, err)
 	}
+	if src.Is6() {
+		p := s.blockKey6(src)
+		if err := s.block6.blocked.Put(p.Addr().As16(), uint64(now+d)); err != nil {
+			return fmt.Errorf("block %s: %w", p, err)
+		}
+		return nil
+	}
 	if err := s.blocked.Put(src.As4(), uint64(now+d)); err != nil {
 		return fmt.Errorf("block %s: %w", src, err)
 	}
 	return nil
 }
 
-// Unblock lifts src's block, if any.
+// Unblock lifts src's block, if any: for an IPv6 source, the block of
+// its prefix.
 func (s *Steering) Unblock(src netip.Addr) error {
 	src = src.Unmap()
+	if src.Is6() && src.Zone() == "" {
+		p := s.blockKey6(src)
+		if err := s.block6.blocked.Delete(p.Addr().As16()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("unblock %s: %w", p, err)
+		}
+		return nil
+	}
 	if !src.Is4() {
 		return nil
 	}
@@ -104,25 +122,37 @@ func (s *Steering) Unblock(src netip.Addr) error {
 	return nil
 }
 
-// Blocked lists the sources whose block has not ended, up to max.
-func (s *Steering) Blocked(max int) ([]netip.Addr, error) {
+// Blocked lists the blocks that have not ended, up to max: an IPv4
+// source as its /32, an IPv6 one as the prefix it is blocked by.
+func (s *Steering) Blocked(max int) ([]netip.Prefix, error) {
 	now, err := monotonicNow()
 	if err != nil {
 		return nil, err
 	}
 	var (
-		out []netip.Addr
-		key [4]byte
-		end uint64
+		out  []netip.Prefix
+		key  [4]byte
+		key6 [16]byte
+		end  uint64
 	)
 	it := s.blocked.Iterate()
 	for len(out) < max && it.Next(&key, &end) {
 		if time.Duration(end) > now {
-			out = append(out, netip.AddrFrom4(key))
+			out = append(out, netip.PrefixFrom(netip.AddrFrom4(key), 32))
 		}
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("list blocklist: %w", err)
+	}
+	bits := s.BlockPrefix6()
+	it = s.block6.blocked.Iterate()
+	for len(out) < max && it.Next(&key6, &end) {
+		if time.Duration(end) > now {
+			out = append(out, netip.PrefixFrom(netip.AddrFrom16(key6), bits))
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list IPv6 blocklist: %w", err)
 	}
 	return out, nil
 }

@@ -55,7 +55,7 @@ func TestSteeringBlocklist(t *testing.T) {
 	if st.Blocked != 2 || st.Redirected != 1 || st.Total != st.Redirected+st.Blocked+st.Passed() {
 		t.Fatalf("counters %+v: want 2 blocked, 1 redirected, and every frame counted once", st)
 	}
-	if got, err := s.Blocked(10); err != nil || len(got) != 1 || got[0] != clientAddr {
+	if got, err := s.Blocked(10); err != nil || len(got) != 1 || got[0] != netip.PrefixFrom(clientAddr, 32) {
 		t.Fatalf("Blocked() = %v, %v", got, err)
 	}
 
@@ -87,7 +87,9 @@ func TestBlockRefusesBadValues(t *testing.T) {
 		d    time.Duration
 		want string
 	}{
-		{netip.MustParseAddr("2001:2::1"), time.Second, "IPv4"},
+		{netip.MustParseAddr("fe80::1%eth0"), time.Second, "without a zone"},
+		{netip.Addr{}, time.Second, "IPv4 or IPv6"},
+		{netip.MustParseAddr("2001:2::1"), 0, "for 0s"},
 		{clientAddr, 0, "for 0s"},
 		{clientAddr, 48 * time.Hour, "at most 24h"},
 	} {

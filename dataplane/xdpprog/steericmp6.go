@@ -121,5 +121,9 @@ func steeringICMP6(b *builder, lookup6 func()) {
 	b.emit(asm.JEq.Imm(asm.R0, 0, "no_service"))
 	b.label(matched)
 	b.count(steerICMPErrors)
-	b.emit(asm.Ja.Label("match6"))
+	b.emit(
+		// The source is a router's: the blocklist skips a key so flagged.
+		asm.StoreImm(asm.RFP, slotSvc6+19, flagICMPError, asm.Byte),
+		asm.Ja.Label("match6"),
+	)
 }

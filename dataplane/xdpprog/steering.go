@@ -144,7 +144,10 @@ type Steering struct {
 	services    *ebpf.Map
 	services6   *ebpf.Map // IPv6 services (steering6.go)
 	owners      *ebpf.Map
-	blocked     *ebpf.Map // blocklist.go
+	blocked     *ebpf.Map  // blocklist.go
+	block6      blockMaps6 // blocklist6.go
+	blockMu     sync.Mutex // guards prefix6
+	prefix6     int        // the IPv6 block prefix; 0: DefaultBlockPrefix6
 	xsks        *xskTable
 	maxServices int
 	local       localMaps
@@ -209,7 +212,10 @@ func (s *Steering) load(maxQueues int) error {
 	if s.blocked, err = newBlocklist(); err != nil {
 		return err
 	}
-	insns, err := steeringProgram(s.services, s.services6, s.owners, s.xsks.m, s.stats.m, s.local, s.blocked)
+	if s.block6, err = newBlockMaps6(); err != nil {
+		return err
+	}
+	insns, err := steeringProgram(s.services, s.services6, s.owners, s.xsks.m, s.stats.m, s.local, s.blocked, s.block6)
 	if err != nil {
 		return err
 	}
@@ -220,7 +226,7 @@ func (s *Steering) load(maxQueues int) error {
 // steeringProgram emits the classifier. Registers: R6 ctx, R7 data,
 // R8 data_end, R9 the header being parsed. The lookup key is built at
 // slotKey as {addr[4], port[2], proto, flags}.
-func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local localMaps, blocked *ebpf.Map) (asm.Instructions, error) {
+func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local localMaps, blocked *ebpf.Map, block6 blockMaps6) (asm.Instructions, error) {
 	b := newBuilder()
 	lookupAt := func(slot int32) {
 		b.emit(
@@ -397,7 +403,7 @@ func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local l
 	b.passWith("bad_header", steerPassBadHeader)
 	b.passWith("not_l4", steerPassNotL4)
 	steeringICMP(b, lookup)
-	steeringIPv6(b, services6, owners, local)
+	steeringIPv6(b, services6, owners, local, block6)
 	return b.finish()
 }
 
@@ -576,5 +582,5 @@ func (s *Steering) Stats() (StatsCounters, error) {
 // Close unloads the program and its maps. Attachments hold their own
 // reference to the program and stay in effect until closed.
 func (s *Steering) Close() error {
-	return s.close(s.services, s.services6, s.owners, s.blocked, s.xsks.mapOrNil(), s.local.flows, s.local.flows6, s.local.on)
+	return s.close(s.services, s.services6, s.owners, s.blocked, s.block6.blocked, s.block6.mask, s.xsks.mapOrNil(), s.local.flows, s.local.flows6, s.local.on)
 }

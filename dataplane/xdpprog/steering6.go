@@ -19,8 +19,9 @@ import (
 // MLD, echo), fragments, other next headers, and TCP or UDP to no IPv6
 // service; so neighbour discovery for the VIP and the director's own
 // addresses works through a director as without it. A matched frame of a
-// local-node flow goes to the kernel (localpass6.go); the blocklist is
-// IPv4-only, so a matched IPv6 frame skips it.
+// local-node flow goes to the kernel (localpass6.go); any other matched
+// frame's source is looked up in the IPv6 blocklist by its prefix
+// (blocklist6.go).
 
 // serviceEntry6 is the IPv6 services map key as the program builds it on
 // its stack: 20 bytes, address and port in network order.
@@ -110,7 +111,7 @@ func ownerCheck(b *builder, owners *ebpf.Map, ok string) {
 }
 
 // steeringIPv6 emits the "ipv6" block: R9 points at the IPv6 header.
-func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps) {
+func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps, block6 blockMaps6) {
 	lookup6 := func() {
 		b.emit(
 			asm.LoadMapPtr(asm.R1, services6.FD()),
@@ -136,7 +137,7 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps) {
 			asm.StoreMem(asm.RFP, slotSvc6+i, asm.R4, asm.Word),
 		)
 	}
-	copySrc6(b) // the NAT source key's (steernat6.go)
+	copySrc6(b) // the NAT source key's and the blocklist's (steernat6.go)
 	b.emit(
 		// The payload length, for a local-node flow's bytes.
 		asm.LoadMem(asm.R4, asm.R9, 4, asm.Half),
@@ -208,7 +209,10 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps) {
 	b.label("match6")
 	ownerCheck(b, owners, "owner6")
 	b.label("owner6")
-	localPass6(b, local, "xsk") // localpass6.go
+	localPass6(b, local, "block6") // localpass6.go
+	b.label("block6")
+	b.dropBlocked6(block6, steerBlocked)
+	b.emit(asm.Ja.Label("xsk"))
 	steeringNAT6(b, services6)
 	steeringICMP6(b, lookup6)
 }

@@ -339,8 +339,8 @@ func steeringStats(t testing.TB, s *Steering) StatsCounters {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Total != st.Redirected+st.Passed() {
-		t.Errorf("total %d != redirected %d + passed %d", st.Total, st.Redirected, st.Passed())
+	if st.Total != st.Redirected+st.Blocked+st.Passed() {
+		t.Errorf("total %d != redirected %d + blocked %d + passed %d", st.Total, st.Redirected, st.Blocked, st.Passed())
 	}
 	return st
 }
@@ -359,6 +359,7 @@ func (s StatsCounters) minus(o StatsCounters) StatsCounters {
 		PassOtherMAC:  s.PassOtherMAC - o.PassOtherMAC,
 		PassLocal:     s.PassLocal - o.PassLocal,
 		ICMPErrors:    s.ICMPErrors - o.ICMPErrors,
+		Blocked:       s.Blocked - o.Blocked,
 	}
 }
 

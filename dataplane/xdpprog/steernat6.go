@@ -21,6 +21,8 @@ import (
 // slotSrc6 holds an IPv6 frame's source key (20 of its 24 bytes): its
 // source address is copied there with the destination address, while the
 // fixed header is at hand.
+// The blocklist masks its address in place (blocklist6.go), after
+// everything else has read it.
 const slotSrc6 = -128
 
 const (
