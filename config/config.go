@@ -245,6 +245,10 @@ type DefenseConfig struct {
 	Burst             int           `mapstructure:"burst"`
 	BlockFactor       int           `mapstructure:"block_factor"`
 	BlockFor          time.Duration `mapstructure:"block_for"`
+	// BlockPrefix6 is block_prefix6: an IPv6 source is blocked by its
+	// prefix of this length (1 to 128; default, and 0, 64), taking
+	// effect at restart.
+	BlockPrefix6 int `mapstructure:"block_prefix6"`
 	// SYNProxy turns the SYN proxy on for every TCP IPv4 service whose
 	// real servers are all VS/NAT ones (dataplane/synproxy.go); a
 	// service's own syn_proxy wins over it.
@@ -573,33 +577,34 @@ type LogConfig struct {
 // Defaults are the built-in values every key starts from.
 func Defaults() map[string]any {
 	return map[string]any{
-		"xdp_mode":             "auto",
-		"frames":               4096,
-		"table.capacity":       1 << 20,
-		"table.templates":      1 << 16,
-		"table.nat":            true,
-		"health.interval":      "0s",
-		"health.timeout":       "1s",
-		"health.rise":          2,
-		"health.fall":          3,
-		"health.type":          "tcp",
-		"health.path":          "/",
-		"health.status":        200,
-		"health.on_failure":    "quiesce",
-		"ipvs.conn_reuse_mode": 1,
-		"ipvs.amemthresh":      conntrack.DefaultAmemThresh,
-		"ipvs.am_droprate":     conntrack.DefaultAmDropRate,
-		"defense.block_for":    "60s",
-		"ipvs.sync_threshold":  []int{3, 50},
-		"icmp.rate":            1000,
-		"icmp.burst":           50,
-		"icmp.host_interval":   "1s",
-		"icmp.host_burst":      6,
-		"poll.mode":            "adaptive",
-		"poll.spin":            "50us",
-		"metrics.address":      "127.0.0.1:9469",
-		"control.socket":       "/run/afvs/afvs.sock",
-		"log.level":            "info",
+		"xdp_mode":              "auto",
+		"frames":                4096,
+		"table.capacity":        1 << 20,
+		"table.templates":       1 << 16,
+		"table.nat":             true,
+		"health.interval":       "0s",
+		"health.timeout":        "1s",
+		"health.rise":           2,
+		"health.fall":           3,
+		"health.type":           "tcp",
+		"health.path":           "/",
+		"health.status":         200,
+		"health.on_failure":     "quiesce",
+		"ipvs.conn_reuse_mode":  1,
+		"ipvs.amemthresh":       conntrack.DefaultAmemThresh,
+		"ipvs.am_droprate":      conntrack.DefaultAmDropRate,
+		"defense.block_for":     "60s",
+		"defense.block_prefix6": 64,
+		"ipvs.sync_threshold":   []int{3, 50},
+		"icmp.rate":             1000,
+		"icmp.burst":            50,
+		"icmp.host_interval":    "1s",
+		"icmp.host_burst":       6,
+		"poll.mode":             "adaptive",
+		"poll.spin":             "50us",
+		"metrics.address":       "127.0.0.1:9469",
+		"control.socket":        "/run/afvs/afvs.sock",
+		"log.level":             "info",
 	}
 }
 
@@ -693,6 +698,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Defense.BlockFor < 0 || c.Defense.BlockFor > 24*time.Hour {
 		return fmt.Errorf("defense.block_for: %s: must be 0 (never block) to 24h", c.Defense.BlockFor)
+	}
+	if c.Defense.BlockPrefix6 < 0 || c.Defense.BlockPrefix6 > 128 {
+		return fmt.Errorf("defense.block_prefix6: %d: must be 1 to 128 (the prefix length an IPv6 source is blocked by; 0: 64)", c.Defense.BlockPrefix6)
 	}
 	if t := c.IPVS.SyncThreshold; len(t) != 0 && (len(t) != 2 || t[0] < 0 || t[1] < 0 || (t[1] > 0 && t[0] >= t[1]) || t[0] > conntrack.MaxSyncPkts || t[1] > conntrack.MaxSyncPkts) {
 		return fmt.Errorf("ipvs.sync_threshold: %v: must be [threshold, period] with 0 <= threshold < period, or period 0", t)

@@ -185,6 +185,8 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 		{"rings.fill", func(c *Config) { c.Rings.Fill = 8192 }, []string{"rings.fill", "8192", "frames (4096)"}},
 		{"service syn_rate", func(c *Config) { c.Services[0].SYNRate = -4 }, []string{"services[0].syn_rate", "-4"}},
 		{"block_for", func(c *Config) { c.Defense.BlockFor = 25 * time.Hour }, []string{"defense.block_for", "25h0m0s", "24h"}},
+		{"block_prefix6 negative", func(c *Config) { c.Defense.BlockPrefix6 = -1 }, []string{"defense.block_prefix6", "-1", "1 to 128"}},
+		{"block_prefix6 129", func(c *Config) { c.Defense.BlockPrefix6 = 129 }, []string{"defense.block_prefix6", "129", "1 to 128"}},
 		{"syn_proxy on a DR service", func(c *Config) { on := true; c.Services[0].SYNProxy = &on },
 			[]string{"services[0].syn_proxy", "198.18.0.11:80", "Route", "nat"}},
 		{"syn_proxy on a UDP service", func(c *Config) {

@@ -332,6 +332,9 @@ func restartOnly(old, cur *config.Config) []string {
 	if old.Defense.BlockFor != cur.Defense.BlockFor {
 		keys = append(keys, "defense.block_for")
 	}
+	if old.Defense.BlockPrefix6 != cur.Defense.BlockPrefix6 {
+		keys = append(keys, "defense.block_prefix6")
+	}
 	return keys
 }
 
@@ -342,7 +345,7 @@ func directorOptions(cfg *config.Config, mode xdpprog.Mode, log *slog.Logger) di
 		TCP: cfg.Timeouts.TCP, TCPFin: cfg.Timeouts.TCPFin, UDP: cfg.Timeouts.UDP,
 		ICMPRate: cfg.ICMP.Rate, ICMPBurst: cfg.ICMP.Burst,
 		ICMPHostEvery: hostEvery(cfg.ICMP.HostInterval), ICMPHostBurst: cfg.ICMP.HostBurst,
-		VIPMACs: cfg.VIPMACsByInterface(), Poll: pollConfig(cfg), SYN: cfg.SYNLimits(), BlockFor: cfg.Defense.BlockFor, Log: log,
+		VIPMACs: cfg.VIPMACsByInterface(), Poll: pollConfig(cfg), SYN: cfg.SYNLimits(), BlockFor: cfg.Defense.BlockFor, BlockPrefix6: cfg.Defense.BlockPrefix6, Log: log,
 	}
 }
 

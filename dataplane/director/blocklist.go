@@ -3,6 +3,8 @@ package director
 import (
 	"net/netip"
 	"time"
+
+	"github.com/afvs/afvs/dataplane/xdpprog"
 )
 
 // blockQueue is how many sources the workers may hand the blocklist
@@ -18,20 +20,24 @@ type blocker struct {
 }
 
 func (b *blocker) Block(src [16]byte) {
-	// The steering program's blocklist holds IPv4 sources; an IPv6 one
-	// stays under the processor's SYN limits (syn_rate_source drops).
-	if !mapped4(&src) {
-		return
-	}
 	select {
 	case b.ch <- src:
 	default:
 	}
 }
 
+// blockPrefix6 is the prefix length IPv6 sources are blocked by.
+func (d *Director) blockPrefix6() int {
+	if d.opt.BlockPrefix6 == 0 {
+		return xdpprog.DefaultBlockPrefix6
+	}
+	return d.opt.BlockPrefix6
+}
+
 // runBlocklist writes the sources the workers report into every ingress
 // interface's blocklist for the configured time, once per half of that
-// time per source, until the director stops.
+// time per source (per prefix for IPv6, which is what is blocked), until
+// the director stops.
 func (d *Director) runBlocklist() {
 	defer d.wg.Done()
 	last := map[[16]byte]time.Time{}
@@ -40,6 +46,12 @@ func (d *Director) runBlocklist() {
 		case <-d.stop:
 			return
 		case src := <-d.block.ch:
+			a := netip.AddrFrom16(src).Unmap()
+			what := netip.PrefixFrom(a, a.BitLen())
+			if a.Is6() {
+				what = netip.PrefixFrom(a, d.blockPrefix6()).Masked()
+				src = what.Addr().As16()
+			}
 			every := d.opt.BlockFor / 2
 			now := time.Now()
 			if t, ok := last[src]; ok && now.Sub(t) < every {
@@ -53,14 +65,13 @@ func (d *Director) runBlocklist() {
 				}
 			}
 			last[src] = now
-			a := netip.AddrFrom16(src).Unmap()
 			for i, st := range d.steer {
-				if err := st.Block(a, d.opt.BlockFor); err != nil {
+				if err := st.Block(what.Addr(), d.opt.BlockFor); err != nil {
 					d.log.Warn("blocklist", "dev", d.ifaces[i].Name, "source", a, "err", err)
 				}
 			}
 			d.blocks.Add(1)
-			d.log.Info("source blocked in XDP: far over its SYN rate", "source", a, "for", d.opt.BlockFor)
+			d.log.Info("source blocked in XDP: far over its SYN rate", "source", a, "blocked", what, "for", d.opt.BlockFor)
 		}
 	}
 }

@@ -55,7 +55,11 @@ type Options struct {
 	// limiter finds SYN.BlockFactor times over its rate (the XDP
 	// blocklist); 0 never blocks.
 	BlockFor time.Duration
-	Log      *slog.Logger
+	// BlockPrefix6 is the prefix length, 1 to 128, an IPv6 source is
+	// blocked by (every address in its prefix); 0 means
+	// xdpprog.DefaultBlockPrefix6.
+	BlockPrefix6 int
+	Log          *slog.Logger
 	// Platform performs the privileged operations; nil means Kernel().
 	// The Director closes what it opened through it, not the Platform.
 	Platform Platform
@@ -264,6 +268,9 @@ func (d *Director) openIngress() error {
 		}
 		d.steer = append(d.steer, st)
 		if err := st.SetOwnerMACs(ownerMACs(ifc.MAC, d.opt.VIPMACs, name)...); err != nil {
+			return fmt.Errorf("interface %s: %w", name, err)
+		}
+		if err := st.SetBlockPrefix6(d.blockPrefix6()); err != nil {
 			return fmt.Errorf("interface %s: %w", name, err)
 		}
 		for q := 0; q < max(ifc.RxQueues, 1); q++ {

@@ -103,8 +103,11 @@ type Steering interface {
 	// Attach attaches the program to the interface ifindex.
 	Attach(ifindex int, mode xdpprog.Mode) (Attachment, error)
 	// Block drops src's frames that would be redirected, in the
-	// program, for d (the blocklist; IPv4 sources only).
+	// program, for d (the blocklist): an IPv4 source's, or every source's
+	// in an IPv6 source's prefix.
 	Block(src netip.Addr, d time.Duration) error
+	// SetBlockPrefix6 sets the prefix length IPv6 sources are blocked by.
+	SetBlockPrefix6(bits int) error
 	// Stats sums the program's counters.
 	Stats() (xdpprog.StatsCounters, error)
 	// SetLocal turns the local-node flow check on or off.

@@ -32,17 +32,3 @@ func TestSetAddr6(t *testing.T) {
 		}
 	}
 }
-
-// TestBlockerIPv4Only: the workers' reports of sources far over their SYN
-// rate reach the blocklist writer for IPv4 sources only; the steering
-// program's blocklist cannot hold an IPv6 one (it would log a refusal and
-// a block that did not happen).
-func TestBlockerIPv4Only(t *testing.T) {
-	b := &blocker{ch: make(chan [16]byte, 2)}
-	b.Block(netip.MustParseAddr("2001:2::10").As16())
-	v4 := netip.MustParseAddr("198.18.0.10").As16()
-	b.Block(v4)
-	if len(b.ch) != 1 || <-b.ch != v4 {
-		t.Fatal("want only the IPv4 source reported")
-	}
-}

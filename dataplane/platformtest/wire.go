@@ -95,7 +95,9 @@ type steering struct {
 	anyKey   map[[5]byte]bool // addr+proto: the key non-first fragments match
 	owners   [][6]byte        // destination MACs whose matched frames are redirected
 	socks    map[int]*socket
-	blocked  map[[4]byte]time.Time // source -> end of its block, as the blocklist map
+	blocked  map[[4]byte]time.Time      // source -> end of its block, as the blocklist map
+	blocked6 map[netip.Prefix]time.Time // IPv6 prefix -> end of its block (wire6.go)
+	prefix6  int                        // the IPv6 block prefix; 0: xdpprog.DefaultBlockPrefix6
 	stats    xdpprog.StatsCounters
 	attached *Iface
 	closed   bool
@@ -213,11 +215,15 @@ func (s *steering) Attach(ifindex int, mode xdpprog.Mode) (director.Attachment, 
 // drops src's redirectable frames for d, counted as Blocked.
 func (s *steering) Block(src netip.Addr, d time.Duration) error {
 	src = src.Unmap()
-	if !src.Is4() || d <= 0 || d > xdpprog.MaxBlockFor {
-		return fmt.Errorf("block %s for %s: an IPv4 source, for more than 0 and at most %s", src, d, xdpprog.MaxBlockFor)
+	if !src.IsValid() || src.Zone() != "" || d <= 0 || d > xdpprog.MaxBlockFor {
+		return fmt.Errorf("block %s for %s: an IPv4 or IPv6 source, for more than 0 and at most %s", src, d, xdpprog.MaxBlockFor)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if src.Is6() {
+		s.block6(src, d)
+		return nil
+	}
 	if s.blocked == nil {
 		s.blocked = map[[4]byte]time.Time{}
 	}

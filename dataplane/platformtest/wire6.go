@@ -2,8 +2,10 @@ package platformtest
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/afvs/afvs/dataplane/xdpprog"
 	"github.com/afvs/afvs/internal/header"
@@ -84,7 +86,7 @@ func (s *steering) natSource6(a netip.Addr) bool {
 
 // deliver6 redirects a matched IPv6 frame for an owner MAC, unless it
 // belongs to a local-node flow (l4, its TCP or UDP header, and proto:
-// nil for ICMPv6), to the socket of the queue its source port hashes to.
+// nil for ICMPv6) or its source's prefix is blocked, to the socket of the queue its source port hashes to.
 // s.mu is held.
 func (s *steering) deliver6(ifc *Iface, f []byte, l4 []byte, proto uint8) bool {
 	c := &s.stats
@@ -100,6 +102,10 @@ func (s *steering) deliver6(ifc *Iface, f []byte, l4 []byte, proto uint8) bool {
 			return false
 		}
 	}
+	if end, ok := s.blocked6[s.blockKey6(netip.AddrFrom16([16]byte(f[header.EthernetLen+8:header.EthernetLen+24])))]; ok && time.Now().Before(end) {
+		c.Blocked++
+		return true // dropped in XDP
+	}
 	sock := s.socks[int(sport)%ifc.RxQueues]
 	if sock == nil {
 		c.PassNoSocket++
@@ -108,4 +114,36 @@ func (s *steering) deliver6(ifc *Iface, f []byte, l4 []byte, proto uint8) bool {
 	c.Redirected++
 	sock.Deliver(f)
 	return true
+}
+
+// blockKey6 is the prefix an IPv6 source is blocked by, as the real
+// program masks it. s.mu is held.
+func (s *steering) blockKey6(src netip.Addr) netip.Prefix {
+	bits := s.prefix6
+	if bits == 0 {
+		bits = xdpprog.DefaultBlockPrefix6
+	}
+	return netip.PrefixFrom(src, bits).Masked()
+}
+
+// block6 blocks src's prefix for d. s.mu is held.
+func (s *steering) block6(src netip.Addr, d time.Duration) {
+	if s.blocked6 == nil {
+		s.blocked6 = map[netip.Prefix]time.Time{}
+	}
+	s.blocked6[s.blockKey6(src)] = time.Now().Add(d)
+}
+
+// SetBlockPrefix6 refuses what the real program's refuses and otherwise
+// blocks IPv6 sources by bits from now on, lifting the IPv6 blocks.
+func (s *steering) SetBlockPrefix6(bits int) error {
+	if bits < 1 || bits > 128 {
+		return fmt.Errorf("set IPv6 block prefix /%d: must be 1 to 128 bits", bits)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.blockKey6(netip.IPv6Unspecified()).Bits() != bits {
+		s.prefix6, s.blocked6 = bits, nil
+	}
+	return nil
 }
