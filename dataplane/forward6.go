@@ -20,12 +20,13 @@ import (
 // ip_vs_tunnel_xmit do. An IPv4 packet for an IPv6 tunnel dest (an IPv4
 // service's mixed-family real server) is sent IPv4-in-IPv6 by emit6 too.
 //
-// A packet too big for the egress MTU is never fragmented: an IPv6 one is
+// An IPv6 packet too big for the egress MTU is never fragmented: it is
 // answered with ICMPv6 Packet Too Big (IPv6 routers do not fragment, and
 // ensure_mtu_is_adequate answers the same), counted and rate-limited as
-// fragmentation-needed is; an IPv4 one in an IPv6 tunnel is answered with
-// fragmentation-needed when it has DF, and dropped as too big otherwise
-// (the director does not fragment the outer IPv6 packet).
+// fragmentation-needed is. An IPv4 one in an IPv6 tunnel is answered with
+// fragmentation-needed when it has DF; without DF it is split into two
+// IPv4 fragments, each tunnelled (frag46.go), as the IPIP path does; the
+// outer IPv6 packet is never fragmented.
 
 // proc6 is the processor's IPv6 state.
 type proc6 struct {
@@ -176,8 +177,7 @@ func (p *Processor) emit6(s *Snapshot, d *Dest, eg *Iface, buf []byte, off, n in
 				// header: pass what leaves mtu.
 				return p.fragNeeded(s, buf[off:off+n], mtu+encap.Overhead)
 			}
-			c.Drops[DropTooBig].Add(1)
-			return VerdictDrop, Out{}
+			return p.fragment4in6(d, eg, buf, off, n, out) // frag46.go
 		}
 		no, nn, ok = encap.IP4IP6(buf, off, n, pk, eg.Addr6, d.Addr6, eg.MAC, d.MAC)
 	}

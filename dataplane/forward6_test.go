@@ -311,7 +311,7 @@ func fixtures6(t testing.TB) []fixture6 {
 			drop: DropICMPLimited},
 		{name: "TUN IPv4 in IPv6, DF, over MTU less 40: frag needed", in: seg(t, fxVIP4TUN6, 80, fxPayload(1461-40)),
 			verdict: VerdictReply, drop: DropFragNeeded, check: fragNeeded(fxVIP4TUN6, 1460, 80)},
-		{name: "TUN IPv4 in IPv6, no DF, over MTU less 40: too big", in: seg(t, fxVIP4TUN6, 80, fxPayload(1461-40), noDF),
+		{name: "TUN IPv4 in IPv6, no DF, too big for two fragments: too big", in: seg(t, fxVIP4TUN6, 80, fxPayload(3000-40), noDF),
 			verdict: VerdictDrop, drop: DropTooBig},
 		{name: "TUN IPv6 in IPv6 without headroom", in: frame6(t, fxVIP6TUN, 80), noHeadroom: true, verdict: VerdictDrop, drop: DropNoHeadroom},
 		{name: "TUN IPv6 in IPv4 without headroom", in: frame6(t, fxVIP6TUN4, 80), noHeadroom: true, verdict: VerdictDrop, drop: DropNoHeadroom},
