@@ -47,6 +47,8 @@ func BenchmarkPrograms(b *testing.B) {
 	}
 	defer sink.Close()
 	udp64 := buildFrame(b, frameSpec{proto: layers.IPProtocolUDP, dstPort: 53, payload: make([]byte, 18)})
+	udp6 := buildFrame(b, frameSpec{ipv6: true, dst: vip6, proto: layers.IPProtocolUDP, dstPort: 53, payload: make([]byte, 18)})
+	icmp6 := icmp6ErrorFrame(b, icmp6Spec{quotedProto: layers.IPProtocolUDP, quotedPort: 53})
 	b.Run("prog=dropsink", func(b *testing.B) { benchProgram(b, sink.program(), udp64, xdpDrop) })
 
 	for _, n := range []int{1, 1000} {
@@ -55,7 +57,7 @@ func BenchmarkPrograms(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer s.Close()
-		keys := []ServiceKey{{Addr: vip, Proto: ipProtoUDP, Port: 53}}
+		keys := []ServiceKey{{Addr: vip, Proto: ipProtoUDP, Port: 53}, {Addr: vip6, Proto: ipProtoUDP, Port: 53}}
 		for i := 1; i < n; i++ {
 			keys = append(keys, ServiceKey{Addr: netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), Proto: ipProtoTCP, Port: 80})
 		}
@@ -70,6 +72,8 @@ func BenchmarkPrograms(b *testing.B) {
 			frame []byte
 		}{
 			{"match", udp64},
+			{"match6", udp6},
+			{"icmp6_error", icmp6},
 			{"miss", buildFrame(b, frameSpec{proto: layers.IPProtocolUDP, dstPort: 54, payload: make([]byte, 18)})},
 			{"arp", arpFrame(b)},
 		} {
@@ -85,6 +89,13 @@ func BenchmarkPrograms(b *testing.B) {
 			}
 			defer s.Unblock(clientAddr)
 			benchProgram(b, s.program(), udp64, xdpDrop)
+		})
+		b.Run(fmt.Sprintf("prog=steering/services=%d/frame=blocked6", n), func(b *testing.B) {
+			if err := s.Block(client6, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+			defer s.Unblock(client6)
+			benchProgram(b, s.program(), udp6, xdpDrop)
 		})
 	}
 
