@@ -22,10 +22,11 @@
 // another. An owner frame calls bpf_redirect_map(xsks, rx_queue_index,
 // XDP_PASS): it goes to the AF_XDP socket registered for the queue it
 // arrived on, or, when no socket is registered, to the kernel; unless its
-// IPv4 source is in the blocklist (an LRU hash of source -> end of the
-// block in bpf_ktime_get_ns time, which the director fills with sources
-// far over their SYN rate; a TCP/UDP frame's source, never an ICMP
-// error's), when it is XDP_DROP, counted as Blocked. Everything else - ARP, ICMP other than
+// source is in the blocklist (an LRU hash of source -> end of the block in
+// bpf_ktime_get_ns time, which the director fills with sources far over
+// their SYN rate; a TCP/UDP frame's source, never an ICMP error's; an IPv6
+// source by its prefix, in a second LRU hash: blocklist6.go), when it is
+// XDP_DROP, counted as Blocked. Everything else - ARP, ICMP other than
 // the errors below, IPv6, SSH, health checks, other addresses and ports,
 // frames cut short inside a header - is XDP_PASS, so the host stays
 // reachable while the director runs. Non-first IPv4 fragments carry no
