@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/afvs/afvs/encap"
+	"github.com/afvs/afvs/internal/header"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -193,6 +194,10 @@ func (p *Processor) emit6(s *Snapshot, d *Dest, eg *Iface, buf []byte, off, n in
 // Too Big advertising mtu, unless the ICMP rate limit holds it back. It
 // counts as fragNeeded does: frag_needed when sent, frag_needed_limited
 // when held back.
+//
+// An ICMPv6 error (one the director forwards to a real server) is never
+// answered with another (RFC 4443 section 2.4 (e), icmp6_send's
+// is_ineligible): too big, it is dropped as too_big.
 func (p *Processor) packetTooBig(s *Snapshot, frame []byte, mtu int) (Verdict, Out) {
 	return p.packetTooBigFrom(s, frame, mtu, p.pk.DstMapped)
 }
@@ -201,7 +206,7 @@ func (p *Processor) packetTooBig(s *Snapshot, frame []byte, mtu int) (Verdict, O
 // router that could not forward.
 func (p *Processor) packetTooBigFrom(s *Snapshot, frame []byte, mtu int, router [16]byte) (Verdict, Out) {
 	c := p.c
-	if mtu < encap.MinMTU6 {
+	if mtu < encap.MinMTU6 || p.pk.Proto == header.ProtocolICMPv6 && p.pk.L4 < len(frame) && frame[p.pk.L4] < 128 {
 		c.Drops[DropTooBig].Add(1)
 		return VerdictDrop, Out{}
 	}

@@ -66,7 +66,7 @@ func icmp6About(t testing.TB, vip netip.Addr, vport uint16, opts ...icmp6Opt) []
 	default:
 		l4 = &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(128, 0)}
 	}
-	quoted := ts.Build(t, qip, l4, ts.Payload(1200))
+	quoted := ts.Build(t, qip, l4, ts.Payload(1420))
 	if len(f.exts) > 0 {
 		next := quoted[6]
 		var chain []byte
@@ -133,6 +133,10 @@ func icmp6Fixtures(t testing.TB) []icmp6Fixture {
 				i6Exts(ext6{60, fxPad6}, fragExt6(0), ext6{43, []byte{0, 0, 0, 0, 0, 0}})),
 			verdict: VerdictForward, drop: noDrop, parse: ok, fwd: &outer{rs: fxRS6DR}, svc: vs.Key{Proto: vs.UDP, Addr: fxVIP6DR, Port: 53}},
 
+		// Too big for the 6in6 tunnel (MTU 1500 less 40): dropped, never
+		// answered with Packet Too Big, an error about an error.
+		{name: "too big for the tunnel: dropped, not answered", prep: sendFirst(tunSYN), in: icmp6About(t, fxVIP6TUN, 80, i6Cut(1400)),
+			verdict: VerdictDrop, drop: DropTooBig, parse: ok},
 		{name: "error of no connection", in: icmp6About(t, fxVIP6DR, 80), verdict: VerdictDrop, drop: DropICMPUnmatched, parse: ok},
 		{name: "error of another client port", prep: sendFirst(drSYN), in: icmp6About(t, fxVIP6DR, 80, i6Cport(40001)),
 			verdict: VerdictDrop, drop: DropICMPUnmatched, parse: ok},
