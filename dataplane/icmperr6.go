@@ -45,8 +45,10 @@ func (p *Processor) ICMPConnection6(s *Snapshot, e *header.ICMPError6) (int32, *
 // the client). The error must be addressed to the address it quotes as
 // the source. Malformed messages are counted by their parse reason, and
 // the rest as icmpError counts them: unmatched, dest unavailable, over the
-// forwarding budget. A VS/NAT connection's error is not forwarded
-// untranslated: it is dropped as unsupported_fwd.
+// forwarding budget. A VS/NAT connection's error is translated by
+// natICMP6 (nat_icmp6.go), which the processor tries first; one it does
+// not take is never forwarded untranslated: it is dropped as
+// unsupported_fwd.
 func (p *Processor) icmpError6(s *Snapshot, buf []byte, off, n int) (Verdict, Out) {
 	c := p.c
 	var e header.ICMPError6

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net/netip"
 	"testing"
@@ -279,5 +280,55 @@ func TestICMPv6ErrorAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per ICMPv6 error, want 0", allocs)
+	}
+}
+
+// TestICMPv6ErrorDispatchWithNAT: with IPv6 VS/NAT and DR services in one
+// table, a router's Packet Too Big about a NAT connection's reply,
+// addressed to the VIP, is translated to the real server (natICMP6: outer
+// destination and quoted source become [RIP]:rport, hop limit less one,
+// checksum as computed from scratch), not dropped as unsupported_fwd by
+// the DR/TUN path; one about a DR connection in the same table still goes
+// to its real server unchanged (icmpError6).
+func TestICMPv6ErrorDispatchWithNAT(t *testing.T) {
+	r := newNATRig6(t, 1024)
+	sendFirst(toVIP6().build(t), frame6(t, fxVIP6DR, 80))(t, r)
+
+	in := icmp6About(t, fxVIP6NAT, 80)
+	quote := append([]byte(nil), in[14+40+8:]...)
+	rs := fxRS6NAT.As16()
+	copy(quote[8:24], rs[:])
+	binary.BigEndian.PutUint16(quote[40:], 8080)
+	want := ts.Build(t, ts.Eth(fxDirMAC, fxMAC(fxRS6NAT)),
+		&layers.IPv6{HopLimit: 63, SrcIP: fxRouter6.AsSlice(), DstIP: fxRS6NAT.AsSlice()},
+		&layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypePacketTooBig, 0)},
+		ts.RawPayload(append(binary.BigEndian.AppendUint32(nil, 1400), quote...)))
+	var before, after Totals
+	before.Add(r.c)
+	v, out, _ := r.run(in, 256)
+	after.Add(r.c)
+	if v != VerdictForward {
+		t.Fatalf("NAT: verdict %d, want forward (drops %v)", v, after.Drops)
+	}
+	if !bytes.Equal(out, want) {
+		t.Errorf("NAT: frame out:\n got %x\nwant %x", out, want)
+	}
+	for d := range NumDrops {
+		if got := after.Drops[d] - before.Drops[d]; got != 0 {
+			t.Errorf("NAT: drop %s moved by %d", Drop(d), got)
+		}
+	}
+
+	in = icmp6About(t, fxVIP6DR, 80)
+	before = after
+	v, out, _ = r.run(in, 256)
+	after = Totals{}
+	after.Add(r.c)
+	if v != VerdictForward {
+		t.Fatalf("DR: verdict %d, want forward", v)
+	}
+	checkForwarded(t, out, in, outer{rs: fxRS6DR})
+	if got := after.ICMPForwarded - before.ICMPForwarded; got != 1 {
+		t.Errorf("DR: icmp forwarded moved by %d, want 1", got)
 	}
 }

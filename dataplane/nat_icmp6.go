@@ -37,17 +37,12 @@ import (
 // fragment is not translated. The hop limit is decremented as for the
 // connection's own packets.
 
-// nat6 handles an IPv6 frame whose destination is no IPv6 service when it
-// belongs to a VS/NAT connection: a reply from a NAT real server, or an
-// ICMPv6 error about a connection. It reports whether it did.
+// nat6 handles an IPv6 TCP or UDP frame whose destination is no IPv6
+// service when it is a reply from a NAT real server, and reports whether
+// it did. ICMPv6 never gets here: the processor hands every ICMPv6 frame
+// to natICMP6 first, then to icmpError6 (icmperr6.go).
 func (p *Processor) nat6(s *Snapshot, buf []byte, off, n int) (Verdict, Out, bool) {
 	pk := p.pk
-	if pk.Proto == header.ProtocolICMPv6 {
-		if !s.HasNAT() {
-			return 0, Out{}, false
-		}
-		return p.natICMP6(s, buf, off, n)
-	}
 	if !s.natSource6(&pk.SrcMapped, pk.Proto, pk.SrcPort) {
 		return 0, Out{}, false
 	}

@@ -253,7 +253,14 @@ func (p *Processor) process(s *Snapshot, buf []byte, off, n int, r header.Reason
 		return VerdictDrop, Out{}
 	}
 	if p.pk.Proto == header.ProtocolICMPv6 && p.pk.IPv6 {
-		return p.icmpError6(s, buf, off, n) // icmperr6.go
+		// An ICMPv6 error about a VS/NAT connection is translated
+		// (nat_icmp6.go); any other goes the DR/TUN way (icmperr6.go).
+		if s.HasNAT() {
+			if v, o, ok := p.natICMP6(s, buf, off, n); ok {
+				return v, o
+			}
+		}
+		return p.icmpError6(s, buf, off, n)
 	}
 	return p.forward(s, buf, off, n, f)
 }
