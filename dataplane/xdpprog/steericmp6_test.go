@@ -151,7 +151,7 @@ func icmp6SteeringCases(t testing.TB) []steeringCase {
 		{name: "icmp6 from a nat real server to a vip", frame: f(icmp6Spec{src: realIP6}), matched: true},
 		{name: "icmp6 from a nat real server to a client", frame: f(icmp6Spec{src: realIP6, dst: client6}), matched: true},
 		{name: "icmp6 from a nat real server to the director quoting no service", frame: f(icmp6Spec{src: realIP6, dst: directorIP6}), reason: noService},
-		{name: "icmp6 from a nat real server to the director quoting a vip's reply", frame: f(icmp6Spec{src: realIP6, quotedSrc: directorIP6}), reason: noService},
+		{name: "icmp6 from a nat real server to the director quoting its own packet", frame: f(icmp6Spec{src: realIP6, quotedSrc: directorIP6}), reason: noService},
 		{name: "icmp6 packet too big from a client's router about a nat reply", frame: f(icmp6Spec{src: client6, quotedSrc: vip6AllPorts, quotedProto: udp, quotedPort: 8080}), matched: true, icmp: true},
 		{name: "icmp6 echo request from a nat real server", frame: f(icmp6Spec{src: realIP6, typ: 128}), reason: notL4},
 		{name: "icmp6 neighbour solicitation from a nat real server", frame: f(icmp6Spec{src: realIP6, dst: client6, typ: 135}), reason: notL4},
