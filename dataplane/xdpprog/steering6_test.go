@@ -164,9 +164,9 @@ func ext6Frame(t testing.TB, proto layers.IPProtocol, exts ...uint8) []byte {
 // refSteerICMP6 takes by its quote. A frame from a NAT real server to a
 // director address is no service's.
 func refSteer6(f []byte, l3 int, services []ServiceKey, out *StatsCounters, matched func()) {
-	src, dst := [16]byte(f[min(len(f), l3+8):min(len(f), l3+24)]), [16]byte{}
+	var src, dst [16]byte // read once the fixed header is known present
 	if len(f) >= l3+40 {
-		dst = [16]byte(f[l3+24 : l3+40])
+		src, dst = [16]byte(f[l3+8:l3+24]), [16]byte(f[l3+24:l3+40])
 	}
 	fromNAT := func(proto uint8, port uint16) {
 		for _, s := range services {
@@ -195,11 +195,19 @@ func refSteer6(f []byte, l3 int, services []ServiceKey, out *StatsCounters, matc
 	l4 := l3 + 40
 	for n := 0; proto != 6 && proto != 17; n++ {
 		if proto == 58 {
-			// An error from a NAT real server's address, not to the
-			// director; else it may be taken by its quote.
-			if len(f) >= l4+4 && f[l4] != 0 && f[l4] < 128 && fromNATICMP6(src, dst, services) {
-				matched()
-				return
+			// With its first four bytes present: informational
+			// messages pass; an error from a NAT real server's
+			// address, not to the director, is taken. Anything else
+			// may still be taken by its quote.
+			if len(f) >= l4+4 {
+				if f[l4] == 0 || f[l4] >= 128 {
+					out.PassNotL4 = 1
+					return
+				}
+				if fromNATICMP6(src, dst, services) {
+					matched()
+					return
+				}
 			}
 			refSteerICMP6(f, l4, dst, services, out, matched)
 			return
