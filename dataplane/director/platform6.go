@@ -18,9 +18,3 @@ func setAddr6(out *dataplane.Iface, ifc nic.Iface) {
 		}
 	}
 }
-
-// mapped4 reports whether a is an IPv4-mapped address (::ffff:a.b.c.d), the
-// form IPv4 sources take in the connection table's keys.
-func mapped4(a *[16]byte) bool {
-	return [12]byte(a[:12]) == [12]byte{10: 0xff, 11: 0xff}
-}
