@@ -31,7 +31,14 @@ func (p *Processor) ICMPConnection(s *Snapshot, e *header.ICMPError) (int32, *De
 	*k = conntrack.Key{Proto: e.Proto, CPort: e.DstPort, VPort: e.SrcPort}
 	k.CAddr = [16]byte{10: 0xff, 11: 0xff, 12: e.Dst[0], 13: e.Dst[1], 14: e.Dst[2], 15: e.Dst[3]}
 	k.VAddr = [16]byte{10: 0xff, 11: 0xff, 12: e.Src[0], 13: e.Src[1], 14: e.Src[2], 15: e.Src[3]}
-	conn, hit := p.ct.Lookup(k)
+	return p.quotedConn(s, si)
+}
+
+// quotedConn looks the key an ICMP error's quote gave (p.key) up in the
+// table of service si without touching the connection, for ICMPConnection
+// and ICMPConnection6: the connection's live real server, or why not.
+func (p *Processor) quotedConn(s *Snapshot, si int32) (int32, *Dest, Drop) {
+	conn, hit := p.ct.Lookup(&p.key)
 	if !hit {
 		return si, nil, DropICMPUnmatched
 	}

@@ -21,15 +21,7 @@ func (p *Processor) ICMPConnection6(s *Snapshot, e *header.ICMPError6) (int32, *
 	}
 	k := &p.key
 	*k = conntrack.Key{Proto: e.Proto, CPort: e.DstPort, VPort: e.SrcPort, CAddr: e.Dst, VAddr: e.Src}
-	conn, hit := p.ct.Lookup(k)
-	if !hit {
-		return si, nil, DropICMPUnmatched
-	}
-	d, live := s.dest(si, conn.Dest)
-	if !live {
-		return si, nil, DropDestUnavailable
-	}
-	return si, d, 0
+	return p.quotedConn(s, si)
 }
 
 // icmpError6 handles an ICMPv6 message to an IPv6 VIP, which the steering
