@@ -139,6 +139,22 @@ func (b *builder) localKeyPorts() {
 // XDP_PASS, counted as PassLocal; otherwise it goes on at next. R9 points
 // at the transport header of a non-fragment; R6-R9 survive.
 func (b *builder) localPass(l localMaps, next string) {
+	b.localGate(l, next)
+	b.emit(
+		asm.LoadMem(asm.R1, asm.RFP, slotKey+7, asm.Byte),
+		asm.JNE.Imm(asm.R1, 0, next), // a non-first fragment: no ports
+		asm.LoadMapPtr(asm.R1, l.flows.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, slotLocal),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, next),
+	)
+	b.localUse(slotLocal+12, 0, "local_done")
+}
+
+// localGate goes on at next unless the local-node gate (the on map) is
+// set.
+func (b *builder) localGate(l localMaps, next string) {
 	b.emit(
 		asm.StoreImm(asm.RFP, slotCounter, 0, asm.Word),
 		asm.LoadMapPtr(asm.R1, l.on.FD()),
@@ -148,29 +164,36 @@ func (b *builder) localPass(l localMaps, next string) {
 		asm.JEq.Imm(asm.R0, 0, next),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
 		asm.JEq.Imm(asm.R1, 0, next),
-		asm.LoadMem(asm.R1, asm.RFP, slotKey+7, asm.Byte),
-		asm.JNE.Imm(asm.R1, 0, next), // a non-first fragment: no ports
-		asm.LoadMapPtr(asm.R1, l.flows.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, slotLocal),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, next),
-		// Frames and bytes, atomically: a flow's frames may arrive on
-		// several CPUs.
+	)
+}
+
+// localUse adds the frame to the LocalUse R0 points at, a flow the map
+// holds, and returns XDP_PASS counted as PassLocal: a frame, the IP
+// length at slotLocalLen plus hdrLen in bytes (IPv6's payload length
+// leaves out its 40-byte header), and, when the key's protocol byte at
+// protoSlot says TCP, the frame's TCP flags. R9 points at the transport
+// header.
+func (b *builder) localUse(protoSlot int16, hdrLen int32, name string) {
+	// Frames and bytes, atomically: a flow's frames may arrive on
+	// several CPUs.
+	b.emit(
 		asm.Mov.Imm(asm.R1, 1),
 		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, 0),
 		asm.LoadMem(asm.R1, asm.RFP, slotLocalLen, asm.Half),
 		asm.HostTo(asm.BE, asm.R1, asm.Half),
-		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, 8),
 	)
+	if hdrLen != 0 {
+		b.emit(asm.Add.Imm(asm.R1, hdrLen))
+	}
+	b.emit(asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, 8))
 	// The TCP flags byte (offset 13) ORed in, with a plain load and store:
 	// a flow's frames normally arrive on one queue (RSS hashes its
 	// addresses and ports), and a flag lost to a race on two CPUs only
 	// delays the state it reports. The header's 20 bytes were checked for
 	// TCP, but the verifier is shown the bound again.
-	done := b.fresh("local_done")
+	done := b.fresh(name)
 	b.emit(
-		asm.LoadMem(asm.R1, asm.RFP, slotLocal+12, asm.Byte),
+		asm.LoadMem(asm.R1, asm.RFP, protoSlot, asm.Byte),
 		asm.JNE.Imm(asm.R1, ipProtoTCP, done),
 		asm.Mov.Reg(asm.R2, asm.R9),
 		asm.Add.Imm(asm.R2, 14),

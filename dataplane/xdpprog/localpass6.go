@@ -53,16 +53,7 @@ func newLocal6Map() (*ebpf.Map, error) {
 // at slotLocalLen. A frame of a flow in the map is passed; any other goes
 // on at next.
 func localPass6(b *builder, l localMaps, next string) {
-	b.emit(
-		asm.StoreImm(asm.RFP, slotCounter, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, l.on.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, slotCounter),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, next),
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
-		asm.JEq.Imm(asm.R1, 0, next),
-	)
+	b.localGate(l, next)
 	for i := int16(0); i < 16; i += 4 {
 		b.emit(
 			asm.LoadMem(asm.R1, asm.RFP, slotSrc6+i, asm.Word),
@@ -83,29 +74,8 @@ func localPass6(b *builder, l localMaps, next string) {
 		asm.Add.Imm(asm.R2, slotLocal6),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, next),
-		asm.Mov.Imm(asm.R1, 1),
-		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, 0),
-		asm.LoadMem(asm.R1, asm.RFP, slotLocalLen, asm.Half),
-		asm.HostTo(asm.BE, asm.R1, asm.Half),
-		asm.Add.Imm(asm.R1, ipv6Len),
-		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, 8),
 	)
-	// The TCP flags, as localPass ORs them in.
-	done := b.fresh("local6_done")
-	b.emit(
-		asm.LoadMem(asm.R1, asm.RFP, slotLocal6+36, asm.Byte),
-		asm.JNE.Imm(asm.R1, ipProtoTCP, done),
-		asm.Mov.Reg(asm.R2, asm.R9),
-		asm.Add.Imm(asm.R2, 14),
-		asm.JGT.Reg(asm.R2, asm.R8, done),
-		asm.LoadMem(asm.R2, asm.R9, 13, asm.Byte),
-		asm.LoadMem(asm.R1, asm.R0, 16, asm.Word),
-		asm.Or.Reg(asm.R1, asm.R2),
-		asm.StoreMem(asm.R0, 16, asm.R1, asm.Word),
-	)
-	b.label(done)
-	b.count(steerPassLocal)
-	b.ret(xdpPass)
+	b.localUse(slotLocal6+36, ipv6Len, "local6_done")
 }
 
 // is6 reports whether f is an IPv6 flow (both addresses IPv6, neither
