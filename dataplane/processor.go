@@ -579,7 +579,7 @@ func (p *Processor) fragNeededFrom(s *Snapshot, frame []byte, mtu int, router [4
 	in := &s.Ifaces[p.ingress]
 	var srcMAC [6]byte
 	copy(srcMAC[:], frame[6:12])
-	p.replyN = encap.FragNeeded(p.reply[:], frame, p.pk, mtu, in.MAC, srcMAC, router)
+	p.replyN = encap.FragNeeded(p.reply[:], frame, p.pk, mtu, in.MTU, in.MAC, srcMAC, router)
 	if p.replyN == 0 {
 		return VerdictDrop, Out{}
 	}

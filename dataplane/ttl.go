@@ -116,7 +116,7 @@ func (p *Processor) timeExceeded(s *Snapshot, frame []byte, reply bool) Verdict 
 			router = in.Addr
 		}
 		if router != ([4]byte{}) {
-			p.replyN = encap.TimeExceeded(p.reply[:], frame, pk, in.MAC, srcMAC, router)
+			p.replyN = encap.TimeExceeded(p.reply[:], frame, pk, in.MTU, in.MAC, srcMAC, router)
 		} else {
 			p.replyN = 0
 		}

@@ -7,9 +7,11 @@ const (
 	// minHopMTU is the smallest MTU every IPv4 link must carry (RFC 791);
 	// IPVS drops rather than advertise less (ensure_mtu_is_adequate).
 	minHopMTU = 68
-	// quotedL4 is how much of the original datagram after its IP header an
-	// ICMP error quotes (RFC 792).
-	quotedL4 = 8
+	// maxError4 is the most an ICMP error's IP datagram may carry:
+	// icmp_send quotes as much of the offending datagram as keeps its
+	// message within 576 bytes, or within the route's MTU back to the
+	// sender when that is smaller (RFC 1812 section 4.3.2.3).
+	maxError4 = 576
 	// icmpTOSPrecedence is IPTOS_PREC_INTERNETCONTROL, which Linux's
 	// icmp_send ORs into the TOS bits of the offending packet.
 	icmpTOSPrecedence = 0xc0
@@ -45,22 +47,26 @@ func NeedsFrag(p *header.Packet, egressMTU int) bool {
 //
 // The IPv4 header follows icmp_send in TOS (the offending TOS bits with
 // precedence "internetwork control") and TTL 64. Unlike Linux it sets DF with
-// ID 0: the message is at most 110 bytes, so it never needs fragmenting, and
-// an atomic datagram needs no unique ID (RFC 6864). The quote is the inner IP
-// header with options plus the first 8 bytes of its payload.
-func FragNeeded(out []byte, in []byte, p *header.Packet, mtu int, srcMAC, dstMAC [6]byte, routerAddr [4]byte) int {
+// ID 0: the message fits the MTU back to the sender (below), so it never
+// needs fragmenting there, and an atomic datagram needs no unique ID (RFC
+// 6864). The quote is what icmp_send quotes: the offending datagram from its
+// IP header on, cut so that the whole message stays within 576 bytes, or
+// within returnMTU, the MTU of the interface the message leaves by (the one
+// in came in on), when that is smaller; a returnMTU that leaves no room for
+// the quoted IP header builds nothing, as icmp_send sends nothing then.
+func FragNeeded(out []byte, in []byte, p *header.Packet, mtu, returnMTU int, srcMAC, dstMAC [6]byte, routerAddr [4]byte) int {
 	hopMTU := mtu - Overhead
 	if hopMTU < minHopMTU || hopMTU > 0xffff {
 		return 0
 	}
-	return icmpError4(out, in, p, header.ICMPv4DestUnreachable, header.ICMPv4FragNeeded, uint32(hopMTU), srcMAC, dstMAC, routerAddr)
+	return icmpError4(out, in, p, header.ICMPv4DestUnreachable, header.ICMPv4FragNeeded, uint32(hopMTU), returnMTU, srcMAC, dstMAC, routerAddr)
 }
 
 // icmpError4 builds in out the ICMP error of type typ and code with the
 // rest-of-header word rest about the IPv4 frame in, as FragNeeded describes
-// (addresses, MACs, VLAN tag, TOS, TTL, DF and the quote), and returns the
-// frame's length or 0.
-func icmpError4(out []byte, in []byte, p *header.Packet, typ, code uint8, rest uint32, srcMAC, dstMAC [6]byte, routerAddr [4]byte) int {
+// (addresses, MACs, VLAN tag, TOS, TTL, DF and the quote within returnMTU),
+// and returns the frame's length or 0.
+func icmpError4(out []byte, in []byte, p *header.Packet, typ, code uint8, rest uint32, returnMTU int, srcMAC, dstMAC [6]byte, routerAddr [4]byte) int {
 	if p == nil || p.IPv6 {
 		return 0
 	}
@@ -78,7 +84,13 @@ func icmpError4(out []byte, in []byte, p *header.Packet, typ, code uint8, rest u
 	if !unicast(p.Src) {
 		return 0
 	}
-	quote := ihl + min(quotedL4, p.End-p.L4)
+	// icmp_send's room: the message's IP datagram within 576 bytes and the
+	// route's MTU, less the reply's own IP and ICMP headers.
+	room := min(maxError4, returnMTU) - header.IPv4MinLen - header.ICMPv4Len
+	if room <= header.IPv4MinLen || room < ihl {
+		return 0
+	}
+	quote := min(p.End-p.L3, room)
 	ipLen := header.IPv4MinLen + header.ICMPv4Len + quote
 	frameLen := l2 + ipLen
 	if len(out) < frameLen {

@@ -33,7 +33,7 @@ func TestNeedsFrag(t *testing.T) {
 }
 
 // checkFragNeeded decodes out with gopacket and verifies every field.
-func checkFragNeeded(t *testing.T, out, in []byte, s spec, mtu int) {
+func checkFragNeeded(t *testing.T, out, in []byte, s spec, mtu, returnMTU int) {
 	t.Helper()
 	pi := parse(t, in)
 	pkt := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
@@ -53,7 +53,9 @@ func checkFragNeeded(t *testing.T, out, in []byte, s spec, mtu int) {
 	if ip == nil {
 		t.Fatalf("no IPv4 layer: %v", pkt)
 	}
-	quoteLen := (pi.L4 - pi.L3) + min(8, pi.End-pi.L4)
+	// icmp_send: the whole datagram, cut to keep the message within 576
+	// bytes and the return MTU.
+	quoteLen := min(pi.End-pi.L3, min(576, returnMTU)-28)
 	if ip.Version != 4 || ip.IHL != 5 || ip.TOS != s.tos&0x1e|0xc0 || int(ip.Length) != 20+8+quoteLen ||
 		ip.Id != 0 || ip.Flags != layers.IPv4DontFragment || ip.FragOffset != 0 || ip.TTL != 64 ||
 		ip.Protocol != layers.IPProtocolICMPv4 || !ip.SrcIP.Equal(vip[:]) || !ip.DstIP.Equal(clientIP[:]) {
@@ -104,14 +106,16 @@ func TestFragNeeded(t *testing.T) {
 	}
 	for _, s := range specs {
 		for _, mtu := range []int{1500, 1400, 88} {
-			in := build(t, s)
-			p := parse(t, in)
-			out := make([]byte, 200)
-			n := FragNeeded(out, in, &p, mtu, directorMAC, clientMAC, vip)
-			if n == 0 {
-				t.Fatalf("%+v mtu %d: FragNeeded refused", s, mtu)
+			for _, returnMTU := range []int{1500, 576, 300, 68} {
+				in := build(t, s)
+				p := parse(t, in)
+				out := make([]byte, 1600)
+				n := FragNeeded(out, in, &p, mtu, returnMTU, directorMAC, clientMAC, vip)
+				if n == 0 {
+					t.Fatalf("%+v mtu %d return MTU %d: FragNeeded refused", s, mtu, returnMTU)
+				}
+				checkFragNeeded(t, out[:n], in, s, mtu, returnMTU)
 			}
-			checkFragNeeded(t, out[:n], in, s, mtu)
 		}
 	}
 }
@@ -135,7 +139,7 @@ func TestFragNeededRefuses(t *testing.T) {
 		p    *header.Packet
 		mtu  int
 	}{
-		{"out_too_small", make([]byte, 14+20+8+28-1), in, &p, 1500},
+		{"out_too_small", make([]byte, 14+576-1), in, &p, 1500},
 		{"hop_mtu_below_68", make([]byte, 200), in, &p, 87},
 		{"hop_mtu_over_65535", make([]byte, 200), in, &p, 65556},
 		{"nil_packet", make([]byte, 200), in, nil, 1500},
@@ -151,24 +155,35 @@ func TestFragNeededRefuses(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if n := FragNeeded(c.out, c.in, c.p, c.mtu, directorMAC, clientMAC, vip); n != 0 {
+			if n := FragNeeded(c.out, c.in, c.p, c.mtu, 1500, directorMAC, clientMAC, vip); n != 0 {
 				t.Errorf("FragNeeded built %d bytes", n)
 			}
 		})
 	}
-	// The smallest out that fits is accepted.
-	if n := FragNeeded(make([]byte, 14+20+8+28), in, &p, 1500, directorMAC, clientMAC, vip); n != 14+20+8+28 {
+	// The smallest out that fits is accepted: a 576-byte message quoting
+	// 548 bytes of the 1500-byte packet.
+	if n := FragNeeded(make([]byte, 14+576), in, &p, 1500, 1500, directorMAC, clientMAC, vip); n != 14+576 {
 		t.Errorf("exact-size out: %d", n)
+	}
+	// A return MTU with no room for the quoted IP header builds nothing,
+	// as icmp_send sends nothing (room <= sizeof(struct iphdr)).
+	for _, returnMTU := range []int{48, 40, 0, -1} {
+		if n := FragNeeded(make([]byte, 1600), in, &p, 1500, returnMTU, directorMAC, clientMAC, vip); n != 0 {
+			t.Errorf("return MTU %d: FragNeeded built %d bytes", returnMTU, n)
+		}
+	}
+	if n := FragNeeded(make([]byte, 1600), in, &p, 1500, 49, directorMAC, clientMAC, vip); n != 14+49 {
+		t.Errorf("return MTU 49: FragNeeded built %d bytes, want a 49-byte datagram quoting 21", n)
 	}
 }
 
 func TestFragNeededAllocs(t *testing.T) {
 	in := build(t, spec{df: true, payload: 1480})
 	p := parse(t, in)
-	out := make([]byte, 128)
+	out := make([]byte, 1600)
 	if n := testing.AllocsPerRun(100, func() {
 		if NeedsFrag(&p, 1500) {
-			FragNeeded(out, in, &p, 1500, directorMAC, clientMAC, vip)
+			FragNeeded(out, in, &p, 1500, 1500, directorMAC, clientMAC, vip)
 		}
 	}); n != 0 {
 		t.Errorf("FragNeeded allocates %v times", n)
@@ -178,10 +193,10 @@ func TestFragNeededAllocs(t *testing.T) {
 func BenchmarkFragNeeded(b *testing.B) {
 	in := build(b, spec{df: true, payload: 1480})
 	p := parse(b, in)
-	out := make([]byte, 128)
+	out := make([]byte, 1600)
 	b.ReportAllocs()
 	for b.Loop() {
-		if FragNeeded(out, in, &p, 1500, directorMAC, clientMAC, vip) == 0 {
+		if FragNeeded(out, in, &p, 1500, 1500, directorMAC, clientMAC, vip) == 0 {
 			b.Fatal("refused")
 		}
 	}

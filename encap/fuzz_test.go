@@ -42,7 +42,7 @@ func FuzzIPIP(f *testing.F) {
 			}
 		}
 		out := make([]byte, int(tail)+14)
-		if n := FragNeeded(out, frame, &p, int(off)*20, directorMAC, clientMAC, vip); n > len(out) {
+		if n := FragNeeded(out, frame, &p, int(off)*20, 1500, directorMAC, clientMAC, vip); n > len(out) {
 			t.Fatalf("FragNeeded returned %d for a %d-byte out", n, len(out))
 		}
 		NeedsFrag(&p, int(off)*20)

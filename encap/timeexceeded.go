@@ -21,17 +21,18 @@ const (
 // is built as FragNeeded builds its message: the frame goes back the way
 // in came (srcMAC the director's interface, dstMAC the sender's or its
 // gateway's, a VLAN tag repeated), from routerAddr, with the offending TOS
-// bits under precedence "internetwork control", TTL 64, and a quote of the
-// IP header with options and the first 8 bytes of its payload. It returns
+// bits under precedence "internetwork control", TTL 64, and a quote of as
+// much of the packet as keeps the message within 576 bytes and returnMTU,
+// the MTU of the interface it leaves by. It returns
 // the frame's length, or 0 when it builds none: p not an IPv4 frame in in,
 // out too small, a sender that must not receive ICMP errors, or a packet
 // icmp_send would not answer (not the first fragment of its datagram, or
 // itself an ICMP error: AnswerableV4).
-func TimeExceeded(out []byte, in []byte, p *header.Packet, srcMAC, dstMAC [6]byte, routerAddr [4]byte) int {
+func TimeExceeded(out []byte, in []byte, p *header.Packet, returnMTU int, srcMAC, dstMAC [6]byte, routerAddr [4]byte) int {
 	if !AnswerableV4(in, p) {
 		return 0
 	}
-	return icmpError4(out, in, p, header.ICMPv4TimeExceeded, icmpTTLExceeded, 0, srcMAC, dstMAC, routerAddr)
+	return icmpError4(out, in, p, header.ICMPv4TimeExceeded, icmpTTLExceeded, 0, returnMTU, srcMAC, dstMAC, routerAddr)
 }
 
 // AnswerableV4 reports whether icmp_send would answer the IPv4 frame in,

@@ -43,6 +43,7 @@ func TestTimeExceededAnswers(t *testing.T) {
 	}{
 		{"TCP", ts.Build(t, ts.Eth(cmac, dmac), ip4(0), ts.TCP(40000, 80, ts.SYN), ts.Payload(10)), true},
 		{"UDP", ts.Build(t, ts.Eth(cmac, dmac), ip4(0), ts.UDP(40000, 53), ts.Payload(10)), true},
+		{"TCP, 1400 bytes", ts.Build(t, ts.Eth(cmac, dmac), ip4(0), ts.TCP(40000, 80, ts.ACK), ts.Payload(1400)), true},
 		{"ICMP echo", ts.Build(t, ts.Eth(cmac, dmac), ip4(0), icmp4(8), ts.Payload(10)), true},
 		{"ICMP destination unreachable", ts.Build(t, ts.Eth(cmac, dmac), ip4(0), icmp4(3), ts.Payload(28)), false},
 		{"ICMP time exceeded", ts.Build(t, ts.Eth(cmac, dmac), ip4(0), icmp4(11), ts.Payload(28)), false},
@@ -71,7 +72,7 @@ func TestTimeExceededAnswers(t *testing.T) {
 			if p.IPv6 {
 				n = TimeExceeded6(out, c.frame, &p, [6]byte(dmac), [6]byte(cmac), vip6.As16())
 			} else {
-				n = TimeExceeded(out, c.frame, &p, [6]byte(dmac), [6]byte(cmac), vip.As4())
+				n = TimeExceeded(out, c.frame, &p, 1500, [6]byte(dmac), [6]byte(cmac), vip.As4())
 			}
 			if (n != 0) != c.answer {
 				t.Fatalf("built %d bytes (parse %v), want an answer: %v", n, r, c.answer)
@@ -100,8 +101,12 @@ func TestTimeExceededAnswers(t *testing.T) {
 			if !ip.SrcIP.Equal(vip.AsSlice()) || !ip.DstIP.Equal(client.AsSlice()) || ip.TTL != 64 || m.TypeCode != layers.CreateICMPv4TypeCode(11, 0) {
 				t.Fatalf("%v -> %v TTL %d %v", ip.SrcIP, ip.DstIP, ip.TTL, m.TypeCode)
 			}
-			if m.Id != 0 || m.Seq != 0 || string(m.Payload) != string(quote[:28]) {
-				t.Fatalf("rest %d/%d, quote %x, want 0/0 and %x", m.Id, m.Seq, m.Payload, quote[:28])
+			// icmp_send quotes the datagram (not the frame's Ethernet
+			// padding) up to a 576-byte message.
+			quote = c.frame[p.L3:p.End]
+			want := quote[:min(len(quote), 576-28)]
+			if m.Id != 0 || m.Seq != 0 || string(m.Payload) != string(want) || int(ip.Length) != 28+len(want) {
+				t.Fatalf("rest %d/%d, IP length %d, quote %x, want 0/0 and %x", m.Id, m.Seq, ip.Length, m.Payload, want)
 			}
 		})
 	}

@@ -377,7 +377,7 @@ func TestIPv4FunctionsRefuseIPv6(t *testing.T) {
 	if NeedsFrag(&p, 600) {
 		t.Error("NeedsFrag for an IPv6 packet")
 	}
-	if n := FragNeeded(make([]byte, 200), frame, &p, 600, directorMAC, clientMAC, vip); n != 0 {
+	if n := FragNeeded(make([]byte, 1600), frame, &p, 600, 1500, directorMAC, clientMAC, vip); n != 0 {
 		t.Error("FragNeeded built a reply to an IPv6 packet")
 	}
 	p.DF = false // the fragmenters must not rely on IPv6's DF to refuse
