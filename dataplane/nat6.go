@@ -160,6 +160,11 @@ func (p *Processor) processReply6(s *Snapshot, buf []byte, off, n int) (Verdict,
 	if svc, d, ok := s.DestByID(r.Conn.Dest); ok {
 		p.countOut(svc, d, uint64(pk.TotalLen))
 	}
+	if p.sp != nil && pk.Proto == header.ProtocolTCP && p.sp.active.Load() {
+		if v, o, done := p.synProxyServer(s, &r, buf, off, n); done { // synproxy.go
+			return v, o
+		}
+	}
 	rewrite6(frame, pk, false, &r.VAddr, r.VPort)
 	p.decTTL(frame)
 	var mac [6]byte

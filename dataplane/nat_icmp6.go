@@ -169,6 +169,9 @@ func (p *Processor) natICMP6(s *Snapshot, buf []byte, off, n int) (Verdict, Out,
 		return VerdictDrop, Out{}, true
 	}
 	natICMP6Rewrite(frame, pk, true, &d.Addr6, l4, natPort(d, isport))
+	if proto == header.ProtocolTCP && p.sp != nil && p.sp.active.Load() {
+		p.synProxyICMP6(&conn, frame, l4) // synproxy6.go
+	}
 	encap.DR(frame, d.MAC, eg.MAC)
 	return VerdictForward, Out{Off: off, Len: n, Slot: d.Slot}, true
 }

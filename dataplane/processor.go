@@ -366,7 +366,7 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 		break
 	}
 	if !hit {
-		if p.sp != nil && pk.Proto == header.ProtocolTCP && !pk.IPv6 && p.sp.Proxied(svc.ID) {
+		if p.sp != nil && pk.Proto == header.ProtocolTCP && p.sp.Proxied(svc.ID) {
 			return p.synProxyNew(s, si, svc, buf, off, n) // synproxy.go
 		}
 		if !p.mayCreate(pk.Proto, ev) {

@@ -63,8 +63,9 @@ import (
 // block, no timestamp) and windows are the plain 16-bit ones.
 //
 // A proxied service is a TCP service (or a firewall-mark one, for its TCP
-// packets) of the IPv4 family whose real servers are all VS/NAT ones,
-// with the proxy on for it (its own syn_proxy, or defense.syn_proxy).
+// packets) of either family whose real servers are all VS/NAT ones, with
+// the proxy on for it (its own syn_proxy, or defense.syn_proxy). The
+// IPv6 paths are in synproxy6.go.
 
 const (
 	synCookiePeriod = 64 * time.Second
@@ -161,9 +162,10 @@ func (sp *SYNProxy) publishLocked() {
 }
 
 // SYNProxyEligible reports whether svc can be proxied: TCP (or a
-// firewall mark), IPv4, and real servers that are all VS/NAT ones.
+// firewall mark), of either family, and real servers that are all VS/NAT
+// ones.
 func SYNProxyEligible(svc *Service) bool {
-	if svc.Key.Is6() || (svc.Key.FWMark == 0 && svc.Key.Proto != vs.TCP) || len(svc.Dests) == 0 {
+	if (svc.Key.FWMark == 0 && svc.Key.Proto != vs.TCP) || len(svc.Dests) == 0 {
 		return false
 	}
 	for i := range svc.Dests {
@@ -263,8 +265,13 @@ func (p *Processor) synCounter() uint32 {
 
 // mssIndex is the largest index of synMSSTable not above the MSS option
 // of the SYN's options (536, index 0, without one).
-func mssIndex(opts []byte) uint8 {
-	mss := uint16(536)
+func mssIndex(opts []byte) uint8 { return mssIndexIn(&synMSSTable, opts) }
+
+// mssOption is the value of the MSS option among a SYN's options, if it
+// has one (the last, if several); a malformed option ends the walk.
+func mssOption(opts []byte) (uint16, bool) {
+	var mss uint16
+	found := false
 	for len(opts) > 0 {
 		switch opts[0] {
 		case 0:
@@ -278,17 +285,11 @@ func mssIndex(opts []byte) uint8 {
 			break
 		}
 		if opts[0] == 2 && opts[1] == 4 {
-			mss = binary.BigEndian.Uint16(opts[2:4])
+			mss, found = binary.BigEndian.Uint16(opts[2:4]), true
 		}
 		opts = opts[opts[1]:]
 	}
-	i := uint8(0)
-	for j := range synMSSTable {
-		if synMSSTable[j] <= mss {
-			i = uint8(j)
-		}
-	}
-	return i
+	return mss, found
 }
 
 // synProxyNew handles a packet of a proxied service that has no
@@ -304,6 +305,9 @@ func (p *Processor) synProxyNew(s *Snapshot, si int32, svc *Service, buf []byte,
 			return VerdictDrop, Out{}
 		}
 		p.retireExpired()
+		if pk.IPv6 {
+			return p.synCookieReply6(s) // synproxy6.go
+		}
 		return p.synCookieReply(s)
 	case header.TCPFlagACK:
 		p.retireExpired()
@@ -368,7 +372,7 @@ func (p *Processor) synProxyOpen(s *Snapshot, si int32, svc *Service, buf []byte
 	c, pk, frame := p.c, p.pk, p.frame
 	t := header.TCP(frame[pk.L4:pk.End])
 	cookie, isn := t.Ack()-1, t.Seq()-1
-	mss, v := p.sp.Check(pk.Src, pk.Dst, pk.SrcPort, pk.DstPort, isn, cookie, p.synCounter())
+	mss, v := p.checkCookie(isn, cookie)
 	switch v {
 	case cookieBad:
 		c.Drops[DropSYNProxyBadCookie].Add(1)
@@ -413,6 +417,9 @@ func (p *Processor) synProxyOpen(s *Snapshot, si int32, svc *Service, buf []byte
 // index mss as its one option, the segment's own window.
 func (p *Processor) synToServer(s *Snapshot, d *Dest, buf []byte, off int, isn uint32, mss uint8) (Verdict, Out) {
 	c, pk := p.c, p.pk
+	if pk.IPv6 {
+		return p.synToServer6(s, d, buf, off, isn, mss) // synproxy6.go
+	}
 	eg, ok := p.egress(s, d)
 	if !ok {
 		return VerdictDrop, Out{}
@@ -585,6 +592,14 @@ func (p *Processor) synProxyServer(s *Snapshot, r *conntrack.Reply, buf []byte, 
 	p.c.SYNProxy.Established.Add(1)
 
 	// The ACK, in the SYN-ACK's frame: client to server.
+	if pk.IPv6 {
+		out := Out{Off: off, Len: p.synAckToServer6(frame, d, eg, sq, srvISN), Slot: d.Slot} // synproxy6.go
+		if held > 0 && p.heldToServer(d, eg, held, delta) {
+			p.secondN = held
+			out.Second = true
+		}
+		return VerdictForward, out, true
+	}
 	ihl := pk.L4 - pk.L3
 	end := pk.L4 + header.TCPMinLen
 	f := frame[:end]
@@ -618,14 +633,18 @@ func (p *Processor) synProxyServer(s *Snapshot, r *conntrack.Reply, buf []byte, 
 func (p *Processor) heldToServer(d *Dest, eg *Iface, n int, delta uint32) bool {
 	f := p.second[:n]
 	hp := &p.hpkt
-	if header.Parse(f, hp) != header.OK || hp.Proto != header.ProtocolTCP || hp.IPv6 {
+	if header.Parse(f, hp) != header.OK || hp.Proto != header.ProtocolTCP || hp.IPv6 != d.Is6 {
 		return false
 	}
 	t := header.TCP(f[hp.L4:hp.End])
 	if t.Flags()&header.TCPFlagACK != 0 {
 		add32(t[8:12], t[16:18], -delta)
 	}
-	rewrite(f, hp, true, d.Addr, natPort(d, hp.DstPort))
+	if hp.IPv6 {
+		rewrite6(f, hp, true, &d.Addr6, natPort(d, hp.DstPort))
+	} else {
+		rewrite(f, hp, true, d.Addr, natPort(d, hp.DstPort))
+	}
 	encap.DR(f, d.MAC, eg.MAC)
 	return true
 }
