@@ -249,8 +249,8 @@ type DefenseConfig struct {
 	// prefix of this length (1 to 128; default, and 0, 64), taking
 	// effect at restart.
 	BlockPrefix6 int `mapstructure:"block_prefix6"`
-	// SYNProxy turns the SYN proxy on for every TCP IPv4 service whose
-	// real servers are all VS/NAT ones (dataplane/synproxy.go); a
+	// SYNProxy turns the SYN proxy on for every TCP service (IPv4 or
+	// IPv6) whose real servers are all VS/NAT ones (dataplane/synproxy.go); a
 	// service's own syn_proxy wins over it.
 	SYNProxy bool `mapstructure:"syn_proxy"`
 }
@@ -334,7 +334,7 @@ type ServiceConfig struct {
 	SYNRate int `mapstructure:"syn_rate"`
 	// SYNProxy, when set, turns the SYN proxy on or off for this service
 	// instead of defense.syn_proxy. On needs a TCP (or firewall-mark)
-	// IPv4 service whose real servers are all VS/NAT ones.
+	// service, IPv4 or IPv6, whose real servers are all VS/NAT ones.
 	SYNProxy *bool `mapstructure:"syn_proxy"`
 }
 
@@ -352,8 +352,8 @@ func (c *Config) SYNProxyServices() (map[vs.Key]bool, error) {
 			return nil, err
 		}
 		if *sc.SYNProxy {
-			if s.Is6() || (s.FWMark == 0 && s.Proto != vs.TCP) {
-				return nil, fmt.Errorf("%s.syn_proxy: true: the SYN proxy needs a TCP IPv4 service, not %s", p, s.Key)
+			if s.FWMark == 0 && s.Proto != vs.TCP {
+				return nil, fmt.Errorf("%s.syn_proxy: true: the SYN proxy needs a TCP service, not %s", p, s.Key)
 			}
 			for _, r := range s.Reals {
 				if r.Fwd != vs.Masq {

@@ -194,7 +194,18 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 			c.Services[0].Proto, c.Services[0].SYNProxy, c.Services[0].Forward = "udp", &on, "nat"
 			c.Services[0].Reals[1].Forward = ""
 			c.Table.NAT = true
-		}, []string{"services[0].syn_proxy", "TCP IPv4", "UDP 198.19.0.1:80"}},
+		}, []string{"services[0].syn_proxy", "needs a TCP service", "UDP 198.19.0.1:80"}},
+		{"syn_proxy on an IPv6 DR service", func(c *Config) {
+			on := true
+			c.Services[0].Address, c.Services[0].SYNProxy = "2001:2:0:1::8", &on
+			c.Services[0].Reals = []RealConfig{{Address: "2001:2::11"}}
+		}, []string{"services[0].syn_proxy", "[2001:2::11]:80", "Route", "nat"}},
+		{"syn_proxy on an IPv6 UDP service", func(c *Config) {
+			on := true
+			c.Services[0].Proto, c.Services[0].Address, c.Services[0].SYNProxy, c.Services[0].Forward = "udp", "2001:2:0:1::8", &on, "nat"
+			c.Services[0].Reals = []RealConfig{{Address: "2001:2::11", Port: 5353}}
+			c.Table.NAT = true
+		}, []string{"services[0].syn_proxy", "needs a TCP service", "UDP [2001:2:0:1::8]:80"}},
 	}
 	for _, tc := range cases {
 		c := base()
@@ -310,6 +321,25 @@ func TestSYNProxyConverts(t *testing.T) {
 	k0 := vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: 80}
 	k1 := vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.2"), Port: 80}
 	if err != nil || len(m) != 2 || m[k0] || !m[k1] {
+		t.Fatalf("syn_proxy by service %v, %v", m, err)
+	}
+}
+
+// TestSYNProxyIPv6Accepted: syn_proxy: true on an IPv6 TCP service whose
+// real servers are all VS/NAT ones is accepted and reaches the
+// dataplane's settings, as on an IPv4 one.
+func TestSYNProxyIPv6Accepted(t *testing.T) {
+	c := base()
+	c.Table.NAT = true
+	on := true
+	c.Services = append(c.Services, ServiceConfig{Proto: "tcp", Address: "2001:2:0:1::8", Port: 80, Forward: "nat", SYNProxy: &on,
+		Reals: []RealConfig{{Address: "2001:2::81", Port: 8080}, {Address: "2001:2::82", Port: 8080}}})
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.SYNProxyServices()
+	k := vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("2001:2:0:1::8"), Port: 80}
+	if err != nil || len(m) != 1 || !m[k] {
 		t.Fatalf("syn_proxy by service %v, %v", m, err)
 	}
 }
