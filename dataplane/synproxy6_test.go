@@ -500,18 +500,26 @@ func BenchmarkSYNProxy6Ratio(b *testing.B) {
 	proxyOn(sendFirst(validACK(b), spFromRS(b, ts.SYN|ts.ACK, spSrvISN, spISN+1, 0)))(b, r4)
 	r6 := newNATRig6(b, 1<<16)
 	proxyOn6(sendFirst(sp6ACK.build(b), sp6SYNACK.build(b)))(b, r6)
+	best := [4]int64{1 << 62, 1 << 62, 1 << 62, 1 << 62}
+	buf := make([]byte, maxFrame)
 	type job struct {
 		r *fxRig
 		f []byte
+		v Verdict
 	}
+	// The SYNs come from another port than the established connection's.
 	jobs := [4]job{
-		{r4, spSeg(b, ts.SYN, spISN, 0, 0, mss1460)},
-		{r4, spSeg(b, ts.ACK|ts.PSH, spISN+1, spCookie(0, 3)+1, 100)},
-		{r6, sp6SYN.build(b)},
-		{r6, sp6ToVIP(ts.ACK|ts.PSH, spISN+1, sp6Cookie+1, 100).build(b)},
+		{r4, spSeg(b, ts.SYN, spISN, 0, 0, mss1460, fxPort(41000)), VerdictReply},
+		{r4, spSeg(b, ts.ACK|ts.PSH, spISN+1, spCookie(0, 3)+1, 100), VerdictForward},
+		{r6, sp6SYN.with(sp6Port(41000)).build(b), VerdictReply},
+		{r6, sp6ToVIP(ts.ACK|ts.PSH, spISN+1, sp6Cookie+1, 100).build(b), VerdictForward},
 	}
-	best := [4]int64{1 << 62, 1 << 62, 1 << 62, 1 << 62}
-	buf := make([]byte, maxFrame)
+	for i, j := range jobs {
+		copy(buf[256:], j.f)
+		if v, _ := j.r.p.Process(j.r.snap, buf, 256, len(j.f)); v != j.v {
+			b.Fatalf("job %d: verdict %d, want %d", i, v, j.v)
+		}
+	}
 	const round = 1000
 	b.ReportAllocs()
 	for b.Loop() {
