@@ -245,9 +245,9 @@ type DefenseConfig struct {
 	Burst             int           `mapstructure:"burst"`
 	BlockFactor       int           `mapstructure:"block_factor"`
 	BlockFor          time.Duration `mapstructure:"block_for"`
-	// BlockPrefix6 is block_prefix6: an IPv6 source is blocked by its
-	// prefix of this length (1 to 128; default, and 0, 64), taking
-	// effect at restart.
+	// BlockPrefix6 is block_prefix6: an IPv6 source is blocked, and held
+	// to syn_rate_per_source, by its prefix of this length (1 to 128;
+	// default, and 0, 64), taking effect at restart.
 	BlockPrefix6 int `mapstructure:"block_prefix6"`
 	// SYNProxy turns the SYN proxy on for every TCP service (IPv4 or
 	// IPv6) whose real servers are all VS/NAT ones (dataplane/synproxy.go); a

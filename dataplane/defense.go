@@ -57,8 +57,8 @@ func (l SYNLimits) Validate() error {
 	return nil
 }
 
-// SYNLimiter limits the new TCP connections each client address and each
-// virtual service may open a second, with the same generic cell rate
+// SYNLimiter limits the new TCP connections each client address (an IPv6
+// one's prefix, after SetPrefix6) and each virtual service may open a second, with the same generic cell rate
 // algorithm as ICMPLimiter: one atomic word per bucket holds the time at
 // which it would be full again. The buckets sit in fixed arrays (sources
 // hashed into synSrcSlots, services by ID), so it allocates nothing and
@@ -74,9 +74,10 @@ type SYNLimiter struct {
 	clock conntrack.Clock
 	st    atomic.Pointer[synTables] // nil: no limit
 
-	mu        sync.Mutex // serialises Set, SetServiceRates and Apply
+	mu        sync.Mutex // serialises Set, SetServiceRates, SetPrefix6 and Apply
 	overrides map[vs.Key]int
 	snap      *Snapshot // the last snapshot Apply saw
+	prefix6   int       // SetPrefix6's length; 0: whole addresses
 }
 
 // synTables are one setting's buckets and shapes.
@@ -105,6 +106,10 @@ type synTables struct {
 	block   int64 // how far past its burst a source's full time may run before it is blocked
 	debt    int64 // how far past its burst a refused source's full time may be pushed
 	k0, k1  uint64
+	// mask6, when masked is set, is the mask of the prefix an IPv6
+	// source is keyed by (SetPrefix6); IPv4 sources keep their address.
+	mask6  [16]byte
+	masked bool
 }
 
 // NewSYNLimiter returns a limiter for l, or an error naming the bad value.
@@ -199,11 +204,34 @@ func (s *SYNLimiter) Apply(snap *Snapshot) {
 	}
 }
 
+// SetPrefix6 makes the limiter key an IPv6 source by its prefix of bits
+// (1 to 128) instead of its whole address, as the XDP blocklist blocks
+// it (defense.block_prefix6): a host that changes its address within its
+// prefix at every SYN stays one source. 128, like the default, keys
+// every address apart. IPv4 sources are not affected. An invalid length
+// changes nothing.
+func (s *SYNLimiter) SetPrefix6(bits int) error {
+	if bits < 1 || bits > 128 {
+		return fmt.Errorf("defense.block_prefix6 = %d: must be 1 to 128", bits)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prefix6 = bits
+	if t := s.st.Load(); t != nil {
+		s.publishLocked(t)
+	}
+	return nil
+}
+
 // publishLocked publishes a copy of t (sharing its buckets) with the
-// per-service shapes for the overrides and the last snapshot, and the
-// service buckets that any limited service needs.
+// per-service shapes for the overrides and the last snapshot, the
+// service buckets that any limited service needs, and the IPv6 prefix.
 func (s *SYNLimiter) publishLocked(t *synTables) {
 	nt := *t
+	nt.mask6, nt.masked = [16]byte{}, s.prefix6 > 0 && s.prefix6 < 128
+	for i := range s.prefix6 {
+		nt.mask6[i/8] |= 0x80 >> (i % 8)
+	}
 	nt.svcShape = nil
 	if len(s.overrides) > 0 && s.snap != nil {
 		shapes := new([MaxServices]gcraRate)
@@ -257,7 +285,9 @@ func (s *SYNLimiter) admit(src *[16]byte, svcID uint32) synVerdict {
 	if t == nil {
 		return synAllow
 	}
+	var key [16]byte
 	now := int64(s.clock.Now())
+	src = t.key(src, &key)
 	slot := t.slot(src)
 	if t.src != nil {
 		v := t.takeSource(&t.src[slot], now)
@@ -286,6 +316,24 @@ func (s *SYNLimiter) admit(src *[16]byte, svcID uint32) synVerdict {
 	return synAllow
 }
 
+// key is the source src is limited as: an IPv6 address masked to the
+// prefix when SetPrefix6 set one (written into buf), else src itself.
+func (s *synTables) key(src, buf *[16]byte) *[16]byte {
+	if !s.masked || isMapped4(src) {
+		return src
+	}
+	for i := range buf {
+		buf[i] = src[i] & s.mask6[i]
+	}
+	return buf
+}
+
+// isMapped4 reports whether a is an IPv4-mapped address (::ffff:a.b.c.d),
+// the form an IPv4 source takes in the connection table's keys.
+func isMapped4(a *[16]byte) bool {
+	return binary.LittleEndian.Uint64(a[0:8]) == 0 && binary.LittleEndian.Uint32(a[8:12]) == 0xffff0000
+}
+
 // sameBlocked records src as the slot's last source refused far over
 // the rate and reports whether the one before was src too.
 func (s *synTables) sameBlocked(slot uint32, src *[16]byte) bool {
@@ -301,7 +349,8 @@ func (s *SYNLimiter) trust(src *[16]byte) {
 		return
 	}
 	now := int64(s.clock.Now())
-	b := &t.trusted[t.slot(src)]
+	var key [16]byte
+	b := &t.trusted[t.slot(t.key(src, &key))]
 	// Within a second of the last mark there is nothing to write: a
 	// busy client does not bounce the line between workers.
 	if at := b.Load(); at == 0 || now-at > int64(time.Second) {

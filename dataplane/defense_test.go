@@ -1,6 +1,8 @@
 package dataplane
 
 import (
+	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -537,5 +539,97 @@ func TestSYNLimiterServiceRates(t *testing.T) {
 	}
 	if n := forwarded(81, 5); n != 2 {
 		t.Fatalf("port 81 with its own rate, burst 2: %d of 5 forwarded", n)
+	}
+}
+
+// TestSYNLimiterPrefix6: with SetPrefix6(64) an IPv6 host that changes
+// its address within its /64 at every SYN is one source: held to the
+// rate, and reported for blocking when far over it; another /64 and an
+// IPv4 source keep their own budgets. Without it (or with 128) every
+// address has its own.
+func TestSYNLimiterPrefix6(t *testing.T) {
+	addr := func(prefix uint16, host uint64) [16]byte {
+		a := netip.MustParseAddr("2001:2::").As16()
+		a[6], a[7] = byte(prefix>>8), byte(prefix)
+		binary.BigEndian.PutUint64(a[8:], host)
+		return a
+	}
+	for _, bits := range []int{0, 128, 64, 48} {
+		clk := &conntrack.ManualClock{}
+		l, err := NewSYNLimiter(SYNLimits{PerSource: 10, Burst: 5, BlockFactor: 4}, clk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bits != 0 {
+			if err := l.SetPrefix6(bits); err != nil {
+				t.Fatal(err)
+			}
+		}
+		byPrefix := bits != 0 && bits < 128
+		var seen [4]int
+		for i := range uint64(100) { // 100 SYNs at once, each from another address of 2001:2:0:77::/64
+			a := addr(0x77, 0x1000+i*0x10001)
+			seen[l.admit(&a, 0)]++
+		}
+		if byPrefix {
+			if seen[synAllow] != 5 || seen[synSourceBlocked] == 0 {
+				t.Errorf("/%d: a /64 rotating its addresses: %v (allowed, limited, blocked, service), want 5 allowed, then blocked", bits, seen)
+			}
+		} else if seen[synAllow] < 95 {
+			t.Errorf("/%d: 100 addresses of a /64: %v, want each allowed (but for slot collisions)", bits, seen)
+		}
+		other, v4 := addr(0x78, 1), src16([4]byte{198, 18, 0, 7})
+		if bits == 48 {
+			// 2001:2:0:78::/64 is in the same /48.
+			if v := l.admit(&other, 0); v == synAllow {
+				t.Errorf("/48: another /64 of the same /48 allowed")
+			}
+		} else if v := l.admit(&other, 0); v != synAllow {
+			t.Errorf("/%d: another /64: %v, want allowed", bits, v)
+		}
+		if v := l.admit(&v4, 0); v != synAllow {
+			t.Errorf("/%d: an IPv4 source: %v, want allowed", bits, v)
+		}
+	}
+	l, err := NewSYNLimiter(SYNLimits{PerSource: 10}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []int{0, -1, 129} {
+		if err := l.SetPrefix6(bad); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("= %d", bad)) {
+			t.Errorf("SetPrefix6(%d): %v, want refused naming it", bad, err)
+		}
+	}
+	if err := l.SetPrefix6(64); err != nil {
+		t.Fatal(err)
+	}
+	a := addr(0x79, 5)
+	if n := testing.AllocsPerRun(100, func() { l.admit(&a, 0); l.trust(&a) }); n != 0 {
+		t.Errorf("an IPv6 source keyed by its prefix: %v allocations", n)
+	}
+}
+
+// TestSYNLimiterPrefix6Trust: a handshake completed from one address of
+// a /64 exempts the prefix from the service's rate, as the prefix is one
+// source.
+func TestSYNLimiterPrefix6Trust(t *testing.T) {
+	clk := &conntrack.ManualClock{}
+	l, err := NewSYNLimiter(SYNLimits{PerService: 1, Burst: 1}, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetPrefix6(64); err != nil {
+		t.Fatal(err)
+	}
+	a, b := netip.MustParseAddr("2001:2:0:77::1").As16(), netip.MustParseAddr("2001:2:0:77::2").As16()
+	if v := l.admit(&a, 0); v != synAllow {
+		t.Fatalf("first SYN: %v", v)
+	}
+	if v := l.admit(&b, 0); v != synServiceLimited {
+		t.Fatalf("second SYN over the service's rate: %v", v)
+	}
+	l.trust(&a)
+	if v := l.admit(&b, 0); v != synAllow {
+		t.Fatalf("another address of the trusted /64: %v, want allowed", v)
 	}
 }

@@ -221,6 +221,11 @@ func (d *Director) openICMP() error {
 		return err
 	}
 	d.syn, err = dataplane.NewSYNLimiter(o.SYN, nil)
+	if err == nil {
+		// A source is limited as the blocklist blocks it: an IPv6 one
+		// by its block prefix.
+		err = d.syn.SetPrefix6(d.blockPrefix6())
+	}
 	d.sp = dataplane.NewSYNProxy()
 	if err == nil {
 		var rerr error
@@ -232,7 +237,7 @@ func (d *Director) openICMP() error {
 }
 
 // SetSYNProxy says which services the SYN proxy serves: every eligible
-// one (TCP, IPv4, all real servers VS/NAT) when global is set, and
+// one (TCP, either family, all real servers VS/NAT) when global is set, and
 // services' own settings over that.
 func (d *Director) SetSYNProxy(global bool, services map[vs.Key]bool) { d.sp.Set(global, services) }
 
