@@ -15,8 +15,10 @@
 // real server looked up by address and port. Master and backup may run
 // at once, as in the kernel.
 //
-// The sockets (socket_linux.go, the only OS code here) are bound to the
-// sync interface and join the group on it only.
+// The sockets (socket_linux.go, the only OS code here) are of the
+// group's family, IPv4 or IPv6, as the kernel's mcast_af; both are bound
+// to the sync interface, and the backup's is bound to the group and port
+// and joins the group on that interface only.
 package syncd
 
 import (
@@ -150,8 +152,9 @@ func (m *Manager) SetOptions(opt Options) {
 
 // Fill gives d the values the kernel runs a daemon with when they are not
 // given (start_sync_thread): group 224.0.0.81, port 8848, TTL 1, and the
-// maximum message length from sync_maxlen and the MTU (mtu is the
-// interface's, which only a backup uses).
+// maximum message length from sync_maxlen and the MTU less the IP and UDP
+// headers of the group's family, 28 bytes for IPv4 and 48 for IPv6 (mtu is
+// the interface's, which only a backup uses).
 func Fill(d ipvsadm.Daemon, mtu int) ipvsadm.Daemon {
 	if !d.McastGroup.IsValid() {
 		d.McastGroup = ipvssync.DefaultGroup
@@ -167,7 +170,8 @@ func Fill(d ipvsadm.Daemon, mtu int) ipvsadm.Daemon {
 }
 
 // Check reports what Start would refuse in d without opening anything:
-// the role, the group, and the interface.
+// the role, the group (ipvssync.CheckGroup: IPv4 or IPv6 multicast), and
+// the interface.
 func Check(d ipvsadm.Daemon) error {
 	if d.State != ipvsadm.Master && d.State != ipvsadm.Backup {
 		return fmt.Errorf("sync daemon state %d: must be master or backup", d.State)
@@ -175,8 +179,10 @@ func Check(d ipvsadm.Daemon) error {
 	if d.McastIfn == "" {
 		return fmt.Errorf("%s sync daemon: mcast-interface is required", d.State)
 	}
-	if g := d.McastGroup; g.IsValid() && (!g.Is4() || !g.IsMulticast()) {
-		return fmt.Errorf("%s sync daemon: mcast-group %s: must be an IPv4 multicast address (IPv6 sync groups are not supported)", d.State, g)
+	if g := d.McastGroup; g.IsValid() {
+		if err := ipvssync.CheckGroup(g); err != nil {
+			return fmt.Errorf("%s sync daemon: %w", d.State, err)
+		}
 	}
 	_, err := iface(d.McastIfn)
 	return err

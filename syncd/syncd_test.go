@@ -1,12 +1,15 @@
 package syncd
 
 import (
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,8 +113,24 @@ func newPair(t *testing.T) *pair {
 			t.Fatal(err)
 		}
 	}
+	// IPv6 for sync over an IPv6 group: global addresses without
+	// duplicate address detection, so a master has a source address
+	// for the group's scope at once (the link-local ones may still be
+	// tentative).
+	for _, c := range []struct {
+		ns        *testnet.NS
+		dev, addr string
+	}{{p.a, "synca", "2001:2:77::1/64"}, {p.b, "syncb", "2001:2:77::2/64"}, {p.c, "otherc", "2001:2:78::1/64"}, {p.b, "otherb", "2001:2:78::2/64"}} {
+		if err := c.ns.IP("-6", "addr", "add", c.addr, "dev", c.dev, "nodad"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return p
 }
+
+// group6 is the IPv6 sync group of the tests: link-local scope, so it
+// never leaves the sync link.
+var group6 = netip.MustParseAddr("ff02::8848")
 
 // in runs fn in ns's network namespace (sockets made there stay there).
 func in(t *testing.T, ns *testnet.NS, fn func() error) {
@@ -145,8 +164,27 @@ func record(i int) ipvssync.Record {
 
 // TestMasterToBackup: records a worker queues reach the backup in
 // another namespace, packed into messages no longer than sync-maxlen,
-// in order, each entry intact; the counters agree on both sides.
+// in order, each entry intact; the counters agree on both sides. It runs
+// over the default IPv4 group and over an IPv6 one, where a backup's
+// maximum length is the MTU less the 48 bytes of IPv6 and UDP headers.
 func TestMasterToBackup(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		group      netip.Addr // invalid: the default
+		wantGroup  netip.Addr
+		backupMax  uint16
+		masterDflt uint16
+	}{
+		{"IPv4", netip.Addr{}, ipvssync.DefaultGroup, 1472, 1472},
+		{"IPv6", group6, group6, 1452, 1452},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testMasterToBackup(t, tc.group, tc.wantGroup, tc.backupMax, tc.masterDflt)
+		})
+	}
+}
+
+func testMasterToBackup(t *testing.T, group, wantGroup netip.Addr, backupMax, masterDflt uint16) {
 	p := newPair(t)
 	mh, bh := &fakeHost{}, &fakeHost{}
 	master := New(mh, Options{FlushAfter: 50 * time.Millisecond})
@@ -155,10 +193,10 @@ func TestMasterToBackup(t *testing.T) {
 	t.Cleanup(backup.Close)
 	// maxlen 200: a header and 5 entries of 36 bytes (188) fit, 6 do not.
 	in(t, p.b, func() error {
-		return backup.Start(ipvsadm.Daemon{State: ipvsadm.Backup, McastIfn: "syncb", SyncID: 9})
+		return backup.Start(ipvsadm.Daemon{State: ipvsadm.Backup, McastIfn: "syncb", SyncID: 9, McastGroup: group})
 	})
 	in(t, p.a, func() error {
-		return master.Start(ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "synca", SyncID: 9, SyncMaxlen: 200})
+		return master.Start(ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "synca", SyncID: 9, SyncMaxlen: 200, McastGroup: group})
 	})
 	const n = 23
 	q := mh.queues[0]
@@ -196,25 +234,43 @@ func TestMasterToBackup(t *testing.T) {
 		t.Errorf("backup stats %+v: want 5 messages, 23 entries installed", bs)
 	}
 	ds := master.Daemons()
-	if len(ds) != 1 || ds[0].SyncMaxlen != 200 || ds[0].McastGroup != ipvssync.DefaultGroup || ds[0].McastPort != 8848 || ds[0].McastTTL != 1 {
+	if len(ds) != 1 || ds[0].SyncMaxlen != 200 || ds[0].McastGroup != wantGroup || ds[0].McastPort != 8848 || ds[0].McastTTL != 1 {
 		t.Errorf("master daemons %+v", ds)
 	}
 	bd := backup.Daemons()
-	// A backup's maxlen comes from the interface MTU (1500) less 28.
-	if len(bd) != 1 || bd[0].SyncMaxlen != 1472 || bd[0].State != ipvsadm.Backup {
-		t.Errorf("backup daemons %+v", bd)
+	// A backup's maxlen comes from the interface MTU (1500) less the
+	// IP and UDP headers of the group's family.
+	if len(bd) != 1 || bd[0].SyncMaxlen != backupMax || bd[0].State != ipvsadm.Backup || bd[0].McastGroup != wantGroup {
+		t.Errorf("backup daemons %+v: want maxlen %d, group %s", bd, backupMax, wantGroup)
+	}
+	// A master given no maxlen assumes an MTU of 1500, whatever the
+	// interface's, less the same headers.
+	in(t, p.a, func() error {
+		if err := master.Stop(ipvsadm.Master); err != nil {
+			return err
+		}
+		return master.Start(ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "synca", SyncID: 9, McastGroup: group})
+	})
+	if ds := master.Daemons(); len(ds) != 1 || ds[0].SyncMaxlen != masterDflt {
+		t.Errorf("master with the default maxlen: %+v, want maxlen %d", ds, masterDflt)
 	}
 }
 
 // send writes raw datagrams to the sync group from ns out of dev.
 func send(t *testing.T, ns *testnet.NS, dev string, msgs ...[]byte) {
 	t.Helper()
+	sendTo(t, ns, dev, ipvssync.DefaultGroup, msgs...)
+}
+
+// sendTo writes raw datagrams to group from ns out of dev.
+func sendTo(t *testing.T, ns *testnet.NS, dev string, group netip.Addr, msgs ...[]byte) {
+	t.Helper()
 	in(t, ns, func() error {
 		ifc, err := iface(dev)
 		if err != nil {
 			return err
 		}
-		c, err := openSender(ifc, ipvssync.DefaultGroup, ipvssync.DefaultPort, 1)
+		c, err := openSender(ifc, group, ipvssync.DefaultPort, 1)
 		if err != nil {
 			return err
 		}
@@ -327,14 +383,21 @@ func TestBackupDropsIPv6(t *testing.T) {
 
 // TestBackupHearsOnlyItsInterface: the backup's socket is bound to the
 // sync interface and joined the group there only, so sync messages that
-// arrive on another interface of the same host are never read.
+// arrive on another interface of the same host are never read; with an
+// IPv4 group and with an IPv6 one.
 func TestBackupHearsOnlyItsInterface(t *testing.T) {
+	for _, group := range []netip.Addr{ipvssync.DefaultGroup, group6} {
+		t.Run(group.String(), func(t *testing.T) { testBackupHearsOnlyItsInterface(t, group) })
+	}
+}
+
+func testBackupHearsOnlyItsInterface(t *testing.T, group netip.Addr) {
 	p := newPair(t)
 	bh := &fakeHost{}
 	backup := New(bh, Options{})
 	t.Cleanup(backup.Close)
 	in(t, p.b, func() error {
-		return backup.Start(ipvsadm.Daemon{State: ipvsadm.Backup, McastIfn: "syncb"})
+		return backup.Start(ipvsadm.Daemon{State: ipvsadm.Backup, McastIfn: "syncb", McastGroup: group})
 	})
 	var c ipvssync.Conn
 	r := record(2)
@@ -348,7 +411,7 @@ func TestBackupHearsOnlyItsInterface(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		l, err := openReceiver(ifc, ipvssync.DefaultGroup, ipvssync.DefaultPort)
+		l, err := openReceiver(ifc, group, ipvssync.DefaultPort)
 		if err != nil {
 			return err
 		}
@@ -364,7 +427,7 @@ func TestBackupHearsOnlyItsInterface(t *testing.T) {
 		}()
 		return nil
 	})
-	send(t, p.c, "otherc", msg, msg, msg)
+	sendTo(t, p.c, "otherc", group, msg, msg, msg)
 	select {
 	case <-heard:
 	case <-time.After(10 * time.Second):
@@ -374,8 +437,176 @@ func TestBackupHearsOnlyItsInterface(t *testing.T) {
 	if st := backup.Stats(); st.RecvMessages != 0 || bh.count() != 0 {
 		t.Fatalf("the backup on syncb read messages sent to otherb: %+v", st)
 	}
-	send(t, p.a, "synca", msg)
+	sendTo(t, p.a, "synca", group, msg)
 	waitFor(t, "the message on the sync interface", func() bool { return bh.count() == 1 })
+}
+
+// TestBackupBindsToGroup: as make_receive_sock, the backup's socket is
+// bound to the group and port, not to the wildcard address, so a
+// datagram sent to a unicast address of the backup on the sync port, on
+// the sync interface, is never read; the group's messages are.
+func TestBackupBindsToGroup(t *testing.T) {
+	for _, tc := range []struct {
+		group   netip.Addr
+		unicast string // the backup's address on syncb
+	}{{ipvssync.DefaultGroup, "198.18.77.2"}, {group6, "2001:2:77::2"}} {
+		t.Run(tc.group.String(), func(t *testing.T) {
+			p := newPair(t)
+			bh := &fakeHost{}
+			backup := New(bh, Options{})
+			t.Cleanup(backup.Close)
+			in(t, p.b, func() error {
+				return backup.Start(ipvsadm.Daemon{State: ipvsadm.Backup, McastIfn: "syncb", McastGroup: tc.group})
+			})
+			backup.mu.Lock()
+			local := backup.backup.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+			backup.mu.Unlock()
+			// getsockname names a link-local group's scope: the sync
+			// interface.
+			if z := local.Addr().Zone(); local.Addr().WithZone("") != tc.group || local.Port() != ipvssync.DefaultPort || (z != "" && z != "syncb") {
+				t.Errorf("the backup's socket is bound to %s, want %s", local, netip.AddrPortFrom(tc.group, ipvssync.DefaultPort))
+			}
+			var c ipvssync.Conn
+			r := record(3)
+			r.Conn(&c)
+			msg := message(t, 0, c)
+			in(t, p.a, func() error {
+				u, err := net.Dial("udp", netip.AddrPortFrom(netip.MustParseAddr(tc.unicast), ipvssync.DefaultPort).String())
+				if err != nil {
+					return err
+				}
+				defer u.Close()
+				// No socket listens on the unicast address: the backup's
+				// host answers port unreachable, which a later write
+				// reports.
+				for range 3 {
+					if _, err := u.Write(msg); err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+						return err
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				return nil
+			})
+			time.Sleep(200 * time.Millisecond)
+			sendTo(t, p.a, "synca", tc.group, msg)
+			waitFor(t, "the group's message", func() bool { return bh.count() >= 1 })
+			time.Sleep(100 * time.Millisecond)
+			if st := backup.Stats(); st.RecvMessages != 1 || bh.count() != 1 {
+				t.Errorf("the backup read %d messages (%d entries installed): want only the group's, 1", st.RecvMessages, bh.count())
+			}
+		})
+	}
+}
+
+// TestMasterTTLAndLoop: a master's datagrams reach the backup's link with
+// the TTL, or for an IPv6 group the hop limit, given by mcast-ttl, and are
+// not looped back to a listener on the master's own host (the kernel's
+// set_mcast_ttl and set_mcast_loop(0) for both families).
+func TestMasterTTLAndLoop(t *testing.T) {
+	for _, group := range []netip.Addr{ipvssync.DefaultGroup, group6} {
+		t.Run(group.String(), func(t *testing.T) {
+			p := newPair(t)
+			mh := &fakeHost{}
+			master := New(mh, Options{FlushAfter: 20 * time.Millisecond})
+			t.Cleanup(master.Close)
+			// Listeners on both ends of the sync link: the backup's side
+			// reads the TTL of what arrives; the master's side must hear
+			// nothing.
+			type heard struct{ ttl int }
+			far := make(chan heard, 8)
+			var near atomic.Int32
+			listen := func(ns *testnet.NS, dev string, fn func(l *net.UDPConn)) {
+				in(t, ns, func() error {
+					ifc, err := iface(dev)
+					if err != nil {
+						return err
+					}
+					l, err := openReceiver(ifc, group, ipvssync.DefaultPort)
+					if err != nil {
+						return err
+					}
+					t.Cleanup(func() { l.Close() })
+					go fn(l)
+					return nil
+				})
+			}
+			listen(p.b, "syncb", func(l *net.UDPConn) {
+				if err := recvTTL(l, group.Is6()); err != nil {
+					t.Error(err)
+					return
+				}
+				buf, oob := make([]byte, 2000), make([]byte, 256)
+				for {
+					_, oobn, _, _, err := l.ReadMsgUDPAddrPort(buf, oob)
+					if err != nil {
+						return
+					}
+					far <- heard{ttlOf(t, oob[:oobn])}
+				}
+			})
+			listen(p.a, "synca", func(l *net.UDPConn) {
+				buf := make([]byte, 2000)
+				for {
+					if _, err := l.Read(buf); err != nil {
+						return
+					}
+					near.Add(1)
+				}
+			})
+			in(t, p.a, func() error {
+				return master.Start(ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "synca", McastGroup: group, McastTTL: 3})
+			})
+			r := record(4)
+			mh.queues[0].Push(&r)
+			mh.queues[0].Publish()
+			select {
+			case h := <-far:
+				if h.ttl != 3 {
+					t.Errorf("the message arrived with TTL %d, want mcast-ttl 3", h.ttl)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the master's message never reached the sync link")
+			}
+			time.Sleep(200 * time.Millisecond)
+			if n := near.Load(); n != 0 {
+				t.Errorf("a listener on the master's host heard %d of its messages: multicast loop is on", n)
+			}
+		})
+	}
+}
+
+// recvTTL asks for each datagram's TTL (IPv4) or hop limit (IPv6) as
+// ancillary data.
+func recvTTL(c *net.UDPConn, ipv6 bool) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return control(func(fd int) error {
+		if ipv6 {
+			return syscall.SetsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_RECVHOPLIMIT, 1)
+		}
+		return syscall.SetsockoptInt(fd, syscall.IPPROTO_IP, syscall.IP_RECVTTL, 1)
+	})("", "", rc)
+}
+
+// ttlOf finds the TTL or hop limit in a datagram's ancillary data; -1
+// if there is none.
+func ttlOf(t *testing.T, oob []byte) int {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		t.Errorf("ancillary data: %v", err)
+		return -1
+	}
+	for _, m := range msgs {
+		if (m.Header.Level == syscall.IPPROTO_IP && m.Header.Type == syscall.IP_TTL) ||
+			(m.Header.Level == syscall.IPPROTO_IPV6 && m.Header.Type == syscall.IPV6_HOPLIMIT) {
+			if len(m.Data) >= 4 {
+				return int(binary.NativeEndian.Uint32(m.Data))
+			}
+		}
+	}
+	return -1
 }
 
 // TestStartStop: the kernel's answers in ipvsadm's words for a role
@@ -432,8 +663,12 @@ func TestCheck(t *testing.T) {
 	}{
 		{ipvsadm.Daemon{State: 7, McastIfn: "lo"}, "must be master or backup"},
 		{ipvsadm.Daemon{State: ipvsadm.Master}, "mcast-interface is required"},
-		{ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "lo", McastGroup: netip.MustParseAddr("198.18.0.1")}, "must be an IPv4 multicast address"},
-		{ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "lo", McastGroup: netip.MustParseAddr("ff02::1")}, "IPv6 sync groups are not supported"},
+		{ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "lo", McastGroup: netip.MustParseAddr("198.18.0.1")}, "mcast-group 198.18.0.1: not an IPv4 multicast address (224.0.0.0/4)"},
+		{ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "lo", McastGroup: netip.MustParseAddr("2001:2::1")}, "mcast-group 2001:2::1: not an IPv6 multicast address (ff00::/8)"},
+		{ipvsadm.Daemon{State: ipvsadm.Backup, McastIfn: "lo", McastGroup: netip.MustParseAddr("::ffff:224.0.0.81")}, "mcast-group ::ffff:224.0.0.81: not an IPv6 multicast address"},
+		{ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "lo", McastGroup: netip.MustParseAddr("ff01::8848")}, "mcast-group ff01::8848: multicast scope 1 (interface-local or reserved) never leaves the host"},
+		{ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "lo", McastGroup: netip.MustParseAddr("ff30::8848")}, "mcast-group ff30::8848: multicast scope 0"},
+		{ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "lo", McastGroup: netip.MustParseAddr("ff02::8848%lo")}, "mcast-group ff02::8848%lo: must not have a zone"},
 		{ipvsadm.Daemon{State: ipvsadm.Backup, McastIfn: "nosuchdev0"}, `mcast-interface "nosuchdev0": no such device`},
 	} {
 		if err := Check(tc.d); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -441,8 +676,46 @@ func TestCheck(t *testing.T) {
 		}
 	}
 	if _, err := net.InterfaceByName("lo"); err == nil {
-		if err := Check(ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "lo"}); err != nil {
-			t.Errorf("Check on lo: %v", err)
+		for _, g := range []string{"", "224.0.0.81", "239.255.0.1", "ff02::8848", "ff05::51", "ff0e::1:2", "ff12::8848"} {
+			d := ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "lo"}
+			if g != "" {
+				d.McastGroup = netip.MustParseAddr(g)
+			}
+			if err := Check(d); err != nil {
+				t.Errorf("Check on lo with group %q: %v", g, err)
+			}
+		}
+	}
+}
+
+// TestFill: the values start_sync_thread fills in, the maximum length
+// from the group's family: 28 bytes of IPv4 and UDP headers, 48 of IPv6
+// and UDP, off a master's assumed 1500 or a backup's interface MTU, and
+// a given length clamped to what a datagram of the family carries.
+func TestFill(t *testing.T) {
+	g6 := netip.MustParseAddr("ff02::51")
+	for _, tc := range []struct {
+		d    ipvsadm.Daemon
+		mtu  int
+		want ipvsadm.Daemon
+	}{
+		{ipvsadm.Daemon{State: ipvsadm.Master}, 9000,
+			ipvsadm.Daemon{State: ipvsadm.Master, SyncMaxlen: 1472, McastGroup: ipvssync.DefaultGroup, McastPort: 8848, McastTTL: 1}},
+		{ipvsadm.Daemon{State: ipvsadm.Master, McastGroup: g6}, 9000,
+			ipvsadm.Daemon{State: ipvsadm.Master, SyncMaxlen: 1452, McastGroup: g6, McastPort: 8848, McastTTL: 1}},
+		{ipvsadm.Daemon{State: ipvsadm.Backup, McastGroup: g6, McastPort: 9000, McastTTL: 4}, 9000,
+			ipvsadm.Daemon{State: ipvsadm.Backup, SyncMaxlen: 8952, McastGroup: g6, McastPort: 9000, McastTTL: 4}},
+		{ipvsadm.Daemon{State: ipvsadm.Backup, McastGroup: g6}, 65536,
+			ipvsadm.Daemon{State: ipvsadm.Backup, SyncMaxlen: 65487, McastGroup: g6, McastPort: 8848, McastTTL: 1}},
+		{ipvsadm.Daemon{State: ipvsadm.Master, McastGroup: g6, SyncMaxlen: 65507}, 1500,
+			ipvsadm.Daemon{State: ipvsadm.Master, SyncMaxlen: 65487, McastGroup: g6, McastPort: 8848, McastTTL: 1}},
+		{ipvsadm.Daemon{State: ipvsadm.Master, SyncMaxlen: 65507}, 1500,
+			ipvsadm.Daemon{State: ipvsadm.Master, SyncMaxlen: 65507, McastGroup: ipvssync.DefaultGroup, McastPort: 8848, McastTTL: 1}},
+		{ipvsadm.Daemon{State: ipvsadm.Backup, McastGroup: g6, SyncMaxlen: 100}, 1500,
+			ipvsadm.Daemon{State: ipvsadm.Backup, SyncMaxlen: 1024, McastGroup: g6, McastPort: 8848, McastTTL: 1}},
+	} {
+		if got := Fill(tc.d, tc.mtu); got != tc.want {
+			t.Errorf("Fill(%+v, %d) = %+v, want %+v", tc.d, tc.mtu, got, tc.want)
 		}
 	}
 }
