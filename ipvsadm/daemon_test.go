@@ -22,6 +22,13 @@ func TestParseDaemon(t *testing.T) {
 		{"--start-daemon=master --syncid=255 --sync-maxlen=65507 --mcast-group=239.1.2.3 --mcast-port=1 --mcast-ttl=255", StartDaemon,
 			Daemon{State: Master, McastIfn: "eth0", SyncID: 255, SyncMaxlen: 65507, McastGroup: netip.MustParseAddr("239.1.2.3"), McastPort: 1, McastTTL: 255}},
 		{"--start-daemon backup --mcast-group ff02::1:2", StartDaemon, Daemon{State: Backup, McastIfn: "eth0", McastGroup: netip.MustParseAddr("ff02::1:2")}},
+		// ipvsadm takes any ff00::/8 group, whatever its scope, as the
+		// kernel's ip_vs_genl_new_daemon does; the daemon refuses those
+		// that never leave the host (syncd.Check).
+		{"--start-daemon master --mcast-interface eth1 --syncid 7 --mcast-group ff05::8848 --mcast-ttl 4", StartDaemon,
+			Daemon{State: Master, McastIfn: "eth1", SyncID: 7, McastGroup: netip.MustParseAddr("ff05::8848"), McastTTL: 4}},
+		{"--start-daemon master --mcast-group FF0E:0:0:0:0:0:0:51", StartDaemon, Daemon{State: Master, McastIfn: "eth0", McastGroup: netip.MustParseAddr("ff0e::51")}},
+		{"--start-daemon master --mcast-group ff01::1", StartDaemon, Daemon{State: Master, McastIfn: "eth0", McastGroup: netip.MustParseAddr("ff01::1")}},
 		{"--stop-daemon master", StopDaemon, Daemon{State: Master}},
 		{"--stop-daemon backup --syncid 3", StopDaemon, Daemon{State: Backup, SyncID: 3}},
 	} {
@@ -61,7 +68,10 @@ func TestParseDaemonErrors(t *testing.T) {
 		{"--start-daemon master --mcast-ttl 256", `illegal mcast-ttl specified: "256"`},
 		{"--start-daemon master --mcast-group 198.18.0.1", "invalid IPv4 mcast-group `198.18.0.1'"},
 		{"--start-daemon master --mcast-group 224.0.0", "invalid IPv4 mcast-group `224.0.0'"},
-		{"--start-daemon master --mcast-group 2001:2::1", "invalid IPv6 mcast-group `2001:2::1'"},
+		{"--start-daemon master --mcast-group 2001:2::1", "invalid IPv6 mcast-group `2001:2::1': not an IPv6 multicast address (ff00::/8)"},
+		{"--start-daemon master --mcast-group ::ffff:224.0.0.81", "invalid IPv6 mcast-group `::ffff:224.0.0.81'"},
+		{"--start-daemon master --mcast-group ff02::51%eth0", "invalid IPv6 mcast-group `ff02::51%eth0'"},
+		{"--start-daemon master --mcast-group [ff02::51]", "invalid IPv6 mcast-group `[ff02::51]'"},
 		{"--start-daemon master --mcast-interface averyveryverylongname", `illegal mcast-interface specified: "averyveryverylongname"`},
 		{"--start-daemon master --mcast-interface a/b", `illegal mcast-interface specified: "a/b"`},
 		{"--start-daemon master --syncid 1 --syncid 2", "multiple 'syncid' options specified"},
@@ -104,6 +114,13 @@ func TestWriteDaemons(t *testing.T) {
 			{State: Master, McastIfn: "eth0", SyncID: 255},
 		}, "master sync daemon (mcast=eth0, syncid=255)\n" +
 			"backup sync daemon (mcast=veth1, syncid=0, maxlen=8972, group=ff02::8848, port=9000, ttl=3)\n"},
+		// A Linux master started with --mcast-group ff02::51: the kernel
+		// fills port 8848, TTL 1 and maxlen 1500 less 48 (IPv6 and UDP
+		// headers); list_daemon prints the group with inet_ntop, no
+		// brackets.
+		{"master on an IPv6 group", []Daemon{{State: Master, McastIfn: "eth1", SyncID: 7, SyncMaxlen: 1452,
+			McastGroup: netip.MustParseAddr("ff02::51"), McastPort: 8848, McastTTL: 1}},
+			"master sync daemon (mcast=eth1, syncid=7, maxlen=1452, group=ff02::51, port=8848, ttl=1)\n"},
 		{"stopped entries are skipped", []Daemon{{State: 0, McastIfn: "eth9"}}, ""},
 	} {
 		var b bytes.Buffer

@@ -393,10 +393,14 @@ func (p *parser) mcastGroup(_, val string) error {
 	if err := p.set(optMcastGroup); err != nil {
 		return err
 	}
+	// As ipvsadm: a value with a colon is IPv6 (inet_pton, which takes
+	// no zone) and must be in ff00::/8 (IN6_IS_ADDR_MULTICAST, which an
+	// IPv4-mapped ::ffff:224.0.0.81 is not); the daemon refuses further
+	// groups that never leave the host (ipvssync.CheckGroup).
 	a, err := netip.ParseAddr(val)
 	if strings.Contains(val, ":") {
-		if err != nil || !a.Is6() || a.Zone() != "" || !a.IsMulticast() {
-			return fmt.Errorf("invalid IPv6 mcast-group `%s': not an IPv6 multicast address", val)
+		if err != nil || !a.Is6() || a.Zone() != "" || a.Is4In6() || !a.IsMulticast() {
+			return fmt.Errorf("invalid IPv6 mcast-group `%s': not an IPv6 multicast address (ff00::/8)", val)
 		}
 	} else if err != nil || !a.Is4() || !a.IsMulticast() {
 		return fmt.Errorf("invalid IPv4 mcast-group `%s': not an IPv4 multicast address (224.0.0.0/4)", val)

@@ -86,7 +86,7 @@ Daemon options:
   --syncid sid                        syncid for connection sync (default 0: a backup takes any)
   --sync-maxlen length                largest sync message (default: from the MTU, 1472)
   --mcast-interface interface         interface for connection sync (default eth0)
-  --mcast-group address               IPv4 group (default 224.0.0.81; IPv6 is refused)
+  --mcast-group address               IPv4 or IPv6 group (default 224.0.0.81)
   --mcast-port port                   UDP port (default 8848)
   --mcast-ttl ttl                     multicast TTL (default 1)
 
