@@ -72,7 +72,7 @@ type SyncDaemonConfig struct {
 	Interface string `mapstructure:"interface"` // --mcast-interface; "" = this daemon is off
 	SyncID    int    `mapstructure:"syncid"`    // --syncid, 0..255
 	MaxLen    int    `mapstructure:"maxlen"`    // --sync-maxlen, 0 (from the MTU) or 1..65507
-	Group     string `mapstructure:"group"`     // --mcast-group, default 224.0.0.81
+	Group     string `mapstructure:"group"`     // --mcast-group, IPv4 or IPv6, default 224.0.0.81
 	Port      int    `mapstructure:"port"`      // --mcast-port, default 8848
 	TTL       int    `mapstructure:"ttl"`       // --mcast-ttl, 1..255, default 1
 }
@@ -134,8 +134,11 @@ func (d SyncDaemonConfig) validate(key string) error {
 	}
 	if d.Group != "" {
 		g, err := netip.ParseAddr(d.Group)
-		if err != nil || !g.Is4() || !g.IsMulticast() {
-			return fmt.Errorf("%s.group: %q: must be an IPv4 multicast address such as 224.0.0.81", key, d.Group)
+		if err != nil {
+			return fmt.Errorf("%s.group: %q: must be an IPv4 or IPv6 multicast address such as 224.0.0.81 or ff02::51", key, d.Group)
+		}
+		if err := ipvssync.CheckGroup(g); err != nil {
+			return fmt.Errorf("%s.group: %q: %w", key, d.Group, err)
 		}
 	}
 	if d.Port < 0 || d.Port > 65535 {

@@ -1,12 +1,13 @@
 package ipvssync
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 )
 
 // CheckGroup reports why a sync daemon cannot use g as its multicast
-// group, or nil. The kernel's ip_vs_genl_new_daemon takes an IPv4 group
+// group, or nil; the caller names g and the key or option. The kernel's ip_vs_genl_new_daemon takes an IPv4 group
 // that ipv4_is_multicast accepts (224.0.0.0/4) and an IPv6 group whose
 // ipv6_addr_type has IPV6_ADDR_MULTICAST (ff00::/8); CheckGroup takes the
 // same, with two refusals the kernel does not make because they would run
@@ -19,18 +20,18 @@ import (
 func CheckGroup(g netip.Addr) error {
 	switch {
 	case !g.IsValid():
-		return fmt.Errorf("mcast-group: no address")
+		return errors.New("no address")
 	case g.Zone() != "":
-		return fmt.Errorf("mcast-group %s: must not have a zone (the sync interface scopes the group)", g)
+		return errors.New("must not have a zone (the sync interface scopes the group)")
 	case g.Is4():
 		if !g.IsMulticast() {
-			return fmt.Errorf("mcast-group %s: not an IPv4 multicast address (224.0.0.0/4)", g)
+			return errors.New("not an IPv4 multicast address (224.0.0.0/4)")
 		}
 	case g.Is4In6() || g.As16()[0] != 0xff:
-		return fmt.Errorf("mcast-group %s: not an IPv6 multicast address (ff00::/8)", g)
+		return errors.New("not an IPv6 multicast address (ff00::/8)")
 	default:
 		if scope := g.As16()[1] & 0x0f; scope <= 1 {
-			return fmt.Errorf("mcast-group %s: multicast scope %d (interface-local or reserved) never leaves the host; use a link-local (ff02::/16) or wider group", g, scope)
+			return fmt.Errorf("multicast scope %d (interface-local or reserved) never leaves the host; use a link-local (ff02::/16) or wider group", scope)
 		}
 	}
 	return nil

@@ -181,7 +181,7 @@ func Check(d ipvsadm.Daemon) error {
 	}
 	if g := d.McastGroup; g.IsValid() {
 		if err := ipvssync.CheckGroup(g); err != nil {
-			return fmt.Errorf("%s sync daemon: %w", d.State, err)
+			return fmt.Errorf("%s sync daemon: mcast-group %s: %w", d.State, g, err)
 		}
 	}
 	_, err := iface(d.McastIfn)

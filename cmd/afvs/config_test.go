@@ -78,6 +78,7 @@ func writeConfig(t *testing.T, name, text string) string {
 func TestCheckGoodConfigs(t *testing.T) {
 	for _, tc := range []struct{ name, text string }{
 		{"afvs.yaml", goodYAML}, {"afvs.yml", "interfaces: [eth0]\n"}, {"afvs.toml", goodTOML}, {"afvs.json", goodJSON},
+		{"sync6.yaml", "interfaces: [eth0]\nsync: {master: {interface: lo, group: \"ff02::51\"}, backup: {interface: lo, group: \"ff05::8848\"}}\n"},
 	} {
 		if err := runCheck([]string{"--config", writeConfig(t, tc.name, tc.text)}); err != nil {
 			t.Errorf("%s: %v", tc.name, err)
@@ -243,6 +244,7 @@ func TestCheckBadConfigs(t *testing.T) {
 		{"too many steering keys", "a.yaml", "interfaces: [eth0]\nmarks: [{mark: 1, matches: [{proto: tcp, address: 198.19.0.1, ports: 1-5000}]}]\nservices: [{fwmark: 1, scheduler: rr}]\n", []string{"5000", "steering map holds 4096"}},
 		{"sync interface missing", "a.yaml", "interfaces: [eth0]\nsync: {backup: {interface: nosuchdev0}}\n", []string{"sync.backup", `mcast-interface "nosuchdev0": no such device`}},
 		{"sync group not multicast", "a.yaml", "interfaces: [eth0]\nsync: {master: {interface: lo, group: 198.18.0.1}}\n", []string{"sync.master.group", "198.18.0.1", "multicast"}},
+		{"sync group interface-local", "a.yaml", "interfaces: [eth0]\nsync: {backup: {interface: lo, group: \"ff01::51\"}}\n", []string{"sync.backup.group", "ff01::51", "scope 1"}},
 		{"sync_threshold reversed", "a.yaml", "interfaces: [eth0]\nipvs: {sync_threshold: [50, 3]}\n", []string{"ipvs.sync_threshold", "[50 3]"}},
 		{"overlapping marks", "a.yaml", "interfaces: [eth0]\nmarks: [{mark: 1, matches: [{proto: tcp, address: 198.19.0.1, ports: 80-90}]}, {mark: 2, matches: [{proto: tcp, address: 198.19.0.1, ports: \"90\"}]}]\n", []string{"mark 1", "mark 2", "overlap", "port 90"}},
 	} {

@@ -145,6 +145,18 @@ func TestSyncKeys(t *testing.T) {
 	if !reflect.DeepEqual(ds, want) || c.Sync.FlushInterval != 500*time.Millisecond {
 		t.Errorf("daemons %+v flush %v, want %+v and 500ms", ds, c.Sync.FlushInterval, want)
 	}
+	// An IPv6 group, as the kernel's IPVS_DAEMON_ATTR_MCAST_GROUP6.
+	c6, err := load("sync:\n  master: {interface: eth1, syncid: 7, group: \"ff02::51\", ttl: 1}\n  backup: {interface: eth1, syncid: 7, group: \"FF05::8848\"}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want6 := []ipvsadm.Daemon{
+		{State: ipvsadm.Master, McastIfn: "eth1", SyncID: 7, McastGroup: netip.MustParseAddr("ff02::51"), McastTTL: 1},
+		{State: ipvsadm.Backup, McastIfn: "eth1", SyncID: 7, McastGroup: netip.MustParseAddr("ff05::8848")},
+	}
+	if ds := c6.SyncDaemons(); !reflect.DeepEqual(ds, want6) {
+		t.Errorf("IPv6 groups: daemons %+v, want %+v", ds, want6)
+	}
 	if s := c.SyncSettings(); s != ipvssync.DefaultSettings {
 		t.Errorf("default sync settings %+v, want the kernel's %+v", s, ipvssync.DefaultSettings)
 	}
@@ -159,7 +171,12 @@ func TestSyncKeys(t *testing.T) {
 		{"sync: {master: {syncid: 3}}\n", "sync.master.interface: required"},
 		{"sync: {backup: {interface: eth1, syncid: 256}}\n", "sync.backup.syncid: 256: must be 0..255"},
 		{"sync: {master: {interface: eth1, maxlen: 70000}}\n", "sync.master.maxlen: 70000"},
-		{"sync: {master: {interface: eth1, group: 198.18.0.1}}\n", `sync.master.group: "198.18.0.1": must be an IPv4 multicast address`},
+		{"sync: {master: {interface: eth1, group: 198.18.0.1}}\n", `sync.master.group: "198.18.0.1": not an IPv4 multicast address (224.0.0.0/4)`},
+		{"sync: {master: {interface: eth1, group: 224.0.0}}\n", `sync.master.group: "224.0.0": must be an IPv4 or IPv6 multicast address`},
+		{"sync: {backup: {interface: eth1, group: \"2001:2::1\"}}\n", `sync.backup.group: "2001:2::1": not an IPv6 multicast address (ff00::/8)`},
+		{"sync: {backup: {interface: eth1, group: \"::ffff:224.0.0.81\"}}\n", `sync.backup.group: "::ffff:224.0.0.81": not an IPv6 multicast address`},
+		{"sync: {master: {interface: eth1, group: \"ff01::51\"}}\n", `sync.master.group: "ff01::51": multicast scope 1 (interface-local or reserved) never leaves the host`},
+		{"sync: {master: {interface: eth1, group: \"ff02::51%eth1\"}}\n", `sync.master.group: "ff02::51%eth1": must not have a zone`},
 		{"sync: {master: {interface: eth1, ttl: 300}}\n", "sync.master.ttl: 300: must be 0 (1) or 1..255"},
 		{"sync: {master: {interface: eth1, mtu: 9000}}\n", "mtu"},
 		{"sync: {flush_interval: 2h}\n", "sync.flush_interval: 2h0m0s"},
