@@ -88,13 +88,18 @@ var (
 	descSyncInst  = prometheus.NewDesc("afvs_sync_installed_total", "Entries the sync backup installed: made new, or refreshed an existing entry.", []string{"result"}, nil)
 	descSyncDrops = prometheus.NewDesc("afvs_sync_drops_total", "Connection-sync messages and entries dropped, by reason (queue_full: records the workers could not queue; send_error, receive_error: socket errors).", []string{"reason"}, nil)
 	descSyncRun   = prometheus.NewDesc("afvs_sync_daemon_running", "1 while the sync daemon of this role runs.", []string{"state"}, nil)
+	descSyncInfo  = prometheus.NewDesc("afvs_sync_daemon_info", "1 for each running sync daemon, labelled with the values it runs with, as afvsadm -L --daemon lists them (mcast_group is IPv4 or IPv6).", syncInfoLabels, nil)
 	descBuild     = prometheus.NewDesc("afvs_build_info", "Build information.", []string{"version", "goversion"}, nil)
 )
+
+// syncInfoLabels are afvs_sync_daemon_info's labels: the sync daemon's
+// settings, named as in the status.
+var syncInfoLabels = []string{"state", "mcast_interface", "syncid", "sync_maxlen", "mcast_group", "mcast_port", "mcast_ttl"}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSvcConns, descSvcPkts, descSvcBytes, descRealConns, descRealPkts, descRealBytes, descRealAct, descRealInact, descRealW,
 		descCTEntries, descCTTmpl, descCTCap, descCTBytes, descCTEvict, descCTRefused, descCTExpired, descDrops, descICMP, descFrag, descICMPFwd, descQRX, descQTX, descQFull, descQNoFrame, descQPortErr, descQRing, descLocal,
-		descSyncMsgs, descSyncEnts, descSyncInst, descSyncDrops, descSyncRun, descBuild,
+		descSyncMsgs, descSyncEnts, descSyncInst, descSyncDrops, descSyncRun, descSyncInfo, descBuild,
 		descSYNDrops, descSYNProxy, descDefLevel, descDefOn, descDefRate, descDefFree, descDefThresh, descDefDrop} {
 		ch <- d
 	}
@@ -196,6 +201,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	running := map[string]float64{"master": 0, "backup": 0}
 	for _, d := range sy.Daemons {
 		running[d.State] = 1
+		gauge(descSyncInfo, 1, d.State, d.Interface, fmt.Sprint(d.SyncID), fmt.Sprint(d.MaxLen), d.Group, fmt.Sprint(d.Port), fmt.Sprint(d.TTL))
 	}
 	for state, v := range running {
 		gauge(descSyncRun, v, state)

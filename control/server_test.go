@@ -103,7 +103,7 @@ func TestMetrics(t *testing.T) {
 		"afvs_conntrack_capacity", "afvs_conntrack_memory_bytes", "afvs_conntrack_evictions_total", "afvs_conntrack_refused_total", "afvs_conntrack_expired_total",
 		"afvs_drops_total", "afvs_icmp_sent_total", "afvs_fragmented_total", "afvs_queue_rx_packets_total", "afvs_queue_tx_packets_total", "afvs_queue_tx_ring_full_total",
 		"afvs_queue_no_free_frame_total", "afvs_queue_port_errors_total", "afvs_build_info",
-		"afvs_sync_messages_total", "afvs_sync_entries_total", "afvs_sync_installed_total", "afvs_sync_drops_total", "afvs_sync_daemon_running"} {
+		"afvs_sync_messages_total", "afvs_sync_entries_total", "afvs_sync_installed_total", "afvs_sync_drops_total", "afvs_sync_daemon_running", "afvs_sync_daemon_info"} {
 		if !regexp.MustCompile(`(?m)^# TYPE ` + name + ` (counter|gauge)$`).MatchString(text) {
 			t.Errorf("metric %s missing", name)
 		}
@@ -129,6 +129,7 @@ func TestMetrics(t *testing.T) {
 		`afvs_drops_total{reason="no_service"} 0`,
 		`afvs_sync_daemon_running{state="master"} 1`,
 		`afvs_sync_daemon_running{state="backup"} 0`,
+		`afvs_sync_daemon_info{mcast_group="224.0.0.81",mcast_interface="lo",mcast_port="8848",mcast_ttl="1",state="master",sync_maxlen="1472",syncid="0"} 1`,
 		`afvs_sync_messages_total{direction="received"} 0`,
 		`afvs_sync_drops_total{reason="wrong_syncid"} 0`,
 		`afvs_sync_drops_total{reason="queue_full"} 0`,
@@ -215,6 +216,37 @@ func TestSyncDaemonCommands(t *testing.T) {
 	commands(t, s, "--stop-daemon master")
 	if err := s.Client().Commands([][]string{strings.Fields("--stop-daemon master")}); err == nil || err.Error() != "No daemon is running" {
 		t.Errorf("stop again: %v", err)
+	}
+}
+
+// TestSyncDaemonIPv6Group: a sync daemon on an IPv6 group shows in the
+// status with the values the kernel would fill in (maxlen 1500 less the
+// 48 bytes of IPv6 and UDP headers) and in Prometheus's
+// afvs_sync_daemon_info; a group that never leaves the host is refused,
+// naming it, and changes nothing.
+func TestSyncDaemonIPv6Group(t *testing.T) {
+	// Linux routes no IPv6 multicast out of lo, so the daemon here has
+	// no sockets; syncd's tests run the sockets in namespaces.
+	s := controltest.ServeWithSync(t, &controltest.Sync{MTU: 65536})
+	commands(t, s, "--start-daemon master --mcast-interface lo --syncid 3 --mcast-group ff02::8848 --mcast-ttl 2")
+	if err := s.Client().Commands([][]string{strings.Fields("--start-daemon backup --mcast-interface lo --mcast-group ff01::8848")}); err == nil ||
+		!strings.Contains(err.Error(), "mcast-group ff01::8848: multicast scope 1") {
+		t.Errorf("interface-local group: %v", err)
+	}
+	st, err := s.Client().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := api.SyncDaemon{State: "master", Interface: "lo", SyncID: 3, MaxLen: 1452, Group: "ff02::8848", Port: 8848, TTL: 2}
+	if len(st.Sync.Daemons) != 1 || st.Sync.Daemons[0] != want {
+		t.Errorf("status sync daemons %+v, want [%+v]", st.Sync.Daemons, want)
+	}
+	rec := httptest.NewRecorder()
+	control.MetricsHandler(s.Server, s.Director).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	line := `afvs_sync_daemon_info{mcast_group="ff02::8848",mcast_interface="lo",mcast_port="8848",mcast_ttl="2",state="master",sync_maxlen="1452",syncid="3"} 1`
+	if text := string(body); !strings.Contains(text, "\n"+line+"\n") || strings.Contains(text, `afvs_sync_daemon_info{mcast_group="ff01`) {
+		t.Errorf("metrics lack %q or show the refused backup:\n%s", line, text)
 	}
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/afvs/afvs/control/controltest"
 )
 
 // TestSyncDaemonCommands: afvsadm starts and stops the daemon's sync
@@ -46,5 +48,42 @@ func TestSyncDaemonCommands(t *testing.T) {
 	mustAdm(t, "--stop-daemon", "backup")
 	if out, errOut, code := adm(t, "", "--stop-daemon", "backup"); code != 1 || out != "" || errOut != "No daemon is running\n" {
 		t.Errorf("--stop-daemon with none running: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestSyncDaemonIPv6Group: --mcast-group takes an IPv6 group as ipvsadm
+// does and hands it to the daemon, -L --daemon prints it as ipvsadm 1.31's
+// list_daemon prints the kernel's IPv6 daemon (inet_ntop, no brackets,
+// maxlen the MTU less 48), and a group the daemon refuses is refused
+// naming it, with nothing started. The daemon here is controltest.Sync,
+// the sync manager's checks and defaults without sockets: Linux routes
+// no IPv6 multicast out of lo (syncd's tests run the sockets).
+func TestSyncDaemonIPv6Group(t *testing.T) {
+	s := controltest.ServeWithSync(t, &controltest.Sync{MTU: 65536})
+	t.Setenv("AFVS_SOCKET", s.Socket)
+	mustAdm(t, "--start-daemon", "backup", "--mcast-interface", "lo", "--syncid", "9", "--mcast-group", "ff02::8848")
+	mustAdm(t, "--start-daemon", "master", "--mcast-interface", "lo", "--syncid", "9", "--mcast-group", "FF05:0:0:0:0:0:0:8848", "--mcast-ttl", "3")
+	want := "master sync daemon (mcast=lo, syncid=9, maxlen=1452, group=ff05::8848, port=8848, ttl=3)\n" +
+		"backup sync daemon (mcast=lo, syncid=9, maxlen=65487, group=ff02::8848, port=8848, ttl=1)\n"
+	if out := mustAdm(t, "-L", "--daemon"); out != want {
+		t.Errorf("-L --daemon printed\n%s\nwant\n%s", out, want)
+	}
+	mustAdm(t, "--stop-daemon", "master")
+	for _, tc := range []struct {
+		args string
+		code int
+		want string
+	}{
+		{"--start-daemon master --mcast-interface lo --mcast-group ff01::8848", 1, "master sync daemon: mcast-group ff01::8848: multicast scope 1"},
+		{"--start-daemon master --mcast-interface lo --mcast-group ::ffff:224.0.0.81", 2, "invalid IPv6 mcast-group `::ffff:224.0.0.81'"},
+		{"--start-daemon master --mcast-interface lo --mcast-group 2001:2::1", 2, "invalid IPv6 mcast-group `2001:2::1'"},
+	} {
+		out, errOut, code := adm(t, "", strings.Fields(tc.args)...)
+		if code != tc.code || out != "" || !strings.Contains(errOut, tc.want) {
+			t.Errorf("afvsadm %s: exit %d, stdout %q, stderr %q; want exit %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
+		}
+	}
+	if out := mustAdm(t, "-L", "--daemon"); out != "backup sync daemon (mcast=lo, syncid=9, maxlen=65487, group=ff02::8848, port=8848, ttl=1)\n" {
+		t.Errorf("after the refusals -L --daemon printed %q: want the backup alone", out)
 	}
 }

@@ -30,6 +30,19 @@ type Served struct {
 // need not run as root; RootOnly has tests of its own.
 func Serve(t testing.TB) *Served {
 	t.Helper()
+	return serve(t, nil)
+}
+
+// ServeWithSync is Serve with sync as the daemon --start-daemon drives,
+// in place of a syncd.Manager on the host's interfaces (Served.Sync is
+// then nil).
+func ServeWithSync(t testing.TB, sync control.SyncDaemons) *Served {
+	t.Helper()
+	return serve(t, sync)
+}
+
+func serve(t testing.TB, sync control.SyncDaemons) *Served {
+	t.Helper()
 	d, err := NewDirector(4096)
 	if err != nil {
 		t.Fatal(err)
@@ -42,9 +55,12 @@ func Serve(t testing.TB) *Served {
 			st.Table = d.TableStatus()
 			st.Defense = control.DefenseStatus(d.CT, d.SYNLimits())
 		})
-	s.Sync = syncd.New(d, syncd.Options{Log: slog.New(slog.DiscardHandler)})
-	t.Cleanup(s.Sync.Close)
-	s.Server.SetSync(s.Sync)
+	if sync == nil {
+		s.Sync = syncd.New(d, syncd.Options{Log: slog.New(slog.DiscardHandler)})
+		t.Cleanup(s.Sync.Close)
+		sync = s.Sync
+	}
+	s.Server.SetSync(sync)
 	l, err := control.Listen(s.Socket)
 	if err != nil {
 		t.Fatal(err)
