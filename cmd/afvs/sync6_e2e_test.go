@@ -106,16 +106,52 @@ func waitRequests(t *testing.T, ka *keepAlive, more int, what string) {
 // goes on through the same real server, with no error and no
 // no_connection drop on the backup (sloppy_tcp is off).
 func TestSyncIPv6Takeover(t *testing.T) {
+	testSyncIPv6Takeover(t, "")
+}
+
+// syncGroup6 is TestSyncIPv6TakeoverOverIPv6Group's sync group: link-local
+// scope, so sync traffic stays on the directors' LAN.
+const syncGroup6 = "ff02::8848"
+
+// TestSyncIPv6TakeoverOverIPv6Group is TestSyncIPv6Takeover with the sync
+// daemons on an IPv6 multicast group (the kernel's mcast_af AF_INET6): the
+// master started by `afvsadm --start-daemon master --mcast-group
+// ff02::8848`, the backup by the config's sync.backup.group. Both list
+// the group as ipvsadm 1.31 would, with maxlen 1500 less the 48 bytes of
+// IPv6 and UDP headers, and every connection survives the takeover.
+func TestSyncIPv6TakeoverOverIPv6Group(t *testing.T) {
+	testSyncIPv6Takeover(t, syncGroup6)
+}
+
+// testSyncIPv6Takeover runs the takeover with the sync daemons on group,
+// or on the default IPv4 group when group is "".
+func testSyncIPv6Takeover(t *testing.T, group string) {
 	lab := newLab(t, testnet.LabOptions{Mode: "dr", IPv6: true, NoDirector: true, Scheduler: "rr", Weights: []int{1, 1, 1}})
 	cfg := func(socket, sync string) string {
 		return strings.Replace(lab.Config(), "socket: "+lab.Socket, "socket: "+socket, 1) + sync
 	}
-	writeLabConfig(t, lab, cfg(lab.Socket, "sync: {master: {interface: eth0, syncid: 6}, flush_interval: 100ms}\n"))
+	masterSync, backupSync := "sync: {master: {interface: eth0, syncid: 6}, flush_interval: 100ms}\n", "sync: {backup: {interface: eth0, syncid: 6}}\n"
+	if group != "" {
+		masterSync = "sync: {flush_interval: 100ms}\n"
+		backupSync = "sync: {backup: {interface: eth0, syncid: 6, group: \"" + group + "\"}}\n"
+	}
+	writeLabConfig(t, lab, cfg(lab.Socket, masterSync))
 	if err := lab.StartDirector(); err != nil {
 		t.Fatal(err)
 	}
-	bSocket, _ := secondDirector(t, lab, func(s string) string { return cfg(s, "sync: {backup: {interface: eth0, syncid: 6}}\n") },
+	bSocket, _ := secondDirector(t, lab, func(s string) string { return cfg(s, backupSync) },
 		"198.18.0.3/24", "2001:2::3/64")
+	if group != "" {
+		admAt(t, lab.Socket, "--start-daemon", "master", "--mcast-interface", "eth0", "--syncid", "6", "--mcast-group", group)
+		for socket, want := range map[string]string{
+			lab.Socket: "master sync daemon (mcast=eth0, syncid=6, maxlen=1452, group=" + group + ", port=8848, ttl=1)\n",
+			bSocket:    "backup sync daemon (mcast=eth0, syncid=6, maxlen=1452, group=" + group + ", port=8848, ttl=1)\n",
+		} {
+			if got := admAt(t, socket, "-L", "--daemon"); got != want {
+				t.Errorf("-L --daemon printed %q, want %q", got, want)
+			}
+		}
+	}
 	vip := netip.AddrPortFrom(testnet.VIP6, lab.Port)
 	for _, socket := range []string{lab.Socket, bSocket} {
 		admAt(t, socket, "-A", "-t", vip.String(), "-s", "rr")
