@@ -299,6 +299,33 @@ func TestHAFailoverWithSync(t *testing.T) {
 	checkSyncRoles(t, b, 0, "master")
 }
 
+// TestHAFailoverWithSyncIPv6Group is TestHAFailoverWithSync with the
+// sync daemons on an IPv6 multicast group: the shipped notify script
+// passes "--mcast-group ff02::8848" (its SYNC_OPTIONS) to afvsadm, so
+// the IPv4 services' connections travel in IPv6 datagrams from the
+// link-local addresses of the directors' eth0, and all of them survive
+// A's SIGKILL.
+func TestHAFailoverWithSyncIPv6Group(t *testing.T) {
+	h := newHALab(t, testnet.HAOptions{Scheduler: "rr", Sync: true, SyncOptions: "--mcast-group ff02::8848"})
+	r := failover(t, h, killBoth)
+	r.survived(t, r.hold.Stop())
+	b := h.Directors[1]
+	if err := b.WaitSyncRole(0, "master"); err != nil {
+		t.Errorf("B's notify script did not switch it to the master sync role: %v", err)
+	}
+	st, err := b.Control().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Sync.Installed < haConns || st.Drops["no_connection"] != 0 {
+		t.Errorf("B installed %d synced entries and dropped %d packets as no_connection; want at least %d and none", st.Sync.Installed, st.Drops["no_connection"], haConns)
+	}
+	checkSyncRoles(t, b, 0, "master")
+	if len(st.Sync.Daemons) == 1 && (st.Sync.Daemons[0].Group != "ff02::8848" || st.Sync.Daemons[0].MaxLen != 1452) {
+		t.Errorf("B's sync daemon %+v: want group ff02::8848 and maxlen 1452", st.Sync.Daemons[0])
+	}
+}
+
 // checkSyncRoles checks that d runs exactly the sync daemon of role, and
 // that its notify script stopped the other one after mark (it found it in
 // afvsadm -L --daemon's listing).

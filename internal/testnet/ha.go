@@ -33,6 +33,9 @@ type HAOptions struct {
 	SloppyTCP  bool   // ipvs.sloppy_tcp: 1 on both directors
 	Sync       bool   // the notify script runs afvs's connection sync daemon on eth0
 	SyncID     int    // the pair's sync ID; default 51
+	// SyncOptions are further afvsadm options the notify script passes
+	// to --start-daemon (its SYNC_OPTIONS), e.g. "--mcast-group ff02::8848".
+	SyncOptions string
 }
 
 // HALab is an HA pair of directors on one LAN with the client and three
@@ -188,7 +191,11 @@ func (d *HADirector) WaitSyncDaemons(role string) error {
 // WaitSyncRole waits until the notify script has started the sync daemon
 // in role (master or backup) after mark.
 func (d *HADirector) WaitSyncRole(mark int, role string) error {
-	return d.WaitNotify(mark, fmt.Sprintf("afvsadm --start-daemon %s --mcast-interface eth0 --syncid %d: ok", role, d.lab.Opt.SyncID), 5*time.Second)
+	opts := ""
+	if d.lab.Opt.SyncOptions != "" {
+		opts = " " + d.lab.Opt.SyncOptions
+	}
+	return d.WaitNotify(mark, fmt.Sprintf("afvsadm --start-daemon %s --mcast-interface eth0 --syncid %d%s: ok", role, d.lab.Opt.SyncID, opts), 5*time.Second)
 }
 
 func (h *HALab) build() error {
@@ -327,7 +334,7 @@ func (d *HADirector) writeFiles(conf string) error {
 		syncIf = "eth0"
 	}
 	settings := map[string]string{"AFVSADM": h.Opt.AFVSADM, "AFVS_SOCKET": d.Socket, "SYNC_INTERFACE": syncIf,
-		"SYNC_ID": fmt.Sprint(h.Opt.SyncID), "LOG_FILE": d.NotifyLog, "LOCK_FILE": filepath.Join(d.Dir, "notify.lock")}
+		"SYNC_ID": fmt.Sprint(h.Opt.SyncID), "SYNC_OPTIONS": h.Opt.SyncOptions, "LOG_FILE": d.NotifyLog, "LOCK_FILE": filepath.Join(d.Dir, "notify.lock")}
 	out, err := setShellVars(string(env), settings)
 	if err != nil {
 		return fmt.Errorf("%s: %w", keepalived.NotifyEnv, err)
