@@ -347,10 +347,10 @@ func TestBackupDropsBadMessages(t *testing.T) {
 	}
 }
 
-// TestBackupDropsIPv6: an IPv6 entry the host cannot install (the
-// dataplane does not forward IPv6: dataplane.InstallSynced answers
-// unsupported) is counted by that reason and logged by its addresses;
-// the IPv4 entry beside it is installed.
+// TestBackupDropsIPv6: an IPv6 entry the host cannot install (here the
+// fake host answers unsupported, as dataplane.InstallSynced does for what
+// afvs does not forward) is counted by that reason and logged by its
+// addresses; the IPv4 entry beside it is installed.
 func TestBackupDropsIPv6(t *testing.T) {
 	p := newPair(t)
 	bh := &fakeHost{drop: func(c *ipvssync.Conn) dataplane.SyncDrop {
