@@ -221,6 +221,9 @@ func testMasterToBackup(t *testing.T, group, wantGroup netip.Addr, backupMax, ma
 		}
 	}
 	bh.mu.Unlock()
+	// The master counts a message once its write returns, and the backup
+	// once it has installed its entries: either may lag the install.
+	waitFor(t, "the counters", func() bool { return master.Stats().SentEntries >= n && backup.Stats().RecvMessages >= 5 })
 	ms, bs := master.Stats(), backup.Stats()
 	// 23 entries at 5 a message: 4 full messages and one of 3, flushed
 	// after FlushAfter.
