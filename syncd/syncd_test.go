@@ -492,7 +492,7 @@ func TestBackupBindsToGroup(t *testing.T) {
 			})
 			time.Sleep(200 * time.Millisecond)
 			sendTo(t, p.a, "synca", tc.group, msg)
-			waitFor(t, "the group's message", func() bool { return bh.count() >= 1 })
+			waitFor(t, "the group's message", func() bool { return bh.count() >= 1 && backup.Stats().RecvMessages >= 1 })
 			time.Sleep(100 * time.Millisecond)
 			if st := backup.Stats(); st.RecvMessages != 1 || bh.count() != 1 {
 				t.Errorf("the backup read %d messages (%d entries installed): want only the group's, 1", st.RecvMessages, bh.count())
