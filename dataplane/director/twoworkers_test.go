@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/xsk/xsktest"
@@ -29,15 +30,21 @@ type parallelWorker struct {
 	_ [64]byte
 }
 
-// threadCPU is the CPU time the calling OS thread has used
-// (getrusage(RUSAGE_THREAD)); the caller must be locked to its thread.
+// threadCPU is the CPU time the calling OS thread has used, as the
+// scheduler counts it (clock_gettime(CLOCK_THREAD_CPUTIME_ID), which adds
+// the running slice so far); the caller must be locked to its thread.
+// getrusage(RUSAGE_THREAD) is no substitute: its total is the runtime as of
+// the thread's last scheduler accounting, up to a tick before the call, and
+// its tick-sampled split into user and system time, kept monotonic, can
+// hand back an older total still; over one phase of a few hundred
+// milliseconds that is an error of a few percent at each end.
 func threadCPU() time.Duration {
-	const rusageThread = 1 // RUSAGE_THREAD
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+	const clockThreadCPUTime = 3 // CLOCK_THREAD_CPUTIME_ID
+	var ts syscall.Timespec
+	if _, _, e := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTime, uintptr(unsafe.Pointer(&ts)), 0); e != 0 {
 		return 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ts.Nano())
 }
 
 // batches runs n batches: 64 frames of this worker's established flows,
