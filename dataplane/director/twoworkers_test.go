@@ -11,6 +11,7 @@ import (
 
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/xsk/xsktest"
+	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -78,21 +79,41 @@ func BenchmarkTwoWorkers(b *testing.B) {
 		n    int
 	}{{"1K", 1_000}, {"1M", 1_000_000}} {
 		b.Run("entries="+size.name, func(b *testing.B) {
-			r := newRig(b, oneService(vs.Route, "rr", 1, 1, 1, 1), size.n+size.n/4)
+			// Headroom as in BenchmarkWorkerPoll: an established flow is
+			// never evicted, so a flow whose two buckets are full could
+			// not be opened.
+			capacity := size.n + size.n/4
+			if size.n < 100_000 {
+				capacity = 2 * size.n
+			}
+			r := newRig(b, oneService(vs.Route, "rr", 1, 1, 1, 1), capacity)
 			clients := size.n/60000 + 1
 			syns := make([][]byte, clients)
+			acks := make([][]byte, clients)
 			for c := range clients {
 				syns[c] = tcpFrame(b, [4]byte{198, 18, byte(c), 10}, 0, true, false, false, true, 0)
+				acks[c] = tcpFrame(b, [4]byte{198, 18, byte(c), 10}, 0, false, true, false, true, 18)
 			}
+			// Every flow sees its SYN and then its first ACK before the
+			// clock starts, so that all are ESTABLISHED. A flow left in
+			// SYN_RECV would make its first measured ACK a state change,
+			// which moves the real server's counters from inactive to
+			// active: the two workers would write the same load words, and
+			// the phase that happened to meet more first ACKs (the first,
+			// at 1M flows) would do more work per frame than the other.
 			buf := make([]byte, 2048)
 			for i := range size.n {
-				f := syns[i/60000]
-				pt := 1024 + i%60000
-				f[34], f[35] = byte(pt>>8), byte(pt)
-				copy(buf[headroom:], f)
-				if v, _ := r.p.Process(r.snap, buf, headroom, len(f)); v != dataplane.VerdictForward {
-					b.Fatalf("opening flow %d: verdict %d", i, v)
+				for _, f := range [2][]byte{syns[i/60000], acks[i/60000]} {
+					pt := 1024 + i%60000
+					f[34], f[35] = byte(pt>>8), byte(pt)
+					copy(buf[headroom:], f)
+					if v, _ := r.p.Process(r.snap, buf, headroom, len(f)); v != dataplane.VerdictForward {
+						b.Fatalf("opening flow %d: verdict %d", i, v)
+					}
 				}
+			}
+			if a, in := destConns(r.loads); a != size.n || in != 0 {
+				b.Fatalf("after opening %d flows: %d active and %d inactive connections, want all active", size.n, a, in)
 			}
 			var snap atomic.Pointer[dataplane.Snapshot]
 			snap.Store(r.snap)
@@ -102,8 +123,8 @@ func BenchmarkTwoWorkers(b *testing.B) {
 				p := newFakePort(b, 256)
 				pw := &parallelWorker{w: NewWorker(k, -1, p, 0, []TxPort{{Port: p}}, &snap, proc, c, nil), p: p, c: c,
 					x: uint64(k + 1), k: k, n: n, size: size.n}
-				for cl := range clients {
-					pw.acks = append(pw.acks, tcpFrame(b, [4]byte{198, 18, byte(cl), 10}, 0, false, true, false, true, 18))
+				for _, a := range acks {
+					pw.acks = append(pw.acks, append([]byte(nil), a...))
 				}
 				return pw
 			}
@@ -116,9 +137,21 @@ func BenchmarkTwoWorkers(b *testing.B) {
 			if one.c.TX.Load() != frames || two0.c.TX.Load() != frames || two1.c.TX.Load() != frames {
 				b.Fatalf("forwarded %d (one worker), %d and %d (two), want %d each", one.c.TX.Load(), two0.c.TX.Load(), two1.c.TX.Load(), frames)
 			}
+			if a, in := destConns(r.loads); a != size.n || in != 0 {
+				b.Fatalf("after the run: %d active and %d inactive connections, want %d active: a measured frame changed a state", a, in, size.n)
+			}
 			ph.report(b, frames)
 		})
 	}
+}
+
+// destConns sums the active and inactive connections of every real server.
+func destConns(l *sched.Loads) (active, inactive int) {
+	for id := range uint32(l.Len()) {
+		active += int(l.Active(id))
+		inactive += int(l.Inactive(id))
+	}
+	return active, inactive
 }
 
 // phases is what twoPhases measured.
