@@ -158,6 +158,11 @@ func (l *levels) update(free int) {
 // defense is a Table's defence: the levels behind a mutex (updates come
 // from the housekeeping goroutine and from SetDefense), and what the
 // packet path reads as atomics.
+//
+// Three groups, a line apart: the state under mu, which every tick
+// writes; the words the packet path reads, which change only when a
+// level does; and drop_packet's counter, which every new connection
+// decrements while drop_packet is on.
 type defense struct {
 	mu      sync.Mutex
 	lv      levels
@@ -168,9 +173,13 @@ type defense struct {
 	todrop [9]int
 	rng    *rand.Rand
 
-	rate    atomic.Int64 // drop_packet's rate, 0 for off
+	_      lineGap
+	rate   atomic.Int64 // drop_packet's rate, 0 for off
+	secure atomic.Bool  // tcp_states_dos in force
+
+	_       lineGap
 	counter atomic.Int64 // ip_vs_todrop's drop_counter
-	secure  atomic.Bool  // tcp_states_dos in force
+	_       lineGap
 }
 
 // SetDefense sets the defence values, as writing the sysctls does, and
@@ -203,11 +212,17 @@ func (t *Table) updateLocked() {
 	free = max(free, 0)
 	df.free = uint64(free)
 	df.lv.update(int(min(free, MaxCapacity)))
-	df.rate.Store(int64(df.lv.dropRate))
+	// Stored only when they change: a store takes the line from every
+	// core that reads it, and the tick runs while the workers do.
+	if r := int64(df.lv.dropRate); df.rate.Load() != r {
+		df.rate.Store(r)
+	}
 	if df.lv.reset {
 		df.counter.Store(int64(df.lv.dropRate))
 	}
-	df.secure.Store(df.lv.secure)
+	if df.secure.Load() != df.lv.secure {
+		df.secure.Store(df.lv.secure)
+	}
 }
 
 // DefenseTick is IPVS's defense_work_handler, which the kernel runs once

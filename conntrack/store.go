@@ -91,6 +91,11 @@ type view struct {
 // arrays allocated once, in one region outside the Go heap (see region).
 // A key lives in one of two candidate buckets (two-choice hashing keeps
 // buckets evenly filled up to high load).
+//
+// The words every lookup reads come first; the two that inserts and
+// releases write from every worker, live and cursor, follow a line of
+// padding, each on a line of its own, so that a new connection on one
+// core does not evict the bucket count and the slices from the others.
 type store struct {
 	buckets  []bucket
 	entries  []entry
@@ -98,16 +103,14 @@ type store struct {
 	gdue     []atomic.Uint32
 	nb       uint32
 	capacity int64
-	live     paddedInt64 // entries live or zombie, at most capacity
-	cursor   atomic.Uint64
 	mem      region
 	cleanup  runtime.Cleanup
-	_        [56]byte
-}
 
-type paddedInt64 struct {
-	atomic.Int64
-	_ [56]byte
+	_      lineGap
+	live   atomic.Int64 // entries live or zombie, at most capacity
+	_      lineGap
+	cursor atomic.Uint64
+	_      lineGap
 }
 
 // loadFactor sizes the slot arrays so the table at capacity is 80% full,

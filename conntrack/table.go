@@ -56,25 +56,42 @@ type Config struct {
 // Table is the connection table shared by every worker. Lookup, Touch,
 // Insert, the template calls, Sweep, Range and Stats are all safe for
 // concurrent use; none of them allocates.
+//
+// Its words come in groups by who writes them, each group at least a
+// cache line away from the next (layout_test.go checks it), so that a
+// write never takes from another core a line its packets read: first the
+// words every packet reads, which only New, Close and the control plane
+// write; then the sweep cursors, which the housekeeping goroutine moves
+// every tick; then the counters, striped; then the defence, whose
+// packet-path words are apart from its mutex-guarded state and from the
+// counter every new connection decrements under drop_packet.
 type Table struct {
 	conns    *store
 	tmpls    *store    // nil when Config.Templates is 0
 	rev      *store    // the NAT reverse index; nil when Config.Reverse is 0
 	seq      []seqSlot // SYN proxy sequence state by slot (seqadj.go); nil without rev
-	rsweep   atomic.Uint64
 	seed     seed
 	clock    Clock
 	base     time.Duration
 	hooks    Hooks
 	timeouts timeoutTable
-	sweep    atomic.Uint64 // next slot Sweep inspects
-	tsweep   atomic.Uint64 // next template slot SweepTemplates inspects
-	sys      atomic.Uint32 // Sysctls, packed
-	stats    stats
-	closed   atomic.Bool
-	def      defense                    // drop_entry, drop_packet, secure_tcp: see defense.go
+	sys      atomic.Uint32              // Sysctls, packed
 	sync     atomic.Pointer[syncArrays] // nil until EnableSync (sync.go)
+	closed   atomic.Bool
+
+	_      lineGap
+	rsweep atomic.Uint64 // next reverse index slot the sweep inspects
+	sweep  atomic.Uint64 // next slot Sweep inspects
+	tsweep atomic.Uint64 // next template slot SweepTemplates inspects
+
+	_     lineGap
+	stats stats
+	def   defense // drop_entry, drop_packet, secure_tcp: see defense.go
 }
+
+// lineGap is a cache line of padding: fields on either side of it never
+// share a line, wherever the struct that holds them lands.
+type lineGap [64]byte
 
 // CheckConfig reports what New would refuse in cfg, without allocating.
 // Errors name the field, the value and the rule it broke.
