@@ -73,76 +73,106 @@ func (pw *parallelWorker) batches(n int) {
 // costs a worker as much CPU beside another worker as alone, which is what
 // cache lines bouncing between the two would break, when they run at the
 // same time (corun: the share of their time they surely did).
+//
+// Two variants at 1M flows take one thing away each, to tell what the
+// workers contend for there: writes=none opens every flow with eight
+// ACKs, so that its packet count is past what the table counts and a
+// measured frame writes nothing to the table; tables=2 gives the second
+// worker of the pair its own copy of the table, so the two share no
+// table line at all.
 func BenchmarkTwoWorkers(b *testing.B) {
-	for _, size := range []struct {
-		name string
-		n    int
-	}{{"1K", 1_000}, {"1M", 1_000_000}} {
-		b.Run("entries="+size.name, func(b *testing.B) {
-			// Headroom as in BenchmarkWorkerPoll: an established flow is
-			// never evicted, so a flow whose two buckets are full could
-			// not be opened.
-			capacity := size.n + size.n/4
-			if size.n < 100_000 {
-				capacity = 2 * size.n
-			}
-			r := newRig(b, oneService(vs.Route, "rr", 1, 1, 1, 1), capacity)
-			clients := size.n/60000 + 1
+	for _, v := range []struct {
+		name   string
+		n      int
+		acks   int // ACKs each flow sees before the clock starts
+		tables int // 2: the pair's second worker has its own copy of the table
+	}{
+		{"entries=1K", 1_000, 1, 1},
+		{"entries=1M", 1_000_000, 1, 1},
+		{"entries=1M-writes=none", 1_000_000, 8, 1},
+		{"entries=1M-tables=2", 1_000_000, 1, 2},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			clients := v.n/60000 + 1
 			syns := make([][]byte, clients)
 			acks := make([][]byte, clients)
 			for c := range clients {
 				syns[c] = tcpFrame(b, [4]byte{198, 18, byte(c), 10}, 0, true, false, false, true, 0)
 				acks[c] = tcpFrame(b, [4]byte{198, 18, byte(c), 10}, 0, false, true, false, true, 18)
 			}
-			// Every flow sees its SYN and then its first ACK before the
-			// clock starts, so that all are ESTABLISHED. A flow left in
-			// SYN_RECV would make its first measured ACK a state change,
-			// which moves the real server's counters from inactive to
-			// active: the two workers would write the same load words, and
-			// the phase that happened to meet more first ACKs (the first,
-			// at 1M flows) would do more work per frame than the other.
-			buf := make([]byte, 2048)
-			for i := range size.n {
-				for _, f := range [2][]byte{syns[i/60000], acks[i/60000]} {
-					pt := 1024 + i%60000
-					f[34], f[35] = byte(pt>>8), byte(pt)
-					copy(buf[headroom:], f)
-					if v, _ := r.p.Process(r.snap, buf, headroom, len(f)); v != dataplane.VerdictForward {
-						b.Fatalf("opening flow %d: verdict %d", i, v)
-					}
-				}
+			rigs := make([]*rig, v.tables)
+			snaps := make([]atomic.Pointer[dataplane.Snapshot], v.tables)
+			for t := range rigs {
+				rigs[t] = openEstablished(b, v.n, v.acks, syns, acks)
+				snaps[t].Store(rigs[t].snap)
 			}
-			if a, in := destConns(r.loads); a != size.n || in != 0 {
-				b.Fatalf("after opening %d flows: %d active and %d inactive connections, want all active", size.n, a, in)
-			}
-			var snap atomic.Pointer[dataplane.Snapshot]
-			snap.Store(r.snap)
-			mk := func(k, n int) *parallelWorker {
+			mk := func(t, k, n int) *parallelWorker {
 				c := new(dataplane.Counters)
-				proc := dataplane.NewProcessor(r.ct, c, 0)
+				proc := dataplane.NewProcessor(rigs[t].ct, c, 0)
 				p := newFakePort(b, 256)
-				pw := &parallelWorker{w: NewWorker(k, -1, p, 0, []TxPort{{Port: p}}, &snap, proc, c, nil), p: p, c: c,
-					x: uint64(k + 1), k: k, n: n, size: size.n}
+				pw := &parallelWorker{w: NewWorker(k, -1, p, 0, []TxPort{{Port: p}}, &snaps[t], proc, c, nil), p: p, c: c,
+					x: uint64(k + 1), k: k, n: n, size: v.n}
 				for _, a := range acks {
 					pw.acks = append(pw.acks, append([]byte(nil), a...))
 				}
 				return pw
 			}
-			one := mk(0, 1)
-			two0 := mk(0, 2)
-			two1 := mk(1, 2)
+			one := mk(0, 0, 1)
+			two0 := mk(0, 0, 2)
+			two1 := mk(v.tables-1, 1, 2)
 			ph := twoPhases(b, one.batches, [2]func(int){two0.batches, two1.batches})
 			n := b.N
 			frames := uint64(n * dataplane.Batch)
 			if one.c.TX.Load() != frames || two0.c.TX.Load() != frames || two1.c.TX.Load() != frames {
 				b.Fatalf("forwarded %d (one worker), %d and %d (two), want %d each", one.c.TX.Load(), two0.c.TX.Load(), two1.c.TX.Load(), frames)
 			}
-			if a, in := destConns(r.loads); a != size.n || in != 0 {
-				b.Fatalf("after the run: %d active and %d inactive connections, want %d active: a measured frame changed a state", a, in, size.n)
+			for _, r := range rigs {
+				if a, in := destConns(r.loads); a != v.n || in != 0 {
+					b.Fatalf("after the run: %d active and %d inactive connections, want %d active: a measured frame changed a state", a, in, v.n)
+				}
 			}
 			ph.report(b, frames)
 		})
 	}
+}
+
+// openEstablished makes a rig whose table holds n ESTABLISHED flows, flow
+// i being client 198.18.<i/60000>.10, port 1024 + i%60000, to vip:80
+// (syns and acks are each client's frames); each flow sees its SYN and
+// then acks ACKs.
+//
+// A flow left in SYN_RECV would make its first measured ACK a state
+// change, which moves the real server's counters from inactive to
+// active: two workers would write the same load words, and the phase
+// that happened to meet more first ACKs (the first, at 1M flows) would do
+// more work per frame than the other.
+func openEstablished(b *testing.B, n, acks int, syns, ackFrames [][]byte) *rig {
+	// Headroom as in BenchmarkWorkerPoll: an established flow is never
+	// evicted, so a flow whose two buckets are full could not be opened.
+	capacity := n + n/4
+	if n < 100_000 {
+		capacity = 2 * n
+	}
+	r := newRig(b, oneService(vs.Route, "rr", 1, 1, 1, 1), capacity)
+	buf := make([]byte, 2048)
+	for i := range n {
+		pt := 1024 + i%60000
+		for j := range 1 + acks {
+			f := syns[i/60000]
+			if j > 0 {
+				f = ackFrames[i/60000]
+			}
+			f[34], f[35] = byte(pt>>8), byte(pt)
+			copy(buf[headroom:], f)
+			if v, _ := r.p.Process(r.snap, buf, headroom, len(f)); v != dataplane.VerdictForward {
+				b.Fatalf("opening flow %d, frame %d: verdict %d", i, j, v)
+			}
+		}
+	}
+	if a, in := destConns(r.loads); a != n || in != 0 {
+		b.Fatalf("after opening %d flows: %d active and %d inactive connections, want all active", n, a, in)
+	}
+	return r
 }
 
 // destConns sums the active and inactive connections of every real server.
