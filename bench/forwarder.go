@@ -8,6 +8,7 @@ import (
 	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xsk"
+	"golang.org/x/sys/unix"
 )
 
 // fwdBatch matches the director's worker batch, so the baseline does the
@@ -33,6 +34,7 @@ type Forwarder struct {
 	in     [fwdBatch]xsk.Desc
 	out    [fwdBatch]xsk.Desc
 	stop   atomic.Bool
+	tid    atomic.Int32 // Run's OS thread, once it has started
 
 	received  atomic.Uint64
 	forwarded atomic.Uint64
@@ -107,6 +109,7 @@ func (f *Forwarder) Poll() int {
 // pin its thread to CPU.
 func (f *Forwarder) Run() error {
 	runtime.LockOSThread()
+	f.tid.Store(int32(unix.Gettid()))
 	// A pinned thread is not handed back to the scheduler: it exits with
 	// the goroutine.
 	if f.CPU >= 0 {
@@ -120,6 +123,9 @@ func (f *Forwarder) Run() error {
 	f.tx.Complete()
 	return nil
 }
+
+// ThreadID is the OS thread Run polls on, once it has started; else 0.
+func (f *Forwarder) ThreadID() int { return int(f.tid.Load()) }
 
 // Stop makes Run return after its current turn.
 func (f *Forwarder) Stop() { f.stop.Store(true) }

@@ -72,6 +72,23 @@ type Result struct {
 	FlowsOpen      uint64  `json:"flows_open,omitempty"`
 	Inserted       uint64  `json:"conns_inserted,omitempty"`
 	NewConnsPerSec float64 `json:"new_conns_per_sec,omitempty"`
+	// FwdUserNs and FwdSysNs are the CPU time the forwarder's polling
+	// threads (the baseline's loop, afvs's workers) used during the run
+	// per frame they sent, in ns: user time is the forwarder's own work,
+	// system time the kernel's (its transmit path, and the sink's
+	// receive processing, which runs in the softirq the transmit raises).
+	// FwdBusy is that CPU time over the run's length: near 1 when the
+	// forwarder's CPU is the limit and the forwarder had it to itself. On
+	// a loaded machine these move much less than the rates do, since
+	// the forwarder pays for a frame the same whoever else runs.
+	FwdUserNs float64 `json:"fwd_user_ns_per_frame,omitempty"`
+	FwdSysNs  float64 `json:"fwd_sys_ns_per_frame,omitempty"`
+	FwdBusy   float64 `json:"fwd_cpu_busy,omitempty"`
+	// VsBaselineRounds is Mpps over the baseline's of the same placement
+	// in each round, in round order, and VsBaselinePaired their median:
+	// a ratio in which both sides met the same load.
+	VsBaselinePaired *float64  `json:"vs_baseline_paired,omitempty"`
+	VsBaselineRounds []float64 `json:"vs_baseline_rounds,omitempty"`
 	// Latency is the latency scenario's paths; the rate fields are then
 	// zero.
 	Latency []LatencyPath `json:"latency,omitempty"`
@@ -195,7 +212,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "afvs-lab bench: %s, %d flows, %s per scenario%s, %d CPUs, load %.2f %.2f %.2f\n",
 		frames, r.Flows, r.Duration, rounds, r.CPUs, r.LoadAvg[0], r.LoadAvg[1], r.LoadAvg[2])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\tsent\treceived\tsent Mpps\tsink Mpps\tmin-max\tvs offered\tvs baseline\tfwd rx\tfwd tx\tflows open\tnew conn/s\t\n")
+	fmt.Fprintf(tw, "scenario\tsent\treceived\tsent Mpps\tsink Mpps\tmin-max\tvs offered\tvs baseline\tfwd rx\tfwd tx\tflows open\tnew conn/s\tfwd user ns\tfwd sys ns\tfwd cpu\t\n")
 	var errs []Result
 	var lat []LatencyPath
 	for _, res := range r.Results {
@@ -204,7 +221,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			continue
 		}
 		if res.Error != "" {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.name())
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.name())
 			errs = append(errs, res)
 			continue
 		}
@@ -216,11 +233,18 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if res.FlowsOpen > 0 || res.Inserted > 0 {
 			open, conns = fmt.Sprint(res.FlowsOpen), fmt.Sprintf("%.0f", res.NewConnsPerSec)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", res.name(), res.Sent, res.Received, res.SentMpps, res.Mpps, spread,
-			ratio(res.VsOffered), ratio(res.VsBaseline), count(res.ForwarderRX, res.Scenario), count(res.ForwarderTX, res.Scenario), open, conns)
+		user, sys, busy := "-", "-", "-"
+		if res.FwdBusy > 0 {
+			user, sys, busy = fmt.Sprintf("%.0f", res.FwdUserNs), fmt.Sprintf("%.0f", res.FwdSysNs), fmt.Sprintf("%.0f%%", 100*res.FwdBusy)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", res.name(), res.Sent, res.Received, res.SentMpps, res.Mpps, spread,
+			ratio(res.VsOffered), ratio(res.VsBaseline), count(res.ForwarderRX, res.Scenario), count(res.ForwarderTX, res.Scenario), open, conns, user, sys, busy)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report table: %w", err)
+	}
+	if err := r.writeVsBaseline(w); err != nil {
+		return err
 	}
 	for _, res := range r.Results {
 		switch {
@@ -253,6 +277,30 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	for _, res := range errs {
 		fmt.Fprintf(w, "%s failed: %s\n", res.name(), res.Error)
+	}
+	return nil
+}
+
+// writeVsBaseline writes, for each forwarder with a baseline in the run,
+// its rate over the baseline's paired round by round, and where both have
+// CPU figures, what a frame cost each forwarder's threads: the difference
+// in user time is the forwarder's own work beyond the baseline's copy and
+// MAC rewrite, the difference in system time the kernel's.
+func (r *Report) writeVsBaseline(w io.Writer) error {
+	for _, res := range r.Results {
+		if res.VsBaselinePaired == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%s: %.2f× %s paired (median of %s)", res.name(), *res.VsBaselinePaired, Result{Scenario: res.Scenario.baseline(), Placement: res.Placement}.name(), roundRatios(res.VsBaselineRounds))
+		i := slices.IndexFunc(r.Results, func(b Result) bool {
+			return b.Scenario == res.Scenario.baseline() && b.Placement == res.Placement && b.Error == ""
+		})
+		if i >= 0 && res.FwdBusy > 0 && r.Results[i].FwdBusy > 0 {
+			b := r.Results[i]
+			fmt.Fprintf(w, "; ns of forwarder CPU a frame: user %.0f against %.0f (%+.0f), system %.0f against %.0f (%+.0f)",
+				res.FwdUserNs, b.FwdUserNs, res.FwdUserNs-b.FwdUserNs, res.FwdSysNs, b.FwdSysNs, res.FwdSysNs-b.FwdSysNs)
+		}
+		fmt.Fprintln(w)
 	}
 	return nil
 }

@@ -8,9 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func sampleReport() *Report {
@@ -18,7 +21,8 @@ func sampleReport() *Report {
 		Results: []Result{
 			{Scenario: Offered, Sent: 6_000_000, Received: 6_000_000, Seconds: 3, SentMpps: 2, Mpps: 2, SinkBytes: 360_000_000},
 			{Scenario: Baseline, Sent: 3_000_000, Received: 2_400_000, Seconds: 3, SentMpps: 1, Mpps: 0.8, ForwarderRX: 2_500_000, ForwarderTX: 2_400_000},
-			{Scenario: DR, Sent: 3_000_000, Received: 1_200_000, Seconds: 3, SentMpps: 1, Mpps: 0.4, ForwarderRX: 1_300_000, ForwarderTX: 1_200_000, FlowsOpen: 1024},
+			{Scenario: DR, Sent: 3_000_000, Received: 1_200_000, Seconds: 3, SentMpps: 1, Mpps: 0.4, ForwarderRX: 1_300_000, ForwarderTX: 1_200_000, FlowsOpen: 1024,
+				FwdUserNs: 251.4, FwdSysNs: 430, FwdBusy: 0.97},
 			{Scenario: TUN, Error: "afvs exited during start-up: boom"},
 		}}
 	r.computeRatios()
@@ -112,10 +116,10 @@ func TestWriteTable(t *testing.T) {
 			t.Errorf("row %s = %q, want %q", s, got, want)
 		}
 	}
-	check("offered", "offered", "6000000", "6000000", "2.000", "2.000", "-", "1.00", "2.50", "-", "-", "-", "-")
-	check("baseline", "baseline", "3000000", "2400000", "1.000", "0.800", "-", "0.40", "1.00", "2500000", "2400000", "-", "-")
-	check("dr", "dr", "3000000", "1200000", "1.000", "0.400", "-", "0.20", "0.50", "1300000", "1200000", "1024", "0")
-	check("tun", "tun", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-")
+	check("offered", "offered", "6000000", "6000000", "2.000", "2.000", "-", "1.00", "2.50", "-", "-", "-", "-", "-", "-", "-")
+	check("baseline", "baseline", "3000000", "2400000", "1.000", "0.800", "-", "0.40", "1.00", "2500000", "2400000", "-", "-", "-", "-", "-")
+	check("dr", "dr", "3000000", "1200000", "1.000", "0.400", "-", "0.20", "0.50", "1300000", "1200000", "1024", "0", "251", "430", "97%")
+	check("tun", "tun", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-")
 	if lines[6] != "tun failed: afvs exited during start-up: boom" {
 		t.Errorf("error line %q", lines[6])
 	}
@@ -148,6 +152,14 @@ func TestMedianResult(t *testing.T) {
 	}
 	if m := medianResult(rs[:3]); m.Mpps != 0.5 || m.Sent != 5 {
 		t.Errorf("median of three %+v, want the 0.5 round", m)
+	}
+	// The forwarder's CPU figures are each their own median, whichever
+	// round they come from.
+	for i, v := range []float64{300, 100, 200, 400} {
+		rs[i].FwdUserNs, rs[i].FwdSysNs, rs[i].FwdBusy = v, 1000-v, v/1000
+	}
+	if m := medianResult(rs); m.FwdUserNs != 200 || m.FwdSysNs != 700 || m.FwdBusy != 0.2 {
+		t.Errorf("cpu medians user %v sys %v busy %v, want 200 700 0.2", m.FwdUserNs, m.FwdSysNs, m.FwdBusy)
 	}
 	rs[2] = Result{Scenario: DR, Error: "boom"}
 	if m := medianResult(rs); m.Error != "round 3: boom" || m.Mpps != 0 {
@@ -449,5 +461,78 @@ func TestPlotIPv6(t *testing.T) {
 	}
 	if _, err := png.Decode(&b); err != nil {
 		t.Fatalf("not a PNG: %v", err)
+	}
+}
+
+// TestVsBaselinePaired: each forwarder's rate over the baseline's of the
+// same round, the median of those, and the CPU a frame cost each, are
+// printed under the table; a scenario without a baseline in the run gets
+// no line.
+func TestVsBaselinePaired(t *testing.T) {
+	r := sampleReport()
+	base := []Result{{Scenario: Baseline, Mpps: 1.0}, {Scenario: Baseline, Mpps: 0.5}, {Scenario: Baseline, Mpps: 0.8}}
+	dr := []Result{{Scenario: DR, Mpps: 0.8}, {Scenario: DR, Mpps: 0.45}, {Scenario: DR, Mpps: 0.4}}
+	v, rounds := pairedRatio(dr, base)
+	if v == nil || math.Abs(*v-0.8) > 1e-12 || len(rounds) != 3 || math.Abs(rounds[1]-0.9) > 1e-12 {
+		t.Fatalf("paired %v rounds %v, want median 0.8 of 0.8 0.9 0.5", v, rounds)
+	}
+	r.Results[1].FwdUserNs, r.Results[1].FwdSysNs, r.Results[1].FwdBusy = 90, 440, 0.95
+	r.Results[2].VsBaselinePaired, r.Results[2].VsBaselineRounds = v, rounds
+	var b bytes.Buffer
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := "dr: 0.80× baseline paired (median of rounds 0.80 0.90 0.50); ns of forwarder CPU a frame: user 251 against 90 (+161), system 430 against 440 (-10)\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, b.String())
+	}
+	for s, want := range map[Scenario]Scenario{DR: Baseline, NAT: Baseline, DR6: Baseline6, TUN6: Baseline6, Baseline: "", Offered: "", Offered6: "", Latency: ""} {
+		if got := s.baseline(); got != want {
+			t.Errorf("%s pairs with %q, want %q", s, got, want)
+		}
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// A command name with a space and a parenthesis: fields count from
+	// after the last ')'.
+	line := "4242 (afvs (w) x) R 1 2 3 4 5 6 7 8 9 10 250 37 0 0 20 0 1 0 100 0 0\n"
+	c, err := parseStatCPU("stat", []byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.User != 2500*time.Millisecond || c.System != 370*time.Millisecond || c.Total() != 2870*time.Millisecond {
+		t.Errorf("user %v system %v, want 2.5s and 370ms", c.User, c.System)
+	}
+	for _, bad := range []string{"4242 afvs R 1 2", "4242 (afvs) R 1 2 3", "4242 (afvs) R 1 2 3 4 5 6 7 8 9 10 x 37 0"} {
+		if _, err := parseStatCPU("stat", []byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+	if got := perFrame(3*time.Second, 10_000_000); got != 300 {
+		t.Errorf("perFrame = %v, want 300", got)
+	}
+	if got := perFrame(time.Second, 0); got != 0 {
+		t.Errorf("perFrame with no frames = %v, want 0", got)
+	}
+	// This thread's own reading works and moves forward.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pid, tid := os.Getpid(), unix.Gettid()
+	c0, err := threadCPU(pid, tid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+	}
+	c1, err := threadsCPU(pid, []int{tid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c1.Total() < c0.Total() {
+		t.Errorf("cpu time went back: %v then %v", c0, c1)
+	}
+	if _, err := threadCPU(pid, -1); err == nil {
+		t.Error("no error for a thread that does not exist")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/afvs/afvs/control/api"
+	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/dataplane/nic"
 	"github.com/afvs/afvs/dataplane/xdpprog"
 	"github.com/afvs/afvs/dataplane/xsk"
@@ -148,6 +149,12 @@ func Run(o Options) (*Report, error) {
 		if j >= 0 {
 			rep.Results[i].VsIPv4, rep.Results[i].VsIPv4Rounds = pairedRatio(byScenario[i], byScenario[j])
 		}
+		if b := sp.s.baseline(); b != "" {
+			j := slices.IndexFunc(specs, func(o spec) bool { return o.s == b && o.threaded == sp.threaded })
+			if j >= 0 {
+				rep.Results[i].VsBaselinePaired, rep.Results[i].VsBaselineRounds = pairedRatio(byScenario[i], byScenario[j])
+			}
+		}
 	}
 	return rep, nil
 }
@@ -170,7 +177,22 @@ func medianResult(rs []Result) Result {
 	m := sorted[(len(sorted)-1)/2]
 	m.Rounds = len(rs)
 	m.MppsMin, m.MppsMax = sorted[0].Mpps, sorted[len(sorted)-1].Mpps
+	m.FwdUserNs = median(rs, func(r Result) float64 { return r.FwdUserNs })
+	m.FwdSysNs = median(rs, func(r Result) float64 { return r.FwdSysNs })
+	m.FwdBusy = median(rs, func(r Result) float64 { return r.FwdBusy })
 	return m
+}
+
+// median is the median of f over rs (the lower middle one for an even
+// count): the forwarder's CPU figures are each the median of their own
+// rounds, which need not be the median rate's round.
+func median(rs []Result, f func(Result) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	return v[(len(v)-1)/2]
 }
 
 // runScenario builds the scenario's network, measures, and removes the
@@ -261,6 +283,8 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 	// inserted reads the connections the forwarder has opened, where it
 	// keeps a table.
 	var inserted func() uint64
+	// cpu reads the CPU time of the forwarder's polling threads.
+	var cpu func() (CPUTime, error)
 	flows := o.Flows
 	if s == NewFlows {
 		flows = MaxFlows
@@ -273,6 +297,13 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 		}
 		closers = append(closers, stop)
 		counts = func() (uint64, uint64, error) { st := f.Stats(); return st.Received, st.Forwarded, nil }
+		cpu = func() (CPUTime, error) {
+			tid := f.ThreadID()
+			if tid == 0 {
+				return CPUTime{}, errors.New("the baseline forwarder's thread has not started")
+			}
+			return threadCPU(os.Getpid(), tid)
+		}
 	case KernelXDPDR, KernelXDPTUN:
 		mode := map[Scenario]string{KernelXDPDR: "dr", KernelXDPTUN: "tun"}[s]
 		lb, stop, serr := startKernelXDP(t, mode, o.Flows)
@@ -318,6 +349,17 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 			return st.RX, st.TX, err
 		}
 		inserted = func() uint64 { st, _ := api.NewClient(d.Socket).Status(); return st.Table.Inserted }
+		cpu = func() (CPUTime, error) {
+			pid := d.Process().Pid
+			tids, err := director.WorkerThreads(pid)
+			if err == nil && len(tids) == 0 {
+				err = fmt.Errorf("afvs (pid %d) has no thread named %s", pid, director.WorkerThreadName)
+			}
+			if err != nil {
+				return CPUTime{}, err
+			}
+			return threadsCPU(pid, tids)
+		}
 	}
 
 	// One generator per queue: the veth hands a frame sent on queue q to
@@ -394,6 +436,12 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 		drops0 = drops
 	}
 	workerRX0 := slices.Clone(workerRX)
+	var cpu0 CPUTime
+	if cpu != nil {
+		if cpu0, err = cpu(); err != nil {
+			return fmt.Errorf("forwarder cpu time: %w", err)
+		}
+	}
 	before, err := sink.Stats()
 	if err != nil {
 		return err
@@ -406,6 +454,14 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 	after, err := sink.Stats()
 	if err != nil {
 		return err
+	}
+	var used CPUTime
+	if cpu != nil {
+		cpu1, err := cpu()
+		if err != nil {
+			return fmt.Errorf("forwarder cpu time: %w", err)
+		}
+		used = cpu1.sub(cpu0)
 	}
 	if counts != nil {
 		rx1, tx1, err := counts()
@@ -437,6 +493,13 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 	res.SentMpps = float64(res.Sent) / res.Seconds / 1e6
 	res.Mpps = float64(res.Received) / res.Seconds / 1e6
 	res.NewConnsPerSec = float64(res.Inserted) / res.Seconds
+	if cpu != nil {
+		// The CPU time covers the settling pause as well, in which a
+		// forwarder that keeps up sleeps.
+		res.FwdUserNs = perFrame(used.User, res.ForwarderTX)
+		res.FwdSysNs = perFrame(used.System, res.ForwarderTX)
+		res.FwdBusy = used.Total().Seconds() / res.Seconds
+	}
 	if res.Received == 0 {
 		return fmt.Errorf("the sink counted nothing of %d frames sent", res.Sent)
 	}

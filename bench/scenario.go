@@ -95,6 +95,21 @@ func (s Scenario) base() Scenario {
 	return s
 }
 
+// baseline is the forwarder scenario a scenario's rate is paired with,
+// round by round: baseline6 for the IPv6 ones, baseline for the other
+// forwarders, "" for the offered loads, the baselines themselves and
+// latency.
+func (s Scenario) baseline() Scenario {
+	switch s {
+	case Offered, Offered6, Baseline, Baseline6, Latency:
+		return ""
+	}
+	if s.IPv6() {
+		return Baseline6
+	}
+	return Baseline
+}
+
 // ParseScenarios reads a comma-separated list such as "offered,dr". An
 // empty string or "all" selects every scenario.
 func ParseScenarios(s string) ([]Scenario, error) {
