@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/internal/testnet"
 	"github.com/afvs/afvs/internal/testsupport"
 )
@@ -157,6 +159,7 @@ func TestRunAllScenarios(t *testing.T) {
 		if res.VsBaseline == nil || *res.VsBaseline != res.Mpps/mpps[baseline] {
 			t.Errorf("%s: vs baseline %v, want %v / %v", res.Scenario, res.VsBaseline, res.Mpps, mpps[baseline])
 		}
+		checkForwarderCPU(t, rep, res)
 	}
 	if rep.FrameLen6 != MinFrameLen6 {
 		t.Errorf("report frame_len6 %d, want %d", rep.FrameLen6, MinFrameLen6)
@@ -168,6 +171,39 @@ func TestRunAllScenarios(t *testing.T) {
 	}
 	if left := testnet.Leftovers(Prefix()); len(left) > 0 {
 		t.Errorf("namespaces left after Run: %v", left)
+	}
+}
+
+// checkForwarderCPU: every forwarder that polls AF_XDP sockets (the
+// baseline and afvs) reports the CPU its polling threads spent per frame,
+// and its receiving socket has the same busy-poll options in force as the
+// baseline's of its family: afvs's default poll mode, with busy polling.
+func checkForwarderCPU(t *testing.T, rep *Report, res Result) {
+	t.Helper()
+	switch res.Scenario.base() {
+	case Offered, KernelXDPDR, KernelXDPTUN:
+		if res.FwdBusy != 0 || res.BusyPoll != "" {
+			t.Errorf("%s: no forwarder threads, yet cpu busy %v, busy poll %q", res.Scenario, res.FwdBusy, res.BusyPoll)
+		}
+		return
+	}
+	// The times come in 10 ms ticks, which a short run on a loaded
+	// machine may give all to one side: only their sum must show.
+	if res.FwdBusy <= 0 || res.FwdUserNs+res.FwdSysNs <= 0 || res.FwdUserNs < 0 || res.FwdSysNs < 0 {
+		t.Errorf("%s: forwarder cpu user %v ns, system %v ns a frame, busy %v: want some, none negative", res.Scenario, res.FwdUserNs, res.FwdSysNs, res.FwdBusy)
+	}
+	on, usecs, budget := director.SocketBusyPoll(director.DefaultPoll())
+	if !on || res.BusyPoll != fmt.Sprintf("prefer,usecs=%d,budget=%d", usecs, budget) {
+		t.Errorf("%s: busy poll %q, want afvs's default, prefer with usecs %d and budget %d", res.Scenario, res.BusyPoll, usecs, budget)
+	}
+	if b := res.Scenario.baseline(); b != "" {
+		i := slices.IndexFunc(rep.Results, func(r Result) bool { return r.Scenario == b && r.Placement == res.Placement })
+		if i < 0 || rep.Results[i].BusyPoll != res.BusyPoll {
+			t.Errorf("%s: busy poll %q, its baseline's differs", res.Scenario, res.BusyPoll)
+		}
+		if res.VsBaselinePaired == nil || len(res.VsBaselineRounds) != 1 || *res.VsBaselinePaired != res.Mpps/rep.Results[i].Mpps {
+			t.Errorf("%s: paired vs baseline %v (rounds %v), want %v / %v", res.Scenario, res.VsBaselinePaired, res.VsBaselineRounds, res.Mpps, rep.Results[i].Mpps)
+		}
 	}
 }
 

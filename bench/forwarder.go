@@ -26,15 +26,20 @@ const fwdBatch = 64
 type Forwarder struct {
 	// CPU, when not negative, is where Run pins its thread, as the
 	// director pins its workers; NewForwarder leaves it at -1.
-	CPU    int
-	rx     rxPort
-	tx     txPort
-	dstMAC [6]byte
-	srcMAC [6]byte
-	in     [fwdBatch]xsk.Desc
-	out    [fwdBatch]xsk.Desc
-	stop   atomic.Bool
-	tid    atomic.Int32 // Run's OS thread, once it has started
+	CPU int
+	// PollConfig is how Run waits for frames and which busy-poll socket
+	// options it gives the receiving socket: a worker's, in the same
+	// mode. NewForwarder sets director.DefaultPoll, afvs's default.
+	PollConfig director.PollConfig
+	busy       atomic.Pointer[xsk.BusyPoll]
+	rx         rxPort
+	tx         txPort
+	dstMAC     [6]byte
+	srcMAC     [6]byte
+	in         [fwdBatch]xsk.Desc
+	out        [fwdBatch]xsk.Desc
+	stop       atomic.Bool
+	tid        atomic.Int32 // Run's OS thread, once it has started
 
 	received  atomic.Uint64
 	forwarded atomic.Uint64
@@ -55,7 +60,7 @@ func NewForwarder(rx *xsk.Socket, tx *xsk.Socket, dst, src [6]byte) *Forwarder {
 }
 
 func newForwarder(rx rxPort, tx txPort, dst, src [6]byte) *Forwarder {
-	return &Forwarder{CPU: -1, rx: rx, tx: tx, dstMAC: dst, srcMAC: src}
+	return &Forwarder{CPU: -1, PollConfig: director.DefaultPoll(), rx: rx, tx: tx, dstMAC: dst, srcMAC: src}
 }
 
 // Poll runs one turn and returns how many frames it received.
@@ -104,9 +109,10 @@ func (f *Forwarder) Poll() int {
 	return n
 }
 
-// Run polls until Stop, spinning while frames come and sleeping in poll(2)
-// when idle, as the director's workers do. It fails only when it cannot
-// pin its thread to CPU.
+// Run polls until Stop as a director's worker in mode PollConfig does: its loop
+// (director.Spin), and on a real socket the same busy-poll options
+// (director.SocketBusyPoll), set from the polling thread. It fails only
+// when it cannot pin its thread to CPU.
 func (f *Forwarder) Run() error {
 	runtime.LockOSThread()
 	f.tid.Store(int32(unix.Gettid()))
@@ -119,9 +125,25 @@ func (f *Forwarder) Run() error {
 	} else {
 		defer runtime.UnlockOSThread()
 	}
-	director.Spin(&f.stop, director.DefaultPoll(), f.Poll, f.rx.Wait)
+	if s, ok := f.rx.(interface {
+		SetBusyPoll(on bool, usecs, budget int) xsk.BusyPoll
+	}); ok {
+		b := s.SetBusyPoll(director.SocketBusyPoll(f.PollConfig))
+		f.busy.Store(&b)
+	}
+	director.Spin(&f.stop, f.PollConfig, f.Poll, f.rx.Wait)
 	f.tx.Complete()
 	return nil
+}
+
+// BusyPoll is the busy-poll options the kernel accepted for the receiving
+// socket, once Run has set them; ok is false before, or on a port that has
+// none (an in-memory one).
+func (f *Forwarder) BusyPoll() (b xsk.BusyPoll, ok bool) {
+	if p := f.busy.Load(); p != nil {
+		return *p, true
+	}
+	return xsk.BusyPoll{}, false
 }
 
 // ThreadID is the OS thread Run polls on, once it has started; else 0.

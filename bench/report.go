@@ -81,6 +81,10 @@ type Result struct {
 	// forwarder's CPU is the limit and the forwarder had it to itself. On
 	// a loaded machine these move much less than the rates do, since
 	// the forwarder pays for a frame the same whoever else runs.
+	// BusyPoll is the busy-poll options in force on the forwarder's
+	// receiving socket (xsk.BusyPoll's form: "prefer,usecs=20,budget=64"
+	// or "off"): the baseline's and afvs's are the same in a fair run.
+	BusyPoll  string  `json:"busy_poll,omitempty"`
 	FwdUserNs float64 `json:"fwd_user_ns_per_frame,omitempty"`
 	FwdSysNs  float64 `json:"fwd_sys_ns_per_frame,omitempty"`
 	FwdBusy   float64 `json:"fwd_cpu_busy,omitempty"`
@@ -299,6 +303,13 @@ func (r *Report) writeVsBaseline(w io.Writer) error {
 			b := r.Results[i]
 			fmt.Fprintf(w, "; ns of forwarder CPU a frame: user %.0f against %.0f (%+.0f), system %.0f against %.0f (%+.0f)",
 				res.FwdUserNs, b.FwdUserNs, res.FwdUserNs-b.FwdUserNs, res.FwdSysNs, b.FwdSysNs, res.FwdSysNs-b.FwdSysNs)
+		}
+		if i >= 0 && res.BusyPoll != "" {
+			if b := r.Results[i].BusyPoll; b == res.BusyPoll {
+				fmt.Fprintf(w, "; busy poll %s on both", b)
+			} else {
+				fmt.Fprintf(w, "; busy poll %s against %s", res.BusyPoll, dash(b))
+			}
 		}
 		fmt.Fprintln(w)
 	}

@@ -477,13 +477,22 @@ func TestVsBaselinePaired(t *testing.T) {
 		t.Fatalf("paired %v rounds %v, want median 0.8 of 0.8 0.9 0.5", v, rounds)
 	}
 	r.Results[1].FwdUserNs, r.Results[1].FwdSysNs, r.Results[1].FwdBusy = 90, 440, 0.95
+	r.Results[1].BusyPoll, r.Results[2].BusyPoll = "off", "prefer,usecs=20,budget=64"
 	r.Results[2].VsBaselinePaired, r.Results[2].VsBaselineRounds = v, rounds
 	var b bytes.Buffer
 	if err := r.WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	want := "dr: 0.80× baseline paired (median of rounds 0.80 0.90 0.50); ns of forwarder CPU a frame: user 251 against 90 (+161), system 430 against 440 (-10)\n"
+	want := "dr: 0.80× baseline paired (median of rounds 0.80 0.90 0.50); ns of forwarder CPU a frame: user 251 against 90 (+161), system 430 against 440 (-10); busy poll prefer,usecs=20,budget=64 against off\n"
 	if !strings.Contains(b.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, b.String())
+	}
+	r.Results[1].BusyPoll = r.Results[2].BusyPoll
+	b.Reset()
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	if want := "(-10); busy poll prefer,usecs=20,budget=64 on both\n"; !strings.Contains(b.String(), want) {
 		t.Errorf("table lacks %q:\n%s", want, b.String())
 	}
 	for s, want := range map[Scenario]Scenario{DR: Baseline, NAT: Baseline, DR6: Baseline6, TUN6: Baseline6, Baseline: "", Offered: "", Offered6: "", Latency: ""} {

@@ -296,7 +296,13 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 			return serr
 		}
 		closers = append(closers, stop)
-		counts = func() (uint64, uint64, error) { st := f.Stats(); return st.Received, st.Forwarded, nil }
+		counts = func() (uint64, uint64, error) {
+			st := f.Stats()
+			if b, ok := f.BusyPoll(); ok {
+				res.BusyPoll = b.String()
+			}
+			return st.Received, st.Forwarded, nil
+		}
 		cpu = func() (CPUTime, error) {
 			tid := f.ThreadID()
 			if tid == 0 {
@@ -345,6 +351,7 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 			workerRX = workerRX[:0]
 			for _, w := range st.Workers {
 				workerRX = append(workerRX, w.RX)
+				res.BusyPoll = w.BusyPoll
 			}
 			return st.RX, st.TX, err
 		}

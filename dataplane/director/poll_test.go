@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -290,5 +291,25 @@ func TestWorkerPollAllocatesNothingAfterSetPoll(t *testing.T) {
 	}
 	if r.c.TX.Load()-tx != 101 || w.applied != w.pollCfg.Load() {
 		t.Errorf("%d frames forwarded, mode applied %v of %v", r.c.TX.Load()-tx, w.applied, w.pollCfg.Load())
+	}
+}
+
+// TestSocketBusyPoll: the busy and adaptive modes busy-poll the device
+// from the worker's system calls, a NAPI poll of one batch each; sleep
+// leaves it to the kernel's softirq.
+func TestSocketBusyPoll(t *testing.T) {
+	for _, c := range []struct {
+		cfg PollConfig
+		on  bool
+	}{
+		{DefaultPoll(), true},
+		{PollConfig{Mode: PollBusy}, true},
+		{PollConfig{Mode: PollAdaptive, Spin: 2 * time.Millisecond}, true},
+		{PollConfig{Mode: PollSleep}, false},
+	} {
+		on, usecs, budget := SocketBusyPoll(c.cfg)
+		if on != c.on || usecs != busyPollUsecs || budget != dataplane.Batch {
+			t.Errorf("%s: on %v usecs %d budget %d, want on %v, usecs %d, budget %d", c.cfg, on, usecs, budget, c.on, busyPollUsecs, dataplane.Batch)
+		}
 	}
 }

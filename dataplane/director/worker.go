@@ -446,10 +446,19 @@ const (
 	busyPollBudget = dataplane.Batch
 )
 
+// SocketBusyPoll is the busy-poll socket options (xsk.Socket.SetBusyPoll)
+// a receiving socket polled in mode c gets: on, with busyPollUsecs and
+// busyPollBudget, in the busy and adaptive modes; off in sleep. The
+// bench's baseline forwarder asks for the same, so that both forwarders
+// meet the kernel the same way.
+func SocketBusyPoll(c PollConfig) (on bool, usecs, budget int) {
+	return c.Mode != PollSleep, busyPollUsecs, busyPollBudget
+}
+
 // applyPoll sets the receiving socket's busy-poll options for c, when the
 // port is a real socket and c changes whether they are wanted.
 func (w *Worker) applyPoll(c *PollConfig) {
-	want := c.Mode != PollSleep
+	want, usecs, budget := SocketBusyPoll(*c)
 	w.applied = c
 	bp, ok := bare(w.rx).(interface {
 		SetBusyPoll(on bool, usecs, budget int) xsk.BusyPoll
@@ -461,7 +470,7 @@ func (w *Worker) applyPoll(c *PollConfig) {
 	if cur := w.busy.Load(); cur != nil && (*cur).On() == want {
 		return
 	}
-	b := bp.SetBusyPoll(want, busyPollUsecs, busyPollBudget)
+	b := bp.SetBusyPoll(want, usecs, budget)
 	w.busy.Store(&b)
 }
 
