@@ -189,8 +189,8 @@ func checkForwarderCPU(t *testing.T, rep *Report, res Result) {
 	}
 	// The times come in 10 ms ticks, which a short run on a loaded
 	// machine may give all to one side: only their sum must show.
-	if res.FwdBusy <= 0 || res.FwdUserNs+res.FwdSysNs <= 0 || res.FwdUserNs < 0 || res.FwdSysNs < 0 {
-		t.Errorf("%s: forwarder cpu user %v ns, system %v ns a frame, busy %v: want some, none negative", res.Scenario, res.FwdUserNs, res.FwdSysNs, res.FwdBusy)
+	if res.FwdBusy <= 0 || res.FwdUserNs+res.FwdSysNs <= 0 || res.FwdUserNs < 0 || res.FwdSysNs < 0 || res.FwdWaited < 0 {
+		t.Errorf("%s: forwarder cpu user %v ns, system %v ns a frame, busy %v, waited %v: want some, none negative", res.Scenario, res.FwdUserNs, res.FwdSysNs, res.FwdBusy, res.FwdWaited)
 	}
 	on, usecs, budget := director.SocketBusyPoll(director.DefaultPoll())
 	if !on || res.BusyPoll != fmt.Sprintf("prefer,usecs=%d,budget=%d", usecs, budget) {

@@ -16,15 +16,21 @@ import (
 // runs in the softirq the forwarder's transmit raised), so a forwarder's
 // system time per frame is the kernel's price of its transmit path and
 // its user time per frame the price of its own work.
+//
+// Waited is the time the threads were ready to run but waited for a CPU
+// (the run delay of /proc/PID/task/TID/schedstat): on a shared machine,
+// the part of a run the forwarder lost to other work.
 type CPUTime struct {
-	User, System time.Duration
+	User, System, Waited time.Duration
 }
 
 // Total is user plus system time.
 func (c CPUTime) Total() time.Duration { return c.User + c.System }
 
 // sub is c less an earlier reading b.
-func (c CPUTime) sub(b CPUTime) CPUTime { return CPUTime{c.User - b.User, c.System - b.System} }
+func (c CPUTime) sub(b CPUTime) CPUTime {
+	return CPUTime{c.User - b.User, c.System - b.System, c.Waited - b.Waited}
+}
 
 // userHZ is the unit of the times in /proc/PID/task/TID/stat (USER_HZ,
 // 100 on every architecture Go supports).
@@ -40,7 +46,30 @@ func threadCPU(pid, tid int) (CPUTime, error) {
 	if err != nil {
 		return CPUTime{}, err
 	}
-	return parseStatCPU(name, b)
+	c, err := parseStatCPU(name, b)
+	if err != nil {
+		return CPUTime{}, err
+	}
+	name = fmt.Sprintf("/proc/%d/task/%d/schedstat", pid, tid)
+	if b, err = os.ReadFile(name); err != nil {
+		return CPUTime{}, err
+	}
+	c.Waited, err = parseSchedstatWait(name, b)
+	return c, err
+}
+
+// parseSchedstatWait reads the run delay, the second of the three fields
+// of a schedstat file (run time, run delay, time slices; in ns).
+func parseSchedstatWait(name string, b []byte) (time.Duration, error) {
+	f := strings.Fields(string(b))
+	if len(f) != 3 {
+		return 0, fmt.Errorf("%s: %q: want three fields", name, b)
+	}
+	n, err := strconv.ParseUint(f[1], 10, 63)
+	if err != nil {
+		return 0, fmt.Errorf("%s: run delay %q: %w", name, f[1], err)
+	}
+	return time.Duration(n), nil
 }
 
 // parseStatCPU reads utime and stime from the contents b of a stat file.
@@ -78,6 +107,7 @@ func threadsCPU(pid int, tids []int) (CPUTime, error) {
 		}
 		sum.User += c.User
 		sum.System += c.System
+		sum.Waited += c.Waited
 	}
 	return sum, nil
 }

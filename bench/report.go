@@ -88,6 +88,11 @@ type Result struct {
 	FwdUserNs float64 `json:"fwd_user_ns_per_frame,omitempty"`
 	FwdSysNs  float64 `json:"fwd_sys_ns_per_frame,omitempty"`
 	FwdBusy   float64 `json:"fwd_cpu_busy,omitempty"`
+	// FwdWaited is the time the forwarder's threads were ready to run
+	// but waited for a CPU, over the run's length: above a few percent,
+	// the rate says more about the machine's other load than about the
+	// forwarder.
+	FwdWaited float64 `json:"fwd_cpu_waited,omitempty"`
 	// VsBaselineRounds is Mpps over the baseline's of the same placement
 	// in each round, in round order, and VsBaselinePaired their median:
 	// a ratio in which both sides met the same load.
@@ -216,7 +221,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "afvs-lab bench: %s, %d flows, %s per scenario%s, %d CPUs, load %.2f %.2f %.2f\n",
 		frames, r.Flows, r.Duration, rounds, r.CPUs, r.LoadAvg[0], r.LoadAvg[1], r.LoadAvg[2])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\tsent\treceived\tsent Mpps\tsink Mpps\tmin-max\tvs offered\tvs baseline\tfwd rx\tfwd tx\tflows open\tnew conn/s\tfwd user ns\tfwd sys ns\tfwd cpu\t\n")
+	fmt.Fprintf(tw, "scenario\tsent\treceived\tsent Mpps\tsink Mpps\tmin-max\tvs offered\tvs baseline\tfwd rx\tfwd tx\tflows open\tnew conn/s\tfwd user ns\tfwd sys ns\tfwd cpu\tfwd waited\t\n")
 	var errs []Result
 	var lat []LatencyPath
 	for _, res := range r.Results {
@@ -225,7 +230,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			continue
 		}
 		if res.Error != "" {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.name())
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", res.name())
 			errs = append(errs, res)
 			continue
 		}
@@ -237,12 +242,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if res.FlowsOpen > 0 || res.Inserted > 0 {
 			open, conns = fmt.Sprint(res.FlowsOpen), fmt.Sprintf("%.0f", res.NewConnsPerSec)
 		}
-		user, sys, busy := "-", "-", "-"
+		user, sys, busy, waited := "-", "-", "-", "-"
 		if res.FwdBusy > 0 {
-			user, sys, busy = fmt.Sprintf("%.0f", res.FwdUserNs), fmt.Sprintf("%.0f", res.FwdSysNs), fmt.Sprintf("%.0f%%", 100*res.FwdBusy)
+			user, sys = fmt.Sprintf("%.0f", res.FwdUserNs), fmt.Sprintf("%.0f", res.FwdSysNs)
+			busy, waited = fmt.Sprintf("%.0f%%", 100*res.FwdBusy), fmt.Sprintf("%.0f%%", 100*res.FwdWaited)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", res.name(), res.Sent, res.Received, res.SentMpps, res.Mpps, spread,
-			ratio(res.VsOffered), ratio(res.VsBaseline), count(res.ForwarderRX, res.Scenario), count(res.ForwarderTX, res.Scenario), open, conns, user, sys, busy)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", res.name(), res.Sent, res.Received, res.SentMpps, res.Mpps, spread,
+			ratio(res.VsOffered), ratio(res.VsBaseline), count(res.ForwarderRX, res.Scenario), count(res.ForwarderTX, res.Scenario), open, conns, user, sys, busy, waited)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report table: %w", err)

@@ -22,7 +22,7 @@ func sampleReport() *Report {
 			{Scenario: Offered, Sent: 6_000_000, Received: 6_000_000, Seconds: 3, SentMpps: 2, Mpps: 2, SinkBytes: 360_000_000},
 			{Scenario: Baseline, Sent: 3_000_000, Received: 2_400_000, Seconds: 3, SentMpps: 1, Mpps: 0.8, ForwarderRX: 2_500_000, ForwarderTX: 2_400_000},
 			{Scenario: DR, Sent: 3_000_000, Received: 1_200_000, Seconds: 3, SentMpps: 1, Mpps: 0.4, ForwarderRX: 1_300_000, ForwarderTX: 1_200_000, FlowsOpen: 1024,
-				FwdUserNs: 251.4, FwdSysNs: 430, FwdBusy: 0.97},
+				FwdUserNs: 251.4, FwdSysNs: 430, FwdBusy: 0.97, FwdWaited: 0.034},
 			{Scenario: TUN, Error: "afvs exited during start-up: boom"},
 		}}
 	r.computeRatios()
@@ -116,10 +116,10 @@ func TestWriteTable(t *testing.T) {
 			t.Errorf("row %s = %q, want %q", s, got, want)
 		}
 	}
-	check("offered", "offered", "6000000", "6000000", "2.000", "2.000", "-", "1.00", "2.50", "-", "-", "-", "-", "-", "-", "-")
-	check("baseline", "baseline", "3000000", "2400000", "1.000", "0.800", "-", "0.40", "1.00", "2500000", "2400000", "-", "-", "-", "-", "-")
-	check("dr", "dr", "3000000", "1200000", "1.000", "0.400", "-", "0.20", "0.50", "1300000", "1200000", "1024", "0", "251", "430", "97%")
-	check("tun", "tun", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-")
+	check("offered", "offered", "6000000", "6000000", "2.000", "2.000", "-", "1.00", "2.50", "-", "-", "-", "-", "-", "-", "-", "-")
+	check("baseline", "baseline", "3000000", "2400000", "1.000", "0.800", "-", "0.40", "1.00", "2500000", "2400000", "-", "-", "-", "-", "-", "-")
+	check("dr", "dr", "3000000", "1200000", "1.000", "0.400", "-", "0.20", "0.50", "1300000", "1200000", "1024", "0", "251", "430", "97%", "3%")
+	check("tun", "tun", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-")
 	if lines[6] != "tun failed: afvs exited during start-up: boom" {
 		t.Errorf("error line %q", lines[6])
 	}
@@ -156,10 +156,10 @@ func TestMedianResult(t *testing.T) {
 	// The forwarder's CPU figures are each their own median, whichever
 	// round they come from.
 	for i, v := range []float64{300, 100, 200, 400} {
-		rs[i].FwdUserNs, rs[i].FwdSysNs, rs[i].FwdBusy = v, 1000-v, v/1000
+		rs[i].FwdUserNs, rs[i].FwdSysNs, rs[i].FwdBusy, rs[i].FwdWaited = v, 1000-v, v/1000, 1-v/1000
 	}
-	if m := medianResult(rs); m.FwdUserNs != 200 || m.FwdSysNs != 700 || m.FwdBusy != 0.2 {
-		t.Errorf("cpu medians user %v sys %v busy %v, want 200 700 0.2", m.FwdUserNs, m.FwdSysNs, m.FwdBusy)
+	if m := medianResult(rs); m.FwdUserNs != 200 || m.FwdSysNs != 700 || m.FwdBusy != 0.2 || m.FwdWaited != 0.7 {
+		t.Errorf("cpu medians user %v sys %v busy %v waited %v, want 200 700 0.2 0.7", m.FwdUserNs, m.FwdSysNs, m.FwdBusy, m.FwdWaited)
 	}
 	rs[2] = Result{Scenario: DR, Error: "boom"}
 	if m := medianResult(rs); m.Error != "round 3: boom" || m.Mpps != 0 {
@@ -518,6 +518,14 @@ func TestParseStatCPU(t *testing.T) {
 			t.Errorf("%q: no error", bad)
 		}
 	}
+	if w, err := parseSchedstatWait("schedstat", []byte("2539283614 5145633758 10473\n")); err != nil || w != 5145633758 {
+		t.Errorf("run delay %v %v, want 5145633758ns", w, err)
+	}
+	for _, bad := range []string{"1 2", "1 x 3", "1 2 3 4"} {
+		if _, err := parseSchedstatWait("schedstat", []byte(bad)); err == nil {
+			t.Errorf("schedstat %q: no error", bad)
+		}
+	}
 	if got := perFrame(3*time.Second, 10_000_000); got != 300 {
 		t.Errorf("perFrame = %v, want 300", got)
 	}
@@ -538,7 +546,7 @@ func TestParseStatCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c1.Total() < c0.Total() {
+	if c1.Total() < c0.Total() || c1.Waited < c0.Waited {
 		t.Errorf("cpu time went back: %v then %v", c0, c1)
 	}
 	if _, err := threadCPU(pid, -1); err == nil {

@@ -180,6 +180,7 @@ func medianResult(rs []Result) Result {
 	m.FwdUserNs = median(rs, func(r Result) float64 { return r.FwdUserNs })
 	m.FwdSysNs = median(rs, func(r Result) float64 { return r.FwdSysNs })
 	m.FwdBusy = median(rs, func(r Result) float64 { return r.FwdBusy })
+	m.FwdWaited = median(rs, func(r Result) float64 { return r.FwdWaited })
 	return m
 }
 
@@ -506,6 +507,7 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 		res.FwdUserNs = perFrame(used.User, res.ForwarderTX)
 		res.FwdSysNs = perFrame(used.System, res.ForwarderTX)
 		res.FwdBusy = used.Total().Seconds() / res.Seconds
+		res.FwdWaited = used.Waited.Seconds() / res.Seconds
 	}
 	if res.Received == 0 {
 		return fmt.Errorf("the sink counted nothing of %d frames sent", res.Sent)
