@@ -234,12 +234,11 @@ func (v Virtual) bits() int {
 }
 
 // flag returns the service as -S writes it: "-t addr:port", "-f 7 -6".
-// ipvsadm prints the mark with %d, so marks from 2^31 on come out negative
-// ("-f -1" for 4294967295); the parser reads them back.
+// ipvsadm prints the mark with %u, so every mark reads back as itself.
 func (v Virtual) flag() string {
 	switch v.Proto {
 	case FWM:
-		s := "-f " + strconv.Itoa(int(int32(v.FWMark)))
+		s := "-f " + strconv.FormatUint(uint64(v.FWMark), 10)
 		if v.IPv6 {
 			s += " -6"
 		}

@@ -21,7 +21,7 @@ func quirkFixture() *Snapshot {
 			Dests: []Dest{rs("192.168.0.1"), rs("100.64.0.1"), rs("10.0.0.2")}},
 		{Virtual: Virtual{Proto: TCP, Addr: a("172.16.0.1"), Port: 80}, Sched: "wlc", Netmask: 32},
 		{Virtual: Virtual{Proto: FWM, FWMark: 7}, Sched: "sh", SchedFlags: []string{"flag-1", "flag-2"}, Netmask: 32},
-		{Virtual: Virtual{Proto: TCP, Addr: a("192.168.1.1"), Port: 443}, Sched: "mh", SchedFlags: []string{"flag-1"}, Netmask: 32},
+		{Virtual: Virtual{Proto: TCP, Addr: a("192.168.1.1"), Port: 443}, Sched: "mh", SchedFlags: []string{"flag-1", "flag-3"}, Netmask: 32},
 		{Virtual: Virtual{Proto: FWM, FWMark: 3000000000}, Sched: "rr", SchedFlags: []string{"flag-3"}, Netmask: 32},
 		{Virtual: Virtual{Proto: UDP, Addr: a("10.0.0.1"), Port: 53}, Sched: "wlc", Netmask: 32},
 		{Virtual: Virtual{Proto: TCP, Addr: a("198.19.0.1"), Port: 80}, Sched: "wlc", Netmask: 32},
@@ -85,18 +85,62 @@ func TestIPVSCmpDestsOrderMatters(t *testing.T) {
 	}
 }
 
-// TestParseFwmarkSigned: ipvsadm reads -f with strtoul, so the negative
-// marks its -S prints restore to the same mark.
-func TestParseFwmarkSigned(t *testing.T) {
-	for in, want := range map[string]uint32{"-1": 4294967295, "-1294967296": 3000000000, "-2147483648": 1 << 31, "7": 7} {
+// TestParseFwmark: ipvsadm 1.31's parse_fwmark (strtol into an unsigned
+// long, then l <= 0 || l > UINT_MAX) takes 1..4294967295 with an
+// optional '+' and refuses zero and every negative mark, with its own
+// words.
+func TestParseFwmark(t *testing.T) {
+	for in, want := range map[string]uint32{"4294967295": 4294967295, "3000000000": 3000000000, "2147483648": 1 << 31, "7": 7, "+7": 7} {
 		c, err := Parse([]string{"-A", "-f", in})
-		if err != nil || c.Service.FWMark != want {
-			t.Errorf("-A -f %s: mark %d, %v; want %d", in, c.Service.FWMark, err, want)
+		if err != nil {
+			t.Errorf("-A -f %s: %v", in, err)
+			continue
+		}
+		if c.Service.FWMark != want {
+			t.Errorf("-A -f %s: mark %d, want %d", in, c.Service.FWMark, want)
 		}
 	}
-	for _, in := range []string{"0", "-0", "4294967296", "-4294967296", "--1", "-"} {
-		if _, err := Parse([]string{"-A", "-f", in}); err == nil || !strings.Contains(err.Error(), "invalid fwmark value") {
-			t.Errorf("-A -f %s: %v, want invalid fwmark value", in, err)
+	for _, in := range []string{"0", "-0", "-1", "-1294967296", "-2147483648", "4294967296", "--1", "-", "+", "+-1", "7x", ""} {
+		_, err := Parse([]string{"-A", "-f", in})
+		if want := "invalid fwmark value `" + in + "' specified"; err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("-A -f %q: %v, want an error starting %q", in, err, want)
+		}
+	}
+}
+
+// TestFwmarkUnsignedRoundTrip: print_service_entry writes marks with %u
+// ("FWM  %u", "-f %u"), so -S output with marks of 2^31 or more parses
+// back to the same marks.
+func TestFwmarkUnsignedRoundTrip(t *testing.T) {
+	snap := &Snapshot{Services: []Service{
+		{Virtual: Virtual{Proto: FWM, FWMark: 4294967295}, Sched: "wlc", Netmask: 32},
+		{Virtual: Virtual{Proto: FWM, FWMark: 1 << 31, IPv6: true}, Sched: "rr", Netmask: 128,
+			Dests: []Dest{{Addr: netip.MustParseAddr("2001:2::11"), Fwd: Route, Weight: 1}}},
+	}}
+	var buf bytes.Buffer
+	if err := snap.WriteSave(&buf); err != nil {
+		t.Fatal(err)
+	}
+	want := "-A -f 2147483648 -6 -s rr\n" +
+		"-a -f 2147483648 -6 -r [2001:2::11]:0 -g -w 1\n" +
+		"-A -f 4294967295 -s wlc\n"
+	if buf.String() != want {
+		t.Fatalf("-S wrote\n%s\nwant\n%s", buf.String(), want)
+	}
+	cmds, err := ParseRestore(strings.NewReader(buf.String()))
+	if err != nil {
+		t.Fatalf("-R of -S output: %v", err)
+	}
+	if len(cmds) != 3 || cmds[0].Service.FWMark != 1<<31 || !cmds[0].Service.IPv6 || cmds[2].Service.FWMark != 4294967295 {
+		t.Errorf("-R read %+v", cmds)
+	}
+	buf.Reset()
+	if err := snap.WriteList(&buf, ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"\nFWM  2147483648 IPv6 rr\n", "\nFWM  4294967295 wlc\n"} {
+		if !strings.Contains(buf.String(), line) {
+			t.Errorf("-L lacks %q:\n%s", line[1:], buf.String())
 		}
 	}
 }
@@ -154,5 +198,81 @@ func TestParseHelpBundled(t *testing.T) {
 		if err != nil || c.Kind != want || c.List.Exact || c.Upper != 0 {
 			t.Errorf("Parse(%q) = %+v, %v; want a bare %s", in, c, err, want)
 		}
+	}
+}
+
+// TestPrintSchedFlagsUnnamed: under sh and mh, print_sched_flags names
+// only IP_VS_SVC_F_SCHED1 and SCHED2, yet the caller prints " (" and ")"
+// in -L, and " -b " in -S, whenever any of the three bits is set: flag-3
+// alone lists as "sh ()" and saves as "-b " with nothing after it.
+func TestPrintSchedFlagsUnnamed(t *testing.T) {
+	a := netip.MustParseAddr
+	snap := &Snapshot{Services: []Service{
+		{Virtual: Virtual{Proto: TCP, Addr: a("198.19.0.1"), Port: 80}, Sched: "sh", SchedFlags: []string{"flag-3"}, Netmask: 32},
+		{Virtual: Virtual{Proto: TCP, Addr: a("198.19.0.2"), Port: 80}, Sched: "mh", SchedFlags: []string{"flag-2", "flag-3"}, Netmask: 32},
+		{Virtual: Virtual{Proto: TCP, Addr: a("198.19.0.3"), Port: 80}, Sched: "rr", SchedFlags: []string{"flag-3"}, Netmask: 32},
+	}}
+	var buf bytes.Buffer
+	if err := snap.WriteList(&buf, ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wantList := "IP Virtual Server version 1.2.1 (size=0)\n" +
+		"Prot LocalAddress:Port Scheduler Flags\n" +
+		"  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n" +
+		"TCP  198.19.0.1:80 sh ()\n" +
+		"TCP  198.19.0.2:80 mh (mh-port)\n" +
+		"TCP  198.19.0.3:80 rr (flag-3)\n"
+	if buf.String() != wantList {
+		t.Errorf("-L wrote\n%s\nwant\n%s", buf.String(), wantList)
+	}
+	buf.Reset()
+	if err := snap.WriteSave(&buf); err != nil {
+		t.Fatal(err)
+	}
+	wantSave := "-A -t 198.19.0.1:80 -s sh -b \n" +
+		"-A -t 198.19.0.2:80 -s mh -b mh-port\n" +
+		"-A -t 198.19.0.3:80 -s rr -b flag-3\n"
+	if buf.String() != wantSave {
+		t.Errorf("-S wrote\n%q\nwant\n%q", buf.String(), wantSave)
+	}
+}
+
+// TestTunInfoGRE: fwd_tun_info shows a GRE server as "gre:" and its
+// checksum mode, and print_tunnel_rule saves it with --tun-type gre and
+// the checksum option.
+func TestTunInfoGRE(t *testing.T) {
+	a := netip.MustParseAddr
+	snap := &Snapshot{Services: []Service{{
+		Virtual: Virtual{Proto: TCP, Addr: a("198.19.0.1"), Port: 80}, Sched: "rr", Netmask: 32,
+		Dests: []Dest{
+			{Addr: a("198.18.0.11"), Port: 80, Fwd: Tunnel, Weight: 1, Tunnel: TunnelInfo{Type: GRE, Csum: Csum}},
+			{Addr: a("198.18.0.12"), Port: 80, Fwd: Tunnel, Weight: 2, Tunnel: TunnelInfo{Type: GRE}},
+		},
+	}}}
+	var buf bytes.Buffer
+	if err := snap.WriteList(&buf, ListOptions{TunInfo: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"  -> 198.18.0.11:80               Tunnel  gre:+c        1      0          0         \n",
+		"  -> 198.18.0.12:80               Tunnel  gre:-c        2      0          0         \n",
+	} {
+		if !strings.Contains(buf.String(), line) {
+			t.Errorf("--tun-info lacks %q:\n%s", line, buf.String())
+		}
+	}
+	buf.Reset()
+	if err := snap.WriteSave(&buf); err != nil {
+		t.Fatal(err)
+	}
+	want := "-A -t 198.19.0.1:80 -s rr\n" +
+		"-a -t 198.19.0.1:80 -r 198.18.0.11:80 -i -w 1 --tun-type gre --tun-csum\n" +
+		"-a -t 198.19.0.1:80 -r 198.18.0.12:80 -i -w 2 --tun-type gre --tun-nocsum\n"
+	if buf.String() != want {
+		t.Errorf("-S wrote\n%s\nwant\n%s", buf.String(), want)
+	}
+	cmds, err := ParseRestore(strings.NewReader(buf.String()))
+	if err != nil || len(cmds) != 3 || cmds[1].Tunnel != (TunnelInfo{Type: GRE, Csum: Csum}) || cmds[2].Tunnel != (TunnelInfo{Type: GRE}) {
+		t.Errorf("-R of -S output: %+v, %v", cmds, err)
 	}
 }

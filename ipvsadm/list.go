@@ -160,8 +160,8 @@ func appendTitle(b []byte, o ListOptions) []byte {
 // whole, so long IPv6 names push the later columns right.
 func serviceName(v *Virtual) string {
 	if v.Proto == FWM {
-		// "FWM  %d": marks from 2^31 on print negative.
-		s := "FWM  " + strconv.Itoa(int(int32(v.FWMark)))
+		// "FWM  %u", as print_service_entry writes it.
+		s := "FWM  " + strconv.FormatUint(uint64(v.FWMark), 10)
 		if v.IPv6 {
 			s += " IPv6"
 		}
@@ -200,9 +200,9 @@ func appendService(b []byte, svc *Service, o ListOptions) []byte {
 		b = append(b, name...)
 		b = append(b, ' ')
 		b = append(b, svc.Sched...)
-		if f := schedFlagsText(svc.Sched, svc.SchedFlags); f != "" {
+		if hasSchedFlags(svc.SchedFlags) {
 			b = append(b, " ("...)
-			b = append(b, f...)
+			b = append(b, schedFlagsText(svc.Sched, svc.SchedFlags)...)
 			b = append(b, ')')
 		}
 		if svc.Persistent {
@@ -244,13 +244,18 @@ func appendService(b []byte, svc *Service, o ListOptions) []byte {
 	return b
 }
 
-// tunInfo is the TunnelInfo column: "ipip", "gue:port:csum" or "n/a".
+// tunInfo is the TunnelInfo column as fwd_tun_info writes it: "ipip",
+// "gue:port:csum", "gre:csum", or "n/a" for a server that is not
+// tunnelled.
 func tunInfo(d *Dest) string {
 	if d.Fwd != Tunnel {
 		return "n/a"
 	}
-	if d.Tunnel.Type == GUE {
+	switch d.Tunnel.Type {
+	case GUE:
 		return fmt.Sprintf("gue:%d:%s", d.Tunnel.Port, d.Tunnel.Csum.short())
+	case GRE:
+		return "gre:" + d.Tunnel.Csum.short()
 	}
 	return "ipip"
 }
@@ -320,9 +325,34 @@ func appendLargenum(b []byte, v uint64, exact bool) []byte {
 // named after its scheduler and joined by commas. ipvsadm keeps bits, not
 // the words given to -b, so sh and mh call IP_VS_SVC_F_SCHED1 and SCHED2
 // fallback and port whichever name set them (-s sh -b flag-1,flag-2 lists
-// as sh-fallback,sh-port), every other scheduler flag-1 and flag-2, and
-// SCHED3 is flag-3 everywhere.
+// as sh-fallback,sh-port) and have no name for SCHED3, which they leave
+// out; every other scheduler names the three bits flag-1, flag-2 and
+// flag-3. Whether a flag is set at all is hasSchedFlags: ipvsadm prints
+// " (" and ")" around the text, or " -b " before it, whenever a bit is
+// set, even when the text is empty (-s sh -b flag-3 lists as "sh ()").
 func schedFlagsText(sched string, flags []string) string {
+	set := schedFlagBits(flags)
+	names := [3]string{"flag-1", "flag-2", "flag-3"}
+	if sched == "sh" || sched == "mh" {
+		names = [3]string{sched + "-fallback", sched + "-port", ""}
+	}
+	var out []string
+	for i, on := range set {
+		if on && names[i] != "" {
+			out = append(out, names[i])
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// hasSchedFlags reports whether any of the three scheduler flag bits is
+// set.
+func hasSchedFlags(flags []string) bool {
+	return schedFlagBits(flags) != [3]bool{}
+}
+
+// schedFlagBits maps -b's words to IP_VS_SVC_F_SCHED1..3.
+func schedFlagBits(flags []string) [3]bool {
 	var set [3]bool
 	for _, f := range flags {
 		switch f {
@@ -334,15 +364,5 @@ func schedFlagsText(sched string, flags []string) string {
 			set[2] = true
 		}
 	}
-	names := [3]string{"flag-1", "flag-2", "flag-3"}
-	if sched == "sh" || sched == "mh" {
-		names[0], names[1] = sched+"-fallback", sched+"-port"
-	}
-	var out []string
-	for i, on := range set {
-		if on {
-			out = append(out, names[i])
-		}
-	}
-	return strings.Join(out, ",")
+	return set
 }

@@ -199,16 +199,13 @@ func (p *parser) fwmark(_, val string) error {
 	if err := p.set(optService); err != nil {
 		return err
 	}
-	// ipvsadm reads the mark with strtoul, which takes a minus sign and
-	// negates, and keeps it as unsigned int: "-1" is 4294967295. That is
-	// how its own -S output (marks of 2^31 or more print signed) restores.
-	digits, neg := strings.CutPrefix(val, "-")
-	n, ok := parseDecimal(digits, 1<<32-1)
-	if neg {
-		n = uint64(-uint32(n))
-	}
+	// ipvsadm 1.31's parse_fwmark reads the mark with strtol into an
+	// unsigned long and refuses anything that is not a whole number in
+	// 1..UINT_MAX: zero, a negative mark (which becomes larger than
+	// UINT_MAX) and trailing text alike. strtol takes a leading '+'.
+	n, ok := parseDecimal(strings.TrimPrefix(val, "+"), 1<<32-1)
 	if !ok || n == 0 {
-		return fmt.Errorf("invalid fwmark value %q specified: a firewall mark is an integer in 1..4294967295 (or -2147483648..-1, as -S prints marks from 2^31 on)", val)
+		return fmt.Errorf("invalid fwmark value `%s' specified: a firewall mark is an integer in 1..4294967295", val)
 	}
 	p.c.HasService = true
 	p.c.Service = Virtual{Proto: FWM, FWMark: uint32(n)}

@@ -25,9 +25,11 @@ func (s *Snapshot) WriteSave(w io.Writer) error {
 		if svc.OnePacket {
 			b = append(b, " -o"...)
 		}
-		if f := schedFlagsText(svc.Sched, svc.SchedFlags); f != "" {
+		if hasSchedFlags(svc.SchedFlags) {
+			// A lone flag-3 under sh or mh has no name there, so this
+			// writes "-b " and nothing after it, as ipvsadm does.
 			b = append(b, " -b "...)
-			b = append(b, f...)
+			b = append(b, schedFlagsText(svc.Sched, svc.SchedFlags)...)
 		}
 		b = append(b, '\n')
 		for _, d := range sortedDests(svc, true) {
@@ -36,8 +38,13 @@ func (s *Snapshot) WriteSave(w io.Writer) error {
 				// ipvsadm 1.31 names the tunnel type of every -i server.
 				b = append(b, " --tun-type "...)
 				b = append(b, d.Tunnel.Type.String()...)
-				if d.Tunnel.Type == GUE {
+				switch d.Tunnel.Type {
+				case GUE:
 					b = fmt.Appendf(b, " --tun-port %d %s", d.Tunnel.Port, d.Tunnel.Csum.option())
+				case GRE:
+					// print_tunnel_rule names GRE's checksum mode too.
+					b = append(b, ' ')
+					b = append(b, d.Tunnel.Csum.option()...)
 				}
 			}
 			b = append(b, '\n')

@@ -28,8 +28,8 @@ F=$(printf "%-4s %s" TCP 198.18.0.1:0)
 A=$(printf "%-4s %s" TCP 198.19.0.1:80)
 B=$(printf "%-4s %s" UDP 198.18.0.53:53)
 D=$(printf "%-4s %s" TCP "[2001:2::10]:443")
-C=$(printf "FWM  %d" 7)
-E=$(printf "FWM  %d IPv6" 9)
+C=$(printf "FWM  %u" 7)
+E=$(printf "FWM  %u IPv6" 9)
 
 normal_title() {
 	printf "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
@@ -260,11 +260,12 @@ printf "Timeout (tcp tcpfin udp): %d %d %d\n" 900 120 300 > timeout.golden
 # servers 10.0.0.2, 100.64.0.1 and 192.168.0.1 compare in a cycle; the
 # kernel dumps them newest first (192.168.0.1, 100.64.0.1, 10.0.0.2, added
 # in the reverse order), and the merge sort of that gives 192.168.0.1,
-# 10.0.0.2, 100.64.0.1. Marks print with %d. Flags print by bit under the
+# 10.0.0.2, 100.64.0.1. Marks print with %u. Flags print by bit under the
 # scheduler's names (print_sched_flags): sh given flag-1,flag-2 prints
-# sh-fallback,sh-port; mh given flag-1 prints mh-fallback.
-Q1=$(printf "FWM  %d" -1294967296)
-Q2=$(printf "FWM  %d" -1)
+# sh-fallback,sh-port; mh given flag-1,flag-3 prints mh-fallback, since
+# under sh and mh print_sched_flags names only the first two bits.
+Q1=$(printf "FWM  %u" 3000000000)
+Q2=$(printf "FWM  %u" 4294967295)
 {
 	header
 	normal_title
@@ -278,11 +279,11 @@ Q2=$(printf "FWM  %d" -1)
 	dest 10.0.0.2:80 Route 1 0 0
 	dest 100.64.0.1:80 Route 1 0 0
 	printf "%s %s\n" "$(printf "%-4s %s" UDP 10.0.0.1:53)" wlc
-	printf "%s %s" "$(printf "FWM  %d" 7)" sh; printf " (%s)" sh-fallback,sh-port; printf "\n"
+	printf "%s %s" "$(printf "FWM  %u" 7)" sh; printf " (%s)" sh-fallback,sh-port; printf "\n"
 } > quirks_list.golden
 {
-	printf -- "-A %s -s %s" "-f -1294967296" rr; printf " -b %s" flag-3; printf "\n"
-	printf -- "-A %s -s %s\n" "-f -1" wlc
+	printf -- "-A %s -s %s" "-f 3000000000" rr; printf " -b %s" flag-3; printf "\n"
+	printf -- "-A %s -s %s\n" "-f 4294967295" wlc
 	printf -- "-A %s -s %s\n" "-t 172.16.0.1:80" wlc
 	printf -- "-A %s -s %s" "-t 192.168.1.1:443" mh; printf " -b %s" mh-fallback; printf "\n"
 	printf -- "-A %s -s %s\n" "-t 198.19.0.1:80" wlc
