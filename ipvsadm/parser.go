@@ -24,6 +24,32 @@ var schedFlagOrder = []string{
 	"sh-fallback", "sh-port", "mh-fallback", "mh-port",
 }
 
+// OptionError is a refusal that ipvsadm 1.31 leaves to its option
+// parser, popt, rather than making itself: an unknown option, a missing
+// or unwanted option argument, or a command line whose first option is no
+// command. ipvsadm exits 255 for these (tryhelp_exit(-1), or -1 returned
+// from parse_options) and 2 for the refusals it makes itself (fail(2,
+// ...)); ExitStatus tells them apart.
+type OptionError struct{ Err error }
+
+func (e *OptionError) Error() string { return e.Err.Error() }
+func (e *OptionError) Unwrap() error { return e.Err }
+
+// optionErrorf returns an OptionError with a formatted message.
+func optionErrorf(format string, a ...any) error {
+	return &OptionError{Err: fmt.Errorf(format, a...)}
+}
+
+// ExitStatus is the status ipvsadm 1.31 exits with when it refuses a
+// command line with err: 255 for an OptionError, 2 for the rest.
+func ExitStatus(err error) int {
+	var oe *OptionError
+	if errors.As(err, &oe) {
+		return 255
+	}
+	return 2
+}
+
 // parser carries the state of one Parse call.
 type parser struct {
 	c       Command
@@ -53,9 +79,9 @@ func Parse(args []string) (*Command, error) {
 	switch p.c.Kind {
 	case 0:
 		if len(p.positional) > 0 {
-			return nil, fmt.Errorf("no command specified: got %q where a command such as -A or -L belongs", p.positional[0])
+			return nil, optionErrorf("no command specified: got %q where a command such as -A or -L belongs", p.positional[0])
 		}
-		return nil, errors.New("no command specified: a command such as -A or -L is needed")
+		return nil, optionErrorf("no command specified: a command such as -A or -L is needed")
 	case Help, Version:
 		return &p.c, nil
 	}
@@ -79,7 +105,7 @@ func (p *parser) scan(args []string) error {
 			name, val, hasVal := strings.Cut(a[2:], "=")
 			sp := lookupLong(name)
 			if sp == nil || name == "" {
-				return fmt.Errorf("--%s: unknown option", name)
+				return optionErrorf("--%s: unknown option", name)
 			}
 			flag := "--" + name
 			if hasVal && val == "" && sp.arg != argNone {
@@ -88,12 +114,12 @@ func (p *parser) scan(args []string) error {
 			switch sp.arg {
 			case argNone:
 				if hasVal {
-					return fmt.Errorf("%s: option does not take an argument", flag)
+					return optionErrorf("%s: option does not take an argument", flag)
 				}
 			case argRequired:
 				if !hasVal {
 					if i+1 >= len(args) {
-						return fmt.Errorf("%s: missing argument", flag)
+						return optionErrorf("%s: missing argument", flag)
 					}
 					i++
 					val = args[i]
@@ -115,7 +141,7 @@ func (p *parser) scan(args []string) error {
 				sp := lookupShort(a[j])
 				flag := "-" + string(a[j])
 				if sp == nil {
-					return fmt.Errorf("%q: unknown option", flag)
+					return optionErrorf("%q: unknown option", flag)
 				}
 				rest := a[j+1:]
 				val := ""
@@ -123,7 +149,7 @@ func (p *parser) scan(args []string) error {
 				case argRequired:
 					if rest == "" {
 						if i+1 >= len(args) {
-							return fmt.Errorf("%s: missing argument", flag)
+							return optionErrorf("%s: missing argument", flag)
 						}
 						i++
 						rest = args[i]
@@ -156,14 +182,17 @@ func (p *parser) scan(args []string) error {
 
 func (p *parser) apply(sp *spec, flag, val string) error {
 	if p.c.Kind == 0 && !sp.cmd {
-		return fmt.Errorf("%s given before any command: the first option must be a command such as -A or -L", flag)
+		return optionErrorf("%s given before any command: the first option must be a command such as -A or -L", flag)
 	}
 	return sp.apply(p, flag, val)
 }
 
 func (p *parser) setCommand(k Kind, name string) error {
 	if p.c.Kind != 0 {
-		return fmt.Errorf("multiple commands specified: %s and %s", p.cmdName, name)
+		// ipvsadm reads the command from the first option only; a
+		// command among the later ones is an option it does not know
+		// there.
+		return fmt.Errorf("invalid option `%s': multiple commands specified: %s and %s", name, p.cmdName, name)
 	}
 	p.c.Kind, p.cmdName = k, name
 	return nil
@@ -235,7 +264,7 @@ func (p *parser) persistent(_, val string) error {
 	}
 	n, ok := parseDecimal(val, maxTimeout)
 	if !ok || n < 1 {
-		return fmt.Errorf("invalid timeout value %q specified: persistence timeout must be in 1..%d seconds", val, maxTimeout)
+		return fmt.Errorf("invalid timeout value `%s' specified: persistence timeout must be in 1..%d seconds", val, maxTimeout)
 	}
 	p.c.Timeout = uint32(n)
 	return nil
@@ -285,7 +314,12 @@ func (p *parser) threshold(name, val string) error {
 	return nil
 }
 
+// ipv6 is -6. ipvsadm 1.31 takes it only after -f: it sets the family of
+// the mark read so far, and with no mark yet it refuses.
 func (p *parser) ipv6(_, _ string) error {
+	if p.c.Service.Proto != FWM {
+		return errors.New("-6 used before -f: -6 makes the firewall mark given before it an IPv6 service")
+	}
 	p.want6 = true
 	return nil
 }
@@ -458,7 +492,7 @@ func (p *parser) finish() error {
 		for i, s := range p.positional[:3] {
 			n, ok := parseDecimal(s, maxTimeout)
 			if !ok {
-				return fmt.Errorf("invalid timeout value %q specified: timeouts must be in 0..%d seconds", s, maxTimeout)
+				return fmt.Errorf("invalid timeout value `%s' specified: timeouts must be in 0..%d seconds", s, maxTimeout)
 			}
 			v[i] = uint32(n)
 		}
@@ -472,9 +506,6 @@ func (p *parser) finish() error {
 		return err
 	}
 	if p.want6 {
-		if c.Service.Proto != FWM {
-			return errors.New("-6 used without -f: only firewall-mark services take -6")
-		}
 		c.Service.IPv6 = true
 	}
 
@@ -594,15 +625,15 @@ func parseSchedFlags(sched, arg string) ([]string, error) {
 			continue
 		}
 		if !slices.Contains(schedFlagOrder, f) {
-			return nil, fmt.Errorf("invalid scheduler flag %q: must be one of %s", f, strings.Join(schedFlagOrder, ", "))
+			return nil, fmt.Errorf("invalid scheduler flag `%s': must be one of %s", f, strings.Join(schedFlagOrder, ", "))
 		}
 		if prefix, _, _ := strings.Cut(f, "-"); (prefix == "sh" || prefix == "mh") && prefix != sched {
-			return nil, fmt.Errorf("incompatible scheduler flag %q: it needs the %s scheduler, not %s", f, prefix, sched)
+			return nil, fmt.Errorf("incompatible scheduler flag `%s': it needs the %s scheduler, not %s", f, prefix, sched)
 		}
 		got = append(got, f)
 	}
 	if len(got) == 0 {
-		return nil, fmt.Errorf("invalid scheduler flag %q: no flag given", arg)
+		return nil, fmt.Errorf("invalid scheduler flag `%s': no flag given", arg)
 	}
 	var out []string
 	for _, f := range schedFlagOrder {

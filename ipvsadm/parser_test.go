@@ -137,7 +137,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"-n", `-n given before any command`},
 		{"-t 198.19.0.1:80 -A", `-t given before any command`},
-		{"-A -D -t 198.19.0.1:80", "multiple commands specified: -A and -D"},
+		{"-A -D -t 198.19.0.1:80", "invalid option `-D': multiple commands specified: -A and -D"},
 		{"-L -C", "multiple commands specified"},
 		{"-A", "You need to supply the 'service-address' option for the 'add-service' command"},
 		{"-a -r 198.18.1.2", "You need to supply the 'service-address' option for the 'add-server' command"},
@@ -173,20 +173,21 @@ func TestParseErrors(t *testing.T) {
 		{"-A -f 0", "invalid fwmark value `0' specified"},
 		{"-A -f 4294967296", "invalid fwmark value `4294967296' specified"},
 		{"-A -f x1", "invalid fwmark value `x1' specified"},
-		{"-A -t 198.19.0.1:80 -6", "-6 used without -f"},
-		{"-A -t 198.19.0.1:80 -p 0", `invalid timeout value "0" specified`},
-		{"-A -t 198.19.0.1:80 -p 2678401", `invalid timeout value "2678401"`},
-		{"-A -t 198.19.0.1:80 -p 10s", `invalid timeout value "10s"`},
+		{"-A -t 198.19.0.1:80 -6", "-6 used before -f"},
+		{"-A -6 -f 7", "-6 used before -f"},
+		{"-A -t 198.19.0.1:80 -p 0", "invalid timeout value `0' specified"},
+		{"-A -t 198.19.0.1:80 -p 2678401", "invalid timeout value `2678401'"},
+		{"-A -t 198.19.0.1:80 -p 10s", "invalid timeout value `10s'"},
 		{"-A -t 198.19.0.1:80 -p -M 255.0.255.0", `"255.0.255.0" is not a contiguous netmask`},
 		{"-A -t 198.19.0.1:80 -p -M 24", `illegal virtual server persistent mask specified: "24"`},
 		{"-A -t [2001:2::10]:443 -p -M 129", `illegal ipv6 netmask specified: "129"`},
 		{"-A -t [2001:2::10]:443 -p -M 0", `illegal ipv6 netmask specified: "0"`},
 		{"-A -t 198.19.0.1:80 -s", "-s: missing argument"},
 		{"-A -t 198.19.0.1:80 -s averyveryverylongname", `illegal scheduler specified`},
-		{"-A -t 198.19.0.1:80 -b flag-9", `invalid scheduler flag "flag-9"`},
-		{"-A -t 198.19.0.1:80 -b sh-port", `incompatible scheduler flag "sh-port": it needs the sh scheduler, not wlc`},
-		{"-A -t 198.19.0.1:80 -s sh -b mh-port", `incompatible scheduler flag "mh-port"`},
-		{"-A -t 198.19.0.1:80 -b ,", `invalid scheduler flag ","`},
+		{"-A -t 198.19.0.1:80 -b flag-9", "invalid scheduler flag `flag-9'"},
+		{"-A -t 198.19.0.1:80 -b sh-port", "incompatible scheduler flag `sh-port': it needs the sh scheduler, not wlc"},
+		{"-A -t 198.19.0.1:80 -s sh -b mh-port", "incompatible scheduler flag `mh-port'"},
+		{"-A -t 198.19.0.1:80 -b ,", "invalid scheduler flag `,'"},
 		{"-a -t 198.19.0.1:80 -r 198.18.1.2 -w 65536", `illegal weight specified: "65536" is not an integer in 0..65535`},
 		{"-a -t 198.19.0.1:80 -r 198.18.1.2 -w -1", `illegal weight specified: "-1"`},
 		{"-a -t 198.19.0.1:80 -r 198.18.1.2 -w abc", `illegal weight specified: "abc"`},
@@ -202,8 +203,8 @@ func TestParseErrors(t *testing.T) {
 		{"-a -t 198.19.0.1:80 -r 198.18.1.2 -i --tun-type gue --tun-port 1 --tun-csum --tun-remcsum",
 			"The option 'tun-remcsum' conflicts with the 'tun-csum' option in the 'gue' tunnel type"},
 		{"--set 900 120", "--set option requires 3 timeout values"},
-		{"--set 900 120 x", `invalid timeout value "x" specified`},
-		{"--set 900 120 2678401", `invalid timeout value "2678401"`},
+		{"--set 900 120 x", "invalid timeout value `x' specified"},
+		{"--set 900 120 2678401", "invalid timeout value `2678401'"},
 		{"--set 1 2 3 4", "unexpected argument 4"},
 		{"-C extra", "unexpected argument extra"},
 		{"-A -t 198.19.0.1:80 --bogus", "--bogus: unknown option"},
@@ -333,5 +334,42 @@ func TestHelpAndVersionEndParsing(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(back, c) {
 			t.Errorf("Parse(%q) renders as %q, which reparses to %+v, %v", tc.line, c.Args(), back, err)
 		}
+	}
+}
+
+// TestParseExitStatus: ipvsadm 1.31 exits 255 when popt refuses the line
+// (tryhelp_exit(-1), or parse_options returning -1) and 2 when ipvsadm
+// refuses it itself (fail(2, ...)).
+func TestParseExitStatus(t *testing.T) {
+	for args, want := range map[string]int{
+		"-A -t 198.19.0.1:80 --bogus":                255, // popt: unknown option
+		"-A -t 198.19.0.1:80 -Q":                     255,
+		"-A -t 198.19.0.1:80 -s":                     255, // popt: missing argument
+		"-C --clear=yes":                             255, // popt: unwanted argument
+		"-t 198.19.0.1:80 -A":                        255, // first option is no command: tryhelp_exit
+		"foo":                                        255,
+		"-A -D -t 198.19.0.1:80":                     2, // invalid option `-D'
+		"-A -f -1":                                   2, // invalid fwmark value
+		"-A -t 198.19.0.1:80 -6":                     2, // -6 used before -f
+		"-A -t 198.19.0.1:80 -b flag-9":              2, // invalid scheduler flag
+		"-A -t 198.19.0.1:80 -w 1":                   2, // Illegal 'weight' option
+		"-a -t 198.19.0.1:80 -r 198.18.0.1 -w 70000": 2,
+	} {
+		_, err := Parse(strings.Fields(args))
+		if err == nil {
+			t.Errorf("%s: accepted", args)
+			continue
+		}
+		if got := ExitStatus(err); got != want {
+			t.Errorf("%s: %v: exit status %d, want %d", args, err, got, want)
+		}
+	}
+	_, err := ParseRestore(strings.NewReader("-C\n-R\n"))
+	if err == nil || ExitStatus(err) != 255 {
+		t.Errorf("-R inside -R: %v, status %d; want 255 (tryhelp_exit)", err, ExitStatus(err))
+	}
+	_, err = ParseRestore(strings.NewReader("-C\n-A -f 0\n"))
+	if err == nil || ExitStatus(err) != 2 {
+		t.Errorf("restore with a bad mark: %v, status %d; want 2", err, ExitStatus(err))
 	}
 }

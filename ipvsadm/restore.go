@@ -44,7 +44,8 @@ func ParseRestore(r io.Reader) ([]*Command, error) {
 			return nil, fmt.Errorf("restore line %d: %w", n, err)
 		}
 		if c.Kind == Restore {
-			return nil, fmt.Errorf("restore line %d: -R cannot be nested inside a restore stream", n)
+			// ipvsadm's restore_table calls tryhelp_exit(-1) here.
+			return nil, optionErrorf("restore line %d: -R cannot be nested inside a restore stream", n)
 		}
 		cmds = append(cmds, c)
 	}

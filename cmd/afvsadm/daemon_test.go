@@ -17,7 +17,7 @@ func TestSyncDaemonCommands(t *testing.T) {
 	}
 	// As the kernel, a running role is refused before the interface is
 	// looked at; with none running an unknown interface is refused.
-	if out, errOut, code := adm(t, "", "--start-daemon", "backup", "--mcast-interface", "nosuchdev0"); code != 1 || out != "" || !strings.Contains(errOut, `mcast-interface "nosuchdev0": no such device`) {
+	if out, errOut, code := adm(t, "", "--start-daemon", "backup", "--mcast-interface", "nosuchdev0"); code != 255 || out != "" || !strings.Contains(errOut, `mcast-interface "nosuchdev0": no such device`) {
 		t.Errorf("unknown interface: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	mustAdm(t, "--start-daemon", "backup", "--mcast-interface", "lo", "--syncid", "9", "--mcast-port", "18848")
@@ -32,7 +32,7 @@ func TestSyncDaemonCommands(t *testing.T) {
 		code int
 		want string
 	}{
-		{"--start-daemon master --mcast-interface lo", 1, "Daemon has already run"},
+		{"--start-daemon master --mcast-interface lo", 255, "Daemon has already run"},
 		{"--start-daemon leader", 2, `illegal start-daemon parameter specified: "leader"`},
 		{"--start-daemon master --mcast-ttl 0", 2, `illegal mcast-ttl specified: "0"`},
 	} {
@@ -46,7 +46,7 @@ func TestSyncDaemonCommands(t *testing.T) {
 		t.Errorf("after --stop-daemon master: %q", out)
 	}
 	mustAdm(t, "--stop-daemon", "backup")
-	if out, errOut, code := adm(t, "", "--stop-daemon", "backup"); code != 1 || out != "" || errOut != "No daemon is running\n" {
+	if out, errOut, code := adm(t, "", "--stop-daemon", "backup"); code != 255 || out != "" || errOut != "No daemon is running\n" {
 		t.Errorf("--stop-daemon with none running: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
@@ -74,7 +74,7 @@ func TestSyncDaemonIPv6Group(t *testing.T) {
 		code int
 		want string
 	}{
-		{"--start-daemon master --mcast-interface lo --mcast-group ff01::8848", 1, "master sync daemon: mcast-group ff01::8848: multicast scope 1"},
+		{"--start-daemon master --mcast-interface lo --mcast-group ff01::8848", 255, "master sync daemon: mcast-group ff01::8848: multicast scope 1"},
 		{"--start-daemon master --mcast-interface lo --mcast-group ::ffff:224.0.0.81", 2, "invalid IPv6 mcast-group `::ffff:224.0.0.81'"},
 		{"--start-daemon master --mcast-interface lo --mcast-group 2001:2::1", 2, "invalid IPv6 mcast-group `2001:2::1'"},
 	} {

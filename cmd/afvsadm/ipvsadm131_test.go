@@ -140,3 +140,38 @@ func TestListConnDeletedServer(t *testing.T) {
 		t.Errorf("-L -n -c after -d lost the server's address:\n%s", conns)
 	}
 }
+
+// TestExitStatus: afvsadm exits as ipvsadm 1.31 does: 255 for what popt
+// refuses and for a command the kernel (here afvs) refuses (main returns
+// libipvs's -1), 2 for what ipvsadm refuses itself (fail(2, ...)), 1 when
+// a listing names no service (list_service's exit(1)); and a refused
+// command changes nothing.
+func TestExitStatus(t *testing.T) {
+	serve(t)
+	mustAdm(t, sh("-A -t 198.19.0.1:80 -s rr")...)
+	before := mustAdm(t, "-S", "-n")
+	for _, c := range []struct {
+		args string
+		code int
+		want string
+	}{
+		{"-A -t 198.19.0.1:80 --bogus", 255, "--bogus: unknown option"},
+		{"-t 198.19.0.1:80", 255, "-t given before any command"},
+		{"-A -t 198.19.0.1:80", 255, "already exists"},
+		{"-d -t 198.19.0.1:80 -r 198.18.0.1", 255, ""},
+		{"-A -f -1", 2, "invalid fwmark value `-1' specified"},
+		{"-A -6 -f 1", 2, "-6 used before -f"},
+		{"-L -t 198.19.0.2:80", 1, "No such service"},
+	} {
+		out, errOut, code := adm(t, "", sh(c.args)...)
+		if code != c.code || out != "" || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d and one line with %q", c.args, code, out, errOut, c.code, c.want)
+		}
+	}
+	if out, errOut, code := adm(t, "-C\n-A -t 198.19.0.3:80\n-A -t 198.19.0.3:80\n", "-R"); code != 255 || out != "" || !strings.Contains(errOut, "restore line 3") {
+		t.Errorf("-R with a refused line: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if after := mustAdm(t, "-S", "-n"); after != before {
+		t.Errorf("refused commands changed the table:\n%s\nwas\n%s", after, before)
+	}
+}

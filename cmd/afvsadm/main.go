@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,7 +27,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd, err := ipvsadm.Parse(args)
 	if err != nil {
 		fmt.Fprintln(stderr, oneLine(err))
-		return 2
+		return ipvsadm.ExitStatus(err)
 	}
 	sock := os.Getenv("AFVS_SOCKET")
 	if sock == "" {
@@ -63,7 +64,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cmds, err := ipvsadm.ParseRestore(bytes.NewReader(in))
 		if err != nil {
 			fmt.Fprintln(stderr, oneLine(err))
-			return 1
+			return ipvsadm.ExitStatus(err)
 		}
 		lines := make([][]string, len(cmds))
 		for i, x := range cmds {
@@ -71,15 +72,27 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		if err := c.Commands(lines); err != nil {
 			fmt.Fprintln(stderr, oneLine(restoreLine(err, in)))
-			return 1
+			return commandStatus(err)
 		}
 		return 0
 	}
 	if err := c.Commands([][]string{args}); err != nil {
 		fmt.Fprintln(stderr, oneLine(err))
-		return 1
+		return commandStatus(err)
 	}
 	return 0
+}
+
+// commandStatus is the exit status for a command afvs did not carry out.
+// When afvs refused it, that is 255: ipvsadm 1.31 returns libipvs's -1
+// from main when the kernel refuses a command. When afvs could not be
+// asked, it is 1.
+func commandStatus(err error) int {
+	var apiErr *api.APIError
+	if errors.As(err, &apiErr) {
+		return 255
+	}
+	return 1
 }
 
 // maxRestore bounds what -R reads; a saved table of the largest size afvs
