@@ -133,8 +133,9 @@ func TestMetricsIPv6Labels(t *testing.T) {
 // -M 64 and mixed-family tunnel dests through the control API to
 // afvsadm's listing and save byte for byte as ipvsadm 1.31 prints them:
 // IPv6 names are not cut and push the columns right, the IPv6 real server
-// of an IPv4 service is cut to 28 bytes (ipvsadm cuts by the service's
-// family), and FWM 1 IPv6 is its own service, listed after FWM 1.
+// of an IPv4 service too (ipvsadm cuts by the real server's own family,
+// which the kernel's dump carries), and FWM 1 IPv6 is its own service,
+// listed after FWM 1.
 func TestIpvsadmListingIPv6API(t *testing.T) {
 	d := newDirector6(t)
 	srv := control.New(d, d.CT, table6(), nil, func(st *api.Status) { st.Table = d.TableStatus() })
@@ -175,7 +176,7 @@ func TestIpvsadmListingIPv6API(t *testing.T) {
 		"  -> [2001:2:0:ffff:ffff:ffff:ffff:ffff]:80 Route   2      10         1         \n" +
 		"FWM  1 wlc\n" +
 		"  -> 198.18.0.13:0                Route   2      50         5         \n" +
-		"  -> [2001:2::1111:2222:3333:4444 Tunnel  1      40         4         \n" +
+		"  -> [2001:2::1111:2222:3333:4444]:0 Tunnel  1      40         4         \n" +
 		"FWM  1 IPv6 wlc persistent 600 mask 48\n" +
 		"  -> [2001:2::13]:0               Route   4      60         6         \n"
 	if got := write("-L -n"); got != want {
@@ -200,7 +201,7 @@ func TestIpvsadmListingIPv6API(t *testing.T) {
 	// --thresholds and --persistent-conn: the IPv6 names push the
 	// columns in the same way.
 	if got := write("-L -n --persistent-conn"); !strings.Contains(got, "  -> [2001:2:0:ffff:ffff:ffff:ffff:ffff]:80 2         0           10         1         \n") ||
-		!strings.Contains(got, "  -> [2001:2::1111:2222:3333:4444 1         0           40         4         \n") {
+		!strings.Contains(got, "  -> [2001:2::1111:2222:3333:4444]:0 1         0           40         4         \n") {
 		t.Errorf("-L -n --persistent-conn printed\n%s", got)
 	}
 	wantSave := "-A -t [2001:2::1]:80 -s rr -p 300 -M 64\n" +

@@ -174,14 +174,15 @@ func serviceName(v *Virtual) string {
 	return s
 }
 
-// destName is the first column of a real-server line. ipvsadm names the
-// dest in its own family (e->af) but cuts the name to 28 bytes by the
-// service's (se->af != AF_INET6): the IPv6 real server of an IPv4 service
-// (a 4in6 tunnel) loses whatever is past 28 bytes, while the IPv6 real
-// servers of an IPv6 service are whole and push the later columns right.
-func destName(svc *Service, d *Dest) string {
+// destName is the first column of a real-server line. ipvsadm cuts the
+// name to 28 bytes when the real server is IPv4 (e->af != AF_INET6, the
+// family the kernel's dump gives each real server), which a numeric IPv4
+// name never reaches, and leaves IPv6 names whole, in an IPv4 service (a
+// 4in6 tunnel) as in an IPv6 one, so long ones push the later columns
+// right.
+func destName(_ *Service, d *Dest) string {
 	s := hostPort(d.Addr, d.Port)
-	if !svc.Is6() && len(s) > 28 {
+	if !d.Addr.Is6() && len(s) > 28 {
 		s = s[:28]
 	}
 	return s

@@ -244,12 +244,12 @@ func TestNames(t *testing.T) {
 	if got, want := serviceName(&v6), "TCP  [2001:2:ffff:ffff:ffff:ffff:ffff:ffff]:65535"; got != want {
 		t.Errorf("IPv6 serviceName = %q, want %q (never cut)", got, want)
 	}
-	// The IPv6 real server of an IPv4 service (a 4in6 tunnel) is cut at
-	// 28 bytes as ipvsadm cuts by the service's family; in an IPv6
-	// service it is whole.
+	// ipvsadm cuts a real server's name at 28 bytes only when the real
+	// server itself is IPv4 (e->af != AF_INET6), so the IPv6 real server
+	// of an IPv4 service (a 4in6 tunnel) is whole, as in an IPv6 service.
 	long := Dest{Addr: netip.MustParseAddr("2001:2::1111:2222:3333:4444"), Port: 8080}
-	if got, want := destName(&Service{Virtual: v}, &long), "[2001:2::1111:2222:3333:4444"; got != want {
-		t.Errorf("IPv6 dest of an IPv4 service: destName = %q, want %q (cut at 28)", got, want)
+	if got, want := destName(&Service{Virtual: v}, &long), "[2001:2::1111:2222:3333:4444]:8080"; got != want {
+		t.Errorf("IPv6 dest of an IPv4 service: destName = %q, want %q (never cut)", got, want)
 	}
 	if got, want := destName(&Service{Virtual: v6}, &long), "[2001:2::1111:2222:3333:4444]:8080"; got != want {
 		t.Errorf("IPv6 dest of an IPv6 service: destName = %q, want %q (never cut)", got, want)

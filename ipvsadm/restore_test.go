@@ -192,7 +192,8 @@ func TestRestoreGoldenSave(t *testing.T) {
 // an IPv6 real server of an IPv4 service; 6in4: the reverse), an IPv6
 // firewall-mark service with -M as a prefix length and an IPv4-compatible
 // address, which inet_ntop dots, come back from -S through -R unchanged;
-// -L cuts only the IPv6 name in the IPv4 service. (198.18.0.12 lists
+// -L cuts no name, since ipvsadm cuts only IPv4 real servers' names
+// (e->af != AF_INET6), which are never long enough. (198.18.0.12 lists
 // before ::198.18.0.13: ipvs_cmp_dests takes the first dest's family and
 // subtracts the first 32 bits into a signed int.)
 func TestMixedFamilyRoundTrip(t *testing.T) {
@@ -224,7 +225,7 @@ func TestMixedFamilyRoundTrip(t *testing.T) {
 		"Prot LocalAddress:Port Scheduler Flags\n" +
 		"  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n" +
 		"TCP  198.19.0.1:80 rr\n" +
-		"  -> [2001:2::1111:2222:3333:4444 Tunnel  1      0          0         \n" +
+		"  -> [2001:2::1111:2222:3333:4444]:80 Tunnel  1      0          0         \n" +
 		"TCP  [2001:2::1]:443 sh persistent 600 mask 56\n" +
 		"  -> 198.18.0.12:443              Tunnel  2      0          0         \n" +
 		"  -> [::198.18.0.13]:443          Route   3      0          0         \n" +
