@@ -484,6 +484,35 @@ func (p *parser) syncMaxlen(_, val string) error {
 // the same order, and fills in defaults that depend on several options.
 func (p *parser) finish() error {
 	c := &p.c
+	// ipvsadm reads -M and -r as it meets them, and --set's values, other
+	// words and then -b once all options are read, all before it checks
+	// the options against the command (generic_opt_check); its errors
+	// come in that order.
+	if p.want6 {
+		c.Service.IPv6 = true
+	}
+
+	c.Netmask = c.Service.bits()
+	if p.seen[optNetmask] {
+		n, err := parseNetmask(p.netmaskArg, c.Service.Is6())
+		if err != nil {
+			return err
+		}
+		c.Netmask = n
+	}
+
+	if p.seen[optServer] {
+		ap, err := parseAddrPort(p.serverArg)
+		if err != nil {
+			return fmt.Errorf("illegal real server address[:port] specified: %q: %w", p.serverArg, err)
+		}
+		port := ap.port
+		if !ap.hasPort {
+			port = c.Service.Port
+		}
+		c.Server = netip.AddrPortFrom(ap.addr, port)
+	}
+
 	if c.Kind == SetTimeout {
 		if len(p.positional) < 3 {
 			return errors.New("--set option requires 3 timeout values")
@@ -502,20 +531,15 @@ func (p *parser) finish() error {
 	if len(p.positional) > 0 {
 		return fmt.Errorf("unexpected argument %s", p.positional[0])
 	}
-	if err := checkRules(c.Kind, &p.seen); err != nil {
-		return err
-	}
-	if p.want6 {
-		c.Service.IPv6 = true
-	}
-
-	c.Netmask = c.Service.bits()
-	if p.seen[optNetmask] {
-		n, err := parseNetmask(p.netmaskArg, c.Service.Is6())
+	if p.seen[optSchedFlags] {
+		flags, err := parseSchedFlags(c.Sched, p.schedFlagsArg)
 		if err != nil {
 			return err
 		}
-		c.Netmask = n
+		c.SchedFlags = flags
+	}
+	if err := checkRules(c.Kind, &p.seen); err != nil {
+		return err
 	}
 
 	if c.Kind == AddService || c.Kind == EditService {
@@ -528,18 +552,6 @@ func (p *parser) finish() error {
 		if c.Sched == "" {
 			c.Sched = "wlc"
 		}
-	}
-
-	if p.seen[optServer] {
-		ap, err := parseAddrPort(p.serverArg)
-		if err != nil {
-			return fmt.Errorf("illegal real server address[:port] specified: %q: %w", p.serverArg, err)
-		}
-		port := ap.port
-		if !ap.hasPort {
-			port = c.Service.Port
-		}
-		c.Server = netip.AddrPortFrom(ap.addr, port)
 	}
 
 	if c.Kind == AddServer || c.Kind == EditServer {
@@ -560,13 +572,6 @@ func (p *parser) finish() error {
 		}
 	}
 
-	if p.seen[optSchedFlags] {
-		flags, err := parseSchedFlags(c.Sched, p.schedFlagsArg)
-		if err != nil {
-			return err
-		}
-		c.SchedFlags = flags
-	}
 	return nil
 }
 

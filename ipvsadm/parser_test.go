@@ -373,3 +373,25 @@ func TestParseExitStatus(t *testing.T) {
 		t.Errorf("restore with a bad mark: %v, status %d; want 2", err, ExitStatus(err))
 	}
 }
+
+// TestParseErrorOrder: ipvsadm reads -M and -r while it reads the
+// options, then --set's values and leftover words, then -b, and only then
+// checks the options against the command; with several faults, the first
+// in that order is the one reported.
+func TestParseErrorOrder(t *testing.T) {
+	for args, want := range map[string]string{
+		"-D -t 198.19.0.1:80 -b flag-9":           "invalid scheduler flag `flag-9'",
+		"-D -t 198.19.0.1:80 -M 255.0.x":          "illegal virtual server persistent mask specified",
+		"-D -t 198.19.0.1:80 -r 198.18.0.x":       "illegal real server address[:port] specified",
+		"-a -t 198.19.0.1:80 -r 198.18.0.x extra": "illegal real server address[:port] specified",
+		"-D -t 198.19.0.1:80 -b flag-9 extra":     "unexpected argument extra",
+		"-A -t 198.19.0.1:80 -b sh-port -w 2":     "incompatible scheduler flag `sh-port'",
+		"-A -t 198.19.0.1:0 -b flag-9":            "invalid scheduler flag `flag-9'",
+		"-a -t 198.19.0.1:80 -r 2001:2::1 -b x,":  "invalid scheduler flag `x'",
+	} {
+		_, err := Parse(strings.Fields(args))
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: %v; want an error starting %q", args, err, want)
+		}
+	}
+}
