@@ -13,8 +13,9 @@ import (
 // ipvsadm/apply's tests check that sched.Names gives this same list.
 var schedNames = []string{"dh", "fo", "lblc", "lblcr", "lc", "mh", "nq", "ovf", "rr", "sed", "sh", "twos", "wlc", "wrr"}
 
-// ErrSchedNotFound is ipvsadm's wording for an unknown scheduler.
-var ErrSchedNotFound = errors.New("Scheduler not found")
+// ErrSchedNotFound is ipvsadm 1.31's wording for an unknown scheduler
+// (ipvs_strerror's ENOENT for adding or editing a service).
+var ErrSchedNotFound = errors.New("Scheduler or persistence engine not found")
 
 // SchedNames lists the known schedulers, sorted.
 func SchedNames() []string { return slices.Clone(schedNames) }

@@ -22,7 +22,7 @@ func TestCheckSched(t *testing.T) {
 			t.Errorf("CheckSched(%q) = %v, want ErrSchedNotFound", n, err)
 			continue
 		}
-		if msg := err.Error(); !strings.HasPrefix(msg, "Scheduler not found: ") || !strings.Contains(msg, `"`+n+`"`) || !strings.Contains(msg, "wlc, wrr") {
+		if msg := err.Error(); !strings.HasPrefix(msg, "Scheduler or persistence engine not found: ") || !strings.Contains(msg, `"`+n+`"`) || !strings.Contains(msg, "wlc, wrr") {
 			t.Errorf("CheckSched(%q) = %q: want ipvsadm's wording, the name and the known ones", n, msg)
 		}
 	}

@@ -53,8 +53,8 @@ func TestBadCommandLines(t *testing.T) {
 	for _, tc := range []struct {
 		name, cmd, want string
 	}{
-		{"unknown scheduler", "-A -t 198.19.0.9:80 -s nosuch", "Scheduler not found"},
-		{"unknown scheduler on edit", "-E -t 198.19.0.1:80 -s nosuch", "Scheduler not found"},
+		{"unknown scheduler", "-A -t 198.19.0.9:80 -s nosuch", "Scheduler or persistence engine not found"},
+		{"unknown scheduler on edit", "-E -t 198.19.0.1:80 -s nosuch", "Scheduler or persistence engine not found"},
 		{"bad address", "-A -t 198.19.0.300:80 -s rr", "198.19.0.300"},
 		{"bad port", "-A -t 198.19.0.9:99999 -s rr", "99999"},
 		{"missing -t", "-A -s rr", "service"},
@@ -96,7 +96,7 @@ func TestBadRestoreChangesNothing(t *testing.T) {
 		name, stdin, want string
 	}{
 		{"unparsable line", "-A -t 198.19.0.7:80 -s rr\n-a -t 198.19.0.7:80 -r 198.18.0.11 -w 1\n-a -t 198.19.0.7:80 -r 198.18.0.300\n", "line 3"},
-		{"line the table refuses", "# comment\n-A -t 198.19.0.7:80 -s rr\n\n-a -t 198.19.0.7:80 -r 198.18.0.11 -w 1 # weight\n-D -t 198.19.0.1:80\n/sbin/ipvsadm -A -t 198.19.0.1:80 -s nosuch\n", "restore line 6: Scheduler not found"},
+		{"line the table refuses", "# comment\n-A -t 198.19.0.7:80 -s rr\n\n-a -t 198.19.0.7:80 -r 198.18.0.11 -w 1 # weight\n-D -t 198.19.0.1:80\n/sbin/ipvsadm -A -t 198.19.0.1:80 -s nosuch\n", "restore line 6: Scheduler or persistence engine not found"},
 		{"duplicate inside the stream", "-A -t 198.19.0.7:80 -s rr\n-A -t 198.19.0.7:80 -s wlc\n", "restore line 2: Service already exists"},
 		{"clear then a bad line", "-C\n-A -t 198.19.0.7:80 -s rr\n-a -t 198.19.0.8:80 -r 198.18.0.11\n", "Service not defined"},
 		{"listing inside the stream", "-A -t 198.19.0.7:80 -s rr\n-L -n\n", "not a change"},
