@@ -22,6 +22,24 @@ import (
 // candidate entry together with the entry, so a frame does not wait for
 // a second miss. Most packets only count (SyncCount); the full decision
 // reads and writes the word at the few that may be due.
+//
+// Counting is single-writer: a flow's packets arrive on one receive
+// queue, whose worker is the only goroutine counting it, so SyncCount
+// loads the word and stores it back with a plain store (storeRelaxed64),
+// without the compare-and-swap's lock prefix, which waits for the store
+// buffer to drain. When two queues serve one flow at the same instant
+// (the NIC's indirection table was changed under it, say), one queue's
+// store may overwrite the other's: a packet goes uncounted, which moves
+// the flow's next sync by one packet; or a decision the other queue has
+// just recorded (SetSyncInfo) is undone, so the flow may be sent once more
+// than needed. A store from a Conn whose entry was released and its slot
+// reused meanwhile can likewise overwrite the new entry's word (resetSync)
+// with the old one's count and state, shifting that entry's first sync.
+// Either way only when a sync message is sent changes; no entry, state or
+// count of anything else does. The kernel's in_pkts is an atomic_t and
+// its count exact, but ip_vs_sync_conn_needed reads and writes old_state
+// with plain accesses as well; only sync_endtime is compare-and-swapped,
+// as SetSyncInfo does here.
 
 // SyncInfo is one entry's sync bookkeeping.
 type SyncInfo struct {
@@ -391,7 +409,8 @@ func (t *Table) SyncTemplate(k *Key, dest uint32, timeout time.Duration, info Sy
 // due, or n == due when period is 0) or, when watch is set, the state last
 // sent is not st: then it changes nothing and reports false, and the
 // caller decides in full (SyncInfo, SetSyncInfo). It also reports false
-// when EnableSync has not run or c names no entry.
+// when EnableSync has not run or c names no entry. The calling queue is
+// taken to be the flow's only writer (see the top of this file).
 func (t *Table) SyncCount(c *Conn, period, due uint32, st uint8, watch bool) bool {
 	a := t.sync.Load()
 	slot := uint32(c.ref>>32) - 1
@@ -400,24 +419,21 @@ func (t *Table) SyncCount(c *Conn, period, due uint32, st uint8, watch bool) boo
 		return false
 	}
 	w := &a.conns[slot]
-	for {
-		raw := w.Load()
-		n := uint32(raw>>40) + 1
-		if n > MaxSyncPkts {
-			if period == 0 {
-				n = MaxSyncPkts
-			} else {
-				n %= period
-			}
-		}
-		if period > 0 && n%period == due || period == 0 && n == due ||
-			watch && uint8(raw>>36&0xf) != st {
-			runtime.KeepAlive(t) // see newStore
-			return false
-		}
-		if w.CompareAndSwap(raw, raw&(1<<40-1)|uint64(n)<<40) {
-			runtime.KeepAlive(t) // see newStore
-			return true
+	raw := w.Load()
+	n := uint32(raw>>40) + 1
+	if n > MaxSyncPkts {
+		if period == 0 {
+			n = MaxSyncPkts
+		} else {
+			n %= period
 		}
 	}
+	if period > 0 && n%period == due || period == 0 && n == due ||
+		watch && uint8(raw>>36&0xf) != st {
+		runtime.KeepAlive(t) // see newStore
+		return false
+	}
+	storeRelaxed64(w, raw&(1<<40-1)|uint64(n)<<40)
+	runtime.KeepAlive(t) // see newStore
+	return true
 }

@@ -99,10 +99,11 @@ func nextPkts(n uint32, period int) uint32 {
 // packet of its connections, as in the kernel). A full queue drops the
 // record and counts it. Nothing here allocates.
 func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c *conntrack.Conn) {
-	// The common case, a packet that only counts (see SyncSink.counted).
-	// Two queues may serve one flow: SyncCount and syncDecide update the
-	// flow's word by compare-and-swap, so no packet goes uncounted and
-	// each count is decided once, by the queue that reached it.
+	// The common case, a packet that only counts (see SyncSink.counted):
+	// SyncCount stores the flow's word plainly, as its one writer. When
+	// two queues serve one flow at once a count can be lost and the flow
+	// sent one packet late or once more (conntrack's sync.go says how);
+	// syncDecide's compare-and-swap still decides each end time once.
 	if sk.counted && p.ct.SyncCount(c, sk.period, sk.due, uint8(c.State), p.key.Proto == ipvssync.ProtoTCP && c.State != conntrack.Established) {
 		if c.Template() != 0 {
 			p.syncControl(sk, s, svc, c)
