@@ -706,7 +706,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("defense.block_prefix6: %d: must be 1 to 128 (the prefix length an IPv6 source is blocked by; 0: 64)", c.Defense.BlockPrefix6)
 	}
 	if t := c.IPVS.SyncThreshold; len(t) != 0 && (len(t) != 2 || t[0] < 0 || t[1] < 0 || (t[1] > 0 && t[0] >= t[1]) || t[0] > conntrack.MaxSyncPkts || t[1] > conntrack.MaxSyncPkts) {
-		return fmt.Errorf("ipvs.sync_threshold: %v: must be [threshold, period] with 0 <= threshold < period, or period 0", t)
+		return fmt.Errorf("ipvs.sync_threshold: %v: must be [threshold, period] with 0 <= threshold < period, or period 0, each at most %d (the packet count a connection's sync word holds)", t, conntrack.MaxSyncPkts)
 	}
 	if d := c.IPVS.SyncRefreshPeriod; d < 0 || d > conntrack.MaxTimeout {
 		return fmt.Errorf("ipvs.sync_refresh_period: %s: must be 0 (off) to %s", d, conntrack.MaxTimeout)

@@ -182,6 +182,7 @@ func TestSyncKeys(t *testing.T) {
 		{"sync: {flush_interval: 2h}\n", "sync.flush_interval: 2h0m0s"},
 		{"ipvs: {sync_threshold: [50, 3]}\n", "ipvs.sync_threshold: [50 3]"},
 		{"ipvs: {sync_threshold: [3]}\n", "ipvs.sync_threshold: [3]"},
+		{"ipvs: {sync_threshold: [3, 16777216]}\n", "ipvs.sync_threshold: [3 16777216]: must be [threshold, period] with 0 <= threshold < period, or period 0, each at most 16777215"},
 		{"ipvs: {sync_retries: 4}\n", "ipvs.sync_retries: 4: must be 0..3"},
 		{"ipvs: {sync_persist_mode: 2}\n", "ipvs.sync_persist_mode: 2: must be 0 or 1"},
 	} {
