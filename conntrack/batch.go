@@ -77,7 +77,7 @@ func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
 			// Stage 1: hash, place, prefetch both headers.
 			a := 0
 			for i := g * batchGroup; i < min(g*batchGroup+batchGroup, n); i++ {
-				ws[i] = keys[i].words()
+				keys[i].wordsTo(&ws[i])
 				b1, b2, tag := s.place(t.seed.hash(&ws[i]))
 				pl[i] = placement{b1, b2, tag}
 				addrs[a] = uintptr(unsafe.Pointer(&s.buckets[b1]))
@@ -122,7 +122,8 @@ func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
 						p := &pl[i]
 						var v view
 						if v, ok = s.lookup(p.b1, p.b2, p.tag, &ws[i]); ok {
-							out[i], metas[i] = v.conn(), v.meta
+							v.connTo(&out[i])
+							metas[i] = v.meta
 						}
 					}
 				}
@@ -164,7 +165,7 @@ func (s *store) matchConn(slot uint32, w *keyWords, c *Conn) (uint64, bool) {
 			return 0, false
 		}
 		v := view{slot: slot, meta: m2, ports: ports, bind: bind}
-		*c = v.conn()
+		v.connTo(c)
 		return m2, true
 	}
 }

@@ -437,3 +437,26 @@ func TestCandidatesMatchCandidate(t *testing.T) {
 		t.Fatalf("the placements did not cover every case: %v", kinds)
 	}
 }
+
+// TestInPlaceCopiesMatchValues checks the in-place forms the batched
+// lookup uses against the value forms the rest of the table uses: every
+// bit of a key's words and of a view's connection.
+func TestInPlaceCopiesMatchValues(t *testing.T) {
+	rng := rand.New(rand.NewPCG(rand.Uint64(), 2))
+	for range 10000 {
+		var k Key
+		for i := range k.CAddr {
+			k.CAddr[i], k.VAddr[i] = byte(rng.Uint32()), byte(rng.Uint32())
+		}
+		k.CPort, k.VPort, k.Proto = uint16(rng.Uint32()), uint16(rng.Uint32()), uint8(rng.Uint32())
+		w := keyWords{rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64()}
+		if k.wordsTo(&w); w != k.words() {
+			t.Fatalf("%v: wordsTo %x, words %x", k, w, k.words())
+		}
+		v := view{slot: rng.Uint32() >> 1, meta: rng.Uint64(), ports: rng.Uint64(), bind: rng.Uint64()}
+		c := Conn{Dest: rng.Uint32(), ref: rng.Uint64(), unfiled: true}
+		if v.connTo(&c); c != v.conn() {
+			t.Fatalf("%+v: connTo %+v, conn %+v", v, c, v.conn())
+		}
+	}
+}

@@ -241,6 +241,19 @@ func (v *view) conn() Conn {
 	}
 }
 
+// connTo is conn writing each field straight into *c, for the batched
+// lookup: a Conn built in a temporary and copied is written in pieces and
+// read back in 16-byte moves that straddle them, which the store buffer
+// cannot forward.
+func (v *view) connTo(c *Conn) {
+	c.Dest = uint32(v.bind >> 32)
+	c.Fwd = uint8(v.ports >> fwdShift)
+	c.State = stateOf(v.meta)
+	c.unfiled = v.ports&replyUnfiled != 0
+	c.tmpl = TemplateRef(v.bind)
+	c.ref = uint64(v.slot+1)<<32 | generation(v.meta)
+}
+
 // Result is what Touch did with a packet.
 type Result uint8
 

@@ -306,8 +306,7 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 	// The connection is kept in p.sconn, where the sync and SYN proxy
 	// paths read it, rather than copied there from a local.
 	conn := &p.sconn
-	var hit bool
-	*conn, hit = f.batched()
+	hit := f.batched(conn)
 	pre := hit
 	if !pre && !p.batchedMiss(f, k) {
 		*conn, hit = p.ct.Lookup(k)
@@ -449,12 +448,18 @@ func (p *Processor) retireExpired() {
 	}
 }
 
-// batched returns the connection LookupBatch found for f, if it found one.
-func (f *Parsed) batched() (conntrack.Conn, bool) {
+// batched copies the connection LookupBatch found for f, if it found one,
+// into *c, and reports whether it did; *c is zeroed otherwise. It copies
+// from f straight into *c: a Conn returned by value is built in a
+// temporary whose 16-byte reload straddles the stores that built it, a
+// store-forwarding stall on every frame.
+func (f *Parsed) batched(c *conntrack.Conn) bool {
 	if f == nil || !f.looked || !f.hit {
-		return conntrack.Conn{}, false
+		*c = conntrack.Conn{}
+		return false
 	}
-	return f.conn, true
+	*c = f.conn
+	return true
 }
 
 // schedule picks a real server for a new connection, through the
