@@ -662,7 +662,7 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 			out.Len, out.Second = n1, true
 			break
 		}
-		encap.DR(buf[off:off+n], d.MAC, eg.MAC)
+		encap.DRFrom(buf[off:off+n], &d.MAC, &eg.MAC)
 	case vs.Tunnel:
 		if int(pk.TotalLen)+encap.Overhead > eg.MTU {
 			if pk.DF {

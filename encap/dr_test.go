@@ -8,11 +8,23 @@ import (
 	"github.com/google/gopacket/layers"
 )
 
+// drForms are DR and DRFrom, which must do the same.
+var drForms = map[string]func(f []byte, dst, src [6]byte) bool{
+	"DR":     DR,
+	"DRFrom": func(f []byte, dst, src [6]byte) bool { return DRFrom(f, &dst, &src) },
+}
+
 func TestDR(t *testing.T) {
+	for name, dr := range drForms {
+		t.Run(name, func(t *testing.T) { testDR(t, dr) })
+	}
+}
+
+func testDR(t *testing.T, dr func(f []byte, dst, src [6]byte) bool) {
 	for _, s := range []spec{{payload: 100}, {udp: true, vlan: true, vlanID: 7}} {
 		f := build(t, s)
 		orig := append([]byte(nil), f...)
-		if !DR(f, rsMAC, egressMAC) {
+		if !dr(f, rsMAC, egressMAC) {
 			t.Fatal("DR refused a full frame")
 		}
 		pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
@@ -34,15 +46,17 @@ func TestDR(t *testing.T) {
 }
 
 func TestDRShortFrame(t *testing.T) {
-	f := make([]byte, 13)
-	if DR(f, rsMAC, egressMAC) {
-		t.Error("DR accepted a 13-byte frame")
-	}
-	if !bytes.Equal(f, make([]byte, 13)) {
-		t.Error("DR wrote to a frame it refused")
-	}
-	if DR(nil, rsMAC, egressMAC) {
-		t.Error("DR accepted nil")
+	for name, dr := range drForms {
+		f := make([]byte, 13)
+		if dr(f, rsMAC, egressMAC) {
+			t.Errorf("%s accepted a 13-byte frame", name)
+		}
+		if !bytes.Equal(f, make([]byte, 13)) {
+			t.Errorf("%s wrote to a frame it refused", name)
+		}
+		if dr(nil, rsMAC, egressMAC) {
+			t.Errorf("%s accepted nil", name)
+		}
 	}
 }
 
@@ -50,6 +64,9 @@ func TestDRAllocs(t *testing.T) {
 	f := build(t, spec{})
 	if n := testing.AllocsPerRun(100, func() { DR(f, rsMAC, egressMAC) }); n != 0 {
 		t.Errorf("DR allocates %v times", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { DRFrom(f, &rsMAC, &egressMAC) }); n != 0 {
+		t.Errorf("DRFrom allocates %v times", n)
 	}
 }
 
