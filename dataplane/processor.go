@@ -106,6 +106,15 @@ type Processor struct {
 	rec   ipvssync.Record
 	sconn conntrack.Conn
 
+	// svcSnap, svcKey and svcIdx remember the last IPv4 service lookup
+	// that found a service: its snapshot (immutable, and kept alive by
+	// this pointer, so a new one never has the same address), its packed
+	// key and the answer. Consecutive frames to one service skip the
+	// table (lookupService).
+	svcSnap *Snapshot
+	svcKey  uint64
+	svcIdx  int32
+
 	// Last describes the scheduling decision of the last Process call, for
 	// the simulator and tests: they observe the real path instead of
 	// re-implementing it.
@@ -196,10 +205,15 @@ func (p *Processor) LookupBatch(s *Snapshot, fs []Parsed) {
 	}
 }
 
-// keyOf is the connection-table key of a parsed packet.
+// keyOf is the connection-table key of a parsed packet. Each field is
+// its own assignment: a tuple assignment of the two addresses goes
+// through a stack temporary, whose reload stalls on the stores before it.
 func keyOf(pk *header.Packet, k *conntrack.Key) {
-	k.CAddr, k.VAddr = pk.SrcMapped, pk.DstMapped
-	k.CPort, k.VPort, k.Proto = pk.SrcPort, pk.DstPort, pk.Proto
+	k.CAddr = pk.SrcMapped
+	k.VAddr = pk.DstMapped
+	k.CPort = pk.SrcPort
+	k.VPort = pk.DstPort
+	k.Proto = pk.Proto
 }
 
 // Process runs one frame, buf[off:off+n], through parse, connection table,
@@ -275,7 +289,7 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 	if pk.IPv6 {
 		si, ok = s.lookup6(&pk.DstMapped, pk.Proto, pk.DstPort)
 	} else {
-		si, ok = s.lookup(pk.Dst, pk.Proto, pk.DstPort)
+		si, ok = p.lookupService(s, pk)
 	}
 	if !ok {
 		if pk.IPv6 {
@@ -400,6 +414,20 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 		p.syncConn(sk, s, svc, d, &p.sconn)
 	}
 	return p.emit(s, svc, d, buf, off, n)
+}
+
+// lookupService is s.lookup for pk's destination, answered from the
+// last lookup when it was for the same snapshot and key.
+func (p *Processor) lookupService(s *Snapshot, pk *header.Packet) (int32, bool) {
+	k := packSvcKey(pk.Dst, pk.Proto, pk.DstPort)
+	if k == p.svcKey && s == p.svcSnap {
+		return p.svcIdx, true
+	}
+	si, ok := s.svcIndex.lookupPacked(k)
+	if ok {
+		p.svcSnap, p.svcKey, p.svcIdx = s, k, si
+	}
+	return si, ok
 }
 
 // mayCreate is tcp_conn_schedule's gate for a packet without a usable

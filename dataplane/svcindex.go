@@ -127,7 +127,11 @@ func (t *svcTable) each(f func(k svcKey, svc int32)) {
 // lookup finds the service for a destination, exact port first, then a
 // port-0 (all ports) service.
 func (t *svcTable) lookup(addr [4]byte, proto uint8, port uint16) (int32, bool) {
-	k := packSvcKey(addr, proto, port)
+	return t.lookupPacked(packSvcKey(addr, proto, port))
+}
+
+// lookupPacked is lookup for a key packSvcKey packed.
+func (t *svcTable) lookupPacked(k uint64) (int32, bool) {
 	if i, ok := t.find(k); ok {
 		return i, true
 	}

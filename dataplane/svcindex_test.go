@@ -274,3 +274,44 @@ func BenchmarkServiceLookup(b *testing.B) {
 		}
 	}
 }
+
+// TestServiceLookupRemembersSnapshot: the processor answers a frame's
+// service from its last lookup only for the same snapshot. Snapshot a has
+// the frames' VIP as its second service; snapshot b has two services, but
+// not that VIP, so a frame processed against b after frames against a
+// must find no service, not a's index.
+func TestServiceLookupRemembersSnapshot(t *testing.T) {
+	svc := func(addr netip.Addr, real byte) vs.Service {
+		return vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: addr, Port: 80}, Sched: "rr",
+			Reals: []vs.Real{{Addr: netip.AddrFrom4([4]byte{198, 18, 0, real}), Port: 80, Fwd: vs.Route, Weight: 1}}}
+	}
+	build := func(svcs ...vs.Service) *Snapshot {
+		tbl := &vs.Table{}
+		for _, s := range svcs {
+			if err := tbl.AddService(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := newRig(t, tbl, 64)
+		return r.snap
+	}
+	other, third := netip.MustParseAddr("198.19.0.2"), netip.MustParseAddr("198.19.0.3")
+	a := build(svc(other, 21), svc(vip, 22))
+	b := build(svc(other, 31), svc(third, 32))
+	if si, ok := a.lookup(vip.As4(), 6, 80); !ok || si != 1 {
+		t.Fatalf("snapshot a: the VIP is service %d (%v), want 1", si, ok)
+	}
+	r := newRig(t, oneService(vs.Route, "rr", 1), 1024)
+	for i, step := range []struct {
+		snap *Snapshot
+		want Verdict
+	}{{a, VerdictForward}, {a, VerdictForward}, {b, VerdictDrop}, {a, VerdictForward}, {b, VerdictDrop}} {
+		f := tcpFrame(t, [4]byte{198, 18, 0, 10}, uint16(6000+i), true, false, false, true, 0)
+		if v, _ := r.p.Process(step.snap, chunk(f), headroom, len(f)); v != step.want {
+			t.Fatalf("frame %d: verdict %d, want %d", i, v, step.want)
+		}
+	}
+	if got := r.c.Drops[DropNoService].Load(); got != 2 {
+		t.Fatalf("no_service drops = %d, want 2", got)
+	}
+}
