@@ -33,11 +33,11 @@ func (s *shadow) destT(id uint32) *Traffic {
 }
 
 func (c *trafficCell) store(t *Traffic) {
-	c.conns.Store(t.Conns)
-	c.inPkts.Store(t.InPkts)
-	c.outPkts.Store(t.OutPkts)
-	c.inBytes.Store(t.InBytes)
-	c.outBytes.Store(t.OutBytes)
+	storeCounter(&c.conns, t.Conns)
+	storeCounter(&c.inPkts, t.InPkts)
+	storeCounter(&c.outPkts, t.OutPkts)
+	storeCounter(&c.inBytes, t.InBytes)
+	storeCounter(&c.outBytes, t.OutBytes)
 }
 
 // Flush publishes the counters changed since the last Flush. A worker calls
@@ -50,8 +50,8 @@ func (p *Processor) Flush() {
 		p.expireHeld(p.ct.Now())
 	}
 	s := &p.sh
-	p.c.RX.Store(s.rx)
-	p.c.RXBytes.Store(s.rxBytes)
+	storeCounter(&p.c.RX, s.rx)
+	storeCounter(&p.c.RXBytes, s.rxBytes)
 	for _, id := range s.dirtySvc {
 		p.c.svc[id].store(&s.svc[id])
 		s.svcDirty[id] = false
