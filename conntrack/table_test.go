@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -507,5 +508,49 @@ func TestTableIsNoScan(t *testing.T) {
 	runtime.KeepAlive(tbl)
 	if grew := int64(after) - int64(before); grew > 1<<20 {
 		t.Fatalf("scannable heap grew by %d bytes for a %d-byte table", grew, tbl.Bytes())
+	}
+}
+
+// stepClock is a Clock of another type than the package's own, which the
+// table reads through the interface.
+type stepClock struct{ t atomic.Int64 }
+
+func (c *stepClock) Now() time.Duration { return time.Duration(c.t.Load()) }
+
+// TestClockKinds: the table's time follows each kind of clock it reads
+// (ManualClock, SystemClock and any other Clock), from the reading at New.
+func TestClockKinds(t *testing.T) {
+	manual, other := &ManualClock{}, &stepClock{}
+	for _, c := range []struct {
+		name    string
+		clock   Clock
+		advance func(time.Duration)
+	}{
+		{"manual", manual, manual.Advance},
+		{"other", other, func(d time.Duration) { other.t.Add(int64(d)) }},
+	} {
+		c.advance(5 * time.Second)
+		tbl := newTestTable(t, Config{Capacity: 16, Clock: c.clock})
+		if got := tbl.now(); got != 0 {
+			t.Fatalf("%s: now = %d ms at New, want 0", c.name, got)
+		}
+		c.advance(1500 * time.Millisecond)
+		if got := tbl.now(); got != 1500 {
+			t.Fatalf("%s: now = %d ms, want 1500", c.name, got)
+		}
+	}
+	sys := SystemClock()
+	tbl := newTestTable(t, Config{Capacity: 16, Clock: sys})
+	for deadline := time.Now().Add(5 * time.Second); sys.Now()-tbl.base < 5*time.Millisecond; {
+		if time.Now().After(deadline) {
+			t.Fatal("the system clock did not move in 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	before := uint64((sys.Now() - tbl.base) / time.Millisecond)
+	got := tbl.now()
+	after := uint64((sys.Now() - tbl.base) / time.Millisecond)
+	if got < before || got > after {
+		t.Fatalf("system clock: now = %d ms, want %d..%d", got, before, after)
 	}
 }
