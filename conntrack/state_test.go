@@ -105,3 +105,17 @@ func TestStateNamesAndActive(t *testing.T) {
 		}
 	}
 }
+
+// TestEstablishedAckStays is the fact touch's shortcut rests on: an ACK
+// leaves an ESTABLISHED connection ESTABLISHED in every direction, under
+// tcp_states and under secure_tcp's tcp_states_dos.
+func TestEstablishedAckStays(t *testing.T) {
+	for _, d := range []Dir{DirInputOnly, DirInput, DirOutput} {
+		if got := NextDir(Established, EvAck, d); got != Established {
+			t.Errorf("tcp_states, direction %d: ESTABLISHED + ACK -> %v", d, got)
+		}
+		if got := NextSecureDir(Established, EvAck, d); got != Established {
+			t.Errorf("tcp_states_dos, direction %d: ESTABLISHED + ACK -> %v", d, got)
+		}
+	}
+}

@@ -397,7 +397,12 @@ func (t *Table) touch(c *Conn, proto uint8, ev Event, dir Dir) Result {
 				}
 				continue
 			}
-			ns = t.nextState(s, ev, dir)
+			if s != Established || ev != EvAck {
+				// An ACK leaves ESTABLISHED as it is in every direction
+				// of both state tables (TestEstablishedAckStays), so the
+				// commonest packet skips the table.
+				ns = t.nextState(s, ev, dir)
+			}
 		}
 		nm := makeMeta(gen, statusLive, ns, now+t.timeouts.of(ns))
 		// Within one millisecond and one state there is nothing to
