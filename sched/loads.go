@@ -142,16 +142,27 @@ func (l *Loads) Unbind(id uint32, active bool) {
 	switch {
 	case lo != 0:
 		if d.total() < int64(lo) {
-			d.overload.Store(false)
+			d.clearOverload()
 		}
 	case up != 0:
 		if d.total()*4 < int64(up)*3 {
-			d.overload.Store(false)
+			d.clearOverload()
 		}
 	default:
-		d.overload.Store(false)
+		d.clearOverload()
 	}
 	d.notify()
+}
+
+// clearOverload clears the overload flag. It writes only when the flag
+// is set: an atomic store is a fencing exchange on amd64, and Unbind,
+// which runs for every eviction of a connection, mostly finds it clear.
+// A Bind that sets the flag between the load and the skipped store is
+// ordered after this Unbind, as it would be had the store happened first.
+func (d *destLoad) clearOverload() {
+	if d.overload.Load() {
+		d.overload.Store(false)
+	}
 }
 
 // SetThresholds installs -x upper and -y lower for id. As
