@@ -211,33 +211,40 @@ func (s *store) tagMatches(b, tag uint32) uint32 {
 
 // PrefetchInsert starts loading the cache lines that an Insert of k is
 // about to read and write, and returns without waiting for them: the
-// key's two bucket headers, the entries Insert will write or, when the
-// table is at capacity or a bucket is full, every used entry of both
-// buckets (the eviction candidates victimIn reads), and the expiry index
-// words the new entry is filed in. A worker calls it a few frames ahead of
-// the frame that will insert, so those misses overlap the frames in
-// between instead of stalling the insert. It changes nothing and is only a
-// hint: the lines may be gone again by the time Insert runs.
+// key's two bucket headers, the entry Insert will write when there is
+// room or, when it will have to evict (the table at capacity, or both
+// buckets full), every used entry of the bucket the eviction searches
+// first (the candidates victimIn reads; the insert takes the victim's
+// slot), and the expiry index words the new entry is filed in. A worker
+// calls it a few frames ahead of the frame that will insert, so those
+// misses overlap the frames in between instead of stalling the insert. It
+// changes nothing and is only a hint: the lines may be gone again by the
+// time Insert runs.
 func (t *Table) PrefetchInsert(k *Key) {
 	w := k.words()
 	s := t.conns
 	b1, b2, _ := s.place(t.seed.hash(&w))
-	full := s.live.Load() >= s.capacity
-	var addrs [2*bucketSlots + 8]uintptr
+	u1 := s.buckets[b1].used.Load() & fullMask
+	u2 := s.buckets[b2].used.Load() & fullMask
+	var addrs [bucketSlots + 8]uintptr
 	a := 0
-	for _, b := range [2]uint32{b1, b2} {
-		base := b * bucketSlots
-		u := s.buckets[b].used.Load() & fullMask
-		if u != fullMask {
-			addrs[a] = uintptr(unsafe.Pointer(&s.entries[base+uint32(bits.TrailingZeros32(^u))]))
+	if s.live.Load() >= s.capacity || u1&u2 == fullMask {
+		first, _ := s.evictionOrder(b1, b2)
+		base := first * bucketSlots
+		for u := s.buckets[first].used.Load() & fullMask; u != 0; u &= u - 1 {
+			addrs[a] = uintptr(unsafe.Pointer(&s.entries[base+uint32(bits.TrailingZeros32(u))]))
 			a++
 		}
-		if full || u == fullMask {
-			for ; u != 0; u &= u - 1 {
-				addrs[a] = uintptr(unsafe.Pointer(&s.entries[base+uint32(bits.TrailingZeros32(u))]))
-				a++
-			}
+	} else {
+		b, u := b1, u1
+		if bits.OnesCount32(u2) < bits.OnesCount32(u1) {
+			b, u = b2, u2 // freeSlot's choice
 		}
+		addrs[a] = uintptr(unsafe.Pointer(&s.entries[b*bucketSlots+uint32(bits.TrailingZeros32(^u))]))
+		a++
+	}
+	for _, b := range [2]uint32{b1, b2} {
+		base := b * bucketSlots
 		if s.due != nil {
 			addrs[a] = uintptr(unsafe.Pointer(&s.due[base]))
 			addrs[a+1] = uintptr(unsafe.Pointer(&s.gdue[base/dueGroupSlots]))

@@ -115,14 +115,20 @@
 // runs after the packet; ExpireNow does the same for expire_nodest_conn.
 //
 // When an insert finds no room (the table at capacity, or both candidate
-// buckets full) it evicts, in IPVS's spirit: first an expired entry, then
-// the oldest half-open (SYN_RECV, or SYNACK, where secure_tcp puts a SYN)
-// or inactive entry, from the key's two buckets or, when only the
-// capacity bound is hit, from 8 more buckets on a rotating cursor.
-// ESTABLISHED and SYN_SENT connections are never evicted.
-// With nothing evictable the insert is refused and counted (Stats.Refused).
-// "Oldest" is by creation time among those candidates, a bounded sample
-// like IPVS's drop_entry, not a global order.
+// buckets full) it evicts, in IPVS's spirit: first an expired entry of
+// either of the key's two buckets, then the oldest half-open (SYN_RECV,
+// or SYNACK, where secure_tcp puts a SYN) or inactive entry of the fuller
+// of the two, else of the other, or, when only the capacity bound is hit,
+// from 8 more buckets on a rotating cursor. ESTABLISHED and SYN_SENT
+// connections are never evicted. With nothing evictable the insert is
+// refused and counted (Stats.Refused). "Oldest" is by creation time among
+// those candidates, a bounded sample like IPVS's drop_entry, not a global
+// order. Searching the fuller bucket alone when it has a victim reads one
+// bucket's entries instead of two, the bulk of an insert's cost in a
+// full table of millions, and takes the room where the load is higher;
+// the other bucket's expired entries are found through the expiry index
+// without reading its entries. The new entry takes the victim's slot when
+// it was in one of the key's buckets.
 //
 // # Flood defence
 //

@@ -199,15 +199,13 @@ func (s *store) place(h uint64) (b1, b2, tag uint32) {
 // find looks for a live entry with key w in bucket b without any lock.
 // Only slots set in used (the bucket's used mask as the caller loaded it)
 // are examined: a slot claimed after that load is an insert that had not
-// finished when the lookup started.
+// finished when the lookup started. The tags are compared all at once
+// (tagMatches), so a miss, which is what an insert mostly meets, costs no
+// loop over the used slots.
 func (s *store) find(b, used, tag uint32, w *keyWords) (view, bool) {
-	bk := &s.buckets[b]
 	base := b * bucketSlots
-	for used &= fullMask; used != 0; used &= used - 1 {
+	for used &= s.tagMatches(b, tag) & fullMask; used != 0; used &= used - 1 {
 		i := uint32(bits.TrailingZeros32(used))
-		if bk.tags[i].Load() != tag {
-			continue
-		}
 		if v, ok := s.match(base+i, w); ok {
 			return v, true
 		}
@@ -346,7 +344,11 @@ func (s *store) publish(slot, tag uint32, w *keyWords, fwd uint8, since, bind ui
 	storeRelaxed64(&e.meta, makeMeta(gen, statusBusy, None, 0))
 	storeRelaxed32(&s.buckets[slot/bucketSlots].tags[slot%bucketSlots], tag)
 	storeWords(e, &entryWords{w[0], w[1], w[2], w[3], w[4] | uint64(fwd)<<fwdShift, since, bind})
-	s.buckets[slot/bucketSlots].used.Or(1 << (slot % bucketSlots))
+	// A slot makeRoom released in place is still marked used; only the
+	// latch holder sets bits, so a set bit here is that claim.
+	if u, bit := &s.buckets[slot/bucketSlots].used, uint32(1)<<(slot%bucketSlots); u.Load()&bit == 0 {
+		u.Or(bit)
+	}
 	if s.due != nil {
 		s.setDue(slot, pl)
 	}
@@ -389,6 +391,16 @@ func (s *store) releaseKeep(slot uint32, m uint64) bool {
 	}
 	s.buckets[slot/bucketSlots].used.And(^uint32(1 << (slot % bucketSlots)))
 	return true
+}
+
+// releaseClaimed is releaseKeep for a caller that holds the latch of slot's
+// bucket and publishes a new entry in slot before it lets go: the slot
+// stays claimed, its used bit set, so nobody else can take it and
+// nothing has to clear and set the bit again. Its due is left for
+// publish to replace; until then the entry's status is free, which every
+// reader checks before it trusts a used slot.
+func (s *store) releaseClaimed(slot uint32, m uint64) bool {
+	return s.entries[slot].meta.CompareAndSwap(m, makeMeta(generation(m)+1, statusFree, None, 0))
 }
 
 // bytes is the memory the store holds.

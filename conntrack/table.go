@@ -493,9 +493,10 @@ const insertAttempts = 4
 // connection holds that persistence template alive until it goes away; a
 // template that vanished meanwhile is not attached. When the table is
 // full Insert evicts, in this order, an expired entry and then the oldest
-// SYN_RECV or inactive one among the key's two buckets (or, when only the
-// capacity bound is hit, among a few buckets further on); if there is
-// none it refuses with Full and counts the refusal.
+// SYN_RECV or inactive one in the fuller of the key's two buckets, else
+// the same in the other (or, when only the capacity bound is hit, among
+// a few buckets further on); if there is none it refuses with Full and
+// counts the refusal.
 func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Event) (Conn, InsertResult) {
 	w := k.words()
 	s := t.conns
@@ -548,9 +549,10 @@ func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Even
 	}
 	s.unlock(b1, b2)
 	t.stats.at(slot).inserted.Add(1)
-	v := view{slot: slot, meta: m, ports: w[4] | uint64(fwd)<<fwdShift, bind: bind}
 	runtime.KeepAlive(t) // see newStore
-	return v.conn(), Inserted
+	// What view.conn would give for the entry just published, built from
+	// the values at hand rather than a view.
+	return Conn{Dest: dest, Fwd: fwd, State: st, tmpl: TemplateRef(ref), ref: uint64(slot+1)<<32 | generation(m)}, Inserted
 }
 
 // makeRoom finds a free slot in b1 or b2 and reserves a unit of capacity,
@@ -560,8 +562,12 @@ func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Even
 // instead of giving it back to the table and reserving it again: another
 // queue inserting at capacity could take it in between, and the insert
 // would be refused although it had made room. The slot is then free for
-// certain: either the victim was in b1 or b2, or b1 or b2 already had a
-// free slot, and with both latches held nobody else claims one there.
+// certain: either the victim was in b1 or b2, and the insert takes the
+// victim's own slot, or b1 or b2 already had a free slot; with both
+// latches held nobody else claims one there. A victim in b1 or b2 keeps
+// its used bit through the hand-over (evict's inPlace), which saves the
+// two atomic read-modify-writes of clearing and setting it again, and its
+// line is already in the cache from the eviction.
 func (t *Table) makeRoom(b1, b2 uint32, now uint64) (uint32, bool) {
 	s := t.conns
 	for range insertAttempts {
@@ -569,9 +575,19 @@ func (t *Table) makeRoom(b1, b2 uint32, now uint64) (uint32, bool) {
 		if free && s.reserve() {
 			return slot, true
 		}
-		s.prefetchUsed(b1, b2)
-		v, ok := t.victimIn(b1, now, victim{}, false)
-		v, ok = t.victimIn(b2, now, v, ok)
+		first, second := s.evictionOrder(b1, b2)
+		s.prefetchUsed(first)
+		v, ok := t.victimIn(first, now, victim{}, false)
+		if !ok || !expired(v.meta, now) {
+			// An expired entry of the other bucket still goes first;
+			// the expiry index shows where one may be without reading
+			// the bucket's entries.
+			if e, found := t.expiredIn(second, now); found {
+				v, ok = e, true
+			} else if !ok {
+				v, ok = t.victimIn(second, now, v, ok)
+			}
+		}
 		if !ok && free {
 			// The buckets have room but the table is at capacity: the
 			// victim may be anywhere, so look a bounded way further.
@@ -583,11 +599,16 @@ func (t *Table) makeRoom(b1, b2 uint32, now uint64) (uint32, bool) {
 		if !ok {
 			return 0, false
 		}
-		if !t.evict(v, now) {
+		vb := v.slot / bucketSlots
+		inPlace := vb == b1 || vb == b2
+		if !t.evict(v, now, inPlace) {
 			continue // touched or taken since victimIn chose it
 		}
 		if afterEvict != nil {
 			afterEvict()
+		}
+		if inPlace {
+			return v.slot, true
 		}
 		if slot, free := s.freeSlot(b1, b2); free {
 			return slot, true
@@ -602,18 +623,27 @@ func (t *Table) makeRoom(b1, b2 uint32, now uint64) (uint32, bool) {
 // moment.
 var afterEvict func()
 
-// prefetchUsed starts loading the entries of b1's and b2's used slots,
-// which victimIn is about to read one after another: issued together,
-// their misses overlap instead of waiting on each other.
-func (s *store) prefetchUsed(b1, b2 uint32) {
-	var addrs [2 * bucketSlots]uintptr
+// evictionOrder returns a key's two buckets in the order an eviction
+// searches them: the fuller first (b1 when they are level), so that an
+// insert into a full table makes its room where the load is higher, and
+// reads one bucket's entries, not two, whenever that bucket has a victim.
+func (s *store) evictionOrder(b1, b2 uint32) (first, second uint32) {
+	if bits.OnesCount32(s.buckets[b2].used.Load()&fullMask) > bits.OnesCount32(s.buckets[b1].used.Load()&fullMask) {
+		return b2, b1
+	}
+	return b1, b2
+}
+
+// prefetchUsed starts loading the entries of b's used slots, which
+// victimIn is about to read one after another: issued together, their
+// misses overlap instead of waiting on each other.
+func (s *store) prefetchUsed(b uint32) {
+	var addrs [bucketSlots]uintptr
 	a := 0
-	for _, b := range [2]uint32{b1, b2} {
-		base := b * bucketSlots
-		for used := s.buckets[b].used.Load() & fullMask; used != 0; used &= used - 1 {
-			addrs[a] = uintptr(unsafe.Pointer(&s.entries[base+uint32(bits.TrailingZeros32(used))]))
-			a++
-		}
+	base := b * bucketSlots
+	for used := s.buckets[b].used.Load() & fullMask; used != 0; used &= used - 1 {
+		addrs[a] = uintptr(unsafe.Pointer(&s.entries[base+uint32(bits.TrailingZeros32(used))]))
+		a++
 	}
 	prefetch(addrs[:a])
 }
@@ -665,13 +695,38 @@ func (t *Table) victimIn(b uint32, now uint64, best victim, have bool) (victim, 
 	return best, have
 }
 
+// expiredIn returns an expired entry of bucket b, if it has one. It
+// reads the entry of a slot only when the slot's due (a lower bound of
+// the expiry's second, expiry.go) has come.
+func (t *Table) expiredIn(b uint32, now uint64) (victim, bool) {
+	s := t.conns
+	sec := dueSec(now)
+	base := b * bucketSlots
+	for used := s.buckets[b].used.Load() & fullMask; used != 0; used &= used - 1 {
+		slot := base + uint32(bits.TrailingZeros32(used))
+		if s.due[slot].Load() > sec {
+			continue
+		}
+		if m := s.entries[slot].meta.Load(); status(m) == statusLive && expired(m, now) {
+			return victim{slot: slot, meta: m}, true
+		}
+	}
+	return victim{}, false
+}
+
 // evict releases the victim if it is still what victimIn saw, and reports
 // whether it did. The victim's unit of capacity is not given back: the
-// caller inserts in its place. The bind word read before the CAS belongs
-// to that lifetime if the CAS succeeds.
-func (t *Table) evict(v victim, now uint64) bool {
+// caller inserts in its place. With inPlace (the caller holds the
+// victim's bucket latch and publishes in its slot next) the slot stays
+// claimed (store.releaseClaimed). The bind word read before the CAS belongs to
+// that lifetime if the CAS succeeds.
+func (t *Table) evict(v victim, now uint64, inPlace bool) bool {
 	bind := t.conns.entries[v.slot].bind.Load()
-	if !t.conns.releaseKeep(v.slot, v.meta) {
+	if inPlace {
+		if !t.conns.releaseClaimed(v.slot, v.meta) {
+			return false
+		}
+	} else if !t.conns.releaseKeep(v.slot, v.meta) {
 		return false
 	}
 	at := now

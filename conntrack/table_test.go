@@ -306,29 +306,56 @@ func TestSetTimeouts(t *testing.T) {
 }
 
 // TestEvictionOrder fills a tiny table and checks the order: expired
-// entries first, then the oldest SYN_RECV/inactive, never ESTABLISHED.
+// entries first, from either bucket, then the oldest SYN_RECV/inactive of
+// the fuller bucket, never ESTABLISHED.
 func TestEvictionOrder(t *testing.T) {
 	clk := &ManualClock{}
 	h := &countHooks{}
 	to := DefaultTimeouts()
 	to.Established = 5 * time.Second
 	tbl := newTestTable(t, Config{Capacity: 3, Clock: clk, Hooks: h, Timeouts: to})
+	if tbl.conns.nb != 2 {
+		t.Fatalf("%d buckets, want 2: every key's two", tbl.conns.nb)
+	}
 	key := func(i uint32) Key { return v4Key(ProtoTCP, i, 1000, 80) }
 	ins := func(i uint32, ev Event) (Conn, InsertResult) {
 		k := key(i)
 		clk.Advance(time.Millisecond)
 		return tbl.Insert(&k, i, 0, 0, ev)
 	}
+	bucketOf := func(i uint32) uint32 {
+		k := key(i)
+		w := k.words()
+		b1, b2, tag := tbl.conns.place(tbl.seed.hash(&w))
+		v, ok := tbl.conns.lookup(b1, b2, tag, &w)
+		if !ok {
+			t.Fatalf("key %d not in the table", i)
+		}
+		return v.slot / bucketSlots
+	}
 	ins(1, EvAck) // ESTABLISHED, oldest of all
-	ins(2, EvSyn) // SYN_RECV, oldest evictable
-	ins(3, EvSyn)
+	ins(2, EvSyn) // SYN_RECV, oldest evictable, in the bucket 1 left empty
+	// The third goes where the second is (a key whose first choice is that
+	// bucket; the buckets are level), so that bucket is the fuller one.
+	third := uint32(10) // clear of 1, 2, 4 and 5
+	for ; ; third++ {
+		k := key(third)
+		w := k.words()
+		if b1, _, _ := tbl.conns.place(tbl.seed.hash(&w)); b1 == bucketOf(2) {
+			break
+		}
+	}
+	ins(third, EvSyn)
+	if bucketOf(1) == bucketOf(2) || bucketOf(third) != bucketOf(2) {
+		t.Fatalf("buckets of 1, 2, 3: %d %d %d", bucketOf(1), bucketOf(2), bucketOf(third))
+	}
 	if _, r := ins(4, EvSyn); r != Inserted {
 		t.Fatalf("insert into full table = %v, want an eviction", r)
 	}
 	present := func(i uint32) bool { k := key(i); _, ok := tbl.Lookup(&k); return ok }
-	if !present(1) || present(2) || !present(3) || !present(4) {
-		t.Fatalf("after first eviction: present 1..4 = %v %v %v %v, want true false true true",
-			present(1), present(2), present(3), present(4))
+	if !present(1) || present(2) || !present(third) || !present(4) {
+		t.Fatalf("after first eviction: present 1, 2, 3, 4 = %v %v %v %v, want true false true true",
+			present(1), present(2), present(third), present(4))
 	}
 	if st := tbl.Stats(); st.Evicted != 1 || st.Expired != 0 || st.Entries != 3 {
 		t.Fatalf("stats %v", st)
@@ -338,14 +365,14 @@ func TestEvictionOrder(t *testing.T) {
 	if _, r := ins(5, EvSyn); r != Inserted {
 		t.Fatalf("insert = %v", r)
 	}
-	if present(1) || !present(3) || !present(4) || !present(5) {
-		t.Fatal("the expired entry was not the one reused")
+	if present(1) || !present(third) || !present(4) || !present(5) {
+		t.Fatal("the expired entry, in the emptier bucket, was not the one reused")
 	}
 	if st := tbl.Stats(); st.Evicted != 1 || st.Expired != 1 {
 		t.Fatalf("stats %v", st)
 	}
 	// With only established entries left, a new SYN is refused.
-	for _, i := range []uint32{3, 4, 5} {
+	for _, i := range []uint32{third, 4, 5} {
 		k := key(i)
 		c, _ := tbl.Lookup(&k)
 		tbl.Touch(&c, &k, EvAck)
@@ -356,6 +383,79 @@ func TestEvictionOrder(t *testing.T) {
 		}
 	}
 	if st := tbl.Stats(); st.Refused != 10 || st.Entries != 3 || st.Evicted != 1 {
+		t.Fatalf("stats %v", st)
+	}
+	checkCounts(t, tbl, h)
+}
+
+// TestEvictionFullerBucketFirst: an insert into a full table evicts from
+// the fuller of its key's two buckets, even when the other holds an older
+// evictable entry; it goes to the other only when the fuller has none.
+func TestEvictionFullerBucketFirst(t *testing.T) {
+	clk := &ManualClock{}
+	h := &countHooks{}
+	tbl := newTestTable(t, Config{Capacity: 3, Clock: clk, Hooks: h})
+	if tbl.conns.nb != 2 {
+		t.Fatalf("%d buckets, want 2: every key's two", tbl.conns.nb)
+	}
+	key := func(i uint32) Key { return v4Key(ProtoTCP, i, 1000, 80) }
+	ins := func(i uint32, ev Event) InsertResult {
+		k := key(i)
+		clk.Advance(time.Millisecond)
+		_, r := tbl.Insert(&k, i, 0, 0, ev)
+		return r
+	}
+	bucketOf := func(i uint32) uint32 {
+		k := key(i)
+		w := k.words()
+		b1, b2, tag := tbl.conns.place(tbl.seed.hash(&w))
+		v, ok := tbl.conns.lookup(b1, b2, tag, &w)
+		if !ok {
+			t.Fatalf("key %d not in the table", i)
+		}
+		return v.slot / bucketSlots
+	}
+	firstChoice := func(from uint32, b uint32) uint32 {
+		for i := from; ; i++ {
+			k := key(i)
+			w := k.words()
+			if b1, _, _ := tbl.conns.place(tbl.seed.hash(&w)); b1 == b {
+				return i
+			}
+		}
+	}
+	present := func(i uint32) bool { k := key(i); _, ok := tbl.Lookup(&k); return ok }
+	ins(1, EvSyn) // the oldest evictable of all
+	ins(2, EvSyn) // the other bucket, the emptier
+	b := bucketOf(2)
+	third := firstChoice(100, b)
+	ins(third, EvSyn) // with 2: the fuller bucket
+	if bucketOf(1) == b || bucketOf(third) != b {
+		t.Fatalf("buckets of 1, 2, 3: %d %d %d", bucketOf(1), b, bucketOf(third))
+	}
+	if r := ins(4, EvSyn); r != Inserted {
+		t.Fatalf("insert into a full table = %v", r)
+	}
+	if !present(1) || present(2) || !present(third) || !present(4) || bucketOf(4) != b {
+		t.Fatalf("present 1, 2, 3, 4 = %v %v %v %v (4 in bucket %d, want %d): want the fuller bucket's oldest evicted, 4 in its slot",
+			present(1), present(2), present(third), present(4), bucketOf(4), b)
+	}
+	// With nothing evictable in the fuller bucket, the other gives way.
+	for _, i := range []uint32{third, 4} {
+		k := key(i)
+		c, _ := tbl.Lookup(&k)
+		if tbl.Touch(&c, &k, EvAck); c.State != Established {
+			t.Fatalf("key %d: %v after an ACK", i, c.State)
+		}
+	}
+	if r := ins(5, EvSyn); r != Inserted {
+		t.Fatalf("insert = %v", r)
+	}
+	if present(1) || !present(third) || !present(4) || !present(5) {
+		t.Fatalf("present 1, 3, 4, 5 = %v %v %v %v, want the other bucket's entry evicted",
+			present(1), present(third), present(4), present(5))
+	}
+	if st := tbl.Stats(); st.Evicted != 2 || st.Entries != 3 {
 		t.Fatalf("stats %v", st)
 	}
 	checkCounts(t, tbl, h)
