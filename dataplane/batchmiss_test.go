@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/afvs/afvs/conntrack"
@@ -80,4 +81,48 @@ func TestInsertLog(t *testing.T) {
 	if fingerprint(&a) == fingerprint(&b) {
 		t.Error("fingerprint: keys differing in the client address collide")
 	}
+}
+
+// TestInsertLogFilter drives the log with random inserts and questions
+// from random counts, as batches of frames ask them, against the full
+// record of inserts: an insert of the fingerprint since the count must
+// always be reported, and a key never inserted only rarely (the filter's
+// false positives), so that a batched miss is trusted.
+func TestInsertLogFilter(t *testing.T) {
+	rng := rand.New(rand.NewPCG(rand.Uint64(), 14))
+	var l insertLog
+	var all []uint64 // every insert, by number
+	asked, falsePos := 0, 0
+	for range 2000 {
+		// A batch: LookupBatch's count, then frames that ask and insert.
+		from := l.seq
+		if rng.IntN(8) == 0 && l.seq > 3 {
+			from = l.seq - uint64(rng.IntN(3)) // an older count, as Process paths may ask
+		}
+		for range 1 + rng.IntN(Batch) {
+			fp := rng.Uint64N(5000)
+			want := false
+			for i := from; i < l.seq; i++ {
+				want = want || all[i] == fp
+			}
+			got := l.since(from, fp)
+			if want && !got {
+				t.Fatalf("since(%d, %d) = false after an insert of it (seq %d)", from, fp, l.seq)
+			}
+			if !want && l.seq-from <= Batch {
+				asked++
+				if got {
+					falsePos++
+				}
+			}
+			if rng.IntN(4) != 0 {
+				l.add(fp)
+				all = append(all, fp)
+			}
+		}
+	}
+	if asked < 10000 || falsePos*20 > asked {
+		t.Fatalf("%d of %d keys never inserted since their count were reported inserted", falsePos, asked)
+	}
+	t.Logf("false positives: %d of %d", falsePos, asked)
 }
