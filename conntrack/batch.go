@@ -215,11 +215,11 @@ func (s *store) tagMatches(b, tag uint32) uint32 {
 // room or, when it will have to evict (the table at capacity, or both
 // buckets full), every used entry of the bucket the eviction searches
 // first (the candidates victimIn reads; the insert takes the victim's
-// slot), and the expiry index words the new entry is filed in. A worker
-// calls it a few frames ahead of the frame that will insert, so those
-// misses overlap the frames in between instead of stalling the insert. It
-// changes nothing and is only a hint: the lines may be gone again by the
-// time Insert runs.
+// slot), and the expiry index words the new entry is filed in and the
+// eviction reads. A worker calls it a few frames ahead of the frame that
+// will insert, so those misses overlap the frames in between instead of
+// stalling the insert. It changes nothing and is only a hint: the lines
+// may be gone again by the time Insert runs.
 func (t *Table) PrefetchInsert(k *Key) {
 	w := k.words()
 	s := t.conns
@@ -228,28 +228,30 @@ func (t *Table) PrefetchInsert(k *Key) {
 	u2 := s.buckets[b2].used.Load() & fullMask
 	var addrs [bucketSlots + 8]uintptr
 	a := 0
+	var b uint32 // the bucket the new entry goes to
 	if s.live.Load() >= s.capacity || u1&u2 == fullMask {
-		first, _ := s.evictionOrder(b1, b2)
-		base := first * bucketSlots
-		for u := s.buckets[first].used.Load() & fullMask; u != 0; u &= u - 1 {
+		b, _ = s.evictionOrder(b1, b2)
+		base := b * bucketSlots
+		for u := s.buckets[b].used.Load() & fullMask; u != 0; u &= u - 1 {
 			addrs[a] = uintptr(unsafe.Pointer(&s.entries[base+uint32(bits.TrailingZeros32(u))]))
 			a++
 		}
 	} else {
-		b, u := b1, u1
+		u := u1
+		b = b1
 		if bits.OnesCount32(u2) < bits.OnesCount32(u1) {
 			b, u = b2, u2 // freeSlot's choice
 		}
 		addrs[a] = uintptr(unsafe.Pointer(&s.entries[b*bucketSlots+uint32(bits.TrailingZeros32(^u))]))
 		a++
 	}
-	for _, b := range [2]uint32{b1, b2} {
-		base := b * bucketSlots
-		if s.due != nil {
-			addrs[a] = uintptr(unsafe.Pointer(&s.due[base]))
-			addrs[a+1] = uintptr(unsafe.Pointer(&s.gdue[base/dueGroupSlots]))
-			a += 2
-		}
+	if s.due != nil {
+		// The new entry's due and both buckets' group bounds, which the
+		// eviction reads before it reads any other due.
+		addrs[a] = uintptr(unsafe.Pointer(&s.due[b*bucketSlots]))
+		addrs[a+1] = uintptr(unsafe.Pointer(&s.gdue[b1*bucketSlots/dueGroupSlots]))
+		addrs[a+2] = uintptr(unsafe.Pointer(&s.gdue[b2*bucketSlots/dueGroupSlots]))
+		a += 3
 	}
 	prefetch(addrs[:a])
 	runtime.KeepAlive(t) // see newStore

@@ -697,11 +697,15 @@ func (t *Table) victimIn(b uint32, now uint64, best victim, have bool) (victim, 
 
 // expiredIn returns an expired entry of bucket b, if it has one. It
 // reads the entry of a slot only when the slot's due (a lower bound of
-// the expiry's second, expiry.go) has come.
+// the expiry's second, expiry.go) has come, and no due at all when the
+// bound of the bucket's group has not.
 func (t *Table) expiredIn(b uint32, now uint64) (victim, bool) {
 	s := t.conns
 	sec := dueSec(now)
 	base := b * bucketSlots
+	if s.gdue[base/dueGroupSlots].Load() > sec {
+		return victim{}, false
+	}
 	for used := s.buckets[b].used.Load() & fullMask; used != 0; used &= used - 1 {
 		slot := base + uint32(bits.TrailingZeros32(used))
 		if s.due[slot].Load() > sec {
