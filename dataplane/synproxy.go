@@ -335,11 +335,7 @@ func (p *Processor) synCookieReply(s *Snapshot) (Verdict, Out) {
 		adv = uint16(min(s.Ifaces[p.ingress].MTU-40, 65495))
 	}
 	r := p.reply[:pk.L3+20+24]
-	copy(r[:pk.L3], frame[:pk.L3]) // Ethernet header, with any VLAN tag
-	copy(r[0:6], frame[6:12])
-	if p.ingress < len(s.Ifaces) {
-		copy(r[6:12], s.Ifaces[p.ingress].MAC[:])
-	}
+	p.replyL2(s, r)
 	ip := header.IPv4(r[pk.L3:])
 	clear(ip[:20])
 	ip.SetVersionIHL(20)
@@ -351,15 +347,7 @@ func (p *Processor) synCookieReply(s *Snapshot) (Verdict, Out) {
 	ip.SetDst(pk.Src)
 	ip.SetChecksum(ip.CalculateChecksum())
 	o := ip[20:44]
-	binary.BigEndian.PutUint16(o[0:2], pk.DstPort)
-	binary.BigEndian.PutUint16(o[2:4], pk.SrcPort)
-	binary.BigEndian.PutUint32(o[4:8], cookie)
-	binary.BigEndian.PutUint32(o[8:12], t.Seq()+1)
-	o[12], o[13] = 6<<4, header.TCPFlagSYN|header.TCPFlagACK
-	binary.BigEndian.PutUint16(o[14:16], 65535)
-	binary.BigEndian.PutUint32(o[16:20], 0) // checksum, urgent pointer
-	o[20], o[21] = 2, 4
-	binary.BigEndian.PutUint16(o[22:24], adv)
+	writeSegment(o, pk.DstPort, pk.SrcPort, cookie, t.Seq()+1, header.TCPFlagSYN|header.TCPFlagACK, 65535, adv)
 	header.TCP(o).SetChecksum(^header.Checksum(o, header.PseudoHeaderChecksum(header.ProtocolTCP, pk.Dst, pk.Src, 24)))
 	p.replyN = len(r)
 	p.c.SYNProxy.Cookies.Add(1)
@@ -437,13 +425,7 @@ func (p *Processor) synToServer(s *Snapshot, d *Dest, buf []byte, off int, isn u
 	ip.SetDst(d.Addr)
 	ip.SetChecksum(ip.CalculateChecksum())
 	o := f[pk.L4:end]
-	binary.BigEndian.PutUint16(o[2:4], natPort(d, pk.DstPort))
-	binary.BigEndian.PutUint32(o[4:8], isn)
-	binary.BigEndian.PutUint32(o[8:12], 0)
-	o[12], o[13] = 6<<4, header.TCPFlagSYN
-	binary.BigEndian.PutUint32(o[16:20], 0)
-	o[20], o[21] = 2, 4
-	binary.BigEndian.PutUint16(o[22:24], synMSSTable[mss])
+	writeSegment(o, pk.SrcPort, natPort(d, pk.DstPort), isn, 0, header.TCPFlagSYN, header.TCP(o).Window(), synMSSTable[mss])
 	header.TCP(o).SetChecksum(^header.Checksum(o, header.PseudoHeaderChecksum(header.ProtocolTCP, pk.Src, d.Addr, 24)))
 	encap.DR(f, d.MAC, eg.MAC)
 	return VerdictForward, Out{Off: off, Len: end, Slot: d.Slot}
@@ -592,14 +574,26 @@ func (p *Processor) synProxyServer(s *Snapshot, r *conntrack.Reply, buf []byte, 
 	p.c.SYNProxy.Established.Add(1)
 
 	// The ACK, in the SYN-ACK's frame: client to server.
+	var end int
 	if pk.IPv6 {
-		out := Out{Off: off, Len: p.synAckToServer6(frame, d, eg, sq, srvISN), Slot: d.Slot} // synproxy6.go
-		if held > 0 && p.heldToServer(d, eg, held, delta) {
-			p.secondN = held
-			out.Second = true
-		}
-		return VerdictForward, out, true
+		end = p.synAckToServer6(frame, d, eg, sq, srvISN) // synproxy6.go
+	} else {
+		end = p.synAckToServer4(frame, d, eg, sq, srvISN)
 	}
+	out := Out{Off: off, Len: end, Slot: d.Slot}
+	if held > 0 && p.heldToServer(d, eg, held, delta) {
+		p.secondN = held
+		out.Second = true
+	}
+	return VerdictForward, out, true
+}
+
+// synAckToServer4 writes, in the frame of the server's IPv4 SYN-ACK
+// (parsed as p.pk), the client's ACK of it to d: the IP header turned
+// round (DF, TTL 64) and a bare ACK, client ISN+1, server ISN+1, the
+// client's window. It returns the frame's new length.
+func (p *Processor) synAckToServer4(frame []byte, d *Dest, eg *Iface, sq conntrack.Seq, srvISN uint32) int {
+	pk := p.pk
 	ihl := pk.L4 - pk.L3
 	end := pk.L4 + header.TCPMinLen
 	f := frame[:end]
@@ -611,21 +605,41 @@ func (p *Processor) synProxyServer(s *Snapshot, r *conntrack.Reply, buf []byte, 
 	ip.SetDst(pk.Src)
 	ip.SetChecksum(ip.CalculateChecksum())
 	o := f[pk.L4:end]
-	binary.BigEndian.PutUint16(o[0:2], pk.DstPort)
-	binary.BigEndian.PutUint16(o[2:4], pk.SrcPort)
-	binary.BigEndian.PutUint32(o[4:8], sq.ClientISN+1)
-	binary.BigEndian.PutUint32(o[8:12], srvISN+1)
-	o[12], o[13] = 5<<4, header.TCPFlagACK
-	binary.BigEndian.PutUint16(o[14:16], sq.Window)
-	binary.BigEndian.PutUint32(o[16:20], 0)
+	writeSegment(o, pk.DstPort, pk.SrcPort, sq.ClientISN+1, srvISN+1, header.TCPFlagACK, sq.Window, 0)
 	header.TCP(o).SetChecksum(^header.Checksum(o, header.PseudoHeaderChecksum(header.ProtocolTCP, pk.Dst, pk.Src, header.TCPMinLen)))
 	encap.DR(f, d.MAC, eg.MAC)
-	out := Out{Off: off, Len: end, Slot: d.Slot}
-	if held > 0 && p.heldToServer(d, eg, held, delta) {
-		p.secondN = held
-		out.Second = true
+	return end
+}
+
+// writeSegment writes in o the TCP header of a segment without payload
+// that the proxy makes: ports, sequence and acknowledgement numbers,
+// flags, window, a zero checksum and urgent pointer, and, when mss is not
+// 0, the MSS option (o is then 24 bytes, else 20).
+func writeSegment(o []byte, sport, dport uint16, seq, ack uint32, flags uint8, win, mss uint16) {
+	binary.BigEndian.PutUint16(o[0:2], sport)
+	binary.BigEndian.PutUint16(o[2:4], dport)
+	binary.BigEndian.PutUint32(o[4:8], seq)
+	binary.BigEndian.PutUint32(o[8:12], ack)
+	o[12], o[13] = 5<<4, flags
+	binary.BigEndian.PutUint16(o[14:16], win)
+	binary.BigEndian.PutUint32(o[16:20], 0) // checksum, urgent pointer
+	if mss != 0 {
+		o[12] = 6 << 4
+		o[20], o[21] = 2, 4 // kind MSS, length 4
+		binary.BigEndian.PutUint16(o[22:24], mss)
 	}
-	return VerdictForward, out, true
+}
+
+// replyL2 writes the Ethernet header (any VLAN tag kept) of r, the
+// director's reply to the frame being processed: back to its sender,
+// from the ingress interface.
+func (p *Processor) replyL2(s *Snapshot, r []byte) {
+	pk, frame := p.pk, p.frame
+	copy(r[:pk.L3], frame[:pk.L3])
+	copy(r[0:6], frame[6:12])
+	if p.ingress < len(s.Ifaces) {
+		copy(r[6:12], s.Ifaces[p.ingress].MAC[:])
+	}
 }
 
 // heldToServer makes the held client segment in p.second, n bytes, ready

@@ -134,11 +134,7 @@ func (p *Processor) synCookieReply6(s *Snapshot) (Verdict, Out) {
 		adv = uint16(min(s.Ifaces[p.ingress].MTU-60, 65535-60))
 	}
 	r := p.reply[:pk.L3+header.IPv6Len+24]
-	copy(r[:pk.L3], frame[:pk.L3]) // Ethernet header, with any VLAN tag
-	copy(r[0:6], frame[6:12])
-	if p.ingress < len(s.Ifaces) {
-		copy(r[6:12], s.Ifaces[p.ingress].MAC[:])
-	}
+	p.replyL2(s, r)
 	ip := header.IPv6(r[pk.L3:])
 	ip.SetVersionClassFlow(0, 0)
 	ip.SetPayloadLength(24)
@@ -147,15 +143,7 @@ func (p *Processor) synCookieReply6(s *Snapshot) (Verdict, Out) {
 	ip.SetSrc(pk.DstMapped)
 	ip.SetDst(pk.SrcMapped)
 	o := r[pk.L3+header.IPv6Len:]
-	binary.BigEndian.PutUint16(o[0:2], pk.DstPort)
-	binary.BigEndian.PutUint16(o[2:4], pk.SrcPort)
-	binary.BigEndian.PutUint32(o[4:8], cookie)
-	binary.BigEndian.PutUint32(o[8:12], t.Seq()+1)
-	o[12], o[13] = 6<<4, header.TCPFlagSYN|header.TCPFlagACK
-	binary.BigEndian.PutUint16(o[14:16], 65535)
-	binary.BigEndian.PutUint32(o[16:20], 0) // checksum, urgent pointer
-	o[20], o[21] = 2, 4
-	binary.BigEndian.PutUint16(o[22:24], adv)
+	writeSegment(o, pk.DstPort, pk.SrcPort, cookie, t.Seq()+1, header.TCPFlagSYN|header.TCPFlagACK, 65535, adv)
 	header.TCP(o).SetChecksum(^header.Checksum(o, header.PseudoHeaderChecksumIPv6(header.ProtocolTCP, pk.DstMapped, pk.SrcMapped, 24)))
 	p.replyN = len(r)
 	p.c.SYNProxy.Cookies.Add(1)
@@ -187,15 +175,7 @@ func (p *Processor) synToServer6(s *Snapshot, d *Dest, buf []byte, off int, isn 
 	ip.SetNextHeader(header.ProtocolTCP)
 	ip.SetDst(d.Addr6)
 	o := f[l4:end]
-	binary.BigEndian.PutUint16(o[0:2], pk.SrcPort)
-	binary.BigEndian.PutUint16(o[2:4], natPort(d, pk.DstPort))
-	binary.BigEndian.PutUint32(o[4:8], isn)
-	binary.BigEndian.PutUint32(o[8:12], 0)
-	o[12], o[13] = 6<<4, header.TCPFlagSYN
-	binary.BigEndian.PutUint16(o[14:16], win)
-	binary.BigEndian.PutUint32(o[16:20], 0)
-	o[20], o[21] = 2, 4
-	binary.BigEndian.PutUint16(o[22:24], synMSSTable6[mss&3])
+	writeSegment(o, pk.SrcPort, natPort(d, pk.DstPort), isn, 0, header.TCPFlagSYN, win, synMSSTable6[mss&3])
 	header.TCP(o).SetChecksum(^header.Checksum(o, header.PseudoHeaderChecksumIPv6(header.ProtocolTCP, pk.SrcMapped, d.Addr6, 24)))
 	encap.DR(f, d.MAC, eg.MAC)
 	return VerdictForward, Out{Off: off, Len: end, Slot: d.Slot}
@@ -218,13 +198,7 @@ func (p *Processor) synAckToServer6(frame []byte, d *Dest, eg *Iface, sq conntra
 	ip.SetSrc(pk.DstMapped)
 	ip.SetDst(pk.SrcMapped)
 	o := f[l4:end]
-	binary.BigEndian.PutUint16(o[0:2], pk.DstPort)
-	binary.BigEndian.PutUint16(o[2:4], pk.SrcPort)
-	binary.BigEndian.PutUint32(o[4:8], sq.ClientISN+1)
-	binary.BigEndian.PutUint32(o[8:12], srvISN+1)
-	o[12], o[13] = 5<<4, header.TCPFlagACK
-	binary.BigEndian.PutUint16(o[14:16], sq.Window)
-	binary.BigEndian.PutUint32(o[16:20], 0)
+	writeSegment(o, pk.DstPort, pk.SrcPort, sq.ClientISN+1, srvISN+1, header.TCPFlagACK, sq.Window, 0)
 	header.TCP(o).SetChecksum(^header.Checksum(o, header.PseudoHeaderChecksumIPv6(header.ProtocolTCP, pk.DstMapped, pk.SrcMapped, header.TCPMinLen)))
 	encap.DR(f, d.MAC, eg.MAC)
 	return end
