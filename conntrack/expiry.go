@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"github.com/afvs/afvs/internal/plainstore"
 	"runtime"
 	"sync/atomic"
 )
@@ -72,7 +73,7 @@ func (s *store) setDue(slot uint32, exp uint64) {
 	sec := dueSec(exp)
 	// The slot is busy (see publish): a plain store, ordered by the
 	// atomic operations that follow.
-	storeRelaxed32(&s.due[slot], sec)
+	plainstore.Store32(&s.due[slot], sec)
 	atomicMin(&s.gdue[slot/dueGroupSlots], sec)
 }
 

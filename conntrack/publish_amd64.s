@@ -21,17 +21,3 @@ TEXT ·storeWords(SB), NOSPLIT|NOFRAME, $0-16
 	MOVQ 48(SI), AX
 	MOVQ AX, 56(DI)
 	RET
-
-// func storeRelaxed64(p *atomic.Uint64, v uint64)
-TEXT ·storeRelaxed64(SB), NOSPLIT|NOFRAME, $0-16
-	MOVQ p+0(FP), DI
-	MOVQ v+8(FP), AX
-	MOVQ AX, 0(DI)
-	RET
-
-// func storeRelaxed32(p *atomic.Uint32, v uint32)
-TEXT ·storeRelaxed32(SB), NOSPLIT|NOFRAME, $0-12
-	MOVQ p+0(FP), DI
-	MOVL v+8(FP), AX
-	MOVL AX, 0(DI)
-	RET

@@ -2,12 +2,9 @@
 
 package conntrack
 
-import "sync/atomic"
-
-// The portable and race-build versions of publish_amd64.go's stores: Go
-// atomic stores, which the race detector sees and which order the stores
-// on every architecture.
-
+// storeWords is publish_amd64.go's store for other architectures and the
+// race build: Go atomic stores, which the race detector sees and which
+// order the stores on every architecture.
 func storeWords(e *entry, w *entryWords) {
 	e.caddr[0].Store(w.caddr0)
 	e.caddr[1].Store(w.caddr1)
@@ -17,7 +14,3 @@ func storeWords(e *entry, w *entryWords) {
 	e.since.Store(w.since)
 	e.bind.Store(w.bind)
 }
-
-func storeRelaxed64(p *atomic.Uint64, v uint64) { p.Store(v) }
-
-func storeRelaxed32(p *atomic.Uint32, v uint32) { p.Store(v) }

@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"github.com/afvs/afvs/internal/plainstore"
 	"testing"
 	"unsafe"
 )
@@ -23,10 +24,10 @@ func TestStoreWords(t *testing.T) {
 	if off := [...]uintptr{unsafe.Offsetof(e.ports), unsafe.Offsetof(e.meta), unsafe.Offsetof(e.since), unsafe.Offsetof(e.bind)}; off != [...]uintptr{32, 40, 48, 56} {
 		t.Fatalf("entry offsets of ports, meta, since, bind = %v, publish_amd64.s assumes 32 40 48 56", off)
 	}
-	storeRelaxed64(&e.meta, 9)
+	plainstore.Store64(&e.meta, 9)
 	var b bucket
-	storeRelaxed32(&b.latch, 1)
-	storeRelaxed32(&b.tags[3], 8)
+	plainstore.Store32(&b.latch, 1)
+	plainstore.Store32(&b.tags[3], 8)
 	if e.meta.Load() != 9 || b.latch.Load() != 1 || b.tags[3].Load() != 8 || b.tags[2].Load() != 0 || b.used.Load() != 0 {
 		t.Fatalf("relaxed stores: meta %d latch %d tag %d", e.meta.Load(), b.latch.Load(), b.tags[3].Load())
 	}

@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"github.com/afvs/afvs/internal/plainstore"
 	"math/bits"
 	"runtime"
 	"sync/atomic"
@@ -285,8 +286,8 @@ func (s *store) lock(b1, b2 uint32) {
 // unlock releases both latches. A plain store releases a spin latch on
 // amd64: every store made under the latch is seen before it.
 func (s *store) unlock(b1, b2 uint32) {
-	storeRelaxed32(&s.buckets[b1].latch, 0)
-	storeRelaxed32(&s.buckets[b2].latch, 0)
+	plainstore.Store32(&s.buckets[b1].latch, 0)
+	plainstore.Store32(&s.buckets[b2].latch, 0)
 }
 
 // lock spins: the latch is held for the few dozen nanoseconds an insert
@@ -341,8 +342,8 @@ func (s *store) reserve() bool {
 func (s *store) publish(slot, tag uint32, w *keyWords, fwd uint8, since, bind uint64, st State, pl uint64) uint64 {
 	e := &s.entries[slot]
 	gen := generation(e.meta.Load())
-	storeRelaxed64(&e.meta, makeMeta(gen, statusBusy, None, 0))
-	storeRelaxed32(&s.buckets[slot/bucketSlots].tags[slot%bucketSlots], tag)
+	plainstore.Store64(&e.meta, makeMeta(gen, statusBusy, None, 0))
+	plainstore.Store32(&s.buckets[slot/bucketSlots].tags[slot%bucketSlots], tag)
 	storeWords(e, &entryWords{w[0], w[1], w[2], w[3], w[4] | uint64(fwd)<<fwdShift, since, bind})
 	// A slot makeRoom released in place is still marked used; only the
 	// latch holder sets bits, so a set bit here is that claim.
@@ -353,7 +354,7 @@ func (s *store) publish(slot, tag uint32, w *keyWords, fwd uint8, since, bind ui
 		s.setDue(slot, pl)
 	}
 	m := makeMeta(gen, statusLive, st, pl)
-	storeRelaxed64(&e.meta, m)
+	plainstore.Store64(&e.meta, m)
 	return m
 }
 
@@ -387,7 +388,7 @@ func (s *store) releaseKeep(slot uint32, m uint64) bool {
 		// slot and file its own expiry. A plain store is enough: the
 		// atomic AND below orders it, and the CAS above made this
 		// goroutine the only writer of the slot's lifetime.
-		storeRelaxed32(&s.due[slot], noDue)
+		plainstore.Store32(&s.due[slot], noDue)
 	}
 	s.buckets[slot/bucketSlots].used.And(^uint32(1 << (slot % bucketSlots)))
 	return true

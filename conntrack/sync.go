@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"fmt"
+	"github.com/afvs/afvs/internal/plainstore"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -25,7 +26,7 @@ import (
 //
 // Counting is single-writer: a flow's packets arrive on one receive
 // queue, whose worker is the only goroutine counting it, so SyncCount
-// loads the word and stores it back with a plain store (storeRelaxed64),
+// loads the word and stores it back with a plain store (plainstore.Store64),
 // without the compare-and-swap's lock prefix, which waits for the store
 // buffer to drain. When two queues serve one flow at the same instant
 // (the NIC's indirection table was changed under it, say), one queue's
@@ -433,7 +434,7 @@ func (t *Table) SyncCount(c *Conn, period, due uint32, st uint8, watch bool) boo
 		runtime.KeepAlive(t) // see newStore
 		return false
 	}
-	storeRelaxed64(w, raw&(1<<40-1)|uint64(n)<<40)
+	plainstore.Store64(w, raw&(1<<40-1)|uint64(n)<<40)
 	runtime.KeepAlive(t) // see newStore
 	return true
 }

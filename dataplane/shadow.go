@@ -1,5 +1,7 @@
 package dataplane
 
+import "github.com/afvs/afvs/internal/plainstore"
+
 // shadow is a processor's private copy of its traffic counters. The hot
 // path increments plain integers here; Flush copies the ones a batch
 // touched into the atomic Counters that the control plane reads. Values are
@@ -33,11 +35,11 @@ func (s *shadow) destT(id uint32) *Traffic {
 }
 
 func (c *trafficCell) store(t *Traffic) {
-	storeCounter(&c.conns, t.Conns)
-	storeCounter(&c.inPkts, t.InPkts)
-	storeCounter(&c.outPkts, t.OutPkts)
-	storeCounter(&c.inBytes, t.InBytes)
-	storeCounter(&c.outBytes, t.OutBytes)
+	plainstore.Store64(&c.conns, t.Conns)
+	plainstore.Store64(&c.inPkts, t.InPkts)
+	plainstore.Store64(&c.outPkts, t.OutPkts)
+	plainstore.Store64(&c.inBytes, t.InBytes)
+	plainstore.Store64(&c.outBytes, t.OutBytes)
 }
 
 // Flush publishes the counters changed since the last Flush. A worker calls
@@ -50,8 +52,8 @@ func (p *Processor) Flush() {
 		p.expireHeld(p.ct.Now())
 	}
 	s := &p.sh
-	storeCounter(&p.c.RX, s.rx)
-	storeCounter(&p.c.RXBytes, s.rxBytes)
+	plainstore.Store64(&p.c.RX, s.rx)
+	plainstore.Store64(&p.c.RXBytes, s.rxBytes)
 	for _, id := range s.dirtySvc {
 		p.c.svc[id].store(&s.svc[id])
 		s.svcDirty[id] = false
