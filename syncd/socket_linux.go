@@ -1,7 +1,6 @@
 package syncd
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -23,17 +22,6 @@ func iface(name string) (*net.Interface, error) {
 		return nil, fmt.Errorf("mcast-interface %q: no such device", name)
 	}
 	return ifc, nil
-}
-
-// control applies options to a socket before bind or connect.
-func control(f func(fd int) error) func(network, address string, c syscall.RawConn) error {
-	return func(_, _ string, c syscall.RawConn) error {
-		var err error
-		if cerr := c.Control(func(fd uintptr) { err = f(int(fd)) }); cerr != nil {
-			return cerr
-		}
-		return err
-	}
 }
 
 // senderOptions are make_send_sock's socket options for the group's
@@ -74,25 +62,38 @@ func senderOptions(fd int, ifc *net.Interface, ipv6 bool, ttl uint8) error {
 // openSender is make_send_sock: a UDP socket of the group's family bound
 // to the interface, multicasting out of it with the given TTL (hop limit
 // for IPv6), not looping its own messages back, and not fragmented by
-// path MTU discovery, connected to group:port. As in the kernel, an IPv6
-// socket is not bound to an address: the stack picks the interface's
-// source address for the group's scope.
+// path MTU discovery. As in the kernel, the socket is neither bound to an
+// address nor connected: each message is sent to group:port, and the
+// stack picks the interface's source address for the group's scope when
+// it sends. A connect would pick it at once and fail while the interface
+// has none yet (an IPv6 link-local address still in duplicate address
+// detection right after the link comes up); unconnected, the daemon
+// starts, and a message sent before the address is usable is counted as a
+// send error.
 func openSender(ifc *net.Interface, group netip.Addr, port uint16, ttl uint8) (*net.UDPConn, error) {
-	network := "udp4"
+	family := syscall.AF_INET
 	if group.Is6() {
-		network = "udp6"
+		family = syscall.AF_INET6
 	}
-	d := net.Dialer{Control: control(func(fd int) error {
-		if err := syscall.SetsockoptString(fd, syscall.SOL_SOCKET, syscall.SO_BINDTODEVICE, ifc.Name); err != nil {
-			return fmt.Errorf("SO_BINDTODEVICE %s: %w", ifc.Name, err)
-		}
-		return senderOptions(fd, ifc, group.Is6(), ttl)
-	})}
-	c, err := d.DialContext(context.Background(), network, netip.AddrPortFrom(group, port).String())
+	fd, err := syscall.Socket(family, syscall.SOCK_DGRAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, syscall.IPPROTO_UDP)
 	if err != nil {
 		return nil, fmt.Errorf("sync master socket on %s: %w", ifc.Name, err)
 	}
-	return c.(*net.UDPConn), nil
+	if err := syscall.SetsockoptString(fd, syscall.SOL_SOCKET, syscall.SO_BINDTODEVICE, ifc.Name); err != nil {
+		_ = syscall.Close(fd)
+		return nil, fmt.Errorf("sync master socket on %s: SO_BINDTODEVICE: %w", ifc.Name, err)
+	}
+	if err := senderOptions(fd, ifc, group.Is6(), ttl); err != nil {
+		_ = syscall.Close(fd)
+		return nil, fmt.Errorf("sync master socket on %s: %w", ifc.Name, err)
+	}
+	f := os.NewFile(uintptr(fd), "afvs-sync-master")
+	pc, err := net.FilePacketConn(f) // a duplicate of fd
+	_ = f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("sync master socket on %s: %w", ifc.Name, err)
+	}
+	return pc.(*net.UDPConn), nil
 }
 
 // openReceiver is make_receive_sock: a UDP socket of the group's family

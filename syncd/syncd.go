@@ -291,6 +291,7 @@ func (m *Manager) Stats() Stats {
 type master struct {
 	cfg    ipvsadm.Daemon
 	conn   *net.UDPConn
+	dst    netip.AddrPort // the group and port every message goes to
 	queues []*ipvssync.Queue
 	done   chan struct{}
 	exited chan struct{}
@@ -306,7 +307,7 @@ func (m *Manager) startMaster(d ipvsadm.Daemon, ifc *net.Interface) error {
 		_ = conn.Close()
 		return err
 	}
-	ms := &master{cfg: d, conn: conn, queues: qs, done: make(chan struct{}), exited: make(chan struct{})}
+	ms := &master{cfg: d, conn: conn, dst: netip.AddrPortFrom(d.McastGroup, d.McastPort), queues: qs, done: make(chan struct{}), exited: make(chan struct{})}
 	m.master = ms
 	go m.runMaster(ms, int(d.SyncMaxlen), m.opt.FlushAfter)
 	m.log.Info("sync daemon started", "state", "master", "interface", d.McastIfn, "syncid", d.SyncID,
@@ -333,7 +334,7 @@ func (m *Manager) runMaster(ms *master, maxLen int, flushAfter time.Duration) {
 	var c ipvssync.Conn
 	var since time.Time // when the message's first entry was packed
 	send := func() {
-		if _, err := ms.conn.Write(enc.Bytes()); err != nil {
+		if _, err := ms.conn.WriteToUDPAddrPort(enc.Bytes(), ms.dst); err != nil {
 			m.c.sendErrs.Add(1)
 		} else {
 			m.c.sentMsgs.Add(1)

@@ -279,7 +279,7 @@ func sendTo(t *testing.T, ns *testnet.NS, dev string, group netip.Addr, msgs ...
 		}
 		defer c.Close()
 		for _, m := range msgs {
-			if _, err := c.Write(m); err != nil {
+			if _, err := c.WriteToUDPAddrPort(m, netip.AddrPortFrom(group, ipvssync.DefaultPort)); err != nil {
 				return err
 			}
 		}
@@ -721,4 +721,66 @@ func TestFill(t *testing.T) {
 			t.Errorf("Fill(%+v, %d) = %+v, want %+v", tc.d, tc.mtu, got, tc.want)
 		}
 	}
+}
+
+// control applies options to a socket before bind or connect.
+func control(f func(fd int) error) func(network, address string, c syscall.RawConn) error {
+	return func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) { err = f(int(fd)) }); cerr != nil {
+			return cerr
+		}
+		return err
+	}
+}
+
+// TestMasterStartsWhileAddressTentative: a master on an IPv6 group starts
+// on an interface whose only IPv6 address is still in duplicate address
+// detection (as a link-local one is right after the link comes up, when
+// keepalived's notify script may already switch roles), and its messages
+// reach the backup once the address is usable. A sender that connects to
+// the group fails to start there (EADDRNOTAVAIL): the kernel's own
+// sender never connects.
+func TestMasterStartsWhileAddressTentative(t *testing.T) {
+	p := newPair(t)
+	// synca's only IPv6 address: a link-local one under detection for
+	// about 2 s (2 probes, 1 s apart).
+	if err := p.a.Sysctl("net.ipv6.conf.synca.dad_transmits", "2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.a.IP("-6", "addr", "flush", "dev", "synca"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.a.IP("-6", "addr", "add", "fe80::77:1/64", "dev", "synca"); err != nil {
+		t.Fatal(err)
+	}
+	tentative := func() bool {
+		out, err := p.a.Command("ip", "-6", "addr", "show", "dev", "synca").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(string(out), "tentative")
+	}
+	mh, bh := &fakeHost{}, &fakeHost{}
+	master := New(mh, Options{FlushAfter: 50 * time.Millisecond})
+	backup := New(bh, Options{})
+	t.Cleanup(master.Close)
+	t.Cleanup(backup.Close)
+	in(t, p.b, func() error {
+		return backup.Start(ipvsadm.Daemon{State: ipvsadm.Backup, McastIfn: "syncb", SyncID: 9, McastGroup: group6})
+	})
+	if !tentative() {
+		t.Fatal("synca's link-local address left detection before the master started: the test shows nothing")
+	}
+	in(t, p.a, func() error {
+		return master.Start(ipvsadm.Daemon{State: ipvsadm.Master, McastIfn: "synca", SyncID: 9, McastGroup: group6})
+	})
+	waitFor(t, "synca's address to leave detection", func() bool { return !tentative() })
+	q := mh.queues[0]
+	r := record(1)
+	if !q.Push(&r) {
+		t.Fatal("queue full")
+	}
+	q.Publish()
+	waitFor(t, "the backup to install the entry", func() bool { return bh.count() == 1 })
 }
