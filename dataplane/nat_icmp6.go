@@ -149,21 +149,11 @@ func (p *Processor) natICMP6(s *Snapshot, buf []byte, off, n int) (Verdict, Out,
 		return VerdictDrop, Out{}, true
 	}
 	// ip_vs_in_icmp_v6 counts the error in before it transmits it.
-	ipLen := uint64(pk.TotalLen)
-	st, dt := p.sh.svcT(s.Services[si].ID), p.sh.destT(d.ID)
-	st.InPkts++
-	st.InBytes += ipLen
-	dt.InPkts++
-	dt.InBytes += ipLen
-	if d.Slot < 0 || d.Slot >= len(s.Ifaces) {
-		p.c.Drops[DropNoEgress].Add(1)
+	p.countIn(&s.Services[si], d, uint64(pk.TotalLen))
+	eg, ok := p.egress(s, d) // synproxy.go
+	if !ok {
 		return VerdictDrop, Out{}, true
 	}
-	if !d.HaveMAC {
-		p.c.Drops[DropNeighborUnresolved].Add(1)
-		return VerdictDrop, Out{}, true
-	}
-	eg := &s.Ifaces[d.Slot]
 	if int(pk.TotalLen) > eg.MTU {
 		p.c.Drops[DropTooBig].Add(1)
 		return VerdictDrop, Out{}, true

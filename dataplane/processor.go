@@ -620,6 +620,16 @@ func (p *Processor) fragNeededFrom(s *Snapshot, frame []byte, mtu int, router [4
 	return VerdictReply, Out{}
 }
 
+// countIn counts a packet of ipLen bytes at the IP layer into service svc
+// and real server d (ip_vs_in_stats).
+func (p *Processor) countIn(svc *Service, d *Dest, ipLen uint64) {
+	st, dt := p.sh.svcT(svc.ID), p.sh.destT(d.ID)
+	st.InPkts++
+	st.InBytes += ipLen
+	dt.InPkts++
+	dt.InBytes += ipLen
+}
+
 // countOut counts a packet of ipLen bytes at the IP layer out of service
 // svc and real server d (ip_vs_out_stats).
 func (p *Processor) countOut(svc *Service, d *Dest, ipLen uint64) {
@@ -640,12 +650,7 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 	// Ethernet header, no padding). IPVS counts out (ip_vs_out_stats) only
 	// replies that come back through the director: VS/NAT's (nat.go); with
 	// DR and TUN the real servers answer the clients directly.
-	ipLen := uint64(pk.TotalLen)
-	st, dt := p.sh.svcT(svc.ID), p.sh.destT(d.ID)
-	st.InPkts++
-	st.InBytes += ipLen
-	dt.InPkts++
-	dt.InBytes += ipLen
+	p.countIn(svc, d, uint64(pk.TotalLen))
 	if d.Local {
 		return p.local(off)
 	}

@@ -201,13 +201,19 @@ func sipRound(v0, v1, v2, v3 uint64) (uint64, uint64, uint64, uint64) {
 	return v0, v1, v2, v3
 }
 
-// sip24 is SipHash-2-4 of the three 64-bit words a, b, c (24 bytes).
-func sip24(k0, k1, a, b, c uint64) uint64 {
+// sipWords is SipHash-2-4 of the 64-bit words w, read as len(w)*8 bytes
+// (each word little-endian, as SipHash reads its blocks); the last block
+// is the length alone.
+func sipWords(k0, k1 uint64, w []uint64) uint64 {
 	v0 := k0 ^ 0x736f6d6570736575
 	v1 := k1 ^ 0x646f72616e646f6d
 	v2 := k0 ^ 0x6c7967656e657261
 	v3 := k1 ^ 0x7465646279746573
-	for _, m := range [4]uint64{a, b, c, 24 << 56} {
+	for i := 0; i <= len(w); i++ {
+		m := uint64(len(w)*8) << 56
+		if i < len(w) {
+			m = w[i]
+		}
 		v3 ^= m
 		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
 		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
@@ -225,7 +231,8 @@ func (sp *SYNProxy) cookieHash(src, dst [4]byte, sport, dport uint16, isn, count
 	a := uint64(binary.BigEndian.Uint32(src[:]))<<32 | uint64(binary.BigEndian.Uint32(dst[:]))
 	b := uint64(sport)<<48 | uint64(dport)<<32 | uint64(isn)
 	c := uint64(count)<<8 | uint64(mss)
-	return uint32(sip24(sp.k0, sp.k1, a, b, c)) & (1<<synHashBits - 1)
+	w := [3]uint64{a, b, c}
+	return uint32(sipWords(sp.k0, sp.k1, w[:])) & (1<<synHashBits - 1)
 }
 
 // Cookie is the initial sequence number the director answers a SYN with:
@@ -391,11 +398,7 @@ func (p *Processor) synProxyOpen(s *Snapshot, si int32, svc *Service, buf []byte
 	if pk.End > pk.Payload {
 		p.sp.hold(&conn, p.ct, frame[:pk.End], c)
 	}
-	st, dt := p.sh.svcT(svc.ID), p.sh.destT(d.ID)
-	st.InPkts++
-	st.InBytes += uint64(pk.TotalLen)
-	dt.InPkts++
-	dt.InBytes += uint64(pk.TotalLen)
+	p.countIn(svc, d, uint64(pk.TotalLen))
 
 	return p.synToServer(s, d, buf, off, isn, mss)
 }

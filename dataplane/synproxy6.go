@@ -39,29 +39,6 @@ import (
 // synMSSTable6 is the MSS values an IPv6 cookie can carry, by index.
 var synMSSTable6 = [4]uint16{1220, 1420, 1440, 8940}
 
-// sip48 is SipHash-2-4 of the six 64-bit words w (48 bytes).
-func sip48(k0, k1 uint64, w *[6]uint64) uint64 {
-	v0 := k0 ^ 0x736f6d6570736575
-	v1 := k1 ^ 0x646f72616e646f6d
-	v2 := k0 ^ 0x6c7967656e657261
-	v3 := k1 ^ 0x7465646279746573
-	for i := 0; i <= len(w); i++ {
-		m := uint64(48) << 56 // the last block: the length alone
-		if i < len(w) {
-			m = w[i]
-		}
-		v3 ^= m
-		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-		v0 ^= m
-	}
-	v2 ^= 0xff
-	for range 4 {
-		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	}
-	return v0 ^ v1 ^ v2 ^ v3
-}
-
 // cookieHash6 is the hash part of an IPv6 cookie.
 func (sp *SYNProxy) cookieHash6(src, dst *[16]byte, sport, dport uint16, isn, count uint32, mss uint8) uint32 {
 	w := [6]uint64{
@@ -70,7 +47,7 @@ func (sp *SYNProxy) cookieHash6(src, dst *[16]byte, sport, dport uint16, isn, co
 		uint64(sport)<<48 | uint64(dport)<<32 | uint64(isn),
 		uint64(count)<<8 | uint64(mss),
 	}
-	return uint32(sip48(sp.k0, sp.k1, &w)) & (1<<synHashBits - 1)
+	return uint32(sipWords(sp.k0, sp.k1, w[:])) & (1<<synHashBits - 1)
 }
 
 // Cookie6 is Cookie for an IPv6 four-tuple.
