@@ -48,9 +48,20 @@ func (b *builder) dropBlocked(blocked *ebpf.Map, counter uint32) {
 		// written for it: the blocklist is for TCP/UDP sources.
 		asm.LoadMem(asm.R1, asm.RFP, slotKey+7, asm.Byte),
 		asm.JEq.Imm(asm.R1, flagICMPError, pass),
+	)
+	b.dropIfBlockedAt(blocked, slotLocal, counter, pass) // the source address
+}
+
+// dropIfBlockedAt looks the key at stack slot key up in blocked and
+// drops the frame, counted under counter, when a block is found whose end
+// (its value, in bpf_ktime_get_ns time) is still ahead; otherwise it
+// jumps to pass, which it places after the drop. It clobbers R0-R5 and
+// R9.
+func (b *builder) dropIfBlockedAt(blocked *ebpf.Map, key int16, counter uint32, pass string) {
+	b.emit(
 		asm.LoadMapPtr(asm.R1, blocked.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, slotLocal), // the source address
+		asm.Add.Imm(asm.R2, int32(key)),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, pass),
 		asm.LoadMem(asm.R9, asm.R0, 0, asm.DWord), // the block's end

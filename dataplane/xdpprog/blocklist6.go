@@ -103,19 +103,7 @@ func (b *builder) dropBlocked6(m blockMaps6, counter uint32) {
 			asm.StoreMem(asm.RFP, slotSrc6+i, asm.R2, asm.Word),
 		)
 	}
-	b.emit(
-		asm.LoadMapPtr(asm.R1, m.blocked.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, slotSrc6),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, pass),
-		asm.LoadMem(asm.R9, asm.R0, 0, asm.DWord), // the block's end
-		asm.FnKtimeGetNs.Call(),
-		asm.JGE.Reg(asm.R0, asm.R9, pass),
-	)
-	b.count(counter)
-	b.ret(xdpDrop)
-	b.label(pass)
+	b.dropIfBlockedAt(m.blocked, slotSrc6, counter, pass) // blocklist.go
 }
 
 // SetBlockPrefix6 sets the prefix length, 1 to 128, by which IPv6 sources
