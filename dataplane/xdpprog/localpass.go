@@ -265,7 +265,12 @@ func (s *Steering) AllowLocal(f LocalFlow) error {
 	// Pointers, not values: cilium/ebpf then copies and marshals
 	// nothing, and the key comes from a pool, so a worker's update
 	// allocates nothing.
-	err = s.local.flows.Update(unsafe.Pointer(k), unsafe.Pointer(&zeroUse), ebpf.UpdateNoExist)
+	return allowed(f, s.local.flows.Update(unsafe.Pointer(k), unsafe.Pointer(&zeroUse), ebpf.UpdateNoExist))
+}
+
+// allowed is AllowLocal's answer for f's map update, which returned err:
+// a flow already present is allowed, a full map is ErrLocalFull.
+func allowed(f LocalFlow, err error) error {
 	switch {
 	case err == nil, errors.Is(err, ebpf.ErrKeyExist):
 		return nil
@@ -273,6 +278,15 @@ func (s *Steering) AllowLocal(f LocalFlow) error {
 		return ErrLocalFull
 	}
 	return fmt.Errorf("allow local flow %s: %w", f, err)
+}
+
+// forgotten is ForgetLocal's answer for f's map delete, which returned
+// err: a flow already gone is forgotten.
+func forgotten(f LocalFlow, err error) error {
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("forget local flow %s: %w", f, err)
+	}
+	return nil
 }
 
 // localKeys holds the keys AllowLocal and ForgetLocal pass to bpf(2).
@@ -290,10 +304,7 @@ func (s *Steering) ForgetLocal(f LocalFlow) error {
 	if *k, err = localKey(f); err != nil {
 		return err
 	}
-	if err := s.local.flows.Delete(unsafe.Pointer(k)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("forget local flow %s: %w", f, err)
-	}
-	return nil
+	return forgotten(f, s.local.flows.Delete(unsafe.Pointer(k)))
 }
 
 // takeBatch is how many flows one BPF_MAP_LOOKUP_BATCH reads: far more

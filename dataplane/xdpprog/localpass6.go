@@ -1,7 +1,6 @@
 package xdpprog
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -119,14 +118,7 @@ func (s *Steering) allowLocal6(f LocalFlow) error {
 	if *k, err = localKey6(f); err != nil {
 		return err
 	}
-	err = s.local.flows6.Update(unsafe.Pointer(k), unsafe.Pointer(&zeroUse), ebpf.UpdateNoExist)
-	switch {
-	case err == nil, errors.Is(err, ebpf.ErrKeyExist):
-		return nil
-	case errors.Is(err, unix.E2BIG):
-		return ErrLocalFull
-	}
-	return fmt.Errorf("allow local flow %s: %w", f, err)
+	return allowed(f, s.local.flows6.Update(unsafe.Pointer(k), unsafe.Pointer(&zeroUse), ebpf.UpdateNoExist))
 }
 
 // forgetLocal6 is ForgetLocal for an IPv6 flow.
@@ -137,8 +129,5 @@ func (s *Steering) forgetLocal6(f LocalFlow) error {
 	if *k, err = localKey6(f); err != nil {
 		return err
 	}
-	if err := s.local.flows6.Delete(unsafe.Pointer(k)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("forget local flow %s: %w", f, err)
-	}
-	return nil
+	return forgotten(f, s.local.flows6.Delete(unsafe.Pointer(k)))
 }
