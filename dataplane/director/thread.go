@@ -31,9 +31,29 @@ func nameThread(name string) int {
 }
 
 // ThreadCPU is the CPU time (user and system) the thread tid of process
-// pid has used, from /proc/PID/task/TID/stat, in clock ticks of 10 ms
-// (Linux reports USER_HZ, 100 on every architecture Go supports).
+// pid has used. It reads the scheduler's own count of the thread's run time
+// in nanoseconds (the first field of /proc/PID/task/TID/schedstat), and
+// falls back to utime and stime of /proc/PID/task/TID/stat, in clock ticks
+// of 10 ms, on kernels without schedstat. The ticks are sampled: a thread
+// that wakes briefly but often, as an idle worker does, may be charged a
+// whole tick for a few microseconds, so over a short window they can show
+// an idle thread as busy.
 func ThreadCPU(pid, tid int) (time.Duration, error) {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/schedstat", pid, tid)); err == nil {
+		f := strings.Fields(string(b))
+		if len(f) > 0 {
+			ns, err := strconv.ParseUint(f[0], 10, 63)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/%d/task/%d/schedstat: run time %q: %w", pid, tid, f[0], err)
+			}
+			return time.Duration(ns), nil
+		}
+	}
+	return threadTicks(pid, tid)
+}
+
+// threadTicks is ThreadCPU from /proc/PID/task/TID/stat's clock ticks.
+func threadTicks(pid, tid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
 	if err != nil {
 		return 0, err
