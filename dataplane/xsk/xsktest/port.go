@@ -107,17 +107,43 @@ func (p *Port) misuse(format string, args ...any) {
 
 // move checks that the chunk holding addr is at from and puts it at to.
 func (p *Port) move(addr uint64, from, to uint8) bool {
-	if addr >= uint64(len(p.umem)) {
+	if i, ok := p.at(addr, from); ok {
+		p.place[i] = to
+		return true
+	}
+	p.misplaced(addr, from, to)
+	return false
+}
+
+// at returns the index of the chunk holding addr and whether that chunk
+// is at from: a shift and two compares (an address past the UMEM has an
+// index past place), small enough to inline into the loops that move
+// every frame of a batch.
+func (p *Port) at(addr uint64, from uint8) (uint64, bool) {
+	i := addr >> (p.shift & 63) // the mask spares the shift its range check
+	return i, i < uint64(len(p.place)) && p.place[i] == from
+}
+
+// moveAll is move for every descriptor of ds, in one call.
+func (p *Port) moveAll(ds []xsk.Desc, from, to uint8) {
+	for _, d := range ds {
+		if i, ok := p.at(d.Addr, from); ok {
+			p.place[i] = to
+			continue
+		}
+		p.misplaced(d.Addr, from, to)
+	}
+}
+
+// misplaced reports the misuse move found: addr is outside the UMEM, or
+// its chunk is not at from.
+func (p *Port) misplaced(addr uint64, from, to uint8) {
+	i := addr >> p.shift
+	if i >= uint64(len(p.place)) {
 		p.misuse("address %#x is outside the %d-byte UMEM", addr, len(p.umem))
-		return false
+		return
 	}
-	i := addr >> p.shift // a shift, not a 64-bit division: move runs five times a frame
-	if p.place[i] != from {
-		p.misuse("frame %#x is %s, not %s (moving it to %s)", i*uint64(p.fs), placeName[p.place[i]], placeName[from], placeName[to])
-		return false
-	}
-	p.place[i] = to
-	return true
+	p.misuse("frame %#x is %s, not %s (moving it to %s)", i*uint64(p.fs), placeName[p.place[i]], placeName[from], placeName[to])
 }
 
 func (p *Port) chunk(addr uint64) uint64 { return addr &^ uint64(p.fs-1) }
@@ -151,40 +177,65 @@ func (p *Port) Deliver(frame []byte) bool {
 	return true
 }
 
-// DeliverFunc queues n frames as received, as n Deliver calls would, but
-// under one lock and without a copy: for the i-th it calls fill(i, buf)
-// with the free chunk's room after Headroom, and fill writes the frame
-// there and returns its length. It stops early, counting a drop, when no
-// chunk is free or a length does not fit, and returns how many it queued.
-// fill runs under the port's lock and must not call the port.
-func (p *Port) DeliverFunc(n int, fill func(i int, buf []byte) int) int {
+// DeliverBatch queues up to n frames as received, as n Deliver calls
+// would, but under one lock, without a copy and with one call of fill for
+// the whole batch. fill gets the UMEM and descs, one per free chunk taken:
+// descs[i].Addr is where the i-th frame starts (after Headroom) and
+// descs[i].Len the room it has there. fill writes each frame in place and
+// sets its Len to the frame's length. When fewer than n chunks are free,
+// or the port is closed, fill gets fewer descriptors (none) and a drop is
+// counted. A descriptor fill moved or made longer than its room ends the
+// batch there, with a drop counted, and its chunk and the rest stay free.
+// It returns how many frames it queued. fill runs under the port's lock
+// and must not call the port; descs is the port's receive queue, to be
+// written only during the call.
+func (p *Port) DeliverBatch(n int, fill func(umem []byte, descs []xsk.Desc)) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	was := len(p.rx)
-	k := 0
-	for ; k < n; k++ {
-		if p.closed || len(p.free) == 0 {
-			p.dropped++
-			break
-		}
-		a := p.free[len(p.free)-1]
-		buf := p.umem[a+Headroom : a+uint64(p.fs)]
-		l := fill(k, buf)
-		if l < 0 || l > len(buf) {
-			p.dropped++
-			break
-		}
-		p.free = p.free[:len(p.free)-1]
-		p.move(a, placeFree, placeRX)
-		p.rx = append(p.rx, xsk.Desc{Addr: a + Headroom, Len: uint32(l)})
+	k := min(n, len(p.free))
+	if p.closed {
+		k = 0
 	}
-	if was == 0 && len(p.rx) > 0 {
+	if k < n {
+		p.dropped++
+	}
+	if k == 0 {
+		return 0
+	}
+	// The chunks are the last k of the free list, taken from its end as
+	// Deliver takes them one by one. The descriptors go straight on the
+	// receive queue, which has room for every chunk.
+	free := p.free[len(p.free)-k:]
+	was := len(p.rx)
+	descs := p.rx[was : was+k]
+	room := uint32(p.fs - Headroom)
+	for i := range descs {
+		descs[i] = xsk.Desc{Addr: free[len(free)-1-i] + Headroom, Len: room}
+	}
+	fill(p.umem, descs)
+	q := 0
+	for ; q < k; q++ {
+		d := descs[q]
+		a := free[len(free)-1-q]
+		if d.Addr != a+Headroom || d.Len > room {
+			p.dropped++
+			break
+		}
+		if i, ok := p.at(a, placeFree); ok {
+			p.place[i] = placeRX
+		} else {
+			p.misplaced(a, placeFree, placeRX)
+		}
+	}
+	p.rx = p.rx[:was+q]
+	p.free = p.free[:len(p.free)-q]
+	if was == 0 && q > 0 {
 		select { // see Deliver
 		case p.ready <- struct{}{}:
 		default:
 		}
 	}
-	return k
+	return q
 }
 
 // Fill gives free chunks to the kernel for receiving. The fake receives
@@ -197,9 +248,7 @@ func (p *Port) Receive(out []xsk.Desc) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := copy(out, p.rx)
-	for _, d := range out[:n] {
-		p.move(d.Addr, placeRX, placeUser)
-	}
+	p.moveAll(out[:n], placeRX, placeUser)
 	// Shift rather than reslice, so the queue keeps its capacity and the
 	// fake allocates nothing in the steady state.
 	m := copy(p.rx, p.rx[n:])
@@ -241,24 +290,30 @@ func (p *Port) Transmit(descs []xsk.Desc) int {
 	if limit <= 0 {
 		limit = len(p.place)
 	}
+	if room := max(limit-len(p.ring)-len(p.sent), 0); len(descs) > room {
+		descs = descs[:room]
+	}
+	umemLen, fs := uint64(len(p.umem)), uint64(p.fs)
+	ring := p.ring
 	n := 0
 	for _, d := range descs {
-		if len(p.ring)+len(p.sent) >= limit {
-			break
-		}
-		if d.Addr+uint64(d.Len) > uint64(len(p.umem)) || d.Addr-p.chunk(d.Addr)+uint64(d.Len) > uint64(p.fs) {
+		if d.Addr+uint64(d.Len) > umemLen || d.Addr&(fs-1)+uint64(d.Len) > fs {
 			p.misuse("descriptor %#x+%d runs past its chunk", d.Addr, d.Len)
 			break
 		}
-		if !p.move(d.Addr, placeUser, placeTX) {
+		i, ok := p.at(d.Addr, placeUser)
+		if !ok {
+			p.misplaced(d.Addr, placeUser, placeTX)
 			break
 		}
+		p.place[i] = placeTX
 		if p.Record {
 			p.recorded = append(p.recorded, Sent{Desc: d, Frame: append([]byte(nil), p.umem[d.Addr:d.Addr+uint64(d.Len)]...)})
 		}
-		p.ring = append(p.ring, d)
+		ring = append(ring, d)
 		n++
 	}
+	p.ring = ring
 	p.nSent += n
 	return n
 }
@@ -268,13 +323,13 @@ func (p *Port) Transmit(descs []xsk.Desc) int {
 func (p *Port) Kick() error {
 	p.mu.Lock()
 	p.kicks++
-	p.kicking = append(p.kicking[:0], p.ring...)
-	for _, d := range p.ring {
-		p.move(d.Addr, placeTX, placeSent)
+	wire := p.Wire
+	if wire != nil {
+		p.kicking = append(p.kicking[:0], p.ring...)
 	}
+	p.moveAll(p.ring, placeTX, placeSent)
 	p.sent = append(p.sent, p.ring...)
 	p.ring = p.ring[:0]
-	wire := p.Wire
 	p.mu.Unlock()
 	if wire != nil {
 		// The chunks are sent, so nothing else writes them until the
@@ -292,10 +347,16 @@ func (p *Port) Complete() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := len(p.sent)
+	free, mask := p.free, ^uint64(p.fs-1)
 	for _, d := range p.sent {
-		p.move(d.Addr, placeSent, placeFree)
-		p.free = append(p.free, p.chunk(d.Addr))
+		if i, ok := p.at(d.Addr, placeSent); ok {
+			p.place[i] = placeFree
+		} else {
+			p.misplaced(d.Addr, placeSent, placeFree)
+		}
+		free = append(free, d.Addr&mask)
 	}
+	p.free = free
 	p.sent = p.sent[:0]
 	return n
 }

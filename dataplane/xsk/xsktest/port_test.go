@@ -94,18 +94,23 @@ func TestWaitWakesOnDelivery(t *testing.T) {
 	}
 }
 
-// TestDeliverFuncIsDeliver delivers the same frames through Deliver on
-// one port and DeliverFunc on another and requires the same descriptors
-// and bytes received, then a refused length and a full port to stop
-// DeliverFunc early with a counted drop.
-func TestDeliverFuncIsDeliver(t *testing.T) {
+// TestDeliverBatchIsDeliver delivers the same frames through Deliver on
+// one port and DeliverBatch on another and requires the same descriptors
+// and bytes received; then a descriptor fill moved or made too long, a
+// full port and a closed one must stop DeliverBatch early with a counted
+// drop and leave every chunk it did not queue free.
+func TestDeliverBatchIsDeliver(t *testing.T) {
 	frames := [][]byte{[]byte("one"), make([]byte, 60), []byte("three!")}
 	a, b := New(4, 2048), New(4, 2048)
 	for _, f := range frames {
 		a.Deliver(f)
 	}
-	if n := b.DeliverFunc(len(frames), func(i int, buf []byte) int { return copy(buf, frames[i]) }); n != len(frames) {
-		t.Fatalf("DeliverFunc queued %d of %d", n, len(frames))
+	if n := b.DeliverBatch(len(frames), func(umem []byte, ds []xsk.Desc) {
+		for i := range ds {
+			ds[i].Len = uint32(copy(umem[ds[i].Addr:ds[i].Addr+uint64(ds[i].Len)], frames[i]))
+		}
+	}); n != len(frames) {
+		t.Fatalf("DeliverBatch queued %d of %d", n, len(frames))
 	}
 	var da, db [4]xsk.Desc
 	na, nb := a.Receive(da[:]), b.Receive(db[:])
@@ -120,15 +125,79 @@ func TestDeliverFuncIsDeliver(t *testing.T) {
 	for _, d := range db[:nb] {
 		b.Release(d.Addr)
 	}
-	if n := b.DeliverFunc(3, func(i int, buf []byte) int {
-		if i == 1 {
-			return len(buf) + 1
+	if n := b.DeliverBatch(3, func(_ []byte, ds []xsk.Desc) {
+		for i := range ds {
+			ds[i].Len = 1
 		}
-		return 1
-	}); n != 1 || b.Dropped() != 1 {
-		t.Fatalf("a length past the chunk: queued %d, dropped %d; want 1 and 1", n, b.Dropped())
+		ds[1].Addr += 2048 // another chunk
+	}); n != 1 || b.Dropped() != 1 || b.Free() != 3 {
+		t.Fatalf("a descriptor moved: queued %d, dropped %d, free %d; want 1, 1 and 3", n, b.Dropped(), b.Free())
 	}
-	if n := b.DeliverFunc(5, func(int, []byte) int { return 1 }); n != 3 || b.Dropped() != 2 {
-		t.Fatalf("three chunks free: queued %d, dropped %d; want 3 and 2", n, b.Dropped())
+	if n := b.DeliverBatch(2, func(_ []byte, ds []xsk.Desc) {
+		ds[0].Len = 1
+		ds[1].Len++ // past its room
+	}); n != 1 || b.Dropped() != 2 || b.Free() != 2 {
+		t.Fatalf("a length past the room: queued %d, dropped %d, free %d; want 1, 2 and 2", n, b.Dropped(), b.Free())
+	}
+	if n := b.DeliverBatch(5, func(_ []byte, ds []xsk.Desc) {
+		if len(ds) != 2 {
+			t.Errorf("fill got %d descriptors with 2 chunks free", len(ds))
+		}
+		for i := range ds {
+			ds[i].Len = 1
+		}
+	}); n != 2 || b.Dropped() != 3 || b.Free() != 0 || b.Pending() != 4 {
+		t.Fatalf("two chunks free: queued %d, dropped %d, free %d, pending %d; want 2, 3, 0 and 4", n, b.Dropped(), b.Free(), b.Pending())
+	}
+	nb = b.Receive(db[:])
+	for _, d := range db[:nb] {
+		b.Release(d.Addr)
+	}
+	b.Close()
+	if n := b.DeliverBatch(1, func([]byte, []xsk.Desc) { t.Error("fill called on a closed port") }); n != 0 || b.Dropped() != 4 || b.Free() != 4 {
+		t.Fatalf("closed port: queued %d, dropped %d, free %d; want 0, 4 and 4", n, b.Dropped(), b.Free())
+	}
+}
+
+// TestTransmitAndReleaseCatchMisuse hands Transmit and Release frames the
+// user does not own, and descriptors outside the UMEM or past their
+// chunk: each must be reported, take nothing and move no chunk.
+func TestTransmitAndReleaseCatchMisuse(t *testing.T) {
+	p := New(4, 2048)
+	var misuse []string
+	p.Misuse = func(m string) { misuse = append(misuse, m) }
+	a, _ := p.Alloc()
+	p.Release(a)
+	for _, c := range []struct {
+		name string
+		call func()
+		want string
+	}{
+		{"transmit a free frame", func() {
+			if n := p.Transmit([]xsk.Desc{{Addr: a + Headroom, Len: 60}}); n != 0 {
+				t.Errorf("Transmit took %d frames", n)
+			}
+		}, "is free, not with the user"},
+		{"release a free frame", func() { p.Release(a) }, "is free, not with the user"},
+		{"transmit past the UMEM", func() {
+			if n := p.Transmit([]xsk.Desc{{Addr: 4 * 2048, Len: 60}}); n != 0 {
+				t.Errorf("Transmit took %d frames", n)
+			}
+		}, "runs past its chunk"},
+		{"transmit past the chunk", func() {
+			if n := p.Transmit([]xsk.Desc{{Addr: a + 2000, Len: 60}}); n != 0 {
+				t.Errorf("Transmit took %d frames", n)
+			}
+		}, "runs past its chunk"},
+		{"release past the UMEM", func() { p.Release(1 << 40) }, "outside the 8192-byte UMEM"},
+	} {
+		misuse = misuse[:0]
+		c.call()
+		if len(misuse) != 1 || !strings.Contains(misuse[0], c.want) {
+			t.Errorf("%s: misuse %q, want one containing %q", c.name, misuse, c.want)
+		}
+		if p.Free() != 4 || p.InFlight() != 0 {
+			t.Errorf("%s: %d free, %d in flight; want 4 and 0", c.name, p.Free(), p.InFlight())
+		}
 	}
 }
