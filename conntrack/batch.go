@@ -48,23 +48,38 @@ type placement struct {
 // finished before LookupBatch was called is always seen, and one that
 // races with the call may or may not be, as with Lookup.
 func (t *Table) LookupBatch(keys []Key, out []Conn, found []bool) int {
+	var sc BatchScratch
+	return t.LookupBatchScratch(&sc, keys, out, found)
+}
+
+// BatchScratch is LookupBatch's working memory: each key's words,
+// placement, candidate and meta word, and the addresses it prefetches. A
+// caller that looks up batch after batch keeps one and passes it to
+// LookupBatchScratch, so that a call does not first clear the few KiB a
+// fresh one on the stack would take. Every call writes what it reads, so
+// what an earlier call left there does not matter. One goroutine at a
+// time may use it.
+type BatchScratch struct {
+	ws    [batchChunk]keyWords
+	pl    [batchChunk]placement
+	cand  [batchChunk]uint32
+	metas [batchChunk]uint64 // a found entry's meta word, for the expiry check
+	addrs [2 * batchGroup]uintptr
+}
+
+// LookupBatchScratch is LookupBatch with its working memory in sc.
+func (t *Table) LookupBatchScratch(sc *BatchScratch, keys []Key, out []Conn, found []bool) int {
 	n := min(len(keys), len(out), len(found))
 	for i := 0; i < n; i += batchChunk {
-		t.lookupChunk(keys[i:min(i+batchChunk, n)], out[i:], found[i:])
+		t.lookupChunk(sc, keys[i:min(i+batchChunk, n)], out[i:], found[i:])
 	}
 	runtime.KeepAlive(t) // see newStore
 	return n
 }
 
 // lookupChunk runs the stages over at most batchChunk keys.
-func (t *Table) lookupChunk(keys []Key, out []Conn, found []bool) {
-	var (
-		ws    [batchChunk]keyWords
-		pl    [batchChunk]placement
-		cand  [batchChunk]uint32
-		metas [batchChunk]uint64 // a found entry's meta word, for the expiry check
-		addrs [2 * batchGroup]uintptr
-	)
+func (t *Table) lookupChunk(sc *BatchScratch, keys []Key, out []Conn, found []bool) {
+	ws, pl, cand, metas, addrs := &sc.ws, &sc.pl, &sc.cand, &sc.metas, &sc.addrs
 	s := t.conns
 	n := min(len(keys), batchChunk)
 	out = out[:n]

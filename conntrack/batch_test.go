@@ -61,10 +61,14 @@ func randomTable(t *testing.T, rng *rand.Rand, capacity int) (*Table, *ManualClo
 // TestLookupBatchMatchesLookup compares LookupBatch with one Lookup per key
 // on random tables, at clock readings that expire more and more entries,
 // for batch lengths on both sides of the chunk size and with duplicates.
+// Every other batch goes through LookupBatchScratch with one scratch kept
+// over all the batches and tables, so each such call starts from what
+// earlier ones left there.
 func TestLookupBatchMatchesLookup(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
+	var sc BatchScratch
 	for round := range 3 {
 		tbl, clk, pool := randomTable(t, rng, 2000)
 		keys := make([]Key, 3*batchChunk+7)
@@ -79,7 +83,11 @@ func TestLookupBatchMatchesLookup(t *testing.T) {
 				// Stale answers from the last call must be overwritten.
 				out[i], found[i] = Conn{Dest: 9999, ref: 1}, !found[i]
 			}
-			if got := tbl.LookupBatch(keys[:n], out, found); got != n {
+			lookup := tbl.LookupBatch
+			if step%2 == 1 {
+				lookup = func(keys []Key, out []Conn, found []bool) int { return tbl.LookupBatchScratch(&sc, keys, out, found) }
+			}
+			if got := lookup(keys[:n], out, found); got != n {
 				t.Fatalf("round %d step %d: LookupBatch returned %d, want %d", round, step, got, n)
 			}
 			for i := range keys[:n] {
@@ -176,6 +184,10 @@ func TestLookupBatchAllocs(t *testing.T) {
 	found := make([]bool, len(keys))
 	if a := testing.AllocsPerRun(100, func() { tbl.LookupBatch(keys, out, found) }); a != 0 {
 		t.Fatalf("%v allocations per batch of %d", a, len(keys))
+	}
+	var sc BatchScratch
+	if a := testing.AllocsPerRun(100, func() { tbl.LookupBatchScratch(&sc, keys, out, found) }); a != 0 {
+		t.Fatalf("%v allocations per batch of %d with a scratch", a, len(keys))
 	}
 }
 
