@@ -84,8 +84,9 @@ type Processor struct {
 	bidx   [Batch]uint8
 	bconns [Batch]conntrack.Conn
 	bfound [Batch]bool
-	ins    insertLog     // keys inserted lately, to trust batched misses (batchmiss.go)
-	pkey   conntrack.Key // PrefetchInsert's scratch
+	bscr   conntrack.BatchScratch // the table's working memory, kept to spare it clearing some each batch
+	ins    insertLog              // keys inserted lately, to trust batched misses (batchmiss.go)
+	pkey   conntrack.Key          // PrefetchInsert's scratch
 
 	// sh holds this processor's traffic counters as plain integers; the
 	// atomic Counters others read are brought up to date by Flush, once per
@@ -197,7 +198,7 @@ func (p *Processor) LookupBatch(s *Snapshot, fs []Parsed) {
 			p.bidx[m] = uint8(i)
 			m++
 		}
-		p.ct.LookupBatch(p.bkeys[:m], p.bconns[:m], p.bfound[:m])
+		p.ct.LookupBatchScratch(&p.bscr, p.bkeys[:m], p.bconns[:m], p.bfound[:m])
 		for j := range m {
 			f := &chunk[p.bidx[j]]
 			f.conn, f.hit, f.looked, f.seq = p.bconns[j], p.bfound[j], true, p.ins.seq
@@ -288,8 +289,10 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 	var ok bool
 	if pk.IPv6 {
 		si, ok = s.lookup6(&pk.DstMapped, pk.Proto, pk.DstPort)
+	} else if k := packSvcKey(pk.Dst, pk.Proto, pk.DstPort); k == p.svcKey && s == p.svcSnap {
+		si, ok = p.svcIdx, true // the last lookup's answer, without a call
 	} else {
-		si, ok = p.lookupService(s, pk)
+		si, ok = p.lookupService(s, k)
 	}
 	if !ok {
 		if pk.IPv6 {
@@ -361,7 +364,9 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 		switch p.ct.Touch(conn, k, ev) {
 		case conntrack.Hit:
 			d = dd
-			p.noteHandshake(was, conn.State) // defense.go
+			if conn.State != was { // nearly every frame changes no state
+				p.noteHandshake(was, conn.State) // defense.go
+			}
 			if conn.ReplyPending() {
 				p.fileSynced(conn, d) // sync.go
 			}
@@ -416,13 +421,10 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 	return p.emit(s, svc, d, buf, off, n)
 }
 
-// lookupService is s.lookup for pk's destination, answered from the
-// last lookup when it was for the same snapshot and key.
-func (p *Processor) lookupService(s *Snapshot, pk *header.Packet) (int32, bool) {
-	k := packSvcKey(pk.Dst, pk.Proto, pk.DstPort)
-	if k == p.svcKey && s == p.svcSnap {
-		return p.svcIdx, true
-	}
+// lookupService is s.lookup for the packed key k (packSvcKey), kept as
+// the answer for the next frames when it found a service; forward checks
+// that answer first.
+func (p *Processor) lookupService(s *Snapshot, k uint64) (int32, bool) {
 	si, ok := s.svcIndex.lookupPacked(k)
 	if ok {
 		p.svcSnap, p.svcKey, p.svcIdx = s, k, si
