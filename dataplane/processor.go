@@ -661,8 +661,12 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 		return VerdictDrop, Out{}
 	}
 	// decrement_ttl runs after the route lookup, before the neighbour
-	// and the MTU matter (ttl.go).
-	if v, ok := p.forwardTTL(s, buf[off:off+n]); !ok {
+	// and the MTU matter (ttl.go). An IPv4 TTL above 1, nearly every
+	// frame, is decremented here in a few inlined loads and stores;
+	// forwardTTL does the rest.
+	if frame, l3 := buf[off:off+n], pk.L3; !pk.IPv6 && l3 >= 0 && l3 <= len(frame)-header.IPv4MinLen && header.IPv4(frame[l3:]).TTL() > 1 {
+		decTTL4(header.IPv4(frame[l3:]))
+	} else if v, ok := p.forwardTTL(s, frame); !ok {
 		return v, Out{}
 	}
 	if !d.HaveMAC {

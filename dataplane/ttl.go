@@ -73,16 +73,9 @@ func decTTL4(ip header.IPv4) {
 // forwardTTL is decrement_ttl for a packet to a real server: it
 // decrements the TTL and reports true, or, when the TTL has run out,
 // answers or drops the packet and returns the verdict and false.
+// emit does the IPv4 case of nearly every frame, a TTL above 1, itself
+// (decTTL4) and calls it for the rest.
 func (p *Processor) forwardTTL(s *Snapshot, frame []byte) (Verdict, bool) {
-	// The IPv4 case, nearly every frame, is done here in a few inlined
-	// loads and stores; the rest goes through ttlLeft and decTTL.
-	if pk := p.pk; !pk.IPv6 && pk.L3 >= 0 && pk.L3 <= len(frame)-header.IPv4MinLen {
-		ip := header.IPv4(frame[pk.L3:])
-		if ip.TTL() > 1 {
-			decTTL4(ip)
-			return 0, true
-		}
-	}
 	if p.ttlLeft(frame) {
 		p.decTTL(frame)
 		return 0, true
