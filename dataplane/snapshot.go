@@ -77,6 +77,10 @@ func (s *Snapshot) RestartBase(id uint32) (Traffic, bool) {
 }
 
 type destLoc struct {
+	// d is &Services[svc].Dests[idx], so that dest, on every frame, is
+	// one load and a compare instead of a chain of dependent loads and
+	// bounds checks through both slices.
+	d        *Dest
 	svc, idx int32
 }
 
@@ -124,11 +128,11 @@ func (s *Snapshot) dest(svc int32, id uint32) (*Dest, bool) {
 	if int(id) >= len(s.destLoc) {
 		return nil, false
 	}
-	l := s.destLoc[id]
+	l := &s.destLoc[id]
 	if l.svc != svc {
 		return nil, false
 	}
-	return &s.Services[svc].Dests[l.idx], true
+	return l.d, true
 }
 
 // DestByID returns the real server with ID id and its service, if it is in
@@ -308,7 +312,7 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 			}
 			p.thresholds = append(p.thresholds, threshold{id, r.Upper, r.Lower})
 			cs.Dests = append(cs.Dests, d)
-			snap.destLoc[id] = destLoc{int32(si), int32(di)}
+			snap.destLoc[id] = destLoc{svc: int32(si), idx: int32(di)}
 			sds = append(sds, sched.Dest{ID: id, Addr: r.Addr.As16(), Port: r.Port, Weight: r.Weight, Upper: r.Upper, Lower: r.Lower})
 		}
 		cs.schedSig = fmt.Sprint(s.Sched, s.SchedFlags, sds)
@@ -334,6 +338,9 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 			pending = append(pending, pendingSched{svc: si, name: s.Sched, dests: sds, flags: flags, prev: prevSched})
 		}
 		snap.Services = append(snap.Services, cs)
+		for di := range cs.Dests { // the service's dests are final: point at them
+			snap.destLoc[cs.Dests[di].ID].d = &cs.Dests[di]
+		}
 		snap.addNATSources(t, &s, int32(si))
 
 		add := func(a netip.Addr, port uint16, proto uint8) error {
