@@ -100,9 +100,14 @@ func (p *Processor) batchedMiss(f *Parsed, k *conntrack.Key) bool {
 // segment without SYN). A worker calls it a few frames ahead of the frame
 // it processes. It changes nothing.
 func (p *Processor) PrefetchInsert(f *Parsed) {
-	if !f.looked || f.hit || f.Reason != header.OK {
-		return
+	// The frames of established flows, nearly all, return here without
+	// a call: this much inlines where the worker calls it.
+	if f.looked && !f.hit && f.Reason == header.OK {
+		p.prefetchInsert(f)
 	}
+}
+
+func (p *Processor) prefetchInsert(f *Parsed) {
 	if f.Pkt.Proto == header.ProtocolTCP && conntrack.EventOf(f.Pkt.TCPFlags) != conntrack.EvSyn {
 		return
 	}
