@@ -652,7 +652,17 @@ func (p *Processor) emit(s *Snapshot, svc *Service, d *Dest, buf []byte, off, n 
 	// Ethernet header, no padding). IPVS counts out (ip_vs_out_stats) only
 	// replies that come back through the director: VS/NAT's (nat.go); with
 	// DR and TUN the real servers answer the clients directly.
-	p.countIn(svc, d, uint64(pk.TotalLen))
+	if sh := &p.sh; sh.svcDirty[svc.ID] && sh.destDirty[d.ID] {
+		// countIn without the call, for the frames (nearly all) whose
+		// service and server are already marked for this batch's Flush.
+		st, dt, ipLen := &sh.svc[svc.ID], &sh.dest[d.ID], uint64(pk.TotalLen)
+		st.InPkts++
+		st.InBytes += ipLen
+		dt.InPkts++
+		dt.InBytes += ipLen
+	} else {
+		p.countIn(svc, d, uint64(pk.TotalLen))
+	}
 	if d.Local {
 		return p.local(off)
 	}
