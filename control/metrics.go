@@ -73,7 +73,7 @@ var (
 	descQFull     = prometheus.NewDesc("afvs_queue_tx_ring_full_total", "Frames dropped because the TX ring was full, per queue.", []string{"dev", "queue"}, nil)
 	descQNoFrame  = prometheus.NewDesc("afvs_queue_no_free_frame_total", "Frames that found no free UMEM frame, per queue.", []string{"dev", "queue"}, nil)
 	descQPortErr  = prometheus.NewDesc("afvs_queue_port_errors_total", "Kick or Wait calls on a queue's sockets that failed, per queue.", []string{"dev", "queue"}, nil)
-	descQRing     = prometheus.NewDesc("afvs_queue_ring_events_total", "AF_XDP ring events per queue: fill_ring_empty, tx_ring_full, kick_errors, and the kernel's rx_dropped, rx_ring_full, rx_fill_ring_empty.", []string{"dev", "queue", "event"}, nil)
+	descQRing     = prometheus.NewDesc("afvs_queue_ring_events_total", "AF_XDP ring events per queue: fill_ring_empty, tx_ring_full, kick_errors, rx_batches (receives that returned frames: afvs_queue_rx_packets_total over it is the mean batch), and the kernel's rx_dropped, rx_ring_full, rx_fill_ring_empty.", []string{"dev", "queue", "event"}, nil)
 	descLocal     = prometheus.NewDesc("afvs_local_total", "Local-node work of the workers: packets delivered to the director's own stack, connections whose later frames the steering program passes to the kernel, and connections its flow map had no room for.", []string{"event"}, nil)
 	descSYNProxy  = prometheus.NewDesc("afvs_syn_proxy_total", "SYN proxy work: cookies (SYN-ACKs with a cookie sent), opened (valid cookies: SYNs sent to real servers), established (real servers' SYN-ACKs answered), held (client segments held meanwhile), resent (SYNs sent again on a client's retransmission), hold_replaced (held segments given up for a newer connection's).", []string{"event"}, nil)
 	descSYNDrops  = prometheus.NewDesc("afvs_syn_drops_total", "TCP SYNs dropped instead of opening a connection, by reason (also counted in afvs_drops_total).", []string{"reason"}, nil)
@@ -180,7 +180,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descQPortErr, w.C.PortErrors.Load(), w.Dev, q)
 		if sc, ok := w.Sockets(); ok {
 			for ev, v := range map[string]uint64{"fill_ring_empty": sc.FillEmpty, "tx_ring_full": sc.TxFull, "kick_errors": sc.KickErrors,
-				"rx_dropped": sc.RxDropped, "rx_ring_full": sc.RxRingFull, "rx_fill_ring_empty": sc.RxFillRingEmpty} {
+				"rx_batches": sc.RxBatches, "rx_dropped": sc.RxDropped, "rx_ring_full": sc.RxRingFull, "rx_fill_ring_empty": sc.RxFillRingEmpty} {
 				counter(descQRing, v, w.Dev, q, ev)
 			}
 		}

@@ -242,6 +242,11 @@ func TestAfvsadmBuildsTheService(t *testing.T) {
 			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
 		}
 	}
+	// The worker took the traffic in batches: at least one, at most one
+	// per frame.
+	if m := regexp.MustCompile(`afvs_queue_ring_events_total\{dev="eth0",event="rx_batches",queue="0"\} ([1-9]\d*)\n`).FindStringSubmatch(metrics); m == nil {
+		t.Errorf("/metrics has no nonzero rx_batches for eth0 queue 0")
+	}
 }
 
 // keepAlive holds HTTP/1.1 connections open through the director and

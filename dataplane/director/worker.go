@@ -530,6 +530,10 @@ type SocketCounters struct {
 	RxDropped       uint64 // kernel: frames dropped for other reasons
 	RxRingFull      uint64 // kernel: the RX ring was full
 	RxFillRingEmpty uint64 // kernel: a frame arrived with the fill ring empty
+	// RxBatches counts the socket's receives that returned frames: the
+	// queue's received frames over it is the worker's mean batch, small
+	// when the worker keeps up with its traffic and 64 when it does not.
+	RxBatches uint64
 }
 
 // Sockets reports the receiving socket's counters, when the port is a real
@@ -540,7 +544,7 @@ func (w *Worker) Sockets() (SocketCounters, bool) {
 		return SocketCounters{}, false
 	}
 	c := s.Counters()
-	out := SocketCounters{FillEmpty: c.FillEmpty, TxFull: c.TxFull, KickErrors: c.KickErrors}
+	out := SocketCounters{FillEmpty: c.FillEmpty, TxFull: c.TxFull, KickErrors: c.KickErrors, RxBatches: c.RxBatches}
 	if k, err := s.KernelStats(); err == nil {
 		out.RxDropped, out.RxRingFull, out.RxFillRingEmpty = k.RxDropped, k.RxRingFull, k.RxFillRingEmpty
 	}

@@ -37,6 +37,9 @@ type Counters struct {
 	// fill ring asked for a wakeup (drivers in need_wakeup mode), or to
 	// busy-poll the device (SetBusyPoll).
 	RxWakeups uint64
+	// RxBatches counts Receive calls that returned frames: RX over
+	// RxBatches is the mean batch the owner took from the RX ring.
+	RxBatches uint64
 }
 
 // counters is the live form of Counters. Only the owner goroutine writes,
@@ -49,6 +52,7 @@ type counters struct {
 	fillEmpty, txFull, txInvalid atomic.Uint64
 	allocEmpty, badRelease       atomic.Uint64
 	kicks, kickErrors, rxWakeups atomic.Uint64
+	rxBatches                    atomic.Uint64
 }
 
 func add(c *atomic.Uint64, n uint64) { c.Store(c.Load() + n) }
@@ -67,5 +71,6 @@ func (c *counters) snapshot() Counters {
 		Kicks:      c.kicks.Load(),
 		KickErrors: c.kickErrors.Load(),
 		RxWakeups:  c.rxWakeups.Load(),
+		RxBatches:  c.rxBatches.Load(),
 	}
 }

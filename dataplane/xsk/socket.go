@@ -308,7 +308,10 @@ func (s *Socket) Receive(out []Desc) int {
 	}
 	s.rx.cachedCons = cons
 	s.rx.publishConsumer()
-	add(&s.c.rx, uint64(got))
+	if got > 0 {
+		add(&s.c.rx, uint64(got))
+		add(&s.c.rxBatches, 1)
+	}
 	return got
 }
 

@@ -665,3 +665,47 @@ func TestKickPastBudget(t *testing.T) {
 	drainTx(t, s)
 	checkAccount(t, s)
 }
+
+// TestReceiveCountsBatches: RxBatches counts the Receive calls that
+// returned frames, and no others, so RX over RxBatches is the mean batch.
+func TestReceiveCountsBatches(t *testing.T) {
+	p := newPair(t)
+	s := openA(t, p, testOptions())
+	attachRedirect(t, p, s.FD())
+	s.Fill()
+	tx := openPacket(t, p.nsB, p.ifB)
+	const n = 50
+	for i := range n {
+		tx.send(t, testFrame(p.macA, p.macB, uint32(i), frameLen(uint32(i))))
+	}
+	c0 := s.Counters()
+	out := make([]Desc, 7) // several Receives per burst
+	// Frames the kernel sends of its own accord count alike: the test
+	// compares calls and frames, whatever they hold.
+	var calls, frames uint64
+	deadline := time.Now().Add(5 * time.Second)
+	for frames < n {
+		k := s.Receive(out)
+		if k > 0 {
+			calls++
+			frames += uint64(k)
+			for _, d := range out[:k] {
+				s.Release(d.Addr)
+			}
+			continue
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("received %d of %d frames; counters %+v", frames, n, s.Counters())
+		}
+		if err := s.Wait(10 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := s.Counters()
+	if got := c.RxBatches - c0.RxBatches; got != calls || calls < n/7 {
+		t.Fatalf("rx_batches went up by %d, want %d (calls that returned frames)", got, calls)
+	}
+	if got := c.RX - c0.RX; got != frames {
+		t.Fatalf("rx went up by %d, want %d", got, frames)
+	}
+}
