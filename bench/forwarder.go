@@ -51,6 +51,9 @@ type ForwarderStats struct {
 	Received  uint64 // frames taken from the RX ring
 	Forwarded uint64 // frames queued on the egress TX ring
 	Dropped   uint64 // no free egress frame or a full TX ring
+	// Batches is the receiving socket's receives that returned frames
+	// (xsk.Counters.RxBatches; 0 on a port without counters).
+	Batches uint64
 }
 
 // NewForwarder forwards from rx to tx, writing dst and src into each
@@ -154,5 +157,9 @@ func (f *Forwarder) Stop() { f.stop.Store(true) }
 
 // Stats reads the counters.
 func (f *Forwarder) Stats() ForwarderStats {
-	return ForwarderStats{Received: f.received.Load(), Forwarded: f.forwarded.Load(), Dropped: f.dropped.Load()}
+	st := ForwarderStats{Received: f.received.Load(), Forwarded: f.forwarded.Load(), Dropped: f.dropped.Load()}
+	if c, ok := f.rx.(interface{ Counters() xsk.Counters }); ok {
+		st.Batches = c.Counters().RxBatches
+	}
+	return st
 }

@@ -93,6 +93,11 @@ type Result struct {
 	// the rate says more about the machine's other load than about the
 	// forwarder.
 	FwdWaited float64 `json:"fwd_cpu_waited,omitempty"`
+	// FramesPerBatch is the forwarder's mean batch: frames received over
+	// its socket's receives that returned frames. A forwarder that keeps
+	// up takes what arrived since its last turn, fewer than the 64 it
+	// asks for, and spreads its per-batch work over fewer frames.
+	FramesPerBatch float64 `json:"frames_per_batch,omitempty"`
 	// VsBaselineRounds is Mpps over the baseline's of the same placement
 	// in each round, in round order, and VsBaselinePaired their median:
 	// a ratio in which both sides met the same load.
@@ -309,6 +314,9 @@ func (r *Report) writeVsBaseline(w io.Writer) error {
 			b := r.Results[i]
 			fmt.Fprintf(w, "; ns of forwarder CPU a frame: user %.0f against %.0f (%+.0f), system %.0f against %.0f (%+.0f)",
 				res.FwdUserNs, b.FwdUserNs, res.FwdUserNs-b.FwdUserNs, res.FwdSysNs, b.FwdSysNs, res.FwdSysNs-b.FwdSysNs)
+		}
+		if i >= 0 && res.FramesPerBatch > 0 && r.Results[i].FramesPerBatch > 0 {
+			fmt.Fprintf(w, "; frames a batch %.1f against %.1f", res.FramesPerBatch, r.Results[i].FramesPerBatch)
 		}
 		if i >= 0 && res.BusyPoll != "" {
 			if b := r.Results[i].BusyPoll; b == res.BusyPoll {

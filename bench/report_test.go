@@ -495,6 +495,15 @@ func TestVsBaselinePaired(t *testing.T) {
 	if want := "(-10); busy poll prefer,usecs=20,budget=64 on both\n"; !strings.Contains(b.String(), want) {
 		t.Errorf("table lacks %q:\n%s", want, b.String())
 	}
+	// Mean batches, when both forwarders report them.
+	r.Results[1].FramesPerBatch, r.Results[2].FramesPerBatch = 60.74, 29.2
+	b.Reset()
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	if want := "(-10); frames a batch 29.2 against 60.7; busy poll"; !strings.Contains(b.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, b.String())
+	}
 	for s, want := range map[Scenario]Scenario{DR: Baseline, NAT: Baseline, DR6: Baseline6, TUN6: Baseline6, Baseline: "", Offered: "", Offered6: "", Latency: ""} {
 		if got := s.baseline(); got != want {
 			t.Errorf("%s pairs with %q, want %q", s, got, want)

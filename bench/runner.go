@@ -281,6 +281,7 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 	var counts forwarderCounts
 	var drops map[string]uint64
 	var workerRX []uint64 // afvs: frames each worker received, by the last counts
+	var batches uint64    // receives that returned frames, by the last counts
 	// inserted reads the connections the forwarder has opened, where it
 	// keeps a table.
 	var inserted func() uint64
@@ -299,6 +300,7 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 		closers = append(closers, stop)
 		counts = func() (uint64, uint64, error) {
 			st := f.Stats()
+			batches = st.Batches
 			if b, ok := f.BusyPoll(); ok {
 				res.BusyPoll = b.String()
 			}
@@ -350,8 +352,10 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 			st, err := api.NewClient(d.Socket).Status()
 			drops = st.Drops
 			workerRX = workerRX[:0]
+			batches = 0
 			for _, w := range st.Workers {
 				workerRX = append(workerRX, w.RX)
+				batches += w.RxBatches
 				res.BusyPoll = w.BusyPoll
 			}
 			return st.RX, st.TX, err
@@ -443,7 +447,7 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 		}
 		drops0 = drops
 	}
-	workerRX0 := slices.Clone(workerRX)
+	workerRX0, batches0 := slices.Clone(workerRX), batches
 	var cpu0 CPUTime
 	if cpu != nil {
 		if cpu0, err = cpu(); err != nil {
@@ -477,6 +481,9 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 			return fmt.Errorf("forwarder counters: %w", err)
 		}
 		res.ForwarderRX, res.ForwarderTX = rx1-rx0, tx1-tx0
+		if batches > batches0 {
+			res.FramesPerBatch = float64(res.ForwarderRX) / float64(batches-batches0)
+		}
 		if len(workerRX) > 1 && len(workerRX0) == len(workerRX) {
 			for i := range workerRX {
 				res.WorkerRX = append(res.WorkerRX, workerRX[i]-workerRX0[i])

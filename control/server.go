@@ -221,6 +221,7 @@ func (s *Server) Status() api.Status {
 		if sc, ok := w.Sockets(); ok {
 			ws.FillEmpty, ws.TxRingFull, ws.KickErrors = sc.FillEmpty, sc.TxFull, sc.KickErrors
 			ws.RxDropped, ws.RxRingFull, ws.RxFillRingEmpty = sc.RxDropped, sc.RxRingFull, sc.RxFillRingEmpty
+			ws.RxBatches = sc.RxBatches
 		}
 		st.Workers = append(st.Workers, ws)
 	}

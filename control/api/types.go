@@ -94,6 +94,9 @@ type WorkerStatus struct {
 	RxDropped       uint64 `json:"kernel_rx_dropped"`
 	RxRingFull      uint64 `json:"kernel_rx_ring_full"`
 	RxFillRingEmpty uint64 `json:"kernel_rx_fill_ring_empty"`
+	// RxBatches is the socket's receives that returned frames: RX over
+	// it is the worker's mean batch.
+	RxBatches uint64 `json:"rx_batches"`
 	// Poll is the worker's poll mode ("adaptive spin=50µs", "busy",
 	// "sleep"), BusyPoll the busy-poll socket options the kernel accepted
 	// ("prefer,usecs=20,budget=64", "off"; empty on fakes), and PollSleeps
