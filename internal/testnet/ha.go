@@ -540,21 +540,51 @@ type Failover struct {
 	Takeover     time.Duration // until Took held the next hop
 	Gap          time.Duration // until a new connection to the VIP was answered
 	Answer       string        // the real server that answered it
+	// Exited is until the killed processes had exited (KillOwner,
+	// CrashOwnerAFVS; zero for CutOwner). Until then a killed afvs's
+	// XDP program may still redirect frames to its sockets, where they
+	// are lost rather than passed to the kernel.
+	Exited time.Duration
 }
 
 // KillOwner SIGKILLs the owner's keepalived and afvs, and measures until
 // the other director holds the next hop and until a new connection to the
 // VIP is answered, each within limit.
 func (h *HALab) KillOwner(limit time.Duration) (Failover, error) {
-	return h.failOwner(limit, (*HADirector).signalKill)
+	return h.failOwner(limit, func(d *HADirector, at *time.Time) ([]<-chan struct{}, error) {
+		*at = time.Now()
+		return d.signalKill()
+	})
 }
 
 // CutOwner takes the owner's link down at the switch (its bridge port),
 // as a pulled cable would: keepalived and afvs keep running there, cut
-// off. It measures as KillOwner does.
+// off. It measures as KillOwner does, from the SIOCSIFFLAGS call that
+// takes the port down, made in this process (running ip(8) would put a
+// fork and exec of unknown length between the instant taken as the
+// failure and the failure itself).
 func (h *HALab) CutOwner(limit time.Duration) (Failover, error) {
-	return h.failOwner(limit, func(d *HADirector) ([]<-chan struct{}, error) {
-		return nil, h.Switch.IP("link", "set", d.SwitchPort, "down")
+	return h.failOwner(limit, func(d *HADirector, at *time.Time) ([]<-chan struct{}, error) {
+		return nil, h.Switch.Do(func() error {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			ifr, err := unix.NewIfreq(d.SwitchPort)
+			if err != nil {
+				return err
+			}
+			if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+				return fmt.Errorf("flags of %s: %w", d.SwitchPort, err)
+			}
+			ifr.SetUint16(ifr.Uint16() &^ unix.IFF_UP)
+			*at = time.Now()
+			if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+				return fmt.Errorf("take %s down: %w", d.SwitchPort, err)
+			}
+			return nil
+		})
 	})
 }
 
@@ -562,16 +592,21 @@ func (h *HALab) CutOwner(limit time.Duration) (Failover, error) {
 // must notice through the shipped vrrp_script (afvs-check.sh), go to
 // FAULT and give the address up. It measures as KillOwner does.
 func (h *HALab) CrashOwnerAFVS(limit time.Duration) (Failover, error) {
-	return h.failOwner(limit, func(d *HADirector) ([]<-chan struct{}, error) {
+	return h.failOwner(limit, func(d *HADirector, at *time.Time) ([]<-chan struct{}, error) {
 		dm := d.Daemon()
 		if dm == nil {
 			return nil, fmt.Errorf("director %s runs no afvs", d.Name)
 		}
+		*at = time.Now()
 		return []<-chan struct{}{dm.Exited()}, dm.Process().Kill()
 	})
 }
 
-func (h *HALab) failOwner(limit time.Duration, fail func(*HADirector) ([]<-chan struct{}, error)) (Failover, error) {
+// failOwner makes the owner fail with fail, which sets at to the instant
+// of the failure (just before the kill or the ioctl) and returns what to
+// wait for to know the failed processes gone. Every duration of the
+// Failover counts from that instant.
+func (h *HALab) failOwner(limit time.Duration, fail func(d *HADirector, at *time.Time) ([]<-chan struct{}, error)) (Failover, error) {
 	i, err := h.Owner()
 	if err != nil {
 		return Failover{}, err
@@ -580,8 +615,7 @@ func (h *HALab) failOwner(limit time.Duration, fail func(*HADirector) ([]<-chan 
 		return Failover{}, errors.New("no director holds the next hop")
 	}
 	f := Failover{Killed: h.Directors[i], Took: h.Directors[1-i]}
-	f.At = time.Now()
-	waits, err := fail(f.Killed)
+	waits, err := fail(f.Killed, &f.At)
 	if err != nil {
 		return f, err
 	}
@@ -597,6 +631,9 @@ func (h *HALab) failOwner(limit time.Duration, fail func(*HADirector) ([]<-chan 
 	}()
 	if err := waitAll(waits, 5*time.Second); err != nil {
 		return f, fmt.Errorf("director %s: %w", f.Killed.Name, err)
+	}
+	if len(waits) > 0 {
+		f.Exited = time.Since(f.At)
 	}
 	if err := f.Took.WaitOwns(true, time.Until(f.At.Add(limit))); err != nil {
 		return f, err
