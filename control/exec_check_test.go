@@ -37,21 +37,33 @@ func TestExecCheckExitStatus(t *testing.T) {
 }
 
 // TestExecCheckTimeoutKillsGroup checks that a check running past its
-// timeout fails at once and takes its children with it.
+// timeout fails at once and takes its children with it. The check's time
+// runs out once the script has started its child (the pid file holds a
+// pid): a deadline counted from the start could pass on a busy machine
+// before the shell has run at all, and there would be no child to check.
 func TestExecCheckTimeoutKillsGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "child.pid")
-	check := control.ExecCheck([]string{"/bin/sh", "-c", `sleep 30 & echo $! > "$0"; wait`, pidFile})
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	check := control.ExecCheck([]string{"/bin/sh", "-c", `sleep 30 & echo $! > "$0.tmp" && mv "$0.tmp" "$0"; wait`, pidFile})
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	start := time.Now()
+	expired := make(chan time.Time, 1)
+	go func() {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(pidFile); err == nil {
+				break
+			}
+		}
+		expired <- time.Now()
+		cancel()
+	}()
 	err := check(ctx, netip.MustParseAddrPort("198.18.0.11:80"))
 	if err == nil || !strings.Contains(err.Error(), "timeout") {
 		t.Fatalf("error %v, want a timeout", err)
 	}
-	took := time.Since(start)
-	t.Logf("the check took %v", took)
+	took := time.Since(<-expired)
+	t.Logf("the check returned %v after its time ran out", took)
 	if took > 5*time.Second {
-		t.Fatalf("the check returned after %v", took)
+		t.Fatalf("the check returned %v after its time ran out", took)
 	}
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
