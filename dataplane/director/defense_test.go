@@ -10,6 +10,7 @@ import (
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/director"
 	"github.com/afvs/afvs/dataplane/platformtest"
+	"github.com/afvs/afvs/dataplane/xdpprog"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -81,27 +82,35 @@ func TestDirectorBlocklist(t *testing.T) {
 	for i := range 20 {
 		l.client.Send(syn(t, dirMAC, vip, uint16(1000+i)))
 	}
-	if !platformtest.Eventually(2*time.Second, func() bool { return d.Blocks() == 1 }) {
+	if !platformtest.Eventually(10*time.Second, func() bool { return d.Blocks() == 1 }) {
 		t.Fatalf("%d blocks, want the one source blocked once", d.Blocks())
 	}
 	// The writer runs beside the workers: wait until it has written,
 	// then everything from the source stops in the steering program.
-	if !platformtest.Eventually(2*time.Second, func() bool {
+	if !platformtest.Eventually(10*time.Second, func() bool {
 		l.client.Send(syn(t, dirMAC, vip, 3000))
 		st, _ := d.Steering()
 		return st.Blocked > 0
 	}) {
 		t.Fatal("the blocked source's SYNs still reach the workers")
 	}
-	st, _ := d.Steering()
+	// Frames redirected before the block may still wait in a socket's
+	// ring for a worker: the counts agree once the workers have read
+	// them, and nothing more is redirected meanwhile.
+	var st xdpprog.StatsCounters
 	var rx uint64
-	for _, c := range d.Counters() {
-		rx += c.RX.Load()
-	}
-	if st.Redirected != rx || st.Total != st.Redirected+st.Blocked+st.Passed() {
+	if !platformtest.Eventually(10*time.Second, func() bool {
+		st, _ = d.Steering()
+		rx = 0
+		for _, c := range d.Counters() {
+			rx += c.RX.Load()
+		}
+		return st.Redirected == rx
+	}) || st.Total != st.Redirected+st.Blocked+st.Passed() {
 		t.Fatalf("steering %+v, workers received %d", st, rx)
 	}
-	if !strings.Contains(l.log.String(), "source blocked in XDP") {
+	// The writer logs the block after writing it.
+	if !platformtest.Eventually(10*time.Second, func() bool { return strings.Contains(l.log.String(), "source blocked in XDP") }) {
 		t.Fatalf("no log line for the block:\n%s", l.log.String())
 	}
 }
