@@ -392,7 +392,7 @@ func TestHAFailoverWithSyncIPv6Group(t *testing.T) {
 func checkSyncRoles(t *testing.T, d *testnet.HADirector, mark int, role string) {
 	t.Helper()
 	other := map[string]string{"master": "backup", "backup": "master"}[role]
-	if err := d.WaitNotify(mark, "afvsadm --stop-daemon "+other+": ok", 5*time.Second); err != nil {
+	if err := d.WaitNotify(mark, "afvsadm --stop-daemon "+other+": ok", 15*time.Second); err != nil {
 		t.Error(err)
 	}
 	st, err := d.Control().Status()
@@ -463,7 +463,7 @@ func TestHAFailoverAFVSCrash(t *testing.T) {
 	mark := a.NotifyMark()
 	r := failover(t, h, crashAFVS)
 	r.survived(t, r.hold.Stop())
-	if err := a.WaitNotify(mark, "AFVS is FAULT", 5*time.Second); err != nil {
+	if err := a.WaitNotify(mark, "AFVS is FAULT", 15*time.Second); err != nil {
 		t.Error(err)
 	}
 	if own, err := a.Owns(); err != nil || own {

@@ -195,7 +195,7 @@ func (d *HADirector) WaitSyncRole(mark int, role string) error {
 	if d.lab.Opt.SyncOptions != "" {
 		opts = " " + d.lab.Opt.SyncOptions
 	}
-	return d.WaitNotify(mark, fmt.Sprintf("afvsadm --start-daemon %s --mcast-interface eth0 --syncid %d%s: ok", role, d.lab.Opt.SyncID, opts), 5*time.Second)
+	return d.WaitNotify(mark, fmt.Sprintf("afvsadm --start-daemon %s --mcast-interface eth0 --syncid %d%s: ok", role, d.lab.Opt.SyncID, opts), 15*time.Second)
 }
 
 func (h *HALab) build() error {
