@@ -141,6 +141,31 @@ func haSyncRate(a, b *testnet.HADirector, d time.Duration) (float64, error) {
 	return rate, nil
 }
 
+// haWaitSynced waits until backup b's connection table holds n
+// ESTABLISHED connections to the lab's VIP (entries only the sync daemon
+// puts on a director that forwards nothing), for at most limit.
+func haWaitSynced(h *testnet.HALab, b *testnet.HADirector, n int, limit time.Duration) error {
+	got := 0
+	for deadline := time.Now().Add(limit); ; time.Sleep(100 * time.Millisecond) {
+		conns, err := b.Control().Conns()
+		if err != nil {
+			return err
+		}
+		got = 0
+		for _, c := range conns {
+			if !c.Template && c.State == "ESTABLISHED" && strings.HasPrefix(c.Virtual, h.VIP.String()+":") {
+				got++
+			}
+		}
+		if got >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("director %s holds %d of the %d held connections from the sync daemon after %v", b.Name, got, n, limit)
+		}
+	}
+}
+
 func haDemoRound(o haDemo, verbose bool) (haRound, error) {
 	var r haRound
 	if verbose {
@@ -173,6 +198,11 @@ func haDemoRound(o haDemo, verbose bool) (haRound, error) {
 	fmt.Printf("holding %d HTTP keep-alive connections to the VIP, a request every 200ms on each\n", o.conns)
 	if o.sync {
 		if r.syncRate, err = haSyncRate(a, b, o.window); err != nil {
+			return r, err
+		}
+		// The kill must find B knowing every held connection, however
+		// late a busy machine made the sync messages.
+		if err := haWaitSynced(h, b, o.conns, 15*time.Second); err != nil {
 			return r, err
 		}
 	} else {
