@@ -65,8 +65,10 @@
 // counted something, so start-up (attach, neighbour lookup, the first
 // connection entries) stays out of the figures. After the timed run the
 // harness waits settleTime before reading the sink, so frames still in a
-// forwarder's rings are counted; rates divide by the generator's sending
-// time only.
+// forwarder's rings are counted (and, should the sink have counted
+// nothing by then, as on a machine too busy to run the forwarder beside
+// the generator, until it counts some and its count holds still);
+// rates divide by the generator's sending time only.
 //
 // # Reading the numbers
 //
