@@ -75,22 +75,37 @@ func TestLargeUDPFragments(t *testing.T) {
 			}
 			defer conn.Close()
 			buf := make([]byte, 65536)
+			resent := 0
 			for i, size := range []int{1000, 3000, 8000, 20000} {
 				msg := bytes.Repeat([]byte{byte('a' + i)}, size)
 				var n int
 				var err error
+				echoed := false
 				// UDP may lose a datagram under load: a few tries each.
-				for range 5 {
+				// A try that timed out may still be echoed late, during
+				// a later one: an echo of an earlier datagram is read
+				// past, not taken for this one's.
+				for try := range 5 {
+					if try > 0 {
+						resent++
+					}
 					if _, err = conn.Write(msg); err != nil {
 						t.Fatal(err)
 					}
 					_ = conn.SetReadDeadline(time.Now().Add(time.Second))
-					if n, err = conn.Read(buf); err == nil {
+					for {
+						if n, err = conn.Read(buf); err != nil || bytes.Equal(buf[:n], msg) {
+							break
+						}
+						t.Logf("%d-byte datagram: read past a %d-byte echo of an earlier one", size, n)
+					}
+					if err == nil {
+						echoed = true
 						break
 					}
 				}
-				if err != nil || !bytes.Equal(buf[:n], msg) {
-					t.Fatalf("%d-byte datagram: echo of %d bytes, err %v", size, n, err)
+				if !echoed {
+					t.Fatalf("%d-byte datagram: no echo in 5 tries: %v", size, err)
 				}
 			}
 			if sizes := got(); len(sizes) < 4 {
@@ -100,8 +115,18 @@ func TestLargeUDPFragments(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.Steering["fragments"] == 0 || st.Drops["fragment_timeout"] != 0 || st.Drops["fragment_hold_full"] != 0 {
+			if st.Steering["fragments"] == 0 || st.Drops["fragment_hold_full"] != 0 {
 				t.Fatalf("steering fragments %d, drops %v", st.Steering["fragments"], st.Drops)
+			}
+			// A datagram lost on the way (sent again above) may have
+			// left fragments held for a first one that never came; the
+			// director then drops them at the timeout, as it should.
+			// With nothing lost, nothing may time out.
+			if st.Drops["fragment_timeout"] != 0 {
+				if resent == 0 {
+					t.Fatalf("%d fragments timed out, though every datagram was echoed at the first try; drops %v", st.Drops["fragment_timeout"], st.Drops)
+				}
+				t.Logf("%d fragments timed out after %d datagrams were lost and sent again", st.Drops["fragment_timeout"], resent)
 			}
 		})
 	}
