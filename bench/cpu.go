@@ -20,8 +20,13 @@ import (
 // Waited is the time the threads were ready to run but waited for a CPU
 // (the run delay of /proc/PID/task/TID/schedstat): on a shared machine,
 // the part of a run the forwarder lost to other work.
+//
+// Run is the threads' run time as the scheduler counts it, in ns (the
+// first field of schedstat): User and System come in 10 ms ticks, so a
+// thread that ran a few milliseconds in a window (a short run on a busy
+// machine) may show none of either, while Run shows what it ran.
 type CPUTime struct {
-	User, System, Waited time.Duration
+	User, System, Waited, Run time.Duration
 }
 
 // Total is user plus system time.
@@ -29,7 +34,7 @@ func (c CPUTime) Total() time.Duration { return c.User + c.System }
 
 // sub is c less an earlier reading b.
 func (c CPUTime) sub(b CPUTime) CPUTime {
-	return CPUTime{c.User - b.User, c.System - b.System, c.Waited - b.Waited}
+	return CPUTime{c.User - b.User, c.System - b.System, c.Waited - b.Waited, c.Run - b.Run}
 }
 
 // userHZ is the unit of the times in /proc/PID/task/TID/stat (USER_HZ,
@@ -54,22 +59,27 @@ func threadCPU(pid, tid int) (CPUTime, error) {
 	if b, err = os.ReadFile(name); err != nil {
 		return CPUTime{}, err
 	}
-	c.Waited, err = parseSchedstatWait(name, b)
+	c.Run, c.Waited, err = parseSchedstat(name, b)
 	return c, err
 }
 
-// parseSchedstatWait reads the run delay, the second of the three fields
-// of a schedstat file (run time, run delay, time slices; in ns).
-func parseSchedstatWait(name string, b []byte) (time.Duration, error) {
+// parseSchedstat reads the run time and the run delay, the first two of
+// the three fields of a schedstat file (run time, run delay, time
+// slices; in ns).
+func parseSchedstat(name string, b []byte) (run, wait time.Duration, err error) {
 	f := strings.Fields(string(b))
 	if len(f) != 3 {
-		return 0, fmt.Errorf("%s: %q: want three fields", name, b)
+		return 0, 0, fmt.Errorf("%s: %q: want three fields", name, b)
 	}
-	n, err := strconv.ParseUint(f[1], 10, 63)
-	if err != nil {
-		return 0, fmt.Errorf("%s: run delay %q: %w", name, f[1], err)
+	var v [2]time.Duration
+	for k, what := range []string{"run time", "run delay"} {
+		n, err := strconv.ParseUint(f[k], 10, 63)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s: %s %q: %w", name, what, f[k], err)
+		}
+		v[k] = time.Duration(n)
 	}
-	return time.Duration(n), nil
+	return v[0], v[1], nil
 }
 
 // parseStatCPU reads utime and stime from the contents b of a stat file.
@@ -108,6 +118,7 @@ func threadsCPU(pid int, tids []int) (CPUTime, error) {
 		sum.User += c.User
 		sum.System += c.System
 		sum.Waited += c.Waited
+		sum.Run += c.Run
 	}
 	return sum, nil
 }

@@ -77,10 +77,12 @@ type Result struct {
 	// per frame they sent, in ns: user time is the forwarder's own work,
 	// system time the kernel's (its transmit path, and the sink's
 	// receive processing, which runs in the softirq the transmit raises).
-	// FwdBusy is that CPU time over the run's length: near 1 when the
-	// forwarder's CPU is the limit and the forwarder had it to itself. On
-	// a loaded machine these move much less than the rates do, since
-	// the forwarder pays for a frame the same whoever else runs.
+	// FwdBusy is the threads' run time (the scheduler's count, exact where
+	// user and system time come in 10 ms ticks) over the run's length:
+	// near 1 when the forwarder's CPU is the limit and the forwarder had
+	// it to itself. On a loaded machine these move much less than the
+	// rates do, since the forwarder pays for a frame the same whoever
+	// else runs.
 	// BusyPoll is the busy-poll options in force on the forwarder's
 	// receiving socket (xsk.BusyPoll's form: "prefer,usecs=20,budget=64"
 	// or "off"): the baseline's and afvs's are the same in a fair run.

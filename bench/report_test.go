@@ -527,11 +527,11 @@ func TestParseStatCPU(t *testing.T) {
 			t.Errorf("%q: no error", bad)
 		}
 	}
-	if w, err := parseSchedstatWait("schedstat", []byte("2539283614 5145633758 10473\n")); err != nil || w != 5145633758 {
-		t.Errorf("run delay %v %v, want 5145633758ns", w, err)
+	if r, w, err := parseSchedstat("schedstat", []byte("2539283614 5145633758 10473\n")); err != nil || r != 2539283614 || w != 5145633758 {
+		t.Errorf("run time %v, run delay %v %v, want 2539283614ns and 5145633758ns", r, w, err)
 	}
-	for _, bad := range []string{"1 2", "1 x 3", "1 2 3 4"} {
-		if _, err := parseSchedstatWait("schedstat", []byte(bad)); err == nil {
+	for _, bad := range []string{"1 2", "1 x 3", "x 2 3", "1 2 3 4"} {
+		if _, _, err := parseSchedstat("schedstat", []byte(bad)); err == nil {
 			t.Errorf("schedstat %q: no error", bad)
 		}
 	}
@@ -555,8 +555,13 @@ func TestParseStatCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c1.Total() < c0.Total() || c1.Waited < c0.Waited {
+	if c1.Total() < c0.Total() || c1.Waited < c0.Waited || c1.Run < c0.Run {
 		t.Errorf("cpu time went back: %v then %v", c0, c1)
+	}
+	// The thread spun meanwhile: the scheduler counted it run time,
+	// whatever the ticks say.
+	if c1.Run <= c0.Run {
+		t.Errorf("no run time counted over 50 ms of spinning: %v then %v", c0.Run, c1.Run)
 	}
 	if _, err := threadCPU(pid, -1); err == nil {
 		t.Error("no error for a thread that does not exist")

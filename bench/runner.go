@@ -523,7 +523,7 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 		// forwarder that keeps up sleeps.
 		res.FwdUserNs = perFrame(used.User, res.ForwarderTX)
 		res.FwdSysNs = perFrame(used.System, res.ForwarderTX)
-		res.FwdBusy = used.Total().Seconds() / res.Seconds
+		res.FwdBusy = used.Run.Seconds() / res.Seconds
 		res.FwdWaited = used.Waited.Seconds() / res.Seconds
 	}
 	if res.Received == 0 {
