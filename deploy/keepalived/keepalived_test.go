@@ -341,6 +341,13 @@ func TestConfigs(t *testing.T) {
 				t.Errorf("%s: %s %q; want %q", name, key, got, want)
 			}
 		}
+		// The check's timeout bounds only a hung afvs (a dead one fails
+		// at once); one that a busy machine's slow fork and exec can
+		// reach puts a healthy director in FAULT (seen: a backup in
+		// FAULT when the master died, and a takeover of 1.4 s).
+		if iv, to := keyword(c, "interval"), keyword(c, "timeout"); iv != "1" || to != "3" {
+			t.Errorf("%s: vrrp_script interval %q, timeout %q; want a check every second with 3 s to answer", name, iv, to)
+		}
 		adv, err := strconv.ParseFloat(keyword(c, "advert_int"), 64)
 		if err != nil || adv <= 0 || adv > 0.25 {
 			t.Errorf("%s: advert_int %q: want a short VRRPv3 interval (at most 0.25s) so that failover takes well under a second", name, keyword(c, "advert_int"))
