@@ -33,6 +33,12 @@ import (
 )
 
 func runDaemon(args []string) error {
+	// Signals are caught before anything else, so that one arriving while
+	// afvs starts waits for the main loop: without a handler, SIGHUP would
+	// end the process half set up, and SIGTERM skip the cleanup.
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sig)
 	fs := pflag.NewFlagSet("afvs run", pflag.ContinueOnError)
 	path := fs.String("config", "", "config file (.yaml, .toml or .json); without it the built-in default config is used")
 	fs.String("xdp-mode", "auto", "XDP attach mode: auto, native or generic")
@@ -48,6 +54,7 @@ func runDaemon(args []string) error {
 		return err
 	}
 	log := newLogger(cfg.Log.Level)
+	log.Info("afvs starting", "pid", os.Getpid())
 	if *path == "" {
 		log.Info("no --config given: using the built-in default config", "service", "tcp 198.19.0.1:80 wlc", "reals", "198.18.0.11-13 weights 1,2,3 (DR)")
 	}
@@ -236,8 +243,6 @@ func runDaemon(args []string) error {
 	}
 	log.Info("afvs running", "services", len(table.Services), "workers", len(d.Workers()))
 
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for s := range sig {
 		if s == syscall.SIGHUP {
 			if err := srv.Reload(); err != nil {
