@@ -73,6 +73,16 @@ func (p sharedPort) Complete() int {
 	return p.Port.Complete()
 }
 
+func (p sharedPort) TxPending() bool {
+	tp, ok := p.Port.(txPender)
+	if !ok {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return tp.TxPending()
+}
+
 // Wait does not lock: see sharedPort.
 func (p sharedPort) Wait(timeout time.Duration) error { return p.Port.Wait(timeout) }
 

@@ -75,6 +75,9 @@ type Worker struct {
 	// of which it is the only writer: countTX publishes them with plain
 	// stores instead of two locked adds per batch.
 	txFrames, txBytes uint64
+	// sending: a batch handed frames to a TX ring since the last idle turn
+	// found every ring drained (kickIdle).
+	sending bool
 }
 
 // NewWorker makes a worker for rx, whose interface has slot ingress. tx is
@@ -145,6 +148,9 @@ func (w *Worker) poll() int {
 	w.rx.Fill()
 	n := w.rx.Receive(w.descs[:])
 	if n == 0 {
+		if w.sending {
+			w.sending = w.kickIdle()
+		}
 		return 0
 	}
 	snap := w.snap.Load()
@@ -355,6 +361,7 @@ func (w *Worker) flush() {
 		}
 		w.countTX(w.local[:k])
 		w.kick(w.rx)
+		w.sending = true
 		w.local = w.local[:0]
 	}
 	for slot, q := range w.remote {
@@ -404,6 +411,51 @@ func (w *Worker) copyOut(tp TxPort, q []xsk.Desc) {
 	}
 	w.countTX(out[:k])
 	w.kick(p)
+	w.sending = true
+}
+
+// txPender is a port that can say whether frames still wait on its TX
+// ring (xsk.Socket and xsktest.Port can).
+type txPender interface{ TxPending() bool }
+
+// kickIdle kicks every TX ring the worker sends on, at a turn that found
+// nothing to receive, and reports whether any still holds frames. A Kick
+// that finds the device busy (a copy-mode veth whose peer's queue is full
+// answers EAGAIN) leaves frames on the ring, and only another Kick sends
+// them: without this, the last frames of a burst would wait for the next
+// frame to arrive, however long that takes.
+func (w *Worker) kickIdle() bool {
+	w.kick(w.rx)
+	w.eachTx(func(p Port) bool { w.kick(p); return false })
+	// Asked only once every ring was kicked: the worker's own socket may
+	// also be one of its TX slots.
+	return pending(w.rx) || w.eachTx(pending)
+}
+
+// eachTx calls f on every TX slot's port, under the slot's lock, and
+// reports whether f was true for any.
+func (w *Worker) eachTx(f func(Port) bool) bool {
+	hit := false
+	for _, tp := range w.tx {
+		if tp.Port == nil {
+			continue
+		}
+		if tp.Mu != nil {
+			tp.Mu.Lock()
+		}
+		hit = f(tp.Port) || hit
+		if tp.Mu != nil {
+			tp.Mu.Unlock()
+		}
+	}
+	return hit
+}
+
+// pending reports whether frames still wait on p's TX ring; a port that
+// cannot tell counts as drained.
+func pending(p Port) bool {
+	tp, ok := p.(txPender)
+	return ok && tp.TxPending()
 }
 
 // kick asks the kernel to send what p's TX ring holds. The socket itself
@@ -511,6 +563,11 @@ func (w *Worker) ThreadID() int { return int(w.tid.Load()) }
 
 // wait is the receiving socket's Wait, with a failure counted.
 func (w *Worker) wait(d time.Duration) error {
+	if w.sending {
+		// Frames wait on a TX ring the kernel found busy: come back
+		// soon to kick them again rather than at the next frame.
+		d = min(d, time.Millisecond)
+	}
 	err := w.rx.Wait(d)
 	if err != nil {
 		w.C.PortErrors.Add(1)

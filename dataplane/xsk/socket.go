@@ -407,6 +407,13 @@ func (s *Socket) Kick() error {
 	return nil
 }
 
+// TxPending reports whether frames wait on the TX ring that the kernel has
+// not taken yet: a Kick that found the device busy leaves them there, and
+// nothing sends them until the next Kick.
+func (s *Socket) TxPending() bool {
+	return s.tx.ents != nil && s.tx.cachedProd != atomic.LoadUint32(s.tx.consumer)
+}
+
 // maxKicks bounds the sendto calls of one Kick, so that a worker returns
 // to its receive side even when the TX ring is long and the budget small.
 const maxKicks = 8

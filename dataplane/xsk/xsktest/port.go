@@ -52,6 +52,10 @@ type Port struct {
 	// it keeps before it returns. platformtest uses it to carry frames to
 	// other ports.
 	Wire func(frame []byte)
+	// KickBudget is how many frames one Kick sends at most; the rest stay
+	// on the TX ring for the next Kick, as a copy-mode socket's do when
+	// the device is busy. 0 means all of them.
+	KickBudget int
 	// Misuse is called when the user breaks the socket contract (a frame
 	// released twice, a descriptor outside the UMEM); nil means panic.
 	Misuse func(msg string)
@@ -323,13 +327,17 @@ func (p *Port) Transmit(descs []xsk.Desc) int {
 func (p *Port) Kick() error {
 	p.mu.Lock()
 	p.kicks++
+	out := p.ring
+	if p.KickBudget > 0 && len(out) > p.KickBudget {
+		out = out[:p.KickBudget]
+	}
 	wire := p.Wire
 	if wire != nil {
-		p.kicking = append(p.kicking[:0], p.ring...)
+		p.kicking = append(p.kicking[:0], out...)
 	}
-	p.moveAll(p.ring, placeTX, placeSent)
-	p.sent = append(p.sent, p.ring...)
-	p.ring = p.ring[:0]
+	p.moveAll(out, placeTX, placeSent)
+	p.sent = append(p.sent, out...)
+	p.ring = p.ring[:copy(p.ring, p.ring[len(out):])]
 	p.mu.Unlock()
 	if wire != nil {
 		// The chunks are sent, so nothing else writes them until the
@@ -339,6 +347,13 @@ func (p *Port) Kick() error {
 		}
 	}
 	return nil
+}
+
+// TxPending reports whether frames wait on the TX ring for a Kick.
+func (p *Port) TxPending() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.ring) > 0
 }
 
 // Complete returns the chunks of sent frames to the free list and says how
