@@ -328,6 +328,10 @@ const dropIdle = 60_000
 // count is 1..8 is dropped once in that many calls for its count, so
 // entries that saw few packets go first.
 func (t *Table) todropEntry(m, ports, now uint64) bool {
+	// The stored expiry less the timeout: for a slacked entry (see
+	// slack) that is the last write plus the slack, no earlier than the
+	// last packet, so an entry the kernel would still call fresh never
+	// looks idle here.
 	last := payload(m) - min(payload(m), t.timeouts.of(stateOf(m)))
 	if now < last+dropIdle {
 		return false

@@ -343,7 +343,17 @@ func TestDropEntry(t *testing.T) {
 	if b, i := alive(busy), alive(idle); b != 500 || i != 500 {
 		t.Fatalf("before 60 s idle: %d busy and %d idle ESTABLISHED entries of 500 each survive, want all", b, i)
 	}
-	clk.Advance(61 * time.Second)
+	// An entry is idle 60 s after its stored expiry less its timeout:
+	// the last write plus the slack, no earlier than its last packet.
+	// Just before, none of the idle entries goes.
+	clk.Advance(60*time.Second + slackOf(DefaultTimeouts().Established) - time.Millisecond)
+	for range 600 {
+		tbl.DefenseTick()
+	}
+	if i := alive(idle); i != 500 {
+		t.Fatalf("%d of 500 idle two-packet entries survive before 60 s of silence after the last write and the slack, want all", i)
+	}
+	clk.Advance(time.Second + time.Millisecond)
 	// A two-packet entry goes at about every second visit, and a bucket
 	// is visited once in 32 ticks: after 1500 ticks one survives with
 	// odds of about e^-23.

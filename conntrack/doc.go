@@ -62,8 +62,10 @@
 //     (a sequence lock without writers waiting on readers).
 //   - Touch is one CAS on meta: the transition, the new expiry and, for the
 //     goroutine whose CAS wins, the Hooks call. Two queues touching one
-//     flow each apply their packet exactly once. Within one millisecond and
-//     one state nothing is written, so a busy flow's line stays shared.
+//     flow each apply their packet exactly once. A packet that leaves the
+//     state as it was writes nothing while the stored expiry is within
+//     the slack of the exact one (see Expiry slack below), so an
+//     established flow's line stays shared and clean.
 //   - Release (expiry, eviction, reopening SYN) is a CAS from the meta the
 //     releaser saw to free with the next generation; the single winner does
 //     Unbind and the template accounting. Conn carries slot and generation,
@@ -107,6 +109,44 @@
 // SweepTemplates free the rest. Time comes from a Clock: SystemClock is a
 // 1 ms coarse clock (one atomic load per read), ManualClock lets tests
 // run hours of timeouts in milliseconds.
+//
+// # Expiry slack
+//
+// Refreshing the expiry on every packet would write every established
+// flow's entry at each visit once visits are more than a millisecond
+// apart, as they are at a million flows: the line turns dirty, costs a
+// writeback when it leaves the cache, and takes its neighbours (which
+// the other workers' flows share lines within a few hundred bytes of)
+// from the other cores. So a connection stores its expiry with a slack
+// of its timeout/64 (slack in table.go):
+//
+//   - A packet that changes the state, and a new connection, store the
+//     exact expiry (now plus the state's timeout) plus the slack.
+//   - A packet that leaves the state as it was writes nothing while
+//     now+timeout <= stored <= now+timeout+slack; otherwise it stores
+//     now+timeout+slack. A busy flow is written once per slack.
+//
+// So an entry never expires before IPVS's timer would, and at most
+// timeout/64 after it. That is the lateness the kernel's own timer wheel
+// allows: it rounds a timer due in d jiffies up to its level's
+// granularity, which is more than d/64 at every level (the derivation is
+// at slack). The upper bound makes ipvsadm --set exact in its IPVS
+// meaning: the next packet after a timeout changed moves the entry onto
+// the new timeout, up or down. Everything else keeps its exact meaning:
+// state changes write, ExpireNow and Reopen release at once, templates'
+// timers are unchanged, and a connection that sync installs or updates
+// (sync.go) stores its exact expiry; a meta bit tells the slacked
+// expiries from those. Range (afvsadm -L -c) shows a slacked expiry less
+// the slack of its state's timeout: the full timeout right after a
+// write, counting down from the last write, as IPVS would show it had
+// the last packet come then; so up to the slack less than IPVS, while
+// the entry may live up to the slack past what is shown. After --set
+// changes a timeout, an entry not written since shows its expiry less
+// the new timeout's slack until its next packet. drop_entry's idle test
+// takes the stored expiry less the timeout as the last packet's time,
+// no earlier than the real one, so it never finds idle an entry IPVS
+// would not. The expiry index (expiry.go) files the stored expiry, a
+// bound it only ever needs to be below.
 //
 // A SYN that IPVS's is_new_conn_expected lets go (Sysctls.ConnReuseMode)
 // releases the entry at once (Touch answers Reopen) but leaves its

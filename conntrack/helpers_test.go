@@ -4,7 +4,28 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"testing"
+	"time"
 )
+
+// slackOf is the slack rule's tolerance for timeout d, written out apart
+// from the table's code: d/64, in whole milliseconds.
+func slackOf(d time.Duration) time.Duration {
+	return d / time.Millisecond / 64 * time.Millisecond
+}
+
+// afterPacket is the slack rule in table milliseconds: the expiry a
+// connection stored as exp has after a packet at now that leaves it in a
+// state with timeout to, same telling whether the state stayed as it was.
+func afterPacket(exp, now, to uint64, same bool) uint64 {
+	if same && now+to <= exp && exp <= now+to+to/64 {
+		return exp
+	}
+	return now + to + to/64
+}
+
+// lifetime is how long an entry lives after a packet that writes it:
+// its timeout plus the slack.
+func lifetime(d time.Duration) time.Duration { return d + slackOf(d) }
 
 // countHooks is the reference accounting: per-dest active and inactive
 // counts, as the scheduler keeps them.
@@ -56,17 +77,19 @@ func newTestTable(t testing.TB, cfg Config) *Table {
 	return tbl
 }
 
-// forceState puts c's entry into state s with a fresh expiry, for states
+// forceState puts c's entry into state s with a fresh expiry (as a
+// packet that changes the state writes it), for states
 // the input-only table cannot reach from NONE (LISTEN, SYN_SENT, ...).
 func forceState(t *testing.T, tbl *Table, c *Conn, s State) {
 	t.Helper()
 	e := &tbl.conns.entries[uint32(c.ref>>32)-1]
 	m := e.meta.Load()
 	now := tbl.now()
-	if !e.meta.CompareAndSwap(m, makeMeta(generation(m), statusLive, s, now+tbl.timeouts.of(s))) {
+	to := tbl.timeouts.of(s)
+	if !e.meta.CompareAndSwap(m, slackedMeta(generation(m), s, now+to+slack(to))) {
 		t.Fatal("forceState: entry changed")
 	}
-	tbl.conns.lowerDue(uint32(c.ref>>32)-1, now+tbl.timeouts.of(s))
+	tbl.conns.lowerDue(uint32(c.ref>>32)-1, now+to+slack(to))
 	if m := stateOf(m); m.Active() != s.Active() {
 		tbl.hooks.Transfer(c.Dest, s.Active())
 	}

@@ -9,8 +9,13 @@ import (
 // for `afvsadm -Lc`, until fn returns false. It reads the table while
 // workers use it, without stopping them: each entry it reports is
 // consistent in itself, but the whole listing is not one instant's view.
-// expiresIn is the time left before the entry expires or, for a template
-// that controls connections, before its timer next fires. A template
+// expiresIn is, for a connection, the time left before its exact expiry
+// as of the last write (exactExpiry: the stored expiry less its slack, so
+// that a connection just refreshed shows its full timeout, as IPVS's
+// does after a packet; it may then show up to the slack less than the
+// kernel's timer would, and it expires up to the slack after the time
+// shown); for a template, the time left before it expires or, when it
+// controls connections, before its timer next fires. A template
 // is reported with its Key (CPort 0) and Conn.State None; Touch on that
 // Conn reports Gone.
 func (t *Table) Range(fn func(k Key, c Conn, expiresIn time.Duration, template bool) bool) {
@@ -27,7 +32,7 @@ func (t *Table) Range(fn func(k Key, c Conn, expiresIn time.Duration, template b
 		if !ok || expired(v.meta, now) {
 			continue
 		}
-		if !fn(w.key(), v.conn(), left(payload(v.meta)), false) {
+		if !fn(w.key(), v.conn(), left(t.exactExpiry(v.meta)), false) {
 			return
 		}
 	}

@@ -18,10 +18,41 @@ type model struct {
 	reopened uint64
 }
 
+// modelConn is one connection. expiry is the stored bound the slack
+// rule keeps: a packet that leaves the state as it was and finds it no
+// earlier than now+timeout and at most timeout/64 later leaves it;
+// otherwise, and on a state change, it becomes now+timeout+timeout/64.
+// kernel is when IPVS's timer, re-armed by every packet, is due.
 type modelConn struct {
 	dest   uint32
 	state  State
 	expiry uint64
+	kernel uint64
+}
+
+// packet applies the slack rule for a packet at m.now moving c to state
+// ns, and checks the rule's promise: never before the kernel's expiry,
+// at most the slack after it.
+func (m *model) packet(rt *rapid.T, c *modelConn, ns State) {
+	to := m.timeouts[ns]
+	c.kernel = m.now + to
+	if !(ns == c.state && m.now+to <= c.expiry && c.expiry <= m.now+to+to/64) {
+		c.state, c.expiry = ns, m.now+to+to/64
+	}
+	if c.expiry < c.kernel || c.expiry > c.kernel+to/64 {
+		rt.Fatalf("model expiry %d, kernel's %d with timeout %d", c.expiry, c.kernel, to)
+	}
+}
+
+// listed is the time left that Range shows for c: its expiry less the
+// slack of its state's timeout now (which --set may have changed since
+// the write), none once that has passed.
+func (m *model) listed(c *modelConn) time.Duration {
+	sl := m.timeouts[c.state] / 64
+	if c.expiry <= m.now+sl {
+		return 0
+	}
+	return time.Duration(c.expiry-sl-m.now) * time.Millisecond
 }
 
 func (m *model) live(k Key) (*modelConn, bool) {
@@ -86,7 +117,8 @@ func TestModel(t *testing.T) {
 					m.expired++
 				}
 				s := initialState(k.Proto, ev)
-				m.conns[k] = &modelConn{dest: dest, state: s, expiry: m.now + m.timeouts[s]}
+				to := m.timeouts[s]
+				m.conns[k] = &modelConn{dest: dest, state: s, expiry: m.now + to + to/64, kernel: m.now + to}
 				m.inserted++
 				if r != Inserted || c.Dest != dest || c.State != s || c.Fwd != 1 {
 					rt.Fatalf("Insert(%v) = %+v %v, want new %v", k, c, r, s)
@@ -118,10 +150,11 @@ func TestModel(t *testing.T) {
 					tbl.Retire(&c)
 					return
 				}
+				ns := mc.state
 				if k.Proto == ProtoTCP {
-					mc.state = Next(mc.state, ev)
+					ns = Next(mc.state, ev)
 				}
-				mc.expiry = m.now + m.timeouts[mc.state]
+				m.packet(rt, mc, ns)
 				if r != Hit || c.State != mc.state {
 					rt.Fatalf("Touch(%v, %d) = %v %v, want hit %v", k, ev, r, c.State, mc.state)
 				}
@@ -173,8 +206,7 @@ func TestModel(t *testing.T) {
 				tbl.Range(func(k Key, c Conn, left time.Duration, _ bool) bool {
 					listed++
 					mc, ok := m.live(k)
-					if !ok || c.Dest != mc.dest || c.State != mc.state ||
-						left != time.Duration(mc.expiry-m.now)*time.Millisecond {
+					if !ok || c.Dest != mc.dest || c.State != mc.state || left != m.listed(mc) {
 						rt.Fatalf("Range %v %+v %v, model %+v", k, c, left, mc)
 					}
 					return true

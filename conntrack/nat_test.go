@@ -128,8 +128,9 @@ func TestNATHandshakeAndTimeouts(t *testing.T) {
 		if a, in := h.active[3].Load(), h.inactive[3].Load(); a != active || in != 1-active {
 			t.Fatalf("step %d: active/inactive %d/%d", i, a, in)
 		}
-		// The state's own timeout: alive 1 ms before, gone at it.
-		left := def[s.want] - time.Millisecond
+		// The state's own timeout plus its slack (the step changed the
+		// state, so it wrote): alive 1 ms before, gone at it.
+		left := lifetime(def[s.want]) - time.Millisecond
 		if s.want == TimeWait && i == len(steps)-1 {
 			clk.Advance(left)
 			if _, ok := tbl.LookupReply(&rk); !ok {
@@ -170,7 +171,7 @@ func TestReplyIndexFollowsTheConnection(t *testing.T) {
 	rk := replyKey(k, rip, 5353)
 	c, _ := tbl.Insert(&k, 1, FwdMasq, 0, EvNone)
 	tbl.InsertReply(&rk, &c, 1)
-	clk.Advance(DefaultTimeouts().UDP)
+	clk.Advance(lifetime(DefaultTimeouts().UDP))
 	if _, ok := tbl.LookupReply(&rk); ok {
 		t.Fatal("reply of an expired connection found")
 	}
@@ -205,7 +206,7 @@ func TestReplyIndexFollowsTheConnection(t *testing.T) {
 		t.Fatalf("filed %d (index %d), want 16: the index's capacity", n, tbl.ReverseLen())
 	}
 	// Once they expire, new ones take their place, and Sweep clears the rest.
-	clk.Advance(DefaultTimeouts().UDP)
+	clk.Advance(lifetime(DefaultTimeouts().UDP))
 	k3 := v4Key(ProtoUDP, 999, 3000, 53)
 	c3, _ := tbl.Insert(&k3, 1, FwdMasq, 0, EvNone)
 	rk3 := replyKey(k3, rip, 5353)
@@ -270,7 +271,7 @@ func TestNATModel(t *testing.T) {
 				if !tbl.InsertReply(&rk, &c, 0) {
 					rt.Fatal("InsertReply failed")
 				}
-				m[k] = &mc{SynRecv, now + uint64(timeouts[SynRecv]/time.Millisecond)}
+				m[k] = &mc{SynRecv, now + uint64(lifetime(timeouts[SynRecv])/time.Millisecond)}
 			},
 			"in": func(rt *rapid.T) {
 				k := genKey.Draw(rt, "key")
@@ -292,8 +293,9 @@ func TestNATModel(t *testing.T) {
 					delete(m, k)
 					return
 				}
-				want.state = NextDir(want.state, ev, DirInput)
-				want.expiry = now + uint64(timeouts[want.state]/time.Millisecond)
+				ns := NextDir(want.state, ev, DirInput)
+				want.expiry = afterPacket(want.expiry, now, uint64(timeouts[ns]/time.Millisecond), ns == want.state)
+				want.state = ns
 				if res != Hit || c.State != want.state {
 					rt.Fatalf("in %v %d: %v %v, want %v", k, ev, res, c.State, want.state)
 				}
@@ -311,8 +313,9 @@ func TestNATModel(t *testing.T) {
 					return
 				}
 				res := tbl.TouchReply(&rp.Conn, ProtoTCP, ev)
-				want.state = NextDir(want.state, ev, DirOutput)
-				want.expiry = now + uint64(timeouts[want.state]/time.Millisecond)
+				ns := NextDir(want.state, ev, DirOutput)
+				want.expiry = afterPacket(want.expiry, now, uint64(timeouts[ns]/time.Millisecond), ns == want.state)
+				want.state = ns
 				if res != Hit || rp.Conn.State != want.state {
 					rt.Fatalf("out %v %d: %v %v, want %v", k, ev, res, rp.Conn.State, want.state)
 				}

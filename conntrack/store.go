@@ -49,12 +49,16 @@ type entry struct {
 // The meta word: every change of an entry's life or state is one
 // compare-and-swap on it.
 //
-//	bits  0..39  payload: a connection's expiry (table ms), a template's control count
+//	bits  0..38  payload: a connection's expiry (table ms), a template's control count
+//	bit  39      slacked: the expiry is a connection's exact one plus its slack (see slack)
 //	bits 40..43  State
 //	bits 44..45  status: free, busy (being written), live, zombie (deleted template still in use)
 //	bits 46..63  generation, incremented on every release
+//
+// 39 bits of milliseconds are over 17 years of table time.
 const (
-	payloadMask  = 1<<40 - 1
+	payloadMask  = 1<<39 - 1
+	slackedBit   = 1 << 39
 	stateShift   = 40
 	statusShift  = 44
 	genShift     = 46
@@ -72,11 +76,19 @@ func stateOf(m uint64) State     { return State(m >> stateShift & 0xf) }
 func status(m uint64) uint64     { return m >> statusShift & 3 }
 func generation(m uint64) uint64 { return m >> genShift }
 
+func slacked(m uint64) bool { return m&slackedBit != 0 }
+
 func makeMeta(gen, st uint64, s State, pl uint64) uint64 {
 	if pl > payloadMask {
 		pl = payloadMask
 	}
 	return (gen&genMask)<<genShift | st<<statusShift | uint64(s)<<stateShift | pl
+}
+
+// slackedMeta is the meta word of a live connection in state s whose
+// stored expiry exp includes its slack.
+func slackedMeta(gen uint64, s State, exp uint64) uint64 {
+	return makeMeta(gen, statusLive, s, exp) | slackedBit
 }
 
 // view is a consistent snapshot of one live entry.
@@ -350,10 +362,11 @@ func (s *store) publish(slot, tag uint32, w *keyWords, fwd uint8, since, bind ui
 	if u, bit := &s.buckets[slot/bucketSlots].used, uint32(1)<<(slot%bucketSlots); u.Load()&bit == 0 {
 		u.Or(bit)
 	}
+	// pl may carry slackedBit (Insert), which is no part of the expiry.
 	if s.due != nil {
-		s.setDue(slot, pl)
+		s.setDue(slot, min(pl&^slackedBit, payloadMask))
 	}
-	m := makeMeta(gen, statusLive, st, pl)
+	m := makeMeta(gen, statusLive, st, pl&^slackedBit) | pl&slackedBit
 	plainstore.Store64(&e.meta, m)
 	return m
 }

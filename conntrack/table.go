@@ -404,25 +404,67 @@ func (t *Table) touch(c *Conn, proto uint8, ev Event, dir Dir) Result {
 				ns = t.nextState(s, ev, dir)
 			}
 		}
-		nm := makeMeta(gen, statusLive, ns, now+t.timeouts.of(ns))
-		// Within one millisecond and one state there is nothing to
-		// write: skipping the store keeps a busy flow's line shared.
-		if nm == m || e.meta.CompareAndSwap(m, nm) {
-			if nm != m && payload(nm) < payload(m) {
-				// The expiry moved earlier (a shorter state's timeout,
-				// or ipvsadm --set lowered one): the expiry index must
-				// not promise a later second.
-				t.conns.lowerDue(slot, payload(nm))
-			}
-			if s.Active() != ns.Active() {
-				t.hooks.Transfer(uint32(bind>>32), ns.Active())
-			}
+		to := t.timeouts.of(ns)
+		exp := now + to
+		if ns == s && exp <= payload(m) && payload(m)-exp <= slack(to) {
+			// The stored expiry is within the slack of the exact one:
+			// nothing to write, so a busy flow's line stays shared.
 			c.State = ns
 			countPacket(e)       // drop_entry's in_pkts; stops writing past 8
 			runtime.KeepAlive(t) // see newStore
 			return Hit
 		}
+		nm := slackedMeta(gen, ns, exp+slack(to))
+		if !e.meta.CompareAndSwap(m, nm) {
+			continue
+		}
+		if payload(nm) < payload(m) {
+			// The expiry moved earlier (a shorter state's timeout, or
+			// ipvsadm --set lowered one): the expiry index must not
+			// promise a later second.
+			t.conns.lowerDue(slot, payload(nm))
+		}
+		if s.Active() != ns.Active() {
+			t.hooks.Transfer(uint32(bind>>32), ns.Active())
+		}
+		c.State = ns
+		countPacket(e)       // drop_entry's in_pkts; stops writing past 8
+		runtime.KeepAlive(t) // see newStore
+		return Hit
 	}
+}
+
+// slackShift sets a connection's expiry slack: timeout/64.
+const slackShift = 6
+
+// slack is how late a connection with timeout to (ms) may expire: a
+// packet of a connection whose state does not change writes nothing
+// while the stored expiry is no earlier than the exact one (the packet's
+// time plus the timeout) and no more than slack(to) later; otherwise it
+// stores the exact expiry plus slack(to), so that the next writes come
+// at most once per slack(to) of a flow's packets, not on every
+// millisecond. The entry never expires early and at most slack(to) late.
+//
+// IPVS re-arms a connection's timer on every packet, and the kernel's
+// timer wheel (kernel/time/timer.c) lets a timer fire late, never early:
+// calc_wheel_index files a timer due in d jiffies at level n, the level
+// whose range [63*8^(n-1), 63*8^n) holds d, and calc_index rounds its
+// expiry up to that level's granularity, 8^n jiffies. Over a level's
+// range that granularity is between 1/63 and 8/63 of d, so d/64 is
+// below it at every level (and 0 at level 0, below 63 jiffies): the
+// table is never later than the kernel's own wheel may be for the same
+// timeout.
+func slack(to uint64) uint64 { return to >> slackShift }
+
+// exactExpiry is the expiry a listing shows for a connection's meta m:
+// the stored one less the slack of its state's timeout, which is the
+// kernel's expiry had the last packet come at the last write. An entry
+// that sync wrote (not slacked) stores its exact expiry.
+func (t *Table) exactExpiry(m uint64) uint64 {
+	if !slacked(m) {
+		return payload(m)
+	}
+	return payload(m) - min(payload(m), slack(t.timeouts.of(stateOf(m))))
 }
 
 // retire does the accounting for a connection whose release this
@@ -543,7 +585,8 @@ func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Even
 	// Bind precedes publication so no Transfer or Unbind of this entry
 	// can reach the hooks before it.
 	t.hooks.Bind(dest, st.Active())
-	m := s.publish(slot, tag, &w, fwd, now, bind, st, now+t.timeouts.of(st))
+	to := t.timeouts.of(st)
+	m := s.publish(slot, tag, &w, fwd, now, bind, st, (now+to+slack(to))|slackedBit)
 	if a := t.sync.Load(); a != nil {
 		resetSync(a.conns, slot, now)
 	}

@@ -177,8 +177,11 @@ func TestUDPIgnoresFlags(t *testing.T) {
 	}
 }
 
-// TestTimeouts checks every state's timeout on the injected clock: an
-// entry refreshed at T is found at T+timeout-1ms and gone at T+timeout.
+// TestTimeouts checks every state's timeout on the injected clock and the
+// slack rule: an entry refreshed at T by a packet that writes it is
+// listed with its timeout left, a packet within the slack after T writes
+// nothing, and the entry is found at T+timeout+slack-1ms and gone at
+// T+timeout+slack.
 func TestTimeouts(t *testing.T) {
 	def := DefaultTimeouts()
 	want := def.byState()
@@ -196,25 +199,52 @@ func TestTimeouts(t *testing.T) {
 			if s != UDP {
 				forceState(t, tbl, &c, s)
 			}
-			clk.Advance(time.Second) // less than the shortest timeout
+			// Half the timeout is more than the slack: the refresh
+			// writes.
+			clk.Advance(want[s] / 2)
 			if r := tbl.Touch(&c, &k, EvNone); r != Hit || c.State != s {
 				t.Fatalf("refresh = %v %v", r, c.State)
 			}
-			clk.Advance(want[s] - time.Millisecond)
-			if _, ok := tbl.Lookup(&k); !ok {
-				t.Fatalf("gone 1ms before its %v timeout", want[s])
+			listed := func() (left time.Duration) {
+				n := 0
+				tbl.Range(func(_ Key, _ Conn, l time.Duration, _ bool) bool { n, left = n+1, l; return true })
+				if n != 1 {
+					t.Fatalf("Range listed %d entries", n)
+				}
+				return left
 			}
-			n := 0
-			tbl.Range(func(Key, Conn, time.Duration, bool) bool { n++; return true })
-			if n != 1 {
-				t.Fatalf("Range listed %d entries 1ms before expiry", n)
+			if l := listed(); l != want[s] {
+				t.Fatalf("listed with %v left after a refresh, want %v", l, want[s])
+			}
+			stored := payload(tbl.conns.entries[uint32(c.ref>>32)-1].meta.Load())
+			if sl := slackOf(want[s]); sl > 0 {
+				// Within the slack: nothing written, the listing counts
+				// down from the refresh.
+				clk.Advance(sl)
+				if r := tbl.Touch(&c, &k, EvNone); r != Hit || c.State != s {
+					t.Fatalf("touch within the slack = %v %v", r, c.State)
+				}
+				if m := tbl.conns.entries[uint32(c.ref>>32)-1].meta.Load(); payload(m) != stored {
+					t.Fatalf("touch within the slack moved the expiry from %d to %d", stored, payload(m))
+				}
+				if l := listed(); l != want[s]-sl {
+					t.Fatalf("listed with %v left %v after the refresh, want %v", l, sl, want[s]-sl)
+				}
+				clk.Advance(-sl)
+			}
+			clk.Advance(lifetime(want[s]) - time.Millisecond)
+			if _, ok := tbl.Lookup(&k); !ok {
+				t.Fatalf("gone 1ms before its %v timeout plus slack", want[s])
+			}
+			if l := listed(); l != 0 && slackOf(want[s]) > 0 {
+				t.Fatalf("listed with %v left within the slack, want 0", l)
 			}
 			if got := tbl.Sweep(tbl.Slots()); got != 0 {
 				t.Fatalf("Sweep expired %d entries early", got)
 			}
 			clk.Advance(time.Millisecond)
 			if _, ok := tbl.Lookup(&k); ok {
-				t.Fatalf("found at its %v timeout", want[s])
+				t.Fatalf("found at its %v timeout plus slack", want[s])
 			}
 			tbl.Range(func(Key, Conn, time.Duration, bool) bool { t.Fatal("Range listed an expired entry"); return false })
 			if r := tbl.Touch(&c, &k, EvAck); r != Gone {
@@ -258,13 +288,15 @@ func TestTimeoutsByPackets(t *testing.T) {
 			if c.State != p.state {
 				t.Fatalf("state %v, want %v", c.State, p.state)
 			}
-			clk.Advance(p.want - time.Millisecond)
+			// Every packet changed the state, so each wrote: the entry
+			// lives its timeout plus the slack after the last.
+			clk.Advance(lifetime(p.want) - time.Millisecond)
 			if _, ok := tbl.Lookup(&k); !ok {
 				t.Fatal("expired early")
 			}
 			clk.Advance(time.Millisecond)
 			if _, ok := tbl.Lookup(&k); ok {
-				t.Fatal("alive at its timeout")
+				t.Fatal("alive at its timeout plus slack")
 			}
 		})
 	}
@@ -293,15 +325,48 @@ func TestSetTimeouts(t *testing.T) {
 		t.Fatal("established gone before the --set timeout")
 	}
 	tbl.Touch(&c, &k, EvFin)
-	clk.Advance(5 * time.Second)
+	clk.Advance(lifetime(5 * time.Second))
 	if _, ok := tbl.Lookup(&k); ok {
-		t.Fatal("FIN_WAIT outlived the --set tcpfin timeout")
+		t.Fatal("FIN_WAIT outlived the --set tcpfin timeout plus slack")
 	}
 	u := v4Key(ProtoUDP, 1, 1, 1)
 	tbl.Insert(&u, 1, 0, 0, EvNone)
-	clk.Advance(7 * time.Second)
+	clk.Advance(lifetime(7 * time.Second))
 	if _, ok := tbl.Lookup(&u); ok {
-		t.Fatal("UDP outlived the --set udp timeout")
+		t.Fatal("UDP outlived the --set udp timeout plus slack")
+	}
+}
+
+// TestSetTimeoutsNextPacket: a packet after ipvsadm --set changed its
+// state's timeout moves the entry onto the new timeout at once, in either
+// direction, although the stored expiry was refreshed within the slack,
+// as IPVS's next packet re-arms the timer with the new cp->timeout.
+func TestSetTimeoutsNextPacket(t *testing.T) {
+	for _, to := range []time.Duration{30 * time.Second, 2000 * time.Second} {
+		t.Run(to.String(), func(t *testing.T) {
+			clk := &ManualClock{}
+			tbl := newTestTable(t, Config{Capacity: 10, Clock: clk})
+			k := v4Key(ProtoUDP, 1, 1, 1)
+			c, _ := tbl.Insert(&k, 1, 0, 0, EvNone)
+			clk.Advance(time.Second) // within the 300 s timeout's slack
+			tbl.SetTimeouts(0, 0, to)
+			if r := tbl.Touch(&c, &k, EvNone); r != Hit {
+				t.Fatalf("touch = %v", r)
+			}
+			var left time.Duration
+			tbl.Range(func(_ Key, _ Conn, l time.Duration, _ bool) bool { left = l; return true })
+			if left != to {
+				t.Fatalf("listed with %v left after the packet, want the new timeout %v", left, to)
+			}
+			clk.Advance(lifetime(to) - time.Millisecond)
+			if _, ok := tbl.Lookup(&k); !ok {
+				t.Fatal("gone before the new timeout plus slack")
+			}
+			clk.Advance(time.Millisecond)
+			if _, ok := tbl.Lookup(&k); ok {
+				t.Fatal("alive after the new timeout plus slack")
+			}
+		})
 	}
 }
 

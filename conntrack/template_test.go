@@ -50,9 +50,10 @@ func TestTemplateLifecycle(t *testing.T) {
 	}
 	// The template's timer ran out at 300 s while it controlled the
 	// connection: it re-armed itself every 60 s (ip_vs_conn_expire), and
-	// when the connection goes at 1300 s it runs out at its next firing,
-	// 1320 s, not a full timeout after the connection.
-	clk.Advance(901 * time.Second)
+	// when the connection goes at 1314.062 s (1300 s and the slack) it
+	// runs out at its next firing, 1320 s, not a full timeout after the
+	// connection.
+	clk.Advance(901*time.Second + slackOf(900*time.Second))
 	if n := tbl.Sweep(tbl.Slots()); n != 1 {
 		t.Fatalf("sweep expired %d, want the connection only", n)
 	}
@@ -204,10 +205,12 @@ func TestTemplateTimerTieGoesToConnection(t *testing.T) {
 	to.UDP = 100 * time.Second
 	tbl := newTestTable(t, Config{Capacity: 10, Templates: 10, Clock: clk, Timeouts: to})
 	tk := v4Key(ProtoUDP, 1, 0, 0)
-	ref, _ := tbl.InsertTemplate(&tk, 1, 100*time.Second)
+	// The connection lives 100 s and its slack: the template's timeout
+	// is that long, so that the two are due at the same millisecond.
+	ref, _ := tbl.InsertTemplate(&tk, 1, lifetime(100*time.Second))
 	k := v4Key(ProtoUDP, 1, 1000, 53)
 	tbl.Insert(&k, 1, 0, ref, EvNone)
-	clk.Set(100 * time.Second)
+	clk.Set(lifetime(100 * time.Second))
 	if n := tbl.ExpireDue(); n != 1 {
 		t.Fatalf("ExpireDue = %d", n)
 	}

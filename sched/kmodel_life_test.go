@@ -256,7 +256,7 @@ func (m *kModel) packet(now int64, p vs.Proto, client netip.AddrPort, flags uint
 				cp.dest.inactive++
 			}
 		}
-		cp.state, cp.expires = ns, now+m.timeouts[ns]
+		m.rearm(cp, ns, now)
 		return false, nil
 	}
 	if p == vs.TCP && !syn {
@@ -291,7 +291,7 @@ func (m *kModel) packet(now int64, p vs.Proto, client netip.AddrPort, flags uint
 	if p == vs.TCP {
 		st = conntrack.Next(conntrack.None, ev)
 	}
-	c := &kConn{key: k, dest: d, state: st, expires: now + m.timeouts[st], control: ct, hashed: true}
+	c := &kConn{key: k, dest: d, state: st, expires: now + m.timeouts[st] + m.timeouts[st]/64, control: ct, hashed: true}
 	m.conns = append(m.conns, c)
 	if st.Active() { // ip_vs_bind_dest
 		d.active++
@@ -327,7 +327,21 @@ func (m *kModel) reply(now int64, p vs.Proto, client netip.AddrPort, ev conntrac
 			cp.dest.inactive++
 		}
 	}
-	cp.state, cp.expires = ns, now+m.timeouts[ns]
+	m.rearm(cp, ns, now)
+}
+
+// rearm is the timer restart of a packet that moves cp to state ns, with
+// the connection table's expiry slack (conntrack's doc): the timer is
+// left as it is while the state stays and it is due within timeout/64
+// after now+timeout, else it is set to now+timeout+timeout/64. It
+// fires late by at most timeout/64, less than the kernel's own timer
+// wheel may for that timeout, and never early.
+func (m *kModel) rearm(cp *kConn, ns conntrack.State, now int64) {
+	to := m.timeouts[ns]
+	if ns != cp.state || cp.expires < now+to || cp.expires > now+to+to/64 {
+		cp.expires = now + to + to/64
+	}
+	cp.state = ns
 }
 
 // admin applies the three admin commands the workloads use.

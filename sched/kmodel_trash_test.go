@@ -33,7 +33,21 @@ import (
 const (
 	trPeriod      = 120 * time.Second // IP_VS_DEST_TRASH_PERIOD
 	trEstablished = 900 * time.Second // tcp_timeouts[IP_VS_TCP_S_ESTABLISHED]
+	// trSlack is how late the connection table lets an ESTABLISHED timer
+	// run (conntrack's expiry slack, timeout/64 in whole ms), within the
+	// lateness the kernel's timer wheel allows for that timeout.
+	trSlack = trEstablished / time.Millisecond / 64 * time.Millisecond
 )
+
+// trRearm is the timer a packet at now leaves on an ESTABLISHED
+// connection: as it was while it is within the slack of now+timeout,
+// else now+timeout+slack.
+func trRearm(expires, now time.Duration) time.Duration {
+	if now+trEstablished <= expires && expires <= now+trEstablished+trSlack {
+		return expires
+	}
+	return now + trEstablished + trSlack
+}
 
 // trDest is a struct ip_vs_dest: its identity is the pointer.
 type trDest struct {
@@ -318,7 +332,7 @@ func (r *trashRun) open(svc string) {
 		r.failf("ACK of the new connection :%d not forwarded", p)
 	}
 	kd.refs++
-	r.k.conns[p] = &trConn{dest: kd, expires: r.k.now + trEstablished, alive: true}
+	r.k.conns[p] = &trConn{dest: kd, expires: r.k.now + trEstablished + trSlack, alive: true}
 	r.compare("open")
 }
 
@@ -334,7 +348,7 @@ func (r *trashRun) data(p uint16, svc string) {
 		r.failf("data on :%d (dest %s of %s, alive %v, trashed %v): afvs forwards %v, the kernel %v", p, c.dest.addr, c.dest.svc, c.alive, c.dest.trashed, got, want)
 	}
 	if want {
-		c.expires = r.k.now + trEstablished
+		c.expires = trRearm(c.expires, r.k.now)
 	}
 }
 
@@ -480,8 +494,8 @@ func TestKernelTrashTargeted(t *testing.T) {
 		r.open(svc)
 		r.at(5, adm)
 		r.delDest(svc, trAddrs[0])
-		// Its connection expires at 902.25; the rounds at 905.75 and
-		// later mark and then free it.
+		// Its connection expires at 916.312 (902.25 and the slack);
+		// the rounds after it mark and then free it.
 		r.at(1100, adm)
 		r.addDest(svc, trAddrs[0])
 		r.at(1101, pkt)

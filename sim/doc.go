@@ -32,8 +32,9 @@
 // Before each event the simulator releases every connection whose timeout
 // has passed (conntrack.Table.ExpireDue, the daemon's own expiry path), so
 // a connection leaves the active and inactive counts the least-connection
-// schedulers read exactly at its expiry millisecond as far as any event
-// can tell, as IPVS's per-connection timers would have it; a persistence
+// schedulers read exactly at its expiry millisecond (its timeout plus the
+// table's slack, timeout/64: conntrack's doc) as far as any event can
+// tell, as IPVS's per-connection timers would have it; a persistence
 // template gives back a control as of its connection's expiry time. The
 // IPVS sysctls come from Options.Sysctls (afvs sim takes the config's ipvs
 // section).

@@ -575,23 +575,29 @@ func TestDeletedAndReAdded(t *testing.T) {
 
 // TestConnExpireExactInSim follows ip_vs_conn_expire's per-connection
 // timers: the simulator releases a connection at its expiry millisecond,
-// so lc at 1000 ms sees the first connection (SYN_RECV, 1 s here) gone.
+// its timeout plus the table's slack (timeout/64), so lc at 1015 ms sees
+// the first connection (SYN_RECV, 1 s here) gone, and at 1014 ms not.
 // Three SYNs at 0, 1, 2 ms put two connections on the first server and
-// one on the second; at 1000 ms the first has expired and the servers
+// one on the second; at 1015 ms the first has expired and the servers
 // tie, so the fourth goes to the first server again (with an expiry seen
-// late it would see 2 against 1 and pick the second).
+// late it would see 2 against 1 and pick the second, as it does at 1014).
 func TestConnExpireExactInSim(t *testing.T) {
 	to := conntrack.DefaultTimeouts()
 	to.SynRecv = time.Second
-	trace := syns(0, 3) + "1000,tcp,198.18.64.9,40000,198.19.0.1,80,S\n"
-	out, _ := run(t, table(t, vs.TCP, "lc", 1, 1), trace, Options{Timeouts: to})
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("decisions:\n%s", out)
-	}
-	first := lines[0][strings.LastIndexByte(lines[0], ',')+1:]
-	if got := lines[3][strings.LastIndexByte(lines[3], ',')+1:]; got != first {
-		t.Fatalf("at 1000 ms lc chose %s, want %s (the connection that expired at 1000 ms still counted):\n%s", got, first, out)
+	for _, c := range []struct {
+		at   string
+		gone bool
+	}{{"1014", false}, {"1015", true}} {
+		trace := syns(0, 3) + c.at + ",tcp,198.18.64.9,40000,198.19.0.1,80,S\n"
+		out, _ := run(t, table(t, vs.TCP, "lc", 1, 1), trace, Options{Timeouts: to})
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 4 {
+			t.Fatalf("decisions:\n%s", out)
+		}
+		first := lines[0][strings.LastIndexByte(lines[0], ',')+1:]
+		if got := lines[3][strings.LastIndexByte(lines[3], ',')+1:]; (got == first) != c.gone {
+			t.Fatalf("at %s ms lc chose %s; the first server is %s, and the connection due at 1015 ms gone: %v:\n%s", c.at, got, first, c.gone, out)
+		}
 	}
 }
 
