@@ -176,6 +176,9 @@ type defense struct {
 	_      lineGap
 	rate   atomic.Int64 // drop_packet's rate, 0 for off
 	secure atomic.Bool  // tcp_states_dos in force
+	// count: drop_entry is not 0, so new connections count their
+	// packets (countPacket).
+	count atomic.Bool
 
 	_       lineGap
 	counter atomic.Int64 // ip_vs_todrop's drop_counter
@@ -222,6 +225,9 @@ func (t *Table) updateLocked() {
 	}
 	if df.secure.Load() != df.lv.secure {
 		df.secure.Store(df.lv.secure)
+	}
+	if c := df.lv.d.DropEntry != 0; df.count.Load() != c {
+		df.count.Store(c)
 	}
 }
 
@@ -351,6 +357,16 @@ func (t *Table) todropEntry(m, ports, now uint64) bool {
 // An entry counts its packets in the low bits of its ports word, up to
 // inPktsMax: todrop_entry needs only to know whether there were more
 // than 8. The count excludes the packet that created the entry.
+//
+// todrop_entry is the count's only reader, and it runs only while
+// drop_entry is not 0. A connection a packet makes while drop_entry is 0
+// starts with its count at inPktsMax, as if it had seen more than 8
+// packets, so countPacket never writes its entry: the first packets of
+// every flow would otherwise dirty its line, as the expiry slack spares
+// it from doing later. Such a connection is never chosen for its count if
+// drop_entry is turned on during its life (half-open ones still go,
+// whatever their count); connections made while drop_entry is on, and
+// those sync installs, count exactly.
 const (
 	inPktsMask = 0xf
 	inPktsMax  = 8

@@ -424,3 +424,54 @@ func TestTodropEntryRate(t *testing.T) {
 		}
 	}
 }
+
+// TestPacketCountOnlyWithDropEntry: with drop_entry 0 a new connection's
+// packets never write its packet count (nobody reads it), and it counts
+// as more than 8 packets should drop_entry come on later; a connection
+// made while drop_entry is on counts its packets exactly.
+func TestPacketCountOnlyWithDropEntry(t *testing.T) {
+	clk := new(ManualClock)
+	tbl := newTestTable(t, Config{Capacity: 100, Clock: clk})
+	ports := func(c Conn) uint64 { return tbl.conns.entries[uint32(c.ref>>32)-1].ports.Load() }
+	k := v4Key(ProtoTCP, 1, 1000, 80)
+	c, _ := tbl.Insert(&k, 1, 0, 0, EvSyn)
+	before := ports(c)
+	for range 3 {
+		if r := tbl.Touch(&c, &k, EvAck); r != Hit {
+			t.Fatalf("touch = %v", r)
+		}
+	}
+	if p := ports(c); p != before || inPackets(p) != 9 {
+		t.Fatalf("drop_entry 0: ports word %#x after 3 packets, was %#x (count %d, want untouched, counted as 9)", p, before, inPackets(p))
+	}
+	if err := tbl.SetDefense(Defense{DropEntry: 1}); err != nil {
+		t.Fatal(err)
+	}
+	k2 := v4Key(ProtoTCP, 2, 1000, 80)
+	c2, _ := tbl.Insert(&k2, 1, 0, 0, EvSyn)
+	for i := 2; i <= 11; i++ {
+		tbl.Touch(&c2, &k2, EvAck)
+		if got, want := inPackets(ports(c2)), min(i, 9); got != want {
+			t.Fatalf("drop_entry 1: count %d after %d packets, want %d", got, i, want)
+		}
+	}
+	// Both idle past 60 s and the slack: drop_entry (on from now, mode
+	// 3) takes a few-packet entry made while it was on, never the one
+	// made before, which counts as more than 8 packets.
+	k3 := v4Key(ProtoTCP, 3, 1000, 80)
+	c3, _ := tbl.Insert(&k3, 1, 0, 0, EvSyn)
+	tbl.Touch(&c3, &k3, EvAck)
+	clk.Advance(61*time.Second + slackOf(DefaultTimeouts().Established))
+	if err := tbl.SetDefense(Defense{DropEntry: 3}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3000 {
+		tbl.DefenseTick()
+	}
+	if _, ok := tbl.Lookup(&k); !ok {
+		t.Fatal("a connection made while drop_entry was 0 was dropped for its packet count")
+	}
+	if _, ok := tbl.Lookup(&k3); ok {
+		t.Fatal("an idle two-packet connection made while drop_entry was on survived 3000 ticks")
+	}
+}

@@ -586,7 +586,11 @@ func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Even
 	// can reach the hooks before it.
 	t.hooks.Bind(dest, st.Active())
 	to := t.timeouts.of(st)
-	m := s.publish(slot, tag, &w, fwd, now, bind, st, (now+to+slack(to))|slackedBit)
+	pw := w
+	if !t.def.count.Load() {
+		pw[4] |= inPktsMax // nobody reads the count (see countPacket)
+	}
+	m := s.publish(slot, tag, &pw, fwd, now, bind, st, (now+to+slack(to))|slackedBit)
 	if a := t.sync.Load(); a != nil {
 		resetSync(a.conns, slot, now)
 	}
