@@ -178,7 +178,9 @@
 // once-a-second defence work, ToDropPacket its ip_vs_todrop, and
 // secure_tcp switches Touch, TouchReply and Insert to tcp_states_dos,
 // each direction to its half. drop_entry needs each entry's packet count up to 9, kept in
-// spare low bits of the ports word and no longer written once past 8.
+// spare low bits of the ports word and no longer written once past 8. It
+// is its only reader, so a connection made while drop_entry is 0 starts
+// counted past 8 and its packets never write the count (countPacket).
 //
 // # Persistence templates
 //
