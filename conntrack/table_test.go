@@ -611,6 +611,7 @@ func TestZeroAllocs(t *testing.T) {
 		"lookup hit":      func() { tbl.Lookup(&k) },
 		"lookup miss":     func() { tbl.Lookup(&miss) },
 		"touch":           func() { clk.Advance(time.Millisecond); tbl.Touch(&c, &k, EvAck) },
+		"touch writing":   func() { clk.Advance(20 * time.Second); tbl.Touch(&c, &k, EvAck) },
 		"insert exists":   func() { tbl.Insert(&k, 1, 0, 0, EvSyn) },
 		"lookup template": func() { tbl.LookupTemplate(&tk) },
 		"insert template": func() { tbl.InsertTemplate(&tk, 1, time.Minute) },
