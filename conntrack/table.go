@@ -441,9 +441,9 @@ const slackShift = 6
 // packet of a connection whose state does not change writes nothing
 // while the stored expiry is no earlier than the exact one (the packet's
 // time plus the timeout) and no more than slack(to) later; otherwise it
-// stores the exact expiry plus slack(to), so that the next writes come
-// at most once per slack(to) of a flow's packets, not on every
-// millisecond. The entry never expires early and at most slack(to) late.
+// stores the exact expiry plus slack(to), so that a busy flow's entry is
+// written once per slack(to), not every millisecond. The entry never
+// expires early and at most slack(to) late.
 //
 // IPVS re-arms a connection's timer on every packet, and the kernel's
 // timer wheel (kernel/time/timer.c) lets a timer fire late, never early:
