@@ -720,3 +720,44 @@ func TestClockKinds(t *testing.T) {
 		t.Fatalf("system clock: now = %d ms, want %d..%d", got, before, after)
 	}
 }
+
+// TestBusyFlowWritesOncePerSlack: an ESTABLISHED flow with a packet
+// every 100 ms for an hour writes its entry's meta word (or any other
+// word) only when the exact expiry has moved past the stored one: once
+// per slack (14.062 s) plus at most one packet's gap, about 255 times
+// instead of 36000, and it never expires.
+func TestBusyFlowWritesOncePerSlack(t *testing.T) {
+	clk := &ManualClock{}
+	tbl := newTestTable(t, Config{Capacity: 10, Clock: clk})
+	k := v4Key(ProtoTCP, 1, 1000, 80)
+	c, _ := tbl.Insert(&k, 1, 0, 0, EvSyn)
+	tbl.Touch(&c, &k, EvAck) // ESTABLISHED: a state change writes
+	e := &tbl.conns.entries[uint32(c.ref>>32)-1]
+	words := func() [8]uint64 {
+		return [8]uint64{e.caddr[0].Load(), e.caddr[1].Load(), e.vaddr[0].Load(), e.vaddr[1].Load(),
+			e.ports.Load(), e.meta.Load(), e.since.Load(), e.bind.Load()}
+	}
+	sl := slackOf(DefaultTimeouts().Established)
+	const gap = 100 * time.Millisecond
+	last, lastAt, writes := words(), time.Duration(0), 0
+	for clk.Now() < time.Hour {
+		clk.Advance(gap)
+		if r := tbl.Touch(&c, &k, EvAck); r != Hit || c.State != Established {
+			t.Fatalf("at %v: touch = %v %v", clk.Now(), r, c.State)
+		}
+		w := words()
+		if w == last {
+			continue
+		}
+		if d := clk.Now() - lastAt; d <= sl || d > sl+gap {
+			t.Fatalf("at %v: a write %v after the last, want more than the %v slack and at most one gap more", clk.Now(), d, sl)
+		}
+		if exp := time.Duration(payload(w[5])) * time.Millisecond; exp != clk.Now()+lifetime(DefaultTimeouts().Established) {
+			t.Fatalf("at %v: wrote expiry %v, want now + timeout + slack", clk.Now(), exp)
+		}
+		last, lastAt, writes = w, clk.Now(), writes+1
+	}
+	if want := int(time.Hour / (sl + gap)); writes < want-1 || writes > want+1 {
+		t.Fatalf("%d writes in an hour, want about %d", writes, want)
+	}
+}
