@@ -2,7 +2,6 @@ package conntrack
 
 import (
 	"fmt"
-	"github.com/afvs/afvs/internal/plainstore"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -26,7 +25,7 @@ import (
 //
 // Counting is single-writer: a flow's packets arrive on one receive
 // queue, whose worker is the only goroutine counting it, so SyncCount
-// loads the word and stores it back with a plain store (plainstore.Store64),
+// loads the word and stores it back with a plain store (storeSync),
 // without the compare-and-swap's lock prefix, which waits for the store
 // buffer to drain. When two queues serve one flow at the same instant
 // (the NIC's indirection table was changed under it, say), one queue's
@@ -403,38 +402,90 @@ func (t *Table) SyncTemplate(k *Key, dest uint32, timeout time.Duration, info Sy
 	return makeTemplateRef(slot, m), SyncInserted
 }
 
-// SyncCount is the sync hook's common case: a packet that only counts.
-// It adds one to c's packet count (past MaxSyncPkts the count restarts
-// modulo period, which keeps every decision that reads it) and reports
-// true, unless the count reached is one a sync may be due at (n%period ==
-// due, or n == due when period is 0) or, when watch is set, the state last
-// sent is not st: then it changes nothing and reports false, and the
-// caller decides in full (SyncInfo, SetSyncInfo). It also reports false
-// when EnableSync has not run or c names no entry. The calling queue is
-// taken to be the flow's only writer (see the top of this file).
-func (t *Table) SyncCount(c *Conn, period, due uint32, st uint8, watch bool) bool {
+// SyncRule is the count test of SyncCount, made once for a setting of
+// the sync sysctls by NewSyncRule: a packet count n may make a sync due
+// when n%period == due (period > 0) or n == due (period 0). It tests n
+// with a multiplication instead of a division: for a 32-bit x and a
+// divisor d, x is a multiple of d exactly when x*ceil(2^64/d), modulo
+// 2^64, is below ceil(2^64/d) (Lemire, Kaser and Kurz, "Faster remainder
+// by direct computation", 2019). Applied to x = n-due (modulo 2^32) it
+// says yes at every n the kernel's test does, and also at a few n below
+// due, when x wraps; those only cost the caller a full decision, which
+// answers as the kernel does.
+type SyncRule struct {
+	mul    uint64 // ceil(2^64/period); 2^32 to test n == due alone
+	due    uint32
+	period uint32 // for the restart past MaxSyncPkts
+}
+
+// The zero SyncRule rules no count out: every packet is left to the full
+// decision.
+
+// NewSyncRule is the rule for sync_threshold's two numbers: the count a
+// sync is due at (due) and the period (0: at that count only).
+func NewSyncRule(period, due uint32) SyncRule {
+	r := SyncRule{due: due, period: period, mul: 1 << 32}
+	switch {
+	case period > 0 && due >= period:
+		// No count modulo period is due: test for a count no entry
+		// reaches instead.
+		r.due = MaxSyncPkts + 1
+	case period > 0:
+		r.mul = ^uint64(0)/uint64(period) + 1 // 0 for period 1: every x passes
+	}
+	return r
+}
+
+// mayBeDue reports whether count n may make a sync due under r: always
+// when n%period == due (n == due for period 0), and sometimes otherwise.
+func (r *SyncRule) mayBeDue(n uint32) bool {
+	return uint64(n-r.due)*r.mul <= r.mul-1
+}
+
+// SyncCounter counts packets on connections' sync words under one
+// SyncRule, for the sync hook's common case (Count). It holds the words'
+// address and number, read once from the table instead of at every
+// packet, and keeps them from being freed while it is reachable, but not
+// past the table's Close: like the table, it must not be used after
+// that. The zero SyncCounter counts nothing.
+type SyncCounter struct {
+	base unsafe.Pointer // the first connection word
+	n    uint32
+	rule SyncRule
+	a    *syncArrays
+}
+
+// SyncCounter returns a counter of t's connection sync words under rule;
+// before EnableSync it counts nothing.
+func (t *Table) SyncCounter(rule SyncRule) SyncCounter {
 	a := t.sync.Load()
+	if a == nil || len(a.conns) == 0 {
+		return SyncCounter{rule: rule}
+	}
+	return SyncCounter{base: unsafe.Pointer(unsafe.SliceData(a.conns)), n: uint32(len(a.conns)), rule: rule, a: a}
+}
+
+// Count is the sync hook's common case: a packet that only counts. It
+// adds one to c's packet count and reports true, unless the count
+// reached is one a sync may be due at under the rule (see SyncRule), or
+// is past MaxSyncPkts, or c is a TCP connection (proto) in a state other
+// than ESTABLISHED that is not the state last sent: then it changes
+// nothing and reports false, and the caller decides in full (SyncInfo,
+// SetSyncInfo). It also reports false when the counter counts nothing or
+// c names no entry. The calling queue is taken to be the flow's only
+// writer (see the top of this file): the count is stored with a plain
+// store (storeSync).
+func (s *SyncCounter) Count(c *Conn, proto uint8) bool {
 	slot := uint32(c.ref>>32) - 1
-	if a == nil || slot >= uint32(len(a.conns)) {
-		runtime.KeepAlive(t) // see newStore
+	if slot >= s.n {
 		return false
 	}
-	w := &a.conns[slot]
+	w := (*atomic.Uint64)(unsafe.Add(s.base, uintptr(slot)*8))
 	raw := w.Load()
-	n := uint32(raw>>40) + 1
-	if n > MaxSyncPkts {
-		if period == 0 {
-			n = MaxSyncPkts
-		} else {
-			n %= period
-		}
-	}
-	if period > 0 && n%period == due || period == 0 && n == due ||
-		watch && uint8(raw>>36&0xf) != st {
-		runtime.KeepAlive(t) // see newStore
+	if raw >= MaxSyncPkts<<40 || s.rule.mayBeDue(uint32(raw>>40)+1) ||
+		proto == ProtoTCP && c.State != Established && State(raw>>36&0xf) != c.State {
 		return false
 	}
-	plainstore.Store64(w, raw&(1<<40-1)|uint64(n)<<40)
-	runtime.KeepAlive(t) // see newStore
+	storeSync(w, raw+1<<40)
 	return true
 }

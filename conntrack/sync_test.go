@@ -163,27 +163,34 @@ func TestSyncWords(t *testing.T) {
 	}
 }
 
-// TestSyncCount: SyncCount adds one packet when the count reached cannot
-// be due and leaves the word alone (reporting false) when it may be, when
-// the watched state is not the one last sent, and before EnableSync; past
-// MaxSyncPkts the count restarts modulo the period.
+// TestSyncCount: SyncCounter.Count adds one packet when the count
+// reached cannot be due and leaves the word alone (reporting false) when
+// it may be, when a TCP connection's state is neither ESTABLISHED nor the
+// one last sent, past MaxSyncPkts (the full decision restarts the
+// count), and for a counter taken before EnableSync.
 func TestSyncCount(t *testing.T) {
 	clk := &ManualClock{}
 	tbl := newTestTable(t, Config{Capacity: 64, Clock: clk})
 	k := v4Key(ProtoTCP, 2, 1000, 80)
 	c, _ := tbl.Insert(&k, 1, 0, 0, EvSyn)
-	if tbl.SyncCount(&c, 50, 3, 0, false) {
+	before := tbl.SyncCounter(NewSyncRule(50, 3))
+	if before.Count(&c, ProtoTCP) {
 		t.Fatal("counted before EnableSync")
 	}
 	if err := tbl.EnableSync(); err != nil {
 		t.Fatal(err)
 	}
+	if before.Count(&c, ProtoTCP) {
+		t.Fatal("a counter taken before EnableSync counted")
+	}
 	_, raw, _ := tbl.SyncInfo(&c)
 	if !tbl.SetSyncInfo(&c, raw, SyncInfo{Pkts: 1, OldState: uint8(Established), EndTime: 400}) {
 		t.Fatal("SetSyncInfo")
 	}
+	c.State = Established
 	want := SyncInfo{Pkts: 2, OldState: uint8(Established), EndTime: 400}
-	if !tbl.SyncCount(&c, 50, 3, uint8(Established), true) {
+	count := tbl.SyncCounter(NewSyncRule(50, 3))
+	if !count.Count(&c, ProtoTCP) {
 		t.Fatal("count 2 of period 50, threshold 3: not counted")
 	}
 	if got, _, _ := tbl.SyncInfo(&c); got != want {
@@ -192,48 +199,97 @@ func TestSyncCount(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		period, due uint32
-		st          uint8
-		watch       bool
+		st          State
+		proto       uint8
 	}{
-		{"due at 3", 50, 3, 0, false},
-		{"due at 3 modulo 1", 1, 0, 0, false},
-		{"period 0, due at 3", 0, 3, 0, false},
-		{"state changed", 50, 7, uint8(FinWait), true},
+		{"due at 3", 50, 3, Established, ProtoTCP},
+		{"due at 3 modulo 1", 1, 0, Established, ProtoTCP},
+		{"period 0, due at 3", 0, 3, Established, ProtoTCP},
+		{"state changed", 50, 7, FinWait, ProtoTCP},
 	} {
-		if tbl.SyncCount(&c, tc.period, tc.due, tc.st, tc.watch) {
+		cc := c
+		cc.State = tc.st
+		count := tbl.SyncCounter(NewSyncRule(tc.period, tc.due))
+		if count.Count(&cc, tc.proto) {
 			t.Errorf("%s: counted", tc.name)
 		}
 		if got, _, _ := tbl.SyncInfo(&c); got != want {
 			t.Fatalf("%s: word %+v, want it unchanged (%+v)", tc.name, got, want)
 		}
 	}
-	// A changed state that is not watched does not stop the count.
-	if !tbl.SyncCount(&c, 0, 5, uint8(FinWait), false) {
-		t.Fatal("count 3, period 0, due at 5: not counted")
+	// The zero rule rules nothing out.
+	if zero := tbl.SyncCounter(SyncRule{}); zero.Count(&c, ProtoTCP) {
+		t.Error("the zero rule counted")
 	}
+	// A state other than the one last sent is watched for TCP only, and
+	// ESTABLISHED is never forced.
+	cc := c
+	cc.State = FinWait
+	if count := tbl.SyncCounter(NewSyncRule(0, 5)); !count.Count(&cc, ProtoUDP) {
+		t.Fatal("count 3, period 0, due at 5, not TCP: not counted")
+	}
+	_, raw, _ = tbl.SyncInfo(&c)
+	if !tbl.SetSyncInfo(&c, raw, SyncInfo{Pkts: 3, OldState: uint8(SynRecv)}) {
+		t.Fatal("SetSyncInfo")
+	}
+	if count := tbl.SyncCounter(NewSyncRule(0, 5)); !count.Count(&c, ProtoTCP) {
+		t.Fatal("ESTABLISHED after SYN_RECV, count 4 of due 5: not counted")
+	}
+	if got, _, _ := tbl.SyncInfo(&c); got != (SyncInfo{Pkts: 4, OldState: uint8(SynRecv)}) {
+		t.Fatalf("word %+v after counting", got)
+	}
+	// Past the top the full decision restarts the count.
 	_, raw, _ = tbl.SyncInfo(&c)
 	if !tbl.SetSyncInfo(&c, raw, SyncInfo{Pkts: MaxSyncPkts}) {
 		t.Fatal("SetSyncInfo")
 	}
-	// 2^24 modulo 7 is 2; with period 0 the count stays at the top.
-	if !tbl.SyncCount(&c, 7, 3, 0, false) {
-		t.Fatal("wrap: not counted")
-	}
-	if got, _, _ := tbl.SyncInfo(&c); got.Pkts != (MaxSyncPkts+1)%7 {
-		t.Fatalf("count after the top %d, want %d", got.Pkts, (MaxSyncPkts+1)%7)
-	}
-	_, raw, _ = tbl.SyncInfo(&c)
-	tbl.SetSyncInfo(&c, raw, SyncInfo{Pkts: MaxSyncPkts})
-	if !tbl.SyncCount(&c, 0, 3, 0, false) {
-		t.Fatal("wrap, period 0: not counted")
+	if count := tbl.SyncCounter(NewSyncRule(7, 3)); count.Count(&c, ProtoTCP) {
+		t.Fatal("counted past MaxSyncPkts")
 	}
 	if got, _, _ := tbl.SyncInfo(&c); got.Pkts != MaxSyncPkts {
-		t.Fatalf("count after the top with period 0: %d", got.Pkts)
+		t.Fatalf("count past the top %d, want it left at %d", got.Pkts, MaxSyncPkts)
 	}
 	// A connection that has gone names no word.
 	c0 := Conn{}
-	if tbl.SyncCount(&c0, 50, 3, 0, false) {
+	if count.Count(&c0, ProtoTCP) {
 		t.Fatal("counted for no entry")
+	}
+}
+
+// TestSyncRule: up to MaxSyncPkts, the counts Count tests, the
+// multiplication test says yes at every count the
+// kernel's test (count modulo period equal to the threshold, or count
+// equal to it with period 0) does; at counts from the threshold on it
+// says yes at those alone, so the common packet is only counted; and
+// with a threshold the count modulo period never reaches it never says
+// yes.
+func TestSyncRule(t *testing.T) {
+	counts := func(yield func(uint32) bool) {
+		for n := range uint32(4000) {
+			if !yield(n) {
+				return
+			}
+		}
+		for n := uint32(MaxSyncPkts - 4000); n <= MaxSyncPkts; n++ {
+			if !yield(n) {
+				return
+			}
+		}
+	}
+	for _, period := range []uint32{0, 1, 2, 3, 4, 5, 7, 8, 16, 49, 50, 64, 100, 127, 1000, 1 << 20, MaxSyncPkts, 1<<32 - 1} {
+		for _, due := range []uint32{0, 1, 2, 3, 6, 7, 9, 48, 49, 50, 51, 99, 1000, 1 << 20, MaxSyncPkts, 1<<32 - 1} {
+			r := NewSyncRule(period, due)
+			for n := range counts {
+				kernel := period > 0 && n%period == due || period == 0 && n == due
+				got := r.mayBeDue(n)
+				if kernel && !got {
+					t.Fatalf("period %d due %d count %d: the kernel syncs, the rule rules it out", period, due, n)
+				}
+				if got && !kernel && (n >= due || period > 0 && due >= period) {
+					t.Fatalf("period %d due %d count %d: the rule asks for the full decision the kernel never takes", period, due, n)
+				}
+			}
+		}
 	}
 }
 

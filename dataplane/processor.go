@@ -415,7 +415,7 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 			return v, o
 		}
 	}
-	if sk := p.sync.Load(); sk != nil {
+	if sk := p.sync.Load(); sk != nil && !p.syncCounted(sk) {
 		p.syncConn(sk, s, svc, d, &p.sconn)
 	}
 	return p.emit(s, svc, d, buf, off, n)

@@ -29,8 +29,7 @@ type SyncSink struct {
 	// ESTABLISHED since it was last sent (the kernel's forced send).
 	// conntrack.SyncCount counts such packets with no further decision;
 	// every other packet gets the kernel's whole rule (syncDecide).
-	period, due uint32
-	counted     bool
+	count conntrack.SyncCounter // under the zero rule when the count alone rules nothing out
 }
 
 // SetSync makes the processor offer connections to sk (nil: stop). Any
@@ -43,10 +42,13 @@ func (p *Processor) SetSync(sk *SyncSink) {
 		return
 	}
 	c := &SyncSink{Queue: sk.Queue, Settings: sk.Settings}
-	c.period = uint32(max(sk.Settings.Period, 0))
-	c.due = uint32(sk.Settings.Threshold)
+	period := uint32(max(sk.Settings.Period, 0))
 	// A threshold no uint32 holds is left to the whole rule.
-	c.counted = (c.period > 0 || sk.Settings.RefreshPeriod == 0) && uint(sk.Settings.Threshold) <= math.MaxUint32
+	var rule conntrack.SyncRule
+	if (period > 0 || sk.Settings.RefreshPeriod == 0) && uint(sk.Settings.Threshold) <= math.MaxUint32 {
+		rule = conntrack.NewSyncRule(period, uint32(sk.Settings.Threshold))
+	}
+	c.count = p.ct.SyncCounter(rule)
 	p.sync.Store(c)
 }
 
@@ -104,13 +106,21 @@ func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c
 	// two queues serve one flow at once a count can be lost and the flow
 	// sent one packet late or once more (conntrack's sync.go says how);
 	// syncDecide's compare-and-swap still decides each end time once.
-	if sk.counted && p.ct.SyncCount(c, sk.period, sk.due, uint8(c.State), p.key.Proto == ipvssync.ProtoTCP && c.State != conntrack.Established) {
+	if sk.count.Count(c, p.key.Proto) {
 		if c.Template() != 0 {
 			p.syncControl(sk, s, svc, c)
 		}
 		return
 	}
 	p.syncDecide(sk, s, svc, d, c)
+}
+
+// syncCounted is the hook's common case, small enough to be inlined into
+// the frame's code: a packet of a connection no template controls that
+// only counts (see SyncSink.counted). When it reports false the caller
+// calls syncConn, which counts or decides in full.
+func (p *Processor) syncCounted(sk *SyncSink) bool {
+	return p.sconn.Template() == 0 && sk.count.Count(&p.sconn, p.key.Proto)
 }
 
 // syncControl is the kernel's "control:" label for a packet that only

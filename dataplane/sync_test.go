@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -92,6 +93,55 @@ func TestSyncHookWhen(t *testing.T) {
 	r.p.Flush()
 	if got := drain(q); len(got) != 0 {
 		t.Errorf("sync off queued %d records", len(got))
+	}
+}
+
+// TestSyncHookPastMaxPkts: a connection whose count reaches the top of
+// what its word holds goes on being sent when ip_vs_sync_conn_needed
+// would, the count restarting modulo the period (the full decision
+// takes the packet past the top: the count-only shortcut leaves it).
+func TestSyncHookPastMaxPkts(t *testing.T) {
+	r := newRig(t, oneService(vs.Route, "rr", 1), 1024)
+	set := ipvssync.Settings{Threshold: 3, Period: 7}
+	q := r.syncOn(t, set)
+	client := [4]byte{198, 18, 0, 10}
+	r.sloppy(t, true) // open with an ACK: ESTABLISHED at once
+	ack := tcpFrame(t, client, 5000, false, true, false, true, 0)
+	if v, _ := r.sendFrame(t, ack); v != VerdictForward {
+		t.Fatalf("verdict %d", v)
+	}
+	r.p.Flush()
+	drain(q)
+	k := conntrack.Key{CAddr: netip.AddrFrom4(client).As16(), VAddr: vip.As16(), CPort: 5000, VPort: 80, Proto: ipvssync.ProtoTCP}
+	c, ok := r.ct.Lookup(&k)
+	if !ok {
+		t.Fatal("no entry")
+	}
+	info, raw, _ := r.ct.SyncInfo(&c)
+	info.Pkts = conntrack.MaxSyncPkts - 3
+	if !r.ct.SetSyncInfo(&c, raw, info) {
+		t.Fatal("SetSyncInfo")
+	}
+	var sentAt, counts []uint32
+	for i := range 12 {
+		if v, _ := r.sendFrame(t, ack); v != VerdictForward {
+			t.Fatalf("packet %d: verdict %d", i, v)
+		}
+		r.p.Flush()
+		got, _, _ := r.ct.SyncInfo(&c)
+		counts = append(counts, got.Pkts)
+		if len(drain(q)) > 0 {
+			sentAt = append(sentAt, got.Pkts)
+		}
+	}
+	// 2^24 modulo 7 is 1: the counts run to the top, restart at 1, and
+	// the connection is sent where the count modulo 7 is 3.
+	wantCounts := []uint32{conntrack.MaxSyncPkts - 2, conntrack.MaxSyncPkts - 1, conntrack.MaxSyncPkts, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+	if !slices.Equal(counts, wantCounts) {
+		t.Fatalf("counts %v, want %v", counts, wantCounts)
+	}
+	if want := []uint32{3}; !slices.Equal(sentAt, want) {
+		t.Fatalf("sent at counts %v, want %v", sentAt, want)
 	}
 }
 
