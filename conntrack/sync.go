@@ -20,11 +20,11 @@ import (
 // slot arrays they live outside the Go heap, faulted in when allocated,
 // and while they are in use LookupBatch prefetches the word of each
 // candidate entry together with the entry, so a frame does not wait for
-// a second miss. Most packets only count (SyncCount); the full decision
-// reads and writes the word at the few that may be due.
+// a second miss. Most packets only count (SyncCounter.Count); the full
+// decision reads and writes the word at the few that may be due.
 //
 // Counting is single-writer: a flow's packets arrive on one receive
-// queue, whose worker is the only goroutine counting it, so SyncCount
+// queue, whose worker is the only goroutine counting it, so Count
 // loads the word and stores it back with a plain store (storeSync),
 // without the compare-and-swap's lock prefix, which waits for the store
 // buffer to drain. When two queues serve one flow at the same instant
@@ -402,7 +402,7 @@ func (t *Table) SyncTemplate(k *Key, dest uint32, timeout time.Duration, info Sy
 	return makeTemplateRef(slot, m), SyncInserted
 }
 
-// SyncRule is the count test of SyncCount, made once for a setting of
+// SyncRule is the count test of SyncCounter.Count, made once for a setting of
 // the sync sysctls by NewSyncRule: a packet count n may make a sync due
 // when n%period == due (period > 0) or n == due (period 0). It tests n
 // with a multiplication instead of a division: for a 32-bit x and a

@@ -20,16 +20,17 @@ type SyncSink struct {
 	Settings ipvssync.Settings
 
 	// What SetSync derives from Settings for the hook's common case.
-	// When the packet count alone can rule a sync out (counted: the
-	// period of sync_threshold is set, or neither it nor
-	// sync_refresh_period is), ip_vs_sync_conn_needed answers no,
-	// changing nothing but the count, at every count other than the one
-	// it tests for (count modulo period == due, or count == due with
-	// period 0), unless a TCP connection has moved to a state other than
-	// ESTABLISHED since it was last sent (the kernel's forced send).
-	// conntrack.SyncCount counts such packets with no further decision;
-	// every other packet gets the kernel's whole rule (syncDecide).
-	count conntrack.SyncCounter // under the zero rule when the count alone rules nothing out
+	// When the packet count alone can rule a sync out (the period of
+	// sync_threshold is set, or neither it nor sync_refresh_period is),
+	// ip_vs_sync_conn_needed answers no, changing nothing but the count,
+	// at every count other than the one it tests for (count modulo
+	// period == due, or count == due with period 0), unless a TCP
+	// connection has moved to a state other than ESTABLISHED since it
+	// was last sent (the kernel's forced send). count counts such
+	// packets with no further decision (under the zero rule, when the
+	// count alone rules nothing out, it counts none); every other packet
+	// gets the kernel's whole rule (syncDecide).
+	count conntrack.SyncCounter
 }
 
 // SetSync makes the processor offer connections to sk (nil: stop). Any
@@ -101,8 +102,9 @@ func nextPkts(n uint32, period int) uint32 {
 // packet of its connections, as in the kernel). A full queue drops the
 // record and counts it. Nothing here allocates.
 func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c *conntrack.Conn) {
-	// The common case, a packet that only counts (see SyncSink.counted):
-	// SyncCount stores the flow's word plainly, as its one writer. When
+	// A packet that only counts (see SyncSink.count), of a connection a
+	// template controls: Count stores the flow's word plainly, as its
+	// one writer (syncCounted has counted the others). When
 	// two queues serve one flow at once a count can be lost and the flow
 	// sent one packet late or once more (conntrack's sync.go says how);
 	// syncDecide's compare-and-swap still decides each end time once.
@@ -116,9 +118,10 @@ func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c
 }
 
 // syncCounted is the hook's common case, small enough to be inlined into
-// the frame's code: a packet of a connection no template controls that
-// only counts (see SyncSink.counted). When it reports false the caller
-// calls syncConn, which counts or decides in full.
+// the frame's code: it counts a packet of a connection no template
+// controls that only counts (see SyncSink.count) and reports true. When
+// it reports false it has changed nothing, and the caller calls
+// syncConn, which counts or decides in full.
 func (p *Processor) syncCounted(sk *SyncSink) bool {
 	return p.sconn.Template() == 0 && sk.count.Count(&p.sconn, p.key.Proto)
 }
