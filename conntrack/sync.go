@@ -23,23 +23,28 @@ import (
 // a second miss. Most packets only count (SyncCounter.Count); the full
 // decision reads and writes the word at the few that may be due.
 //
-// Counting is single-writer: a flow's packets arrive on one receive
-// queue, whose worker is the only goroutine counting it, so Count
-// loads the word and stores it back with a plain store (storeSync),
-// without the compare-and-swap's lock prefix, which waits for the store
-// buffer to drain. When two queues serve one flow at the same instant
-// (the NIC's indirection table was changed under it, say), one queue's
-// store may overwrite the other's: a packet goes uncounted, which moves
-// the flow's next sync by one packet; or a decision the other queue has
-// just recorded (SetSyncInfo) is undone, so the flow may be sent once more
-// than needed. A store from a Conn whose entry was released and its slot
-// reused meanwhile can likewise overwrite the new entry's word (resetSync)
-// with the old one's count and state, shifting that entry's first sync.
-// Either way only when a sync message is sent changes; no entry, state or
-// count of anything else does. The kernel's in_pkts is an atomic_t and
-// its count exact, but ip_vs_sync_conn_needed reads and writes old_state
-// with plain accesses as well; only sync_endtime is compare-and-swapped,
-// as SetSyncInfo does here.
+// A connection's word is single-writer: a flow's packets arrive on one
+// receive queue, whose worker is the only goroutine counting it and
+// deciding for it, so Count and the full decision (SyncCounter.Info,
+// then SyncCounter.Set) load the word and store it back with a plain
+// store (storeSync), without a compare-and-swap's lock prefix, which
+// waits for every earlier store to leave the store buffer: at a large
+// table, where stores wait for cache misses, that is a memory round trip.
+// When two queues serve one flow at the same instant (the NIC's
+// indirection table was changed under it, say), one queue's store may
+// overwrite the other's: a packet goes uncounted, which moves the flow's
+// next sync by one packet; or both decide to send at the same count, or
+// one undoes the decision the other just recorded, so the flow may be
+// sent once more than needed. A store from a Conn whose entry was
+// released and its slot reused meanwhile can likewise overwrite the new
+// entry's word (resetSync) with the old one's count and state, shifting
+// that entry's first sync. Either way only when a sync message is sent
+// changes; no entry, state or count of anything else does. The kernel's
+// in_pkts is an atomic_t and its count exact, but ip_vs_sync_conn_needed
+// reads and writes old_state with plain accesses as well, and
+// compare-and-swaps only sync_endtime. A template's word is shared by the
+// connections it controls, which different queues serve, so its decision
+// is compare-and-swapped (SetTemplateSyncInfo).
 
 // SyncInfo is one entry's sync bookkeeping.
 type SyncInfo struct {
@@ -488,4 +493,25 @@ func (s *SyncCounter) Count(c *Conn, proto uint8) bool {
 	}
 	storeSync(w, raw+1<<40)
 	return true
+}
+
+// Info returns c's sync word, as Table.SyncInfo does; ok is false when
+// the counter counts nothing or c names no entry.
+func (s *SyncCounter) Info(c *Conn) (info SyncInfo, ok bool) {
+	slot := uint32(c.ref>>32) - 1
+	if slot >= s.n {
+		return SyncInfo{}, false
+	}
+	return unpackSync((*atomic.Uint64)(unsafe.Add(s.base, uintptr(slot)*8)).Load()), true
+}
+
+// Set replaces c's sync word with info, with a plain store by the flow's
+// one writer, as Count stores the count (see the top of this file): the
+// worker's full decision (Info, then Set) takes no lock either. It does
+// nothing when the counter counts nothing or c names no entry.
+func (s *SyncCounter) Set(c *Conn, info SyncInfo) {
+	slot := uint32(c.ref>>32) - 1
+	if slot < s.n {
+		storeSync((*atomic.Uint64)(unsafe.Add(s.base, uintptr(slot)*8)), info.pack())
+	}
 }

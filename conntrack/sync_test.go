@@ -256,6 +256,49 @@ func TestSyncCount(t *testing.T) {
 	}
 }
 
+// TestSyncCounterInfoSet: a counter reads and replaces a connection's
+// word as SyncInfo does, and touches nothing when it counts nothing or
+// the connection names no entry.
+func TestSyncCounterInfoSet(t *testing.T) {
+	clk := &ManualClock{}
+	tbl := newTestTable(t, Config{Capacity: 64, Templates: 8, Clock: clk})
+	k := v4Key(ProtoTCP, 2, 1000, 80)
+	c, _ := tbl.Insert(&k, 1, 0, 0, EvSyn)
+	none := tbl.SyncCounter(NewSyncRule(50, 3))
+	if _, ok := none.Info(&c); ok {
+		t.Fatal("a counter before EnableSync read a word")
+	}
+	if err := tbl.EnableSync(); err != nil {
+		t.Fatal(err)
+	}
+	none.Set(&c, SyncInfo{Pkts: 9}) // counts nothing: no word to write
+	count := tbl.SyncCounter(NewSyncRule(50, 3))
+	if got, ok := count.Info(&c); !ok || got != (SyncInfo{}) {
+		t.Fatalf("word %+v %v, want the zero word", got, ok)
+	}
+	want := SyncInfo{Pkts: MaxSyncPkts, OldState: uint8(FinWait), EndTime: 1<<36 - 4}
+	count.Set(&c, want)
+	if got, ok := count.Info(&c); !ok || got != want {
+		t.Fatalf("Info after Set: %+v %v, want %+v", got, ok, want)
+	}
+	if got, _, _ := tbl.SyncInfo(&c); got != want {
+		t.Fatalf("SyncInfo after Set: %+v, want %+v", got, want)
+	}
+	k2 := v4Key(ProtoTCP, 3, 1000, 80)
+	c2, _ := tbl.Insert(&k2, 1, 0, 0, EvSyn)
+	if got, _ := count.Info(&c2); got != (SyncInfo{}) {
+		t.Fatalf("another entry's word %+v: Set wrote beside its own", got)
+	}
+	c0 := Conn{}
+	count.Set(&c0, SyncInfo{Pkts: 1})
+	if _, ok := count.Info(&c0); ok {
+		t.Fatal("read a word for no entry")
+	}
+	if got, _ := count.Info(&c); got != want {
+		t.Fatalf("word %+v after a Set for no entry", got)
+	}
+}
+
 // TestSyncRule: up to MaxSyncPkts, the counts Count tests, the
 // multiplication test says yes at every count the
 // kernel's test (count modulo period equal to the threshold, or count

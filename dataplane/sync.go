@@ -106,8 +106,7 @@ func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c
 	// template controls: Count stores the flow's word plainly, as its
 	// one writer (syncCounted has counted the others). When
 	// two queues serve one flow at once a count can be lost and the flow
-	// sent one packet late or once more (conntrack's sync.go says how);
-	// syncDecide's compare-and-swap still decides each end time once.
+	// sent one packet late or once more (conntrack's sync.go says how).
 	if sk.count.Count(c, p.key.Proto) {
 		if c.Template() != 0 {
 			p.syncControl(sk, s, svc, c)
@@ -146,20 +145,16 @@ func (p *Processor) syncDecide(sk *SyncSink, s *Snapshot, svc *Service, d *Dest,
 	if !c.State.Active() {
 		ci.Flags = ipvssync.FlagInactive
 	}
-	send := false
-	for {
-		info, raw, ok := ct.SyncInfo(c)
-		if !ok {
-			return
-		}
-		pkts := nextPkts(info.Pkts, sk.Settings.Period)
-		st := ipvssync.SyncState{OldState: uint16(info.OldState), EndTime: ipvssync.Ticks(info.EndTime)}
-		send = ipvssync.Needed(&sk.Settings, &ci, &st, int(pkts), now)
-		if ct.SetSyncInfo(c, raw, conntrack.SyncInfo{Pkts: pkts, OldState: uint8(st.OldState), EndTime: uint64(st.EndTime)}) {
-			break
-		}
-		// Another queue counted a packet of this flow meanwhile: again.
+	// The flow's one writer reads and stores its word plainly, as Count
+	// does (conntrack's sync.go says what a second queue may change).
+	info, ok := sk.count.Info(c)
+	if !ok {
+		return
 	}
+	pkts := nextPkts(info.Pkts, sk.Settings.Period)
+	st := ipvssync.SyncState{OldState: uint16(info.OldState), EndTime: ipvssync.Ticks(info.EndTime)}
+	send := ipvssync.Needed(&sk.Settings, &ci, &st, int(pkts), now)
+	sk.count.Set(c, conntrack.SyncInfo{Pkts: pkts, OldState: uint8(st.OldState), EndTime: uint64(st.EndTime)})
 	if send {
 		p.queueConn(sk, svc, d, &ci, to)
 	}
