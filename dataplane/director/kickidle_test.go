@@ -3,7 +3,6 @@ package director
 import (
 	"testing"
 
-	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/xsk/xsktest"
 	"github.com/afvs/afvs/vs"
 )
@@ -21,15 +20,7 @@ func TestWorkerKicksWhatABusyDeviceLeft(t *testing.T) {
 			w, ps, r := newTestWorker(t, vs.Route, c.ports)
 			out := ps[c.ports-1]
 			if c.ports == 2 {
-				// Every real server behind the second interface.
-				s := *r.snap
-				s.Services = append([]dataplane.Service(nil), r.snap.Services...)
-				s.Services[0].Dests = append([]dataplane.Dest(nil), s.Services[0].Dests...)
-				for i := range s.Services[0].Dests {
-					s.Services[0].Dests[i].Slot = 1
-				}
-				s.Ifaces = append(s.Ifaces, dataplane.Iface{Slot: 1, Index: 2, Name: "eth1", MAC: [6]byte{2, 0, 0, 0, 1, 1}, MTU: 1500, Addr: [4]byte{198, 18, 1, 1}})
-				w.snap.Store(&s)
+				routeToSlot1(w, r)
 			}
 			for _, p := range ps {
 				p.KickBudget = 10

@@ -77,9 +77,9 @@ func TestWorkerTxRingFullIsCounted(t *testing.T) {
 	}
 }
 
-func TestWorkerCopiesToAnotherInterface(t *testing.T) {
-	w, ps, r := newTestWorker(t, vs.Route, 2)
-	// Route everything to slot 1 as if the real server were behind eth1.
+// routeToSlot1 puts every real server of the worker's service behind a
+// second interface, eth1 (slot 1).
+func routeToSlot1(w *Worker, r *rig) {
 	s := *r.snap
 	s.Services = append([]dataplane.Service(nil), r.snap.Services...)
 	s.Services[0].Dests = append([]dataplane.Dest(nil), s.Services[0].Dests...)
@@ -88,6 +88,11 @@ func TestWorkerCopiesToAnotherInterface(t *testing.T) {
 	}
 	s.Ifaces = append(s.Ifaces, dataplane.Iface{Slot: 1, Index: 2, Name: "eth1", MAC: [6]byte{2, 0, 0, 0, 1, 1}, MTU: 1500, Addr: [4]byte{198, 18, 1, 1}})
 	w.snap.Store(&s)
+}
+
+func TestWorkerCopiesToAnotherInterface(t *testing.T) {
+	w, ps, r := newTestWorker(t, vs.Route, 2)
+	routeToSlot1(w, r)
 	for i := 0; i < 40; i++ {
 		ps[0].Deliver(tcpFrame(t, [4]byte{198, 18, 0, 10}, uint16(2000+i), true, false, false, true, 0))
 	}
