@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"fmt"
+	"github.com/afvs/afvs/internal/plainstore"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,7 @@ import (
 // receive queue, whose worker is the only goroutine counting it and
 // deciding for it, so Count and the full decision (SyncCounter.Info,
 // then SyncCounter.Set) load the word and store it back with a plain
-// store (storeSync), without a compare-and-swap's lock prefix, which
+// store (plainstore.Unordered64), without a compare-and-swap's lock prefix, which
 // waits for every earlier store to leave the store buffer: at a large
 // table, where stores wait for cache misses, that is a memory round trip.
 // When two queues serve one flow at the same instant (the NIC's
@@ -479,30 +480,29 @@ func (t *Table) SyncCounter(rule SyncRule) SyncCounter {
 // SetSyncInfo). It also reports false when the counter counts nothing or
 // c names no entry. The calling queue is taken to be the flow's only
 // writer (see the top of this file): the count is stored with a plain
-// store (storeSync).
+// store (plainstore.Unordered64).
 func (s *SyncCounter) Count(c *Conn, proto uint8) bool {
-	slot := uint32(c.ref>>32) - 1
-	if slot >= s.n {
+	w := s.word(c)
+	if w == nil {
 		return false
 	}
-	w := (*atomic.Uint64)(unsafe.Add(s.base, uintptr(slot)*8))
 	raw := w.Load()
 	if raw >= MaxSyncPkts<<40 || s.rule.mayBeDue(uint32(raw>>40)+1) ||
 		proto == ProtoTCP && c.State != Established && State(raw>>36&0xf) != c.State {
 		return false
 	}
-	storeSync(w, raw+1<<40)
+	plainstore.Unordered64(w, raw+1<<40)
 	return true
 }
 
 // Info returns c's sync word, as Table.SyncInfo does; ok is false when
 // the counter counts nothing or c names no entry.
 func (s *SyncCounter) Info(c *Conn) (info SyncInfo, ok bool) {
-	slot := uint32(c.ref>>32) - 1
-	if slot >= s.n {
+	w := s.word(c)
+	if w == nil {
 		return SyncInfo{}, false
 	}
-	return unpackSync((*atomic.Uint64)(unsafe.Add(s.base, uintptr(slot)*8)).Load()), true
+	return unpackSync(w.Load()), true
 }
 
 // Set replaces c's sync word with info, with a plain store by the flow's
@@ -510,8 +510,17 @@ func (s *SyncCounter) Info(c *Conn) (info SyncInfo, ok bool) {
 // worker's full decision (Info, then Set) takes no lock either. It does
 // nothing when the counter counts nothing or c names no entry.
 func (s *SyncCounter) Set(c *Conn, info SyncInfo) {
-	slot := uint32(c.ref>>32) - 1
-	if slot < s.n {
-		storeSync((*atomic.Uint64)(unsafe.Add(s.base, uintptr(slot)*8)), info.pack())
+	if w := s.word(c); w != nil {
+		plainstore.Unordered64(w, info.pack())
 	}
+}
+
+// word is c's sync word, or nil when the counter counts nothing or c
+// names no entry.
+func (s *SyncCounter) word(c *Conn) *atomic.Uint64 {
+	slot := uint32(c.ref>>32) - 1
+	if slot >= s.n {
+		return nil
+	}
+	return (*atomic.Uint64)(unsafe.Add(s.base, uintptr(slot)*8))
 }

@@ -388,16 +388,7 @@ func TestEvictionOrder(t *testing.T) {
 		clk.Advance(time.Millisecond)
 		return tbl.Insert(&k, i, 0, 0, ev)
 	}
-	bucketOf := func(i uint32) uint32 {
-		k := key(i)
-		w := k.words()
-		b1, b2, tag := tbl.conns.place(tbl.seed.hash(&w))
-		v, ok := tbl.conns.lookup(b1, b2, tag, &w)
-		if !ok {
-			t.Fatalf("key %d not in the table", i)
-		}
-		return v.slot / bucketSlots
-	}
+	bucketOf := func(i uint32) uint32 { return bucketHolding(t, tbl, key(i)) }
 	ins(1, EvAck) // ESTABLISHED, oldest of all
 	ins(2, EvSyn) // SYN_RECV, oldest evictable, in the bucket 1 left empty
 	// The third goes where the second is (a key whose first choice is that
@@ -470,16 +461,7 @@ func TestEvictionFullerBucketFirst(t *testing.T) {
 		_, r := tbl.Insert(&k, i, 0, 0, ev)
 		return r
 	}
-	bucketOf := func(i uint32) uint32 {
-		k := key(i)
-		w := k.words()
-		b1, b2, tag := tbl.conns.place(tbl.seed.hash(&w))
-		v, ok := tbl.conns.lookup(b1, b2, tag, &w)
-		if !ok {
-			t.Fatalf("key %d not in the table", i)
-		}
-		return v.slot / bucketSlots
-	}
+	bucketOf := func(i uint32) uint32 { return bucketHolding(t, tbl, key(i)) }
 	firstChoice := func(from uint32, b uint32) uint32 {
 		for i := from; ; i++ {
 			k := key(i)
@@ -760,4 +742,16 @@ func TestBusyFlowWritesOncePerSlack(t *testing.T) {
 	if want := int(time.Hour / (sl + gap)); writes < want-1 || writes > want+1 {
 		t.Fatalf("%d writes in an hour, want about %d", writes, want)
 	}
+}
+
+// bucketHolding is the bucket whose slots hold k's entry.
+func bucketHolding(t *testing.T, tbl *Table, k Key) uint32 {
+	t.Helper()
+	w := k.words()
+	b1, b2, tag := tbl.conns.place(tbl.seed.hash(&w))
+	v, ok := tbl.conns.lookup(b1, b2, tag, &w)
+	if !ok {
+		t.Fatalf("key %v not in the table", k)
+	}
+	return v.slot / bucketSlots
 }

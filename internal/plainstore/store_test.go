@@ -16,6 +16,10 @@ func TestStores(t *testing.T) {
 		if w64[1].Load() != v || w64[0].Load() != 7 || w64[2].Load() != 9 {
 			t.Fatalf("Store64(%#x): words %d %#x %d", v, w64[0].Load(), w64[1].Load(), w64[2].Load())
 		}
+		Unordered64(&w64[1], ^v)
+		if w64[1].Load() != ^v || w64[0].Load() != 7 || w64[2].Load() != 9 {
+			t.Fatalf("Unordered64(%#x): words %d %#x %d", ^v, w64[0].Load(), w64[1].Load(), w64[2].Load())
+		}
 		v32 := uint32(v >> 7)
 		w32[0].Store(7)
 		w32[2].Store(9)
