@@ -49,22 +49,7 @@ func runHADemo(o haDemo) error {
 		rounds = append(rounds, r)
 	}
 	if o.rounds > 1 {
-		gaps := make([]time.Duration, 0, len(rounds))
-		takes := make([]time.Duration, 0, len(rounds))
-		all, surv := 0, 0
-		var rates []float64
-		for _, r := range rounds {
-			gaps, takes = append(gaps, r.gap), append(takes, r.takeover)
-			all += o.conns
-			surv += r.survived
-			rates = append(rates, r.syncRate)
-		}
-		fmt.Printf("\nover %d rounds: takeover median %d ms, max %d ms; gap to a new connection's answer median %d ms, max %d ms; %d of %d connections survived\n",
-			len(rounds), median(takes).Milliseconds(), slices.Max(takes).Milliseconds(), median(gaps).Milliseconds(), slices.Max(gaps).Milliseconds(), surv, all)
-		if o.sync {
-			slices.Sort(rates)
-			fmt.Printf("sync messages per second from the master at this load: median %.1f, min %.1f, max %.1f\n", rates[len(rates)/2], rates[0], rates[len(rates)-1])
-		}
+		fmt.Print(haSummary(rounds, o.conns, o.sync))
 	}
 	fmt.Printf("demo finished in %.1fs; every namespace and process it made is gone\n", time.Since(start).Seconds())
 	for _, r := range rounds {
@@ -81,7 +66,32 @@ func (o haDemo) expectSurvival() bool {
 	return o.sync || (o.sloppy && (o.scheduler == "mh" || o.scheduler == "sh"))
 }
 
-func median(ds []time.Duration) time.Duration {
+// haSummary is the --rounds summary: the median and maximum takeover and
+// gap, the survivors of all rounds and, with sync, the median, least and
+// greatest sync message rate.
+func haSummary(rounds []haRound, conns int, sync bool) string {
+	gaps := make([]time.Duration, 0, len(rounds))
+	takes := make([]time.Duration, 0, len(rounds))
+	rates := make([]float64, 0, len(rounds))
+	all, surv := 0, 0
+	for _, r := range rounds {
+		gaps, takes = append(gaps, r.gap), append(takes, r.takeover)
+		all += conns
+		surv += r.survived
+		rates = append(rates, r.syncRate)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nover %d rounds: takeover median %d ms, max %d ms; gap to a new connection's answer median %d ms, max %d ms; %d of %d connections survived\n",
+		len(rounds), median(takes).Milliseconds(), slices.Max(takes).Milliseconds(), median(gaps).Milliseconds(), slices.Max(gaps).Milliseconds(), surv, all)
+	if sync {
+		fmt.Fprintf(&b, "sync messages per second from the master at this load: median %.1f, min %.1f, max %.1f\n", median(rates), slices.Min(rates), slices.Max(rates))
+	}
+	return b.String()
+}
+
+// median is the middle value of ds, or the mean of the two middle values
+// when there is an even number of them.
+func median[T time.Duration | float64](ds []T) T {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	if len(s)%2 == 1 {

@@ -361,3 +361,26 @@ func TestDemoHAFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestHASummary: the --rounds summary gives the median (of an even
+// number of rounds, the mean of the middle two) and the maximum of the
+// takeover and the gap, the survivors of all rounds, and the median,
+// least and greatest sync message rate, which the README reports.
+func TestHASummary(t *testing.T) {
+	ms := time.Millisecond
+	rounds := []haRound{
+		{takeover: 330 * ms, gap: 334 * ms, survived: 50, syncRate: 0.7},
+		{takeover: 300 * ms, gap: 310 * ms, survived: 50, syncRate: 0.3},
+		{takeover: 366 * ms, gap: 361 * ms, survived: 49, syncRate: 0.7},
+		{takeover: 320 * ms, gap: 330 * ms, survived: 50, syncRate: 0.4},
+	}
+	want := "\nover 4 rounds: takeover median 325 ms, max 366 ms; gap to a new connection's answer median 332 ms, max 361 ms; 199 of 200 connections survived\n" +
+		"sync messages per second from the master at this load: median 0.6, min 0.3, max 0.7\n"
+	if got := haSummary(rounds, 50, true); got != want {
+		t.Errorf("summary of 4 rounds:\n%q\nwant\n%q", got, want)
+	}
+	want = "\nover 3 rounds: takeover median 330 ms, max 366 ms; gap to a new connection's answer median 334 ms, max 361 ms; 149 of 150 connections survived\n"
+	if got := haSummary(rounds[:3], 50, false); got != want {
+		t.Errorf("summary of 3 rounds without sync:\n%q\nwant\n%q", got, want)
+	}
+}
