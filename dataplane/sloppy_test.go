@@ -4,7 +4,10 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/google/gopacket"
+
 	"github.com/afvs/afvs/conntrack"
+	"github.com/afvs/afvs/internal/testsupport"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -205,6 +208,69 @@ func TestSloppyTCPExpireNodest(t *testing.T) {
 			}
 		} else if v != VerdictDrop || r.c.Drops[DropDestUnavailable].Load() != 1 {
 			t.Fatalf("not sloppy: ACK to a gone server: verdict %d, dest_unavailable %d", v, r.c.Drops[DropDestUnavailable].Load())
+		}
+	}
+}
+
+// TestUDPFailoverConsistentScheduler is sloppy_tcp's counterpart for UDP,
+// which needs no switch: as in the kernel, every UDP packet without an
+// entry is scheduled, so a director that never saw a flow makes its entry
+// from whatever packet of it comes first. With mh on both directors the
+// flows a first director carried reach the same real servers through a
+// second one, whatever order their packets arrive in; with rr, which
+// depends on that order, some move (the check can tell them apart).
+func TestUDPFailoverConsistentScheduler(t *testing.T) {
+	const n = 60
+	udpFrame := func(i int) []byte {
+		ip := testsupport.IPv4(netip.AddrFrom4([4]byte{198, 18, 1, byte(20 + i)}), vip)
+		return testsupport.Build(t, testsupport.Eth(clientMAC, dirMAC[:]), ip, testsupport.UDP(uint16(40000+i), 53), gopacket.Payload(make([]byte, 20)))
+	}
+	for _, tc := range []struct {
+		sched string
+		same  bool // every flow keeps its real server
+	}{{"mh", true}, {"rr", false}} {
+		svc := vs.Service{Key: vs.Key{Proto: vs.UDP, Addr: vip, Port: 53}, Sched: tc.sched}
+		for i := range 3 {
+			svc.Reals = append(svc.Reals, vs.Real{Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(11 + i)}), Port: 53, Fwd: vs.Route, Weight: 1})
+		}
+		tbl := &vs.Table{}
+		if err := tbl.AddService(svc); err != nil {
+			t.Fatal(err)
+		}
+		master, backup := newRig(t, tbl, 1024), newRig(t, tbl, 1024)
+		macs := make([][6]byte, n)
+		used := map[[6]byte]bool{}
+		for i := range n {
+			v, mac := master.sendFrame(t, udpFrame(i))
+			if v != VerdictForward {
+				t.Fatalf("%s: flow %d through the first director: verdict %d", tc.sched, i, v)
+			}
+			macs[i] = mac
+			used[mac] = true
+		}
+		if len(used) < 2 {
+			t.Fatalf("%s put all %d flows on %d server(s); the test needs a spread", tc.sched, n, len(used))
+		}
+		moved := 0
+		for i := n - 1; i >= 0; i-- {
+			for j := range 2 {
+				v, mac := backup.sendFrame(t, udpFrame(i))
+				if v != VerdictForward {
+					t.Fatalf("%s: flow %d packet %d through the second director: verdict %d", tc.sched, i, j, v)
+				}
+				if j == 0 && !backup.p.Last.New || j > 0 && backup.p.Last.New {
+					t.Fatalf("%s: flow %d packet %d: new %v; the first packet makes the entry, the next follow it", tc.sched, i, j, backup.p.Last.New)
+				}
+				if j == 0 && mac != macs[i] {
+					moved++
+				}
+			}
+		}
+		if tc.same && moved != 0 || !tc.same && moved == 0 {
+			t.Errorf("%s: %d of %d flows reached another real server through the second director", tc.sched, moved, n)
+		}
+		if st := backup.ct.Stats(); st.Entries != n {
+			t.Errorf("%s: the second director holds %d entries, want %d", tc.sched, st.Entries, n)
 		}
 	}
 }
