@@ -91,7 +91,7 @@ Daemon options:
   --mcast-ttl ttl                     multicast TTL (default 1)
 
 Not supported by afvs: --pe and --sctp-service. Connection sync runs in
-the daemon (IPVS sync protocol version 1, IPv4 multicast groups only).
+the daemon (IPVS sync protocol version 1, on an IPv4 or IPv6 group).
 `
 
 // Usage writes the -h text for the program named prog.

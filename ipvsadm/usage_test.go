@@ -36,6 +36,12 @@ func TestUsage(t *testing.T) {
 			t.Errorf("usage does not mention --%s", sp.long)
 		}
 	}
+	// The closing note names what afvs lacks; connection sync takes an
+	// IPv6 group as well as an IPv4 one (--mcast-group ff02::8848).
+	if note := "\n\nNot supported by afvs: --pe and --sctp-service. Connection sync runs in\n" +
+		"the daemon (IPVS sync protocol version 1, on an IPv4 or IPv6 group).\n"; !strings.HasSuffix(text, note) {
+		t.Errorf("usage does not end with %q:\n%s", note, text)
+	}
 	if strings.Contains(text, "%!") {
 		t.Errorf("usage has a formatting error:\n%s", text)
 	}
