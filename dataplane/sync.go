@@ -318,8 +318,10 @@ const defaultTemplateTimeout = 3 * time.Minute
 // persistence template, a connection an entry in the state sent with the
 // timeout sent (the state's timeout when 0), its packet count set to the
 // sync threshold and its last sent state to its state, so that this
-// director, as a master later, syncs it as the kernel would. Bad or
-// unknown entries change nothing and return why.
+// director, as a master later, syncs it as the kernel would; a VS/NAT
+// connection's sequence adjustment, sent in its out_seq, is recorded as
+// ip_vs_proc_conn copies the option (syncseq.go). Bad or unknown entries
+// change nothing and return why.
 func InstallSynced(s *Snapshot, ct *conntrack.Table, c *ipvssync.Conn, threshold int) (conntrack.SyncResult, SyncDrop) {
 	template := c.Flags&ipvssync.FlagTemplate != 0
 	if !template && c.Protocol != ipvssync.ProtoTCP && c.Protocol != ipvssync.ProtoUDP {
@@ -361,6 +363,9 @@ func InstallSynced(s *Snapshot, ct *conntrack.Table, c *ipvssync.Conn, threshold
 		return r, SyncTableFull
 	case conntrack.SyncStale:
 		return r, SyncStaleEntry
+	}
+	if d.Fwd == vs.Masq {
+		installSeq(ct, &k, c) // syncseq.go
 	}
 	return r, SyncOK
 }
