@@ -49,6 +49,11 @@ type Host interface {
 	// InstallSynced installs one received entry (dataplane.InstallSynced
 	// on the snapshot and table in force) with in_pkts set to threshold.
 	InstallSynced(c *ipvssync.Conn, threshold int) (conntrack.SyncResult, dataplane.SyncDrop)
+	// SyncSeq adds to an entry the master is about to send the sequence
+	// adjustment of its connection, if it has one (a SYN-proxied VS/NAT
+	// connection: dataplane.SyncedSeq). A worker's record has no room
+	// for it; the master asks here, off the workers' path.
+	SyncSeq(c *ipvssync.Conn)
 }
 
 // Errors with ipvsadm's texts for the kernel's EEXIST and ESRCH answers
@@ -362,6 +367,7 @@ func (m *Manager) runMaster(ms *master, maxLen int, flushAfter time.Duration) {
 		for _, q := range ms.queues {
 			for q.Pop(&rec) {
 				rec.Conn(&c)
+				m.host.SyncSeq(&c)
 				if enc.Count() == 0 {
 					since = time.Now()
 				}

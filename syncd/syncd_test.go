@@ -22,14 +22,21 @@ import (
 )
 
 // fakeHost stands in for the director: StartSync hands out queues the
-// test pushes into as a worker would, and InstallSynced records what a
-// backup installs.
+// test pushes into as a worker would, InstallSynced records what a
+// backup installs, and SyncSeq runs seq.
 type fakeHost struct {
 	mu        sync.Mutex
 	queues    []*ipvssync.Queue
 	stopped   int
 	installed []ipvssync.Conn
 	drop      func(c *ipvssync.Conn) dataplane.SyncDrop
+	seq       func(c *ipvssync.Conn) // SyncSeq, when set
+}
+
+func (h *fakeHost) SyncSeq(c *ipvssync.Conn) {
+	if h.seq != nil {
+		h.seq(c)
+	}
 }
 
 func (h *fakeHost) StartSync(_ ipvssync.Settings, capacity int) ([]*ipvssync.Queue, error) {

@@ -19,6 +19,7 @@ type nullHost struct{}
 func (nullHost) StartSync(ipvssync.Settings, int) ([]*ipvssync.Queue, error) { return nil, nil }
 func (nullHost) SetSyncSettings(ipvssync.Settings)                           {}
 func (nullHost) StopSync()                                                   {}
+func (nullHost) SyncSeq(*ipvssync.Conn)                                      {}
 func (nullHost) InstallSynced(*ipvssync.Conn, int) (conntrack.SyncResult, dataplane.SyncDrop) {
 	return conntrack.SyncInserted, dataplane.SyncOK
 }
