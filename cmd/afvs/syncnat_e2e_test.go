@@ -22,10 +22,24 @@ import (
 // client); then the client's route to the VIP moves too. Every
 // connection goes on through its real server with no error; the backup
 // drops nothing as reply_no_connection or no_connection.
-func TestSyncNATTakeover(t *testing.T) {
+func TestSyncNATTakeover(t *testing.T) { syncNATTakeover(t, "") }
+
+// TestSyncNATTakeoverSYNProxy is TestSyncNATTakeover with the SYN proxy on
+// both directors (defense.syn_proxy): every connection was opened by the
+// master's proxy, so the real server's sequence numbers differ from the
+// cookie the client saw, and the backup must shift both directions by
+// the difference the master's sync entries carry (IPVS_OPT_SEQ_DATA)
+// for the connections to go on.
+func TestSyncNATTakeoverSYNProxy(t *testing.T) {
+	syncNATTakeover(t, "defense: {syn_proxy: true}\n")
+}
+
+// syncNATTakeover runs TestSyncNATTakeover with extra added to both
+// directors' configs.
+func syncNATTakeover(t *testing.T, extra string) {
 	lab := newLab(t, testnet.LabOptions{Mode: "nat", NoDirector: true, Scheduler: "rr", Weights: []int{1, 1, 1}})
 	cfg := func(socket, sync string) string {
-		return strings.Replace(lab.Config(), "socket: "+lab.Socket, "socket: "+socket, 1) + sync
+		return strings.Replace(lab.Config(), "socket: "+lab.Socket, "socket: "+socket, 1) + extra + sync
 	}
 	// The master's own address among the real servers, so that it keeps
 	// its route to them when the gateway address leaves (and the kernel
@@ -95,6 +109,17 @@ func TestSyncNATTakeover(t *testing.T) {
 	for _, r := range []string{"reply_no_connection", "no_connection"} {
 		if bst.Drops[r] != 0 {
 			t.Errorf("the backup dropped %d frames as %s", bst.Drops[r], r)
+		}
+	}
+	if extra != "" {
+		// The proxy opened every connection on the master, so each one
+		// went on through the backup only by the synced shift.
+		mst, err := lab.Control().Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mst.SYNProxy.Established < n {
+			t.Errorf("the master's SYN proxy established %d connections, want the %d held", mst.SYNProxy.Established, n)
 		}
 	}
 }
