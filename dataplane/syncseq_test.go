@@ -99,3 +99,64 @@ func TestSyncSYNProxyTakeover(t *testing.T) {
 		t.Errorf("an entry with no proxied connection got seq %v, flags %#x", plain.HasSeq, plain.Flags)
 	}
 }
+
+// TestSyncSYNProxyTakeover6 is TestSyncSYNProxyTakeover for an IPv6
+// VS/NAT service: the entry is an IPv6 one (struct ip_vs_sync_v6) with
+// the same option.
+func TestSyncSYNProxyTakeover6(t *testing.T) {
+	master, backup := newNATRig6(t, 1024), newNATRig6(t, 1024)
+	for _, r := range []*fxRig{master, backup} {
+		proxyOn6()(t, r)
+		if err := r.ct.EnableSync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, err := ipvssync.NewQueue(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	master.p.SetSync(&SyncSink{Queue: q, Settings: ipvssync.DefaultSettings})
+	master.send(t, "the client's ACK of the cookie", sp6ACK.build(t))
+	master.send(t, "the server's SYN-ACK", sp6SYNACK.build(t))
+	var recs []ipvssync.Record
+	for i := 0; len(recs) == 0; i++ {
+		if i == 5 {
+			t.Fatal("the master queued nothing after 5 client ACKs of the established connection")
+		}
+		master.send(t, "a client ACK", sp6ToVIP(ts.ACK, spISN+1, sp6Cookie+1, 0).build(t))
+		recs = drain(q)
+	}
+	var c ipvssync.Conn
+	recs[0].Conn(&c)
+	SyncedSeq(master.ct, &c)
+	delta := sp6Cookie - spSrvISN
+	if !c.IPv6() || !c.HasSeq || c.Flags&ipvssync.FlagSeqMask != ipvssync.FlagOutSeq || c.OutSeq.Delta != delta {
+		t.Fatalf("entry IPv6 %v, flags %#x, seq %v out %+v; want out_seq delta %d", c.IPv6(), c.Flags, c.HasSeq, c.OutSeq, delta)
+	}
+	buf := make([]byte, 2000)
+	enc, err := ipvssync.NewEncoder(buf, 1452, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Append(&c); err != nil {
+		t.Fatal(err)
+	}
+	dec := ipvssync.Decoder{SyncID: 1}
+	if err := dec.Decode(enc.Bytes(), func(c *ipvssync.Conn) {
+		if _, d := InstallSynced(backup.snap, backup.ct, c, 3); d != SyncOK {
+			t.Fatalf("install: %v", d)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v, out, _ := backup.run(sp6ToVIP(ts.ACK|ts.PSH, spISN+1, sp6Cookie+1, 10).build(t), 256)
+	if v != VerdictForward {
+		t.Fatalf("client data through the backup: verdict %d", v)
+	}
+	wantSeqAck(t, "client data to the server", out, spISN+1, spSrvISN+1)
+	v, out, _ = backup.run(sp6FromRS(ts.ACK|ts.PSH, spSrvISN+1, spISN+11, 10).build(t), 256)
+	if v != VerdictForward {
+		t.Fatalf("server data through the backup: verdict %d", v)
+	}
+	wantSeqAck(t, "server data to the client", out, sp6Cookie+1, spISN+11)
+}
