@@ -22,7 +22,9 @@ type Record struct {
 }
 
 // Set fills r from a connection entry. PE data and the sequence option
-// are not carried (afvs has neither NAT nor persistence engines).
+// are not carried: afvs has no persistence engines, and the sync master
+// adds a SYN-proxied connection's sequence shift to the entry it makes
+// from the record (syncd's Host.SyncSeq).
 func (r *Record) Set(c *Conn) {
 	*r = Record{
 		Flags: c.Flags, FWMark: c.FWMark, Timeout: c.Timeout,
