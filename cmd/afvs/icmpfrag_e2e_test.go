@@ -138,9 +138,13 @@ func TestLargeUDPFragments(t *testing.T) {
 func startUDPEcho(t *testing.T, ns *testnet.NS, addr netip.AddrPort) func() []int {
 	t.Helper()
 	var pc net.PacketConn
+	network := "udp4"
+	if addr.Addr().Is6() {
+		network = "udp6"
+	}
 	err := ns.Do(func() error {
 		var err error
-		pc, err = net.ListenPacket("udp4", addr.String())
+		pc, err = net.ListenPacket(network, addr.String())
 		return err
 	})
 	if err != nil {

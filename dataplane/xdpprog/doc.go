@@ -32,7 +32,10 @@
 // reachable while the director runs. Non-first IPv4 fragments carry no
 // ports; they match the key {addr, 0, proto, flags=1} that SetServices
 // writes for every VIP and protocol, and are redirected so the worker can
-// send them after their first fragment. An ICMP error that IPVS relates to
+// send them after their first fragment. An IPv6 fragment to a VIP, first
+// or not, matches the same key of the IPv6 map by the protocol its
+// Fragment header names, and is redirected for the worker to drop and
+// count (ipv6_fragment). An ICMP error that IPVS relates to
 // a connection (destination unreachable, source quench, time exceeded),
 // not itself fragmented, quoting an IPv4 TCP or UDP packet (not a
 // non-first fragment) whose source is the message's destination, is

@@ -101,9 +101,11 @@ type ownerEntry struct {
 type StatsCounters struct {
 	Total      uint64
 	Redirected uint64 // handed to the AF_XDP socket of the receiving queue
-	// Fragments are non-first IPv4 fragments to a VIP, matched by the
-	// any-service key; they are also in Redirected, PassOtherMAC or
-	// PassNoSocket, and the worker drops them as fragments.
+	// Fragments are non-first IPv4 fragments and IPv6 fragments (first
+	// or not) to a VIP, matched by the any-service key; they are also in
+	// Redirected, PassOtherMAC or PassNoSocket (or, for IPv6, Blocked).
+	// The worker forwards IPv4 fragments and drops IPv6 ones as
+	// ipv6_fragment.
 	Fragments     uint64
 	PassNotIPv4   uint64 // ARP, other ethertypes, stacked VLANs
 	PassTruncated uint64 // frame ends inside a header the program reads
@@ -431,6 +433,11 @@ func (s *Steering) SetServices(keys []ServiceKey) error {
 				ic := serviceEntry6{Addr: e.Addr, Proto: ipProtoICMPv6, Flags: flagSource}
 				if _, dup := want6[ic]; !dup {
 					want6[ic] = uint32(i)
+				}
+			} else if !k.Local { // fragments to the VIP, by protocol
+				anyKey := serviceEntry6{Addr: e.Addr, Proto: e.Proto, Flags: flagAnyService}
+				if _, dup := want6[anyKey]; !dup {
+					want6[anyKey] = uint32(i)
 				}
 			}
 			continue

@@ -14,9 +14,15 @@ import (
 // (exact port first, then port 0 for an all-ports service), and a match
 // for an owner MAC is redirected into the queue's socket, as are a VS/NAT
 // real server's replies and ICMPv6 errors (steernat6.go) and an ICMPv6
-// error about a service's reply (steericmp6.go). Every other IPv6 frame
-// goes to the kernel: every other ICMPv6 message (neighbour discovery,
-// MLD, echo), fragments, other next headers, and TCP or UDP to no IPv6
+// error about a service's reply (steericmp6.go). A frame whose walk meets
+// a Fragment header is matched by the fragment header's next header and
+// the destination address alone, in the any-service key of that address
+// and protocol (a non-first fragment carries no ports), and redirected so
+// that the worker drops and counts it as ipv6_fragment, as the parser
+// does; before this the director's kernel took it, and with the VIP on
+// the director answered it itself. Every other IPv6 frame goes to the
+// kernel: every other ICMPv6 message (neighbour discovery, MLD, echo),
+// fragments to no service, other next headers, and TCP or UDP to no IPv6
 // service; so neighbour discovery for the VIP and the director's own
 // addresses works through a director as without it. A matched frame of a
 // local-node flow goes to the kernel (localpass6.go); any other matched
@@ -42,6 +48,7 @@ const (
 	ipProtoHopByHop = 0
 	ipProtoRouting  = 43
 	ipProtoDestOpts = 60
+	ipProtoFragment = 44
 	maxExt6         = 4
 )
 
@@ -149,14 +156,16 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps, bloc
 	)
 	// Walk up to maxExt6 extension headers, unrolled: hop-by-hop only
 	// first, then routing and destination options, each (len+1)*8
-	// bytes, whose first 8 bytes must be in the frame. Anything else
-	// (ICMPv6, fragments, ...) is the kernel's.
+	// bytes, whose first 8 bytes must be in the frame. A Fragment header
+	// ends the walk (frag6), as it ends the parser's; anything else is
+	// the kernel's.
 	for n := range maxExt6 {
 		ext := b.fresh("ext6")
 		b.emit(
 			asm.JEq.Imm(asm.R5, ipProtoTCP, "l4_6"),
 			asm.JEq.Imm(asm.R5, ipProtoUDP, "l4_6"),
 			asm.JEq.Imm(asm.R5, ipProtoICMPv6, "icmp6"), // steericmp6.go
+			asm.JEq.Imm(asm.R5, ipProtoFragment, "frag6"),
 		)
 		if n == 0 {
 			b.emit(asm.JEq.Imm(asm.R5, ipProtoHopByHop, ext))
@@ -180,6 +189,7 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps, bloc
 	b.emit(
 		asm.JEq.Imm(asm.R5, ipProtoTCP, "l4_6"),
 		asm.JEq.Imm(asm.R5, ipProtoICMPv6, "icmp6"),
+		asm.JEq.Imm(asm.R5, ipProtoFragment, "frag6"),
 		asm.JNE.Imm(asm.R5, ipProtoUDP, "not_l4"),
 	)
 	b.label("l4_6")
@@ -213,6 +223,26 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps, bloc
 	b.label("block6")
 	b.dropBlocked6(block6, steerBlocked)
 	b.emit(asm.Ja.Label("xsk"))
+
+	// A fragment (R9 at its Fragment header): the any-service key of the
+	// destination address and the protocol the fragment header names.
+	// It has no ports, so no local-node flow or NAT reply is looked up:
+	// it goes past the owner check and the blocklist to the worker, which
+	// drops it.
+	b.label("frag6")
+	b.emit(
+		asm.Mov.Reg(asm.R2, asm.R9),
+		asm.Add.Imm(asm.R2, 8),
+		asm.JGT.Reg(asm.R2, asm.R8, "truncated"),
+		asm.LoadMem(asm.R5, asm.R9, 0, asm.Byte),
+		asm.StoreImm(asm.RFP, slotSvc6+16, 0, asm.Half),
+		asm.StoreMem(asm.RFP, slotSvc6+18, asm.R5, asm.Byte),
+		asm.StoreImm(asm.RFP, slotSvc6+19, flagAnyService, asm.Byte),
+	)
+	lookup6()
+	b.emit(asm.JEq.Imm(asm.R0, 0, "no_service"))
+	b.count(steerFragments)
+	ownerCheck(b, owners, "block6")
 	steeringNAT6(b, services6)
 	steeringICMP6(b, lookup6)
 }

@@ -106,7 +106,16 @@ func steering6Cases(t testing.TB) []steeringCase {
 		{name: "ipv6 hop-by-hop, routing, options, options before udp", frame: ext6Frame(t, udp, 0, 43, 60, 60), matched: true},
 		{name: "ipv6 five extension headers", frame: ext6Frame(t, udp, 60, 60, 60, 60, 60), reason: StatsCounters{PassNotL4: 1}},
 		{name: "ipv6 hop-by-hop second", frame: ext6Frame(t, udp, 60, 0), reason: StatsCounters{PassNotL4: 1}},
-		{name: "ipv6 fragment header", frame: ext6Frame(t, udp, 44), reason: StatsCounters{PassNotL4: 1}},
+		// Fragments to a VIP, first or not, go to the worker to be
+		// dropped as ipv6_fragment, matched by the Fragment header's next
+		// header and the address; the kernel keeps the others.
+		{name: "ipv6 udp fragment to the vip", frame: ext6Frame(t, udp, 44), matched: true, frag: true},
+		{name: "ipv6 tcp fragment to the vip", frame: ext6Frame(t, tcp, 44), matched: true, frag: true},
+		{name: "ipv6 fragment after destination options", frame: ext6Frame(t, udp, 60, 44), matched: true, frag: true},
+		{name: "ipv6 fragment after four extension headers", frame: ext6Frame(t, udp, 0, 43, 60, 60, 44), matched: true, frag: true},
+		{name: "ipv6 fragment of a protocol the vip has no service for", frame: withDst6(ext6Frame(t, udp, 44), vip6), reason: StatsCounters{PassNoService: 1}},
+		{name: "ipv6 fragment to no vip", frame: withDst6(ext6Frame(t, udp, 44), client6), reason: StatsCounters{PassNoService: 1}},
+		{name: "ipv6 fragment cut in its header", frame: ext6Frame(t, udp, 44)[:ethLen+40+7], reason: StatsCounters{PassTruncated: 1}},
 		{name: "ipv6 cut in an extension header", frame: ext6Frame(t, udp, 60, 60)[:ethLen+40+8+4], reason: StatsCounters{PassTruncated: 1}},
 		{name: "ipv6 cut in tcp after an extension header", frame: f(frameSpec{dst: vip6, proto: tcp, dstPort: 80, ext: true})[:ethLen+40+8+19], reason: StatsCounters{PassTruncated: 1}},
 		{name: "ipv6 version 4 in ipv6 ethertype", frame: badVersion, reason: StatsCounters{PassBadHeader: 1}},
@@ -156,10 +165,20 @@ func ext6Frame(t testing.TB, proto layers.IPProtocol, exts ...uint8) []byte {
 	return out
 }
 
+// withDst6 returns f, an untagged IPv6 frame, with its destination set to
+// dst.
+func withDst6(f []byte, dst netip.Addr) []byte {
+	a := dst.As16()
+	copy(f[ethLen+24:ethLen+40], a[:])
+	return f
+}
+
 // refSteer6 is refSteer for an IPv6 frame whose header starts at l3: TCP
 // or UDP after at most four extension headers (hop-by-hop only first,
 // routing, destination options), to an IPv6 service's address, protocol
-// and port (or port 0), or else from a VS/NAT real server's; or an ICMPv6
+// and port (or port 0), or else from a VS/NAT real server's; a Fragment
+// header met on that walk, to an IPv6 service's address and the protocol
+// it names; or an ICMPv6
 // error (type 1 to 127) from a NAT real server's address, or else one
 // refSteerICMP6 takes by its quote. A frame from a NAT real server to a
 // director address is no service's.
@@ -212,6 +231,20 @@ func refSteer6(f []byte, l3 int, services []ServiceKey, out *StatsCounters, matc
 			refSteerICMP6(f, l4, dst, services, out, matched)
 			return
 		}
+		if proto == 44 {
+			// A fragment: by the address and the protocol its header
+			// names, to any service of the address.
+			switch {
+			case len(f) < l4+8:
+				out.PassTruncated = 1
+			case hasAny6(dst, f[l4], services):
+				out.Fragments = 1
+				matched()
+			default:
+				out.PassNoService = 1
+			}
+			return
+		}
 		if n == maxExt6 || proto != 43 && proto != 60 && (proto != 0 || n != 0) {
 			out.PassNotL4 = 1
 			return
@@ -239,6 +272,17 @@ func refSteer6(f []byte, l3 int, services []ServiceKey, out *StatsCounters, matc
 		}
 	}
 	fromNAT(proto, binary.BigEndian.Uint16(f[l4:]))
+}
+
+// hasAny6 reports whether an IPv6 service (not a NAT real server's or a
+// director address's key) is on dst and proto, on any port.
+func hasAny6(dst [16]byte, proto uint8, services []ServiceKey) bool {
+	for _, s := range services {
+		if !s.Source && !s.Local && s.Addr.Is6() && !s.Addr.Is4In6() && s.Addr.As16() == dst && s.Proto == proto {
+			return true
+		}
+	}
+	return false
 }
 
 // fromNATICMP6 reports whether an ICMPv6 error from src to dst is a VS/NAT
