@@ -85,6 +85,28 @@ func neighborSolicitation(t testing.TB, target netip.Addr, unicast bool) []byte 
 	return serialize(t, &layers.Ethernet{SrcMAC: macClient, DstMAC: mac}, ip, icmp, ns)
 }
 
+// mldReport is an MLDv2 report from client6 to ff02::16 as a host sends
+// it: hop limit 1, a hop-by-hop header with Router Alert (MLD) before the
+// ICMPv6 message, type 143, reporting no group.
+func mldReport(t testing.TB) []byte {
+	t.Helper()
+	dst := netip.MustParseAddr("ff02::16")
+	ip := &layers.IPv6{HopLimit: 1, NextHeader: layers.IPProtocolICMPv6, SrcIP: client6.AsSlice(), DstIP: dst.AsSlice()}
+	icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeMLDv2MulticastListenerReportMessageV2, 0)}
+	if err := icmp.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatal(err)
+	}
+	f := serialize(t, &layers.Ethernet{SrcMAC: macClient, DstMAC: net.HardwareAddr{0x33, 0x33, 0, 0, 0, 0x16}, EthernetType: layers.EthernetTypeIPv6},
+		ip, icmp, gopacket.Payload(make([]byte, 4)))
+	// The pseudo-header of the ICMPv6 checksum names the upper layer,
+	// so splicing the hop-by-hop header in keeps it right.
+	hbh := []byte{58, 0, 5, 2, 0, 0, 1, 0} // Router Alert (MLD), PadN
+	out := append(append(append([]byte(nil), f[:ethLen+40]...), hbh...), f[ethLen+40:]...)
+	out[ethLen+6] = 0
+	binary.BigEndian.PutUint16(out[ethLen+4:], uint16(len(out)-ethLen-40))
+	return out
+}
+
 // steering6Cases are the IPv6 frames of the steering table: services are
 // matched by their 16-byte address, protocol and port; everything else
 // IPv6, neighbour discovery first, goes to the kernel.
@@ -102,6 +124,7 @@ func steering6Cases(t testing.TB) []steeringCase {
 		{name: "ipv6 the IPv4 vip mapped", frame: f(frameSpec{dst: netip.AddrFrom16(vip.As16()), proto: tcp, dstPort: 80}), reason: StatsCounters{PassNoService: 1}},
 		{name: "ipv6 neighbour solicitation for the vip", frame: neighborSolicitation(t, vip6, false), reason: StatsCounters{PassNotL4: 1}},
 		{name: "ipv6 unicast neighbour solicitation to the vip", frame: neighborSolicitation(t, vip6, true), reason: StatsCounters{PassNotL4: 1}},
+		{name: "ipv6 mld report after a hop-by-hop router alert", frame: mldReport(t), reason: StatsCounters{PassNotL4: 1}},
 		{name: "ipv6 destination options before tcp", frame: f(frameSpec{dst: vip6, proto: tcp, dstPort: 80, ext: true}), matched: true},
 		{name: "ipv6 hop-by-hop, routing, options, options before udp", frame: ext6Frame(t, udp, 0, 43, 60, 60), matched: true},
 		{name: "ipv6 five extension headers", frame: ext6Frame(t, udp, 60, 60, 60, 60, 60), reason: StatsCounters{PassNotL4: 1}},
