@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,6 +212,11 @@ func TestDemoRunsTheDaemonBinary(t *testing.T) {
 	if err != nil {
 		t.Fatalf("afvs-lab demo: %v\n%s", err, out.String())
 	}
+	// Every IPv6 address the demo prints is in 2001:2::/48, as issue 13
+	// asks of its IPv6 runs.
+	if bad := ipv6Outside(out.String(), netip.MustParsePrefix("2001:2::/48")); len(bad) > 0 {
+		t.Errorf("afvs-lab demo prints IPv6 addresses outside 2001:2::/48: %v", bad)
+	}
 	runs := map[string]string{}
 	for _, sec := range strings.Split(out.String(), "\n== ")[1:] {
 		title, _, _ := strings.Cut(sec, " ==")
@@ -268,6 +274,31 @@ func TestDemoRunsTheDaemonBinary(t *testing.T) {
 				t.Errorf("%s run: rs%d (weight %d) answered %d, want %v ± %v", m.title, i+1, w, k, want, 0.02*n)
 			}
 		}
+	}
+}
+
+// ipv6Outside returns the IPv6 addresses in text (bare, in brackets or
+// with a prefix length) that are not in p.
+func ipv6Outside(text string, p netip.Prefix) []string {
+	var bad []string
+	for _, tok := range regexp.MustCompile(`[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*`).FindAllString(text, -1) {
+		a, err := netip.ParseAddr(strings.TrimRight(tok, "."))
+		if err == nil && a.Is6() && !p.Contains(a) {
+			bad = append(bad, tok)
+		}
+	}
+	return bad
+}
+
+func TestIPv6Outside(t *testing.T) {
+	p := netip.MustParsePrefix("2001:2::/48")
+	text := "client 2001:2::10, [2001:2:0:1::1]:80 on 2001:2:0:3::/64 at 12:05, mac 02:00:00:00:00:01, 198.18.0.2:80"
+	if bad := ipv6Outside(text, p); len(bad) != 0 {
+		t.Errorf("ipv6Outside(%q) = %v, want none", text, bad)
+	}
+	text = "VIP [2001:db8::1]:80, router fe80::1, client 2001:3::10, real 2001:2::11 on 2001:3::/48."
+	if bad := ipv6Outside(text, p); strings.Join(bad, " ") != "2001:db8::1 fe80::1 2001:3::10 2001:3::" {
+		t.Errorf("ipv6Outside(%q) = %q, want the four outside 2001:2::/48", text, bad)
 	}
 }
 
