@@ -517,10 +517,18 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 		}
 		switch {
 		case svc.Key.FWMark != 0:
-			// <IPPROTO_IP, caddr&mask, 0, fwmark, 0>
+			// <IPPROTO_IP, caddr&mask, 0, fwmark, 0>: the virtual
+			// address is ip_vs_sched_persist's union nf_inet_addr
+			// { .ip = htonl(fwmark) } read in the service's family,
+			// 0.0.0.7 (stored mapped) for mark 7 of IPv4 and 0:7:: of
+			// IPv6, as -L -c lists it and connection sync carries it.
 			t.Proto = 0
 			m := svc.Key.FWMark
-			t.VAddr = [16]byte{10: 0xff, 11: 0xff, 12: byte(m >> 24), 13: byte(m >> 16), 14: byte(m >> 8), 15: byte(m)}
+			if svc.Key.IPv6 {
+				t.VAddr = [16]byte{0: byte(m >> 24), 1: byte(m >> 16), 2: byte(m >> 8), 3: byte(m)}
+			} else {
+				t.VAddr = [16]byte{10: 0xff, 11: 0xff, 12: byte(m >> 24), 13: byte(m >> 16), 14: byte(m >> 8), 15: byte(m)}
+			}
 		case svc.PortZero:
 			t.VAddr = pk.DstMapped // port 0: one template for every port of the VIP
 		default:
