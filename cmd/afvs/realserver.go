@@ -218,17 +218,25 @@ func checkIPv6Enabled(dev string) error {
 
 // natRoute makes or checks a VS/NAT real server's default routes: via
 // each gateway on dev, in its family, restoring the old ones through
-// undo; with no gateway an existing IPv4 default route is required.
+// undo; with no gateway an existing default route of either family is
+// required (a real server of IPv6 services only needs the IPv6 one), and
+// those there are reported.
 func natRoute(k *nic.Kernel, dev string, gws []netip.Addr, undo *[]func()) (string, error) {
 	if len(gws) == 0 {
-		oldGW, oldDev, had, err := k.DefaultRoute(false)
-		if err != nil {
-			return "", err
+		var how []string
+		for _, v6 := range []bool{false, true} {
+			oldGW, oldDev, had, err := k.DefaultRoute(v6)
+			if err != nil {
+				return "", err
+			}
+			if had {
+				how = append(how, "default via "+oldGW.String()+" dev "+oldDev+" (unchanged)")
+			}
 		}
-		if !had {
-			return "", errors.New("--mode nat: no default route: a VS/NAT real server's replies must go back through the director (give --gateway DIRECTOR)")
+		if len(how) == 0 {
+			return "", errors.New("--mode nat: no default route, IPv4 or IPv6: a VS/NAT real server's replies must go back through the director (give --gateway DIRECTOR)")
 		}
-		return "default via " + oldGW.String() + " dev " + oldDev + " (unchanged)", nil
+		return strings.Join(how, ", "), nil
 	}
 	var how []string
 	for _, gw := range gws {
