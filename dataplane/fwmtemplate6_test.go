@@ -102,3 +102,37 @@ func TestFwmarkTemplateVAddr6(t *testing.T) {
 		}
 	}
 }
+
+// TestFwmarkTemplate6Allocs: an IPv6 firewall-mark SYN that makes its
+// template, and one that finds it, allocate nothing.
+func TestFwmarkTemplate6Allocs(t *testing.T) {
+	r, _ := fwmRig(t, nil)
+	b := make([]byte, 2048)
+	for _, c := range []struct {
+		what string
+		hi   byte // the client address's byte 14 when not step
+		step bool // a new client address (so a new template) each run
+	}{{"new template", 0, true}, {"template hit", 0x42, false}} {
+		syn := frame6(t, fxVIP6FWM, 80)
+		n := uint16(0)
+		allocs := testing.AllocsPerRun(1000, func() {
+			n++
+			copy(b[256:], syn)
+			b[256+54], b[256+55] = byte(n>>8), byte(n) // a new connection: the TCP source port
+			// Netmask 128: the client address itself keys the template.
+			b[256+22+14], b[256+22+15] = c.hi, 0
+			if c.step {
+				b[256+22+14], b[256+22+15] = byte(n>>8), byte(n)
+			}
+			if v, _ := r.p.Process(r.snap, b, 256, len(syn)); v != VerdictForward {
+				t.Fatalf("%s: verdict %d", c.what, v)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocs per frame", c.what, allocs)
+		}
+		if d := r.p.Last; !d.New || d.Template == c.step {
+			t.Errorf("%s: last decision %+v", c.what, d)
+		}
+	}
+}
