@@ -3,7 +3,7 @@
 //	afvs [run] [--config FILE]     run the director (built-in default config without --config)
 //	afvs check --config FILE       validate a config without touching the network
 //	afvs reload                    ask the running daemon to re-read its config
-//	afvs realserver ...            prepare a real server (VIP on lo, ARP sysctls, IPIP decap)
+//	afvs realserver ...            prepare a real server (VIP on lo, ARP sysctls, tunnel decap, NAT gateway)
 //
 // The lab and research tools (demo, bench, sim, replay) are a separate
 // command, afvs-lab, so that the daemon links none of their dependencies;
@@ -33,7 +33,7 @@ func init() {
 		{"run", "run the director (the default command)", runDaemon},
 		{"check", "validate a config file without touching the network", runCheck},
 		{"reload", "ask the running daemon to re-read its config", runReload},
-		{"realserver", "set up a real server: VIP on lo, ARP sysctls, IPIP decapsulation", runRealServer},
+		{"realserver", "set up a real server: VIP on lo, ARP sysctls, tunnel decapsulation, NAT gateway", runRealServer},
 	}
 }
 
@@ -54,11 +54,16 @@ func main() {
 
 // dispatch runs the command args name and returns the exit status.
 func dispatch(args []string, stderr io.Writer) int {
+	// "afvs help", "afvs -h" and "afvs --help" list the commands; with a
+	// command ("afvs run --help") its flags print instead.
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		args = []string{"help"}
+	}
 	name := "run"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		name, args = args[0], args[1:]
 	}
-	if name == "help" || (len(args) == 0 && name == "-h") {
+	if name == "help" {
 		usage(stderr)
 		return 0
 	}

@@ -23,3 +23,22 @@ func TestLabCommandsPointAtAfvsLab(t *testing.T) {
 		t.Errorf("afvs frobnicate: exit %d, %q; want the usage, which names afvs-lab", code, out.String())
 	}
 }
+
+// TestHelpListsCommands: "afvs --help" and "afvs -h" list the commands
+// (check, reload, realserver, not only run's flags), while "afvs run
+// --help" still prints run's flags.
+func TestHelpListsCommands(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		var out bytes.Buffer
+		code := dispatch(args, &out)
+		for _, want := range []string{"commands:", "check", "reload", "realserver", "afvs-lab"} {
+			if code != 0 || !strings.Contains(out.String(), want) {
+				t.Errorf("afvs %v: exit %d, %q; want 0 and the command list (%q)", args, code, out.String(), want)
+			}
+		}
+	}
+	var out bytes.Buffer
+	if code := dispatch([]string{"run", "--help"}, &out); code != 0 || strings.Contains(out.String(), "commands:") {
+		t.Errorf("afvs run --help: exit %d, %q; want 0 and run's flags, not the command list", code, out.String())
+	}
+}
