@@ -1,7 +1,7 @@
 # AFVS: the AF_XDP Virtual Server.
 #
 #   make demo    build the binaries and run the demo in namespaces (root):
-#                VS/DR, VS/TUN and VS/NAT of an IPv4 VIP, VS/DR of an IPv6 one
+#                VS/DR, VS/TUN and VS/NAT of an IPv4 VIP and of an IPv6 one
 #   make test    install what the tests need, then run every test (root for the
 #                namespace, XDP and AF_XDP tests)
 #   make bench   packet-rate benchmark in namespaces, plus the Go micro-benchmarks
