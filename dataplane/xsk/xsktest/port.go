@@ -4,10 +4,11 @@
 //
 // A Port has a UMEM of fixed-size chunks, like an xsk.Socket, and tracks
 // where every chunk is: free, received (waiting on the RX ring), with the
-// user, on the TX ring, or sent (waiting for Complete). Every method checks
-// that the chunk it is given is where the contract says it must be, so a
-// user that releases a frame twice, transmits a frame it does not own or
-// loses one fails the test instead of corrupting memory quietly.
+// user, on the TX ring, or sent (waiting for Complete). Every method that
+// is given a chunk checks that the chunk is where the contract says it
+// must be, so a user that releases a frame twice, transmits a frame it
+// does not own or loses one fails the test instead of corrupting memory
+// quietly.
 package xsktest
 
 import (
@@ -19,16 +20,18 @@ import (
 	"github.com/afvs/afvs/dataplane/xsk"
 )
 
-// Where a chunk is.
+// Who holds a chunk. A chunk the port holds is on one of its lists (free,
+// rx, ring or sent), which say where it is; only the user's chunks need a
+// mark of their own, since only they are handed back to the port (by
+// Transmit and Release), and the check that a chunk handed back is the
+// user's is the one the contract needs. So a frame moving between the
+// port's lists (delivered, kicked, completed) costs no per-chunk mark,
+// and the list a chunk is on is looked up only to name it in a misuse
+// report.
 const (
-	placeFree uint8 = iota // on the free list (the fill ring, for a real socket)
-	placeRX                // received, waiting for Receive
+	placePort uint8 = iota // on one of the port's lists
 	placeUser              // with the user: received and not yet released, or allocated
-	placeTX                // on the TX ring, not yet kicked
-	placeSent              // kicked, waiting for Complete
 )
-
-var placeName = [...]string{"free", "received", "with the user", "on the TX ring", "sent"}
 
 // Headroom is the room a Port leaves before every received frame, as an
 // AF_XDP socket's XDP headroom does.
@@ -109,45 +112,60 @@ func (p *Port) misuse(format string, args ...any) {
 	panic(msg)
 }
 
-// move checks that the chunk holding addr is at from and puts it at to.
-func (p *Port) move(addr uint64, from, to uint8) bool {
-	if i, ok := p.at(addr, from); ok {
-		p.place[i] = to
-		return true
-	}
-	p.misplaced(addr, from, to)
-	return false
-}
-
-// at returns the index of the chunk holding addr and whether that chunk
-// is at from: a shift and two compares (an address past the UMEM has an
-// index past place), small enough to inline into the loops that move
-// every frame of a batch.
-func (p *Port) at(addr uint64, from uint8) (uint64, bool) {
+// owned returns the index of the chunk holding addr and whether the user
+// holds that chunk (an address past the UMEM has an index past place).
+func (p *Port) owned(addr uint64) (uint64, bool) {
 	i := addr >> (p.shift & 63) // the mask spares the shift its range check
-	return i, i < uint64(len(p.place)) && p.place[i] == from
+	return i, i < uint64(len(p.place)) && p.place[i] == placeUser
 }
 
-// moveAll is move for every descriptor of ds, in one call.
-func (p *Port) moveAll(ds []xsk.Desc, from, to uint8) {
-	for _, d := range ds {
-		if i, ok := p.at(d.Addr, from); ok {
-			p.place[i] = to
-			continue
-		}
-		p.misplaced(d.Addr, from, to)
-	}
-}
-
-// misplaced reports the misuse move found: addr is outside the UMEM, or
-// its chunk is not at from.
-func (p *Port) misplaced(addr uint64, from, to uint8) {
+// notOwned reports a chunk handed back to go to, which the user does not
+// hold: addr is outside the UMEM, or its chunk is on one of the port's
+// lists, which it names.
+func (p *Port) notOwned(addr uint64, to string) {
 	i := addr >> p.shift
 	if i >= uint64(len(p.place)) {
 		p.misuse("address %#x is outside the %d-byte UMEM", addr, len(p.umem))
 		return
 	}
-	p.misuse("frame %#x is %s, not %s (moving it to %s)", i*uint64(p.fs), placeName[p.place[i]], placeName[from], placeName[to])
+	p.misuse("frame %#x is %s, not with the user (moving it to %s)", i*uint64(p.fs), p.where(i), to)
+}
+
+// where names the port's list that holds chunk i, which the user does
+// not hold.
+func (p *Port) where(i uint64) string {
+	on := func(ds []xsk.Desc) bool {
+		for _, d := range ds {
+			if d.Addr>>p.shift == i {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case on(p.rx):
+		return "received"
+	case on(p.ring):
+		return "on the TX ring"
+	case on(p.sent):
+		return "sent"
+	}
+	return "free"
+}
+
+// give marks the chunks of ds, which the port held, as the user's. A
+// chunk the user holds already is one the port's lists held twice, a
+// fault of the port that no user can cause, reported as misuse all the
+// same.
+func (p *Port) give(ds []xsk.Desc) {
+	place, shift := p.place, p.shift&63
+	for _, d := range ds {
+		i := d.Addr >> shift
+		if place[i] != placePort {
+			p.misuse("frame %#x is with the user already: the port held it twice", i*uint64(p.fs))
+		}
+		place[i] = placeUser
+	}
 }
 
 func (p *Port) chunk(addr uint64) uint64 { return addr &^ uint64(p.fs-1) }
@@ -165,7 +183,6 @@ func (p *Port) Deliver(frame []byte) bool {
 	}
 	a := p.free[len(p.free)-1]
 	p.free = p.free[:len(p.free)-1]
-	p.move(a, placeFree, placeRX)
 	copy(p.umem[a+Headroom:], frame)
 	p.rx = append(p.rx, xsk.Desc{Addr: a + Headroom, Len: uint32(len(frame))})
 	if len(p.rx) == 1 {
@@ -225,11 +242,6 @@ func (p *Port) DeliverBatch(n int, fill func(umem []byte, descs []xsk.Desc)) int
 			p.dropped++
 			break
 		}
-		if i, ok := p.at(a, placeFree); ok {
-			p.place[i] = placeRX
-		} else {
-			p.misplaced(a, placeFree, placeRX)
-		}
 	}
 	p.rx = p.rx[:was+q]
 	p.free = p.free[:len(p.free)-q]
@@ -252,7 +264,7 @@ func (p *Port) Receive(out []xsk.Desc) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := copy(out, p.rx)
-	p.moveAll(out[:n], placeRX, placeUser)
+	p.give(out[:n])
 	// Shift rather than reslice, so the queue keeps its capacity and the
 	// fake allocates nothing in the steady state.
 	m := copy(p.rx, p.rx[n:])
@@ -265,9 +277,12 @@ func (p *Port) Receive(out []xsk.Desc) int {
 func (p *Port) Release(addr uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.move(addr, placeUser, placeFree) {
+	if i, ok := p.owned(addr); ok {
+		p.place[i] = placePort
 		p.free = append(p.free, p.chunk(addr))
+		return
 	}
+	p.notOwned(addr, "free")
 }
 
 // Alloc takes a free chunk for the user to build a frame in and returns
@@ -280,7 +295,7 @@ func (p *Port) Alloc() (uint64, bool) {
 	}
 	a := p.free[len(p.free)-1]
 	p.free = p.free[:len(p.free)-1]
-	p.move(a, placeFree, placeUser)
+	p.give([]xsk.Desc{{Addr: a}})
 	return a, true
 }
 
@@ -297,29 +312,34 @@ func (p *Port) Transmit(descs []xsk.Desc) int {
 	if room := max(limit-len(p.ring)-len(p.sent), 0); len(descs) > room {
 		descs = descs[:room]
 	}
+	// The loop keeps in locals what the compiler would otherwise load
+	// again after every store to place.
 	umemLen, fs := uint64(len(p.umem)), uint64(p.fs)
-	ring := p.ring
-	n := 0
+	place, shift := p.place, p.shift&63
+	was, ring := len(p.ring), p.ring
 	for _, d := range descs {
 		if d.Addr+uint64(d.Len) > umemLen || d.Addr&(fs-1)+uint64(d.Len) > fs {
 			p.misuse("descriptor %#x+%d runs past its chunk", d.Addr, d.Len)
 			break
 		}
-		i, ok := p.at(d.Addr, placeUser)
-		if !ok {
-			p.misplaced(d.Addr, placeUser, placeTX)
+		i := d.Addr >> shift
+		if i >= uint64(len(place)) || place[i] != placeUser {
+			p.ring = ring // so that the report finds the frames taken so far
+			p.notOwned(d.Addr, "the TX ring")
 			break
 		}
-		p.place[i] = placeTX
-		if p.Record {
+		place[i] = placePort
+		ring = append(ring, d)
+	}
+	taken := ring[was:]
+	if p.Record {
+		for _, d := range taken {
 			p.recorded = append(p.recorded, Sent{Desc: d, Frame: append([]byte(nil), p.umem[d.Addr:d.Addr+uint64(d.Len)]...)})
 		}
-		ring = append(ring, d)
-		n++
 	}
 	p.ring = ring
-	p.nSent += n
-	return n
+	p.nSent += len(taken)
+	return len(taken)
 }
 
 // Kick sends what is on the TX ring: each frame goes to Wire, if set, and
@@ -335,7 +355,6 @@ func (p *Port) Kick() error {
 	if wire != nil {
 		p.kicking = append(p.kicking[:0], out...)
 	}
-	p.moveAll(out, placeTX, placeSent)
 	p.sent = append(p.sent, out...)
 	p.ring = p.ring[:copy(p.ring, p.ring[len(out):])]
 	p.mu.Unlock()
@@ -364,11 +383,6 @@ func (p *Port) Complete() int {
 	n := len(p.sent)
 	free, mask := p.free, ^uint64(p.fs-1)
 	for _, d := range p.sent {
-		if i, ok := p.at(d.Addr, placeSent); ok {
-			p.place[i] = placeFree
-		} else {
-			p.misplaced(d.Addr, placeSent, placeFree)
-		}
 		free = append(free, d.Addr&mask)
 	}
 	p.free = free
@@ -402,8 +416,7 @@ func (p *Port) FrameSize() int { return p.fs }
 // Headroom returns the room left before received frames.
 func (p *Port) Headroom() int { return Headroom }
 
-// Close makes Deliver refuse frames. It does not check for lost chunks; Leaks
-// does.
+// Close makes Deliver refuse frames. It does not check for lost chunks.
 func (p *Port) Close() error {
 	p.mu.Lock()
 	p.closed = true
@@ -470,7 +483,6 @@ func (p *Port) DropReceived() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, d := range p.rx {
-		p.move(d.Addr, placeRX, placeFree)
 		p.free = append(p.free, p.chunk(d.Addr))
 	}
 	p.rx = p.rx[:0]

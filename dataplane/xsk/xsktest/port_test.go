@@ -201,3 +201,50 @@ func TestTransmitAndReleaseCatchMisuse(t *testing.T) {
 		}
 	}
 }
+
+// TestMisuseNamesWhereTheFrameIs hands Transmit and Release a frame from
+// each of the port's own lists (received, on the TX ring, sent, free),
+// and a descriptor twice in one Transmit: each report must name the list
+// the frame is on, and nothing may move.
+func TestMisuseNamesWhereTheFrameIs(t *testing.T) {
+	p := New(8, 2048)
+	var misuse []string
+	p.Misuse = func(m string) { misuse = append(misuse, m) }
+	for range 4 {
+		p.Deliver([]byte("frame"))
+	}
+	var ds [4]xsk.Desc
+	if n := p.Receive(ds[:3]); n != 3 {
+		t.Fatalf("received %d frames, want 3", n)
+	}
+	// ds[0] goes out and is sent, ds[1] waits on the TX ring, ds[2] stays
+	// with the user, the fourth frame waits for Receive.
+	if p.Transmit(ds[:1]) != 1 || p.Kick() != nil || p.Transmit(ds[1:2]) != 1 {
+		t.Fatal("transmitting the frames the user owns failed")
+	}
+	received := xsk.Desc{Addr: 3*2048 + Headroom, Len: 5}
+	for _, c := range []struct {
+		name string
+		call func()
+		want string
+	}{
+		{"transmit a sent frame", func() { p.Transmit(ds[:1]) }, "is sent, not with the user (moving it to the TX ring)"},
+		{"release a frame on the TX ring", func() { p.Release(ds[1].Addr) }, "is on the TX ring, not with the user (moving it to free)"},
+		{"transmit a received frame", func() { p.Transmit([]xsk.Desc{received}) }, "is received, not with the user"},
+		{"release a free frame", func() { p.Release(7 * 2048) }, "is free, not with the user"},
+		{"transmit one frame twice", func() {
+			if n := p.Transmit([]xsk.Desc{ds[2], ds[2]}); n != 1 {
+				t.Errorf("Transmit took %d of the two, want the first", n)
+			}
+		}, "is on the TX ring, not with the user"},
+	} {
+		misuse = misuse[:0]
+		c.call()
+		if len(misuse) != 1 || !strings.Contains(misuse[0], c.want) {
+			t.Errorf("%s: misuse %q, want one containing %q", c.name, misuse, c.want)
+		}
+	}
+	if p.Pending() != 1 || p.InFlight() != 3 || p.Free() != 4 || p.Transmitted() != 3 {
+		t.Fatalf("pending %d, in flight %d, free %d, transmitted %d; want 1, 3, 4 and 3", p.Pending(), p.InFlight(), p.Free(), p.Transmitted())
+	}
+}
