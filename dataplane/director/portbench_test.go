@@ -1,48 +1,89 @@
 package director
 
 import (
+	"bytes"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 
 	"github.com/afvs/afvs/dataplane"
 	"github.com/afvs/afvs/dataplane/xsk"
 	"github.com/afvs/afvs/dataplane/xsk/xsktest"
 )
 
-// injectBatch delivers one batch of ACKs of established flows to p, as
+// injector delivers batches of ACKs of established flows to a port, as
 // the worker benchmarks do: flow i (of size) is client 198.18.<i/60000>.10
-// port 1024+i%60000, and a frame differs from its client's template in
-// acks only in the source port, which no checksum the parser verifies
-// covers. Flows are drawn at random from those i with i%n == k, so that n
-// workers get disjoint flows: a random j below their count, i = j*n+k,
-// with no division per frame. The frames are written straight into the
-// port's chunks under one lock and one call (xsktest.Port.DeliverBatch),
-// so that the injection costs little beside the worker.
-func injectBatch(p *xsktest.Port, acks [][]byte, x *uint64, size, k, n int) {
-	m := uint64((size - k + n - 1) / n) // how many flows i%n == k has
-	p.DeliverBatch(dataplane.Batch, func(umem []byte, descs []xsk.Desc) {
-		s := *x
-		for j := range descs {
-			d := &descs[j]
-			buf := umem[d.Addr : d.Addr+uint64(d.Len)]
-			s = s*6364136223846793005 + 1442695040888963407
-			i := int((s>>32)*m>>32)*n + k
-			if tpl := acks[i/60000]; len(tpl) == ackLen {
-				// Copies of constant size through locals are a few
-				// moves, not a call of memmove; in whole 16- and 8-byte
-				// pieces, so that no load straddles two stores.
-				head, tail := [64]byte(tpl), [ackLen - 64]byte(tpl[64:])
-				*(*[64]byte)(buf) = head
-				*(*[ackLen - 64]byte)(buf[64:]) = tail
-				d.Len = ackLen
-			} else {
-				d.Len = uint32(copy(buf, tpl))
-			}
-			pt := 1024 + i%60000
-			buf[34], buf[35] = byte(pt>>8), byte(pt)
+// port 1024+i%60000, and a frame differs from its client's template only
+// in the source port, which no checksum the parser verifies covers. For n
+// workers with disjoint flows, a worker k's flows are those i with
+// i%n == k.
+//
+// The flows are drawn at random beforehand, into a sequence at least as
+// long as the worker's share of the flows, which the batches then walk
+// and wrap around: a frame costs a sequential read of its flow instead of
+// a random draw and the division that splits it into client and port.
+// Every frame is written whole into its chunk (the worker rewrites
+// headers in place, and the next batch may put another client's frame in
+// the chunk), under one lock and one call
+// (xsktest.Port.DeliverBatch), so that the injection costs little beside
+// the worker.
+type injector struct {
+	frames [][ackLen]byte // by client: its ACK, source port 0
+	seq    []uint32       // client<<16 | source port, in the order sent
+	next   int            // where in seq the next batch starts
+}
+
+// newInjector draws the flows worker k of n sees among size flows, in
+// acks' frames (one per client, each ackLen bytes), from the random
+// sequence that seed starts.
+func newInjector(tb testing.TB, acks [][]byte, size, k, n int, seed uint64) *injector {
+	in := &injector{frames: make([][ackLen]byte, len(acks))}
+	for c, a := range acks {
+		if len(a) != ackLen {
+			tb.Fatalf("client %d's frame is %d bytes, want %d", c, len(a), ackLen)
 		}
-		*x = s
+		in.frames[c] = [ackLen]byte(a)
+	}
+	m := uint64((size - k + n - 1) / n) // how many flows i%n == k has
+	if m == 0 || (size-1)/60000 >= len(acks) {
+		tb.Fatalf("worker %d of %d among %d flows: no flow, or more clients than the %d frames", k, n, size, len(acks))
+	}
+	// A whole number of batches, so that full batches use every flow
+	// drawn and none wraps.
+	l := max(int(m), 1<<16)
+	l += -l & (dataplane.Batch - 1)
+	in.seq = make([]uint32, l)
+	s := seed
+	for j := range in.seq {
+		s = s*6364136223846793005 + 1442695040888963407
+		i := int((s>>32)*m>>32)*n + k
+		in.seq[j] = uint32(i/60000)<<16 | uint32(1024+i%60000)
+	}
+	return in
+}
+
+// batch delivers one batch, dataplane.Batch frames or as many as p has
+// chunks free for.
+func (in *injector) batch(p *xsktest.Port) {
+	p.DeliverBatch(dataplane.Batch, func(umem []byte, descs []xsk.Desc) {
+		if in.next+len(descs) > len(in.seq) {
+			in.next = 0 // a short batch (few chunks free) left too few
+		}
+		seq := in.seq[in.next : in.next+len(descs)]
+		descs = descs[:len(seq)]
+		for j, e := range seq {
+			d := &descs[j]
+			buf := umem[d.Addr : d.Addr+ackLen]
+			*(*[ackLen]byte)(buf) = in.frames[e>>16]
+			buf[34], buf[35] = byte(e>>8), byte(e)
+			d.Len = ackLen
+		}
+		if in.next += len(seq); in.next == len(in.seq) {
+			in.next = 0
+		}
 	})
 }
 
@@ -57,8 +98,8 @@ const ackLen = 14 + 20 + 20 + 18
 // socket for a batch it forwards in place (Complete, Fill, Receive,
 // Transmit, Kick) and the benchmark's own Complete. It returns how many
 // frames went out.
-func portRoundTrip(p *xsktest.Port, descs []xsk.Desc, acks [][]byte, n int, x *uint64) int {
-	injectBatch(p, acks, x, n, 0, 1)
+func portRoundTrip(p *xsktest.Port, descs []xsk.Desc, in *injector) int {
+	in.batch(p)
 	p.Complete()
 	p.Fill()
 	got := p.Receive(descs)
@@ -85,12 +126,12 @@ func BenchmarkTestPort(b *testing.B) {
 			}
 			p := newFakePort(b, 256)
 			descs := make([]xsk.Desc, dataplane.Batch)
-			x := uint64(1)
+			in := newInjector(b, acks, size.n, 0, 1, 1)
 			sent := 0
 			b.ReportAllocs()
 			cpu := processCPU()
 			for b.Loop() {
-				sent += portRoundTrip(p, descs, acks, size.n, &x)
+				sent += portRoundTrip(p, descs, in)
 			}
 			reportCPUPerFrame(b, cpu, b.N*dataplane.Batch)
 			if sent != b.N*dataplane.Batch {
@@ -109,9 +150,9 @@ func TestPortRoundTripMovesEveryFrame(t *testing.T) {
 	p := newFakePort(t, frames)
 	acks := [][]byte{tcpFrame(t, [4]byte{198, 18, 0, 10}, 0, false, true, false, true, 18)}
 	descs := make([]xsk.Desc, dataplane.Batch)
-	x := uint64(1)
+	in := newInjector(t, acks, 1000, 0, 1, 1)
 	for range 3 {
-		if got := portRoundTrip(p, descs, acks, 1000, &x); got != dataplane.Batch {
+		if got := portRoundTrip(p, descs, in); got != dataplane.Batch {
 			t.Fatalf("%d frames went out, want %d", got, dataplane.Batch)
 		}
 	}
@@ -128,6 +169,76 @@ func TestPortRoundTripMovesEveryFrame(t *testing.T) {
 	}
 	if _, ok := p.Alloc(); ok {
 		t.Fatalf("more than %d frames free", frames)
+	}
+}
+
+// TestInjectorDrawsItsShareOfTheFlows runs the injector of worker 1 of 2
+// among 130000 flows through more batches than its sequence holds, with
+// the worker's in-place rewrites of the MACs and TTL simulated on every
+// frame before it goes out, and requires every frame to be its client's
+// ACK, unchanged but for the source port, of a flow i with i%2 == 1; the
+// flows to spread over the share (most distinct, from both ends of it);
+// the sequence to repeat after it wraps; and no allocation.
+func TestInjectorDrawsItsShareOfTheFlows(t *testing.T) {
+	const size = 130_000
+	clients := size/60000 + 1
+	acks := make([][]byte, clients)
+	for c := range clients {
+		acks[c] = tcpFrame(t, [4]byte{198, 18, byte(c), 10}, 0, false, true, false, true, 18)
+	}
+	in := newInjector(t, acks, size, 1, 2, 7)
+	batches := len(in.seq) / dataplane.Batch
+	p := newFakePort(t, 256)
+	descs := make([]xsk.Desc, dataplane.Batch)
+	seen := make(map[int]int)
+	var first []int
+	lo, hi := size, 0
+	for b := range batches + 1 {
+		in.batch(p)
+		n := p.Receive(descs)
+		if n != dataplane.Batch {
+			t.Fatalf("batch %d: %d frames received, want %d", b, n, dataplane.Batch)
+		}
+		for j, d := range descs[:n] {
+			f := p.Frame(d)
+			if b == 0 && j == 0 {
+				pk := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+				tcp, _ := pk.Layer(layers.LayerTypeTCP).(*layers.TCP)
+				ip, _ := pk.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+				if tcp == nil || ip == nil || !tcp.ACK || tcp.SYN || tcp.DstPort != 80 || tcp.SrcPort < 1024 || !ip.DstIP.Equal(vip.AsSlice()) {
+					t.Fatalf("the first frame is not a client's ACK to the VIP: %v", pk)
+				}
+			}
+			c, pt := int(f[28]), int(f[34])<<8|int(f[35])
+			if c >= clients || !bytes.Equal(f[:34], acks[c][:34]) || !bytes.Equal(f[36:], acks[c][36:]) || pt < 1024 {
+				t.Fatalf("batch %d, frame %d is not client %d's ACK with another source port:\n% x\n% x", b, j, c, f, acks[c])
+			}
+			i := c*60000 + pt - 1024
+			if i%2 != 1 || i >= size {
+				t.Fatalf("batch %d, frame %d: flow %d is not worker 1's of 2 among %d", b, j, i, size)
+			}
+			switch {
+			case b == 0:
+				first = append(first, i)
+			case b == batches && first[j] != i:
+				t.Fatalf("after the wrap, frame %d is flow %d, want %d as in the first batch", j, i, first[j])
+			}
+			seen[i]++
+			lo, hi = min(lo, i), max(hi, i)
+			// The worker's rewrites, which the next frame in this chunk
+			// must not see.
+			copy(f[:12], "rewritten!!!")
+			f[22]--
+		}
+		if p.Transmit(descs[:n]) != n || p.Kick() != nil || p.Complete() != n {
+			t.Fatalf("batch %d did not go out whole", b)
+		}
+	}
+	if draws := (batches + 1) * dataplane.Batch; len(seen) < draws/2 || lo > 1000 || hi < size-1000 {
+		t.Fatalf("%d distinct flows in %d frames, from %d to %d: not spread over the share", len(seen), draws, lo, hi)
+	}
+	if a := testing.AllocsPerRun(100, func() { portRoundTrip(p, descs, in) }); a != 0 {
+		t.Fatalf("%v allocations per batch through the port", a)
 	}
 }
 

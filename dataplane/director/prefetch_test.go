@@ -131,15 +131,15 @@ func BenchmarkWorkerPoll(b *testing.B) {
 			var snap atomic.Pointer[dataplane.Snapshot]
 			snap.Store(r.snap)
 			w := NewWorker(0, -1, p, 0, []TxPort{{Port: p}}, &snap, r.p, r.c, nil)
+			in := newInjector(b, acks, size.n, 0, 1, 1)
 			for _, mode := range []string{"off", "on"} {
 				b.Run("prefetch="+mode, func(b *testing.B) {
 					w.noPrefetch = mode == "off"
-					x := uint64(1)
 					tx := r.c.TX.Load()
 					b.ReportAllocs()
 					cpu := processCPU()
 					for b.Loop() {
-						injectBatch(p, acks, &x, size.n, 0, 1)
+						in.batch(p)
 						w.Poll()
 						p.Complete()
 					}

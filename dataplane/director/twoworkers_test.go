@@ -19,19 +19,16 @@ import (
 // parallelWorker is one worker of BenchmarkTwoWorkers with its own port,
 // processor, counters and frame templates, over the shared table.
 type parallelWorker struct {
-	w    *Worker
-	p    *xsktest.Port
-	c    *dataplane.Counters
-	acks [][]byte
-	x    uint64
-	k, n int // this worker's flows are those i with i%n == k
-	size int
+	w  *Worker
+	p  *xsktest.Port
+	c  *dataplane.Counters
+	in *injector // this worker's flows, those i with i%n == k
 	// live, when set, is the table's clock, which this worker moves with
 	// the wall clock (see tick).
 	live *liveClock
 	// The workers' parallelWorkers are small allocations, likely side by
 	// side: padding keeps each on lines of its own, so that one worker's
-	// writes (x) do not take the other's fields out of its cache.
+	// writes do not take the other's fields out of its cache.
 	_ [64]byte
 }
 
@@ -55,16 +52,14 @@ func threadCPU() time.Duration {
 // batches runs n batches: 64 frames of this worker's established flows,
 // one Poll.
 func (pw *parallelWorker) batches(n int) {
-	x := pw.x // on this goroutine's stack while it runs
 	for range n {
 		if pw.live != nil {
 			pw.live.tick()
 		}
-		injectBatch(pw.p, pw.acks, &x, pw.size, pw.k, pw.n)
+		pw.in.batch(pw.p)
 		pw.w.Poll()
 		pw.p.Complete()
 	}
-	pw.x = x
 }
 
 // liveClock moves a table's manual clock with the wall clock, a
@@ -142,10 +137,7 @@ func BenchmarkTwoWorkers(b *testing.B) {
 				proc := dataplane.NewProcessor(rigs[t].ct, c, 0)
 				p := newFakePort(b, 256)
 				pw := &parallelWorker{w: NewWorker(k, -1, p, 0, []TxPort{{Port: p}}, &snaps[t], proc, c, nil), p: p, c: c,
-					x: uint64(k + 1), k: k, n: n, size: v.n}
-				for _, a := range acks {
-					pw.acks = append(pw.acks, append([]byte(nil), a...))
-				}
+					in: newInjector(b, acks, v.n, k, n, uint64(k+1))}
 				return pw
 			}
 			one := mk(0, 0, 1)
