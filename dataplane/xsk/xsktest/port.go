@@ -312,34 +312,49 @@ func (p *Port) Transmit(descs []xsk.Desc) int {
 	if room := max(limit-len(p.ring)-len(p.sent), 0); len(descs) > room {
 		descs = descs[:room]
 	}
-	// The loop keeps in locals what the compiler would otherwise load
-	// again after every store to place.
-	umemLen, fs := uint64(len(p.umem)), uint64(p.fs)
-	place, shift := p.place, p.shift&63
-	was, ring := len(p.ring), p.ring
-	for _, d := range descs {
-		if d.Addr+uint64(d.Len) > umemLen || d.Addr&(fs-1)+uint64(d.Len) > fs {
+	n := p.takeBack(descs)
+	taken := descs[:n]
+	// The ring has room for every chunk, and these are the user's.
+	p.ring = append(p.ring, taken...)
+	if n < len(descs) {
+		if d := descs[n]; !p.within(d) {
 			p.misuse("descriptor %#x+%d runs past its chunk", d.Addr, d.Len)
-			break
-		}
-		i := d.Addr >> shift
-		if i >= uint64(len(place)) || place[i] != placeUser {
-			p.ring = ring // so that the report finds the frames taken so far
+		} else {
 			p.notOwned(d.Addr, "the TX ring")
-			break
 		}
-		place[i] = placePort
-		ring = append(ring, d)
 	}
-	taken := ring[was:]
 	if p.Record {
 		for _, d := range taken {
 			p.recorded = append(p.recorded, Sent{Desc: d, Frame: append([]byte(nil), p.umem[d.Addr:d.Addr+uint64(d.Len)]...)})
 		}
 	}
-	p.ring = ring
-	p.nSent += len(taken)
-	return len(taken)
+	p.nSent += n
+	return n
+}
+
+// within reports whether d lies inside one chunk of the UMEM.
+func (p *Port) within(d xsk.Desc) bool {
+	fs := uint64(p.fs)
+	return d.Addr+uint64(d.Len) <= uint64(len(p.umem)) && d.Addr&(fs-1)+uint64(d.Len) <= fs
+}
+
+// takeBack marks the chunks of ds the port's, from the first, as long as
+// each descriptor lies inside one chunk and that chunk is the user's, and
+// returns how many it took. It calls nothing, so that the loop keeps
+// what it needs in registers instead of loading it again after every
+// store to place.
+func (p *Port) takeBack(ds []xsk.Desc) int {
+	umemLen, fs := uint64(len(p.umem)), uint64(p.fs)
+	place, shift := p.place, p.shift&63
+	for j, d := range ds {
+		i := d.Addr >> shift
+		if d.Addr+uint64(d.Len) > umemLen || d.Addr&(fs-1)+uint64(d.Len) > fs ||
+			i >= uint64(len(place)) || place[i] != placeUser {
+			return j
+		}
+		place[i] = placePort
+	}
+	return len(ds)
 }
 
 // Kick sends what is on the TX ring: each frame goes to Wire, if set, and
@@ -381,11 +396,12 @@ func (p *Port) Complete() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := len(p.sent)
-	free, mask := p.free, ^uint64(p.fs-1)
-	for _, d := range p.sent {
-		free = append(free, d.Addr&mask)
+	// The free list has room for every chunk.
+	free, mask := p.free[len(p.free):len(p.free)+n], ^uint64(p.fs-1)
+	for j, d := range p.sent {
+		free[j] = d.Addr & mask
 	}
-	p.free = free
+	p.free = p.free[:len(p.free)+n]
 	p.sent = p.sent[:0]
 	return n
 }
