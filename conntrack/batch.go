@@ -102,21 +102,14 @@ func (t *Table) lookupChunk(sc *BatchScratch, keys []Key, out []Conn, found []bo
 			prefetch(addrs[:a])
 		}
 		if g := step - 1; g >= 0 && g < groups {
-			// Stage 2: pick the candidate entry, prefetch it, and,
-			// while a sync master runs, its sync word, which the packet
-			// will read and write.
+			// Stage 2: pick the candidate entry and prefetch it.
 			a := 0
-			sa := t.sync.Load()
 			lo, hi := g*batchGroup, min(g*batchGroup+batchGroup, n)
 			s.candidates(pl[lo:hi], cand[lo:hi])
 			for i := lo; i < hi; i++ {
 				if c := cand[i]; c != noCandidate {
 					addrs[a] = uintptr(unsafe.Pointer(&s.entries[c]))
 					a++
-					if sa != nil {
-						addrs[a] = uintptr(unsafe.Pointer(&sa.conns[c]))
-						a++
-					}
 				}
 			}
 			prefetch(addrs[:a])
@@ -143,6 +136,21 @@ func (t *Table) lookupChunk(sc *BatchScratch, keys []Key, out []Conn, found []bo
 					}
 				}
 				found[i] = ok
+			}
+			// While a sync master runs, the sync word of each entry
+			// found, which the packet will read and write: prefetched
+			// only now, once the group's entry lines have arrived, so
+			// that its misses neither compete with theirs for the
+			// core's outstanding misses nor go to keys not found.
+			if sa := t.sync.Load(); sa != nil {
+				a := 0
+				for i := g * batchGroup; i < min(g*batchGroup+batchGroup, n); i++ {
+					if slot := uint32(out[i].ref>>32) - 1; found[i] && slot < uint32(len(sa.conns)) {
+						addrs[a] = uintptr(unsafe.Pointer(&sa.conns[slot]))
+						a++
+					}
+				}
+				prefetch(addrs[:a])
 			}
 		}
 	}

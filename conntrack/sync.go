@@ -20,8 +20,8 @@ import (
 // them and resets a slot's word when an entry is made in it. Like the
 // slot arrays they live outside the Go heap, faulted in when allocated,
 // and while they are in use LookupBatch prefetches the word of each
-// candidate entry together with the entry, so a frame does not wait for
-// a second miss. Most packets only count (SyncCounter.Count); the full
+// entry it finds, once the entry's line has arrived, so a frame does not
+// wait for a second miss. Most packets only count (SyncCounter.Count); the full
 // decision reads and writes the word at the few that may be due.
 //
 // A connection's word is single-writer: a flow's packets arrive on one
