@@ -86,7 +86,9 @@ type Queue struct {
 	tail      atomic.Uint64 // published next; stored by Publish
 	dropped   atomic.Uint64 // published drops; stored by Publish
 	skipped   atomic.Uint64 // published skips; stored by Publish
-	_         [cacheLine - 56]byte
+	wokeAt    uint64        // producer: next when it last woke the consumer
+	waker     atomic.Pointer[waker]
+	_         [2*cacheLine - 72]byte
 	head      atomic.Uint64 // consumer: next slot to read
 	tailCache uint64        // consumer: last view of tail
 	_         [cacheLine - 16]byte
@@ -122,6 +124,28 @@ func (q *Queue) Push(r *Record) bool {
 	return true
 }
 
+// waker is how a producer wakes its consumer: a signal on c, sent
+// without blocking, once every records have been published since the
+// last.
+type waker struct {
+	c     chan<- struct{}
+	every uint64
+}
+
+// SetWake makes Publish signal c, without blocking, once at least every
+// records have been published since its last signal, as the kernel's
+// sb_queue_tail wakes its sync master once IPVS_SYNC_WAKEUP_RATE buffers
+// are queued instead of leaving them to its timer. A nil c or an every of
+// 0 stops the signals. Any goroutine may call it; the producer sees the
+// change at its next Publish.
+func (q *Queue) SetWake(c chan<- struct{}, every int) {
+	if c == nil || every <= 0 {
+		q.waker.Store(nil)
+		return
+	}
+	q.waker.Store(&waker{c: c, every: uint64(every)})
+}
+
 // Skip counts a connection the producer decided not to offer because no
 // record can carry it (one whose real server's address family is not its
 // client's), visible to Skipped after the next Publish.
@@ -133,6 +157,13 @@ func (q *Queue) Skip() { q.skips++ }
 func (q *Queue) Publish() {
 	if q.tail.Load() != q.next {
 		q.tail.Store(q.next)
+		if w := q.waker.Load(); w != nil && q.next-q.wokeAt >= w.every {
+			q.wokeAt = q.next
+			select {
+			case w.c <- struct{}{}:
+			default: // a signal is already pending
+			}
+		}
 	}
 	if q.dropped.Load() != q.drops {
 		q.dropped.Store(q.drops)

@@ -311,3 +311,64 @@ func TestQueueSkip(t *testing.T) {
 		t.Fatalf("skipped %d, dropped %d, len %d; want 2, 0, 0", q.Skipped(), q.Dropped(), q.Len())
 	}
 }
+
+// TestQueueWake: with SetWake, Publish signals the consumer once at least
+// every records have been published since the last signal, never more
+// than one signal pending, and nothing after SetWake(nil, 0); the
+// producer's and consumer's fields stay on separate cache lines.
+func TestQueueWake(t *testing.T) {
+	q, err := NewQueue(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, p := unsafe.Offsetof(q.head), unsafe.Offsetof(q.waker); h/cacheLine == p/cacheLine {
+		t.Errorf("head at %d shares a cache line with the producer's waker at %d", h, p)
+	}
+	wake := make(chan struct{}, 1)
+	q.SetWake(wake, 5)
+	pending := func() bool {
+		select {
+		case <-wake:
+			return true
+		default:
+			return false
+		}
+	}
+	var r Record
+	push := func(n int) {
+		for range n {
+			if !q.Push(&r) {
+				t.Fatal("queue full")
+			}
+		}
+		q.Publish()
+	}
+	push(4)
+	if pending() {
+		t.Fatal("signalled after 4 records, every 5")
+	}
+	push(1)
+	if !pending() {
+		t.Fatal("no signal after 5 records")
+	}
+	push(3)
+	q.Publish() // nothing new: no signal either
+	if pending() {
+		t.Fatal("signalled 3 records after the last signal")
+	}
+	push(2) // 5 since the last signal
+	push(5) // 5 more, while the first is still pending: one signal
+	if !pending() || pending() {
+		t.Fatal("want exactly one pending signal after two due publishes")
+	}
+	q.SetWake(nil, 0)
+	push(20)
+	if pending() {
+		t.Fatal("signalled after SetWake(nil, 0)")
+	}
+	for q.Pop(&r) {
+	}
+	if a := testing.AllocsPerRun(100, func() { push(1); q.Pop(&r) }); a != 0 {
+		t.Errorf("Push, Publish and Pop allocate %v times", a)
+	}
+}
