@@ -4,8 +4,11 @@
 //
 // A master drains the workers' sync queues (each worker pushes a Record
 // when ipvssync.Needed says a connection is due, without locking or
-// allocating) every SendDelay, packs the records into messages of at most
-// the maximum length the kernel derives from sync_maxlen and the MTU, and
+// allocating) every SendDelay, and at once when a worker's queue has taken
+// WakeupRate messages' worth since it last woke the master (as the
+// kernel's sb_queue_tail wakes its master thread), packs the records into
+// messages of at most the maximum length the kernel derives from
+// sync_maxlen and the MTU, and
 // sends each full message as one datagram at once; a partly filled
 // message goes out once its first entry has waited FlushAfter, as the
 // kernel's master thread flushes its current buffer after
@@ -74,6 +77,17 @@ const (
 // QueueCapacity is each worker's sync queue, in records.
 const QueueCapacity = 8192
 
+// WakeupRate is how many full messages' worth of records a worker queues
+// before it wakes the master rather than leave them to the timer
+// (IPVS_SYNC_WAKEUP_RATE, which sb_queue_tail counts in buffers).
+const WakeupRate = 8
+
+// wakeEvery is WakeupRate messages of maxLen bytes in records: IPv4
+// entries without options, the most a message holds.
+func wakeEvery(maxLen int) int {
+	return WakeupRate * max(1, (maxLen-ipvssync.HeaderLen)/ipvssync.EntryV4Len)
+}
+
 // Options are the daemon-wide settings the config gives.
 type Options struct {
 	// Settings are the sync sysctls (when a connection is sent).
@@ -82,6 +96,8 @@ type Options struct {
 	// DefaultFlushAfter.
 	FlushAfter time.Duration
 	Log        *slog.Logger
+
+	sendDelay time.Duration // the master's timer; 0 means SendDelay (tests lengthen it)
 }
 
 // UnsentMixedFamily is the Stats.Drops reason of the connections and
@@ -298,6 +314,7 @@ type master struct {
 	conn   *net.UDPConn
 	dst    netip.AddrPort // the group and port every message goes to
 	queues []*ipvssync.Queue
+	wake   chan struct{} // a worker's queue holds WakeupRate messages' worth
 	done   chan struct{}
 	exited chan struct{}
 }
@@ -312,7 +329,10 @@ func (m *Manager) startMaster(d ipvsadm.Daemon, ifc *net.Interface) error {
 		_ = conn.Close()
 		return err
 	}
-	ms := &master{cfg: d, conn: conn, dst: netip.AddrPortFrom(d.McastGroup, d.McastPort), queues: qs, done: make(chan struct{}), exited: make(chan struct{})}
+	ms := &master{cfg: d, conn: conn, dst: netip.AddrPortFrom(d.McastGroup, d.McastPort), queues: qs, wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
+	for _, q := range qs {
+		q.SetWake(ms.wake, wakeEvery(int(d.SyncMaxlen)))
+	}
 	m.master = ms
 	go m.runMaster(ms, int(d.SyncMaxlen), m.opt.FlushAfter)
 	m.log.Info("sync daemon started", "state", "master", "interface", d.McastIfn, "syncid", d.SyncID,
@@ -347,7 +367,11 @@ func (m *Manager) runMaster(ms *master, maxLen int, flushAfter time.Duration) {
 		}
 		enc.Reset()
 	}
-	tick := time.NewTicker(SendDelay)
+	delay := m.opt.sendDelay
+	if delay == 0 {
+		delay = SendDelay
+	}
+	tick := time.NewTicker(delay)
 	defer tick.Stop()
 	for {
 		select {
@@ -363,6 +387,7 @@ func (m *Manager) runMaster(ms *master, maxLen int, flushAfter time.Duration) {
 			}
 			return
 		case <-tick.C:
+		case <-ms.wake:
 		}
 		for _, q := range ms.queues {
 			for q.Pop(&rec) {
