@@ -97,6 +97,7 @@ func TestRunAllScenarios(t *testing.T) {
 		if res.Scenario.base() != Offered && res.Received > res.ForwarderTX+strays {
 			t.Errorf("%s: forwarder sent %d, sink received more (%d)", res.Scenario, res.ForwarderTX, res.Received)
 		}
+		checkLoss(t, res, strays)
 		// Connection tables: the warm-up opens every flow, so a run
 		// opens at most the few whose first frame was lost; in new-flows
 		// every frame forwarded is a new connection.
@@ -216,6 +217,62 @@ func checkForwarderCPU(t *testing.T, rep *Report, res Result) {
 		if res.VsBaselinePaired == nil || len(res.VsBaselineRounds) != 1 || *res.VsBaselinePaired != res.Mpps/rep.Results[i].Mpps {
 			t.Errorf("%s: paired vs baseline %v (rounds %v), want %v / %v", res.Scenario, res.VsBaselinePaired, res.VsBaselineRounds, res.Mpps, rep.Results[i].Mpps)
 		}
+	}
+}
+
+// checkLoss: every scenario with a forwarder says where the frames it did
+// not receive went: its receiving socket's statistics (none for the
+// kernel XDP load balancer, which has no socket, and says so), the XDP
+// program's counters and the kernel's link counters were all read; the
+// program redirected what the socket took plus what it refused; and what
+// the counters account for as lost is never more than went missing
+// (sent - fwd rx), but for strays the program passed.
+func checkLoss(t *testing.T, res Result, strays uint64) {
+	t.Helper()
+	l := res.Loss
+	if res.Scenario.base() == Offered {
+		if l != nil {
+			t.Errorf("%s: loss accounting without a forwarder: %+v", res.Scenario, l)
+		}
+		return
+	}
+	if l == nil {
+		t.Errorf("%s: no loss accounting", res.Scenario)
+		return
+	}
+	wantIf := ingressName
+	if res.Scenario == NATReply {
+		wantIf = egressName
+	}
+	if l.Interface != wantIf || l.Link == nil || l.Driver == nil || l.Steering == nil {
+		t.Errorf("%s: loss on %q, link %+v, driver %v, steering %+v (unavailable %v): want all read on %s", res.Scenario, l.Interface, l.Link, l.Driver, l.Steering, l.Unavailable, wantIf)
+		return
+	}
+	if res.Scenario == KernelXDPDR || res.Scenario == KernelXDPTUN {
+		if l.Socket != nil || len(l.Unavailable) != 1 || !strings.HasPrefix(l.Unavailable[0], "socket: ") {
+			t.Errorf("%s: socket %+v, unavailable %v: want no socket, and said so", res.Scenario, l.Socket, l.Unavailable)
+		}
+		return
+	}
+	if l.Socket == nil || len(l.Unavailable) > 0 {
+		t.Errorf("%s: socket %+v, unavailable %v: want the socket's statistics", res.Scenario, l.Socket, l.Unavailable)
+		return
+	}
+	if res.ForwarderRX > res.Sent+strays {
+		t.Errorf("%s: forwarder received %d of %d sent", res.Scenario, res.ForwarderRX, res.Sent)
+		return
+	}
+	missed := res.Sent - min(res.Sent, res.ForwarderRX)
+	refused, _ := l.SocketDrops()
+	if d := int64(l.Steering.Redirected) - int64(res.ForwarderRX+refused); d < -int64(strays) || d > int64(strays) {
+		t.Errorf("%s: the program redirected %d, the forwarder received %d and its socket refused %d", res.Scenario, l.Steering.Redirected, res.ForwarderRX, refused)
+	}
+	acc, ok := l.Accounted()
+	if !ok || acc > missed+strays || refused > missed+strays {
+		t.Errorf("%s: counters account for %d lost (%v; the socket %d), more than the %d sent - fwd rx: %s", res.Scenario, acc, ok, refused, missed, lossLine(res))
+	}
+	if !strings.Contains(lossLine(res), fmt.Sprintf("lost on %s: sent - fwd rx %d; ring full %d", wantIf, missed, l.Socket.RxRingFull)) {
+		t.Errorf("%s: loss line %q", res.Scenario, lossLine(res))
 	}
 }
 

@@ -80,5 +80,17 @@
 // after round and each reports its median round with the spread, so a
 // burst of load from elsewhere does not fall on one scenario alone.
 //
+// Every scenario with a forwarder also says where the frames it did not
+// receive (sent - fwd rx) went, from counter deltas over the run (Loss):
+// the receiving AF_XDP socket's XDP_STATISTICS (RX ring full: the
+// forwarder did not take frames in time; fill ring empty: it did not give
+// frames back in time), the XDP program's own counters (frames it saw,
+// redirected, passed to the kernel), and the kernel's netlink counters and
+// the veth driver's statistics of the receiving interface (tx_dropped of
+// the sending veth end, where veth counts a frame it could not queue to
+// its peer). veth adds the redirects the socket refused to its rx_dropped
+// as well, so that figure is shown but not added again. A counter that
+// could not be read is named, not shown as zero.
+//
 // Setting AFVS_BENCH_LOG=1 prints each afvs scenario's own log when it stops.
 package bench

@@ -46,6 +46,10 @@ type Result struct {
 	// Drops are afvs's drop counters by reason over the measured run: why
 	// its RX and TX differ.
 	Drops map[string]uint64 `json:"drops,omitempty"`
+	// Loss is where the frames the forwarder did not receive went, by
+	// the kernel's and the forwarder's counters over the run; nil for
+	// offered.
+	Loss *Loss `json:"loss,omitempty"`
 	// SinkBytes is the bytes the sink counted; over Received it shows
 	// the frame size that arrived (60, or 80 with an IPIP header).
 	SinkBytes uint64 `json:"sink_bytes"`
@@ -259,6 +263,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report table: %w", err)
+	}
+	lossHeader := false
+	for _, res := range r.Results {
+		if res.Error == "" && res.Loss != nil {
+			if !lossHeader {
+				fmt.Fprintln(w, lossLegend)
+				lossHeader = true
+			}
+			fmt.Fprintln(w, lossLine(res))
+		}
 	}
 	if err := r.writeVsBaseline(w); err != nil {
 		return err

@@ -280,6 +280,13 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 
 	var counts forwarderCounts
 	var drops map[string]uint64
+	// snap is the loss counters the last counts read: the receiving
+	// socket's and the XDP program's; readLinkLoss adds the kernel's.
+	var snap lossSnapshot
+	recv, send := t.dirIn, t.genIf
+	if s == NATReply {
+		recv, send = t.dirOut, t.sinkIf
+	}
 	var workerRX []uint64 // afvs: frames each worker received, by the last counts
 	var batches uint64    // receives that returned frames, by the last counts
 	// inserted reads the connections the forwarder has opened, where it
@@ -293,12 +300,23 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 	}
 	switch s.base() {
 	case Baseline:
-		f, stop, serr := startBaseline(t)
+		f, rx, prog, stop, serr := startBaseline(t)
 		if serr != nil {
 			return serr
 		}
 		closers = append(closers, stop)
 		counts = func() (uint64, uint64, error) {
+			snap = lossSnapshot{}
+			if ks, err := rx.KernelStats(); err != nil {
+				snap.fail("socket", err)
+			} else {
+				snap.socket = &ks
+			}
+			if ps, err := prog.Stats(); err != nil {
+				snap.fail("steering", err)
+			} else {
+				snap.steering = &SteeringLoss{Total: ps.Total, Redirected: ps.Redirected, Passed: ps.PassOther + ps.PassNoSocket}
+			}
 			st := f.Stats()
 			batches = st.Batches
 			if b, ok := f.BusyPoll(); ok {
@@ -322,6 +340,7 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 		closers = append(closers, stop)
 		counts = func() (uint64, uint64, error) {
 			st, err := lb.Stats()
+			snap = lossSnapshot{steering: &SteeringLoss{Total: st.Total, Redirected: st.DR + st.Tunnel, Passed: st.PassNotService}}
 			drops = map[string]uint64{"no_real": st.DropNoReal, "adjust_failed": st.DropAdjustFailed, "no_egress": st.DropNoEgress, "passed": st.PassNotService}
 			return st.Total, st.DR + st.Tunnel, err
 		}
@@ -353,6 +372,27 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 			drops = st.Drops
 			workerRX = workerRX[:0]
 			batches = 0
+			snap = lossSnapshot{}
+			if total, ok := st.Steering["total"]; ok {
+				snap.steering = &SteeringLoss{Total: total, Redirected: st.Steering["redirected"], Passed: st.Steering["passed"]}
+			} else {
+				snap.fail("steering", errors.New("afvs's status has no steering counters"))
+			}
+			var ks xsk.KernelStats
+			on := 0
+			for _, w := range st.Workers {
+				if w.Dev == recv.name {
+					on++
+					ks.RxDropped += w.RxDropped
+					ks.RxRingFull += w.RxRingFull
+					ks.RxFillRingEmpty += w.RxFillRingEmpty
+				}
+			}
+			if on > 0 {
+				snap.socket = &ks
+			} else {
+				snap.fail("socket", fmt.Errorf("afvs has no worker on %s", recv.name))
+			}
 			for _, w := range st.Workers {
 				workerRX = append(workerRX, w.RX)
 				batches += w.RxBatches
@@ -446,7 +486,9 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 			return fmt.Errorf("forwarder counters: %w", err)
 		}
 		drops0 = drops
+		readLinkLoss(&snap, recv, send)
 	}
+	snap0 := snap
 	workerRX0, batches0 := slices.Clone(workerRX), batches
 	var cpu0 CPUTime
 	if cpu != nil {
@@ -490,6 +532,8 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 		if err != nil {
 			return fmt.Errorf("forwarder counters: %w", err)
 		}
+		readLinkLoss(&snap, recv, send)
+		res.Loss = lossOf(recv.name, snap0, snap)
 		res.ForwarderRX, res.ForwarderTX = rx1-rx0, tx1-tx0
 		if batches > batches0 {
 			res.FramesPerBatch = float64(res.ForwarderRX) / float64(batches-batches0)
@@ -720,7 +764,7 @@ func warmUp(g *Generator, sink *xdpprog.DropSink) error {
 // startBaseline opens the baseline forwarder on the director: redirect
 // everything IPv4 and all UDP over IPv6 on eth0 to one socket, send through a TX-only socket on
 // eth1, sized like the director's own sockets.
-func startBaseline(t *topology) (f *Forwarder, stop func() error, err error) {
+func startBaseline(t *topology) (f *Forwarder, rx *xsk.Socket, prog *xdpprog.RedirectAll, stop func() error, err error) {
 	var closers []func() error
 	stop = func() error {
 		var errs []error
@@ -734,12 +778,12 @@ func startBaseline(t *topology) (f *Forwarder, stop func() error, err error) {
 			_ = stop()
 		}
 	}()
-	prog, err := xdpprog.LoadRedirectAll(1)
+	prog, err = xdpprog.LoadRedirectAll(1)
 	if err != nil {
-		return nil, stop, err
+		return nil, nil, nil, stop, err
 	}
 	closers = append(closers, prog.Close)
-	var rx, tx *xsk.Socket
+	var tx *xsk.Socket
 	err = t.dir.Do(func() error {
 		ro := xsk.DefaultOptions()
 		ro.TxBudget = 256
@@ -765,7 +809,7 @@ func startBaseline(t *topology) (f *Forwarder, stop func() error, err error) {
 		return nil
 	})
 	if err != nil {
-		return nil, stop, err
+		return nil, nil, nil, stop, err
 	}
 	f = NewForwarder(rx, tx, t.sinkIf.mac, t.dirOut.mac)
 	// Pin it where afvs would pin its worker for the same queue, so that
@@ -783,13 +827,13 @@ func startBaseline(t *topology) (f *Forwarder, stop func() error, err error) {
 		return nil
 	})
 	if err != nil {
-		return nil, stop, err
+		return nil, nil, nil, stop, err
 	}
 	done := make(chan error, 1)
 	go func() { done <- f.Run() }()
 	// Stop the loop before the sockets close under it.
 	closers = append(closers, func() error { f.Stop(); return <-done })
-	return f, stop, nil
+	return f, rx, prog, stop, nil
 }
 
 // loadAvg reads the 1, 5 and 15 minute load averages; zeros if unreadable.
