@@ -106,3 +106,23 @@ func TestLossLine(t *testing.T) {
 		t.Errorf("table with one loss line (%d):\n%s", n, b.String())
 	}
 }
+
+// TestLossJSON: the report's JSON carries the loss parts under their
+// kernel names, and leaves out a part that was not read.
+func TestLossJSON(t *testing.T) {
+	rep := sampleReport()
+	rep.Results[2].Loss = &Loss{Interface: "eth0", Socket: &SocketLoss{RxRingFull: 7, RxFillRingEmpty: 3, RxDropped: 3},
+		Unavailable: []string{"steering: the XDP program keeps no counters"}}
+	var b bytes.Buffer
+	if err := rep.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"loss": {`, `"interface": "eth0"`, `"rx_ring_full": 7`, `"rx_fill_ring_empty": 3`, `"unavailable": [`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("json lacks %s:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), `"steering"`) || strings.Count(b.String(), `"loss"`) != 1 {
+		t.Errorf("json shows a part not read, or loss on results without it:\n%s", b.String())
+	}
+}
