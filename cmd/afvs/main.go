@@ -7,7 +7,8 @@
 //
 // The lab and research tools (demo, bench, sim, replay) are a separate
 // command, afvs-lab, so that the daemon links none of their dependencies;
-// asked for one of them, afvs says so.
+// asked for one of them ("afvs demo --ha"), afvs runs afvs-lab in its place,
+// and says where to get it if it is not there.
 package main
 
 import (
@@ -15,8 +16,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/pflag"
 )
@@ -37,15 +41,35 @@ func init() {
 	}
 }
 
-// labCommands moved to afvs-lab.
+// labCommands are afvs-lab's; afvs runs afvs-lab for them.
 var labCommands = []string{"demo", "bench", "sim", "replay"}
+
+// execLab replaces this process with afvs-lab (syscall.Exec; tests
+// replace it).
+var execLab = syscall.Exec
+
+// findLab finds the afvs-lab binary: next to this one (as make build
+// puts them), else on $PATH.
+func findLab() (string, error) {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "afvs-lab")
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("afvs-lab")
+	if err != nil {
+		return "", errors.New("afvs-lab is neither next to afvs nor on $PATH")
+	}
+	return p, nil
+}
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "usage: afvs [command] [flags]\n\ncommands:\n")
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nRun 'afvs COMMAND --help' for a command's flags.\nThe lab tools (%s) are afvs-lab's commands.\n", strings.Join(labCommands, ", "))
+	fmt.Fprintf(w, "\nRun 'afvs COMMAND --help' for a command's flags.\nThe lab tools (%s) are afvs-lab's commands; afvs runs afvs-lab for them.\n", strings.Join(labCommands, ", "))
 }
 
 func main() {
@@ -80,7 +104,13 @@ func dispatch(args []string, stderr io.Writer) int {
 		}
 	}
 	if slices.Contains(labCommands, name) {
-		fmt.Fprintf(stderr, "afvs: %q moved to the lab tools: run \"afvs-lab %s\" (make build puts bin/afvs-lab next to bin/afvs)\n", name, name)
+		// "afvs demo --ha" is "afvs-lab demo --ha": run afvs-lab in this
+		// process's place, found next to this binary or on $PATH.
+		lab, err := findLab()
+		if err == nil {
+			err = execLab(lab, append([]string{lab, name}, args...), os.Environ())
+		}
+		fmt.Fprintf(stderr, "afvs: %q is a lab tool, afvs-lab's: %v (make build puts bin/afvs-lab next to bin/afvs; or run \"afvs-lab %s\")\n", name, err, name)
 		return 2
 	}
 	fmt.Fprintf(stderr, "afvs: unknown command %q\n", name)
