@@ -81,13 +81,22 @@ func (k *Kernel) ethtool(name string, cmd, data uint32) (uint32, error) {
 	}
 	defer unix.Close(fd)
 	val := ethtoolValue{cmd: cmd, data: data}
-	var ifr ifreqData
-	copy(ifr.name[:], name)
-	ifr.data = unsafe.Pointer(&val)
-	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
-	runtime.KeepAlive(&val)
-	if errno != 0 {
-		return 0, fmt.Errorf("ioctl SIOCETHTOOL cmd %#x: %w", cmd, errno)
+	if err := ethtoolIoctl(fd, name, unsafe.Pointer(&val)); err != nil {
+		return 0, err
 	}
 	return val.data, nil
+}
+
+// ethtoolIoctl issues one SIOCETHTOOL request on fd for name, whose
+// buffer p starts with the command.
+func ethtoolIoctl(fd int, name string, p unsafe.Pointer) error {
+	var ifr ifreqData
+	copy(ifr.name[:], name)
+	ifr.data = p
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
+	runtime.KeepAlive(p)
+	if errno != 0 {
+		return fmt.Errorf("ioctl SIOCETHTOOL cmd %#x: %w", *(*uint32)(p), errno)
+	}
+	return nil
 }

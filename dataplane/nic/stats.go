@@ -3,7 +3,6 @@ package nic
 import (
 	"bytes"
 	"fmt"
-	"runtime"
 	"unsafe"
 
 	"github.com/vishvananda/netlink"
@@ -48,11 +47,10 @@ func DriverStats(name string) (map[string]uint64, error) {
 		return nil, fmt.Errorf("driver stats of %s: socket: %w", name, err)
 	}
 	defer unix.Close(fd)
-	info := unix.EthtoolDrvinfo{Cmd: unix.ETHTOOL_GDRVINFO}
-	if err := ethtoolPtr(fd, name, unsafe.Pointer(&info)); err != nil {
+	info, err := unix.IoctlGetEthtoolDrvinfo(fd, name)
+	if err != nil {
 		return nil, fmt.Errorf("driver stats of %s: drvinfo: %w", name, err)
 	}
-	runtime.KeepAlive(&info)
 	n := int(info.N_stats)
 	out := make(map[string]uint64, n)
 	if n == 0 {
@@ -64,7 +62,7 @@ func DriverStats(name string) (map[string]uint64, error) {
 	*(*uint32)(unsafe.Pointer(&sb[0])) = unix.ETHTOOL_GSTRINGS
 	*(*uint32)(unsafe.Pointer(&sb[4])) = ethSSStats
 	*(*uint32)(unsafe.Pointer(&sb[8])) = uint32(n)
-	if err := ethtoolPtr(fd, name, unsafe.Pointer(&strs[0])); err != nil {
+	if err := ethtoolIoctl(fd, name, unsafe.Pointer(&strs[0])); err != nil {
 		return nil, fmt.Errorf("driver stats of %s: strings: %w", name, err)
 	}
 	// struct ethtool_stats {u32 cmd, n_stats; u64 data[n_stats]}.
@@ -72,7 +70,7 @@ func DriverStats(name string) (map[string]uint64, error) {
 	vb := unsafe.Slice((*byte)(unsafe.Pointer(&vals[0])), 8)
 	*(*uint32)(unsafe.Pointer(&vb[0])) = unix.ETHTOOL_GSTATS
 	*(*uint32)(unsafe.Pointer(&vb[4])) = uint32(n)
-	if err := ethtoolPtr(fd, name, unsafe.Pointer(&vals[0])); err != nil {
+	if err := ethtoolIoctl(fd, name, unsafe.Pointer(&vals[0])); err != nil {
 		return nil, fmt.Errorf("driver stats of %s: values: %w", name, err)
 	}
 	// The kernel may report fewer than asked if the count changed between
@@ -94,17 +92,3 @@ const (
 	ethGStringLen = 32
 	ethSSStats    = 1
 )
-
-// ethtoolPtr issues one SIOCETHTOOL request whose buffer p starts with
-// the command.
-func ethtoolPtr(fd int, name string, p unsafe.Pointer) error {
-	var ifr ifreqData
-	copy(ifr.name[:], name)
-	ifr.data = p
-	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
-	runtime.KeepAlive(p)
-	if errno != 0 {
-		return fmt.Errorf("ioctl SIOCETHTOOL cmd %#x: %w", *(*uint32)(p), errno)
-	}
-	return nil
-}
