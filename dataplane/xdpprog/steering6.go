@@ -19,8 +19,8 @@ import (
 // the destination address alone, in the any-service key of that address
 // and protocol (a non-first fragment carries no ports), and redirected so
 // that the worker drops and counts it as ipv6_fragment, as the parser
-// does; before this the director's kernel took it, and with the VIP on
-// the director answered it itself. Every other IPv6 frame goes to the
+// does, rather than to the director's kernel, which would answer it
+// itself if it held the VIP. Every other IPv6 frame goes to the
 // kernel: every other ICMPv6 message (neighbour discovery, MLD, echo),
 // fragments to no service, other next headers, and TCP or UDP to no IPv6
 // service; so neighbour discovery for the VIP and the director's own
