@@ -36,13 +36,146 @@ func newBlocklist() (*ebpf.Map, error) {
 	return m, nil
 }
 
+// The blocklist gate. Looking a source up in the blocklist (an LRU hash)
+// is the dearest step of a matched frame, and it almost always finds
+// nothing. So the program first reads a one-entry array holding a word
+// per family, IPv4 then IPv6, and skips that family's blocklist while the
+// word is 0. The Go side keeps the words exact under blockMu: Block sets
+// the word before it writes the block, so a live block is never in a map
+// whose gate is clear; and a word is cleared only once every block
+// written since it was set has ended (the latest end is kept; a block
+// that has ended drops nothing, in the map or not), by a timer armed for
+// that end, or once SetBlockPrefix6 has removed every IPv6 block.
+// Unblock leaves the gate set until that end: lifting a block early is
+// rare, and a set gate only costs the lookup.
+const (
+	gate4 = iota
+	gate6
+	gates
+)
+
+// blockGate is the gate map and what the Go side knows of it; blockMu
+// guards every field.
+type blockGate struct {
+	m       *ebpf.Map
+	on      [gates]uint32        // what m holds
+	end     [gates]time.Duration // while on: the latest end of a block written since
+	timer   *time.Timer          // runs sweepGate
+	at      time.Duration        // when it is due, while pending
+	pending bool                 // timer armed and not yet run
+	closed  bool                 // the Steering is closed: the timer does nothing
+}
+
+func newBlockGate() (*ebpf.Map, error) {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "afvs_block_on",
+		Type:       ebpf.Array,
+		KeySize:    4,
+		ValueSize:  4 * gates,
+		MaxEntries: 1, // a direct value pointer needs a single entry
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create blocklist gate map: %w", err)
+	}
+	return m, nil
+}
+
+// set writes family's word as v, and the shadow once the write is
+// done. The caller holds blockMu.
+func (g *blockGate) set(family int, v uint32) error {
+	on := g.on
+	on[family] = v
+	if err := g.m.Put(uint32(0), on); err != nil {
+		return err
+	}
+	g.on = on
+	if v == 0 {
+		g.end[family] = 0
+	}
+	return nil
+}
+
+// open sets family's word unless it is set, before a block is written.
+// It reports whether it set the word, so that a block that then fails to
+// be written can close it again. The caller holds blockMu.
+func (g *blockGate) open(family int) (opened bool, err error) {
+	if g.on[family] != 0 {
+		return false, nil
+	}
+	if err := g.set(family, 1); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// armGate makes sure sweepGate runs once the earliest of the set words'
+// latest ends has passed. The caller holds blockMu.
+func (s *Steering) armGate(now time.Duration) {
+	g := &s.gate
+	if g.closed {
+		return
+	}
+	next := time.Duration(0)
+	for f := range gates {
+		if g.on[f] != 0 && (next == 0 || g.end[f] < next) {
+			next = g.end[f]
+		}
+	}
+	if next == 0 || g.pending && g.at <= next {
+		return
+	}
+	wait := max(next-now, time.Millisecond)
+	if g.timer == nil {
+		g.timer = time.AfterFunc(wait, s.sweepGate)
+	} else {
+		g.timer.Reset(wait)
+	}
+	g.pending, g.at = true, next
+}
+
+// sweepGate clears each word of the gate whose blocks have all ended,
+// and arms itself again for those still live.
+func (s *Steering) sweepGate() {
+	s.blockMu.Lock()
+	defer s.blockMu.Unlock()
+	g := &s.gate
+	g.pending = false
+	if g.closed {
+		return
+	}
+	now, err := monotonicNow()
+	if err != nil {
+		return // cannot happen: CLOCK_MONOTONIC always reads
+	}
+	for f := range gates {
+		if g.on[f] != 0 && now >= g.end[f] {
+			if err := g.set(f, 0); err != nil {
+				// Left set, which is always safe; try again later.
+				g.end[f] = now + time.Second
+			}
+		}
+	}
+	s.armGate(now)
+}
+
+// close stops the timer for good. The caller holds blockMu.
+func (g *blockGate) close() {
+	g.closed = true
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+}
+
 // dropBlocked drops, and counts under counter, a frame whose source
 // address is in the blocklist with a block that has not ended; any other
-// frame falls through. The source is the first word of the local-node
-// flow key, which localKeyAddrs writes for every TCP/UDP frame; ICMP
-// errors, which have no such key, fall through. It clobbers R0-R5 and R9.
-func (b *builder) dropBlocked(blocked *ebpf.Map, counter uint32) {
+// frame falls through. While the IPv4 gate is clear it falls through at
+// once: no block can be live then. The source is the first word of the
+// local-node flow key, which localKeyAddrs writes for every TCP/UDP
+// frame; ICMP errors, which have no such key, fall through. It clobbers
+// R0-R5 and R9.
+func (b *builder) dropBlocked(gate, blocked *ebpf.Map, counter uint32) {
 	pass := b.fresh("not_blocked")
+	b.blockGate(gate, gate4, pass)
 	b.emit(
 		// An ICMP error's source is a router, and the flow key was never
 		// written for it: the blocklist is for TCP/UDP sources.
@@ -50,6 +183,18 @@ func (b *builder) dropBlocked(blocked *ebpf.Map, counter uint32) {
 		asm.JEq.Imm(asm.R1, flagICMPError, pass),
 	)
 	b.dropIfBlockedAt(blocked, slotLocal, counter, pass) // the source address
+}
+
+// blockGate jumps to pass while family's word of the gate is 0. It reads
+// the word through a pointer the loader puts into the instruction (a map
+// value's address, as for a global variable), so it costs two loads and
+// no lookup. It clobbers R1.
+func (b *builder) blockGate(gate *ebpf.Map, family int, pass string) {
+	b.emit(
+		asm.LoadMapValue(asm.R1, gate.FD(), uint32(4*family)),
+		asm.LoadMem(asm.R1, asm.R1, 0, asm.Word),
+		asm.JEq.Imm(asm.R1, 0, pass),
+	)
 }
 
 // dropIfBlockedAt looks the key at stack slot key up in blocked and
@@ -96,20 +241,37 @@ func (s *Steering) Block(src netip.Addr, d time.Duration) error {
 	if d <= 0 || d > MaxBlockFor {
 		return fmt.Errorf("block %s for %s: must be more than 0 and at most %s", src, d, MaxBlockFor)
 	}
+	s.blockMu.Lock()
+	defer s.blockMu.Unlock()
 	now, err := monotonicNow()
 	if err != nil {
 		return fmt.Errorf("block %s: %w", src, err)
 	}
+	what, family := netip.PrefixFrom(src, 32), gate4
 	if src.Is6() {
-		p := s.blockKey6(src)
-		if err := s.block6.blocked.Put(p.Addr().As16(), uint64(now+d)); err != nil {
-			return fmt.Errorf("block %s: %w", p, err)
+		what, family = netip.PrefixFrom(src, s.blockBits6()).Masked(), gate6
+	}
+	opened, err := s.gate.open(family)
+	if err != nil {
+		return fmt.Errorf("block %s: open the blocklist gate: %w", what, err)
+	}
+	if src.Is6() {
+		err = s.block6.blocked.Put(what.Addr().As16(), uint64(now+d))
+	} else {
+		err = s.blocked.Put(src.As4(), uint64(now+d))
+	}
+	if err != nil {
+		if opened {
+			// No block was live with the gate clear, and none is now.
+			_ = s.gate.set(family, 0)
 		}
-		return nil
+		if family == gate4 {
+			return fmt.Errorf("block %s: %w", src, err)
+		}
+		return fmt.Errorf("block %s: %w", what, err)
 	}
-	if err := s.blocked.Put(src.As4(), uint64(now+d)); err != nil {
-		return fmt.Errorf("block %s: %w", src, err)
-	}
+	s.gate.end[family] = max(s.gate.end[family], now+d)
+	s.armGate(now)
 	return nil
 }
 

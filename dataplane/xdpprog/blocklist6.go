@@ -82,9 +82,11 @@ func mask6(bits int) [16]byte {
 // source (the first 16 bytes of slotSrc6, steernat6.go's copy), masked in
 // place by the block prefix, is in the IPv6 blocklist with a
 // block that has not ended; any other frame, and an ICMPv6 error (whose
-// source is a router), falls through. It clobbers R0-R5 and R9.
-func (b *builder) dropBlocked6(m blockMaps6, counter uint32) {
+// source is a router), falls through, as does every frame while the IPv6
+// gate (blocklist.go) is clear. It clobbers R0-R5 and R9.
+func (b *builder) dropBlocked6(gate *ebpf.Map, m blockMaps6, counter uint32) {
 	pass := b.fresh("not_blocked6")
+	b.blockGate(gate, gate6, pass)
 	b.emit(
 		asm.LoadMem(asm.R1, asm.RFP, slotSvc6+19, asm.Byte),
 		asm.JEq.Imm(asm.R1, flagICMPError, pass),
@@ -139,6 +141,10 @@ func (s *Steering) SetBlockPrefix6(bits int) error {
 		if err := s.block6.blocked.Delete(k.As16()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("set IPv6 block prefix /%d: lift the block of %s: %w", bits, k, err)
 		}
+	}
+	// No IPv6 block is left: the gate may close (blocklist.go).
+	if err := s.gate.set(gate6, 0); err != nil {
+		return fmt.Errorf("set IPv6 block prefix /%d: close the IPv6 blocklist gate: %w", bits, err)
 	}
 	return nil
 }

@@ -148,8 +148,9 @@ type Steering struct {
 	owners      *ebpf.Map
 	blocked     *ebpf.Map  // blocklist.go
 	block6      blockMaps6 // blocklist6.go
-	blockMu     sync.Mutex // guards prefix6
+	blockMu     sync.Mutex // guards prefix6 and gate
 	prefix6     int        // the IPv6 block prefix; 0: DefaultBlockPrefix6
+	gate        blockGate  // blocklist.go
 	xsks        *xskTable
 	maxServices int
 	local       localMaps
@@ -217,7 +218,10 @@ func (s *Steering) load(maxQueues int) error {
 	if s.block6, err = newBlockMaps6(); err != nil {
 		return err
 	}
-	insns, err := steeringProgram(s.services, s.services6, s.owners, s.xsks.m, s.stats.m, s.local, s.blocked, s.block6)
+	if s.gate.m, err = newBlockGate(); err != nil {
+		return err
+	}
+	insns, err := steeringProgram(s.services, s.services6, s.owners, s.xsks.m, s.stats.m, s.local, s.gate.m, s.blocked, s.block6)
 	if err != nil {
 		return err
 	}
@@ -228,7 +232,7 @@ func (s *Steering) load(maxQueues int) error {
 // steeringProgram emits the classifier. Registers: R6 ctx, R7 data,
 // R8 data_end, R9 the header being parsed. The lookup key is built at
 // slotKey as {addr[4], port[2], proto, flags}.
-func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local localMaps, blocked *ebpf.Map, block6 blockMaps6) (asm.Instructions, error) {
+func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local localMaps, gate, blocked *ebpf.Map, block6 blockMaps6) (asm.Instructions, error) {
 	b := newBuilder()
 	lookupAt := func(slot int32) {
 		b.emit(
@@ -384,7 +388,7 @@ func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local l
 	b.label("owner")
 	b.localPass(local, "redirect")
 	b.label("redirect")
-	b.dropBlocked(blocked, steerBlocked)
+	b.dropBlocked(gate, blocked, steerBlocked)
 	b.label("xsk") // an IPv6 frame's redirect (steering6.go)
 	b.emit(
 		asm.LoadMapPtr(asm.R1, xsks.FD()),
@@ -405,7 +409,7 @@ func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local l
 	b.passWith("bad_header", steerPassBadHeader)
 	b.passWith("not_l4", steerPassNotL4)
 	steeringICMP(b, lookup)
-	steeringIPv6(b, services6, owners, local, block6)
+	steeringIPv6(b, services6, owners, local, gate, block6)
 	return b.finish()
 }
 
@@ -589,5 +593,8 @@ func (s *Steering) Stats() (StatsCounters, error) {
 // Close unloads the program and its maps. Attachments hold their own
 // reference to the program and stay in effect until closed.
 func (s *Steering) Close() error {
-	return s.close(s.services, s.services6, s.owners, s.blocked, s.block6.blocked, s.block6.mask, s.xsks.mapOrNil(), s.local.flows, s.local.flows6, s.local.on)
+	s.blockMu.Lock()
+	s.gate.close()
+	s.blockMu.Unlock()
+	return s.close(s.services, s.services6, s.owners, s.blocked, s.block6.blocked, s.block6.mask, s.gate.m, s.xsks.mapOrNil(), s.local.flows, s.local.flows6, s.local.on)
 }

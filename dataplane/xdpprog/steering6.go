@@ -118,7 +118,7 @@ func ownerCheck(b *builder, owners *ebpf.Map, ok string) {
 }
 
 // steeringIPv6 emits the "ipv6" block: R9 points at the IPv6 header.
-func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps, block6 blockMaps6) {
+func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps, gate *ebpf.Map, block6 blockMaps6) {
 	lookup6 := func() {
 		b.emit(
 			asm.LoadMapPtr(asm.R1, services6.FD()),
@@ -221,7 +221,7 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps, bloc
 	b.label("owner6")
 	localPass6(b, local, "block6") // localpass6.go
 	b.label("block6")
-	b.dropBlocked6(block6, steerBlocked)
+	b.dropBlocked6(gate, block6, steerBlocked)
 	b.emit(asm.Ja.Label("xsk"))
 
 	// A fragment (R9 at its Fragment header): the any-service key of the
