@@ -161,9 +161,6 @@ func (b *builder) loadCounters(stats *ebpf.Map, onFail int32) {
 	b.emit(asm.StoreMem(asm.RFP, slotStats, asm.R0, asm.DWord))
 }
 
-// count adds one to counter idx. It clobbers R1 and R2 only. Each CPU has
-// its own block and XDP runs with preemption off, so a plain
-// load/add/store is race-free.
 // frameStart is how every program here begins: keep the context in R6,
 // set up the counters (onFail is the verdict if that fails), count the
 // frame under total, load data and data_end into R7 and R8, and jump to
@@ -173,6 +170,19 @@ func (b *builder) frameStart(stats *ebpf.Map, onFail int32, total uint32, short 
 	b.emit(asm.Mov.Reg(asm.R6, asm.R1))
 	b.loadCounters(stats, onFail)
 	b.count(total)
+	b.frameData(short)
+}
+
+// frameStartUncounted is frameStart for a program whose every exit counts
+// exactly one outcome, so that its total is their sum and need not be
+// counted apart.
+func (b *builder) frameStartUncounted(stats *ebpf.Map, onFail int32, short string) {
+	b.emit(asm.Mov.Reg(asm.R6, asm.R1))
+	b.loadCounters(stats, onFail)
+	b.frameData(short)
+}
+
+func (b *builder) frameData(short string) {
 	b.emit(
 		asm.LoadMem(asm.R7, asm.R6, xdpMdData, asm.Word),
 		asm.LoadMem(asm.R8, asm.R6, xdpMdDataEnd, asm.Word),
@@ -183,6 +193,9 @@ func (b *builder) frameStart(stats *ebpf.Map, onFail int32, total uint32, short 
 	)
 }
 
+// count adds one to counter idx. It clobbers R1 and R2 only. Each CPU has
+// its own block and XDP runs with preemption off, so a plain
+// load/add/store is race-free.
 func (b *builder) count(idx uint32) {
 	b.increment(idx, asm.Add.Imm(asm.R2, 1))
 }

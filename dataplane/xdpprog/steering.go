@@ -65,10 +65,11 @@ const (
 	flagLocal  = 4
 )
 
-// Steering counter slots.
+// Steering counter slots. Every exit of the program counts exactly one
+// outcome (Redirected, Blocked or a Pass* reason), so Total is their sum
+// and has no slot: one counter update per frame fewer.
 const (
-	steerTotal = iota
-	steerRedirected
+	steerRedirected = iota
 	steerFragments
 	steerPassNotIPv4
 	steerPassTruncated
@@ -96,8 +97,8 @@ type ownerEntry struct {
 }
 
 // StatsCounters are the steering program's counters summed over CPUs.
-// Every frame is counted in Total and in exactly one of Redirected or a
-// Pass* reason, so Total == Redirected + Passed().
+// Every frame is counted in exactly one of Redirected, Blocked or a Pass*
+// reason, and Total is their sum: Total == Redirected + Blocked + Passed().
 type StatsCounters struct {
 	Total      uint64
 	Redirected uint64 // handed to the AF_XDP socket of the receiving queue
@@ -126,8 +127,7 @@ type StatsCounters struct {
 	// and the worker forwards them to the connection's real server.
 	ICMPErrors uint64
 	// Blocked: matched and for an owner MAC, but from a source in the
-	// blocklist (see Block): dropped in XDP. Total == Redirected + Blocked
-	// + Passed().
+	// blocklist (see Block): dropped in XDP.
 	Blocked uint64
 }
 
@@ -244,7 +244,7 @@ func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local l
 	}
 	lookup := func() { lookupAt(slotKey) }
 
-	b.frameStart(stats, xdpPass, steerTotal, "truncated")
+	b.frameStartUncounted(stats, xdpPass, "truncated")
 	b.emit(
 		asm.Mov.Reg(asm.R9, asm.R7),
 		asm.Add.Imm(asm.R9, ethLen),
@@ -573,8 +573,7 @@ func (s *Steering) Stats() (StatsCounters, error) {
 	if err != nil {
 		return StatsCounters{}, fmt.Errorf("steering stats: %w", err)
 	}
-	return StatsCounters{
-		Total:         v[steerTotal],
+	st := StatsCounters{
 		Redirected:    v[steerRedirected],
 		Fragments:     v[steerFragments],
 		PassNotIPv4:   v[steerPassNotIPv4],
@@ -587,7 +586,9 @@ func (s *Steering) Stats() (StatsCounters, error) {
 		PassLocal:     v[steerPassLocal],
 		ICMPErrors:    v[steerICMPErrors],
 		Blocked:       v[steerBlocked],
-	}, nil
+	}
+	st.Total = st.Redirected + st.Blocked + st.Passed()
+	return st, nil
 }
 
 // Close unloads the program and its maps. Attachments hold their own
