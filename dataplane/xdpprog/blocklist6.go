@@ -90,12 +90,7 @@ func (b *builder) dropBlocked6(gate *ebpf.Map, m blockMaps6, counter uint32) {
 	b.emit(
 		asm.LoadMem(asm.R1, asm.RFP, slotSvc6+19, asm.Byte),
 		asm.JEq.Imm(asm.R1, flagICMPError, pass),
-		asm.StoreImm(asm.RFP, slotCounter, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, m.mask.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, slotCounter),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, pass),
+		asm.LoadMapValue(asm.R0, m.mask.FD(), 0), // one entry: its address
 	)
 	for i := int16(0); i < 16; i += 4 {
 		b.emit(

@@ -153,16 +153,12 @@ func (b *builder) localPass(l localMaps, next string) {
 }
 
 // localGate goes on at next unless the local-node gate (the on map) is
-// set.
+// set. It reads the one-entry array's value through its address, as
+// blockGate does (blocklist.go). It clobbers R1.
 func (b *builder) localGate(l localMaps, next string) {
 	b.emit(
-		asm.StoreImm(asm.RFP, slotCounter, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, l.on.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, slotCounter),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, next),
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
+		asm.LoadMapValue(asm.R1, l.on.FD(), 0),
+		asm.LoadMem(asm.R1, asm.R1, 0, asm.Word),
 		asm.JEq.Imm(asm.R1, 0, next),
 	)
 }

@@ -90,14 +90,13 @@ func entry6(i int, k ServiceKey) (serviceEntry6, error) {
 // MaxOwnerMACs slots of {mac[6], used, pad}. The frame's MAC is compared as
 // a word and a half-word loaded the same way from both sides, so no byte
 // order is involved.
+//
+// The value is read through its address, which the loader puts into the
+// instruction (as for a global variable), not looked up: the array has
+// one entry. It clobbers R0 and R2-R4.
 func ownerCheck(b *builder, owners *ebpf.Map, ok string) {
 	b.emit(
-		asm.StoreImm(asm.RFP, slotCounter, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, owners.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, slotCounter),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "other_mac"),
+		asm.LoadMapValue(asm.R0, owners.FD(), 0),
 		asm.LoadMem(asm.R2, asm.R7, 0, asm.Word),
 		asm.LoadMem(asm.R3, asm.R7, 4, asm.Half),
 	)
