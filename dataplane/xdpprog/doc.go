@@ -26,14 +26,17 @@
 // bpf_ktime_get_ns time, which the director fills with sources far over
 // their SYN rate; a TCP/UDP frame's source, never an ICMP error's; an IPv6
 // source by its prefix, in a second LRU hash: blocklist6.go), when it is
-// XDP_DROP, counted as Blocked. Everything else - ARP, ICMP other than
-// the errors below, IPv6, SSH, health checks, other addresses and ports,
-// frames cut short inside a header - is XDP_PASS, so the host stays
-// reachable while the director runs. Non-first IPv4 fragments carry no
-// ports; they match the key {addr, 0, proto, flags=1} that SetServices
-// writes for every VIP and protocol, and are redirected so the worker can
-// send them after their first fragment. An IPv6 fragment to a VIP, first
-// or not, matches the same key of the IPv6 map by the protocol its
+// XDP_DROP, counted as Blocked. The blocklist is looked up only while a
+// gate word of its family is set, which Block sets before it writes a
+// block and a timer clears once every block has ended: most of the time
+// nothing is blocked, and a matched frame then skips the lookup.
+// Everything else - ARP, ICMP other than the errors below, IPv6, SSH,
+// health checks, other addresses and ports, frames cut short inside a
+// header - is XDP_PASS, so the host stays reachable while the director
+// runs. Non-first IPv4 fragments carry no ports; they match the key
+// {addr, 0, proto, flags=1} that SetServices writes for every VIP and
+// protocol, and are redirected so the worker can send them after their
+// first fragment. An IPv6 fragment to a VIP, first or not, matches the same key of the IPv6 map by the protocol its
 // Fragment header names, and is redirected for the worker to drop and
 // count (ipv6_fragment). An ICMP error that IPVS relates to
 // a connection (destination unreachable, source quench, time exceeded),
@@ -80,9 +83,10 @@
 // of uint64 fields per CPU. The program looks the block up once per frame,
 // keeps the pointer on its stack, and increments fields with plain loads
 // and stores, which is safe because XDP runs with preemption disabled and
-// each CPU owns its copy. Every frame moves Total and exactly one outcome
-// counter, so the outcome counters explain every frame; Stats sums the
-// per-CPU copies.
+// each CPU owns its copy. Every frame moves exactly one outcome counter,
+// so the outcome counters explain every frame; Stats sums the per-CPU
+// copies. The other programs also count Total; the steering program's
+// Total is the sum of its outcomes, which saves one update per frame.
 //
 // # Decapsulation for VS/TUN real servers
 //
