@@ -110,14 +110,16 @@ func TestBlockGateClosesAfterLastEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := netip.MustParseAddr("198.18.1.2")
-	if err := s.Block(clientAddr, 20*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
 	before, err := monotonicNow()
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The longer block first: the shorter one must not bring the end
+	// forward.
 	if err := s.Block(other, 80*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Block(clientAddr, 20*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	waitGateClear(t, s, gate4, before+80*time.Millisecond)
