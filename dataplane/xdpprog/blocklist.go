@@ -170,19 +170,18 @@ func (g *blockGate) close() {
 // address is in the blocklist with a block that has not ended; any other
 // frame falls through. While the IPv4 gate is clear it falls through at
 // once: no block can be live then. The source is the first word of the
-// local-node flow key, which localKeyAddrs writes for every TCP/UDP
-// frame; ICMP errors, which have no such key, fall through. It clobbers
-// R0-R5 and R9.
+// source key at slotSource, which every IPv4 path to a redirect writes
+// with the frame's source address and protocol; an ICMP frame (an error
+// from a router, a message from a VS/NAT real server) falls through: the
+// blocklist is for TCP/UDP sources. It clobbers R0-R5 and R9.
 func (b *builder) dropBlocked(gate, blocked *ebpf.Map, counter uint32) {
 	pass := b.fresh("not_blocked")
 	b.blockGate(gate, gate4, pass)
 	b.emit(
-		// An ICMP error's source is a router, and the flow key was never
-		// written for it: the blocklist is for TCP/UDP sources.
-		asm.LoadMem(asm.R1, asm.RFP, slotKey+7, asm.Byte),
-		asm.JEq.Imm(asm.R1, flagICMPError, pass),
+		asm.LoadMem(asm.R1, asm.RFP, slotSource+6, asm.Byte),
+		asm.JEq.Imm(asm.R1, ipProtoICMP, pass),
 	)
-	b.dropIfBlockedAt(blocked, slotLocal, counter, pass) // the source address
+	b.dropIfBlockedAt(blocked, slotSource, counter, pass) // the source address
 }
 
 // blockGate jumps to pass while family's word of the gate is 0. It reads

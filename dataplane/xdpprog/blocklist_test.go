@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/gopacket/layers"
+
 	"github.com/afvs/afvs/internal/testsupport"
 )
 
@@ -99,5 +101,33 @@ func TestBlockRefusesBadValues(t *testing.T) {
 	}
 	if got, _ := s.Blocked(10); len(got) != 0 {
 		t.Fatalf("refused blocks left %v", got)
+	}
+}
+
+// TestBlocklistSkipsNATServerICMP: an ICMP message from a VS/NAT real
+// server is redirected even when that server's address is blocked (as a
+// client flooding a service, say): the blocklist is for TCP/UDP sources,
+// and such a frame has no flow key. The server's own SYN to a service is
+// dropped.
+func TestBlocklistSkipsNATServerICMP(t *testing.T) {
+	testsupport.RequirePrivileged(t)
+	s := loadTestSteering(t)
+	if err := s.RegisterSocket(0, xskSocket(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []netip.Addr{clientAddr, realIP} {
+		if err := s.Block(src, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syn := buildFrame(t, frameSpec{dstPort: 80})
+	icmp := buildFrame(t, frameSpec{src: realIP, dst: clientAddr, proto: layers.IPProtocolICMPv4})
+	for range 3 {
+		v, _ := runXDP(t, s.program(), syn)
+		checkVerdict(t, v, xdpDrop)
+		v, _ = runXDP(t, s.program(), fromSource(syn, realIP))
+		checkVerdict(t, v, xdpDrop)
+		v, _ = runXDP(t, s.program(), icmp)
+		checkVerdict(t, v, xdpRedirect)
 	}
 }

@@ -106,43 +106,39 @@ const (
 	slotLocalLen = -24 // 2 bytes (slotScratch): IPv4 total length, network order
 )
 
-// localKeyAddrs starts the flow key for every TCP/UDP frame, fragments
-// included, so that every path reaching localPass has it initialised.
-// R9 points at the IPv4 header; it clobbers R1 only.
-func (b *builder) localKeyAddrs() {
+// localLen keeps the IPv4 total length of every TCP/UDP frame for
+// localUse: the flow key itself is built only once the local-node gate is
+// found set (localPass). R9 points at the IPv4 header; it clobbers R1
+// only.
+func (b *builder) localLen() {
 	b.emit(
-		asm.LoadMem(asm.R1, asm.R9, 12, asm.Word),
-		asm.StoreMem(asm.RFP, slotLocal, asm.R1, asm.Word),
-		asm.LoadMem(asm.R1, asm.R9, ipOffDst, asm.Word),
-		asm.StoreMem(asm.RFP, slotLocal+4, asm.R1, asm.Word),
-		asm.StoreImm(asm.RFP, slotLocal+8, 0, asm.Word),
-		asm.StoreMem(asm.RFP, slotLocal+12, asm.R5, asm.Byte),
-		asm.StoreImm(asm.RFP, slotLocal+13, 0, asm.Byte),
-		asm.StoreImm(asm.RFP, slotLocal+14, 0, asm.Half),
 		asm.LoadMem(asm.R1, asm.R9, 2, asm.Half),
 		asm.StoreMem(asm.RFP, slotLocalLen, asm.R1, asm.Half),
-	)
-}
-
-// localKeyPorts completes the key once the transport header is known to
-// be present: R9 points at it. It clobbers R1 only.
-func (b *builder) localKeyPorts() {
-	b.emit(
-		asm.LoadMem(asm.R1, asm.R9, 0, asm.Word),
-		asm.StoreMem(asm.RFP, slotLocal+8, asm.R1, asm.Word),
 	)
 }
 
 // localPass is the local-node check on the way to a redirect: when the
 // gate is on and the frame (not a non-first fragment) belongs to a flow
 // in the flows map, it adds the frame to the flow's LocalUse and returns
-// XDP_PASS, counted as PassLocal; otherwise it goes on at next. R9 points
-// at the transport header of a non-fragment; R6-R9 survive.
+// XDP_PASS, counted as PassLocal; otherwise it goes on at next. It builds
+// the flow key from the source key at slotSource (address and
+// protocol), the destination address at slotKey and both ports at R9,
+// which points at the transport header of a non-fragment. R6-R9 survive.
 func (b *builder) localPass(l localMaps, next string) {
 	b.localGate(l, next)
 	b.emit(
 		asm.LoadMem(asm.R1, asm.RFP, slotKey+7, asm.Byte),
 		asm.JNE.Imm(asm.R1, 0, next), // a non-first fragment: no ports
+		asm.LoadMem(asm.R1, asm.RFP, slotSource, asm.Word),
+		asm.StoreMem(asm.RFP, slotLocal, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.RFP, slotKey, asm.Word),
+		asm.StoreMem(asm.RFP, slotLocal+4, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.R9, 0, asm.Word), // both ports
+		asm.StoreMem(asm.RFP, slotLocal+8, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.RFP, slotSource+6, asm.Byte),
+		asm.StoreMem(asm.RFP, slotLocal+12, asm.R1, asm.Byte),
+		asm.StoreImm(asm.RFP, slotLocal+13, 0, asm.Byte),
+		asm.StoreImm(asm.RFP, slotLocal+14, 0, asm.Half),
 		asm.LoadMapPtr(asm.R1, l.flows.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, slotLocal),

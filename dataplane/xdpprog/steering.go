@@ -303,7 +303,7 @@ func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local l
 		asm.StoreMem(asm.RFP, slotKey+6, asm.R5, asm.Byte),
 		asm.StoreImm(asm.RFP, slotKey+7, 0, asm.Byte),
 	)
-	b.localKeyAddrs() // its key starts with the source, which the blocklist looks up too
+	b.localLen()
 	b.emit(
 		// The source key of a VS/NAT reply, {saddr, sport, proto,
 		// flagSource}, kept at slotSource; the port comes below.
@@ -330,7 +330,6 @@ func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local l
 		asm.LoadMem(asm.R4, asm.R9, 0, asm.Half),
 		asm.StoreMem(asm.RFP, slotSource+4, asm.R4, asm.Half),
 	)
-	b.localKeyPorts()
 	lookup()
 	b.emit(
 		asm.JNE.Imm(asm.R0, 0, "match"),
