@@ -15,19 +15,21 @@ import (
 	"fmt"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/afvs/afvs/dataplane/xsk"
+	"github.com/afvs/afvs/internal/plainstore"
 )
 
 // Who holds a chunk. A chunk the port holds is on one of its lists (free,
-// rx, ring or sent), which say where it is; only the user's chunks need a
-// mark of their own, since only they are handed back to the port (by
-// Transmit and Release), and the check that a chunk handed back is the
-// user's is the one the contract needs. So a frame moving between the
-// port's lists (delivered, kicked, completed) costs no per-chunk mark,
-// and the list a chunk is on is looked up only to name it in a misuse
-// report.
+// the RX ring, the TX ring or sent), which say where it is; only the
+// user's chunks need a mark of their own, since only they are handed back
+// to the port (by Transmit and Release), and the check that a chunk
+// handed back is the user's is the one the contract needs. So a frame
+// moving between the port's lists (delivered, kicked, completed) costs no
+// per-chunk mark, and the list a chunk is on is looked up only to name it
+// in a misuse report.
 const (
 	placePort uint8 = iota // on one of the port's lists
 	placeUser              // with the user: received and not yet released, or allocated
@@ -41,9 +43,19 @@ const Headroom = 256
 // the dataplane and bench packages.
 //
 // The socket methods (Fill, Receive, Release, Alloc, Transmit, Kick,
-// Complete, Wait) belong to one goroutine at a time, as a real socket's
-// rings do. Deliver, the inspection methods and the exported fields' reads
-// after a run may be used from other goroutines: a mutex guards the state.
+// Complete, Wait, TxPending, DropReceived, SetRXLen) belong to one
+// goroutine at a time, as a real socket's rings do. Deliver and
+// DeliverBatch, the inspection methods and the exported fields' reads
+// after a run may be used from other goroutines.
+//
+// The state is split as a real socket's is between the kernel and the
+// user. The free list, which both sides take chunks from and return them
+// to, is guarded by a mutex. The RX ring is a single-producer,
+// single-consumer ring: deliverers, one at a time under the mutex, write
+// descriptors past its tail and then publish the tail; Receive reads up to
+// the tail and publishes its head, without the mutex. The ownership marks
+// and the TX ring are the socket goroutine's alone; the counts the
+// inspection methods read are published as atomic words.
 type Port struct {
 	// TxCap is how many frames the TX ring holds (transmitted and not yet
 	// completed); 0 means as many as there are chunks. Set it before use.
@@ -63,22 +75,42 @@ type Port struct {
 	// released twice, a descriptor outside the UMEM); nil means panic.
 	Misuse func(msg string)
 
-	mu       sync.Mutex
-	umem     []byte
-	fs       int
-	shift    uint    // log2(fs): a chunk's index is its address >> shift
-	place    []uint8 // by chunk index
+	umem  []byte
+	fs    int
+	shift uint // log2(fs): a chunk's index is its address >> shift
+	ready chan struct{}
+
+	// The RX ring: rx[i&rxMask] for rxHead <= i < rxTail. Deliverers
+	// write past the tail under mu, then store it; the socket goroutine
+	// reads up to the tail it loads, then stores the head. The ring has
+	// room for every chunk, so a delivery never overwrites a descriptor
+	// not yet received.
+	rx     []xsk.Desc
+	rxMask uint64
+	rxHead atomic.Uint64
+	rxTail atomic.Uint64
+
+	mu sync.Mutex // guards what follows, to the socket's part
+	// The free chunks are free[top:], a stack that grows down: the
+	// chunk at top is the one returned last and taken first, and a run
+	// taken from the top is in the order single takes would take it.
 	free     []uint64
-	rx       []xsk.Desc
-	ring     []xsk.Desc // transmitted, not kicked
-	sent     []xsk.Desc // kicked, not completed
-	kicking  []xsk.Desc // Kick's scratch: what it hands to Wire
-	ready    chan struct{}
+	top      int
+	stage    []xsk.Desc // DeliverBatch's descriptors when the ring wraps
 	closed   bool
-	recorded []Sent
-	nSent    int
-	kicks    int
 	dropped  int
+	recorded []Sent
+
+	// The socket goroutine's part. tx[i&txMask] is sent (kicked, not
+	// completed) for txHead <= i < txKick and on the TX ring for
+	// txKick <= i < txTail.
+	place                  []uint8 // by chunk index
+	tx                     []xsk.Desc
+	txMask                 uint64
+	txHead, txKick, txTail uint64
+	// Published for the inspection methods by the socket goroutine, its
+	// only writer.
+	pubRing, pubSent, nSent, kicks atomic.Uint64
 }
 
 // Sent is a frame a Port transmitted: its descriptor and a copy of its
@@ -94,11 +126,13 @@ func New(frames, frameSize int) *Port {
 	if frames <= 0 || frameSize <= 0 || frameSize&(frameSize-1) != 0 {
 		panic(fmt.Sprintf("xsktest: %d frames of %d bytes: need a positive count and a power-of-two size", frames, frameSize))
 	}
-	p := &Port{umem: make([]byte, frames*frameSize), fs: frameSize, shift: uint(bits.TrailingZeros(uint(frameSize))), place: make([]uint8, frames),
-		free: make([]uint64, 0, frames), rx: make([]xsk.Desc, 0, frames), ring: make([]xsk.Desc, 0, frames),
-		sent: make([]xsk.Desc, 0, frames), kicking: make([]xsk.Desc, 0, frames), ready: make(chan struct{}, 1)}
-	for i := frames - 1; i >= 0; i-- {
-		p.free = append(p.free, uint64(i*frameSize))
+	ring := 1 << bits.Len(uint(frames-1)) // the rings' size: a power of two, room for every chunk
+	p := &Port{umem: make([]byte, frames*frameSize), fs: frameSize, shift: uint(bits.TrailingZeros(uint(frameSize))),
+		ready: make(chan struct{}, 1), rx: make([]xsk.Desc, ring), rxMask: uint64(ring - 1),
+		free: make([]uint64, frames), stage: make([]xsk.Desc, frames),
+		place: make([]uint8, frames), tx: make([]xsk.Desc, ring), txMask: uint64(ring - 1)}
+	for i := range p.free {
+		p.free[i] = uint64(i * frameSize)
 	}
 	return p
 }
@@ -132,43 +166,82 @@ func (p *Port) notOwned(addr uint64, to string) {
 }
 
 // where names the port's list that holds chunk i, which the user does
-// not hold.
+// not hold. It runs on the socket goroutine, which owns the TX ring and
+// may read the RX ring up to the tail it loads.
 func (p *Port) where(i uint64) string {
-	on := func(ds []xsk.Desc) bool {
-		for _, d := range ds {
-			if d.Addr>>p.shift == i {
+	on := func(ring []xsk.Desc, mask, from, to uint64) bool {
+		for j := from; j < to; j++ {
+			if ring[j&mask].Addr>>p.shift == i {
 				return true
 			}
 		}
 		return false
 	}
 	switch {
-	case on(p.rx):
+	case on(p.rx, p.rxMask, p.rxHead.Load(), p.rxTail.Load()):
 		return "received"
-	case on(p.ring):
+	case on(p.tx, p.txMask, p.txKick, p.txTail):
 		return "on the TX ring"
-	case on(p.sent):
+	case on(p.tx, p.txMask, p.txHead, p.txKick):
 		return "sent"
 	}
 	return "free"
 }
 
-// give marks the chunks of ds, which the port held, as the user's. A
-// chunk the user holds already is one the port's lists held twice, a
-// fault of the port that no user can cause, reported as misuse all the
-// same.
-func (p *Port) give(ds []xsk.Desc) {
-	place, shift := p.place, p.shift&63
-	for _, d := range ds {
-		i := d.Addr >> shift
+// give marks the chunks of ds, which the port held, as the user's, and
+// copies ds to out, from the first, until a chunk is the user's already:
+// one the port's lists held twice, a fault of the port that no user can
+// cause, reported as misuse all the same. It returns how many it gave.
+func give(place []uint8, out, ds []xsk.Desc, shift uint) int {
+	out = out[:len(ds)]
+	for j, d := range ds {
+		i := d.Addr >> (shift & 63) // the mask spares the shift its range check
 		if place[i] != placePort {
-			p.misuse("frame %#x is with the user already: the port held it twice", i*uint64(p.fs))
+			return j
 		}
 		place[i] = placeUser
+		out[j] = d
+	}
+	return len(ds)
+}
+
+// giveAll is give for ds whose chunks are all the port's, as they are
+// when the port holds each chunk once; a chunk the user holds already is
+// reported and given all the same, as its mark already says.
+func (p *Port) giveAll(out, ds []xsk.Desc) {
+	for len(ds) > 0 {
+		j := give(p.place, out, ds, p.shift)
+		if j == len(ds) {
+			return
+		}
+		p.misuse("frame %#x is with the user already: the port held it twice", p.chunk(ds[j].Addr))
+		out[j] = ds[j]
+		out, ds = out[j+1:], ds[j+1:]
 	}
 }
 
 func (p *Port) chunk(addr uint64) uint64 { return addr &^ uint64(p.fs-1) }
+
+// publish makes the descriptors up to tail, which the caller (holding
+// mu) wrote, visible to Receive, and signals a Wait if the ring was empty
+// before them.
+func (p *Port) publish(was, tail uint64) {
+	// The tail's store and the head's load are sequentially consistent,
+	// as are Receive's store of the head and Wait's load of the tail: a
+	// Wait that found the ring empty stored its head before this load, so
+	// this delivery sees the ring was empty and signals.
+	p.rxTail.Store(tail)
+	if p.rxHead.Load() == was {
+		// Only a ring that was empty needs the signal: a Wait that found
+		// frames waiting returned without blocking, and one that blocks
+		// found the ring empty, so this delivery's signal or an earlier
+		// one that nobody took wakes it.
+		select {
+		case p.ready <- struct{}{}:
+		default:
+		}
+	}
+}
 
 // Deliver queues frame as received, at Headroom in a free chunk, as the
 // kernel does when a frame is redirected to the socket. It reports false,
@@ -177,24 +250,16 @@ func (p *Port) chunk(addr uint64) uint64 { return addr &^ uint64(p.fs-1) }
 func (p *Port) Deliver(frame []byte) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || len(p.free) == 0 || Headroom+len(frame) > p.fs {
+	if p.closed || p.top == len(p.free) || Headroom+len(frame) > p.fs {
 		p.dropped++
 		return false
 	}
-	a := p.free[len(p.free)-1]
-	p.free = p.free[:len(p.free)-1]
+	a := p.free[p.top]
+	p.top++
 	copy(p.umem[a+Headroom:], frame)
-	p.rx = append(p.rx, xsk.Desc{Addr: a + Headroom, Len: uint32(len(frame))})
-	if len(p.rx) == 1 {
-		// Only a queue that was empty needs the signal: a Wait that
-		// found frames waiting returned without blocking, and one that
-		// blocks found the queue empty, so this delivery's signal or an
-		// earlier one that nobody took wakes it.
-		select {
-		case p.ready <- struct{}{}:
-		default:
-		}
-	}
+	t := p.rxTail.Load()
+	p.rx[t&p.rxMask] = xsk.Desc{Addr: a + Headroom, Len: uint32(len(frame))}
+	p.publish(t, t+1)
 	return true
 }
 
@@ -208,12 +273,12 @@ func (p *Port) Deliver(frame []byte) bool {
 // counted. A descriptor fill moved or made longer than its room ends the
 // batch there, with a drop counted, and its chunk and the rest stay free.
 // It returns how many frames it queued. fill runs under the port's lock
-// and must not call the port; descs is the port's receive queue, to be
-// written only during the call.
+// and must not call the port; descs is the port's, to be written only
+// during the call.
 func (p *Port) DeliverBatch(n int, fill func(umem []byte, descs []xsk.Desc)) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	k := min(n, len(p.free))
+	k := min(n, len(p.free)-p.top)
 	if p.closed {
 		k = 0
 	}
@@ -223,35 +288,47 @@ func (p *Port) DeliverBatch(n int, fill func(umem []byte, descs []xsk.Desc)) int
 	if k == 0 {
 		return 0
 	}
-	// The chunks are the last k of the free list, taken from its end as
-	// Deliver takes them one by one. The descriptors go straight on the
-	// receive queue, which has room for every chunk.
-	free := p.free[len(p.free)-k:]
-	was := len(p.rx)
-	descs := p.rx[was : was+k]
-	room := uint32(p.fs - Headroom)
-	for i := range descs {
-		descs[i] = xsk.Desc{Addr: free[len(free)-1-i] + Headroom, Len: room}
+	// The chunks are the top k of the free stack, in the order Deliver
+	// takes them one by one. The descriptors go straight on the RX ring
+	// past its tail, which no one reads before the tail moves, unless
+	// they would wrap around its end.
+	chunks := p.free[p.top : p.top+k]
+	t := p.rxTail.Load()
+	start := t & p.rxMask
+	descs := p.stage[:k]
+	if start+uint64(k) <= uint64(len(p.rx)) {
+		descs = p.rx[start : start+uint64(k)]
 	}
-	fill(p.umem, descs)
-	q := 0
-	for ; q < k; q++ {
-		d := descs[q]
-		a := free[len(free)-1-q]
-		if d.Addr != a+Headroom || d.Len > room {
-			p.dropped++
-			break
-		}
+	q := deliverBatch(p.umem, chunks, descs, uint32(p.fs-Headroom), fill)
+	if q < k {
+		p.dropped++
 	}
-	p.rx = p.rx[:was+q]
-	p.free = p.free[:len(p.free)-q]
-	if was == 0 && q > 0 {
-		select { // see Deliver
-		case p.ready <- struct{}{}:
-		default:
-		}
+	if &descs[0] == &p.stage[0] {
+		m := copy(p.rx[start:], descs[:q])
+		copy(p.rx, descs[m:q])
+	}
+	p.top += q
+	if q > 0 {
+		p.publish(t, t+uint64(q))
 	}
 	return q
+}
+
+// deliverBatch points descs at chunks, has fill write them, and returns
+// how many, from the first, fill left in their chunks and within room.
+func deliverBatch(umem []byte, chunks []uint64, descs []xsk.Desc, room uint32, fill func(umem []byte, descs []xsk.Desc)) int {
+	descs = descs[:len(chunks)]
+	for i, a := range chunks {
+		descs[i] = xsk.Desc{Addr: a + Headroom, Len: room}
+	}
+	fill(umem, descs)
+	descs = descs[:len(chunks)]
+	for i, a := range chunks {
+		if d := descs[i]; d.Addr != a+Headroom || d.Len > room {
+			return i
+		}
+	}
+	return len(chunks)
 }
 
 // Fill gives free chunks to the kernel for receiving. The fake receives
@@ -261,41 +338,51 @@ func (p *Port) Fill() int { return 0 }
 // Receive moves up to len(out) received frames to the user, oldest first,
 // and returns how many. The user owns them until Release or Transmit.
 func (p *Port) Receive(out []xsk.Desc) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := copy(out, p.rx)
-	p.give(out[:n])
-	// Shift rather than reslice, so the queue keeps its capacity and the
-	// fake allocates nothing in the steady state.
-	m := copy(p.rx, p.rx[n:])
-	p.rx = p.rx[:m]
+	h := p.rxHead.Load()
+	n := int(min(p.rxTail.Load()-h, uint64(len(out))))
+	if n == 0 {
+		return 0
+	}
+	start := h & p.rxMask
+	first := min(n, len(p.rx)-int(start))
+	p.giveAll(out[:first], p.rx[start:start+uint64(first)])
+	p.giveAll(out[first:n], p.rx[:n-first])
+	// After the copy: a delivery may reuse the slots once it sees the head.
+	p.rxHead.Store(h + uint64(n))
 	return n
 }
 
 // Release returns the chunk holding addr, which the user owns, to the free
 // list.
 func (p *Port) Release(addr uint64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if i, ok := p.owned(addr); ok {
-		p.place[i] = placePort
-		p.free = append(p.free, p.chunk(addr))
+	i, ok := p.owned(addr)
+	if !ok {
+		p.notOwned(addr, "free")
 		return
 	}
-	p.notOwned(addr, "free")
+	p.place[i] = placePort
+	p.mu.Lock()
+	p.top--
+	p.free[p.top] = p.chunk(addr)
+	p.mu.Unlock()
 }
 
 // Alloc takes a free chunk for the user to build a frame in and returns
 // its start; false when none is free.
 func (p *Port) Alloc() (uint64, bool) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.free) == 0 {
+	if p.top == len(p.free) {
+		p.mu.Unlock()
 		return 0, false
 	}
-	a := p.free[len(p.free)-1]
-	p.free = p.free[:len(p.free)-1]
-	p.give([]xsk.Desc{{Addr: a}})
+	a := p.free[p.top]
+	p.top++
+	p.mu.Unlock()
+	i := a >> p.shift
+	if p.place[i] != placePort {
+		p.misuse("frame %#x is with the user already: the port held it twice", a)
+	}
+	p.place[i] = placeUser
 	return a, true
 }
 
@@ -303,19 +390,21 @@ func (p *Port) Alloc() (uint64, bool) {
 // ring is full, and returns how many it took; the user keeps the rest.
 // Nothing leaves before Kick.
 func (p *Port) Transmit(descs []xsk.Desc) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	limit := p.TxCap
 	if limit <= 0 {
 		limit = len(p.place)
 	}
-	if room := max(limit-len(p.ring)-len(p.sent), 0); len(descs) > room {
+	if room := max(limit-int(p.txTail-p.txHead), 0); len(descs) > room {
 		descs = descs[:room]
 	}
-	n := p.takeBack(descs)
-	taken := descs[:n]
-	// The ring has room for every chunk, and these are the user's.
-	p.ring = append(p.ring, taken...)
+	// The ring has room for every chunk, and takes only the user's.
+	start := p.txTail & p.txMask
+	first := min(len(descs), len(p.tx)-int(start))
+	n := takeBack(p.place, p.tx[start:start+uint64(first)], descs[:first], p.shift, uint64(p.fs))
+	if n == first {
+		n += takeBack(p.place, p.tx, descs[first:], p.shift, uint64(p.fs))
+	}
+	p.txTail += uint64(n)
 	if n < len(descs) {
 		if d := descs[n]; !p.within(d) {
 			p.misuse("descriptor %#x+%d runs past its chunk", d.Addr, d.Len)
@@ -323,12 +412,15 @@ func (p *Port) Transmit(descs []xsk.Desc) int {
 			p.notOwned(d.Addr, "the TX ring")
 		}
 	}
-	if p.Record {
-		for _, d := range taken {
+	if p.Record && n > 0 {
+		p.mu.Lock()
+		for _, d := range descs[:n] {
 			p.recorded = append(p.recorded, Sent{Desc: d, Frame: append([]byte(nil), p.umem[d.Addr:d.Addr+uint64(d.Len)]...)})
 		}
+		p.mu.Unlock()
 	}
-	p.nSent += n
+	plainstore.Unordered64(&p.pubRing, p.txTail-p.txKick)
+	plainstore.Unordered64(&p.nSent, p.nSent.Load()+uint64(n))
 	return n
 }
 
@@ -338,21 +430,20 @@ func (p *Port) within(d xsk.Desc) bool {
 	return d.Addr+uint64(d.Len) <= uint64(len(p.umem)) && d.Addr&(fs-1)+uint64(d.Len) <= fs
 }
 
-// takeBack marks the chunks of ds the port's, from the first, as long as
-// each descriptor lies inside one chunk and that chunk is the user's, and
-// returns how many it took. It calls nothing, so that the loop keeps
-// what it needs in registers instead of loading it again after every
-// store to place.
-func (p *Port) takeBack(ds []xsk.Desc) int {
-	umemLen, fs := uint64(len(p.umem)), uint64(p.fs)
-	place, shift := p.place, p.shift&63
+// takeBack copies ds to ring, from the first, as long as each descriptor
+// lies inside one chunk of fs bytes and that chunk is the user's, marks
+// those chunks the port's and returns how many it took. A chunk whose
+// index is within place is within the UMEM, so only the offset in the
+// chunk needs a check of its own.
+func takeBack(place []uint8, ring, ds []xsk.Desc, shift uint, fs uint64) int {
+	ring = ring[:len(ds)]
 	for j, d := range ds {
-		i := d.Addr >> shift
-		if d.Addr+uint64(d.Len) > umemLen || d.Addr&(fs-1)+uint64(d.Len) > fs ||
-			i >= uint64(len(place)) || place[i] != placeUser {
+		i := d.Addr >> (shift & 63)
+		if i >= uint64(len(place)) || d.Addr&(fs-1)+uint64(d.Len) > fs || place[i] != placeUser {
 			return j
 		}
 		place[i] = placePort
+		ring[j] = d
 	}
 	return len(ds)
 }
@@ -360,23 +451,19 @@ func (p *Port) takeBack(ds []xsk.Desc) int {
 // Kick sends what is on the TX ring: each frame goes to Wire, if set, and
 // waits for Complete to return its chunk.
 func (p *Port) Kick() error {
-	p.mu.Lock()
-	p.kicks++
-	out := p.ring
-	if p.KickBudget > 0 && len(out) > p.KickBudget {
-		out = out[:p.KickBudget]
+	from, to := p.txKick, p.txTail
+	if p.KickBudget > 0 && to-from > uint64(p.KickBudget) {
+		to = from + uint64(p.KickBudget)
 	}
-	wire := p.Wire
-	if wire != nil {
-		p.kicking = append(p.kicking[:0], out...)
-	}
-	p.sent = append(p.sent, out...)
-	p.ring = p.ring[:copy(p.ring, p.ring[len(out):])]
-	p.mu.Unlock()
-	if wire != nil {
+	p.txKick = to
+	plainstore.Unordered64(&p.kicks, p.kicks.Load()+1)
+	plainstore.Unordered64(&p.pubRing, p.txTail-to)
+	plainstore.Unordered64(&p.pubSent, to-p.txHead)
+	if wire := p.Wire; wire != nil {
 		// The chunks are sent, so nothing else writes them until the
 		// owner's next Complete.
-		for _, d := range p.kicking {
+		for j := from; j < to; j++ {
+			d := p.tx[j&p.txMask]
 			wire(p.umem[d.Addr : d.Addr+uint64(d.Len)])
 		}
 	}
@@ -384,34 +471,42 @@ func (p *Port) Kick() error {
 }
 
 // TxPending reports whether frames wait on the TX ring for a Kick.
-func (p *Port) TxPending() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.ring) > 0
-}
+func (p *Port) TxPending() bool { return p.pubRing.Load() != 0 }
 
 // Complete returns the chunks of sent frames to the free list and says how
 // many.
 func (p *Port) Complete() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := len(p.sent)
-	// The free list has room for every chunk.
-	free, mask := p.free[len(p.free):len(p.free)+n], ^uint64(p.fs-1)
-	for j, d := range p.sent {
-		free[j] = d.Addr & mask
+	h, k := p.txHead, p.txKick
+	n := int(k - h)
+	if n == 0 {
+		return 0
 	}
-	p.free = p.free[:len(p.free)+n]
-	p.sent = p.sent[:0]
+	start := h & p.txMask
+	first := min(n, len(p.tx)-int(start))
+	mask := ^uint64(p.fs - 1)
+	p.mu.Lock()
+	// The stack has room for every chunk; the last sent goes on top.
+	top := p.top - n
+	push(p.free[top+n-first:top+n], p.tx[start:start+uint64(first)], mask)
+	push(p.free[top:top+n-first], p.tx[:n-first], mask)
+	p.top = top
+	p.mu.Unlock()
+	p.txHead = k
+	plainstore.Unordered64(&p.pubSent, 0)
 	return n
+}
+
+// push writes the chunks of ds to free in reverse, the last on top.
+func push(free []uint64, ds []xsk.Desc, mask uint64) {
+	free = free[:len(ds)]
+	for j, d := range ds {
+		free[len(free)-1-j] = d.Addr & mask
+	}
 }
 
 // Wait blocks until a frame is waiting for Receive or timeout passes.
 func (p *Port) Wait(timeout time.Duration) error {
-	p.mu.Lock()
-	n := len(p.rx)
-	p.mu.Unlock()
-	if n > 0 {
+	if p.rxTail.Load() != p.rxHead.Load() {
 		return nil
 	}
 	t := time.NewTimer(timeout)
@@ -444,7 +539,7 @@ func (p *Port) Close() error {
 func (p *Port) Free() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.free)
+	return len(p.free) - p.top
 }
 
 // Frames counts every chunk of the UMEM.
@@ -452,17 +547,12 @@ func (p *Port) Frames() int { return len(p.place) }
 
 // Pending counts received frames not yet taken by Receive.
 func (p *Port) Pending() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.rx)
+	h := p.rxHead.Load()
+	return int(p.rxTail.Load() - h)
 }
 
 // InFlight counts frames on the TX ring or sent and not yet completed.
-func (p *Port) InFlight() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.ring) + len(p.sent)
-}
+func (p *Port) InFlight() int { return int(p.pubRing.Load() + p.pubSent.Load()) }
 
 // Recorded returns the frames transmitted while Record was set, oldest
 // first.
@@ -473,18 +563,10 @@ func (p *Port) Recorded() []Sent {
 }
 
 // Transmitted counts the frames Transmit accepted.
-func (p *Port) Transmitted() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.nSent
-}
+func (p *Port) Transmitted() int { return int(p.nSent.Load()) }
 
 // Kicks counts the calls to Kick.
-func (p *Port) Kicks() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.kicks
-}
+func (p *Port) Kicks() int { return int(p.kicks.Load()) }
 
 // Dropped counts the frames Deliver refused.
 func (p *Port) Dropped() int {
@@ -496,12 +578,15 @@ func (p *Port) Dropped() int {
 // DropReceived discards the frames waiting for Receive, returning their
 // chunks to the free list.
 func (p *Port) DropReceived() {
+	h := p.rxHead.Load()
+	t := p.rxTail.Load()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, d := range p.rx {
-		p.free = append(p.free, p.chunk(d.Addr))
+	for j := h; j < t; j++ {
+		p.top--
+		p.free[p.top] = p.chunk(p.rx[j&p.rxMask].Addr)
 	}
-	p.rx = p.rx[:0]
+	p.mu.Unlock()
+	p.rxHead.Store(t)
 }
 
 // Frame returns the bytes a descriptor of this port points at.
@@ -510,9 +595,11 @@ func (p *Port) Frame(d xsk.Desc) []byte { return p.umem[d.Addr : d.Addr+uint64(d
 // SetRXLen changes the length of the i-th received frame not yet taken, so
 // a test can hand the user a descriptor the kernel would never produce.
 func (p *Port) SetRXLen(i int, n uint32) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.rx[i].Len = n
+	h := p.rxHead.Load()
+	if uint64(i) >= p.rxTail.Load()-h {
+		panic(fmt.Sprintf("xsktest: SetRXLen(%d): %d frames wait for Receive", i, p.rxTail.Load()-h))
+	}
+	p.rx[(h+uint64(i))&p.rxMask].Len = n
 }
 
 // ResetRecorded forgets the recorded frames.
