@@ -22,18 +22,28 @@ import (
 	"github.com/afvs/afvs/internal/plainstore"
 )
 
-// Who holds a chunk. A chunk the port holds is on one of its lists (free,
-// the RX ring, the TX ring or sent), which say where it is; only the
-// user's chunks need a mark of their own, since only they are handed back
-// to the port (by Transmit and Release), and the check that a chunk
-// handed back is the user's is the one the contract needs. So a frame
-// moving between the port's lists (delivered, kicked, completed) costs no
-// per-chunk mark, and the list a chunk is on is looked up only to name it
-// in a misuse report.
+// Who holds a chunk: each chunk has a mark, a word that says whether the
+// user holds it. Only the user's chunks are handed back to the port (by
+// Transmit and Release), and the check that a chunk handed back is the
+// user's is the one the contract needs; the list a chunk the port holds
+// is on (free, the RX ring, the TX ring or sent) is looked up only to
+// name it in a misuse report.
+//
+// A delivery marks its chunk with its place on the RX ring, and the user
+// holds the chunk once Receive's head has passed that place, so Receive
+// marks nothing: it moves its head. A chunk Alloc gives the user is
+// marked markAlloc. Transmit and Release mark what they take back
+// markPort, as a chunk on the free list, the TX ring or sent is.
 const (
-	placePort uint8 = iota // on one of the port's lists
-	placeUser              // with the user: received and not yet released, or allocated
+	markPort  uint64 = 0 // on one of the port's lists
+	markAlloc uint64 = 1 // allocated by the user
+	markRX    uint64 = 2 // delivered at RX ring place i: markRX + i
 )
+
+// userHolds reports whether a chunk marked m is the user's when Receive's
+// head is head: allocated, or delivered before the head. markPort wraps
+// to the largest word and fails the one comparison.
+func userHolds(m, head uint64) bool { return m-1 <= head }
 
 // Headroom is the room a Port leaves before every received frame, as an
 // AF_XDP socket's XDP headroom does.
@@ -91,10 +101,11 @@ type Port struct {
 	rxTail atomic.Uint64
 
 	mu sync.Mutex // guards what follows, to the socket's part
-	// The free chunks are free[top:], a stack that grows down: the
-	// chunk at top is the one returned last and taken first, and a run
-	// taken from the top is in the order single takes would take it.
-	free     []uint64
+	// The free chunks are free[top:], a stack that grows down, each as
+	// the descriptor a delivery into it gets (Addr at Headroom, Len the
+	// room there): the chunk returned last, at top, is taken first, and
+	// DeliverBatch takes a run of them in that order with one copy.
+	free     []xsk.Desc
 	top      int
 	stage    []xsk.Desc // DeliverBatch's descriptors when the ring wraps
 	closed   bool
@@ -104,9 +115,13 @@ type Port struct {
 	// The socket goroutine's part. tx[i&txMask] is sent (kicked, not
 	// completed) for txHead <= i < txKick and on the TX ring for
 	// txKick <= i < txTail.
-	place                  []uint8 // by chunk index
-	tx                     []xsk.Desc
-	txMask                 uint64
+	mark   []uint64 // by chunk index, written under mu by deliverers
+	tx     []xsk.Desc
+	txMask uint64
+	// back[^i&txMask] is what tx[i&txMask]'s chunk will be on the free
+	// stack (see free): a run of sent frames is a run of back in
+	// reverse, last sent first, which Complete pushes with one copy.
+	back                   []xsk.Desc
 	txHead, txKick, txTail uint64
 	// Published for the inspection methods by the socket goroutine, its
 	// only writer.
@@ -129,10 +144,11 @@ func New(frames, frameSize int) *Port {
 	ring := 1 << bits.Len(uint(frames-1)) // the rings' size: a power of two, room for every chunk
 	p := &Port{umem: make([]byte, frames*frameSize), fs: frameSize, shift: uint(bits.TrailingZeros(uint(frameSize))),
 		ready: make(chan struct{}, 1), rx: make([]xsk.Desc, ring), rxMask: uint64(ring - 1),
-		free: make([]uint64, frames), stage: make([]xsk.Desc, frames),
-		place: make([]uint8, frames), tx: make([]xsk.Desc, ring), txMask: uint64(ring - 1)}
+		free: make([]xsk.Desc, frames), stage: make([]xsk.Desc, frames),
+		mark: make([]uint64, frames), tx: make([]xsk.Desc, ring), txMask: uint64(ring - 1),
+		back: make([]xsk.Desc, ring)}
 	for i := range p.free {
-		p.free[i] = uint64(i * frameSize)
+		p.free[i] = p.rxDesc(uint64(i * frameSize)) // chunk 0 on top
 	}
 	return p
 }
@@ -147,10 +163,10 @@ func (p *Port) misuse(format string, args ...any) {
 }
 
 // owned returns the index of the chunk holding addr and whether the user
-// holds that chunk (an address past the UMEM has an index past place).
+// holds that chunk (an address past the UMEM has an index past mark).
 func (p *Port) owned(addr uint64) (uint64, bool) {
 	i := addr >> (p.shift & 63) // the mask spares the shift its range check
-	return i, i < uint64(len(p.place)) && p.place[i] == placeUser
+	return i, i < uint64(len(p.mark)) && userHolds(p.mark[i], p.rxHead.Load())
 }
 
 // notOwned reports a chunk handed back to go to, which the user does not
@@ -158,7 +174,7 @@ func (p *Port) owned(addr uint64) (uint64, bool) {
 // lists, which it names.
 func (p *Port) notOwned(addr uint64, to string) {
 	i := addr >> p.shift
-	if i >= uint64(len(p.place)) {
+	if i >= uint64(len(p.mark)) {
 		p.misuse("address %#x is outside the %d-byte UMEM", addr, len(p.umem))
 		return
 	}
@@ -188,39 +204,20 @@ func (p *Port) where(i uint64) string {
 	return "free"
 }
 
-// give marks the chunks of ds, which the port held, as the user's, and
-// copies ds to out, from the first, until a chunk is the user's already:
-// one the port's lists held twice, a fault of the port that no user can
-// cause, reported as misuse all the same. It returns how many it gave.
-func give(place []uint8, out, ds []xsk.Desc, shift uint) int {
-	out = out[:len(ds)]
-	for j, d := range ds {
-		i := d.Addr >> (shift & 63) // the mask spares the shift its range check
-		if place[i] != placePort {
-			return j
-		}
-		place[i] = placeUser
-		out[j] = d
-	}
-	return len(ds)
-}
-
-// giveAll is give for ds whose chunks are all the port's, as they are
-// when the port holds each chunk once; a chunk the user holds already is
-// reported and given all the same, as its mark already says.
-func (p *Port) giveAll(out, ds []xsk.Desc) {
-	for len(ds) > 0 {
-		j := give(p.place, out, ds, p.shift)
-		if j == len(ds) {
-			return
-		}
-		p.misuse("frame %#x is with the user already: the port held it twice", p.chunk(ds[j].Addr))
-		out[j] = ds[j]
-		out, ds = out[j+1:], ds[j+1:]
-	}
-}
-
 func (p *Port) chunk(addr uint64) uint64 { return addr &^ uint64(p.fs-1) }
+
+// rxDesc is the descriptor of a delivery into the chunk holding addr, as
+// the free stack keeps it: the frame at Headroom, with all the room after.
+func (p *Port) rxDesc(addr uint64) xsk.Desc {
+	return xsk.Desc{Addr: p.chunk(addr) + Headroom, Len: uint32(p.fs - Headroom)}
+}
+
+// push puts the chunk holding addr on top of the free stack; the caller
+// holds mu.
+func (p *Port) push(addr uint64) {
+	p.top--
+	p.free[p.top] = p.rxDesc(addr)
+}
 
 // publish makes the descriptors up to tail, which the caller (holding
 // mu) wrote, visible to Receive, and signals a Wait if the ring was empty
@@ -243,6 +240,25 @@ func (p *Port) publish(was, tail uint64) {
 	}
 }
 
+// take pops the free chunk on top of the stack and marks it m; the caller
+// holds mu and has checked that a chunk is free. A chunk on the free list
+// that is marked the user's is one the port's lists held twice, a fault
+// of the port that no user can cause, reported as misuse all the same.
+func (p *Port) take(m uint64) uint64 {
+	a := p.free[p.top].Addr - Headroom
+	p.top++
+	p.markTaken(a, m)
+	return a
+}
+
+func (p *Port) markTaken(a, m uint64) {
+	i := a >> p.shift
+	if p.mark[i] != markPort {
+		p.misuse("frame %#x is free and with the user: the port held it twice", a)
+	}
+	p.mark[i] = m
+}
+
 // Deliver queues frame as received, at Headroom in a free chunk, as the
 // kernel does when a frame is redirected to the socket. It reports false,
 // and counts a drop, when no chunk is free, the frame does not fit one, or
@@ -254,10 +270,9 @@ func (p *Port) Deliver(frame []byte) bool {
 		p.dropped++
 		return false
 	}
-	a := p.free[p.top]
-	p.top++
-	copy(p.umem[a+Headroom:], frame)
 	t := p.rxTail.Load()
+	a := p.take(markRX + t)
+	copy(p.umem[a+Headroom:], frame)
 	p.rx[t&p.rxMask] = xsk.Desc{Addr: a + Headroom, Len: uint32(len(frame))}
 	p.publish(t, t+1)
 	return true
@@ -299,9 +314,20 @@ func (p *Port) DeliverBatch(n int, fill func(umem []byte, descs []xsk.Desc)) int
 	if start+uint64(k) <= uint64(len(p.rx)) {
 		descs = p.rx[start : start+uint64(k)]
 	}
-	q := deliverBatch(p.umem, chunks, descs, uint32(p.fs-Headroom), fill)
-	if q < k {
-		p.dropped++
+	copy(descs, chunks)
+	fill(p.umem, descs)
+	q := 0
+	for q < k {
+		q += queued(p.mark, descs[q:], chunks[q:], p.shift, t+uint64(q))
+		if q == k {
+			break
+		}
+		if d := descs[q]; d.Addr != chunks[q].Addr || d.Len > chunks[q].Len {
+			p.dropped++
+			break
+		}
+		p.markTaken(descs[q].Addr-Headroom, markRX+t+uint64(q)) // a chunk held twice
+		q++
 	}
 	if &descs[0] == &p.stage[0] {
 		m := copy(p.rx[start:], descs[:q])
@@ -314,21 +340,23 @@ func (p *Port) DeliverBatch(n int, fill func(umem []byte, descs []xsk.Desc)) int
 	return q
 }
 
-// deliverBatch points descs at chunks, has fill write them, and returns
-// how many, from the first, fill left in their chunks and within room.
-func deliverBatch(umem []byte, chunks []uint64, descs []xsk.Desc, room uint32, fill func(umem []byte, descs []xsk.Desc)) int {
-	descs = descs[:len(chunks)]
-	for i, a := range chunks {
-		descs[i] = xsk.Desc{Addr: a + Headroom, Len: room}
-	}
-	fill(umem, descs)
-	descs = descs[:len(chunks)]
-	for i, a := range chunks {
-		if d := descs[i]; d.Addr != a+Headroom || d.Len > room {
+// queued marks the chunks of descs, which fill wrote, delivered at RX
+// ring places from at on, from the first, as long as each descriptor is
+// at the address chunks gave it and within the room chunks gave it, and
+// its chunk is marked the port's, and returns how many.
+//
+//go:noinline // its own registers: inlined, the loop spills the caller's
+func queued(mark []uint64, descs, chunks []xsk.Desc, shift uint, at uint64) int {
+	chunks = chunks[:len(descs)]
+	for i, d := range descs {
+		c := chunks[i]
+		j := c.Addr >> (shift & 63)
+		if d.Addr != c.Addr || d.Len > c.Len || mark[j] != markPort {
 			return i
 		}
+		mark[j] = markRX + at + uint64(i)
 	}
-	return len(chunks)
+	return len(descs)
 }
 
 // Fill gives free chunks to the kernel for receiving. The fake receives
@@ -336,7 +364,8 @@ func deliverBatch(umem []byte, chunks []uint64, descs []xsk.Desc, room uint32, f
 func (p *Port) Fill() int { return 0 }
 
 // Receive moves up to len(out) received frames to the user, oldest first,
-// and returns how many. The user owns them until Release or Transmit.
+// and returns how many. The user owns them until Release or Transmit:
+// the head that moves past them makes them the user's (see markRX).
 func (p *Port) Receive(out []xsk.Desc) int {
 	h := p.rxHead.Load()
 	n := int(min(p.rxTail.Load()-h, uint64(len(out))))
@@ -344,9 +373,8 @@ func (p *Port) Receive(out []xsk.Desc) int {
 		return 0
 	}
 	start := h & p.rxMask
-	first := min(n, len(p.rx)-int(start))
-	p.giveAll(out[:first], p.rx[start:start+uint64(first)])
-	p.giveAll(out[first:n], p.rx[:n-first])
+	m := copy(out[:n], p.rx[start:])
+	copy(out[m:n], p.rx)
 	// After the copy: a delivery may reuse the slots once it sees the head.
 	p.rxHead.Store(h + uint64(n))
 	return n
@@ -360,10 +388,9 @@ func (p *Port) Release(addr uint64) {
 		p.notOwned(addr, "free")
 		return
 	}
-	p.place[i] = placePort
+	p.mark[i] = markPort
 	p.mu.Lock()
-	p.top--
-	p.free[p.top] = p.chunk(addr)
+	p.push(addr)
 	p.mu.Unlock()
 }
 
@@ -371,19 +398,11 @@ func (p *Port) Release(addr uint64) {
 // its start; false when none is free.
 func (p *Port) Alloc() (uint64, bool) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.top == len(p.free) {
-		p.mu.Unlock()
 		return 0, false
 	}
-	a := p.free[p.top]
-	p.top++
-	p.mu.Unlock()
-	i := a >> p.shift
-	if p.place[i] != placePort {
-		p.misuse("frame %#x is with the user already: the port held it twice", a)
-	}
-	p.place[i] = placeUser
-	return a, true
+	return p.take(markAlloc), true
 }
 
 // Transmit puts frames the user owns on the TX ring, in order, until the
@@ -392,7 +411,7 @@ func (p *Port) Alloc() (uint64, bool) {
 func (p *Port) Transmit(descs []xsk.Desc) int {
 	limit := p.TxCap
 	if limit <= 0 {
-		limit = len(p.place)
+		limit = len(p.mark)
 	}
 	if room := max(limit-int(p.txTail-p.txHead), 0); len(descs) > room {
 		descs = descs[:room]
@@ -400,9 +419,9 @@ func (p *Port) Transmit(descs []xsk.Desc) int {
 	// The ring has room for every chunk, and takes only the user's.
 	start := p.txTail & p.txMask
 	first := min(len(descs), len(p.tx)-int(start))
-	n := takeBack(p.place, p.tx[start:start+uint64(first)], descs[:first], p.shift, uint64(p.fs))
+	n := p.takeBack(start, descs[:first])
 	if n == first {
-		n += takeBack(p.place, p.tx, descs[first:], p.shift, uint64(p.fs))
+		n += p.takeBack(0, descs[first:])
 	}
 	p.txTail += uint64(n)
 	if n < len(descs) {
@@ -430,20 +449,34 @@ func (p *Port) within(d xsk.Desc) bool {
 	return d.Addr+uint64(d.Len) <= uint64(len(p.umem)) && d.Addr&(fs-1)+uint64(d.Len) <= fs
 }
 
-// takeBack copies ds to ring, from the first, as long as each descriptor
-// lies inside one chunk of fs bytes and that chunk is the user's, marks
-// those chunks the port's and returns how many it took. A chunk whose
-// index is within place is within the UMEM, so only the offset in the
-// chunk needs a check of its own.
-func takeBack(place []uint8, ring, ds []xsk.Desc, shift uint, fs uint64) int {
-	ring = ring[:len(ds)]
+// takeBack puts ds on the TX ring at tx[start:], which has room for
+// them, from the first, as long as each descriptor lies inside one chunk
+// and that chunk is the user's, and returns how many it took.
+func (p *Port) takeBack(start uint64, ds []xsk.Desc) int {
+	end := uint64(len(p.back)) - start // back[^i&txMask] for start <= i&txMask < start+len(ds)
+	return takeBack(p.mark, p.tx[start:start+uint64(len(ds))], p.back[end-uint64(len(ds)):end], ds,
+		p.shift, uint64(p.fs), p.rxHead.Load())
+}
+
+// takeBack copies ds to ring and each one's chunk, as the free stack
+// keeps it, to back in reverse, from the first, as long as each
+// descriptor lies inside one chunk of fs bytes and that chunk is the
+// user's (with Receive's head at head), marks those chunks the port's and
+// returns how many it took. A chunk whose index is within mark is within
+// the UMEM, so only the offset in the chunk needs a check of its own.
+//
+//go:noinline // its own registers: inlined, the loop spills the caller's
+func takeBack(mark []uint64, ring, back, ds []xsk.Desc, shift uint, fs, head uint64) int {
+	ring, back = ring[:len(ds)], back[:len(ds)]
+	room := uint32(fs - Headroom)
 	for j, d := range ds {
 		i := d.Addr >> (shift & 63)
-		if i >= uint64(len(place)) || d.Addr&(fs-1)+uint64(d.Len) > fs || place[i] != placeUser {
+		if i >= uint64(len(mark)) || d.Addr&(fs-1)+uint64(d.Len) > fs || !userHolds(mark[i], head) {
 			return j
 		}
-		place[i] = placePort
+		mark[i] = markPort
 		ring[j] = d
+		back[len(back)-1-j] = xsk.Desc{Addr: d.Addr&^(fs-1) + Headroom, Len: room}
 	}
 	return len(ds)
 }
@@ -481,27 +514,20 @@ func (p *Port) Complete() int {
 	if n == 0 {
 		return 0
 	}
-	start := h & p.txMask
-	first := min(n, len(p.tx)-int(start))
-	mask := ^uint64(p.fs - 1)
+	// The sent frames' chunks are back[^(k-1)&txMask:] on, last sent
+	// first, wrapping around back's end.
+	start := ^(k - 1) & p.txMask
+	m := min(n, len(p.back)-int(start))
 	p.mu.Lock()
 	// The stack has room for every chunk; the last sent goes on top.
 	top := p.top - n
-	push(p.free[top+n-first:top+n], p.tx[start:start+uint64(first)], mask)
-	push(p.free[top:top+n-first], p.tx[:n-first], mask)
+	copy(p.free[top:], p.back[start:start+uint64(m)])
+	copy(p.free[top+m:top+n], p.back)
 	p.top = top
 	p.mu.Unlock()
 	p.txHead = k
 	plainstore.Unordered64(&p.pubSent, 0)
 	return n
-}
-
-// push writes the chunks of ds to free in reverse, the last on top.
-func push(free []uint64, ds []xsk.Desc, mask uint64) {
-	free = free[:len(ds)]
-	for j, d := range ds {
-		free[len(free)-1-j] = d.Addr & mask
-	}
 }
 
 // Wait blocks until a frame is waiting for Receive or timeout passes.
@@ -543,7 +569,7 @@ func (p *Port) Free() int {
 }
 
 // Frames counts every chunk of the UMEM.
-func (p *Port) Frames() int { return len(p.place) }
+func (p *Port) Frames() int { return len(p.mark) }
 
 // Pending counts received frames not yet taken by Receive.
 func (p *Port) Pending() int {
@@ -582,8 +608,9 @@ func (p *Port) DropReceived() {
 	t := p.rxTail.Load()
 	p.mu.Lock()
 	for j := h; j < t; j++ {
-		p.top--
-		p.free[p.top] = p.chunk(p.rx[j&p.rxMask].Addr)
+		a := p.rx[j&p.rxMask].Addr
+		p.mark[a>>p.shift] = markPort
+		p.push(a)
 	}
 	p.mu.Unlock()
 	p.rxHead.Store(t)
