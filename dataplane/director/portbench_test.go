@@ -2,6 +2,9 @@ package director
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -34,6 +37,9 @@ type injector struct {
 	frames [][ackLen]byte // by client: its ACK, source port 0
 	seq    []uint32       // client<<16 | source port, in the order sent
 	next   int            // where in seq the next batch starts
+	// fill is write, made once: a function made for each batch would
+	// escape to the heap through the port interface.
+	fill func(umem []byte, descs []xsk.Desc)
 }
 
 // newInjector draws the flows worker k of n sees among size flows, in
@@ -41,6 +47,7 @@ type injector struct {
 // sequence that seed starts.
 func newInjector(tb testing.TB, acks [][]byte, size, k, n int, seed uint64) *injector {
 	in := &injector{frames: make([][ackLen]byte, len(acks))}
+	in.fill = in.write
 	for c, a := range acks {
 		if len(a) != ackLen {
 			tb.Fatalf("client %d's frame is %d bytes, want %d", c, len(a), ackLen)
@@ -67,24 +74,25 @@ func newInjector(tb testing.TB, acks [][]byte, size, k, n int, seed uint64) *inj
 
 // batch delivers one batch, dataplane.Batch frames or as many as p has
 // chunks free for.
-func (in *injector) batch(p *xsktest.Port) {
-	p.DeliverBatch(dataplane.Batch, func(umem []byte, descs []xsk.Desc) {
-		if in.next+len(descs) > len(in.seq) {
-			in.next = 0 // a short batch (few chunks free) left too few
-		}
-		seq := in.seq[in.next : in.next+len(descs)]
-		descs = descs[:len(seq)]
-		for j, e := range seq {
-			d := &descs[j]
-			buf := umem[d.Addr : d.Addr+ackLen]
-			*(*[ackLen]byte)(buf) = in.frames[e>>16]
-			buf[34], buf[35] = byte(e>>8), byte(e)
-			d.Len = ackLen
-		}
-		if in.next += len(seq); in.next == len(in.seq) {
-			in.next = 0
-		}
-	})
+func (in *injector) batch(p deliverer) { p.DeliverBatch(dataplane.Batch, in.fill) }
+
+// write is the fill of a batch's DeliverBatch.
+func (in *injector) write(umem []byte, descs []xsk.Desc) {
+	if in.next+len(descs) > len(in.seq) {
+		in.next = 0 // a short batch (few chunks free) left too few
+	}
+	seq := in.seq[in.next : in.next+len(descs)]
+	descs = descs[:len(seq)]
+	for j, e := range seq {
+		d := &descs[j]
+		buf := umem[d.Addr : d.Addr+ackLen]
+		*(*[ackLen]byte)(buf) = in.frames[e>>16]
+		buf[34], buf[35] = byte(e>>8), byte(e)
+		d.Len = ackLen
+	}
+	if in.next += len(seq); in.next == len(in.seq) {
+		in.next = 0
+	}
 }
 
 // ackLen is the length of the worker benchmarks' ACK frames: Ethernet,
@@ -92,13 +100,27 @@ func (in *injector) batch(p *xsktest.Port) {
 // frame).
 const ackLen = 14 + 20 + 20 + 18
 
+// deliverer is a port frames can be delivered to in batches, as
+// xsktest.Port can.
+type deliverer interface {
+	DeliverBatch(n int, fill func(umem []byte, descs []xsk.Desc)) int
+}
+
+// testPort is the port of the worker benchmarks: a worker's Port that
+// frames are delivered to.
+type testPort interface {
+	Port
+	deliverer
+}
+
 // portRoundTrip does, for one batch, exactly the port work of
 // BenchmarkWorkerPoll's iteration with nothing of the worker's: the same
 // frame injection, then the calls Worker.Poll makes on its receiving
 // socket for a batch it forwards in place (Complete, Fill, Receive,
-// Transmit, Kick) and the benchmark's own Complete. It returns how many
-// frames went out.
-func portRoundTrip(p *xsktest.Port, descs []xsk.Desc, in *injector) int {
+// Transmit, Kick) and the benchmark's own Complete, through the Port
+// interface as the worker makes them (TestPortRoundTripIsWorkerPollsPortWork).
+// It returns how many frames went out.
+func portRoundTrip(p testPort, descs []xsk.Desc, in *injector) int {
 	in.batch(p)
 	p.Complete()
 	p.Fill()
@@ -169,6 +191,85 @@ func TestPortRoundTripMovesEveryFrame(t *testing.T) {
 	}
 	if _, ok := p.Alloc(); ok {
 		t.Fatalf("more than %d frames free", frames)
+	}
+}
+
+// callLog is a port that logs the calls made on it and what they
+// returned.
+type callLog struct {
+	*xsktest.Port
+	calls []string
+}
+
+func (c *callLog) log(format string, args ...any) {
+	c.calls = append(c.calls, fmt.Sprintf(format, args...))
+}
+
+func (c *callLog) DeliverBatch(n int, fill func([]byte, []xsk.Desc)) int {
+	q := c.Port.DeliverBatch(n, fill)
+	c.log("DeliverBatch(%d) = %d", n, q)
+	return q
+}
+func (c *callLog) Fill() int     { n := c.Port.Fill(); c.log("Fill() = %d", n); return n }
+func (c *callLog) Complete() int { n := c.Port.Complete(); c.log("Complete() = %d", n); return n }
+func (c *callLog) Receive(out []xsk.Desc) int {
+	n := c.Port.Receive(out)
+	c.log("Receive(%d) = %d", len(out), n)
+	return n
+}
+func (c *callLog) Release(addr uint64) { c.Port.Release(addr); c.log("Release") }
+func (c *callLog) Alloc() (uint64, bool) {
+	a, ok := c.Port.Alloc()
+	c.log("Alloc() = %v", ok)
+	return a, ok
+}
+func (c *callLog) Transmit(ds []xsk.Desc) int {
+	n := c.Port.Transmit(ds)
+	c.log("Transmit(%d) = %d", len(ds), n)
+	return n
+}
+func (c *callLog) Kick() error { err := c.Port.Kick(); c.log("Kick() = %v", err); return err }
+func (c *callLog) TxPending() bool {
+	ok := c.Port.TxPending()
+	c.log("TxPending() = %v", ok)
+	return ok
+}
+func (c *callLog) Wait(d time.Duration) error { c.log("Wait"); return c.Port.Wait(d) }
+
+// TestPortRoundTripIsWorkerPollsPortWork logs the port calls of
+// BenchmarkWorkerPoll's iteration (a batch injected, Worker.Poll, the
+// benchmark's Complete) at 1K flows and those of portRoundTrip, on the
+// same port, and requires the same calls with the same answers, so that
+// BenchmarkWorkerPoll minus BenchmarkTestPort is the worker's own work.
+func TestPortRoundTripIsWorkerPollsPortWork(t *testing.T) {
+	const size = 1000
+	syns, acks := [][]byte{tcpFrame(t, [4]byte{198, 18, 0, 10}, 0, true, false, false, true, 0)},
+		[][]byte{tcpFrame(t, [4]byte{198, 18, 0, 10}, 0, false, true, false, true, 18)}
+	r := openEstablished(t, size, 1, syns, acks)
+	p := &callLog{Port: newFakePort(t, 256)}
+	var snap atomic.Pointer[dataplane.Snapshot]
+	snap.Store(r.snap)
+	w := NewWorker(0, -1, p, 0, []TxPort{{Port: p}}, &snap, r.p, r.c, nil)
+	in := newInjector(t, acks, size, 0, 1, 1)
+	descs := make([]xsk.Desc, dataplane.Batch)
+	for range 3 { // past the first batches' Completes of nothing
+		in.batch(p)
+		w.Poll()
+		p.Complete()
+		portRoundTrip(p, descs, in)
+	}
+	p.calls = nil
+	in.batch(p)
+	w.Poll()
+	p.Complete()
+	poll := p.calls
+	p.calls = nil
+	portRoundTrip(p, descs, in)
+	if !slices.Equal(poll, p.calls) {
+		t.Fatalf("BenchmarkWorkerPoll's iteration calls the port\n  %q\nportRoundTrip\n  %q", poll, p.calls)
+	}
+	if want := fmt.Sprintf("Transmit(%d) = %[1]d", dataplane.Batch); !slices.Contains(poll, want) {
+		t.Fatalf("the iteration's calls %q lack %q: not a whole batch forwarded in place", poll, want)
 	}
 }
 

@@ -173,7 +173,7 @@ func BenchmarkTwoWorkers(b *testing.B) {
 // active: two workers would write the same load words, and the phase
 // that happened to meet more first ACKs (the first, at 1M flows) would do
 // more work per frame than the other.
-func openEstablished(b *testing.B, n, acks int, syns, ackFrames [][]byte) *rig {
+func openEstablished(b testing.TB, n, acks int, syns, ackFrames [][]byte) *rig {
 	// Headroom as in BenchmarkWorkerPoll: an established flow is never
 	// evicted, so a flow whose two buckets are full could not be opened.
 	capacity := n + n/4
