@@ -90,15 +90,19 @@ type Port struct {
 	shift uint // log2(fs): a chunk's index is its address >> shift
 	ready chan struct{}
 
-	// The RX ring: rx[i&rxMask] for rxHead <= i < rxTail. Deliverers
-	// write past the tail under mu, then store it; the socket goroutine
-	// reads up to the tail it loads, then stores the head. The ring has
-	// room for every chunk, so a delivery never overwrites a descriptor
-	// not yet received.
+	// The RX ring: the frame delivered i-th is at rx[(i-rxBase)&rxMask]
+	// for rxHead <= i < rxTail. Deliverers write past the tail under mu,
+	// then store it; the socket goroutine reads up to the tail it loads,
+	// then stores the head. The ring has room for every chunk, so a
+	// delivery never overwrites a descriptor not yet received. A delivery
+	// into an empty ring moves the base to its place, so that a ring
+	// drained each batch uses the same slots each batch, as few cache
+	// lines as a batch needs.
 	rx     []xsk.Desc
 	rxMask uint64
 	rxHead atomic.Uint64
 	rxTail atomic.Uint64
+	rxBase atomic.Uint64 // stored under mu before the tail that uses it
 
 	mu sync.Mutex // guards what follows, to the socket's part
 	// The free chunks are free[top:], a stack that grows down, each as
@@ -194,7 +198,7 @@ func (p *Port) where(i uint64) string {
 		return false
 	}
 	switch {
-	case on(p.rx, p.rxMask, p.rxHead.Load(), p.rxTail.Load()):
+	case on(p.rx, p.rxMask, p.rxHead.Load()-p.rxBase.Load(), p.rxTail.Load()-p.rxBase.Load()):
 		return "received"
 	case on(p.tx, p.txMask, p.txKick, p.txTail):
 		return "on the TX ring"
@@ -217,6 +221,19 @@ func (p *Port) rxDesc(addr uint64) xsk.Desc {
 func (p *Port) push(addr uint64) {
 	p.top--
 	p.free[p.top] = p.rxDesc(addr)
+}
+
+// rxSlot returns the slot of the RX ring for the frame delivered t-th,
+// the tail, moving the base to t if the ring is empty; the caller holds
+// mu. The socket goroutine loads the base after the tail that covers
+// frames placed by it, and a ring it found empty it does not read again
+// before a later tail.
+func (p *Port) rxSlot(t uint64) uint64 {
+	if p.rxHead.Load() == t {
+		p.rxBase.Store(t)
+		return 0
+	}
+	return (t - p.rxBase.Load()) & p.rxMask
 }
 
 // publish makes the descriptors up to tail, which the caller (holding
@@ -273,7 +290,7 @@ func (p *Port) Deliver(frame []byte) bool {
 	t := p.rxTail.Load()
 	a := p.take(markRX + t)
 	copy(p.umem[a+Headroom:], frame)
-	p.rx[t&p.rxMask] = xsk.Desc{Addr: a + Headroom, Len: uint32(len(frame))}
+	p.rx[p.rxSlot(t)] = xsk.Desc{Addr: a + Headroom, Len: uint32(len(frame))}
 	p.publish(t, t+1)
 	return true
 }
@@ -309,7 +326,7 @@ func (p *Port) DeliverBatch(n int, fill func(umem []byte, descs []xsk.Desc)) int
 	// they would wrap around its end.
 	chunks := p.free[p.top : p.top+k]
 	t := p.rxTail.Load()
-	start := t & p.rxMask
+	start := p.rxSlot(t)
 	descs := p.stage[:k]
 	if start+uint64(k) <= uint64(len(p.rx)) {
 		descs = p.rx[start : start+uint64(k)]
@@ -372,7 +389,7 @@ func (p *Port) Receive(out []xsk.Desc) int {
 	if n == 0 {
 		return 0
 	}
-	start := h & p.rxMask
+	start := (h - p.rxBase.Load()) & p.rxMask
 	m := copy(out[:n], p.rx[start:])
 	copy(out[m:n], p.rx)
 	// After the copy: a delivery may reuse the slots once it sees the head.
@@ -526,6 +543,9 @@ func (p *Port) Complete() int {
 	p.top = top
 	p.mu.Unlock()
 	p.txHead = k
+	if k == p.txTail { // nothing left: the next batch uses the same slots
+		p.txHead, p.txKick, p.txTail = 0, 0, 0
+	}
 	plainstore.Unordered64(&p.pubSent, 0)
 	return n
 }
@@ -608,7 +628,7 @@ func (p *Port) DropReceived() {
 	t := p.rxTail.Load()
 	p.mu.Lock()
 	for j := h; j < t; j++ {
-		a := p.rx[j&p.rxMask].Addr
+		a := p.rx[(j-p.rxBase.Load())&p.rxMask].Addr
 		p.mark[a>>p.shift] = markPort
 		p.push(a)
 	}
@@ -626,7 +646,7 @@ func (p *Port) SetRXLen(i int, n uint32) {
 	if uint64(i) >= p.rxTail.Load()-h {
 		panic(fmt.Sprintf("xsktest: SetRXLen(%d): %d frames wait for Receive", i, p.rxTail.Load()-h))
 	}
-	p.rx[(h+uint64(i))&p.rxMask].Len = n
+	p.rx[(h+uint64(i)-p.rxBase.Load())&p.rxMask].Len = n
 }
 
 // ResetRecorded forgets the recorded frames.
