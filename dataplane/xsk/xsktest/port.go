@@ -471,29 +471,29 @@ func (p *Port) within(d xsk.Desc) bool {
 // and that chunk is the user's, and returns how many it took.
 func (p *Port) takeBack(start uint64, ds []xsk.Desc) int {
 	end := uint64(len(p.back)) - start // back[^i&txMask] for start <= i&txMask < start+len(ds)
-	return takeBack(p.mark, p.tx[start:start+uint64(len(ds))], p.back[end-uint64(len(ds)):end], ds,
-		p.shift, uint64(p.fs), p.rxHead.Load())
+	n := takeBack(p.mark, p.back[end-uint64(len(ds)):end], ds, p.shift, uint64(p.fs), p.rxHead.Load())
+	copy(p.tx[start:], ds[:n])
+	return n
 }
 
-// takeBack copies ds to ring and each one's chunk, as the free stack
-// keeps it, to back in reverse, from the first, as long as each
-// descriptor lies inside one chunk of fs bytes and that chunk is the
-// user's (with Receive's head at head), marks those chunks the port's and
-// returns how many it took. A chunk whose index is within mark is within
-// the UMEM, so only the offset in the chunk needs a check of its own.
+// takeBack writes the chunk of each descriptor of ds, as the free stack
+// keeps it, to back in reverse, from the first, as long as the descriptor
+// lies inside one chunk of fs bytes and that chunk is the user's (with
+// Receive's head at head), marks those chunks the port's and returns how
+// many it took. A chunk whose index is within mark is within the UMEM,
+// so only the offset in the chunk needs a check of its own.
 //
 //go:noinline // its own registers: inlined, the loop spills the caller's
-func takeBack(mark []uint64, ring, back, ds []xsk.Desc, shift uint, fs, head uint64) int {
-	ring, back = ring[:len(ds)], back[:len(ds)]
-	room := uint32(fs - Headroom)
+func takeBack(mark []uint64, back, ds []xsk.Desc, shift uint, fs, head uint64) int {
+	back = back[:len(ds)]
 	for j, d := range ds {
+		off := d.Addr & (fs - 1)
 		i := d.Addr >> (shift & 63)
-		if i >= uint64(len(mark)) || d.Addr&(fs-1)+uint64(d.Len) > fs || !userHolds(mark[i], head) {
+		if i >= uint64(len(mark)) || off+uint64(d.Len) > fs || !userHolds(mark[i], head) {
 			return j
 		}
 		mark[i] = markPort
-		ring[j] = d
-		back[len(back)-1-j] = xsk.Desc{Addr: d.Addr&^(fs-1) + Headroom, Len: room}
+		back[len(back)-1-j] = xsk.Desc{Addr: d.Addr - off + Headroom, Len: uint32(fs - Headroom)}
 	}
 	return len(ds)
 }
