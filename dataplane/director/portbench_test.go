@@ -164,6 +164,41 @@ func BenchmarkTestPort(b *testing.B) {
 	}
 }
 
+// BenchmarkTestPortFrames measures the part of BenchmarkTestPort that
+// stands in for the NIC: the injector writing each frame into its chunk
+// of the UMEM, the copy a copy-mode socket's kernel makes. It writes into
+// the chunks a DeliverBatch of the same port hands out, so the same cache
+// sets are written, and calls nothing of the port: BenchmarkTestPort
+// minus this is the port's own calls.
+func BenchmarkTestPortFrames(b *testing.B) {
+	acks := [][]byte{tcpFrame(b, [4]byte{198, 18, 0, 10}, 0, false, true, false, true, 18)}
+	p := newFakePort(b, 256)
+	in := newInjector(b, acks, 1000, 0, 1, 1)
+	var chunks []xsk.Desc
+	var umem []byte
+	p.DeliverBatch(dataplane.Batch, func(u []byte, descs []xsk.Desc) {
+		umem, chunks = u, append([]xsk.Desc(nil), descs...)
+		in.write(u, descs)
+	})
+	if len(chunks) != dataplane.Batch {
+		b.Fatalf("the port handed out %d chunks, want %d", len(chunks), dataplane.Batch)
+	}
+	descs := make([]xsk.Desc, len(chunks))
+	b.ReportAllocs()
+	cpu := processCPU()
+	for b.Loop() {
+		copy(descs, chunks)
+		in.write(umem, descs)
+	}
+	reportCPUPerFrame(b, cpu, b.N*dataplane.Batch)
+	for _, d := range descs {
+		if d.Len != ackLen {
+			b.Fatalf("a frame of %d bytes written, want %d", d.Len, ackLen)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*dataplane.Batch), "ns/frame")
+}
+
 // TestPortRoundTripMovesEveryFrame checks that the port benchmark's batch
 // really receives and transmits every frame it injects, and leaves every
 // frame free again, so its cost is a whole batch's port work.
