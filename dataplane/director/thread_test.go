@@ -74,7 +74,10 @@ func TestThreadCPUBriefWakeups(t *testing.T) {
 		}
 		d := c1 - c0
 		t.Logf("%v of CPU by ThreadCPU, %v by the thread's clock, in %v", d, own, wall)
-		if d > own+2*time.Millisecond || d > wall/20 {
+		// Ticks would charge such a thread whole ticks or none; the
+		// thread's own clock, which a loaded machine may make larger than
+		// a few percent of the wall time, is the measure.
+		if d > own+2*time.Millisecond || d < own-2*time.Millisecond {
 			t.Errorf("ThreadCPU charged %v in %v to a thread that ran %v", d, wall, own)
 		}
 	})
