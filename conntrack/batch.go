@@ -95,8 +95,8 @@ func (t *Table) lookupChunk(sc *BatchScratch, keys []Key, out []Conn, found []bo
 				keys[i].wordsTo(&ws[i])
 				b1, b2, tag := s.place(t.seed.hash(&ws[i]))
 				pl[i] = placement{b1, b2, tag}
-				addrs[a] = uintptr(unsafe.Pointer(&s.buckets[b1]))
-				addrs[a+1] = uintptr(unsafe.Pointer(&s.buckets[b2]))
+				addrs[a] = uintptr(unsafe.Pointer(s.bucket(b1)))
+				addrs[a+1] = uintptr(unsafe.Pointer(s.bucket(b2)))
 				a += 2
 			}
 			prefetch(addrs[:a])
@@ -108,7 +108,7 @@ func (t *Table) lookupChunk(sc *BatchScratch, keys []Key, out []Conn, found []bo
 			s.candidates(pl[lo:hi], cand[lo:hi])
 			for i := lo; i < hi; i++ {
 				if c := cand[i]; c != noCandidate {
-					addrs[a] = uintptr(unsafe.Pointer(&s.entries[c]))
+					addrs[a] = uintptr(unsafe.Pointer(s.entry(c)))
 					a++
 				}
 			}
@@ -169,7 +169,7 @@ func (t *Table) lookupChunk(sc *BatchScratch, keys []Key, out []Conn, found []bo
 // the entry's meta word, reading only the words a Conn needs (no view, no
 // creation time).
 func (s *store) matchConn(slot uint32, w *keyWords, c *Conn) (uint64, bool) {
-	e := &s.entries[slot]
+	e := s.entry(slot)
 	for {
 		m1 := e.meta.Load()
 		if status(m1) != statusLive {
@@ -219,7 +219,7 @@ func (s *store) candidate(p *placement) uint32 {
 // 0x7fffffff to a lane's low 31 bits sets its top bit exactly when those
 // bits are not all zero.
 func (s *store) tagMatches(b, tag uint32) uint32 {
-	w := (*[bucketSlots / 2]atomic.Uint64)(unsafe.Pointer(&s.buckets[b].tags))
+	w := (*[bucketSlots / 2]atomic.Uint64)(unsafe.Pointer(&s.bucket(b).tags))
 	t2 := uint64(tag) | uint64(tag)<<32
 	var acc uint64
 	for j := range bucketSlots / 2 {
@@ -247,16 +247,16 @@ func (t *Table) PrefetchInsert(k *Key) {
 	w := k.words()
 	s := t.conns
 	b1, b2, _ := s.place(t.seed.hash(&w))
-	u1 := s.buckets[b1].used.Load() & fullMask
-	u2 := s.buckets[b2].used.Load() & fullMask
+	u1 := s.bucket(b1).used.Load() & fullMask
+	u2 := s.bucket(b2).used.Load() & fullMask
 	var addrs [bucketSlots + 8]uintptr
 	a := 0
 	var b uint32 // the bucket the new entry goes to
 	if s.live.Load() >= s.capacity || u1&u2 == fullMask {
 		b, _ = s.evictionOrder(b1, b2)
 		base := b * bucketSlots
-		for u := s.buckets[b].used.Load() & fullMask; u != 0; u &= u - 1 {
-			addrs[a] = uintptr(unsafe.Pointer(&s.entries[base+uint32(bits.TrailingZeros32(u))]))
+		for u := s.bucket(b).used.Load() & fullMask; u != 0; u &= u - 1 {
+			addrs[a] = uintptr(unsafe.Pointer(s.entry(base + uint32(bits.TrailingZeros32(u)))))
 			a++
 		}
 	} else {
@@ -265,7 +265,7 @@ func (t *Table) PrefetchInsert(k *Key) {
 		if bits.OnesCount32(u2) < bits.OnesCount32(u1) {
 			b, u = b2, u2 // freeSlot's choice
 		}
-		addrs[a] = uintptr(unsafe.Pointer(&s.entries[b*bucketSlots+uint32(bits.TrailingZeros32(^u))]))
+		addrs[a] = uintptr(unsafe.Pointer(s.entry(b*bucketSlots + uint32(bits.TrailingZeros32(^u)))))
 		a++
 	}
 	if s.due != nil {

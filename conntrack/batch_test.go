@@ -132,11 +132,11 @@ func TestLookupBatchTagCollision(t *testing.T) {
 		var saved [2][bucketSlots]uint32
 		for bi, b := range []uint32{b1, b2} {
 			for j := range uint32(bucketSlots) {
-				saved[bi][j] = s.buckets[b].tags[j].Load()
+				saved[bi][j] = s.bucket(b).tags[j].Load()
 				if ok && b*bucketSlots+j == uint32(want.ref>>32)-1 {
 					continue
 				}
-				s.buckets[b].tags[j].Store(tag)
+				s.bucket(b).tags[j].Store(tag)
 			}
 		}
 		tbl.LookupBatch(keys[i:i+1], out, found)
@@ -146,7 +146,7 @@ func TestLookupBatchTagCollision(t *testing.T) {
 		// The other keys' lookups rely on their true tags.
 		for bi, b := range []uint32{b1, b2} {
 			for j := range bucketSlots {
-				s.buckets[b].tags[j].Store(saved[bi][j])
+				s.bucket(b).tags[j].Store(saved[bi][j])
 			}
 		}
 	}
@@ -359,7 +359,7 @@ func TestTagMatchesAgainstOneByOne(t *testing.T) {
 	matched := 0
 	for range 20000 {
 		tag := rnd() | 1
-		bk := &s.buckets[0]
+		bk := s.bucket(0)
 		for j := range bucketSlots {
 			var v uint32
 			switch rnd() % 6 {
@@ -408,18 +408,18 @@ func TestCandidatesMatchCandidate(t *testing.T) {
 		return uint32(x >> 32)
 	}
 	tags := [4]uint32{0x1001, 0x2001, 0xffff_ffff, 0x8000_0001}
-	for b := range s.buckets {
+	for b := range s.nb {
 		for j := range bucketSlots {
 			v := rnd()
 			if rnd()%3 == 0 {
 				v = tags[rnd()%4]
 			}
-			s.buckets[b].tags[j].Store(v)
+			s.bucket(b).tags[j].Store(v)
 		}
 		// The words after the tags hold a probed tag's value: a lane
 		// past the 14th must not count.
-		s.buckets[b].used.Store(tags[rnd()%4])
-		s.buckets[b].latch.Store(tags[rnd()%4])
+		s.bucket(b).used.Store(tags[rnd()%4])
+		s.bucket(b).latch.Store(tags[rnd()%4])
 	}
 	const n = 1000
 	pl := make([]placement, n)

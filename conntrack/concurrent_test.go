@@ -127,8 +127,8 @@ func TestConcurrentHammer(t *testing.T) {
 	// entry's due second is no later than its expiry, and its group's
 	// bound no later than that.
 	s := tbl.conns
-	for slot := range uint32(len(s.entries)) {
-		m := s.entries[slot].meta.Load()
+	for slot := range s.slots() {
+		m := s.entry(slot).meta.Load()
 		if status(m) != statusLive {
 			continue
 		}

@@ -283,11 +283,11 @@ func (t *Table) randomDropEntry() int {
 	dropped := 0
 	for range n {
 		b := uint32(df.rng.Uint64N(uint64(s.nb)))
-		used := s.buckets[b].used.Load() & fullMask
+		used := s.bucket(b).used.Load() & fullMask
 		for used != 0 {
 			slot := b*bucketSlots + uint32(bits.TrailingZeros32(used))
 			used &= used - 1
-			e := &s.entries[slot]
+			e := s.entry(slot)
 			m := e.meta.Load()
 			if status(m) != statusLive || expired(m, now) {
 				continue

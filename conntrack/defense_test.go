@@ -432,7 +432,7 @@ func TestTodropEntryRate(t *testing.T) {
 func TestPacketCountOnlyWithDropEntry(t *testing.T) {
 	clk := new(ManualClock)
 	tbl := newTestTable(t, Config{Capacity: 100, Clock: clk})
-	ports := func(c Conn) uint64 { return tbl.conns.entries[uint32(c.ref>>32)-1].ports.Load() }
+	ports := func(c Conn) uint64 { return tbl.conns.entry(uint32(c.ref>>32) - 1).ports.Load() }
 	k := v4Key(ProtoTCP, 1, 1000, 80)
 	c, _ := tbl.Insert(&k, 1, 0, 0, EvSyn)
 	before := ports(c)

@@ -82,7 +82,7 @@ func newTestTable(t testing.TB, cfg Config) *Table {
 // the input-only table cannot reach from NONE (LISTEN, SYN_SENT, ...).
 func forceState(t *testing.T, tbl *Table, c *Conn, s State) {
 	t.Helper()
-	e := &tbl.conns.entries[uint32(c.ref>>32)-1]
+	e := tbl.conns.entry(uint32(c.ref>>32) - 1)
 	m := e.meta.Load()
 	now := tbl.now()
 	to := tbl.timeouts.of(s)
@@ -102,7 +102,7 @@ func forceState(t *testing.T, tbl *Table, c *Conn, s State) {
 func checkCounts(t testing.TB, tbl *Table, h *countHooks) {
 	t.Helper()
 	var active, inactive [64]int64
-	for i := range uint32(len(tbl.conns.entries)) {
+	for i := range tbl.conns.slots() {
 		_, v, ok := tbl.conns.snapshot(i, false)
 		if !ok {
 			continue

@@ -66,7 +66,7 @@ func TestLayoutSharedWrites(t *testing.T) {
 	}
 	var s store
 	checkApart(t, "store",
-		[]span{between("the lookup's words (buckets..cleanup)", unsafe.Offsetof(s.buckets), unsafe.Offsetof(s.cleanup), unsafe.Sizeof(s.cleanup))},
+		[]span{between("the lookup's words (lines..cleanup)", unsafe.Offsetof(s.lines), unsafe.Offsetof(s.cleanup), unsafe.Sizeof(s.cleanup))},
 		[]span{
 			{"live", unsafe.Offsetof(s.live), unsafe.Sizeof(s.live)},
 			{"cursor", unsafe.Offsetof(s.cursor), unsafe.Sizeof(s.cursor)},
@@ -87,4 +87,55 @@ func stripes(off uintptr) []span {
 		out[i] = span{fmt.Sprintf("stats stripe %d", i), off + uintptr(i)*unsafe.Sizeof(c), size}
 	}
 	return out
+}
+
+// TestBucketLines checks the store's layout: each bucket's header is
+// followed at once by its bucketSlots entries, one 64-byte line each, so
+// the entry a lookup picks lies beside the header it has just read; slots
+// stay dense (slot = bucket*bucketSlots + i) for the arrays indexed by
+// slot; and a slot or bucket past the end panics instead of reading
+// memory the store does not own.
+func TestBucketLines(t *testing.T) {
+	if sizeofLine != sizeofBucket+bucketSlots*sizeofEntry || sizeofLine%64 != 0 {
+		t.Fatalf("a bucket line is %d bytes, want a 64-byte header and %d 64-byte entries", sizeofLine, bucketSlots)
+	}
+	tbl := newTestTable(t, Config{Capacity: 10_000, Templates: 100, Clock: &ManualClock{}})
+	for _, s := range []*store{tbl.conns, tbl.tmpls} {
+		base := uintptr(unsafe.Pointer(&s.lines[0]))
+		if base%64 != 0 {
+			t.Fatalf("lines start at %#x, not on a cache line", base)
+		}
+		if got, want := s.slots(), s.nb*bucketSlots; got != want {
+			t.Fatalf("%d slots in %d buckets, want %d", got, s.nb, want)
+		}
+		for b := range s.nb {
+			h := uintptr(unsafe.Pointer(s.bucket(b)))
+			if want := base + uintptr(b)*sizeofLine; h != want {
+				t.Fatalf("bucket %d's header at %#x, want %#x", b, h, want)
+			}
+			for i := range uint32(bucketSlots) {
+				e := uintptr(unsafe.Pointer(s.entry(b*bucketSlots + i)))
+				if want := h + sizeofBucket + uintptr(i)*sizeofEntry; e != want {
+					t.Fatalf("slot %d (bucket %d, entry %d) at %#x, want %#x", b*bucketSlots+i, b, i, e, want)
+				}
+			}
+		}
+		if end := base + uintptr(s.nb)*sizeofLine; end > uintptr(unsafe.Pointer(&s.mem.mem[0]))+uintptr(len(s.mem.mem)) {
+			t.Fatalf("lines end at %#x, past the region", end)
+		}
+		for _, bad := range []func(){
+			func() { s.entry(s.slots()) },
+			func() { s.entry(^uint32(0)) },
+			func() { s.bucket(s.nb) },
+		} {
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("an access past the %d slots did not panic", s.slots())
+					}
+				}()
+				bad()
+			}()
+		}
+	}
 }

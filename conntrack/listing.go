@@ -27,7 +27,7 @@ func (t *Table) Range(fn func(k Key, c Conn, expiresIn time.Duration, template b
 		}
 		return time.Duration(at-now) * time.Millisecond
 	}
-	for i := range uint32(len(t.conns.entries)) {
+	for i := range t.conns.slots() {
 		w, v, ok := t.conns.snapshot(i, false)
 		if !ok || expired(v.meta, now) {
 			continue
@@ -39,7 +39,7 @@ func (t *Table) Range(fn func(k Key, c Conn, expiresIn time.Duration, template b
 	if t.tmpls == nil {
 		return
 	}
-	for i := range uint32(len(t.tmpls.entries)) {
+	for i := range t.tmpls.slots() {
 		w, v, ok := t.tmpls.snapshot(i, false)
 		if !ok || templateExpired(v.meta, v.since, now) {
 			continue

@@ -36,7 +36,7 @@ func TestTableOutsideHeap(t *testing.T) {
 	if !offHeap {
 		return
 	}
-	p := uintptr(unsafe.Pointer(&tbl.conns.buckets[0]))
+	p := uintptr(unsafe.Pointer(tbl.conns.bucket(0)))
 	if p%hugePageSize != 0 {
 		t.Fatalf("slot arrays at %#x, not aligned to %d for huge pages", p, hugePageSize)
 	}
@@ -121,8 +121,8 @@ func TestCloseUnmaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns := uintptr(unsafe.Pointer(&tbl.conns.entries[0]))
-	tmpls := uintptr(unsafe.Pointer(&tbl.tmpls.entries[0]))
+	conns := uintptr(unsafe.Pointer(tbl.conns.entry(0)))
+	tmpls := uintptr(unsafe.Pointer(tbl.tmpls.entry(0)))
 	if !mapped(t, conns) || !mapped(t, tmpls) {
 		t.Fatal("the table's arrays are not in /proc/self/maps")
 	}
@@ -151,7 +151,7 @@ func TestForgottenTableIsUnmapped(t *testing.T) {
 		}
 		k := v4Key(ProtoTCP, 1, 1000, 80)
 		tbl.Insert(&k, 1, 0, 0, EvSyn)
-		return uintptr(unsafe.Pointer(&tbl.conns.entries[0]))
+		return uintptr(unsafe.Pointer(tbl.conns.entry(0)))
 	}()
 	for deadline := time.Now().Add(10 * time.Second); mapped(t, addr); {
 		if time.Now().After(deadline) {

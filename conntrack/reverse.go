@@ -64,10 +64,10 @@ func (c *Conn) ReplyPending() bool { return c.unfiled }
 func (t *Table) ReplyFiled(c *Conn) {
 	defer runtime.KeepAlive(t) // see newStore
 	slot := uint32(c.ref>>32) - 1
-	if slot >= uint32(len(t.conns.entries)) {
+	if slot >= t.conns.slots() {
 		return
 	}
-	e := &t.conns.entries[slot]
+	e := t.conns.entry(slot)
 	gen := c.ref & genMask
 	for {
 		m := e.meta.Load()
@@ -115,7 +115,7 @@ func (t *Table) InsertReply(rk *Key, c *Conn, hop uint64) bool {
 	s.lock(b1, b2)
 	defer s.unlock(b1, b2)
 	for _, b := range [2]uint32{b1, b2} {
-		if v, ok := s.find(b, s.buckets[b].used.Load(), tag, &w); ok {
+		if v, ok := s.find(b, s.bucket(b).used.Load(), tag, &w); ok {
 			s.release(v.slot, v.meta)
 			break
 		}
@@ -159,7 +159,7 @@ func (t *Table) reclaimReverse(b1, b2 uint32, free bool, now uint64) bool {
 // reclaimIn releases the first stale index entry of bucket b.
 func (t *Table) reclaimIn(b uint32, now uint64) bool {
 	s := t.rev
-	used := s.buckets[b].used.Load() & fullMask
+	used := s.bucket(b).used.Load() & fullMask
 	for used != 0 {
 		slot := b*bucketSlots + uint32(bits.TrailingZeros32(used))
 		used &= used - 1
@@ -173,7 +173,7 @@ func (t *Table) reclaimIn(b uint32, now uint64) bool {
 // staleReverse releases index entry slot if its connection is gone, and
 // reports whether it did.
 func (t *Table) staleReverse(slot uint32, now uint64) bool {
-	e := &t.rev.entries[slot]
+	e := t.rev.entry(slot)
 	m := e.meta.Load()
 	if status(m) != statusLive {
 		return false
@@ -192,10 +192,10 @@ func (t *Table) staleReverse(slot uint32, now uint64) bool {
 // generation, as in Conn) names, with its virtual address and port.
 func (t *Table) connAt(ref, now uint64) (Reply, bool) {
 	slot := uint32(ref>>32) - 1
-	if slot >= uint32(len(t.conns.entries)) {
+	if slot >= t.conns.slots() {
 		return Reply{}, false
 	}
-	e := &t.conns.entries[slot]
+	e := t.conns.entry(slot)
 	m1 := e.meta.Load()
 	if status(m1) != statusLive || generation(m1) != ref&genMask || expired(m1, now) {
 		return Reply{}, false
@@ -259,7 +259,7 @@ func (t *Table) SweepReverse(n int) {
 // whose connections are gone.
 func (t *Table) sweepReverse(n uint64) {
 	s := t.rev
-	total := uint64(len(s.entries))
+	total := uint64(s.slots())
 	n = min(n, total)
 	start := t.rsweep.Add(n) - n
 	now := t.now()

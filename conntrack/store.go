@@ -100,18 +100,33 @@ type view struct {
 	since uint64
 }
 
-// store is a bounded hash table of entries in two flat, pointer-free
-// arrays allocated once, in one region outside the Go heap (see region).
-// A key lives in one of two candidate buckets (two-choice hashing keeps
-// buckets evenly filled up to high load).
+// bucketLine is one bucket as it lies in memory: its header, then its
+// bucketSlots entries, 15 consecutive cache lines. A lookup reads a header
+// and then, usually, one entry of the same bucket, so the entry lies a few
+// hundred bytes after a line the lookup has just loaded: in the same page,
+// so translating its address needs no page walk of its own, where an
+// entry kept in a separate array would need one at a large table. Fifteen
+// lines, not a power of two, also spread the headers of consecutive
+// buckets over all the cache's sets.
+type bucketLine struct {
+	hdr bucket
+	e   [bucketSlots]entry
+}
+
+// store is a bounded hash table of entries in one flat, pointer-free array
+// of lines (bucket headers each followed by its entries) allocated once,
+// in one region outside the Go heap (see region). A key lives in one of
+// two candidate buckets (two-choice hashing keeps buckets evenly filled up
+// to high load). Slots are numbered densely, bucket*bucketSlots + i, so
+// the arrays indexed by slot (the expiry index, the sync and sequence
+// arrays) need no gaps.
 //
 // The words every lookup reads come first; the two that inserts and
 // releases write from every worker, live and cursor, follow a line of
 // padding, each on a line of its own, so that a new connection on one
 // core does not evict the bucket count and the slices from the others.
 type store struct {
-	buckets  []bucket
-	entries  []entry
+	lines    []bucketLine
 	due      []atomic.Uint32 // expiry index, connections only; see expiry.go
 	gdue     []atomic.Uint32
 	nb       uint32
@@ -126,7 +141,20 @@ type store struct {
 	_      lineGap
 }
 
-// loadFactor sizes the slot arrays so the table at capacity is 80% full,
+// bucket returns bucket b's header. Indexing the lines keeps Go's bounds
+// check: a bucket past the end panics instead of reading stray memory.
+func (s *store) bucket(b uint32) *bucket { return &s.lines[b].hdr }
+
+// entry returns slot's entry, in line slot/bucketSlots, with the same
+// bounds check as bucket.
+func (s *store) entry(slot uint32) *entry {
+	return &s.lines[slot/bucketSlots].e[slot%bucketSlots]
+}
+
+// slots is the number of entries, every bucket's slots.
+func (s *store) slots() uint32 { return uint32(len(s.lines)) * bucketSlots }
+
+// loadFactor sizes the buckets so the table at capacity is 80% full,
 // where two-choice buckets of 14 almost never overflow.
 const loadFactor = 0.8
 
@@ -140,7 +168,7 @@ func storeBytes(capacity int, index bool) uint64 {
 		return 0
 	}
 	nb := uint64(bucketsFor(capacity))
-	n := nb*uint64(sizeofBucket) + nb*bucketSlots*uint64(sizeofEntry)
+	n := nb * uint64(sizeofLine)
 	if index {
 		n += 4 * (nb*bucketSlots + uint64(dueGroups(int(nb))))
 	}
@@ -148,23 +176,21 @@ func storeBytes(capacity int, index bool) uint64 {
 }
 
 // newStore allocates a store; index adds the expiry index (expiry.go)
-// after the entries, in the same region.
+// after the lines, in the same region.
 func newStore(capacity int, index bool) (*store, error) {
 	nb := bucketsFor(capacity)
-	headers := uintptr(nb) * sizeofBucket
 	mem, err := allocRegion(uintptr(storeBytes(capacity, index)))
 	if err != nil {
 		return nil, err
 	}
 	s := &store{
-		buckets:  unsafe.Slice((*bucket)(unsafe.Pointer(&mem.mem[0])), nb),
-		entries:  unsafe.Slice((*entry)(unsafe.Pointer(&mem.mem[headers])), nb*bucketSlots),
+		lines:    unsafe.Slice((*bucketLine)(unsafe.Pointer(&mem.mem[0])), nb),
 		nb:       uint32(nb),
 		capacity: int64(capacity),
 		mem:      mem,
 	}
 	if index {
-		off := headers + uintptr(nb)*bucketSlots*sizeofEntry
+		off := uintptr(nb) * sizeofLine
 		s.due = unsafe.Slice((*atomic.Uint32)(unsafe.Pointer(&mem.mem[off])), nb*bucketSlots)
 		off += uintptr(nb) * bucketSlots * 4
 		s.gdue = unsafe.Slice((*atomic.Uint32)(unsafe.Pointer(&mem.mem[off])), dueGroups(nb))
@@ -191,7 +217,7 @@ func (s *store) close() {
 	s.cleanup.Stop()
 	s.mem.free()
 	s.mem = region{}
-	s.buckets, s.entries, s.nb = nil, nil, 0
+	s.lines, s.nb = nil, 0
 	s.due, s.gdue = nil, nil
 }
 
@@ -230,7 +256,7 @@ func (s *store) find(b, used, tag uint32, w *keyWords) (view, bool) {
 // are bracketed by two loads of its meta word: if status and generation
 // did not change, the words belong to one lifetime.
 func (s *store) match(slot uint32, w *keyWords) (view, bool) {
-	e := &s.entries[slot]
+	e := s.entry(slot)
 	for {
 		m1 := e.meta.Load()
 		if status(m1) != statusLive {
@@ -258,8 +284,8 @@ func (s *store) match(slot uint32, w *keyWords) (view, bool) {
 // their cache misses overlap: a lookup waits for about two memory round
 // trips (the headers, then the entry) instead of three.
 func (s *store) lookup(b1, b2, tag uint32, w *keyWords) (view, bool) {
-	u1 := s.buckets[b1].used.Load()
-	u2 := s.buckets[b2].used.Load()
+	u1 := s.bucket(b1).used.Load()
+	u2 := s.bucket(b2).used.Load()
 	if v, ok := s.find(b1, u1, tag, w); ok {
 		return v, true
 	}
@@ -268,7 +294,7 @@ func (s *store) lookup(b1, b2, tag uint32, w *keyWords) (view, bool) {
 
 // snapshot reads slot i if it is live (or a zombie, when zombies is set).
 func (s *store) snapshot(i uint32, zombies bool) (keyWords, view, bool) {
-	e := &s.entries[i]
+	e := s.entry(i)
 	for {
 		m1 := e.meta.Load()
 		st := status(m1)
@@ -291,15 +317,15 @@ func (s *store) lock(b1, b2 uint32) {
 	if b1 > b2 {
 		b1, b2 = b2, b1
 	}
-	s.buckets[b1].lock()
-	s.buckets[b2].lock()
+	s.bucket(b1).lock()
+	s.bucket(b2).lock()
 }
 
 // unlock releases both latches. A plain store releases a spin latch on
 // amd64: every store made under the latch is seen before it.
 func (s *store) unlock(b1, b2 uint32) {
-	plainstore.Store32(&s.buckets[b1].latch, 0)
-	plainstore.Store32(&s.buckets[b2].latch, 0)
+	plainstore.Store32(&s.bucket(b1).latch, 0)
+	plainstore.Store32(&s.bucket(b2).latch, 0)
 }
 
 // lock spins: the latch is held for the few dozen nanoseconds an insert
@@ -317,8 +343,8 @@ const fullMask = 1<<bucketSlots - 1
 // freeSlot picks a free slot in the emptier of the two buckets. The caller
 // holds both latches, so a clear used bit cannot be taken by anyone else.
 func (s *store) freeSlot(b1, b2 uint32) (uint32, bool) {
-	u1 := s.buckets[b1].used.Load() & fullMask
-	u2 := s.buckets[b2].used.Load() & fullMask
+	u1 := s.bucket(b1).used.Load() & fullMask
+	u2 := s.bucket(b2).used.Load() & fullMask
 	b, u := b1, u1
 	if bits.OnesCount32(u2) < bits.OnesCount32(u1) {
 		b, u = b2, u2
@@ -352,14 +378,14 @@ func (s *store) reserve() bool {
 // publish_amd64.go. The used bit is an atomic OR because releases clear
 // other bits of the mask without the latch.
 func (s *store) publish(slot, tag uint32, w *keyWords, fwd uint8, since, bind uint64, st State, pl uint64) uint64 {
-	e := &s.entries[slot]
+	e := s.entry(slot)
 	gen := generation(e.meta.Load())
 	plainstore.Store64(&e.meta, makeMeta(gen, statusBusy, None, 0))
-	plainstore.Store32(&s.buckets[slot/bucketSlots].tags[slot%bucketSlots], tag)
+	plainstore.Store32(&s.bucket(slot / bucketSlots).tags[slot%bucketSlots], tag)
 	storeWords(e, &entryWords{w[0], w[1], w[2], w[3], w[4] | uint64(fwd)<<fwdShift, since, bind})
 	// A slot makeRoom released in place is still marked used; only the
 	// latch holder sets bits, so a set bit here is that claim.
-	if u, bit := &s.buckets[slot/bucketSlots].used, uint32(1)<<(slot%bucketSlots); u.Load()&bit == 0 {
+	if u, bit := &s.bucket(slot/bucketSlots).used, uint32(1)<<(slot%bucketSlots); u.Load()&bit == 0 {
 		u.Or(bit)
 	}
 	// pl may carry slackedBit (Insert), which is no part of the expiry.
@@ -392,7 +418,7 @@ func (s *store) release(slot uint32, m uint64) bool {
 // capacity, to insert in its place (makeRoom): the live count does not
 // move.
 func (s *store) releaseKeep(slot uint32, m uint64) bool {
-	e := &s.entries[slot]
+	e := s.entry(slot)
 	if !e.meta.CompareAndSwap(m, makeMeta(generation(m)+1, statusFree, None, 0)) {
 		return false
 	}
@@ -403,7 +429,7 @@ func (s *store) releaseKeep(slot uint32, m uint64) bool {
 		// goroutine the only writer of the slot's lifetime.
 		plainstore.Store32(&s.due[slot], noDue)
 	}
-	s.buckets[slot/bucketSlots].used.And(^uint32(1 << (slot % bucketSlots)))
+	s.bucket(slot / bucketSlots).used.And(^uint32(1 << (slot % bucketSlots)))
 	return true
 }
 
@@ -414,7 +440,7 @@ func (s *store) releaseKeep(slot uint32, m uint64) bool {
 // publish to replace; until then the entry's status is free, which every
 // reader checks before it trusts a used slot.
 func (s *store) releaseClaimed(slot uint32, m uint64) bool {
-	return s.entries[slot].meta.CompareAndSwap(m, makeMeta(generation(m)+1, statusFree, None, 0))
+	return s.entry(slot).meta.CompareAndSwap(m, makeMeta(generation(m)+1, statusFree, None, 0))
 }
 
 // bytes is the memory the store holds.

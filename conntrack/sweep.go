@@ -10,10 +10,10 @@ import "runtime"
 // and are reused first by inserts.
 func (t *Table) Sweep(max int) int {
 	defer runtime.KeepAlive(t) // see newStore
-	nc := uint64(len(t.conns.entries))
+	nc := uint64(t.conns.slots())
 	total := nc
 	if t.tmpls != nil {
-		total += uint64(len(t.tmpls.entries))
+		total += uint64(t.tmpls.slots())
 	}
 	if max <= 0 {
 		return 0
@@ -44,15 +44,15 @@ func (t *Table) Sweep(max int) int {
 // Slots returns how many connection and template slots Sweep cycles
 // through.
 func (t *Table) Slots() int {
-	n := len(t.conns.entries)
+	n := int(t.conns.slots())
 	if t.tmpls != nil {
-		n += len(t.tmpls.entries)
+		n += int(t.tmpls.slots())
 	}
 	return n
 }
 
 func (t *Table) sweepConn(slot uint32, now uint64) bool {
-	e := &t.conns.entries[slot]
+	e := t.conns.entry(slot)
 	m := e.meta.Load()
 	if status(m) != statusLive || !expired(m, now) {
 		return false
@@ -67,7 +67,7 @@ func (t *Table) sweepConn(slot uint32, now uint64) bool {
 }
 
 func (t *Table) sweepTemplate(slot uint32, now uint64) bool {
-	e := &t.tmpls.entries[slot]
+	e := t.tmpls.entry(slot)
 	// meta before since: putTemplate writes since before dropping the
 	// count to 0, so a zero count read here comes with a fresh expiry.
 	m := e.meta.Load()

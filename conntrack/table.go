@@ -14,9 +14,10 @@ import (
 const (
 	sizeofEntry  = unsafe.Sizeof(entry{})
 	sizeofBucket = unsafe.Sizeof(bucket{})
+	sizeofLine   = unsafe.Sizeof(bucketLine{})
 )
 
-// EntrySize returns the bytes one entry occupies in the slot array. The
+// EntrySize returns the bytes one entry occupies in its bucket. The
 // whole table also spends one 64-byte bucket header per 14 slots and sizes
 // its slots for 80% load at capacity: Table.Bytes reports the total.
 func EntrySize() uintptr { return sizeofEntry }
@@ -154,7 +155,7 @@ func New(cfg Config) (*Table, error) {
 			t.Close()
 			return nil, fmt.Errorf("conntrack config: reverse = %d: %w", cfg.Reverse, err)
 		}
-		t.seq = make([]seqSlot, len(conns.entries))
+		t.seq = make([]seqSlot, int(conns.slots()))
 	}
 	var b [32]byte
 	if cfg.HashKey != nil {
@@ -362,11 +363,11 @@ func (t *Table) Touch(c *Conn, k *Key, ev Event) Result {
 // packets (not DirOutput) may reopen a connection.
 func (t *Table) touch(c *Conn, proto uint8, ev Event, dir Dir) Result {
 	slot := uint32(c.ref>>32) - 1
-	if slot >= uint32(len(t.conns.entries)) {
+	if slot >= t.conns.slots() {
 		runtime.KeepAlive(t) // see newStore
 		return Gone
 	}
-	e := &t.conns.entries[slot]
+	e := t.conns.entry(slot)
 	gen := c.ref & genMask
 	now := t.now()
 	for {
@@ -487,10 +488,10 @@ func (t *Table) retire(m, bind, at uint64) {
 func (t *Table) ExpireNow(c *Conn) bool {
 	defer runtime.KeepAlive(t) // see newStore
 	slot := uint32(c.ref>>32) - 1
-	if slot >= uint32(len(t.conns.entries)) {
+	if slot >= t.conns.slots() {
 		return false
 	}
-	e := &t.conns.entries[slot]
+	e := t.conns.entry(slot)
 	for {
 		m := e.meta.Load()
 		if status(m) != statusLive || generation(m) != c.ref&genMask {
@@ -546,7 +547,7 @@ func (t *Table) Insert(k *Key, dest uint32, fwd uint8, tmpl TemplateRef, ev Even
 	now := t.now()
 	s.lock(b1, b2)
 	for _, b := range [2]uint32{b1, b2} {
-		v, ok := s.find(b, s.buckets[b].used.Load(), tag, &w)
+		v, ok := s.find(b, s.bucket(b).used.Load(), tag, &w)
 		if !ok {
 			continue
 		}
@@ -675,7 +676,7 @@ var afterEvict func()
 // insert into a full table makes its room where the load is higher, and
 // reads one bucket's entries, not two, whenever that bucket has a victim.
 func (s *store) evictionOrder(b1, b2 uint32) (first, second uint32) {
-	if bits.OnesCount32(s.buckets[b2].used.Load()&fullMask) > bits.OnesCount32(s.buckets[b1].used.Load()&fullMask) {
+	if bits.OnesCount32(s.bucket(b2).used.Load()&fullMask) > bits.OnesCount32(s.bucket(b1).used.Load()&fullMask) {
 		return b2, b1
 	}
 	return b1, b2
@@ -688,8 +689,8 @@ func (s *store) prefetchUsed(b uint32) {
 	var addrs [bucketSlots]uintptr
 	a := 0
 	base := b * bucketSlots
-	for used := s.buckets[b].used.Load() & fullMask; used != 0; used &= used - 1 {
-		addrs[a] = uintptr(unsafe.Pointer(&s.entries[base+uint32(bits.TrailingZeros32(used))]))
+	for used := s.bucket(b).used.Load() & fullMask; used != 0; used &= used - 1 {
+		addrs[a] = uintptr(unsafe.Pointer(s.entry(base + uint32(bits.TrailingZeros32(used)))))
 		a++
 	}
 	prefetch(addrs[:a])
@@ -715,12 +716,12 @@ func (t *Table) victimIn(b uint32, now uint64, best victim, have bool) (victim, 
 	if have && expired(best.meta, now) {
 		return best, true
 	}
-	used := s.buckets[b].used.Load() & fullMask
+	used := s.bucket(b).used.Load() & fullMask
 	base := b * bucketSlots
 	for used != 0 {
 		slot := base + uint32(bits.TrailingZeros32(used))
 		used &= used - 1
-		e := &s.entries[slot]
+		e := s.entry(slot)
 		m := e.meta.Load()
 		if status(m) != statusLive {
 			continue
@@ -753,12 +754,12 @@ func (t *Table) expiredIn(b uint32, now uint64) (victim, bool) {
 	if s.gdue[base/dueGroupSlots].Load() > sec {
 		return victim{}, false
 	}
-	for used := s.buckets[b].used.Load() & fullMask; used != 0; used &= used - 1 {
+	for used := s.bucket(b).used.Load() & fullMask; used != 0; used &= used - 1 {
 		slot := base + uint32(bits.TrailingZeros32(used))
 		if s.due[slot].Load() > sec {
 			continue
 		}
-		if m := s.entries[slot].meta.Load(); status(m) == statusLive && expired(m, now) {
+		if m := s.entry(slot).meta.Load(); status(m) == statusLive && expired(m, now) {
 			return victim{slot: slot, meta: m}, true
 		}
 	}
@@ -772,7 +773,7 @@ func (t *Table) expiredIn(b uint32, now uint64) (victim, bool) {
 // claimed (store.releaseClaimed). The bind word read before the CAS belongs to
 // that lifetime if the CAS succeeds.
 func (t *Table) evict(v victim, now uint64, inPlace bool) bool {
-	bind := t.conns.entries[v.slot].bind.Load()
+	bind := t.conns.entry(v.slot).bind.Load()
 	if inPlace {
 		if !t.conns.releaseClaimed(v.slot, v.meta) {
 			return false

@@ -216,7 +216,7 @@ func TestTimeouts(t *testing.T) {
 			if l := listed(); l != want[s] {
 				t.Fatalf("listed with %v left after a refresh, want %v", l, want[s])
 			}
-			stored := payload(tbl.conns.entries[uint32(c.ref>>32)-1].meta.Load())
+			stored := payload(tbl.conns.entry(uint32(c.ref>>32) - 1).meta.Load())
 			if sl := slackOf(want[s]); sl > 0 {
 				// Within the slack: nothing written, the listing counts
 				// down from the refresh.
@@ -224,7 +224,7 @@ func TestTimeouts(t *testing.T) {
 				if r := tbl.Touch(&c, &k, EvNone); r != Hit || c.State != s {
 					t.Fatalf("touch within the slack = %v %v", r, c.State)
 				}
-				if m := tbl.conns.entries[uint32(c.ref>>32)-1].meta.Load(); payload(m) != stored {
+				if m := tbl.conns.entry(uint32(c.ref>>32) - 1).meta.Load(); payload(m) != stored {
 					t.Fatalf("touch within the slack moved the expiry from %d to %d", stored, payload(m))
 				}
 				if l := listed(); l != want[s]-sl {
@@ -714,7 +714,7 @@ func TestBusyFlowWritesOncePerSlack(t *testing.T) {
 	k := v4Key(ProtoTCP, 1, 1000, 80)
 	c, _ := tbl.Insert(&k, 1, 0, 0, EvSyn)
 	tbl.Touch(&c, &k, EvAck) // ESTABLISHED: a state change writes
-	e := &tbl.conns.entries[uint32(c.ref>>32)-1]
+	e := tbl.conns.entry(uint32(c.ref>>32) - 1)
 	words := func() [8]uint64 {
 		return [8]uint64{e.caddr[0].Load(), e.caddr[1].Load(), e.vaddr[0].Load(), e.vaddr[1].Load(),
 			e.ports.Load(), e.meta.Load(), e.since.Load(), e.bind.Load()}

@@ -21,10 +21,10 @@ func (t *Table) templateEntry(ref TemplateRef) (uint32, *entry, bool) {
 		return 0, nil, false
 	}
 	slot := uint32(ref&0xffffff) - 1
-	if slot >= uint32(len(t.tmpls.entries)) {
+	if slot >= t.tmpls.slots() {
 		return 0, nil, false
 	}
-	return slot, &t.tmpls.entries[slot], true
+	return slot, t.tmpls.entry(slot), true
 }
 
 func (ref TemplateRef) matches(m uint64) bool {
@@ -48,8 +48,8 @@ func (t *Table) LookupTemplate(k *Key) (dest uint32, ref TemplateRef, ok bool) {
 	w := k.words()
 	b1, b2, tag := t.tmpls.place(t.seed.hash(&w))
 	s := t.tmpls
-	u1 := s.buckets[b1].used.Load()
-	u2 := s.buckets[b2].used.Load()
+	u1 := s.bucket(b1).used.Load()
+	u2 := s.bucket(b2).used.Load()
 	v, found := s.find(b1, u1, tag, &w)
 	if !found {
 		v, found = s.find(b2, u2, tag, &w)
@@ -103,7 +103,7 @@ func (t *Table) InsertTemplate(k *Key, dest uint32, timeout time.Duration) (Temp
 	s.lock(b1, b2)
 	defer s.unlock(b1, b2)
 	for _, b := range [2]uint32{b1, b2} {
-		v, ok := s.find(b, s.buckets[b].used.Load(), tag, &w)
+		v, ok := s.find(b, s.bucket(b).used.Load(), tag, &w)
 		if !ok {
 			continue
 		}
@@ -136,7 +136,7 @@ func (t *Table) templateRoom(b1, b2 uint32, now uint64) (uint32, bool) {
 		}
 		found := false
 		scan := func(b uint32) {
-			used := s.buckets[b].used.Load() & fullMask
+			used := s.bucket(b).used.Load() & fullMask
 			for i := range uint32(bucketSlots) {
 				if found || used&(1<<i) == 0 {
 					continue

@@ -76,7 +76,7 @@ func TestTemplateLifecycle(t *testing.T) {
 	}
 	// A stale ref no longer attaches.
 	c, _ = tbl.Insert(&k, 5, 0, ref, EvSyn)
-	if got := TemplateRef(tbl.conns.entries[uint32(c.ref>>32)-1].bind.Load()); got != 0 {
+	if got := TemplateRef(tbl.conns.entry(uint32(c.ref>>32) - 1).bind.Load()); got != 0 {
 		t.Fatalf("connection attached stale template %v", got)
 	}
 }
