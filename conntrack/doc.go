@@ -21,40 +21,39 @@
 //
 // # Layout
 //
-// A Table's store is one flat array of buckets allocated once by New and
-// never grown: each bucket is its 64-byte header followed by its 14
-// 64-byte entries, 960 bytes. A lookup reads two headers and then the
-// entry a tag picked, which lies in the same bucket as one of them. At a
-// large table every line a lookup reads misses the TLB; an entry beside
-// its header almost always shares the header's page, so the page walk
-// the header paid for also translates the entry's address, where an entry
-// in an array of its own needed a walk of its own. Slots are still
-// numbered densely, bucket*14 + i, so the side arrays indexed by slot
-// (expiry index, sync words) have no gaps.
-//
-// The array lives in one anonymous mapping outside the Go heap
-// (mem_mmap.go), aligned to 2 MiB, advised onto transparent huge pages
-// and faulted in by New, so no packet ever pays a page fault. The
-// collector neither scans nor sweeps that memory and does not count it in
-// the heap it paces itself by: a table on the heap lengthens the
-// stop-the-world pauses (the runtime's pause work grows with the heap,
-// not only with what it scans) and would let the heap goal grow by the
-// table's size. Table.Close unmaps at once; a table nobody closes is
+// A Table is two flat arrays allocated once by New and never grown: 64-byte
+// bucket headers and 64-byte entries, 14 entries per bucket. They live in
+// one anonymous mapping outside the Go heap (mem_mmap.go), aligned to 2
+// MiB, advised onto transparent huge pages and faulted in by New, so no
+// packet ever pays a page fault. The collector neither scans nor sweeps
+// that memory and does not count it in the heap it paces itself by: a
+// table on the heap lengthens the stop-the-world pauses (the runtime's
+// pause work grows with the heap, not only with what it scans) and would
+// let the heap goal grow by the table's size. Table.Close unmaps at once; a table nobody closes is
 // unmapped when the collector finds it unreachable, and every method that
-// reads the array keeps its Table alive while it runs, so that cannot
-// happen under a call. Under the race detector the array is an ordinary
-// pointer-free Go allocation of the same layout instead, so the detector
-// sees every access. The slots are sized for 80% load at Config.Capacity,
-// and a live-entry counter enforces the capacity exactly; with headers,
-// slack and the expiry index (4 bytes a slot) a connection costs 90.8
-// bytes (EntrySize, the entry alone, is 64; IPVS spends 128).
+// reads the arrays keeps its Table alive while it runs, so that cannot
+// happen under a call. Under
+// the race detector the arrays are an ordinary pointer-free Go allocation
+// instead, so the detector sees every access. The slot arrays are sized
+// for 80% load at Config.Capacity, and a live-entry counter enforces the
+// capacity exactly; with headers, slack and the expiry index (4 bytes a
+// slot) a connection costs 90.8 bytes (EntrySize, the entry alone, is 64;
+// IPVS spends 128).
 //
 // A key hashes (a wyhash-style multiply mix with a random per-table seed,
 // so a flood cannot be aimed at a few buckets) to two candidate buckets
 // and a 32-bit tag; inserts go to the emptier one. A header holds the 14
 // tags, a bitmask of used slots and an insert latch in one cache line.
 // Lookup loads both headers before scanning either so their misses
-// overlap, then reads only the entries whose tag matches.
+// overlap, then reads only the entries whose tag matches. The headers
+// are packed in an array of their own rather than each placed beside its
+// entries: a lookup reads two headers and at most one entry, and the
+// packed headers, a fifteenth of the table, keep far more of themselves
+// and of the page-table entries that map them in the caches. Beside its
+// header the entry would share the header's page, but each header read
+// would then cost as much as an entry read, and a lookup that misses (every
+// new connection's) reads headers alone; BenchmarkLookupBatch's miss case
+// shows the difference.
 //
 // # Concurrency
 //

@@ -14,7 +14,7 @@ import (
 // than with the table.
 //
 // It is two arrays of 32-bit words in the connection store's region,
-// after the buckets: due holds, for every slot, a second (table
+// after the entries: due holds, for every slot, a second (table
 // milliseconds / 1000) no later than the expiry of the entry in it, or
 // noDue; gdue holds, for every group of dueGroupBuckets buckets, a second
 // no later than any due in the group. Both are lower bounds, never exact
@@ -115,14 +115,14 @@ func (t *Table) ExpireDue() int {
 func (t *Table) expireGroup(g, g0, sec uint32, now uint64) int {
 	s := t.conns
 	lo := g * dueGroupSlots
-	hi := min(lo+dueGroupSlots, s.slots())
+	hi := min(lo+dueGroupSlots, uint32(len(s.entries)))
 	n := 0
 	for slot := lo; slot < hi; slot++ {
 		d0 := s.due[slot].Load()
 		if d0 > sec {
 			continue
 		}
-		e := s.entry(slot)
+		e := &s.entries[slot]
 		m := e.meta.Load()
 		if status(m) != statusLive {
 			continue
@@ -174,7 +174,7 @@ func (t *Table) SweepTemplates(max int) int {
 	if t.tmpls == nil || max <= 0 {
 		return 0
 	}
-	total := uint64(t.tmpls.slots())
+	total := uint64(len(t.tmpls.entries))
 	n := min(uint64(max), total)
 	start := t.tsweep.Add(n) - n
 	now := t.now()

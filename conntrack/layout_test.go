@@ -66,7 +66,7 @@ func TestLayoutSharedWrites(t *testing.T) {
 	}
 	var s store
 	checkApart(t, "store",
-		[]span{between("the lookup's words (lines..cleanup)", unsafe.Offsetof(s.lines), unsafe.Offsetof(s.cleanup), unsafe.Sizeof(s.cleanup))},
+		[]span{between("the lookup's words (buckets..cleanup)", unsafe.Offsetof(s.buckets), unsafe.Offsetof(s.cleanup), unsafe.Sizeof(s.cleanup))},
 		[]span{
 			{"live", unsafe.Offsetof(s.live), unsafe.Sizeof(s.live)},
 			{"cursor", unsafe.Offsetof(s.cursor), unsafe.Sizeof(s.cursor)},
@@ -89,39 +89,40 @@ func stripes(off uintptr) []span {
 	return out
 }
 
-// TestBucketLines checks the store's layout: each bucket's header is
-// followed at once by its bucketSlots entries, one 64-byte line each, so
-// the entry a lookup picks lies beside the header it has just read; slots
-// stay dense (slot = bucket*bucketSlots + i) for the arrays indexed by
-// slot; and a slot or bucket past the end panics instead of reading
-// memory the store does not own.
-func TestBucketLines(t *testing.T) {
-	if sizeofLine != sizeofBucket+bucketSlots*sizeofEntry || sizeofLine%64 != 0 {
-		t.Fatalf("a bucket line is %d bytes, want a 64-byte header and %d 64-byte entries", sizeofLine, bucketSlots)
-	}
+// TestStoreSlots checks the store's layout: the bucket headers packed in
+// one array of 64-byte lines at the start of the region, then the entries,
+// one 64-byte line each, bucket b's slots numbered b*bucketSlots + i, the
+// numbering the arrays indexed by slot (expiry index, sync and sequence
+// words) share; and a slot or bucket past the end panics instead of
+// reading memory the store does not own.
+func TestStoreSlots(t *testing.T) {
 	tbl := newTestTable(t, Config{Capacity: 10_000, Templates: 100, Clock: &ManualClock{}})
 	for _, s := range []*store{tbl.conns, tbl.tmpls} {
-		base := uintptr(unsafe.Pointer(&s.lines[0]))
-		if base%64 != 0 {
-			t.Fatalf("lines start at %#x, not on a cache line", base)
+		start := uintptr(unsafe.Pointer(&s.mem.mem[0]))
+		hdrs := uintptr(unsafe.Pointer(s.bucket(0)))
+		ents := uintptr(unsafe.Pointer(s.entry(0)))
+		if hdrs != start || hdrs%64 != 0 {
+			t.Fatalf("headers at %#x, want the region's start %#x on a cache line", hdrs, start)
+		}
+		if want := hdrs + uintptr(s.nb)*sizeofBucket; ents != want {
+			t.Fatalf("entries at %#x, want %#x, right after the %d headers", ents, want, s.nb)
 		}
 		if got, want := s.slots(), s.nb*bucketSlots; got != want {
 			t.Fatalf("%d slots in %d buckets, want %d", got, s.nb, want)
 		}
 		for b := range s.nb {
-			h := uintptr(unsafe.Pointer(s.bucket(b)))
-			if want := base + uintptr(b)*sizeofLine; h != want {
-				t.Fatalf("bucket %d's header at %#x, want %#x", b, h, want)
+			if h := uintptr(unsafe.Pointer(s.bucket(b))); h != hdrs+uintptr(b)*sizeofBucket {
+				t.Fatalf("bucket %d's header at %#x, want %#x", b, h, hdrs+uintptr(b)*sizeofBucket)
 			}
 			for i := range uint32(bucketSlots) {
-				e := uintptr(unsafe.Pointer(s.entry(b*bucketSlots + i)))
-				if want := h + sizeofBucket + uintptr(i)*sizeofEntry; e != want {
-					t.Fatalf("slot %d (bucket %d, entry %d) at %#x, want %#x", b*bucketSlots+i, b, i, e, want)
+				slot := b*bucketSlots + i
+				if e := uintptr(unsafe.Pointer(s.entry(slot))); e != ents+uintptr(slot)*sizeofEntry {
+					t.Fatalf("slot %d (bucket %d, entry %d) at %#x, want %#x", slot, b, i, e, ents+uintptr(slot)*sizeofEntry)
 				}
 			}
 		}
-		if end := base + uintptr(s.nb)*sizeofLine; end > uintptr(unsafe.Pointer(&s.mem.mem[0]))+uintptr(len(s.mem.mem)) {
-			t.Fatalf("lines end at %#x, past the region", end)
+		if end := ents + uintptr(s.slots())*sizeofEntry; end > start+uintptr(len(s.mem.mem)) {
+			t.Fatalf("entries end at %#x, past the region's end %#x", end, start+uintptr(len(s.mem.mem)))
 		}
 		for _, bad := range []func(){
 			func() { s.entry(s.slots()) },

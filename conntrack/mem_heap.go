@@ -21,5 +21,5 @@ func (r region) mapped() bool { return false }
 
 func (r region) free() {}
 
-// hugePageSize is what the mapped build aligns its bucket array to.
+// hugePageSize is what the mapped build aligns its arrays to.
 const hugePageSize = 2 << 20

@@ -12,8 +12,8 @@ import (
 // offHeap reports whether tables live outside the Go heap in this build.
 const offHeap = true
 
-// hugePageSize is the size the bucket array is aligned to so that transparent
-// huge pages can back all of it.
+// hugePageSize is the size the slot arrays are aligned to so that transparent
+// huge pages can back all of them.
 const hugePageSize = 2 << 20
 
 // madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14): fault a range in

@@ -100,33 +100,29 @@ type view struct {
 	since uint64
 }
 
-// bucketLine is one bucket as it lies in memory: its header, then its
-// bucketSlots entries, 15 consecutive cache lines. A lookup reads a header
-// and then, usually, one entry of the same bucket, so the entry lies a few
-// hundred bytes after a line the lookup has just loaded: in the same page,
-// so translating its address needs no page walk of its own, where an
-// entry kept in a separate array would need one at a large table. Fifteen
-// lines, not a power of two, also spread the headers of consecutive
-// buckets over all the cache's sets.
-type bucketLine struct {
-	hdr bucket
-	e   [bucketSlots]entry
-}
-
-// store is a bounded hash table of entries in one flat, pointer-free array
-// of lines (bucket headers each followed by its entries) allocated once,
-// in one region outside the Go heap (see region). A key lives in one of
-// two candidate buckets (two-choice hashing keeps buckets evenly filled up
-// to high load). Slots are numbered densely, bucket*bucketSlots + i, so
-// the arrays indexed by slot (the expiry index, the sync and sequence
-// arrays) need no gaps.
+// store is a bounded hash table of entries in two flat, pointer-free
+// arrays allocated once, in one region outside the Go heap (see region):
+// all bucket headers, then all entries, bucket b's entries being slots
+// b*bucketSlots to b*bucketSlots+bucketSlots-1. A key lives in one of two
+// candidate buckets (two-choice hashing keeps buckets evenly filled up to
+// high load).
+//
+// The headers have an array of their own rather than each sitting beside
+// its entries: a lookup reads two headers and at most one entry, and
+// packed together the headers take a fifteenth of the memory, so far more
+// of them, and of the page-table entries that map them, stay in the
+// caches than if they were spread through the entries. An entry beside
+// its header would come cheaper, sharing the header's page, but then both
+// header reads would cost what the entry read costs now, and a lookup
+// that misses, as every new connection's does, reads headers alone.
 //
 // The words every lookup reads come first; the two that inserts and
 // releases write from every worker, live and cursor, follow a line of
 // padding, each on a line of its own, so that a new connection on one
 // core does not evict the bucket count and the slices from the others.
 type store struct {
-	lines    []bucketLine
+	buckets  []bucket
+	entries  []entry
 	due      []atomic.Uint32 // expiry index, connections only; see expiry.go
 	gdue     []atomic.Uint32
 	nb       uint32
@@ -141,20 +137,16 @@ type store struct {
 	_      lineGap
 }
 
-// bucket returns bucket b's header. Indexing the lines keeps Go's bounds
-// check: a bucket past the end panics instead of reading stray memory.
-func (s *store) bucket(b uint32) *bucket { return &s.lines[b].hdr }
+// bucket returns bucket b's header; b past the end panics.
+func (s *store) bucket(b uint32) *bucket { return &s.buckets[b] }
 
-// entry returns slot's entry, in line slot/bucketSlots, with the same
-// bounds check as bucket.
-func (s *store) entry(slot uint32) *entry {
-	return &s.lines[slot/bucketSlots].e[slot%bucketSlots]
-}
+// entry returns slot's entry; a slot past the end panics.
+func (s *store) entry(slot uint32) *entry { return &s.entries[slot] }
 
-// slots is the number of entries, every bucket's slots.
-func (s *store) slots() uint32 { return uint32(len(s.lines)) * bucketSlots }
+// slots is the number of entries, bucketSlots per bucket.
+func (s *store) slots() uint32 { return uint32(len(s.entries)) }
 
-// loadFactor sizes the buckets so the table at capacity is 80% full,
+// loadFactor sizes the slot arrays so the table at capacity is 80% full,
 // where two-choice buckets of 14 almost never overflow.
 const loadFactor = 0.8
 
@@ -168,7 +160,7 @@ func storeBytes(capacity int, index bool) uint64 {
 		return 0
 	}
 	nb := uint64(bucketsFor(capacity))
-	n := nb * uint64(sizeofLine)
+	n := nb*uint64(sizeofBucket) + nb*bucketSlots*uint64(sizeofEntry)
 	if index {
 		n += 4 * (nb*bucketSlots + uint64(dueGroups(int(nb))))
 	}
@@ -176,21 +168,23 @@ func storeBytes(capacity int, index bool) uint64 {
 }
 
 // newStore allocates a store; index adds the expiry index (expiry.go)
-// after the lines, in the same region.
+// after the entries, in the same region.
 func newStore(capacity int, index bool) (*store, error) {
 	nb := bucketsFor(capacity)
+	headers := uintptr(nb) * sizeofBucket
 	mem, err := allocRegion(uintptr(storeBytes(capacity, index)))
 	if err != nil {
 		return nil, err
 	}
 	s := &store{
-		lines:    unsafe.Slice((*bucketLine)(unsafe.Pointer(&mem.mem[0])), nb),
+		buckets:  unsafe.Slice((*bucket)(unsafe.Pointer(&mem.mem[0])), nb),
+		entries:  unsafe.Slice((*entry)(unsafe.Pointer(&mem.mem[headers])), nb*bucketSlots),
 		nb:       uint32(nb),
 		capacity: int64(capacity),
 		mem:      mem,
 	}
 	if index {
-		off := uintptr(nb) * sizeofLine
+		off := headers + uintptr(nb)*bucketSlots*sizeofEntry
 		s.due = unsafe.Slice((*atomic.Uint32)(unsafe.Pointer(&mem.mem[off])), nb*bucketSlots)
 		off += uintptr(nb) * bucketSlots * 4
 		s.gdue = unsafe.Slice((*atomic.Uint32)(unsafe.Pointer(&mem.mem[off])), dueGroups(nb))
@@ -217,7 +211,7 @@ func (s *store) close() {
 	s.cleanup.Stop()
 	s.mem.free()
 	s.mem = region{}
-	s.lines, s.nb = nil, 0
+	s.buckets, s.entries, s.nb = nil, nil, 0
 	s.due, s.gdue = nil, nil
 }
 

@@ -18,7 +18,7 @@ import (
 // first time a sync master starts, so a director that never syncs spends
 // nothing on them. The dataplane decides with them; the table only stores
 // them and resets a slot's word when an entry is made in it. Like the
-// buckets they live outside the Go heap, faulted in when allocated,
+// slot arrays they live outside the Go heap, faulted in when allocated,
 // and while they are in use LookupBatch prefetches the word of each
 // entry it finds, once the entry's line has arrived, so a frame does not
 // wait for a second miss. Most packets only count (SyncCounter.Count); the full
@@ -97,9 +97,9 @@ func (t *Table) EnableSync() error {
 	if t.sync.Load() != nil {
 		return nil
 	}
-	nc, nt := int(t.conns.slots()), 0
+	nc, nt := len(t.conns.entries), 0
 	if t.tmpls != nil {
-		nt = int(t.tmpls.slots())
+		nt = len(t.tmpls.entries)
 	}
 	mem, err := allocRegion(uintptr(8 * (nc + nt)))
 	if err != nil {
@@ -266,7 +266,7 @@ func (t *Table) SyncConn(k *Key, dest uint32, fwd uint8, st State, timeout time.
 	// race looks again.
 find:
 	for _, b := range [2]uint32{b1, b2} {
-		v, ok := s.find(b, s.bucket(b).used.Load(), tag, &w)
+		v, ok := s.find(b, s.buckets[b].used.Load(), tag, &w)
 		if !ok {
 			continue
 		}
@@ -315,7 +315,7 @@ find:
 // its accounting. A worker may release it first; then there is nothing
 // left to do.
 func (t *Table) releaseLive(slot uint32, gen, now uint64) {
-	e := t.conns.entry(slot)
+	e := &t.conns.entries[slot]
 	for {
 		m := e.meta.Load()
 		if status(m) != statusLive || generation(m) != gen {
@@ -333,7 +333,7 @@ func (t *Table) releaseLive(slot uint32, gen, now uint64) {
 // syncUpdate moves a live entry to state st with expiry exp, reporting
 // an active/inactive move to Hooks. It fails if the entry was released.
 func (t *Table) syncUpdate(slot uint32, st State, exp uint64) bool {
-	e := t.conns.entry(slot)
+	e := &t.conns.entries[slot]
 	for {
 		m := e.meta.Load()
 		if status(m) != statusLive {
@@ -381,12 +381,12 @@ func (t *Table) SyncTemplate(k *Key, dest uint32, timeout time.Duration, info Sy
 	s.lock(b1, b2)
 	defer s.unlock(b1, b2)
 	for _, b := range [2]uint32{b1, b2} {
-		v, ok := s.find(b, s.bucket(b).used.Load(), tag, &w)
+		v, ok := s.find(b, s.buckets[b].used.Load(), tag, &w)
 		if !ok {
 			continue
 		}
 		if !templateExpired(v.meta, v.since, now) {
-			e := s.entry(v.slot)
+			e := &s.entries[v.slot]
 			e.bind.Store(v.bind&^0xffff_ffff | to)
 			e.since.Store(now + to)
 			if a := t.sync.Load(); a != nil {

@@ -14,10 +14,9 @@ import (
 const (
 	sizeofEntry  = unsafe.Sizeof(entry{})
 	sizeofBucket = unsafe.Sizeof(bucket{})
-	sizeofLine   = unsafe.Sizeof(bucketLine{})
 )
 
-// EntrySize returns the bytes one entry occupies in its bucket. The
+// EntrySize returns the bytes one entry occupies in the slot array. The
 // whole table also spends one 64-byte bucket header per 14 slots and sizes
 // its slots for 80% load at capacity: Table.Bytes reports the total.
 func EntrySize() uintptr { return sizeofEntry }

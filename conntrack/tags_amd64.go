@@ -7,7 +7,7 @@ import "unsafe"
 // instructions instead of fourteen loads and compares.
 //
 //go:noescape
-func candidatesAsm(lines unsafe.Pointer, pl *placement, cand *uint32, n int)
+func candidatesAsm(buckets unsafe.Pointer, pl *placement, cand *uint32, n int)
 
 // candidates sets cand[i] to store.candidate(&pl[i]) for every i.
 func (s *store) candidates(pl []placement, cand []uint32) {
@@ -15,5 +15,5 @@ func (s *store) candidates(pl []placement, cand []uint32) {
 		return
 	}
 	_ = cand[len(pl)-1]
-	candidatesAsm(unsafe.Pointer(&s.lines[0]), &pl[0], &cand[0], len(pl))
+	candidatesAsm(unsafe.Pointer(&s.buckets[0]), &pl[0], &cand[0], len(pl))
 }

@@ -1,15 +1,13 @@
 #include "textflag.h"
-#include "go_asm.h"
 
-// func candidatesAsm(lines unsafe.Pointer, pl *placement, cand *uint32, n int)
+// func candidatesAsm(buckets unsafe.Pointer, pl *placement, cand *uint32, n int)
 //
 // For each of n placements {b1, b2, tag}: compare the tag with the 16
-// dwords of each candidate bucket's header line (PCMPEQL), pack the
-// results to a 16-bit mask (PACKSSLW, PACKSSWB, PMOVMSKB), keep the 14 tag
-// lanes, and pick the slot as store.candidate does. Bucket b's header is
-// the first 64 bytes of lines[b], b*bucketLine__size bytes into lines.
+// dwords of each candidate bucket's line (PCMPEQL), pack the results to a
+// 16-bit mask (PACKSSLW, PACKSSWB, PMOVMSKB), keep the 14 tag lanes, and
+// pick the slot as store.candidate does.
 TEXT ·candidatesAsm(SB), NOSPLIT|NOFRAME, $0-32
-	MOVQ lines+0(FP), SI
+	MOVQ buckets+0(FP), SI
 	MOVQ pl+8(FP), DI
 	MOVQ cand+16(FP), DX
 	MOVQ n+24(FP), CX
@@ -22,7 +20,8 @@ loop:
 	PSHUFL $0, X0, X0
 
 	MOVL 0(DI), BX
-	IMUL3Q $bucketLine__size, BX, R8
+	MOVQ BX, R8
+	SHLQ $6, R8
 	ADDQ SI, R8
 	MOVOU 0(R8), X1
 	MOVOU 16(R8), X2
@@ -39,7 +38,8 @@ loop:
 	ANDL $0x3fff, R9
 
 	MOVL 4(DI), R11
-	IMUL3Q $bucketLine__size, R11, R8
+	MOVQ R11, R8
+	SHLQ $6, R8
 	ADDQ SI, R8
 	MOVOU 0(R8), X5
 	MOVOU 16(R8), X6
