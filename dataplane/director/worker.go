@@ -470,7 +470,8 @@ func (w *Worker) kick(p Port) {
 
 // countTX counts frames handed to a TX ring. The worker is the only
 // writer of C.TX and C.TXBytes, so it keeps the totals and publishes them
-// with plain stores (see dataplane/shadow.go).
+// with plain stores that inline (plainstore.Unordered64: counts read whole,
+// ordered against nothing; see dataplane/shadow.go).
 func (w *Worker) countTX(ds []xsk.Desc) {
 	if len(ds) == 0 {
 		return
@@ -481,8 +482,8 @@ func (w *Worker) countTX(ds []xsk.Desc) {
 	}
 	w.txFrames += uint64(len(ds))
 	w.txBytes += b
-	plainstore.Store64(&w.C.TX, w.txFrames)
-	plainstore.Store64(&w.C.TXBytes, w.txBytes)
+	plainstore.Unordered64(&w.C.TX, w.txFrames)
+	plainstore.Unordered64(&w.C.TXBytes, w.txBytes)
 }
 
 // waitBound is the longest a worker sleeps in Wait, so that it sees Stop.
