@@ -40,6 +40,8 @@ type rig struct {
 	c     *dataplane.Counters
 	p     *dataplane.Processor
 	snap  *dataplane.Snapshot
+	tbl   *vs.Table
+	reg   *dataplane.Registry
 }
 
 func newRig(t testing.TB, tbl *vs.Table, capacity int) *rig {
@@ -50,7 +52,8 @@ func newRig(t testing.TB, tbl *vs.Table, capacity int) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.snap, err = dataplane.Build(tbl, dataplane.BuildOptions{Registry: dataplane.NewRegistry(), Loads: r.loads, Resolver: dataplane.StaticResolver{},
+	r.tbl, r.reg = tbl, dataplane.NewRegistry()
+	r.snap, err = dataplane.Build(tbl, dataplane.BuildOptions{Registry: r.reg, Loads: r.loads, Resolver: dataplane.StaticResolver{},
 		Ifaces: []dataplane.Iface{{Slot: 0, Index: 1, Name: "eth0", MAC: dirMAC, MTU: 1500, Addr: dirAddr}}})
 	if err != nil {
 		t.Fatal(err)
