@@ -276,6 +276,14 @@ func (s *Socket) Fill() int {
 // ring (zero-copy drivers in need_wakeup mode), or busy polling is on
 // (SetBusyPoll), Receive makes one non-blocking recvfrom so that the
 // driver starts using the filled frames or the kernel polls the device.
+//
+// That recvfrom, like Kick's sendto, is made as a raw system call, outside
+// the Go scheduler's syscall bookkeeping: both are non-blocking
+// (MSG_DONTWAIT) and bounded (a busy poll spins at most its configured
+// microseconds), so the goroutine keeps its P throughout. Through the
+// scheduler, a call that spins past a sysmon tick can have its P handed to
+// another thread, which wakes to find nothing to do, and the worker then
+// waits to get a P back when the call returns.
 func (s *Socket) Receive(out []Desc) int {
 	if s.rx.ents == nil || len(out) == 0 {
 		return 0
@@ -283,7 +291,7 @@ func (s *Socket) Receive(out []Desc) int {
 	n := min(int(s.rx.avail(uint32(len(out)))), len(out))
 	if n == 0 {
 		if s.fill.needWakeup() || s.busyPoll.On() {
-			_, _, _ = unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+			_, _, _ = unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 			add(&s.c.rxWakeups, 1)
 		}
 		return 0
@@ -390,7 +398,7 @@ func (s *Socket) Kick() error {
 			return nil
 		}
 		add(&s.c.kicks, 1)
-		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0, unix.EINTR:
 		case unix.EAGAIN, unix.ENOBUFS, unix.EBUSY:
