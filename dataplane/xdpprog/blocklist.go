@@ -246,16 +246,21 @@ func (s *Steering) Block(src netip.Addr, d time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("block %s: %w", src, err)
 	}
-	what, family := netip.PrefixFrom(src, 32), gate4
+	// What is blocked, as errors name it: the address, or for IPv6 the
+	// prefix it is blocked by (blockKey6's, under the lock held here).
+	var what fmt.Stringer = src
+	family := gate4
+	var p6 netip.Prefix
 	if src.Is6() {
-		what, family = netip.PrefixFrom(src, s.blockBits6()).Masked(), gate6
+		p6 = netip.PrefixFrom(src, s.blockBits6()).Masked()
+		what, family = p6, gate6
 	}
 	opened, err := s.gate.open(family)
 	if err != nil {
 		return fmt.Errorf("block %s: open the blocklist gate: %w", what, err)
 	}
-	if src.Is6() {
-		err = s.block6.blocked.Put(what.Addr().As16(), uint64(now+d))
+	if family == gate6 {
+		err = s.block6.blocked.Put(p6.Addr().As16(), uint64(now+d))
 	} else {
 		err = s.blocked.Put(src.As4(), uint64(now+d))
 	}
@@ -263,9 +268,6 @@ func (s *Steering) Block(src netip.Addr, d time.Duration) error {
 		if opened {
 			// No block was live with the gate clear, and none is now.
 			_ = s.gate.set(family, 0)
-		}
-		if family == gate4 {
-			return fmt.Errorf("block %s: %w", src, err)
 		}
 		return fmt.Errorf("block %s: %w", what, err)
 	}
