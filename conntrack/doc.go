@@ -226,6 +226,17 @@
 // pipeline. A key whose tags match nowhere is a miss without reading any
 // entry.
 //
+// The lookups stay bunched at the start of a batch rather than spread
+// over the frames' processing (prefetching each group of keys a group or
+// more ahead of the frames that use it, which hides misses behind
+// processing where a prefetch retires at once). On a machine where a
+// prefetch that misses the TLB holds up the core until its page walk is
+// done, as on the development host, prefetches overlap each other's
+// walks but not other work, so a burst costs less than the same
+// prefetches spread out: BenchmarkPrefetchOverlap tells which kind of
+// machine it runs on, and a LookupBatch split into such a pipeline was
+// measured no faster there.
+//
 // # Figures
 //
 // The README's benchmark section has the measured costs of lookups,

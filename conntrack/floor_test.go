@@ -139,3 +139,91 @@ func BenchmarkMemoryFloorLookup(b *testing.B) {
 }
 
 var sinkFloor uint32
+
+// BenchmarkPrefetchOverlap asks whether the machine overlaps a prefetch
+// with other work or only with other prefetches, which decides how a batch
+// of lookups must issue its prefetches. Each of 64 keys per batch loads
+// one random line of a region the size of a 10M-entry table and then runs
+// a chain of dependent arithmetic on what it read, about as long as the
+// rest of a frame's processing:
+//
+//   - lines=0 is the work alone;
+//   - prefetch=none loads each line when its key is processed;
+//   - prefetch=burst prefetches the batch's 64 lines together first, as
+//     LookupBatch's stages do;
+//   - prefetch=ahead-N prefetches each key's line N keys before the key
+//     is processed, so that each line has N keys' work to arrive in: a
+//     pipeline that hides the misses behind the processing, where
+//     prefetches retire without waiting.
+//
+// Where a prefetch that misses the TLB holds up the core until its page
+// walk is done, ahead-N costs more than burst (whose walks overlap each
+// other), and spreading the lookups over the frames' processing cannot
+// beat LookupBatch's bursts.
+func BenchmarkPrefetchOverlap(b *testing.B) {
+	mem, err := allocRegion(uintptr(storeBytes(10_000_000, false)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mem.free()
+	lines := unsafe.Slice((*[8]uint64)(unsafe.Pointer(&mem.mem[0])), len(mem.mem)/64)
+	n := uint32(len(lines))
+	for _, mode := range []struct {
+		name  string
+		ahead int // -1: none, 0: burst
+	}{{"lines=0", 0}, {"prefetch=none", -1}, {"prefetch=burst", 0}, {"prefetch=ahead-8", 8}, {"prefetch=ahead-32", 32}} {
+		b.Run(mode.name, func(b *testing.B) {
+			const batch = 64
+			x := uint64(1)
+			var sum uint64
+			var idx [batch]uint32
+			var addrs [batch]uintptr
+			load := func(i int) {
+				if mode.name != "lines=0" {
+					sum += lines[idx[i]][0]
+				}
+				sum = overlapWork(sum)
+			}
+			for b.Loop() {
+				for i := range idx {
+					idx[i] = pick(&x, n)
+					addrs[i] = uintptr(unsafe.Pointer(&lines[idx[i]]))
+				}
+				switch {
+				case mode.ahead < 0:
+					for i := range idx {
+						load(i)
+					}
+				case mode.ahead == 0:
+					if mode.name != "lines=0" {
+						prefetch(addrs[:])
+					}
+					for i := range idx {
+						load(i)
+					}
+				default:
+					for i := range batch + mode.ahead {
+						if i < batch {
+							prefetch(addrs[i : i+1])
+						}
+						if k := i - mode.ahead; k >= 0 {
+							load(k)
+						}
+					}
+				}
+			}
+			sinkFloor = uint32(sum)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/key")
+		})
+	}
+}
+
+// overlapWork is BenchmarkPrefetchOverlap's stand-in for a frame's
+// processing: a chain of dependent multiply-xor-shift rounds on x.
+func overlapWork(x uint64) uint64 {
+	for range 30 {
+		x = x*6364136223846793005 + 1442695040888963407
+		x ^= x >> 29
+	}
+	return x
+}
