@@ -77,6 +77,18 @@
 // flags=2}, goes the same way, so its errors about the connections reach
 // the dataplane to be translated.
 //
+// # Service gate
+//
+// Every lookup in the services maps above is made only while a one-entry
+// array, read through its value's address, says the map can hold a key it
+// would find (servicegate.go): per family, protocol and direction a bitmap
+// of the ports services and VS/NAT real servers use (bit 0 for the
+// all-ports keys), and per family a word for any VS/NAT real server (its
+// ICMP key) and one for any director address. A frame to no service - the
+// host's own traffic - so usually passes without a lookup. SetServices
+// widens the gate before it changes the map and narrows it to the new set
+// only after, so the gate always covers every key in the map.
+//
 // # Counters
 //
 // Each program keeps its counters in a PERCPU_ARRAY with one slot: a block

@@ -1,6 +1,9 @@
 package xdpprog
 
-import "github.com/cilium/ebpf/asm"
+import (
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
 
 // ICMP header fields and types the steering program reads.
 const (
@@ -30,7 +33,7 @@ const (
 // packet it carries (steeringICMPIPIP). Any other ICMP message passes as
 // not_l4, or as no_service when the quoted packet belongs to no service,
 // or as truncated.
-func steeringICMP(b *builder, lookup func()) {
+func steeringICMP(b *builder, lookup func(), svcGate *ebpf.Map) {
 	b.label("icmp")
 	b.emit(
 		// Not a fragment itself: only the kernel could reassemble it.
@@ -83,13 +86,21 @@ func steeringICMP(b *builder, lookup func()) {
 		asm.LoadMem(asm.R4, asm.R9, l4OffSrcPort, asm.Half),
 		asm.StoreMem(asm.RFP, slotKey+4, asm.R4, asm.Half),
 	)
+	// Each lookup only while the service gate has its port's bit
+	// (servicegate.go): the key's port is a service's.
 	b.label("icmp_lookup")
-	lookup()
-	matched := b.fresh("icmp_match")
 	b.emit(
-		asm.JNE.Imm(asm.R0, 0, matched),
-		asm.StoreImm(asm.RFP, slotKey+4, 0, asm.Half),
+		asm.LoadMem(asm.R4, asm.RFP, slotKey+4, asm.Half),
+		asm.LoadMem(asm.R5, asm.RFP, slotKey+6, asm.Byte),
 	)
+	matched, anyPort := b.fresh("icmp_match"), b.fresh("icmp_any")
+	b.portGate(svcGate, gate4, portsDst, asm.R5, asm.R4, anyPort)
+	lookup()
+	b.emit(asm.JNE.Imm(asm.R0, 0, matched))
+	b.label(anyPort)
+	b.emit(asm.LoadMem(asm.R5, asm.RFP, slotKey+6, asm.Byte))
+	b.port0Gate(svcGate, gate4, portsDst, asm.R5, "no_service")
+	b.emit(asm.StoreImm(asm.RFP, slotKey+4, 0, asm.Half))
 	lookup()
 	b.emit(asm.JEq.Imm(asm.R0, 0, "no_service"))
 	b.label(matched)

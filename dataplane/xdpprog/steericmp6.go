@@ -1,6 +1,9 @@
 package xdpprog
 
-import "github.com/cilium/ebpf/asm"
+import (
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
 
 // ICMPv6 fields and types the steering program reads.
 const (
@@ -27,7 +30,7 @@ const (
 // other types as not_l4, like a quote that is not IPv6, too many or
 // misplaced extension headers, a non-first fragment or another upper
 // layer; a quote of no service as no_service; a cut one as truncated.
-func steeringICMP6(b *builder, lookup6 func()) {
+func steeringICMP6(b *builder, lookup6 func(), svcGate *ebpf.Map) {
 	b.label("icmp6_quote")
 	b.emit(
 		asm.Mov.Reg(asm.R2, asm.R9),
@@ -111,12 +114,16 @@ func steeringICMP6(b *builder, lookup6 func()) {
 		asm.StoreMem(asm.RFP, slotSvc6+18, asm.R5, asm.Byte),
 		asm.StoreImm(asm.RFP, slotSvc6+19, 0, asm.Byte),
 	)
-	matched := b.fresh("icmp6_match")
+	// Each lookup only while the service gate has its port's bit
+	// (servicegate.go).
+	matched, anyPort := b.fresh("icmp6_match"), b.fresh("icmp6_any")
+	b.portGate(svcGate, gate6, portsDst, asm.R5, asm.R4, anyPort)
 	lookup6()
-	b.emit(
-		asm.JNE.Imm(asm.R0, 0, matched),
-		asm.StoreImm(asm.RFP, slotSvc6+16, 0, asm.Half),
-	)
+	b.emit(asm.JNE.Imm(asm.R0, 0, matched))
+	b.label(anyPort)
+	b.emit(asm.LoadMem(asm.R5, asm.RFP, slotSvc6+18, asm.Byte))
+	b.port0Gate(svcGate, gate6, portsDst, asm.R5, "no_service")
+	b.emit(asm.StoreImm(asm.RFP, slotSvc6+16, 0, asm.Half))
 	lookup6()
 	b.emit(asm.JEq.Imm(asm.R0, 0, "no_service"))
 	b.label(matched)

@@ -156,7 +156,8 @@ type Steering struct {
 	local       localMaps
 	take        localTake // TakeLocalUse's scratch
 
-	mu sync.Mutex // serialises SetServices
+	mu      sync.Mutex  // serialises SetServices, guards svcGate
+	svcGate serviceGate // servicegate.go
 }
 
 // LoadSteering creates the maps and loads the steering program. The
@@ -221,7 +222,10 @@ func (s *Steering) load(maxQueues int) error {
 	if s.gate.m, err = newBlockGate(); err != nil {
 		return err
 	}
-	insns, err := steeringProgram(s.services, s.services6, s.owners, s.xsks.m, s.stats.m, s.local, s.gate.m, s.blocked, s.block6)
+	if s.svcGate.m, err = newServiceGate(); err != nil {
+		return err
+	}
+	insns, err := steeringProgram(s.services, s.services6, s.owners, s.xsks.m, s.stats.m, s.local, s.gate.m, s.blocked, s.block6, s.svcGate.m)
 	if err != nil {
 		return err
 	}
@@ -232,7 +236,7 @@ func (s *Steering) load(maxQueues int) error {
 // steeringProgram emits the classifier. Registers: R6 ctx, R7 data,
 // R8 data_end, R9 the header being parsed. The lookup key is built at
 // slotKey as {addr[4], port[2], proto, flags}.
-func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local localMaps, gate, blocked *ebpf.Map, block6 blockMaps6) (asm.Instructions, error) {
+func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local localMaps, gate, blocked *ebpf.Map, block6 blockMaps6, svcGate *ebpf.Map) (asm.Instructions, error) {
 	b := newBuilder()
 	lookupAt := func(slot int32) {
 		b.emit(
@@ -289,6 +293,7 @@ func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local l
 		asm.StoreMem(asm.RFP, slotKey, asm.R4, asm.Word),
 		asm.StoreMem(asm.RFP, slotSourceIHL, asm.R3, asm.DWord), // across the call
 	)
+	b.natGate(svcGate, gate4, "icmp") // keeps R3
 	lookupAt(slotSource)
 	b.emit(
 		asm.LoadMem(asm.R3, asm.RFP, slotSourceIHL, asm.DWord),
@@ -324,36 +329,49 @@ func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local l
 	b.label("l4_len")
 	b.emit(
 		asm.JGT.Reg(asm.R2, asm.R8, "truncated"),
-		// Exact (addr, proto, port) first, then the all-ports service.
+		// Exact (addr, proto, port) first, then the all-ports service,
+		// each only while the service gate has its port's bit
+		// (servicegate.go).
 		asm.LoadMem(asm.R4, asm.R9, l4OffDstPort, asm.Half),
 		asm.StoreMem(asm.RFP, slotKey+4, asm.R4, asm.Half),
-		asm.LoadMem(asm.R4, asm.R9, 0, asm.Half),
-		asm.StoreMem(asm.RFP, slotSource+4, asm.R4, asm.Half),
+		asm.LoadMem(asm.R3, asm.R9, 0, asm.Half),
+		asm.StoreMem(asm.RFP, slotSource+4, asm.R3, asm.Half),
 	)
+	b.portGate(svcGate, gate4, portsDst, asm.R5, asm.R4, "svc_any")
 	lookup()
-	b.emit(
-		asm.JNE.Imm(asm.R0, 0, "match"),
-		asm.StoreImm(asm.RFP, slotKey+4, 0, asm.Half),
-	)
+	b.emit(asm.JNE.Imm(asm.R0, 0, "match"))
+	b.label("svc_any")
+	b.emit(asm.LoadMem(asm.R5, asm.RFP, slotKey+6, asm.Byte))
+	b.port0Gate(svcGate, gate4, portsDst, asm.R5, "nat")
+	b.emit(asm.StoreImm(asm.RFP, slotKey+4, 0, asm.Half))
 	lookup()
 	b.emit(asm.JNE.Imm(asm.R0, 0, "match"))
 	// No service: a reply of a VS/NAT real server, by its source, exact
 	// port first, then a real server on every port.
-	lookupAt(slotSource)
+	b.label("nat")
 	b.emit(
-		asm.JNE.Imm(asm.R0, 0, "source"),
-		asm.StoreImm(asm.RFP, slotSource+4, 0, asm.Half),
+		asm.LoadMem(asm.R5, asm.RFP, slotSource+6, asm.Byte),
+		asm.LoadMem(asm.R4, asm.RFP, slotSource+4, asm.Half),
 	)
+	b.portGate(svcGate, gate4, portsSrc, asm.R5, asm.R4, "nat_any")
+	lookupAt(slotSource)
+	b.emit(asm.JNE.Imm(asm.R0, 0, "source"))
+	b.label("nat_any")
+	b.emit(asm.LoadMem(asm.R5, asm.RFP, slotSource+6, asm.Byte))
+	b.port0Gate(svcGate, gate4, portsSrc, asm.R5, "no_service")
+	b.emit(asm.StoreImm(asm.RFP, slotSource+4, 0, asm.Half))
 	lookupAt(slotSource)
 	b.emit(asm.JEq.Imm(asm.R0, 0, "no_service"))
 	// ...unless it is addressed to the director itself: slotKey still
-	// holds the destination address.
+	// holds the destination address. With no director address in the
+	// map, no lookup.
 	b.label("source")
 	b.emit(
 		asm.StoreImm(asm.RFP, slotKey+4, 0, asm.Half),
 		asm.StoreImm(asm.RFP, slotKey+6, 0, asm.Byte),
 		asm.StoreImm(asm.RFP, slotKey+7, flagLocal, asm.Byte),
 	)
+	b.directorGate(svcGate, gate4, "match")
 	lookup()
 	b.emit(
 		asm.JNE.Imm(asm.R0, 0, "no_service"),
@@ -407,8 +425,8 @@ func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local l
 	b.passWith("truncated", steerPassTruncated)
 	b.passWith("bad_header", steerPassBadHeader)
 	b.passWith("not_l4", steerPassNotL4)
-	steeringICMP(b, lookup)
-	steeringIPv6(b, services6, owners, local, gate, block6)
+	steeringICMP(b, lookup, svcGate)
+	steeringIPv6(b, services6, owners, local, gate, block6, svcGate)
 	return b.finish()
 }
 
@@ -483,10 +501,20 @@ func (s *Steering) SetServices(keys []ServiceKey) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The service gate covers the map throughout (servicegate.go): it
+	// opens to the old keys and the new before the map changes, and
+	// narrows to the new ones only once the map holds just them.
+	need := gateOf(want, want6)
+	if err := s.svcGate.widen(need); err != nil {
+		return err
+	}
 	if err := syncMap(s.services, want); err != nil {
 		return err
 	}
-	return syncMap(s.services6, want6)
+	if err := syncMap(s.services6, want6); err != nil {
+		return err
+	}
+	return s.svcGate.set(need)
 }
 
 // syncMap makes m hold exactly want: the keys no longer wanted are deleted
@@ -596,5 +624,5 @@ func (s *Steering) Close() error {
 	s.blockMu.Lock()
 	s.gate.close()
 	s.blockMu.Unlock()
-	return s.close(s.services, s.services6, s.owners, s.blocked, s.block6.blocked, s.block6.mask, s.gate.m, s.xsks.mapOrNil(), s.local.flows, s.local.flows6, s.local.on)
+	return s.close(s.services, s.services6, s.owners, s.blocked, s.block6.blocked, s.block6.mask, s.gate.m, s.xsks.mapOrNil(), s.local.flows, s.local.flows6, s.local.on, s.svcGate.m)
 }

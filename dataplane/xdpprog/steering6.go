@@ -117,7 +117,7 @@ func ownerCheck(b *builder, owners *ebpf.Map, ok string) {
 }
 
 // steeringIPv6 emits the "ipv6" block: R9 points at the IPv6 header.
-func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps, gate *ebpf.Map, block6 blockMaps6) {
+func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps, gate *ebpf.Map, block6 blockMaps6, svcGate *ebpf.Map) {
 	lookup6 := func() {
 		b.emit(
 			asm.LoadMapPtr(asm.R1, services6.FD()),
@@ -207,12 +207,15 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps, gate
 		asm.LoadMem(asm.R4, asm.R9, l4OffDstPort, asm.Half),
 		asm.StoreMem(asm.RFP, slotSvc6+16, asm.R4, asm.Half),
 	)
-	// Exact port first, then the all-ports service.
+	// Exact port first, then the all-ports service, each only while the
+	// service gate has its port's bit (servicegate.go).
+	b.portGate(svcGate, gate6, portsDst, asm.R5, asm.R4, "svc6_any")
 	lookup6()
-	b.emit(
-		asm.JNE.Imm(asm.R0, 0, "match6"),
-		asm.StoreImm(asm.RFP, slotSvc6+16, 0, asm.Half),
-	)
+	b.emit(asm.JNE.Imm(asm.R0, 0, "match6"))
+	b.label("svc6_any")
+	b.emit(asm.LoadMem(asm.R5, asm.RFP, slotSvc6+18, asm.Byte))
+	b.port0Gate(svcGate, gate6, portsDst, asm.R5, "nosvc6")
+	b.emit(asm.StoreImm(asm.RFP, slotSvc6+16, 0, asm.Half))
 	lookup6()
 	b.emit(asm.JEq.Imm(asm.R0, 0, "nosvc6"))
 	b.label("match6")
@@ -242,6 +245,6 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps, gate
 	b.emit(asm.JEq.Imm(asm.R0, 0, "no_service"))
 	b.count(steerFragments)
 	ownerCheck(b, owners, "block6")
-	steeringNAT6(b, services6)
-	steeringICMP6(b, lookup6)
+	steeringNAT6(b, services6, svcGate)
+	steeringICMP6(b, lookup6, svcGate)
 }

@@ -56,7 +56,7 @@ func setLocalKey6(b *builder) {
 // or UDP frame (R9 at its transport header) to no IPv6 service; "icmp6",
 // an ICMPv6 message (R9 at its header); and "source6", a frame from a
 // NAT real server whose destination address is still at slotSvc6.
-func steeringNAT6(b *builder, services6 *ebpf.Map) {
+func steeringNAT6(b *builder, services6, svcGate *ebpf.Map) {
 	lookup := func(slot int32) {
 		b.emit(
 			asm.LoadMapPtr(asm.R1, services6.FD()),
@@ -67,19 +67,23 @@ func steeringNAT6(b *builder, services6 *ebpf.Map) {
 	}
 	// {saddr, sport, proto, flagSource}: exact port first, then every
 	// port. The protocol is still in the service key.
+	// Each lookup only while the service gate has the port's bit
+	// (servicegate.go).
 	b.label("nosvc6")
 	b.emit(
 		asm.LoadMem(asm.R4, asm.R9, 0, asm.Half),
 		asm.StoreMem(asm.RFP, slotSrc6+16, asm.R4, asm.Half),
-		asm.LoadMem(asm.R4, asm.RFP, slotSvc6+18, asm.Byte),
-		asm.StoreMem(asm.RFP, slotSrc6+18, asm.R4, asm.Byte),
+		asm.LoadMem(asm.R5, asm.RFP, slotSvc6+18, asm.Byte),
+		asm.StoreMem(asm.RFP, slotSrc6+18, asm.R5, asm.Byte),
 		asm.StoreImm(asm.RFP, slotSrc6+19, flagSource, asm.Byte),
 	)
+	b.portGate(svcGate, gate6, portsSrc, asm.R5, asm.R4, "nosvc6_any")
 	lookup(slotSrc6)
-	b.emit(
-		asm.JNE.Imm(asm.R0, 0, "source6"),
-		asm.StoreImm(asm.RFP, slotSrc6+16, 0, asm.Half),
-	)
+	b.emit(asm.JNE.Imm(asm.R0, 0, "source6"))
+	b.label("nosvc6_any")
+	b.emit(asm.LoadMem(asm.R5, asm.RFP, slotSrc6+18, asm.Byte))
+	b.port0Gate(svcGate, gate6, portsSrc, asm.R5, "no_service")
+	b.emit(asm.StoreImm(asm.RFP, slotSrc6+16, 0, asm.Half))
 	lookup(slotSrc6)
 	b.emit(
 		asm.JEq.Imm(asm.R0, 0, "no_service"),
@@ -103,9 +107,11 @@ func steeringNAT6(b *builder, services6 *ebpf.Map) {
 		asm.StoreImm(asm.RFP, slotSrc6+18, ipProtoICMPv6, asm.Byte),
 		asm.StoreImm(asm.RFP, slotSrc6+19, flagSource, asm.Byte),
 	)
+	b.natGate(svcGate, gate6, "icmp6_quote")
 	lookup(slotSrc6)
 	b.emit(asm.JEq.Imm(asm.R0, 0, "icmp6_quote"))
 	setLocalKey6(b)
+	b.directorGate(svcGate, gate6, "match6")
 	lookup(slotSvc6)
 	b.emit(
 		asm.JNE.Imm(asm.R0, 0, "icmp6_quote"),
@@ -115,6 +121,7 @@ func steeringNAT6(b *builder, services6 *ebpf.Map) {
 	// ...unless it is addressed to the director: {daddr, 0, 0, flagLocal}.
 	b.label("source6")
 	setLocalKey6(b)
+	b.directorGate(svcGate, gate6, "match6")
 	lookup(slotSvc6)
 	b.emit(
 		asm.JNE.Imm(asm.R0, 0, "no_service"),
