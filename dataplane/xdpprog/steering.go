@@ -518,17 +518,23 @@ func (s *Steering) SetServices(keys []ServiceKey) error {
 }
 
 // syncMap makes m hold exactly want: the keys no longer wanted are deleted
-// first, then the wanted ones written.
+// first, then the wanted ones written that m does not hold with the same
+// value. A key m already holds so is left alone: rewriting it would
+// replace its element, and a lookup racing the replacement can miss the
+// key, so a frame of a service present throughout would reach the kernel.
 func syncMap[K comparable](m *ebpf.Map, want map[K]uint32) error {
 	var (
 		stale []K
+		same  = map[K]bool{}
 		key   K
 		val   uint32
 	)
 	it := m.Iterate()
 	for it.Next(&key, &val) {
-		if _, ok := want[key]; !ok {
+		if v, ok := want[key]; !ok {
 			stale = append(stale, key)
+		} else if v == val {
+			same[key] = true
 		}
 	}
 	if err := it.Err(); err != nil {
@@ -540,6 +546,9 @@ func syncMap[K comparable](m *ebpf.Map, want map[K]uint32) error {
 		}
 	}
 	for k, v := range want {
+		if same[k] {
+			continue
+		}
 		if err := m.Put(k, v); err != nil {
 			return fmt.Errorf("set services: add %v: %w", k, err)
 		}
