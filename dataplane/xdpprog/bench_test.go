@@ -84,6 +84,9 @@ func BenchmarkPrograms(b *testing.B) {
 			{"match6", udp6},
 			{"icmp6_error", icmp6},
 			{"miss", buildFrame(b, frameSpec{proto: layers.IPProtocolUDP, dstPort: 54, payload: make([]byte, 18)})},
+			{"miss6", buildFrame(b, frameSpec{ipv6: true, dst: vip6, proto: layers.IPProtocolUDP, dstPort: 54, payload: make([]byte, 18)})},
+			// The host's own traffic: ssh to the director's address.
+			{"ssh", buildFrame(b, frameSpec{dst: directorIP, dstPort: 22})},
 			{"arp", arpFrame(b)},
 		} {
 			b.Run(fmt.Sprintf("prog=steering/services=%d/frame=%s", n, fr.name), func(b *testing.B) {
