@@ -82,7 +82,8 @@ func mask6(bits int) [16]byte {
 // source (the first 16 bytes of slotSrc6, steernat6.go's copy), masked in
 // place by the block prefix, is in the IPv6 blocklist with a
 // block that has not ended; any other frame, and an ICMPv6 error (whose
-// source is a router), falls through, as does every frame while the IPv6
+// source is a router, or a VS/NAT real server: the key's flags say
+// flagICMPError), falls through, as does every frame while the IPv6
 // gate (blocklist.go) is clear. It clobbers R0-R5 and R9.
 func (b *builder) dropBlocked6(gate *ebpf.Map, m blockMaps6, counter uint32) {
 	pass := b.fresh("not_blocked6")

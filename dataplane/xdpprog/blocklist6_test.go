@@ -102,3 +102,36 @@ func TestSteeringBlocklist6(t *testing.T) {
 		t.Fatalf("a refused prefix changed it to /%d", got)
 	}
 }
+
+// TestBlocklist6SkipsNATServerICMPv6: an ICMPv6 error from a VS/NAT real
+// server is redirected even when the server's prefix is blocked (as a
+// client flooding a service, say), as on IPv4
+// (TestBlocklistSkipsNATServerICMP): the blocklist is for TCP/UDP
+// sources, and such an error carries no flow of its own. The server's
+// own SYN to a service is dropped.
+func TestBlocklist6SkipsNATServerICMPv6(t *testing.T) {
+	testsupport.RequirePrivileged(t)
+	s := loadTestSteering(t)
+	if err := s.RegisterSocket(0, xskSocket(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []netip.Addr{client6, realIP6} {
+		if err := s.Block(src, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syn := buildFrame(t, frameSpec{ipv6: true, dst: vip6, proto: layers.IPProtocolTCP, dstPort: 80})
+	for _, typ := range []uint8{1, 2, 3, 4} {
+		icmp := icmp6Frame(t, realIP6, client6, typ)
+		v, _ := runXDP(t, s.program(), syn)
+		checkVerdict(t, v, xdpDrop)
+		v, _ = runXDP(t, s.program(), fromSource6(syn, realIP6))
+		checkVerdict(t, v, xdpDrop)
+		before := steeringStats(t, s)
+		v, _ = runXDP(t, s.program(), icmp)
+		checkVerdict(t, v, xdpRedirect)
+		if got, want := steeringStats(t, s).minus(before), (StatsCounters{Total: 1, Redirected: 1}); got != want {
+			t.Errorf("ICMPv6 type %d from the real server: counters %+v, want %+v", typ, got, want)
+		}
+	}
+}

@@ -13,7 +13,8 @@ import (
 // a NAT real server's address, protocol and port, and an ICMPv6 error
 // (type 1 to 127) from a NAT real server's address, are redirected like a
 // service's frame unless they are addressed to one of the director's own
-// addresses (its health checks' replies stay the kernel's). An ICMPv6
+// addresses (its health checks' replies stay the kernel's); such an error
+// is not looked up in the blocklist, as ICMP on IPv4 is not. An ICMPv6
 // error that is not taken so may still be taken by its quote
 // (steericmp6.go); informational ICMPv6, neighbour discovery and MLD among
 // them, never is.
@@ -111,10 +112,16 @@ func steeringNAT6(b *builder, services6, svcGate *ebpf.Map) {
 	lookup(slotSrc6)
 	b.emit(asm.JEq.Imm(asm.R0, 0, "icmp6_quote"))
 	setLocalKey6(b)
-	b.directorGate(svcGate, gate6, "match6")
+	b.directorGate(svcGate, gate6, "icmp6_nat")
 	lookup(slotSvc6)
+	b.emit(asm.JNE.Imm(asm.R0, 0, "icmp6_quote"))
+	b.label("icmp6_nat")
 	b.emit(
-		asm.JNE.Imm(asm.R0, 0, "icmp6_quote"),
+		// An error about the server's connections, not a flow of its
+		// own: the blocklist skips a key so flagged, as the IPv4 path
+		// skips ICMP, so that a block of the server's prefix (as a
+		// client) leaves its errors to the worker.
+		asm.StoreImm(asm.RFP, slotSvc6+19, flagICMPError, asm.Byte),
 		asm.Ja.Label("match6"),
 	)
 
