@@ -50,9 +50,16 @@ func newLocal6Map() (*ebpf.Map, error) {
 // header (present), its source address at slotSrc6, its destination
 // address and protocol in the service key at slotSvc6, its payload length
 // at slotLocalLen. A frame of a flow in the map is passed; any other goes
-// on at next.
+// on at next, as does every frame whose service key has flags (a VS/NAT
+// reply, an ICMPv6 error).
 func localPass6(b *builder, l localMaps, next string) {
 	b.localGate(l, next)
+	b.emit(
+		// A key with flags (a NAT reply's, an ICMPv6 error's) is no
+		// flow of the frame's own: the worker gets it, as on IPv4.
+		asm.LoadMem(asm.R1, asm.RFP, slotSvc6+19, asm.Byte),
+		asm.JNE.Imm(asm.R1, 0, next),
+	)
 	for i := int16(0); i < 16; i += 4 {
 		b.emit(
 			asm.LoadMem(asm.R1, asm.RFP, slotSrc6+i, asm.Word),

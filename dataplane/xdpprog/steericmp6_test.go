@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/afvs/afvs/internal/testsupport"
 )
 
 // router6 sends ICMPv6 errors about replies back toward the VIP.
@@ -220,4 +222,31 @@ func refSteerICMP6(f []byte, ic int, dst [16]byte, services []ServiceKey, out *S
 		}
 	}
 	out.PassNoService = 1
+}
+
+// TestSteeringICMPv6ErrorIsNeverLocalPass: with the local-node check on,
+// an ICMPv6 error taken by its quote goes to the worker even when the
+// flow key the local-node check would build from it (the message's
+// source, the VIP, the quoted ports and protocol) names a local-node
+// flow: the error carries no flow of its own, as on IPv4
+// (TestSteeringICMPErrorIsNeverLocalPass).
+func TestSteeringICMPv6ErrorIsNeverLocalPass(t *testing.T) {
+	testsupport.RequirePrivileged(t)
+	s := loadTestSteering(t)
+	if err := s.RegisterSocket(0, xskSocket(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AllowLocal(LocalFlow{Src: client6, Dst: vip6, SrcPort: 80, DstPort: 40000, Proto: ipProtoTCP}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetLocal(true); err != nil {
+		t.Fatal(err)
+	}
+	icmp := icmp6ErrorFrame(t, icmp6Spec{src: client6})
+	before := steeringStats(t, s)
+	v, _ := runXDP(t, s.program(), icmp)
+	got := steeringStats(t, s).minus(before)
+	if want := (StatsCounters{Total: 1, Redirected: 1, ICMPErrors: 1}); v != xdpRedirect || got != want {
+		t.Fatalf("ICMPv6 error: verdict %s, counters %+v; want XDP_REDIRECT, %+v", verdictName(v), got, want)
+	}
 }
