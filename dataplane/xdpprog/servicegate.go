@@ -9,15 +9,16 @@ import (
 	"github.com/cilium/ebpf/asm"
 )
 
-// The service gate. A frame to no virtual service - the host's own
-// traffic: ssh, BGP, DNS replies, everything the program passes to the
-// kernel - used to cost the steering program four lookups in the services
-// hash map before it gave up: {daddr, dport, proto}, {daddr, 0, proto},
-// then the VS/NAT reply keys {saddr, sport, proto, flagSource} and
-// {saddr, 0, proto, flagSource}; an ICMP message one more, {saddr, 0,
-// ICMP, flagSource}; an ICMP error two more for its quote. Most of them
-// cannot match: the Go side knows, when it writes the map, which ports
-// and which kinds of key it holds.
+// The service gate. Before it passes a TCP or UDP frame to no virtual
+// service - the host's own traffic: ssh, BGP, DNS replies - to the
+// kernel, the steering program has four keys to look up in the services
+// hash map: {daddr, dport, proto}, {daddr, 0, proto}, then the VS/NAT
+// reply keys {saddr, sport, proto, flagSource} and {saddr, 0, proto,
+// flagSource}; an ICMP message has one more, {saddr, 0, ICMP,
+// flagSource}, an ICMP error two more for its quote, a VS/NAT reply the
+// director address {daddr, 0, 0, flagLocal}. Most of them cannot match:
+// the Go side knows, when it writes the map, which ports and which kinds
+// of key it holds.
 //
 // So the program first reads a one-entry array, through its value's
 // address as for the blocklist gate (no lookup), that says per family
