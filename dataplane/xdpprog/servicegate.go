@@ -220,8 +220,10 @@ func (b *builder) port0Gate(gate *ebpf.Map, family, dir int, proto asm.Register,
 // bitmapByte loads into R1 the byte of the bitmap of family, dir and the
 // protocol in register proto that holds the bit of the port in register
 // port, or of port 0 when port is R0 (R0 itself is not read). The byte's
-// offset is bounded by the masks, for the verifier: the protocol's index
-// to 0 or 1 and the port's byte to 0..8191. It clobbers R1 and R2.
+// offset is bounded for the verifier: the protocol's index by a mask to 0
+// or 1, the port's byte to 0..8191 by the port's half-word load (from the
+// packet or the stack), which leaves the upper bits clear. It clobbers R1
+// and R2.
 func (b *builder) bitmapByte(gate *ebpf.Map, family, dir int, proto, port asm.Register) {
 	base := uint32(gateOffPorts + (family*2*portDirs+dir)*portBitmapLen)
 	b.emit(
@@ -233,7 +235,6 @@ func (b *builder) bitmapByte(gate *ebpf.Map, family, dir int, proto, port asm.Re
 	if port != asm.R0 {
 		b.emit(
 			asm.Mov.Reg(asm.R2, port),
-			asm.And.Imm(asm.R2, 0xffff),
 			asm.RSh.Imm(asm.R2, 3),
 			asm.Add.Reg(asm.R1, asm.R2),
 		)
