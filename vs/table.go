@@ -121,7 +121,12 @@ type Service struct {
 	Persistent bool
 	Timeout    uint32     // persistence timeout in seconds
 	Netmask    netip.Addr // persistence granularity: a contiguous mask of the service's family, all ones by default (IPv6: a prefix, ipvsadm's -M 64)
-	Reals      []Real
+	// OnePacket is ipvsadm's -o (IP_VS_SVC_F_ONEPACKET): each UDP
+	// datagram is scheduled on its own and no connection is kept. It
+	// needs a UDP or firewall-mark service; a firewall-mark service's
+	// TCP packets make connections as usual.
+	OnePacket bool
+	Reals     []Real
 }
 
 // Real is a real server of a service.
@@ -403,6 +408,9 @@ func (s *Service) Validate() error {
 		}
 		if s.Port == 0 && !s.Persistent {
 			return fmt.Errorf("service %s: port 0 (all ports) requires persistence (-p), as in ipvsadm", s.Key)
+		}
+		if s.OnePacket && s.Proto != UDP {
+			return fmt.Errorf("service %s: One-Packet Scheduling is only for UDP virtual services (as ipvsadm says); -o needs a udp or fwmark service", s.Key)
 		}
 	}
 	if s.Netmask.IsValid() {
