@@ -188,6 +188,27 @@ func (t *Table) DeleteTemplate(ref TemplateRef) {
 	}
 }
 
+// ArmTemplate re-arms ref's timer for a packet that the template decided
+// without a connection being kept: a datagram of a one-packet service
+// (IPVS's IP_VS_CONN_F_ONE_PACKET). ip_vs_sched_persist makes such a
+// connection under the template (ip_vs_control_add), re-arms the
+// template's timer (ip_vs_conn_put), and the connection expires once its
+// packet is sent (ip_vs_conn_put again, ip_vs_control_del), leaving the
+// template with its timer at now plus its timeout and the connections it
+// controls as before. ArmTemplate does exactly that: what Insert does to
+// the template for a connection, followed at once by what the
+// connection's expiry does. It reports false if the template expired or
+// was deleted since it was looked up.
+func (t *Table) ArmTemplate(ref TemplateRef) bool {
+	defer runtime.KeepAlive(t) // see newStore
+	now := t.now()
+	if !t.getTemplate(ref, now) {
+		return false
+	}
+	t.putTemplate(ref, now)
+	return true
+}
+
 // rearmMillis is how long ip_vs_conn_expire re-arms the timer of a
 // template that still controls connections when it fires (60 s); from
 // then on that is also the template's timeout.
