@@ -106,6 +106,9 @@ type Processor struct {
 	sync  atomic.Pointer[SyncSink]
 	rec   ipvssync.Record
 	sconn conntrack.Conn
+	// opsTmpl is the template that decided the last one-packet datagram
+	// (0: none), for syncOnePacket.
+	opsTmpl conntrack.TemplateRef
 
 	// svcSnap, svcKey and svcIdx remember the last IPv4 service lookup
 	// that found a service: its snapshot (immutable, and kept alive by
@@ -129,6 +132,10 @@ type Decision struct {
 	Found    bool   // a real server was chosen
 	Template bool   // the choice came from a persistence template
 	Drop     Drop   // why not, when New and !Found
+	// OnePacket: the datagram was scheduled on its own (one-packet
+	// scheduling) and no connection was kept; the next one is scheduled
+	// afresh.
+	OnePacket bool
 }
 
 // NewProcessor returns a processor that counts into c and tracks
@@ -415,8 +422,12 @@ func (p *Processor) forward(s *Snapshot, buf []byte, off, n int, f *Parsed) (Ver
 			return v, o
 		}
 	}
-	if sk := p.sync.Load(); sk != nil && !p.syncCounted(sk) {
-		p.syncConn(sk, s, svc, d, &p.sconn)
+	if sk := p.sync.Load(); sk != nil {
+		if p.Last.OnePacket {
+			p.syncOnePacket(sk, s, svc) // sync.go
+		} else if !p.syncCounted(sk) {
+			p.syncConn(sk, s, svc, d, &p.sconn)
+		}
 	}
 	return p.emit(s, svc, d, buf, off, n)
 }
@@ -495,6 +506,10 @@ func (f *Parsed) batched(c *conntrack.Conn) bool {
 // schedule picks a real server for a new connection, through the
 // persistence template when the service is persistent, and inserts the
 // connection. It follows ip_vs_schedule / ip_vs_sched_persist.
+//
+// A UDP datagram of a one-packet service (ipvsadm -o) is scheduled the
+// same way, persistence template included, but no connection is
+// inserted (see onePacket).
 func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.Event) (*Dest, Drop) {
 	pk := p.pk
 	f := &p.flow
@@ -575,6 +590,10 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 		}
 		d = &svc.Dests[i]
 	}
+	if svc.OnePacket && pk.Proto == header.ProtocolUDP {
+		p.onePacket(svc, d, tmpl)
+		return d, 0
+	}
 	p.ins.add(fingerprint(&p.key))
 	conn, res := p.ct.Insert(&p.key, d.ID, uint8(d.Fwd), tmpl, ev)
 	p.sconn = conn
@@ -600,6 +619,33 @@ func (p *Processor) schedule(s *Snapshot, si int32, svc *Service, ev conntrack.E
 		p.sh.destT(d.ID).Conns++
 	}
 	return d, 0
+}
+
+// onePacket ends the scheduling of a datagram of a one-packet service,
+// whose real server d is chosen (through template tmpl, if not 0). IPVS
+// sets IP_VS_CONN_F_ONE_PACKET only for UDP (ip_vs_schedule and
+// ip_vs_sched_persist), so a firewall-mark service's TCP packets make
+// connections as usual. Such a connection is never hashed
+// (ip_vs_conn_hash), so no later packet finds it, and ip_vs_conn_put
+// expires it as soon as its packet is sent: it binds to its server as
+// inactive and unbinds within the same packet, so the ActiveConn and
+// InActConn the schedulers read never see it. What stays is
+// ip_vs_conn_stats: every such datagram counts as one connection of its
+// service and real server. Here no connection is inserted at all; the
+// template, when there is one, has its timer re-armed as the kernel's
+// connection would have done (conntrack.Table.ArmTemplate), and the
+// datagram's connection count is kept. p.sconn is left empty and
+// p.Last.OnePacket set, which the sync path and the local-node delivery
+// read.
+func (p *Processor) onePacket(svc *Service, d *Dest, tmpl conntrack.TemplateRef) {
+	if tmpl != 0 {
+		p.ct.ArmTemplate(tmpl)
+	}
+	p.sconn = conntrack.Conn{}
+	p.opsTmpl = tmpl
+	p.Last.OnePacket = true
+	p.sh.svcT(svc.ID).Conns++
+	p.sh.destT(d.ID).Conns++
 }
 
 // fragNeeded answers frame, too big to forward with DF set, with ICMP

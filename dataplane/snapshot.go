@@ -95,6 +95,10 @@ type Service struct {
 	Mask     [4]byte
 	Mask6    [16]byte // an IPv6 service's persistence mask (-M as a prefix)
 	PortZero bool
+	// OnePacket: one-packet scheduling (ipvsadm -o). A UDP datagram that
+	// no connection matches is scheduled on its own and forwarded, and
+	// no connection is kept (see Processor.schedule).
+	OnePacket bool
 }
 
 // Dest is a compiled real server.
@@ -282,7 +286,7 @@ func Compile(t *vs.Table, o BuildOptions) (_ *Plan, err error) {
 	}
 	var pending []pendingSched
 	for si, s := range t.Services {
-		cs := Service{Key: s.Key, ID: svcIDs[svcMapKey(s.Key)], PortZero: s.FWMark == 0 && s.Port == 0}
+		cs := Service{Key: s.Key, ID: svcIDs[svcMapKey(s.Key)], PortZero: s.FWMark == 0 && s.Port == 0, OnePacket: s.OnePacket}
 		if s.Persistent {
 			cs.Persist = time.Duration(s.Timeout) * time.Second
 			cs.Mask, cs.Mask6 = persistMasks(s.Netmask, s.Is6())

@@ -116,6 +116,18 @@ func (p *Processor) syncConn(sk *SyncSink, s *Snapshot, svc *Service, d *Dest, c
 	p.syncDecide(sk, s, svc, d, c)
 }
 
+// syncOnePacket is ip_vs_sync_conn for a datagram of a one-packet
+// service: ip_vs_in_hook passes sync_threshold as its packet count, and
+// ip_vs_sync_conn never sends such a connection ("Do not sync ONE
+// PACKET") but goes to its "control:" label, where the controlling
+// template counts the packet and is sent when ip_vs_sync_conn_needed
+// says so. Without persistence nothing is sent.
+func (p *Processor) syncOnePacket(sk *SyncSink, s *Snapshot, svc *Service) {
+	if p.opsTmpl != 0 {
+		p.syncTemplate(sk, s, svc, p.opsTmpl, ipvssync.Ticks(p.ct.NowMillis()))
+	}
+}
+
 // syncCounted is the hook's common case, small enough to be inlined into
 // the frame's code: it counts a packet of a connection no template
 // controls that only counts (see SyncSink.count) and reports true. When

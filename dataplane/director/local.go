@@ -138,7 +138,9 @@ func (w *Worker) deliverLocal(d xsk.Desc, base uint64, out dataplane.Out) {
 		w.C.Drops[dataplane.DropLocalDeliver].Add(1)
 		return
 	}
-	if w.proc.Last.New && w.localSteer != nil {
+	// A one-packet datagram keeps no connection, so its flow is not
+	// passed to the kernel: the next datagram is scheduled afresh.
+	if w.proc.Last.New && !w.proc.Last.OnePacket && w.localSteer != nil {
 		src, dst, sp, dp, proto := w.proc.Flow()
 		err := w.localSteer.AllowLocal(xdpprog.LocalFlow{Src: src, Dst: dst, SrcPort: sp, DstPort: dp, Proto: proto})
 		if err == nil {
