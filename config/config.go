@@ -324,6 +324,9 @@ type ServiceConfig struct {
 	Netmask    string       `mapstructure:"netmask"`    // IPv4: a dotted mask; IPv6: a prefix length, as ipvsadm's -M
 	Forward    string       `mapstructure:"forward"`    // default for the reals: dr, tun or nat
 	Reals      []RealConfig `mapstructure:"reals"`
+	// OPS is ipvsadm's -o (keepalived's "ops"): one-packet scheduling,
+	// each UDP datagram scheduled on its own with no connection kept.
+	OPS bool `mapstructure:"ops"`
 	// Health, when set, is this service's own check (a keepalived
 	// virtual_server's checker); interval, timeout, rise and fall stay
 	// those of the top-level health section, which must be on.
@@ -1013,6 +1016,10 @@ func (sc *ServiceConfig) service(p string) (vs.Service, error) {
 		}
 		s.Netmask = m
 	}
+	if sc.OPS && s.FWMark == 0 && s.Proto != vs.UDP {
+		return s, fmt.Errorf("%s.ops: one-packet scheduling is only for UDP virtual services (or a fwmark service, whose UDP datagrams it applies to); this one is %s", p, s.Proto)
+	}
+	s.OnePacket = sc.OPS
 	defFwd, err := vs.ParseFwd(sc.Forward)
 	if err != nil {
 		return s, fmt.Errorf("%s.forward: %w", p, err)

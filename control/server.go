@@ -291,7 +291,7 @@ func (s *Server) Services(loads Loads) []api.Service {
 	for i, vsvc := range t.Services {
 		csvc := &snap.Services[i]
 		o := api.Service{Proto: vsvc.Proto.String(), Port: vsvc.Port, FWMark: vsvc.FWMark, Scheduler: vsvc.Sched,
-			SchedFlags: vsvc.SchedFlags, Persistent: vsvc.Persistent, Timeout: vsvc.Timeout}
+			SchedFlags: vsvc.SchedFlags, Persistent: vsvc.Persistent, Timeout: vsvc.Timeout, OnePacket: vsvc.OnePacket}
 		if vsvc.FWMark != 0 {
 			o.Proto = "fwm"
 			o.IPv6 = vsvc.IPv6

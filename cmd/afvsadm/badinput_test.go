@@ -76,7 +76,7 @@ func TestBadCommandLines(t *testing.T) {
 		{"two commands", "-A -D -t 198.19.0.9:80", "-D"},
 		{"firewall mark without group", "-A -f 7 -s rr", "fwmark 7"},
 		{"IPv6 NAT real server of an IPv4 service", "-a -t 198.19.0.1:80 -r [2001:2::11]:80 -m", "2001:2::11"},
-		{"one-packet scheduling", "-A -u 198.19.0.9:53 -s rr -o", "one-packet"},
+		{"one-packet scheduling of a TCP service", "-A -t 198.19.0.9:80 -s rr -o", "One-Packet Scheduling is only for UDP virtual services"},
 		{"bad sched flag", "-A -t 198.19.0.9:80 -s rr -b sh-port", "sh-port"},
 		{"port 0 without persistence", "-A -t 198.19.0.9:0 -s rr", "non-persistent"},
 		{"set with two values", "--set 1 2", "--set"},

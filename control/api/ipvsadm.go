@@ -64,7 +64,7 @@ func (c *Client) IpvsadmSnapshot(conns bool) (*ipvsadm.Snapshot, error) {
 		return a
 	}
 	for _, s := range svcs {
-		o := ipvsadm.Service{Sched: s.Scheduler, SchedFlags: s.SchedFlags, Persistent: s.Persistent, Timeout: s.Timeout, Netmask: 32,
+		o := ipvsadm.Service{Sched: s.Scheduler, SchedFlags: s.SchedFlags, Persistent: s.Persistent, Timeout: s.Timeout, Netmask: 32, OnePacket: s.OnePacket,
 			Stats: ipvsadm.Stats(s.Stats), Rate: ipvsadm.Rate(s.Rate)}
 		switch s.Proto {
 		case "fwm":

@@ -148,6 +148,7 @@ type Service struct {
 	Persistent bool     `json:"persistent"`
 	Timeout    uint32   `json:"timeout,omitempty"`
 	Netmask    string   `json:"netmask,omitempty"`
+	OnePacket  bool     `json:"ops,omitempty"` // one-packet scheduling (ipvsadm -o)
 	Stats      Traffic  `json:"stats"`
 	Rate       Rate     `json:"rate"`
 	Reals      []Real   `json:"reals"`

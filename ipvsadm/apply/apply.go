@@ -57,7 +57,7 @@ func Command(t *vs.Table, c *ipvsadm.Command) error {
 }
 
 func service(t *vs.Table, c *ipvsadm.Command) (vs.Service, error) {
-	s := vs.Service{Key: ServiceKey(c.Service), Sched: c.Sched, SchedFlags: slices.Clone(c.SchedFlags), Persistent: c.Persistent, Timeout: c.Timeout}
+	s := vs.Service{Key: ServiceKey(c.Service), Sched: c.Sched, SchedFlags: slices.Clone(c.SchedFlags), Persistent: c.Persistent, Timeout: c.Timeout, OnePacket: c.OnePacket}
 	if err := vs.CheckSched(c.Sched); err != nil {
 		return s, err
 	}
@@ -65,9 +65,6 @@ func service(t *vs.Table, c *ipvsadm.Command) (vs.Service, error) {
 		if _, err := sched.ParseFlags(c.Sched, strings.Join(c.SchedFlags, ",")); err != nil {
 			return s, err
 		}
-	}
-	if c.OnePacket {
-		return s, fmt.Errorf("-o (one-packet scheduling): not supported by afvs")
 	}
 	if c.Service.Proto == ipvsadm.FWM {
 		if _, ok := t.MarkGroup(c.Service.FWMark); !ok {
