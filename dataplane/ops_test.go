@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"net/netip"
 	"sort"
 	"testing"
@@ -341,6 +342,46 @@ func TestOnePacketSync(t *testing.T) {
 		if want := map[bool]int{false: 0, true: 3}[persist]; templates != want {
 			t.Fatalf("persist=%v: %d template records, want %d", persist, templates, want)
 		}
+	}
+}
+
+// TestOnePacketIPv6: the IPv6 path schedules through the same code: an
+// rr -o service of the IPv6 family spreads one socket's datagrams over
+// its servers (newest first) and keeps no connection.
+func TestOnePacketIPv6(t *testing.T) {
+	vip := netip.MustParseAddr("2001:2:0:1::53")
+	rs := []netip.Addr{netip.MustParseAddr("2001:2::31"), netip.MustParseAddr("2001:2::32"), netip.MustParseAddr("2001:2::33")}
+	s := vs.Service{Key: vs.Key{Proto: vs.UDP, Addr: vip, Port: 53}, Sched: "rr", OnePacket: true}
+	for _, a := range rs {
+		s.Reals = append(s.Reals, vs.Real{Addr: a, Port: 53, Fwd: vs.Route, Weight: 1})
+	}
+	tbl := &vs.Table{}
+	if err := tbl.AddService(s); err != nil {
+		t.Fatal(err)
+	}
+	r := newFxRig(t, 1024, 64)
+	snap, err := Build(tbl, BuildOptions{Registry: r.reg, Loads: r.loads, Prev: r.snap, Resolver: StaticResolver{}, Ifaces: fxIfaces6()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.snap = snap
+	var got []netip.Addr
+	for range 6 {
+		v, out, _ := r.run(frame6(t, vip, 53, f6UDP, f6Sport(40000)), 256)
+		if v != VerdictForward || !r.p.Last.OnePacket {
+			t.Fatalf("verdict %d, one-packet %v", v, r.p.Last.OnePacket)
+		}
+		for _, a := range rs {
+			if bytes.Equal(out[:6], fxMAC(a)) {
+				got = append(got, a)
+			}
+		}
+	}
+	if want := []netip.Addr{rs[2], rs[1], rs[0], rs[2], rs[1], rs[0]}; !slicesEqual(got, want) {
+		t.Fatalf("datagrams went to %v, want %v", got, want)
+	}
+	if e := r.ct.Stats().Entries; e != 0 {
+		t.Fatalf("%d connections, want 0", e)
 	}
 }
 
