@@ -385,6 +385,28 @@ func TestOnePacketIPv6(t *testing.T) {
 	}
 }
 
+// TestOnePacketFragments: a fragmented datagram of a -o service is one
+// datagram: its first fragment is scheduled, the others follow it to
+// the same server (the fragment table keeps the decision, not the
+// connection table), and the next datagram is scheduled afresh.
+func TestOnePacketFragments(t *testing.T) {
+	r := opsRig(t, opsTable(t, "rr", true, vs.Route, nil))
+	for id, want := range []netip.Addr{opsRS[2], opsRS[1], opsRS[0]} {
+		for i, f := range bigDgram(t, opsVIP, uint16(id+1)) {
+			out := mustForward(t, r, f)
+			if !bytes.Equal(out[:6], fxMAC(want)) {
+				t.Fatalf("datagram %d fragment %d went to MAC %x, want %v's", id, i, out[:6], want)
+			}
+		}
+	}
+	if e := r.ct.Stats().Entries; e != 0 {
+		t.Fatalf("%d connections, want 0", e)
+	}
+	if c := r.c.Service(r.snap.Services[0].ID); c.Conns != 3 || c.InPkts != 3 {
+		t.Fatalf("service counts %d connections and %d packets, want 3 and 3", c.Conns, c.InPkts)
+	}
+}
+
 // TestOnePacketAllocs: a one-packet datagram, with and without a
 // persistence template, allocates nothing.
 func TestOnePacketAllocs(t *testing.T) {
