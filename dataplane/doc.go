@@ -29,6 +29,13 @@
 // follow it, and one that comes before its first is held in a fixed set of
 // slots until the first releases it or its time runs out (frag.go).
 //
+// One-packet scheduling (ipvsadm -o) changes only the end of a miss: a
+// UDP datagram of such a service that no connection matches goes through
+// the persistence template and the scheduler as any new connection, is
+// forwarded and counted as one connection, but nothing is inserted, so
+// the next datagram is scheduled afresh (Processor.schedule). Connections
+// that exist still match first, as in IPVS.
+//
 // VS/NAT (nat.go, nat_icmp.go) adds the reverse direction. A client
 // packet of a NAT connection is rewritten to the real server's address
 // and port; a frame to no service whose source is a NAT real server
