@@ -106,9 +106,6 @@ type Processor struct {
 	sync  atomic.Pointer[SyncSink]
 	rec   ipvssync.Record
 	sconn conntrack.Conn
-	// opsTmpl is the template that decided the last one-packet datagram
-	// (0: none), for syncOnePacket.
-	opsTmpl conntrack.TemplateRef
 
 	// svcSnap, svcKey and svcIdx remember the last IPv4 service lookup
 	// that found a service: its snapshot (immutable, and kept alive by
@@ -123,6 +120,11 @@ type Processor struct {
 	// the simulator and tests: they observe the real path instead of
 	// re-implementing it.
 	Last Decision
+
+	// opsTmpl is the template that decided the last one-packet datagram
+	// (0: none), for syncOnePacket. It is last so that the fields the hit
+	// path reads keep their places.
+	opsTmpl conntrack.TemplateRef
 }
 
 // Decision is what Process decided for a frame's connection.
