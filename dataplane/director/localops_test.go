@@ -3,13 +3,10 @@ package director
 import (
 	"net"
 	"net/netip"
-	"sync/atomic"
 	"testing"
 
-	"github.com/afvs/afvs/conntrack"
-	"github.com/afvs/afvs/dataplane"
+	"github.com/afvs/afvs/dataplane/xsk/xsktest"
 	"github.com/afvs/afvs/internal/testsupport"
-	"github.com/afvs/afvs/sched"
 	"github.com/afvs/afvs/vs"
 )
 
@@ -20,30 +17,9 @@ import (
 // same datagrams without -o pass their flow once.
 func TestWorkerLocalOnePacket(t *testing.T) {
 	for _, ops := range []bool{true, false} {
-		tbl := &vs.Table{}
-		if err := tbl.AddService(vs.Service{Key: vs.Key{Proto: vs.UDP, Addr: vip, Port: 53}, Sched: "rr", OnePacket: ops,
-			Reals: []vs.Real{{Addr: netip.AddrFrom4(dirAddr), Port: 53, Fwd: vs.Route, Weight: 1}}}); err != nil {
-			t.Fatal(err)
-		}
-		loads := sched.NewLoads(dataplane.MaxDests)
-		ct, err := conntrack.New(conntrack.Config{Capacity: 1024, Templates: 64, Timeouts: conntrack.DefaultTimeouts(), Clock: &conntrack.ManualClock{}, Hooks: loads})
-		if err != nil {
-			t.Fatal(err)
-		}
-		snap, err := dataplane.Build(tbl, dataplane.BuildOptions{Registry: dataplane.NewRegistry(), Loads: loads, Resolver: ownResolver{},
-			Ifaces: []dataplane.Iface{{Slot: 0, Index: 1, Name: "eth0", MAC: dirMAC, MTU: 1500, Addr: dirAddr}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var sp atomic.Pointer[dataplane.Snapshot]
-		sp.Store(snap)
-		c := new(dataplane.Counters)
-		p := newFakePort(t, 256)
-		w := NewWorker(0, -1, p, 0, []TxPort{{Port: p}}, &sp, dataplane.NewProcessor(ct, c, 0), c, nil)
-		fl := &fakeLocal{}
-		var box atomic.Pointer[localBox]
-		box.Store(&localBox{fl})
-		w.localStack, w.localSteer = &box, fl
+		w, fl, c := newLocalWorkerFor(t, vs.Service{Key: vs.Key{Proto: vs.UDP, Addr: vip, Port: 53}, Sched: "rr", OnePacket: ops,
+			Reals: []vs.Real{{Addr: netip.AddrFrom4(dirAddr), Port: 53, Fwd: vs.Route, Weight: 1}}})
+		p := w.rx.(*xsktest.Port)
 
 		d := testsupport.Build(t, testsupport.Eth(net.HardwareAddr(clientMAC[:]), dirMAC[:]),
 			testsupport.IPv4(netip.MustParseAddr("198.18.0.10"), vip), testsupport.UDP(40000, 53), testsupport.Payload(8))

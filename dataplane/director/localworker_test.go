@@ -48,9 +48,15 @@ func (f *fakeLocal) Close() error { return nil }
 // the director's own address.
 func newLocalWorker(t *testing.T) (*Worker, *fakeLocal, *dataplane.Counters) {
 	t.Helper()
+	return newLocalWorkerFor(t, vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: vip, Port: 80}, Sched: "rr",
+		Reals: []vs.Real{{Addr: netip.AddrFrom4(dirAddr), Port: 80, Fwd: vs.Route, Weight: 1}}})
+}
+
+// newLocalWorkerFor is newLocalWorker with svc as its one service.
+func newLocalWorkerFor(t *testing.T, svc vs.Service) (*Worker, *fakeLocal, *dataplane.Counters) {
+	t.Helper()
 	tbl := &vs.Table{}
-	if err := tbl.AddService(vs.Service{Key: vs.Key{Proto: vs.TCP, Addr: vip, Port: 80}, Sched: "rr",
-		Reals: []vs.Real{{Addr: netip.AddrFrom4(dirAddr), Port: 80, Fwd: vs.Route, Weight: 1}}}); err != nil {
+	if err := tbl.AddService(svc); err != nil {
 		t.Fatal(err)
 	}
 	loads := sched.NewLoads(dataplane.MaxDests)
