@@ -328,8 +328,8 @@ type ServiceConfig struct {
 	// each UDP datagram scheduled on its own with no connection kept.
 	OPS bool `mapstructure:"ops"`
 	// Health, when set, is this service's own check (a keepalived
-	// virtual_server's checker); interval, timeout, rise and fall stay
-	// those of the top-level health section, which must be on.
+	// virtual_server's checker) and timing; what it leaves out is the
+	// top-level health section's, which must be on.
 	Health *ServiceHealth `mapstructure:"health"`
 	// Sorry is keepalived's sorry_server: a real server that takes the
 	// service's new connections while health checks find every one of
@@ -393,14 +393,22 @@ func (c *Config) SYNServiceRates() (map[vs.Key]int, error) {
 }
 
 // ServiceHealth is one service's check: Type as in HealthConfig, plus udp
-// (keepalived's UDP_CHECK), and Port, checked instead of each real
-// server's own (keepalived's connect_port; needed for port-0 servers).
+// (keepalived's UDP_CHECK), or empty for the top-level check, and Port,
+// checked instead of each real server's own (keepalived's connect_port;
+// needed for port-0 servers). Interval, Timeout, Rise and Fall, when not
+// 0, replace the top-level ones for this service's real servers
+// (keepalived's delay_loop, connect_timeout, retry and the successes to
+// come back, per virtual_server).
 type ServiceHealth struct {
-	Type    string   `mapstructure:"type"`
-	Path    string   `mapstructure:"path"`
-	Status  int      `mapstructure:"status"`
-	Command []string `mapstructure:"command"`
-	Port    int      `mapstructure:"port"`
+	Type     string        `mapstructure:"type"`
+	Path     string        `mapstructure:"path"`
+	Status   int           `mapstructure:"status"`
+	Command  []string      `mapstructure:"command"`
+	Port     int           `mapstructure:"port"`
+	Interval time.Duration `mapstructure:"interval"`
+	Timeout  time.Duration `mapstructure:"timeout"`
+	Rise     int           `mapstructure:"rise"`
+	Fall     int           `mapstructure:"fall"`
 }
 
 // ServiceHealth returns the services that have a check of their own, by
@@ -464,15 +472,41 @@ func (c *Config) SorryServers() (map[vs.Key]vs.Real, error) {
 	return m, nil
 }
 
-// validate checks a service's own health check; p is its key path.
-func (h *ServiceHealth) validate(p string, checksOn bool) error {
-	if !checksOn {
+// validate checks a service's own health check; p is its key path, top
+// the top-level health section.
+func (h *ServiceHealth) validate(p string, top *HealthConfig) error {
+	if top.Interval <= 0 {
 		return fmt.Errorf("%s: a service's own check needs health checks on (health.interval above 0)", p)
 	}
 	if h.Port < 0 || h.Port > 65535 {
 		return fmt.Errorf("%s.port: %d: must be 0..65535 (0: each real server's own port)", p, h.Port)
 	}
+	if h.Interval < 0 {
+		return fmt.Errorf("%s.interval: %s: must not be negative (0: health.interval)", p, h.Interval)
+	}
+	if h.Timeout < 0 {
+		return fmt.Errorf("%s.timeout: %s: must not be negative (0: health.timeout)", p, h.Timeout)
+	}
+	if h.Rise < 0 || h.Fall < 0 {
+		return fmt.Errorf("%s.rise/fall: %d/%d: must not be negative (0: health.rise/fall)", p, h.Rise, h.Fall)
+	}
+	// As at the top level, a timeout above the interval is refused; one
+	// taken from health.timeout must fit the service's interval too.
+	interval, timeout, from := top.Interval, top.Timeout, "health.timeout"
+	if h.Interval > 0 {
+		interval = h.Interval
+	}
+	if h.Timeout > 0 {
+		timeout, from = h.Timeout, p+".timeout"
+	}
+	if timeout > interval {
+		return fmt.Errorf("%s.timeout: %s (%s): must be at most the service's interval (%s)", p, timeout, from, interval)
+	}
 	switch h.Type {
+	case "":
+		if h.Path != "" || h.Status != 0 || len(h.Command) != 0 {
+			return fmt.Errorf("%s.type: path, status and command need a type (empty: the top-level check, %s)", p, top.Type)
+		}
 	case "tcp", "udp":
 	case "http", "https":
 		if h.Path != "" && !strings.HasPrefix(h.Path, "/") {
@@ -486,7 +520,7 @@ func (h *ServiceHealth) validate(p string, checksOn bool) error {
 			return fmt.Errorf("%s.command: %q: type exec needs a program given by its absolute path, then its arguments", p, h.Command)
 		}
 	default:
-		return fmt.Errorf("%s.type: %q: must be tcp, udp, http, https or exec", p, h.Type)
+		return fmt.Errorf("%s.type: %q: must be tcp, udp, http, https or exec (or left out: the top-level check)", p, h.Type)
 	}
 	return nil
 }
@@ -783,7 +817,7 @@ func (c *Config) Validate() error {
 	}
 	for i, sc := range c.Services {
 		if sc.Health != nil {
-			if err := sc.Health.validate(fmt.Sprintf("services[%d].health", i), c.Health.Interval > 0); err != nil {
+			if err := sc.Health.validate(fmt.Sprintf("services[%d].health", i), &c.Health); err != nil {
 				return err
 			}
 		}
