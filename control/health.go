@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,8 +23,8 @@ import (
 )
 
 // HealthOptions configure real-server health checks, in the manner of
-// keepalived's checkers: every Interval each real server of each service
-// gets its check (by default a TCP connect to its address and port, a UDP
+// keepalived's checkers: every Interval (or its service's own, see
+// ServiceCheck) each real server of each service gets its check (by default a TCP connect to its address and port, a UDP
 // probe for UDP services); Fall failures in a row quiesce it (weight 0 in
 // the dataplane: no new connections, existing ones continue, keepalived's
 // inhibit_on_failure) or, with Remove, take it out of the service; Rise
@@ -51,9 +52,10 @@ type HealthOptions struct {
 	// or the Command when there is one. A TCP connect or an HTTP GET would
 	// find nothing listening on a UDP port and quiesce a healthy server.
 	UDPDial func(ctx context.Context, addr netip.AddrPort) error
-	// ForService, when set, may give a service a check of its own (a
-	// keepalived virtual_server's checker); it is asked on every round, so
-	// it can follow reloads.
+	// ForService, when set, may give a service a check and timing of its
+	// own (a keepalived virtual_server's checker and delay_loop); it is
+	// asked whenever a check falls due and on SetHealth, so it can follow
+	// reloads.
 	ForService func(k vs.Key) (ServiceCheck, bool)
 	// Sorry, when set, may name a service's sorry server (keepalived's
 	// sorry_server): while the checks find every real server of the
@@ -87,12 +89,26 @@ type ServiceCheck struct {
 	// Exec says Dial runs a command, which is run even for a real server
 	// with no port.
 	Exec bool
+	// Interval, Timeout, Rise and Fall, when above 0, replace
+	// HealthOptions' for this service's real servers (keepalived's
+	// delay_loop, connect_timeout, retry and the successes to come back,
+	// per virtual_server). A timeout above the interval is cut to it.
+	Interval, Timeout time.Duration
+	Rise, Fall        int
 }
 
 type health struct {
-	opt   HealthOptions
+	opt   atomic.Pointer[HealthOptions] // swapped by SetHealth
 	mu    sync.Mutex
 	state map[target]*checkState
+}
+
+func (h *health) opts() *HealthOptions { return h.opt.Load() }
+
+// timing is when and how strictly a target is checked.
+type timing struct {
+	interval, timeout time.Duration
+	rise, fall        int
 }
 
 // target is one thing to check: a real server of a service, as
@@ -110,29 +126,47 @@ type probe struct {
 	addr netip.AddrPort
 }
 
-// plan names the check of real server r of service svc. UDP services get
-// UDPDial, others (TCP, firewall marks) Dial, unless the service has a
-// check of its own. ok is false when there is no port to check (a real
-// server with port 0 takes the client's port, and no check port is set):
-// the server then counts as up, unless the check is a command, which
-// decides for itself.
-func (h *health) plan(svc *vs.Service, r *vs.Real) (target, probe, bool) {
-	dial, exec := h.opt.Dial, h.opt.Command != nil
+// plan names the check of real server r of service svc and its timing.
+// UDP services get UDPDial, others (TCP, firewall marks) Dial, unless the
+// service has a check of its own. ok is false when there is no port to
+// check (a real server with port 0 takes the client's port, and no check
+// port is set): the server then counts as up, unless the check is a
+// command, which decides for itself.
+func (h *health) plan(svc *vs.Service, r *vs.Real) (target, probe, timing, bool) {
+	opt := h.opts()
+	dial, exec := opt.Dial, opt.Command != nil
 	if svc.Key.Proto == vs.UDP {
-		dial = h.opt.UDPDial
+		dial = opt.UDPDial
 	}
 	port := r.Port
-	if h.opt.ForService != nil {
-		if c, ok := h.opt.ForService(svc.Key); ok {
+	tm := timing{opt.Interval, opt.Timeout, opt.Rise, opt.Fall}
+	if opt.ForService != nil {
+		if c, ok := opt.ForService(svc.Key); ok {
 			if c.Dial != nil {
 				dial, exec = c.Dial, c.Exec
 			}
 			if c.Port != 0 {
 				port = c.Port
 			}
+			if c.Interval > 0 {
+				tm.interval = c.Interval
+			}
+			if c.Timeout > 0 {
+				tm.timeout = c.Timeout
+			}
+			if c.Rise > 0 {
+				tm.rise = c.Rise
+			}
+			if c.Fall > 0 {
+				tm.fall = c.Fall
+			}
 		}
 	}
-	return target{svc.Key, r.AddrPort()}, probe{dial, netip.AddrPortFrom(r.Addr, port)}, port != 0 || exec
+	tm.rise, tm.fall = max(tm.rise, 1), max(tm.fall, 1)
+	if tm.timeout <= 0 || tm.timeout > tm.interval {
+		tm.timeout = tm.interval
+	}
+	return target{svc.Key, r.AddrPort()}, probe{dial, netip.AddrPortFrom(r.Addr, port)}, tm, port != 0 || exec
 }
 
 type checkState struct {
@@ -259,7 +293,7 @@ func (h *health) down(svc *vs.Service, r *vs.Real) bool {
 	if h == nil {
 		return false
 	}
-	t, _, checked := h.plan(svc, r)
+	t, _, _, checked := h.plan(svc, r)
 	if !checked {
 		return false
 	}
@@ -276,6 +310,7 @@ func (s *Server) effective(t *vs.Table) *vs.Table {
 	if h == nil {
 		return t
 	}
+	opt := h.opts()
 	e := t.Clone()
 	for i := range e.Services {
 		svc := &e.Services[i]
@@ -285,7 +320,7 @@ func (s *Server) effective(t *vs.Table) *vs.Table {
 			r := svc.Reals[j]
 			if h.down(svc, &r) {
 				down++
-				if h.opt.Remove {
+				if opt.Remove {
 					continue
 				}
 				r.Weight = 0
@@ -293,8 +328,8 @@ func (s *Server) effective(t *vs.Table) *vs.Table {
 			kept = append(kept, r)
 		}
 		svc.Reals = kept
-		if down > 0 && down == n && h.opt.Sorry != nil {
-			if sorry, ok := h.opt.Sorry(svc.Key); ok && svc.FindReal(sorry.Addr, sorry.Port) < 0 {
+		if down > 0 && down == n && opt.Sorry != nil {
+			if sorry, ok := opt.Sorry(svc.Key); ok && svc.FindReal(sorry.Addr, sorry.Port) < 0 {
 				svc.Reals = append(svc.Reals, sorry)
 			}
 		}
@@ -308,10 +343,189 @@ func (s *Server) Up(svc *vs.Service, r *vs.Real) bool { return !s.health.Load().
 
 // RunHealth checks every real server of the configured table until stop
 // closes, and republishes the table whenever a server goes up or down.
+//
+// Each target (a real server of a service) is checked on its own schedule:
+// its service's interval, or HealthOptions.Interval, after the start of
+// its previous check, and never twice at once. A check's result counts as
+// soon as it comes back, so a slow service's checks do not hold up another
+// service's. SetHealth changes the options while it runs; with an Interval
+// of 0 it idles, every server counted up, until SetHealth turns checks on.
 func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
-	if opt.Interval <= 0 {
-		return
+	s.SetHealth(opt)
+	type entry struct {
+		last    time.Time // start of the latest check
+		busy    bool      // a check is out
+		t       timing
+		p       probe
+		checked bool
 	}
+	type result struct {
+		t     target
+		epoch uint64
+		ok    bool
+	}
+	var (
+		h       *health
+		epoch   uint64 // counts the times checks were turned off
+		sched   = map[target]*entry{}
+		res     = make(chan result, 64)
+		timer   = time.NewTimer(time.Hour)
+		pending bool // a change the director has refused so far
+	)
+	defer timer.Stop()
+	wakeAt := time.Now().Add(time.Hour) // when timer fires
+	setTimer := func(d time.Duration) {
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(max(d, 0))
+	}
+	// republish applies the table with the current health, and remembers
+	// a refusal to try again on the next wake-up.
+	republish := func(onErr func(error)) {
+		err := s.republish()
+		pending = err != nil
+		if err != nil && onErr != nil {
+			onErr(err)
+		}
+	}
+	for {
+		select {
+		case <-s.healthWake():
+			opt := s.healthNext.Load()
+			switch {
+			case opt.Interval <= 0 && h != nil:
+				// Off: forget every state, so the table goes back to the
+				// configured weights, as it is when checks are off at start.
+				s.health.Store(nil)
+				h, epoch, sched = nil, epoch+1, map[target]*entry{}
+				republish(opt.OnApplyError)
+			case opt.Interval > 0 && h == nil:
+				h = &health{state: map[target]*checkState{}}
+				h.opt.Store(opt)
+				s.health.Store(h)
+			case opt.Interval > 0:
+				// The up/down states and counts carry over; what changed
+				// applies from the next check (intervals, from the next
+				// scheduling: a shorter one may make a check due at once).
+				h.opt.Store(opt)
+				republish(opt.OnApplyError) // on_failure or sorry servers may differ
+			}
+		case r := <-res:
+			if h == nil || r.epoch != epoch {
+				break
+			}
+			changed := false
+			for more := true; more; {
+				if e := sched[r.t]; e != nil && r.epoch == epoch {
+					e.busy = false
+					changed = h.count(r.t, r.ok, e.t) || changed
+					if due := e.last.Add(e.t.interval); due.Before(wakeAt) {
+						wakeAt = due
+						setTimer(time.Until(due))
+					}
+				}
+				select {
+				case r = <-res:
+				default:
+					more = false
+				}
+			}
+			if changed || pending {
+				republish(h.opts().OnApplyError)
+			}
+			// The table is read again only when a check falls due: a
+			// result alone starts nothing.
+			continue
+		case <-timer.C:
+			if pending && h != nil {
+				republish(h.opts().OnApplyError)
+			}
+		case <-stop:
+			return
+		}
+		if h == nil {
+			continue
+		}
+		// Follow the table and each service's settings, then start what
+		// is due and sleep until the next check is.
+		now := time.Now()
+		tbl := s.Table()
+		seen := make(map[target]bool, len(sched))
+		for i := range tbl.Services {
+			svc := &tbl.Services[i]
+			for j := range svc.Reals {
+				t, p, tm, ok := h.plan(svc, &svc.Reals[j])
+				if !ok {
+					continue
+				}
+				e := sched[t]
+				if e == nil {
+					e = &entry{}
+					sched[t] = e
+				}
+				e.t, e.p, seen[t] = tm, p, true
+			}
+		}
+		for t := range sched {
+			if !seen[t] {
+				delete(sched, t)
+			}
+		}
+		h.forget(seen)
+		next := now.Add(time.Hour)
+		for t, e := range sched {
+			if e.busy {
+				continue
+			}
+			due := e.last.Add(e.t.interval)
+			if !e.checked || !due.After(now) {
+				e.last, e.busy, e.checked = now, true, true
+				go func(t target, p probe, timeout time.Duration, ep uint64) {
+					ctx, cancel := context.WithTimeout(context.Background(), timeout)
+					ok := p.dial(ctx, p.addr) == nil
+					cancel()
+					select {
+					case res <- result{t, ep, ok}:
+					case <-stop:
+					}
+				}(t, e.p, e.t.timeout, epoch)
+				continue
+			}
+			if due.Before(next) {
+				next = due
+			}
+		}
+		wakeAt = next
+		setTimer(next.Sub(now))
+	}
+}
+
+// SetHealth puts opt in force for RunHealth, as a reload does: checks
+// turned off (Interval 0) forget every server's state and give the
+// dataplane the configured weights back; otherwise every server keeps its
+// up/down state and its count of successes or failures in a row, and the
+// new intervals, timeouts, rise, fall and checks apply from its next
+// check. Before RunHealth runs, it sets the options RunHealth starts with.
+func (s *Server) SetHealth(opt HealthOptions) {
+	o := normalize(opt)
+	s.healthNext.Store(&o)
+	select {
+	case s.healthWake() <- struct{}{}:
+	default: // a wake-up is already waiting; it will read the latest options
+	}
+}
+
+func (s *Server) healthWake() chan struct{} {
+	s.healthOnce.Do(func() { s.healthCh = make(chan struct{}, 1) })
+	return s.healthCh
+}
+
+// normalize fills in the default checks and bounds of opt.
+func normalize(opt HealthOptions) HealthOptions {
 	if opt.Dial == nil {
 		switch {
 		case opt.Command != nil:
@@ -330,96 +544,51 @@ func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
 			opt.UDPDial = opt.Dial
 		}
 	}
-	if opt.Rise < 1 {
-		opt.Rise = 1
-	}
-	if opt.Fall < 1 {
-		opt.Fall = 1
-	}
-	if opt.Timeout <= 0 || opt.Timeout > opt.Interval {
-		opt.Timeout = opt.Interval
-	}
-	h := &health{opt: opt, state: map[target]*checkState{}}
-	s.health.Store(h)
-	tick := time.NewTicker(opt.Interval)
-	defer tick.Stop()
-	pending := false // a change the director has refused so far
-	for {
-		if h.round(s) || pending {
-			err := s.republish()
-			pending = err != nil
-			if err != nil && opt.OnApplyError != nil {
-				opt.OnApplyError(err)
-			}
-		}
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-	}
+	return opt
 }
 
-// round checks every real server once, concurrently, and reports whether
-// any changed state.
-func (h *health) round(s *Server) bool {
-	targets := map[target]probe{}
-	tbl := s.Table()
-	for i := range tbl.Services {
-		svc := &tbl.Services[i]
-		for j := range svc.Reals {
-			if t, p, ok := h.plan(svc, &svc.Reals[j]); ok {
-				targets[t] = p
-			}
-		}
-	}
-	type result struct {
-		t  target
-		ok bool
-	}
-	res := make(chan result, len(targets))
-	for t, p := range targets {
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), h.opt.Timeout)
-			defer cancel()
-			res <- result{t, p.dial(ctx, p.addr) == nil}
-		}()
-	}
-	changed := false
+// count records one check's result for t under tm's rise and fall, and
+// reports whether t went up or down.
+func (h *health) count(t target, ok bool, tm timing) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for range targets {
-		r := <-res
-		st := h.state[r.t]
-		if st == nil {
-			st = &checkState{up: true}
-			h.state[r.t] = st
-		}
-		if r.ok {
-			st.succ, st.fail = st.succ+1, 0
-			if !st.up && st.succ >= h.opt.Rise {
-				st.up, changed = true, true
-				h.notify(r.t.addr, true)
-			}
-		} else {
-			st.fail, st.succ = st.fail+1, 0
-			if st.up && st.fail >= h.opt.Fall {
-				st.up, changed = false, true
-				h.notify(r.t.addr, false)
-			}
-		}
+	st := h.state[t]
+	if st == nil {
+		st = &checkState{up: true}
+		h.state[t] = st
 	}
+	if ok {
+		st.succ, st.fail = st.succ+1, 0
+		if !st.up && st.succ >= tm.rise {
+			st.up = true
+			h.notify(t.addr, true)
+			return true
+		}
+		return false
+	}
+	st.fail, st.succ = st.fail+1, 0
+	if st.up && st.fail >= tm.fall {
+		st.up = false
+		h.notify(t.addr, false)
+		return true
+	}
+	return false
+}
+
+// forget drops the state of targets no longer checked.
+func (h *health) forget(keep map[target]bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	for t := range h.state {
-		if _, ok := targets[t]; !ok {
+		if !keep[t] {
 			delete(h.state, t)
 		}
 	}
-	return changed
 }
 
 func (h *health) notify(a netip.AddrPort, up bool) {
-	if h.opt.OnChange != nil {
-		h.opt.OnChange(a, up)
+	if f := h.opts().OnChange; f != nil {
+		f(a, up)
 	}
 }
 

@@ -55,6 +55,11 @@ type Server struct {
 	ct    ConnTable
 
 	health atomic.Pointer[health] // nil when health checks are off
+	// healthNext is the latest SetHealth, which RunHealth takes up when
+	// healthCh wakes it.
+	healthNext atomic.Pointer[HealthOptions]
+	healthOnce sync.Once
+	healthCh   chan struct{}
 
 	zeroMu   sync.Mutex
 	svcBase  map[uint32]dataplane.Traffic
