@@ -350,8 +350,12 @@ func (s *Server) Up(svc *vs.Service, r *vs.Real) bool { return !s.health.Load().
 // soon as it comes back, so a slow service's checks do not hold up another
 // service's. SetHealth changes the options while it runs; with an Interval
 // of 0 it idles, every server counted up, until SetHealth turns checks on.
+// opt is the options it starts with unless SetHealth came first: a reload
+// before the goroutine runs is not undone.
 func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
-	s.SetHealth(opt)
+	if o := normalize(opt); s.healthNext.CompareAndSwap(nil, &o) {
+		s.wakeHealth()
+	}
 	type entry struct {
 		last    time.Time // start of the latest check
 		busy    bool      // a check is out
@@ -513,6 +517,10 @@ func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
 func (s *Server) SetHealth(opt HealthOptions) {
 	o := normalize(opt)
 	s.healthNext.Store(&o)
+	s.wakeHealth()
+}
+
+func (s *Server) wakeHealth() {
 	select {
 	case s.healthWake() <- struct{}{}:
 	default: // a wake-up is already waiting; it will read the latest options

@@ -27,13 +27,16 @@ func TestRestartOnlyNamesWhatReloadCannotChange(t *testing.T) {
 	cur.VIPMACs = map[string]string{"eth0": "00:00:5e:00:01:33"}
 	cur.Services = []config.ServiceConfig{{Proto: "tcp", Address: "198.19.0.1", Port: 80}}
 	keys := restartOnly(base(), cur)
-	for _, want := range []string{"icmp", "health", "table", "vip_macs"} {
+	for _, want := range []string{"icmp", "table", "vip_macs"} {
 		if !slices.Contains(keys, want) {
 			t.Errorf("restartOnly %v lacks %q", keys, want)
 		}
 	}
 	if slices.Contains(keys, "services") {
 		t.Errorf("services reload live, but restartOnly says %v", keys)
+	}
+	if slices.Contains(keys, "health") {
+		t.Errorf("health reloads live (Server.SetHealth), but restartOnly says %v", keys)
 	}
 	cur = base()
 	cur.Poll = config.PollConfig{Mode: "busy", Spin: time.Millisecond}

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/signal"
 	"reflect"
@@ -96,6 +95,7 @@ func runDaemon(args []string) error {
 	var syncCfg atomic.Pointer[*config.Config]
 	syncCfg.Store(&cfg)
 
+	var srv *control.Server // set below; reloads run only once it is
 	var checks atomic.Pointer[map[vs.Key]control.ServiceCheck]
 	cm, err := serviceChecks(cfg)
 	if err != nil {
@@ -141,9 +141,10 @@ func runDaemon(args []string) error {
 		// Timeouts change only once the table is accepted: a refused reload
 		// must leave everything as it was.
 		commit := func() {
+			prev := *syncCfg.Load()
 			d.CT.SetTimeouts(c.Timeouts.TCP, c.Timeouts.TCPFin, c.Timeouts.UDP)
 			syncs.SetOptions(syncOptions(c, log))
-			if prev := *syncCfg.Load(); !reflect.DeepEqual(prev.Sync, c.Sync) {
+			if !reflect.DeepEqual(prev.Sync, c.Sync) {
 				for _, err := range reloadSync(syncs, prev, c) {
 					log.Error("reload: sync daemon", "err", err)
 				}
@@ -166,46 +167,33 @@ func runDaemon(args []string) error {
 			}
 			checks.Store(&cm)
 			sorry.Store(&sm)
+			// Health settings apply now; each server keeps its up/down
+			// state and counts, unless checks are turned off.
+			for _, ch := range healthChanges(prev, c) {
+				log.Info("reload: health setting changed", "key", ch.key, "old", ch.old, "new", ch.new)
+			}
+			switch {
+			case prev.Health.Interval > 0 && c.Health.Interval <= 0:
+				log.Info("reload: health checks off: every real server back at its configured weight")
+			case prev.Health.Interval <= 0 && c.Health.Interval > 0:
+				log.Info("reload: health checks on", "type", c.Health.Type, "interval", c.Health.Interval, "rise", c.Health.Rise, "fall", c.Health.Fall)
+			}
+			srv.SetHealth(healthOptions(c, &checks, &sorry, log))
 			if err := d.SetPoll(*pollConfig(c)); err != nil { // validated with the config: should not happen
 				log.Error("reload: poll settings not applied", "err", err)
 			}
 		}
 		return t, commit, nil
 	}
-	srv := control.New(d, d.CT, table, reload, func(st *api.Status) { fillStatus(d, st) })
+	srv = control.New(d, d.CT, table, reload, func(st *api.Status) { fillStatus(d, st) })
 	srv.SetSync(syncs)
 	stop := make(chan struct{})
 	defer close(stop)
 	go srv.RunEstimator(stop)
+	// Health checks run even when off at start, so a reload can turn
+	// them on.
+	go srv.RunHealth(healthOptions(cfg, &checks, &sorry, log), stop)
 	if cfg.Health.Interval > 0 {
-		go srv.RunHealth(control.HealthOptions{
-			Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, Rise: cfg.Health.Rise, Fall: cfg.Health.Fall,
-			HTTPPath: map[bool]string{true: cfg.Health.Path}[cfg.Health.Type == "http" || cfg.Health.Type == "https"], HTTPStatus: cfg.Health.Status,
-			HTTPS:   cfg.Health.Type == "https",
-			Remove:  cfg.Health.OnFailure == "remove",
-			Command: map[bool][]string{true: cfg.Health.Command}[cfg.Health.Type == "exec"],
-			ForService: func(k vs.Key) (control.ServiceCheck, bool) {
-				c, ok := (*checks.Load())[k]
-				return c, ok
-			},
-			Sorry: func(k vs.Key) (vs.Real, bool) {
-				r, ok := (*sorry.Load())[k]
-				return r, ok
-			},
-			OnChange: func(a netip.AddrPort, up bool) {
-				switch {
-				case up:
-					log.Info("real server up: back with its configured weight", "real", a)
-				case cfg.Health.OnFailure == "remove":
-					log.Warn("real server down: removed from its service (its connections wait in the trash)", "real", a)
-				default:
-					log.Warn("real server down: quiesced (weight 0)", "real", a)
-				}
-			},
-			OnApplyError: func(err error) {
-				log.Error("health: the director refused the new table; the dataplane keeps the old one, retried every interval", "err", err)
-			},
-		}, stop)
 		log.Info("health checks on", "type", cfg.Health.Type, "interval", cfg.Health.Interval, "rise", cfg.Health.Rise, "fall", cfg.Health.Fall)
 	}
 
@@ -321,9 +309,6 @@ func restartOnly(old, cur *config.Config) []string {
 	}
 	if old.ICMP != cur.ICMP {
 		keys = append(keys, "icmp")
-	}
-	if !reflect.DeepEqual(old.Health, cur.Health) {
-		keys = append(keys, "health")
 	}
 	if old.Metrics != cur.Metrics {
 		keys = append(keys, "metrics")
