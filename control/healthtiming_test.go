@@ -253,3 +253,53 @@ func TestHealthSetOffRestoresWeights(t *testing.T) {
 		})
 	}
 }
+
+// TestHealthSharedRealPerService: a real server behind two services is
+// checked once per service, at each service's rate and by each one's
+// fall, and a failure in one leaves it up in the other.
+func TestHealthSharedRealPerService(t *testing.T) {
+	fast, slow := oneRealService("198.19.0.1", "198.18.0.11", 1), oneRealService("198.19.0.2", "198.18.0.11", 2)
+	d, srv, _ := healthServer(t, fast, slow)
+	pf, ps := newProbes(), newProbes()
+	a := fast.Reals[0].AddrPort()
+	ps.setFailing(a, true)
+	startHealth(t, srv, control.HealthOptions{Interval: 20 * time.Millisecond, Timeout: 20 * time.Millisecond, Rise: 1, Fall: 1,
+		ForService: func(k vs.Key) (control.ServiceCheck, bool) {
+			if k == slow.Key {
+				return control.ServiceCheck{Dial: ps.dial, Interval: 250 * time.Millisecond, Fall: 2}, true
+			}
+			return control.ServiceCheck{Dial: pf.dial}, true
+		}})
+	byService := func() (f, s int32) {
+		for _, svc := range d.Snapshot().Table.Services {
+			switch svc.Key {
+			case fast.Key:
+				f = svc.Reals[0].Weight
+			case slow.Key:
+				s = svc.Reals[0].Weight
+			}
+		}
+		return
+	}
+	start := time.Now()
+	for deadline := start.Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if f, s := byService(); f == 1 && s == 0 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("weights %d in the passing service, %d in the failing one", f, s)
+		}
+	}
+	// Fall 2 at 250 ms: the second check is due 250 ms after the first.
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Errorf("quiesced after %v: fall 2 at 250 ms takes at least 250 ms", took)
+	}
+	time.Sleep(time.Second)
+	nf, ns := pf.count(a), ps.count(a)
+	t.Logf("%d checks at 20 ms, %d at 250 ms", nf, ns)
+	if nf < 4*ns || ns < 3 {
+		t.Fatalf("%d checks for the 20 ms service, %d for the 250 ms one", nf, ns)
+	}
+	if f, s := byService(); f != 1 || s != 0 {
+		t.Fatalf("weights %d in the passing service, %d in the failing one", f, s)
+	}
+}
