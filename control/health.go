@@ -359,18 +359,19 @@ func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
 	type entry struct {
 		last    time.Time // start of the latest check
 		busy    bool      // a check is out
+		seq     uint64    // the check out, or the latest one
 		t       timing
 		p       probe
 		checked bool
 	}
 	type result struct {
-		t     target
-		epoch uint64
-		ok    bool
+		t   target
+		seq uint64
+		ok  bool
 	}
 	var (
 		h       *health
-		epoch   uint64 // counts the times checks were turned off
+		seq     uint64 // numbers the checks, so a stale result is known
 		sched   = map[target]*entry{}
 		res     = make(chan result, 64)
 		timer   = time.NewTimer(time.Hour)
@@ -405,7 +406,7 @@ func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
 				// Off: forget every state, so the table goes back to the
 				// configured weights, as it is when checks are off at start.
 				s.health.Store(nil)
-				h, epoch, sched = nil, epoch+1, map[target]*entry{}
+				h, sched = nil, map[target]*entry{}
 				republish(opt.OnApplyError)
 			case opt.Interval > 0 && h == nil:
 				h = &health{state: map[target]*checkState{}}
@@ -419,12 +420,14 @@ func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
 				republish(opt.OnApplyError) // on_failure or sorry servers may differ
 			}
 		case r := <-res:
-			if h == nil || r.epoch != epoch {
+			if h == nil {
 				break
 			}
 			changed := false
 			for more := true; more; {
-				if e := sched[r.t]; e != nil && r.epoch == epoch {
+				// A result whose entry is gone (checks off, or the server
+				// left the table) or was replaced does not count.
+				if e := sched[r.t]; e != nil && e.busy && e.seq == r.seq {
 					e.busy = false
 					changed = h.count(r.t, r.ok, e.t) || changed
 					if due := e.last.Add(e.t.interval); due.Before(wakeAt) {
@@ -487,16 +490,17 @@ func (s *Server) RunHealth(opt HealthOptions, stop <-chan struct{}) {
 			}
 			due := e.last.Add(e.t.interval)
 			if !e.checked || !due.After(now) {
-				e.last, e.busy, e.checked = now, true, true
-				go func(t target, p probe, timeout time.Duration, ep uint64) {
+				seq++
+				e.last, e.busy, e.checked, e.seq = now, true, true, seq
+				go func(t target, p probe, timeout time.Duration, seq uint64) {
 					ctx, cancel := context.WithTimeout(context.Background(), timeout)
 					ok := p.dial(ctx, p.addr) == nil
 					cancel()
 					select {
-					case res <- result{t, ep, ok}:
+					case res <- result{t, seq, ok}:
 					case <-stop:
 					}
-				}(t, e.p, e.t.timeout, epoch)
+				}(t, e.p, e.t.timeout, seq)
 				continue
 			}
 			if due.Before(next) {
@@ -532,7 +536,7 @@ func (s *Server) healthWake() chan struct{} {
 	return s.healthCh
 }
 
-// normalize fills in the default checks and bounds of opt.
+// normalize fills in the default checks of opt; plan bounds the timing.
 func normalize(opt HealthOptions) HealthOptions {
 	if opt.Dial == nil {
 		switch {
