@@ -303,3 +303,56 @@ func TestHealthSharedRealPerService(t *testing.T) {
 		t.Fatalf("weights %d in the passing service, %d in the failing one", f, s)
 	}
 }
+
+// TestHealthStaleResultIgnored: a check still out when its server leaves
+// the table does not count once the server is back and checked anew.
+func TestHealthStaleResultIgnored(t *testing.T) {
+	svc := oneRealService("198.19.0.1", "198.18.0.11", 1)
+	svc.Reals = append(svc.Reals, vs.Real{Addr: netip.MustParseAddr("198.18.0.12"), Port: 80, Weight: 1})
+	_, srv, _ := healthServer(t, svc)
+	y, x := svc.Reals[0], svc.Reals[1]
+	p := newProbes()
+	started, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	dial := func(ctx context.Context, a netip.AddrPort) error {
+		err := p.dial(ctx, a)
+		if a == x.AddrPort() {
+			stale := false
+			first.Do(func() { stale = true })
+			if stale {
+				close(started)
+				<-release
+				return errors.New("refused, long ago")
+			}
+		}
+		return err
+	}
+	startHealth(t, srv, control.HealthOptions{Interval: 5 * time.Millisecond, Timeout: time.Second, Rise: 1, Fall: 1, Dial: dial, OnChange: p.onChange})
+	<-started
+	waitY := func(more int) {
+		t.Helper()
+		n := p.count(y.AddrPort())
+		for deadline := time.Now().Add(5 * time.Second); p.count(y.AddrPort()) < n+more; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the checks stopped")
+			}
+		}
+	}
+	if err := srv.Update(func(tb *vs.Table) error { tb.Services[0].Reals = tb.Services[0].Reals[:1]; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	waitY(3) // the loop has seen the table without x
+	if err := srv.Update(func(tb *vs.Table) error { tb.Services[0].Reals = append(tb.Services[0].Reals, x); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); p.count(x.AddrPort()) < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("x not checked again after it came back")
+		}
+	}
+	close(release)
+	waitY(5)
+	if ev := p.eventList(); len(ev) != 0 {
+		t.Fatalf("events %v: the stale failure counted", ev)
+	}
+}
