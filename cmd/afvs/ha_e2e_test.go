@@ -154,7 +154,6 @@ func failover(t *testing.T, h *testnet.HALab, how int) *haRun {
 	// to A; give those in flight half a second to land.
 	time.Sleep(500 * time.Millisecond)
 	r.settled = time.Now()
-	before := dead.Count()
 	// Until the gratuitous ARP, the client's frames still went to A. A
 	// killed A's kernel shows them to the count once afvs has exited (its
 	// XDP program redirects them to its dead sockets until then, and that
@@ -163,7 +162,6 @@ func failover(t *testing.T, h *testnet.HALab, how int) *haRun {
 	// all is checked below, with a frame sent to A's MAC. A cut-off A
 	// receives nothing, and the switch, which forgot A's MAC with its
 	// port, floods them to B.
-	t.Logf("A's kernel saw %d frames to the VIP before the takeover settled", before)
 	var aRedirected uint64
 	if cut {
 		st, err := a.Control().Status()
@@ -173,19 +171,30 @@ func failover(t *testing.T, h *testnet.HALab, how int) *haRun {
 		aRedirected = st.Steering["redirected"]
 	}
 	time.Sleep(3 * time.Second)
+	// The count's reader may lag on a busy machine: the frames are
+	// counted by the kernel's time of arrival, once it has read every
+	// frame that arrived by now.
+	if !dead.CatchUp(5 * time.Second) {
+		t.Errorf("frames to the VIP kept arriving at the failed director A: the count's socket was never empty for 100 ms within 5s")
+	}
 	seen := dead.Count()
-	r.deadHit = seen - before
+	r.deadHit = dead.Since(r.settled)
+	t.Logf("A's kernel saw %d frames to the VIP before the takeover settled", seen-r.deadHit)
 	if r.deadHit != 0 {
 		t.Errorf("the failed director A still received %d frames to the VIP in the 3s after the takeover settled", r.deadHit)
 	}
 	if !cut {
-		// The count must see a frame to the VIP that does reach A, or
-		// its zero above proves nothing.
+		// The count must see a frame to the VIP that does reach A, and
+		// date it after it was sent, or its zero above proves nothing.
+		sentAt := time.Now()
 		sendToVIPVia(t, h, a)
 		for deadline := time.Now().Add(5 * time.Second); dead.Count() == seen; time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("a frame to the VIP sent to the dead director A's MAC was not counted on A's eth0 within 5s: the count cannot see traffic")
 			}
+		}
+		if got := dead.Since(sentAt); got != 1 {
+			t.Errorf("of the frames counted on A's eth0, %d arrived after the probe frame was sent; want the probe alone", got)
 		}
 	}
 	if cut {

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -957,13 +958,24 @@ func Summarize(conns []HeldConn, since time.Time) HeldSummary {
 }
 
 // FrameCounter counts, on one interface of a namespace, the TCP frames to
-// the VIP's port that arrive there.
+// the VIP's port that arrive there. It keeps each frame's arrival time,
+// the kernel's receive timestamp, so that a count of the frames after an
+// instant does not depend on how far its reader, which a busy machine may
+// hold back, had got by then.
 type FrameCounter struct {
-	n        atomic.Int64
+	mu      sync.Mutex
+	arrived []time.Time // each counted frame's kernel receive time
+	// readTo is the arrival time of the last frame read, counted or not
+	// (VRRP adverts, say), or the time the reader last found the socket
+	// empty: every frame that arrived before it has been read.
+	readTo   time.Time
 	fd       int
 	stopping atomic.Bool
 	done     chan struct{}
 }
+
+// timespecLen is the size of the SCM_TIMESTAMPNS control message's data.
+const timespecLen = int(unsafe.Sizeof(unix.Timespec{}))
 
 // CountVIPFrames starts a FrameCounter on dev in ns.
 func (h *HALab) CountVIPFrames(ns *NS, dev string) (*FrameCounter, error) {
@@ -981,6 +993,9 @@ func (h *HALab) CountVIPFrames(ns *NS, dev string) (*FrameCounter, error) {
 		if err == nil {
 			err = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000})
 		}
+		if err == nil {
+			err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+		}
 		if err != nil {
 			unix.Close(fd)
 			return err
@@ -995,35 +1010,94 @@ func (h *HALab) CountVIPFrames(ns *NS, dev string) (*FrameCounter, error) {
 	go func() {
 		defer close(fc.done)
 		buf := make([]byte, 2048)
+		oob := make([]byte, unix.CmsgSpace(timespecLen))
 		for !fc.stopping.Load() {
-			n, from, err := unix.Recvfrom(fc.fd, buf, 0)
+			// A receive that times out found nothing from its start on.
+			start := time.Now()
+			n, oobn, _, from, err := unix.Recvmsg(fc.fd, buf, oob, 0)
 			if err != nil {
+				if err == unix.EAGAIN {
+					fc.mu.Lock()
+					if start.After(fc.readTo) {
+						fc.readTo = start
+					}
+					fc.mu.Unlock()
+				}
 				if err == unix.EAGAIN || err == unix.EINTR {
 					continue
 				}
 				return
 			}
-			if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-				continue
+			at := time.Now() // should the kernel give no timestamp
+			if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+				for _, m := range msgs {
+					if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= timespecLen {
+						ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+						at = time.Unix(ts.Unix())
+					}
+				}
 			}
 			// Ethernet, IPv4 (protocol 6, destination the VIP), TCP
 			// destination port after the IP header.
 			f := buf[:n]
-			if n < 34 || f[23] != 6 || [4]byte(f[30:34]) != vip {
-				continue
+			ll, _ := from.(*unix.SockaddrLinklayer)
+			ihl := 0
+			if n >= 34 {
+				ihl = int(f[14]&0x0f) * 4
 			}
-			ihl := int(f[14]&0x0f) * 4
-			if n < 14+ihl+4 || uint16(f[14+ihl+2])<<8|uint16(f[14+ihl+3]) != port {
-				continue
+			count := (ll == nil || ll.Pkttype != unix.PACKET_OUTGOING) && n >= 34 && f[23] == 6 && [4]byte(f[30:34]) == vip &&
+				n >= 14+ihl+4 && uint16(f[14+ihl+2])<<8|uint16(f[14+ihl+3]) == port
+			fc.mu.Lock()
+			if count {
+				fc.arrived = append(fc.arrived, at)
 			}
-			fc.n.Add(1)
+			if at.After(fc.readTo) {
+				fc.readTo = at
+			}
+			fc.mu.Unlock()
 		}
 	}()
 	return fc, nil
 }
 
 // Count is the number of frames counted so far.
-func (fc *FrameCounter) Count() int64 { return fc.n.Load() }
+func (fc *FrameCounter) Count() int64 {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	return int64(len(fc.arrived))
+}
+
+// Since is the number of frames counted so far that arrived at t or later.
+func (fc *FrameCounter) Since(t time.Time) int64 {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	var n int64
+	for _, at := range fc.arrived {
+		if !at.Before(t) {
+			n++
+		}
+	}
+	return n
+}
+
+// CatchUp waits until the reader has read every frame that arrived
+// before now, for at most timeout, and reports whether it did: until it
+// has read a frame that arrived later (any frame on the link, VRRP's
+// adverts included) or found the socket empty.
+func (fc *FrameCounter) CatchUp(timeout time.Duration) bool {
+	now := time.Now()
+	for deadline := now.Add(timeout); ; time.Sleep(10 * time.Millisecond) {
+		fc.mu.Lock()
+		done := !fc.readTo.Before(now)
+		fc.mu.Unlock()
+		if done {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
 
 // Stop ends the count; the socket closes after the reader has returned.
 func (fc *FrameCounter) Stop() {
