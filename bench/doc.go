@@ -65,7 +65,10 @@
 // counted something, so start-up (attach, neighbour lookup, the first
 // connection entries) stays out of the figures. After the timed run the
 // harness waits settleTime before reading the sink, so frames still in a
-// forwarder's rings are counted (and, should the sink have counted
+// forwarder's rings are counted, then, where the forwarder has an AF_XDP
+// socket, until it has received or refused every frame its XDP program
+// redirected (drainForwarder: a forwarder the machine held back drains
+// its receive ring first), and, should the sink have counted
 // nothing by then, as on a machine too busy to run the forwarder beside
 // the generator, until it counts some and its count holds still);
 // rates divide by the generator's sending time only.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -505,6 +506,11 @@ func measure(t *topology, s Scenario, o Options, threaded bool, res *Result) (er
 		return err
 	}
 	time.Sleep(settleTime)
+	if counts != nil {
+		if err := drainForwarder(counts, &snap, rx0, snap0); err != nil {
+			return fmt.Errorf("forwarder counters: %w", err)
+		}
+	}
 	after, err := sink.Stats()
 	if err != nil {
 		return err
@@ -613,6 +619,45 @@ func openFlows(g *Generator, flows int, inserted func() uint64) error {
 				break
 			}
 			burst = max(burst/2, 64)
+		}
+	}
+	return nil
+}
+
+// forwarderDrain bounds how long drainForwarder waits.
+const forwarderDrain = 5 * time.Second
+
+// drainForwarder waits until the forwarder has taken every frame its XDP
+// program redirected since the run began (rx0 and snap0, read before it):
+// received, or refused by its socket (ring full, dropped). A forwarder
+// the machine held back while the generator ran still has frames in its
+// receive ring after settleTime, and reading its counters then would
+// count them as lost. It returns once the frames balance, once the
+// difference stops shrinking over settleTime (a forwarder whose counters
+// do not balance by design), or after forwarderDrain; counts reads the
+// forwarder's counters and fills *snap, as it does for the run.
+func drainForwarder(counts func() (uint64, uint64, error), snap *lossSnapshot, rx0 uint64, snap0 lossSnapshot) error {
+	if snap0.steering == nil || snap0.socket == nil {
+		return nil // nothing to balance by
+	}
+	best, since := int64(math.MaxInt64), time.Now()
+	for deadline := time.Now().Add(forwarderDrain); time.Now().Before(deadline); time.Sleep(settleTime / 8) {
+		rx, _, err := counts()
+		if err != nil {
+			return err
+		}
+		if snap.steering == nil || snap.socket == nil {
+			return nil
+		}
+		refused := snap.socket.RxRingFull + snap.socket.RxDropped - snap0.socket.RxRingFull - snap0.socket.RxDropped
+		left := int64(snap.steering.Redirected-snap0.steering.Redirected) - int64(rx-rx0+refused)
+		if left <= 0 {
+			return nil
+		}
+		if left < best {
+			best, since = left, time.Now()
+		} else if time.Since(since) > settleTime {
+			return nil
 		}
 	}
 	return nil
