@@ -3,7 +3,9 @@ package control
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +44,9 @@ type HealthOptions struct {
 	// server answers, and real servers often carry certificates for the
 	// virtual service's name, not their own address.
 	HTTPS bool
+	// HTTPDigest, when set, is the MD5 of the body the HTTP check wants as
+	// well as HTTPStatus, in hex (keepalived's digest); see HTTPDigestCheck.
+	HTTPDigest string
 	// Command, when set, makes each check a program run (keepalived's
 	// MISC_CHECK); see ExecCheck. It takes precedence over HTTPPath.
 	Command []string
@@ -176,16 +181,30 @@ type checkState struct {
 
 // HTTPCheck returns a check that GETs path and wants status.
 func HTTPCheck(path string, status int) func(ctx context.Context, addr netip.AddrPort) error {
-	return httpCheck("http", path, status)
+	return httpCheck("http", path, status, "")
 }
 
 // HTTPSCheck is HTTPCheck over TLS, without certificate verification (see
 // HealthOptions.HTTPS).
 func HTTPSCheck(path string, status int) func(ctx context.Context, addr netip.AddrPort) error {
-	return httpCheck("https", path, status)
+	return httpCheck("https", path, status, "")
 }
 
-func httpCheck(scheme, path string, status int) func(ctx context.Context, addr netip.AddrPort) error {
+// HTTPDigestCheck is HTTPCheck, or HTTPSCheck when https is set, that
+// also wants the MD5 of the whole body to be digest, 32 hex digits in
+// either case, as keepalived's HTTP_GET and SSL_GET compare a url's
+// digest: the status is checked first, then the digest, and either one
+// differing fails the check. The body is read to its end within the
+// check's timeout; an empty digest checks the status alone.
+func HTTPDigestCheck(https bool, path string, status int, digest string) func(ctx context.Context, addr netip.AddrPort) error {
+	scheme := "http"
+	if https {
+		scheme = "https"
+	}
+	return httpCheck(scheme, path, status, strings.ToLower(digest))
+}
+
+func httpCheck(scheme, path string, status int, digest string) func(ctx context.Context, addr netip.AddrPort) error {
 	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return func(ctx context.Context, addr netip.AddrPort) error {
@@ -198,10 +217,23 @@ func httpCheck(scheme, path string, status int) func(ctx context.Context, addr n
 		if err != nil {
 			return err
 		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
+		defer resp.Body.Close()
 		if resp.StatusCode != status {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			return fmt.Errorf("GET %s on %s: status %d, want %d", path, addr, resp.StatusCode, status)
+		}
+		if digest == "" {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			return nil
+		}
+		// keepalived's digest is an MD5 sum, so MD5 it is: it tells a
+		// changed page from the expected one, it protects nothing.
+		h := md5.New()
+		if _, err := io.Copy(h, resp.Body); err != nil {
+			return fmt.Errorf("GET %s on %s: reading the body: %w", path, addr, err)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != digest {
+			return fmt.Errorf("GET %s on %s: body MD5 %s, want %s", path, addr, got, digest)
 		}
 		return nil
 	}
@@ -542,10 +574,8 @@ func normalize(opt HealthOptions) HealthOptions {
 		switch {
 		case opt.Command != nil:
 			opt.Dial = ExecCheck(opt.Command)
-		case opt.HTTPPath != "" && opt.HTTPS:
-			opt.Dial = HTTPSCheck(opt.HTTPPath, opt.HTTPStatus)
 		case opt.HTTPPath != "":
-			opt.Dial = HTTPCheck(opt.HTTPPath, opt.HTTPStatus)
+			opt.Dial = HTTPDigestCheck(opt.HTTPS, opt.HTTPPath, opt.HTTPStatus, opt.HTTPDigest)
 		default:
 			opt.Dial = TCPCheck
 		}

@@ -69,6 +69,7 @@ var homes = map[string][]string{
 	"github.com/go-viper/mapstructure":    {mod + "/internal/configfile"},
 	"github.com/google/gopacket":          {mod + "/dataplane/replay", testsupport, testsupport + "/checker"}, // offline tools and tests' packet builder, never the hot path
 	"github.com/prometheus/client_golang": {mod + "/control"},
+	"golang.org/x/net":                    {mod + "/control"}, // dnsmessage, for the DNS health check
 	"gonum.org/v1/plot":                   {mod + "/sim"},
 	"pgregory.net/rapid":                  nil,
 }

@@ -1,0 +1,58 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"time"
+)
+
+// SMTPCheck returns keepalived's SMTP_CHECK: over a TCP connection the
+// server's greeting must be 220, "HELO helo" must be answered 250, and
+// "QUIT" must be answered by a line before the server closes. A greeting
+// or HELO reply with another code (421 busy, 554 no service, 5xx refused),
+// a connection closed or reset before the end of this dialogue, or
+// silence until the timeout fails the check. Replies may span lines
+// ("220-..." then "220 ..."); the code of the last line counts.
+func SMTPCheck(helo string) func(ctx context.Context, addr netip.AddrPort) error {
+	return func(ctx context.Context, addr netip.AddrPort) error {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, "tcp", addr.String())
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		deadline, ok := ctx.Deadline()
+		if !ok {
+			deadline = time.Now().Add(time.Second)
+		}
+		_ = nc.SetDeadline(deadline)
+		c := textproto.NewConn(nc)
+		if _, msg, err := c.ReadResponse(220); err != nil {
+			return fmt.Errorf("SMTP %s: greeting: %w", addr, smtpErr(err, msg))
+		}
+		if err := c.PrintfLine("HELO %s", helo); err != nil {
+			return fmt.Errorf("SMTP %s: HELO: %w", addr, err)
+		}
+		if _, msg, err := c.ReadResponse(250); err != nil {
+			return fmt.Errorf("SMTP %s: HELO %s: %w", addr, helo, smtpErr(err, msg))
+		}
+		if err := c.PrintfLine("QUIT"); err != nil {
+			return fmt.Errorf("SMTP %s: QUIT: %w", addr, err)
+		}
+		if _, err := c.ReadLine(); err != nil {
+			return fmt.Errorf("SMTP %s: QUIT: %w", addr, err)
+		}
+		return nil
+	}
+}
+
+// smtpErr keeps a reply's text short in the error.
+func smtpErr(err error, msg string) error {
+	if len(msg) > 200 {
+		return fmt.Errorf("%w (reply cut)", err)
+	}
+	return err
+}
