@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -403,6 +404,10 @@ type ServiceHealth struct {
 	Type     string        `mapstructure:"type"`
 	Path     string        `mapstructure:"path"`
 	Status   int           `mapstructure:"status"`
+	Digest   string        `mapstructure:"digest"`
+	DNSType  string        `mapstructure:"dns_type"`
+	DNSName  string        `mapstructure:"dns_name"`
+	HELOName string        `mapstructure:"helo_name"`
 	Command  []string      `mapstructure:"command"`
 	Port     int           `mapstructure:"port"`
 	Interval time.Duration `mapstructure:"interval"`
@@ -502,12 +507,15 @@ func (h *ServiceHealth) validate(p string, top *HealthConfig) error {
 	if timeout > interval {
 		return fmt.Errorf("%s.timeout: %s (%s): must be at most the service's interval (%s)", p, timeout, from, interval)
 	}
+	if err := checkOptions(p, h.Type, h.Digest, h.DNSType, h.DNSName, h.HELOName); err != nil {
+		return err
+	}
 	switch h.Type {
 	case "":
 		if h.Path != "" || h.Status != 0 || len(h.Command) != 0 {
 			return fmt.Errorf("%s.type: path, status and command need a type (empty: the top-level check, %s)", p, top.Type)
 		}
-	case "tcp", "udp":
+	case "tcp", "udp", "dns", "smtp":
 	case "http", "https":
 		if h.Path != "" && !strings.HasPrefix(h.Path, "/") {
 			return fmt.Errorf("%s.path: %q: must start with /", p, h.Path)
@@ -520,9 +528,77 @@ func (h *ServiceHealth) validate(p string, top *HealthConfig) error {
 			return fmt.Errorf("%s.command: %q: type exec needs a program given by its absolute path, then its arguments", p, h.Command)
 		}
 	default:
-		return fmt.Errorf("%s.type: %q: must be tcp, udp, http, https or exec (or left out: the top-level check)", p, h.Type)
+		return fmt.Errorf("%s.type: %q: must be tcp, udp, http, https, dns, smtp or exec (or left out: the top-level check)", p, h.Type)
 	}
 	return nil
+}
+
+// The values of dns_type, dns_name and helo_name left out: keepalived's
+// DNS_CHECK defaults (the root's SOA record) and a HELO name of our own.
+const (
+	DefaultDNSType  = "SOA"
+	DefaultDNSName  = "."
+	DefaultHELOName = "localhost"
+)
+
+// DNSTypes are the query types dns_type takes (in either case), those of
+// keepalived's DNS_CHECK.
+var DNSTypes = []string{"A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"}
+
+// checkOptions validates the options that belong to one check type: the
+// digest of http and https, dns_type and dns_name of dns, helo_name of
+// smtp. p is the section's key path, typ its type.
+func checkOptions(p, typ, digest, dnsType, dnsName, helo string) error {
+	only := func(key, val string, types ...string) error {
+		if val != "" && !slices.Contains(types, typ) {
+			return fmt.Errorf("%s.%s: %q: only for type %s (type is %q)", p, key, val, strings.Join(types, " or "), typ)
+		}
+		return nil
+	}
+	for _, err := range []error{
+		only("digest", digest, "http", "https"),
+		only("dns_type", dnsType, "dns"),
+		only("dns_name", dnsName, "dns"),
+		only("helo_name", helo, "smtp"),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	if digest != "" {
+		if _, err := hex.DecodeString(digest); err != nil || len(digest) != 32 {
+			return fmt.Errorf("%s.digest: %q: must be an MD5 sum, 32 hex digits (as md5sum or keepalived's genhash print it)", p, digest)
+		}
+	}
+	if dnsType != "" && !slices.Contains(DNSTypes, strings.ToUpper(dnsType)) {
+		return fmt.Errorf("%s.dns_type: %q: must be one of %s", p, dnsType, strings.Join(DNSTypes, ", "))
+	}
+	if dnsName != "" && !validDNSName(dnsName) {
+		return fmt.Errorf("%s.dns_name: %q: must be a domain name: labels of 1 to 63 characters joined by dots, at most 253 in all (\".\" is the root)", p, dnsName)
+	}
+	if helo != "" && (len(helo) > 255 || strings.ContainsFunc(helo, func(r rune) bool { return r <= ' ' || r >= 0x7f })) {
+		return fmt.Errorf("%s.helo_name: %q: must be a host name of at most 255 printable ASCII characters without spaces", p, helo)
+	}
+	return nil
+}
+
+// validDNSName reports whether name is "." or labels of 1 to 63 bytes of
+// printable ASCII joined by dots, with an optional final dot, 253 bytes
+// at most without it.
+func validDNSName(name string) bool {
+	if name == "." {
+		return true
+	}
+	name = strings.TrimSuffix(name, ".")
+	if name == "" || len(name) > 253 || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return false
+	}
+	for l := range strings.SplitSeq(name, ".") {
+		if l == "" || len(l) > 63 {
+			return false
+		}
+	}
+	return true
 }
 
 // RealConfig is one real server.
@@ -563,10 +639,22 @@ type HealthConfig struct {
 	// must exit 0, keepalived's MISC_CHECK; "{addr}" and "{port}" in its
 	// arguments become the real server's, "{hostport}" both as a dial
 	// string, an IPv6 address in brackets).
-	Type    string   `mapstructure:"type"`
-	Path    string   `mapstructure:"path"`
-	Status  int      `mapstructure:"status"`
-	Command []string `mapstructure:"command"`
+	//
+	// dns is keepalived's DNS_CHECK: a query over UDP for DNSName's
+	// DNSType record (default DefaultDNSName, DefaultDNSType) must be
+	// answered with RCODE 0, for real servers of TCP and UDP services
+	// alike; smtp is SMTP_CHECK: a 220 greeting, 250 to "HELO HELOName"
+	// (default DefaultHELOName) and a reply to QUIT. Digest, for http and
+	// https, is keepalived's digest: the MD5 of the body, in hex, wanted
+	// as well as Status.
+	Type     string   `mapstructure:"type"`
+	Path     string   `mapstructure:"path"`
+	Status   int      `mapstructure:"status"`
+	Digest   string   `mapstructure:"digest"`
+	DNSType  string   `mapstructure:"dns_type"`
+	DNSName  string   `mapstructure:"dns_name"`
+	HELOName string   `mapstructure:"helo_name"`
+	Command  []string `mapstructure:"command"`
 	// OnFailure is what a failed real server gets, keepalived's choice:
 	// quiesce (weight 0, keepalived's inhibit_on_failure: established
 	// connections continue, no new ones) or remove (taken out of the
@@ -793,8 +881,11 @@ func (c *Config) Validate() error {
 		if c.Health.Rise < 1 || c.Health.Fall < 1 {
 			return fmt.Errorf("health.rise/fall: %d/%d: must be at least 1", c.Health.Rise, c.Health.Fall)
 		}
+		if err := checkOptions("health", c.Health.Type, c.Health.Digest, c.Health.DNSType, c.Health.DNSName, c.Health.HELOName); err != nil {
+			return err
+		}
 		switch c.Health.Type {
-		case "tcp":
+		case "tcp", "dns", "smtp":
 		case "http", "https":
 			if !strings.HasPrefix(c.Health.Path, "/") {
 				return fmt.Errorf("health.path: %q: must start with /", c.Health.Path)
@@ -807,7 +898,7 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("health.command: %q: health.type exec needs a program given by its absolute path, then its arguments", c.Health.Command)
 			}
 		default:
-			return fmt.Errorf("health.type: %q: must be tcp, http, https or exec", c.Health.Type)
+			return fmt.Errorf("health.type: %q: must be tcp, http, https, dns, smtp or exec", c.Health.Type)
 		}
 		switch c.Health.OnFailure {
 		case "", "quiesce", "remove": // "" is the zero value: quiesce

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -35,10 +36,14 @@ func serviceChecks(c *config.Config) (map[vs.Key]control.ServiceCheck, error) {
 			sc.Dial = control.TCPCheck
 		case "udp":
 			sc.Dial = control.UDPCheck
-		case "http":
-			sc.Dial = control.HTTPCheck(path, status)
-		case "https":
-			sc.Dial = control.HTTPSCheck(path, status)
+		case "http", "https":
+			sc.Dial = control.HTTPDigestCheck(h.Type == "https", path, status, h.Digest)
+		case "dns":
+			if sc.Dial, err = dnsCheck(h.DNSType, h.DNSName); err != nil {
+				return nil, fmt.Errorf("service %s: %w", k, err)
+			}
+		case "smtp":
+			sc.Dial = control.SMTPCheck(or(h.HELOName, config.DefaultHELOName))
 		case "exec":
 			sc.Dial, sc.Exec = control.ExecCheck(h.Command), true
 		}
@@ -80,11 +85,35 @@ func healthOptions(c *config.Config, checks *atomic.Pointer[map[vs.Key]control.S
 	}
 	switch h.Type {
 	case "http", "https":
-		opt.HTTPPath, opt.HTTPStatus = h.Path, h.Status
+		opt.HTTPPath, opt.HTTPStatus, opt.HTTPDigest = h.Path, h.Status, h.Digest
+	case "dns":
+		// keepalived's DNS_CHECK queries over UDP whatever the service's
+		// protocol: a DNS server answers on both.
+		dial, err := dnsCheck(h.DNSType, h.DNSName)
+		if err != nil { // validated with the config: should not happen
+			dial = func(context.Context, netip.AddrPort) error { return err }
+		}
+		opt.Dial, opt.UDPDial = dial, dial
+	case "smtp":
+		opt.Dial = control.SMTPCheck(or(h.HELOName, config.DefaultHELOName))
 	case "exec":
 		opt.Command = h.Command
 	}
 	return opt
+}
+
+// dnsCheck is the DNS check for a health section's dns_type and
+// dns_name, either one left out taking its default.
+func dnsCheck(typ, name string) (func(context.Context, netip.AddrPort) error, error) {
+	return control.DNSCheck(or(typ, config.DefaultDNSType), or(name, config.DefaultDNSName))
+}
+
+// or is s, or def when s is empty.
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // healthChange is one health setting a reload changed.
