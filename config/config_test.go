@@ -83,8 +83,8 @@ func TestErrorsNameKeyValueAndRule(t *testing.T) {
 		}, []string{"health.command", "absolute path"}},
 		{"service check type", func(c *Config) {
 			c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "tcp"}
-			c.Services[0].Health = &ServiceHealth{Type: "smtp"}
-		}, []string{"services[0].health.type", "smtp", "tcp, udp, http, https or exec"}},
+			c.Services[0].Health = &ServiceHealth{Type: "ldap"}
+		}, []string{"services[0].health.type", "ldap", "tcp, udp, http, https, dns, smtp or exec"}},
 		{"service check port", func(c *Config) {
 			c.Health = HealthConfig{Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1, Type: "tcp"}
 			c.Services[0].Health = &ServiceHealth{Type: "tcp", Port: 70000}

@@ -39,6 +39,8 @@ func TestProtoCheckValidation(t *testing.T) {
 		{"helo with CRLF", HealthConfig{Type: "smtp", HELOName: "a\r\nRCPT TO:<x>"}, []string{"health.helo_name"}},
 		{"helo for http", HealthConfig{Type: "http", HELOName: "a.test"}, []string{"health.helo_name", "only for type smtp"}},
 		{"short digest", HealthConfig{Type: "http", Digest: "abc"}, []string{"health.digest", `"abc"`, "32 hex digits"}},
+		{"short even digest", HealthConfig{Type: "http", Digest: "abcd"}, []string{"health.digest", `"abcd"`}},
+		{"long digest", HealthConfig{Type: "http", Digest: md5 + "00"}, []string{"health.digest"}},
 		{"non-hex digest", HealthConfig{Type: "http", Digest: strings.Repeat("g", 32)}, []string{"health.digest", "32 hex digits"}},
 		{"digest for dns", HealthConfig{Type: "dns", Digest: md5}, []string{"health.digest", "only for type http or https"}},
 	}
