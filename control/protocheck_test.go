@@ -289,6 +289,7 @@ func TestSMTPCheck(t *testing.T) {
 		{"421 greeting", good("421 4.3.2 busy, try later\r\n", "250 ok\r\n", true), false, "421"},
 		{"554 greeting", good("554 5.3.2 no service here\r\n", "250 ok\r\n", true), false, "554"},
 		{"HELO refused", good("220 mx.example.test ESMTP\r\n", "501 5.5.4 bad HELO\r\n", true), false, "501"},
+		{"long refusal", good("554 "+strings.Repeat("x", 5000)+"\r\n", "250 ok\r\n", true), false, "554"},
 		{"closes after greeting", func(c net.Conn, r *bufio.Reader) { c.Write([]byte("220 mx ESMTP\r\n")) }, false, "HELO"},
 		{"closes after HELO", good("220 mx ESMTP\r\n", "", true), false, "HELO"},
 		{"no reply to QUIT", good("220 mx ESMTP\r\n", "250 ok\r\n", false), false, "QUIT"},
@@ -304,6 +305,9 @@ func TestSMTPCheck(t *testing.T) {
 		}
 		if err != nil && !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %q does not mention %q", tc.name, err, tc.want)
+		}
+		if err != nil && len(err.Error()) > 400 {
+			t.Errorf("%s: error of %d bytes, want the reply cut", tc.name, len(err.Error()))
 		}
 		if took > timeout+200*time.Millisecond {
 			t.Errorf("%s: took %v, past the %v timeout", tc.name, took, timeout)

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -30,14 +31,14 @@ func SMTPCheck(helo string) func(ctx context.Context, addr netip.AddrPort) error
 		}
 		_ = nc.SetDeadline(deadline)
 		c := textproto.NewConn(nc)
-		if _, msg, err := c.ReadResponse(220); err != nil {
-			return fmt.Errorf("SMTP %s: greeting: %w", addr, smtpErr(err, msg))
+		if _, _, err := c.ReadResponse(220); err != nil {
+			return fmt.Errorf("SMTP %s: greeting: %w", addr, smtpErr(err))
 		}
 		if err := c.PrintfLine("HELO %s", helo); err != nil {
 			return fmt.Errorf("SMTP %s: HELO: %w", addr, err)
 		}
-		if _, msg, err := c.ReadResponse(250); err != nil {
-			return fmt.Errorf("SMTP %s: HELO %s: %w", addr, helo, smtpErr(err, msg))
+		if _, _, err := c.ReadResponse(250); err != nil {
+			return fmt.Errorf("SMTP %s: HELO %s: %w", addr, helo, smtpErr(err))
 		}
 		if err := c.PrintfLine("QUIT"); err != nil {
 			return fmt.Errorf("SMTP %s: QUIT: %w", addr, err)
@@ -49,10 +50,12 @@ func SMTPCheck(helo string) func(ctx context.Context, addr netip.AddrPort) error
 	}
 }
 
-// smtpErr keeps a reply's text short in the error.
-func smtpErr(err error, msg string) error {
-	if len(msg) > 200 {
-		return fmt.Errorf("%w (reply cut)", err)
+// smtpErr cuts an unexpected reply's text to 200 bytes, so a server
+// cannot fill the log with it.
+func smtpErr(err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) && len(te.Msg) > 200 {
+		return &textproto.Error{Code: te.Code, Msg: te.Msg[:200] + "..."}
 	}
 	return err
 }
