@@ -276,3 +276,48 @@ func TestBlockGateConcurrentSweep(t *testing.T) {
 		t.Fatalf("gate clear with blocks live: %v %v", st, err)
 	}
 }
+
+// TestBlockGateClosesOnLastUnblock: lifting a family's last block clears
+// its word at once, an hour before the block would have ended; lifting
+// one of two leaves it set and the other still dropped; the other family
+// is untouched; a later Block opens the gate again.
+func TestBlockGateClosesOnLastUnblock(t *testing.T) {
+	testsupport.RequirePrivileged(t)
+	s := loadTestSteering(t)
+	if err := s.RegisterSocket(0, xskSocket(t)); err != nil {
+		t.Fatal(err)
+	}
+	other := netip.MustParseAddr("198.18.1.2")
+	for _, src := range []netip.Addr{clientAddr, other, client6} {
+		if err := s.Block(src, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Unblock(other); err != nil {
+		t.Fatal(err)
+	}
+	if got := gateWords(t, s); got != [gates]uint32{1, 1} {
+		t.Fatalf("gate after lifting one of two IPv4 blocks %v, want both words", got)
+	}
+	v, _ := runXDP(t, s.program(), buildFrame(t, frameSpec{dstPort: 80}))
+	checkVerdict(t, v, xdpDrop)
+	if err := s.Unblock(clientAddr); err != nil {
+		t.Fatal(err)
+	}
+	if got := gateWords(t, s); got != [gates]uint32{gate6: 1} {
+		t.Fatalf("gate after lifting the last IPv4 block %v, want the IPv6 word only", got)
+	}
+	v, _ = runXDP(t, s.program(), buildFrame(t, frameSpec{dstPort: 80}))
+	checkVerdict(t, v, xdpRedirect)
+	if err := s.Unblock(client6); err != nil {
+		t.Fatal(err)
+	}
+	if got := gateWords(t, s); got != [gates]uint32{} {
+		t.Fatalf("gate after lifting every block %v, want clear", got)
+	}
+	if err := s.Block(clientAddr, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	v, _ = runXDP(t, s.program(), buildFrame(t, frameSpec{dstPort: 80}))
+	checkVerdict(t, v, xdpDrop)
+}

@@ -277,21 +277,39 @@ func (s *Steering) Block(src netip.Addr, d time.Duration) error {
 }
 
 // Unblock lifts src's block, if any: for an IPv6 source, the block of
-// its prefix.
+// its prefix. Lifting the family's last block closes its gate at once
+// rather than when the latest block would have ended.
 func (s *Steering) Unblock(src netip.Addr) error {
 	src = src.Unmap()
-	if src.Is6() && src.Zone() == "" {
-		p := s.blockKey6(src)
-		if err := s.block6.blocked.Delete(p.Addr().As16()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("unblock %s: %w", p, err)
+	s.blockMu.Lock()
+	defer s.blockMu.Unlock()
+	var (
+		m      *ebpf.Map
+		key    any
+		what   fmt.Stringer = src
+		family              = gate4
+	)
+	switch {
+	case src.Is6() && src.Zone() == "":
+		p := netip.PrefixFrom(src, s.blockBits6()).Masked() // blockKey6's, under the lock held here
+		m, key, what, family = s.block6.blocked, p.Addr().As16(), p, gate6
+	case src.Is4():
+		m, key = s.blocked, src.As4()
+	default:
+		return nil
+	}
+	if err := m.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("unblock %s: %w", what, err)
+	}
+	// Block writes only under blockMu, held here, so an empty map stays
+	// empty until the gate is closed. A gate that cannot be closed, or a
+	// map that cannot be read, leaves the word set, which is always safe:
+	// the timer clears it at the latest end.
+	if s.gate.on[family] != 0 {
+		next := make([]byte, m.KeySize())
+		if err := m.NextKey(nil, next); errors.Is(err, ebpf.ErrKeyNotExist) {
+			_ = s.gate.set(family, 0)
 		}
-		return nil
-	}
-	if !src.Is4() {
-		return nil
-	}
-	if err := s.blocked.Delete(src.As4()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("unblock %s: %w", src, err)
 	}
 	return nil
 }
