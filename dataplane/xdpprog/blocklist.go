@@ -247,12 +247,12 @@ func (s *Steering) Block(src netip.Addr, d time.Duration) error {
 		return fmt.Errorf("block %s: %w", src, err)
 	}
 	// What is blocked, as errors name it: the address, or for IPv6 the
-	// prefix it is blocked by (blockKey6's, under the lock held here).
+	// prefix it is blocked by.
 	var what fmt.Stringer = src
 	family := gate4
 	var p6 netip.Prefix
 	if src.Is6() {
-		p6 = netip.PrefixFrom(src, s.blockBits6()).Masked()
+		p6 = s.blockKey6(src)
 		what, family = p6, gate6
 	}
 	opened, err := s.gate.open(family)
@@ -291,7 +291,7 @@ func (s *Steering) Unblock(src netip.Addr) error {
 	)
 	switch {
 	case src.Is6() && src.Zone() == "":
-		p := netip.PrefixFrom(src, s.blockBits6()).Masked() // blockKey6's, under the lock held here
+		p := s.blockKey6(src)
 		m, key, what, family = s.block6.blocked, p.Addr().As16(), p, gate6
 	case src.Is4():
 		m, key = s.blocked, src.As4()

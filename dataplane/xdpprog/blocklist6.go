@@ -160,8 +160,7 @@ func (s *Steering) blockBits6() int {
 }
 
 // blockKey6 is src's IPv6 blocklist key: the prefix it is blocked by.
+// The caller holds blockMu.
 func (s *Steering) blockKey6(src netip.Addr) netip.Prefix {
-	s.blockMu.Lock()
-	defer s.blockMu.Unlock()
 	return netip.PrefixFrom(src, s.blockBits6()).Masked()
 }
