@@ -401,19 +401,20 @@ func (c *Config) SYNServiceRates() (map[vs.Key]int, error) {
 // (keepalived's delay_loop, connect_timeout, retry and the successes to
 // come back, per virtual_server).
 type ServiceHealth struct {
-	Type     string        `mapstructure:"type"`
-	Path     string        `mapstructure:"path"`
-	Status   int           `mapstructure:"status"`
-	Digest   string        `mapstructure:"digest"`
-	DNSType  string        `mapstructure:"dns_type"`
-	DNSName  string        `mapstructure:"dns_name"`
-	HELOName string        `mapstructure:"helo_name"`
-	Command  []string      `mapstructure:"command"`
-	Port     int           `mapstructure:"port"`
-	Interval time.Duration `mapstructure:"interval"`
-	Timeout  time.Duration `mapstructure:"timeout"`
-	Rise     int           `mapstructure:"rise"`
-	Fall     int           `mapstructure:"fall"`
+	Type        string        `mapstructure:"type"`
+	Path        string        `mapstructure:"path"`
+	Status      int           `mapstructure:"status"`
+	Digest      string        `mapstructure:"digest"`
+	VirtualHost string        `mapstructure:"virtualhost"`
+	DNSType     string        `mapstructure:"dns_type"`
+	DNSName     string        `mapstructure:"dns_name"`
+	HELOName    string        `mapstructure:"helo_name"`
+	Command     []string      `mapstructure:"command"`
+	Port        int           `mapstructure:"port"`
+	Interval    time.Duration `mapstructure:"interval"`
+	Timeout     time.Duration `mapstructure:"timeout"`
+	Rise        int           `mapstructure:"rise"`
+	Fall        int           `mapstructure:"fall"`
 }
 
 // ServiceHealth returns the services that have a check of their own, by
@@ -507,7 +508,7 @@ func (h *ServiceHealth) validate(p string, top *HealthConfig) error {
 	if timeout > interval {
 		return fmt.Errorf("%s.timeout: %s (%s): must be at most the service's interval (%s)", p, timeout, from, interval)
 	}
-	if err := checkOptions(p, h.Type, h.Digest, h.DNSType, h.DNSName, h.HELOName); err != nil {
+	if err := checkOptions(p, h.Type, h.Digest, h.VirtualHost, h.DNSType, h.DNSName, h.HELOName); err != nil {
 		return err
 	}
 	switch h.Type {
@@ -546,9 +547,9 @@ const (
 var DNSTypes = []string{"A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"}
 
 // checkOptions validates the options that belong to one check type: the
-// digest of http and https, dns_type and dns_name of dns, helo_name of
-// smtp. p is the section's key path, typ its type.
-func checkOptions(p, typ, digest, dnsType, dnsName, helo string) error {
+// digest and virtualhost of http and https, dns_type and dns_name of dns,
+// helo_name of smtp. p is the section's key path, typ its type.
+func checkOptions(p, typ, digest, vhost, dnsType, dnsName, helo string) error {
 	only := func(key, val string, types ...string) error {
 		if val != "" && !slices.Contains(types, typ) {
 			return fmt.Errorf("%s.%s: %q: only for type %s (type is %q)", p, key, val, strings.Join(types, " or "), typ)
@@ -557,6 +558,7 @@ func checkOptions(p, typ, digest, dnsType, dnsName, helo string) error {
 	}
 	for _, err := range []error{
 		only("digest", digest, "http", "https"),
+		only("virtualhost", vhost, "http", "https"),
 		only("dns_type", dnsType, "dns"),
 		only("dns_name", dnsName, "dns"),
 		only("helo_name", helo, "smtp"),
@@ -569,6 +571,9 @@ func checkOptions(p, typ, digest, dnsType, dnsName, helo string) error {
 		if _, err := hex.DecodeString(digest); err != nil || len(digest) != 32 {
 			return fmt.Errorf("%s.digest: %q: must be an MD5 sum, 32 hex digits (as md5sum or keepalived's genhash print it)", p, digest)
 		}
+	}
+	if vhost != "" && (len(vhost) > 255 || strings.ContainsFunc(vhost, func(r rune) bool { return r <= ' ' || r >= 0x7f })) {
+		return fmt.Errorf("%s.virtualhost: %q: must be a host name (with an optional :port) of at most 255 printable ASCII characters without spaces", p, vhost)
 	}
 	if dnsType != "" && !slices.Contains(DNSTypes, strings.ToUpper(dnsType)) {
 		return fmt.Errorf("%s.dns_type: %q: must be one of %s", p, dnsType, strings.Join(DNSTypes, ", "))
@@ -646,15 +651,17 @@ type HealthConfig struct {
 	// alike; smtp is SMTP_CHECK: a 220 greeting, 250 to "HELO HELOName"
 	// (default DefaultHELOName) and a reply to QUIT. Digest, for http and
 	// https, is keepalived's digest: the MD5 of the body, in hex, wanted
-	// as well as Status.
-	Type     string   `mapstructure:"type"`
-	Path     string   `mapstructure:"path"`
-	Status   int      `mapstructure:"status"`
-	Digest   string   `mapstructure:"digest"`
-	DNSType  string   `mapstructure:"dns_type"`
-	DNSName  string   `mapstructure:"dns_name"`
-	HELOName string   `mapstructure:"helo_name"`
-	Command  []string `mapstructure:"command"`
+	// as well as Status; VirtualHost, for http and https, keepalived's
+	// virtualhost: the Host header the GET carries.
+	Type        string   `mapstructure:"type"`
+	Path        string   `mapstructure:"path"`
+	Status      int      `mapstructure:"status"`
+	Digest      string   `mapstructure:"digest"`
+	VirtualHost string   `mapstructure:"virtualhost"`
+	DNSType     string   `mapstructure:"dns_type"`
+	DNSName     string   `mapstructure:"dns_name"`
+	HELOName    string   `mapstructure:"helo_name"`
+	Command     []string `mapstructure:"command"`
 	// OnFailure is what a failed real server gets, keepalived's choice:
 	// quiesce (weight 0, keepalived's inhibit_on_failure: established
 	// connections continue, no new ones) or remove (taken out of the
@@ -881,7 +888,7 @@ func (c *Config) Validate() error {
 		if c.Health.Rise < 1 || c.Health.Fall < 1 {
 			return fmt.Errorf("health.rise/fall: %d/%d: must be at least 1", c.Health.Rise, c.Health.Fall)
 		}
-		if err := checkOptions("health", c.Health.Type, c.Health.Digest, c.Health.DNSType, c.Health.DNSName, c.Health.HELOName); err != nil {
+		if err := checkOptions("health", c.Health.Type, c.Health.Digest, c.Health.VirtualHost, c.Health.DNSType, c.Health.DNSName, c.Health.HELOName); err != nil {
 			return err
 		}
 		switch c.Health.Type {

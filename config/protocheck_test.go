@@ -43,6 +43,12 @@ func TestProtoCheckValidation(t *testing.T) {
 		{"long digest", HealthConfig{Type: "http", Digest: md5 + "00"}, []string{"health.digest"}},
 		{"non-hex digest", HealthConfig{Type: "http", Digest: strings.Repeat("g", 32)}, []string{"health.digest", "32 hex digits"}},
 		{"digest for dns", HealthConfig{Type: "dns", Digest: md5}, []string{"health.digest", "only for type http or https"}},
+		{"http virtualhost", HealthConfig{Type: "http", VirtualHost: "www.example.test"}, nil},
+		{"https virtualhost with port", HealthConfig{Type: "https", VirtualHost: "www.example.test:8443"}, nil},
+		{"virtualhost for tcp", HealthConfig{Type: "tcp", VirtualHost: "www.example.test"}, []string{"health.virtualhost", `"www.example.test"`, "only for type http or https"}},
+		{"virtualhost with a space", HealthConfig{Type: "http", VirtualHost: "www example.test"}, []string{"health.virtualhost"}},
+		{"virtualhost with CRLF", HealthConfig{Type: "http", VirtualHost: "a.test\r\nX-Injected: 1"}, []string{"health.virtualhost"}},
+		{"long virtualhost", HealthConfig{Type: "http", VirtualHost: strings.Repeat("a", 256)}, []string{"health.virtualhost", "at most 255"}},
 	}
 	for _, tc := range top {
 		c := base()
@@ -62,6 +68,8 @@ func TestProtoCheckValidation(t *testing.T) {
 		{"digest for tcp", ServiceHealth{Type: "tcp", Digest: md5}, []string{"services[0].health.digest", "only for type http or https"}},
 		{"bad digest", ServiceHealth{Type: "https", Digest: "xyz"}, []string{"services[0].health.digest", `"xyz"`}},
 		{"helo for dns", ServiceHealth{Type: "dns", HELOName: "d.test"}, []string{"services[0].health.helo_name"}},
+		{"https virtualhost", ServiceHealth{Type: "https", VirtualHost: "shop.example.test"}, nil},
+		{"virtualhost for smtp", ServiceHealth{Type: "smtp", VirtualHost: "x.test"}, []string{"services[0].health.virtualhost", "only for type http or https"}},
 	}
 	for _, tc := range svc {
 		c := base()

@@ -47,6 +47,9 @@ type HealthOptions struct {
 	// HTTPDigest, when set, is the MD5 of the body the HTTP check wants as
 	// well as HTTPStatus, in hex (keepalived's digest); see HTTPDigestCheck.
 	HTTPDigest string
+	// HTTPVirtualHost, when set, is the Host header of the HTTP check's
+	// GET (keepalived's virtualhost); see HTTPGet.
+	HTTPVirtualHost string
 	// Command, when set, makes each check a program run (keepalived's
 	// MISC_CHECK); see ExecCheck. It takes precedence over HTTPPath.
 	Command []string
@@ -181,13 +184,13 @@ type checkState struct {
 
 // HTTPCheck returns a check that GETs path and wants status.
 func HTTPCheck(path string, status int) func(ctx context.Context, addr netip.AddrPort) error {
-	return httpCheck("http", path, status, "")
+	return httpCheck("http", path, status, "", "")
 }
 
 // HTTPSCheck is HTTPCheck over TLS, without certificate verification (see
 // HealthOptions.HTTPS).
 func HTTPSCheck(path string, status int) func(ctx context.Context, addr netip.AddrPort) error {
-	return httpCheck("https", path, status, "")
+	return httpCheck("https", path, status, "", "")
 }
 
 // HTTPDigestCheck is HTTPCheck, or HTTPSCheck when https is set, that
@@ -197,20 +200,52 @@ func HTTPSCheck(path string, status int) func(ctx context.Context, addr netip.Ad
 // differing fails the check. The body is read to its end within the
 // check's timeout; an empty digest checks the status alone.
 func HTTPDigestCheck(https bool, path string, status int, digest string) func(ctx context.Context, addr netip.AddrPort) error {
-	scheme := "http"
-	if https {
-		scheme = "https"
-	}
-	return httpCheck(scheme, path, status, strings.ToLower(digest))
+	return HTTPGetCheck(HTTPGet{HTTPS: https, Path: path, Status: status, Digest: digest})
 }
 
-func httpCheck(scheme, path string, status int, digest string) func(ctx context.Context, addr netip.AddrPort) error {
-	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+// HTTPGet is what an HTTP or HTTPS check asks and wants, as a keepalived
+// HTTP_GET or SSL_GET url does.
+type HTTPGet struct {
+	HTTPS  bool
+	Path   string
+	Status int
+	Digest string // the body's MD5 in hex, either case; "": not checked
+	// VirtualHost, when set, is the Host header the GET carries instead
+	// of the real server's address and port (keepalived's virtualhost),
+	// so a server that picks its site by name answers for that site;
+	// over TLS it is also the server name the handshake asks for.
+	VirtualHost string
+}
+
+// HTTPGetCheck returns the check g describes: HTTPDigestCheck's, with the
+// virtual host.
+func HTTPGetCheck(g HTTPGet) func(ctx context.Context, addr netip.AddrPort) error {
+	scheme := "http"
+	if g.HTTPS {
+		scheme = "https"
+	}
+	return httpCheck(scheme, g.Path, g.Status, strings.ToLower(g.Digest), g.VirtualHost)
+}
+
+func httpCheck(scheme, path string, status int, digest, vhost string) func(ctx context.Context, addr netip.AddrPort) error {
+	tlsConf := &tls.Config{InsecureSkipVerify: true}
+	if vhost != "" {
+		// The server name without a port, as SNI carries it.
+		name := vhost
+		if h, _, err := net.SplitHostPort(vhost); err == nil {
+			name = h
+		}
+		tlsConf.ServerName = name
+	}
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: tlsConf}
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return func(ctx context.Context, addr netip.AddrPort) error {
 		req, err := http.NewRequestWithContext(ctx, "GET", scheme+"://"+addr.String()+path, nil)
 		if err != nil {
 			return err
+		}
+		if vhost != "" {
+			req.Host = vhost
 		}
 		req.Header.Set("User-Agent", "afvs-healthcheck")
 		resp, err := client.Do(req)
@@ -575,7 +610,7 @@ func normalize(opt HealthOptions) HealthOptions {
 		case opt.Command != nil:
 			opt.Dial = ExecCheck(opt.Command)
 		case opt.HTTPPath != "":
-			opt.Dial = HTTPDigestCheck(opt.HTTPS, opt.HTTPPath, opt.HTTPStatus, opt.HTTPDigest)
+			opt.Dial = HTTPGetCheck(HTTPGet{HTTPS: opt.HTTPS, Path: opt.HTTPPath, Status: opt.HTTPStatus, Digest: opt.HTTPDigest, VirtualHost: opt.HTTPVirtualHost})
 		default:
 			opt.Dial = TCPCheck
 		}

@@ -37,7 +37,7 @@ func serviceChecks(c *config.Config) (map[vs.Key]control.ServiceCheck, error) {
 		case "udp":
 			sc.Dial = control.UDPCheck
 		case "http", "https":
-			sc.Dial = control.HTTPDigestCheck(h.Type == "https", path, status, h.Digest)
+			sc.Dial = control.HTTPGetCheck(control.HTTPGet{HTTPS: h.Type == "https", Path: path, Status: status, Digest: h.Digest, VirtualHost: h.VirtualHost})
 		case "dns":
 			if sc.Dial, err = dnsCheck(h.DNSType, h.DNSName); err != nil {
 				return nil, fmt.Errorf("service %s: %w", k, err)
@@ -85,7 +85,7 @@ func healthOptions(c *config.Config, checks *atomic.Pointer[map[vs.Key]control.S
 	}
 	switch h.Type {
 	case "http", "https":
-		opt.HTTPPath, opt.HTTPStatus, opt.HTTPDigest = h.Path, h.Status, h.Digest
+		opt.HTTPPath, opt.HTTPStatus, opt.HTTPDigest, opt.HTTPVirtualHost = h.Path, h.Status, h.Digest, h.VirtualHost
 	case "dns":
 		// keepalived's DNS_CHECK queries over UDP whatever the service's
 		// protocol: a DNS server answers on both.

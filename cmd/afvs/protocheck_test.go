@@ -190,3 +190,41 @@ func TestProtoChecksFromConfig(t *testing.T) {
 		t.Errorf("top-level https digest: %+v", opt)
 	}
 }
+
+// TestVirtualHostFromConfig: a service's virtualhost reaches its HTTP
+// check's Host header, and the top-level one the health options.
+func TestVirtualHostFromConfig(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != "www.example.test" {
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	addr := netip.MustParseAddrPort(srv.Listener.Addr().String())
+	w := 1
+	svc := func(port int, h config.ServiceHealth) config.ServiceConfig {
+		return config.ServiceConfig{Proto: "tcp", Address: "198.19.0.1", Port: port, Scheduler: "rr", Reals: []config.RealConfig{{Address: "198.18.0.11", Weight: &w}}, Health: &h}
+	}
+	m, err := serviceChecks(&config.Config{Services: []config.ServiceConfig{
+		svc(1, config.ServiceHealth{Type: "http", VirtualHost: "www.example.test"}),
+		svc(2, config.ServiceHealth{Type: "http"}),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(port uint16) vs.Key {
+		return vs.Key{Proto: vs.TCP, Addr: netip.MustParseAddr("198.19.0.1"), Port: port}
+	}
+	if err := dial(m[key(1)].Dial, addr); err != nil {
+		t.Errorf("service with virtualhost: %v", err)
+	}
+	if err := dial(m[key(2)].Dial, addr); err == nil {
+		t.Error("service without virtualhost passed a server that answers by name only")
+	}
+	var checks atomic.Pointer[map[vs.Key]control.ServiceCheck]
+	var sorry atomic.Pointer[map[vs.Key]vs.Real]
+	h := config.HealthConfig{Type: "http", Path: "/", Status: 200, VirtualHost: "www.example.test", Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1}
+	if opt := healthOptions(&config.Config{Health: h}, &checks, &sorry, slog.New(slog.NewTextHandler(io.Discard, nil))); opt.HTTPVirtualHost != "www.example.test" {
+		t.Errorf("top-level virtualhost: %q", opt.HTTPVirtualHost)
+	}
+}

@@ -57,3 +57,34 @@ func TestProtoCheckKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestVirtualHostKey: virtualhost loads from a file at the top level and
+// per service, and is refused with a check of another type, naming its
+// key.
+func TestVirtualHostKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "afvs.yaml")
+	load := func(body string) (*config.Config, error) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return Load(path, nil)
+	}
+	c, err := load("interfaces: [eth0]\n" +
+		"health: {interval: 2s, type: https, virtualhost: www.example.test}\n" +
+		"services:\n" +
+		"  - {proto: tcp, address: 198.19.0.1, port: 80, reals: [{address: 198.18.0.11}], health: {type: http, virtualhost: \"shop.example.test:8080\"}}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Health.VirtualHost != "www.example.test" || c.Services[0].Health.VirtualHost != "shop.example.test:8080" {
+		t.Errorf("virtualhost: top %q, service %q", c.Health.VirtualHost, c.Services[0].Health.VirtualHost)
+	}
+	_, err = load("interfaces: [eth0]\n" +
+		"health: {interval: 2s, type: tcp}\n" +
+		"services:\n" +
+		"  - {proto: tcp, address: 198.19.0.1, port: 80, reals: [{address: 198.18.0.11}], health: {type: tcp, virtualhost: www.example.test}}\n")
+	if err == nil || !strings.Contains(err.Error(), "services[0].health.virtualhost") {
+		t.Errorf("virtualhost with a tcp check: %v", err)
+	}
+}
