@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
 )
@@ -76,17 +75,11 @@ func dnsCheck(ctx context.Context, addr netip.AddrPort, q dnsmessage.Question) e
 	if err != nil {
 		return err
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "udp", addr.String())
+	c, err := dialCheck(ctx, "udp", addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(time.Second)
-	}
-	_ = c.SetDeadline(deadline)
 	if _, err := c.Write(msg); err != nil {
 		return fmt.Errorf("DNS %s: %w", addr, err)
 	}

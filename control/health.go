@@ -316,22 +316,32 @@ func ExecCheck(argv []string) func(ctx context.Context, addr netip.AddrPort) err
 	}
 }
 
-// UDPCheck is keepalived's UDP_CHECK: it sends one datagram to the real
-// server and fails only if an ICMP port-unreachable comes back; a reply or
-// silence until the timeout passes. (Most UDP services do not answer an
-// unknown datagram, so silence must count as alive.)
-func UDPCheck(ctx context.Context, addr netip.AddrPort) error {
+// dialCheck connects to addr over network for a check whose every read
+// and write must end by ctx's deadline (a second from now without one).
+func dialCheck(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "udp", addr.String())
+	c, err := d.DialContext(ctx, network, addr.String())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer c.Close()
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(time.Second)
 	}
 	_ = c.SetDeadline(deadline)
+	return c, nil
+}
+
+// UDPCheck is keepalived's UDP_CHECK: it sends one datagram to the real
+// server and fails only if an ICMP port-unreachable comes back; a reply or
+// silence until the timeout passes. (Most UDP services do not answer an
+// unknown datagram, so silence must count as alive.)
+func UDPCheck(ctx context.Context, addr netip.AddrPort) error {
+	c, err := dialCheck(ctx, "udp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
 	if _, err := c.Write([]byte("afvs-healthcheck\n")); err != nil {
 		return err
 	}

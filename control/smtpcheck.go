@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"net/textproto"
-	"time"
 )
 
 // SMTPCheck returns keepalived's SMTP_CHECK: over a TCP connection the
@@ -19,17 +17,11 @@ import (
 // ("220-..." then "220 ..."); the code of the last line counts.
 func SMTPCheck(helo string) func(ctx context.Context, addr netip.AddrPort) error {
 	return func(ctx context.Context, addr netip.AddrPort) error {
-		var d net.Dialer
-		nc, err := d.DialContext(ctx, "tcp", addr.String())
+		nc, err := dialCheck(ctx, "tcp", addr)
 		if err != nil {
 			return err
 		}
 		defer nc.Close()
-		deadline, ok := ctx.Deadline()
-		if !ok {
-			deadline = time.Now().Add(time.Second)
-		}
-		_ = nc.SetDeadline(deadline)
 		c := textproto.NewConn(nc)
 		if _, _, err := c.ReadResponse(220); err != nil {
 			return fmt.Errorf("SMTP %s: greeting: %w", addr, smtpErr(err))

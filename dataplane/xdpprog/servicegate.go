@@ -245,3 +245,24 @@ func (b *builder) bitmapByte(gate *ebpf.Map, family, dir int, proto, port asm.Re
 		asm.LoadMem(asm.R1, asm.R2, 0, asm.Byte),
 	)
 }
+
+// gatedLookups emits the two services-map lookups of the key at slot on
+// the stack whose port, the half-word at slot+portOff, is in register
+// port and whose protocol, the byte after it, is in register proto: the
+// exact key while the gate's bitmap of family and dir has the port's bit,
+// jumping to hit when it is found; then, at label anyPort, with the key's
+// port zeroed, the all-ports key while the bitmap has bit 0, which jumps
+// to miss when the gate is clear. lookup emits one lookup of the key,
+// leaving its result in R0; last is the instruction that ends the second
+// lookup (a jump on R0). It clobbers R0-R5.
+func (b *builder) gatedLookups(gate *ebpf.Map, family, dir int, slot, portOff int16, proto, port asm.Register, lookup func(), hit, anyPort, miss string, last asm.Instruction) {
+	b.portGate(gate, family, dir, proto, port, anyPort)
+	lookup()
+	b.emit(asm.JNE.Imm(asm.R0, 0, hit))
+	b.label(anyPort)
+	b.emit(asm.LoadMem(asm.R5, asm.RFP, slot+portOff+2, asm.Byte))
+	b.port0Gate(gate, family, dir, asm.R5, miss)
+	b.emit(asm.StoreImm(asm.RFP, slot+portOff, 0, asm.Half))
+	lookup()
+	b.emit(last)
+}

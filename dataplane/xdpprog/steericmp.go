@@ -94,15 +94,7 @@ func steeringICMP(b *builder, lookup func(), svcGate *ebpf.Map) {
 		asm.LoadMem(asm.R5, asm.RFP, slotKey+6, asm.Byte),
 	)
 	matched, anyPort := b.fresh("icmp_match"), b.fresh("icmp_any")
-	b.portGate(svcGate, gate4, portsDst, asm.R5, asm.R4, anyPort)
-	lookup()
-	b.emit(asm.JNE.Imm(asm.R0, 0, matched))
-	b.label(anyPort)
-	b.emit(asm.LoadMem(asm.R5, asm.RFP, slotKey+6, asm.Byte))
-	b.port0Gate(svcGate, gate4, portsDst, asm.R5, "no_service")
-	b.emit(asm.StoreImm(asm.RFP, slotKey+4, 0, asm.Half))
-	lookup()
-	b.emit(asm.JEq.Imm(asm.R0, 0, "no_service"))
+	b.gatedLookups(svcGate, gate4, portsDst, slotKey, 4, asm.R5, asm.R4, lookup, matched, anyPort, "no_service", asm.JEq.Imm(asm.R0, 0, "no_service"))
 	b.label(matched)
 	b.count(steerICMPErrors)
 	b.emit(

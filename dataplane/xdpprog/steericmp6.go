@@ -117,15 +117,7 @@ func steeringICMP6(b *builder, lookup6 func(), svcGate *ebpf.Map) {
 	// Each lookup only while the service gate has its port's bit
 	// (servicegate.go).
 	matched, anyPort := b.fresh("icmp6_match"), b.fresh("icmp6_any")
-	b.portGate(svcGate, gate6, portsDst, asm.R5, asm.R4, anyPort)
-	lookup6()
-	b.emit(asm.JNE.Imm(asm.R0, 0, matched))
-	b.label(anyPort)
-	b.emit(asm.LoadMem(asm.R5, asm.RFP, slotSvc6+18, asm.Byte))
-	b.port0Gate(svcGate, gate6, portsDst, asm.R5, "no_service")
-	b.emit(asm.StoreImm(asm.RFP, slotSvc6+16, 0, asm.Half))
-	lookup6()
-	b.emit(asm.JEq.Imm(asm.R0, 0, "no_service"))
+	b.gatedLookups(svcGate, gate6, portsDst, slotSvc6, 16, asm.R5, asm.R4, lookup6, matched, anyPort, "no_service", asm.JEq.Imm(asm.R0, 0, "no_service"))
 	b.label(matched)
 	b.count(steerICMPErrors)
 	b.emit(

@@ -337,15 +337,7 @@ func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local l
 		asm.LoadMem(asm.R3, asm.R9, 0, asm.Half),
 		asm.StoreMem(asm.RFP, slotSource+4, asm.R3, asm.Half),
 	)
-	b.portGate(svcGate, gate4, portsDst, asm.R5, asm.R4, "svc_any")
-	lookup()
-	b.emit(asm.JNE.Imm(asm.R0, 0, "match"))
-	b.label("svc_any")
-	b.emit(asm.LoadMem(asm.R5, asm.RFP, slotKey+6, asm.Byte))
-	b.port0Gate(svcGate, gate4, portsDst, asm.R5, "nat")
-	b.emit(asm.StoreImm(asm.RFP, slotKey+4, 0, asm.Half))
-	lookup()
-	b.emit(asm.JNE.Imm(asm.R0, 0, "match"))
+	b.gatedLookups(svcGate, gate4, portsDst, slotKey, 4, asm.R5, asm.R4, lookup, "match", "svc_any", "nat", asm.JNE.Imm(asm.R0, 0, "match"))
 	// No service: a reply of a VS/NAT real server, by its source, exact
 	// port first, then a real server on every port.
 	b.label("nat")
@@ -353,15 +345,8 @@ func steeringProgram(services, services6, owners, xsks, stats *ebpf.Map, local l
 		asm.LoadMem(asm.R5, asm.RFP, slotSource+6, asm.Byte),
 		asm.LoadMem(asm.R4, asm.RFP, slotSource+4, asm.Half),
 	)
-	b.portGate(svcGate, gate4, portsSrc, asm.R5, asm.R4, "nat_any")
-	lookupAt(slotSource)
-	b.emit(asm.JNE.Imm(asm.R0, 0, "source"))
-	b.label("nat_any")
-	b.emit(asm.LoadMem(asm.R5, asm.RFP, slotSource+6, asm.Byte))
-	b.port0Gate(svcGate, gate4, portsSrc, asm.R5, "no_service")
-	b.emit(asm.StoreImm(asm.RFP, slotSource+4, 0, asm.Half))
-	lookupAt(slotSource)
-	b.emit(asm.JEq.Imm(asm.R0, 0, "no_service"))
+	b.gatedLookups(svcGate, gate4, portsSrc, slotSource, 4, asm.R5, asm.R4, func() { lookupAt(slotSource) },
+		"source", "nat_any", "no_service", asm.JEq.Imm(asm.R0, 0, "no_service"))
 	// ...unless it is addressed to the director itself: slotKey still
 	// holds the destination address. With no director address in the
 	// map, no lookup.

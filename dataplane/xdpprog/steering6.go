@@ -209,15 +209,7 @@ func steeringIPv6(b *builder, services6, owners *ebpf.Map, local localMaps, gate
 	)
 	// Exact port first, then the all-ports service, each only while the
 	// service gate has its port's bit (servicegate.go).
-	b.portGate(svcGate, gate6, portsDst, asm.R5, asm.R4, "svc6_any")
-	lookup6()
-	b.emit(asm.JNE.Imm(asm.R0, 0, "match6"))
-	b.label("svc6_any")
-	b.emit(asm.LoadMem(asm.R5, asm.RFP, slotSvc6+18, asm.Byte))
-	b.port0Gate(svcGate, gate6, portsDst, asm.R5, "nosvc6")
-	b.emit(asm.StoreImm(asm.RFP, slotSvc6+16, 0, asm.Half))
-	lookup6()
-	b.emit(asm.JEq.Imm(asm.R0, 0, "nosvc6"))
+	b.gatedLookups(svcGate, gate6, portsDst, slotSvc6, 16, asm.R5, asm.R4, lookup6, "match6", "svc6_any", "nosvc6", asm.JEq.Imm(asm.R0, 0, "nosvc6"))
 	b.label("match6")
 	ownerCheck(b, owners, "owner6")
 	b.label("owner6")

@@ -78,18 +78,9 @@ func steeringNAT6(b *builder, services6, svcGate *ebpf.Map) {
 		asm.StoreMem(asm.RFP, slotSrc6+18, asm.R5, asm.Byte),
 		asm.StoreImm(asm.RFP, slotSrc6+19, flagSource, asm.Byte),
 	)
-	b.portGate(svcGate, gate6, portsSrc, asm.R5, asm.R4, "nosvc6_any")
-	lookup(slotSrc6)
-	b.emit(asm.JNE.Imm(asm.R0, 0, "source6"))
-	b.label("nosvc6_any")
-	b.emit(asm.LoadMem(asm.R5, asm.RFP, slotSrc6+18, asm.Byte))
-	b.port0Gate(svcGate, gate6, portsSrc, asm.R5, "no_service")
-	b.emit(asm.StoreImm(asm.RFP, slotSrc6+16, 0, asm.Half))
-	lookup(slotSrc6)
-	b.emit(
-		asm.JEq.Imm(asm.R0, 0, "no_service"),
-		asm.Ja.Label("source6"),
-	)
+	b.gatedLookups(svcGate, gate6, portsSrc, slotSrc6, 16, asm.R5, asm.R4, func() { lookup(slotSrc6) },
+		"source6", "nosvc6_any", "no_service", asm.JEq.Imm(asm.R0, 0, "no_service"))
+	b.emit(asm.Ja.Label("source6"))
 
 	// ICMPv6 (R9 at its header): an error (type 1..127; its first four
 	// bytes present) from a NAT real server's address, unless it is
